@@ -1,0 +1,188 @@
+"""Universes: the symbols a market simulates, with their reference data.
+
+A `Universe` is a struct of arrays indexed by symbol id (the `sym` field of every tick). Built-in:
+`Universe.default()` (well-known large caps and ETFs, all prices simulated) and
+`Universe.synthetic(n)`. Imports numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .ticks import MAX_SYMBOLS
+
+
+@dataclass(frozen=True, eq=False)
+class Universe:
+    """Reference data of every symbol, by symbol id (index)."""
+
+    symbols: tuple[str, ...]
+    names: tuple[str, ...]
+    sectors: tuple[str, ...]
+    price: NDArray[np.float64]  # start price
+    tick_size: NDArray[np.float64]
+    lot_size: NDArray[np.int64]
+    activity: NDArray[np.float64]  # relative trade rate, 1.0 = a typical large cap
+    kinds: tuple[str, ...] = ()  # "stock" or "etf"
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.symbols)
+        if not 0 < n <= MAX_SYMBOLS:
+            raise ValueError(f"a universe holds 1 to {MAX_SYMBOLS} symbols, got {n}")
+        if not self.kinds:
+            object.__setattr__(self, "kinds", ("stock",) * n)
+        self._index.update({s: i for i, s in enumerate(self.symbols)})
+        if len(self._index) != n:
+            raise ValueError("symbols must be unique")
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._index
+
+    def index(self, symbol: str) -> int:
+        """Symbol id of `symbol`; KeyError if it is not in the universe."""
+        return self._index[symbol]
+
+    @property
+    def sector_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.sectors))
+
+    def reference(self) -> list[dict[str, Any]]:
+        """Reference data as the `symbols` reply lists it."""
+        return [
+            {
+                "symbol": s,
+                "id": i,
+                "name": self.names[i],
+                "sector": self.sectors[i],
+                "kind": self.kinds[i],
+                "price": float(self.price[i]),
+                "tick_size": float(self.tick_size[i]),
+                "lot_size": int(self.lot_size[i]),
+                "activity": float(self.activity[i]),
+                "simulated": True,
+            }
+            for i, s in enumerate(self.symbols)
+        ]
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[str, str, str, float, float, int, float, str]]) -> Universe:
+        sym, name, sector, price, tick, lot, act, kind = zip(*rows, strict=True)
+        return cls(
+            symbols=tuple(sym),
+            names=tuple(name),
+            sectors=tuple(sector),
+            price=np.asarray(price, np.float64),
+            tick_size=np.asarray(tick, np.float64),
+            lot_size=np.asarray(lot, np.int64),
+            activity=np.asarray(act, np.float64),
+            kinds=tuple(kind),
+        )
+
+    @classmethod
+    def default(cls) -> Universe:
+        """Well-known large caps across sectors plus a few ETFs. Every price is simulated."""
+        return cls.from_rows([(*r[:4], 0.01, 100, r[4], r[5]) for r in _DEFAULT])
+
+    @classmethod
+    def synthetic(cls, n: int, seed: int = 0) -> Universe:
+        """`n` made-up symbols (SYM0001...) spread over the default sectors."""
+        if not 1 <= n <= MAX_SYMBOLS:
+            raise ValueError(f"--symbols must be from 1 to {MAX_SYMBOLS}, got {n}")
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EC7]))
+        sectors = _SECTORS
+        width = max(4, len(str(n)))
+        price = np.round(np.exp(rng.normal(np.log(80), 0.9, n)), 2).clip(2.0, 3000.0)
+        activity = np.exp(rng.normal(-0.3, 0.6, n)).clip(0.05, 4.0)
+        rows = [
+            (
+                f"S{i:0{width}d}",
+                f"Simulated Co. {i}",
+                sectors[i % len(sectors)],
+                float(price[i]),
+                0.01,
+                100,
+                float(activity[i]),
+                "stock",
+            )
+            for i in range(n)
+        ]
+        return cls.from_rows(rows)
+
+
+_SECTORS = (
+    "Technology",
+    "Communication",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Energy",
+    "Materials",
+    "Utilities",
+)
+
+# symbol, name, sector, start price, activity, kind
+_DEFAULT: list[tuple[str, str, str, float, float, str]] = [
+    ("AAPL", "Apple", "Technology", 189.50, 2.0, "stock"),
+    ("MSFT", "Microsoft", "Technology", 415.20, 1.8, "stock"),
+    ("NVDA", "NVIDIA", "Technology", 121.40, 2.5, "stock"),
+    ("AVGO", "Broadcom", "Technology", 168.30, 1.1, "stock"),
+    ("ORCL", "Oracle", "Technology", 140.10, 0.8, "stock"),
+    ("ADBE", "Adobe", "Technology", 512.70, 0.7, "stock"),
+    ("CRM", "Salesforce", "Technology", 272.40, 0.7, "stock"),
+    ("AMD", "Advanced Micro Devices", "Technology", 158.60, 1.6, "stock"),
+    ("INTC", "Intel", "Technology", 31.20, 1.3, "stock"),
+    ("GOOGL", "Alphabet", "Communication", 172.80, 1.6, "stock"),
+    ("META", "Meta Platforms", "Communication", 498.30, 1.5, "stock"),
+    ("NFLX", "Netflix", "Communication", 655.90, 0.8, "stock"),
+    ("DIS", "Walt Disney", "Communication", 101.40, 0.8, "stock"),
+    ("AMZN", "Amazon", "Consumer Discretionary", 183.70, 1.9, "stock"),
+    ("TSLA", "Tesla", "Consumer Discretionary", 248.50, 2.4, "stock"),
+    ("HD", "Home Depot", "Consumer Discretionary", 362.10, 0.6, "stock"),
+    ("MCD", "McDonald's", "Consumer Discretionary", 268.20, 0.5, "stock"),
+    ("NKE", "Nike", "Consumer Discretionary", 82.60, 0.7, "stock"),
+    ("WMT", "Walmart", "Consumer Staples", 68.90, 0.8, "stock"),
+    ("PG", "Procter & Gamble", "Consumer Staples", 166.40, 0.6, "stock"),
+    ("KO", "Coca-Cola", "Consumer Staples", 63.80, 0.7, "stock"),
+    ("PEP", "PepsiCo", "Consumer Staples", 171.20, 0.6, "stock"),
+    ("COST", "Costco", "Consumer Staples", 846.30, 0.5, "stock"),
+    ("JPM", "JPMorgan Chase", "Financials", 205.70, 1.0, "stock"),
+    ("BAC", "Bank of America", "Financials", 39.40, 1.1, "stock"),
+    ("GS", "Goldman Sachs", "Financials", 468.20, 0.6, "stock"),
+    ("MS", "Morgan Stanley", "Financials", 101.30, 0.6, "stock"),
+    ("V", "Visa", "Financials", 273.50, 0.7, "stock"),
+    ("MA", "Mastercard", "Financials", 451.60, 0.6, "stock"),
+    ("BRK.B", "Berkshire Hathaway", "Financials", 412.80, 0.5, "stock"),
+    ("UNH", "UnitedHealth", "Health Care", 512.40, 0.7, "stock"),
+    ("JNJ", "Johnson & Johnson", "Health Care", 152.30, 0.6, "stock"),
+    ("LLY", "Eli Lilly", "Health Care", 792.10, 0.8, "stock"),
+    ("PFE", "Pfizer", "Health Care", 28.60, 1.0, "stock"),
+    ("MRK", "Merck", "Health Care", 127.90, 0.6, "stock"),
+    ("ABBV", "AbbVie", "Health Care", 171.40, 0.6, "stock"),
+    ("CAT", "Caterpillar", "Industrials", 338.20, 0.5, "stock"),
+    ("BA", "Boeing", "Industrials", 181.70, 0.8, "stock"),
+    ("GE", "GE Aerospace", "Industrials", 162.30, 0.6, "stock"),
+    ("HON", "Honeywell", "Industrials", 204.10, 0.4, "stock"),
+    ("UPS", "United Parcel Service", "Industrials", 139.80, 0.5, "stock"),
+    ("XOM", "Exxon Mobil", "Energy", 113.60, 0.9, "stock"),
+    ("CVX", "Chevron", "Energy", 155.20, 0.7, "stock"),
+    ("COP", "ConocoPhillips", "Energy", 112.40, 0.5, "stock"),
+    ("LIN", "Linde", "Materials", 452.70, 0.4, "stock"),
+    ("FCX", "Freeport-McMoRan", "Materials", 48.90, 0.6, "stock"),
+    ("NEE", "NextEra Energy", "Utilities", 72.30, 0.5, "stock"),
+    ("DUK", "Duke Energy", "Utilities", 101.60, 0.4, "stock"),
+    ("SPY", "SPDR S&P 500 ETF", "ETF", 528.40, 3.0, "etf"),
+    ("QQQ", "Invesco QQQ Trust", "ETF", 452.10, 2.2, "etf"),
+    ("IWM", "iShares Russell 2000 ETF", "ETF", 205.30, 1.2, "etf"),
+    ("XLF", "Financial Select Sector SPDR", "ETF", 41.20, 0.8, "etf"),
+    ("XLE", "Energy Select Sector SPDR", "ETF", 92.50, 0.6, "etf"),
+]
