@@ -1,0 +1,238 @@
+"""One client connection: a reader task and a writer task under one nursery.
+
+The reader only reads frames and hands them to the writer through a small bounded channel. The
+writer alone sends and stamps the connection `seq`: it runs each request through the sans-IO
+`ConnectionState` and executes the resulting actions in order (so an `ack` always precedes the
+snapshot and the data of the symbols it added), then sends at most one market-data message with
+every pending update of its symbols. The hub wakes it through the same channel with `send_nowait`,
+so the generator never waits for a client. A send that makes no progress for the stall limit
+closes the connection with 1008. Never raises into the server: see `Server._handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection
+
+from . import _state as st
+from . import _wsfast
+from . import protocol as p
+from .hub import Pending
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger("tickwire.server")
+
+_WAKE: Final = None  # the hub's "something changed" item in the writer's inbox
+# Requests waiting for the writer. Small: a client that floods requests while its writer is
+# blocked gets TCP backpressure, not server memory. 32 covers any honest burst of requests.
+_INBOX_SIZE = 32
+
+
+@dataclass(slots=True)
+class Counters:
+    messages_sent: int = 0
+    ticks_sent: int = 0
+    bytes_sent: int = 0
+    snapshots_sent: int = 0
+    heartbeats_sent: int = 0
+
+
+class Connection:
+    def __init__(self, server: Server, ws: WebSocketConnection, peer: str, binary: bool) -> None:
+        self.server = server
+        self.ws = ws
+        self.peer = peer
+        self.binary = binary
+        self.seq = 0
+        self.counters = Counters()
+        self.opened_s = trio.current_time()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.state = st.ConnectionState(
+            server.universe_index, server.symbols_body, server.config.limits, self.opened_s
+        )
+        self._inbox_send, self._inbox_recv = trio.open_memory_channel[str | bytes | None](
+            _INBOX_SIZE
+        )
+        self._wake_queued = False
+        self.sub = server.hub.attach(self._wake)
+        self._last_send_s = self.opened_s
+        self._last_data_s = -math.inf
+        self._scope: trio.CancelScope | None = None
+
+    # ------------------------------------------------------------------ tasks
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._writer)
+        finally:
+            self.server.hub.detach(self.sub)
+
+    def _wake(self) -> None:
+        if not self._wake_queued:
+            self._wake_queued = True
+            try:
+                self._inbox_send.send_nowait(_WAKE)
+            except trio.WouldBlock:  # the inbox is full: the writer wakes anyway
+                self._wake_queued = False
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                frame = await self.ws.get_message()
+                await self._inbox_send.send(frame)
+        except ConnectionClosed:
+            reason = self.ws.closed
+            if self.close_code is None and reason is not None:
+                self.close_code, self.close_reason = reason.code, reason.reason or ""
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _writer(self) -> None:
+        try:
+            await self._write()
+        except ConnectionClosed:  # the client went away: the reader records how
+            self._cancel()
+
+    async def _write(self) -> None:
+        cfg = self.server.config
+        await self._send_text(
+            p.dumps(
+                p.welcome_message(
+                    server=self.server.name,
+                    encoding=p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
+                    heartbeat_ms=cfg.heartbeat_ms,
+                    n_symbols=len(self.server.hub),
+                )
+            )
+        )
+        heartbeat_s = cfg.heartbeat_ms / 1000 if cfg.heartbeat_ms > 0 else math.inf
+        recv = self._inbox_recv
+        while True:
+            throttle_s = self.state.throttle_ms / 1000
+            deadline = self._last_send_s + heartbeat_s
+            if throttle_s and self.server.hub.gen > self.sub.sent_gen:
+                deadline = min(deadline, self._last_data_s + throttle_s)
+            with trio.move_on_at(deadline):
+                item = await recv.receive()
+                await self._handle(item)
+                while True:  # everything already queued, in order, before any data
+                    try:
+                        item = recv.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    await self._handle(item)
+            now = trio.current_time()
+            if now >= self._last_data_s + throttle_s:
+                pending = self.server.hub.take(self.sub)
+                if pending is not None:
+                    await self._send_data(p.BinaryType.TICKS, pending)
+                    self._last_data_s = now
+            if trio.current_time() >= self._last_send_s + heartbeat_s:
+                self.seq += 1
+                self.counters.heartbeats_sent += 1
+                await self._send_text(p.heartbeat_text(self.seq, self.server.now_ns()))
+
+    async def _handle(self, item: str | bytes | None) -> None:
+        if item is _WAKE:
+            self._wake_queued = False
+            return
+        for action in self.state.receive(item, trio.current_time()):
+            await self._do(action)
+
+    async def _do(self, action: st.Action) -> None:
+        hub = self.server.hub
+        if isinstance(action, st.Reply):
+            await self._send_text(action.text)
+        elif isinstance(action, st.SetSubscription):
+            # Changes of the symbols held so far go out first, so that every symbol's updates
+            # stay in seq order and new symbols start from their snapshot.
+            pending = hub.take(self.sub)
+            if pending is not None:
+                await self._send_data(p.BinaryType.TICKS, pending)
+            hub.set_subscription(self.sub, action.wildcard, action.ids)
+        elif isinstance(action, st.SendSnapshot):
+            await self._send_data(p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, action.ids))
+            self.counters.snapshots_sent += 1
+        elif isinstance(action, st.SendPong):
+            await self._send_text(
+                p.dumps(p.with_id({"type": "pong"}, action.id, ts=self.server.now_ns()))
+            )
+        elif isinstance(action, st.SendStats):
+            await self._send_text(p.dumps(self.server.stats_message(self, action.id)))
+        elif isinstance(action, st.SetThrottle):
+            pass  # the state holds the interval; the writer loop reads it
+        elif isinstance(action, st.Close):
+            await self.close(action.code, action.reason)
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send_data(self, kind: p.BinaryType, pending: Pending) -> None:
+        self.seq += 1
+        if self.binary:
+            payload = p.encode_binary(kind, self.seq, pending.records)
+            data = _wsfast.frame(payload, _wsfast.OP_BINARY)
+        else:
+            name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
+            payload = p.ticks_text(name, self.seq, pending.json_body())
+            data = _wsfast.frame(payload, _wsfast.OP_TEXT)
+        await self._send_bytes(data)
+        n = len(pending.records)
+        self.counters.ticks_sent += n
+        self.server.counters.ticks_sent += n
+
+    async def _send_text(self, text: str) -> None:
+        await self._send_bytes(_wsfast.frame(text.encode(), _wsfast.OP_TEXT))
+
+    async def _send_bytes(self, data: bytes) -> None:
+        stall_s = self.server.config.stall_ms / 1000
+        with trio.move_on_after(stall_s) as scope:
+            await _wsfast.send_frame(self.ws, data)
+        if scope.cancelled_caught:
+            await self.close(p.CloseCode.POLICY, f"stalled: no data accepted for {stall_s:g} s")
+            return
+        self._last_send_s = trio.current_time()
+        self.counters.messages_sent += 1
+        self.counters.bytes_sent += len(data)
+        self.server.counters.messages_sent += 1
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with `code` (best effort within a second), then end this connection's tasks."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        with trio.move_on_after(1.0):
+            await self.ws.aclose(code, reason)
+        self._cancel()
+
+    def statistics(self) -> dict[str, object]:
+        c = self.counters
+        return {
+            "seq": self.seq,
+            "messages_sent": c.messages_sent,
+            "ticks_sent": c.ticks_sent,
+            "bytes_sent": c.bytes_sent,
+            "snapshots_sent": c.snapshots_sent,
+            "heartbeats_sent": c.heartbeats_sent,
+            "ticks_conflated": self.sub.ticks_conflated,
+            "requests": self.state.requests,
+            "errors": self.state.errors,
+            "subscriptions": self.state.symbols(),
+            "throttle_ms": self.state.throttle_ms,
+            "encoding": p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
+            "connected_s": round(trio.current_time() - self.opened_s, 3),
+            "wall_ns": time.time_ns(),
+        }

@@ -1,0 +1,448 @@
+"""The client library: `async with connect(url) as feed`, requests, and `async for event in feed`.
+
+One background task per feed reads every server message: replies resolve the request that waits
+for them (by `id`), market data becomes `Batch` events, and a dropped connection is reopened with
+exponential backoff and jitter, the subscription and throttle restored, and a `Gap` event says
+what was missed. The dashboard and `tickwire tail` use this module like any user's code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import trio
+from numpy.typing import NDArray
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketConnection,
+    connect_websocket_url,
+)
+
+from . import protocol as p
+from ._events import (
+    AuthError,
+    Batch,
+    ConnectError,
+    ConnectionLost,
+    Event,
+    Gap,
+    ProtocolError,
+    Status,
+)
+
+DEFAULT_URL = "ws://127.0.0.1:8765/v1"
+_MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON is ~2.5 MB
+
+
+class Feed:
+    """A live connection to a tickwire server. Build it with `connect()`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        encoding: Literal["json", "binary"],
+        reconnect: bool,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+        max_queue: int,
+    ) -> None:
+        if encoding not in ("json", "binary"):
+            raise ValueError(f"encoding must be 'json' or 'binary', got {encoding!r}")
+        self.url = url
+        self.encoding = encoding
+        self.state: Literal["connecting", "live", "reconnecting", "closed"] = "connecting"
+        self.welcome: dict[str, Any] = {}
+        self.last_message_s = -math.inf  # trio.current_time() of the last message received
+        self.reconnects = 0
+        self.ticks_received = 0
+        self.messages_received = 0
+        self.conflated = 0
+        self.lost = 0
+        self._token = token
+        self._reconnect = reconnect
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._max_queue = max_queue
+        self._ws: WebSocketConnection | None = None
+        self._nursery: trio.Nursery | None = None
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        self._events_send, self._events_recv = trio.open_memory_channel[Event | BaseException](
+            math.inf
+        )
+        self._space = trio.Event()
+        self._subscription: list[str] = []
+        self._throttle_ms = 0
+        self._names: NDArray[np.object_] = np.empty(0, object)
+        self._index: dict[str, int] = {}
+        self._last_seq = np.zeros(0, np.uint64)
+        self._seen = np.zeros(0, np.bool_)
+        self._seq = 0
+        self._gap_pending: tuple[float, int] | None = None  # (downtime_s, lost so far)
+        self._closing = False
+
+    # ------------------------------------------------------------------ public requests
+
+    @property
+    def subscription(self) -> list[str]:
+        """What this feed holds (and restores after a reconnect): symbols, or ['*']."""
+        return list(self._subscription)
+
+    async def subscribe(self, symbols: Sequence[str] | str, *, snapshot: bool = True) -> list[str]:
+        """Add symbols (or '*'); returns the whole subscription. ProtocolError if refused."""
+        reply = await self._request("subscribe", symbols=_symbols(symbols), snapshot=snapshot)
+        self._subscription = list(reply["symbols"])
+        return self.subscription
+
+    async def unsubscribe(self, symbols: Sequence[str] | str) -> list[str]:
+        """Remove symbols (or '*' for all); returns the whole subscription."""
+        names = _symbols(symbols)
+        reply = await self._request("unsubscribe", symbols=names)
+        self._subscription = list(reply["symbols"])
+        for s in names:  # a later re-subscribe starts afresh: its seq jump is not a loss
+            if s in self._index:
+                self._seen[self._index[s]] = False
+        return self.subscription
+
+    async def throttle(self, interval_ms: int) -> None:
+        """At most one update per symbol per `interval_ms` (0: every update), latest state."""
+        await self._request("throttle", interval_ms=interval_ms)
+        self._throttle_ms = interval_ms
+
+    async def symbols(self) -> list[dict[str, Any]]:
+        """The server's universe: symbol, id, name, sector, price, tick_size, lot_size..."""
+        reply = await self._request("symbols")
+        return list(reply["symbols"])
+
+    async def stats(self) -> dict[str, Any]:
+        """This connection's counters and the server's (see the protocol reference)."""
+        return await self._request("stats")
+
+    async def ping(self) -> float:
+        """Round-trip time to the server in seconds."""
+        t0 = trio.current_time()
+        await self._request("ping")
+        return trio.current_time() - t0
+
+    def symbol_names(self) -> NDArray[np.object_]:
+        """Symbol names indexed by id (the `sym` field of tick records)."""
+        return self._names
+
+    # ------------------------------------------------------------------ iteration
+
+    def __aiter__(self) -> Feed:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            item = await self._events_recv.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        self._space.set()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        """Close the connection normally (1000) and end the iteration."""
+        self._closing = True
+        self.state = "closed"
+        ws = self._ws
+        if ws is not None:
+            with trio.move_on_after(2):
+                await ws.aclose()
+        self._events_send.close()
+
+    # ------------------------------------------------------------------ requests
+
+    async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
+        ws = self._ws
+        if ws is None or self.state != "live":
+            raise ConnectionLost(f"not connected to {self.url} ({self.state}); try again")
+        rid = next(self._ids)
+        done = trio.Event()
+        slot: list[dict[str, Any]] = []
+        self._waiters[rid] = (done, slot)
+        self._space.set()  # the reader must keep reading while someone waits for a reply
+        try:
+            try:
+                await ws.send_message(orjson.dumps({"op": op, "id": rid, **fields}).decode())
+            except ConnectionClosed:
+                raise ConnectionLost(f"connection to {self.url} lost during {op}") from None
+            await done.wait()
+        finally:
+            del self._waiters[rid]
+        if not slot:
+            raise ConnectionLost(f"connection to {self.url} lost before the reply to {op}")
+        reply = slot[0]
+        if reply.get("type") == "error":
+            raise ProtocolError(reply["code"], reply.get("message", ""), reply.get("symbols", ()))
+        return reply
+
+    # ------------------------------------------------------------------ connection
+
+    async def _open(self) -> WebSocketConnection:
+        assert self._nursery is not None
+        offer = [p.SUBPROTOCOL_BINARY if self.encoding == "binary" else p.SUBPROTOCOL_JSON]
+        headers = [(b"authorization", f"Bearer {self._token}".encode())] if self._token else []
+        try:
+            ws = await connect_websocket_url(
+                self._nursery,
+                self.url,
+                subprotocols=offer,
+                extra_headers=headers,
+                max_message_size=_MAX_SERVER_MESSAGE,
+            )
+        except ConnectionRejected as exc:
+            if exc.status_code == 401:
+                raise AuthError(f"{self.url} refused the token (HTTP 401); check --token") from None
+            body = (exc.body or b"").decode(errors="replace").strip()
+            raise ConnectError(
+                f"{self.url} refused the connection: HTTP {exc.status_code} {body}"
+            ) from None
+        except (OSError, HandshakeError, trio.TooSlowError) as exc:
+            raise ConnectError(
+                f"cannot connect to {self.url}: {_reason(exc)} (is `tickwire serve` running?)"
+            ) from None
+        except ValueError as exc:  # trio-websocket's URL checks
+            raise ConnectError(
+                f"bad URL {self.url!r}: {exc} (expected ws://HOST:PORT/v1)"
+            ) from None
+        welcome = orjson.loads(await ws.get_message())
+        if welcome.get("type") != "welcome":
+            raise ConnectError(f"{self.url} is not a tickwire server (first message {welcome!r})")
+        self.welcome = welcome
+        return ws
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        ws = await self._open()
+        await nursery.start(self._run, ws)
+
+    async def _run(self, ws: WebSocketConnection, *, task_status: trio.TaskStatus[None]) -> None:
+        attempt = 0
+        down_since = 0.0
+        while True:
+            self._ws, self._seq = ws, 0
+            async with trio.open_nursery() as conn_nursery:
+                conn_nursery.start_soon(self._reader, ws, conn_nursery.cancel_scope)
+                if attempt:
+                    self.reconnects += 1
+                    # Set before resubscribing: the snapshot that reports the gap may arrive
+                    # before the ack's waiter wakes.
+                    self._gap_pending = (trio.current_time() - down_since, 0)
+                    await self._emit(Status("live", attempt=attempt))
+                try:
+                    await self._setup(ws, restoring=attempt > 0)
+                except (ProtocolError, ConnectionLost) as exc:
+                    await self._events_send.send(exc)
+                    conn_nursery.cancel_scope.cancel()
+                else:
+                    if attempt and not self._subscription and self._gap_pending is not None:
+                        downtime, _ = self._gap_pending  # nothing to restore: no snapshot comes
+                        self._gap_pending = None
+                        await self._emit(Gap("reconnected", 0, (), None, round(downtime, 3)))
+                    if not attempt:
+                        await self._emit(Status("live"))
+                    task_status.started()
+                    task_status = trio.TASK_STATUS_IGNORED
+                    attempt = 0
+            self._ws = None
+            for done, _ in self._waiters.values():
+                done.set()  # their slot stays empty: ConnectionLost
+            if self._closing:
+                return
+            if not self._reconnect:
+                self.state = "closed"
+                await self._events_send.send(ConnectionLost(f"connection to {self.url} closed"))
+                self._events_send.close()
+                return
+            self.state = "reconnecting"
+            if not attempt:
+                down_since = trio.current_time()
+            ws = await self._reopen(attempt + 1, _close_text(ws))
+            if ws is None:
+                return
+            attempt += 1
+
+    async def _reopen(self, attempt: int, error: str) -> WebSocketConnection | None:
+        while True:
+            initial, most = self._backoff
+            delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            await self._emit(Status("reconnecting", round(delay, 3), error, attempt))
+            await trio.sleep(delay)
+            try:
+                return await self._open()
+            except AuthError as exc:
+                self.state = "closed"
+                await self._events_send.send(exc)
+                self._events_send.close()
+                return None
+            except ConnectError as exc:
+                error = str(exc)
+                attempt += 1
+
+    async def _setup(self, ws: WebSocketConnection, *, restoring: bool) -> None:
+        """Learn the universe; after a reconnect, restore the subscription and throttle."""
+        self.state = "live"
+        refs = (await self._request("symbols"))["symbols"]
+        if len(refs) != len(self._names):
+            self._names = np.array([r["symbol"] for r in refs], dtype=object)
+            self._index = {r["symbol"]: r["id"] for r in refs}
+            self._last_seq = np.zeros(len(refs), np.uint64)
+            self._seen = np.zeros(len(refs), np.bool_)
+        if restoring:
+            if self._throttle_ms:
+                await self._request("throttle", interval_ms=self._throttle_ms)
+            if self._subscription:
+                await self._request("subscribe", symbols=self._subscription, snapshot=True)
+
+    async def _emit(self, event: Event) -> None:
+        while (
+            self._events_send.statistics().current_buffer_used >= self._max_queue
+            and not self._waiters
+        ):
+            self._space = trio.Event()
+            await self._space.wait()
+        await self._events_send.send(event)
+
+    async def _reader(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                await self._dispatch(await ws.get_message())
+        except ConnectionClosed:
+            scope.cancel()
+
+    async def _dispatch(self, message: str | bytes) -> None:
+        self.last_message_s = trio.current_time()
+        self.messages_received += 1
+        if isinstance(message, bytes):
+            frame = p.decode_binary(message)
+            kind = "ticks" if frame.kind is p.BinaryType.TICKS else "snapshot"
+            await self._data(kind, frame.seq, frame.records)
+            return
+        msg = orjson.loads(message)
+        mtype = msg.get("type")
+        if mtype in ("ticks", "snapshot"):
+            await self._data(mtype, msg["seq"], p.records_from_json(msg["ticks"], self._index))
+        elif mtype == "heartbeat":
+            await self._check_seq(msg["seq"])
+        elif (waiter := self._waiters.get(msg.get("id"))) is not None:  # type: ignore[arg-type]
+            waiter[1].append(msg)
+            waiter[0].set()
+
+    async def _check_seq(self, seq: int) -> None:
+        if seq != self._seq + 1:
+            await self._emit(Gap("seq", 0, (), missed_messages=seq - self._seq - 1))
+        self._seq = seq
+
+    async def _data(
+        self, kind: Literal["ticks", "snapshot"], seq: int, records: NDArray[np.void]
+    ) -> None:
+        await self._check_seq(seq)
+        sym = records["sym"].astype(np.intp)
+        seqs = records["seq"]
+        seen = self._seen[sym]
+        jumps = np.where(seen & (seqs > self._last_seq[sym]), seqs - self._last_seq[sym] - 1, 0)
+        skipped = int(jumps.sum())
+        self._last_seq[sym] = seqs
+        self._seen[sym] = True
+        self.ticks_received += len(records)
+        if self._gap_pending is not None and kind == "snapshot":
+            downtime, _ = self._gap_pending
+            self._gap_pending = None
+            self.lost += skipped
+            jumped = tuple(self._names[sym[jumps > 0]].tolist())
+            await self._emit(Gap("reconnected", skipped, jumped, None, round(downtime, 3)))
+            skipped = 0
+        self.conflated += skipped
+        await self._emit(Batch(kind, seq, records, skipped, self._names))
+
+
+@asynccontextmanager
+async def connect(
+    url: str = DEFAULT_URL,
+    *,
+    token: str | None = None,
+    encoding: Literal["json", "binary"] = "json",
+    reconnect: bool = True,
+    backoff_initial_s: float = 0.1,
+    backoff_max_s: float = 10.0,
+    max_queue: int = 1024,
+) -> AsyncIterator[Feed]:
+    """Connect to a tickwire server; the feed closes normally when the block exits.
+
+    Args:
+        url: the server, e.g. ws://127.0.0.1:8765/v1 (wss:// for TLS).
+        token: sent as `Authorization: Bearer TOKEN` when the server requires one.
+        encoding: 'json' or 'binary' (numpy records straight off the wire; fastest).
+        reconnect: reopen a dropped connection with exponential backoff and jitter
+            (`backoff_initial_s` doubling up to `backoff_max_s`), restoring the subscription.
+        max_queue: events buffered for a slow consumer before the feed stops reading (the
+            server then conflates for you: you get the latest state, not a backlog).
+
+    Raises:
+        ConnectError: the server cannot be reached (AuthError if it refused the token).
+    """
+    feed = Feed(
+        url,
+        token=token,
+        encoding=encoding,
+        reconnect=reconnect,
+        backoff_initial_s=backoff_initial_s,
+        backoff_max_s=backoff_max_s,
+        max_queue=max_queue,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            await feed._start(nursery)
+            try:
+                yield feed
+            finally:
+                await feed.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Unwrap a group holding one exception, so users catch ConnectError, not a group."""
+    leaves = list(_leaves(group))
+    return leaves[0] if len(leaves) == 1 else group
+
+
+def _leaves(exc: BaseException) -> Any:
+    if isinstance(exc, BaseExceptionGroup):
+        for e in exc.exceptions:
+            yield from _leaves(e)
+    else:
+        yield exc
+
+
+def _symbols(symbols: Sequence[str] | str) -> list[str]:
+    return [symbols] if isinstance(symbols, str) else list(symbols)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _close_text(ws: WebSocketConnection) -> str:
+    reason = ws.closed
+    if reason is None:
+        return "connection lost"
+    return f"closed by server: {reason.code}{f' {reason.reason}' if reason.reason else ''}"

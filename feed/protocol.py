@@ -1,0 +1,378 @@
+"""The wire protocol v1, sans-IO: client frames in, typed requests out; messages in, bytes out.
+
+Everything about the wire's shape lives here (PROTOCOL.md is the contract): request parsing and its
+error codes, close codes, the JSON and binary encodings of server messages, and their decoders for
+clients. Per-connection state (subscription, throttle, rate limit, strikes) is in `_state.py`.
+Never imports trio, trio_websocket or textual; reads no clock (time comes in as arguments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar, TypeAlias
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+from tickwire.simulators.ticks import TICK_DTYPE, TICK_FORMAT_VERSION
+
+PROTOCOL_VERSION = 1
+SUBPROTOCOL_JSON = "tickwire.v1"
+SUBPROTOCOL_BINARY = "tickwire.v1.binary"
+SUBPROTOCOLS = (SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY)
+PATH = "/v1"
+MAX_MESSAGE_BYTES = 64 * 1024  # client frames larger than this are closed with 1009
+MAX_THROTTLE_MS = 60_000
+MAX_SYMBOL_LEN = 32
+WILDCARD = "*"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses (RFC 6455 section 7.4.1)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutdown
+    POLICY = 1008  # abuse (repeated bad requests) or a reader stalled past the limit
+    TOO_BIG = 1009  # a client frame over MAX_MESSAGE_BYTES
+    INTERNAL_ERROR = 1011  # a bug in the server, confined to this connection
+    TRY_AGAIN_LATER = 1013  # the server is at its connection limit
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    symbols: tuple[str, ...]
+    snapshot: bool = True
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    symbols: tuple[str, ...]
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Symbols:
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    interval_ms: int
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    id: int | None = None
+
+
+Request: TypeAlias = Subscribe | Unsubscribe | Symbols | Throttle | Ping | Stats
+
+
+class RequestError(Exception):
+    """A request the server refuses; `code` is the wire error code."""
+
+    code: ClassVar[str] = "bad_request"
+    counts_as_strike: ClassVar[bool] = True  # repeated strikes close the connection with 1008
+
+    def __init__(self, message: str, *, id: int | None = None, symbols: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.id = id
+        self.symbols = tuple(symbols)
+
+
+class BadJson(RequestError):
+    code = "bad_json"
+
+
+class BadRequest(RequestError):
+    code = "bad_request"
+
+
+class UnknownOp(RequestError):
+    code = "unknown_op"
+
+
+class UnknownSymbol(RequestError):
+    code = "unknown_symbol"
+    counts_as_strike = False  # an honest mistake, e.g. a typo in a watchlist
+
+
+class TooManySymbols(RequestError):
+    code = "too_many_symbols"
+    counts_as_strike = False
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+
+
+ERROR_CODES = tuple(
+    c.code for c in (BadJson, BadRequest, UnknownOp, UnknownSymbol, TooManySymbols, RateLimited)
+)
+
+
+def _id_of(obj: Mapping[str, Any]) -> int | None:
+    rid = obj.get("id")
+    if rid is None:
+        return None
+    if type(rid) is not int:
+        raise BadRequest(f"id must be an integer, got {_describe(rid)}")
+    return rid
+
+
+def _describe(value: Any) -> str:
+    text = orjson.dumps(value).decode() if _jsonable(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _symbols_field(obj: Mapping[str, Any], rid: int | None) -> tuple[str, ...]:
+    if "symbols" not in obj:
+        raise BadRequest("missing field 'symbols': a list of symbols, or [\"*\"]", id=rid)
+    symbols = obj["symbols"]
+    if not isinstance(symbols, list) or not symbols:
+        raise BadRequest(
+            f"symbols must be a non-empty list of strings, got {_describe(symbols)}", id=rid
+        )
+    for s in symbols:
+        if not isinstance(s, str) or not 0 < len(s) <= MAX_SYMBOL_LEN:
+            raise BadRequest(
+                f"each symbol must be a string of 1 to {MAX_SYMBOL_LEN} characters,"
+                f" got {_describe(s)}",
+                id=rid,
+            )
+    return tuple(dict.fromkeys(symbols))  # drop duplicates, keep order
+
+
+def parse_request(frame: str | bytes) -> Request:
+    """Decode one client frame; anything wrong raises a RequestError carrying its wire code."""
+    if not isinstance(frame, str):
+        raise BadRequest("requests are JSON text frames, got a binary frame")
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise BadJson(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadRequest(f"a request is a JSON object with an 'op', got {_describe(obj)}")
+    rid = _id_of(obj)
+    op = obj.get("op")
+    if not isinstance(op, str):
+        raise BadRequest("missing field 'op' (a string such as \"subscribe\")", id=rid)
+    if op == "subscribe":
+        snapshot = obj.get("snapshot", True)
+        if not isinstance(snapshot, bool):
+            raise BadRequest(f"snapshot must be true or false, got {_describe(snapshot)}", id=rid)
+        return Subscribe(_symbols_field(obj, rid), snapshot, rid)
+    if op == "unsubscribe":
+        return Unsubscribe(_symbols_field(obj, rid), rid)
+    if op == "throttle":
+        ms = obj.get("interval_ms")
+        if type(ms) is not int or not 0 <= ms <= MAX_THROTTLE_MS:
+            raise BadRequest(
+                f"interval_ms must be an integer from 0 to {MAX_THROTTLE_MS}, got {_describe(ms)}",
+                id=rid,
+            )
+        return Throttle(ms, rid)
+    if op == "symbols":
+        return Symbols(rid)
+    if op == "ping":
+        return Ping(rid)
+    if op == "stats":
+        return Stats(rid)
+    raise UnknownOp(
+        f"unknown op {_describe(op)}; ops are subscribe, unsubscribe, symbols, throttle,"
+        " ping, stats",
+        id=rid,
+    )
+
+
+# --------------------------------------------------------------------------- JSON messages
+
+
+def dumps(message: Mapping[str, Any]) -> str:
+    """Encode a control message (welcome, ack, error, pong, symbols, stats) as JSON text."""
+    return orjson.dumps(message).decode()
+
+
+def with_id(msg: dict[str, Any], rid: int | None, **fields: Any) -> dict[str, Any]:
+    """`msg` with the request's `id` (only when the request had one) and then `fields`."""
+    if rid is not None:
+        msg["id"] = rid
+    msg.update(fields)
+    return msg
+
+
+def error_message(err: RequestError) -> dict[str, Any]:
+    msg = with_id({"type": "error"}, err.id)
+    msg["code"] = err.code
+    msg["message"] = err.message
+    if err.symbols:
+        msg["symbols"] = list(err.symbols)
+    return msg
+
+
+def welcome_message(
+    *, server: str, encoding: str, heartbeat_ms: int, n_symbols: int
+) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "protocol": PROTOCOL_VERSION,
+        "server": server,
+        "encoding": encoding,
+        "heartbeat_ms": heartbeat_ms,
+        "symbols": n_symbols,
+        "max_message_bytes": MAX_MESSAGE_BYTES,
+        "tick_format": TICK_FORMAT_VERSION,
+    }
+
+
+def heartbeat_text(seq: int, ts_ns: int) -> str:
+    return f'{{"type":"heartbeat","seq":{seq},"ts":{ts_ns}}}'
+
+
+_TICK_FIELDS = ("seq", "ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size", "volume")
+_SIDES = np.array([None, None, "buy", None, "sell"], dtype=object)  # indexed by flags & 6
+
+
+def tick_dicts(records: NDArray[np.void], names: NDArray[np.object_]) -> list[dict[str, Any]]:
+    """Tick objects of PROTOCOL.md for `records` (field names as on the wire)."""
+    flags = records["flags"]
+    cols = [records[f].tolist() for f in _TICK_FIELDS]
+    return [
+        {
+            "symbol": sym,
+            "seq": seq,
+            "ts": ts,
+            "bid": bid,
+            "ask": ask,
+            "bid_size": bs,
+            "ask_size": asz,
+            "last": last,
+            "last_size": ls,
+            "volume": vol,
+            "side": side,
+            "flags": fl,
+        }
+        for sym, seq, ts, bid, ask, bs, asz, last, ls, vol, side, fl in zip(
+            names[records["sym"]].tolist(),
+            *cols,
+            _SIDES[flags & 6].tolist(),
+            flags.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def tick_fragments(records: NDArray[np.void], names: NDArray[np.object_]) -> list[bytes]:
+    """One encoded JSON tick object per record, to be shared by every JSON subscriber."""
+    return [orjson.dumps(d) for d in tick_dicts(records, names)]
+
+
+def ticks_body(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes:
+    """The `[...]` list of tick objects for `records`, encoded once."""
+    return orjson.dumps(tick_dicts(records, names))
+
+
+def join_fragments(fragments: Iterable[bytes]) -> bytes:
+    return b"[" + b",".join(fragments) + b"]"
+
+
+def ticks_text(kind: str, seq: int, body: bytes) -> bytes:
+    """A `ticks` or `snapshot` JSON message around a pre-encoded tick list (UTF-8 bytes)."""
+    return b'{"type":"%s","seq":%d,"ticks":%s}' % (kind.encode(), seq, body)
+
+
+# --------------------------------------------------------------------------- binary messages
+
+BINARY_VERSION = 1
+
+
+class BinaryType(IntEnum):
+    """Message type byte of a binary frame's header."""
+
+    TICKS = 1
+    SNAPSHOT = 2
+
+
+HEADER_DTYPE = np.dtype(
+    [("version", "<u1"), ("type", "<u1"), ("reserved", "<u2"), ("count", "<u4"), ("seq", "<u8")]
+)
+HEADER_SIZE = HEADER_DTYPE.itemsize  # 16: records after it stay 8-byte aligned
+_HEADER = np.zeros(1, HEADER_DTYPE)
+
+
+def binary_header(kind: BinaryType, seq: int, count: int) -> bytes:
+    h = _HEADER.copy()
+    h["version"], h["type"], h["count"], h["seq"] = BINARY_VERSION, kind, count, seq
+    return h.tobytes()
+
+
+def encode_binary(kind: BinaryType, seq: int, records: NDArray[np.void]) -> bytes:
+    """A binary market-data frame: header, then the TICK_DTYPE records as they are."""
+    return binary_header(kind, seq, len(records)) + records.tobytes()
+
+
+class DecodeError(ValueError):
+    """A server frame that does not follow the protocol (a bug or a wrong server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryFrame:
+    kind: BinaryType
+    seq: int
+    records: NDArray[np.void]
+
+
+def decode_binary(payload: bytes | bytearray | memoryview) -> BinaryFrame:
+    """Decode a binary frame with one np.frombuffer for the records (zero copy, read-only)."""
+    if len(payload) < HEADER_SIZE:
+        raise DecodeError(f"binary frame of {len(payload)} bytes is shorter than its header")
+    head = np.frombuffer(payload, HEADER_DTYPE, count=1)[0]
+    if head["version"] != BINARY_VERSION:
+        raise DecodeError(f"unsupported binary format version {int(head['version'])}")
+    count = int(head["count"])
+    if len(payload) != HEADER_SIZE + count * TICK_DTYPE.itemsize:
+        raise DecodeError(f"binary frame length {len(payload)} does not hold {count} records")
+    try:
+        kind = BinaryType(int(head["type"]))
+    except ValueError:
+        raise DecodeError(f"unknown binary message type {int(head['type'])}") from None
+    records = np.frombuffer(payload, TICK_DTYPE, count=count, offset=HEADER_SIZE)
+    return BinaryFrame(kind, int(head["seq"]), records)
+
+
+def records_from_json(
+    ticks: Sequence[Mapping[str, Any]], index: Mapping[str, int]
+) -> NDArray[np.void]:
+    """TICK_DTYPE records from decoded JSON tick objects (the client's JSON path)."""
+    out = np.zeros(len(ticks), TICK_DTYPE)
+    if not ticks:
+        return out
+    try:
+        out["sym"] = [index[t["symbol"]] for t in ticks]
+        for f in _TICK_FIELDS:
+            out[f] = [t[f] for t in ticks]
+        out["flags"] = [t.get("flags", 0) for t in ticks]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise DecodeError(f"malformed tick object: {exc!r}") from None
+    return out
