@@ -93,9 +93,12 @@ class Connection:
                 frame = await self.ws.get_message()
                 await self._inbox_send.send(frame)
         except ConnectionClosed:
-            reason = self.ws.closed
-            if self.close_code is None and reason is not None:
-                self.close_code, self.close_reason = reason.code, reason.reason or ""
+            self._closed_by_peer()
+
+    def _closed_by_peer(self) -> None:
+        reason = self.ws.closed
+        if self.close_code is None and reason is not None:
+            self.close_code, self.close_reason = reason.code, reason.reason or ""
         self._cancel()
 
     def _cancel(self) -> None:
@@ -105,8 +108,8 @@ class Connection:
     async def _writer(self) -> None:
         try:
             await self._write()
-        except ConnectionClosed:  # the client went away: the reader records how
-            self._cancel()
+        except ConnectionClosed:  # the client went away
+            self._closed_by_peer()
 
     async def _write(self) -> None:
         cfg = self.server.config

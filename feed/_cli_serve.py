@@ -1,0 +1,353 @@
+"""`tickwire serve` and `tickwire tail`: parse flags, build a server or a client, run.
+
+Thin by rule: the server is `server.Server`, the client is `client.connect`. Both stop cleanly on
+SIGINT/SIGTERM (the server closes every client with 1001 first) and exit 0 with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+import trio
+
+from tickwire.simulators.errors import UserError
+
+from . import _state as st
+from ._events import Batch, Gap, Status, TickwireError
+from .client import DEFAULT_URL, _single, connect
+from .server import Server, ServerConfig
+
+log = logging.getLogger("tickwire")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_serve(sub)
+    _register_tail(sub)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = ServerConfig()
+    ap = sub.add_parser(
+        "serve",
+        help="run the feed server with its built-in simulated market",
+        description="Run the WebSocket feed: a simulated market stepped every --cadence ms and "
+        "pushed to every client for the symbols it subscribed to. With no flags it serves the "
+        f"default universe on ws://{d.host}:{d.port}/v1.",
+        epilog="examples:\n  tickwire serve\n  tickwire serve --symbols 5000 --activity 0.5\n"
+        "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
+    ap.add_argument(
+        "--port",
+        type=_port,
+        default=d.port,
+        help="TCP port, 0 for any free port (default %(default)s)",
+    )
+    ap.add_argument(
+        "--cadence",
+        type=_positive_float,
+        default=d.cadence_ms,
+        metavar="MS",
+        help="generator and flush interval in ms (default %(default)s)",
+    )
+    _add_market_arguments(ap)
+    ap.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="require this token (repeat for several); clients send "
+        "'Authorization: Bearer TOKEN' or ?token=TOKEN",
+    )
+    ap.add_argument("--certfile", help="TLS certificate (PEM): serve wss://")
+    ap.add_argument("--keyfile", help="TLS private key (PEM), if not inside --certfile")
+    ap.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=d.max_connections,
+        help="clients beyond this are closed with 1013 (default %(default)s)",
+    )
+    ap.add_argument(
+        "--heartbeat-ms",
+        type=_non_negative_int,
+        default=d.heartbeat_ms,
+        help="heartbeat after this much silence, 0 to disable (default %(default)s)",
+    )
+    ap.add_argument(
+        "--stall-ms",
+        type=_positive_int,
+        default=d.stall_ms,
+        help="close a client (1008) whose socket accepts nothing this long (default %(default)s)",
+    )
+    ap.add_argument(
+        "--max-symbols",
+        type=_positive_int,
+        default=st.Limits().max_symbols,
+        help="explicit symbols per connection (default %(default)s; '*' always allowed)",
+    )
+    _add_logging(ap)
+    ap.set_defaults(func=_serve)
+
+
+def _add_market_arguments(ap: argparse.ArgumentParser) -> None:
+    try:
+        from tickwire.simulators.cli import add_market_arguments
+    except ImportError:
+        ap.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+        ap.add_argument(
+            "--symbols",
+            type=_positive_int,
+            metavar="N",
+            help="a synthetic universe of N symbols instead of the default one",
+        )
+        ap.add_argument(
+            "--activity",
+            type=_positive_float,
+            default=1.0,
+            help="scale every trade and quote rate (default %(default)s)",
+        )
+    else:
+        add_market_arguments(ap)
+
+
+def _universe(args: argparse.Namespace) -> Any:
+    try:
+        from tickwire.simulators.cli import universe_from_args
+    except ImportError:
+        from tickwire.simulators import Universe
+
+        return Universe.synthetic(args.symbols, args.seed) if args.symbols else None
+    return universe_from_args(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _setup_logging(args)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        cadence_ms=args.cadence,
+        seed=args.seed,
+        universe=_universe(args),
+        activity=args.activity,
+        tokens=tuple(args.token),
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        max_connections=args.max_connections,
+        heartbeat_ms=args.heartbeat_ms,
+        stall_ms=args.stall_ms,
+        limits=st.Limits(max_symbols=args.max_symbols),
+    )
+    config.ssl_context()  # a bad certificate is a one-line error before anything starts
+
+    async def main() -> None:
+        server = Server(config)
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(server.run)
+            n = len(server.hub)
+            auth = " --token TOKEN" if config.tokens else ""
+            print(
+                f"tickwire serving {n} simulated symbols on {url}"
+                f" (try: tickwire tail AAPL MSFT --url {url}{auth}); Ctrl+C to stop",
+                flush=True,
+            )
+            await _until_signal()
+            log.info("shutting down: closing %d clients with 1001", len(server.connections))
+            await server.shutdown()
+
+    run_trio(main)
+    return 0
+
+
+# --------------------------------------------------------------------------- tail
+
+
+def _register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser(
+        "tail",
+        help="print live ticks from a server, one line each",
+        description="Subscribe to SYMBOLS on a running server and print each tick as it arrives. "
+        "Status and gaps go to stderr, so stdout stays pipe-friendly.",
+        epilog="examples:\n  tickwire tail AAPL MSFT\n  tickwire tail '*' --count 100 --json | jq .bid\n"
+        "  tickwire tail SPY --throttle 1000 --binary",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, or '*' for all")
+    ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
+    ap.add_argument("--token", help="token, if the server requires one")
+    fmt = ap.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
+    ap.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    ap.add_argument(
+        "--throttle",
+        type=_non_negative_int,
+        metavar="MS",
+        help="at most one update per symbol per MS (server-side conflation)",
+    )
+    ap.add_argument("--no-snapshot", action="store_true", help="skip the initial snapshot")
+    ap.set_defaults(func=_tail)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    out = sys.stdout
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+            async with connect(
+                args.url, token=args.token, encoding="binary" if args.binary else "json"
+            ) as feed:
+                if args.throttle is not None:
+                    await feed.throttle(args.throttle)
+                await feed.subscribe(args.symbols, snapshot=not args.no_snapshot)
+                left = args.count
+                async for event in feed:
+                    if isinstance(event, Batch):
+                        lines = _json_lines(event) if args.json else _table_lines(event)
+                        if left is not None:
+                            lines = lines[:left]
+                            left -= len(lines)
+                        out.write("".join(lines))
+                        out.flush()
+                        if left == 0:
+                            break
+                    else:
+                        _print_event(event, sys.stderr)
+            nursery.cancel_scope.cancel()
+
+    try:
+        run_trio(main)
+    except TickwireError as exc:
+        raise UserError(str(exc)) from None
+    except BrokenPipeError:  # `tickwire tail ... | head`: the reader is done, so are we
+        sys.stderr.close()
+    return 0
+
+
+def _table_lines(batch: Batch) -> list[str]:
+    t = batch.ticks
+    lines = []
+    for sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
+        batch.symbols.tolist(),
+        *(
+            t[f].tolist()
+            for f in (
+                "ts",
+                "bid",
+                "ask",
+                "bid_size",
+                "ask_size",
+                "last",
+                "last_size",
+                "volume",
+                "flags",
+            )
+        ),
+        strict=True,
+    ):
+        when = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%H:%M:%S.%f")
+        side = "BUY " if flags & 2 else "SELL" if flags & 4 else "    "
+        lines.append(
+            f"{when}  {sym:<6} {bid:>10.2f} x {ask:<10.2f} {bs:>6} x {asz:<6}"
+            f" last {last:>10.2f} {ls:>6} {side}  vol {vol:>12,}\n"
+        )
+    return lines
+
+
+def _json_lines(batch: Batch) -> list[str]:
+    return [orjson.dumps(d).decode() + "\n" for d in batch.to_dicts()]
+
+
+def _print_event(event: Gap | Status, err: TextIO) -> None:
+    if isinstance(event, Status):
+        if event.state == "reconnecting":
+            print(f"# reconnecting in {event.retry_in_s:.1f} s ({event.error})", file=err)
+        elif event.state == "live" and event.attempt:
+            print("# reconnected", file=err)
+    else:
+        print(
+            f"# gap: {event.reason}, {event.lost} updates missed"
+            f"{f' over {event.downtime_s:.1f} s' if event.downtime_s else ''}",
+            file=err,
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def run_trio(main: Callable[[], Awaitable[None]]) -> None:
+    """trio.run, with a group of one exception unwrapped so the CLI can report it plainly."""
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
+
+
+async def _until_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    await _until_signal()
+    scope.cancel()
+
+
+def _add_logging(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default %(default)s)",
+    )
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    if not args.verbose:
+        logging.getLogger("trio-websocket").setLevel(logging.WARNING)
+
+
+def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+_port = _int_in(0, 65535, "port")
+_positive_int = _int_in(1, None, "value")
+_non_negative_int = _int_in(0, None, "value")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
