@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
-from trio_websocket import WebSocketRequest, WebSocketServer
+from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from . import _state as st
 from . import protocol as p
@@ -111,7 +111,7 @@ class Server:
             listeners = [trio.SSLListener(lst, ssl_context) for lst in listeners]  # type: ignore[misc]
         with trio.CancelScope() as self._cancel:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self._generate)
+                await nursery.start(self.run_market)
                 ws_server = WebSocketServer(
                     self._handle,
                     listeners,  # type: ignore[arg-type]
@@ -136,9 +136,19 @@ class Server:
         if self._cancel is not None:
             self._cancel.cancel()
 
-    async def _generate(
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one accepted byte stream (tests use in-memory streams; `run` uses sockets)."""
+        async with trio.open_nursery() as nursery:
+            request = await wrap_server_stream(
+                nursery, stream, max_message_size=p.MAX_MESSAGE_BYTES
+            )
+            await self._handle(request)
+            nursery.cancel_scope.cancel()
+
+    async def run_market(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
+        """The generator: step the market every cadence and publish into the hub."""
         cadence_s = self.config.cadence_ms / 1000
         next_s = trio.current_time()
         task_status.started()

@@ -1,0 +1,159 @@
+"""End to end over real loopback sockets: the in-process server and our client library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from tickwire.feed import Batch, ConnectError, ProtocolError, Status, connect
+from tickwire.feed.server import Server, ServerConfig
+
+
+async def _batches(feed, n):
+    out = []
+    async for ev in feed:
+        if isinstance(ev, Batch):
+            out.append(ev)
+            if len(out) == n:
+                return out
+    raise AssertionError("feed ended")
+
+
+@pytest.mark.parametrize("encoding", ["json", "binary"])
+async def test_subscribe_stream_unsubscribe(server: Server, encoding: str) -> None:
+    with trio.fail_after(20):
+        async with connect(server.url, encoding=encoding) as feed:
+            assert await feed.subscribe(["AAPL", "MSFT"]) == ["AAPL", "MSFT"]
+            batches = await _batches(feed, 30)
+            assert batches[0].kind == "snapshot"
+            assert sorted(batches[0].symbols) == ["AAPL", "MSFT"]
+            seqs = [b.seq for b in batches]
+            assert seqs == list(range(seqs[0], seqs[0] + 30)), "connection seq has gaps"
+            last: dict[str, int] = {}
+            for b in batches:
+                assert set(b.symbols) <= {"AAPL", "MSFT"}
+                assert np.all(b.ticks["bid"] < b.ticks["ask"])
+                for sym, seq in zip(b.symbols, b.ticks["seq"].tolist(), strict=True):
+                    assert seq > last.get(sym, -1)
+                    last[sym] = seq
+            # full duplex: change the subscription while data streams
+            assert await feed.unsubscribe(["MSFT"]) == ["AAPL"]
+            await feed.subscribe(["NVDA"], snapshot=False)
+            after = await _batches(feed, 20)
+            later = {s for b in after[3:] for s in b.symbols}
+            assert "MSFT" not in later and later <= {"AAPL", "NVDA"}
+
+
+async def test_wildcard_snapshot_and_stats(server: Server) -> None:
+    with trio.fail_after(20):
+        async with connect(server.url, encoding="binary") as feed:
+            assert await feed.subscribe("*") == ["*"]
+            snap = (await _batches(feed, 1))[0]
+            assert snap.kind == "snapshot" and len(snap) == len(server.hub)
+            await _batches(feed, 5)
+            stats = await feed.stats()
+            assert stats["subscriptions"] == ["*"]
+            assert stats["ticks_sent"] >= len(server.hub)
+            assert stats["server"]["clients"] == 1
+            assert stats["server"]["ticks_published"] > 0
+            refs = await feed.symbols()
+            assert refs[0]["symbol"] == "AAPL" and refs[0]["id"] == 0 and refs[0]["simulated"]
+            assert 0 < await feed.ping() < 5
+
+
+async def test_throttle_conflates(server: Server) -> None:
+    with trio.fail_after(20):
+        async with connect(server.url) as feed:
+            await feed.throttle(200)
+            await feed.subscribe(["*"], snapshot=False)
+            batches = await _batches(feed, 4)
+            times = [trio.current_time()]
+            for b in batches:
+                assert len(set(b.symbols)) == len(b)  # one (latest) tick per symbol
+            assert sum(b.conflated for b in batches[1:]) > 0
+            stats = await feed.stats()
+            assert stats["ticks_conflated"] > 0 and stats["throttle_ms"] == 200
+            del times
+
+
+async def test_errors_are_typed(server: Server) -> None:
+    with trio.fail_after(10):
+        async with connect(server.url) as feed:
+            with pytest.raises(ProtocolError) as err:
+                await feed.subscribe(["AAPL", "NOPE", "ZZZ"])
+            assert err.value.code == "unknown_symbol"
+            assert err.value.symbols == ("NOPE", "ZZZ")
+            assert feed.subscription == []  # atomic: AAPL was not added either
+            with pytest.raises(ProtocolError, match="interval_ms"):
+                await feed.throttle(-5)
+
+
+async def test_unreachable_server_is_a_clear_error() -> None:
+    with trio.fail_after(10), pytest.raises(ConnectError, match="cannot connect"):
+        async with connect("ws://127.0.0.1:9/v1"):
+            pass
+
+
+async def test_connection_cap_closes_with_1013(nursery: trio.Nursery) -> None:
+    srv = Server(ServerConfig(port=0, max_connections=1))
+    await nursery.start(srv.run)
+    with trio.fail_after(10):
+        async with connect(srv.url):
+            async with open_websocket_url(srv.url) as ws2:
+                with pytest.raises(Exception):
+                    while True:
+                        await ws2.get_message()
+                assert ws2.closed.code == 1013
+
+
+async def test_shutdown_closes_clients_with_1001(nursery: trio.Nursery) -> None:
+    srv = Server(ServerConfig(port=0))
+    await nursery.start(srv.run)
+    with trio.fail_after(10):
+        async with open_websocket_url(srv.url) as ws:
+            await ws.get_message()  # welcome
+            await srv.shutdown()
+            with pytest.raises(Exception):
+                while True:
+                    await ws.get_message()
+            assert ws.closed.code == 1001
+
+
+async def test_reconnect_resubscribes_and_reports_the_gap(nursery: trio.Nursery) -> None:
+    first = Server(ServerConfig(port=0))
+    scope = trio.CancelScope()
+
+    async def run_first(task_status=trio.TASK_STATUS_IGNORED):
+        with scope:
+            await first.run(task_status=task_status)
+
+    await nursery.start(run_first)
+    port = int(first.url.rsplit(":", 1)[1].split("/")[0])
+    with trio.fail_after(30):
+        async with connect(first.url, backoff_initial_s=0.05, backoff_max_s=0.2) as feed:
+            await feed.subscribe(["AAPL", "MSFT"])
+            await _batches(feed, 3)
+            await first.shutdown()  # the server goes away mid-stream
+            statuses: list[Status] = []
+            restarted = False
+            gap = None
+            async for ev in feed:
+                if isinstance(ev, Status) and ev.state == "reconnecting":
+                    statuses.append(ev)
+                    if len(statuses) == 3 and not restarted:  # down for a few attempts, then back
+                        second = Server(ServerConfig(port=port, seed=1))
+                        await nursery.start(second.run)
+                        restarted = True
+                elif type(ev).__name__ == "Gap":
+                    gap = ev
+                elif isinstance(ev, Batch) and gap is not None and ev.kind == "ticks":
+                    break
+            assert gap is not None and gap.reason == "reconnected" and gap.downtime_s > 0
+            assert feed.subscription == ["AAPL", "MSFT"] and feed.reconnects == 1
+            # backoff grows (with jitter in [0.5, 1] of the doubled delay)
+            assert all(s.retry_in_s is not None and s.retry_in_s <= 0.2 for s in statuses)
+            assert [s.attempt for s in statuses[:3]] == [1, 2, 3]
+            await _batches(feed, 3)  # and the stream continues
+            await second.shutdown()
