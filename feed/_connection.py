@@ -206,7 +206,11 @@ class Connection:
         with trio.move_on_after(stall_s) as scope:
             await _wsfast.send_frame(self.ws, data)
         if scope.cancelled_caught:
-            await self.close(p.CloseCode.POLICY, f"stalled: no data accepted for {stall_s:g} s")
+            if self.close_code is None:
+                self.close_code = p.CloseCode.POLICY
+                self.close_reason = f"stalled: no data accepted for {stall_s:g} s"
+            await _wsfast.abort(self.ws)
+            self._cancel()
             return
         self._last_send_s = trio.current_time()
         self.counters.messages_sent += 1

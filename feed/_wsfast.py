@@ -48,3 +48,13 @@ async def send_frame(ws: WebSocketConnection, data: bytes) -> None:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             await ws._abort_web_socket()
             raise ConnectionClosed(ws._close_reason) from None
+
+
+async def abort(ws: WebSocketConnection) -> None:
+    """Drop the connection without a close handshake.
+
+    For a reader stalled past the limit: a cancelled `send_all` may have left half a frame on the
+    wire and the peer's buffer is full, so no close frame could be delivered anyway.
+    """
+    await ws._abort_web_socket()
+    await ws._close_stream()

@@ -26,7 +26,11 @@ async def server(nursery: trio.Nursery) -> AsyncIterator[Server]:
 def tickwire_cmd(*args: str) -> list[str]:
     """The real console script, from the same environment as the tests."""
     script = os.path.join(os.path.dirname(sys.executable), "tickwire")
-    return [script, *args] if os.path.exists(script) else [sys.executable, "-m", "tickwire.feed.cli", *args]
+    return (
+        [script, *args]
+        if os.path.exists(script)
+        else [sys.executable, "-m", "tickwire.feed.cli", *args]
+    )
 
 
 @contextmanager
@@ -42,7 +46,9 @@ def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
         line = proc.stdout.readline() if proc.stdout else ""
         if " on ws" not in line:
             proc.kill()
-            raise AssertionError(f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
+            )
         url = line.split(" on ", 1)[1].split()[0]
         yield proc, url
     finally:
