@@ -42,7 +42,8 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the feed server with its built-in simulated market",
         description="Run the WebSocket feed: a simulated market stepped every --cadence ms and "
         "pushed to every client for the symbols it subscribed to. With no flags it serves the "
-        f"default universe on ws://{d.host}:{d.port}/v1.",
+        f"default universe on ws://{d.host}:{d.port}/v1; watch it with `tickwire tail AAPL MSFT` "
+        "or `tickwire dashboard`.",
         epilog="examples:\n  tickwire serve\n  tickwire serve --symbols 5000 --activity 0.5\n"
         "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tickwire.simulators.errors import UserError
 
@@ -34,8 +35,15 @@ quick start:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag errors in one line with a pointer to --help, instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tickwire",
         description="A realistic simulated market, streamed over WebSocket at millisecond cadence.",
         epilog=_EPILOG,
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
     )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for name in _SUBCOMMANDS:
         try:
             module = importlib.import_module(name)

@@ -7,13 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect as ws_connect
-
+from _support import serve_process
 from tickwire.feed.protocol import HEADER_SIZE, decode_binary
 from tickwire.simulators import TICK_DTYPE
-
-from .conftest import serve_process
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 TOKEN = "s3cret"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trio
-from trio_websocket import open_websocket_url
-
 from tickwire.feed import Batch, ConnectError, ProtocolError, Status, connect
 from tickwire.feed.server import Server, ServerConfig
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 
 async def _batches(feed, n):
@@ -100,12 +99,11 @@ async def test_connection_cap_closes_with_1013(nursery: trio.Nursery) -> None:
     srv = Server(ServerConfig(port=0, max_connections=1))
     await nursery.start(srv.run)
     with trio.fail_after(10):
-        async with connect(srv.url):
-            async with open_websocket_url(srv.url) as ws2:
-                with pytest.raises(Exception):
-                    while True:
-                        await ws2.get_message()
-                assert ws2.closed.code == 1013
+        async with connect(srv.url), open_websocket_url(srv.url) as ws2:
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws2.get_message()
+            assert ws2.closed.code == 1013
 
 
 async def test_shutdown_closes_clients_with_1001(nursery: trio.Nursery) -> None:
@@ -115,7 +113,7 @@ async def test_shutdown_closes_clients_with_1001(nursery: trio.Nursery) -> None:
         async with open_websocket_url(srv.url) as ws:
             await ws.get_message()  # welcome
             await srv.shutdown()
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionClosed):
                 while True:
                     await ws.get_message()
             assert ws.closed.code == 1001

@@ -6,14 +6,14 @@ is a perfectly stalled reader; `autojump_clock` makes seconds of feed time pass 
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import trio
 import trio.testing
-from trio_websocket import wrap_client_stream
-
 from tickwire.feed.server import Server, ServerConfig
+from trio_websocket import wrap_client_stream
 
 
 async def _client(nursery, server, *, lockstep=False):
@@ -61,7 +61,7 @@ async def test_throttle_interval_is_kept(nursery, started):
         syms = [t["symbol"] for t in msg["ticks"]]
         assert len(syms) == len(set(syms))  # the latest tick per symbol, once
         times.append(trio.current_time())
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.245  # receive time jitters by the hand-off, the send time does not
 
 

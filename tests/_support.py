@@ -1,0 +1,48 @@
+"""Helpers shared by every test folder: the real `tickwire` command and `tickwire serve`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def tickwire_cmd(*args: str) -> list[str]:
+    """The real console script, from the same environment as the tests."""
+    script = os.path.join(os.path.dirname(sys.executable), "tickwire")
+    return (
+        [script, *args]
+        if os.path.exists(script)
+        else [sys.executable, "-m", "tickwire.feed.cli", *args]
+    )
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run `tickwire serve --port 0 ARGS` and yield (process, url) once it listens."""
+    proc = subprocess.Popen(
+        tickwire_cmd("serve", "--port", "0", *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if " on ws" not in line:
+            proc.kill()
+            raise AssertionError(
+                f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
+            )
+        url = line.split(" on ", 1)[1].split()[0]
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,54 @@
+"""The real `tickwire` command: serve and tail as subprocesses, and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+from _support import serve_process, tickwire_cmd
+
+
+def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tickwire_cmd(*args), capture_output=True, text=True, timeout=timeout)
+
+
+def test_tail_prints_ticks_and_serve_stops_cleanly_on_sigterm():
+    with serve_process() as (proc, url):
+        out = _run("tail", "AAPL", "MSFT", "--url", url, "--count", "5")
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) == 5 and all(line.split()[1] in ("AAPL", "MSFT") for line in lines)
+        js = _run("tail", "*", "--url", url, "--count", "3", "--json", "--binary")
+        ticks = [json.loads(line) for line in js.stdout.splitlines()]
+        assert len(ticks) == 3 and all(t["bid"] < t["ask"] for t in ticks)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        err = proc.stderr.read()
+        assert "Traceback" not in err
+        assert "disconnected: code 1000" in err  # tail closed normally
+
+
+def test_user_errors_are_one_line_without_traceback():
+    with serve_process() as (_, url):
+        bad = _run("tail", "NOPE", "--url", url)
+        assert bad.returncode == 2 and "unknown_symbol" in bad.stderr
+        taken = _run("serve", "--port", url.rsplit(":", 1)[1].split("/")[0])
+        assert taken.returncode == 2 and "cannot listen" in taken.stderr
+    down = _run("tail", "AAPL", "--url", "ws://127.0.0.1:9/v1")
+    assert down.returncode == 2 and "cannot connect" in down.stderr
+    flag = _run("serve", "--port", "70000")
+    assert flag.returncode == 2 and "port must be from 0 to 65535" in flag.stderr
+    cert = _run("serve", "--port", "0", "--certfile", "/nonexistent.pem")
+    assert cert.returncode == 2 and "cannot load certificate" in cert.stderr
+    for result in (bad, taken, down, flag, cert):
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_help_teaches():
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("serve", "tail"):
+        assert command in out.stdout
+    assert "tickwire tail" in _run("serve", "--help").stdout
