@@ -179,7 +179,8 @@ def _register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="print live ticks from a server, one line each",
         description="Subscribe to SYMBOLS on a running server and print each tick as it arrives. "
         "Status and gaps go to stderr, so stdout stays pipe-friendly.",
-        epilog="examples:\n  tickwire tail AAPL MSFT\n  tickwire tail '*' --count 100 --json | jq .bid\n"
+        epilog="examples:\n  tickwire tail AAPL MSFT\n"
+        "  tickwire tail '*' --count 100 --json | jq .bid\n"
         "  tickwire tail SPY --throttle 1000 --binary",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -71,7 +71,8 @@ class Batch:
 
     @property
     def symbols(self) -> NDArray[np.object_]:
-        return self.names[self.ticks["sym"]]
+        names: NDArray[np.object_] = self.names[self.ticks["sym"]]
+        return names
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One dict per tick, with the wire's field names plus `symbol`."""

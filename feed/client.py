@@ -270,9 +270,10 @@ class Feed:
             self.state = "reconnecting"
             if not attempt:
                 down_since = trio.current_time()
-            ws = await self._reopen(attempt + 1, _close_text(ws))
-            if ws is None:
+            reopened = await self._reopen(attempt + 1, _close_text(ws))
+            if reopened is None:
                 return
+            ws = reopened
             attempt += 1
 
     async def _reopen(self, attempt: int, error: str) -> WebSocketConnection | None:
@@ -328,16 +329,16 @@ class Feed:
         self.messages_received += 1
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
-            kind = "ticks" if frame.kind is p.BinaryType.TICKS else "snapshot"
-            await self._data(kind, frame.seq, frame.records)
+            is_ticks = frame.kind is p.BinaryType.TICKS
+            await self._data("ticks" if is_ticks else "snapshot", frame.seq, frame.records)
             return
         msg = orjson.loads(message)
         mtype = msg.get("type")
-        if mtype in ("ticks", "snapshot"):
+        if mtype == "ticks" or mtype == "snapshot":
             await self._data(mtype, msg["seq"], p.records_from_json(msg["ticks"], self._index))
         elif mtype == "heartbeat":
             await self._check_seq(msg["seq"])
-        elif (waiter := self._waiters.get(msg.get("id"))) is not None:  # type: ignore[arg-type]
+        elif (waiter := self._waiters.get(msg.get("id", 0))) is not None:
             waiter[1].append(msg)
             waiter[0].set()
 

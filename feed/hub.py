@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
 
@@ -71,7 +72,7 @@ class Hub:
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
         self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
         self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
-        self._shared: dict[tuple[int, int], tuple[NDArray[np.intp], list[bytes]]] = {}
+        self._shared: dict[tuple[int, int], NDArray[np.intp]] = {}  # changed ids per span
         self._body_cache: dict[tuple[int, int], bytes] = {}
         self.ticks_published = 0
         self.batches_published = 0
@@ -155,22 +156,20 @@ class Hub:
         """Everything `sub` has not received yet, latest state per symbol; None if nothing."""
         if sub.sent_gen >= self.gen:
             return None
-        key = (sub.sent_gen, self.gen)
-        shared = self._shared.get(key)
-        if shared is None:
-            shared = (self._changed_since(sub.sent_gen), [])
-            self._shared[key] = shared
-        ids = shared[0]
+        span = (sub.sent_gen, self.gen)
+        ids = self._shared.get(span)
+        if ids is None:
+            ids = self._shared[span] = self._changed_since(sub.sent_gen)
         sub.sent_gen = self.gen
         if not sub.wildcard:
             ids = ids[sub.mask[ids]]
         seqs = self.lvc["seq"][ids]
         last = sub.last_seq[ids]
         fresh = seqs > last
+        # Subscribers taking the same span of everything share one encoded body.
+        key: tuple[int, int] | None = span if sub.wildcard else None
         if not fresh.all():  # e.g. a snapshot already delivered them
             ids, seqs, last = ids[fresh], seqs[fresh], last[fresh]
-            key = None
-        elif not sub.wildcard:
             key = None
         if ids.size == 0:
             return None

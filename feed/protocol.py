@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import orjson
 from numpy.typing import NDArray
+
 from tickwire.simulators.ticks import TICK_DTYPE, TICK_FORMAT_VERSION
 
 PROTOCOL_VERSION = 1

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import trio
+from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
+
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
-from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from . import _state as st
 from . import protocol as p
@@ -83,7 +85,7 @@ class Server:
         )
         self.hub = Hub(universe, self.market.snapshot())
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
-        self.symbols_body = p.orjson.dumps(universe.reference())
+        self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
         self.counters = ServerCounters()
         self.connections: set[Connection] = set()
@@ -107,14 +109,15 @@ class Server:
                 f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
                 " (is another server running? pick another --port)"
             ) from None
+        served: list[trio.SocketListener | trio.SSLListener[trio.SocketStream]] = list(listeners)
         if ssl_context is not None:
-            listeners = [trio.SSLListener(lst, ssl_context) for lst in listeners]  # type: ignore[misc]
+            served = [trio.SSLListener(lst, ssl_context) for lst in listeners]
         with trio.CancelScope() as self._cancel:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.run_market)
                 ws_server = WebSocketServer(
                     self._handle,
-                    listeners,  # type: ignore[arg-type]
+                    served,
                     handler_nursery=nursery,
                     max_message_size=p.MAX_MESSAGE_BYTES,
                     connect_timeout=10,
@@ -248,7 +251,7 @@ async def serve(
 
 def _peer(request: WebSocketRequest) -> str:
     remote = request.remote
-    return f"{remote.address}:{remote.port}" if hasattr(remote, "port") else str(remote)
+    return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"
 
 
 def _token(request: WebSocketRequest, query: str) -> str | None:
