@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+
 from tickwire.feed.server import Server, ServerConfig
 
 

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 from _support import serve_process
-from tickwire.feed.protocol import HEADER_SIZE, decode_binary
-from tickwire.simulators import TICK_DTYPE
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
+
+from tickwire.feed.protocol import HEADER_SIZE, decode_binary
+from tickwire.simulators import TICK_DTYPE
 
 TOKEN = "s3cret"
 

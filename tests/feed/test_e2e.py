@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
 from tickwire.feed import Batch, ConnectError, ProtocolError, Status, connect
 from tickwire.feed.server import Server, ServerConfig
-from trio_websocket import ConnectionClosed, open_websocket_url
 
 
 async def _batches(feed, n):

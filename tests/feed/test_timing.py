@@ -12,8 +12,9 @@ import json
 import pytest
 import trio
 import trio.testing
-from tickwire.feed.server import Server, ServerConfig
 from trio_websocket import wrap_client_stream
+
+from tickwire.feed.server import Server, ServerConfig
 
 
 async def _client(nursery, server, *, lockstep=False):
