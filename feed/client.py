@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -56,6 +57,7 @@ class Feed:
         backoff_initial_s: float,
         backoff_max_s: float,
         max_queue: int,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if encoding not in ("json", "binary"):
             raise ValueError(f"encoding must be 'json' or 'binary', got {encoding!r}")
@@ -70,6 +72,7 @@ class Feed:
         self.conflated = 0
         self.lost = 0
         self._token = token
+        self._ssl_context = ssl_context
         self._reconnect = reconnect
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._max_queue = max_queue
@@ -202,6 +205,7 @@ class Feed:
                 subprotocols=offer,
                 extra_headers=headers,
                 max_message_size=_MAX_SERVER_MESSAGE,
+                ssl_context=self._ssl_context,
             )
         except ConnectionRejected as exc:
             if exc.status_code == 401:
@@ -380,6 +384,7 @@ async def connect(
     backoff_initial_s: float = 0.1,
     backoff_max_s: float = 10.0,
     max_queue: int = 1024,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Feed]:
     """Connect to a tickwire server; the feed closes normally when the block exits.
 
@@ -391,6 +396,7 @@ async def connect(
             (`backoff_initial_s` doubling up to `backoff_max_s`), restoring the subscription.
         max_queue: events buffered for a slow consumer before the feed stops reading (the
             server then conflates for you: you get the latest state, not a backlog).
+        ssl_context: for wss:// with a private CA (default: the system's trust store).
 
     Raises:
         ConnectError: the server cannot be reached (AuthError if it refused the token).
@@ -403,6 +409,7 @@ async def connect(
         backoff_initial_s=backoff_initial_s,
         backoff_max_s=backoff_max_s,
         max_queue=max_queue,
+        ssl_context=ssl_context,
     )
     try:
         async with trio.open_nursery() as nursery:

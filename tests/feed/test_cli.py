@@ -52,3 +52,17 @@ def test_help_teaches():
     for command in ("serve", "tail"):
         assert command in out.stdout
     assert "tickwire tail" in _run("serve", "--help").stdout
+
+
+def test_tail_exits_0_on_ctrl_c():
+    with serve_process() as (_, url):
+        tail = subprocess.Popen(
+            tickwire_cmd("tail", "*", "--url", url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert tail.stdout is not None and tail.stdout.readline()  # ticks are flowing
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(timeout=10) == 0
+        assert "Traceback" not in (tail.stderr.read() if tail.stderr else "")

@@ -156,3 +156,42 @@ async def test_reconnect_resubscribes_and_reports_the_gap(nursery: trio.Nursery)
             assert [s.attempt for s in statuses[:3]] == [1, 2, 3]
             await _batches(feed, 3)  # and the stream continues
             await second.shutdown()
+
+
+async def test_wss_with_a_certificate(nursery: trio.Nursery, tmp_path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    pem = tmp_path / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    srv = Server(ServerConfig(port=0, certfile=str(pem)))
+    await nursery.start(srv.run)
+    assert srv.url.startswith("wss://")
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with trio.fail_after(10):
+        async with connect(srv.url, ssl_context=client_ctx) as feed:
+            await feed.subscribe(["AAPL"])
+            assert (await _batches(feed, 2))[0].kind == "snapshot"
+
+
+async def test_a_failing_connection_is_closed_1011_and_others_keep_streaming(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(conn, rid):
+        raise RuntimeError("simulated bug in one connection")
+
+    with trio.fail_after(10):
+        async with connect(server.url) as healthy, open_websocket_url(server.url) as victim:
+            await healthy.subscribe(["AAPL"])
+            await victim.get_message()  # welcome
+            monkeypatch.setattr(server, "stats_message", broken)
+            await victim.send_message('{"op": "stats"}')
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await victim.get_message()
+            assert victim.closed.code == 1011
+            assert len(await _batches(healthy, 5)) == 5
