@@ -67,6 +67,8 @@ class Connection:
         self._last_send_s = self.opened_s
         self._last_data_s = -math.inf
         self._scope: trio.CancelScope | None = None
+        self._stall = trio.CancelScope()
+        self._stall_s = server.config.stall_ms / 1000
 
     # ------------------------------------------------------------------ tasks
 
@@ -106,10 +108,20 @@ class Connection:
             self._scope.cancel()
 
     async def _writer(self) -> None:
-        try:
-            await self._write()
-        except ConnectionClosed:  # the client went away
-            self._closed_by_peer()
+        # One cancel scope for the whole writer; its deadline is armed only while a send is in
+        # progress (cheaper than a new scope per send). If it fires, the reader stalled.
+        with trio.CancelScope() as self._stall:
+            try:
+                await self._write()
+            except ConnectionClosed:  # the client went away
+                self._closed_by_peer()
+                return
+        if self._stall.cancelled_caught:
+            if self.close_code is None:
+                self.close_code = p.CloseCode.POLICY
+                self.close_reason = f"stalled: no data accepted for {self._stall_s:g} s"
+            await _wsfast.abort(self.ws)
+            self._cancel()
 
     async def _write(self) -> None:
         cfg = self.server.config
@@ -130,15 +142,19 @@ class Connection:
             deadline = self._last_send_s + heartbeat_s
             if throttle_s and self.server.hub.gen > self.sub.sent_gen:
                 deadline = min(deadline, self._last_data_s + throttle_s)
-            with trio.move_on_at(deadline):
-                item = await recv.receive()
+            item: str | bytes | None = None
+            try:
+                item, got = recv.receive_nowait(), True
+            except trio.WouldBlock:
+                got = False
+                with trio.move_on_at(deadline):  # only the wait: never cancel a send midway
+                    item, got = await recv.receive(), True
+            while got:  # everything already queued, in order, before any data
                 await self._handle(item)
-                while True:  # everything already queued, in order, before any data
-                    try:
-                        item = recv.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    await self._handle(item)
+                try:
+                    item = recv.receive_nowait()
+                except trio.WouldBlock:
+                    got = False
             now = trio.current_time()
             if now >= self._last_data_s + throttle_s:
                 pending = self.server.hub.take(self.sub)
@@ -202,16 +218,9 @@ class Connection:
         await self._send_bytes(_wsfast.frame(text.encode(), _wsfast.OP_TEXT))
 
     async def _send_bytes(self, data: bytes) -> None:
-        stall_s = self.server.config.stall_ms / 1000
-        with trio.move_on_after(stall_s) as scope:
-            await _wsfast.send_frame(self.ws, data)
-        if scope.cancelled_caught:
-            if self.close_code is None:
-                self.close_code = p.CloseCode.POLICY
-                self.close_reason = f"stalled: no data accepted for {stall_s:g} s"
-            await _wsfast.abort(self.ws)
-            self._cancel()
-            return
+        self._stall.deadline = trio.current_time() + self._stall_s
+        await _wsfast.send_frame(self.ws, data)
+        self._stall.deadline = math.inf
         self._last_send_s = trio.current_time()
         self.counters.messages_sent += 1
         self.counters.bytes_sent += len(data)

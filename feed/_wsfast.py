@@ -42,12 +42,18 @@ async def send_frame(ws: WebSocketConnection, data: bytes) -> None:
     """Write an already framed message (see `frame`), serialised with trio-websocket's writes."""
     if ws._close_reason:
         raise ConnectionClosed(ws._close_reason)
-    async with ws._stream_lock:
-        try:
-            await ws._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            await ws._abort_web_socket()
-            raise ConnectionClosed(ws._close_reason) from None
+    lock = ws._stream_lock
+    try:
+        lock.acquire_nowait()  # free almost always: skips the lock's two checkpoints
+    except trio.WouldBlock:
+        await lock.acquire()
+    try:
+        await ws._stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        await ws._abort_web_socket()
+        raise ConnectionClosed(ws._close_reason) from None
+    finally:
+        lock.release()
 
 
 async def abort(ws: WebSocketConnection) -> None:

@@ -12,7 +12,6 @@ and subscribers at the same generation share one encoded body. No trio here: wak
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,7 +66,8 @@ class Hub:
         self._normalise(self.lvc)
         self.gen = 0
         self._changed_gen = np.zeros(n, np.int64)
-        self._ring: deque[tuple[int, NDArray[np.intp]]] = deque(maxlen=ring)
+        self._ring_size = ring
+        self._ring: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * ring  # ids by gen % ring
         self._wild: set[Subscriber] = set()
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
         self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
@@ -99,7 +99,7 @@ class Hub:
         self.lvc[ids] = batch[len(batch) - 1 - rev_idx]
         self.gen += 1
         self._changed_gen[ids] = self.gen
-        self._ring.append((self.gen, ids))
+        self._ring[self.gen % self._ring_size] = ids
         self._shared.clear()
         self._body_cache.clear()
         self.ticks_published += len(batch)
@@ -179,12 +179,12 @@ class Hub:
         return Pending(self.lvc[ids], lambda: self._json_list(ids, key), conflated)
 
     def _changed_since(self, gen: int) -> NDArray[np.intp]:
-        ring = self._ring
-        if ring and ring[0][0] <= gen + 1:
-            parts = [ids for g, ids in ring if g > gen]
-            if len(parts) == 1:
-                return parts[0]
-            return np.unique(np.concatenate(parts))
+        behind = self.gen - gen
+        if behind == 1:
+            return self._ring[self.gen % self._ring_size]
+        if behind < self._ring_size // 4:  # past that, one scan of every symbol is cheaper
+            ring, size = self._ring, self._ring_size
+            return np.unique(np.concatenate([ring[g % size] for g in range(gen + 1, self.gen + 1)]))
         return np.flatnonzero(self._changed_gen > gen)
 
     # ------------------------------------------------------------------ JSON encoding
