@@ -69,6 +69,9 @@ class Connection:
         self._scope: trio.CancelScope | None = None
         self._stall = trio.CancelScope()
         self._stall_s = server.config.stall_ms / 1000
+        self._alarm = trio.CancelScope()
+        hb_ms = server.config.heartbeat_ms
+        self._heartbeat_s = hb_ms / 1000 if hb_ms > 0 else math.inf
 
     # ------------------------------------------------------------------ tasks
 
@@ -78,6 +81,7 @@ class Connection:
                 self._scope = nursery.cancel_scope
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._writer)
+                nursery.start_soon(self._timer)
         finally:
             self.server.hub.detach(self.sub)
 
@@ -102,6 +106,19 @@ class Connection:
         if self.close_code is None and reason is not None:
             self.close_code, self.close_reason = reason.code, reason.reason or ""
         self._cancel()
+
+    async def _timer(self) -> None:
+        """Wake the writer when a heartbeat or a throttled send falls due.
+
+        A task of its own, so the writer's hot loop waits on its inbox with no cancel scope
+        (creating one per message was a measured ~20% of the server's time). The writer moves
+        this deadline earlier when throttled data becomes pending; otherwise it only moves later.
+        """
+        while True:
+            with trio.CancelScope() as self._alarm:
+                self._alarm.deadline = self._last_send_s + self._heartbeat_s
+                await trio.sleep_forever()
+            self._wake()
 
     def _cancel(self) -> None:
         if self._scope is not None:
@@ -135,32 +152,26 @@ class Connection:
                 )
             )
         )
-        heartbeat_s = cfg.heartbeat_ms / 1000 if cfg.heartbeat_ms > 0 else math.inf
+        heartbeat_s = self._heartbeat_s
         recv = self._inbox_recv
+        hub = self.server.hub
         while True:
-            throttle_s = self.state.throttle_ms / 1000
-            deadline = self._last_send_s + heartbeat_s
-            if throttle_s and self.server.hub.gen > self.sub.sent_gen:
-                deadline = min(deadline, self._last_data_s + throttle_s)
-            item: str | bytes | None = None
-            try:
-                item, got = recv.receive_nowait(), True
-            except trio.WouldBlock:
-                got = False
-                with trio.move_on_at(deadline):  # only the wait: never cancel a send midway
-                    item, got = await recv.receive(), True
-            while got:  # everything already queued, in order, before any data
-                await self._handle(item)
+            await self._handle(await recv.receive())
+            while True:  # everything already queued, in order, before any data
                 try:
                     item = recv.receive_nowait()
                 except trio.WouldBlock:
-                    got = False
+                    break
+                await self._handle(item)
             now = trio.current_time()
-            if now >= self._last_data_s + throttle_s:
-                pending = self.server.hub.take(self.sub)
+            due_s = self._last_data_s + self.state.throttle_ms / 1000
+            if now >= due_s:
+                pending = hub.take(self.sub)
                 if pending is not None:
                     await self._send_data(p.BinaryType.TICKS, pending)
                     self._last_data_s = now
+            elif hub.gen > self.sub.sent_gen and due_s < self._alarm.deadline:
+                self._alarm.deadline = due_s  # throttled: come back when the interval is up
             if trio.current_time() >= self._last_send_s + heartbeat_s:
                 self.seq += 1
                 self.counters.heartbeats_sent += 1
@@ -218,9 +229,7 @@ class Connection:
         await self._send_bytes(_wsfast.frame(text.encode(), _wsfast.OP_TEXT))
 
     async def _send_bytes(self, data: bytes) -> None:
-        self._stall.deadline = trio.current_time() + self._stall_s
-        await _wsfast.send_frame(self.ws, data)
-        self._stall.deadline = math.inf
+        await _wsfast.send_frame(self.ws, data, self._stall, self._stall_s)
         self._last_send_s = trio.current_time()
         self.counters.messages_sent += 1
         self.counters.bytes_sent += len(data)

@@ -37,6 +37,9 @@ class Subscriber:
     sent_gen: int = 0  # every change up to this generation has been taken
     last_seq: NDArray[np.uint64] = field(init=False)  # per symbol, the seq last delivered
     ticks_conflated: int = 0
+    # Wildcard, and last_seq is every symbol's seq as of sent_gen: then its next take is the
+    # same for every such subscriber at the same generation, and is computed once for all.
+    synced: bool = False
 
     def __post_init__(self) -> None:
         self.mask = np.zeros(self.n_symbols, np.bool_)
@@ -50,6 +53,7 @@ class Pending:
     records: TickBatch
     json_body: Callable[[], bytes]  # lazy: binary subscribers never encode JSON
     conflated: int
+    ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
 
 
 class Hub:
@@ -73,6 +77,7 @@ class Hub:
         self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
         self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
         self._shared: dict[tuple[int, int], NDArray[np.intp]] = {}  # changed ids per span
+        self._synced_take: dict[int, Pending] = {}  # by span start: what synced subs get
         self._body_cache: dict[tuple[int, int], bytes] = {}
         self.ticks_published = 0
         self.batches_published = 0
@@ -101,6 +106,7 @@ class Hub:
         self._changed_gen[ids] = self.gen
         self._ring[self.gen % self._ring_size] = ids
         self._shared.clear()
+        self._synced_take.clear()
         self._body_cache.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1
@@ -145,17 +151,38 @@ class Hub:
             for i in np.flatnonzero(new_mask).tolist():
                 self._by_sym[i].add(sub)
         sub.last_seq[added] = self.lvc["seq"][added]
+        # Callers take() first, so everything up to now is delivered: in sync if wildcard.
+        sub.synced = wildcard and sub.sent_gen == self.gen
 
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
         records = self.lvc[ids]
         sub.last_seq[ids] = records["seq"]
+        if sub.sent_gen != self.gen:  # it now holds states newer than its generation
+            sub.synced = False
         return Pending(records, lambda: self._json_list(ids), 0)
 
     def take(self, sub: Subscriber) -> Pending | None:
         """Everything `sub` has not received yet, latest state per symbol; None if nothing."""
         if sub.sent_gen >= self.gen:
             return None
+        if sub.synced:
+            start = sub.sent_gen
+            shared = self._synced_take.get(start)
+            if shared is None:
+                shared = self._take(sub)
+                if shared is not None:
+                    self._synced_take[start] = shared
+            elif shared.ids is not None:
+                sub.last_seq[shared.ids] = shared.records["seq"]
+                sub.ticks_conflated += shared.conflated
+            sub.sent_gen = self.gen
+            return shared
+        pending = self._take(sub)
+        sub.synced = sub.wildcard  # after any take, a wildcard subscriber is in sync
+        return pending
+
+    def _take(self, sub: Subscriber) -> Pending | None:
         span = (sub.sent_gen, self.gen)
         ids = self._shared.get(span)
         if ids is None:
@@ -176,7 +203,7 @@ class Hub:
         conflated = int((seqs - last).sum()) - ids.size
         sub.last_seq[ids] = seqs
         sub.ticks_conflated += conflated
-        return Pending(self.lvc[ids], lambda: self._json_list(ids, key), conflated)
+        return Pending(self.lvc[ids], lambda: self._json_list(ids, key), conflated, ids)
 
     def _changed_since(self, gen: int) -> NDArray[np.intp]:
         behind = self.gen - gen
