@@ -24,7 +24,7 @@ def tickwire_cmd(*args: str) -> list[str]:
 def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run `tickwire serve --port 0 ARGS` and yield (process, url) once it listens."""
     proc = subprocess.Popen(
-        tickwire_cmd("serve", "--port", "0", *args),
+        tickwire_cmd("serve", *(args if "--port" in args else ("--port", "0", *args))),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

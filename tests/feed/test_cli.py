@@ -66,3 +66,33 @@ def test_tail_exits_0_on_ctrl_c():
         tail.send_signal(signal.SIGINT)
         assert tail.wait(timeout=10) == 0
         assert "Traceback" not in (tail.stderr.read() if tail.stderr else "")
+
+
+def test_client_survives_the_server_process_being_killed_and_restarted():
+    import trio
+
+    from tickwire.feed import Batch, Gap, connect
+
+    async def main():
+        with serve_process() as (proc, url):
+            port = url.rsplit(":", 1)[1].split("/")[0]
+            with trio.fail_after(60):
+                async with connect(url, backoff_initial_s=0.05, backoff_max_s=0.5) as feed:
+                    await feed.subscribe(["AAPL", "MSFT"])
+                    proc.kill()  # SIGKILL: no close frame, the TCP connection just dies
+                    proc.wait()
+                    with serve_process("--port", port) as _:
+                        gap = None
+                        async for event in feed:
+                            if isinstance(event, Gap):
+                                gap = event
+                            elif (
+                                isinstance(event, Batch)
+                                and gap is not None
+                                and event.kind == "ticks"
+                            ):
+                                break
+                        assert gap.reason == "reconnected"
+                        assert feed.subscription == ["AAPL", "MSFT"]
+
+    trio.run(main)
