@@ -195,3 +195,17 @@ async def test_a_failing_connection_is_closed_1011_and_others_keep_streaming(
                     await victim.get_message()
             assert victim.closed.code == 1011
             assert len(await _batches(healthy, 5)) == 5
+
+
+async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(server: Server) -> None:
+    with trio.fail_after(30):
+        async with connect(server.url, max_queue=4) as feed:
+            await feed.subscribe("*")
+            # Do not read: the feed buffers max_queue events, stops reading, and the server
+            # (not our memory) absorbs the difference by conflating. Wait until it has.
+            while server.hub.gen - next(iter(server.connections)).sub.sent_gen < 200:
+                await trio.sleep(0.01)  # polling a condition on the server, not a fixed delay
+            assert feed._events_send.statistics().current_buffer_used <= 4
+            batches = await _batches(feed, 8)
+            assert sum(b.conflated for b in batches) > 0
+            assert await feed.subscribe(["AAPL"]) == ["*"]  # requests still work meanwhile
