@@ -1,0 +1,540 @@
+"""`DashboardApp`: the watchlist, its status bar and screens, fed by a trio guest run.
+
+Ingest and render are separate. The feed (see `bridge`) calls the `feed_*` methods, which only
+write `MarketState` and counters; one `set_interval(1 / fps)` timer (`flush`) turns the dirty
+symbols into `refresh_line` calls inside one `batch_update()`. UI state (sort, filter, pause, fps)
+lives in reactive vars whose watchers repaint and save the settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from tickwire.feed import Batch, Gap, ProtocolError, Status
+
+from . import config as cfg
+from .bridge import Command, FeedBridge, Subscribe, Throttle, Unsubscribe
+from .clock import Clock, SystemClock
+from .commands import DashboardCommands, PaletteEntry
+from .detail import DetailScreen
+from .screens import AddSymbolScreen, HelpScreen, ThrottleScreen
+from .state import MarketState
+from .status import StatusBar, StatusInfo
+from .table import SORT_KEYS, TITLES, WatchTable, ordered
+
+STATUS_EVERY_S = 0.25
+AGES_EVERY_S = 0.5
+STALE_AFTER_HEARTBEATS = 3
+_LIVE_SORTS = frozenset(SORT_KEYS) - {"symbol", "name"}
+_MAIN_ONLY = frozenset(
+    {"add", "remove", "sort_next", "sort_reverse", "filter", "open_detail", "throttle"}
+)
+_CYCLE = tuple(k for k in SORT_KEYS if k != "trend")
+
+
+class DashboardApp(App[int]):
+    """A live watchlist on a tickwire feed. `connect()` must return `async with`-able feed."""
+
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "tickwire"
+    COMMANDS = App.COMMANDS | {DashboardCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("a", "add", "Add"),
+        Binding("d", "remove", "Remove"),
+        Binding("s", "sort_next", "Sort"),
+        Binding("S", "sort_reverse", "Reverse"),
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "open_detail", "Detail"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("t", "throttle", "Throttle"),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    _saving = False  # settings are saved once loaded (on_mount), not while they load
+    paused = var(False)
+    sort_key = var("symbol")
+    sort_reverse = var(False)
+    filter_text = var("")
+    fps = var(cfg.DEFAULT_FPS)
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[Any]],
+        *,
+        url: str = "",
+        settings: cfg.DashboardConfig | None = None,
+        config_path: Path | None = None,
+        clock: Clock | None = None,
+        watchlist: Sequence[str] | None = None,
+        fps: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.clock = clock or SystemClock()
+        self.config_path = config_path
+        self.settings = settings or cfg.DashboardConfig()
+        self.watchlist: list[str] = list(watchlist or self.settings.watchlist)
+        self.url = url
+        self.bridge = FeedBridge(connect, self, url=url)
+        self.state: MarketState | None = None
+        self.subscribed: set[str] = set()
+        self.info = StatusInfo(url=url)
+        self.fatal_error: str | None = None
+        self.frames = 0
+        self.throttle_ms = 0
+        self._feed: Any = None
+        self._retry_at: float | None = None
+        self._last_flush = self.clock.monotonic()
+        self._last_status = -math.inf
+        self._last_ages = -math.inf
+        self._rate_mark: tuple[float, int, int, int] | None = None  # (t, msgs, ticks, frames)
+        self._last_msgs = 0
+        self._last_msg_s = self.clock.monotonic()
+        self._held_from = 0
+        self._flush_timer: Timer | None = None
+        self._initial_fps = fps or self.settings.fps
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        # Kept as attributes: app.query_one() searches the *current* screen, which may be a modal.
+        self.table = WatchTable(self.clock, id="watch")
+        self.topbar = Static(id="topbar")
+        self.filter_box = Input(
+            placeholder="filter: symbol or name (Enter keeps, Esc clears)", id="filter"
+        )
+        self.status_bar = StatusBar(id="status")
+        yield self.topbar
+        yield self.table
+        yield self.filter_box
+        yield self.status_bar
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.sort_key = self.settings.sort if self.settings.sort in SORT_KEYS else "symbol"
+        self.sort_reverse = self.settings.reverse
+        self.fps = self._initial_fps
+        self.table.sort_key, self.table.sort_reverse = self.sort_key, self.sort_reverse
+        if self._flush_timer is None:
+            self._start_render_timer()
+        self.filter_box.display = False
+        self.table.focus()
+        self._saving = True
+        self._update_topbar()
+        self._show_status(force=True)
+        self.bridge.start()
+
+    async def on_unmount(self) -> None:
+        await self.bridge.stop()
+
+    # ------------------------------------------------------------------ feed -> state (ingest)
+
+    def feed_connecting(self, url: str, error: str | None, retry_in_s: float | None) -> None:
+        self.info.state = "connecting"
+        self.info.error = error
+        self._retry_at = None if retry_in_s is None else self.clock.monotonic() + retry_in_s
+
+    def feed_connected(self, feed: Any, refs: list[dict[str, Any]]) -> list[str]:
+        self._feed = feed
+        self.info.url = feed.url or self.url
+        self.info.server = str(feed.welcome.get("server", ""))
+        self.info.encoding = feed.encoding
+        self.info.state, self.info.error, self._retry_at = "live", None, None
+        if self.state is None or [r["symbol"] for r in refs] != [r.symbol for r in self.state.refs]:
+            self.state = MarketState(refs, self.clock.monotonic())
+            self.table.state = self.state
+        unknown = [s for s in self.watchlist if s not in self.state]
+        if unknown:
+            self.notify(
+                f"not on this server, dropped from the watchlist: {', '.join(unknown)}",
+                severity="warning",
+            )
+            self.watchlist = [s for s in self.watchlist if s in self.state]
+        if self.throttle_ms:
+            self.bridge.send(Throttle(self.throttle_ms))
+        return list(self.watchlist)
+
+    def feed_batch(self, batch: Batch) -> None:
+        if self.state is not None:
+            self.state.apply(batch.ticks, self.clock.monotonic())
+            self.info.conflated += batch.conflated
+
+    def feed_gap(self, gap: Gap) -> None:
+        self.info.gaps += 1
+        self.info.lost += gap.lost
+        if gap.reason == "reconnected":
+            missed = f"; {gap.lost:,} updates missed" if gap.lost else ""
+            self.notify(f"reconnected after {gap.downtime_s:.1f}s{missed}", title="feed")
+
+    def feed_status(self, status: Status) -> None:
+        self.info.state = status.state
+        self.info.error = status.error
+        self._retry_at = (
+            None if status.retry_in_s is None else self.clock.monotonic() + status.retry_in_s
+        )
+        self._show_status(force=True)
+
+    def feed_rtt(self, rtt_s: float) -> None:
+        self.info.rtt_s = rtt_s
+
+    def feed_reply(self, command: Command, result: Any, error: str | None) -> None:
+        if isinstance(command, Subscribe):
+            if error is not None:
+                bad = list(result.symbols) if isinstance(result, ProtocolError) else []
+                self.notify(f"cannot add {', '.join(command.symbols)}: {error}", severity="error")
+                if bad:
+                    self.watchlist = [s for s in self.watchlist if s not in bad]
+                    rest = tuple(s for s in command.symbols if s not in bad)
+                    if rest:
+                        self.bridge.send(Subscribe(rest))
+                return
+            subs = set(result)
+            new = [s for s in command.symbols if s not in self.watchlist]
+            self.watchlist = [*self.watchlist, *new]
+            self.subscribed = subs
+            self._reorder(keep=command.symbols[-1] if new else None)
+            self._save()
+        elif isinstance(command, Unsubscribe):
+            if error is not None:
+                self.notify(
+                    f"cannot remove {', '.join(command.symbols)}: {error}", severity="error"
+                )
+                return
+            self.subscribed = set(result)
+            self.watchlist = [s for s in self.watchlist if s not in command.symbols]
+            if self.state is not None:
+                self.state.reset_symbols([self.state.index[s] for s in command.symbols])
+            self._reorder()
+            self._save()
+        elif isinstance(command, Throttle):
+            if error is not None:
+                self.notify(f"throttle refused: {error}", severity="error")
+                return
+            self.throttle_ms = command.interval_ms
+            self.info.throttle_ms = command.interval_ms
+            self.notify(
+                f"throttle {command.interval_ms} ms per symbol"
+                if command.interval_ms
+                else "throttle off: every update"
+            )
+
+    def feed_fatal(self, message: str) -> None:
+        self.fatal_error = message
+        self.info.state, self.info.error = "closed", message
+        self.exit(2, message=message)
+
+    # ------------------------------------------------------------------ render (the timer)
+
+    def flush(self) -> None:
+        """One frame: repaint the rows that changed, the detail screen, the status bar."""
+        now = self.clock.monotonic()
+        self.frames += 1
+        state = self.state
+        if state is not None:
+            if state.advance(now) and self.sort_key in _LIVE_SORTS and not self.paused:
+                self._reorder()
+            if not self.paused:
+                dirty = state.take_dirty()
+                expired = state.expired_flashes(self._last_flush, now)
+                table = self.table
+                with self.batch_update():
+                    if now - self._last_ages >= AGES_EVERY_S:
+                        self._last_ages = now
+                        table.refresh_ids(table.rows)
+                    else:
+                        table.refresh_ids(np.union1d(dirty, expired) if expired.size else dirty)
+                    screen = self.screen
+                    if isinstance(screen, DetailScreen) and (
+                        screen.sid in dirty or screen.sid in expired
+                    ):
+                        screen.refresh_data()
+        self._last_flush = now
+        self._show_status()
+
+    def _show_status(self, force: bool = False) -> None:
+        now = self.clock.monotonic()
+        if not force and now - self._last_status < STATUS_EVERY_S:
+            return
+        self._last_status = now
+        info = self.info
+        feed = self._feed
+        msgs = ticks = 0
+        if feed is not None:
+            msgs, ticks = feed.messages_received, feed.ticks_received
+            if msgs != self._last_msgs:
+                self._last_msgs, self._last_msg_s = msgs, now
+            heartbeat_s = float(feed.welcome.get("heartbeat_ms", 1000) or 1000) / 1000
+            if feed.state == "live":
+                stale = now - self._last_msg_s > STALE_AFTER_HEARTBEATS * heartbeat_s
+                info.state = "stale" if stale else "live"
+                info.error = None
+        mark = self._rate_mark
+        if mark is None:
+            self._rate_mark = (now, msgs, ticks, self.frames)
+        elif now - mark[0] >= 1.0:
+            dt = now - mark[0]
+            info.msgs_per_s = (msgs - mark[1]) / dt
+            info.ticks_per_s = (ticks - mark[2]) / dt
+            info.fps = (self.frames - mark[3]) / dt
+            self._rate_mark = (now, msgs, ticks, self.frames)
+        info.retry_in_s = None if self._retry_at is None else self._retry_at - now
+        info.fps_target = self.fps
+        info.paused = self.paused
+        state = self.state
+        if state is not None:
+            info.held = state.total_updates - self._held_from if self.paused else 0
+            ids = [state.index[s] for s in self.watchlist if s in self.subscribed]
+            have = [i for i in ids if state.have[i]]
+            info.tick_age_ns = (
+                self.clock.wall_ns() - int(state.tick["ts"][have].max()) if have else None
+            )
+        self.status_bar.show(info)
+
+    def _reorder(self, keep: str | None = None) -> None:
+        state = self.state
+        if state is None:
+            return
+        ids = [state.index[s] for s in self.watchlist if s in self.subscribed and s in state]
+        self.table.set_rows(
+            ordered(state, ids, self.sort_key, self.sort_reverse, self.filter_text), keep
+        )
+        self._update_topbar()
+
+    def _update_topbar(self) -> None:
+        table = self.table
+        total = sum(1 for s in self.watchlist if s in self.subscribed)
+        arrow = "▼" if self.sort_reverse else "▲"
+        parts = [f"[b]tickwire[/b]  {total} symbols", f"sort {TITLES[self.sort_key]} {arrow}"]
+        if self.filter_text:
+            parts.append(f"filter [b]{_escape(self.filter_text)}[/b]: {len(table.rows)} shown")
+        if self.throttle_ms:
+            parts.append(f"throttle {self.throttle_ms} ms")
+        if not total and self.state is not None:
+            parts.append("press [b]a[/b] to add symbols")
+        self.topbar.update(" · ".join(parts))
+
+    # ------------------------------------------------------------------ reactive UI state
+
+    def watch_fps(self, fps: float) -> None:
+        self._start_render_timer()
+        self.settings.fps = fps
+        self._save()
+
+    def _start_render_timer(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+        self._flush_timer = self.set_interval(1 / self.fps, self.flush, name="render")
+
+    def watch_sort_key(self) -> None:
+        self.table.sort_key = self.sort_key
+        self.table.refresh_all()
+        self._reorder()
+        self._save()
+
+    def watch_sort_reverse(self) -> None:
+        self.table.sort_reverse = self.sort_reverse
+        self.table.refresh_all()
+        self._reorder()
+        self._save()
+
+    def watch_filter_text(self) -> None:
+        self._reorder()
+
+    def watch_paused(self, paused: bool) -> None:
+        if self.state is not None:
+            self._held_from = self.state.total_updates
+        if not paused and self.state is not None:
+            self.state.dirty[self.state.have] = True
+            self._reorder()
+        self._show_status(force=True)
+
+    def watch_theme(self) -> None:
+        self.settings.theme = self.theme
+        self._save()
+
+    def _save(self) -> None:
+        if not self._saving:
+            return
+        self.settings.watchlist = list(self.watchlist)
+        self.settings.sort, self.settings.reverse = self.sort_key, self.sort_reverse
+        warning = cfg.save(self.settings, self.config_path)
+        if warning:
+            self._saving = False  # say it once, not on every change
+            self.notify(warning, severity="warning")
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Watchlist keys act on the main screen only (the detail screen has its own)."""
+        return action not in _MAIN_ONLY or self.screen is self.screen_stack[0]
+
+    def action_add(self) -> None:
+        if self.state is None:
+            self.notify(
+                "not connected yet: the symbol list comes from the server", severity="warning"
+            )
+            return
+
+        def added(symbols: list[str] | None) -> None:
+            if symbols:
+                self.add_symbols(symbols)
+
+        self.push_screen(AddSymbolScreen(self.state.refs, set(self.subscribed)), added)
+
+    def add_symbols(self, symbols: Sequence[str]) -> None:
+        new = tuple(s.upper() for s in symbols if s.upper() not in self.subscribed)
+        if not new:
+            self.notify("already in the watchlist")
+            if symbols:
+                self.table.move_to(symbols[-1].upper())
+            return
+        self.bridge.send(Subscribe(new))
+
+    def action_remove(self) -> None:
+        symbol = self.table.cursor_symbol
+        if symbol is not None:
+            self.remove_symbols([symbol])
+
+    def remove_symbols(self, symbols: Sequence[str]) -> None:
+        self.bridge.send(Unsubscribe(tuple(symbols)))
+
+    def action_sort_next(self) -> None:
+        i = _CYCLE.index(self.sort_key) if self.sort_key in _CYCLE else -1
+        self.sort_key = _CYCLE[(i + 1) % len(_CYCLE)]
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def sort_by(self, key: str) -> None:
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key = key
+
+    @on(WatchTable.HeaderClicked)
+    def _header_clicked(self, event: WatchTable.HeaderClicked) -> None:
+        self.sort_by(event.key)
+
+    @on(WatchTable.Selected)
+    def _row_selected(self, event: WatchTable.Selected) -> None:
+        self.open_detail(event.symbol)
+
+    def action_filter(self) -> None:
+        box = self.filter_box
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        box = self.filter_box
+        box.display = bool(box.value)
+        self.table.focus()
+
+    def key_escape(self) -> None:
+        box = self.filter_box
+        if box.display or self.filter_text:
+            box.value = ""
+            box.display = False
+            self.filter_text = ""
+            self.table.focus()
+
+    def action_open_detail(self) -> None:
+        symbol = self.table.cursor_symbol
+        if symbol is not None:
+            self.open_detail(symbol)
+
+    def open_detail(self, symbol: str) -> None:
+        if self.state is not None and symbol in self.state:
+            self.push_screen(DetailScreen(self.state, symbol, self.clock))
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def action_throttle(self) -> None:
+        def chosen(interval_ms: int | None) -> None:
+            if interval_ms is not None:
+                self.bridge.send(Throttle(interval_ms))
+
+        self.push_screen(ThrottleScreen(self.throttle_ms), chosen)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        await self.bridge.stop()
+        self._save()
+        self.exit(0)
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        entries: list[PaletteEntry] = []
+        for key in SORT_KEYS:
+            entries.append(
+                (
+                    f"Sort by {TITLES[key]}",
+                    "sort the watchlist by this column",
+                    lambda k=key: self.sort_by(k),
+                )
+            )
+        entries.append(("Reverse sort", "flip the sort order", self.action_sort_reverse))
+        entries.append(
+            ("Pause / resume rendering", "data keeps coming while paused", self.action_toggle_pause)
+        )
+        for ms in (0, 100, 250, 1000):
+            entries.append(
+                (
+                    f"Throttle {ms} ms" if ms else "Throttle off",
+                    "server-side conflation per symbol",
+                    lambda ms=ms: self.bridge.send(Throttle(ms)),
+                )
+            )
+        for rate in (10, 20, 30, 60):
+            entries.append(
+                (
+                    f"Refresh rate {rate} fps",
+                    "how often the screen repaints (saved)",
+                    lambda rate=rate: setattr(self, "fps", float(rate)),
+                )
+            )
+        entries.append(("Clear filter", "show every symbol of the watchlist", self.key_escape))
+        entries.append(("Help: keys", "what every key does", self.action_help))
+        if self.state is not None:
+            for ref in self.state.refs:
+                if ref.symbol in self.subscribed:
+                    entries.append(
+                        (
+                            f"Remove {ref.symbol} ({ref.name})",
+                            "unsubscribe",
+                            lambda s=ref.symbol: self.remove_symbols([s]),
+                        )
+                    )
+                else:
+                    entries.append(
+                        (
+                            f"Add {ref.symbol} ({ref.name})",
+                            ref.sector,
+                            lambda s=ref.symbol: self.add_symbols([s]),
+                        )
+                    )
+        return entries
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")

@@ -1,0 +1,192 @@
+"""`tickwire dashboard` and `tickwire demo`: parse flags, build the app, run it.
+
+`demo` starts the real feed server in a background thread (its own `trio.run`, a free port on
+127.0.0.1) and opens the dashboard on it, so `tickwire demo` needs nothing else running. Mistakes
+(bad URL, refused token, bad flag) end in one line, no traceback, via `UserError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tickwire.simulators.errors import UserError
+
+from . import config as cfg
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="a live simulated market in the terminal dashboard, nothing else to run",
+        description="Start a feed server in this process on a free port and open the dashboard "
+        "on it. Keys: a add, d remove, s sort, / filter, Enter detail, p pause, ? help, q quit.",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+    demo.add_argument(
+        "--activity",
+        type=_positive_float,
+        default=1.0,
+        help="scale every trade and quote rate (default %(default)s)",
+    )
+    _add_common(demo)
+    demo.set_defaults(func=_demo)
+
+    dash = sub.add_parser(
+        "dashboard",
+        help="the terminal dashboard on a running server",
+        description="A live watchlist on a tickwire server: sparklines, flashes, sort, filter, "
+        "detail screen. Settings (watchlist, sort, theme, fps) are saved in "
+        f"{cfg.default_path()}.",
+        epilog="examples:\n  tickwire dashboard\n  tickwire dashboard --url ws://host:8765/v1 "
+        "--token s3cret\n  tickwire dashboard --watchlist AAPL,MSFT,SPY --fps 30",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dash.add_argument(
+        "--url", default="ws://127.0.0.1:8765/v1", help="server URL (default %(default)s)"
+    )
+    dash.add_argument("--token", help="token, if the server requires one")
+    _add_common(dash)
+    dash.set_defaults(func=_dashboard)
+
+
+def _add_common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--watchlist",
+        type=_symbols,
+        metavar="A,B,C",
+        help="symbols to watch (overrides the saved watchlist)",
+    )
+    ap.add_argument(
+        "--fps",
+        type=_fps,
+        help=f"screen refreshes per second, 1 to {cfg.MAX_FPS:.0f} (default: saved, else "
+        f"{cfg.DEFAULT_FPS:.0f})",
+    )
+    ap.add_argument(
+        "--binary", action="store_true", help="use the binary encoding on the wire (fastest)"
+    )
+    ap.add_argument("--config", type=Path, help=f"settings file (default {cfg.default_path()})")
+    ap.add_argument(
+        "--no-config", action="store_true", help="neither read nor write the settings file"
+    )
+
+
+def _symbols(text: str) -> list[str]:
+    out = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("expected symbols separated by commas, e.g. AAPL,MSFT")
+    return out
+
+
+def _fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= cfg.MAX_FPS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 1 to {cfg.MAX_FPS:.0f}, got {text}"
+        )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UserError(f"bad URL {url!r}: expected ws://HOST:PORT/v1 or wss://HOST:PORT/v1")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise UserError(f"bad URL {url!r}: the port must be a number from 0 to 65535") from None
+    return url
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    url = check_url(args.url)
+    return run_app(args, url, token=args.token)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    with server_thread(seed=args.seed, activity=args.activity) as url:
+        return run_app(args, url, token=None)
+
+
+def run_app(args: argparse.Namespace, url: str, *, token: str | None) -> int:
+    from tickwire.feed import connect
+
+    from .app import DashboardApp
+
+    path = None if args.no_config else (args.config or cfg.default_path())
+    settings, warning = cfg.load(path)
+    encoding = "binary" if args.binary else "json"
+    app = DashboardApp(
+        functools.partial(connect, url, token=token, encoding=encoding),
+        url=url,
+        settings=settings,
+        config_path=path,
+        watchlist=args.watchlist,
+        fps=args.fps,
+    )
+    if warning:
+        app.call_later(app.notify, warning, severity="warning")
+    app.run()
+    if app.fatal_error:
+        raise UserError(app.fatal_error)
+    return app.return_code or 0
+
+
+@contextmanager
+def server_thread(**config: Any) -> Iterator[str]:
+    """Run `tickwire.feed.server.serve` on 127.0.0.1, a free port, in a thread; yield its URL."""
+    import trio
+
+    from tickwire.feed.server import ServerConfig, serve
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            box["token"] = trio.lowlevel.current_trio_token()
+            box["cancel"] = nursery.cancel_scope
+            box["url"] = await nursery.start(
+                serve, ServerConfig(host="127.0.0.1", port=0, **config)
+            )
+            ready.set()
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, name="tickwire-demo-server", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["url"]
+    finally:
+        with suppress(trio.RunFinishedError):  # the server thread may have ended already
+            box["token"].run_sync_soon(box["cancel"].cancel)
+        thread.join(timeout=5)

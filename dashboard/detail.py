@@ -1,0 +1,203 @@
+"""`DetailScreen`: one symbol up close: quote, a bid/ask/last chart, volume, its own counters.
+
+Reads the same `MarketState` as the table; the app's render timer calls `refresh_data()` when
+this symbol is dirty, so the screen never sees a message per tick. `Esc` goes back.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from . import fmt
+from .clock import Clock
+from .state import MarketState
+
+
+def chart_text(
+    hist: np.ndarray, vol: np.ndarray, width: int, height: int, colours: dict[str, str]
+) -> Text:
+    """Bid/ask as a band with the last trade on it, one column per update, price axis left."""
+    axis_w = 10
+    cols = max(1, width - axis_w)
+    rows = max(3, height - 2)  # the last two lines: volume bars and a caption
+    hist = hist[-cols:]
+    vol = vol[-cols:]
+    text = Text(no_wrap=True, overflow="crop")
+    if len(hist) == 0 or not np.isfinite(hist).any():
+        text.append("waiting for updates…", style=colours["muted"])
+        return text
+    lo = float(np.nanmin(hist[:, :2]))
+    hi = float(np.nanmax(hist[:, :2]))
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.01, hi + 0.01
+
+    def row_of(price: float) -> int:
+        return round((hi - price) / (hi - lo) * (rows - 1))
+
+    grid = [[" "] * len(hist) for _ in range(rows)]
+    style = [[""] * len(hist) for _ in range(rows)]
+    for x, (bid, ask, last) in enumerate(hist):
+        if not (math.isfinite(bid) and math.isfinite(ask)):
+            continue
+        ra, rb = row_of(ask), row_of(bid)
+        for r in range(ra + 1, rb):
+            grid[r][x], style[r][x] = "│", colours["band"]
+        if ra == rb:
+            grid[ra][x], style[ra][x] = "━", colours["accent"]
+        else:
+            grid[ra][x], style[ra][x] = "▔", colours["ask"]
+            grid[rb][x], style[rb][x] = "▁", colours["bid"]
+        if math.isfinite(last) and lo <= last <= hi:
+            grid[row_of(last)][x], style[row_of(last)][x] = "●", colours["last"]
+    for r in range(rows):
+        label = ""
+        if r == 0 or r == rows - 1 or r % 4 == 0:
+            label = f"{hi - (hi - lo) * r / (rows - 1):,.2f}"
+        text.append(label.rjust(axis_w - 2) + " ┤", style=colours["muted"])
+        line = grid[r]
+        for x, ch in enumerate(line):
+            text.append(ch, style=style[r][x] or None)
+        text.append("\n")
+    peak = float(vol.max()) if len(vol) else 0.0
+    bars = "".join(
+        " " if v <= 0 or peak <= 0 else fmt.BARS[min(7, int(v / peak * 7.999))] for v in vol
+    )
+    text.append("volume".rjust(axis_w - 2) + " ┤", style=colours["muted"])
+    text.append(bars, style=colours["volume"])
+    text.append("\n")
+    text.append(
+        " " * axis_w
+        + f"last {len(hist)} updates   ▔ ask  ▁ bid  │ spread  ● last trade  volume per update",
+        style=colours["muted"],
+    )
+    return text
+
+
+class PriceChart(Widget):
+    DEFAULT_CSS = """
+    PriceChart { height: 1fr; min-height: 8; padding: 0 1; }
+    """
+
+    def __init__(self, state: MarketState, sid: int) -> None:
+        super().__init__()
+        self.state = state
+        self.sid = sid
+
+    def render(self) -> Text:
+        theme = self.app.current_theme
+        colours = {
+            "ask": theme.error or "red",
+            "bid": theme.success or "green",
+            "accent": theme.accent or "yellow",
+            "last": theme.warning or "yellow",
+            "band": "dim",
+            "muted": "dim",
+            "volume": theme.primary or "blue",
+        }
+        hist, vol = self.state.history(self.sid)
+        return chart_text(hist, vol, self.size.width, self.size.height, colours)
+
+
+def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
+    ref = state.refs_by_id[sid]
+    if not state.have[sid]:
+        return Content.from_markup("[$text-muted]waiting for the first update of $s…", s=ref.symbol)
+    t = state.tick[sid]
+    dec = int(state.decimals[sid])
+    bid, ask, last = float(t["bid"]), float(t["ask"]), float(t["last"])
+    chg = last - ref.price
+    pct = chg / ref.price * 100 if ref.price else math.nan
+    tone = "$text-success" if chg > 0 else "$text-error" if chg < 0 else "$text-muted"
+    spread = ask - bid
+    bp = spread / ((ask + bid) / 2) * 1e4 if ask + bid else math.nan
+    ts = datetime.fromtimestamp(int(t["ts"]) / 1e9, UTC).strftime("%H:%M:%S.%f")[:-3]
+    lines = [
+        Content.from_markup(
+            "[b]Bid[/b] [$text-success]$bid[/] × $bs    [b]Ask[/b] [$text-error]$ask[/] × $as"  # noqa: RUF001
+            "    [b]Spread[/b] $sp ($bp bp)",
+            bid=fmt.price(bid, dec),
+            bs=fmt.compact(int(t["bid_size"])),
+            ask=fmt.price(ask, dec),
+            **{"as": fmt.compact(int(t["ask_size"]))},
+            sp=f"{spread:.{dec}f}",
+            bp=f"{bp:.1f}",
+        ),
+        Content.from_markup(
+            f"[b]Last[/b] [b]$last[/b] × $ls    [b]Change[/b] [{tone}]$chg ($pct)[/]"  # noqa: RUF001
+            "    [b]Reference[/b] $ref",
+            last=fmt.price(last, dec),
+            ls=fmt.compact(int(t["last_size"])),
+            chg=fmt.signed(chg, dec),
+            pct=fmt.pct(pct),
+            ref=fmt.price(ref.price, dec),
+        ),
+        Content.from_markup(
+            "[b]Volume[/b] $vol    [b]Updates[/b] $n ($rate/s)    [b]Seq[/b] $seq"
+            "    [b]Seq jumps[/b] $jumps",
+            vol=f"{int(t['volume']):,}",
+            n=f"{int(state.updates[sid]):,}",
+            rate=fmt.rate(float(state.rate[sid])),
+            seq=f"{int(t['seq']):,}",
+            jumps=f"{int(state.jumps[sid]):,}",
+        ),
+        Content.from_markup(
+            "[$text-muted]Last update $age ago, $ts UTC · $sector · tick $tick[/]",
+            age=fmt.age(clock.wall_ns() - int(t["ts"])),
+            ts=ts,
+            sector=ref.sector or "-",
+            tick=f"{ref.tick_size:g}",
+        ),
+    ]
+    return Content("\n").join(lines)
+
+
+class DetailScreen(Screen[None]):
+    DEFAULT_CSS = """
+    DetailScreen { background: $surface; }
+    DetailScreen #title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    DetailScreen #quote { height: 4; padding: 0 1; margin: 1 0 1 0; }
+    """
+    BINDINGS: ClassVar[Any] = [
+        Binding("escape,q,backspace", "app.pop_screen", "Back"),
+        Binding("p", "app.toggle_pause", "Pause"),
+    ]
+
+    def __init__(self, state: MarketState, symbol: str, clock: Clock) -> None:
+        super().__init__()
+        self.state = state
+        self.symbol = symbol
+        self.sid = state.index[symbol]
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        ref = self.state.refs_by_id[self.sid]
+        yield Static(
+            Content.from_markup(
+                "$sym  [$text-muted]$name · $sector[/]",
+                sym=ref.symbol,
+                name=ref.name,
+                sector=ref.sector,
+            ),
+            id="title",
+        )
+        yield Static(id="quote")
+        yield PriceChart(self.state, self.sid)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        self.query_one("#quote", Static).update(quote_content(self.state, self.sid, self.clock))
+        self.query_one(PriceChart).refresh()

@@ -1,0 +1,428 @@
+"""`WatchTable`: the live watchlist, a Line-API widget that repaints only the rows that changed.
+
+Textual's `DataTable.update_cell` re-renders every visible cell per change (57-175 ms a frame at
+120x60 with 50 rows), so the live table draws its own lines: `render_line(y)` builds one `Strip`
+per row from `MarketState`, cached until that row's data, the width, the cursor or the theme
+changes, and the app's render timer calls `refresh_ids()` with the dirty symbols only. Line 0 is
+the header (click it to sort). Imports Textual and numpy; never trio or the feed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from . import fmt
+from .clock import Clock
+from .state import MarketState
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    title: str
+    width: int
+    right: bool = True
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("symbol", "Symbol", 6, right=False),
+    Column("name", "Name", 0, right=False),  # takes what is left (dropped when too narrow)
+    Column("last", "Last", 9),
+    Column("chg", "Chg", 7),
+    Column("chg_pct", "Chg%", 7),
+    Column("bid", "Bid", 9),
+    Column("ask", "Ask", 9),
+    Column("spread", "Sprd", 5),
+    Column("size", "Size", 5),
+    Column("volume", "Volume", 7),
+    Column("rate", "Upd/s", 5),
+    Column("age", "Age", 6),
+    Column("trend", "Trend", 16, right=False),
+)
+SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
+TITLES = {c.key: c.title for c in COLUMNS}
+_NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
+
+
+def sort_values(state: MarketState, ids: np.ndarray, key: str) -> np.ndarray:
+    """The value each row sorts by (rows without data sort last separately)."""
+    t = state.tick[ids]
+    ref = state.ref_price[ids]
+    if key == "symbol":
+        return state.symbols[ids]
+    if key == "name":
+        return np.array([s.lower() for s in state.names[ids]], dtype=object)
+    if key in ("chg", "chg_pct", "trend"):
+        chg = t["last"] - ref
+        if key == "chg":
+            return chg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ref > 0, chg / ref, 0.0)
+    if key == "spread":
+        return t["ask"] - t["bid"]
+    if key == "size":
+        return t["last_size"].astype(np.float64)
+    if key == "rate":
+        return state.rate[ids]
+    if key == "age":
+        return -t["ts"].astype(np.float64)  # youngest first
+    if key == "volume":
+        return t["volume"].astype(np.float64)
+    return t[key].astype(np.float64)
+
+
+def ordered(
+    state: MarketState, ids: Sequence[int], key: str, reverse: bool, query: str = ""
+) -> list[int]:
+    """Watchlist ids filtered by `query` (symbol or name, case-insensitive) and sorted by `key`."""
+    ids_arr = np.asarray(list(ids), np.intp)
+    if query:
+        q = query.lower()
+        ids_arr = np.array(
+            [i for i in ids_arr if q in state.symbols[i].lower() or q in state.names[i].lower()],
+            np.intp,
+        )
+    if ids_arr.size == 0:
+        return []
+    values = sort_values(state, ids_arr, key)
+    order = np.argsort(values, kind="stable")
+    if reverse:
+        order = order[::-1]
+    out = ids_arr[order]
+    if key not in ("symbol", "name"):  # rows with no data yet go to the bottom either way
+        have = state.have[out]
+        out = np.concatenate([out[have], out[~have]])
+    return [int(i) for i in out]
+
+
+class WatchTable(ScrollView, can_focus=True):
+    """The watchlist: one line per symbol, cursor, sortable header."""
+
+    COMPONENT_CLASSES: ClassVar[Any] = {
+        "watch-table--header",
+        "watch-table--sorted",
+        "watch-table--cursor",
+        "watch-table--up",
+        "watch-table--down",
+        "watch-table--muted",
+        "watch-table--symbol",
+        "watch-table--flash-up",
+        "watch-table--flash-down",
+    }
+    DEFAULT_CSS = """
+    WatchTable {
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        & > .watch-table--header { background: $panel; color: $text; text-style: bold; }
+        & > .watch-table--sorted { background: $panel; color: $accent; text-style: bold; }
+        & > .watch-table--cursor { background: $block-cursor-blurred-background; }
+        &:focus > .watch-table--cursor { background: $block-cursor-background; }
+        & > .watch-table--up { color: $text-success; }
+        & > .watch-table--down { color: $text-error; }
+        & > .watch-table--muted { color: $text-muted; }
+        & > .watch-table--symbol { color: $text; text-style: bold; }
+        & > .watch-table--flash-up { background: $success 55%; color: $text; }
+        & > .watch-table--flash-down { background: $error 55%; color: $text; }
+    }
+    """
+    BINDINGS: ClassVar[Any] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "jump(0)", "Top", show=False),
+        Binding("end,G", "jump(-1)", "Bottom", show=False),
+    ]
+
+    class Selected(Message):
+        """The user opened a row (Enter or double click)."""
+
+        def __init__(self, symbol: str) -> None:
+            super().__init__()
+            self.symbol = symbol
+
+    class HeaderClicked(Message):
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.state: MarketState | None = None
+        self.rows: list[int] = []
+        self.cursor = 0
+        self.sort_key = "symbol"
+        self.sort_reverse = False
+        self._row_of: dict[int, int] = {}
+        self._cache: dict[int, tuple[tuple[object, ...], Strip]] = {}
+        self._header: tuple[tuple[object, ...], Strip] | None = None
+        self._layout: tuple[int, list[tuple[Column, int, int]]] | None = None
+        self._styles: dict[str, Style] = {}
+        self.lines_rendered = 0
+
+    # ------------------------------------------------------------------ data in
+
+    @property
+    def cursor_symbol(self) -> str | None:
+        if self.state is None or not self.rows:
+            return None
+        return str(self.state.symbols[self.rows[min(self.cursor, len(self.rows) - 1)]])
+
+    def set_rows(self, ids: Sequence[int], keep: str | None = None) -> None:
+        """Show `ids` in this order; the cursor stays on `keep` (default: its current symbol)."""
+        keep = keep if keep is not None else self.cursor_symbol
+        if list(ids) == self.rows:
+            return
+        self.rows = list(ids)
+        self._row_of = {sid: i for i, sid in enumerate(self.rows)}
+        if keep is not None and self.state is not None and keep in self.state.index:
+            self.cursor = self._row_of.get(self.state.index[keep], self.cursor)
+        self.cursor = max(0, min(self.cursor, len(self.rows) - 1))
+        self._cache.clear()
+        self.virtual_size = Size(self.size.width, len(self.rows) + 1)
+        self._scroll_cursor_visible()
+        self.refresh()
+
+    def refresh_ids(self, ids: Sequence[int] | np.ndarray) -> int:
+        """Repaint the rows of these symbols if they are on screen; returns how many."""
+        top = int(self.scroll_offset.y)
+        bottom = top + max(0, self.size.height - 1)
+        count = 0
+        for sid in ids:
+            row = self._row_of.get(int(sid))
+            if row is not None:
+                self._cache.pop(int(sid), None)
+                if top <= row < bottom:
+                    self.refresh_line(row + 1)
+                    count += 1
+        return count
+
+    def refresh_all(self) -> None:
+        self._cache.clear()
+        self._header = None
+        self.refresh()
+
+    def move_to(self, symbol: str) -> None:
+        if self.state is not None and symbol in self.state.index:
+            row = self._row_of.get(self.state.index[symbol])
+            if row is not None:
+                self._set_cursor(row)
+
+    # ------------------------------------------------------------------ input
+
+    def action_cursor(self, delta: int) -> None:
+        self._set_cursor(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._set_cursor(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_jump(self, row: int) -> None:
+        self._set_cursor(len(self.rows) - 1 if row < 0 else row)
+
+    def _set_cursor(self, row: int) -> None:
+        row = max(0, min(row, len(self.rows) - 1))
+        if row == self.cursor:
+            return
+        old = self.cursor
+        self.cursor = row
+        for r in (old, row):
+            if 0 <= r < len(self.rows):
+                self._cache.pop(self.rows[r], None)
+                self.refresh_line(r + 1)
+        self._scroll_cursor_visible()
+
+    def _scroll_cursor_visible(self) -> None:
+        visible = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            x = event.x
+            for col, start, width in self._columns(self.size.width):
+                if start <= x < start + width + 1:
+                    self.post_message(self.HeaderClicked(col.key))
+                    return
+            return
+        row = int(self.scroll_offset.y) + event.y - 1
+        if 0 <= row < len(self.rows):
+            self._set_cursor(row)
+            if event.chain >= 2 and (symbol := self.cursor_symbol):
+                self.post_message(self.Selected(symbol))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, len(self.rows) + 1)
+        self._layout = None
+        self.refresh_all()
+        self._scroll_cursor_visible()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = {}
+        self._cache.clear()
+        self._header = None
+
+    # ------------------------------------------------------------------ drawing
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = self.get_component_rich_style(name, partial=True)
+        return style
+
+    def _columns(self, width: int) -> list[tuple[Column, int, int]]:
+        """(column, x, width) for this width: Name and Trend share the room that is left."""
+        if self._layout is not None and self._layout[0] == width:
+            return self._layout[1]
+        avail = width - 1  # the scrollbar
+        fixed = [c for c in COLUMNS if c.key != "name"]
+        used = sum(c.width + 1 for c in fixed)
+        spare = avail - used - 1
+        widths = {c.key: c.width for c in COLUMNS}
+        if spare >= _NAME_MIN:
+            widths["name"] = min(_NAME_MAX, spare)
+            spare -= widths["name"] + 1
+        else:
+            widths["name"] = 0
+        if spare > 0:
+            widths["trend"] = min(_TREND_MAX, widths["trend"] + spare)
+        elif spare < 0:  # narrow terminal: the sparkline shrinks first, then columns go
+            widths["trend"] = max(0, widths["trend"] + spare)
+        out: list[tuple[Column, int, int]] = []
+        x = 0
+        for col in COLUMNS:
+            w = widths[col.key]
+            if w <= 0 or x + w > avail:
+                continue
+            out.append((col, x, w))
+            x += w + 1
+        self._layout = (width, out)
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            return self._render_header(width, base)
+        row = int(self.scroll_offset.y) + y - 1
+        if self.state is None or not 0 <= row < len(self.rows):
+            return Strip.blank(width, base)
+        sid = self.rows[row]
+        now_s = self.clock.monotonic()
+        tick = self.state.tick[sid]
+        age = fmt.age(self.clock.wall_ns() - int(tick["ts"])) if self.state.have[sid] else ""
+        flash = self.state.flashing(sid, now_s)
+        key = (width, row == self.cursor, flash, age)
+        cached = self._cache.get(sid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        strip = self._render_row(sid, row == self.cursor, flash, age, width, base)
+        self._cache[sid] = (key, strip)
+        self.lines_rendered += 1
+        return strip
+
+    def _render_header(self, width: int, base: Style) -> Strip:
+        key = (width, self.sort_key, self.sort_reverse)
+        if self._header is not None and self._header[0] == key:
+            return self._header[1]
+        style = base + self._style("watch-table--header")
+        sorted_style = base + self._style("watch-table--sorted")
+        segments: list[Segment] = []
+        x = 0
+        for col, start, w in self._columns(width):
+            if start > x:
+                segments.append(Segment(" " * (start - x), style))
+            title = col.title
+            this = style
+            if col.key == self.sort_key:
+                title = f"{title}{'▼' if self.sort_reverse else '▲'}"
+                this = sorted_style
+            text = title[:w].rjust(w) if col.right else title[:w].ljust(w)
+            segments.append(Segment(text, this))
+            x = start + w
+        strip = Strip(segments).crop_extend(0, width, style)
+        self._header = (key, strip)
+        return strip
+
+    def _render_row(
+        self, sid: int, is_cursor: bool, flash: int, age: str, width: int, base: Style
+    ) -> Strip:
+        state = self.state
+        assert state is not None
+        row_style = base + self._style("watch-table--cursor") if is_cursor else base
+        up, down = self._style("watch-table--up"), self._style("watch-table--down")
+        muted = self._style("watch-table--muted")
+        have = bool(state.have[sid])
+        t = state.tick[sid]
+        ref = float(state.ref_price[sid])
+        last = float(t["last"]) if have else math.nan
+        bid, ask = float(t["bid"]), float(t["ask"])
+        chg = last - ref if have and ref else math.nan
+        chg_style = up if chg > 0 else down if chg < 0 else muted
+        dec = int(state.decimals[sid])
+        cells: dict[str, tuple[str, Style | None]] = {
+            "symbol": (str(state.symbols[sid]), self._style("watch-table--symbol")),
+            "name": (str(state.names[sid]), muted),
+        }
+        if have:
+            flash_style = (
+                self._style("watch-table--flash-up")
+                if flash > 0
+                else self._style("watch-table--flash-down")
+                if flash < 0
+                else chg_style
+            )
+            cells.update(
+                last=(fmt.price(last, dec), flash_style),
+                chg=(fmt.signed(chg, dec), chg_style),
+                chg_pct=(fmt.pct(chg / ref * 100 if ref else math.nan), chg_style),
+                bid=(fmt.price(bid, dec), None),
+                ask=(fmt.price(ask, dec), None),
+                spread=(f"{ask - bid:.{dec}f}", muted),
+                size=(fmt.compact(int(t["last_size"])), None),
+                volume=(fmt.compact(int(t["volume"])), None),
+                rate=(fmt.rate(float(state.rate[sid])), muted),
+                age=(age, muted),
+            )
+        else:
+            cells["last"] = ("waiting", muted)
+        segments: list[Segment] = []
+        x = 0
+        pad = row_style
+        for col, start, w in self._columns(width):
+            if start > x:
+                segments.append(Segment(" " * (start - x), pad))
+            if col.key == "trend":
+                if have:
+                    values = state.sparkline_values(sid, w)
+                    known = values[np.isfinite(values)]
+                    rising = known.size == 0 or known[-1] >= known[0]
+                    segments.append(
+                        Segment(fmt.sparkline(values, w), row_style + (up if rising else down))
+                    )
+                else:
+                    segments.append(Segment(" " * w, pad))
+            else:
+                text, style = cells.get(col.key, ("", None))
+                text = text[:w].rjust(w) if col.right else text[:w].ljust(w)
+                segments.append(Segment(text, row_style + style if style else row_style))
+            x = start + w
+        return Strip(segments).crop_extend(0, width, row_style)
