@@ -166,9 +166,8 @@ def server_thread(**config: Any) -> Iterator[str]:
         async with trio.open_nursery() as nursery:
             box["token"] = trio.lowlevel.current_trio_token()
             box["cancel"] = nursery.cancel_scope
-            box["url"] = await nursery.start(
-                serve, ServerConfig(host="127.0.0.1", port=0, **config)
-            )
+            settings = {"host": "127.0.0.1", "port": 0, **config}
+            box["url"] = await nursery.start(serve, ServerConfig(**settings))
             ready.set()
 
     def run() -> None:
