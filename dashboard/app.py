@@ -80,6 +80,7 @@ class DashboardApp(App[int]):
         clock: Clock | None = None,
         watchlist: Sequence[str] | None = None,
         fps: float | None = None,
+        render_timer: bool = True,
     ) -> None:
         super().__init__()
         self.clock = clock or SystemClock()
@@ -105,6 +106,7 @@ class DashboardApp(App[int]):
         self._held_from = 0
         self._flush_timer: Timer | None = None
         self._initial_fps = fps or self.settings.fps
+        self._render_timer = render_timer  # off: the caller calls flush() (snapshots, bench)
 
     # ------------------------------------------------------------------ layout
 
@@ -335,6 +337,8 @@ class DashboardApp(App[int]):
         self._save()
 
     def _start_render_timer(self) -> None:
+        if not self._render_timer:
+            return
         if self._flush_timer is not None:
             self._flush_timer.stop()
         self._flush_timer = self.set_interval(1 / self.fps, self.flush, name="render")
