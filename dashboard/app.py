@@ -63,6 +63,7 @@ class DashboardApp(App[int]):
         Binding("question_mark", "help", "Help"),
     ]
 
+    _topbar_text = ""
     _saving = False  # settings are saved once loaded (on_mount), not while they load
     paused = var(False)
     sort_key = var("symbol")
@@ -327,7 +328,10 @@ class DashboardApp(App[int]):
             parts.append(f"throttle {self.throttle_ms} ms")
         if not total and self.state is not None:
             parts.append("press [b]a[/b] to add symbols")
-        self.topbar.update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._topbar_text:  # Static.update asks for a layout: only when it changed
+            self._topbar_text = text
+            self.topbar.update(text)
 
     # ------------------------------------------------------------------ reactive UI state
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.widget import Widget
 
 from . import fmt
 
@@ -94,7 +94,9 @@ def status_markup(info: StatusInfo) -> Content:
     return Content(" │ ").join(parts)
 
 
-class StatusBar(Static):
+class StatusBar(Widget):
+    """A fixed one-line widget: updating it repaints one line and never asks for a layout."""
+
     DEFAULT_CSS = """
     StatusBar {
         height: 1;
@@ -106,5 +108,13 @@ class StatusBar(Static):
     }
     """
 
+    _content: Content = Content("")
+
     def show(self, info: StatusInfo) -> None:
-        self.update(status_markup(info))
+        content = status_markup(info)
+        if content.plain != self._content.plain or content != self._content:
+            self._content = content
+            self.refresh()
+
+    def render(self) -> Content:
+        return self._content

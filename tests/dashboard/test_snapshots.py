@@ -22,7 +22,9 @@ SECONDS = 24
 
 def snapshot_app() -> tuple[DashboardApp, FakeFeed, FrozenClock]:
     clock = FrozenClock()
-    fake = FakeFeed(seed=42, rate_hz=0, changing=0.6, wall_ns=clock.wall_ns)
+    fake = FakeFeed(
+        seed=42, rate_hz=0, changing=0.6, wall_ns=clock.wall_ns, url="ws://127.0.0.1:8765/v1"
+    )
     app = DashboardApp(
         fake_connector(fake), url="ws://127.0.0.1:8765/v1", clock=clock, render_timer=False
     )
