@@ -15,6 +15,8 @@ Use the client library like this::
     trio.run(main)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
 from ._events import (
@@ -28,7 +30,21 @@ from ._events import (
     Status,
     TickwireError,
 )
-from .client import DEFAULT_URL, Feed, connect
+
+if TYPE_CHECKING:
+    from .client import DEFAULT_URL, Feed, connect
+
+_CLIENT_NAMES = ("DEFAULT_URL", "Feed", "connect")
+
+
+def __getattr__(name: str) -> Any:
+    """The client (trio, trio_websocket) loads on first use, so the sans-IO core imports alone."""
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_URL",

@@ -106,7 +106,7 @@ class ConnectionState:
         self._refill(now_s)
         self.requests += 1
         try:
-            if self._tokens < 1.0:
+            if self._tokens < 1.0 - 1e-9:  # float sums of refills land a hair short
                 raise p.RateLimited(
                     f"more than {self.limits.rate_per_s:g} requests/s"
                     f" (bursts of {self.limits.burst}); slow down",

@@ -65,6 +65,7 @@ class Hub:
             raise ValueError("initial snapshot must hold one record per symbol")
         self.names = np.array(universe.symbols, dtype=object)
         decimals = np.maximum(0, np.ceil(-np.log10(universe.tick_size) - 1e-9)).astype(int)
+        self._tick = np.asarray(universe.tick_size, np.float64)
         self._scale = 10.0**decimals  # prices go out as round(p * scale) / scale: shortest repr
         self.lvc: TickBatch = np.array(initial, dtype=TICK_DTYPE, copy=True)
         self._normalise(self.lvc)
@@ -88,9 +89,10 @@ class Hub:
     # ------------------------------------------------------------------ producing
 
     def _normalise(self, records: TickBatch) -> None:
-        scale = self._scale[records["sym"]]
-        for f in _PRICE_FIELDS:
-            records[f] = np.round(records[f] * scale) / scale
+        sym = records["sym"]
+        scale, tick = self._scale[sym], self._tick[sym]
+        for f in _PRICE_FIELDS:  # on the tick grid, then the shortest decimal form
+            records[f] = np.round(np.round(records[f] / tick) * tick * scale) / scale
 
     def publish(self, batch: TickBatch) -> None:
         """Take a batch of records in event order; wake every subscriber it concerns."""
@@ -160,7 +162,7 @@ class Hub:
         sub.last_seq[ids] = records["seq"]
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation
             sub.synced = False
-        return Pending(records, lambda: self._json_list(ids), 0)
+        return Pending(records, self._json_body(ids, records), 0)
 
     def take(self, sub: Subscriber) -> Pending | None:
         """Everything `sub` has not received yet, latest state per symbol; None if nothing."""
@@ -203,7 +205,8 @@ class Hub:
         conflated = int((seqs - last).sum()) - ids.size
         sub.last_seq[ids] = seqs
         sub.ticks_conflated += conflated
-        return Pending(self.lvc[ids], lambda: self._json_list(ids, key), conflated, ids)
+        records = self.lvc[ids]
+        return Pending(records, self._json_body(ids, records, key), conflated, ids)
 
     def _changed_since(self, gen: int) -> NDArray[np.intp]:
         behind = self.gen - gen
@@ -215,6 +218,21 @@ class Hub:
         return np.flatnonzero(self._changed_gen > gen)
 
     # ------------------------------------------------------------------ JSON encoding
+
+    def _json_body(
+        self, ids: NDArray[np.intp], records: TickBatch, key: tuple[int, int] | None = None
+    ) -> Callable[[], bytes]:
+        """A lazy encoder of `records` (binary subscribers never pay for JSON). The shared
+        fragment cache holds the hub's latest states, so once the hub has moved on, the body is
+        encoded from the records themselves."""
+        gen = self.gen
+
+        def body() -> bytes:
+            if self.gen == gen:
+                return self._json_list(ids, key)
+            return p.ticks_body(records, self.names)
+
+        return body
 
     def _json_list(self, ids: NDArray[np.intp], key: tuple[int, int] | None = None) -> bytes:
         """The encoded list of tick objects for `ids`; each update encoded once per hub."""

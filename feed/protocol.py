@@ -252,7 +252,8 @@ def heartbeat_text(seq: int, ts_ns: int) -> str:
 
 
 _TICK_FIELDS = ("seq", "ts", "bid", "ask", "bid_size", "ask_size", "last", "last_size", "volume")
-_SIDES = np.array([None, None, "buy", None, "sell"], dtype=object)  # indexed by flags & 6
+# indexed by flags & 6; both side bits set never happens in valid ticks: no side then
+_SIDES = np.array([None, None, "buy", None, "sell", None, None, None], dtype=object)
 
 
 def tick_dicts(records: NDArray[np.void], names: NDArray[np.object_]) -> list[dict[str, Any]]:

@@ -55,20 +55,8 @@ def loaded_by_core_import() -> set[str]:
 @pytest.mark.parametrize(
     "module",
     [
-        pytest.param(
-            "trio",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: tickwire/feed/__init__.py imports .client eagerly, which imports"
-                " trio and trio_websocket, so importing the sans-IO core pulls them in",
-            ),
-        ),
-        pytest.param(
-            "trio_websocket",
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: tickwire.feed's __init__ imports the trio client"
-            ),
-        ),
+        "trio",
+        "trio_websocket",
         "textual",
     ],
 )

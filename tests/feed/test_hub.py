@@ -338,11 +338,6 @@ def test_statistics():
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (latent): Pending.json_body() is lazy and encodes the hub's state at call time,"
-    " so after another publish it disagrees with Pending.records (the server calls it at once)",
-)
 def test_a_pending_body_still_matches_its_records_after_the_next_publish():
     f = Feed()
     sub, _ = f.attach(True)

@@ -43,3 +43,20 @@ def test_a_snapshot_takes_a_subscriber_off_the_shared_path_until_its_next_take()
     assert ta is not None and tb is None  # b already has everything: nothing repeats
     hub.publish(market.step(100_000_000))
     assert b.synced and hub.take(a) is hub.take(b)
+
+
+def test_prices_go_out_on_the_tick_grid_in_their_shortest_form():
+    from tickwire.simulators.ticks import TICK_DTYPE
+
+    universe = Universe.from_rows(
+        [
+            ("A", "A", "X", 10.0, 0.05, 100, 1.0, "stock"),
+            ("B", "B", "X", 10.0, 0.01, 100, 1.0, "stock"),
+        ]
+    )
+    initial = np.zeros(2, TICK_DTYPE)
+    initial["sym"] = [0, 1]
+    initial["bid"], initial["ask"] = [189.2149, 0.1 + 0.2], [189.27, 0.31]
+    hub = Hub(universe, initial)
+    assert hub.lvc["bid"].tolist() == [189.2, 0.3]  # 0.05 grid; no 0.30000000000000004
+    assert hub.lvc["ask"].tolist() == [189.25, 0.31]
