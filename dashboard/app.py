@@ -321,7 +321,11 @@ class DashboardApp(App[int]):
         table = self.table
         total = sum(1 for s in self.watchlist if s in self.subscribed)
         arrow = "▼" if self.sort_reverse else "▲"
-        parts = [f"[b]tickwire[/b]  {total} symbols", f"sort {TITLES[self.sort_key]} {arrow}"]
+        parts = [
+            f"[b]tickwire[/b]  {total} symbols",
+            "[i]simulated prices[/i]",
+            f"sort {TITLES[self.sort_key]} {arrow}",
+        ]
         if self.filter_text:
             parts.append(f"filter [b]{_escape(self.filter_text)}[/b]: {len(table.rows)} shown")
         if self.throttle_ms:
