@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import numpy as np
 import orjson
 import trio
+from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
 from . import _state as st
+from . import protocol as p
 from ._events import Batch, Gap, Status, TickwireError
 from .client import DEFAULT_URL, _single, connect
 from .server import Server, ServerConfig
@@ -216,7 +219,11 @@ def _tail(args: argparse.Namespace) -> int:
                 left = args.count
                 async for event in feed:
                     if isinstance(event, Batch):
-                        lines = _json_lines(event) if args.json else _table_lines(event)
+                        ticks = np.sort(event.ticks, order="ts")  # a batch is by symbol: by time
+                        names = event.names
+                        lines = (
+                            _json_lines(ticks, names) if args.json else _table_lines(ticks, names)
+                        )
                         if left is not None:
                             lines = lines[:left]
                             left -= len(lines)
@@ -237,11 +244,10 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table_lines(batch: Batch) -> list[str]:
-    t = batch.ticks
+def _table_lines(t: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
     lines = []
     for sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
-        batch.symbols.tolist(),
+        names[t["sym"]].tolist(),
         *(
             t[f].tolist()
             for f in (
@@ -267,8 +273,9 @@ def _table_lines(batch: Batch) -> list[str]:
     return lines
 
 
-def _json_lines(batch: Batch) -> list[str]:
-    return [orjson.dumps(d).decode() + "\n" for d in batch.to_dicts()]
+def _json_lines(ticks: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
+    """The wire's own tick objects (PROTOCOL.md), one per line."""
+    return [orjson.dumps(d).decode() + "\n" for d in p.tick_dicts(ticks, names)]
 
 
 def _print_event(event: Gap | Status, err: TextIO) -> None:
