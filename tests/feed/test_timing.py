@@ -63,7 +63,7 @@ async def test_throttle_interval_is_kept(nursery, started):
         assert len(syms) == len(set(syms))  # the latest tick per symbol, once
         times.append(trio.current_time())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.245  # receive time jitters by the hand-off, the send time does not
+    assert min(gaps) >= 0.24  # a broken throttle shows ~1 ms gaps; receive times jitter a hair
 
 
 async def test_stalled_reader_is_closed_and_never_delays_others(nursery, started):
