@@ -1,68 +1,376 @@
-"""PLACEHOLDER market: a minimal vectorised random walk behind the real `Market` interface.
+"""The simulated market: stylized facts of real equities, vectorised over symbols.
 
-Replaced by the stylized-facts model of the simulator issue; only the interface is final:
-`Market(universe, seed, start_ns)`, `step(until_ns) -> TickBatch`, `snapshot()`.
+Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price path in 10 ms steps)
+in chunks computed ahead (`chunk_s`, one second by default: the live server's choice; batch
+generation uses longer chunks, which are faster); `step(until_ns)` only releases the records whose
+event time has come. The output therefore depends on the seed, the universe and `chunk_s`, never on
+how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes). Event times are
+jittered uniformly inside their cell.
+
+Per chunk, for all symbols at once (the only Python loop is the Hawkes recursion over cells):
+- efficient log-price: market factor x beta + sector factor + idiosyncratic diffusion, Student-t
+  jumps, and the impact of each trade (buys up, sells down);
+- volatility: superposed Ornstein-Uhlenbeck log-volatility components (10 min to a session) for the
+  market and each symbol, plus a leverage term (market down moves raise market volatility), and an
+  intraday U-shape;
+- arrivals: Hawkes self-exciting trades (branching ratio `HAWKES_ETA`, decay `HAWKES_TAU_S`) on an
+  intraday U-shaped baseline scaled by volatility; quote refreshes in between;
+- quotes in whole ticks: spread S >= 1 tick grows with volatility (widest at the open),
+  `bid = round(P/tick - S/2)`, `ask = bid + S`; a trade prints at the quote in force before it
+  (buy at the ask, sell at the bid); sizes are round lots with a Pareto tail (exponent ~1.5) and
+  some odd lots; volume accumulates from the start of the run.
+
+Session clock: `session="6.5h"` (default) runs back-to-back trading sessions of 6.5 hours from
+`start_ns`, which is the open: the intraday shape restarts each session, an overnight return is
+applied at each roll, and each symbol's first update of a session carries `TickFlag.OPEN`.
+`session="24h"` trades around the clock with no intraday shape. numpy only; one
+`np.random.Generator` from a `SeedSequence`.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
+GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
+CHUNK_S = 1.0  # generated ahead by default: one second
+PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms
+SESSION_S = 6.5 * 3600
+YEAR_S = 252 * SESSION_S
+HAWKES_ETA = 0.7  # branching ratio
+HAWKES_TAU_S = 2.0  # excitation decay
+TRADES_PER_S = 8.0  # midday trade rate of a symbol with activity 1
+QUOTES_PER_TRADE = 2.5  # quote refreshes per trade
+ODD_LOT_P = 0.3
+SIZE_TAIL = 1.5  # Pareto exponent of trade sizes in lots
+SPREAD_K = 0.5  # extra spread ticks per tick of one-second volatility
+
 
 class Market:
+    """A seeded market over `universe`; see the module docstring for the model."""
+
     def __init__(
-        self, universe: Universe, seed: int = 0, start_ns: int = 0, *, activity: float = 1.0
+        self,
+        universe: Universe,
+        seed: int = 0,
+        start_ns: int = 0,
+        *,
+        activity: float = 1.0,
+        session: Literal["6.5h", "24h"] = "6.5h",
+        chunk_s: float = CHUNK_S,
     ) -> None:
+        if activity <= 0:
+            raise ValueError(f"activity must be > 0, got {activity}")
+        if session not in ("6.5h", "24h"):
+            raise ValueError(f"session must be '6.5h' or '24h', got {session!r}")
+        cells = round(chunk_s * 1e9 / GRID_NS)
+        if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
+            raise ValueError(f"chunk_s must divide a 6.5 h session in 0.1 s units, got {chunk_s}")
+        self._chunk_cells = cells  # generation granularity; part of what the seed reproduces
         self.universe = universe
         self.now_ns = start_ns
-        self._rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.start_ns = start_ns
+        self.session = session
+        ss = np.random.SeedSequence(seed)
+        self._rng = np.random.default_rng(ss)
         n = len(universe)
-        self._rate = 20.0 * universe.activity * activity  # updates per second per symbol
+        self._n = n
+        ref = np.random.default_rng(ss.spawn(1)[0])  # static per-symbol parameters
+        etf = np.array([k == "etf" for k in universe.kinds])
+        sectors = universe.sectors
+        names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
+        self._sector = np.array([names.index(s) if s in names else -1 for s in sectors])
+        self._n_sectors = max(1, len(names))
+        ann_vol = np.where(etf, ref.uniform(0.12, 0.2, n), ref.uniform(0.2, 0.42, n))
+        sigma = ann_vol / np.sqrt(YEAR_S)  # per sqrt(second)
+        w_mkt = np.where(etf, 0.85, 0.3)  # variance shares: market, sector, own
+        w_sec = np.where(etf | (self._sector < 0), 0.0, 0.15)
+        w_own = 1.0 - w_mkt - w_sec
+        self._beta = ref.normal(1.0, 0.15, n).clip(0.5, 1.6) * sigma * np.sqrt(w_mkt)
+        self._gamma = sigma * np.sqrt(w_sec)
+        self._own = sigma * np.sqrt(w_own)
+        self._sigma = sigma
+        self._tick = universe.tick_size.astype(np.float64)
+        decimals = np.maximum(0, np.ceil(-np.log10(self._tick) - 1e-9)).astype(int)
+        self._scale = 10.0**decimals  # prices leave as round(ticks * tick * scale) / scale
+        self._lot = universe.lot_size.astype(np.int64)
+        self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
+        self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
+        # dynamic state
+        self._x = np.log(universe.price.astype(np.float64))
+        self._h_mkt = np.zeros(3)  # market log-vol components
+        self._lev = 0.0
+        self._h_own = ref.normal(0, 1, (2, n)) * _OWN_SD  # own log-vol components
+        self._excite = np.zeros(n)
+        self._volume = np.zeros(n, np.uint64)
+        self._last_tk = np.zeros(n, np.int64)  # last trade in ticks, as generated (ahead)
+        self._last_sz = np.zeros(n, np.uint32)
+        self._seq = np.zeros(n, np.uint64)
+        self._session_idx = 0
+        self._opened = np.zeros(n, bool)
+        self._cell = 0  # cells generated so far
+        self._buffer: list[TickBatch] = []
+        self._released: list[TickBatch] = []
         self._last = np.zeros(n, TICK_DTYPE)
         self._last["sym"] = np.arange(n)
         self._last["ts"] = start_ns
-        tick = universe.tick_size
-        bid = np.round(universe.price / tick) * tick
-        self._last["bid"] = bid
-        self._last["ask"] = bid + tick
-        self._last["last"] = bid
-        self._last["bid_size"] = self._last["ask_size"] = universe.lot_size * 3
         self._last["flags"] = TickFlag.OPEN
+        spread = np.ones(n, np.int64)
+        bid = np.maximum(1, np.round(np.exp(self._x) / self._tick - spread / 2)).astype(np.int64)
+        self._bid, self._ask = bid, bid + spread
+        self._last["bid"] = np.round(bid * self._tick * self._scale) / self._scale
+        self._last["ask"] = np.round((bid + spread) * self._tick * self._scale) / self._scale
+        self._last_tk[:] = bid
+        self._last["last"] = self._last["bid"]
+        self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
+
+    # ------------------------------------------------------------------ public
 
     def snapshot(self) -> TickBatch:
+        """Latest released record per symbol (index = symbol id)."""
+        self._fold()
         return self._last.copy()
 
     def step(self, until_ns: int) -> TickBatch:
-        dt = (until_ns - self.now_ns) / 1e9
-        if dt <= 0:
+        """Every record with event time in (now, until_ns], in event order."""
+        if until_ns <= self.now_ns:
             return np.empty(0, TICK_DTYPE)
-        counts = self._rng.poisson(self._rate * dt)
-        sym = np.repeat(np.arange(len(counts)), counts)
-        out = np.empty(sym.size, TICK_DTYPE)
-        if sym.size == 0:
+        while self.start_ns + self._cell * GRID_NS < until_ns:
+            chunk = self._chunk()
+            if len(chunk):
+                self._buffer.append(chunk)
+        if not self._buffer:
             self.now_ns = until_ns
-            return out
-        ts = self.now_ns + np.sort(self._rng.integers(1, until_ns - self.now_ns + 1, sym.size))
-        self._rng.shuffle(sym)
-        tick = self.universe.tick_size[sym]
-        for k in range(sym.size):  # placeholder: a per-update loop, the model replaces it
-            s = sym[k]
-            rec = self._last[s].copy()
-            move = self._rng.choice((-1, 0, 1)) * tick[k]
-            rec["bid"] = round((rec["bid"] + move) / tick[k]) * tick[k]
-            rec["ask"] = rec["bid"] + tick[k]
-            rec["seq"] += 1
-            rec["ts"] = ts[k]
-            rec["flags"] = 0
-            if self._rng.random() < 0.3:
-                rec["flags"] = TickFlag.TRADE | TickFlag.BUY
-                rec["last"] = rec["ask"]
-                rec["last_size"] = 100
-                rec["volume"] += 100
-            out[k] = rec
-            self._last[s] = rec
+            return np.empty(0, TICK_DTYPE)
+        buf = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+        cut = int(np.searchsorted(buf["ts"], until_ns, side="right"))
+        out, rest = buf[:cut], buf[cut:]
+        self._buffer = [rest] if len(rest) else []
         self.now_ns = until_ns
+        if len(out):
+            self._released.append(out)
+            if len(self._released) >= 64:
+                self._fold()
         return out
+
+    def _fold(self) -> None:
+        """Bring the snapshot up to date with what step() released (lazily: it costs)."""
+        if not self._released:
+            return
+        out = np.concatenate(self._released)
+        self._released = []
+        ids, rev = np.unique(out["sym"][::-1], return_index=True)  # the last record wins
+        self._last[ids] = out[len(out) - 1 - rev]
+
+    # ------------------------------------------------------------------ generation
+
+    def _intraday(
+        self, t_s: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(arrival multiplier, volatility multiplier) at `t_s` seconds into the session."""
+        if self.session == "24h":
+            return np.ones_like(t_s), np.ones_like(t_s)
+        to_close = SESSION_S - t_s
+        arrivals = 1.0 + 2.5 * np.exp(-t_s / 1800) + 1.5 * np.exp(-to_close / 1800)
+        vol = 1.0 + 1.0 * np.exp(-t_s / 1500) + 0.4 * np.exp(-to_close / 1500)
+        return arrivals, vol
+
+    def _chunk(self) -> TickBatch:
+        """One second of records, in event order.
+
+        Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
+        drawn for all cells at once; only the Hawkes recursion loops over cells. Events are
+        then processed in rounds, round k holding the k-th event of every symbol, so a symbol's
+        trades and quotes see its own earlier ones (prior quote, price impact) in time order.
+        """
+        rng, n, dt = self._rng, self._n, GRID_NS / 1e9
+        t0_ns = self.start_ns + self._cell * GRID_NS
+        cells = self._chunk_cells
+        self._cell += cells
+        t_s = (t0_ns - self.start_ns) / 1e9
+        if self.session == "6.5h":
+            idx = int(t_s // SESSION_S)
+            if idx != self._session_idx:  # overnight: a larger move, then a fresh session
+                self._session_idx = idx
+                self._x += self._sigma * np.sqrt(3600) * rng.standard_t(4, n) / np.sqrt(2)
+                self._opened[:] = False
+            t_s -= idx * SESSION_S
+        cells_s = t_s + dt * np.arange(cells)
+        arrivals_u, vol_u = self._intraday(cells_s)
+        chunk_s = cells * dt
+        a = np.exp(-chunk_s / _MKT_TAUS)
+        self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * _MKT_SD * rng.standard_normal(3)
+        ao = np.exp(-chunk_s / _OWN_TAUS)
+        noise = rng.standard_normal((2, n))
+        self._h_own = ao * self._h_own + np.sqrt(1 - ao * ao) * _OWN_SD * noise
+        mkt_vol = float(np.exp(self._h_mkt.sum() + self._lev - _MKT_VAR / 2))
+        own_vol = np.exp(self._h_own.sum(axis=0) - _OWN_VAR / 2)
+        # diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps
+        steps = cells * PATH_CELLS
+        sq = np.sqrt(dt / PATH_CELLS) * np.repeat(vol_u, PATH_CELLS)[:, None]  # (steps, 1)
+        z_m = rng.standard_normal(steps)
+        z_sec = rng.standard_normal((steps, self._n_sectors))
+        sec = np.where(self._sector >= 0, z_sec[:, np.maximum(self._sector, 0)], 0.0)
+        dx = sq * (
+            mkt_vol * (self._beta * z_m[:, None] + self._gamma * sec)
+            + self._own * own_vol * rng.standard_normal((steps, n))
+        )
+        # leverage: the market's down moves raise its volatility, decaying over ~30 min
+        self._lev = np.exp(-chunk_s / 1800.0) * self._lev - 0.012 * float(z_m.sum()) * np.sqrt(
+            dt / PATH_CELLS
+        )
+        if rng.random() < chunk_s * 2 / SESSION_S:
+            jump = mkt_vol * np.sqrt(1800) * rng.standard_t(3) / np.sqrt(3)
+            dx[rng.integers(steps)] += self._beta * jump
+        jumps = np.flatnonzero(rng.random(n) < 4 * chunk_s / SESSION_S)
+        if jumps.size:
+            size = self._sigma[jumps] * np.sqrt(1800) * rng.standard_t(3, jumps.size) / np.sqrt(3)
+            dx[rng.integers(0, steps, jumps.size), jumps] += size
+        path = np.cumsum(dx, axis=0)  # log-price moves since the chunk began, per 10 ms
+        # Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between
+        base = self._mu * np.sqrt(own_vol * np.sqrt(mkt_vol))
+        decay, jump_h = np.exp(-dt / HAWKES_TAU_S), HAWKES_ETA / HAWKES_TAU_S
+        lam = np.empty((cells, n))
+        n_tr = np.empty((cells, n), np.int64)
+        excite = self._excite
+        for c in range(cells):
+            lam[c] = base * arrivals_u[c] + excite
+            n_tr[c] = rng.poisson(lam[c] * dt)
+            excite = excite * decay + jump_h * n_tr[c]
+        self._excite = excite
+        n_q = rng.poisson(QUOTES_PER_TRADE * lam * dt)
+        records = self._events(t0_ns, n_tr.T, n_q.T, path, own_vol, vol_u)
+        self._x += path[-1]
+        return records
+
+    def _events(
+        self,
+        t0_ns: int,
+        n_tr: NDArray[np.int64],
+        n_q: NDArray[np.int64],
+        path: NDArray[np.float64],
+        own_vol: NDArray[np.float64],
+        vol_u: NDArray[np.float64],
+    ) -> TickBatch:
+        """All events of a chunk at once, each symbol's chain vectorised.
+
+        Sorted by (symbol, time), a symbol's events form a segment: price impacts accumulate
+        by a segmented cumulative sum, a trade prints at the previous event's quote (a shift
+        within the segment), and last trade and volume carry forward the same way.
+        """
+        rng, n = self._rng, self._n
+        counts = (n_tr + n_q).ravel()  # (symbol, cell) groups, symbol-major
+        total = int(counts.sum())
+        if total == 0:
+            return np.empty(0, TICK_DTYPE)
+        group = np.repeat(np.arange(counts.size), counts)
+        first_in_group = np.repeat(np.cumsum(counts) - counts, counts)
+        is_trade = np.arange(total) - first_in_group < np.repeat(n_tr.ravel(), counts)
+        jitter = rng.integers(0, GRID_NS, total)
+        order = np.lexsort((jitter, group))  # time order inside each group; kinds interleave
+        is_trade, jitter = is_trade[order], jitter[order]
+        sym, cell = np.divmod(group, self._chunk_cells)
+        per_sym = np.bincount(sym, minlength=n)
+        seg_start = np.cumsum(per_sym) - per_sym  # first event of each symbol
+        head = np.zeros(total, bool)
+        head[seg_start[per_sym > 0]] = True
+        # trades: side, size, impact (in log price), accumulated along each symbol's segment
+        lot = self._lot[sym]
+        buy = rng.random(total) < 0.5
+        pareto = np.ceil(rng.pareto(SIZE_TAIL, total) + 1.0).astype(np.int64)
+        odd = rng.random(total) < ODD_LOT_P
+        size = np.where(
+            is_trade, np.where(odd, rng.integers(1, np.maximum(lot, 2)), pareto * lot), 0
+        )
+        rel_tick = self._tick / np.exp(self._x)
+        impact = np.where(is_trade, self._impact[sym] * np.log1p(size / lot) * rel_tick[sym], 0.0)
+        impact = np.where(buy, impact, -impact)  # buys lift the price, sells press it
+        cum_impact = _segment_cumsum(impact, head)
+        x_now = self._x[sym] + path[cell * PATH_CELLS + jitter * PATH_CELLS // GRID_NS, sym]
+        x_now += cum_impact
+        # every event requotes from the efficient price; spread grows with volatility
+        price_ticks = np.exp(x_now) / self._tick[sym]
+        vol_ticks = self._sigma[sym] * own_vol[sym] * vol_u[cell] * price_ticks
+        extra = np.minimum(np.floor(SPREAD_K * vol_ticks * rng.exponential(1.0, total)), 20)
+        spread = 1 + extra.astype(np.int64)
+        bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
+        ask = bid + spread
+        # the quote in force before each event: the previous one, or the state for the first
+        prev_bid = np.where(head, self._bid[sym], np.roll(bid, 1))
+        prev_ask = np.where(head, self._ask[sym], np.roll(ask, 1))
+        print_ticks = np.where(buy, prev_ask, prev_bid)
+        # last trade and volume carried forward along each segment
+        last_idx = _segment_ffill_index(is_trade, head)
+        has = last_idx >= 0
+        safe = np.maximum(last_idx, 0)
+        last_tk = np.where(has, print_ticks[safe], self._last_tk[sym])
+        last_sz = np.where(has, size[safe], self._last_sz[sym])
+        volume = self._volume[sym] + _segment_cumsum(size, head).astype(np.uint64)
+        seq = self._seq[sym] + (np.arange(total) - seg_start[sym] + 1).astype(np.uint64)
+        flags = np.where(is_trade, np.where(buy, _TRADE | _BUY, _TRADE | _SELL), 0)
+        flags |= np.where(head & ~self._opened[sym], _OPEN, 0)
+        # the state left by each symbol's last event
+        tail = seg_start[per_sym > 0] + per_sym[per_sym > 0] - 1
+        ts_sym = sym[tail]
+        self._x[ts_sym] += cum_impact[tail]
+        self._bid[ts_sym], self._ask[ts_sym] = bid[tail], ask[tail]
+        self._last_tk[ts_sym], self._last_sz[ts_sym] = last_tk[tail], last_sz[tail]
+        self._volume[ts_sym], self._seq[ts_sym] = volume[tail], seq[tail]
+        self._opened[ts_sym] = True
+        # records, in event order (a symbol's own events already are)
+        ts = t0_ns + cell.astype(np.int64) * GRID_NS + jitter
+        o = np.argsort(ts, kind="stable")
+        out = np.empty(total, TICK_DTYPE)
+        s = sym[o]
+        scale, tick = self._scale[s], self._tick[s]
+        out["ts"], out["sym"], out["seq"] = ts[o], s, seq[o]
+        out["bid"] = np.round(bid[o] * tick * scale) / scale
+        out["ask"] = np.round(ask[o] * tick * scale) / scale
+        out["last"] = np.round(last_tk[o] * tick * scale) / scale
+        out["volume"], out["flags"], out["last_size"] = volume[o], flags[o], last_sz[o]
+        out["bid_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
+        out["ask_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
+        return out
+
+
+def _segment_cumsum(values: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:
+    """Inclusive cumulative sum restarting at every `head`."""
+    c = np.cumsum(values)
+    starts = np.flatnonzero(head)
+    before = np.zeros_like(c)
+    before[starts[1:]] = c[starts[1:] - 1]
+    return c - _carry(before, head)
+
+
+def _carry(before: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:
+    """Each position's segment offset (the value at its segment's head), carried forward."""
+    idx = np.where(head, np.arange(len(head)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    return before[idx]
+
+
+def _segment_ffill_index(mask: NDArray[np.bool_], head: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Index of the latest True of `mask` at or before each position in its segment, else -1."""
+    pos = np.where(mask, np.arange(len(mask)), -1)
+    seg = np.where(head, np.arange(len(head)), 0)
+    np.maximum.accumulate(seg, out=seg)
+    np.maximum.accumulate(pos, out=pos)
+    return np.where(pos >= seg, pos, -1)
+
+
+# Log-volatility components: timescales (s) and stationary standard deviations.
+_MKT_TAUS = np.array([300.0, 1800.0, 7200.0])
+_MKT_SD = np.array([0.4, 0.35, 0.3])
+_MKT_VAR = float((_MKT_SD**2).sum())
+_OWN_TAUS = np.array([[600.0], [7200.0]])
+_OWN_SD = np.array([[0.45], [0.35]])
+_OWN_VAR = float((_OWN_SD**2).sum())
+
+_TRADE, _BUY, _SELL, _OPEN = (
+    int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
+)

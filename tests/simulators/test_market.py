@@ -1,0 +1,112 @@
+"""The simulated market: invariants on every record, stylized facts, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickwire.simulators import TICK_DTYPE, Market, TickFlag, Universe
+from tickwire.simulators.stylized import report
+
+FACTS = [
+    "excess kurtosis, 1-min returns",
+    "kurtosis 10s > 1m > 5m > 30m",
+    "ACF 1-min returns, lag 1",
+    "ACF 1-min returns, lags 2-10",
+    "ACF |1-min returns|, lag 1",
+    "  significant for this share of symbols",
+    "ACF |1-min returns|, lag 50",
+    "leverage corr(r, r^2 next 1-30 min)",
+    "trades first/last 30 min vs midday",
+    "|r| first 30 min vs midday",
+    "spread at the open / midday",
+    "bid-ask bounce, trade-to-trade ACF 1",
+    "quote time at 1 tick (large-tick names)",
+    "round-lot share of trades",
+    "trade size tail (Hill, top 1%)",
+    "trade inter-arrival CV",
+    "Fano factor, 1-min trade counts",
+    "mean pairwise 5-min correlation",
+    "  same sector minus other sectors",
+]
+
+
+@pytest.fixture(scope="module")
+def facts(run):
+    return {row.name: row for row in report(run.records, run.universe, run.start_ns)}
+
+
+@pytest.mark.parametrize("name", FACTS)
+def test_stylized_fact(facts, name):
+    row = facts[name]
+    assert row.passed, f"{name}: {row.value:.3f}, target {row.target}"
+
+
+def test_invariants_on_every_record(run):
+    r, u = run.records, run.universe
+    assert r.dtype == TICK_DTYPE and len(r) > 1_000_000
+    assert np.all(r["bid"] < r["ask"]) and np.all(r["bid"] > 0)
+    tick = u.tick_size[r["sym"]]
+    for f in ("bid", "ask", "last"):
+        k = r[f] / tick
+        assert np.allclose(k, np.round(k), atol=1e-6), f"{f} off the tick grid"
+    assert np.all(r["bid_size"] > 0) and np.all(r["ask_size"] > 0)
+    trades = (r["flags"] & TickFlag.TRADE) > 0
+    assert np.all(r["last_size"][trades] > 0)
+    assert np.all(np.diff(r["ts"]) >= 0), "records are in event order"
+    order = np.argsort(r["sym"], kind="stable")  # per symbol, in event order
+    s = r[order]
+    same = s["sym"][1:] == s["sym"][:-1]
+    assert np.all(s["seq"][1:][same] == s["seq"][:-1][same] + 1), "per-symbol seq is +1"
+    assert np.all(s["ts"][1:][same] >= s["ts"][:-1][same])
+    assert np.all(s["volume"][1:][same] >= s["volume"][:-1][same]), "volume never decreases"
+    # every trade prints at the quote in force before it: buys at the ask, sells at the bid
+    t = np.flatnonzero(((s["flags"] & TickFlag.TRADE) > 0)[1:] & same) + 1
+    buys = (s["flags"][t] & TickFlag.BUY) > 0
+    prior = np.where(buys, s["ask"][t - 1], s["bid"][t - 1])
+    assert np.array_equal(s["last"][t], prior)
+    assert np.all(s["volume"][t] == s["volume"][t - 1] + s["last_size"][t])
+
+
+def _run(seed: int, step_ns: int, seconds: int = 20) -> bytes:
+    m = Market(Universe.default(), seed=seed, start_ns=0)
+    parts = [m.step(k * step_ns) for k in range(1, seconds * 1_000_000_000 // step_ns + 1)]
+    return np.concatenate(parts).tobytes()
+
+
+def test_same_seed_same_bytes_whatever_the_step():
+    one_ms = _run(7, 1_000_000)
+    assert one_ms == _run(7, 1_000_000)
+    assert one_ms == _run(7, 50_000_000)  # step size does not change a byte
+    assert one_ms != _run(8, 1_000_000)
+
+
+def test_snapshot_is_the_latest_released_record():
+    m = Market(Universe.default(), seed=3, start_ns=0)
+    snap0 = m.snapshot()
+    assert np.all(snap0["seq"] == 0) and np.all((snap0["flags"] & TickFlag.OPEN) > 0)
+    out = m.step(2_000_000_000)
+    snap = m.snapshot()
+    for i in np.unique(out["sym"]):
+        assert snap[i] == out[out["sym"] == i][-1]
+
+
+def test_default_universe_carries_real_traffic():
+    m = Market(Universe.default(), seed=1, start_ns=0, session="24h")  # flat: midday's rate
+    per_s = len(m.step(60 * 10**9)) / 60
+    assert 800 <= per_s <= 3000, per_s  # the issue's 1,000-2,000 updates/s, with noise
+
+
+def test_activity_scales_every_rate():
+    fast = Market(Universe.default(), seed=1, start_ns=0, activity=2.0)
+    slow = Market(Universe.default(), seed=1, start_ns=0, activity=0.5)
+    assert len(fast.step(30 * 10**9)) > 3 * len(slow.step(30 * 10**9))
+
+
+@pytest.mark.slow
+def test_stylized_facts_hold_on_a_few_hundred_symbols_over_three_days():
+    from conftest import generate  # type: ignore[import-not-found]
+
+    big = generate(300, 3, seed=11, activity=0.03)
+    failed = [r for r in report(big.records, big.universe, big.start_ns) if not r.passed]
+    assert not failed, failed
