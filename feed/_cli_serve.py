@@ -144,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         universe=_universe(args),
         activity=args.activity,
+        session=getattr(args, "session", "6.5h"),
         tokens=tuple(args.token),
         certfile=args.certfile,
         keyfile=args.keyfile,

@@ -13,7 +13,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -43,6 +43,7 @@ class ServerConfig:
     seed: int = 0
     universe: Universe | None = None  # None: Universe.default()
     activity: float = 1.0
+    session: Literal["6.5h", "24h"] = "6.5h"  # trading day shape; see tickwire.simulators.market
     tokens: tuple[str, ...] = ()
     certfile: str | None = None
     keyfile: str | None = None
@@ -81,7 +82,11 @@ class Server:
         self._t0 = trio.current_time()
         self._wall0_ns = time.time_ns()
         self.market = market or Market(
-            universe, seed=config.seed, start_ns=self._wall0_ns, activity=config.activity
+            universe,
+            seed=config.seed,
+            start_ns=self._wall0_ns,
+            activity=config.activity,
+            session=config.session,
         )
         self.hub = Hub(universe, self.market.snapshot())
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
