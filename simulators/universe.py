@@ -2,17 +2,23 @@
 
 A `Universe` is a struct of arrays indexed by symbol id (the `sym` field of every tick). Built-in:
 `Universe.default()` (well-known large caps and ETFs, all prices simulated) and
-`Universe.synthetic(n)`. Imports numpy only.
+`Universe.synthetic(n)`; `Universe.load(path)` reads one from a CSV or TOML file, and every mistake
+in the file is a `UserError` naming the file, the line (or entry) and the field. Imports numpy only.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import UserError
 from .ticks import MAX_SYMBOLS
 
 
@@ -87,6 +93,38 @@ class Universe:
         )
 
     @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Universe:
+        """Read a universe from a `.csv` or `.toml` file.
+
+        CSV: a header `symbol,name,sector,price,tick_size,lot_size,activity[,kind]` then one line
+        per symbol; TOML: one `[[symbol]]` table per symbol with the same keys. Only `symbol` and
+        `price` are required (defaults: name = symbol, sector "Other", tick_size 0.01, lot_size
+        100, activity 1.0, kind "stock").
+
+        Raises:
+            UserError: the file is missing, unreadable or wrong, with where and what is allowed.
+        """
+        p = Path(path)
+        shown = os.fspath(path)
+        ext = p.suffix.lower()
+        if ext not in (".csv", ".toml"):
+            raise UserError(
+                f"{shown}: unknown universe file type {ext or '(none)'!r}; use .csv or .toml"
+            )
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise UserError(f"universe file {shown} not found") from None
+        except OSError as exc:
+            raise UserError(f"cannot read universe file {shown}: {exc.strerror or exc}") from None
+        rows = _read_csv(data, shown) if ext == ".csv" else _read_toml(data, shown)
+        if len(rows) > MAX_SYMBOLS:
+            raise UserError(
+                f"{shown} has {len(rows)} symbols; a universe holds at most {MAX_SYMBOLS}"
+            )
+        return cls.from_rows(rows)
+
+    @classmethod
     def default(cls) -> Universe:
         """Well-known large caps across sectors plus a few ETFs. Every price is simulated."""
         return cls.from_rows([(*r[:4], 0.01, 100, r[4], r[5]) for r in _DEFAULT])
@@ -115,6 +153,168 @@ class Universe:
             for i in range(n)
         ]
         return cls.from_rows(rows)
+
+
+# ----------------------------------------------------------------------------- file loading
+
+Row = tuple[str, str, str, float, float, int, float, str]
+
+FIELDS = ("symbol", "name", "sector", "price", "tick_size", "lot_size", "activity", "kind")
+_REQUIRED = ("symbol", "price")
+_KINDS = ("stock", "etf")
+_MAX_SYMBOL_LEN = 32  # as the wire protocol allows
+_MAX_TEXT_LEN = 200
+
+
+def _read_csv(data: bytes, shown: str) -> list[Row]:
+    text = _decode(data, shown)
+    lines = text.splitlines()
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    header_line = 0
+    rows: list[Row] = []
+    seen: dict[str, str] = {}
+    for values in reader:
+        line = reader.line_num
+        if not any(v.strip() for v in values) or values[0].lstrip().startswith("#"):
+            continue  # blank lines and comments
+        if header is None:
+            header, header_line = [v.strip().lower() for v in values], line
+            _check_header(header, shown, line)
+            continue
+        where = f"{shown} line {line}"
+        if len(values) > len(header):
+            raise UserError(
+                f"{where}: {len(values)} fields but the header (line {header_line}) names "
+                f"{len(header)}; quote values that contain commas"
+            )
+        record = {k: v.strip() for k, v in zip(header, values, strict=False) if v.strip()}
+        rows.append(_row(record, where, seen, f"line {line}"))
+    if header is None:
+        raise UserError(
+            f"{shown} is empty; expected a header line {','.join(FIELDS[:7])}[,kind] "
+            "and one line per symbol"
+        )
+    if not rows:
+        raise UserError(f"{shown} has a header but no symbols; add one line per symbol")
+    return rows
+
+
+def _check_header(header: list[str], shown: str, line: int) -> None:
+    allowed = ", ".join(FIELDS)
+    for col in header:
+        if col not in FIELDS:
+            raise UserError(
+                f"{shown} line {line}: unknown column {col!r} in the header; columns are {allowed}"
+            )
+    for col in _REQUIRED:
+        if col not in header:
+            raise UserError(
+                f"{shown} line {line}: the header has no {col!r} column; it needs "
+                f"at least symbol and price (columns are {allowed})"
+            )
+    dup = next((c for c in header if header.count(c) > 1), None)
+    if dup is not None:
+        raise UserError(f"{shown} line {line}: column {dup!r} appears twice in the header")
+
+
+def _read_toml(data: bytes, shown: str) -> list[Row]:
+    import tomllib
+
+    try:
+        doc = tomllib.loads(_decode(data, shown))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{shown}: not valid TOML: {exc}") from None
+    if not doc:
+        raise UserError(f"{shown} is empty; expected one [[symbol]] table per symbol")
+    extra = [k for k in doc if k != "symbol"]
+    if extra:
+        raise UserError(
+            f"{shown}: unknown top-level key {extra[0]!r}; expected only [[symbol]] tables"
+        )
+    entries = doc["symbol"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UserError(f"{shown}: 'symbol' must be an array of tables, written [[symbol]]")
+    if not entries:
+        raise UserError(f"{shown} has no symbols; add one [[symbol]] table per symbol")
+    rows: list[Row] = []
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(entries, 1):
+        sym = entry.get("symbol")
+        label = f"[[symbol]] entry {i}" + (f" ({sym})" if isinstance(sym, str) and sym else "")
+        where = f"{shown} {label}"
+        for key in entry:
+            if key not in FIELDS:
+                raise UserError(f"{where}: unknown field {key!r}; fields are {', '.join(FIELDS)}")
+        rows.append(_row(entry, where, seen, f"entry {i}"))
+    return rows
+
+
+def _decode(data: bytes, shown: str) -> str:
+    try:
+        return data.decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{shown}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _row(record: dict[str, Any], where: str, seen: dict[str, str], here: str) -> Row:
+    """One validated row; `seen` maps symbols already read to where they were."""
+
+    def bad(name: str, allowed: str) -> UserError:
+        return UserError(f"{where}, field {name}: {allowed}, got {record.get(name)!r}")
+
+    for name in _REQUIRED:
+        if name not in record or record[name] == "":
+            raise UserError(f"{where}, field {name}: missing; every symbol needs a {name}")
+    symbol = record["symbol"]
+    if (
+        not isinstance(symbol, str)
+        or not 0 < len(symbol) <= _MAX_SYMBOL_LEN
+        or symbol == "*"
+        or any(c.isspace() or c == "," for c in symbol)
+    ):
+        raise bad("symbol", f"must be 1 to {_MAX_SYMBOL_LEN} characters without spaces or commas")
+    if symbol in seen:
+        raise UserError(
+            f"{where}, field symbol: {symbol!r} is already on {seen[symbol]}; "
+            "symbols must be unique"
+        )
+    seen[symbol] = here
+
+    def text(name: str, default: str) -> str:
+        value = record.get(name, default)
+        if not isinstance(value, str) or not 0 < len(value) <= _MAX_TEXT_LEN:
+            raise bad(name, f"must be text of 1 to {_MAX_TEXT_LEN} characters")
+        return value
+
+    def number(name: str, default: float) -> float:
+        value = record.get(name, default)
+        try:
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError
+            x = float(value)
+        except ValueError:
+            x = math.nan
+        if not (math.isfinite(x) and x > 0):
+            raise bad(name, "must be a number > 0")
+        return x
+
+    price, tick, activity = number("price", 0.0), number("tick_size", 0.01), number("activity", 1)
+    lot_value = record.get("lot_size", 100)
+    try:
+        if isinstance(lot_value, bool) or not isinstance(lot_value, str | int):
+            raise ValueError
+        lot = int(lot_value)
+    except ValueError:
+        lot = 0
+    if not 1 <= lot <= 1_000_000:
+        raise bad("lot_size", "must be a whole number from 1 to 1000000")
+    if price < tick:
+        raise bad("price", f"must be at least one tick ({tick:g})")
+    kind = text("kind", "stock").lower()
+    if kind not in _KINDS:
+        raise bad("kind", f"must be one of {', '.join(_KINDS)}")
+    return (symbol, text("name", symbol), text("sector", "Other"), price, tick, lot, activity, kind)
 
 
 _SECTORS = (

@@ -1,0 +1,459 @@
+"""`tickwire simulate`, and the market flags `tickwire serve` shares with it.
+
+`simulate` steps a seeded `Market` one simulated second at a time as fast as it can, streams the
+records to `--out` (.csv, .npy, .parquet) and can print the stylized-facts table of
+`stylized.report`. Records are only held in memory when `--report` or `--figure` needs them: a
+trading day of 500 symbols is hundreds of millions of ticks. Optional extras (pyarrow, matplotlib,
+rich's progress bar) are imported lazily; importing this module costs only argparse and numpy,
+because `tickwire serve` imports it to build its parser. Never imports trio or the feed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import importlib.util
+import inspect
+import json
+import math
+import os
+import re
+import struct
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from .errors import UserError
+from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
+from .universe import FIELDS, Universe
+
+# Simulated time starts at a fixed open so the same flags give the same bytes, timestamps
+# included: Monday 2025-01-06 09:30 New York (14:30 UTC). Sessions follow back to back.
+START_NS = 1_736_173_800 * 1_000_000_000
+SESSION_S = {"6.5h": 23_400, "24h": 86_400}  # what one "d" of --duration means
+_UNIT_S = {"s": 1, "m": 60, "h": 3600}
+_FLUSH_RECORDS = 1 << 18  # buffer ~16 MB of records between writes: few, large writes
+_EXTRAS = {"parquet": "pip install 'tickwire[parquet]'", "plot": "pip install 'tickwire[plot]'"}
+
+
+# --------------------------------------------------------------------------- shared flags
+
+
+def add_market_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --seed, --symbols/--universe, --activity and --session (read by `universe_from_args`)."""
+    parser.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--symbols",
+        type=_symbol_count,
+        metavar="N",
+        help=f"a synthetic universe of N symbols (1 to {MAX_SYMBOLS}) instead of the default one",
+    )
+    which.add_argument(
+        "--universe",
+        metavar="FILE",
+        help="load the universe from a .csv or .toml file (columns/keys: "
+        "symbol,name,sector,price,tick_size,lot_size,activity[,kind]; symbol and price required)",
+    )
+    parser.add_argument(
+        "--activity",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="scale every trade and quote rate (default %(default)s)",
+    )
+    parser.add_argument(
+        "--session",
+        choices=tuple(SESSION_S),
+        default="6.5h",
+        help="6.5h: back-to-back trading sessions with an intraday shape; 24h: around the clock "
+        "(default %(default)s)",
+    )
+
+
+def universe_from_args(args: argparse.Namespace) -> Universe | None:
+    """The universe the market flags ask for; None means `Universe.default()`."""
+    if getattr(args, "universe", None):
+        return Universe.load(args.universe)
+    if getattr(args, "symbols", None):
+        return Universe.synthetic(args.symbols, args.seed)
+    return None
+
+
+def _symbol_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_SYMBOLS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_SYMBOLS}, got {text!r}"
+        )
+    return n
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return x
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser(
+        "simulate",
+        help="generate simulated ticks offline, to a file or a stylized-facts report",
+        description="Run the simulated market as fast as it can for --duration of market time, "
+        "starting at a fixed open (2025-01-06 09:30 New York), and write the ticks to --out "
+        "and/or print how well they match the stylized facts of real markets (--report). "
+        "Same flags, same bytes.",
+        epilog="examples:\n"
+        "  tickwire simulate --report\n"
+        "  tickwire simulate --symbols 500 --duration 5d --seed 7 --out ticks.parquet\n"
+        "  tickwire simulate --universe mine.csv --duration 2h --out ticks.npy\n\n"
+        "outputs:\n"
+        "  .csv      one line per tick: symbol, then the tick record fields\n"
+        "  .npy      the tick records as they are (numpy.load), with the universe beside it\n"
+        "            as NAME.universe.csv (symbol id = line order)\n"
+        f"  .parquet  needs pyarrow: {_EXTRAS['parquet']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--duration",
+        type=_duration,
+        default=_duration("1d"),
+        metavar="TIME",
+        help="market time to simulate, e.g. 90s, 30m, 6h, 5d; a day is one 6.5 h session "
+        "(24 h with --session 24h) (default 1d)",
+    )
+    add_market_arguments(ap)
+    ap.add_argument("--out", metavar="FILE", help="write the ticks to FILE (.csv, .npy, .parquet)")
+    ap.add_argument(
+        "--report", action="store_true", help="print the stylized-facts table: value, target, pass"
+    )
+    ap.add_argument(
+        "--figure",
+        metavar="PATH",
+        help=f"save a figure of the stylized facts (e.g. facts.png; {_EXTRAS['plot']})",
+    )
+    ap.set_defaults(func=_simulate)
+
+
+class _Duration:
+    """A --duration as typed; days depend on --session, so seconds are resolved later."""
+
+    def __init__(self, text: str, amount: float, unit: str) -> None:
+        self.text, self.amount, self.unit = text, amount, unit
+
+    def seconds(self, session: str) -> int:
+        per_unit = SESSION_S[session] if self.unit == "d" else _UNIT_S[self.unit]
+        return round(self.amount * per_unit)
+
+
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd])\s*", re.IGNORECASE)
+
+
+def _duration(text: str) -> _Duration:
+    m = _DURATION_RE.fullmatch(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a number followed by s, m, h or d, e.g. 5d, got {text!r}"
+        )
+    d = _Duration(text.strip(), float(m[1]), m[2].lower())
+    if d.seconds("6.5h") < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1s, got {text!r}")
+    return d
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    total_s = args.duration.seconds(args.session)
+    universe = universe_from_args(args) or Universe.default()
+    stylized = _stylized() if args.report or args.figure else None
+    if args.figure:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserError(f"--figure needs matplotlib: {_EXTRAS['plot']}")
+        _check_writable(Path(args.figure))
+    writer = _open_writer(Path(args.out), universe) if args.out else None
+    keep = stylized is not None  # the report and the figure need every record at once
+    from .market import Market
+
+    market = Market(universe, args.seed, START_NS, activity=args.activity, session=args.session)
+
+    kept: list[TickBatch] = []
+    pending: list[TickBatch] = []
+    pending_n = count = 0
+    wall0 = time.perf_counter()
+    try:
+        with _Progress(total_s) as progress:
+            for k in range(1, total_s + 1):
+                batch = market.step(START_NS + k * 1_000_000_000)
+                count += len(batch)
+                if keep:
+                    kept.append(batch)
+                if writer is not None:
+                    pending.append(batch)
+                    pending_n += len(batch)
+                    if pending_n >= _FLUSH_RECORDS:
+                        writer.write(np.concatenate(pending))
+                        pending, pending_n = [], 0
+                progress.update(k, count, time.perf_counter() - wall0)
+            if writer is not None and pending:
+                writer.write(np.concatenate(pending))
+    finally:
+        if writer is not None:
+            writer.close()  # an interrupted run still leaves a valid file of what was made
+    wall_s = time.perf_counter() - wall0
+
+    summary = (
+        f"{count:,} ticks, {len(universe):,} symbols, {_sim_time(total_s)} of market time "
+        f"({args.duration.text}, seed {args.seed}), {wall_s:.1f} s wall, "
+        f"{count / max(wall_s, 1e-9):,.0f} ticks/s"
+    )
+    if writer is not None:
+        summary += f"; wrote {', '.join(writer.paths)}"
+    records = np.concatenate(kept) if kept else np.zeros(0, TICK_DTYPE)
+    if args.report:
+        if stylized is None or not hasattr(stylized, "report"):
+            print("the stylized-facts report is not available in this version of tickwire")
+        else:
+            print(_table(_call(stylized.report, records, universe)))
+    if args.figure:
+        if stylized is None or not hasattr(stylized, "figure"):
+            print("the stylized-facts figure is not available in this version of tickwire")
+        else:
+            _call(stylized.figure, records, universe, args.figure)
+            summary += f"; figure {args.figure}"
+    print(summary)
+    return 0
+
+
+def _stylized() -> Any:
+    name = f"{__package__}.stylized"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    """Call a stylized function, telling it where the run started when it asks.
+
+    A short run leaves some statistics undefined (NaN, shown as n/a); numpy's warnings about
+    them would only bury the table.
+    """
+    kwargs = {"start_ns": START_NS} if "start_ns" in inspect.signature(fn).parameters else {}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args, **kwargs)
+
+
+def _table(rows: list[Any]) -> str:
+    head = ("statistic", "value", "target", "result")
+    body = [
+        (
+            str(r.name),
+            "n/a" if not math.isfinite(r.value) else f"{r.value:.4g}",
+            str(r.target),
+            "pass" if r.passed else "FAIL",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(4)]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(w) if i == 1 else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    passed = sum(r.passed for r in rows)
+    rule = "  ".join("-" * w for w in widths)
+    lines = [line(head), rule, *map(line, body), rule, f"{passed} of {len(rows)} statistics pass"]
+    if any(row[1] == "n/a" for row in body):
+        lines[-1] += "; n/a: the run is too short for that statistic (try --duration 2d)"
+    return "\n".join(lines)
+
+
+def _sim_time(seconds: int) -> str:
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class _Progress:
+    """Sim-time done/total and ticks/s on stderr, with rich; silent when stderr is not a TTY."""
+
+    def __init__(self, total_s: int) -> None:
+        self._total_s = total_s
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = 0.0
+
+    def __enter__(self) -> _Progress:
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("simulating"),
+                BarColumn(),
+                TextColumn("{task.fields[sim]}"),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(
+                "simulate", total=self._total_s, sim=self._sim(0), rate=""
+            )
+        return self
+
+    def _sim(self, done_s: int) -> str:
+        return f"{_sim_time(done_s)} / {_sim_time(self._total_s)}"
+
+    def update(self, done_s: int, ticks: int, wall_s: float) -> None:
+        if self._bar is None or (wall_s - self._last < 0.1 and done_s < self._total_s):
+            return
+        self._last = wall_s
+        rate = f"{ticks / max(wall_s, 1e-9):,.0f} ticks/s"
+        self._bar.update(self._task, completed=done_s, sim=self._sim(done_s), rate=rate)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+class _Writer(Protocol):
+    paths: list[str]
+
+    def write(self, batch: TickBatch) -> None: ...
+    def close(self) -> None: ...
+
+
+def _open_writer(path: Path, universe: Universe) -> _Writer:
+    ext = path.suffix.lower()
+    if ext == ".parquet":
+        if importlib.util.find_spec("pyarrow") is None:
+            raise UserError(f"--out {path} needs pyarrow: {_EXTRAS['parquet']}")
+        return _ParquetWriter(path, universe)
+    if ext == ".csv":
+        return _CsvWriter(path, universe)
+    if ext == ".npy":
+        return _NpyWriter(path, universe)
+    raise UserError(f"--out must end in .csv, .npy or .parquet, got {str(path)!r}")
+
+
+def _open(path: Path, mode: str) -> IO[Any]:
+    try:
+        return open(path, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"}))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_writable(path: Path) -> None:
+    existed = path.exists()
+    _open(path, "ab").close()
+    if not existed:
+        path.unlink()
+
+
+class _CsvWriter:
+    """symbol, then every TICK_DTYPE field; numbers as numpy prints them (shortest round trip)."""
+
+    def __init__(self, path: Path, universe: Universe) -> None:
+        self.paths = [str(path)]
+        self._names = np.asarray(universe.symbols)
+        self._file = _open(path, "w")
+        self._file.write(",".join(["symbol", *TICK_DTYPE.names]) + "\n")
+
+    def write(self, batch: TickBatch) -> None:
+        if len(batch) == 0:
+            return
+        # Whole columns become text in numpy; only the final join walks the rows, in C.
+        cols = [self._names[batch["sym"]].tolist()]
+        cols += [batch[f].astype(str).tolist() for f in TICK_DTYPE.names]
+        self._file.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _NpyWriter:
+    """A .npy of TICK_DTYPE records, streamed: the header is rewritten with the count at close."""
+
+    _HEADER_BYTES = 512  # fixed, so the final count fits in the space reserved at the start
+
+    def __init__(self, path: Path, universe: Universe) -> None:
+        ref = path.with_suffix(".universe.csv")
+        self.paths = [str(path), str(ref)]
+        self._count = 0
+        self._file = _open(path, "wb")
+        self._file.write(self._header(0))
+        with _open(ref, "w") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(FIELDS)
+            w.writerows([r[k] for k in FIELDS] for r in universe.reference())
+
+    def _header(self, count: int) -> bytes:
+        meta = {
+            "descr": np.lib.format.dtype_to_descr(TICK_DTYPE),
+            "fortran_order": False,
+            "shape": (count,),
+        }
+        text = repr(meta).ljust(self._HEADER_BYTES - 10 - 1) + "\n"
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+
+    def write(self, batch: TickBatch) -> None:
+        self._file.write(np.ascontiguousarray(batch, TICK_DTYPE).tobytes())
+        self._count += len(batch)
+
+    def close(self) -> None:
+        self._file.seek(0)
+        self._file.write(self._header(self._count))
+        self._file.close()
+
+
+class _ParquetWriter:
+    """symbol (dictionary-encoded) then every TICK_DTYPE field; the universe in the metadata."""
+
+    def __init__(self, path: Path, universe: Universe) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.paths = [str(path)]
+        self._pa = pa
+        self._symbols = pa.array(universe.symbols, pa.string())
+        fields = [pa.field("symbol", pa.dictionary(pa.int32(), pa.string()))]
+        fields += [pa.field(f, pa.from_numpy_dtype(TICK_DTYPE[f])) for f in TICK_DTYPE.names]
+        meta = {"tickwire.universe": json.dumps(universe.reference())}
+        self._schema = pa.schema(fields, metadata=meta)
+        _check_writable(path)
+        try:
+            self._writer = pq.ParquetWriter(os.fspath(path), self._schema)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc}") from None
+
+    def write(self, batch: TickBatch) -> None:
+        pa = self._pa
+        sym = pa.DictionaryArray.from_arrays(pa.array(batch["sym"].astype(np.int32)), self._symbols)
+        cols = [sym] + [pa.array(np.ascontiguousarray(batch[f])) for f in TICK_DTYPE.names]
+        self._writer.write_table(pa.Table.from_arrays(cols, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
