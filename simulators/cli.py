@@ -190,29 +190,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     market = Market(universe, args.seed, START_NS, activity=args.activity, session=args.session)
 
-    kept: list[TickBatch] = []
-    pending: list[TickBatch] = []
-    pending_n = count = 0
     wall0 = time.perf_counter()
     try:
-        with _Progress(total_s) as progress:
-            for k in range(1, total_s + 1):
-                batch = market.step(START_NS + k * 1_000_000_000)
-                count += len(batch)
-                if keep:
-                    kept.append(batch)
-                if writer is not None:
-                    pending.append(batch)
-                    pending_n += len(batch)
-                    if pending_n >= _FLUSH_RECORDS:
-                        writer.write(np.concatenate(pending))
-                        pending, pending_n = [], 0
-                progress.update(k, count, time.perf_counter() - wall0)
-            if writer is not None and pending:
-                writer.write(np.concatenate(pending))
-    finally:
-        if writer is not None:
-            writer.close()  # an interrupted run still leaves a valid file of what was made
+        count, kept = _generate(market, total_s, writer, keep)
+    except OSError as exc:  # disk full, file system gone: the user's to fix, not a bug
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     wall_s = time.perf_counter() - wall0
 
     summary = (
@@ -236,6 +218,36 @@ def _simulate(args: argparse.Namespace) -> int:
             summary += f"; figure {args.figure}"
     print(summary)
     return 0
+
+
+def _generate(
+    market: Any, total_s: int, writer: _Writer | None, keep: bool
+) -> tuple[int, list[TickBatch]]:
+    """Step `market` second by second; stream to `writer`. Returns (ticks, records if `keep`)."""
+    kept: list[TickBatch] = []
+    pending: list[TickBatch] = []
+    pending_n = count = 0
+    wall0 = time.perf_counter()
+    try:
+        with _Progress(total_s) as progress:
+            for k in range(1, total_s + 1):
+                batch = market.step(START_NS + k * 1_000_000_000)
+                count += len(batch)
+                if keep:
+                    kept.append(batch)
+                if writer is not None:
+                    pending.append(batch)
+                    pending_n += len(batch)
+                    if pending_n >= _FLUSH_RECORDS:
+                        writer.write(np.concatenate(pending))
+                        pending, pending_n = [], 0
+                progress.update(k, count, time.perf_counter() - wall0)
+            if writer is not None and pending:
+                writer.write(np.concatenate(pending))
+    finally:
+        if writer is not None:
+            writer.close()  # an interrupted run still leaves a valid file of what was made
+    return count, kept
 
 
 def _stylized() -> Any:

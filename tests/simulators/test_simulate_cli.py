@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import subprocess
 
 import numpy as np
@@ -143,3 +144,11 @@ def test_market_arguments_for_serve():
     args = parser.parse_args(["--symbols", "7", "--seed", "2", "--activity", "0.5"])
     universe = universe_from_args(args)
     assert universe is not None and len(universe) == 7 and args.activity == 0.5
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_disk_full_is_a_user_error(tmp_path):
+    (tmp_path / "full.csv").symlink_to("/dev/full")
+    out = _run("--symbols", "50", "--duration", "20s", "--out", "full.csv", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "tickwire: error: cannot write full.csv: No space left on device"
