@@ -29,7 +29,8 @@ quick start:
   tickwire demo                 a live market in a terminal dashboard, nothing else to run
   tickwire serve                the feed on ws://127.0.0.1:8765/v1
   tickwire tail AAPL MSFT       print live ticks from a running server
-  tickwire simulate --report    the stylized facts of the simulated market
+  tickwire simulate --symbols 30 --duration 2d --activity 0.05 --report
+                                the stylized facts of the simulated market
 
 `tickwire COMMAND --help` tells more about each command.
 """
