@@ -22,6 +22,7 @@ _SUBCOMMANDS = (
     "tickwire.dashboard.cli",  # demo, dashboard
     "tickwire.simulators.cli",  # simulate
     "tickwire.feed.bench",  # bench
+    "tickwire.feed._bench",  # bench, if the package above is absent
 )
 
 _EPILOG = """\
