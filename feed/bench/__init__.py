@@ -1,0 +1,160 @@
+"""`tickwire bench`: every figure beside a baseline measured in the same run, and their ratio.
+
+The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
+right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
+trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
+dashboard, physical limit. One module per row family; servers and clients are separate processes
+(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._table import Row, print_table, unavailable
+
+log = logging.getLogger("tickwire.bench")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    if "bench" in sub.choices:
+        return
+    ap = sub.add_parser(
+        "bench",
+        help="speed figures, each beside a baseline measured in the same run",
+        description="Measure tickwire against baselines in the same run and print ratios: "
+        "generator, encode/decode, fan-out of `tickwire serve` to N clients (delivered ticks/s, "
+        "server CPU per message, latency) vs naive/plain/peer servers, memory per connection "
+        "and behind a stalled reader, the dashboard's frame time, and the machine's raw send() "
+        "rate. A few minutes; --quick takes seconds. Needs the bench extra for the load clients "
+        "and baseline servers: pip install 'tickwire[bench]'.",
+    )
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="tiny sizes, a few seconds: every row, rough numbers"
+    )
+    size.add_argument(
+        "--full", action="store_true", help="add N=500 clients and 1000 idle connections"
+    )
+    ap.add_argument("--json", action="store_true", help="print rows and notes as JSON on stdout")
+    ap.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import _procs, fanout
+
+    _procs.require_extras()
+    quick, full = bool(args.quick), bool(args.full)
+    t0 = time.perf_counter()
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 10
+    with _progress(units) as advance:
+        rows, notes = _measure(quick, full, advance)
+    notes.append(
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{'quick' if quick else 'full' if full else 'default'} run in "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    if args.json:
+        json.dump({"rows": rows, "notes": notes}, sys.stdout, indent=1, allow_nan=True)
+        print()
+    else:
+        print_table(rows, notes, sys.stdout)
+    return 1 if any(r["status"] == "error" for r in rows) else 0
+
+
+def _measure(
+    quick: bool, full: bool, advance: Callable[[str], None]
+) -> tuple[list[Row], list[str]]:
+    from . import codec, dashboard, fanout, generator, memory, physical
+
+    rows: list[Row] = []
+    notes: list[str] = []
+    fan: list[Row] = []
+
+    def step(family: str, fn: Callable[[], list[Row]]) -> list[Row]:
+        """A failing family becomes an error row (traceback logged); the others still run."""
+        try:
+            got = fn()
+        except Exception as exc:  # the bench's boundary: report, keep measuring the rest
+            log.exception("bench: %s failed", family)
+            got = [unavailable(family, f"error: {exc}", status="error")]
+        rows.extend(got)
+        return got
+
+    advance("generator")
+    step("generator", lambda: generator.generator_rows(quick))
+    advance("encode/decode")
+    step("encode/decode", lambda: codec.codec_rows(quick))
+
+    def fan_rows() -> list[Row]:
+        got, fan_notes = fanout.fanout(quick, full, advance)
+        notes.extend(fan_notes)
+        fan.extend(got)
+        return got
+
+    step("fan-out", fan_rows)
+    step("memory", lambda: memory.memory_rows(quick, full, advance))
+    advance("dashboard")
+    step("dashboard", lambda: dashboard.dashboard_rows(quick))
+    advance("physical limit")
+    step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
+    advance("done")
+    return rows, notes
+
+
+def _probe(quick: bool) -> dict[str, float]:
+    """The raw socket probe, in a fresh process (it forks)."""
+    from . import _procs
+
+    args = ["tickwire.feed.bench.physical", *(["--quick"] if quick else [])]
+    proc = _procs.spawn(*args)
+    try:
+        res: dict[str, float] = json.loads(_procs.readline(proc, 60))
+    finally:
+        _procs.stop(proc)
+    return res
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; `advance(what)` moves it one unit."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not sys.stderr.isatty():
+            return lambda what: None
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(
+            TextColumn("bench"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task("starting", total=self.total)
+        first = [True]
+
+        def advance(what: str) -> None:
+            self.bar.update(task, description=what, advance=0 if first[0] else 1)
+            first[0] = False
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,202 @@
+"""The load client process: many picows connections that only count and time-stamp samples.
+
+`python -m tickwire.feed.bench._loadclient MODE URL ...`, driven through stdin/stdout lines:
+- `count URL N FIRST BINARY SUBS [--symbols K] [--warmup S]`: N connections (global numbers
+  FIRST..FIRST+N-1) subscribe to `*` (SUBS `*`) or each to its own 10 symbols (SUBS `pick10`),
+  print `ready`, count from `go` to `stop` on stdin: data messages, ticks, payload bytes, own
+  CPU, and tick-to-receipt latency (receipt `time.time_ns()` minus the tick's `ts`) for every
+  tick of a sample of messages; then print one JSON line.
+- `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
+- `stalled URL`: one raw-socket connection that subscribes to `*` and then never reads again.
+The client never parses whole messages: it counts `"symbol"` keys (JSON) or the record count
+(binary), so it costs the server's competitor for the CPU as little as it can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import re
+import socket
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+HEADER_SIZE = 16  # tickwire.feed.protocol.HEADER_SIZE; kept here so clients import no server code
+RECORD_SIZE = 64  # TICK_DTYPE.itemsize; `ts` is the record's first little-endian int64
+MAX_SAMPLES = 20_000  # latency samples returned per process
+_TS = re.compile(rb'"ts":(\d+)')
+_SYMBOL = b'"symbol"'
+
+
+def _symbols_for(conn: int, k: int | None) -> list[str]:
+    """Connection `conn`'s own 10 symbols (a different set for each connection)."""
+    from tickwire.simulators import Universe
+
+    names = list((Universe.synthetic(k) if k else Universe.default()).symbols)
+    return random.Random(conn).sample(names, min(10, len(names)))
+
+
+def _subscribe(symbols: list[str]) -> bytes:
+    return json.dumps({"op": "subscribe", "symbols": symbols, "snapshot": False}).encode()
+
+
+async def _stdin_line() -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def _connect_all(listener: Any, url: str, n: int, proto: str) -> list[Any]:
+    from picows import ws_connect
+
+    headers = {"Sec-WebSocket-Protocol": proto}
+    out: list[Any] = []
+    for start in range(0, n, 50):  # 50 handshakes at a time: a burst, not a SYN flood
+        batch = [
+            ws_connect(lambda i=i: listener(i), url, extra_headers=headers)
+            for i in range(start, min(n, start + 50))
+        ]
+        out += [t for t, _ in await asyncio.gather(*batch)]
+    return out
+
+
+def count(
+    url: str, n: int, first: int, binary: bool, subs: str, k: int | None, warmup_s: float
+) -> None:
+    from picows import WSListener, WSMsgType
+
+    state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0}
+    lat: list[int] = []
+    every = max(1, n // 8)  # sample every `every`-th message per connection: ~8 samplers' worth
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def __init__(self, i: int) -> None:
+            super().__init__()
+            self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k))
+            self.n = i  # stagger the sampled messages across connections
+
+        def on_ws_connected(self, transport: Any) -> None:
+            transport.send(WSMsgType.TEXT, self.sub)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if not state["on"]:
+                return
+            now = time.time_ns()
+            data = frame.get_payload_as_bytes()
+            if frame.msg_type == WSMsgType.BINARY:
+                ticks = (len(data) - HEADER_SIZE) // RECORD_SIZE
+            else:
+                ticks = data.count(_SYMBOL)
+            if not ticks:  # welcome, ack, heartbeat...: not data
+                return
+            state["msgs"] += 1
+            state["ticks"] += ticks
+            state["bytes"] += len(data)
+            self.n += 1
+            if self.n % every:
+                return
+            if frame.msg_type == WSMsgType.BINARY:
+                ts = np.frombuffer(data, "<i8", offset=HEADER_SIZE)[::8]
+                lat.extend((now - ts).tolist())
+            else:
+                lat.extend(now - int(t) for t in _TS.findall(data))
+
+    async def main() -> None:
+        proto = "tickwire.v1.binary" if binary else "tickwire.v1"
+        conns = await _connect_all(Listener, url, n, proto)
+        await asyncio.sleep(warmup_s)  # subscriptions acknowledged, first messages through
+        print("ready", flush=True)
+        await _stdin_line()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        state["on"] = True
+        await _stdin_line()
+        state["on"] = False
+        secs = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        for c in conns:
+            c.disconnect()
+        sample = lat if len(lat) <= MAX_SAMPLES else random.Random(0).sample(lat, MAX_SAMPLES)
+        result = {k: state[k] for k in ("msgs", "ticks", "bytes")}
+        result.update(secs=secs, cpu_s=cpu, lat_ns=sample, lat_total=len(lat))
+        print(json.dumps(result), flush=True)
+
+    asyncio.run(main())
+
+
+def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
+    from picows import WSListener, WSMsgType
+
+    sub = _subscribe([symbol])
+
+    class Listener(WSListener):  # type: ignore[misc]
+        def __init__(self, i: int) -> None:
+            super().__init__()
+
+        def on_ws_connected(self, transport: Any) -> None:
+            transport.send(WSMsgType.TEXT, sub)
+
+    async def main() -> None:
+        conns = await _connect_all(Listener, url, n, "tickwire.v1")
+        await asyncio.sleep(warmup_s)  # every subscription processed before the RSS is read
+        print("ready", flush=True)
+        await _stdin_line()
+        for c in conns:
+            c.disconnect()
+
+    asyncio.run(main())
+
+
+def stalled(url: str) -> None:
+    """A raw client: handshake, subscribe to `*`, then never read. A tiny receive buffer makes
+    the kernel's share small, so what piles up is in the server's process."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: tickwire.v1\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)  # byte by byte: nothing after the headers is read
+        if not chunk:
+            raise SystemExit("the server closed the stalled client's handshake")
+        head += chunk
+    payload = json.dumps({"op": "subscribe", "symbols": ["*"], "snapshot": False}).encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sock.close()
+
+
+def main(argv: list[str]) -> None:
+    mode, url, *rest = argv
+    k = int(rest[rest.index("--symbols") + 1]) if "--symbols" in rest else None
+    warmup_s = float(rest[rest.index("--warmup") + 1]) if "--warmup" in rest else 0.5
+    try:
+        if mode == "count":
+            count(url, int(rest[0]), int(rest[1]), rest[2] == "1", rest[3], k, warmup_s)
+        elif mode == "idle":
+            idle(url, int(rest[0]), rest[1], warmup_s)
+        elif mode == "stalled":
+            stalled(url)
+        else:
+            raise SystemExit(f"unknown mode {mode!r}")
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,121 @@
+"""The bench's other processes: start a server (tickwire or a baseline), read its CPU and RSS.
+
+Servers and load clients run as their own processes so the server measured has a core to itself
+as far as a 2-core machine allows; CPU and RSS are read from /proc (Linux), no extra dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from tickwire.simulators.errors import UserError
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+START_TIMEOUT_S = 20.0
+
+
+def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/PID/stat utime, stime)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process `pid` in KiB (/proc/PID/status VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def readline(proc: subprocess.Popen[str], timeout_s: float = START_TIMEOUT_S) -> str:
+    """The process's next stdout line, or a RuntimeError with its stderr if it died or hung."""
+    import selectors
+
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout_s):
+            stop(proc, grace_s=0)
+            raise RuntimeError(f"{proc.args[2:4]} said nothing in {timeout_s:.0f} s")
+    line = proc.stdout.readline()
+    if not line:
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"{proc.args[2:4]} exited: {err.strip()[-500:]}")
+    return line.strip()
+
+
+def stop(proc: subprocess.Popen[str], grace_s: float = 3.0) -> None:
+    """Close its stdin (a load client's cue to disconnect and exit), wait `grace_s`, then kill.
+
+    Servers get no grace: the bench has its numbers, and a graceful close would wait on the
+    stalled client for nothing. Always reaped."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        with suppress(BrokenPipeError):
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+SERVERS = ("tickwire", "naive", "plain", "peer")
+
+
+@contextmanager
+def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run server `kind` (tickwire serve, or a baseline of `_baselines`) and yield (proc, url)."""
+    if kind == "tickwire":
+        args = ("tickwire.feed.cli", "serve", "--port", "0", "--log-level", "warning", *extra)
+        proc = spawn(*args)
+        line = readline(proc)
+        if " on ws" not in line:
+            stop(proc, grace_s=0)
+            raise RuntimeError(f"tickwire serve did not start: {line!r}")
+        url = line.split(" on ", 1)[1].split()[0]
+    else:
+        proc = spawn("tickwire.feed.bench._baselines", kind, *extra)
+        url = readline(proc)
+    try:
+        yield proc, url
+    finally:
+        stop(proc, grace_s=0)
+
+
+def require_extras() -> None:
+    """The load clients and baselines need picows and websockets: the `bench` extra."""
+    missing = []
+    for name in ("picows", "websockets"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise UserError(f"the bench needs {' and '.join(missing)}: pip install 'tickwire[bench]'")
+
+
+def settle(seconds: float) -> None:
+    """Let a process reach steady state before a measurement (a measurement, not a sync)."""
+    time.sleep(seconds)

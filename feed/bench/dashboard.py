@@ -1,0 +1,73 @@
+"""Dashboard rows: frame render time and achieved fps, from `tickwire.dashboard.bench.measure`.
+
+The dashboard is another package that imports `feed`, so feed never imports it: the measurement
+runs in a child process (`python -c`), which also keeps Textual's headless app away from the
+progress bar. When the dashboard or its bench is not installed the rows say n/a.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from ._table import Row, row, unavailable
+
+FPS = 30.0
+ROWS, SIZE, FEED_HZ = 50, (120, 60), 1000.0
+_CODE = (
+    "import json, sys\n"
+    "from tickwire.dashboard.bench import measure\n"
+    "print(json.dumps(measure(rows={rows}, size={size}, seconds={secs}, fps={fps},"
+    " feed_hz={hz})))\n"
+)
+
+
+def _available() -> bool:
+    try:
+        return importlib.util.find_spec("tickwire.dashboard.bench") is not None
+    except ModuleNotFoundError:  # tickwire.dashboard itself is absent
+        return False
+
+
+def dashboard_rows(quick: bool) -> list[Row]:
+    label = f"dashboard {ROWS} rows {SIZE[0]}x{SIZE[1]}, all changing, {FEED_HZ:g} Hz feed"
+    if not _available():
+        return [unavailable(f"{label}: frame", "dashboard not built")]
+    secs = 1.0 if quick else 4.0
+    code = _CODE.format(rows=ROWS, size=SIZE, secs=secs, fps=FPS, hz=FEED_HZ)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=secs + 60
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"dashboard bench failed: {out.stderr.strip()[-500:]}")
+    m = json.loads(out.stdout.strip().splitlines()[-1])
+    return [
+        row(
+            f"{label}: frame median",
+            m["frame_ms_median"],
+            "ms",
+            "target",
+            8.0,
+            higher=False,
+            target="< 8 ms",
+        ),
+        row(
+            f"{label}: frame p99",
+            m["frame_ms_p99"],
+            "ms",
+            "budget 1/fps",
+            1000 / FPS,
+            higher=False,
+        ),
+        row(
+            f"{label}: achieved fps",
+            m["achieved_fps"],
+            "fps",
+            "requested",
+            FPS,
+            higher=True,
+            target=">= 0.95x",
+        ),
+    ]

@@ -1,0 +1,171 @@
+"""Fan-out rows: the real `tickwire serve` process vs the baselines, under the same load clients.
+
+For each scenario (N clients, `*` or 10 symbols each, JSON or binary) every server runs in turn as
+its own process; N picows connections spread over 1-2 load-client processes (the machine has 2
+cores: the clients compete with the server for CPU, and the notes say how much they took). The
+window starts and stops on the bench's word to every client at once; server CPU is /proc utime +
+stime over that window. Binary scenarios compare with the JSON baselines of the same N (the
+baselines speak JSON only). Imports no trio: everything runs in other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _procs
+from ._table import NAN, Row, row
+
+KINDS = ("tickwire", "naive", "plain", "peer")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    n: int
+    subs: str  # "*" or "pick10"
+    binary: bool
+
+    @property
+    def label(self) -> str:
+        subs = "'*'" if self.subs == "*" else "10 sym each"
+        return f"fan-out N={self.n} {subs}, {'binary' if self.binary else 'JSON'}"
+
+
+def scenarios(quick: bool, full: bool) -> list[Scenario]:
+    ns = (2,) if quick else ((1, 10, 100, 500) if full else (1, 10, 100))
+    out = [Scenario(n, "*", False) for n in ns]
+    out.append(Scenario(ns[-1] if quick else 100, "pick10", False))
+    out += [Scenario(n, "*", True) for n in ns]
+    return out
+
+
+def runs(scs: list[Scenario], quick: bool) -> list[tuple[Scenario, str]]:
+    """Every (scenario, server) measurement, baselines interleaved with tickwire. Binary runs
+    reuse the JSON baselines; --quick measures the 10-symbol scenario against plain only."""
+    out = []
+    for sc in scs:
+        kinds = KINDS
+        if sc.binary:
+            kinds = ("tickwire",)
+        elif quick and sc.subs != "*":
+            kinds = ("tickwire", "plain")
+        out += [(sc, kind) for kind in kinds]
+    return out
+
+
+def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[str, Any]:
+    """One server under one scenario's load: rates, server CPU, latency percentiles."""
+    per_proc = [sc.n] if sc.n == 1 else [sc.n - sc.n // 2, sc.n // 2]
+    with _procs.server(kind) as (server, url):
+        clients, first = [], 0
+        try:
+            for k in per_proc:
+                args = ("count", url, str(k), str(first), "1" if sc.binary else "0", sc.subs)
+                args += ("--warmup", str(warmup_s))
+                clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
+                first += k
+            for c in clients:
+                if (line := _procs.readline(c, 30 + sc.n * 0.2)) != "ready":
+                    raise RuntimeError(f"load client said {line!r}")
+            cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
+            _tell(clients, "go")
+            time.sleep(window_s)  # the measured window itself
+            _tell(clients, "stop")
+            server_cpu = _procs.cpu_s(server.pid) - cpu0
+            wall = time.perf_counter() - t0
+            results = [json.loads(_procs.readline(c, 30)) for c in clients]
+        finally:
+            for c in clients:
+                _procs.stop(c)
+    secs = max(r["secs"] for r in results)
+    msgs = sum(r["msgs"] for r in results)
+    ticks = sum(r["ticks"] for r in results)
+    lat_ms = np.array([x for r in results for x in r["lat_ns"]], dtype=np.float64) / 1e6
+    q = np.percentile(lat_ms, [50, 99, 99.9]) if lat_ms.size else [NAN] * 3
+    return {
+        "msgs_per_s": msgs / secs,
+        "ticks_per_s": ticks / secs,
+        "bytes_per_s": sum(r["bytes"] for r in results) / secs,
+        "cpu_us_msg": server_cpu / msgs * 1e6 if msgs else NAN,
+        "cpu_us_tick": server_cpu / ticks * 1e6 if ticks else NAN,
+        "server_cpu_pct": server_cpu / wall * 100,
+        "client_cpu_pct": sum(r["cpu_s"] for r in results) / secs * 100,
+        "p50": float(q[0]),
+        "p99": float(q[1]),
+        "p999": float(q[2]),
+        "lat_samples": int(lat_ms.size),
+    }
+
+
+def _tell(clients: list[Any], word: str) -> None:
+    for c in clients:
+        c.stdin.write(word + "\n")
+        c.stdin.flush()
+
+
+def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[list[Row], list[str]]:
+    """All scenarios: rows, and notes on CPU shares (the honest caveat of a 2-core machine)."""
+    window_s, warmup_s = (0.4, 0.2) if quick else (3.0, 0.5)
+    scs = scenarios(quick, full)
+    res: dict[tuple[Scenario, str], dict[str, Any]] = {}
+    for sc, kind in runs(scs, quick):
+        advance(f"{sc.label}: {kind}")
+        res[sc, kind] = measure(sc, kind, window_s, warmup_s)
+    rows: list[Row] = []
+    notes: list[str] = []
+    for sc in scs:
+        json_sc = Scenario(sc.n, sc.subs, False)
+        base = {k: res[json_sc, k] for k in KINDS[1:] if (json_sc, k) in res}
+        rows += _rows(sc, res[sc, "tickwire"], base)
+        notes.append(
+            f"{sc.label}: server CPU tickwire {res[sc, 'tickwire']['server_cpu_pct']:.0f}%, "
+            + ", ".join(f"{k} {b['server_cpu_pct']:.0f}%" for k, b in base.items())
+            + f"; load clients {res[sc, 'tickwire']['client_cpu_pct']:.0f}% (of 200%)"
+        )
+    return rows, notes
+
+
+def _rows(sc: Scenario, tw: dict[str, Any], base: dict[str, dict[str, Any]]) -> list[Row]:
+    at100 = sc.n == 100 and sc.subs == "*"
+    enc = " (JSON)" if sc.binary else ""
+
+    def r(what: str, key: str, unit: str, kind: str, higher: bool, target: str = "") -> Row | None:
+        if kind not in base:
+            return None
+        return row(
+            f"{sc.label}: {what}",
+            tw[key],
+            unit,
+            kind + enc,
+            base[kind][key],
+            higher=higher,
+            target=target if at100 else "",
+        )
+
+    wanted = [
+        r("ticks/s", "ticks_per_s", "t/s", "plain", True, ">= 2x"),
+        r("ticks/s", "ticks_per_s", "t/s", "naive", True, ">= 20x"),
+        r("ticks/s", "ticks_per_s", "t/s", "peer", True),
+        r("msgs/s", "msgs_per_s", "m/s", "plain", True),
+        r("server CPU/msg", "cpu_us_msg", "us", "plain", False, "<= 0.5x"),
+        r("server CPU/msg", "cpu_us_msg", "us", "peer", False, "stretch <= 1.5x"),
+        r("server CPU/tick", "cpu_us_tick", "us", "plain", False),
+        r("latency p50", "p50", "ms", "plain", False, "< 1 ms"),
+        r("latency p99", "p99", "ms", "plain", False, "<= 0.5x"),
+        r("latency p99.9", "p999", "ms", "plain", False),
+    ]
+    rows = [x for x in wanted if x is not None]
+    # the figures physical.py relates to the raw socket limits, and the CPU shares
+    rows[0].update(
+        msgs_per_s=tw["msgs_per_s"],
+        bytes_per_s=tw["bytes_per_s"],
+        server_cpu_pct=tw["server_cpu_pct"],
+        client_cpu_pct=tw["client_cpu_pct"],
+        lat_samples=tw["lat_samples"],
+    )
+    return rows
