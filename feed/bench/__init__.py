@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 10
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 8
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(

@@ -1,9 +1,10 @@
 """Baseline servers of the fan-out and memory rows, each run as its own process.
 
-`python -m tickwire.feed.bench._baselines KIND [--symbols N]` serves, on a free port, the SAME
-market as `tickwire serve` (the default universe or N synthetic symbols, seed 0, event time anchored
-to the wall clock, stepped every 1 ms) with the same JSON tick objects (`protocol.tick_dicts`),
-honours `{"op": "subscribe", "symbols": [...]}` (or `["*"]`), and prints its URL on one line:
+`python -m tickwire.feed.bench._baselines KIND [--symbols N] [--activity X]` serves, on a free
+port, the SAME market as `tickwire serve` with those flags (the default universe or N synthetic
+symbols, seed 0, event time anchored to the wall clock, stepped every 1 ms) with the same JSON
+tick objects (`protocol.tick_dicts`), honours `{"op": "subscribe", "symbols": [...]}` (or
+`["*"]`), and prints its URL on one line:
 - `naive`: websockets (asyncio), one JSON message per tick per client, stdlib json: what a first
   version usually is;
 - `plain`: trio-websocket, one message per flush and client, `send_message` per client, each tick
@@ -35,9 +36,9 @@ Subs = frozenset[str] | None  # None: everything ("*")
 class _Feed:
     """The market the baselines serve, identical to `tickwire serve`'s with the same flags."""
 
-    def __init__(self, n_symbols: int | None) -> None:
+    def __init__(self, n_symbols: int | None, activity: float) -> None:
         universe = Universe.synthetic(n_symbols) if n_symbols else Universe.default()
-        self.market = Market(universe, seed=0, start_ns=time.time_ns())
+        self.market = Market(universe, seed=0, start_ns=time.time_ns(), activity=activity)
         self.names = np.array(universe.symbols, dtype=object)
         self.seq = 0
 
@@ -85,7 +86,7 @@ async def _tick_clock() -> Any:
 # --------------------------------------------------------------------------- websockets (asyncio)
 
 
-def _serve_websockets(kind: str, n_symbols: int | None) -> None:
+def _serve_websockets(kind: str, n_symbols: int | None, activity: float) -> None:
     from websockets.asyncio.server import broadcast, serve
     from websockets.exceptions import ConnectionClosed
 
@@ -129,7 +130,7 @@ def _serve_websockets(kind: str, n_symbols: int | None) -> None:
                     broadcast(members, text.decode())
 
     async def main() -> None:
-        feed = _Feed(n_symbols)
+        feed = _Feed(n_symbols, activity)
         async with serve(handler, "127.0.0.1", 0, compression=None, max_queue=None) as server:
             port = next(iter(server.sockets)).getsockname()[1]
             print(f"ws://127.0.0.1:{port}/v1", flush=True)
@@ -141,7 +142,7 @@ def _serve_websockets(kind: str, n_symbols: int | None) -> None:
 # --------------------------------------------------------------------------- trio-websocket
 
 
-def _serve_plain(n_symbols: int | None) -> None:
+def _serve_plain(n_symbols: int | None, activity: float) -> None:
     import trio
     from trio_websocket import ConnectionClosed, serve_websocket
 
@@ -160,7 +161,7 @@ def _serve_plain(n_symbols: int | None) -> None:
             clients.pop(ws, None)
 
     async def main() -> None:
-        feed = _Feed(n_symbols)
+        feed = _Feed(n_symbols, activity)
         async with trio.open_nursery() as nursery:
             server = await nursery.start(serve_websocket, handler, "127.0.0.1", 0, None)
             print(f"ws://127.0.0.1:{server.port}/v1", flush=True)
@@ -190,11 +191,12 @@ def _serve_plain(n_symbols: int | None) -> None:
 def main(argv: list[str]) -> None:
     kind = argv[0]
     n_symbols = int(argv[argv.index("--symbols") + 1]) if "--symbols" in argv else None
+    activity = float(argv[argv.index("--activity") + 1]) if "--activity" in argv else 1.0
     try:
         if kind == "plain":
-            _serve_plain(n_symbols)
+            _serve_plain(n_symbols, activity)
         elif kind in ("naive", "peer"):
-            _serve_websockets(kind, n_symbols)
+            _serve_websockets(kind, n_symbols, activity)
         else:
             raise SystemExit(f"unknown baseline {kind!r}: naive, plain or peer")
     except KeyboardInterrupt:

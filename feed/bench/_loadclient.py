@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import random
@@ -30,16 +31,23 @@ import numpy as np
 
 HEADER_SIZE = 16  # tickwire.feed.protocol.HEADER_SIZE; kept here so clients import no server code
 RECORD_SIZE = 64  # TICK_DTYPE.itemsize; `ts` is the record's first little-endian int64
+HANDSHAKE_TIMEOUT_S = 60.0  # a saturated baseline answers slowly; the bench waits for it
 MAX_SAMPLES = 20_000  # latency samples returned per process
-_TS = re.compile(rb'"ts":(\d+)')
+_TS = re.compile(rb'"ts": ?(\d+)')  # json.dumps writes a space after ':'
 _SYMBOL = b'"symbol"'
+
+
+@functools.cache
+def _names(k: int | None) -> list[str]:
+    """The server's symbols: `tickwire serve --symbols K` (seed 0) or the default universe."""
+    from tickwire.simulators import Universe
+
+    return list((Universe.synthetic(k) if k else Universe.default()).symbols)
 
 
 def _symbols_for(conn: int, k: int | None) -> list[str]:
     """Connection `conn`'s own 10 symbols (a different set for each connection)."""
-    from tickwire.simulators import Universe
-
-    names = list((Universe.synthetic(k) if k else Universe.default()).symbols)
+    names = _names(k)
     return random.Random(conn).sample(names, min(10, len(names)))
 
 
@@ -52,17 +60,26 @@ async def _stdin_line() -> str:
 
 
 async def _connect_all(listener: Any, url: str, n: int, proto: str) -> list[Any]:
-    from picows import ws_connect
+    from picows import WSMsgType, ws_connect
 
     headers = {"Sec-WebSocket-Protocol": proto}
     out: list[Any] = []
     for start in range(0, n, 50):  # 50 handshakes at a time: a burst, not a SYN flood
         batch = [
-            ws_connect(lambda i=i: listener(i), url, extra_headers=headers)
+            ws_connect(
+                lambda i=i: listener(i),
+                url,
+                extra_headers=headers,
+                websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+            )
             for i in range(start, min(n, start + 50))
         ]
-        out += [t for t, _ in await asyncio.gather(*batch)]
-    return out
+        out += await asyncio.gather(*batch)
+    # Subscribe only once all are connected: a server that cannot keep up (the naive baseline)
+    # would otherwise starve the handshakes that are still to come.
+    for transport, lis in out:
+        transport.send(WSMsgType.TEXT, lis.sub)
+    return [t for t, _ in out]
 
 
 def count(
@@ -79,9 +96,6 @@ def count(
             super().__init__()
             self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k))
             self.n = i  # stagger the sampled messages across connections
-
-        def on_ws_connected(self, transport: Any) -> None:
-            transport.send(WSMsgType.TEXT, self.sub)
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if not state["on"]:
@@ -129,16 +143,14 @@ def count(
 
 
 def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
-    from picows import WSListener, WSMsgType
+    from picows import WSListener
 
     sub = _subscribe([symbol])
 
     class Listener(WSListener):  # type: ignore[misc]
         def __init__(self, i: int) -> None:
             super().__init__()
-
-        def on_ws_connected(self, transport: Any) -> None:
-            transport.send(WSMsgType.TEXT, sub)
+            self.sub = sub
 
     async def main() -> None:
         conns = await _connect_all(Listener, url, n, "tickwire.v1")

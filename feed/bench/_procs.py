@@ -55,11 +55,12 @@ def readline(proc: subprocess.Popen[str], timeout_s: float = START_TIMEOUT_S) ->
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout_s):
             stop(proc, grace_s=0)
-            raise RuntimeError(f"{proc.args[2:4]} said nothing in {timeout_s:.0f} s")
+            raise RuntimeError(f"{' '.join(proc.args[2:4])} said nothing in {timeout_s:.0f} s")
     line = proc.stdout.readline()
     if not line:
         err = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"{proc.args[2:4]} exited: {err.strip()[-500:]}")
+        last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.wait()}"
+        raise RuntimeError(f"{' '.join(proc.args[2:4])} exited: {last}")
     return line.strip()
 
 

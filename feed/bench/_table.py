@@ -81,7 +81,8 @@ def print_table(rows: list[Row], notes: list[str], out: TextIO) -> None:
     print("-" * (w + 64), file=out)
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['name']:{w}}  {'n/a':>12}  ({r.get('note', r['status'])})", file=out)
+            note = str(r.get("note", r["status"])).splitlines()[0][:120]
+            print(f"{r['name']:{w}}  {'n/a':>12}  ({note})", file=out)
             continue
         value = f"{fmt(r['value'])} {r['unit']}"
         base = f"{r['baseline']} {fmt(r['baseline_value'])}" if r["baseline"] else ""
