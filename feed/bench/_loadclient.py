@@ -1,6 +1,7 @@
 """The load client process: many picows connections that only count and time-stamp samples.
 
-`python -m tickwire.feed.bench._loadclient MODE URL ...`, driven through stdin/stdout lines:
+`python -m tickwire.feed.bench._loadclient MODE URL ...`, driven through stdin/stdout lines (the
+clients connect, print `connected` and subscribe on the next stdin line):
 - `count URL N FIRST BINARY SUBS [--symbols K] [--warmup S]`: N connections (global numbers
   FIRST..FIRST+N-1) subscribe to `*` (SUBS `*`) or each to its own 10 symbols (SUBS `pick10`),
   print `ready`, count from `go` to `stop` on stdin: data messages, ticks, payload bytes, own
@@ -60,6 +61,10 @@ async def _stdin_line() -> str:
 
 
 async def _connect_all(listener: Any, url: str, n: int, proto: str) -> list[Any]:
+    """Open n connections, say `connected`, and subscribe them all on the bench's `subscribe`.
+
+    Subscribing only once every client process is connected matters: a server that cannot keep
+    up (the naive baseline) would otherwise starve the handshakes still to come."""
     from picows import WSMsgType, ws_connect
 
     headers = {"Sec-WebSocket-Protocol": proto}
@@ -75,8 +80,8 @@ async def _connect_all(listener: Any, url: str, n: int, proto: str) -> list[Any]
             for i in range(start, min(n, start + 50))
         ]
         out += await asyncio.gather(*batch)
-    # Subscribe only once all are connected: a server that cannot keep up (the naive baseline)
-    # would otherwise starve the handshakes that are still to come.
+    print("connected", flush=True)
+    await _stdin_line()
     for transport, lis in out:
         transport.send(WSMsgType.TEXT, lis.sub)
     return [t for t, _ in out]

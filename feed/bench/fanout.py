@@ -79,9 +79,9 @@ def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[s
                 args += ("--warmup", str(warmup_s), "--symbols", str(SYMBOLS))
                 clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
                 first += k
-            for c in clients:
-                if (line := _procs.readline(c, 30 + sc.n * 0.2)) != "ready":
-                    raise RuntimeError(f"load client said {line!r}")
+            _expect(clients, "connected", 30 + sc.n * 0.2)
+            _tell(clients, "subscribe")  # all at once, once every connection is open
+            _expect(clients, "ready", 30)
             cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
             _tell(clients, "go")
             time.sleep(window_s)  # the measured window itself
@@ -110,6 +110,12 @@ def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[s
         "p999": float(q[2]),
         "lat_samples": int(lat_ms.size),
     }
+
+
+def _expect(clients: list[Any], word: str, timeout_s: float) -> None:
+    for c in clients:
+        if (line := _procs.readline(c, timeout_s)) != word:
+            raise RuntimeError(f"load client said {line!r}, not {word!r}")
 
 
 def _tell(clients: list[Any], word: str) -> None:

@@ -43,7 +43,12 @@ def _idle_kib(kind: str, n: int, settle_s: float) -> float:
             stdin=True,
         )
         try:
-            if (line := _procs.readline(client, 30 + n * 0.05)) != "ready":
+            if (line := _procs.readline(client, 30 + n * 0.05)) != "connected":
+                raise RuntimeError(f"idle client said {line!r}")
+            assert client.stdin is not None
+            client.stdin.write("subscribe\n")
+            client.stdin.flush()
+            if (line := _procs.readline(client, 30)) != "ready":
                 raise RuntimeError(f"idle client said {line!r}")
             _procs.settle(settle_s)
             after = _procs.rss_kib(server.pid)
