@@ -22,7 +22,6 @@ _SUBCOMMANDS = (
     "tickwire.dashboard.cli",  # demo, dashboard
     "tickwire.simulators.cli",  # simulate
     "tickwire.feed.bench",  # bench
-    "tickwire.feed._bench",  # bench, if the package above is absent
 )
 
 _EPILOG = """\

@@ -25,8 +25,6 @@ log = logging.getLogger("tickwire.bench")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    if "bench" in sub.choices:
-        return
     ap = sub.add_parser(
         "bench",
         help="speed figures, each beside a baseline measured in the same run",

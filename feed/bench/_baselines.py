@@ -43,7 +43,8 @@ class _Feed:
         self.seq = 0
 
     def dicts(self) -> list[dict[str, Any]]:
-        return p.tick_dicts(self.market.step(time.time_ns()), self.names)
+        dicts: list[dict[str, Any]] = p.tick_dicts(self.market.step(time.time_ns()), self.names)
+        return dicts
 
     def text(self, fragments: list[tuple[str, bytes]], subs: Subs) -> bytes | None:
         """One `ticks` message of the fragments `subs` wants, or None when there are none."""
@@ -51,7 +52,8 @@ class _Feed:
         if not frags:
             return None
         self.seq += 1
-        return p.ticks_text("ticks", self.seq, b"[" + b",".join(frags) + b"]")
+        body: bytes = p.ticks_text("ticks", self.seq, b"[" + b",".join(frags) + b"]")
+        return body
 
 
 def _parse_subs(message: str | bytes) -> Subs | bool:

@@ -96,7 +96,7 @@ def count(
     lat: list[int] = []
     every = max(1, n // 8)  # sample every `every`-th message per connection: ~8 samplers' worth
 
-    class Listener(WSListener):  # type: ignore[misc]
+    class Listener(WSListener):
         def __init__(self, i: int) -> None:
             super().__init__()
             self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k))
@@ -140,7 +140,7 @@ def count(
         for c in conns:
             c.disconnect()
         sample = lat if len(lat) <= MAX_SAMPLES else random.Random(0).sample(lat, MAX_SAMPLES)
-        result = {k: state[k] for k in ("msgs", "ticks", "bytes")}
+        result: dict[str, object] = {k: state[k] for k in ("msgs", "ticks", "bytes")}
         result.update(secs=secs, cpu_s=cpu, lat_ns=sample, lat_total=len(lat))
         print(json.dumps(result), flush=True)
 
@@ -152,7 +152,7 @@ def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
 
     sub = _subscribe([symbol])
 
-    class Listener(WSListener):  # type: ignore[misc]
+    class Listener(WSListener):
         def __init__(self, i: int) -> None:
             super().__init__()
             self.sub = sub

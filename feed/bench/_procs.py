@@ -55,12 +55,12 @@ def readline(proc: subprocess.Popen[str], timeout_s: float = START_TIMEOUT_S) ->
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(timeout_s):
             stop(proc, grace_s=0)
-            raise RuntimeError(f"{' '.join(proc.args[2:4])} said nothing in {timeout_s:.0f} s")
+            raise RuntimeError(f"{_who(proc)} said nothing in {timeout_s:.0f} s")
     line = proc.stdout.readline()
     if not line:
         err = proc.stderr.read() if proc.stderr else ""
         last = err.strip().splitlines()[-1] if err.strip() else f"exit code {proc.wait()}"
-        raise RuntimeError(f"{' '.join(proc.args[2:4])} exited: {last}")
+        raise RuntimeError(f"{_who(proc)} exited: {last}")
     return line.strip()
 
 
@@ -120,3 +120,9 @@ def require_extras() -> None:
 def settle(seconds: float) -> None:
     """Let a process reach steady state before a measurement (a measurement, not a sync)."""
     time.sleep(seconds)
+
+
+def _who(proc: subprocess.Popen[str]) -> str:
+    """The module and subcommand a child was spawned with, for error messages."""
+    args = proc.args
+    return " ".join(str(a) for a in args[2:4]) if isinstance(args, (list, tuple)) else str(args)

@@ -10,6 +10,7 @@ baselines speak JSON only). Imports no trio: everything runs in other processes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from ._table import NAN, Row, row, unavailable
 
 log = logging.getLogger("tickwire.bench")
 
-KINDS = ("tickwire", "naive", "plain", "peer")
+KINDS: tuple[str, ...] = ("tickwire", "naive", "plain", "peer")
 # The market every fan-out server serves: a synthetic universe of 1500 symbols, about 50k ticks/s,
 # i.e. ~50 ticks per 1 ms flush (the 50-tick batch issue 6 was planned around), with few repeats of
 # a symbol inside one flush (~3%), so a conflating server and a forwarding one deliver comparable
@@ -39,11 +40,17 @@ class Scenario:
     n: int
     subs: str  # "*" or "pick10"
     binary: bool
+    symbols: int | None = SYMBOLS  # None: the default universe (53 symbols, ~2.3k ticks/s)
 
     @property
     def label(self) -> str:
         subs = "'*'" if self.subs == "*" else "10 sym each"
-        return f"fan-out N={self.n} {subs}, {'binary' if self.binary else 'JSON'}"
+        light = "" if self.symbols else ", light market"
+        return f"fan-out N={self.n} {subs}, {'binary' if self.binary else 'JSON'}{light}"
+
+    @property
+    def market_args(self) -> tuple[str, ...]:
+        return ("--symbols", str(self.symbols)) if self.symbols else ()
 
 
 def scenarios(quick: bool, full: bool) -> list[Scenario]:
@@ -51,6 +58,9 @@ def scenarios(quick: bool, full: bool) -> list[Scenario]:
     out = [Scenario(n, "*", False) for n in ns]
     out.append(Scenario(ns[-1] if quick else 100, "pick10", False))
     out += [Scenario(n, "*", True) for n in ns]
+    if not quick:
+        # the latency floor without the 1500-symbol market's once-a-second chunk computation
+        out.append(Scenario(100, "*", False, symbols=None))
     return out
 
 
@@ -71,12 +81,19 @@ def runs(scs: list[Scenario], quick: bool) -> list[tuple[Scenario, str]]:
 def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[str, Any]:
     """One server under one scenario's load: rates, server CPU, latency percentiles."""
     per_proc = [sc.n] if sc.n == 1 else [sc.n - sc.n // 2, sc.n // 2]
-    with _procs.server(kind, "--symbols", str(SYMBOLS)) as (server, url):
+    with _procs.server(kind, *sc.market_args) as (server, url):
         clients, first = [], 0
         try:
             for k in per_proc:
-                args = ("count", url, str(k), str(first), "1" if sc.binary else "0", sc.subs)
-                args += ("--warmup", str(warmup_s), "--symbols", str(SYMBOLS))
+                args: tuple[str, ...] = (
+                    "count",
+                    url,
+                    str(k),
+                    str(first),
+                    "1" if sc.binary else "0",
+                    sc.subs,
+                )
+                args += ("--warmup", str(warmup_s), *sc.market_args)
                 clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
                 first += k
             _expect(clients, "connected", 30 + sc.n * 0.2)
@@ -139,7 +156,7 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
     rows: list[Row] = []
     notes: list[str] = []
     for sc in scs:
-        json_sc = Scenario(sc.n, sc.subs, False)
+        json_sc = dataclasses.replace(sc, binary=False)
         tw = res[sc, "tickwire"]
         base = {k: res[json_sc, k] for k in KINDS[1:] if (json_sc, k) in res}
         if "error" in tw:
@@ -156,13 +173,14 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
     notes.insert(
         0,
         f"fan-out market: --symbols {SYMBOLS} (~50k ticks/s, ~50 ticks per 1 ms flush), the same"
-        " seeded market in every server; the load clients share the machine's cores with it.",
+        " seeded market in every server; 'light market': the default universe (~2.3k ticks/s);"
+        " the load clients share the machine's cores with the server.",
     )
     return rows, notes
 
 
 def _rows(sc: Scenario, tw: dict[str, Any], base: dict[str, dict[str, Any]]) -> list[Row]:
-    at100 = sc.n == 100 and sc.subs == "*"
+    at100 = sc.n == 100 and sc.subs == "*" and sc.symbols is not None
     enc = " (JSON)" if sc.binary else ""
 
     def r(what: str, key: str, unit: str, kind: str, higher: bool, target: str = "") -> Row | None:
