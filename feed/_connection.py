@@ -66,6 +66,13 @@ class Connection:
         self._woken = False
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._reader_lot = trio.lowlevel.ParkingLot()
+        # The generator sends data itself while the writer is parked with nothing to do (see
+        # `_wake`); a frame it could not finish, or its failure, goes to the writer.
+        self._idle = False
+        self._rest: memoryview | None = None  # the end of a frame; the stream lock is held
+        self._unsent: bytes | None = None  # a whole frame; the lock is not held
+        self._failure: Exception | None = None
+        _wsfast.share_lock(ws)
         self.sub = server.hub.attach(self._wake)
         self._last_send_s = self.opened_s
         self._last_data_s = -math.inf
@@ -86,10 +93,49 @@ class Connection:
                 nursery.start_soon(self._writer)
         finally:
             self.server.hub.detach(self.sub)
+            if self._rest is not None:  # cancelled before finishing the generator's frame
+                self._rest = None
+                self.ws._stream_lock.release()
 
     def _wake(self) -> None:
+        """The hub has news for this connection: send it now, or wake the writer to.
+
+        Called in the generator's task. When the writer is parked with nothing to do, the
+        generator takes and sends the data itself: one non-blocking `send()` and no task switch,
+        which halves the cost of a message (py-spy: parking, rescheduling and resuming the
+        writer were ~30% of the server's time at 100 clients). Everything else (requests,
+        throttled or heartbeat sends, a frame the socket did not take whole) stays the writer's.
+        """
+        if self._idle and not (self._woken or self._requests) and self._send_direct():
+            return
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         self._woken = True
         self._writer_lot.unpark()
+
+    def _send_direct(self) -> bool:
+        """Send pending data without waiting; False if the writer must take over."""
+        if self.state.throttle_ms:
+            return False
+        try:
+            pending = self.server.hub.take(self.sub)
+            if pending is None:
+                return True
+            data = self._data_frame(p.BinaryType.TICKS, pending)
+            sent = _wsfast.try_send(self.ws, data)
+        except Exception as exc:  # never into the generator: the writer raises it (1011)
+            self._failure = exc
+            return False
+        self._last_data_s = self.server.publish_s
+        if sent < 0:  # trio-websocket is writing (a pong): the writer sends the frame after it
+            self._unsent = data
+            return False
+        self._sent(data, self.server.publish_s)
+        if sent < len(data):
+            self._rest = memoryview(data)[sent:]  # the lock stays held until the writer finishes
+            return False
+        return True
 
     async def _reader(self) -> None:
         """Hand each request to the writer; wake it when a heartbeat or throttled send is due.
@@ -106,7 +152,7 @@ class Connection:
                     self._alarm.deadline = self._last_send_s + self._heartbeat_s
                     frame = await self.ws.get_message()
                 if self._alarm.cancelled_caught:
-                    self._wake()
+                    self._wake_writer()
                 else:
                     while len(self._requests) >= _INBOX_SIZE:
                         await self._reader_lot.park()
@@ -158,8 +204,13 @@ class Connection:
         hub = self.server.hub
         while True:
             while not (self._woken or requests):
-                await self._writer_lot.park()
+                self._idle = True
+                try:
+                    await self._writer_lot.park()
+                finally:
+                    self._idle = False
             self._woken = False
+            await self._finish_direct()
             while requests:  # everything already asked, in order, before any data
                 frame = requests.popleft()
                 self._reader_lot.unpark()
@@ -206,7 +257,8 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
-    async def _send_data(self, kind: p.BinaryType, pending: Pending) -> None:
+    def _data_frame(self, kind: p.BinaryType, pending: Pending) -> bytes:
+        """The next data message, framed and stamped with the connection `seq`."""
         self.seq += 1
         if self.binary:
             payload = p.encode_binary(kind, self.seq, pending.records)
@@ -215,20 +267,37 @@ class Connection:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
             payload = p.ticks_text(name, self.seq, pending.json_body())
             data = _wsfast.frame(payload, _wsfast.OP_TEXT)
-        await self._send_bytes(data)
         n = len(pending.records)
         self.counters.ticks_sent += n
         self.server.counters.ticks_sent += n
+        return data
+
+    async def _send_data(self, kind: p.BinaryType, pending: Pending) -> None:
+        await self._send_bytes(self._data_frame(kind, pending))
 
     async def _send_text(self, text: str) -> None:
         await self._send_bytes(_wsfast.frame(text.encode(), _wsfast.OP_TEXT))
 
     async def _send_bytes(self, data: bytes) -> None:
         await _wsfast.send_frame(self.ws, data, self._stall, self._stall_s)
-        self._last_send_s = trio.current_time()
+        self._sent(data, trio.current_time())
+
+    def _sent(self, data: bytes, now: float) -> None:
+        self._last_send_s = now
         self.counters.messages_sent += 1
         self.counters.bytes_sent += len(data)
         self.server.counters.messages_sent += 1
+
+    async def _finish_direct(self) -> None:
+        """What the generator could not finish in `_send_direct`, in order, before anything."""
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            await _wsfast.send_rest(self.ws, rest, self._stall, self._stall_s)
+        if self._unsent is not None:
+            data, self._unsent = self._unsent, None
+            await self._send_bytes(data)
+        if self._failure is not None:
+            raise self._failure
 
     async def close(self, code: int, reason: str) -> None:
         """Close with `code` (best effort within a second), then end this connection's tasks."""

@@ -51,30 +51,89 @@ async def send_frame(
 ) -> None:
     """Write an already framed message (see `frame`), serialised with trio-websocket's writes.
 
-    `stall` is armed to expire after `stall_s` while the frame waits for room in the socket.
+    `stall` is armed to expire after `stall_s` while the frame waits for the lock or for room in
+    the socket.
     """
     if ws._close_reason:
         raise ConnectionClosed(ws._close_reason)
     lock = ws._stream_lock
-    armed = False
     try:
         lock.acquire_nowait()  # free almost always: skips the lock's two checkpoints
     except trio.WouldBlock:
-        stall.deadline, armed = trio.current_time() + stall_s, True
-        await lock.acquire()
+        stall.deadline = trio.current_time() + stall_s
+        try:
+            await lock.acquire()
+        finally:
+            stall.deadline = math.inf
+    sent = 0
     try:
         sent = _send_now(ws._stream, data)
-        if sent < len(data):
-            if not armed:
-                stall.deadline, armed = trio.current_time() + stall_s, True
-            await ws._stream.send_all(memoryview(data)[sent:])
+    finally:
+        if sent == len(data):
+            lock.release()
+    if sent < len(data):
+        await send_rest(ws, memoryview(data)[sent:], stall, stall_s)
+
+
+def try_send(ws: WebSocketConnection, data: bytes) -> int:
+    """Without waiting: send what the socket takes now of an already framed message.
+
+    Returns the bytes sent. When that is all of `data`, the lock is free again; otherwise
+    (including 0: a full buffer, a closed connection, a stream that is not a plain socket) the
+    stream lock stays HELD, and the caller must hand `memoryview(data)[sent:]` to `send_rest`,
+    in any task, which finishes the frame and releases the lock. Returns -1, holding nothing,
+    when the lock is taken (another write is under way).
+    """
+    lock = ws._stream_lock
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        return -1
+    if ws._close_reason:
+        return 0  # send_rest raises ConnectionClosed and releases
+    try:
+        sent = _send_now(ws._stream, data)
+    except BaseException:
+        lock.release()
+        raise
+    if sent == len(data):
+        lock.release()
+    return sent
+
+
+async def send_rest(
+    ws: WebSocketConnection, rest: memoryview, stall: trio.CancelScope, stall_s: float
+) -> None:
+    """Finish a frame whose start went out under the stream lock, then release the lock.
+
+    The caller's side holds the lock (`send_frame`, or `try_send` in another task: the lock is a
+    semaphore, see `share_lock`). `stall` is armed while the rest waits for room in the socket.
+    """
+    lock = ws._stream_lock
+    try:
+        if ws._close_reason:
+            raise ConnectionClosed(ws._close_reason)
+        stall.deadline = trio.current_time() + stall_s
+        await ws._stream.send_all(rest)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         await ws._abort_web_socket()
         raise ConnectionClosed(ws._close_reason) from None
     finally:
-        if armed:
-            stall.deadline = math.inf
+        stall.deadline = math.inf
         lock.release()
+
+
+def share_lock(ws: WebSocketConnection) -> None:
+    """Make the connection's stream lock releasable by another task than the one that took it.
+
+    trio-websocket serialises its writes with `_stream_lock`, a `StrictFIFOLock` that only the
+    task holding it may release. A frame that the generator's task starts with `try_send` and
+    that does not fit in the socket buffer is finished by the connection's writer task, so the
+    lock must pass between tasks: a semaphore of one gives the same mutual exclusion in the same
+    FIFO order (trio-websocket only uses the lock as `async with`). Call before any write.
+    """
+    assert not ws._stream_lock.locked()
+    ws._stream_lock = trio.Semaphore(1, max_value=1)  # type: ignore[assignment]
 
 
 def _send_now(stream: trio.abc.Stream, data: bytes) -> int:

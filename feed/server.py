@@ -93,6 +93,7 @@ class Server:
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
         self.counters = ServerCounters()
+        self.publish_s = 0.0  # trio time of the latest publish: the send time of direct sends
         self.connections: set[Connection] = set()
         self.url = ""
         self._cancel: trio.CancelScope | None = None
@@ -161,6 +162,7 @@ class Server:
         next_s = trio.current_time()
         task_status.started()
         while True:
+            self.publish_s = trio.current_time()
             self.hub.publish(self.market.step(self.now_ns()))
             next_s += cadence_s
             now = trio.current_time()
