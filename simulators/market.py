@@ -114,9 +114,14 @@ class Market:
         self._session_idx = 0
         self._opened = np.zeros(n, bool)
         self._cell = 0  # cells generated so far
-        self._buffer: list[TickBatch] = []
-        self._released: list[TickBatch] = []
-        self._last = np.zeros(n, TICK_DTYPE)
+        self._next_ns = start_ns  # where the next chunk starts
+        # The latest chunk, released by a cursor; every older record has been released already,
+        # since a chunk is only made once time passes its start, after all earlier event times.
+        self._pending = np.empty(0, TICK_DTYPE)
+        self._pending_ts = np.empty(0, np.int64)  # contiguous: searchsorted on it costs ~1 us
+        self._cursor = 0
+        self._pending_last = np.empty(0, np.intp)  # per symbol: its last record in the chunk
+        self._last = np.zeros(n, TICK_DTYPE)  # latest record per symbol of released chunks
         self._last["sym"] = np.arange(n)
         self._last["ts"] = start_ns
         self._last["flags"] = TickFlag.OPEN
@@ -133,39 +138,42 @@ class Market:
 
     def snapshot(self) -> TickBatch:
         """Latest released record per symbol (index = symbol id)."""
-        self._fold()
-        return self._last.copy()
+        snap = self._last.copy()
+        released = self._pending[: self._cursor]
+        if len(released):
+            ids, rev = np.unique(released["sym"][::-1], return_index=True)  # the last one wins
+            snap[ids] = released[len(released) - 1 - rev]
+        return snap
 
     def step(self, until_ns: int) -> TickBatch:
-        """Every record with event time in (now, until_ns], in event order."""
+        """Every record with event time in (now, until_ns], in event order.
+
+        Returns a view of the chunk generated ahead (records are never written after they are
+        made), so a 1 ms step costs a binary search and a slice.
+        """
         if until_ns <= self.now_ns:
             return np.empty(0, TICK_DTYPE)
-        while self.start_ns + self._cell * GRID_NS < until_ns:
-            chunk = self._chunk()
-            if len(chunk):
-                self._buffer.append(chunk)
-        if not self._buffer:
-            self.now_ns = until_ns
-            return np.empty(0, TICK_DTYPE)
-        buf = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-        cut = int(np.searchsorted(buf["ts"], until_ns, side="right"))
-        out, rest = buf[:cut], buf[cut:]
-        self._buffer = [rest] if len(rest) else []
         self.now_ns = until_ns
-        if len(out):
-            self._released.append(out)
-            if len(self._released) >= 64:
-                self._fold()
+        done: list[TickBatch] = []
+        while self._next_ns < until_ns:  # the pending chunk ends before until_ns: release it all
+            if self._cursor < len(self._pending):
+                done.append(self._pending[self._cursor :])
+            self._retire()
+            self._pending, self._pending_last = self._chunk()
+            self._pending_ts = self._pending["ts"].copy()
+            self._cursor = 0
+        cut = int(self._pending_ts.searchsorted(until_ns, "right"))
+        out = self._pending[self._cursor : cut]
+        self._cursor = cut
+        if done:
+            done.append(out)
+            out = np.concatenate([d.view(_RECORD) for d in done]).view(TICK_DTYPE)
         return out
 
-    def _fold(self) -> None:
-        """Bring the snapshot up to date with what step() released (lazily: it costs)."""
-        if not self._released:
-            return
-        out = np.concatenate(self._released)
-        self._released = []
-        ids, rev = np.unique(out["sym"][::-1], return_index=True)  # the last record wins
-        self._last[ids] = out[len(out) - 1 - rev]
+    def _retire(self) -> None:
+        """Fold the fully released pending chunk into the snapshot: its last record per symbol."""
+        ids = np.flatnonzero(self._pending_last >= 0)
+        self._last.view(_RECORD)[ids] = self._pending.view(_RECORD)[self._pending_last[ids]]
 
     # ------------------------------------------------------------------ generation
 
@@ -180,8 +188,8 @@ class Market:
         vol = 1.0 + 1.0 * np.exp(-t_s / 1500) + 0.4 * np.exp(-to_close / 1500)
         return arrivals, vol
 
-    def _chunk(self) -> TickBatch:
-        """One second of records, in event order.
+    def _chunk(self) -> tuple[TickBatch, NDArray[np.intp]]:
+        """One chunk of records in event order, and each symbol's last record in it (or -1).
 
         Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
         drawn for all cells at once; only the Hawkes recursion loops over cells. Events are
@@ -192,6 +200,7 @@ class Market:
         t0_ns = self.start_ns + self._cell * GRID_NS
         cells = self._chunk_cells
         self._cell += cells
+        self._next_ns = self.start_ns + self._cell * GRID_NS
         t_s = (t0_ns - self.start_ns) / 1e9
         if self.session == "6.5h":
             idx = int(t_s // SESSION_S)
@@ -256,7 +265,7 @@ class Market:
         path: NDArray[np.float64],
         own_vol: NDArray[np.float64],
         vol_u: NDArray[np.float64],
-    ) -> TickBatch:
+    ) -> tuple[TickBatch, NDArray[np.intp]]:
         """All events of a chunk at once, each symbol's chain vectorised.
 
         Sorted by (symbol, time), a symbol's events form a segment: price impacts accumulate
@@ -267,7 +276,7 @@ class Market:
         counts = (n_tr + n_q).ravel()  # (symbol, cell) groups, symbol-major
         total = int(counts.sum())
         if total == 0:
-            return np.empty(0, TICK_DTYPE)
+            return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp)
         group = np.repeat(np.arange(counts.size), counts)
         first_in_group = np.repeat(np.cumsum(counts) - counts, counts)
         is_trade = np.arange(total) - first_in_group < np.repeat(n_tr.ravel(), counts)
@@ -335,7 +344,11 @@ class Market:
         out["volume"], out["flags"], out["last_size"] = volume[o], flags[o], last_sz[o]
         out["bid_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
         out["ask_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
-        return out
+        where = np.empty(total, np.intp)
+        where[o] = np.arange(total)
+        last = np.full(n, -1, np.intp)
+        last[ts_sym] = where[tail]
+        return out, last
 
 
 def _segment_cumsum(values: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:
@@ -370,6 +383,8 @@ _MKT_VAR = float((_MKT_SD**2).sum())
 _OWN_TAUS = np.array([[600.0], [7200.0]])
 _OWN_SD = np.array([[0.45], [0.35]])
 _OWN_VAR = float((_OWN_SD**2).sum())
+
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move
 
 _TRADE, _BUY, _SELL, _OPEN = (
     int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
