@@ -96,8 +96,9 @@ class Market:
         self._own = sigma * np.sqrt(w_own)
         self._sigma = sigma
         self._tick = universe.tick_size.astype(np.float64)
-        decimals = np.maximum(0, np.ceil(-np.log10(self._tick) - 1e-9)).astype(int)
-        self._scale = 10.0**decimals  # prices leave as round(ticks * tick * scale) / scale
+        # prices leave as ticks * units / scale: the double nearest the decimal (0.25: 25 / 100)
+        self._scale = 10.0 ** _decimals(self._tick)
+        self._units = np.round(self._tick * self._scale)
         self._lot = universe.lot_size.astype(np.int64)
         self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
         self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
@@ -128,8 +129,8 @@ class Market:
         spread = np.ones(n, np.int64)
         bid = np.maximum(1, np.round(np.exp(self._x) / self._tick - spread / 2)).astype(np.int64)
         self._bid, self._ask = bid, bid + spread
-        self._last["bid"] = np.round(bid * self._tick * self._scale) / self._scale
-        self._last["ask"] = np.round((bid + spread) * self._tick * self._scale) / self._scale
+        self._last["bid"] = bid * self._units / self._scale
+        self._last["ask"] = (bid + spread) * self._units / self._scale
         self._last_tk[:] = bid
         self._last["last"] = self._last["bid"]
         self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
@@ -336,11 +337,11 @@ class Market:
         o = np.argsort(ts, kind="stable")
         out = np.empty(total, TICK_DTYPE)
         s = sym[o]
-        scale, tick = self._scale[s], self._tick[s]
+        scale, units = self._scale[s], self._units[s]
         out["ts"], out["sym"], out["seq"] = ts[o], s, seq[o]
-        out["bid"] = np.round(bid[o] * tick * scale) / scale
-        out["ask"] = np.round(ask[o] * tick * scale) / scale
-        out["last"] = np.round(last_tk[o] * tick * scale) / scale
+        out["bid"] = bid[o] * units / scale
+        out["ask"] = ask[o] * units / scale
+        out["last"] = last_tk[o] * units / scale
         out["volume"], out["flags"], out["last_size"] = volume[o], flags[o], last_sz[o]
         out["bid_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
         out["ask_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
@@ -349,6 +350,14 @@ class Market:
         last = np.full(n, -1, np.intp)
         last[ts_sym] = where[tail]
         return out, last
+
+
+def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Decimal places of each tick size, at most 9: 0.01 -> 2, 0.25 -> 2, 0.005 -> 3, 5 -> 0."""
+    places = np.arange(10)
+    scaled = tick[:, None] * 10.0**places
+    exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * scaled
+    return np.argmax(exact | (places == 9), axis=1)
 
 
 def _segment_cumsum(values: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:

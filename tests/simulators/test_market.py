@@ -68,6 +68,19 @@ def test_invariants_on_every_record(run):
     assert np.all(s["volume"][t] == s["volume"][t - 1] + s["last_size"][t])
 
 
+def test_prices_sit_on_any_tick_grid():
+    ticks = {0.25: 100.0, 0.05: 20.0, 0.005: 3.0, 5.0: 500.0, 0.0001: 1.5, 0.01: 80.0}
+    rows = [(f"T{i}", "", "X", p, t, 100, 3.0, "stock") for i, (t, p) in enumerate(ticks.items())]
+    u = Universe.from_rows(rows)
+    r = Market(u, seed=1, start_ns=0).step(60 * 10**9)
+    places = [2, 2, 3, 0, 4, 2]  # decimals of each tick size
+    for f in ("bid", "ask", "last"):
+        k = r[f] / u.tick_size[r["sym"]]
+        assert np.allclose(k, np.round(k), rtol=0, atol=1e-6), f"{f} off the tick grid"
+        for i, price in set(zip(r["sym"].tolist(), r[f].tolist(), strict=True)):
+            assert float(f"{price:.{places[i]}f}") == price, (f, price)  # prints short in JSON
+
+
 def _run(seed: int, step_ns: int, seconds: int = 20) -> bytes:
     m = Market(Universe.default(), seed=seed, start_ns=0)
     parts = [m.step(k * step_ns) for k in range(1, seconds * 1_000_000_000 // step_ns + 1)]
