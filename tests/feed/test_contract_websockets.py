@@ -159,3 +159,23 @@ def test_message_too_big_closes_with_1009(url):
             while True:
                 _recv(ws)
         assert closed.value.rcvd.code == 1009
+
+
+def test_pings_while_data_streams_never_break_a_frame(url):
+    """trio-websocket answers pings from its reader task while the generator and the writer
+    send data: every frame still parses, the connection seq has no gaps, every ping is ponged."""
+    with _open(url) as ws:
+        _recv(ws)  # welcome
+        ws.send(json.dumps({"op": "subscribe", "symbols": ["*"], "snapshot": False}))
+        assert _recv(ws)["type"] == "ack"
+        seq = None
+        pongs = []
+        for i in range(300):
+            if i % 2 == 0:
+                pongs.append(ws.ping(str(i)))
+            m = _recv(ws)
+            assert m["type"] in ("ticks", "heartbeat")
+            if seq is not None:
+                assert m["seq"] == seq + 1, "connection seq must have no gaps"
+            seq = m["seq"]
+        assert all(p.wait(10) for p in pongs)

@@ -197,6 +197,34 @@ async def test_a_failing_connection_is_closed_1011_and_others_keep_streaming(
             assert len(await _batches(healthy, 5)) == 5
 
 
+async def test_a_failure_while_the_generator_sends_closes_only_that_connection(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Data goes out from the generator's task when a writer is idle: a bug there must not stop
+    # the market (everyone's data) but close the one connection with 1011.
+    with trio.fail_after(10):
+        async with connect(server.url) as healthy, open_websocket_url(server.url) as victim:
+            await healthy.subscribe(["AAPL"])
+            await victim.get_message()  # welcome
+            await victim.send_message('{"op": "subscribe", "symbols": ["*"], "snapshot": false}')
+            await victim.get_message()  # ack
+            await victim.get_message()  # data: its writer is idle, the generator sends
+            take = server.hub.take
+            victim_sub = next(c.sub for c in server.connections if c.sub.wildcard)
+
+            def broken(sub):
+                if sub is victim_sub:
+                    raise RuntimeError("simulated bug while sending to one connection")
+                return take(sub)
+
+            monkeypatch.setattr(server.hub, "take", broken)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await victim.get_message()
+            assert victim.closed.code == 1011
+            assert len(await _batches(healthy, 5)) == 5
+
+
 async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(server: Server) -> None:
     with trio.fail_after(30):
         async with connect(server.url, max_queue=4) as feed:
