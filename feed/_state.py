@@ -80,6 +80,20 @@ class Limits:
 class ConnectionState:
     """What one client asked for, and whether it is behaving."""
 
+    __slots__ = (
+        "_index",
+        "_last_s",
+        "_strikes",
+        "_symbols_body",
+        "_tokens",
+        "errors",
+        "limits",
+        "requests",
+        "subscribed",
+        "throttle_ms",
+        "wildcard",
+    )
+
     def __init__(
         self, index: Mapping[str, int], symbols_body: bytes, limits: Limits, now_s: float
     ) -> None:

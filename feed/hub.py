@@ -26,7 +26,7 @@ from . import protocol as p
 _PRICE_FIELDS = ("bid", "ask", "last")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscriber:
     """One connection's view of the hub. Only its writer task touches it (besides `wake`)."""
 
