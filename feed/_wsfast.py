@@ -14,6 +14,11 @@ checkpoint: a socket with room in its buffer takes the whole frame, which spares
 round trips of `SocketStream.send_all` (measured: they were most of the per-message cost). Only the
 remainder of a frame that did not fit waits in `send_all`, under the caller's stall limit. The
 writer still yields to trio every time it waits for its next wake-up.
+
+`try_send` is the same first `send()` for a caller that must not wait (the generator's task,
+sending for an idle writer): if the frame does not go out whole, the lock stays held and the
+connection's writer finishes it with `send_rest`. That is why `share_lock` swaps trio-websocket's
+owner-checked lock for `StreamLock`, which any task may release.
 """
 
 from __future__ import annotations
