@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,3 +32,9 @@ def generate(n: int, sessions: int, *, seed: int, activity: float) -> Run:
 def run() -> Run:
     """30 symbols over 10 sectors, two 6.5 h sessions, quiet activity (~3M records, ~15 s)."""
     return generate(30, 2, seed=5, activity=0.05)
+
+
+@pytest.fixture(scope="session")
+def make_run() -> Callable[..., Run]:
+    """`generate` itself, for tests that need a run of their own (conftest is not importable)."""
+    return generate
