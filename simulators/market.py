@@ -5,9 +5,10 @@ in chunks computed ahead (`chunk_s`, one second by default: the live server's ch
 generation uses longer chunks, which are faster); `step(until_ns)` only releases the records whose
 event time has come. The output therefore depends on the seed, the universe and `chunk_s`, never on
 how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes). Event times are
-jittered uniformly inside their cell.
+uniform inside their cell. A step returns a view of the pending chunk: it costs about 1 us.
 
-Per chunk, for all symbols at once (the only Python loop is the Hawkes recursion over cells):
+Per chunk, for all symbols at once (the only Python loops run over cells: the Hawkes recursion,
+and laying out each cell's events in time order, which spares a sort):
 - efficient log-price: market factor x beta + sector factor + idiosyncratic diffusion, Student-t
   jumps, and the impact of each trade (buys up, sells down);
 - volatility: superposed Ornstein-Uhlenbeck log-volatility components (10 min to a session) for the
@@ -18,7 +19,7 @@ Per chunk, for all symbols at once (the only Python loop is the Hawkes recursion
 - quotes in whole ticks: spread S >= 1 tick grows with volatility (widest at the open),
   `bid = round(P/tick - S/2)`, `ask = bid + S`; a trade prints at the quote in force before it
   (buy at the ask, sell at the bid); sizes are round lots with a Pareto tail (exponent ~1.5) and
-  some odd lots; volume accumulates from the start of the run.
+  some odd lots; volume accumulates from the start of the run; quoted sizes are geometric.
 
 Session clock: `session="6.5h"` (default) runs back-to-back trading sessions of 6.5 hours from
 `start_ns`, which is the open: the intraday shape restarts each session, an overnight return is
@@ -49,6 +50,16 @@ QUOTES_PER_TRADE = 2.5  # quote refreshes per trade
 ODD_LOT_P = 0.3
 SIZE_TAIL = 1.5  # Pareto exponent of trade sizes in lots
 SPREAD_K = 0.5  # extra spread ticks per tick of one-second volatility
+QUOTE_DEPTH = 3.5  # quoted sizes: 1 + floor(QUOTE_DEPTH x Exp(1)) lots, geometric, mean ~4 lots
+# Log-volatility components: timescales (s) and stationary standard deviations.
+MKT_VOL_TAUS_S = np.array([300.0, 1800.0, 7200.0])
+MKT_VOL_SD = np.array([0.4, 0.35, 0.3])
+_MKT_VAR = float((MKT_VOL_SD**2).sum())
+LEVERAGE = 0.012  # market log-vol added per unit fall of its factor (Brownian, sqrt s)
+LEVERAGE_TAU_S = 1800.0
+OWN_VOL_TAUS_S = np.array([[600.0], [7200.0]])
+OWN_VOL_SD = np.array([[0.45], [0.35]])
+_OWN_VAR = float((OWN_VOL_SD**2).sum())
 
 
 class Market:
@@ -77,10 +88,14 @@ class Market:
         self.start_ns = start_ns
         self.session = session
         ss = np.random.SeedSequence(seed)
-        self._rng = np.random.default_rng(ss)
+        ref_seq, events_seq = ss.spawn(2)
+        self._rng = np.random.default_rng(ss)  # the market's path: volatility, diffusion, arrivals
+        # Each event's details (when in its cell, side, size, spread noise) come from their own
+        # stream, so how `_events` draws them never changes the market's path for a seed.
+        self._events_rng = np.random.default_rng(events_seq)
         n = len(universe)
         self._n = n
-        ref = np.random.default_rng(ss.spawn(1)[0])  # static per-symbol parameters
+        ref = np.random.default_rng(ref_seq)  # static per-symbol parameters
         etf = np.array([k == "etf" for k in universe.kinds])
         sectors = universe.sectors
         names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
@@ -106,12 +121,12 @@ class Market:
         self._x = np.log(universe.price.astype(np.float64))
         self._h_mkt = np.zeros(3)  # market log-vol components
         self._lev = 0.0
-        self._h_own = ref.normal(0, 1, (2, n)) * _OWN_SD  # own log-vol components
+        self._h_own = ref.normal(0, 1, (2, n)) * OWN_VOL_SD  # own log-vol components
         self._excite = np.zeros(n)
-        self._volume = np.zeros(n, np.uint64)
+        self._volume = np.zeros(n, np.int64)
         self._last_tk = np.zeros(n, np.int64)  # last trade in ticks, as generated (ahead)
-        self._last_sz = np.zeros(n, np.uint32)
-        self._seq = np.zeros(n, np.uint64)
+        self._last_sz = np.zeros(n, np.int64)
+        self._seq = np.zeros(n, np.int64)
         self._session_idx = 0
         self._opened = np.zeros(n, bool)
         self._cell = 0  # cells generated so far
@@ -193,9 +208,8 @@ class Market:
         """One chunk of records in event order, and each symbol's last record in it (or -1).
 
         Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
-        drawn for all cells at once; only the Hawkes recursion loops over cells. Events are
-        then processed in rounds, round k holding the k-th event of every symbol, so a symbol's
-        trades and quotes see its own earlier ones (prior quote, price impact) in time order.
+        drawn for all cells at once; the Hawkes recursion loops over cells, and `_events` turns
+        the counts into records.
         """
         rng, n, dt = self._rng, self._n, GRID_NS / 1e9
         t0_ns = self.start_ns + self._cell * GRID_NS
@@ -213,11 +227,11 @@ class Market:
         cells_s = t_s + dt * np.arange(cells)
         arrivals_u, vol_u = self._intraday(cells_s)
         chunk_s = cells * dt
-        a = np.exp(-chunk_s / _MKT_TAUS)
-        self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * _MKT_SD * rng.standard_normal(3)
-        ao = np.exp(-chunk_s / _OWN_TAUS)
+        a = np.exp(-chunk_s / MKT_VOL_TAUS_S)
+        self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * MKT_VOL_SD * rng.standard_normal(3)
+        ao = np.exp(-chunk_s / OWN_VOL_TAUS_S)
         noise = rng.standard_normal((2, n))
-        self._h_own = ao * self._h_own + np.sqrt(1 - ao * ao) * _OWN_SD * noise
+        self._h_own = ao * self._h_own + np.sqrt(1 - ao * ao) * OWN_VOL_SD * noise
         mkt_vol = float(np.exp(self._h_mkt.sum() + self._lev - _MKT_VAR / 2))
         own_vol = np.exp(self._h_own.sum(axis=0) - _OWN_VAR / 2)
         # diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps
@@ -231,9 +245,8 @@ class Market:
             + self._own * own_vol * rng.standard_normal((steps, n))
         )
         # leverage: the market's down moves raise its volatility, decaying over ~30 min
-        self._lev = np.exp(-chunk_s / 1800.0) * self._lev - 0.012 * float(z_m.sum()) * np.sqrt(
-            dt / PATH_CELLS
-        )
+        fall = -float(z_m.sum()) * np.sqrt(dt / PATH_CELLS)  # the market's Brownian move, down
+        self._lev = np.exp(-chunk_s / LEVERAGE_TAU_S) * self._lev + LEVERAGE * fall
         if rng.random() < chunk_s * 2 / SESSION_S:
             jump = mkt_vol * np.sqrt(1800) * rng.standard_t(3) / np.sqrt(3)
             dx[rng.integers(steps)] += self._beta * jump
@@ -254,7 +267,7 @@ class Market:
             excite = excite * decay + jump_h * n_tr[c]
         self._excite = excite
         n_q = rng.poisson(QUOTES_PER_TRADE * lam * dt)
-        records = self._events(t0_ns, n_tr.T, n_q.T, path, own_vol, vol_u)
+        records = self._events(t0_ns, n_tr, n_q, path, own_vol, vol_u)
         self._x += path[-1]
         return records
 
@@ -267,88 +280,110 @@ class Market:
         own_vol: NDArray[np.float64],
         vol_u: NDArray[np.float64],
     ) -> tuple[TickBatch, NDArray[np.intp]]:
-        """All events of a chunk at once, each symbol's chain vectorised.
+        """All events of a chunk at once, without a comparison sort.
 
-        Sorted by (symbol, time), a symbol's events form a segment: price impacts accumulate
-        by a segmented cumulative sum, a trade prints at the previous event's quote (a shift
-        within the segment), and last trade and volume carry forward the same way.
+        Made in time order: each cell's events get sorted uniform times (normalised exponential
+        spacings) and a shuffled list of who they are (symbol, trade or quote), which is the same
+        law as independent uniform times. A radix sort by symbol (stable, so time order holds
+        inside) lays each symbol's events out as one segment, where trade effects carry forward
+        by cumulative sums over the trades: the k-th trade so far gives the impact, the last
+        print and the volume; a trade prints at the quote of the event before it.
         """
-        rng, n = self._rng, self._n
-        counts = (n_tr + n_q).ravel()  # (symbol, cell) groups, symbol-major
-        total = int(counts.sum())
+        rng, n, cells = self._events_rng, self._n, self._chunk_cells
+        counts = np.stack((n_tr, n_q), axis=2).reshape(cells, 2 * n)  # code 2s: trade, 2s+1: quote
+        per_cell = counts.sum(axis=1)
+        total = int(per_cell.sum())
         if total == 0:
             return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp)
-        group = np.repeat(np.arange(counts.size), counts)
-        first_in_group = np.repeat(np.cumsum(counts) - counts, counts)
-        is_trade = np.arange(total) - first_in_group < np.repeat(n_tr.ravel(), counts)
-        jitter = rng.integers(0, GRID_NS, total)
-        order = np.lexsort((jitter, group))  # time order inside each group; kinds interleave
-        is_trade, jitter = is_trade[order], jitter[order]
-        sym, cell = np.divmod(group, self._chunk_cells)
+        code = np.empty(total, np.intp)
+        rel_ns = np.empty(total, np.int64)  # since t0_ns
+        codes, end = np.arange(2 * n), 0
+        for c in range(cells):
+            k, start = int(per_cell[c]), end
+            end += k
+            if not k:
+                continue
+            who = code[start:end]
+            who[:] = np.repeat(codes, counts[c])
+            rng.shuffle(who)
+            spacing = np.cumsum(rng.standard_exponential(k + 1))
+            rel_ns[start:end] = spacing[:-1] * (GRID_NS / spacing[-1])
+            rel_ns[start:end] += c * GRID_NS
+        sym = code >> 1
+        # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
+        by_sym = np.argsort(sym.astype(np.uint16), kind="stable")
         per_sym = np.bincount(sym, minlength=n)
-        seg_start = np.cumsum(per_sym) - per_sym  # first event of each symbol
-        head = np.zeros(total, bool)
-        head[seg_start[per_sym > 0]] = True
-        # trades: side, size, impact (in log price), accumulated along each symbol's segment
-        lot = self._lot[sym]
-        buy = rng.random(total) < 0.5
-        pareto = np.ceil(rng.pareto(SIZE_TAIL, total) + 1.0).astype(np.int64)
-        odd = rng.random(total) < ODD_LOT_P
-        size = np.where(
-            is_trade, np.where(odd, rng.integers(1, np.maximum(lot, 2)), pareto * lot), 0
-        )
-        rel_tick = self._tick / np.exp(self._x)
-        impact = np.where(is_trade, self._impact[sym] * np.log1p(size / lot) * rel_tick[sym], 0.0)
+        seg_start = np.cumsum(per_sym) - per_sym
+        s = np.repeat(np.arange(n), per_sym)  # symbol of each event in symbol order
+        is_trade = (code[by_sym] & 1) == 0
+        step = rel_ns[by_sym] // (GRID_NS // PATH_CELLS)  # 10 ms path step
+        # trades only: side, size (round lots with a Pareto tail, or an odd lot), impact
+        tr = np.flatnonzero(is_trade)
+        m, s_tr = tr.size, s[tr]
+        lot_tr = self._lot[s_tr]
+        buy = rng.random(m) < 0.5
+        odd = rng.random(m) < ODD_LOT_P
+        lots = np.minimum(np.ceil(rng.pareto(SIZE_TAIL, m) + 1.0), _MAX_SIZE).astype(np.int64)
+        size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
+        size = np.minimum(size, _MAX_SIZE)
+        impact = (self._impact * self._tick / np.exp(self._x))[s_tr] * np.log1p(size / lot_tr)
         impact = np.where(buy, impact, -impact)  # buys lift the price, sells press it
-        cum_impact = _segment_cumsum(impact, head)
-        x_now = self._x[sym] + path[cell * PATH_CELLS + jitter * PATH_CELLS // GRID_NS, sym]
-        x_now += cum_impact
+        # g: trades so far (symbol order); g0: trades in earlier segments; index 0 = no trade
+        g = np.cumsum(is_trade)
+        tr_per_sym = np.bincount(s_tr, minlength=n)
+        g0 = np.cumsum(tr_per_sym) - tr_per_sym
+        cum_impact = np.concatenate(([0.0], np.cumsum(impact)))
+        cum_size = np.concatenate(([0], np.cumsum(size)))
+        x_now = path.ravel()[step * n + s] + cum_impact[g]
+        x_now += np.repeat(self._x - cum_impact[g0], per_sym)
         # every event requotes from the efficient price; spread grows with volatility
-        price_ticks = np.exp(x_now) / self._tick[sym]
-        vol_ticks = self._sigma[sym] * own_vol[sym] * vol_u[cell] * price_ticks
-        extra = np.minimum(np.floor(SPREAD_K * vol_ticks * rng.exponential(1.0, total)), 20)
+        price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
+        vol_ticks = np.repeat(SPREAD_K * self._sigma * own_vol, per_sym)
+        vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
+        extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
         spread = 1 + extra.astype(np.int64)
         bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
         ask = bid + spread
-        # the quote in force before each event: the previous one, or the state for the first
-        prev_bid = np.where(head, self._bid[sym], np.roll(bid, 1))
-        prev_ask = np.where(head, self._ask[sym], np.roll(ask, 1))
-        print_ticks = np.where(buy, prev_ask, prev_bid)
-        # last trade and volume carried forward along each segment
-        last_idx = _segment_ffill_index(is_trade, head)
-        has = last_idx >= 0
-        safe = np.maximum(last_idx, 0)
-        last_tk = np.where(has, print_ticks[safe], self._last_tk[sym])
-        last_sz = np.where(has, size[safe], self._last_sz[sym])
-        volume = self._volume[sym] + _segment_cumsum(size, head).astype(np.uint64)
-        seq = self._seq[sym] + (np.arange(total) - seg_start[sym] + 1).astype(np.uint64)
-        flags = np.where(is_trade, np.where(buy, _TRADE | _BUY, _TRADE | _SELL), 0)
-        flags |= np.where(head & ~self._opened[sym], _OPEN, 0)
+        # a trade prints at the quote in force before it: its segment's previous event, or state
+        head = tr == seg_start[s_tr]
+        prev_bid = np.where(head, self._bid[s_tr], bid[tr - 1])
+        prev_ask = np.where(head, self._ask[s_tr], ask[tr - 1])
+        printed = np.concatenate(([0], np.where(buy, prev_ask, prev_bid)))
+        sizes = np.concatenate(([0], size))
+        traded = g > np.repeat(g0, per_sym)  # this symbol traded in this chunk by now
+        last_tk = np.where(traded, printed[g], np.repeat(self._last_tk, per_sym))
+        last_sz = np.where(traded, sizes[g], np.repeat(self._last_sz, per_sym))
+        volume = cum_size[g] + np.repeat(self._volume - cum_size[g0], per_sym)
+        seq = np.arange(total) + np.repeat(self._seq + 1 - seg_start, per_sym)
+        flags = np.zeros(total, np.uint16)
+        flags[tr] = np.where(buy, _TRADE | _BUY, _TRADE | _SELL)
+        opening = np.flatnonzero((per_sym > 0) & ~self._opened)
+        flags[seg_start[opening]] |= _OPEN
         # the state left by each symbol's last event
-        tail = seg_start[per_sym > 0] + per_sym[per_sym > 0] - 1
-        ts_sym = sym[tail]
-        self._x[ts_sym] += cum_impact[tail]
-        self._bid[ts_sym], self._ask[ts_sym] = bid[tail], ask[tail]
-        self._last_tk[ts_sym], self._last_sz[ts_sym] = last_tk[tail], last_sz[tail]
-        self._volume[ts_sym], self._seq[ts_sym] = volume[tail], seq[tail]
-        self._opened[ts_sym] = True
-        # records, in event order (a symbol's own events already are)
-        ts = t0_ns + cell.astype(np.int64) * GRID_NS + jitter
-        o = np.argsort(ts, kind="stable")
-        out = np.empty(total, TICK_DTYPE)
-        s = sym[o]
-        scale, units = self._scale[s], self._units[s]
-        out["ts"], out["sym"], out["seq"] = ts[o], s, seq[o]
-        out["bid"] = bid[o] * units / scale
-        out["ask"] = ask[o] * units / scale
-        out["last"] = last_tk[o] * units / scale
-        out["volume"], out["flags"], out["last_size"] = volume[o], flags[o], last_sz[o]
-        out["bid_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
-        out["ask_size"] = (lot * (1 + rng.poisson(3.0, total)))[o]
-        where = np.empty(total, np.intp)
-        where[o] = np.arange(total)
+        active = np.flatnonzero(per_sym)
+        tail = seg_start[active] + per_sym[active] - 1
+        self._x[active] += cum_impact[g[tail]] - cum_impact[g0[active]]
+        self._bid[active], self._ask[active] = bid[tail], ask[tail]
+        self._last_tk[active], self._last_sz[active] = last_tk[tail], last_sz[tail]
+        self._volume[active], self._seq[active] = volume[tail], seq[tail]
+        self._opened[active] = True
         last = np.full(n, -1, np.intp)
-        last[ts_sym] = where[tail]
+        last[active] = by_sym[tail]
+        # records in time order; what was computed in symbol order goes back through by_sym
+        out = np.empty(total, TICK_DTYPE)
+        out["ts"] = rel_ns + t0_ns
+        out["sym"] = sym
+        lot = self._lot[sym]
+        out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+        out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+        units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
+        out["bid"][by_sym] = bid * units / scale
+        out["ask"][by_sym] = ask * units / scale
+        out["last"][by_sym] = last_tk * units / scale
+        out["seq"][by_sym] = seq
+        out["volume"][by_sym] = volume
+        out["flags"][by_sym] = flags
+        out["last_size"][by_sym] = last_sz
         return out, last
 
 
@@ -360,39 +395,7 @@ def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
     return np.argmax(exact | (places == 9), axis=1)
 
 
-def _segment_cumsum(values: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:
-    """Inclusive cumulative sum restarting at every `head`."""
-    c = np.cumsum(values)
-    starts = np.flatnonzero(head)
-    before = np.zeros_like(c)
-    before[starts[1:]] = c[starts[1:] - 1]
-    return c - _carry(before, head)
-
-
-def _carry(before: NDArray[np.generic], head: NDArray[np.bool_]) -> NDArray[np.generic]:
-    """Each position's segment offset (the value at its segment's head), carried forward."""
-    idx = np.where(head, np.arange(len(head)), 0)
-    np.maximum.accumulate(idx, out=idx)
-    return before[idx]
-
-
-def _segment_ffill_index(mask: NDArray[np.bool_], head: NDArray[np.bool_]) -> NDArray[np.intp]:
-    """Index of the latest True of `mask` at or before each position in its segment, else -1."""
-    pos = np.where(mask, np.arange(len(mask)), -1)
-    seg = np.where(head, np.arange(len(head)), 0)
-    np.maximum.accumulate(seg, out=seg)
-    np.maximum.accumulate(pos, out=pos)
-    return np.where(pos >= seg, pos, -1)
-
-
-# Log-volatility components: timescales (s) and stationary standard deviations.
-_MKT_TAUS = np.array([300.0, 1800.0, 7200.0])
-_MKT_SD = np.array([0.4, 0.35, 0.3])
-_MKT_VAR = float((_MKT_SD**2).sum())
-_OWN_TAUS = np.array([[600.0], [7200.0]])
-_OWN_SD = np.array([[0.45], [0.35]])
-_OWN_VAR = float((_OWN_SD**2).sum())
-
+_MAX_SIZE = int(np.iinfo(np.uint32).max)  # a trade's shares must fit `last_size`
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move
 
 _TRADE, _BUY, _SELL, _OPEN = (
