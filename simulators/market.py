@@ -30,7 +30,7 @@ applied at each roll, and each symbol's first update of a session carries `TickF
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,6 +100,7 @@ class Market:
         sectors = universe.sectors
         names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
         self._sector = np.array([names.index(s) if s in names else -1 for s in sectors])
+        self._sec = np.maximum(self._sector, 0)  # a column of the sector path (gamma 0 if none)
         self._n_sectors = max(1, len(names))
         ann_vol = np.where(etf, ref.uniform(0.12, 0.2, n), ref.uniform(0.2, 0.42, n))
         sigma = ann_vol / np.sqrt(YEAR_S)  # per sqrt(second)
@@ -234,27 +235,30 @@ class Market:
         self._h_own = ao * self._h_own + np.sqrt(1 - ao * ao) * OWN_VOL_SD * noise
         mkt_vol = float(np.exp(self._h_mkt.sum() + self._lev - _MKT_VAR / 2))
         own_vol = np.exp(self._h_own.sum(axis=0) - _OWN_VAR / 2)
-        # diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps
+        # diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps. It is
+        # kept in parts (`_Path`): only the own part is a (steps, symbols) array.
         steps = cells * PATH_CELLS
-        sq = np.sqrt(dt / PATH_CELLS) * np.repeat(vol_u, PATH_CELLS)[:, None]  # (steps, 1)
+        sq = np.sqrt(dt / PATH_CELLS) * np.repeat(vol_u, PATH_CELLS)  # (steps,)
         z_m = rng.standard_normal(steps)
         z_sec = rng.standard_normal((steps, self._n_sectors))
-        sec = np.where(self._sector >= 0, z_sec[:, np.maximum(self._sector, 0)], 0.0)
-        dx = sq * (
-            mkt_vol * (self._beta * z_m[:, None] + self._gamma * sec)
-            + self._own * own_vol * rng.standard_normal((steps, n))
-        )
+        own = rng.standard_normal((steps, n))
+        own *= sq[:, None]
+        np.cumsum(own, axis=0, out=own)
+        own *= self._own * own_vol
+        market = np.cumsum(sq * z_m) * mkt_vol
+        sector = np.cumsum(sq[:, None] * z_sec, axis=0) * mkt_vol
         # leverage: the market's down moves raise its volatility, decaying over ~30 min
         fall = -float(z_m.sum()) * np.sqrt(dt / PATH_CELLS)  # the market's Brownian move, down
         self._lev = np.exp(-chunk_s / LEVERAGE_TAU_S) * self._lev + LEVERAGE * fall
         if rng.random() < chunk_s * 2 / SESSION_S:
             jump = mkt_vol * np.sqrt(1800) * rng.standard_t(3) / np.sqrt(3)
-            dx[rng.integers(steps)] += self._beta * jump
+            market[rng.integers(steps) :] += jump
         jumps = np.flatnonzero(rng.random(n) < 4 * chunk_s / SESSION_S)
         if jumps.size:
             size = self._sigma[jumps] * np.sqrt(1800) * rng.standard_t(3, jumps.size) / np.sqrt(3)
-            dx[rng.integers(0, steps, jumps.size), jumps] += size
-        path = np.cumsum(dx, axis=0)  # log-price moves since the chunk began, per 10 ms
+            for at, j, moved in zip(rng.integers(0, steps, jumps.size), jumps, size, strict=True):
+                own[at:, j] += moved
+        path = _Path(market, sector, own)
         # Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between
         base = self._mu * np.sqrt(own_vol * np.sqrt(mkt_vol))
         decay, jump_h = np.exp(-dt / HAWKES_TAU_S), HAWKES_ETA / HAWKES_TAU_S
@@ -268,15 +272,24 @@ class Market:
         self._excite = excite
         n_q = rng.poisson(QUOTES_PER_TRADE * lam * dt)
         records = self._events(t0_ns, n_tr, n_q, path, own_vol, vol_u)
-        self._x += path[-1]
+        self._x += self._moved(path, np.full(n, steps - 1), np.arange(n))
         return records
+
+    def _moved(
+        self, path: _Path, step: NDArray[np.int64], sym: NDArray[np.intp]
+    ) -> NDArray[np.float64]:
+        """The log-price move since the chunk began at each (10 ms step, symbol) pair."""
+        moved = path.own.ravel()[step * self._n + sym]
+        moved += self._beta[sym] * path.market[step]
+        moved += self._gamma[sym] * path.sector.ravel()[step * self._n_sectors + self._sec[sym]]
+        return moved
 
     def _events(
         self,
         t0_ns: int,
         n_tr: NDArray[np.int64],
         n_q: NDArray[np.int64],
-        path: NDArray[np.float64],
+        path: _Path,
         own_vol: NDArray[np.float64],
         vol_u: NDArray[np.float64],
     ) -> tuple[TickBatch, NDArray[np.intp]]:
@@ -334,7 +347,7 @@ class Market:
         g0 = np.cumsum(tr_per_sym) - tr_per_sym
         cum_impact = np.concatenate(([0.0], np.cumsum(impact)))
         cum_size = np.concatenate(([0], np.cumsum(size)))
-        x_now = path.ravel()[step * n + s] + cum_impact[g]
+        x_now = self._moved(path, step, s) + cum_impact[g]
         x_now += np.repeat(self._x - cum_impact[g0], per_sym)
         # every event requotes from the efficient price; spread grows with volatility
         price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
@@ -385,6 +398,14 @@ class Market:
         out["flags"][by_sym] = flags
         out["last_size"][by_sym] = last_sz
         return out, last
+
+
+class _Path(NamedTuple):
+    """A chunk's log-price moves per 10 ms step, in parts: beta x market + gamma x sector + own."""
+
+    market: NDArray[np.float64]  # (steps,)
+    sector: NDArray[np.float64]  # (steps, sectors)
+    own: NDArray[np.float64]  # (steps, symbols): the only part kept per symbol
 
 
 def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
