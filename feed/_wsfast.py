@@ -70,14 +70,14 @@ async def send_frame(
             await lock.acquire()
         finally:
             stall.deadline = math.inf
-    sent = 0
     try:
         sent = _send_now(ws._stream, data)
-    finally:
-        if sent == len(data):
-            lock.release()
-    if sent < len(data):
-        await send_rest(ws, memoryview(data)[sent:], stall, stall_s)
+    except OSError:  # the peer is gone (reset, broken pipe): send_rest turns it into a close
+        sent = 0
+    if sent == len(data):
+        lock.release()
+        return
+    await send_rest(ws, memoryview(data)[sent:], stall, stall_s)
 
 
 def try_send(ws: WebSocketConnection, data: bytes) -> int:
@@ -98,9 +98,8 @@ def try_send(ws: WebSocketConnection, data: bytes) -> int:
         return 0  # send_rest raises ConnectionClosed and releases
     try:
         sent = _send_now(ws._stream, data)
-    except BaseException:
-        lock.release()
-        raise
+    except OSError:  # the peer is gone (reset, broken pipe): send_rest turns it into a close
+        return 0
     if sent == len(data):
         lock.release()
     return sent

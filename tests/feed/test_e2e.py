@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import numpy as np
 import pytest
 import trio
@@ -241,3 +244,27 @@ async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(server: Server
                     assert len(event) <= len(server.hub)  # one tick per symbol at most
                     break
             assert (await feed.stats())["ticks_conflated"] > 0
+
+
+async def test_clients_that_reset_mid_stream_are_a_normal_disconnect(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A killed client process resets its socket while the server is sending to it: that is the
+    # peer going away (1006 in the log), never an internal error (1011 with a traceback).
+    with trio.fail_after(20):
+        async with connect(server.url) as healthy:
+            await healthy.subscribe("*")
+            for _ in range(20):
+                async with open_websocket_url(server.url) as ws:
+                    await ws.get_message()  # welcome
+                    await ws.send_message('{"op": "subscribe", "symbols": ["*"]}')
+                    await ws.get_message()  # ack
+                    await ws.get_message()  # data is flowing
+                    sock = ws._stream.socket
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()  # RST, with unread data in flight
+            while len(server.connections) > 1:
+                await healthy.stats()  # lets the server notice; polling a condition, no delay
+            assert len(await _batches(healthy, 5)) == 5
+    assert server.counters.connections_total == 21
+    assert "internal error" not in caplog.text
