@@ -24,8 +24,9 @@ and laying out each cell's events in time order, which spares a sort):
 Session clock: `session="6.5h"` (default) runs back-to-back trading sessions of 6.5 hours from
 `start_ns`, which is the open: the intraday shape restarts each session, an overnight return is
 applied at each roll, and each symbol's first update of a session carries `TickFlag.OPEN`.
-`session="24h"` trades around the clock with no intraday shape. numpy only; one
-`np.random.Generator` from a `SeedSequence`.
+`session="24h"` trades around the clock with no intraday shape. numpy only; one `SeedSequence`
+whose generator drives the market's path, with children for the static per-symbol parameters and
+for each event's details.
 """
 
 from __future__ import annotations
