@@ -8,6 +8,7 @@ Never imports trio, trio_websocket or textual; reads no clock (time comes in as 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -320,13 +321,12 @@ HEADER_DTYPE = np.dtype(
     [("version", "<u1"), ("type", "<u1"), ("reserved", "<u2"), ("count", "<u4"), ("seq", "<u8")]
 )
 HEADER_SIZE = HEADER_DTYPE.itemsize  # 16: records after it stay 8-byte aligned
-_HEADER = np.zeros(1, HEADER_DTYPE)
+_HEADER = struct.Struct("<BBHIQ")  # HEADER_DTYPE's layout; packing it is ~15x cheaper
+assert _HEADER.size == HEADER_SIZE
 
 
 def binary_header(kind: BinaryType, seq: int, count: int) -> bytes:
-    h = _HEADER.copy()
-    h["version"], h["type"], h["count"], h["seq"] = BINARY_VERSION, kind, count, seq
-    return h.tobytes()
+    return _HEADER.pack(BINARY_VERSION, kind, 0, count, seq)
 
 
 def encode_binary(kind: BinaryType, seq: int, records: NDArray[np.void]) -> bytes:
