@@ -349,18 +349,17 @@ def decode_binary(payload: bytes | bytearray | memoryview) -> BinaryFrame:
     """Decode a binary frame with one np.frombuffer for the records (zero copy, read-only)."""
     if len(payload) < HEADER_SIZE:
         raise DecodeError(f"binary frame of {len(payload)} bytes is shorter than its header")
-    head = np.frombuffer(payload, HEADER_DTYPE, count=1)[0]
-    if head["version"] != BINARY_VERSION:
-        raise DecodeError(f"unsupported binary format version {int(head['version'])}")
-    count = int(head["count"])
+    version, type_, _, count, seq = _HEADER.unpack_from(payload)
+    if version != BINARY_VERSION:
+        raise DecodeError(f"unsupported binary format version {version}")
     if len(payload) != HEADER_SIZE + count * TICK_DTYPE.itemsize:
         raise DecodeError(f"binary frame length {len(payload)} does not hold {count} records")
     try:
-        kind = BinaryType(int(head["type"]))
+        kind = BinaryType(type_)
     except ValueError:
-        raise DecodeError(f"unknown binary message type {int(head['type'])}") from None
+        raise DecodeError(f"unknown binary message type {type_}") from None
     records = np.frombuffer(payload, TICK_DTYPE, count=count, offset=HEADER_SIZE)
-    return BinaryFrame(kind, int(head["seq"]), records)
+    return BinaryFrame(kind, seq, records)
 
 
 def records_from_json(
