@@ -39,9 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     size.add_argument(
         "--quick", action="store_true", help="tiny sizes, a few seconds: every row, rough numbers"
     )
-    size.add_argument(
-        "--full", action="store_true", help="add N=500 clients and 1000 idle connections"
-    )
+    size.add_argument("--full", action="store_true", help="add N=500 clients (a few minutes more)")
     ap.add_argument("--json", action="store_true", help="print rows and notes as JSON on stdout")
     ap.set_defaults(func=run)
 
