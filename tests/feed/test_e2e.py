@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
 import struct
 
@@ -246,25 +248,44 @@ async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(server: Server
             assert (await feed.stats())["ticks_conflated"] > 0
 
 
+async def _raw_subscriber(server: Server) -> trio.SocketStream:
+    """A bare WebSocket client on '*' that has received data and will never read again."""
+    stream = await trio.open_tcp_stream(
+        "127.0.0.1", int(server.url.rsplit(":", 1)[1].split("/")[0])
+    )
+    key = base64.b64encode(os.urandom(16))
+    await stream.send_all(
+        b"GET /v1 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key
+    )
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += await stream.receive_some(4096)
+    assert buf.startswith(b"HTTP/1.1 101"), buf
+    payload, mask = b'{"op":"subscribe","symbols":["*"]}', os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    await stream.send_all(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+    got = len(buf)
+    while got < 20_000:  # welcome, ack, snapshot, then data: it is streaming
+        got += len(await stream.receive_some(65536))
+    return stream
+
+
 async def test_clients_that_reset_mid_stream_are_a_normal_disconnect(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A killed client process resets its socket while the server is sending to it: that is the
     # peer going away (1006 in the log), never an internal error (1011 with a traceback).
     with trio.fail_after(20):
+        for _ in range(20):
+            stream = await _raw_subscriber(server)
+            linger = struct.pack("ii", 1, 0)
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            stream.socket.close()  # RST, with unread data in flight
+        while server.connections:
+            await trio.sleep(0.01)  # polling a condition on the server, not a fixed delay
         async with connect(server.url) as healthy:
             await healthy.subscribe("*")
-            for _ in range(20):
-                async with open_websocket_url(server.url) as ws:
-                    await ws.get_message()  # welcome
-                    await ws.send_message('{"op": "subscribe", "symbols": ["*"]}')
-                    await ws.get_message()  # ack
-                    await ws.get_message()  # data is flowing
-                    sock = ws._stream.socket
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    sock.close()  # RST, with unread data in flight
-            while len(server.connections) > 1:
-                await healthy.stats()  # lets the server notice; polling a condition, no delay
             assert len(await _batches(healthy, 5)) == 5
     assert server.counters.connections_total == 21
     assert "internal error" not in caplog.text
