@@ -124,6 +124,8 @@ class HttpFront:
 
     def receive_data(self, data: bytes) -> Accept | Refuse | None:
         """Feed bytes read from the socket (b"" at EOF); None: read more."""
+        if not data:  # nobody is left to answer
+            return _refuse(0, "closed before sending a whole request", "", False)
         self._h11.receive_data(data)
         try:
             event = self._h11.next_event()
@@ -132,8 +134,6 @@ class HttpFront:
             return _refuse(status, f"bad request: {exc}", f"bad HTTP request: {exc}\n", False)
         if event is h11.NEED_DATA:
             return None
-        if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-            return _refuse(0, "closed before sending a request", "", False)
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 yields a request first
             return _refuse(400, "no request", "bad HTTP request\n", False)
         return self._decide(event)
