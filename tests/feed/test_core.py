@@ -20,7 +20,6 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from tickwire.feed import _state as st
-from tickwire.feed import protocol as p
 from tickwire.feed._core import FeedContext, FeedCore
 from tickwire.feed._wscore import TRANSITIONS, Event, State, TransitionError
 from tickwire.feed.hub import Hub
@@ -206,7 +205,7 @@ def test_data_is_taken_only_when_idle_and_a_partial_send_keeps_order():
 
 
 def test_stall_closes_1008_and_aborts():
-    core, market, peer = opened()
+    core, _market, peer = opened()
     peer.request(op="ping")
     assert core.state is State.BACKLOG
     assert core.next_deadline(0.0) == 10.0
@@ -246,7 +245,7 @@ def test_throttle_holds_data_until_due_and_sets_the_deadline():
 
 
 def test_fragmented_request_and_ping():
-    core, _, peer = opened()
+    _core, _, peer = opened()
     peer.send(TextMessage('{"op": "pi', message_finished=False))
     peer.send(TextMessage('ng", "id": 4}'))
     peer.send(Ping(b"abc"))
@@ -321,7 +320,7 @@ def test_a_message_over_64_KiB_is_1009():
 
 
 def test_strikes_close_1008_after_the_error_reply():
-    core, market = make_core(limits=st.Limits(strike_limit=1))
+    core, _market = make_core(limits=st.Limits(strike_limit=1))
     peer = Peer(core)
     peer.flush()
     peer.send(TextMessage("{"))
@@ -332,7 +331,7 @@ def test_strikes_close_1008_after_the_error_reply():
 
 
 def test_detach_leaves_the_hub_and_the_subscriber_count():
-    core, market, peer = opened()
+    core, _market, peer = opened()
     peer.request(op="subscribe", symbols=["S0"])
     assert core.ctx.subscribers == 1
     core.detach()
