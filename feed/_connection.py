@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import ssl
 from collections import Counter
@@ -45,8 +46,8 @@ class Registry:
     per_ip: Counter[str] = field(default_factory=Counter)
     open: set[Connection] = field(default_factory=set)
     freed: trio.Event = field(default_factory=trio.Event)
-    refused: Counter[int] = field(default_factory=Counter)
-    refused_since_s: float = 0.0
+    refused: Counter[str] = field(default_factory=Counter)
+    refused_since_s: float = -math.inf
 
     def hold(self, ip: str) -> None:
         self.held += 1
@@ -61,17 +62,25 @@ class Registry:
             del self.per_ip[ip]
         self.freed.set()
 
-    def note_refused(self, status: int, peer: str, reason: str, now: float) -> None:
-        """Refused upgrades at debug, each; at info, a summary at most every 10 s."""
-        log.debug("refused %s: HTTP %d, %s", peer, status, reason)
-        self.refused[status] += 1
-        if now - self.refused_since_s >= _REFUSED_SUMMARY_S:
-            total = sum(self.refused.values())
-            by = ", ".join(f"{n} x HTTP {s}" for s, n in sorted(self.refused.items()))
-            log.info("refused %d upgrade request(s) in the last %.0f s: %s", total,
-                     min(now - self.refused_since_s, 1e9), by)  # fmt: skip
+    def note_refused(self, what: str, peer: str, reason: str, now: float) -> None:
+        """A refused upgrade: the first of each 10 s window at info, the rest at debug and then
+        as one summary line, so that a flood of refusals cannot flood the log."""
+        if now - self.refused_since_s < _REFUSED_SUMMARY_S:
+            log.debug("refused %s: %s, %s", peer, what, reason)
+            self.refused[what] += 1
+            return
+        if self.refused:
+            by = ", ".join(f"{n} x {w}" for w, n in sorted(self.refused.items()))
+            log.info("refused %d more upgrade request(s) since: %s", self.refused.total(), by)
             self.refused.clear()
-            self.refused_since_s = now
+        self.refused_since_s = now
+        log.info(
+            "refused %s: %s, %s (more refusals within %g s: one summary line)",
+            peer,
+            what,
+            reason,
+            _REFUSED_SUMMARY_S,
+        )
 
 
 # The core a WebSocket route gets: (route, subprotocol, wake, now) -> core.
@@ -173,7 +182,7 @@ class Connection:
         if isinstance(decision, _http.Refuse):
             if decision.upgrade:
                 shell.on_refused()
-                registry.note_refused(decision.status, self.peer, decision.reason, now)
+                registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
             elif decision.status:
                 log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
             if decision.response:
@@ -185,8 +194,8 @@ class Connection:
         core = self.core = shell.make_core(decision.route, decision.subprotocol, self.wake, now)
         if registry.held - 1 >= registry.max_connections:
             shell.on_refused()
-            log.info(
-                "refused %s: at the connection limit (%d)", self.peer, registry.max_connections
+            registry.note_refused(
+                "close 1013", self.peer, f"at --max-connections ({registry.max_connections})", now
             )
             core.close(
                 1013,
