@@ -208,11 +208,12 @@ class Connection:
             shell.on_open()
             core.start(now)
             log.info(
-                "client %s connected to %s (%s, %d clients)",
+                "client %s connected to %s (%s, %d clients, handshake %.1f ms)",
                 self.peer,
                 self.route,
                 self.encoding or "no subprotocol",
                 len(registry.open),
+                (now - self.opened_s) * 1000,
             )
         if decision.trailing:
             core.receive_data(decision.trailing, now)
