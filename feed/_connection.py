@@ -185,8 +185,8 @@ class Connection:
                 registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
             elif decision.status:
                 log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
-            if decision.response:
-                await self._send_all(decision.response)
+            if decision.response and await self._send_all(decision.response):
+                await self._linger()
             return False
         self.route, self.encoding = decision.route, decision.subprotocol or ""
         if not await self._send_all(decision.response):
@@ -233,6 +233,22 @@ class Connection:
             except (OSError, trio.ClosedResourceError):
                 return False
         return False
+
+    async def _linger(self) -> None:
+        """After a refusal: end our side (FIN), then wait a little for the peer's, so that
+        closing with its unread bytes in our buffer cannot reset the answer away."""
+        transport = self.transport
+        _shutdown_write(transport)
+        with trio.move_on_after(1.0):
+            for _ in range(16):  # at most 1 MiB read and dropped
+                try:
+                    data = transport.recv_nowait()
+                except OSError:
+                    return
+                if data == b"":
+                    return
+                if data is None:
+                    await transport.wait_readable()
 
     async def _live(self) -> None:
         core, transport = self.core, self.transport
