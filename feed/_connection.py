@@ -417,7 +417,10 @@ class Connection:
         shell.registry.open.discard(self)
         shell.registry.release(self.ip)
         if core is not None:
-            core.detach()
+            try:
+                core.detach()
+            except Exception:  # a bug in leaving the hub is this connection's, not the server's
+                log.exception("client %s: internal error while detaching", self.peer)
         if was_open and core is not None:
             log.info(
                 "client %s disconnected: code %s%s after %.1f s, %d messages (%s, %s)",
