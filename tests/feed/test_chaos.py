@@ -86,6 +86,20 @@ async def test_reset_after_or_during_the_handshake_leaves_the_server_serving() -
         assert "Traceback" not in served.log()
 
 
+async def test_a_close_frame_right_after_the_101_leaves_the_server_serving() -> None:
+    # found by the bench's handshake row: the close arrived before the connection was set up
+    with serve() as served, trio.fail_after(20):
+        for _ in range(5):
+            reader, status, _ = await handshake(served.port)
+            assert status == 101
+            await reader.stream.send_all(client_frame(b"\x03\xe8", OP_CLOSE))
+            await reader.stream.aclose()
+        await serving(served.port)
+        await serving(served.port)
+        assert served.alive(), served.log()[-2000:]
+        assert "Traceback" not in served.log()
+
+
 # --------------------------------------------------------------------------- refused sockets
 
 
