@@ -39,6 +39,7 @@ SESSION_S = {"6.5h": 23_400, "24h": 86_400}  # what one "d" of --duration means
 _UNIT_S = {"s": 1, "m": 60, "h": 3600}
 _FLUSH_RECORDS = 1 << 18  # buffer ~16 MB of records between writes: few, large writes
 _EXTRAS = {"parquet": "pip install 'tickwire[parquet]'", "plot": "pip install 'tickwire[plot]'"}
+_TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: never empty
 
 
 # --------------------------------------------------------------------------- shared flags
@@ -377,7 +378,9 @@ def _open_writer(path: Path, universe: Universe) -> _Writer:
 
 def _open(path: Path, mode: str) -> IO[Any]:
     try:
-        return open(path, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"}))
+        if "b" in mode:
+            return open(path, mode)
+        return open(path, mode, newline="", encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -396,14 +399,14 @@ class _CsvWriter:
         self.paths = [str(path)]
         self._names = np.asarray(universe.symbols)
         self._file = _open(path, "w")
-        self._file.write(",".join(["symbol", *TICK_DTYPE.names]) + "\n")
+        self._file.write(",".join(["symbol", *_TICK_FIELDS]) + "\n")
 
     def write(self, batch: TickBatch) -> None:
         if len(batch) == 0:
             return
         # Whole columns become text in numpy; only the final join walks the rows, in C.
         cols = [self._names[batch["sym"]].tolist()]
-        cols += [batch[f].astype(str).tolist() for f in TICK_DTYPE.names]
+        cols += [batch[f].astype(str).tolist() for f in _TICK_FIELDS]
         self._file.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
 
     def close(self) -> None:
@@ -456,7 +459,7 @@ class _ParquetWriter:
         self._pa = pa
         self._symbols = pa.array(universe.symbols, pa.string())
         fields = [pa.field("symbol", pa.dictionary(pa.int32(), pa.string()))]
-        fields += [pa.field(f, pa.from_numpy_dtype(TICK_DTYPE[f])) for f in TICK_DTYPE.names]
+        fields += [pa.field(f, pa.from_numpy_dtype(TICK_DTYPE[f])) for f in _TICK_FIELDS]
         meta = {"tickwire.universe": json.dumps(universe.reference())}
         self._schema = pa.schema(fields, metadata=meta)
         _check_writable(path)
@@ -468,7 +471,7 @@ class _ParquetWriter:
     def write(self, batch: TickBatch) -> None:
         pa = self._pa
         sym = pa.DictionaryArray.from_arrays(pa.array(batch["sym"].astype(np.int32)), self._symbols)
-        cols = [sym] + [pa.array(np.ascontiguousarray(batch[f])) for f in TICK_DTYPE.names]
+        cols = [sym] + [pa.array(np.ascontiguousarray(batch[f])) for f in _TICK_FIELDS]
         self._writer.write_table(pa.Table.from_arrays(cols, schema=self._schema))
 
     def close(self) -> None:

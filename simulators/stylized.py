@@ -88,7 +88,8 @@ def excess_kurtosis(r: Array) -> float:
 def acf(x: Array, lag: int) -> Array:
     """Per-column autocorrelation at `lag`."""
     x = x - x.mean(0)
-    return (x[lag:] * x[:-lag]).sum(0) / (x * x).sum(0)
+    out: Array = (x[lag:] * x[:-lag]).sum(0) / (x * x).sum(0)
+    return out
 
 
 def hill(sizes: NDArray[np.int64], top: float = 0.01) -> float:
@@ -171,7 +172,8 @@ def report(records: TickBatch, universe: Universe, start_ns: int | None = None) 
 
 def _minute_counts(grid: Grid) -> Array:
     t = grid.trades[: len(grid.trades) // 60 * 60]
-    return t.reshape(-1, 60, t.shape[1]).sum(1).astype(np.float64)
+    counts: Array = t.reshape(-1, 60, t.shape[1]).sum(1).astype(np.float64)
+    return counts
 
 
 def _intraday_rows(grid: Grid) -> list[Row]:
@@ -200,9 +202,9 @@ def _intraday_rows(grid: Grid) -> list[Row]:
 def _cross_section_rows(grid: Grid, universe: Universe) -> list[Row]:
     r5 = returns(grid, 300)
     stocks = np.array([k != "etf" for k in universe.kinds])
-    c = np.corrcoef(r5[:, stocks].T)
+    c = np.atleast_2d(np.corrcoef(r5[:, stocks].T))  # 2-D even for a single stock
     sec = np.array(universe.sectors)[stocks]
-    off = ~np.eye(len(c), dtype=bool)
+    off = np.eye(len(c)) == 0
     same = (sec[:, None] == sec[None, :]) & off
     other = (sec[:, None] != sec[None, :]) & off
     mean = float(c[off].mean())
@@ -234,8 +236,8 @@ def figure(records: TickBatch, universe: Universe, path: str, start_ns: int | No
     ax[0].set_title("1-min returns (standardised)")
     ax[0].legend()
     lags = np.arange(1, 101)
-    ax[1].plot(lags, [np.mean(acf(np.abs(r1), k)) for k in lags], label="|r|")
-    ax[1].plot(lags, [np.mean(acf(r1, k)) for k in lags], label="r")
+    ax[1].plot(lags, [np.mean(acf(np.abs(r1), k)) for k in lags.tolist()], label="|r|")
+    ax[1].plot(lags, [np.mean(acf(r1, k)) for k in lags.tolist()], label="r")
     ax[1].axhline(0, color="grey", lw=0.5)
     ax[1].set_title("autocorrelation of 1-min returns")
     ax[1].legend()

@@ -3,8 +3,9 @@
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
-dashboard, physical limit. One module per row family; servers and clients are separate processes
-(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
+handshake latency and idle CPU (issue 9), dashboard, physical limit. One module per row family;
+servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
+dashboard (see `dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Measure tickwire against baselines in the same run and print ratios: "
         "generator, encode/decode, fan-out of `tickwire serve` to N clients (delivered ticks/s, "
         "server CPU per message, latency) vs naive/plain/peer servers, memory per connection "
-        "and behind a stalled reader, the dashboard's frame time, and the machine's raw send() "
+        "and behind a stalled reader, handshake latency idle and under load, idle server CPU, "
+        "the dashboard's frame time, and the machine's raw send() "
         "rate. A few minutes; --quick takes seconds. Needs the bench extra for the load clients "
         "and baseline servers: pip install 'tickwire[bench]'.",
     )
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 8
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 12
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
-    from . import codec, dashboard, fanout, generator, memory, physical
+    from . import codec, dashboard, fanout, generator, handshake, idle, memory, physical
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -98,6 +100,8 @@ def _measure(
 
     step("fan-out", fan_rows)
     step("memory", lambda: memory.memory_rows(quick, full, advance))
+    step("handshake", lambda: handshake.handshake_rows(quick, advance))
+    step("idle CPU", lambda: idle.idle_rows(quick, advance))
     advance("dashboard")
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
     advance("physical limit")
