@@ -18,6 +18,7 @@ import contextlib
 import errno
 import socket
 import ssl
+import struct
 
 import trio
 
@@ -25,6 +26,7 @@ from tickwire.simulators.errors import UserError
 
 _BACKLOG = 1024  # listen(2) queue: bursts of reconnecting clients wait in the kernel, not here
 _RECV_BYTES = 65536
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset, never blocks
 
 
 def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
@@ -128,7 +130,9 @@ class SocketTransport:
     def abort(self) -> None:
         """Close with a reset (SO_LINGER 0): a stalled peer's unread data is dropped now."""
         with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+            # struct linger {l_onoff = 1, l_linger = 0}: a linger of 0 s resets at once. Any
+            # other linger makes close() block the whole event loop for that long.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         self.close()
 
 

@@ -48,7 +48,6 @@ async def _early_close(port: int, path: str, headers: dict[str, str] | None = No
 # --------------------------------------------------------------------------- one request kills it
 
 
-@pytest.mark.xfail(reason="issue 9: a 404 to a closed socket kills the server", strict=False)
 async def test_wrong_path_then_early_close_leaves_the_server_serving() -> None:
     with serve() as served, trio.fail_after(20):
         for _ in range(5):
@@ -59,7 +58,6 @@ async def test_wrong_path_then_early_close_leaves_the_server_serving() -> None:
         assert "Traceback" not in served.log()
 
 
-@pytest.mark.xfail(reason="issue 9: a 401 to a closed socket kills the server", strict=False)
 async def test_missing_token_then_early_close_leaves_the_server_serving() -> None:
     with serve("--token", TOKEN) as served, trio.fail_after(20):
         for _ in range(5):
@@ -71,10 +69,6 @@ async def test_missing_token_then_early_close_leaves_the_server_serving() -> Non
         assert "Traceback" not in served.log()
 
 
-@pytest.mark.xfail(
-    reason="issue 9: a reset before the handler runs kills the server (getpeername ENOTCONN)",
-    strict=False,
-)
 async def test_reset_after_or_during_the_handshake_leaves_the_server_serving() -> None:
     with serve() as served, trio.fail_after(20):
         for _ in range(3):
@@ -92,10 +86,6 @@ async def test_reset_after_or_during_the_handshake_leaves_the_server_serving() -
         assert "Traceback" not in served.log()
 
 
-@pytest.mark.xfail(
-    reason="issue 9: a close right after the 101 kills the server (_wsfast.share_lock assert)",
-    strict=False,
-)
 async def test_a_close_frame_right_after_the_101_leaves_the_server_serving() -> None:
     # found by the bench's handshake row: the close arrived before the connection was set up
     with serve() as served, trio.fail_after(20):
@@ -113,7 +103,6 @@ async def test_a_close_frame_right_after_the_101_leaves_the_server_serving() -> 
 # --------------------------------------------------------------------------- refused sockets
 
 
-@pytest.mark.xfail(reason="issue 9: refused sockets are never closed", strict=False)
 @pytest.mark.parametrize(
     ("args", "path", "status"), [((), "/nope", 404), (("--token", TOKEN), "/v1", 401)]
 )
@@ -127,7 +116,6 @@ async def test_a_refused_socket_is_closed_promptly(
             await reader.until_eof()
 
 
-@pytest.mark.xfail(reason="issue 9: refused sockets are held and not counted", strict=False)
 async def test_refused_sockets_are_released_under_the_connection_cap() -> None:
     with serve("--max-connections", "50") as served, trio.fail_after(30):
         await serving(served.port)  # warm: the first connection allocates for good
@@ -144,7 +132,6 @@ async def test_refused_sockets_are_released_under_the_connection_cap() -> None:
             await reader.stream.aclose()
 
 
-@pytest.mark.xfail(reason="issue 9: refused sockets exhaust descriptors (EMFILE)", strict=False)
 async def test_1100_refused_sockets_under_a_1024_descriptor_limit() -> None:
     with serve(nofile=1024) as served, trio.fail_after(60):
         held = []
@@ -174,7 +161,6 @@ async def _stalled_reader(port: int) -> trio.SocketStream:
     return reader.stream
 
 
-@pytest.mark.xfail(reason="issue 9: stalled readers keep their TCP connections", strict=False)
 async def test_stalled_readers_are_dropped_and_release_their_descriptors() -> None:
     # 2000 symbols: the '*' snapshot alone (~400 KB) fills the kernel buffers at once; a quiet
     # market (activity 0.05) keeps the server's CPU for the connections, not the model.
@@ -204,7 +190,6 @@ def shared():
         yield served
 
 
-@pytest.mark.xfail(reason="issue 9: no Origin check", strict=False)
 async def test_a_foreign_origin_is_forbidden(shared) -> None:
     with trio.fail_after(10):
         _, status, _ = await handshake(shared.port, headers={"Origin": "https://evil.example"})
@@ -218,7 +203,6 @@ async def test_no_origin_or_the_same_host_passes(shared, origin: str | None) -> 
         await serving(shared.port, headers=headers)
 
 
-@pytest.mark.xfail(reason="issue 9: no --allow-origin", strict=False)
 async def test_allow_origin_lets_that_origin_in() -> None:
     with serve("--allow-origin", "https://app.example") as served, trio.fail_after(10):
         await serving(served.port, headers={"Origin": "https://app.example"})
@@ -226,7 +210,6 @@ async def test_allow_origin_lets_that_origin_in() -> None:
         assert status == 403
 
 
-@pytest.mark.xfail(reason="issue 9: no --max-connections-per-ip", strict=False)
 async def test_max_connections_per_ip() -> None:
     with serve("--max-connections-per-ip", "3") as served, trio.fail_after(20):
         live = [await welcome(served.port) for _ in range(3)]
@@ -249,7 +232,6 @@ async def test_max_connections_per_ip() -> None:
 # --------------------------------------------------------------------------- HTTP and framing
 
 
-@pytest.mark.xfail(reason="issue 9: a frame in the handshake's packet is dropped", strict=False)
 async def test_a_frame_in_the_handshake_packet_is_answered(shared) -> None:
     with trio.fail_after(10):
         stream = await open_socket(shared.port)
@@ -263,7 +245,6 @@ async def test_a_frame_in_the_handshake_packet_is_answered(shared) -> None:
         assert pong["type"] == "pong" and pong["id"] == 7
 
 
-@pytest.mark.xfail(reason="issue 9: GET / answers 400", strict=False)
 @pytest.mark.parametrize("path", ["/", "/no-such-page"])
 async def test_plain_get_is_http_1_1_not_found(shared, path: str) -> None:
     with trio.fail_after(10):
@@ -275,7 +256,6 @@ async def test_plain_get_is_http_1_1_not_found(shared, path: str) -> None:
         assert status == 404 or (path == "/" and status == 200), line
 
 
-@pytest.mark.xfail(reason="issue 9: protocol errors close TCP without a close frame", strict=False)
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -317,9 +297,6 @@ async def test_the_token_never_reaches_the_log_even_at_debug() -> None:
         assert TOKEN not in log
 
 
-@pytest.mark.xfail(
-    reason="issue 9: --log-level debug prints no debug line; refusals are INFO lines", strict=False
-)
 async def test_debug_logs_and_refusals_are_not_info_lines() -> None:
     with serve("--token", TOKEN, "--log-level", "debug") as served, trio.fail_after(20):
         await serving(served.port, headers={"Authorization": f"Bearer {TOKEN}"})
