@@ -181,9 +181,13 @@ class Market:
         Trades at the Hawkes stationary rate times the intraday peak, plus quote refreshes;
         volatility moves it by tens of percent either way.
         """
-        peak = float(self._intraday(np.zeros(1))[0][0])
+        peak = self._peak_arrivals()
         trades = TRADES_PER_S * self.activity * float(self.universe.activity.sum())
         return trades * (1 + QUOTES_PER_TRADE) * peak
+
+    def _peak_arrivals(self) -> float:
+        """The intraday arrival multiplier at its highest: the open."""
+        return float(self._intraday(np.zeros(1, np.float64))[0][0])
 
     def measure_load(self, sim_s: float = 0.2) -> float:
         """CPU seconds this machine needs per simulated second at the open, for this model.
@@ -201,7 +205,7 @@ class Market:
             session=self.session,
             chunk_s=self.chunk_s,
         )
-        peak = float(self._intraday(np.zeros(1))[0][0])
+        peak = self._peak_arrivals()
         twin._excite[:] = twin._mu * peak * HAWKES_ETA / (1 - HAWKES_ETA)  # stationary Hawkes
         until_ns = max(round(sim_s * 1e9), self._chunk_cells * GRID_NS)
         cpu = time.process_time()
