@@ -187,7 +187,8 @@ class Market:
 
     def _peak_arrivals(self) -> float:
         """The intraday arrival multiplier at its highest: the open."""
-        return float(self._intraday(np.zeros(1, np.float64))[0][0])
+        open_s: NDArray[np.float64] = np.zeros(1)
+        return float(self._intraday(open_s)[0][0])
 
     def measure_load(self, sim_s: float = 0.2) -> float:
         """CPU seconds this machine needs per simulated second at the open, for this model.
