@@ -178,7 +178,7 @@ class BusProducer:
                 async with self._client.pipeline(transaction=True) as pipe:
                     pipe.set(bc.meta_key(self.namespace), self._meta)
                     pipe.delete([bc.latest_key(self.namespace)])
-                    pipe.hset(bc.latest_key(self.namespace), bc.latest_fields(snap))
+                    self._fold_latest(pipe, snap)
                     pipe.set(bc.head_key(self.namespace), str(self._flush).encode())
         except _Failure as exc:
             self._down(exc)
@@ -208,7 +208,7 @@ class BusProducer:
                             threshold=self.maxlen,
                             trim_operator=coredis.PureToken.APPROXIMATELY,
                         )
-                    pipe.hset(bc.latest_key(self.namespace), bc.latest_fields(batch))
+                    self._fold_latest(pipe, batch)
                     pipe.set(bc.head_key(self.namespace), str(last).encode())
                     has_meta = pipe.exists([bc.meta_key(self.namespace)])
             restarted = not await has_meta
@@ -223,6 +223,10 @@ class BusProducer:
         self._entries += len(entries)
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
+
+    def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
+        blob = bc.latest_records(batch)
+        pipe.eval(bc.LATEST_SCRIPT, keys=[bc.latest_key(self.namespace)], args=[blob])
 
     def _down(self, exc: BaseException) -> None:
         if self._up or not self._logged_down:
