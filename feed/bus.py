@@ -44,10 +44,10 @@ log = logging.getLogger("tickwire.bus")
 DEFAULT_NAMESPACE = "tickwire"
 DEFAULT_SHARDS = 4
 DEFAULT_MAXLEN = 10_000  # entries kept per shard (~10 s of 1 ms flushes): a gateway's slack
-COMMAND_TIMEOUT_S = 2.0  # a Redis that answers nothing for this long is down
+COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
 BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
 # Records a producer holds for a writer that is behind; beyond, it drops (readers see a gap).
-MAX_PENDING_RECORDS = 1_000_000
+MAX_PENDING_RECORDS = 200_000  # 12.8 MB: one transaction well inside the timeout
 BLOCK_MS = 100  # XREAD BLOCK: how long a read waits in Redis before a reader checks the clock
 
 _Failure = (RedisError, OSError, trio.TooSlowError)
@@ -147,23 +147,29 @@ class BusProducer:
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect (or keep trying), then write what `publish` hands over, until cancelled."""
-        async with self._client:
-            await self._connect()
-            task_status.started()
-            wait_s = BACKOFF_S[0]
-            while True:
-                if not self._up:
-                    await trio.sleep(wait_s)
-                    wait_s = min(wait_s * 2, BACKOFF_S[1])
-                    await self._connect()
-                    continue
-                wait_s = BACKOFF_S[0]
-                await self._wake.wait()
-                self._wake = trio.Event()
-                await self._write_pending()
-                if not self._pending:
-                    self._idle.set()
+        """Connect (or keep trying), then write what `publish` hands over, until cancelled.
+
+        Each connection gets a fresh client: a write cut off by its timeout may leave a
+        connection mid-transaction, and nothing after it on that connection can be trusted.
+        """
+        started = False
+        wait_s = BACKOFF_S[0]
+        while True:
+            self._client = client_for(self.url)
+            async with self._client:
+                await self._connect()
+                if not started:
+                    task_status.started()
+                    started = True
+                while self._up:
+                    wait_s = BACKOFF_S[0]
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                    await self._write_pending()
+                    if not self._pending:
+                        self._idle.set()
+            await trio.sleep(wait_s)
+            wait_s = min(wait_s * 2, BACKOFF_S[1])
 
     async def _connect(self) -> None:
         """Write the meta key and the full latest-record hash; mark the bus up on success.
