@@ -299,11 +299,9 @@ class BusReader:
         self._ready: list[BusItem] = []
         self._up = False
         self._flushes = self._records = self._gaps = 0
-        self._cm: Any = None
 
     async def __aenter__(self) -> BusReader:
-        self._cm = self._client.__aenter__()
-        await self._cm
+        await self._client.__aenter__()
         try:
             wait_s = BACKOFF_S[0]
             while True:
