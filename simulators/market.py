@@ -1,11 +1,17 @@
 """The simulated market: stylized facts of real equities, vectorised over symbols.
 
 Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price path in 10 ms steps)
-in chunks computed ahead (`chunk_s`, one second by default: the live server's choice; batch
-generation uses longer chunks, which are faster); `step(until_ns)` only releases the records whose
-event time has come. The output therefore depends on the seed, the universe and `chunk_s`, never on
-how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes). Event times are
-uniform inside their cell. A step returns a view of the pending chunk: it costs about 1 us.
+in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. By
+default a chunk is sized by the updates expected at the open, the busiest time: one second for
+a universe of a few hundred symbols, down to one 100 ms cell for thousands: a chunk holds at most
+about `CHUNK_EVENTS` records, or one cell's (44,000 at 5,000 symbols: ~3 MiB, ~30 MiB of
+temporaries while it is made), so making one stalls the caller for tens of milliseconds, never
+seconds. Batch generation passes a longer
+`chunk_s`, which is faster. The output depends on the seed, the universe, the activity and the
+chunk size, never on how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes).
+Event times are uniform inside their cell. A step returns a view of the pending chunk: it costs
+about 1 us. `Market.measure_load()` says what the model costs on this machine at the open, so a
+server can refuse a universe it cannot generate in real time.
 
 Per chunk, for all symbols at once (the only Python loops run over cells: the Hawkes recursion,
 and laying out each cell's events in time order, which spares a sort):
@@ -31,6 +37,7 @@ for each event's details.
 
 from __future__ import annotations
 
+import time
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -40,7 +47,9 @@ from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
 GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
-CHUNK_S = 1.0  # generated ahead by default: one second
+CHUNK_S = 1.0  # the longest chunk chosen by default: one second
+CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
+_AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
 PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms
 SESSION_S = 6.5 * 3600
 YEAR_S = 252 * SESSION_S
@@ -74,20 +83,27 @@ class Market:
         *,
         activity: float = 1.0,
         session: Literal["6.5h", "24h"] = "6.5h",
-        chunk_s: float = CHUNK_S,
+        chunk_s: float | None = None,
     ) -> None:
         if activity <= 0:
             raise ValueError(f"activity must be > 0, got {activity}")
         if session not in ("6.5h", "24h"):
             raise ValueError(f"session must be '6.5h' or '24h', got {session!r}")
-        cells = round(chunk_s * 1e9 / GRID_NS)
-        if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
-            raise ValueError(f"chunk_s must divide a 6.5 h session in 0.1 s units, got {chunk_s}")
-        self._chunk_cells = cells  # generation granularity; part of what the seed reproduces
         self.universe = universe
+        self.activity = activity
+        self.session = session
+        if chunk_s is None:
+            per_cell = self.expected_rate() * GRID_NS / 1e9
+            cells = next((c for c in _AUTO_CELLS if c * per_cell <= CHUNK_EVENTS), 1)
+        else:
+            cells = round(chunk_s * 1e9 / GRID_NS)
+            if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
+                raise ValueError(
+                    f"chunk_s must divide a 6.5 h session in 0.1 s units, got {chunk_s}"
+                )
+        self._chunk_cells = cells  # generation granularity; part of what the seed reproduces
         self.now_ns = start_ns
         self.start_ns = start_ns
-        self.session = session
         ss = np.random.SeedSequence(seed)
         ref_seq, events_seq = ss.spawn(2)
         self._rng = np.random.default_rng(ss)  # the market's path: volatility, diffusion, arrivals
@@ -154,6 +170,49 @@ class Market:
 
     # ------------------------------------------------------------------ public
 
+    @property
+    def chunk_s(self) -> float:
+        """Seconds of market made at a time (part of what the seed reproduces)."""
+        return self._chunk_cells * GRID_NS / 1e9
+
+    def expected_rate(self) -> float:
+        """Updates per second expected at the busiest time of a session (the open).
+
+        Trades at the Hawkes stationary rate times the intraday peak, plus quote refreshes;
+        volatility moves it by tens of percent either way.
+        """
+        peak = self._peak_arrivals()
+        trades = TRADES_PER_S * self.activity * float(self.universe.activity.sum())
+        return trades * (1 + QUOTES_PER_TRADE) * peak
+
+    def _peak_arrivals(self) -> float:
+        """The intraday arrival multiplier at its highest: the open."""
+        open_s: NDArray[np.float64] = np.zeros(1)
+        return float(self._intraday(open_s)[0][0])
+
+    def measure_load(self, sim_s: float = 0.2) -> float:
+        """CPU seconds this machine needs per simulated second at the open, for this model.
+
+        Generates `sim_s` (at least one chunk) of a twin market, same universe, activity and
+        chunk size, from an open with its trades already at their steady rate (a fresh market
+        ramps up over ~10 s); this market is untouched. Above 1.0 the model alone cannot keep up
+        in real time; a server also spends time sending, so it should refuse well before that.
+        """
+        twin = Market(
+            self.universe,
+            seed=0,
+            start_ns=0,
+            activity=self.activity,
+            session=self.session,
+            chunk_s=self.chunk_s,
+        )
+        peak = self._peak_arrivals()
+        twin._excite[:] = twin._mu * peak * HAWKES_ETA / (1 - HAWKES_ETA)  # stationary Hawkes
+        until_ns = max(round(sim_s * 1e9), self._chunk_cells * GRID_NS)
+        cpu = time.process_time()
+        twin.step(until_ns)
+        return (time.process_time() - cpu) * 1e9 / until_ns
+
     def snapshot(self) -> TickBatch:
         """Latest released record per symbol (index = symbol id)."""
         snap = self._last.copy()
@@ -163,23 +222,33 @@ class Market:
             snap[ids] = released[len(released) - 1 - rev]
         return snap
 
-    def step(self, until_ns: int) -> TickBatch:
+    def step(self, until_ns: int, *, max_chunks: int | None = None) -> TickBatch:
         """Every record with event time in (now, until_ns], in event order.
 
         Returns a view of the chunk generated ahead (records are never written after they are
-        made), so a 1 ms step costs a binary search and a slice.
+        made), so a 1 ms step costs a binary search and a slice. With `max_chunks`, a step
+        makes at most that many chunks and stops at the end of the last one: a caller that fell
+        behind gets a bounded batch and finds `now_ns < until_ns` (its lag) instead of one call
+        whose batch, time and memory grow with the lag. The records are the same either way.
         """
         if until_ns <= self.now_ns:
             return np.empty(0, TICK_DTYPE)
-        self.now_ns = until_ns
+        if max_chunks is not None and max_chunks < 1:
+            raise ValueError(f"max_chunks must be at least 1, got {max_chunks}")
         done: list[TickBatch] = []
+        made = 0
         while self._next_ns < until_ns:  # the pending chunk ends before until_ns: release it all
+            if made == max_chunks:
+                until_ns = self._next_ns  # behind: release up to the end of what is made
+                break
+            made += 1
             if self._cursor < len(self._pending):
                 done.append(self._pending[self._cursor :])
             self._retire()
             self._pending, self._pending_last = self._chunk()
             self._pending_ts = self._pending["ts"].copy()
             self._cursor = 0
+        self.now_ns = until_ns
         cut = int(self._pending_ts.searchsorted(until_ns, "right"))
         out = self._pending[self._cursor : cut]
         self._cursor = cut

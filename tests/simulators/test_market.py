@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tickwire.simulators import TICK_DTYPE, Market, TickFlag, Universe
+from tickwire.simulators.market import CHUNK_EVENTS
 from tickwire.simulators.stylized import report
 
 FACTS = [
@@ -129,6 +130,49 @@ def test_activity_scales_every_rate():
     fast = Market(Universe.default(), seed=1, start_ns=0, activity=2.0)
     slow = Market(Universe.default(), seed=1, start_ns=0, activity=0.5)
     assert len(fast.step(30 * 10**9)) > 3 * len(slow.step(30 * 10**9))
+
+
+def test_a_late_step_with_max_chunks_is_bounded_and_loses_nothing():
+    u = Universe.synthetic(400, 0)
+    whole = Market(u, seed=2, start_ns=0).step(5 * 10**9)
+    late = Market(u, seed=2, start_ns=0)
+    assert late.chunk_s == 0.5
+    parts = []
+    while late.now_ns < 5 * 10**9:
+        before = late.now_ns
+        parts.append(late.step(5 * 10**9, max_chunks=2))  # five seconds late, one call at most 1 s
+        assert late.now_ns - before <= 10**9
+    assert len(parts) == 5
+    assert np.concatenate(parts).tobytes() == whole.tobytes()
+    with pytest.raises(ValueError, match="max_chunks must be at least 1"):
+        late.step(6 * 10**9, max_chunks=0)
+
+
+def test_default_chunks_are_sized_by_the_updates_expected_at_the_open():
+    assert Market(Universe.default()).chunk_s == 1.0  # small universes keep one-second chunks
+    for n, chunk_s in ((500, 0.5), (5000, 0.1), (65536, 0.1)):
+        m = Market(Universe.synthetic(n, 0))
+        assert m.chunk_s == chunk_s, n
+        # one 100 ms cell is the finest grain: big universes exceed the target in one cell
+        assert m.expected_rate() * m.chunk_s <= CHUNK_EVENTS or m.chunk_s == 0.1
+
+
+def test_expected_rate_matches_the_steady_rate():
+    m = Market(Universe.synthetic(500, 0), seed=1, start_ns=0, session="24h")  # flat: no U-shape
+    m.step(20 * 10**9)  # Hawkes excitation builds up over ~10 s
+    per_s = len(m.step(40 * 10**9)) / 20
+    assert 0.8 < per_s / m.expected_rate() < 1.2, (per_s, m.expected_rate())
+
+
+def test_measure_load_leaves_the_market_alone():
+    u = Universe.default()
+    measured = Market(u, seed=6, start_ns=0)
+    load = measured.measure_load()
+    assert 0 < load < 1  # the default universe costs a small share of a core
+    assert (
+        measured.step(3 * 10**9).tobytes()
+        == Market(u, seed=6, start_ns=0).step(3 * 10**9).tobytes()
+    )
 
 
 @pytest.mark.slow

@@ -1,0 +1,271 @@
+"""The bus's wire format and its reassembly, sans-IO: no Redis, no trio.
+
+A producer publishes each flush's `TickBatch` as one Redis Streams entry per shard that has records
+(`{ns}:ticks:{shard}`, shard = symbol id mod `shards`). An entry's fields:
+
+- `r`: the raw little-endian `TICK_DTYPE` records of that shard, in event order (no JSON);
+- `e`: the producer's epoch (decimal); a new producer is a new epoch;
+- `f`, `l`: the first and last flush numbers the entry covers (a writer that fell behind
+  coalesces flushes; a flush it had to drop leaves a hole in the numbering);
+- `m`: the bitmask of shards written for those flushes, so a reader knows when it has all of it;
+- `t`: the producer's wall clock at publish (ns), for the reader's lag.
+
+`{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
+script from one blob per write), and `{ns}:head` the
+last flush number, both written in the same transaction as the entries; `{ns}:meta` is a JSON
+string: the universe's reference rows, the epoch, the shard count and the tick format version.
+
+`Reassembler` turns entries read from every shard back into whole flushes in order, and says when
+one is missing (trimmed, dropped, or from another epoch): a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators.ticks import TICK_FORMAT_VERSION
+
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
+MAX_SHARDS = 64  # the shard mask is a 64-bit field
+
+
+class BusFormatError(ValueError):
+    """An entry or meta key that this version cannot read (another format, or not ours)."""
+
+
+def ticks_key(namespace: str, shard: int) -> str:
+    return f"{namespace}:ticks:{shard}"
+
+
+def latest_key(namespace: str) -> str:
+    return f"{namespace}:latest"
+
+
+def head_key(namespace: str) -> str:
+    """The last flush number written: where a reader starts counting."""
+    return f"{namespace}:head"
+
+
+def meta_key(namespace: str) -> str:
+    return f"{namespace}:meta"
+
+
+# ----------------------------------------------------------------------------- meta
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What a gateway needs before it can serve: the universe, the epoch, the layout."""
+
+    universe: Universe
+    epoch: int
+    shards: int
+
+
+def encode_meta(universe: Universe, epoch: int, shards: int) -> bytes:
+    fields = ("symbol", "name", "sector", "price", "tick_size", "lot_size", "activity", "kind")
+    rows = [[r[f] for f in fields] for r in universe.reference()]
+    doc = {"format": TICK_FORMAT_VERSION, "epoch": epoch, "shards": shards, "universe": rows}
+    return orjson.dumps(doc)
+
+
+def decode_meta(raw: bytes) -> Meta:
+    try:
+        doc = orjson.loads(raw)
+        if doc["format"] != TICK_FORMAT_VERSION:
+            raise BusFormatError(
+                f"the bus carries tick format {doc['format']}, this gateway reads "
+                f"{TICK_FORMAT_VERSION}: run the same tickwire version on both sides"
+            )
+        rows = [tuple(r) for r in doc["universe"]]
+        return Meta(Universe.from_rows(rows), int(doc["epoch"]), int(doc["shards"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, BusFormatError):
+            raise
+        raise BusFormatError(f"the bus meta key is not tickwire's: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One decoded stream entry: a shard's records of flushes `first..last`."""
+
+    shard: int
+    first: int
+    last: int
+    mask: int
+    epoch: int
+    sent_ns: int
+    records: TickBatch
+
+
+def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
+    """(shard, record bytes) for every shard with records, each in event order."""
+    if shards == 1:
+        return [(0, batch.tobytes())] if len(batch) else []
+    of = batch["sym"] % shards
+    return [(s, batch[of == s].tobytes()) for s in np.unique(of).tolist()]
+
+
+def encode_entries(
+    parts: list[tuple[int, bytes]], first: int, last: int, epoch: int, sent_ns: int
+) -> list[tuple[int, dict[bytes, bytes]]]:
+    """The fields of each shard's entry for flushes `first..last`."""
+    mask = 0
+    for shard, _ in parts:
+        mask |= 1 << shard
+    head = {
+        b"e": str(epoch).encode(),
+        b"f": str(first).encode(),
+        b"l": str(last).encode(),
+        b"m": str(mask).encode(),
+        b"t": str(sent_ns).encode(),
+    }
+    return [(shard, {**head, b"r": raw}) for shard, raw in parts]
+
+
+def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry:
+    try:
+        raw = fields[b"r"]
+        if not isinstance(raw, bytes):
+            raise BusFormatError("records that are not bytes")
+        if len(raw) % TICK_DTYPE.itemsize:
+            raise BusFormatError(f"records of {len(raw)} bytes, not a multiple of 64")
+        return Entry(
+            shard,
+            int(fields[b"f"]),
+            int(fields[b"l"]),
+            int(fields[b"m"]),
+            int(fields[b"e"]),
+            int(fields[b"t"]),
+            np.frombuffer(raw, TICK_DTYPE),
+        )
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, BusFormatError):
+            raise
+        raise BusFormatError(f"a stream entry that is not tickwire's: {exc!r}") from None
+
+
+def latest_records(batch: TickBatch) -> bytes:
+    """Each symbol's last record in `batch`, as one blob for `LATEST_SCRIPT`."""
+    _, rev = np.unique(batch["sym"][::-1], return_index=True)
+    return bytes(batch.view(_RECORD)[len(batch) - 1 - rev].tobytes())
+
+
+# Folds a blob of 64-byte records into the latest-record hash inside Redis: one argument from
+# Python instead of two per symbol (client-side encoding of 5,000 fields cost ~100 ms a write).
+_SYM_AT = TICK_DTYPE.fields["sym"][1] + 1  # Lua strings are 1-based
+LATEST_SCRIPT = f"""
+local r = ARGV[1]
+for i = 1, #r, {TICK_DTYPE.itemsize} do
+  local rec = string.sub(r, i, i + {TICK_DTYPE.itemsize - 1})
+  redis.call('HSET', KEYS[1], tostring(struct.unpack('<H', rec, {_SYM_AT})), rec)
+end
+return #r / {TICK_DTYPE.itemsize}
+"""
+
+
+def decode_latest(fields: Mapping[bytes, bytes], n: int) -> TickBatch:
+    """The hash back as a snapshot indexed by symbol id; absent symbols have `seq` 0."""
+    snap = np.zeros(n, TICK_DTYPE)
+    snap["sym"] = np.arange(n)
+    for key, raw in fields.items():
+        i = int(key)
+        if 0 <= i < n and len(raw) == TICK_DTYPE.itemsize:
+            snap[i] = np.frombuffer(raw, TICK_DTYPE)[0]
+    return snap
+
+
+def merge(parts: Iterable[TickBatch]) -> TickBatch:
+    """One flush's shard parts in event order (equal times keep shard order)."""
+    chunks = [p for p in parts if len(p)]
+    if len(chunks) == 1:
+        return chunks[0]
+    if not chunks:
+        return np.empty(0, TICK_DTYPE)
+    both = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
+    order = np.argsort(both["ts"], kind="stable")
+    out: TickBatch = both[order]
+    return out
+
+
+# ----------------------------------------------------------------------------- reassembly
+
+
+@dataclass(slots=True)
+class _Pending:
+    first: int
+    mask: int
+    got: int = 0
+    parts: dict[int, TickBatch] = field(default_factory=dict)
+    sent_ns: int = 0
+
+
+class Reassembler:
+    """Entries from all shards in, whole flushes out in flush order; holes come out as gaps.
+
+    Each shard's entries arrive in order, but one read may hold shard 0's part of a flush and
+    not yet shard 1's; a flush is released once every shard in its mask has delivered it. A
+    flush is lost when a shard it needs has moved past it (trimmed), when the numbering skips
+    (the producer dropped writes), or when the epoch changes.
+    """
+
+    def __init__(self, epoch: int, next_flush: int | None = None) -> None:
+        self.epoch = epoch
+        self.next_flush = next_flush  # None: take whatever comes first (a fresh reader)
+        self._pending: dict[int, _Pending] = {}  # keyed by an entry's `last` flush
+        self._seen: dict[int, int] = {}  # per shard: the last flush it delivered
+        self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
+
+    def feed(self, entry: Entry) -> list[TickBatch | None]:
+        """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
+        if entry.epoch != self.epoch:
+            return [None]
+        self._seen[entry.shard] = entry.last
+        key = entry.last
+        p = self._pending.get(key)
+        if p is None:
+            p = self._pending[key] = _Pending(entry.first, entry.mask)
+        p.parts[entry.shard] = entry.records
+        p.got |= 1 << entry.shard
+        p.sent_ns = entry.sent_ns
+        return self._release()
+
+    def _release(self) -> list[TickBatch | None]:
+        out: list[TickBatch | None] = []
+        while self._pending:
+            key = min(self._pending)
+            p = self._pending[key]
+            if p.got != p.mask:
+                lost = any(
+                    self._seen.get(s, -1) > key
+                    for s in range(MAX_SHARDS)
+                    if p.mask >> s & 1 and not p.got >> s & 1
+                )
+                if not lost:
+                    break  # the rest of this flush is on its way
+                out.append(None)
+                del self._pending[key]
+                self.next_flush = key + 1
+                continue
+            if self.next_flush is not None and p.first != self.next_flush:
+                out.append(None)  # flushes before this one never came
+            out.append(merge(p.parts[s] for s in sorted(p.parts)))
+            self.last_sent_ns = p.sent_ns
+            del self._pending[key]
+            self.next_flush = key + 1
+        return out
+
+    def reset(self, epoch: int, next_flush: int | None) -> None:
+        """Start again after a gap: forget partial flushes."""
+        self.epoch = epoch
+        self.next_flush = next_flush
+        self._pending.clear()
+        self._seen.clear()

@@ -1,0 +1,434 @@
+"""The bus: one producer's flushes to any number of gateways, through Redis Streams.
+
+`BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
+service task writes each flush as one entry per shard, the latest record per symbol and the flush
+numbers in one MULTI/EXEC round trip, so a reader sees a flush whole or not at all. While Redis is
+down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
+rewrites the meta key and the full snapshot when Redis is back.
+
+`BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
+producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
+event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot) whenever
+records were lost: a trimmed cursor, a changed epoch, a Redis restart. Each reader keeps its own
+cursor per shard (XREAD BLOCK, no consumer groups: groups split work, they do not fan out).
+
+The wire format and reassembly live in `_bus_codec` (sans-IO). Needs `pip install 'tickwire[redis]'`
+(coredis, native under trio through anyio). Never imported by the single-process server.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeAlias
+
+import numpy as np
+import trio
+
+from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+
+from . import _bus_codec as bc
+
+try:
+    import coredis
+    from coredis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("the Redis bus needs coredis: pip install 'tickwire[redis]'") from exc
+
+log = logging.getLogger("tickwire.bus")
+
+DEFAULT_NAMESPACE = "tickwire"
+DEFAULT_SHARDS = 4
+DEFAULT_MAXLEN = 10_000  # entries kept per shard (~10 s of 1 ms flushes): a gateway's slack
+COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
+BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
+# Records a producer holds for a writer that is behind; beyond, it drops (readers see a gap).
+MAX_PENDING_RECORDS = 200_000  # 12.8 MB: one transaction well inside the timeout
+BLOCK_MS = 100  # XREAD BLOCK: how long a read waits in Redis before a reader checks the clock
+
+_Failure = (RedisError, OSError, trio.TooSlowError)
+
+
+def client_for(url: str) -> coredis.Redis[bytes]:
+    """A coredis client for `redis://host:port/db` or `unix:///path.sock` (bytes replies)."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {url!r}")
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
+    return client
+
+
+# ----------------------------------------------------------------------------- producer
+
+
+@dataclass(frozen=True, slots=True)
+class BusProducerStatistics:
+    up: bool
+    epoch: int
+    flushes_written: int
+    flushes_dropped: int
+    entries_written: int
+    records_written: int
+    bytes_written: int
+
+
+class BusProducer:
+    """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`."""
+
+    def __init__(
+        self,
+        url: str,
+        universe: Universe,
+        snapshot: Callable[[], TickBatch],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        shards: int = DEFAULT_SHARDS,
+        maxlen: int = DEFAULT_MAXLEN,
+        epoch: int | None = None,
+    ) -> None:
+        if not 1 <= shards <= bc.MAX_SHARDS:
+            raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
+        self._client = client_for(url)
+        self.url = url
+        self.universe = universe
+        self.namespace = namespace
+        self.shards = shards
+        self.maxlen = maxlen
+        self.epoch = epoch if epoch is not None else secrets.randbits(63)
+        self._snapshot = snapshot
+        self._meta = bc.encode_meta(universe, self.epoch, shards)
+        self._up = False
+        self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
+        self._wake = trio.Event()
+        self._pending: list[TickBatch] = []
+        self._pending_records = 0
+        self._first = 0  # the first flush number in `_pending`
+        self._flush = 0  # the last flush number given out
+        self._written = self._dropped = self._entries = self._records = self._bytes = 0
+        self._idle = trio.Event()  # set whenever nothing is waiting to be written
+        self._idle.set()
+
+    def publish(self, batch: TickBatch) -> None:
+        """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down."""
+        if not len(batch):
+            return
+        self._flush += 1
+        if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
+            # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
+            self._dropped += 1 + len(self._pending)
+            self._pending.clear()
+            self._pending_records = 0
+            self._idle.set()
+            return
+        if not self._pending:
+            self._first = self._flush
+        self._pending.append(batch)
+        self._pending_records += len(batch)
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        self._wake.set()
+
+    async def wait_written(self) -> None:
+        """Until every flush published so far is written or dropped (tests, clean shutdown)."""
+        await self._idle.wait()
+
+    def statistics(self) -> BusProducerStatistics:
+        return BusProducerStatistics(
+            self._up,
+            self.epoch,
+            self._written,
+            self._dropped,
+            self._entries,
+            self._records,
+            self._bytes,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect (or keep trying), then write what `publish` hands over, until cancelled.
+
+        Each connection gets a fresh client: a write cut off by its timeout may leave a
+        connection mid-transaction, and nothing after it on that connection can be trusted.
+        """
+        started = False
+        wait_s = BACKOFF_S[0]
+        while True:
+            self._client = client_for(self.url)
+            async with self._client:
+                await self._connect()
+                if not started:
+                    task_status.started()
+                    started = True
+                while self._up:
+                    wait_s = BACKOFF_S[0]
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                    await self._write_pending()
+                    if not self._pending:
+                        self._idle.set()
+            await trio.sleep(wait_s)
+            wait_s = min(wait_s * 2, BACKOFF_S[1])
+
+    async def _connect(self) -> None:
+        """Write the meta key and the full latest-record hash; mark the bus up on success.
+
+        Flushes published while this runs are kept (they come after the snapshot), so a reader
+        that starts from this snapshot and `head` misses nothing.
+        """
+        self._accepting = True
+        snap = self._snapshot()
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.set(bc.meta_key(self.namespace), self._meta)
+                    pipe.delete([bc.latest_key(self.namespace)])
+                    self._fold_latest(pipe, snap)
+                    pipe.set(bc.head_key(self.namespace), str(self._flush).encode())
+        except _Failure as exc:
+            self._down(exc)
+            return
+        if not self._up:
+            log.info("bus up: %s namespace %r, epoch %d", self.url, self.namespace, self.epoch)
+        self._up = True
+        if self._pending:
+            self._wake.set()
+
+    async def _write_pending(self) -> None:
+        batches, first, last = self._pending, self._first, self._flush
+        self._pending, self._pending_records = [], 0
+        if not batches:
+            return
+        batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
+        parts = bc.split(batch, self.shards)
+        entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns())
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                async with self._client.pipeline(transaction=True) as pipe:
+                    for shard, fields in entries:
+                        pipe.xadd(
+                            bc.ticks_key(self.namespace, shard),
+                            fields,
+                            trim_strategy=coredis.PureToken.MAXLEN,
+                            threshold=self.maxlen,
+                            trim_operator=coredis.PureToken.APPROXIMATELY,
+                        )
+                    self._fold_latest(pipe, batch)
+                    pipe.set(bc.head_key(self.namespace), str(last).encode())
+                    has_meta = pipe.exists([bc.meta_key(self.namespace)])
+            restarted = not await has_meta
+        except _Failure as exc:
+            self._dropped += len(batches)
+            self._down(exc)
+            return
+        if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
+            log.warning("bus restarted under us: %s; rewriting meta and snapshot", self.url)
+            await self._connect()
+        self._written += len(batches)
+        self._entries += len(entries)
+        self._records += len(batch)
+        self._bytes += sum(len(f[b"r"]) for _, f in entries)
+
+    def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
+        blob = bc.latest_records(batch)
+        pipe.eval(bc.LATEST_SCRIPT, keys=[bc.latest_key(self.namespace)], args=[blob])
+
+    def _down(self, exc: BaseException) -> None:
+        if self._up or not self._logged_down:
+            log.warning(
+                "bus down: %s (%s); the market keeps running, flushes are dropped until it is back",
+                self.url,
+                _reason(exc),
+            )
+        self._logged_down = True
+        self._up = self._accepting = False
+        self._pending.clear()
+        self._pending_records = 0
+        self._idle.set()
+
+    _logged_down = False
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True, slots=True)
+class BusGap:
+    """Records were lost (`reason`); `snapshot` is the latest record per symbol to resend."""
+
+    reason: str
+    snapshot: TickBatch
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class BusDown:
+    """Redis stopped answering; the reader keeps trying and yields a `BusGap` when it is back."""
+
+    reason: str
+
+
+BusItem: TypeAlias = TickBatch | BusGap | BusDown
+
+
+@dataclass(frozen=True, slots=True)
+class BusReaderStatistics:
+    up: bool
+    epoch: int
+    lag_ms: float  # reader's clock minus the producer's clock at publish, latest flush
+    flushes: int
+    records: int
+    gaps: int
+
+
+class BusReader:
+    """A gateway's view of the bus: flushes in order, gaps with a snapshot, down markers."""
+
+    def __init__(self, url: str, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self._client = client_for(url)
+        self.url = url
+        self.namespace = namespace
+        self.universe: Universe | None = None
+        self.epoch = 0
+        self.shards = 0
+        self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
+        self._cursors: dict[str, Any] = {}
+        self._run_id = b""
+        self._asm = bc.Reassembler(0)
+        self._ready: list[BusItem] = []
+        self._up = False
+        self._flushes = self._records = self._gaps = 0
+
+    async def __aenter__(self) -> BusReader:
+        await self._client.__aenter__()
+        try:
+            wait_s = BACKOFF_S[0]
+            while True:
+                try:
+                    if await self._resync():
+                        break
+                except _Failure as exc:
+                    log.info("waiting for the bus at %s: %s", self.url, _reason(exc))
+                except bc.BusFormatError:
+                    raise
+                await trio.sleep(wait_s)
+                wait_s = min(wait_s * 2, BACKOFF_S[1])
+        except BaseException:
+            await self._client.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    def statistics(self) -> BusReaderStatistics:
+        sent = self._asm.last_sent_ns
+        lag = (time.time_ns() - sent) / 1e6 if sent else 0.0
+        return BusReaderStatistics(
+            self._up, self.epoch, lag, self._flushes, self._records, self._gaps
+        )
+
+    async def latest(self) -> TickBatch:
+        """The latest record per symbol, from the producer's hash."""
+        assert self.universe is not None
+        raw = await self._client.hgetall(bc.latest_key(self.namespace))
+        return bc.decode_latest(raw, len(self.universe))
+
+    def __aiter__(self) -> BusReader:
+        return self
+
+    async def __anext__(self) -> BusItem:
+        wait_s = BACKOFF_S[0]
+        while not self._ready:
+            try:
+                if not self._up:
+                    if await self._resync():
+                        self._gaps += 1
+                        self._ready.append(BusGap("bus back", self.snapshot, self.epoch))
+                        wait_s = BACKOFF_S[0]
+                    else:
+                        await trio.sleep(wait_s)
+                        wait_s = min(wait_s * 2, BACKOFF_S[1])
+                    continue
+                await self._read()
+            except _Failure as exc:
+                if self._up:
+                    log.warning("bus down: %s (%s); retrying", self.url, _reason(exc))
+                    self._up = False
+                    self._ready.append(BusDown(_reason(exc)))
+        return self._ready.pop(0)
+
+    async def _resync(self) -> bool:
+        """Load meta, snapshot and stream ends in one transaction; False if no producer yet."""
+        info = await self._client.info("server")
+        async with self._client.pipeline(transaction=True) as pipe:
+            meta_req = pipe.get(bc.meta_key(self.namespace))
+            latest_req = pipe.hgetall(bc.latest_key(self.namespace))
+            head_req = pipe.get(bc.head_key(self.namespace))
+            ends = [
+                pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
+                for s in range(bc.MAX_SHARDS)
+            ]
+        raw = await meta_req
+        if raw is None:
+            return False
+        meta = bc.decode_meta(raw)
+        self.universe, self.epoch, self.shards = meta.universe, meta.epoch, meta.shards
+        self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
+        self._cursors = {}
+        for s in range(meta.shards):
+            last = await ends[s]
+            self._cursors[bc.ticks_key(self.namespace, s)] = last[0].identifier if last else b"0-0"
+        head = await head_req
+        self._asm.reset(meta.epoch, int(head) + 1 if head is not None else None)
+        self._run_id = str(info.get("run_id", "")).encode()
+        self._up = True
+        return True
+
+    async def _read(self) -> None:
+        got = await self._client.xread(self._cursors, count=1000, block=BLOCK_MS)
+        if not got:
+            await self._check_restart()
+            return
+        prefix = len(self.namespace) + len(":ticks:")
+        for key, entries in got.items():
+            shard = int(key[prefix:])
+            for e in entries:
+                self._cursors[key.decode()] = e.identifier
+                for out in self._asm.feed(bc.decode_entry(shard, e.field_values)):
+                    if out is None:
+                        await self._gap("records lost (trimmed, dropped or a new producer)")
+                        return
+                    self._flushes += 1
+                    self._records += len(out)
+                    self._ready.append(out)
+
+    async def _check_restart(self) -> None:
+        """An idle read: a restarted Redis (new run_id) lost the streams, so resynchronise."""
+        info = await self._client.info("server")
+        if str(info.get("run_id", "")).encode() != self._run_id:
+            await self._gap("Redis restarted")
+
+    async def _gap(self, reason: str) -> None:
+        log.info("bus gap: %s; resynchronising from the latest records", reason)
+        if await self._resync():
+            self._gaps += 1
+            self._ready.append(BusGap(reason, self.snapshot, self.epoch))
+        else:
+            self._up = False
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line: the innermost cause (a failed pipeline's message lists every command)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))  # chains can loop
+        exc = inner
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

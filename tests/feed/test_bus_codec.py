@@ -1,0 +1,132 @@
+"""The bus's wire format and reassembly, without Redis: round trips, order, gaps."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from tickwire.feed import _bus_codec as bc
+from tickwire.simulators import TICK_DTYPE, Market, Universe
+
+EPOCH = 42
+
+
+def _batches(n_flushes: int = 30, n: int = 60) -> list[np.ndarray]:
+    m = Market(Universe.synthetic(n, 0), seed=3, start_ns=0)
+    return [m.step(k * 20_000_000).copy() for k in range(1, n_flushes + 1)]
+
+
+def _entries(batch: np.ndarray, shards: int, first: int, last: int) -> list[bc.Entry]:
+    parts = bc.split(batch, shards)
+    return [bc.decode_entry(s, f) for s, f in bc.encode_entries(parts, first, last, EPOCH, 123)]
+
+
+records = arrays(TICK_DTYPE, st.integers(0, 40))
+
+
+@given(records, st.integers(1, 8))
+@settings(deadline=None)  # a shared machine: correctness here, never speed
+def test_any_records_survive_split_encode_decode_merge(batch: np.ndarray, shards: int) -> None:
+    batch = np.sort(batch, order="ts", kind="stable")  # a flush is in event order
+    got = bc.merge(e.records for e in _entries(batch, shards, 1, 1))
+    # same records; equal times on different shards come out in shard order
+    key = lambda b: sorted(r.tobytes() for r in b)  # noqa: E731
+    assert key(got) == key(batch)
+    assert np.all(got["ts"][1:] >= got["ts"][:-1])
+    for s in range(shards):  # within a shard, exactly the producer's order
+        mine = batch["sym"] % shards == s
+        assert got[got["sym"] % shards == s].tobytes() == batch[mine].tobytes()
+
+
+@given(st.permutations(range(30)), st.integers(1, 5))
+@settings(max_examples=50, deadline=None)
+def test_reassembly_releases_whole_flushes_in_order(order: list[int], shards: int) -> None:
+    """Shards arrive interleaved however (each in its own order): flushes come out in order."""
+    batches = _batches()
+    per_shard: dict[int, list[bc.Entry]] = {}
+    for k, b in enumerate(batches, 1):
+        for e in _entries(b, shards, k, k):
+            per_shard.setdefault(e.shard, []).append(e)
+    asm = bc.Reassembler(EPOCH, next_flush=1)
+    out: list[np.ndarray | None] = []
+    cursors = dict.fromkeys(per_shard, 0)
+    picks = [order[i % len(order)] % len(per_shard) for i in range(10_000)]
+    for pick in picks:  # feed one shard's next entry at a time, shard chosen by the permutation
+        shard = sorted(per_shard)[pick]
+        if cursors[shard] < len(per_shard[shard]):
+            out += asm.feed(per_shard[shard][cursors[shard]])
+            cursors[shard] += 1
+    for shard in per_shard:  # drain
+        for e in per_shard[shard][cursors[shard] :]:
+            out += asm.feed(e)
+    assert all(o is not None for o in out)
+    assert b"".join(o.tobytes() for o in out if o is not None) == b"".join(
+        b.tobytes() for b in batches
+    )
+
+
+def test_a_skipped_flush_number_or_a_trimmed_part_is_a_gap() -> None:
+    b = _batches(4)
+    asm = bc.Reassembler(EPOCH, next_flush=1)
+    assert [x is None for e in _entries(b[0], 1, 1, 1) for x in asm.feed(e)] == [False]
+    out = [x for e in _entries(b[2], 1, 3, 3) for x in asm.feed(e)]  # flush 2 never came
+    assert out[0] is None and out[1] is not None
+    # two shards: shard 0's part of flush 4 arrives, shard 1's was trimmed (it moved on to 5)
+    asm = bc.Reassembler(EPOCH, next_flush=4)
+    four, five = _entries(b[3], 2, 4, 4), _entries(b[0], 2, 5, 5)
+    assert asm.feed(four[0]) == []
+    out = asm.feed(five[1])
+    assert out[0] is None
+    assert asm.feed(five[0])[0] is not None
+    # another producer's epoch
+    other = bc.decode_entry(0, bc.encode_entries(bc.split(b[0], 1), 6, 6, EPOCH + 1, 0)[0][1])
+    assert asm.feed(other) == [None]
+
+
+def test_meta_and_latest_round_trip() -> None:
+    u = Universe.default()
+    meta = bc.decode_meta(bc.encode_meta(u, 7, 4))
+    assert (meta.epoch, meta.shards) == (7, 4)
+    assert meta.universe.reference() == u.reference()
+    batch = np.concatenate(_batches(5))
+    last = np.frombuffer(bc.latest_records(batch), TICK_DTYPE)
+    snap = bc.decode_latest({str(r["sym"]).encode(): r.tobytes() for r in last}, 60)
+    assert len(last) == len(np.unique(batch["sym"]))
+    for i in np.unique(batch["sym"]):
+        assert snap[i].tobytes() == batch[batch["sym"] == i][-1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        (b"{}", "not tickwire's"),
+        (b"not json", "not tickwire's"),
+        (b'{"format": 99, "epoch": 1, "shards": 1, "universe": []}', "tick format 99"),
+    ],
+)
+def test_a_foreign_meta_key_is_a_precise_error(raw: bytes, match: str) -> None:
+    with pytest.raises(bc.BusFormatError, match=match):
+        bc.decode_meta(raw)
+
+
+@given(st.dictionaries(st.binary(max_size=3), st.binary(max_size=70), max_size=6))
+@settings(deadline=None)
+def test_any_foreign_entry_raises_only_bus_format_error(fields: dict[bytes, bytes]) -> None:
+    with contextlib.suppress(bc.BusFormatError):  # anything else fails the test
+        bc.decode_entry(0, fields)  # type: ignore[arg-type]
+
+
+def test_the_codec_imports_neither_trio_nor_redis() -> None:
+    code = (
+        "import sys, tickwire.feed._bus_codec; "
+        "print('trio' in sys.modules, 'coredis' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
