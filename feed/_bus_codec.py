@@ -161,7 +161,7 @@ def latest_records(batch: TickBatch) -> bytes:
 
 # Folds a blob of 64-byte records into the latest-record hash inside Redis: one argument from
 # Python instead of two per symbol (client-side encoding of 5,000 fields cost ~100 ms a write).
-_SYM_AT = TICK_DTYPE.fields["sym"][1] + 1  # Lua strings are 1-based
+_SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
 LATEST_SCRIPT = f"""
 local r = ARGV[1]
 for i = 1, #r, {TICK_DTYPE.itemsize} do

@@ -295,7 +295,7 @@ class Market:
                 self._x += self._sigma * np.sqrt(3600) * rng.standard_t(4, n) / np.sqrt(2)
                 self._opened[:] = False
             t_s -= idx * SESSION_S
-        cells_s = t_s + dt * np.arange(cells)
+        cells_s = (t_s + dt * np.arange(cells)).astype(np.float64, copy=False)
         arrivals_u, vol_u = self._intraday(cells_s)
         chunk_s = cells * dt
         a = np.exp(-chunk_s / MKT_VOL_TAUS_S)
@@ -352,7 +352,7 @@ class Market:
         moved = path.own.ravel()[step * self._n + sym]
         moved += self._beta[sym] * path.market[step]
         moved += self._gamma[sym] * path.sector.ravel()[step * self._n_sectors + self._sec[sym]]
-        return moved
+        return np.asarray(moved, np.float64)
 
     def _events(
         self,
@@ -483,7 +483,8 @@ def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
     places = np.arange(10)
     scaled = tick[:, None] * 10.0**places
     exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * scaled
-    return np.argmax(exact | (places == 9), axis=1)
+    found: NDArray[np.intp] = np.argmax(exact | (places == 9), axis=1)
+    return found
 
 
 _MAX_SIZE = int(np.iinfo(np.uint32).max)  # a trade's shares must fit `last_size`
