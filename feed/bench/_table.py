@@ -55,6 +55,7 @@ def row(
         "unit": unit,
         "baseline": baseline,
         "baseline_value": float(base) if baseline else None,
+        "baseline_noise": base_noise,
         "ratio": ratio if baseline else None,
         "better": "higher" if higher else "lower",
         "target": target,
