@@ -9,27 +9,31 @@ lives in reactive vars whose watchers repaint and save the settings.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from textual import on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import var
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Static
 
 from tickwire.feed import Batch, Gap, ProtocolError, Status
+from tickwire.feed.client import resolve_symbols
 
 from . import config as cfg
 from .bridge import Command, FeedBridge, Subscribe, Throttle, Unsubscribe
 from .clock import Clock, SystemClock
-from .commands import DashboardCommands, PaletteEntry
+from .commands import dashboard_commands
+from .config import DEFAULT_WATCHLIST
 from .detail import DetailScreen
-from .screens import AddSymbolScreen, HelpScreen, ThrottleScreen
+from .screens import DETAIL_HELP, AddSymbolScreen, HelpScreen, ThrottleScreen
 from .state import MarketState
 from .status import StatusBar, StatusInfo
 from .table import SORT_KEYS, TITLES, WatchTable, ordered
@@ -49,18 +53,18 @@ class DashboardApp(App[int]):
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "tickwire"
-    COMMANDS = App.COMMANDS | {DashboardCommands}
+    # Footer order is importance order: on a narrow terminal the footer loses its right end.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
         Binding("a", "add", "Add"),
         Binding("d", "remove", "Remove"),
         Binding("s", "sort_next", "Sort"),
-        Binding("S", "sort_reverse", "Reverse"),
         Binding("slash", "filter", "Filter"),
         Binding("enter", "open_detail", "Detail"),
         Binding("p", "toggle_pause", "Pause"),
-        Binding("t", "throttle", "Throttle"),
-        Binding("question_mark", "help", "Help"),
+        Binding("t", "throttle", "Throttle", show=False),  # in the help: the footer has no room
+        Binding("S", "sort_reverse", "Reverse", show=False),
     ]
 
     _topbar_text = ""
@@ -88,6 +92,8 @@ class DashboardApp(App[int]):
         self.config_path = config_path
         self.settings = settings or cfg.DashboardConfig()
         self.watchlist: list[str] = list(watchlist or self.settings.watchlist)
+        self._default_watchlist = watchlist is None and tuple(self.watchlist) == DEFAULT_WATCHLIST
+        self._hinted = False  # the first-run hint goes once the watchlist is edited
         self.url = url
         self.bridge = FeedBridge(connect, self, url=url)
         self.state: MarketState | None = None
@@ -115,15 +121,17 @@ class DashboardApp(App[int]):
         # Kept as attributes: app.query_one() searches the *current* screen, which may be a modal.
         self.table = WatchTable(self.clock, id="watch")
         self.topbar = Static(id="topbar")
+        self.banner = Static(id="banner", markup=False)
         self.filter_box = Input(
             placeholder="filter: symbol or name (Enter keeps, Esc clears)", id="filter"
         )
         self.status_bar = StatusBar(id="status")
         yield self.topbar
+        yield self.banner
         yield self.table
         yield self.filter_box
         yield self.status_bar
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.settings.theme in self.available_themes:
@@ -135,6 +143,7 @@ class DashboardApp(App[int]):
         if self._flush_timer is None:
             self._start_render_timer()
         self.filter_box.display = False
+        self.banner.display = False
         self.table.focus()
         self._saving = True
         self._update_topbar()
@@ -146,13 +155,19 @@ class DashboardApp(App[int]):
 
     # ------------------------------------------------------------------ feed -> state (ingest)
 
-    def feed_connecting(self, url: str, error: str | None, retry_in_s: float | None) -> None:
+    def feed_connecting(
+        self, url: str, error: str | None, retry_in_s: float | None, attempt: int, of: int
+    ) -> None:
         self.info.state = "connecting"
         self.info.error = error
         self._retry_at = None if retry_in_s is None else self.clock.monotonic() + retry_in_s
+        if error:
+            tries = f"try {attempt + 1} of {of}" if of else f"try {attempt + 1}"
+            self.show_banner(f"{error} ({tries})", "error")
 
     def feed_connected(self, feed: Any, refs: list[dict[str, Any]]) -> list[str]:
         self._feed = feed
+        self.show_banner(self._first_run_hint(), "hint")
         self.info.url = feed.url or self.url
         self.info.server = str(feed.welcome.get("server", ""))
         self.info.encoding = feed.encoding
@@ -178,14 +193,27 @@ class DashboardApp(App[int]):
 
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
-        self.info.lost += gap.lost
-        if gap.reason == "reconnected":
+        self.info.lost += gap.lost or 0
+        if gap.reason == "restarted":
+            when = datetime.fromtimestamp(self.clock.wall_ns() / 1e9, UTC).strftime("%H:%M:%S")
+            self.notify(
+                f"the server restarted: history before {when} UTC is gone; "
+                "prices, volumes and sparklines start again",
+                title="feed restarted",
+                severity="warning",
+                timeout=30,
+            )
+        elif gap.reason == "reconnected":
             missed = f"; {gap.lost:,} updates missed" if gap.lost else ""
             self.notify(f"reconnected after {gap.downtime_s:.1f}s{missed}", title="feed")
 
     def feed_status(self, status: Status) -> None:
         self.info.state = status.state
         self.info.error = status.error
+        if status.state == "live":
+            self.show_banner(self._first_run_hint(), "hint")
+        elif status.error:
+            self.show_banner(f"{status.error}; reconnecting (try {status.attempt})", "error")
         self._retry_at = (
             None if status.retry_in_s is None else self.clock.monotonic() + status.retry_in_s
         )
@@ -211,6 +239,8 @@ class DashboardApp(App[int]):
             self.subscribed = subs
             self._reorder(keep=command.symbols[-1] if new else None)
             self._save()
+            if new:
+                self._dismiss_hint()
         elif isinstance(command, Unsubscribe):
             if error is not None:
                 self.notify(
@@ -218,6 +248,7 @@ class DashboardApp(App[int]):
                 )
                 return
             self.subscribed = set(result)
+            self._dismiss_hint()
             self.watchlist = [s for s in self.watchlist if s not in command.symbols]
             if self.state is not None:
                 self.state.reset_symbols([self.state.index[s] for s in command.symbols])
@@ -238,7 +269,7 @@ class DashboardApp(App[int]):
     def feed_fatal(self, message: str) -> None:
         self.fatal_error = message
         self.info.state, self.info.error = "closed", message
-        self.exit(2, message=message)
+        self.exit(2, return_code=2)  # run_app prints the message once, as `tail` does
 
     # ------------------------------------------------------------------ render (the timer)
 
@@ -307,6 +338,27 @@ class DashboardApp(App[int]):
             )
         self.status_bar.show(info)
 
+    def show_banner(self, text: str, kind: str) -> None:
+        """A line above the table that wraps instead of cutting: errors in full, first-run hint."""
+        banner = self.banner
+        banner.set_classes(kind)
+        if str(banner.content) != text:
+            banner.update(text)
+        banner.display = bool(text)
+
+    def _dismiss_hint(self) -> None:
+        self._hinted = True
+        if self.banner.has_class("hint"):
+            self.show_banner("", "hint")
+
+    def _first_run_hint(self) -> str:
+        if not self._default_watchlist or self._hinted:
+            return ""
+        return (
+            "Default watchlist: a adds symbols (AAPL, or a name: apple), d removes the selected "
+            "one, ? shows every key. Your changes are saved."
+        )
+
     def _reorder(self, keep: str | None = None) -> None:
         state = self.state
         if state is None:
@@ -349,7 +401,10 @@ class DashboardApp(App[int]):
             return
         if self._flush_timer is not None:
             self._flush_timer.stop()
-        self._flush_timer = self.set_interval(1 / self.fps, self.flush, name="render")
+        # Owned by the table, not the app: Textual stops a widget's timers when it is removed,
+        # while the app's own timers outlive every screen during shutdown (`flush` then found
+        # an empty screen stack: ScreenStackError, the flaky test of issue 13).
+        self._flush_timer = self.table.set_interval(1 / self.fps, self.flush, name="render")
 
     def watch_sort_key(self) -> None:
         self.table.sort_key = self.sort_key
@@ -408,11 +463,20 @@ class DashboardApp(App[int]):
         self.push_screen(AddSymbolScreen(self.state.refs, set(self.subscribed)), added)
 
     def add_symbols(self, symbols: Sequence[str]) -> None:
-        new = tuple(s.upper() for s in symbols if s.upper() not in self.subscribed)
+        """Subscribe to `symbols`, matched case-insensitively against the server's universe."""
+        if self.state is None:
+            self.bridge.send(Subscribe(tuple(s.upper() for s in symbols)))
+            return
+        try:
+            wanted = resolve_symbols(list(symbols), [r.symbol for r in self.state.refs])
+        except ProtocolError as exc:
+            self.notify(f"cannot add: {exc.message}", severity="error")
+            return
+        new = tuple(s for s in wanted if s not in self.subscribed)
         if not new:
             self.notify("already in the watchlist")
-            if symbols:
-                self.table.move_to(symbols[-1].upper())
+            if wanted:
+                self.table.move_to(wanted[-1])
             return
         self.bridge.send(Subscribe(new))
 
@@ -488,64 +552,28 @@ class DashboardApp(App[int]):
         self.push_screen(ThrottleScreen(self.throttle_ms), chosen)
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        if isinstance(self.screen, DetailScreen):
+            self.push_screen(HelpScreen(DETAIL_HELP, "detail screen"))
+        else:
+            self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
         await self.bridge.stop()
         self._save()
         self.exit(0)
 
-    def palette_entries(self) -> list[PaletteEntry]:
-        entries: list[PaletteEntry] = []
-        for key in SORT_KEYS:
-            entries.append(
-                (
-                    f"Sort by {TITLES[key]}",
-                    "sort the watchlist by this column",
-                    lambda k=key: self.sort_by(k),
-                )
-            )
-        entries.append(("Reverse sort", "flip the sort order", self.action_sort_reverse))
-        entries.append(
-            ("Pause / resume rendering", "data keeps coming while paused", self.action_toggle_pause)
-        )
-        for ms in (0, 100, 250, 1000):
-            entries.append(
-                (
-                    f"Throttle {ms} ms" if ms else "Throttle off",
-                    "server-side conflation per symbol",
-                    lambda ms=ms: self.bridge.send(Throttle(ms)),
-                )
-            )
-        for rate in (10, 20, 30, 60):
-            entries.append(
-                (
-                    f"Refresh rate {rate} fps",
-                    "how often the screen repaints (saved)",
-                    lambda rate=rate: setattr(self, "fps", float(rate)),
-                )
-            )
-        entries.append(("Clear filter", "show every symbol of the watchlist", self.key_escape))
-        entries.append(("Help: keys", "what every key does", self.action_help))
-        if self.state is not None:
-            for ref in self.state.refs:
-                if ref.symbol in self.subscribed:
-                    entries.append(
-                        (
-                            f"Remove {ref.symbol} ({ref.name})",
-                            "unsubscribe",
-                            lambda s=ref.symbol: self.remove_symbols([s]),
-                        )
-                    )
-                else:
-                    entries.append(
-                        (
-                            f"Add {ref.symbol} ({ref.name})",
-                            ref.sector,
-                            lambda s=ref.symbol: self.add_symbols([s]),
-                        )
-                    )
-        return entries
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield from dashboard_commands(self)
+
+    def set_throttle(self, interval_ms: int) -> None:
+        self.bridge.send(Throttle(interval_ms))
+
+    def set_fps(self, fps: float) -> None:
+        self.fps = fps
+
+    def clear_filter(self) -> None:
+        self.key_escape()
 
 
 def _escape(text: str) -> str:

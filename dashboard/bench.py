@@ -15,6 +15,9 @@ import statistics
 import time
 from typing import Any
 
+from rich.console import RenderableType
+from textual.screen import Screen
+
 from tickwire.simulators import Universe
 
 from .app import DashboardApp
@@ -71,13 +74,13 @@ async def _measure(
             pending = 0.0
             paints += 1
 
-        def encode(_screen: Any, renderable: Any) -> None:
+        def encode(_screen: Screen[Any], renderable: RenderableType | None) -> None:
             if renderable is not None and hasattr(renderable, "render_segments"):
                 renderable.render_segments(console)  # the escape sequences a terminal would get
 
         app.flush = timed_flush  # type: ignore[method-assign]
         screen._compositor_refresh = timed_refresh  # type: ignore[method-assign]
-        app._display = encode  # type: ignore[method-assign]
+        app._display = encode  # type: ignore[method-assign,assignment]
         app._start_render_timer()
         ticks0, msgs0 = fake.ticks_received, fake.messages_received
         t0 = time.perf_counter()

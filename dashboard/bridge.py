@@ -34,6 +34,9 @@ from tickwire.feed import (
 log = logging.getLogger("tickwire.dashboard")
 
 PING_EVERY_S = 2.0
+FIRST_ATTEMPTS = 3
+"""Tries for the first connection before the dashboard gives up with the error (as `tail` does
+at once); a server that goes away later is retried for as long as the dashboard runs."""
 _COMMAND_BUFFER = 64  # keystrokes, not data: a human cannot queue more than this between ticks
 
 
@@ -58,7 +61,9 @@ Command = Subscribe | Unsubscribe | Throttle
 class Sink(Protocol):
     """What the bridge tells the app. Called on the asyncio thread, inside trio's ticks."""
 
-    def feed_connecting(self, url: str, error: str | None, retry_in_s: float | None) -> None: ...
+    def feed_connecting(
+        self, url: str, error: str | None, retry_in_s: float | None, attempt: int, of: int
+    ) -> None: ...
     def feed_connected(self, feed: Any, refs: list[dict[str, Any]]) -> list[str]: ...
     def feed_batch(self, batch: Batch) -> None: ...
     def feed_gap(self, gap: Gap) -> None: ...
@@ -173,10 +178,12 @@ class FeedBridge:
 
     async def _feed_task(self, commands: trio.MemoryReceiveChannel[Command]) -> None:
         attempt = 0
+        connected = False
         while not self._stopping:
             try:
                 async with self._connect() as feed:
                     attempt = 0
+                    connected = True
                     await self._session_run(feed, commands)
                 if self._stopping:
                     return
@@ -190,11 +197,15 @@ class FeedBridge:
                     raise
                 error = str(leaf)
             attempt += 1
+            of = 0 if connected else FIRST_ATTEMPTS
+            if of and attempt >= of:
+                self._sink.feed_fatal(error)
+                return
             initial, most = self._backoff
             delay = min(most, initial * 2 ** (attempt - 1))
-            self._sink.feed_connecting(self._url, error, delay)
+            self._sink.feed_connecting(self._url, error, delay, attempt, of)
             await trio.sleep(delay)
-            self._sink.feed_connecting(self._url, error, None)
+            self._sink.feed_connecting(self._url, error, None, attempt, of)
 
     async def _session_run(self, feed: Any, commands: trio.MemoryReceiveChannel[Command]) -> None:
         self.feed = feed

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from tickwire.feed._cli_serve import add_cafile_argument, ssl_context_from
 from tickwire.simulators.errors import UserError
 
 from . import config as cfg
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--url", default="ws://127.0.0.1:8765/v1", help="server URL (default %(default)s)"
     )
     dash.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(dash)
     _add_common(dash)
     dash.set_defaults(func=_dashboard)
 
@@ -120,7 +123,7 @@ def check_url(url: str) -> str:
 
 def _dashboard(args: argparse.Namespace) -> int:
     url = check_url(args.url)
-    return run_app(args, url, token=args.token)
+    return run_app(args, url, token=args.token, ssl_context=ssl_context_from(args.cafile))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -128,16 +131,22 @@ def _demo(args: argparse.Namespace) -> int:
         return run_app(args, url, token=None)
 
 
-def run_app(args: argparse.Namespace, url: str, *, token: str | None) -> int:
+def run_app(
+    args: argparse.Namespace,
+    url: str,
+    *,
+    token: str | None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
     from tickwire.feed import connect
 
     from .app import DashboardApp
 
     path = None if args.no_config else (args.config or cfg.default_path())
     settings, warning = cfg.load(path)
-    encoding = "binary" if args.binary else "json"
+    encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
     app = DashboardApp(
-        functools.partial(connect, url, token=token, encoding=encoding),
+        functools.partial(connect, url, token=token, encoding=encoding, ssl_context=ssl_context),
         url=url,
         settings=settings,
         config_path=path,

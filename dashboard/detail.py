@@ -25,9 +25,18 @@ from .state import MarketState
 
 
 def chart_text(
-    hist: np.ndarray, vol: np.ndarray, width: int, height: int, colours: dict[str, str]
+    hist: np.ndarray,
+    vol: np.ndarray,
+    width: int,
+    height: int,
+    colours: dict[str, str],
+    decimals: int = 2,
 ) -> Text:
-    """Bid/ask as a band with the last trade on it, one column per update, price axis left."""
+    """Bid/ask as a band with the last trade on it, one column per update, price axis left.
+
+    Axis labels are printed at the symbol's precision (`decimals`), and a label that would read
+    the same as the one above it (a range of a few ticks over many rows) is left out.
+    """
     axis_w = 10
     cols = max(1, width - axis_w)
     rows = max(3, height - 2)  # the last two lines: volume bars and a caption
@@ -60,10 +69,14 @@ def chart_text(
             grid[rb][x], style[rb][x] = "▁", colours["bid"]
         if math.isfinite(last) and lo <= last <= hi:
             grid[row_of(last)][x], style[row_of(last)][x] = "●", colours["last"]
+    shown: set[str] = set()
     for r in range(rows):
         label = ""
         if r == 0 or r == rows - 1 or r % 4 == 0:
-            label = f"{hi - (hi - lo) * r / (rows - 1):,.2f}"
+            label = f"{hi - (hi - lo) * r / (rows - 1):,.{decimals}f}"
+            if label in shown:
+                label = ""
+            shown.add(label)
         text.append(label.rjust(axis_w - 2) + " ┤", style=colours["muted"])
         line = grid[r]
         for x, ch in enumerate(line):
@@ -106,7 +119,8 @@ class PriceChart(Widget):
             "volume": theme.primary or "blue",
         }
         hist, vol = self.state.history(self.sid)
-        return chart_text(hist, vol, self.size.width, self.size.height, colours)
+        decimals = int(self.state.decimals[self.sid])
+        return chart_text(hist, vol, self.size.width, self.size.height, colours, decimals)
 
 
 def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
@@ -152,10 +166,9 @@ def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
             jumps=f"{int(state.jumps[sid]):,}",
         ),
         Content.from_markup(
-            "[$text-muted]Last update $age ago, $ts UTC · $sector · tick $tick[/]",
+            "[$text-muted]Last update $age ago, $ts UTC · tick size $tick[/]",
             age=fmt.age(clock.wall_ns() - int(t["ts"])),
             ts=ts,
-            sector=ref.sector or "-",
             tick=f"{ref.tick_size:g}",
         ),
     ]

@@ -161,6 +161,17 @@ class FakeFeed:
         ids = np.array([self._index[s] for s in self._subs], np.intp)
         self._emit_batch("snapshot", self._tick[ids].copy())
 
+    def restart(self, epoch: str = "run-2") -> None:
+        """The server came back as a new run: 'live', a restart `Gap`, a fresh snapshot."""
+        self.state = "live"
+        self.reconnects += 1
+        self.welcome = {**self.welcome, "epoch": epoch}
+        self._live.set()
+        self._send.send_nowait(Status("live", attempt=1))
+        self._send.send_nowait(Gap("restarted", None, (), None, 1.0))
+        ids = np.array([self._index[s] for s in self._subs], np.intp)
+        self._emit_batch("snapshot", self._tick[ids].copy())
+
     def step(self, count: int = 1) -> None:
         """Emit `count` batches now (tests drive time themselves)."""
         for _ in range(count):

@@ -12,13 +12,16 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.validation import Integer
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from tickwire.feed import ProtocolError
+from tickwire.feed.client import resolve_symbols
 
 from .state import SymbolRef
 
@@ -30,6 +33,7 @@ _MODAL_CSS = """
 }}
 {name} Label.title {{ text-style: bold; margin-bottom: 1; }}
 {name} Label.hint {{ color: $text-muted; margin-top: 1; }}
+{name} Label.error {{ color: $text-error; margin-top: 1; }}
 """
 
 
@@ -63,6 +67,7 @@ class AddSymbolScreen(ModalScreen[list[str] | None]):
         super().__init__()
         self.refs = list(refs)
         self.watched = watched
+        self._known = {r.symbol.casefold(): r.symbol for r in self.refs}
 
     def compose(self) -> ComposeResult:
         words = [r.symbol for r in self.refs if r.symbol not in self.watched]
@@ -74,9 +79,11 @@ class AddSymbolScreen(ModalScreen[list[str] | None]):
                 id="symbol-input",
             )
             yield OptionList(id="suggestions")
+            yield Label(id="add-error", classes="error", markup=False)
             yield Label("Enter adds · ↓ picks a suggestion · Esc cancels", classes="hint")
 
     def on_mount(self) -> None:
+        self.query_one("#add-error").display = False
         self._fill("")
 
     def _fill(self, query: str) -> None:
@@ -99,22 +106,35 @@ class AddSymbolScreen(ModalScreen[list[str] | None]):
 
     @on(Input.Changed, "#symbol-input")
     def _changed(self, event: Input.Changed) -> None:
+        self.query_one("#add-error").display = False
         self._fill(event.value)
 
     @on(Input.Submitted, "#symbol-input")
     def _submitted(self, event: Input.Submitted) -> None:
         symbols = parse_symbols(event.value)
-        known = {r.symbol for r in self.refs}
-        if symbols and all(s in known for s in symbols):
-            self.dismiss(symbols)
-            return
+        try:
+            resolved = resolve_symbols(symbols, [r.symbol for r in self.refs])
+        except ProtocolError as exc:
+            problem: str | None = exc.message
+        else:
+            if resolved:
+                self.dismiss(resolved)
+                return
+            problem = None
         options = self.query_one(OptionList)
         if options.option_count == 1 or (options.highlighted is not None and options.has_focus):
             index = options.highlighted or 0
             picked = options.get_option_at_index(index).id
-            self.dismiss([*symbols[:-1], picked] if picked else symbols)
+            if picked:
+                earlier = [s for s in symbols[:-1] if s.casefold() in self._known]
+                self.dismiss([self._known[s.casefold()] for s in earlier] + [picked])
+                return
+        if problem:  # say it here, with the closest symbols; the dialog stays open
+            error = self.query_one("#add-error", Label)
+            error.update(problem)
+            error.display = True
             return
-        self.dismiss(symbols or None)  # the server decides; its error becomes a notification
+        self.dismiss(None)
 
     @on(OptionList.OptionSelected, "#suggestions")
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -161,42 +181,75 @@ class ThrottleScreen(ModalScreen[int | None]):
         self.dismiss(int(event.value))
 
 
-HELP = """\
+WATCHLIST_HELP = """\
 [b]Watchlist[/b]
-  [b]↑ ↓  j k[/b]      move          [b]PgUp PgDn g G[/b]  page, top, bottom
+  [b]↑ ↓  j k[/b]      move
+  [b]PgUp PgDn g G[/b] page, top, bottom
   [b]Enter[/b]         detail screen of the symbol (Esc: back)
-  [b]a[/b]             add symbols (suggestions from the server's universe)
+  [b]a[/b]             add symbols (case-insensitive; names work too: apple)
   [b]d[/b]             remove the selected symbol
   [b]s  S[/b]          sort by the next column / reverse (or click a header)
   [b]/[/b]             filter by symbol or name (Esc clears)
   [b]p[/b]             pause rendering (data keeps coming: PAUSED +N updates)
   [b]t[/b]             server throttle (ms per symbol; 0 = every update)
   [b]ctrl+p[/b]        command palette: add, remove, sort, theme, refresh rate…
-  [b]?[/b]             this help      [b]q[/b]  quit
+  [b]?[/b]             this help
+  [b]q[/b]             quit
 
 [b]Columns[/b]
-  Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Size the last
-  trade; Upd/s the updates received per second; Age how old the latest update is; Trend the
-  mid price over the last seconds (one sample per second). Last flashes on up/down ticks.
+Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Size the last trade; \
+Upd/s the updates received per second; Age how old the latest update is; Trend the mid price \
+over the last seconds (one sample per second). Last flashes on up/down ticks.
 
 [b]Status bar[/b]
-  LIVE / STALE (no message for 3 heartbeats) / RECONNECTING with a countdown; rtt from
-  ping/pong; msg/s and ticks/s received; gaps (reconnects or missed messages), lost and
-  conflated updates; render fps achieved / requested.
+LIVE, STALE (no message for 3 heartbeats), RECONNECTING with a countdown; gaps (reconnects or \
+missed messages) and lost updates; age of the newest tick; rtt from ping/pong; msg/s and \
+ticks/s received; render fps achieved / requested; conflated updates. On a narrow terminal \
+the least important go first.
+"""
+
+DETAIL_HELP = """\
+[b]Detail screen[/b]
+  [b]Esc q ⌫[/b]       back to the watchlist
+  [b]p[/b]             pause rendering (data keeps coming)
+  [b]?[/b]             this help
+
+[b]Chart[/b]
+One column per update, newest on the right: ▔ the ask, ▁ the bid, │ the spread between \
+them, ● the last trade; the bars below are the volume of each update. The price axis is \
+labelled at the symbol's tick size.
+
+[b]Quote[/b]
+Change is against the reference price; Seq jumps count updates the server conflated \
+(throttle or a slow reader), which is not data loss: every row is the latest state.
 """
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys and what the screen shows; scrolls on a small terminal, Esc always visible."""
+
     DEFAULT_CSS = (
         _MODAL_CSS.format(name="HelpScreen")
         + """
-    HelpScreen > Vertical { width: 96; }
+    HelpScreen > Vertical { width: 96; max-width: 100%; max-height: 100%; padding: 0 1; }
+    HelpScreen VerticalScroll { height: auto; max-height: 1fr; }
+    HelpScreen Label.title { margin: 0; }
+    HelpScreen Label.hint { margin: 0; }
     """
     )
     BINDINGS: ClassVar[Any] = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
+    def __init__(self, text: str = WATCHLIST_HELP, title: str = "keys") -> None:
+        super().__init__()
+        self.text = text
+        self.title_text = title
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("tickwire dashboard: keys", classes="title")
-            yield Static(Content.from_markup(HELP))
-            yield Label("Esc closes", classes="hint")
+            yield Label(f"tickwire dashboard: {self.title_text}", classes="title")
+            with VerticalScroll():
+                yield Static(Content.from_markup(self.text))
+            yield Label("Esc closes · ↑ ↓ PgUp PgDn scroll", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()

@@ -47,51 +47,70 @@ _BADGES = {
 }
 
 
-def status_markup(info: StatusInfo) -> Content:
+def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
+    """The status bar's parts left to right, each with its priority (higher stays longer).
+
+    State comes first and goes last, then PAUSED, gaps and lost updates, the newest tick's age;
+    rates, fps and the URL are the first to go on a narrow terminal.
+    """
     label, colour = _BADGES.get(info.state, (info.state.upper(), "$warning"))
-    parts: list[Content] = []
     badge = label
     if info.state in ("reconnecting", "connecting") and info.retry_in_s is not None:
         badge += f" in {max(0.0, info.retry_in_s):.1f}s"
-    parts.append(Content.from_markup(f"[bold {colour}]$badge[/]", badge=badge))
+    parts: list[tuple[int, Content]] = [
+        (100, Content.from_markup(f"[bold {colour}]$badge[/]", badge=badge))
+    ]
     if info.paused:
-        parts.append(
-            Content.from_markup("[bold reverse $warning] PAUSED +$held updates [/]", held=info.held)
+        held = Content.from_markup(
+            "[bold reverse $warning] PAUSED +$held [/]", held=fmt.compact(info.held)
         )
-    parts.append(Content.from_markup("[$text-muted]$where[/]", where=info.url))
-    if info.encoding:
-        parts.append(Content(info.encoding))
+        parts.append((95, held))
     if info.error and info.state != "live":
-        parts.append(Content.from_markup("[$text-error]$error[/]", error=info.error[:80]))
+        # In full in the banner above the table; here only while it fits.
+        parts.append((70, Content.from_markup("[$text-error]$error[/]", error=info.error)))
     else:
-        rtt = "-" if math.isnan(info.rtt_s) else f"{info.rtt_s * 1000:.1f}ms"
         age = "-" if info.tick_age_ns is None else fmt.age(info.tick_age_ns)
-        parts.append(Content.from_markup("rtt [b]$rtt[/b]", rtt=rtt))
-        parts.append(Content.from_markup("age [b]$age[/b]", age=age))
-        parts.append(
-            Content.from_markup(
-                "[b]$m[/b] msg/s [b]$t[/b] tick/s",
-                m=fmt.compact(info.msgs_per_s),
-                t=fmt.compact(info.ticks_per_s),
-            )
-        )
         gaps = Content.from_markup(
-            "gaps [b]$g[/b]" + (" lost [b]$lost[/b]" if info.lost else "") + " confl [b]$c[/b]",
+            "gaps [b]$g[/b]" + (" lost [b]$lost[/b]" if info.lost else ""),
             g=info.gaps,
             lost=fmt.compact(info.lost),
-            c=fmt.compact(info.conflated),
         )
-        parts.append(gaps)
+        parts.append((90, gaps))
+        parts.append((85, Content.from_markup("age [b]$age[/b]", age=age)))
+        rtt = "-" if math.isnan(info.rtt_s) else f"{info.rtt_s * 1000:.1f}ms"
+        parts.append((60, Content.from_markup("rtt [b]$rtt[/b]", rtt=rtt)))
+        parts.append((50, Content.from_markup("[b]$m[/b] msg/s", m=fmt.compact(info.msgs_per_s))))
+        parts.append((30, Content.from_markup("[b]$t[/b] tick/s", t=fmt.compact(info.ticks_per_s))))
+        parts.append((40, Content.from_markup("confl [b]$c[/b]", c=fmt.compact(info.conflated))))
         if info.throttle_ms:
-            parts.append(Content.from_markup("throttle [b]$t[/b]ms", t=info.throttle_ms))
-    parts.append(
-        Content.from_markup(
-            "[b]$fps[/b]/$target fps",
-            fps=f"{info.fps:.0f}",
-            target=f"{info.fps_target:.0f}",
-        )
+            parts.append((45, Content.from_markup("throttle [b]$t[/b]ms", t=info.throttle_ms)))
+    fps = Content.from_markup(
+        "[b]$fps[/b]/$target fps", fps=f"{info.fps:.0f}", target=f"{info.fps_target:.0f}"
     )
-    return Content(" │ ").join(parts)
+    parts.append((55, fps))
+    if info.encoding:
+        parts.append((20, Content(info.encoding)))
+    if info.url:
+        parts.append((10, Content.from_markup("[$text-muted]$where[/]", where=info.url)))
+    return parts
+
+
+_SEP = Content(" │ ")
+
+
+def status_markup(info: StatusInfo, width: int = 1_000) -> Content:
+    """The parts that fit in `width` cells, least important dropped first, none cut."""
+    parts = status_parts(info)
+    total = sum(c.cell_length for _, c in parts) + _SEP.cell_length * (len(parts) - 1)
+    for priority in sorted({p for p, _ in parts}):
+        if total <= width or len(parts) == 1:
+            break
+        for p, c in [pc for pc in parts if pc[0] == priority]:
+            if len(parts) == 1:
+                break
+            parts.remove((p, c))
+            total -= c.cell_length + _SEP.cell_length
+    return _SEP.join(c for _, c in parts)
 
 
 class StatusBar(Widget):
@@ -104,17 +123,23 @@ class StatusBar(Widget):
         color: $text;
         padding: 0 1;
         text-wrap: nowrap;
-        text-overflow: ellipsis;
+        text-overflow: clip;
     }
     """
 
     _content: Content = Content("")
+    _info: StatusInfo | None = None
 
     def show(self, info: StatusInfo) -> None:
-        content = status_markup(info)
+        self._info = info
+        content = status_markup(info, self.size.width or 1_000)
         if content.plain != self._content.plain or content != self._content:
             self._content = content
             self.refresh()
+
+    def on_resize(self) -> None:
+        if self._info is not None:
+            self.show(self._info)
 
     def render(self) -> Content:
         return self._content

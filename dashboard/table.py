@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -57,31 +58,30 @@ TITLES = {c.key: c.title for c in COLUMNS}
 _NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
 
 
-def sort_values(state: MarketState, ids: np.ndarray, key: str) -> np.ndarray:
+def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[Any]:
     """The value each row sorts by (rows without data sort last separately)."""
     t = state.tick[ids]
     ref = state.ref_price[ids]
+    values: Any
     if key == "symbol":
-        return state.symbols[ids]
-    if key == "name":
-        return np.array([s.lower() for s in state.names[ids]], dtype=object)
-    if key in ("chg", "chg_pct", "trend"):
-        chg = t["last"] - ref
-        if key == "chg":
-            return chg
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ref > 0, chg / ref, 0.0)
-    if key == "spread":
-        return t["ask"] - t["bid"]
-    if key == "size":
-        return t["last_size"].astype(np.float64)
-    if key == "rate":
-        return state.rate[ids]
-    if key == "age":
-        return -t["ts"].astype(np.float64)  # youngest first
-    if key == "volume":
-        return t["volume"].astype(np.float64)
-    return t[key].astype(np.float64)
+        values = state.symbols[ids]
+    elif key == "name":
+        values = np.array([s.lower() for s in state.names[ids]], dtype=object)
+    elif key in ("chg", "chg_pct", "trend"):
+        values = t["last"] - ref
+        if key != "chg":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.where(ref > 0, values / ref, 0.0)
+    elif key == "spread":
+        values = t["ask"] - t["bid"]
+    elif key == "rate":
+        values = state.rate[ids]
+    elif key == "age":
+        values = -t["ts"].astype(np.float64)  # youngest first
+    else:
+        field = {"size": "last_size"}.get(key, key)
+        values = t[field].astype(np.float64)
+    return np.asarray(values)
 
 
 def ordered(

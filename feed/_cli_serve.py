@@ -10,10 +10,11 @@ import argparse
 import gc
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import orjson
@@ -24,7 +25,7 @@ from tickwire.simulators.errors import UserError
 
 from . import _state as st
 from . import protocol as p
-from ._events import Batch, Gap, Status, TickwireError
+from ._events import Batch, Gap, ProtocolError, Status, TickwireError
 from .client import DEFAULT_URL, _single, connect
 from .server import Server, ServerConfig
 
@@ -209,15 +210,19 @@ def _register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "tail",
         help="print live ticks from a server, one line each",
         description="Subscribe to SYMBOLS on a running server and print each tick as it arrives. "
-        "Status and gaps go to stderr, so stdout stays pipe-friendly.",
+        "Symbols are case-insensitive. Status, gaps and restarts go to stderr, so stdout stays "
+        "pipe-friendly. A server that cannot be reached, or refuses the token, is one line on "
+        "stderr and exit status 2; a connection that drops later is reopened.",
         epilog="examples:\n  tickwire tail AAPL MSFT\n"
         "  tickwire tail '*' --count 100 --json | jq .bid\n"
-        "  tickwire tail SPY --throttle 1000 --binary",
+        "  tickwire tail SPY --throttle 1000 --binary\n"
+        "  tickwire tail AAPL --url wss://feed.example:8765/v1 --cafile ca.pem --token s3cret",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, or '*' for all")
     ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
     ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
     fmt = ap.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
@@ -226,28 +231,56 @@ def _register_tail(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "--throttle",
         type=_non_negative_int,
         metavar="MS",
-        help="at most one update per symbol per MS (server-side conflation)",
+        help="at most one line per symbol per MS: server-side conflation, and the snapshot "
+        "line counts as the first of its interval",
     )
     ap.add_argument("--no-snapshot", action="store_true", help="skip the initial snapshot")
     ap.set_defaults(func=_tail)
 
 
+def add_cafile_argument(ap: argparse.ArgumentParser) -> None:
+    """`--cafile`, shared by `tail` and `dashboard`: trust a private CA for wss://."""
+    ap.add_argument(
+        "--cafile",
+        metavar="CA.pem",
+        help="trust the certificate authority in this PEM file for wss:// (a private or "
+        "self-signed CA); default: the system's trust store",
+    )
+
+
+def ssl_context_from(cafile: str | None) -> ssl.SSLContext | None:
+    """The client's TLS context for `--cafile`, or None for the system's trust store."""
+    if not cafile:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot read --cafile {cafile!r}: {why}") from None
+
+
 def _tail(args: argparse.Namespace) -> int:
     out = sys.stdout
+    encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
+    ssl_context = ssl_context_from(args.cafile)
+    throttle_s = (args.throttle or 0) / 1000
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
             async with connect(
-                args.url, token=args.token, encoding="binary" if args.binary else "json"
+                args.url, token=args.token, encoding=encoding, ssl_context=ssl_context
             ) as feed:
+                symbols = feed.resolve(args.symbols)
                 if args.throttle is not None:
                     await feed.throttle(args.throttle)
-                await feed.subscribe(args.symbols, snapshot=not args.no_snapshot)
+                await feed.subscribe(symbols, snapshot=not args.no_snapshot)
                 left = args.count
+                fresh = _Fresh(throttle_s)
                 async for event in feed:
                     if isinstance(event, Batch):
-                        ticks = np.sort(event.ticks, order="ts")  # a batch is by symbol: by time
+                        ticks = fresh.filter(event.kind, event.ticks, trio.current_time())
+                        ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
                         names = event.names
                         lines = (
                             _json_lines(ticks, names) if args.json else _table_lines(ticks, names)
@@ -265,11 +298,40 @@ def _tail(args: argparse.Namespace) -> int:
 
     try:
         run_trio(main)
+    except ProtocolError as exc:  # the message alone: the wire code means nothing here
+        raise UserError(exc.message) from None
     except TickwireError as exc:
         raise UserError(str(exc)) from None
     except BrokenPipeError:  # `tickwire tail ... | head`: the reader is done, so are we
         sys.stderr.close()
     return 0
+
+
+class _Fresh:
+    """With --throttle, the snapshot line starts its symbol's interval.
+
+    The server's throttle window starts at the subscription, so its first throttled update can
+    follow the snapshot by a few milliseconds: two lines for one symbol at once, which reads as
+    a broken throttle. An update inside the snapshot's interval is skipped; the next one
+    carries the latest state, as every throttled update does.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.until: dict[int, float] = {}  # symbol id -> end of its snapshot's interval
+
+    def filter(self, kind: str, ticks: NDArray[np.void], now: float) -> NDArray[np.void]:
+        if not self.interval_s:
+            return ticks
+        if kind == "snapshot":
+            for sym in ticks["sym"].tolist():
+                self.until[sym] = now + self.interval_s
+            return ticks
+        if not self.until:
+            return ticks
+        keep = [now >= self.until.get(sym, 0.0) for sym in ticks["sym"].tolist()]
+        self.until = {s: t for s, t in self.until.items() if t > now}
+        return ticks[np.array(keep, dtype=bool)] if not all(keep) else ticks
 
 
 def _table_lines(t: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
@@ -312,12 +374,13 @@ def _print_event(event: Gap | Status, err: TextIO) -> None:
             print(f"# reconnecting in {event.retry_in_s:.1f} s ({event.error})", file=err)
         elif event.state == "live" and event.attempt:
             print("# reconnected", file=err)
+    elif event.reason == "restarted":
+        now = datetime.now(UTC).strftime("%H:%M:%S")
+        print(f"# feed restarted: history before {now} UTC is gone", file=err)
     else:
-        print(
-            f"# gap: {event.reason}, {event.lost} updates missed"
-            f"{f' over {event.downtime_s:.1f} s' if event.downtime_s else ''}",
-            file=err,
-        )
+        missed = f"{event.lost:,} updates missed" if event.lost else "nothing missed"
+        over = f" over {event.downtime_s:.1f} s" if event.downtime_s else ""
+        print(f"# gap: {event.reason}, {missed}{over}", file=err)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -82,7 +82,12 @@ class Batch:
 
     def to_pandas(self) -> pandas.DataFrame:
         """A DataFrame with a `symbol` column and a UTC `time` index (needs pandas)."""
-        import pandas as pd
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "Batch.to_pandas() needs pandas: pip install 'tickwire[pandas]'"
+            ) from None
 
         df = pd.DataFrame(self.ticks)
         df.insert(0, "symbol", self.symbols)
@@ -92,15 +97,17 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """You may have missed something: reconnected, or the connection `seq` jumped.
+    """You may have missed something: reconnected, the server restarted, or `seq` jumped.
 
     `lost` counts the updates you never saw (per-symbol `seq` jumps across the gap), and
     `symbols` names the symbols they belong to; `missed_messages` is the connection-seq jump
     (None across a reconnect, where it is unknowable); `downtime_s` how long the feed was down.
+    With reason "restarted" (the server's `epoch` changed) `lost` is None: the new run's
+    history does not reach back before its start, so what was missed cannot be counted.
     """
 
-    reason: Literal["reconnected", "seq"]
-    lost: int
+    reason: Literal["reconnected", "restarted", "seq"]
+    lost: int | None
     symbols: tuple[str, ...]
     missed_messages: int | None = None
     downtime_s: float = 0.0

@@ -8,11 +8,12 @@ what was missed. The dashboard and `tickwire tail` use this module like any user
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import random
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -20,15 +21,10 @@ import numpy as np
 import orjson
 import trio
 from numpy.typing import NDArray
-from trio_websocket import (
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    connect_websocket_url,
-)
+from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from . import protocol as p
+from ._dial import HANDSHAKE_TIMEOUT_S, open_connection, parse_url
 from ._events import (
     AuthError,
     Batch,
@@ -58,6 +54,7 @@ class Feed:
         backoff_max_s: float,
         max_queue: int,
         ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
     ) -> None:
         if encoding not in ("json", "binary"):
             raise ValueError(f"encoding must be 'json' or 'binary', got {encoding!r}")
@@ -71,13 +68,16 @@ class Feed:
         self.messages_received = 0
         self.conflated = 0
         self.lost = 0
+        self._target = parse_url(url)
         self._token = token
         self._ssl_context = ssl_context
+        self._handshake_timeout_s = handshake_timeout_s
+        self._subprotocol = p.SUBPROTOCOL_BINARY if encoding == "binary" else p.SUBPROTOCOL_JSON
+        self._epoch: object = None  # the server run's `epoch` from welcome, if it sends one
         self._reconnect = reconnect
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._max_queue = max_queue
         self._ws: WebSocketConnection | None = None
-        self._nursery: trio.Nursery | None = None
         self._ids = itertools.count(1)
         self._waiters: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
         self._events_send, self._events_recv = trio.open_memory_channel[Event | BaseException](
@@ -137,6 +137,13 @@ class Feed:
         await self._request("ping")
         return trio.current_time() - t0
 
+    def resolve(self, symbols: Sequence[str] | str) -> list[str]:
+        """The server's spelling of `symbols`, matched case-insensitively ('*' passes).
+
+        Raises ProtocolError('unknown_symbol') naming the closest symbols, before any request.
+        """
+        return resolve_symbols(_symbols(symbols), self._names.tolist())
+
     def symbol_names(self) -> NDArray[np.object_]:
         """Symbol names indexed by id (the `sym` field of tick records)."""
         return self._names
@@ -194,76 +201,62 @@ class Feed:
 
     # ------------------------------------------------------------------ connection
 
-    async def _open(self) -> WebSocketConnection:
-        assert self._nursery is not None
-        offer = [p.SUBPROTOCOL_BINARY if self.encoding == "binary" else p.SUBPROTOCOL_JSON]
-        headers = [(b"authorization", f"Bearer {self._token}".encode())] if self._token else []
-        try:
-            ws = await connect_websocket_url(
-                self._nursery,
-                self.url,
-                subprotocols=offer,
-                extra_headers=headers,
-                max_message_size=_MAX_SERVER_MESSAGE,
-                ssl_context=self._ssl_context,
-            )
-        except ConnectionRejected as exc:
-            if exc.status_code == 401:
-                raise AuthError(f"{self.url} refused the token (HTTP 401); check --token") from None
-            body = (exc.body or b"").decode(errors="replace").strip()
-            raise ConnectError(
-                f"{self.url} refused the connection: HTTP {exc.status_code} {body}"
-            ) from None
-        except (OSError, HandshakeError, trio.TooSlowError) as exc:
-            raise ConnectError(
-                f"cannot connect to {self.url}: {_reason(exc)} (is `tickwire serve` running?)"
-            ) from None
-        except ValueError as exc:  # trio-websocket's URL checks
-            raise ConnectError(
-                f"bad URL {self.url!r}: {exc} (expected ws://HOST:PORT/v1)"
-            ) from None
-        welcome = orjson.loads(await ws.get_message())
-        if welcome.get("type") != "welcome":
-            raise ConnectError(f"{self.url} is not a tickwire server (first message {welcome!r})")
-        self.welcome = welcome
-        return ws
-
     async def _start(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        ws = await self._open()
-        await nursery.start(self._run, ws)
+        await nursery.start(self._run)
 
-    async def _run(self, ws: WebSocketConnection, *, task_status: trio.TaskStatus[None]) -> None:
+    async def _run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Hold one connection after another until closed; the first failure is connect()'s."""
         attempt = 0
         down_since = 0.0
+        started = False
+        error = ""
+
+        def ready() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
         while True:
-            self._ws, self._seq = ws, 0
-            async with trio.open_nursery() as conn_nursery:
-                conn_nursery.start_soon(self._reader, ws, conn_nursery.cancel_scope)
-                if attempt:
-                    self.reconnects += 1
-                    # Set before resubscribing: the snapshot that reports the gap may arrive
-                    # before the ack's waiter wakes.
-                    self._gap_pending = (trio.current_time() - down_since, 0)
-                    await self._emit(Status("live", attempt=attempt))
-                try:
-                    await self._setup(ws, restoring=attempt > 0)
-                except (ProtocolError, ConnectionLost) as exc:
-                    await self._events_send.send(exc)
-                    conn_nursery.cancel_scope.cancel()
-                else:
-                    if attempt and not self._subscription and self._gap_pending is not None:
-                        downtime, _ = self._gap_pending  # nothing to restore: no snapshot comes
-                        self._gap_pending = None
-                        await self._emit(Gap("reconnected", 0, (), None, round(downtime, 3)))
-                    if not attempt:
-                        await self._emit(Status("live"))
-                    task_status.started()
-                    task_status = trio.TASK_STATUS_IGNORED
+            if attempt:
+                initial, most = self._backoff
+                delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                await self._emit(Status("reconnecting", round(delay, 3), error, attempt))
+                await trio.sleep(delay)
+            try:
+                async with open_connection(
+                    self._target,
+                    token=self._token,
+                    subprotocol=self._subprotocol,
+                    ssl_context=self._ssl_context,
+                    timeout_s=self._handshake_timeout_s,
+                    max_message_size=_MAX_SERVER_MESSAGE,
+                ) as (ws, welcome):
+                    restarted = self._welcomed(welcome)
+                    await self._session(
+                        ws,
+                        attempt=attempt,
+                        downtime_s=trio.current_time() - down_since,
+                        restarted=restarted,
+                        ready=ready,
+                    )
                     attempt = 0
-            self._ws = None
-            for done, _ in self._waiters.values():
-                done.set()  # their slot stays empty: ConnectionLost
+                    error = _close_text(ws)
+            except ConnectError as exc:
+                if not started:
+                    raise
+                if isinstance(exc, AuthError) or not self._reconnect:
+                    self.state = "closed"
+                    await self._events_send.send(exc)
+                    self._events_send.close()
+                    return
+                error = str(exc)
+                attempt += 1
+                continue
+            finally:
+                self._ws = None
+                for done, _ in self._waiters.values():
+                    done.set()  # their slot stays empty: ConnectionLost
             if self._closing:
                 return
             if not self._reconnect:
@@ -272,30 +265,56 @@ class Feed:
                 self._events_send.close()
                 return
             self.state = "reconnecting"
-            if not attempt:
-                down_since = trio.current_time()
-            reopened = await self._reopen(attempt + 1, _close_text(ws))
-            if reopened is None:
-                return
-            ws = reopened
-            attempt += 1
+            down_since = trio.current_time()
+            attempt = 1
 
-    async def _reopen(self, attempt: int, error: str) -> WebSocketConnection | None:
-        while True:
-            initial, most = self._backoff
-            delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            await self._emit(Status("reconnecting", round(delay, 3), error, attempt))
-            await trio.sleep(delay)
+    def _welcomed(self, welcome: dict[str, Any]) -> bool:
+        """Keep the welcome; True if its `epoch` says the server restarted since the last one."""
+        self.welcome = welcome
+        epoch = welcome.get("epoch")
+        restarted = epoch is not None and self._epoch is not None and epoch != self._epoch
+        if epoch is not None:
+            self._epoch = epoch
+        return restarted
+
+    async def _session(
+        self,
+        ws: WebSocketConnection,
+        *,
+        attempt: int,
+        downtime_s: float,
+        restarted: bool,
+        ready: Callable[[], None],
+    ) -> None:
+        """Serve one open connection until it drops: read, restore, report the gap."""
+        self._ws, self._seq = ws, 0
+        async with trio.open_nursery() as conn_nursery:
+            conn_nursery.start_soon(self._reader, ws, conn_nursery.cancel_scope)
+            if attempt:
+                self.reconnects += 1
+                if restarted:  # the old seqs mean nothing now: start every symbol afresh
+                    self._seen[:] = False
+                    self._gap_pending = None
+                    await self._emit(Gap("restarted", None, (), None, round(downtime_s, 3)))
+                else:
+                    # Set before resubscribing: the snapshot that reports the gap may arrive
+                    # before the ack's waiter wakes.
+                    self._gap_pending = (downtime_s, 0)
+                await self._emit(Status("live", attempt=attempt))
             try:
-                return await self._open()
-            except AuthError as exc:
-                self.state = "closed"
+                await self._setup(ws, restoring=attempt > 0)
+            except (ProtocolError, ConnectionLost) as exc:
                 await self._events_send.send(exc)
-                self._events_send.close()
-                return None
-            except ConnectError as exc:
-                error = str(exc)
-                attempt += 1
+                conn_nursery.cancel_scope.cancel()
+                ready()
+                return
+            if attempt and not self._subscription and self._gap_pending is not None:
+                downtime, _ = self._gap_pending  # nothing to restore: no snapshot comes
+                self._gap_pending = None
+                await self._emit(Gap("reconnected", 0, (), None, round(downtime, 3)))
+            if not attempt:
+                await self._emit(Status("live"))
+            ready()
 
     async def _setup(self, ws: WebSocketConnection, *, restoring: bool) -> None:
         """Learn the universe; after a reconnect, restore the subscription and throttle."""
@@ -385,6 +404,7 @@ async def connect(
     backoff_max_s: float = 10.0,
     max_queue: int = 1024,
     ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
 ) -> AsyncIterator[Feed]:
     """Connect to a tickwire server; the feed closes normally when the block exits.
 
@@ -396,10 +416,18 @@ async def connect(
             (`backoff_initial_s` doubling up to `backoff_max_s`), restoring the subscription.
         max_queue: events buffered for a slow consumer before the feed stops reading (the
             server then conflates for you: you get the latest state, not a backlog).
-        ssl_context: for wss:// with a private CA (default: the system's trust store).
+        ssl_context: for wss:// with a private CA (default: the system's trust store), e.g.
+            `ssl.create_default_context(cafile="ca.pem")`.
+        handshake_timeout_s: TCP connect, TLS, the WebSocket upgrade and the server's
+            `welcome` must be done within this, on every (re)connect; a wss:// URL on a plain
+            server, or ws:// on a TLS one, fails with a ConnectError after it.
 
     Raises:
-        ConnectError: the server cannot be reached (AuthError if it refused the token).
+        ConnectError: the server cannot be reached, refused the upgrade (HTTP 404: not the
+            feed's path), or the handshake timed out; AuthError for HTTP 401 (missing or wrong
+            token). The message says what to do. With `reconnect=True` only the first
+            connection raises; later failures are retried and reported as `Status` events,
+            except AuthError, which ends the iteration.
     """
     feed = Feed(
         url,
@@ -410,6 +438,7 @@ async def connect(
         backoff_max_s=backoff_max_s,
         max_queue=max_queue,
         ssl_context=ssl_context,
+        handshake_timeout_s=handshake_timeout_s,
     )
     try:
         async with trio.open_nursery() as nursery:
@@ -437,16 +466,40 @@ def _leaves(exc: BaseException) -> Any:
         yield exc
 
 
+def resolve_symbols(wanted: Sequence[str], universe: Sequence[str]) -> list[str]:
+    """Map `wanted` onto `universe` case-insensitively; '*' passes through.
+
+    Raises ProtocolError('unknown_symbol', ...) whose message names the closest symbols
+    (difflib), so a typo like `APPL` answers "did you mean AAPL?".
+    """
+    by_key = {s.casefold(): s for s in universe}
+    out: list[str] = []
+    unknown: list[str] = []
+    for name in wanted:
+        found = "*" if name == "*" else by_key.get(name.strip().casefold())
+        if found is None:
+            unknown.append(name)
+        elif found not in out:
+            out.append(found)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name.upper(), [s.upper() for s in universe], n=3)
+            spelled = [by_key[c.casefold()] for c in close]
+            hints.append(
+                f"{name!r} (did you mean {', '.join(spelled)}?)" if spelled else repr(name)
+            )
+        noun = "symbol" if len(unknown) == 1 else "symbols"
+        raise ProtocolError(
+            "unknown_symbol",
+            f"unknown {noun} {'; '.join(hints)}; the server has {len(universe)} symbols",
+            unknown,
+        )
+    return out
+
+
 def _symbols(symbols: Sequence[str] | str) -> list[str]:
     return [symbols] if isinstance(symbols, str) else list(symbols)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    if isinstance(exc, trio.TooSlowError):
-        return "timed out"
-    return str(exc) or type(exc).__name__
 
 
 def _close_text(ws: WebSocketConnection) -> str:

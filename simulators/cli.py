@@ -23,6 +23,8 @@ import struct
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -180,6 +182,11 @@ def _duration(text: str) -> _Duration:
 def _simulate(args: argparse.Namespace) -> int:
     total_s = args.duration.seconds(args.session)
     universe = universe_from_args(args) or Universe.default()
+    if not (args.out or args.report or args.figure):  # minutes of work, then nothing kept
+        raise UserError(
+            "nothing to keep: pass --out FILE (.csv, .npy or .parquet) for the ticks, "
+            "--report for the stylized facts, or --figure FILE"
+        )
     stylized = _stylized() if args.report or args.figure else None
     if args.figure:
         if importlib.util.find_spec("matplotlib") is None:
@@ -214,12 +221,15 @@ def _simulate(args: argparse.Namespace) -> int:
         if stylized is None or not hasattr(stylized, "report"):
             print("the stylized-facts report is not available in this version of tickwire")
         else:
-            print(_table(_call(stylized.report, records, universe)))
+            with _busy("measuring the stylized facts"):
+                rows = _call(stylized.report, records, universe)
+            print(_table(rows))
     if args.figure:
         if stylized is None or not hasattr(stylized, "figure"):
             print("the stylized-facts figure is not available in this version of tickwire")
         else:
-            _call(stylized.figure, records, universe, args.figure)
+            with _busy(f"drawing {args.figure}"):
+                _call(stylized.figure, records, universe, args.figure)
             summary += f"; figure {args.figure}"
     print(summary)
     return 0
@@ -307,6 +317,18 @@ def _table(rows: list[Any]) -> str:
 def _sim_time(seconds: int) -> str:
     h, rest = divmod(seconds, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+@contextmanager
+def _busy(what: str) -> Iterator[None]:
+    """A spinner on stderr while a long step without steps of its own runs (TTY only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"{what}…"):
+        yield
 
 
 class _Progress:

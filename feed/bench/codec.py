@@ -81,13 +81,12 @@ def codec_rows(quick: bool) -> list[Row]:
             higher=False,
         ),
         row(
-            f"encode {label}, JSON, each further client",
+            f"encode {label}, JSON, each further client (shared body: only seq differs)",
             us["json_client"],
             "us",
             "json.dumps",
             enc,
             higher=False,
-            target="shared body: only seq differs",
         ),
         row(
             f"encode {label}, binary",

@@ -373,7 +373,7 @@ def generator_rows(quick: bool) -> list[Row]:
                 "numpy per step",
                 s_ticks / s_secs,
                 higher=True,
-                target="5-20x (issue 3)",
+                target="5-20x",
                 model_ticks=ticks,
                 baseline_ticks=s_ticks,
             )

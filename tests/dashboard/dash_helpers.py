@@ -53,4 +53,4 @@ def drive(
             await until(pilot, lambda: app.table.rows, "the first rows")
             await script(pilot)
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    asyncio.run(asyncio.wait_for(main(), 60))  # absolute; generous for a loaded 2-core box

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from dash_helpers import until
 from textual.pilot import Pilot
 
@@ -48,9 +49,35 @@ def play(app: DashboardApp, fake: FakeFeed, clock: FrozenClock) -> Any:
     return run_before
 
 
+SMALL, LARGE = (80, 24), (120, 40)
+
+
 def test_main_screen(snap_compare: Any) -> None:
     app, fake, clock = snapshot_app()
     assert snap_compare(app, terminal_size=SIZE, run_before=play(app, fake, clock))
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_status_bar_keeps_what_matters(snap_compare: Any, size: tuple[int, int]) -> None:
+    """State, PAUSED, gaps and age survive a narrow terminal; no word is cut."""
+    app, fake, clock = snapshot_app()
+    before = play(app, fake, clock)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await before(pilot)
+        app.info.rtt_s = 0.1234  # a three-digit rtt
+        app.info.gaps, app.info.lost = 2, 1234
+        await pilot.press("p")
+        fake.step(3)
+        await pilot.pause()
+        app._show_status(force=True)
+        await pilot.pause()
+        text = app.status_bar.render().plain
+        assert text.startswith("● LIVE │  PAUSED +")
+        assert "gaps 2 lost 1.2k" in text and "age " in text
+        assert len(text) <= size[0] - 2
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_detail_screen(snap_compare: Any) -> None:
@@ -66,8 +93,20 @@ def test_detail_screen(snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_help_screen(snap_compare: Any) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_help_screen(snap_compare: Any, size: tuple[int, int]) -> None:
     app, fake, clock = snapshot_app()
     assert snap_compare(
-        app, terminal_size=SIZE, press=["question_mark"], run_before=play(app, fake, clock)
+        app, terminal_size=size, press=["question_mark"], run_before=play(app, fake, clock)
+    )
+
+
+def test_help_screen_scrolled_to_the_end_at_80x24(snap_compare: Any) -> None:
+    """Every section of the help can be reached on a small terminal, and Esc stays visible."""
+    app, fake, clock = snapshot_app()
+    assert snap_compare(
+        app,
+        terminal_size=SMALL,
+        press=["question_mark", "end"],
+        run_before=play(app, fake, clock),
     )

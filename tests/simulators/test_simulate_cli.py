@@ -83,10 +83,17 @@ def test_parquet_reads_back(tmp_path):
     assert b"tickwire.universe" in table.schema.metadata
 
 
-def test_summary_only_and_report(tmp_path):
-    plain = _ok("--symbols", "5", "--duration", "10s", "--session", "24h", cwd=tmp_path)
-    assert plain.stdout.count("\n") == 1 and "5 symbols" in plain.stdout
+def test_nothing_to_keep_is_an_error_before_any_work(tmp_path):
+    plain = _run("--symbols", "5", "--duration", "30d", cwd=tmp_path)  # would take minutes
+    assert plain.returncode == 2 and plain.stdout == ""
+    assert plain.stderr.strip().splitlines() == [
+        "tickwire: error: nothing to keep: pass --out FILE (.csv, .npy or .parquet) for the "
+        "ticks, --report for the stylized facts, or --figure FILE"
+    ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report(tmp_path):
     report = _ok("--symbols", "5", "--duration", "10s", "--report")
     lines = report.stdout.strip().splitlines()
     # the lead's stylized module may or may not be there yet: a table, or one line saying so
