@@ -152,8 +152,9 @@ class Connection:
         """Send pending data without waiting; False if the writer must take over."""
         if self.state.throttle_ms:
             return False
+        hub = self.server.hub
         try:
-            pending = self.server.hub.take(self.sub)
+            pending = hub.take(self.sub)
             if pending is None:
                 return True
             data = self._data_frame(p.BinaryType.TICKS, pending)
@@ -169,7 +170,7 @@ class Connection:
         if sent < len(data):
             self._rest = memoryview(data)[sent:]  # the lock stays held until the writer finishes
             return False
-        return True
+        return not hub.has_more(self.sub)  # a take stops at max_take: the writer sends the rest
 
     async def _reader(self) -> None:
         """Hand each request to the writer; wake it when a heartbeat or throttled send is due.
@@ -230,6 +231,7 @@ class Connection:
                     encoding=p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
                     heartbeat_ms=cfg.heartbeat_ms,
                     n_symbols=len(self.server.hub),
+                    epoch=self.server.hub.epoch,
                 )
             )
         )
@@ -253,10 +255,12 @@ class Connection:
             now = trio.current_time()
             due_s = self._last_data_s + self.state.throttle_ms / 1000
             if now >= due_s:
-                pending = hub.take(self.sub)
-                if pending is not None:
+                while (pending := hub.take(self.sub)) is not None:  # several if far behind
                     await self._send_data(p.BinaryType.TICKS, pending)
                     self._last_data_s = now
+                    if self.state.throttle_ms or self._requests:
+                        self._woken = self._woken or hub.has_more(self.sub)
+                        break
             elif hub.gen > self.sub.sent_gen and due_s < self._alarm.deadline:
                 self._alarm.deadline = due_s  # throttled: come back when the interval is up
             if trio.current_time() >= self._last_send_s + heartbeat_s:
@@ -286,6 +290,16 @@ class Connection:
             await self._send_text(p.dumps(self.server.stats_message(self, action.id)))
         elif isinstance(action, st.SetThrottle):
             pass  # the state holds the interval; the writer loop reads it
+        elif isinstance(action, st.SetMode):
+            hub.set_mode(self.sub, action.latest)
+        elif isinstance(action, st.Resume):
+            missed = hub.resume(self.sub, action.epoch, action.offset)
+            await self._send_text(p.dumps(p.resumed_ack(action.ack, missed)))
+            if missed is None and action.snapshot_ids is not None and action.snapshot_ids.size:
+                await self._send_data(
+                    p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, action.snapshot_ids)
+                )
+                self.counters.snapshots_sent += 1
         elif isinstance(action, st.Close):
             await self.close(action.code, action.reason)
 
@@ -295,11 +309,12 @@ class Connection:
         """The next data message, framed and stamped with the connection `seq`."""
         self.seq += 1
         if self.binary:
-            payload = p.encode_binary(kind, self.seq, pending.records)
+            offset = pending.offset if self.state.resumable else None
+            payload = p.encode_binary(kind, self.seq, pending.records, offset)
             data = _wsfast.frame(payload, _wsfast.OP_BINARY)
         else:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
-            payload = p.ticks_text(name, self.seq, pending.json_body())
+            payload = p.ticks_text(name, self.seq, pending.json_body(), pending.offset)
             data = _wsfast.frame(payload, _wsfast.OP_TEXT)
         n = len(pending.records)
         self.counters.ticks_sent += n
@@ -355,6 +370,8 @@ class Connection:
             "errors": self.state.errors,
             "subscriptions": self.state.symbols(),
             "throttle_ms": self.state.throttle_ms,
+            "mode": self.state.mode,
+            "offset": self.sub.cursor,
             "encoding": p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
             "connected_s": round(trio.current_time() - self.opened_s, 3),
             "wall_ns": time.time_ns(),

@@ -51,6 +51,8 @@ class ServerConfig:
     heartbeat_ms: int = 1000
     stall_ms: int = 10_000
     limits: st.Limits = field(default_factory=st.Limits)
+    history_s: float = 60.0  # resume window: event time kept for every-update readers...
+    history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -88,7 +90,12 @@ class Server:
             activity=config.activity,
             session=config.session,
         )
-        self.hub = Hub(universe, self.market.snapshot())
+        self.hub = Hub(
+            universe,
+            self.market.snapshot(),
+            history_s=config.history_s,
+            history_bytes=int(config.history_mb * 1024 * 1024),
+        )
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
@@ -163,7 +170,7 @@ class Server:
         task_status.started()
         while True:
             self.publish_s = trio.current_time()
-            self.hub.publish(self.market.step(self.now_ns()))
+            self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
             next_s += cadence_s
             now = trio.current_time()
             if now > next_s + cadence_s:

@@ -230,7 +230,12 @@ async def test_a_failure_while_the_generator_sends_closes_only_that_connection(
             assert len(await _batches(healthy, 5)) == 5
 
 
-async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(server: Server) -> None:
+async def test_a_slow_consumer_past_the_history_gets_conflated_state_not_a_backlog(
+    nursery: trio.Nursery,
+) -> None:
+    # Within the history window a slow reader gets every update late; past it, the latest state.
+    server = Server(ServerConfig(port=0, heartbeat_ms=200, history_s=0.1))
+    await nursery.start(server.run)
     with trio.fail_after(30):
         async with connect(server.url, max_queue=4) as feed:
             await feed.subscribe("*")
