@@ -101,6 +101,21 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=st.Limits().max_symbols,
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
+    ap.add_argument(
+        "--history",
+        type=_duration_s,
+        default=d.history_s,
+        metavar="DURATION",
+        help="keep this much recent data for every-update readers and resumes, e.g. 60s, 5m, "
+        "0 for none (default %(default)gs)",
+    )
+    ap.add_argument(
+        "--history-mb",
+        type=_positive_float,
+        default=d.history_mb,
+        metavar="MB",
+        help="memory cap of that history; the older data goes first (default %(default)g)",
+    )
     _add_logging(ap)
     ap.set_defaults(func=_serve)
 
@@ -153,6 +168,8 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_ms=args.heartbeat_ms,
         stall_ms=args.stall_ms,
         limits=st.Limits(max_symbols=args.max_symbols),
+        history_s=args.history,
+        history_mb=args.history_mb,
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
 
@@ -357,6 +374,22 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 _port = _int_in(0, 65535, "port")
 _positive_int = _int_in(1, None, "value")
 _non_negative_int = _int_in(0, None, "value")
+
+
+def _duration_s(text: str) -> float:
+    """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
+    try:
+        value = float(t[: len(t) - len(unit)]) * units.get(unit, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 60s, 5m or 1h, got {text!r}"
+        ) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:
