@@ -97,6 +97,8 @@ class Gap:
     `lost` counts the updates you never saw (per-symbol `seq` jumps across the gap), and
     `symbols` names the symbols they belong to; `missed_messages` is the connection-seq jump
     (None across a reconnect, where it is unknowable); `downtime_s` how long the feed was down.
+    `recovered` is how many updates the server replayed after a reconnect (they follow this
+    event, in order, then live data; `lost` is then 0), or None when it could not resume.
     """
 
     reason: Literal["reconnected", "seq"]
@@ -104,6 +106,7 @@ class Gap:
     symbols: tuple[str, ...]
     missed_messages: int | None = None
     downtime_s: float = 0.0
+    recovered: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
