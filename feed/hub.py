@@ -138,6 +138,7 @@ class Hub:
         self._ring_size = ring
         self._ring: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * ring  # ids by gen % ring
         self._wild: set[Subscriber] = set()
+        self._subs: set[Subscriber] = set()  # every attached subscriber
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
         self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
         self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
@@ -208,11 +209,17 @@ class Hub:
     # ------------------------------------------------------------------ subscribers
 
     def attach(self, wake: Callable[[], None]) -> Subscriber:
-        return Subscriber(
+        sub = Subscriber(
             wake=wake, n_symbols=len(self), sent_gen=self.gen, cursor=self.history.head
         )
+        self._subs.add(sub)
+        return sub
 
     def detach(self, sub: Subscriber) -> None:
+        self._unlink(sub)
+        self._subs.discard(sub)
+
+    def _unlink(self, sub: Subscriber) -> None:
         self._wild.discard(sub)
         for i in np.flatnonzero(sub.mask).tolist():
             self._by_sym[i].discard(sub)
@@ -228,7 +235,7 @@ class Hub:
         else:
             new_mask[ids] = True
         added = new_mask & ~sub.mask
-        self.detach(sub)
+        self._unlink(sub)
         sub.wildcard = wildcard
         sub.mask = new_mask
         if wildcard:
@@ -251,6 +258,24 @@ class Hub:
     def has_more(self, sub: Subscriber) -> bool:
         """Whether `take(sub)` may return more right now (a take stops at `max_take`)."""
         return sub.sent_gen < self.gen
+
+    def caught_up(self) -> bool:
+        """Some subscriber holds symbols, and every one has taken all there is for it.
+
+        What a source paced by its readers (a replay at speed 0) waits for before its next step.
+        """
+        readers = 0
+        for sub in self._subs:
+            if sub.wildcard:
+                behind = sub.sent_gen < self.gen if sub.latest else sub.cursor < self.history.head
+            elif sub.mask.any():
+                behind = bool(sub.news_gen)
+            else:
+                continue
+            if behind:
+                return False
+            readers += 1
+        return readers > 0
 
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
