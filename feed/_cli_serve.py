@@ -101,6 +101,32 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=st.Limits().max_symbols,
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
+    rp = ap.add_argument_group(
+        "replay", "serve recorded or real ticks instead of the model (same protocol)"
+    )
+    rp.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="FILE",
+        help="tickwire .parquet/.npy/.csv (from record or simulate), or quote/trade CSVs "
+        "(.csv or .csv.gz, e.g. Tardis quotes and trades), merged in time order",
+    )
+    rp.add_argument(
+        "--speed",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="X",
+        help="1 real time, 10 ten times faster, 0 as fast as the clients read (default 1)",
+    )
+    rp.add_argument("--start", metavar="TIME", help="from this time (ISO 8601, ns, or +10m)")
+    rp.add_argument("--end", metavar="TIME", help="up to this time (ISO 8601, ns, or +10m)")
+    rp.add_argument("--loop", action="store_true", help="start over at the end, forever")
+    rp.add_argument(
+        "--columns",
+        metavar="MAP",
+        help="column names of a CSV when they differ, e.g. ts=time,symbol=ticker,bid=bp,ask=ap,"
+        "bid_size=bs,ask_size=as,price=px,size=qty,side=side",
+    )
     ap.add_argument(
         "--history",
         type=_duration_s,
@@ -172,9 +198,22 @@ def _serve(args: argparse.Namespace) -> int:
         history_mb=args.history_mb,
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
+    source = None
+    if args.replay:
+        from tickwire.simulators.replay import open_replay
+
+        source = open_replay(
+            args.replay,
+            speed=args.speed,
+            start=args.start,
+            end=args.end,
+            loop=args.loop,
+            universe=config.universe if getattr(args, "universe", None) else None,
+            columns=args.columns,
+        )
 
     async def main() -> None:
-        server = Server(config)
+        server = Server(config, market=source)
         async with trio.open_nursery() as nursery:
             url = await nursery.start(server.run)
             # Everything alive now (modules, the market, the hub) lives as long as the process:
@@ -184,8 +223,9 @@ def _serve(args: argparse.Namespace) -> int:
             gc.freeze()
             n = len(server.hub)
             auth = " --token TOKEN" if config.tokens else ""
+            what = "simulated" if source is None else f"replayed (x{args.speed:g})"
             print(
-                f"tickwire serving {n} simulated symbols on {url}"
+                f"tickwire serving {n} {what} symbols on {url}"
                 f" (try: tickwire tail AAPL MSFT --url {url}{auth}); Ctrl+C to stop",
                 flush=True,
             )
@@ -387,6 +427,16 @@ def _duration_s(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"expected a duration such as 60s, 5m or 1h, got {text!r}"
         ) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value

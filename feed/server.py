@@ -22,6 +22,7 @@ from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.replay import Replay
 
 from . import _state as st
 from . import protocol as p
@@ -78,12 +79,12 @@ class ServerCounters:
 
 
 class Server:
-    def __init__(self, config: ServerConfig, market: Market | None = None) -> None:
+    def __init__(self, config: ServerConfig, market: Market | Replay | None = None) -> None:
         self.config = config
-        universe = config.universe or Universe.default()
+        universe = market.universe if market is not None else config.universe or Universe.default()
         self._t0 = trio.current_time()
         self._wall0_ns = time.time_ns()
-        self.market = market or Market(
+        self.market: Market | Replay = market or Market(
             universe,
             seed=config.seed,
             start_ns=self._wall0_ns,
@@ -167,10 +168,13 @@ class Server:
         """The generator: step the market every cadence and publish into the hub."""
         cadence_s = self.config.cadence_ms / 1000
         next_s = trio.current_time()
+        # A replay at speed 0 goes as fast as the clients read: it steps once all caught up.
+        paced = getattr(self.market, "paced_by_readers", False)
         task_status.started()
         while True:
             self.publish_s = trio.current_time()
-            self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
+            if not paced or self.hub.caught_up():
+                self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
             next_s += cadence_s
             now = trio.current_time()
             if now > next_s + cadence_s:
