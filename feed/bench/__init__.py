@@ -3,7 +3,8 @@
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
-dashboard, physical limit. One module per row family; servers and clients are separate processes
+dashboard, physical limit; every-update delivery, history and replay (issue 10, in the hub).
+One module per row family; servers and clients are separate processes
 (`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
 """
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 8
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 9
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
-    from . import codec, dashboard, fanout, generator, memory, physical
+    from . import codec, dashboard, fanout, generator, history, memory, physical
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -89,6 +90,8 @@ def _measure(
     step("generator", lambda: generator.generator_rows(quick))
     advance("encode/decode")
     step("encode/decode", lambda: codec.codec_rows(quick))
+    advance("every update, history, replay")
+    step("every update, history, replay", lambda: history.history_rows(quick))
 
     def fan_rows() -> list[Row]:
         got, fan_notes = fanout.fanout(quick, full, advance)
