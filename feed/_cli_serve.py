@@ -349,8 +349,13 @@ def _print_event(event: Gap | Status, err: TextIO) -> None:
         elif event.state == "live" and event.attempt:
             print("# reconnected", file=err)
     else:
+        what = (
+            f"{event.recovered} missed updates recovered, none lost"
+            if event.recovered is not None
+            else f"{event.lost} updates missed"
+        )
         print(
-            f"# gap: {event.reason}, {event.lost} updates missed"
+            f"# gap: {event.reason}, {what}"
             f"{f' over {event.downtime_s:.1f} s' if event.downtime_s else ''}",
             file=err,
         )
