@@ -279,3 +279,28 @@ def test_a_fast_subscriber_on_the_default_market_sees_no_seq_jump_over_5_s():
     assert delivered == hub.ticks_published > 5000
     assert wild.ticks_conflated == 0 and some.ticks_conflated == 0
     assert np.array_equal(have, hub.lvc["seq"])
+
+
+def test_caught_up_means_some_reader_and_none_behind():
+    f = Feed()
+    assert not f.hub.caught_up()  # nobody reads yet: a paced replay waits
+    idle = f.hub.attach(lambda: None)  # attached, no symbols: not a reader
+    wild, some = f.attach(True), f.attach(ids=[1])
+    assert f.hub.caught_up()
+    f.publish(0)
+    assert not f.hub.caught_up()  # wild has news; some does not
+    f.drain(wild)
+    assert f.hub.caught_up()
+    f.publish(1)
+    f.drain(wild)
+    assert not f.hub.caught_up()
+    f.drain(some)
+    assert f.hub.caught_up()
+    f.hub.set_mode(wild, latest=True)
+    f.publish(0, 0)
+    assert not f.hub.caught_up()
+    f.hub.take(wild)
+    assert f.hub.caught_up()
+    f.hub.detach(wild)
+    f.hub.detach(some)
+    assert not f.hub.caught_up() and idle.cursor == 0
