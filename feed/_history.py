@@ -28,8 +28,10 @@ class Entry:
     start: int
     gen: int
     records: TickBatch
-    last_ids: NDArray[np.intp]  # the symbols it changed, sorted...
-    last_seqs: NDArray[np.uint64]  # ...and each one's last seq in it
+    # The symbols it changed, sorted, and each one's last seq in it: kept while the batch is
+    # recent (every in-step subscriber needs them), None once old (recomputed if ever needed).
+    last_ids: NDArray[np.intp] | None
+    last_seqs: NDArray[np.uint64] | None
     frags: list[bytes] | None = field(default=None)  # JSON tick objects, encoded once, lazily
 
     @property

@@ -36,7 +36,9 @@ _PRICE_FIELDS = ("bid", "ask", "last")
 # Records per data message: a subscriber far behind (or resuming) catches up in messages of at
 # most 512 KiB binary (~2 MiB JSON) rather than one huge frame.
 MAX_TAKE = 8192
-_FRAG_KEEP = 256  # batches whose JSON tick objects stay cached (older ones re-encode on demand)
+# Batches whose JSON tick objects and per-symbol summaries stay cached (older: recomputed on
+# demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
+_FRAG_KEEP = 256
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to join
 
 
@@ -182,10 +184,10 @@ class Hub:
         self.gen += 1
         self._changed_gen[ids] = self.gen
         self._ring[self.gen % self._ring_size] = ids
-        self.history.append(batch, self.gen, ids, last["seq"])
+        self.history.append(batch, self.gen, ids, last["seq"].copy())
         old = self.history.newest(_FRAG_KEEP)
-        if old is not None:
-            old.frags = None
+        if old is not None:  # what only in-step subscribers need goes, to keep history small
+            old.frags = old.last_ids = old.last_seqs = None
         self._shared.clear()
         self._synced_take.clear()
         self._shared_all.clear()
@@ -529,7 +531,8 @@ def _last_per_symbol(
     """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
     if len(pieces) == 1:
         entry, sel = pieces[0]
-        if isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records):
+        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
+        if whole and entry.last_ids is not None and entry.last_seqs is not None:
             return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
     if len(records) == 0:
         return np.empty(0, np.intp), np.empty(0, np.uint64)

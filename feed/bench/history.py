@@ -98,7 +98,8 @@ def _memory_row(uni: Universe, label: str, quick: bool) -> Row:
     market = Market(uni, seed=1, start_ns=0)
     market.step(60_000 * _MS)
     t0 = market.now_ns
-    batches = [market.step(t0 + k * 10 * _MS).copy() for k in range(1, int(seconds * 100) + 1)]
+    # 1 ms steps, as the server publishes: the per-batch overhead counts too
+    batches = [market.step(t0 + k * _MS).copy() for k in range(1, int(seconds * 1000) + 1)]
     hub = Hub(uni, market.snapshot(), history_s=3600, history_bytes=1 << 40)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -107,6 +108,7 @@ def _memory_row(uni: Universe, label: str, quick: bool) -> Row:
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     ticks = sum(len(b) for b in batches)
+    batches.clear()
     per_min = 60.0 / seconds
     return row(
         f"history memory per minute, {label}",
