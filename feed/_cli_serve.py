@@ -78,10 +78,28 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ap.add_argument("--certfile", help="TLS certificate (PEM): serve wss://")
     ap.add_argument("--keyfile", help="TLS private key (PEM), if not inside --certfile")
     ap.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="let web pages from this origin connect, e.g. https://example.com (repeat for "
+        "several; '*' for any). Pages served from the server's own host are always allowed, "
+        "other browser origins get HTTP 403; clients that send no Origin (not browsers) pass",
+    )
+    ap.add_argument(
         "--max-connections",
         type=_positive_int,
         default=d.max_connections,
-        help="clients beyond this are closed with 1013 (default %(default)s)",
+        help="sockets held at once, handshakes included; clients beyond this are closed "
+        "with 1013 (default %(default)s)",
+    )
+    ap.add_argument(
+        "--max-connections-per-ip",
+        type=_non_negative_int,
+        default=d.max_connections_per_ip,
+        metavar="N",
+        help="sockets one client address may hold; more get HTTP 429 (default 0: no limit; "
+        "behind a proxy every client has the proxy's address)",
     )
     ap.add_argument(
         "--heartbeat-ms",
@@ -191,6 +209,8 @@ def _serve(args: argparse.Namespace) -> int:
         certfile=args.certfile,
         keyfile=args.keyfile,
         max_connections=args.max_connections,
+        max_connections_per_ip=args.max_connections_per_ip,
+        allow_origins=tuple(args.allow_origin),
         heartbeat_ms=args.heartbeat_ms,
         stall_ms=args.stall_ms,
         limits=st.Limits(max_symbols=args.max_symbols),
@@ -198,6 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
         history_mb=args.history_mb,
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
+    config.policy()  # so is a bad --allow-origin
     source = None
     if args.replay:
         from tickwire.simulators.replay import open_replay
@@ -384,7 +405,7 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 
 
 def _add_logging(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    ap.add_argument("-v", "--verbose", action="store_true", help="same as --log-level debug")
     ap.add_argument(
         "--log-level",
         default="info",
@@ -398,8 +419,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    if not args.verbose:
-        logging.getLogger("trio-websocket").setLevel(logging.WARNING)
+    # The client library's internals (tail) are not the user's debug output.
+    logging.getLogger("trio-websocket").setLevel(logging.WARNING)
 
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:

@@ -1,378 +1,455 @@
-"""One client connection: a reader task and a writer task under one nursery.
+"""The trio shell around one accepted socket: the HTTP front, then a WebSocket core.
 
-The reader only reads frames and hands them to the writer through a small bounded inbox. The
-writer runs each request through the sans-IO `ConnectionState` and executes the resulting
-actions in order (so an `ack` always precedes the snapshot and the data of the symbols it added),
-then sends at most one market-data message with every pending update of its symbols.
+One task per socket (`Connection.run`): it reads the handshake (trying a read before waiting,
+so that a client that sent its request with its SYN-ACK is answered in one scheduler turn),
+then reads frames, lets the core handle them and sends what the core queued with non-blocking
+sends, waking at `core.next_deadline(now)` for heartbeats, throttled data and the close
+handshake. Only while bytes wait for a full socket, or data for a reader behind (the hub hands
+out at most `max_take` records a message), does a second task exist, the flusher: it sends one
+message per turn of the scheduler until the socket is full or the reader has caught up.
 
-The hub tells a connection it has news by calling `_wake` from the generator's task. If the
-writer is parked with nothing to do (no request, no throttle, no unfinished frame), the generator
-sends the data message itself with one non-blocking `send()`: no task switch per message, which
-was a third of the server's time at 100 clients. Anything that would wait goes to the writer,
-so the generator never waits for a client, and exactly one task sends at a time, stamping `seq`
-in order. A send that makes no progress for the stall limit closes the connection with 1008.
-Never raises into the server or the generator: see `Server._handle` and `_send_direct`.
+The generator sends a subscriber's data itself (`deliver`) while the core is IDLE: one non-blocking
+`send()`, no task switch. Every way a connection ends goes through `_finish`: the socket is
+released (with a reset for a stalled reader), the slot freed, the hub detached, one log line.
+An exception in one connection is logged with its traceback and closes it with 1011; it never
+reaches the server. Imports neither `server.py` nor any third party's private attribute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import socket
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from . import _state as st
-from . import _wsfast
-from . import protocol as p
-from .hub import Pending
-
-if TYPE_CHECKING:
-    from .server import Server
+from . import _http
+from ._transport import SocketTransport, TLSTransport, Transport
+from ._wscore import HIGH_WATER, State, WebSocketCore
 
 log = logging.getLogger("tickwire.server")
 
-# Requests waiting for the writer. Small: a client that floods requests while its writer is
-# blocked gets TCP backpressure, not server memory. 32 covers any honest burst of requests.
-_INBOX_SIZE = 32
+_REFUSED_SUMMARY_S = 10.0  # refused upgrades are summarised at info at most this often
 
 
-@dataclass(slots=True)
-class Counters:
-    messages_sent: int = 0
-    ticks_sent: int = 0
-    bytes_sent: int = 0
-    snapshots_sent: int = 0
-    heartbeats_sent: int = 0
+@dataclass(eq=False, slots=True)
+class Registry:
+    """Every socket the server holds (handshaking, open, closing), by peer IP, and the open
+    connections. The cap counts them all: a socket is a descriptor whatever its state."""
+
+    max_connections: int
+    max_per_ip: int = 0  # 0: no per-IP limit
+    held: int = 0
+    per_ip: Counter[str] = field(default_factory=Counter)
+    open: set[Connection] = field(default_factory=set)
+    freed: trio.Event = field(default_factory=trio.Event)
+    refused: Counter[str] = field(default_factory=Counter)
+    refused_since_s: float = -math.inf
+
+    def hold(self, ip: str) -> None:
+        self.held += 1
+        self.per_ip[ip] += 1
+
+    def release(self, ip: str) -> None:
+        self.held -= 1
+        left = self.per_ip[ip] - 1
+        if left:
+            self.per_ip[ip] = left
+        else:
+            del self.per_ip[ip]
+        self.freed.set()
+
+    def note_refused(self, what: str, peer: str, reason: str, now: float) -> None:
+        """A refused upgrade: the first of each 10 s window at info, the rest at debug and then
+        as one summary line, so that a flood of refusals cannot flood the log."""
+        if now - self.refused_since_s < _REFUSED_SUMMARY_S:
+            log.debug("refused %s: %s, %s", peer, what, reason)
+            self.refused[what] += 1
+            return
+        if self.refused:
+            by = ", ".join(f"{n} x {w}" for w, n in sorted(self.refused.items()))
+            log.info("refused %d more upgrade request(s) since: %s", self.refused.total(), by)
+            self.refused.clear()
+        self.refused_since_s = now
+        log.info(
+            "refused %s: %s, %s (more refusals within %g s: one summary line)",
+            peer,
+            what,
+            reason,
+            _REFUSED_SUMMARY_S,
+        )
+
+
+# The core a WebSocket route gets: (route, subprotocol, wake, now) -> core.
+CoreFactory = Callable[[str, "str | None", Callable[[], None], float], WebSocketCore]
+
+
+@dataclass(eq=False, slots=True)
+class Shell:
+    """What every connection of one server shares."""
+
+    policy: _http.Policy
+    make_core: CoreFactory
+    registry: Registry
+    nursery: trio.Nursery  # flushers run here
+    woken: list[Connection]  # connections the hub woke; the generator delivers to them
+    ssl_context: ssl.SSLContext | None = None
+    handshake_timeout_s: float = 10.0  # against slowloris
+    on_refused: Callable[[], None] = lambda: None
+    on_open: Callable[[], None] = lambda: None
 
 
 class Connection:
-    # Slots: a thousand idle connections are mostly their objects' fixed costs (tracemalloc).
+    """One accepted socket, from its first byte to its release."""
+
     __slots__ = (
-        "_alarm",
+        "_drained",
         "_failure",
-        "_heartbeat_s",
-        "_idle",
-        "_last_data_s",
-        "_last_send_s",
-        "_reader_lot",
-        "_requests",
-        "_rest",
+        "_flushing",
         "_scope",
-        "_stall",
-        "_stall_s",
-        "_unsent",
-        "_woken",
-        "_writer_lot",
-        "binary",
-        "close_code",
-        "close_reason",
-        "counters",
+        "_shell",
+        "_shut",
+        "core",
+        "encoding",
+        "ip",
         "opened_s",
         "peer",
-        "seq",
-        "server",
-        "state",
-        "sub",
-        "ws",
+        "route",
+        "transport",
     )
 
-    def __init__(self, server: Server, ws: WebSocketConnection, peer: str, binary: bool) -> None:
-        self.server = server
-        self.ws = ws
-        self.peer = peer
-        self.binary = binary
-        self.seq = 0
-        self.counters = Counters()
-        self.opened_s = trio.current_time()
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.state = st.ConnectionState(
-            server.universe_index, server.symbols_body, server.config.limits, self.opened_s
+    def __init__(self, sock: socket.socket, addr: tuple[str, int], shell: Shell) -> None:
+        self._shell = shell
+        self.ip = addr[0]
+        self.peer = f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+        self.transport: Transport = (
+            SocketTransport(sock)
+            if shell.ssl_context is None
+            else TLSTransport(sock, shell.ssl_context)
         )
-        # The writer's inbox: requests in order, plus a flag for "the hub has news". A deque and
-        # two parking lots instead of a memory channel: ~3 KiB less per connection, and a
-        # wake-up from the generator is one flag and one unpark.
-        self._requests: list[str | bytes] = []  # a deque costs 760 B even when empty
-        self._woken = False
-        self._writer_lot = trio.lowlevel.ParkingLot()
-        self._reader_lot = trio.lowlevel.ParkingLot()
-        # The generator sends data itself while the writer is parked with nothing to do (see
-        # `_wake`); a frame it could not finish, or its failure, goes to the writer.
-        self._idle = False
-        self._rest: memoryview | None = None  # the end of a frame; the stream lock is held
-        self._unsent: bytes | None = None  # a whole frame; the lock is not held
-        self._failure: Exception | None = None
-        _wsfast.share_lock(ws)
-        self.sub = server.hub.attach(self._wake)
-        self._last_send_s = self.opened_s
-        self._last_data_s = -math.inf
+        self.core: WebSocketCore | None = None
+        self.route = ""
+        self.encoding = ""
+        self.opened_s = trio.current_time()
         self._scope: trio.CancelScope | None = None
-        self._stall = trio.CancelScope()
-        self._stall_s = server.config.stall_ms / 1000
-        self._alarm = trio.CancelScope()
-        hb_ms = server.config.heartbeat_ms
-        self._heartbeat_s = hb_ms / 1000 if hb_ms > 0 else math.inf
+        self._flushing = False
+        self._failure: Exception | None = None
+        self._drained: trio.Event | None = None
+        self._shut = False
 
-    # ------------------------------------------------------------------ tasks
+    # ------------------------------------------------------------------ the task
 
     async def run(self) -> None:
+        """The socket's whole life; never raises anything but Cancelled."""
         try:
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                nursery.start_soon(self._reader)
-                nursery.start_soon(self._writer)
+            if await self._handshake():
+                await self._live()
+        except Exception:  # the connection's edge: one bug never reaches the server
+            log.exception("client %s: internal error, closing with 1011", self.peer)
+            await self._after_failure()
         finally:
-            self.server.hub.detach(self.sub)
-            if self._rest is not None:  # cancelled before finishing the generator's frame
-                self._rest = None
-                self.ws._stream_lock.release()
+            self._finish()
 
-    def _wake(self) -> None:
-        """The hub has news for this connection: send it now, or wake the writer to.
-
-        Called in the generator's task. When the writer is parked with nothing to do, the
-        generator takes and sends the data itself: one non-blocking `send()` and no task switch,
-        which halves the cost of a message (py-spy: parking, rescheduling and resuming the
-        writer were ~30% of the server's time at 100 clients). Everything else (requests,
-        throttled or heartbeat sends, a frame the socket did not take whole) stays the writer's.
-        """
-        if self._idle and not (self._woken or self._requests) and self._send_direct():
-            return
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        self._woken = True
-        self._writer_lot.unpark()
-
-    def _send_direct(self) -> bool:
-        """Send pending data without waiting; False if the writer must take over."""
-        if self.state.throttle_ms:
-            return False
-        hub = self.server.hub
-        try:
-            pending = hub.take(self.sub)
-            if pending is None:
-                return True
-            data = self._data_frame(p.BinaryType.TICKS, pending)
-            sent = _wsfast.try_send(self.ws, data)
-        except Exception as exc:  # never into the generator: the writer raises it (1011)
-            self._failure = exc
-            return False
-        self._last_data_s = self.server.publish_s
-        if sent < 0:  # trio-websocket is writing (a pong): the writer sends the frame after it
-            self._unsent = data
-            return False
-        self._sent(data, self.server.publish_s)
-        if sent < len(data):
-            self._rest = memoryview(data)[sent:]  # the lock stays held until the writer finishes
-            return False
-        return not hub.has_more(self.sub)  # a take stops at max_take: the writer sends the rest
-
-    async def _reader(self) -> None:
-        """Hand each request to the writer; wake it when a heartbeat or throttled send is due.
-
-        The alarm lives here, around the wait for the next request (rare), so that the writer's
-        hot loop waits on its inbox with no cancel scope: one scope per message was a measured
-        ~20% of the server's time, and a task of its own cost memory per connection. The writer
-        moves the alarm earlier when throttled data becomes pending; otherwise it only moves
-        later, and a stale alarm only costs the writer one look at the clock.
-        """
-        try:
-            while True:
-                with trio.CancelScope() as self._alarm:
-                    self._alarm.deadline = self._last_send_s + self._heartbeat_s
-                    frame = await self.ws.get_message()
-                if self._alarm.cancelled_caught:
-                    self._wake_writer()
-                else:
-                    while len(self._requests) >= _INBOX_SIZE:
-                        await self._reader_lot.park()
-                    self._requests.append(frame)
-                    self._writer_lot.unpark()
-        except ConnectionClosed:
-            self._closed_by_peer()
-
-    def _closed_by_peer(self) -> None:
-        reason = self.ws.closed
-        if self.close_code is None and reason is not None:
-            self.close_code, self.close_reason = reason.code, reason.reason or ""
-        self._cancel()
-
-    def _cancel(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def _writer(self) -> None:
-        # One cancel scope for the whole writer; its deadline is armed only while a send is in
-        # progress (cheaper than a new scope per send). If it fires, the reader stalled.
-        with trio.CancelScope() as self._stall:
-            try:
-                await self._write()
-            except ConnectionClosed:  # the client went away
-                self._closed_by_peer()
-                return
-        if self._stall.cancelled_caught:
-            if self.close_code is None:
-                self.close_code = p.CloseCode.POLICY
-                self.close_reason = f"stalled: no data accepted for {self._stall_s:g} s"
-            await _wsfast.abort(self.ws)
-            self._cancel()
-
-    async def _write(self) -> None:
-        cfg = self.server.config
-        await self._send_text(
-            p.dumps(
-                p.welcome_message(
-                    server=self.server.name,
-                    encoding=p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
-                    heartbeat_ms=cfg.heartbeat_ms,
-                    n_symbols=len(self.server.hub),
-                    epoch=self.server.hub.epoch,
-                )
-            )
-        )
-        heartbeat_s = self._heartbeat_s
-        requests = self._requests
-        hub = self.server.hub
-        while True:
-            while not (self._woken or requests):
-                self._idle = True
+    async def _handshake(self) -> bool:
+        shell, transport = self._shell, self.transport
+        front = _http.HttpFront(shell.policy)
+        decision: _http.Accept | _http.Refuse | None = None
+        with trio.move_on_after(shell.handshake_timeout_s):
+            while decision is None:
                 try:
-                    await self._writer_lot.park()
-                finally:
-                    self._idle = False
-            self._woken = False
-            await self._finish_direct()
-            while requests:  # everything already asked, in order, before any data
-                frame = requests.pop(0)
-                self._reader_lot.unpark()
-                for action in self.state.receive(frame, trio.current_time()):
-                    await self._do(action)
-            now = trio.current_time()
-            due_s = self._last_data_s + self.state.throttle_ms / 1000
-            if now >= due_s:
-                while (pending := hub.take(self.sub)) is not None:  # several if far behind
-                    await self._send_data(p.BinaryType.TICKS, pending)
-                    self._last_data_s = now
-                    if self.state.throttle_ms or self._requests:
-                        self._woken = self._woken or hub.has_more(self.sub)
-                        break
-            elif hub.gen > self.sub.sent_gen and due_s < self._alarm.deadline:
-                self._alarm.deadline = due_s  # throttled: come back when the interval is up
-            if trio.current_time() >= self._last_send_s + heartbeat_s:
-                self.seq += 1
-                self.counters.heartbeats_sent += 1
-                await self._send_text(p.heartbeat_text(self.seq, self.server.now_ns()))
-
-    async def _do(self, action: st.Action) -> None:
-        hub = self.server.hub
-        if isinstance(action, st.Reply):
-            await self._send_text(action.text)
-        elif isinstance(action, st.SetSubscription):
-            # Changes of the symbols held so far go out first, so that every symbol's updates
-            # stay in seq order and new symbols start from their snapshot.
-            pending = hub.take(self.sub)
-            if pending is not None:
-                await self._send_data(p.BinaryType.TICKS, pending)
-            hub.set_subscription(self.sub, action.wildcard, action.ids)
-        elif isinstance(action, st.SendSnapshot):
-            await self._send_data(p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, action.ids))
-            self.counters.snapshots_sent += 1
-        elif isinstance(action, st.SendPong):
-            await self._send_text(
-                p.dumps(p.with_id({"type": "pong"}, action.id, ts=self.server.now_ns()))
+                    data = transport.recv_nowait()
+                except OSError:
+                    return False
+                if data is None:
+                    await transport.wait_readable()
+                    continue
+                decision = front.receive_data(data)
+        now = trio.current_time()
+        if decision is None:
+            log.debug("client %s: no request within %g s", self.peer, shell.handshake_timeout_s)
+            return False
+        registry = shell.registry
+        over_ip = registry.max_per_ip and registry.per_ip[self.ip] > registry.max_per_ip
+        if isinstance(decision, _http.Accept) and over_ip:
+            decision = _http.refusal(
+                429,
+                f"over --max-connections-per-ip ({registry.max_per_ip})",
+                f"at most {registry.max_per_ip} connections per address; retry later\n",
             )
-        elif isinstance(action, st.SendStats):
-            await self._send_text(p.dumps(self.server.stats_message(self, action.id)))
-        elif isinstance(action, st.SetThrottle):
-            pass  # the state holds the interval; the writer loop reads it
-        elif isinstance(action, st.SetMode):
-            hub.set_mode(self.sub, action.latest)
-        elif isinstance(action, st.Resume):
-            missed = hub.resume(self.sub, action.epoch, action.offset)
-            await self._send_text(p.dumps(p.resumed_ack(action.ack, missed)))
-            if missed is None and action.snapshot_ids is not None and action.snapshot_ids.size:
-                await self._send_data(
-                    p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, action.snapshot_ids)
-                )
-                self.counters.snapshots_sent += 1
-        elif isinstance(action, st.Close):
-            await self.close(action.code, action.reason)
+        if isinstance(decision, _http.Refuse):
+            if decision.upgrade:
+                shell.on_refused()
+                registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
+            elif decision.status:
+                log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
+            if decision.response and await self._send_all(decision.response):
+                await self._linger()
+            return False
+        self.route, self.encoding = decision.route, decision.subprotocol or ""
+        if not await self._send_all(decision.response):
+            return False
+        core = self.core = shell.make_core(decision.route, decision.subprotocol, self.wake, now)
+        if registry.held - 1 >= registry.max_connections:
+            shell.on_refused()
+            registry.note_refused(
+                "close 1013", self.peer, f"at --max-connections ({registry.max_connections})", now
+            )
+            core.close(
+                1013,
+                f"server at its connection limit ({registry.max_connections}); retry later",
+                now,
+            )
+            self.encoding = ""
+        else:
+            registry.open.add(self)
+            shell.on_open()
+            core.start(now)
+            log.info(
+                "client %s connected to %s (%s, %d clients, handshake %.1f ms)",
+                self.peer,
+                self.route,
+                self.encoding or "no subprotocol",
+                len(registry.open),
+                (now - self.opened_s) * 1000,
+            )
+        if decision.trailing:
+            core.receive_data(decision.trailing, now)
+        return True
+
+    async def _send_all(self, data: bytes) -> bool:
+        """A handshake response: sent now, or within a second; False if the peer is gone."""
+        view, transport = memoryview(data), self.transport
+        with trio.move_on_after(1.0):
+            try:
+                while True:
+                    if view:
+                        view = view[transport.send_nowait(view) :]
+                    if not view and transport.flush_nowait():
+                        return True
+                    await transport.wait_writable()
+            except (OSError, trio.ClosedResourceError):
+                return False
+        return False
+
+    async def _linger(self) -> None:
+        """After a refusal: end our side (FIN), then wait a little for the peer's, so that
+        closing with its unread bytes in our buffer cannot reset the answer away."""
+        transport = self.transport
+        _shutdown_write(transport)
+        with trio.move_on_after(1.0):
+            for _ in range(16):  # at most 1 MiB read and dropped
+                try:
+                    data = transport.recv_nowait()
+                except OSError:
+                    return
+                if data == b"":
+                    return
+                if data is None:
+                    await transport.wait_readable()
+
+    async def _live(self) -> None:
+        core, transport = self.core, self.transport
+        assert core is not None
+        self._pump(trio.current_time())
+        while core.state is not State.CLOSED:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            if self._flushing and len(core.outbox) > HIGH_WATER:
+                # Replies pile up unread: stop reading until the flusher drains them.
+                self._drained = trio.Event()
+                await self._drained.wait()
+                continue
+            if core.wants_eof and not self._shut:
+                self._shut = True
+                _shutdown_write(transport)
+            with trio.CancelScope(deadline=core.next_deadline(trio.current_time())) as scope:
+                self._scope = scope
+                await transport.wait_readable()
+            self._scope = None
+            now = trio.current_time()
+            if scope.cancelled_caught:
+                core.timer(now)
+                self._pump(now)
+                continue
+            try:
+                data = transport.recv_nowait()
+            except OSError as exc:
+                core.connection_lost(f"reset: {exc.strerror or exc}")
+                break
+            if data is not None:
+                core.receive_data(data, now)
+                self._pump(now)
+
+    async def _after_failure(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        try:
+            now = trio.current_time()
+            core.close(1011, "internal server error", now)
+            self._pump(now)
+            with trio.move_on_after(core.close_timeout_s):
+                await self._live()
+        except Exception:
+            log.exception("client %s: internal error while closing", self.peer)
+            core.aborted = True
 
     # ------------------------------------------------------------------ sending
 
-    def _data_frame(self, kind: p.BinaryType, pending: Pending) -> bytes:
-        """The next data message, framed and stamped with the connection `seq`."""
-        self.seq += 1
-        if self.binary:
-            offset = pending.offset if self.state.resumable else None
-            payload = p.encode_binary(kind, self.seq, pending.records, offset)
-            data = _wsfast.frame(payload, _wsfast.OP_BINARY)
+    def wake(self) -> None:
+        """The hub has news for this connection (called in the generator's task)."""
+        self._shell.woken.append(self)
+
+    def deliver(self, now: float) -> None:
+        """In the generator's task: send pending data now if the core is IDLE; else let the
+        connection's deadline cover it (throttle). Never raises, never waits."""
+        core = self.core
+        if core is None or core.state is not State.IDLE or self._flushing:
+            return
+        try:
+            self._pump(now)
+            if core.state is State.IDLE and self._scope is not None:
+                deadline = core.next_deadline(now)
+                if deadline < self._scope.deadline:
+                    self._scope.deadline = deadline  # throttled data is due before the alarm
+        except Exception as exc:  # the connection's task raises it: 1011 with a traceback
+            self._failure = exc
+            self._poke()
+
+    def _pump(self, now: float) -> None:
+        """Send what can go without waiting; the flusher takes over the rest."""
+        if self._flushing:
+            return
+        if not self._send_now(now):
+            self._flushing = True
+            self._shell.nursery.start_soon(self._flusher)
+        elif self.core is not None and self.core.state is State.CLOSED:
+            self._poke()
+
+    def _send_now(self, now: float) -> bool:
+        """Send the outbox, then one data message if the socket takes it; True if all went.
+
+        False also when more data waits (a reader far behind, or resuming, catches up in
+        messages of at most the hub's `max_take`): the flusher sends the rest, one message per
+        turn of the scheduler, so that neither the generator nor other connections wait."""
+        core, transport = self.core, self.transport
+        assert core is not None
+        took = False
+        try:
+            while True:
+                if core.outbox:
+                    core.sent(transport.send_nowait(core.outbox), now)
+                    if core.outbox:
+                        return False
+                elif not transport.flush_nowait():
+                    return False
+                elif took:
+                    return not core.data_waiting(now)
+                else:
+                    data = core.take_data(now)
+                    if data is None:
+                        return True
+                    took = True
+                    core.wrote(data, transport.send_nowait(data), now)
+        except (OSError, trio.ClosedResourceError) as exc:
+            if core.state is not State.CLOSED:
+                core.connection_lost(f"send failed: {getattr(exc, 'strerror', None) or exc}")
+            self._poke()
+            return True
+
+    async def _flusher(self) -> None:
+        core, transport = self.core, self.transport
+        assert core is not None
+        try:
+            while core.state is not State.CLOSED:
+                with trio.CancelScope(deadline=core.next_deadline(trio.current_time())) as scope:
+                    await transport.wait_writable()
+                now = trio.current_time()
+                if scope.cancelled_caught:
+                    core.timer(now)
+                elif self._send_now(now):
+                    break
+                if self._drained is not None and len(core.outbox) <= HIGH_WATER:
+                    self._drained.set()
+        except trio.ClosedResourceError:
+            pass
+        except Exception as exc:
+            self._failure = exc
+        finally:
+            self._flushing = False
+            if self._drained is not None:
+                self._drained.set()
+                self._drained = None
+            self._poke()
+
+    def _poke(self) -> None:
+        """Make the connection's task look at its core again."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # ------------------------------------------------------------------ ending
+
+    def close(self, code: int, reason: str) -> None:
+        """Start closing with `code` (server shutdown); the connection's task finishes it."""
+        core = self.core
+        if core is None or core.state is State.CLOSED:
+            return
+        now = trio.current_time()
+        core.close(code, reason, now)
+        if not self._flushing:
+            self._pump(now)
+        self._poke()
+
+    def _finish(self) -> None:
+        """The one way out: release the socket and the slot, leave the hub, one log line."""
+        shell, core = self._shell, self.core
+        was_open = self in shell.registry.open
+        if core is not None and core.state is not State.CLOSED:
+            # Cancelled (the server stops) or failed while closing: a last close frame, if the
+            # socket takes it now.
+            try:
+                core.close(1001, "server shutting down", trio.current_time())
+                self.transport.send_nowait(core.outbox)
+                self.transport.flush_nowait()
+            except Exception:
+                pass
+        aborted = core is not None and core.aborted
+        if aborted:
+            self.transport.abort()
         else:
-            name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
-            payload = p.ticks_text(name, self.seq, pending.json_body(), pending.offset)
-            data = _wsfast.frame(payload, _wsfast.OP_TEXT)
-        n = len(pending.records)
-        self.counters.ticks_sent += n
-        self.server.counters.ticks_sent += n
-        return data
+            self.transport.close()
+        shell.registry.open.discard(self)
+        shell.registry.release(self.ip)
+        if core is not None:
+            try:
+                core.detach()
+            except Exception:  # a bug in leaving the hub is this connection's, not the server's
+                log.exception("client %s: internal error while detaching", self.peer)
+        if was_open and core is not None:
+            log.info(
+                "client %s disconnected: code %s%s after %.1f s, %d messages (%s, %s)",
+                self.peer,
+                core.close_code if core.close_code is not None else 1006,
+                f" ({core.close_reason})" if core.close_reason else "",
+                trio.current_time() - self.opened_s,
+                core.messages_sent,
+                self.route,
+                self.encoding or "no subprotocol",
+            )
 
-    async def _send_data(self, kind: p.BinaryType, pending: Pending) -> None:
-        await self._send_bytes(self._data_frame(kind, pending))
 
-    async def _send_text(self, text: str) -> None:
-        await self._send_bytes(_wsfast.frame(text.encode(), _wsfast.OP_TEXT))
+def _shutdown_write(transport: Transport) -> None:
+    """After a protocol error's close frame: FIN, so the peer sees the end without a reset."""
+    if isinstance(transport, TLSTransport):
+        return
+    with contextlib.suppress(OSError):
+        transport.sock.shutdown(socket.SHUT_WR)
 
-    async def _send_bytes(self, data: bytes) -> None:
-        await _wsfast.send_frame(self.ws, data, self._stall, self._stall_s)
-        self._sent(data, trio.current_time())
 
-    def _sent(self, data: bytes, now: float) -> None:
-        self._last_send_s = now
-        self.counters.messages_sent += 1
-        self.counters.bytes_sent += len(data)
-        self.server.counters.messages_sent += 1
-
-    async def _finish_direct(self) -> None:
-        """What the generator could not finish in `_send_direct`, in order, before anything."""
-        if self._rest is not None:
-            rest, self._rest = self._rest, None
-            await _wsfast.send_rest(self.ws, rest, self._stall, self._stall_s)
-        if self._unsent is not None:
-            data, self._unsent = self._unsent, None
-            await self._send_bytes(data)
-        if self._failure is not None:
-            raise self._failure
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close with `code` (best effort within a second), then end this connection's tasks."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-        with trio.move_on_after(1.0):
-            await self.ws.aclose(code, reason)
-        self._cancel()
-
-    def statistics(self) -> dict[str, object]:
-        c = self.counters
-        return {
-            "seq": self.seq,
-            "messages_sent": c.messages_sent,
-            "ticks_sent": c.ticks_sent,
-            "bytes_sent": c.bytes_sent,
-            "snapshots_sent": c.snapshots_sent,
-            "heartbeats_sent": c.heartbeats_sent,
-            "ticks_conflated": self.sub.ticks_conflated,
-            "requests": self.state.requests,
-            "errors": self.state.errors,
-            "subscriptions": self.state.symbols(),
-            "throttle_ms": self.state.throttle_ms,
-            "mode": self.state.mode,
-            "offset": self.sub.cursor,
-            "encoding": p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON,
-            "connected_s": round(trio.current_time() - self.opened_s, 3),
-            "wall_ns": time.time_ns(),
-        }
+__all__ = ["Connection", "Registry", "Shell"]

@@ -1,8 +1,8 @@
 """Per-connection protocol state, sans-IO: one request frame in, a list of actions out.
 
 All of a connection's transitions live here (subscription, throttle, rate limit, strikes), as h11
-keeps its transitions in one module. The trio shell (`server.py`) executes the actions in order:
-that order is what guarantees an `ack` before the `snapshot` and data of a newly added symbol.
+keeps its transitions in one module. The connection core (`_core.py`) executes the actions in
+order: that order guarantees an `ack` before the `snapshot` and data of a newly added symbol.
 Never imports trio; time comes in as `now_s` (monotonic seconds).
 """
 
@@ -52,11 +52,6 @@ class SendPong:
 
 
 @dataclass(frozen=True, slots=True)
-class SetThrottle:
-    interval_ms: int
-
-
-@dataclass(frozen=True, slots=True)
 class SetMode:
     """Every update (False), or the latest state per symbol (True: mode latest, or a throttle)."""
 
@@ -81,15 +76,7 @@ class Close:
 
 
 Action: TypeAlias = (
-    Reply
-    | SetSubscription
-    | SendSnapshot
-    | SendStats
-    | SendPong
-    | SetThrottle
-    | SetMode
-    | Resume
-    | Close
+    Reply | SetSubscription | SendSnapshot | SendStats | SendPong | SetMode | Resume | Close
 )
 
 
@@ -188,9 +175,9 @@ class ConnectionState:
         if isinstance(req, p.Unsubscribe):
             return self._unsubscribe(req)
         if isinstance(req, p.Throttle):
-            self.throttle_ms = req.interval_ms
+            self.throttle_ms = req.interval_ms  # the connection core reads it before each send
             ack = self._ack("throttle", req.id, interval_ms=req.interval_ms)
-            return [SetThrottle(req.interval_ms), SetMode(self.latest), ack]
+            return [SetMode(self.latest), ack]  # a throttle conflates: the hub must know
         if isinstance(req, p.Symbols):
             rid = b"" if req.id is None else b'"id":%d,' % req.id
             text = b'{"type":"symbols",%s"symbols":%s}' % (rid, self._symbols_body)

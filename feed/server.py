@@ -1,37 +1,48 @@
 """The feed server: the trio I/O shell around the market, the hub and the connections.
 
-`Server.run` starts the generator task (steps the market at the cadence and publishes into the
-hub, skipping ahead rather than queueing when it falls behind) and the WebSocket listener; each
-accepted client gets a `Connection` (reader + writer). The handshake enforces the path, the tokens
-(HTTP 401) and the subprotocol; the connection cap closes with 1013. A failure inside one
-connection is logged once and closes that connection with 1011, never the server.
+`Server.run` opens the listening sockets, starts the generator task (steps the market at the
+cadence, publishes into the hub and delivers to the subscribers it woke, skipping ahead rather
+than queueing when it falls behind) and one accept loop per listening socket. Each accepted
+socket is a `Connection` (its own task): the HTTP front decides (404, 403, 401, 429), the
+WebSocket core speaks `/v1`, the connection cap closes with 1013. A failure inside one connection
+is logged once and closes that connection with 1011, never the server.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import trio
-from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay
 
+from . import _http
 from . import _state as st
 from . import protocol as p
-from ._connection import Connection
+from ._connection import Connection, Registry, Shell
+from ._core import FeedContext, FeedCore, ServerCounters
+from ._transport import configure, open_listeners
+from ._wscore import WebSocketCore
 from .hub import Hub
 
 log = logging.getLogger("tickwire.server")
 
 SERVER_NAME = "tickwire"
+# Sockets held past --max-connections, so that clients over the cap get their 1013 (or a 429)
+# instead of waiting in the kernel's queue; past this the accept loop waits for a free slot.
+_HEADROOM = 64
+_IDLE_STEP_S = 0.05  # with no subscriber, step the market this rarely (refresh catches up)
+_DELIVER_SLICE_S = 0.001  # the fan-out lets other tasks (handshakes) run this often
+_EMFILE_LOG_S = 10.0
 
 
 @dataclass
@@ -49,14 +60,19 @@ class ServerConfig:
     certfile: str | None = None
     keyfile: str | None = None
     max_connections: int = 1000
+    max_connections_per_ip: int = 0  # 0: no limit
+    allow_origins: tuple[str, ...] = ()  # besides the server's own host; "*" for any
     heartbeat_ms: int = 1000
     stall_ms: int = 10_000
+    reuse_port: bool = False  # SO_REUSEPORT: several processes may serve the same port
     limits: st.Limits = field(default_factory=st.Limits)
     history_s: float = 60.0  # resume window: event time kept for every-update readers...
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
+            if self.keyfile:
+                raise UserError("--keyfile needs --certfile (the certificate it belongs to)")
             return None
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
@@ -68,14 +84,19 @@ class ServerConfig:
             ) from None
         return ctx
 
-
-@dataclass(slots=True)
-class ServerCounters:
-    messages_sent: int = 0
-    ticks_sent: int = 0
-    connections_total: int = 0
-    connections_refused: int = 0
-    cadence_overruns: int = 0
+    def policy(self) -> _http.Policy:
+        hosts, wildcard = _http.own_hosts(self.host)
+        try:
+            origins = tuple(_http.normalise_origin(o) for o in self.allow_origins)
+        except ValueError as exc:
+            raise UserError(f"--allow-origin: {exc}") from None
+        return _http.Policy(
+            ws_routes={p.PATH: p.SUBPROTOCOLS},
+            tokens=self.tokens,
+            allow_origins=origins,
+            own_hosts=hosts,
+            wildcard_bind=wildcard,
+        )
 
 
 class Server:
@@ -101,14 +122,38 @@ class Server:
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
         self.counters = ServerCounters()
-        self.publish_s = 0.0  # trio time of the latest publish: the send time of direct sends
-        self.connections: set[Connection] = set()
+        self.ctx = FeedContext(
+            hub=self.hub,
+            index=self.universe_index,
+            symbols_body=self.symbols_body,
+            limits=config.limits,
+            server_name=self.name,
+            heartbeat_ms=config.heartbeat_ms,
+            stall_s=config.stall_ms / 1000,
+            close_timeout_s=2.0,
+            t0_s=self._t0,
+            wall0_ns=self._wall0_ns,
+            stats=lambda: self.statistics(),
+            counters=self.counters,
+            refresh=self._refresh,
+        )
+        self.registry = Registry(config.max_connections, config.max_connections_per_ip)
+        self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
+        self._woken: list[Connection] = []
+        self._idle_sleep: trio.CancelScope | None = None
+        self._emfile_logged_s = -_EMFILE_LOG_S
         self.url = ""
         self._cancel: trio.CancelScope | None = None
+        self._shell: Shell | None = None
+
+    @property
+    def connections(self) -> set[Connection]:
+        """The open WebSocket connections (not counting handshakes in progress)."""
+        return self.registry.open
 
     def now_ns(self) -> int:
         """Event time: wall clock at start, advanced by trio's (fakeable) clock."""
-        return self._wall0_ns + int((trio.current_time() - self._t0) * 1e9)
+        return self.ctx.now_ns(trio.current_time())
 
     # ------------------------------------------------------------------ running
 
@@ -116,136 +161,164 @@ class Server:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
         ssl_context = cfg.ssl_context()
+        policy = cfg.policy()
+        listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
-            listeners = await trio.open_tcp_listeners(cfg.port, host=cfg.host)
-        except OSError as exc:
-            raise UserError(
-                f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
-                " (is another server running? pick another --port)"
-            ) from None
-        served: list[trio.SocketListener | trio.SSLListener[trio.SocketStream]] = list(listeners)
-        if ssl_context is not None:
-            served = [trio.SSLListener(lst, ssl_context) for lst in listeners]
-        with trio.CancelScope() as self._cancel:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.run_market)
-                ws_server = WebSocketServer(
-                    self._handle,
-                    served,
-                    handler_nursery=nursery,
-                    max_message_size=p.MAX_MESSAGE_BYTES,
-                    connect_timeout=10,
-                    disconnect_timeout=2,
-                )
-                await nursery.start(ws_server.run)
-                scheme = "wss" if ssl_context else "ws"
-                host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-                self.url = f"{scheme}://{host}:{ws_server.port}{p.PATH}"
-                task_status.started(self.url)
+            with trio.CancelScope() as self._cancel:
+                async with trio.open_nursery() as nursery:
+                    shell = Shell(
+                        policy=policy,
+                        make_core=self._make_core,
+                        registry=self.registry,
+                        nursery=nursery,
+                        woken=self._woken,
+                        ssl_context=ssl_context,
+                        on_refused=self._count_refused,
+                        on_open=self._count_open,
+                    )
+                    self._shell = shell
+                    await nursery.start(self.run_market)
+                    for lsock in listeners:
+                        nursery.start_soon(self._accept, lsock, shell)
+                    scheme = "wss" if ssl_context else "ws"
+                    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+                    port = listeners[0].getsockname()[1]
+                    self.url = f"{scheme}://{host}:{port}{p.PATH}"
+                    task_status.started(self.url)
+        finally:
+            for lsock in listeners:
+                trio.lowlevel.notify_closing(lsock)
+                lsock.close()
+
+    async def handle_socket(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        """Serve one connected socket as if accepted (tests: a socketpair with tiny buffers
+        is a reader that stalls on demand). The server must be running."""
+        assert self._shell is not None, "start Server.run first"
+        configure(sock)
+        self.registry.hold(addr[0])
+        await Connection(sock, addr, self._shell).run()
+
+    def _make_core(
+        self, route: str, subprotocol: str | None, wake: Any, now: float
+    ) -> WebSocketCore:
+        return FeedCore(self.ctx, wake, binary=subprotocol == p.SUBPROTOCOL_BINARY, now=now)
+
+    def _count_refused(self) -> None:
+        self.counters.connections_refused += 1
+
+    def _count_open(self) -> None:
+        self.counters.connections_total += 1
+
+    async def _accept(self, lsock: socket.socket, shell: Shell) -> None:
+        """Accept for ever; running out of descriptors is logged, waited out, never fatal."""
+        registry = self.registry
+        while True:
+            if registry.held >= registry.max_connections + _HEADROOM:
+                registry.freed = trio.Event()
+                await registry.freed.wait()
+                continue
+            try:
+                sock, addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                await trio.lowlevel.wait_readable(lsock)
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    now = trio.current_time()
+                    if now - self._emfile_logged_s >= _EMFILE_LOG_S:
+                        self._emfile_logged_s = now
+                        log.warning(
+                            "cannot accept: %s (%d sockets held); raise the descriptor limit "
+                            "(ulimit -n) or lower --max-connections",
+                            exc.strerror,
+                            registry.held,
+                        )
+                    await trio.sleep(0.1)
+                    continue
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # the client gave up in the kernel's queue
+                raise
+            configure(sock)
+            registry.hold(addr[0])
+            shell.nursery.start_soon(Connection(sock, addr, shell).run)
+            await trio.lowlevel.checkpoint()  # let its handshake start before the next accept
 
     async def shutdown(
         self, code: int = p.CloseCode.GOING_AWAY, reason: str = "server shutting down"
     ) -> None:
-        """Close every client with `code` (1001 by default), concurrently, then stop serving."""
-        async with trio.open_nursery() as nursery:
-            for conn in list(self.connections):
-                nursery.start_soon(conn.close, code, reason)
+        """Close every client with `code` (1001 by default), all at once, then stop serving."""
+        for conn in list(self.registry.open):
+            conn.close(code, reason)
+        with trio.move_on_after(self.ctx.close_timeout_s + 0.5):
+            while self.registry.open:
+                await trio.sleep(0.01)  # each connection's task ends its close handshake
         if self._cancel is not None:
             self._cancel.cancel()
-
-    async def handle_stream(self, stream: trio.abc.Stream) -> None:
-        """Serve one accepted byte stream (tests use in-memory streams; `run` uses sockets)."""
-        async with trio.open_nursery() as nursery:
-            request = await wrap_server_stream(
-                nursery, stream, max_message_size=p.MAX_MESSAGE_BYTES
-            )
-            await self._handle(request)
-            nursery.cancel_scope.cancel()
 
     async def run_market(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """The generator: step the market every cadence and publish into the hub."""
+        """The generator: step the market every cadence, publish, deliver."""
         cadence_s = self.config.cadence_ms / 1000
         next_s = trio.current_time()
-        # A replay at speed 0 goes as fast as the clients read: it steps once all caught up.
-        paced = getattr(self.market, "paced_by_readers", False)
         task_status.started()
         while True:
-            self.publish_s = trio.current_time()
-            if not paced or self.hub.caught_up():
-                self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
+            self._step()
+            await self._deliver()
+            if self.ctx.subscribers == 0:
+                # Nobody watches: the market is deterministic whatever the step size, so step
+                # rarely; `_refresh` steps to now before anything reads its state. The history
+                # keeps every update meanwhile, for clients that come back and resume.
+                with trio.CancelScope() as self._idle_sleep:
+                    await trio.sleep(_IDLE_STEP_S)
+                self._idle_sleep = None
+                next_s = trio.current_time()
+                continue
             next_s += cadence_s
             now = trio.current_time()
             if now > next_s + cadence_s:
                 # Behind by more than a whole cadence: skip ahead (the next step covers the
-                # missed time in one batch, conflated per subscriber) instead of queueing.
+                # missed time in one bigger batch) instead of queueing.
                 self.counters.cadence_overruns += 1
                 next_s = now
             await trio.sleep_until(next_s)
 
-    # ------------------------------------------------------------------ connections
+    def _step(self) -> None:
+        """Step the market to now and publish. A replay at speed 0 goes as fast as the clients
+        read: it steps only once every subscriber has taken all there is."""
+        if self._paced and not self.hub.caught_up():
+            return
+        # Market.step's (and a replay's) records are on the tick grid and never written again.
+        self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
 
-    async def _handle(self, request: WebSocketRequest) -> None:
-        peer = _peer(request)
-        url = urlsplit(request.path)
-        if url.path.rstrip("/") != p.PATH:
-            log.info("refused %s: path %s is not %s", peer, url.path, p.PATH)
-            await request.reject(404, body=f"tickwire serves WebSocket at {p.PATH}\n".encode())
+    def _refresh(self) -> None:
+        """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
+        if self._idle_sleep is not None:
+            self._step()
+            self._idle_sleep.cancel()  # and resume the cadence if a subscription starts
+
+    async def _deliver(self) -> None:
+        """Send to every subscriber the hub woke, letting other tasks run every millisecond."""
+        woken = self._woken
+        if not woken:
             return
-        if self.config.tokens and _token(request, url.query) not in self.config.tokens:
-            self.counters.connections_refused += 1
-            log.info("refused %s: missing or invalid token (HTTP 401)", peer)
-            await request.reject(
-                401,
-                extra_headers=[(b"WWW-Authenticate", b'Bearer realm="tickwire"')],
-                body=b"missing or invalid token: send 'Authorization: Bearer TOKEN' or ?token=\n",
-            )
-            return
-        offered = request.proposed_subprotocols
-        chosen = next((s for s in offered if s in p.SUBPROTOCOLS), None)
-        ws = await request.accept(subprotocol=chosen)
-        if len(self.connections) >= self.config.max_connections:
-            self.counters.connections_refused += 1
-            log.info("refused %s: at the connection limit (%d)", peer, self.config.max_connections)
-            with trio.move_on_after(1.0):
-                await ws.aclose(
-                    p.CloseCode.TRY_AGAIN_LATER,
-                    f"server at its connection limit ({self.config.max_connections}); retry later",
-                )
-            return
-        conn = Connection(self, ws, peer, binary=chosen == p.SUBPROTOCOL_BINARY)
-        self.connections.add(conn)
-        self.counters.connections_total += 1
-        log.info(
-            "client %s connected (%s, %d clients)",
-            peer,
-            chosen or p.SUBPROTOCOL_JSON,
-            len(self.connections),
-        )
-        try:
-            await conn.run()
-        except Exception:
-            # The connection's edge: one bug never reaches the server or the other clients.
-            log.exception("client %s: internal error, closing with 1011", peer)
-            await conn.close(p.CloseCode.INTERNAL_ERROR, "internal server error")
-        finally:
-            self.connections.discard(conn)
-            log.info(
-                "client %s disconnected: code %s%s after %.1f s, %d messages",
-                peer,
-                conn.close_code if conn.close_code is not None else 1006,
-                f" ({conn.close_reason})" if conn.close_reason else "",
-                trio.current_time() - conn.opened_s,
-                conn.counters.messages_sent,
-            )
+        batch = woken[:]
+        woken.clear()
+        now = trio.current_time()
+        slice_end = time.perf_counter() + _DELIVER_SLICE_S
+        for i, conn in enumerate(batch):
+            conn.deliver(now)
+            if i & 15 == 15 and time.perf_counter() > slice_end:
+                await trio.lowlevel.checkpoint()  # accepts and handshakes get their turn
+                now = trio.current_time()
+                slice_end = time.perf_counter() + _DELIVER_SLICE_S
 
     # ------------------------------------------------------------------ stats
 
     def statistics(self) -> dict[str, Any]:
         c = self.counters
         return {
-            "clients": len(self.connections),
+            "clients": len(self.registry.open),
             "connections_total": c.connections_total,
             "connections_refused": c.connections_refused,
             "uptime_s": round(trio.current_time() - self._t0, 3),
@@ -256,30 +329,12 @@ class Server:
             **self.hub.statistics(),
         }
 
-    def stats_message(self, conn: Connection, rid: int | None) -> dict[str, Any]:
-        return p.with_id({"type": "stats"}, rid, **conn.statistics(), server=self.statistics())
-
 
 async def serve(
     config: ServerConfig, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run a server with `config` until cancelled; `started(url)` once it listens."""
     await Server(config).run(task_status=task_status)
-
-
-def _peer(request: WebSocketRequest) -> str:
-    remote = request.remote
-    return str(remote) if isinstance(remote, str) else f"{remote.address}:{remote.port}"
-
-
-def _token(request: WebSocketRequest, query: str) -> str | None:
-    for name, value in request.headers:
-        if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-    tokens = parse_qs(query).get("token")
-    return tokens[0] if tokens else None
 
 
 def _version() -> str:

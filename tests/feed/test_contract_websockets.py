@@ -57,6 +57,17 @@ def test_token_required(url):
         assert _recv(ws)["type"] == "welcome"
 
 
+def test_browser_origins_and_plain_requests(url):
+    with pytest.raises(InvalidStatus) as err:
+        _open(url, origin="https://evil.example")
+    assert err.value.response.status_code == 403
+    with _open(url, origin="http://localhost:3000") as ws:  # a page on this machine
+        assert _recv(ws)["type"] == "welcome"
+    with pytest.raises(InvalidStatus) as err:
+        _open(url.replace("/v1", "/v2"))
+    assert err.value.response.status_code == 404
+
+
 def test_welcome_ack_snapshot_then_gap_free_data(url):
     with _open(url) as ws:
         assert ws.subprotocol == "tickwire.v1"
@@ -164,8 +175,9 @@ def test_message_too_big_closes_with_1009(url):
 
 
 def test_pings_while_data_streams_never_break_a_frame(url):
-    """trio-websocket answers pings from its reader task while the generator and the writer
-    send data: every frame still parses, the connection seq has no gaps, every ping is ponged."""
+    """Pings are answered through the same outbox as the data the generator and the
+    connection send: every frame still parses, the connection seq has no gaps, every ping is
+    ponged."""
     with _open(url) as ws:
         _recv(ws)  # welcome
         ws.send(json.dumps({"op": "subscribe", "symbols": ["*"], "snapshot": False}))

@@ -186,14 +186,14 @@ async def test_wss_with_a_certificate(nursery: trio.Nursery, tmp_path) -> None:
 async def test_a_failing_connection_is_closed_1011_and_others_keep_streaming(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(conn, rid):
+    def broken():
         raise RuntimeError("simulated bug in one connection")
 
     with trio.fail_after(10):
         async with connect(server.url) as healthy, open_websocket_url(server.url) as victim:
             await healthy.subscribe(["AAPL"])
             await victim.get_message()  # welcome
-            monkeypatch.setattr(server, "stats_message", broken)
+            monkeypatch.setattr(server, "statistics", broken)
             await victim.send_message('{"op": "stats"}')
             with pytest.raises(ConnectionClosed):
                 while True:
@@ -215,7 +215,7 @@ async def test_a_failure_while_the_generator_sends_closes_only_that_connection(
             await victim.get_message()  # ack
             await victim.get_message()  # data: its writer is idle, the generator sends
             take = server.hub.take
-            victim_sub = next(c.sub for c in server.connections if c.sub.wildcard)
+            victim_sub = next(c.core.sub for c in server.connections if c.core.sub.wildcard)
 
             def broken(sub):
                 if sub is victim_sub:
@@ -234,14 +234,15 @@ async def test_a_slow_consumer_past_the_history_gets_conflated_state_not_a_backl
     nursery: trio.Nursery,
 ) -> None:
     # Within the history window a slow reader gets every update late; past it, the latest state.
-    server = Server(ServerConfig(port=0, heartbeat_ms=200, history_s=0.1))
+    # A busy market fills the kernel's socket buffers (megabytes on loopback) in seconds.
+    server = Server(ServerConfig(port=0, heartbeat_ms=200, history_s=0.1, activity=10.0))
     await nursery.start(server.run)
     with trio.fail_after(30):
         async with connect(server.url, max_queue=4) as feed:
             await feed.subscribe("*")
             # Do not read: the feed buffers max_queue events, stops reading, and the server
             # (not our memory) absorbs the difference by conflating. Wait until it has.
-            while server.hub.gen - next(iter(server.connections)).sub.sent_gen < 200:
+            while server.hub.gen - next(iter(server.connections)).core.sub.sent_gen < 200:
                 await trio.sleep(0.01)  # polling a condition on the server, not a fixed delay
             assert feed._events_send.statistics().current_buffer_used <= 4
             assert await feed.subscribe(["AAPL"]) == ["*"]  # requests still work meanwhile

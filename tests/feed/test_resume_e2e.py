@@ -82,7 +82,7 @@ async def _drop_and_collect(srv: Server, feed, seqs: Seqs, after: int) -> list[G
             if not dropped and seqs.ticks > 200:
                 dropped = True
                 for conn in list(srv.connections):
-                    await conn.close(p.CloseCode.GOING_AWAY, "test drops the connection")
+                    conn.close(p.CloseCode.GOING_AWAY, "test drops the connection")
             elif dropped and gaps:
                 left -= 1
                 if not left:

@@ -1,0 +1,269 @@
+"""The HTTP front of the listener, sans-IO: request bytes in, an accept or a refusal out.
+
+Every accepted socket starts here. h11 parses the request (headers bounded to 16 KiB: more is
+HTTP 431). A WebSocket upgrade goes through its checks in this order: path (404), Origin (403),
+token (401), then the caller's per-IP and connection caps; `Accept` carries the 101 response and
+the bytes that followed the request in the same packet (a client may send its first frame with
+the handshake: they belong to the WebSocket). Any other request gets an answer from `routes`
+(404 by default) and `Connection: close`. No trio, no sockets, no clock: the deadline against
+slowloris is the shell's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+from wsproto.utilities import generate_accept_token
+
+MAX_HEADER_BYTES = 16 * 1024  # a browser's request with cookies fits easily; more is abuse
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What a plain-HTTP route sees."""
+
+    method: str
+    path: str  # without the query
+    query: str
+    headers: Mapping[str, str]  # lower-cased names; the last value wins
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+Route = Callable[[HttpRequest], HttpResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Upgrade: write `response`, then speak WebSocket, starting with `trailing` bytes."""
+
+    response: bytes
+    route: str  # the WebSocket route's key, e.g. "/v1"
+    subprotocol: str | None
+    trailing: bytes
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Answer with `response` and close. `reason` is for the log (never holds a token)."""
+
+    response: bytes
+    status: int
+    reason: str
+    upgrade: bool  # a refused WebSocket upgrade (counted and summarised), not a plain request
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Who may upgrade: the server's flags, decided once."""
+
+    ws_routes: Mapping[str, tuple[str, ...]]  # path -> subprotocols it speaks, preferred first
+    tokens: tuple[str, ...] = ()
+    allow_origins: tuple[str, ...] = ()  # normalised "scheme://host[:port]", or "*"
+    own_hosts: frozenset[str] = frozenset()  # Origin hosts that are this server
+    wildcard_bind: bool = False  # bound to 0.0.0.0/::: the Host header names the server
+    routes: Mapping[str, Route] = field(default_factory=dict)  # plain HTTP: path -> handler
+    not_found: bytes = b"tickwire serves WebSocket at /v1\n"
+
+
+def own_hosts(bind_host: str) -> tuple[frozenset[str], bool]:
+    """The Origin hosts that are this server when bound to `bind_host`, and whether it is a
+    wildcard bind (then a browser's Host header tells which name it used to reach us)."""
+    host = bind_host.strip("[]").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        names = {host}
+        if host == "localhost":
+            names |= _LOOPBACK_NAMES
+        return frozenset(names), False
+    if ip.is_unspecified:
+        return frozenset(_LOOPBACK_NAMES), True
+    if ip.is_loopback:
+        return frozenset(_LOOPBACK_NAMES | {host}), False
+    return frozenset({host}), False
+
+
+def normalise_origin(origin: str) -> str:
+    """`scheme://host[:port]` in lower case, as browsers send it; '*' stays '*'."""
+    origin = origin.strip()
+    if origin == "*":
+        return origin
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"an origin is scheme://host[:port] (http or https), got {origin!r}")
+    port = f":{parts.port}" if parts.port else ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}{port}".lower()
+
+
+class HttpFront:
+    """One socket's request, parsed; `receive_data` returns None until it can decide."""
+
+    __slots__ = ("_h11", "_policy")
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+
+    def receive_data(self, data: bytes) -> Accept | Refuse | None:
+        """Feed bytes read from the socket (b"" at EOF); None: read more."""
+        if not data:  # nobody is left to answer
+            return _refuse(0, "closed before sending a whole request", "", False)
+        self._h11.receive_data(data)
+        try:
+            event = self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint
+            return _refuse(status, f"bad request: {exc}", f"bad HTTP request: {exc}\n", False)
+        if event is h11.NEED_DATA:
+            return None
+        if not isinstance(event, h11.Request):  # pragma: no cover - h11 yields a request first
+            return _refuse(400, "no request", "bad HTTP request\n", False)
+        return self._decide(event)
+
+    def _decide(self, req: h11.Request) -> Accept | Refuse:
+        target = req.target.decode("latin-1")
+        url = urlsplit(target)
+        path = url.path
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in req.headers}
+        upgrade = headers.get("upgrade", "").lower() == "websocket"
+        policy = self._policy
+        if not upgrade:
+            route = policy.routes.get(path)
+            if req.method != b"GET" and req.method != b"HEAD" and route is None:
+                return _refuse(405, f"method {req.method.decode()}", "method not allowed\n", False)
+            if route is None:
+                body = policy.not_found.decode()
+                return _refuse(404, f"no page at {path}", body, False)
+            resp = route(HttpRequest(req.method.decode(), path, url.query, headers))
+            text = _response(resp.status, list(resp.headers), resp.body)
+            return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
+        key = path if path == "/" else path.rstrip("/")
+        protocols = policy.ws_routes.get(key)
+        if protocols is None:
+            return _refuse(404, f"path {path} is not a WebSocket route", policy.not_found.decode())
+        origin = headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
+            return _refuse(
+                403,
+                f"origin {origin[:100]!r} not allowed",
+                f"origin {origin[:100]} may not connect (see the server's --allow-origin)\n",
+            )
+        if policy.tokens and not _token_ok(policy.tokens, headers, url.query):
+            return Refuse(
+                _response(
+                    401,
+                    [("WWW-Authenticate", 'Bearer realm="tickwire"')],
+                    b"missing or invalid token: send 'Authorization: Bearer TOKEN' or ?token=\n",
+                ),
+                401,
+                "missing or invalid token",
+                True,
+            )
+        if req.method != b"GET" or "upgrade" not in headers.get("connection", "").lower():
+            return _refuse(400, "not a WebSocket upgrade", "a WebSocket upgrade is a GET\n")
+        if headers.get("sec-websocket-version") != "13":
+            return Refuse(
+                _response(426, [("Sec-WebSocket-Version", "13")], b"WebSocket version 13 only\n"),
+                426,
+                "WebSocket version not 13",
+                True,
+            )
+        key_b64 = headers.get("sec-websocket-key", "")
+        if not _valid_key(key_b64):
+            return _refuse(400, "bad Sec-WebSocket-Key", "missing or bad Sec-WebSocket-Key\n")
+        offered = [s.strip() for s in headers.get("sec-websocket-protocol", "").split(",")]
+        chosen = next((s for s in offered if s in protocols), None)
+        resp_headers = [
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Accept", generate_accept_token(key_b64.encode())),
+        ]
+        if chosen is not None:
+            resp_headers.append((b"Sec-WebSocket-Protocol", chosen.encode()))
+        out = self._h11.send(h11.InformationalResponse(status_code=101, headers=resp_headers))
+        trailing, _ = self._h11.trailing_data
+        return Accept(out or b"", key, chosen, bytes(trailing), url.query)
+
+    def _origin_allowed(self, origin: str, host_header: str) -> bool:
+        policy = self._policy
+        if "*" in policy.allow_origins:
+            return True
+        try:
+            norm = normalise_origin(origin)
+        except ValueError:
+            return False
+        if norm in policy.allow_origins:
+            return True
+        hostname = (urlsplit(norm).hostname or "").lower()
+        if hostname in policy.own_hosts:
+            return True
+        if policy.wildcard_bind:  # reached by whatever name the browser used: same host only
+            return hostname == (urlsplit("//" + host_header).hostname or "").lower()
+        return False
+
+
+def refusal(status: int, reason: str, body: str) -> Refuse:
+    """A refused upgrade decided by the caller (per-IP limit...)."""
+    return _refuse(status, reason, body)
+
+
+def _refuse(status: int, reason: str, body: str, upgrade: bool = True) -> Refuse:
+    response = _response(status, [], body.encode()) if status else b""
+    return Refuse(response, status, reason, upgrade)
+
+
+def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection (built by hand: h11 will not
+    write one once the peer broke the protocol, and these are fixed, valid headers)."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    lines = [f"HTTP/1.1 {status} {phrase}"]
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        lines.append("Content-Type: text/plain; charset=utf-8")
+    lines += [f"{k}: {v}" for k, v in headers]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + body
+
+
+def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -> bool:
+    sent: str | None = None
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        sent = value.strip()
+    else:
+        values = parse_qs(query).get("token")
+        sent = values[0] if values else None
+    if sent is None:
+        return False
+    given = sent.encode()
+    ok = False
+    for token in tokens:  # every token compared, in constant time each
+        ok |= hmac.compare_digest(given, token.encode())
+    return ok
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        return False
