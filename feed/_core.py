@@ -256,7 +256,8 @@ class FeedCore(WebSocketCore):
         if self.state is State.IDLE:
             deadline = min(deadline, self.last_send_s + self._heartbeat_s)
             if self.requests.throttle_ms and self.news():
-                deadline = min(deadline, self.data_due())
+                # Never -inf: a throttled connection that has sent no data yet is due now.
+                deadline = min(deadline, max(now, self.data_due()))
         return deadline
 
     def statistics(self, now: float) -> dict[str, Any]:

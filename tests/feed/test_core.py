@@ -289,6 +289,15 @@ def test_a_reader_far_behind_catches_up_one_bounded_take_at_a_time():
     assert got == [("S0", 1), ("S1", 1), ("S2", 1), ("S3", 1), ("S4", 1), ("S0", 2), ("S1", 2)]
 
 
+def test_a_throttled_connection_before_any_data_is_due_now_not_at_minus_infinity():
+    # Found by the fuzzing machine: no data sent yet, so the throttle's due time was -inf.
+    core, market, peer = opened()
+    peer.request(op="throttle", interval_ms=50)
+    peer.flush(0.0)
+    market.publish([0])
+    assert core.next_deadline(0.5) == 0.5
+
+
 def test_a_throttled_reader_does_not_wait_for_data_waiting():
     core, market, peer = opened_with(max_take=1)
     peer.request(op="throttle", interval_ms=100)
