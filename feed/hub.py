@@ -248,6 +248,10 @@ class Hub:
         sub.last_seq[added] = self.lvc["seq"][added]
         if added.any() and sub.cursor < self.history.head:
             sub.ahead_until = self.history.head  # their updates before now must not follow
+        if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
+            # Behind (a take stops at max_take) and no longer `*`, whose wake-ups never set
+            # news_gen: the kept symbols' updates from the cursor on are still owed.
+            sub.news_gen = sub.sent_gen + 1
         # Callers take() first, so everything up to now is delivered: in sync if wildcard.
         sub.synced = wildcard and sub.sent_gen == self.gen
 

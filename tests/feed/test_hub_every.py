@@ -304,3 +304,13 @@ def test_caught_up_means_some_reader_and_none_behind():
     f.hub.detach(wild)
     f.hub.detach(some)
     assert not f.hub.caught_up() and idle.cursor == 0
+
+
+def test_narrowing_from_star_while_behind_still_delivers_every_kept_update():
+    # A take stops at max_take; the connection takes once more, then narrows `*` to S1.
+    feed = Feed(max_take=2)
+    sub = feed.attach(wildcard=True)
+    feed.publish(0, 1, 0, 1, 0, 1)
+    assert pairs(feed.hub.take(sub)) == [(0, 1), (1, 1)] and feed.hub.has_more(sub)
+    feed.hub.set_subscription(sub, False, np.array([1], np.intp))
+    assert feed.drain(sub) == [(1, 2), (1, 3)]
