@@ -70,8 +70,11 @@ async def test_latest_mode_still_conflates(nursery):
             assert (await feed.stats())["ticks_conflated"] > 0
 
 
-async def _drop_and_collect(srv: Server, feed, seqs: Seqs, after: int) -> list[Gap]:
-    """Read `*`; drop the connection from the server's side once; read `after` more batches."""
+async def _drop_and_collect(
+    srv: Server, feed, seqs: Seqs, after: int, keep: frozenset[object] = frozenset()
+) -> list[Gap]:
+    """Read `*`; drop the connection from the server's side once (all but `keep`); read
+    `after` more batches."""
     gaps: list[Gap] = []
     dropped, left = False, after
     async for event in feed:
@@ -81,7 +84,7 @@ async def _drop_and_collect(srv: Server, feed, seqs: Seqs, after: int) -> list[G
             seqs.add(event)
             if not dropped and seqs.ticks > 200:
                 dropped = True
-                for conn in list(srv.connections):
+                for conn in list(srv.connections - keep):
                     conn.close(p.CloseCode.GOING_AWAY, "test drops the connection")
             elif dropped and gaps:
                 left -= 1
@@ -102,6 +105,34 @@ async def test_a_dropped_connection_recovers_exactly_the_missed_updates(nursery)
     assert gap.reason == "reconnected" and gap.lost == 0 and gap.downtime_s >= 0.9
     assert gap.recovered is not None and gap.recovered > 500  # ~2k updates/s for 1-2 s
     assert seqs.jumps == 0 and seqs.repeats == 0  # every update once, across the drop
+
+
+async def test_a_catch_up_over_many_messages_is_exact_and_others_keep_streaming(nursery):
+    # A take stops at max_take: with 64, the 1-2 s resume is dozens of messages, which the
+    # connection's flusher sends one per scheduler turn while a bystander keeps streaming.
+    srv = await _server(nursery)
+    srv.hub.max_take = 64
+    seqs, other = Seqs(), Seqs()
+
+    async def watch(feed) -> None:
+        async for event in feed:
+            if isinstance(event, Batch):
+                other.add(event)
+
+    with trio.fail_after(30):
+        async with connect(srv.url, reconnect=False, encoding="binary") as bystander:
+            await bystander.subscribe("*")
+            keep = frozenset(srv.connections)
+            async with trio.open_nursery() as inner:
+                inner.start_soon(watch, bystander)
+                async with connect(srv.url, backoff_initial_s=2.0, encoding="binary") as feed:
+                    await feed.subscribe("*")
+                    gaps = await _drop_and_collect(srv, feed, seqs, after=50, keep=keep)
+                inner.cancel_scope.cancel()
+    (gap,) = gaps
+    assert gap.lost == 0 and gap.recovered is not None and gap.recovered > 500
+    assert seqs.jumps == 0 and seqs.repeats == 0
+    assert other.jumps == 0 and other.repeats == 0 and other.ticks > gap.recovered
 
 
 async def test_past_the_history_window_a_snapshot_comes_and_the_gap_counts_the_loss(nursery):
