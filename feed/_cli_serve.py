@@ -120,6 +120,47 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=st.Limits().max_symbols,
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
+    rp = ap.add_argument_group(
+        "replay", "serve recorded or real ticks instead of the model (same protocol)"
+    )
+    rp.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="FILE",
+        help="tickwire .parquet/.npy/.csv (from record or simulate), or quote/trade CSVs "
+        "(.csv or .csv.gz, e.g. Tardis quotes and trades), merged in time order",
+    )
+    rp.add_argument(
+        "--speed",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="X",
+        help="1 real time, 10 ten times faster, 0 as fast as the clients read (default 1)",
+    )
+    rp.add_argument("--start", metavar="TIME", help="from this time (ISO 8601, ns, or +10m)")
+    rp.add_argument("--end", metavar="TIME", help="up to this time (ISO 8601, ns, or +10m)")
+    rp.add_argument("--loop", action="store_true", help="start over at the end, forever")
+    rp.add_argument(
+        "--columns",
+        metavar="MAP",
+        help="column names of a CSV when they differ, e.g. ts=time,symbol=ticker,bid=bp,ask=ap,"
+        "bid_size=bs,ask_size=as,price=px,size=qty,side=side",
+    )
+    ap.add_argument(
+        "--history",
+        type=_duration_s,
+        default=d.history_s,
+        metavar="DURATION",
+        help="keep this much recent data for every-update readers and resumes, e.g. 60s, 5m, "
+        "0 for none (default %(default)gs)",
+    )
+    ap.add_argument(
+        "--history-mb",
+        type=_positive_float,
+        default=d.history_mb,
+        metavar="MB",
+        help="memory cap of that history; the older data goes first (default %(default)g)",
+    )
     _add_logging(ap)
     ap.set_defaults(func=_serve)
 
@@ -174,12 +215,27 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_ms=args.heartbeat_ms,
         stall_ms=args.stall_ms,
         limits=st.Limits(max_symbols=args.max_symbols),
+        history_s=args.history,
+        history_mb=args.history_mb,
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
     config.policy()  # so is a bad --allow-origin
+    source = None
+    if args.replay:
+        from tickwire.simulators.replay import open_replay
+
+        source = open_replay(
+            args.replay,
+            speed=args.speed,
+            start=args.start,
+            end=args.end,
+            loop=args.loop,
+            universe=config.universe if getattr(args, "universe", None) else None,
+            columns=args.columns,
+        )
 
     async def main() -> None:
-        server = Server(config)
+        server = Server(config, market=source)
         async with trio.open_nursery() as nursery:
             url = await nursery.start(server.run)
             # Everything alive now (modules, the market, the hub) lives as long as the process:
@@ -189,8 +245,9 @@ def _serve(args: argparse.Namespace) -> int:
             gc.freeze()
             n = len(server.hub)
             auth = " --token TOKEN" if config.tokens else ""
+            what = "simulated" if source is None else f"replayed (x{args.speed:g})"
             print(
-                f"tickwire serving {n} simulated symbols on {url}"
+                f"tickwire serving {n} {what} symbols on {url}"
                 f" (try: tickwire tail AAPL MSFT --url {url}{auth}); Ctrl+C to stop",
                 flush=True,
             )
@@ -378,9 +435,12 @@ def _print_event(event: Gap | Status, err: TextIO) -> None:
         now = datetime.now(UTC).strftime("%H:%M:%S")
         print(f"# feed restarted: history before {now} UTC is gone", file=err)
     else:
-        missed = f"{event.lost:,} updates missed" if event.lost else "nothing missed"
+        if event.recovered is not None:
+            what = f"{event.recovered:,} missed updates recovered, none lost"
+        else:
+            what = f"{event.lost:,} updates missed" if event.lost else "nothing missed"
         over = f" over {event.downtime_s:.1f} s" if event.downtime_s else ""
-        print(f"# gap: {event.reason}, {missed}{over}", file=err)
+        print(f"# gap: {event.reason}, {what}{over}", file=err)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -441,6 +501,32 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 _port = _int_in(0, 65535, "port")
 _positive_int = _int_in(1, None, "value")
 _non_negative_int = _int_in(0, None, "value")
+
+
+def _duration_s(text: str) -> float:
+    """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
+    try:
+        value = float(t[: len(t) - len(unit)]) * units.get(unit, 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 60s, 5m or 1h, got {text!r}"
+        ) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:

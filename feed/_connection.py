@@ -4,7 +4,9 @@ One task per socket (`Connection.run`): it reads the handshake (trying a read be
 so that a client that sent its request with its SYN-ACK is answered in one scheduler turn),
 then reads frames, lets the core handle them and sends what the core queued with non-blocking
 sends, waking at `core.next_deadline(now)` for heartbeats, throttled data and the close
-handshake. Only while bytes wait for a full socket does a second task exist, the flusher.
+handshake. Only while bytes wait for a full socket, or data for a reader behind (the hub hands
+out at most `max_take` records a message), does a second task exist, the flusher: it sends one
+message per turn of the scheduler until the socket is full or the reader has caught up.
 
 The generator sends a subscriber's data itself (`deliver`) while the core is IDLE: one non-blocking
 `send()`, no task switch. Every way a connection ends goes through `_finish`: the socket is
@@ -331,9 +333,14 @@ class Connection:
             self._poke()
 
     def _send_now(self, now: float) -> bool:
-        """Send the outbox, then fresh data while the socket takes it; True if all went."""
+        """Send the outbox, then one data message if the socket takes it; True if all went.
+
+        False also when more data waits (a reader far behind, or resuming, catches up in
+        messages of at most the hub's `max_take`): the flusher sends the rest, one message per
+        turn of the scheduler, so that neither the generator nor other connections wait."""
         core, transport = self.core, self.transport
         assert core is not None
+        took = False
         try:
             while True:
                 if core.outbox:
@@ -342,10 +349,13 @@ class Connection:
                         return False
                 elif not transport.flush_nowait():
                     return False
+                elif took:
+                    return not core.data_waiting(now)
                 else:
                     data = core.take_data(now)
                     if data is None:
                         return True
+                    took = True
                     core.wrote(data, transport.send_nowait(data), now)
         except (OSError, trio.ClosedResourceError) as exc:
             if core.state is not State.CLOSED:

@@ -1,13 +1,14 @@
 """One feed client's connection, sans-IO: the WebSocket layer plus what the client asked for.
 
 `FeedCore` adds to `WebSocketCore` (whose table holds every state transition) the feed's own
-per-connection state: the requests (`_state.ConnectionState`: subscription, throttle, rate limit,
-strikes), the connection `seq` stamped on every data and heartbeat message, the heartbeat and
-throttle due times, and the hub subscriber. Replies go out in request order and before any data
-that depends on them (an `ack` precedes its snapshot, which precedes its ticks), because every
-byte passes through one outbox in the order it was queued, and data is taken from the hub only
-while the outbox is empty. No trio, no socket, no clock: `now` (monotonic seconds) comes in, and
-event-time stamps derive from it through the context's anchor.
+per-connection state: the requests (`_state.ConnectionState`: subscription, mode, throttle,
+resume, rate limit, strikes), the connection `seq` stamped on every data and heartbeat message
+(and the stream offset a client resumes from), the heartbeat and throttle due times, and the hub
+subscriber, whose cursor the hub advances by at most `max_take` records a message. Replies go out
+in request order and before any data that depends on them (an `ack` precedes its snapshot, which
+precedes its ticks), because every byte passes through one outbox in the order it was queued, and
+data is taken from the hub only while the outbox is empty. No trio, no socket, no clock: `now`
+(monotonic seconds) comes in, and event-time stamps derive from it through the context's anchor.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class FeedCore(WebSocketCore):
             encoding=self.encoding,
             heartbeat_ms=self.ctx.heartbeat_ms,
             n_symbols=len(self.ctx.hub),
+            epoch=self.ctx.hub.epoch,
         )
         self._text(p.dumps(welcome), now)
 
@@ -159,8 +161,23 @@ class FeedCore(WebSocketCore):
             msg = p.with_id({"type": "stats"}, action.id, **self.statistics(now))
             msg["server"] = ctx.stats()
             self._text(p.dumps(msg), now)
+        elif isinstance(action, st.SetMode):
+            ctx.hub.set_mode(self.sub, action.latest)
+        elif isinstance(action, st.Resume):
+            self._resume(action, now)
         else:
             self.close(action.code, action.reason, now)
+
+    def _resume(self, action: st.Resume, now: float) -> None:
+        """Rewind to the client's stream position: the `ack` says whether that worked; the
+        missed updates then follow through `take_data`, or a snapshot if they cannot."""
+        hub = self.ctx.hub
+        missed = hub.resume(self.sub, action.epoch, action.offset)
+        self._text(p.dumps(p.resumed_ack(action.ack, missed)), now)
+        ids = action.snapshot_ids
+        if missed is None and ids is not None and ids.size:
+            self._data(p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, ids), now)
+            self.snapshots_sent += 1
 
     def _subscribed(self, yes: bool) -> None:
         if yes != self._has_sub:
@@ -187,6 +204,16 @@ class FeedCore(WebSocketCore):
         self.last_data_s = now
         return self._data_frame(p.BinaryType.TICKS, pending)
 
+    def data_waiting(self, now: float) -> bool:
+        """`take_data` would return more right now: a take stops at the hub's `max_take`, so a
+        reader far behind (or resuming) catches up over several takes."""
+        return (
+            self.state is State.IDLE
+            and not self._busy
+            and now >= self.data_due()
+            and self.ctx.hub.has_more(self.sub)
+        )
+
     def _data(self, kind: p.BinaryType, pending: Pending, now: float) -> None:
         self._queue(self._data_frame(kind, pending), now)
         self.ctx.counters.messages_sent += 1
@@ -199,10 +226,13 @@ class FeedCore(WebSocketCore):
         """The next data message, framed and stamped with the connection `seq`."""
         self.seq += 1
         if self.binary:
-            data = frame(p.encode_binary(kind, self.seq, pending.records), OP_BINARY)
+            # The 24-byte header with the stream offset only for clients that asked for it.
+            offset = pending.offset if self.requests.resumable else None
+            data = frame(p.encode_binary(kind, self.seq, pending.records, offset), OP_BINARY)
         else:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
-            data = frame(p.ticks_text(name, self.seq, pending.json_body()), OP_TEXT)
+            body = p.ticks_text(name, self.seq, pending.json_body(), pending.offset)
+            data = frame(body, OP_TEXT)
         n = len(pending.records)
         self.ticks_sent += n
         self.ctx.counters.ticks_sent += n
@@ -226,7 +256,8 @@ class FeedCore(WebSocketCore):
         if self.state is State.IDLE:
             deadline = min(deadline, self.last_send_s + self._heartbeat_s)
             if self.requests.throttle_ms and self.news():
-                deadline = min(deadline, self.data_due())
+                # Never -inf: a throttled connection that has sent no data yet is due now.
+                deadline = min(deadline, max(now, self.data_due()))
         return deadline
 
     def statistics(self, now: float) -> dict[str, Any]:
@@ -243,6 +274,8 @@ class FeedCore(WebSocketCore):
             "errors": req.errors,
             "subscriptions": req.symbols(),
             "throttle_ms": req.throttle_ms,
+            "mode": req.mode,
+            "offset": self.sub.cursor,
             "encoding": self.encoding,
             "connected_s": round(now - self.opened_s, 3),
             "wall_ns": time.time_ns(),

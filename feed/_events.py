@@ -104,6 +104,8 @@ class Gap:
     (None across a reconnect, where it is unknowable); `downtime_s` how long the feed was down.
     With reason "restarted" (the server's `epoch` changed) `lost` is None: the new run's
     history does not reach back before its start, so what was missed cannot be counted.
+    `recovered` is how many updates the server replayed after a reconnect (they follow this
+    event, in order, then live data; `lost` is then 0), or None when it could not resume.
     """
 
     reason: Literal["reconnected", "restarted", "seq"]
@@ -111,6 +113,7 @@ class Gap:
     symbols: tuple[str, ...]
     missed_messages: int | None = None
     downtime_s: float = 0.0
+    recovered: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

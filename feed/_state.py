@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import orjson
@@ -52,12 +52,32 @@ class SendPong:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMode:
+    """Every update (False), or the latest state per symbol (True: mode latest, or a throttle)."""
+
+    latest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Rewind to the client's stream position; send `ack` with `recovered` (protocol.resumed_ack),
+    then, if not recovered, a snapshot of `snapshot_ids` (None: the client asked for none)."""
+
+    epoch: str
+    offset: int
+    ack: dict[str, Any]
+    snapshot_ids: NDArray[np.intp] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     code: p.CloseCode
     reason: str
 
 
-Action: TypeAlias = Reply | SetSubscription | SendSnapshot | SendStats | SendPong | Close
+Action: TypeAlias = (
+    Reply | SetSubscription | SendSnapshot | SendStats | SendPong | SetMode | Resume | Close
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +101,9 @@ class ConnectionState:
         "_tokens",
         "errors",
         "limits",
+        "mode",
         "requests",
+        "resumable",
         "subscribed",
         "throttle_ms",
         "wildcard",
@@ -96,6 +118,8 @@ class ConnectionState:
         self.wildcard = False
         self.subscribed: dict[str, int] = {}  # explicit subscription, in the order it was made
         self.throttle_ms = 0
+        self.mode = "all"  # every update; "latest": the latest state per symbol
+        self.resumable = False  # it asked for stream positions (binary: the 24-byte header)
         self.requests = 0
         self.errors = 0
         self._tokens = float(limits.burst)
@@ -103,6 +127,11 @@ class ConnectionState:
         self._last_s = now_s
 
     # ------------------------------------------------------------------ reading
+
+    @property
+    def latest(self) -> bool:
+        """Whether the hub sends the latest state per symbol rather than every update."""
+        return self.mode == "latest" or self.throttle_ms > 0
 
     def symbols(self) -> list[str]:
         """The whole subscription as the `ack` lists it."""
@@ -147,7 +176,8 @@ class ConnectionState:
             return self._unsubscribe(req)
         if isinstance(req, p.Throttle):
             self.throttle_ms = req.interval_ms  # the connection core reads it before each send
-            return [self._ack("throttle", req.id, interval_ms=req.interval_ms)]
+            ack = self._ack("throttle", req.id, interval_ms=req.interval_ms)
+            return [SetMode(self.latest), ack]  # a throttle conflates: the hub must know
         if isinstance(req, p.Symbols):
             rid = b"" if req.id is None else b'"id":%d,' % req.id
             text = b'{"type":"symbols",%s"symbols":%s}' % (rid, self._symbols_body)
@@ -191,7 +221,19 @@ class ConnectionState:
             else:
                 self.subscribed.update(new)
             added = np.fromiter(new.values(), np.intp, len(new))
-        actions: list[Action] = [self._set(), self._ack("subscribe", req.id, snapshot=req.snapshot)]
+        actions: list[Action] = [self._set()]
+        if req.mode is not None and req.mode != self.mode:
+            self.mode = req.mode
+            actions.append(SetMode(self.latest))
+        self.resumable = self.resumable or req.resume is not False
+        fields: dict[str, Any] = {"snapshot": req.snapshot, "mode": self.mode}
+        if isinstance(req.resume, p.ResumeFrom):
+            ack = p.with_id({"type": "ack"}, req.id, op="subscribe", symbols=self.symbols())
+            ack.update(fields)
+            ids = np.sort(added) if req.snapshot else None
+            actions.append(Resume(req.resume.epoch, req.resume.offset, ack, ids))
+            return actions
+        actions.append(self._ack("subscribe", req.id, **fields))
         if req.snapshot and added.size:
             actions.append(SendSnapshot(np.sort(added)))
         return actions

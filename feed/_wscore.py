@@ -250,6 +250,10 @@ class WebSocketCore:
         hands the rest back with `wrote`."""
         return None
 
+    def data_waiting(self, now: float) -> bool:
+        """Whether `take_data` would return more right now (after a take that stopped short)."""
+        return False
+
     def wrote(self, data: bytes, n: int, now: float) -> None:
         """`data` from `take_data` went out up to `n` bytes; the rest waits in the outbox."""
         self.bytes_sent += n

@@ -86,11 +86,15 @@ class Feed:
         self._space = trio.Event()
         self._subscription: list[str] = []
         self._throttle_ms = 0
+        self._mode: str | None = None
         self._names: NDArray[np.object_] = np.empty(0, object)
         self._index: dict[str, int] = {}
         self._last_seq = np.zeros(0, np.uint64)
         self._seen = np.zeros(0, np.bool_)
         self._seq = 0
+        # Where we are in the server's stream (the last data message's offset) in the run that
+        # `_epoch` names: after a reconnect to the same run, the server replays what we missed.
+        self._offset: int | None = None
         self._gap_pending: tuple[float, int] | None = None  # (downtime_s, lost so far)
         self._closing = False
 
@@ -101,10 +105,24 @@ class Feed:
         """What this feed holds (and restores after a reconnect): symbols, or ['*']."""
         return list(self._subscription)
 
-    async def subscribe(self, symbols: Sequence[str] | str, *, snapshot: bool = True) -> list[str]:
-        """Add symbols (or '*'); returns the whole subscription. ProtocolError if refused."""
-        reply = await self._request("subscribe", symbols=_symbols(symbols), snapshot=snapshot)
+    async def subscribe(
+        self,
+        symbols: Sequence[str] | str,
+        *,
+        snapshot: bool = True,
+        mode: Literal["all", "latest"] | None = None,
+    ) -> list[str]:
+        """Add symbols (or '*'); returns the whole subscription. ProtocolError if refused.
+
+        `mode` "all" (the server's default) delivers every update; "latest" only the latest
+        state of each symbol per message, e.g. for a screen. It applies to the whole feed.
+        """
+        extra: dict[str, Any] = {} if mode is None else {"mode": mode}
+        reply = await self._request(
+            "subscribe", symbols=_symbols(symbols), snapshot=snapshot, resume=True, **extra
+        )
         self._subscription = list(reply["symbols"])
+        self._mode = reply.get("mode", self._mode)
         return self.subscription
 
     async def unsubscribe(self, symbols: Sequence[str] | str) -> list[str]:
@@ -302,7 +320,7 @@ class Feed:
                     self._gap_pending = (downtime_s, 0)
                 await self._emit(Status("live", attempt=attempt))
             try:
-                await self._setup(ws, restoring=attempt > 0)
+                await self._setup(ws, restoring=attempt > 0, restarted=restarted)
             except (ProtocolError, ConnectionLost) as exc:
                 await self._events_send.send(exc)
                 conn_nursery.cancel_scope.cancel()
@@ -316,7 +334,9 @@ class Feed:
                 await self._emit(Status("live"))
             ready()
 
-    async def _setup(self, ws: WebSocketConnection, *, restoring: bool) -> None:
+    async def _setup(
+        self, ws: WebSocketConnection, *, restoring: bool, restarted: bool = False
+    ) -> None:
         """Learn the universe; after a reconnect, restore the subscription and throttle."""
         self.state = "live"
         refs = (await self._request("symbols"))["symbols"]
@@ -329,7 +349,13 @@ class Feed:
             if self._throttle_ms:
                 await self._request("throttle", interval_ms=self._throttle_ms)
             if self._subscription:
-                await self._request("subscribe", symbols=self._subscription, snapshot=True)
+                resume: dict[str, Any] | bool = True
+                if self._offset is not None and not restarted:  # offsets of another run: none
+                    resume = {"epoch": self._epoch, "offset": self._offset}
+                extra = {} if self._mode is None else {"mode": self._mode}
+                await self._request(
+                    "subscribe", symbols=self._subscription, snapshot=True, resume=resume, **extra
+                )
 
     async def _emit(self, event: Event) -> None:
         while (
@@ -352,16 +378,26 @@ class Feed:
         self.messages_received += 1
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
+            if frame.offset is not None:
+                self._offset = frame.offset
             is_ticks = frame.kind is p.BinaryType.TICKS
             await self._data("ticks" if is_ticks else "snapshot", frame.seq, frame.records)
             return
         msg = orjson.loads(message)
         mtype = msg.get("type")
         if mtype == "ticks" or mtype == "snapshot":
+            self._offset = msg.get("offset", self._offset)
             await self._data(mtype, msg["seq"], p.records_from_json(msg["ticks"], self._index))
         elif mtype == "heartbeat":
             await self._check_seq(msg["seq"])
         elif (waiter := self._waiters.get(msg.get("id", 0))) is not None:
+            if msg.get("recovered") and self._gap_pending is not None:
+                # Emitted here, in the reader, so that it precedes the replayed batches.
+                downtime, _ = self._gap_pending
+                self._gap_pending = None
+                await self._emit(
+                    Gap("reconnected", 0, (), None, round(downtime, 3), int(msg["missed"]))
+                )
             waiter[1].append(msg)
             waiter[0].set()
 
@@ -374,13 +410,8 @@ class Feed:
         self, kind: Literal["ticks", "snapshot"], seq: int, records: NDArray[np.void]
     ) -> None:
         await self._check_seq(seq)
-        sym = records["sym"].astype(np.intp)
-        seqs = records["seq"]
-        seen = self._seen[sym]
-        jumps = np.where(seen & (seqs > self._last_seq[sym]), seqs - self._last_seq[sym] - 1, 0)
+        records, sym, jumps = _seq_jumps(records, self._last_seq, self._seen)
         skipped = int(jumps.sum())
-        self._last_seq[sym] = seqs
-        self._seen[sym] = True
         self.ticks_received += len(records)
         if self._gap_pending is not None and kind == "snapshot":
             downtime, _ = self._gap_pending
@@ -450,6 +481,40 @@ async def connect(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise _single(group) from None
+
+
+def _seq_jumps(
+    records: NDArray[np.void], last_seq: NDArray[np.uint64], seen: NDArray[np.bool_]
+) -> tuple[NDArray[np.void], NDArray[np.intp], NDArray[np.int64]]:
+    """Per record, the updates skipped before it (its symbol's seq jump), with repeats dropped.
+
+    A message may hold several updates of a symbol (every-update delivery): each is compared
+    with the one before it. A record at or below the seq already held is a repeat (a replay
+    that overlaps a snapshot) and is dropped. Updates `last_seq` and `seen` in place.
+    """
+    sym = records["sym"].astype(np.intp)
+    seqs = records["seq"].astype(np.int64)
+    order = np.argsort(sym, kind="stable")  # by symbol, in event order within each
+    s, q = sym[order], seqs[order]
+    first = np.ones(len(s), np.bool_)
+    first[1:] = s[1:] != s[:-1]
+    prev = np.empty(len(s), np.int64)
+    prev[1:] = q[:-1]
+    prev[first] = last_seq[s[first]].astype(np.int64)
+    known = seen[s] | ~first
+    jump = np.zeros(len(s), np.int64)
+    jump[order] = np.where(known & (q > prev), q - prev - 1, 0)
+    repeat = np.zeros(len(s), np.bool_)
+    repeat[order] = known & (q <= prev)
+    last = np.ones(len(s), np.bool_)
+    last[:-1] = s[1:] != s[:-1]
+    ends = s[last]
+    last_seq[ends] = np.maximum(last_seq[ends], q[last].astype(np.uint64))
+    seen[s] = True
+    if repeat.any():
+        keep = ~repeat
+        return records[keep], sym[keep], jump[keep]
+    return records, sym, jump
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:

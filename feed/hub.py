@@ -1,17 +1,25 @@
-"""The fan-out core: a last-value cache, change generations, and each subscriber's pending set.
+"""The fan-out core: every update in order by default, the latest state on request; history, epoch.
 
-Publishing a batch is O(batch) plus one wake-up per affected subscriber: it stores the latest
-record of each changed symbol, stamps the symbols with a new generation and remembers which symbols
-changed in it (a ring of recent generations). A subscriber remembers only the generation it has
-sent up to and the seq it last delivered per symbol; `take()` gathers the latest record of every
-subscribed symbol that changed since. A slow subscriber therefore never holds more than one pending
-record per symbol (conflation, bounded by its subscription, never by time), and the generator never
-waits for anyone. Each update is encoded once for all JSON subscribers (per-symbol fragment cache),
-and subscribers at the same generation share one encoded body. No trio here: waking is a callback.
+Publishing a batch is O(batch) plus one wake-up per affected subscriber: the batch joins the
+history (recent batches addressed by stream offset, `_history.py`), the latest record of each
+changed symbol goes into the last-value cache, and the symbols are stamped with a new generation.
+
+A subscriber keeps a cursor, a stream offset. In the default mode `take()` returns every record
+since its cursor for its subscription, in event order, each exactly once (per-symbol seq +1), at
+most `max_take` records per message. In latest mode (the client asked: `mode: latest` or a
+throttle), or once its cursor has fallen out of the history window, it gets the latest record of
+each changed symbol instead: conflation, counted in `ticks_conflated`. So a subscriber's pending
+data is its cursor into the shared history, bounded by the window; the generator never waits.
+
+Speed: each update is encoded to JSON once for all JSON subscribers (per batch, lazily); every `*`
+subscriber at the same cursor shares one take and one body; binary sends the batches' records as
+they are. The `epoch` names this run of the stream: a resume needs the same epoch and an offset
+still in the window (`resume`). No trio here: waking is a callback.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,8 +30,16 @@ from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
 
 from . import protocol as p
+from ._history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, Entry, History
 
 _PRICE_FIELDS = ("bid", "ask", "last")
+# Records per data message: a subscriber far behind (or resuming) catches up in messages of at
+# most 512 KiB binary (~2 MiB JSON) rather than one huge frame.
+MAX_TAKE = 8192
+# Batches whose JSON tick objects and per-symbol summaries stay cached (older: recomputed on
+# demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
+_FRAG_KEEP = 256
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to join
 
 
 @dataclass(eq=False, slots=True)
@@ -34,12 +50,17 @@ class Subscriber:
     n_symbols: int
     wildcard: bool = False
     mask: NDArray[np.bool_] = field(init=False)
-    sent_gen: int = 0  # every change up to this generation has been taken
+    sent_gen: int = 0  # every batch up to this generation has been taken
     last_seq: NDArray[np.uint64] = field(init=False)  # per symbol, the seq last delivered
     ticks_conflated: int = 0
-    # Wildcard, and last_seq is every symbol's seq as of sent_gen: then its next take is the
-    # same for every such subscriber at the same generation, and is computed once for all.
+    # Wildcard in latest mode, and last_seq is every symbol's seq as of sent_gen: then its next
+    # take is the same for every such subscriber at the same generation, computed once for all.
     synced: bool = False
+    cursor: int = 0  # stream offset: every record before it was delivered or conflated
+    latest: bool = False  # latest state per symbol (conflation) instead of every update
+    ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
+    news_gen: int = 0  # the first generation with news for it since its last take (0: none)
+    resumable: bool = False  # it asked for resume positions (binary frames then carry them)
 
     def __post_init__(self) -> None:
         self.mask = np.zeros(self.n_symbols, np.bool_)
@@ -54,31 +75,78 @@ class Pending:
     json_body: Callable[[], bytes]  # lazy: binary subscribers never encode JSON
     conflated: int
     ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
+    offset: int = 0  # the stream position after this message: resume from here
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A take of every update, shared by the `*` subscribers at the same cursor."""
+
+    pending: Pending
+    end_gen: int
+    last_ids: NDArray[np.intp]
+    last_seqs: NDArray[np.uint64]
+
+
+class _Body:
+    """A JSON body built once, on first use, from the batches' shared tick fragments."""
+
+    __slots__ = ("_body", "_hub", "_pieces")
+
+    def __init__(self, hub: Hub, pieces: list[tuple[Entry, slice | NDArray[np.intp]]]) -> None:
+        self._hub, self._pieces, self._body = hub, pieces, b""
+
+    def __call__(self) -> bytes:
+        if not self._body:
+            out: list[bytes] = []
+            for entry, sel in self._pieces:
+                frags = self._hub._entry_frags(entry)
+                if isinstance(sel, slice):
+                    out.extend(frags[sel])
+                else:
+                    out.extend([frags[k] for k in sel.tolist()])
+            self._body = p.join_fragments(out)
+        return self._body
 
 
 class Hub:
-    """Latest record per symbol, and who needs which changes."""
+    """Recent history, latest record per symbol, and who needs which changes."""
 
-    def __init__(self, universe: Universe, initial: TickBatch, *, ring: int = 4096) -> None:
+    def __init__(
+        self,
+        universe: Universe,
+        initial: TickBatch,
+        *,
+        ring: int = 4096,
+        history_s: float = DEFAULT_WINDOW_S,
+        history_bytes: int = DEFAULT_MAX_BYTES,
+        max_take: int = MAX_TAKE,
+        epoch: str | None = None,
+    ) -> None:
         n = len(universe)
         if len(initial) != n:
             raise ValueError("initial snapshot must hold one record per symbol")
+        self.epoch = epoch or secrets.token_hex(8)  # this run of the stream, for resumes
         self.names = np.array(universe.symbols, dtype=object)
-        decimals = np.maximum(0, np.ceil(-np.log10(universe.tick_size) - 1e-9)).astype(int)
         self._tick = np.asarray(universe.tick_size, np.float64)
+        decimals = _decimals(self._tick)
         self._scale = 10.0**decimals  # prices go out as round(p * scale) / scale: shortest repr
         self.lvc: TickBatch = np.array(initial, dtype=TICK_DTYPE, copy=True)
         self._normalise(self.lvc)
+        self.history = History(history_s, history_bytes)
+        self.max_take = max_take
         self.gen = 0
         self._changed_gen = np.zeros(n, np.int64)
         self._ring_size = ring
         self._ring: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * ring  # ids by gen % ring
         self._wild: set[Subscriber] = set()
+        self._subs: set[Subscriber] = set()  # every attached subscriber
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
         self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
         self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
         self._shared: dict[tuple[int, int], NDArray[np.intp]] = {}  # changed ids per span
         self._synced_take: dict[int, Pending] = {}  # by span start: what synced subs get
+        self._shared_all: dict[int, _Taken] = {}  # by cursor: what `*` subscribers get
         self._body_cache: dict[tuple[int, int], bytes] = {}
         self.ticks_published = 0
         self.batches_published = 0
@@ -94,21 +162,35 @@ class Hub:
         for f in _PRICE_FIELDS:  # on the tick grid, then the shortest decimal form
             records[f] = np.round(np.round(records[f] / tick) * tick * scale) / scale
 
-    def publish(self, batch: TickBatch) -> None:
-        """Take a batch of records in event order; wake every subscriber it concerns."""
+    def publish(self, batch: TickBatch, *, on_grid: bool = False) -> None:
+        """Take a batch of records in event order; wake every subscriber it concerns.
+
+        The hub keeps the batch in its history. With `on_grid` the caller promises prices are
+        already on the tick grid in their shortest form and that it never writes to the batch
+        again (`Market.step` output is): the hub then keeps it as it is, without a copy.
+        """
         if len(batch) == 0:
             return
-        batch = np.array(batch, dtype=TICK_DTYPE, copy=True)
-        self._normalise(batch)
+        if batch.dtype != TICK_DTYPE:
+            raise ValueError(f"a batch is an array of TICK_DTYPE records, got {batch.dtype}")
+        if not on_grid:
+            batch = np.array(batch, dtype=TICK_DTYPE, copy=True)
+            self._normalise(batch)
         sym = batch["sym"].astype(np.intp)
         # The last record of each symbol wins: unique over the reversed batch finds it.
         ids, rev_idx = np.unique(sym[::-1], return_index=True)
-        self.lvc[ids] = batch[len(batch) - 1 - rev_idx]
+        last = batch[len(batch) - 1 - rev_idx]
+        self.lvc[ids] = last
         self.gen += 1
         self._changed_gen[ids] = self.gen
         self._ring[self.gen % self._ring_size] = ids
+        self.history.append(batch, self.gen, ids, last["seq"].copy())
+        old = self.history.newest(_FRAG_KEEP)
+        if old is not None:  # what only in-step subscribers need goes, to keep history small
+            old.frags = old.last_ids = old.last_seqs = None
         self._shared.clear()
         self._synced_take.clear()
+        self._shared_all.clear()
         self._body_cache.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1
@@ -120,15 +202,26 @@ class Hub:
             subs = by_sym[i]
             if subs:
                 woken.update(subs)
+        gen = self.gen
         for sub in woken:
+            if not sub.news_gen:
+                sub.news_gen = gen
             sub.wake()
 
     # ------------------------------------------------------------------ subscribers
 
     def attach(self, wake: Callable[[], None]) -> Subscriber:
-        return Subscriber(wake=wake, n_symbols=len(self), sent_gen=self.gen)
+        sub = Subscriber(
+            wake=wake, n_symbols=len(self), sent_gen=self.gen, cursor=self.history.head
+        )
+        self._subs.add(sub)
+        return sub
 
     def detach(self, sub: Subscriber) -> None:
+        self._unlink(sub)
+        self._subs.discard(sub)
+
+    def _unlink(self, sub: Subscriber) -> None:
         self._wild.discard(sub)
         for i in np.flatnonzero(sub.mask).tolist():
             self._by_sym[i].discard(sub)
@@ -144,7 +237,7 @@ class Hub:
         else:
             new_mask[ids] = True
         added = new_mask & ~sub.mask
-        self.detach(sub)
+        self._unlink(sub)
         sub.wildcard = wildcard
         sub.mask = new_mask
         if wildcard:
@@ -153,8 +246,42 @@ class Hub:
             for i in np.flatnonzero(new_mask).tolist():
                 self._by_sym[i].add(sub)
         sub.last_seq[added] = self.lvc["seq"][added]
+        if added.any() and sub.cursor < self.history.head:
+            sub.ahead_until = self.history.head  # their updates before now must not follow
+        if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
+            # Behind (a take stops at max_take) and no longer `*`, whose wake-ups never set
+            # news_gen: the kept symbols' updates from the cursor on are still owed.
+            sub.news_gen = sub.sent_gen + 1
         # Callers take() first, so everything up to now is delivered: in sync if wildcard.
         sub.synced = wildcard and sub.sent_gen == self.gen
+
+    def set_mode(self, sub: Subscriber, latest: bool) -> None:
+        """Every update (False, the default) or the latest state per symbol (True)."""
+        if sub.latest != latest:
+            sub.latest = latest
+            sub.synced = False
+
+    def has_more(self, sub: Subscriber) -> bool:
+        """Whether `take(sub)` may return more right now (a take stops at `max_take`)."""
+        return sub.sent_gen < self.gen
+
+    def caught_up(self) -> bool:
+        """Some subscriber holds symbols, and every one has taken all there is for it.
+
+        What a source paced by its readers (a replay at speed 0) waits for before its next step.
+        """
+        readers = 0
+        for sub in self._subs:
+            if sub.wildcard:
+                behind = sub.sent_gen < self.gen if sub.latest else sub.cursor < self.history.head
+            elif sub.mask.any():
+                behind = bool(sub.news_gen)
+            else:
+                continue
+            if behind:
+                return False
+            readers += 1
+        return readers > 0
 
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
@@ -162,10 +289,137 @@ class Hub:
         sub.last_seq[ids] = records["seq"]
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation
             sub.synced = False
-        return Pending(records, self._json_body(ids, records), 0)
+        if sub.cursor < self.history.head:
+            sub.ahead_until = self.history.head
+        return Pending(records, self._json_body(ids, records), 0, offset=sub.cursor)
+
+    def resume(self, sub: Subscriber, epoch: str | None, offset: int) -> int | None:
+        """Rewind `sub` (already subscribed) to stream position `offset` of `epoch`.
+
+        Returns how many updates of its subscription follow from there (its next takes deliver
+        them, in order), or None when the position is not recoverable (another epoch, or out of
+        the window): then send a snapshot instead.
+        """
+        hist = self.history
+        if epoch != self.epoch or not hist.covers(offset):
+            return None
+        sub.resumable = True
+        # What it holds is each symbol's state as of `offset`: the seq before its first update
+        # after `offset` (seqs go +1 per update), or the latest one if none came since.
+        syms, seqs = [], []
+        for entry in hist.entries_from(offset) if offset < hist.head else ():
+            recs = entry.records[max(0, offset - entry.start) :]
+            syms.append(recs["sym"])
+            seqs.append(recs["seq"])
+        sub.last_seq[sub.mask] = self.lvc["seq"][sub.mask]
+        missed = 0
+        if syms:
+            sym, seq = np.concatenate(syms).astype(np.intp), np.concatenate(seqs)
+            keep = sub.mask[sym]
+            sym, seq = sym[keep], seq[keep]
+            missed = len(sym)
+            first_ids, first = np.unique(sym, return_index=True)
+            sub.last_seq[first_ids] = seq[first] - 1
+        sub.cursor = sub.ahead_until = offset
+        sub.sent_gen = hist.gen_at(offset)
+        sub.news_gen = sub.sent_gen + 1 if sub.sent_gen < self.gen else 0
+        sub.synced = False
+        return missed
 
     def take(self, sub: Subscriber) -> Pending | None:
-        """Everything `sub` has not received yet, latest state per symbol; None if nothing."""
+        """What `sub` has not received yet (see the module docstring); None if nothing."""
+        if sub.latest or sub.cursor < self.history.oldest:
+            return self._take_latest(sub)
+        while sub.cursor < self.history.head:
+            pending = self._take_all(sub)
+            if pending is not None:
+                return pending
+        sub.sent_gen, sub.news_gen = self.gen, 0
+        return None
+
+    # ------------------------------------------------------------------ every update
+
+    def _take_all(self, sub: Subscriber) -> Pending | None:
+        start = sub.cursor
+        sub.synced = False
+        if sub.wildcard and sub.ahead_until <= start:
+            taken = self._shared_all.get(start)
+            if taken is None:
+                taken = self._shared_all[start] = self._gather(sub, start)
+            if len(taken.last_ids):
+                sub.last_seq[taken.last_ids] = taken.last_seqs
+            sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+            return taken.pending if len(taken.pending.records) else None
+        if not sub.wildcard:
+            hist = self.history
+            if not sub.news_gen:  # none of its symbols changed since its last take
+                sub.cursor, sub.sent_gen = hist.head, self.gen
+                return None
+            if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
+                start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
+        taken = self._gather(sub, start)
+        if len(taken.last_ids):
+            held = sub.last_seq[taken.last_ids]
+            sub.last_seq[taken.last_ids] = np.maximum(held, taken.last_seqs)
+        sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+        if sub.cursor >= self.history.head:
+            sub.news_gen = 0
+        return taken.pending if len(taken.pending.records) else None
+
+    def _gather(self, sub: Subscriber, start: int) -> _Taken:
+        """Every record of `sub`'s subscription from `start`, at most `max_take` scanned."""
+        hist = self.history
+        i, stop = hist.index(start), hist.stop()
+        budget = self.max_take
+        mask = None if sub.wildcard else sub.mask
+        ahead = sub.ahead_until > start
+        pieces: list[tuple[Entry, slice | NDArray[np.intp]]] = []
+        chunks: list[TickBatch] = []
+        end, end_gen = start, sub.sent_gen
+        while i < stop and budget > 0:
+            entry = hist.entry(i)
+            lo = start - entry.start if start > entry.start else 0
+            hi = min(len(entry.records), lo + budget)
+            recs = entry.records[lo:hi]
+            sel: slice | NDArray[np.intp] = slice(lo, hi)
+            if mask is not None or ahead:
+                sym = recs["sym"]
+                keep = mask[sym] if mask is not None else np.ones(len(recs), np.bool_)
+                if ahead:
+                    keep &= recs["seq"] > sub.last_seq[sym]
+                if not keep.all():
+                    idx = np.flatnonzero(keep)
+                    recs, sel = recs[idx], idx + lo
+            if len(recs):
+                pieces.append((entry, sel))
+                chunks.append(recs)
+            budget -= hi - lo
+            end = entry.start + hi
+            end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
+            i += 1
+        if len(chunks) == 1:
+            records = chunks[0]
+        elif chunks:
+            records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
+        else:
+            records = np.empty(0, TICK_DTYPE)
+        last_ids, last_seqs = _last_per_symbol(pieces, records)
+        pending = Pending(records, _Body(self, pieces), 0, offset=end)
+        return _Taken(pending, end_gen, last_ids, last_seqs)
+
+    def _entry_frags(self, entry: Entry) -> list[bytes]:
+        """The JSON tick objects of a batch, encoded once while it is recent."""
+        if entry.frags is not None:
+            return entry.frags
+        frags = p.tick_fragments(entry.records, self.names)
+        if entry.gen > self.gen - _FRAG_KEEP:
+            entry.frags = frags
+        return frags
+
+    # ------------------------------------------------------------------ latest state
+
+    def _take_latest(self, sub: Subscriber) -> Pending | None:
+        sub.cursor, sub.news_gen = self.history.head, 0
         if sub.sent_gen >= self.gen:
             return None
         if sub.synced:
@@ -206,7 +460,8 @@ class Hub:
         sub.last_seq[ids] = seqs
         sub.ticks_conflated += conflated
         records = self.lvc[ids]
-        return Pending(records, self._json_body(ids, records, key), conflated, ids)
+        body = self._json_body(ids, records, key)
+        return Pending(records, body, conflated, ids, self.history.head)
 
     def _changed_since(self, gen: int) -> NDArray[np.intp]:
         behind = self.gen - gen
@@ -251,10 +506,40 @@ class Hub:
             self._body_cache[key] = body
         return body
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, int | float | str]:
         return {
             "symbols": len(self),
             "generation": self.gen,
             "ticks_published": self.ticks_published,
             "wildcard_subscribers": len(self._wild),
+            "epoch": self.epoch,
+            **self.history.statistics(),
         }
+
+
+def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Decimal places of each tick size, at most 9: 0.01 -> 2, 0.25 -> 2, 0.005 -> 3, 5 -> 0.
+
+    The market's own rule, so its prices pass through unchanged (0.25 needs two places).
+    """
+    places = np.arange(10)
+    scaled = tick[:, None] * 10.0**places
+    exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * scaled
+    found: NDArray[np.intp] = np.argmax(exact | (places == 9), axis=1)
+    return found
+
+
+def _last_per_symbol(
+    pieces: list[tuple[Entry, slice | NDArray[np.intp]]], records: TickBatch
+) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
+    if len(pieces) == 1:
+        entry, sel = pieces[0]
+        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
+        if whole and entry.last_ids is not None and entry.last_seqs is not None:
+            return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
+    if len(records) == 0:
+        return np.empty(0, np.intp), np.empty(0, np.uint64)
+    sym = records["sym"].astype(np.intp)
+    ids, rev_idx = np.unique(sym[::-1], return_index=True)
+    return ids, records["seq"][len(records) - 1 - rev_idx]

@@ -29,6 +29,8 @@ MAX_MESSAGE_BYTES = 64 * 1024  # client frames larger than this are closed with 
 MAX_THROTTLE_MS = 60_000
 MAX_SYMBOL_LEN = 32
 WILDCARD = "*"
+MODES = ("all", "latest")  # every update (the default), or the latest state per symbol
+MAX_EPOCH_LEN = 64
 
 
 class CloseCode(IntEnum):
@@ -46,10 +48,22 @@ class CloseCode(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeFrom:
+    """A stream position from a previous connection: the run's epoch and an `offset`."""
+
+    epoch: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     symbols: tuple[str, ...]
     snapshot: bool = True
     id: int | None = None
+    mode: str | None = None  # "all" or "latest"; None keeps the connection's mode
+    # True: send stream positions (binary frames then use the 24-byte header); a ResumeFrom:
+    # also replay what was missed since that position, if the server still has it.
+    resume: ResumeFrom | bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,37 @@ def _symbols_field(obj: Mapping[str, Any], rid: int | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(symbols))  # drop duplicates, keep order
 
 
+def _mode_field(obj: Mapping[str, Any], rid: int | None) -> str | None:
+    mode = obj.get("mode")
+    if mode is not None and mode not in MODES:
+        raise BadRequest(
+            f'mode must be "all" (every update) or "latest" (latest state per symbol),'
+            f" got {_describe(mode)}",
+            id=rid,
+        )
+    return mode
+
+
+def _resume_field(obj: Mapping[str, Any], rid: int | None) -> ResumeFrom | bool:
+    resume = obj.get("resume", False)
+    if isinstance(resume, bool):
+        return resume
+    if isinstance(resume, dict):
+        epoch, offset = resume.get("epoch"), resume.get("offset")
+        if (
+            isinstance(epoch, str)
+            and 0 < len(epoch) <= MAX_EPOCH_LEN
+            and type(offset) is int
+            and offset >= 0
+        ):
+            return ResumeFrom(epoch, offset)
+    raise BadRequest(
+        'resume must be true, false, or {"epoch": the welcome\'s epoch, "offset": the last'
+        f" data message's offset (an integer >= 0)}}, got {_describe(resume)}",
+        id=rid,
+    )
+
+
 def parse_request(frame: str | bytes) -> Request:
     """Decode one client frame; anything wrong raises a RequestError carrying its wire code."""
     if not isinstance(frame, str):
@@ -184,7 +229,9 @@ def parse_request(frame: str | bytes) -> Request:
         snapshot = obj.get("snapshot", True)
         if not isinstance(snapshot, bool):
             raise BadRequest(f"snapshot must be true or false, got {_describe(snapshot)}", id=rid)
-        return Subscribe(_symbols_field(obj, rid), snapshot, rid)
+        return Subscribe(
+            _symbols_field(obj, rid), snapshot, rid, _mode_field(obj, rid), _resume_field(obj, rid)
+        )
     if op == "unsubscribe":
         return Unsubscribe(_symbols_field(obj, rid), rid)
     if op == "throttle":
@@ -234,9 +281,9 @@ def error_message(err: RequestError) -> dict[str, Any]:
 
 
 def welcome_message(
-    *, server: str, encoding: str, heartbeat_ms: int, n_symbols: int
+    *, server: str, encoding: str, heartbeat_ms: int, n_symbols: int, epoch: str | None = None
 ) -> dict[str, Any]:
-    return {
+    msg: dict[str, Any] = {
         "type": "welcome",
         "protocol": PROTOCOL_VERSION,
         "server": server,
@@ -246,6 +293,21 @@ def welcome_message(
         "max_message_bytes": MAX_MESSAGE_BYTES,
         "tick_format": TICK_FORMAT_VERSION,
     }
+    if epoch is not None:
+        msg["epoch"] = epoch  # this run of the stream: a resume must name it
+    return msg
+
+
+def resumed_ack(ack: dict[str, Any], missed: int | None) -> dict[str, Any]:
+    """The `ack` of a subscribe with a resume position, once the hub has answered.
+
+    `recovered: true` and `missed` (updates that follow, then live data), or `recovered: false`
+    (another epoch, or the position left the history window): a snapshot follows instead.
+    """
+    out = dict(ack, recovered=missed is not None)
+    if missed is not None:
+        out["missed"] = missed
+    return out
 
 
 def heartbeat_text(seq: int, ts_ns: int) -> str:
@@ -330,14 +392,20 @@ def join_fragments(fragments: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(fragments) + b"]"
 
 
-def ticks_text(kind: str, seq: int, body: bytes) -> bytes:
-    """A `ticks` or `snapshot` JSON message around a pre-encoded tick list (UTF-8 bytes)."""
-    return b'{"type":"%s","seq":%d,"ticks":%s}' % (kind.encode(), seq, body)
+def ticks_text(kind: str, seq: int, body: bytes, offset: int | None = None) -> bytes:
+    """A `ticks` or `snapshot` JSON message around a pre-encoded tick list (UTF-8 bytes).
+
+    `offset` is the stream position after this message, what a client resumes from.
+    """
+    if offset is None:
+        return b'{"type":"%s","seq":%d,"ticks":%s}' % (kind.encode(), seq, body)
+    return b'{"type":"%s","seq":%d,"offset":%d,"ticks":%s}' % (kind.encode(), seq, offset, body)
 
 
 # --------------------------------------------------------------------------- binary messages
 
 BINARY_VERSION = 1
+BINARY_VERSION_OFFSET = 2  # the 24-byte header with the stream offset, for resumable clients
 
 
 class BinaryType(IntEnum):
@@ -353,15 +421,23 @@ HEADER_DTYPE = np.dtype(
 HEADER_SIZE = HEADER_DTYPE.itemsize  # 16: records after it stay 8-byte aligned
 _HEADER = struct.Struct("<BBHIQ")  # HEADER_DTYPE's layout; packing it is ~15x cheaper
 assert _HEADER.size == HEADER_SIZE
+# Version 2 adds the stream offset (u8) after `seq`: sent only to a connection that asked for
+# resume positions, so version-1 decoders (np.frombuffer at 16) keep working. Still 8-aligned.
+_HEADER_OFFSET = struct.Struct("<BBHIQQ")
+HEADER_OFFSET_SIZE = _HEADER_OFFSET.size  # 24
 
 
-def binary_header(kind: BinaryType, seq: int, count: int) -> bytes:
-    return _HEADER.pack(BINARY_VERSION, kind, 0, count, seq)
+def binary_header(kind: BinaryType, seq: int, count: int, offset: int | None = None) -> bytes:
+    if offset is None:
+        return _HEADER.pack(BINARY_VERSION, kind, 0, count, seq)
+    return _HEADER_OFFSET.pack(BINARY_VERSION_OFFSET, kind, 0, count, seq, offset)
 
 
-def encode_binary(kind: BinaryType, seq: int, records: NDArray[np.void]) -> bytes:
+def encode_binary(
+    kind: BinaryType, seq: int, records: NDArray[np.void], offset: int | None = None
+) -> bytes:
     """A binary market-data frame: header, then the TICK_DTYPE records as they are."""
-    return binary_header(kind, seq, len(records)) + records.tobytes()
+    return binary_header(kind, seq, len(records), offset) + records.tobytes()
 
 
 class DecodeError(ValueError):
@@ -373,6 +449,7 @@ class BinaryFrame:
     kind: BinaryType
     seq: int
     records: NDArray[np.void]
+    offset: int | None = None  # the stream position (version-2 frames only)
 
 
 def decode_binary(payload: bytes | bytearray | memoryview) -> BinaryFrame:
@@ -380,16 +457,22 @@ def decode_binary(payload: bytes | bytearray | memoryview) -> BinaryFrame:
     if len(payload) < HEADER_SIZE:
         raise DecodeError(f"binary frame of {len(payload)} bytes is shorter than its header")
     version, type_, _, count, seq = _HEADER.unpack_from(payload)
-    if version != BINARY_VERSION:
+    offset: int | None = None
+    size = HEADER_SIZE
+    if version == BINARY_VERSION_OFFSET:
+        if len(payload) < HEADER_OFFSET_SIZE:
+            raise DecodeError(f"binary frame of {len(payload)} bytes is shorter than its header")
+        offset, size = _HEADER_OFFSET.unpack_from(payload)[5], HEADER_OFFSET_SIZE
+    elif version != BINARY_VERSION:
         raise DecodeError(f"unsupported binary format version {version}")
-    if len(payload) != HEADER_SIZE + count * TICK_DTYPE.itemsize:
+    if len(payload) != size + count * TICK_DTYPE.itemsize:
         raise DecodeError(f"binary frame length {len(payload)} does not hold {count} records")
     try:
         kind = BinaryType(type_)
     except ValueError:
         raise DecodeError(f"unknown binary message type {type_}") from None
-    records = np.frombuffer(payload, TICK_DTYPE, count=count, offset=HEADER_SIZE)
-    return BinaryFrame(kind, seq, records)
+    records = np.frombuffer(payload, TICK_DTYPE, count=count, offset=size)
+    return BinaryFrame(kind, seq, records, offset)
 
 
 def records_from_json(

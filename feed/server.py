@@ -23,6 +23,7 @@ import trio
 
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.replay import Replay
 
 from . import _http
 from . import _state as st
@@ -65,6 +66,8 @@ class ServerConfig:
     stall_ms: int = 10_000
     reuse_port: bool = False  # SO_REUSEPORT: several processes may serve the same port
     limits: st.Limits = field(default_factory=st.Limits)
+    history_s: float = 60.0  # resume window: event time kept for every-update readers...
+    history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -97,19 +100,24 @@ class ServerConfig:
 
 
 class Server:
-    def __init__(self, config: ServerConfig, market: Market | None = None) -> None:
+    def __init__(self, config: ServerConfig, market: Market | Replay | None = None) -> None:
         self.config = config
-        universe = config.universe or Universe.default()
+        universe = market.universe if market is not None else config.universe or Universe.default()
         self._t0 = trio.current_time()
         self._wall0_ns = time.time_ns()
-        self.market = market or Market(
+        self.market: Market | Replay = market or Market(
             universe,
             seed=config.seed,
             start_ns=self._wall0_ns,
             activity=config.activity,
             session=config.session,
         )
-        self.hub = Hub(universe, self.market.snapshot())
+        self.hub = Hub(
+            universe,
+            self.market.snapshot(),
+            history_s=config.history_s,
+            history_bytes=int(config.history_mb * 1024 * 1024),
+        )
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
@@ -130,6 +138,7 @@ class Server:
             refresh=self._refresh,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
+        self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
         self._woken: list[Connection] = []
         self._idle_sleep: trio.CancelScope | None = None
         self._emfile_logged_s = -_EMFILE_LOG_S
@@ -254,11 +263,12 @@ class Server:
         next_s = trio.current_time()
         task_status.started()
         while True:
-            self.hub.publish(self.market.step(self.now_ns()))
+            self._step()
             await self._deliver()
             if self.ctx.subscribers == 0:
                 # Nobody watches: the market is deterministic whatever the step size, so step
-                # rarely; `_refresh` steps to now before anything reads its state.
+                # rarely; `_refresh` steps to now before anything reads its state. The history
+                # keeps every update meanwhile, for clients that come back and resume.
                 with trio.CancelScope() as self._idle_sleep:
                     await trio.sleep(_IDLE_STEP_S)
                 self._idle_sleep = None
@@ -268,15 +278,23 @@ class Server:
             now = trio.current_time()
             if now > next_s + cadence_s:
                 # Behind by more than a whole cadence: skip ahead (the next step covers the
-                # missed time in one batch, conflated per subscriber) instead of queueing.
+                # missed time in one bigger batch) instead of queueing.
                 self.counters.cadence_overruns += 1
                 next_s = now
             await trio.sleep_until(next_s)
 
+    def _step(self) -> None:
+        """Step the market to now and publish. A replay at speed 0 goes as fast as the clients
+        read: it steps only once every subscriber has taken all there is."""
+        if self._paced and not self.hub.caught_up():
+            return
+        # Market.step's (and a replay's) records are on the tick grid and never written again.
+        self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
+
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
         if self._idle_sleep is not None:
-            self.hub.publish(self.market.step(self.now_ns()))
+            self._step()
             self._idle_sleep.cancel()  # and resume the cadence if a subscription starts
 
     async def _deliver(self) -> None:

@@ -3,9 +3,10 @@
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
-handshake latency and idle CPU (issue 9), dashboard, physical limit. One module per row family;
-servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
-dashboard (see `dashboard.py`) nor trio here.
+handshake latency and idle CPU (issue 9), dashboard, physical limit; every-update delivery,
+history and replay (issue 10, in the hub). One module per row family; servers and clients are
+separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
+`dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 12
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 13
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
-    from . import codec, dashboard, fanout, generator, handshake, idle, memory, physical
+    from . import codec, dashboard, fanout, generator, handshake, history, idle, memory, physical
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -91,6 +92,8 @@ def _measure(
     step("generator", lambda: generator.generator_rows(quick))
     advance("encode/decode")
     step("encode/decode", lambda: codec.codec_rows(quick))
+    advance("every update, history, replay")
+    step("every update, history, replay", lambda: history.history_rows(quick))
 
     def fan_rows() -> list[Row]:
         got, fan_notes = fanout.fanout(quick, full, advance)

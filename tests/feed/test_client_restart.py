@@ -66,10 +66,14 @@ def test_restarting_the_real_server_is_a_restart_gap() -> None:
         async with trio.open_nursery() as nursery:
             first = Server(ServerConfig(port=0, heartbeat_ms=200))
             scope = trio.CancelScope()
+            first_gone = trio.Event()  # its listening socket is closed: the port is free again
 
             async def run_first(*, task_status: trio.TaskStatus[str]) -> None:
-                with scope:
-                    await first.run(task_status=task_status)
+                try:
+                    with scope:
+                        await first.run(task_status=task_status)
+                finally:
+                    first_gone.set()
 
             url = await nursery.start(run_first)
             with trio.fail_after(30):
@@ -80,6 +84,7 @@ def test_restarting_the_real_server_is_a_restart_gap() -> None:
                     await feed.subscribe(["AAPL"])
                     await first.shutdown()
                     scope.cancel()
+                    await first_gone.wait()
                     port = int(url.rsplit(":", 1)[1].split("/")[0])
                     second = Server(ServerConfig(port=port))
                     await nursery.start(second.run)

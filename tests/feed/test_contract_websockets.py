@@ -74,6 +74,7 @@ def test_welcome_ack_snapshot_then_gap_free_data(url):
         welcome = _recv(ws)
         assert welcome["type"] == "welcome" and welcome["encoding"] == "tickwire.v1"
         assert welcome["symbols"] > 0 and welcome["heartbeat_ms"] == 100
+        assert len(welcome["epoch"]) == 16
         ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL", "SPY"], "id": 7}))
         ack = _recv(ws)  # the ack comes before any data of its symbols
         assert ack == {
@@ -82,6 +83,7 @@ def test_welcome_ack_snapshot_then_gap_free_data(url):
             "op": "subscribe",
             "symbols": ["AAPL", "SPY"],
             "snapshot": True,
+            "mode": "all",
         }
         snap = _recv(ws)
         assert snap["type"] == "snapshot" and {t["symbol"] for t in snap["ticks"]} == {
@@ -95,7 +97,7 @@ def test_welcome_ack_snapshot_then_gap_free_data(url):
             assert m["seq"] == seq + 1, "connection seq must have no gaps"
             seq = m["seq"]
             for t in m.get("ticks", []):
-                assert t["seq"] > last[t["symbol"]]
+                assert t["seq"] == last[t["symbol"]] + 1, "every update, each once, in order"
                 last[t["symbol"]] = t["seq"]
                 assert t["bid"] < t["ask"] and isinstance(t["volume"], int)
         # unsubscribe while streaming: after the ack, no more SPY

@@ -20,6 +20,7 @@ from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from tickwire.feed import _state as st
+from tickwire.feed import protocol as p
 from tickwire.feed._core import FeedContext, FeedCore
 from tickwire.feed._wscore import TRANSITIONS, Event, State, TransitionError
 from tickwire.feed.hub import Hub
@@ -30,12 +31,12 @@ N = 5
 NAMES = [f"S{i}" for i in range(N)]
 
 
-def make_hub() -> Hub:
+def make_hub(**kw: Any) -> Hub:
     rows = [(s, f"Name {s}", "Tech", 100.0, 0.01, 100, 1.0, "stock") for s in NAMES]
     init = np.zeros(N, TICK_DTYPE)
     init["sym"] = np.arange(N)
     init["bid"], init["ask"] = 99.99, 100.01
-    return Hub(Universe.from_rows(rows), init)
+    return Hub(Universe.from_rows(rows), init, **kw)
 
 
 class Market:
@@ -55,9 +56,14 @@ class Market:
 
 
 def make_core(
-    *, heartbeat_ms: int = 1000, stall_s: float = 10.0, limits: st.Limits | None = None
+    *,
+    heartbeat_ms: int = 1000,
+    stall_s: float = 10.0,
+    limits: st.Limits | None = None,
+    binary: bool = False,
+    **hub_kw: Any,
 ) -> tuple[FeedCore, Market]:
-    hub = make_hub()
+    hub = make_hub(**hub_kw)
     ctx = FeedContext(
         hub=hub,
         index={s: i for i, s in enumerate(NAMES)},
@@ -71,7 +77,7 @@ def make_core(
         wall0_ns=10**18,
         stats=lambda: {"clients": 1},
     )
-    core = FeedCore(ctx, lambda: None, binary=False, now=0.0)
+    core = FeedCore(ctx, lambda: None, binary=binary, now=0.0)
     core.start(0.0)
     return core, Market(hub)
 
@@ -130,7 +136,11 @@ class Peer:
 
 
 def opened() -> tuple[FeedCore, Market, Peer]:
-    core, market = make_core()
+    return opened_with()
+
+
+def opened_with(**hub_kw: Any) -> tuple[FeedCore, Market, Peer]:
+    core, market = make_core(**hub_kw)
     peer = Peer(core)
     assert [m["type"] for m in peer.flush()] == ["welcome"]
     return core, market, peer
@@ -165,6 +175,7 @@ def test_welcome_then_idle():
     peer = Peer(core)
     welcome = peer.flush()[0]
     assert welcome["type"] == "welcome" and welcome["server"] == "tickwire/test"
+    assert welcome["epoch"] == core.ctx.hub.epoch  # a client can tell a restart from a blip
     assert core.state is State.IDLE and not core.outbox
 
 
@@ -179,11 +190,14 @@ def test_subscribe_acks_then_snapshots_then_streams_with_gap_free_seq():
         "op": "subscribe",
         "symbols": ["S1", "S3"],
         "snapshot": True,
+        "mode": "all",
     }
     assert snap["type"] == "snapshot" and snap["seq"] == 1
     market.publish([1, 2, 3, 1])
     (ticks,) = peer.flush()
-    assert ticks["seq"] == 2 and [t["symbol"] for t in ticks["ticks"]] == ["S1", "S3"]
+    # Every update of its symbols, in event order, each once; the offset to resume from.
+    assert ticks["seq"] == 2 and ticks["offset"] == 4
+    assert [(t["symbol"], t["seq"]) for t in ticks["ticks"]] == [("S1", 1), ("S3", 1), ("S1", 2)]
     assert core.take_data(0.0) is None  # nothing new
 
 
@@ -242,6 +256,100 @@ def test_throttle_holds_data_until_due_and_sets_the_deadline():
     assert core.next_deadline(0.1) == pytest.approx(0.25)
     (ticks,) = peer.flush(0.25)
     assert [t["seq"] for t in ticks["ticks"]] == [2]  # conflated: the latest only
+
+
+def test_mode_latest_conflates_and_stats_say_so():
+    _core, market, peer = opened()
+    peer.request(op="subscribe", symbols=["S1"], snapshot=False, mode="latest", id=2)
+    (ack,) = peer.flush()
+    assert ack["mode"] == "latest"
+    market.publish([1, 1, 1])
+    (ticks,) = peer.flush()
+    assert [t["seq"] for t in ticks["ticks"]] == [3]  # the latest state only
+    peer.request(op="stats", id=3)
+    (stats,) = peer.flush()
+    assert stats["mode"] == "latest" and stats["offset"] == 3 and stats["ticks_conflated"] == 2
+
+
+def test_a_reader_far_behind_catches_up_one_bounded_take_at_a_time():
+    # The hub hands out at most max_take records a message; data_waiting says more is there
+    # (the shell's flusher then sends the rest, one message per scheduler turn).
+    core, market, peer = opened_with(max_take=3)
+    peer.request(op="subscribe", symbols=["*"], snapshot=False)
+    peer.flush()
+    market.publish([0, 1, 2, 3, 4, 0, 1])
+    first = core.take_data(0.0)
+    assert first is not None and core.data_waiting(0.0)
+    core.wrote(first, len(first), 0.0)
+    msgs = peer.receive(first) + peer.flush()
+    assert [len(m["ticks"]) for m in msgs] == [3, 3, 1]
+    assert [m["offset"] for m in msgs] == [3, 6, 7]
+    assert [m["seq"] for m in msgs] == [1, 2, 3] and not core.data_waiting(0.0)
+    got = [(t["symbol"], t["seq"]) for m in msgs for t in m["ticks"]]
+    assert got == [("S0", 1), ("S1", 1), ("S2", 1), ("S3", 1), ("S4", 1), ("S0", 2), ("S1", 2)]
+
+
+def test_a_throttled_connection_before_any_data_is_due_now_not_at_minus_infinity():
+    # Found by the fuzzing machine: no data sent yet, so the throttle's due time was -inf.
+    core, market, peer = opened()
+    peer.request(op="throttle", interval_ms=50)
+    peer.flush(0.0)
+    market.publish([0])
+    assert core.next_deadline(0.5) == 0.5
+
+
+def test_a_throttled_reader_does_not_wait_for_data_waiting():
+    core, market, peer = opened_with(max_take=1)
+    peer.request(op="throttle", interval_ms=100)
+    peer.request(op="subscribe", symbols=["*"], snapshot=False)
+    peer.flush()
+    market.publish([0])
+    peer.flush(0.0)
+    market.publish([1, 2])
+    assert not core.data_waiting(0.05)  # not due: the deadline covers it, not the flusher
+    assert core.next_deadline(0.05) == pytest.approx(0.1)
+
+
+def test_resume_replays_what_was_missed_then_streams():
+    core, market, peer = opened()
+    epoch = core.ctx.hub.epoch
+    market.publish([0, 1])  # offsets 0, 1: seen by the previous connection
+    market.publish([1, 2, 1])  # offsets 2, 3, 4: missed
+    peer.request(op="subscribe", symbols=["S1", "S2"], resume={"epoch": epoch, "offset": 2}, id=9)
+    ack, ticks = peer.flush()
+    assert ack["type"] == "ack" and ack["recovered"] is True and ack["missed"] == 3
+    assert [(t["symbol"], t["seq"]) for t in ticks["ticks"]] == [("S1", 2), ("S2", 1), ("S1", 3)]
+    assert ticks["offset"] == 5
+    market.publish([2])
+    (live,) = peer.flush()
+    assert [(t["symbol"], t["seq"]) for t in live["ticks"]] == [("S2", 2)]
+
+
+def test_resume_from_another_epoch_gets_a_snapshot():
+    core, market, peer = opened()
+    market.publish([0])
+    peer.request(op="subscribe", symbols=["S0"], resume={"epoch": "0123abcd", "offset": 0})
+    ack, snap = peer.flush()
+    assert ack["recovered"] is False and "missed" not in ack
+    assert snap["type"] == "snapshot" and [t["seq"] for t in snap["ticks"]] == [1]
+    assert core.snapshots_sent == 1
+
+
+def test_binary_frames_carry_the_offset_only_when_asked():
+    core, market = make_core(binary=True)
+    peer = Peer(core)
+    peer.flush()
+    peer.request(op="subscribe", symbols=["S0"], snapshot=False)
+    peer.flush()
+    market.publish([0])
+    (plain,) = peer.flush()
+    assert p.decode_binary(plain).offset is None  # a version-1 decoder keeps working
+    peer.request(op="subscribe", symbols=["S0"], snapshot=False, resume=True)
+    peer.flush()
+    market.publish([0])
+    (with_offset,) = peer.flush()
+    frame = p.decode_binary(with_offset)
+    assert frame.offset == 2 and frame.records["seq"].tolist() == [2]
 
 
 def test_fragmented_request_and_ping():
@@ -373,8 +481,12 @@ class CoreMachine(RuleBasedStateMachine):
         self.last_seq = 0
         self.acked: set[str] = set()
         self.sym_seq: dict[str, int] = {}
+        self.mode_changed = False  # a throttle request since the last flush
 
     def _check_new(self) -> None:
+        # Throttled all along since the last look: the latest state, one record per symbol.
+        conflating = self.core.requests.latest and not self.mode_changed
+        self.mode_changed = False
         for msg in self.peer.got[self.seen :]:
             if isinstance(msg, bytes):
                 continue
@@ -387,7 +499,8 @@ class CoreMachine(RuleBasedStateMachine):
                 self.acked = set(msg["symbols"])
             if msg["type"] in ("ticks", "snapshot"):
                 names = [t["symbol"] for t in msg["ticks"]]
-                assert len(names) == len(set(names)), "more than one record per symbol"
+                if msg["type"] == "snapshot" or conflating:
+                    assert len(names) == len(set(names)), "more than one record per symbol"
                 for t in msg["ticks"]:
                     assert "*" in self.acked or t["symbol"] in self.acked, "data before its ack"
                     if msg["type"] == "ticks":
@@ -404,6 +517,7 @@ class CoreMachine(RuleBasedStateMachine):
     )
     def request(self, op, symbols, ms, split):
         text = json.dumps({"op": op, "symbols": symbols, "interval_ms": ms, "id": 1})
+        self.mode_changed |= op == "throttle"
         if self.core.state is State.CLOSING or self.peer.ws.state.name != "OPEN":
             return
         if split:

@@ -230,9 +230,12 @@ async def test_a_failure_while_the_generator_sends_closes_only_that_connection(
             assert len(await _batches(healthy, 5)) == 5
 
 
-async def test_a_slow_consumer_gets_conflated_state_not_a_backlog(nursery: trio.Nursery) -> None:
+async def test_a_slow_consumer_past_the_history_gets_conflated_state_not_a_backlog(
+    nursery: trio.Nursery,
+) -> None:
+    # Within the history window a slow reader gets every update late; past it, the latest state.
     # A busy market fills the kernel's socket buffers (megabytes on loopback) in seconds.
-    server = Server(ServerConfig(port=0, activity=10.0))
+    server = Server(ServerConfig(port=0, heartbeat_ms=200, history_s=0.1, activity=10.0))
     await nursery.start(server.run)
     with trio.fail_after(30):
         async with connect(server.url, max_queue=4) as feed:

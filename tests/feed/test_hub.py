@@ -1,4 +1,7 @@
-"""The fan-out core, without trio: waking is a plain callback that we count."""
+"""The fan-out core in latest mode (conflation), without trio: waking is a callback we count.
+
+Every-update delivery, history and resume are in test_hub_every.py.
+"""
 
 from __future__ import annotations
 
@@ -68,9 +71,12 @@ class Feed:
         self.hub.publish(batch)
         return batch
 
-    def attach(self, wildcard: bool = False, ids: Sequence[int] = ()) -> tuple[Subscriber, Wakes]:
+    def attach(
+        self, wildcard: bool = False, ids: Sequence[int] = (), latest: bool = True
+    ) -> tuple[Subscriber, Wakes]:
         wake = Wakes()
         sub = self.hub.attach(wake)
+        self.hub.set_mode(sub, latest)
         self.hub.set_subscription(sub, wildcard, np.array(ids, np.intp))
         return sub, wake
 
@@ -335,7 +341,15 @@ def test_statistics():
         "generation": 2,
         "ticks_published": 3,
         "wildcard_subscribers": 1,
+        "epoch": f.hub.epoch,
+        "history_records": 3,
+        "history_bytes": 3 * 64,
+        "history_s": 0.0,
+        "offset": 3,
+        "oldest_offset": 0,
     }
+    assert len(f.hub.epoch) == 16 and int(f.hub.epoch, 16) >= 0
+    assert Hub(universe(), initial()).epoch != f.hub.epoch
 
 
 def test_a_pending_body_still_matches_its_records_after_the_next_publish():

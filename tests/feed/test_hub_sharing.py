@@ -18,6 +18,7 @@ def test_wildcard_subscribers_share_one_take_and_one_body():
     hub, market = _hub_and_market()
     subs = [hub.attach(lambda: None) for _ in range(3)]
     for sub in subs:
+        hub.set_mode(sub, latest=True)
         hub.set_subscription(sub, True, np.empty(0, np.intp))
     for step in range(1, 30):
         hub.publish(market.step(step * 20_000_000))
@@ -35,6 +36,7 @@ def test_a_snapshot_takes_a_subscriber_off_the_shared_path_until_its_next_take()
     hub, market = _hub_and_market()
     a, b = hub.attach(lambda: None), hub.attach(lambda: None)
     for sub in (a, b):
+        hub.set_mode(sub, latest=True)
         hub.set_subscription(sub, True, np.empty(0, np.intp))
     hub.publish(market.step(50_000_000))
     hub.snapshot(b, np.arange(len(hub)))  # b now holds newer states than its generation

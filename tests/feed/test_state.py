@@ -62,6 +62,7 @@ def test_subscribe_sets_then_acks_then_snapshots_in_that_order():
         "op": "subscribe",
         "symbols": ["MSFT", "AAPL"],
         "snapshot": True,
+        "mode": "all",
     }
     assert snap.ids.tolist() == ids("AAPL", "MSFT")
     assert s.symbols() == ["MSFT", "AAPL"]
@@ -186,8 +187,9 @@ def test_throttle_in_range(ms):
     s = state()
     subscribed(s, "AAPL")
     actions = s.receive(req(op="throttle", interval_ms=ms, id=3), 0.0)
-    assert len(actions) == 1
-    assert msg(actions[0]) == {
+    assert len(actions) == 2
+    assert actions[0] == st.SetMode(latest=ms > 0)  # a throttle means the latest state
+    assert msg(actions[1]) == {
         "type": "ack",
         "id": 3,
         "op": "throttle",
@@ -341,3 +343,49 @@ def test_set_subscription_ids_are_sorted_intp():
     (sub, *_) = s.receive(req(op="subscribe", symbols=["TSLA", "AAPL", "GOOG"]), 0.0)
     assert sub.ids.dtype == np.intp
     assert sub.ids.tolist() == [0, 2, 4]
+
+
+def test_mode_latest_and_back_and_a_throttle_keeps_latest():
+    s = state()
+    actions = s.receive(req(op="subscribe", symbols=["AAPL"], mode="latest"), 0.0)
+    assert st.SetMode(True) in actions and msg(actions[2])["mode"] == "latest"
+    s.receive(req(op="throttle", interval_ms=100), 0.0)
+    actions = s.receive(req(op="subscribe", symbols=["AAPL"], mode="all"), 0.0)
+    assert st.SetMode(True) in actions  # still throttled: the latest state all the same
+    assert s.receive(req(op="throttle", interval_ms=0), 0.0)[0] == st.SetMode(False)
+    assert not any(
+        isinstance(a, st.SetMode) for a in s.receive(req(op="subscribe", symbols=["AAPL"]), 0.0)
+    )
+
+
+def test_a_resume_position_defers_the_ack_to_the_hub_and_snapshots_only_if_not_recovered():
+    s = state()
+    assert not s.resumable
+    actions = s.receive(
+        req(op="subscribe", symbols=["MSFT", "AAPL"], id=4, resume={"epoch": "e1", "offset": 7}),
+        0.0,
+    )
+    assert [type(a) for a in actions] == [st.SetSubscription, st.Resume]
+    resume = actions[1]
+    assert (resume.epoch, resume.offset) == ("e1", 7) and s.resumable
+    assert resume.snapshot_ids.tolist() == ids("AAPL", "MSFT")
+    assert resume.ack == {
+        "type": "ack",
+        "id": 4,
+        "op": "subscribe",
+        "symbols": ["MSFT", "AAPL"],
+        "snapshot": True,
+        "mode": "all",
+    }
+    again = s.receive(
+        req(op="subscribe", symbols=["AAPL"], snapshot=False, resume={"epoch": "e", "offset": 0}),
+        0.0,
+    )
+    assert again[1].snapshot_ids is None
+
+
+def test_resume_true_only_asks_for_positions():
+    s = state()
+    actions = s.receive(req(op="subscribe", symbols=["AAPL"], resume=True), 0.0)
+    assert [type(a) for a in actions] == [st.SetSubscription, st.Reply, st.SendSnapshot]
+    assert s.resumable

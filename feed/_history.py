@@ -1,0 +1,165 @@
+"""The hub's history: a bounded ring of recently published batches, addressed by stream offset.
+
+Every record the hub publishes gets an offset, 0, 1, 2... in publish order: the stream position a
+data message carries and a reconnecting client resumes from. The ring keeps the most recent
+batches, at most `window_ns` of event time and `max_bytes` of records (whichever binds first, but
+always the newest batch), so every-update subscribers read from it and a reconnecting client
+recovers from it. It stores the batches it is given, never a copy. numpy only, no trio, no clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
+
+DEFAULT_WINDOW_S = 60.0
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(eq=False, slots=True)
+class Entry:
+    """One published batch: its records, its first record's offset and its generation."""
+
+    start: int
+    gen: int
+    records: TickBatch
+    # The symbols it changed, sorted, and each one's last seq in it: kept while the batch is
+    # recent (every in-step subscriber needs them), None once old (recomputed if ever needed).
+    last_ids: NDArray[np.intp] | None
+    last_seqs: NDArray[np.uint64] | None
+    frags: list[bytes] | None = field(default=None)  # JSON tick objects, encoded once, lazily
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.records)
+
+
+class History:
+    """Recent batches in publish order; `oldest` to `head` is the window a cursor may point into."""
+
+    __slots__ = (
+        "_base_gen",
+        "_ends",
+        "_entries",
+        "_first",
+        "head",
+        "max_bytes",
+        "nbytes",
+        "window_ns",
+    )
+
+    def __init__(
+        self, window_s: float = DEFAULT_WINDOW_S, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        if window_s < 0 or max_bytes < 0:
+            raise ValueError("the history window and memory cap must be >= 0")
+        self.window_ns = int(window_s * 1e9)
+        self.max_bytes = max_bytes
+        # A list with a moving first index (compacted now and then): bisect needs random access.
+        self._entries: list[Entry] = []
+        self._ends: list[int] = []  # each entry's end offset, for bisect
+        self._first = 0
+        self._base_gen = 0  # the generation of _entries[0]: generations are consecutive
+        self.head = 0  # the offset the next record will get
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._first
+
+    @property
+    def oldest(self) -> int:
+        """The offset of the oldest record kept (`head` when nothing is kept)."""
+        return self._entries[self._first].start if len(self) else self.head
+
+    def covers(self, offset: int) -> bool:
+        """Whether every record from `offset` to `head` is still here."""
+        return self.oldest <= offset <= self.head
+
+    def append(
+        self,
+        records: TickBatch,
+        gen: int,
+        last_ids: NDArray[np.intp],
+        last_seqs: NDArray[np.uint64],
+    ) -> Entry:
+        entry = Entry(self.head, gen, records, last_ids, last_seqs)
+        if not self._entries:
+            self._base_gen = gen
+        elif gen != self._base_gen + len(self._entries):
+            raise ValueError(f"generation {gen} does not follow the history's")
+        self._entries.append(entry)
+        self._ends.append(entry.end)
+        self.head = entry.end
+        self.nbytes += records.nbytes
+        self._evict(int(records["ts"][-1]))
+        return entry
+
+    def _evict(self, newest_ts: int) -> None:
+        entries, cutoff = self._entries, newest_ts - self.window_ns
+        while len(self) > 1:
+            old = entries[self._first]
+            if self.nbytes <= self.max_bytes and int(old.records["ts"][-1]) >= cutoff:
+                break
+            self.nbytes -= old.records.nbytes
+            entries[self._first] = _EVICTED  # drop the reference now: that frees the memory
+            self._first += 1
+        if self._first > 1024 and self._first * 2 > len(entries):
+            del entries[: self._first], self._ends[: self._first]
+            self._base_gen += self._first
+            self._first = 0
+
+    def index(self, offset: int) -> int:
+        """The position (for `entry`) of the entry holding `offset`; `covers(offset)` first."""
+        last = len(self._entries) - 1
+        if last >= self._first and self._entries[last].start <= offset:
+            return last  # the usual case: a subscriber one batch behind
+        return bisect.bisect_right(self._ends, offset, lo=self._first)
+
+    def index_of_gen(self, gen: int) -> int:
+        """The position of the entry of generation `gen` (which must still be kept)."""
+        return gen - self._base_gen
+
+    def gen_at(self, offset: int) -> int:
+        """The generation through which every batch ends at or before `offset` (covered)."""
+        if offset >= self.head:
+            return self._base_gen + len(self._entries) - 1 if self._entries else 0
+        return self._entries[self.index(offset)].gen - 1
+
+    def entry(self, i: int) -> Entry:
+        return self._entries[i]
+
+    def stop(self) -> int:
+        """One past the last position."""
+        return len(self._entries)
+
+    def entries_from(self, offset: int) -> list[Entry]:
+        return self._entries[self.index(offset) :]
+
+    def newest(self, k: int) -> Entry | None:
+        """The entry k places before the newest (0: the newest), if still kept."""
+        i = len(self._entries) - 1 - k
+        return self._entries[i] if i >= self._first else None
+
+    def span_s(self) -> float:
+        """Event time covered by the records kept, in seconds."""
+        if not len(self):
+            return 0.0
+        first = self._entries[self._first].records["ts"][0]
+        return float(self._entries[-1].records["ts"][-1] - first) / 1e9
+
+    def statistics(self) -> dict[str, int | float]:
+        return {
+            "history_records": self.head - self.oldest,
+            "history_bytes": self.nbytes,
+            "history_s": round(self.span_s(), 3),
+            "offset": self.head,
+            "oldest_offset": self.oldest,
+        }
+
+
+_EVICTED = Entry(0, 0, np.empty(0, TICK_DTYPE), np.empty(0, np.intp), np.empty(0, np.uint64))

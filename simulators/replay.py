@@ -1,0 +1,280 @@
+"""A replay source: recorded or real ticks served like the model's, `step(until_ns)`, `snapshot()`.
+
+`Replay` has the shape of `Market` for the server: `step(until_ns)` returns every record due by
+then, in event order, and `snapshot()` the latest released record per symbol. Time maps linearly:
+the first step anchors the data's first timestamp to the caller's clock, and `speed` data seconds
+pass per second (1 real time, 10 ten times). `speed=0` releases up to `batch_max` records per step
+whatever the time: the server then steps only once every reader has caught up, so the stream
+goes as fast as the clients read (`paced_by_readers`). `loop` starts over after the end, with
+timestamps, seqs and volumes continued so that they keep increasing. Records keep their own `ts`
+(the time they happened). Same files and flags, same stream. numpy only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import _replay_files as files
+from .errors import UserError
+from .market import _decimals
+from .ticks import TICK_DTYPE, TickBatch, TickFlag
+from .universe import Universe
+
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
+BATCH_MAX = 4096  # records per step at speed 0
+_LOOP_GAP_NS = 1_000_000  # between the end of one pass and the start of the next
+
+
+class Replay:
+    """Serve `records` (TICK_DTYPE, sorted by ts, on `universe`'s tick grid) again."""
+
+    def __init__(
+        self,
+        records: TickBatch,
+        universe: Universe,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        batch_max: int = BATCH_MAX,
+    ) -> None:
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0, got {speed}")
+        if len(records) == 0:
+            raise UserError("nothing to replay: the files (within --start/--end) hold no ticks")
+        self.universe = universe
+        self.speed = speed
+        self.loop = loop
+        self.paced_by_readers = speed == 0
+        self.batch_max = batch_max
+        self._records = records
+        self._ts = np.ascontiguousarray(records["ts"])
+        self._t0 = int(self._ts[0])
+        self._period = int(self._ts[-1]) - self._t0 + _LOOP_GAP_NS  # one pass, for loops
+        n = len(universe)
+        sym = records["sym"].astype(np.intp)
+        self._count = np.bincount(sym, minlength=n).astype(np.uint64)  # seqs a pass moves on
+        trade = (records["flags"] & int(TickFlag.TRADE)) != 0
+        traded = np.where(trade, records["last_size"], 0).astype(np.float64)
+        self._vol = np.bincount(sym, traded, n).astype(np.uint64)
+        self._pass = 0
+        self._pos = 0
+        self._wall0: int | None = None
+        self._last = _initial(records, universe)
+        self.now_ns = self._t0
+        self.released = 0
+
+    @property
+    def finished(self) -> bool:
+        return not self.loop and self._pos >= len(self._records)
+
+    def snapshot(self) -> TickBatch:
+        """Latest released record per symbol (index = symbol id); before any, its prior state."""
+        return self._last.copy()
+
+    def step(self, until_ns: int) -> TickBatch:
+        """The records due by `until_ns` on the caller's clock (speed 0: the next batch)."""
+        if self._wall0 is None:
+            self._wall0 = until_ns
+        if self.speed == 0:
+            return self._release(None, self.batch_max)
+        return self._release(int((until_ns - self._wall0) * self.speed), None)
+
+    def _release(self, virtual_ns: int | None, budget: int | None) -> TickBatch:
+        out: list[TickBatch] = []
+        n, taken = len(self._records), 0
+        while True:
+            if virtual_ns is not None:
+                limit = self._t0 + virtual_ns - self._pass * self._period
+                cut = int(self._ts.searchsorted(limit, "right"))
+            else:
+                assert budget is not None
+                cut = min(n, self._pos + budget - taken)
+            if cut > self._pos:
+                out.append(self._slice(self._pos, cut))
+                taken += cut - self._pos
+                self._pos = cut
+            if self._pos < n or not self.loop or (budget is not None and taken >= budget):
+                break
+            self._pass, self._pos = self._pass + 1, 0
+        if not out:
+            return np.empty(0, TICK_DTYPE)
+        batch = out[0] if len(out) == 1 else _join(out)
+        sym = batch["sym"].astype(np.intp)
+        ids, rev = np.unique(sym[::-1], return_index=True)
+        self._last[ids] = batch[len(batch) - 1 - rev]
+        self.now_ns = int(batch["ts"][-1])
+        self.released += len(batch)
+        return batch
+
+    def _slice(self, a: int, b: int) -> TickBatch:
+        part = self._records[a:b]
+        if not self._pass:
+            return part  # a view: records are never written after loading
+        k = np.uint64(self._pass)
+        part = part.copy()
+        sym = part["sym"].astype(np.intp)
+        part["ts"] += self._pass * self._period
+        part["seq"] += k * self._count[sym]
+        part["volume"] += k * self._vol[sym]
+        return part
+
+
+def _join(parts: list[TickBatch]) -> TickBatch:
+    return np.concatenate([p.view(_RECORD) for p in parts]).view(TICK_DTYPE)
+
+
+def _initial(records: TickBatch, universe: Universe) -> TickBatch:
+    """Each symbol's state just before its first record (seq one less, no trade yet)."""
+    n = len(universe)
+    snap = np.zeros(n, TICK_DTYPE)
+    snap["sym"] = np.arange(n)
+    snap["ts"] = records["ts"][0]
+    price = universe.price.astype(np.float64)
+    snap["bid"] = snap["ask"] = snap["last"] = price
+    ids, first = np.unique(records["sym"].astype(np.intp), return_index=True)
+    head = records[first]
+    snap["bid"][ids], snap["ask"][ids] = head["bid"], head["ask"]
+    snap["bid_size"][ids], snap["ask_size"][ids] = head["bid_size"], head["ask_size"]
+    snap["last"][ids], snap["last_size"][ids] = head["last"], head["last_size"]
+    traded = (head["flags"] & int(TickFlag.TRADE)) != 0
+    snap["seq"][ids] = head["seq"] - 1
+    snap["volume"][ids] = head["volume"] - np.where(traded, head["last_size"], 0)
+    return snap
+
+
+def parse_time(text: str | None, t0: int) -> int | None:
+    """An ISO 8601 time, integer ns since the epoch, or `+DURATION` after the data's start."""
+    if text is None:
+        return None
+    t = text.strip()
+    if t.startswith("+"):
+        units = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+        unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
+        number = t[1 : len(t) - len(unit)]
+        try:
+            return t0 + int(float(number) * units.get(unit, 10**9))
+        except ValueError:
+            pass
+    elif t.lstrip("-").isdigit():
+        return int(t)
+    else:
+        try:
+            return int(np.datetime64(t.rstrip("Z"), "ns").astype(np.int64))
+        except ValueError:
+            pass
+    raise UserError(
+        "expected a time such as 2025-01-06T14:30:00, ns since the epoch, or +10m after the"
+        f" start, got {text!r}"
+    )
+
+
+def load(
+    paths: list[str] | list[Path],
+    *,
+    universe: Universe | None = None,
+    columns: str | None = None,
+) -> tuple[TickBatch, Universe]:
+    """Every record of `paths`, merged in time order (stable), and the universe they are on."""
+    mapping = files.parse_columns(columns)
+    parts = [files.read(Path(p), mapping) for p in paths]
+    own = [p for p in parts if isinstance(p, files.Own)]
+    raw = [p for p in parts if isinstance(p, files.Raw)]
+    if own and raw:
+        raise UserError("replay either tickwire files or quote/trade CSVs, not both at once")
+    names = _names(own, raw, universe)
+    if raw:
+        records = files.build_raw(raw, names)
+    else:
+        index = {s: i for i, s in enumerate(names)}
+        chunks = []
+        for part in own:
+            lut = np.array([index[s] for s in part.names], np.intp)
+            recs = part.records.copy()
+            recs["sym"] = lut[recs["sym"].astype(np.intp)]
+            chunks.append(recs)
+        records = _join(chunks)
+        records = records[np.argsort(records["ts"], kind="stable")]
+    if universe is None:
+        carried = next((p.universe for p in own if p.universe is not None), None)
+        if carried is not None and list(carried.symbols) == names:
+            universe = carried
+    if universe is None:
+        universe = _inferred(records, names)
+    _on_grid(records, universe)
+    return records, universe
+
+
+def _names(own: list[files.Own], raw: list[files.Raw], universe: Universe | None) -> list[str]:
+    parts: list[files.Own | files.Raw] = [*own, *raw]
+    seen = list(dict.fromkeys(s for p in parts for s in p.names))
+    if universe is not None:
+        unknown = [s for s in seen if s not in universe]
+        if unknown:
+            raise UserError(f"symbol {unknown[0]!r} of the replay files is not in --universe")
+        return list(universe.symbols)
+    carried = next((p.universe for p in own if p.universe is not None), None)
+    if carried is not None and set(seen) <= set(carried.symbols):
+        return list(carried.symbols)
+    return sorted(seen)
+
+
+def _inferred(records: TickBatch, names: list[str]) -> Universe:
+    """Reference data from the ticks: tick size from the decimals prices use, the first price."""
+    n = len(names)
+    sym = records["sym"].astype(np.intp)
+    places = np.zeros(n, np.intp)
+    for f in ("bid", "ask", "last"):
+        p = np.abs(records[f])
+        np.maximum.at(places, sym, _decimals(np.where(p > 0, p, 1.0)))
+    tick = 10.0 ** (-places.astype(np.float64))
+    ids, first = np.unique(sym, return_index=True)
+    head = records[first]
+    both = (head["bid"] > 0) & (head["ask"] > 0)
+    mid = np.where(both, (head["bid"] + head["ask"]) / 2, 0.0)
+    price = np.ones(n)
+    price[ids] = np.where(mid > 0, mid, np.where(head["last"] > 0, head["last"], 1.0))
+    rows = [
+        (s, s, "Other", float(price[i]), float(tick[i]), 1, 1.0, "stock")
+        for i, s in enumerate(names)
+    ]
+    return Universe.from_rows(rows)
+
+
+def _on_grid(records: TickBatch, universe: Universe) -> None:
+    """Prices on each symbol's tick grid in their shortest form, as the hub sends them."""
+    tick = universe.tick_size.astype(np.float64)
+    scale = 10.0 ** _decimals(tick)
+    sym = records["sym"].astype(np.intp)
+    t, sc = tick[sym], scale[sym]
+    for f in ("bid", "ask", "last"):
+        records[f] = np.round(np.round(records[f] / t) * t * sc) / sc
+
+
+def open_replay(
+    paths: list[str] | list[Path],
+    *,
+    speed: float = 1.0,
+    start: str | None = None,
+    end: str | None = None,
+    loop: bool = False,
+    universe: Universe | None = None,
+    columns: str | None = None,
+) -> Replay:
+    """Load `paths` (see `load`), keep [start, end], and make the source."""
+    records, uni = load(paths, universe=universe, columns=columns)
+    t0 = int(records["ts"][0]) if len(records) else 0
+    lo, hi = parse_time(start, t0), parse_time(end, t0)
+    if lo is not None or hi is not None:
+        ts = records["ts"]
+        keep = np.ones(len(records), np.bool_)
+        if lo is not None:
+            keep &= ts >= lo
+        if hi is not None:
+            keep &= ts <= hi
+        records = records[keep]
+    return Replay(records, uni, speed=speed, loop=loop)
+
+
+__all__ = ["Replay", "load", "open_replay", "parse_time"]
