@@ -1,0 +1,182 @@
+"""What every venue dialect shares: the decisions a session returns, the per-batch shared output,
+venue symbol names and the number and time formats the venues use.
+
+Sans-IO: imports neither trio nor any socket library; time arrives as `now_ns` arguments and
+event time as the records' `ts`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tickwire.simulators.universe import Universe
+
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+NS_PER_MIN = 60 * NS_PER_S
+
+
+class Frame(NamedTuple):
+    """One WebSocket message to send: UTF-8 text (`binary` False) or binary payload bytes."""
+
+    data: bytes
+    binary: bool = False
+
+
+class Close(NamedTuple):
+    """Close the connection with this WebSocket close code and reason, after the frames."""
+
+    code: int
+    reason: str
+
+
+class HandshakeRefused(Exception):
+    """The upgrade request names no valid stream: answer it with this HTTP status, no upgrade."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Reply:
+    """A session's decisions for one input: frames to send in order, then maybe close.
+
+    `symbols` is the session's new set of symbol ids when the input changed it (None: unchanged);
+    a connection layer that routes batches by symbol uses it, one that feeds every batch to every
+    session of the venue may ignore it.
+    """
+
+    frames: list[Frame] = field(default_factory=list)
+    symbols: frozenset[int] | None = None
+    close: Close | None = None
+
+
+class Entry(NamedTuple):
+    """One venue message of a batch, before encoding: its order, channel and content."""
+
+    order: int  # position in the batch's event order, across symbols and channels
+    channel: str
+    message: Any  # a dict (or what the venue's encoder takes); encoded lazily, once per codec
+
+
+class Shared:
+    """One batch's messages for one venue: built once, read by every session of that venue.
+
+    Messages are grouped by symbol id so a session reads only its symbols (a set intersection
+    in C, then its entries); each message is encoded at most once per codec and the bytes are
+    shared, as `/v1` shares JSON fragments.
+    """
+
+    __slots__ = ("_cache", "_codecs", "by_sym", "now_ns", "syms")
+
+    def __init__(self, now_ns: int, codecs: Mapping[str, Callable[[Entry], bytes]]) -> None:
+        self.now_ns = now_ns  # event time the market stepped to
+        self.by_sym: dict[int, list[Entry]] = {}
+        self.syms: set[int] = set()
+        self._codecs = codecs
+        self._cache: dict[tuple[str, int], bytes] = {}
+
+    def add(self, sym: int, order: int, channel: str, message: Any) -> None:
+        entries = self.by_sym.get(sym)
+        if entries is None:
+            entries = self.by_sym[sym] = []
+            self.syms.add(sym)
+        entries.append(Entry(order, channel, message))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_sym.values())
+
+    def encoded(self, entry: Entry, codec: str) -> bytes:
+        """The bytes of `entry` in `codec`, encoded on first use and then shared."""
+        key = (codec, entry.order)
+        data = self._cache.get(key)
+        if data is None:
+            data = self._cache[key] = self._codecs[codec](entry)
+        return data
+
+    def select(
+        self, syms: set[int] | None, wants: Callable[[int, str], bool]
+    ) -> list[tuple[int, Entry]]:
+        """(symbol id, entry) pairs a session wants, in event order. `syms` None: every symbol."""
+        chosen = self.syms if syms is None else self.syms & syms
+        out = [(s, e) for s in chosen for e in self.by_sym[s] if wants(s, e.channel)]
+        if len(chosen) > 1:
+            out.sort(key=lambda pair: pair[1].order)
+        return out
+
+
+# ----------------------------------------------------------------------------- symbol names
+
+
+def binance_name(symbol: str) -> str:
+    """Binance's symbol for a universe symbol: separators dropped, upper case (BTC-USD: BTCUSD)."""
+    return "".join(c for c in symbol if c.isalnum()).upper()
+
+
+def binance_names(universe: Universe) -> dict[str, int]:
+    """Lower-case Binance stream symbol to symbol id; on a clash the first symbol keeps it."""
+    out: dict[str, int] = {}
+    for i, s in enumerate(universe.symbols):
+        out.setdefault(binance_name(s).lower(), i)
+    return out
+
+
+# ----------------------------------------------------------------------------- numbers and times
+
+
+def decimals_of(tick: float) -> int:
+    """How many decimals a price on a grid of `tick` needs (0.01: 2, 0.5: 1, 1: 0)."""
+    for d in range(10):
+        if abs(round(tick, d) - tick) < 1e-12:
+            return d
+    return 10
+
+
+def price_formats(universe: Universe) -> list[str]:
+    """Per symbol, the format string of a price at its tick size ("{:.2f}" for 0.01)."""
+    return [f"{{:.{decimals_of(float(t))}f}}" for t in universe.tick_size]
+
+
+class Clock:
+    """RFC 3339 UTC time stamps from event-time ns, with the date part cached per second."""
+
+    __slots__ = ("_prefix", "_sec")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = ""
+
+    def _head(self, sec: int) -> str:
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return self._prefix
+
+    def ns(self, ts: int) -> str:
+        """2021-02-22T15:51:45.335689322Z (Alpaca)."""
+        sec, frac = divmod(ts, NS_PER_S)
+        return f"{self._head(sec)}.{frac:09d}Z"
+
+    def us(self, ts: int) -> str:
+        """2022-10-19T23:28:22.061769Z (Coinbase)."""
+        sec, frac = divmod(ts, NS_PER_S)
+        return f"{self._head(sec)}.{frac // 1000:06d}Z"
+
+    def whole(self, ts: int) -> str:
+        """2021-02-22T19:15:00Z (Alpaca bar starts)."""
+        return f"{self._head(ts // NS_PER_S)}Z"
+
+
+def describe(value: Any) -> str:
+    """A short, safe rendering of a client's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
