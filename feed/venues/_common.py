@@ -8,7 +8,7 @@ event time as the records' `ts`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -61,7 +61,10 @@ class Entry(NamedTuple):
 
     order: int  # position in the batch's event order, across symbols and channels
     channel: str
-    message: Any  # a dict (or what the venue's encoder takes); encoded lazily, once per codec
+    message: Any  # what the venue's codecs build the message from, lazily, once per codec
+
+
+Codec = Callable[["Shared", Entry], bytes]
 
 
 class Shared:
@@ -69,41 +72,59 @@ class Shared:
 
     Messages are grouped by symbol id so a session reads only its symbols (a set intersection
     in C, then its entries); each message is encoded at most once per codec and the bytes are
-    shared, as `/v1` shares JSON fragments.
+    shared, as `/v1` shares JSON fragments. Sessions with the same subscription share their
+    whole output too (`memo`), as `/v1` subscribers at the same generation share one body.
     """
 
-    __slots__ = ("_cache", "_codecs", "by_sym", "now_ns", "syms")
+    __slots__ = ("_cache", "_codecs", "_memo", "by_sym", "now_ns", "ordered", "syms")
 
-    def __init__(self, now_ns: int, codecs: Mapping[str, Callable[[Entry], bytes]]) -> None:
+    def __init__(self, now_ns: int, codecs: Mapping[str, Codec]) -> None:
         self.now_ns = now_ns  # event time the market stepped to
         self.by_sym: dict[int, list[Entry]] = {}
         self.syms: set[int] = set()
+        self.ordered: list[tuple[int, Entry]] = []  # every (symbol id, entry), in event order
         self._codecs = codecs
         self._cache: dict[tuple[str, int], bytes] = {}
+        self._memo: dict[Hashable, list[Frame]] = {}
 
-    def add(self, sym: int, order: int, channel: str, message: Any) -> None:
+    def add(self, sym: int, channel: str, message: Any) -> None:
+        """Append the batch's next message (entries are added in event order)."""
+        entry = Entry(len(self.ordered), channel, message)
+        self.ordered.append((sym, entry))
         entries = self.by_sym.get(sym)
         if entries is None:
-            entries = self.by_sym[sym] = []
+            self.by_sym[sym] = [entry]
             self.syms.add(sym)
-        entries.append(Entry(order, channel, message))
+        else:
+            entries.append(entry)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.by_sym.values())
+        return len(self.ordered)
 
     def encoded(self, entry: Entry, codec: str) -> bytes:
         """The bytes of `entry` in `codec`, encoded on first use and then shared."""
         key = (codec, entry.order)
         data = self._cache.get(key)
         if data is None:
-            data = self._cache[key] = self._codecs[codec](entry)
+            data = self._cache[key] = self._codecs[codec](self, entry)
         return data
+
+    def memo(self, key: Hashable, build: Callable[[], list[Frame]]) -> list[Frame]:
+        """`build()`, computed once per batch for every session whose subscription is `key`."""
+        frames = self._memo.get(key)
+        if frames is None:
+            frames = self._memo[key] = build()
+        return frames
 
     def select(
         self, syms: set[int] | None, wants: Callable[[int, str], bool]
     ) -> list[tuple[int, Entry]]:
         """(symbol id, entry) pairs a session wants, in event order. `syms` None: every symbol."""
-        chosen = self.syms if syms is None else self.syms & syms
+        if syms is None:
+            return [(s, e) for s, e in self.ordered if wants(s, e.channel)]
+        chosen = self.syms & syms
+        if 4 * len(chosen) > len(self.syms):  # most of the batch: one pass, already in order
+            return [(s, e) for s, e in self.ordered if s in chosen and wants(s, e.channel)]
         out = [(s, e) for s in chosen for e in self.by_sym[s] if wants(s, e.channel)]
         if len(chosen) > 1:
             out.sort(key=lambda pair: pair[1].order)
@@ -114,8 +135,8 @@ class Shared:
 
 
 def binance_name(symbol: str) -> str:
-    """Binance's symbol for a universe symbol: separators dropped, upper case (BTC-USD: BTCUSD)."""
-    return "".join(c for c in symbol if c.isalnum()).upper()
+    """Binance's symbol for a universe symbol: ASCII letters and digits, upper case."""
+    return "".join(c for c in symbol if c.isascii() and c.isalnum()).upper()
 
 
 def binance_names(universe: Universe) -> dict[str, int]:

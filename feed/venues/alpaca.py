@@ -11,7 +11,7 @@ sockets, no clock of its own.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -20,7 +20,17 @@ import orjson
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
-from ._common import NS_PER_S, Clock, Close, Entry, Frame, HandshakeRefused, Reply, Shared
+from ._common import (
+    NS_PER_MIN,
+    NS_PER_S,
+    Clock,
+    Close,
+    Entry,
+    Frame,
+    HandshakeRefused,
+    Reply,
+    Shared,
+)
 from ._tape import Bar, Tape
 
 FEEDS = ("iex", "sip", "test")
@@ -63,84 +73,91 @@ class AlpacaEncoder:
         self._clock = Clock()
         self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
         self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
-        self._order = 0
         self._codecs = {"json": self._json, "msgpack": self._msgpack}
 
-    def _json(self, entry: Entry) -> bytes:
-        m = entry.message
-        t = m["t"]
-        stamp = self._clock.whole(t) if m["T"] == "b" else self._clock.ns(t)
-        return orjson.dumps({**m, "t": stamp})
+    def _json(self, shared: Shared, entry: Entry) -> bytes:
+        clock = self._clock
+        stamp = clock.whole if entry.channel == "bars" else clock.ns
+        return orjson.dumps(self._message(entry, stamp))
 
-    @staticmethod
-    def _msgpack(entry: Entry) -> bytes:
-        m = entry.message
-        packed: bytes = msgpack.packb({**m, "t": msgpack.Timestamp.from_unix_nano(m["t"])})
+    def _msgpack(self, shared: Shared, entry: Entry) -> bytes:
+        packed: bytes = msgpack.packb(self._message(entry, msgpack.Timestamp.from_unix_nano))
         return packed
 
+    def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
+        """The Alpaca message of an entry, its event time rendered by `stamp`."""
+        names, tapes = self.universe.symbols, self._tapes
+        if entry.channel == "trades":
+            sym, tid, price, size, ts = entry.message
+            return {
+                "T": "t",
+                "S": names[sym],
+                "i": tid,
+                "x": EXCHANGE,
+                "p": price,
+                "s": size,
+                "c": ["@"],
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
+        if entry.channel == "quotes":
+            sym, bid, bs, ask, asz, ts = entry.message
+            return {
+                "T": "q",
+                "S": names[sym],
+                "bx": EXCHANGE,
+                "bp": bid,
+                "bs": bs,
+                "ax": EXCHANGE,
+                "ap": ask,
+                "as": asz,
+                "c": ["R"],
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
+        b: Bar = entry.message
+        return {
+            "T": "b",
+            "S": names[b.sym],
+            "o": b.open,
+            "h": b.high,
+            "l": b.low,
+            "c": b.close,
+            "v": b.volume,
+            "t": stamp(b.start_ns),
+            "n": b.count,
+            "vw": round(b.vwap, 6),
+        }
+
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:
-        """Alpaca messages for `batch` (event order), then bars of minutes ended by `now_ns`."""
+        """Alpaca messages for `batch` (event order), then bars of minutes ended by `now_ns`.
+
+        Only the running state is updated here; each message is built and encoded when a
+        session first asks for it, so symbols nobody subscribes to cost no encoding.
+        """
         out = Shared(now_ns, self._codecs)
-        tape, names, tapes, book = self._tape, self.universe.symbols, self._tapes, self._book
+        tape, book, add = self._tape, self._book, out.add
         for ts, _seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
-            if ts >= tape.minute_ns + 60 * NS_PER_S:
+            if ts >= tape.minute_ns + NS_PER_MIN:
                 self._bars(out, tape.advance(ts))
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
-            name = names[sym]
             if fl & _TRADE:
                 tid = tape.trade(sym, ts, last, ls, bool(fl & _BUY))
-                trade = {
-                    "T": "t",
-                    "S": name,
-                    "i": tid,
-                    "x": EXCHANGE,
-                    "p": last,
-                    "s": ls,
-                    "c": ["@"],
-                    "t": ts,
-                    "z": tapes[sym],
-                }
-                out.add(sym, self._next(), "trades", trade)
+                add(sym, "trades", (sym, tid, last, ls, ts))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote
-                msg = {
-                    "T": "q",
-                    "S": name,
-                    "bx": EXCHANGE,
-                    "bp": bid,
-                    "bs": bs,
-                    "ax": EXCHANGE,
-                    "ap": ask,
-                    "as": asz,
-                    "c": ["R"],
-                    "t": ts,
-                    "z": tapes[sym],
-                }
-                out.add(sym, self._next(), "quotes", msg)
+                add(sym, "quotes", (sym, bid, bs, ask, asz, ts))
         self._bars(out, tape.advance(now_ns))
         return out
 
-    def _next(self) -> int:
-        self._order += 1
-        return self._order
-
     def _bars(self, out: Shared, bars: list[Bar]) -> None:
-        names = self.universe.symbols
         for b in bars:
-            msg = {
-                "T": "b",
-                "S": names[b.sym],
-                "o": b.open,
-                "h": b.high,
-                "l": b.low,
-                "c": b.close,
-                "v": b.volume,
-                "t": b.start_ns,
-                "n": b.count,
-                "vw": round(b.vwap, 6),
-            }
-            out.add(b.sym, self._next(), "bars", msg)
+            out.add(b.sym, "bars", b)
+
+
+def _frozen(ids: set[int] | None) -> frozenset[int] | None:
+    return None if ids is None else frozenset(ids)
 
 
 def frames_of(items: Sequence[Any], binary: bool) -> Frame:
@@ -188,6 +205,7 @@ class AlpacaSession:
         self.subs: dict[str, dict[str, None]] = {c: {} for c in ALL_CHANNELS}
         self._ids: dict[str, set[int] | None] = {c: set() for c in DATA_CHANNELS}  # None: "*"
         self._symbols: set[int] | None = set()
+        self._key: Hashable = ()
         key, secret = lower.get("apca-api-key-id"), lower.get("apca-api-secret-key")
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
 
@@ -283,6 +301,8 @@ class AlpacaSession:
                 self._ids[channel] = found
                 union |= found
         self._symbols = None if wild else union
+        ids = self._ids
+        self._key = ("alpaca", self.binary, *(_frozen(ids[c]) for c in DATA_CHANNELS))
         return frozenset(range(len(index))) if wild else frozenset(union)
 
     def _frame(self, message: dict[str, Any]) -> Frame:
@@ -308,6 +328,9 @@ class AlpacaSession:
         """This session's messages of one encoded batch: one Alpaca array, or nothing."""
         if not self.authenticated or self._symbols == set():
             return []
+        return shared.memo(self._key, lambda: self._build(shared))
+
+    def _build(self, shared: Shared) -> list[Frame]:
         codec = "msgpack" if self.binary else "json"
         items = [shared.encoded(e, codec) for _, e in shared.select(self._symbols, self._wants)]
         return [frames_of(items, self.binary)] if items else []

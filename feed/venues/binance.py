@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
 from ._common import (
+    NS_PER_MIN,
     NS_PER_MS,
     NS_PER_S,
     Close,
@@ -69,79 +71,82 @@ class BinanceEncoder:
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n
-        self._order = 0
         self._codecs = {"raw": self._raw, "combined": self._combined}
 
-    @staticmethod
-    def _raw(entry: Entry) -> bytes:
-        return orjson.dumps(entry.message[1])
+    def _raw(self, shared: Shared, entry: Entry) -> bytes:
+        return orjson.dumps(self._payload(entry))
 
-    @staticmethod
-    def _combined(entry: Entry) -> bytes:
-        stream, payload = entry.message
-        return b'{"stream":"%s","data":%s}' % (stream.encode(), orjson.dumps(payload))
+    def _combined(self, shared: Shared, entry: Entry) -> bytes:
+        stream = f"{self._streams[entry.message[0]]}@{entry.channel}"
+        return b'{"stream":"%s","data":%s}' % (stream.encode(), shared.encoded(entry, "raw"))
 
-    def _add(self, out: Shared, sym: int, channel: str, payload: dict[str, Any]) -> None:
-        self._order += 1
-        out.add(sym, self._order, channel, (f"{self._streams[sym]}@{channel}", payload))
-
-    def encode(self, batch: TickBatch, now_ns: int) -> Shared:
-        """Binance payloads for `batch` (event order), then klines of minutes ended by `now_ns`."""
-        out = Shared(now_ns, self._codecs)
-        tape, names, book = self._tape, self._names, self._book
-        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
-            if ts >= tape.minute_ns + 60 * NS_PER_S:
-                self._closed(out, tape.advance(ts), ts)
-            tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
-            ms = ts // NS_PER_MS
-            name = names[sym]
-            if fl & _TRADE:
-                tid = tape.trade(sym, ts, last, ls, not fl & _SELL)
-                p, q, maker = px(last), qty(ls), bool(fl & _SELL)
-                trade = {
+    def _payload(self, entry: Entry) -> dict[str, Any]:
+        """The Binance payload of an entry, built when a session first wants it."""
+        kind, m = entry.channel, entry.message
+        name = self._names[m[0]]
+        if kind == "bookTicker":
+            _, seq, bid, bs, ask, asz = m
+            return {"u": seq, "s": name, "b": px(bid), "B": qty(bs), "a": px(ask), "A": qty(asz)}
+        if kind in ("trade", "aggTrade"):
+            _, tid, price, size, ms, maker = m
+            if kind == "trade":
+                return {
                     "e": "trade",
                     "E": ms,
                     "s": name,
                     "t": tid,
-                    "p": p,
-                    "q": q,
+                    "p": px(price),
+                    "q": qty(size),
                     "T": ms,
                     "m": maker,
                     "M": True,
                 }
-                self._add(out, sym, "trade", trade)
-                agg = {
-                    "e": "aggTrade",
-                    "E": ms,
-                    "s": name,
-                    "a": tid,
-                    "p": p,
-                    "q": q,
-                    "f": tid,
-                    "l": tid,
-                    "T": ms,
-                    "m": maker,
-                    "M": True,
-                }
-                self._add(out, sym, "aggTrade", agg)
+            return {
+                "e": "aggTrade",
+                "E": ms,
+                "s": name,
+                "a": tid,
+                "p": px(price),
+                "q": qty(size),
+                "f": tid,
+                "l": tid,
+                "T": ms,
+                "m": maker,
+                "M": True,
+            }
+        if kind == "kline_1m":
+            return self._kline(*m)
+        return self._mini(*m)
+
+    def encode(self, batch: TickBatch, now_ns: int) -> Shared:
+        """Binance payloads for `batch` (event order), then klines of minutes ended by `now_ns`.
+
+        Only the running state is updated here; payloads are built when first asked for.
+        """
+        out = Shared(now_ns, self._codecs)
+        tape, book, add = self._tape, self._book, out.add
+        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
+            if ts >= tape.minute_ns + NS_PER_MIN:
+                self._closed(out, tape.advance(ts), ts)
+            tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
+            if fl & _TRADE:
+                ms = ts // NS_PER_MS
+                tid = tape.trade(sym, ts, last, ls, not fl & _SELL)
+                trade = (sym, tid, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
+                add(sym, "trade", trade)
+                add(sym, "aggTrade", trade)
                 if ts >= self._next_kline[sym]:
                     self._next_kline[sym] = ts + KLINE_EVERY_NS
-                    self._add(out, sym, "kline_1m", self._kline(tape.bars[sym], ms, False))
+                    bar = tape.bars[sym]
+                    add(sym, "kline_1m", (sym, replace(bar), ms, False))  # a copy: bars move on
                 if ts >= self._next_mini[sym]:
                     self._next_mini[sym] = ts + MINI_EVERY_NS
-                    self._add(out, sym, "miniTicker", self._mini(sym, ms, last, vol))
+                    stats = (tape.open[sym], tape.high[sym], tape.low[sym])
+                    add(sym, "miniTicker", (sym, ms, last, tape.volume_24h(sym, vol), *stats))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote
-                ticker = {
-                    "u": seq,
-                    "s": name,
-                    "b": px(bid),
-                    "B": qty(bs),
-                    "a": px(ask),
-                    "A": qty(asz),
-                }
-                self._add(out, sym, "bookTicker", ticker)
+                add(sym, "bookTicker", (sym, seq, bid, bs, ask, asz))
         self._closed(out, tape.advance(now_ns), now_ns)
         return out
 
@@ -149,11 +154,11 @@ class BinanceEncoder:
         ms = now_ns // NS_PER_MS
         for b in bars:
             self._next_kline[b.sym] = 0  # the next minute's first trade reports at once
-            self._add(out, b.sym, "kline_1m", self._kline(b, ms, True))
+            out.add(b.sym, "kline_1m", (b.sym, b, ms, True))
 
-    def _kline(self, b: Bar, ms: int, closed: bool) -> dict[str, Any]:
+    def _kline(self, sym: int, b: Bar, ms: int, closed: bool) -> dict[str, Any]:
         start = b.start_ns // NS_PER_MS
-        name = self._names[b.sym]
+        name = self._names[sym]
         k = {
             "t": start,
             "T": start + 59_999,
@@ -175,19 +180,19 @@ class BinanceEncoder:
         }
         return {"e": "kline", "E": ms, "s": name, "k": k}
 
-    def _mini(self, sym: int, ms: int, last: float, volume: int) -> dict[str, Any]:
-        tape = self._tape
-        v = tape.volume_24h(sym, volume)
+    def _mini(
+        self, sym: int, ms: int, last: float, volume: int, open_: float, high: float, low: float
+    ) -> dict[str, Any]:
         return {
             "e": "24hrMiniTicker",
             "E": ms,
             "s": self._names[sym],
             "c": px(last),
-            "o": px(tape.open[sym]),
-            "h": px(tape.high[sym]),
-            "l": px(tape.low[sym]),
-            "v": qty(v),
-            "q": px(v * last),  # approximated at the last price: the session keeps no notional
+            "o": px(open_),
+            "h": px(high),
+            "l": px(low),
+            "v": qty(volume),
+            "q": px(volume * last),  # approximated at the last price: the session keeps no notional
         }
 
 
@@ -254,6 +259,7 @@ class BinanceSession:
                 wanted.setdefault(i, set()).add(kind)
         self._wanted = wanted
         self._syms = set(wanted)
+        self._key = frozenset((s, frozenset(k)) for s, k in wanted.items())
 
     @property
     def symbols(self) -> frozenset[int]:
@@ -324,6 +330,9 @@ class BinanceSession:
         """One frame per payload of this session's streams, in event order."""
         if not self._syms:
             return []
+        return shared.memo((self.combined, self._key), lambda: self._build(shared))
+
+    def _build(self, shared: Shared) -> list[Frame]:
         codec = "combined" if self.combined else "raw"
         return [Frame(shared.encoded(e, codec)) for _, e in shared.select(self._syms, self._wants)]
 

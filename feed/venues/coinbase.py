@@ -44,64 +44,80 @@ class CoinbaseEncoder:
         self._clock = Clock()
         self._fmt = price_formats(universe)
         self._second = -1  # last whole second of event time that had its heartbeats
-        self._order = 0
         self._codecs = {"json": self._json}
 
-    def _json(self, entry: Entry) -> bytes:
-        m = entry.message
-        return orjson.dumps({**m, "time": self._clock.us(m["time"])})
+    def _json(self, shared: Shared, entry: Entry) -> bytes:
+        return orjson.dumps(self._message(entry))
 
-    def _add(self, out: Shared, sym: int, channel: str, message: dict[str, Any]) -> None:
-        self._order += 1
-        out.add(sym, self._order, channel, message)
+    def _message(self, entry: Entry) -> dict[str, Any]:
+        """The Coinbase message of an entry, built when a session first wants it."""
+        names, fmt, us = self.universe.symbols, self._fmt, self._clock.us
+        if entry.channel == "heartbeat":
+            sym, seq, tid, at = entry.message
+            return {
+                "type": "heartbeat",
+                "sequence": seq,
+                "last_trade_id": tid,
+                "product_id": names[sym],
+                "time": us(at),
+            }
+        sym, seq, tid, ts, buy, price, size, stats, book = entry.message
+        f = fmt[sym]
+        if entry.channel == "matches":
+            return {
+                "type": "match",
+                "trade_id": tid,
+                "maker_order_id": _order_id(sym, tid, False),
+                "taker_order_id": _order_id(sym, tid, True),
+                "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
+                "size": str(size),
+                "price": f.format(price),
+                "product_id": names[sym],
+                "sequence": seq,
+                "time": us(ts),
+            }
+        open_, high, low, volume, total = stats
+        bid, bs, ask, asz = book
+        return {
+            "type": "ticker",
+            "sequence": seq,
+            "product_id": names[sym],
+            "price": f.format(price),
+            "open_24h": f.format(open_),
+            "volume_24h": str(volume),
+            "low_24h": f.format(low),
+            "high_24h": f.format(high),
+            "volume_30d": str(total),
+            "best_bid": f.format(bid),
+            "best_bid_size": str(bs),
+            "best_ask": f.format(ask),
+            "best_ask_size": str(asz),
+            "side": "buy" if buy else "sell",  # the taker's side
+            "time": us(ts),
+            "trade_id": tid,
+            "last_size": str(size),
+        }
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:
-        """Coinbase messages for `batch` (event order), then heartbeats due by `now_ns`."""
+        """Coinbase messages for `batch` (event order), then heartbeats due by `now_ns`.
+
+        Only the running state is updated here; messages are built when first asked for.
+        """
         out = Shared(now_ns, self._codecs)
-        tape, names, fmt = self._tape, self.universe.symbols, self._fmt
+        tape, add = self._tape, out.add
         for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
-            self._heartbeats(out, ts)
+            if ts // NS_PER_S > self._second:
+                self._heartbeats(out, ts)
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             tape.last_seq[sym] = seq
             if not fl & _TRADE:
                 continue
             buy = bool(fl & _BUY)
             tid = tape.trade(sym, ts, last, ls, buy)
-            f = fmt[sym]
-            price, size, product = f.format(last), str(ls), names[sym]
-            ticker = {
-                "type": "ticker",
-                "sequence": seq,
-                "product_id": product,
-                "price": price,
-                "open_24h": f.format(tape.open[sym]),
-                "volume_24h": str(tape.volume_24h(sym, vol)),
-                "low_24h": f.format(tape.low[sym]),
-                "high_24h": f.format(tape.high[sym]),
-                "volume_30d": str(vol),
-                "best_bid": f.format(bid),
-                "best_bid_size": str(bs),
-                "best_ask": f.format(ask),
-                "best_ask_size": str(asz),
-                "side": "buy" if buy else "sell",  # the taker's side
-                "time": ts,
-                "trade_id": tid,
-                "last_size": size,
-            }
-            self._add(out, sym, "ticker", ticker)
-            match = {
-                "type": "match",
-                "trade_id": tid,
-                "maker_order_id": _order_id(sym, tid, False),
-                "taker_order_id": _order_id(sym, tid, True),
-                "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
-                "size": size,
-                "price": price,
-                "product_id": product,
-                "sequence": seq,
-                "time": ts,
-            }
-            self._add(out, sym, "matches", match)
+            stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
+            trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
+            add(sym, "ticker", trade)
+            add(sym, "matches", trade)
         self._heartbeats(out, now_ns)
         return out
 
@@ -113,16 +129,10 @@ class CoinbaseEncoder:
         self._second = second
         if first:
             return  # the first second starts the count; its heartbeat comes when it ends
-        tape, names, at = self._tape, self.universe.symbols, second * NS_PER_S
-        for sym, product in enumerate(names):
-            beat = {
-                "type": "heartbeat",
-                "sequence": tape.last_seq[sym],
-                "last_trade_id": tape.trade_ids[sym],
-                "product_id": product,
-                "time": at,
-            }
-            self._add(out, sym, "heartbeat", beat)
+        tape, at = self._tape, second * NS_PER_S
+        seqs, tids = tape.last_seq, tape.trade_ids
+        for sym in range(len(self.universe)):
+            out.add(sym, "heartbeat", (sym, seqs[sym], tids[sym], at))
 
 
 def _error(message: str, reason: str | None = None) -> Reply:
@@ -142,6 +152,8 @@ class CoinbaseSession:
         self.universe = universe
         self.channels: dict[str, dict[str, None]] = {c: {} for c in CHANNELS}
         self._wanted: dict[int, set[str]] = {}
+        self._syms: set[int] = set()
+        self._key: frozenset[tuple[int, frozenset[str]]] = frozenset()
         self._deadline: int | None = now_ns + SUBSCRIBE_DEADLINE_NS
 
     @property
@@ -210,6 +222,7 @@ class CoinbaseSession:
                 wanted.setdefault(self.universe.index(p), set()).add(name)
         self._wanted = wanted
         self._syms = set(wanted)
+        self._key = frozenset((s, frozenset(k)) for s, k in wanted.items())
 
     def _subscriptions(self) -> Frame:
         listed = [{"name": n, "product_ids": list(p)} for n, p in self.channels.items() if p]
@@ -222,6 +235,9 @@ class CoinbaseSession:
         """One frame per message of this session's channels and products, in event order."""
         if not self._wanted:
             return []
+        return shared.memo(self._key, lambda: self._build(shared))
+
+    def _build(self, shared: Shared) -> list[Frame]:
         return [Frame(shared.encoded(e, "json")) for _, e in shared.select(self._syms, self._wants)]
 
     def next_deadline(self) -> int | None:

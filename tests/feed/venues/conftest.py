@@ -43,9 +43,11 @@ class VenueHarness:
     conns: set[_Conn] = field(default_factory=set)
     handshakes: list[str] = field(default_factory=list)
 
+    start_ns: int | None = None  # event time at the start; default: now
+
     def __post_init__(self) -> None:
         self._t0 = trio.current_time()
-        self._start_ns = time.time_ns()
+        self._start_ns = time.time_ns() if self.start_ns is None else self.start_ns
         self.market = Market(self.universe, seed=self.seed, start_ns=self._start_ns)
         self.encoders = {name: make(self.universe) for name, make in ENCODERS.items()}
 

@@ -249,7 +249,7 @@ def test_one_encoding_shared_by_sessions() -> None:
         send(s, {"action": "subscribe", "trades": ["AAPL"]})
     shared = enc.encode(*batches[0])
     fa, fb = a.deliver(shared), b.deliver(shared)
-    assert fa == fb and fa
+    assert fa and fa is fb  # same subscription: the same frames, built once
     entry = next(e for es in shared.by_sym.values() for e in es if e.channel == "trades")
     assert shared.encoded(entry, "json") is shared.encoded(entry, "json")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import msgpack
@@ -65,6 +66,35 @@ async def test_alpaca_py_stock_stream_gets_trades_and_quotes(venue_server: Venue
     ids = [t.id for t in got["trades"]]
     assert ids == sorted(ids)
     assert "/alpaca/v2/iex" in venue_server.handshakes
+
+
+async def test_alpaca_py_gets_minute_bars(nursery: trio.Nursery) -> None:
+    """Bars built from the simulated trades reach alpaca-py's Bar model when a minute ends."""
+    live = pytest.importorskip("alpaca.data.live", reason="alpaca-py is not installed")
+    from alpaca.data.models import Bar
+
+    minute = 60 * 10**9
+    start = (time.time_ns() // minute + 1) * minute - 2 * 10**9  # 2 s before a minute ends
+    harness = VenueHarness(start_ns=start)
+    await nursery.start(harness.run)
+    bars: list[Any] = []
+    stream = live.StockDataStream("key", "secret", url_override=harness.url("/alpaca/v2/iex"))
+
+    async def on_bar(bar: Any) -> None:
+        bars.append(bar)
+        await stream.stop_ws()
+
+    stream.subscribe_bars(on_bar, "AAPL")
+    try:
+        await _in_thread(stream.run)
+    except trio.TooSlowError:
+        await trio.to_thread.run_sync(stream.stop, abandon_on_cancel=True)
+        raise
+    [bar, *_] = bars
+    assert isinstance(bar, Bar) and bar.symbol == "AAPL"
+    assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+    assert bar.volume > 0 and bar.trade_count is not None and bar.trade_count > 0
+    assert bar.timestamp.timestamp() * 10**9 == start - start % minute
 
 
 async def test_alpaca_json_path_with_websockets(venue_server: VenueHarness) -> None:
