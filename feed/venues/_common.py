@@ -76,10 +76,18 @@ class Shared:
     whole output too (`memo`), as `/v1` subscribers at the same generation share one body.
     """
 
-    __slots__ = ("_cache", "_codecs", "_memo", "by_sym", "now_ns", "ordered", "syms")
+    __slots__ = ("_cache", "_codecs", "_memo", "by_sym", "latest", "now_ns", "ordered", "syms")
 
-    def __init__(self, now_ns: int, codecs: Mapping[str, Codec]) -> None:
+    def __init__(
+        self,
+        now_ns: int,
+        codecs: Mapping[str, Codec],
+        latest: Callable[[int, str], bytes | None] | None = None,
+    ) -> None:
         self.now_ns = now_ns  # event time the market stepped to
+        # (symbol id, channel) -> the venue's message for the last event before this batch, for
+        # venues that send one on subscribe (Coinbase's first ticker and last_match)
+        self.latest = latest
         self.by_sym: dict[int, list[Entry]] = {}
         self.syms: set[int] = set()
         self.ordered: list[tuple[int, Entry]] = []  # every (symbol id, entry), in event order

@@ -4,7 +4,8 @@
 `heartbeat` per product per second of event time, decimals as strings, RFC 3339 times in
 microseconds, encoded once and shared. `CoinbaseSession` is one connection: `subscribe` /
 `unsubscribe` with product ids and channels (names or `{"name", "product_ids"}` objects), the
-`subscriptions` reply, `{"type": "error"}` for bad requests and the 5 s subscribe deadline.
+`subscriptions` reply, then the latest `ticker` and a `last_match` per new product,
+`{"type": "error"}` for bad requests and the 5 s subscribe deadline.
 Sans-IO.
 """
 
@@ -45,6 +46,19 @@ class CoinbaseEncoder:
         self._fmt = price_formats(universe)
         self._second = -1  # last whole second of event time that had its heartbeats
         self._codecs = {"json": self._json}
+        self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
+
+    def _latest(
+        self, before: dict[int, tuple[Any, ...] | None], sym: int, channel: str
+    ) -> bytes | None:
+        """The ticker or last_match of the symbol's last trade before the batch, if any."""
+        trade = before[sym] if sym in before else self._last.get(sym)
+        if trade is None or channel not in ("ticker", "matches"):
+            return None
+        message = self._message(Entry(-1, channel, trade))
+        if channel == "matches":
+            message["type"] = "last_match"
+        return orjson.dumps(message)
 
     def _json(self, shared: Shared, entry: Entry) -> bytes:
         return orjson.dumps(self._message(entry))
@@ -103,8 +117,9 @@ class CoinbaseEncoder:
 
         Only the running state is updated here; messages are built when first asked for.
         """
-        out = Shared(now_ns, self._codecs)
-        tape, add = self._tape, out.add
+        before: dict[int, tuple[Any, ...] | None] = {}  # last trades as before this batch
+        out = Shared(now_ns, self._codecs, lambda sym, ch: self._latest(before, sym, ch))
+        tape, add, prior = self._tape, out.add, self._last
         for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts // NS_PER_S > self._second:
                 self._heartbeats(out, ts)
@@ -118,6 +133,9 @@ class CoinbaseEncoder:
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
             add(sym, "ticker", trade)
             add(sym, "matches", trade)
+            if sym not in before:
+                before[sym] = prior.get(sym)
+            prior[sym] = trade
         self._heartbeats(out, now_ns)
         return out
 
@@ -154,6 +172,7 @@ class CoinbaseSession:
         self._wanted: dict[int, set[str]] = {}
         self._syms: set[int] = set()
         self._key: frozenset[tuple[int, frozenset[str]]] = frozenset()
+        self._initial: list[tuple[int, str]] = []  # (symbol id, channel) owed a first message
         self._deadline: int | None = now_ns + SUBSCRIBE_DEADLINE_NS
 
     @property
@@ -204,6 +223,9 @@ class CoinbaseSession:
         for name, products, alone in plan:
             subs = self.channels[name]
             if kind == "subscribe":
+                if name != "heartbeat":  # Coinbase first sends the latest ticker / last_match
+                    new = [p for p in products if p not in subs]
+                    self._initial += [(self.universe.index(p), name) for p in new]
                 subs.update(dict.fromkeys(products))
             elif alone:
                 subs.clear()
@@ -235,7 +257,15 @@ class CoinbaseSession:
         """One frame per message of this session's channels and products, in event order."""
         if not self._wanted:
             return []
-        return shared.memo(self._key, lambda: self._build(shared))
+        frames = shared.memo(self._key, lambda: self._build(shared))
+        if self._initial and shared.latest is not None:
+            latest = shared.latest
+            wanted = self._wanted
+            first = [(s, c) for s, c in self._initial if c in wanted.get(s, ())]
+            self._initial = []
+            found = [latest(s, c) for s, c in first]
+            frames = [Frame(data) for data in found if data is not None] + frames
+        return frames
 
     def _build(self, shared: Shared) -> list[Frame]:
         return [Frame(shared.encoded(e, "json")) for _, e in shared.select(self._syms, self._wants)]

@@ -236,3 +236,20 @@ def test_any_input_gets_coinbase_replies_only(messages: list[str]) -> None:
             assert answer["type"] in ("subscriptions", "error")
             if answer["type"] == "error":
                 assert isinstance(answer["message"], str)
+
+
+def test_latest_ticker_and_last_match_on_subscribe() -> None:
+    """As at Coinbase: after `subscriptions`, the product's latest ticker and a last_match."""
+    u, batches = market_batches(seconds=4)
+    enc = CoinbaseEncoder(u)
+    for batch, now in batches[:2]:
+        enc.encode(batch, now)
+    s = CoinbaseSession(u, NOW)
+    ask(s, {"type": "subscribe", "product_ids": ["AAPL"], "channels": ["ticker", "matches"]})
+    first = [orjson.loads(f.data) for f in s.deliver(enc.encode(*batches[2]))]
+    assert [m["type"] for m in first[:2]] == ["ticker", "last_match"]
+    assert_shape({**first[1], "type": "match"}, DOC_MATCH)
+    trades = [m for m in first[2:] if m["type"] == "match"]
+    assert trades and trades[0]["trade_id"] == first[0]["trade_id"] + 1  # nothing lost, no repeat
+    later = [orjson.loads(f.data)["type"] for f in s.deliver(enc.encode(*batches[3]))]
+    assert "last_match" not in later
