@@ -70,13 +70,14 @@ Codec = Callable[["Shared", Entry], bytes]
 class Shared:
     """One batch's messages for one venue: built once, read by every session of that venue.
 
-    Messages are grouped by symbol id so a session reads only its symbols (a set intersection
-    in C, then its entries); each message is encoded at most once per codec and the bytes are
-    shared, as `/v1` shares JSON fragments. Sessions with the same subscription share their
-    whole output too (`memo`), as `/v1` subscribers at the same generation share one body.
+    An encoder appends `(symbol id, channel, content)` to `items` in event order and nothing
+    more; the symbol index, the messages and their bytes are built only when a session asks.
+    Each message is encoded at most once per codec and the bytes are shared, as `/v1` shares
+    JSON fragments; sessions with the same subscription share their whole output (`memo`), as
+    `/v1` subscribers at the same generation share one body.
     """
 
-    __slots__ = ("_cache", "_codecs", "_memo", "by_sym", "latest", "now_ns", "ordered", "syms")
+    __slots__ = ("_by_sym", "_cache", "_codecs", "_memo", "items", "latest", "now_ns")
 
     def __init__(
         self,
@@ -85,29 +86,38 @@ class Shared:
         latest: Callable[[int, str], bytes | None] | None = None,
     ) -> None:
         self.now_ns = now_ns  # event time the market stepped to
+        self.items: list[tuple[int, str, Any]] = []  # (symbol id, channel, content), in order
         # (symbol id, channel) -> the venue's message for the last event before this batch, for
         # venues that send one on subscribe (Coinbase's first ticker and last_match)
         self.latest = latest
-        self.by_sym: dict[int, list[Entry]] = {}
-        self.syms: set[int] = set()
-        self.ordered: list[tuple[int, Entry]] = []  # every (symbol id, entry), in event order
         self._codecs = codecs
+        self._by_sym: dict[int, list[int]] | None = None
         self._cache: dict[tuple[str, int], bytes] = {}
         self._memo: dict[Hashable, list[Frame]] = {}
 
-    def add(self, sym: int, channel: str, message: Any) -> None:
-        """Append the batch's next message (entries are added in event order)."""
-        entry = Entry(len(self.ordered), channel, message)
-        self.ordered.append((sym, entry))
-        entries = self.by_sym.get(sym)
-        if entries is None:
-            self.by_sym[sym] = [entry]
-            self.syms.add(sym)
-        else:
-            entries.append(entry)
+    def add(self, sym: int, channel: str, content: Any) -> None:
+        """Append the batch's next message (hot loops append to `items` directly)."""
+        self.items.append((sym, channel, content))
 
     def __len__(self) -> int:
-        return len(self.ordered)
+        return len(self.items)
+
+    def _index(self) -> dict[int, list[int]]:
+        if self._by_sym is None:
+            by_sym: dict[int, list[int]] = {}
+            for i, (sym, _, _) in enumerate(self.items):
+                found = by_sym.get(sym)
+                if found is None:
+                    by_sym[sym] = [i]
+                else:
+                    found.append(i)
+            self._by_sym = by_sym
+        return self._by_sym
+
+    @property
+    def syms(self) -> set[int]:
+        """Symbol ids with messages in this batch."""
+        return set(self._index())
 
     def encoded(self, entry: Entry, codec: str) -> bytes:
         """The bytes of `entry` in `codec`, encoded on first use and then shared."""
@@ -118,24 +128,34 @@ class Shared:
         return data
 
     def memo(self, key: Hashable, build: Callable[[], list[Frame]]) -> list[Frame]:
-        """`build()`, computed once per batch for every session whose subscription is `key`."""
+        """`build()`, computed once per batch for every session whose subscription is `key`.
+
+        The list and its frames are shared: callers must not change them.
+        """
         frames = self._memo.get(key)
         if frames is None:
             frames = self._memo[key] = build()
         return frames
 
-    def select(
-        self, syms: set[int] | None, wants: Callable[[int, str], bool]
-    ) -> list[tuple[int, Entry]]:
-        """(symbol id, entry) pairs a session wants, in event order. `syms` None: every symbol."""
+    def select(self, syms: set[int] | None, wants: Callable[[int, str], bool]) -> list[Entry]:
+        """The entries a session wants, in event order. `syms` None: every symbol."""
+        items = self.items
         if syms is None:
-            return [(s, e) for s, e in self.ordered if wants(s, e.channel)]
-        chosen = self.syms & syms
-        if 4 * len(chosen) > len(self.syms):  # most of the batch: one pass, already in order
-            return [(s, e) for s, e in self.ordered if s in chosen and wants(s, e.channel)]
-        out = [(s, e) for s in chosen for e in self.by_sym[s] if wants(s, e.channel)]
+            return [Entry(i, c, m) for i, (s, c, m) in enumerate(items) if wants(s, c)]
+        index = self._index()
+        chosen = index.keys() & syms
+        if 4 * len(chosen) > len(index):  # most of the batch: one pass, already in order
+            return [
+                Entry(i, c, m) for i, (s, c, m) in enumerate(items) if s in chosen and wants(s, c)
+            ]
+        picked = [i for s in chosen for i in index[s]]
         if len(chosen) > 1:
-            out.sort(key=lambda pair: pair[1].order)
+            picked.sort()
+        out = []
+        for i in picked:
+            s, c, m = items[i]
+            if wants(s, c):
+                out.append(Entry(i, c, m))
         return out
 
 

@@ -136,18 +136,18 @@ class AlpacaEncoder:
         session first asks for it, so symbols nobody subscribes to cost no encoding.
         """
         out = Shared(now_ns, self._codecs)
-        tape, book, add = self._tape, self._book, out.add
+        tape, book, push = self._tape, self._book, out.items.append
         for ts, _seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts >= tape.minute_ns + NS_PER_MIN:
                 self._bars(out, tape.advance(ts))
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
                 tid = tape.trade(sym, ts, last, ls, bool(fl & _BUY))
-                add(sym, "trades", (sym, tid, last, ls, ts))
+                push((sym, "trades", (sym, tid, last, ls, ts)))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote
-                add(sym, "quotes", (sym, bid, bs, ask, asz, ts))
+                push((sym, "quotes", (sym, bid, bs, ask, asz, ts)))
         self._bars(out, tape.advance(now_ns))
         return out
 
@@ -332,7 +332,7 @@ class AlpacaSession:
 
     def _build(self, shared: Shared) -> list[Frame]:
         codec = "msgpack" if self.binary else "json"
-        items = [shared.encoded(e, codec) for _, e in shared.select(self._symbols, self._wants)]
+        items = [shared.encoded(e, codec) for e in shared.select(self._symbols, self._wants)]
         return [frames_of(items, self.binary)] if items else []
 
     def next_deadline(self) -> int | None:

@@ -124,7 +124,7 @@ class BinanceEncoder:
         Only the running state is updated here; payloads are built when first asked for.
         """
         out = Shared(now_ns, self._codecs)
-        tape, book, add = self._tape, self._book, out.add
+        tape, book, push = self._tape, self._book, out.items.append
         for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts >= tape.minute_ns + NS_PER_MIN:
                 self._closed(out, tape.advance(ts), ts)
@@ -133,20 +133,20 @@ class BinanceEncoder:
                 ms = ts // NS_PER_MS
                 tid = tape.trade(sym, ts, last, ls, not fl & _SELL)
                 trade = (sym, tid, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
-                add(sym, "trade", trade)
-                add(sym, "aggTrade", trade)
+                push((sym, "trade", trade))
+                push((sym, "aggTrade", trade))
                 if ts >= self._next_kline[sym]:
                     self._next_kline[sym] = ts + KLINE_EVERY_NS
                     bar = tape.bars[sym]
-                    add(sym, "kline_1m", (sym, replace(bar), ms, False))  # a copy: bars move on
+                    push((sym, "kline_1m", (sym, replace(bar), ms, False)))  # a copy: bars move on
                 if ts >= self._next_mini[sym]:
                     self._next_mini[sym] = ts + MINI_EVERY_NS
                     stats = (tape.open[sym], tape.high[sym], tape.low[sym])
-                    add(sym, "miniTicker", (sym, ms, last, tape.volume_24h(sym, vol), *stats))
+                    push((sym, "miniTicker", (sym, ms, last, tape.volume_24h(sym, vol), *stats)))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote
-                add(sym, "bookTicker", (sym, seq, bid, bs, ask, asz))
+                push((sym, "bookTicker", (sym, seq, bid, bs, ask, asz)))
         self._closed(out, tape.advance(now_ns), now_ns)
         return out
 
@@ -334,7 +334,7 @@ class BinanceSession:
 
     def _build(self, shared: Shared) -> list[Frame]:
         codec = "combined" if self.combined else "raw"
-        return [Frame(shared.encoded(e, codec)) for _, e in shared.select(self._syms, self._wants)]
+        return [Frame(shared.encoded(e, codec)) for e in shared.select(self._syms, self._wants)]
 
     def next_deadline(self) -> int | None:
         return None

@@ -119,7 +119,7 @@ class CoinbaseEncoder:
         """
         before: dict[int, tuple[Any, ...] | None] = {}  # last trades as before this batch
         out = Shared(now_ns, self._codecs, lambda sym, ch: self._latest(before, sym, ch))
-        tape, add, prior = self._tape, out.add, self._last
+        tape, push, prior = self._tape, out.items.append, self._last
         for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts // NS_PER_S > self._second:
                 self._heartbeats(out, ts)
@@ -131,8 +131,8 @@ class CoinbaseEncoder:
             tid = tape.trade(sym, ts, last, ls, buy)
             stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
-            add(sym, "ticker", trade)
-            add(sym, "matches", trade)
+            push((sym, "ticker", trade))
+            push((sym, "matches", trade))
             if sym not in before:
                 before[sym] = prior.get(sym)
             prior[sym] = trade
@@ -268,7 +268,7 @@ class CoinbaseSession:
         return frames
 
     def _build(self, shared: Shared) -> list[Frame]:
-        return [Frame(shared.encoded(e, "json")) for _, e in shared.select(self._syms, self._wants)]
+        return [Frame(shared.encoded(e, "json")) for e in shared.select(self._syms, self._wants)]
 
     def next_deadline(self) -> int | None:
         """The subscribe deadline while no subscribe has arrived, else None."""

@@ -250,7 +250,7 @@ def test_one_encoding_shared_by_sessions() -> None:
     shared = enc.encode(*batches[0])
     fa, fb = a.deliver(shared), b.deliver(shared)
     assert fa and fa is fb  # same subscription: the same frames, built once
-    entry = next(e for es in shared.by_sym.values() for e in es if e.channel == "trades")
+    entry = next(e for e in shared.select(None, lambda s, c: c == "trades"))
     assert shared.encoded(entry, "json") is shared.encoded(entry, "json")
 
 
