@@ -17,18 +17,23 @@ The VenueSession protocol, and what the connection layer must do with each resul
 - `opened(now_ns) -> Reply`: right after the handshake; send its frames.
 - `receive(data: str | bytes, now_ns) -> Reply`: every complete text (`str`) or binary (`bytes`)
   message from the client; send the reply's frames in order, before any later data.
-- `deliver(shared) -> list[Frame]`: for each batch's `Shared`; send the frames (none: nothing).
-  They are the session's data only; the bytes are shared with other sessions, never mutate them.
+- `deliver(shared) -> list[Frame]`: for each batch's `Shared`, in order; send the frames (none:
+  nothing). The list, like the bytes, is shared with sessions of the same subscription: read it,
+  never change it.
 - `next_deadline() -> int | None` (ns, the same clock as `now_ns`): call `timeout(now_ns) -> Reply`
-  once it has passed (Alpaca's auth timeout, Coinbase's 5 s subscribe deadline).
+  once it has passed (Alpaca's auth timeout, Coinbase's 5 s subscribe deadline, Binance's 24 h
+  connection lifetime), then ask for the next deadline again.
 - `overflow() -> Reply`: the connection's bounded send buffer is full (a slow reader); send what
   the reply says if it can (Alpaca's 407) and close. The buffers are the connection layer's.
 - `symbols: frozenset[int]`: symbol ids the session wants data for (also in `Reply.symbols`
-  whenever it changes); a layer may skip `deliver` when `shared.syms` misses them all.
+  whenever it changes), for statistics or routing; `deliver` is still called for every batch
+  (it is cheap when nothing matches, and Coinbase's first messages ride on the next batch).
 
-A `Reply` holds `frames` (`Frame(data: bytes, binary: bool)`: text frames carry UTF-8 bytes),
-`symbols` (the new symbol set, or None when unchanged) and `close` (`Close(code, reason)`: send the
-frames, then close the WebSocket with that code). Nothing a client sends raises.
+WebSocket pings, pongs and the close handshake stay the connection layer's (Binance expects a
+ping every 20 s). A `Reply` holds `frames` (`Frame(data: bytes, binary: bool)`: text frames carry
+UTF-8 bytes), `symbols` (the new symbol set, or None when unchanged) and `close`
+(`Close(code, reason)`: send the frames, then close the WebSocket with that code). Nothing a
+client sends raises.
 """
 
 from __future__ import annotations

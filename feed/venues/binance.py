@@ -43,6 +43,7 @@ MAX_STREAMS = 1024
 MAX_MESSAGES_PER_S = 5
 KLINE_EVERY_NS = 2 * NS_PER_S  # Binance pushes kline_1m updates every 2000 ms
 MINI_EVERY_NS = NS_PER_S  # and the mini ticker every 1000 ms
+LIFETIME_NS = 24 * 3600 * NS_PER_S  # a connection is only valid for 24 hours
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _STREAM = re.compile(r"^([a-z0-9]{1,32})@([A-Za-z0-9_]{1,20})$")
 _TRADE, _SELL, _OPEN = int(TickFlag.TRADE), int(TickFlag.SELL), int(TickFlag.OPEN)
@@ -218,6 +219,7 @@ class BinanceSession:
         self.streams: dict[str, None] = {}  # subscription order, as LIST_SUBSCRIPTIONS shows it
         self._wanted: dict[int, set[str]] = {}  # symbol id -> stream types
         self._recent: deque[int] = deque(maxlen=MAX_MESSAGES_PER_S)
+        self._expires = now_ns + LIFETIME_NS
         rest = path.removeprefix("/binance")
         if rest == "/stream" or rest == "/stream/":
             self.combined = True
@@ -337,10 +339,13 @@ class BinanceSession:
         return [Frame(shared.encoded(e, codec)) for e in shared.select(self._syms, self._wants)]
 
     def next_deadline(self) -> int | None:
-        return None
+        """The end of the connection's 24 hours."""
+        return self._expires
 
     def timeout(self, now_ns: int) -> Reply:
-        return Reply()
+        if now_ns < self._expires:
+            return Reply()
+        return Reply(close=Close(1000, "24 hour connection limit"))
 
     def overflow(self) -> Reply:
         """Binance drops a connection that cannot keep up."""

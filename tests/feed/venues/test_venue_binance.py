@@ -292,3 +292,12 @@ def test_any_input_gets_binance_replies_only(messages: list[str]) -> None:
             assert set(answer) in ({"result", "id"}, {"error", "id"})
             if "error" in answer:
                 assert answer["error"]["code"] in (0, 1, 2, 3)
+
+
+def test_closed_after_24_hours() -> None:
+    s = session()
+    deadline = s.next_deadline()
+    assert deadline == NOW + 24 * 3600 * 10**9
+    assert s.timeout(deadline - 1).close is None
+    close = s.timeout(deadline).close
+    assert close is not None and close.code == 1000

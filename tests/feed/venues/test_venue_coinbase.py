@@ -253,3 +253,18 @@ def test_latest_ticker_and_last_match_on_subscribe() -> None:
     assert trades and trades[0]["trade_id"] == first[0]["trade_id"] + 1  # nothing lost, no repeat
     later = [orjson.loads(f.data)["type"] for f in s.deliver(enc.encode(*batches[3]))]
     assert "last_match" not in later
+
+
+def test_crypto_product_ids_from_the_universe() -> None:
+    u = Universe.from_rows([("BTC-USD", "Bitcoin", "Crypto", 60000.0, 0.01, 1, 3.0, "stock")])
+    enc, s = CoinbaseEncoder(u), CoinbaseSession(u, NOW)
+    [reply] = ask(s, {"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["ticker"]})
+    assert reply["channels"] == [{"name": "ticker", "product_ids": ["BTC-USD"]}]
+    row = {"ts": NOW, "seq": 5, "flags": TRADE_BUY, "last": 60000.5, "last_size": 2, "volume": 2}
+    [frame] = s.deliver(enc.encode(records({**row, "bid": 60000.49, "ask": 60000.5}), NOW + 1))
+    ticker = orjson.loads(frame.data)
+    assert (ticker["product_id"], ticker["price"], ticker["best_bid"]) == (
+        "BTC-USD",
+        "60000.50",
+        "60000.49",
+    )
