@@ -275,7 +275,7 @@ def _as_msgpack(message: str | bytes) -> str | bytes:
     if isinstance(message, str) and message.startswith("{"):
         try:
             return bytes(msgpack.packb(json.loads(message)))
-        except OverflowError:  # an integer MessagePack cannot hold: send it as JSON text
+        except (OverflowError, ValueError):  # not JSON, or an integer MessagePack cannot hold
             return message
     return message
 
