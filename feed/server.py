@@ -24,12 +24,13 @@ import trio
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 
-from . import _http
+from . import _http, venues
 from . import _state as st
 from . import protocol as p
 from ._connection import Connection, Registry, Shell
 from ._core import FeedContext, FeedCore, ServerCounters
 from ._transport import configure, open_listeners
+from ._venue_core import VenueContext, VenueCore
 from ._wscore import WebSocketCore
 from .hub import Hub
 
@@ -93,15 +94,21 @@ class ServerConfig:
             allow_origins=origins,
             own_hosts=hosts,
             wildcard_bind=wildcard,
+            prefix_route=lambda path: venues.route(path) is not None,
+            self_auth=("/alpaca/",),  # Alpaca's auth message carries the key (checked there)
         )
 
 
 class Server:
-    def __init__(self, config: ServerConfig, market: Market | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, market: Market | None = None, *, start_ns: int | None = None
+    ) -> None:
+        """`start_ns`: the event time at start (default: the wall clock), e.g. to replay a
+        given minute."""
         self.config = config
         universe = config.universe or Universe.default()
         self._t0 = trio.current_time()
-        self._wall0_ns = time.time_ns()
+        self._wall0_ns = time.time_ns() if start_ns is None else start_ns
         self.market = market or Market(
             universe,
             seed=config.seed,
@@ -128,6 +135,15 @@ class Server:
             stats=lambda: self.statistics(),
             counters=self.counters,
             refresh=self._refresh,
+        )
+        self.venue_ctx = VenueContext(
+            universe=universe,
+            tokens=config.tokens,
+            stall_s=config.stall_ms / 1000,
+            close_timeout_s=2.0,
+            t0_s=self._t0,
+            wall0_ns=self._wall0_ns,
+            counters=self.counters,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._woken: list[Connection] = []
@@ -190,9 +206,31 @@ class Server:
         await Connection(sock, addr, self._shell).run()
 
     def _make_core(
-        self, route: str, subprotocol: str | None, wake: Any, now: float
-    ) -> WebSocketCore:
-        return FeedCore(self.ctx, wake, binary=subprotocol == p.SUBPROTOCOL_BINARY, now=now)
+        self, accept: _http.Accept, wake: Any, now: float
+    ) -> WebSocketCore | _http.Refuse:
+        if accept.route == p.PATH:
+            binary = accept.subprotocol == p.SUBPROTOCOL_BINARY
+            return FeedCore(self.ctx, wake, binary=binary, now=now)
+        factory = venues.route(accept.path)
+        if factory is None:  # pragma: no cover - the HTTP front routes only venue paths here
+            return _http.refusal(404, f"path {accept.path} is not a WebSocket route", "")
+        ctx = self.venue_ctx
+        try:
+            session = factory(
+                accept.path, accept.query, accept.headers, ctx.universe, ctx.tokens, ctx.now_ns(now)
+            )
+        except venues.HandshakeRefused as exc:
+            return _http.refusal(exc.status, exc.reason, exc.reason + "\n")
+        return VenueCore(ctx, session, wake, now)
+
+    def _publish(self, now: float) -> None:
+        """Step the market to `now`: `/v1`'s hub, then each venue with connections."""
+        now_ns = self.ctx.now_ns(now)
+        batch = self.market.step(now_ns)
+        self.hub.publish(batch)
+        fanout = self.venue_ctx.fanout
+        if len(fanout):
+            fanout.publish(batch, now_ns, now)
 
     def _count_refused(self) -> None:
         self.counters.connections_refused += 1
@@ -254,9 +292,9 @@ class Server:
         next_s = trio.current_time()
         task_status.started()
         while True:
-            self.hub.publish(self.market.step(self.now_ns()))
+            self._publish(trio.current_time())
             await self._deliver()
-            if self.ctx.subscribers == 0:
+            if self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state.
                 with trio.CancelScope() as self._idle_sleep:
@@ -276,7 +314,7 @@ class Server:
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
         if self._idle_sleep is not None:
-            self.hub.publish(self.market.step(self.now_ns()))
+            self._publish(trio.current_time())
             self._idle_sleep.cancel()  # and resume the cadence if a subscription starts
 
     async def _deliver(self) -> None:

@@ -1,8 +1,8 @@
 """The venues' own client libraries, unmodified, against the dialects over real loopback sockets.
 
 Each SDK runs its own asyncio loop, so it runs in a worker thread under an absolute trio deadline;
-the harness (conftest.py) serves a real seeded `Market` through the translators. A test skips,
-saying why, when its SDK is not installed.
+the real feed server (`Server`, in process, as `tickwire serve` runs it) serves the dialects on
+its one port beside `/v1`. A test skips, saying why, when its SDK is not installed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pytest
 import trio
 from websockets.sync.client import connect
 
-from .conftest import VenueHarness
+from tickwire.feed.server import ServerConfig
+
+from .conftest import CADENCE_MS, VenueServer, start
 
 DEADLINE_S = 30  # generous for a shared 2-core machine; a pass takes well under a second
 
@@ -30,7 +32,7 @@ async def _in_thread(fn: Any) -> Any:
 # ----------------------------------------------------------------------------- Alpaca
 
 
-async def test_alpaca_py_stock_stream_gets_trades_and_quotes(venue_server: VenueHarness) -> None:
+async def test_alpaca_py_stock_stream_gets_trades_and_quotes(venue_server: VenueServer) -> None:
     """alpaca-py's StockDataStream (MessagePack) hands parsed Trade and Quote models to handlers."""
     live = pytest.importorskip("alpaca.data.live", reason="alpaca-py is not installed")
     from alpaca.data.models import Quote, Trade
@@ -68,15 +70,16 @@ async def test_alpaca_py_stock_stream_gets_trades_and_quotes(venue_server: Venue
     assert "/alpaca/v2/iex" in venue_server.handshakes
 
 
-async def test_alpaca_py_gets_minute_bars(nursery: trio.Nursery) -> None:
+async def test_alpaca_py_gets_minute_bars(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
     """Bars built from the simulated trades reach alpaca-py's Bar model when a minute ends."""
     live = pytest.importorskip("alpaca.data.live", reason="alpaca-py is not installed")
     from alpaca.data.models import Bar
 
     minute = 60 * 10**9
-    start = (time.time_ns() // minute + 1) * minute - 2 * 10**9  # 2 s before a minute ends
-    harness = VenueHarness(start_ns=start)
-    await nursery.start(harness.run)
+    start_at = (time.time_ns() // minute + 1) * minute - 2 * 10**9  # 2 s before a minute ends
+    harness = await start(nursery, caplog, start_ns=start_at)
     bars: list[Any] = []
     stream = live.StockDataStream("key", "secret", url_override=harness.url("/alpaca/v2/iex"))
 
@@ -94,10 +97,10 @@ async def test_alpaca_py_gets_minute_bars(nursery: trio.Nursery) -> None:
     assert isinstance(bar, Bar) and bar.symbol == "AAPL"
     assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
     assert bar.volume > 0 and bar.trade_count is not None and bar.trade_count > 0
-    assert bar.timestamp.timestamp() * 10**9 == start - start % minute
+    assert bar.timestamp.timestamp() * 10**9 == start_at - start_at % minute
 
 
-async def test_alpaca_json_path_with_websockets(venue_server: VenueHarness) -> None:
+async def test_alpaca_json_path_with_websockets(venue_server: VenueServer) -> None:
     """Without Content-Type: application/msgpack the same stream is JSON arrays of text."""
 
     def client() -> list[Any]:
@@ -125,10 +128,13 @@ async def test_alpaca_json_path_with_websockets(venue_server: VenueHarness) -> N
     assert all(m["t"].endswith("Z") for m in data)
 
 
-async def test_alpaca_msgpack_with_websockets_and_token(nursery: trio.Nursery) -> None:
-    """MessagePack framing on request, and a wrong key is Alpaca's 402 when tokens are set."""
-    harness = VenueHarness(tokens=("s3cret",))
-    await nursery.start(harness.run)
+async def test_alpaca_msgpack_with_websockets_and_token(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MessagePack framing on request, and a wrong key is Alpaca's 402 when tokens are set:
+    `--token` is checked by Alpaca's auth message, not by the HTTP front."""
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, tokens=("s3cret",))
+    harness = await start(nursery, caplog, config)
 
     def client() -> list[Any]:
         headers = {"Content-Type": "application/msgpack"}
@@ -152,7 +158,7 @@ async def test_alpaca_msgpack_with_websockets_and_token(nursery: trio.Nursery) -
 # ----------------------------------------------------------------------------- Binance
 
 
-async def test_python_binance_gets_book_ticker_and_trades(venue_server: VenueHarness) -> None:
+async def test_python_binance_gets_book_ticker_and_trades(venue_server: VenueServer) -> None:
     """python-binance's BinanceSocketManager, its STREAM_URL pointed at /binance/."""
     binance = pytest.importorskip("binance", reason="python-binance is not installed")
 
@@ -176,7 +182,7 @@ async def test_python_binance_gets_book_ticker_and_trades(venue_server: VenueHar
     assert "/binance/ws/aapl@trade" in venue_server.handshakes
 
 
-async def test_binance_combined_streams_with_websockets(venue_server: VenueHarness) -> None:
+async def test_binance_combined_streams_with_websockets(venue_server: VenueServer) -> None:
     """`/stream?streams=a/b` wraps payloads as {"stream", "data"}; SUBSCRIBE adds one live."""
 
     def client() -> tuple[set[str], Any, Any]:
@@ -205,30 +211,31 @@ async def test_binance_combined_streams_with_websockets(venue_server: VenueHarne
 
 
 async def test_coinbase_ticker_matches_heartbeat_with_websockets(
-    venue_server: VenueHarness,
+    venue_server: VenueServer,
 ) -> None:
+    subscribe = {
+        "type": "subscribe",
+        "product_ids": ["AAPL"],
+        "channels": ["ticker", "heartbeat", {"name": "matches", "product_ids": ["MSFT"]}],
+    }
+
+    def session(ws: Any) -> list[dict[str, Any]]:
+        ws.send(json.dumps(subscribe))
+        out = [json.loads(ws.recv(timeout=10))]
+        types: set[str] = set()
+        while not types >= {"ticker", "heartbeat", "match"}:
+            msg = json.loads(ws.recv(timeout=10))
+            types.add(msg["type"])
+            out.append(msg)
+        return out
+
     def client() -> list[dict[str, Any]]:
-        with connect(venue_server.url("/coinbase"), open_timeout=10) as ws:
-            ws.send(
-                json.dumps(
-                    {
-                        "type": "subscribe",
-                        "product_ids": ["AAPL"],
-                        "channels": [
-                            "ticker",
-                            "heartbeat",
-                            {"name": "matches", "product_ids": ["MSFT"]},
-                        ],
-                    }
-                )
-            )
-            out = [json.loads(ws.recv(timeout=10))]
-            types: set[str] = set()
-            while not types >= {"ticker", "heartbeat", "match"}:
-                msg = json.loads(ws.recv(timeout=10))
-                types.add(msg["type"])
-                out.append(msg)
-            return out
+        # The server encodes Coinbase while it has Coinbase clients: the second client's
+        # subscription starts with the latest ticker and last_match the first one's saw.
+        with connect(venue_server.url("/coinbase"), open_timeout=10) as first:
+            session(first)
+            with connect(venue_server.url("/coinbase"), open_timeout=10) as second:
+                return session(second)
 
     out = await _in_thread(client)
     assert out[0] == {
@@ -246,9 +253,8 @@ async def test_coinbase_ticker_matches_heartbeat_with_websockets(
     assert by_type["heartbeat"]["product_id"] == "AAPL"
 
 
-async def test_coinbase_subscribe_deadline_closes(nursery: trio.Nursery) -> None:
-    harness = VenueHarness()
-    await nursery.start(harness.run)
+async def test_coinbase_subscribe_deadline_closes(venue_server: VenueServer) -> None:
+    harness = venue_server
 
     def client() -> tuple[Any, int | None]:
         from websockets.exceptions import ConnectionClosed
@@ -266,7 +272,7 @@ async def test_coinbase_subscribe_deadline_closes(nursery: trio.Nursery) -> None
     assert code == 1008
 
 
-async def test_unknown_venue_path_is_refused(venue_server: VenueHarness) -> None:
+async def test_unknown_venue_path_is_refused(venue_server: VenueServer) -> None:
     from websockets.exceptions import InvalidStatus
 
     def client(path: str) -> int:
