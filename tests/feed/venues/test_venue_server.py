@@ -4,8 +4,13 @@ token rules, slow readers (the venue's overflow on tickwire's bounded buffers), 
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,3 +165,19 @@ async def test_slow_alpaca_reader_gets_407_then_close(
     assert close is not None and close.code == 1008
     assert json.loads(texts[-1]) == [{"T": "error", "code": 407, "msg": "slow client"}]
     await _released(srv)
+
+
+def test_readme_python_binance_example_runs() -> None:
+    """The README's python-binance example, unchanged but for the port, against the command."""
+    pytest.importorskip("binance", reason="python-binance is not installed")
+    readme = Path(__file__).resolve().parents[3] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
+    example = next(b for b in blocks if "BinanceSocketManager" in b)
+    with serve_process("--cadence", "20") as (_, url):
+        code = example.replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    trade = ast.literal_eval(out.stdout.strip())
+    assert trade["e"] == "trade" and trade["s"] == "AAPL" and float(trade["p"]) > 0
