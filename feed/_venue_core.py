@@ -218,14 +218,5 @@ class VenueCore(WebSocketCore):
             deadline = min(deadline, self._session_due())
         return deadline
 
-    def statistics(self) -> dict[str, object]:
-        return {
-            "venue": self.session.venue,
-            "symbols": len(self.session.symbols),
-            "frames_sent": self.frames_sent,
-            "bytes_sent": self.bytes_sent,
-            "pending_bytes": self.pending_bytes,
-        }
-
 
 __all__ = ["VENUE_BUFFER_BYTES", "VenueContext", "VenueCore", "VenueFanout"]
