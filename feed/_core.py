@@ -226,7 +226,8 @@ class FeedCore(WebSocketCore):
         if self.state is State.IDLE:
             deadline = min(deadline, self.last_send_s + self._heartbeat_s)
             if self.requests.throttle_ms and self.news():
-                deadline = min(deadline, self.data_due())
+                # due now at the earliest (-inf before the first data message)
+                deadline = min(deadline, max(self.data_due(), now))
         return deadline
 
     def statistics(self, now: float) -> dict[str, Any]:
