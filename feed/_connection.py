@@ -85,8 +85,9 @@ class Registry:
         )
 
 
-# The core a WebSocket route gets: (route, subprotocol, wake, now) -> core.
-CoreFactory = Callable[[str, "str | None", Callable[[], None], float], WebSocketCore]
+# The core an accepted upgrade gets: (accept, wake, now) -> core, or a refusal (HTTP status)
+# decided before the 101 is sent (a venue path that names no valid stream).
+CoreFactory = Callable[[_http.Accept, Callable[[], None], float], "WebSocketCore | _http.Refuse"]
 
 
 @dataclass(eq=False, slots=True)
@@ -181,19 +182,20 @@ class Connection:
                 f"over --max-connections-per-ip ({registry.max_per_ip})",
                 f"at most {registry.max_per_ip} connections per address; retry later\n",
             )
-        if isinstance(decision, _http.Refuse):
-            if decision.upgrade:
-                shell.on_refused()
-                registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
-            elif decision.status:
-                log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
-            if decision.response and await self._send_all(decision.response):
-                await self._linger()
+        made = (
+            decision
+            if isinstance(decision, _http.Refuse)
+            else shell.make_core(decision, self.wake, now)
+        )
+        if isinstance(made, _http.Refuse):
+            await self._refuse(made, now)
             return False
+        assert isinstance(decision, _http.Accept)
+        core = self.core = made
         self.route, self.encoding = decision.route, decision.subprotocol or ""
         if not await self._send_all(decision.response):
+            core.connection_lost("gone during the handshake")
             return False
-        core = self.core = shell.make_core(decision.route, decision.subprotocol, self.wake, now)
         if registry.held - 1 >= registry.max_connections:
             shell.on_refused()
             registry.note_refused(
@@ -220,6 +222,16 @@ class Connection:
         if decision.trailing:
             core.receive_data(decision.trailing, now)
         return True
+
+    async def _refuse(self, decision: _http.Refuse, now: float) -> None:
+        shell = self._shell
+        if decision.upgrade:
+            shell.on_refused()
+            shell.registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
+        elif decision.status:
+            log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
+        if decision.response and await self._send_all(decision.response):
+            await self._linger()
 
     async def _send_all(self, data: bytes) -> bool:
         """A handshake response: sent now, or within a second; False if the peer is gone."""
@@ -310,7 +322,12 @@ class Connection:
         """In the generator's task: send pending data now if the core is IDLE; else let the
         connection's deadline cover it (throttle). Never raises, never waits."""
         core = self.core
-        if core is None or core.state is not State.IDLE or self._flushing:
+        if core is None or self._flushing:
+            return
+        if core.state is not State.IDLE:
+            if core.state is State.CLOSING and core.outbox:
+                self._pump(now)  # a close decided in the generator's task (a venue's overflow)
+                self._poke()
             return
         try:
             self._pump(now)

@@ -57,6 +57,8 @@ class Accept:
     subprotocol: str | None
     trailing: bytes
     query: str
+    path: str = ""  # as requested (a venue route's key is its path)
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,11 @@ class Policy:
     wildcard_bind: bool = False  # bound to 0.0.0.0/::: the Host header names the server
     routes: Mapping[str, Route] = field(default_factory=dict)  # plain HTTP: path -> handler
     not_found: bytes = b"tickwire serves WebSocket at /v1\n"
+    # Paths routed by prefix (the exchange dialects): is this path one of them? Their route key
+    # is the path itself; `self_auth` names the prefixes whose protocol checks tokens (Alpaca's
+    # auth message), so the HTTP front does not.
+    prefix_route: Callable[[str], bool] = lambda path: False
+    self_auth: tuple[str, ...] = ()
 
 
 def own_hosts(bind_host: str) -> tuple[frozenset[str], bool]:
@@ -157,6 +164,8 @@ class HttpFront:
             return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
         key = path if path == "/" else path.rstrip("/")
         protocols = policy.ws_routes.get(key)
+        if protocols is None and policy.prefix_route(path):
+            key, protocols = path, ()
         if protocols is None:
             return _refuse(404, f"path {path} is not a WebSocket route", policy.not_found.decode())
         origin = headers.get("origin")
@@ -166,7 +175,11 @@ class HttpFront:
                 f"origin {origin[:100]!r} not allowed",
                 f"origin {origin[:100]} may not connect (see the server's --allow-origin)\n",
             )
-        if policy.tokens and not _token_ok(policy.tokens, headers, url.query):
+        if (
+            policy.tokens
+            and not key.startswith(policy.self_auth)
+            and not _token_ok(policy.tokens, headers, url.query)
+        ):
             return Refuse(
                 _response(
                     401,
@@ -200,7 +213,7 @@ class HttpFront:
             resp_headers.append((b"Sec-WebSocket-Protocol", chosen.encode()))
         out = self._h11.send(h11.InformationalResponse(status_code=101, headers=resp_headers))
         trailing, _ = self._h11.trailing_data
-        return Accept(out or b"", key, chosen, bytes(trailing), url.query)
+        return Accept(out or b"", key, chosen, bytes(trailing), url.query, path, headers)
 
     def _origin_allowed(self, origin: str, host_header: str) -> bool:
         policy = self._policy

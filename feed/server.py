@@ -25,12 +25,13 @@ from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay
 
-from . import _http
+from . import _http, venues
 from . import _state as st
 from . import protocol as p
 from ._connection import Connection, Registry, Shell
 from ._core import FeedContext, FeedCore, ServerCounters
 from ._transport import configure, open_listeners
+from ._venue_core import VenueContext, VenueCore
 from ._wscore import WebSocketCore
 from .hub import Hub
 
@@ -96,15 +97,25 @@ class ServerConfig:
             allow_origins=origins,
             own_hosts=hosts,
             wildcard_bind=wildcard,
+            prefix_route=lambda path: venues.route(path) is not None,
+            self_auth=("/alpaca/",),  # Alpaca's auth message carries the key (checked there)
         )
 
 
 class Server:
-    def __init__(self, config: ServerConfig, market: Market | Replay | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        market: Market | Replay | None = None,
+        *,
+        start_ns: int | None = None,
+    ) -> None:
+        """`start_ns`: the event time at start (default: the wall clock), e.g. to replay a
+        given minute."""
         self.config = config
         universe = market.universe if market is not None else config.universe or Universe.default()
         self._t0 = trio.current_time()
-        self._wall0_ns = time.time_ns()
+        self._wall0_ns = time.time_ns() if start_ns is None else start_ns
         self.market: Market | Replay = market or Market(
             universe,
             seed=config.seed,
@@ -136,6 +147,15 @@ class Server:
             stats=lambda: self.statistics(),
             counters=self.counters,
             refresh=self._refresh,
+        )
+        self.venue_ctx = VenueContext(
+            universe=universe,
+            tokens=config.tokens,
+            stall_s=config.stall_ms / 1000,
+            close_timeout_s=2.0,
+            t0_s=self._t0,
+            wall0_ns=self._wall0_ns,
+            counters=self.counters,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
@@ -199,9 +219,22 @@ class Server:
         await Connection(sock, addr, self._shell).run()
 
     def _make_core(
-        self, route: str, subprotocol: str | None, wake: Any, now: float
-    ) -> WebSocketCore:
-        return FeedCore(self.ctx, wake, binary=subprotocol == p.SUBPROTOCOL_BINARY, now=now)
+        self, accept: _http.Accept, wake: Any, now: float
+    ) -> WebSocketCore | _http.Refuse:
+        if accept.route == p.PATH:
+            binary = accept.subprotocol == p.SUBPROTOCOL_BINARY
+            return FeedCore(self.ctx, wake, binary=binary, now=now)
+        factory = venues.route(accept.path)
+        if factory is None:  # pragma: no cover - the HTTP front routes only venue paths here
+            return _http.refusal(404, f"path {accept.path} is not a WebSocket route", "")
+        ctx = self.venue_ctx
+        try:
+            session = factory(
+                accept.path, accept.query, accept.headers, ctx.universe, ctx.tokens, ctx.now_ns(now)
+            )
+        except venues.HandshakeRefused as exc:
+            return _http.refusal(exc.status, exc.reason, exc.reason + "\n")
+        return VenueCore(ctx, session, wake, now)
 
     def _count_refused(self) -> None:
         self.counters.connections_refused += 1
@@ -265,7 +298,7 @@ class Server:
         while True:
             self._step()
             await self._deliver()
-            if self.ctx.subscribers == 0:
+            if self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state. The history
                 # keeps every update meanwhile, for clients that come back and resume.
@@ -284,12 +317,19 @@ class Server:
             await trio.sleep_until(next_s)
 
     def _step(self) -> None:
-        """Step the market to now and publish. A replay at speed 0 goes as fast as the clients
-        read: it steps only once every subscriber has taken all there is."""
+        """Step the market (or a replay) to now and publish: `/v1`'s hub, then each venue with
+        connections. A replay at speed 0 goes as fast as the clients read: it steps only once
+        every subscriber has taken all there is."""
         if self._paced and not self.hub.caught_up():
             return
+        now = trio.current_time()
+        now_ns = self.ctx.now_ns(now)
+        batch = self.market.step(now_ns)
         # Market.step's (and a replay's) records are on the tick grid and never written again.
-        self.hub.publish(self.market.step(self.now_ns()), on_grid=True)
+        self.hub.publish(batch, on_grid=True)
+        fanout = self.venue_ctx.fanout
+        if len(fanout):
+            fanout.publish(batch, now_ns, now)
 
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""

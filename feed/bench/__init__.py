@@ -2,11 +2,11 @@
 
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
-trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
-handshake latency and idle CPU (issue 9), dashboard, physical limit; every-update delivery,
-history and replay (issue 10, in the hub). One module per row family; servers and clients are
-separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
-`dashboard.py`) nor trio here.
+trio-websocket and websockets.broadcast servers, load clients in other processes), exchange
+dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
+idle CPU (issue 9), dashboard, physical limit; every-update delivery, history and replay (issue
+10, in the hub). One module per row family; servers and clients are separate processes
+(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 13
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 14
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -72,7 +72,18 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
-    from . import codec, dashboard, fanout, generator, handshake, history, idle, memory, physical
+    from . import (
+        codec,
+        dashboard,
+        fanout,
+        generator,
+        handshake,
+        history,
+        idle,
+        memory,
+        physical,
+        venues,
+    )
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -102,6 +113,7 @@ def _measure(
         return got
 
     step("fan-out", fan_rows)
+    step("venues", lambda: venues.venue_rows(quick, full, advance))
     step("memory", lambda: memory.memory_rows(quick, full, advance))
     step("handshake", lambda: handshake.handshake_rows(quick, advance))
     step("idle CPU", lambda: idle.idle_rows(quick, advance))

@@ -7,6 +7,9 @@ clients connect, print `connected` and subscribe on the next stdin line):
   print `ready`, count from `go` to `stop` on stdin: data messages, ticks, payload bytes, own
   CPU, and tick-to-receipt latency (receipt `time.time_ns()` minus the tick's `ts`) for every
   tick of a sample of messages; then print one JSON line.
+- `binance URL N FIRST [--symbols K] [--warmup S]`: as `count` with SUBS `pick10`, but each
+  connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
+  `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
 - `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
 - `stalled URL`: one raw-socket connection that subscribes to `*` and then never reads again.
 The client never parses whole messages: it counts `"symbol"` keys (JSON) or the record count
@@ -147,6 +150,54 @@ def count(
     asyncio.run(main())
 
 
+def binance(url: str, n: int, first: int, k: int | None, warmup_s: float) -> None:
+    """N Binance combined-stream connections, each on its `count`-mode 10 symbols."""
+    from picows import WSListener, ws_connect
+
+    state = {"on": False, "msgs": 0, "bytes": 0}
+
+    class Listener(WSListener):
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if state["on"]:
+                state["msgs"] += 1
+                state["bytes"] += len(frame.get_payload_as_bytes())
+
+    def stream_url(i: int) -> str:
+        # Binance names: the symbol's ASCII letters and digits, lower case (BRK.B: brkb)
+        names = [
+            "".join(c for c in s if c.isascii() and c.isalnum()).lower()
+            for s in _symbols_for(first + i, k)
+        ]
+        streams = "/".join(f"{s}@{kind}" for s in names for kind in ("trade", "bookTicker"))
+        return f"{url.removesuffix('/v1')}/binance/stream?streams={streams}"
+
+    async def main() -> None:
+        conns = []
+        for start in range(0, n, 50):
+            batch = [
+                ws_connect(Listener, stream_url(i), websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+                for i in range(start, min(n, start + 50))
+            ]
+            conns += [t for t, _ in await asyncio.gather(*batch)]
+        print("connected", flush=True)
+        await _stdin_line()  # subscribed by the URL already
+        await asyncio.sleep(warmup_s)
+        print("ready", flush=True)
+        await _stdin_line()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        state["on"] = True
+        await _stdin_line()
+        state["on"] = False
+        secs = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        for c in conns:
+            c.disconnect()
+        result = {"msgs": state["msgs"], "ticks": state["msgs"], "bytes": state["bytes"]}
+        print(json.dumps({**result, "secs": secs, "cpu_s": cpu, "lat_ns": []}), flush=True)
+
+    asyncio.run(main())
+
+
 def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
     from picows import WSListener
 
@@ -205,6 +256,8 @@ def main(argv: list[str]) -> None:
     try:
         if mode == "count":
             count(url, int(rest[0]), int(rest[1]), rest[2] == "1", rest[3], k, warmup_s)
+        elif mode == "binance":
+            binance(url, int(rest[0]), int(rest[1]), k, warmup_s)
         elif mode == "idle":
             idle(url, int(rest[0]), rest[1], warmup_s)
         elif mode == "stalled":

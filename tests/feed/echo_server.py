@@ -38,9 +38,7 @@ class EchoCore(WebSocketCore):
             self._queue(frame(message, OP_BINARY), now)
 
 
-def _make_core(
-    route: str, subprotocol: str | None, wake: Callable[[], None], now: float
-) -> EchoCore:
+def _make_core(accept: _http.Accept, wake: Callable[[], None], now: float) -> EchoCore:
     return EchoCore(max_message=MAX_MESSAGE, stall_s=30.0, close_timeout_s=2.0, now=now)
 
 

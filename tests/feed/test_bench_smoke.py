@@ -23,6 +23,7 @@ FAMILIES = (
     "fan-out N=2 '*', JSON",
     "fan-out N=2 10 sym each, JSON",
     "fan-out N=2 '*', binary",
+    "venue Binance N=2 10 sym each: server CPU/msg",
     "RSS per idle subscribed connection",
     "RSS growth, one stalled '*' subscriber",
     "handshake p50, no other client",

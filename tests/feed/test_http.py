@@ -170,3 +170,22 @@ def test_bad_origins_are_rejected_as_flags():
         _http.normalise_origin("example.com")
     assert _http.normalise_origin("*") == "*"
     assert _http.normalise_origin("HTTPS://A.example:8443/x") == "https://a.example:8443"
+
+
+def test_prefix_routes_carry_path_query_and_headers_and_their_own_token_rules():
+    pol = policy(
+        tokens=("t0k",),
+        prefix_route=lambda path: path.startswith(("/alpaca/", "/binance/")),
+        self_auth=("/alpaca/",),
+    )
+    out = decide(upgrade("/alpaca/v2/iex", "Content-Type: application/msgpack"), pol)
+    assert isinstance(out, _http.Accept)  # Alpaca's auth message carries the token instead
+    assert (out.route, out.path, out.subprotocol) == ("/alpaca/v2/iex", "/alpaca/v2/iex", None)
+    assert out.headers["content-type"] == "application/msgpack"
+    assert b"Sec-WebSocket-Protocol" not in out.response
+    refused(upgrade("/binance/ws/aapl@trade"), 401, pol)
+    ok = decide(upgrade("/binance/stream?streams=a@trade/b@trade&token=t0k"), pol)
+    assert isinstance(ok, _http.Accept)
+    assert ok.path == "/binance/stream" and ok.query == "streams=a@trade/b@trade&token=t0k"
+    refused(upgrade("/coinbase"), 404, pol)  # not a prefix route of this policy
+    refused(upgrade("/alpaca/v2/iex", "Origin: http://evil.example"), 403, pol)

@@ -1,0 +1,94 @@
+"""Exchange-dialect rows: N Binance clients vs N `/v1` JSON clients on the same symbols.
+
+Each side runs against its own fresh `tickwire serve` process in the same bench run (the default
+universe, each connection on its own 10 symbols, the same 10 on both sides: `_loadclient`'s
+`pick10` choice): `/v1` JSON subscribes to them, Binance opens a combined stream of their
+`@trade` and `@bookTicker`. Server CPU (/proc, over the window) per delivered message is the
+issue's figure (goal: within 1.5x of `/v1` JSON). A venue message carries one event where a `/v1`
+message carries every tick of a flush, so CPU per delivered update (a tick, or an event) is shown
+too. Imports no trio: everything runs in other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import _procs
+from ._table import NAN, Row, row
+from .fanout import _expect, _tell
+
+
+def measure(mode: str, n: int, window_s: float, warmup_s: float) -> dict[str, Any]:
+    """`mode` "v1" or "binance": N clients over 1-2 load-client processes against a fresh
+    `tickwire serve`; rates and server CPU over the window."""
+    per_proc = [n] if n == 1 else [n - n // 2, n // 2]
+    with _procs.server("tickwire") as (server, url):
+        clients, first = [], 0
+        try:
+            for k in per_proc:
+                args: tuple[str, ...] = (
+                    ("count", url, str(k), str(first), "0", "pick10")
+                    if mode == "v1"
+                    else ("binance", url, str(k), str(first))
+                )
+                args += ("--warmup", str(warmup_s))
+                clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
+                first += k
+            _expect(clients, "connected", 30 + n * 0.2)
+            _tell(clients, "subscribe")
+            _expect(clients, "ready", 30)
+            cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
+            _tell(clients, "go")
+            time.sleep(window_s)  # the measured window itself
+            _tell(clients, "stop")
+            server_cpu = _procs.cpu_s(server.pid) - cpu0
+            wall = time.perf_counter() - t0
+            results = [json.loads(_procs.readline(c, 30)) for c in clients]
+        finally:
+            for c in clients:
+                _procs.stop(c)
+    secs = max(r["secs"] for r in results)
+    msgs = sum(r["msgs"] for r in results)
+    ticks = sum(r["ticks"] for r in results)
+    return {
+        "msgs_per_s": msgs / secs,
+        "cpu_us_msg": server_cpu / msgs * 1e6 if msgs else NAN,
+        "cpu_us_update": server_cpu / ticks * 1e6 if ticks else NAN,
+        "server_cpu_pct": server_cpu / wall * 100,
+    }
+
+
+def venue_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
+    n = 2 if quick else 100
+    window_s, warmup_s = (0.4, 0.2) if quick else (3.0, 0.5)
+    label = f"venue Binance N={n} 10 sym each"
+    advance(f"{label}: /v1 JSON")
+    v1 = measure("v1", n, window_s, warmup_s)
+    advance(f"{label}: binance")
+    bn = measure("binance", n, window_s, warmup_s)
+    base = "/v1 JSON"
+    return [
+        row(
+            f"{label}: server CPU/msg",
+            bn["cpu_us_msg"],
+            "us",
+            base,
+            v1["cpu_us_msg"],
+            higher=False,
+            target="<= 1.5x",
+            server_cpu_pct=bn["server_cpu_pct"],
+            baseline_cpu_pct=v1["server_cpu_pct"],
+        ),
+        row(f"{label}: msgs/s", bn["msgs_per_s"], "m/s", base, v1["msgs_per_s"], higher=True),
+        row(
+            f"{label}: server CPU/update",
+            bn["cpu_us_update"],
+            "us",
+            base + " (per tick)",
+            v1["cpu_us_update"],
+            higher=False,
+        ),
+    ]

@@ -1,0 +1,151 @@
+"""Exchange dialects: the simulated market in Alpaca's, Binance's and Coinbase's own protocols.
+
+Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
+
+- an **encoder**, one per venue per server, shared by all of that venue's connections:
+  `encoder.encode(batch, now_ns) -> Shared` turns one `TICK_DTYPE` batch (and the event time the
+  market stepped to) into the venue's messages, each encoded at most once per codec. Call it for
+  every batch the hub publishes, in order, from the server's start (trade ids, bars and session
+  statistics are running state); skip it only while the venue has no sessions if ids may restart.
+- a **session** per connection, made by `ROUTES[prefix](path, query, headers, universe, tokens,
+  now_ns)` when an upgrade's path starts with `prefix` (`route(path)` finds it). A factory may
+  raise `HandshakeRefused(status, reason)`: answer the HTTP request with that status, no upgrade.
+
+The VenueSession protocol, and what the connection layer must do with each result:
+
+- `venue: str` names the encoder whose `Shared` output the session reads.
+- `opened(now_ns) -> Reply`: right after the handshake; send its frames.
+- `receive(data: str | bytes, now_ns) -> Reply`: every complete text (`str`) or binary (`bytes`)
+  message from the client; send the reply's frames in order, before any later data.
+- `deliver(shared) -> list[Frame]`: for each batch's `Shared`, in order; send the frames (none:
+  nothing). The list, like the bytes, is shared with sessions of the same subscription: read it,
+  never change it.
+- `next_deadline() -> int | None` (ns, the same clock as `now_ns`): call `timeout(now_ns) -> Reply`
+  once it has passed (Alpaca's auth timeout, Coinbase's 5 s subscribe deadline, Binance's 24 h
+  connection lifetime), then ask for the next deadline again.
+- `overflow() -> Reply`: the connection's bounded send buffer is full (a slow reader); send what
+  the reply says if it can (Alpaca's 407) and close. The buffers are the connection layer's.
+- `symbols: frozenset[int]`: symbol ids the session wants data for (also in `Reply.symbols`
+  whenever it changes), for statistics or routing; `deliver` is still called for every batch
+  (it is cheap when nothing matches, and Coinbase's first messages ride on the next batch).
+
+WebSocket pings, pongs and the close handshake stay the connection layer's (Binance expects a
+ping every 20 s). A `Reply` holds `frames` (`Frame(data: bytes, binary: bool)`: text frames carry
+UTF-8 bytes), `symbols` (the new symbol set, or None when unchanged) and `close`
+(`Close(code, reason)`: send the frames, then close the WebSocket with that code). Nothing a
+client sends raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+from urllib.parse import parse_qs
+
+from tickwire.simulators.ticks import TickBatch
+from tickwire.simulators.universe import Universe
+
+from ._common import Close, Frame, HandshakeRefused, Reply, Shared
+from .alpaca import AlpacaEncoder, AlpacaSession
+from .binance import BinanceEncoder, BinanceSession
+from .coinbase import CoinbaseEncoder, CoinbaseSession
+
+__all__ = [
+    "ENCODERS",
+    "ROUTES",
+    "Close",
+    "Frame",
+    "HandshakeRefused",
+    "Reply",
+    "Shared",
+    "VenueEncoder",
+    "VenueSession",
+    "route",
+]
+
+
+class VenueSession(Protocol):
+    """One venue connection's state; see the module docstring for the contract."""
+
+    venue: str
+
+    @property
+    def symbols(self) -> frozenset[int]: ...
+    def opened(self, now_ns: int) -> Reply: ...
+    def receive(self, data: str | bytes, now_ns: int) -> Reply: ...
+    def deliver(self, shared: Shared) -> list[Frame]: ...
+    def next_deadline(self) -> int | None: ...
+    def timeout(self, now_ns: int) -> Reply: ...
+    def overflow(self) -> Reply: ...
+
+
+class VenueEncoder(Protocol):
+    """A venue's per-batch encoder, shared by all of the venue's sessions."""
+
+    venue: str
+
+    def encode(self, batch: TickBatch, now_ns: int) -> Shared: ...
+
+
+Factory = Callable[[str, str, Mapping[str, str], Universe, Sequence[str], int], VenueSession]
+
+
+def _alpaca(
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    universe: Universe,
+    tokens: Sequence[str],
+    now_ns: int,
+) -> VenueSession:
+    parts = path.strip("/").split("/")  # alpaca, v2, feed
+    if len(parts) != 3 or parts[1] != "v2":
+        raise HandshakeRefused(
+            404, f"unknown Alpaca path {path!r}; use /alpaca/v2/{{iex,sip,test}}"
+        )
+    return AlpacaSession(parts[2], headers, universe, tokens, now_ns)
+
+
+def _binance(
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    universe: Universe,
+    tokens: Sequence[str],
+    now_ns: int,
+) -> VenueSession:
+    return BinanceSession(path, parse_qs(query), universe, now_ns)
+
+
+def _coinbase(
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    universe: Universe,
+    tokens: Sequence[str],
+    now_ns: int,
+) -> VenueSession:
+    if path.rstrip("/") != "/coinbase":
+        raise HandshakeRefused(404, f"unknown Coinbase path {path!r}; use /coinbase")
+    return CoinbaseSession(universe, now_ns)
+
+
+ROUTES: dict[str, Factory] = {
+    "/alpaca/": _alpaca,
+    "/binance/": _binance,
+    "/coinbase": _coinbase,
+}
+
+ENCODERS: dict[str, Callable[[Universe], VenueEncoder]] = {
+    "alpaca": AlpacaEncoder,
+    "binance": BinanceEncoder,
+    "coinbase": CoinbaseEncoder,
+}
+
+
+def route(path: str) -> Factory | None:
+    """The session factory for an upgrade request's path (no query), or None if no venue's."""
+    for prefix, factory in ROUTES.items():
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
+            return factory
+    return None

@@ -1,0 +1,351 @@
+"""Alpaca market data v2 (stocks) over the simulated market: `/alpaca/v2/{iex,sip,test}`.
+
+`AlpacaEncoder` turns each batch of tick records into Alpaca trades (`T:t`), quotes (`T:q`) and
+minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), encoded
+lazily once per codec (JSON text or MessagePack) and shared by every Alpaca session.
+`AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
+`hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects. Sans-IO: no trio, no
+sockets, no clock of its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import msgpack
+import orjson
+
+from tickwire.simulators.ticks import TickBatch, TickFlag
+from tickwire.simulators.universe import Universe
+
+from ._common import (
+    NS_PER_MIN,
+    NS_PER_S,
+    Clock,
+    Close,
+    Entry,
+    Frame,
+    HandshakeRefused,
+    Reply,
+    Shared,
+)
+from ._tape import Bar, Tape
+
+FEEDS = ("iex", "sip", "test")
+EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
+AUTH_TIMEOUT_NS = 10 * NS_PER_S
+DATA_CHANNELS = ("trades", "quotes", "bars")
+# Stock channels a client may name; the simulated market never produces their events, so a
+# subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
+SILENT_CHANNELS = ("updatedBars", "dailyBars", "statuses", "lulds")
+MIRRORED = ("corrections", "cancelErrors")
+ALL_CHANNELS = DATA_CHANNELS + SILENT_CHANNELS + MIRRORED
+OTHER_FEED_CHANNELS = ("orderbooks", "news")  # exist on other Alpaca feeds: code 410 here
+_TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
+_CODE_MSG = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    410: "invalid subscribe action for this feed",
+}
+
+
+def error(code: int) -> dict[str, Any]:
+    """Alpaca's error object for `code` (400, 401, ... 410), with Alpaca's message."""
+    return {"T": "error", "code": code, "msg": _CODE_MSG[code]}
+
+
+class AlpacaEncoder:
+    """Every batch's Alpaca messages, built once for all Alpaca sessions."""
+
+    venue = "alpaca"
+
+    def __init__(self, universe: Universe) -> None:
+        self.universe = universe
+        self._tape = Tape(len(universe))
+        self._clock = Clock()
+        self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
+        self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
+        self._codecs = {"json": self._json, "msgpack": self._msgpack}
+
+    def _json(self, shared: Shared, entry: Entry) -> bytes:
+        clock = self._clock
+        stamp = clock.whole if entry.channel == "bars" else clock.ns
+        return orjson.dumps(self._message(entry, stamp))
+
+    def _msgpack(self, shared: Shared, entry: Entry) -> bytes:
+        packed: bytes = msgpack.packb(self._message(entry, msgpack.Timestamp.from_unix_nano))
+        return packed
+
+    def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
+        """The Alpaca message of an entry, its event time rendered by `stamp`."""
+        names, tapes = self.universe.symbols, self._tapes
+        if entry.channel == "trades":
+            sym, tid, price, size, ts = entry.message
+            return {
+                "T": "t",
+                "S": names[sym],
+                "i": tid,
+                "x": EXCHANGE,
+                "p": price,
+                "s": size,
+                "c": ["@"],
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
+        if entry.channel == "quotes":
+            sym, bid, bs, ask, asz, ts = entry.message
+            return {
+                "T": "q",
+                "S": names[sym],
+                "bx": EXCHANGE,
+                "bp": bid,
+                "bs": bs,
+                "ax": EXCHANGE,
+                "ap": ask,
+                "as": asz,
+                "c": ["R"],
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
+        b: Bar = entry.message
+        return {
+            "T": "b",
+            "S": names[b.sym],
+            "o": b.open,
+            "h": b.high,
+            "l": b.low,
+            "c": b.close,
+            "v": b.volume,
+            "t": stamp(b.start_ns),
+            "n": b.count,
+            "vw": round(b.vwap, 6),
+        }
+
+    def encode(self, batch: TickBatch, now_ns: int) -> Shared:
+        """Alpaca messages for `batch` (event order), then bars of minutes ended by `now_ns`.
+
+        Only the running state is updated here; each message is built and encoded when a
+        session first asks for it, so symbols nobody subscribes to cost no encoding.
+        """
+        out = Shared(now_ns, self._codecs)
+        tape, book, push = self._tape, self._book, out.items.append
+        for ts, _seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
+            if ts >= tape.minute_ns + NS_PER_MIN:
+                self._bars(out, tape.advance(ts))
+            tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
+            if fl & _TRADE:
+                tid = tape.trade(sym, ts, last, ls, bool(fl & _BUY))
+                push((sym, "trades", (sym, tid, last, ls, ts)))
+            quote = (bid, ask, bs, asz)
+            if book[sym] != quote:
+                book[sym] = quote
+                push((sym, "quotes", (sym, bid, bs, ask, asz, ts)))
+        self._bars(out, tape.advance(now_ns))
+        return out
+
+    def _bars(self, out: Shared, bars: list[Bar]) -> None:
+        for b in bars:
+            out.add(b.sym, "bars", b)
+
+
+def _frozen(ids: set[int] | None) -> frozenset[int] | None:
+    return None if ids is None else frozenset(ids)
+
+
+def frames_of(items: Sequence[Any], binary: bool) -> Frame:
+    """One Alpaca frame: a JSON array or a MessagePack array of `items` (dicts or bytes)."""
+    parts = [
+        it if isinstance(it, bytes) else (msgpack.packb(it) if binary else orjson.dumps(it))
+        for it in items
+    ]
+    if binary:
+        n = len(parts)
+        head = (
+            bytes([0x90 | n])
+            if n < 16
+            else (b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big"))
+        )
+        return Frame(head + b"".join(parts), True)
+    return Frame(b"[" + b",".join(parts) + b"]", False)
+
+
+class AlpacaSession:
+    """One Alpaca connection: authentication, subscriptions, and which messages it receives."""
+
+    venue = "alpaca"
+
+    def __init__(
+        self,
+        feed: str,
+        headers: Mapping[str, str],
+        universe: Universe,
+        tokens: Sequence[str],
+        now_ns: int,
+        *,
+        symbol_limit: int | None = None,
+    ) -> None:
+        if feed not in FEEDS:
+            raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {FEEDS}")
+        lower = {k.lower(): v for k, v in headers.items()}
+        self.feed = feed
+        self.binary = "msgpack" in lower.get("content-type", "").lower()
+        self.universe = universe
+        self._tokens = tuple(tokens)
+        self._limit = symbol_limit
+        self.authenticated = False
+        self._deadline: int | None = now_ns + AUTH_TIMEOUT_NS
+        self.subs: dict[str, dict[str, None]] = {c: {} for c in ALL_CHANNELS}
+        self._ids: dict[str, set[int] | None] = {c: set() for c in DATA_CHANNELS}  # None: "*"
+        self._symbols: set[int] | None = set()
+        self._key: Hashable = ()
+        key, secret = lower.get("apca-api-key-id"), lower.get("apca-api-secret-key")
+        self._header_auth = key is not None and secret is not None and self._valid(key, secret)
+
+    # ------------------------------------------------------------------ requests
+
+    def opened(self, now_ns: int) -> Reply:
+        """Alpaca's welcome; with valid APCA-API-* headers, also `authenticated`."""
+        reply = Reply([self._frame({"T": "success", "msg": "connected"})])
+        if self._header_auth:
+            reply.frames.append(self._authenticate())
+        return reply
+
+    def receive(self, data: str | bytes, now_ns: int) -> Reply:
+        """One client message in; Alpaca's answer out. Never raises for what a client sends."""
+        msg = self._decode(data)
+        if not isinstance(msg, dict) or not isinstance(msg.get("action"), str):
+            return self._error(400)
+        action = msg["action"]
+        if action == "auth":
+            if self.authenticated:
+                return self._error(403)
+            if not self._valid(msg.get("key"), msg.get("secret")):
+                return self._error(402)
+            return Reply([self._authenticate()])
+        if action in ("subscribe", "unsubscribe"):
+            if not self.authenticated:
+                return self._error(401)
+            return self._subscribe(msg, action == "subscribe")
+        return self._error(400)
+
+    def _decode(self, data: str | bytes) -> Any:
+        try:
+            if isinstance(data, bytes) and self.binary:
+                return msgpack.unpackb(data, strict_map_key=False)
+            return orjson.loads(data)
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+            return None
+
+    def _valid(self, key: Any, secret: Any) -> bool:
+        """Any credentials pass when the server has no tokens; else `key` or `secret` is one."""
+        if not self._tokens:
+            return True
+        given = [v.encode() for v in (key, secret) if isinstance(v, str)]
+        return any(hmac.compare_digest(g, t.encode()) for g in given for t in self._tokens)
+
+    def _authenticate(self) -> Frame:
+        self.authenticated = True
+        self._deadline = None
+        return self._frame({"T": "success", "msg": "authenticated"})
+
+    def _subscribe(self, msg: dict[str, Any], add: bool) -> Reply:
+        wanted: dict[str, list[str]] = {}
+        for key, value in msg.items():
+            if key == "action":
+                continue
+            if key in OTHER_FEED_CHANNELS:
+                return self._error(410)
+            if key not in ALL_CHANNELS or key in MIRRORED:
+                return self._error(400)
+            if not isinstance(value, list) or not all(
+                isinstance(s, str) and 0 < len(s) <= 32 for s in value
+            ):
+                return self._error(400)
+            wanted[key] = value
+        subs = {c: dict(v) for c, v in self.subs.items()}
+        for channel, symbols in wanted.items():
+            for s in symbols:
+                if add:
+                    subs[channel][s] = None
+                else:
+                    subs[channel].pop(s, None)
+        subs["corrections"] = dict(subs["trades"])
+        subs["cancelErrors"] = dict(subs["trades"])
+        distinct = {s for c in ALL_CHANNELS for s in subs[c] if s != "*"}
+        if add and self._limit is not None and len(distinct) > self._limit:
+            return self._error(405)
+        self.subs = subs
+        ids = self._resolve()
+        reply = Reply([self._frame({"T": "subscription", **{c: list(subs[c]) for c in subs}})])
+        reply.symbols = ids
+        return reply
+
+    def _resolve(self) -> frozenset[int]:
+        index = self.universe
+        union: set[int] = set()
+        wild = False
+        for channel in DATA_CHANNELS:
+            names = self.subs[channel]
+            if "*" in names:
+                self._ids[channel] = None
+                wild = True
+            else:
+                found = {index.index(s) for s in names if s in index}
+                self._ids[channel] = found
+                union |= found
+        self._symbols = None if wild else union
+        ids = self._ids
+        self._key = ("alpaca", self.binary, *(_frozen(ids[c]) for c in DATA_CHANNELS))
+        return frozenset(range(len(index))) if wild else frozenset(union)
+
+    def _frame(self, message: dict[str, Any]) -> Frame:
+        return frames_of([message], self.binary)
+
+    def _error(self, code: int) -> Reply:
+        return Reply([self._frame(error(code))])
+
+    # ------------------------------------------------------------------ data and time
+
+    @property
+    def symbols(self) -> frozenset[int]:
+        """Symbol ids this session receives data for."""
+        if self._symbols is None:
+            return frozenset(range(len(self.universe)))
+        return frozenset(self._symbols)
+
+    def _wants(self, sym: int, channel: str) -> bool:
+        ids = self._ids.get(channel)
+        return ids is None or sym in ids
+
+    def deliver(self, shared: Shared) -> list[Frame]:
+        """This session's messages of one encoded batch: one Alpaca array, or nothing."""
+        if not self.authenticated or self._symbols == set():
+            return []
+        return shared.memo(self._key, lambda: self._build(shared))
+
+    def _build(self, shared: Shared) -> list[Frame]:
+        codec = "msgpack" if self.binary else "json"
+        items = [shared.encoded(e, codec) for e in shared.select(self._symbols, self._wants)]
+        return [frames_of(items, self.binary)] if items else []
+
+    def next_deadline(self) -> int | None:
+        """When `timeout` must be called (the auth deadline), or None."""
+        return self._deadline
+
+    def timeout(self, now_ns: int) -> Reply:
+        if self._deadline is None or now_ns < self._deadline:
+            return Reply()
+        self._deadline = None
+        return Reply([self._frame(error(404))], close=Close(1008, "auth timeout"))
+
+    def overflow(self) -> Reply:
+        """The connection cannot keep up: Alpaca's 407, then close."""
+        return Reply([self._frame(error(407))], close=Close(1008, "slow client"))

@@ -1,0 +1,287 @@
+"""The Coinbase Exchange websocket feed over the simulated market: `/coinbase`.
+
+`CoinbaseEncoder` turns each batch into `ticker` and `match` messages (one each per trade) and a
+`heartbeat` per product per second of event time, decimals as strings, RFC 3339 times in
+microseconds, encoded once and shared. `CoinbaseSession` is one connection: `subscribe` /
+`unsubscribe` with product ids and channels (names or `{"name", "product_ids"}` objects), the
+`subscriptions` reply, then the latest `ticker` and a `last_match` per new product,
+`{"type": "error"}` for bad requests and the 5 s subscribe deadline.
+Sans-IO.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tickwire.simulators.ticks import TickBatch, TickFlag
+from tickwire.simulators.universe import Universe
+
+from ._common import NS_PER_S, Clock, Close, Entry, Frame, Reply, Shared, describe, price_formats
+from ._tape import Tape
+
+CHANNELS = ("ticker", "matches", "heartbeat")
+# Channels of the real feed that the simulated market has no data for (no order book, no orders).
+UNSUPPORTED = ("level2", "level2_batch", "full", "status", "auctionfeed", "rfq_matches", "balance")
+SUBSCRIBE_DEADLINE_NS = 5 * NS_PER_S
+_TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
+
+
+def _order_id(sym: int, trade_id: int, taker: bool) -> str:
+    """A stable, unique, UUID-shaped order id for one side of a simulated match."""
+    high, low = trade_id >> 48 & 0xFFFF, trade_id & 0xFFFFFFFFFFFF
+    return f"{sym:08x}-{high:04x}-4{int(taker):03x}-8000-{low:012x}"
+
+
+class CoinbaseEncoder:
+    """Every batch's Coinbase messages, built once for all Coinbase sessions."""
+
+    venue = "coinbase"
+
+    def __init__(self, universe: Universe) -> None:
+        self.universe = universe
+        self._tape = Tape(len(universe))
+        self._clock = Clock()
+        self._fmt = price_formats(universe)
+        self._second = -1  # last whole second of event time that had its heartbeats
+        self._codecs = {"json": self._json}
+        self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
+
+    def _latest(
+        self, before: dict[int, tuple[Any, ...] | None], sym: int, channel: str
+    ) -> bytes | None:
+        """The ticker or last_match of the symbol's last trade before the batch, if any."""
+        trade = before[sym] if sym in before else self._last.get(sym)
+        if trade is None or channel not in ("ticker", "matches"):
+            return None
+        message = self._message(Entry(-1, channel, trade))
+        if channel == "matches":
+            message["type"] = "last_match"
+        return orjson.dumps(message)
+
+    def _json(self, shared: Shared, entry: Entry) -> bytes:
+        return orjson.dumps(self._message(entry))
+
+    def _message(self, entry: Entry) -> dict[str, Any]:
+        """The Coinbase message of an entry, built when a session first wants it."""
+        names, fmt, us = self.universe.symbols, self._fmt, self._clock.us
+        if entry.channel == "heartbeat":
+            sym, seq, tid, at = entry.message
+            return {
+                "type": "heartbeat",
+                "sequence": seq,
+                "last_trade_id": tid,
+                "product_id": names[sym],
+                "time": us(at),
+            }
+        sym, seq, tid, ts, buy, price, size, stats, book = entry.message
+        f = fmt[sym]
+        if entry.channel == "matches":
+            return {
+                "type": "match",
+                "trade_id": tid,
+                "maker_order_id": _order_id(sym, tid, False),
+                "taker_order_id": _order_id(sym, tid, True),
+                "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
+                "size": str(size),
+                "price": f.format(price),
+                "product_id": names[sym],
+                "sequence": seq,
+                "time": us(ts),
+            }
+        open_, high, low, volume, total = stats
+        bid, bs, ask, asz = book
+        return {
+            "type": "ticker",
+            "sequence": seq,
+            "product_id": names[sym],
+            "price": f.format(price),
+            "open_24h": f.format(open_),
+            "volume_24h": str(volume),
+            "low_24h": f.format(low),
+            "high_24h": f.format(high),
+            "volume_30d": str(total),
+            "best_bid": f.format(bid),
+            "best_bid_size": str(bs),
+            "best_ask": f.format(ask),
+            "best_ask_size": str(asz),
+            "side": "buy" if buy else "sell",  # the taker's side
+            "time": us(ts),
+            "trade_id": tid,
+            "last_size": str(size),
+        }
+
+    def encode(self, batch: TickBatch, now_ns: int) -> Shared:
+        """Coinbase messages for `batch` (event order), then heartbeats due by `now_ns`.
+
+        Only the running state is updated here; messages are built when first asked for.
+        """
+        before: dict[int, tuple[Any, ...] | None] = {}  # last trades as before this batch
+        out = Shared(now_ns, self._codecs, lambda sym, ch: self._latest(before, sym, ch))
+        tape, push, prior = self._tape, out.items.append, self._last
+        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
+            if ts // NS_PER_S > self._second:
+                self._heartbeats(out, ts)
+            tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
+            tape.last_seq[sym] = seq
+            if not fl & _TRADE:
+                continue
+            buy = bool(fl & _BUY)
+            tid = tape.trade(sym, ts, last, ls, buy)
+            stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
+            trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
+            push((sym, "ticker", trade))
+            push((sym, "matches", trade))
+            if sym not in before:
+                before[sym] = prior.get(sym)
+            prior[sym] = trade
+        self._heartbeats(out, now_ns)
+        return out
+
+    def _heartbeats(self, out: Shared, ts: int) -> None:
+        second = ts // NS_PER_S
+        if second <= self._second:
+            return
+        first = self._second < 0
+        self._second = second
+        if first:
+            return  # the first second starts the count; its heartbeat comes when it ends
+        tape, at = self._tape, second * NS_PER_S
+        seqs, tids = tape.last_seq, tape.trade_ids
+        for sym in range(len(self.universe)):
+            out.add(sym, "heartbeat", (sym, seqs[sym], tids[sym], at))
+
+
+def _error(message: str, reason: str | None = None) -> Reply:
+    body: dict[str, str] = {"type": "error", "message": message}
+    if reason is not None:
+        body["reason"] = reason
+    return Reply([Frame(orjson.dumps(body))])
+
+
+class CoinbaseSession:
+    """One Coinbase feed connection: its channels per product and the subscribe deadline."""
+
+    venue = "coinbase"
+    binary = False
+
+    def __init__(self, universe: Universe, now_ns: int) -> None:
+        self.universe = universe
+        self.channels: dict[str, dict[str, None]] = {c: {} for c in CHANNELS}
+        self._wanted: dict[int, set[str]] = {}
+        self._syms: set[int] = set()
+        self._key: frozenset[tuple[int, frozenset[str]]] = frozenset()
+        self._initial: list[tuple[int, str]] = []  # (symbol id, channel) owed a first message
+        self._deadline: int | None = now_ns + SUBSCRIBE_DEADLINE_NS
+
+    @property
+    def symbols(self) -> frozenset[int]:
+        return frozenset(self._wanted)
+
+    def opened(self, now_ns: int) -> Reply:
+        return Reply()
+
+    def receive(self, data: str | bytes, now_ns: int) -> Reply:
+        """One client message in; Coinbase's answer out. Never raises for what a client sends."""
+        try:
+            msg = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return _error("Malformed JSON")
+        if not isinstance(msg, dict):
+            return _error("Failed to parse request", "a request is a JSON object")
+        kind = msg.get("type")
+        if kind not in ("subscribe", "unsubscribe"):
+            return _error("Failed to parse request", f"unknown type {describe(kind)}")
+        failed = "Failed to subscribe" if kind == "subscribe" else "Failed to unsubscribe"
+        top = msg.get("product_ids", [])
+        if not isinstance(top, list) or not all(isinstance(p, str) for p in top):
+            return _error(failed, "product_ids must be a list of product ids")
+        channels = msg.get("channels")
+        if not isinstance(channels, list) or not channels:
+            return _error(failed, "channels must be a non-empty list")
+        plan: list[tuple[str, list[str], bool]] = []  # channel, products, named alone
+        for ch in channels:
+            if isinstance(ch, str):
+                name, products, alone = ch, top, not top
+            elif isinstance(ch, dict) and isinstance(ch.get("name"), str):
+                name, products, alone = ch["name"], ch.get("product_ids", top), False
+                if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
+                    return _error(failed, f"product_ids of {describe(name)} must be a list")
+            else:
+                return _error(failed, f"{describe(ch)} is not a valid channel")
+            if name in UNSUPPORTED:
+                return _error(failed, f"channel {name} is not supported by the simulated market")
+            if name not in CHANNELS:
+                return _error(failed, f"{describe(name)} is not a valid channel")
+            for p in products:
+                if p not in self.universe:
+                    return _error(failed, f"{describe(p)} is not a valid product")
+            if kind == "subscribe" and not products:
+                return _error(failed, f"no product ids for channel {name}")
+            plan.append((name, products, alone))
+        for name, products, alone in plan:
+            subs = self.channels[name]
+            if kind == "subscribe":
+                if name != "heartbeat":  # Coinbase first sends the latest ticker / last_match
+                    new = [p for p in products if p not in subs]
+                    self._initial += [(self.universe.index(p), name) for p in new]
+                subs.update(dict.fromkeys(products))
+            elif alone:
+                subs.clear()
+            else:
+                for p in products:
+                    subs.pop(p, None)
+        if kind == "subscribe":
+            self._deadline = None
+        self._reindex()
+        return Reply([self._subscriptions()], symbols=self.symbols)
+
+    def _reindex(self) -> None:
+        wanted: dict[int, set[str]] = {}
+        for name, products in self.channels.items():
+            for p in products:
+                wanted.setdefault(self.universe.index(p), set()).add(name)
+        self._wanted = wanted
+        self._syms = set(wanted)
+        self._key = frozenset((s, frozenset(k)) for s, k in wanted.items())
+
+    def _subscriptions(self) -> Frame:
+        listed = [{"name": n, "product_ids": list(p)} for n, p in self.channels.items() if p]
+        return Frame(orjson.dumps({"type": "subscriptions", "channels": listed}))
+
+    def _wants(self, sym: int, channel: str) -> bool:
+        return channel in self._wanted[sym]
+
+    def deliver(self, shared: Shared) -> list[Frame]:
+        """One frame per message of this session's channels and products, in event order."""
+        if not self._wanted:
+            return []
+        frames = shared.memo(self._key, lambda: self._build(shared))
+        if self._initial and shared.latest is not None:
+            latest = shared.latest
+            wanted = self._wanted
+            first = [(s, c) for s, c in self._initial if c in wanted.get(s, ())]
+            self._initial = []
+            found = [latest(s, c) for s, c in first]
+            frames = [Frame(data) for data in found if data is not None] + frames
+        return frames
+
+    def _build(self, shared: Shared) -> list[Frame]:
+        return [Frame(shared.encoded(e, "json")) for e in shared.select(self._syms, self._wants)]
+
+    def next_deadline(self) -> int | None:
+        """The subscribe deadline while no subscribe has arrived, else None."""
+        return self._deadline
+
+    def timeout(self, now_ns: int) -> Reply:
+        if self._deadline is None or now_ns < self._deadline:
+            return Reply()
+        self._deadline = None
+        reply = _error("Failed to subscribe", "no subscribe message within 5 seconds")
+        reply.close = Close(1008, "subscribe timeout")
+        return reply
+
+    def overflow(self) -> Reply:
+        """Coinbase drops a connection that cannot keep up."""
+        return Reply(close=Close(1008, "slow reader"))
