@@ -1,0 +1,466 @@
+// tickwire's live page. One WebSocket per tab, nothing shared between tabs.
+// Ingest is separate from render: messages only update plain state and mark rows dirty;
+// one requestAnimationFrame callback paints what changed (never a DOM write per message).
+"use strict";
+
+(() => {
+  const params = new URLSearchParams(location.search);
+  const DEFAULT_SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "JPM", "XOM", "SPY"];
+  const HISTORY = 600;          // points per symbol: 60 s at one point per 100 ms
+  const SAMPLE_MS = 100;        // chart resolution; later updates in a bucket overwrite it
+  const SPARK_POINTS = 300;     // the last 30 s in a row's sparkline
+  const BACKOFF_MAX_MS = 10000;
+  const RECORD = 64, HEADER = 16;  // binary frame layout: README, "Binary encoding"
+
+  // ------------------------------------------------------------------ state (this tab only)
+  const state = {
+    ws: null, attempt: 0, opened: false, closedBeforeOpen: 0, retryTimer: 0,
+    epoch: null, nextId: 1, pending: new Map(),
+    names: [], ref: new Map(),      // symbol id -> name; name -> reference data
+    rows: new Map(),                // name -> Row
+    watch: initialWatchlist(),
+    selected: null,
+    ticks: 0, lat: [], rate: 0, latency: null, lastMeter: performance.now(),
+    connDirty: true, detailDirty: true, restarted: false,
+  };
+
+  function feedUrl() {
+    let url = params.get("url");
+    if (!url) {
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      url = `${scheme}//${location.host}/v1`;
+    }
+    const token = params.get("token");
+    if (token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    return url;
+  }
+
+  function initialWatchlist() {
+    const fromUrl = params.get("symbols");
+    if (fromUrl) return fromUrl.split(",").map((s) => s.trim().toUpperCase()).filter(Boolean);
+    try {
+      const saved = JSON.parse(localStorage.getItem("tickwire.watchlist") || "null");
+      if (Array.isArray(saved)) return saved;
+    } catch (_) { /* private mode or bad JSON: use the default */ }
+    return DEFAULT_SYMBOLS.slice();
+  }
+
+  function saveWatchlist() {
+    try { localStorage.setItem("tickwire.watchlist", JSON.stringify(state.watch)); } catch (_) {}
+  }
+
+  class Row {
+    constructor(sym) {
+      this.sym = sym;
+      this.bid = NaN; this.ask = NaN; this.last = NaN; this.volume = 0; this.seq = 0;
+      this.lastSize = 0; this.prevLast = NaN; this.dir = 0;
+      this.hist = new Float64Array(HISTORY).fill(NaN);  // mid price ring
+      this.head = -1; this.bucket = -1;
+      this.dirty = true; this.sparkDirty = true;
+      this.el = null;
+    }
+    update(bid, ask, last, volume, seq, lastSize, nowMs) {
+      if (seq < this.seq) state.restarted = true;  // per-symbol seq never falls within a run
+      if (last !== this.last && !Number.isNaN(this.last)) this.dir = last > this.last ? 1 : -1;
+      this.bid = bid; this.ask = ask; this.last = last; this.volume = volume;
+      this.seq = seq; this.lastSize = lastSize; this.dirty = true;
+      const bucket = Math.floor(nowMs / SAMPLE_MS);
+      if (bucket !== this.bucket) {
+        this.bucket = bucket; this.head = (this.head + 1) % HISTORY; this.sparkDirty = true;
+      }
+      this.hist[this.head] = (bid + ask) / 2;
+    }
+    series(n) {  // the last n points, oldest first
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = this.hist[(this.head - n + 1 + i + HISTORY * 2) % HISTORY];
+      return out;
+    }
+  }
+
+  // ------------------------------------------------------------------ connection
+  function connect() {
+    clearTimeout(state.retryTimer);
+    state.opened = false;
+    setStatus("connecting", "connecting");
+    let ws;
+    try {
+      ws = new WebSocket(feedUrl(), ["tickwire.v1.binary", "tickwire.v1"]);
+    } catch (err) {
+      showBanner(`Cannot open the feed at ${feedUrl()}: ${err.message}`, true);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    state.ws = ws;
+    ws.onopen = () => { state.opened = true; state.closedBeforeOpen = 0; };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === "string") onJson(JSON.parse(ev.data));
+      else onBinary(ev.data);
+    };
+    ws.onclose = (ev) => onClose(ws, ev);
+  }
+
+  function onClose(ws, ev) {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    for (const { reject } of state.pending.values()) reject(new Error("connection closed"));
+    state.pending.clear();
+    const delay = Math.min(BACKOFF_MAX_MS, 250 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
+    state.attempt++;
+    if (!state.opened) {
+      // A refused upgrade (HTTP 401 for a wrong token) reaches a browser only as a WebSocket
+      // that closed before it opened: say what that usually means.
+      state.closedBeforeOpen++;
+      const token = params.get("token");
+      showBanner(token
+        ? "The feed refused the connection: the token in ?token= may be wrong (or the server is down)."
+        : "The feed refused the connection: if the server requires a token, add ?token=YOUR_TOKEN to this page's address (or the server is down).", true);
+      setStatus("refused", `refused, retry in ${(delay / 1000).toFixed(1)} s`);
+    } else {
+      const why = ev.code === 1012 || ev.code === 1001 ? "server restarting" : `closed (${ev.code})`;
+      setStatus("reconnecting", `${why}, retry in ${(delay / 1000).toFixed(1)} s`);
+    }
+    state.retryTimer = setTimeout(connect, delay);
+  }
+
+  function send(op, fields) {
+    const id = state.nextId++;
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error("not connected"));
+    ws.send(JSON.stringify({ op, id, ...fields }));
+    return new Promise((resolve, reject) => state.pending.set(id, { resolve, reject }));
+  }
+
+  async function onWelcome(msg) {
+    state.attempt = 0;
+    if (msg.epoch !== undefined) {
+      if (state.epoch !== null && msg.epoch !== state.epoch) state.restarted = true;
+      state.epoch = msg.epoch;
+    }
+    try {
+      const reply = await send("symbols");
+      state.names = [];
+      for (const s of reply.symbols) { state.names[s.id] = s.symbol; state.ref.set(s.symbol, s); }
+      fillUniverse();
+      const known = state.watch.filter((s) => state.ref.has(s));
+      if (known.length) await send("subscribe", { symbols: known });
+      if (!state.selected && known.length) select(known[0]);
+      setStatus("live", "live");
+      if (state.closedBeforeOpen === 0 && !state.restarted) hideBanner(true);
+    } catch (err) {
+      if (state.ws) showBanner(`Subscribing failed: ${err.message}`, true);
+    }
+  }
+
+  // ------------------------------------------------------------------ ingest (no DOM here)
+  function onJson(msg) {
+    switch (msg.type) {
+      case "welcome": onWelcome(msg); break;
+      case "snapshot": case "ticks": onJsonTicks(msg.ticks); break;
+      case "error": {
+        const p = state.pending.get(msg.id);
+        if (p) { state.pending.delete(msg.id); p.reject(new Error(msg.message)); }
+        break;
+      }
+      case "heartbeat": break;
+      default: {
+        const p = state.pending.get(msg.id);
+        if (p) { state.pending.delete(msg.id); p.resolve(msg); }
+      }
+    }
+  }
+
+  function onJsonTicks(ticks) {
+    const now = Date.now();
+    let maxTs = 0;
+    for (const t of ticks) {
+      const row = state.rows.get(t.symbol);
+      if (row) row.update(t.bid, t.ask, t.last, t.volume, t.seq, t.last_size, now);
+      if (t.ts > maxTs) maxTs = t.ts;
+    }
+    meter(ticks.length, now, maxTs / 1e6);
+  }
+
+  function onBinary(buf) {
+    const dv = new DataView(buf);
+    const count = dv.getUint32(4, true);
+    const now = Date.now();
+    let maxTsMs = 0;
+    for (let i = 0, o = HEADER; i < count; i++, o += RECORD) {
+      const sym = state.names[dv.getUint16(o + 48, true)];
+      const row = sym && state.rows.get(sym);
+      const tsMs = u64(dv, o) / 1e6;
+      if (tsMs > maxTsMs) maxTsMs = tsMs;
+      if (!row) continue;
+      row.update(
+        dv.getFloat64(o + 16, true), dv.getFloat64(o + 24, true), dv.getFloat64(o + 32, true),
+        u64(dv, o + 40), u64(dv, o + 8), dv.getUint32(o + 60, true), now,
+      );
+    }
+    meter(count, now, maxTsMs);
+  }
+
+  // A u64 as a Number (exact to 2^53; ns timestamps lose only sub-microsecond digits).
+  function u64(dv, o) { return dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296; }
+
+  function meter(n, nowMs, tsMs) {
+    state.ticks += n;
+    if (tsMs > 0 && state.lat.length < 2000) state.lat.push(nowMs - tsMs);
+  }
+
+  // ------------------------------------------------------------------ watchlist actions
+  async function addSymbol(raw) {
+    const sym = raw.trim().toUpperCase();
+    const msg = document.getElementById("form-msg");
+    msg.textContent = "";
+    if (!sym) return;
+    if (state.watch.includes(sym)) { select(sym); return; }
+    if (state.ref.size && !state.ref.has(sym)) { msg.textContent = `${sym} is not in this market`; return; }
+    state.watch.push(sym);
+    ensureRow(sym);
+    saveWatchlist();
+    select(sym);
+    try {
+      await send("subscribe", { symbols: [sym] });
+    } catch (err) {
+      if (state.ws) { msg.textContent = err.message; dropRow(sym); }  // refused: not in the list
+    }
+  }
+
+  function dropRow(sym) {
+    state.watch = state.watch.filter((s) => s !== sym);
+    const row = state.rows.get(sym);
+    if (row && row.el) row.el.remove();
+    state.rows.delete(sym);
+    saveWatchlist();
+    if (state.selected === sym) select(state.watch[0] || null);
+  }
+
+  async function removeSymbol(sym) {
+    dropRow(sym);
+    try { await send("unsubscribe", { symbols: [sym] }); } catch (_) { /* resubscribe on reconnect */ }
+  }
+
+  function select(sym) {
+    state.selected = sym;
+    for (const row of state.rows.values()) row.el && row.el.classList.toggle("selected", row.sym === sym);
+    state.detailDirty = true;
+  }
+
+  // ------------------------------------------------------------------ render (rAF only)
+  const $ = (id) => document.getElementById(id);
+  const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
+  const big = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + "M" : x >= 1e4 ? (x / 1e3).toFixed(1) + "k" : String(x));
+
+  function ensureRow(sym) {
+    let row = state.rows.get(sym);
+    if (row) return row;
+    row = new Row(sym);
+    const tr = document.createElement("tr");
+    tr.dataset.symbol = sym;
+    tr.innerHTML = '<td class="sym"></td><td class="last"></td><td class="chg"></td><td class="bid"></td>' +
+      '<td class="ask"></td><td class="spread"></td><td class="vol"></td>' +
+      '<td class="spark"><canvas width="88" height="22"></canvas></td>' +
+      '<td class="rm"><button type="button" title="Remove">×</button></td>';
+    tr.querySelector(".sym").textContent = sym;
+    tr.addEventListener("click", (ev) => {
+      if (ev.target.closest("button")) removeSymbol(sym); else select(sym);
+    });
+    row.el = tr;
+    row.cells = {
+      last: tr.querySelector(".last"), chg: tr.querySelector(".chg"), bid: tr.querySelector(".bid"),
+      ask: tr.querySelector(".ask"), spread: tr.querySelector(".spread"), vol: tr.querySelector(".vol"),
+      spark: tr.querySelector("canvas"),
+    };
+    $("rows").appendChild(tr);
+    state.rows.set(sym, row);
+    return row;
+  }
+
+  function change(row) {
+    const ref = state.ref.get(row.sym);
+    if (!ref || !Number.isFinite(row.last)) return [NaN, NaN];
+    return [row.last - ref.price, (row.last / ref.price - 1) * 100];
+  }
+
+  function paintRow(row) {
+    const c = row.cells;
+    const [abs, pct] = change(row);
+    c.last.textContent = fmt(row.last);
+    c.last.className = "last " + (row.dir > 0 ? "up" : row.dir < 0 ? "down" : "");
+    c.chg.textContent = Number.isFinite(pct) ? `${abs >= 0 ? "+" : ""}${fmt(abs)} (${pct >= 0 ? "+" : ""}${fmt(pct)}%)` : "–";
+    c.chg.className = "chg " + (abs > 0 ? "up" : abs < 0 ? "down" : "");
+    c.bid.textContent = fmt(row.bid);
+    c.ask.textContent = fmt(row.ask);
+    c.spread.textContent = fmt(row.ask - row.bid);
+    c.vol.textContent = big(row.volume);
+    row.dirty = false;
+  }
+
+  function colors() {
+    const s = getComputedStyle(document.documentElement);
+    return { up: s.getPropertyValue("--up"), down: s.getPropertyValue("--down"),
+      accent: s.getPropertyValue("--accent"), muted: s.getPropertyValue("--muted"),
+      line: s.getPropertyValue("--line"), band: s.getPropertyValue("--band") };
+  }
+  let palette = null;
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    palette = null;
+    for (const row of state.rows.values()) row.sparkDirty = true;
+    state.detailDirty = true;
+  });
+
+  function drawLine(ctx, ys, x0, y0, w, h, lo, hi, color, lineWidth) {
+    const n = ys.length, span = hi - lo || 1;
+    ctx.beginPath();
+    let started = false;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(ys[i])) continue;
+      const x = x0 + (i / (n - 1)) * w, y = y0 + h - ((ys[i] - lo) / span) * h;
+      if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
+    }
+    ctx.strokeStyle = color; ctx.lineWidth = lineWidth; ctx.stroke();
+  }
+
+  function range(ys) {
+    let lo = Infinity, hi = -Infinity;
+    for (const y of ys) if (Number.isFinite(y)) { if (y < lo) lo = y; if (y > hi) hi = y; }
+    return [lo, hi];
+  }
+
+  function paintSpark(row) {
+    const cv = row.cells.spark, ctx = cv.getContext("2d");
+    const ys = row.series(SPARK_POINTS);
+    const [lo, hi] = range(ys);
+    ctx.clearRect(0, 0, cv.width, cv.height);
+    if (lo < hi || lo === hi) {
+      const first = ys.find(Number.isFinite), last = ys[ys.length - 1];
+      drawLine(ctx, ys, 1, 2, cv.width - 2, cv.height - 4, lo, hi, last >= first ? palette.up : palette.down, 1.2);
+    }
+    row.sparkDirty = false;
+  }
+
+  function paintDetail() {
+    const row = state.selected && state.rows.get(state.selected);
+    const ref = row && state.ref.get(row.sym);
+    $("detail-sym").textContent = row ? row.sym : "–";
+    $("detail-name").textContent = ref ? ref.name : "";
+    $("detail-sector").textContent = ref ? ref.sector : "–";
+    if (row) {
+      const [abs, pct] = change(row);
+      $("detail-last").textContent = fmt(row.last);
+      $("detail-change").textContent = Number.isFinite(pct) ? `${abs >= 0 ? "+" : ""}${fmt(abs)} (${pct >= 0 ? "+" : ""}${fmt(pct)}%) since open` : "";
+      $("detail-change").className = abs > 0 ? "up" : abs < 0 ? "down" : "muted";
+      $("detail-bid").textContent = fmt(row.bid);
+      $("detail-ask").textContent = fmt(row.ask);
+      $("detail-size").textContent = row.lastSize.toLocaleString();
+      $("detail-volume").textContent = row.volume.toLocaleString();
+      $("detail-seq").textContent = row.seq.toLocaleString();
+    }
+    const cv = $("chart");
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.round(cv.clientWidth * dpr), h = Math.round(cv.clientHeight * dpr);
+    if (cv.width !== w || cv.height !== h) { cv.width = w; cv.height = h; }
+    const ctx = cv.getContext("2d");
+    ctx.clearRect(0, 0, w, h);
+    if (!row) return;
+    const ys = row.series(HISTORY);
+    let [lo, hi] = range(ys);
+    if (!(hi >= lo)) return;
+    const pad = (hi - lo) * 0.1 || Math.max(lo * 1e-4, 0.01);
+    lo -= pad; hi += pad;
+    const axis = 64 * dpr, top = 8 * dpr, bottom = 8 * dpr;
+    ctx.font = `${11 * dpr}px system-ui, sans-serif`;
+    ctx.fillStyle = palette.muted; ctx.strokeStyle = palette.line; ctx.lineWidth = 1;
+    for (let k = 0; k <= 4; k++) {
+      const v = lo + ((hi - lo) * k) / 4, y = top + (h - top - bottom) * (1 - k / 4);
+      ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(w - axis, y); ctx.stroke();
+      ctx.fillText(v.toFixed(2), w - axis + 6 * dpr, y + 4 * dpr);
+    }
+    const plotW = w - axis, plotH = h - top - bottom;
+    // Area under the line, then the line itself.
+    ctx.beginPath();
+    let firstX = null, lastX = 0;
+    for (let i = 0; i < ys.length; i++) {
+      if (!Number.isFinite(ys[i])) continue;
+      const x = (i / (ys.length - 1)) * plotW, y = top + plotH - ((ys[i] - lo) / (hi - lo)) * plotH;
+      if (firstX === null) { ctx.moveTo(x, top + plotH); firstX = x; }
+      ctx.lineTo(x, y); lastX = x;
+    }
+    if (firstX !== null) {
+      ctx.lineTo(lastX, top + plotH); ctx.closePath(); ctx.fillStyle = palette.band; ctx.fill();
+      drawLine(ctx, ys, 0, top, plotW, plotH, lo, hi, palette.accent, 1.5 * dpr);
+    }
+    ctx.fillStyle = palette.muted;
+    ctx.fillText("last 60 s, mid price", 4 * dpr, h - 2 * dpr);
+  }
+
+  function paintMeters(now) {
+    const dt = (now - state.lastMeter) / 1000;
+    if (dt < 0.5) return;
+    $("rate").textContent = Math.round(state.ticks / dt).toLocaleString();
+    if (state.lat.length) {
+      const sorted = state.lat.sort((a, b) => a - b);
+      $("latency").textContent = `${sorted[sorted.length >> 1].toFixed(1)} ms`;
+    }
+    state.ticks = 0; state.lat = []; state.lastMeter = now;
+  }
+
+  function frame(now) {
+    if (!palette) palette = colors();
+    for (const sym of state.watch) {
+      const row = ensureRow(sym);
+      if (row.sym === state.selected && (row.dirty || row.sparkDirty)) state.detailDirty = true;
+      if (row.dirty) paintRow(row);
+      if (row.sparkDirty) paintSpark(row);
+    }
+    if (state.detailDirty) { paintDetail(); state.detailDirty = false; }
+    if (state.restarted) {
+      state.restarted = false;
+      showBanner("The server restarted: prices and volumes start over from a new session. The page reconnected by itself.", false);
+    }
+    paintMeters(now);
+    requestAnimationFrame(frame);
+  }
+
+  // ------------------------------------------------------------------ status and banner
+  function setStatus(kind, text) {
+    const el = $("status");
+    el.dataset.state = kind;
+    el.textContent = text;
+  }
+
+  let bannerIsError = false;
+  function showBanner(text, isError) {
+    const b = $("banner");
+    $("banner-text").textContent = text;
+    b.classList.toggle("error", isError);
+    b.dataset.kind = isError ? "error" : "restart";
+    b.hidden = false;
+    bannerIsError = isError;
+  }
+  function hideBanner(onlyErrors) {
+    if (onlyErrors && !bannerIsError) return;
+    $("banner").hidden = true;
+  }
+
+  function fillUniverse() {
+    const list = $("universe");
+    list.replaceChildren(...[...state.ref.keys()].map((s) => Object.assign(document.createElement("option"), { value: s })));
+  }
+
+  // ------------------------------------------------------------------ start
+  document.addEventListener("DOMContentLoaded", () => {
+    $("add-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      addSymbol($("add-input").value);
+      $("add-input").value = "";
+    });
+    $("banner-close").addEventListener("click", () => hideBanner(false));
+    $("feed-url").textContent = "Feed: " + feedUrl().replace(/token=[^&]*/, "token=…");
+    window.addEventListener("resize", () => { state.detailDirty = true; });
+    for (const sym of state.watch) ensureRow(sym);
+    select(state.watch[0] || null);
+    connect();
+    requestAnimationFrame(frame);
+  });
+})();
