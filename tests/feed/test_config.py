@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from _support import tickwire_cmd
 
 from tickwire.feed import _config as config
 from tickwire.simulators.errors import UserError
@@ -175,3 +178,40 @@ def test_print_config_redacts_tokens_and_round_trips(tmp_path: Path) -> None:
     )
     assert (again.host, again.port, again.cadence) == ("::1", 9000, 1.0)
     assert again.color is True and "no-color = false  # default" in text
+
+
+# --------------------------------------------------------------------------- the real command
+
+
+def run_tickwire(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    return subprocess.run(
+        tickwire_cmd(*args), env=clean | (env or {}), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_serve_print_config(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 1111\nheartbeat-ms = 250\ntoken = ['from-file']\n")
+    out = run_tickwire(
+        "serve",
+        "--print-config",
+        "--config",
+        path,
+        "--port",
+        "3333",
+        env={"TICKWIRE_STALL_MS": "5000"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "port = 3333  # flag" in out.stdout
+    assert "heartbeat-ms = 250  # file" in out.stdout
+    assert "stall-ms = 5000  # env TICKWIRE_STALL_MS" in out.stdout
+    assert "from-file" not in out.stdout and 'token = ["<redacted>"]' in out.stdout
+
+
+def test_serve_bad_config_is_one_line(tmp_path: Path) -> None:
+    out = run_tickwire("serve", "--config", write(tmp_path, "heartbeat-ms = -5\n"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"tickwire: error: config file {tmp_path / 'tickwire.toml'}: key 'heartbeat-ms': "
+        "value must be >= 0, got -5"
+    ]
