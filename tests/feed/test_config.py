@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -215,3 +216,12 @@ def test_serve_bad_config_is_one_line(tmp_path: Path) -> None:
         f"tickwire: error: config file {tmp_path / 'tickwire.toml'}: key 'heartbeat-ms': "
         "value must be >= 0, got -5"
     ]
+
+
+def test_readme_config_example_is_accepted(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```toml\n# tickwire.toml\n(.*?)```", readme, re.S)
+    assert example, "the README's tickwire.toml example"
+    out = run_tickwire("serve", "--print-config", "--config", write(tmp_path, example.group(1)))
+    assert out.returncode == 0, out.stderr
+    assert "symbols = 500  # file" in out.stdout
