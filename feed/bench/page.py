@@ -45,6 +45,14 @@ _FEEDING = "() => parseInt(document.getElementById('rate').textContent) > 0"
 
 def page_rows(quick: bool) -> list[Row]:
     label = f"web page {ROWS} rows, default universe, 1 ms cadence"
+    if quick:  # a browser and a server to start: ~30 s on a loaded 2-core machine
+        return [unavailable(f"{label}: frame rate", "not in --quick (starts a browser)")]
+    return measure(seconds=8.0)
+
+
+def measure(seconds: float) -> list[Row]:
+    """The page's rows, each probe `seconds` long."""
+    label = f"web page {ROWS} rows, default universe, 1 ms cadence"
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
         from playwright.sync_api import sync_playwright
@@ -56,7 +64,6 @@ def page_rows(quick: bool) -> list[Row]:
 
     from . import _procs
 
-    seconds = 1.0 if quick else 8.0
     symbols = ",".join(Universe.default().symbols[:ROWS])
     with _procs.server("tickwire") as (_, url), _page_server() as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
@@ -151,4 +158,4 @@ if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(page_rows("--quick" in sys.argv), indent=1))
+    print(json.dumps(measure(1.0 if "--quick" in sys.argv else 8.0), indent=1))

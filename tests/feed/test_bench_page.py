@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
-from tickwire.feed.bench.page import _frames
+from tickwire.feed.bench.page import _frames, measure, page_rows
 
 
 def test_steady_60_fps_drops_nothing() -> None:
@@ -25,3 +28,21 @@ def test_missed_frames_are_counted_from_long_gaps() -> None:
 
 def test_no_frames() -> None:
     assert _frames([1.0]) == {"fps": 0.0, "dropped_pct": 100.0}
+
+
+def test_quick_run_leaves_the_page_out() -> None:
+    [only] = page_rows(quick=True)
+    assert only["status"] == "n/a" and "not in --quick" in only["note"]
+
+
+@pytest.mark.slow
+def test_rows_measured_in_chromium() -> None:
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the page's bench rows need chromium")
+        pytest.skip("the page's bench rows need chromium (apt-get install chromium)")
+    rows = measure(seconds=1.0)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"], rows
+    fps, dropped, busy = (r["value"] for r in rows)
+    assert fps > 0 and 0 <= dropped <= 100 and 0 < busy <= 100
+    assert rows[0]["baseline_value"] > 0
