@@ -123,14 +123,16 @@ def wait_for_price_change(page: Any, symbol: str) -> tuple[str, str]:
         arg=symbol,
     )
     first = cell_text(page, symbol, "bid") + "/" + cell_text(page, symbol, "ask")
-    page.wait_for_function(
+    # The predicate returns the new quote itself: read afterwards, it may have bounced back.
+    changed = page.wait_for_function(
         """([s, first]) => {
             const q = (c) => document.querySelector(`tr[data-symbol='${s}'] td.${c}`).textContent;
-            return q('bid') + '/' + q('ask') !== first;
+            const now = q('bid') + '/' + q('ask');
+            return now !== first && now;
         }""",
         arg=[symbol, first],
     )
-    return first, cell_text(page, symbol, "bid") + "/" + cell_text(page, symbol, "ask")
+    return first, str(changed.json_value())
 
 
 # --------------------------------------------------------------------------- tests
