@@ -185,7 +185,12 @@
 
   function onBinary(buf) {
     const dv = new DataView(buf);
-    const count = dv.getUint32(4, true);
+    if (buf.byteLength < HEADER || dv.getUint8(0) !== 1) {  // a future format: say so, once
+      if (!state.badFrame) showBanner("The server sends a binary format this page does not know: reload it.", true);
+      state.badFrame = true;
+      return;
+    }
+    const count = Math.min(dv.getUint32(4, true), (buf.byteLength - HEADER) / RECORD);
     const now = Date.now();
     let maxTsMs = 0;
     for (let i = 0, o = HEADER; i < count; i++, o += RECORD) {
@@ -252,7 +257,7 @@
   // ------------------------------------------------------------------ render (rAF only)
   const $ = (id) => document.getElementById(id);
   const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
-  const big = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + "M" : x >= 1e4 ? (x / 1e3).toFixed(1) + "k" : String(x));
+  const big = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + "M" : x >= 1e3 ? (x / 1e3).toFixed(1) + "k" : String(x));
 
   function ensureRow(sym) {
     let row = state.rows.get(sym);
