@@ -84,7 +84,9 @@
   function connect() {
     clearTimeout(state.retryTimer);
     state.opened = false;
-    setStatus("connecting", "connecting");
+    // After a refusal the state stays "refused" while retrying: no flicker, and the reason holds.
+    if (state.closedBeforeOpen) setStatus("refused", "refused, retrying");
+    else setStatus("connecting", "connecting");
     let ws;
     try {
       ws = new WebSocket(feedUrl(), ["tickwire.v1.binary", "tickwire.v1"]);

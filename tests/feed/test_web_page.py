@@ -97,7 +97,7 @@ async def in_browser(script: Callable[[Any], T], *, color_scheme: str = "light")
                     viewport={"width": 1280, "height": 800},
                     color_scheme=color_scheme,  # type: ignore[arg-type]
                 )
-                context.set_default_timeout(20_000)
+                context.set_default_timeout(30_000)  # a shared 2-core CI machine is slow
                 return script(context)
             finally:
                 browser.close()
