@@ -7,6 +7,7 @@ SIGINT/SIGTERM (the server closes every client with 1001 first) and exit 0 with 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import signal
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
+from . import _config
 from . import _state as st
 from . import protocol as p
 from ._events import Batch, Gap, Status, TickwireError
@@ -120,7 +122,8 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
     _add_logging(ap)
-    ap.set_defaults(func=_serve)
+    _config.install(ap)  # --config FILE, --print-config, TICKWIRE_* for every flag above
+    ap.set_defaults(func=functools.partial(_serve, parser=ap))
 
 
 def _add_market_arguments(ap: argparse.ArgumentParser) -> None:
@@ -154,7 +157,11 @@ def _universe(args: argparse.Namespace) -> Any:
     return universe_from_args(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    sources = _config.resolve(parser, args)  # flags > TICKWIRE_* > --config file > defaults
+    if args.print_config:
+        _config.print_config(parser, args, sources)
+        return 0
     _setup_logging(args)
     config = ServerConfig(
         host=args.host,

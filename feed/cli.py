@@ -19,6 +19,7 @@ from tickwire.simulators.errors import UserError
 # Modules providing `register(subparsers)`, in the order `tickwire --help` lists them.
 _SUBCOMMANDS = (
     "tickwire.feed._cli_serve",  # serve, tail
+    "tickwire.feed._cli_ops",  # symbols, stats
     "tickwire.dashboard.cli",  # demo, dashboard
     "tickwire.simulators.cli",  # simulate
     "tickwire.feed.bench",  # bench

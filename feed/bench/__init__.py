@@ -3,8 +3,9 @@
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), memory,
-dashboard, physical limit. One module per row family; servers and clients are separate processes
-(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
+dashboard, web page (headless chromium), physical limit. One module per row family; servers and
+clients are separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
+`dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 8
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 9
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
-    from . import codec, dashboard, fanout, generator, memory, physical
+    from . import codec, dashboard, fanout, generator, memory, page, physical
 
     rows: list[Row] = []
     notes: list[str] = []
@@ -100,6 +101,8 @@ def _measure(
     step("memory", lambda: memory.memory_rows(quick, full, advance))
     advance("dashboard")
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
+    advance("web page")
+    step("web page", lambda: page.page_rows(quick))
     advance("physical limit")
     step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
     advance("done")
