@@ -1,7 +1,9 @@
 """`tickwire serve` and `tickwire tail`: parse flags, build a server or a client, run.
 
 Thin by rule: the server is `server.Server`, the client is `client.connect`. Both stop cleanly on
-SIGINT/SIGTERM (the server closes every client with 1001 first) and exit 0 with no traceback.
+SIGINT/SIGTERM and exit 0 with no traceback. The server's SIGINT closes every client with 1001 at
+once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s), and a second SIGTERM
+or a SIGINT during the drain stops at once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
-from . import _config
+from . import _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._events import Batch, Gap, Status, TickwireError
@@ -121,7 +123,29 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=st.Limits().max_symbols,
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
+    ap.add_argument(
+        "--drain-s",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, close the clients with 1012 spread over this long (default "
+        "%(default)s); a second SIGTERM or Ctrl+C stops at once",
+    )
     _add_logging(ap)
+    ap.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text or as JSON objects for log shippers (default %(default)s)",
+    )
+    ap.add_argument(
+        "--log-every",
+        type=_non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
+        "never (default %(default)s)",
+    )
     _config.install(ap)  # --config FILE, --print-config, TICKWIRE_* for every flag above
     ap.set_defaults(func=functools.partial(_serve, parser=ap))
 
@@ -162,7 +186,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.print_config:
         _config.print_config(parser, args, sources)
         return 0
-    _setup_logging(args)
+    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
+    _oplog.setup(level, args.log_format)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -195,14 +220,19 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             gc.freeze()
             n = len(server.hub)
             auth = " --token TOKEN" if config.tokens else ""
+            page = url.replace("ws", "http", 1).removesuffix(p.PATH) + "/"
             print(
                 f"tickwire serving {n} simulated symbols on {url}"
-                f" (try: tickwire tail AAPL MSFT --url {url}{auth}); Ctrl+C to stop",
+                f" (try: tickwire tail AAPL MSFT --url {url}{auth}; the page: {page}"
+                f"{'?token=TOKEN' if auth else ''}); Ctrl+C to stop",
                 flush=True,
             )
-            await _until_signal()
+            if args.log_every > 0:
+                nursery.start_soon(_log_summaries, server, args.log_every)
+            await _until_stopped(server, args.drain_s)
             log.info("shutting down: closing %d clients with 1001", len(server.connections))
             await server.shutdown()
+            nursery.cancel_scope.cancel()  # the summary task
 
     run_trio(main)
     return 0
@@ -338,6 +368,35 @@ def run_trio(main: Callable[[], Awaitable[None]]) -> None:
         raise _single(group) from None
 
 
+async def _until_stopped(server: Server, drain_s: float) -> None:
+    """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        first = await signals.__anext__()
+        if first != signal.SIGTERM:
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def second_signal() -> None:
+                await signals.__anext__()
+                log.info("second signal: stopping now")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(second_signal)
+            await server.drain(drain_s)
+            nursery.cancel_scope.cancel()
+
+
+async def _log_summaries(server: Server, every_s: float) -> None:
+    """The periodic one-line summary (`--log-every`), from two `statistics()` a period apart."""
+    prev, prev_s = server.statistics(), trio.current_time()
+    while True:
+        await trio.sleep(every_s)
+        cur, now_s = server.statistics(), trio.current_time()
+        line, fields = _oplog.summary(prev, cur, now_s - prev_s)
+        log.info(line, extra=fields)
+        prev, prev_s = cur, now_s
+
+
 async def _until_signal() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
@@ -359,15 +418,6 @@ def _add_logging(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    # The client library's internals (tail) are not the user's debug output.
-    logging.getLogger("trio-websocket").setLevel(logging.WARNING)
-
-
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -385,6 +435,16 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 _port = _int_in(0, 65535, "port")
 _positive_int = _int_in(1, None, "value")
 _non_negative_int = _int_in(0, None, "value")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _positive_float(text: str) -> float:

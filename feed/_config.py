@@ -9,8 +9,10 @@ How flags are told apart from defaults: `install()` wraps each default in a mark
 parsing; a value that is still a marker after parsing was not on the command line. (Comparing
 with the default cannot work: `--port 8765` must beat `TICKWIRE_PORT=9000`.)
 
-argparse has no public accessor for a parser's actions or exclusive groups: this module reads
-`parser._actions` and `parser._mutually_exclusive_groups`, stable since Python 3.2.
+argparse has no public accessor for a parser's actions or exclusive groups, and we never read
+another package's private attributes: the parser is a `ConfigurableParser`, which records every
+Action `add_argument` returns (with the `action=` it was asked for) and every exclusive group's
+members, and this module reads that record.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _SKIP = {"help", "version", "config", "print_config"}
 _SECRET_WORDS = ("token", "secret", "password")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_FLAGS = ("store_true", "store_false")
 
 
 class _Unset:
@@ -52,11 +55,61 @@ class _UnsetList(list[Any]):
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    """One option as it was added: argparse's public Action and the `action=` keyword."""
+
+    action: argparse.Action
+    kind: str  # "store", "append", "store_true", "store_false", "version", "help"...
+
+
+class _ExclusiveGroup:
+    """What `add_mutually_exclusive_group` returns: argparse's group, recording its options."""
+
+    def __init__(self, parser: ConfigurableParser, group: Any) -> None:
+        self._parser, self._group, self.dests = parser, group, set[str]()
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action: argparse.Action = self._group.add_argument(*args, **kwargs)
+        self._parser.record(action, kwargs.get("action"))
+        self.dests.add(action.dest)
+        return action
+
+
+class ConfigurableParser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps a public record of its options for `install`/`resolve`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.recorded: list[Recorded] = []
+        self.exclusive: list[_ExclusiveGroup] = []
+        super().__init__(*args, **kwargs)
+
+    def record(self, action: argparse.Action, kind: Any) -> None:
+        self.recorded.append(Recorded(action, kind if isinstance(kind, str) else "store"))
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.record(action, kwargs.get("action"))
+        return action
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        group = _ExclusiveGroup(self, super().add_mutually_exclusive_group(**kwargs))
+        self.exclusive.append(group)
+        return group
+
+
+def _recorded(parser: argparse.ArgumentParser) -> list[Recorded]:
+    if not isinstance(parser, ConfigurableParser):
+        raise TypeError("config options need a _config.ConfigurableParser (it records them)")
+    return parser.recorded
+
+
+@dataclass(frozen=True, slots=True)
 class _Option:
     dest: str
     key: str  # file key: the long option without dashes
     env: str
     action: argparse.Action
+    kind: str
 
 
 def install(parser: argparse.ArgumentParser) -> None:
@@ -72,10 +125,11 @@ def install(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the effective configuration (tokens redacted) and exit",
     )
-    for action in parser._actions:
+    for rec in _recorded(parser):
+        action = rec.action
         if action.dest in _SKIP or not action.option_strings:
             continue
-        if isinstance(action, argparse._AppendAction):
+        if rec.kind == "append":
             action.default = _UnsetList(action.default or [])
         elif not isinstance(action.default, _Unset):
             action.default = _Unset(action.default)
@@ -84,12 +138,14 @@ def install(parser: argparse.ArgumentParser) -> None:
 def options(parser: argparse.ArgumentParser) -> list[_Option]:
     """The configurable options of `parser`: every long option but help and config's own."""
     out = []
-    for action in parser._actions:
+    for rec in _recorded(parser):
+        action = rec.action
         longs = [s for s in action.option_strings if s.startswith("--")]
         if action.dest in _SKIP or not longs:
             continue
         key = longs[0][2:]
-        out.append(_Option(action.dest, key, ENV_PREFIX + key.replace("-", "_").upper(), action))
+        env = ENV_PREFIX + key.replace("-", "_").upper()
+        out.append(_Option(action.dest, key, env, action, rec.kind))
     return out
 
 
@@ -118,7 +174,8 @@ def resolve(
     for o in opts:
         if o.dest in flagged:
             sources[o.dest] = "flag"
-    groups = [{a.dest for a in g._group_actions} for g in parser._mutually_exclusive_groups]
+    exclusive = parser.exclusive if isinstance(parser, ConfigurableParser) else []
+    groups = [set(g.dests) for g in exclusive]
     for name, values in layers:
         blocked = {d for g in groups if g & taken for d in g}
         layer_set: set[str] = set()
@@ -155,7 +212,7 @@ def print_config(
         if value is None:
             print(f"# {o.key} =  (unset){where}", file=out)
             continue
-        if isinstance(o.action, argparse._StoreFalseAction):
+        if o.kind == "store_false":
             value = not value  # `no-color = true` means color is False
         if any(w in o.dest for w in _SECRET_WORDS) and value:
             value = ["<redacted>"] * len(value) if isinstance(value, list) else "<redacted>"
@@ -185,7 +242,7 @@ def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
                 f"keys are the long options of --help: {', '.join(o.key for o in opts)}"
             )
         where = f"config file {path}: key {key!r}"
-        out[opt.dest] = (_convert_file(opt.action, raw, where), where)
+        out[opt.dest] = (_convert_file(opt, raw, where), where)
     return out
 
 
@@ -196,31 +253,33 @@ def _from_env(opts: list[_Option], environ: Mapping[str, str]) -> dict[str, tupl
         if text is None:
             continue
         where = f"environment variable {o.env}"
-        out[o.dest] = (_convert_env(o.action, text, where), f"env {o.env}")
+        out[o.dest] = (_convert_env(o, text, where), f"env {o.env}")
     return out
 
 
 # --------------------------------------------------------------------------- conversion
 
 
-def _convert_file(action: argparse.Action, raw: Any, where: str) -> Any:
-    if _is_flag(action):
+def _convert_file(opt: _Option, raw: Any, where: str) -> Any:
+    action = opt.action
+    if opt.kind in _FLAGS:
         if not isinstance(raw, bool):
             raise UserError(f"{where}: must be true or false, got {raw!r}")
         return raw if action.const is True else not raw
-    if isinstance(action, argparse._AppendAction):
+    if opt.kind == "append":
         items = raw if isinstance(raw, list) else [raw]
         return [_one(action, _scalar(x, where), where) for x in items]
     return _one(action, _scalar(raw, where), where)
 
 
-def _convert_env(action: argparse.Action, text: str, where: str) -> Any:
-    if _is_flag(action):
+def _convert_env(opt: _Option, text: str, where: str) -> Any:
+    action = opt.action
+    if opt.kind in _FLAGS:
         word = text.strip().lower()
         if word not in _TRUE | _FALSE:
             raise UserError(f"{where}: must be 1/true/yes/on or 0/false/no/off, got {text!r}")
         return (word in _TRUE) == (action.const is True)
-    if isinstance(action, argparse._AppendAction):
+    if opt.kind == "append":
         return [_one(action, part.strip(), where) for part in text.split(",") if part.strip()]
     return _one(action, text, where)
 
@@ -244,10 +303,6 @@ def _one(action: argparse.Action, text: str, where: str) -> Any:
         allowed = ", ".join(map(str, action.choices))
         raise UserError(f"{where}: must be one of {allowed}, got {text!r}")
     return value
-
-
-def _is_flag(action: argparse.Action) -> bool:
-    return isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction)
 
 
 def _is_unset(value: Any) -> bool:

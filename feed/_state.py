@@ -79,6 +79,7 @@ class ConnectionState:
         "_strikes",
         "_symbols_body",
         "_tokens",
+        "error_codes",
         "errors",
         "limits",
         "requests",
@@ -98,6 +99,7 @@ class ConnectionState:
         self.throttle_ms = 0
         self.requests = 0
         self.errors = 0
+        self.error_codes: dict[str, int] = {}  # wire code -> count, for /metrics
         self._tokens = float(limits.burst)
         self._strikes = 0.0
         self._last_s = now_s
@@ -123,6 +125,7 @@ class ConnectionState:
             return self._handle(p.parse_request(frame))
         except p.RequestError as err:
             self.errors += 1
+            self.error_codes[err.code] = self.error_codes.get(err.code, 0) + 1
             actions: list[Action] = [Reply(p.dumps(p.error_message(err)))]
             if err.counts_as_strike:
                 self._strikes += 1.0

@@ -16,6 +16,8 @@ from typing import NoReturn
 
 from tickwire.simulators.errors import UserError
 
+from ._config import ConfigurableParser
+
 # Modules providing `register(subparsers)`, in the order `tickwire --help` lists them.
 _SUBCOMMANDS = (
     "tickwire.feed._cli_serve",  # serve, tail
@@ -37,7 +39,7 @@ quick start:
 """
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ConfigurableParser):
     """Flag errors in one line with a pointer to --help, instead of the whole usage."""
 
     def error(self, message: str) -> NoReturn:

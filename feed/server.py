@@ -5,7 +5,8 @@ cadence, publishes into the hub and delivers to the subscribers it woke, skippin
 than queueing when it falls behind) and one accept loop per listening socket. Each accepted
 socket is a `Connection` (its own task): the HTTP front decides (404, 403, 401, 429), the
 WebSocket core speaks `/v1`, the connection cap closes with 1013. A failure inside one connection
-is logged once and closes that connection with 1011, never the server.
+is logged once and closes that connection with 1011, never the server. The same port answers
+the page, `/metrics`, `/livez` and `/readyz` (`_routes.py`); `drain()` is the graceful SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -24,14 +25,16 @@ import trio
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 
-from . import _http
+from . import _drain, _http
 from . import _state as st
 from . import protocol as p
 from ._connection import Connection, Registry, Shell
 from ._core import FeedContext, FeedCore, ServerCounters
+from ._routes import http_routes
 from ._transport import configure, open_listeners
 from ._wscore import WebSocketCore
 from .hub import Hub
+from .metrics import Metrics, Response, readyz
 
 log = logging.getLogger("tickwire.server")
 
@@ -136,6 +139,11 @@ class Server:
         self.url = ""
         self._cancel: trio.CancelScope | None = None
         self._shell: Shell | None = None
+        self.metrics = Metrics(self.statistics, version=_version())
+        self._last_publish_s: float | None = None
+        self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
+        self._drain: _drain.Drain[Connection] | None = None
+        self._drain_changed = trio.Event()
 
     @property
     def connections(self) -> set[Connection]:
@@ -152,7 +160,7 @@ class Server:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
         ssl_context = cfg.ssl_context()
-        policy = cfg.policy()
+        policy = replace(cfg.policy(), routes=http_routes(self.metrics, self._readiness))
         listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
             with trio.CancelScope() as self._cancel:
@@ -166,11 +174,11 @@ class Server:
                         ssl_context=ssl_context,
                         on_refused=self._count_refused,
                         on_open=self._count_open,
+                        on_close=self._count_close,
                     )
                     self._shell = shell
                     await nursery.start(self.run_market)
-                    for lsock in listeners:
-                        nursery.start_soon(self._accept, lsock, shell)
+                    nursery.start_soon(self._accept_all, listeners, shell)
                     scheme = "wss" if ssl_context else "ws"
                     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
                     port = listeners[0].getsockname()[1]
@@ -178,8 +186,9 @@ class Server:
                     task_status.started(self.url)
         finally:
             for lsock in listeners:
-                trio.lowlevel.notify_closing(lsock)
-                lsock.close()
+                if lsock.fileno() != -1:  # not already closed by a drain
+                    trio.lowlevel.notify_closing(lsock)
+                    lsock.close()
 
     async def handle_socket(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         """Serve one connected socket as if accepted (tests: a socketpair with tiny buffers
@@ -199,6 +208,17 @@ class Server:
 
     def _count_open(self) -> None:
         self.counters.connections_total += 1
+
+    async def _accept_all(self, listeners: list[socket.socket], shell: Shell) -> None:
+        """One accept loop per listening socket, until a drain closes the listeners."""
+        try:
+            with self._accepting:
+                async with trio.open_nursery() as nursery:
+                    for lsock in listeners:
+                        nursery.start_soon(self._accept, lsock, shell)
+        finally:
+            for lsock in listeners:  # no task waits on them any more
+                lsock.close()
 
     async def _accept(self, lsock: socket.socket, shell: Shell) -> None:
         """Accept for ever; running out of descriptors is logged, waited out, never fatal."""
@@ -254,8 +274,14 @@ class Server:
         next_s = trio.current_time()
         task_status.started()
         while True:
-            self.hub.publish(self.market.step(self.now_ns()))
+            t = time.perf_counter()
+            batch = self.market.step(self.now_ns())
+            self.hub.publish(batch)
+            step_s = time.perf_counter() - t
+            self._last_publish_s = trio.current_time()
+            sending = bool(self._woken)
             await self._deliver()
+            self._observe(batch, step_s, sending)
             if self.ctx.subscribers == 0:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state.
@@ -272,6 +298,12 @@ class Server:
                 self.counters.cadence_overruns += 1
                 next_s = now
             await trio.sleep_until(next_s)
+
+    def _observe(self, batch: Any, step_s: float, sent: bool) -> None:
+        """Once per step, two histogram observations: the step's time and, if it was sent to
+        anyone, the newest tick's age at the end of the fan-out (batches are in event order)."""
+        latency_s = (self.now_ns() - int(batch["ts"][-1])) / 1e9 if sent and len(batch) else None
+        self.metrics.observe_step(step_s, latency_s)
 
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
@@ -299,6 +331,14 @@ class Server:
 
     def statistics(self) -> dict[str, Any]:
         c = self.counters
+        bytes_sent, conflated, errors = c.bytes_sent, c.ticks_conflated, dict(c.errors)
+        for conn in self.registry.open:  # the open ones' own counters; the ended ones are in c
+            core = conn.core
+            if isinstance(core, FeedCore):
+                bytes_sent += core.bytes_sent
+                conflated += core.sub.ticks_conflated
+                for code, n in core.requests.error_codes.items():
+                    errors[code] = errors.get(code, 0) + n
         return {
             "clients": len(self.registry.open),
             "connections_total": c.connections_total,
@@ -308,8 +348,59 @@ class Server:
             "cadence_overruns": c.cadence_overruns,
             "messages_sent": c.messages_sent,
             "ticks_sent": c.ticks_sent,
+            "bytes_sent": bytes_sent,
+            "ticks_conflated": conflated,
+            "errors": errors,
+            "closes": dict(c.closes),
             **self.hub.statistics(),
         }
+
+    # ------------------------------------------------------------------ operating
+
+    def _count_close(self, conn: Connection) -> None:
+        """A connection's one way out: fold its counters into the server's totals."""
+        core, c = conn.core, self.counters
+        if core is None:
+            return
+        code = str(core.close_code if core.close_code is not None else 1006)
+        c.closes[code] = c.closes.get(code, 0) + 1
+        if isinstance(core, FeedCore):
+            c.bytes_sent += core.bytes_sent
+            c.ticks_conflated += core.sub.ticks_conflated
+            for err, n in core.requests.error_codes.items():
+                c.errors[err] = c.errors.get(err, 0) + n
+        if self._drain is not None:
+            self._drain.gone(conn)
+            self._drain_changed.set()
+
+    def _readiness(self) -> Response:
+        return readyz(
+            listening=bool(self.url) and not self._accepting.cancel_called,
+            draining=self._drain is not None,
+            last_publish_s=self._last_publish_s,
+            now_s=trio.current_time(),
+            cadence_ms=self.config.cadence_ms,
+        )
+
+    async def drain(self, drain_s: float) -> None:
+        """Graceful stop (SIGTERM): `/readyz` 503 and the listeners closed at once, then every
+        client closed with 1012, oldest first, spread evenly over `drain_s` (`_drain.py`).
+        Returns when all are gone or `drain_s` plus a grace has passed; cancel it to cut it
+        short, then `shutdown()` closes the rest with 1001."""
+        drain = self._drain = _drain.Drain[Connection](drain_s)
+        self._accepting.cancel()
+        clients = sorted(self.registry.open, key=lambda conn: conn.opened_s)
+        log.info("draining: closing %d clients with 1012 over %g s", len(clients), drain_s)
+        drain.signal(trio.current_time(), clients)
+        while True:
+            for conn in drain.due(trio.current_time()):
+                conn.close(_drain.CLOSE_CODE, _drain.CLOSE_REASON)
+            deadline = drain.next_deadline()
+            if deadline is None:
+                return
+            self._drain_changed = trio.Event()
+            with trio.move_on_at(deadline):
+                await self._drain_changed.wait()
 
 
 async def serve(

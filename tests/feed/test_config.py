@@ -24,7 +24,7 @@ def _port(text: str) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tickwire serve")
+    ap = config.ConfigurableParser(prog="tickwire serve")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=_port, default=8765)
     ap.add_argument("--cadence", type=float, default=1.0, metavar="MS")
@@ -154,7 +154,7 @@ def test_missing_file() -> None:
 
 
 def test_help_still_shows_the_defaults() -> None:
-    ap = argparse.ArgumentParser()
+    ap = config.ConfigurableParser()
     ap.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
     config.install(ap)
     assert "port (default 8765)" in ap.format_help()
