@@ -1,7 +1,7 @@
 """The live page in a real browser: Debian's chromium driven by Playwright.
 
-The page is served by a tiny stdlib HTTP server that answers with `static_response`, the same
-function the feed's own HTTP front uses, and points at an in-process feed with `?url=`.
+The page is loaded from the feed's own port (an in-process `Server`, and the real `tickwire serve`
+command) and connects to its default feed, the same host and port at /v1.
 Playwright's sync API blocks, so a test runs its browser script in a worker thread
 (`trio.to_thread.run_sync`) and reaches the trio side (the server) with `trio.from_thread`.
 """
@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
 import trio
+from _support import serve_process
 
 from tickwire.feed.server import Server, ServerConfig
-from tickwire.feed.web import static_response
 
 T = TypeVar("T")
 
@@ -52,36 +49,6 @@ def _require_chromium() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status, headers, body = static_response(
-            self.path, if_none_match=self.headers.get("If-None-Match")
-        )
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-
-@contextmanager
-def _page_server() -> Iterator[str]:
-    """Serve the page on 127.0.0.1, any free port; yields its base URL."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 async def in_browser(script: Callable[[Any], T], *, color_scheme: str = "light") -> T:
@@ -138,19 +105,24 @@ def wait_for_price_change(page: Any, symbol: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- tests
 
 
-@pytest.fixture(scope="module")
-def page_base() -> Iterator[str]:
+@pytest.fixture(autouse=True)
+def chromium() -> None:
     _require_chromium()
-    with _page_server() as base:
-        yield base
 
 
-def page_url(base: str, feed_url: str, **params: str) -> str:
-    return f"{base}/?{urlencode({'url': feed_url, **params})}"
+def base_of(feed_url: str) -> str:
+    """The page's address on a feed's own port: ws://HOST:PORT/v1 -> http://HOST:PORT."""
+    return feed_url.replace("ws", "http", 1).removesuffix("/v1")
+
+
+def page_url(feed_url: str, **params: str) -> str:
+    """The page served by the feed at `feed_url`, using its default feed (no ?url=)."""
+    return f"{base_of(feed_url)}/" + (f"?{urlencode(params)}" if params else "")
 
 
 def subscriptions(server: Server) -> list[object]:
-    return [c.statistics()["subscriptions"] for c in server.connections]
+    now = trio.current_time()
+    return [c.core.statistics(now)["subscriptions"] for c in server.connections]
 
 
 def save_screenshot(page: Any, path: Path) -> None:
@@ -161,22 +133,20 @@ def save_screenshot(page: Any, path: Path) -> None:
         page.screenshot(path=readme)
 
 
-async def test_page_streams_and_edits_its_watchlist(
-    server: Server, page_base: str, tmp_path: Path
-) -> None:
+async def test_page_streams_and_edits_its_watchlist(server: Server, tmp_path: Path) -> None:
     def script(ctx: Any) -> dict[str, Any]:
         page = ctx.new_page()
         errors = js_errors(page)
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(page_url(page_base, server.url))
+        page.goto(page_url(server.url))
         page.wait_for_selector("#status[data-state=live]")
         before, after = wait_for_price_change(page, "AAPL")
         page.wait_for_function("() => parseInt(document.getElementById('rate').textContent) > 0")
         page.wait_for_function("() => /ms$/.test(document.getElementById('latency').textContent)")
         subs_before = trio.from_thread.run_sync(subscriptions, server)
         encodings = trio.from_thread.run_sync(
-            lambda: [c.statistics()["encoding"] for c in server.connections]
+            lambda: [c.encoding for c in server.connections]
         )
         # Remove MSFT, then add TSLA: requests are handled in order, so once TSLA's prices
         # show, the server has handled the unsubscribe as well.
@@ -210,18 +180,16 @@ async def test_page_streams_and_edits_its_watchlist(
     assert "MSFT" not in after and "TSLA" in after and "AAPL" in after
     assert out["encodings"] == ["tickwire.v1.binary"]
     assert out["errors"] == []
-    assert all(u.startswith(page_base) or u.startswith("data:") for u in out["requests"])
+    assert all(u.startswith(base_of(server.url)) or u.startswith("data:") for u in out["requests"])
     assert (tmp_path / "page.png").stat().st_size > 10_000
 
 
-async def test_two_tabs_both_stream_in_dark_mode(
-    server: Server, page_base: str, tmp_path: Path
-) -> None:
+async def test_two_tabs_both_stream_in_dark_mode(server: Server, tmp_path: Path) -> None:
     def script(ctx: Any) -> tuple[list[str], int, str]:
         tabs = [ctx.new_page() for _ in range(2)]
         errors = [e for tab in tabs for e in js_errors(tab)]
         for tab in tabs:
-            tab.goto(page_url(page_base, server.url, symbols="SPY,QQQ"))
+            tab.goto(page_url(server.url, symbols="SPY,QQQ"))
         for tab in tabs:
             wait_for_price_change(tab, "SPY")
             wait_for_price_change(tab, "QQQ")
@@ -237,21 +205,26 @@ async def test_two_tabs_both_stream_in_dark_mode(
     assert background == "rgb(15, 18, 23)"  # the dark theme's --bg
 
 
-async def test_server_restart_shows_a_banner_and_the_page_recovers(
-    nursery: trio.Nursery, page_base: str
-) -> None:
+async def test_server_restart_shows_a_banner_and_the_page_recovers(nursery: trio.Nursery) -> None:
     first = Server(ServerConfig(port=0, activity=5.0))
-    await nursery.start(first.run)
+    first_done = trio.Event()
+
+    async def run_first(*, task_status: Any) -> None:
+        await first.run(task_status=task_status)
+        first_done.set()  # its listening socket is closed
+
+    await nursery.start(run_first)
     port = int(first.url.rsplit(":", 1)[1].split("/")[0])
 
     async def restart() -> None:
         await first.shutdown()
+        await first_done.wait()
         await nursery.start(Server(ServerConfig(port=port, activity=5.0)).run)
 
     def script(ctx: Any) -> tuple[str, list[str]]:
         page = ctx.new_page()
         errors = js_errors(page)
-        page.goto(page_url(page_base, first.url, symbols="SPY,AAPL"))
+        page.goto(page_url(first.url, symbols="SPY,AAPL"))
         page.wait_for_selector("#status[data-state=live]")
         # Let the first run's per-symbol seq grow past where a fresh run starts.
         page.wait_for_function(
@@ -270,7 +243,7 @@ async def test_server_restart_shows_a_banner_and_the_page_recovers(
     assert errors == []
 
 
-async def test_token_right_wrong_and_missing(nursery: trio.Nursery, page_base: str) -> None:
+async def test_token_right_wrong_and_missing(nursery: trio.Nursery) -> None:
     server = Server(ServerConfig(port=0, tokens=("s3cret",)))
     await nursery.start(server.run)
 
@@ -278,14 +251,14 @@ async def test_token_right_wrong_and_missing(nursery: trio.Nursery, page_base: s
         out = {}
         for name, params in (("wrong", {"token": "nope"}), ("missing", {})):
             page = ctx.new_page()
-            page.goto(page_url(page_base, server.url, **params))
+            page.goto(page_url(server.url, **params))
             page.wait_for_selector("#banner[data-kind=error]", state="visible")
             page.wait_for_selector("#status[data-state=refused]")
             out[name] = page.inner_text("#banner-text")
             page.close()
         page = ctx.new_page()
         errors = js_errors(page)
-        page.goto(page_url(page_base, server.url, token="s3cret"))
+        page.goto(page_url(server.url, token="s3cret"))
         page.wait_for_selector("#status[data-state=live]")
         wait_for_price_change(page, "AAPL")
         out["footer"] = page.inner_text("footer")
@@ -298,3 +271,52 @@ async def test_token_right_wrong_and_missing(nursery: trio.Nursery, page_base: s
     assert "add ?token=YOUR_TOKEN" in out["missing"]
     assert "s3cret" not in out["footer"]  # the page never displays the token
     assert out["errors"] == ""
+
+
+async def test_real_command_serves_the_page_and_it_survives_a_restart(tmp_path: Path) -> None:
+    """`tickwire serve --token`: the page from its own port, then the process is stopped and a
+    new one started on the same port; the page shows the restart banner and streams again."""
+    args = ("--token", "s3cret", "--activity", "5", "--drain-s", "0")
+    with serve_process(*args) as (proc, url):
+        port = url.rsplit(":", 1)[1].split("/")[0]
+
+        def restart() -> None:
+            proc.terminate()  # SIGTERM: a drain of 0 s, exit 0
+            assert proc.wait(timeout=20) == 0
+            second = serve_process("--port", port, *args)
+            second.__enter__()
+            restarted.append(second)
+
+        restarted: list[Any] = []
+
+        def script(ctx: Any) -> tuple[str, str, list[str]]:
+            page = ctx.new_page()
+            errors = js_errors(page)
+            wrong = ctx.new_page()
+            wrong.goto(page_url(url, token="nope"))
+            wrong.wait_for_selector("#banner[data-kind=error]", state="visible")
+            wrong_text = wrong.inner_text("#banner-text")
+            wrong.close()
+            page.goto(page_url(url, token="s3cret", symbols="SPY,AAPL"))
+            page.wait_for_selector("#status[data-state=live]")
+            wait_for_price_change(page, "SPY")
+            page.wait_for_function(
+                "() => +document.getElementById('detail-seq').textContent.replace(/,/g, '') > 50"
+            )
+            restart()
+            page.wait_for_selector("#banner[data-kind=restart]", state="visible")
+            page.wait_for_selector("#status[data-state=live]")
+            wait_for_price_change(page, "SPY")
+            page.screenshot(path=str(tmp_path / "page-real.png"))
+            return wrong_text, page.inner_text("#banner-text"), errors
+
+        try:
+            with trio.fail_after(120):
+                wrong_text, text, errors = await in_browser(script)
+        finally:
+            for cm in restarted:
+                cm.__exit__(None, None, None)
+    assert "token in ?token= may be wrong" in wrong_text
+    assert "server restarted" in text.lower()
+    assert errors == []
+    assert (tmp_path / "page-real.png").stat().st_size > 10_000
