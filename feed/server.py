@@ -144,6 +144,7 @@ class Server:
         self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
         self._drain: _drain.Drain[Connection] | None = None
         self._drain_changed = trio.Event()
+        self._listeners: list[socket.socket] = []
 
     @property
     def connections(self) -> set[Connection]:
@@ -161,7 +162,7 @@ class Server:
         cfg = self.config
         ssl_context = cfg.ssl_context()
         policy = replace(cfg.policy(), routes=http_routes(self.metrics, self._readiness))
-        listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
+        listeners = self._listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
             with trio.CancelScope() as self._cancel:
                 async with trio.open_nursery() as nursery:
@@ -185,10 +186,7 @@ class Server:
                     self.url = f"{scheme}://{host}:{port}{p.PATH}"
                     task_status.started(self.url)
         finally:
-            for lsock in listeners:
-                if lsock.fileno() != -1:  # not already closed by a drain
-                    trio.lowlevel.notify_closing(lsock)
-                    lsock.close()
+            self._close_listeners()
 
     async def handle_socket(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         """Serve one connected socket as if accepted (tests: a socketpair with tiny buffers
@@ -217,13 +215,18 @@ class Server:
                     for lsock in listeners:
                         nursery.start_soon(self._accept, lsock, shell)
         finally:
-            for lsock in listeners:  # no task waits on them any more
+            self._close_listeners()
+
+    def _close_listeners(self) -> None:
+        for lsock in self._listeners:
+            if lsock.fileno() != -1:
+                trio.lowlevel.notify_closing(lsock)  # its accept loop returns
                 lsock.close()
 
     async def _accept(self, lsock: socket.socket, shell: Shell) -> None:
         """Accept for ever; running out of descriptors is logged, waited out, never fatal."""
         registry = self.registry
-        while True:
+        while lsock.fileno() != -1:  # until a drain closes it
             if registry.held >= registry.max_connections + _HEADROOM:
                 registry.freed = trio.Event()
                 await registry.freed.wait()
@@ -231,7 +234,10 @@ class Server:
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
-                await trio.lowlevel.wait_readable(lsock)
+                try:
+                    await trio.lowlevel.wait_readable(lsock)
+                except trio.ClosedResourceError:
+                    return
                 continue
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -389,6 +395,7 @@ class Server:
         short, then `shutdown()` closes the rest with 1001."""
         drain = self._drain = _drain.Drain[Connection](drain_s)
         self._accepting.cancel()
+        self._close_listeners()  # now: a client that connects from here on is refused
         clients = sorted(self.registry.open, key=lambda conn: conn.opened_s)
         log.info("draining: closing %d clients with 1012 over %g s", len(clients), drain_s)
         drain.signal(trio.current_time(), clients)

@@ -145,9 +145,7 @@ async def test_page_streams_and_edits_its_watchlist(server: Server, tmp_path: Pa
         page.wait_for_function("() => parseInt(document.getElementById('rate').textContent) > 0")
         page.wait_for_function("() => /ms$/.test(document.getElementById('latency').textContent)")
         subs_before = trio.from_thread.run_sync(subscriptions, server)
-        encodings = trio.from_thread.run_sync(
-            lambda: [c.encoding for c in server.connections]
-        )
+        encodings = trio.from_thread.run_sync(lambda: [c.encoding for c in server.connections])
         # Remove MSFT, then add TSLA: requests are handled in order, so once TSLA's prices
         # show, the server has handled the unsubscribe as well.
         page.click('tr[data-symbol="MSFT"] td.rm button')
