@@ -1,6 +1,6 @@
 """Web page rows: frame rate, dropped frames and main-thread busy time in headless Chromium.
 
-The page (served by `static_response`, as the feed's port serves it) watches 50 symbols of the
+The page, served by the feed's own port, watches 50 symbols of the
 default universe from a real `tickwire serve` at its default 1 ms cadence, in Debian's chromium
 driven by Playwright. The baseline, measured in the same browser right before, is an empty page
 running the same requestAnimationFrame probe: the frame rate this machine's headless chromium
@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
@@ -65,13 +61,14 @@ def measure(seconds: float) -> list[Row]:
     from . import _procs
 
     symbols = ",".join(Universe.default().symbols[:ROWS])
-    with _procs.server("tickwire") as (_, url), _page_server() as base, sync_playwright() as pw:
+    with _procs.server("tickwire") as (_, url), sync_playwright() as pw:
+        base = url.replace("ws", "http", 1).removesuffix("/v1")
         browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1800})
             page.goto("about:blank")
             idle = _frames(page.evaluate(_PROBE, seconds * 1000))
-            page.goto(f"{base}/?{urlencode({'url': url, 'symbols': symbols})}")
+            page.goto(f"{base}/?{urlencode({'symbols': symbols})}")
             page.wait_for_selector("#status[data-state=live]", timeout=20_000)
             page.wait_for_function(_FEEDING)
             cdp = page.context.new_cdp_session(page)
@@ -120,38 +117,6 @@ def _frames(timestamps: list[float]) -> dict[str, float]:
 
 def _metrics(cdp: Any) -> dict[str, float]:
     return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        from tickwire.feed.web import static_response
-
-        status, headers, body = static_response(
-            self.path, if_none_match=self.headers.get("If-None-Match")
-        )
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def _page_server() -> Iterator[str]:
-    """The page's files on 127.0.0.1, any free port, until the feed's HTTP front serves them."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 if __name__ == "__main__":
