@@ -205,3 +205,32 @@ def test_config_precedence_and_errors_on_the_real_command(tmp_path: Path) -> Non
     assert out.returncode != 0
     assert f"config file {cfg}: key 'drain_s'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def _ask(server: Server, request: bytes) -> bytes:
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(request)
+    answer = b""
+    while chunk := await stream.receive_some():
+        answer += chunk
+    await stream.aclose()
+    return answer
+
+
+async def test_page_head_and_304_on_the_feed_port(server: Server) -> None:
+    with trio.fail_after(20):
+        get_ = await _ask(server, b"GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = get_.split(b"\r\n\r\n", 1)
+        fields = dict(h.partition(b": ")[::2] for h in head.split(b"\r\n")[1:])
+        etag = fields[b"ETag"]
+        length = next(h for h in head.split(b"\r\n") if h.startswith(b"Content-Length"))
+        head_only = await _ask(server, b"HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        cached = await _ask(
+            server, b"GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + etag + b"\r\n\r\n"
+        )
+    assert get_.startswith(b"HTTP/1.1 200") and b"text/javascript" in head
+    assert int(length.split(b": ")[1]) == len(body) > 1000
+    assert head_only.startswith(b"HTTP/1.1 200") and head_only.endswith(b"\r\n\r\n")
+    assert length in head_only and head_only.count(b"Content-Length") == 1
+    assert cached.startswith(b"HTTP/1.1 304") and cached.endswith(b"\r\n\r\n")
