@@ -234,3 +234,36 @@ async def test_page_head_and_304_on_the_feed_port(server: Server) -> None:
     assert head_only.startswith(b"HTTP/1.1 200") and head_only.endswith(b"\r\n\r\n")
     assert length in head_only and head_only.count(b"Content-Length") == 1
     assert cached.startswith(b"HTTP/1.1 304") and cached.endswith(b"\r\n\r\n")
+
+
+async def test_a_second_sigterm_stops_the_drain_at_once() -> None:
+    with serve_process("--drain-s", "60") as (proc, url):
+        closes: list[str] = []
+
+        async def watch() -> None:
+            async with connect(url, reconnect=False) as feed:
+                await feed.subscribe(["SPY"])
+                ready.set()
+                try:
+                    async for _ in feed:
+                        pass
+                except Exception as exc:
+                    closes.append(str(exc))
+
+        ready = trio.Event()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    ready = trio.Event()
+                    nursery.start_soon(watch)
+                    await ready.wait()
+                assert proc.stderr is not None
+                proc.send_signal(signal.SIGTERM)
+                while "draining" not in await trio.to_thread.run_sync(proc.stderr.readline):
+                    pass
+                proc.send_signal(signal.SIGTERM)
+            code = await trio.to_thread.run_sync(proc.wait)
+        err = proc.stderr.read()
+    assert code == 0
+    # The oldest got its 1012 at once; the other two were not due for 20 s: 1001 now.
+    assert err.count("code 1012") == 1 and err.count("code 1001") == 2, err
