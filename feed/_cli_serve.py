@@ -1,12 +1,15 @@
 """`tickwire serve` and `tickwire tail`: parse flags, build a server or a client, run.
 
 Thin by rule: the server is `server.Server`, the client is `client.connect`. Both stop cleanly on
-SIGINT/SIGTERM (the server closes every client with 1001 first) and exit 0 with no traceback.
+SIGINT/SIGTERM and exit 0 with no traceback. The server's SIGINT closes every client with 1001 at
+once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s), and a second SIGTERM
+or a SIGINT during the drain stops at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import signal
@@ -23,6 +26,7 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
+from . import _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
@@ -161,8 +165,31 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MB",
         help="memory cap of that history; the older data goes first (default %(default)g)",
     )
+    ap.add_argument(
+        "--drain-s",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, close the clients with 1012 spread over this long (default "
+        "%(default)s); a second SIGTERM or Ctrl+C stops at once",
+    )
     _add_logging(ap)
-    ap.set_defaults(func=_serve)
+    ap.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text or as JSON objects for log shippers (default %(default)s)",
+    )
+    ap.add_argument(
+        "--log-every",
+        type=_non_negative_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
+        "never (default %(default)s)",
+    )
+    _config.install(ap)  # --config FILE, --print-config, TICKWIRE_* for every flag above
+    ap.set_defaults(func=functools.partial(_serve, parser=ap))
 
 
 def _add_market_arguments(ap: argparse.ArgumentParser) -> None:
@@ -196,8 +223,13 @@ def _universe(args: argparse.Namespace) -> Any:
     return universe_from_args(args)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    _setup_logging(args)
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    sources = _config.resolve(parser, args)  # flags > TICKWIRE_* > --config file > defaults
+    if args.print_config:
+        _config.print_config(parser, args, sources)
+        return 0
+    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
+    _oplog.setup(level, args.log_format)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -246,14 +278,19 @@ def _serve(args: argparse.Namespace) -> int:
             n = len(server.hub)
             auth = " --token TOKEN" if config.tokens else ""
             what = "simulated" if source is None else f"replayed (x{args.speed:g})"
+            page = url.replace("ws", "http", 1).removesuffix(p.PATH) + "/"
             print(
                 f"tickwire serving {n} {what} symbols on {url}"
-                f" (try: tickwire tail AAPL MSFT --url {url}{auth}); Ctrl+C to stop",
+                f" (try: tickwire tail AAPL MSFT --url {url}{auth}; the page: {page}"
+                f"{'?token=TOKEN' if auth else ''}); Ctrl+C to stop",
                 flush=True,
             )
-            await _until_signal()
+            if args.log_every > 0:
+                nursery.start_soon(_log_summaries, server, args.log_every)
+            await _until_stopped(server, args.drain_s)
             log.info("shutting down: closing %d clients with 1001", len(server.connections))
             await server.shutdown()
+            nursery.cancel_scope.cancel()  # the summary task
 
     run_trio(main)
     return 0
@@ -454,6 +491,35 @@ def run_trio(main: Callable[[], Awaitable[None]]) -> None:
         raise _single(group) from None
 
 
+async def _until_stopped(server: Server, drain_s: float) -> None:
+    """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        first = await signals.__anext__()
+        if first != signal.SIGTERM:
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def second_signal() -> None:
+                await signals.__anext__()
+                log.info("second signal: stopping now")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(second_signal)
+            await server.drain(drain_s)
+            nursery.cancel_scope.cancel()
+
+
+async def _log_summaries(server: Server, every_s: float) -> None:
+    """The periodic one-line summary (`--log-every`), from two `statistics()` a period apart."""
+    prev, prev_s = server.statistics(), trio.current_time()
+    while True:
+        await trio.sleep(every_s)
+        cur, now_s = server.statistics(), trio.current_time()
+        line, fields = _oplog.summary(prev, cur, now_s - prev_s)
+        log.info(line, extra=fields)
+        prev, prev_s = cur, now_s
+
+
 async def _until_signal() -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
@@ -473,15 +539,6 @@ def _add_logging(ap: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="log level (default %(default)s)",
     )
-
-
-def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    # The client library's internals (tail) are not the user's debug output.
-    logging.getLogger("trio-websocket").setLevel(logging.WARNING)
 
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:

@@ -103,6 +103,7 @@ class Shell:
     handshake_timeout_s: float = 10.0  # against slowloris
     on_refused: Callable[[], None] = lambda: None
     on_open: Callable[[], None] = lambda: None
+    on_close: Callable[[Connection], None] = lambda conn: None  # after the socket's release
 
 
 class Connection:
@@ -448,6 +449,8 @@ class Connection:
                 core.detach()
             except Exception:  # a bug in leaving the hub is this connection's, not the server's
                 log.exception("client %s: internal error while detaching", self.peer)
+        if core is not None:
+            shell.on_close(self)
         if was_open and core is not None:
             log.info(
                 "client %s disconnected: code %s%s after %.1f s, %d messages (%s, %s)",

@@ -32,6 +32,12 @@ class ServerCounters:
     connections_total: int = 0
     connections_refused: int = 0
     cadence_overruns: int = 0
+    # Of connections that ended (the open ones are added at read time): counted once per
+    # connection in its one way out, never per message.
+    bytes_sent: int = 0
+    ticks_conflated: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # wire error code -> count
+    closes: dict[str, int] = field(default_factory=dict)  # close code -> count
 
 
 def _nothing() -> None:

@@ -154,13 +154,19 @@ class HttpFront:
         policy = self._policy
         if not upgrade:
             route = policy.routes.get(path)
-            if req.method != b"GET" and req.method != b"HEAD" and route is None:
-                return _refuse(405, f"method {req.method.decode()}", "method not allowed\n", False)
+            if req.method != b"GET" and req.method != b"HEAD":
+                return Refuse(
+                    _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n"),
+                    405,
+                    f"method {req.method.decode()}",
+                    False,
+                )
             if route is None:
                 body = policy.not_found.decode()
                 return _refuse(404, f"no page at {path}", body, False)
             resp = route(HttpRequest(req.method.decode(), path, url.query, headers))
-            text = _response(resp.status, list(resp.headers), resp.body)
+            head = req.method == b"HEAD"  # the same headers as GET, no body
+            text = _response(resp.status, list(resp.headers), resp.body, head=head)
             return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
         key = path if path == "/" else path.rstrip("/")
         protocols = policy.ws_routes.get(key)
@@ -243,19 +249,25 @@ def _refuse(status: int, reason: str, body: str, upgrade: bool = True) -> Refuse
     return Refuse(response, status, reason, upgrade)
 
 
-def _response(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+def _response(
+    status: int, headers: list[tuple[str, str]], body: bytes, *, head: bool = False
+) -> bytes:
     """A complete HTTP/1.1 response that closes the connection (built by hand: h11 will not
-    write one once the peer broke the protocol, and these are fixed, valid headers)."""
+    write one once the peer broke the protocol, and these are fixed, valid headers). A HEAD
+    answer keeps GET's Content-Length and drops the body; a 304 has neither."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = ""
     lines = [f"HTTP/1.1 {status} {phrase}"]
-    if not any(k.lower() == "content-type" for k, _ in headers):
+    names = {k.lower() for k, _ in headers}
+    if "content-type" not in names and status != 304:
         lines.append("Content-Type: text/plain; charset=utf-8")
     lines += [f"{k}: {v}" for k, v in headers]
-    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
-    return "\r\n".join(lines).encode("latin-1") + body
+    if "content-length" not in names and status != 304:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += ["Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + (b"" if head or status == 304 else body)
 
 
 def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -> bool:

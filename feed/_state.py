@@ -99,6 +99,7 @@ class ConnectionState:
         "_strikes",
         "_symbols_body",
         "_tokens",
+        "error_codes",
         "errors",
         "limits",
         "mode",
@@ -122,6 +123,7 @@ class ConnectionState:
         self.resumable = False  # it asked for stream positions (binary: the 24-byte header)
         self.requests = 0
         self.errors = 0
+        self.error_codes: dict[str, int] = {}  # wire code -> count, for /metrics
         self._tokens = float(limits.burst)
         self._strikes = 0.0
         self._last_s = now_s
@@ -152,6 +154,7 @@ class ConnectionState:
             return self._handle(p.parse_request(frame))
         except p.RequestError as err:
             self.errors += 1
+            self.error_codes[err.code] = self.error_codes.get(err.code, 0) + 1
             actions: list[Action] = [Reply(p.dumps(p.error_message(err)))]
             if err.counts_as_strike:
                 self._strikes += 1.0

@@ -16,10 +16,13 @@ from typing import NoReturn
 
 from tickwire.simulators.errors import UserError
 
+from ._config import ConfigurableParser
+
 # Modules providing `register(subparsers)`, in the order `tickwire --help` lists them.
 _SUBCOMMANDS = (
     "tickwire.feed._cli_serve",  # serve, tail
     "tickwire.feed._cli_record",  # record
+    "tickwire.feed._cli_ops",  # symbols, stats
     "tickwire.dashboard.cli",  # demo, dashboard
     "tickwire.simulators.cli",  # simulate
     "tickwire.feed.bench",  # bench
@@ -37,7 +40,7 @@ quick start:
 """
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ConfigurableParser):
     """Flag errors in one line with a pointer to --help, instead of the whole usage."""
 
     def error(self, message: str) -> NoReturn:

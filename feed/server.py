@@ -5,7 +5,8 @@ cadence, publishes into the hub and delivers to the subscribers it woke, skippin
 than queueing when it falls behind) and one accept loop per listening socket. Each accepted
 socket is a `Connection` (its own task): the HTTP front decides (404, 403, 401, 429), the
 WebSocket core speaks `/v1`, the connection cap closes with 1013. A failure inside one connection
-is logged once and closes that connection with 1011, never the server.
+is logged once and closes that connection with 1011, never the server. The same port answers
+the page, `/metrics`, `/livez` and `/readyz` (`_routes.py`); `drain()` is the graceful SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -24,16 +25,19 @@ import trio
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay
+from tickwire.simulators.ticks import TickBatch
 
-from . import _http, venues
+from . import _drain, _http, venues
 from . import _state as st
 from . import protocol as p
 from ._connection import Connection, Registry, Shell
 from ._core import FeedContext, FeedCore, ServerCounters
+from ._routes import http_routes
 from ._transport import configure, open_listeners
 from ._venue_core import VenueContext, VenueCore
 from ._wscore import WebSocketCore
 from .hub import Hub
+from .metrics import Metrics, Response, readyz
 
 log = logging.getLogger("tickwire.server")
 
@@ -165,6 +169,12 @@ class Server:
         self.url = ""
         self._cancel: trio.CancelScope | None = None
         self._shell: Shell | None = None
+        self.metrics = Metrics(self.statistics, version=_version())
+        self._last_publish_s: float | None = None
+        self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
+        self._drain: _drain.Drain[Connection] | None = None
+        self._drain_changed = trio.Event()
+        self._listeners: list[socket.socket] = []
 
     @property
     def connections(self) -> set[Connection]:
@@ -181,8 +191,8 @@ class Server:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
         ssl_context = cfg.ssl_context()
-        policy = cfg.policy()
-        listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
+        policy = replace(cfg.policy(), routes=http_routes(self.metrics, self._readiness))
+        listeners = self._listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
             with trio.CancelScope() as self._cancel:
                 async with trio.open_nursery() as nursery:
@@ -195,20 +205,18 @@ class Server:
                         ssl_context=ssl_context,
                         on_refused=self._count_refused,
                         on_open=self._count_open,
+                        on_close=self._count_close,
                     )
                     self._shell = shell
                     await nursery.start(self.run_market)
-                    for lsock in listeners:
-                        nursery.start_soon(self._accept, lsock, shell)
+                    nursery.start_soon(self._accept_all, listeners, shell)
                     scheme = "wss" if ssl_context else "ws"
                     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
                     port = listeners[0].getsockname()[1]
                     self.url = f"{scheme}://{host}:{port}{p.PATH}"
                     task_status.started(self.url)
         finally:
-            for lsock in listeners:
-                trio.lowlevel.notify_closing(lsock)
-                lsock.close()
+            self._close_listeners()
 
     async def handle_socket(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         """Serve one connected socket as if accepted (tests: a socketpair with tiny buffers
@@ -242,10 +250,26 @@ class Server:
     def _count_open(self) -> None:
         self.counters.connections_total += 1
 
+    async def _accept_all(self, listeners: list[socket.socket], shell: Shell) -> None:
+        """One accept loop per listening socket, until a drain closes the listeners."""
+        try:
+            with self._accepting:
+                async with trio.open_nursery() as nursery:
+                    for lsock in listeners:
+                        nursery.start_soon(self._accept, lsock, shell)
+        finally:
+            self._close_listeners()
+
+    def _close_listeners(self) -> None:
+        for lsock in self._listeners:
+            if lsock.fileno() != -1:
+                trio.lowlevel.notify_closing(lsock)  # its accept loop returns
+                lsock.close()
+
     async def _accept(self, lsock: socket.socket, shell: Shell) -> None:
         """Accept for ever; running out of descriptors is logged, waited out, never fatal."""
         registry = self.registry
-        while True:
+        while lsock.fileno() != -1:  # until a drain closes it
             if registry.held >= registry.max_connections + _HEADROOM:
                 registry.freed = trio.Event()
                 await registry.freed.wait()
@@ -253,7 +277,10 @@ class Server:
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
-                await trio.lowlevel.wait_readable(lsock)
+                try:
+                    await trio.lowlevel.wait_readable(lsock)
+                except trio.ClosedResourceError:
+                    return
                 continue
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -296,8 +323,13 @@ class Server:
         next_s = trio.current_time()
         task_status.started()
         while True:
-            self._step()
+            t = time.perf_counter()
+            batch = self._step()
+            step_s = time.perf_counter() - t
+            sending = bool(self._woken)
             await self._deliver()
+            if batch is not None:
+                self._observe(batch, step_s, sending)
             if self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state. The history
@@ -316,12 +348,12 @@ class Server:
                 next_s = now
             await trio.sleep_until(next_s)
 
-    def _step(self) -> None:
+    def _step(self) -> TickBatch | None:
         """Step the market (or a replay) to now and publish: `/v1`'s hub, then each venue with
         connections. A replay at speed 0 goes as fast as the clients read: it steps only once
-        every subscriber has taken all there is."""
+        every subscriber has taken all there is (None: not stepped)."""
         if self._paced and not self.hub.caught_up():
-            return
+            return None
         now = trio.current_time()
         now_ns = self.ctx.now_ns(now)
         batch = self.market.step(now_ns)
@@ -330,6 +362,14 @@ class Server:
         fanout = self.venue_ctx.fanout
         if len(fanout):
             fanout.publish(batch, now_ns, now)
+        self._last_publish_s = now
+        return batch
+
+    def _observe(self, batch: TickBatch, step_s: float, sent: bool) -> None:
+        """Once per step, two histogram observations: the step's time and, if it was sent to
+        anyone, the newest tick's age at the end of the fan-out (batches are in event order)."""
+        latency_s = (self.now_ns() - int(batch["ts"][-1])) / 1e9 if sent and len(batch) else None
+        self.metrics.observe_step(step_s, latency_s)
 
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
@@ -357,6 +397,14 @@ class Server:
 
     def statistics(self) -> dict[str, Any]:
         c = self.counters
+        bytes_sent, conflated, errors = c.bytes_sent, c.ticks_conflated, dict(c.errors)
+        for conn in self.registry.open:  # the open ones' own counters; the ended ones are in c
+            core = conn.core
+            if isinstance(core, FeedCore):
+                bytes_sent += core.bytes_sent
+                conflated += core.sub.ticks_conflated
+                for code, n in core.requests.error_codes.items():
+                    errors[code] = errors.get(code, 0) + n
         return {
             "clients": len(self.registry.open),
             "connections_total": c.connections_total,
@@ -366,8 +414,60 @@ class Server:
             "cadence_overruns": c.cadence_overruns,
             "messages_sent": c.messages_sent,
             "ticks_sent": c.ticks_sent,
+            "bytes_sent": bytes_sent,
+            "ticks_conflated": conflated,
+            "errors": errors,
+            "closes": dict(c.closes),
             **self.hub.statistics(),
         }
+
+    # ------------------------------------------------------------------ operating
+
+    def _count_close(self, conn: Connection) -> None:
+        """A connection's one way out: fold its counters into the server's totals."""
+        core, c = conn.core, self.counters
+        if core is None:
+            return
+        code = str(core.close_code if core.close_code is not None else 1006)
+        c.closes[code] = c.closes.get(code, 0) + 1
+        if isinstance(core, FeedCore):
+            c.bytes_sent += core.bytes_sent
+            c.ticks_conflated += core.sub.ticks_conflated
+            for err, n in core.requests.error_codes.items():
+                c.errors[err] = c.errors.get(err, 0) + n
+        if self._drain is not None:
+            self._drain.gone(conn)
+            self._drain_changed.set()
+
+    def _readiness(self) -> Response:
+        return readyz(
+            listening=bool(self.url) and not self._accepting.cancel_called,
+            draining=self._drain is not None,
+            last_publish_s=self._last_publish_s,
+            now_s=trio.current_time(),
+            cadence_ms=self.config.cadence_ms,
+        )
+
+    async def drain(self, drain_s: float) -> None:
+        """Graceful stop (SIGTERM): `/readyz` 503 and the listeners closed at once, then every
+        client closed with 1012, oldest first, spread evenly over `drain_s` (`_drain.py`).
+        Returns when all are gone or `drain_s` plus a grace has passed; cancel it to cut it
+        short, then `shutdown()` closes the rest with 1001."""
+        drain = self._drain = _drain.Drain[Connection](drain_s)
+        self._accepting.cancel()
+        self._close_listeners()  # now: a client that connects from here on is refused
+        clients = sorted(self.registry.open, key=lambda conn: conn.opened_s)
+        log.info("draining: closing %d clients with 1012 over %g s", len(clients), drain_s)
+        drain.signal(trio.current_time(), clients)
+        while True:
+            for conn in drain.due(trio.current_time()):
+                conn.close(_drain.CLOSE_CODE, _drain.CLOSE_REASON)
+            deadline = drain.next_deadline()
+            if deadline is None:
+                return
+            self._drain_changed = trio.Event()
+            with trio.move_on_at(deadline):
+                await self._drain_changed.wait()
 
 
 async def serve(

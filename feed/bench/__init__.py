@@ -4,9 +4,10 @@ The machine may be shared and noisy, so an absolute number means little: each ro
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), exchange
 dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
-idle CPU (issue 9), dashboard, physical limit; every-update delivery, history and replay (issue
-10, in the hub). One module per row family; servers and clients are separate processes
-(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
+idle CPU (issue 9), dashboard, web page (headless chromium), physical limit; every-update
+delivery, history and replay (issue 10, in the hub). One module per row family; servers and
+clients are separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
+`dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 14
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 15
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -81,6 +82,7 @@ def _measure(
         history,
         idle,
         memory,
+        page,
         physical,
         venues,
     )
@@ -119,6 +121,8 @@ def _measure(
     step("idle CPU", lambda: idle.idle_rows(quick, advance))
     advance("dashboard")
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
+    advance("web page")
+    step("web page", lambda: page.page_rows(quick))
     advance("physical limit")
     step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
     advance("done")

@@ -1,0 +1,227 @@
+"""Config file and TICKWIRE_* variables under the flags: precedence, errors, --print-config."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from _support import tickwire_cmd
+
+from tickwire.feed import _config as config
+from tickwire.simulators.errors import UserError
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be from 0 to 65535, got {value}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = config.ConfigurableParser(prog="tickwire serve")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=_port, default=8765)
+    ap.add_argument("--cadence", type=float, default=1.0, metavar="MS")
+    ap.add_argument("--token", action="append", default=[])
+    ap.add_argument("--certfile")
+    ap.add_argument("--max-connections", type=int, default=1000)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--no-color", dest="color", action="store_false")
+    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--symbols", type=int)
+    which.add_argument("--universe")
+    config.install(ap)
+    return ap
+
+
+def resolve(
+    argv: list[str], env: dict[str, str] | None = None
+) -> tuple[argparse.Namespace, dict[str, str]]:
+    ap = make_parser()
+    args = ap.parse_args(argv)
+    sources = config.resolve(ap, args, env or {})
+    return args, sources
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "tickwire.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_untouched_without_file_or_env() -> None:
+    args, sources = resolve([])
+    assert (args.host, args.port, args.cadence, args.token) == ("127.0.0.1", 8765, 1.0, [])
+    assert args.verbose is False and args.color is True and args.certfile is None
+    assert set(sources.values()) == {"default"}
+
+
+def test_precedence_flags_over_env_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'port = 1111\nhost = "0.0.0.0"\ncadence = 5\nmax-connections = 7\n')
+    env = {"TICKWIRE_PORT": "2222", "TICKWIRE_CADENCE": "2.5"}
+    args, sources = resolve(["--config", path, "--port", "3333"], env)
+    assert args.port == 3333 and sources["port"] == "flag"
+    assert args.cadence == 2.5 and sources["cadence"] == "env TICKWIRE_CADENCE"
+    assert args.host == "0.0.0.0" and sources["host"] == f"file {path}"
+    assert args.max_connections == 7
+    args, _ = resolve(["--config", path], env)
+    assert args.port == 2222
+
+
+def test_a_flag_equal_to_its_default_still_wins(tmp_path: Path) -> None:
+    args, sources = resolve(["--port", "8765"], {"TICKWIRE_PORT": "9000"})
+    assert args.port == 8765 and sources["port"] == "flag"
+
+
+def test_config_path_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 4444\n")
+    args, _ = resolve([], {"TICKWIRE_CONFIG": path})
+    assert args.port == 4444
+
+
+def test_file_keys_accept_dashes_or_underscores(tmp_path: Path) -> None:
+    args, _ = resolve(["--config", write(tmp_path, "max_connections = 3\nlog-level = 'debug'\n")])
+    assert args.max_connections == 3 and args.log_level == "debug"
+
+
+def test_booleans_from_file_and_env(tmp_path: Path) -> None:
+    args, _ = resolve(["--config", write(tmp_path, "verbose = true\nno-color = true\n")])
+    assert args.verbose is True and args.color is False
+    args, _ = resolve([], {"TICKWIRE_VERBOSE": "yes", "TICKWIRE_NO_COLOR": "0"})
+    assert args.verbose is True and args.color is True
+
+
+def test_append_options(tmp_path: Path) -> None:
+    args, _ = resolve(["--config", write(tmp_path, 'token = ["a", "b"]\n')])
+    assert args.token == ["a", "b"]
+    args, _ = resolve([], {"TICKWIRE_TOKEN": "x, y"})
+    assert args.token == ["x", "y"]
+    args, _ = resolve(["--token", "z"], {"TICKWIRE_TOKEN": "x"})
+    assert args.token == ["z"]
+
+
+def test_exclusive_options_across_layers(tmp_path: Path) -> None:
+    path = write(tmp_path, "symbols = 500\n")
+    args, _ = resolve(["--config", path, "--universe", "u.csv"])
+    assert args.universe == "u.csv" and args.symbols is None  # the flag's choice wins
+    args, _ = resolve(["--config", path], {"TICKWIRE_UNIVERSE": "u.csv"})
+    assert args.universe == "u.csv" and args.symbols is None
+    with pytest.raises(UserError, match="cannot be used together"):
+        resolve(["--config", write(tmp_path, "symbols = 5\nuniverse = 'u.csv'\n")])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot = 1\n", r"tickwire.toml: unknown key 'prot' \(did you mean 'port'\?\)"),
+        ("port = 70000\n", r"tickwire.toml: key 'port': port must be from 0 to 65535, got 70000"),
+        ("port = 'abc'\n", r"tickwire.toml: key 'port': invalid literal"),
+        ("log-level = 'loud'\n", r"key 'log-level': must be one of debug, info, warning"),
+        ("verbose = 'yes'\n", r"key 'verbose': must be true or false, got 'yes'"),
+        ("host = {a = 1}\n", r"key 'host': expected a string or a number, got dict"),
+        ("port = \n", r"tickwire.toml: not valid TOML"),
+    ],
+)
+def test_file_errors_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message) as info:
+        resolve(["--config", write(tmp_path, text)])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TICKWIRE_PORT": "-1"}, "environment variable TICKWIRE_PORT: port must be from 0"),
+        ({"TICKWIRE_VERBOSE": "maybe"}, "TICKWIRE_VERBOSE: must be 1/true/yes/on or 0/false"),
+        ({"TICKWIRE_LOG_LEVEL": "x"}, "TICKWIRE_LOG_LEVEL: must be one of debug, info"),
+    ],
+)
+def test_env_errors_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        resolve([], env)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(UserError, match=r"config file /nonexistent\.toml: No such file"):
+        resolve(["--config", "/nonexistent.toml"])
+
+
+def test_help_still_shows_the_defaults() -> None:
+    ap = config.ConfigurableParser()
+    ap.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
+    config.install(ap)
+    assert "port (default 8765)" in ap.format_help()
+
+
+def test_print_config_redacts_tokens_and_round_trips(tmp_path: Path) -> None:
+    args, sources = resolve(["--token", "s3cret", "--port", "9000"], {"TICKWIRE_HOST": "::1"})
+    out = io.StringIO()
+    config.print_config(make_parser(), args, sources, out)
+    text = out.getvalue()
+    assert "s3cret" not in text
+    assert 'token = ["<redacted>"]  # flag' in text
+    assert 'host = "::1"  # env TICKWIRE_HOST' in text
+    assert "port = 9000  # flag" in text
+    assert "# certfile =  (unset)  # default" in text
+    # What it prints (minus the redacted token) is a config file that gives the same settings.
+    again, _ = resolve(
+        [
+            "--config",
+            write(tmp_path, "\n".join(ln for ln in text.splitlines() if "token" not in ln)),
+        ]
+    )
+    assert (again.host, again.port, again.cadence) == ("::1", 9000, 1.0)
+    assert again.color is True and "no-color = false  # default" in text
+
+
+# --------------------------------------------------------------------------- the real command
+
+
+def run_tickwire(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TICKWIRE_")}
+    return subprocess.run(
+        tickwire_cmd(*args), env=clean | (env or {}), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_serve_print_config(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 1111\nheartbeat-ms = 250\ntoken = ['from-file']\n")
+    out = run_tickwire(
+        "serve",
+        "--print-config",
+        "--config",
+        path,
+        "--port",
+        "3333",
+        env={"TICKWIRE_STALL_MS": "5000"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "port = 3333  # flag" in out.stdout
+    assert "heartbeat-ms = 250  # file" in out.stdout
+    assert "stall-ms = 5000  # env TICKWIRE_STALL_MS" in out.stdout
+    assert "from-file" not in out.stdout and 'token = ["<redacted>"]' in out.stdout
+
+
+def test_serve_bad_config_is_one_line(tmp_path: Path) -> None:
+    out = run_tickwire("serve", "--config", write(tmp_path, "heartbeat-ms = -5\n"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"tickwire: error: config file {tmp_path / 'tickwire.toml'}: key 'heartbeat-ms': "
+        "value must be >= 0, got -5"
+    ]
+
+
+def test_readme_config_example_is_accepted(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```toml\n# tickwire.toml\n(.*?)```", readme, re.S)
+    assert example, "the README's tickwire.toml example"
+    out = run_tickwire("serve", "--print-config", "--config", write(tmp_path, example.group(1)))
+    assert out.returncode == 0, out.stderr
+    assert "symbols = 500  # file" in out.stdout
