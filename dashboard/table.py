@@ -20,7 +20,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -178,6 +178,7 @@ class WatchTable(ScrollView, can_focus=True):
         self._names: dict[int, tuple[str, str]] = {}  # symbol and name never change
         self._names_of: MarketState | None = None  # the state `_names` and `_sparks` are for
         self._sparks = SparkCache()
+        self._update: tuple[int, int, float, int] | None = None  # set during render_lines
         self.lines_rendered = 0
 
     # ------------------------------------------------------------------ data in
@@ -347,18 +348,37 @@ class WatchTable(ScrollView, can_focus=True):
             style = self._styles[""] = self.rich_style
         return style
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """One screen update: width, scroll position and clocks are read once for all lines."""
+        self._update = (
+            self.size.width,
+            int(self.scroll_offset.y),
+            self.clock.monotonic(),
+            self.clock.wall_ns(),
+        )
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._update = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        update = self._update
+        if update is None:  # called on its own, not from render_lines
+            update = (
+                self.size.width,
+                int(self.scroll_offset.y),
+                self.clock.monotonic(),
+                self.clock.wall_ns(),
+            )
+        width, top, now_s, wall_ns = update
         base = self._base()
         if y == 0:
             return self._render_header(width, base)
-        row = int(self.scroll_offset.y) + y - 1
+        row = top + y - 1
         if self.state is None or not 0 <= row < len(self.rows):
             return Strip.blank(width, base)
         sid = self.rows[row]
-        now_s = self.clock.monotonic()
-        tick = self.state.tick[sid]
-        age = fmt.age(self.clock.wall_ns() - int(tick["ts"])) if self.state.have[sid] else ""
+        age = fmt.age(wall_ns - int(self.state.tick[sid]["ts"])) if self.state.have[sid] else ""
         flash = self.state.flashing(sid, now_s)
         key = (width, row == self.cursor, flash, age)
         cached = self._cache.get(sid)
