@@ -20,13 +20,14 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from . import fmt
 from .clock import Clock
+from .sparkcache import SparkCache
 from .state import MarketState
 
 
@@ -56,6 +57,16 @@ COLUMNS: tuple[Column, ...] = (
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 TITLES = {c.key: c.title for c in COLUMNS}
 _NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
+
+
+def _blank_as(style: Style, row: Style) -> bool:
+    """True if a space drawn in `style` looks exactly like one drawn in `row`."""
+    return (
+        style.bgcolor == row.bgcolor
+        and bool(style.reverse) == bool(row.reverse)
+        and not any((style.underline, style.underline2, style.overline, style.strike, style.link))
+        and not any((row.underline, row.underline2, row.overline, row.strike, row.link))
+    )
 
 
 def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[Any]:
@@ -173,6 +184,12 @@ class WatchTable(ScrollView, can_focus=True):
         self._header: tuple[tuple[object, ...], Strip] | None = None
         self._layout: tuple[int, list[tuple[Column, int, int]]] | None = None
         self._styles: dict[str, Style] = {}
+        self._combo_styles: dict[bool, dict[str | None, Style]] = {}
+        self._blank_like: set[int] = set()  # ids of styles in which a space looks as in the row's
+        self._names: dict[int, tuple[str, str]] = {}  # symbol and name never change
+        self._names_of: MarketState | None = None  # the state `_names` and `_sparks` are for
+        self._sparks = SparkCache()
+        self._update: tuple[int, int, float, int] | None = None  # set during render_lines
         self.lines_rendered = 0
 
     # ------------------------------------------------------------------ data in
@@ -194,6 +211,8 @@ class WatchTable(ScrollView, can_focus=True):
             self.cursor = self._row_of.get(self.state.index[keep], self.cursor)
         self.cursor = max(0, min(self.cursor, len(self.rows) - 1))
         self._cache.clear()
+        self._sparks.clear()  # a re-added symbol starts with an empty sparkline
+        self._names.clear()
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)
         self._scroll_cursor_visible()
         self.refresh()
@@ -218,6 +237,7 @@ class WatchTable(ScrollView, can_focus=True):
 
     def refresh_all(self) -> None:
         self._cache.clear()
+        self._sparks.clear()
         self._header = None
         self.refresh()
 
@@ -281,6 +301,8 @@ class WatchTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = {}
+        self._combo_styles = {}
+        self._blank_like = set()
         self._cache.clear()
         self._header = None
 
@@ -321,14 +343,17 @@ class WatchTable(ScrollView, can_focus=True):
         self._layout = (width, out)
         return out
 
-    def _combo(self, is_cursor: bool, name: str | None) -> Style:
-        """Row style (cursor or not) plus a component style, combined once per theme."""
-        key = f"{is_cursor}:{name}"
-        style = self._styles.get(key)
-        if style is None:
+    def _combos(self, is_cursor: bool) -> dict[str | None, Style]:
+        """Row style (cursor or not) plus each component style, combined once per theme."""
+        table = self._combo_styles.get(is_cursor)
+        if table is None:
             row = self._base() + self._style("watch-table--cursor") if is_cursor else self._base()
-            style = self._styles[key] = row + self._style(name) if name else row
-        return style
+            table = {None: row}
+            for name in self.COMPONENT_CLASSES:
+                table[name] = row + self._style(name)
+            self._combo_styles[is_cursor] = table
+            self._blank_like.update(id(st) for st in table.values() if _blank_as(st, row))
+        return table
 
     def _base(self) -> Style:
         style = self._styles.get("")
@@ -336,18 +361,37 @@ class WatchTable(ScrollView, can_focus=True):
             style = self._styles[""] = self.rich_style
         return style
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """One screen update: width, scroll position and clocks are read once for all lines."""
+        self._update = (
+            self.size.width,
+            int(self.scroll_offset.y),
+            self.clock.monotonic(),
+            self.clock.wall_ns(),
+        )
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._update = None
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        update = self._update
+        if update is None:  # called on its own, not from render_lines
+            update = (
+                self.size.width,
+                int(self.scroll_offset.y),
+                self.clock.monotonic(),
+                self.clock.wall_ns(),
+            )
+        width, top, now_s, wall_ns = update
         base = self._base()
         if y == 0:
             return self._render_header(width, base)
-        row = int(self.scroll_offset.y) + y - 1
+        row = top + y - 1
         if self.state is None or not 0 <= row < len(self.rows):
             return Strip.blank(width, base)
         sid = self.rows[row]
-        now_s = self.clock.monotonic()
-        tick = self.state.tick[sid]
-        age = fmt.age(self.clock.wall_ns() - int(tick["ts"])) if self.state.have[sid] else ""
+        age = fmt.age(wall_ns - int(self.state.tick[sid]["ts"])) if self.state.have[sid] else ""
         flash = self.state.flashing(sid, now_s)
         key = (width, row == self.cursor, flash, age)
         cached = self._cache.get(sid)
@@ -386,9 +430,9 @@ class WatchTable(ScrollView, can_focus=True):
     ) -> Strip:
         state = self.state
         assert state is not None
-        combo = self._combo
-        row_style = combo(is_cursor, None)
-        muted = "watch-table--muted"
+        styles = self._combos(is_cursor)
+        row_style = styles[None]
+        muted = styles["watch-table--muted"]
         have = bool(state.have[sid])
         # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
         _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[
@@ -396,66 +440,84 @@ class WatchTable(ScrollView, can_focus=True):
         ].item()
         ref = float(state.ref_price[sid])
         dec = int(state.decimals[sid])
-        cells: dict[str, tuple[str, str | None]] = {
-            "symbol": (str(state.symbols[sid]), "watch-table--symbol"),
-            "name": (str(state.names[sid]), muted),
+        if state is not self._names_of:  # a new universe: ids mean other symbols
+            self._names_of = state
+            self._names.clear()
+            self._sparks.clear()
+        names = self._names.get(sid)
+        if names is None:
+            names = self._names[sid] = (str(state.symbols[sid]), str(state.names[sid]))
+        cells: dict[str, tuple[str, Style]] = {
+            "symbol": (names[0], styles["watch-table--symbol"]),
+            "name": (names[1], muted),
         }
-        up_down: str | None = None
         if have:
             chg = last - ref if ref else math.nan
-            up_down = "watch-table--up" if chg > 0 else "watch-table--down" if chg < 0 else muted
+            up_down = (
+                styles["watch-table--up"]
+                if chg > 0
+                else styles["watch-table--down"]
+                if chg < 0
+                else muted
+            )
             last_style = (
-                "watch-table--flash-up"
+                styles["watch-table--flash-up"]
                 if flash > 0
-                else "watch-table--flash-down"
+                else styles["watch-table--flash-down"]
                 if flash < 0
                 else up_down
             )
+            plain = styles[None]
             cells.update(
                 last=(fmt.price(last, dec), last_style),
                 chg=(fmt.signed(chg, dec), up_down),
                 chg_pct=(fmt.pct(chg / ref * 100 if ref else math.nan), up_down),
-                bid=(fmt.price(bid, dec), None),
-                ask=(fmt.price(ask, dec), None),
+                bid=(fmt.price(bid, dec), plain),
+                ask=(fmt.price(ask, dec), plain),
                 spread=(f"{ask - bid:.{dec}f}", muted),
-                size=(fmt.compact(last_size), None),
-                volume=(fmt.compact(volume), None),
+                size=(fmt.compact(last_size), plain),
+                volume=(fmt.compact(volume), plain),
                 rate=(fmt.rate(float(state.rate[sid])), muted),
                 age=(age, muted),
             )
         else:
             cells["last"] = ("waiting", muted)
-        # Runs of one style become one segment (~10 a row instead of ~27): every later stage
-        # (filters, crop, escape-sequence encoding) pays per segment.
+        # Runs of one style become one segment, and the spaces between columns join the cell
+        # before them when a space looks the same in its style (same background, no underline):
+        # ~10 segments a row instead of ~27, and every later stage (filters, divide, escape
+        # sequences) pays per segment.
+        blank_like = self._blank_like
         texts: list[str] = []
-        styles: list[Style] = []
-
-        def put(text: str, style: Style) -> None:
-            if styles and styles[-1] is style:
-                texts[-1] += text
-            else:
-                texts.append(text)
-                styles.append(style)
-
+        seg_styles: list[Style] = []
+        blank = ("", row_style)
         x = 0
         for col, start, w in self._columns(width):
             if start > x:
-                put(" " * (start - x), row_style)
+                gap = " " * (start - x)
+                if seg_styles and id(seg_styles[-1]) in blank_like:
+                    texts[-1] += gap
+                else:
+                    texts.append(gap)
+                    seg_styles.append(row_style)
             if col.key == "trend":
                 if have:
-                    values = state.sparkline_values(sid, w)
-                    known = values[np.isfinite(values)]
-                    rising = known.size == 0 or known[-1] >= known[0]
-                    trend = "watch-table--up" if rising else "watch-table--down"
-                    put(fmt.sparkline(values, w), combo(is_cursor, trend))
+                    text, rising = self._sparks.get(state, sid, w)
+                    style = styles["watch-table--up" if rising else "watch-table--down"]
                 else:
-                    put(" " * w, row_style)
+                    text, style = " " * w, row_style
             else:
-                text, name = cells.get(col.key, ("", None))
+                text, style = cells.get(col.key, blank)
                 text = text[:w].rjust(w) if col.right else text[:w].ljust(w)
-                put(text, combo(is_cursor, name))
+            if seg_styles and seg_styles[-1] is style:
+                texts[-1] += text
+            else:
+                texts.append(text)
+                seg_styles.append(style)
             x = start + w
         if x < width:
-            put(" " * (width - x), row_style)
-        segments = [Segment(t, st) for t, st in zip(texts, styles, strict=True)]
-        return Strip(segments, width)
+            if seg_styles and id(seg_styles[-1]) in blank_like:
+                texts[-1] += " " * (width - x)
+            else:
+                texts.append(" " * (width - x))
+                seg_styles.append(row_style)
+        return Strip(list(map(Segment, texts, seg_styles)), width)

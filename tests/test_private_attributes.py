@@ -14,8 +14,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("feed", "dashboard", "simulators")
 OURS = ("tickwire",)  # absolute imports of our own package may name our private modules
@@ -143,11 +141,6 @@ def test_the_rule_catches_what_it_must() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="issue 9: feed/_wsfast.py and _connection.py use trio-websocket's privates; "
-    "dashboard/bench.py uses Textual's (_compositor_refresh, _display)",
-    strict=False,
-)
 def test_no_private_attribute_of_another_package() -> None:
     found = violations(_trees())
     assert not found, f"{len(found)} private names of other packages used:\n" + "\n".join(found)

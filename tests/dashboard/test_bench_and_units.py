@@ -10,7 +10,8 @@ import numpy as np
 from tickwire.dashboard import config as cfg
 from tickwire.dashboard import fmt
 from tickwire.dashboard.bench import measure
-from tickwire.dashboard.state import MarketState
+from tickwire.dashboard.sparkcache import SparkCache
+from tickwire.dashboard.state import SPARK_SLOTS, MarketState
 from tickwire.simulators import Universe
 from tickwire.simulators.ticks import TICK_DTYPE
 
@@ -28,6 +29,29 @@ def test_format_helpers() -> None:
     assert fmt.age(850_000) == "850us" and fmt.age(12_000_000) == "12ms"
     assert fmt.age(3_400_000_000) == "3.4s"
     assert fmt.sparkline(np.array([1.0, 2.0, math.nan, 3.0]), 5) == " ▁▅ █"
+
+
+def test_spark_cache_draws_exactly_what_fmt_sparkline_draws() -> None:
+    """The incremental sparkline against the plain one over ticks, gaps, ties and rolls."""
+    state = MarketState(Universe.default().reference()[:3], now_s=0.0)
+    rng = np.random.default_rng(7)
+    cache = SparkCache()
+    for _ in range(3000):
+        sid = int(rng.integers(3))
+        r = rng.random()
+        if r < 0.05:  # the bucket rolls: the newest value carries over
+            current = state.spark[:, state.spark_head].copy()
+            state.spark_head = (state.spark_head + 1) % SPARK_SLOTS
+            state.spark[:, state.spark_head] = current
+        elif r < 0.07:
+            state.spark[sid, state.spark_head] = math.nan
+        else:
+            state.spark[sid, state.spark_head] = 100.0 if r > 0.9 else round(rng.normal(100, 2), 2)
+        for width in (16, 40, 2, 1):
+            values = state.sparkline_values(sid, width)
+            known = values[np.isfinite(values)]
+            rising = known.size == 0 or bool(known[-1] >= known[0])
+            assert cache.get(state, sid, width) == (fmt.sparkline(values, width), rising)
 
 
 def test_state_apply_flashes_jumps_and_history() -> None:
