@@ -306,7 +306,9 @@ class Server:
     async def shutdown(
         self, code: int = p.CloseCode.GOING_AWAY, reason: str = "server shutting down"
     ) -> None:
-        """Close every client with `code` (1001 by default), all at once, then stop serving."""
+        """Close every client with `code` (1001 by default), all at once, then stop serving.
+        The listening sockets are closed when it returns: the port can be bound again."""
+        self._close_listeners()  # no new client while the others close
         for conn in list(self.registry.open):
             conn.close(code, reason)
         with trio.move_on_after(self.ctx.close_timeout_s + 0.5):

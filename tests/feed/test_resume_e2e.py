@@ -147,10 +147,6 @@ async def test_past_the_history_window_a_snapshot_comes_and_the_gap_counts_the_l
     assert seqs.jumps > 0 and seqs.repeats == 0
 
 
-@pytest.mark.skip(
-    reason="needs ux's client change: a Gap with lost=None when welcome.epoch changes"
-    " (merged separately); the server side (epoch in welcome, resume refused) is tested here"
-)
 async def test_a_server_restart_is_a_gap_with_unknown_loss(nursery):
     first = await _server(nursery)
     port = int(first.url.rsplit(":", 1)[1].split("/")[0])
