@@ -14,12 +14,13 @@ from typing import TextIO
 
 import trio
 
+from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
 
 from ._cli_serve import _cancel_on_signal, _duration_s, _positive_int, run_trio
 from ._events import Batch, Gap, Status, TickwireError
 from .client import DEFAULT_URL, connect
-from .record import Recorder, check_out, parse_rotate, universe_from_reference
+from .record import Recorder, check_out, parse_rotate
 
 _PROGRESS_S = 0.5  # how often the progress line is redrawn (every 5 s when not a terminal)
 
@@ -75,7 +76,7 @@ def _record(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
             async with connect(args.url, token=args.token, encoding="binary") as feed:
-                universe = universe_from_reference(await feed.symbols())
+                universe = Universe.from_reference(await feed.symbols())
                 t0 = trio.current_time()
                 rec = Recorder(out, universe, rotate=args.rotate, now_s=t0)
                 box.append(rec)

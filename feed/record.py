@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tickwire.simulators.cli import _open_writer
+from tickwire.simulators.cli import open_writer
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
@@ -52,26 +52,6 @@ def parse_rotate(text: str) -> Rotate:
 def check_out(path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"--out must end in .parquet, .npy or .csv, got {str(path)!r}")
-
-
-def universe_from_reference(refs: list[dict[str, Any]]) -> Universe:
-    """The universe a server describes in its `symbols` reply (ordered by symbol id)."""
-    rows = sorted(refs, key=lambda r: int(r["id"]))
-    return Universe.from_rows(
-        [
-            (
-                r["symbol"],
-                r.get("name") or r["symbol"],
-                r.get("sector") or "Other",
-                float(r.get("price", 0.0)),
-                float(r.get("tick_size", 0.01)),
-                int(r.get("lot_size", 100)),
-                float(r.get("activity", 1.0)),
-                r.get("kind") or "stock",
-            )
-            for r in rows
-        ]
-    )
 
 
 class Recorder:
@@ -115,7 +95,7 @@ class Recorder:
         if self.rotate is not None:
             self._part += 1
             path = self.out.with_name(f"{self.out.stem}-{self._part:04d}{self.out.suffix}")
-        self._writer = _open_writer(path, self.universe)
+        self._writer = open_writer(path, self.universe)
         self._part_path = path
         self._part_start_s = now_s
         self.paths.extend(p for p in self._writer.paths if p not in self.paths)

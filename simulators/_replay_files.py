@@ -110,7 +110,7 @@ def _read_parquet(path: Path) -> Own:
     universe = None
     meta = table.schema.metadata or {}
     if b"tickwire.universe" in meta:
-        universe = _universe_from_reference(json.loads(meta[b"tickwire.universe"]))
+        universe = Universe.from_reference(json.loads(meta[b"tickwire.universe"]))
     if hasattr(sym, "indices"):
         names = [str(s) for s in sym.dictionary.to_pylist()]
         records["sym"] = sym.indices.to_numpy(zero_copy_only=False)
@@ -277,25 +277,6 @@ def _timestamps(path: Path, values: list[str]) -> NDArray[np.int64]:
                     f" since the epoch, got {v!r}"
                 ) from None
         raise
-
-
-def _universe_from_reference(refs: list[dict[str, Any]]) -> Universe:
-    rows = sorted(refs, key=lambda r: int(r["id"]))
-    return Universe.from_rows(
-        [
-            (
-                r["symbol"],
-                r.get("name") or r["symbol"],
-                r.get("sector") or "Other",
-                float(r.get("price", 0.0)),
-                float(r.get("tick_size", 0.01)),
-                int(r.get("lot_size", 100)),
-                float(r.get("activity", 1.0)),
-                r.get("kind") or "stock",
-            )
-            for r in rows
-        ]
-    )
 
 
 def build_raw(parts: list[Raw], names: list[str]) -> TickBatch:

@@ -192,7 +192,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserError(f"--figure needs matplotlib: {_EXTRAS['plot']}")
         _check_writable(Path(args.figure))
-    writer = _open_writer(Path(args.out), universe) if args.out else None
+    writer = open_writer(Path(args.out), universe) if args.out else None
     keep = stylized is not None  # the report and the figure need every record at once
     from .market import Market
 
@@ -385,7 +385,8 @@ class _Writer(Protocol):
     def close(self) -> None: ...
 
 
-def _open_writer(path: Path, universe: Universe) -> _Writer:
+def open_writer(path: Path, universe: Universe) -> _Writer:
+    """Tick records to `path` by its suffix (.csv, .npy, .parquet), for simulate and record."""
     ext = path.suffix.lower()
     if ext == ".parquet":
         if importlib.util.find_spec("pyarrow") is None:

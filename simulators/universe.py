@@ -79,6 +79,26 @@ class Universe:
         ]
 
     @classmethod
+    def from_reference(cls, refs: list[dict[str, Any]]) -> Universe:
+        """The universe a `symbols` reply (or `reference()`) describes, ordered by symbol id."""
+        rows = sorted(refs, key=lambda r: int(r["id"]))
+        return cls.from_rows(
+            [
+                (
+                    r["symbol"],
+                    r.get("name") or r["symbol"],
+                    r.get("sector") or "Other",
+                    float(r.get("price", 0.0)),
+                    float(r.get("tick_size", 0.01)),
+                    int(r.get("lot_size", 100)),
+                    float(r.get("activity", 1.0)),
+                    r.get("kind") or "stock",
+                )
+                for r in rows
+            ]
+        )
+
+    @classmethod
     def from_rows(cls, rows: list[tuple[str, str, str, float, float, int, float, str]]) -> Universe:
         sym, name, sector, price, tick, lot, act, kind = zip(*rows, strict=True)
         return cls(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests._support import serve_process, tickwire_cmd
-from tickwire.feed.record import Recorder, Rotate, parse_rotate, universe_from_reference
+from tickwire.feed.record import Recorder, Rotate, parse_rotate
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE
@@ -41,7 +41,7 @@ def test_parse_rotate():
 
 def test_universe_from_the_symbols_reply_round_trips():
     uni = Universe.default()
-    back = universe_from_reference(list(reversed(uni.reference())))
+    back = Universe.from_reference(list(reversed(uni.reference())))
     assert back.symbols == uni.symbols and np.array_equal(back.tick_size, uni.tick_size)
 
 
