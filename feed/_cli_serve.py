@@ -288,7 +288,10 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if args.log_every > 0:
                 nursery.start_soon(_log_summaries, server, args.log_every)
             await _until_stopped(server, args.drain_s)
-            log.info("shutting down: closing %d clients with 1001", len(server.connections))
+            log.info(
+                "shutting down: closing %s with 1001",
+                _oplog.counted(len(server.connections), "client"),
+            )
             await server.shutdown()
             nursery.cancel_scope.cancel()  # the summary task
 

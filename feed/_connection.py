@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from . import _http
+from . import _http, _oplog
 from ._transport import SocketTransport, TLSTransport, Transport
 from ._wscore import HIGH_WATER, State, WebSocketCore
 
@@ -213,11 +213,11 @@ class Connection:
             shell.on_open()
             core.start(now)
             log.info(
-                "client %s connected to %s (%s, %d clients, handshake %.1f ms)",
+                "client %s connected to %s (%s, %s, handshake %.1f ms)",
                 self.peer,
                 self.route,
                 self.encoding or "no subprotocol",
-                len(registry.open),
+                _oplog.counted(len(registry.open), "client"),
                 (now - self.opened_s) * 1000,
             )
         if decision.trailing:

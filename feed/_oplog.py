@@ -24,6 +24,11 @@ _TOKEN = re.compile(r"(?i)(token=|bearer\s+)([^\s&\"',;]+)")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 client', '2 clients': log lines read as sentences."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def redact(text: str) -> str:
     """`text` with every token value replaced by `<redacted>`."""
     return _TOKEN.sub(r"\1<redacted>", text)
@@ -95,7 +100,7 @@ def summary(
         "overruns": cur.get("cadence_overruns", 0) - prev.get("cadence_overruns", 0),
     }
     line = (
-        f"{fields['clients']} clients, {fields['msgs_per_s']:,} msgs/s, "
+        f"{counted(fields['clients'], 'client')}, {fields['msgs_per_s']:,} msgs/s, "
         f"{fields['ticks_per_s']:,} ticks/s sent, {fields['published_per_s']:,} ticks/s "
         f"published, {fields['overruns']} cadence overruns in the last {dt_s:g} s"
     )

@@ -27,7 +27,7 @@ from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay
 from tickwire.simulators.ticks import TickBatch
 
-from . import _drain, _http, venues
+from . import _drain, _http, _oplog, venues
 from . import _state as st
 from . import protocol as p
 from ._connection import Connection, Registry, Shell
@@ -459,7 +459,11 @@ class Server:
         self._accepting.cancel()
         self._close_listeners()  # now: a client that connects from here on is refused
         clients = sorted(self.registry.open, key=lambda conn: conn.opened_s)
-        log.info("draining: closing %d clients with 1012 over %g s", len(clients), drain_s)
+        log.info(
+            "draining: closing %s with 1012 over %g s",
+            _oplog.counted(len(clients), "client"),
+            drain_s,
+        )
         drain.signal(trio.current_time(), clients)
         while True:
             for conn in drain.due(trio.current_time()):
