@@ -78,25 +78,35 @@ def runs(scs: list[Scenario], quick: bool) -> list[tuple[Scenario, str]]:
     return out
 
 
-def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[str, Any]:
-    """One server under one scenario's load: rates, server CPU, latency percentiles."""
-    per_proc = [sc.n] if sc.n == 1 else [sc.n - sc.n // 2, sc.n // 2]
-    with _procs.server(kind, *sc.market_args) as (server, url):
+def run_load(
+    kind: str,
+    server_args: tuple[str, ...],
+    client_args: Callable[[int, int], tuple[str, ...]],
+    n: int,
+    window_s: float,
+    warmup_s: float,
+) -> tuple[list[dict[str, Any]], float, float]:
+    """N load clients in one or two processes against a fresh server of `kind`.
+
+    `client_args(k, first)` gives one load-client process's mode and arguments (the URL goes
+    after the mode) for its `k` clients numbered from `first`. Returns each process's result,
+    the server's CPU seconds and the wall seconds over the measured window.
+    """
+    per_proc = [n] if n == 1 else [n - n // 2, n // 2]
+    with _procs.server(kind, *server_args) as (server, url):
         clients, first = [], 0
         try:
             for k in per_proc:
-                args: tuple[str, ...] = (
-                    "count",
-                    url,
-                    str(k),
-                    str(first),
-                    "1" if sc.binary else "0",
-                    sc.subs,
+                mode, *args = client_args(k, first)
+                clients.append(
+                    _procs.spawn(
+                        "tickwire.feed.bench._loadclient",
+                        *(mode, url, *args, "--warmup", str(warmup_s)),
+                        stdin=True,
+                    )
                 )
-                args += ("--warmup", str(warmup_s), *sc.market_args)
-                clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
                 first += k
-            _expect(clients, "connected", 30 + sc.n * 0.2)
+            _expect(clients, "connected", 30 + n * 0.2)
             _tell(clients, "subscribe")  # all at once, once every connection is open
             _expect(clients, "ready", 30)
             cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
@@ -109,6 +119,19 @@ def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[s
         finally:
             for c in clients:
                 _procs.stop(c)
+    return results, server_cpu, wall
+
+
+def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[str, Any]:
+    """One server under one scenario's load: rates, server CPU, latency percentiles."""
+
+    def client_args(k: int, first: int) -> tuple[str, ...]:
+        binary = "1" if sc.binary else "0"
+        return ("count", str(k), str(first), binary, sc.subs, *sc.market_args)
+
+    results, server_cpu, wall = run_load(
+        kind, sc.market_args, client_args, sc.n, window_s, warmup_s
+    )
     secs = max(r["secs"] for r in results)
     msgs = sum(r["msgs"] for r in results)
     ticks = sum(r["ticks"] for r in results)

@@ -11,45 +11,23 @@ too. Imports no trio: everything runs in other processes.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-from . import _procs
 from ._table import NAN, Row, row
-from .fanout import _expect, _tell
+from .fanout import run_load
 
 
 def measure(mode: str, n: int, window_s: float, warmup_s: float) -> dict[str, Any]:
     """`mode` "v1" or "binance": N clients over 1-2 load-client processes against a fresh
     `tickwire serve`; rates and server CPU over the window."""
-    per_proc = [n] if n == 1 else [n - n // 2, n // 2]
-    with _procs.server("tickwire") as (server, url):
-        clients, first = [], 0
-        try:
-            for k in per_proc:
-                args: tuple[str, ...] = (
-                    ("count", url, str(k), str(first), "0", "pick10")
-                    if mode == "v1"
-                    else ("binance", url, str(k), str(first))
-                )
-                args += ("--warmup", str(warmup_s))
-                clients.append(_procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True))
-                first += k
-            _expect(clients, "connected", 30 + n * 0.2)
-            _tell(clients, "subscribe")
-            _expect(clients, "ready", 30)
-            cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
-            _tell(clients, "go")
-            time.sleep(window_s)  # the measured window itself
-            _tell(clients, "stop")
-            server_cpu = _procs.cpu_s(server.pid) - cpu0
-            wall = time.perf_counter() - t0
-            results = [json.loads(_procs.readline(c, 30)) for c in clients]
-        finally:
-            for c in clients:
-                _procs.stop(c)
+
+    def client_args(k: int, first: int) -> tuple[str, ...]:
+        if mode == "v1":
+            return ("count", str(k), str(first), "0", "pick10")
+        return ("binance", str(k), str(first))
+
+    results, server_cpu, wall = run_load("tickwire", (), client_args, n, window_s, warmup_s)
     secs = max(r["secs"] for r in results)
     msgs = sum(r["msgs"] for r in results)
     ticks = sum(r["ticks"] for r in results)
