@@ -12,6 +12,10 @@ the connection is IDLE; then `take_data` hands it to the shell as one send. A co
 buffer is full is a slow reader: the session's `overflow()` decides what it is told (Alpaca's
 407) and the close code. No trio, no socket, no clock: `now` comes in (monotonic seconds), and
 the sessions' nanosecond clock derives from it through the context's anchor.
+
+Binance connections are pinged as Binance does (`KeepAlive`): a ping every `binance_ping_s`
+(20 s), and a close when a ping goes unanswered for three intervals (Binance: a minute). Both are
+deadlines of the core, so the connection's own task does it; no extra task.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from .venues import ENCODERS, Close, Frame, Reply, Shared, VenueEncoder, VenueSe
 
 VENUE_MAX_MESSAGE = 64 * 1024  # a venue request is a short JSON object; 64 KiB is generous
 VENUE_BUFFER_BYTES = 4 * 1024 * 1024  # unsent data past this: a slow reader, overflow()
+BINANCE_PING_S = 20.0  # Binance pings every 20 s...
+PONG_WITHIN_PINGS = 3  # ...and disconnects a client that has not answered within a minute
 _SLOW_CLOSE = (1008, "slow reader: send buffer full")
 
 
@@ -44,10 +50,17 @@ class VenueContext:
     wall0_ns: int
     counters: ServerCounters
     buffer_bytes: int = VENUE_BUFFER_BYTES
+    binance_ping_s: float = BINANCE_PING_S
     fanout: VenueFanout = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.binance_ping_s > 0:
+            raise ValueError(f"binance_ping_s must be positive, got {self.binance_ping_s}")
         self.fanout = VenueFanout(self.universe)
+
+    def ping_s(self, venue: str) -> float | None:
+        """How often the server pings this venue's connections (None: it does not)."""
+        return self.binance_ping_s if venue == "binance" else None
 
     def now_ns(self, now: float) -> int:
         return self.wall0_ns + int((now - self.t0_s) * 1e9)
@@ -96,10 +109,59 @@ class VenueFanout:
             self.subscribed.discard(core)
 
 
+class KeepAlive:
+    """Server pings and the wait for their pongs, on one deadline (monotonic seconds).
+
+    A ping is due every `interval_s`; its payload is its number, which the client's pong must
+    echo (RFC 6455 5.5.3; Binance: "a copy of ping's payload"). An echo answers that ping and
+    every older one; unsolicited pongs answer nothing. When a ping is due while one sent
+    `PONG_WITHIN_PINGS` intervals before is still unanswered (Binance: a minute), the client is
+    dead. Counting pings, not comparing times, keeps the verdict exact whatever the clock.
+    """
+
+    __slots__ = ("count", "interval_s", "next_ping_s", "unanswered")
+
+    def __init__(self, interval_s: float, now: float) -> None:
+        self.interval_s = interval_s
+        self.next_ping_s = now + interval_s
+        self.count = 0  # pings sent
+        self.unanswered: dict[bytes, int] = {}  # payload -> ping number, oldest first
+
+    def due(self, now: float) -> bytes | None:
+        """At `next_ping_s`: the payload of the ping to send now, or None if the client is dead."""
+        if self.unanswered:
+            oldest = next(iter(self.unanswered.values()))
+            if self.count + 1 - oldest >= PONG_WITHIN_PINGS:
+                return None
+        self.count += 1
+        payload = str(self.count).encode()
+        self.unanswered[payload] = self.count
+        self.next_ping_s += self.interval_s
+        if self.next_ping_s <= now:  # the timer ran late: keep the interval from now
+            self.next_ping_s = now + self.interval_s
+        return payload
+
+    def pong(self, payload: bytes) -> None:
+        if payload not in self.unanswered:
+            return
+        for sent in list(self.unanswered):
+            del self.unanswered[sent]
+            if sent == payload:
+                return
+
+
 class VenueCore(WebSocketCore):
     """A venue connection: the client's messages to its session, the session's frames out."""
 
-    __slots__ = ("_wake", "ctx", "frames_sent", "pending", "pending_bytes", "session")
+    __slots__ = (
+        "_wake",
+        "ctx",
+        "frames_sent",
+        "keepalive",
+        "pending",
+        "pending_bytes",
+        "session",
+    )
 
     def __init__(
         self, ctx: VenueContext, session: VenueSession, wake: Callable[[], None], now: float
@@ -116,6 +178,8 @@ class VenueCore(WebSocketCore):
         self.pending: list[bytes] = []  # framed data not yet handed to the shell
         self.pending_bytes = 0
         self.frames_sent = 0
+        interval = ctx.ping_s(session.venue)
+        self.keepalive = None if interval is None else KeepAlive(interval, now)
 
     def start(self, now: float) -> None:
         self.ctx.fanout.add(self)
@@ -124,6 +188,10 @@ class VenueCore(WebSocketCore):
     def detach(self) -> None:
         self.ctx.fanout.discard(self)
         self.pending.clear()
+
+    def _on_pong(self, payload: bytes, now: float) -> None:
+        if self.keepalive is not None:
+            self.keepalive.pong(payload)
 
     # ------------------------------------------------------------------ the session's replies
 
@@ -207,6 +275,14 @@ class VenueCore(WebSocketCore):
         super().timer(now)
         if self.state in (State.CLOSING, State.CLOSED):
             return
+        keepalive = self.keepalive
+        if keepalive is not None and now >= keepalive.next_ping_s:
+            payload = keepalive.due(now)
+            if payload is None:
+                wait = PONG_WITHIN_PINGS * keepalive.interval_s
+                self.close(1008, f"no pong within {wait:g} s", now)
+                return
+            self.ping(payload, now)
         ns = self.session.next_deadline()
         if ns is not None and now >= self.ctx.monotonic(ns):
             # `now` in ns may round to just before the deadline: it has passed.
@@ -216,7 +292,16 @@ class VenueCore(WebSocketCore):
         deadline = super().next_deadline(now)
         if self.state in (State.IDLE, State.BACKLOG):
             deadline = min(deadline, self._session_due())
+            if self.keepalive is not None:
+                deadline = min(deadline, self.keepalive.next_ping_s)
         return deadline
 
 
-__all__ = ["VENUE_BUFFER_BYTES", "VenueContext", "VenueCore", "VenueFanout"]
+__all__ = [
+    "BINANCE_PING_S",
+    "VENUE_BUFFER_BYTES",
+    "KeepAlive",
+    "VenueContext",
+    "VenueCore",
+    "VenueFanout",
+]

@@ -29,6 +29,7 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Ping,
+    Pong,
     TextMessage,
 )
 
@@ -188,6 +189,8 @@ class WebSocketCore:
             elif isinstance(event, Ping):
                 if self._ws.state is ConnectionState.OPEN and self.state is not State.CLOSING:
                     self._queue(self._ws.send(event.response()), now, message=False)
+            elif isinstance(event, Pong):
+                self._on_pong(bytes(event.payload), now)
             elif isinstance(event, CloseConnection):
                 self._peer_close(event, now)
                 return
@@ -233,6 +236,14 @@ class WebSocketCore:
     def _on_message(self, message: str | bytes, now: float) -> None:
         """A complete message from the client."""
         raise NotImplementedError
+
+    def _on_pong(self, payload: bytes, now: float) -> None:
+        """A pong from the client (subclasses that ping use it; unsolicited pongs are fine)."""
+
+    def ping(self, payload: bytes, now: float) -> None:
+        """Queue a ping frame (RFC 6455 5.5.2), unless the close handshake has begun."""
+        if self.state in (State.IDLE, State.BACKLOG) and self._ws.state is ConnectionState.OPEN:
+            self._queue(self._ws.send(Ping(payload)), now, message=False)
 
     # ------------------------------------------------------------------ output
 

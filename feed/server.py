@@ -73,6 +73,7 @@ class ServerConfig:
     limits: st.Limits = field(default_factory=st.Limits)
     history_s: float = 60.0  # resume window: event time kept for every-update readers...
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
+    binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -160,6 +161,7 @@ class Server:
             t0_s=self._t0,
             wall0_ns=self._wall0_ns,
             counters=self.counters,
+            binance_ping_s=config.binance_ping_s,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers

@@ -29,11 +29,11 @@ The VenueSession protocol, and what the connection layer must do with each resul
   whenever it changes), for statistics or routing; `deliver` is still called for every batch
   (it is cheap when nothing matches, and Coinbase's first messages ride on the next batch).
 
-WebSocket pings, pongs and the close handshake stay the connection layer's (Binance expects a
-ping every 20 s). A `Reply` holds `frames` (`Frame(data: bytes, binary: bool)`: text frames carry
-UTF-8 bytes), `symbols` (the new symbol set, or None when unchanged) and `close`
-(`Close(code, reason)`: send the frames, then close the WebSocket with that code). Nothing a
-client sends raises.
+WebSocket pings, pongs and the close handshake stay the connection layer's (it pings Binance
+connections every 20 s, as Binance does). A `Reply` holds `frames` (`Frame(data: bytes,
+binary: bool)`: text frames carry UTF-8 bytes), `symbols` (the new symbol set, or None when
+unchanged) and `close` (`Close(code, reason)`: send the frames, then close the WebSocket with
+that code). Nothing a client sends raises.
 """
 
 from __future__ import annotations

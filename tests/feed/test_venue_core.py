@@ -1,11 +1,15 @@
 """The venue connection core, sans-IO: sessions' frames through the WebSocket layer, shared
-framing across connections, bounded buffers and the venue's overflow, session deadlines."""
+framing across connections, bounded buffers and the venue's overflow, session deadlines,
+Binance's server pings."""
 
 from __future__ import annotations
 
 import json
 import math
 import struct
+from typing import Any
+
+import trio
 
 from tickwire.feed._core import ServerCounters
 from tickwire.feed._venue_core import VenueContext, VenueCore
@@ -16,7 +20,7 @@ from tickwire.simulators import Market, Universe
 T0_NS = 1_700_000_000_000_000_000
 
 
-def context(buffer_bytes: int = 4 << 20) -> VenueContext:
+def context(buffer_bytes: int = 4 << 20, **kw: Any) -> VenueContext:
     return VenueContext(
         universe=Universe.default(),
         tokens=(),
@@ -26,6 +30,7 @@ def context(buffer_bytes: int = 4 << 20) -> VenueContext:
         wall0_ns=T0_NS,
         counters=ServerCounters(),
         buffer_bytes=buffer_bytes,
+        **kw,
     )
 
 
@@ -60,9 +65,20 @@ def texts(data: bytes) -> list[object]:
 
 def client_text(text: str) -> bytes:
     """A client's text frame, masked with a zero key (so the payload reads as is)."""
-    payload = text.encode()
+    return client_frame(0x1, text.encode())
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A client's final frame, masked with a zero key."""
     assert len(payload) < 126
-    return bytes((0x81, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+def drain(core: VenueCore, now: float) -> bytes:
+    """Everything the core queued, as if the socket took it all."""
+    data = bytes(core.outbox)
+    core.sent(len(data), now)
+    return data
 
 
 def test_frames_are_framed_once_and_shared_by_connections_and_sent_in_order() -> None:
@@ -113,3 +129,66 @@ def test_session_deadline_drives_the_timer() -> None:
     assert 4.9 < deadline < 5.1 and math.isfinite(deadline)  # Coinbase: subscribe within 5 s
     core.timer(deadline)
     assert core.state is State.CLOSING and core.close_code == 1008
+
+
+# ----------------------------------------------------------------------------- Binance pings
+
+PING, PONG = 0x9, 0xA
+
+
+def test_binance_connections_are_pinged_and_a_silent_client_is_closed() -> None:
+    """As at Binance: a ping every 20 s; a pong echoing it answers it and every older ping; a
+    ping unanswered for a minute closes the connection. Other venues are not pinged."""
+    ctx = context()
+    core, _ = open_core(ctx, "/binance/ws/aapl@trade")
+    assert core.next_deadline(0.0) == 20.0
+    core.timer(19.9)
+    assert not core.outbox
+    core.timer(20.0)
+    assert frames(drain(core, 20.0)) == [(PING, b"1")]
+    assert core.next_deadline(20.0) == 40.0
+    core.receive_data(client_frame(PONG, b"1"), 21.0)
+    for t in (40.0, 60.0, 80.0):  # pings 2, 3, 4; only the last is answered, late
+        core.timer(t)
+        assert frames(drain(core, t)) == [(PING, str(int(t) // 20).encode())]
+    core.receive_data(client_frame(PONG, b"unsolicited"), 81.0)  # answers nothing
+    assert core.next_deadline(81.0) == 100.0
+    core.receive_data(client_frame(PONG, b"4"), 99.0)  # answers 2, 3 and 4: ping 2 was 60 s old
+    core.timer(100.0)
+    assert frames(drain(core, 100.0)) == [(PING, b"5")] and core.state is State.IDLE
+    for t in (120.0, 140.0):
+        core.timer(t)
+        drain(core, t)
+    core.timer(160.0)  # ping 5 unanswered for 60 s: no ping 8, a close
+    assert core.state is State.CLOSING and core.close_code == 1008
+    assert [op for op, _ in frames(drain(core, 160.0))] == [0x8]  # a close frame, no ping
+    assert core.close_reason == "no pong within 60 s"
+    for path in ("/coinbase", "/alpaca/v2/iex"):
+        other, _ = open_core(ctx, path)
+        assert other.keepalive is None
+
+
+async def test_binance_pings_on_the_core_deadline_alone(autojump_clock: trio.abc.Clock) -> None:
+    """The shell's loop, on a fake clock: sleep to `next_deadline`, run `timer`. Pings come every
+    `binance_ping_s` of that clock and nothing else is needed; a client that stops answering is
+    closed one minute after its first unanswered ping."""
+    t0 = trio.current_time()
+    ctx = context(binance_ping_s=20.0)
+    ctx.t0_s = t0
+    factory = route("/binance/ws")
+    assert factory is not None
+    core = VenueCore(ctx, factory("/binance/ws", "", {}, ctx.universe, (), T0_NS), lambda: None, t0)
+    core.start(t0)
+    pings: list[tuple[float, bytes]] = []
+    while core.state is State.IDLE:
+        await trio.sleep_until(core.next_deadline(trio.current_time()))
+        now = trio.current_time()
+        core.timer(now)
+        for opcode, payload in frames(drain(core, now)):
+            if opcode == PING:
+                pings.append((now - t0, payload))
+                if len(pings) <= 3:  # the client answers the first three pings only
+                    core.receive_data(client_frame(PONG, payload), now)
+    assert pings == [(20.0 * i, str(i).encode()) for i in range(1, 7)]
+    assert trio.current_time() - t0 == 4 * 20.0 + 60.0  # ping 4 at 80 s, unanswered at 140 s
+    assert core.close_code == 1008

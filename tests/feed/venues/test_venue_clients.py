@@ -207,6 +207,66 @@ async def test_binance_combined_streams_with_websockets(venue_server: VenueServe
     assert listed == {"result": ["aapl@trade", "msft@bookTicker", "nvda@aggTrade"], "id": 8}
 
 
+async def _pings(url: str, answer: bool, want: int) -> tuple[list[bytes], int | None]:
+    """A `websockets` client (its sans-IO protocol over a trio socket) on `url`: the payloads
+    of the pings it saw, up to `want`, and the close code if the server closed first. It
+    answers each ping (websockets queues the pong) only if `answer`."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
+
+    protocol = ClientProtocol(parse_uri(url))
+    protocol.send_request(protocol.connect())
+    pings: list[bytes] = []
+    host, port = parse_uri(url).host, parse_uri(url).port
+    with trio.fail_after(DEADLINE_S):
+        sock = await trio.open_tcp_stream(host, port)
+        async with sock:
+            for data in protocol.data_to_send():
+                await sock.send_all(data)
+            while len(pings) < want:
+                data = await sock.receive_some()
+                protocol.receive_data(data)
+                closed = None
+                for event in protocol.events_received():
+                    if isinstance(event, Response):
+                        assert event.status_code == 101
+                    elif event.opcode is Opcode.PING:
+                        pings.append(event.data)
+                    elif event.opcode is Opcode.CLOSE and protocol.close_rcvd is not None:
+                        closed = protocol.close_rcvd.code
+                replies = protocol.data_to_send()
+                if answer or closed is not None:  # the close handshake is always answered
+                    for reply in replies:
+                        if reply:
+                            await sock.send_all(reply)
+                if closed is not None:
+                    while await sock.receive_some():  # until the server closes TCP
+                        pass
+                    return pings, closed
+                if not data:
+                    break
+    return pings, None
+    return pings, None
+
+
+async def test_binance_server_pings_reach_a_websockets_client(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binance's keepalive on a real socket, with a 0.1 s interval for the test (20 s by
+    default): a client that answers keeps being pinged; one that never answers is closed
+    with 1008 three intervals (Binance: a minute) after its first ping."""
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, binance_ping_s=0.1)
+    srv = await start(nursery, caplog, config)
+    url = srv.url("/binance/ws/aapl@trade")
+    pings, closed = await _pings(url, answer=True, want=6)
+    assert pings == [str(i).encode() for i in range(1, 7)] and closed is None
+    pings, closed = await _pings(url, answer=False, want=100)
+    assert pings == [b"1", b"2", b"3"] and closed == 1008
+    assert any("no pong within 0.3 s" in r.getMessage() for r in caplog.records)
+
+
 # ----------------------------------------------------------------------------- Coinbase
 
 
