@@ -124,6 +124,14 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=st.Limits().max_symbols,
         help="explicit symbols per connection (default %(default)s; '*' always allowed)",
     )
+    ap.add_argument(
+        "--alpaca-connections-per-key",
+        type=_non_negative_int,
+        default=d.alpaca_connections_per_key,
+        metavar="N",
+        help="authenticated /alpaca/ connections per key and feed; more get Alpaca's 406 "
+        "(default %(default)s, as at Alpaca; 0: no limit, e.g. for many bots on one key)",
+    )
     rp = ap.add_argument_group(
         "replay", "serve recorded or real ticks instead of the model (same protocol)"
     )
@@ -243,6 +251,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         keyfile=args.keyfile,
         max_connections=args.max_connections,
         max_connections_per_ip=args.max_connections_per_ip,
+        alpaca_connections_per_key=args.alpaca_connections_per_key,
         allow_origins=tuple(args.allow_origin),
         heartbeat_ms=args.heartbeat_ms,
         stall_ms=args.stall_ms,

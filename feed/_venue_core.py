@@ -15,7 +15,9 @@ the sessions' nanosecond clock derives from it through the context's anchor.
 
 Binance connections are pinged as Binance does (`KeepAlive`): a ping every `binance_ping_s`
 (20 s), and a close when a ping goes unanswered for three intervals (Binance: a minute). Both are
-deadlines of the core, so the connection's own task does it; no extra task.
+deadlines of the core, so the connection's own task does it; no extra task. Sessions share
+`services` (Alpaca's per-key connection counts); `detach` gives a session's share back however
+the connection ended.
 """
 
 from __future__ import annotations
@@ -29,12 +31,23 @@ from tickwire.simulators.universe import Universe
 
 from ._core import ServerCounters
 from ._wscore import OP_BINARY, OP_TEXT, State, WebSocketCore, frame_header
-from .venues import ENCODERS, Close, Frame, Reply, Shared, VenueEncoder, VenueSession
+from .venues import (
+    ENCODERS,
+    Close,
+    Frame,
+    KeyLimit,
+    Reply,
+    Services,
+    Shared,
+    VenueEncoder,
+    VenueSession,
+)
 
 VENUE_MAX_MESSAGE = 64 * 1024  # a venue request is a short JSON object; 64 KiB is generous
 VENUE_BUFFER_BYTES = 4 * 1024 * 1024  # unsent data past this: a slow reader, overflow()
 BINANCE_PING_S = 20.0  # Binance pings every 20 s...
 PONG_WITHIN_PINGS = 3  # ...and disconnects a client that has not answered within a minute
+ALPACA_CONNECTIONS_PER_KEY = 1  # Alpaca's limit on most plans (0: no limit)
 _SLOW_CLOSE = (1008, "slow reader: send buffer full")
 
 
@@ -51,12 +64,15 @@ class VenueContext:
     counters: ServerCounters
     buffer_bytes: int = VENUE_BUFFER_BYTES
     binance_ping_s: float = BINANCE_PING_S
+    alpaca_connections_per_key: int = ALPACA_CONNECTIONS_PER_KEY
     fanout: VenueFanout = field(init=False)
+    services: Services = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.binance_ping_s > 0:
             raise ValueError(f"binance_ping_s must be positive, got {self.binance_ping_s}")
         self.fanout = VenueFanout(self.universe)
+        self.services = Services(KeyLimit(self.alpaca_connections_per_key))
 
     def ping_s(self, venue: str) -> float | None:
         """How often the server pings this venue's connections (None: it does not)."""
@@ -186,8 +202,11 @@ class VenueCore(WebSocketCore):
         self._apply(self.session.opened(self.ctx.now_ns(now)), now)
 
     def detach(self) -> None:
+        """However the connection ended (even refused before `start`): leave the fan-out and
+        give the session's share of the server back."""
         self.ctx.fanout.discard(self)
         self.pending.clear()
+        self.session.closed()
 
     def _on_pong(self, payload: bytes, now: float) -> None:
         if self.keepalive is not None:
@@ -298,6 +317,7 @@ class VenueCore(WebSocketCore):
 
 
 __all__ = [
+    "ALPACA_CONNECTIONS_PER_KEY",
     "BINANCE_PING_S",
     "VENUE_BUFFER_BYTES",
     "KeepAlive",

@@ -73,6 +73,7 @@ class ServerConfig:
     limits: st.Limits = field(default_factory=st.Limits)
     history_s: float = 60.0  # resume window: event time kept for every-update readers...
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
+    alpaca_connections_per_key: int = 1  # Alpaca's 406 past this many per key and feed; 0: none
     binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -162,6 +163,7 @@ class Server:
             wall0_ns=self._wall0_ns,
             counters=self.counters,
             binance_ping_s=config.binance_ping_s,
+            alpaca_connections_per_key=config.alpaca_connections_per_key,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
@@ -240,7 +242,13 @@ class Server:
         ctx = self.venue_ctx
         try:
             session = factory(
-                accept.path, accept.query, accept.headers, ctx.universe, ctx.tokens, ctx.now_ns(now)
+                accept.path,
+                accept.query,
+                accept.headers,
+                ctx.universe,
+                ctx.tokens,
+                ctx.now_ns(now),
+                services=ctx.services,
             )
         except venues.HandshakeRefused as exc:
             return _http.refusal(exc.status, exc.reason, exc.reason + "\n")

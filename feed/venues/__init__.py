@@ -8,8 +8,10 @@ Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
   every batch the hub publishes, in order, from the server's start (trade ids, bars and session
   statistics are running state); skip it only while the venue has no sessions if ids may restart.
 - a **session** per connection, made by `ROUTES[prefix](path, query, headers, universe, tokens,
-  now_ns)` when an upgrade's path starts with `prefix` (`route(path)` finds it). A factory may
-  raise `HandshakeRefused(status, reason)`: answer the HTTP request with that status, no upgrade.
+  now_ns, services=...)` when an upgrade's path starts with `prefix` (`route(path)` finds it).
+  `services` (a `Services`) is what the server's sessions share: Alpaca's connections per
+  key. A factory may raise `HandshakeRefused(status, reason)`: answer
+  the HTTP request with that status, no upgrade.
 
 The VenueSession protocol, and what the connection layer must do with each result:
 
@@ -25,6 +27,8 @@ The VenueSession protocol, and what the connection layer must do with each resul
   connection lifetime), then ask for the next deadline again.
 - `overflow() -> Reply`: the connection's bounded send buffer is full (a slow reader); send what
   the reply says if it can (Alpaca's 407) and close. The buffers are the connection layer's.
+- `closed()`: the connection has ended, however it ended (called once, even if `opened` was
+  not): the session gives back what it holds in `services` (an Alpaca key's connection slot).
 - `symbols: frozenset[int]`: symbol ids the session wants data for (also in `Reply.symbols`
   whenever it changes), for statistics or routing; `deliver` is still called for every batch
   (it is cheap when nothing matches, and Coinbase's first messages ride on the next batch).
@@ -45,7 +49,7 @@ from urllib.parse import parse_qs
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
-from ._common import Close, Frame, HandshakeRefused, Reply, Shared
+from ._common import Close, Frame, HandshakeRefused, KeyLimit, Reply, Services, Shared
 from .alpaca import AlpacaEncoder, AlpacaSession
 from .binance import BinanceEncoder, BinanceSession
 from .coinbase import CoinbaseEncoder, CoinbaseSession
@@ -56,7 +60,9 @@ __all__ = [
     "Close",
     "Frame",
     "HandshakeRefused",
+    "KeyLimit",
     "Reply",
+    "Services",
     "Shared",
     "VenueEncoder",
     "VenueSession",
@@ -77,6 +83,7 @@ class VenueSession(Protocol):
     def next_deadline(self) -> int | None: ...
     def timeout(self, now_ns: int) -> Reply: ...
     def overflow(self) -> Reply: ...
+    def closed(self) -> None: ...
 
 
 class VenueEncoder(Protocol):
@@ -87,7 +94,21 @@ class VenueEncoder(Protocol):
     def encode(self, batch: TickBatch, now_ns: int) -> Shared: ...
 
 
-Factory = Callable[[str, str, Mapping[str, str], Universe, Sequence[str], int], VenueSession]
+class Factory(Protocol):
+    """Makes one connection's session from its upgrade request (see the module docstring)."""
+
+    def __call__(
+        self,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        universe: Universe,
+        tokens: Sequence[str],
+        now_ns: int,
+        /,
+        *,
+        services: Services | None = None,
+    ) -> VenueSession: ...
 
 
 def _alpaca(
@@ -97,13 +118,17 @@ def _alpaca(
     universe: Universe,
     tokens: Sequence[str],
     now_ns: int,
+    /,
+    *,
+    services: Services | None = None,
 ) -> VenueSession:
     parts = path.strip("/").split("/")  # alpaca, v2, feed
     if len(parts) != 3 or parts[1] != "v2":
         raise HandshakeRefused(
             404, f"unknown Alpaca path {path!r}; use /alpaca/v2/{{iex,sip,test}}"
         )
-    return AlpacaSession(parts[2], headers, universe, tokens, now_ns)
+    keys = services.alpaca_keys if services is not None else None
+    return AlpacaSession(parts[2], headers, universe, tokens, now_ns, keys=keys)
 
 
 def _binance(
@@ -113,6 +138,9 @@ def _binance(
     universe: Universe,
     tokens: Sequence[str],
     now_ns: int,
+    /,
+    *,
+    services: Services | None = None,
 ) -> VenueSession:
     return BinanceSession(path, parse_qs(query), universe, now_ns)
 
@@ -124,6 +152,9 @@ def _coinbase(
     universe: Universe,
     tokens: Sequence[str],
     now_ns: int,
+    /,
+    *,
+    services: Services | None = None,
 ) -> VenueSession:
     if path.rstrip("/") != "/coinbase":
         raise HandshakeRefused(404, f"unknown Coinbase path {path!r}; use /coinbase")

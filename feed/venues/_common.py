@@ -8,6 +8,7 @@ event time as the records' `ts`.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -54,6 +55,44 @@ class Reply:
     frames: list[Frame] = field(default_factory=list)
     symbols: frozenset[int] | None = None
     close: Close | None = None
+
+
+class KeyLimit:
+    """Connections per key, shared by every session of one server (Alpaca's 406).
+
+    A session `acquire`s its key when it authenticates and `release`s it when the connection
+    ends, however it ends; `per_key` 0 means no limit (the counts are still kept).
+    """
+
+    __slots__ = ("counts", "per_key")
+
+    def __init__(self, per_key: int = 0) -> None:
+        if per_key < 0:
+            raise ValueError(f"per_key must be 0 (no limit) or more, got {per_key}")
+        self.per_key = per_key
+        self.counts: Counter[Hashable] = Counter()
+
+    def acquire(self, key: Hashable) -> bool:
+        """Count one more connection for `key`; False (nothing counted) when at the limit."""
+        if self.per_key and self.counts[key] >= self.per_key:
+            return False
+        self.counts[key] += 1
+        return True
+
+    def release(self, key: Hashable) -> None:
+        left = self.counts[key] - 1
+        if left > 0:
+            self.counts[key] = left
+        else:
+            del self.counts[key]
+
+
+@dataclass(slots=True)
+class Services:
+    """What a server lends its venue sessions beyond one request: state shared across
+    connections, as plain objects and callables (no I/O, no clock)."""
+
+    alpaca_keys: KeyLimit = field(default_factory=KeyLimit)  # authenticated, per (feed, key)
 
 
 class Entry(NamedTuple):

@@ -4,8 +4,9 @@
 minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), encoded
 lazily once per codec (JSON text or MessagePack) and shared by every Alpaca session.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
-`hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects. Sans-IO: no trio, no
-sockets, no clock of its own.
+`hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
+authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
+back in `closed()`). Sans-IO: no trio, no sockets, no clock of its own.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._common import (
     Entry,
     Frame,
     HandshakeRefused,
+    KeyLimit,
     Reply,
     Shared,
 )
@@ -191,6 +193,7 @@ class AlpacaSession:
         now_ns: int,
         *,
         symbol_limit: int | None = None,
+        keys: KeyLimit | None = None,
     ) -> None:
         if feed not in FEEDS:
             raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {FEEDS}")
@@ -206,7 +209,10 @@ class AlpacaSession:
         self._ids: dict[str, set[int] | None] = {c: set() for c in DATA_CHANNELS}  # None: "*"
         self._symbols: set[int] | None = set()
         self._key: Hashable = ()
+        self._keys = keys
+        self._held: tuple[str, str] | None = None  # (feed, key) counted in `keys` while open
         key, secret = lower.get("apca-api-key-id"), lower.get("apca-api-secret-key")
+        self._header_key = key
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
 
     # ------------------------------------------------------------------ requests
@@ -215,7 +221,9 @@ class AlpacaSession:
         """Alpaca's welcome; with valid APCA-API-* headers, also `authenticated`."""
         reply = Reply([self._frame({"T": "success", "msg": "connected"})])
         if self._header_auth:
-            reply.frames.append(self._authenticate())
+            authenticated = self._authenticate(self._header_key)
+            reply.frames += authenticated.frames
+            reply.close = authenticated.close
         return reply
 
     def receive(self, data: str | bytes, now_ns: int) -> Reply:
@@ -229,7 +237,7 @@ class AlpacaSession:
                 return self._error(403)
             if not self._valid(msg.get("key"), msg.get("secret")):
                 return self._error(402)
-            return Reply([self._authenticate()])
+            return self._authenticate(msg.get("key"))
         if action in ("subscribe", "unsubscribe"):
             if not self.authenticated:
                 return self._error(401)
@@ -251,10 +259,25 @@ class AlpacaSession:
         given = [v.encode() for v in (key, secret) if isinstance(v, str)]
         return any(hmac.compare_digest(g, t.encode()) for g in given for t in self._tokens)
 
-    def _authenticate(self) -> Frame:
+    def _authenticate(self, key: Any) -> Reply:
+        """`authenticated`, or Alpaca's 406 and a close when the key is at its connection limit
+        on this feed (Alpaca answers the `auth` of a second connection so; SDKs then close)."""
+        if self._keys is not None:
+            slot = (self.feed, key if isinstance(key, str) else "")
+            if not self._keys.acquire(slot):
+                return Reply(
+                    [self._frame(error(406))], close=Close(1008, "connection limit exceeded")
+                )
+            self._held = slot
         self.authenticated = True
         self._deadline = None
-        return self._frame({"T": "success", "msg": "authenticated"})
+        return Reply([self._frame({"T": "success", "msg": "authenticated"})])
+
+    def closed(self) -> None:
+        """The connection has ended: its key's connection slot is free again."""
+        if self._held is not None and self._keys is not None:
+            self._keys.release(self._held)
+        self._held = None
 
     def _subscribe(self, msg: dict[str, Any], add: bool) -> Reply:
         wanted: dict[str, list[str]] = {}

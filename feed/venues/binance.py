@@ -350,3 +350,6 @@ class BinanceSession:
     def overflow(self) -> Reply:
         """Binance drops a connection that cannot keep up."""
         return Reply(close=Close(1008, "slow reader"))
+
+    def closed(self) -> None:
+        """Nothing shared to give back."""

@@ -285,3 +285,6 @@ class CoinbaseSession:
     def overflow(self) -> Reply:
         """Coinbase drops a connection that cannot keep up."""
         return Reply(close=Close(1008, "slow reader"))
+
+    def closed(self) -> None:
+        """Nothing shared to give back."""

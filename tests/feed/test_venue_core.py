@@ -1,6 +1,6 @@
 """The venue connection core, sans-IO: sessions' frames through the WebSocket layer, shared
 framing across connections, bounded buffers and the venue's overflow, session deadlines,
-Binance's server pings."""
+Binance's server pings, Alpaca's per-key connection count."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def context(buffer_bytes: int = 4 << 20, **kw: Any) -> VenueContext:
 def open_core(ctx: VenueContext, path: str, query: str = "") -> tuple[VenueCore, list[int]]:
     factory = route(path)
     assert factory is not None
-    session = factory(path, query, {}, ctx.universe, ctx.tokens, T0_NS)
+    session = factory(path, query, {}, ctx.universe, ctx.tokens, T0_NS, services=ctx.services)
     woken: list[int] = []
     core = VenueCore(ctx, session, lambda: woken.append(1), 0.0)
     core.start(0.0)
@@ -192,3 +192,40 @@ async def test_binance_pings_on_the_core_deadline_alone(autojump_clock: trio.abc
     assert pings == [(20.0 * i, str(i).encode()) for i in range(1, 7)]
     assert trio.current_time() - t0 == 4 * 20.0 + 60.0  # ping 4 at 80 s, unanswered at 140 s
     assert core.close_code == 1008
+
+
+# ----------------------------------------------------------------------------- Alpaca's 406
+
+
+def test_alpaca_key_slot_is_released_however_the_connection_ends() -> None:
+    """The count lives in the context; `detach` (the shell's one way out) gives it back after a
+    clean close, a lost connection, or a close the server decided (a slow reader's 407)."""
+    ctx = context(alpaca_connections_per_key=1)
+    keys = ctx.services.alpaca_keys
+
+    def authed() -> VenueCore:
+        core, _ = open_core(ctx, "/alpaca/v2/iex")
+        core.receive_data(client_text('{"action":"auth","key":"k","secret":"s"}'), 0.0)
+        return core
+
+    first = authed()
+    assert keys.counts == {("iex", "k"): 1}
+    second = authed()
+    assert texts(drain(second, 0.0))[-1] == [
+        {"T": "error", "code": 406, "msg": "connection limit exceeded"}
+    ]
+    assert second.state is State.CLOSING
+    second.detach()
+    assert keys.counts == {("iex", "k"): 1}  # the refused one held nothing
+    for end in ("lost", "peer close", "slow reader"):
+        if end == "lost":
+            first.receive_data(b"", 1.0)
+        elif end == "peer close":
+            first.receive_data(client_frame(0x8, struct.pack("!H", 1000)), 1.0)
+        else:
+            first.session.overflow()
+            first.close(1008, "slow client", 1.0)
+        first.detach()
+        assert keys.counts == {}, end
+        first = authed()
+        assert keys.counts == {("iex", "k"): 1}, end

@@ -9,10 +9,11 @@ from typing import Any
 
 import msgpack
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwire.feed.venues import Frame, HandshakeRefused, route
+from tickwire.feed.venues import Close, Frame, HandshakeRefused, KeyLimit, route
 from tickwire.feed.venues.alpaca import AlpacaEncoder, AlpacaSession
 from tickwire.simulators.universe import Universe
 
@@ -294,3 +295,61 @@ def test_any_input_gets_alpaca_replies_only(messages: list[str | bytes], binary:
             assert answer["T"] in ("success", "subscription", "error")
             if answer["T"] == "error":
                 assert answer["code"] in (400, 401, 402, 403, 405, 410)
+
+
+# ----------------------------------------------------------------------------- 406
+
+
+def auth(s: AlpacaSession, key: str = "k") -> tuple[list[Any], Close | None]:
+    reply = s.receive(orjson.dumps({"action": "auth", "key": key, "secret": "s"}), NOW)
+    return texts(reply.frames), reply.close
+
+
+def test_connection_limit_per_key_and_feed() -> None:
+    """As at Alpaca: one authenticated connection per key and feed; the `auth` of a second gets
+    406, then the server closes. Other keys and other feeds count apart; `closed()` frees."""
+    keys = KeyLimit(1)
+    first = session(keys=keys)
+    assert auth(first) == ([[{"T": "success", "msg": "authenticated"}]], None)
+    second = session(keys=keys)
+    second.opened(NOW)
+    frames, close = auth(second)
+    assert frames == [[{"T": "error", "code": 406, "msg": "connection limit exceeded"}]]
+    assert close == Close(1008, "connection limit exceeded")
+    assert not second.authenticated
+    second.closed()  # it never held a slot: nothing to give back
+    assert auth(session(keys=keys), key="other")[1] is None
+    assert auth(AlpacaSession("sip", {}, U, (), NOW, keys=keys))[1] is None
+    assert auth(session(keys=keys, tokens=("s",)), key="x")[0][0][0]["msg"] == "authenticated"
+    assert keys.counts == {("iex", "k"): 1, ("iex", "other"): 1, ("sip", "k"): 1, ("iex", "x"): 1}
+    first.closed()
+    first.closed()  # however many times the connection layer says so, one release
+    assert ("iex", "k") not in keys.counts
+    assert auth(session(keys=keys))[1] is None  # the key is free again
+
+
+def test_wrong_credentials_are_402_before_the_limit() -> None:
+    keys = KeyLimit(1)
+    auth(session(keys=keys, tokens=("s",)))
+    frames, close = auth(session(keys=keys, tokens=("tok",)), key="k")
+    assert frames == [[{"T": "error", "code": 402, "msg": "auth failed"}]] and close is None
+
+
+def test_connection_limit_with_header_auth_and_raised_limits() -> None:
+    keys = KeyLimit(1)
+    headers = {"APCA-API-KEY-ID": "k", "APCA-API-SECRET-KEY": "s"}
+    assert AlpacaSession("iex", headers, U, (), NOW, keys=keys).opened(NOW).close is None
+    reply = AlpacaSession("iex", headers, U, (), NOW, keys=keys).opened(NOW)
+    assert texts(reply.frames) == [
+        [{"T": "success", "msg": "connected"}],
+        [{"T": "error", "code": 406, "msg": "connection limit exceeded"}],
+    ]
+    assert reply.close is not None
+    many = KeyLimit(3)  # --alpaca-connections-per-key 3
+    closes = [auth(session(keys=many))[1] for _ in range(4)]
+    assert closes == [None, None, None, Close(1008, "connection limit exceeded")]
+    unlimited = KeyLimit(0)
+    assert all(auth(session(keys=unlimited))[1] is None for _ in range(50))
+    assert unlimited.counts[("iex", "k")] == 50
+    with pytest.raises(ValueError, match="per_key"):
+        KeyLimit(-1)

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import time
 from typing import Any
 
 import msgpack
 import pytest
 import trio
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tickwire.feed.server import ServerConfig
 
+from ..._support import serve_process
 from .conftest import CADENCE_MS, VenueServer, start
 
 DEADLINE_S = 30  # generous for a shared 2-core machine; a pass takes well under a second
@@ -68,6 +72,90 @@ async def test_alpaca_py_stock_stream_gets_trades_and_quotes(venue_server: Venue
     ids = [t.id for t in got["trades"]]
     assert ids == sorted(ids)
     assert "/alpaca/v2/iex" in venue_server.handshakes
+
+
+class _Seen(logging.Handler):
+    """Sets `event` when a log record's message contains `text` (any thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
+async def test_alpaca_py_second_stream_on_a_key_gets_406_until_the_first_leaves(
+    venue_server: VenueServer,
+) -> None:
+    """Two unmodified alpaca-py streams with one key on one feed: as at Alpaca, the second's
+    `auth` is answered 406 and closed (the SDK logs it and retries with backoff); once the
+    first stream stops, its slot is free and the second's retry streams quotes."""
+    live = pytest.importorskip("alpaca.data.live", reason="alpaca-py is not installed")
+    url = venue_server.url("/alpaca/v2/iex")
+    first = live.StockDataStream("key", "secret", url_override=url)
+    second = live.StockDataStream("key", "secret", url_override=url)
+    first_quote = threading.Event()
+    second_quotes: list[Any] = []
+
+    async def on_first(quote: Any) -> None:
+        first_quote.set()
+
+    async def on_second(quote: Any) -> None:
+        second_quotes.append(quote)
+        await second.stop_ws()
+
+    first.subscribe_quotes(on_first, "AAPL")
+    second.subscribe_quotes(on_second, "AAPL")
+    refused = _Seen("connection limit exceeded")
+    sdk_log = logging.getLogger("alpaca.data.live.websocket")
+    sdk_log.addHandler(refused)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_in_thread, first.run)
+            assert await _in_thread(lambda: first_quote.wait(DEADLINE_S))
+            nursery.start_soon(_in_thread, second.run)
+            assert await _in_thread(lambda: refused.event.wait(DEADLINE_S))
+            assert not second_quotes
+            await _in_thread(first.stop)  # alpaca-py's public, thread-safe stop
+    finally:
+        sdk_log.removeHandler(refused)
+        for stream in (first, second):
+            await trio.to_thread.run_sync(stream.stop, abandon_on_cancel=True)
+    assert second_quotes and second_quotes[0].symbol == "AAPL"
+    closes = [
+        r.getMessage()
+        for r in venue_server.caplog.records
+        if r.name == "tickwire.server" and "disconnected" in r.getMessage()
+    ]
+    assert any("code 1008 (connection limit exceeded)" in c for c in closes)
+
+
+def test_alpaca_connections_per_key_flag() -> None:
+    """`tickwire serve --alpaca-connections-per-key 2`: two JSON clients on one key stream, a
+    third gets Alpaca's 406 and the close; another key is counted apart."""
+
+    def auth(ws: Any, key: str) -> Any:
+        assert json.loads(ws.recv(timeout=10)) == [{"T": "success", "msg": "connected"}]
+        ws.send(json.dumps({"action": "auth", "key": key, "secret": "s"}))
+        return json.loads(ws.recv(timeout=10))
+
+    with serve_process("--cadence", "20", "--alpaca-connections-per-key", "2") as (_, v1):
+        url = v1.removesuffix("/v1") + "/alpaca/v2/iex"
+        with connect(url, open_timeout=10) as a, connect(url, open_timeout=10) as b:
+            answers = [auth(a, "k"), auth(b, "k")]
+            with connect(url, open_timeout=10) as c:
+                refused = auth(c, "k")
+                with pytest.raises(ConnectionClosed) as closed:
+                    c.recv(timeout=10)
+            with connect(url, open_timeout=10) as d:
+                other = auth(d, "other key")
+    assert answers == [[{"T": "success", "msg": "authenticated"}]] * 2
+    assert refused == [{"T": "error", "code": 406, "msg": "connection limit exceeded"}]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert other == [{"T": "success", "msg": "authenticated"}]
 
 
 async def test_alpaca_py_gets_minute_bars(
