@@ -16,8 +16,8 @@ the sessions' nanosecond clock derives from it through the context's anchor.
 Binance connections are pinged as Binance does (`KeepAlive`): a ping every `binance_ping_s`
 (20 s), and a close when a ping goes unanswered for three intervals (Binance: a minute). Both are
 deadlines of the core, so the connection's own task does it; no extra task. Sessions share
-`services` (Alpaca's per-key connection counts); `detach` gives a session's share back however
-the connection ended.
+`services` (Alpaca's per-key connection counts, Coinbase's message at subscribe from the hub's
+last-value cache `latest`); `detach` gives a session's share back however the connection ended.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class VenueContext:
     buffer_bytes: int = VENUE_BUFFER_BYTES
     binance_ping_s: float = BINANCE_PING_S
     alpaca_connections_per_key: int = ALPACA_CONNECTIONS_PER_KEY
+    latest: Callable[[], TickBatch] | None = None  # the hub's last-value cache, one per symbol
     fanout: VenueFanout = field(init=False)
     services: Services = field(init=False)
 
@@ -72,7 +73,12 @@ class VenueContext:
         if not self.binance_ping_s > 0:
             raise ValueError(f"binance_ping_s must be positive, got {self.binance_ping_s}")
         self.fanout = VenueFanout(self.universe)
-        self.services = Services(KeyLimit(self.alpaca_connections_per_key))
+        self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
+
+    def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
+        if self.latest is None:
+            return None
+        return self.fanout.encoders[venue].current(self.latest()[sym], channel)
 
     def ping_s(self, venue: str) -> float | None:
         """How often the server pings this venue's connections (None: it does not)."""

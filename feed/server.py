@@ -164,6 +164,7 @@ class Server:
             counters=self.counters,
             binance_ping_s=config.binance_ping_s,
             alpaca_connections_per_key=config.alpaca_connections_per_key,
+            latest=lambda: self.hub.lvc,
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers

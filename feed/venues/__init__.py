@@ -7,10 +7,13 @@ Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
   market stepped to) into the venue's messages, each encoded at most once per codec. Call it for
   every batch the hub publishes, in order, from the server's start (trade ids, bars and session
   statistics are running state); skip it only while the venue has no sessions if ids may restart.
+  `encoder.current(record, channel) -> bytes | None` is the venue's message for a symbol's
+  latest state (a `TICK_DTYPE` record from the hub's last-value cache), for venues that send
+  one at subscribe (Coinbase's ticker); the others return None.
 - a **session** per connection, made by `ROUTES[prefix](path, query, headers, universe, tokens,
   now_ns, services=...)` when an upgrade's path starts with `prefix` (`route(path)` finds it).
-  `services` (a `Services`) is what the server's sessions share: Alpaca's connections per
-  key. A factory may raise `HandshakeRefused(status, reason)`: answer
+  `services` (a `Services`) is what the server's sessions share: Alpaca's connections per key,
+  the `current` messages above. A factory may raise `HandshakeRefused(status, reason)`: answer
   the HTTP request with that status, no upgrade.
 
 The VenueSession protocol, and what the connection layer must do with each result:
@@ -45,6 +48,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import parse_qs
+
+import numpy as np
 
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
@@ -92,6 +97,7 @@ class VenueEncoder(Protocol):
     venue: str
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared: ...
+    def current(self, record: np.void, channel: str) -> bytes | None: ...
 
 
 class Factory(Protocol):
@@ -158,7 +164,8 @@ def _coinbase(
 ) -> VenueSession:
     if path.rstrip("/") != "/coinbase":
         raise HandshakeRefused(404, f"unknown Coinbase path {path!r}; use /coinbase")
-    return CoinbaseSession(universe, now_ns)
+    current = services.current if services is not None else None
+    return CoinbaseSession(universe, now_ns, current=current)
 
 
 ROUTES: dict[str, Factory] = {

@@ -87,12 +87,19 @@ class KeyLimit:
             del self.counts[key]
 
 
+def _no_current(venue: str, sym: int, channel: str) -> bytes | None:
+    return None
+
+
 @dataclass(slots=True)
 class Services:
     """What a server lends its venue sessions beyond one request: state shared across
     connections, as plain objects and callables (no I/O, no clock)."""
 
     alpaca_keys: KeyLimit = field(default_factory=KeyLimit)  # authenticated, per (feed, key)
+    # (venue, symbol id, channel) -> that venue's message for the symbol's latest state, built
+    # from the hub's last-value cache (Coinbase's ticker at subscribe), or None
+    current: Callable[[str, int, str], bytes | None] = _no_current
 
 
 class Entry(NamedTuple):
@@ -116,19 +123,11 @@ class Shared:
     `/v1` subscribers at the same generation share one body.
     """
 
-    __slots__ = ("_by_sym", "_cache", "_codecs", "_memo", "items", "latest", "now_ns")
+    __slots__ = ("_by_sym", "_cache", "_codecs", "_memo", "items", "now_ns")
 
-    def __init__(
-        self,
-        now_ns: int,
-        codecs: Mapping[str, Codec],
-        latest: Callable[[int, str], bytes | None] | None = None,
-    ) -> None:
+    def __init__(self, now_ns: int, codecs: Mapping[str, Codec]) -> None:
         self.now_ns = now_ns  # event time the market stepped to
         self.items: list[tuple[int, str, Any]] = []  # (symbol id, channel, content), in order
-        # (symbol id, channel) -> the venue's message for the last event before this batch, for
-        # venues that send one on subscribe (Coinbase's first ticker and last_match)
-        self.latest = latest
         self._codecs = codecs
         self._by_sym: dict[int, list[int]] | None = None
         self._cache: dict[tuple[str, int], bytes] = {}

@@ -157,6 +157,10 @@ class AlpacaEncoder:
         for b in bars:
             out.add(b.sym, "bars", b)
 
+    def current(self, record: Any, channel: str) -> bytes | None:
+        """Alpaca sends nothing at subscribe: data starts with the next event."""
+        return None
+
 
 def _frozen(ids: set[int] | None) -> frozenset[int] | None:
     return None if ids is None else frozenset(ids)

@@ -151,6 +151,10 @@ class BinanceEncoder:
         self._closed(out, tape.advance(now_ns), now_ns)
         return out
 
+    def current(self, record: Any, channel: str) -> bytes | None:
+        """Binance sends nothing at subscribe: a stream starts with its next event."""
+        return None
+
     def _closed(self, out: Shared, bars: list[Bar], now_ns: int) -> None:
         ms = now_ns // NS_PER_MS
         for b in bars:

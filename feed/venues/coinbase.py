@@ -4,13 +4,15 @@
 `heartbeat` per product per second of event time, decimals as strings, RFC 3339 times in
 microseconds, encoded once and shared. `CoinbaseSession` is one connection: `subscribe` /
 `unsubscribe` with product ids and channels (names or `{"name", "product_ids"}` objects), the
-`subscriptions` reply, then the latest `ticker` and a `last_match` per new product,
+`subscriptions` reply, then each new product's current `ticker` and `last_match` (built from
+the hub's latest record by the server's `services.current`),
 `{"type": "error"}` for bad requests and the 5 s subscribe deadline.
 Sans-IO.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -48,13 +50,28 @@ class CoinbaseEncoder:
         self._codecs = {"json": self._json}
         self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
 
-    def _latest(
-        self, before: dict[int, tuple[Any, ...] | None], sym: int, channel: str
-    ) -> bytes | None:
-        """The ticker or last_match of the symbol's last trade before the batch, if any."""
-        trade = before[sym] if sym in before else self._last.get(sym)
-        if trade is None or channel not in ("ticker", "matches"):
+    def current(self, record: Any, channel: str) -> bytes | None:
+        """The product's ticker or `last_match` now, from its latest record (the hub's last-value
+        cache), as Coinbase sends them at subscribe; None before the product's first trade.
+
+        If the last trade this encoder saw is still the product's latest (same cumulative
+        volume), that trade's own message; else one built from the record: its `last` and
+        `last_size`, its book, the trade ids counted so far, `side` from the record's flags or,
+        for a quote update, the quote rule (last at or above the mid: the buyer took it).
+        """
+        if channel not in ("ticker", "matches"):
             return None
+        ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls = record.tolist()
+        if vol == 0:
+            return None  # no trade yet: nothing to report
+        trade = self._last.get(sym)
+        if trade is None or trade[7][4] != vol:
+            tape = self._tape
+            tape.seen(sym, last, vol, 0, False)  # the session statistics start here if unseen
+            buy = bool(fl & _BUY) if fl & _TRADE else last >= (bid + ask) / 2
+            stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
+            tid = tape.trade_ids[sym]
+            trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
         message = self._message(Entry(-1, channel, trade))
         if channel == "matches":
             message["type"] = "last_match"
@@ -117,9 +134,8 @@ class CoinbaseEncoder:
 
         Only the running state is updated here; messages are built when first asked for.
         """
-        before: dict[int, tuple[Any, ...] | None] = {}  # last trades as before this batch
-        out = Shared(now_ns, self._codecs, lambda sym, ch: self._latest(before, sym, ch))
-        tape, push, prior = self._tape, out.items.append, self._last
+        out = Shared(now_ns, self._codecs)
+        tape, push, latest = self._tape, out.items.append, self._last
         for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts // NS_PER_S > self._second:
                 self._heartbeats(out, ts)
@@ -133,9 +149,7 @@ class CoinbaseEncoder:
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
             push((sym, "ticker", trade))
             push((sym, "matches", trade))
-            if sym not in before:
-                before[sym] = prior.get(sym)
-            prior[sym] = trade
+            latest[sym] = trade
         self._heartbeats(out, now_ns)
         return out
 
@@ -166,13 +180,19 @@ class CoinbaseSession:
     venue = "coinbase"
     binary = False
 
-    def __init__(self, universe: Universe, now_ns: int) -> None:
+    def __init__(
+        self,
+        universe: Universe,
+        now_ns: int,
+        *,
+        current: Callable[[str, int, str], bytes | None] | None = None,
+    ) -> None:
         self.universe = universe
+        self._current = current  # (venue, symbol id, channel): the message to send at subscribe
         self.channels: dict[str, dict[str, None]] = {c: {} for c in CHANNELS}
         self._wanted: dict[int, set[str]] = {}
         self._syms: set[int] = set()
         self._key: frozenset[tuple[int, frozenset[str]]] = frozenset()
-        self._initial: list[tuple[int, str]] = []  # (symbol id, channel) owed a first message
         self._deadline: int | None = now_ns + SUBSCRIBE_DEADLINE_NS
 
     @property
@@ -220,12 +240,13 @@ class CoinbaseSession:
             if kind == "subscribe" and not products:
                 return _error(failed, f"no product ids for channel {name}")
             plan.append((name, products, alone))
+        first: list[tuple[int, str]] = []  # (symbol id, channel) new to this connection
         for name, products, alone in plan:
             subs = self.channels[name]
             if kind == "subscribe":
                 if name != "heartbeat":  # Coinbase first sends the latest ticker / last_match
                     new = [p for p in products if p not in subs]
-                    self._initial += [(self.universe.index(p), name) for p in new]
+                    first += [(self.universe.index(p), name) for p in dict.fromkeys(new)]
                 subs.update(dict.fromkeys(products))
             elif alone:
                 subs.clear()
@@ -235,7 +256,13 @@ class CoinbaseSession:
         if kind == "subscribe":
             self._deadline = None
         self._reindex()
-        return Reply([self._subscriptions()], symbols=self.symbols)
+        reply = Reply([self._subscriptions()], symbols=self.symbols)
+        if self._current is not None:
+            for sym, name in first:
+                message = self._current(self.venue, sym, name)
+                if message is not None:
+                    reply.frames.append(Frame(message))
+        return reply
 
     def _reindex(self) -> None:
         wanted: dict[int, set[str]] = {}
@@ -257,15 +284,7 @@ class CoinbaseSession:
         """One frame per message of this session's channels and products, in event order."""
         if not self._wanted:
             return []
-        frames = shared.memo(self._key, lambda: self._build(shared))
-        if self._initial and shared.latest is not None:
-            latest = shared.latest
-            wanted = self._wanted
-            first = [(s, c) for s, c in self._initial if c in wanted.get(s, ())]
-            self._initial = []
-            found = [latest(s, c) for s, c in first]
-            frames = [Frame(data) for data in found if data is not None] + frames
-        return frames
+        return shared.memo(self._key, lambda: self._build(shared))
 
     def _build(self, shared: Shared) -> list[Frame]:
         return [Frame(shared.encoded(e, "json")) for e in shared.select(self._syms, self._wants)]

@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from tickwire.feed.server import Server, ServerConfig
+from tickwire.simulators import Market
 
 CADENCE_MS = 20.0  # fast enough for the tests, light on a shared machine
 
@@ -41,9 +42,11 @@ async def start(
     caplog: pytest.LogCaptureFixture,
     config: ServerConfig | None = None,
     start_ns: int | None = None,
+    market: Market | None = None,
 ) -> VenueServer:
     caplog.set_level(logging.INFO, logger="tickwire.server")
-    server = Server(config or ServerConfig(port=0, cadence_ms=CADENCE_MS), start_ns=start_ns)
+    config = config or ServerConfig(port=0, cadence_ms=CADENCE_MS)
+    server = Server(config, market, start_ns=start_ns)
     await nursery.start(server.run)
     return VenueServer(server, caplog)
 

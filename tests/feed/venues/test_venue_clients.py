@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tickwire.feed.server import ServerConfig
+from tickwire.simulators import Market, Universe
 
 from ..._support import serve_process
 from .conftest import CADENCE_MS, VenueServer, start
@@ -378,8 +379,7 @@ async def test_coinbase_ticker_matches_heartbeat_with_websockets(
         return out
 
     def client() -> list[dict[str, Any]]:
-        # The server encodes Coinbase while it has Coinbase clients: the second client's
-        # subscription starts with the latest ticker and last_match the first one's saw.
+        # The second client's subscription starts with the latest ticker and last_match.
         with connect(venue_server.url("/coinbase"), open_timeout=10) as first:
             session(first)
             with connect(venue_server.url("/coinbase"), open_timeout=10) as second:
@@ -399,6 +399,34 @@ async def test_coinbase_ticker_matches_heartbeat_with_websockets(
     assert by_type["ticker"]["product_id"] == "AAPL"
     assert by_type["match"]["product_id"] == "MSFT"
     assert by_type["heartbeat"]["product_id"] == "AAPL"
+
+
+async def test_coinbase_first_client_gets_the_current_ticker_at_subscribe(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The very first Coinbase client of a market that has traded: right after `subscriptions`,
+    the current ticker and last_match (from the hub's latest record), then the next trades."""
+    start_ns = 1_700_000_035 * 10**9
+    market = Market(Universe.default(), seed=5, start_ns=start_ns)
+    market.step(start_ns + 30 * 10**9)  # 30 s of trading before the server starts
+    srv = await start(nursery, caplog, start_ns=start_ns + 30 * 10**9, market=market)
+    assert srv.server.hub.lvc["volume"][Universe.default().index("AAPL")] > 0
+    sub = {"type": "subscribe", "product_ids": ["AAPL"], "channels": ["ticker", "matches"]}
+
+    def client() -> list[dict[str, Any]]:
+        with connect(srv.url("/coinbase"), open_timeout=10) as ws:
+            ws.send(json.dumps(sub))
+            out = [json.loads(ws.recv(timeout=10)) for _ in range(3)]
+            while out[-1]["type"] != "match":
+                out.append(json.loads(ws.recv(timeout=10)))
+            return out
+
+    out = await _in_thread(client)
+    assert [m["type"] for m in out[:3]] == ["subscriptions", "ticker", "last_match"]
+    ticker, last_match, match = out[1], out[2], out[-1]
+    assert ticker["product_id"] == last_match["product_id"] == "AAPL"
+    assert float(ticker["price"]) > 0 and ticker["trade_id"] == last_match["trade_id"]
+    assert match["trade_id"] == ticker["trade_id"] + 1  # the next trade: nothing lost or repeated
 
 
 async def test_coinbase_subscribe_deadline_closes(venue_server: VenueServer) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed.venues.coinbase import CoinbaseEncoder, CoinbaseSession
+from tickwire.simulators.market import Market
+from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
-from ._shapes import TRADE_BUY, TRADE_SELL, assert_shape, market_batches, records
+from ._shapes import START_NS, TRADE_BUY, TRADE_SELL, assert_shape, market_batches, records
 
 # The Coinbase Exchange websocket feed's documented examples, as data.
 DOC_TICKER = {
@@ -238,21 +241,76 @@ def test_any_input_gets_coinbase_replies_only(messages: list[str]) -> None:
                 assert isinstance(answer["message"], str)
 
 
+def latest_of(u: Universe, batches: list[tuple[TickBatch, int]]) -> TickBatch:
+    """The hub's last-value cache after `batches`: each symbol's latest record."""
+    lvc = Market(u, seed=3, start_ns=START_NS).snapshot()
+    for batch, _ in batches:
+        lvc[batch["sym"].astype(np.intp)] = batch  # in event order: the last one wins
+    return lvc
+
+
+def hooked(enc: CoinbaseEncoder, lvc: TickBatch) -> CoinbaseSession:
+    """A session whose `current` is the server's: the encoder over the last-value cache."""
+    return CoinbaseSession(
+        enc.universe, NOW, current=lambda venue, sym, ch: enc.current(lvc[sym], ch)
+    )
+
+
 def test_latest_ticker_and_last_match_on_subscribe() -> None:
-    """As at Coinbase: after `subscriptions`, the product's latest ticker and a last_match."""
+    """As at Coinbase: right after `subscriptions`, the product's latest ticker and a
+    last_match, in the reply itself; the next trades follow them with nothing lost."""
     u, batches = market_batches(seconds=4)
     enc = CoinbaseEncoder(u)
-    for batch, now in batches[:2]:
-        enc.encode(batch, now)
-    s = CoinbaseSession(u, NOW)
-    ask(s, {"type": "subscribe", "product_ids": ["AAPL"], "channels": ["ticker", "matches"]})
+    seen = [enc.encode(batch, now) for batch, now in batches[:2]]
+    s = hooked(enc, latest_of(u, batches[:2]))
+    sub = {"type": "subscribe", "product_ids": ["AAPL"], "channels": ["ticker", "matches"]}
+    reply = ask(s, sub)
+    assert [m["type"] for m in reply] == ["subscriptions", "ticker", "last_match"]
+    ticker, last_match = reply[1:]
+    assert_shape(ticker, DOC_TICKER)
+    assert_shape({**last_match, "type": "match"}, DOC_MATCH)
+    aapl = u.index("AAPL")
+    encoded = [
+        orjson.loads(seen[1].encoded(e, "json")) for e in seen[1].select({aapl}, lambda *_: True)
+    ]
+    assert ticker == [m for m in encoded if m["type"] == "ticker"][-1]  # the latest, as sent
+    assert last_match["trade_id"] == ticker["trade_id"]
     first = [orjson.loads(f.data) for f in s.deliver(enc.encode(*batches[2]))]
-    assert [m["type"] for m in first[:2]] == ["ticker", "last_match"]
-    assert_shape({**first[1], "type": "match"}, DOC_MATCH)
-    trades = [m for m in first[2:] if m["type"] == "match"]
-    assert trades and trades[0]["trade_id"] == first[0]["trade_id"] + 1  # nothing lost, no repeat
-    later = [orjson.loads(f.data)["type"] for f in s.deliver(enc.encode(*batches[3]))]
-    assert "last_match" not in later
+    trades = [m for m in first if m["type"] == "match"]
+    assert trades and trades[0]["trade_id"] == ticker["trade_id"] + 1  # nothing lost, no repeat
+    assert "last_match" not in [m["type"] for m in first]
+    assert ask(s, sub) == reply[:1]  # already subscribed: no second ticker
+
+
+def test_first_subscriber_gets_the_ticker_of_the_latest_record() -> None:
+    """Before any Coinbase client, the encoder has seen nothing: the ticker at subscribe comes
+    from the hub's latest record (price, size, book, sequence); side from the record's flags,
+    or by the quote rule for a quote update; no ticker for a product that has not traded."""
+    u = U
+    enc = CoinbaseEncoder(u)
+    aapl, msft = u.index("AAPL"), u.index("MSFT")
+    lvc = Market(u, seed=3, start_ns=START_NS).snapshot()  # volume 0: nothing traded
+    trade = {"ts": NOW, "seq": 7, "flags": TRADE_SELL, "last": 99.99, "last_size": 30}
+    quote = {"ts": NOW + 5, "seq": 9, "flags": 0, "last": 100.01, "last_size": 40}
+    lvc[aapl] = records({**trade, "sym": aapl, "volume": 500})[0]
+    lvc[msft] = records({**quote, "sym": msft, "volume": 900})[0]
+    s = hooked(enc, lvc)
+    reply = ask(
+        s, {"type": "subscribe", "product_ids": ["AAPL", "MSFT", "NVDA"], "channels": ["ticker"]}
+    )
+    assert [(m["type"], m.get("product_id")) for m in reply] == [
+        ("subscriptions", None),
+        ("ticker", "AAPL"),
+        ("ticker", "MSFT"),
+    ]
+    a, m = reply[1:]
+    assert_shape(a, DOC_TICKER)
+    assert (a["price"], a["last_size"], a["side"], a["sequence"]) == ("99.99", "30", "sell", 7)
+    assert (a["best_bid"], a["best_ask"], a["best_bid_size"]) == ("99.99", "100.01", "100")
+    assert (m["price"], m["side"], m["sequence"]) == ("100.01", "buy", 9)  # at the ask: buy
+    assert a["trade_id"] == m["trade_id"] == 0  # the next counted trade is 1
+    first = s.deliver(enc.encode(records({**trade, "sym": aapl, "seq": 8, "volume": 530}), NOW + 9))
+    assert orjson.loads(first[0].data)["trade_id"] == 1
 
 
 def test_crypto_product_ids_from_the_universe() -> None:
