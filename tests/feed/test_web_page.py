@@ -274,12 +274,12 @@ async def test_token_right_wrong_and_missing(nursery: trio.Nursery) -> None:
 async def test_real_command_serves_the_page_and_it_survives_a_restart(tmp_path: Path) -> None:
     """`tickwire serve --token`: the page from its own port, then the process is stopped and a
     new one started on the same port; the page shows the restart banner and streams again."""
-    args = ("--token", "s3cret", "--activity", "5", "--drain-s", "0")
+    args = ("--token", "s3cret", "--activity", "5", "--drain-s", "0", "--drain-min-s", "0")
     with serve_process(*args) as (proc, url):
         port = url.rsplit(":", 1)[1].split("/")[0]
 
         def restart() -> None:
-            proc.terminate()  # SIGTERM: a drain of 0 s, exit 0
+            proc.terminate()  # SIGTERM: a drain of 0 s (no balancer to tell), exit 0
             assert proc.wait(timeout=20) == 0
             second = serve_process("--port", port, *args)
             second.__enter__()
