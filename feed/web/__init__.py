@@ -7,7 +7,8 @@ served, so no request path can reach any other file.
 
 index.html refers to its script, worker and style as `app.js?v=HASH`: those exact URLs never
 change content, so browsers may keep them for a year (`immutable`); index.html itself is
-revalidated on every load (`no-cache` + ETag, a 304 when unchanged), so an upgrade shows on the next reload.
+revalidated on every load (`no-cache` + ETag, a 304 when unchanged), so an upgrade shows on the
+next reload.
 
 Pure functions over bytes: no trio, no sockets, no clock. Must never import trio.
 """
