@@ -128,7 +128,10 @@
     else if (bannerIsError) hideBanner();
     if (msg.resumed) showResumed(msg.resumed);
     const el = $("status");
-    if (!msg.resumed) { delete el.dataset.missed; delete el.dataset.replayed; }
+    if (!msg.resumed) {
+      for (const k of ["recovered", "missed", "replayed"]) delete el.dataset[k];
+      el.removeAttribute("title");
+    }
     setStatus("live", msg.resumed && msg.resumed.recovered ? "live, resumed" : "live");
     if (!state.selected && state.watch.length) select(state.watch[0]);
   }

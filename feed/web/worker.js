@@ -17,7 +17,7 @@ const feed = {
   changed: new Uint8Array(0), changedIds: [],
   wanted: false,             // the page asked for an update and has not had it yet
   ticks: 0, lat: new Float64Array(512), latN: 0, meterAt: performance.now(), rate: 0, latency: NaN,
-  restarted: false, resumed: null, replaying: 0,
+  restarted: false, resumed: null, resumedDirty: false, replaying: 0,
 };
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -94,6 +94,7 @@ function request(op, fields) {
 
 async function onWelcome(msg) {
   feed.attempt = 0;
+  feed.resumed = null; feed.replaying = 0;
   const sameRun = feed.epoch !== null && msg.epoch === feed.epoch;
   if (feed.epoch !== null && msg.epoch !== undefined && msg.epoch !== feed.epoch) {
     feed.restarted = true;
@@ -110,6 +111,7 @@ async function onWelcome(msg) {
       const ack = await request("subscribe", { symbols: known, resume: resumeFrom });
       if (resumeFrom !== true) {
         feed.resumed = { recovered: !!ack.recovered, missed: ack.missed || 0, applied: 0 };
+        feed.resumedDirty = true;
         feed.replaying = ack.recovered ? ack.missed || 0 : 0;
       }
     }
@@ -190,7 +192,7 @@ function u64(dv, o) { return dv.getUint32(o, true) + dv.getUint32(o + 4, true) *
 
 function apply(id, bid, ask, last, volume, seq, size) {
   if (id >= feed.seq.length) return;
-  if (feed.replaying > 0) { feed.replaying--; if (feed.resumed) feed.resumed.applied++; }
+  if (feed.replaying > 0) { feed.replaying--; feed.resumed.applied++; feed.resumedDirty = true; }
   const held = feed.seq[id];
   if (seq <= held) {
     // A replay may repeat what a snapshot gave: drop it. Without an epoch (an older server),
@@ -222,7 +224,7 @@ function meter(n, nowMs, tsMs) {
 // Float64Array, FIELDS numbers a symbol.
 function flush() {
   const ids = feed.changedIds;
-  if (!ids.length && !feed.restarted) return;
+  if (!ids.length && !feed.restarted && !feed.resumedDirty) return;
   const out = new Float64Array(ids.length * FIELDS);
   for (let i = 0, o = 0; i < ids.length; i++, o += FIELDS) {
     const id = ids[i];
@@ -233,6 +235,6 @@ function flush() {
   ids.length = 0;
   feed.wanted = false;
   post({ t: "update", quotes: out, rate: feed.rate, latency: feed.latency,
-    restarted: feed.restarted, resumed: feed.resumed }, [out.buffer]);
-  feed.restarted = false;
+    restarted: feed.restarted, resumed: feed.resumedDirty ? feed.resumed : null }, [out.buffer]);
+  feed.restarted = false; feed.resumedDirty = false;
 }
