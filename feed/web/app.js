@@ -82,6 +82,10 @@
   // ------------------------------------------------------------------ the feed (a Worker)
   const worker = new Worker(document.querySelector("script[data-worker]").dataset.worker);
 
+  worker.onerror = (ev) => {  // a bug in worker.js: say so (the console has the details)
+    showBanner(`The page's feed worker failed (${ev.message}): reload the page.`, true);
+  };
+
   worker.onmessage = ({ data }) => {
     switch (data.t) {
       case "update": onUpdate(data); break;
