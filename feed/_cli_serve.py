@@ -2,8 +2,8 @@
 
 Thin by rule: the server is `server.Server`, the client is `client.connect`. Both stop cleanly on
 SIGINT/SIGTERM and exit 0 with no traceback. The server's SIGINT closes every client with 1001 at
-once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s), and a second SIGTERM
-or a SIGINT during the drain stops at once.
+once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s, the port open with
+/readyz 503 for --drain-min-s), and a second SIGTERM or a SIGINT during the drain stops at once.
 """
 
 from __future__ import annotations
