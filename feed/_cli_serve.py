@@ -2,8 +2,8 @@
 
 Thin by rule: the server is `server.Server`, the client is `client.connect`. Both stop cleanly on
 SIGINT/SIGTERM and exit 0 with no traceback. The server's SIGINT closes every client with 1001 at
-once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s), and a second SIGTERM
-or a SIGINT during the drain stops at once.
+once; its first SIGTERM drains (`Server.drain`: 1012 spread over --drain-s, the port open with
+/readyz 503 for --drain-min-s), and a second SIGTERM or a SIGINT during the drain stops at once.
 """
 
 from __future__ import annotations
@@ -181,6 +181,15 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM, close the clients with 1012 spread over this long (default "
         "%(default)s); a second SIGTERM or Ctrl+C stops at once",
     )
+    ap.add_argument(
+        "--drain-min-s",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM, keep the port open this long (/readyz 503, new clients refused) so a "
+        "load balancer's health check sees it, even with no client; 0 without a balancer "
+        "(default %(default)s)",
+    )
     _add_logging(ap)
     ap.add_argument(
         "--log-format",
@@ -296,7 +305,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             if args.log_every > 0:
                 nursery.start_soon(_log_summaries, server, args.log_every)
-            await _until_stopped(server, args.drain_s)
+            await _until_stopped(server, args.drain_s, args.drain_min_s)
             log.info(
                 "shutting down: closing %s with 1001",
                 _oplog.counted(len(server.connections), "client"),
@@ -503,7 +512,7 @@ def run_trio(main: Callable[[], Awaitable[None]]) -> None:
         raise _single(group) from None
 
 
-async def _until_stopped(server: Server, drain_s: float) -> None:
+async def _until_stopped(server: Server, drain_s: float, drain_min_s: float) -> None:
     """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         first = await signals.__anext__()
@@ -517,7 +526,7 @@ async def _until_stopped(server: Server, drain_s: float) -> None:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(second_signal)
-            await server.drain(drain_s)
+            await server.drain(drain_s, drain_min_s)
             nursery.cancel_scope.cancel()
 
 

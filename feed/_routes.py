@@ -23,7 +23,7 @@ def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
         target = req.path + (f"?{req.query}" if req.query else "")
         return _wrap(static_response(target, if_none_match=req.headers.get("if-none-match")))
 
-    paths = ("/", "/index.html", "/app.js", "/style.css")
+    paths = ("/", "/index.html", "/app.js", "/worker.js", "/style.css")
     routes: dict[str, Route] = dict.fromkeys(paths, page)
     routes["/metrics"] = lambda req: _wrap(metrics.response(req.headers.get("accept")))
     routes["/livez"] = lambda req: _wrap(m.livez())

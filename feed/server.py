@@ -234,6 +234,10 @@ class Server:
     def _make_core(
         self, accept: _http.Accept, wake: Any, now: float
     ) -> WebSocketCore | _http.Refuse:
+        if self._drain is not None:  # /readyz says 503 too: a balancer routes elsewhere
+            return _http.refusal(
+                503, "draining", "the server is shutting down: connect again in a moment\n"
+            )
         if accept.route == p.PATH:
             binary = accept.subprotocol == p.SUBPROTOCOL_BINARY
             return FeedCore(self.ctx, wake, binary=binary, now=now)
@@ -461,30 +465,38 @@ class Server:
             cadence_ms=self.config.cadence_ms,
         )
 
-    async def drain(self, drain_s: float) -> None:
-        """Graceful stop (SIGTERM): `/readyz` 503 and the listeners closed at once, then every
-        client closed with 1012, oldest first, spread evenly over `drain_s` (`_drain.py`).
-        Returns when all are gone or `drain_s` plus a grace has passed; cancel it to cut it
-        short, then `shutdown()` closes the rest with 1001."""
-        drain = self._drain = _drain.Drain[Connection](drain_s)
-        self._accepting.cancel()
-        self._close_listeners()  # now: a client that connects from here on is refused
+    async def drain(self, drain_s: float, min_s: float = 0.0) -> None:
+        """Graceful stop (SIGTERM): `/readyz` 503 at once, every client closed with 1012,
+        oldest first, spread evenly over `drain_s` (`_drain.py`); the listener stays open for
+        `min_s` (a balancer's health check sees the 503; new upgrades are refused with 503),
+        then closes. Returns when all are gone and `min_s` has passed, or `drain_s` plus a
+        grace has; cancel it to cut it short, then `shutdown()` closes the rest with 1001."""
+        drain = self._drain = _drain.Drain[Connection](drain_s, min_s)
         clients = sorted(self.registry.open, key=lambda conn: conn.opened_s)
         log.info(
-            "draining: closing %s with 1012 over %g s",
+            "draining: closing %s with 1012 over %g s, listening for %g s more",
             _oplog.counted(len(clients), "client"),
             drain_s,
+            min_s,
         )
         drain.signal(trio.current_time(), clients)
-        while True:
-            for conn in drain.due(trio.current_time()):
-                conn.close(_drain.CLOSE_CODE, _drain.CLOSE_REASON)
-            deadline = drain.next_deadline()
-            if deadline is None:
-                return
-            self._drain_changed = trio.Event()
-            with trio.move_on_at(deadline):
-                await self._drain_changed.wait()
+        try:
+            while True:
+                now = trio.current_time()
+                if not drain.listening(now) and not self._accepting.cancel_called:
+                    self._accepting.cancel()
+                    self._close_listeners()  # from here on a new client is refused
+                for conn in drain.due(now):
+                    conn.close(_drain.CLOSE_CODE, _drain.CLOSE_REASON)
+                deadline = drain.next_deadline()
+                if deadline is None:
+                    return
+                self._drain_changed = trio.Event()
+                with trio.move_on_at(deadline):
+                    await self._drain_changed.wait()
+        finally:
+            self._accepting.cancel()
+            self._close_listeners()
 
 
 async def serve(

@@ -4,7 +4,8 @@ The page, served by the feed's own port, watches 50 symbols of the
 default universe from a real `tickwire serve` at its default 1 ms cadence, in Debian's chromium
 driven by Playwright. The baseline, measured in the same browser right before, is an empty page
 running the same requestAnimationFrame probe: the frame rate this machine's headless chromium
-gives at all. Busy time is Chromium's own `TaskDuration` (DevTools `Performance.getMetrics`).
+gives at all. Busy time is Chromium's own `TaskDuration` (DevTools `Performance.getMetrics`) of
+the page's main thread; the page's Worker (the WebSocket and decoding) runs on its own thread.
 Without chromium or playwright the rows say n/a.
 """
 

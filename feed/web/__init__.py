@@ -1,12 +1,14 @@
 """The browser page's static files, served from inside the package (no CDN, no disk paths).
 
-`static_response(target)` answers one GET for the page: `/` (index.html), `/app.js` and
-`/style.css`, each with its content type, an ETag and a Cache-Control header; anything else is
-404. Only names in a fixed table are served, so no request path can reach any other file.
+`static_response(target)` answers one GET for the page: `/` (index.html), `/app.js`,
+`/worker.js` (the page's feed side, a Web Worker) and `/style.css`, each with its content type,
+an ETag and a Cache-Control header; anything else is 404. Only names in a fixed table are
+served, so no request path can reach any other file.
 
-index.html refers to its script and style as `app.js?v=HASH`: those exact URLs never change
-content, so browsers may keep them for a year (`immutable`); index.html itself is revalidated on
-every load (`no-cache` + ETag, a 304 when unchanged), so an upgrade shows on the next reload.
+index.html refers to its script, worker and style as `app.js?v=HASH`: those exact URLs never
+change content, so browsers may keep them for a year (`immutable`); index.html itself is
+revalidated on every load (`no-cache` + ETag, a 304 when unchanged), so an upgrade shows on the
+next reload.
 
 Pure functions over bytes: no trio, no sockets, no clock. Must never import trio.
 """
@@ -47,7 +49,7 @@ def _load() -> dict[str, _File]:
     """Read the page's files once; index.html gets its assets' content hashes in their URLs."""
     root = resources.files(__name__)
     files: dict[str, _File] = {}
-    assets = {name: (root / name).read_bytes() for name in ("app.js", "style.css")}
+    assets = {name: (root / name).read_bytes() for name in ("app.js", "worker.js", "style.css")}
     for name, body in assets.items():
         files["/" + name] = _file(name, body)
     index = (root / "index.html").read_bytes()

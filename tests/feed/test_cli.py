@@ -14,7 +14,7 @@ def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 
 def test_tail_prints_ticks_and_serve_stops_cleanly_on_sigterm():
-    with serve_process() as (proc, url):
+    with serve_process("--drain-min-s", "0") as (proc, url):
         out = _run("tail", "AAPL", "MSFT", "--url", url, "--count", "5")
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()

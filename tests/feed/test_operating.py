@@ -87,7 +87,7 @@ def _port(url: str) -> int:
 
 
 def test_readyz_turns_503_on_sigterm_before_the_listener_closes() -> None:
-    with serve_process("--drain-s", "3") as (proc, url):
+    with serve_process("--drain-s", "3", "--drain-min-s", "0") as (proc, url):
         port = _port(url)
         # A WebSocket client keeps the drain running for its 3 s.
         tail = subprocess.Popen(

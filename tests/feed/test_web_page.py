@@ -241,6 +241,88 @@ async def test_server_restart_shows_a_banner_and_the_page_recovers(nursery: trio
     assert errors == []
 
 
+class DroppingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a server: `drop()` cuts every connection through it
+    (no WebSocket close, a plain TCP close: what a network failure looks like to a browser),
+    while the server and the proxy's listener stay up."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.scopes: list[trio.CancelScope] = []
+        self.dropped = 0
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        async with client, await trio.open_tcp_stream("127.0.0.1", self.target_port) as upstream:
+            with trio.CancelScope() as scope:
+                self.scopes.append(scope)
+                async with trio.open_nursery() as nursery:
+
+                    async def pipe(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+                        try:
+                            async for chunk in src:
+                                await dst.send_all(chunk)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            pass  # one side went away: so does the other
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(pipe, client, upstream)
+                    nursery.start_soon(pipe, upstream, client)
+            self.scopes.remove(scope)
+
+    def drop(self) -> None:
+        for scope in self.scopes:
+            scope.cancel()
+            self.dropped += 1
+
+
+async def test_a_dropped_connection_resumes_with_the_missed_updates(
+    server: Server, nursery: trio.Nursery
+) -> None:
+    """The page's connection is cut (not the server): the page reconnects and sends its resume
+    position, the server replays what it missed, and no restart banner shows."""
+    proxy = DroppingProxy(int(server.url.rsplit(":", 1)[1].split("/")[0]))
+    port = await nursery.start(proxy.run)
+    feed_url = f"ws://127.0.0.1:{port}/v1"
+
+    def script(ctx: Any) -> dict[str, Any]:
+        page = ctx.new_page()
+        errors = js_errors(page)
+        page.goto(page_url(feed_url, symbols="SPY,AAPL,MSFT,NVDA,QQQ,TSLA,AMZN,JPM"))
+        page.wait_for_selector("#status[data-state=live]")
+        wait_for_price_change(page, "SPY")
+        assert page.get_attribute("#status", "data-missed") is None  # a first connection
+        seq_before = int(page.inner_text("#detail-seq").replace(",", ""))
+        trio.from_thread.run_sync(proxy.drop)
+        page.wait_for_selector("#status[data-recovered=true]")
+        # Every missed update arrives: the page counts what it received of the replay.
+        page.wait_for_function(
+            "() => { const d = document.getElementById('status').dataset;"
+            " return +d.missed > 0 && d.replayed === d.missed; }"
+        )
+        wait_for_price_change(page, "SPY")
+        return {
+            "missed": int(page.get_attribute("#status", "data-missed") or -1),
+            "title": page.get_attribute("#status", "title"),
+            "seq": (seq_before, int(page.inner_text("#detail-seq").replace(",", ""))),
+            "banner_hidden": page.locator("#banner").is_hidden(),
+            "errors": errors,
+        }
+
+    with trio.fail_after(90):
+        out = await in_browser(script)
+    assert proxy.dropped >= 1
+    assert out["missed"] > 0
+    assert "resumed" in out["title"] and "recovered" in out["title"]
+    assert out["seq"][1] > out["seq"][0]  # the same run's numbering carries on
+    assert out["banner_hidden"]  # a dropped connection is not a restart
+    assert out["errors"] == []
+
+
 async def test_token_right_wrong_and_missing(nursery: trio.Nursery) -> None:
     server = Server(ServerConfig(port=0, tokens=("s3cret",)))
     await nursery.start(server.run)
@@ -274,12 +356,12 @@ async def test_token_right_wrong_and_missing(nursery: trio.Nursery) -> None:
 async def test_real_command_serves_the_page_and_it_survives_a_restart(tmp_path: Path) -> None:
     """`tickwire serve --token`: the page from its own port, then the process is stopped and a
     new one started on the same port; the page shows the restart banner and streams again."""
-    args = ("--token", "s3cret", "--activity", "5", "--drain-s", "0")
+    args = ("--token", "s3cret", "--activity", "5", "--drain-s", "0", "--drain-min-s", "0")
     with serve_process(*args) as (proc, url):
         port = url.rsplit(":", 1)[1].split("/")[0]
 
         def restart() -> None:
-            proc.terminate()  # SIGTERM: a drain of 0 s, exit 0
+            proc.terminate()  # SIGTERM: a drain of 0 s (no balancer to tell), exit 0
             assert proc.wait(timeout=20) == 0
             second = serve_process("--port", port, *args)
             second.__enter__()

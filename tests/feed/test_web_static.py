@@ -21,6 +21,7 @@ def header(headers: list[tuple[str, str]], name: str) -> str | None:
         ("/", "text/html; charset=utf-8"),
         ("/index.html", "text/html; charset=utf-8"),
         ("/app.js", "text/javascript; charset=utf-8"),
+        ("/worker.js", "text/javascript; charset=utf-8"),
         ("/style.css", "text/css; charset=utf-8"),
     ],
 )
@@ -47,7 +48,7 @@ def test_index_is_revalidated_and_points_at_versioned_assets() -> None:
     assert header(headers, "Cache-Control") == "no-cache"
     assert "connect-src 'self' ws: wss:" in (header(headers, "Content-Security-Policy") or "")
     page = body.decode()
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "worker.js", "style.css"):
         match = re.search(rf'"{re.escape(name)}\?v=([0-9a-f]{{16}})"', page)
         assert match, f"{name} is not referenced with its hash"
         status, asset_headers, _ = static_response(f"/{name}?v={match.group(1)}")
@@ -99,7 +100,7 @@ def test_anything_else_is_404(path: str) -> None:
 
 def test_page_loads_nothing_from_elsewhere() -> None:
     """No CDN: every URL the page's files name is its own (or the feed's ws:// URL)."""
-    for path in ("/", "/app.js", "/style.css"):
+    for path in ("/", "/app.js", "/worker.js", "/style.css"):
         text = static_response(path)[2].decode()
         assert not re.search(r"(src|href)=\"(https?:)?//", text), path
         assert "@import" not in text and "url(http" not in text, path
