@@ -323,6 +323,7 @@ class Server:
     _LAG_WARN_S, _LAG_OK_S = 1.0, 0.2  # market behind the clock: warn past this, clear under that
     _BEHIND_YIELD = 0.25  # behind, the market gets at most 80% of the time, the rest the others
     _lagging = False  # the market is behind the clock (logged once, until it has caught up)
+    _target_ns: int = 0  # where the last step of the market was asked to go
 
     async def run_market(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -377,6 +378,7 @@ class Server:
             # batches, with handshakes and sends in between, instead of one batch (and one
             # stall) that grows with its lag. Its event time then trails the clock (`_note_lag`).
             batch = self.market.step(now_ns, max_chunks=self._MAX_CHUNKS)
+            self._target_ns = now_ns
         else:
             batch = self.market.step(now_ns)
         # Market.step's (and a replay's) records are on the tick grid and never written again.
@@ -388,12 +390,12 @@ class Server:
         return batch
 
     def _note_lag(self) -> bool:
-        """Whether the market is behind the clock; logs once when it falls behind by more than
+        """Whether the last step fell short of now; logs once when it falls behind by more than
         `_LAG_WARN_S` (the machine cannot generate this universe in real time) and once when it
         has caught up again."""
         if not isinstance(self.market, Market):
             return False  # a replay steps to now in one go: it cannot fall behind this way
-        lag_s: float = (self.now_ns() - self.market.now_ns) / 1e9
+        lag_s: float = (self._target_ns - self.market.now_ns) / 1e9  # 0: the last step got there
         if lag_s > self._LAG_WARN_S and not self._lagging:
             self._lagging = True
             log.warning(
@@ -407,7 +409,7 @@ class Server:
         elif lag_s < self._LAG_OK_S and self._lagging:
             self._lagging = False
             log.info("the market has caught up with real time")
-        return lag_s > self.config.cadence_ms / 1000
+        return lag_s > 0
 
     def _observe(self, batch: TickBatch, step_s: float, sent: bool) -> None:
         """Once per step, two histogram observations: the step's time and, if it was sent to
