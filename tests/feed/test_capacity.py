@@ -150,3 +150,13 @@ def test_serve_starts_the_default_universe():
     with serve_process() as (proc, url):
         assert url.startswith("ws://127.0.0.1:")
         assert proc.poll() is None
+
+
+def test_a_producer_may_use_most_of_a_core(monkeypatch):
+    _Scripted(monkeypatch, [0.6] * 3, [0.7])
+    args = Namespace(no_capacity_check=False)
+    config = ServerConfig(universe=Universe.synthetic(3000, 0))
+    cap.check(args, config, replay=False, limit=cap.PRODUCER_LIMIT)  # 0.7 of a core: fits
+    _Scripted(monkeypatch, [0.6] * 3, [0.7] * 3)
+    with pytest.raises(UserError, match=r"over the 0\.5 a server can spare"):
+        cap.check(args, config, replay=False)
