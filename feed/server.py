@@ -344,6 +344,8 @@ class Server:
                 # Behind the clock, the step made a whole chunk. The other tasks get a share of
                 # the time, over many scheduler passes: a handshake needs several, and one pass
                 # per chunk made it wait seconds.
+                if self.ctx.subscribers or self.venue_ctx.fanout.subscribed:
+                    self.counters.cadence_overruns += 1
                 await trio.sleep(step_s * self._BEHIND_YIELD)
                 next_s = trio.current_time()
                 continue
