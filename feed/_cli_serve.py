@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
-from . import _config, _oplog
+from . import _capacity, _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
@@ -205,6 +205,7 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
         "never (default %(default)s)",
     )
+    _capacity.add_argument(ap)  # --no-capacity-check
     _config.install(ap)  # --config FILE, --print-config, TICKWIRE_* for every flag above
     ap.set_defaults(func=functools.partial(_serve, parser=ap))
 
@@ -270,6 +271,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
     config.policy()  # so is a bad --allow-origin
+    _capacity.check(args, config, replay=bool(args.replay))  # one line if it cannot keep up
     source = None
     if args.replay:
         from tickwire.simulators.replay import open_replay

@@ -1,7 +1,8 @@
 """The bus: one producer's flushes to any number of gateways, through Redis Streams.
 
 `BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
-service task writes each flush as one entry per shard, the latest record per symbol and the flush
+writer (a thread with its own trio loop, so the market's stepping never starves it) writes
+each flush as one entry per shard, the latest record per symbol and the flush
 numbers in one MULTI/EXEC round trip, so a reader sees a flush whole or not at all. While Redis is
 down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
@@ -18,8 +19,10 @@ The wire format and reassembly live in `_bus_codec` (sans-IO). Needs `pip instal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +50,9 @@ DEFAULT_MAXLEN = 10_000  # entries kept per shard (~10 s of 1 ms flushes): a gat
 COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
 BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
 # Records a producer holds for a writer that is behind; beyond, it drops (readers see a gap).
-MAX_PENDING_RECORDS = 200_000  # 12.8 MB: one transaction well inside the timeout
+# 32 MB: one transaction well inside the timeout, and ~1 s of 5,000 symbols at the open, so a
+# writer thread the OS left waiting for a few hundred ms on a busy machine catches up.
+MAX_PENDING_RECORDS = 500_000
 BLOCK_MS = 100  # XREAD BLOCK: how long a read waits in Redis before a reader checks the clock
 
 _Failure = (RedisError, OSError, trio.TooSlowError)
@@ -76,7 +81,16 @@ class BusProducerStatistics:
 
 
 class BusProducer:
-    """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`."""
+    """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`.
+
+    The writer runs in its own thread with its own trio loop: splitting, encoding and the Redis
+    round trips never wait behind the market's stepping (a chunk of 5,000 symbols takes ~40 ms
+    of numpy), and much of either releases the GIL, so on two cores both go on at once. Sharing
+    the market's loop, the writer fell behind at 5,000 symbols and dropped flushes. The two
+    threads meet in `publish` (a lock around the pending list), in a wake-up handed to the
+    writer's loop only when it waits, and in `_handover`: the snapshot a (re)connection writes
+    is taken in the market's thread, where no step can run while it is copied.
+    """
 
     def __init__(
         self,
@@ -101,13 +115,24 @@ class BusProducer:
         self._snapshot = snapshot
         self._meta = bc.encode_meta(universe, self.epoch, shards)
         self._up = False
+        # Shared with the writer thread, under `_lock`:
+        self._lock = threading.Lock()
         self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
-        self._wake = trio.Event()
         self._pending: list[TickBatch] = []
         self._pending_records = 0
         self._first = 0  # the first flush number in `_pending`
         self._flush = 0  # the last flush number given out
-        self._written = self._dropped = self._entries = self._records = self._bytes = 0
+        self._dropped = 0
+        self._waiting = False  # the writer waits on `_wake`: publish must wake it
+        # The writer thread's own:
+        self._wake: trio.Event | None = None
+        self._written = self._entries = self._records = self._bytes = 0
+        # The market's thread's own (set by `run`):
+        self._main: trio.lowlevel.TrioToken | None = None
+        self._writer: trio.lowlevel.TrioToken | None = None
+        self._writer_scope: trio.CancelScope | None = None
+        self._stopping = False
+        self._done = 0  # flushes written or dropped, as the market's thread last heard
         self._idle = trio.Event()  # set whenever nothing is waiting to be written
         self._idle.set()
 
@@ -115,21 +140,26 @@ class BusProducer:
         """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down."""
         if not len(batch):
             return
-        self._flush += 1
-        if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
-            # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
-            self._dropped += 1 + len(self._pending)
-            self._pending.clear()
-            self._pending_records = 0
-            self._idle.set()
-            return
-        if not self._pending:
-            self._first = self._flush
-        self._pending.append(batch)
-        self._pending_records += len(batch)
+        with self._lock:
+            self._flush += 1
+            if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
+                # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
+                self._dropped += 1 + len(self._pending)
+                self._pending.clear()
+                self._pending_records = 0
+                self._done = self._flush
+                self._idle.set()
+                return
+            if not self._pending:
+                self._first = self._flush
+            self._pending.append(batch)
+            self._pending_records += len(batch)
+            wake = self._wake if self._waiting else None
+            self._waiting = False
         if self._idle.is_set():
             self._idle = trio.Event()
-        self._wake.set()
+        if wake is not None and self._writer is not None:
+            self._writer.run_sync_soon(wake.set)
 
     async def wait_written(self) -> None:
         """Until every flush published so far is written or dropped (tests, clean shutdown)."""
@@ -147,11 +177,56 @@ class BusProducer:
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Connect (or keep trying), then write what `publish` hands over, until cancelled.
+        """Start the writer thread; `started()` after its first connection attempt (up or
+        not); until cancelled, which stops the thread and waits for it."""
+        self._main = trio.lowlevel.current_trio_token()
+        ready = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_writer_when_cancelled)
+            nursery.start_soon(trio.to_thread.run_sync, trio.run, self._write_forever, ready)
+            await ready.wait()
+            task_status.started()
+
+    async def _stop_writer_when_cancelled(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with self._lock:
+                self._stopping = True
+                writer, scope = self._writer, self._writer_scope
+            if writer is not None and scope is not None:
+                with contextlib.suppress(trio.RunFinishedError):  # the writer has ended already
+                    writer.run_sync_soon(scope.cancel)
+
+    # ------------------------------------------------------------------ the writer thread
+
+    async def _write_forever(self, ready: trio.Event) -> None:
+        """The writer thread's trio loop, until `run` is cancelled; then publish drops."""
+        assert self._main is not None
+        try:
+            with trio.CancelScope() as scope:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._writer = trio.lowlevel.current_trio_token()
+                    self._writer_scope = scope
+                await self._write_until_cancelled(ready)
+        finally:
+            with self._lock:  # from now on publish drops: nobody would write
+                self._accepting = self._waiting = False
+                self._dropped += len(self._pending)
+                self._pending.clear()
+                self._pending_records = 0
+                last = self._flush
+            self._report_done(last)
+
+    async def _write_until_cancelled(self, ready: trio.Event) -> None:
+        """Connect (or keep trying), then write what `publish` hands over.
 
         Each connection gets a fresh client: a write cut off by its timeout may leave a
         connection mid-transaction, and nothing after it on that connection can be trusted.
         """
+        assert self._main is not None
         started = False
         wait_s = BACKOFF_S[0]
         while True:
@@ -159,45 +234,69 @@ class BusProducer:
             async with self._client:
                 await self._connect()
                 if not started:
-                    task_status.started()
+                    self._main.run_sync_soon(ready.set)
                     started = True
                 while self._up:
                     wait_s = BACKOFF_S[0]
-                    await self._wake.wait()
-                    self._wake = trio.Event()
+                    with self._lock:
+                        if not self._pending:
+                            self._wake = trio.Event()
+                            self._waiting = True
+                        wake = self._wake if self._waiting else None
+                    if wake is not None:
+                        await wake.wait()
                     await self._write_pending()
-                    if not self._pending:
-                        self._idle.set()
             await trio.sleep(wait_s)
             wait_s = min(wait_s * 2, BACKOFF_S[1])
 
-    async def _connect(self) -> None:
-        """Write the meta key and the full latest-record hash; mark the bus up on success.
+    async def _handover(self) -> tuple[TickBatch, int]:
+        """In the market's thread: start accepting flushes and take the snapshot they follow,
+        with the last flush number before them. Flushes published after it are kept, so a
+        reader that starts from this snapshot and `head` misses nothing."""
+        assert self._main is not None
+        done = trio.Event()
+        writer = trio.lowlevel.current_trio_token()
+        result: list[tuple[TickBatch, int] | BaseException] = []
 
-        Flushes published while this runs are kept (they come after the snapshot), so a reader
-        that starts from this snapshot and `head` misses nothing.
-        """
-        self._accepting = True
-        snap = self._snapshot()
+        def take() -> None:  # runs in the market's loop: no step runs meanwhile
+            try:
+                with self._lock:
+                    self._accepting = True
+                    head = self._flush
+                result.append((self._snapshot(), head))
+            except Exception as exc:  # handed to the writer, which raises it
+                result.append(exc)
+            with contextlib.suppress(trio.RunFinishedError):  # the writer was stopped meanwhile
+                writer.run_sync_soon(done.set)
+
+        self._main.run_sync_soon(take)
+        await done.wait()
+        got = result[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def _connect(self) -> None:
+        """Write the meta key and the full latest-record hash; mark the bus up on success."""
+        snap, head = await self._handover()
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 async with self._client.pipeline(transaction=True) as pipe:
                     pipe.set(bc.meta_key(self.namespace), self._meta)
                     pipe.delete([bc.latest_key(self.namespace)])
                     self._fold_latest(pipe, snap)
-                    pipe.set(bc.head_key(self.namespace), str(self._flush).encode())
+                    pipe.set(bc.head_key(self.namespace), str(head).encode())
         except _Failure as exc:
             self._down(exc)
             return
         if not self._up:
             log.info("bus up: %s namespace %r, epoch %d", self.url, self.namespace, self.epoch)
         self._up = True
-        if self._pending:
-            self._wake.set()
 
     async def _write_pending(self) -> None:
-        batches, first, last = self._pending, self._first, self._flush
-        self._pending, self._pending_records = [], 0
+        with self._lock:
+            batches, first, last = self._pending, self._first, self._flush
+            self._pending, self._pending_records = [], 0
         if not batches:
             return
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
@@ -219,16 +318,28 @@ class BusProducer:
                     has_meta = pipe.exists([bc.meta_key(self.namespace)])
             restarted = not await has_meta
         except _Failure as exc:
-            self._dropped += len(batches)
+            with self._lock:
+                self._dropped += len(batches)
             self._down(exc)
             return
-        if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
-            log.warning("bus restarted under us: %s; rewriting meta and snapshot", self.url)
-            await self._connect()
         self._written += len(batches)
         self._entries += len(entries)
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
+        self._report_done(last)
+        if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
+            log.warning("bus restarted under us: %s; rewriting meta and snapshot", self.url)
+            await self._connect()
+
+    def _report_done(self, upto: int) -> None:
+        """Tell the market's thread that flushes up to `upto` are written or dropped."""
+        assert self._main is not None
+        self._main.run_sync_soon(self._mark_done, upto)
+
+    def _mark_done(self, upto: int) -> None:  # in the market's thread
+        self._done = max(self._done, upto)
+        if self._done >= self._flush:
+            self._idle.set()
 
     def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
         blob = bc.latest_records(batch)
@@ -242,10 +353,14 @@ class BusProducer:
                 _reason(exc),
             )
         self._logged_down = True
-        self._up = self._accepting = False
-        self._pending.clear()
-        self._pending_records = 0
-        self._idle.set()
+        self._up = False
+        with self._lock:
+            self._accepting = False
+            self._dropped += len(self._pending)
+            self._pending.clear()
+            self._pending_records = 0
+            last = self._flush
+        self._report_done(last)
 
     _logged_down = False
 

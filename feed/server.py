@@ -332,6 +332,14 @@ class Server:
         if self._cancel is not None:
             self._cancel.cancel()
 
+    # Chunks the market may make per step: for big universes one is a 100 ms cell (~0.1 s of
+    # CPU at 20,000 symbols), so a handshake waits for at most about one chunk.
+    _MAX_CHUNKS = 1
+    _LAG_WARN_S, _LAG_OK_S = 1.0, 0.2  # market behind the clock: warn past this, clear under that
+    _BEHIND_YIELD = 0.25  # behind, the market gets at most 80% of the time, the rest the others
+    _lagging = False  # the market is behind the clock (logged once, until it has caught up)
+    _target_ns: int = 0  # where the last step of the market was asked to go
+
     async def run_market(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -347,6 +355,15 @@ class Server:
             await self._deliver()
             if batch is not None:
                 self._observe(batch, step_s, sending)
+            if self._note_lag():
+                # Behind the clock, the step made a whole chunk. The other tasks get a share of
+                # the time, over many scheduler passes: a handshake needs several, and one pass
+                # per chunk made it wait seconds.
+                if self.ctx.subscribers or self.venue_ctx.fanout.subscribed:
+                    self.counters.cadence_overruns += 1
+                await trio.sleep(step_s * self._BEHIND_YIELD)
+                next_s = trio.current_time()
+                continue
             if self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state. The history
@@ -373,7 +390,14 @@ class Server:
             return None
         now = trio.current_time()
         now_ns = self.ctx.now_ns(now)
-        batch = self.market.step(now_ns)
+        if isinstance(self.market, Market):
+            # One chunk per step at most: a market behind the clock catches up in bounded
+            # batches, with handshakes and sends in between, instead of one batch (and one
+            # stall) that grows with its lag. Its event time then trails the clock (`_note_lag`).
+            batch = self.market.step(now_ns, max_chunks=self._MAX_CHUNKS)
+            self._target_ns = now_ns
+        else:
+            batch = self.market.step(now_ns)
         # Market.step's (and a replay's) records are on the tick grid and never written again.
         self.hub.publish(batch, on_grid=True)
         fanout = self.venue_ctx.fanout
@@ -381,6 +405,28 @@ class Server:
             fanout.publish(batch, now_ns, now)
         self._last_publish_s = now
         return batch
+
+    def _note_lag(self) -> bool:
+        """Whether the last step fell short of now; logs once when it falls behind by more than
+        `_LAG_WARN_S` (the machine cannot generate this universe in real time) and once when it
+        has caught up again."""
+        if not isinstance(self.market, Market):
+            return False  # a replay steps to now in one go: it cannot fall behind this way
+        lag_s: float = (self._target_ns - self.market.now_ns) / 1e9  # 0: the last step got there
+        if lag_s > self._LAG_WARN_S and not self._lagging:
+            self._lagging = True
+            log.warning(
+                "the market is %.1f s behind real time: this machine cannot generate %d symbols "
+                "at activity %g as fast as the clock; ticks keep their event time, clients get "
+                "them late (fewer --symbols or a lower --activity fix it)",
+                lag_s,
+                len(self.market.universe),
+                self.config.activity,
+            )
+        elif lag_s < self._LAG_OK_S and self._lagging:
+            self._lagging = False
+            log.info("the market has caught up with real time")
+        return lag_s > 0
 
     def _observe(self, batch: TickBatch, step_s: float, sent: bool) -> None:
         """Once per step, two histogram observations: the step's time and, if it was sent to

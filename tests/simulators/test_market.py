@@ -181,3 +181,26 @@ def test_stylized_facts_hold_on_a_few_hundred_symbols_over_three_days(make_run):
     big = make_run(300, 3, seed=11, activity=0.03)
     failed = [r for r in report(big.records, big.universe, big.start_ns) if not r.passed]
     assert not failed, failed
+
+
+def test_measure_load_on_a_sample_scales_by_the_updates_expected(monkeypatch):
+    import tickwire.simulators.market as market_module
+
+    seen: list[int] = []
+    real_step = Market.step
+
+    def step(self, until_ns, *, max_chunks=None):
+        seen.append(len(self.universe))
+        return real_step(self, until_ns, max_chunks=max_chunks)
+
+    clock = iter([1.0, 1.02])  # 20 ms of CPU, whatever the machine
+    monkeypatch.setattr(Market, "step", step)
+    monkeypatch.setattr(market_module.time, "thread_time", lambda: next(clock))
+    m = Market(Universe.synthetic(5000, 0), seed=3, start_ns=0)
+    load = m.measure_load(symbols=500)
+    assert seen == [500]  # the twin trades an even sample of the universe
+    sample = Market(market_module._sample(m.universe, 500), chunk_s=m.chunk_s)
+    assert sample.universe.symbols[:3] == ("S0000", "S0010", "S0020")
+    assert load == pytest.approx(0.02 / 0.2 * m.expected_rate() / sample.expected_rate())
+    with pytest.raises(ValueError, match="symbols must be at least 1"):
+        m.measure_load(symbols=0)

@@ -1,0 +1,140 @@
+"""BusProducer beside a busy market, against a real redis-server (skips as test_bus.py does).
+
+The writer has its own thread: a market stepped every millisecond in the caller's loop, at
+5,000 symbols, must not starve it. No timed assertion: every flush written, none dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from tickwire.simulators import Market, TickBatch, Universe
+
+if shutil.which("redis-server") is None:
+    why = "redis-server not installed (apt-get install redis-server)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (CI must run the bus tests)", pytrace=False)
+    pytest.skip(why, allow_module_level=True)
+try:
+    from tickwire.feed.bus import BusProducer, BusReader
+except ImportError:
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("coredis not installed (pip install 'tickwire[redis]')", allow_module_level=True)
+
+TIMEOUT_S = 30
+
+
+class RedisServer:
+    """A throwaway redis-server on a unix socket: no persistence, killed at teardown."""
+
+    def __init__(self, where: Path) -> None:
+        self.sock = where / "redis.sock"
+        self.url = f"unix://{self.sock}"
+        args = ["redis-server", "--port", "0", "--unixsocket", str(self.sock)]
+        args += ["--unixsocketperm", "700", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # no event to wait on: poll PING, bounded
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(1)
+                    s.connect(str(self.sock))
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        self.proc.kill()
+        raise RuntimeError("redis-server did not answer PING within 10 s")
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    yield server
+    server.proc.kill()
+    server.proc.wait()
+
+
+async def _collect(reader: BusReader, records: int) -> list[TickBatch]:
+    """Flushes until `records` records have arrived; a gap or a down marker fails."""
+    got: list[TickBatch] = []
+    n = 0
+    async for item in reader:
+        assert isinstance(item, np.ndarray), item
+        got.append(item)
+        n += len(item)
+        if n >= records:
+            return got
+    raise AssertionError("reader ended")
+
+
+async def _drive(market: Market, producer: BusProducer, seconds: float) -> list[TickBatch]:
+    """The producer's source as a server runs it: step to now every 1 ms, publish."""
+    sent: list[TickBatch] = []
+    start_ns = market.now_ns
+    t0 = next_s = trio.current_time()
+    while (now := trio.current_time()) - t0 < seconds:
+        batch = market.step(start_ns + round((now - t0) * 1e9), max_chunks=1)
+        if len(batch):
+            sent.append(batch)  # a view of a chunk the market never writes again
+            producer.publish(batch)
+        next_s = max(next_s + 0.001, now)
+        await trio.sleep_until(next_s)
+    return sent
+
+
+async def test_a_producer_at_5000_symbols_keeps_up_beside_its_market(redis: RedisServer) -> None:
+    market = Market(Universe.synthetic(5000, 0), seed=4, start_ns=0)
+    market.step(10 * 10**9)  # trades build up over ~10 s: from here, the open's full rate
+    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            async with BusReader(redis.url) as reader:
+                sent = await _drive(market, producer, 2.0)
+                await producer.wait_written()
+                total = sum(len(b) for b in sent)
+                got = await _collect(reader, total)
+            nursery.cancel_scope.cancel()
+    stats = producer.statistics()
+    assert total > 200_000  # ~2 s of 5,000 symbols at the open: ~0.45M updates/s
+    assert stats.flushes_dropped == 0, stats
+    assert stats.flushes_written == len(sent) and stats.records_written == total
+    assert stats.entries_written > 0 and stats.bytes_written == 64 * total
+    # every record, in event order; records of equal `ts` on different shards may swap
+    both, want = np.concatenate(got), np.concatenate(sent)
+    assert np.all(np.diff(both["ts"]) >= 0)
+    by_sym = np.lexsort((both["seq"], both["sym"]))
+    assert both[by_sym].tobytes() == want[np.lexsort((want["seq"], want["sym"]))].tobytes()
+    assert reader.statistics().gaps == 0
+
+
+async def test_after_its_task_ends_publish_drops_and_counts(redis: RedisServer) -> None:
+    market = Market(Universe.synthetic(50, 0), seed=1, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**9))
+            await producer.wait_written()
+            nursery.cancel_scope.cancel()  # the writer thread's loop ends with it
+    stats = producer.statistics()
+    assert (stats.flushes_written, stats.flushes_dropped) == (1, 0)
+    producer.publish(market.step(2 * 10**9))  # nobody to write it: never raises, never waits
+    await producer.wait_written()
+    assert producer.statistics().flushes_dropped == 1

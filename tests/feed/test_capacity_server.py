@@ -1,0 +1,69 @@
+"""A server whose market falls behind the clock stays responsive and catches up in bounded steps.
+
+No sockets: the generator task alone under a MockClock that only moves when told, so "the
+machine stalled for 3 s" is one `jump` and every step can be watched from another task.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from tickwire.feed.server import Server, ServerConfig
+from tickwire.simulators import Market, Universe
+
+
+async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_clock, caplog):
+    caplog.set_level(logging.INFO, "tickwire.server")
+    universe = Universe.synthetic(3000, 0)
+    server = Server(ServerConfig(port=0, universe=universe), start_ns=0)
+    market = server.market
+    assert isinstance(market, Market) and market.chunk_s == 0.1
+    chunk_ns = round(market.chunk_s * 1e9)
+    steps: list[int] = []  # how far each step moved the market
+    real_step = market.step
+
+    def step(until_ns: int, *, max_chunks: int | None = None):
+        before = market.now_ns
+        batch = real_step(until_ns, max_chunks=max_chunks)
+        steps.append(market.now_ns - before)
+        return batch
+
+    market.step = step  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run_market)
+        autojump_clock.jump(3.0)  # the machine stalled: 30 chunks behind, nobody subscribed
+        turns = 0
+        while market.now_ns < 3 * 10**9:
+            await trio.sleep(0.001)  # this task gets turns while the market catches up
+            turns += 1
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert turns >= 30
+    assert max(steps) <= chunk_ns  # one chunk per step, never the whole lag
+    whole = Market(universe, seed=0, start_ns=0).step(market.now_ns)
+    assert server.hub.statistics()["history_records"] == len(whole)  # nothing skipped
+    warned = [r for r in caplog.records if "behind real time" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    assert "3000 symbols at activity 1" in warned[0].getMessage()
+    assert any("caught up" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_market_on_time_steps_rarely_with_nobody_watching(autojump_clock):
+    server = Server(ServerConfig(port=0, universe=Universe.synthetic(3000, 0)), start_ns=0)
+    market = server.market
+    steps: list[int] = []
+    real_step = market.step
+
+    def step(until_ns: int, *, max_chunks: int | None = None):
+        steps.append(until_ns)
+        return real_step(until_ns, max_chunks=max_chunks)
+
+    market.step = step  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run_market)
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert 18 <= len(steps) <= 22  # every 50 ms, neither spinning nor stuck
+    assert market.now_ns >= 950_000_000
