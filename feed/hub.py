@@ -7,9 +7,11 @@ changed symbol goes into the last-value cache, and the symbols are stamped with 
 A subscriber keeps a cursor, a stream offset. In the default mode `take()` returns every record
 since its cursor for its subscription, in event order, each exactly once (per-symbol seq +1), at
 most `max_take` records per message. In latest mode (the client asked: `mode: latest` or a
-throttle), or once its cursor has fallen out of the history window, it gets the latest record of
-each changed symbol instead: conflation, counted in `ticks_conflated`. So a subscriber's pending
-data is its cursor into the shared history, bounded by the window; the generator never waits.
+throttle), or once it has fallen more than `max_lag_s` of event time behind the newest batch (or
+out of the history window), it gets the latest record of each changed symbol instead: conflation,
+counted in `ticks_conflated`. A subscriber that resumed is exempt from the lag bound until it
+has the updates it asked for. So a subscriber's pending data is its cursor into the shared
+history, bounded by the lag bound and the window; the generator never waits.
 
 Speed: each update is encoded to JSON once for all JSON subscribers (per batch, lazily); every `*`
 subscriber at the same cursor shares one take and one body; binary sends the batches' records as
@@ -36,6 +38,10 @@ _PRICE_FIELDS = ("bid", "ask", "last")
 # Records per data message: a subscriber far behind (or resuming) catches up in messages of at
 # most 512 KiB binary (~2 MiB JSON) rather than one huge frame.
 MAX_TAKE = 8192
+# How far (event time) an every-update reader may fall behind the newest batch before it gets the
+# latest state instead: about what a trader tolerates on a live screen, and far more than a
+# reader that keeps up ever lags (one flush, a millisecond, plus what its socket holds).
+DEFAULT_MAX_LAG_S = 1.0
 # Batches whose JSON tick objects and per-symbol summaries stay cached (older: recomputed on
 # demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
 _FRAG_KEEP = 256
@@ -59,6 +65,7 @@ class Subscriber:
     cursor: int = 0  # stream offset: every record before it was delivered or conflated
     latest: bool = False  # latest state per symbol (conflation) instead of every update
     ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
+    catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
     resumable: bool = False  # it asked for resume positions (binary frames then carry them)
 
@@ -121,6 +128,7 @@ class Hub:
         history_s: float = DEFAULT_WINDOW_S,
         history_bytes: int = DEFAULT_MAX_BYTES,
         max_take: int = MAX_TAKE,
+        max_lag_s: float = DEFAULT_MAX_LAG_S,
         epoch: str | None = None,
     ) -> None:
         n = len(universe)
@@ -135,6 +143,9 @@ class Hub:
         self._normalise(self.lvc)
         self.history = History(history_s, history_bytes)
         self.max_take = max_take
+        if max_lag_s < 0:
+            raise ValueError("the lag bound must be >= 0 (0: none)")
+        self.max_lag_ns = int(max_lag_s * 1e9)  # 0: only the history window bounds a reader
         self.gen = 0
         self._changed_gen = np.zeros(n, np.int64)
         self._ring_size = ring
@@ -321,6 +332,7 @@ class Hub:
             first_ids, first = np.unique(sym, return_index=True)
             sub.last_seq[first_ids] = seq[first] - 1
         sub.cursor = sub.ahead_until = offset
+        sub.catch_up_to = hist.head  # it asked for these: the lag bound waits until it has them
         sub.sent_gen = hist.gen_at(offset)
         sub.news_gen = sub.sent_gen + 1 if sub.sent_gen < self.gen else 0
         sub.synced = False
@@ -328,7 +340,7 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
-        if sub.latest or sub.cursor < self.history.oldest:
+        if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
             return self._take_latest(sub)
         while sub.cursor < self.history.head:
             pending = self._take_all(sub)
@@ -336,6 +348,21 @@ class Hub:
                 return pending
         sub.sent_gen, sub.news_gen = self.gen, 0
         return None
+
+    def _too_far(self, sub: Subscriber) -> bool:
+        """Whether `sub`'s oldest undelivered update of its subscription is more than the lag
+        bound behind the newest batch: then it gets the latest state (one check a take)."""
+        hist = self.history
+        if not self.max_lag_ns or sub.cursor >= hist.head or sub.cursor < sub.catch_up_to:
+            return False
+        if not sub.wildcard and not sub.news_gen:
+            return False  # none of its symbols changed since its cursor
+        if sub.wildcard or sub.news_gen <= sub.sent_gen + 1:
+            lag = hist.lag_ns(sub.cursor)
+        else:  # its first pending update is in a later batch than its cursor
+            newest = hist.entry(hist.stop() - 1)
+            lag = newest.last_ts - hist.entry(hist.index_of_gen(sub.news_gen)).last_ts
+        return lag > self.max_lag_ns
 
     # ------------------------------------------------------------------ every update
 

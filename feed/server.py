@@ -73,6 +73,7 @@ class ServerConfig:
     limits: st.Limits = field(default_factory=st.Limits)
     history_s: float = 60.0  # resume window: event time kept for every-update readers...
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
+    max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -132,6 +133,7 @@ class Server:
             self.market.snapshot(),
             history_s=config.history_s,
             history_bytes=int(config.history_mb * 1024 * 1024),
+            max_lag_s=config.max_lag_s,
         )
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
