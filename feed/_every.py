@@ -56,8 +56,8 @@ def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
             start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
     taken = _gather(hub, sub, start)
     if len(taken.last_ids):
-        held = sub.last_seq[taken.last_ids]
-        sub.last_seq[taken.last_ids] = np.maximum(held, taken.last_seqs)
+        at = sub.at(taken.last_ids)
+        sub.last_seq[at] = np.maximum(sub.last_seq[at], taken.last_seqs)
     sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
     if sub.cursor >= hist.head:
         sub.news_gen = 0
@@ -69,7 +69,7 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
     hist = hub.history
     i, stop = hist.index(start), hist.stop()
     budget = hub.max_take
-    mask = None if sub.wildcard else sub.mask
+    explicit = not sub.wildcard
     ahead = sub.ahead_until > start
     pieces: list[Piece] = []
     chunks: list[TickBatch] = []
@@ -80,11 +80,10 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
         hi = min(len(entry.records), lo + budget)
         recs = entry.records[lo:hi]
         sel: slice | NDArray[np.intp] = slice(lo, hi)
-        if mask is not None or ahead:
-            sym = recs["sym"]
-            keep = mask[sym] if mask is not None else np.ones(len(recs), np.bool_)
-            if ahead:
-                keep &= recs["seq"] > sub.last_seq[sym]
+        if explicit or ahead:
+            keep, at = sub.find(recs["sym"])
+            if ahead and len(sub.last_seq):
+                keep &= recs["seq"] > sub.last_seq[at]
             if not keep.all():
                 idx = np.flatnonzero(keep)
                 recs, sel = recs[idx], idx + lo

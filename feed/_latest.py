@@ -87,20 +87,23 @@ def _take(hub: Hub, sub: Subscriber) -> Pending | None:
     span = (sub.sent_gen, hub.gen)
     ids = hub.changes.since(sub.sent_gen)
     sub.sent_gen = hub.gen
-    if not sub.wildcard:
-        ids = ids[sub.mask[ids]]
+    if sub.wildcard:
+        at = ids
+    else:
+        held, at = sub.find(ids)
+        ids, at = ids[held], at[held]
     seqs = hub.lvc["seq"][ids]
-    last = sub.last_seq[ids]
+    last = sub.last_seq[at]
     fresh = seqs > last
     # Subscribers taking the same span of everything share one encoded body.
     key: tuple[int, int] | None = span if sub.wildcard else None
     if not fresh.all():  # e.g. a snapshot already delivered them
-        ids, seqs, last = ids[fresh], seqs[fresh], last[fresh]
+        ids, at, seqs, last = ids[fresh], at[fresh], seqs[fresh], last[fresh]
         key = None
     if ids.size == 0:
         return None
     conflated = int((seqs - last).sum()) - ids.size
-    sub.last_seq[ids] = seqs
+    sub.last_seq[at] = seqs
     sub.ticks_conflated += conflated
     records = hub.lvc[ids]
     body = hub.json.of_latest(ids, records, key)

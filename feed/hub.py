@@ -164,30 +164,36 @@ class Hub:
 
     def _unlink(self, sub: Subscriber) -> None:
         self._wild.discard(sub)
-        for i in np.flatnonzero(sub.mask).tolist():
+        for i in sub.ids.tolist():
             self._by_sym[i].discard(sub)
-        sub.mask[:] = False
-        sub.wildcard = False
+        sub.hold(False, np.empty(0, np.intp), np.empty(0, np.uint64))
 
     def set_subscription(self, sub: Subscriber, wildcard: bool, ids: NDArray[np.intp]) -> None:
         """Replace the subscription. New symbols start from their current state (no backlog):
         either a snapshot delivers it, or the next update does."""
-        new_mask = np.zeros(len(self), np.bool_)
-        if wildcard:
-            new_mask[:] = True
-        else:
-            new_mask[ids] = True
-        added = new_mask & ~sub.mask
+        lvc_seq = self.lvc["seq"]
+        if wildcard:  # a seq per symbol id: the kept symbols' own, the current one for the rest
+            new_ids = np.empty(0, np.intp)
+            if sub.wildcard:
+                seqs, added = sub.last_seq, False
+            else:
+                seqs = lvc_seq.copy()
+                seqs[sub.ids] = sub.last_seq
+                added = len(sub.ids) < len(self)
+        else:  # a seq per held symbol, aligned with the sorted ids
+            new_ids = np.unique(ids).astype(np.intp, copy=False)
+            seqs = lvc_seq[new_ids]
+            kept, at = sub.find(new_ids)
+            seqs[kept] = sub.last_seq[at[kept]]
+            added = not kept.all()
         self._unlink(sub)
-        sub.wildcard = wildcard
-        sub.mask = new_mask
+        sub.hold(wildcard, new_ids, seqs)
         if wildcard:
             self._wild.add(sub)
         else:
-            for i in np.flatnonzero(new_mask).tolist():
+            for i in new_ids.tolist():
                 self._by_sym[i].add(sub)
-        sub.last_seq[added] = self.lvc["seq"][added]
-        if added.any() and sub.cursor < self.history.head:
+        if added and sub.cursor < self.history.head:
             sub.ahead_until = self.history.head  # their updates before now must not follow
         if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
             # Behind (a take stops at max_take) and no longer `*`, whose wake-ups never set
@@ -215,7 +221,7 @@ class Hub:
         for sub in self._subs:
             if sub.wildcard:
                 behind = sub.sent_gen < self.gen if sub.latest else sub.cursor < self.history.head
-            elif sub.mask.any():
+            elif len(sub.ids):
                 behind = bool(sub.news_gen)
             else:
                 continue
@@ -227,7 +233,8 @@ class Hub:
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
         records = self.lvc[ids]
-        sub.last_seq[ids] = records["seq"]
+        held, at = sub.find(ids)
+        sub.last_seq[at[held]] = records["seq"][held]
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation
             sub.synced = False
         if sub.cursor < self.history.head:
@@ -252,15 +259,15 @@ class Hub:
             recs = entry.records[max(0, offset - entry.start) :]
             syms.append(recs["sym"])
             seqs.append(recs["seq"])
-        sub.last_seq[sub.mask] = self.lvc["seq"][sub.mask]
+        sub.last_seq[:] = self.lvc["seq"] if sub.wildcard else self.lvc["seq"][sub.ids]
         missed = 0
         if syms:
             sym, seq = np.concatenate(syms).astype(np.intp), np.concatenate(seqs)
-            keep = sub.mask[sym]
-            sym, seq = sym[keep], seq[keep]
-            missed = len(sym)
-            first_ids, first = np.unique(sym, return_index=True)
-            sub.last_seq[first_ids] = seq[first] - 1
+            keep, at = sub.find(sym)
+            at, seq = at[keep], seq[keep]
+            missed = len(at)
+            first_at, first = np.unique(at, return_index=True)
+            sub.last_seq[first_at] = seq[first] - 1
         sub.cursor = sub.ahead_until = offset
         sub.catch_up_to = hist.head  # it asked for these: the lag bound waits until it has them
         sub.sent_gen = hist.gen_at(offset)

@@ -1,7 +1,9 @@
 """Memory rows: server RSS per idle subscribed connection, and RSS growth behind a stalled reader.
 
 - Idle: 1000 connections (20 with --quick) each subscribed to one quiet symbol; the server's RSS
-  after minus before, per connection; tickwire vs plain trio-websocket.
+  after minus before, per connection; tickwire vs plain trio-websocket. Once on the default
+  universe and once on 10,000 symbols (at a twentieth of the default activity, so the market
+  does not crowd the handshakes): a connection on one symbol must not pay for the universe.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
   the window after its kernel buffers filled, minus the same process's growth over a window just
   before with no client (the control): tickwire conflates (at most one pending record per
@@ -33,10 +35,16 @@ def stall_s(quick: bool) -> float:
     return 0.5 if quick else 10.0
 
 
-def _idle_kib(kind: str, n: int, settle_s: float) -> float:
+# The large universe of the second idle row (issue 11: ~90 KiB a connection there, before).
+BIG_UNIVERSE = ("--symbols", "10000", "--activity", "0.05")
+
+
+def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) -> float:
     extra = ("--max-connections", str(n + 100)) if kind == "tickwire" else ()
-    quiet = Universe.default().symbols[-1]
-    with _procs.server(kind, *extra) as (server, url):
+    big = "--symbols" in market
+    uni = Universe.synthetic(int(market[market.index("--symbols") + 1])) if big else None
+    quiet = (uni or Universe.default()).symbols[-1]
+    with _procs.server(kind, *extra, *market) as (server, url):
         _procs.settle(settle_s)
         before = _procs.rss_kib(server.pid)
         client = _procs.spawn(
@@ -96,10 +104,12 @@ def _stalled_growth_kib(
 def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
     n, window = idle_n(quick, full), stall_s(quick)
     settle = 0.3 if quick else 1.0
-    idle = {}
+    idle, idle_big = {}, {}
     for kind in ("tickwire", "plain"):
         advance(f"memory: {n} idle connections, {kind}")
         idle[kind] = _idle_kib(kind, n, settle)
+        advance(f"memory: {n} idle connections, 10k symbols, {kind}")
+        idle_big[kind] = _idle_kib(kind, n, settle, BIG_UNIVERSE)
     stalled = {}
     for kind in ("tickwire", "peer"):
         advance(f"memory: one stalled '*' subscriber, {kind}")
@@ -115,6 +125,15 @@ def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list
             idle["plain"],
             higher=False,
             target="<= 16 KiB",
+        ),
+        row(
+            f"RSS per idle subscribed connection, 10k symbols (N={n})",
+            idle_big["tickwire"],
+            "KiB",
+            "plain",
+            idle_big["plain"],
+            higher=False,
+            target="<= 16 KiB",  # one symbol's state, not the universe's (~90 KiB dense)
         ),
         row(
             f"RSS growth, one stalled '*' subscriber, {window:g} s (minus control)",
