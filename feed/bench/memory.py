@@ -2,8 +2,9 @@
 
 - Idle: 1000 connections (20 with --quick) each subscribed to one quiet symbol; the server's RSS
   after minus before, per connection; tickwire vs plain trio-websocket. Once on the default
-  universe and once on 10,000 symbols (at a twentieth of the default activity, so the market
-  does not crowd the handshakes): a connection on one symbol must not pay for the universe.
+  universe and once on 10,000 symbols at a thousandth of the default activity (the market's
+  chunk arrays at full activity move RSS by tens of MiB, which would drown ~100 KiB a
+  connection): a connection on one symbol must not pay for the universe.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
   the window after its kernel buffers filled, minus the same process's growth over a window just
   before with no client (the control): tickwire conflates (at most one pending record per
@@ -36,7 +37,7 @@ def stall_s(quick: bool) -> float:
 
 
 # The large universe of the second idle row (issue 11: ~90 KiB a connection there, before).
-BIG_UNIVERSE = ("--symbols", "10000", "--activity", "0.05")
+BIG_UNIVERSE = ("--symbols", "10000", "--activity", "0.001")
 
 
 def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) -> float:
@@ -46,7 +47,7 @@ def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) 
     quiet = (uni or Universe.default()).symbols[-1]
     with _procs.server(kind, *extra, *market) as (server, url):
         _procs.settle(settle_s)
-        before = _procs.rss_kib(server.pid)
+        before = _rss_median_kib(server.pid, settle_s)
         client = _procs.spawn(
             "tickwire.feed.bench._loadclient",
             *("idle", url, str(n), quiet, "--warmup", str(settle_s)),
@@ -60,11 +61,21 @@ def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) 
             client.stdin.flush()
             if (line := _procs.readline(client, 30)) != "ready":
                 raise RuntimeError(f"idle client said {line!r}")
-            _procs.settle(settle_s)
-            after = _procs.rss_kib(server.pid)
+            after = _rss_median_kib(server.pid, settle_s)
         finally:
             _procs.stop(client)
     return (after - before) / n
+
+
+def _rss_median_kib(pid: int, window_s: float) -> float:
+    """The median of 20 RSS reads a second over the window: the market's chunk arrays come and
+    go (at 10k symbols, tens of MiB), so one read can land on either side of them."""
+    kib: list[int] = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < window_s or len(kib) < 5:
+        kib.append(_procs.rss_kib(pid))
+        time.sleep(0.05)
+    return float(np.median(kib))
 
 
 def _rss_growth_kib(pid: int, window_s: float) -> float:
@@ -103,7 +114,7 @@ def _stalled_growth_kib(
 
 def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
     n, window = idle_n(quick, full), stall_s(quick)
-    settle = 0.3 if quick else 1.0
+    settle = 0.3 if quick else 2.0
     idle, idle_big = {}, {}
     for kind in ("tickwire", "plain"):
         advance(f"memory: {n} idle connections, {kind}")
