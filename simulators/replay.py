@@ -12,6 +12,7 @@ timestamps, seqs and volumes continued so that they keep increasing. Records kee
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,8 @@ def open_replay(
 ) -> Replay:
     """Load `paths` (see `load`), keep [start, end], and make the source."""
     records, uni = load(paths, universe=universe, columns=columns)
+    # The `symbols` reply says where the prices come from: these files, not the simulator.
+    uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0
     lo, hi = parse_time(start, t0), parse_time(end, t0)
     if lo is not None or hi is not None:

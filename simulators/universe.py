@@ -34,6 +34,7 @@ class Universe:
     lot_size: NDArray[np.int64]
     activity: NDArray[np.float64]  # relative trade rate, 1.0 = a typical large cap
     kinds: tuple[str, ...] = ()  # "stock" or "etf"
+    source: str | None = None  # where the prices come from when not the simulator (a replay)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +74,8 @@ class Universe:
                 "tick_size": float(self.tick_size[i]),
                 "lot_size": int(self.lot_size[i]),
                 "activity": float(self.activity[i]),
-                "simulated": True,
+                "simulated": self.source is None,
+                **({"source": self.source} if self.source is not None else {}),
             }
             for i, s in enumerate(self.symbols)
         ]
