@@ -185,8 +185,9 @@ def load(
     if own and raw:
         raise UserError("replay either tickwire files or quote/trade CSVs, not both at once")
     names = _names(own, raw, universe)
+    size_unit = None
     if raw:
-        records = files.build_raw(raw, names)
+        records, size_unit = files.build_raw(raw, names)
     else:
         index = {s: i for i, s in enumerate(names)}
         chunks = []
@@ -203,6 +204,8 @@ def load(
             universe = carried
     if universe is None:
         universe = _inferred(records, names)
+    if size_unit is not None:  # what the CSVs' sizes were counted in (1 for whole shares)
+        universe = dataclasses.replace(universe, size_unit=size_unit)
     _on_grid(records, universe)
     return records, universe
 
