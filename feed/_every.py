@@ -31,7 +31,7 @@ class Taken:
 
     pending: Pending
     end_gen: int
-    last_ids: NDArray[np.intp]
+    last_at: NDArray[np.intp]  # where each symbol's last seq goes in `last_seq` (`*`: its id)
     last_seqs: NDArray[np.uint64]
 
 
@@ -43,8 +43,8 @@ def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
-        if len(taken.last_ids):
-            sub.last_seq[taken.last_ids] = taken.last_seqs
+        if len(taken.last_at):
+            sub.last_seq[taken.last_at] = taken.last_seqs
         sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
         return taken.pending if len(taken.pending.records) else None
     hist = hub.history
@@ -55,8 +55,7 @@ def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
         if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
             start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
     taken = _gather(hub, sub, start)
-    if len(taken.last_ids):
-        at = sub.at(taken.last_ids)
+    if len(at := taken.last_at):
         sub.last_seq[at] = np.maximum(sub.last_seq[at], taken.last_seqs)
     sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
     if sub.cursor >= hist.head:
@@ -73,6 +72,7 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
     ahead = sub.ahead_until > start
     pieces: list[Piece] = []
     chunks: list[TickBatch] = []
+    places: list[NDArray[np.intp]] = []  # explicit: where each kept record's seq goes
     end, end_gen = start, sub.sent_gen
     while i < stop and budget > 0:
         entry = hist.entry(i)
@@ -86,7 +86,9 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
                 keep &= recs["seq"] > sub.last_seq[at]
             if not keep.all():
                 idx = np.flatnonzero(keep)
-                recs, sel = recs[idx], idx + lo
+                recs, sel, at = recs[idx], idx + lo, at[idx]
+            if explicit:
+                places.append(at)
         if len(recs):
             pieces.append((entry, sel))
             chunks.append(recs)
@@ -100,9 +102,14 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
         records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
     else:
         records = np.empty(0, TICK_DTYPE)
-    last_ids, last_seqs = _last_per_symbol(pieces, records)
+    if explicit:  # by place in its own arrays, found once above
+        at_all = np.concatenate(places) if places else np.empty(0, np.intp)
+        last_at, rev = np.unique(at_all[::-1], return_index=True)
+        last_seqs = records["seq"][len(records) - 1 - rev]
+    else:  # `*`: places are symbol ids
+        last_at, last_seqs = _last_per_symbol(pieces, records)
     pending = Pending(records, hub.json.of_pieces(pieces), 0, offset=end)
-    return Taken(pending, end_gen, last_ids, last_seqs)
+    return Taken(pending, end_gen, last_at, last_seqs)
 
 
 def _last_per_symbol(

@@ -49,8 +49,10 @@ class History:
         "_entries",
         "_first",
         "head",
+        "last_start",
         "max_bytes",
         "nbytes",
+        "oldest",
         "window_ns",
     )
 
@@ -67,15 +69,12 @@ class History:
         self._first = 0
         self._base_gen = 0  # the generation of _entries[0]: generations are consecutive
         self.head = 0  # the offset the next record will get
+        self.oldest = 0  # the offset of the oldest record kept (`head` when nothing is kept)
+        self.last_start = 0  # the offset of the newest batch's first record
         self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._entries) - self._first
-
-    @property
-    def oldest(self) -> int:
-        """The offset of the oldest record kept (`head` when nothing is kept)."""
-        return self._entries[self._first].start if len(self) else self.head
 
     def covers(self, offset: int) -> bool:
         """Whether every record from `offset` to `head` is still here."""
@@ -97,8 +96,10 @@ class History:
         self._entries.append(entry)
         self._ends.append(entry.end)
         self.head = entry.end
+        self.last_start = entry.start
         self.nbytes += records.nbytes
         self._evict(newest_ts)
+        self.oldest = self._entries[self._first].start  # plain attributes: read every take
         return entry
 
     def _evict(self, newest_ts: int) -> None:
@@ -119,7 +120,7 @@ class History:
         """Event time from the batch holding `offset` to the newest batch: 0 at the head or
         inside the newest batch, so a batch that spans a long time never counts against its
         reader (`covers(offset)` first)."""
-        if offset >= self.head:
+        if offset >= self.last_start:
             return 0
         return self._entries[-1].last_ts - self._entries[self.index(offset)].last_ts
 

@@ -54,17 +54,6 @@ class Subscriber:
         found: NDArray[np.bool_] = self.ids[at] == syms
         return found, at
 
-    def at(self, syms: NDArray[np.intp]) -> NDArray[np.intp]:
-        """Where the seqs of `syms` (held symbols) sit in `last_seq`."""
-        if self.wildcard:
-            return syms
-        found: NDArray[np.intp] = np.searchsorted(self.ids, syms)
-        return found
-
-    def held(self) -> NDArray[np.intp]:
-        """Every symbol it holds, sorted (aligned with `last_seq`)."""
-        return np.arange(self.n_symbols) if self.wildcard else self.ids
-
     def seq_of(self, sym: int) -> int:
         """The seq last delivered for held symbol `sym`."""
         return int(self.last_seq[sym if self.wildcard else int(np.searchsorted(self.ids, sym))])

@@ -82,6 +82,7 @@ class Hub:
         if max_lag_s < 0:
             raise ValueError("the lag bound must be >= 0 (0: none)")
         self.max_lag_ns = int(max_lag_s * 1e9)  # 0: only the history window bounds a reader
+        self.gen = 0  # the generation: how many batches were published
         self.changes = Changes(n, ring)  # which symbols each generation changed
         self.json = JsonCache(self.names, self.lvc, self.changes.changed_gen)
         self.shared_all: dict[int, Taken] = {}  # by cursor: what `*` subscribers take
@@ -93,11 +94,6 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self.names)
-
-    @property
-    def gen(self) -> int:
-        """The generation: how many batches were published."""
-        return self.changes.gen
 
     # ------------------------------------------------------------------ producing
 
@@ -126,7 +122,7 @@ class Hub:
         ids, rev_idx = np.unique(sym[::-1], return_index=True)
         last = batch[len(batch) - 1 - rev_idx]
         self.lvc[ids] = last
-        gen = self.gen + 1
+        gen = self.gen = self.gen + 1
         self.changes.record(gen, ids)
         self.json.published(gen)
         self.history.append(batch, gen, ids, last["seq"].copy())
@@ -290,7 +286,8 @@ class Hub:
         """Whether `sub`'s oldest undelivered update of its subscription is more than the lag
         bound behind the newest batch: then it gets the latest state (one check a take)."""
         hist = self.history
-        if not self.max_lag_ns or sub.cursor >= hist.head or sub.cursor < sub.catch_up_to:
+        # In the newest batch (a reader that keeps up), or catching up after a resume: no lag.
+        if sub.cursor >= hist.last_start or not self.max_lag_ns or sub.cursor < sub.catch_up_to:
             return False
         if not sub.wildcard and not sub.news_gen:
             return False  # none of its symbols changed since its cursor
