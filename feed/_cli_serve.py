@@ -174,6 +174,16 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="memory cap of that history; the older data goes first (default %(default)g)",
     )
     ap.add_argument(
+        "--max-lag",
+        type=_duration_s,
+        default=d.max_lag_s,
+        metavar="DURATION",
+        help="an every-update reader further behind the newest data than this (event time) gets "
+        "the latest state of each changed symbol instead (per-symbol seq jumps, counted in "
+        "ticks_conflated), then every update again; a resuming client first gets all it missed; "
+        "0: no bound but --history (default %(default)gs)",
+    )
+    ap.add_argument(
         "--drain-s",
         type=_non_negative_float,
         default=10.0,
@@ -268,6 +278,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         limits=st.Limits(max_symbols=args.max_symbols),
         history_s=args.history,
         history_mb=args.history_mb,
+        max_lag_s=args.max_lag,
     )
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
     config.policy()  # so is a bad --allow-origin

@@ -28,6 +28,7 @@ class Entry:
     start: int
     gen: int
     records: TickBatch
+    last_ts: int  # its last record's event time: how far behind a reader in it is
     # The symbols it changed, sorted, and each one's last seq in it: kept while the batch is
     # recent (every in-step subscriber needs them), None once old (recomputed if ever needed).
     last_ids: NDArray[np.intp] | None
@@ -48,8 +49,10 @@ class History:
         "_entries",
         "_first",
         "head",
+        "last_start",
         "max_bytes",
         "nbytes",
+        "oldest",
         "window_ns",
     )
 
@@ -66,15 +69,12 @@ class History:
         self._first = 0
         self._base_gen = 0  # the generation of _entries[0]: generations are consecutive
         self.head = 0  # the offset the next record will get
+        self.oldest = 0  # the offset of the oldest record kept (`head` when nothing is kept)
+        self.last_start = 0  # the offset of the newest batch's first record
         self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._entries) - self._first
-
-    @property
-    def oldest(self) -> int:
-        """The offset of the oldest record kept (`head` when nothing is kept)."""
-        return self._entries[self._first].start if len(self) else self.head
 
     def covers(self, offset: int) -> bool:
         """Whether every record from `offset` to `head` is still here."""
@@ -87,7 +87,8 @@ class History:
         last_ids: NDArray[np.intp],
         last_seqs: NDArray[np.uint64],
     ) -> Entry:
-        entry = Entry(self.head, gen, records, last_ids, last_seqs)
+        newest_ts = int(records["ts"][-1])
+        entry = Entry(self.head, gen, records, newest_ts, last_ids, last_seqs)
         if not self._entries:
             self._base_gen = gen
         elif gen != self._base_gen + len(self._entries):
@@ -95,15 +96,17 @@ class History:
         self._entries.append(entry)
         self._ends.append(entry.end)
         self.head = entry.end
+        self.last_start = entry.start
         self.nbytes += records.nbytes
-        self._evict(int(records["ts"][-1]))
+        self._evict(newest_ts)
+        self.oldest = self._entries[self._first].start  # plain attributes: read every take
         return entry
 
     def _evict(self, newest_ts: int) -> None:
         entries, cutoff = self._entries, newest_ts - self.window_ns
         while len(self) > 1:
             old = entries[self._first]
-            if self.nbytes <= self.max_bytes and int(old.records["ts"][-1]) >= cutoff:
+            if self.nbytes <= self.max_bytes and old.last_ts >= cutoff:
                 break
             self.nbytes -= old.records.nbytes
             entries[self._first] = _EVICTED  # drop the reference now: that frees the memory
@@ -112,6 +115,14 @@ class History:
             del entries[: self._first], self._ends[: self._first]
             self._base_gen += self._first
             self._first = 0
+
+    def lag_ns(self, offset: int) -> int:
+        """Event time from the batch holding `offset` to the newest batch: 0 at the head or
+        inside the newest batch, so a batch that spans a long time never counts against its
+        reader (`covers(offset)` first)."""
+        if offset >= self.last_start:
+            return 0
+        return self._entries[-1].last_ts - self._entries[self.index(offset)].last_ts
 
     def index(self, offset: int) -> int:
         """The position (for `entry`) of the entry holding `offset`; `covers(offset)` first."""
@@ -162,4 +173,4 @@ class History:
         }
 
 
-_EVICTED = Entry(0, 0, np.empty(0, TICK_DTYPE), np.empty(0, np.intp), np.empty(0, np.uint64))
+_EVICTED = Entry(0, 0, np.empty(0, TICK_DTYPE), 0, np.empty(0, np.intp), np.empty(0, np.uint64))

@@ -7,21 +7,26 @@ changed symbol goes into the last-value cache, and the symbols are stamped with 
 A subscriber keeps a cursor, a stream offset. In the default mode `take()` returns every record
 since its cursor for its subscription, in event order, each exactly once (per-symbol seq +1), at
 most `max_take` records per message. In latest mode (the client asked: `mode: latest` or a
-throttle), or once its cursor has fallen out of the history window, it gets the latest record of
-each changed symbol instead: conflation, counted in `ticks_conflated`. So a subscriber's pending
-data is its cursor into the shared history, bounded by the window; the generator never waits.
+throttle), or once it has fallen more than `max_lag_s` of event time behind the newest batch (or
+out of the history window), it gets the latest record of each changed symbol instead: conflation,
+counted in `ticks_conflated`. A subscriber that resumed is exempt from the lag bound until it
+has the updates it asked for. So a subscriber's pending data is its cursor into the shared
+history, bounded by the lag bound and the window; the generator never waits.
 
 Speed: each update is encoded to JSON once for all JSON subscribers (per batch, lazily); every `*`
 subscriber at the same cursor shares one take and one body; binary sends the batches' records as
 they are. The `epoch` names this run of the stream: a resume needs the same epoch and an offset
 still in the window (`resume`). No trio here: waking is a callback.
+
+This module holds the hub's state and who is subscribed to what; the takes live beside it:
+`_every.py` (every update), `_latest.py` (latest state), `_jsonbody.py` (the JSON caches), and the
+subscriber's own state is `_subscriber.py`.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,84 +34,24 @@ from numpy.typing import NDArray
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
 
-from . import protocol as p
-from ._history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, Entry, History
+from ._every import Taken, take_all
+from ._history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, History
+from ._jsonbody import FRAG_KEEP, JsonCache
+from ._latest import Changes, take_latest
+from ._subscriber import Pending, Subscriber
+
+__all__ = ["DEFAULT_MAX_LAG_S", "MAX_TAKE", "Hub", "Pending", "Subscriber"]
 
 _PRICE_FIELDS = ("bid", "ask", "last")
 # Records per data message: a subscriber far behind (or resuming) catches up in messages of at
-# most 512 KiB binary (~2 MiB JSON) rather than one huge frame.
-MAX_TAKE = 8192
-# Batches whose JSON tick objects and per-symbol summaries stay cached (older: recomputed on
-# demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
-_FRAG_KEEP = 256
-_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to join
-
-
-@dataclass(eq=False, slots=True)
-class Subscriber:
-    """One connection's view of the hub. Only its writer task touches it (besides `wake`)."""
-
-    wake: Callable[[], None]
-    n_symbols: int
-    wildcard: bool = False
-    mask: NDArray[np.bool_] = field(init=False)
-    sent_gen: int = 0  # every batch up to this generation has been taken
-    last_seq: NDArray[np.uint64] = field(init=False)  # per symbol, the seq last delivered
-    ticks_conflated: int = 0
-    # Wildcard in latest mode, and last_seq is every symbol's seq as of sent_gen: then its next
-    # take is the same for every such subscriber at the same generation, computed once for all.
-    synced: bool = False
-    cursor: int = 0  # stream offset: every record before it was delivered or conflated
-    latest: bool = False  # latest state per symbol (conflation) instead of every update
-    ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
-    news_gen: int = 0  # the first generation with news for it since its last take (0: none)
-    resumable: bool = False  # it asked for resume positions (binary frames then carry them)
-
-    def __post_init__(self) -> None:
-        self.mask = np.zeros(self.n_symbols, np.bool_)
-        self.last_seq = np.zeros(self.n_symbols, np.uint64)
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What one subscriber has to send: records and, for JSON, their encoded list."""
-
-    records: TickBatch
-    json_body: Callable[[], bytes]  # lazy: binary subscribers never encode JSON
-    conflated: int
-    ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
-    offset: int = 0  # the stream position after this message: resume from here
-
-
-@dataclass(frozen=True, slots=True)
-class _Taken:
-    """A take of every update, shared by the `*` subscribers at the same cursor."""
-
-    pending: Pending
-    end_gen: int
-    last_ids: NDArray[np.intp]
-    last_seqs: NDArray[np.uint64]
-
-
-class _Body:
-    """A JSON body built once, on first use, from the batches' shared tick fragments."""
-
-    __slots__ = ("_body", "_hub", "_pieces")
-
-    def __init__(self, hub: Hub, pieces: list[tuple[Entry, slice | NDArray[np.intp]]]) -> None:
-        self._hub, self._pieces, self._body = hub, pieces, b""
-
-    def __call__(self) -> bytes:
-        if not self._body:
-            out: list[bytes] = []
-            for entry, sel in self._pieces:
-                frags = self._hub._entry_frags(entry)
-                if isinstance(sel, slice):
-                    out.extend(frags[sel])
-                else:
-                    out.extend([frags[k] for k in sel.tolist()])
-            self._body = p.join_fragments(out)
-        return self._body
+# most 64 KiB binary (~230 KiB JSON). A client handles a frame only once all of it arrived, so
+# every record of a frame waits for the whole frame: with 8192 (~2 MiB JSON) a slow JSON reader
+# at N=100 on 1500 symbols saw p50/p99 1.1-1.5/2.3-2.5 s, with 1024 0.63-0.67/1.2-1.3 s.
+MAX_TAKE = 1024
+# How far (event time) an every-update reader may fall behind the newest batch before it gets the
+# latest state instead: about what a trader tolerates on a live screen, and far more than a
+# reader that keeps up ever lags (one flush, a millisecond, plus what its socket holds).
+DEFAULT_MAX_LAG_S = 1.0
 
 
 class Hub:
@@ -121,13 +66,14 @@ class Hub:
         history_s: float = DEFAULT_WINDOW_S,
         history_bytes: int = DEFAULT_MAX_BYTES,
         max_take: int = MAX_TAKE,
+        max_lag_s: float = DEFAULT_MAX_LAG_S,
         epoch: str | None = None,
     ) -> None:
         n = len(universe)
         if len(initial) != n:
             raise ValueError("initial snapshot must hold one record per symbol")
         self.epoch = epoch or secrets.token_hex(8)  # this run of the stream, for resumes
-        self.names = np.array(universe.symbols, dtype=object)
+        self.names: NDArray[np.object_] = np.array(universe.symbols, dtype=object)
         self._tick = np.asarray(universe.tick_size, np.float64)
         decimals = _decimals(self._tick)
         self._scale = 10.0**decimals  # prices go out as round(p * scale) / scale: shortest repr
@@ -135,19 +81,16 @@ class Hub:
         self._normalise(self.lvc)
         self.history = History(history_s, history_bytes)
         self.max_take = max_take
-        self.gen = 0
-        self._changed_gen = np.zeros(n, np.int64)
-        self._ring_size = ring
-        self._ring: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * ring  # ids by gen % ring
+        if max_lag_s < 0:
+            raise ValueError("the lag bound must be >= 0 (0: none)")
+        self.max_lag_ns = int(max_lag_s * 1e9)  # 0: only the history window bounds a reader
+        self.gen = 0  # the generation: how many batches were published
+        self.changes = Changes(n, ring)  # which symbols each generation changed
+        self.json = JsonCache(self.names, self.lvc, self.changes.changed_gen)
+        self.shared_all: dict[int, Taken] = {}  # by cursor: what `*` subscribers take
         self._wild: set[Subscriber] = set()
         self._subs: set[Subscriber] = set()  # every attached subscriber
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
-        self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
-        self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
-        self._shared: dict[tuple[int, int], NDArray[np.intp]] = {}  # changed ids per span
-        self._synced_take: dict[int, Pending] = {}  # by span start: what synced subs get
-        self._shared_all: dict[int, _Taken] = {}  # by cursor: what `*` subscribers get
-        self._body_cache: dict[tuple[int, int], bytes] = {}
         self.ticks_published = 0
         self.batches_published = 0
 
@@ -181,17 +124,14 @@ class Hub:
         ids, rev_idx = np.unique(sym[::-1], return_index=True)
         last = batch[len(batch) - 1 - rev_idx]
         self.lvc[ids] = last
-        self.gen += 1
-        self._changed_gen[ids] = self.gen
-        self._ring[self.gen % self._ring_size] = ids
-        self.history.append(batch, self.gen, ids, last["seq"].copy())
-        old = self.history.newest(_FRAG_KEEP)
+        gen = self.gen = self.gen + 1
+        self.changes.record(gen, ids)
+        self.json.published(gen)
+        self.history.append(batch, gen, ids, last["seq"].copy())
+        old = self.history.newest(FRAG_KEEP)
         if old is not None:  # what only in-step subscribers need goes, to keep history small
             old.frags = old.last_ids = old.last_seqs = None
-        self._shared.clear()
-        self._synced_take.clear()
-        self._shared_all.clear()
-        self._body_cache.clear()
+        self.shared_all.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1
         for sub in self._wild:
@@ -202,7 +142,6 @@ class Hub:
             subs = by_sym[i]
             if subs:
                 woken.update(subs)
-        gen = self.gen
         for sub in woken:
             if not sub.news_gen:
                 sub.news_gen = gen
@@ -223,30 +162,36 @@ class Hub:
 
     def _unlink(self, sub: Subscriber) -> None:
         self._wild.discard(sub)
-        for i in np.flatnonzero(sub.mask).tolist():
+        for i in sub.ids.tolist():
             self._by_sym[i].discard(sub)
-        sub.mask[:] = False
-        sub.wildcard = False
+        sub.hold(False, np.empty(0, np.intp), np.empty(0, np.uint64))
 
     def set_subscription(self, sub: Subscriber, wildcard: bool, ids: NDArray[np.intp]) -> None:
         """Replace the subscription. New symbols start from their current state (no backlog):
         either a snapshot delivers it, or the next update does."""
-        new_mask = np.zeros(len(self), np.bool_)
-        if wildcard:
-            new_mask[:] = True
-        else:
-            new_mask[ids] = True
-        added = new_mask & ~sub.mask
+        lvc_seq = self.lvc["seq"]
+        if wildcard:  # a seq per symbol id: the kept symbols' own, the current one for the rest
+            new_ids = np.empty(0, np.intp)
+            if sub.wildcard:
+                seqs, added = sub.last_seq, False
+            else:
+                seqs = lvc_seq.copy()
+                seqs[sub.ids] = sub.last_seq
+                added = len(sub.ids) < len(self)
+        else:  # a seq per held symbol, aligned with the sorted ids
+            new_ids = np.unique(ids).astype(np.intp, copy=False)
+            seqs = lvc_seq[new_ids]
+            kept, at = sub.find(new_ids)
+            seqs[kept] = sub.last_seq[at[kept]]
+            added = not kept.all()
         self._unlink(sub)
-        sub.wildcard = wildcard
-        sub.mask = new_mask
+        sub.hold(wildcard, new_ids, seqs)
         if wildcard:
             self._wild.add(sub)
         else:
-            for i in np.flatnonzero(new_mask).tolist():
+            for i in new_ids.tolist():
                 self._by_sym[i].add(sub)
-        sub.last_seq[added] = self.lvc["seq"][added]
-        if added.any() and sub.cursor < self.history.head:
+        if added and sub.cursor < self.history.head:
             sub.ahead_until = self.history.head  # their updates before now must not follow
         if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
             # Behind (a take stops at max_take) and no longer `*`, whose wake-ups never set
@@ -274,7 +219,7 @@ class Hub:
         for sub in self._subs:
             if sub.wildcard:
                 behind = sub.sent_gen < self.gen if sub.latest else sub.cursor < self.history.head
-            elif sub.mask.any():
+            elif len(sub.ids):
                 behind = bool(sub.news_gen)
             else:
                 continue
@@ -286,12 +231,13 @@ class Hub:
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
         records = self.lvc[ids]
-        sub.last_seq[ids] = records["seq"]
+        held, at = sub.find(ids)
+        sub.last_seq[at[held]] = records["seq"][held]
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation
             sub.synced = False
         if sub.cursor < self.history.head:
             sub.ahead_until = self.history.head
-        return Pending(records, self._json_body(ids, records), 0, offset=sub.cursor)
+        return Pending(records, self.json.of_latest(ids, records), 0, offset=sub.cursor)
 
     def resume(self, sub: Subscriber, epoch: str | None, offset: int) -> int | None:
         """Rewind `sub` (already subscribed) to stream position `offset` of `epoch`.
@@ -311,16 +257,17 @@ class Hub:
             recs = entry.records[max(0, offset - entry.start) :]
             syms.append(recs["sym"])
             seqs.append(recs["seq"])
-        sub.last_seq[sub.mask] = self.lvc["seq"][sub.mask]
+        sub.last_seq[:] = self.lvc["seq"] if sub.wildcard else self.lvc["seq"][sub.ids]
         missed = 0
         if syms:
             sym, seq = np.concatenate(syms).astype(np.intp), np.concatenate(seqs)
-            keep = sub.mask[sym]
-            sym, seq = sym[keep], seq[keep]
-            missed = len(sym)
-            first_ids, first = np.unique(sym, return_index=True)
-            sub.last_seq[first_ids] = seq[first] - 1
+            keep, at = sub.find(sym)
+            at, seq = at[keep], seq[keep]
+            missed = len(at)
+            first_at, first = np.unique(at, return_index=True)
+            sub.last_seq[first_at] = seq[first] - 1
         sub.cursor = sub.ahead_until = offset
+        sub.catch_up_to = hist.head  # it asked for these: the lag bound waits until it has them
         sub.sent_gen = hist.gen_at(offset)
         sub.news_gen = sub.sent_gen + 1 if sub.sent_gen < self.gen else 0
         sub.synced = False
@@ -328,183 +275,30 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
-        if sub.latest or sub.cursor < self.history.oldest:
-            return self._take_latest(sub)
+        if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
+            return take_latest(self, sub)
         while sub.cursor < self.history.head:
-            pending = self._take_all(sub)
+            pending = take_all(self, sub)
             if pending is not None:
                 return pending
         sub.sent_gen, sub.news_gen = self.gen, 0
         return None
 
-    # ------------------------------------------------------------------ every update
-
-    def _take_all(self, sub: Subscriber) -> Pending | None:
-        start = sub.cursor
-        sub.synced = False
-        if sub.wildcard and sub.ahead_until <= start:
-            taken = self._shared_all.get(start)
-            if taken is None:
-                taken = self._shared_all[start] = self._gather(sub, start)
-            if len(taken.last_ids):
-                sub.last_seq[taken.last_ids] = taken.last_seqs
-            sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
-            return taken.pending if len(taken.pending.records) else None
-        if not sub.wildcard:
-            hist = self.history
-            if not sub.news_gen:  # none of its symbols changed since its last take
-                sub.cursor, sub.sent_gen = hist.head, self.gen
-                return None
-            if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
-                start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
-        taken = self._gather(sub, start)
-        if len(taken.last_ids):
-            held = sub.last_seq[taken.last_ids]
-            sub.last_seq[taken.last_ids] = np.maximum(held, taken.last_seqs)
-        sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
-        if sub.cursor >= self.history.head:
-            sub.news_gen = 0
-        return taken.pending if len(taken.pending.records) else None
-
-    def _gather(self, sub: Subscriber, start: int) -> _Taken:
-        """Every record of `sub`'s subscription from `start`, at most `max_take` scanned."""
+    def _too_far(self, sub: Subscriber) -> bool:
+        """Whether `sub`'s oldest undelivered update of its subscription is more than the lag
+        bound behind the newest batch: then it gets the latest state (one check a take)."""
         hist = self.history
-        i, stop = hist.index(start), hist.stop()
-        budget = self.max_take
-        mask = None if sub.wildcard else sub.mask
-        ahead = sub.ahead_until > start
-        pieces: list[tuple[Entry, slice | NDArray[np.intp]]] = []
-        chunks: list[TickBatch] = []
-        end, end_gen = start, sub.sent_gen
-        while i < stop and budget > 0:
-            entry = hist.entry(i)
-            lo = start - entry.start if start > entry.start else 0
-            hi = min(len(entry.records), lo + budget)
-            recs = entry.records[lo:hi]
-            sel: slice | NDArray[np.intp] = slice(lo, hi)
-            if mask is not None or ahead:
-                sym = recs["sym"]
-                keep = mask[sym] if mask is not None else np.ones(len(recs), np.bool_)
-                if ahead:
-                    keep &= recs["seq"] > sub.last_seq[sym]
-                if not keep.all():
-                    idx = np.flatnonzero(keep)
-                    recs, sel = recs[idx], idx + lo
-            if len(recs):
-                pieces.append((entry, sel))
-                chunks.append(recs)
-            budget -= hi - lo
-            end = entry.start + hi
-            end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
-            i += 1
-        if len(chunks) == 1:
-            records = chunks[0]
-        elif chunks:
-            records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
-        else:
-            records = np.empty(0, TICK_DTYPE)
-        last_ids, last_seqs = _last_per_symbol(pieces, records)
-        pending = Pending(records, _Body(self, pieces), 0, offset=end)
-        return _Taken(pending, end_gen, last_ids, last_seqs)
-
-    def _entry_frags(self, entry: Entry) -> list[bytes]:
-        """The JSON tick objects of a batch, encoded once while it is recent."""
-        if entry.frags is not None:
-            return entry.frags
-        frags = p.tick_fragments(entry.records, self.names)
-        if entry.gen > self.gen - _FRAG_KEEP:
-            entry.frags = frags
-        return frags
-
-    # ------------------------------------------------------------------ latest state
-
-    def _take_latest(self, sub: Subscriber) -> Pending | None:
-        sub.cursor, sub.news_gen = self.history.head, 0
-        if sub.sent_gen >= self.gen:
-            return None
-        if sub.synced:
-            start = sub.sent_gen
-            shared = self._synced_take.get(start)
-            if shared is None:
-                shared = self._take(sub)
-                if shared is not None:
-                    self._synced_take[start] = shared
-            elif shared.ids is not None:
-                sub.last_seq[shared.ids] = shared.records["seq"]
-                sub.ticks_conflated += shared.conflated
-            sub.sent_gen = self.gen
-            return shared
-        pending = self._take(sub)
-        sub.synced = sub.wildcard  # after any take, a wildcard subscriber is in sync
-        return pending
-
-    def _take(self, sub: Subscriber) -> Pending | None:
-        span = (sub.sent_gen, self.gen)
-        ids = self._shared.get(span)
-        if ids is None:
-            ids = self._shared[span] = self._changed_since(sub.sent_gen)
-        sub.sent_gen = self.gen
-        if not sub.wildcard:
-            ids = ids[sub.mask[ids]]
-        seqs = self.lvc["seq"][ids]
-        last = sub.last_seq[ids]
-        fresh = seqs > last
-        # Subscribers taking the same span of everything share one encoded body.
-        key: tuple[int, int] | None = span if sub.wildcard else None
-        if not fresh.all():  # e.g. a snapshot already delivered them
-            ids, seqs, last = ids[fresh], seqs[fresh], last[fresh]
-            key = None
-        if ids.size == 0:
-            return None
-        conflated = int((seqs - last).sum()) - ids.size
-        sub.last_seq[ids] = seqs
-        sub.ticks_conflated += conflated
-        records = self.lvc[ids]
-        body = self._json_body(ids, records, key)
-        return Pending(records, body, conflated, ids, self.history.head)
-
-    def _changed_since(self, gen: int) -> NDArray[np.intp]:
-        behind = self.gen - gen
-        if behind == 1:
-            return self._ring[self.gen % self._ring_size]
-        if behind < self._ring_size // 4:  # past that, one scan of every symbol is cheaper
-            ring, size = self._ring, self._ring_size
-            return np.unique(np.concatenate([ring[g % size] for g in range(gen + 1, self.gen + 1)]))
-        return np.flatnonzero(self._changed_gen > gen)
-
-    # ------------------------------------------------------------------ JSON encoding
-
-    def _json_body(
-        self, ids: NDArray[np.intp], records: TickBatch, key: tuple[int, int] | None = None
-    ) -> Callable[[], bytes]:
-        """A lazy encoder of `records` (binary subscribers never pay for JSON). The shared
-        fragment cache holds the hub's latest states, so once the hub has moved on, the body is
-        encoded from the records themselves."""
-        gen = self.gen
-
-        def body() -> bytes:
-            if self.gen == gen:
-                return self._json_list(ids, key)
-            return p.ticks_body(records, self.names)
-
-        return body
-
-    def _json_list(self, ids: NDArray[np.intp], key: tuple[int, int] | None = None) -> bytes:
-        """The encoded list of tick objects for `ids`; each update encoded once per hub."""
-        if key is not None and (body := self._body_cache.get(key)) is not None:
-            return body
-        stale = ids[self._frag_gen[ids] != self._changed_gen[ids]]
-        if stale.size:
-            frags = p.tick_fragments(self.lvc[stale], self.names)
-            store = self._frags
-            for i, frag in zip(stale.tolist(), frags, strict=True):
-                store[i] = frag
-            self._frag_gen[stale] = self._changed_gen[stale]
-        store = self._frags
-        body = p.join_fragments([store[i] for i in ids.tolist()])
-        if key is not None:
-            self._body_cache[key] = body
-        return body
+        # In the newest batch (a reader that keeps up), or catching up after a resume: no lag.
+        if sub.cursor >= hist.last_start or not self.max_lag_ns or sub.cursor < sub.catch_up_to:
+            return False
+        if not sub.wildcard and not sub.news_gen:
+            return False  # none of its symbols changed since its cursor
+        if sub.wildcard or sub.news_gen <= sub.sent_gen + 1:
+            lag = hist.lag_ns(sub.cursor)
+        else:  # its first pending update is in a later batch than its cursor
+            newest = hist.entry(hist.stop() - 1)
+            lag = newest.last_ts - hist.entry(hist.index_of_gen(sub.news_gen)).last_ts
+        return lag > self.max_lag_ns
 
     def statistics(self) -> dict[str, int | float | str]:
         return {
@@ -527,19 +321,3 @@ def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
     exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * scaled
     found: NDArray[np.intp] = np.argmax(exact | (places == 9), axis=1)
     return found
-
-
-def _last_per_symbol(
-    pieces: list[tuple[Entry, slice | NDArray[np.intp]]], records: TickBatch
-) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
-    """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
-    if len(pieces) == 1:
-        entry, sel = pieces[0]
-        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
-        if whole and entry.last_ids is not None and entry.last_seqs is not None:
-            return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
-    if len(records) == 0:
-        return np.empty(0, np.intp), np.empty(0, np.uint64)
-    sym = records["sym"].astype(np.intp)
-    ids, rev_idx = np.unique(sym[::-1], return_index=True)
-    return ids, records["seq"][len(records) - 1 - rev_idx]

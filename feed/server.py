@@ -75,6 +75,7 @@ class ServerConfig:
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
     alpaca_connections_per_key: int = 1  # Alpaca's 406 past this many per key and feed; 0: none
     binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
+    max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:
@@ -134,6 +135,7 @@ class Server:
             self.market.snapshot(),
             history_s=config.history_s,
             history_bytes=int(config.history_mb * 1024 * 1024),
+            max_lag_s=config.max_lag_s,
         )
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import UserError
+from .market import _decimals
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -279,8 +280,9 @@ def _timestamps(path: Path, values: list[str]) -> NDArray[np.int64]:
         raise
 
 
-def build_raw(parts: list[Raw], names: list[str]) -> TickBatch:
-    """One record per row, in time order (stable): quotes and trades carried forward per symbol."""
+def build_raw(parts: list[Raw], names: list[str]) -> tuple[TickBatch, NDArray[np.float64]]:
+    """One record per row, in time order (stable): quotes and trades carried forward per symbol;
+    and each symbol's size unit (sizes and volume are integer counts of it: see `size_units`)."""
     index = {s: i for i, s in enumerate(names)}
     sym = np.concatenate(
         [np.array([index[nm] for nm in p.names], np.intp)[p.sym] for p in parts]
@@ -316,6 +318,9 @@ def build_raw(parts: list[Raw], names: list[str]) -> TickBatch:
         out[ok] = col[by][at[ok]]
         return np.nan_to_num(out)
 
+    unit = size_units(sym, cols, len(names))
+    for f in ("bid_size", "ask_size", "size"):  # in units: 0.0123 BTC is 123 units of 0.0001
+        cols[f] = cols[f] / unit[sym]
     size_by = np.nan_to_num(np.where(is_trade, cols["size"], 0.0))[by]
     csum = np.cumsum(size_by)
     volume = csum - np.concatenate(([0.0], csum))[seg_start]  # since each symbol's first row
@@ -336,4 +341,28 @@ def build_raw(parts: list[Raw], names: list[str]) -> TickBatch:
     flags |= np.where(trade & (sd < 0), int(TickFlag.SELL), 0)
     rec["flags"] = flags
     out[by] = rec
-    return out
+    return out, unit
+
+
+def size_units(
+    sym: NDArray[np.intp], cols: dict[str, NDArray[np.float64]], n: int
+) -> NDArray[np.float64]:
+    """Each symbol's size unit, 10**-k: k the most decimals its sizes use (crypto amounts such as
+    0.0123), at most 8 and fewer if its largest size would not fit the record's u4 in units.
+    Integer sizes (shares) get 1, so stock data is unchanged. The binary layout stays as it is:
+    sizes are integers, and the `symbols` reply says what one is worth."""
+    places = np.zeros(n, np.intp)
+    top = np.zeros(n)
+    for f in ("bid_size", "ask_size", "size"):
+        v = np.abs(np.nan_to_num(cols[f]))
+        if not len(v):
+            continue
+        values, inverse = np.unique(v, return_inverse=True)  # few distinct sizes: cheap
+        k = _decimals(np.where(values > 0, values, 1.0))[inverse.reshape(-1)]
+        np.maximum.at(places, sym, k)
+        np.maximum.at(top, sym, v)
+    fits = np.floor(np.log10(_MAX_U4 / np.maximum(top, 1.0))).astype(np.intp)
+    return 1.0 / 10.0 ** np.clip(np.minimum(places, fits), 0, 8).astype(np.float64)  # 1e-5 exact
+
+
+_MAX_U4 = float(2**32 - 1)

@@ -12,6 +12,7 @@ timestamps, seqs and volumes continued so that they keep increasing. Records kee
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -184,8 +185,9 @@ def load(
     if own and raw:
         raise UserError("replay either tickwire files or quote/trade CSVs, not both at once")
     names = _names(own, raw, universe)
+    size_unit = None
     if raw:
-        records = files.build_raw(raw, names)
+        records, size_unit = files.build_raw(raw, names)
     else:
         index = {s: i for i, s in enumerate(names)}
         chunks = []
@@ -202,6 +204,8 @@ def load(
             universe = carried
     if universe is None:
         universe = _inferred(records, names)
+    if size_unit is not None:  # what the CSVs' sizes were counted in (1 for whole shares)
+        universe = dataclasses.replace(universe, size_unit=size_unit)
     _on_grid(records, universe)
     return records, universe
 
@@ -264,6 +268,8 @@ def open_replay(
 ) -> Replay:
     """Load `paths` (see `load`), keep [start, end], and make the source."""
     records, uni = load(paths, universe=universe, columns=columns)
+    # The `symbols` reply says where the prices come from: these files, not the simulator.
+    uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0
     lo, hi = parse_time(start, t0), parse_time(end, t0)
     if lo is not None or hi is not None:

@@ -34,6 +34,10 @@ class Universe:
     lot_size: NDArray[np.int64]
     activity: NDArray[np.float64]  # relative trade rate, 1.0 = a typical large cap
     kinds: tuple[str, ...] = ()  # "stock" or "etf"
+    source: str | None = None  # where the prices come from when not the simulator (a replay)
+    # What one unit of bid_size/ask_size/last_size/volume is worth: 1 (shares) for the simulator,
+    # 10**-k for data with fractional sizes (0.0123 BTC is 123 units of 0.0001). None: all 1.
+    size_unit: NDArray[np.float64] | None = None
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +46,8 @@ class Universe:
             raise ValueError(f"a universe holds 1 to {MAX_SYMBOLS} symbols, got {n}")
         if not self.kinds:
             object.__setattr__(self, "kinds", ("stock",) * n)
+        if self.size_unit is None:
+            object.__setattr__(self, "size_unit", np.ones(n))
         self._index.update({s: i for i, s in enumerate(self.symbols)})
         if len(self._index) != n:
             raise ValueError("symbols must be unique")
@@ -73,7 +79,9 @@ class Universe:
                 "tick_size": float(self.tick_size[i]),
                 "lot_size": int(self.lot_size[i]),
                 "activity": float(self.activity[i]),
-                "simulated": True,
+                "size_unit": float(self.size_unit[i]) if self.size_unit is not None else 1.0,
+                "simulated": self.source is None,
+                **({"source": self.source} if self.source is not None else {}),
             }
             for i, s in enumerate(self.symbols)
         ]
@@ -82,6 +90,7 @@ class Universe:
     def from_reference(cls, refs: list[dict[str, Any]]) -> Universe:
         """The universe a `symbols` reply (or `reference()`) describes, ordered by symbol id."""
         rows = sorted(refs, key=lambda r: int(r["id"]))
+        unit = np.array([float(r.get("size_unit", 1.0)) for r in rows])
         return cls.from_rows(
             [
                 (
@@ -95,11 +104,17 @@ class Universe:
                     r.get("kind") or "stock",
                 )
                 for r in rows
-            ]
+            ],
+            size_unit=unit,
         )
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[str, str, str, float, float, int, float, str]]) -> Universe:
+    def from_rows(
+        cls,
+        rows: list[tuple[str, str, str, float, float, int, float, str]],
+        *,
+        size_unit: NDArray[np.float64] | None = None,
+    ) -> Universe:
         sym, name, sector, price, tick, lot, act, kind = zip(*rows, strict=True)
         return cls(
             symbols=tuple(sym),
@@ -110,6 +125,7 @@ class Universe:
             lot_size=np.asarray(lot, np.int64),
             activity=np.asarray(act, np.float64),
             kinds=tuple(kind),
+            size_unit=size_unit,
         )
 
     @classmethod

@@ -2,8 +2,9 @@
 
 `python -m tickwire.feed.bench._loadclient MODE URL ...`, driven through stdin/stdout lines (the
 clients connect, print `connected` and subscribe on the next stdin line):
-- `count URL N FIRST BINARY SUBS [--symbols K] [--warmup S]`: N connections (global numbers
-  FIRST..FIRST+N-1) subscribe to `*` (SUBS `*`) or each to its own 10 symbols (SUBS `pick10`),
+- `count URL N FIRST BINARY SUBS [--symbols K] [--warmup S] [--mode latest]`: N connections
+  (global numbers FIRST..FIRST+N-1) subscribe to `*` (SUBS `*`) or each to its own 10 symbols
+  (SUBS `pick10`), every update or, with `--mode latest`, the latest state per symbol,
   print `ready`, count from `go` to `stop` on stdin: data messages, ticks, payload bytes, own
   CPU, and tick-to-receipt latency (receipt `time.time_ns()` minus the tick's `ts`) for every
   tick of a sample of messages; then print one JSON line.
@@ -55,8 +56,11 @@ def _symbols_for(conn: int, k: int | None) -> list[str]:
     return random.Random(conn).sample(names, min(10, len(names)))
 
 
-def _subscribe(symbols: list[str]) -> bytes:
-    return json.dumps({"op": "subscribe", "symbols": symbols, "snapshot": False}).encode()
+def _subscribe(symbols: list[str], mode: str = "all") -> bytes:
+    req = {"op": "subscribe", "symbols": symbols, "snapshot": False}
+    if mode != "all":
+        req["mode"] = mode
+    return json.dumps(req).encode()
 
 
 async def _stdin_line() -> str:
@@ -91,7 +95,14 @@ async def _connect_all(listener: Any, url: str, n: int, proto: str) -> list[Any]
 
 
 def count(
-    url: str, n: int, first: int, binary: bool, subs: str, k: int | None, warmup_s: float
+    url: str,
+    n: int,
+    first: int,
+    binary: bool,
+    subs: str,
+    k: int | None,
+    warmup_s: float,
+    mode: str = "all",
 ) -> None:
     from picows import WSListener, WSMsgType
 
@@ -102,7 +113,7 @@ def count(
     class Listener(WSListener):
         def __init__(self, i: int) -> None:
             super().__init__()
-            self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k))
+            self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k), mode)
             self.n = i  # stagger the sampled messages across connections
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
@@ -253,9 +264,10 @@ def main(argv: list[str]) -> None:
     mode, url, *rest = argv
     k = int(rest[rest.index("--symbols") + 1]) if "--symbols" in rest else None
     warmup_s = float(rest[rest.index("--warmup") + 1]) if "--warmup" in rest else 0.5
+    sub_mode = rest[rest.index("--mode") + 1] if "--mode" in rest else "all"
     try:
         if mode == "count":
-            count(url, int(rest[0]), int(rest[1]), rest[2] == "1", rest[3], k, warmup_s)
+            count(url, int(rest[0]), int(rest[1]), rest[2] == "1", rest[3], k, warmup_s, sub_mode)
         elif mode == "binance":
             binance(url, int(rest[0]), int(rest[1]), k, warmup_s)
         elif mode == "idle":

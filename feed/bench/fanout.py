@@ -41,12 +41,14 @@ class Scenario:
     subs: str  # "*" or "pick10"
     binary: bool
     symbols: int | None = SYMBOLS  # None: the default universe (53 symbols, ~2.3k ticks/s)
+    mode: str = "all"  # the subscription's mode: every update, or "latest" state per symbol
 
     @property
     def label(self) -> str:
         subs = "'*'" if self.subs == "*" else "10 sym each"
         light = "" if self.symbols else ", light market"
-        return f"fan-out N={self.n} {subs}, {'binary' if self.binary else 'JSON'}{light}"
+        latest = ", mode latest" if self.mode == "latest" else ""
+        return f"fan-out N={self.n} {subs}, {'binary' if self.binary else 'JSON'}{light}{latest}"
 
     @property
     def market_args(self) -> tuple[str, ...]:
@@ -58,6 +60,9 @@ def scenarios(quick: bool, full: bool) -> list[Scenario]:
     out = [Scenario(n, "*", False) for n in ns]
     out.append(Scenario(ns[-1] if quick else 100, "pick10", False))
     out += [Scenario(n, "*", True) for n in ns]
+    # every update vs the latest state per symbol, same N, same market (issue 10)
+    top = ns[-1] if quick else 100
+    out += [Scenario(top, "*", binary, mode="latest") for binary in (False, True)]
     if not quick:
         # the latency floor without the 1500-symbol market's once-a-second chunk computation
         out.append(Scenario(100, "*", False, symbols=None))
@@ -70,7 +75,7 @@ def runs(scs: list[Scenario], quick: bool) -> list[tuple[Scenario, str]]:
     out = []
     for sc in scs:
         kinds = KINDS
-        if sc.binary:
+        if sc.binary or sc.mode != "all":
             kinds = ("tickwire",)
         elif quick and sc.subs != "*":
             kinds = ("tickwire", "plain")
@@ -127,7 +132,8 @@ def measure(sc: Scenario, kind: str, window_s: float, warmup_s: float) -> dict[s
 
     def client_args(k: int, first: int) -> tuple[str, ...]:
         binary = "1" if sc.binary else "0"
-        return ("count", str(k), str(first), binary, sc.subs, *sc.market_args)
+        mode = ("--mode", sc.mode) if sc.mode != "all" else ()
+        return ("count", str(k), str(first), binary, sc.subs, *sc.market_args, *mode)
 
     results, server_cpu, wall = run_load(
         kind, sc.market_args, client_args, sc.n, window_s, warmup_s
@@ -179,6 +185,9 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
     rows: list[Row] = []
     notes: list[str] = []
     for sc in scs:
+        if sc.mode != "all":
+            rows += _mode_rows(sc, res)
+            continue
         json_sc = dataclasses.replace(sc, binary=False)
         tw = res[sc, "tickwire"]
         base = {k: res[json_sc, k] for k in KINDS[1:] if (json_sc, k) in res}
@@ -200,6 +209,37 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
         " the load clients share the machine's cores with the server.",
     )
     return rows, notes
+
+
+def _mode_rows(latest: Scenario, res: dict[tuple[Scenario, str], dict[str, Any]]) -> list[Row]:
+    """Every-update delivery beside the latest-state delivery of the same N, market and encoding,
+    both measured in this run: what delivering every update costs (issue 10)."""
+    every_sc = dataclasses.replace(latest, mode="all")
+    every, base = res.get((every_sc, "tickwire")), res[latest, "tickwire"]
+    label = every_sc.label + ", every update"
+    if every is None or "error" in every:
+        return []  # its own row already says why
+    if "error" in base:
+        return [unavailable(f"{label} vs mode latest", base["error"], status="error")]
+    at100 = latest.n == 100
+    wanted = [
+        ("ticks/s", "ticks_per_s", "t/s", True, ""),
+        ("server CPU/tick", "cpu_us_tick", "us", False, "<= 1.3x"),
+        ("latency p50", "p50", "ms", False, ""),
+        ("latency p99", "p99", "ms", False, ""),
+    ]
+    return [
+        row(
+            f"{label}: {what}",
+            every[key],
+            unit,
+            "mode latest",
+            base[key],
+            higher=higher,
+            target=target if at100 else "",
+        )
+        for what, key, unit, higher, target in wanted
+    ]
 
 
 def _rows(sc: Scenario, tw: dict[str, Any], base: dict[str, dict[str, Any]]) -> list[Row]:

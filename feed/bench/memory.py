@@ -1,7 +1,10 @@
 """Memory rows: server RSS per idle subscribed connection, and RSS growth behind a stalled reader.
 
 - Idle: 1000 connections (20 with --quick) each subscribed to one quiet symbol; the server's RSS
-  after minus before, per connection; tickwire vs plain trio-websocket.
+  after minus before, per connection; tickwire vs plain trio-websocket. Once on the default
+  universe and once on 10,000 symbols at a thousandth of the default activity (the market's
+  chunk arrays at full activity move RSS by tens of MiB, which would drown ~100 KiB a
+  connection): a connection on one symbol must not pay for the universe.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
   the window after its kernel buffers filled, minus the same process's growth over a window just
   before with no client (the control): tickwire conflates (at most one pending record per
@@ -33,12 +36,18 @@ def stall_s(quick: bool) -> float:
     return 0.5 if quick else 10.0
 
 
-def _idle_kib(kind: str, n: int, settle_s: float) -> float:
+# The large universe of the second idle row (issue 11: ~90 KiB a connection there, before).
+BIG_UNIVERSE = ("--symbols", "10000", "--activity", "0.001")
+
+
+def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) -> float:
     extra = ("--max-connections", str(n + 100)) if kind == "tickwire" else ()
-    quiet = Universe.default().symbols[-1]
-    with _procs.server(kind, *extra) as (server, url):
+    big = "--symbols" in market
+    uni = Universe.synthetic(int(market[market.index("--symbols") + 1])) if big else None
+    quiet = (uni or Universe.default()).symbols[-1]
+    with _procs.server(kind, *extra, *market) as (server, url):
         _procs.settle(settle_s)
-        before = _procs.rss_kib(server.pid)
+        before = _rss_median_kib(server.pid, settle_s)
         client = _procs.spawn(
             "tickwire.feed.bench._loadclient",
             *("idle", url, str(n), quiet, "--warmup", str(settle_s)),
@@ -52,11 +61,21 @@ def _idle_kib(kind: str, n: int, settle_s: float) -> float:
             client.stdin.flush()
             if (line := _procs.readline(client, 30)) != "ready":
                 raise RuntimeError(f"idle client said {line!r}")
-            _procs.settle(settle_s)
-            after = _procs.rss_kib(server.pid)
+            after = _rss_median_kib(server.pid, settle_s)
         finally:
             _procs.stop(client)
     return (after - before) / n
+
+
+def _rss_median_kib(pid: int, window_s: float) -> float:
+    """The median of 20 RSS reads a second over the window: the market's chunk arrays come and
+    go (at 10k symbols, tens of MiB), so one read can land on either side of them."""
+    kib: list[int] = []
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < window_s or len(kib) < 5:
+        kib.append(_procs.rss_kib(pid))
+        time.sleep(0.05)
+    return float(np.median(kib))
 
 
 def _rss_growth_kib(pid: int, window_s: float) -> float:
@@ -95,11 +114,13 @@ def _stalled_growth_kib(
 
 def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
     n, window = idle_n(quick, full), stall_s(quick)
-    settle = 0.3 if quick else 1.0
-    idle = {}
+    settle = 0.3 if quick else 2.0
+    idle, idle_big = {}, {}
     for kind in ("tickwire", "plain"):
         advance(f"memory: {n} idle connections, {kind}")
         idle[kind] = _idle_kib(kind, n, settle)
+        advance(f"memory: {n} idle connections, 10k symbols, {kind}")
+        idle_big[kind] = _idle_kib(kind, n, settle, BIG_UNIVERSE)
     stalled = {}
     for kind in ("tickwire", "peer"):
         advance(f"memory: one stalled '*' subscriber, {kind}")
@@ -115,6 +136,15 @@ def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list
             idle["plain"],
             higher=False,
             target="<= 16 KiB",
+        ),
+        row(
+            f"RSS per idle subscribed connection, 10k symbols (N={n})",
+            idle_big["tickwire"],
+            "KiB",
+            "plain",
+            idle_big["plain"],
+            higher=False,
+            target="<= 16 KiB",  # one symbol's state, not the universe's (~90 KiB dense)
         ),
         row(
             f"RSS growth, one stalled '*' subscriber, {window:g} s (minus control)",

@@ -23,8 +23,11 @@ FAMILIES = (
     "fan-out N=2 '*', JSON",
     "fan-out N=2 10 sym each, JSON",
     "fan-out N=2 '*', binary",
+    "fan-out N=2 '*', JSON, every update: server CPU/tick",  # beside mode latest
+    "fan-out N=2 '*', binary, every update: latency p99",
     "venue Binance N=2 10 sym each: server CPU/msg",
     "RSS per idle subscribed connection",
+    "RSS per idle subscribed connection, 10k symbols",
     "RSS growth, one stalled '*' subscriber",
     "handshake p50, no other client",
     "handshake p99, no other client",

@@ -210,7 +210,7 @@ def test_resume_delivers_exactly_the_updates_after_the_offset(batches, at, sub_a
     assert f.drain(sub) == want
     assert sub.ticks_conflated == 0
     for s, q in dict(want).items():  # it ends holding each symbol's latest update
-        assert sub.last_seq[s] == q
+        assert sub.seq_of(s) == q
 
 
 def test_resume_refuses_another_epoch_and_positions_out_of_the_window():
@@ -314,3 +314,68 @@ def test_narrowing_from_star_while_behind_still_delivers_every_kept_update():
     assert pairs(feed.hub.take(sub)) == [(0, 1), (1, 1)] and feed.hub.has_more(sub)
     feed.hub.set_subscription(sub, False, np.array([1], np.intp))
     assert feed.drain(sub) == [(1, 2), (1, 3)]
+
+
+# --------------------------------------------------------------------------- per-connection state
+
+
+def test_a_subscriber_pays_for_its_symbols_not_the_universe():
+    n = 10_000
+    uni = Universe.synthetic(n)
+    hub = Hub(uni, Market(uni, seed=0, start_ns=0).snapshot())
+    some, wild = hub.attach(lambda: None), hub.attach(lambda: None)
+    hub.set_subscription(some, False, np.array([9, 3, 7000], np.intp))
+    hub.set_subscription(wild, True, np.empty(0, np.intp))
+    assert some.ids.tolist() == [3, 9, 7000] and some.last_seq.nbytes == 3 * 8
+    assert wild.last_seq.nbytes == n * 8  # a `*` subscriber holds every symbol's seq
+    hub.set_subscription(wild, False, np.array([5], np.intp))
+    assert wild.last_seq.nbytes == 8 and wild.seq_of(5) == hub.lvc["seq"][5]
+
+
+SUB_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("publish"), st.lists(st.integers(0, N - 1), min_size=1, max_size=6)),
+        st.tuples(st.just("take"), st.none()),
+        st.tuples(st.just("subscribe"), st.none() | st.sets(st.integers(0, N - 1))),
+        st.tuples(st.just("snapshot"), st.sets(st.integers(0, N - 1))),
+    ),
+    max_size=50,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(SUB_OPS, st.sampled_from([2, 1000]))
+def test_changing_subscriptions_against_a_model(ops, max_take):
+    """Whatever the subscription changes (`*`, some, none), a subscriber gets only its symbols,
+    each update once and in order; a symbol it adds starts from its state at that moment."""
+    f = Feed(max_take=max_take)
+    sub = f.attach(True)
+    held: set[int] = set(range(N))
+    have = [0] * N
+    for op, arg in ops:
+        if op == "publish":
+            f.publish(*arg)
+        elif op == "take":
+            pending = f.hub.take(sub)
+            for s, q in pairs(pending) if pending is not None else ():
+                assert s in held and q == have[s] + 1  # every update: never a jump or repeat
+                have[s] = q
+        elif op == "subscribe":
+            # The connection takes what the old subscription has pending first.
+            while (pending := f.hub.take(sub)) is not None:
+                for s, q in pairs(pending):
+                    assert s in held and q == have[s] + 1
+                    have[s] = q
+            new = set(range(N)) if arg is None else arg
+            for s in new - held:
+                have[s] = f.seq[s]
+            held = new
+            f.hub.set_subscription(sub, arg is None, np.array(sorted(new), np.intp))
+        else:
+            ids = sorted(arg & held)
+            for s, q in pairs(f.hub.snapshot(sub, np.array(ids, np.intp))):
+                have[s] = q
+    f.drain(sub)
+    for s in held:
+        assert sub.seq_of(s) == f.seq[s]
+    assert sub.ticks_conflated == 0

@@ -189,3 +189,69 @@ def test_the_snapshot_before_any_tick_is_each_symbol_s_prior_state(tmp_path):
     snap = replay.snapshot()
     assert snap.dtype == TICK_DTYPE and snap["seq"].tolist() == [0, 0]
     assert snap["bid"].tolist() == [42000.1, 2300.2]
+
+
+# Tardis-shaped crypto data: amounts in fractions of a coin.
+CRYPTO_QUOTES = (
+    QUOTES.split("\n", 1)[0]
+    + """
+binance,BTCUSDT,{t0},{t0},0.5,42000.5,42000.1,1.25
+binance,ETHUSDT,{t1},{t1},10,2300.25,2300.2,7
+"""
+)
+CRYPTO_TRADES = """exchange,symbol,timestamp,local_timestamp,id,side,price,amount
+binance,BTCUSDT,{t2},{t2},1,buy,42000.5,0.0123
+binance,BTCUSDT,{t3},{t3},2,sell,42000.6,0.0007
+"""
+
+
+def test_fractional_sizes_are_kept_exactly_in_units_the_symbols_reply_names(tmp_path):
+    from tickwire.feed.record import Recorder
+
+    t = {f"t{k}": T0_US + k * 1_000_000 for k in range(4)}
+    quotes, trades = tmp_path / "quotes.csv", tmp_path / "trades.csv"
+    quotes.write_text(CRYPTO_QUOTES.format(**t))
+    trades.write_text(CRYPTO_TRADES.format(**t))
+    records, uni = load([quotes, trades])
+    assert uni.size_unit is not None and uni.size_unit.tolist() == [0.0001, 1.0]  # ETH: whole
+    btc = records[records["sym"] == 0]
+    assert btc["bid_size"].tolist() == [12500] * 3 and btc["ask_size"].tolist() == [5000] * 3
+    assert btc["last_size"].tolist() == [0, 123, 7]  # 0.0123 and 0.0007 BTC, not 0 and 0
+    assert btc["volume"].tolist() == [0, 123, 130]
+    eth = records[records["sym"] == 1]
+    assert eth["bid_size"].tolist() == [7]  # integer sizes stay as they were
+    refs = uni.reference()
+    assert [r["size_unit"] for r in refs] == [0.0001, 1.0]
+    # a recording keeps the units with its universe, so a replay of it means the same sizes
+    rec = Recorder(tmp_path / "r.parquet", uni)
+    rec.write(records, 0.0)
+    rec.close(0.0)
+    again, back = load([tmp_path / "r.parquet"])
+    assert back.size_unit is not None and back.size_unit.tolist() == [0.0001, 1.0]
+    assert again.tobytes() == records.tobytes()
+
+
+def test_sizes_too_large_for_their_decimals_keep_fewer_decimals_not_a_clipped_value(tmp_path):
+    t = {f"t{k}": T0_US + k * 1_000_000 for k in range(4)}
+    trades = tmp_path / "trades.csv"
+    trades.write_text(
+        "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+        f"x,BTCUSDT,{t['t0']},{t['t0']},1,buy,42000.5,0.00000001\n"
+        f"x,BTCUSDT,{t['t1']},{t['t1']},2,buy,42000.5,5000.5\n"
+    )
+    records, uni = load([trades])
+    # 5000.5 in units of 1e-8 would not fit a u4: 1e-5 is the finest unit that does
+    assert uni.size_unit is not None and uni.size_unit.tolist() == [1e-5]
+    assert records["last_size"].tolist() == [0, 500050000]
+
+
+async def test_the_symbols_reply_of_a_replay_names_its_files_not_the_simulator(tmp_path):
+    import orjson
+
+    from tickwire.feed.server import Server, ServerConfig
+
+    server = Server(ServerConfig(port=0), market=open_replay(_tardis(tmp_path)))
+    refs = orjson.loads(server.symbols_body)
+    assert {r["simulated"] for r in refs} == {False}
+    assert {r["source"] for r in refs} == {"replay: quotes.csv.gz, trades.csv"}
+    assert Universe.default().reference()[0]["simulated"] is True

@@ -1,0 +1,81 @@
+"""One connection's state in the hub, and what a take hands it: plain data, no behaviour.
+
+The hub's modules (`hub.py`, `_every.py`, `_latest.py`) move a subscriber's cursor and seqs; its
+connection only reads them. numpy only: no trio, no protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.simulators.ticks import TickBatch
+
+
+@dataclass(eq=False, slots=True)
+class Subscriber:
+    """One connection's view of the hub. Only its writer task touches it (besides `wake`).
+
+    Its per-symbol state costs what it holds: a `*` subscriber keeps a seq for every symbol
+    (`last_seq` indexed by symbol id), any other one only for its own symbols (`ids`, sorted,
+    and `last_seq` aligned with them), so a connection on 10 symbols pays for 10, not the universe.
+    """
+
+    wake: Callable[[], None]
+    n_symbols: int
+    wildcard: bool = False
+    ids: NDArray[np.intp] = field(default_factory=lambda: _NONE)  # held symbols, sorted...
+    last_seq: NDArray[np.uint64] = field(default_factory=lambda: _NO_SEQS)  # ...the seq of each
+    sent_gen: int = 0  # every batch up to this generation has been taken
+    ticks_conflated: int = 0
+    # Wildcard in latest mode, and last_seq is every symbol's seq as of sent_gen: then its next
+    # take is the same for every such subscriber at the same generation, computed once for all.
+    synced: bool = False
+    cursor: int = 0  # stream offset: every record before it was delivered or conflated
+    latest: bool = False  # latest state per symbol (conflation) instead of every update
+    ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
+    catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
+    news_gen: int = 0  # the first generation with news for it since its last take (0: none)
+    resumable: bool = False  # it asked for resume positions (binary frames then carry them)
+
+    def find(self, syms: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+        """Which of `syms` (symbol ids) it holds, and where their seqs sit in `last_seq` (for
+        the ones it does not hold: a place to ignore, valid unless it holds nothing)."""
+        if self.wildcard:
+            return np.ones(len(syms), np.bool_), syms.astype(np.intp, copy=False)
+        if not len(self.ids):
+            return np.zeros(len(syms), np.bool_), np.zeros(len(syms), np.intp)
+        at: NDArray[np.intp] = np.searchsorted(self.ids, syms)
+        np.minimum(at, len(self.ids) - 1, out=at)
+        found: NDArray[np.bool_] = self.ids[at] == syms
+        return found, at
+
+    def seq_of(self, sym: int) -> int:
+        """The seq last delivered for held symbol `sym`."""
+        return int(self.last_seq[sym if self.wildcard else int(np.searchsorted(self.ids, sym))])
+
+    def hold(self, wildcard: bool, ids: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
+        """Hold these symbols (`ids` sorted and unique; ignored with `wildcard`) at these seqs
+        (one per held symbol: per symbol id for `*`)."""
+        self.wildcard = wildcard
+        self.ids = _NONE if wildcard else ids
+        self.last_seq = seqs
+
+
+_NONE: NDArray[np.intp] = np.empty(0, np.intp)
+_NO_SEQS: NDArray[np.uint64] = np.empty(0, np.uint64)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What one subscriber has to send: records and, for JSON, their encoded list."""
+
+    records: TickBatch
+    json_body: Callable[[], bytes]  # lazy: binary subscribers never encode JSON
+    conflated: int
+    ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
+    offset: int = 0  # the stream position after this message: resume from here
