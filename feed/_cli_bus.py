@@ -112,6 +112,8 @@ def serve_bus(
         )
     if args.worker:
         config.reuse_port = True
+    # coredis logs every retry and dropped connection at INFO: the bus says down/up once itself.
+    logging.getLogger("coredis").setLevel(logging.WARNING)
 
     async def stop(server: Server) -> None:
         await cs._until_stopped(server, args.drain_s)
