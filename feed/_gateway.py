@@ -74,6 +74,7 @@ class BusUpstream:
             if isinstance(item, bus.BusDown):
                 continue  # the reader logged it once; clients keep their heartbeats
             if isinstance(item, bus.BusGap):
+                await self._same_universe(server)
                 await server.source_gap(item.snapshot, epoch_text(item.epoch), item.offset)
                 log.info(
                     "bus gap (%s): sent %s a fresh snapshot",
@@ -82,6 +83,19 @@ class BusUpstream:
                 )
                 continue
             await server.push(item, self.reader.flush_offset)
+
+    async def _same_universe(self, server: Server) -> None:
+        """A new producer may serve other symbols: ids would mean other things, so stop (a
+        supervisor restarts the gateway, which then serves the new universe)."""
+        now = self.reader.universe
+        if now is not None and list(now.symbols) == list(self.universe.symbols):
+            return
+        await server.shutdown(1012, "the feed now serves another universe: reconnect")
+        raise UserError(
+            f"the producer on {self.reader.url} now serves another universe "
+            f"({len(now) if now is not None else 0} symbols, was {len(self.universe)}): "
+            "start this gateway again to serve it"
+        )
 
     def statistics(self) -> dict[str, Any]:
         s = self.reader.statistics()

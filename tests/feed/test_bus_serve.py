@@ -328,3 +328,45 @@ def test_workers_without_a_bus_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "redis-server --port 6379" in out.stderr and "drop --workers" in out.stderr
+
+
+@pytest.mark.slow  # three producers one after the other: ~20 s
+async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gateway(
+    redis: RedisServer, procs: Any
+) -> None:
+    first = procs("first", "--bus", redis.url, "--role", "producer")
+    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    events: list[object] = []
+    with trio.fail_after(TIMEOUT_S):
+        await first.ready()
+        await gateway.ready()
+        async with connect(gateway.url) as feed:
+            await feed.subscribe(["AAPL", "MSFT"])
+            epoch = feed.welcome["epoch"]
+            async for event in feed:
+                events.append(event)
+                if len(events) == 10:
+                    assert first.stop() == 0
+                    second = procs("second", "--bus", redis.url, "--role", "producer")
+                    await second.ready()
+                if any(isinstance(e, Gap) for e in events) and len(events) > 40:
+                    break
+            stats = await feed.stats()
+        gaps = [e for e in events if isinstance(e, Gap)]
+        assert [g.reason for g in gaps] == ["source"], gaps
+        assert stats["server"]["epoch"] != epoch  # the new producer's: resumes restart there
+        assert feed.reconnects == 0
+        with ws_connect(gateway.url, subprotocols=["tickwire.v1"], open_timeout=20) as ws:
+            ws.recv(timeout=20)
+            assert second.stop() == 0
+            third = procs("third", "--bus", redis.url, "--role", "producer", "--symbols", "20")
+            await third.ready()
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await trio.to_thread.run_sync(ws.recv, 20)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        code = await trio.to_thread.run_sync(gateway.p.wait, 20)
+    assert code == 2
+    errors = [line for line in gateway.logs().splitlines() if "error" in line]
+    assert len(errors) == 1 and "another universe (20 symbols, was 53)" in errors[0], errors
+    assert "Traceback" not in gateway.logs()
