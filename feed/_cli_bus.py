@@ -18,6 +18,7 @@ from tickwire.simulators.errors import UserError
 
 from . import _cli_serve as cs
 from . import _oplog
+from ._cli_args import _non_negative_int
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -52,7 +53,7 @@ def add_bus_arguments(ap: argparse.ArgumentParser) -> None:
     )
     bus.add_argument(
         "--workers",
-        type=cs._non_negative_int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), restart "
