@@ -393,10 +393,12 @@ class Feed:
         elif mtype == "heartbeat":
             await self._check_seq(msg["seq"])
         elif mtype == "gap":  # the server's source lost updates: a snapshot follows
-            if msg.get("epoch") not in (None, self._epoch):  # a new run upstream
+            if msg.get("epoch") not in (None, self._epoch):  # a new run upstream: a restart
                 self._epoch, self._offset = msg["epoch"], None
-                self._seen[:] = False  # its seqs start afresh: no jump to count
-            self._gap_pending, self._gap_reason = (0.0, 0), "source"
+                self._seen[:] = False  # its seqs start afresh: what was missed is unknowable
+                await self._emit(Gap("restarted", None, ()))
+            else:
+                self._gap_pending, self._gap_reason = (0.0, 0), "source"
         elif (waiter := self._waiters.get(msg.get("id", 0))) is not None:
             if msg.get("recovered") and self._gap_pending is not None:
                 # Emitted here, in the reader, so that it precedes the replayed batches.

@@ -353,7 +353,7 @@ async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gate
                     break
             stats = await feed.stats()
         gaps = [e for e in events if isinstance(e, Gap)]
-        assert [g.reason for g in gaps] == ["source"], gaps
+        assert [g.reason for g in gaps] == ["restarted"] and gaps[0].lost is None, gaps
         assert stats["server"]["epoch"] != epoch  # the new producer's: resumes restart there
         assert feed.reconnects == 0
         with ws_connect(gateway.url, subprotocols=["tickwire.v1"], open_timeout=20) as ws:
