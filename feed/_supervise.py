@@ -78,7 +78,6 @@ class Supervisor:
                     f"{CRASH_WINDOW_S:g} s of starting (last exit status {code}): giving up; "
                     "its own error is in the log lines above"
                 )
-                log.error("%s", self.gave_up)
                 scope.cancel()
                 return
             w.restarts += 1

@@ -370,3 +370,22 @@ async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gate
     errors = [line for line in gateway.logs().splitlines() if "error" in line]
     assert len(errors) == 1 and "another universe (20 symbols, was 53)" in errors[0], errors
     assert "Traceback" not in gateway.logs()
+
+
+@pytest.mark.slow  # five restarts with backoff: ~25 s
+def test_a_crash_looping_worker_is_given_up_on_in_one_line(
+    redis: RedisServer, procs: Any, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:  # a listener without SO_REUSEPORT: the gateways cannot bind
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        sup = procs("sup", "--bus", redis.url, "--workers", "1", "--port", port)
+        assert sup.p.wait(timeout=120) == 2
+    logs = sup.logs()
+    assert logs.count("restarting in") == 4, logs
+    last = logs.strip().splitlines()[-1]
+    assert last.startswith("tickwire: error: worker gateway-1 exited 5 times in a row"), last
+    assert logs.count("giving up") == 1 and "Traceback" not in logs
