@@ -324,12 +324,15 @@ class BusReader:
         await self._client.__aenter__()
         try:
             wait_s = BACKOFF_S[0]
+            logged = ""
             while True:
                 try:
                     if await self._resync():
                         break
                 except _Failure as exc:
-                    log.info("waiting for the bus at %s: %s", self.url, _reason(exc))
+                    if _reason(exc) != logged:  # once per reason, not once per retry
+                        logged = _reason(exc)
+                        log.info("waiting for the bus at %s: %s", self.url, logged)
                 except bc.BusFormatError:
                     raise
                 await trio.sleep(wait_s)
