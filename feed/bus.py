@@ -201,7 +201,7 @@ class BusProducer:
             self._down(exc)
             return
         if not self._up:
-            log.info("bus up: %s namespace %r, epoch %d", self.url, self.namespace, self.epoch)
+            log.info("bus up: %s namespace %r, epoch %016x", self.url, self.namespace, self.epoch)
         self._up = True
         if self._pending:
             self._wake.set()
