@@ -125,8 +125,8 @@ async def run_gateway(
             gc.collect()
             gc.freeze()
             print(
-                f"tickwire gateway {ident} serving {len(server.hub)} symbols from {url} "
-                f"namespace {namespace} (epoch {server.hub.epoch}) on {ws_url}; Ctrl+C to stop",
+                f"tickwire gateway {ident} serving {len(server.hub)} symbols on {ws_url} from "
+                f"{url} namespace {namespace} (epoch {server.hub.epoch}); Ctrl+C to stop",
                 flush=True,
             )
             if summaries is not None:
@@ -168,7 +168,7 @@ async def run_producer(
         await nursery.start(producer.run)
         if listen:
             ws_url = await nursery.start(server.run)
-            where = f"; clients on {ws_url}"
+            where = f"; clients on {ws_url} too"
         else:
             await nursery.start(server.run_market)
             where = " (no WebSocket listener: give --port to serve clients here too)"

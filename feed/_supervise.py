@@ -204,7 +204,7 @@ async def _forward(sup: Supervisor, signals: AsyncIterator[int]) -> None:
 def _ready_line(args: argparse.Namespace, workers: list[Worker], with_producer: bool) -> str:
     gateway = next(w for w in workers if w.name.startswith("gateway"))
     line = gateway.ready_line
-    url = line.rsplit(" on ", 1)[-1].split(";")[0] if " on " in line else "?"
+    url = line.split(" on ", 1)[1].split()[0] if " on " in line else "?"
     found = re.search(r"serving (\d+) symbols", line)
     n = found.group(1) if found else "?"
     gateways = len(workers) - with_producer

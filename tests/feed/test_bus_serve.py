@@ -57,7 +57,7 @@ class Proc:
 
     @property
     def url(self) -> str:
-        return self.line.rsplit(" on ", 1)[1].split(";")[0].split()[0]
+        return self.line.split(" on ", 1)[1].split()[0]  # as tests/_support's serve_process
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
         if self.p.poll() is None:
