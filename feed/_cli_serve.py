@@ -26,9 +26,12 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
-from . import _capacity, _config, _oplog
+from . import _capacity, _cli_bus, _config, _oplog
 from . import _state as st
 from . import protocol as p
+from ._cli_args import _duration_s as _duration_s  # re-exported: _cli_record uses them
+from ._cli_args import _non_negative_float, _non_negative_int, _port, _positive_float
+from ._cli_args import _positive_int as _positive_int
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
 from .client import DEFAULT_URL, _single, connect
 from .server import Server, ServerConfig
@@ -54,7 +57,9 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"default universe on ws://{d.host}:{d.port}/v1; watch it with `tickwire tail AAPL MSFT` "
         "or `tickwire dashboard`.",
         epilog="examples:\n  tickwire serve\n  tickwire serve --symbols 5000 --activity 0.5\n"
-        "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem",
+        "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem\n"
+        "  tickwire serve --bus redis://127.0.0.1:6379/0 --workers 2   # producer + 2 gateways\n"
+        "  tickwire serve --bus redis://10.0.0.5:6379/0 --role gateway --host 0.0.0.0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
@@ -200,6 +205,7 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "load balancer's health check sees it, even with no client; 0 without a balancer "
         "(default %(default)s)",
     )
+    _cli_bus.add_bus_arguments(ap)
     _add_logging(ap)
     ap.add_argument(
         "--log-format",
@@ -296,6 +302,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             universe=config.universe if getattr(args, "universe", None) else None,
             columns=args.columns,
         )
+    if _cli_bus.wanted(args):
+        return _cli_bus.serve_bus(args, config, source, sources)
 
     async def main() -> None:
         server = Server(config, market=source)
@@ -573,58 +581,3 @@ def _add_logging(ap: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="log level (default %(default)s)",
     )
-
-
-def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
-            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-_port = _int_in(0, 65535, "port")
-_positive_int = _int_in(1, None, "value")
-_non_negative_int = _int_in(0, None, "value")
-
-
-def _duration_s(text: str) -> float:
-    """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    t = text.strip().lower()
-    unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
-    try:
-        value = float(t[: len(t) - len(unit)]) * units.get(unit, 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration such as 60s, 5m or 1h, got {text!r}"
-        ) from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value

@@ -76,6 +76,14 @@ class History:
     def __len__(self) -> int:
         return len(self._entries) - self._first
 
+    def restart(self, offset: int) -> None:
+        """Forget every record; the next one gets stream offset `offset` (a bus gateway takes
+        the producer's numbering, and a gap restarts it)."""
+        self._entries.clear()
+        self._ends.clear()
+        self._first = self._base_gen = self.nbytes = 0
+        self.head = self.oldest = self.last_start = offset
+
     def covers(self, offset: int) -> bool:
         """Whether every record from `offset` to `head` is still here."""
         return self.oldest <= offset <= self.head

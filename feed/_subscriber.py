@@ -41,6 +41,7 @@ class Subscriber:
     catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
     resumable: bool = False  # it asked for resume positions (binary frames then carry them)
+    resync: bool = False  # the source lost updates (`Hub.resync`): its next take is a snapshot
 
     def find(self, syms: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
         """Which of `syms` (symbol ids) it holds, and where their seqs sit in `last_seq` (for
@@ -79,3 +80,4 @@ class Pending:
     conflated: int
     ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
     offset: int = 0  # the stream position after this message: resume from here
+    gap: bool = False  # a snapshot after the source lost updates (`Hub.resync`)

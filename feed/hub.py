@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,15 +106,21 @@ class Hub:
         for f in _PRICE_FIELDS:  # on the tick grid, then the shortest decimal form
             records[f] = np.round(np.round(records[f] / tick) * tick * scale) / scale
 
-    def publish(self, batch: TickBatch, *, on_grid: bool = False) -> None:
+    def publish(
+        self, batch: TickBatch, *, on_grid: bool = False, offset: int | None = None
+    ) -> None:
         """Take a batch of records in event order; wake every subscriber it concerns.
 
         The hub keeps the batch in its history. With `on_grid` the caller promises prices are
         already on the tick grid in their shortest form and that it never writes to the batch
         again (`Market.step` output is): the hub then keeps it as it is, without a copy.
+        `offset`: the stream offset of its first record when another hub numbers the stream (a
+        bus gateway publishes at the producer's offsets); a jump restarts the history there.
         """
         if len(batch) == 0:
             return
+        if offset is not None and offset != self.history.head:
+            self._restart_history(offset)
         if batch.dtype != TICK_DTYPE:
             raise ValueError(f"a batch is an array of TICK_DTYPE records, got {batch.dtype}")
         if not on_grid:
@@ -146,6 +153,35 @@ class Hub:
             if not sub.news_gen:
                 sub.news_gen = gen
             sub.wake()
+
+    def resync(self, snapshot: TickBatch, *, epoch: str, offset: int | None) -> None:
+        """The source lost updates (a bus gap): take its latest record per symbol and its epoch,
+        restart the history at `offset`, and give every subscriber a snapshot next (`gap`)."""
+        if len(snapshot) != len(self):
+            raise ValueError("a resync snapshot must hold one record per symbol")
+        lvc = np.array(snapshot, dtype=TICK_DTYPE, copy=True)
+        self._normalise(lvc)
+        self.lvc[:] = lvc  # in place: the JSON cache reads the same array
+        self.epoch = epoch
+        self._restart_history(self.history.head if offset is None else offset)
+        gen = self.gen = self.gen + 1
+        self.changes.record(gen, np.arange(len(self), dtype=np.intp))  # every symbol changed
+        self.json.published(gen)
+        for sub in self._subs:
+            sub.sent_gen = gen
+            if sub.wildcard or len(sub.ids):
+                sub.resync = True
+                sub.wake()
+
+    def _restart_history(self, offset: int) -> None:
+        """An empty history whose next record has stream offset `offset`; cursors move there."""
+        self.history.restart(offset)
+        for sub in self._subs:
+            sub.cursor = sub.ahead_until = sub.catch_up_to = offset
+            sub.news_gen, sub.synced = 0, False
+            sub.sent_gen = self.gen
+        self.shared_all.clear()
+        self.changes.synced_take.clear()
 
     # ------------------------------------------------------------------ subscribers
 
@@ -275,6 +311,11 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
+        if sub.resync:  # the source lost updates: a snapshot of all it holds, marked as a gap
+            sub.resync = False
+            sub.cursor, sub.sent_gen = self.history.head, self.gen
+            ids = np.arange(len(self), dtype=np.intp) if sub.wildcard else sub.ids
+            return replace(self.snapshot(sub, ids), gap=True)
         if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
             return take_latest(self, sub)
         while sub.cursor < self.history.head:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,8 @@ class Universe:
         """The universe a `symbols` reply (or `reference()`) describes, ordered by symbol id."""
         rows = sorted(refs, key=lambda r: int(r["id"]))
         unit = np.array([float(r.get("size_unit", 1.0)) for r in rows])
-        return cls.from_rows(
+        source = rows[0].get("source") if rows and not rows[0].get("simulated", True) else None
+        universe = cls.from_rows(
             [
                 (
                     r["symbol"],
@@ -107,6 +108,7 @@ class Universe:
             ],
             size_unit=unit,
         )
+        return replace(universe, source=source) if source else universe
 
     @classmethod
     def from_rows(

@@ -6,80 +6,21 @@ CI cannot go green without running them. No autojump_clock: Redis runs on real t
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trio
+from _redis import RedisServer, require_redis
 
 from tickwire.simulators import Market, Universe
 
+require_redis()
 
-def _require(ok: bool, why: str) -> None:
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why} (CI must run the bus tests)")
-        pytest.skip(why)
-
-
-_require(
-    shutil.which("redis-server") is not None,
-    "redis-server not installed (apt-get install redis-server)",
-)
-try:
-    from tickwire.feed.bus import BusDown, BusGap, BusProducer, BusReader
-except ImportError:
-    _require(False, "coredis not installed (pip install 'tickwire[redis]')")
+from tickwire.feed.bus import BusDown, BusGap, BusProducer, BusReader  # noqa: E402
 
 TIMEOUT_S = 20
-
-
-class RedisServer:
-    """A throwaway redis-server: no persistence, killed at teardown."""
-
-    def __init__(self, where: Path, *, tcp: bool) -> None:
-        self.sock = where / "redis.sock"
-        self.port = _free_port() if tcp else 0
-        self.url = f"redis://127.0.0.1:{self.port}/0" if tcp else f"unix://{self.sock}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--unixsocket", str(self.sock), "--unixsocketperm", "700"]
-        args += ["--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # no event to wait on: poll PING, bounded
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(1)
-                    s.connect(str(self.sock))
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise RuntimeError("redis-server did not answer PING within 10 s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
