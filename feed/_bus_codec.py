@@ -8,11 +8,13 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
 - `f`, `l`: the first and last flush numbers the entry covers (a writer that fell behind
   coalesces flushes; a flush it had to drop leaves a hole in the numbering);
 - `m`: the bitmask of shards written for those flushes, so a reader knows when it has all of it;
-- `t`: the producer's wall clock at publish (ns), for the reader's lag.
+- `t`: the producer's wall clock at publish (ns), for the reader's lag;
+- `o` (optional): the producer's stream offset of the first record of flush `f`, so that every
+  gateway's hub numbers records as the producer does and a client resumes on any gateway.
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
-script from one blob per write), and `{ns}:head` the
-last flush number, both written in the same transaction as the entries; `{ns}:meta` is a JSON
+script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
+offset of the next record, all written in the same transaction as the entries; `{ns}:meta` is a JSON
 string: the universe's reference rows, the epoch, the shard count and the tick format version.
 
 `Reassembler` turns entries read from every shard back into whole flushes in order, and says when
@@ -49,6 +51,11 @@ def latest_key(namespace: str) -> str:
 def head_key(namespace: str) -> str:
     """The last flush number written: where a reader starts counting."""
     return f"{namespace}:head"
+
+
+def offset_key(namespace: str) -> str:
+    """The producer's stream offset of the next record (after `head`): a gateway's hub start."""
+    return f"{namespace}:offset"
 
 
 def meta_key(namespace: str) -> str:
@@ -104,6 +111,7 @@ class Entry:
     epoch: int
     sent_ns: int
     records: TickBatch
+    offset: int | None = None  # the producer's stream offset of flush `first`'s first record
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -115,9 +123,14 @@ def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
 
 
 def encode_entries(
-    parts: list[tuple[int, bytes]], first: int, last: int, epoch: int, sent_ns: int
+    parts: list[tuple[int, bytes]],
+    first: int,
+    last: int,
+    epoch: int,
+    sent_ns: int,
+    offset: int | None = None,
 ) -> list[tuple[int, dict[bytes, bytes]]]:
-    """The fields of each shard's entry for flushes `first..last`."""
+    """The fields of each shard's entry for flushes `first..last` (starting at `offset`)."""
     mask = 0
     for shard, _ in parts:
         mask |= 1 << shard
@@ -128,6 +141,8 @@ def encode_entries(
         b"m": str(mask).encode(),
         b"t": str(sent_ns).encode(),
     }
+    if offset is not None:
+        head[b"o"] = str(offset).encode()
     return [(shard, {**head, b"r": raw}) for shard, raw in parts]
 
 
@@ -146,6 +161,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             int(fields[b"e"]),
             int(fields[b"t"]),
             np.frombuffer(raw, TICK_DTYPE),
+            int(fields[b"o"]) if b"o" in fields else None,
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
@@ -206,6 +222,7 @@ class _Pending:
     got: int = 0
     parts: dict[int, TickBatch] = field(default_factory=dict)
     sent_ns: int = 0
+    offset: int | None = None
 
 
 class Reassembler:
@@ -223,16 +240,19 @@ class Reassembler:
         self._pending: dict[int, _Pending] = {}  # keyed by an entry's `last` flush
         self._seen: dict[int, int] = {}  # per shard: the last flush it delivered
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
+        # Aligned with what the last `feed` returned: each released flush's stream offset.
+        self.offsets: list[int | None] = []
 
     def feed(self, entry: Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
+            self.offsets = [None]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
         p = self._pending.get(key)
         if p is None:
-            p = self._pending[key] = _Pending(entry.first, entry.mask)
+            p = self._pending[key] = _Pending(entry.first, entry.mask, offset=entry.offset)
         p.parts[entry.shard] = entry.records
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
@@ -240,6 +260,8 @@ class Reassembler:
 
     def _release(self) -> list[TickBatch | None]:
         out: list[TickBatch | None] = []
+        offsets: list[int | None] = []
+        self.offsets = offsets
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -252,12 +274,15 @@ class Reassembler:
                 if not lost:
                     break  # the rest of this flush is on its way
                 out.append(None)
+                offsets.append(None)
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
             if self.next_flush is not None and p.first != self.next_flush:
                 out.append(None)  # flushes before this one never came
+                offsets.append(None)
             out.append(merge(p.parts[s] for s in sorted(p.parts)))
+            offsets.append(p.offset)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

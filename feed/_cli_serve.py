@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from tickwire.simulators.errors import UserError
 
-from . import _config, _oplog
+from . import _cli_bus, _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
@@ -54,7 +54,9 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f"default universe on ws://{d.host}:{d.port}/v1; watch it with `tickwire tail AAPL MSFT` "
         "or `tickwire dashboard`.",
         epilog="examples:\n  tickwire serve\n  tickwire serve --symbols 5000 --activity 0.5\n"
-        "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem",
+        "  tickwire serve --host 0.0.0.0 --token s3cret --certfile cert.pem --keyfile key.pem\n"
+        "  tickwire serve --bus redis://127.0.0.1:6379/0 --workers 2   # producer + 2 gateways\n"
+        "  tickwire serve --bus redis://10.0.0.5:6379/0 --role gateway --host 0.0.0.0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
@@ -173,6 +175,7 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="on SIGTERM, close the clients with 1012 spread over this long (default "
         "%(default)s); a second SIGTERM or Ctrl+C stops at once",
     )
+    _cli_bus.add_bus_arguments(ap)
     _add_logging(ap)
     ap.add_argument(
         "--log-format",
@@ -265,6 +268,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             universe=config.universe if getattr(args, "universe", None) else None,
             columns=args.columns,
         )
+    if _cli_bus.wanted(args):
+        return _cli_bus.serve_bus(args, config, source, sources)
 
     async def main() -> None:
         server = Server(config, market=source)

@@ -208,6 +208,11 @@ class FeedCore(WebSocketCore):
         if pending is None:
             return None
         self.last_data_s = now
+        if pending.gap:  # the source lost updates: say so, then the fresh state
+            self.snapshots_sent += 1
+            self.ctx.counters.messages_sent += 1
+            notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
+            return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
         return self._data_frame(p.BinaryType.TICKS, pending)
 
     def data_waiting(self, now: float) -> bool:

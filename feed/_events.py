@@ -97,7 +97,8 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """You may have missed something: reconnected, the server restarted, or `seq` jumped.
+    """You may have missed something: reconnected, the server restarted, or `seq` jumped;
+    "source": the server's own source lost updates (a gateway's bus), a snapshot follows.
 
     `lost` counts the updates you never saw (per-symbol `seq` jumps across the gap), and
     `symbols` names the symbols they belong to; `missed_messages` is the connection-seq jump
@@ -108,7 +109,7 @@ class Gap:
     event, in order, then live data; `lost` is then 0), or None when it could not resume.
     """
 
-    reason: Literal["reconnected", "restarted", "seq"]
+    reason: Literal["reconnected", "restarted", "seq", "source"]
     lost: int | None
     symbols: tuple[str, ...]
     missed_messages: int | None = None

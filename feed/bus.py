@@ -48,6 +48,7 @@ COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
 BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
 # Records a producer holds for a writer that is behind; beyond, it drops (readers see a gap).
 MAX_PENDING_RECORDS = 200_000  # 12.8 MB: one transaction well inside the timeout
+READ_COUNT = 1000  # entries per stream per XREAD
 BLOCK_MS = 100  # XREAD BLOCK: how long a read waits in Redis before a reader checks the clock
 
 _Failure = (RedisError, OSError, trio.TooSlowError)
@@ -106,16 +107,24 @@ class BusProducer:
         self._pending: list[TickBatch] = []
         self._pending_records = 0
         self._first = 0  # the first flush number in `_pending`
+        self._first_offset: int | None = None  # and the stream offset of its first record
+        self._next_offset: int | None = None  # the stream offset after the last flush given
         self._flush = 0  # the last flush number given out
         self._written = self._dropped = self._entries = self._records = self._bytes = 0
         self._idle = trio.Event()  # set whenever nothing is waiting to be written
         self._idle.set()
 
-    def publish(self, batch: TickBatch) -> None:
-        """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down."""
+    def publish(self, batch: TickBatch, offset: int | None = None) -> None:
+        """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down.
+
+        `offset`: the stream offset of its first record in the producer's hub; gateways then
+        number records the same way, so a client resumes on any of them.
+        """
         if not len(batch):
             return
         self._flush += 1
+        if offset is not None:
+            self._next_offset = offset + len(batch)
         if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
             # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
             self._dropped += 1 + len(self._pending)
@@ -125,6 +134,7 @@ class BusProducer:
             return
         if not self._pending:
             self._first = self._flush
+            self._first_offset = offset
         self._pending.append(batch)
         self._pending_records += len(batch)
         if self._idle.is_set():
@@ -186,6 +196,7 @@ class BusProducer:
                     pipe.delete([bc.latest_key(self.namespace)])
                     self._fold_latest(pipe, snap)
                     pipe.set(bc.head_key(self.namespace), str(self._flush).encode())
+                    self._set_offset(pipe, self._next_offset)
         except _Failure as exc:
             self._down(exc)
             return
@@ -197,12 +208,13 @@ class BusProducer:
 
     async def _write_pending(self) -> None:
         batches, first, last = self._pending, self._first, self._flush
+        offset, next_offset = self._first_offset, self._next_offset
         self._pending, self._pending_records = [], 0
         if not batches:
             return
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         parts = bc.split(batch, self.shards)
-        entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns())
+        entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns(), offset)
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 async with self._client.pipeline(transaction=True) as pipe:
@@ -216,6 +228,7 @@ class BusProducer:
                         )
                     self._fold_latest(pipe, batch)
                     pipe.set(bc.head_key(self.namespace), str(last).encode())
+                    self._set_offset(pipe, next_offset)
                     has_meta = pipe.exists([bc.meta_key(self.namespace)])
             restarted = not await has_meta
         except _Failure as exc:
@@ -229,6 +242,10 @@ class BusProducer:
         self._entries += len(entries)
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
+
+    def _set_offset(self, pipe: Any, next_offset: int | None) -> None:
+        if next_offset is not None:
+            pipe.set(bc.offset_key(self.namespace), str(next_offset).encode())
 
     def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
         blob = bc.latest_records(batch)
@@ -260,6 +277,7 @@ class BusGap:
     reason: str
     snapshot: TickBatch
     epoch: int
+    offset: int | None = None  # the producer's stream offset of the next record, if it sends one
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +314,9 @@ class BusReader:
         self._cursors: dict[str, Any] = {}
         self._run_id = b""
         self._asm = bc.Reassembler(0)
-        self._ready: list[BusItem] = []
+        self._ready: list[tuple[BusItem, int | None]] = []
+        self.offset: int | None = None  # the producer's offset of the next record to expect
+        self.flush_offset: int | None = None  # that of the flush `__anext__` returned last
         self._up = False
         self._flushes = self._records = self._gaps = 0
 
@@ -350,7 +370,7 @@ class BusReader:
                 if not self._up:
                     if await self._resync():
                         self._gaps += 1
-                        self._ready.append(BusGap("bus back", self.snapshot, self.epoch))
+                        self._ready.append((self._gap_item("bus back"), None))
                         wait_s = BACKOFF_S[0]
                     else:
                         await trio.sleep(wait_s)
@@ -361,8 +381,9 @@ class BusReader:
                 if self._up:
                     log.warning("bus down: %s (%s); retrying", self.url, _reason(exc))
                     self._up = False
-                    self._ready.append(BusDown(_reason(exc)))
-        return self._ready.pop(0)
+                    self._ready.append((BusDown(_reason(exc)), None))
+        item, self.flush_offset = self._ready.pop(0)
+        return item
 
     async def _resync(self) -> bool:
         """Load meta, snapshot and stream ends in one transaction; False if no producer yet."""
@@ -371,6 +392,7 @@ class BusReader:
             meta_req = pipe.get(bc.meta_key(self.namespace))
             latest_req = pipe.hgetall(bc.latest_key(self.namespace))
             head_req = pipe.get(bc.head_key(self.namespace))
+            offset_req = pipe.get(bc.offset_key(self.namespace))
             ends = [
                 pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
                 for s in range(bc.MAX_SHARDS)
@@ -386,28 +408,54 @@ class BusReader:
             last = await ends[s]
             self._cursors[bc.ticks_key(self.namespace, s)] = last[0].identifier if last else b"0-0"
         head = await head_req
+        offset = await offset_req
+        self.offset = int(offset) if offset is not None else None
         self._asm.reset(meta.epoch, int(head) + 1 if head is not None else None)
         self._run_id = str(info.get("run_id", "")).encode()
         self._up = True
         return True
 
     async def _read(self) -> None:
-        got = await self._client.xread(self._cursors, count=1000, block=BLOCK_MS)
+        """One blocking read, then non-blocking ones until every stream is read up to one
+        instant, fed to the reassembler in flush order.
+
+        A blocking XREAD that wakes up may answer for one stream only, so a flush whose parts
+        are on streams not read yet would look like a hole. Each non-blocking XREAD of every
+        stream is atomic against the producer's MULTI/EXEC: once one returns less than `count`
+        from every stream, everything written so far has been read and a hole is a real loss.
+        """
+        got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
         if not got:
             await self._check_restart()
             return
+        entries: list[bc.Entry] = []
+        self._collect(got, entries)
+        while more := await self._client.xread(self._cursors, count=READ_COUNT):
+            if not self._collect(more, entries):
+                break
+        entries.sort(key=lambda e: (e.last, e.shard))  # each stream's own order is kept
+        for entry in entries:
+            released = self._asm.feed(entry)
+            for out, offset in zip(released, self._asm.offsets, strict=True):
+                if out is None:
+                    await self._gap("records lost (trimmed, dropped or a new producer)")
+                    return
+                self._flushes += 1
+                self._records += len(out)
+                self._ready.append((out, offset))
+
+    def _collect(self, got: Any, into: list[bc.Entry]) -> bool:
+        """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
         prefix = len(self.namespace) + len(":ticks:")
+        capped = False
         for key, entries in got.items():
             shard = int(key[prefix:])
             for e in entries:
-                self._cursors[key.decode()] = e.identifier
-                for out in self._asm.feed(bc.decode_entry(shard, e.field_values)):
-                    if out is None:
-                        await self._gap("records lost (trimmed, dropped or a new producer)")
-                        return
-                    self._flushes += 1
-                    self._records += len(out)
-                    self._ready.append(out)
+                into.append(bc.decode_entry(shard, e.field_values))
+            if entries:
+                self._cursors[key.decode()] = entries[-1].identifier
+            capped |= len(entries) >= READ_COUNT
+        return capped
 
     async def _check_restart(self) -> None:
         """An idle read: a restarted Redis (new run_id) lost the streams, so resynchronise."""
@@ -419,9 +467,12 @@ class BusReader:
         log.info("bus gap: %s; resynchronising from the latest records", reason)
         if await self._resync():
             self._gaps += 1
-            self._ready.append(BusGap(reason, self.snapshot, self.epoch))
+            self._ready.append((self._gap_item(reason), None))
         else:
             self._up = False
+
+    def _gap_item(self, reason: str) -> BusGap:
+        return BusGap(reason, self.snapshot, self.epoch, self.offset)
 
 
 def _reason(exc: BaseException) -> str:

@@ -96,6 +96,7 @@ class Feed:
         # `_epoch` names: after a reconnect to the same run, the server replays what we missed.
         self._offset: int | None = None
         self._gap_pending: tuple[float, int] | None = None  # (downtime_s, lost so far)
+        self._gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `_gap_pending`
         self._closing = False
 
     # ------------------------------------------------------------------ public requests
@@ -318,6 +319,7 @@ class Feed:
                     # Set before resubscribing: the snapshot that reports the gap may arrive
                     # before the ack's waiter wakes.
                     self._gap_pending = (downtime_s, 0)
+                    self._gap_reason = "reconnected"
                 await self._emit(Status("live", attempt=attempt))
             try:
                 await self._setup(ws, restoring=attempt > 0, restarted=restarted)
@@ -390,6 +392,11 @@ class Feed:
             await self._data(mtype, msg["seq"], p.records_from_json(msg["ticks"], self._index))
         elif mtype == "heartbeat":
             await self._check_seq(msg["seq"])
+        elif mtype == "gap":  # the server's source lost updates: a snapshot follows
+            if msg.get("epoch") not in (None, self._epoch):  # a new run upstream
+                self._epoch, self._offset = msg["epoch"], None
+                self._seen[:] = False  # its seqs start afresh: no jump to count
+            self._gap_pending, self._gap_reason = (0.0, 0), "source"
         elif (waiter := self._waiters.get(msg.get("id", 0))) is not None:
             if msg.get("recovered") and self._gap_pending is not None:
                 # Emitted here, in the reader, so that it precedes the replayed batches.
@@ -418,7 +425,8 @@ class Feed:
             self._gap_pending = None
             self.lost += skipped
             jumped = tuple(self._names[sym[jumps > 0]].tolist())
-            await self._emit(Gap("reconnected", skipped, jumped, None, round(downtime, 3)))
+            reason, self._gap_reason = self._gap_reason, "reconnected"
+            await self._emit(Gap(reason, skipped, jumped, None, round(downtime, 3)))
             skipped = 0
         self.conflated += skipped
         await self._emit(Batch(kind, seq, records, skipped, self._names))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,6 +61,7 @@ class Subscriber:
     ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
     resumable: bool = False  # it asked for resume positions (binary frames then carry them)
+    resync: bool = False  # the source lost updates (`Hub.resync`): its next take is a snapshot
 
     def __post_init__(self) -> None:
         self.mask = np.zeros(self.n_symbols, np.bool_)
@@ -76,6 +77,7 @@ class Pending:
     conflated: int
     ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
     offset: int = 0  # the stream position after this message: resume from here
+    gap: bool = False  # a snapshot after the source lost updates (`Hub.resync`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +164,21 @@ class Hub:
         for f in _PRICE_FIELDS:  # on the tick grid, then the shortest decimal form
             records[f] = np.round(np.round(records[f] / tick) * tick * scale) / scale
 
-    def publish(self, batch: TickBatch, *, on_grid: bool = False) -> None:
+    def publish(
+        self, batch: TickBatch, *, on_grid: bool = False, offset: int | None = None
+    ) -> None:
         """Take a batch of records in event order; wake every subscriber it concerns.
 
         The hub keeps the batch in its history. With `on_grid` the caller promises prices are
         already on the tick grid in their shortest form and that it never writes to the batch
         again (`Market.step` output is): the hub then keeps it as it is, without a copy.
+        `offset`: the stream offset of its first record when another hub numbers the stream (a
+        bus gateway publishes at the producer's offsets); a jump restarts the history there.
         """
         if len(batch) == 0:
             return
+        if offset is not None and offset != self.history.head:
+            self._restart_history(offset)
         if batch.dtype != TICK_DTYPE:
             raise ValueError(f"a batch is an array of TICK_DTYPE records, got {batch.dtype}")
         if not on_grid:
@@ -207,6 +215,39 @@ class Hub:
             if not sub.news_gen:
                 sub.news_gen = gen
             sub.wake()
+
+    def resync(self, snapshot: TickBatch, *, epoch: str, offset: int | None) -> None:
+        """The source lost updates (a bus gap): take its latest record per symbol and its epoch,
+        restart the history at `offset`, and give every subscriber a snapshot next (`gap`)."""
+        if len(snapshot) != len(self):
+            raise ValueError("a resync snapshot must hold one record per symbol")
+        lvc = np.array(snapshot, dtype=TICK_DTYPE, copy=True)
+        self._normalise(lvc)
+        self.lvc = lvc
+        self.epoch = epoch
+        self._restart_history(self.history.head if offset is None else offset)
+        self.gen += 1
+        self._changed_gen[:] = self.gen
+        self._ring[self.gen % self._ring_size] = np.arange(len(self), dtype=np.intp)
+        for sub in self._subs:
+            sub.sent_gen = self.gen
+            if sub.wildcard or sub.mask.any():
+                sub.resync = True
+                sub.wake()
+
+    def _restart_history(self, offset: int) -> None:
+        """An empty history whose next record has stream offset `offset`; cursors move there."""
+        old = self.history
+        self.history = History(old.window_ns / 1e9, old.max_bytes)
+        self.history.head = offset
+        for sub in self._subs:
+            sub.cursor = sub.ahead_until = offset
+            sub.news_gen, sub.synced = 0, False
+            sub.sent_gen = self.gen
+        self._shared.clear()
+        self._synced_take.clear()
+        self._shared_all.clear()
+        self._body_cache.clear()
 
     # ------------------------------------------------------------------ subscribers
 
@@ -328,6 +369,11 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
+        if sub.resync:
+            sub.resync = False
+            sub.cursor, sub.sent_gen = self.history.head, self.gen
+            ids = np.flatnonzero(sub.mask) if not sub.wildcard else np.arange(len(self))
+            return replace(self.snapshot(sub, ids), gap=True)
         if sub.latest or sub.cursor < self.history.oldest:
             return self._take_latest(sub)
         while sub.cursor < self.history.head:

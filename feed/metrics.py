@@ -11,7 +11,8 @@ in one process (the tests, `tickwire demo`) never mix their figures.
 Input keys the collector reads, each optional (a missing key omits its family; no zero is
 invented): `clients`, `connections_total`, `connections_refused`, `messages_sent`, `ticks_sent`,
 `bytes_sent`, `ticks_conflated`, `ticks_published`, `cadence_overruns`, `uptime_s`, `symbols`,
-`errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`.
+`errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`, `bus_up`,
+`bus_gaps`.
 
 Must never import trio: it is a pure function of what the server hands it.
 """
@@ -40,12 +41,14 @@ _COUNTERS = (
     ("ticks_conflated", "ticks_conflated", "updates folded into a later tick for a client"),
     ("ticks_published", "ticks_published", "updates the market published into the hub"),
     ("cadence_overruns", "cadence_overruns", "generator steps that fell a cadence behind"),
+    ("bus_gaps", "bus_gaps", "times this gateway lost bus entries and resent a snapshot"),
 )
 _GAUGES = (
     ("clients", "clients", "connected clients"),
     ("uptime_seconds", "uptime_s", "seconds since the server started"),
     ("symbols", "symbols", "symbols in the universe"),
     ("bus_lag_seconds", "bus_lag_s", "age of the newest bus entry read by this gateway"),
+    ("bus_up", "bus_up", "1 while this gateway reads the bus, 0 while Redis is unreachable"),
 )
 # Step time at a 1 ms cadence is tens to hundreds of us; latency spans 0.1 ms to seconds.
 STEP_BUCKETS_S = (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
@@ -143,8 +146,11 @@ def readyz(
     now_s: float,
     cadence_ms: float,
     stale_after_s: float = 2.0,
+    upstream: str | None = None,
 ) -> Response:
     """Ready: listening, not draining, and the market (or bus) published recently.
+
+    `upstream`: why a gateway's source cannot serve (the bus is down), or None.
 
     `last_publish_s` and `now_s` are on the same clock (trio's); stale means no publish for
     `stale_after_s` or 100 cadences, whichever is longer.
@@ -153,6 +159,8 @@ def readyz(
         return _text(503, "not ready: draining, the server is shutting down")
     if not listening:
         return _text(503, "not ready: not listening yet")
+    if upstream is not None:
+        return _text(503, f"not ready: {upstream}")
     if last_publish_s is None:
         return _text(503, "not ready: the market has not produced yet")
     age_s = now_s - last_publish_s

@@ -310,6 +310,13 @@ def resumed_ack(ack: dict[str, Any], missed: int | None) -> dict[str, Any]:
     return out
 
 
+def gap_message(epoch: str) -> dict[str, Any]:
+    """Sent before an unrequested snapshot: the server's source (a bus gateway's Redis) lost
+    updates. The snapshot that follows is every subscribed symbol's latest state; `epoch` is
+    the stream's run from here on (a new producer is a new epoch: resume positions restart)."""
+    return {"type": "gap", "reason": "source", "epoch": epoch}
+
+
 def heartbeat_text(seq: int, ts_ns: int) -> str:
     return f'{{"type":"heartbeat","seq":{seq},"ts":{ts_ns}}}'
 

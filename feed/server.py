@@ -16,8 +16,9 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import trio
@@ -106,6 +107,27 @@ class ServerConfig:
         )
 
 
+class Upstream(Protocol):
+    """A source that pushes flushes into the server (a bus gateway) instead of a market that
+    the server steps: its `run` task calls `Server.push` and `Server.source_gap`."""
+
+    universe: Universe
+
+    def start(self) -> tuple[TickBatch, str, int | None]:
+        """The latest record per symbol, the stream's epoch and the next record's offset."""
+        ...
+
+    async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None: ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Figures merged into the server's `stats` (and `/metrics`)."""
+        ...
+
+    def not_ready(self) -> str | None:
+        """Why `/readyz` must say no (e.g. the bus is down), or None."""
+        ...
+
+
 class Server:
     def __init__(
         self,
@@ -113,26 +135,43 @@ class Server:
         market: Market | Replay | None = None,
         *,
         start_ns: int | None = None,
+        upstream: Upstream | None = None,
     ) -> None:
         """`start_ns`: the event time at start (default: the wall clock), e.g. to replay a
-        given minute."""
+        given minute. `upstream`: serve what it pushes (a bus gateway), with no market."""
         self.config = config
-        universe = market.universe if market is not None else config.universe or Universe.default()
+        self.upstream = upstream
+        if upstream is not None:
+            universe = upstream.universe
+        elif market is not None:
+            universe = market.universe
+        else:
+            universe = config.universe or Universe.default()
         self._t0 = trio.current_time()
         self._wall0_ns = time.time_ns() if start_ns is None else start_ns
-        self.market: Market | Replay = market or Market(
-            universe,
-            seed=config.seed,
-            start_ns=self._wall0_ns,
-            activity=config.activity,
-            session=config.session,
-        )
+        self.market: Market | Replay | None = None
+        if upstream is None:
+            self.market = market or Market(
+                universe,
+                seed=config.seed,
+                start_ns=self._wall0_ns,
+                activity=config.activity,
+                session=config.session,
+            )
+            initial = self.market.snapshot()
+        else:
+            initial, epoch, offset = upstream.start()
         self.hub = Hub(
             universe,
-            self.market.snapshot(),
+            initial,
             history_s=config.history_s,
             history_bytes=int(config.history_mb * 1024 * 1024),
         )
+        if upstream is not None:  # the producer's epoch and offsets, so resumes work anywhere
+            self.hub.resync(initial, epoch=epoch, offset=offset)
+        # Called with every stepped batch and its stream offset (a bus producer's publish).
+        self.on_publish: Callable[[TickBatch, int], None] | None = None
+        self.always_step = False  # step at the cadence even with no subscriber (a producer)
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
@@ -163,13 +202,14 @@ class Server:
         )
         self.registry = Registry(config.max_connections, config.max_connections_per_ip)
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
+        self.source_gaps = 0  # the upstream lost updates (bus gaps): clients got a snapshot
         self._woken: list[Connection] = []
         self._idle_sleep: trio.CancelScope | None = None
         self._emfile_logged_s = -_EMFILE_LOG_S
         self.url = ""
         self._cancel: trio.CancelScope | None = None
         self._shell: Shell | None = None
-        self.metrics = Metrics(self.statistics, version=_version())
+        self.metrics = Metrics(self._metric_figures, version=_version())
         self._last_publish_s: float | None = None
         self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
         self._drain: _drain.Drain[Connection] | None = None
@@ -208,7 +248,10 @@ class Server:
                         on_close=self._count_close,
                     )
                     self._shell = shell
-                    await nursery.start(self.run_market)
+                    if self.upstream is not None:
+                        await nursery.start(self.upstream.run, self)
+                    else:
+                        await nursery.start(self.run_market)
                     nursery.start_soon(self._accept_all, listeners, shell)
                     scheme = "wss" if ssl_context else "ws"
                     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
@@ -332,7 +375,8 @@ class Server:
             await self._deliver()
             if batch is not None:
                 self._observe(batch, step_s, sending)
-            if self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed:
+            idle = self.ctx.subscribers == 0 and not self.venue_ctx.fanout.subscribed
+            if idle and not self.always_step:
                 # Nobody watches: the market is deterministic whatever the step size, so step
                 # rarely; `_refresh` steps to now before anything reads its state. The history
                 # keeps every update meanwhile, for clients that come back and resume.
@@ -356,16 +400,41 @@ class Server:
         every subscriber has taken all there is (None: not stepped)."""
         if self._paced and not self.hub.caught_up():
             return None
+        assert self.market is not None, "a server with an upstream is never stepped"
         now = trio.current_time()
         now_ns = self.ctx.now_ns(now)
         batch = self.market.step(now_ns)
+        offset = self.hub.history.head
         # Market.step's (and a replay's) records are on the tick grid and never written again.
-        self.hub.publish(batch, on_grid=True)
+        self._publish(batch, now, now_ns, None)
+        if self.on_publish is not None:
+            self.on_publish(batch, offset)
+        return batch
+
+    def _publish(self, batch: TickBatch, now: float, now_ns: int, offset: int | None) -> None:
+        self.hub.publish(batch, on_grid=True, offset=offset)
         fanout = self.venue_ctx.fanout
         if len(fanout):
             fanout.publish(batch, now_ns, now)
         self._last_publish_s = now
-        return batch
+
+    async def push(self, batch: TickBatch, offset: int | None = None) -> None:
+        """An upstream's flush (records on the tick grid, never written again, e.g. a bus
+        producer's market's): publish it at the producer's `offset` and deliver, as a step."""
+        t = time.perf_counter()
+        now = trio.current_time()
+        self._publish(batch, now, self.ctx.now_ns(now), offset)
+        step_s = time.perf_counter() - t
+        sending = bool(self._woken)
+        await self._deliver()
+        self._observe(batch, step_s, sending)
+
+    async def source_gap(self, snapshot: TickBatch, epoch: str, offset: int | None) -> None:
+        """The upstream lost updates: every subscriber gets a `gap` notice and a snapshot."""
+        self.source_gaps += 1
+        self.hub.resync(snapshot, epoch=epoch, offset=offset)
+        self._last_publish_s = trio.current_time()
+        await self._deliver()
 
     def _observe(self, batch: TickBatch, step_s: float, sent: bool) -> None:
         """Once per step, two histogram observations: the step's time and, if it was sent to
@@ -421,7 +490,15 @@ class Server:
             "errors": errors,
             "closes": dict(c.closes),
             **self.hub.statistics(),
+            **(self.upstream.statistics() if self.upstream is not None else {}),
         }
+
+    def _metric_figures(self) -> dict[str, Any]:
+        """`statistics()` for `/metrics`: the bus lag in seconds, as Prometheus wants."""
+        stats = self.statistics()
+        if "bus_lag_ms" in stats:
+            stats["bus_lag_s"] = stats["bus_lag_ms"] / 1000
+        return stats
 
     # ------------------------------------------------------------------ operating
 
@@ -448,6 +525,7 @@ class Server:
             last_publish_s=self._last_publish_s,
             now_s=trio.current_time(),
             cadence_ms=self.config.cadence_ms,
+            upstream=self.upstream.not_ready() if self.upstream is not None else None,
         )
 
     async def drain(self, drain_s: float) -> None:

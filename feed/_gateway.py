@@ -1,0 +1,193 @@
+"""`tickwire serve --bus URL --role producer|gateway`: one market, many stateless gateways.
+
+A producer runs the market (or a replay) exactly as a plain server does and hands every step's
+batch, with its stream offset, to a `BusProducer`; it listens for clients only with an explicit
+`--port`. A gateway has no market: `BusUpstream` reads a `BusReader` and pushes each flush into
+the same hub, connections and venue fan-out as a single process (`Server.push`), at the
+producer's stream offsets and under the producer's epoch, so a client resumes on any gateway.
+A bus gap becomes a `gap` notice and a snapshot for every subscriber (`Server.source_gap`);
+a bus that is down keeps clients connected on heartbeats, says `bus: down` in `stats`, logs
+once and makes `/readyz` answer 503 until it is back.
+
+Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire serve` never does.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tickwire.simulators.errors import UserError
+from tickwire.simulators.ticks import TickBatch
+
+from . import _oplog
+from .server import Server, ServerConfig
+
+if TYPE_CHECKING:
+    from tickwire.simulators import Market
+    from tickwire.simulators.replay import Replay
+
+    from .bus import BusReader
+
+log = logging.getLogger("tickwire.gateway")
+
+
+def gateway_id() -> str:
+    """This process, as `stats` and the logs name it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def epoch_text(epoch: int) -> str:
+    """The bus's integer epoch as the hub's (and the welcome's) epoch string."""
+    return f"{epoch:016x}"
+
+
+def _bus() -> Any:
+    try:
+        from . import bus
+    except ImportError as exc:
+        raise UserError(f"{exc}; or run `tickwire serve` without --bus") from None
+    return bus
+
+
+class BusUpstream:
+    """A gateway's source: the bus reader's flushes, gaps and outages, pushed into a server."""
+
+    def __init__(self, reader: BusReader, ident: str) -> None:
+        assert reader.universe is not None, "open the reader first"
+        self.reader = reader
+        self.universe = reader.universe
+        self.ident = ident
+
+    def start(self) -> tuple[TickBatch, str, int | None]:
+        return self.reader.snapshot, epoch_text(self.reader.epoch), self.reader.offset
+
+    async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None:
+        bus = _bus()
+        task_status.started()
+        async for item in self.reader:
+            if isinstance(item, bus.BusDown):
+                continue  # the reader logged it once; clients keep their heartbeats
+            if isinstance(item, bus.BusGap):
+                await self._same_universe(server)
+                await server.source_gap(item.snapshot, epoch_text(item.epoch), item.offset)
+                log.info(
+                    "bus gap (%s): sent %s a fresh snapshot",
+                    item.reason,
+                    _oplog.counted(len(server.connections), "client"),
+                )
+                continue
+            await server.push(item, self.reader.flush_offset)
+
+    async def _same_universe(self, server: Server) -> None:
+        """A new producer may serve other symbols: ids would mean other things, so stop (a
+        supervisor restarts the gateway, which then serves the new universe)."""
+        now = self.reader.universe
+        if now is not None and list(now.symbols) == list(self.universe.symbols):
+            return
+        await server.shutdown(1012, "the feed now serves another universe: reconnect")
+        raise UserError(
+            f"the producer on {self.reader.url} now serves another universe "
+            f"({len(now) if now is not None else 0} symbols, was {len(self.universe)}): "
+            "start this gateway again to serve it"
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        s = self.reader.statistics()
+        return {
+            "gateway": self.ident,
+            "bus": "up" if s.up else "down",
+            "bus_lag_ms": round(s.lag_ms, 3),
+            "bus_up": int(s.up),
+            "bus_gaps": s.gaps,
+        }
+
+    def not_ready(self) -> str | None:
+        return None if self.reader.statistics().up else f"the bus is down ({self.reader.url})"
+
+
+async def run_gateway(
+    config: ServerConfig, url: str, namespace: str, *, stop: Any, summaries: Any
+) -> None:
+    """Wait for the producer's meta on the bus, then serve it until `stop` returns."""
+    bus = _bus()
+    ident = gateway_id()
+    log.info("gateway %s: waiting for a producer on %s namespace %r", ident, url, namespace)
+    async with bus.BusReader(url, namespace=namespace) as reader:
+        server = Server(config, upstream=BusUpstream(reader, ident))
+        async with trio.open_nursery() as nursery:
+            ws_url = await nursery.start(server.run)
+            gc.collect()
+            gc.freeze()
+            print(
+                f"tickwire gateway {ident} serving {len(server.hub)} symbols from {url} "
+                f"namespace {namespace} (epoch {server.hub.epoch}) on {ws_url}; Ctrl+C to stop",
+                flush=True,
+            )
+            if summaries is not None:
+                nursery.start_soon(summaries, server)
+            await stop(server)
+            log.info(
+                "shutting down: closing %s with 1001",
+                _oplog.counted(len(server.connections), "client"),
+            )
+            await server.shutdown()
+            nursery.cancel_scope.cancel()
+
+
+async def run_producer(
+    config: ServerConfig,
+    market: Market | Replay | None,
+    url: str,
+    namespace: str,
+    *,
+    listen: bool,
+    stop: Any,
+    summaries: Any,
+) -> None:
+    """Step the market at the cadence and write every batch to the bus; serve clients too
+    only when `listen` (an explicit --port)."""
+    bus = _bus()
+    server = Server(config, market=market)
+    server.always_step = True  # the gateways' clients are invisible from here
+    assert server.market is not None
+    producer = bus.BusProducer(
+        url,
+        server.market.universe,
+        lambda: server.hub.lvc.copy(),
+        namespace=namespace,
+        epoch=int(server.hub.epoch, 16),
+    )
+    server.on_publish = producer.publish
+    async with trio.open_nursery() as nursery:
+        await nursery.start(producer.run)
+        if listen:
+            ws_url = await nursery.start(server.run)
+            where = f"; clients on {ws_url}"
+        else:
+            await nursery.start(server.run_market)
+            where = " (no WebSocket listener: give --port to serve clients here too)"
+        gc.collect()
+        gc.freeze()
+        state = "" if producer.statistics().up else " (Redis not reachable yet: retrying)"
+        print(
+            f"tickwire producer publishing {len(server.hub)} symbols to {url} namespace "
+            f"{namespace} (epoch {server.hub.epoch}){state}{where}; Ctrl+C to stop",
+            flush=True,
+        )
+        if summaries is not None:
+            nursery.start_soon(summaries, server)
+        await stop(server)
+        if listen:
+            await server.shutdown()
+        with trio.move_on_after(2):  # what was stepped before the signal reaches Redis
+            await producer.wait_written()
+        nursery.cancel_scope.cancel()
+
+
+__all__ = ["BusUpstream", "gateway_id", "run_gateway", "run_producer"]
