@@ -101,7 +101,7 @@ def feed(gateways: int, market_args: tuple[str, ...] = ()) -> Iterator[Feed]:
             line = _procs.readline(gw)
             if " on ws" not in line:
                 raise RuntimeError(f"a gateway did not start: {line!r}")
-            urls.append(line.split(" on ", 1)[1].split()[0])
+            urls.append(line.rsplit(" on ", 1)[1].split()[0].rstrip(";"))
             pids.append(gw.pid)
         yield Feed(urls, pids)
 

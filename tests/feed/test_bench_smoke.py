@@ -24,6 +24,7 @@ FAMILIES = (
     "fan-out N=2 10 sym each, JSON",
     "fan-out N=2 '*', binary",
     "venue Binance N=2 10 sym each: server CPU/msg",
+    "bus latency N=2 '*', default universe: p50",
     "RSS per idle subscribed connection",
     "RSS growth, one stalled '*' subscriber",
     "handshake p50, no other client",
