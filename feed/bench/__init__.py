@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + 15
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (17 if quick else 23)
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -74,6 +74,7 @@ def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
     from . import (
+        bus,
         codec,
         dashboard,
         fanout,
@@ -116,6 +117,13 @@ def _measure(
 
     step("fan-out", fan_rows)
     step("venues", lambda: venues.venue_rows(quick, full, advance))
+
+    def bus_rows() -> list[Row]:
+        got, bus_notes = bus.bus_rows(quick, advance)
+        notes.extend(bus_notes)
+        return got
+
+    step("scale-out", bus_rows)
     step("memory", lambda: memory.memory_rows(quick, full, advance))
     step("handshake", lambda: handshake.handshake_rows(quick, advance))
     step("idle CPU", lambda: idle.idle_rows(quick, advance))

@@ -13,6 +13,10 @@ clients connect, print `connected` and subscribe on the next stdin line):
   `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
 - `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
 - `stalled URL`: one raw-socket connection that subscribes to `*` and then never reads again.
+- `storm URL N [--symbols K]`: on `go`, N connections opened all at once (a reconnect storm), each
+  subscribing to `*` as soon as it is open; prints each one's handshake time and time until its
+  first data message, both from `go`, as one JSON line once all are live (or after a minute);
+  holds the connections until stdin closes.
 The client never parses whole messages: it counts `"symbol"` keys (JSON) or the record count
 (binary), so it costs the server's competitor for the CPU as little as it can.
 """
@@ -37,6 +41,7 @@ import numpy as np
 HEADER_SIZE = 16  # tickwire.feed.protocol.HEADER_SIZE; kept here so clients import no server code
 RECORD_SIZE = 64  # TICK_DTYPE.itemsize; `ts` is the record's first little-endian int64
 HANDSHAKE_TIMEOUT_S = 60.0  # a saturated baseline answers slowly; the bench waits for it
+WARMUP_LIMIT_S = 10.0  # the longest wait for every connection's first data message
 MAX_SAMPLES = 20_000  # latency samples returned per process
 _TS = re.compile(rb'"ts": ?(\d+)')  # json.dumps writes a space after ':'
 _SYMBOL = b'"symbol"'
@@ -108,6 +113,7 @@ def count(
 
     state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0}
     lat: list[int] = []
+    waiting: set[Any] = set()  # listeners that have not had a data message yet
     every = max(1, n // 8)  # sample every `every`-th message per connection: ~8 samplers' worth
 
     class Listener(WSListener):
@@ -115,8 +121,14 @@ def count(
             super().__init__()
             self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k), mode)
             self.n = i  # stagger the sampled messages across connections
+            waiting.add(self)
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if not state["on"] and self in waiting:
+                data = frame.get_payload_as_bytes()
+                if frame.msg_type == WSMsgType.BINARY or _SYMBOL in data:
+                    waiting.discard(self)  # its data flows: the window may start
+                return
             if not state["on"]:
                 return
             now = time.time_ns()
@@ -143,6 +155,11 @@ def count(
         proto = "tickwire.v1.binary" if binary else "tickwire.v1"
         conns = await _connect_all(Listener, url, n, proto)
         await asyncio.sleep(warmup_s)  # subscriptions acknowledged, first messages through
+        # A loaded machine can make a server late: the window starts once every connection has
+        # had data (or after a bounded wait), so a slow start is not measured as zero delivery.
+        deadline = time.perf_counter() + WARMUP_LIMIT_S
+        while waiting and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)  # polling this process's own flags
         print("ready", flush=True)
         await _stdin_line()
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -260,6 +277,61 @@ def stalled(url: str) -> None:
     sock.close()
 
 
+def storm(url: str, n: int) -> None:
+    from picows import WSListener, WSMsgType, ws_connect
+
+    sub = _subscribe(["*"])
+    t0 = 0.0
+    live: list[float] = []
+
+    class Listener(WSListener):
+        seen = False
+
+        def on_ws_connected(self, transport: Any) -> None:
+            transport.send(WSMsgType.TEXT, sub)
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if self.seen or frame.msg_type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return
+            data = frame.get_payload_as_bytes()
+            if frame.msg_type == WSMsgType.BINARY or _SYMBOL in data:
+                self.seen = True
+                live.append((time.perf_counter() - t0) * 1000)
+
+    async def one() -> tuple[Any, float]:
+        transport, _ = await ws_connect(
+            Listener,
+            url,
+            extra_headers={"Sec-WebSocket-Protocol": "tickwire.v1"},
+            websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+        )
+        return transport, (time.perf_counter() - t0) * 1000
+
+    async def main() -> None:
+        nonlocal t0
+        print("connected", flush=True)  # nothing to open before the storm itself
+        await _stdin_line()
+        print("ready", flush=True)
+        await _stdin_line()
+        t0 = time.perf_counter()
+        done = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+        opened = [d for d in done if not isinstance(d, BaseException)]
+        deadline = time.perf_counter() + HANDSHAKE_TIMEOUT_S
+        while len(live) < len(opened) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.005)  # polling our own counter, not synchronising with a peer
+        result = {
+            "handshake_ms": [ms for _, ms in opened],
+            "live_ms": live,
+            "failed": n - len(opened),
+        }
+        print(json.dumps(result), flush=True)
+        await _stdin_line()  # held open until the bench closes stdin
+        for transport, _ in opened:
+            transport.disconnect()
+
+    asyncio.run(main())
+
+
 def main(argv: list[str]) -> None:
     mode, url, *rest = argv
     k = int(rest[rest.index("--symbols") + 1]) if "--symbols" in rest else None
@@ -274,6 +346,8 @@ def main(argv: list[str]) -> None:
             idle(url, int(rest[0]), rest[1], warmup_s)
         elif mode == "stalled":
             stalled(url)
+        elif mode == "storm":
+            storm(url, int(rest[0]))
         else:
             raise SystemExit(f"unknown mode {mode!r}")
     except KeyboardInterrupt:

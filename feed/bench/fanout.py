@@ -91,39 +91,58 @@ def run_load(
     window_s: float,
     warmup_s: float,
 ) -> tuple[list[dict[str, Any]], float, float]:
-    """N load clients in one or two processes against a fresh server of `kind`.
-
-    `client_args(k, first)` gives one load-client process's mode and arguments (the URL goes
-    after the mode) for its `k` clients numbered from `first`. Returns each process's result,
-    the server's CPU seconds and the wall seconds over the measured window.
-    """
-    per_proc = [n] if n == 1 else [n - n // 2, n // 2]
+    """N load clients in one or two processes against a fresh server of `kind`; see `load_on`."""
     with _procs.server(kind, *server_args) as (server, url):
-        clients, first = [], 0
-        try:
-            for k in per_proc:
-                mode, *args = client_args(k, first)
-                clients.append(
-                    _procs.spawn(
-                        "tickwire.feed.bench._loadclient",
-                        *(mode, url, *args, "--warmup", str(warmup_s)),
-                        stdin=True,
-                    )
+        return load_on([url], [server.pid], client_args, n, window_s, warmup_s)
+
+
+def load_on(
+    urls: list[str],
+    pids: list[int],
+    client_args: Callable[[int, int], tuple[str, ...]],
+    n: int,
+    window_s: float,
+    warmup_s: float,
+) -> tuple[list[dict[str, Any]], float, float]:
+    """N load clients in one or two processes against running servers.
+
+    With one URL, its clients are spread over one or two processes; with several (gateways of
+    one feed), one process per URL. `client_args(k, first)` gives one load-client process's mode
+    and arguments (the URL goes after the mode) for its `k` clients numbered from `first`.
+    Returns each process's result, the CPU seconds of the processes `pids` (the server's) and
+    the wall seconds over the measured window.
+    """
+    if len(urls) == 1:
+        per_proc = [n] if n == 1 else [n - n // 2, n // 2]
+        targets = urls * len(per_proc)
+    else:
+        per_proc = [n // len(urls) + (1 if i < n % len(urls) else 0) for i in range(len(urls))]
+        targets = urls
+    clients, first = [], 0
+    try:
+        for k, url in zip(per_proc, targets, strict=True):
+            mode, *args = client_args(k, first)
+            clients.append(
+                _procs.spawn(
+                    "tickwire.feed.bench._loadclient",
+                    *(mode, url, *args, "--warmup", str(warmup_s)),
+                    stdin=True,
                 )
-                first += k
-            _expect(clients, "connected", 30 + n * 0.2)
-            _tell(clients, "subscribe")  # all at once, once every connection is open
-            _expect(clients, "ready", 30)
-            cpu0, t0 = _procs.cpu_s(server.pid), time.perf_counter()
-            _tell(clients, "go")
-            time.sleep(window_s)  # the measured window itself
-            _tell(clients, "stop")
-            server_cpu = _procs.cpu_s(server.pid) - cpu0
-            wall = time.perf_counter() - t0
-            results = [json.loads(_procs.readline(c, 30)) for c in clients]
-        finally:
-            for c in clients:
-                _procs.stop(c)
+            )
+            first += k
+        _expect(clients, "connected", 30 + n * 0.2)
+        _tell(clients, "subscribe")  # all at once, once every connection is open
+        _expect(clients, "ready", 30)
+        cpu0, t0 = sum(_procs.cpu_s(p) for p in pids), time.perf_counter()
+        _tell(clients, "go")
+        time.sleep(window_s)  # the measured window itself
+        _tell(clients, "stop")
+        server_cpu = sum(_procs.cpu_s(p) for p in pids) - cpu0
+        wall = time.perf_counter() - t0
+        results = [json.loads(_procs.readline(c, 30)) for c in clients]
+    finally:
+        for c in clients:
+            _procs.stop(c)
     return results, server_cpu, wall
 
 

@@ -26,6 +26,7 @@ FAMILIES = (
     "fan-out N=2 '*', JSON, every update: server CPU/tick",  # beside mode latest
     "fan-out N=2 '*', binary, every update: latency p99",
     "venue Binance N=2 10 sym each: server CPU/msg",
+    "bus latency N=2 '*', default universe: p50",
     "RSS per idle subscribed connection",
     "RSS per idle subscribed connection, 10k symbols",
     "RSS growth, one stalled '*' subscriber",

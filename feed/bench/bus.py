@@ -1,0 +1,271 @@
+"""Scale-out rows (issue 11): the same feed through producer -> Redis -> gateway(s), vs in-process.
+
+Each measurement starts its own throwaway `redis-server` (unix socket, no persistence), a
+`tickwire serve --role producer` and one or two `tickwire serve --role gateway` processes, and
+drives them with the fan-out rows' load clients: two gateways each get their own load-client
+process (as two machines behind an L4 balancer would share clients). Baselines run in the same
+bench run: the in-process `tickwire serve` for the bus's cost, one gateway for two. Server CPU
+is the sum over the producer, the gateways and Redis. Rows are n/a when `redis-server` or
+coredis is not installed. Imports no trio: everything runs in other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _procs
+from ._table import NAN, Row, row, unavailable
+from .fanout import SYMBOLS, _expect, _tell, load_on
+
+STORM_N = 300  # issue 11: "300 clients reconnecting at once while 300 others stream on '*'"
+
+
+def missing() -> str:
+    """Why the bus rows cannot run here, or "" when they can."""
+    if shutil.which("redis-server") is None:
+        return "redis-server not installed (apt-get install redis-server)"
+    try:
+        __import__("coredis")
+    except ImportError:
+        return "coredis not installed: pip install 'tickwire[redis]'"
+    return ""
+
+
+@contextmanager
+def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server on a unix socket; yields its bus URL and process."""
+    with tempfile.TemporaryDirectory(prefix="tickwire-bench-") as tmp:
+        sock = os.path.join(tmp, "redis.sock")
+        args = ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700"]
+        args += ["--save", "", "--appendonly", "no", "--dir", tmp]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ping(sock, proc)
+            yield f"unix://{sock}", proc
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ping(sock: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # nothing to wait on but the socket: poll, bounded
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(sock)
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("redis-server did not answer PING within 10 s")
+
+
+@dataclass
+class Feed:
+    """A running feed: the URLs clients connect to and every process whose CPU it costs."""
+
+    urls: list[str]
+    pids: list[int]
+
+
+@contextmanager
+def feed(gateways: int, market_args: tuple[str, ...] = ()) -> Iterator[Feed]:
+    """`gateways` 0: one in-process `tickwire serve`; otherwise Redis, a producer and that many
+    gateways, each on its own port."""
+    with ExitStack() as stack:
+        if gateways == 0:
+            proc, url = stack.enter_context(_procs.server("tickwire", *market_args))
+            yield Feed([url], [proc.pid])
+            return
+        bus, redis = stack.enter_context(redis_server())
+        producer = _serve(stack, "--bus", bus, "--role", "producer", *market_args)
+        _procs.readline(producer)  # its ready line
+        pids, urls = [redis.pid, producer.pid], []
+        for _ in range(gateways):
+            gw = _serve(stack, "--bus", bus, "--role", "gateway", "--port", "0")
+            line = _procs.readline(gw)
+            if " on ws" not in line:
+                raise RuntimeError(f"a gateway did not start: {line!r}")
+            urls.append(line.rsplit(" on ", 1)[1].split()[0].rstrip(";"))
+            pids.append(gw.pid)
+        yield Feed(urls, pids)
+
+
+def _serve(stack: ExitStack, *args: str) -> subprocess.Popen[str]:
+    proc = _procs.spawn("tickwire.feed.cli", "serve", "--log-level", "warning", *args)
+    stack.callback(_procs.stop, proc, 0)
+    return proc
+
+
+def _latency(
+    gateways: int, n: int, market_args: tuple[str, ...], window_s: float, warmup_s: float
+) -> dict[str, float]:
+    def client_args(k: int, first: int) -> tuple[str, ...]:
+        return ("count", str(k), str(first), "0", "*", *market_args)
+
+    with feed(gateways, market_args) as f:
+        results, cpu, wall = load_on(f.urls, f.pids, client_args, n, window_s, warmup_s)
+    secs = max(r["secs"] for r in results)
+    ticks = sum(r["ticks"] for r in results)
+    lat_ms = np.array([x for r in results for x in r["lat_ns"]], dtype=np.float64) / 1e6
+    p50, p99 = np.percentile(lat_ms, [50, 99]) if lat_ms.size else (NAN, NAN)
+    return {
+        "ticks_per_s": ticks / secs,
+        "p50": float(p50),
+        "p99": float(p99),
+        "cpu_pct": cpu / wall * 100,
+        "client_cpu_pct": sum(r["cpu_s"] for r in results) / secs * 100,
+    }
+
+
+def _storm(gateways: int, streaming: int, storming: int) -> dict[str, float]:
+    """`streaming` clients on `*`, then `storming` more opened at once: handshake p99 and the
+    time until the last of them has its first data message, both from the storm's start."""
+
+    def client_args(k: int, first: int) -> tuple[str, ...]:
+        return ("count", str(k), str(first), "0", "*")
+
+    with feed(gateways) as f, ExitStack() as stack:
+
+        def spawn(*args: str) -> subprocess.Popen[str]:
+            proc = _procs.spawn("tickwire.feed.bench._loadclient", *args, stdin=True)
+            stack.callback(_procs.stop, proc)
+            return proc
+
+        shares = zip(f.urls, _split(streaming, len(f.urls)), strict=True)
+        load = [
+            spawn(*client_args(k, i * k)[:1], url, *client_args(k, i * k)[1:])
+            for i, (url, k) in enumerate(shares)
+        ]
+        _expect(load, "connected", 30 + streaming * 0.2)
+        _tell(load, "subscribe")
+        _expect(load, "ready", 30)
+        _tell(load, "go")
+        shares = zip(f.urls, _split(storming, len(f.urls)), strict=True)
+        storms = [spawn("storm", url, str(k)) for url, k in shares]
+        _expect(storms, "connected", 30)
+        _tell(storms, "subscribe")
+        _expect(storms, "ready", 30)
+        _tell(storms, "go")
+        got = [json.loads(_procs.readline(s, 120)) for s in storms]
+    hs = np.array([x for g in got for x in g["handshake_ms"]])
+    live = [x for g in got for x in g["live_ms"]]
+    failed = sum(g["failed"] for g in got) + storming - len(live)
+    return {
+        "p99": float(np.percentile(hs, 99)) if hs.size else NAN,
+        "all_live_ms": max(live) if live and not failed else NAN,
+        "failed": failed,
+    }
+
+
+def _split(n: int, parts: int) -> list[int]:
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
+def bus_rows(quick: bool, advance: Callable[[str], None]) -> tuple[list[Row], list[str]]:
+    why = missing()
+    if why:
+        return [unavailable("bus latency N=10 '*'", why, status="n/a")], []
+    window_s, warmup_s = (0.4, 0.2) if quick else (3.0, 0.5)
+    rows: list[Row] = []
+    notes: list[str] = []
+    n10 = 2 if quick else 10
+    label = f"bus latency N={n10} '*', default universe"
+    res: dict[Any, dict[str, float]] = {}
+    for g in (0, 1):
+        advance(f"{label}: {'in-process' if g == 0 else 'through Redis'}")
+        res[g] = _latency(g, n10, (), window_s, warmup_s)
+    for pct in ("p50", "p99"):
+        rows.append(
+            row(f"{label}: {pct}", res[1][pct], "ms", "in-process", res[0][pct], higher=False)
+        )
+    rows.append(
+        row(
+            f"{label}: added by the bus, p50",
+            res[1]["p50"] - res[0]["p50"],
+            "ms",
+            higher=False,
+            target="< 1 ms",
+        )
+    )
+    if quick:
+        rows.append(unavailable("gateways 2 vs 1", "not in --quick (minutes of load)", "n/a"))
+        return rows, notes
+    n = 100
+    for symbols, tag in ((SYMBOLS, f"{SYMBOLS} symbols"), (None, "default universe")):
+        market = ("--symbols", str(symbols)) if symbols else ()
+        lbl = f"gateways 2 vs 1, N={n} '*', {tag}"
+        for g in (1, 2):
+            advance(f"{lbl}: {g}")
+            res[lbl, g] = _latency(g, n, market, window_s, warmup_s)
+        one, two = res[lbl, 1], res[lbl, 2]
+        rows.append(
+            row(
+                f"{lbl}: ticks/s",
+                two["ticks_per_s"],
+                "t/s",
+                "1 gateway",
+                one["ticks_per_s"],
+                higher=True,
+                target=">= 1.6x" if symbols else "",
+            )
+        )
+        rows.append(
+            row(
+                f"{lbl}: latency p50",
+                two["p50"],
+                "ms",
+                "1 gateway",
+                one["p50"],
+                higher=False,
+                target="< 1 ms" if not symbols else "",
+            )
+        )
+        notes.append(
+            f"{lbl}: feed CPU (producer + gateways + Redis) {one['cpu_pct']:.0f}% with 1, "
+            f"{two['cpu_pct']:.0f}% with 2; load clients {one['client_cpu_pct']:.0f}% and "
+            f"{two['client_cpu_pct']:.0f}% of 200%"
+        )
+    lbl = f"reconnect storm {STORM_N} while {STORM_N} stream '*'"
+    for g in (1, 2):
+        advance(f"{lbl}: {g} gateway(s)")
+        res[lbl, g] = _storm(g, STORM_N, STORM_N)
+    one, two = res[lbl, 1], res[lbl, 2]
+    for g, r in ((1, one), (2, two)):
+        rows.append(
+            row(
+                f"{lbl}, {g} gateway{'s' if g > 1 else ''}: handshake p99",
+                r["p99"],
+                "ms",
+                "1 gateway" if g == 2 else "",
+                one["p99"] if g == 2 else NAN,
+                higher=False,
+                target="< 1000 ms",
+            )
+        )
+        rows.append(
+            row(
+                f"{lbl}, {g} gateway{'s' if g > 1 else ''}: all live after",
+                r["all_live_ms"],
+                "ms",
+                "1 gateway" if g == 2 else "",
+                one["all_live_ms"] if g == 2 else NAN,
+                higher=False,
+            )
+        )
+    return rows, notes
