@@ -14,6 +14,7 @@ Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire se
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -26,6 +27,7 @@ import trio
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TickBatch
 
+from . import _bus_codec as bc
 from . import _oplog
 from .server import Server, ServerConfig
 
@@ -164,6 +166,7 @@ async def run_producer(
         epoch=int(server.hub.epoch, 16),
     )
     server.on_publish = producer.publish
+    server.reorder = functools.partial(bc.canonical, shards=producer.shards)
     async with trio.open_nursery() as nursery:
         await nursery.start(producer.run)
         if listen:

@@ -12,7 +12,6 @@ Ctrl+C reaches them once, through here.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import re
 import signal
@@ -28,6 +27,7 @@ from tickwire.simulators.errors import UserError
 
 from . import _cli_serve as cs
 from . import _oplog
+from ._children import die_with_parent
 from .server import ServerConfig
 
 log = logging.getLogger("tickwire.supervise")
@@ -62,7 +62,7 @@ class Supervisor:
         while not self.stopping:
             started = trio.current_time()
             proc = await trio.lowlevel.open_process(
-                w.cmd, stdout=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent
+                w.cmd, stdout=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent
             )
             w.proc = proc
             async with trio.open_nursery() as nursery:
@@ -215,14 +215,6 @@ def _ready_line(args: argparse.Namespace, workers: list[Worker], with_producer: 
         f"tickwire serving {n} symbols on {url} with {who} over {args.bus} namespace "
         f"{args.bus_namespace} (pids: {pids}); Ctrl+C to stop"
     )
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it if the supervisor dies (even SIGKILLed), so no
-    orphaned gateway keeps the port. Linux's prctl(PR_SET_PDEATHSIG); elsewhere nothing."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _reserve_port(host: str) -> socket.socket:

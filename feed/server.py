@@ -176,6 +176,9 @@ class Server:
         # Called with every stepped batch and its stream offset (a bus producer's publish).
         self.on_publish: Callable[[TickBatch, int], None] | None = None
         self.always_step = False  # step at the cadence even with no subscriber (a producer)
+        # Puts each stepped batch in the order its readers will see it (a bus producer: the
+        # order gateways rebuild from the shards), before this server's own hub numbers it.
+        self.reorder: Callable[[TickBatch], TickBatch] | None = None
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
         self.name = f"{SERVER_NAME}/{_version()}"
@@ -445,6 +448,8 @@ class Server:
             self._target_ns = now_ns
         else:
             batch = self.market.step(now_ns)
+        if self.reorder is not None:
+            batch = self.reorder(batch)
         offset = self.hub.history.head
         # Market.step's (and a replay's) records are on the tick grid and never written again.
         self._publish(batch, now, now_ns, None)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from tickwire.feed._children import die_with_parent
 from tickwire.simulators.errors import UserError
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -27,6 +28,7 @@ def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=die_with_parent,  # a bench killed midway leaves no server running
     )
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from tickwire.feed._children import die_with_parent
+
 from . import _procs
 from ._table import NAN, Row, row, unavailable
 from .fanout import SYMBOLS, _expect, _tell, load_on
@@ -50,7 +52,12 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         sock = os.path.join(tmp, "redis.sock")
         args = ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700"]
         args += ["--save", "", "--appendonly", "no", "--dir", tmp]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         try:
             _wait_ping(sock, proc)
             yield f"unix://{sock}", proc
