@@ -5,7 +5,8 @@ right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire se
 trio-websocket and websockets.broadcast servers, load clients in other processes), exchange
 dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
 idle CPU (issue 9), dashboard, web page (headless chromium), physical limit; every-update
-delivery, history and replay (issue 10, in the hub). One module per row family; servers and
+delivery, history and replay (issue 10, in the hub); scale-out through Redis: the bus's added
+latency, gateways 2 vs 1, a reconnect storm (issue 11). One module per row family; servers and
 clients are separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
 `dashboard.py`) nor trio here.
 """
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "generator, encode/decode, fan-out of `tickwire serve` to N clients (delivered ticks/s, "
         "server CPU per message, latency) vs naive/plain/peer servers, memory per connection "
         "and behind a stalled reader, handshake latency idle and under load, idle server CPU, "
-        "the dashboard's frame time, and the machine's raw send() "
+        "the dashboard's frame time, scale-out through Redis (producer and gateways; needs "
+        "redis-server), and the machine's raw send() "
         "rate. A few minutes; --quick takes seconds. Needs the bench extra for the load clients "
         "and baseline servers: pip install 'tickwire[bench]'.",
     )
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (17 if quick else 23)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (17 if quick else 24)
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
