@@ -28,8 +28,9 @@ from tickwire.simulators.ticks import TickBatch
 
 from . import _drain, _http, _oplog, venues
 from . import protocol as p
-from ._connection import Connection, Registry, Shell
+from ._connection import Connection, Shell
 from ._core import FeedContext, FeedCore, ServerCounters
+from ._registry import Registry
 from ._routes import http_routes
 from ._server_config import ServerConfig, Upstream
 from ._transport import configure, open_listeners
