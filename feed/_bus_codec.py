@@ -308,6 +308,26 @@ class Reassembler:
             self.next_flush = key + 1
         return out
 
+    def completes(self, entries: Iterable[Entry]) -> bool:
+        """Whether `entries` alone are whole flushes that follow on, with nothing pending: fed
+        in order they release every flush and no gap, so no other stream can hold a part a
+        reader must wait for (it may skip reading the other streams up to the same instant)."""
+        if self._pending:
+            return False
+        flushes: dict[int, tuple[int, int, int]] = {}  # last -> first, mask, shards got
+        for e in entries:
+            if e.epoch != self.epoch:
+                return False
+            first, mask, got = flushes.get(e.last, (e.first, e.mask, 0))
+            flushes[e.last] = (first, mask, got | 1 << e.shard)
+        expect = self.next_flush
+        for last in sorted(flushes):
+            first, mask, got = flushes[last]
+            if got != mask or (expect is not None and first != expect):
+                return False
+            expect = last + 1
+        return bool(flushes)
+
     def reset(self, epoch: int, next_flush: int | None) -> None:
         """Start again after a gap: forget partial flushes."""
         self.epoch = epoch
