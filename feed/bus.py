@@ -3,7 +3,8 @@
 `BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
 writer (a thread with its own trio loop, so the market's stepping never starves it) writes
 each flush as one entry per shard, the latest record per symbol and the flush
-numbers in one MULTI/EXEC round trip, so a reader sees a flush whole or not at all. While Redis is
+numbers in one Lua script (`_bus_codec.WRITE_SCRIPT`): one atomic round trip, so a reader sees
+a flush whole or not at all. While Redis is
 down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
@@ -313,23 +314,14 @@ class BusProducer:
             return
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         parts = bc.split(batch, self.shards)
+        latest = bc.latest_records(batch)
         entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns(), offset)
+        keys, args = bc.write_command(
+            self.namespace, entries, last, next_offset, latest, self.maxlen
+        )
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
-                async with self._client.pipeline(transaction=True) as pipe:
-                    for shard, fields in entries:
-                        pipe.xadd(
-                            bc.ticks_key(self.namespace, shard),
-                            fields,
-                            trim_strategy=coredis.PureToken.MAXLEN,
-                            threshold=self.maxlen,
-                            trim_operator=coredis.PureToken.APPROXIMATELY,
-                        )
-                    self._fold_latest(pipe, batch)
-                    pipe.set(bc.head_key(self.namespace), str(last).encode())
-                    self._set_offset(pipe, next_offset)
-                    has_meta = pipe.exists([bc.meta_key(self.namespace)])
-            restarted = not await has_meta
+                restarted = not await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
         except _Failure as exc:
             with self._lock:
                 self._dropped += len(batches)
