@@ -94,7 +94,8 @@ class BusProducer:
     of numpy), and much of either releases the GIL, so on two cores both go on at once. Sharing
     the market's loop, the writer fell behind at 5,000 symbols and dropped flushes. The two
     threads meet in `publish` (a lock around the pending list), in a wake-up handed to the
-    writer's loop only when it waits, and in `_handover`: the snapshot a (re)connection writes
+    writer's loop only when it waits (and to the market's only when `wait_written` does), and
+    in `_handover`: the snapshot a (re)connection writes
     is taken in the market's thread, where no step can run while it is copied.
     """
 
@@ -132,6 +133,8 @@ class BusProducer:
         self._flush = 0  # the last flush number given out
         self._dropped = 0
         self._waiting = False  # the writer waits on `_wake`: publish must wake it
+        self._done = 0  # the last flush number written or dropped
+        self._waiter: trio.Event | None = None  # `wait_written`'s, in the market's loop
         # The writer thread's own:
         self._wake: trio.Event | None = None
         self._written = self._entries = self._records = self._bytes = 0
@@ -140,9 +143,6 @@ class BusProducer:
         self._writer: trio.lowlevel.TrioToken | None = None
         self._writer_scope: trio.CancelScope | None = None
         self._stopping = False
-        self._done = 0  # flushes written or dropped, as the market's thread last heard
-        self._idle = trio.Event()  # set whenever nothing is waiting to be written
-        self._idle.set()
 
     def publish(self, batch: TickBatch, offset: int | None = None) -> None:
         """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down.
@@ -162,7 +162,9 @@ class BusProducer:
                 self._pending.clear()
                 self._pending_records = 0
                 self._done = self._flush
-                self._idle.set()
+                waiter, self._waiter = self._waiter, None
+                if waiter is not None:  # the market's thread: set it here
+                    waiter.set()
                 return
             if not self._pending:
                 self._first = self._flush
@@ -171,14 +173,17 @@ class BusProducer:
             self._pending_records += len(batch)
             wake = self._wake if self._waiting else None
             self._waiting = False
-        if self._idle.is_set():
-            self._idle = trio.Event()
         if wake is not None and self._writer is not None:
             self._writer.run_sync_soon(wake.set)
 
     async def wait_written(self) -> None:
-        """Until every flush published so far is written or dropped (tests, clean shutdown)."""
-        await self._idle.wait()
+        """Until every flush published so far is written or dropped (clean shutdown)."""
+        while True:
+            with self._lock:
+                if self._done >= self._flush:
+                    return
+                self._waiter = waiter = trio.Event()
+            await waiter.wait()
 
     def statistics(self) -> BusProducerStatistics:
         return BusProducerStatistics(
@@ -341,14 +346,17 @@ class BusProducer:
             await self._connect()
 
     def _report_done(self, upto: int) -> None:
-        """Tell the market's thread that flushes up to `upto` are written or dropped."""
+        """Flushes up to `upto` are written or dropped; wake `wait_written` if it waits for
+        them. Only then: a wake-up of the market's loop per flush cost CPU and latency."""
         assert self._main is not None
-        self._main.run_sync_soon(self._mark_done, upto)
-
-    def _mark_done(self, upto: int) -> None:  # in the market's thread
-        self._done = max(self._done, upto)
-        if self._done >= self._flush:
-            self._idle.set()
+        with self._lock:
+            self._done = max(self._done, upto)
+            waiter = self._waiter if self._done >= self._flush else None
+            if waiter is not None:
+                self._waiter = None
+        if waiter is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
+                self._main.run_sync_soon(waiter.set)
 
     def _set_offset(self, pipe: Any, next_offset: int | None) -> None:
         if next_offset is not None:
