@@ -193,6 +193,56 @@ return #r / {TICK_DTYPE.itemsize}
 """
 
 
+# One flush's whole write, atomic like MULTI/EXEC but one command: each shard's entry (XADD with
+# MAXLEN ~), the latest-record fold, `head` and `offset`; returns whether the meta key is still
+# there (a Redis that restarted has none). A MULTI/EXEC of the same commands took the writer
+# twice as long per flush (1.6 vs 0.75 ms p50 here: coredis queues and parses every reply).
+# KEYS: latest, head, offset, meta, then the ticks stream of each entry.
+# ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', then each entry's `r`.
+WRITE_SCRIPT = f"""
+local fields = {{'e', ARGV[5], 'f', ARGV[6], 'l', ARGV[7], 'm', ARGV[8], 't', ARGV[9]}}
+if ARGV[10] ~= '' then
+  fields[#fields + 1] = 'o'
+  fields[#fields + 1] = ARGV[10]
+end
+local at = #fields + 1
+fields[at] = 'r'
+for i = 5, #KEYS do
+  fields[at + 1] = ARGV[i + 6]
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+end
+local r = ARGV[4]
+for i = 1, #r, {TICK_DTYPE.itemsize} do
+  local rec = string.sub(r, i, i + {TICK_DTYPE.itemsize - 1})
+  redis.call('HSET', KEYS[1], tostring(struct.unpack('<H', rec, {_SYM_AT})), rec)
+end
+redis.call('SET', KEYS[2], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[3])
+end
+return redis.call('EXISTS', KEYS[4])
+"""
+
+
+def write_command(
+    namespace: str,
+    entries: list[tuple[int, dict[bytes, bytes]]],
+    head: int,
+    next_offset: int | None,
+    latest: bytes,
+    maxlen: int,
+) -> tuple[list[str], list[bytes]]:
+    """`WRITE_SCRIPT`'s keys and arguments for `encode_entries`' entries (at least one)."""
+    fields = entries[0][1]
+    keys = [latest_key(namespace), head_key(namespace), offset_key(namespace), meta_key(namespace)]
+    keys += [ticks_key(namespace, shard) for shard, _ in entries]
+    args = [str(maxlen).encode(), str(head).encode()]
+    args += [b"" if next_offset is None else str(next_offset).encode(), latest]
+    args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
+    args += [f[b"r"] for _, f in entries]
+    return keys, args
+
+
 def decode_latest(fields: Mapping[bytes, bytes], n: int) -> TickBatch:
     """The hash back as a snapshot indexed by symbol id; absent symbols have `seq` 0."""
     snap = np.zeros(n, TICK_DTYPE)
@@ -307,6 +357,26 @@ class Reassembler:
             del self._pending[key]
             self.next_flush = key + 1
         return out
+
+    def completes(self, entries: Iterable[Entry]) -> bool:
+        """Whether `entries` alone are whole flushes that follow on, with nothing pending: fed
+        in order they release every flush and no gap, so no other stream can hold a part a
+        reader must wait for (it may skip reading the other streams up to the same instant)."""
+        if self._pending:
+            return False
+        flushes: dict[int, tuple[int, int, int]] = {}  # last -> first, mask, shards got
+        for e in entries:
+            if e.epoch != self.epoch:
+                return False
+            first, mask, got = flushes.get(e.last, (e.first, e.mask, 0))
+            flushes[e.last] = (first, mask, got | 1 << e.shard)
+        expect = self.next_flush
+        for last in sorted(flushes):
+            first, mask, got = flushes[last]
+            if got != mask or (expect is not None and first != expect):
+                return False
+            expect = last + 1
+        return bool(flushes)
 
     def reset(self, epoch: int, next_flush: int | None) -> None:
         """Start again after a gap: forget partial flushes."""

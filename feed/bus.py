@@ -3,7 +3,8 @@
 `BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
 writer (a thread with its own trio loop, so the market's stepping never starves it) writes
 each flush as one entry per shard, the latest record per symbol and the flush
-numbers in one MULTI/EXEC round trip, so a reader sees a flush whole or not at all. While Redis is
+numbers in one Lua script (`_bus_codec.WRITE_SCRIPT`): one atomic round trip, so a reader sees
+a flush whole or not at all. While Redis is
 down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
@@ -45,7 +46,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 log = logging.getLogger("tickwire.bus")
 
 DEFAULT_NAMESPACE = "tickwire"
-DEFAULT_SHARDS = 4
+# One stream by default: every gateway reads every shard from one single-threaded Redis, so
+# more streams buy nothing yet, and Redis < 7.2 answers a blocked XREAD over several streams with
+# one of them only: a flush spread over shards then costs a gateway a second round trip (measured
+# here: ~1-2 ms more p50 through the bus at N=10). `shards` stays for a layout that splits them.
+DEFAULT_SHARDS = 1
 DEFAULT_MAXLEN = 10_000  # entries kept per shard (~10 s of 1 ms flushes): a gateway's slack
 COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
 BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
@@ -89,7 +94,8 @@ class BusProducer:
     of numpy), and much of either releases the GIL, so on two cores both go on at once. Sharing
     the market's loop, the writer fell behind at 5,000 symbols and dropped flushes. The two
     threads meet in `publish` (a lock around the pending list), in a wake-up handed to the
-    writer's loop only when it waits, and in `_handover`: the snapshot a (re)connection writes
+    writer's loop only when it waits (and to the market's only when `wait_written` does), and
+    in `_handover`: the snapshot a (re)connection writes
     is taken in the market's thread, where no step can run while it is copied.
     """
 
@@ -127,6 +133,8 @@ class BusProducer:
         self._flush = 0  # the last flush number given out
         self._dropped = 0
         self._waiting = False  # the writer waits on `_wake`: publish must wake it
+        self._done = 0  # the last flush number written or dropped
+        self._waiter: trio.Event | None = None  # `wait_written`'s, in the market's loop
         # The writer thread's own:
         self._wake: trio.Event | None = None
         self._written = self._entries = self._records = self._bytes = 0
@@ -135,9 +143,6 @@ class BusProducer:
         self._writer: trio.lowlevel.TrioToken | None = None
         self._writer_scope: trio.CancelScope | None = None
         self._stopping = False
-        self._done = 0  # flushes written or dropped, as the market's thread last heard
-        self._idle = trio.Event()  # set whenever nothing is waiting to be written
-        self._idle.set()
 
     def publish(self, batch: TickBatch, offset: int | None = None) -> None:
         """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down.
@@ -157,7 +162,9 @@ class BusProducer:
                 self._pending.clear()
                 self._pending_records = 0
                 self._done = self._flush
-                self._idle.set()
+                waiter, self._waiter = self._waiter, None
+                if waiter is not None:  # the market's thread: set it here
+                    waiter.set()
                 return
             if not self._pending:
                 self._first = self._flush
@@ -166,14 +173,17 @@ class BusProducer:
             self._pending_records += len(batch)
             wake = self._wake if self._waiting else None
             self._waiting = False
-        if self._idle.is_set():
-            self._idle = trio.Event()
         if wake is not None and self._writer is not None:
             self._writer.run_sync_soon(wake.set)
 
     async def wait_written(self) -> None:
-        """Until every flush published so far is written or dropped (tests, clean shutdown)."""
-        await self._idle.wait()
+        """Until every flush published so far is written or dropped (clean shutdown)."""
+        while True:
+            with self._lock:
+                if self._done >= self._flush:
+                    return
+                self._waiter = waiter = trio.Event()
+            await waiter.wait()
 
     def statistics(self) -> BusProducerStatistics:
         return BusProducerStatistics(
@@ -313,23 +323,14 @@ class BusProducer:
             return
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         parts = bc.split(batch, self.shards)
+        latest = bc.latest_records(batch)
         entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns(), offset)
+        keys, args = bc.write_command(
+            self.namespace, entries, last, next_offset, latest, self.maxlen
+        )
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
-                async with self._client.pipeline(transaction=True) as pipe:
-                    for shard, fields in entries:
-                        pipe.xadd(
-                            bc.ticks_key(self.namespace, shard),
-                            fields,
-                            trim_strategy=coredis.PureToken.MAXLEN,
-                            threshold=self.maxlen,
-                            trim_operator=coredis.PureToken.APPROXIMATELY,
-                        )
-                    self._fold_latest(pipe, batch)
-                    pipe.set(bc.head_key(self.namespace), str(last).encode())
-                    self._set_offset(pipe, next_offset)
-                    has_meta = pipe.exists([bc.meta_key(self.namespace)])
-            restarted = not await has_meta
+                restarted = not await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
         except _Failure as exc:
             with self._lock:
                 self._dropped += len(batches)
@@ -345,14 +346,17 @@ class BusProducer:
             await self._connect()
 
     def _report_done(self, upto: int) -> None:
-        """Tell the market's thread that flushes up to `upto` are written or dropped."""
+        """Flushes up to `upto` are written or dropped; wake `wait_written` if it waits for
+        them. Only then: a wake-up of the market's loop per flush cost CPU and latency."""
         assert self._main is not None
-        self._main.run_sync_soon(self._mark_done, upto)
-
-    def _mark_done(self, upto: int) -> None:  # in the market's thread
-        self._done = max(self._done, upto)
-        if self._done >= self._flush:
-            self._idle.set()
+        with self._lock:
+            self._done = max(self._done, upto)
+            waiter = self._waiter if self._done >= self._flush else None
+            if waiter is not None:
+                self._waiter = None
+        if waiter is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
+                self._main.run_sync_soon(waiter.set)
 
     def _set_offset(self, pipe: Any, next_offset: int | None) -> None:
         if next_offset is not None:
@@ -534,23 +538,27 @@ class BusReader:
         return True
 
     async def _read(self) -> None:
-        """One blocking read, then non-blocking ones until every stream is read up to one
-        instant, fed to the reassembler in flush order.
+        """One blocking read, then, unless it holds whole flushes that follow on, non-blocking
+        ones until every stream is read up to one instant, fed to the reassembler in order.
 
-        A blocking XREAD that wakes up may answer for one stream only, so a flush whose parts
-        are on streams not read yet would look like a hole. Each non-blocking XREAD of every
-        stream is atomic against the producer's MULTI/EXEC: once one returns less than `count`
-        from every stream, everything written so far has been read and a hole is a real loss.
+        A blocking XREAD that wakes up may answer for one stream only (Redis < 7.2), so a flush
+        whose parts are on streams not read yet would look like a hole. Each non-blocking XREAD
+        of every stream is atomic against the producer's write: once one returns less than
+        `count` from every stream, everything written so far has been read and a hole is a real
+        loss. When the blocking answer alone completes every flush it touches in numbering
+        order (the shard masks say so), the extra round trip would only bring later flushes,
+        which the next read gets: it is skipped, the common case at a 1 ms cadence.
         """
         got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
         if not got:
             await self._check_restart()
             return
         entries: list[bc.Entry] = []
-        self._collect(got, entries)
-        while more := await self._client.xread(self._cursors, count=READ_COUNT):
-            if not self._collect(more, entries):
-                break
+        capped = self._collect(got, entries)
+        if capped or not self._asm.completes(entries):
+            while more := await self._client.xread(self._cursors, count=READ_COUNT):
+                if not self._collect(more, entries):
+                    break
         entries.sort(key=lambda e: (e.last, e.shard))  # each stream's own order is kept
         for entry in entries:
             released = self._asm.feed(entry)

@@ -90,6 +90,28 @@ def test_a_skipped_flush_number_or_a_trimmed_part_is_a_gap() -> None:
     assert asm.feed(other) == [None]
 
 
+def test_completes_only_when_entries_alone_release_every_flush_without_a_gap() -> None:
+    """The reader skips its second XREAD on `completes`: it must be False whenever a part
+    could still be on a stream not read, a flush number was skipped, or a part is pending."""
+    b = _batches(4)
+    four = [e for e in _entries(b[0], 4, 1, 1) if len(e.records)]
+    assert len({e.shard for e in four}) > 1, "needs a flush spread over shards"
+    asm = bc.Reassembler(EPOCH, next_flush=1)
+    assert asm.completes(four)
+    assert not asm.completes(four[:-1])  # a part on another stream is still to come
+    assert not asm.completes([])
+    nxt = _entries(b[1], 4, 2, 2)
+    assert asm.completes(four + nxt) and not asm.completes(four + nxt[:-1])
+    assert not bc.Reassembler(EPOCH, next_flush=2).completes(four)  # not the next flush
+    other = bc.Reassembler(EPOCH + 1, next_flush=1)
+    assert not other.completes(four)  # another producer: a gap, read everything first
+    asm.feed(four[0])  # pending part: only the other streams can finish it
+    assert not asm.completes(four[1:])
+    for e in four[1:]:
+        asm.feed(e)
+    assert asm.completes(nxt)
+
+
 def test_meta_and_latest_round_trip() -> None:
     u = Universe.default()
     meta = bc.decode_meta(bc.encode_meta(u, 7, 4))
