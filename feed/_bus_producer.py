@@ -1,0 +1,341 @@
+"""`BusProducer`: a market's flushes to Redis Streams from a writer thread (see `bus.py`)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import trio
+
+from tickwire.simulators import TickBatch, Universe
+
+from . import _bus_codec as bc
+from ._bus_redis import (
+    BACKOFF_S,
+    COMMAND_TIMEOUT_S,
+    DEFAULT_MAXLEN,
+    DEFAULT_NAMESPACE,
+    DEFAULT_SHARDS,
+    MAX_PENDING_RECORDS,
+    _Failure,
+    _reason,
+    client_for,
+    log,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BusProducerStatistics:
+    up: bool
+    epoch: int
+    flushes_written: int
+    flushes_dropped: int
+    entries_written: int
+    records_written: int
+    bytes_written: int
+
+
+class BusProducer:
+    """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`.
+
+    The writer runs in its own thread with its own trio loop: splitting, encoding and the Redis
+    round trips never wait behind the market's stepping (a chunk of 5,000 symbols takes ~40 ms
+    of numpy), and much of either releases the GIL, so on two cores both go on at once. Sharing
+    the market's loop, the writer fell behind at 5,000 symbols and dropped flushes. The two
+    threads meet in `publish` (a lock around the pending list), in a wake-up handed to the
+    writer's loop only when it waits (and to the market's only when `wait_written` does), and
+    in `_handover`: the snapshot a (re)connection writes
+    is taken in the market's thread, where no step can run while it is copied.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        universe: Universe,
+        snapshot: Callable[[], TickBatch],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        shards: int = DEFAULT_SHARDS,
+        maxlen: int = DEFAULT_MAXLEN,
+        epoch: int | None = None,
+    ) -> None:
+        if not 1 <= shards <= bc.MAX_SHARDS:
+            raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
+        self._client = client_for(url)
+        self.url = url
+        self.universe = universe
+        self.namespace = namespace
+        self.shards = shards
+        self.maxlen = maxlen
+        self.epoch = epoch if epoch is not None else secrets.randbits(63)
+        self._snapshot = snapshot
+        self._meta = bc.encode_meta(universe, self.epoch, shards)
+        self._up = False
+        # Shared with the writer thread, under `_lock`:
+        self._lock = threading.Lock()
+        self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
+        self._pending: list[TickBatch] = []
+        self._pending_records = 0
+        self._first = 0  # the first flush number in `_pending`
+        self._first_offset: int | None = None  # and the stream offset of its first record
+        self._next_offset: int | None = None  # the stream offset after the last flush given
+        self._flush = 0  # the last flush number given out
+        self._dropped = 0
+        self._waiting = False  # the writer waits on `_wake`: publish must wake it
+        self._done = 0  # the last flush number written or dropped
+        self._waiter: trio.Event | None = None  # `wait_written`'s, in the market's loop
+        # The writer thread's own:
+        self._wake: trio.Event | None = None
+        self._written = self._entries = self._records = self._bytes = 0
+        # The market's thread's own (set by `run`):
+        self._main: trio.lowlevel.TrioToken | None = None
+        self._writer: trio.lowlevel.TrioToken | None = None
+        self._writer_scope: trio.CancelScope | None = None
+        self._stopping = False
+
+    def publish(self, batch: TickBatch, offset: int | None = None) -> None:
+        """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down.
+
+        `offset`: the stream offset of its first record in the producer's hub; gateways then
+        number records the same way, so a client resumes on any of them.
+        """
+        if not len(batch):
+            return
+        with self._lock:
+            self._flush += 1
+            if offset is not None:
+                self._next_offset = offset + len(batch)
+            if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
+                # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
+                self._dropped += 1 + len(self._pending)
+                self._pending.clear()
+                self._pending_records = 0
+                self._done = self._flush
+                waiter, self._waiter = self._waiter, None
+                if waiter is not None:  # the market's thread: set it here
+                    waiter.set()
+                return
+            if not self._pending:
+                self._first = self._flush
+                self._first_offset = offset
+            self._pending.append(batch)
+            self._pending_records += len(batch)
+            wake = self._wake if self._waiting else None
+            self._waiting = False
+        if wake is not None and self._writer is not None:
+            self._writer.run_sync_soon(wake.set)
+
+    async def wait_written(self) -> None:
+        """Until every flush published so far is written or dropped (clean shutdown)."""
+        while True:
+            with self._lock:
+                if self._done >= self._flush:
+                    return
+                self._waiter = waiter = trio.Event()
+            await waiter.wait()
+
+    def statistics(self) -> BusProducerStatistics:
+        return BusProducerStatistics(
+            self._up,
+            self.epoch,
+            self._written,
+            self._dropped,
+            self._entries,
+            self._records,
+            self._bytes,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the writer thread; `started()` after its first connection attempt (up or
+        not); until cancelled, which stops the thread and waits for it."""
+        self._main = trio.lowlevel.current_trio_token()
+        ready = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_writer_when_cancelled)
+            nursery.start_soon(trio.to_thread.run_sync, trio.run, self._write_forever, ready)
+            await ready.wait()
+            task_status.started()
+
+    async def _stop_writer_when_cancelled(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            with self._lock:
+                self._stopping = True
+                writer, scope = self._writer, self._writer_scope
+            if writer is not None and scope is not None:
+                with contextlib.suppress(trio.RunFinishedError):  # the writer has ended already
+                    writer.run_sync_soon(scope.cancel)
+
+    # ------------------------------------------------------------------ the writer thread
+
+    async def _write_forever(self, ready: trio.Event) -> None:
+        """The writer thread's trio loop, until `run` is cancelled; then publish drops."""
+        assert self._main is not None
+        try:
+            with trio.CancelScope() as scope:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._writer = trio.lowlevel.current_trio_token()
+                    self._writer_scope = scope
+                await self._write_until_cancelled(ready)
+        finally:
+            with self._lock:  # from now on publish drops: nobody would write
+                self._accepting = self._waiting = False
+                self._dropped += len(self._pending)
+                self._pending.clear()
+                self._pending_records = 0
+                last = self._flush
+            self._report_done(last)
+
+    async def _write_until_cancelled(self, ready: trio.Event) -> None:
+        """Connect (or keep trying), then write what `publish` hands over.
+
+        Each connection gets a fresh client: a write cut off by its timeout may leave a
+        connection mid-transaction, and nothing after it on that connection can be trusted.
+        """
+        assert self._main is not None
+        started = False
+        wait_s = BACKOFF_S[0]
+        while True:
+            self._client = client_for(self.url)
+            async with self._client:
+                await self._connect()
+                if not started:
+                    self._main.run_sync_soon(ready.set)
+                    started = True
+                while self._up:
+                    wait_s = BACKOFF_S[0]
+                    with self._lock:
+                        if not self._pending:
+                            self._wake = trio.Event()
+                            self._waiting = True
+                        wake = self._wake if self._waiting else None
+                    if wake is not None:
+                        await wake.wait()
+                    await self._write_pending()
+            await trio.sleep(wait_s)
+            wait_s = min(wait_s * 2, BACKOFF_S[1])
+
+    async def _handover(self) -> tuple[TickBatch, int, int | None]:
+        """In the market's thread: start accepting flushes and take the snapshot they follow,
+        with the last flush number before them. Flushes published after it are kept, so a
+        reader that starts from this snapshot and `head` misses nothing."""
+        assert self._main is not None
+        done = trio.Event()
+        writer = trio.lowlevel.current_trio_token()
+        result: list[tuple[TickBatch, int, int | None] | BaseException] = []
+
+        def take() -> None:  # runs in the market's loop: no step runs meanwhile
+            try:
+                with self._lock:
+                    self._accepting = True
+                    head, next_offset = self._flush, self._next_offset
+                result.append((self._snapshot(), head, next_offset))
+            except Exception as exc:  # handed to the writer, which raises it
+                result.append(exc)
+            with contextlib.suppress(trio.RunFinishedError):  # the writer was stopped meanwhile
+                writer.run_sync_soon(done.set)
+
+        self._main.run_sync_soon(take)
+        await done.wait()
+        got = result[0]
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    async def _connect(self) -> None:
+        """Write the meta key and the full latest-record hash; mark the bus up on success."""
+        snap, head, next_offset = await self._handover()
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.set(bc.meta_key(self.namespace), self._meta)
+                    pipe.delete([bc.latest_key(self.namespace)])
+                    self._fold_latest(pipe, snap)
+                    pipe.set(bc.head_key(self.namespace), str(head).encode())
+                    self._set_offset(pipe, next_offset)
+        except _Failure as exc:
+            self._down(exc)
+            return
+        if not self._up:
+            log.info("bus up: %s namespace %r, epoch %016x", self.url, self.namespace, self.epoch)
+        self._up = True
+
+    async def _write_pending(self) -> None:
+        with self._lock:
+            batches, first, last = self._pending, self._first, self._flush
+            offset, next_offset = self._first_offset, self._next_offset
+            self._pending, self._pending_records = [], 0
+        if not batches:
+            return
+        batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
+        parts = bc.split(batch, self.shards)
+        latest = bc.latest_records(batch)
+        entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns(), offset)
+        keys, args = bc.write_command(
+            self.namespace, entries, last, next_offset, latest, self.maxlen
+        )
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                restarted = not await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
+        except _Failure as exc:
+            with self._lock:
+                self._dropped += len(batches)
+            self._down(exc)
+            return
+        self._written += len(batches)
+        self._entries += len(entries)
+        self._records += len(batch)
+        self._bytes += sum(len(f[b"r"]) for _, f in entries)
+        self._report_done(last)
+        if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
+            log.warning("bus restarted under us: %s; rewriting meta and snapshot", self.url)
+            await self._connect()
+
+    def _report_done(self, upto: int) -> None:
+        """Flushes up to `upto` are written or dropped; wake `wait_written` if it waits for
+        them. Only then: a wake-up of the market's loop per flush cost CPU and latency."""
+        assert self._main is not None
+        with self._lock:
+            self._done = max(self._done, upto)
+            waiter = self._waiter if self._done >= self._flush else None
+            if waiter is not None:
+                self._waiter = None
+        if waiter is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
+                self._main.run_sync_soon(waiter.set)
+
+    def _set_offset(self, pipe: Any, next_offset: int | None) -> None:
+        if next_offset is not None:
+            pipe.set(bc.offset_key(self.namespace), str(next_offset).encode())
+
+    def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
+        blob = bc.latest_records(batch)
+        pipe.eval(bc.LATEST_SCRIPT, keys=[bc.latest_key(self.namespace)], args=[blob])
+
+    def _down(self, exc: BaseException) -> None:
+        if self._up or not self._logged_down:
+            log.warning(
+                "bus down: %s (%s); the market keeps running, flushes are dropped until it is back",
+                self.url,
+                _reason(exc),
+            )
+        self._logged_down = True
+        self._up = False
+        with self._lock:
+            self._accepting = False
+            self._dropped += len(self._pending)
+            self._pending.clear()
+            self._pending_records = 0
+            last = self._flush
+        self._report_done(last)
+
+    _logged_down = False

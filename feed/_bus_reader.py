@@ -1,0 +1,237 @@
+"""`BusReader`: a gateway's view of the bus, flushes in order, gaps, outages (see `bus.py`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeAlias
+
+import numpy as np
+import trio
+
+from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+
+from . import _bus_codec as bc
+from ._bus_redis import (
+    BACKOFF_S,
+    BLOCK_MS,
+    DEFAULT_NAMESPACE,
+    READ_COUNT,
+    _Failure,
+    _reason,
+    client_for,
+    log,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BusGap:
+    """Records were lost (`reason`); `snapshot` is the latest record per symbol to resend."""
+
+    reason: str
+    snapshot: TickBatch
+    epoch: int
+    offset: int | None = None  # the producer's stream offset of the next record, if it sends one
+
+
+@dataclass(frozen=True, slots=True)
+class BusDown:
+    """Redis stopped answering; the reader keeps trying and yields a `BusGap` when it is back."""
+
+    reason: str
+
+
+BusItem: TypeAlias = TickBatch | BusGap | BusDown
+
+
+@dataclass(frozen=True, slots=True)
+class BusReaderStatistics:
+    up: bool
+    epoch: int
+    lag_ms: float  # reader's clock minus the producer's clock at publish, latest flush
+    flushes: int
+    records: int
+    gaps: int
+
+
+class BusReader:
+    """A gateway's view of the bus: flushes in order, gaps with a snapshot, down markers."""
+
+    def __init__(self, url: str, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self._client = client_for(url)
+        self.url = url
+        self.namespace = namespace
+        self.universe: Universe | None = None
+        self.epoch = 0
+        self.shards = 0
+        self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
+        self._cursors: dict[str, Any] = {}
+        self._run_id = b""
+        self._asm = bc.Reassembler(0)
+        self._ready: list[tuple[BusItem, int | None]] = []
+        self.offset: int | None = None  # the producer's offset of the next record to expect
+        self.flush_offset: int | None = None  # that of the flush `__anext__` returned last
+        self._up = False
+        self._flushes = self._records = self._gaps = 0
+
+    async def __aenter__(self) -> BusReader:
+        await self._client.__aenter__()
+        try:
+            wait_s = BACKOFF_S[0]
+            logged = ""
+            while True:
+                try:
+                    if await self._resync():
+                        break
+                except _Failure as exc:
+                    if _reason(exc) != logged:  # once per reason, not once per retry
+                        logged = _reason(exc)
+                        log.info("waiting for the bus at %s: %s", self.url, logged)
+                except bc.BusFormatError:
+                    raise
+                await trio.sleep(wait_s)
+                wait_s = min(wait_s * 2, BACKOFF_S[1])
+        except BaseException:
+            await self._client.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    def statistics(self) -> BusReaderStatistics:
+        sent = self._asm.last_sent_ns
+        lag = (time.time_ns() - sent) / 1e6 if sent else 0.0
+        return BusReaderStatistics(
+            self._up, self.epoch, lag, self._flushes, self._records, self._gaps
+        )
+
+    async def latest(self) -> TickBatch:
+        """The latest record per symbol, from the producer's hash."""
+        assert self.universe is not None
+        raw = await self._client.hgetall(bc.latest_key(self.namespace))
+        return bc.decode_latest(raw, len(self.universe))
+
+    def __aiter__(self) -> BusReader:
+        return self
+
+    async def __anext__(self) -> BusItem:
+        wait_s = BACKOFF_S[0]
+        while not self._ready:
+            try:
+                if not self._up:
+                    if await self._resync():
+                        self._gaps += 1
+                        self._ready.append((self._gap_item("bus back"), None))
+                        wait_s = BACKOFF_S[0]
+                    else:
+                        await trio.sleep(wait_s)
+                        wait_s = min(wait_s * 2, BACKOFF_S[1])
+                    continue
+                await self._read()
+            except _Failure as exc:
+                if self._up:
+                    log.warning("bus down: %s (%s); retrying", self.url, _reason(exc))
+                    self._up = False
+                    self._ready.append((BusDown(_reason(exc)), None))
+        item, self.flush_offset = self._ready.pop(0)
+        return item
+
+    async def _resync(self) -> bool:
+        """Load meta, snapshot and stream ends in one transaction; False if no producer yet."""
+        info = await self._client.info("server")
+        async with self._client.pipeline(transaction=True) as pipe:
+            meta_req = pipe.get(bc.meta_key(self.namespace))
+            latest_req = pipe.hgetall(bc.latest_key(self.namespace))
+            head_req = pipe.get(bc.head_key(self.namespace))
+            offset_req = pipe.get(bc.offset_key(self.namespace))
+            ends = [
+                pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
+                for s in range(bc.MAX_SHARDS)
+            ]
+        raw = await meta_req
+        if raw is None:
+            return False
+        meta = bc.decode_meta(raw)
+        self.universe, self.epoch, self.shards = meta.universe, meta.epoch, meta.shards
+        self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
+        self._cursors = {}
+        for s in range(meta.shards):
+            last = await ends[s]
+            self._cursors[bc.ticks_key(self.namespace, s)] = last[0].identifier if last else b"0-0"
+        head = await head_req
+        offset = await offset_req
+        self.offset = int(offset) if offset is not None else None
+        self._asm.reset(meta.epoch, int(head) + 1 if head is not None else None)
+        self._run_id = str(info.get("run_id", "")).encode()
+        self._up = True
+        return True
+
+    async def _read(self) -> None:
+        """One blocking read, then, unless it holds whole flushes that follow on, non-blocking
+        ones until every stream is read up to one instant, fed to the reassembler in order.
+
+        A blocking XREAD that wakes up may answer for one stream only (Redis < 7.2), so a flush
+        whose parts are on streams not read yet would look like a hole. Each non-blocking XREAD
+        of every stream is atomic against the producer's write: once one returns less than
+        `count` from every stream, everything written so far has been read and a hole is a real
+        loss. When the blocking answer alone completes every flush it touches in numbering
+        order (the shard masks say so), the extra round trip would only bring later flushes,
+        which the next read gets: it is skipped, the common case at a 1 ms cadence.
+        """
+        got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
+        if not got:
+            await self._check_restart()
+            return
+        entries: list[bc.Entry] = []
+        capped = self._collect(got, entries)
+        if capped or not self._asm.completes(entries):
+            while more := await self._client.xread(self._cursors, count=READ_COUNT):
+                if not self._collect(more, entries):
+                    break
+        entries.sort(key=lambda e: (e.last, e.shard))  # each stream's own order is kept
+        for entry in entries:
+            released = self._asm.feed(entry)
+            for out, offset in zip(released, self._asm.offsets, strict=True):
+                if out is None:
+                    await self._gap("records lost (trimmed, dropped or a new producer)")
+                    return
+                self._flushes += 1
+                self._records += len(out)
+                self._ready.append((out, offset))
+
+    def _collect(self, got: Any, into: list[bc.Entry]) -> bool:
+        """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
+        prefix = len(self.namespace) + len(":ticks:")
+        capped = False
+        for key, entries in got.items():
+            shard = int(key[prefix:])
+            for e in entries:
+                into.append(bc.decode_entry(shard, e.field_values))
+            if entries:
+                self._cursors[key.decode()] = entries[-1].identifier
+            capped |= len(entries) >= READ_COUNT
+        return capped
+
+    async def _check_restart(self) -> None:
+        """An idle read: a restarted Redis (new run_id) lost the streams, so resynchronise."""
+        info = await self._client.info("server")
+        if str(info.get("run_id", "")).encode() != self._run_id:
+            await self._gap("Redis restarted")
+
+    async def _gap(self, reason: str) -> None:
+        log.info("bus gap: %s; resynchronising from the latest records", reason)
+        if await self._resync():
+            self._gaps += 1
+            self._ready.append((self._gap_item(reason), None))
+        else:
+            self._up = False
+
+    def _gap_item(self, reason: str) -> BusGap:
+        return BusGap(reason, self.snapshot, self.epoch, self.offset)
