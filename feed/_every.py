@@ -63,27 +63,39 @@ def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
     return taken.pending if len(taken.pending.records) else None
 
 
+# A subscriber of named symbols scans up to this many times `max_take` records for one message.
+SCAN_TAKES = 8
+
+
 def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
-    """Every record of `sub`'s subscription from `start`, at most `max_take` scanned."""
+    """Every record of `sub`'s subscription from `start`: at most `max_take` of them, and at most
+    `SCAN_TAKES` times that many records scanned for a subscriber of named symbols (whose
+    records are a few of each batch: one message then carries them all, instead of a message
+    of a few records per `max_take` scanned)."""
     hist = hub.history
     i, stop = hist.index(start), hist.stop()
     budget = hub.max_take
     explicit = not sub.wildcard
+    scan = budget * SCAN_TAKES if explicit else budget
     ahead = sub.ahead_until > start
     pieces: list[Piece] = []
     chunks: list[TickBatch] = []
     places: list[NDArray[np.intp]] = []  # explicit: where each kept record's seq goes
     end, end_gen = start, sub.sent_gen
-    while i < stop and budget > 0:
+    while i < stop and budget > 0 and scan > 0:
         entry = hist.entry(i)
         lo = start - entry.start if start > entry.start else 0
-        hi = min(len(entry.records), lo + budget)
+        hi = min(len(entry.records), lo + scan)
         recs = entry.records[lo:hi]
         sel: slice | NDArray[np.intp] = slice(lo, hi)
         if explicit or ahead:
             keep, at = sub.find(recs["sym"])
             if ahead and len(sub.last_seq):
                 keep &= recs["seq"] > sub.last_seq[at]
+            if explicit and int(np.count_nonzero(keep)) > budget:  # the message is full:
+                last = int(np.flatnonzero(keep)[budget - 1])  # stop after its last record
+                n = last + 1
+                hi, keep, at, recs, sel = lo + n, keep[:n], at[:n], recs[:n], slice(lo, lo + n)
             if not keep.all():
                 idx = np.flatnonzero(keep)
                 recs, sel, at = recs[idx], idx + lo, at[idx]
@@ -92,7 +104,8 @@ def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
         if len(recs):
             pieces.append((entry, sel))
             chunks.append(recs)
-        budget -= hi - lo
+        budget -= len(recs) if explicit else hi - lo
+        scan -= hi - lo
         end = entry.start + hi
         end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
         i += 1

@@ -50,9 +50,15 @@ class Subscriber:
             return np.ones(len(syms), np.bool_), syms.astype(np.intp, copy=False)
         if not len(self.ids):
             return np.zeros(len(syms), np.bool_), np.zeros(len(syms), np.intp)
-        at: NDArray[np.intp] = np.searchsorted(self.ids, syms)
-        np.minimum(at, len(self.ids) - 1, out=at)
-        found: NDArray[np.bool_] = self.ids[at] == syms
+        # A scratch table shared by every subscriber of this universe size: its ids' places
+        # are written, gathered, and erased again. A gather costs a tenth of a searchsorted
+        # over the same records, and a take scans thousands of them.
+        place = _scratch(self.n_symbols)
+        place[self.ids] = np.arange(len(self.ids))
+        at: NDArray[np.intp] = place[syms]
+        place[self.ids] = -1
+        found: NDArray[np.bool_] = at >= 0
+        at[~found] = 0
         return found, at
 
     def seq_of(self, sym: int) -> int:
@@ -65,6 +71,17 @@ class Subscriber:
         self.wildcard = wildcard
         self.ids = _NONE if wildcard else ids
         self.last_seq = seqs
+
+
+_SCRATCH: dict[int, NDArray[np.intp]] = {}
+
+
+def _scratch(n: int) -> NDArray[np.intp]:
+    """-1 for every symbol id of a universe of `n` (callers restore what they write)."""
+    table = _SCRATCH.get(n)
+    if table is None:
+        table = _SCRATCH[n] = np.full(n, -1, np.intp)
+    return table
 
 
 _NONE: NDArray[np.intp] = np.empty(0, np.intp)
