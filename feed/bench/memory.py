@@ -4,7 +4,9 @@
   after minus before, per connection; tickwire vs plain trio-websocket. Once on the default
   universe and once on 10,000 symbols at a thousandth of the default activity (the market's
   chunk arrays at full activity move RSS by tens of MiB, which would drown ~100 KiB a
-  connection): a connection on one symbol must not pay for the universe.
+  connection): a connection on one symbol must not pay for the universe. tickwire runs with
+  `--history 0` here: its shared history of every update (~40 MiB a minute at the default
+  universe) grows while the RSS is read, and would be counted as tens of KiB a connection.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
   the window after its kernel buffers filled, minus the same process's growth over a window just
   before with no client (the control): tickwire conflates (at most one pending record per
@@ -41,7 +43,8 @@ BIG_UNIVERSE = ("--symbols", "10000", "--activity", "0.001")
 
 
 def _idle_kib(kind: str, n: int, settle_s: float, market: tuple[str, ...] = ()) -> float:
-    extra = ("--max-connections", str(n + 100)) if kind == "tickwire" else ()
+    # The history is the server's, not the connections': kept out of a per-connection figure.
+    extra = ("--max-connections", str(n + 100), "--history", "0") if kind == "tickwire" else ()
     big = "--symbols" in market
     uni = Universe.synthetic(int(market[market.index("--symbols") + 1])) if big else None
     quiet = (uni or Universe.default()).symbols[-1]
