@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (17 if quick else 24)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (18 if quick else 26)
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(

@@ -1,4 +1,5 @@
-"""Scale-out rows (issue 11): the same feed through producer -> Redis -> gateway(s), vs in-process.
+"""Scale-out rows (issue 11): the same feed through producer -> Redis -> gateway(s), vs in-process;
+and the producer alone: records, entries and bytes a second into Redis, CPU per published tick.
 
 Each measurement starts its own throwaway `redis-server` (unix socket, no persistence), a
 `tickwire serve --role producer` and one or two `tickwire serve --role gateway` processes, and
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tickwire.feed._children import die_with_parent
+from tickwire.simulators import Universe
 
 from . import _procs
 from ._table import NAN, Row, row, unavailable
@@ -36,7 +40,7 @@ STORM_N = 300  # issue 11: "300 clients reconnecting at once while 300 others st
 
 def missing() -> str:
     """Why the bus rows cannot run here, or "" when they can."""
-    if shutil.which("redis-server") is None:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         return "redis-server not installed (apt-get install redis-server)"
     try:
         __import__("coredis")
@@ -180,6 +184,102 @@ def _storm(gateways: int, streaming: int, storming: int) -> dict[str, float]:
     }
 
 
+def _cli(sock: str, *args: str) -> str:
+    """One redis-cli command on the bench's own Redis (its plain output; entries hold raw
+    records, so bytes are read as Latin-1)."""
+    cmd = ["redis-cli", "-s", sock, *args]
+    return subprocess.run(cmd, capture_output=True, timeout=10, check=True).stdout.decode("latin-1")
+
+
+def _bus_counts(sock: str) -> tuple[int, int, int]:
+    """Records published so far (the producer's next stream offset), stream entries added, and
+    bytes Redis has received."""
+    offset = int(_cli(sock, "GET", "tickwire:offset").strip() or 0)
+    info = _cli(sock, "XINFO", "STREAM", "tickwire:ticks:0").split()
+    entries = int(info[info.index("entries-added") + 1]) if "entries-added" in info else 0
+    found = re.search(r"total_net_input_bytes:(\d+)", _cli(sock, "INFO", "stats"))
+    return offset, entries, int(found[1]) if found else 0
+
+
+def _producer(symbols: int, window_s: float, settle_s: float) -> dict[str, float]:
+    """A producer of `symbols` writing to Redis for `window_s`: records, entries and bytes a
+    second, its CPU per published record and Redis's CPU."""
+    market = ("--symbols", str(symbols), "--no-capacity-check")
+    with ExitStack() as stack:
+        bus, redis = stack.enter_context(redis_server())
+        sock = bus.removeprefix("unix://")
+        producer = _serve(stack, "--bus", bus, "--role", "producer", *market)
+        _procs.readline(producer)
+        _procs.settle(settle_s)
+        (r0, e0, b0), t0 = _bus_counts(sock), time.perf_counter()
+        c0, rc0 = _procs.cpu_s(producer.pid), _procs.cpu_s(redis.pid)
+        _procs.settle(window_s)
+        (r1, e1, b1), secs = _bus_counts(sock), time.perf_counter() - t0
+        cpu, redis_cpu = _procs.cpu_s(producer.pid) - c0, _procs.cpu_s(redis.pid) - rc0
+    records = r1 - r0
+    return {
+        "records_per_s": records / secs,
+        "entries_per_s": (e1 - e0) / secs,
+        "bytes_per_s": (b1 - b0) / secs,
+        "cpu_us_tick": cpu / records * 1e6 if records else NAN,
+        "redis_core": redis_cpu / secs,
+    }
+
+
+def _in_process(symbols: int, window_s: float, settle_s: float) -> float:
+    """The same market in one `tickwire serve`, stepped every millisecond as a producer is (one
+    idle client holds one symbol): CPU per generated record, the market and the hub, i.e. what a
+    producer does besides writing to Redis."""
+
+    def published(url: str) -> int:
+        cmd = ("tickwire.feed.cli", "stats", "--url", url, "--json")
+        out = subprocess.run(
+            [sys.executable, "-m", *cmd], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        return int(json.loads(out)["server"]["ticks_published"])
+
+    market = ("--symbols", str(symbols), "--no-capacity-check")
+    quiet = Universe.synthetic(symbols).symbols[-1]
+    with _procs.server("tickwire", *market) as (proc, url), ExitStack() as stack:
+        client = _procs.spawn(
+            "tickwire.feed.bench._loadclient", "idle", url, "1", quiet, stdin=True
+        )
+        stack.callback(_procs.stop, client)
+        _expect([client], "connected", 30)
+        _tell([client], "subscribe")
+        _expect([client], "ready", 30)
+        _procs.settle(settle_s)
+        n0, c0 = published(url), _procs.cpu_s(proc.pid)
+        _procs.settle(window_s)
+        n1, c1 = published(url), _procs.cpu_s(proc.pid)
+    return (c1 - c0) / (n1 - n0) * 1e6 if n1 > n0 else NAN
+
+
+def _producer_rows(quick: bool, advance: Callable[[str], None]) -> list[Row]:
+    window_s, settle_s = (0.5, 0.5) if quick else (5.0, 2.0)
+    rows: list[Row] = []
+    for symbols in (500,) if quick else (500, 5000):
+        label = f"bus producer, {symbols} symbols"
+        advance(label)
+        got = _producer(symbols, window_s, settle_s)
+        base = _in_process(symbols, window_s, settle_s)
+        rows += [
+            row(f"{label}: records/s to Redis", got["records_per_s"], "r/s", higher=True),
+            row(f"{label}: Redis entries/s", got["entries_per_s"], "e/s", higher=True),
+            row(f"{label}: bytes/s to Redis", got["bytes_per_s"], "B/s", higher=True),
+            row(
+                f"{label}: CPU per published tick",
+                got["cpu_us_tick"],
+                "us",
+                "in-process server, same market, 1 ms steps",
+                base,
+                higher=False,
+                redis_core=got["redis_core"],
+            ),
+        ]
+    return rows
+
+
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
@@ -210,6 +310,7 @@ def bus_rows(quick: bool, advance: Callable[[str], None]) -> tuple[list[Row], li
             target="< 1 ms",
         )
     )
+    rows += _producer_rows(quick, advance)
     if quick:
         rows.append(unavailable("gateways 2 vs 1", "not in --quick (minutes of load)", "n/a"))
         return rows, notes

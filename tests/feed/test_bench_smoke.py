@@ -27,6 +27,7 @@ FAMILIES = (
     "fan-out N=2 '*', binary, every update: latency p99",
     "venue Binance N=2 10 sym each: server CPU/msg",
     "bus latency N=2 '*', default universe: p50",
+    "bus producer, 500 symbols: CPU per published tick",
     "RSS per idle subscribed connection",
     "RSS per idle subscribed connection, 10k symbols",
     "RSS growth, one stalled '*' subscriber",
