@@ -23,6 +23,8 @@ from ._history import Entry
 # demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
 FRAG_KEEP = 256
 
+# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
+_SPARSE = 8
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 
 
@@ -103,10 +105,14 @@ class Body:
         if not self._body:
             out: list[bytes] = []
             for entry, sel in self._pieces:
-                frags = self._cache.entry_frags(entry)
                 if isinstance(sel, slice):
-                    out.extend(frags[sel])
+                    out.extend(self._cache.entry_frags(entry)[sel])
+                elif entry.frags is None and len(sel) * _SPARSE < len(entry.records):
+                    # A few records of a batch nobody encoded yet (a reader of named symbols):
+                    # encode those, not the whole batch for one reader's sake.
+                    out.extend(p.tick_fragments(entry.records[sel], self._cache.names))
                 else:
+                    frags = self._cache.entry_frags(entry)
                     out.extend([frags[k] for k in sel.tolist()])
             self._body = p.join_fragments(out)
         return self._body
