@@ -214,13 +214,15 @@ class Server:
         ctx = self.venue_ctx
         try:
             session = factory(
-                accept.path,
-                accept.query,
-                accept.headers,
-                ctx.universe,
-                ctx.tokens,
-                ctx.now_ns(now),
-                services=ctx.services,
+                venues.Upgrade(
+                    accept.path,
+                    accept.query,
+                    accept.headers,
+                    ctx.universe,
+                    ctx.tokens,
+                    ctx.now_ns(now),
+                    ctx.services,
+                )
             )
         except venues.HandshakeRefused as exc:
             return _http.refusal(exc.status, exc.reason, exc.reason + "\n")

@@ -10,10 +10,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tickwire.feed.bench.bus import wait_ping
 
 
 def require(ok: bool, why: str) -> None:
@@ -48,21 +49,11 @@ class RedisServer:
         args += ["--unixsocket", str(self.sock), "--unixsocketperm", "700"]
         args += ["--save", "", "--appendonly", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # no event to wait on: poll PING, bounded
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(1)
-                    s.connect(str(self.sock))
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.01)
-        raise RuntimeError("redis-server did not answer PING within 10 s")
+        try:
+            wait_ping(str(self.sock), self.proc)
+        except RuntimeError:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -63,26 +63,30 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             preexec_fn=die_with_parent,
         )
         try:
-            _wait_ping(sock, proc)
+            wait_ping(sock, proc)
             yield f"unix://{sock}", proc
         finally:
             proc.kill()
             proc.wait()
 
 
-def _wait_ping(sock: str, proc: subprocess.Popen[bytes]) -> None:
+def wait_ping(sock: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until the redis-server `proc` answers PING on unix socket `sock` (at most 10 s); the
+    bench's servers and the tests' use it."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # nothing to wait on but the socket: poll, bounded
         if proc.poll() is not None:
             raise RuntimeError(f"redis-server exited with {proc.returncode}")
         try:
             with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1)
                 s.connect(sock)
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
                     return
         except OSError:
-            time.sleep(0.02)
+            pass
+        time.sleep(0.01)
     raise RuntimeError("redis-server did not answer PING within 10 s")
 
 

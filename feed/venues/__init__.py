@@ -10,8 +10,8 @@ Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
   `encoder.current(record, channel) -> bytes | None` is the venue's message for a symbol's
   latest state (a `TICK_DTYPE` record from the hub's last-value cache), for venues that send
   one at subscribe (Coinbase's ticker); the others return None.
-- a **session** per connection, made by `ROUTES[prefix](path, query, headers, universe, tokens,
-  now_ns, services=...)` when an upgrade's path starts with `prefix` (`route(path)` finds it).
+- a **session** per connection, made by `ROUTES[prefix](Upgrade(path, query, headers, universe,
+  tokens, now_ns, services))` when an upgrade's path starts with `prefix` (`route(path)` finds it).
   `services` (a `Services`) is what the server's sessions share: Alpaca's connections per key,
   the `current` messages above. A factory may raise `HandshakeRefused(status, reason)`: answer
   the HTTP request with that status, no upgrade.
@@ -46,6 +46,7 @@ that code). Nothing a client sends raises.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs
 
@@ -69,6 +70,7 @@ __all__ = [
     "Reply",
     "Services",
     "Shared",
+    "Upgrade",
     "VenueEncoder",
     "VenueSession",
     "route",
@@ -100,72 +102,41 @@ class VenueEncoder(Protocol):
     def current(self, record: np.void, channel: str) -> bytes | None: ...
 
 
-class Factory(Protocol):
-    """Makes one connection's session from its upgrade request (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """One accepted upgrade request to a venue's path, and what the server's sessions share."""
 
-    def __call__(
-        self,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        universe: Universe,
-        tokens: Sequence[str],
-        now_ns: int,
-        /,
-        *,
-        services: Services | None = None,
-    ) -> VenueSession: ...
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    universe: Universe
+    tokens: Sequence[str]
+    now_ns: int
+    services: Services | None = None
 
 
-def _alpaca(
-    path: str,
-    query: str,
-    headers: Mapping[str, str],
-    universe: Universe,
-    tokens: Sequence[str],
-    now_ns: int,
-    /,
-    *,
-    services: Services | None = None,
-) -> VenueSession:
-    parts = path.strip("/").split("/")  # alpaca, v2, feed
+Factory = Callable[[Upgrade], VenueSession]  # may raise HandshakeRefused
+
+
+def _alpaca(up: Upgrade) -> VenueSession:
+    parts = up.path.strip("/").split("/")  # alpaca, v2, feed
     if len(parts) != 3 or parts[1] != "v2":
         raise HandshakeRefused(
-            404, f"unknown Alpaca path {path!r}; use /alpaca/v2/{{iex,sip,test}}"
+            404, f"unknown Alpaca path {up.path!r}; use /alpaca/v2/{{iex,sip,test}}"
         )
-    keys = services.alpaca_keys if services is not None else None
-    return AlpacaSession(parts[2], headers, universe, tokens, now_ns, keys=keys)
+    keys = up.services.alpaca_keys if up.services is not None else None
+    return AlpacaSession(parts[2], up.headers, up.universe, up.tokens, up.now_ns, keys=keys)
 
 
-def _binance(
-    path: str,
-    query: str,
-    headers: Mapping[str, str],
-    universe: Universe,
-    tokens: Sequence[str],
-    now_ns: int,
-    /,
-    *,
-    services: Services | None = None,
-) -> VenueSession:
-    return BinanceSession(path, parse_qs(query), universe, now_ns)
+def _binance(up: Upgrade) -> VenueSession:
+    return BinanceSession(up.path, parse_qs(up.query), up.universe, up.now_ns)
 
 
-def _coinbase(
-    path: str,
-    query: str,
-    headers: Mapping[str, str],
-    universe: Universe,
-    tokens: Sequence[str],
-    now_ns: int,
-    /,
-    *,
-    services: Services | None = None,
-) -> VenueSession:
-    if path.rstrip("/") != "/coinbase":
-        raise HandshakeRefused(404, f"unknown Coinbase path {path!r}; use /coinbase")
-    current = services.current if services is not None else None
-    return CoinbaseSession(universe, now_ns, current=current)
+def _coinbase(up: Upgrade) -> VenueSession:
+    if up.path.rstrip("/") != "/coinbase":
+        raise HandshakeRefused(404, f"unknown Coinbase path {up.path!r}; use /coinbase")
+    current = up.services.current if up.services is not None else None
+    return CoinbaseSession(up.universe, up.now_ns, current=current)
 
 
 ROUTES: dict[str, Factory] = {

@@ -1,11 +1,13 @@
-"""Fixtures for the feed tests: an in-process server on loopback."""
+"""Fixtures for the feed tests: an in-process server on loopback, throwaway redis-servers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import trio
+from _redis import RedisServer
 
 from tickwire.feed.server import Server, ServerConfig
 
@@ -16,3 +18,21 @@ async def server(nursery: trio.Nursery) -> AsyncIterator[Server]:
     srv = Server(ServerConfig(port=0, heartbeat_ms=200))
     await nursery.start(srv.run)
     yield srv
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server on a unix socket (modules that use it call `_redis.require_redis()`)."""
+    server = RedisServer(tmp_path, tcp=False)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_tcp(tmp_path: Path) -> Iterator[RedisServer]:
+    """The same on a free TCP port (and a unix socket)."""
+    server = RedisServer(tmp_path, tcp=True)
+    server.start()
+    yield server
+    server.kill()

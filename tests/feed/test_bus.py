@@ -6,9 +6,6 @@ CI cannot go green without running them. No autojump_clock: Redis runs on real t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 import trio
@@ -21,22 +18,6 @@ require_redis()
 from tickwire.feed.bus import BusDown, BusGap, BusProducer, BusReader  # noqa: E402
 
 TIMEOUT_S = 20
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, tcp=False)
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def redis_tcp(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, tcp=True)
-    server.start()
-    yield server
-    server.kill()
 
 
 def _market(n: int = 300, seed: int = 1) -> Market:

@@ -6,68 +6,17 @@ The writer has its own thread: a market stepped every millisecond in the caller'
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
-import pytest
 import trio
+from _redis import RedisServer, require_redis
 
 from tickwire.simulators import Market, TickBatch, Universe
 
-if shutil.which("redis-server") is None:
-    why = "redis-server not installed (apt-get install redis-server)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI must run the bus tests)", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
-try:
-    from tickwire.feed.bus import BusProducer, BusReader
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("coredis not installed (pip install 'tickwire[redis]')", allow_module_level=True)
+require_redis()
+
+from tickwire.feed.bus import BusProducer, BusReader  # noqa: E402
 
 TIMEOUT_S = 30
-
-
-class RedisServer:
-    """A throwaway redis-server on a unix socket: no persistence, killed at teardown."""
-
-    def __init__(self, where: Path) -> None:
-        self.sock = where / "redis.sock"
-        self.url = f"unix://{self.sock}"
-        args = ["redis-server", "--port", "0", "--unixsocket", str(self.sock)]
-        args += ["--unixsocketperm", "700", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # no event to wait on: poll PING, bounded
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(1)
-                    s.connect(str(self.sock))
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.01)
-        self.proc.kill()
-        raise RuntimeError("redis-server did not answer PING within 10 s")
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.proc.kill()
-    server.proc.wait()
 
 
 async def _collect(reader: BusReader, records: int) -> list[TickBatch]:

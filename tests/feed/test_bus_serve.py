@@ -75,11 +75,8 @@ class Proc:
 
 
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, tcp=True)
-    server.start()
-    yield server
-    server.kill()
+def redis(redis_tcp: RedisServer) -> RedisServer:
+    return redis_tcp  # gateways reach it over TCP, as from other machines
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import trio
 from tickwire.feed._core import ServerCounters
 from tickwire.feed._venue_core import VenueContext, VenueCore
 from tickwire.feed._wscore import State
-from tickwire.feed.venues import route
+from tickwire.feed.venues import Upgrade, route
 from tickwire.simulators import Market, Universe
 
 T0_NS = 1_700_000_000_000_000_000
@@ -37,7 +37,7 @@ def context(buffer_bytes: int = 4 << 20, **kw: Any) -> VenueContext:
 def open_core(ctx: VenueContext, path: str, query: str = "") -> tuple[VenueCore, list[int]]:
     factory = route(path)
     assert factory is not None
-    session = factory(path, query, {}, ctx.universe, ctx.tokens, T0_NS, services=ctx.services)
+    session = factory(Upgrade(path, query, {}, ctx.universe, ctx.tokens, T0_NS, ctx.services))
     woken: list[int] = []
     core = VenueCore(ctx, session, lambda: woken.append(1), 0.0)
     core.start(0.0)
@@ -177,7 +177,9 @@ async def test_binance_pings_on_the_core_deadline_alone(autojump_clock: trio.abc
     ctx.t0_s = t0
     factory = route("/binance/ws")
     assert factory is not None
-    core = VenueCore(ctx, factory("/binance/ws", "", {}, ctx.universe, (), T0_NS), lambda: None, t0)
+    core = VenueCore(
+        ctx, factory(Upgrade("/binance/ws", "", {}, ctx.universe, (), T0_NS)), lambda: None, t0
+    )
     core.start(t0)
     pings: list[tuple[float, bytes]] = []
     while core.state is State.IDLE:

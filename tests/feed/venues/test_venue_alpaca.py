@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwire.feed.venues import Close, Frame, HandshakeRefused, KeyLimit, route
+from tickwire.feed.venues import Close, Frame, HandshakeRefused, KeyLimit, Upgrade, route
 from tickwire.feed.venues.alpaca import AlpacaEncoder, AlpacaSession
 from tickwire.simulators.universe import Universe
 
@@ -167,7 +167,7 @@ def test_unknown_feed_refused() -> None:
     factory = route("/alpaca/v2/crypto")
     assert factory is not None
     try:
-        factory("/alpaca/v2/crypto", "", {}, U, (), NOW)
+        factory(Upgrade("/alpaca/v2/crypto", "", {}, U, (), NOW))
     except HandshakeRefused as exc:
         assert exc.status == 404
     else:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwire.feed.venues import HandshakeRefused, route
+from tickwire.feed.venues import HandshakeRefused, Upgrade, route
 from tickwire.feed.venues._common import binance_names
 from tickwire.feed.venues.binance import METHODS, BinanceEncoder, BinanceSession
 from tickwire.simulators.universe import Universe
@@ -93,7 +93,7 @@ U = Universe.default()
 def session(path: str = "/binance/ws", query: str = "") -> BinanceSession:
     factory = route(path)
     assert factory is not None
-    s = factory(path, query, {}, U, (), NOW)
+    s = factory(Upgrade(path, query, {}, U, (), NOW))
     assert isinstance(s, BinanceSession)
     return s
 

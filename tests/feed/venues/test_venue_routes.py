@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickwire.feed.venues import ENCODERS, ROUTES, HandshakeRefused, Reply, route
+from tickwire.feed.venues import ENCODERS, ROUTES, HandshakeRefused, Reply, Upgrade, route
 from tickwire.simulators.ticks import empty_batch
 from tickwire.simulators.universe import Universe
 
@@ -25,7 +25,7 @@ PATHS = {
 def test_every_route_makes_a_session_that_speaks_the_protocol(path: str) -> None:
     factory = route(path)
     assert factory is not None
-    s = factory(path, "streams=aapl@bookTicker", {}, U, (), NOW)
+    s = factory(Upgrade(path, "streams=aapl@bookTicker", {}, U, (), NOW))
     assert s.venue == PATHS[path] and s.venue in ENCODERS
     assert isinstance(s.opened(NOW), Reply)
     assert isinstance(s.receive("{}", NOW), Reply)
@@ -60,7 +60,7 @@ def test_bad_venue_paths_are_refused(path: str, query: str, status: int) -> None
     factory = route(path)
     assert factory is not None
     with pytest.raises(HandshakeRefused) as info:
-        factory(path, query, {}, U, (), NOW)
+        factory(Upgrade(path, query, {}, U, (), NOW))
     assert info.value.status == status and info.value.reason
 
 
