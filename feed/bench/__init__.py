@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _markdown
 from ._table import Row, print_table, unavailable
 
 log = logging.getLogger("tickwire.bench")
@@ -46,15 +47,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--quick", action="store_true", help="tiny sizes, a few seconds: every row, rough numbers"
     )
     size.add_argument("--full", action="store_true", help="add N=500 clients (a few minutes more)")
-    ap.add_argument("--json", action="store_true", help="print rows and notes as JSON on stdout")
+    form = ap.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print rows and notes as JSON on stdout")
+    form.add_argument(
+        "--markdown", action="store_true", help="print rows and notes as a markdown table"
+    )
+    ap.add_argument(
+        "--update-readme",
+        metavar="FILE",
+        help="also write the markdown table into FILE, replacing what sits between its "
+        f"{_markdown.BEGIN} and {_markdown.END} lines (checked before measuring)",
+    )
     ap.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from . import _procs, fanout
 
+    if args.update_readme:
+        _markdown.check_markers(args.update_readme)
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
+    when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
     units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (18 if quick else 26)
     with _progress(units) as advance:
@@ -64,11 +78,18 @@ def run(args: argparse.Namespace) -> int:
         f"{'quick' if quick else 'full' if full else 'default'} run in "
         f"{time.perf_counter() - t0:.0f} s"
     )
+    kind = " --quick" if quick else " --full" if full else ""
+    table = _markdown.render(rows, notes, command=f"tickwire bench{kind}", when=when, where=where)
     if args.json:
         json.dump({"rows": rows, "notes": notes}, sys.stdout, indent=1, allow_nan=True)
         print()
+    elif args.markdown:
+        sys.stdout.write(table)
     else:
         print_table(rows, notes, sys.stdout)
+    if args.update_readme:
+        _markdown.update(args.update_readme, table)
+        print(f"bench: wrote the table into {args.update_readme}", file=sys.stderr)
     return 1 if any(r["status"] == "error" for r in rows) else 0
 
 
