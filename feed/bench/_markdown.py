@@ -58,16 +58,17 @@ def render(rows: list[Row], notes: list[str], *, command: str, when: str, where:
         "|---|---|---|---|---|",
     ]
     for r in rows:
+        cells: tuple[str, ...]
         if r["status"] != "ok":
             note = str(r.get("note", r["status"])).splitlines()[0][:120]
-            lines.append(f"| {_cell(r['name'])} | n/a ({_cell(note)}) | | | |")
-            continue
-        value = f"{fmt(r['value'])} {r['unit']}".strip()
-        base = f"{r['baseline']} {fmt(r['baseline_value'])}" if r["baseline"] else ""
-        ratio = ""
-        if r["baseline"]:
-            ratio = f"{fmt(r['ratio'])}x" if math.isfinite(r["ratio"]) else "n/a"
-        cells = (r["name"], value, base, ratio, mark(r))
+            cells = (r["name"], f"n/a ({note})", "", "", "")
+        else:
+            value = f"{fmt(r['value'])} {r['unit']}".strip()
+            base = f"{r['baseline']} {fmt(r['baseline_value'])}" if r["baseline"] else ""
+            ratio = ""
+            if r["baseline"]:
+                ratio = f"{fmt(r['ratio'])}x" if math.isfinite(r["ratio"]) else "n/a"
+            cells = (r["name"], value, base, ratio, mark(r))
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     targets = [r for r in rows if r.get("met") is not None]
     lines.append("")

@@ -1,13 +1,17 @@
-"""`tickwire bench --quick --json` runs every row and prints numbers (speed is never asserted)."""
+"""`tickwire bench --quick --json` runs every row and prints numbers (speed is never asserted);
+the same run writes its markdown table into a README between markers (`--update-readme`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import pytest
 from _support import tickwire_cmd
+
+from tickwire.feed.bench._markdown import BEGIN, END
 
 pytest.importorskip("picows")
 pytest.importorskip("websockets")
@@ -50,13 +54,25 @@ FAMILIES = (
 
 
 @pytest.mark.timeout(150)
-def test_bench_quick_prints_every_row() -> None:
+def test_bench_quick_prints_every_row(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# before\n{BEGIN}\nlast run's figures\n{END}\nafter\n")
     out = subprocess.run(
-        tickwire_cmd("bench", "--quick", "--json"), capture_output=True, text=True, timeout=140
+        tickwire_cmd("bench", "--quick", "--json", "--update-readme", str(readme)),
+        capture_output=True,
+        text=True,
+        timeout=140,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout)
     rows = report["rows"]
+    text = readme.read_text()
+    assert text.startswith(f"# before\n{BEGIN}\nMeasured by `tickwire bench --quick` on ")
+    assert text.endswith(f"{END}\nafter\n") and "last run's figures" not in text
+    table = [line for line in text.splitlines() if line.startswith("| ")][1:]  # no header
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table] == [
+        r["name"].replace("|", "\\|") for r in rows
+    ]
     names = [r["name"] for r in rows]
     for family in FAMILIES:
         assert any(name.startswith(family) for name in names), (family, names)
