@@ -1,32 +1,549 @@
-"""The README's code example really runs, against a real server."""
+"""Every code block of the README runs as written, against the real `tickwire` command.
+
+Each block is claimed by exactly one test below, found by a phrase only it contains;
+`test_every_block_is_checked` fails on a block no test claims, so a new example cannot go
+untested. The only edits to a block are addresses: the server's `127.0.0.1:8765` becomes the
+test server's, `--port 8765` a free port, Redis's 6379 a free port, other hosts' addresses
+(10.0.0.x) and `0.0.0.0` this machine's loopback. Servers are stopped with SIGINT and must exit 0,
+as the README says. Blocks that are not programs (the TOML file, the tick object, the HAProxy
+configuration) are parsed and checked against the code that reads or writes them. Blocks that need
+redis-server skip without it, and fail under CI=true.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import queue
 import re
+import select
+import shlex
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from _support import serve_process
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from _redis import free_port, require_redis
+from _support import serve_process, tickwire_cmd
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tickwire.feed.cli import build_parser
+from tickwire.feed.protocol import tick_dicts
+from tickwire.simulators import TICK_DTYPE
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.M | re.S)
+LANGS = {"sh", "python", "toml", "json", "haproxy"}
+
+# The phrase that picks each block, in README order; each test below claims one.
+QUICK_START = "pip install . && tickwire demo"
+TEST_RUN = "python -m pytest"
+SUBSCRIBE = "from tickwire.feed import Batch, connect"
+SERVE_AND_TAIL = "tickwire tail AAPL MSFT"
+CONFIG = "# tickwire.toml"
+SIMULATE = "tickwire simulate"
+TICK = '"symbol": "AAPL"'
+RAW_BINARY = "tickwire.v1.binary"
+RECORD_REPLAY = "tickwire record"
+ALPACA = "StockDataStream"
+BINANCE = "BinanceSocketManager"
+BUS = "# a producer + 2 gateways"
+TWO_MACHINES = "--role producer"
+HAPROXY = "backend gateways"
+CLAIMED = (
+    QUICK_START,
+    TEST_RUN,
+    SUBSCRIBE,
+    SERVE_AND_TAIL,
+    CONFIG,
+    SIMULATE,
+    TICK,
+    RAW_BINARY,
+    RECORD_REPLAY,
+    ALPACA,
+    BINANCE,
+    BUS,
+    TWO_MACHINES,
+    HAPROXY,
+)
 
 
-def test_readme_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "connect(" in b and "trio.run" in b)
-    with serve_process() as (_, url):
-        code = example.replace("ws://127.0.0.1:8765/v1", url)
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+def blocks() -> list[tuple[str, str]]:
+    """(language, text) of every fenced block of the README, in order."""
+    return [(m[1].strip(), m[2]) for m in FENCE.finditer(README.read_text())]
+
+
+def block(phrase: str) -> str:
+    """The one block that contains `phrase`."""
+    found = [text for _, text in blocks() if phrase in text]
+    assert len(found) == 1, f"{len(found)} README blocks contain {phrase!r}"
+    return found[0]
+
+
+def commands(text: str) -> list[list[str]]:
+    """A shell block's command lines, split as sh would (comments dropped)."""
+    out = []
+    for line in text.replace("\\\n", " ").splitlines():
+        argv = shlex.split(line, comments=True)
+        if argv:
+            out.append(argv)
+    return out
+
+
+def tickwire(argv: list[str]) -> list[str]:
+    """A README `tickwire ...` line as the real console script of this environment."""
+    assert argv[0] == "tickwire", argv
+    return tickwire_cmd(*argv[1:])
+
+
+def child_env(tmp: Path) -> dict[str, str]:
+    """Unbuffered output (so lines arrive as printed) and a home of its own (no saved state)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HOME=str(tmp))
+    env.update(XDG_CONFIG_HOME=str(tmp / ".config"), XDG_DATA_HOME=str(tmp / ".local"))
+    return env
+
+
+class Child:
+    """A command of a block, its stdout read line by line by a thread (so a test can wait for a
+    line with a deadline) and its stderr collected by another (so a full pipe never blocks it)."""
+
+    def __init__(self, argv: list[str], tmp: Path) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=tmp,
+            env=child_env(tmp),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, killed whole if it misbehaves
         )
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._err: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_out, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self._err.extend(self.proc.stderr)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._err)
+
+    def until(self, done: Callable[[list[str]], bool], timeout: float) -> list[str]:
+        """Lines so far, once `done(lines)` holds; fails at the deadline or at end of output."""
+        deadline = time.monotonic() + timeout
+        while not done(self.seen):
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(self.why("no such output in time")) from None
+            if line is None:
+                raise AssertionError(self.why(f"exited ({self.proc.wait()})"))
+            self.seen.append(line)
+        return self.seen
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> int:
+        """Send `sig` and wait for the exit (20 s at most); its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=20)
+        finally:
+            self.kill()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def why(self, what: str) -> str:
+        out, err = self.seen[-20:], self.stderr[-2000:]
+        return f"{shlex.join(self.argv)}: {what}; stdout {out}; stderr {err}"
+
+
+@contextmanager
+def running(
+    argv: list[str], tmp: Path, ready: Callable[[list[str]], bool], timeout: float = 60
+) -> Iterator[Child]:
+    """A long-running command of a block, until `ready(lines)`; Ctrl+C at the end: exit 0."""
+    child = Child(argv, tmp)
+    try:
+        child.until(ready, timeout)
+        yield child
+        assert child.proc.poll() is None, child.why("exited early")
+        code = child.stop()
+        assert code == 0, child.why(f"Ctrl+C: exit {code}")
+    finally:
+        child.kill()
+
+
+def listening(lines: list[str]) -> bool:
+    return any(" on ws://" in line for line in lines)
+
+
+def url_of(lines: list[str]) -> str:
+    """The feed URL from a server's start line (`... on ws://HOST:PORT/v1 ...`)."""
+    line = next(line for line in lines if " on ws://" in line)
+    return line.split(" on ", 1)[1].split()[0]
+
+
+def redis_ready(lines: list[str]) -> bool:
+    return any("Ready to accept connections" in line for line in lines)
+
+
+def run_python(code: str, tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp,
+        env=child_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def tail_lines(url: str, symbols: list[str], tmp: Path, count: int) -> list[str]:
+    """`tickwire tail SYMBOLS --url URL`, its first `count` lines, then Ctrl+C (exit 0)."""
+    with running(tickwire(["tickwire", "tail", *symbols, "--url", url]), tmp, bool) as tail:
+        got = tail.until(lambda seen: len(seen) >= count, 30)
+    return got[:count]
+
+
+# -- the inventory -------------------------------------------------------------------------------
+
+
+def test_every_block_is_checked() -> None:
+    found = blocks()
+    assert len(found) == len(CLAIMED), [text.splitlines()[0] for _, text in found]
+    for lang, text in found:
+        assert lang in LANGS, f"a README block without a known language ({lang!r}): {text[:80]}"
+        claims = [phrase for phrase in CLAIMED if phrase in text]
+        assert len(claims) == 1, f"claimed by {claims}, not by exactly one test: {text[:80]}"
+
+
+# -- quick start ---------------------------------------------------------------------------------
+
+
+def quick_start_pieces() -> list[str]:
+    pieces = [p.strip() for p in block(QUICK_START).strip().split("&&")]
+    assert pieces == [
+        "python3 -m venv .venv",
+        ". .venv/bin/activate",
+        "pip install .",
+        "tickwire demo",
+    ], pieces
+    return pieces
+
+
+def test_quick_start_pieces_are_valid(tmp_path: Path) -> None:
+    """A fresh venv and `pip install .` take minutes (the slow test below runs them): here each
+    piece is checked. A venv is created and activates; `.` is an installable project whose
+    dependencies carry what `tickwire demo` needs and which installs the `tickwire` command;
+    and `tickwire demo` itself draws a live watchlist."""
+    quick_start_pieces()
+    venv = tmp_path / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    out = subprocess.run(
+        ["sh", "-c", f". {venv}/bin/activate && command -v python"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == f"{venv}/bin/python"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert project["project"]["scripts"]["tickwire"] == "tickwire.feed.cli:main"
+    deps = {re.split(r"[<>=\[ ]", d, maxsplit=1)[0] for d in project["project"]["dependencies"]}
+    assert {"numpy", "trio", "trio-websocket", "wsproto", "h11", "textual"} <= deps
+    assert_demo_draws(tickwire(["tickwire", "demo"]), tmp_path)
+
+
+def assert_demo_draws(argv: list[str], tmp: Path) -> None:
+    """Run the dashboard in a terminal of its own until it shows live symbols, then end it."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal's side
+        env = child_env(tmp)
+        env.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
+        os.execve(argv[0], argv, env)
+    screen = b""
+    deadline = time.monotonic() + 60
+    try:
+        while not all(s in screen for s in (b"AAPL", b"MSFT")):
+            assert time.monotonic() < deadline, f"no live watchlist: {screen[-2000:]!r}"
+            if select.select([fd], [], [], 1)[0]:
+                try:
+                    screen += os.read(fd, 65536)
+                except OSError:  # the terminal closed: the demo exited
+                    raise AssertionError(f"the demo exited: {screen[-2000:]!r}") from None
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_start_runs_in_a_fresh_venv(tmp_path: Path) -> None:
+    """The quick start's line, as written, in a copy of the repository: minutes of installing."""
+    quick_start_pieces()
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    for sub in ("feed", "simulators", "dashboard", "pyproject.toml"):  # the work tree as it is
+        subprocess.run(["cp", "-r", str(ROOT / sub), str(clone)], check=True)
+    setup = block(QUICK_START).strip().removesuffix("&& tickwire demo").strip()
+    subprocess.run(["sh", "-c", setup], cwd=clone, check=True, timeout=800)
+    assert_demo_draws([str(clone / ".venv" / "bin" / "tickwire"), "demo"], tmp_path)
+
+
+def test_test_run_is_what_ci_runs() -> None:
+    """`pip install '.[test]' && python -m pytest`: the extra exists and CI runs this command."""
+    argvs = [shlex.split(p) for p in block(TEST_RUN).strip().split("&&")]
+    assert argvs == [["pip", "install", ".[test]"], ["python", "-m", "pytest"]], argvs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(dep.startswith("pytest>") for dep in extras["test"])
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^python -m pytest$", ci, re.M), "CI runs exactly `python -m pytest`"
+    assert "pip install --quiet '.[test]'" in ci
+
+
+# -- subscribe from your code --------------------------------------------------------------------
+
+
+def test_subscribe_example_runs(tmp_path: Path) -> None:
+    with serve_process() as (_, url):
+        out = run_python(block(SUBSCRIBE).replace("ws://127.0.0.1:8765/v1", url), tmp_path)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) >= 2 and {line.split()[0] for line in lines} <= {"AAPL", "MSFT"}
+    for line in lines:  # symbol, bid, ask; bid < ask
+        _, bid, ask = line.split()
+        assert 0 < float(bid) < float(ask), line
 
 
-def test_readme_test_command_is_what_ci_runs():
-    readme = README.read_text()
-    ci = (README.parent / ".ci" / "run").read_text()
-    command = re.search(r"python -m pytest[^`\n]*", readme).group(0)
-    assert command in ci
+# -- command line --------------------------------------------------------------------------------
+
+
+def test_serve_and_tail(tmp_path: Path) -> None:
+    serve, tail = commands(block(SERVE_AND_TAIL))
+    assert serve == ["tickwire", "serve"] and tail[:2] == ["tickwire", "tail"]
+    with running(tickwire([*serve, "--port", "0"]), tmp_path, listening) as server:
+        url = url_of(server.seen)
+        page = url.replace("ws://", "http://").removesuffix("v1")
+        with urllib.request.urlopen(page, timeout=10) as reply:  # "its page at http://..."
+            assert reply.status == 200 and b"<html" in reply.read().lower()
+        got = tail_lines(url, tail[2:], tmp_path, 5)
+    assert all(re.search(r"\b(AAPL|MSFT)\b", line) for line in got), got
+
+
+def test_config_example_is_accepted(tmp_path: Path) -> None:
+    text = block(CONFIG)
+    settings = tomllib.loads(text)
+    config = tmp_path / "tickwire.toml"
+    config.write_text(text)
+    out = subprocess.run(
+        tickwire_cmd("serve", "--config", str(config), "--print-config"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    printed = {line.split(" =")[0].replace("_", "-"): line for line in out.stdout.splitlines()}
+    for key in settings:
+        assert key in printed and printed[key].endswith(f"# file {config}"), (key, out.stdout)
+
+
+# -- the simulated market ------------------------------------------------------------------------
+
+
+def simulate_argv() -> list[str]:
+    (argv,) = commands(block(SIMULATE))
+    return argv
+
+
+def test_simulate_example_parses_and_reports_every_fact(tmp_path: Path) -> None:
+    """The block's command parses as written, and the same command over half an hour of market
+    prints the report (the slow test below runs it as written: about a minute)."""
+    argv = simulate_argv()
+    assert build_parser().parse_args(argv[1:]).report
+    short = list(argv)
+    short[short.index("--duration") + 1] = "30m"
+    out = subprocess.run(tickwire(short), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^statistic +value +target +result$", out.stdout, re.M), out.stdout
+    assert re.search(r"^\d+ of \d+ statistics pass", out.stdout, re.M), out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_simulate_example_as_written_meets_every_target() -> None:
+    out = subprocess.run(tickwire(simulate_argv()), capture_output=True, text=True, timeout=580)
+    assert out.returncode == 0, out.stderr
+    assert "19 of 19 statistics pass" in out.stdout, out.stdout
+
+
+# -- protocol reference --------------------------------------------------------------------------
+
+
+def test_tick_object_is_what_the_server_encodes() -> None:
+    """The README's tick, turned into a record and encoded by the server's own JSON encoder,
+    comes back identical: same fields, same order, same types."""
+    tick = json.loads(block(TICK))
+    record = np.zeros(1, TICK_DTYPE)
+    for field in TICK_DTYPE.names or ():
+        if field in tick:
+            record[field] = tick[field]
+    encoded = tick_dicts(record, np.array([tick["symbol"]], dtype=object))
+    assert json.dumps(encoded[0]) == json.dumps(tick)
+
+
+def test_raw_binary_example_runs(tmp_path: Path) -> None:
+    with serve_process() as (_, url):
+        out = run_python(block(RAW_BINARY).replace("ws://127.0.0.1:8765/v1", url), tmp_path)
+    assert out.returncode == 0, out.stderr
+    first, records = out.stdout.splitlines()
+    assert first == "welcome"
+    syms, bids, asks = re.findall(r"\[([^\]]*)\]", records)
+    assert syms.split() and set(syms.split()) == {syms.split()[0]}  # one symbol: AAPL's id
+    assert all(0 < float(b) < float(a) for b, a in zip(bids.split(), asks.split(), strict=True))
+
+
+# -- record and replay ---------------------------------------------------------------------------
+
+
+def test_record_then_replay(tmp_path: Path) -> None:
+    record, replay = commands(block(RECORD_REPLAY))
+    with serve_process() as (_, url):
+        argv = [url if a == "ws://127.0.0.1:8765/v1" else a for a in record]
+        out = subprocess.run(
+            tickwire(argv), cwd=tmp_path, capture_output=True, text=True, timeout=90
+        )
+    assert out.returncode == 0, out.stderr
+    count = int(record[record.index("--count") + 1])
+    assert pq.read_metadata(tmp_path / "ticks.parquet").num_rows == count
+    with running(tickwire([*replay, "--port", "0"]), tmp_path, listening) as server:
+        assert "replayed (x10)" in server.seen[-1], server.seen
+        got = tail_lines(url_of(server.seen), ["AAPL"], tmp_path, 1)  # the snapshot's line
+    assert all("AAPL" in line for line in got), got
+
+
+# -- exchange dialects ---------------------------------------------------------------------------
+
+
+def test_alpaca_example_prints_quotes_and_trades(tmp_path: Path) -> None:
+    pytest.importorskip("alpaca", reason="alpaca-py is not installed (the venues extra)")
+    with serve_process() as (_, url):
+        code = block(ALPACA).replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        stream = Child([sys.executable, "-c", code], tmp_path)  # runs until stopped, as written
+        try:
+            kinds = lambda seen: {line.split()[0] for line in seen}  # noqa: E731
+            seen = stream.until(lambda seen: {"quote", "trade"} <= kinds(seen), 45)
+        finally:
+            stream.kill()
+    err = stream.stderr
+    assert "Traceback" not in err and "error" not in err.lower(), err[-3000:]
+    for line in seen:
+        kind, sym, a, b = line.split()
+        assert sym == "AAPL" and float(a) > 0 and float(b) > 0, line
+        if kind == "quote":
+            assert float(a) < float(b), line
+
+
+def test_binance_example_prints_a_trade(tmp_path: Path) -> None:
+    pytest.importorskip("binance", reason="python-binance is not installed (the venues extra)")
+    with serve_process() as (_, url):
+        code = block(BINANCE).replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.match(r"^\{'e': 'trade', .*'s': 'AAPL'", out.stdout), out.stdout
+
+
+# -- scaling -------------------------------------------------------------------------------------
+
+
+def redis_argv(argv: list[str], port: int) -> list[str]:
+    """A README redis-server line on a free port, on loopback instead of another host."""
+    assert argv[0] == "redis-server", argv
+    out = [str(port) if a == "6379" else a for a in argv]
+    return [a if not a.startswith("10.0.0.") else "127.0.0.1" for a in out]
+
+
+def local(argv: list[str], redis_port: int, port: int) -> list[str]:
+    """A README `tickwire serve` line with this test's Redis and port, on loopback."""
+    out = []
+    for a in argv:
+        a = re.sub(r"redis://[0-9.]+:6379/", f"redis://127.0.0.1:{redis_port}/", a)
+        out.append({"8765": str(port), "0.0.0.0": "127.0.0.1"}.get(a, a))
+    return out
+
+
+def test_bus_example_serves_a_producer_and_two_gateways(tmp_path: Path) -> None:
+    require_redis()
+    redis, serve = commands(block(BUS))
+    rport, port = free_port(), free_port()
+    with running(redis_argv(redis, rport), tmp_path, redis_ready):
+        argv = tickwire(local([*serve, "--port", str(port)], rport, port))
+        with running(argv, tmp_path, listening) as server:
+            assert "with a producer and 2 gateways" in server.seen[-1], server.seen
+            got = tail_lines(url_of(server.seen), ["AAPL"], tmp_path, 2)
+    assert all("AAPL" in line for line in got), got
+
+
+def test_two_machines_example_and_its_balancer_config(tmp_path: Path) -> None:
+    """The three hosts' lines, on this machine: Redis, a producer, two gateways; the HAProxy
+    configuration's port and health check are the gateways' (`haproxy -c` if installed)."""
+    require_redis()
+    redis, producer, gateway = commands(block(TWO_MACHINES))
+    assert "--role" in producer and "--role" in gateway
+    config = block(HAPROXY)
+    haproxy_port = int(re.search(r"^\s*bind :(\d+)$", config, re.M)[1])  # type: ignore[index]
+    assert gateway[gateway.index("--port") + 1] == str(haproxy_port)
+    servers = re.findall(r"^\s*server \w+ ([0-9.]+):(\d+) check", config, re.M)
+    assert len(servers) == 2 and {p for _, p in servers} == {str(haproxy_port)}
+    check = re.search(r"^\s*option httpchk GET (\S+)$", config, re.M)
+    expect = re.search(r"^\s*http-check expect status (\d+)$", config, re.M)
+    assert check and expect
+    if (haproxy := shutil.which("haproxy")) is not None:
+        path = tmp_path / "haproxy.cfg"
+        path.write_text(config)
+        ok = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stderr
+    rport, port = free_port(), free_port()
+    with running(redis_argv(redis, rport), tmp_path, redis_ready):
+        producing = lambda seen: any("producer publishing" in line for line in seen)  # noqa: E731
+        with running(tickwire(local(producer, rport, port)), tmp_path, producing):
+            argv = tickwire(local(gateway, rport, port))
+            with running(argv, tmp_path, listening) as server:
+                health = f"http://127.0.0.1:{port}{check[1]}"
+                with urllib.request.urlopen(health, timeout=10) as reply:
+                    assert reply.status == int(expect[1]), reply.status
+                got = tail_lines(url_of(server.seen), ["AAPL"], tmp_path, 1)
+    assert "AAPL" in got[0]
