@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tickwire.feed._children import die_with_parent
+from tickwire.feed import _children
 from tickwire.simulators.errors import UserError
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -21,14 +20,16 @@ START_TIMEOUT_S = 20.0
 
 
 def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
-    """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench."""
+    """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench. It
+    stops when the bench dies, however it dies (a bench killed midway leaves no server running)."""
+    argv, options = _children.python_child(*args)
     return subprocess.Popen(
-        [sys.executable, "-m", *args],
+        argv,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=die_with_parent,  # a bench killed midway leaves no server running
+        **options,
     )
 
 
@@ -125,6 +126,7 @@ def settle(seconds: float) -> None:
 
 
 def _who(proc: subprocess.Popen[str]) -> str:
-    """The module and subcommand a child was spawned with, for error messages."""
+    """The module and subcommand a child was spawned with (after `python -m
+    tickwire.feed._children FD`), for error messages."""
     args = proc.args
-    return " ".join(str(a) for a in args[2:4]) if isinstance(args, (list, tuple)) else str(args)
+    return " ".join(str(a) for a in args[4:6]) if isinstance(args, (list, tuple)) else str(args)

@@ -60,7 +60,7 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),  # a foreign program: PDEATHSIG
         )
         try:
             wait_ping(sock, proc)
