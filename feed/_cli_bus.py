@@ -19,6 +19,7 @@ from tickwire.simulators.errors import UserError
 from . import _cli_serve as cs
 from . import _oplog
 from ._cli_args import _non_negative_int
+from ._urls import redact
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -82,7 +83,7 @@ def serve_bus(
         raise UserError("--role needs --bus redis://HOST:PORT/DB (the Redis the roles share)")
     if not args.bus.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(
-            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {args.bus!r}"
+            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {redact(args.bus)!r}"
         )
     role = args.role
     given = {d for d, where in sources.items() if where != "default"}

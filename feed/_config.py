@@ -28,6 +28,8 @@ from typing import Any, TextIO
 
 from tickwire.simulators.errors import UserError
 
+from ._urls import redact
+
 ENV_PREFIX = "TICKWIRE_"
 _SKIP = {"help", "version", "config", "print_config"}
 _SECRET_WORDS = ("token", "secret", "password")
@@ -235,6 +237,10 @@ def print_config(
             value = not value  # `no-color = true` means color is False
         if _secret(o) and value:
             value = ["<redacted>"] * len(value) if isinstance(value, list) else "<redacted>"
+        elif isinstance(value, str):
+            value = redact(value)  # a password inside a URL (--bus redis://:PASSWORD@host)
+        elif isinstance(value, list):
+            value = [redact(v) if isinstance(v, str) else v for v in value]
         print(f"{o.key} = {_toml(value)}{where}", file=out)
 
 

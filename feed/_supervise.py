@@ -28,6 +28,7 @@ from tickwire.simulators.errors import UserError
 
 from . import _children, _oplog
 from . import _cli_serve as cs
+from ._urls import redact
 from .server import ServerConfig
 
 log = logging.getLogger("tickwire.supervise")
@@ -217,7 +218,7 @@ def _ready_line(args: argparse.Namespace, workers: list[Worker], with_producer: 
     who = f"a producer and {who}" if with_producer else who
     pids = ", ".join(f"{w.name} {w.proc.pid}" for w in workers if w.proc is not None)
     return (
-        f"tickwire serving {n} symbols on {url} with {who} over {args.bus} namespace "
+        f"tickwire serving {n} symbols on {url} with {who} over {redact(args.bus)} namespace "
         f"{args.bus_namespace} (pids: {pids}); Ctrl+C to stop"
     )
 
