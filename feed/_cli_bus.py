@@ -17,7 +17,7 @@ import trio
 from tickwire.simulators.errors import UserError
 
 from . import _cli_serve as cs
-from . import _oplog
+from . import _extras, _oplog
 from ._cli_args import _non_negative_int
 from ._urls import redact
 from .server import Server, ServerConfig
@@ -65,6 +65,12 @@ def add_bus_arguments(ap: argparse.ArgumentParser) -> None:
 
 def wanted(args: argparse.Namespace) -> bool:
     return bool(args.bus or args.role or args.workers)
+
+
+def require_extras(args: argparse.Namespace) -> None:
+    """--bus needs coredis: said once, before anything starts (and before any worker does)."""
+    if args.bus:
+        _extras.require("--bus", "redis", "coredis", otherwise="or serve without --bus")
 
 
 def serve_bus(

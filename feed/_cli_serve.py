@@ -265,6 +265,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     _oplog.setup(level, args.log_format)
+    _cli_bus.require_extras(args)  # a missing extra is one line before any work
     config = ServerConfig(
         host=args.host,
         port=args.port,

@@ -12,8 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tickwire.feed import _children
-from tickwire.simulators.errors import UserError
+from tickwire.feed import _children, _extras
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 20.0
@@ -110,14 +109,7 @@ def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]
 
 def require_extras() -> None:
     """The load clients and baselines need picows and websockets: the `bench` extra."""
-    missing = []
-    for name in ("picows", "websockets"):
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise UserError(f"the bench needs {' and '.join(missing)}: pip install 'tickwire[bench]'")
+    _extras.require("the bench", "bench", "picows", "websockets")
 
 
 def settle(seconds: float) -> None:
