@@ -4,7 +4,8 @@ The supervised setup once drained and restarted every worker ~15 s after its sta
 (the workers' parent-death signal was tied to a trio worker thread that trio retires when idle).
 This runs the real thing: a redis-server, the `tickwire serve` supervisor, its producer and
 gateways, and a `websockets` client on the shared port for 65 s. In the default run on purpose:
-it is the test that catches that bug. Skips locally without redis-server or coredis, fails
+it is the test that catches that bug. And the other half of the contract: a supervisor killed
+with SIGKILL leaves no worker behind. Skips locally without redis-server or coredis, fails
 under CI=true (tests/_redis.py).
 """
 
@@ -83,6 +84,45 @@ def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart
         sup.send_signal(signal.SIGINT)
         assert sup.wait(timeout=30) == 0
         assert welcome["epoch"]  # the producer's, unchanged: no gap message came
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        assert sup.stdout is not None
+        sup.stdout.close()
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its new parent to reap it counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_stop_when_the_supervisor_is_killed(redis: RedisServer, tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to stop its workers: each worker's lifeline (a
+    pipe only the supervisor process held) closes, and the worker stops itself."""
+    args = ["--bus", redis.url, "--workers", "1", "--port", "0", "--drain-s", "0"]
+    sup = subprocess.Popen(
+        tickwire_cmd("serve", *args, "--drain-min-s", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sup.stdout is not None
+        line = sup.stdout.readline()
+        assert "(pids: " in line, line
+        pids = [int(w.split()[-1]) for w in line.split("(pids: ")[1].split(")")[0].split(", ")]
+        assert len(pids) == 2 and not any(_gone(p) for p in pids)
+        sup.kill()
+        sup.wait()
+        deadline = time.monotonic() + 30
+        while not all(_gone(p) for p in pids):  # they are not our children: nothing to wait on
+            assert time.monotonic() < deadline, [p for p in pids if not _gone(p)]
+            time.sleep(0.05)
     finally:
         if sup.poll() is None:
             sup.kill()
