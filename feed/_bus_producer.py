@@ -28,6 +28,7 @@ from ._bus_redis import (
     client_for,
     log,
 )
+from ._urls import redact
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +267,8 @@ class BusProducer:
             self._down(exc)
             return
         if not self._up:
-            log.info("bus up: %s namespace %r, epoch %016x", self.url, self.namespace, self.epoch)
+            shown = redact(self.url)
+            log.info("bus up: %s namespace %r, epoch %016x", shown, self.namespace, self.epoch)
         self._up = True
 
     async def _write_pending(self) -> None:
@@ -297,7 +299,7 @@ class BusProducer:
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
         self._report_done(last)
         if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
-            log.warning("bus restarted under us: %s; rewriting meta and snapshot", self.url)
+            log.warning("bus restarted under us: %s; rewriting meta and snapshot", redact(self.url))
             await self._connect()
 
     def _report_done(self, upto: int) -> None:
@@ -325,7 +327,7 @@ class BusProducer:
         if self._up or not self._logged_down:
             log.warning(
                 "bus down: %s (%s); the market keeps running, flushes are dropped until it is back",
-                self.url,
+                redact(self.url),
                 _reason(exc),
             )
         self._logged_down = True

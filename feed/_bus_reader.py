@@ -23,6 +23,7 @@ from ._bus_redis import (
     client_for,
     log,
 )
+from ._urls import redact
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class BusReader:
                 except _Failure as exc:
                     if _reason(exc) != logged:  # once per reason, not once per retry
                         logged = _reason(exc)
-                        log.info("waiting for the bus at %s: %s", self.url, logged)
+                        log.info("waiting for the bus at %s: %s", redact(self.url), logged)
                 except bc.BusFormatError:
                     raise
                 await trio.sleep(wait_s)
@@ -137,7 +138,7 @@ class BusReader:
                 await self._read()
             except _Failure as exc:
                 if self._up:
-                    log.warning("bus down: %s (%s); retrying", self.url, _reason(exc))
+                    log.warning("bus down: %s (%s); retrying", redact(self.url), _reason(exc))
                     self._up = False
                     self._ready.append((BusDown(_reason(exc)), None))
         item, self.flush_offset = self._ready.pop(0)

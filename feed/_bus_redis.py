@@ -6,6 +6,8 @@ import logging
 
 import trio
 
+from ._urls import redact
+
 try:
     import coredis
     from coredis.exceptions import RedisError
@@ -36,7 +38,9 @@ _Failure = (RedisError, OSError, trio.TooSlowError)
 def client_for(url: str) -> coredis.Redis[bytes]:
     """A coredis client for `redis://host:port/db` or `unix:///path.sock` (bytes replies)."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {url!r}")
+        raise ValueError(
+            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {redact(url)!r}"
+        )
     client: coredis.Redis[bytes] = coredis.Redis.from_url(url, decode_responses=False)
     return client
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from ._http import TOKEN_REFUSED
+
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -59,3 +61,11 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def server_token(text: str) -> str:
+    """A server token: never empty or whitespace (an unset templated secret must not open the
+    server to everyone)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"got {text!r}: {TOKEN_REFUSED}")
+    return text

@@ -17,8 +17,9 @@ import trio
 from tickwire.simulators.errors import UserError
 
 from . import _cli_serve as cs
-from . import _oplog
+from . import _extras, _oplog
 from ._cli_args import _non_negative_int
+from ._urls import redact
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -66,6 +67,12 @@ def wanted(args: argparse.Namespace) -> bool:
     return bool(args.bus or args.role or args.workers)
 
 
+def require_extras(args: argparse.Namespace) -> None:
+    """--bus needs coredis: said once, before anything starts (and before any worker does)."""
+    if args.bus:
+        _extras.require("--bus", "redis", "coredis", otherwise="or serve without --bus")
+
+
 def serve_bus(
     args: argparse.Namespace,
     config: ServerConfig,
@@ -82,7 +89,7 @@ def serve_bus(
         raise UserError("--role needs --bus redis://HOST:PORT/DB (the Redis the roles share)")
     if not args.bus.startswith(("redis://", "rediss://", "unix://")):
         raise UserError(
-            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {args.bus!r}"
+            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {redact(args.bus)!r}"
         )
     role = args.role
     given = {d for d, where in sources.items() if where != "default"}

@@ -17,6 +17,7 @@ from trio_websocket import ConnectionRejected
 from tickwire.simulators.errors import UserError
 
 from ._events import AuthError, TickwireError
+from ._urls import redact
 from .client import DEFAULT_URL, Feed, connect
 
 TIMEOUT_S = 10.0
@@ -98,7 +99,8 @@ def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) ->
             async with connect(args.url, token=args.token, reconnect=False) as feed:
                 result.append(await request(feed))
 
-    refused = f"{args.url} refused the token{'' if args.token else ' (none given: try --token)'}"
+    url = redact(args.url)  # as printed: credentials masked
+    refused = f"{url} refused the token{'' if args.token else ' (none given: try --token)'}"
     try:
         trio.run(main)
     except AuthError:
@@ -107,15 +109,15 @@ def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) ->
         if exc.status_code == 401:
             raise UserError(refused) from None
         status = exc.status_code
-        raise UserError(f"{args.url}: the server refused the connection (HTTP {status})") from None
+        raise UserError(f"{url}: the server refused the connection (HTTP {status})") from None
     except TickwireError as exc:
-        raise UserError(f"{args.url}: {exc}") from None
+        raise UserError(f"{url}: {exc}") from None
     except trio.TooSlowError:
-        raise UserError(f"{args.url}: no answer within {TIMEOUT_S:g} s") from None
+        raise UserError(f"{url}: no answer within {TIMEOUT_S:g} s") from None
     except BaseExceptionGroup as group:
         leaves = group.exceptions
         if len(leaves) == 1 and isinstance(leaves[0], TickwireError | trio.TooSlowError):
-            raise UserError(f"{args.url}: {leaves[0] or 'no answer'}") from None
+            raise UserError(f"{url}: {leaves[0] or 'no answer'}") from None
         raise
     return result[0]
 

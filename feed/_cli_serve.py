@@ -30,7 +30,7 @@ from . import _capacity, _cli_bus, _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._cli_args import _duration_s as _duration_s  # re-exported: _cli_record uses them
-from ._cli_args import _non_negative_float, _non_negative_int, _port, _positive_float
+from ._cli_args import _non_negative_float, _non_negative_int, _port, _positive_float, server_token
 from ._cli_args import _positive_int as _positive_int
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
 from .client import DEFAULT_URL, _single, connect
@@ -81,6 +81,7 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--token",
         action="append",
         default=[],
+        type=server_token,
         metavar="TOKEN",
         help="require this token (repeat for several); clients send "
         "'Authorization: Bearer TOKEN' or ?token=TOKEN",
@@ -264,6 +265,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     _oplog.setup(level, args.log_format)
+    _cli_bus.require_extras(args)  # a missing extra is one line before any work
     config = ServerConfig(
         host=args.host,
         port=args.port,

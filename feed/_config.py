@@ -28,6 +28,8 @@ from typing import Any, TextIO
 
 from tickwire.simulators.errors import UserError
 
+from ._urls import redact
+
 ENV_PREFIX = "TICKWIRE_"
 _SKIP = {"help", "version", "config", "print_config"}
 _SECRET_WORDS = ("token", "secret", "password")
@@ -233,8 +235,12 @@ def print_config(
             continue
         if o.kind == "store_false":
             value = not value  # `no-color = true` means color is False
-        if any(w in o.dest for w in _SECRET_WORDS) and value:
+        if _secret(o) and value:
             value = ["<redacted>"] * len(value) if isinstance(value, list) else "<redacted>"
+        elif isinstance(value, str):
+            value = redact(value)  # a password inside a URL (--bus redis://:PASSWORD@host)
+        elif isinstance(value, list):
+            value = [redact(v) if isinstance(v, str) else v for v in value]
         print(f"{o.key} = {_toml(value)}{where}", file=out)
 
 
@@ -287,6 +293,8 @@ def _convert_file(opt: _Option, raw: Any, where: str) -> Any:
         return raw if action.const is True else not raw
     if opt.kind == "append":
         items = raw if isinstance(raw, list) else [raw]
+        if not items and _secret(opt):
+            raise UserError(f"{where} is empty: set it, or leave the key out to go without one")
         return [_one(action, _scalar(x, where), where) for x in items]
     return _one(action, _scalar(raw, where), where)
 
@@ -299,8 +307,15 @@ def _convert_env(opt: _Option, text: str, where: str) -> Any:
             raise UserError(f"{where}: must be 1/true/yes/on or 0/false/no/off, got {text!r}")
         return (word in _TRUE) == (action.const is True)
     if opt.kind == "append":
-        return [_one(action, part.strip(), where) for part in text.split(",") if part.strip()]
+        parts = [_one(action, part.strip(), where) for part in text.split(",") if part.strip()]
+        if not parts and _secret(opt):  # an unset templated secret must not mean "no secret"
+            raise UserError(f"{where} is empty: set it, or unset it to go without one")
+        return parts
     return _one(action, text, where)
+
+
+def _secret(opt: _Option) -> bool:
+    return any(w in opt.dest for w in _SECRET_WORDS)
 
 
 def _scalar(raw: Any, where: str) -> str:

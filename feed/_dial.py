@@ -29,6 +29,7 @@ from trio_websocket import (
 )
 
 from ._events import AuthError, ConnectError
+from ._urls import redact
 
 HANDSHAKE_TIMEOUT_S = 10.0
 """TCP, TLS, upgrade and welcome must all be done within this (connect's `handshake_timeout_s`)."""
@@ -45,6 +46,11 @@ class Target:
     tls: bool
 
     @property
+    def shown(self) -> str:
+        """The URL as messages print it: credentials masked."""
+        return redact(self.url)
+
+    @property
     def feed_url(self) -> str:
         """The URL of the tickwire feed on the same server (path /v1)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -56,11 +62,13 @@ def parse_url(url: str) -> Target:
     parts = urlsplit(url)
     expected = "expected ws://HOST:PORT/v1 or wss://HOST:PORT/v1"
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectError(f"bad URL {url!r}: {expected}")
+        raise ConnectError(f"bad URL {redact(url)!r}: {expected}")
     try:
         port = parts.port
     except ValueError:
-        raise ConnectError(f"bad URL {url!r}: the port must be a number from 0 to 65535") from None
+        raise ConnectError(
+            f"bad URL {redact(url)!r}: the port must be a number from 0 to 65535"
+        ) from None
     tls = parts.scheme == "wss"
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, parts.hostname, port or (443 if tls else 80), resource, tls)
@@ -123,7 +131,7 @@ async def _dial(
         tcp = await trio.open_tcp_stream(target.host, target.port)
     except OSError as exc:
         raise ConnectError(
-            f"cannot connect to {target.url}: {_os_reason(exc)} (is `tickwire serve` running?)"
+            f"cannot connect to {target.shown}: {_os_reason(exc)} (is `tickwire serve` running?)"
         ) from None
     if not target.tls:
         return tcp
@@ -144,7 +152,7 @@ def _tls_text(target: Target, cause: BaseException | None) -> str:
     if isinstance(cause, ssl.SSLCertVerificationError):
         why = cause.verify_message or cause.reason or "untrusted"
         return (
-            f"certificate verify failed for {target.url}: {why}; if the server's certificate "
+            f"certificate verify failed for {target.shown}: {why}; if the server's certificate "
             "comes from a private CA, pass --cafile CA.pem (ssl_context= in the library)"
         )
     reason = getattr(cause, "reason", None) or (str(cause) if cause else "connection closed")
@@ -169,8 +177,10 @@ def _closed_text(target: Target, exc: ConnectionClosed) -> str:
     code = getattr(reason, "code", None)
     text = getattr(reason, "reason", None)
     if code == 1013:
-        return f"{target.url} is full ({text or 'try again later'}); retry later"
-    return f"{target.url} closed the connection during the handshake ({code} {text or ''})".strip()
+        return f"{target.shown} is full ({text or 'try again later'}); retry later"
+    return (
+        f"{target.shown} closed the connection during the handshake ({code} {text or ''})".strip()
+    )
 
 
 def _welcome(target: Target, first: str | bytes) -> dict[str, Any]:
@@ -180,7 +190,7 @@ def _welcome(target: Target, first: str | bytes) -> dict[str, Any]:
         welcome = None
     if not isinstance(welcome, dict) or welcome.get("type") != "welcome":
         raise ConnectError(
-            f"{target.url} is not a tickwire feed (its first message is not a welcome); "
+            f"{target.shown} is not a tickwire feed (its first message is not a welcome); "
             f"the feed is at {target.feed_url}"
         )
     return welcome
@@ -214,7 +224,7 @@ def _rejected(exc: ConnectionRejected, target: Target, token: str | None) -> Con
         )
     body = (exc.body or b"").decode(errors="replace").strip().splitlines()
     detail = f": {body[0]}" if body else ""
-    return ConnectError(f"{target.url} refused the connection: HTTP {status}{detail}")
+    return ConnectError(f"{target.shown} refused the connection: HTTP {status}{detail}")
 
 
 def _leaves(exc: BaseException) -> Any:

@@ -29,6 +29,7 @@ from tickwire.simulators.ticks import TickBatch
 
 from . import _bus_codec as bc
 from . import _oplog
+from ._urls import redact
 from .server import Server, ServerConfig
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class BusUpstream:
             return
         await server.shutdown(1012, "the feed now serves another universe: reconnect")
         raise UserError(
-            f"the producer on {self.reader.url} now serves another universe "
+            f"the producer on {redact(self.reader.url)} now serves another universe "
             f"({len(now) if now is not None else 0} symbols, was {len(self.universe)}): "
             "start this gateway again to serve it"
         )
@@ -110,7 +111,8 @@ class BusUpstream:
         }
 
     def not_ready(self) -> str | None:
-        return None if self.reader.statistics().up else f"the bus is down ({self.reader.url})"
+        up = self.reader.statistics().up
+        return None if up else f"the bus is down ({redact(self.reader.url)})"  # unauthenticated
 
 
 async def run_gateway(
@@ -119,7 +121,7 @@ async def run_gateway(
     """Wait for the producer's meta on the bus, then serve it until `stop` returns."""
     bus = _bus()
     ident = gateway_id()
-    log.info("gateway %s: waiting for a producer on %s namespace %r", ident, url, namespace)
+    log.info("gateway %s: waiting for a producer on %s namespace %r", ident, redact(url), namespace)
     async with bus.BusReader(url, namespace=namespace) as reader:
         server = Server(config, upstream=BusUpstream(reader, ident))
         async with trio.open_nursery() as nursery:
@@ -128,7 +130,7 @@ async def run_gateway(
             gc.freeze()
             print(
                 f"tickwire gateway {ident} serving {len(server.hub)} symbols on {ws_url} from "
-                f"{url} namespace {namespace} (epoch {server.hub.epoch}); Ctrl+C to stop",
+                f"{redact(url)} namespace {namespace} (epoch {server.hub.epoch}); Ctrl+C to stop",
                 flush=True,
             )
             if summaries is not None:
@@ -179,7 +181,7 @@ async def run_producer(
         gc.freeze()
         state = "" if producer.statistics().up else " (Redis not reachable yet: retrying)"
         print(
-            f"tickwire producer publishing {len(server.hub)} symbols to {url} namespace "
+            f"tickwire producer publishing {len(server.hub)} symbols to {redact(url)} namespace "
             f"{namespace} (epoch {server.hub.epoch}){state}{where}; Ctrl+C to stop",
             flush=True,
         )

@@ -270,6 +270,12 @@ def _response(
     return "\r\n".join(lines).encode("latin-1") + (b"" if head or status == 304 else body)
 
 
+TOKEN_REFUSED = (
+    "an empty or whitespace token would let anyone in: give the token clients must send, "
+    "or leave the token out to serve without one"
+)
+
+
 def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -> bool:
     sent: str | None = None
     scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -278,7 +284,7 @@ def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -
     else:
         values = parse_qs(query).get("token")
         sent = values[0] if values else None
-    if sent is None:
+    if not sent:  # no token, or an empty one: never a match, whatever the server holds
         return False
     given = sent.encode()
     ok = False

@@ -2,8 +2,9 @@
 
 - `JsonFormatter`: one JSON object per line (`ts`, `level`, `logger`, `msg`, then any `extra=`
   fields the call passed, e.g. peer, path, close code), for `--log-format json`.
-- `RedactTokens`: a filter that blanks `token=...` and `Bearer ...` in every message and field,
-  so a URL or header logged by any library never leaks a token.
+- `RedactTokens`: a filter that blanks `token=...`, `Bearer ...` and URL passwords
+  (`_urls.redact`) in every message and field, so a URL or header logged by any library never
+  leaks a secret.
 - `summary(prev, cur, dt_s)`: the periodic one-line summary (every `--log-every` seconds) from two
   `statistics()` dicts: clients, messages/s, ticks/s, new cadence overruns.
 
@@ -19,6 +20,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _urls
+
 _TOKEN = re.compile(r"(?i)(token=|bearer\s+)([^\s&\"',;]+)")
 # Attributes every LogRecord has: anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -30,8 +33,8 @@ def counted(n: int, noun: str) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with every token value replaced by `<redacted>`."""
-    return _TOKEN.sub(r"\1<redacted>", text)
+    """`text` with every token value replaced by `<redacted>`, and URL credentials masked."""
+    return _TOKEN.sub(r"\1<redacted>", _urls.redact(text))
 
 
 class RedactTokens(logging.Filter):

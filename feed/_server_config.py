@@ -65,6 +65,8 @@ class ServerConfig:
         return ctx
 
     def policy(self) -> _http.Policy:
+        if any(not t.strip() for t in self.tokens):
+            raise UserError(f"--token: {_http.TOKEN_REFUSED}")
         hosts, wildcard = _http.own_hosts(self.host)
         try:
             origins = tuple(_http.normalise_origin(o) for o in self.allow_origins)

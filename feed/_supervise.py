@@ -20,14 +20,15 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
 from tickwire.simulators.errors import UserError
 
+from . import _children, _oplog
 from . import _cli_serve as cs
-from . import _oplog
-from ._children import die_with_parent
+from ._urls import redact
 from .server import ServerConfig
 
 log = logging.getLogger("tickwire.supervise")
@@ -42,6 +43,7 @@ STOP_GRACE_S = 5.0  # past a worker's own stop (drain included), it is killed
 class Worker:
     name: str
     cmd: list[str]
+    options: dict[str, Any] = field(default_factory=dict)  # to open_process (the lifeline)
     proc: trio.Process | None = None
     ready_line: str = ""
     ready: trio.Event = field(default_factory=trio.Event)
@@ -61,8 +63,10 @@ class Supervisor:
         crashes, wait_s = 0, BACKOFF_S[0]
         while not self.stopping:
             started = trio.current_time()
+            # open_process forks from a trio worker thread that may be retired while the
+            # worker runs: the worker's lifeline is tied to this process, not to that thread.
             proc = await trio.lowlevel.open_process(
-                w.cmd, stdout=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent
+                w.cmd, stdout=subprocess.PIPE, start_new_session=True, **w.options
             )
             w.proc = proc
             async with trio.open_nursery() as nursery:
@@ -127,13 +131,15 @@ def supervise(args: argparse.Namespace, config: ServerConfig, *, with_producer: 
     if port == 0:  # choose one port for all: bound here (never listening) until they listen
         reserved = _reserve_port(config.host)
         port = reserved.getsockname()[1]
-    base = [sys.executable, "-m", "tickwire.feed.cli", *sys.argv[1:], "--workers", "0"]
-    base += ["--port", str(port), "--worker"]
+    base, options = _children.python_child(
+        "tickwire.feed.cli", *sys.argv[1:], "--workers", "0", "--port", str(port), "--worker"
+    )
     workers = [
-        Worker(f"gateway-{i}", [*base, "--role", "gateway"]) for i in range(1, args.workers + 1)
+        Worker(f"gateway-{i}", [*base, "--role", "gateway"], options)
+        for i in range(1, args.workers + 1)
     ]
     if with_producer:
-        workers.insert(0, Worker("producer", [*base, "--role", "producer"]))
+        workers.insert(0, Worker("producer", [*base, "--role", "producer"], options))
     sup = Supervisor(workers, args.drain_s)
 
     async def main() -> None:
@@ -212,7 +218,7 @@ def _ready_line(args: argparse.Namespace, workers: list[Worker], with_producer: 
     who = f"a producer and {who}" if with_producer else who
     pids = ", ".join(f"{w.name} {w.proc.pid}" for w in workers if w.proc is not None)
     return (
-        f"tickwire serving {n} symbols on {url} with {who} over {args.bus} namespace "
+        f"tickwire serving {n} symbols on {url} with {who} over {redact(args.bus)} namespace "
         f"{args.bus_namespace} (pids: {pids}); Ctrl+C to stop"
     )
 

@@ -35,6 +35,7 @@ from ._events import (
     ProtocolError,
     Status,
 )
+from ._urls import redact
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1"
 _MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON is ~2.5 MB
@@ -197,7 +198,7 @@ class Feed:
     async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         ws = self._ws
         if ws is None or self.state != "live":
-            raise ConnectionLost(f"not connected to {self.url} ({self.state}); try again")
+            raise ConnectionLost(f"not connected to {redact(self.url)} ({self.state}); try again")
         rid = next(self._ids)
         done = trio.Event()
         slot: list[dict[str, Any]] = []
@@ -207,12 +208,12 @@ class Feed:
             try:
                 await ws.send_message(orjson.dumps({"op": op, "id": rid, **fields}).decode())
             except ConnectionClosed:
-                raise ConnectionLost(f"connection to {self.url} lost during {op}") from None
+                raise ConnectionLost(f"connection to {redact(self.url)} lost during {op}") from None
             await done.wait()
         finally:
             del self._waiters[rid]
         if not slot:
-            raise ConnectionLost(f"connection to {self.url} lost before the reply to {op}")
+            raise ConnectionLost(f"connection to {redact(self.url)} lost before the reply to {op}")
         reply = slot[0]
         if reply.get("type") == "error":
             raise ProtocolError(reply["code"], reply.get("message", ""), reply.get("symbols", ()))
@@ -280,7 +281,9 @@ class Feed:
                 return
             if not self._reconnect:
                 self.state = "closed"
-                await self._events_send.send(ConnectionLost(f"connection to {self.url} closed"))
+                await self._events_send.send(
+                    ConnectionLost(f"connection to {redact(self.url)} closed")
+                )
                 self._events_send.close()
                 return
             self.state = "reconnecting"

@@ -27,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from ._urls import redact
+
 Headers = list[tuple[str, str]]
 Response = tuple[int, Headers, bytes]
 StatsSource = Callable[[], Mapping[str, Any]]
@@ -160,7 +162,7 @@ def readyz(
     if not listening:
         return _text(503, "not ready: not listening yet")
     if upstream is not None:
-        return _text(503, f"not ready: {upstream}")
+        return _text(503, f"not ready: {redact(upstream)}")  # unauthenticated: no passwords
     if last_publish_s is None:
         return _text(503, "not ready: the market has not produced yet")
     age_s = now_s - last_publish_s

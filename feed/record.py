@@ -24,6 +24,8 @@ from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
 
+from . import _extras
+
 FORMATS = (".parquet", ".npy", ".csv")
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -52,6 +54,10 @@ def parse_rotate(text: str) -> Rotate:
 def check_out(path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"--out must end in .parquet, .npy or .csv, got {str(path)!r}")
+    if path.suffix.lower() == ".parquet":  # before connecting, not at the first write
+        _extras.require(
+            f"--out {path}", "parquet", "pyarrow", otherwise="or record to .npy or .csv"
+        )
 
 
 class Recorder:

@@ -38,16 +38,19 @@ def require_redis() -> None:
 class RedisServer:
     """A redis-server with no persistence on a free port and a unix socket; killed at teardown."""
 
-    def __init__(self, where: Path, *, tcp: bool) -> None:
+    def __init__(self, where: Path, *, tcp: bool, password: str = "") -> None:
         self.sock = where / "redis.sock"
         self.port = free_port() if tcp else 0
-        self.url = f"redis://127.0.0.1:{self.port}/0" if tcp else f"unix://{self.sock}"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0" if tcp else f"unix://{self.sock}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--unixsocket", str(self.sock), "--unixsocketperm", "700"]
         args += ["--save", "", "--appendonly", "no"]
+        args += ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ping(str(self.sock), self.proc)

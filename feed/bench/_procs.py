@@ -8,27 +8,27 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tickwire.feed._children import die_with_parent
-from tickwire.simulators.errors import UserError
+from tickwire.feed import _children, _extras
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 20.0
 
 
 def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
-    """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench."""
+    """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench. It
+    stops when the bench dies, however it dies (a bench killed midway leaves no server running)."""
+    argv, options = _children.python_child(*args)
     return subprocess.Popen(
-        [sys.executable, "-m", *args],
+        argv,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=die_with_parent,  # a bench killed midway leaves no server running
+        **options,
     )
 
 
@@ -109,14 +109,7 @@ def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]
 
 def require_extras() -> None:
     """The load clients and baselines need picows and websockets: the `bench` extra."""
-    missing = []
-    for name in ("picows", "websockets"):
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise UserError(f"the bench needs {' and '.join(missing)}: pip install 'tickwire[bench]'")
+    _extras.require("the bench", "bench", "picows", "websockets")
 
 
 def settle(seconds: float) -> None:
@@ -125,6 +118,7 @@ def settle(seconds: float) -> None:
 
 
 def _who(proc: subprocess.Popen[str]) -> str:
-    """The module and subcommand a child was spawned with, for error messages."""
+    """The module and subcommand a child was spawned with (after `python -m
+    tickwire.feed._children FD`), for error messages."""
     args = proc.args
-    return " ".join(str(a) for a in args[2:4]) if isinstance(args, (list, tuple)) else str(args)
+    return " ".join(str(a) for a in args[4:6]) if isinstance(args, (list, tuple)) else str(args)

@@ -60,7 +60,7 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(),  # a foreign program: PDEATHSIG
         )
         try:
             wait_ping(sock, proc)
@@ -82,7 +82,7 @@ def wait_ping(sock: str, proc: subprocess.Popen[bytes]) -> None:
                 s.settimeout(1)
                 s.connect(sock)
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up (with a password)
                     return
         except OSError:
             pass

@@ -260,7 +260,7 @@ class AlpacaSession:
         """Any credentials pass when the server has no tokens; else `key` or `secret` is one."""
         if not self._tokens:
             return True
-        given = [v.encode() for v in (key, secret) if isinstance(v, str)]
+        given = [v.encode() for v in (key, secret) if isinstance(v, str) and v]  # "" never
         return any(hmac.compare_digest(g, t.encode()) for g in given for t in self._tokens)
 
     def _authenticate(self, key: Any) -> Reply:

@@ -189,3 +189,13 @@ def test_prefix_routes_carry_path_query_and_headers_and_their_own_token_rules():
     assert ok.path == "/binance/stream" and ok.query == "streams=a@trade/b@trade&token=t0k"
     refused(upgrade("/coinbase"), 404, pol)  # not a prefix route of this policy
     refused(upgrade("/alpaca/v2/iex", "Origin: http://evil.example"), 403, pol)
+
+
+def test_an_empty_token_never_authenticates():
+    # Even a policy holding an empty token (ServerConfig refuses to build one) lets no one in
+    # with an empty Bearer token or ?token=.
+    pol = policy(tokens=("", "s3cret"))
+    refused(upgrade("/v1", "Authorization: Bearer "), 401, pol)
+    refused(upgrade("/v1", "Authorization: Bearer    "), 401, pol)
+    refused(upgrade("/v1?token="), 401, pol)
+    assert isinstance(decide(upgrade("/v1", "Authorization: Bearer s3cret"), pol), _http.Accept)

@@ -353,3 +353,11 @@ def test_connection_limit_with_header_auth_and_raised_limits() -> None:
     assert unlimited.counts[("iex", "k")] == 50
     with pytest.raises(ValueError, match="per_key"):
         KeyLimit(-1)
+
+
+def test_an_empty_key_never_authenticates() -> None:
+    for tokens in (("", "tok"), ("tok",)):
+        for key, secret in [("", ""), ("", "x"), ("x", "")]:
+            s = session(tokens=tokens)
+            [[answer]] = send(s, {"action": "auth", "key": key, "secret": secret})
+            assert answer == {"T": "error", "code": 402, "msg": "auth failed"}, (tokens, key)
