@@ -48,7 +48,6 @@ class Shell:
     nursery: trio.Nursery  # flushers run here
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None
-    handshake_timeout_s: float = 10.0  # against slowloris
     on_refused: Callable[[], None] = lambda: None
     on_open: Callable[[], None] = lambda: None
     on_close: Callable[[Connection], None] = lambda conn: None  # after the socket's release
@@ -61,7 +60,11 @@ class Connection:
         "_drained",
         "_failure",
         "_flushing",
+        "_ip_counted",
+        "_refuse",
+        "_request_scope",
         "_scope",
+        "_shed",
         "_shell",
         "_shut",
         "core",
@@ -73,7 +76,16 @@ class Connection:
         "transport",
     )
 
-    def __init__(self, sock: socket.socket, addr: tuple[str, int], shell: Shell) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        addr: tuple[str, int],
+        shell: Shell,
+        *,
+        refuse: _http.Refuse | None = None,
+    ) -> None:
+        """`refuse`: answer this at once, without reading a request (over the per-IP cap);
+        such a socket does not count against its address."""
         self._shell = shell
         self.ip = addr[0]
         self.peer = f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
@@ -91,6 +103,25 @@ class Connection:
         self._failure: Exception | None = None
         self._drained: trio.Event | None = None
         self._shut = False
+        self._refuse = refuse
+        self._ip_counted = refuse is None
+        self._shed = False
+        self._request_scope = trio.CancelScope()
+        if refuse is None:
+            self._request_scope.deadline = shell.registry.handshake_started(self, self.opened_s)
+
+    def hurry(self, timeout_s: float) -> None:
+        """Under pressure: the request must arrive within `timeout_s` of the accept."""
+        deadline = self.opened_s + timeout_s
+        if deadline < self._request_scope.deadline:
+            self._request_scope.deadline = deadline
+
+    def release_slot(self) -> None:
+        """Shed (the registry made room for a newer socket): the slot is free now, the
+        socket is closed by this connection's task as soon as it runs."""
+        self._shed = True
+        self._shell.registry.release(self.ip, per_ip=self._ip_counted)
+        self._request_scope.cancel()
 
     # ------------------------------------------------------------------ the task
 
@@ -106,24 +137,33 @@ class Connection:
             self._finish()
 
     async def _handshake(self) -> bool:
-        shell, transport = self._shell, self.transport
+        shell, transport, registry = self._shell, self.transport, self._shell.registry
+        if self._refuse is not None:
+            await self._refuse_now(self._refuse, trio.current_time())
+            return False
         front = _http.HttpFront(shell.policy)
         decision: _http.Accept | _http.Refuse | None = None
-        with trio.move_on_after(shell.handshake_timeout_s):
-            while decision is None:
-                try:
-                    data = transport.recv_nowait()
-                except OSError:
-                    return False
-                if data is None:
-                    await transport.wait_readable()
-                    continue
-                decision = front.receive_data(data)
+        try:
+            with self._request_scope:
+                while decision is None:
+                    try:
+                        data = transport.recv_nowait()
+                    except OSError:
+                        return False
+                    if data is None:
+                        await transport.wait_readable()
+                        continue
+                    decision = front.receive_data(data)
+        finally:
+            registry.handshake_ended(self)
         now = trio.current_time()
         if decision is None:
-            log.debug("client %s: no request within %g s", self.peer, shell.handshake_timeout_s)
+            if self._shed:
+                registry.note_refused("shed", self.peer, "no request yet, room for a newer", now)
+            else:
+                waited = now - self.opened_s
+                log.debug("client %s: no request within %.1f s", self.peer, waited)
             return False
-        registry = shell.registry
         over_ip = registry.max_per_ip and registry.per_ip[self.ip] > registry.max_per_ip
         if isinstance(decision, _http.Accept) and over_ip:
             decision = _http.refusal(
@@ -137,7 +177,7 @@ class Connection:
             else shell.make_core(decision, self.wake, now)
         )
         if isinstance(made, _http.Refuse):
-            await self._refuse(made, now)
+            await self._refuse_now(made, now)
             return False
         assert isinstance(decision, _http.Accept)
         core = self.core = made
@@ -145,6 +185,7 @@ class Connection:
         if not await self._send_all(decision.response):
             core.connection_lost("gone during the handshake")
             return False
+        registry.make_room()
         if registry.held - 1 >= registry.max_connections:
             shell.on_refused()
             registry.note_refused(
@@ -172,7 +213,7 @@ class Connection:
             core.receive_data(decision.trailing, now)
         return True
 
-    async def _refuse(self, decision: _http.Refuse, now: float) -> None:
+    async def _refuse_now(self, decision: _http.Refuse, now: float) -> None:
         shell = self._shell
         if decision.upgrade:
             shell.on_refused()
@@ -391,7 +432,9 @@ class Connection:
         else:
             self.transport.close()
         shell.registry.open.discard(self)
-        shell.registry.release(self.ip)
+        shell.registry.handshake_ended(self)  # cancelled before its request came
+        if not self._shed:
+            shell.registry.release(self.ip, per_ip=self._ip_counted)
         if core is not None:
             try:
                 core.detach()
@@ -420,4 +463,24 @@ def _shutdown_write(transport: Transport) -> None:
         transport.sock.shutdown(socket.SHUT_WR)
 
 
-__all__ = ["Connection", "Registry", "Shell"]
+def admit(sock: socket.socket, addr: tuple[str, int], shell: Shell) -> Connection:
+    """A socket just accepted: make room for it (shed the oldest handshakes that have not sent
+    their request, from its address over the per-IP cap, from anyone past the connection cap
+    and its headroom), hold its slot, and return its connection (`run` it in a task). Over the
+    per-IP cap with no handshake of its address to shed, it is answered 429 without a read."""
+    registry = shell.registry
+    ip = addr[0]
+    _, refuse = registry.to_shed(ip)
+    registry.hold(ip, per_ip=not refuse)
+    if not refuse:
+        return Connection(sock, addr, shell)
+    limit = registry.max_per_ip
+    decision = _http.refusal(
+        429,
+        f"over --max-connections-per-ip ({limit})",
+        f"at most {limit} connections per address; retry later\n",
+    )
+    return Connection(sock, addr, shell, refuse=decision)
+
+
+__all__ = ["Connection", "Registry", "Shell", "admit"]

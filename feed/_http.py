@@ -1,12 +1,15 @@
 """The HTTP front of the listener, sans-IO: request bytes in, an accept or a refusal out.
 
-Every accepted socket starts here. h11 parses the request (headers bounded to 16 KiB: more is
-HTTP 431). A WebSocket upgrade goes through its checks in this order: path (404), Origin (403),
-token (401), then the caller's per-IP and connection caps; `Accept` carries the 101 response and
-the bytes that followed the request in the same packet (a client may send its first frame with
-the handshake: they belong to the WebSocket). Any other request gets an answer from `routes`
-(404 by default) and `Connection: close`. No trio, no sockets, no clock: the deadline against
-slowloris is the shell's.
+Every accepted socket starts here. Before h11 parses the request, its head is measured here
+(at most 16 KiB and 100 header lines, however many reads it took: more is HTTP 431), so a
+request that arrives in one read cannot make h11 parse thousands of headers. An upgrade must be
+HTTP/1.1 with one `Origin`, `Host` and `Sec-WebSocket-Key` each (else 400); a HEAD is answered
+without a body, whatever its status. A WebSocket upgrade goes through its checks in this order:
+path (404), Origin (403), token (401), then the caller's per-IP and connection caps; `Accept`
+carries the 101 response and the bytes that followed the request in the same packet (a client
+may send its first frame with the handshake: they belong to the WebSocket). Any other request
+gets an answer from `routes` (404 by default) and `Connection: close`. No trio, no sockets, no
+clock: the deadline against slowloris is the shell's.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +27,9 @@ import h11
 from wsproto.utilities import generate_accept_token
 
 MAX_HEADER_BYTES = 16 * 1024  # a browser's request with cookies fits easily; more is abuse
+MAX_HEADER_LINES = 100  # Apache's LimitRequestFields; a browser sends about 20
+_BLANK_LINE = re.compile(b"\n\r?\n")  # the end of a request head, as h11 finds it
+_UNIQUE = ("origin", "host", "sec-websocket-key")  # a second one could hide the first
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 Headers = list[tuple[bytes, bytes]]
@@ -123,16 +130,21 @@ def normalise_origin(origin: str) -> str:
 class HttpFront:
     """One socket's request, parsed; `receive_data` returns None until it can decide."""
 
-    __slots__ = ("_h11", "_policy")
+    __slots__ = ("_h11", "_head", "_policy")
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._head: bytearray | None = bytearray()  # the head so far; None once measured
 
     def receive_data(self, data: bytes) -> Accept | Refuse | None:
         """Feed bytes read from the socket (b"" at EOF); None: read more."""
         if not data:  # nobody is left to answer
             return _refuse(0, "closed before sending a whole request", "", False)
+        if self._head is not None:
+            too_big = self._measure(data)
+            if too_big is not None:
+                return _refuse(431, too_big, f"request header fields too large: {too_big}\n", False)
         self._h11.receive_data(data)
         try:
             event = self._h11.next_event()
@@ -145,7 +157,33 @@ class HttpFront:
             return _refuse(400, "no request", "bad HTTP request\n", False)
         return self._decide(event)
 
+    def _measure(self, data: bytes) -> str | None:
+        """Keep the head until its blank line; why it is too large, or None. The bytes are
+        scanned once (from just before the new ones), never parsed."""
+        head = self._head
+        assert head is not None
+        start = max(0, len(head) - 2)
+        head += data[: MAX_HEADER_BYTES + 4 - len(head)]
+        end = _BLANK_LINE.search(head, start)
+        size = len(head) if end is None else end.end()
+        if size > MAX_HEADER_BYTES:
+            return f"more than {MAX_HEADER_BYTES} bytes of request line and headers"
+        if head.count(b"\n", 0, size) - 2 > MAX_HEADER_LINES:  # the request line, the blank
+            return f"more than {MAX_HEADER_LINES} header lines"
+        if end is not None:
+            self._head = None
+        return None
+
     def _decide(self, req: h11.Request) -> Accept | Refuse:
+        decision = self._decide_request(req)
+        if req.method == b"HEAD" and isinstance(decision, Refuse):
+            head = decision.response  # the same headers, no body (RFC 9110 9.3.2)
+            cut = head.find(b"\r\n\r\n")
+            if cut >= 0:
+                decision = replace(decision, response=head[: cut + 4])
+        return decision
+
+    def _decide_request(self, req: h11.Request) -> Accept | Refuse:
         target = req.target.decode("latin-1")
         url = urlsplit(target)
         path = url.path
@@ -174,6 +212,14 @@ class HttpFront:
             key, protocols = path, ()
         if protocols is None:
             return _refuse(404, f"path {path} is not a WebSocket route", policy.not_found.decode())
+        if req.http_version != b"1.1":  # RFC 6455 4.1: "HTTP/1.1 or higher"
+            version = req.http_version.decode()
+            return _refuse(400, f"upgrade over HTTP/{version}", "a WebSocket upgrade is HTTP/1.1\n")
+        repeated = [n for n in _UNIQUE if _count(req.headers, n) > 1]
+        if repeated:
+            return _refuse(
+                400, f"repeated {repeated[0]} header", f"more than one {repeated[0]} header\n"
+            )
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
             return _refuse(
@@ -291,6 +337,11 @@ def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -
     for token in tokens:  # every token compared, in constant time each
         ok |= hmac.compare_digest(given, token.encode())
     return ok
+
+
+def _count(headers: Iterable[tuple[bytes, bytes]], name: str) -> int:
+    want = name.encode()
+    return sum(1 for k, _ in headers if k == want)
 
 
 def _valid_key(key: str) -> bool:

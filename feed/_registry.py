@@ -1,5 +1,6 @@
-"""What a server holds: every socket by peer IP (the connection caps), the open connections, and
-the refused upgrades, logged so that a flood of them cannot flood the log. No I/O.
+"""What a server holds: every socket by peer IP (the connection caps), the open connections, the
+handshakes still waiting for their request (oldest first: the ones shed under a flood of silent
+sockets), and the refused upgrades, logged so that a flood of them cannot flood the log. No I/O.
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import trio
-
 if TYPE_CHECKING:
     from ._connection import Connection
 
 log = logging.getLogger("tickwire.server")
 
 _REFUSED_SUMMARY_S = 10.0  # refused upgrades are summarised at info at most this often
+# Sockets held past --max-connections, so that clients over the cap get their 1013 (or a 429)
+# instead of waiting in the kernel's queue. Past this, the oldest unfinished handshake is shed
+# for each new socket: the accept loop never stops, so /livez and new clients are answered.
+HEADROOM = 64
+REQUEST_TIMEOUT_S = 10.0  # a request must arrive within this...
+PRESSED_REQUEST_TIMEOUT_S = 2.0  # ...or this, under pressure (as nginx and HAProxy shorten it)
 
 
 @dataclass(eq=False, slots=True)
@@ -30,22 +35,101 @@ class Registry:
     held: int = 0
     per_ip: Counter[str] = field(default_factory=Counter)
     open: set[Connection] = field(default_factory=set)
-    freed: trio.Event = field(default_factory=trio.Event)
+    # Sockets whose request has not arrived, oldest first, in all and by peer IP
+    handshaking: dict[Connection, None] = field(default_factory=dict)
+    handshaking_by_ip: dict[str, dict[Connection, None]] = field(default_factory=dict)
+    handshakes_shed: int = 0  # cut to make room (for /metrics)
     refused: Counter[str] = field(default_factory=Counter)
     refused_since_s: float = -math.inf
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+    pressed_timeout_s: float = PRESSED_REQUEST_TIMEOUT_S
+    pressed: bool = False  # many sockets wait for their request: shorter deadlines
 
-    def hold(self, ip: str) -> None:
+    def hold(self, ip: str, *, per_ip: bool = True) -> None:
+        """One more socket; `per_ip` False: one that is refused at once (over the per-IP cap)
+        does not count against its address."""
         self.held += 1
-        self.per_ip[ip] += 1
+        if per_ip:
+            self.per_ip[ip] += 1
 
-    def release(self, ip: str) -> None:
+    def release(self, ip: str, *, per_ip: bool = True) -> None:
         self.held -= 1
+        if not per_ip:
+            return
         left = self.per_ip[ip] - 1
         if left:
             self.per_ip[ip] = left
         else:
             del self.per_ip[ip]
-        self.freed.set()
+
+    # ------------------------------------------------------------------ handshakes
+
+    def handshake_started(self, conn: Connection, now: float) -> float:
+        """A socket waits for its request: its deadline (shorter under pressure)."""
+        self.handshaking[conn] = None
+        self.handshaking_by_ip.setdefault(conn.ip, {})[conn] = None
+        return now + (self.pressed_timeout_s if self.under_pressure() else self.request_timeout_s)
+
+    def handshake_ended(self, conn: Connection) -> None:
+        if self.handshaking.pop(conn, 0) is None:
+            mine = self.handshaking_by_ip[conn.ip]
+            del mine[conn]
+            if not mine:
+                del self.handshaking_by_ip[conn.ip]
+
+    def under_pressure(self) -> bool:
+        """Past --max-connections, or half the headroom spent on sockets that say nothing:
+        the request deadline shrinks (and once, as pressure starts, for those waiting)."""
+        pressed = self.held > self.max_connections or len(self.handshaking) > HEADROOM // 2
+        if pressed and not self.pressed:
+            log.warning(
+                "%d sockets wait for their request (%d held): request deadline now %g s",
+                len(self.handshaking),
+                self.held,
+                self.pressed_timeout_s,
+            )
+            for conn in self.handshaking:
+                conn.hurry(self.pressed_timeout_s)
+        self.pressed = pressed
+        return pressed
+
+    def oldest_handshake(self, ip: str | None = None) -> Connection | None:
+        """The socket that has waited longest for its request (from `ip`, if given)."""
+        waiting = self.handshaking if ip is None else self.handshaking_by_ip.get(ip, {})
+        return next(iter(waiting), None)
+
+    def to_shed(self, ip: str) -> tuple[list[Connection], bool]:
+        """A socket from `ip` was just accepted: the handshakes to cut to make room for it, and
+        whether it must be refused instead (over the per-IP cap, its address has no handshake
+        to give up). Cut handshakes are released here, at once."""
+        shed: list[Connection] = []
+        if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip:
+            victim = self.oldest_handshake(ip)
+            if victim is None:
+                return shed, True
+            shed.append(victim)
+            self._shed(victim)
+        while self.held >= self.max_connections + HEADROOM:
+            victim = self.oldest_handshake()
+            if victim is None:
+                break
+            shed.append(victim)
+            self._shed(victim)
+        return shed, False
+
+    def make_room(self) -> None:
+        """A client's upgrade is complete while the server holds --max-connections sockets:
+        shed sockets still silent (oldest first) rather than refuse the one that spoke."""
+        while self.held > self.max_connections:
+            victim = self.oldest_handshake()
+            if victim is None:
+                return
+            self._shed(victim)
+
+    def _shed(self, conn: Connection) -> None:
+        self.handshake_ended(conn)
+        conn.release_slot()
+        self.handshakes_shed += 1
 
     def note_refused(self, what: str, peer: str, reason: str, now: float) -> None:
         """A refused upgrade: the first of each 10 s window at info, the rest at debug and then

@@ -88,6 +88,10 @@ class Limits:
     rate_per_s: float = 50.0  # token bucket: sustained requests per second...
     burst: int = 100  # ...and how many may come at once
     strike_limit: int = 20  # bad requests (decaying one per second) before closing with 1008
+    # A subscribe or unsubscribe also costs a token per this many symbols it names ("*": the
+    # universe), capped at `burst`: 5000 symbols cost 51 requests' worth, so subscribe storms
+    # within the request rate cannot saturate the CPU, and the largest request still passes.
+    symbols_per_token: int = 100
 
 
 class ConnectionState:
@@ -151,7 +155,18 @@ class ConnectionState:
                     id=_peek_id(frame),
                 )
             self._tokens -= 1.0
-            return self._handle(p.parse_request(frame))
+            req = p.parse_request(frame)
+            extra = self._cost(req) - 1.0
+            if extra > 0:
+                if self._tokens < extra - 1e-9:
+                    raise p.RateLimited(
+                        f"this request names many symbols and costs {extra + 1:g} requests"
+                        f" ({self.limits.symbols_per_token} symbols each); retry in"
+                        f" {(extra - self._tokens) / self.limits.rate_per_s:.1f} s",
+                        id=req.id,
+                    )
+                self._tokens -= extra
+            return self._handle(req)
         except p.RequestError as err:
             self.errors += 1
             self.error_codes[err.code] = self.error_codes.get(err.code, 0) + 1
@@ -161,6 +176,16 @@ class ConnectionState:
                 if self._strikes > self.limits.strike_limit:
                     actions.append(Close(p.CloseCode.POLICY, "too many bad requests"))
             return actions
+
+    def _cost(self, req: p.Request) -> float:
+        """What a request costs in requests: 1, plus its symbols' share (capped at a burst)."""
+        if isinstance(req, p.Subscribe):
+            n = len(self._index) if p.WILDCARD in req.symbols else len(req.symbols)
+        elif isinstance(req, p.Unsubscribe):
+            n = len(req.symbols)
+        else:
+            return 1.0
+        return min(float(self.limits.burst), 1.0 + n // self.limits.symbols_per_token)
 
     def _refill(self, now_s: float) -> None:
         elapsed = max(0.0, now_s - self._last_s)

@@ -13,9 +13,12 @@ task and the generator's:
 
 wsproto parses incoming frames (fragmentation, UTF-8, control frames, the close handshake) and
 writes control and close frames; protocol errors answer with a close frame (1002, 1007, 1009)
-before TCP closes. Data frames are written here (`frame`): final, unmasked, no extension is ever
-negotiated, so they are what wsproto would have written, without its per-message cost.
-No trio, no socket, no clock: time comes in as `now` (monotonic seconds).
+before TCP closes. Every frame the client sends (data, continuation, ping, pong, empty or not)
+costs one token of `FrameBudget`: a client that floods frames is closed with 1008 before it
+costs the others their share of the CPU. Data frames are written here (`frame`): final,
+unmasked, no extension is ever negotiated, so they are what wsproto would have written,
+without its per-message cost. No trio, no socket, no clock: time comes in as `now`
+(monotonic seconds).
 """
 
 from __future__ import annotations
@@ -37,6 +40,36 @@ OP_TEXT = 0x1
 OP_BINARY = 0x2
 _H16 = struct.Struct("!BBH")
 _H64 = struct.Struct("!BBQ")
+
+# Frames a client may send: 100 a second (Coinbase's limit on client messages), in bursts of
+# 200. A request is one frame; a client fragmenting a 64 KiB request into 1 KiB frames, or
+# answering every ping, stays far below it.
+FRAMES_PER_S = 100.0
+FRAMES_BURST = 200
+
+
+class FrameBudget:
+    """A token bucket over the frames a client sends (monotonic seconds)."""
+
+    __slots__ = ("_last_s", "_tokens", "burst", "rate_per_s")
+
+    def __init__(self, now: float, rate_per_s: float = FRAMES_PER_S, burst: int = FRAMES_BURST):
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last_s = now
+
+    def take(self, now: float) -> bool:
+        """One frame at `now`: False once the client has spent the budget."""
+        elapsed = max(0.0, now - self._last_s)
+        self._last_s = now
+        tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
+        if tokens < 1.0 - 1e-9:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
 
 # Replies waiting in the outbox past this mean a client that sends requests (or pings) and does
 # not read: the shell stops reading its socket until the outbox drains (TCP backpressure).
@@ -106,6 +139,7 @@ class WebSocketCore:
     __slots__ = (
         "_close_at",
         "_discard",
+        "_frames",
         "_msg",
         "_msg_size",
         "_stall_at",
@@ -130,8 +164,11 @@ class WebSocketCore:
         stall_s: float,
         close_timeout_s: float,
         now: float,
+        frame_budget: bool = True,
     ) -> None:
+        """`frame_budget` False: no limit on the client's frames (a conformance echo server)."""
         self._ws = Connection(ConnectionType.SERVER)
+        self._frames = FrameBudget(now) if frame_budget else None
         self.state = State.IDLE
         self.outbox = bytearray()
         self.max_message = max_message
@@ -182,7 +219,17 @@ class WebSocketCore:
         if self._discard or self._ws.state is ConnectionState.CLOSED:
             return
         self._ws.receive_data(data)
+        frames = self._frames
         for event in self._ws.events():
+            if (
+                frames is not None
+                and not isinstance(event, CloseConnection)
+                and (not isinstance(event, (TextMessage, BytesMessage)) or event.frame_finished)
+                and not frames.take(now)
+            ):
+                rate = f"{frames.rate_per_s:g} frames a second (bursts of {frames.burst})"
+                self._fail(1008, f"more than {rate}", now)
+                return  # the frames behind it are never parsed
             if isinstance(event, (TextMessage, BytesMessage)):
                 if self.state is not State.CLOSING:
                     self._message_part(event, now)

@@ -12,7 +12,7 @@ Input keys the collector reads, each optional (a missing key omits its family; n
 invented): `clients`, `connections_total`, `connections_refused`, `messages_sent`, `ticks_sent`,
 `bytes_sent`, `ticks_conflated`, `ticks_published`, `cadence_overruns`, `uptime_s`, `symbols`,
 `errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`, `bus_up`,
-`bus_gaps`.
+`bus_gaps`, `handshakes_shed`.
 
 Must never import trio: it is a pure function of what the server hands it.
 """
@@ -37,6 +37,11 @@ StatsSource = Callable[[], Mapping[str, Any]]
 _COUNTERS = (
     ("connections", "connections_total", "WebSocket connections accepted"),
     ("connections_refused", "connections_refused", "connections refused (bad token, full)"),
+    (
+        "handshakes_shed",
+        "handshakes_shed",
+        "sockets closed before their request came, to make room for newer ones",
+    ),
     ("messages_sent", "messages_sent", "data and heartbeat messages sent to clients"),
     ("ticks_sent", "ticks_sent", "tick records sent to clients"),
     ("bytes_sent", "bytes_sent", "WebSocket payload bytes sent to clients"),

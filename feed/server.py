@@ -28,7 +28,7 @@ from tickwire.simulators.ticks import TickBatch
 
 from . import _drain, _http, _oplog, venues
 from . import protocol as p
-from ._connection import Connection, Shell
+from ._connection import Connection, Shell, admit
 from ._core import FeedContext, FeedCore, ServerCounters
 from ._registry import Registry
 from ._routes import http_routes
@@ -42,9 +42,6 @@ from .metrics import Metrics, Response, readyz
 log = logging.getLogger("tickwire.server")
 
 SERVER_NAME = "tickwire"
-# Sockets held past --max-connections, so that clients over the cap get their 1013 (or a 429)
-# instead of waiting in the kernel's queue; past this the accept loop waits for a free slot.
-_HEADROOM = 64
 _IDLE_STEP_S = 0.05  # with no subscriber, step the market this rarely (refresh catches up)
 _DELIVER_SLICE_S = 0.001  # the fan-out lets other tasks (handshakes) run this often
 _EMFILE_LOG_S = 10.0
@@ -195,8 +192,7 @@ class Server:
         is a reader that stalls on demand). The server must be running."""
         assert self._shell is not None, "start Server.run first"
         configure(sock)
-        self.registry.hold(addr[0])
-        await Connection(sock, addr, self._shell).run()
+        await admit(sock, addr, self._shell).run()
 
     def _make_core(
         self, accept: _http.Accept, wake: Any, now: float
@@ -251,13 +247,11 @@ class Server:
                 lsock.close()
 
     async def _accept(self, lsock: socket.socket, shell: Shell) -> None:
-        """Accept for ever; running out of descriptors is logged, waited out, never fatal."""
+        """Accept for ever, even when full: a new socket sheds the oldest handshake that has
+        not sent its request (`admit`), so silent sockets cannot stop /livez or new clients.
+        Running out of descriptors is logged, waited out, never fatal."""
         registry = self.registry
         while lsock.fileno() != -1:  # until a drain closes it
-            if registry.held >= registry.max_connections + _HEADROOM:
-                registry.freed = trio.Event()
-                await registry.freed.wait()
-                continue
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
@@ -283,8 +277,7 @@ class Server:
                     continue  # the client gave up in the kernel's queue
                 raise
             configure(sock)
-            registry.hold(addr[0])
-            shell.nursery.start_soon(Connection(sock, addr, shell).run)
+            shell.nursery.start_soon(admit(sock, addr, shell).run)
             await trio.lowlevel.checkpoint()  # let its handshake start before the next accept
 
     async def shutdown(
@@ -469,6 +462,7 @@ class Server:
             "clients": len(self.registry.open),
             "connections_total": c.connections_total,
             "connections_refused": c.connections_refused,
+            "handshakes_shed": self.registry.handshakes_shed,
             "uptime_s": round(trio.current_time() - self._t0, 3),
             "cadence_ms": self.config.cadence_ms,
             "cadence_overruns": c.cadence_overruns,

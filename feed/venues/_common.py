@@ -8,7 +8,7 @@ event time as the records' `ts`.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -85,6 +85,39 @@ class KeyLimit:
             self.counts[key] = left
         else:
             del self.counts[key]
+
+
+class MessageRate:
+    """A venue's limit on what a client sends: at most `limit` units in any `window_ns`.
+
+    A sliding window of the accepted messages and their cost, as Binance counts its "5 incoming
+    messages a second". The cost of one message is 1 for a message limit, or the symbols it
+    names for a symbol budget (a subscribe of 5000 symbols costs 5000); a message that costs
+    more than `limit` is charged `limit`, so the largest request still passes on an empty
+    window. The deque holds at most `limit` entries.
+    """
+
+    __slots__ = ("_recent", "_total", "limit", "window_ns")
+
+    def __init__(self, limit: int, window_ns: int = NS_PER_S) -> None:
+        if limit < 1 or window_ns < 1:
+            raise ValueError(f"limit and window_ns must be positive, got {limit}, {window_ns}")
+        self.limit = limit
+        self.window_ns = window_ns
+        self._recent: deque[tuple[int, int]] = deque()  # (time ns, cost), oldest first
+        self._total = 0
+
+    def allow(self, now_ns: int, cost: int = 1) -> bool:
+        """Charge one message of `cost` at `now_ns`; False (nothing charged) when over."""
+        recent = self._recent
+        while recent and now_ns - recent[0][0] >= self.window_ns:
+            self._total -= recent.popleft()[1]
+        cost = max(1, min(cost, self.limit))
+        if self._total + cost > self.limit:
+            return False
+        recent.append((now_ns, cost))
+        self._total += cost
+        return True
 
 
 def _no_current(venue: str, sym: int, channel: str) -> bytes | None:

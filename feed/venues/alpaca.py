@@ -30,6 +30,7 @@ from ._common import (
     Frame,
     HandshakeRefused,
     KeyLimit,
+    MessageRate,
     Reply,
     Shared,
 )
@@ -38,6 +39,12 @@ from ._tape import Bar, Tape
 FEEDS = ("iex", "sip", "test")
 EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
 AUTH_TIMEOUT_NS = 10 * NS_PER_S
+# Alpaca documents no message rate for its stream; tickwire allows 10 a second (an SDK sends
+# auth and a subscribe or two), then closes with 1008, as Binance does past its 5.
+MAX_MESSAGES_PER_S = 10
+# Symbols named per second: a subscribe of 5000 symbols costs 5000, so subscribe storms within
+# the message limit cannot keep the server busy ("*" costs one).
+MAX_SYMBOLS_PER_S = 5000
 DATA_CHANNELS = ("trades", "quotes", "bars")
 # Stock channels a client may name; the simulated market never produces their events, so a
 # subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
@@ -217,6 +224,8 @@ class AlpacaSession:
         self._held: tuple[str, str] | None = None  # (feed, key) counted in `keys` while open
         key, secret = lower.get("apca-api-key-id"), lower.get("apca-api-secret-key")
         self._header_key = key
+        self._messages = MessageRate(MAX_MESSAGES_PER_S)
+        self._symbols_named = MessageRate(MAX_SYMBOLS_PER_S)
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
 
     # ------------------------------------------------------------------ requests
@@ -232,6 +241,8 @@ class AlpacaSession:
 
     def receive(self, data: str | bytes, now_ns: int) -> Reply:
         """One client message in; Alpaca's answer out. Never raises for what a client sends."""
+        if not self._messages.allow(now_ns):
+            return Reply(close=Close(1008, "too many requests"))
         msg = self._decode(data)
         if not isinstance(msg, dict) or not isinstance(msg.get("action"), str):
             return self._error(400)
@@ -245,6 +256,9 @@ class AlpacaSession:
         if action in ("subscribe", "unsubscribe"):
             if not self.authenticated:
                 return self._error(401)
+            named = sum(len(v) for v in msg.values() if isinstance(v, list))
+            if not self._symbols_named.allow(now_ns, named):
+                return Reply(close=Close(1008, "too many symbols a second"))
             return self._subscribe(msg, action == "subscribe")
         return self._error(400)
 

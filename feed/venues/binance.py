@@ -12,7 +12,6 @@ payloads, and Binance's limits (5 incoming messages a second, 1024 streams). San
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -30,6 +29,7 @@ from ._common import (
     Entry,
     Frame,
     HandshakeRefused,
+    MessageRate,
     Reply,
     Shared,
     binance_name,
@@ -41,6 +41,10 @@ from ._tape import Bar, Tape
 STREAM_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker")
 MAX_STREAMS = 1024
 MAX_MESSAGES_PER_S = 5
+# Streams named per second, on top: a SUBSCRIBE of 1024 streams costs 1024 of them, so requests
+# within the message limit cannot keep the server busy re-indexing (Binance's limit is on
+# messages; legitimate use, one subscribe of all 1024 streams a second, stays under it).
+MAX_STREAMS_PER_S = 2 * MAX_STREAMS
 KLINE_EVERY_NS = 2 * NS_PER_S  # Binance pushes kline_1m updates every 2000 ms
 MINI_EVERY_NS = NS_PER_S  # and the mini ticker every 1000 ms
 LIFETIME_NS = 24 * 3600 * NS_PER_S  # a connection is only valid for 24 hours
@@ -222,7 +226,8 @@ class BinanceSession:
         self._by_name = binance_names(universe)
         self.streams: dict[str, None] = {}  # subscription order, as LIST_SUBSCRIPTIONS shows it
         self._wanted: dict[int, set[str]] = {}  # symbol id -> stream types
-        self._recent: deque[int] = deque(maxlen=MAX_MESSAGES_PER_S)
+        self._messages = MessageRate(MAX_MESSAGES_PER_S)
+        self._streams_named = MessageRate(MAX_STREAMS_PER_S)
         self._expires = now_ns + LIFETIME_NS
         rest = path.removeprefix("/binance")
         if rest == "/stream" or rest == "/stream/":
@@ -276,9 +281,8 @@ class BinanceSession:
 
     def receive(self, data: str | bytes, now_ns: int) -> Reply:
         """One client message in; Binance's answer out. Never raises for what a client sends."""
-        if len(self._recent) == MAX_MESSAGES_PER_S and now_ns - self._recent[0] < NS_PER_S:
+        if not self._messages.allow(now_ns):
             return Reply(close=Close(1008, "Too many requests"))
-        self._recent.append(now_ns)
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -306,6 +310,8 @@ class BinanceSession:
             return Reply([_result(list(self.streams), rid)])
         if method in ("SET_PROPERTY", "GET_PROPERTY"):
             return self._property(method, params, rid)
+        if not self._streams_named.allow(now_ns, len(params)):
+            return Reply(close=Close(1008, "Too many requests"))
         if any(self._parse(p) is None for p in params):
             return Reply([_error(2, "Invalid request: invalid stream", rid)])
         if method == "SUBSCRIBE":

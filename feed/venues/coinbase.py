@@ -20,13 +20,31 @@ import orjson
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
-from ._common import NS_PER_S, Clock, Close, Entry, Frame, Reply, Shared, describe, price_formats
+from ._common import (
+    NS_PER_S,
+    Clock,
+    Close,
+    Entry,
+    Frame,
+    MessageRate,
+    Reply,
+    Shared,
+    describe,
+    price_formats,
+)
 from ._tape import Tape
 
 CHANNELS = ("ticker", "matches", "heartbeat")
 # Channels of the real feed that the simulated market has no data for (no order book, no orders).
 UNSUPPORTED = ("level2", "level2_batch", "full", "status", "auctionfeed", "rfq_matches", "balance")
 SUBSCRIBE_DEADLINE_NS = 5 * NS_PER_S
+# Coinbase's documented limit: 8 requests a second, in bursts of up to 20, as a window of 20
+# requests over 2.5 s (8 a second on average, 20 at once). Past it: an error, then a close.
+REQUESTS_BURST = 20
+REQUESTS_WINDOW_NS = 5 * NS_PER_S // 2
+# Products named per second (each channel's list counts): a subscribe of 5000 products costs
+# 5000, so request storms within the request limit cannot keep the server busy.
+MAX_PRODUCTS_PER_S = 5000
 _TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
 
 
@@ -174,6 +192,12 @@ def _error(message: str, reason: str | None = None) -> Reply:
     return Reply([Frame(orjson.dumps(body))])
 
 
+def _too_many(reason: str) -> Reply:
+    reply = _error("rate limit exceeded", reason)
+    reply.close = Close(1008, "rate limit exceeded")
+    return reply
+
+
 class CoinbaseSession:
     """One Coinbase feed connection: its channels per product and the subscribe deadline."""
 
@@ -194,6 +218,8 @@ class CoinbaseSession:
         self._syms: set[int] = set()
         self._key: frozenset[tuple[int, frozenset[str]]] = frozenset()
         self._deadline: int | None = now_ns + SUBSCRIBE_DEADLINE_NS
+        self._requests = MessageRate(REQUESTS_BURST, REQUESTS_WINDOW_NS)
+        self._products_named = MessageRate(MAX_PRODUCTS_PER_S)
 
     @property
     def symbols(self) -> frozenset[int]:
@@ -204,6 +230,8 @@ class CoinbaseSession:
 
     def receive(self, data: str | bytes, now_ns: int) -> Reply:
         """One client message in; Coinbase's answer out. Never raises for what a client sends."""
+        if not self._requests.allow(now_ns):
+            return _too_many("more than 8 requests a second (bursts of 20)")
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -220,6 +248,13 @@ class CoinbaseSession:
         channels = msg.get("channels")
         if not isinstance(channels, list) or not channels:
             return _error(failed, "channels must be a non-empty list")
+        named = len(top) * len(channels) + sum(
+            len(ch["product_ids"])
+            for ch in channels
+            if isinstance(ch, dict) and isinstance(ch.get("product_ids"), list)
+        )
+        if not self._products_named.allow(now_ns, named):
+            return _too_many(f"more than {MAX_PRODUCTS_PER_S} product ids a second")
         plan: list[tuple[str, list[str], bool]] = []  # channel, products, named alone
         for ch in channels:
             if isinstance(ch, str):

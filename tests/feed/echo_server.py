@@ -39,7 +39,10 @@ class EchoCore(WebSocketCore):
 
 
 def _make_core(accept: _http.Accept, wake: Callable[[], None], now: float) -> EchoCore:
-    return EchoCore(max_message=MAX_MESSAGE, stall_s=30.0, close_timeout_s=2.0, now=now)
+    # No frame budget: Autobahn's cases send messages of 65,536 frames at once.
+    return EchoCore(
+        max_message=MAX_MESSAGE, stall_s=30.0, close_timeout_s=2.0, now=now, frame_budget=False
+    )
 
 
 async def serve(port: int) -> None:

@@ -162,14 +162,15 @@ async def test_slowloris_is_cut_at_the_handshake_deadline(nursery: trio.Nursery,
     assert srv.registry.held == 0
 
 
-async def test_over_the_cap_is_1013_and_counts_every_socket(nursery: trio.Nursery):
+async def test_over_the_cap_is_1013_after_shedding_silent_handshakes(nursery: trio.Nursery):
     srv = Server(ServerConfig(port=0, max_connections=2))
     await nursery.start(srv.run)
     with trio.fail_after(10):
-        half = await _open(srv)  # a handshake in progress holds a slot too
+        half = await _open(srv)  # a handshake in progress holds a slot...
         await half.send_all(b"GET /v1 HTTP/1.1\r\n")
-        async with connect(srv.url):
-            stream = await _open(srv)
+        async with connect(srv.url), connect(srv.url):  # ...until a client that spoke needs it
+            assert await half.receive_some(100) == b""  # shed
+            stream = await _open(srv)  # two open: no silent socket is left to shed
             await stream.send_all(_upgrade())
             buf = await _response(stream)
             while b"\x88" not in buf:
@@ -179,6 +180,7 @@ async def test_over_the_cap_is_1013_and_counts_every_socket(nursery: trio.Nurser
             await stream.aclose()
         await half.aclose()
         await _released(srv)
+    assert srv.registry.handshakes_shed == 1
 
 
 async def test_log_never_holds_a_token(guarded: Server, caplog: pytest.LogCaptureFixture):

@@ -199,3 +199,77 @@ def test_an_empty_token_never_authenticates():
     refused(upgrade("/v1", "Authorization: Bearer    "), 401, pol)
     refused(upgrade("/v1?token="), 401, pol)
     assert isinstance(decide(upgrade("/v1", "Authorization: Bearer s3cret"), pol), _http.Accept)
+
+
+# ----------------------------------------------------------------------------- head limits
+
+
+def _one_read(data: bytes) -> _http.Accept | _http.Refuse | None:
+    return _http.HttpFront(policy()).receive_data(data)
+
+
+def test_a_whole_oversized_head_in_one_read_is_431():
+    """h11's own limit applies only across reads: a complete 20 KiB request in one read
+    passed it. The head is measured before h11 parses it."""
+    data = upgrade("/v1", "X-Pad: " + "a" * (_http.MAX_HEADER_BYTES + 4096))
+    out = _one_read(data)
+    assert isinstance(out, _http.Refuse) and out.status == 431, out
+    assert out.response.startswith(b"HTTP/1.1 431 ")
+
+
+def test_too_many_header_lines_are_431_in_one_read_or_many():
+    many = [f"X-{i}: a" for i in range(_http.MAX_HEADER_LINES + 1)]
+    data = upgrade("/v1", *many)
+    assert len(data) < _http.MAX_HEADER_BYTES  # small, but 15,000 of them cost 70 ms to parse
+    out = _one_read(data)
+    assert isinstance(out, _http.Refuse) and out.status == 431, out
+    assert "header lines" in out.reason
+    refused(data, 431)  # byte by byte as well
+
+
+def test_a_head_at_the_limits_passes():
+    extra = [f"X-{i}: a" for i in range(_http.MAX_HEADER_LINES - 5)]  # 5 upgrade headers
+    assert isinstance(_one_read(upgrade("/v1", *extra)), _http.Accept)
+    pad = _http.MAX_HEADER_BYTES - len(upgrade("/v1", "X-Pad: "))
+    data = upgrade("/v1", "X-Pad: " + "a" * pad)
+    assert len(data) == _http.MAX_HEADER_BYTES
+    assert isinstance(_one_read(data), _http.Accept)
+    assert _one_read(upgrade("/v1", "X-Pad: " + "a" * (pad + 1))).status == 431  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------- ambiguous requests
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("Origin: https://evil.example", "Origin: http://127.0.0.1:8765"),
+        (f"Sec-WebSocket-Key: {base64.b64encode(b'fedcba9876543210').decode()}",),
+        ("Host: 127.0.0.1:8765",),
+    ],
+)
+def test_repeated_origin_host_or_key_is_400(extra):
+    """The last value used to win: an evil Origin followed by a good one passed."""
+    out = refused(upgrade("/v1", *extra), 400)
+    assert "header" in out.reason
+
+
+def test_an_http_1_0_upgrade_is_400():
+    data = upgrade("/v1").replace(b"HTTP/1.1", b"HTTP/1.0")
+    out = refused(data, 400)
+    assert "HTTP/1.0" in out.reason
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n",  # 404
+        upgrade("/nope").replace(b"GET", b"HEAD"),  # 404 of an upgrade
+        upgrade("/v1").replace(b"GET", b"HEAD"),  # 400: an upgrade is a GET
+    ],
+)
+def test_head_gets_no_body_whatever_the_status(data):
+    out = decide(data)
+    assert isinstance(out, _http.Refuse) and out.status >= 400
+    head, body = out.response.split(b"\r\n\r\n", 1)
+    assert body == b"" and b"Content-Length: " in head
