@@ -25,6 +25,7 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 _port = _int_in(0, 65535, "port")
 _positive_int = _int_in(1, None, "value")
 _non_negative_int = _int_in(0, None, "value")
+_seed = _int_in(0, 2**64 - 1, "seed")  # what numpy's SeedSequence takes
 
 
 def _duration_s(text: str) -> float:

@@ -18,8 +18,8 @@ from tickwire.simulators.errors import UserError
 
 from . import _cli_serve as cs
 from . import _extras, _oplog
+from ._bus_url import check_bus_url
 from ._cli_args import _non_negative_int
-from ._urls import redact
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -87,10 +87,7 @@ def serve_bus(
         )
     if not args.bus:
         raise UserError("--role needs --bus redis://HOST:PORT/DB (the Redis the roles share)")
-    if not args.bus.startswith(("redis://", "rediss://", "unix://")):
-        raise UserError(
-            f"--bus must be redis://HOST:PORT/DB or unix:///PATH.sock, got {redact(args.bus)!r}"
-        )
+    check_bus_url(args.bus)  # one line for a bad port, host or db, before anything connects
     role = args.role
     given = {d for d, where in sources.items() if where != "default"}
     market_flags = sorted(d for d in _MARKET_FLAGS if d in given)

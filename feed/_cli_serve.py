@@ -30,7 +30,14 @@ from . import _capacity, _cli_bus, _config, _oplog
 from . import _state as st
 from . import protocol as p
 from ._cli_args import _duration_s as _duration_s  # re-exported: _cli_record uses them
-from ._cli_args import _non_negative_float, _non_negative_int, _port, _positive_float, server_token
+from ._cli_args import (
+    _non_negative_float,
+    _non_negative_int,
+    _port,
+    _positive_float,
+    _seed,
+    server_token,
+)
 from ._cli_args import _positive_int as _positive_int
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
 from .client import DEFAULT_URL, _single, connect
@@ -231,7 +238,7 @@ def _add_market_arguments(ap: argparse.ArgumentParser) -> None:
     try:
         from tickwire.simulators.cli import add_market_arguments
     except ImportError:
-        ap.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+        ap.add_argument("--seed", type=_seed, default=0, help="market seed (default %(default)s)")
         ap.add_argument(
             "--symbols",
             type=_positive_int,

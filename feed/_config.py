@@ -36,6 +36,9 @@ _SECRET_WORDS = ("token", "secret", "password")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _FLAGS = ("store_true", "store_false")
+# A settings file is a few hundred bytes: past this it is the wrong file (or /dev/zero), and
+# reading it whole would take memory (or forever).
+MAX_FILE_BYTES = 1 << 20
 
 
 class _Unset:
@@ -248,13 +251,7 @@ def print_config(
 
 
 def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {path}: not valid TOML: {exc}") from None
+    data = _load_toml(path)
     by_key = {o.key: o for o in opts} | {o.key.replace("-", "_"): o for o in opts}
     out: dict[str, tuple[Any, str]] = {}
     for key, raw in data.items():
@@ -269,6 +266,31 @@ def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
         where = f"config file {path}: key {key!r}"
         out[opt.dest] = (_convert_file(opt, raw, where), where)
     return out
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    """The file's TOML table; a file too big, not UTF-8 or not TOML is one UserError."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # bounded: a device or a FIFO may never end
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise UserError(
+            f"config file {path}: larger than {MAX_FILE_BYTES >> 20} MiB; "
+            "a config file is a short TOML text (keys are the long options: port = 9000)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"config file {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); TOML files are UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path}: not valid TOML: {exc}") from None
 
 
 def _from_env(opts: list[_Option], environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:

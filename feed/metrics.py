@@ -154,10 +154,12 @@ def readyz(
     cadence_ms: float,
     stale_after_s: float = 2.0,
     upstream: str | None = None,
+    finished: bool = False,
 ) -> Response:
     """Ready: listening, not draining, and the market (or bus) published recently.
 
-    `upstream`: why a gateway's source cannot serve (the bus is down), or None.
+    `upstream`: why a gateway's source cannot serve (the bus is down), or None. `finished`: a
+    replay without --loop has served its last record (clients keep the last state, no more come).
 
     `last_publish_s` and `now_s` are on the same clock (trio's); stale means no publish for
     `stale_after_s` or 100 cadences, whichever is longer.
@@ -168,6 +170,8 @@ def readyz(
         return _text(503, "not ready: not listening yet")
     if upstream is not None:
         return _text(503, f"not ready: {redact(upstream)}")  # unauthenticated: no passwords
+    if finished:
+        return _text(503, "not ready: replay finished, no more data (--loop starts over)")
     if last_publish_s is None:
         return _text(503, "not ready: the market has not produced yet")
     age_s = now_s - last_publish_s

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -137,6 +138,7 @@ class Server:
         self._shell: Shell | None = None
         self.metrics = Metrics(self._metric_figures, version=_version())
         self._last_publish_s: float | None = None
+        self._replay_finished = False  # logged once; /readyz says so from then on
         self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
         self._drain: _drain.Drain[Connection] | None = None
         self._drain_changed = trio.Event()
@@ -369,6 +371,15 @@ class Server:
         self._publish(batch, now, now_ns, None)
         if self.on_publish is not None:
             self.on_publish(batch, offset)
+        if not self._replay_finished and isinstance(self.market, Replay) and self.market.finished:
+            self._replay_finished = True
+            end = datetime.fromtimestamp(self.market.now_ns / 1e9, UTC).isoformat()
+            log.info(
+                "replay finished: all %d ticks served, the data ends at %s; /readyz answers 503"
+                " from now on, clients keep the last state (--loop starts over at the end)",
+                self.market.released,
+                end,
+            )
         return batch
 
     def _publish(self, batch: TickBatch, now: float, now_ns: int, offset: int | None) -> None:
@@ -509,6 +520,7 @@ class Server:
             now_s=trio.current_time(),
             cadence_ms=self.config.cadence_ms,
             upstream=self.upstream.not_ready() if self.upstream is not None else None,
+            finished=self._replay_finished,
         )
 
     async def drain(self, drain_s: float, min_s: float = 0.0) -> None:

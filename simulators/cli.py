@@ -49,7 +49,7 @@ _TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: ne
 
 def add_market_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --seed, --symbols/--universe, --activity and --session (read by `universe_from_args`)."""
-    parser.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+    parser.add_argument("--seed", type=_seed, default=0, help="market seed (default %(default)s)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--symbols",
@@ -86,6 +86,19 @@ def universe_from_args(args: argparse.Namespace) -> Universe | None:
     if getattr(args, "symbols", None):
         return Universe.synthetic(args.symbols, args.seed)
     return None
+
+
+def _seed(text: str) -> int:
+    """What numpy's SeedSequence takes: a whole number from 0 to 2**64 - 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n < 2**64:
+        raise argparse.ArgumentTypeError(
+            f"seed must be a whole number from 0 to {2**64 - 1}, got {text!r}"
+        )
+    return n
 
 
 def _symbol_count(text: str) -> int:

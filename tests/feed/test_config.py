@@ -225,3 +225,50 @@ def test_readme_config_example_is_accepted(tmp_path: Path) -> None:
     out = run_tickwire("serve", "--print-config", "--config", write(tmp_path, example.group(1)))
     assert out.returncode == 0, out.stderr
     assert "symbols = 500  # file" in out.stdout
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"port = 0\n# caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 14); TOML files are UTF-8"),
+        (b"\x7fELF\x02\x01\x01\x00\xd0\x10" * 50, "not UTF-8 text (byte 0xd0 at offset 8)"),
+        (b"seed = -1\n", "key 'seed': seed must be a whole number from 0 to 18446744073709551615"),
+        (b"port = 0\n" + b"#" * (2 << 20), "larger than 1 MiB"),
+    ],
+    ids=["latin-1", "binary", "negative-seed", "huge"],
+)
+def test_serve_hostile_config_is_one_line(
+    tmp_path: Path, content: bytes, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tickwire.feed.cli import main
+
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    assert main(["serve", "--config", str(path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"tickwire: error: config file {path}: ") and says in err, err
+
+
+def test_serve_config_dev_zero_is_refused_at_once() -> None:
+    # Before: tomllib read /dev/zero to the end, i.e. forever (and all of memory).
+    out = run_tickwire("serve", "--config", "/dev/zero", "--port", "0")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "tickwire: error: config file /dev/zero: larger than 1 MiB; a config file is a short TOML"
+        " text (keys are the long options: port = 9000)"
+    ]
+
+
+@pytest.mark.parametrize("command", ["serve", "simulate"])
+def test_negative_seed_flag_is_one_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tickwire.feed.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--seed", "-1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seed must be a whole number from 0 to" in err, err

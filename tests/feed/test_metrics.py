@@ -151,3 +151,12 @@ def test_readyz() -> None:
     assert ready(last_publish_s=None) == (503, "not ready: the market has not produced yet")
     assert ready(last_publish_s=95.0) == (503, "not ready: no market data for 5.0 s")
     assert ready(last_publish_s=98.5)[0] == 200  # within the 2 s floor
+
+
+def test_readyz_after_a_replay_finished() -> None:
+    # Publishing empty steps keeps `last_publish_s` fresh: the finished flag must win over it.
+    assert ready(finished=True) == (
+        503,
+        "not ready: replay finished, no more data (--loop starts over)",
+    )
+    assert ready(finished=True, draining=True)[1].startswith("not ready: draining")
