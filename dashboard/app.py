@@ -301,8 +301,10 @@ class DashboardApp(App[int]):
                     else:
                         table.refresh_ids(np.union1d(dirty, expired) if expired.size else dirty)
                     screen = self.screen
-                    if isinstance(screen, DetailScreen) and (
-                        screen.sid in dirty or screen.sid in expired
+                    if (
+                        isinstance(screen, DetailScreen)
+                        and screen.is_mounted
+                        and (screen.sid in dirty or screen.sid in expired)
                     ):
                         screen.refresh_data()
                 self.data_age_ns = self._data_age_ns(state)
