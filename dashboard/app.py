@@ -33,6 +33,7 @@ from .clock import Clock, SystemClock
 from .commands import dashboard_commands
 from .config import DEFAULT_WATCHLIST
 from .detail import DetailScreen
+from .lag import BEHIND_AFTER_NS, DeliveryLag
 from .screens import DETAIL_HELP, AddSymbolScreen, HelpScreen, ThrottleScreen
 from .state import MarketState
 from .status import StatusBar, StatusInfo
@@ -101,6 +102,8 @@ class DashboardApp(App[int]):
         self.info = StatusInfo(url=url)
         self.fatal_error: str | None = None
         self.frames = 0
+        self.data_age_ns: int | None = None  # at the last frame: now - newest ts shown
+        self.lag = DeliveryLag()
         self.throttle_ms = 0
         self._feed: Any = None
         self._retry_at: float | None = None
@@ -172,6 +175,7 @@ class DashboardApp(App[int]):
         self.info.server = str(feed.welcome.get("server", ""))
         self.info.encoding = feed.encoding
         self.info.state, self.info.error, self._retry_at = "live", None, None
+        self.lag.reset()
         if self.state is None or [r["symbol"] for r in refs] != [r.symbol for r in self.state.refs]:
             self.state = MarketState(refs, self.clock.monotonic())
             self.table.state = self.state
@@ -182,14 +186,16 @@ class DashboardApp(App[int]):
                 severity="warning",
             )
             self.watchlist = [s for s in self.watchlist if s in self.state]
-        if self.throttle_ms:
-            self.bridge.send(Throttle(self.throttle_ms))
+        self._send_pace()
         return list(self.watchlist)
 
     def feed_batch(self, batch: Batch) -> None:
         if self.state is not None:
-            self.state.apply(batch.ticks, self.clock.monotonic())
+            ticks = batch.ticks
+            self.state.apply(ticks, self.clock.monotonic())
             self.info.conflated += batch.conflated
+            if batch.kind == "ticks" and len(ticks):
+                self.lag.observe(int(ticks["ts"].max()), self.clock.wall_ns())
 
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
@@ -258,12 +264,15 @@ class DashboardApp(App[int]):
             if error is not None:
                 self.notify(f"throttle refused: {error}", severity="error")
                 return
+            if not command.announce:
+                return
             self.throttle_ms = command.interval_ms
             self.info.throttle_ms = command.interval_ms
+            self._update_topbar()
             self.notify(
                 f"throttle {command.interval_ms} ms per symbol"
                 if command.interval_ms
-                else "throttle off: every update"
+                else "throttle off: the latest state at the screen's pace"
             )
 
     def feed_fatal(self, message: str) -> None:
@@ -292,10 +301,13 @@ class DashboardApp(App[int]):
                     else:
                         table.refresh_ids(np.union1d(dirty, expired) if expired.size else dirty)
                     screen = self.screen
-                    if isinstance(screen, DetailScreen) and (
-                        screen.sid in dirty or screen.sid in expired
+                    if (
+                        isinstance(screen, DetailScreen)
+                        and screen.is_mounted
+                        and (screen.sid in dirty or screen.sid in expired)
                     ):
                         screen.refresh_data()
+                self.data_age_ns = self._data_age_ns(state)
         self._last_flush = now
         self._show_status()
 
@@ -314,7 +326,9 @@ class DashboardApp(App[int]):
             heartbeat_s = float(feed.welcome.get("heartbeat_ms", 1000) or 1000) / 1000
             if feed.state == "live":
                 stale = now - self._last_msg_s > STALE_AFTER_HEARTBEATS * heartbeat_s
-                info.state = "stale" if stale else "live"
+                info.lag_ns = self.lag.current(self.clock.wall_ns())
+                behind = info.lag_ns is not None and info.lag_ns > BEHIND_AFTER_NS
+                info.state = "stale" if stale else "behind" if behind else "live"
                 info.error = None
         mark = self._rate_mark
         if mark is None:
@@ -331,12 +345,14 @@ class DashboardApp(App[int]):
         state = self.state
         if state is not None:
             info.held = state.total_updates - self._held_from if self.paused else 0
-            ids = [state.index[s] for s in self.watchlist if s in self.subscribed]
-            have = [i for i in ids if state.have[i]]
-            info.tick_age_ns = (
-                self.clock.wall_ns() - int(state.tick["ts"][have].max()) if have else None
-            )
+            info.tick_age_ns = self._data_age_ns(state)
         self.status_bar.show(info)
+
+    def _data_age_ns(self, state: MarketState) -> int | None:
+        """Now minus the `ts` of the newest record of the watchlist (None before any)."""
+        ids = [state.index[s] for s in self.watchlist if s in self.subscribed]
+        have = [i for i in ids if state.have[i]]
+        return self.clock.wall_ns() - int(state.tick["ts"][have].max()) if have else None
 
     def show_banner(self, text: str, kind: str) -> None:
         """A line above the table that wraps instead of cutting: errors in full, first-run hint."""
@@ -393,6 +409,8 @@ class DashboardApp(App[int]):
 
     def watch_fps(self, fps: float) -> None:
         self._start_render_timer()
+        if self._feed is not None:
+            self._send_pace()
         self.settings.fps = fps
         self._save()
 
@@ -547,7 +565,7 @@ class DashboardApp(App[int]):
     def action_throttle(self) -> None:
         def chosen(interval_ms: int | None) -> None:
             if interval_ms is not None:
-                self.bridge.send(Throttle(interval_ms))
+                self.set_throttle(interval_ms)
 
         self.push_screen(ThrottleScreen(self.throttle_ms), chosen)
 
@@ -567,7 +585,20 @@ class DashboardApp(App[int]):
         yield from dashboard_commands(self)
 
     def set_throttle(self, interval_ms: int) -> None:
-        self.bridge.send(Throttle(interval_ms))
+        self.bridge.send(Throttle(interval_ms, self.pace_ms))
+
+    @property
+    def pace_ms(self) -> int:
+        """How often the server sends a symbol's latest state when the user set no throttle.
+
+        Half a frame (25 ms at 20 fps): a screen shows one state per frame, so more would only
+        cost CPU (a quarter of a core at the default watchlist's 700 messages a second), and
+        half a frame keeps what a frame shows at most one and a half frames old.
+        """
+        return max(1, round(500 / self.fps))
+
+    def _send_pace(self) -> None:
+        self.bridge.send(Throttle(self.throttle_ms, self.pace_ms, announce=False))
 
     def set_fps(self, fps: float) -> None:
         self.fps = fps

@@ -52,7 +52,11 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class Throttle:
+    """The user's throttle (0: none) over the screen's own pace; the server gets the larger."""
+
     interval_ms: int
+    pace_ms: int = 0  # the frame pace: a symbol's latest state at most this often
+    announce: bool = True  # the user asked: say what changed (a pace change is silent)
 
 
 Command = Subscribe | Unsubscribe | Throttle
@@ -240,11 +244,15 @@ class FeedBridge:
     async def _run_command(self, feed: Any, command: Command) -> None:
         try:
             if isinstance(command, Subscribe):
-                result: Any = await feed.subscribe(list(command.symbols), snapshot=True)
+                # A screen shows the latest state at its frame rate: every update would only queue
+                # up behind the frames (the server conflates per symbol instead).
+                result: Any = await feed.subscribe(
+                    list(command.symbols), snapshot=True, mode="latest"
+                )
             elif isinstance(command, Unsubscribe):
                 result = await feed.unsubscribe(list(command.symbols))
             else:
-                await feed.throttle(command.interval_ms)
+                await feed.throttle(max(command.interval_ms, command.pace_ms))
                 result = command.interval_ms
         except ProtocolError as exc:
             self._sink.feed_reply(command, exc, exc.message or str(exc))

@@ -1,7 +1,9 @@
 """`DetailScreen`: one symbol up close: quote, a bid/ask/last chart, volume, its own counters.
 
 Reads the same `MarketState` as the table; the app's render timer calls `refresh_data()` when
-this symbol is dirty, so the screen never sees a message per tick. `Esc` goes back.
+this symbol is dirty, so the screen never sees a message per tick. A pushed screen is composed
+later, on its own turn: until it is mounted a refresh does nothing (`on_mount` draws it), as the
+timer may fire in between. `Esc` goes back.
 """
 
 from __future__ import annotations
@@ -212,5 +214,7 @@ class DetailScreen(Screen[None]):
         self.refresh_data()
 
     def refresh_data(self) -> None:
+        if not self.is_mounted:  # pushed, not yet composed: on_mount draws the first picture
+            return
         self.query_one("#quote", Static).update(quote_content(self.state, self.sid, self.clock))
         self.query_one(PriceChart).refresh()

@@ -52,6 +52,7 @@ class FakeFeed:
         self.conflated = self.lost = self.reconnects = 0
         self.requests: list[tuple[str, Any]] = []
         self.throttle_ms = 0
+        self.mode = "all"  # what the app asked for; this fake sends the same batches either way
         self._rate_hz = rate_hz
         self._changing = changing
         self._preroll = preroll
@@ -86,9 +87,13 @@ class FakeFeed:
     def symbol_names(self) -> np.ndarray:
         return self._names
 
-    async def subscribe(self, symbols: Sequence[str] | str, *, snapshot: bool = True) -> list[str]:
+    async def subscribe(
+        self, symbols: Sequence[str] | str, *, snapshot: bool = True, mode: str | None = None
+    ) -> list[str]:
         names = [symbols] if isinstance(symbols, str) else list(symbols)
         self.requests.append(("subscribe", names))
+        if mode is not None:
+            self.mode = mode
         await self._wait_live()
         if names == ["*"]:
             names = list(self._index)

@@ -163,13 +163,13 @@ class ThrottleScreen(ModalScreen[int | None]):
             )
             yield Input(
                 str(self.current_ms),
-                placeholder="interval in ms, 0 to 60000 (0: every update)",
+                placeholder="interval in ms, 0 to 60000 (0: the screen's pace)",
                 type="integer",
                 validators=[Integer(minimum=0, maximum=60000)],
                 id="throttle-input",
             )
             yield Label(
-                "0 streams every update; 250 means at most 4 per second per symbol (latest state)",
+                "0: the latest state at the screen's pace; 250: at most 4 per second per symbol",
                 classes="hint",
             )
 
@@ -191,10 +191,10 @@ WATCHLIST_HELP = """\
   [b]s  S[/b]          sort by the next column / reverse (or click a header)
   [b]/[/b]             filter by symbol or name (Esc clears)
   [b]p[/b]             pause rendering (data keeps coming: PAUSED +N updates)
-  [b]t[/b]             server throttle (ms per symbol; 0 = every update)
+  [b]t[/b]             server throttle (ms per symbol; 0 = the screen's pace)
   [b]ctrl+p[/b]        command palette: add, remove, sort, theme, refresh rate…
   [b]?[/b]             this help
-  [b]q[/b]             quit
+  [b]q  ctrl+c[/b]     quit
 
 [b]Columns[/b]
 Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Size the last trade; \
@@ -202,10 +202,10 @@ Upd/s the updates received per second; Age how old the latest update is; Trend t
 over the last seconds (one sample per second). Last flashes on up/down ticks.
 
 [b]Status bar[/b]
-LIVE, STALE (no message for 3 heartbeats), RECONNECTING with a countdown; gaps (reconnects or \
-missed messages) and lost updates; age of the newest tick; rtt from ping/pong; msg/s and \
-ticks/s received; render fps achieved / requested; conflated updates. On a narrow terminal \
-the least important go first.
+LIVE, BEHIND with the delay (the data arrives more than 0.25 s late), STALE (no message for \
+3 heartbeats), RECONNECTING with a countdown; gaps (reconnects or missed messages) and lost \
+updates; age of the newest tick; rtt from ping/pong; msg/s and ticks/s received; render fps \
+achieved / requested; conflated updates. On a narrow terminal the least important go first.
 """
 
 DETAIL_HELP = """\
@@ -215,8 +215,10 @@ DETAIL_HELP = """\
   [b]?[/b]             this help
 
 [b]Chart[/b]
-One column per update, newest on the right: ▔ the ask, ▁ the bid, │ the spread between \
-them, ● the last trade; the bars below are the volume of each update. The price axis is \
+One column per update received, newest on the right: ▔ the ask, ▁ the bid, │ the spread \
+between them, ● the last trade; the bars below are the volume traded since the column before. \
+The dashboard receives each symbol's latest state at most every half frame, so a column may \
+fold several updates in (Seq jumps counts them); the volume stays whole. The price axis is \
 labelled at the symbol's tick size.
 
 [b]Quote[/b]

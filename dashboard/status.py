@@ -18,7 +18,7 @@ from . import fmt
 
 @dataclass(slots=True)
 class StatusInfo:
-    state: str = "connecting"  # connecting | live | stale | reconnecting | closed
+    state: str = "connecting"  # connecting | live | behind | stale | reconnecting | closed
     retry_in_s: float | None = None
     error: str | None = None
     url: str = ""
@@ -26,6 +26,7 @@ class StatusInfo:
     encoding: str = ""
     rtt_s: float = math.nan
     tick_age_ns: int | None = None
+    lag_ns: int | None = None  # the feed's delivery lag (see `lag`), shown when BEHIND
     msgs_per_s: float = 0.0
     ticks_per_s: float = 0.0
     gaps: int = 0
@@ -40,6 +41,7 @@ class StatusInfo:
 
 _BADGES = {
     "live": ("● LIVE", "$success"),
+    "behind": ("◑ BEHIND", "$warning"),
     "stale": ("◐ STALE", "$warning"),
     "connecting": ("◌ CONNECTING", "$warning"),
     "reconnecting": ("↻ RECONNECTING", "$error"),
@@ -57,6 +59,8 @@ def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
     badge = label
     if info.state in ("reconnecting", "connecting") and info.retry_in_s is not None:
         badge += f" in {max(0.0, info.retry_in_s):.1f}s"
+    elif info.state == "behind" and info.lag_ns is not None:
+        badge += f" {fmt.age(info.lag_ns)}"
     parts: list[tuple[int, Content]] = [
         (100, Content.from_markup(f"[bold {colour}]$badge[/]", badge=badge))
     ]

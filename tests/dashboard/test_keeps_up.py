@@ -1,0 +1,127 @@
+"""The dashboard keeps up with a real server: data age, BEHIND instead of LIVE, the pace it asks.
+
+Data age, as measured here, is the wall clock at a frame minus the `ts` of the newest record of
+the watchlist on screen at that frame (`DashboardApp.data_age_ns`); the demo's simulator stamps
+records with the server's wall clock, in this same process, so no clock offset hides a lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import Any
+
+import numpy as np
+from dash_helpers import drive, make_app, until
+
+from tickwire.dashboard.app import DashboardApp
+from tickwire.dashboard.cli import server_thread
+from tickwire.dashboard.config import DEFAULT_WATCHLIST
+from tickwire.dashboard.fake import FakeFeed
+from tickwire.dashboard.lag import BEHIND_AFTER_NS, DeliveryLag
+from tickwire.dashboard.status import StatusInfo, status_markup
+from tickwire.feed import connect
+
+RUN_S = 30.0
+AGE_P99_MS = 100.0
+
+
+def test_the_default_watchlist_keeps_up_with_a_real_server_for_30_s() -> None:
+    """Every-update mode drifted to 0.5 s behind at 8 s and seconds by 30 s; latest state keeps
+    each frame's data under 100 ms old, and a symbol added late shows within a second."""
+    with server_thread(seed=0, activity=1.0) as url:
+        app = DashboardApp(functools.partial(connect, url), url=url)  # default watchlist
+        ages_ms: list[float] = []
+        states: list[str] = []
+
+        async def main() -> float:
+            async with app.run_test(size=(120, 36)) as pilot:
+                await until(pilot, lambda: app.data_age_ns is not None, "the first data")
+                loop = asyncio.get_running_loop()
+                end = loop.time() + RUN_S
+                frames = app.frames
+                while loop.time() < end:
+                    await pilot.pause(0.01)  # a sampling period: one look per frame or so
+                    if app.frames != frames and app.data_age_ns is not None:
+                        frames = app.frames
+                        ages_ms.append(app.data_age_ns / 1e6)
+                        states.append(app.info.state)
+                state = app.state
+                assert state is not None
+                t0 = time.perf_counter()
+                app.add_symbols(["ORCL"])
+                await until(pilot, lambda: state.have[state.index["ORCL"]], "ORCL's first data")
+                added_s = time.perf_counter() - t0
+                await pilot.press("q")
+                return added_s
+
+        added_s = asyncio.run(asyncio.wait_for(main(), RUN_S + 60))
+    assert app.watchlist[: len(DEFAULT_WATCHLIST)] == list(DEFAULT_WATCHLIST)
+    ages = np.array(ages_ms)
+    p50, p99 = np.percentile(ages, [50, 99])
+    figures = f"{len(ages)} frames, age median {p50:.1f} ms, p99 {p99:.1f} ms, max {ages.max():.0f}"
+    assert len(ages) >= RUN_S * app.fps / 2, figures  # it kept (half) its frame rate
+    assert p99 < AGE_P99_MS, figures
+    assert states.count("behind") <= len(states) // 100, figures
+    assert added_s < 1.0, f"a symbol added took {added_s:.2f} s to show"
+    assert app.return_code == 0
+
+
+def test_late_data_says_behind_never_live() -> None:
+    """A feed whose records arrive 2 s late reads BEHIND 2.0s, and LIVE again once it catches up."""
+    delay_ns = [0]
+    fake = FakeFeed(seed=7, rate_hz=50, wall_ns=lambda: time.time_ns() - delay_ns[0])
+    app, _ = make_app(fake)
+
+    async def script(pilot: Any) -> None:
+        await until(pilot, lambda: app.lag.lag_ns is not None, "a live batch")
+        await until(pilot, lambda: app.info.state == "live", "LIVE")
+        delay_ns[0] = 2_000_000_000
+        await until(pilot, lambda: app.info.state == "behind", "BEHIND")
+        bar = app.status_bar.render().plain
+        assert bar.startswith("◑ BEHIND 2.0s"), bar
+        assert "LIVE" not in bar
+        delay_ns[0] = 0
+        await until(pilot, lambda: app.info.state == "live", "LIVE again")
+
+    drive(app, script)
+
+
+def test_the_dashboard_asks_for_the_latest_state_at_its_frame_pace() -> None:
+    fake = FakeFeed(seed=7, rate_hz=0, preroll=3)
+    app, _ = make_app(fake, fps=20)
+
+    async def script(pilot: Any) -> None:
+        await until(pilot, lambda: fake.throttle_ms == 25, "the pace throttle")
+        assert fake.mode == "latest"
+        assert app.throttle_ms == 0  # the user's throttle: none, and the top bar says none
+        app.set_fps(10)
+        await until(pilot, lambda: fake.throttle_ms == 50, "the pace follows the fps")
+        app.set_throttle(250)
+        await until(pilot, lambda: app.throttle_ms == 250, "the user's throttle")
+        assert fake.throttle_ms == 250
+        app.set_throttle(0)
+        await until(pilot, lambda: fake.throttle_ms == 50, "back to the pace")
+
+    drive(app, script)
+
+
+def test_delivery_lag_measures_from_the_best_offset_and_forgets_old_news() -> None:
+    lag = DeliveryLag()
+    assert lag.current(0) is None
+    shift = 3_600 * 10**9  # a replay keeps its historical ts: an hour before the wall clock
+    lag.observe(newest_ts_ns=1_000 - shift, wall_ns=1_000 + 500_000)
+    assert lag.current(1_000_000) == 0
+    lag.observe(newest_ts_ns=2_000_000 - shift, wall_ns=2_000_000 + 400_000)  # a better offset
+    assert lag.current(2_500_000) == 0
+    lag.observe(newest_ts_ns=3_000_000 - shift, wall_ns=3_000_000 + 400_000 + BEHIND_AFTER_NS)
+    assert lag.current(3_500_000) == BEHIND_AFTER_NS
+    assert lag.current(3_000_000 + 2 * 10**9) is None  # nothing new for 2 s: a quiet market
+    lag.reset()
+    assert lag.current(3_500_000) is None and lag.offset_ns is None
+
+
+def test_behind_badge_carries_the_delay() -> None:
+    text = status_markup(StatusInfo(state="behind", lag_ns=1_234_000_000)).plain
+    assert text.startswith("◑ BEHIND 1.2s")
