@@ -21,7 +21,6 @@ import argparse
 import difflib
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -242,6 +241,8 @@ def print_config(
 
 
 def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
+    import tomllib  # here: every command builds a parser, few read a config file
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
