@@ -17,7 +17,8 @@ import trio
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
 
-from ._cli_serve import _cancel_on_signal, _duration_s, _positive_int, run_trio
+from ._cli_args import _duration_s, _positive_int
+from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, Status, TickwireError
 from .client import DEFAULT_URL, connect
 from .record import Recorder, check_out, parse_rotate
@@ -74,7 +75,7 @@ def _record(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+            nursery.start_soon(cancel_on_signal, nursery.cancel_scope)
             async with connect(args.url, token=args.token, encoding="binary") as feed:
                 universe = Universe.from_reference(await feed.symbols())
                 t0 = trio.current_time()

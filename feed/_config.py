@@ -21,7 +21,6 @@ import argparse
 import difflib
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -270,6 +269,8 @@ def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
 
 def _load_toml(path: str) -> dict[str, Any]:
     """The file's TOML table; a file too big, not UTF-8 or not TOML is one UserError."""
+    import tomllib  # here: every command builds a parser, few read a config file
+
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)  # bounded: a device or a FIFO may never end

@@ -39,6 +39,7 @@ from ._urls import redact
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1"
 _MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON is ~2.5 MB
+_CLOSE_TIMEOUT_S = 2.0  # a server that does not answer our close frame within this is dropped
 
 
 class Feed:
@@ -99,6 +100,7 @@ class Feed:
         self._gap_pending: tuple[float, int] | None = None  # (downtime_s, lost so far)
         self._gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `_gap_pending`
         self._closing = False
+        self._closed = trio.Event()  # set once aclose() is done with the connection
 
     # ------------------------------------------------------------------ public requests
 
@@ -184,14 +186,25 @@ class Feed:
         return item
 
     async def aclose(self) -> None:
-        """Close the connection normally (1000) and end the iteration."""
+        """Close the connection normally (1000) and end the iteration.
+
+        Takes one round trip: our close frame out, the server's answer back. The connection's
+        tasks stay up until then (tearing them down early would lose the answer and leave us
+        waiting for nothing), and events nobody will read are dropped meanwhile.
+        """
+        if self._closing:
+            return
         self._closing = True
         self.state = "closed"
+        self._space.set()  # a reader waiting for queue space: it drops events from now on
         ws = self._ws
-        if ws is not None:
-            with trio.move_on_after(2):
-                await ws.aclose()
-        self._events_send.close()
+        try:
+            if ws is not None:
+                with trio.move_on_after(_CLOSE_TIMEOUT_S):
+                    await ws.aclose()
+        finally:
+            self._closed.set()
+            self._events_send.close()
 
     # ------------------------------------------------------------------ requests
 
@@ -260,6 +273,8 @@ class Feed:
                         restarted=restarted,
                         ready=ready,
                     )
+                    if self._closing:  # keep the connection's tasks until the close is answered
+                        await self._closed.wait()
                     attempt = 0
                     error = _close_text(ws)
             except ConnectError as exc:
@@ -327,7 +342,8 @@ class Feed:
             try:
                 await self._setup(ws, restoring=attempt > 0, restarted=restarted)
             except (ProtocolError, ConnectionLost) as exc:
-                await self._events_send.send(exc)
+                if not self._closing:  # aclose() ended the iteration already
+                    await self._events_send.send(exc)
                 conn_nursery.cancel_scope.cancel()
                 ready()
                 return
@@ -363,12 +379,16 @@ class Feed:
                 )
 
     async def _emit(self, event: Event) -> None:
+        if self._closing:
+            return  # nobody reads them any more
         while (
             self._events_send.statistics().current_buffer_used >= self._max_queue
             and not self._waiters
         ):
             self._space = trio.Event()
             await self._space.wait()
+            if self._closing:
+                return
         await self._events_send.send(event)
 
     async def _reader(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:

@@ -4,11 +4,11 @@ The machine may be shared and noisy, so an absolute number means little: each ro
 right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), exchange
 dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
-idle CPU (issue 9), dashboard, web page (headless chromium), physical limit; every-update
-delivery, history and replay (issue 10, in the hub); scale-out through Redis: the bus's added
-latency, gateways 2 vs 1, a reconnect storm (issue 11). One module per row family; servers and
-clients are separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
-`dashboard.py`) nor trio here.
+idle CPU (issue 9), a one-shot `tail --count 1` from start to exit, dashboard, web page
+(headless chromium), physical limit; every-update delivery, history and replay (issue 10, in the
+hub); scale-out through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm
+(issue 11). One module per row family; servers and clients are separate processes
+(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (18 if quick else 26)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (19 if quick else 27)
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -108,6 +108,7 @@ def _measure(
         memory,
         page,
         physical,
+        tail,
         venues,
     )
 
@@ -150,6 +151,7 @@ def _measure(
     step("memory", lambda: memory.memory_rows(quick, full, advance))
     step("handshake", lambda: handshake.handshake_rows(quick, advance))
     step("idle CPU", lambda: idle.idle_rows(quick, advance))
+    step("tail --count 1", lambda: tail.tail_rows(quick, advance))
     advance("dashboard")
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
     advance("web page")

@@ -40,6 +40,7 @@ FAMILIES = (
     "handshake p50, 20 clients on '*'",
     "handshake p99, 20 clients on '*'",
     "idle server CPU",
+    "tail AAPL --count 1, process start to exit",
     "dashboard",
     "every update, N=20 '*' in the hub, JSON",
     "history memory per minute, default",
