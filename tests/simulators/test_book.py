@@ -7,6 +7,17 @@ import pytest
 
 from tickwire.simulators import Market, TickFlag, Universe
 from tickwire.simulators.book import LEVEL_DTYPE, Reason, ladder_dtype
+from tickwire.simulators.stylized import book_report
+
+BOOK_FACTS = [
+    "depth profile: deepest level (ticks from best)",
+    "  deepest / best level mean depth",
+    "spread at 1 tick (large-tick names)",
+    "  spread >= 5 ticks vs a geometric law",
+    "cancellations per trade",
+    "limit order size tail (Hill, top 1%)",
+    "best-level imbalance calls the next mid move",
+]
 
 START = 1_700_000_000_000_000_000
 
@@ -149,3 +160,24 @@ def test_depth_out_of_range_is_one_line(depth):
 def test_step_book_needs_books():
     with pytest.raises(ValueError, match="this market has no books: make it with book_depth=N"):
         Market(Universe.default()).step_book(10**9)
+
+
+@pytest.fixture(scope="module")
+def book_facts():
+    """20 symbols, two minutes at the open, books 20 deep, sampled every second (~4 s)."""
+    u = Universe.synthetic(20, seed=2)
+    market = Market(u, seed=5, start_ns=START, book_depth=20)
+    ticks, levels, ladders = [], [], []
+    for k in range(1, 121):
+        t, lv = market.step_book(START + k * 10**9)
+        ticks.append(t)
+        levels.append(lv)
+        ladders.append(market.book_snapshot())
+    rows = book_report(np.concatenate(ticks), np.concatenate(levels), np.stack(ladders), u)
+    return {row.name: row for row in rows}
+
+
+@pytest.mark.parametrize("name", BOOK_FACTS)
+def test_book_stylized_fact(book_facts, name):
+    row = book_facts[name]
+    assert row.passed, f"{name}: {row.value:.3f}, target {row.target}"
