@@ -341,41 +341,20 @@ class Market:
         """
         if self.book is None:
             raise ValueError("this market has no books: make it with book_depth=N")
-        depth, n = self.book.depth, self._n
         ticks = self.snapshot()
         if self._book_start:
             sizes0, b0, a0 = self._book_start
-        else:  # no chunk made yet
+        else:  # no chunk made yet, or one without events
             sizes0, b0, a0 = self.book.sizes, self._bid, self._ask
-        d = np.arange(depth)
-        start_px = np.stack((b0[:, None] - d, a0[:, None] + d), 1)  # (n, 2, depth)
-        side = np.broadcast_to(np.array([0, 1])[None, :, None], start_px.shape)
-        sym = np.broadcast_to(np.arange(n)[:, None, None], start_px.shape)
-        done = self._book_pending[: self._book_cursor]
-        k_px = np.concatenate((start_px.ravel(), self._book_ticks[: self._book_cursor]))
-        k_side = np.concatenate((side.ravel(), done["side"].astype(np.int64)))
-        k_sym = np.concatenate((sym.ravel(), done["sym"].astype(np.int64)))
-        size = np.concatenate((sizes0.ravel(), done["size"].astype(np.int64)))
-        span = int(max(k_px.max(), 1)) + depth + 2
-        key = (k_sym * 2 + k_side) * span + np.maximum(k_px, 0)
-        keys, rev = np.unique(key[::-1], return_index=True)  # the last update wins
-        last = size[len(size) - 1 - rev]
+        c = self._book_cursor
         bid = np.round(ticks["bid"] * self._scale / self._units).astype(np.int64)
         ask = np.round(ticks["ask"] * self._scale / self._units).astype(np.int64)
-        now_px = np.stack((bid[:, None] - d, ask[:, None] + d), 1)
-        want = (np.arange(n)[:, None, None] * 2 + side) * span + np.maximum(now_px, 0)
-        at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        found = np.where((keys[at] == want) & (now_px > 0), last[at], 0)
-        out = np.zeros(n, bk.ladder_dtype(depth))
-        out["sym"] = np.arange(n)
-        out["seq"] = self.book.seq - np.bincount(
-            self._book_pending["sym"][self._book_cursor :], minlength=n
-        )
+        out = bk.ladders((sizes0, b0, a0), self._book_pending[:c], self._book_ticks[:c], (bid, ask))
+        out["seq"] = self.book.seq - np.bincount(self._book_pending["sym"][c:], minlength=self._n)
         out["ts"] = ticks["ts"]
         units, scale = self._units[:, None], self._scale[:, None]  # as ticks and updates do
-        out["bid_price"] = now_px[:, 0] * units / scale
-        out["ask_price"] = now_px[:, 1] * units / scale
-        out["bid_size"], out["ask_size"] = found[:, 0], found[:, 1]
+        out["bid_price"] = out["bid_price"] * units / scale
+        out["ask_price"] = out["ask_price"] * units / scale
         return out
 
     def _retire(self) -> None:

@@ -212,7 +212,7 @@ def book_report(
         # heavy tail: wide spreads are far likelier than a geometric law of the same mean says
         wide = float(np.mean(spread[liquid] >= 5))
         geometric = (1 - 1 / float(spread[liquid].mean())) ** 4
-        tail = wide / geometric if geometric > 0 else np.inf
+        tail = wide / geometric if geometric > 0 else np.nan  # all at one tick: no tail
         add("  spread >= 5 ticks vs a geometric law", tail, ">= 3 (heavy tail)", tail >= 3)
     trades = int(np.count_nonzero(records["flags"] & 1))
     cancels = int(np.count_nonzero(levels["reason"] == Reason.CANCEL))
