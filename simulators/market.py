@@ -542,7 +542,7 @@ class Market:
         flags[tr] = np.where(buy, _TRADE | _BUY, _TRADE | _SELL)
         opening = np.flatnonzero((per_sym > 0) & ~self._opened)
         flags[seg_start[opening]] |= _OPEN
-        sizes = None
+        quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
         if self.book is not None:  # the book around these quotes and trades; its top is the quote
             frac = (price_ticks - bid) / spread
             ts_sym = rel_ns[by_sym] + t0_ns
@@ -550,7 +550,7 @@ class Market:
             self._book_start = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
             levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
             self._set_book(levels)
-            sizes = np.minimum(bid_sz, _MAX_SIZE), np.minimum(ask_sz, _MAX_SIZE)
+            quoted = np.minimum(bid_sz, _MAX_SIZE), np.minimum(ask_sz, _MAX_SIZE)
         # the state left by each symbol's last event
         active = np.flatnonzero(per_sym)
         tail = seg_start[active] + per_sym[active] - 1
@@ -568,8 +568,8 @@ class Market:
         lot = self._lot[sym]
         out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
         out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-        if sizes is not None:  # drawn above all the same: books on or off, the same stream
-            out["bid_size"][by_sym], out["ask_size"][by_sym] = sizes
+        if quoted is not None:  # drawn above all the same: books on or off, the same stream
+            out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
         units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
         out["bid"][by_sym] = bid * units / scale
         out["ask"][by_sym] = ask * units / scale
