@@ -6,7 +6,8 @@ trio-websocket and websockets.broadcast servers, load clients in other processes
 dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
 idle CPU (issue 9), dashboard, web page (headless chromium), physical limit; every-update
 delivery, history and replay (issue 10, in the hub); scale-out through Redis: the bus's added
-latency, gateways 2 vs 1, a reconnect storm (issue 11). One module per row family; servers and
+latency, gateways 2 vs 1, a reconnect storm (issue 11); the order book's cost in the market
+step and its level updates per second (`book.py`). One module per row family; servers and
 clients are separate processes (`_baselines`, `_loadclient`). Never imports the dashboard (see
 `dashboard.py`) nor trio here.
 """
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (18 if quick else 26)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (19 if quick else 27)
     with _progress(units) as advance:
         rows, notes = _measure(quick, full, advance)
     notes.append(
@@ -76,6 +77,7 @@ def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
     from . import (
+        book,
         bus,
         codec,
         dashboard,
@@ -106,6 +108,8 @@ def _measure(
 
     advance("generator")
     step("generator", lambda: generator.generator_rows(quick))
+    advance("order book")
+    step("order book", lambda: book.book_rows(quick))
     advance("encode/decode")
     step("encode/decode", lambda: codec.codec_rows(quick))
     advance("every update, history, replay")
