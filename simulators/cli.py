@@ -30,6 +30,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
+from ._cli_book import BookSink, add_book_arguments
 from .errors import UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
 from .universe import FIELDS, Universe
@@ -47,8 +48,12 @@ _TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: ne
 # --------------------------------------------------------------------------- shared flags
 
 
-def add_market_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --seed, --symbols/--universe, --activity and --session (read by `universe_from_args`)."""
+def add_market_arguments(
+    parser: argparse.ArgumentParser, *, session_default: str | None = "6.5h"
+) -> None:
+    """Add --seed, --symbols/--universe, --activity and --session (read by `universe_from_args`).
+
+    `session_default=None` leaves --session unset when not given (`session_of` resolves it)."""
     parser.add_argument("--seed", type=_seed, default=0, help="market seed (default %(default)s)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -60,8 +65,9 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--universe",
         metavar="FILE",
-        help="load the universe from a .csv or .toml file (columns/keys: "
-        "symbol,name,sector,price,tick_size,lot_size,activity[,kind]; symbol and price required)",
+        help="a built-in universe (default, or crypto: BTC-USD, ETH-USD, ...) or one from a .csv "
+        "or .toml file (columns/keys: symbol,name,sector,price,tick_size,lot_size,activity"
+        "[,kind,base,quote]; symbol and price required; kind stock, etf or crypto)",
     )
     parser.add_argument(
         "--activity",
@@ -73,19 +79,40 @@ def add_market_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--session",
         choices=tuple(SESSION_S),
-        default="6.5h",
+        default=session_default,
         help="6.5h: back-to-back trading sessions with an intraday shape; 24h: around the clock "
-        "(default %(default)s)",
+        f"(default {session_default or '24h for a crypto universe, else 6.5h'})",
     )
 
 
-def universe_from_args(args: argparse.Namespace) -> Universe | None:
-    """The universe the market flags ask for; None means `Universe.default()`."""
-    if getattr(args, "universe", None):
-        return Universe.load(args.universe)
-    if getattr(args, "symbols", None):
-        return Universe.synthetic(args.symbols, args.seed)
-    return None
+CRYPTO_REFUSED = "crypto universes need the book wire; use `tickwire simulate --universe crypto`"
+
+
+def universe_from_args(args: argparse.Namespace, *, crypto: bool = False) -> Universe | None:
+    """The universe the market flags ask for; None means `Universe.default()`.
+
+    Without `crypto`, a universe with crypto pairs is refused: the tick wire carries sizes as
+    integers with no unit, so its fractional sizes would reach clients wrong.
+    """
+    universe = None
+    name = getattr(args, "universe", None)
+    if name in ("default", "crypto"):
+        universe = Universe.builtin(name)
+    elif name:
+        universe = Universe.load(name)
+    elif getattr(args, "symbols", None):
+        universe = Universe.synthetic(args.symbols, args.seed)
+    if universe is not None and not crypto and universe.crypto.any():
+        raise UserError(CRYPTO_REFUSED)
+    return universe
+
+
+def session_of(args: argparse.Namespace, universe: Universe) -> str:
+    """--session as given, else 24h for an all-crypto universe and 6.5h otherwise."""
+    given: str | None = getattr(args, "session", None)
+    if given:
+        return given
+    return "24h" if universe.crypto.all() else "6.5h"
 
 
 def _seed(text: str) -> int:
@@ -137,7 +164,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples:\n"
         "  tickwire simulate --symbols 30 --duration 2d --activity 0.05 --report\n"
         "  tickwire simulate --symbols 500 --duration 5d --seed 7 --out ticks.parquet\n"
-        "  tickwire simulate --universe mine.csv --duration 2h --out ticks.npy\n\n"
+        "  tickwire simulate --universe mine.csv --duration 2h --out ticks.npy\n"
+        "  tickwire simulate --universe crypto --books --duration 10m --report\n\n"
         "outputs:\n"
         "  .csv      one line per tick: symbol, then the tick record fields\n"
         "  .npy      the tick records as they are (numpy.load), with the universe beside it\n"
@@ -153,8 +181,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="market time to simulate, e.g. 90s, 30m, 6h, 5d; a day is one 6.5 h session "
         "(24 h with --session 24h) (default 1d)",
     )
-    add_market_arguments(ap)
+    add_market_arguments(ap, session_default=None)
     ap.add_argument("--out", metavar="FILE", help="write the ticks to FILE (.csv, .npy, .parquet)")
+    add_book_arguments(ap)
     ap.add_argument(
         "--report", action="store_true", help="print the stylized-facts table: value, target, pass"
     )
@@ -193,12 +222,13 @@ def _duration(text: str) -> _Duration:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    universe = universe_from_args(args, crypto=True) or Universe.default()
+    args.session = session_of(args, universe)
     total_s = args.duration.seconds(args.session)
-    universe = universe_from_args(args) or Universe.default()
-    if not (args.out or args.report or args.figure):  # minutes of work, then nothing kept
+    if not (args.out or args.report or args.figure or args.book_out):  # work, then nothing kept
         raise UserError(
             "nothing to keep: pass --out FILE (.csv, .npy or .parquet) for the ticks, "
-            "--report for the stylized facts, or --figure FILE"
+            "--report for the stylized facts, --figure FILE or --book-out FILE"
         )
     stylized = _stylized() if args.report or args.figure else None
     if args.figure:
@@ -206,18 +236,25 @@ def _simulate(args: argparse.Namespace) -> int:
             raise UserError(f"--figure needs matplotlib: {_EXTRAS['plot']}")
         _check_writable(Path(args.figure))
     writer = open_writer(Path(args.out), universe) if args.out else None
+    books = BookSink.from_args(args, universe)
     keep = stylized is not None  # the report and the figure need every record at once
     from .market import Market
 
     # Batch generation computes 10 s ahead (fewer, larger numpy passes); the live server uses
     # 1 s. Same flags, same bytes either way: the chunk length is fixed per command.
     market = Market(
-        universe, args.seed, START_NS, activity=args.activity, session=args.session, chunk_s=10.0
+        universe,
+        args.seed,
+        START_NS,
+        activity=args.activity,
+        session=args.session,
+        chunk_s=10.0,
+        book_depth=books.depth if books else None,
     )
 
     wall0 = time.perf_counter()
     try:
-        count, kept = _generate(market, total_s, writer, keep)
+        count, kept = _generate(market, total_s, writer, keep, books)
     except OSError as exc:  # disk full, file system gone: the user's to fix, not a bug
         raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     wall_s = time.perf_counter() - wall0
@@ -227,8 +264,12 @@ def _simulate(args: argparse.Namespace) -> int:
         f"({args.duration.text}, seed {args.seed}), {wall_s:.1f} s wall, "
         f"{count / max(wall_s, 1e-9):,.0f} ticks/s"
     )
+    if books is not None:
+        summary += f"; {books.count:,} book level updates"
     if writer is not None:
         summary += f"; wrote {', '.join(writer.paths)}"
+    if books is not None and books.path:
+        summary += f"; book updates in {books.path}"
     records = np.concatenate(kept) if kept else np.zeros(0, TICK_DTYPE)
     if args.report:
         if stylized is None or not hasattr(stylized, "report"):
@@ -236,6 +277,8 @@ def _simulate(args: argparse.Namespace) -> int:
         else:
             with _busy("measuring the stylized facts"):
                 rows = _call(stylized.report, records, universe)
+                if books is not None and books.keep:
+                    rows += _call(stylized.book_report, records, *books.facts(), universe)
             print(_table(rows))
     if args.figure:
         if stylized is None or not hasattr(stylized, "figure"):
@@ -249,7 +292,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _generate(
-    market: Any, total_s: int, writer: _Writer | None, keep: bool
+    market: Any, total_s: int, writer: _Writer | None, keep: bool, books: BookSink | None = None
 ) -> tuple[int, list[TickBatch]]:
     """Step `market` second by second; stream to `writer`. Returns (ticks, records if `keep`)."""
     kept: list[TickBatch] = []
@@ -259,7 +302,11 @@ def _generate(
     try:
         with _Progress(total_s) as progress:
             for k in range(1, total_s + 1):
-                batch = market.step(START_NS + k * 1_000_000_000)
+                if books is None:
+                    batch = market.step(START_NS + k * 1_000_000_000)
+                else:
+                    batch, levels = market.step_book(START_NS + k * 1_000_000_000)
+                    books.add(levels, market)
                 count += len(batch)
                 if keep:
                     kept.append(batch)
@@ -275,6 +322,8 @@ def _generate(
     finally:
         if writer is not None:
             writer.close()  # an interrupted run still leaves a valid file of what was made
+        if books is not None:
+            books.close()
     return count, kept
 
 

@@ -43,6 +43,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from . import book as bk
+from .crypto import NOTIONAL_LOT
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -60,6 +62,7 @@ QUOTES_PER_TRADE = 2.5  # quote refreshes per trade
 ODD_LOT_P = 0.3
 SIZE_TAIL = 1.5  # Pareto exponent of trade sizes in lots
 SPREAD_K = 0.5  # extra spread ticks per tick of one-second volatility
+CRYPTO_YEAR_S = 365 * 86_400
 QUOTE_DEPTH = 3.5  # quoted sizes: 1 + floor(QUOTE_DEPTH x Exp(1)) lots, geometric, mean ~4 lots
 # Log-volatility components: timescales (s) and stationary standard deviations.
 MKT_VOL_TAUS_S = np.array([300.0, 1800.0, 7200.0])
@@ -84,7 +87,10 @@ class Market:
         activity: float = 1.0,
         session: Literal["6.5h", "24h"] = "6.5h",
         chunk_s: float | None = None,
+        book_depth: int | None = None,
     ) -> None:
+        if book_depth is not None:
+            bk.check_depth(book_depth)
         if activity <= 0:
             raise ValueError(f"activity must be > 0, got {activity}")
         if session not in ("6.5h", "24h"):
@@ -110,6 +116,7 @@ class Market:
         # Each event's details (when in its cell, side, size, spread noise) come from their own
         # stream, so how `_events` draws them never changes the market's path for a seed.
         self._events_rng = np.random.default_rng(events_seq)
+        (book_seq,) = ss.spawn(1)  # a third child: the first two draw what they always drew
         n = len(universe)
         self._n = n
         ref = np.random.default_rng(ref_seq)  # static per-symbol parameters
@@ -120,7 +127,9 @@ class Market:
         self._sec = np.maximum(self._sector, 0)  # a column of the sector path (gamma 0 if none)
         self._n_sectors = max(1, len(names))
         ann_vol = np.where(etf, ref.uniform(0.12, 0.2, n), ref.uniform(0.2, 0.42, n))
-        sigma = ann_vol / np.sqrt(YEAR_S)  # per sqrt(second)
+        crypto = universe.crypto
+        # crypto: about twice as volatile a year, spread over a year that never closes
+        sigma = np.where(crypto, 2.2 * ann_vol / np.sqrt(CRYPTO_YEAR_S), ann_vol / np.sqrt(YEAR_S))
         w_mkt = np.where(etf, 0.85, 0.3)  # variance shares: market, sector, own
         w_sec = np.where(etf | (self._sector < 0), 0.0, 0.15)
         w_own = 1.0 - w_mkt - w_sec
@@ -132,7 +141,13 @@ class Market:
         # prices leave as ticks * units / scale: the double nearest the decimal (0.25: 25 / 100)
         self._scale = 10.0 ** _decimals(self._tick)
         self._units = np.round(self._tick * self._scale)
-        self._lot = universe.lot_size.astype(np.int64)
+        # a round lot in size units: 100 shares, or ~NOTIONAL_LOT of quote currency of a crypto
+        notional = np.round(NOTIONAL_LOT / (universe.price * universe.lot_size))
+        self._lot = np.where(crypto, np.maximum(1, notional), universe.lot_units).astype(np.int64)
+        # spread ticks per tick of volatility: a crypto pair's fine tick quotes as tight as a stock
+        self._spread_k = SPREAD_K * np.where(
+            crypto, np.minimum(1.0, 20_000 * self._tick / universe.price), 1.0
+        )
         self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
         self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
         # dynamic state
@@ -167,6 +182,16 @@ class Market:
         self._last_tk[:] = bid
         self._last["last"] = self._last["bid"]
         self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
+        self.book: bk.Book | None = None
+        self._book_pending = np.empty(0, bk.LEVEL_DTYPE)
+        self._book_ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
+        self._book_ts = np.empty(0, np.int64)
+        self._book_cursor = 0
+        self._book_start: tuple[NDArray[np.int64], ...] = ()  # the chunk's first state
+        if book_depth is not None:
+            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
+            self._last["bid_size"] = self.book.sizes[:, 0, 0]
+            self._last["ask_size"] = self.book.sizes[:, 1, 0]
 
     # ------------------------------------------------------------------ public
 
@@ -215,6 +240,7 @@ class Market:
             activity=self.activity,
             session=self.session,
             chunk_s=self.chunk_s,
+            book_depth=None if self.book is None else self.book.depth,
         )
         peak = self._peak_arrivals()
         twin._excite[:] = twin._mu * peak * HAWKES_ETA / (1 - HAWKES_ETA)  # stationary Hawkes
@@ -242,7 +268,29 @@ class Market:
         makes at most that many chunks and stops at the end of the last one: a caller that fell
         behind gets a bounded batch and finds `now_ns < until_ns` (its lag) instead of one call
         whose batch, time and memory grow with the lag. The records are the same either way.
+        With books on, the level updates of the span are skipped (`step_book` returns them).
         """
+        return self._advance(until_ns, max_chunks, None)
+
+    def step_book(
+        self, until_ns: int, *, max_chunks: int | None = None
+    ) -> tuple[TickBatch, bk.LevelBatch]:
+        """`step`, and the book's level updates of the same span (`book.LEVEL_DTYPE`).
+
+        Applied in order to `book_snapshot()` taken before, the updates give the books after;
+        a symbol's updates at one ts come before its tick of that ts. Needs `book_depth`.
+        """
+        if self.book is None:
+            raise ValueError("this market has no books: make it with book_depth=N")
+        parts: list[bk.LevelBatch] = []
+        ticks = self._advance(until_ns, max_chunks, parts)
+        if not parts:
+            return ticks, np.empty(0, bk.LEVEL_DTYPE)
+        return ticks, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _advance(
+        self, until_ns: int, max_chunks: int | None, book: list[bk.LevelBatch] | None
+    ) -> TickBatch:
         if until_ns <= self.now_ns:
             return np.empty(0, TICK_DTYPE)
         if max_chunks is not None and max_chunks < 1:
@@ -256,17 +304,57 @@ class Market:
             made += 1
             if self._cursor < len(self._pending):
                 done.append(self._pending[self._cursor :])
+            if book is not None and self._book_cursor < len(self._book_pending):
+                book.append(self._book_pending[self._book_cursor :])
             self._retire()
+            self._book_pending, self._book_start = self._book_pending[:0], ()
             self._pending, self._pending_last = self._chunk()
             self._pending_ts = self._pending["ts"].copy()
-            self._cursor = 0
+            self._cursor = self._book_cursor = 0
         self.now_ns = until_ns
         cut = int(self._pending_ts.searchsorted(until_ns, "right"))
         out = self._pending[self._cursor : cut]
         self._cursor = cut
+        if self.book is not None:
+            book_cut = int(self._book_ts.searchsorted(until_ns, "right"))
+            if book is not None and book_cut > self._book_cursor:
+                book.append(self._book_pending[self._book_cursor : book_cut])
+            self._book_cursor = book_cut
         if done:
             done.append(out)
             out = np.concatenate([d.view(_RECORD) for d in done]).view(TICK_DTYPE)
+        return out
+
+    def _set_book(self, levels: bk.LevelBatch) -> None:
+        """Hold a chunk's level updates for release: prices in ticks become prices."""
+        sym = levels["sym"]
+        self._book_ticks = levels["price"].astype(np.int64)
+        levels["price"] = self._book_ticks * self._units[sym] / self._scale[sym]
+        self._book_pending = levels
+        self._book_ts = levels["ts"].copy()
+
+    def book_snapshot(self) -> NDArray[np.void]:
+        """Every symbol's book now (`book.ladder_dtype(depth)`, index = symbol id).
+
+        The state the released level updates lead to: the chunk's first books with every
+        released update applied, around the latest released quote.
+        """
+        if self.book is None:
+            raise ValueError("this market has no books: make it with book_depth=N")
+        ticks = self.snapshot()
+        if self._book_start:
+            sizes0, b0, a0 = self._book_start
+        else:  # no chunk made yet, or one without events
+            sizes0, b0, a0 = self.book.sizes, self._bid, self._ask
+        c = self._book_cursor
+        bid = np.round(ticks["bid"] * self._scale / self._units).astype(np.int64)
+        ask = np.round(ticks["ask"] * self._scale / self._units).astype(np.int64)
+        out = bk.ladders((sizes0, b0, a0), self._book_pending[:c], self._book_ticks[:c], (bid, ask))
+        out["seq"] = self.book.seq - np.bincount(self._book_pending["sym"][c:], minlength=self._n)
+        out["ts"] = ticks["ts"]
+        units, scale = self._units[:, None], self._scale[:, None]  # as ticks and updates do
+        out["bid_price"] = out["bid_price"] * units / scale
+        out["ask_price"] = out["ask_price"] * units / scale
         return out
 
     def _retire(self) -> None:
@@ -433,7 +521,7 @@ class Market:
         x_now += np.repeat(self._x - cum_impact[g0], per_sym)
         # every event requotes from the efficient price; spread grows with volatility
         price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
-        vol_ticks = np.repeat(SPREAD_K * self._sigma * own_vol, per_sym)
+        vol_ticks = np.repeat(self._spread_k * self._sigma * own_vol, per_sym)
         vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
         extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
         spread = 1 + extra.astype(np.int64)
@@ -454,6 +542,15 @@ class Market:
         flags[tr] = np.where(buy, _TRADE | _BUY, _TRADE | _SELL)
         opening = np.flatnonzero((per_sym > 0) & ~self._opened)
         flags[seg_start[opening]] |= _OPEN
+        quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        if self.book is not None:  # the book around these quotes and trades; its top is the quote
+            frac = (price_ticks - bid) / spread
+            ts_sym = rel_ns[by_sym] + t0_ns
+            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym)
+            self._book_start = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
+            levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
+            self._set_book(levels)
+            quoted = np.minimum(bid_sz, _MAX_SIZE), np.minimum(ask_sz, _MAX_SIZE)
         # the state left by each symbol's last event
         active = np.flatnonzero(per_sym)
         tail = seg_start[active] + per_sym[active] - 1
@@ -471,6 +568,8 @@ class Market:
         lot = self._lot[sym]
         out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
         out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+        if quoted is not None:  # drawn above all the same: books on or off, the same stream
+            out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
         units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
         out["bid"][by_sym] = bid * units / scale
         out["ask"][by_sym] = ask * units / scale

@@ -2,7 +2,9 @@
 
 `sample(records, ...)` turns records into per-second grids (last mid, spread in ticks, trades);
 `report(records, universe)` measures each fact of the simulator issue and says whether it meets
-its target; `figure(...)` draws them (matplotlib, optional). The tests and `tickwire simulate
+its target; `book_report(records, levels, ladders, universe)` does so for the order book's facts
+(`report` adds them when given the level updates and ladders sampled over the run);
+`figure(...)` draws them (matplotlib, optional). The tests and `tickwire simulate
 --report` use the same code. numpy only (matplotlib lazily).
 """
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .book import Reason
 from .market import SESSION_S
 from .ticks import TickBatch
 from .universe import Universe
@@ -122,8 +125,19 @@ def _trade_stats(records: TickBatch, universe: Universe) -> dict[str, float]:
     }
 
 
-def report(records: TickBatch, universe: Universe, start_ns: int | None = None) -> list[Row]:
-    """Every stylized fact of the simulator issue: value, target, pass/fail."""
+def report(
+    records: TickBatch,
+    universe: Universe,
+    start_ns: int | None = None,
+    *,
+    levels: NDArray[np.void] | None = None,
+    ladders: NDArray[np.void] | None = None,
+) -> list[Row]:
+    """Every stylized fact of the simulator issue: value, target, pass/fail.
+
+    With the book's level updates and ladders sampled through the run (`Market.step_book`,
+    `Market.book_snapshot`), the book's facts too (`book_report`).
+    """
     if start_ns is None:
         start_ns = int(records["ts"][0]) if len(records) else 0
     last_ns = int(records["ts"][-1]) if len(records) else start_ns
@@ -167,7 +181,81 @@ def report(records: TickBatch, universe: Universe, start_ns: int | None = None) 
     fano = float(np.nanmean(counts.var(0) / counts.mean(0)))
     add("Fano factor, 1-min trade counts", fano, "> 5", fano > 5)
     rows.extend(_cross_section_rows(grid, universe))
+    if levels is not None and ladders is not None:
+        rows.extend(book_report(records, levels, ladders, universe))
     return rows
+
+
+def book_report(
+    records: TickBatch, levels: NDArray[np.void], ladders: NDArray[np.void], universe: Universe
+) -> list[Row]:
+    """The order book's stylized facts; `ladders` are snapshots, shape (samples, symbols)."""
+    rows: list[Row] = []
+
+    def add(name: str, value: float, target: str, ok: bool) -> None:
+        rows.append(Row(name, float(value), target, bool(ok)))
+
+    depth = (ladders["bid_size"] + ladders["ask_size"]).astype(np.float64)  # (t, n, levels)
+    scale = depth.mean(axis=(0, 2), keepdims=True)
+    profile = (depth / np.where(scale > 0, scale, 1)).mean(axis=(0, 1))
+    peak = int(np.argmax(profile))
+    hump = 1 <= peak <= 8 and profile[peak] >= 1.5 * profile[0] and profile[-1] < profile[peak]
+    add("depth profile: deepest level (ticks from best)", peak, "in [1, 8], a hump", hump)
+    ratio = profile[peak] / profile[0] if profile[0] > 0 else np.inf
+    add("  deepest / best level mean depth", ratio, ">= 1.5", ratio >= 1.5)
+    sym = records["sym"]
+    spread = np.round((records["ask"] - records["bid"]) / universe.tick_size[sym])
+    liquid = (universe.price / universe.tick_size < 6000)[sym]
+    if liquid.any():
+        at_one = float(np.mean(spread[liquid] == 1))
+        add("spread at 1 tick (large-tick names)", at_one, ">= 0.5", at_one >= 0.5)
+        # heavy tail: wide spreads are far likelier than a geometric law of the same mean says
+        wide = float(np.mean(spread[liquid] >= 5))
+        geometric = (1 - 1 / float(spread[liquid].mean())) ** 4
+        tail = wide / geometric if geometric > 0 else np.nan  # all at one tick: no tail
+        add("  spread >= 5 ticks vs a geometric law", tail, ">= 3 (heavy tail)", tail >= 3)
+    trades = int(np.count_nonzero(records["flags"] & 1))
+    cancels = int(np.count_nonzero(levels["reason"] == Reason.CANCEL))
+    per = cancels / trades if trades else np.nan
+    add("cancellations per trade", per, "in [20, 40]", 20 <= per <= 40)
+    added = _added_sizes(levels, universe)
+    tail_k = hill(added) if len(added) > 1000 else np.nan
+    add("limit order size tail (Hill, top 1%)", tail_k, "in [1.2, 2.0]", 1.2 <= tail_k <= 2.0)
+    hit = _imbalance_hits(records)
+    add("best-level imbalance calls the next mid move", hit, "> 0.55", hit > 0.55)
+    return rows
+
+
+def _added_sizes(levels: NDArray[np.void], universe: Universe) -> NDArray[np.int64]:
+    """What each add put on its level, in lots (the first update of a level is skipped)."""
+    sym = levels["sym"].astype(np.int64)
+    ticks = np.round(levels["price"] / universe.tick_size[sym]).astype(np.int64)
+    key = (sym * 2 + levels["side"]) * (int(ticks.max(initial=0)) + 1) + ticks
+    order = np.argsort(key, kind="stable")  # per level, in time order
+    k, size = key[order], levels["size"][order].astype(np.int64)
+    same = np.zeros(len(k), bool)
+    same[1:] = k[1:] == k[:-1]
+    added = np.diff(size, prepend=0)
+    use = same & (levels["reason"][order] == Reason.ADD) & (added > 0)
+    lots: NDArray[np.int64] = added[use] // universe.lot_units[sym[order][use]]
+    return lots[lots > 0]
+
+
+def _imbalance_hits(records: TickBatch) -> float:
+    """Share of quotes whose best-level imbalance has the sign of the symbol's next mid move."""
+    r = records[np.argsort(records["sym"], kind="stable")]
+    bid, ask = r["bid_size"].astype(np.float64), r["ask_size"].astype(np.float64)
+    imbalance = np.sign(bid - ask)
+    mid = r["bid"] + r["ask"]
+    moved = np.zeros(len(r), bool)
+    moved[1:] = (mid[1:] != mid[:-1]) & (r["sym"][1:] == r["sym"][:-1])
+    at = np.flatnonzero(moved)  # record i's next move: the first moved record after i
+    nxt = at[np.minimum(np.searchsorted(at, np.arange(len(r)), "right"), len(at) - 1)]
+    ok = (nxt > np.arange(len(r))) & (r["sym"][nxt] == r["sym"]) & (imbalance != 0)
+    if not ok.any():
+        return float("nan")
+    up = np.sign(mid[nxt] - mid[np.maximum(nxt - 1, 0)])
+    return float(np.mean(up[ok] == imbalance[ok]))
 
 
 def _minute_counts(grid: Grid) -> Array:

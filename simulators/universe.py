@@ -2,7 +2,8 @@
 
 A `Universe` is a struct of arrays indexed by symbol id (the `sym` field of every tick). Built-in:
 `Universe.default()` (well-known large caps and ETFs, all prices simulated) and
-`Universe.synthetic(n)`; `Universe.load(path)` reads one from a CSV or TOML file, and every mistake
+`Universe.synthetic(n)` and `Universe.crypto()` (large crypto pairs, see `crypto.py`);
+`Universe.load(path)` reads one from a CSV or TOML file, and every mistake
 in the file is a `UserError` naming the file, the line (or entry) and the field. Imports numpy only.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,16 @@ class Universe:
     sectors: tuple[str, ...]
     price: NDArray[np.float64]  # start price
     tick_size: NDArray[np.float64]
-    lot_size: NDArray[np.int64]
+    lot_size: NDArray[np.float64]  # whole shares for stocks and ETFs, fractional for crypto
     activity: NDArray[np.float64]  # relative trade rate, 1.0 = a typical large cap
-    kinds: tuple[str, ...] = ()  # "stock" or "etf"
+    kinds: tuple[str, ...] = ()  # "stock", "etf" or "crypto"
     source: str | None = None  # where the prices come from when not the simulator (a replay)
     # What one unit of bid_size/ask_size/last_size/volume is worth: 1 (shares) for the simulator,
     # 10**-k for data with fractional sizes (0.0123 BTC is 123 units of 0.0001). None: all 1.
+    # For crypto the simulator counts sizes in lots: size_unit = lot_size (exact integers).
     size_unit: NDArray[np.float64] | None = None
+    bases: tuple[str, ...] = ()  # the asset traded: the symbol for stocks, BTC for BTC-USD
+    quotes: tuple[str, ...] = ()  # the asset prices are in: USD
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -46,8 +51,19 @@ class Universe:
             raise ValueError(f"a universe holds 1 to {MAX_SYMBOLS} symbols, got {n}")
         if not self.kinds:
             object.__setattr__(self, "kinds", ("stock",) * n)
+        object.__setattr__(self, "lot_size", np.asarray(self.lot_size, np.float64))
+        _check_arrays(self)
+        crypto = np.array([k == "crypto" for k in self.kinds])
         if self.size_unit is None:
-            object.__setattr__(self, "size_unit", np.ones(n))
+            object.__setattr__(self, "size_unit", np.where(crypto, self.lot_size, 1.0))
+        if not self.bases:
+            object.__setattr__(self, "bases", tuple(_base(s) for s in self.symbols))
+        if not self.quotes:
+            object.__setattr__(
+                self,
+                "quotes",
+                tuple(_quote(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)),
+            )
         self._index.update({s: i for i, s in enumerate(self.symbols)})
         if len(self._index) != n:
             raise ValueError("symbols must be unique")
@@ -61,6 +77,17 @@ class Universe:
     def index(self, symbol: str) -> int:
         """Symbol id of `symbol`; KeyError if it is not in the universe."""
         return self._index[symbol]
+
+    @property
+    def lot_units(self) -> NDArray[np.int64]:
+        """Each lot in size units (the integers every size is counted in): 100 for a stock."""
+        assert self.size_unit is not None
+        return np.maximum(1, np.round(self.lot_size / self.size_unit)).astype(np.int64)
+
+    @property
+    def crypto(self) -> NDArray[np.bool_]:
+        """Which symbols are crypto pairs (fractional sizes, trading around the clock)."""
+        return np.array([k == "crypto" for k in self.kinds])
 
     @property
     def sector_names(self) -> tuple[str, ...]:
@@ -77,9 +104,11 @@ class Universe:
                 "kind": self.kinds[i],
                 "price": float(self.price[i]),
                 "tick_size": float(self.tick_size[i]),
-                "lot_size": int(self.lot_size[i]),
+                "lot_size": _number(float(self.lot_size[i])),
                 "activity": float(self.activity[i]),
                 "size_unit": float(self.size_unit[i]) if self.size_unit is not None else 1.0,
+                "base": self.bases[i],
+                "quote": self.quotes[i],
                 "simulated": self.source is None,
                 **({"source": self.source} if self.source is not None else {}),
             }
@@ -100,9 +129,11 @@ class Universe:
                     r.get("sector") or "Other",
                     float(r.get("price", 0.0)),
                     float(r.get("tick_size", 0.01)),
-                    int(r.get("lot_size", 100)),
+                    float(r.get("lot_size", 100)),
                     float(r.get("activity", 1.0)),
                     r.get("kind") or "stock",
+                    r.get("base") or "",
+                    r.get("quote") or "",
                 )
                 for r in rows
             ],
@@ -113,21 +144,28 @@ class Universe:
     @classmethod
     def from_rows(
         cls,
-        rows: list[tuple[str, str, str, float, float, int, float, str]],
+        rows: Sequence[tuple[Any, ...]],
         *,
         size_unit: NDArray[np.float64] | None = None,
     ) -> Universe:
-        sym, name, sector, price, tick, lot, act, kind = zip(*rows, strict=True)
+        """From rows of (symbol, name, sector, price, tick, lot, activity, kind[, base, quote]);
+        an empty base or quote takes its default (the symbol's parts)."""
+        full = [(*r, "", "") if len(r) == 8 else tuple(r) for r in rows]
+        sym, name, sector, price, tick, lot, act, kind, base, quote = zip(*full, strict=True)
+        bases = tuple(b or _base(s) for b, s in zip(base, sym, strict=True))
+        quotes = tuple(q or _quote(s, k) for q, s, k in zip(quote, sym, kind, strict=True))
         return cls(
             symbols=tuple(sym),
             names=tuple(name),
             sectors=tuple(sector),
             price=np.asarray(price, np.float64),
             tick_size=np.asarray(tick, np.float64),
-            lot_size=np.asarray(lot, np.int64),
+            lot_size=np.asarray(lot, np.float64),
             activity=np.asarray(act, np.float64),
             kinds=tuple(kind),
             size_unit=size_unit,
+            bases=bases,
+            quotes=quotes,
         )
 
     @classmethod
@@ -168,6 +206,22 @@ class Universe:
         return cls.from_rows([(*r[:4], 0.01, 100, r[4], r[5]) for r in _DEFAULT])
 
     @classmethod
+    def crypto_pairs(cls) -> Universe:
+        """The large crypto pairs by their venue names (BTC-USD...), trading around the clock."""
+        from .crypto import CRYPTO
+
+        return cls.from_rows(CRYPTO)
+
+    @classmethod
+    def builtin(cls, name: str) -> Universe:
+        """A built-in universe by name: "default" or "crypto"."""
+        if name == "default":
+            return cls.default()
+        if name == "crypto":
+            return cls.crypto_pairs()
+        raise UserError(f"unknown built-in universe {name!r}; built-ins are default, crypto")
+
+    @classmethod
     def synthetic(cls, n: int, seed: int = 0) -> Universe:
         """`n` made-up symbols (SYM0001...) spread over the default sectors."""
         if not 1 <= n <= MAX_SYMBOLS:
@@ -195,11 +249,23 @@ class Universe:
 
 # ----------------------------------------------------------------------------- file loading
 
-Row = tuple[str, str, str, float, float, int, float, str]
+Row = tuple[str, str, str, float, float, float, float, str, str, str]
 
-FIELDS = ("symbol", "name", "sector", "price", "tick_size", "lot_size", "activity", "kind")
+FIELDS = (
+    "symbol",
+    "name",
+    "sector",
+    "price",
+    "tick_size",
+    "lot_size",
+    "activity",
+    "kind",
+    "base",
+    "quote",
+)
 _REQUIRED = ("symbol", "price")
-_KINDS = ("stock", "etf")
+KINDS = ("stock", "etf", "crypto")
+_MAX_DECIMALS = 9  # ticks and crypto lots: at most 9 decimal places (1e-9)
 _MAX_SYMBOL_LEN = 32  # as the wire protocol allows
 _MAX_TEXT_LEN = 200
 
@@ -230,7 +296,8 @@ def _read_csv(data: bytes, shown: str) -> list[Row]:
         rows.append(_row(record, where, seen, f"line {line}"))
     if header is None:
         raise UserError(
-            f"{shown} is empty; expected a header line {','.join(FIELDS[:7])}[,kind] "
+            f"{shown} is empty; expected a header line {','.join(FIELDS[:7])}"
+            "[,kind,base,quote] "
             "and one line per symbol"
         )
     if not rows:
@@ -338,21 +405,76 @@ def _row(record: dict[str, Any], where: str, seen: dict[str, str], here: str) ->
         return x
 
     price, tick, activity = number("price", 0.0), number("tick_size", 0.01), number("activity", 1)
+    kind = text("kind", "stock").lower()
+    if kind not in KINDS:
+        raise bad("kind", f"must be one of {', '.join(KINDS)}")
+    if decimals(tick) is None:
+        raise bad("tick_size", f"must have at most {_MAX_DECIMALS} decimal places")
     lot_value = record.get("lot_size", 100)
-    try:
-        if isinstance(lot_value, bool) or not isinstance(lot_value, str | int):
-            raise ValueError
-        lot = int(lot_value)
-    except ValueError:
-        lot = 0
-    if not 1 <= lot <= 1_000_000:
-        raise bad("lot_size", "must be a whole number from 1 to 1000000")
+    if kind == "crypto":
+        lot = number("lot_size", 1.0)
+        if decimals(lot) is None:
+            raise bad("lot_size", f"must have at most {_MAX_DECIMALS} decimal places")
+    else:
+        try:
+            if isinstance(lot_value, bool) or not isinstance(lot_value, str | int):
+                raise ValueError
+            lot = int(lot_value)
+        except ValueError:
+            lot = 0
+        if not 1 <= lot <= 1_000_000:
+            raise bad(
+                "lot_size",
+                f"must be a whole number from 1 to 1000000 for a {kind} "
+                "(fractional lots are for kind crypto)",
+            )
     if price < tick:
         raise bad("price", f"must be at least one tick ({tick:g})")
-    kind = text("kind", "stock").lower()
-    if kind not in _KINDS:
-        raise bad("kind", f"must be one of {', '.join(_KINDS)}")
-    return (symbol, text("name", symbol), text("sector", "Other"), price, tick, lot, activity, kind)
+    base, quote = text("base", _base(symbol)), text("quote", _quote(symbol, kind))
+    name, sector = text("name", symbol), text("sector", "Other")
+    return (symbol, name, sector, price, tick, float(lot), activity, kind, base, quote)
+
+
+def decimals(x: float) -> int | None:
+    """Decimal places of `x` (0.01 -> 2, 5 -> 0), or None beyond 9 (not a decimal grid)."""
+    for places in range(_MAX_DECIMALS + 1):
+        scaled = x * 10.0**places
+        if abs(scaled - round(scaled)) <= 1e-9 * scaled:
+            return places
+    return None
+
+
+def _check_arrays(u: Universe) -> None:
+    """Reference data built in code gets the checks a file gets (ValueError, one line)."""
+    for i, (sym, kind) in enumerate(zip(u.symbols, u.kinds, strict=True)):
+        tick, lot = float(u.tick_size[i]), float(u.lot_size[i])
+        if kind not in KINDS:
+            raise ValueError(f"{sym}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if not (math.isfinite(tick) and tick > 0):
+            raise ValueError(f"{sym}: tick_size must be a number > 0, got {tick:g}")
+        if not (math.isfinite(lot) and lot > 0):
+            raise ValueError(f"{sym}: lot_size must be a number > 0, got {lot:g}")
+        if kind != "crypto" and lot != int(lot):
+            raise ValueError(
+                f"{sym}: lot_size must be a whole number for a {kind} "
+                f"(fractional lots are for kind crypto), got {lot:g}"
+            )
+
+
+def _base(symbol: str) -> str:
+    return symbol.split("-")[0].split("/")[0] if "-" in symbol or "/" in symbol else symbol
+
+
+def _quote(symbol: str, kind: str) -> str:
+    for sep in ("-", "/"):
+        if kind == "crypto" and sep in symbol:
+            return symbol.split(sep, 1)[1]
+    return "USD"
+
+
+def _number(x: float) -> int | float:
+    """A whole lot as an int (100), a fractional one as a float (0.00001)."""
+    return int(x) if x == int(x) else x
 
 
 _SECTORS = (

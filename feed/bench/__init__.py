@@ -1,14 +1,15 @@
 """`tickwire bench`: every figure beside a baseline measured in the same run, and their ratio.
 
 The machine may be shared and noisy, so an absolute number means little: each row's baseline runs
-right next to it. Rows (issue 6): generator, encode/decode, fan-out (tickwire serve vs naive, plain
+right next to it. Rows: generator, encode/decode, fan-out (tickwire serve vs naive, plain
 trio-websocket and websockets.broadcast servers, load clients in other processes), exchange
-dialects (N Binance clients vs N `/v1` JSON clients, issue 14), memory, handshake latency and
-idle CPU (issue 9), a one-shot `tail --count 1` from start to exit, dashboard, web page
-(headless chromium), physical limit; every-update delivery, history and replay (issue 10, in the
-hub); scale-out through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm
-(issue 11). One module per row family; servers and clients are separate processes
-(`_baselines`, `_loadclient`). Never imports the dashboard (see `dashboard.py`) nor trio here.
+dialects (N Binance clients vs N `/v1` JSON clients), memory, handshake latency and
+idle CPU, a one-shot `tail --count 1` from start to exit, dashboard, web page (headless
+chromium), physical limit; every-update delivery, history and replay (in the hub); scale-out
+through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm; the order book's cost
+in the market step and its level updates per second (`book.py`). One module per row family;
+servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
+dashboard (see `dashboard.py`) nor trio here.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def _measure(
     quick: bool, full: bool, advance: Callable[[str], None]
 ) -> tuple[list[Row], list[str]]:
     from . import (
+        book,
         bus,
         codec,
         dashboard,
@@ -128,6 +130,8 @@ def _measure(
 
     advance("generator")
     step("generator", lambda: generator.generator_rows(quick))
+    advance("order book")
+    step("order book", lambda: book.book_rows(quick))
     advance("encode/decode")
     step("encode/decode", lambda: codec.codec_rows(quick))
     advance("every update, history, replay")

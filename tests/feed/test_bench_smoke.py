@@ -20,6 +20,8 @@ pytest.importorskip("websockets")
 FAMILIES = (
     "generator, 500 symbols",
     "generator, 5000 symbols",
+    "market step with books (20 levels), default universe",
+    "book level updates generated, 500 symbols",
     "encode 50 ticks, JSON",
     "encode 50 ticks, binary",
     "decode 50 ticks, JSON",

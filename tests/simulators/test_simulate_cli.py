@@ -88,7 +88,7 @@ def test_nothing_to_keep_is_an_error_before_any_work(tmp_path):
     assert plain.returncode == 2 and plain.stdout == ""
     assert plain.stderr.strip().splitlines() == [
         "tickwire: error: nothing to keep: pass --out FILE (.csv, .npy or .parquet) for the "
-        "ticks, --report for the stylized facts, or --figure FILE"
+        "ticks, --report for the stylized facts, --figure FILE or --book-out FILE"
     ]
     assert list(tmp_path.iterdir()) == []
 
@@ -159,3 +159,66 @@ def test_disk_full_is_a_user_error(tmp_path):
     out = _run("--symbols", "50", "--duration", "20s", "--out", "full.csv", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "tickwire: error: cannot write full.csv: No space left on device"
+
+
+def test_crypto_universe_with_books_writes_exact_sizes_and_level_updates(tmp_path):
+    from tickwire.simulators.book import LEVEL_DTYPE
+
+    out = _ok(
+        "--universe",
+        "crypto",
+        "--books",
+        "--book-depth",
+        "25",
+        "--duration",
+        "5s",
+        "--out",
+        "t.npy",
+        "--book-out",
+        "b.npy",
+        cwd=tmp_path,
+    )
+    universe = Universe.load(tmp_path / "t.universe.csv")
+    assert universe.kinds[0] == "crypto" and universe.lot_size[0] == 0.00001
+    ticks, levels = np.load(tmp_path / "t.npy"), np.load(tmp_path / "b.npy")
+    assert levels.dtype == LEVEL_DTYPE and len(levels) > 1000
+    assert "book level updates" in out.stdout and f"{len(levels):,}" in out.stdout
+    # a day of crypto is 24 h: the run starts at the open and trades all along
+    assert ticks["ts"][-1] <= START_NS + 5 * 10**9
+    last = ticks[ticks["sym"] == 0][-1]
+    mine = (levels["sym"] == 0) & (levels["side"] == 1) & (levels["ts"] <= last["ts"])
+    top = levels[mine & (levels["price"] == last["ask"])]
+    assert int(top["size"][-1]) == int(last["ask_size"])  # the quote is the book's top
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--book-depth", "0"), "--book-depth: must be a whole number of levels from 1 to 1000"),
+        (("--book-depth", "5000"), "--book-depth: must be a whole number of levels from 1 to"),
+        (("--book-out", "b.csv"), "--book-out must end in .npy, got 'b.csv'"),
+    ],
+)
+def test_book_flag_errors_are_one_line(tmp_path, args, message):
+    out = _run("--symbols", "3", "--duration", "1s", *args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+
+
+def test_serve_refuses_a_crypto_universe_with_one_line(tmp_path):
+    (tmp_path / "c.csv").write_text(
+        "symbol,price,tick_size,lot_size,kind\nBTC-USD,9e4,0.01,1e-5,crypto\n"
+    )
+    for universe in ("crypto", "c.csv"):
+        out = subprocess.run(
+            tickwire_cmd("serve", "--port", "0", "--universe", universe),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines() == [
+            "tickwire: error: crypto universes need the book wire; "
+            "use `tickwire simulate --universe crypto`"
+        ]

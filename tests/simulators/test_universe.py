@@ -107,7 +107,18 @@ def test_load_toml(tmp_path):
         ("X,0.001,0.01", "line 3, field price: must be at least one tick (0.01)"),
         ("X,10,0.01,12.5", "line 3, field lot_size: must be a whole number from 1"),
         ("X,10,0.01,100,zero", "line 3, field activity: must be a number > 0, got 'zero'"),
-        ("X,10,0.01,100,1,bond", "line 3, field kind: must be one of stock, etf, got 'bond'"),
+        (
+            "X,10,0.01,100,1,bond",
+            "line 3, field kind: must be one of stock, etf, crypto, got 'bond'",
+        ),
+        (
+            "X,10,0.01,0.5,1,stock",
+            "line 3, field lot_size: must be a whole number from 1 to 1000000 for a stock "
+            "(fractional lots are for kind crypto), got '0.5'",
+        ),
+        ("X,10,0.01,0,1,crypto", "line 3, field lot_size: must be a number > 0, got '0'"),
+        ("X,10,0.00000000001,1,1,crypto", "line 3, field tick_size: must have at most 9 decimal"),
+        ("X,10,0.01,1e-12,1,crypto", "line 3, field lot_size: must have at most 9 decimal"),
         (",10", "line 3, field symbol: missing"),
         ("X", "line 3, field price: missing"),
         ("A B,10", "line 3, field symbol: must be 1 to 32 characters without spaces"),
@@ -200,3 +211,48 @@ def test_reference_written_as_csv_loads_back(tmp_path):
         w.writerow(FIELDS)
         w.writerows([r[k] for k in FIELDS] for r in original.reference())
     assert Universe.load(path).reference() == original.reference()
+
+
+def test_crypto_rows_keep_fractional_lots_exact(tmp_path):
+    text = (
+        "symbol,price,tick_size,lot_size,activity,kind,base,quote\n"
+        "BTC-USD,95000,0.01,0.00001,3,crypto,,\n"
+        "ETH-BTC,0.0368,0.00001,0.0001,1,crypto,ETH,BTC\n"
+        "AAPL,189.5,0.01,100,2,stock,,\n"
+    )
+    u = Universe.load(_write(tmp_path, "c.csv", text))
+    assert u.kinds == ("crypto", "crypto", "stock")
+    assert u.lot_size.tolist() == [0.00001, 0.0001, 100]
+    assert u.size_unit is not None and u.size_unit.tolist() == [0.00001, 0.0001, 1.0]
+    assert u.lot_units.tolist() == [1, 1, 100]  # sizes are integer counts of size_unit
+    assert (u.bases, u.quotes) == (("BTC", "ETH", "AAPL"), ("USD", "BTC", "USD"))
+    refs = u.reference()
+    assert (refs[0]["lot_size"], refs[2]["lot_size"]) == (0.00001, 100)
+    back = Universe.from_reference(refs)
+    assert back.kinds == u.kinds and back.lot_size.tolist() == u.lot_size.tolist()
+    assert back.bases == u.bases and back.quotes == u.quotes
+
+
+def test_builtin_crypto_universe():
+    u = Universe.builtin("crypto")
+    assert {"BTC-USD", "ETH-USD", "SOL-USD"} <= set(u.symbols)
+    btc = u.index("BTC-USD")
+    assert (u.tick_size[btc], u.lot_size[btc], u.bases[btc]) == (0.01, 0.00001, "BTC")
+    assert set(u.kinds) == {"crypto"} and np.all(u.price / u.tick_size >= 1000)
+    assert Universe.builtin("default").symbols == Universe.default().symbols
+    with pytest.raises(UserError, match="unknown built-in universe 'bonds'; built-ins are"):
+        Universe.builtin("bonds")
+
+
+@pytest.mark.parametrize(
+    ("kind", "tick", "lot", "expected"),
+    [
+        ("stock", 0.01, 0.5, "X: lot_size must be a whole number for a stock"),
+        ("etf", 0.0, 100, "X: tick_size must be a number > 0, got 0"),
+        ("bond", 0.01, 100, "X: kind must be one of stock, etf, crypto, got 'bond'"),
+        ("crypto", 0.01, 0.0, "X: lot_size must be a number > 0, got 0"),
+    ],
+)
+def test_universes_built_in_code_get_the_same_checks(kind, tick, lot, expected):
+    with pytest.raises(ValueError, match=expected):
+        Universe.from_rows([("X", "X", "Other", 10.0, tick, lot, 1.0, kind)])

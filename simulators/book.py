@@ -1,0 +1,364 @@
+"""The limit order book of every symbol: price levels stepped with the market, one market in all.
+
+Model: the zero-intelligence order flow of Smith, Farmer, Gillemot and Krishnamurthy, "Statistical
+theory of the continuous double auction", Quantitative Finance 3 (2003) 481-514: limit orders
+arrive at random distances from the best price, cancellations take from the queues, market orders
+consume the best level. Distances follow the power law Bouchaud, Mezard and Potters measured
+("Statistical properties of stock order books", Quantitative Finance 2 (2002) 251-256), sizes a
+Pareto law. The price itself stays the market's (`market.py`): its quotes and trades are the
+market orders and the moves of the best price, and the flow fills in every level around them:
+- between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
+  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + 1)^-(1 + MU);
+  at the best, flow leans on where the efficient price sits inside the spread (adds join the side
+  the price moves away from, cancels leave the side it moves toward), which is why the best-level
+  imbalance predicts the next mid move; a cancel never takes the last lot of the best;
+- a trade takes its size from the best opposite level; if the level shows less, hidden liquidity
+  (an iceberg) is revealed first (reason `REVEAL`), so a trade is never larger than the book;
+- when the best moves, levels it passed or that fall beyond `depth` ticks are cleared (`CLEAR`),
+  and the new best gets an order if it is a new price (at least a lot in any case).
+So the book is never crossed nor locked, and every tick's bid/ask/bid_size/ask_size is its top.
+
+Vectorised without a loop over symbols or events: each level's size follows the Lindley
+recursion q = max(floor, q + x) (floors: 0, a lot at the best, the trade size before a trade),
+whose solution is a cumulative sum and a running maximum per level (`_levels`).
+
+Records (the wire's later, this module's now). `LEVEL_DTYPE`: one level update, 40 bytes,
+little-endian: ts, seq (per-symbol book sequence, +1 per update, no gaps), price (float64 on the
+tick grid, as in ticks), size (the level's new total, an integer count of the symbol's size_unit:
+shares, or lots for crypto; 0 removes the level), sym, level (distance from the best in force, in
+ticks), side (0 bid, 1 ask), reason (`Reason`). Level updates of a symbol at one ts come before its
+tick record of that ts. A snapshot (`Market.book_snapshot`) is a `ladder_dtype(depth)` record per
+symbol: sym, seq (the book seq it includes), ts, and dense ladders bid_price/bid_size and
+ask_price/ask_size of `depth` ticks from the best (size 0: empty). Sizes are exact integers, so
+the wire can print them as decimals (size x size_unit) for Binance `@depth` and Coinbase
+`level2`, and Kraken's CRC32 over the top 10 levels is computable from a ladder. Imports numpy only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
+MU = 0.6  # distance law of limit orders, P(d) ~ (d + 1)^-(1 + MU) (Bouchaud et al.)
+ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
+LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
+MIN_DEPTH, MAX_DEPTH = 1, 1000
+
+LEVEL_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("seq", "<u8"),  # per-symbol book sequence
+        ("price", "<f8"),
+        ("size", "<u8"),  # the level's new size in size units; 0 removes it
+        ("sym", "<u2"),
+        ("level", "<u2"),  # ticks from the best of its side when it happened
+        ("side", "u1"),  # 0 bid, 1 ask
+        ("reason", "u1"),  # Reason
+        ("_pad", "V2"),
+    ]
+)
+assert LEVEL_DTYPE.itemsize == 40
+
+LevelBatch = NDArray[np.void]
+
+
+class Reason(IntEnum):
+    """Why a level changed."""
+
+    ADD = 1  # a limit order joined the level
+    CANCEL = 2  # an order (or part) left it
+    TRADE = 3  # a market order took from it (the tick of the same ts is the trade)
+    REVEAL = 4  # hidden liquidity showed before a trade larger than the level
+    CLEAR = 5  # the best moved through it, or it fell beyond the book's depth
+
+
+def ladder_dtype(depth: int) -> np.dtype[np.void]:
+    """A snapshot record: one symbol's book, `depth` ticks a side from the best."""
+    return np.dtype(
+        [
+            ("sym", "<u2"),
+            ("seq", "<u8"),
+            ("ts", "<i8"),
+            ("bid_price", "<f8", (depth,)),
+            ("bid_size", "<u8", (depth,)),
+            ("ask_price", "<f8", (depth,)),
+            ("ask_size", "<u8", (depth,)),
+        ]
+    )
+
+
+def check_depth(depth: int) -> int:
+    """`depth` if it is a whole number of levels in range, else ValueError saying what is."""
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer):
+        raise ValueError(f"book depth must be a whole number, got {depth!r}")
+    if not MIN_DEPTH <= depth <= MAX_DEPTH:
+        raise ValueError(
+            f"book depth must be from {MIN_DEPTH} to {MAX_DEPTH} levels a side, got {depth}"
+        )
+    return int(depth)
+
+
+class Records(NamedTuple):
+    """A chunk's tick records in symbol order (one segment per symbol, time order inside)."""
+
+    sym: NDArray[np.intp]
+    ts: NDArray[np.int64]
+    bid: NDArray[np.int64]  # ticks
+    ask: NDArray[np.int64]
+    frac: NDArray[np.float64]  # efficient price inside the spread: 0 at the bid, 1 at the ask
+    trade: NDArray[np.intp]  # positions of the trades
+    buy: NDArray[np.bool_]  # per trade
+    size: NDArray[np.int64]  # per trade, size units
+    seg_start: NDArray[np.int64]  # per symbol: its first record
+    per_sym: NDArray[np.int64]
+
+
+class Book:
+    """Every symbol's book as levels relative to its best: sizes[sym, side, d] (d ticks away)."""
+
+    def __init__(self, lot: NDArray[np.int64], depth: int, rng: np.random.Generator) -> None:
+        self.depth = check_depth(depth)
+        self.lot = lot
+        self.rng = rng
+        n = len(lot)
+        d = np.arange(depth)
+        hump = np.minimum(d + 1, 4) / 4  # a starting profile; the flow takes over in seconds
+        self.sizes = lot[:, None, None] * (1 + np.floor(4 * hump * rng.random((n, 2, depth))))
+        self.sizes = self.sizes.astype(np.int64)
+        self.seq = np.zeros(n, np.int64)
+        w = (d + 1.0) ** -(1 + MU)
+        self._cdf = np.cumsum(w / w.sum())
+
+    def step(
+        self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
+    ) -> tuple[LevelBatch, NDArray[np.int64], NDArray[np.int64]]:
+        """A chunk's level updates (time order) and each record's best sizes (symbol order).
+
+        `prev_bid`/`prev_ask`: every symbol's quote before the chunk (what `sizes` hangs from).
+        """
+        rng, depth, total = self.rng, self.depth, len(rec.sym)
+        sym = rec.sym
+        head = np.zeros(total, bool)
+        head[rec.seg_start[rec.per_sym > 0]] = True
+        pb = np.where(head, prev_bid[sym], np.roll(rec.bid, 1))  # quote before each record
+        pa = np.where(head, prev_ask[sym], np.roll(rec.ask, 1))
+        t_prev = np.where(head, t0_ns, np.roll(rec.ts, 1))
+        lot = self.lot[sym]
+        is_trade = np.zeros(total, bool)
+        is_trade[rec.trade] = True
+        # how many events each record brings: flow, 2 per trade, clears, 2 guarantees
+        m = rng.poisson(FLOW_PER_RECORD, total)
+        clr_b = np.minimum(np.abs(rec.bid - pb), depth)
+        clr_a = np.minimum(np.abs(rec.ask - pa), depth)
+        count = m + 2 * is_trade + clr_b + clr_a + 2
+        off = np.cumsum(count) - count
+        n_ev = int(count.sum())
+        ev_rec = np.repeat(np.arange(total), count)  # the record each event belongs to
+        pos = np.arange(n_ev) - off[ev_rec]
+        ev_ts = rec.ts[ev_rec].copy()
+        ev_side = np.zeros(n_ev, np.int64)
+        ev_price = np.zeros(n_ev, np.int64)
+        ev_x = np.zeros(n_ev, np.int64)
+        ev_floor = np.zeros(n_ev, np.int64)
+        ev_reason = np.zeros(n_ev, np.uint8)
+        ev_level = np.zeros(n_ev, np.int64)
+        # flow: times sorted inside (t_prev, t] by normalised exponential spacings
+        fl = np.flatnonzero(pos < m[ev_rec])
+        k = ev_rec[fl]
+        gaps = np.cumsum(rng.standard_exponential(fl.size + total))  # m + 1 spacings a record
+        base = np.cumsum(m + 1) - (m + 1)
+        before = np.where(base > 0, gaps[np.maximum(base - 1, 0)], 0.0)
+        u = (gaps[base[k] + pos[fl]] - before[k]) / (gaps[base + m] - before)[k]
+        dt = rec.ts[k] - t_prev[k]
+        late = np.floor(u * np.maximum(dt - 1, 0)).astype(np.int64)
+        ev_ts[fl] = t_prev[k] + np.minimum(dt, 1 + late)
+        add = rng.random(fl.size) < 0.5
+        d = np.minimum(np.searchsorted(self._cdf, rng.random(fl.size), "right"), depth - 1)
+        lean = 0.5 + LEAN * (np.clip(rec.frac[k], 0, 1) - 0.5)  # at the best: P(bid) for adds
+        p_bid = np.where(d == 0, np.where(add, lean, 1 - lean), 0.5)
+        bid_side = rng.random(fl.size) < p_bid
+        size = lot[k] * np.minimum(np.floor(rng.pareto(ORDER_TAIL, fl.size) + 1), 1e9).astype(
+            np.int64
+        )
+        ev_side[fl] = ~bid_side
+        ev_price[fl] = np.where(bid_side, pb[k] - d, pa[k] + d)
+        ev_x[fl] = np.where(add, size, -size)
+        ev_floor[fl] = np.where(~add & (d == 0), lot[k], 0)
+        ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
+        ev_level[fl] = d
+        # trades: reveal (floor = the trade's size), then take it, at the best opposite level
+        t = rec.trade
+        first = off[t] + m[t]
+        for j, x, f, why in ((0, 0, rec.size, Reason.REVEAL), (1, -rec.size, 0, Reason.TRADE)):
+            at = first + j
+            ev_side[at] = rec.buy
+            ev_price[at] = np.where(rec.buy, pa[t], pb[t])
+            ev_x[at], ev_floor[at], ev_reason[at] = x, f, why
+        # clears: the levels the best passed, or that fall beyond the depth
+        start = off + m + 2 * is_trade
+        for side, n_clr, moved, best in (
+            (0, clr_b, rec.bid - pb, pb),
+            (1, clr_a, rec.ask - pa, pa),
+        ):
+            r = np.repeat(np.arange(total), n_clr)
+            j = np.arange(int(n_clr.sum())) - np.repeat(np.cumsum(n_clr) - n_clr, n_clr)
+            at = np.repeat(start, n_clr) + j
+            start = start + n_clr
+            inner = moved[r] < 0 if side == 0 else moved[r] > 0  # the best receded
+            step = -1 if side == 0 else 1
+            far = best[r] + step * (depth - 1)
+            ev_price[at] = np.where(inner, best[r] + step * j, far - step * j)
+            ev_side[at], ev_reason[at] = side, Reason.CLEAR
+            ev_floor[at] = -1  # marks a clear: the level restarts empty
+            ev_level[at] = np.where(inner, j, depth - 1 - j)
+        # guarantees: the new best holds an order (a fresh one at a new price)
+        fresh = self.lot[sym] * np.floor(rng.pareto(ORDER_TAIL, (2, total)) + 1).astype(np.int64)
+        for side, best, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
+            at = start + side
+            ev_side[at], ev_price[at] = side, best
+            ev_x[at] = np.where(better, fresh[side], 0)
+            ev_floor[at] = np.where(better, 0, lot)
+            ev_reason[at] = Reason.ADD
+        gone = ev_price < 1  # below the lowest price: nothing there
+        ev_price[gone], ev_x[gone], ev_floor[gone] = 1, 0, 0
+        active = np.flatnonzero(rec.per_sym)
+        tail = rec.seg_start[active] + rec.per_sym[active] - 1
+        ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
+        q, prev_q = self._levels(
+            active, off[rec.seg_start[active]], ev_side, ev_price, ev_x, ev_floor, ends
+        )
+        bid_size, ask_size = q[start], q[start + 1]
+        keep = np.flatnonzero(q != prev_q)
+        ev_sym = sym[ev_rec[keep]]
+        # per-symbol book sequence: events are in symbol order here
+        per = np.bincount(ev_sym, minlength=len(self.seq))
+        rank = np.arange(keep.size) - np.repeat(np.cumsum(per) - per, per)
+        out = np.zeros(keep.size, LEVEL_DTYPE)
+        out["ts"] = ev_ts[keep]
+        out["seq"] = self.seq[ev_sym] + rank + 1
+        self.seq += per
+        out["price"] = ev_price[keep]  # in ticks here; the market scales to prices
+        out["size"] = q[keep]
+        out["sym"] = ev_sym
+        out["level"] = np.minimum(ev_level[keep], 65535)
+        out["side"] = ev_side[keep]
+        out["reason"] = ev_reason[keep]
+        order = np.argsort(out["ts"], kind="stable")
+        return out[order], bid_size, ask_size
+
+    def _levels(
+        self,
+        active: NDArray[np.intp],
+        ev_start: NDArray[np.int64],
+        side: NDArray[np.int64],
+        price: NDArray[np.int64],
+        x: NDArray[np.int64],
+        floor: NDArray[np.int64],
+        ends: tuple[NDArray[np.int64], ...],
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Each event's new size and the size before it; folds the chunk into `sizes`.
+
+        Events are in symbol order (time order inside). One segment per (symbol, side, price)
+        level, cut again at each clear. In a segment, q_n = max(f_n, q_(n-1) + x_n) solves to
+        q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)), S the cumulative sum of x: a cumsum and
+        a running maximum (segments kept apart by an offset that grows with the segment).
+        """
+        depth, d = self.depth, np.arange(self.depth)
+        b0, a0, b1, a1 = ends
+        lo = np.minimum(np.minimum.reduceat(price, ev_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(price, ev_start), np.maximum(a0, a1) + depth - 1)
+        lo = np.maximum(lo, 1)
+        width = hi - lo + 1
+        sym_off = np.cumsum(2 * width) - 2 * width
+        per = np.diff(np.append(ev_start, len(price)))
+        a = np.repeat(np.arange(active.size), per)  # active index of each event
+        seg = sym_off[a] + side * width[a] + (price - lo[a])
+
+        def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
+            """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
+            bid = b[:, None] - d
+            ask = s[:, None] + d
+            rel = np.stack((bid, ask), 1) - lo[:, None, None]
+            w = np.stack((np.zeros_like(bid), np.ones_like(ask)), 1) * width[:, None, None]
+            ok = rel >= 0  # bid levels below price 1 do not exist
+            out: NDArray[np.int64] = np.where(ok, sym_off[:, None, None] + w + rel, -1)
+            return out
+
+        q0_seg = np.zeros(int(2 * width.sum()), np.int64)
+        w0 = window(b0, a0)
+        ok = w0 >= 0
+        q0_seg[w0[ok]] = self.sizes[active][ok]
+        order = np.argsort(seg, kind="stable")
+        seg_s, x_s, f_s = seg[order], x[order], floor[order]
+        clear = f_s < 0
+        f_s = np.where(clear, 0, f_s)
+        new_seg = np.ones(seg_s.size, bool)
+        new_seg[1:] = seg_s[1:] != seg_s[:-1]
+        sub = np.cumsum(new_seg | clear) - 1
+        q0_sub = np.zeros(int(sub[-1]) + 1 if sub.size else 0, np.int64)
+        fresh = new_seg & ~clear
+        q0_sub[sub[fresh]] = q0_seg[seg_s[fresh]]
+        cs = np.cumsum(x_s)
+        first = np.flatnonzero(new_seg | clear)
+        s_run = cs - (cs[first] - x_s[first])[sub]
+        m_run = f_s - s_run
+        low = int(m_run.min()) if m_run.size else 0
+        spread = (int(m_run.max()) - low + 1) if m_run.size else 1
+        if spread * (len(q0_sub) + 1) >= 1 << 62:
+            raise OverflowError("book level sizes too large for one chunk")
+        lift = sub * spread
+        running = np.maximum.accumulate(m_run - low + lift) - lift + low
+        q_s = s_run + np.maximum(q0_sub[sub], running)
+        prev_s = np.empty_like(q_s)
+        prev_s[1:] = q_s[:-1]
+        prev_s[new_seg] = q0_seg[seg_s[new_seg]]
+        q, prev_q = np.empty_like(q_s), np.empty_like(q_s)
+        q[order], prev_q[order] = q_s, prev_s
+        # the chunk's end: each level's last size, gathered into the window of the final best
+        last = np.ones(seg_s.size, bool)
+        last[:-1] = seg_s[1:] != seg_s[:-1]
+        q0_seg[seg_s[last]] = q_s[last]
+        w1 = window(b1, a1)
+        sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
+        self.sizes[active] = sizes
+        return q, prev_q
+
+
+def ladders(
+    start: tuple[NDArray[np.int64], ...],
+    done: LevelBatch,
+    done_ticks: NDArray[np.int64],
+    best: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> NDArray[np.void]:
+    """Ladders (prices in ticks) of the books `start` leads to after the updates `done`.
+
+    `start`: (sizes (n, 2, depth), bid, ask) as `Book.sizes` hangs from its quotes; `best`: the
+    quotes now. The last update of each level wins; levels outside the window are left out.
+    """
+    sizes0, b0, a0 = start
+    n, _, depth = sizes0.shape
+    d = np.arange(depth)
+    start_px = np.stack((b0[:, None] - d, a0[:, None] + d), 1)  # (n, 2, depth)
+    side = np.broadcast_to(np.array([0, 1])[None, :, None], start_px.shape)
+    sym = np.broadcast_to(np.arange(n)[:, None, None], start_px.shape)
+    k_px = np.concatenate((start_px.ravel(), done_ticks))
+    k_side = np.concatenate((side.ravel(), done["side"].astype(np.int64)))
+    k_sym = np.concatenate((sym.ravel(), done["sym"].astype(np.int64)))
+    size = np.concatenate((sizes0.ravel(), done["size"].astype(np.int64)))
+    span = int(max(k_px.max(), best[1].max(), 1)) + depth + 2
+    key = (k_sym * 2 + k_side) * span + np.maximum(k_px, 0)
+    keys, rev = np.unique(key[::-1], return_index=True)  # the last update wins
+    last = size[len(size) - 1 - rev]
+    now_px = np.stack((best[0][:, None] - d, best[1][:, None] + d), 1)
+    want = (np.arange(n)[:, None, None] * 2 + side) * span + np.maximum(now_px, 0)
+    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    found = np.where((keys[at] == want) & (now_px > 0), last[at], 0)
+    out = np.zeros(n, ladder_dtype(depth))
+    out["sym"] = np.arange(n)
+    out["bid_price"], out["ask_price"] = now_px[:, 0], now_px[:, 1]
+    out["bid_size"], out["ask_size"] = found[:, 0], found[:, 1]
+    return out
