@@ -5,11 +5,16 @@ data message carries and a reconnecting client resumes from. The ring keeps the 
 batches, at most `window_ns` of event time and `max_bytes` of records (whichever binds first, but
 always the newest batch), so every-update subscribers read from it and a reconnecting client
 recovers from it. It stores the batches it is given, never a copy. numpy only, no trio, no clock.
+
+What recent batches carry besides their records (each symbol's last seq, their JSON) is bounded by
+`Derived`, in bytes and in batches: the oldest batches lose it first, and a reader that needs it
+for them again gets it recomputed.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +24,15 @@ from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 
 DEFAULT_WINDOW_S = 60.0
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# What the batches' derived data may hold in all (JSON ~170 B a tick, last seqs 16 B a symbol):
+# 32 MiB is ~190k ticks of JSON, 2.5 s of a 1500-symbol universe (76k ticks/s) and a minute of the
+# default one, so every reader within the 1 s lag bound reads shared encodings; one further
+# behind gets its batches encoded again. A fixed cap, not a share of --history-mb: the server's
+# memory is its history plus constants (sizes measured: `tickwire bench`, README Design).
+DERIVED_BYTES = 32 * 1024 * 1024
+# ...and in batches: a reader that keeps up needs the newest few; this many covers a reader
+# that fell behind while its socket was full, at any cadence, without re-encoding.
+DERIVED_KEEP = 256
 
 
 @dataclass(eq=False, slots=True)
@@ -33,7 +47,9 @@ class Entry:
     # recent (every in-step subscriber needs them), None once old (recomputed if ever needed).
     last_ids: NDArray[np.intp] | None
     last_seqs: NDArray[np.uint64] | None
-    frags: list[bytes] | None = field(default=None)  # JSON tick objects, encoded once, lazily
+    # Its JSON tick objects, encoded once, lazily, while recent (`protocol.tick_objects`).
+    json: bytes | None = field(default=None)
+    json_at: NDArray[np.intp] | None = field(default=None)
 
     @property
     def end(self) -> int:
@@ -48,6 +64,7 @@ class History:
         "_ends",
         "_entries",
         "_first",
+        "derived",
         "head",
         "last_start",
         "max_bytes",
@@ -72,6 +89,7 @@ class History:
         self.oldest = 0  # the offset of the oldest record kept (`head` when nothing is kept)
         self.last_start = 0  # the offset of the newest batch's first record
         self.nbytes = 0
+        self.derived = Derived()
 
     def __len__(self) -> int:
         return len(self._entries) - self._first
@@ -83,6 +101,7 @@ class History:
         self._ends.clear()
         self._first = self._base_gen = self.nbytes = 0
         self.head = self.oldest = self.last_start = offset
+        self.derived.clear()
 
     def covers(self, offset: int) -> bool:
         """Whether every record from `offset` to `head` is still here."""
@@ -97,6 +116,7 @@ class History:
     ) -> Entry:
         newest_ts = int(records["ts"][-1])
         entry = Entry(self.head, gen, records, newest_ts, last_ids, last_seqs)
+        self.derived.charge(entry, last_ids.nbytes + last_seqs.nbytes, IDS)
         if not self._entries:
             self._base_gen = gen
         elif gen != self._base_gen + len(self._entries):
@@ -108,6 +128,7 @@ class History:
         self.nbytes += records.nbytes
         self._evict(newest_ts)
         self.oldest = self._entries[self._first].start  # plain attributes: read every take
+        self.derived.trim(gen, self._entries[self._first].gen)
         return entry
 
     def _evict(self, newest_ts: int) -> None:
@@ -159,11 +180,6 @@ class History:
     def entries_from(self, offset: int) -> list[Entry]:
         return self._entries[self.index(offset) :]
 
-    def newest(self, k: int) -> Entry | None:
-        """The entry k places before the newest (0: the newest), if still kept."""
-        i = len(self._entries) - 1 - k
-        return self._entries[i] if i >= self._first else None
-
     def span_s(self) -> float:
         """Event time covered by the records kept, in seconds."""
         if not len(self):
@@ -179,6 +195,47 @@ class History:
             "offset": self.head,
             "oldest_offset": self.oldest,
         }
+
+
+IDS, JSON = 0, 1  # what a charge is for: last ids and seqs, or JSON
+
+
+class Derived:
+    """The batches holding derived data, in the order it was made, and what it costs in bytes.
+
+    `charge` after adding some to a batch; `trim` takes it away from the oldest batches while
+    the total is over `max_bytes`, and from batches older than `keep` or gone from the history.
+    """
+
+    __slots__ = ("_made", "keep", "max_bytes", "nbytes")
+
+    def __init__(self, max_bytes: int = DERIVED_BYTES, keep: int = DERIVED_KEEP) -> None:
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self._made: deque[tuple[Entry, int, int]] = deque()  # (batch, bytes, IDS or JSON)
+        self.nbytes = 0
+
+    def charge(self, entry: Entry, nbytes: int, kind: int) -> None:
+        self._made.append((entry, nbytes, kind))
+        self.nbytes += nbytes
+
+    def trim(self, newest_gen: int, oldest_gen: int) -> None:
+        """Keep at most `max_bytes`, of the newest `keep` batches still kept (`oldest_gen` on)."""
+        made, floor = self._made, max(newest_gen - self.keep, oldest_gen - 1)
+        while made and (self.nbytes > self.max_bytes or made[0][0].gen <= floor):
+            entry, nbytes, kind = made.popleft()
+            self.nbytes -= nbytes
+            if kind == JSON:
+                entry.json = entry.json_at = None
+            else:
+                entry.last_ids = entry.last_seqs = None
+
+    def batches(self) -> list[Entry]:
+        """The batches holding derived data, oldest first (one per charge)."""
+        return [entry for entry, _, _ in self._made]
+
+    def clear(self) -> None:
+        self.trim(0, 1 << 62)
 
 
 _EVICTED = Entry(0, 0, np.empty(0, TICK_DTYPE), 0, np.empty(0, np.intp), np.empty(0, np.uint64))

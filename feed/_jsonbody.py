@@ -1,8 +1,9 @@
 """JSON bodies of data messages: each update encoded once, for every JSON subscriber.
 
-Two caches. A batch's tick objects (`Entry.frags`), encoded on first use while the batch is one
-of the newest `FRAG_KEEP`, serve every-update takes, joined per message by a lazy `Body`. A
-fragment per symbol of its latest state (valid while its generation matches the symbol's last
+Two caches. A batch's tick objects (`Entry.json`: one bytes object, `protocol.tick_objects`),
+encoded on first use while the batch is recent, serve every-update takes, cut and joined per
+message by a lazy `Body`; the history's `Derived` bounds them in bytes and drops the oldest first.
+A fragment per symbol of its latest state (valid while its generation matches the symbol's last
 change) serves latest-mode takes and snapshots, and the subscribers taking the same span share
 one joined body. Binary subscribers never call a body, so they never pay for JSON. No trio.
 """
@@ -17,11 +18,7 @@ from numpy.typing import NDArray
 from tickwire.simulators.ticks import TickBatch
 
 from . import protocol as p
-from ._history import Entry
-
-# Batches whose JSON tick objects and per-symbol summaries stay cached (older: recomputed on
-# demand, for a subscriber that is behind): the history then costs its records and ~200 B a batch.
-FRAG_KEEP = 256
+from ._history import JSON, Derived, Entry
 
 # A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
 _SPARSE = 8
@@ -31,32 +28,52 @@ Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its recor
 class JsonCache:
     """The hub's encoded tick objects; `published(gen)` after every batch."""
 
-    __slots__ = ("_bodies", "_changed_gen", "_frag_gen", "_frags", "_lvc", "gen", "names")
+    __slots__ = (
+        "_bodies",
+        "_changed_gen",
+        "_derived",
+        "_frag_gen",
+        "_frags",
+        "_lvc",
+        "gen",
+        "names",
+    )
 
     def __init__(
-        self, names: NDArray[np.object_], lvc: TickBatch, changed_gen: NDArray[np.int64]
+        self,
+        names: NDArray[np.object_],
+        lvc: TickBatch,
+        changed_gen: NDArray[np.int64],
+        derived: Derived,
     ) -> None:
         n = len(names)
         self.names = names
         self._lvc = lvc  # the hub's last-value cache and change generations, updated in place
         self._changed_gen = changed_gen
+        self._derived = derived  # the history's bound on what its batches carry
         self.gen = 0
-        self._frags: list[bytes] = [b""] * n  # JSON tick object per symbol...
+        # One JSON tick object per symbol (~170 B each, of exactly its size: the universe's
+        # size bounds it)...
+        self._frags: list[bytes] = [b""] * n
         self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
-        self._bodies: dict[tuple[int, int], bytes] = {}  # by span: one body for all `*` takers
+        # By span: one body for all `*` takers of one generation, cleared at the next one.
+        self._bodies: dict[tuple[int, int], bytes] = {}
 
     def published(self, gen: int) -> None:
         self.gen = gen
         self._bodies.clear()
 
-    def entry_frags(self, entry: Entry) -> list[bytes]:
-        """The JSON tick objects of a batch, encoded once while it is recent."""
-        if entry.frags is not None:
-            return entry.frags
-        frags = p.tick_fragments(entry.records, self.names)
-        if entry.gen > self.gen - FRAG_KEEP:
-            entry.frags = frags
-        return frags
+    def entry_json(self, entry: Entry) -> tuple[bytes, NDArray[np.intp]]:
+        """The JSON tick objects of a batch and where each starts, encoded once while recent."""
+        if entry.json is not None and entry.json_at is not None:
+            return entry.json, entry.json_at
+        text, at = p.tick_objects(entry.records, self.names)
+        derived = self._derived
+        if entry.gen > self.gen - derived.keep:
+            entry.json, entry.json_at = text, at
+            derived.charge(entry, len(text) + at.nbytes, JSON)
+            derived.trim(self.gen, 0)
+        return text, at
 
     def of_pieces(self, pieces: list[Piece]) -> Callable[[], bytes]:
         """The lazy body of an every-update take: these records of these batches."""
@@ -94,7 +111,7 @@ class JsonCache:
 
 
 class Body:
-    """A JSON body built once, on first use, from the batches' shared tick fragments."""
+    """A JSON body built once, on first use, from the batches' shared tick objects."""
 
     __slots__ = ("_body", "_cache", "_pieces")
 
@@ -103,16 +120,23 @@ class Body:
 
     def __call__(self) -> bytes:
         if not self._body:
-            out: list[bytes] = []
+            cache = self._cache
+            parts: list[bytes | memoryview] = []  # tick objects and runs of them, no commas
             for entry, sel in self._pieces:
                 if isinstance(sel, slice):
-                    out.extend(self._cache.entry_frags(entry)[sel])
-                elif entry.frags is None and len(sel) * _SPARSE < len(entry.records):
+                    if sel.stop > sel.start:  # a run of objects: one cut, commas included
+                        text, at = cache.entry_json(entry)
+                        parts.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
+                elif entry.json is None and len(sel) * _SPARSE < len(entry.records):
                     # A few records of a batch nobody encoded yet (a reader of named symbols):
                     # encode those, not the whole batch for one reader's sake.
-                    out.extend(p.tick_fragments(entry.records[sel], self._cache.names))
+                    text, _ = p.tick_objects(entry.records[sel], cache.names)
+                    if text:
+                        parts.append(text)
                 else:
-                    frags = self._cache.entry_frags(entry)
-                    out.extend([frags[k] for k in sel.tolist()])
-            self._body = p.join_fragments(out)
+                    text, at = cache.entry_json(entry)
+                    view = memoryview(text)
+                    ends = (at[sel + 1] - 1).tolist()
+                    parts.extend([view[a:b] for a, b in zip(at[sel].tolist(), ends, strict=True)])
+            self._body = b"[" + b",".join(parts) + b"]"
         return self._body

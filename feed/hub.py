@@ -37,7 +37,7 @@ from tickwire.simulators.universe import Universe
 
 from ._every import Taken, take_all
 from ._history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, History
-from ._jsonbody import FRAG_KEEP, JsonCache
+from ._jsonbody import JsonCache
 from ._latest import Changes, take_latest
 from ._subscriber import Pending, Subscriber
 
@@ -87,7 +87,7 @@ class Hub:
         self.max_lag_ns = int(max_lag_s * 1e9)  # 0: only the history window bounds a reader
         self.gen = 0  # the generation: how many batches were published
         self.changes = Changes(n, ring)  # which symbols each generation changed
-        self.json = JsonCache(self.names, self.lvc, self.changes.changed_gen)
+        self.json = JsonCache(self.names, self.lvc, self.changes.changed_gen, self.history.derived)
         self.shared_all: dict[int, Taken] = {}  # by cursor: what `*` subscribers take
         self._wild: set[Subscriber] = set()
         self._subs: set[Subscriber] = set()  # every attached subscriber
@@ -135,9 +135,6 @@ class Hub:
         self.changes.record(gen, ids)
         self.json.published(gen)
         self.history.append(batch, gen, ids, last["seq"].copy())
-        old = self.history.newest(FRAG_KEEP)
-        if old is not None:  # what only in-step subscribers need goes, to keep history small
-            old.frags = old.last_ids = old.last_seqs = None
         self.shared_all.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1

@@ -385,9 +385,38 @@ def tick_dicts(records: NDArray[np.void], names: NDArray[np.object_]) -> list[di
     ]
 
 
+def tick_objects(
+    records: NDArray[np.void], names: NDArray[np.object_]
+) -> tuple[bytes, NDArray[np.intp]]:
+    """The JSON tick objects of `records`, encoded once and joined by commas (no brackets), and
+    where each starts, with one more for the end: object k is `text[at[k] : at[k + 1] - 1]`.
+
+    One bytes object of exactly its size, to be shared by every JSON subscriber: orjson gives
+    each result a buffer of at least 4 KiB, so one result per tick (~170 bytes of JSON) held 24x
+    its size in memory, and one call for the whole list is also 2x faster than one per tick.
+    """
+    n = len(records)
+    if n == 0:
+        return b"", np.zeros(1, np.intp)
+    dicts = tick_dicts(records, names)
+    body = orjson.dumps(dicts)
+    at = np.empty(n + 1, np.intp)
+    starts = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("{"))
+    if len(starts) == n:  # no `{` inside a symbol name: each one opens a tick object
+        text = body[1:-1]  # a copy of exactly its size; orjson's buffer goes
+        at[:n] = starts - 1
+        at[n] = len(text) + 1
+        return text, at
+    frags = [orjson.dumps(d) for d in dicts]  # rare: a symbol name with `{` in it
+    at[0] = 0
+    np.cumsum([len(f) + 1 for f in frags], out=at[1:])
+    return b",".join(frags), at
+
+
 def tick_fragments(records: NDArray[np.void], names: NDArray[np.object_]) -> list[bytes]:
-    """One encoded JSON tick object per record, to be shared by every JSON subscriber."""
-    return [orjson.dumps(d) for d in tick_dicts(records, names)]
+    """One encoded JSON tick object per record, each a bytes object of exactly its size."""
+    text, at = tick_objects(records, names)
+    return [text[a : b - 1] for a, b in zip(at[:-1].tolist(), at[1:].tolist(), strict=True)]
 
 
 def ticks_body(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes:

@@ -272,13 +272,13 @@ def test_json_body_equals_encoding_the_records_afresh():
 
 def test_wildcard_subscribers_at_the_same_generation_share_one_body(monkeypatch):
     encoded: list[int] = []
-    real = p.tick_fragments
+    real = p.tick_objects
 
     def counting(recs, names):
         encoded.extend(recs["sym"].tolist())
         return real(recs, names)
 
-    monkeypatch.setattr(p, "tick_fragments", counting)
+    monkeypatch.setattr(p, "tick_objects", counting)
     f = Feed()
     wild = [f.attach(True)[0] for _ in range(3)]
     some = [f.attach(ids=[0, 1])[0], f.attach(ids=[1])[0]]

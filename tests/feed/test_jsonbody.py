@@ -26,7 +26,7 @@ def test_a_sparse_take_encodes_the_same_json_as_the_shared_batch() -> None:
     while hub.take(wild) is not None:
         pass
     for entry in hub.history.entries_from(hub.history.oldest):
-        hub.json.entry_frags(entry)  # now the whole batches are encoded and cached
+        hub.json.entry_json(entry)  # now the whole batches are encoded and cached
     again = hub.attach(lambda: None)
     hub.set_subscription(again, False, np.array([3, 250], np.intp))
     assert hub.resume(again, hub.epoch, hub.history.oldest) == sum(len(t.records) for t in firsts)

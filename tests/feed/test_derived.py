@@ -1,0 +1,108 @@
+"""What the hub keeps besides the records is bounded in bytes: the JSON of recent batches (one
+right-sized bytes object per batch) and their last seqs, the oldest dropped first, re-encoded
+the same for a reader that needs them again."""
+
+from __future__ import annotations
+
+import tracemalloc
+from itertools import pairwise
+
+import numpy as np
+import orjson
+
+from tickwire.feed import protocol as p
+from tickwire.feed.hub import Hub
+from tickwire.simulators import Market, Universe
+
+START_NS = 1_700_000_000_000_000_000
+
+
+def _recs(n_symbols: int, seconds: float) -> tuple[Market, np.ndarray]:
+    market = Market(Universe.synthetic(n_symbols), seed=3, start_ns=START_NS)
+    return market, market.step(START_NS + int(seconds * 1e9))
+
+
+def test_tick_objects_are_the_tick_dicts_encoded_and_cut_where_each_starts() -> None:
+    market, recs = _recs(50, 2.0)
+    names = np.array(market.universe.symbols, dtype=object)
+    text, at = p.tick_objects(recs, names)
+    assert len(at) == len(recs) + 1 and at[0] == 0 and at[-1] == len(text) + 1
+    dicts = p.tick_dicts(recs, names)
+    assert [orjson.loads(text[a : b - 1]) for a, b in pairwise(at.tolist())] == dicts
+    assert b"[" + text + b"]" == p.ticks_body(recs, names)
+    assert p.tick_objects(recs[:0], names) == (b"", np.zeros(1, np.intp))
+
+
+def test_a_symbol_name_with_a_brace_is_cut_right() -> None:
+    _, recs = _recs(3, 5.0)
+    names = np.array(["A{", "{B}", "},{"], dtype=object)
+    text, at = p.tick_objects(recs, names)
+    assert [orjson.loads(text[a : b - 1]) for a, b in pairwise(at.tolist())] == p.tick_dicts(
+        recs, names
+    )
+
+
+def test_fragments_cost_their_size_not_an_encoder_buffer() -> None:
+    """orjson gives every result a 4 KiB buffer: a fragment per tick cost 24x its JSON."""
+    market, recs = _recs(200, 1.0)
+    recs = recs[:2000]
+    names = np.array(market.universe.symbols, dtype=object)
+    tracemalloc.start()
+    try:
+        frags = p.tick_fragments(recs, names)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    size = sum(len(f) for f in frags)
+    assert held < 1.6 * size + 64 * len(frags), (held, size)
+
+
+def test_derived_data_stays_under_its_byte_cap_and_bodies_stay_right() -> None:
+    market = Market(Universe.synthetic(300), seed=5, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot(), max_lag_s=0)  # every update, however old
+    cap = 256 * 1024
+    derived = hub.history.derived
+    derived.max_bytes = cap
+    fast = hub.attach(lambda: None)
+    slow = hub.attach(lambda: None)
+    for sub in (fast, slow):
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    bodies = 0
+    for k in range(1, 80):
+        hub.publish(market.step(START_NS + k * 50_000_000), on_grid=True)
+        while (taken := hub.take(fast)) is not None:
+            assert taken.json_body() == p.ticks_body(taken.records, hub.names)
+            bodies += 1
+        kept = sum(
+            len(e.json) + e.json_at.nbytes
+            for e in hub.history.entries_from(hub.history.oldest)
+            if e.json is not None and e.json_at is not None
+        )
+        ids = sum(
+            e.last_ids.nbytes + e.last_seqs.nbytes
+            for e in hub.history.entries_from(hub.history.oldest)
+            if e.last_ids is not None and e.last_seqs is not None
+        )
+        assert kept + ids == derived.nbytes <= cap
+    assert bodies >= 79
+    # The slow reader's batches lost their JSON long ago: encoded again, the same bytes.
+    assert sum(e.json is None for e in hub.history.entries_from(hub.history.oldest)) > 10
+    while (taken := hub.take(slow)) is not None:
+        assert taken.json_body() == p.ticks_body(taken.records, hub.names)
+    assert derived.nbytes <= cap
+
+
+def test_derived_data_goes_with_the_history() -> None:
+    market = Market(Universe.synthetic(100), seed=1, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot(), history_bytes=64 * 1024)
+    sub = hub.attach(lambda: None)
+    hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 60):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        while (taken := hub.take(sub)) is not None:
+            taken.json_body()
+    oldest = hub.history.entry(hub.history.index(hub.history.oldest)).gen
+    assert hub.history.derived.nbytes > 0
+    assert all(entry.gen >= oldest for entry in hub.history.derived.batches())
+    hub.history.restart(hub.history.head)
+    assert hub.history.derived.nbytes == 0
