@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widget import Widget
 
+from tickwire.feed._urls import redact
+
 from . import fmt
 
 
@@ -95,7 +97,8 @@ def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
     if info.encoding:
         parts.append((20, Content(info.encoding)))
     if info.url:
-        parts.append((10, Content.from_markup("[$text-muted]$where[/]", where=info.url)))
+        where = redact(info.url)  # a password in the URL stays off the screen
+        parts.append((10, Content.from_markup("[$text-muted]$where[/]", where=where)))
     return parts
 
 

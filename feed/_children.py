@@ -30,6 +30,7 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 _lifeline_w: int | None = None  # the write end, held (never written) for this process's life
 _lifeline_r: int | None = None
+_lifeline_lock = threading.Lock()  # children may be spawned from several threads
 
 
 def python_child(module: str, *args: str) -> tuple[list[str], dict[str, Any]]:
@@ -37,8 +38,9 @@ def python_child(module: str, *args: str) -> tuple[list[str], dict[str, Any]]:
     interpreter as a child that stops (SIGTERM) when this process dies, whichever thread
     spawns it."""
     global _lifeline_r, _lifeline_w
-    if _lifeline_r is None:
-        _lifeline_r, _lifeline_w = os.pipe()  # both non-inheritable (PEP 446)
+    with _lifeline_lock:
+        if _lifeline_r is None:
+            _lifeline_r, _lifeline_w = os.pipe()  # both non-inheritable (PEP 446)
     argv = [sys.executable, "-m", __name__, str(_lifeline_r), module, *args]
     return argv, {"pass_fds": (_lifeline_r,)}
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,15 @@ def _readyz(http: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
+def _poll(http: str, done: Callable[[int, str], bool]) -> str:
+    """/readyz until `done(status, body)`; no event to wait on from out here, so poll, bounded."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while not done(*(answer := _readyz(http))):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.05)
+    return answer[1]
+
+
 def test_the_bus_password_is_in_no_line_log_or_readyz(redis_pw: RedisServer, tmp_path: Path):
     assert f":{SECRET}@" in redis_pw.url
     err_path = tmp_path / "sup.log"
@@ -57,14 +66,10 @@ def test_the_bus_password_is_in_no_line_log_or_readyz(redis_pw: RedisServer, tmp
         assert "with a producer and 1 gateway" in line, (line, err_path.read_text())
         assert SECRET not in line and f"over redis://:***@127.0.0.1:{redis_pw.port}/0" in line
         http = line.split(" on ", 1)[1].split()[0].replace("ws://", "http://").removesuffix("/v1")
+        _poll(http, lambda status, body: status == 200)  # data flowing through the bus
         redis_pw.kill()  # the bus goes down: the gateway says so in /readyz and in its log
-        deadline = time.monotonic() + TIMEOUT_S
-        while (answer := _readyz(http))[0] != 503:  # no event to wait on from out here: poll
-            assert time.monotonic() < deadline, answer
-            time.sleep(0.05)
-        body = answer[1]
-        assert "the bus is down (redis://:***@127.0.0.1" in body, body
-        assert SECRET not in body
+        body = _poll(http, lambda status, body: "bus is down" in body)
+        assert body == f"not ready: the bus is down (redis://:***@127.0.0.1:{redis_pw.port}/0)\n"
         sup.send_signal(signal.SIGINT)
         assert sup.wait(timeout=TIMEOUT_S) == 0
         logs = err_path.read_text()
@@ -97,10 +102,8 @@ def test_print_config_and_a_bad_bus_url_hide_the_password() -> None:
         timeout=60,
     )
     assert bad.returncode == 2
-    assert bad.stderr.strip() == (
-        "tickwire: error: --bus must be redis://HOST:PORT/DB or unix:///PATH.sock, "
-        "got 'http://:***@h/0'"
-    )
+    assert bad.stderr.startswith("tickwire: error: --bus must be redis://")
+    assert bad.stderr.strip().endswith("got 'http://:***@h/0'") and SECRET not in bad.stderr
 
 
 def test_a_client_command_hides_the_password_of_its_url() -> None:

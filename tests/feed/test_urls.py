@@ -64,3 +64,15 @@ def test_a_client_error_shows_the_url_without_its_password() -> None:
         parse_url("ws://me:s3cret@host:99999/v1")
     assert "s3cret" not in str(bad.value) and "me:***@host" in str(bad.value)
     assert parse_url("ws://me:s3cret@host/v1?token=t0k").shown == "ws://me:***@host/v1?token=***"
+
+
+def test_the_dashboard_shows_and_reports_its_url_without_the_password() -> None:
+    from tickwire.dashboard.cli import check_url
+    from tickwire.dashboard.status import StatusInfo, status_markup
+    from tickwire.simulators.errors import UserError
+
+    shown = str(status_markup(StatusInfo(url="ws://me:s3cret@feed.example:8765/v1")))
+    assert "s3cret" not in shown and "ws://me:***@feed.example:8765/v1" in shown
+    with pytest.raises(UserError) as bad:
+        check_url("ws://me:s3cret@feed.example:port/v1")
+    assert "s3cret" not in str(bad.value) and "me:***@feed.example" in str(bad.value)
