@@ -20,7 +20,7 @@ import numpy as np
 from . import _replay_files as files
 from .errors import UserError
 from .market import _decimals
-from .ticks import TICK_DTYPE, TickBatch, TickFlag
+from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
@@ -176,10 +176,17 @@ def load(
     *,
     universe: Universe | None = None,
     columns: str | None = None,
+    strict: bool = False,
 ) -> tuple[TickBatch, Universe]:
-    """Every record of `paths`, merged in time order (stable), and the universe they are on."""
+    """Every record of `paths`, merged in time order (stable), and the universe they are on.
+    Rows that cannot be replayed are skipped and counted in a log line, or, `strict`, refused."""
     mapping = files.parse_columns(columns)
-    parts = [files.read(Path(p), mapping) for p in paths]
+    parts = [files.read(Path(p), mapping, strict=strict) for p in paths]
+    if not any(len(p) for p in parts):
+        raise UserError(
+            f"nothing to replay: no ticks in {', '.join(str(p) for p in paths)}"
+            " (a header alone, or only rows that were skipped)"
+        )
     own = [p for p in parts if isinstance(p, files.Own)]
     raw = [p for p in parts if isinstance(p, files.Raw)]
     if own and raw:
@@ -221,6 +228,11 @@ def _names(own: list[files.Own], raw: list[files.Raw], universe: Universe | None
     carried = next((p.universe for p in own if p.universe is not None), None)
     if carried is not None and set(seen) <= set(carried.symbols):
         return list(carried.symbols)
+    if len(seen) > MAX_SYMBOLS:
+        raise UserError(
+            f"the replay files hold {len(seen)} symbols, more than the {MAX_SYMBOLS} a feed"
+            " serves (the wire's symbol id is 16 bits); split the data or keep fewer symbols"
+        )
     return sorted(seen)
 
 
@@ -265,9 +277,10 @@ def open_replay(
     loop: bool = False,
     universe: Universe | None = None,
     columns: str | None = None,
+    strict: bool = False,
 ) -> Replay:
     """Load `paths` (see `load`), keep [start, end], and make the source."""
-    records, uni = load(paths, universe=universe, columns=columns)
+    records, uni = load(paths, universe=universe, columns=columns, strict=strict)
     # The `symbols` reply says where the prices come from: these files, not the simulator.
     uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0
