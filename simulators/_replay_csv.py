@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._replay_files import ALIASES, OWN_CSV, Own, Raw
-from ._replay_rows import Screen, out_of_range, screen_records, text_lines
+from ._replay_rows import MAX_PRICE, Screen, out_of_range, price_reason, screen_records, text_lines
 from .errors import UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE
 
@@ -176,8 +176,12 @@ class _OwnCsv:
             self.screen.drop(bad & keep, lines, f"{f} out of range ({info.min} to {info.max})")
             keep &= ~bad
             records[f][keep] = values[keep]
-        records["sym"] = self.names.ids([r[0] for r in rows], lines)
+        nameless = keep & np.array([not r[0].strip() for r in rows], np.bool_)
+        self.screen.drop(nameless, lines, "no symbol")
+        keep &= ~nameless
         records, lines = records[keep], lines[keep]
+        named = [r[0] for r, k in zip(rows, keep.tolist(), strict=True) if k]
+        records["sym"] = self.names.ids(named, lines)
         self.parts.append(records[screen_records(records, lines, self.screen)])
 
     def result(self) -> Own:
@@ -238,12 +242,12 @@ class _RawCsv:
                 cols[f] = np.full(n, np.nan)
                 continue
             v, given = _floats(self.path, [r[j] for r in rows], lines, self.header[j])
-            bad = given & ~np.isfinite(v)
             if f in _SIZES:
-                bad |= given & ((v < 0) | (v > _MAX_SIZE))
+                bad = given & ~((v >= 0) & (v <= _MAX_SIZE))  # NaN too
                 why = f"{f} out of range (0 to {_MAX_SIZE})"
             else:
-                why = f"{f} is not a finite number"
+                bad = given & ~(np.abs(v) <= MAX_PRICE)
+                why = price_reason(f)
             self.screen.drop(bad & keep, lines, why)
             keep &= ~bad
             cols[f] = v
@@ -259,6 +263,9 @@ class _RawCsv:
             text = np.char.lower(np.array([r[j].strip() for r in rows], dtype=str))
             side[np.isin(text, ("buy", "b", "bid"))] = 1
             side[np.isin(text, ("sell", "s", "ask"))] = -1
+        nameless = keep & np.array([not r[sym_at].strip() for r in rows], np.bool_)
+        self.screen.drop(nameless, lines, "no symbol")
+        keep &= ~nameless
         kept = [r[sym_at] for r, k in zip(rows, keep.tolist(), strict=True) if k]
         sym = self.names.ids(kept, lines[keep])
         self.parts.append((sym, ts[keep], {f: c[keep] for f, c in cols.items()}, side[keep]))

@@ -24,6 +24,7 @@ from .errors import UserError
 
 log = logging.getLogger("tickwire.replay")
 
+MAX_PRICE = 1e12  # above any real price; beyond it the tick-grid arithmetic loses its digits
 MAX_LINE_BYTES = 1 << 16  # a quote or trade row is ~100 bytes; a longer one is not a row
 # Market-data CSVs compress 4-10x (measured: a simulated session 3.9x); a file that expands
 # more than this is a bomb, refused after reading at most RATIO x its size, one line at a time.
@@ -125,14 +126,18 @@ def out_of_range(values: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[np.bool_
     return np.asarray((w < lo) | (w > min(hi, 2**63 - 1)), np.bool_)
 
 
+def price_reason(field: str) -> str:
+    return f"{field} is not a number from -{MAX_PRICE:g} to {MAX_PRICE:g}"
+
+
 def screen_records(
     records: NDArray[np.void], rows: NDArray[np.int64], screen: Screen
 ) -> NDArray[np.bool_]:
     """Rows of tickwire records that can be replayed: finite prices, bid <= ask, ts >= 0."""
     keep = np.ones(len(records), np.bool_)
     for f in ("bid", "ask", "last"):
-        bad = ~np.isfinite(records[f])
-        screen.drop(bad & keep, rows, f"{f} is not a finite number")
+        bad = ~(np.abs(records[f]) <= MAX_PRICE)  # NaN too
+        screen.drop(bad & keep, rows, price_reason(f))
         keep &= ~bad
     crossed = keep & (records["bid"] > records["ask"]) & (records["ask"] > 0)
     screen.drop(crossed, rows, "crossed quote (bid above ask)")
@@ -145,8 +150,10 @@ def screen_records(
 __all__ = [
     "MAX_GZIP_RATIO",
     "MAX_LINE_BYTES",
+    "MAX_PRICE",
     "Screen",
     "out_of_range",
+    "price_reason",
     "screen_records",
     "text_lines",
 ]

@@ -26,6 +26,7 @@ from .universe import Universe
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 BATCH_MAX = 4096  # records per step at speed 0
 _LOOP_GAP_NS = 1_000_000  # between the end of one pass and the start of the next
+_LOOP_TOP = 2**62  # seq/volume a looped file may start from: passes add to them, u8 must not wrap
 
 
 class Replay:
@@ -44,6 +45,12 @@ class Replay:
             raise ValueError(f"speed must be >= 0, got {speed}")
         if len(records) == 0:
             raise UserError("nothing to replay: the files (within --start/--end) hold no ticks")
+        top = max(int(records["seq"].max()), int(records["volume"].max()))
+        if loop and top > _LOOP_TOP:
+            raise UserError(
+                f"--loop keeps seq and volume increasing, and this data's reach {top}: they would"
+                f" wrap past 2**64 (at most {_LOOP_TOP} leaves room); replay it without --loop"
+            )
         self.universe = universe
         self.speed = speed
         self.loop = loop

@@ -91,14 +91,17 @@ def test_more_symbols_than_the_wire_holds(
     ("text", "says"),
     [
         (QUOTES + f"{T0},A,1,1,2,1\n99999999999999999999,A,1,1,2,1\n", "line 3: timestamp out"),
-        (QUOTES + f"{T0},A,nan,1,2,1\n", "line 2: bid is not a finite number"),
+        (QUOTES + f"{T0},A,nan,1,2,1\n", "line 2: bid is not a number from -1e+12 to 1e+12"),
         (QUOTES + f"{T0},A,3,1,2,1\n", "line 2: crossed quote (bid above ask)"),
         (QUOTES + f"{T0},A,1,1e300,2,1\n", "line 2: bid_size out of range (0 to 4294967295)"),
         (QUOTES + f"{T0},A,,1,2,1\n", "line 2: neither a quote (bid and ask) nor a trade"),
         (QUOTES + "2300-01-01T00:00:00,A,1,1,2,1\n", "line 2: timestamp out of range"),
         (OWN + _own_row(volume=2**64), "line 2: volume out of range (0 to 18446744073709551615)"),
         (OWN + _own_row(bid_size=5_000_000_000), "line 2: bid_size out of range (0 to 4294967295)"),
-        (OWN + _own_row(last="inf"), "line 2: last is not a finite number"),
+        (OWN + _own_row(last="inf"), "line 2: last is not a number from -1e+12 to 1e+12"),
+        (QUOTES + f"{T0},A,1e300,1,1e301,1\n", "line 2: bid is not a number from -1e+12 to"),
+        (QUOTES + f"{T0}, ,1,1,2,1\n", "line 2: no symbol"),
+        (OWN + _own_row().replace("A,", ",", 1), "line 2: no symbol"),
     ],
     ids=[
         "ts-beyond-int64",
@@ -110,6 +113,9 @@ def test_more_symbols_than_the_wire_holds(
         "volume-2**64",
         "size-wraps-u4",
         "own-inf",
+        "price-1e300",
+        "no-symbol",
+        "own-no-symbol",
     ],
 )
 def test_strict_refuses_the_first_bad_row(
@@ -141,11 +147,12 @@ def test_bad_rows_are_skipped_counted_and_logged_once(
     assert records["ts"].tolist() == [T0, T0 + 4]
     assert records["bid"].tolist() == [1.0, 1.01] and records["seq"].tolist() == [1, 2]
     [line] = [r.getMessage() for r in caplog.records]
+    numbers = "is not a number from -1e+12 to 1e+12"
     assert line == (
-        f"replay file {path}: skipped 5 bad rows: 1 timestamp out of range (1970 to 2262) (first"
-        " at line 5); 1 bid is not a finite number (first at line 3); 1 ask is not a finite"
-        " number (first at line 8); 1 bid_size out of range (0 to 4294967295) (first at line 6);"
-        " 1 crossed quote (bid above ask) (first at line 4); --strict refuses such files instead"
+        f"replay file {path}: skipped 5 bad rows: 1 timestamp out of range (1970 to 2262)"
+        f" (first at line 5); 1 bid {numbers} (first at line 3); 1 ask {numbers} (first at"
+        " line 8); 1 bid_size out of range (0 to 4294967295) (first at line 6); 1 crossed quote"
+        " (bid above ask) (first at line 4); --strict refuses such files instead"
     )
 
 
@@ -157,12 +164,11 @@ def test_npy_records_are_screened(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, "tickwire.replay"):
         got, _ = load([path])
     assert got["ts"].tolist() == [T0]
-    assert "skipped 2 bad rows: 1 bid is not a finite number (first at record 2); 1 crossed" in (
-        caplog.records[0].getMessage()
+    said = caplog.records[0].getMessage()
+    assert (
+        "skipped 2 bad rows: 1 bid is not a number from -1e+12 to 1e+12 (first at record 2)" in said
     )
-    with pytest.raises(
-        UserError, match=r"ticks.npy record 2: bid is not a finite number; --strict"
-    ):
+    with pytest.raises(UserError, match=r"ticks.npy record 2: bid is not a number from -1e\+12"):
         load([path], strict=True)
 
 
@@ -213,3 +219,31 @@ def test_strict_is_a_config_key_an_env_var_and_printed(tmp_path: Path) -> None:
     assert f"strict = true  # file {cfg}" in printed("--config", str(cfg))
     assert "strict = true  # env TICKWIRE_STRICT" in printed(TICKWIRE_STRICT="1")
     assert "strict = false  # default" in printed()
+
+
+def test_loop_refuses_volumes_that_would_wrap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text(OWN + _own_row(volume=2**64 - 10, flags=1))
+    err = _serve(["--replay", str(path), "--loop"], capsys)
+    assert err.startswith("tickwire: error: --loop keeps seq and volume increasing, and this")
+    assert err.endswith("replay it without --loop")
+
+
+def test_parquet_column_wider_than_its_field_is_screened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    records = np.zeros(2, TICK_DTYPE)
+    records["ts"], records["bid"], records["ask"] = [T0, T0 + 1], 1.0, 2.0
+    columns = {"symbol": ["A", "A"]} | {f: records[f] for f in TICK_DTYPE.names or ()}
+    columns["volume"] = np.array([5, -1], np.int64)  # was written into u8 as 2**64 - 1
+    path = tmp_path / "ticks.parquet"
+    pq.write_table(pa.table(columns), path)
+    with caplog.at_level(logging.WARNING, "tickwire.replay"):
+        got, _ = load([path])
+    assert got["volume"].tolist() == [5]
+    said = caplog.records[0].getMessage()
+    assert "1 a value out of its field's range (first at record 2)" in said
