@@ -27,7 +27,7 @@ log = logging.getLogger("tickwire.replay")
 MAX_PRICE = 1e12  # above any real price; beyond it the tick-grid arithmetic loses its digits
 MAX_LINE_BYTES = 1 << 16  # a quote or trade row is ~100 bytes; a longer one is not a row
 # Market-data CSVs compress 4-10x (measured: a simulated session 3.9x); a file that expands
-# more than this is a bomb, refused after reading at most RATIO x its size, one line at a time.
+# more than this is a bomb, refused as soon as what was read of it expands more than RATIO x.
 MAX_GZIP_RATIO = 50
 _GZIP_SLACK = 1 << 20  # small files carry fixed overhead: allow their first MiB whatever the ratio
 
@@ -41,8 +41,7 @@ def text_lines(path: Path) -> Iterator[str]:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        budget = (path.stat().st_size * MAX_GZIP_RATIO + _GZIP_SLACK) if gz else None
-        seen = 0
+        seen, check_at = 0, _GZIP_SLACK
         line_no = 0
         while True:
             line_no += 1
@@ -53,11 +52,15 @@ def text_lines(path: Path) -> Iterator[str]:
             if not data:
                 return
             seen += len(data)
-            if budget is not None and seen > budget:
+            # Against what was read of the file so far: a bomb shows its ratio from the start,
+            # so it is refused after a MiB or two, not after RATIO x its whole size.
+            if gz and seen > check_at and seen > raw.tell() * MAX_GZIP_RATIO + _GZIP_SLACK:
                 raise UserError(
                     f"{path}: expands more than {MAX_GZIP_RATIO}x its compressed size (market"
                     f" data compresses about 4-10x): refused at line {line_no} as a gzip bomb"
                 )
+            if seen > check_at:
+                check_at = seen + (1 << 20)  # tell() once a MiB
             if len(data) > MAX_LINE_BYTES:
                 raise UserError(
                     f"{path} line {line_no}: longer than {MAX_LINE_BYTES} bytes; a replay CSV"
