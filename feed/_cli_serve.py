@@ -154,6 +154,13 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rp.add_argument("--end", metavar="TIME", help="up to this time (ISO 8601, ns, or +10m)")
     rp.add_argument("--loop", action="store_true", help="start over at the end, forever")
     rp.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a file with any row that cannot be replayed (a NaN price, a crossed quote, "
+        "a value out of range), naming it; by default such rows are skipped and counted in a log "
+        "line",
+    )
+    rp.add_argument(
         "--columns",
         metavar="MAP",
         help="column names of a CSV when they differ, e.g. ts=time,symbol=ticker,bid=bp,ask=ap,"
@@ -298,6 +305,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             loop=args.loop,
             universe=config.universe if getattr(args, "universe", None) else None,
             columns=args.columns,
+            strict=args.strict,
         )
     if _cli_bus.wanted(args):
         return _cli_bus.serve_bus(args, config, source, sources)

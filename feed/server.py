@@ -516,7 +516,9 @@ class Server:
         return readyz(
             listening=bool(self.url) and not self._accepting.cancel_called,
             draining=self._drain is not None,
-            last_publish_s=self._last_publish_s,
+            # A replay paced by its readers waits for them (the first one starts it): that is
+            # its normal state, not a stale market, so only its end makes it unready.
+            last_publish_s=trio.current_time() if self._paced else self._last_publish_s,
             now_s=trio.current_time(),
             cadence_ms=self.config.cadence_ms,
             upstream=self.upstream.not_ready() if self.upstream is not None else None,

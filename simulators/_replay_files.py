@@ -5,23 +5,22 @@ every TICK_DTYPE field, the universe in the metadata), `.npy` (TICK_DTYPE record
 in FILE.universe.csv beside it) and `.csv` (symbol, then every field). Real data is one row per
 quote or trade, e.g. Tardis `quotes` (timestamp, symbol, bid_price, bid_amount, ask_price,
 ask_amount) and `trades` (timestamp, symbol, side, price, amount) CSVs, gzip allowed; other
-column names map with `columns` (`ts=time,symbol=ticker,...`). A bad file is one UserError
-naming the file, the line and the field. numpy only (pyarrow lazily).
+column names map with `columns` (`ts=time,symbol=ticker,...`). CSVs stream through
+`_replay_csv`. A malformed file is one UserError naming the file, the line and the field; rows
+that parse but cannot be replayed are skipped and counted, or refused with `strict`
+(`_replay_rows.Screen`). numpy only (pyarrow lazily).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._replay_rows import Screen, out_of_range, screen_records
 from .errors import UserError
 from .market import _decimals
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
@@ -39,7 +38,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "size": ("size", "amount", "qty", "quantity", "trade_size", "sz"),
     "side": ("side", "aggressor_side", "taker_side"),
 }
-_OWN_CSV = ["symbol", *(TICK_DTYPE.names or ())]
+OWN_CSV = ["symbol", *(TICK_DTYPE.names or ())]  # the header of our own .csv
 
 
 @dataclass
@@ -49,6 +48,9 @@ class Own:
     names: list[str]
     records: TickBatch
     universe: Universe | None
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Raw:
     ts: NDArray[np.int64]
     cols: dict[str, NDArray[np.float64]]  # bid, ask, bid_size, ask_size, price, size
     side: NDArray[np.int8]  # +1 buy, -1 sell, 0 unknown
+
+    def __len__(self) -> int:
+        return len(self.ts)
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
@@ -79,20 +84,24 @@ def parse_columns(text: str | None) -> dict[str, str]:
     return out
 
 
-def read(path: Path, columns: dict[str, str]) -> Own | Raw:
+def read(path: Path, columns: dict[str, str], *, strict: bool = False) -> Own | Raw:
+    """One file's rows; bad rows skipped and counted in a log line, or, `strict`, refused."""
     name = path.name.lower()
     if not path.exists():
         raise UserError(f"replay file {path} not found")
     if name.endswith(".parquet"):
-        return _read_parquet(path)
+        return _screened(*_read_parquet(path), path, strict)
     if name.endswith(".npy"):
-        return _read_npy(path)
+        return _screened(*_read_npy(path), path, strict)
     if name.endswith((".csv", ".csv.gz")):
-        return _read_csv(path, columns)
+        from ._replay_csv import read_csv  # it imports this module's types
+
+        return read_csv(path, columns, strict=strict)
     raise UserError(f"{path}: replay reads .parquet, .npy, .csv or .csv.gz files")
 
 
-def _read_parquet(path: Path) -> Own:
+def _read_parquet(path: Path) -> tuple[Own, NDArray[np.bool_]]:
+    """The records, and which rows hold a value their field cannot (an int column too wide)."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -101,12 +110,16 @@ def _read_parquet(path: Path) -> Own:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises many kinds for a bad or truncated file
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = [f for f in _OWN_CSV if f not in table.column_names]
+    missing = [f for f in OWN_CSV if f not in table.column_names]
     if missing:
         raise UserError(f"{path}: not a tickwire file: no column {missing[0]!r}")
     records = np.zeros(table.num_rows, TICK_DTYPE)
+    wrong = np.zeros(table.num_rows, np.bool_)
     for f in TICK_DTYPE.names or ():
-        records[f] = table.column(f).to_numpy()
+        values = table.column(f).to_numpy()
+        bad = out_of_range(values, TICK_DTYPE[f])  # a wider column would wrap silently
+        records[f][~bad] = values[~bad]
+        wrong |= bad
     sym = table.column("symbol").combine_chunks()
     universe = None
     meta = table.schema.metadata or {}
@@ -118,166 +131,37 @@ def _read_parquet(path: Path) -> Own:
     else:
         uniq, idx = np.unique(np.asarray(sym.to_pylist(), dtype=str), return_inverse=True)
         names, records["sym"] = [str(s) for s in uniq], idx
-    return Own(names, records, universe)
+    return Own(names, records, universe), wrong
 
 
-def _read_npy(path: Path) -> Own:
+def _read_npy(path: Path) -> tuple[Own, NDArray[np.bool_]]:
     try:
         records = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
         raise UserError(f"{path}: not a readable .npy file ({exc})") from None
     if records.dtype != TICK_DTYPE:
         raise UserError(f"{path}: not a tickwire .npy (records of dtype {records.dtype})")
+    if records.ndim != 1:
+        raise UserError(f"{path}: not a tickwire .npy (a {records.ndim}-d array, not a list)")
     side = path.with_suffix(".universe.csv")
     if not side.exists():
         raise UserError(f"{path}: its universe {side.name} is missing (written beside it)")
     universe = Universe.load(side)
-    return Own(list(universe.symbols), np.array(records), universe)
+    fine = np.zeros(len(records), np.bool_)  # a .npy holds TICK_DTYPE itself: nothing wraps
+    return Own(list(universe.symbols), np.array(records), universe), fine
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    try:
-        if path.name.lower().endswith(".gz"):
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-        return open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _read_csv(path: Path, columns: dict[str, str]) -> Own | Raw:
-    with _open_text(path) as f:
-        reader = csv.reader(f)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise UserError(f"{path} is empty; expected a header line") from None
-        except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
-            raise UserError(f"{path}: cannot read ({exc})") from None
-        try:
-            rows = list(reader)
-        except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
-            raise UserError(f"{path} line {reader.line_num + 1}: cannot read ({exc})") from None
-    if [h.lower() for h in header] == _OWN_CSV and not columns:
-        return _own_csv(path, rows)
-    return _raw_csv(path, header, rows, columns)
-
-
-def _column(path: Path, rows: list[list[str]], j: int, field: str, kind: str) -> NDArray[Any]:
-    """Column j as numbers; a bad value is an error naming its line (header = line 1)."""
-    values = [r[j].strip() if j < len(r) else "" for r in rows]
-    if kind == "float":
-        try:
-            return np.array([v if v else "nan" for v in values], np.float64)
-        except ValueError:
-            pass
-    else:
-        try:
-            return np.array(values, np.int64)
-        except (ValueError, OverflowError):
-            pass
-    for i, v in enumerate(values):
-        try:
-            float(v) if kind == "float" and v else int(v)
-        except (ValueError, OverflowError):
-            what = "a number" if kind == "float" else "an integer"
-            raise UserError(
-                f"{path} line {i + 2}: field {field!r}: expected {what}, got {v!r}"
-            ) from None
-    raise AssertionError("unreachable: some value failed to parse")
-
-
-def _own_csv(path: Path, rows: list[list[str]]) -> Own:
-    records = np.zeros(len(rows), TICK_DTYPE)
-    for i, r in enumerate(rows):
-        if len(r) != len(_OWN_CSV):
-            raise UserError(f"{path} line {i + 2}: {len(r)} fields, the header names 12")
-    for j, f in enumerate(_OWN_CSV[1:], start=1):
-        kind = "float" if TICK_DTYPE[f].kind == "f" else "int"
-        col = _column(path, rows, j, f, kind)
-        if kind == "int" and (col.min(initial=0) < 0 and TICK_DTYPE[f].kind == "u"):
-            bad = int(np.flatnonzero(col < 0)[0])
-            raise UserError(f"{path} line {bad + 2}: field {f!r}: must be >= 0")
-        records[f] = col
-    names, sym = np.unique(np.array([r[0] for r in rows], object), return_inverse=True)
-    records["sym"] = sym
-    return Own([str(n) for n in names], records, None)
-
-
-def _find(header: list[str], field: str, columns: dict[str, str]) -> int | None:
-    lower = [h.lower() for h in header]
-    if field in columns:
-        want = columns[field].lower()
-        if want not in lower:
-            raise UserError(
-                f"--columns {field}={columns[field]}: no such column; the header has"
-                f" {', '.join(header)}"
-            )
-        return lower.index(want)
-    return next((lower.index(a) for a in ALIASES[field] if a in lower), None)
-
-
-def _raw_csv(path: Path, header: list[str], rows: list[list[str]], columns: dict[str, str]) -> Raw:
-    at = {f: _find(header, f, columns) for f in ALIASES}
-    for need in ("ts", "symbol"):
-        if at[need] is None:
-            raise UserError(
-                f"{path} line 1: no {need} column (known names: {', '.join(ALIASES[need])});"
-                f" map yours with --columns {need}=NAME"
-            )
-    quotes = at["bid"] is not None and at["ask"] is not None
-    if not quotes and at["price"] is None:
-        raise UserError(
-            f"{path} line 1: neither bid/ask nor price columns; map them with --columns"
-            " bid=...,ask=... or price=...,size=..."
-        )
-    n = len(rows)
-    for i, r in enumerate(rows):
-        if len(r) < len(header):
-            raise UserError(f"{path} line {i + 2}: {len(r)} fields, the header names {len(header)}")
-    ts_at, sym_at = at["ts"], at["symbol"]
-    assert ts_at is not None and sym_at is not None
-    ts = _timestamps(path, [r[ts_at] for r in rows])
-    names, sym = np.unique(np.array([r[sym_at] for r in rows], dtype=str), return_inverse=True)
-    cols = {
-        f: _column(path, rows, j, header[j], "float") if (j := at[f]) is not None else _nan(n)
-        for f in ("bid", "ask", "bid_size", "ask_size", "price", "size")
-    }
-    side = np.zeros(n, np.int8)
-    if (j := at["side"]) is not None:
-        text = np.char.lower(np.array([r[j].strip() for r in rows], dtype=str))
-        side[np.isin(text, ("buy", "b", "bid"))] = 1
-        side[np.isin(text, ("sell", "s", "ask"))] = -1
-    return Raw([str(s) for s in names], sym.astype(np.intp), ts, cols, side)
-
-
-def _nan(n: int) -> NDArray[np.float64]:
-    return np.full(n, np.nan)
-
-
-def _timestamps(path: Path, values: list[str]) -> NDArray[np.int64]:
-    """Integers (s, ms, us or ns since the epoch, told by size) or ISO 8601 text, as ns."""
-    values = [v.strip() for v in values]
-    if not values:
-        return np.empty(0, np.int64)
-    if values[0].lstrip("-").isdigit():
-        raw = _column(path, [[v] for v in values], 0, "ts", "int")
-        first = abs(int(raw[0])) or 1
-        scale = (
-            1 if first > 1e17 else 1_000 if first > 1e14 else 1_000_000 if first > 1e11 else 10**9
-        )
-        return raw * scale
-    try:
-        return np.array([v.rstrip("Z") for v in values], "datetime64[ns]").astype(np.int64)
-    except ValueError:
-        for i, v in enumerate(values):
-            try:
-                np.datetime64(v.rstrip("Z"), "ns")
-            except ValueError:
-                raise UserError(
-                    f"{path} line {i + 2}: field 'ts': expected an ISO time or an integer"
-                    f" since the epoch, got {v!r}"
-                ) from None
-        raise
+def _screened(part: Own, wrong: NDArray[np.bool_], path: Path, strict: bool) -> Own:
+    """A tickwire file's records that can be replayed, the others skipped or refused."""
+    screen = Screen(path, strict=strict, unit="record")
+    rows = np.arange(1, len(part.records) + 1, dtype=np.int64)
+    screen.drop(wrong, rows, "a value out of its field's range")
+    keep = ~wrong & (part.records["sym"] < len(part.names))
+    screen.drop(~keep & ~wrong, rows, f"symbol id beyond the {len(part.names)} of its universe")
+    screen.drop(~keep, rows, f"symbol id beyond the {len(part.names)} of its universe")
+    keep[keep] = screen_records(part.records[keep], rows[keep], screen)
+    screen.report()
+    return part if keep.all() else Own(part.names, part.records[keep], part.universe)
 
 
 def build_raw(parts: list[Raw], names: list[str]) -> tuple[TickBatch, NDArray[np.float64]]:

@@ -20,12 +20,13 @@ import numpy as np
 from . import _replay_files as files
 from .errors import UserError
 from .market import _decimals
-from .ticks import TICK_DTYPE, TickBatch, TickFlag
+from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 BATCH_MAX = 4096  # records per step at speed 0
 _LOOP_GAP_NS = 1_000_000  # between the end of one pass and the start of the next
+_LOOP_TOP = 2**62  # seq/volume a looped file may start from: passes add to them, u8 must not wrap
 
 
 class Replay:
@@ -44,6 +45,12 @@ class Replay:
             raise ValueError(f"speed must be >= 0, got {speed}")
         if len(records) == 0:
             raise UserError("nothing to replay: the files (within --start/--end) hold no ticks")
+        top = max(int(records["seq"].max()), int(records["volume"].max()))
+        if loop and top > _LOOP_TOP:
+            raise UserError(
+                f"--loop keeps seq and volume increasing, and this data's reach {top}: they would"
+                f" wrap past 2**64 (at most {_LOOP_TOP} leaves room); replay it without --loop"
+            )
         self.universe = universe
         self.speed = speed
         self.loop = loop
@@ -176,10 +183,17 @@ def load(
     *,
     universe: Universe | None = None,
     columns: str | None = None,
+    strict: bool = False,
 ) -> tuple[TickBatch, Universe]:
-    """Every record of `paths`, merged in time order (stable), and the universe they are on."""
+    """Every record of `paths`, merged in time order (stable), and the universe they are on.
+    Rows that cannot be replayed are skipped and counted in a log line, or, `strict`, refused."""
     mapping = files.parse_columns(columns)
-    parts = [files.read(Path(p), mapping) for p in paths]
+    parts = [files.read(Path(p), mapping, strict=strict) for p in paths]
+    if not any(len(p) for p in parts):
+        raise UserError(
+            f"nothing to replay: no ticks in {', '.join(str(p) for p in paths)}"
+            " (a header alone, or only rows that were skipped)"
+        )
     own = [p for p in parts if isinstance(p, files.Own)]
     raw = [p for p in parts if isinstance(p, files.Raw)]
     if own and raw:
@@ -221,6 +235,11 @@ def _names(own: list[files.Own], raw: list[files.Raw], universe: Universe | None
     carried = next((p.universe for p in own if p.universe is not None), None)
     if carried is not None and set(seen) <= set(carried.symbols):
         return list(carried.symbols)
+    if len(seen) > MAX_SYMBOLS:
+        raise UserError(
+            f"the replay files hold {len(seen)} symbols, more than the {MAX_SYMBOLS} a feed"
+            " serves (the wire's symbol id is 16 bits); split the data or keep fewer symbols"
+        )
     return sorted(seen)
 
 
@@ -265,9 +284,10 @@ def open_replay(
     loop: bool = False,
     universe: Universe | None = None,
     columns: str | None = None,
+    strict: bool = False,
 ) -> Replay:
     """Load `paths` (see `load`), keep [start, end], and make the source."""
-    records, uni = load(paths, universe=universe, columns=columns)
+    records, uni = load(paths, universe=universe, columns=columns, strict=strict)
     # The `symbols` reply says where the prices come from: these files, not the simulator.
     uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0

@@ -47,3 +47,13 @@ def test_replay_end_is_one_log_line_and_readyz_503(tmp_path: Path) -> None:
             "not ready: replay finished, no more data (--loop starts over)\n",
         )
         assert _get(base + "/livez") == (200, "ok: alive\n")  # still serving, only not ready
+
+
+def test_replay_paced_by_readers_is_ready_before_its_first_reader(tmp_path: Path) -> None:
+    # Before: 503 "the market has not produced yet" until a client came, and a balancer that
+    # waits for 200 never sent one. It starts with the first subscriber, so it is ready.
+    path = tmp_path / "quotes.csv"
+    path.write_text(QUOTES)
+    with serve_process("--replay", str(path), "--speed", "0") as (_, url):
+        base = url.replace("ws", "http", 1).removesuffix("/v1")
+        assert _get(base + "/readyz") == (200, "ok: ready\n")
