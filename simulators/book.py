@@ -8,7 +8,7 @@ consume the best level. Distances follow the power law Bouchaud, Mezard and Pott
 Pareto law. The price itself stays the market's (`market.py`): its quotes and trades are the
 market orders and the moves of the best price, and the flow fills in every level around them:
 - between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
-  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + 1)^-(1 + MU);
+  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
   at the best, flow leans on where the efficient price sits inside the spread (adds join the side
   the price moves away from, cancels leave the side it moves toward), which is why the best-level
   imbalance predicts the next mid move; a cancel never takes the last lot of the best;
@@ -43,7 +43,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
-MU = 0.6  # distance law of limit orders, P(d) ~ (d + 1)^-(1 + MU) (Bouchaud et al.)
+MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
+D0 = 2.0  # ticks: flattens the law at the best, where the price moves keep queues young
 ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
 LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 MIN_DEPTH, MAX_DEPTH = 1, 1000
@@ -130,7 +131,7 @@ class Book:
         self.sizes = lot[:, None, None] * (1 + np.floor(4 * hump * rng.random((n, 2, depth))))
         self.sizes = self.sizes.astype(np.int64)
         self.seq = np.zeros(n, np.int64)
-        w = (d + 1.0) ** -(1 + MU)
+        w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
 
     def step(
