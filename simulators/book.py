@@ -37,7 +37,7 @@ the wire can print them as decimals (size x size_unit) for Binance `@depth` and 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -159,8 +159,7 @@ class Book:
         off = np.cumsum(count) - count
         n_ev = int(count.sum())
         ev_rec = np.repeat(np.arange(total), count)  # the record each event belongs to
-        pos = np.arange(n_ev) - off[ev_rec]
-        ev_ts = rec.ts[ev_rec].copy()
+        ev_ts = np.repeat(rec.ts, count)
         ev_side = np.zeros(n_ev, np.int64)
         ev_price = np.zeros(n_ev, np.int64)
         ev_x = np.zeros(n_ev, np.int64)
@@ -168,27 +167,33 @@ class Book:
         ev_reason = np.zeros(n_ev, np.uint8)
         ev_level = np.zeros(n_ev, np.int64)
         # flow: times sorted inside (t_prev, t] by normalised exponential spacings
-        fl = np.flatnonzero(pos < m[ev_rec])
-        k = ev_rec[fl]
-        gaps = np.cumsum(rng.standard_exponential(fl.size + total))  # m + 1 spacings a record
-        base = np.cumsum(m + 1) - (m + 1)
+        n_fl = int(m.sum())
+        m_start = np.cumsum(m) - m
+        inner_pos = np.arange(n_fl) - np.repeat(m_start, m)  # place among its record's flow
+        fl = np.repeat(off, m) + inner_pos  # flow comes first in each record's events
+
+        def each(values: NDArray[Any]) -> NDArray[Any]:
+            """A per-record value for each flow event (records' flow events are contiguous)."""
+            return np.repeat(values, m)
+
+        gaps = np.cumsum(rng.standard_exponential(n_fl + total))  # m + 1 spacings a record
+        base = m_start + np.arange(total)
         before = np.where(base > 0, gaps[np.maximum(base - 1, 0)], 0.0)
-        u = (gaps[base[k] + pos[fl]] - before[k]) / (gaps[base + m] - before)[k]
-        dt = rec.ts[k] - t_prev[k]
-        late = np.floor(u * np.maximum(dt - 1, 0)).astype(np.int64)
-        ev_ts[fl] = t_prev[k] + np.minimum(dt, 1 + late)
-        add = rng.random(fl.size) < 0.5
-        d = np.minimum(np.searchsorted(self._cdf, rng.random(fl.size), "right"), depth - 1)
-        lean = 0.5 + LEAN * (np.clip(rec.frac[k], 0, 1) - 0.5)  # at the best: P(bid) for adds
+        u = (gaps[each(base) + inner_pos] - each(before)) / each(gaps[base + m] - before)
+        dt = rec.ts - t_prev
+        late = np.floor(u * each(np.maximum(dt - 1, 0))).astype(np.int64)
+        ev_ts[fl] = each(t_prev) + np.minimum(each(dt), 1 + late)
+        add = rng.random(n_fl) < 0.5
+        d = np.minimum(np.searchsorted(self._cdf, rng.random(n_fl), "right"), depth - 1)
+        lean = each(0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5))  # at the best: P(bid) of adds
         p_bid = np.where(d == 0, np.where(add, lean, 1 - lean), 0.5)
-        bid_side = rng.random(fl.size) < p_bid
-        size = lot[k] * np.minimum(np.floor(rng.pareto(ORDER_TAIL, fl.size) + 1), 1e9).astype(
-            np.int64
-        )
+        bid_side = rng.random(n_fl) < p_bid
+        lots = np.minimum(np.floor(rng.pareto(ORDER_TAIL, n_fl) + 1), 1e9).astype(np.int64)
+        size = each(lot) * lots
         ev_side[fl] = ~bid_side
-        ev_price[fl] = np.where(bid_side, pb[k] - d, pa[k] + d)
+        ev_price[fl] = np.where(bid_side, each(pb) - d, each(pa) + d)
         ev_x[fl] = np.where(add, size, -size)
-        ev_floor[fl] = np.where(~add & (d == 0), lot[k], 0)
+        ev_floor[fl] = np.where(~add & (d == 0), each(lot), 0)
         ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
         ev_level[fl] = d
         # trades: reveal (floor = the trade's size), then take it, at the best opposite level
