@@ -22,16 +22,26 @@ Vectorised without a loop over symbols or events: each level's size follows the 
 recursion q = max(floor, q + x) (floors: 0, a lot at the best, the trade size before a trade),
 whose solution is a cumulative sum and a running maximum per level (`_levels`).
 
-Records (the wire's later, this module's now). `LEVEL_DTYPE`: one level update, 40 bytes,
-little-endian: ts, seq (per-symbol book sequence, +1 per update, no gaps), price (float64 on the
-tick grid, as in ticks), size (the level's new total, an integer count of the symbol's size_unit:
-shares, or lots for crypto; 0 removes the level), sym, level (distance from the best in force, in
-ticks), side (0 bid, 1 ask), reason (`Reason`). Level updates of a symbol at one ts come before its
-tick record of that ts. A snapshot (`Market.book_snapshot`) is a `ladder_dtype(depth)` record per
-symbol: sym, seq (the book seq it includes), ts, and dense ladders bid_price/bid_size and
-ask_price/ask_size of `depth` ticks from the best (size 0: empty). Sizes are exact integers, so
-the wire can print them as decimals (size x size_unit) for Binance `@depth` and Coinbase
-`level2`, and Kraken's CRC32 over the top 10 levels is computable from a ladder. Imports numpy only.
+Records (designed for the wire; the wire itself comes later). `LEVEL_DTYPE`: one level update,
+40 bytes, little-endian, binary-ready as `TICK_DTYPE` is (`batch.tobytes()`, `np.frombuffer`):
+ts, seq (per-symbol book sequence, +1 per update, no gaps), price (float64 on the tick grid, as
+in ticks), size (the level's new total, an integer count of the symbol's size_unit: shares, or
+lots for crypto; 0 removes the level), sym, level (ticks from the best of its side when it
+happened), side (0 bid, 1 ask), reason (`Reason`). A symbol's level updates at one ts come before
+its tick of that ts. A snapshot (`Market.book_snapshot`) is a `ladder_dtype(depth)` record per
+symbol: sym, seq (the last update it includes), ts, and dense ladders bid_price/bid_size,
+ask_price/ask_size of `depth` ticks from the best, best first (size 0: an empty price).
+How the wire parts map onto them:
+- tickwire /v1: snapshot = one ladder (non-empty levels, cut to the subscribed depth), then the
+  updates with seq > its seq; a gap in seq means resync. A client keeps levels within `depth`
+  ticks of its best (updates further out are dropped, as the CLEAR updates show).
+- Binance `@depth`: lastUpdateId = a snapshot's seq; a diff event's U/u = the first/last seq of
+  the updates it carries, b/a = [price, size x size_unit] as decimal strings (sizes are exact).
+- Coinbase `level2`: snapshot bids/asks from a ladder, `l2update` changes = [side, price, size].
+- Kraken `book`: a snapshot then updates per level; its CRC32 checksum over the top 10 bids and
+  asks (price and size strings without the point and leading zeros) is computable from a ladder,
+  and from a client's book after each update.
+Imports numpy only.
 """
 
 from __future__ import annotations
