@@ -307,7 +307,8 @@ class Market:
             if book is not None and self._book_cursor < len(self._book_pending):
                 book.append(self._book_pending[self._book_cursor :])
             self._retire()
-            self._book_pending, self._book_start = self._book_pending[:0], ()
+            self._set_book(np.empty(0, bk.LEVEL_DTYPE))  # a chunk without events keeps it
+            self._book_start = ()
             self._pending, self._pending_last = self._chunk()
             self._pending_ts = self._pending["ts"].copy()
             self._cursor = self._book_cursor = 0

@@ -181,3 +181,20 @@ def book_facts():
 def test_book_stylized_fact(book_facts, name):
     row = book_facts[name]
     assert row.passed, f"{name}: {row.value:.3f}, target {row.target}"
+
+
+def test_quiet_chunks_without_events_keep_the_book():
+    """A chunk with no event at all (one quiet symbol) leaves the book and its snapshot as is."""
+    u = Universe.synthetic(2, seed=1)
+    market = Market(u, seed=2, start_ns=START, activity=0.002, book_depth=5, chunk_s=0.1)
+    before = market.book_snapshot()
+    quiet = 0
+    for k in range(1, 400):
+        ticks, levels = market.step_book(START + k * 50_000_000)
+        snap = market.book_snapshot()
+        assert np.all(snap["seq"] >= before["seq"])
+        if not len(ticks) and not len(levels):
+            quiet += 1
+            assert snap.tobytes() == before.tobytes()
+        before = snap
+    assert quiet > 50
