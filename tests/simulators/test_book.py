@@ -198,3 +198,16 @@ def test_quiet_chunks_without_events_keep_the_book():
             assert snap.tobytes() == before.tobytes()
         before = snap
     assert quiet > 50
+
+
+@pytest.mark.slow
+def test_books_stay_the_top_across_the_overnight_roll():
+    """The overnight move jumps the quote many ticks: the book clears and stays consistent."""
+    from tickwire.simulators.market import SESSION_S
+
+    u = Universe.synthetic(3, seed=4)
+    market = Market(u, seed=1, start_ns=START, activity=0.2, book_depth=10, chunk_s=60.0)
+    roll = START + int(SESSION_S) * 10**9
+    market.step(roll - 30 * 10**9)  # level updates skipped: the snapshot still follows
+    seen = _replay(market, roll + 30 * 10**9, 20_000_000, {0, 1, 2})
+    assert seen["ticks"] > 100
