@@ -40,6 +40,7 @@ def _replay(market: Market, until_ns: int, step_ns: int, watch: set[int]) -> dic
     seen = {"ticks": 0, "updates": 0, "trades": 0}
     now, steps = market.now_ns, 0
     mine = np.array(sorted(watch))
+    taken: dict[int, int] = {}  # symbol -> size a TRADE update took, until its tick
     while now < until_ns:
         now += step_ns
         steps += 1
@@ -68,8 +69,10 @@ def _replay(market: Market, until_ns: int, step_ns: int, watch: set[int]) -> dic
                 book = books[s][side]
                 before = book.get(price, 0)
                 assert size != before, "an update changes its level"
+                assert size < 1 << 40, "sizes never wrap below zero"
                 if u["reason"] == Reason.TRADE:
-                    assert before - size > 0
+                    assert s not in taken, "one trade per tick"
+                    taken[s] = before - size
                 if size:
                     book[price] = size
                 else:
@@ -81,6 +84,9 @@ def _replay(market: Market, until_ns: int, step_ns: int, watch: set[int]) -> dic
             else:
                 t = ticks[i - len(levels)]
                 s = int(t["sym"])
+                # the level gave exactly what the tick says was traded, no more than it held
+                traded = int(t["flags"]) & TickFlag.TRADE
+                assert taken.pop(s, 0) == (int(t["last_size"]) if traded else 0)
                 bids, asks = books[s]
                 best_bid, best_ask = max(bids), min(asks)
                 assert (best_bid, bids[best_bid]) == (float(t["bid"]), int(t["bid_size"]))
