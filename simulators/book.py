@@ -8,7 +8,7 @@ consume the best level. Distances follow the power law Bouchaud, Mezard and Pott
 Pareto law. The price itself stays the market's (`market.py`): its quotes and trades are the
 market orders and the moves of the best price, and the flow fills in every level around them:
 - between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
-  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + 1)^-(1 + MU);
+  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
   at the best, flow leans on where the efficient price sits inside the spread (adds join the side
   the price moves away from, cancels leave the side it moves toward), which is why the best-level
   imbalance predicts the next mid move; a cancel never takes the last lot of the best;
@@ -22,28 +22,39 @@ Vectorised without a loop over symbols or events: each level's size follows the 
 recursion q = max(floor, q + x) (floors: 0, a lot at the best, the trade size before a trade),
 whose solution is a cumulative sum and a running maximum per level (`_levels`).
 
-Records (the wire's later, this module's now). `LEVEL_DTYPE`: one level update, 40 bytes,
-little-endian: ts, seq (per-symbol book sequence, +1 per update, no gaps), price (float64 on the
-tick grid, as in ticks), size (the level's new total, an integer count of the symbol's size_unit:
-shares, or lots for crypto; 0 removes the level), sym, level (distance from the best in force, in
-ticks), side (0 bid, 1 ask), reason (`Reason`). Level updates of a symbol at one ts come before its
-tick record of that ts. A snapshot (`Market.book_snapshot`) is a `ladder_dtype(depth)` record per
-symbol: sym, seq (the book seq it includes), ts, and dense ladders bid_price/bid_size and
-ask_price/ask_size of `depth` ticks from the best (size 0: empty). Sizes are exact integers, so
-the wire can print them as decimals (size x size_unit) for Binance `@depth` and Coinbase
-`level2`, and Kraken's CRC32 over the top 10 levels is computable from a ladder. Imports numpy only.
+Records (designed for the wire; the wire itself comes later). `LEVEL_DTYPE`: one level update,
+40 bytes, little-endian, binary-ready as `TICK_DTYPE` is (`batch.tobytes()`, `np.frombuffer`):
+ts, seq (per-symbol book sequence, +1 per update, no gaps), price (float64 on the tick grid, as
+in ticks), size (the level's new total, an integer count of the symbol's size_unit: shares, or
+lots for crypto; 0 removes the level), sym, level (ticks from the best of its side when it
+happened), side (0 bid, 1 ask), reason (`Reason`). A symbol's level updates at one ts come before
+its tick of that ts. A snapshot (`Market.book_snapshot`) is a `ladder_dtype(depth)` record per
+symbol: sym, seq (the last update it includes), ts, and dense ladders bid_price/bid_size,
+ask_price/ask_size of `depth` ticks from the best, best first (size 0: an empty price).
+How the wire parts map onto them:
+- tickwire /v1: snapshot = one ladder (non-empty levels, cut to the subscribed depth), then the
+  updates with seq > its seq; a gap in seq means resync. A client keeps levels within `depth`
+  ticks of its best (updates further out are dropped, as the CLEAR updates show).
+- Binance `@depth`: lastUpdateId = a snapshot's seq; a diff event's U/u = the first/last seq of
+  the updates it carries, b/a = [price, size x size_unit] as decimal strings (sizes are exact).
+- Coinbase `level2`: snapshot bids/asks from a ladder, `l2update` changes = [side, price, size].
+- Kraken `book`: a snapshot then updates per level; its CRC32 checksum over the top 10 bids and
+  asks (price and size strings without the point and leading zeros) is computable from a ladder,
+  and from a client's book after each update.
+Imports numpy only.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
-MU = 0.6  # distance law of limit orders, P(d) ~ (d + 1)^-(1 + MU) (Bouchaud et al.)
+MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
+D0 = 2.0  # ticks: flattens the law at the best, where the price moves keep queues young
 ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
 LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 MIN_DEPTH, MAX_DEPTH = 1, 1000
@@ -130,7 +141,7 @@ class Book:
         self.sizes = lot[:, None, None] * (1 + np.floor(4 * hump * rng.random((n, 2, depth))))
         self.sizes = self.sizes.astype(np.int64)
         self.seq = np.zeros(n, np.int64)
-        w = (d + 1.0) ** -(1 + MU)
+        w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
 
     def step(
@@ -158,8 +169,7 @@ class Book:
         off = np.cumsum(count) - count
         n_ev = int(count.sum())
         ev_rec = np.repeat(np.arange(total), count)  # the record each event belongs to
-        pos = np.arange(n_ev) - off[ev_rec]
-        ev_ts = rec.ts[ev_rec].copy()
+        ev_ts = np.repeat(rec.ts, count)
         ev_side = np.zeros(n_ev, np.int64)
         ev_price = np.zeros(n_ev, np.int64)
         ev_x = np.zeros(n_ev, np.int64)
@@ -167,27 +177,33 @@ class Book:
         ev_reason = np.zeros(n_ev, np.uint8)
         ev_level = np.zeros(n_ev, np.int64)
         # flow: times sorted inside (t_prev, t] by normalised exponential spacings
-        fl = np.flatnonzero(pos < m[ev_rec])
-        k = ev_rec[fl]
-        gaps = np.cumsum(rng.standard_exponential(fl.size + total))  # m + 1 spacings a record
-        base = np.cumsum(m + 1) - (m + 1)
+        n_fl = int(m.sum())
+        m_start = np.cumsum(m) - m
+        inner_pos = np.arange(n_fl) - np.repeat(m_start, m)  # place among its record's flow
+        fl = np.repeat(off, m) + inner_pos  # flow comes first in each record's events
+
+        def each(values: NDArray[Any]) -> NDArray[Any]:
+            """A per-record value for each flow event (records' flow events are contiguous)."""
+            return np.repeat(values, m)
+
+        gaps = np.cumsum(rng.standard_exponential(n_fl + total))  # m + 1 spacings a record
+        base = m_start + np.arange(total)
         before = np.where(base > 0, gaps[np.maximum(base - 1, 0)], 0.0)
-        u = (gaps[base[k] + pos[fl]] - before[k]) / (gaps[base + m] - before)[k]
-        dt = rec.ts[k] - t_prev[k]
-        late = np.floor(u * np.maximum(dt - 1, 0)).astype(np.int64)
-        ev_ts[fl] = t_prev[k] + np.minimum(dt, 1 + late)
-        add = rng.random(fl.size) < 0.5
-        d = np.minimum(np.searchsorted(self._cdf, rng.random(fl.size), "right"), depth - 1)
-        lean = 0.5 + LEAN * (np.clip(rec.frac[k], 0, 1) - 0.5)  # at the best: P(bid) for adds
+        u = (gaps[each(base) + inner_pos] - each(before)) / each(gaps[base + m] - before)
+        dt = rec.ts - t_prev
+        late = np.floor(u * each(np.maximum(dt - 1, 0))).astype(np.int64)
+        ev_ts[fl] = each(t_prev) + np.minimum(each(dt), 1 + late)
+        add = rng.random(n_fl) < 0.5
+        d = np.minimum(np.searchsorted(self._cdf, rng.random(n_fl), "right"), depth - 1)
+        lean = each(0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5))  # at the best: P(bid) of adds
         p_bid = np.where(d == 0, np.where(add, lean, 1 - lean), 0.5)
-        bid_side = rng.random(fl.size) < p_bid
-        size = lot[k] * np.minimum(np.floor(rng.pareto(ORDER_TAIL, fl.size) + 1), 1e9).astype(
-            np.int64
-        )
+        bid_side = rng.random(n_fl) < p_bid
+        lots = np.minimum(np.floor(rng.pareto(ORDER_TAIL, n_fl) + 1), 1e9).astype(np.int64)
+        size = each(lot) * lots
         ev_side[fl] = ~bid_side
-        ev_price[fl] = np.where(bid_side, pb[k] - d, pa[k] + d)
+        ev_price[fl] = np.where(bid_side, each(pb) - d, each(pa) + d)
         ev_x[fl] = np.where(add, size, -size)
-        ev_floor[fl] = np.where(~add & (d == 0), lot[k], 0)
+        ev_floor[fl] = np.where(~add & (d == 0), each(lot), 0)
         ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
         ev_level[fl] = d
         # trades: reveal (floor = the trade's size), then take it, at the best opposite level

@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import book as bk
+from ._book_queue import BookQueue
 from .crypto import NOTIONAL_LOT
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
@@ -183,11 +184,7 @@ class Market:
         self._last["last"] = self._last["bid"]
         self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
         self.book: bk.Book | None = None
-        self._book_pending = np.empty(0, bk.LEVEL_DTYPE)
-        self._book_ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
-        self._book_ts = np.empty(0, np.int64)
-        self._book_cursor = 0
-        self._book_start: tuple[NDArray[np.int64], ...] = ()  # the chunk's first state
+        self._books = BookQueue()  # the pending chunk's level updates, released like records
         if book_depth is not None:
             self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
             self._last["bid_size"] = self.book.sizes[:, 0, 0]
@@ -304,34 +301,22 @@ class Market:
             made += 1
             if self._cursor < len(self._pending):
                 done.append(self._pending[self._cursor :])
-            if book is not None and self._book_cursor < len(self._book_pending):
-                book.append(self._book_pending[self._book_cursor :])
+            self._books.release(None, book)
             self._retire()
-            self._book_pending, self._book_start = self._book_pending[:0], ()
+            self._books.hold(self._books.pending[:0], self._units, self._scale)  # none yet
             self._pending, self._pending_last = self._chunk()
             self._pending_ts = self._pending["ts"].copy()
-            self._cursor = self._book_cursor = 0
+            self._cursor = 0
         self.now_ns = until_ns
         cut = int(self._pending_ts.searchsorted(until_ns, "right"))
         out = self._pending[self._cursor : cut]
         self._cursor = cut
         if self.book is not None:
-            book_cut = int(self._book_ts.searchsorted(until_ns, "right"))
-            if book is not None and book_cut > self._book_cursor:
-                book.append(self._book_pending[self._book_cursor : book_cut])
-            self._book_cursor = book_cut
+            self._books.release(until_ns, book)
         if done:
             done.append(out)
             out = np.concatenate([d.view(_RECORD) for d in done]).view(TICK_DTYPE)
         return out
-
-    def _set_book(self, levels: bk.LevelBatch) -> None:
-        """Hold a chunk's level updates for release: prices in ticks become prices."""
-        sym = levels["sym"]
-        self._book_ticks = levels["price"].astype(np.int64)
-        levels["price"] = self._book_ticks * self._units[sym] / self._scale[sym]
-        self._book_pending = levels
-        self._book_ts = levels["ts"].copy()
 
     def book_snapshot(self) -> NDArray[np.void]:
         """Every symbol's book now (`book.ladder_dtype(depth)`, index = symbol id).
@@ -342,15 +327,9 @@ class Market:
         if self.book is None:
             raise ValueError("this market has no books: make it with book_depth=N")
         ticks = self.snapshot()
-        if self._book_start:
-            sizes0, b0, a0 = self._book_start
-        else:  # no chunk made yet, or one without events
-            sizes0, b0, a0 = self.book.sizes, self._bid, self._ask
-        c = self._book_cursor
         bid = np.round(ticks["bid"] * self._scale / self._units).astype(np.int64)
         ask = np.round(ticks["ask"] * self._scale / self._units).astype(np.int64)
-        out = bk.ladders((sizes0, b0, a0), self._book_pending[:c], self._book_ticks[:c], (bid, ask))
-        out["seq"] = self.book.seq - np.bincount(self._book_pending["sym"][c:], minlength=self._n)
+        out = self._books.ladders(self.book, (bid, ask), (self._bid, self._ask))
         out["ts"] = ticks["ts"]
         units, scale = self._units[:, None], self._scale[:, None]  # as ticks and updates do
         out["bid_price"] = out["bid_price"] * units / scale
@@ -547,9 +526,9 @@ class Market:
             frac = (price_ticks - bid) / spread
             ts_sym = rel_ns[by_sym] + t0_ns
             rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym)
-            self._book_start = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
+            before = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
             levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
-            self._set_book(levels)
+            self._books.hold(levels, self._units, self._scale, before)
             quoted = np.minimum(bid_sz, _MAX_SIZE), np.minimum(ask_sz, _MAX_SIZE)
         # the state left by each symbol's last event
         active = np.flatnonzero(per_sym)

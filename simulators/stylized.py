@@ -199,8 +199,9 @@ def book_report(
     scale = depth.mean(axis=(0, 2), keepdims=True)
     profile = (depth / np.where(scale > 0, scale, 1)).mean(axis=(0, 1))
     peak = int(np.argmax(profile))
-    hump = 1 <= peak <= 8 and profile[peak] >= 1.5 * profile[0] and profile[-1] < profile[peak]
-    add("depth profile: deepest level (ticks from best)", peak, "in [1, 8], a hump", hump)
+    half = max(1, len(profile) // 2)
+    hump = 1 <= peak <= half and profile[peak] >= 1.5 * profile[0] and profile[-1] < profile[peak]
+    add("depth profile: deepest level (ticks from best)", peak, f"in [1, {half}], a hump", hump)
     ratio = profile[peak] / profile[0] if profile[0] > 0 else np.inf
     add("  deepest / best level mean depth", ratio, ">= 1.5", ratio >= 1.5)
     sym = records["sym"]

@@ -90,7 +90,7 @@ class _Params:
         activity: list[float] = universe.activity.tolist()
         self.mu = [TRADES_PER_S * a * (1 - HAWKES_ETA) for a in activity]
         self.tick: list[float] = universe.tick_size.tolist()
-        self.lot: list[int] = universe.lot_size.tolist()
+        self.lot: list[int] = universe.lot_units.tolist()
         self.places = [_places(t) for t in self.tick]
         self.price: list[float] = universe.price.tolist()
 
@@ -246,7 +246,7 @@ def numpy_per_step(universe: Universe, sim_s: float, start_s: float) -> tuple[in
     sector = np.array(p.sector)
     sec_idx, sec_on = np.maximum(sector, 0), sector >= 0
     tick = universe.tick_size.astype(np.float64)
-    lot = universe.lot_size.astype(np.int64)
+    lot = universe.lot_units
     scale = 10.0 ** np.array(p.places)
     units = np.round(tick * scale)
     a_m = np.exp(-STEP_S / MKT_VOL_TAUS_S)

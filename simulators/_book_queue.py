@@ -1,0 +1,65 @@
+"""The market's level updates between generation and release, and the books they start from.
+
+`Market` makes a chunk of level updates ahead, as it does ticks, and releases them by time with
+a cursor; `BookQueue` holds them, and builds the ladders the released ones lead to. Imports
+numpy and `book` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .book import LEVEL_DTYPE, Book, LevelBatch, ladders
+
+
+class BookQueue:
+    """One chunk's level updates (prices as prices, and in ticks), released by a cursor."""
+
+    def __init__(self) -> None:
+        self.pending: LevelBatch = np.empty(0, LEVEL_DTYPE)
+        self.ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
+        self.ts = np.empty(0, np.int64)  # contiguous, for searchsorted
+        self.cursor = 0
+        self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if any
+
+    def hold(
+        self,
+        levels: LevelBatch,
+        units: NDArray[Any],
+        scale: NDArray[Any],
+        start: tuple[NDArray[np.int64], ...] = (),
+    ) -> None:
+        """A new chunk's updates (prices in ticks become prices, as ticks make them)."""
+        sym = levels["sym"]
+        self.ticks = levels["price"].astype(np.int64)
+        levels["price"] = self.ticks * units[sym] / scale[sym]
+        self.pending, self.ts, self.cursor, self.start = levels, levels["ts"].copy(), 0, start
+
+    def release(self, until_ns: int | None, parts: list[LevelBatch] | None) -> None:
+        """Release the updates up to `until_ns` (None: all), appended to `parts` if wanted."""
+        cut = (
+            len(self.pending) if until_ns is None else int(self.ts.searchsorted(until_ns, "right"))
+        )
+        if parts is not None and cut > self.cursor:
+            parts.append(self.pending[self.cursor : cut])
+        self.cursor = max(cut, self.cursor)
+
+    def ladders(
+        self,
+        book: Book,
+        quote_now: tuple[NDArray[np.int64], NDArray[np.int64]],
+        quote_before: tuple[NDArray[np.int64], NDArray[np.int64]],
+    ) -> NDArray[np.void]:
+        """The books the released updates lead to, prices in ticks, seq set.
+
+        `quote_now`: the latest released quotes; `quote_before`: the quotes the chunk started
+        from when it had no events (then `book.sizes` is still its start).
+        """
+        c = self.cursor
+        start = self.start or (book.sizes, *quote_before)
+        out = ladders(start, self.pending[:c], self.ticks[:c], quote_now)
+        out["seq"] = book.seq - np.bincount(self.pending["sym"][c:], minlength=len(book.seq))
+        return out
