@@ -18,10 +18,13 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from tickwire.simulators.errors import Interrupted
 
 from ._table import Row, print_table, unavailable
 
@@ -57,24 +60,48 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     t0 = time.perf_counter()
     units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (19 if quick else 27)
+    rows: list[Row] = []
+    notes: list[str] = []
+    doing = ["starting"]
+    cut_short = False
     with _progress(units) as advance:
-        rows, notes = _measure(quick, full, advance)
+
+        def step(what: str) -> None:
+            doing[0] = what
+            advance(what)
+
+        try:
+            _measure(quick, full, step, rows, notes)
+        except KeyboardInterrupt:  # the children stop at once (_procs.stop): report what we have
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not lose it
+            cut_short = True
+            notes.insert(0, f"cut short by Ctrl+C during {doing[0]}: {len(rows)} rows measured")
     notes.append(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'quick' if quick else 'full' if full else 'default'} run in "
         f"{time.perf_counter() - t0:.0f} s"
     )
     if args.json:
-        json.dump({"rows": rows, "notes": notes}, sys.stdout, indent=1, allow_nan=True)
+        report: dict[str, Any] = {"rows": rows, "notes": notes}
+        if cut_short:
+            report["cut_short"] = True
+        json.dump(report, sys.stdout, indent=1, allow_nan=True)
         print()
     else:
         print_table(rows, notes, sys.stdout)
+    sys.stdout.flush()
+    if cut_short:
+        raise Interrupted(
+            f"interrupted during {doing[0]}: printed the {len(rows)} rows measured so far, "
+            "marked cut short"
+        )
     return 1 if any(r["status"] == "error" for r in rows) else 0
 
 
 def _measure(
-    quick: bool, full: bool, advance: Callable[[str], None]
-) -> tuple[list[Row], list[str]]:
+    quick: bool, full: bool, advance: Callable[[str], None], rows: list[Row], notes: list[str]
+) -> None:
+    """Every row family in turn, appending to `rows` and `notes` as each is measured."""
     from . import (
         bus,
         codec,
@@ -91,8 +118,6 @@ def _measure(
         venues,
     )
 
-    rows: list[Row] = []
-    notes: list[str] = []
     fan: list[Row] = []
 
     def step(family: str, fn: Callable[[], list[Row]]) -> list[Row]:
@@ -138,7 +163,6 @@ def _measure(
     advance("physical limit")
     step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
     advance("done")
-    return rows, notes
 
 
 def _probe(quick: bool) -> dict[str, float]:
