@@ -59,3 +59,9 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def split_symbols(values: list[str] | str) -> list[str]:
+    """Symbols as given on a command line, `AAPL MSFT` or `AAPL,MSFT` alike (or mixed)."""
+    items = [values] if isinstance(values, str) else values
+    return [s for item in items for s in item.replace(",", " ").split()]

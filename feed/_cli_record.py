@@ -20,7 +20,7 @@ import trio
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import Interrupted, UserError
 
-from ._cli_args import _duration_s, _positive_int
+from ._cli_args import _duration_s, _positive_int, split_symbols
 from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, Status, TickwireError
 from .client import DEFAULT_URL, connect
@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument("url", nargs="?", default=DEFAULT_URL, help="server (default %(default)s)")
     ap.add_argument("--out", required=True, metavar="FILE", help="FILE.parquet, .npy or .csv")
     ap.add_argument(
-        "--symbols", default="*", help="comma-separated symbols, or '*' for all (default)"
+        "--symbols",
+        default="*",
+        help="symbols, AAPL,MSFT or 'AAPL MSFT', or '*' for all (default)",
     )
     ap.add_argument("--token", help="token, if the server requires one")
     ap.add_argument(
@@ -71,7 +73,7 @@ def _rotate(text: str) -> object:
 def _record(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
-    symbols = ["*"] if args.symbols.strip() == "*" else [s for s in args.symbols.split(",") if s]
+    symbols = split_symbols(args.symbols) or ["*"]
     err = sys.stderr
     tty = err.isatty()
     box: list[Recorder] = []
