@@ -151,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     known = [c for commands in _SUBCOMMANDS.values() for c in commands]
     word = _first_word(argv)
-    parser = build_parser(word if word in known else None)  # a named command loads alone
+    try:
+        parser = build_parser(word if word in known else None)  # a named command loads alone
+    except KeyboardInterrupt:  # Ctrl+C while the command's modules load: nothing started yet
+        print(f"tickwire{f' {word}' if word in known else ''}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     if word is not None and not word.startswith("-") and word not in known:
         parser.unknown_command(word, list(getattr(parser.commands, "choices", None) or known))
     args, unknown = parser.parse_known_args(argv)
