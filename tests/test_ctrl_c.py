@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -43,10 +44,14 @@ def _wait_for(what: str, ready: Callable[[], bool], proc: subprocess.Popen[str])
         time.sleep(0.02)
 
 
-def _ctrl_c(proc: subprocess.Popen[str]) -> tuple[int, float, str, str]:
+def _ctrl_c(proc: subprocess.Popen[str], *, twice: bool = False) -> tuple[int, float, str, str]:
     """SIGINT to the command's process group; (exit status, seconds to exit, stdout, stderr)."""
     t0 = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
+    if twice:
+        time.sleep(0.05)  # a user pressing Ctrl+C again, not a synchronisation
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=30)
     finally:
@@ -135,7 +140,7 @@ def test_bench_interrupted_prints_what_it_measured_marked_cut_short() -> None:
     proc = _start("bench", "--quick", "--json")
     _wait_for("a child process", lambda: bool(_children(proc.pid)), proc)
     children = _children(proc.pid)
-    rc, took, stdout, err = _ctrl_c(proc)
+    rc, took, stdout, err = _ctrl_c(proc, twice=True)  # an impatient user: the second is ignored
     line = _one_line(err)
     assert rc == 130 and took < _STOP_S, (rc, took)
     report = json.loads(stdout)
@@ -147,3 +152,16 @@ def test_bench_interrupted_prints_what_it_measured_marked_cut_short() -> None:
             not os.path.exists(f"/proc/{pid}")
             or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
+
+
+@pytest.mark.parametrize("command", ["stats", "symbols"])
+def test_a_query_waiting_on_a_silent_server_is_interrupted_in_one_line(command: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        proc = _start(command, "--url", f"ws://127.0.0.1:{port}/v1")
+        silent.settimeout(60)
+        conn, _ = silent.accept()  # the command is now waiting for its handshake
+        with conn:
+            rc, took, stdout, err = _ctrl_c(proc)
+    assert _one_line(err) == f"tickwire {command}: interrupted"
+    assert rc == 130 and took < _STOP_S and stdout == "", (rc, took)

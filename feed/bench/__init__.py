@@ -70,12 +70,15 @@ def run(args: argparse.Namespace) -> int:
             doing[0] = what
             advance(what)
 
+        before = signal.signal(signal.SIGINT, _first_ctrl_c_only)
         try:
             _measure(quick, full, step, rows, notes)
         except KeyboardInterrupt:  # the children stop at once (_procs.stop): report what we have
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not lose it
             cut_short = True
             notes.insert(0, f"cut short by Ctrl+C during {doing[0]}: {len(rows)} rows measured")
+        finally:
+            if not cut_short:
+                signal.signal(signal.SIGINT, before)
     notes.append(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'quick' if quick else 'full' if full else 'default'} run in "
@@ -96,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
             "marked cut short"
         )
     return 1 if any(r["status"] == "error" for r in rows) else 0
+
+
+def _first_ctrl_c_only(signum: int, frame: object) -> None:
+    """SIGINT: stop measuring (KeyboardInterrupt), and ignore any further Ctrl+C from now on,
+    so that a second one cannot cut the report of what was measured."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _measure(
