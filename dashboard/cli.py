@@ -65,7 +65,12 @@ def _add_common(ap: argparse.ArgumentParser) -> None:
         "--watchlist",
         type=_symbols,
         metavar="A,B,C",
-        help="symbols to watch (overrides the saved watchlist)",
+        help="symbols to watch, for this run only (the saved watchlist stays, unless --save)",
+    )
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="with --watchlist: keep it as the saved watchlist from now on",
     )
     ap.add_argument(
         "--fps",
@@ -83,7 +88,7 @@ def _add_common(ap: argparse.ArgumentParser) -> None:
 
 
 def _symbols(text: str) -> list[str]:
-    out = [s.strip().upper() for s in text.split(",") if s.strip()]
+    out = [s.upper() for s in text.replace(",", " ").split()]  # AAPL,MSFT or 'AAPL MSFT'
     if not out:
         raise argparse.ArgumentTypeError("expected symbols separated by commas, e.g. AAPL,MSFT")
     return out
@@ -147,8 +152,7 @@ def run_app(
 
     from .app import DashboardApp
 
-    path = None if args.no_config else (args.config or cfg.default_path())
-    settings, warning = cfg.load(path)
+    path, settings, warning = load_settings(args)
     encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
     app = DashboardApp(
         functools.partial(connect, url, token=token, encoding=encoding, ssl_context=ssl_context),
@@ -164,6 +168,16 @@ def run_app(
     if app.fatal_error:
         raise UserError(app.fatal_error)
     return app.return_code or 0
+
+
+def load_settings(args: argparse.Namespace) -> tuple[Path | None, cfg.DashboardConfig, str | None]:
+    """The settings file, its settings and a warning if it was unusable. `--watchlist` is a
+    one-off unless `--save`: saving the other settings then keeps the saved watchlist."""
+    path = None if args.no_config else (args.config or cfg.default_path())
+    settings, warning = cfg.load(path)
+    if args.watchlist and not args.save:
+        settings.saved_watchlist = list(settings.watchlist)
+    return path, settings, warning
 
 
 @contextmanager

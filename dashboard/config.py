@@ -30,11 +30,14 @@ class DashboardConfig:
     reverse: bool = False
     theme: str = "textual-dark"
     fps: float = DEFAULT_FPS
+    # Not a setting: the watchlist to save instead of `watchlist`, set for a one-off watchlist
+    # (`--watchlist` without `--save`) so that saving the other settings keeps the saved one.
+    saved_watchlist: list[str] | None = field(default=None, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DashboardConfig:
         cfg = cls()
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"saved_watchlist"}
         for key, value in data.items():
             if key in known:
                 setattr(cfg, key, value)
@@ -68,7 +71,11 @@ def save(config: DashboardConfig, path: Path | None) -> str | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+        data = asdict(config)
+        kept = data.pop("saved_watchlist")
+        if kept is not None:
+            data["watchlist"] = kept
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         return f"cannot save settings to {path}: {exc.strerror or exc}"

@@ -70,3 +70,9 @@ def server_token(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"got {text!r}: {TOKEN_REFUSED}")
     return text
+
+
+def split_symbols(values: list[str] | str) -> list[str]:
+    """Symbols as given on a command line, `AAPL MSFT` or `AAPL,MSFT` alike (or mixed)."""
+    items = [values] if isinstance(values, str) else values
+    return [s for item in items for s in item.replace(",", " ").split()]

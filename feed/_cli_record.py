@@ -2,12 +2,15 @@
 
 Thin by rule: the client is `client.connect` (every update, binary), the files are
 `record.Recorder`. A progress line on stderr; SIGINT/SIGTERM stop cleanly with every file
-complete. A killed recorder loses its open Parquet part: say so up front, and suggest --rotate.
+complete, and exit 130 with one line saying what is on disk (cut short, if --duration or
+--count was not reached). A killed recorder loses its open Parquet part: say so up front, and
+suggest --rotate.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -15,9 +18,9 @@ from typing import TextIO
 import trio
 
 from tickwire.simulators import Universe
-from tickwire.simulators.errors import UserError
+from tickwire.simulators.errors import Interrupted, UserError
 
-from ._cli_args import _duration_s, _positive_int
+from ._cli_args import _duration_s, _positive_int, split_symbols
 from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, Status, TickwireError
 from .client import DEFAULT_URL, connect
@@ -41,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument("url", nargs="?", default=DEFAULT_URL, help="server (default %(default)s)")
     ap.add_argument("--out", required=True, metavar="FILE", help="FILE.parquet, .npy or .csv")
     ap.add_argument(
-        "--symbols", default="*", help="comma-separated symbols, or '*' for all (default)"
+        "--symbols",
+        default="*",
+        help="symbols, AAPL,MSFT or 'AAPL MSFT', or '*' for all (default)",
     )
     ap.add_argument("--token", help="token, if the server requires one")
     ap.add_argument(
@@ -68,14 +73,15 @@ def _rotate(text: str) -> object:
 def _record(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
-    symbols = ["*"] if args.symbols.strip() == "*" else [s for s in args.symbols.split(",") if s]
+    symbols = split_symbols(args.symbols) or ["*"]
     err = sys.stderr
     tty = err.isatty()
     box: list[Recorder] = []
+    got: list[int] = []  # the signal that stopped the recording, if one did
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(cancel_on_signal, nursery.cancel_scope)
+            nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
             async with connect(args.url, token=args.token, encoding="binary") as feed:
                 universe = Universe.from_reference(await feed.symbols())
                 t0 = trio.current_time()
@@ -109,6 +115,7 @@ def _record(args: argparse.Namespace) -> int:
                             err.flush()
             nursery.cancel_scope.cancel()
 
+    summary = ""
     try:
         run_trio(main)
     except TickwireError as exc:
@@ -117,11 +124,21 @@ def _record(args: argparse.Namespace) -> int:
         if box:  # whatever ended the recording, leave complete files behind
             rec = box[0]
             paths = rec.close(0.0)
-            print(
-                f"{chr(13) if tty else ''}recorded {rec.ticks:,} ticks"
-                f" ({rec.bytes_on_disk() / 1e6:.1f} MB) to {', '.join(paths)}",
-                file=err,
+            summary = (
+                f"recorded {rec.ticks:,} ticks ({rec.bytes_on_disk() / 1e6:.1f} MB)"
+                f" to {', '.join(paths)}"
             )
+            if not got:
+                print(f"{chr(13) if tty else ''}{summary}", file=err)
+    if got:  # stopped by a signal: exit 130 with one line saying what is on disk
+        if tty:
+            print("\r", end="", file=err)
+        how = "Ctrl+C" if got[0] == signal.SIGINT else "SIGTERM"
+        bound = args.duration is not None or args.count is not None
+        raise Interrupted(
+            f"stopped by {how}{', cut short' if bound else ''}: {summary or 'nothing recorded'}"
+            f"{', complete and readable up to the stop' if summary else ''}"
+        )
     return 0
 
 

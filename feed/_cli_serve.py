@@ -325,7 +325,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             page = url.replace("ws", "http", 1).removesuffix(p.PATH) + "/"
             print(
                 f"tickwire serving {n} {what} symbols on {url}"
-                f" (try: tickwire tail AAPL MSFT --url {url}{auth}; the page: {page}"
+                f" (try: tickwire tail {' '.join(hint_symbols(server.hub.names.tolist()))}"
+                f" --url {url}{auth}; the page: {page}"
                 f"{'?token=TOKEN' if auth else ''}); Ctrl+C to stop",
                 flush=True,
             )
@@ -341,6 +342,13 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     run_trio(main)
     return 0
+
+
+def hint_symbols(names: list[str]) -> list[str]:
+    """Two symbols of this universe for the start-up hint: AAPL MSFT when it has them."""
+    if "AAPL" in names and "MSFT" in names:
+        return ["AAPL", "MSFT"]
+    return names[:2]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from tickwire.simulators.errors import UserError
 
 from . import protocol as p
-from ._cli_args import _non_negative_int, _positive_int
+from ._cli_args import _non_negative_int, _positive_int, split_symbols
 from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
 from .client import DEFAULT_URL, connect
@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  tickwire tail AAPL --url wss://feed.example:8765/v1 --cafile ca.pem --token s3cret",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, or '*' for all")
+    ap.add_argument(
+        "symbols", nargs="+", metavar="SYMBOL", help="symbols (AAPL MSFT or AAPL,MSFT), or '*'"
+    )
     ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
     ap.add_argument("--token", help="token, if the server requires one")
     add_cafile_argument(ap)
@@ -93,7 +95,7 @@ def _tail(args: argparse.Namespace) -> int:
             async with connect(
                 args.url, token=args.token, encoding=encoding, ssl_context=ssl_context
             ) as feed:
-                symbols = feed.resolve(args.symbols)
+                symbols = feed.resolve(split_symbols(args.symbols))
                 if args.throttle is not None:
                     await feed.throttle(args.throttle)
                 await feed.subscribe(symbols, snapshot=not args.no_snapshot)

@@ -150,7 +150,7 @@ def install(parser: argparse.ArgumentParser) -> None:
     )
     for rec in _recorded(parser):
         action = rec.action
-        if action.dest in _SKIP or not action.option_strings:
+        if action.dest in _SKIP or not action.option_strings or _hidden(action):
             continue
         if rec.kind == "append":
             action.default = _UnsetList(action.default or [])
@@ -158,13 +158,19 @@ def install(parser: argparse.ArgumentParser) -> None:
             action.default = _Unset(action.default)
 
 
+def _hidden(action: argparse.Action) -> bool:
+    """An internal option (help=SUPPRESS, e.g. the supervisor's `--worker`): not a setting."""
+    return action.help == argparse.SUPPRESS
+
+
 def options(parser: argparse.ArgumentParser) -> list[_Option]:
-    """The configurable options of `parser`: every long option but help and config's own."""
+    """The configurable options of `parser`: every long option but help, config's own and the
+    hidden ones (no file key, no variable, not in --print-config)."""
     out = []
     for rec in _recorded(parser):
         action = rec.action
         longs = [s for s in action.option_strings if s.startswith("--")]
-        if action.dest in _SKIP or not longs:
+        if action.dest in _SKIP or not longs or _hidden(action):
             continue
         key = longs[0][2:]
         env = ENV_PREFIX + key.replace("-", "_").upper()

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from tickwire.simulators.errors import UserError
+from tickwire.simulators.errors import Interrupted, UserError
 
 from ._config import ConfigurableParser
 
@@ -30,6 +30,7 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "tickwire.feed.bench": ("bench",),
 }
 _GLOBAL_FLAGS = ("--debug",)  # the top-level options that take no value
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl+C: 128 + SIGINT, as in shells
 
 _EPILOG = """\
 quick start:
@@ -150,7 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     known = [c for commands in _SUBCOMMANDS.values() for c in commands]
     word = _first_word(argv)
-    parser = build_parser(word if word in known else None)  # a named command loads alone
+    try:
+        parser = build_parser(word if word in known else None)  # a named command loads alone
+    except KeyboardInterrupt:  # Ctrl+C while the command's modules load: nothing started yet
+        print(f"tickwire{f' {word}' if word in known else ''}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     if word is not None and not word.startswith("-") and word not in known:
         parser.unknown_command(word, list(getattr(parser.commands, "choices", None) or known))
     args, unknown = parser.parse_known_args(argv)
@@ -169,8 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tickwire: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 0
+    except Interrupted as exc:
+        if args.debug:
+            raise
+        print(f"tickwire {_first_word(argv)}: {exc}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:  # a command that keeps nothing (symbols, stats): nothing to say
+        print(f"tickwire {_first_word(argv)}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except Exception:
         # The CLI's top level is a named boundary: log the bug with its traceback, exit 1.
         import logging

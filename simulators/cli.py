@@ -19,19 +19,20 @@ import json
 import math
 import os
 import re
+import signal
 import struct
 import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
 
 from ._cli_book import BookSink, add_book_arguments
-from .errors import UserError
+from .errors import Interrupted, UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
 from .universe import FIELDS, Universe
 
@@ -257,8 +258,42 @@ def _simulate(args: argparse.Namespace) -> int:
         count, kept = _generate(market, total_s, writer, keep, books)
     except OSError as exc:  # disk full, file system gone: the user's to fix, not a bug
         raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        raise _interrupted(writer, books, complete=False) from None
     wall_s = time.perf_counter() - wall0
+    try:
+        return _conclude(args, universe, total_s, count, kept, stylized, writer, books, wall_s)
+    except KeyboardInterrupt:
+        raise _interrupted(writer, books, complete=True) from None
 
+
+def _interrupted(writer: _Writer | None, books: BookSink | None, *, complete: bool) -> Interrupted:
+    """Ctrl+C: complete files stay; partial ones are removed, so none is ever mistaken for
+    the whole run (a seed reproduces it exactly)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not stop the cleanup
+    paths = [*(writer.paths if writer else []), *([books.path] if books and books.path else [])]
+    if not paths:
+        return Interrupted("interrupted; no file was to be written")
+    if complete:
+        return Interrupted(f"interrupted after the ticks were written: {', '.join(paths)}")
+    for path in paths:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+    return Interrupted(f"interrupted; no file written (removed the partial {', '.join(paths)})")
+
+
+def _conclude(
+    args: argparse.Namespace,
+    universe: Universe,
+    total_s: int,
+    count: int,
+    kept: list[TickBatch],
+    stylized: Any,
+    writer: _Writer | None,
+    books: BookSink | None,
+    wall_s: float,
+) -> int:
+    """The summary line, and the report and figure from the records kept."""
     summary = (
         f"{count:,} ticks, {len(universe):,} symbols, {_sim_time(total_s)} of market time "
         f"({args.duration.text}, seed {args.seed}), {wall_s:.1f} s wall, "
@@ -321,7 +356,7 @@ def _generate(
                 writer.write(np.concatenate(pending))
     finally:
         if writer is not None:
-            writer.close()  # an interrupted run still leaves a valid file of what was made
+            writer.close()  # complete, or (Ctrl+C) closed before the caller removes it
         if books is not None:
             books.close()
     return count, kept

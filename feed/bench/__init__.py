@@ -19,10 +19,13 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from tickwire.simulators.errors import Interrupted
 
 from . import _markdown
 from ._table import Row, print_table, unavailable
@@ -72,8 +75,25 @@ def run(args: argparse.Namespace) -> int:
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
     units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (19 if quick else 27)
+    rows: list[Row] = []
+    notes: list[str] = []
+    doing = ["starting"]
+    cut_short = False
     with _progress(units) as advance:
-        rows, notes = _measure(quick, full, advance)
+
+        def step(what: str) -> None:
+            doing[0] = what
+            advance(what)
+
+        before = signal.signal(signal.SIGINT, _first_ctrl_c_only)
+        try:
+            _measure(quick, full, step, rows, notes)
+        except KeyboardInterrupt:  # the children stop at once (_procs.stop): report what we have
+            cut_short = True
+            notes.insert(0, f"cut short by Ctrl+C during {doing[0]}: {len(rows)} rows measured")
+        finally:
+            if not cut_short:
+                signal.signal(signal.SIGINT, before)
     notes.append(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'quick' if quick else 'full' if full else 'default'} run in "
@@ -82,21 +102,38 @@ def run(args: argparse.Namespace) -> int:
     kind = " --quick" if quick else " --full" if full else ""
     table = _markdown.render(rows, notes, command=f"tickwire bench{kind}", when=when, where=where)
     if args.json:
-        json.dump({"rows": rows, "notes": notes}, sys.stdout, indent=1, allow_nan=True)
+        report: dict[str, Any] = {"rows": rows, "notes": notes}
+        if cut_short:
+            report["cut_short"] = True
+        json.dump(report, sys.stdout, indent=1, allow_nan=True)
         print()
     elif args.markdown:
         sys.stdout.write(table)
     else:
         print_table(rows, notes, sys.stdout)
+    sys.stdout.flush()
+    if cut_short:
+        raise Interrupted(
+            f"interrupted during {doing[0]}: printed the {len(rows)} rows measured so far, "
+            "marked cut short (the README's table was left as it was)"
+        )
     if args.update_readme:
         _markdown.update(args.update_readme, table)
         print(f"bench: wrote the table into {args.update_readme}", file=sys.stderr)
     return 1 if any(r["status"] == "error" for r in rows) else 0
 
 
+def _first_ctrl_c_only(signum: int, frame: object) -> None:
+    """SIGINT: stop measuring (KeyboardInterrupt), and ignore any further Ctrl+C from now on,
+    so that a second one cannot cut the report of what was measured."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def _measure(
-    quick: bool, full: bool, advance: Callable[[str], None]
-) -> tuple[list[Row], list[str]]:
+    quick: bool, full: bool, advance: Callable[[str], None], rows: list[Row], notes: list[str]
+) -> None:
+    """Every row family in turn, appending to `rows` and `notes` as each is measured."""
     from . import (
         book,
         bus,
@@ -114,8 +151,6 @@ def _measure(
         venues,
     )
 
-    rows: list[Row] = []
-    notes: list[str] = []
     fan: list[Row] = []
 
     def step(family: str, fn: Callable[[], list[Row]]) -> list[Row]:
@@ -163,7 +198,6 @@ def _measure(
     advance("physical limit")
     step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
     advance("done")
-    return rows, notes
 
 
 def _probe(quick: bool) -> dict[str, float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,6 +30,9 @@ def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         **options,
+        # Its own process group: a Ctrl+C in the terminal reaches the bench alone, which then
+        # stops its children itself (they used to die mid-row with tracebacks of their own).
+        process_group=0,
     )
 
 
@@ -70,7 +74,10 @@ def stop(proc: subprocess.Popen[str], grace_s: float = 3.0) -> None:
     """Close its stdin (a load client's cue to disconnect and exit), wait `grace_s`, then kill.
 
     Servers get no grace: the bench has its numbers, and a graceful close would wait on the
-    stalled client for nothing. Always reaped."""
+    stalled client for nothing. Nor does anything while Ctrl+C unwinds the bench. Always
+    reaped."""
+    if interrupted():
+        grace_s = 0
     if proc.stdin is not None and not proc.stdin.closed:
         with suppress(BrokenPipeError):
             proc.stdin.close()
@@ -82,6 +89,11 @@ def stop(proc: subprocess.Popen[str], grace_s: float = 3.0) -> None:
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def interrupted() -> bool:
+    """True while a Ctrl+C (KeyboardInterrupt) unwinds the bench: stop children at once."""
+    return isinstance(sys.exc_info()[1], KeyboardInterrupt)
 
 
 SERVERS = ("tickwire", "naive", "plain", "peer")

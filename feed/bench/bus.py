@@ -61,6 +61,7 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent(),  # a foreign program: PDEATHSIG
+            process_group=0,  # a Ctrl+C reaches the bench alone (see _procs.spawn)
         )
         try:
             wait_ping(sock, proc)

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from _support import serve_process
 
 from tickwire.feed import cli
@@ -53,9 +52,8 @@ def test_tail_never_imports_the_server():
     assert "tickwire.simulators.market" not in modules  # the model, too, stays unloaded
 
 
-@pytest.mark.slow  # ~5 s of process starts; `bench --quick` in test_bench_smoke runs it too
 def test_bench_row_times_the_real_tail_against_a_websockets_script():
-    rows = tail.tail_rows(quick=True, advance=lambda what: None, n=1)
+    rows = tail.tail_rows(quick=True, advance=lambda what: None)  # one run of each
     assert [r["status"] for r in rows] == ["ok", "ok"]
     ours, floor = rows
     assert ours["baseline"] == "websockets script" and ours["target"] == "< 1000 ms, <= 1.5x"

@@ -110,7 +110,8 @@ def test_the_real_command_records_and_stops_cleanly_on_sigint(tmp_path):
             assert line, "recorder ended early"
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=20)[1]
-    assert proc.returncode == 0 and "Traceback" not in rest
+    assert proc.returncode == 130 and "Traceback" not in rest  # 130: stopped by Ctrl+C
+    assert "tickwire record: stopped by Ctrl+C: recorded " in rest
     got = _read_parquet(out)
     assert len(got) > 1000 and np.all(np.diff(got["ts"]) >= 0)
     for s in np.unique(got["sym"]):  # every update of each symbol, once, in order
