@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ._http import TOKEN_REFUSED
-
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -68,6 +66,8 @@ def server_token(text: str) -> str:
     """A server token: never empty or whitespace (an unset templated secret must not open the
     server to everyone)."""
     if not text.strip():
+        from ._http import TOKEN_REFUSED  # here: `tail` and the client commands never load _http
+
         raise argparse.ArgumentTypeError(f"got {text!r}: {TOKEN_REFUSED}")
     return text
 
