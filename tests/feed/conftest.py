@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,6 +11,17 @@ import trio
 from _redis import RedisServer
 
 from tickwire.feed.server import Server, ServerConfig
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """`main(["serve", ...])` run in-process configures the root logger as the command does
+    (its handler on this test's stderr); give later tests, and caplog, the logger they expect."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
