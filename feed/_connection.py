@@ -22,7 +22,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
@@ -171,6 +171,8 @@ class Connection:
                 f"over --max-connections-per-ip ({registry.max_per_ip})",
                 f"at most {registry.max_per_ip} connections per address; retry later\n",
             )
+        if isinstance(decision, _http.Accept):
+            decision = replace(decision, peer=self.ip)
         made = (
             decision
             if isinstance(decision, _http.Refuse)
