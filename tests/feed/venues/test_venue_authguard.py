@@ -89,3 +89,13 @@ def test_the_table_is_bounded_and_the_log_is_summarised(caplog: pytest.LogCaptur
     failures.failed("10.9.9.9", NOW + ag.LOG_EVERY_NS)
     assert "more failed auth(s)" in caplog.records[1].getMessage()
     assert len(caplog.records) == 3
+
+
+def test_wrong_apca_headers_count_as_a_failure() -> None:
+    failures = ag.AuthFailures()
+    headers = {"APCA-API-KEY-ID": "wrong", "APCA-API-SECRET-KEY": "wrong"}
+    s = AlpacaSession("iex", headers, U, ("right",), NOW, failures=failures, peer="10.0.0.3")
+    assert [m["msg"] for f in s.opened(NOW).frames for m in orjson.loads(f.data)] == ["connected"]
+    assert failures.total == 1
+    replies = [s.receive(_auth("guess"), NOW + i) for i in range(MAX_AUTH_FAILURES - 1)]
+    assert replies[-1].close is not None  # the headers were the first of the three
