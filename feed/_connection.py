@@ -157,7 +157,7 @@ class Connection:
         finally:
             registry.handshake_ended(self)
         now = trio.current_time()
-        if decision is None:
+        if decision is None or self._shed:  # shed before its task ran: its slot is gone
             if self._shed:
                 registry.note_refused("shed", self.peer, "no request yet, room for a newer", now)
             else:
