@@ -97,14 +97,15 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_positive_int,
         default=d.max_connections,
         help="sockets held at once, handshakes included; clients beyond this are closed "
-        "with 1013 (default %(default)s)",
+        "with 1013, once sockets that sent no request yet have been shed (default %(default)s)",
     )
     ap.add_argument(
         "--max-connections-per-ip",
         type=_non_negative_int,
         default=d.max_connections_per_ip,
         metavar="N",
-        help="sockets one client address may hold; more get HTTP 429 (default 0: no limit; "
+        help="sockets one client address may hold, checked at accept: a new one replaces its "
+        "oldest socket that sent no request yet, else gets HTTP 429 (default 0: no limit; "
         "behind a proxy every client has the proxy's address)",
     )
     ap.add_argument(

@@ -22,7 +22,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
@@ -157,7 +157,7 @@ class Connection:
         finally:
             registry.handshake_ended(self)
         now = trio.current_time()
-        if decision is None:
+        if decision is None or self._shed:  # shed before its task ran: its slot is gone
             if self._shed:
                 registry.note_refused("shed", self.peer, "no request yet, room for a newer", now)
             else:
@@ -171,6 +171,8 @@ class Connection:
                 f"over --max-connections-per-ip ({registry.max_per_ip})",
                 f"at most {registry.max_per_ip} connections per address; retry later\n",
             )
+        if isinstance(decision, _http.Accept):
+            decision = replace(decision, peer=self.ip)
         made = (
             decision
             if isinstance(decision, _http.Refuse)

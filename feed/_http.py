@@ -66,6 +66,7 @@ class Accept:
     query: str
     path: str = ""  # as requested (a venue route's key is its path)
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-cased names
+    peer: str = ""  # the client's address, filled in by the shell
 
 
 @dataclass(frozen=True, slots=True)

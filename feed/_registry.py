@@ -44,6 +44,7 @@ class Registry:
     request_timeout_s: float = REQUEST_TIMEOUT_S
     pressed_timeout_s: float = PRESSED_REQUEST_TIMEOUT_S
     pressed: bool = False  # many sockets wait for their request: shorter deadlines
+    pressed_logged_s: float = -math.inf  # the warning is logged at most every 10 s
 
     def hold(self, ip: str, *, per_ip: bool = True) -> None:
         """One more socket; `per_ip` False: one that is refused at once (over the per-IP cap)
@@ -68,7 +69,8 @@ class Registry:
         """A socket waits for its request: its deadline (shorter under pressure)."""
         self.handshaking[conn] = None
         self.handshaking_by_ip.setdefault(conn.ip, {})[conn] = None
-        return now + (self.pressed_timeout_s if self.under_pressure() else self.request_timeout_s)
+        pressed = self.under_pressure(now)
+        return now + (self.pressed_timeout_s if pressed else self.request_timeout_s)
 
     def handshake_ended(self, conn: Connection) -> None:
         if self.handshaking.pop(conn, 0) is None:
@@ -77,19 +79,21 @@ class Registry:
             if not mine:
                 del self.handshaking_by_ip[conn.ip]
 
-    def under_pressure(self) -> bool:
+    def under_pressure(self, now: float) -> bool:
         """Past --max-connections, or half the headroom spent on sockets that say nothing:
         the request deadline shrinks (and once, as pressure starts, for those waiting)."""
         pressed = self.held > self.max_connections or len(self.handshaking) > HEADROOM // 2
         if pressed and not self.pressed:
+            for conn in self.handshaking:
+                conn.hurry(self.pressed_timeout_s)
+        if pressed and not self.pressed and now - self.pressed_logged_s >= _REFUSED_SUMMARY_S:
+            self.pressed_logged_s = now
             log.warning(
                 "%d sockets wait for their request (%d held): request deadline now %g s",
                 len(self.handshaking),
                 self.held,
                 self.pressed_timeout_s,
             )
-            for conn in self.handshaking:
-                conn.hurry(self.pressed_timeout_s)
         self.pressed = pressed
         return pressed
 

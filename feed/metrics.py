@@ -12,7 +12,7 @@ Input keys the collector reads, each optional (a missing key omits its family; n
 invented): `clients`, `connections_total`, `connections_refused`, `messages_sent`, `ticks_sent`,
 `bytes_sent`, `ticks_conflated`, `ticks_published`, `cadence_overruns`, `uptime_s`, `symbols`,
 `errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`, `bus_up`,
-`bus_gaps`, `handshakes_shed`.
+`bus_gaps`, `handshakes_shed`, `alpaca_auth_failures`.
 
 Must never import trio: it is a pure function of what the server hands it.
 """
@@ -42,6 +42,7 @@ _COUNTERS = (
         "handshakes_shed",
         "sockets closed before their request came, to make room for newer ones",
     ),
+    ("alpaca_auth_failures", "alpaca_auth_failures", "failed Alpaca auths (key guesses)"),
     ("messages_sent", "messages_sent", "data and heartbeat messages sent to clients"),
     ("ticks_sent", "ticks_sent", "tick records sent to clients"),
     ("bytes_sent", "bytes_sent", "WebSocket payload bytes sent to clients"),

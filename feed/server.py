@@ -220,6 +220,7 @@ class Server:
                     ctx.tokens,
                     ctx.now_ns(now),
                     ctx.services,
+                    accept.peer,
                 )
             )
         except venues.HandshakeRefused as exc:
@@ -474,6 +475,7 @@ class Server:
             "connections_total": c.connections_total,
             "connections_refused": c.connections_refused,
             "handshakes_shed": self.registry.handshakes_shed,
+            "alpaca_auth_failures": self.venue_ctx.services.alpaca_auth_failures.total,
             "uptime_s": round(trio.current_time() - self._t0, 3),
             "cadence_ms": self.config.cadence_ms,
             "cadence_overruns": c.cadence_overruns,

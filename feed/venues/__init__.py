@@ -113,6 +113,7 @@ class Upgrade:
     tokens: Sequence[str]
     now_ns: int
     services: Services | None = None
+    peer: str = ""  # the client's address (Alpaca slows down addresses that fail auths)
 
 
 Factory = Callable[[Upgrade], VenueSession]  # may raise HandshakeRefused
@@ -124,8 +125,17 @@ def _alpaca(up: Upgrade) -> VenueSession:
         raise HandshakeRefused(
             404, f"unknown Alpaca path {up.path!r}; use /alpaca/v2/{{iex,sip,test}}"
         )
-    keys = up.services.alpaca_keys if up.services is not None else None
-    return AlpacaSession(parts[2], up.headers, up.universe, up.tokens, up.now_ns, keys=keys)
+    services = up.services
+    return AlpacaSession(
+        parts[2],
+        up.headers,
+        up.universe,
+        up.tokens,
+        up.now_ns,
+        keys=services.alpaca_keys if services is not None else None,
+        failures=services.alpaca_auth_failures if services is not None else None,
+        peer=up.peer,
+    )
 
 
 def _binance(up: Upgrade) -> VenueSession:

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 from tickwire.simulators.universe import Universe
 
+from ._authguard import AuthFailures
+
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 NS_PER_MIN = 60 * NS_PER_S
@@ -133,6 +135,7 @@ class Services:
     # (venue, symbol id, channel) -> that venue's message for the symbol's latest state, built
     # from the hub's last-value cache (Coinbase's ticker at subscribe), or None
     current: Callable[[str, int, str], bytes | None] = _no_current
+    alpaca_auth_failures: AuthFailures = field(default_factory=AuthFailures)  # by address
 
 
 class Entry(NamedTuple):

@@ -6,7 +6,10 @@ lazily once per codec (JSON text or MessagePack) and shared by every Alpaca sess
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
-back in `closed()`). Sans-IO: no trio, no sockets, no clock of its own.
+back in `closed()`). Against key guessing, a connection is closed after `MAX_AUTH_FAILURES`
+failed auths, and an address with many failures (the server's `AuthFailures`) waits before
+its next auth is answered (the session holds it until `next_deadline`). Sans-IO: no trio, no
+sockets, no clock of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import orjson
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
+from ._authguard import AuthFailures
 from ._common import (
     NS_PER_MIN,
     NS_PER_S,
@@ -39,6 +43,7 @@ from ._tape import Bar, Tape
 FEEDS = ("iex", "sip", "test")
 EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
 AUTH_TIMEOUT_NS = 10 * NS_PER_S
+MAX_AUTH_FAILURES = 3  # failed auths on one connection: the last is answered 402, then closed
 # Alpaca documents no message rate for its stream; tickwire allows 10 a second (an SDK sends
 # auth and a subscribe or two), then closes with 1008, as Binance does past its 5.
 MAX_MESSAGES_PER_S = 10
@@ -205,6 +210,8 @@ class AlpacaSession:
         *,
         symbol_limit: int | None = None,
         keys: KeyLimit | None = None,
+        failures: AuthFailures | None = None,
+        peer: str = "",
     ) -> None:
         if feed not in FEEDS:
             raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {FEEDS}")
@@ -225,6 +232,10 @@ class AlpacaSession:
         key, secret = lower.get("apca-api-key-id"), lower.get("apca-api-secret-key")
         self._header_key = key
         self._messages = MessageRate(MAX_MESSAGES_PER_S)
+        self._failures = failures
+        self._peer = peer
+        self._failed = 0  # failed auths on this connection
+        self._held_auth: tuple[Any, int] | None = None  # (auth message, when to answer it)
         self._symbols_named = MessageRate(MAX_SYMBOLS_PER_S)
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
 
@@ -233,6 +244,10 @@ class AlpacaSession:
     def opened(self, now_ns: int) -> Reply:
         """Alpaca's welcome; with valid APCA-API-* headers, also `authenticated`."""
         reply = Reply([self._frame({"T": "success", "msg": "connected"})])
+        if self._header_key is not None and not self._header_auth:
+            self._failed += 1  # wrong APCA-API-* headers: the client may still send `auth`
+            if self._failures is not None:
+                self._failures.failed(self._peer, now_ns)
         if self._header_auth:
             authenticated = self._authenticate(self._header_key)
             reply.frames += authenticated.frames
@@ -250,9 +265,13 @@ class AlpacaSession:
         if action == "auth":
             if self.authenticated:
                 return self._error(403)
-            if not self._valid(msg.get("key"), msg.get("secret")):
-                return self._error(402)
-            return self._authenticate(msg.get("key"))
+            if self._held_auth is not None:  # one auth at a time: a second one is a guess
+                return self._auth_failed(now_ns)
+            due = now_ns if self._failures is None else self._failures.due(self._peer, now_ns)
+            if due > now_ns:  # this address failed often: answer later (`timeout`)
+                self._held_auth = (msg, due)
+                return Reply()
+            return self._auth(msg, now_ns)
         if action in ("subscribe", "unsubscribe"):
             if not self.authenticated:
                 return self._error(401)
@@ -261,6 +280,21 @@ class AlpacaSession:
                 return Reply(close=Close(1008, "too many symbols a second"))
             return self._subscribe(msg, action == "subscribe")
         return self._error(400)
+
+    def _auth(self, msg: dict[str, Any], now_ns: int) -> Reply:
+        if not self._valid(msg.get("key"), msg.get("secret")):
+            return self._auth_failed(now_ns)
+        return self._authenticate(msg.get("key"))
+
+    def _auth_failed(self, now_ns: int) -> Reply:
+        """402; the connection's `MAX_AUTH_FAILURES`-th also closes it."""
+        self._failed += 1
+        if self._failures is not None:
+            self._failures.failed(self._peer, now_ns)
+        reply = self._error(402)
+        if self._failed >= MAX_AUTH_FAILURES:
+            reply.close = Close(1008, "auth failed")
+        return reply
 
     def _decode(self, data: str | bytes) -> Any:
         try:
@@ -378,10 +412,17 @@ class AlpacaSession:
         return [frames_of(items, self.binary)] if items else []
 
     def next_deadline(self) -> int | None:
-        """When `timeout` must be called (the auth deadline), or None."""
+        """When `timeout` must be called (a held auth's answer, the auth deadline), or None."""
+        if self._held_auth is not None:
+            due = self._held_auth[1]
+            return due if self._deadline is None else min(due, self._deadline)
         return self._deadline
 
     def timeout(self, now_ns: int) -> Reply:
+        held = self._held_auth
+        if held is not None and now_ns >= held[1]:
+            self._held_auth = None
+            return self._auth(held[0], now_ns)
         if self._deadline is None or now_ns < self._deadline:
             return Reply()
         self._deadline = None
