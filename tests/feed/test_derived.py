@@ -108,3 +108,23 @@ def test_derived_data_goes_with_the_history() -> None:
     assert all(entry.gen >= oldest for entry in hub.history.derived.batches())
     hub.history.restart(hub.history.head)
     assert hub.history.derived.nbytes == 0
+
+
+def test_derived_data_goes_when_the_last_subscriber_leaves() -> None:
+    market = Market(Universe.synthetic(100), seed=1, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    subs = [hub.attach(lambda: None) for _ in range(2)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 20):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        for sub in subs:
+            while (taken := hub.take(sub)) is not None:
+                taken.json_body()
+    held = hub.history.derived.nbytes
+    hub.detach(subs[0])
+    assert hub.history.derived.nbytes == held > 0
+    hub.detach(subs[1])
+    assert hub.history.derived.nbytes == 0
+    entries = hub.history.entries_from(hub.history.oldest)
+    assert all(e.json is None and e.json_at is None and e.last_ids is None for e in entries)
