@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from tickwire.feed import protocol as p
+from tickwire.feed._latest import Changes
 from tickwire.feed.hub import Hub
 from tickwire.simulators import Market, Universe
 
@@ -128,3 +129,21 @@ def test_derived_data_goes_when_the_last_subscriber_leaves() -> None:
     assert hub.history.derived.nbytes == 0
     entries = hub.history.entries_from(hub.history.oldest)
     assert all(e.json is None and e.json_at is None and e.last_ids is None for e in entries)
+
+
+def test_the_changes_ring_is_bounded_in_bytes_and_still_answers_right() -> None:
+    rng = np.random.default_rng(7)
+    n = 500
+    changes = Changes(n, ring=64, max_bytes=20 * 1024)
+    history: list[np.ndarray] = []
+    for gen in range(1, 200):
+        size = int(rng.integers(1, n)) if gen % 3 else n  # some generations change everything
+        ids = np.unique(rng.choice(n, size))
+        changes.record(gen, ids)
+        history.append(ids)
+        assert changes.nbytes <= max(changes.max_bytes, ids.nbytes)
+        for since in (gen - 1, gen - 2, gen - 5, gen - 15, 0):
+            if since < 0:
+                continue
+            want = np.unique(np.concatenate(history[since:])) if since < gen else []
+            assert changes.since(since).tolist() == list(want)

@@ -13,6 +13,8 @@ What the server holds, and the bound of each (the margin below covers the fixed 
 - what recent batches carry besides their records (their JSON, where each tick object starts,
   each symbol's last seq): `_history.DERIVED_BYTES` (32 MiB) and `DERIVED_KEEP` (256) batches,
   dropped when the last subscriber leaves;
+- which symbols each recent generation changed (`_latest.Changes`): `RING_BYTES` (8 MiB), the
+  oldest first (a take from before them scans the per-symbol generations instead);
 - the latest state's JSON per symbol (`JsonCache`): ~170 B a symbol; the bodies shared by the
   readers of one generation: cleared at the next batch;
 - the market's pending chunk and its snapshot: one chunk (~220 KiB at 1500 symbols);
