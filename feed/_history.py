@@ -197,7 +197,7 @@ class History:
         }
 
 
-IDS, JSON = 0, 1  # what a charge is for: last ids and seqs, or JSON
+IDS, JSON, STARTS = 0, 1, 2  # what a charge is for: last ids and seqs, JSON, where objects start
 
 
 class Derived:
@@ -212,7 +212,7 @@ class Derived:
     def __init__(self, max_bytes: int = DERIVED_BYTES, keep: int = DERIVED_KEEP) -> None:
         self.max_bytes = max_bytes
         self.keep = keep
-        self._made: deque[tuple[Entry, int, int]] = deque()  # (batch, bytes, IDS or JSON)
+        self._made: deque[tuple[Entry, int, int]] = deque()  # (batch, bytes, what)
         self.nbytes = 0
 
     def charge(self, entry: Entry, nbytes: int, kind: int) -> None:
@@ -226,7 +226,9 @@ class Derived:
             entry, nbytes, kind = made.popleft()
             self.nbytes -= nbytes
             if kind == JSON:
-                entry.json = entry.json_at = None
+                entry.json = None
+            elif kind == STARTS:
+                entry.json_at = None
             else:
                 entry.last_ids = entry.last_seqs = None
 

@@ -1,11 +1,12 @@
 """JSON bodies of data messages: each update encoded once, for every JSON subscriber.
 
-Two caches. A batch's tick objects (`Entry.json`: one bytes object, `protocol.tick_objects`),
-encoded on first use while the batch is recent, serve every-update takes, cut and joined per
-message by a lazy `Body`; the history's `Derived` bounds them in bytes and drops the oldest first.
-A fragment per symbol of its latest state (valid while its generation matches the symbol's last
-change) serves latest-mode takes and snapshots, and the subscribers taking the same span share
-one joined body. Binary subscribers never call a body, so they never pay for JSON. No trio.
+Two caches. A batch's tick objects (`Entry.json`, one bytes object: `protocol.tick_objects`; where
+each starts is found when first needed), encoded on first use while the batch is recent, serve
+every-update takes, cut and joined per message by a lazy `Body`; the history's `Derived` bounds
+them in bytes, oldest first. A fragment per symbol of its latest state (valid while its
+generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
+subscribers taking the same span share one joined body. Binary subscribers never call a body, so
+they never pay for JSON. No trio.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from numpy.typing import NDArray
 from tickwire.simulators.ticks import TickBatch
 
 from . import protocol as p
-from ._history import JSON, Derived, Entry
+from ._history import JSON, STARTS, Derived, Entry
 
 # A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
 _SPARSE = 8
+_FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 
 
@@ -63,17 +65,31 @@ class JsonCache:
         self.gen = gen
         self._bodies.clear()
 
-    def entry_json(self, entry: Entry) -> tuple[bytes, NDArray[np.intp]]:
-        """The JSON tick objects of a batch and where each starts, encoded once while recent."""
-        if entry.json is not None and entry.json_at is not None:
-            return entry.json, entry.json_at
-        text, at = p.tick_objects(entry.records, self.names)
-        derived = self._derived
-        if entry.gen > self.gen - derived.keep:
-            entry.json, entry.json_at = text, at
-            derived.charge(entry, len(text) + at.nbytes, JSON)
-            derived.trim(self.gen, 0)
+    def entry_json(self, entry: Entry) -> bytes:
+        """The JSON tick objects of a batch (`protocol.tick_objects`), encoded once while recent."""
+        if entry.json is not None:
+            return entry.json
+        text = p.tick_objects(entry.records, self.names)
+        if entry.gen > self.gen - self._derived.keep:
+            entry.json = text
+            self._charge(entry, len(text))
+        return text
+
+    def entry_starts(self, entry: Entry) -> tuple[bytes, NDArray[np.intp]]:
+        """A batch's JSON tick objects and where each starts: found once, when first needed (a
+        reader in step takes whole batches, which need no cuts)."""
+        text = self.entry_json(entry)
+        if entry.json_at is not None:  # the same for every encoding of the batch
+            return text, entry.json_at
+        at = p.object_starts(text, entry.records, self.names)
+        if entry.gen > self.gen - self._derived.keep:
+            entry.json_at = at
+            self._charge(entry, at.nbytes, STARTS)
         return text, at
+
+    def _charge(self, entry: Entry, nbytes: int, kind: int = JSON) -> None:
+        self._derived.charge(entry, nbytes, kind)
+        self._derived.trim(self.gen, 0)
 
     def of_pieces(self, pieces: list[Piece]) -> Callable[[], bytes]:
         """The lazy body of an every-update take: these records of these batches."""
@@ -124,19 +140,25 @@ class Body:
             parts: list[bytes | memoryview] = []  # tick objects and runs of them, no commas
             for entry, sel in self._pieces:
                 if isinstance(sel, slice):
-                    if sel.stop > sel.start:  # a run of objects: one cut, commas included
-                        text, at = cache.entry_json(entry)
+                    n = len(entry.records)
+                    if sel.start == 0 and sel.stop == n:  # a whole batch (a reader in step)
+                        parts.append(cache.entry_json(entry))
+                    elif sel.stop > sel.start:  # a run of objects: one cut, commas included
+                        text, at = cache.entry_starts(entry)
                         parts.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
                 elif entry.json is None and len(sel) * _SPARSE < len(entry.records):
                     # A few records of a batch nobody encoded yet (a reader of named symbols):
                     # encode those, not the whole batch for one reader's sake.
-                    text, _ = p.tick_objects(entry.records[sel], cache.names)
-                    if text:
-                        parts.append(text)
+                    if len(sel):
+                        parts.append(p.tick_objects(entry.records[sel], cache.names))
                 else:
-                    text, at = cache.entry_json(entry)
+                    text, at = cache.entry_starts(entry)
                     view = memoryview(text)
-                    ends = (at[sel + 1] - 1).tolist()
-                    parts.extend([view[a:b] for a, b in zip(at[sel].tolist(), ends, strict=True)])
+                    if len(sel) <= _FEW:
+                        parts.extend([view[at[k] : at[k + 1] - 1] for k in sel.tolist()])
+                    else:
+                        ends = (at[sel + 1] - 1).tolist()
+                        starts = at[sel].tolist()
+                        parts.extend([view[a:b] for a, b in zip(starts, ends, strict=True)])
             self._body = b"[" + b",".join(parts) + b"]"
         return self._body

@@ -21,16 +21,37 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 
+# The ring's ids in all: in step a generation changes ~50-100 symbols (~1 KiB), so this keeps
+# every generation the ring serves (a quarter of it) for any universe; a CPU-bound server's
+# generations change whole universes (12 KiB at 1500 symbols, 512 KiB at 65536), and then the
+# oldest go: a take from before them scans `changed_gen`, as cheap as joining that many.
+RING_BYTES = 8 * 1024 * 1024
+_NO_IDS: NDArray[np.intp] = np.empty(0, np.intp)
+
+
 class Changes:
     """Which symbols each generation changed: a ring of the recent ones, and each one's last."""
 
-    __slots__ = ("_ring", "_size", "_spans", "changed_gen", "gen", "synced_take")
+    __slots__ = (
+        "_floor",
+        "_ring",
+        "_size",
+        "_spans",
+        "changed_gen",
+        "gen",
+        "max_bytes",
+        "nbytes",
+        "synced_take",
+    )
 
-    def __init__(self, n_symbols: int, ring: int) -> None:
+    def __init__(self, n_symbols: int, ring: int, max_bytes: int = RING_BYTES) -> None:
         self.gen = 0
         self.changed_gen = np.zeros(n_symbols, np.int64)  # the generation of its last change
         self._size = ring
-        self._ring: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * ring  # ids by gen % ring
+        self._ring: list[NDArray[np.intp]] = [_NO_IDS] * ring  # ids by gen % ring
+        self._floor = 1  # the oldest generation whose ids the ring still has
+        self.max_bytes = max_bytes
+        self.nbytes = 0  # of the ids in the ring
         self._spans: dict[tuple[int, int], NDArray[np.intp]] = {}  # changed ids per span
         self.synced_take: dict[int, Pending] = {}  # by span start: what synced subs get
 
@@ -38,7 +59,15 @@ class Changes:
         """Generation `gen` changed `ids` (sorted, unique)."""
         self.gen = gen
         self.changed_gen[ids] = gen
-        self._ring[gen % self._size] = ids
+        ring, size = self._ring, self._size
+        self.nbytes += ids.nbytes - ring[gen % size].nbytes
+        ring[gen % size] = ids
+        floor = max(self._floor, gen - size + 1)
+        while self.nbytes > self.max_bytes and floor < gen:  # the newest always stays
+            self.nbytes -= ring[floor % size].nbytes
+            ring[floor % size] = _NO_IDS
+            floor += 1
+        self._floor = floor
         self._spans.clear()
         self.synced_take.clear()
 
@@ -54,7 +83,7 @@ class Changes:
         behind = self.gen - gen
         if behind == 1:
             return self._ring[self.gen % self._size]
-        if behind < self._size // 4:  # past that, one scan of every symbol is cheaper
+        if behind < self._size // 4 and gen >= self._floor:  # else one scan of every symbol
             ring, size = self._ring, self._size
             return np.unique(np.concatenate([ring[g % size] for g in range(gen + 1, self.gen + 1)]))
         return np.flatnonzero(self.changed_gen > gen)

@@ -192,6 +192,8 @@ class Hub:
     def detach(self, sub: Subscriber) -> None:
         self._unlink(sub)
         self._subs.discard(sub)
+        if not self._subs:  # nobody reads: what the batches carry for readers goes now
+            self.history.derived.clear()
 
     def _unlink(self, sub: Subscriber) -> None:
         self._wild.discard(sub)

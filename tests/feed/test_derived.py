@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 
 from tickwire.feed import protocol as p
+from tickwire.feed._latest import Changes
 from tickwire.feed.hub import Hub
 from tickwire.simulators import Market, Universe
 
@@ -25,18 +26,22 @@ def _recs(n_symbols: int, seconds: float) -> tuple[Market, np.ndarray]:
 def test_tick_objects_are_the_tick_dicts_encoded_and_cut_where_each_starts() -> None:
     market, recs = _recs(50, 2.0)
     names = np.array(market.universe.symbols, dtype=object)
-    text, at = p.tick_objects(recs, names)
+    text = p.tick_objects(recs, names)
+    at = p.object_starts(text, recs, names)
     assert len(at) == len(recs) + 1 and at[0] == 0 and at[-1] == len(text) + 1
     dicts = p.tick_dicts(recs, names)
     assert [orjson.loads(text[a : b - 1]) for a, b in pairwise(at.tolist())] == dicts
     assert b"[" + text + b"]" == p.ticks_body(recs, names)
-    assert p.tick_objects(recs[:0], names) == (b"", np.zeros(1, np.intp))
+    assert p.tick_objects(recs[:0], names) == b""
+    assert p.object_starts(b"", recs[:0], names).tolist() == [1]
 
 
 def test_a_symbol_name_with_a_brace_is_cut_right() -> None:
     _, recs = _recs(3, 5.0)
     names = np.array(["A{", "{B}", "},{"], dtype=object)
-    text, at = p.tick_objects(recs, names)
+    text = p.tick_objects(recs, names)
+    at = p.object_starts(text, recs, names)
+    assert len(text.split(b"{")) > len(recs) + 1  # the names' braces are in there
     assert [orjson.loads(text[a : b - 1]) for a, b in pairwise(at.tolist())] == p.tick_dicts(
         recs, names
     )
@@ -73,14 +78,12 @@ def test_derived_data_stays_under_its_byte_cap_and_bodies_stay_right() -> None:
         while (taken := hub.take(fast)) is not None:
             assert taken.json_body() == p.ticks_body(taken.records, hub.names)
             bodies += 1
-        kept = sum(
-            len(e.json) + e.json_at.nbytes
-            for e in hub.history.entries_from(hub.history.oldest)
-            if e.json is not None and e.json_at is not None
-        )
+        entries = hub.history.entries_from(hub.history.oldest)
+        kept = sum(len(e.json) for e in entries if e.json is not None)
+        kept += sum(e.json_at.nbytes for e in entries if e.json_at is not None)
         ids = sum(
             e.last_ids.nbytes + e.last_seqs.nbytes
-            for e in hub.history.entries_from(hub.history.oldest)
+            for e in entries
             if e.last_ids is not None and e.last_seqs is not None
         )
         assert kept + ids == derived.nbytes <= cap
@@ -106,3 +109,41 @@ def test_derived_data_goes_with_the_history() -> None:
     assert all(entry.gen >= oldest for entry in hub.history.derived.batches())
     hub.history.restart(hub.history.head)
     assert hub.history.derived.nbytes == 0
+
+
+def test_derived_data_goes_when_the_last_subscriber_leaves() -> None:
+    market = Market(Universe.synthetic(100), seed=1, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    subs = [hub.attach(lambda: None) for _ in range(2)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 20):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        for sub in subs:
+            while (taken := hub.take(sub)) is not None:
+                taken.json_body()
+    held = hub.history.derived.nbytes
+    hub.detach(subs[0])
+    assert hub.history.derived.nbytes == held > 0
+    hub.detach(subs[1])
+    assert hub.history.derived.nbytes == 0
+    entries = hub.history.entries_from(hub.history.oldest)
+    assert all(e.json is None and e.json_at is None and e.last_ids is None for e in entries)
+
+
+def test_the_changes_ring_is_bounded_in_bytes_and_still_answers_right() -> None:
+    rng = np.random.default_rng(7)
+    n = 500
+    changes = Changes(n, ring=64, max_bytes=20 * 1024)
+    history: list[np.ndarray] = []
+    for gen in range(1, 200):
+        size = int(rng.integers(1, n)) if gen % 3 else n  # some generations change everything
+        ids = np.unique(rng.choice(n, size))
+        changes.record(gen, ids)
+        history.append(ids)
+        assert changes.nbytes <= max(changes.max_bytes, ids.nbytes)
+        for since in (gen - 1, gen - 2, gen - 5, gen - 15, 0):
+            if since < 0:
+                continue
+            want = np.unique(np.concatenate(history[since:])) if since < gen else []
+            assert changes.since(since).tolist() == list(want)
