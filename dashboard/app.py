@@ -42,6 +42,9 @@ from .table import SORT_KEYS, TITLES, WatchTable, ordered
 STATUS_EVERY_S = 0.25
 AGES_EVERY_S = 0.5
 STALE_AFTER_HEARTBEATS = 3
+QUIT_CLOSE_S = 0.25
+"""How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;
+this is the server's reply) before it lets go: quitting takes well under a second."""
 _LIVE_SORTS = frozenset(SORT_KEYS) - {"symbol", "name"}
 _MAIN_ONLY = frozenset(
     {"add", "remove", "sort_next", "sort_reverse", "filter", "open_detail", "throttle"}
@@ -57,6 +60,9 @@ class DashboardApp(App[int]):
     # Footer order is importance order: on a narrow terminal the footer loses its right end.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # What a terminal user presses to quit (Textual's default only says "press ctrl+q"); a
+        # priority binding, so it quits from the filter box and the dialogs too.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("a", "add", "Add"),
         Binding("d", "remove", "Remove"),
@@ -576,7 +582,7 @@ class DashboardApp(App[int]):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        await self.bridge.stop()
+        await self.bridge.stop(QUIT_CLOSE_S)
         self._save()
         self.exit(0)
 
