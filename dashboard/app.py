@@ -206,6 +206,8 @@ class DashboardApp(App[int]):
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
         self.info.lost += gap.lost or 0
+        if gap.reason != "seq":  # a new connection or source: its clock and first batches anew
+            self.lag.reset()
         if gap.reason == "restarted":
             when = datetime.fromtimestamp(self.clock.wall_ns() / 1e9, UTC).strftime("%H:%M:%S")
             self.notify(
