@@ -93,6 +93,7 @@ class DashboardApp(App[int]):
         watchlist: Sequence[str] | None = None,
         fps: float | None = None,
         render_timer: bool = True,
+        latest: bool = True,
     ) -> None:
         super().__init__()
         self.clock = clock or SystemClock()
@@ -102,7 +103,10 @@ class DashboardApp(App[int]):
         self._default_watchlist = watchlist is None and tuple(self.watchlist) == DEFAULT_WATCHLIST
         self._hinted = False  # the first-run hint goes once the watchlist is edited
         self.url = url
-        self.bridge = FeedBridge(connect, self, url=url)
+        # latest=False: every update at no pace, as before (the bench's baseline), else the
+        # latest state of each symbol at the frame pace (see `pace_ms`).
+        self.latest = latest
+        self.bridge = FeedBridge(connect, self, url=url, latest=latest)
         self.state: MarketState | None = None
         self.subscribed: set[str] = set()
         self.info = StatusInfo(url=url)
@@ -593,7 +597,7 @@ class DashboardApp(App[int]):
         yield from dashboard_commands(self)
 
     def set_throttle(self, interval_ms: int) -> None:
-        self.bridge.send(Throttle(interval_ms, self.pace_ms))
+        self.bridge.send(Throttle(interval_ms, self.pace_ms if self.latest else 0))
 
     @property
     def pace_ms(self) -> int:
@@ -606,6 +610,8 @@ class DashboardApp(App[int]):
         return max(1, round(500 / self.fps))
 
     def _send_pace(self) -> None:
+        if not self.latest:
+            return
         self.bridge.send(Throttle(self.throttle_ms, self.pace_ms, announce=False))
 
     def set_fps(self, fps: float) -> None:

@@ -86,8 +86,10 @@ class FeedBridge:
         url: str = "",
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 5.0,
+        latest: bool = True,
     ) -> None:
         self._connect = connect
+        self._mode: Any = "latest" if latest else None  # None: the server's default, every update
         self._sink = sink
         self._url = url
         self._backoff = (backoff_initial_s, backoff_max_s)
@@ -247,7 +249,7 @@ class FeedBridge:
                 # A screen shows the latest state at its frame rate: every update would only queue
                 # up behind the frames (the server conflates per symbol instead).
                 result: Any = await feed.subscribe(
-                    list(command.symbols), snapshot=True, mode="latest"
+                    list(command.symbols), snapshot=True, mode=self._mode
                 )
             elif isinstance(command, Unsubscribe):
                 result = await feed.unsubscribe(list(command.symbols))
