@@ -42,6 +42,9 @@ from .table import SORT_KEYS, TITLES, WatchTable, ordered
 STATUS_EVERY_S = 0.25
 AGES_EVERY_S = 0.5
 STALE_AFTER_HEARTBEATS = 3
+QUIT_CLOSE_S = 0.25
+"""How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;
+this is the server's reply) before it lets go: quitting takes well under a second."""
 _LIVE_SORTS = frozenset(SORT_KEYS) - {"symbol", "name"}
 _MAIN_ONLY = frozenset(
     {"add", "remove", "sort_next", "sort_reverse", "filter", "open_detail", "throttle"}
@@ -57,6 +60,9 @@ class DashboardApp(App[int]):
     # Footer order is importance order: on a narrow terminal the footer loses its right end.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # What a terminal user presses to quit (Textual's default only says "press ctrl+q"); a
+        # priority binding, so it quits from the filter box and the dialogs too.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("a", "add", "Add"),
         Binding("d", "remove", "Remove"),
@@ -87,6 +93,7 @@ class DashboardApp(App[int]):
         watchlist: Sequence[str] | None = None,
         fps: float | None = None,
         render_timer: bool = True,
+        latest: bool = True,
     ) -> None:
         super().__init__()
         self.clock = clock or SystemClock()
@@ -96,7 +103,10 @@ class DashboardApp(App[int]):
         self._default_watchlist = watchlist is None and tuple(self.watchlist) == DEFAULT_WATCHLIST
         self._hinted = False  # the first-run hint goes once the watchlist is edited
         self.url = url
-        self.bridge = FeedBridge(connect, self, url=url)
+        # latest=False: every update at no pace, as before (the bench's baseline), else the
+        # latest state of each symbol at the frame pace (see `pace_ms`).
+        self.latest = latest
+        self.bridge = FeedBridge(connect, self, url=url, latest=latest)
         self.state: MarketState | None = None
         self.subscribed: set[str] = set()
         self.info = StatusInfo(url=url)
@@ -200,6 +210,8 @@ class DashboardApp(App[int]):
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
         self.info.lost += gap.lost or 0
+        if gap.reason != "seq":  # a new connection or source: its clock and first batches anew
+            self.lag.reset()
         if gap.reason == "restarted":
             when = datetime.fromtimestamp(self.clock.wall_ns() / 1e9, UTC).strftime("%H:%M:%S")
             self.notify(
@@ -576,7 +588,7 @@ class DashboardApp(App[int]):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        await self.bridge.stop()
+        await self.bridge.stop(QUIT_CLOSE_S)
         self._save()
         self.exit(0)
 
@@ -585,7 +597,7 @@ class DashboardApp(App[int]):
         yield from dashboard_commands(self)
 
     def set_throttle(self, interval_ms: int) -> None:
-        self.bridge.send(Throttle(interval_ms, self.pace_ms))
+        self.bridge.send(Throttle(interval_ms, self.pace_ms if self.latest else 0))
 
     @property
     def pace_ms(self) -> int:
@@ -598,6 +610,8 @@ class DashboardApp(App[int]):
         return max(1, round(500 / self.fps))
 
     def _send_pace(self) -> None:
+        if not self.latest:
+            return
         self.bridge.send(Throttle(self.throttle_ms, self.pace_ms, announce=False))
 
     def set_fps(self, fps: float) -> None:

@@ -1,4 +1,5 @@
-"""The dashboard's row of `tickwire bench`: frame render time and achieved fps under a 1 kHz feed.
+"""The dashboard's rows of `tickwire bench`: frame time and fps on a 1 kHz feed; frame time and
+data age with the default watchlist on a real server (`measure_live`, beside a plain client).
 
 `measure()` runs the real app headless (Textual's `run_test`) on a `FakeFeed` that moves every
 watched symbol in every batch at `feed_hz`, with the render timer at `fps`. It uses only public
@@ -14,14 +15,17 @@ A frame is the sum of:
    (`Strip.render`, which the headless driver skips).
 
 Screen bookkeeping before the first `render_lines` (dirty-region union, a layout pass) is not
-included. Run it with `python -m tickwire.dashboard.bench`.
+included. Run it with `python -m tickwire.dashboard.bench` (`live` for `measure_live`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +33,12 @@ from typing import Any
 from textual.geometry import Region
 from textual.strip import Strip
 
+from tickwire.feed.protocol import SUBPROTOCOL_JSON
 from tickwire.simulators import Universe
 
 from .app import DashboardApp
+from .cli import server_thread
+from .config import DEFAULT_FPS, DEFAULT_WATCHLIST
 from .fake import FakeFeed, fake_connector
 
 
@@ -55,6 +62,7 @@ class _Frames:
         self.pending = 0.0  # flush time waiting for its screen update
         self.paint_start: float | None = None
         self.strips: list[Strip] = []  # table lines rendered in this update, to encode
+        self.ages_ms: list[float] = []  # the app's data age at each frame
 
     def paint_started(self) -> None:
         if self.paint_start is None:
@@ -81,7 +89,6 @@ async def _measure(
     symbols = [r["symbol"] for r in refs[:rows]]
     fake = FakeFeed(refs, seed=1, rate_hz=feed_hz, changing=1.0)
     app = DashboardApp(fake_connector(fake), url="fake://bench", watchlist=symbols, fps=fps)
-    acc = _Frames()
     async with app.run_test(size=size) as pilot:
         deadline = time.perf_counter() + 10
         while len(app.table.rows) < rows or app.state is None or not app.state.have.any():
@@ -89,39 +96,7 @@ async def _measure(
                 raise RuntimeError("the bench feed did not start")
             await pilot.pause(0.01)
         await pilot.pause(0.5)  # warm up: caches, the first full paint
-        console = app.console
-        flush = app.flush
-        table = app.table
-        render_line = table.render_line
-
-        def encode(strip: Strip) -> str:
-            return strip.render(console)  # the escape sequences a terminal would get
-
-        def timed_flush() -> None:
-            t0 = time.perf_counter()
-            flush()
-            acc.pending += time.perf_counter() - t0
-            acc.flushes += 1
-
-        def timed_render_line(y: int) -> Strip:
-            acc.paint_started()
-            strip = render_line(y)
-            acc.strips.append(strip)
-            return strip
-
-        def wrap(lines: Callable[[Region], list[Strip]]) -> Callable[[Region], list[Strip]]:
-            def timed_lines(crop: Region) -> list[Strip]:
-                acc.paint_started()
-                return lines(crop)
-
-            return timed_lines
-
-        for widget in app.screen.query("*"):
-            widget.render_lines = wrap(widget.render_lines)  # type: ignore[method-assign,assignment]
-        table.render_line = timed_render_line  # type: ignore[method-assign]
-        app.post_display_hook = lambda: acc.displayed(encode)  # type: ignore[method-assign]
-        app.flush = timed_flush  # type: ignore[method-assign]
-        app._start_render_timer()  # ours: re-arm the render timer with the timed flush
+        acc = _instrument(app)
         ticks0, msgs0 = fake.ticks_received, fake.messages_received
         t0 = time.perf_counter()
         await asyncio.sleep(seconds)  # the measured run itself, not a synchronisation
@@ -130,7 +105,6 @@ async def _measure(
         paints = len(acc.frames)
         await pilot.press("q")
     frames = sorted(acc.frames[:paints])
-    p99 = frames[min(len(frames) - 1, int(len(frames) * 0.99))] if frames else float("nan")
     achieved = acc.flushes / elapsed
     return {
         "rows": rows,
@@ -141,7 +115,7 @@ async def _measure(
         "achieved_ratio": round(achieved / fps, 3),
         "painted_fps": round(paints / elapsed, 1),
         "frame_ms_median": round(statistics.median(frames), 3) if frames else None,
-        "frame_ms_p99": round(p99, 3),
+        "frame_ms_p99": round(_p99(frames), 3),
         "frames": len(frames),
         "feed_hz_requested": feed_hz,
         "feed_msgs_per_s": round(msgs / elapsed, 1),
@@ -149,5 +123,138 @@ async def _measure(
     }
 
 
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else math.nan
+
+
+def _instrument(app: DashboardApp) -> _Frames:
+    """Time every frame of `app` from now on (see the module docstring); data age per frame."""
+    acc = _Frames()
+    console = app.console
+    flush = app.flush
+    table = app.table
+    render_line = table.render_line
+
+    def encode(strip: Strip) -> str:
+        return strip.render(console)  # the escape sequences a terminal would get
+
+    def timed_flush() -> None:
+        t0 = time.perf_counter()
+        flush()
+        acc.pending += time.perf_counter() - t0
+        acc.flushes += 1
+        if app.data_age_ns is not None:
+            acc.ages_ms.append(app.data_age_ns / 1e6)
+
+    def timed_render_line(y: int) -> Strip:
+        acc.paint_started()
+        strip = render_line(y)
+        acc.strips.append(strip)
+        return strip
+
+    def wrap(lines: Callable[[Region], list[Strip]]) -> Callable[[Region], list[Strip]]:
+        def timed_lines(crop: Region) -> list[Strip]:
+            acc.paint_started()
+            return lines(crop)
+
+        return timed_lines
+
+    for widget in app.screen.query("*"):
+        widget.render_lines = wrap(widget.render_lines)  # type: ignore[method-assign,assignment]
+    table.render_line = timed_render_line  # type: ignore[method-assign]
+    app.post_display_hook = lambda: acc.displayed(encode)  # type: ignore[method-assign]
+    app.flush = timed_flush  # type: ignore[method-assign]
+    app._start_render_timer()  # ours: re-arm the render timer with the timed flush
+    return acc
+
+
+def measure_live(
+    seconds: float = 5.0, size: tuple[int, int] = (120, 36), fps: float = DEFAULT_FPS
+) -> dict[str, Any]:
+    """The default watchlist on a real server (as `tickwire demo` runs it), three ways in turn.
+
+    `plain`: a `websockets` client on the same watchlist, every update, no screen: the data
+    age it would show at `fps` (the floor: the server's and the wire's share). `every`: the
+    dashboard taking every update (what it did before asking for the latest state). `latest`:
+    the dashboard as it is. Data age: at each frame, now minus the newest record's `ts`.
+    """
+    with server_thread(seed=0, activity=1.0) as url:
+        plain = asyncio.run(_plain_ages(url, seconds, fps))
+        every = asyncio.run(_measure_app(url, size, seconds, fps, latest=False))
+        latest = asyncio.run(_measure_app(url, size, seconds, fps, latest=True))
+    return {
+        "seconds": seconds,
+        "fps": fps,
+        "size": f"{size[0]}x{size[1]}",
+        "plain": _summary([], plain),
+        "every": every,
+        "latest": latest,
+    }
+
+
+def _summary(frames: list[float], ages: list[float]) -> dict[str, Any]:
+    return {
+        "frames": len(frames),
+        "frame_ms_median": round(statistics.median(frames), 3) if frames else None,
+        "frame_ms_p99": round(_p99(frames), 3) if frames else None,
+        "age_ms_median": round(statistics.median(ages), 2) if ages else None,
+        "age_ms_p99": round(_p99(ages), 2) if ages else None,
+        "age_ms_max": round(max(ages), 2) if ages else None,
+    }
+
+
+async def _measure_app(
+    url: str, size: tuple[int, int], seconds: float, fps: float, *, latest: bool
+) -> dict[str, Any]:
+    from tickwire.feed import connect
+
+    app = DashboardApp(functools.partial(connect, url), url=url, fps=fps, latest=latest)
+    async with app.run_test(size=size) as pilot:
+        deadline = time.perf_counter() + 15
+        while app.data_age_ns is None:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the dashboard got no data from the bench server")
+            await pilot.pause(0.01)
+        await pilot.pause(0.5)  # warm up: caches, the first full paint
+        acc = _instrument(app)
+        await asyncio.sleep(seconds)  # the measured run itself, not a synchronisation
+        frames, ages = list(acc.frames), list(acc.ages_ms)
+        await pilot.press("q")
+    return _summary(frames, ages)
+
+
+async def _plain_ages(url: str, seconds: float, fps: float) -> list[float]:
+    """What a screenless `websockets` client on the default watchlist sees, sampled at `fps`."""
+    import orjson
+    import websockets
+
+    newest = [0]
+
+    async def read(ws: Any) -> None:
+        async for message in ws:
+            msg = orjson.loads(message)
+            if msg.get("type") == "ticks" and msg["ticks"]:
+                newest[0] = max(newest[0], max(int(t["ts"]) for t in msg["ticks"]))
+
+    ages: list[float] = []
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL_JSON]) as ws:  # type: ignore[list-item]
+        request = {"op": "subscribe", "symbols": list(DEFAULT_WATCHLIST)}
+        await ws.send(orjson.dumps(request).decode())  # requests are text frames
+        reader = asyncio.create_task(read(ws))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not newest[0]:
+            if loop.time() > deadline or reader.done():
+                raise RuntimeError("the plain client got no data from the bench server")
+            await asyncio.sleep(0.01)
+        end = loop.time() + seconds
+        while loop.time() < end:
+            await asyncio.sleep(1 / fps)  # a frame's pace: the sampling period
+            ages.append((time.time_ns() - newest[0]) / 1e6)
+        reader.cancel()
+    return ages
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=2))
+    print(json.dumps(measure_live() if sys.argv[1:] == ["live"] else measure(), indent=2))

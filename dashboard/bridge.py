@@ -86,8 +86,10 @@ class FeedBridge:
         url: str = "",
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 5.0,
+        latest: bool = True,
     ) -> None:
         self._connect = connect
+        self._mode: Any = "latest" if latest else None  # None: the server's default, every update
         self._sink = sink
         self._url = url
         self._backoff = (backoff_initial_s, backoff_max_s)
@@ -146,8 +148,8 @@ class FeedBridge:
                 self._token.run_sync_soon(self._request_stop)
             try:
                 await asyncio.wait_for(asyncio.shield(self._done), timeout_s)
-            except TimeoutError:
-                log.warning("the feed did not close within %.1f s; cancelling it", timeout_s)
+            except TimeoutError:  # our close frame is sent; the server's reply is late
+                log.debug("the feed did not close within %.1f s; cancelling it", timeout_s)
                 self._token.run_sync_soon(self._cancel_all)
                 await asyncio.wait_for(asyncio.shield(self._done), 2.0)
         await self._done
@@ -247,7 +249,7 @@ class FeedBridge:
                 # A screen shows the latest state at its frame rate: every update would only queue
                 # up behind the frames (the server conflates per symbol instead).
                 result: Any = await feed.subscribe(
-                    list(command.symbols), snapshot=True, mode="latest"
+                    list(command.symbols), snapshot=True, mode=self._mode
                 )
             elif isinstance(command, Unsubscribe):
                 result = await feed.unsubscribe(list(command.symbols))

@@ -211,10 +211,12 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.refresh_data()
+        self._draw()  # composed now (is_mounted turns True only after this handler)
 
     def refresh_data(self) -> None:
-        if not self.is_mounted:  # pushed, not yet composed: on_mount draws the first picture
-            return
+        if self.is_mounted:  # else pushed, not yet composed: on_mount draws the first picture
+            self._draw()
+
+    def _draw(self) -> None:
         self.query_one("#quote", Static).update(quote_content(self.state, self.sid, self.clock))
         self.query_one(PriceChart).refresh()

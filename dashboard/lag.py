@@ -19,7 +19,7 @@ FRESH_NS = 1_000_000_000
 
 
 class DeliveryLag:
-    """The lag of the newest live batch; `reset()` on every (re)connection."""
+    """The lag of the newest live batch; `reset()` on every (re)connection and source gap."""
 
     __slots__ = ("at_ns", "lag_ns", "offset_ns")
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (19 if quick else 27)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (20 if quick else 28)
     rows: list[Row] = []
     notes: list[str] = []
     doing = ["starting"]
@@ -193,6 +193,8 @@ def _measure(
     step("tail --count 1", lambda: tail.tail_rows(quick, advance))
     advance("dashboard")
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
+    advance("dashboard on a real server")
+    step("dashboard on a real server", lambda: dashboard.dashboard_live_rows(quick))
     advance("web page")
     step("web page", lambda: page.page_rows(quick))
     advance("physical limit")

@@ -1,4 +1,6 @@
-"""Dashboard rows: frame render time and achieved fps, from `tickwire.dashboard.bench.measure`.
+"""Dashboard rows: frame render time and achieved fps on a scripted 1 kHz feed
+(`tickwire.dashboard.bench.measure`); frame time and data age with the default watchlist on a
+real server (`measure_live`), beside the dashboard taking every update and a plain client.
 
 The dashboard is another package that imports `feed`, so feed never imports it: the measurement
 runs in a child process (`python -c`), which also keeps Textual's headless app away from the
@@ -11,6 +13,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from typing import Any
 
 from ._table import Row, row, unavailable
 
@@ -21,6 +24,11 @@ _CODE = (
     "from tickwire.dashboard.bench import measure\n"
     "print(json.dumps(measure(rows={rows}, size={size}, seconds={secs}, fps={fps},"
     " feed_hz={hz})))\n"
+)
+_LIVE_CODE = (
+    "import json\n"
+    "from tickwire.dashboard.bench import measure_live\n"
+    "print(json.dumps(measure_live(seconds={secs})))\n"
 )
 
 
@@ -36,13 +44,7 @@ def dashboard_rows(quick: bool) -> list[Row]:
     if not _available():
         return [unavailable(f"{label}: frame", "dashboard not built")]
     secs = 1.0 if quick else 4.0
-    code = _CODE.format(rows=ROWS, size=SIZE, secs=secs, fps=FPS, hz=FEED_HZ)
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=secs + 60
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"dashboard bench failed: {out.stderr.strip()[-500:]}")
-    m = json.loads(out.stdout.strip().splitlines()[-1])
+    m = _child(_CODE.format(rows=ROWS, size=SIZE, secs=secs, fps=FPS, hz=FEED_HZ), secs)
     return [
         row(
             f"{label}: frame median",
@@ -71,3 +73,46 @@ def dashboard_rows(quick: bool) -> list[Row]:
             target=">= 0.95x",
         ),
     ]
+
+
+def dashboard_live_rows(quick: bool) -> list[Row]:
+    """The default watchlist on a real server, as `tickwire demo` runs it (20 fps, 120x36)."""
+    label = "dashboard default watchlist, real server"
+    if not _available():
+        return [unavailable(f"{label}: frame", "dashboard not built")]
+    secs = 1.0 if quick else 8.0
+    m = _child(_LIVE_CODE.format(secs=secs), 3 * secs)
+    latest, every, plain = m["latest"], m["every"], m["plain"]
+    return [
+        row(
+            f"{label}: frame median",
+            latest["frame_ms_median"],
+            "ms",
+            "every update",
+            every["frame_ms_median"],
+            higher=False,
+            target="< 8 ms",
+            frame_ms_p99=latest["frame_ms_p99"],
+        ),
+        row(
+            f"{label}: data age p99",
+            latest["age_ms_p99"],
+            "ms",
+            "plain websockets client",
+            plain["age_ms_p99"],
+            higher=False,
+            target="< 100 ms",
+            age_ms_median=latest["age_ms_median"],
+            every_update_age_ms_p99=every["age_ms_p99"],
+        ),
+    ]
+
+
+def _child(code: str, secs: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=secs + 90
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"dashboard bench failed: {out.stderr.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

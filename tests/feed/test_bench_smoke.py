@@ -44,6 +44,7 @@ FAMILIES = (
     "idle server CPU",
     "tail AAPL --count 1, process start to exit",
     "dashboard",
+    "dashboard default watchlist, real server: data age p99",
     "every update, N=20 '*' in the hub, JSON",
     "history memory per minute, default",
     "history memory per minute, 5000 symbols",
