@@ -217,7 +217,7 @@ DETAIL_HELP = """\
 [b]Chart[/b]
 One column per update received, newest on the right: ▔ the ask, ▁ the bid, │ the spread \
 between them, ● the last trade; the bars below are the volume traded since the column before. \
-The dashboard receives each symbol's latest state at most every half frame, so a column may \
+The dashboard receives each symbol's latest state at most 4 times a frame, so a column may \
 fold several updates in (Seq jumps counts them); the volume stays whole. The price axis is \
 labelled at the symbol's tick size.
 

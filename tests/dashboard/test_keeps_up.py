@@ -93,16 +93,16 @@ def test_the_dashboard_asks_for_the_latest_state_at_its_frame_pace() -> None:
     app, _ = make_app(fake, fps=20)
 
     async def script(pilot: Any) -> None:
-        await until(pilot, lambda: fake.throttle_ms == 25, "the pace throttle")
+        await until(pilot, lambda: fake.throttle_ms == 12, "the pace throttle")
         assert fake.mode == "latest"
         assert app.throttle_ms == 0  # the user's throttle: none, and the top bar says none
         app.set_fps(10)
-        await until(pilot, lambda: fake.throttle_ms == 50, "the pace follows the fps")
+        await until(pilot, lambda: fake.throttle_ms == 25, "the pace follows the fps")
         app.set_throttle(250)
         await until(pilot, lambda: app.throttle_ms == 250, "the user's throttle")
         assert fake.throttle_ms == 250
         app.set_throttle(0)
-        await until(pilot, lambda: fake.throttle_ms == 50, "back to the pace")
+        await until(pilot, lambda: fake.throttle_ms == 25, "back to the pace")
 
     drive(app, script)
 
