@@ -33,7 +33,7 @@ from .clock import Clock, SystemClock
 from .commands import dashboard_commands
 from .config import DEFAULT_WATCHLIST
 from .detail import DetailScreen
-from .lag import BEHIND_AFTER_NS, DeliveryLag
+from .gauge import FeedGauge
 from .screens import DETAIL_HELP, AddSymbolScreen, HelpScreen, ThrottleScreen
 from .state import MarketState
 from .status import StatusBar, StatusInfo
@@ -41,7 +41,6 @@ from .table import SORT_KEYS, TITLES, WatchTable, ordered
 
 STATUS_EVERY_S = 0.25
 AGES_EVERY_S = 0.5
-STALE_AFTER_HEARTBEATS = 3
 QUIT_CLOSE_S = 0.25
 """How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;
 this is the server's reply) before it lets go: quitting takes well under a second."""
@@ -113,16 +112,14 @@ class DashboardApp(App[int]):
         self.fatal_error: str | None = None
         self.frames = 0
         self.data_age_ns: int | None = None  # at the last frame: now - newest ts shown
-        self.lag = DeliveryLag()
+        self.gauge = FeedGauge(self.clock.monotonic())
+        self.lag = self.gauge.lag  # the feed's delivery lag: reset on every new connection
         self.throttle_ms = 0
         self._feed: Any = None
         self._retry_at: float | None = None
         self._last_flush = self.clock.monotonic()
         self._last_status = -math.inf
         self._last_ages = -math.inf
-        self._rate_mark: tuple[float, int, int, int] | None = None  # (t, msgs, ticks, frames)
-        self._last_msgs = 0
-        self._last_msg_s = self.clock.monotonic()
         self._held_from = 0
         self._flush_timer: Timer | None = None
         self._initial_fps = fps or self.settings.fps
@@ -329,28 +326,7 @@ class DashboardApp(App[int]):
             return
         self._last_status = now
         info = self.info
-        feed = self._feed
-        msgs = ticks = 0
-        if feed is not None:
-            msgs, ticks = feed.messages_received, feed.ticks_received
-            if msgs != self._last_msgs:
-                self._last_msgs, self._last_msg_s = msgs, now
-            heartbeat_s = float(feed.welcome.get("heartbeat_ms", 1000) or 1000) / 1000
-            if feed.state == "live":
-                stale = now - self._last_msg_s > STALE_AFTER_HEARTBEATS * heartbeat_s
-                info.lag_ns = self.lag.current(self.clock.wall_ns())
-                behind = info.lag_ns is not None and info.lag_ns > BEHIND_AFTER_NS
-                info.state = "stale" if stale else "behind" if behind else "live"
-                info.error = None
-        mark = self._rate_mark
-        if mark is None:
-            self._rate_mark = (now, msgs, ticks, self.frames)
-        elif now - mark[0] >= 1.0:
-            dt = now - mark[0]
-            info.msgs_per_s = (msgs - mark[1]) / dt
-            info.ticks_per_s = (ticks - mark[2]) / dt
-            info.fps = (self.frames - mark[3]) / dt
-            self._rate_mark = (now, msgs, ticks, self.frames)
+        self.gauge.fill(info, self._feed, self.frames, now, self.clock.wall_ns())
         info.retry_in_s = None if self._retry_at is None else self._retry_at - now
         info.fps_target = self.fps
         info.paused = self.paused
