@@ -271,7 +271,8 @@ def _interrupted(writer: _Writer | None, books: BookSink | None, *, complete: bo
     """Ctrl+C: complete files stay; partial ones are removed, so none is ever mistaken for
     the whole run (a seed reproduces it exactly)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not stop the cleanup
-    paths = [*(writer.paths if writer else []), *([books.path] if books and books.path else [])]
+    book_paths = [books.path] if books and books.path else []
+    paths = [*(writer.paths if writer else []), *book_paths]
     if not paths:
         return Interrupted("interrupted; no file was to be written")
     if complete:
@@ -279,7 +280,8 @@ def _interrupted(writer: _Writer | None, books: BookSink | None, *, complete: bo
     for path in paths:
         with suppress(FileNotFoundError):
             os.unlink(path)
-    return Interrupted(f"interrupted; no file written (removed the partial {', '.join(paths)})")
+    named = [*(writer.paths[:1] if writer else []), *book_paths]  # not the .npy's sidecar
+    return Interrupted(f"interrupted; no file written (removed the partial {', '.join(named)})")
 
 
 def _conclude(
