@@ -13,6 +13,7 @@ import trio
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
 
 from . import _bus_codec as bc
+from . import _bus_lease as bl
 from ._bus_redis import (
     BACKOFF_S,
     BLOCK_MS,
@@ -24,6 +25,8 @@ from ._bus_redis import (
     log,
 )
 from ._urls import redact
+
+LEASE_INFO_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,9 @@ class BusReaderStatistics:
     flushes: int
     records: int
     gaps: int
+    producer: str  # the producer holding the lease, HOST:PID ("" when none)
+    standbys: int
+    takeovers: int
 
 
 class BusReader:
@@ -75,6 +81,8 @@ class BusReader:
         self.flush_offset: int | None = None  # that of the flush `__anext__` returned last
         self._up = False
         self._flushes = self._records = self._gaps = 0
+        self.lease = bl.LeaseState(b"", False, 0, 0)
+        self._lease_at = 0.0  # trio.current_time() of the next look at the lease
 
     async def __aenter__(self) -> BusReader:
         await self._client.__aenter__()
@@ -109,8 +117,17 @@ class BusReader:
     def statistics(self) -> BusReaderStatistics:
         sent = self._asm.last_sent_ns
         lag = (time.time_ns() - sent) / 1e6 if sent else 0.0
+        lease = self.lease
         return BusReaderStatistics(
-            self._up, self.epoch, lag, self._flushes, self._records, self._gaps
+            self._up,
+            self.epoch,
+            lag,
+            self._flushes,
+            self._records,
+            self._gaps,
+            bl.shown(lease.holder),
+            lease.standbys,
+            lease.takeovers,
         )
 
     async def latest(self) -> TickBatch:
@@ -186,6 +203,8 @@ class BusReader:
         order (the shard masks say so), the extra round trip would only bring later flushes,
         which the next read gets: it is skipped, the common case at a 1 ms cadence.
         """
+        if trio.current_time() >= self._lease_at:
+            await self._look_at_lease()
         got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
         if not got:
             await self._check_restart()
@@ -219,6 +238,12 @@ class BusReader:
                 self._cursors[key.decode()] = entries[-1].identifier
             capped |= len(entries) >= READ_COUNT
         return capped
+
+    async def _look_at_lease(self) -> None:
+        """Who produces, and how many stand by (for `stats`): once a second at most."""
+        keys = bl.lease_keys(self.namespace)
+        self.lease = bl.parse_state(await self._client.eval(bl.INFO_SCRIPT, keys=keys, args=[]))
+        self._lease_at = trio.current_time() + LEASE_INFO_EVERY_S
 
     async def _check_restart(self) -> None:
         """An idle read: a restarted Redis (new run_id) lost the streams, so resynchronise."""

@@ -108,6 +108,9 @@ class BusUpstream:
             "bus_lag_ms": round(s.lag_ms, 3),
             "bus_up": int(s.up),
             "bus_gaps": s.gaps,
+            "bus_producer": s.producer,
+            "bus_standbys": s.standbys,
+            "bus_takeovers": s.takeovers,
         }
 
     def not_ready(self) -> str | None:
@@ -166,7 +169,9 @@ async def run_producer(
         lambda: server.hub.lvc.copy(),
         namespace=namespace,
         epoch=int(server.hub.epoch, 16),
+        ident=gateway_id(),
     )
+    server.source_statistics = functools.partial(_producer_statistics, producer)
     server.on_publish = producer.publish
     server.reorder = functools.partial(bc.canonical, shards=producer.shards)
     async with trio.open_nursery() as nursery:
@@ -179,7 +184,10 @@ async def run_producer(
             where = " (no WebSocket listener: give --port to serve clients here too)"
         gc.collect()
         gc.freeze()
-        state = "" if producer.statistics().up else " (Redis not reachable yet: retrying)"
+        now = producer.statistics()
+        state = "" if now.up else " (Redis not reachable yet: retrying)"
+        if now.role == "standby":
+            state = f" (standby: producer {now.holder} is active; taking over when it stops)"
         print(
             f"tickwire producer publishing {len(server.hub)} symbols to {redact(url)} namespace "
             f"{namespace} (epoch {server.hub.epoch}){state}{where}; Ctrl+C to stop",
@@ -193,6 +201,20 @@ async def run_producer(
         with trio.move_on_after(2):  # what was stepped before the signal reaches Redis
             await producer.wait_written()
         nursery.cancel_scope.cancel()
+
+
+def _producer_statistics(producer: Any) -> dict[str, Any]:
+    """A producer's bus figures for its own `stats` and /metrics (with --port)."""
+    s = producer.statistics()
+    return {
+        "bus": "up" if s.up else "down",
+        "bus_up": int(s.up),
+        "bus_role": s.role,
+        "bus_active": int(s.role == "active"),
+        "bus_producer": s.holder,
+        "bus_standbys": s.standbys,
+        "bus_takeovers": s.takeovers,
+    }
 
 
 __all__ = ["BusUpstream", "gateway_id", "run_gateway", "run_producer"]

@@ -92,6 +92,8 @@ class Server:
             self.hub.resync(initial, epoch=epoch, offset=offset)
         # Called with every stepped batch and its stream offset (a bus producer's publish).
         self.on_publish: Callable[[TickBatch, int], None] | None = None
+        # More figures for `stats` and /metrics (a bus producer's lease), read when asked.
+        self.source_statistics: Callable[[], dict[str, Any]] | None = None
         self.always_step = False  # step at the cadence even with no subscriber (a producer)
         # Puts each stepped batch in the order its readers will see it (a bus producer: the
         # order gateways rebuild from the shards), before this server's own hub numbers it.
@@ -485,6 +487,7 @@ class Server:
             "closes": dict(c.closes),
             **self.hub.statistics(),
             **(self.upstream.statistics() if self.upstream is not None else {}),
+            **(self.source_statistics() if self.source_statistics is not None else {}),
         }
 
     def _metric_figures(self) -> dict[str, Any]:
