@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 import pytest
 import trio
 from _redis import Proc, RedisServer, require_redis
+from _support import tickwire_cmd
+from prometheus_client.parser import text_string_to_metric_families
 
 from tickwire.simulators import Market, Universe
 
@@ -97,6 +101,7 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
             nursery.cancel_scope.cancel()
 
 
+@pytest.mark.slow  # three process starts one after the other: ~10 s idle, ~25 s on a busy box
 async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, procs: Any) -> None:
     first = procs("first", "--bus", redis.url, "--role", "producer")
     gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
@@ -111,7 +116,9 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
                 events.append(event)
                 batches = sum(isinstance(e, Batch) for e in events)
                 if batches == 10:
-                    second = procs("second", "--bus", redis.url, "--role", "producer")
+                    second = procs(
+                        "second", "--bus", redis.url, "--role", "producer", "--port", "0"
+                    )
                     line = await second.ready()
                     assert "(standby: producer " in line, line
                     marker = len(events)
@@ -119,6 +126,8 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
                     break
             await trio.sleep(1.2)  # the gateway looks at the lease once a second
             stats = (await feed.stats())["server"]
+        async with connect(second.url) as own:  # the standby's own listener (--port)
+            own_stats = (await own.stats())["server"]
     assert not [e for e in events if isinstance(e, Gap)]
     assert feed.reconnects == 0
     active = f"{HOST}:{first.p.pid}"
@@ -126,6 +135,13 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
     assert second.logs().count("standby: producer") == 1  # one line, not one per poll
     assert stats["bus_producer"] == active and stats["bus_standbys"] == 1, stats
     assert stats["bus_takeovers"] == 0
+    assert own_stats["bus_role"] == "standby" and own_stats["bus_producer"] == active
+    out = subprocess.run(  # what an operator types
+        tickwire_cmd("stats", "--url", gateway.url), capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines() if line.strip()}
+    assert rows["bus_producer"] == [active] and rows["bus_standbys"] == ["1"], out.stdout
     assert {e for _, e in await _entries(redis.url)} == {_epoch(first)}  # only the active wrote
     assert second.stop() == 0 and first.stop() == 0 and gateway.stop() == 0
 
@@ -138,8 +154,10 @@ async def test_the_standby_takes_over_from_a_killed_producer(
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
+        second = procs(
+            "second", "--bus", redis.url, "--role", "producer"
+        )  # while the gateway starts
         await gateway.ready()
-        second = procs("second", "--bus", redis.url, "--role", "producer")
         await second.ready()
         async with connect(gateway.url, encoding="binary") as feed:
             await feed.subscribe(["AAPL", "MSFT", "SPY"])
@@ -167,19 +185,36 @@ async def test_the_standby_takes_over_from_a_killed_producer(
     assert stats["bus_producer"] == f"{HOST}:{second.p.pid}" and stats["bus_takeovers"] == 1
     assert stats["epoch"] == f"{_epoch(second):016x}"
     assert "took over namespace 'tickwire'" in second.logs()
+    # The same in /metrics, for an operator.
+    metrics = await trio.to_thread.run_sync(_metrics, gateway.url)
+    assert metrics["tickwire_bus_takeovers_total"] == 1
+    assert metrics[f"tickwire_bus_producer_info{{producer={HOST}:{second.p.pid}}}"] == 1
+    assert metrics["tickwire_bus_standbys"] == 0
     assert second.stop() == 0 and gateway.stop() == 0
+
+
+def _metrics(ws_url: str) -> dict[str, float]:
+    base = ws_url.replace("ws", "http", 1).removesuffix("/v1")
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
 
 
 async def test_a_stalled_producer_is_replaced_and_its_late_writes_are_fenced(
     redis: RedisServer, procs: Any
 ) -> None:
     first = procs("first", "--bus", redis.url, "--role", "producer")
-    second = procs("second", "--bus", redis.url, "--role", "producer")
     gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
-        await second.ready()
+        second = procs("second", "--bus", redis.url, "--role", "producer")  # the standby
+        assert "(standby: producer " in await second.ready()
         await gateway.ready()
         old, new = _epoch(first), _epoch(second)
         async with connect(gateway.url, encoding="binary") as feed:
