@@ -149,6 +149,6 @@ def parse_state(reply: Any) -> LeaseState:
 
 def fenced_holder(reply: Any) -> bytes | None:
     """`WRITE_SCRIPT`'s or `CONNECT_SCRIPT`'s reply: None when written, else the holder."""
-    if isinstance(reply, int) and reply == 1:
+    if isinstance(reply, int):
         return None
     return reply.encode() if isinstance(reply, str) else bytes(reply)

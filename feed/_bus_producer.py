@@ -92,6 +92,10 @@ class BusProducer:
         self._lease = bl.LeaseState(b"", False, 0, 0)
         self._renew_at = 0.0  # trio.current_time() in the writer's loop
         self._standby_for = b""  # the holder the standby line was logged for
+        # Whether a gateway has subscribers (the writer thread's, from each write's reply);
+        # `on_watched(watched)` runs in the market's loop when it changes.
+        self.watched = True
+        self.on_watched: Callable[[bool], None] | None = None
         # Shared with the writer thread, under `_lock`:
         self._lock = threading.Lock()
         self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
@@ -324,6 +328,7 @@ class BusProducer:
 
     def _stand_by(self, holder: bytes) -> None:
         self._active = False
+        self._set_watched(False)  # a standby's market steps rarely until it takes over
         self._stop_accepting(standby=True)
         if holder != self._standby_for:
             self._standby_for = holder
@@ -401,6 +406,7 @@ class BusProducer:
         with self._lock:
             self._standby = False
         self._active = True
+        self._set_watched(True)  # at the cadence until the first write says nobody watches
         self._renew_at = trio.current_time() + bl.RENEW_S
         if lease.took_over:
             log.warning(
@@ -444,11 +450,20 @@ class BusProducer:
                 await self._connect()
             return
         self._renew_at = trio.current_time() + bl.RENEW_S
+        self._set_watched(reply == 2)
         self._written += len(batches)
         self._entries += len(entries)
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
         self._report_done(last)
+
+    def _set_watched(self, watched: bool) -> None:
+        if watched == self.watched:
+            return
+        self.watched = watched
+        if self.on_watched is not None and self._main is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
+                self._main.run_sync_soon(self.on_watched, watched)
 
     def _report_done(self, upto: int) -> None:
         """Flushes up to `upto` are written or dropped; wake `wait_written` if it waits for

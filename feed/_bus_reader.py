@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -27,6 +28,10 @@ from ._bus_redis import (
 from ._urls import redact
 
 LEASE_INFO_EVERY_S = 1.0
+# A gateway with subscribers says so every WATCHED_EVERY_S, for WATCHED_MS: the producer steps at
+# the cadence from its next write after the first mark, and idles WATCHED_MS after the last.
+WATCHED_EVERY_S = 0.5
+WATCHED_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,8 @@ class BusReader:
         self._flushes = self._records = self._gaps = 0
         self.lease = bl.LeaseState(b"", False, 0, 0)
         self._lease_at = 0.0  # trio.current_time() of the next look at the lease
+        self.watched: Callable[[], bool] = lambda: False  # whether clients read from here
+        self._mark_at = 0.0  # trio.current_time() of the next `watched` mark
 
     async def __aenter__(self) -> BusReader:
         await self._client.__aenter__()
@@ -203,8 +210,12 @@ class BusReader:
         order (the shard masks say so), the extra round trip would only bring later flushes,
         which the next read gets: it is skipped, the common case at a 1 ms cadence.
         """
-        if trio.current_time() >= self._lease_at:
+        now = trio.current_time()
+        if now >= self._lease_at:
             await self._look_at_lease()
+        if now >= self._mark_at and self.watched():
+            await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
+            self._mark_at = now + WATCHED_EVERY_S
         got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
         if not got:
             await self._check_restart()

@@ -73,6 +73,7 @@ class BusUpstream:
 
     async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
+        self.reader.watched = lambda: server.watched  # tells the producer to step at the cadence
         task_status.started()
         async for item in self.reader:
             if isinstance(item, np.ndarray):  # a flush
@@ -173,6 +174,7 @@ async def run_producer(
     )
     server.source_statistics = functools.partial(_producer_statistics, producer)
     server.on_publish = producer.publish
+    producer.on_watched = server.step_always  # idle like a plain server while nobody watches
     server.reorder = functools.partial(bc.canonical, shards=producer.shards)
     async with trio.open_nursery() as nursery:
         await nursery.start(producer.run)
