@@ -13,7 +13,7 @@ invented): `clients`, `connections_total`, `connections_refused`, `messages_sent
 `bytes_sent`, `ticks_conflated`, `ticks_published`, `cadence_overruns`, `uptime_s`, `symbols`,
 `errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`, `bus_up`,
 `bus_gaps`, `bus_takeovers`, `bus_standbys`, `bus_active`, `bus_producer` (the lease holder,
-HOST:PID, as a label), `handshakes_shed`.
+HOST:PID, as a label), `process_cpu_s`, `handshakes_shed`.
 
 Must never import trio: it is a pure function of what the server hands it.
 """
@@ -51,6 +51,7 @@ _COUNTERS = (
     ("cadence_overruns", "cadence_overruns", "generator steps that fell a cadence behind"),
     ("bus_gaps", "bus_gaps", "times this gateway lost bus entries and resent a snapshot"),
     ("bus_takeovers", "bus_takeovers", "times a standby producer took over the bus namespace"),
+    ("process_cpu_seconds", "process_cpu_s", "CPU time of this bus process, user and system"),
 )
 _GAUGES = (
     ("clients", "clients", "connected clients"),

@@ -149,6 +149,7 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
 async def test_the_standby_takes_over_from_a_killed_producer(
     redis: RedisServer, procs: Any
 ) -> None:
+    started = time.monotonic()
     first = procs("first", "--bus", redis.url, "--role", "producer")
     gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
     events: list[object] = []
@@ -190,6 +191,7 @@ async def test_the_standby_takes_over_from_a_killed_producer(
     assert metrics["tickwire_bus_takeovers_total"] == 1
     assert metrics[f"tickwire_bus_producer_info{{producer={HOST}:{second.p.pid}}}"] == 1
     assert metrics["tickwire_bus_standbys"] == 0
+    assert 0 < metrics["tickwire_process_cpu_seconds_total"] < time.monotonic() - started
     assert second.stop() == 0 and gateway.stop() == 0
 
 
