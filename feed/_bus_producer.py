@@ -18,6 +18,7 @@ from tickwire.simulators import TickBatch, Universe
 
 from . import _bus_codec as bc
 from . import _bus_lease as bl
+from ._bus_fastwrite import FastWriter
 from ._bus_redis import (
     BACKOFF_S,
     COMMAND_TIMEOUT_S,
@@ -96,6 +97,8 @@ class BusProducer:
         # `on_watched(watched)` runs in the market's loop when it changes.
         self.watched = True
         self.on_watched: Callable[[bool], None] | None = None
+        self._fast: FastWriter | None = None  # the writes' own connection, while up
+        self._fast_usable = True  # False: the URL or the install has none (coredis writes)
         # Shared with the writer thread, under `_lock`:
         self._lock = threading.Lock()
         self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
@@ -235,17 +238,20 @@ class BusProducer:
             self._client = client_for(self.url)
             try:
                 async with self._client:
-                    await self._connect()
-                    if not started:
-                        self._main.run_sync_soon(ready.set)
-                        started = True
-                    while self._up:
-                        wait_s = BACKOFF_S[0]
-                        if self._active:
-                            await self._write_or_renew()
-                        else:
-                            await trio.sleep(bl.STANDBY_POLL_S)
-                            await self._connect()
+                    try:
+                        await self._connect()
+                        if not started:
+                            self._main.run_sync_soon(ready.set)
+                            started = True
+                        while self._up:
+                            wait_s = BACKOFF_S[0]
+                            if self._active:
+                                await self._write_or_renew()
+                            else:
+                                await trio.sleep(bl.STANDBY_POLL_S)
+                                await self._connect()
+                    finally:
+                        await self._close_fast()
             finally:
                 if self._up:
                     await self._release()
@@ -435,7 +441,13 @@ class BusProducer:
         )
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
-                reply = await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
+                if self._fast is None and self._fast_usable:
+                    self._fast = await FastWriter.open(self.url, bc.WRITE_SCRIPT)
+                    self._fast_usable = self._fast is not None
+                if self._fast is not None:
+                    reply = await self._fast.evalsha(keys, args)
+                else:
+                    reply = await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
         except _Failure as exc:
             with self._lock:
                 self._dropped += len(batches)
@@ -456,6 +468,12 @@ class BusProducer:
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
         self._report_done(last)
+
+    async def _close_fast(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            with trio.CancelScope(shield=True):
+                await fast.aclose()
 
     def _set_watched(self, watched: bool) -> None:
         if watched == self.watched:
