@@ -247,3 +247,38 @@ async def test_a_stalled_producer_is_replaced_and_its_late_writes_are_fenced(
     assert f"standby: producer {HOST}:{second.p.pid} is active" in first.logs()
     assert first.p.poll() is None  # it stays, as the standby now
     assert first.stop() == 0 and second.stop() == 0 and gateway.stop() == 0
+
+
+async def test_redis_restarted_during_a_takeover(redis: RedisServer, procs: Any) -> None:
+    """The active producer dies and Redis restarts empty before the standby took over: the
+    standby takes the fresh Redis, the gateway's clients stay and get live data again."""
+    first = procs("first", "--bus", redis.url, "--role", "producer")
+    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    events: list[object] = []
+    with trio.fail_after(TIMEOUT_S):
+        await first.ready()
+        second = procs("second", "--bus", redis.url, "--role", "producer")
+        assert "(standby: producer " in await second.ready()
+        await gateway.ready()
+        async with connect(gateway.url, encoding="binary") as feed:
+            await feed.subscribe(["AAPL", "MSFT", "SPY"])
+            killed = False
+            async for event in feed:
+                events.append(event)
+                if sum(isinstance(e, Batch) for e in events) == 10 and not killed:
+                    os.kill(first.p.pid, signal.SIGKILL)
+                    redis.kill()  # within the lease: nobody has taken over yet
+                    redis.start()  # empty: no lease, no meta, no streams
+                    killed = True
+                gaps = [i for i, e in enumerate(events) if isinstance(e, Gap)]
+                if gaps and sum(isinstance(e, Batch) for e in events[gaps[-1] :]) > 20:
+                    break
+            await trio.sleep(1.2)  # the gateway looks at the lease once a second
+            stats = (await feed.stats())["server"]
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert len(gaps) == 1, gaps  # one resync: the outage and the new epoch are one snapshot
+    assert feed.reconnects == 0
+    assert stats["bus"] == "up" and stats["bus_producer"] == f"{HOST}:{second.p.pid}", stats
+    assert stats["epoch"] == f"{_epoch(second):016x}"
+    assert {e for _, e in await _entries(redis.url)} == {_epoch(second)}
+    assert second.stop() == 0 and gateway.stop() == 0
