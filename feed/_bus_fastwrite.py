@@ -1,11 +1,11 @@
-"""The producer's hot write path: one plain Redis connection, commands packed and replies parsed
-by hiredis (the C library Redis's own clients use), EVALSHA instead of EVAL.
+"""The bus's hot paths: one plain Redis connection, commands packed and replies parsed by hiredis
+(the C library Redis's own clients use): the producer's per-flush EVALSHA, a gateway's XREADs.
 
 coredis costs ~180 us of CPU per call here even for a PING (its anyio task machinery), ~0.26 ms
 per flush at a 1,000-flush-a-second cadence: most of what a producer spent on writing. This
 connection sends a pre-packed command and reads its reply in the writer's own trio loop: one
 round trip and a few microseconds of Python per flush. Everything else (the lease, the first
-write, the gateways' reads) stays on coredis.
+write, a gateway's resync) stays on coredis.
 
 Used only for `redis://` and `unix://` URLs with hiredis installed; `rediss://` (TLS) and a
 missing hiredis fall back to coredis (`FastWriter.open` returns None). Failures surface as
@@ -36,6 +36,8 @@ class FastWriter:
         self._reader = hiredis.Reader()
         self._script = script.encode()
         self._sha = hashlib.sha1(self._script).hexdigest().encode()  # Redis names scripts by it
+        # A call cut off (cancelled, timed out) leaves its reply on the wire: unusable since.
+        self.broken = False
 
     @classmethod
     async def open(cls, url: str, script: str) -> FastWriter | None:
@@ -89,6 +91,9 @@ class FastWriter:
         return reply
 
     async def _round_trip(self, packed: bytes) -> Any:
+        if self.broken:
+            raise ConnectionError("a call on this connection was cut off")
+        self.broken = True
         try:
             await self._stream.send_all(packed)
             while (reply := self._reader.gets()) is False:
@@ -100,6 +105,7 @@ class FastWriter:
             raise ConnectionError(f"connection lost: {exc}") from None
         except hiredis.ProtocolError as exc:
             raise ConnectionError(f"not a Redis reply: {exc}") from None
+        self.broken = False
         return reply
 
 
