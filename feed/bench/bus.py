@@ -212,6 +212,10 @@ def _producer(symbols: int, window_s: float, settle_s: float) -> dict[str, float
     with ExitStack() as stack:
         bus, redis = stack.enter_context(redis_server())
         sock = bus.removeprefix("unix://")
+        # What a gateway with subscribers says: the producer then steps at the cadence (with
+        # nobody watching it steps every 50 ms, and this row would measure that).
+        watch_ms = int((settle_s + window_s + _procs.START_TIMEOUT_S) * 1000)
+        _cli(sock, "SET", "tickwire:watched", "1", "PX", str(watch_ms))
         producer = _serve(stack, "--bus", bus, "--role", "producer", *market)
         _procs.readline(producer)
         _procs.settle(settle_s)
@@ -284,6 +288,33 @@ def _producer_rows(quick: bool, advance: Callable[[str], None]) -> list[Row]:
     return rows
 
 
+def _idle_cores(gateways: int, window_s: float, settle_s: float) -> list[float]:
+    """Cores of each process of an idle feed (no client): the in-process server alone, or
+    Redis, the producer and each gateway."""
+    with feed(gateways) as f:
+        _procs.settle(settle_s)
+        c0, t0 = [_procs.cpu_s(p) for p in f.pids], time.perf_counter()
+        _procs.settle(window_s)
+        c1, secs = [_procs.cpu_s(p) for p in f.pids], time.perf_counter() - t0
+    return [(b - a) / secs for a, b in zip(c0, c1, strict=True)]
+
+
+def _idle_row(quick: bool, advance: Callable[[str], None]) -> tuple[Row, str]:
+    window_s, settle_s = (0.5, 0.5) if quick else (5.0, 2.0)
+    advance("idle bus: a producer and 2 gateways, no client")
+    bus = _idle_cores(2, window_s, settle_s)
+    base = _idle_cores(0, window_s, settle_s)
+    note = (
+        f"idle bus cores: Redis {bus[0]:.3f}, producer {bus[1]:.3f}, gateways "
+        + ", ".join(f"{c:.3f}" for c in bus[2:])
+        + f"; in-process server {base[0]:.3f}"
+    )
+    label = "idle bus CPU (Redis + producer + 2 gateways), no client"
+    return row(
+        label, sum(bus), "core", "in-process server", base[0], higher=False, target="<= 0.15 core"
+    ), note
+
+
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
@@ -315,6 +346,9 @@ def bus_rows(quick: bool, advance: Callable[[str], None]) -> tuple[list[Row], li
         )
     )
     rows += _producer_rows(quick, advance)
+    idle_row, idle_note = _idle_row(quick, advance)
+    rows.append(idle_row)
+    notes.append(idle_note)
     if quick:
         rows.append(unavailable("gateways 2 vs 1", "not in --quick (minutes of load)", "n/a"))
         return rows, notes
