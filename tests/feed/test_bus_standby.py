@@ -101,7 +101,6 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
             nursery.cancel_scope.cancel()
 
 
-@pytest.mark.slow  # three process starts one after the other: ~10 s idle, ~25 s on a busy box
 async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, procs: Any) -> None:
     first = procs("first", "--bus", redis.url, "--role", "producer")
     gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
