@@ -122,14 +122,14 @@ class LeaseHolder:
         keys = bl.lease_keys(self.namespace)
         # On a client of its own: the writer's went with its cancelled task. Best effort: a
         # lease not released lapses within LEASE_MS, and a standby takes over then.
-        with trio.CancelScope(shield=True), trio.move_on_after(1):
+        with trio.CancelScope(shield=True), trio.move_on_after(1) as timer:
             try:
                 async with client_for(self.url) as client:
                     await client.eval(bl.RELEASE_SCRIPT, keys=keys, args=[self.token])
             except Exception as exc:  # any failure: the lease lapses on its own
                 log.info("lease on namespace %r not released (%s)", self.namespace, _reason(exc))
                 return
-        if was_active:
+        if was_active and not timer.cancelled_caught:
             log.info("released the lease on namespace %r", self.namespace)
 
     def _lost(self, holder: bytes) -> None:
