@@ -35,6 +35,7 @@ FAMILIES = (
     "bus latency N=2 '*', default universe: p50",
     "bus producer, 500 symbols: CPU per published tick",
     "idle bus CPU (Redis + producer + 2 gateways), no client",
+    "bus takeover, active producer SIGKILLed: standby writing",
     "RSS per idle subscribed connection",
     "RSS per idle subscribed connection, 10k symbols",
     "RSS growth, one stalled '*' subscriber",
