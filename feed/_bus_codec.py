@@ -62,6 +62,17 @@ def meta_key(namespace: str) -> str:
     return f"{namespace}:meta"
 
 
+def watched_key(namespace: str) -> str:
+    """Set (with a short expiry, refreshed) by every gateway that has subscribers: while it
+    is absent, nobody watches and the producer steps its market rarely, like an idle server."""
+    return f"{namespace}:watched"
+
+
+def lease_key(namespace: str) -> str:
+    """The active producer's lease: its token, with a short expiry it keeps renewing."""
+    return f"{namespace}:lease"
+
+
 # ----------------------------------------------------------------------------- meta
 
 
@@ -194,12 +205,21 @@ return #r / {TICK_DTYPE.itemsize}
 
 
 # One flush's whole write, atomic like MULTI/EXEC but one command: each shard's entry (XADD with
-# MAXLEN ~), the latest-record fold, `head` and `offset`; returns whether the meta key is still
-# there (a Redis that restarted has none). A MULTI/EXEC of the same commands took the writer
-# twice as long per flush (1.6 vs 0.75 ms p50 here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, meta, then the ticks stream of each entry.
-# ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', then each entry's `r`.
+# MAXLEN ~), the latest-record fold, `head` and `offset`, fenced by the producer lease: a writer
+# that no longer holds it (it stalled and a standby took over, or Redis restarted) writes nothing
+# and gets the holder back ('' for none); the holder's write renews the lease and returns 1, or 2
+# while a gateway has subscribers (`watched_key`).
+# A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
+# here: coredis queues and parses every reply).
+# KEYS: latest, head, offset, lease, watched, then the ticks stream of each entry.
+# ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
+# then each entry's `r`.
 WRITE_SCRIPT = f"""
+local holder = redis.call('GET', KEYS[4])
+if holder ~= ARGV[11] then
+  return holder or ''
+end
+redis.call('PEXPIRE', KEYS[4], ARGV[12])
 local fields = {{'e', ARGV[5], 'f', ARGV[6], 'l', ARGV[7], 'm', ARGV[8], 't', ARGV[9]}}
 if ARGV[10] ~= '' then
   fields[#fields + 1] = 'o'
@@ -207,8 +227,8 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-for i = 5, #KEYS do
-  fields[at + 1] = ARGV[i + 6]
+for i = 6, #KEYS do
+  fields[at + 1] = ARGV[i + 7]
   redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 end
 local r = ARGV[4]
@@ -220,7 +240,7 @@ redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[3], ARGV[3])
 end
-return redis.call('EXISTS', KEYS[4])
+return 1 + redis.call('EXISTS', KEYS[5])
 """
 
 
@@ -231,14 +251,19 @@ def write_command(
     next_offset: int | None,
     latest: bytes,
     maxlen: int,
+    token: bytes,
+    lease_ms: int,
 ) -> tuple[list[str], list[bytes]]:
-    """`WRITE_SCRIPT`'s keys and arguments for `encode_entries`' entries (at least one)."""
+    """`WRITE_SCRIPT`'s keys and arguments for `encode_entries`' entries (at least one), fenced
+    by lease `token` (renewed for `lease_ms` when it holds)."""
     fields = entries[0][1]
-    keys = [latest_key(namespace), head_key(namespace), offset_key(namespace), meta_key(namespace)]
+    keys = [latest_key(namespace), head_key(namespace), offset_key(namespace), lease_key(namespace)]
+    keys.append(watched_key(namespace))
     keys += [ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
+    args += [token, str(lease_ms).encode()]
     args += [f[b"r"] for _, f in entries]
     return keys, args
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import trio
@@ -16,6 +17,9 @@ import trio
 from tickwire.simulators import TickBatch, Universe
 
 from . import _bus_codec as bc
+from . import _bus_lease as bl
+from ._bus_fastwrite import FastWriter
+from ._bus_holder import LeaseHolder
 from ._bus_redis import (
     BACKOFF_S,
     COMMAND_TIMEOUT_S,
@@ -40,9 +44,13 @@ class BusProducerStatistics:
     entries_written: int
     records_written: int
     bytes_written: int
+    role: str  # "active" (holds the lease, writes), "standby" (waits for it) or "down"
+    holder: str  # the active producer, HOST:PID ("" when none)
+    standbys: int  # producers waiting on this namespace (as of the last lease call)
+    takeovers: int  # times a standby took over from a producer that died or stalled
 
 
-class BusProducer:
+class BusProducer(LeaseHolder):
     """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`.
 
     The writer runs in its own thread with its own trio loop: splitting, encoding and the Redis
@@ -65,6 +73,7 @@ class BusProducer:
         shards: int = DEFAULT_SHARDS,
         maxlen: int = DEFAULT_MAXLEN,
         epoch: int | None = None,
+        ident: str | None = None,
     ) -> None:
         if not 1 <= shards <= bc.MAX_SHARDS:
             raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
@@ -77,10 +86,24 @@ class BusProducer:
         self.epoch = epoch if epoch is not None else secrets.randbits(63)
         self._snapshot = snapshot
         self._meta = bc.encode_meta(universe, self.epoch, shards)
+        self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
+        self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
+        # The lease (the writer thread's): only the active producer writes.
+        self._active = False
+        self._lease = bl.LeaseState(b"", False, 0, 0)
+        self._renew_at = 0.0  # trio.current_time() in the writer's loop
+        self._standby_for = b""  # the holder the standby line was logged for
+        # Whether a gateway has subscribers (the writer thread's, from each write's reply);
+        # `on_watched(watched)` runs in the market's loop when it changes.
+        self.watched = True
+        self.on_watched: Callable[[bool], None] | None = None
+        self._fast: FastWriter | None = None  # the writes' own connection, while up
+        self._fast_usable = True  # False: the URL or the install has none (coredis writes)
         # Shared with the writer thread, under `_lock`:
         self._lock = threading.Lock()
         self._accepting = False  # up, or connecting: publish keeps flushes (bounded)
+        self._standby = False  # publish drops without counting: another producer writes
         self._pending: list[TickBatch] = []
         self._pending_records = 0
         self._first = 0  # the first flush number in `_pending`
@@ -114,7 +137,7 @@ class BusProducer:
                 self._next_offset = offset + len(batch)
             if not self._accepting or self._pending_records + len(batch) > MAX_PENDING_RECORDS:
                 # Nothing kept: the hole in the flush numbers tells readers to resynchronise.
-                self._dropped += 1 + len(self._pending)
+                self._dropped += (0 if self._standby else 1) + len(self._pending)
                 self._pending.clear()
                 self._pending_records = 0
                 self._done = self._flush
@@ -142,6 +165,8 @@ class BusProducer:
             await waiter.wait()
 
     def statistics(self) -> BusProducerStatistics:
+        lease = self._lease
+        role = "down" if not self._up else "active" if self._active else "standby"
         return BusProducerStatistics(
             self._up,
             self.epoch,
@@ -150,6 +175,10 @@ class BusProducer:
             self._entries,
             self._records,
             self._bytes,
+            role,
+            bl.shown(lease.holder),
+            lease.standbys,
+            lease.takeovers,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -197,7 +226,8 @@ class BusProducer:
             self._report_done(last)
 
     async def _write_until_cancelled(self, ready: trio.Event) -> None:
-        """Connect (or keep trying), then write what `publish` hands over.
+        """Connect (or keep trying), then write what `publish` hands over while holding the
+        lease, or stand by until it is free.
 
         Each connection gets a fresh client: a write cut off by its timeout may leave a
         connection mid-transaction, and nothing after it on that connection can be trusted.
@@ -207,23 +237,54 @@ class BusProducer:
         wait_s = BACKOFF_S[0]
         while True:
             self._client = client_for(self.url)
-            async with self._client:
-                await self._connect()
-                if not started:
-                    self._main.run_sync_soon(ready.set)
-                    started = True
-                while self._up:
-                    wait_s = BACKOFF_S[0]
-                    with self._lock:
-                        if not self._pending:
-                            self._wake = trio.Event()
-                            self._waiting = True
-                        wake = self._wake if self._waiting else None
-                    if wake is not None:
-                        await wake.wait()
-                    await self._write_pending()
+            try:
+                async with self._client:
+                    try:
+                        await self._connect()
+                        if not started:
+                            self._main.run_sync_soon(ready.set)
+                            started = True
+                        while self._up:
+                            wait_s = BACKOFF_S[0]
+                            if self._active:
+                                await self._write_or_renew()
+                            else:
+                                await trio.sleep(bl.STANDBY_POLL_S)
+                                await self._connect()
+                    finally:
+                        await self._close_fast()
+            finally:
+                if self._up:
+                    await self._release()
             await trio.sleep(wait_s)
             wait_s = min(wait_s * 2, BACKOFF_S[1])
+
+    async def _write_or_renew(self) -> None:
+        """The active producer's step: write what is pending, or renew the lease when due."""
+        with self._lock:
+            if not self._pending:
+                self._wake = trio.Event()
+                self._waiting = True
+            wake = self._wake if self._waiting else None
+        if wake is not None:
+            with trio.move_on_after(max(self._renew_at - trio.current_time(), 0)):
+                await wake.wait()
+            with self._lock:
+                self._waiting = False
+        if self._pending:  # a stale read is harmless: `_write_pending` takes them under the lock
+            await self._write_pending()
+        elif trio.current_time() >= self._renew_at:
+            await self._renew()
+
+    def _stop_accepting(self, *, standby: bool) -> None:
+        with self._lock:
+            self._accepting = False
+            self._standby = standby
+            self._dropped += 0 if standby else len(self._pending)
+            self._pending.clear()
+            self._pending_records = 0
+            last = self._flush
+        self._report_done(last)
 
     async def _handover(self) -> tuple[TickBatch, int, int | None]:
         """In the market's thread: start accepting flushes and take the snapshot they follow,
@@ -252,25 +313,6 @@ class BusProducer:
             raise got
         return got
 
-    async def _connect(self) -> None:
-        """Write the meta key and the full latest-record hash; mark the bus up on success."""
-        snap, head, next_offset = await self._handover()
-        try:
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.set(bc.meta_key(self.namespace), self._meta)
-                    pipe.delete([bc.latest_key(self.namespace)])
-                    self._fold_latest(pipe, snap)
-                    pipe.set(bc.head_key(self.namespace), str(head).encode())
-                    self._set_offset(pipe, next_offset)
-        except _Failure as exc:
-            self._down(exc)
-            return
-        if not self._up:
-            shown = redact(self.url)
-            log.info("bus up: %s namespace %r, epoch %016x", shown, self.namespace, self.epoch)
-        self._up = True
-
     async def _write_pending(self) -> None:
         with self._lock:
             batches, first, last = self._pending, self._first, self._flush
@@ -283,24 +325,51 @@ class BusProducer:
         latest = bc.latest_records(batch)
         entries = bc.encode_entries(parts, first, last, self.epoch, time.time_ns(), offset)
         keys, args = bc.write_command(
-            self.namespace, entries, last, next_offset, latest, self.maxlen
+            self.namespace, entries, last, next_offset, latest, self.maxlen, self.token, bl.LEASE_MS
         )
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
-                restarted = not await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
+                if self._fast is None and self._fast_usable:
+                    self._fast = await FastWriter.open(self.url, bc.WRITE_SCRIPT)
+                    self._fast_usable = self._fast is not None
+                if self._fast is not None:
+                    reply = await self._fast.evalsha(keys, args)
+                else:
+                    reply = await self._client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
         except _Failure as exc:
             with self._lock:
                 self._dropped += len(batches)
             self._down(exc)
             return
+        holder = bl.fenced_holder(reply)
+        if holder is not None:  # fenced: nothing was written
+            with self._lock:
+                self._dropped += len(batches)
+            self._lost(holder)
+            if not holder:
+                await self._connect()
+            return
+        self._renew_at = trio.current_time() + bl.RENEW_S
+        self._set_watched(reply == 2)
         self._written += len(batches)
         self._entries += len(entries)
         self._records += len(batch)
         self._bytes += sum(len(f[b"r"]) for _, f in entries)
         self._report_done(last)
-        if restarted:  # a Redis that restarted between two writes: no meta, no snapshot
-            log.warning("bus restarted under us: %s; rewriting meta and snapshot", redact(self.url))
-            await self._connect()
+
+    async def _close_fast(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            with trio.CancelScope(shield=True):
+                await fast.aclose()
+
+    def _set_watched(self, watched: bool) -> None:
+        if watched == self.watched:
+            return
+        self.watched = watched
+        if self.on_watched is not None and self._main is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
+                self._main.run_sync_soon(self.on_watched, watched)
 
     def _report_done(self, upto: int) -> None:
         """Flushes up to `upto` are written or dropped; wake `wait_written` if it waits for
@@ -315,14 +384,6 @@ class BusProducer:
             with contextlib.suppress(trio.RunFinishedError):  # the market's loop has ended
                 self._main.run_sync_soon(waiter.set)
 
-    def _set_offset(self, pipe: Any, next_offset: int | None) -> None:
-        if next_offset is not None:
-            pipe.set(bc.offset_key(self.namespace), str(next_offset).encode())
-
-    def _fold_latest(self, pipe: Any, batch: TickBatch) -> None:
-        blob = bc.latest_records(batch)
-        pipe.eval(bc.LATEST_SCRIPT, keys=[bc.latest_key(self.namespace)], args=[blob])
-
     def _down(self, exc: BaseException) -> None:
         if self._up or not self._logged_down:
             log.warning(
@@ -331,7 +392,7 @@ class BusProducer:
                 _reason(exc),
             )
         self._logged_down = True
-        self._up = False
+        self._up = self._active = False
         with self._lock:
             self._accepting = False
             self._dropped += len(self._pending)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -13,6 +14,8 @@ import trio
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
 
 from . import _bus_codec as bc
+from . import _bus_lease as bl
+from ._bus_fastwrite import FastWriter
 from ._bus_redis import (
     BACKOFF_S,
     BLOCK_MS,
@@ -24,6 +27,12 @@ from ._bus_redis import (
     log,
 )
 from ._urls import redact
+
+LEASE_INFO_EVERY_S = 1.0
+# A gateway with subscribers says so every WATCHED_EVERY_S, for WATCHED_MS: the producer steps at
+# the cadence from its next write after the first mark, and idles WATCHED_MS after the last.
+WATCHED_EVERY_S = 0.5
+WATCHED_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,9 @@ class BusReaderStatistics:
     flushes: int
     records: int
     gaps: int
+    producer: str  # the producer holding the lease, HOST:PID ("" when none)
+    standbys: int
+    takeovers: int
 
 
 class BusReader:
@@ -75,6 +87,13 @@ class BusReader:
         self.flush_offset: int | None = None  # that of the flush `__anext__` returned last
         self._up = False
         self._flushes = self._records = self._gaps = 0
+        self.lease = bl.LeaseState(b"", False, 0, 0)
+        self._lease_at = 0.0  # trio.current_time() of the next look at the lease
+        self.watched: Callable[[], bool] = lambda: False  # whether clients read from here
+        self._mark_at = 0.0  # trio.current_time() of the next `watched` mark
+        # The stream reads' own connection (hiredis: a coredis call costs ~170 us of CPU).
+        self._fast: FastWriter | None = None
+        self._fast_usable = True
 
     async def __aenter__(self) -> BusReader:
         await self._client.__aenter__()
@@ -104,13 +123,60 @@ class BusReader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._drop_fast()
         await self._client.__aexit__(exc_type, exc, tb)
+
+    async def _drop_fast(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            with trio.CancelScope(shield=True):
+                await fast.aclose()
+
+    async def _xread(self, block: bool) -> list[Any] | None:
+        """XREAD of every shard from the cursors: [(key, [(id, {field: value})...])...]."""
+        if self._fast is not None and self._fast.broken:  # a read was cut off: start afresh
+            await self._drop_fast()
+        if self._fast is None and self._fast_usable:
+            self._fast = await FastWriter.open(self.url, "")
+            self._fast_usable = self._fast is not None
+        if self._fast is None:
+            got = await self._client.xread(
+                self._cursors, count=READ_COUNT, block=BLOCK_MS if block else None
+            )
+            if not got:
+                return None
+            return [
+                (key, [(e.identifier, e.field_values) for e in entries])
+                for key, entries in got.items()
+            ]
+        args = [b"XREAD", b"COUNT", str(READ_COUNT).encode()]
+        if block:
+            args += [b"BLOCK", str(BLOCK_MS).encode()]
+        args.append(b"STREAMS")
+        args += [k.encode() for k in self._cursors]
+        args += [c if isinstance(c, bytes) else str(c).encode() for c in self._cursors.values()]
+        raw = await self._fast.call(*args)
+        if not raw:
+            return None
+        return [
+            (key, [(ident, dict(zip(flat[::2], flat[1::2], strict=True))) for ident, flat in rows])
+            for key, rows in raw
+        ]
 
     def statistics(self) -> BusReaderStatistics:
         sent = self._asm.last_sent_ns
         lag = (time.time_ns() - sent) / 1e6 if sent else 0.0
+        lease = self.lease
         return BusReaderStatistics(
-            self._up, self.epoch, lag, self._flushes, self._records, self._gaps
+            self._up,
+            self.epoch,
+            lag,
+            self._flushes,
+            self._records,
+            self._gaps,
+            bl.shown(lease.holder),
+            lease.standbys,
+            lease.takeovers,
         )
 
     async def latest(self) -> TickBatch:
@@ -137,6 +203,7 @@ class BusReader:
                     continue
                 await self._read()
             except _Failure as exc:
+                await self._drop_fast()
                 if self._up:
                     log.warning("bus down: %s (%s); retrying", redact(self.url), _reason(exc))
                     self._up = False
@@ -186,14 +253,20 @@ class BusReader:
         order (the shard masks say so), the extra round trip would only bring later flushes,
         which the next read gets: it is skipped, the common case at a 1 ms cadence.
         """
-        got = await self._client.xread(self._cursors, count=READ_COUNT, block=BLOCK_MS)
+        now = trio.current_time()
+        if now >= self._lease_at:
+            await self._look_at_lease()
+        if now >= self._mark_at and self.watched():
+            await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
+            self._mark_at = now + WATCHED_EVERY_S
+        got = await self._xread(block=True)
         if not got:
             await self._check_restart()
             return
         entries: list[bc.Entry] = []
         capped = self._collect(got, entries)
         if capped or not self._asm.completes(entries):
-            while more := await self._client.xread(self._cursors, count=READ_COUNT):
+            while more := await self._xread(block=False):
                 if not self._collect(more, entries):
                     break
         entries.sort(key=lambda e: (e.last, e.shard))  # each stream's own order is kept
@@ -211,14 +284,20 @@ class BusReader:
         """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
         prefix = len(self.namespace) + len(":ticks:")
         capped = False
-        for key, entries in got.items():
+        for key, entries in got:
             shard = int(key[prefix:])
-            for e in entries:
-                into.append(bc.decode_entry(shard, e.field_values))
+            for _, fields in entries:
+                into.append(bc.decode_entry(shard, fields))
             if entries:
-                self._cursors[key.decode()] = entries[-1].identifier
+                self._cursors[key.decode()] = entries[-1][0]
             capped |= len(entries) >= READ_COUNT
         return capped
+
+    async def _look_at_lease(self) -> None:
+        """Who produces, and how many stand by (for `stats`): once a second at most."""
+        keys = bl.lease_keys(self.namespace)
+        self.lease = bl.parse_state(await self._client.eval(bl.INFO_SCRIPT, keys=keys, args=[]))
+        self._lease_at = trio.current_time() + LEASE_INFO_EVERY_S
 
     async def _check_restart(self) -> None:
         """An idle read: a restarted Redis (new run_id) lost the streams, so resynchronise."""

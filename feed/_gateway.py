@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,6 +74,7 @@ class BusUpstream:
 
     async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
+        self.reader.watched = lambda: server.watched  # tells the producer to step at the cadence
         task_status.started()
         async for item in self.reader:
             if isinstance(item, np.ndarray):  # a flush
@@ -108,6 +110,10 @@ class BusUpstream:
             "bus_lag_ms": round(s.lag_ms, 3),
             "bus_up": int(s.up),
             "bus_gaps": s.gaps,
+            "bus_producer": s.producer,
+            "bus_standbys": s.standbys,
+            "bus_takeovers": s.takeovers,
+            "process_cpu_s": round(time.process_time(), 3),
         }
 
     def not_ready(self) -> str | None:
@@ -166,8 +172,11 @@ async def run_producer(
         lambda: server.hub.lvc.copy(),
         namespace=namespace,
         epoch=int(server.hub.epoch, 16),
+        ident=gateway_id(),
     )
+    server.source_statistics = functools.partial(_producer_statistics, producer)
     server.on_publish = producer.publish
+    producer.on_watched = server.step_always  # idle like a plain server while nobody watches
     server.reorder = functools.partial(bc.canonical, shards=producer.shards)
     async with trio.open_nursery() as nursery:
         await nursery.start(producer.run)
@@ -179,7 +188,10 @@ async def run_producer(
             where = " (no WebSocket listener: give --port to serve clients here too)"
         gc.collect()
         gc.freeze()
-        state = "" if producer.statistics().up else " (Redis not reachable yet: retrying)"
+        now = producer.statistics()
+        state = "" if now.up else " (Redis not reachable yet: retrying)"
+        if now.role == "standby":
+            state = f" (standby: producer {now.holder} is active; taking over when it stops)"
         print(
             f"tickwire producer publishing {len(server.hub)} symbols to {redact(url)} namespace "
             f"{namespace} (epoch {server.hub.epoch}){state}{where}; Ctrl+C to stop",
@@ -193,6 +205,21 @@ async def run_producer(
         with trio.move_on_after(2):  # what was stepped before the signal reaches Redis
             await producer.wait_written()
         nursery.cancel_scope.cancel()
+
+
+def _producer_statistics(producer: Any) -> dict[str, Any]:
+    """A producer's bus figures for its own `stats` and /metrics (with --port)."""
+    s = producer.statistics()
+    return {
+        "bus": "up" if s.up else "down",
+        "bus_up": int(s.up),
+        "bus_role": s.role,
+        "bus_active": int(s.role == "active"),
+        "bus_producer": s.holder,
+        "bus_standbys": s.standbys,
+        "bus_takeovers": s.takeovers,
+        "process_cpu_s": round(time.process_time(), 3),  # the writer thread's included
+    }
 
 
 __all__ = ["BusUpstream", "gateway_id", "run_gateway", "run_producer"]

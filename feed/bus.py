@@ -8,6 +8,12 @@ a flush whole or not at all. While Redis is
 down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
+One producer per namespace writes: it holds a lease in Redis (`_bus_lease`) that fences every
+write; others stand by and take over when it dies or stalls. While no gateway has subscribers
+(`{ns}:watched`), the producer's market steps rarely, as an idle server's does.
+The per-flush write and a gateway's stream reads go over a plain connection packed and parsed
+by hiredis (`_bus_fastwrite`); coredis carries the rest.
+
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
 event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot) whenever

@@ -12,7 +12,9 @@ Input keys the collector reads, each optional (a missing key omits its family; n
 invented): `clients`, `connections_total`, `connections_refused`, `messages_sent`, `ticks_sent`,
 `bytes_sent`, `ticks_conflated`, `ticks_published`, `cadence_overruns`, `uptime_s`, `symbols`,
 `errors` ({wire code: count}), `closes` ({close code: count}), `bus_lag_s`, `bus_up`,
-`bus_gaps`, `handshakes_shed`, `alpaca_auth_failures`.
+`bus_gaps`, `bus_takeovers`, `bus_standbys`, `bus_active`, `bus_producer` (the lease holder,
+HOST:PID, as a label), `process_cpu_s`, `handshakes_shed`,
+`alpaca_auth_failures`.
 
 Must never import trio: it is a pure function of what the server hands it.
 """
@@ -50,6 +52,8 @@ _COUNTERS = (
     ("ticks_published", "ticks_published", "updates the market published into the hub"),
     ("cadence_overruns", "cadence_overruns", "generator steps that fell a cadence behind"),
     ("bus_gaps", "bus_gaps", "times this gateway lost bus entries and resent a snapshot"),
+    ("bus_takeovers", "bus_takeovers", "times a standby producer took over the bus namespace"),
+    ("process_cpu_seconds", "process_cpu_s", "CPU time of this bus process, user and system"),
 )
 _GAUGES = (
     ("clients", "clients", "connected clients"),
@@ -57,6 +61,8 @@ _GAUGES = (
     ("symbols", "symbols", "symbols in the universe"),
     ("bus_lag_seconds", "bus_lag_s", "age of the newest bus entry read by this gateway"),
     ("bus_up", "bus_up", "1 while this gateway reads the bus, 0 while Redis is unreachable"),
+    ("bus_standbys", "bus_standbys", "producers standing by on the bus namespace"),
+    ("bus_active", "bus_active", "1 while this producer holds the bus lease, 0 on standby"),
 )
 # Step time at a 1 ms cadence is tens to hundreds of us; latency spans 0.1 ms to seconds.
 STEP_BUCKETS_S = (5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
@@ -77,6 +83,14 @@ class _FeedCollector(Collector):
         for name, key, doc in _GAUGES:
             if key in s and s[key] is not None:
                 yield GaugeMetricFamily(f"tickwire_{name}", doc, value=s[key])
+        if s.get("bus_producer") is not None:
+            holder = GaugeMetricFamily(
+                "tickwire_bus_producer_info",
+                "the producer holding the bus lease (HOST:PID; empty when none)",
+                labels=["producer"],
+            )
+            holder.add_metric([str(s["bus_producer"])], 1)
+            yield holder
         for name, key, label, doc in (
             ("errors", "errors", "code", "error replies sent, by wire error code"),
             ("closes", "closes", "code", "connections closed, by WebSocket close code"),

@@ -92,6 +92,8 @@ class Server:
             self.hub.resync(initial, epoch=epoch, offset=offset)
         # Called with every stepped batch and its stream offset (a bus producer's publish).
         self.on_publish: Callable[[TickBatch, int], None] | None = None
+        # More figures for `stats` and /metrics (a bus producer's lease), read when asked.
+        self.source_statistics: Callable[[], dict[str, Any]] | None = None
         self.always_step = False  # step at the cadence even with no subscriber (a producer)
         # Puts each stepped batch in the order its readers will see it (a bus producer: the
         # order gateways rebuild from the shards), before this server's own hub numbers it.
@@ -177,6 +179,9 @@ class Server:
                     )
                     self._shell = shell
                     if self.upstream is not None:
+                        # Its start snapshot is data to serve: ready (until stale) before the
+                        # first flush, which an idle bus producer sends up to 50 ms later.
+                        self._last_publish_s = trio.current_time()
                         await nursery.start(self.upstream.run, self)
                     else:
                         await nursery.start(self.run_market)
@@ -436,6 +441,18 @@ class Server:
         latency_s = (self.now_ns() - int(batch["ts"][-1])) / 1e9 if sent and len(batch) else None
         self.metrics.observe_step(step_s, latency_s)
 
+    def step_always(self, on: bool) -> None:
+        """A bus producer: step at the cadence while a gateway has subscribers (`on`), and
+        rarely, like an idle server, while none has."""
+        self.always_step = on
+        if on and self._idle_sleep is not None:
+            self._idle_sleep.cancel()  # at the cadence from now
+
+    @property
+    def watched(self) -> bool:
+        """Whether any client subscribes here (on `/v1` or a venue)."""
+        return bool(self.ctx.subscribers) or bool(self.venue_ctx.fanout.subscribed)
+
     def _refresh(self) -> None:
         """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
         if self._idle_sleep is not None:
@@ -487,6 +504,7 @@ class Server:
             "closes": dict(c.closes),
             **self.hub.statistics(),
             **(self.upstream.statistics() if self.upstream is not None else {}),
+            **(self.source_statistics() if self.source_statistics is not None else {}),
         }
 
     def _metric_figures(self) -> dict[str, Any]:

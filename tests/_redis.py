@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+import trio
+from _support import tickwire_cmd
 
 from tickwire.feed.bench.bus import wait_ping
 
@@ -68,3 +71,45 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Proc:
+    """One `tickwire serve` process; its first stdout line is its ready line."""
+
+    def __init__(self, log: Path, *args: str) -> None:
+        self.log = log
+        self._err = log.open("w")
+        self.p = subprocess.Popen(
+            tickwire_cmd("serve", "--log-every", "0", *args),
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+        )
+        self.line = ""
+
+    async def ready(self) -> str:
+        assert self.p.stdout is not None
+        self.line = await trio.to_thread.run_sync(self.p.stdout.readline, abandon_on_cancel=True)
+        assert self.line.startswith("tickwire "), (self.line, self.log.read_text())
+        return self.line
+
+    def ready_sync(self) -> str:
+        return trio.run(self.ready)
+
+    @property
+    def url(self) -> str:
+        return self.line.split(" on ", 1)[1].split()[0]  # as tests/_support's serve_process
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._err.close()
+        return self.p.returncode
+
+    def logs(self) -> str:
+        return self.log.read_text()

@@ -213,6 +213,10 @@ def _producer(symbols: int, window_s: float, settle_s: float) -> dict[str, float
     with ExitStack() as stack:
         bus, redis = stack.enter_context(redis_server())
         sock = bus.removeprefix("unix://")
+        # What a gateway with subscribers says: the producer then steps at the cadence (with
+        # nobody watching it steps every 50 ms, and this row would measure that).
+        watch_ms = int((settle_s + window_s + _procs.START_TIMEOUT_S) * 1000)
+        _cli(sock, "SET", "tickwire:watched", "1", "PX", str(watch_ms))
         producer = _serve(stack, "--bus", bus, "--role", "producer", *market)
         _procs.readline(producer)
         _procs.settle(settle_s)
@@ -285,6 +289,54 @@ def _producer_rows(quick: bool, advance: Callable[[str], None]) -> list[Row]:
     return rows
 
 
+def _idle_cores(gateways: int, window_s: float, settle_s: float) -> list[float]:
+    """Cores of each process of an idle feed (no client): the in-process server alone, or
+    Redis, the producer and each gateway."""
+    with feed(gateways) as f:
+        _procs.settle(settle_s)
+        c0, t0 = [_procs.cpu_s(p) for p in f.pids], time.perf_counter()
+        _procs.settle(window_s)
+        c1, secs = [_procs.cpu_s(p) for p in f.pids], time.perf_counter() - t0
+    return [(b - a) / secs for a, b in zip(c0, c1, strict=True)]
+
+
+def _idle_row(quick: bool, advance: Callable[[str], None]) -> tuple[Row, str]:
+    window_s, settle_s = (0.5, 0.5) if quick else (5.0, 2.0)
+    advance("idle bus: a producer and 2 gateways, no client")
+    bus = _idle_cores(2, window_s, settle_s)
+    base = _idle_cores(0, window_s, settle_s)
+    note = (
+        f"idle bus cores: Redis {bus[0]:.3f}, producer {bus[1]:.3f}, gateways "
+        + ", ".join(f"{c:.3f}" for c in bus[2:])
+        + f"; in-process server {base[0]:.3f}"
+    )
+    label = "idle bus CPU (Redis + producer + 2 gateways), no client"
+    return row(
+        label, sum(bus), "core", "in-process server", base[0], higher=False, target="<= 0.15 core"
+    ), note
+
+
+def _takeover_ms() -> float:
+    """An active producer SIGKILLed beside its standby: ms until the standby has written its
+    meta (its epoch), which it does right before its first flush."""
+    with ExitStack() as stack:
+        bus, _ = stack.enter_context(redis_server())
+        sock = bus.removeprefix("unix://")
+        first = _serve(stack, "--bus", bus, "--role", "producer")
+        _procs.readline(first)
+        second = _serve(stack, "--bus", bus, "--role", "producer")
+        if "standby" not in _procs.readline(second):
+            raise RuntimeError("the second producer did not stand by")
+        old = json.loads(_cli(sock, "GET", "tickwire:meta"))["epoch"]
+        first.kill()
+        t0 = time.perf_counter()
+        while json.loads(_cli(sock, "GET", "tickwire:meta"))["epoch"] == old:
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError("no takeover within 10 s")
+            time.sleep(0.005)  # polling Redis from outside: no event to wait on
+        return (time.perf_counter() - t0) * 1000
+
+
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
@@ -316,6 +368,19 @@ def bus_rows(quick: bool, advance: Callable[[str], None]) -> tuple[list[Row], li
         )
     )
     rows += _producer_rows(quick, advance)
+    idle_row, idle_note = _idle_row(quick, advance)
+    rows.append(idle_row)
+    notes.append(idle_note)
+    advance("bus takeover: the active producer killed beside a standby")
+    rows.append(
+        row(
+            "bus takeover, active producer SIGKILLed: standby writing",
+            _takeover_ms(),
+            "ms",
+            higher=False,
+            target="< 2000 ms",
+        )
+    )
     if quick:
         rows.append(unavailable("gateways 2 vs 1", "not in --quick (minutes of load)", "n/a"))
         return rows, notes

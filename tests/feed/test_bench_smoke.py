@@ -34,6 +34,8 @@ FAMILIES = (
     "venue Binance N=2 10 sym each: server CPU/msg",
     "bus latency N=2 '*', default universe: p50",
     "bus producer, 500 symbols: CPU per published tick",
+    "idle bus CPU (Redis + producer + 2 gateways), no client",
+    "bus takeover, active producer SIGKILLed: standby writing",
     "RSS per idle subscribed connection",
     "RSS per idle subscribed connection, 10k symbols",
     "RSS growth, one stalled '*' subscriber",

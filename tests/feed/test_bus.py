@@ -197,3 +197,27 @@ async def test_a_reader_waits_for_its_producer(redis: RedisServer) -> None:
 def test_bad_bus_urls_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="--bus must be redis://HOST:PORT/DB or unix:///PATH"):
         BusReader("http://127.0.0.1:6379")
+
+
+async def test_a_read_cut_off_by_its_caller_loses_nothing(redis: RedisServer) -> None:
+    """A caller's timeout around `__anext__` cancels a blocked XREAD mid-call; the next read
+    starts on a fresh connection from the same cursors: every record, no gap."""
+    market = _market(20)
+    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            async with BusReader(redis.url) as reader:
+                for _ in range(3):
+                    with trio.move_on_after(0.03):  # nothing published: the XREAD is blocked
+                        item = await reader.__anext__()
+                        raise AssertionError(f"nothing was published yet: {item}")
+                sent = []
+                for k in range(1, 4):
+                    batch = market.step(market.start_ns + k * 50_000_000)
+                    sent.append(batch.copy())
+                    producer.publish(batch)
+                got = await _collect(reader, sum(len(b) for b in sent))
+            assert not [i for i in got if not isinstance(i, np.ndarray)], got
+            assert _records(got) == b"".join(b.tobytes() for b in sent)
+            nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ The writer has its own thread: a market stepped every millisecond in the caller'
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import trio
 from _redis import RedisServer, require_redis
 
@@ -14,7 +15,7 @@ from tickwire.simulators import Market, TickBatch, Universe
 
 require_redis()
 
-from tickwire.feed.bus import BusProducer, BusReader  # noqa: E402
+from tickwire.feed.bus import BusProducer, BusReader, client_for  # noqa: E402
 
 TIMEOUT_S = 30
 
@@ -87,3 +88,25 @@ async def test_after_its_task_ends_publish_drops_and_counts(redis: RedisServer) 
     producer.publish(market.step(2 * 10**9))  # nobody to write it: never raises, never waits
     await producer.wait_written()
     assert producer.statistics().flushes_dropped == 1
+
+
+async def test_the_fast_write_path_reloads_its_script_and_reports_errors(
+    redis: RedisServer,
+) -> None:
+    from tickwire.feed._bus_fastwrite import FastWriter
+
+    with trio.fail_after(10):
+        fast = await FastWriter.open(redis.url + "?db=3", "return 40 + #KEYS + #ARGV")
+        assert fast is not None
+        try:
+            assert await fast.evalsha(["a"], [b"x"]) == 42  # loaded on first use
+            await fast.call(b"SCRIPT", b"FLUSH")  # what a restarted Redis has: no scripts
+            assert await fast.evalsha(["a", "b"], [b"x"]) == 43
+            await fast.call(b"SET", b"k", b"v")
+            with pytest.raises(ConnectionError, match=r"NOSUCHCOMMAND|unknown command"):
+                await fast.call(b"NOSUCHCOMMAND")
+        finally:
+            await fast.aclose()
+        async with client_for(redis.url + "?db=3") as client:
+            assert await client.get("k") == b"v"  # the db of the URL
+    assert await FastWriter.open("rediss://127.0.0.1:1/0", "return 1") is None  # coredis does TLS
