@@ -21,6 +21,9 @@ from tickwire.dashboard.app import DashboardApp
 from tickwire.dashboard.fake import FakeFeed, fake_connector
 
 SIZE = (120, 36)
+# How long a condition may take to hold before the test fails. It bounds a hang, it is not what
+# is tested: a Textual app and its trio guest on a machine at load 8-12 take seconds at times.
+UNTIL_S = 20.0
 
 
 class Note(NamedTuple):
@@ -74,9 +77,9 @@ def make_app(
 
 
 async def until(pilot: Pilot[Any], condition: Callable[[], object], what: str = "") -> None:
-    """Let the app (and its trio guest) run until `condition()` holds; fail after 5 s."""
+    """Let the app (and its trio guest) run until `condition()` holds; fail after UNTIL_S."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5.0
+    deadline = loop.time() + UNTIL_S
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
