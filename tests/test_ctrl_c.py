@@ -21,7 +21,19 @@ import numpy as np
 import pytest
 from _support import serve_process, tickwire_cmd
 
-_STOP_S = 2.0  # the goal is a second (typically 0.1-0.3 s); twice that for a loaded machine
+_STOP_S = 2.0  # the goal is a second (typically 0.1-0.3 s); twice that at least, more under load
+
+
+def _quick(took: float) -> bool:
+    """Stopped within _STOP_S; or, where load stretched that, within twice what the same program
+    takes to start and exit (`tail --help`), measured now on the same machine."""
+    if took < _STOP_S:
+        return True
+    t0 = time.monotonic()
+    subprocess.run(tickwire_cmd("tail", "--help"), capture_output=True, timeout=60, check=True)
+    baseline_s = time.monotonic() - t0
+    print(f"stopped in {took:.2f} s; starting and exiting took {baseline_s:.2f} s just now")
+    return took < 2 * baseline_s
 
 
 def _start(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
@@ -83,7 +95,7 @@ def test_simulate_interrupted_leaves_no_partial_file(tmp_path: Path, ext: str) -
     _wait_for("ticks on disk", lambda: out.exists() and out.stat().st_size > 4096, proc)
     rc, took, stdout, err = _ctrl_c(proc)
     line = _one_line(err)
-    assert rc == 130 and took < _STOP_S, (rc, took)
+    assert rc == 130 and _quick(took), (rc, took)
     assert line == f"tickwire simulate: interrupted; no file written (removed the partial {out})"
     assert stdout == ""
     assert list(tmp_path.iterdir()) == []  # nor the .npy's universe sidecar
@@ -100,7 +112,7 @@ def test_record_interrupted_leaves_a_valid_file_it_says_was_cut_short(tmp_path: 
         _wait_for("a first write", lambda: out.exists() and out.stat().st_size > 512, proc)
         rc, took, stdout, err = _ctrl_c(proc)
     line = _one_line(err)
-    assert rc == 130 and took < _STOP_S, (rc, took)
+    assert rc == 130 and _quick(took), (rc, took)
     assert line.startswith("tickwire record: stopped by Ctrl+C, cut short: recorded ")
     assert line.endswith(", complete and readable up to the stop")
     ticks = np.load(out)  # a valid .npy whose header counts every record in it
@@ -115,7 +127,7 @@ def test_record_without_a_bound_still_says_it_was_stopped(tmp_path: Path) -> Non
         _wait_for("a first write", lambda: out.exists() and out.stat().st_size > 200, proc)
         rc, took, _, err = _ctrl_c(proc)
     line = _one_line(err)
-    assert rc == 130 and took < _STOP_S, (rc, took)
+    assert rc == 130 and _quick(took), (rc, took)
     assert line.startswith("tickwire record: stopped by Ctrl+C: recorded ")
     rows = out.read_text().splitlines()
     assert rows[0].startswith("symbol,") and f"recorded {len(rows) - 1:,} ticks" in line
@@ -129,9 +141,9 @@ def test_tail_and_serve_stop_cleanly_within_a_second() -> None:
     assert tail.stdout is not None
     assert tail.stdout.readline()  # ticks are flowing
     rc, took, _, err = _ctrl_c(tail)
-    assert rc == 0 and took < _STOP_S and "Traceback" not in err, (rc, took, err)
+    assert rc == 0 and _quick(took) and "Traceback" not in err, (rc, took, err)
     rc, took, _, err = _ctrl_c(server)
-    assert rc == 0 and took < _STOP_S and "Traceback" not in err, (rc, took, err)
+    assert rc == 0 and _quick(took) and "Traceback" not in err, (rc, took, err)
 
 
 @pytest.mark.slow  # the first child process starts after the in-process rows: ~40 s
@@ -142,7 +154,7 @@ def test_bench_interrupted_prints_what_it_measured_marked_cut_short() -> None:
     children = _children(proc.pid)
     rc, took, stdout, err = _ctrl_c(proc, twice=True)  # an impatient user: the second is ignored
     line = _one_line(err)
-    assert rc == 130 and took < _STOP_S, (rc, took)
+    assert rc == 130 and _quick(took), (rc, took)
     report = json.loads(stdout)
     assert report["cut_short"] is True and "cut short by Ctrl+C during" in report["notes"][0]
     assert line.startswith("tickwire bench: interrupted during ")
@@ -164,4 +176,4 @@ def test_a_query_waiting_on_a_silent_server_is_interrupted_in_one_line(command: 
         with conn:
             rc, took, stdout, err = _ctrl_c(proc)
     assert _one_line(err) == f"tickwire {command}: interrupted"
-    assert rc == 130 and took < _STOP_S and stdout == "", (rc, took)
+    assert rc == 130 and _quick(took) and stdout == "", (rc, took)

@@ -1,11 +1,13 @@
-"""No module of ours touches another package's private attributes or private modules (issue 9).
+"""No module of ours touches another package's private attributes or private modules.
 
 A private name (`x._name`) of trio, trio-websocket, wsproto, textual or numpy may change in any
-release; reaching into one once killed the server. The rule, from the AST of every module in
-feed/, dashboard/ and simulators/: an attribute access `obj._name` (dunders aside) is allowed only
+release; reaching into one once killed the server, and a test that reads one passes or fails on
+the library's internals rather than on ours. The rule, from the AST of every module in feed/,
+dashboard/, simulators/ and tests/: an attribute access `obj._name` (dunders aside) is allowed only
 if `_name` is a private name our own package defines (a function, class, module global, class
 attribute, `self._x` assignment or `__slots__` entry), and no import names a third-party private
-module (`from trio_websocket._impl import ...`, `import x._y`). Type hints are exempt: they are
+module (`from trio_websocket._impl import ...`, `import x._y`; our own private modules, such as
+the tests' `_support`, are fine). Type hints are exempt: they are
 never evaluated, and some types have only a private name. The failure lists every place.
 """
 
@@ -15,8 +17,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("feed", "dashboard", "simulators")
-OURS = ("tickwire",)  # absolute imports of our own package may name our private modules
+PACKAGES = ("feed", "dashboard", "simulators", "tests")
+OURS = ("tickwire", "tests")  # absolute imports of our own package may name our private modules
 
 # Underscore names that are documented public API of the standard library.
 STDLIB_PUBLIC = frozenset(
@@ -80,6 +82,7 @@ def defined_private_names(trees: dict[Path, ast.Module]) -> set[str]:
 def violations(trees: dict[Path, ast.Module]) -> list[str]:
     """`path:line: what` for every foreign private attribute or module this package touches."""
     ours = defined_private_names(trees) | STDLIB_PUBLIC
+    local = {p.stem for p in trees}  # the tests import their helpers by bare name: `_support`
     found: list[str] = []
     for path, tree in trees.items():
         rel = path.relative_to(ROOT)
@@ -90,11 +93,11 @@ def violations(trees: dict[Path, ast.Module]) -> list[str]:
                     continue
                 found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                if _foreign_private(node.module):
+                if _foreign_private(node.module, local):
                     found.append(f"{rel}:{node.lineno}: from {node.module} import ...")
             elif isinstance(node, ast.Import):
                 for alias in node.names:
-                    if _foreign_private(alias.name):
+                    if _foreign_private(alias.name, local):
                         found.append(f"{rel}:{node.lineno}: import {alias.name}")
     return sorted(found, key=lambda f: (f.split(":")[0], int(f.split(":")[1])))
 
@@ -113,15 +116,16 @@ def _annotation_nodes(tree: ast.Module) -> set[int]:
     return {id(sub) for root in roots for sub in ast.walk(root)}
 
 
-def _foreign_private(module: str) -> bool:
+def _foreign_private(module: str, local: set[str]) -> bool:
     parts = module.split(".")
-    return parts[0] not in OURS and any(_private(p) for p in parts)
+    return parts[0] not in OURS and parts[0] not in local and any(_private(p) for p in parts)
 
 
 def test_the_scan_sees_the_package() -> None:
     trees = _trees()
     assert len(trees) >= 20, sorted(trees)
-    assert {"feed", "dashboard", "simulators"} <= {p.relative_to(ROOT).parts[0] for p in trees}
+    assert set(PACKAGES) <= {p.relative_to(ROOT).parts[0] for p in trees}
+    assert ROOT / "tests" / "dashboard" / "test_app.py" in trees  # nested test folders too
 
 
 def test_the_rule_catches_what_it_must() -> None:
@@ -138,6 +142,22 @@ def test_the_rule_catches_what_it_must() -> None:
         "import wsproto._y",
         "ws._stream_lock",
         "trio._core",
+    ]
+
+
+def test_the_rule_catches_a_test_reading_a_library_private() -> None:
+    """A test file is held to the rule: Textual's `_notifications` is caught, our helpers pass."""
+    sample = ast.parse(
+        "from _support import serve\nfrom tests._support import tickwire_cmd\n"
+        "from textual._context import active_app\n"
+        "def test_x(app):\n    return list(app._notifications), serve._helper\n"
+        "def _helper():\n    pass\n"
+    )
+    path = ROOT / "tests" / "dashboard" / "test_sample.py"
+    found = violations({path: sample, ROOT / "tests" / "_support.py": ast.parse("")})
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "from textual._context import ...",
+        "app._notifications",
     ]
 
 

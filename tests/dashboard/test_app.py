@@ -54,8 +54,8 @@ def test_rejected_symbol_shows_the_server_error() -> None:
 
     async def script(pilot: Pilot[Any]) -> None:
         app.add_symbols(["NOPE"])
-        await until(pilot, lambda: app._notifications, "a notification")
-        note = list(app._notifications)[-1]
+        await until(pilot, lambda: app.notes, "a notification")
+        note = app.notes[-1]
         assert "NOPE" in note.message and "unknown symbol" in note.message
         assert note.severity == "error"
         assert "NOPE" not in shown(app)
@@ -262,6 +262,6 @@ def test_watchlist_override_drops_unknown_symbols() -> None:
 
     async def script(pilot: Pilot[Any]) -> None:
         assert shown(app) == ["AAPL", "MSFT"]
-        assert any("ZZZZ" in n.message for n in app._notifications)
+        assert any("ZZZZ" in n.message for n in app.notes)
 
     drive(app, script)

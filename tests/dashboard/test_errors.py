@@ -71,7 +71,7 @@ def test_a_server_restart_is_said_plainly() -> None:
         await until(pilot, lambda: app.info.state == "reconnecting", "reconnecting")
         fake.restart()
         await until(pilot, lambda: app.info.gaps == 1, "the restart gap")
-        note = list(app._notifications)[-1]
+        note = app.notes[-1]
         assert note.title == "feed restarted" and note.severity == "warning"
         assert "history before" in note.message and "is gone" in note.message
         assert app.info.lost == 0  # a restart's loss is unknowable, not zero: nothing counted

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from typing import Any
 
@@ -82,7 +83,10 @@ def test_late_data_says_behind_never_live() -> None:
         delay_ns[0] = 2_000_000_000
         await until(pilot, lambda: app.info.state == "behind", "BEHIND")
         bar = app.status_bar.render().plain
-        assert bar.startswith("◑ BEHIND 2.0s"), bar
+        # The 2 s delay, plus this batch's delivery time less the best one seen: at least 2.0 s,
+        # and a loaded machine may add a tenth or two to that delivery time.
+        shown = re.match(r"◑ BEHIND (\d+\.\d)s", bar)
+        assert shown is not None and 2.0 <= float(shown[1]) <= 2.2, bar
         assert "LIVE" not in bar
         delay_ns[0] = 0
         await until(pilot, lambda: app.info.state == "live", "LIVE again")

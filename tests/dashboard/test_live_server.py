@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from dash_helpers import SIZE, until
+from dash_helpers import SIZE, NotedApp, until
 from textual.pilot import Pilot
 
 from tickwire.dashboard.app import DashboardApp
@@ -17,9 +17,9 @@ from tickwire.dashboard.cli import server_thread
 from tickwire.feed import connect
 
 
-def live_app(url: str, **kwargs: Any) -> DashboardApp:
+def live_app(url: str, **kwargs: Any) -> NotedApp:
     feed = functools.partial(connect, url, backoff_initial_s=0.05, backoff_max_s=0.2, **kwargs)
-    return DashboardApp(feed, url=url, watchlist=["AAPL", "MSFT", "SPY"])
+    return NotedApp(feed, url=url, watchlist=["AAPL", "MSFT", "SPY"])
 
 
 def shown(app: DashboardApp) -> list[str]:
@@ -51,7 +51,7 @@ def test_rows_add_remove_and_normal_close(encoding: str, caplog: pytest.LogCaptu
             await until(pilot, lambda: "NVDA" in shown(app), "NVDA added")
             await until(pilot, lambda: state.have[state.index["NVDA"]], "NVDA snapshot")
             app.add_symbols(["NOPE"])
-            await until(pilot, lambda: any("NOPE" in n.message for n in app._notifications))
+            await until(pilot, lambda: any("NOPE" in n.message for n in app.notes))
             app.table.move_to("MSFT")
             await pilot.press("d")
             await until(pilot, lambda: "MSFT" not in shown(app), "MSFT removed")

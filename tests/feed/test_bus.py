@@ -6,6 +6,8 @@ CI cannot go green without running them. No autojump_clock: Redis runs on real t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import trio
@@ -15,6 +17,7 @@ from tickwire.simulators import Market, Universe
 
 require_redis()
 
+from tickwire.feed._bus_redis import client_for  # noqa: E402
 from tickwire.feed.bus import BusDown, BusGap, BusProducer, BusReader  # noqa: E402
 
 TIMEOUT_S = 20
@@ -35,6 +38,16 @@ async def _collect(reader: BusReader, records: int) -> list[object]:
             if got >= records:
                 return items
     raise AssertionError("reader ended")
+
+
+async def _until(condition: Callable[[int], bool], url: str) -> int:
+    """Redis's keyspace_misses once `condition(misses)` holds (polled; the caller bounds it)."""
+    async with client_for(url) as client:
+        while True:
+            misses = int((await client.info("stats"))["keyspace_misses"])
+            if condition(misses):
+                return misses
+            await trio.sleep(0.005)
 
 
 def _records(items: list[object]) -> bytes:
@@ -187,7 +200,11 @@ async def test_a_reader_waits_for_its_producer(redis: RedisServer) -> None:
                     opened.set()
 
             nursery.start_soon(open_reader)
-            await trio.sleep(0.2)  # the reader is polling for a producer that is not there
+            # Redis counts the reader's looks for a producer that is not there: each look is one
+            # transaction, so its misses land at once. Once a second look has landed, the first
+            # one did not open the reader (an event, not a sleep, says the reader is waiting).
+            first = await _until(lambda m: m > 0, redis.url)
+            await _until(lambda m: m >= 2 * first or opened.is_set(), redis.url)
             assert not opened.is_set()
             await nursery.start(producer.run)
             await opened.wait()

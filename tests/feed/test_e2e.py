@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import socket
 import struct
@@ -10,6 +11,7 @@ import struct
 import numpy as np
 import pytest
 import trio
+from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tickwire.feed import Batch, ConnectError, ProtocolError, Status, connect
@@ -68,19 +70,36 @@ async def test_wildcard_snapshot_and_stats(server: Server) -> None:
             assert 0 < await feed.ping() < 5
 
 
-async def test_throttle_conflates(server: Server) -> None:
-    with trio.fail_after(20):
+async def test_throttle_conflates(nursery: trio.Nursery, mock_clock: MockClock) -> None:
+    # Virtual time: the server's throttle deadlines and our receive times are read off one clock
+    # that stands still while bytes move on loopback, so the gaps measured are the throttle's and
+    # not the machine's load. A false jump (I/O slower than the threshold) only moves the clock
+    # to the next cadence step: it can widen a gap, never narrow it.
+    mock_clock.autojump_threshold = 0.005
+    server = Server(ServerConfig(port=0, cadence_ms=20, heartbeat_ms=0))
+    await nursery.start(server.run)
+    with trio.fail_after(60):
         async with connect(server.url) as feed:
             await feed.throttle(200)
             await feed.subscribe(["*"], snapshot=False)
-            batches = await _batches(feed, 4)
-            times = [trio.current_time()]
+            batches: list[Batch] = []
+            times: list[float] = []
+            async for ev in feed:
+                if isinstance(ev, Batch):
+                    batches.append(ev)
+                    times.append(trio.current_time())
+                    if len(batches) == 6:
+                        break
             for b in batches:
                 assert len(set(b.symbols)) == len(b)  # one (latest) tick per symbol
             assert sum(b.conflated for b in batches[1:]) > 0
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            # Never faster than 200 ms (an ignored throttle sends every 20 ms step); and with a
+            # busy market on "*", no slower than the interval plus a few steps.
+            assert min(gaps) >= 0.2 - 1e-9, gaps
+            assert max(gaps) <= 0.2 + 3 * 0.02 + 1e-9, gaps
             stats = await feed.stats()
             assert stats["ticks_conflated"] > 0 and stats["throttle_ms"] == 200
-            del times
 
 
 async def test_errors_are_typed(server: Server) -> None:
