@@ -269,6 +269,12 @@ class Connection:
                 self._drained = trio.Event()
                 await self._drained.wait()
                 continue
+            if core.held:  # requests read but not handled until their replies had room
+                await trio.lowlevel.checkpoint()  # one batch of them per scheduler turn
+                now = trio.current_time()
+                core.resume(now)
+                self._pump(now)
+                continue
             if core.wants_eof and not self._shut:
                 self._shut = True
                 _shutdown_write(transport)

@@ -140,6 +140,7 @@ class WebSocketCore:
         "_close_at",
         "_discard",
         "_frames",
+        "_held",
         "_msg",
         "_msg_size",
         "_stall_at",
@@ -185,6 +186,7 @@ class WebSocketCore:
         self._stall_at = math.inf
         self._close_at = math.inf
         self._discard = False  # after a protocol error, the peer's bytes mean nothing
+        self._held = False  # frames read but not parsed yet: the outbox had no room for replies
 
     def start(self, now: float) -> None:
         """The connection is open (after the 101): queue what the server says first."""
@@ -219,6 +221,24 @@ class WebSocketCore:
         if self._discard or self._ws.state is ConnectionState.CLOSED:
             return
         self._ws.receive_data(data)
+        self._handle_events(now)
+
+    @property
+    def held(self) -> bool:
+        """Frames already read wait to be handled (`resume`) once the outbox has drained."""
+        return self._held
+
+    def resume(self, now: float) -> None:
+        """Handle the frames `receive_data` held back while the outbox was past `HIGH_WATER`."""
+        self._held = False
+        if self.state is not State.CLOSED and not self._discard:
+            self._handle_events(now)
+
+    def _handle_events(self, now: float) -> None:
+        """Every frame wsproto has parsed, in order, until the replies they asked for fill the
+        outbox past `HIGH_WATER`: the rest stays in wsproto's buffer (`held`), so a burst of
+        requests in one read costs at most HIGH_WATER plus one reply of memory, not one reply
+        each (100 `symbols` replies of a large universe would be hundreds of MB)."""
         frames = self._frames
         for event in self._ws.events():
             if (
@@ -243,6 +263,9 @@ class WebSocketCore:
                 return
             if self._discard or self.state is State.CLOSED:  # type: ignore[comparison-overlap]
                 return  # (mypy cannot see that _message_part may have closed)
+            if len(self.outbox) > HIGH_WATER:
+                self._held = True
+                return
 
     def _peer_close(self, event: CloseConnection, now: float) -> None:
         ws_state = self._ws.state

@@ -61,13 +61,14 @@ def make_core(
     stall_s: float = 10.0,
     limits: st.Limits | None = None,
     binary: bool = False,
+    symbols_body: bytes = b"[]",
     **hub_kw: Any,
 ) -> tuple[FeedCore, Market]:
     hub = make_hub(**hub_kw)
     ctx = FeedContext(
         hub=hub,
         index={s: i for i, s in enumerate(NAMES)},
-        symbols_body=b"[]",
+        symbols_body=symbols_body,
         limits=limits or st.Limits(),
         server_name="tickwire/test",
         heartbeat_ms=heartbeat_ms,
@@ -581,3 +582,29 @@ class CoreMachine(RuleBasedStateMachine):
 
 TestCoreMachine = CoreMachine.TestCase
 TestCoreMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_a_burst_of_requests_in_one_read_waits_for_room_in_the_outbox() -> None:
+    """Requests that arrive in one read are handled only while their replies fit under
+    HIGH_WATER; the rest wait in wsproto's buffer (`held`) until the outbox drains, and then
+    come in order. Before, 80 `symbols` replies of 64 KiB each were all queued at once."""
+    from tickwire.feed._wscore import HIGH_WATER
+
+    body = json.dumps([{"symbol": "S" * 60, "n": i} for i in range(800)]).encode()
+    assert len(body) > 64 * 1024
+    core, _ = make_core(symbols_body=body)
+    peer = Peer(core)
+    peer.flush()  # the welcome
+    wire = b"".join(
+        peer.ws.send(TextMessage(json.dumps({"op": "symbols", "id": i}))) for i in range(80)
+    )
+    core.receive_data(wire, 0.0)
+    peak = len(core.outbox)
+    assert core.held and peak <= HIGH_WATER + len(body) + 1024, peak
+    replies = [m for m in peer.flush() if isinstance(m, dict)]
+    while core.held:
+        core.resume(0.0)
+        peak = max(peak, len(core.outbox))
+        replies += [m for m in peer.flush() if isinstance(m, dict)]
+    assert peak <= HIGH_WATER + len(body) + 1024, peak
+    assert [m["id"] for m in replies if m["type"] == "symbols"] == list(range(80))
