@@ -45,7 +45,9 @@ from numpy.typing import NDArray
 
 from . import book as bk
 from ._book_queue import BookQueue
+from ._scenario_play import Play, insert_fat_fingers
 from .crypto import NOTIONAL_LOT
+from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -89,6 +91,7 @@ class Market:
         session: Literal["6.5h", "24h"] = "6.5h",
         chunk_s: float | None = None,
         book_depth: int | None = None,
+        scenario: Scenario | None = None,
     ) -> None:
         if book_depth is not None:
             bk.check_depth(book_depth)
@@ -189,6 +192,12 @@ class Market:
             self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
             self._last["bid_size"] = self.book.sizes[:, 0, 0]
             self._last["ask_size"] = self.book.sizes[:, 1, 0]
+        # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
+        self.play: Play | None = None
+        self._halted = np.zeros((0, n), bool)  # the chunk's halted cells, when a scenario plays
+        if scenario is not None:
+            day_s = SESSION_S if session == "6.5h" else 86_400.0
+            self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
 
     # ------------------------------------------------------------------ public
 
@@ -256,6 +265,16 @@ class Market:
             ids, rev = np.unique(released["sym"][::-1], return_index=True)  # the last one wins
             snap[ids] = released[len(released) - 1 - rev]
         return snap
+
+    def statuses(self) -> NDArray[np.void]:
+        """The scenario's status changes (`scenario.STATUS_DTYPE`) up to now, not taken yet.
+
+        Halts and resumptions in time order; empty without a scenario. `play.status` holds each
+        symbol's status as of the last call.
+        """
+        if self.play is None:
+            return np.empty(0, STATUS_DTYPE)
+        return self.play.release(self.now_ns)
 
     def step(self, until_ns: int, *, max_chunks: int | None = None) -> TickBatch:
         """Every record with event time in (now, until_ns], in event order.
@@ -376,6 +395,9 @@ class Market:
             t_s -= idx * SESSION_S
         cells_s = (t_s + dt * np.arange(cells)).astype(np.float64, copy=False)
         arrivals_u, vol_u = self._intraday(cells_s)
+        play, t0_rel = self.play, t0_ns - self.start_ns
+        if play is not None and play.vol:
+            vol_u = vol_u * play.vol_factor(t0_rel, cells)
         chunk_s = cells * dt
         a = np.exp(-chunk_s / MKT_VOL_TAUS_S)
         self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * MKT_VOL_SD * rng.standard_normal(3)
@@ -408,6 +430,18 @@ class Market:
             for at, j, moved in zip(rng.integers(0, steps, jumps.size), jumps, size, strict=True):
                 own[at:, j] += moved
         path = _Path(market, sector, own)
+        trading = None
+        if play is not None:  # halted (cell, symbol) pairs get no arrivals
+            ends = None
+            if play.has_luld:  # the efficient log-price at each cell's end, offsets included
+                at = np.repeat(np.arange(cells) * PATH_CELLS + PATH_CELLS - 1, n)
+                who = np.tile(np.arange(n), cells)
+                ends = (self._x[who] + self._moved(path, at, who)).reshape(cells, n)
+                ends += play.effects(t0_ns + (at + 1) * (GRID_NS // PATH_CELLS), who)[0].reshape(
+                    cells, n
+                )
+            self._halted = play.halted(t0_rel, cells, ends)
+            trading = ~self._halted
         # Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between
         base = self._mu * np.sqrt(own_vol * np.sqrt(mkt_vol))
         decay, jump_h = np.exp(-dt / HAWKES_TAU_S), HAWKES_ETA / HAWKES_TAU_S
@@ -416,6 +450,8 @@ class Market:
         excite = self._excite
         for c in range(cells):
             lam[c] = base * arrivals_u[c] + excite
+            if trading is not None:
+                lam[c] *= trading[c]
             n_tr[c] = rng.poisson(lam[c] * dt)
             excite = excite * decay + jump_h * n_tr[c]
         self._excite = excite
@@ -498,12 +534,18 @@ class Market:
         cum_size = np.concatenate(([0], np.cumsum(size)))
         x_now = self._moved(path, step, s) + cum_impact[g]
         x_now += np.repeat(self._x - cum_impact[g0], per_sym)
+        play, widen, thin = self.play, None, None
+        if play is not None and (play.has_moves or play.has_liquidity):
+            moved_by, widen, thin = play.effects(rel_ns[by_sym] + t0_ns, s)
+            x_now += moved_by
         # every event requotes from the efficient price; spread grows with volatility
         price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
         vol_ticks = np.repeat(self._spread_k * self._sigma * own_vol, per_sym)
         vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
         extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
         spread = 1 + extra.astype(np.int64)
+        if widen is not None and play is not None and play.has_liquidity:
+            spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
         bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
         ask = bid + spread
         # a trade prints at the quote in force before it: its segment's previous event, or state
@@ -525,7 +567,8 @@ class Market:
         if self.book is not None:  # the book around these quotes and trades; its top is the quote
             frac = (price_ticks - bid) / spread
             ts_sym = rel_ns[by_sym] + t0_ns
-            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym)
+            kept = thin if play is not None and play.has_liquidity else None
+            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym, kept)
             before = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
             levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
             self._books.hold(levels, self._units, self._scale, before)
@@ -547,6 +590,11 @@ class Market:
         lot = self._lot[sym]
         out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
         out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+        if thin is not None and play is not None and play.has_liquidity:  # fewer orders queue
+            thin_t = np.empty(total)
+            thin_t[by_sym] = thin
+            for f in ("bid_size", "ask_size"):
+                out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
         if quoted is not None:  # drawn above all the same: books on or off, the same stream
             out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
         units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
@@ -557,6 +605,12 @@ class Market:
         out["volume"][by_sym] = volume
         out["flags"][by_sym] = flags
         out["last_size"][by_sym] = last_sz
+        if play is not None and play.fat:
+            state = {"seq": self._seq, "volume": self._volume, "last_tk": self._last_tk}
+            state |= {"last_sz": self._last_sz, "lot": self._lot}
+            span = (t0_ns, t0_ns + self._chunk_cells * GRID_NS, self._halted)
+            price = (self._tick, self._units, self._scale)
+            out = insert_fat_fingers(play, out, last, state, self._last, span, price)
         return out, last
 
 

@@ -1,0 +1,265 @@
+"""A `Scenario` played on the market's grid: what each chunk of `Market` must change, as arrays.
+
+`Play` answers, for a chunk: the volatility factor per cell, which (cell, symbol) pairs are halted
+(fixed halts, and LULD bands against the efficient price at each cell's end), the log-price offset,
+spread factor and book thinning at any (time, symbol), and the fat-finger trades to insert. It
+keeps the status records (`scenario.STATUS_DTYPE`) made ahead and releases them with time. Loops
+run over events and cells, never over symbols. Imports numpy and `scenario` only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .scenario import STATUS_DTYPE, HaltReason, Scenario, Status
+
+
+class _Shape(NamedTuple):
+    """A trapezoid in time (ns from the start): 0 before t0, 1 from t1 to t2, 0 after t3."""
+
+    mask: NDArray[np.bool_]
+    t: tuple[float, float, float, float]
+    log_move: float  # log-price offset at full strength
+    spread: float  # spread factor at full strength
+    thin: float  # share of new orders kept at full strength
+
+
+class FatFinger(NamedTuple):
+    ts: int
+    sym: int
+    move: float
+    lots: int
+
+
+class Play:
+    """One scenario on one market: per-chunk effects, and the status records they lead to."""
+
+    def __init__(
+        self, scenario: Scenario, start_ns: int, session_s: float, grid_ns: int, n: int
+    ) -> None:
+        if scenario.n_symbols != n:
+            raise ValueError(f"scenario is for {scenario.n_symbols} symbols, market has {n}")
+        self.name = scenario.name
+        self.start_ns, self.grid_ns, self.n = start_ns, grid_ns, n
+        self.shapes: list[_Shape] = []
+        self.vol: list[tuple[float, float, float]] = []  # (from, until, factor), ns from start
+        self.fat: list[FatFinger] = []
+        halts: list[tuple[NDArray[np.intp], int, float]] = []  # (symbols, from, until)
+        self.band = np.full(n, math.inf)
+        self.luld_from, self.luld_until = np.full(n, math.inf), np.full(n, -math.inf)
+        self.alpha_s = np.full(n, 300.0)  # LULD reference averaging window, s
+        self.pause_ns = np.zeros(n, np.int64)
+        for e in scenario.events:
+            mask = np.zeros(n, bool)
+            mask[e.symbols] = True
+            p = e.params
+            if e.kind == "opening-gap":
+                a = float(p["session"] * session_s * 1e9)
+            else:
+                a = float(e.at_ns(start_ns) - start_ns)
+            if e.kind == "flash-crash":
+                t1 = a + p["fall"] * 1e9
+                t2 = t1 + p["hold"] * 1e9
+                t = (a, t1, t2, t2 + p["recover"] * 1e9)
+                self.shapes.append(_Shape(mask, t, math.log1p(-p["drop"]), p["spread"], p["thin"]))
+            elif e.kind in ("opening-gap", "jump"):
+                shape = (a, a, math.inf, math.inf)
+                self.shapes.append(_Shape(mask, shape, math.log1p(p["move"]), 1.0, 1.0))
+            elif e.kind == "drought":
+                end = a + p["duration"] * 1e9
+                self.shapes.append(_Shape(mask, (a, a, end, end), 0.0, p["spread"], p["thin"]))
+            elif e.kind == "vol-regime":
+                self.vol.append((a, a + p["duration"] * 1e9, p["factor"]))
+            elif e.kind == "fat-finger":
+                self.fat.append(
+                    FatFinger(start_ns + round(a), int(e.symbols[0]), p["move"], int(p["size"]))
+                )
+            elif e.kind == "halt":
+                halts.append((e.symbols, self._cell(a), a + p["duration"] * 1e9))
+            elif e.kind == "resume":  # ends the open halts of these symbols (checked by parse)
+                end = self._cell(a)
+                for k, (syms, since, until) in enumerate(halts):
+                    if until == math.inf and np.isin(syms, e.symbols).any():
+                        ending = np.isin(syms, e.symbols)
+                        halts[k] = (syms[ending], since, end)
+                        if not ending.all():
+                            halts.append((syms[~ending], since, until))
+            elif e.kind == "luld":
+                self.band[mask] = p["band"]
+                self.luld_from[mask] = a
+                self.luld_until[mask] = a + p["duration"] * 1e9
+                self.alpha_s[mask] = p["window"]
+                self.pause_ns[mask] = max(1, round(p["pause"] * 1e9 / grid_ns)) * grid_ns
+        self.halts = [(s, since, self._cell(u) if u < math.inf else u) for s, since, u in halts]
+        self.has_luld = bool(np.isfinite(self.band).any())
+        self.has_liquidity = any(s.spread != 1 or s.thin != 1 for s in self.shapes)
+        self.has_moves = any(s.log_move != 0 for s in self.shapes)
+        self._static = _static_statuses(self.halts, start_ns)
+        # LULD state: reference log-price (nan: none yet), halt span in ns from the start
+        self.ref = np.full(n, np.nan)
+        self.l_since = np.zeros(n, np.int64)
+        self.l_until = np.zeros(n, np.int64)
+        self.pending = np.empty(0, STATUS_DTYPE)
+        self.status = np.zeros(n, np.uint8)  # as of the records released
+
+    def _cell(self, t_ns: float) -> int:
+        """A time snapped to the 0.1 s grid (ns from the start)."""
+        return round(t_ns / self.grid_ns) * self.grid_ns
+
+    # ------------------------------------------------------------------ per chunk
+
+    def vol_factor(self, t0: int, cells: int) -> NDArray[np.float64]:
+        """Volatility factor per cell (ns from the start at the chunk's first cell: t0)."""
+        t = t0 + self.grid_ns * np.arange(cells, dtype=np.float64)
+        out = np.ones(cells)
+        for since, until, factor in self.vol:
+            out[(t >= since) & (t < until)] *= factor
+        return out
+
+    def halted(self, t0: int, cells: int, price: NDArray[np.float64] | None) -> NDArray[np.bool_]:
+        """(cells, symbols): no trades nor quotes. `price`: log-price at each cell's end (LULD).
+
+        Makes the chunk's status records too (held until `release`).
+        """
+        n, g = self.n, self.grid_ns
+        starts = t0 + g * np.arange(cells, dtype=np.int64)
+        out = np.zeros((cells, n), bool)
+        for syms, since, until in self.halts:
+            out[:, syms] |= ((starts >= since) & (starts < until))[:, None]
+        parts = [self._static[(self._static["ts"] >= t0) & (self._static["ts"] < t0 + cells * g)]]
+        if self.has_luld and price is not None:
+            parts += self._luld(starts, price, out)
+        made = np.concatenate(parts)
+        made = made[np.argsort(made["ts"], kind="stable")]
+        made["ts"] += self.start_ns
+        self.pending = np.concatenate((self.pending, made))
+        return out
+
+    def _luld(
+        self, starts: NDArray[np.int64], price: NDArray[np.float64], out: NDArray[np.bool_]
+    ) -> list[NDArray[np.void]]:
+        """Bands: halt from the next cell when a cell ends outside; resume after the pause."""
+        g, made = self.grid_ns, []
+        alpha = 1 - np.exp(-g / 1e9 / self.alpha_s)
+        for c, t in enumerate(starts):
+            back = np.flatnonzero((self.l_until > 0) & (self.l_until <= t))
+            if back.size:
+                made.append(_records(self.l_until[back], back, Status.TRADING, HaltReason.LULD))
+                self.l_until[back] = 0
+                self.ref[back] = np.nan
+            paused = (self.l_until > t) & (self.l_since <= t)
+            out[c] |= paused
+            live = (t >= self.luld_from) & (t < self.luld_until) & ~out[c]
+            p = price[c]
+            fresh = live & np.isnan(self.ref)
+            self.ref[fresh] = p[fresh]
+            breach = np.flatnonzero(live & (np.abs(np.expm1(p - self.ref)) > self.band))
+            if breach.size:
+                self.l_since[breach] = t + g
+                self.l_until[breach] = t + g + self.pause_ns[breach]
+                made.append(_records(t + g, breach, Status.HALTED, HaltReason.LULD))
+            keep = live & ~np.isnan(self.ref)
+            self.ref[keep] += alpha[keep] * (p[keep] - self.ref[keep])
+        return made
+
+    def _strength(self, shape: _Shape, t: NDArray[np.float64]) -> NDArray[np.float64]:
+        t0, t1, t2, t3 = shape.t
+        up = np.where(t >= t1, 1.0, (t - t0) / max(t1 - t0, 1.0))
+        down = np.where(t <= t2, 1.0, (t3 - t) / max(t3 - t2, 1.0)) if t3 < math.inf else 1.0
+        return np.clip(np.minimum(up, down), 0.0, 1.0) * (t >= t0)
+
+    def effects(
+        self, ts_ns: NDArray[np.int64], sym: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(log-price offset, spread factor, share of new orders kept) at each (ts, symbol)."""
+        t = (ts_ns - self.start_ns).astype(np.float64)
+        move, spread, thin = np.zeros(t.size), np.ones(t.size), np.ones(t.size)
+        for shape in self.shapes:
+            f = self._strength(shape, t) * shape.mask[sym]
+            move += shape.log_move * f
+            spread *= 1 + (shape.spread - 1) * f
+            thin *= 1 - (1 - shape.thin) * f
+        return move, spread, thin
+
+    def release(self, until_ns: int) -> NDArray[np.void]:
+        """The status records with ts <= until_ns not released yet."""
+        cut = int(np.searchsorted(self.pending["ts"], until_ns, "right"))
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        self.status[out["sym"]] = out["status"]  # in ts order: the last one wins
+        return out
+
+
+def _records(
+    ts: int | NDArray[np.int64], sym: NDArray[np.intp], status: int, reason: int
+) -> NDArray[np.void]:
+    out = np.zeros(sym.size, STATUS_DTYPE)
+    out["ts"], out["sym"], out["status"], out["reason"] = ts, sym, status, reason
+    return out
+
+
+def _static_statuses(
+    halts: list[tuple[NDArray[np.intp], int, float]], start_ns: int
+) -> NDArray[np.void]:
+    """Every fixed halt's records, ts in ns from the start (shifted when released)."""
+    del start_ns
+    parts = [np.empty(0, STATUS_DTYPE)]
+    for syms, since, until in halts:
+        parts.append(_records(since, syms, Status.HALTED, HaltReason.SCENARIO))
+        if until < math.inf:
+            parts.append(_records(int(until), syms, Status.TRADING, HaltReason.SCENARIO))
+    out = np.concatenate(parts)
+    return out[np.argsort(out["ts"], kind="stable")]
+
+
+def insert_fat_fingers(
+    play: Play,
+    out: NDArray[np.void],
+    last: NDArray[np.intp],
+    state: dict[str, NDArray[np.int64]],
+    before: NDArray[np.void],
+    span: tuple[int, int, NDArray[np.bool_]],
+    price: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+) -> NDArray[np.void]:
+    """Insert the chunk's fat-finger trades into `out` (time order), fixing what follows them.
+
+    `state`: the market's per-symbol seq, volume, last_tk, last_sz after the chunk (updated);
+    `before`: each symbol's last record before the chunk; `span`: (t0_ns, end_ns, halted cells);
+    `price`: (tick, units, scale) per symbol.
+    """
+    t0, end, halted = span
+    tick_sz, units, scale = price
+    for ff in play.fat:
+        if not t0 <= ff.ts < end or halted[(ff.ts - t0) // play.grid_ns, ff.sym]:
+            continue
+        s = ff.sym
+        pos = int(np.searchsorted(out["ts"], ff.ts, "right"))
+        mine = np.flatnonzero(out["sym"] == s)
+        prior, after = mine[mine < pos], mine[mine >= pos]
+        ref = out[prior[-1]] if prior.size else before[s]
+        sell = ff.move < 0
+        quote = ref["bid"] if sell else ref["ask"]
+        tk = max(1, round(quote * (1 + ff.move) / tick_sz[s]))
+        size = ff.lots * int(state["lot"][s])
+        rec = ref.copy()
+        rec["ts"], rec["seq"] = ff.ts, ref["seq"] + 1
+        rec["last"] = tk * units[s] / scale[s]
+        rec["last_size"], rec["volume"] = min(size, 2**32 - 1), ref["volume"] + size
+        rec["flags"] = 1 | (4 if sell else 2)  # TRADE | SELL or BUY
+        out["seq"][after] += 1
+        out["volume"][after] += size
+        traded = np.flatnonzero(out["flags"][after] & 1)
+        stale = after[: traded[0]] if traded.size else after  # quotes still showing the print
+        out["last"][stale], out["last_size"][stale] = rec["last"], rec["last_size"]
+        out = np.insert(out, pos, rec)
+        last[last >= pos] += 1
+        if not after.size:
+            last[s] = pos
+        state["seq"][s] += 1
+        state["volume"][s] += size
+        if not traded.size:
+            state["last_tk"][s], state["last_sz"][s] = tk, rec["last_size"]
+    return out
