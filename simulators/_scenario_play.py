@@ -10,7 +10,7 @@ run over events and cells, never over symbols. Imports numpy and `scenario` only
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -222,7 +222,7 @@ def insert_fat_fingers(
     state: dict[str, NDArray[np.int64]],
     before: NDArray[np.void],
     span: tuple[int, int, NDArray[np.bool_]],
-    price: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    price: tuple[NDArray[Any], NDArray[Any], NDArray[Any]],
 ) -> NDArray[np.void]:
     """Insert the chunk's fat-finger trades into `out` (time order), fixing what follows them.
 

@@ -567,7 +567,7 @@ class Market:
         if self.book is not None:  # the book around these quotes and trades; its top is the quote
             frac = (price_ticks - bid) / spread
             ts_sym = rel_ns[by_sym] + t0_ns
-            kept = thin if play is not None and play.has_liquidity else None
+            kept = thin if thin is not None and (thin < 1).any() else None  # else no draws
             rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym, kept)
             before = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
             levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
