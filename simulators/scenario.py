@@ -1,7 +1,7 @@
 """Market scenarios: a TOML file of timed events (halts, crashes, gaps, droughts), checked.
 
 A scenario is a list of `[[event]]` tables, each with a `kind`, a time `at` (an offset from the
-start of the run, "90s", "5m", "1.5h" or a number of seconds, or a TOML date-time with an
+start of the run, "90s", "5m", "1h10m", "1.5h" or a number of seconds, or a TOML date-time with an
 offset) and the fields of its kind; `symbol` is one symbol, a list of them, or "*" (the default:
 every symbol). Fractions are numbers (0.08) or percents ("8%"). Kinds and their fields:
 - `halt` (`duration`, optional: else until a `resume`), `resume`: a trading halt; a halted
@@ -91,7 +91,8 @@ _ALLOWED = {
 _NO_AT = {"opening-gap"}  # the session says when
 _ONE_SYMBOL = {"fat-finger"}
 _ALL_ONLY = {"vol-regime"}
-_DUR_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)\s*")
+_DUR_PART = r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)"
+_DUR_RE = re.compile(rf"\s*(?:{_DUR_PART}\s*)+")  # "90s", "1h10m", "1.5h"
 _UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -243,8 +244,8 @@ def _duration(v: Any, key: str, where: str) -> float:
     """Seconds from '90s', '5m', '1.5h', '250ms' or a number of seconds; never negative."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         x = float(v)
-    elif isinstance(v, str) and (m := _DUR_RE.fullmatch(v)):
-        x = float(m[1]) * _UNIT_S[m[2]]
+    elif isinstance(v, str) and _DUR_RE.fullmatch(v):
+        x = sum(float(k) * _UNIT_S[u] for k, u in re.findall(_DUR_PART, v))
     elif isinstance(v, str) and v.strip().startswith("-"):
         x = -1.0
     else:
