@@ -45,6 +45,7 @@ class Play:
             raise ValueError(f"scenario is for {scenario.n_symbols} symbols, market has {n}")
         self.name = scenario.name
         self.start_ns, self.grid_ns, self.n = start_ns, grid_ns, n
+        self.day_ns = round(session_s * 1e9)  # LULD references restart at each open
         self.shapes: list[_Shape] = []
         self.vol: list[tuple[float, float, float]] = []  # (from, until, factor), ns from start
         self.fat: list[FatFinger] = []
@@ -94,7 +95,9 @@ class Play:
                 self.luld_until[mask] = a + p["duration"] * 1e9
                 self.alpha_s[mask] = p["window"]
                 self.pause_ns[mask] = max(1, round(p["pause"] * 1e9 / grid_ns)) * grid_ns
-        self.halts = [(s, since, self._cell(u) if u < math.inf else u) for s, since, u in halts]
+        # halts from before the start are in force at it; those over by then are left out
+        ends = [(s, since, self._cell(u) if u < math.inf else u) for s, since, u in halts]
+        self.halts = [(s, max(0, since), until) for s, since, until in ends if until > 0]
         self.has_luld = bool(np.isfinite(self.band).any())
         self.has_liquidity = any(s.spread != 1 or s.thin != 1 for s in self.shapes)
         self.has_moves = any(s.log_move != 0 for s in self.shapes)
@@ -146,6 +149,8 @@ class Play:
         g, made = self.grid_ns, []
         alpha = 1 - np.exp(-g / 1e9 / self.alpha_s)
         for c, t in enumerate(starts):
+            if t % self.day_ns == 0:  # an open: yesterday's prices are no reference
+                self.ref[:] = np.nan
             back = np.flatnonzero((self.l_until > 0) & (self.l_until <= t))
             if back.size:
                 made.append(_records(self.l_until[back], back, Status.TRADING, HaltReason.LULD))

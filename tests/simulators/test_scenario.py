@@ -6,7 +6,6 @@ arrival, so the two runs' records pair up one to one and the ratio of their pric
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
@@ -371,9 +370,11 @@ def test_bad_files_are_one_line_errors(text, message):
 
 
 def test_simulate_scenario_on_the_command_line(tmp_path):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[[event]]\nkind = "halt"\nat = "10s"\nduration = "20s"\n')
     bad = tmp_path / "bad.toml"
     bad.write_text('[[event]]\nkind = "halt"\nat = "-1m"\n')
-    common = ("--symbols", "4", "--duration", "50m", "--activity", "0.05", "--seed", "1")
+    common = ("--symbols", "4", "--duration", "40s", "--seed", "1")
     outs = [
         subprocess.run(
             tickwire_cmd("simulate", *common, *extra),
@@ -383,22 +384,22 @@ def test_simulate_scenario_on_the_command_line(tmp_path):
             cwd=tmp_path,
         )
         for extra in (
-            ("--scenario", "halt", "--out", "a.npy"),
-            ("--scenario", "halt", "--out", "b.npy"),
-            ("--scenario", str(bad), "--out", "c.npy"),
+            ("--scenario", "flash-crash", "--out", "a.npy"),
+            ("--scenario", "flash-crash", "--out", "b.npy"),
+            ("--scenario", str(mine), "--out", "c.npy"),
+            ("--scenario", str(bad), "--out", "d.npy"),
         )
     ]
-    assert outs[0].returncode == 0, outs[0].stderr
-    assert re.search(r"scenario halt: \d+ symbol halts, \d+ resumptions", outs[0].stdout)
-    a, b = (tmp_path / "a.npy").read_bytes(), (tmp_path / "b.npy").read_bytes()
-    assert a == b
-    ticks = np.load(tmp_path / "a.npy")
-    rel = ticks["ts"] - START_NS
-    assert not ((rel >= 1800 * S) & (rel < 2700 * S)).any()  # halt.toml: all halted 10:00-10:15
-    assert (rel >= 2700 * S).sum() > 0
-    assert outs[2].returncode == 2 and not (tmp_path / "c.npy").exists()
-    assert outs[2].stderr.strip().count("\n") == 0 and "Traceback" not in outs[2].stderr
-    assert "bad.toml: event 1 (halt): at must not be negative" in outs[2].stderr
+    for out in outs[:3]:
+        assert out.returncode == 0, out.stderr
+    assert "; scenario flash-crash: 0 symbol halts, 0 resumptions" in outs[0].stdout
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+    assert "; scenario mine: 4 symbol halts, 4 resumptions" in outs[2].stdout
+    rel = np.load(tmp_path / "c.npy")["ts"] - START_NS
+    assert not ((rel >= 10 * S) & (rel < 30 * S)).any() and (rel >= 30 * S).sum() > 0
+    assert outs[3].returncode == 2 and not (tmp_path / "d.npy").exists()
+    assert outs[3].stderr.strip().count("\n") == 0 and "Traceback" not in outs[3].stderr
+    assert "bad.toml: event 1 (halt): at must not be negative" in outs[3].stderr
 
 
 def test_the_readme_example_parses_and_plays():
@@ -413,3 +414,25 @@ def test_the_readme_example_parses_and_plays():
     m.step(4300 * S)
     aapl = m.statuses()
     assert list(aapl["ts"]) == [3600 * S, 4200 * S] and (aapl["sym"] == u.index("AAPL")).all()
+
+
+def test_a_halt_from_before_the_start_is_in_force_at_it():
+    text = f"""
+    [[event]]
+    kind = "halt"
+    at = 2024-12-31T00:00:00Z
+    symbol = "{SYM}"
+    [[event]]
+    kind = "resume"
+    at = 1970-01-01T00:00:20Z
+    symbol = "{SYM}"
+    [[event]]
+    kind = "halt"
+    at = 1969-12-31T00:00:00Z
+    duration = "1h"
+    symbol = "{U.symbols[0]}"
+    """
+    r, statuses, _ = _run(text.replace("2024-12-31", "1969-12-31", 1), 40)
+    s = U.index(SYM)
+    assert not ((r["sym"] == s) & (r["ts"] < 20 * S)).any() and (r["sym"] == s).any()
+    assert statuses[["ts", "sym", "status"]].tolist() == [(0, s, 1), (20 * S, s, 0)]
