@@ -33,6 +33,9 @@ applied at each roll, and each symbol's first update of a session carries `TickF
 `session="24h"` trades around the clock with no intraday shape. numpy only; one `SeedSequence`
 whose generator drives the market's path, with children for the static per-symbol parameters and
 for each event's details.
+
+A `scenario.Scenario` (`scenario=`) changes chunks as they are made (`_scenario_play.Play`): no
+arrivals where a symbol is halted, price offsets, wider spreads, thinner books, a vol factor.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ KINDS: dict[str, dict[str, Any]] = {
     "jump": {"move": None},
     "fat-finger": {"move": None, "size": 1000},
 }  # fmt: skip
+MIN_HALT_S = 0.1  # the market's grid: a shorter halt would vanish
 _DURATIONS = {"duration", "window", "pause", "fall", "hold", "recover"}
 _FRACTIONS = {"band", "drop", "move", "thin"}
 _ALLOWED = {
@@ -299,6 +300,7 @@ def _check_halts(events: tuple[Event, ...], universe: Universe, shown: str) -> N
     n = len(universe)
     until = np.full(n, -math.inf)  # halted until (inf: until a resume)
     by = np.zeros(n, np.intp)  # the halt event in force
+    since = np.zeros(n)
     for e in sorted(timed, key=lambda e: (e.at_abs_ns or 0, e.at_s, e.index)):
         t = e.at_s if e.at_abs_ns is None else e.at_abs_ns / 1e9
         where = f"{shown}: event {e.index} ({e.kind})"
@@ -310,8 +312,10 @@ def _check_halts(events: tuple[Event, ...], universe: Universe, shown: str) -> N
                     f"{where}: at: {universe.symbols[s]} is already halted then (by event "
                     f"{by[s]}); resume it first"
                 )
+            if e.params["duration"] < MIN_HALT_S:
+                raise ScenarioError(f"{where}: duration must be at least {MIN_HALT_S}s")
             until[e.symbols] = t + e.params["duration"]
-            by[e.symbols] = e.index
+            by[e.symbols], since[e.symbols] = e.index, t
             continue
         idle = e.symbols[until[e.symbols] <= t]
         if idle.size:
@@ -326,5 +330,12 @@ def _check_halts(events: tuple[Event, ...], universe: Universe, shown: str) -> N
             raise ScenarioError(
                 f"{where}: at: {universe.symbols[s]}'s halt (event {by[s]}) has a duration; "
                 "give it either a duration or a resume, not both"
+            )
+        early = e.symbols[t - since[e.symbols] < MIN_HALT_S]
+        if early.size:
+            s = early[0]
+            raise ScenarioError(
+                f"{where}: at: {universe.symbols[s]} resumes less than {MIN_HALT_S}s after its "
+                f"halt (event {by[s]}); the market's grid is {MIN_HALT_S}s"
             )
         until[e.symbols] = t

@@ -346,6 +346,11 @@ BAD = [
         E + 'kind = "jump"; at = "1m"; move = 0.1; size = 4',
         "event 1 (jump): unknown field 'size' (allowed: at, kind, move, symbol)",
     ),
+    (
+        E + 'kind = "halt"; at = "1m"; ' + E + 'kind = "resume"; at = "60.05s"',
+        "event 2 (resume): at: ",
+    ),
+    (E + 'kind = "halt"; at = "1m"; duration = "20ms"', "duration must be at least 0.1s"),
     (E + 'kind = "jump"; at = "soon"; move = 0.1', "at must be a time such as '90s'"),
     (E + 'kind = "fat-finger"; at = "1m"; move = 0.1', "event 1 (fat-finger): symbol is required"),
     (
