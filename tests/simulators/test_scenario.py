@@ -7,7 +7,6 @@ arrival, so the two runs' records pair up one to one and the ratio of their pric
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -405,20 +404,6 @@ def test_simulate_scenario_on_the_command_line(tmp_path):
     assert outs[3].returncode == 2 and not (tmp_path / "d.npy").exists()
     assert outs[3].stderr.strip().count("\n") == 0 and "Traceback" not in outs[3].stderr
     assert "bad.toml: event 1 (halt): at must not be negative" in outs[3].stderr
-
-
-def test_the_readme_example_parses_and_plays():
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Scenarios") :]
-    text = section[section.index("```toml") + 7 : section.index("```\n")]
-    u = Universe.default()
-    scenario = parse(text, u, shown="README")
-    assert [e.kind for e in scenario.events] == ["flash-crash", "halt", "resume"]
-    assert scenario.events[2].at_s == 4200.0  # 1h10m
-    m = Market(u, 0, 0, activity=0.05, chunk_s=10.0, scenario=scenario)
-    m.step(4300 * S)
-    aapl = m.statuses()
-    assert list(aapl["ts"]) == [3600 * S, 4200 * S] and (aapl["sym"] == u.index("AAPL")).all()
 
 
 def test_a_halt_from_before_the_start_is_in_force_at_it():
