@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .scenario import STATUS_DTYPE, HaltReason, Scenario, Status
+from .scenario import STATUS_DTYPE, Event, HaltReason, Scenario, Status
 
 
 class _Shape(NamedTuple):
@@ -54,14 +54,17 @@ class Play:
         self.luld_from, self.luld_until = np.full(n, math.inf), np.full(n, -math.inf)
         self.alpha_s = np.full(n, 300.0)  # LULD reference averaging window, s
         self.pause_ns = np.zeros(n, np.int64)
-        for e in scenario.events:
+
+        def since_start(e: Event) -> float:
+            if e.kind == "opening-gap":
+                return float(e.params["session"] * session_s * 1e9)
+            return float(e.at_ns(start_ns) - start_ns)
+
+        # in time order, whatever the file's: a resume must find the halt it ends
+        for a, e in sorted(((since_start(e), e) for e in scenario.events), key=lambda x: x[0]):
             mask = np.zeros(n, bool)
             mask[e.symbols] = True
             p = e.params
-            if e.kind == "opening-gap":
-                a = float(p["session"] * session_s * 1e9)
-            else:
-                a = float(e.at_ns(start_ns) - start_ns)
             if e.kind == "flash-crash":
                 t1 = a + p["fall"] * 1e9
                 t2 = t1 + p["hold"] * 1e9

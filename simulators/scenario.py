@@ -17,7 +17,8 @@ every symbol). Fractions are numbers (0.08) or percents ("8%"). Kinds and their 
 - `drought`: the spread `spread` times wider (3), the book thinned to `thin` (0.25) for `duration`;
 - `jump`: the price moves by `move` at `at` and stays there;
 - `fat-finger`: one trade of `size` round lots (1000) printed `move` away from the quote (a
-  sell below the bid if negative, a buy above the ask if positive); quotes and books stay put.
+  sell below the bid if negative, a buy above the ask if positive), none if the symbol is
+  halted then; the record repeats the quote before it, and the book does not see the trade.
 Times resolve to the market's 0.1 s grid. A mistake is one `ScenarioError` line naming the file,
 the event (1-based) and the field.
 

@@ -108,6 +108,15 @@ def test_halt_stops_trades_and_quotes_until_the_resume():
     assert m.play is not None and m.play.status[s] == Status.TRADING
 
 
+def test_events_play_in_time_order_whatever_the_file_order():
+    halt = f'[[event]]\nkind = "halt"\nat = "10s"\nsymbol = "{SYM}"\n'
+    resume = f'[[event]]\nkind = "resume"\nat = "20s"\nsymbol = "{SYM}"\n'
+    forward, _, _ = _run(halt + resume, 40)
+    backward, statuses, _ = _run(resume + halt, 40)
+    assert forward.tobytes() == backward.tobytes()
+    assert statuses["ts"].tolist() == [10 * S, 20 * S]
+
+
 def test_a_halt_with_a_duration_on_every_symbol():
     text = '[[event]]\nkind = "halt"\nat = "30s"\nduration = "45s"\n'
     r, statuses, _ = _run(text, 120)
