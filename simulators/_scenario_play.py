@@ -104,13 +104,14 @@ class Play:
         self.has_luld = bool(np.isfinite(self.band).any())
         self.has_liquidity = any(s.spread != 1 or s.thin != 1 for s in self.shapes)
         self.has_moves = any(s.log_move != 0 for s in self.shapes)
-        self._static = _static_statuses(self.halts, start_ns)
         # LULD state: reference log-price (nan: none yet), halt span in ns from the start
         self.ref = np.full(n, np.nan)
         self.l_since = np.zeros(n, np.int64)
         self.l_until = np.zeros(n, np.int64)
         self.pending = np.empty(0, STATUS_DTYPE)
         self.status = np.zeros(n, np.uint8)  # as of the records released
+        self.last_halted = np.zeros(n, bool)  # the last cell made, for the next chunk's changes
+        self.last_why = np.zeros(n, np.uint8)
 
     def _cell(self, t_ns: float) -> int:
         """A time snapped to the 0.1 s grid (ns from the start)."""
@@ -129,50 +130,53 @@ class Play:
     def halted(self, t0: int, cells: int, price: NDArray[np.float64] | None) -> NDArray[np.bool_]:
         """(cells, symbols): no trades nor quotes. `price`: log-price at each cell's end (LULD).
 
-        Makes the chunk's status records too (held until `release`).
+        The chunk's status records are the changes of this mask (held until `release`), so a
+        LULD pause inside a scenario halt, or the other way round, is one halt on the wire.
         """
         n, g = self.n, self.grid_ns
         starts = t0 + g * np.arange(cells, dtype=np.int64)
-        out = np.zeros((cells, n), bool)
+        fixed = np.zeros((cells, n), bool)
         for syms, since, until in self.halts:
-            out[:, syms] |= ((starts >= since) & (starts < until))[:, None]
-        parts = [self._static[(self._static["ts"] >= t0) & (self._static["ts"] < t0 + cells * g)]]
+            fixed[:, syms] |= ((starts >= since) & (starts < until))[:, None]
+        out = fixed.copy()
         if self.has_luld and price is not None:
-            parts += self._luld(starts, price, out)
-        made = np.concatenate(parts)
-        made = made[np.argsort(made["ts"], kind="stable")]
-        made["ts"] += self.start_ns
+            out |= self._luld(starts, price, fixed)
+        why = np.where(fixed, HaltReason.SCENARIO, HaltReason.LULD).astype(np.uint8)
+        before = np.vstack((self.last_halted, out[:-1]))
+        why_before = np.vstack((self.last_why, why[:-1]))
+        c, sym = np.nonzero(out != before)  # cell order, symbols ascending inside
+        made = np.zeros(c.size, STATUS_DTYPE)
+        made["ts"] = self.start_ns + starts[c]
+        made["sym"] = sym
+        made["status"] = np.where(out[c, sym], Status.HALTED, Status.TRADING)
+        made["reason"] = np.where(out[c, sym], why[c, sym], why_before[c, sym])
+        self.last_halted, self.last_why = out[-1], why[-1]
         self.pending = np.concatenate((self.pending, made))
         return out
 
     def _luld(
-        self, starts: NDArray[np.int64], price: NDArray[np.float64], out: NDArray[np.bool_]
-    ) -> list[NDArray[np.void]]:
-        """Bands: halt from the next cell when a cell ends outside; resume after the pause."""
-        g, made = self.grid_ns, []
+        self, starts: NDArray[np.int64], price: NDArray[np.float64], fixed: NDArray[np.bool_]
+    ) -> NDArray[np.bool_]:
+        """Bands: halt from the next cell when a cell ends outside; trade again after the pause."""
+        g = self.grid_ns
         alpha = 1 - np.exp(-g / 1e9 / self.alpha_s)
+        paused = np.zeros(fixed.shape, bool)
         for c, t in enumerate(starts):
             if t % self.day_ns == 0:  # an open: yesterday's prices are no reference
                 self.ref[:] = np.nan
-            back = np.flatnonzero((self.l_until > 0) & (self.l_until <= t))
-            if back.size:
-                made.append(_records(self.l_until[back], back, Status.TRADING, HaltReason.LULD))
-                self.l_until[back] = 0
-                self.ref[back] = np.nan
-            paused = (self.l_until > t) & (self.l_since <= t)
-            out[c] |= paused
-            live = (t >= self.luld_from) & (t < self.luld_until) & ~out[c]
+            back = (self.l_until > 0) & (self.l_until <= t)
+            self.l_until[back], self.ref[back] = 0, np.nan
+            paused[c] = (self.l_until > t) & (self.l_since <= t)
+            live = (t >= self.luld_from) & (t < self.luld_until) & ~paused[c] & ~fixed[c]
             p = price[c]
             fresh = live & np.isnan(self.ref)
             self.ref[fresh] = p[fresh]
-            breach = np.flatnonzero(live & (np.abs(np.expm1(p - self.ref)) > self.band))
-            if breach.size:
-                self.l_since[breach] = t + g
-                self.l_until[breach] = t + g + self.pause_ns[breach]
-                made.append(_records(t + g, breach, Status.HALTED, HaltReason.LULD))
-            keep = live & ~np.isnan(self.ref)
+            breach = live & (np.abs(np.expm1(p - self.ref)) > self.band)
+            self.l_since[breach] = t + g
+            self.l_until[breach] = t + g + self.pause_ns[breach]
+            keep = live & ~breach
             self.ref[keep] += alpha[keep] * (p[keep] - self.ref[keep])
-        return made
+        return paused
 
     def _strength(self, shape: _Shape, t: NDArray[np.float64]) -> NDArray[np.float64]:
         t0, t1, t2, t3 = shape.t
@@ -199,28 +203,6 @@ class Play:
         out, self.pending = self.pending[:cut], self.pending[cut:]
         self.status[out["sym"]] = out["status"]  # in ts order: the last one wins
         return out
-
-
-def _records(
-    ts: int | NDArray[np.int64], sym: NDArray[np.intp], status: int, reason: int
-) -> NDArray[np.void]:
-    out = np.zeros(sym.size, STATUS_DTYPE)
-    out["ts"], out["sym"], out["status"], out["reason"] = ts, sym, status, reason
-    return out
-
-
-def _static_statuses(
-    halts: list[tuple[NDArray[np.intp], int, float]], start_ns: int
-) -> NDArray[np.void]:
-    """Every fixed halt's records, ts in ns from the start (shifted when released)."""
-    del start_ns
-    parts = [np.empty(0, STATUS_DTYPE)]
-    for syms, since, until in halts:
-        parts.append(_records(since, syms, Status.HALTED, HaltReason.SCENARIO))
-        if until < math.inf:
-            parts.append(_records(int(until), syms, Status.TRADING, HaltReason.SCENARIO))
-    out = np.concatenate(parts)
-    return out[np.argsort(out["ts"], kind="stable")]
 
 
 def insert_fat_fingers(

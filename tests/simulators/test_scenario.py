@@ -152,6 +152,49 @@ def test_luld_band_halts_a_crashing_symbol_for_its_pause():
     assert not ((mine["ts"] >= halted["ts"]) & (mine["ts"] < resumed["ts"])).any()
 
 
+def _check_statuses(r, statuses, end_s):
+    """Per symbol: halted and trading alternate, from trading, and no record while halted."""
+    assert (np.diff(statuses["ts"]) >= 0).all()
+    for s in np.unique(statuses["sym"]):
+        mine = statuses[statuses["sym"] == s]
+        assert (mine["status"] == (np.arange(len(mine)) % 2 == 0)).all()  # HALTED first
+        ends = mine["ts"][1::2]
+        if len(mine) % 2:  # still halted at the end
+            ends = np.append(ends, end_s * S)
+        ts = r["ts"][r["sym"] == s]
+        for since, until in zip(mine["ts"][::2], ends, strict=True):
+            assert not ((ts >= since) & (ts < until)).any()
+
+
+def test_luld_pause_inside_a_scenario_halt_is_one_halt():
+    text = f"""
+    [[event]]
+    kind = "luld"
+    band = "4%"
+    pause = "60s"
+    [[event]]
+    kind = "jump"
+    at = "90s"
+    symbol = "{SYM}"
+    move = "-10%"
+    [[event]]
+    kind = "halt"
+    at = "100s"
+    duration = "20s"
+    """
+    r, statuses, _ = _run(text, 240)
+    _check_statuses(r, statuses, 240)
+    s = U.index(SYM)
+    mine = statuses[statuses["sym"] == s]
+    assert mine[["ts", "status", "reason"]].tolist() == [
+        (90 * S, Status.HALTED, HaltReason.LULD),  # the cell ending at the jump is outside
+        (150 * S, Status.TRADING, HaltReason.LULD),  # the pause outlasts the halt
+    ]
+    others = statuses[statuses["sym"] != s]
+    assert len(others) == 2 * (len(U) - 1)
+    assert set(others["reason"]) == {HaltReason.SCENARIO}
+
+
 def test_opening_gap_shifts_the_price_by_the_move():
     text = '[[event]]\nkind = "opening-gap"\nmove = "-4%"\n'
     base, _, _ = _run(None, 60, session="6.5h")
@@ -305,6 +348,18 @@ def _bytes(seed: int, step_ms: int) -> bytes:
             part.append(got.tobytes())
     assert all(out), "every stream has records"
     return b"|".join(b"".join(part) for part in out)
+
+
+def test_every_event_at_once_keeps_the_records_whole():
+    m = Market(U, 3, 0, session="24h", book_depth=5, scenario=parse(ALL, U))
+    r = np.concatenate([m.step_book(k * S)[0] for k in range(1, 91)])
+    _check_statuses(r, m.statuses(), 90)
+    assert (r["bid"] < r["ask"]).all() and (np.diff(r["ts"]) >= 0).all()
+    order = np.argsort(r["sym"], kind="stable")
+    o = r[order]
+    same = o["sym"][1:] == o["sym"][:-1]
+    assert (o["seq"][1:][same] == o["seq"][:-1][same] + 1).all()
+    assert (o["volume"][1:][same] >= o["volume"][:-1][same]).all()
 
 
 def test_same_seed_and_file_same_market_byte_for_byte():
