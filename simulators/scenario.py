@@ -24,10 +24,12 @@ the event (1-based) and the field.
 
 Status records, for the wire to carry: `STATUS_DTYPE` (16 bytes, little-endian): ts (ns), sym,
 status (`Status`: 0 trading, 1 halted), reason (`HaltReason`: 1 a scenario halt or resume,
-2 LULD band). A halt's record has the ts of the first 0.1 s with no record of the symbol; its
-resume's, the ts from which records may come again. `Market.statuses()` releases them with time.
+2 LULD band: the cause in force, a scenario halt first). A halt's record has the ts of the first
+0.1 s with no record of the symbol; its resume's, the ts from which records may come again. Per
+symbol they alternate, halted first (overlapping causes make one halt). `Market.statuses()`
+releases them with time; `Market.play.status` is each symbol's status as of the last release.
 Ready scenarios ship in `data/scenarios/` (`names()`); `load` takes a name or a path. Imports
-numpy and the standard library only; never the feed.
+numpy, the standard library, `errors` and `universe`; never the feed.
 """
 
 from __future__ import annotations
