@@ -48,6 +48,7 @@ class Play:
         self.day_ns = round(session_s * 1e9)  # LULD references restart at each open
         self.shapes: list[_Shape] = []
         self.vol: list[tuple[float, float, float]] = []  # (from, until, factor), ns from start
+        self.vol_own: list[tuple[float, float, float, NDArray[np.bool_]]] = []  # some symbols
         self.fat: list[FatFinger] = []
         halts: list[tuple[NDArray[np.intp], int, float]] = []  # (symbols, from, until)
         self.band = np.full(n, math.inf)
@@ -77,7 +78,11 @@ class Play:
                 end = a + p["duration"] * 1e9
                 self.shapes.append(_Shape(mask, (a, a, end, end), 0.0, p["spread"], p["thin"]))
             elif e.kind == "vol-regime":
-                self.vol.append((a, a + p["duration"] * 1e9, p["factor"]))
+                until = a + p["duration"] * 1e9
+                if mask.all():
+                    self.vol.append((a, until, p["factor"]))
+                else:
+                    self.vol_own.append((a, until, p["factor"], mask))
             elif e.kind == "fat-finger":
                 self.fat.append(
                     FatFinger(start_ns + round(a), int(e.symbols[0]), p["move"], int(p["size"]))
@@ -125,6 +130,16 @@ class Play:
         out = np.ones(cells)
         for since, until, factor in self.vol:
             out[(t >= since) & (t < until)] *= factor
+        return out
+
+    def vol_symbols(self, t0: int, cells: int) -> NDArray[np.float64] | None:
+        """(cells, symbols): the volatility factor of the regimes on some symbols, or None."""
+        if not self.vol_own:
+            return None
+        t = t0 + self.grid_ns * np.arange(cells, dtype=np.float64)
+        out = np.ones((cells, self.n))
+        for since, until, factor, mask in self.vol_own:
+            out[np.ix_((t >= since) & (t < until), mask)] *= factor
         return out
 
     def halted(self, t0: int, cells: int, price: NDArray[np.float64] | None) -> NDArray[np.bool_]:

@@ -198,6 +198,7 @@ class Market:
         # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
         self.play: Play | None = None
         self._halted = np.zeros((0, n), bool)  # the chunk's halted cells, when a scenario plays
+        self._vol_sym: NDArray[np.float64] | None = None  # the chunk's vol factor per symbol
         if scenario is not None:
             day_s = SESSION_S if session == "6.5h" else 86_400.0
             self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
@@ -417,6 +418,12 @@ class Market:
         z_sec = rng.standard_normal((steps, self._n_sectors))
         own = rng.standard_normal((steps, n))
         own *= sq[:, None]
+        self._vol_sym = None if play is None else play.vol_symbols(t0_rel, cells)
+        if self._vol_sym is not None:  # own moves carry a regime's extra variance, market's too
+            own_var = (self._own * own_vol) ** 2
+            share = own_var / (own_var + (self._beta**2 + self._gamma**2) * mkt_vol**2)
+            grow = np.sqrt(np.maximum(0.0, 1 + (self._vol_sym**2 - 1) / share))
+            own *= np.repeat(grow, PATH_CELLS, axis=0)
         np.cumsum(own, axis=0, out=own)
         own *= self._own * own_vol
         market = np.cumsum(sq * z_m) * mkt_vol
@@ -545,6 +552,8 @@ class Market:
         price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
         vol_ticks = np.repeat(self._spread_k * self._sigma * own_vol, per_sym)
         vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
+        if self._vol_sym is not None:
+            vol_ticks *= self._vol_sym[step // PATH_CELLS, s]
         extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
         spread = 1 + extra.astype(np.int64)
         if widen is not None and play is not None and play.has_liquidity:

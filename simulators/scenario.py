@@ -13,7 +13,9 @@ every symbol). Fractions are numbers (0.08) or percents ("8%"). Kinds and their 
   meanwhile the spread widens up to `spread` times (4) and the book thins to `thin` (0.25) of its
   flow of new orders;
 - `opening-gap`: session `session`'s open (0, the first of the run) is `move` away;
-- `vol-regime`: every symbol's volatility times `factor` from `at`, for `duration` (default: on);
+- `vol-regime`: volatility times `factor` from `at`, for `duration` (default: on); on some
+  symbols, their own moves grow so that their total volatility is `factor` times (a calmer
+  symbol keeps its share of the market's moves);
 - `drought`: the spread `spread` times wider (3), the book thinned to `thin` (0.25) for `duration`;
 - `jump`: the price moves by `move` at `at` and stays there;
 - `fat-finger`: one trade of `size` round lots (1000) printed `move` away from the quote (a
@@ -94,7 +96,6 @@ _ALLOWED = {
 }
 _NO_AT = {"opening-gap"}  # the session says when
 _ONE_SYMBOL = {"fat-finger"}
-_ALL_ONLY = {"vol-regime"}
 _DUR_PART = r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)"
 _DUR_RE = re.compile(rf"\s*(?:{_DUR_PART}\s*)+")  # "90s", "1h10m", "1.5h"
 _UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -277,8 +278,6 @@ def _symbols(v: Any, kind: str, universe: Universe, where: str) -> NDArray[np.in
         if kind in _ONE_SYMBOL:
             raise ScenarioError(f"{where}: symbol is required: one symbol of the universe")
         return np.arange(len(universe))
-    if kind in _ALL_ONLY:
-        raise ScenarioError(f"{where}: symbol: {kind} applies to every symbol; leave symbol out")
     names = [v] if isinstance(v, str) else v
     if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
         raise ScenarioError(
