@@ -126,6 +126,7 @@ class Records(NamedTuple):
     size: NDArray[np.int64]  # per trade, size units
     seg_start: NDArray[np.int64]  # per symbol: its first record
     per_sym: NDArray[np.int64]
+    kept: NDArray[np.float64] | None = None  # per record: share of new orders that arrive
 
 
 class Book:
@@ -202,7 +203,10 @@ class Book:
         size = each(lot) * lots
         ev_side[fl] = ~bid_side
         ev_price[fl] = np.where(bid_side, each(pb) - d, each(pa) + d)
-        ev_x[fl] = np.where(add, size, -size)
+        add_x = size
+        if rec.kept is not None:  # a thinning book: new orders fail to arrive, cancels go on
+            add_x = np.where(rng.random(n_fl) < each(rec.kept), size, 0)
+        ev_x[fl] = np.where(add, add_x, -size)
         ev_floor[fl] = np.where(~add & (d == 0), each(lot), 0)
         ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
         ev_level[fl] = d

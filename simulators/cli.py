@@ -166,7 +166,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  tickwire simulate --symbols 30 --duration 2d --activity 0.05 --report\n"
         "  tickwire simulate --symbols 500 --duration 5d --seed 7 --out ticks.parquet\n"
         "  tickwire simulate --universe mine.csv --duration 2h --out ticks.npy\n"
-        "  tickwire simulate --universe crypto --books --duration 10m --report\n\n"
+        "  tickwire simulate --universe crypto --books --duration 10m --report\n"
+        "  tickwire simulate --symbols 20 --duration 2h --scenario flash-crash --report\n\n"
         "outputs:\n"
         "  .csv      one line per tick: symbol, then the tick record fields\n"
         "  .npy      the tick records as they are (numpy.load), with the universe beside it\n"
@@ -185,6 +186,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_market_arguments(ap, session_default=None)
     ap.add_argument("--out", metavar="FILE", help="write the ticks to FILE (.csv, .npy, .parquet)")
     add_book_arguments(ap)
+    ap.add_argument(
+        "--scenario",
+        metavar="FILE|NAME",
+        help="play a market scenario: a .toml file of timed events (halts, flash crash, gap, ...) "
+        "or a shipped one by name (flash-crash, halt, opening-gap, drought)",
+    )
     ap.add_argument(
         "--report", action="store_true", help="print the stylized-facts table: value, target, pass"
     )
@@ -236,6 +243,11 @@ def _simulate(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserError(f"--figure needs matplotlib: {_EXTRAS['plot']}")
         _check_writable(Path(args.figure))
+    scenario = None
+    if args.scenario:
+        from .scenario import load
+
+        scenario = load(args.scenario, universe)
     writer = open_writer(Path(args.out), universe) if args.out else None
     books = BookSink.from_args(args, universe)
     keep = stylized is not None  # the report and the figure need every record at once
@@ -251,6 +263,7 @@ def _simulate(args: argparse.Namespace) -> int:
         session=args.session,
         chunk_s=10.0,
         book_depth=books.depth if books else None,
+        scenario=scenario,
     )
 
     wall0 = time.perf_counter()
@@ -262,7 +275,10 @@ def _simulate(args: argparse.Namespace) -> int:
         raise _interrupted(writer, books, complete=False) from None
     wall_s = time.perf_counter() - wall0
     try:
-        return _conclude(args, universe, total_s, count, kept, stylized, writer, books, wall_s)
+        note = _scenario_note(market)
+        return _conclude(
+            args, universe, total_s, count, kept, stylized, writer, books, wall_s, note
+        )
     except KeyboardInterrupt:
         raise _interrupted(writer, books, complete=True) from None
 
@@ -294,6 +310,7 @@ def _conclude(
     writer: _Writer | None,
     books: BookSink | None,
     wall_s: float,
+    scenario_note: str = "",
 ) -> int:
     """The summary line, and the report and figure from the records kept."""
     summary = (
@@ -303,6 +320,8 @@ def _conclude(
     )
     if books is not None:
         summary += f"; {books.count:,} book level updates"
+    if scenario_note:
+        summary += f"; {scenario_note}"
     if writer is not None:
         summary += f"; wrote {', '.join(writer.paths)}"
     if books is not None and books.path:
@@ -326,6 +345,15 @@ def _conclude(
             summary += f"; figure {args.figure}"
     print(summary)
     return 0
+
+
+def _scenario_note(market: Any) -> str:
+    """What the scenario did, for the summary: its halts and resumptions."""
+    if market.play is None:
+        return ""
+    status = market.statuses()["status"]
+    halts, resumes = int((status == 1).sum()), int((status == 0).sum())
+    return f"scenario {market.play.name}: {halts:,} symbol halts, {resumes:,} resumptions"
 
 
 def _generate(

@@ -33,6 +33,9 @@ applied at each roll, and each symbol's first update of a session carries `TickF
 `session="24h"` trades around the clock with no intraday shape. numpy only; one `SeedSequence`
 whose generator drives the market's path, with children for the static per-symbol parameters and
 for each event's details.
+
+A `scenario.Scenario` (`scenario=`) changes chunks as they are made (`_scenario_play.Play`): no
+arrivals where a symbol is halted, price offsets, wider spreads, thinner books, a vol factor.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from numpy.typing import NDArray
 
 from . import book as bk
 from ._book_queue import BookQueue
+from ._scenario_play import Play, insert_fat_fingers
 from .crypto import NOTIONAL_LOT
+from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -89,6 +94,7 @@ class Market:
         session: Literal["6.5h", "24h"] = "6.5h",
         chunk_s: float | None = None,
         book_depth: int | None = None,
+        scenario: Scenario | None = None,
     ) -> None:
         if book_depth is not None:
             bk.check_depth(book_depth)
@@ -189,6 +195,13 @@ class Market:
             self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
             self._last["bid_size"] = self.book.sizes[:, 0, 0]
             self._last["ask_size"] = self.book.sizes[:, 1, 0]
+        # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
+        self.play: Play | None = None
+        self._halted = np.zeros((0, n), bool)  # the chunk's halted cells, when a scenario plays
+        self._vol_sym: NDArray[np.float64] | None = None  # the chunk's vol factor per symbol
+        if scenario is not None:
+            day_s = SESSION_S if session == "6.5h" else 86_400.0
+            self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
 
     # ------------------------------------------------------------------ public
 
@@ -256,6 +269,16 @@ class Market:
             ids, rev = np.unique(released["sym"][::-1], return_index=True)  # the last one wins
             snap[ids] = released[len(released) - 1 - rev]
         return snap
+
+    def statuses(self) -> NDArray[np.void]:
+        """The scenario's status changes (`scenario.STATUS_DTYPE`) up to now, not taken yet.
+
+        Halts and resumptions in time order; empty without a scenario. `play.status` holds each
+        symbol's status as of the last call.
+        """
+        if self.play is None:
+            return np.empty(0, STATUS_DTYPE)
+        return self.play.release(self.now_ns)
 
     def step(self, until_ns: int, *, max_chunks: int | None = None) -> TickBatch:
         """Every record with event time in (now, until_ns], in event order.
@@ -376,6 +399,9 @@ class Market:
             t_s -= idx * SESSION_S
         cells_s = (t_s + dt * np.arange(cells)).astype(np.float64, copy=False)
         arrivals_u, vol_u = self._intraday(cells_s)
+        play, t0_rel = self.play, t0_ns - self.start_ns
+        if play is not None and play.vol:
+            vol_u = vol_u * play.vol_factor(t0_rel, cells)
         chunk_s = cells * dt
         a = np.exp(-chunk_s / MKT_VOL_TAUS_S)
         self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * MKT_VOL_SD * rng.standard_normal(3)
@@ -392,6 +418,12 @@ class Market:
         z_sec = rng.standard_normal((steps, self._n_sectors))
         own = rng.standard_normal((steps, n))
         own *= sq[:, None]
+        self._vol_sym = None if play is None else play.vol_symbols(t0_rel, cells)
+        if self._vol_sym is not None:  # own moves carry a regime's extra variance, market's too
+            own_var = (self._own * own_vol) ** 2
+            share = own_var / (own_var + (self._beta**2 + self._gamma**2) * mkt_vol**2)
+            grow = np.sqrt(np.maximum(0.0, 1 + (self._vol_sym**2 - 1) / share))
+            own *= np.repeat(grow, PATH_CELLS, axis=0)
         np.cumsum(own, axis=0, out=own)
         own *= self._own * own_vol
         market = np.cumsum(sq * z_m) * mkt_vol
@@ -408,6 +440,18 @@ class Market:
             for at, j, moved in zip(rng.integers(0, steps, jumps.size), jumps, size, strict=True):
                 own[at:, j] += moved
         path = _Path(market, sector, own)
+        trading = None
+        if play is not None:  # halted (cell, symbol) pairs get no arrivals
+            ends = None
+            if play.has_luld:  # the efficient log-price at each cell's end, offsets included
+                at = np.repeat(np.arange(cells) * PATH_CELLS + PATH_CELLS - 1, n)
+                who = np.tile(np.arange(n), cells)
+                ends = (self._x[who] + self._moved(path, at, who)).reshape(cells, n)
+                ends += play.effects(t0_ns + (at + 1) * (GRID_NS // PATH_CELLS), who)[0].reshape(
+                    cells, n
+                )
+            self._halted = play.halted(t0_rel, cells, ends)
+            trading = ~self._halted
         # Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between
         base = self._mu * np.sqrt(own_vol * np.sqrt(mkt_vol))
         decay, jump_h = np.exp(-dt / HAWKES_TAU_S), HAWKES_ETA / HAWKES_TAU_S
@@ -416,6 +460,8 @@ class Market:
         excite = self._excite
         for c in range(cells):
             lam[c] = base * arrivals_u[c] + excite
+            if trading is not None:
+                lam[c] *= trading[c]
             n_tr[c] = rng.poisson(lam[c] * dt)
             excite = excite * decay + jump_h * n_tr[c]
         self._excite = excite
@@ -498,12 +544,20 @@ class Market:
         cum_size = np.concatenate(([0], np.cumsum(size)))
         x_now = self._moved(path, step, s) + cum_impact[g]
         x_now += np.repeat(self._x - cum_impact[g0], per_sym)
+        play, widen, thin = self.play, None, None
+        if play is not None and (play.has_moves or play.has_liquidity):
+            moved_by, widen, thin = play.effects(rel_ns[by_sym] + t0_ns, s)
+            x_now += moved_by
         # every event requotes from the efficient price; spread grows with volatility
         price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
         vol_ticks = np.repeat(self._spread_k * self._sigma * own_vol, per_sym)
         vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
+        if self._vol_sym is not None:
+            vol_ticks *= self._vol_sym[step // PATH_CELLS, s]
         extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
         spread = 1 + extra.astype(np.int64)
+        if widen is not None and play is not None and play.has_liquidity:
+            spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
         bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
         ask = bid + spread
         # a trade prints at the quote in force before it: its segment's previous event, or state
@@ -525,7 +579,8 @@ class Market:
         if self.book is not None:  # the book around these quotes and trades; its top is the quote
             frac = (price_ticks - bid) / spread
             ts_sym = rel_ns[by_sym] + t0_ns
-            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym)
+            kept = thin if thin is not None and (thin < 1).any() else None  # else no draws
+            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym, kept)
             before = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
             levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
             self._books.hold(levels, self._units, self._scale, before)
@@ -547,6 +602,11 @@ class Market:
         lot = self._lot[sym]
         out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
         out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+        if thin is not None and play is not None and play.has_liquidity:  # fewer orders queue
+            thin_t = np.empty(total)
+            thin_t[by_sym] = thin
+            for f in ("bid_size", "ask_size"):
+                out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
         if quoted is not None:  # drawn above all the same: books on or off, the same stream
             out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
         units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
@@ -557,6 +617,12 @@ class Market:
         out["volume"][by_sym] = volume
         out["flags"][by_sym] = flags
         out["last_size"][by_sym] = last_sz
+        if play is not None and play.fat:
+            state = {"seq": self._seq, "volume": self._volume, "last_tk": self._last_tk}
+            state |= {"last_sz": self._last_sz, "lot": self._lot}
+            span = (t0_ns, t0_ns + self._chunk_cells * GRID_NS, self._halted)
+            price = (self._tick, self._units, self._scale)
+            out = insert_fat_fingers(play, out, last, state, self._last, span, price)
         return out, last
 
 

@@ -57,7 +57,9 @@ TEST_RUN = "python -m pytest"
 SUBSCRIBE = "from tickwire.feed import Batch, connect"
 SERVE_AND_TAIL = "tickwire tail AAPL MSFT"
 CONFIG = "# tickwire.toml"
-SIMULATE = "tickwire simulate"
+SIMULATE = "tickwire simulate --symbols 30"
+SCENARIO_FILE = 'name = "bad-morning"'
+SCENARIO_RUN = "--scenario flash-crash"
 TICK = '"symbol": "AAPL"'
 RAW_BINARY = "tickwire.v1.binary"
 RECORD_REPLAY = "tickwire record"
@@ -73,6 +75,8 @@ CLAIMED = (
     SERVE_AND_TAIL,
     CONFIG,
     SIMULATE,
+    SCENARIO_FILE,
+    SCENARIO_RUN,
     TICK,
     RAW_BINARY,
     RECORD_REPLAY,
@@ -233,6 +237,37 @@ def test_simulate_example_as_written_meets_every_target() -> None:
     out = subprocess.run(tickwire(simulate_argv()), capture_output=True, text=True, timeout=580)
     assert out.returncode == 0, out.stderr
     assert "19 of 19 statistics pass" in out.stdout, out.stdout
+
+
+def test_scenario_example_file_plays(tmp_path: Path) -> None:
+    """The example file parses; its halt and resume of AAPL come out as status records."""
+    from tickwire.simulators import Market, Universe
+    from tickwire.simulators.scenario import parse
+
+    universe = Universe.default()
+    scenario = parse(block(SCENARIO_FILE), universe, shown="README")
+    assert [e.kind for e in scenario.events] == ["flash-crash", "halt", "resume"]
+    market = Market(universe, 0, 0, activity=0.05, chunk_s=10.0, scenario=scenario)
+    market.step(4300 * 10**9)
+    statuses = market.statuses()
+    assert statuses["ts"].tolist() == [3600 * 10**9, 4200 * 10**9]  # 1h, 1h10m
+    assert (statuses["sym"] == universe.index("AAPL")).all()
+
+
+def test_scenario_commands_run(tmp_path: Path) -> None:
+    """Both commands as written but shorter, the second on the example file."""
+    (tmp_path / "bad-morning.toml").write_text(block(SCENARIO_FILE))
+    first, second = commands(block(SCENARIO_RUN))
+    for argv, duration in ((first, "35m"), (second, "30s")):
+        short = list(argv)
+        short[short.index("--duration") + 1] = duration
+        out = subprocess.run(
+            tickwire(short), capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        assert out.returncode == 0, out.stderr
+        assert re.search(r"; scenario [a-z-]+: \d+ symbol halts", out.stdout), out.stdout
+    assert re.search(r"^\d+ of \d+ statistics pass", out.stdout, re.M) is None  # no --report
+    assert pq.read_table(tmp_path / "day.parquet").num_rows > 0
 
 
 # -- protocol reference --------------------------------------------------------------------------
