@@ -261,8 +261,8 @@ class WebSocketCore:
             elif isinstance(event, CloseConnection):
                 self._peer_close(event, now)
                 return
-            if self._discard or self.state is State.CLOSED:  # type: ignore[comparison-overlap]
-                return  # (mypy cannot see that _message_part may have closed)
+            if self._discard or self.state is State.CLOSED:
+                return  # _message_part or _peer_close may have closed
             if len(self.outbox) > HIGH_WATER:
                 self._held = True
                 return
