@@ -30,6 +30,7 @@ from tickwire.feed import (
     Status,
     TickwireError,
 )
+from tickwire.feed.backoff import Backoff
 
 log = logging.getLogger("tickwire.dashboard")
 
@@ -92,7 +93,7 @@ class FeedBridge:
         self._mode: Any = "latest" if latest else None  # None: the server's default, every update
         self._sink = sink
         self._url = url
-        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._token: trio.lowlevel.TrioToken | None = None
         self._root: trio.CancelScope | None = None
         self._session: trio.CancelScope | None = None
@@ -207,8 +208,7 @@ class FeedBridge:
             if of and attempt >= of:
                 self._sink.feed_fatal(error)
                 return
-            initial, most = self._backoff
-            delay = min(most, initial * 2 ** (attempt - 1))
+            delay = self._backoff.delay(attempt)
             self._sink.feed_connecting(self._url, error, delay, attempt, of)
             await trio.sleep(delay)
             self._sink.feed_connecting(self._url, error, None, attempt, of)

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from tickwire.feed._cli_serve import add_cafile_argument, ssl_context_from
-from tickwire.feed._urls import redact
+from tickwire.feed._urls import UrlError, check_ws_url
 from tickwire.simulators.errors import UserError
 
 from . import config as cfg
@@ -120,17 +119,10 @@ def _positive_float(text: str) -> float:
 
 
 def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UserError(
-            f"bad URL {redact(url)!r}: expected ws://HOST:PORT/v1 or wss://HOST:PORT/v1"
-        )
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise UserError(
-            f"bad URL {redact(url)!r}: the port must be a number from 0 to 65535"
-        ) from None
+        check_ws_url(url)
+    except UrlError as exc:
+        raise UserError(str(exc)) from None
     return url
 
 

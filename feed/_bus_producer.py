@@ -33,6 +33,7 @@ from ._bus_redis import (
     log,
 )
 from ._urls import redact
+from .backoff import Backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +235,7 @@ class BusProducer(LeaseHolder):
         """
         assert self._main is not None
         started = False
-        wait_s = BACKOFF_S[0]
+        backoff = Backoff(*BACKOFF_S)
         while True:
             self._client = client_for(self.url)
             try:
@@ -245,7 +246,7 @@ class BusProducer(LeaseHolder):
                             self._main.run_sync_soon(ready.set)
                             started = True
                         while self._up:
-                            wait_s = BACKOFF_S[0]
+                            backoff.reset()
                             if self._active:
                                 await self._write_or_renew()
                             else:
@@ -256,8 +257,7 @@ class BusProducer(LeaseHolder):
             finally:
                 if self._up:
                     await self._release()
-            await trio.sleep(wait_s)
-            wait_s = min(wait_s * 2, BACKOFF_S[1])
+            await trio.sleep(backoff.next())
 
     async def _write_or_renew(self) -> None:
         """The active producer's step: write what is pending, or renew the lease when due."""

@@ -27,6 +27,7 @@ from ._bus_redis import (
     log,
 )
 from ._urls import redact
+from .backoff import Backoff
 
 LEASE_INFO_EVERY_S = 1.0
 # A gateway with subscribers says so every WATCHED_EVERY_S, for WATCHED_MS: the producer steps at
@@ -98,7 +99,7 @@ class BusReader:
     async def __aenter__(self) -> BusReader:
         await self._client.__aenter__()
         try:
-            wait_s = BACKOFF_S[0]
+            backoff = Backoff(*BACKOFF_S)
             logged = ""
             while True:
                 try:
@@ -110,8 +111,7 @@ class BusReader:
                         log.info("waiting for the bus at %s: %s", redact(self.url), logged)
                 except bc.BusFormatError:
                     raise
-                await trio.sleep(wait_s)
-                wait_s = min(wait_s * 2, BACKOFF_S[1])
+                await trio.sleep(backoff.next())
         except BaseException:
             await self._client.__aexit__(None, None, None)
             raise
@@ -189,17 +189,16 @@ class BusReader:
         return self
 
     async def __anext__(self) -> BusItem:
-        wait_s = BACKOFF_S[0]
+        backoff = Backoff(*BACKOFF_S)
         while not self._ready:
             try:
                 if not self._up:
                     if await self._resync():
                         self._gaps += 1
                         self._ready.append((self._gap_item("bus back"), None))
-                        wait_s = BACKOFF_S[0]
+                        backoff.reset()
                     else:
-                        await trio.sleep(wait_s)
-                        wait_s = min(wait_s * 2, BACKOFF_S[1])
+                        await trio.sleep(backoff.next())
                     continue
                 await self._read()
             except _Failure as exc:

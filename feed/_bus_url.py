@@ -8,11 +8,11 @@ each into a UserError saying what is allowed. Pure string work: imports neither 
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from tickwire.simulators.errors import UserError
 
-from ._urls import redact
+from ._urls import UrlError, redact, split_url
 
 FORMS = "redis://HOST:PORT/DB or unix:///PATH.sock (rediss:// for TLS)"
 _SCHEMES = ("redis", "rediss", "unix")
@@ -23,23 +23,25 @@ def check_bus_url(url: str) -> str:
     shown = redact(url)  # an error line never prints the password
     where = f"--bus {shown}"
     try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for redis://[::1
-        raise UserError(f"{where}: not a URL ({exc}); use {FORMS}") from None
-    if parts.scheme not in _SCHEMES:
-        raise UserError(f"--bus must be {FORMS}, got {shown!r}")
+        parts = split_url(url, _SCHEMES, hostless=("unix",))
+        port = parts.port
+    except UrlError as exc:
+        if exc.part == "url":  # e.g. "Invalid IPv6 URL" for redis://[::1
+            raise UserError(f"{where}: not a URL ({exc}); use {FORMS}") from None
+        if exc.part == "scheme":
+            raise UserError(f"--bus must be {FORMS}, got {shown!r}") from None
+        if exc.part == "host":
+            raise UserError(
+                f"{where}: no host; use {FORMS}, e.g. redis://127.0.0.1:6379/0"
+            ) from None
+        assert exc.parts is not None  # a bad port comes with the URL split
+        parts, port = exc.parts, -1  # not a number, or beyond 65535
     db_arg = parse_qs(parts.query).get("db")
     if parts.scheme == "unix":
         if not parts.path:
             raise UserError(f"{where}: no socket path; use unix:///PATH.sock")
         _db(where, db_arg[0] if db_arg else "")
         return url
-    if not parts.hostname:
-        raise UserError(f"{where}: no host; use {FORMS}, e.g. redis://127.0.0.1:6379/0")
-    try:
-        port = parts.port
-    except ValueError:  # not a number, or beyond 65535
-        port = -1
     if port is not None and not 1 <= port <= 65535:
         text = parts.netloc.rpartition(":")[2]
         raise UserError(f"{where}: the port must be from 1 to 65535, got {text!r}")

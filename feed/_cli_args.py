@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from tickwire.simulators.durations import DurationError, parse_duration
+
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -28,18 +30,10 @@ _seed = _int_in(0, 2**64 - 1, "seed")  # what numpy's SeedSequence takes
 
 def _duration_s(text: str) -> float:
     """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    t = text.strip().lower()
-    unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
     try:
-        value = float(t[: len(t) - len(unit)]) * units.get(unit, 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration such as 60s, 5m or 1h, got {text!r}"
-        ) from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+        return parse_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _non_negative_float(text: str) -> float:

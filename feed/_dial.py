@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import trio
@@ -29,7 +28,7 @@ from trio_websocket import (
 )
 
 from ._events import AuthError, ConnectError
-from ._urls import redact
+from ._urls import UrlError, check_ws_url, redact
 
 HANDSHAKE_TIMEOUT_S = 10.0
 """TCP, TLS, upgrade and welcome must all be done within this (connect's `handshake_timeout_s`)."""
@@ -59,19 +58,14 @@ class Target:
 
 def parse_url(url: str) -> Target:
     """Split a ws:// or wss:// URL; anything else is a ConnectError saying what is expected."""
-    parts = urlsplit(url)
-    expected = "expected ws://HOST:PORT/v1 or wss://HOST:PORT/v1"
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectError(f"bad URL {redact(url)!r}: {expected}")
     try:
-        port = parts.port
-    except ValueError:
-        raise ConnectError(
-            f"bad URL {redact(url)!r}: the port must be a number from 0 to 65535"
-        ) from None
+        parts = check_ws_url(url)
+    except UrlError as exc:
+        raise ConnectError(str(exc)) from None
+    port, host = parts.port, parts.hostname or ""
     tls = parts.scheme == "wss"
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(url, parts.hostname, port or (443 if tls else 80), resource, tls)
+    return Target(url, host, port or (443 if tls else 80), resource, tls)
 
 
 @asynccontextmanager

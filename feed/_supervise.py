@@ -29,6 +29,7 @@ from tickwire.simulators.errors import UserError
 from . import _children, _oplog
 from . import _cli_serve as cs
 from ._urls import redact
+from .backoff import Backoff
 from .server import ServerConfig
 
 log = logging.getLogger("tickwire.supervise")
@@ -60,7 +61,7 @@ class Supervisor:
 
     async def keep(self, w: Worker, scope: trio.CancelScope) -> None:
         """Run `w`, restarting it when it exits on its own, until stopping or a crash loop."""
-        crashes, wait_s = 0, BACKOFF_S[0]
+        crashes, backoff = 0, Backoff(*BACKOFF_S)
         while not self.stopping:
             started = trio.current_time()
             # open_process forks from a trio worker thread that may be retired while the
@@ -77,7 +78,7 @@ class Supervisor:
             lived_s = trio.current_time() - started
             crashes = crashes + 1 if lived_s < CRASH_WINDOW_S else 1
             if lived_s >= CRASH_WINDOW_S:
-                wait_s = BACKOFF_S[0]
+                backoff.reset()
             if crashes >= MAX_CRASHES:
                 self.gave_up = (
                     f"worker {w.name} exited {crashes} times in a row within "
@@ -87,6 +88,7 @@ class Supervisor:
                 scope.cancel()
                 return
             w.restarts += 1
+            wait_s = backoff.next()
             log.warning(
                 "worker %s (pid %d) exited with status %s after %.1f s; restarting in %.1f s",
                 w.name,
@@ -96,7 +98,6 @@ class Supervisor:
                 wait_s,
             )
             await trio.sleep(wait_s)
-            wait_s = min(wait_s * 2, BACKOFF_S[1])
 
     async def _read_stdout(self, w: Worker, proc: trio.Process) -> None:
         """Its first line says it is ready; anything later is passed through."""

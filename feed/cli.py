@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from tickwire.simulators.errors import Interrupted, UserError
 
 from ._config import ConfigurableParser
+from .version import version
 
 # Modules providing `register(subparsers)` and the commands each registers, in the order
 # `tickwire --help` lists them. A command line naming one of these commands loads its module
@@ -126,17 +127,8 @@ class _Version(argparse.Action):
         super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        print(f"tickwire {_version()}")  # on stdout, as argparse's own version action does
+        print(f"tickwire {version()}")  # on stdout, as argparse's own version action does
         parser.exit()
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tickwire")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _first_word(argv: Sequence[str]) -> str | None:

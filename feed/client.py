@@ -36,6 +36,7 @@ from ._events import (
     Status,
 )
 from ._urls import redact
+from .backoff import Backoff
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1"
 _MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON is ~2.5 MB
@@ -77,7 +78,7 @@ class Feed:
         self._subprotocol = p.SUBPROTOCOL_BINARY if encoding == "binary" else p.SUBPROTOCOL_JSON
         self._epoch: object = None  # the server run's `epoch` from welcome, if it sends one
         self._reconnect = reconnect
-        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._max_queue = max_queue
         self._ws: WebSocketConnection | None = None
         self._ids = itertools.count(1)
@@ -252,8 +253,7 @@ class Feed:
 
         while True:
             if attempt:
-                initial, most = self._backoff
-                delay = min(most, initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                delay = self._backoff.delay(attempt) * random.uniform(0.5, 1.0)
                 await self._emit(Status("reconnecting", round(delay, 3), error, attempt))
                 await trio.sleep(delay)
             try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tickwire.simulators.cli import open_writer
+from tickwire.simulators.durations import DurationError, parse_duration
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
@@ -28,7 +30,6 @@ from . import _extras
 
 FORMATS = (".parquet", ".npy", ".csv")
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZES = {"kb": 1e3, "mb": 1e6, "gb": 1e9}
 
 
@@ -42,10 +43,12 @@ class Rotate:
 
 def parse_rotate(text: str) -> Rotate:
     """`1h`, `30m`, `90s` (time) or `100MB`, `2GB` (size of a part on disk)."""
+    with suppress(DurationError):
+        seconds = parse_duration(text, day_s=86400.0, bare=False)
+        if seconds > 0:
+            return Rotate(seconds=seconds)
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]+)\s*", text)
     unit = m.group(2).lower() if m else ""
-    if m and unit in _UNITS and float(m.group(1)) > 0:
-        return Rotate(seconds=float(m.group(1)) * _UNITS[unit])
     if m and unit in _SIZES and float(m.group(1)) > 0:
         return Rotate(bytes=int(float(m.group(1)) * _SIZES[unit]))
     raise UserError(f"--rotate takes a duration (30m, 1h) or a size (100MB, 1GB), got {text!r}")

@@ -39,6 +39,7 @@ from ._venue_core import VenueContext, VenueCore
 from ._wscore import WebSocketCore
 from .hub import Hub
 from .metrics import Metrics, Response, readyz
+from .version import version
 
 log = logging.getLogger("tickwire.server")
 
@@ -100,7 +101,7 @@ class Server:
         self.reorder: Callable[[TickBatch], TickBatch] | None = None
         self.universe_index = {s: i for i, s in enumerate(universe.symbols)}
         self.symbols_body = orjson.dumps(universe.reference())
-        self.name = f"{SERVER_NAME}/{_version()}"
+        self.name = f"{SERVER_NAME}/{version()}"
         self.counters = ServerCounters()
         self.ctx = FeedContext(
             hub=self.hub,
@@ -138,7 +139,7 @@ class Server:
         self.url = ""
         self._cancel: trio.CancelScope | None = None
         self._shell: Shell | None = None
-        self.metrics = Metrics(self._metric_figures, version=_version())
+        self.metrics = Metrics(self._metric_figures, version=version())
         self._last_publish_s: float | None = None
         self._replay_finished = False  # logged once; /readyz says so from then on
         self._accepting = trio.CancelScope()  # cancelled: the listeners are closed
@@ -584,15 +585,6 @@ async def serve(
 ) -> None:
     """Run a server with `config` until cancelled; `started(url)` once it listens."""
     await Server(config).run(task_status=task_status)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tickwire")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 __all__ = ["Server", "ServerConfig", "serve"]

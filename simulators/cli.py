@@ -18,7 +18,6 @@ import inspect
 import json
 import math
 import os
-import re
 import signal
 import struct
 import sys
@@ -32,6 +31,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from ._cli_book import BookSink, add_book_arguments
+from .durations import DurationError, parse_duration
 from .errors import Interrupted, UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
 from .universe import FIELDS, Universe
@@ -40,7 +40,6 @@ from .universe import FIELDS, Universe
 # included: Monday 2025-01-06 09:30 New York (14:30 UTC). Sessions follow back to back.
 START_NS = 1_736_173_800 * 1_000_000_000
 SESSION_S = {"6.5h": 23_400, "24h": 86_400}  # what one "d" of --duration means
-_UNIT_S = {"s": 1, "m": 60, "h": 3600}
 _FLUSH_RECORDS = 1 << 18  # buffer ~16 MB of records between writes: few, large writes
 _EXTRAS = {"parquet": "pip install 'tickwire[parquet]'", "plot": "pip install 'tickwire[plot]'"}
 _TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: never empty
@@ -206,24 +205,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 class _Duration:
     """A --duration as typed; days depend on --session, so seconds are resolved later."""
 
-    def __init__(self, text: str, amount: float, unit: str) -> None:
-        self.text, self.amount, self.unit = text, amount, unit
+    def __init__(self, text: str) -> None:
+        self.text = text
 
     def seconds(self, session: str) -> int:
-        per_unit = SESSION_S[session] if self.unit == "d" else _UNIT_S[self.unit]
-        return round(self.amount * per_unit)
-
-
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd])\s*", re.IGNORECASE)
+        return round(parse_duration(self.text, day_s=SESSION_S[session], bare=False))
 
 
 def _duration(text: str) -> _Duration:
-    m = _DURATION_RE.fullmatch(text)
-    if m is None:
+    try:
+        parse_duration(text, day_s=1.0, bare=False)
+    except DurationError:
         raise argparse.ArgumentTypeError(
             f"expected a number followed by s, m, h or d, e.g. 5d, got {text!r}"
-        )
-    d = _Duration(text.strip(), float(m[1]), m[2].lower())
+        ) from None
+    d = _Duration(text.strip())
     if d.seconds("6.5h") < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1s, got {text!r}")
     return d

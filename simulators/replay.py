@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _replay_files as files
+from .durations import DurationError, parse_duration
 from .errors import UserError
 from .market import _decimals
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch, TickFlag
@@ -158,12 +159,9 @@ def parse_time(text: str | None, t0: int) -> int | None:
         return None
     t = text.strip()
     if t.startswith("+"):
-        units = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-        unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), "")
-        number = t[1 : len(t) - len(unit)]
         try:
-            return t0 + int(float(number) * units.get(unit, 10**9))
-        except ValueError:
+            return t0 + round(parse_duration(t[1:]) * 1e9)
+        except DurationError:
             pass
     elif t.lstrip("-").isdigit():
         return int(t)

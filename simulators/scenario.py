@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 from importlib import resources
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .durations import DurationError, parse_duration
 from .errors import UserError
 from .universe import Universe
 
@@ -96,9 +96,6 @@ _ALLOWED = {
 }
 _NO_AT = {"opening-gap"}  # the session says when
 _ONE_SYMBOL = {"fat-finger"}
-_DUR_PART = r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)"
-_DUR_RE = re.compile(rf"\s*(?:{_DUR_PART}\s*)+")  # "90s", "1h10m", "1.5h"
-_UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -249,10 +246,15 @@ def _duration(v: Any, key: str, where: str) -> float:
     """Seconds from '90s', '5m', '1.5h', '250ms' or a number of seconds; never negative."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         x = float(v)
-    elif isinstance(v, str) and _DUR_RE.fullmatch(v):
-        x = sum(float(k) * _UNIT_S[u] for k, u in re.findall(_DUR_PART, v))
     elif isinstance(v, str) and v.strip().startswith("-"):
         x = -1.0
+    elif isinstance(v, str):
+        try:
+            x = parse_duration(v, bare=False)
+        except DurationError:
+            raise ScenarioError(
+                f"{where}: {key} must be a time such as '90s', '5m', '1.5h' or seconds, got {v!r}"
+            ) from None
     else:
         raise ScenarioError(
             f"{where}: {key} must be a time such as '90s', '5m', '1.5h' or seconds, got {v!r}"
