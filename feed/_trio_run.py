@@ -1,4 +1,5 @@
-"""How the CLI's trio commands run: `trio.run` with plain errors, and stopping on a signal.
+"""How tickwire's trio programs run (the CLI's commands, the worker supervisor): `trio.run` with
+plain errors, and stopping (or draining a server) on a signal.
 
 Imports trio and the client's error unwrapping only, so a command that needs no server (`tail`,
 `record`) starts without loading one.
@@ -6,12 +7,19 @@ Imports trio and the client's error unwrapping only, so a command that needs no 
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
 from .client import _single
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger("tickwire")
 
 
 def run_trio(main: Callable[[], Awaitable[None]]) -> None:
@@ -36,3 +44,21 @@ async def cancel_on_signal(scope: trio.CancelScope, got: list[int] | None = None
     if got is not None:
         got.append(signum)
     scope.cancel()
+
+
+async def until_stopped(server: Server, drain_s: float, drain_min_s: float) -> None:
+    """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        first = await signals.__anext__()
+        if first != signal.SIGTERM:
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def second_signal() -> None:
+                await signals.__anext__()
+                log.info("second signal: stopping now")
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(second_signal)
+            await server.drain(drain_s, drain_min_s)
+            nursery.cancel_scope.cancel()
