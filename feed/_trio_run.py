@@ -10,14 +10,11 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from .client import _single
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger("tickwire")
 
@@ -46,7 +43,14 @@ async def cancel_on_signal(scope: trio.CancelScope, got: list[int] | None = None
     scope.cancel()
 
 
-async def until_stopped(server: Server, drain_s: float, drain_min_s: float) -> None:
+class Drains(Protocol):
+    """What `until_stopped` stops (`server.Server` is one): no import of the server here."""
+
+    async def drain(self, drain_s: float, min_s: float = 0.0) -> None:
+        """Close every client gracefully over `drain_s`, then stop."""
+
+
+async def until_stopped(server: Drains, drain_s: float, drain_min_s: float) -> None:
     """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         first = await signals.__anext__()
