@@ -37,9 +37,9 @@ from tickwire.feed.protocol import SUBPROTOCOL_JSON
 from tickwire.simulators import Universe
 
 from .app import DashboardApp
-from .cli import server_thread
 from .config import DEFAULT_FPS, DEFAULT_WATCHLIST
 from .fake import FakeFeed, fake_connector
+from .local_server import server_thread
 
 
 def measure(

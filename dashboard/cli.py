@@ -13,17 +13,15 @@ import argparse
 import functools
 import gc
 import ssl
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tickwire.feed._cli_serve import add_cafile_argument, ssl_context_from
 from tickwire.feed._urls import UrlError, check_ws_url
 from tickwire.simulators.errors import UserError
 
 from . import config as cfg
+from .local_server import server_thread
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,46 +174,3 @@ def load_settings(args: argparse.Namespace) -> tuple[Path | None, cfg.DashboardC
     if args.watchlist and not args.save:
         settings.saved_watchlist = list(settings.watchlist)
     return path, settings, warning
-
-
-@contextmanager
-def server_thread(**config: Any) -> Iterator[str]:
-    """Run `tickwire.feed.server.serve` on 127.0.0.1, a free port, in a thread; yield its URL."""
-    import trio
-
-    from tickwire.feed.server import Server, ServerConfig
-
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def main() -> None:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            box["token"] = trio.lowlevel.current_trio_token()
-            box["stop"] = stop.set
-            server = Server(ServerConfig(**{"host": "127.0.0.1", "port": 0, **config}))
-            box["url"] = await nursery.start(server.run)
-            ready.set()
-            await stop.wait()
-            await server.shutdown()  # as `serve` on Ctrl+C: 1001 to whoever is left
-            nursery.cancel_scope.cancel()
-
-    def run() -> None:
-        try:
-            trio.run(main)
-        except BaseException as exc:  # handed to the caller's thread below
-            box["error"] = exc
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=run, name="tickwire-demo-server", daemon=True)
-    thread.start()
-    ready.wait()
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield box["url"]
-    finally:
-        with suppress(trio.RunFinishedError):  # the server thread may have ended already
-            box["token"].run_sync_soon(box["stop"])
-        thread.join(timeout=5)

@@ -16,10 +16,10 @@ import trio
 
 from tickwire.simulators.errors import UserError
 
-from . import _cli_serve as cs
-from . import _extras, _oplog
+from . import _extras, _oplog, _supervise
 from ._bus_url import check_bus_url
 from ._cli_args import _non_negative_int
+from ._trio_run import run_trio, until_stopped
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -102,8 +102,6 @@ def serve_bus(
                 "--workers N starts gateways (and a producer unless --role gateway); "
                 "run a lone producer without --workers"
             )
-        from . import _supervise
-
         return _supervise.supervise(args, config, with_producer=role is None)
     if role is None:
         raise UserError(
@@ -121,7 +119,7 @@ def serve_bus(
     logging.getLogger("coredis").setLevel(logging.WARNING)
 
     async def stop(server: Server) -> None:
-        await cs._until_stopped(server, args.drain_s, args.drain_min_s)
+        await until_stopped(server, args.drain_s, args.drain_min_s)
 
     summaries = None
     if args.log_every > 0:
@@ -133,12 +131,12 @@ def serve_bus(
     if role == "gateway":
         from ._gateway import run_gateway
 
-        cs.run_trio(lambda: run_gateway(config, args.bus, ns, stop=stop, summaries=summaries))
+        run_trio(lambda: run_gateway(config, args.bus, ns, stop=stop, summaries=summaries))
     else:
         from ._gateway import run_producer
 
         listen = "port" in given and not args.worker
-        cs.run_trio(
+        run_trio(
             lambda: run_producer(
                 config, market, args.bus, ns, listen=listen, stop=stop, summaries=summaries
             )

@@ -21,8 +21,8 @@ from tickwire.simulators import Universe
 from tickwire.simulators.errors import Interrupted, UserError
 
 from ._cli_args import _duration_s, _positive_int, split_symbols
-from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, Status, TickwireError
+from ._trio_run import cancel_on_signal, run_trio
 from .client import DEFAULT_URL, connect
 from .record import Recorder, check_out, parse_rotate
 

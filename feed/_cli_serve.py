@@ -12,7 +12,6 @@ import argparse
 import functools
 import gc
 import logging
-import signal
 from typing import Any
 
 import trio
@@ -30,9 +29,9 @@ from ._cli_args import (
     _seed,
     server_token,
 )
-from ._cli_run import run_trio as run_trio  # re-exported: _cli_bus and _supervise use it
 from ._cli_tail import add_cafile_argument as add_cafile_argument  # the dashboard uses these
 from ._cli_tail import ssl_context_from as ssl_context_from
+from ._trio_run import run_trio, until_stopped
 from .server import Server, ServerConfig
 
 log = logging.getLogger("tickwire")
@@ -333,7 +332,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             if args.log_every > 0:
                 nursery.start_soon(_log_summaries, server, args.log_every)
-            await _until_stopped(server, args.drain_s, args.drain_min_s)
+            await until_stopped(server, args.drain_s, args.drain_min_s)
             log.info(
                 "shutting down: closing %s with 1001",
                 _oplog.counted(len(server.connections), "client"),
@@ -353,24 +352,6 @@ def hint_symbols(names: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _until_stopped(server: Server, drain_s: float, drain_min_s: float) -> None:
-    """SIGINT: return at once. SIGTERM: drain, returning when done or at the next signal."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        first = await signals.__anext__()
-        if first != signal.SIGTERM:
-            return
-        async with trio.open_nursery() as nursery:
-
-            async def second_signal() -> None:
-                await signals.__anext__()
-                log.info("second signal: stopping now")
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(second_signal)
-            await server.drain(drain_s, drain_min_s)
-            nursery.cancel_scope.cancel()
 
 
 async def _log_summaries(server: Server, every_s: float) -> None:

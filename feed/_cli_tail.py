@@ -22,8 +22,8 @@ from tickwire.simulators.errors import UserError
 
 from . import protocol as p
 from ._cli_args import _non_negative_int, _positive_int, split_symbols
-from ._cli_run import cancel_on_signal, run_trio
 from ._events import Batch, Gap, ProtocolError, Status, TickwireError
+from ._trio_run import cancel_on_signal, run_trio
 from .client import DEFAULT_URL, connect
 
 

@@ -44,7 +44,7 @@ class Shell:
 
     policy: _http.Policy
     make_core: CoreFactory
-    registry: Registry
+    registry: Registry[Connection]
     nursery: trio.Nursery  # flushers run here
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None

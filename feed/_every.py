@@ -9,18 +9,16 @@ a view of the published batch when it is one, and one lazy JSON body). No trio.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 
-from ._jsonbody import Piece
+from ._history import History
+from ._jsonbody import JsonCache, Piece
 from ._subscriber import Pending, Subscriber
-
-if TYPE_CHECKING:
-    from .hub import Hub
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to join
 
@@ -35,7 +33,17 @@ class Taken:
     last_seqs: NDArray[np.uint64]
 
 
-def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
+class AllSource(Protocol):
+    """What this take reads of the hub (`hub.Hub` is one), so that it needs no import of it."""
+
+    history: History
+    gen: int
+    max_take: int
+    json: JsonCache
+    shared_all: dict[int, Taken]  # by cursor: the take every `*` subscriber there shares
+
+
+def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
     """The next records of `sub`'s subscription from its cursor; None if that span had none."""
     start = sub.cursor
     sub.synced = False
@@ -67,7 +75,7 @@ def take_all(hub: Hub, sub: Subscriber) -> Pending | None:
 SCAN_TAKES = 8
 
 
-def _gather(hub: Hub, sub: Subscriber, start: int) -> Taken:
+def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
     """Every record of `sub`'s subscription from `start`: at most `max_take` of them, and at most
     `SCAN_TAKES` times that many records scanned for a subscriber of named symbols (whose
     records are a few of each batch: one message then carries them all, instead of a message

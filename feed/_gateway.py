@@ -30,6 +30,7 @@ from tickwire.simulators.ticks import TickBatch
 
 from . import _bus_codec as bc
 from . import _oplog
+from ._server_config import PushTarget
 from ._urls import redact
 from .server import Server, ServerConfig
 
@@ -72,7 +73,7 @@ class BusUpstream:
     def start(self) -> tuple[TickBatch, str, int | None]:
         return self.reader.snapshot, epoch_text(self.reader.epoch), self.reader.offset
 
-    async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None:
+    async def run(self, server: PushTarget, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
         self.reader.watched = lambda: server.watched  # tells the producer to step at the cadence
         task_status.started()
@@ -89,7 +90,7 @@ class BusUpstream:
                 )
             # BusDown: the reader logged it once; clients keep their heartbeats
 
-    async def _same_universe(self, server: Server) -> None:
+    async def _same_universe(self, server: PushTarget) -> None:
         """A new producer may serve other symbols: ids would mean other things, so stop (a
         supervisor restarts the gateway, which then serves the new universe)."""
         now = self.reader.universe

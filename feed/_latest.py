@@ -10,16 +10,16 @@ generation shares one take and one body. No trio.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tickwire.simulators.ticks import TickBatch
+
+from ._history import History
+from ._jsonbody import JsonCache
 from ._subscriber import Pending, Subscriber
-
-if TYPE_CHECKING:
-    from .hub import Hub
-
 
 # The ring's ids in all: in step a generation changes ~50-100 symbols (~1 KiB), so this keeps
 # every generation the ring serves (a quarter of it) for any universe; a CPU-bound server's
@@ -89,7 +89,17 @@ class Changes:
         return np.flatnonzero(self.changed_gen > gen)
 
 
-def take_latest(hub: Hub, sub: Subscriber) -> Pending | None:
+class LatestSource(Protocol):
+    """What this take reads of the hub (`hub.Hub` is one), so that it needs no import of it."""
+
+    lvc: TickBatch
+    history: History
+    gen: int
+    changes: Changes
+    json: JsonCache
+
+
+def take_latest(hub: LatestSource, sub: Subscriber) -> Pending | None:
     """The latest record of each of `sub`'s symbols that changed since its last take."""
     changes = hub.changes
     sub.cursor, sub.news_gen = hub.history.head, 0
@@ -112,7 +122,7 @@ def take_latest(hub: Hub, sub: Subscriber) -> Pending | None:
     return pending
 
 
-def _take(hub: Hub, sub: Subscriber) -> Pending | None:
+def _take(hub: LatestSource, sub: Subscriber) -> Pending | None:
     span = (sub.sent_gen, hub.gen)
     ids = hub.changes.since(sub.sent_gen)
     sub.sent_gen = hub.gen

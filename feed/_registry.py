@@ -9,10 +9,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._connection import Connection
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger("tickwire.server")
 
@@ -25,8 +22,24 @@ REQUEST_TIMEOUT_S = 10.0  # a request must arrive within this...
 PRESSED_REQUEST_TIMEOUT_S = 2.0  # ...or this, under pressure (as nginx and HAProxy shorten it)
 
 
+class Held(Protocol):
+    """What the registry needs of a socket it holds (`_connection.Connection` is one)."""
+
+    @property
+    def ip(self) -> str: ...
+
+    def hurry(self, timeout_s: float) -> None:
+        """Shorten its request deadline to `timeout_s` from now."""
+
+    def release_slot(self) -> None:
+        """Give its slot back to the registry (once)."""
+
+
+C = TypeVar("C", bound=Held)  # the server's kind of connection
+
+
 @dataclass(eq=False, slots=True)
-class Registry:
+class Registry(Generic[C]):
     """Every socket the server holds (handshaking, open, closing), by peer IP, and the open
     connections. The cap counts them all: a socket is a descriptor whatever its state."""
 
@@ -34,10 +47,10 @@ class Registry:
     max_per_ip: int = 0  # 0: no per-IP limit
     held: int = 0
     per_ip: Counter[str] = field(default_factory=Counter)
-    open: set[Connection] = field(default_factory=set)
+    open: set[C] = field(default_factory=set)
     # Sockets whose request has not arrived, oldest first, in all and by peer IP
-    handshaking: dict[Connection, None] = field(default_factory=dict)
-    handshaking_by_ip: dict[str, dict[Connection, None]] = field(default_factory=dict)
+    handshaking: dict[C, None] = field(default_factory=dict)
+    handshaking_by_ip: dict[str, dict[C, None]] = field(default_factory=dict)
     handshakes_shed: int = 0  # cut to make room (for /metrics)
     refused: Counter[str] = field(default_factory=Counter)
     refused_since_s: float = -math.inf
@@ -65,14 +78,14 @@ class Registry:
 
     # ------------------------------------------------------------------ handshakes
 
-    def handshake_started(self, conn: Connection, now: float) -> float:
+    def handshake_started(self, conn: C, now: float) -> float:
         """A socket waits for its request: its deadline (shorter under pressure)."""
         self.handshaking[conn] = None
         self.handshaking_by_ip.setdefault(conn.ip, {})[conn] = None
         pressed = self.under_pressure(now)
         return now + (self.pressed_timeout_s if pressed else self.request_timeout_s)
 
-    def handshake_ended(self, conn: Connection) -> None:
+    def handshake_ended(self, conn: C) -> None:
         if self.handshaking.pop(conn, 0) is None:
             mine = self.handshaking_by_ip[conn.ip]
             del mine[conn]
@@ -97,16 +110,16 @@ class Registry:
         self.pressed = pressed
         return pressed
 
-    def oldest_handshake(self, ip: str | None = None) -> Connection | None:
+    def oldest_handshake(self, ip: str | None = None) -> C | None:
         """The socket that has waited longest for its request (from `ip`, if given)."""
         waiting = self.handshaking if ip is None else self.handshaking_by_ip.get(ip, {})
         return next(iter(waiting), None)
 
-    def to_shed(self, ip: str) -> tuple[list[Connection], bool]:
+    def to_shed(self, ip: str) -> tuple[list[C], bool]:
         """A socket from `ip` was just accepted: the handshakes to cut to make room for it, and
         whether it must be refused instead (over the per-IP cap, its address has no handshake
         to give up). Cut handshakes are released here, at once."""
-        shed: list[Connection] = []
+        shed: list[C] = []
         if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip:
             victim = self.oldest_handshake(ip)
             if victim is None:
@@ -130,7 +143,7 @@ class Registry:
                 return
             self._shed(victim)
 
-    def _shed(self, conn: Connection) -> None:
+    def _shed(self, conn: C) -> None:
         self.handshake_ended(conn)
         conn.release_slot()
         self.handshakes_shed += 1

@@ -5,8 +5,9 @@ market (`Upstream`: a bus gateway). Plain data and checks; the server is `server
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -17,9 +18,6 @@ from tickwire.simulators.ticks import TickBatch
 from . import _http, venues
 from . import _state as st
 from . import protocol as p
-
-if TYPE_CHECKING:
-    from .server import Server
 
 
 @dataclass
@@ -83,9 +81,30 @@ class ServerConfig:
         )
 
 
+class PushTarget(Protocol):
+    """What an upstream pushes into (`server.Server` is one)."""
+
+    @property
+    def watched(self) -> bool:
+        """Whether any client subscribes."""
+
+    @property
+    def connections(self) -> Sized:
+        """The open connections."""
+
+    async def shutdown(self, code: int = ..., reason: str = ...) -> None:
+        """Close every connection with `code` and `reason`, and stop."""
+
+    async def push(self, batch: TickBatch, offset: int | None = None) -> None:
+        """Publish an upstream's flush at `offset` and deliver it."""
+
+    async def source_gap(self, snapshot: TickBatch, epoch: str, offset: int | None) -> None:
+        """The upstream lost updates: resynchronise every subscriber on `snapshot`."""
+
+
 class Upstream(Protocol):
     """A source that pushes flushes into the server (a bus gateway) instead of a market that
-    the server steps: its `run` task calls `Server.push` and `Server.source_gap`."""
+    the server steps: its `run` task calls `PushTarget.push` and `PushTarget.source_gap`."""
 
     universe: Universe
 
@@ -93,7 +112,7 @@ class Upstream(Protocol):
         """The latest record per symbol, the stream's epoch and the next record's offset."""
         ...
 
-    async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None: ...
+    async def run(self, server: PushTarget, *, task_status: trio.TaskStatus[None]) -> None: ...
 
     def statistics(self) -> dict[str, Any]:
         """Figures merged into the server's `stats` (and `/metrics`)."""

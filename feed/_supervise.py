@@ -27,7 +27,7 @@ import trio
 from tickwire.simulators.errors import UserError
 
 from . import _children, _oplog
-from . import _cli_serve as cs
+from ._trio_run import run_trio
 from ._urls import redact
 from .backoff import Backoff
 from .server import ServerConfig
@@ -175,7 +175,7 @@ def supervise(args: argparse.Namespace, config: ServerConfig, *, with_producer: 
             reserved.close()
 
     try:
-        cs.run_trio(main)
+        run_trio(main)
     finally:
         for w in workers:  # nothing outlives the supervisor, whatever happened
             if w.proc is not None and w.proc.returncode is None:

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from tickwire.simulators.cli import open_writer
 from tickwire.simulators.durations import DurationError, parse_duration
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
+from tickwire.simulators.writers import open_writer
 
 from . import _extras
 

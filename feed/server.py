@@ -130,7 +130,9 @@ class Server:
             alpaca_connections_per_key=config.alpaca_connections_per_key,
             latest=lambda: self.hub.lvc,
         )
-        self.registry = Registry(config.max_connections, config.max_connections_per_ip)
+        self.registry: Registry[Connection] = Registry(
+            config.max_connections, config.max_connections_per_ip
+        )
         self._paced = isinstance(self.market, Replay) and self.market.paced_by_readers
         self.source_gaps = 0  # the upstream lost updates (bus gaps): clients got a snapshot
         self._woken: list[Connection] = []

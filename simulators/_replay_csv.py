@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._replay_files import ALIASES, OWN_CSV, Own, Raw
+from ._replay_parts import ALIASES, OWN_CSV, Own, Raw
 from ._replay_rows import MAX_PRICE, Screen, out_of_range, price_reason, screen_records, text_lines
 from .errors import UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE

@@ -14,57 +14,18 @@ that parse but cannot be replayed are skipped and counted, or refused with `stri
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._replay_csv import read_csv
+from ._replay_parts import ALIASES, OWN_CSV, Own, Raw
 from ._replay_rows import Screen, out_of_range, screen_records
 from .errors import UserError
 from .market import _decimals
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
-
-# The canonical column of real data, and the names it goes by in common formats.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "ts": ("ts", "timestamp", "time", "ts_event", "sip_timestamp", "datetime", "t"),
-    "symbol": ("symbol", "sym", "ticker", "instrument"),
-    "bid": ("bid", "bid_price", "bp", "bid_px"),
-    "ask": ("ask", "ask_price", "ap", "ask_px"),
-    "bid_size": ("bid_size", "bid_amount", "bs", "bid_sz", "bid_qty"),
-    "ask_size": ("ask_size", "ask_amount", "as", "ask_sz", "ask_qty"),
-    "price": ("price", "trade_price", "px"),
-    "size": ("size", "amount", "qty", "quantity", "trade_size", "sz"),
-    "side": ("side", "aggressor_side", "taker_side"),
-}
-OWN_CSV = ["symbol", *(TICK_DTYPE.names or ())]  # the header of our own .csv
-
-
-@dataclass
-class Own:
-    """Records of a tickwire file; `sym` indexes `names`."""
-
-    names: list[str]
-    records: TickBatch
-    universe: Universe | None
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-
-@dataclass
-class Raw:
-    """Rows of a quotes/trades CSV, absent values NaN; `sym` indexes `names`."""
-
-    names: list[str]
-    sym: NDArray[np.intp]
-    ts: NDArray[np.int64]
-    cols: dict[str, NDArray[np.float64]]  # bid, ask, bid_size, ask_size, price, size
-    side: NDArray[np.int8]  # +1 buy, -1 sell, 0 unknown
-
-    def __len__(self) -> int:
-        return len(self.ts)
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
@@ -94,8 +55,6 @@ def read(path: Path, columns: dict[str, str], *, strict: bool = False) -> Own | 
     if name.endswith(".npy"):
         return _screened(*_read_npy(path), path, strict)
     if name.endswith((".csv", ".csv.gz")):
-        from ._replay_csv import read_csv  # it imports this module's types
-
         return read_csv(path, columns, strict=strict)
     raise UserError(f"{path}: replay reads .parquet, .npy, .csv or .csv.gz files")
 

@@ -11,22 +11,19 @@ because `tickwire serve` imports it to build its parser. Never imports trio or t
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import importlib.util
 import inspect
-import json
 import math
 import os
 import signal
-import struct
 import sys
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -34,15 +31,14 @@ from ._cli_book import BookSink, add_book_arguments
 from .durations import DurationError, parse_duration
 from .errors import Interrupted, UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
-from .universe import FIELDS, Universe
+from .universe import Universe
+from .writers import EXTRAS, Writer, check_writable, open_writer
 
 # Simulated time starts at a fixed open so the same flags give the same bytes, timestamps
 # included: Monday 2025-01-06 09:30 New York (14:30 UTC). Sessions follow back to back.
 START_NS = 1_736_173_800 * 1_000_000_000
 SESSION_S = {"6.5h": 23_400, "24h": 86_400}  # what one "d" of --duration means
 _FLUSH_RECORDS = 1 << 18  # buffer ~16 MB of records between writes: few, large writes
-_EXTRAS = {"parquet": "pip install 'tickwire[parquet]'", "plot": "pip install 'tickwire[plot]'"}
-_TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: never empty
 
 
 # --------------------------------------------------------------------------- shared flags
@@ -171,7 +167,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  .csv      one line per tick: symbol, then the tick record fields\n"
         "  .npy      the tick records as they are (numpy.load), with the universe beside it\n"
         "            as NAME.universe.csv (symbol id = line order)\n"
-        f"  .parquet  needs pyarrow: {_EXTRAS['parquet']}",
+        f"  .parquet  needs pyarrow: {EXTRAS['parquet']}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument(
@@ -197,7 +193,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument(
         "--figure",
         metavar="PATH",
-        help=f"save a figure of the stylized facts (e.g. facts.png; {_EXTRAS['plot']})",
+        help=f"save a figure of the stylized facts (e.g. facts.png; {EXTRAS['plot']})",
     )
     ap.set_defaults(func=_simulate)
 
@@ -237,8 +233,8 @@ def _simulate(args: argparse.Namespace) -> int:
     stylized = _stylized() if args.report or args.figure else None
     if args.figure:
         if importlib.util.find_spec("matplotlib") is None:
-            raise UserError(f"--figure needs matplotlib: {_EXTRAS['plot']}")
-        _check_writable(Path(args.figure))
+            raise UserError(f"--figure needs matplotlib: {EXTRAS['plot']}")
+        check_writable(Path(args.figure))
     scenario = None
     if args.scenario:
         from .scenario import load
@@ -279,7 +275,7 @@ def _simulate(args: argparse.Namespace) -> int:
         raise _interrupted(writer, books, complete=True) from None
 
 
-def _interrupted(writer: _Writer | None, books: BookSink | None, *, complete: bool) -> Interrupted:
+def _interrupted(writer: Writer | None, books: BookSink | None, *, complete: bool) -> Interrupted:
     """Ctrl+C: complete files stay; partial ones are removed, so none is ever mistaken for
     the whole run (a seed reproduces it exactly)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not stop the cleanup
@@ -303,7 +299,7 @@ def _conclude(
     count: int,
     kept: list[TickBatch],
     stylized: Any,
-    writer: _Writer | None,
+    writer: Writer | None,
     books: BookSink | None,
     wall_s: float,
     scenario_note: str = "",
@@ -353,7 +349,7 @@ def _scenario_note(market: Any) -> str:
 
 
 def _generate(
-    market: Any, total_s: int, writer: _Writer | None, keep: bool, books: BookSink | None = None
+    market: Any, total_s: int, writer: Writer | None, keep: bool, books: BookSink | None = None
 ) -> tuple[int, list[TickBatch]]:
     """Step `market` second by second; stream to `writer`. Returns (ticks, records if `keep`)."""
     kept: list[TickBatch] = []
@@ -496,129 +492,3 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
-
-
-# --------------------------------------------------------------------------- writers
-
-
-class _Writer(Protocol):
-    paths: list[str]
-
-    def write(self, batch: TickBatch) -> None: ...
-    def close(self) -> None: ...
-
-
-def open_writer(path: Path, universe: Universe) -> _Writer:
-    """Tick records to `path` by its suffix (.csv, .npy, .parquet), for simulate and record."""
-    ext = path.suffix.lower()
-    if ext == ".parquet":
-        if importlib.util.find_spec("pyarrow") is None:
-            raise UserError(f"--out {path} needs pyarrow: {_EXTRAS['parquet']}")
-        return _ParquetWriter(path, universe)
-    if ext == ".csv":
-        return _CsvWriter(path, universe)
-    if ext == ".npy":
-        return _NpyWriter(path, universe)
-    raise UserError(f"--out must end in .csv, .npy or .parquet, got {str(path)!r}")
-
-
-def _open(path: Path, mode: str) -> IO[Any]:
-    try:
-        if "b" in mode:
-            return open(path, mode)
-        return open(path, mode, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _check_writable(path: Path) -> None:
-    existed = path.exists()
-    _open(path, "ab").close()
-    if not existed:
-        path.unlink()
-
-
-class _CsvWriter:
-    """symbol, then every TICK_DTYPE field; numbers as numpy prints them (shortest round trip)."""
-
-    def __init__(self, path: Path, universe: Universe) -> None:
-        self.paths = [str(path)]
-        self._names = np.asarray(universe.symbols)
-        self._file = _open(path, "w")
-        self._file.write(",".join(["symbol", *_TICK_FIELDS]) + "\n")
-
-    def write(self, batch: TickBatch) -> None:
-        if len(batch) == 0:
-            return
-        # Whole columns become text in numpy; only the final join walks the rows, in C.
-        cols = [self._names[batch["sym"]].tolist()]
-        cols += [batch[f].astype(str).tolist() for f in _TICK_FIELDS]
-        self._file.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _NpyWriter:
-    """A .npy of TICK_DTYPE records, streamed: the header is rewritten with the count at close."""
-
-    _HEADER_BYTES = 512  # fixed, so the final count fits in the space reserved at the start
-
-    def __init__(self, path: Path, universe: Universe) -> None:
-        ref = path.with_suffix(".universe.csv")
-        self.paths = [str(path), str(ref)]
-        self._count = 0
-        self._file = _open(path, "wb")
-        self._file.write(self._header(0))
-        with _open(ref, "w") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(FIELDS)
-            w.writerows([r[k] for k in FIELDS] for r in universe.reference())
-
-    def _header(self, count: int) -> bytes:
-        meta = {
-            "descr": np.lib.format.dtype_to_descr(TICK_DTYPE),
-            "fortran_order": False,
-            "shape": (count,),
-        }
-        text = repr(meta).ljust(self._HEADER_BYTES - 10 - 1) + "\n"
-        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
-
-    def write(self, batch: TickBatch) -> None:
-        self._file.write(np.ascontiguousarray(batch, TICK_DTYPE).tobytes())
-        self._count += len(batch)
-
-    def close(self) -> None:
-        self._file.seek(0)
-        self._file.write(self._header(self._count))
-        self._file.close()
-
-
-class _ParquetWriter:
-    """symbol (dictionary-encoded) then every TICK_DTYPE field; the universe in the metadata."""
-
-    def __init__(self, path: Path, universe: Universe) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self.paths = [str(path)]
-        self._pa = pa
-        self._symbols = pa.array(universe.symbols, pa.string())
-        fields = [pa.field("symbol", pa.dictionary(pa.int32(), pa.string()))]
-        fields += [pa.field(f, pa.from_numpy_dtype(TICK_DTYPE[f])) for f in _TICK_FIELDS]
-        meta = {"tickwire.universe": json.dumps(universe.reference())}
-        self._schema = pa.schema(fields, metadata=meta)
-        _check_writable(path)
-        try:
-            self._writer = pq.ParquetWriter(os.fspath(path), self._schema)
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc}") from None
-
-    def write(self, batch: TickBatch) -> None:
-        pa = self._pa
-        sym = pa.DictionaryArray.from_arrays(pa.array(batch["sym"].astype(np.int32)), self._symbols)
-        cols = [sym] + [pa.array(np.ascontiguousarray(batch[f])) for f in _TICK_FIELDS]
-        self._writer.write_table(pa.Table.from_arrays(cols, schema=self._schema))
-
-    def close(self) -> None:
-        self._writer.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _replay_files as files
+from . import _replay_parts as rp
 from .durations import DurationError, parse_duration
 from .errors import UserError
 from .market import _decimals
@@ -192,8 +193,8 @@ def load(
             f"nothing to replay: no ticks in {', '.join(str(p) for p in paths)}"
             " (a header alone, or only rows that were skipped)"
         )
-    own = [p for p in parts if isinstance(p, files.Own)]
-    raw = [p for p in parts if isinstance(p, files.Raw)]
+    own = [p for p in parts if isinstance(p, rp.Own)]
+    raw = [p for p in parts if isinstance(p, rp.Raw)]
     if own and raw:
         raise UserError("replay either tickwire files or quote/trade CSVs, not both at once")
     names = _names(own, raw, universe)
@@ -222,8 +223,8 @@ def load(
     return records, universe
 
 
-def _names(own: list[files.Own], raw: list[files.Raw], universe: Universe | None) -> list[str]:
-    parts: list[files.Own | files.Raw] = [*own, *raw]
+def _names(own: list[rp.Own], raw: list[rp.Raw], universe: Universe | None) -> list[str]:
+    parts: list[rp.Own | rp.Raw] = [*own, *raw]
     seen = list(dict.fromkeys(s for p in parts for s in p.names))
     if universe is not None:
         unknown = [s for s in seen if s not in universe]

@@ -17,10 +17,10 @@ import numpy as np
 from dash_helpers import drive, make_app, until
 
 from tickwire.dashboard.app import DashboardApp
-from tickwire.dashboard.cli import server_thread
 from tickwire.dashboard.config import DEFAULT_WATCHLIST
 from tickwire.dashboard.fake import FakeFeed
 from tickwire.dashboard.lag import BEHIND_AFTER_NS, DeliveryLag
+from tickwire.dashboard.local_server import server_thread
 from tickwire.dashboard.status import StatusInfo, status_markup
 from tickwire.feed import connect
 

@@ -13,7 +13,7 @@ from dash_helpers import SIZE, NotedApp, until
 from textual.pilot import Pilot
 
 from tickwire.dashboard.app import DashboardApp
-from tickwire.dashboard.cli import server_thread
+from tickwire.dashboard.local_server import server_thread
 from tickwire.feed import connect
 
 

@@ -1,0 +1,53 @@
+"""A real tickwire feed server in a background thread (its own `trio.run`, a free port on
+127.0.0.1), for `tickwire demo`, the dashboard's bench and tests; trio and the server load on use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+
+@contextmanager
+def server_thread(**config: Any) -> Iterator[str]:
+    """Run `tickwire.feed.server.serve` on 127.0.0.1, a free port, in a thread; yield its URL."""
+    import trio
+
+    from tickwire.feed.server import Server, ServerConfig
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            box["token"] = trio.lowlevel.current_trio_token()
+            box["stop"] = stop.set
+            server = Server(ServerConfig(**{"host": "127.0.0.1", "port": 0, **config}))
+            box["url"] = await nursery.start(server.run)
+            ready.set()
+            await stop.wait()
+            await server.shutdown()  # as `serve` on Ctrl+C: 1001 to whoever is left
+            nursery.cancel_scope.cancel()
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=run, name="tickwire-demo-server", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield box["url"]
+    finally:
+        with suppress(trio.RunFinishedError):  # the server thread may have ended already
+            box["token"].run_sync_soon(box["stop"])
+        thread.join(timeout=5)
