@@ -42,13 +42,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "server CPU per message, latency) vs naive/plain/peer servers, memory per connection "
         "and behind a stalled reader, handshake latency idle and under load, idle server CPU, "
         "the dashboard's frame time, scale-out through Redis (producer and gateways; needs "
-        "redis-server), and the machine's raw send() "
-        "rate. A few minutes; --quick takes seconds. Needs the bench extra for the load clients "
-        "and baseline servers: pip install 'tickwire[bench]'.",
+        "redis-server), and the machine's raw send() rate. About eight minutes on 2 cores; "
+        "--quick about two. Needs the bench extra for the load clients and baseline servers: "
+        "pip install 'tickwire[bench]'.",
     )
     size = ap.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="tiny sizes, a few seconds: every row, rough numbers"
+        "--quick", action="store_true", help="tiny sizes, a minute or two: every row, rough numbers"
     )
     size.add_argument("--full", action="store_true", help="add N=500 clients (a few minutes more)")
     form = ap.add_mutually_exclusive_group()
