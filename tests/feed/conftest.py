@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
-from _redis import RedisServer
+from _redis import Proc, RedisServer
 
 from tickwire.feed.server import Server, ServerConfig
 
@@ -48,3 +50,21 @@ def redis_tcp(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Any]:
+    """`procs(name, *argv)` starts a real process logging to tmp_path/NAME.log; every one still
+    running at the end is killed (after SIGCONT: a stopped one would not be reaped)."""
+    started: list[Proc] = []
+
+    def start(name: str, *args: str) -> Proc:
+        proc = Proc(tmp_path / f"{name}.log", *args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.p.poll() is None:
+            proc.p.send_signal(signal.SIGCONT)
+        proc.stop(signal.SIGKILL if proc.p.poll() is None else signal.SIGINT, timeout=5)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from _redis import Proc, RedisServer, require_redis
+from _redis import RedisServer, require_redis
 
 require_redis()
 
@@ -23,20 +22,6 @@ from tickwire.feed import Batch, connect  # noqa: E402
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 TIMEOUT_S = 60
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Any]:
-    started: list[Proc] = []
-
-    def start(name: str, *args: str) -> Proc:
-        proc = Proc(tmp_path / f"{name}.log", *args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 def _cpu_s(pid: int) -> float:

@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from _redis import Proc, RedisServer, require_redis
+from _redis import RedisServer, require_redis
 from _support import tickwire_cmd
 
 require_redis()
@@ -35,20 +34,6 @@ TIMEOUT_S = 60  # generous: three Python processes start on a shared 2-core mach
 @pytest.fixture
 def redis(redis_tcp: RedisServer) -> RedisServer:
     return redis_tcp  # gateways reach it over TCP, as from other machines
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Any]:
-    started: list[Proc] = []
-
-    def start(name: str, *args: str) -> Proc:
-        proc = Proc(tmp_path / f"{name}.log", *args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop(signal.SIGKILL if proc.p.poll() is None else signal.SIGINT, timeout=5)
 
 
 def _ticks(url: str, symbols: list[str], n_messages: int) -> tuple[dict[str, Any], dict]:

@@ -12,11 +12,8 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from _redis import Proc, RedisServer, require_redis
 from _support import tickwire_cmd
@@ -33,22 +30,6 @@ from tickwire.feed.bus import BusProducer, client_for  # noqa: E402
 
 TIMEOUT_S = 60  # generous: three Python processes start on a shared 2-core machine
 HOST = socket.gethostname()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Any]:
-    started: list[Proc] = []
-
-    def start(name: str, *args: str) -> Proc:
-        proc = Proc(tmp_path / f"{name}.log", *args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.p.poll() is None:
-            proc.p.send_signal(signal.SIGCONT)  # a stopped one cannot act on SIGKILL's reaping
-        proc.stop(signal.SIGKILL if proc.p.poll() is None else signal.SIGINT, timeout=5)
 
 
 def _market(n: int = 50, seed: int = 1) -> Market:
