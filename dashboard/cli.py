@@ -16,7 +16,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from tickwire.feed._cli_serve import add_cafile_argument, ssl_context_from
+from tickwire.feed._cli_tail import add_cafile_argument, ssl_context_from
 from tickwire.feed._urls import UrlError, check_ws_url
 from tickwire.simulators.errors import UserError
 

@@ -29,8 +29,6 @@ from ._cli_args import (
     _seed,
     server_token,
 )
-from ._cli_tail import add_cafile_argument as add_cafile_argument  # the dashboard uses these
-from ._cli_tail import ssl_context_from as ssl_context_from
 from ._trio_run import run_trio, until_stopped
 from .server import Server, ServerConfig
 
