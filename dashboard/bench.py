@@ -165,7 +165,7 @@ def _instrument(app: DashboardApp) -> _Frames:
     table.render_line = timed_render_line  # type: ignore[method-assign]
     app.post_display_hook = lambda: acc.displayed(encode)  # type: ignore[method-assign]
     app.flush = timed_flush  # type: ignore[method-assign]
-    app._start_render_timer()  # ours: re-arm the render timer with the timed flush
+    app.start_render_timer()  # ours: re-arm the render timer with the timed flush
     return acc
 
 

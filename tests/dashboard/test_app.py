@@ -153,7 +153,7 @@ def test_pause_keeps_ingesting_and_counts_held_updates() -> None:
         before = app.state.total_updates
         fake.step(5)
         await until(pilot, lambda: app.state.total_updates > before, "updates while paused")
-        app._show_status(force=True)
+        app.show_status(force=True)
         assert app.info.held == app.state.total_updates - before > 0
         assert "PAUSED +" in str(status_markup(app.info))
         await pilot.press("p")
@@ -209,7 +209,7 @@ def test_reconnecting_countdown_then_recovery() -> None:
         assert "RECONNECTING in" in text and "1001" in text
         fake.restore(lost=12)
         await until(pilot, lambda: app.info.gaps == 1, "gap")
-        app._show_status(force=True)
+        app.show_status(force=True)
         assert app.info.state == "live" and app.info.lost == 12
         assert sorted(shown(app)) == sorted(DEFAULT_WATCHLIST)
 

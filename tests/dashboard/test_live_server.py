@@ -55,7 +55,7 @@ def test_rows_add_remove_and_normal_close(encoding: str, caplog: pytest.LogCaptu
             app.table.move_to("MSFT")
             await pilot.press("d")
             await until(pilot, lambda: "MSFT" not in shown(app), "MSFT removed")
-            assert app._feed.subscription == ["AAPL", "SPY", "NVDA"]
+            assert app.feed.subscription == ["AAPL", "SPY", "NVDA"]
             await pilot.press("q")
 
         run(app, script)
@@ -81,7 +81,7 @@ def test_reconnects_after_the_server_restarts() -> None:
         assert app.state is not None
         before = app.state.total_updates
         await until(pilot, lambda: app.state.total_updates > before, "data again")
-        app._show_status(force=True)
+        app.show_status(force=True)
         assert app.info.state == "live"
         assert shown(app) == ["AAPL", "MSFT", "SPY"]
         await pilot.press("q")

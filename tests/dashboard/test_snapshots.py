@@ -43,7 +43,7 @@ def play(app: DashboardApp, fake: FakeFeed, clock: FrozenClock) -> Any:
             await until(pilot, lambda n=sent: app.state.total_updates >= n)  # type: ignore[union-attr]
             clock.advance(1.0)
             app.flush()
-        app._show_status(force=True)
+        app.show_status(force=True)
         await pilot.pause()
 
     return run_before
@@ -70,7 +70,7 @@ def test_status_bar_keeps_what_matters(snap_compare: Any, size: tuple[int, int])
         await pilot.press("p")
         fake.step(3)
         await pilot.pause()
-        app._show_status(force=True)
+        app.show_status(force=True)
         await pilot.pause()
         text = app.status_bar.render().plain
         assert text.startswith("● LIVE │  PAUSED +")
