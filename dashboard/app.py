@@ -20,11 +20,12 @@ from tickwire.feed import ProtocolError
 from tickwire.feed.client import resolve_symbols
 
 from .bridge import Subscribe, Throttle, Unsubscribe
+from .columns import SORT_KEYS
 from .commands import dashboard_commands
 from .detail import DetailScreen
 from .ingest import FeedIngest
 from .screens import DETAIL_HELP, AddSymbolScreen, HelpScreen, ThrottleScreen
-from .table import SORT_KEYS, WatchTable
+from .table import WatchTable
 
 QUIT_CLOSE_S = 0.25
 """How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;

@@ -14,8 +14,8 @@ from typing import Protocol
 
 from textual.app import SystemCommand
 
+from .columns import SORT_KEYS, TITLES
 from .state import MarketState
-from .table import SORT_KEYS, TITLES
 
 THROTTLES_MS = (0, 100, 250, 1000)
 RATES_FPS = (10, 20, 30, 60)

@@ -4,18 +4,17 @@ Textual's `DataTable.update_cell` re-renders every visible cell per change (57-1
 120x60 with 50 rows), so the live table draws its own lines: `render_line(y)` builds one `Strip`
 per row from `MarketState`, cached until that row's data, the width, the cursor or the theme
 changes, and the app's render timer calls `refresh_ids()` with the dirty symbols only. Line 0 is
-the header (click it to sort). Imports Textual and numpy; never trio or the feed.
+the header (click it to sort); the columns and the row order are `columns`'. Imports Textual
+and numpy; never trio or the feed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -27,35 +26,10 @@ from textual.strip import Strip
 
 from . import fmt
 from .clock import Clock
+from .columns import COLUMNS, Column
 from .sparkcache import SparkCache
 from .state import MarketState
 
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    key: str
-    title: str
-    width: int
-    right: bool = True
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("symbol", "Symbol", 6, right=False),
-    Column("name", "Name", 0, right=False),  # takes what is left (dropped when too narrow)
-    Column("last", "Last", 9),
-    Column("chg", "Chg", 7),
-    Column("chg_pct", "Chg%", 7),
-    Column("bid", "Bid", 9),
-    Column("ask", "Ask", 9),
-    Column("spread", "Sprd", 5),
-    Column("size", "Size", 5),
-    Column("volume", "Volume", 7),
-    Column("rate", "Upd/s", 5),
-    Column("age", "Age", 6),
-    Column("trend", "Trend", 16, right=False),
-)
-SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
-TITLES = {c.key: c.title for c in COLUMNS}
 _NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
 
 
@@ -67,56 +41,6 @@ def _blank_as(style: Style, row: Style) -> bool:
         and not any((style.underline, style.underline2, style.overline, style.strike, style.link))
         and not any((row.underline, row.underline2, row.overline, row.strike, row.link))
     )
-
-
-def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[Any]:
-    """The value each row sorts by (rows without data sort last separately)."""
-    t = state.tick[ids]
-    ref = state.ref_price[ids]
-    values: Any
-    if key == "symbol":
-        values = state.symbols[ids]
-    elif key == "name":
-        values = np.array([s.lower() for s in state.names[ids]], dtype=object)
-    elif key in ("chg", "chg_pct", "trend"):
-        values = t["last"] - ref
-        if key != "chg":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.where(ref > 0, values / ref, 0.0)
-    elif key == "spread":
-        values = t["ask"] - t["bid"]
-    elif key == "rate":
-        values = state.rate[ids]
-    elif key == "age":
-        values = -t["ts"].astype(np.float64)  # youngest first
-    else:
-        field = {"size": "last_size"}.get(key, key)
-        values = t[field].astype(np.float64)
-    return np.asarray(values)
-
-
-def ordered(
-    state: MarketState, ids: Sequence[int], key: str, reverse: bool, query: str = ""
-) -> list[int]:
-    """Watchlist ids filtered by `query` (symbol or name, case-insensitive) and sorted by `key`."""
-    ids_arr = np.asarray(list(ids), np.intp)
-    if query:
-        q = query.lower()
-        ids_arr = np.array(
-            [i for i in ids_arr if q in state.symbols[i].lower() or q in state.names[i].lower()],
-            np.intp,
-        )
-    if ids_arr.size == 0:
-        return []
-    values = sort_values(state, ids_arr, key)
-    order = np.argsort(values, kind="stable")
-    if reverse:
-        order = order[::-1]
-    out = ids_arr[order]
-    if key not in ("symbol", "name"):  # rows with no data yet go to the bottom either way
-        have = state.have[out]
-        out = np.concatenate([out[have], out[~have]])
-    return [int(i) for i in out]
 
 
 class WatchTable(ScrollView, can_focus=True):
@@ -431,9 +355,21 @@ class WatchTable(ScrollView, can_focus=True):
         state = self.state
         assert state is not None
         styles = self._combos(is_cursor)
-        row_style = styles[None]
-        muted = styles["watch-table--muted"]
         have = bool(state.have[sid])
+        cells = self._cells(state, sid, have, styles, flash, age)
+        return self._join(state, sid, have, cells, styles, width)
+
+    def _cells(
+        self,
+        state: MarketState,
+        sid: int,
+        have: bool,
+        styles: dict[str | None, Style],
+        flash: int,
+        age: str,
+    ) -> dict[str, tuple[str, Style]]:
+        """Each column's text and style for this row (the trend column is `_join`'s)."""
+        muted = styles["watch-table--muted"]
         # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
         _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[
             sid
@@ -482,6 +418,19 @@ class WatchTable(ScrollView, can_focus=True):
             )
         else:
             cells["last"] = ("waiting", muted)
+        return cells
+
+    def _join(
+        self,
+        state: MarketState,
+        sid: int,
+        have: bool,
+        cells: dict[str, tuple[str, Style]],
+        styles: dict[str | None, Style],
+        width: int,
+    ) -> Strip:
+        """The row's cells laid out in the columns for `width`, as few segments as possible."""
+        row_style = styles[None]
         # Runs of one style become one segment, and the spaces between columns join the cell
         # before them when a space looks the same in its style (same background, no underline):
         # ~10 segments a row instead of ~27, and every later stage (filters, divide, escape

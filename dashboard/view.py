@@ -24,12 +24,13 @@ from textual.widgets import Footer, Input, Static
 from . import config as cfg
 from .bridge import FeedBridge, Sink, Throttle
 from .clock import Clock, SystemClock
+from .columns import SORT_KEYS, TITLES, ordered
 from .config import DEFAULT_WATCHLIST
 from .detail import DetailScreen
 from .gauge import FeedGauge
 from .state import MarketState
 from .status import StatusBar, StatusInfo
-from .table import SORT_KEYS, TITLES, WatchTable, ordered
+from .table import WatchTable
 
 STATUS_EVERY_S = 0.25
 AGES_EVERY_S = 0.5
