@@ -1,18 +1,21 @@
-"""The watchlist's columns and row order: `COLUMNS`, `sort_values` and `ordered`.
+"""The watchlist's columns: what each shows (`row_cells`), how wide (`layout`), the row order.
 
 Plain data and numpy over `MarketState`, shared by the table (`table`), the app's sort and filter
-and the palette's sort commands. Imports numpy only; never Textual, trio or the feed.
+and the palette's sort commands. Imports numpy and Rich styles; never Textual, trio or the feed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from rich.style import Style
 
+from . import fmt
 from .state import MarketState
 
 
@@ -41,6 +44,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 TITLES = {c.key: c.title for c in COLUMNS}
+_NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
 
 
 def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[Any]:
@@ -91,3 +95,83 @@ def ordered(
         have = state.have[out]
         out = np.concatenate([out[have], out[~have]])
     return [int(i) for i in out]
+
+
+def layout(width: int) -> list[tuple[Column, int, int]]:
+    """(column, x, width) for this width: Name and Trend share the room that is left."""
+    avail = width - 1  # the scrollbar
+    fixed = [c for c in COLUMNS if c.key != "name"]
+    used = sum(c.width + 1 for c in fixed)
+    spare = avail - used - 1
+    widths = {c.key: c.width for c in COLUMNS}
+    if spare >= _NAME_MIN:
+        widths["name"] = min(_NAME_MAX, spare)
+        spare -= widths["name"] + 1
+    else:
+        widths["name"] = 0
+    if spare > 0:
+        widths["trend"] = min(_TREND_MAX, widths["trend"] + spare)
+    elif spare < 0:  # narrow terminal: the sparkline shrinks first, then columns go
+        widths["trend"] = max(0, widths["trend"] + spare)
+    out: list[tuple[Column, int, int]] = []
+    x = 0
+    for col in COLUMNS:
+        w = widths[col.key]
+        if w <= 0 or x + w > avail:
+            continue
+        out.append((col, x, w))
+        x += w + 1
+    return out
+
+
+def row_cells(
+    state: MarketState,
+    sid: int,
+    have: bool,
+    names: tuple[str, str],
+    styles: dict[str | None, Style],
+    flash: int,
+    age: str,
+) -> dict[str, tuple[str, Style]]:
+    """Each column's text and style for one row; the trend column is the table's (sparklines)."""
+    muted = styles["watch-table--muted"]
+    # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
+    _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[sid].item()
+    ref = float(state.ref_price[sid])
+    dec = int(state.decimals[sid])
+    cells: dict[str, tuple[str, Style]] = {
+        "symbol": (names[0], styles["watch-table--symbol"]),
+        "name": (names[1], muted),
+    }
+    if have:
+        chg = last - ref if ref else math.nan
+        up_down = (
+            styles["watch-table--up"]
+            if chg > 0
+            else styles["watch-table--down"]
+            if chg < 0
+            else muted
+        )
+        last_style = (
+            styles["watch-table--flash-up"]
+            if flash > 0
+            else styles["watch-table--flash-down"]
+            if flash < 0
+            else up_down
+        )
+        plain = styles[None]
+        cells.update(
+            last=(fmt.price(last, dec), last_style),
+            chg=(fmt.signed(chg, dec), up_down),
+            chg_pct=(fmt.pct(chg / ref * 100 if ref else math.nan), up_down),
+            bid=(fmt.price(bid, dec), plain),
+            ask=(fmt.price(ask, dec), plain),
+            spread=(f"{ask - bid:.{dec}f}", muted),
+            size=(fmt.compact(last_size), plain),
+            volume=(fmt.compact(volume), plain),
+            rate=(fmt.rate(float(state.rate[sid])), muted),
+            age=(age, muted),
+        )
+    else:
+        cells["last"] = ("waiting", muted)
+    return cells

@@ -10,7 +10,6 @@ and numpy; never trio or the feed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -26,11 +25,9 @@ from textual.strip import Strip
 
 from . import fmt
 from .clock import Clock
-from .columns import COLUMNS, Column
+from .columns import Column, layout, row_cells
 from .sparkcache import SparkCache
 from .state import MarketState
-
-_NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
 
 
 def _blank_as(style: Style, row: Style) -> bool:
@@ -239,33 +236,10 @@ class WatchTable(ScrollView, can_focus=True):
         return style
 
     def _columns(self, width: int) -> list[tuple[Column, int, int]]:
-        """(column, x, width) for this width: Name and Trend share the room that is left."""
-        if self._layout is not None and self._layout[0] == width:
-            return self._layout[1]
-        avail = width - 1  # the scrollbar
-        fixed = [c for c in COLUMNS if c.key != "name"]
-        used = sum(c.width + 1 for c in fixed)
-        spare = avail - used - 1
-        widths = {c.key: c.width for c in COLUMNS}
-        if spare >= _NAME_MIN:
-            widths["name"] = min(_NAME_MAX, spare)
-            spare -= widths["name"] + 1
-        else:
-            widths["name"] = 0
-        if spare > 0:
-            widths["trend"] = min(_TREND_MAX, widths["trend"] + spare)
-        elif spare < 0:  # narrow terminal: the sparkline shrinks first, then columns go
-            widths["trend"] = max(0, widths["trend"] + spare)
-        out: list[tuple[Column, int, int]] = []
-        x = 0
-        for col in COLUMNS:
-            w = widths[col.key]
-            if w <= 0 or x + w > avail:
-                continue
-            out.append((col, x, w))
-            x += w + 1
-        self._layout = (width, out)
-        return out
+        """`columns.layout(width)`, computed again only when the width changes."""
+        if self._layout is None or self._layout[0] != width:
+            self._layout = (width, layout(width))
+        return self._layout[1]
 
     def _combos(self, is_cursor: bool) -> dict[str | None, Style]:
         """Row style (cursor or not) plus each component style, combined once per theme."""
@@ -356,26 +330,12 @@ class WatchTable(ScrollView, can_focus=True):
         assert state is not None
         styles = self._combos(is_cursor)
         have = bool(state.have[sid])
-        cells = self._cells(state, sid, have, styles, flash, age)
+        names = self._names_for(state, sid)
+        cells = row_cells(state, sid, have, names, styles, flash, age)
         return self._join(state, sid, have, cells, styles, width)
 
-    def _cells(
-        self,
-        state: MarketState,
-        sid: int,
-        have: bool,
-        styles: dict[str | None, Style],
-        flash: int,
-        age: str,
-    ) -> dict[str, tuple[str, Style]]:
-        """Each column's text and style for this row (the trend column is `_join`'s)."""
-        muted = styles["watch-table--muted"]
-        # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
-        _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[
-            sid
-        ].item()
-        ref = float(state.ref_price[sid])
-        dec = int(state.decimals[sid])
+    def _names_for(self, state: MarketState, sid: int) -> tuple[str, str]:
+        """The row's symbol and name, which never change within one universe."""
         if state is not self._names_of:  # a new universe: ids mean other symbols
             self._names_of = state
             self._names.clear()
@@ -383,42 +343,7 @@ class WatchTable(ScrollView, can_focus=True):
         names = self._names.get(sid)
         if names is None:
             names = self._names[sid] = (str(state.symbols[sid]), str(state.names[sid]))
-        cells: dict[str, tuple[str, Style]] = {
-            "symbol": (names[0], styles["watch-table--symbol"]),
-            "name": (names[1], muted),
-        }
-        if have:
-            chg = last - ref if ref else math.nan
-            up_down = (
-                styles["watch-table--up"]
-                if chg > 0
-                else styles["watch-table--down"]
-                if chg < 0
-                else muted
-            )
-            last_style = (
-                styles["watch-table--flash-up"]
-                if flash > 0
-                else styles["watch-table--flash-down"]
-                if flash < 0
-                else up_down
-            )
-            plain = styles[None]
-            cells.update(
-                last=(fmt.price(last, dec), last_style),
-                chg=(fmt.signed(chg, dec), up_down),
-                chg_pct=(fmt.pct(chg / ref * 100 if ref else math.nan), up_down),
-                bid=(fmt.price(bid, dec), plain),
-                ask=(fmt.price(ask, dec), plain),
-                spread=(f"{ask - bid:.{dec}f}", muted),
-                size=(fmt.compact(last_size), plain),
-                volume=(fmt.compact(volume), plain),
-                rate=(fmt.rate(float(state.rate[sid])), muted),
-                age=(age, muted),
-            )
-        else:
-            cells["last"] = ("waiting", muted)
-        return cells
+        return names
 
     def _join(
         self,
