@@ -126,69 +126,9 @@ class Market:
         (book_seq,) = ss.spawn(1)  # a third child: the first two draw what they always drew
         n = len(universe)
         self._n = n
-        ref = np.random.default_rng(ref_seq)  # static per-symbol parameters
-        etf = np.array([k == "etf" for k in universe.kinds])
-        sectors = universe.sectors
-        names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
-        self._sector = np.array([names.index(s) if s in names else -1 for s in sectors])
-        self._sec = np.maximum(self._sector, 0)  # a column of the sector path (gamma 0 if none)
-        self._n_sectors = max(1, len(names))
-        ann_vol = np.where(etf, ref.uniform(0.12, 0.2, n), ref.uniform(0.2, 0.42, n))
-        crypto = universe.crypto
-        # crypto: about twice as volatile a year, spread over a year that never closes
-        sigma = np.where(crypto, 2.2 * ann_vol / np.sqrt(CRYPTO_YEAR_S), ann_vol / np.sqrt(YEAR_S))
-        w_mkt = np.where(etf, 0.85, 0.3)  # variance shares: market, sector, own
-        w_sec = np.where(etf | (self._sector < 0), 0.0, 0.15)
-        w_own = 1.0 - w_mkt - w_sec
-        self._beta = ref.normal(1.0, 0.15, n).clip(0.5, 1.6) * sigma * np.sqrt(w_mkt)
-        self._gamma = sigma * np.sqrt(w_sec)
-        self._own = sigma * np.sqrt(w_own)
-        self._sigma = sigma
-        self._tick = universe.tick_size.astype(np.float64)
-        # prices leave as ticks * units / scale: the double nearest the decimal (0.25: 25 / 100)
-        self._scale = 10.0 ** _decimals(self._tick)
-        self._units = np.round(self._tick * self._scale)
-        # a round lot in size units: 100 shares, or ~NOTIONAL_LOT of quote currency of a crypto
-        notional = np.round(NOTIONAL_LOT / (universe.price * universe.lot_size))
-        self._lot = np.where(crypto, np.maximum(1, notional), universe.lot_units).astype(np.int64)
-        # spread ticks per tick of volatility: a crypto pair's fine tick quotes as tight as a stock
-        self._spread_k = SPREAD_K * np.where(
-            crypto, np.minimum(1.0, 20_000 * self._tick / universe.price), 1.0
-        )
-        self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
-        self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
-        # dynamic state
-        self._x = np.log(universe.price.astype(np.float64))
-        self._h_mkt = np.zeros(3)  # market log-vol components
-        self._lev = 0.0
-        self._h_own = ref.normal(0, 1, (2, n)) * OWN_VOL_SD  # own log-vol components
-        self._excite = np.zeros(n)
-        self._volume = np.zeros(n, np.int64)
-        self._last_tk = np.zeros(n, np.int64)  # last trade in ticks, as generated (ahead)
-        self._last_sz = np.zeros(n, np.int64)
-        self._seq = np.zeros(n, np.int64)
-        self._session_idx = 0
-        self._opened = np.zeros(n, bool)
-        self._cell = 0  # cells generated so far
-        self._next_ns = start_ns  # where the next chunk starts
-        # The latest chunk, released by a cursor; every older record has been released already,
-        # since a chunk is only made once time passes its start, after all earlier event times.
-        self._pending = np.empty(0, TICK_DTYPE)
-        self._pending_ts = np.empty(0, np.int64)  # contiguous: searchsorted on it costs ~1 us
-        self._cursor = 0
-        self._pending_last = np.empty(0, np.intp)  # per symbol: its last record in the chunk
-        self._last = np.zeros(n, TICK_DTYPE)  # latest record per symbol of released chunks
-        self._last["sym"] = np.arange(n)
-        self._last["ts"] = start_ns
-        self._last["flags"] = TickFlag.OPEN
-        spread = np.ones(n, np.int64)
-        bid = np.maximum(1, np.round(np.exp(self._x) / self._tick - spread / 2)).astype(np.int64)
-        self._bid, self._ask = bid, bid + spread
-        self._last["bid"] = bid * self._units / self._scale
-        self._last["ask"] = (bid + spread) * self._units / self._scale
-        self._last_tk[:] = bid
-        self._last["last"] = self._last["bid"]
-        self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
+        ref = np.random.default_rng(ref_seq)  # static per-symbol draws, in this order
+        self._parameters(universe, ref)
+        self._open_state(ref, start_ns)
         self.book: bk.Book | None = None
         self._books = BookQueue()  # the pending chunk's level updates, released like records
         if book_depth is not None:
@@ -222,6 +162,75 @@ class Market:
             self._last,
         )
         self._events = Events(sy, self._events_rng, cells, self.book, self._books, self.play)
+
+    def _parameters(self, universe: Universe, ref: np.random.Generator) -> None:
+        """Static per-symbol parameters: volatility and its shares, ticks, lots, rates."""
+        n, activity = self._n, self.activity
+        etf = np.array([k == "etf" for k in universe.kinds])
+        sectors = universe.sectors
+        names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
+        self._sector = np.array([names.index(s) if s in names else -1 for s in sectors])
+        self._sec = np.maximum(self._sector, 0)  # a column of the sector path (gamma 0 if none)
+        self._n_sectors = max(1, len(names))
+        ann_vol = np.where(etf, ref.uniform(0.12, 0.2, n), ref.uniform(0.2, 0.42, n))
+        crypto = universe.crypto
+        # crypto: about twice as volatile a year, spread over a year that never closes
+        sigma = np.where(crypto, 2.2 * ann_vol / np.sqrt(CRYPTO_YEAR_S), ann_vol / np.sqrt(YEAR_S))
+        w_mkt = np.where(etf, 0.85, 0.3)  # variance shares: market, sector, own
+        w_sec = np.where(etf | (self._sector < 0), 0.0, 0.15)
+        w_own = 1.0 - w_mkt - w_sec
+        self._beta = ref.normal(1.0, 0.15, n).clip(0.5, 1.6) * sigma * np.sqrt(w_mkt)
+        self._gamma = sigma * np.sqrt(w_sec)
+        self._own = sigma * np.sqrt(w_own)
+        self._sigma = sigma
+        self._tick = universe.tick_size.astype(np.float64)
+        # prices leave as ticks * units / scale: the double nearest the decimal (0.25: 25 / 100)
+        self._scale = 10.0 ** _decimals(self._tick)
+        self._units = np.round(self._tick * self._scale)
+        # a round lot in size units: 100 shares, or ~NOTIONAL_LOT of quote currency of a crypto
+        notional = np.round(NOTIONAL_LOT / (universe.price * universe.lot_size))
+        self._lot = np.where(crypto, np.maximum(1, notional), universe.lot_units).astype(np.int64)
+        # spread ticks per tick of volatility: a crypto pair's fine tick quotes as tight as a stock
+        self._spread_k = SPREAD_K * np.where(
+            crypto, np.minimum(1.0, 20_000 * self._tick / universe.price), 1.0
+        )
+        self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
+        self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
+
+    def _open_state(self, ref: np.random.Generator, start_ns: int) -> None:
+        """The dynamic state at the start: prices, volatility, one-tick quotes, no trades."""
+        n = self._n
+        self._x = np.log(self.universe.price.astype(np.float64))
+        self._h_mkt = np.zeros(3)  # market log-vol components
+        self._lev = 0.0
+        self._h_own = ref.normal(0, 1, (2, n)) * OWN_VOL_SD  # own log-vol components
+        self._excite = np.zeros(n)
+        self._volume = np.zeros(n, np.int64)
+        self._last_tk = np.zeros(n, np.int64)  # last trade in ticks, as generated (ahead)
+        self._last_sz = np.zeros(n, np.int64)
+        self._seq = np.zeros(n, np.int64)
+        self._session_idx = 0
+        self._opened = np.zeros(n, bool)
+        self._cell = 0  # cells generated so far
+        self._next_ns = start_ns  # where the next chunk starts
+        # The latest chunk, released by a cursor; every older record has been released already,
+        # since a chunk is only made once time passes its start, after all earlier event times.
+        self._pending = np.empty(0, TICK_DTYPE)
+        self._pending_ts = np.empty(0, np.int64)  # contiguous: searchsorted on it costs ~1 us
+        self._cursor = 0
+        self._pending_last = np.empty(0, np.intp)  # per symbol: its last record in the chunk
+        self._last = np.zeros(n, TICK_DTYPE)  # latest record per symbol of released chunks
+        self._last["sym"] = np.arange(n)
+        self._last["ts"] = start_ns
+        self._last["flags"] = TickFlag.OPEN
+        spread = np.ones(n, np.int64)
+        bid = np.maximum(1, np.round(np.exp(self._x) / self._tick - spread / 2)).astype(np.int64)
+        self._bid, self._ask = bid, bid + spread
+        self._last["bid"] = bid * self._units / self._scale
+        self._last["ask"] = (bid + spread) * self._units / self._scale
+        self._last_tk[:] = bid
+        self._last["last"] = self._last["bid"]
+        self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
 
     # ------------------------------------------------------------------ public
 
