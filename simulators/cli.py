@@ -13,21 +13,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import inspect
 import math
 import os
 import signal
-import sys
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._cli_book import BookSink, add_book_arguments
+from ._cli_report import Progress, busy, call, sim_time, stylized_module, table
 from .durations import DurationError, parse_duration
 from .errors import Interrupted, UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
@@ -230,7 +227,7 @@ def _simulate(args: argparse.Namespace) -> int:
             "nothing to keep: pass --out FILE (.csv, .npy or .parquet) for the ticks, "
             "--report for the stylized facts, --figure FILE or --book-out FILE"
         )
-    stylized = _stylized() if args.report or args.figure else None
+    stylized = stylized_module() if args.report or args.figure else None
     if args.figure:
         if importlib.util.find_spec("matplotlib") is None:
             raise UserError(f"--figure needs matplotlib: {EXTRAS['plot']}")
@@ -306,7 +303,7 @@ def _conclude(
 ) -> int:
     """The summary line, and the report and figure from the records kept."""
     summary = (
-        f"{count:,} ticks, {len(universe):,} symbols, {_sim_time(total_s)} of market time "
+        f"{count:,} ticks, {len(universe):,} symbols, {sim_time(total_s)} of market time "
         f"({args.duration.text}, seed {args.seed}), {wall_s:.1f} s wall, "
         f"{count / max(wall_s, 1e-9):,.0f} ticks/s"
     )
@@ -323,17 +320,17 @@ def _conclude(
         if stylized is None or not hasattr(stylized, "report"):
             print("the stylized-facts report is not available in this version of tickwire")
         else:
-            with _busy("measuring the stylized facts"):
-                rows = _call(stylized.report, records, universe)
+            with busy("measuring the stylized facts"):
+                rows = call(stylized.report, START_NS, records, universe)
                 if books is not None and books.keep:
-                    rows += _call(stylized.book_report, records, *books.facts(), universe)
-            print(_table(rows))
+                    rows += call(stylized.book_report, START_NS, records, *books.facts(), universe)
+            print(table(rows))
     if args.figure:
         if stylized is None or not hasattr(stylized, "figure"):
             print("the stylized-facts figure is not available in this version of tickwire")
         else:
-            with _busy(f"drawing {args.figure}"):
-                _call(stylized.figure, records, universe, args.figure)
+            with busy(f"drawing {args.figure}"):
+                call(stylized.figure, START_NS, records, universe, args.figure)
             summary += f"; figure {args.figure}"
     print(summary)
     return 0
@@ -357,7 +354,7 @@ def _generate(
     pending_n = count = 0
     wall0 = time.perf_counter()
     try:
-        with _Progress(total_s) as progress:
+        with Progress(total_s) as progress:
             for k in range(1, total_s + 1):
                 if books is None:
                     batch = market.step(START_NS + k * 1_000_000_000)
@@ -382,113 +379,3 @@ def _generate(
         if books is not None:
             books.close()
     return count, kept
-
-
-def _stylized() -> Any:
-    name = f"{__package__}.stylized"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    """Call a stylized function, telling it where the run started when it asks.
-
-    A short run leaves some statistics undefined (NaN, shown as n/a); numpy's warnings about
-    them would only bury the table.
-    """
-    kwargs = {"start_ns": START_NS} if "start_ns" in inspect.signature(fn).parameters else {}
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(*args, **kwargs)
-
-
-def _table(rows: list[Any]) -> str:
-    head = ("statistic", "value", "target", "result")
-    body = [
-        (
-            str(r.name),
-            "n/a" if not math.isfinite(r.value) else f"{r.value:.4g}",
-            str(r.target),
-            "pass" if r.passed else "FAIL",
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(4)]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i == 1 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-
-    passed = sum(r.passed for r in rows)
-    rule = "  ".join("-" * w for w in widths)
-    lines = [line(head), rule, *map(line, body), rule, f"{passed} of {len(rows)} statistics pass"]
-    if any(row[1] == "n/a" for row in body):
-        lines[-1] += "; n/a: the run is too short for that statistic (try --duration 2d)"
-    return "\n".join(lines)
-
-
-def _sim_time(seconds: int) -> str:
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
-
-
-@contextmanager
-def _busy(what: str) -> Iterator[None]:
-    """A spinner on stderr while a long step without steps of its own runs (TTY only)."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(f"{what}…"):
-        yield
-
-
-class _Progress:
-    """Sim-time done/total and ticks/s on stderr, with rich; silent when stderr is not a TTY."""
-
-    def __init__(self, total_s: int) -> None:
-        self._total_s = total_s
-        self._bar: Any = None
-        self._task: Any = None
-        self._last = 0.0
-
-    def __enter__(self) -> _Progress:
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("simulating"),
-                BarColumn(),
-                TextColumn("{task.fields[sim]}"),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task(
-                "simulate", total=self._total_s, sim=self._sim(0), rate=""
-            )
-        return self
-
-    def _sim(self, done_s: int) -> str:
-        return f"{_sim_time(done_s)} / {_sim_time(self._total_s)}"
-
-    def update(self, done_s: int, ticks: int, wall_s: float) -> None:
-        if self._bar is None or (wall_s - self._last < 0.1 and done_s < self._total_s):
-            return
-        self._last = wall_s
-        rate = f"{ticks / max(wall_s, 1e-9):,.0f} ticks/s"
-        self._bar.update(self._task, completed=done_s, sim=self._sim(done_s), rate=rate)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)

@@ -41,6 +41,7 @@ arrivals where a symbol is halted, price offsets, wider spreads, thinner books, 
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -48,28 +49,27 @@ from numpy.typing import NDArray
 
 from . import book as bk
 from ._book_queue import BookQueue
-from ._scenario_play import Play, insert_fat_fingers
+from ._events import GRID_NS, PATH_CELLS, Chunk, Events, Symbols
+from ._events import ODD_LOT_P as ODD_LOT_P  # model constants, imported from here
+from ._events import QUOTE_DEPTH as QUOTE_DEPTH
+from ._events import SIZE_TAIL as SIZE_TAIL
+from ._scenario_play import Play
 from .crypto import NOTIONAL_LOT
 from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
-GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
 CHUNK_S = 1.0  # the longest chunk chosen by default: one second
 CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
 _AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
-PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms
 SESSION_S = 6.5 * 3600
 YEAR_S = 252 * SESSION_S
 HAWKES_ETA = 0.7  # branching ratio
 HAWKES_TAU_S = 2.0  # excitation decay
 TRADES_PER_S = 8.0  # midday trade rate of a symbol with activity 1
 QUOTES_PER_TRADE = 2.5  # quote refreshes per trade
-ODD_LOT_P = 0.3
-SIZE_TAIL = 1.5  # Pareto exponent of trade sizes in lots
 SPREAD_K = 0.5  # extra spread ticks per tick of one-second volatility
 CRYPTO_YEAR_S = 365 * 86_400
-QUOTE_DEPTH = 3.5  # quoted sizes: 1 + floor(QUOTE_DEPTH x Exp(1)) lots, geometric, mean ~4 lots
 # Log-volatility components: timescales (s) and stationary standard deviations.
 MKT_VOL_TAUS_S = np.array([300.0, 1800.0, 7200.0])
 MKT_VOL_SD = np.array([0.4, 0.35, 0.3])
@@ -126,7 +126,46 @@ class Market:
         (book_seq,) = ss.spawn(1)  # a third child: the first two draw what they always drew
         n = len(universe)
         self._n = n
-        ref = np.random.default_rng(ref_seq)  # static per-symbol parameters
+        ref = np.random.default_rng(ref_seq)  # static per-symbol draws, in this order
+        self._parameters(universe, ref)
+        self._open_state(ref, start_ns)
+        self.book: bk.Book | None = None
+        self._books = BookQueue()  # the pending chunk's level updates, released like records
+        if book_depth is not None:
+            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
+            self._last["bid_size"] = self.book.sizes[:, 0, 0]
+            self._last["ask_size"] = self.book.sizes[:, 1, 0]
+        # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
+        self.play: Play | None = None
+        self._halted = np.zeros((0, n), bool)  # the chunk's halted cells, when a scenario plays
+        self._vol_sym: NDArray[np.float64] | None = None  # the chunk's vol factor per symbol
+        if scenario is not None:
+            day_s = SESSION_S if session == "6.5h" else 86_400.0
+            self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
+        # a chunk's events read these arrays and update the state ones in place
+        sy = Symbols(
+            self._lot,
+            self._impact,
+            self._tick,
+            self._spread_k,
+            self._sigma,
+            self._units,
+            self._scale,
+            self._x,
+            self._bid,
+            self._ask,
+            self._last_tk,
+            self._last_sz,
+            self._volume,
+            self._seq,
+            self._opened,
+            self._last,
+        )
+        self._events = Events(sy, self._events_rng, cells, self.book, self._books, self.play)
+
+    def _parameters(self, universe: Universe, ref: np.random.Generator) -> None:
+        """Static per-symbol parameters: volatility and its shares, ticks, lots, rates."""
+        n, activity = self._n, self.activity
         etf = np.array([k == "etf" for k in universe.kinds])
         sectors = universe.sectors
         names = list(dict.fromkeys(s for s, e in zip(sectors, etf, strict=True) if not e))
@@ -157,8 +196,11 @@ class Market:
         )
         self._mu = TRADES_PER_S * universe.activity * activity * (1 - HAWKES_ETA)
         self._impact = ref.uniform(0.15, 0.35, n)  # ticks of efficient price per log-lot traded
-        # dynamic state
-        self._x = np.log(universe.price.astype(np.float64))
+
+    def _open_state(self, ref: np.random.Generator, start_ns: int) -> None:
+        """The dynamic state at the start: prices, volatility, one-tick quotes, no trades."""
+        n = self._n
+        self._x = np.log(self.universe.price.astype(np.float64))
         self._h_mkt = np.zeros(3)  # market log-vol components
         self._lev = 0.0
         self._h_own = ref.normal(0, 1, (2, n)) * OWN_VOL_SD  # own log-vol components
@@ -189,19 +231,6 @@ class Market:
         self._last_tk[:] = bid
         self._last["last"] = self._last["bid"]
         self._last["bid_size"] = self._last["ask_size"] = self._lot * 3
-        self.book: bk.Book | None = None
-        self._books = BookQueue()  # the pending chunk's level updates, released like records
-        if book_depth is not None:
-            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
-            self._last["bid_size"] = self.book.sizes[:, 0, 0]
-            self._last["ask_size"] = self.book.sizes[:, 1, 0]
-        # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
-        self.play: Play | None = None
-        self._halted = np.zeros((0, n), bool)  # the chunk's halted cells, when a scenario plays
-        self._vol_sym: NDArray[np.float64] | None = None  # the chunk's vol factor per symbol
-        if scenario is not None:
-            day_s = SESSION_S if session == "6.5h" else 86_400.0
-            self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
 
     # ------------------------------------------------------------------ public
 
@@ -381,44 +410,70 @@ class Market:
         """One chunk of records in event order, and each symbol's last record in it (or -1).
 
         Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
-        drawn for all cells at once; the Hawkes recursion loops over cells, and `_events` turns
-        the counts into records.
+        drawn for all cells at once; the Hawkes recursion loops over cells, and `_events.Events`
+        turns the counts into records. The steps draw from the market's stream in this order.
         """
-        rng, n, dt = self._rng, self._n, GRID_NS / 1e9
+        n, dt, cells = self._n, GRID_NS / 1e9, self._chunk_cells
         t0_ns = self.start_ns + self._cell * GRID_NS
-        cells = self._chunk_cells
         self._cell += cells
         self._next_ns = self.start_ns + self._cell * GRID_NS
-        t_s = (t0_ns - self.start_ns) / 1e9
-        if self.session == "6.5h":
-            idx = int(t_s // SESSION_S)
-            if idx != self._session_idx:  # overnight: a larger move, then a fresh session
-                self._session_idx = idx
-                self._x += self._sigma * np.sqrt(3600) * rng.standard_t(4, n) / np.sqrt(2)
-                self._opened[:] = False
-            t_s -= idx * SESSION_S
+        t_s = self._roll_session((t0_ns - self.start_ns) / 1e9)
         cells_s = (t_s + dt * np.arange(cells)).astype(np.float64, copy=False)
         arrivals_u, vol_u = self._intraday(cells_s)
         play, t0_rel = self.play, t0_ns - self.start_ns
         if play is not None and play.vol:
             vol_u = vol_u * play.vol_factor(t0_rel, cells)
-        chunk_s = cells * dt
+        mkt_vol, own_vol = self._volatility(cells * dt)
+        self._vol_sym = None if play is None else play.vol_symbols(t0_rel, cells)
+        path = self._path(vol_u, mkt_vol, own_vol)
+        trading = None if play is None else self._trading(play, path, t0_ns)
+        n_tr, n_q = self._arrivals(arrivals_u, mkt_vol, own_vol, trading)
+        moved = partial(self._moved, path)
+        chunk = Chunk(t0_ns, n_tr, n_q, moved, own_vol, vol_u, self._vol_sym, self._halted)
+        records = self._events.make(chunk)
+        self._x += self._moved(path, np.full(n, cells * PATH_CELLS - 1), np.arange(n))
+        return records
+
+    def _roll_session(self, t_s: float) -> float:
+        """Seconds into the session at `t_s` into the run; overnight, a move and a fresh open."""
+        if self.session != "6.5h":
+            return t_s
+        idx = int(t_s // SESSION_S)
+        if idx != self._session_idx:  # overnight: a larger move, then a fresh session
+            self._session_idx = idx
+            n = self._n
+            self._x += self._sigma * np.sqrt(3600) * self._rng.standard_t(4, n) / np.sqrt(2)
+            self._opened[:] = False
+        return t_s - idx * SESSION_S
+
+    def _volatility(self, chunk_s: float) -> tuple[float, NDArray[np.float64]]:
+        """Move the log-volatility components by a chunk; (market, per-symbol) volatility."""
+        rng = self._rng
         a = np.exp(-chunk_s / MKT_VOL_TAUS_S)
         self._h_mkt = a * self._h_mkt + np.sqrt(1 - a * a) * MKT_VOL_SD * rng.standard_normal(3)
         ao = np.exp(-chunk_s / OWN_VOL_TAUS_S)
-        noise = rng.standard_normal((2, n))
+        noise = rng.standard_normal((2, self._n))
         self._h_own = ao * self._h_own + np.sqrt(1 - ao * ao) * OWN_VOL_SD * noise
         mkt_vol = float(np.exp(self._h_mkt.sum() + self._lev - _MKT_VAR / 2))
         own_vol = np.exp(self._h_own.sum(axis=0) - _OWN_VAR / 2)
-        # diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps. It is
-        # kept in parts (`_Path`): only the own part is a (steps, symbols) array.
-        steps = cells * PATH_CELLS
+        return mkt_vol, own_vol
+
+    def _path(
+        self, vol_u: NDArray[np.float64], mkt_vol: float, own_vol: NDArray[np.float64]
+    ) -> _Path:
+        """Diffusion on the 10 ms path: market x beta + sector + own, rare fat-tailed jumps.
+
+        Kept in parts (`_Path`): only the own part is a (steps, symbols) array. Moves the
+        leverage term too: the market's down moves raise its volatility, decaying over ~30 min.
+        """
+        rng, n, dt = self._rng, self._n, GRID_NS / 1e9
+        steps = len(vol_u) * PATH_CELLS
+        chunk_s = len(vol_u) * dt
         sq = np.sqrt(dt / PATH_CELLS) * np.repeat(vol_u, PATH_CELLS)  # (steps,)
         z_m = rng.standard_normal(steps)
         z_sec = rng.standard_normal((steps, self._n_sectors))
         own = rng.standard_normal((steps, n))
         own *= sq[:, None]
-        self._vol_sym = None if play is None else play.vol_symbols(t0_rel, cells)
         if self._vol_sym is not None:  # own moves carry a regime's extra variance, market's too
             own_var = (self._own * own_vol) ** 2
             share = own_var / (own_var + (self._beta**2 + self._gamma**2) * mkt_vol**2)
@@ -428,7 +483,6 @@ class Market:
         own *= self._own * own_vol
         market = np.cumsum(sq * z_m) * mkt_vol
         sector = np.cumsum(sq[:, None] * z_sec, axis=0) * mkt_vol
-        # leverage: the market's down moves raise its volatility, decaying over ~30 min
         fall = -float(z_m.sum()) * np.sqrt(dt / PATH_CELLS)  # the market's Brownian move, down
         self._lev = np.exp(-chunk_s / LEVERAGE_TAU_S) * self._lev + LEVERAGE * fall
         if rng.random() < chunk_s * 2 / SESSION_S:
@@ -439,20 +493,31 @@ class Market:
             size = self._sigma[jumps] * np.sqrt(1800) * rng.standard_t(3, jumps.size) / np.sqrt(3)
             for at, j, moved in zip(rng.integers(0, steps, jumps.size), jumps, size, strict=True):
                 own[at:, j] += moved
-        path = _Path(market, sector, own)
-        trading = None
-        if play is not None:  # halted (cell, symbol) pairs get no arrivals
-            ends = None
-            if play.has_luld:  # the efficient log-price at each cell's end, offsets included
-                at = np.repeat(np.arange(cells) * PATH_CELLS + PATH_CELLS - 1, n)
-                who = np.tile(np.arange(n), cells)
-                ends = (self._x[who] + self._moved(path, at, who)).reshape(cells, n)
-                ends += play.effects(t0_ns + (at + 1) * (GRID_NS // PATH_CELLS), who)[0].reshape(
-                    cells, n
-                )
-            self._halted = play.halted(t0_rel, cells, ends)
-            trading = ~self._halted
-        # Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between
+        return _Path(market, sector, own)
+
+    def _trading(self, play: Play, path: _Path, t0_ns: int) -> NDArray[np.bool_]:
+        """The (cell, symbol) pairs not halted by the scenario: only they get arrivals."""
+        n, cells = self._n, self._chunk_cells
+        ends = None
+        if play.has_luld:  # the efficient log-price at each cell's end, offsets included
+            at = np.repeat(np.arange(cells) * PATH_CELLS + PATH_CELLS - 1, n)
+            who = np.tile(np.arange(n), cells)
+            ends = (self._x[who] + self._moved(path, at, who)).reshape(cells, n)
+            ends += play.effects(t0_ns + (at + 1) * (GRID_NS // PATH_CELLS), who)[0].reshape(
+                cells, n
+            )
+        self._halted = play.halted(t0_ns - self.start_ns, cells, ends)
+        return ~self._halted
+
+    def _arrivals(
+        self,
+        arrivals_u: NDArray[np.float64],
+        mkt_vol: float,
+        own_vol: NDArray[np.float64],
+        trading: NDArray[np.bool_] | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Hawkes trade arrivals on a U-shaped, volatility-linked baseline; quotes in between."""
+        rng, n, cells, dt = self._rng, self._n, self._chunk_cells, GRID_NS / 1e9
         base = self._mu * np.sqrt(own_vol * np.sqrt(mkt_vol))
         decay, jump_h = np.exp(-dt / HAWKES_TAU_S), HAWKES_ETA / HAWKES_TAU_S
         lam = np.empty((cells, n))
@@ -466,9 +531,7 @@ class Market:
             excite = excite * decay + jump_h * n_tr[c]
         self._excite = excite
         n_q = rng.poisson(QUOTES_PER_TRADE * lam * dt)
-        records = self._events(t0_ns, n_tr, n_q, path, own_vol, vol_u)
-        self._x += self._moved(path, np.full(n, steps - 1), np.arange(n))
-        return records
+        return n_tr, n_q
 
     def _moved(
         self, path: _Path, step: NDArray[np.int64], sym: NDArray[np.intp]
@@ -478,152 +541,6 @@ class Market:
         moved += self._beta[sym] * path.market[step]
         moved += self._gamma[sym] * path.sector.ravel()[step * self._n_sectors + self._sec[sym]]
         return np.asarray(moved, np.float64)
-
-    def _events(
-        self,
-        t0_ns: int,
-        n_tr: NDArray[np.int64],
-        n_q: NDArray[np.int64],
-        path: _Path,
-        own_vol: NDArray[np.float64],
-        vol_u: NDArray[np.float64],
-    ) -> tuple[TickBatch, NDArray[np.intp]]:
-        """All events of a chunk at once, without a comparison sort.
-
-        Made in time order: each cell's events get sorted uniform times (normalised exponential
-        spacings) and a shuffled list of who they are (symbol, trade or quote), which is the same
-        law as independent uniform times. A radix sort by symbol (stable, so time order holds
-        inside) lays each symbol's events out as one segment, where trade effects carry forward
-        by cumulative sums over the trades: the k-th trade so far gives the impact, the last
-        print and the volume; a trade prints at the quote of the event before it.
-        """
-        rng, n, cells = self._events_rng, self._n, self._chunk_cells
-        counts = np.stack((n_tr, n_q), axis=2).reshape(cells, 2 * n)  # code 2s: trade, 2s+1: quote
-        per_cell = counts.sum(axis=1)
-        total = int(per_cell.sum())
-        if total == 0:
-            return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp)
-        code = np.empty(total, np.intp)
-        rel_ns = np.empty(total, np.int64)  # since t0_ns
-        codes, end = np.arange(2 * n), 0
-        for c in range(cells):
-            k, start = int(per_cell[c]), end
-            end += k
-            if not k:
-                continue
-            who = code[start:end]
-            who[:] = np.repeat(codes, counts[c])
-            rng.shuffle(who)
-            spacing = np.cumsum(rng.standard_exponential(k + 1))
-            rel_ns[start:end] = spacing[:-1] * (GRID_NS / spacing[-1])
-            rel_ns[start:end] += c * GRID_NS
-        sym = code >> 1
-        # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
-        by_sym = np.argsort(sym.astype(np.uint16), kind="stable")
-        per_sym = np.bincount(sym, minlength=n)
-        seg_start = np.cumsum(per_sym) - per_sym
-        s = np.repeat(np.arange(n), per_sym)  # symbol of each event in symbol order
-        is_trade = (code[by_sym] & 1) == 0
-        step = rel_ns[by_sym] // (GRID_NS // PATH_CELLS)  # 10 ms path step
-        # trades only: side, size (round lots with a Pareto tail, or an odd lot), impact
-        tr = np.flatnonzero(is_trade)
-        m, s_tr = tr.size, s[tr]
-        lot_tr = self._lot[s_tr]
-        buy = rng.random(m) < 0.5
-        odd = rng.random(m) < ODD_LOT_P
-        lots = np.minimum(np.ceil(rng.pareto(SIZE_TAIL, m) + 1.0), _MAX_SIZE).astype(np.int64)
-        size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
-        size = np.minimum(size, _MAX_SIZE)
-        impact = (self._impact * self._tick / np.exp(self._x))[s_tr] * np.log1p(size / lot_tr)
-        impact = np.where(buy, impact, -impact)  # buys lift the price, sells press it
-        # g: trades so far (symbol order); g0: trades in earlier segments; index 0 = no trade
-        g = np.cumsum(is_trade)
-        tr_per_sym = np.bincount(s_tr, minlength=n)
-        g0 = np.cumsum(tr_per_sym) - tr_per_sym
-        cum_impact = np.concatenate(([0.0], np.cumsum(impact)))
-        cum_size = np.concatenate(([0], np.cumsum(size)))
-        x_now = self._moved(path, step, s) + cum_impact[g]
-        x_now += np.repeat(self._x - cum_impact[g0], per_sym)
-        play, widen, thin = self.play, None, None
-        if play is not None and (play.has_moves or play.has_liquidity):
-            moved_by, widen, thin = play.effects(rel_ns[by_sym] + t0_ns, s)
-            x_now += moved_by
-        # every event requotes from the efficient price; spread grows with volatility
-        price_ticks = np.exp(x_now) * np.repeat(1.0 / self._tick, per_sym)
-        vol_ticks = np.repeat(self._spread_k * self._sigma * own_vol, per_sym)
-        vol_ticks *= np.repeat(vol_u, PATH_CELLS)[step] * price_ticks
-        if self._vol_sym is not None:
-            vol_ticks *= self._vol_sym[step // PATH_CELLS, s]
-        extra = np.minimum(np.floor(vol_ticks * rng.standard_exponential(total)), 20)
-        spread = 1 + extra.astype(np.int64)
-        if widen is not None and play is not None and play.has_liquidity:
-            spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
-        bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
-        ask = bid + spread
-        # a trade prints at the quote in force before it: its segment's previous event, or state
-        head = tr == seg_start[s_tr]
-        prev_bid = np.where(head, self._bid[s_tr], bid[tr - 1])
-        prev_ask = np.where(head, self._ask[s_tr], ask[tr - 1])
-        printed = np.concatenate(([0], np.where(buy, prev_ask, prev_bid)))
-        sizes = np.concatenate(([0], size))
-        traded = g > np.repeat(g0, per_sym)  # this symbol traded in this chunk by now
-        last_tk = np.where(traded, printed[g], np.repeat(self._last_tk, per_sym))
-        last_sz = np.where(traded, sizes[g], np.repeat(self._last_sz, per_sym))
-        volume = cum_size[g] + np.repeat(self._volume - cum_size[g0], per_sym)
-        seq = np.arange(total) + np.repeat(self._seq + 1 - seg_start, per_sym)
-        flags = np.zeros(total, np.uint16)
-        flags[tr] = np.where(buy, _TRADE | _BUY, _TRADE | _SELL)
-        opening = np.flatnonzero((per_sym > 0) & ~self._opened)
-        flags[seg_start[opening]] |= _OPEN
-        quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
-        if self.book is not None:  # the book around these quotes and trades; its top is the quote
-            frac = (price_ticks - bid) / spread
-            ts_sym = rel_ns[by_sym] + t0_ns
-            kept = thin if thin is not None and (thin < 1).any() else None  # else no draws
-            rec = bk.Records(s, ts_sym, bid, ask, frac, tr, buy, size, seg_start, per_sym, kept)
-            before = (self.book.sizes.copy(), self._bid.copy(), self._ask.copy())
-            levels, bid_sz, ask_sz = self.book.step(rec, self._bid, self._ask, t0_ns)
-            self._books.hold(levels, self._units, self._scale, before)
-            quoted = np.minimum(bid_sz, _MAX_SIZE), np.minimum(ask_sz, _MAX_SIZE)
-        # the state left by each symbol's last event
-        active = np.flatnonzero(per_sym)
-        tail = seg_start[active] + per_sym[active] - 1
-        self._x[active] += cum_impact[g[tail]] - cum_impact[g0[active]]
-        self._bid[active], self._ask[active] = bid[tail], ask[tail]
-        self._last_tk[active], self._last_sz[active] = last_tk[tail], last_sz[tail]
-        self._volume[active], self._seq[active] = volume[tail], seq[tail]
-        self._opened[active] = True
-        last = np.full(n, -1, np.intp)
-        last[active] = by_sym[tail]
-        # records in time order; what was computed in symbol order goes back through by_sym
-        out = np.empty(total, TICK_DTYPE)
-        out["ts"] = rel_ns + t0_ns
-        out["sym"] = sym
-        lot = self._lot[sym]
-        out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-        out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-        if thin is not None and play is not None and play.has_liquidity:  # fewer orders queue
-            thin_t = np.empty(total)
-            thin_t[by_sym] = thin
-            for f in ("bid_size", "ask_size"):
-                out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
-        if quoted is not None:  # drawn above all the same: books on or off, the same stream
-            out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
-        units, scale = np.repeat(self._units, per_sym), np.repeat(self._scale, per_sym)
-        out["bid"][by_sym] = bid * units / scale
-        out["ask"][by_sym] = ask * units / scale
-        out["last"][by_sym] = last_tk * units / scale
-        out["seq"][by_sym] = seq
-        out["volume"][by_sym] = volume
-        out["flags"][by_sym] = flags
-        out["last_size"][by_sym] = last_sz
-        if play is not None and play.fat:
-            state = {"seq": self._seq, "volume": self._volume, "last_tk": self._last_tk}
-            state |= {"last_sz": self._last_sz, "lot": self._lot}
-            span = (t0_ns, t0_ns + self._chunk_cells * GRID_NS, self._halted)
-            price = (self._tick, self._units, self._scale)
-            out = insert_fat_fingers(play, out, last, state, self._last, span, price)
-        return out, last
 
 
 class _Path(NamedTuple):
@@ -658,9 +575,4 @@ def _decimals(tick: NDArray[np.float64]) -> NDArray[np.intp]:
     return found
 
 
-_MAX_SIZE = int(np.iinfo(np.uint32).max)  # a trade's shares must fit `last_size`
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move
-
-_TRADE, _BUY, _SELL, _OPEN = (
-    int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
-)

@@ -4,12 +4,12 @@ A `Universe` is a struct of arrays indexed by symbol id (the `sym` field of ever
 `Universe.default()` (well-known large caps and ETFs, all prices simulated) and
 `Universe.synthetic(n)` and `Universe.crypto()` (large crypto pairs, see `crypto.py`);
 `Universe.load(path)` reads one from a CSV or TOML file, and every mistake
-in the file is a `UserError` naming the file, the line (or entry) and the field. Imports numpy only.
+in the file is a `UserError` naming the file, the line (or entry) and the field (read and checked
+by `_universe_files`). Imports numpy only.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Sequence
@@ -20,6 +20,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._universe_files import FIELDS as FIELDS  # the columns of a universe file, public here
+from ._universe_files import KINDS as KINDS
+from ._universe_files import Row as Row
+from ._universe_files import decimals as decimals
+from ._universe_files import (
+    default_base,
+    default_quote,
+    read_csv,
+    read_toml,
+)
 from .errors import UserError
 from .ticks import MAX_SYMBOLS
 
@@ -57,12 +67,12 @@ class Universe:
         if self.size_unit is None:
             object.__setattr__(self, "size_unit", np.where(crypto, self.lot_size, 1.0))
         if not self.bases:
-            object.__setattr__(self, "bases", tuple(_base(s) for s in self.symbols))
+            object.__setattr__(self, "bases", tuple(default_base(s) for s in self.symbols))
         if not self.quotes:
             object.__setattr__(
                 self,
                 "quotes",
-                tuple(_quote(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)),
+                tuple(default_quote(s, k) for s, k in zip(self.symbols, self.kinds, strict=True)),
             )
         self._index.update({s: i for i, s in enumerate(self.symbols)})
         if len(self._index) != n:
@@ -152,8 +162,8 @@ class Universe:
         an empty base or quote takes its default (the symbol's parts)."""
         full = [(*r, "", "") if len(r) == 8 else tuple(r) for r in rows]
         sym, name, sector, price, tick, lot, act, kind, base, quote = zip(*full, strict=True)
-        bases = tuple(b or _base(s) for b, s in zip(base, sym, strict=True))
-        quotes = tuple(q or _quote(s, k) for q, s, k in zip(quote, sym, kind, strict=True))
+        bases = tuple(b or default_base(s) for b, s in zip(base, sym, strict=True))
+        quotes = tuple(q or default_quote(s, k) for q, s, k in zip(quote, sym, kind, strict=True))
         return cls(
             symbols=tuple(sym),
             names=tuple(name),
@@ -193,7 +203,7 @@ class Universe:
             raise UserError(f"universe file {shown} not found") from None
         except OSError as exc:
             raise UserError(f"cannot read universe file {shown}: {exc.strerror or exc}") from None
-        rows = _read_csv(data, shown) if ext == ".csv" else _read_toml(data, shown)
+        rows = read_csv(data, shown) if ext == ".csv" else read_toml(data, shown)
         if len(rows) > MAX_SYMBOLS:
             raise UserError(
                 f"{shown} has {len(rows)} symbols; a universe holds at most {MAX_SYMBOLS}"
@@ -247,203 +257,6 @@ class Universe:
         return cls.from_rows(rows)
 
 
-# ----------------------------------------------------------------------------- file loading
-
-Row = tuple[str, str, str, float, float, float, float, str, str, str]
-
-FIELDS = (
-    "symbol",
-    "name",
-    "sector",
-    "price",
-    "tick_size",
-    "lot_size",
-    "activity",
-    "kind",
-    "base",
-    "quote",
-)
-_REQUIRED = ("symbol", "price")
-KINDS = ("stock", "etf", "crypto")
-_MAX_DECIMALS = 9  # ticks and crypto lots: at most 9 decimal places (1e-9)
-_MAX_SYMBOL_LEN = 32  # as the wire protocol allows
-_MAX_TEXT_LEN = 200
-
-
-def _read_csv(data: bytes, shown: str) -> list[Row]:
-    text = _decode(data, shown)
-    lines = text.splitlines()
-    reader = csv.reader(lines)
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[Row] = []
-    seen: dict[str, str] = {}
-    for values in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in values) or values[0].lstrip().startswith("#"):
-            continue  # blank lines and comments
-        if header is None:
-            header, header_line = [v.strip().lower() for v in values], line
-            _check_header(header, shown, line)
-            continue
-        where = f"{shown} line {line}"
-        if len(values) > len(header):
-            raise UserError(
-                f"{where}: {len(values)} fields but the header (line {header_line}) names "
-                f"{len(header)}; quote values that contain commas"
-            )
-        record = {k: v.strip() for k, v in zip(header, values, strict=False) if v.strip()}
-        rows.append(_row(record, where, seen, f"line {line}"))
-    if header is None:
-        raise UserError(
-            f"{shown} is empty; expected a header line {','.join(FIELDS[:7])}"
-            "[,kind,base,quote] "
-            "and one line per symbol"
-        )
-    if not rows:
-        raise UserError(f"{shown} has a header but no symbols; add one line per symbol")
-    return rows
-
-
-def _check_header(header: list[str], shown: str, line: int) -> None:
-    allowed = ", ".join(FIELDS)
-    for col in header:
-        if col not in FIELDS:
-            raise UserError(
-                f"{shown} line {line}: unknown column {col!r} in the header; columns are {allowed}"
-            )
-    for col in _REQUIRED:
-        if col not in header:
-            raise UserError(
-                f"{shown} line {line}: the header has no {col!r} column; it needs "
-                f"at least symbol and price (columns are {allowed})"
-            )
-    dup = next((c for c in header if header.count(c) > 1), None)
-    if dup is not None:
-        raise UserError(f"{shown} line {line}: column {dup!r} appears twice in the header")
-
-
-def _read_toml(data: bytes, shown: str) -> list[Row]:
-    import tomllib
-
-    try:
-        doc = tomllib.loads(_decode(data, shown))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{shown}: not valid TOML: {exc}") from None
-    if not doc:
-        raise UserError(f"{shown} is empty; expected one [[symbol]] table per symbol")
-    extra = [k for k in doc if k != "symbol"]
-    if extra:
-        raise UserError(
-            f"{shown}: unknown top-level key {extra[0]!r}; expected only [[symbol]] tables"
-        )
-    entries = doc["symbol"]
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise UserError(f"{shown}: 'symbol' must be an array of tables, written [[symbol]]")
-    if not entries:
-        raise UserError(f"{shown} has no symbols; add one [[symbol]] table per symbol")
-    rows: list[Row] = []
-    seen: dict[str, str] = {}
-    for i, entry in enumerate(entries, 1):
-        sym = entry.get("symbol")
-        label = f"[[symbol]] entry {i}" + (f" ({sym})" if isinstance(sym, str) and sym else "")
-        where = f"{shown} {label}"
-        for key in entry:
-            if key not in FIELDS:
-                raise UserError(f"{where}: unknown field {key!r}; fields are {', '.join(FIELDS)}")
-        rows.append(_row(entry, where, seen, f"entry {i}"))
-    return rows
-
-
-def _decode(data: bytes, shown: str) -> str:
-    try:
-        return data.decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{shown}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-
-
-def _row(record: dict[str, Any], where: str, seen: dict[str, str], here: str) -> Row:
-    """One validated row; `seen` maps symbols already read to where they were."""
-
-    def bad(name: str, allowed: str) -> UserError:
-        return UserError(f"{where}, field {name}: {allowed}, got {record.get(name)!r}")
-
-    for name in _REQUIRED:
-        if name not in record or record[name] == "":
-            raise UserError(f"{where}, field {name}: missing; every symbol needs a {name}")
-    symbol = record["symbol"]
-    if (
-        not isinstance(symbol, str)
-        or not 0 < len(symbol) <= _MAX_SYMBOL_LEN
-        or symbol == "*"
-        or any(c.isspace() or c == "," for c in symbol)
-    ):
-        raise bad("symbol", f"must be 1 to {_MAX_SYMBOL_LEN} characters without spaces or commas")
-    if symbol in seen:
-        raise UserError(
-            f"{where}, field symbol: {symbol!r} is already on {seen[symbol]}; "
-            "symbols must be unique"
-        )
-    seen[symbol] = here
-
-    def text(name: str, default: str) -> str:
-        value = record.get(name, default)
-        if not isinstance(value, str) or not 0 < len(value) <= _MAX_TEXT_LEN:
-            raise bad(name, f"must be text of 1 to {_MAX_TEXT_LEN} characters")
-        return value
-
-    def number(name: str, default: float) -> float:
-        value = record.get(name, default)
-        try:
-            if isinstance(value, bool) or not isinstance(value, str | int | float):
-                raise ValueError
-            x = float(value)
-        except ValueError:
-            x = math.nan
-        if not (math.isfinite(x) and x > 0):
-            raise bad(name, "must be a number > 0")
-        return x
-
-    price, tick, activity = number("price", 0.0), number("tick_size", 0.01), number("activity", 1)
-    kind = text("kind", "stock").lower()
-    if kind not in KINDS:
-        raise bad("kind", f"must be one of {', '.join(KINDS)}")
-    if decimals(tick) is None:
-        raise bad("tick_size", f"must have at most {_MAX_DECIMALS} decimal places")
-    lot_value = record.get("lot_size", 100)
-    if kind == "crypto":
-        lot = number("lot_size", 1.0)
-        if decimals(lot) is None:
-            raise bad("lot_size", f"must have at most {_MAX_DECIMALS} decimal places")
-    else:
-        try:
-            if isinstance(lot_value, bool) or not isinstance(lot_value, str | int):
-                raise ValueError
-            lot = int(lot_value)
-        except ValueError:
-            lot = 0
-        if not 1 <= lot <= 1_000_000:
-            raise bad(
-                "lot_size",
-                f"must be a whole number from 1 to 1000000 for a {kind} "
-                "(fractional lots are for kind crypto)",
-            )
-    if price < tick:
-        raise bad("price", f"must be at least one tick ({tick:g})")
-    base, quote = text("base", _base(symbol)), text("quote", _quote(symbol, kind))
-    name, sector = text("name", symbol), text("sector", "Other")
-    return (symbol, name, sector, price, tick, float(lot), activity, kind, base, quote)
-
-
-def decimals(x: float) -> int | None:
-    """Decimal places of `x` (0.01 -> 2, 5 -> 0), or None beyond 9 (not a decimal grid)."""
-    for places in range(_MAX_DECIMALS + 1):
-        scaled = x * 10.0**places
-        if abs(scaled - round(scaled)) <= 1e-9 * scaled:
-            return places
-    return None
-
-
 def _check_arrays(u: Universe) -> None:
     """Reference data built in code gets the checks a file gets (ValueError, one line)."""
     for i, (sym, kind) in enumerate(zip(u.symbols, u.kinds, strict=True)):
@@ -459,17 +272,6 @@ def _check_arrays(u: Universe) -> None:
                 f"{sym}: lot_size must be a whole number for a {kind} "
                 f"(fractional lots are for kind crypto), got {lot:g}"
             )
-
-
-def _base(symbol: str) -> str:
-    return symbol.split("-")[0].split("/")[0] if "-" in symbol or "/" in symbol else symbol
-
-
-def _quote(symbol: str, kind: str) -> str:
-    for sep in ("-", "/"):
-        if kind == "crypto" and sep in symbol:
-            return symbol.split(sep, 1)[1]
-    return "USD"
 
 
 def _number(x: float) -> int | float:

@@ -1,0 +1,326 @@
+"""A chunk's events: from arrival counts per cell and symbol to tick records, without a sort.
+
+Made in time order: each cell's events get sorted uniform times (normalised exponential
+spacings) and a shuffled list of who they are (symbol, trade or quote), which is the same law as
+independent uniform times. A radix sort by symbol (stable, so time order holds inside) lays each
+symbol's events out as one segment, where trade effects carry forward by cumulative sums over
+the trades: the k-th trade so far gives the impact, the last print and the volume; a trade
+prints at the quote of the event before it.
+
+`Events` holds the per-symbol arrays it reads and the state it carries forward; the market owns
+those arrays and shares them (updated in place). The order of the draws from the events' stream
+is part of what a seed reproduces. Imports numpy and the simulator's book, scenario play and
+ticks; never `market`, which calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import book as bk
+from ._book_queue import BookQueue
+from ._scenario_play import Play, insert_fat_fingers
+from .ticks import TICK_DTYPE, TickBatch, TickFlag
+
+GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
+PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms
+ODD_LOT_P = 0.3
+SIZE_TAIL = 1.5  # Pareto exponent of trade sizes in lots
+QUOTE_DEPTH = 3.5  # quoted sizes: 1 + floor(QUOTE_DEPTH x Exp(1)) lots, geometric, mean ~4 lots
+MAX_SIZE = int(np.iinfo(np.uint32).max)  # a trade's shares must fit `last_size`
+
+Moved = Callable[[NDArray[np.int64], NDArray[np.intp]], NDArray[np.float64]]
+"""The log-price move since the chunk began at (10 ms step, symbol) pairs."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Symbols:
+    """Per-symbol arrays the events read; the state ones are the market's, updated in place."""
+
+    lot: NDArray[np.int64]  # a round lot in size units
+    impact: NDArray[np.float64]  # ticks of efficient price per log-lot traded
+    tick: NDArray[np.float64]
+    spread_k: NDArray[np.float64]  # spread ticks per tick of volatility
+    sigma: NDArray[np.float64]
+    units: NDArray[Any]  # prices leave as ticks * units / scale
+    scale: NDArray[Any]
+    # state, carried from chunk to chunk
+    x: NDArray[np.float64]  # efficient log-price at the chunk's start
+    bid: NDArray[np.int64]  # quote in force, in ticks
+    ask: NDArray[np.int64]
+    last_tk: NDArray[np.int64]  # last trade in ticks
+    last_sz: NDArray[np.int64]
+    volume: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    opened: NDArray[np.bool_]  # traded or quoted in this session already
+    last: TickBatch  # latest record per symbol of the released chunks
+
+
+class Chunk(NamedTuple):
+    """What one chunk's events are made from."""
+
+    t0_ns: int
+    n_tr: NDArray[np.int64]  # (cells, symbols) trades
+    n_q: NDArray[np.int64]  # (cells, symbols) quote refreshes
+    moved: Moved
+    own_vol: NDArray[np.float64]  # (symbols,)
+    vol_u: NDArray[np.float64]  # (cells,) intraday volatility multiplier
+    vol_sym: NDArray[np.float64] | None  # (cells, symbols) a scenario's vol factor
+    halted: NDArray[np.bool_]  # (cells, symbols) when a scenario plays
+
+
+class _Order(NamedTuple):
+    """The chunk's events in time order (`code`, `rel_ns`) and laid out by symbol."""
+
+    code: NDArray[np.intp]  # 2 sym: trade, 2 sym + 1: quote
+    rel_ns: NDArray[np.int64]  # since t0_ns
+    sym: NDArray[np.intp]  # time order
+    by_sym: NDArray[np.intp]  # symbol order -> time order
+    per_sym: NDArray[np.intp]
+    seg_start: NDArray[np.intp]
+    s: NDArray[np.intp]  # symbol of each event in symbol order
+    step: NDArray[np.int64]  # 10 ms path step, symbol order
+
+
+class _Trades(NamedTuple):
+    """The trades (positions `tr` in symbol order): side, size, and carried sums."""
+
+    tr: NDArray[np.intp]
+    s_tr: NDArray[np.intp]
+    buy: NDArray[np.bool_]
+    size: NDArray[np.int64]
+    g: NDArray[np.intp]  # trades so far (symbol order); index 0 = no trade
+    g0: NDArray[np.intp]  # trades in earlier segments
+    cum_impact: NDArray[np.float64]
+    cum_size: NDArray[np.int64]
+
+
+class _Quotes(NamedTuple):
+    price_ticks: NDArray[np.float64]
+    bid: NDArray[np.int64]
+    ask: NDArray[np.int64]
+    spread: NDArray[np.int64]
+    thin: NDArray[np.float64] | None  # a scenario's thinning of new orders
+    thin_sizes: bool  # quoted sizes thin too (a liquidity event plays)
+
+
+class _Carried(NamedTuple):
+    last_tk: NDArray[np.int64]
+    last_sz: NDArray[np.int64]
+    volume: NDArray[np.int64]
+    seq: NDArray[np.int64]
+    flags: NDArray[np.uint16]
+
+
+class Events:
+    """Makes a market's chunks of records; see the module docstring."""
+
+    def __init__(
+        self,
+        sy: Symbols,
+        rng: np.random.Generator,
+        cells: int,
+        book: bk.Book | None,
+        books: BookQueue,
+        play: Play | None,
+    ) -> None:
+        self.sy, self._rng, self._cells = sy, rng, cells
+        self._book, self._books, self._play = book, books, play
+
+    def make(self, ch: Chunk) -> tuple[TickBatch, NDArray[np.intp]]:
+        """All events of a chunk at once, and each symbol's last record in it (or -1)."""
+        sy, rng, n = self.sy, self._rng, len(self.sy.lot)
+        order = _layout(rng, ch.n_tr, ch.n_q, self._cells)
+        if order is None:
+            return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp)
+        trades = _trades(rng, sy, order)
+        q = self._quotes(ch, order, trades)
+        carried = _carry(sy, order, trades, q)
+        quoted = self._book_step(ch.t0_ns, order, trades, q)
+        last = _commit(sy, order, trades, q, carried)
+        out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
+        play = self._play
+        if play is not None and play.fat:
+            state = {"seq": sy.seq, "volume": sy.volume, "last_tk": sy.last_tk}
+            state |= {"last_sz": sy.last_sz, "lot": sy.lot}
+            span = (ch.t0_ns, ch.t0_ns + self._cells * GRID_NS, ch.halted)
+            price = (sy.tick, sy.units, sy.scale)
+            out = insert_fat_fingers(play, out, last, state, sy.last, span, price)
+        return out, last
+
+    def _quotes(self, ch: Chunk, o: _Order, t: _Trades) -> _Quotes:
+        """Every event requotes from the efficient price; the spread grows with volatility."""
+        sy = self.sy
+        x_now = ch.moved(o.step, o.s) + t.cum_impact[t.g]
+        x_now += np.repeat(sy.x - t.cum_impact[t.g0], o.per_sym)
+        play, widen, thin = self._play, None, None
+        if play is not None and (play.has_moves or play.has_liquidity):
+            moved_by, widen, thin = play.effects(o.rel_ns[o.by_sym] + ch.t0_ns, o.s)
+            x_now += moved_by
+        price_ticks = np.exp(x_now) * np.repeat(1.0 / sy.tick, o.per_sym)
+        vol_ticks = np.repeat(sy.spread_k * sy.sigma * ch.own_vol, o.per_sym)
+        vol_ticks *= np.repeat(ch.vol_u, PATH_CELLS)[o.step] * price_ticks
+        if ch.vol_sym is not None:
+            vol_ticks *= ch.vol_sym[o.step // PATH_CELLS, o.s]
+        total = len(o.code)
+        extra = np.minimum(np.floor(vol_ticks * self._rng.standard_exponential(total)), 20)
+        spread = 1 + extra.astype(np.int64)
+        if widen is not None and play is not None and play.has_liquidity:
+            spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
+        bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
+        thin_sizes = thin is not None and play is not None and play.has_liquidity
+        return _Quotes(price_ticks, bid, bid + spread, spread, thin, thin_sizes)
+
+    def _book_step(
+        self, t0_ns: int, o: _Order, t: _Trades, q: _Quotes
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+        """The book around these quotes and trades (its top is the quote): its best sizes."""
+        if self._book is None:
+            return None
+        sy, thin = self.sy, q.thin
+        frac = (q.price_ticks - q.bid) / q.spread
+        ts_sym = o.rel_ns[o.by_sym] + t0_ns
+        kept = thin if thin is not None and (thin < 1).any() else None  # else no draws
+        rec = bk.Records(
+            o.s, ts_sym, q.bid, q.ask, frac, t.tr, t.buy, t.size, o.seg_start, o.per_sym, kept
+        )
+        before = (self._book.sizes.copy(), sy.bid.copy(), sy.ask.copy())
+        levels, bid_sz, ask_sz = self._book.step(rec, sy.bid, sy.ask, t0_ns)
+        self._books.hold(levels, sy.units, sy.scale, before)
+        return np.minimum(bid_sz, MAX_SIZE), np.minimum(ask_sz, MAX_SIZE)
+
+
+def _layout(
+    rng: np.random.Generator, n_tr: NDArray[np.int64], n_q: NDArray[np.int64], cells: int
+) -> _Order | None:
+    """Each cell's events at sorted uniform times, shuffled among who they are; None if none."""
+    n = n_tr.shape[1]
+    counts = np.stack((n_tr, n_q), axis=2).reshape(cells, 2 * n)  # code 2s: trade, 2s+1: quote
+    per_cell = counts.sum(axis=1)
+    total = int(per_cell.sum())
+    if total == 0:
+        return None
+    code = np.empty(total, np.intp)
+    rel_ns = np.empty(total, np.int64)  # since t0_ns
+    codes, end = np.arange(2 * n), 0
+    for c in range(cells):
+        k, start = int(per_cell[c]), end
+        end += k
+        if not k:
+            continue
+        who = code[start:end]
+        who[:] = np.repeat(codes, counts[c])
+        rng.shuffle(who)
+        spacing = np.cumsum(rng.standard_exponential(k + 1))
+        rel_ns[start:end] = spacing[:-1] * (GRID_NS / spacing[-1])
+        rel_ns[start:end] += c * GRID_NS
+    sym = code >> 1
+    # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
+    by_sym = np.argsort(sym.astype(np.uint16), kind="stable")
+    per_sym = np.bincount(sym, minlength=n)
+    seg_start = np.cumsum(per_sym) - per_sym
+    s = np.repeat(np.arange(n), per_sym)
+    step = rel_ns[by_sym] // (GRID_NS // PATH_CELLS)
+    return _Order(code, rel_ns, sym, by_sym, per_sym, seg_start, s, step)
+
+
+def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
+    """Side, size (round lots with a Pareto tail, or an odd lot) and impact of each trade."""
+    n = len(sy.lot)
+    is_trade = (o.code[o.by_sym] & 1) == 0
+    tr = np.flatnonzero(is_trade)
+    m, s_tr = tr.size, o.s[tr]
+    lot_tr = sy.lot[s_tr]
+    buy = rng.random(m) < 0.5
+    odd = rng.random(m) < ODD_LOT_P
+    lots = np.minimum(np.ceil(rng.pareto(SIZE_TAIL, m) + 1.0), MAX_SIZE).astype(np.int64)
+    size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
+    size = np.minimum(size, MAX_SIZE)
+    impact = (sy.impact * sy.tick / np.exp(sy.x))[s_tr] * np.log1p(size / lot_tr)
+    impact = np.where(buy, impact, -impact)  # buys lift the price, sells press it
+    g = np.cumsum(is_trade)
+    tr_per_sym = np.bincount(s_tr, minlength=n)
+    g0 = np.cumsum(tr_per_sym) - tr_per_sym
+    cum_impact = np.concatenate(([0.0], np.cumsum(impact)))
+    cum_size = np.concatenate(([0], np.cumsum(size)))
+    return _Trades(tr, s_tr, buy, size, g, g0, cum_impact, cum_size)
+
+
+def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
+    """Last print, last size, volume, seq and flags of every event (symbol order)."""
+    per_sym, total = o.per_sym, len(o.code)
+    # a trade prints at the quote in force before it: its segment's previous event, or state
+    head = t.tr == o.seg_start[t.s_tr]
+    prev_bid = np.where(head, sy.bid[t.s_tr], q.bid[t.tr - 1])
+    prev_ask = np.where(head, sy.ask[t.s_tr], q.ask[t.tr - 1])
+    printed = np.concatenate(([0], np.where(t.buy, prev_ask, prev_bid)))
+    sizes = np.concatenate(([0], t.size))
+    traded = t.g > np.repeat(t.g0, per_sym)  # this symbol traded in this chunk by now
+    last_tk = np.where(traded, printed[t.g], np.repeat(sy.last_tk, per_sym))
+    last_sz = np.where(traded, sizes[t.g], np.repeat(sy.last_sz, per_sym))
+    volume = t.cum_size[t.g] + np.repeat(sy.volume - t.cum_size[t.g0], per_sym)
+    seq = np.arange(total) + np.repeat(sy.seq + 1 - o.seg_start, per_sym)
+    flags = np.zeros(total, np.uint16)
+    flags[t.tr] = np.where(t.buy, _TRADE | _BUY, _TRADE | _SELL)
+    opening = np.flatnonzero((per_sym > 0) & ~sy.opened)
+    flags[o.seg_start[opening]] |= _OPEN
+    return _Carried(last_tk, last_sz, volume, seq, flags)
+
+
+def _commit(sy: Symbols, o: _Order, t: _Trades, q: _Quotes, c: _Carried) -> NDArray[np.intp]:
+    """Leave the state of each symbol's last event; return where that event is (or -1)."""
+    active = np.flatnonzero(o.per_sym)
+    tail = o.seg_start[active] + o.per_sym[active] - 1
+    sy.x[active] += t.cum_impact[t.g[tail]] - t.cum_impact[t.g0[active]]
+    sy.bid[active], sy.ask[active] = q.bid[tail], q.ask[tail]
+    sy.last_tk[active], sy.last_sz[active] = c.last_tk[tail], c.last_sz[tail]
+    sy.volume[active], sy.seq[active] = c.volume[tail], c.seq[tail]
+    sy.opened[active] = True
+    last = np.full(len(sy.lot), -1, np.intp)
+    last[active] = o.by_sym[tail]
+    return last
+
+
+def _records(
+    rng: np.random.Generator,
+    sy: Symbols,
+    t0_ns: int,
+    o: _Order,
+    q: _Quotes,
+    c: _Carried,
+    quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
+) -> TickBatch:
+    """Records in time order; what was computed in symbol order goes back through by_sym."""
+    total, by_sym, thin = len(o.code), o.by_sym, q.thin
+    out = np.empty(total, TICK_DTYPE)
+    out["ts"] = o.rel_ns + t0_ns
+    out["sym"] = o.sym
+    lot = sy.lot[o.sym]
+    out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+    out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
+    if thin is not None and q.thin_sizes:  # fewer orders queue
+        thin_t = np.empty(total)
+        thin_t[by_sym] = thin
+        for f in ("bid_size", "ask_size"):
+            out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
+    if quoted is not None:  # drawn above all the same: books on or off, the same stream
+        out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
+    units, scale = np.repeat(sy.units, o.per_sym), np.repeat(sy.scale, o.per_sym)
+    out["bid"][by_sym] = q.bid * units / scale
+    out["ask"][by_sym] = q.ask * units / scale
+    out["last"][by_sym] = c.last_tk * units / scale
+    out["seq"][by_sym] = c.seq
+    out["volume"][by_sym] = c.volume
+    out["flags"][by_sym] = c.flags
+    out["last_size"][by_sym] = c.last_sz
+    return out
+
+
+_TRADE, _BUY, _SELL, _OPEN = (
+    int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
+)
