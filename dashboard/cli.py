@@ -16,8 +16,8 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from tickwire.feed._cli_tail import add_cafile_argument, ssl_context_from
-from tickwire.feed._urls import UrlError, check_ws_url
+from tickwire.feed.cli.tail import add_cafile_argument, ssl_context_from
+from tickwire.feed.urls import UrlError, check_ws_url
 from tickwire.simulators.errors import UserError
 
 from . import config as cfg

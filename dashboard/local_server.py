@@ -12,10 +12,10 @@ from typing import Any
 
 @contextmanager
 def server_thread(**config: Any) -> Iterator[str]:
-    """Run `tickwire.feed.server.serve` on 127.0.0.1, a free port, in a thread; yield its URL."""
+    """Run the server (`server.serve`) on 127.0.0.1, a free port, in a thread; yield its URL."""
     import trio
 
-    from tickwire.feed.server import Server, ServerConfig
+    from tickwire.feed.server.server import Server, ServerConfig
 
     ready = threading.Event()
     box: dict[str, Any] = {}

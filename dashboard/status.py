@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from textual.content import Content
 from textual.widget import Widget
 
-from tickwire.feed._urls import redact
+from tickwire.feed.urls import redact
 
 from . import fmt
 

@@ -17,9 +17,7 @@ Use the client library like this::
 
 from typing import TYPE_CHECKING, Any
 
-from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
-
-from ._events import (
+from tickwire.feed.client.events import (
     AuthError,
     Batch,
     ConnectError,
@@ -30,9 +28,10 @@ from ._events import (
     Status,
     TickwireError,
 )
+from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
 if TYPE_CHECKING:
-    from .client import DEFAULT_URL, Feed, connect
+    from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
 
 _CLIENT_NAMES = ("DEFAULT_URL", "Feed", "connect")
 
@@ -40,7 +39,7 @@ _CLIENT_NAMES = ("DEFAULT_URL", "Feed", "connect")
 def __getattr__(name: str) -> Any:
     """The client (trio, trio_websocket) loads on first use, so the sans-IO core imports alone."""
     if name in _CLIENT_NAMES:
-        from . import client
+        from tickwire.feed.client import feed as client
 
         return getattr(client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

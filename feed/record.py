@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from tickwire.feed import extras
 from tickwire.simulators.durations import DurationError, parse_duration
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
 from tickwire.simulators.universe import Universe
 from tickwire.simulators.writers import open_writer
-
-from . import _extras
 
 FORMATS = (".parquet", ".npy", ".csv")
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
@@ -58,9 +57,7 @@ def check_out(path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"--out must end in .parquet, .npy or .csv, got {str(path)!r}")
     if path.suffix.lower() == ".parquet":  # before connecting, not at the first write
-        _extras.require(
-            f"--out {path}", "parquet", "pyarrow", otherwise="or record to .npy or .csv"
-        )
+        extras.require(f"--out {path}", "parquet", "pyarrow", otherwise="or record to .npy or .csv")
 
 
 class Recorder:

@@ -16,7 +16,7 @@ def tickwire_cmd(*args: str) -> list[str]:
     return (
         [script, *args]
         if os.path.exists(script)
-        else [sys.executable, "-m", "tickwire.feed.cli", *args]
+        else [sys.executable, "-m", "tickwire.feed.cli.main", *args]
     )
 
 

@@ -75,7 +75,7 @@ def defined_private_names(trees: dict[Path, ast.Module]) -> set[str]:
                         for elt in value.elts:
                             if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
                                 names.add(elt.value)
-    names.update(p.stem for p in trees)  # our own private modules: feed/_state.py is `_state`
+    names.update(p.stem for p in trees)  # our own private modules: feed/v1/state.py is `_state`
     return {n for n in names if _private(n)}
 
 

@@ -45,11 +45,11 @@ from _readme_blocks import (
 from _redis import free_port, require_redis
 from _support import serve_process, tickwire_cmd
 
-from tickwire.feed.cli import build_parser
+from tickwire.feed.cli.main import build_parser
 from tickwire.feed.protocol import tick_dicts
 from tickwire.simulators import TICK_DTYPE
 
-LANGS = {"sh", "python", "toml", "json", "haproxy"}
+LANGS = {"sh", "python", "toml", "json", "haproxy", "text"}
 
 # The phrase that picks each block, in README order; each test below claims one.
 QUICK_START = "pip install . && tickwire demo"
@@ -68,6 +68,7 @@ BINANCE = "BinanceSocketManager"
 BUS = "# a producer + 2 gateways"
 TWO_MACHINES = "--role producer"
 HAPROXY = "backend gateways"
+LAYOUT = "feed/cli/       the `tickwire` command"
 CLAIMED = (
     QUICK_START,
     TEST_RUN,
@@ -85,6 +86,7 @@ CLAIMED = (
     BUS,
     TWO_MACHINES,
     HAPROXY,
+    LAYOUT,
 )
 
 
@@ -131,7 +133,7 @@ def test_quick_start_pieces_are_valid(tmp_path: Path) -> None:
     assert out.stdout.strip() == f"{venv}/bin/python"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["build-system"]["build-backend"] == "setuptools.build_meta"
-    assert project["project"]["scripts"]["tickwire"] == "tickwire.feed.cli:main"
+    assert project["project"]["scripts"]["tickwire"] == "tickwire.feed.cli.main:main"
     deps = {re.split(r"[<>=\[ ]", d, maxsplit=1)[0] for d in project["project"]["dependencies"]}
     assert {"numpy", "trio", "trio-websocket", "wsproto", "h11", "textual"} <= deps
     assert_demo_draws(tickwire(["tickwire", "demo"]), tmp_path)
@@ -391,3 +393,25 @@ def test_two_machines_example_and_its_balancer_config(tmp_path: Path) -> None:
                     assert reply.status == int(expect[1]), reply.status
                 got = tail_lines(url_of(server.seen), ["AAPL"], tmp_path, 1)
     assert "AAPL" in got[0]
+
+
+# -- design --------------------------------------------------------------------------------------
+
+
+def test_the_layout_drawing_names_every_folder_and_shared_module_of_the_feed() -> None:
+    """The Design section's drawing of `feed/` is the folder itself: each subpackage once, in
+    the order of the layers contract (highest first), and every top-level module."""
+    drawing = block(LAYOUT)
+    drawn = re.findall(r"feed/(\w+)/", drawing)
+    feed = ROOT / "feed"
+    folders = {p.name for p in feed.iterdir() if (p / "__init__.py").exists()} - {"web"}
+    assert sorted(drawn) == sorted(folders), (drawn, folders)
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    order = [name.strip() for layer in layers for name in layer.split("|")]
+    assert [d for d in drawn if d in order] == order
+    modules = {p.name for p in feed.glob("*.py")} - {"__init__.py"}
+    shared = drawing[drawing.index("feed/protocol.py") :]
+    named = set(re.findall(r"(\w+\.py)", shared))
+    assert named == modules, (named, modules)

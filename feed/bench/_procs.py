@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from tickwire.feed import _children, _extras
+from tickwire.feed import extras
+from tickwire.feed.server import children as _children
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 20.0
@@ -103,7 +104,7 @@ SERVERS = ("tickwire", "naive", "plain", "peer")
 def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run server `kind` (tickwire serve, or a baseline of `_baselines`) and yield (proc, url)."""
     if kind == "tickwire":
-        args = ("tickwire.feed.cli", "serve", "--port", "0", "--log-level", "warning", *extra)
+        args = ("tickwire.feed.cli.main", "serve", "--port", "0", "--log-level", "warning", *extra)
         proc = spawn(*args)
         line = readline(proc)
         if " on ws" not in line:
@@ -121,7 +122,7 @@ def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]
 
 def require_extras() -> None:
     """The load clients and baselines need picows and websockets: the `bench` extra."""
-    _extras.require("the bench", "bench", "picows", "websockets")
+    extras.require("the bench", "bench", "picows", "websockets")
 
 
 def settle(seconds: float) -> None:
@@ -131,6 +132,6 @@ def settle(seconds: float) -> None:
 
 def _who(proc: subprocess.Popen[str]) -> str:
     """The module and subcommand a child was spawned with (after `python -m
-    tickwire.feed._children FD`), for error messages."""
+    tickwire.feed.server.children FD`), for error messages."""
     args = proc.args
     return " ".join(str(a) for a in args[4:6]) if isinstance(args, (list, tuple)) else str(args)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tickwire.feed._children import die_with_parent
+from tickwire.feed.server.children import die_with_parent
 from tickwire.simulators import Universe
 
 from . import _procs
@@ -123,7 +123,7 @@ def feed(gateways: int, market_args: tuple[str, ...] = ()) -> Iterator[Feed]:
 
 
 def _serve(stack: ExitStack, *args: str) -> subprocess.Popen[str]:
-    proc = _procs.spawn("tickwire.feed.cli", "serve", "--log-level", "warning", *args)
+    proc = _procs.spawn("tickwire.feed.cli.main", "serve", "--log-level", "warning", *args)
     stack.callback(_procs.stop, proc, 0)
     return proc
 
@@ -241,7 +241,7 @@ def _in_process(symbols: int, window_s: float, settle_s: float) -> float:
     producer does besides writing to Redis."""
 
     def published(url: str) -> int:
-        cmd = ("tickwire.feed.cli", "stats", "--url", url, "--json")
+        cmd = ("tickwire.feed.cli.main", "stats", "--url", url, "--json")
         out = subprocess.run(
             [sys.executable, "-m", *cmd], capture_output=True, text=True, timeout=30, check=True
         ).stdout

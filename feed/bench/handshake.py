@@ -136,16 +136,16 @@ _SUBPROTOCOLS = ("tickwire.v1.binary", "tickwire.v1")
 @functools.cache
 def _policy() -> Any:
     """`tickwire serve`'s default policy, with its page and health routes."""
-    from tickwire.feed._routes import http_routes
-    from tickwire.feed.metrics import Metrics, livez
-    from tickwire.feed.server import ServerConfig
+    from tickwire.feed.server.metrics import Metrics, livez
+    from tickwire.feed.server.routes import http_routes
+    from tickwire.feed.server.server import ServerConfig
 
     return replace(ServerConfig().policy(), routes=http_routes(Metrics(dict), livez))
 
 
 def front_answer() -> Answer:
     """tickwire's handshake: `tickwire serve`'s HTTP front decides and writes the 101."""
-    from tickwire.feed._http import Accept, HttpFront
+    from tickwire.feed.ws.http import Accept, HttpFront
 
     front = HttpFront(_policy())
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tickwire.feed import protocol as p
-from tickwire.feed.hub import Hub, Pending
+from tickwire.feed.hub.hub import Hub, Pending
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.ticks import TickBatch
 

@@ -34,7 +34,7 @@ def tickwire_cmd(*args: str) -> list[str]:
     script = os.path.join(os.path.dirname(sys.executable), "tickwire")
     if os.path.exists(script):
         return [script, *args]
-    return [sys.executable, "-m", "tickwire.feed.cli", *args]
+    return [sys.executable, "-m", "tickwire.feed.cli.main", *args]
 
 
 def imports_cmd() -> list[str]:

@@ -80,7 +80,7 @@ def test_ctrl_c_quits_from_anywhere(where: str) -> None:
 
 def _tickwire() -> list[str]:
     script = Path(sys.executable).with_name("tickwire")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tickwire.feed.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tickwire.feed.cli.main"]
 
 
 _ANSI = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|[@-Z\\-_])")

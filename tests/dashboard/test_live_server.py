@@ -1,4 +1,4 @@
-"""The dashboard against a real `tickwire.feed.server` on loopback (run in a thread by `demo`)."""
+"""The dashboard against a real feed server on loopback (run in a thread by `demo`)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 
 from tickwire.dashboard import cli
 from tickwire.dashboard import config as cfg
-from tickwire.feed.cli import build_parser
+from tickwire.feed.cli.main import build_parser
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -12,7 +12,7 @@ import pytest
 import trio
 from _redis import Proc, RedisServer
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 @pytest.fixture(autouse=True)

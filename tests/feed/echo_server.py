@@ -18,10 +18,15 @@ from collections.abc import Callable
 
 import trio
 
-from tickwire.feed import _http
-from tickwire.feed._connection import Connection, Registry, Shell
-from tickwire.feed._transport import configure, open_listeners
-from tickwire.feed._wscore import OP_BINARY, OP_TEXT, WebSocketCore, frame
+from tickwire.feed.ws import http
+from tickwire.feed.ws.connection import Connection, Registry, Shell
+from tickwire.feed.ws.transport import configure, open_listeners
+from tickwire.feed.ws.websocket import (
+    OP_BINARY,
+    OP_TEXT,
+    WebSocketCore,
+    frame,
+)
 
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -38,7 +43,7 @@ class EchoCore(WebSocketCore):
             self._queue(frame(message, OP_BINARY), now)
 
 
-def _make_core(accept: _http.Accept, wake: Callable[[], None], now: float) -> EchoCore:
+def _make_core(accept: http.Accept, wake: Callable[[], None], now: float) -> EchoCore:
     # No frame budget: Autobahn's cases send messages of 65,536 frames at once.
     return EchoCore(
         max_message=MAX_MESSAGE, stall_s=30.0, close_timeout_s=2.0, now=now, frame_budget=False
@@ -48,7 +53,7 @@ def _make_core(accept: _http.Accept, wake: Callable[[], None], now: float) -> Ec
 async def serve(port: int) -> None:
     listeners = open_listeners("127.0.0.1", port)
     registry = Registry(max_connections=1000)
-    policy = _http.Policy(ws_routes={"/": ()}, allow_origins=("*",))
+    policy = http.Policy(ws_routes={"/": ()}, allow_origins=("*",))
     async with trio.open_nursery() as nursery:
         shell = Shell(
             policy=policy, make_core=_make_core, registry=registry, nursery=nursery, woken=[]

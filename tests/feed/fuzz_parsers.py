@@ -29,7 +29,7 @@ with atheris.instrument_imports(include=["tickwire"]):
     from tickwire.feed import protocol as p
 
     try:  # the wsproto-based listener of issue 9; fuzzed once it exists
-        from tickwire.feed._http import HttpFront, Policy
+        from tickwire.feed.ws.http import HttpFront, Policy
     except ImportError:
         HttpFront = None  # type: ignore[assignment,misc]
 

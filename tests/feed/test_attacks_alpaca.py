@@ -11,7 +11,7 @@ import pytest
 import trio
 from _rawws import OP_CLOSE, OP_TEXT, Reader, close_code, handshake, open_socket, text_frame
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.venues import _authguard as ag
 from tickwire.feed.venues.alpaca import MAX_AUTH_FAILURES
 

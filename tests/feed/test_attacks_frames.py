@@ -24,8 +24,8 @@ from _rawws import (
     welcome,
 )
 
-from tickwire.feed._wscore import FRAMES_BURST
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
+from tickwire.feed.ws.websocket import FRAMES_BURST
 
 
 def _port(server: Server) -> int:

@@ -9,8 +9,8 @@ import pytest
 import trio
 from _rawws import Reader, open_socket, serving, upgrade_request
 
-from tickwire.feed import _http
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
+from tickwire.feed.ws import http as _http
 
 
 def _port(server: Server) -> int:

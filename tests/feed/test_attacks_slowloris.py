@@ -17,8 +17,8 @@ from _rawws import HOST, Reader, open_socket, text_frame, welcome
 from trio.testing import MockClock
 
 from tickwire.feed import connect
-from tickwire.feed._registry import HEADROOM
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
+from tickwire.feed.ws.registry import HEADROOM
 
 
 def _port(server: Server) -> int:

@@ -10,8 +10,8 @@ import orjson
 import trio
 from _rawws import OP_CLOSE, OP_TEXT, close_code, text_frame, welcome
 
-from tickwire.feed import _state as st
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
+from tickwire.feed.v1 import state as st
 from tickwire.simulators import Universe
 
 N = 5000

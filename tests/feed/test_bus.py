@@ -17,8 +17,13 @@ from tickwire.simulators import Market, Universe
 
 require_redis()
 
-from tickwire.feed._bus_redis import client_for  # noqa: E402
-from tickwire.feed.bus import BusDown, BusGap, BusProducer, BusReader  # noqa: E402
+from tickwire.feed.bus.api import (  # noqa: E402
+    BusDown,
+    BusGap,
+    BusProducer,
+    BusReader,
+)
+from tickwire.feed.bus.redis import client_for  # noqa: E402
 
 TIMEOUT_S = 20
 

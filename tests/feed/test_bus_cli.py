@@ -32,8 +32,8 @@ def test_bad_bus_flags_are_one_line(args: list[str], says: str) -> None:
 
 def test_plain_serve_never_imports_coredis() -> None:
     code = (
-        "import sys; from tickwire.feed.cli import build_parser; build_parser(); "
-        "import tickwire.feed.server, tickwire.feed._cli_bus, tickwire.feed._gateway; "
+        "import sys; from tickwire.feed.cli.main import build_parser; build_parser(); "
+        "import tickwire.feed.server.server, tickwire.feed.cli.bus, tickwire.feed.server.gateway; "
         "assert 'coredis' not in sys.modules, 'coredis imported'"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tickwire.feed import _bus_codec as bc
+from tickwire.feed.bus import codec as bc
 from tickwire.simulators import TICK_DTYPE, Market, Universe
 
 EPOCH = 42
@@ -147,7 +147,7 @@ def test_any_foreign_entry_raises_only_bus_format_error(fields: dict[bytes, byte
 
 def test_the_codec_imports_neither_trio_nor_redis() -> None:
     code = (
-        "import sys, tickwire.feed._bus_codec; "
+        "import sys, tickwire.feed.bus.codec; "
         "print('trio' in sys.modules, 'coredis' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

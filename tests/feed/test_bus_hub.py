@@ -9,9 +9,9 @@ import numpy as np
 import trio
 
 from tickwire.feed import Batch, Gap, connect
-from tickwire.feed import _bus_codec as bc
-from tickwire.feed.hub import Hub
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.bus import codec as bc
+from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Market, TickBatch, Universe
 
 START_NS = 1_700_000_000_000_000_000

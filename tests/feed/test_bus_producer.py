@@ -15,7 +15,7 @@ from tickwire.simulators import Market, TickBatch, Universe
 
 require_redis()
 
-from tickwire.feed.bus import BusProducer, BusReader, client_for  # noqa: E402
+from tickwire.feed.bus.api import BusProducer, BusReader, client_for  # noqa: E402
 
 TIMEOUT_S = 30
 
@@ -93,7 +93,7 @@ async def test_after_its_task_ends_publish_drops_and_counts(redis: RedisServer) 
 async def test_the_fast_write_path_reloads_its_script_and_reports_errors(
     redis: RedisServer,
 ) -> None:
-    from tickwire.feed._bus_fastwrite import FastWriter
+    from tickwire.feed.bus.fastwrite import FastWriter
 
     with trio.fail_after(10):
         fast = await FastWriter.open(redis.url + "?db=3", "return 40 + #KEYS + #ARGV")

@@ -24,9 +24,9 @@ from tickwire.simulators import Market, Universe
 require_redis()
 
 from tickwire.feed import Batch, Gap, connect  # noqa: E402
-from tickwire.feed import _bus_codec as bc  # noqa: E402
-from tickwire.feed import _bus_lease as bl  # noqa: E402
-from tickwire.feed.bus import BusProducer, client_for  # noqa: E402
+from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import lease as bl  # noqa: E402
+from tickwire.feed.bus.api import BusProducer, client_for  # noqa: E402
 
 TIMEOUT_S = 60  # generous: three Python processes start on a shared 2-core machine
 HOST = socket.gethostname()

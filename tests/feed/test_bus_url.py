@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed._bus_url import check_bus_url
-from tickwire.feed.cli import main
+from tickwire.feed.bus.url import check_bus_url
+from tickwire.feed.cli.main import main
 from tickwire.simulators.errors import UserError
 
 BAD = [

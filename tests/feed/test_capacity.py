@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from _support import serve_process, tickwire_cmd
 
-from tickwire.feed import _capacity as cap
-from tickwire.feed.server import ServerConfig
+from tickwire.feed.server import capacity as cap
+from tickwire.feed.server.server import ServerConfig
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.errors import UserError
 

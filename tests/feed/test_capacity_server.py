@@ -10,7 +10,7 @@ import logging
 
 import trio
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Market, Universe
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tickwire.feed import _children
+from tickwire.feed.server import children as _children
 
 CHILD = """
 import os, signal, sys
@@ -30,7 +30,7 @@ while True:
 
 PARENT = """
 import subprocess, sys, threading
-from tickwire.feed import _children
+from tickwire.feed.server import children as _children
 def spawn():
     argv, options = _children.python_child("lifeline_child")
     subprocess.Popen(argv, stdin=subprocess.DEVNULL, **options)
@@ -113,7 +113,7 @@ def test_pdeathsig_stops_a_foreign_child_with_its_parent(tmp_path: Path) -> None
             sys.executable,
             "-c",
             "import subprocess, sys\n"
-            "from tickwire.feed import _children\n"
+            "from tickwire.feed.server import children as _children\n"
             "subprocess.Popen(['sleep', '600'], preexec_fn=_children.die_with_parent())\n"
             "print('spawned', flush=True)\n"
             "sys.stdin.read()\n",

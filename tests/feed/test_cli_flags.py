@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickwire.feed.cli import main
+from tickwire.feed.cli.main import main
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _support import serve_process, tickwire_cmd
 
-from tickwire.feed import cli
-from tickwire.feed._cli_serve import hint_symbols
+from tickwire.feed.cli import main as cli
+from tickwire.feed.cli.serve import hint_symbols
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

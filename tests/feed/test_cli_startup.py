@@ -14,10 +14,14 @@ import sys
 
 from _support import serve_process
 
-from tickwire.feed import cli
 from tickwire.feed.bench import tail
+from tickwire.feed.cli import main as cli
 
-_SERVER_MODULES = ("tickwire.feed.server", "tickwire.feed._http", "tickwire.feed.metrics")
+_SERVER_MODULES = (
+    "tickwire.feed.server.server",
+    "tickwire.feed.ws.http",
+    "tickwire.feed.server.metrics",
+)
 
 
 def test_the_command_table_is_what_the_modules_register():
@@ -35,7 +39,7 @@ def test_tail_never_imports_the_server():
     with serve_process() as (_, url):
         script = (
             "import json, sys\n"
-            "from tickwire.feed.cli import main\n"
+            "from tickwire.feed.cli.main import main\n"
             f"rc = main(['tail', 'AAPL', '--count', '1', '--url', {url!r}])\n"
             "print(json.dumps([rc, sorted(sys.modules)]))\n"
         )

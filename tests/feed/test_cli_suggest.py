@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed import cli
+from tickwire.feed.cli import main as cli
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

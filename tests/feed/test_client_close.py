@@ -11,9 +11,9 @@ import pytest
 import trio
 import trio.testing
 
-from tickwire.feed._events import Batch
-from tickwire.feed.client import connect
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.client.events import Batch
+from tickwire.feed.client.feed import connect
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from tickwire.feed import Batch, Gap, connect
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 async def _peer(epochs: list[str], nursery: trio.Nursery) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed import _config as config
+from tickwire.feed.cli import config
 from tickwire.simulators.errors import UserError
 
 
@@ -243,7 +243,7 @@ def test_readme_config_example_is_accepted(tmp_path: Path) -> None:
 def test_serve_hostile_config_is_one_line(
     tmp_path: Path, content: bytes, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tickwire.feed.cli import main
+    from tickwire.feed.cli.main import main
 
     path = tmp_path / "bad.toml"
     path.write_bytes(content)
@@ -265,7 +265,7 @@ def test_serve_config_dev_zero_is_refused_at_once() -> None:
 
 @pytest.mark.parametrize("command", ["serve", "simulate"])
 def test_negative_seed_flag_is_one_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from tickwire.feed.cli import main
+    from tickwire.feed.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main([command, "--seed", "-1"])

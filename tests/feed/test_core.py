@@ -19,11 +19,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
-from tickwire.feed import _state as st
 from tickwire.feed import protocol as p
-from tickwire.feed._core import FeedContext, FeedCore
-from tickwire.feed._wscore import TRANSITIONS, Event, State, TransitionError
-from tickwire.feed.hub import Hub
+from tickwire.feed.hub.hub import Hub
+from tickwire.feed.v1 import state as st
+from tickwire.feed.v1.core import FeedContext, FeedCore
+from tickwire.feed.ws.websocket import (
+    TRANSITIONS,
+    Event,
+    State,
+    TransitionError,
+)
 from tickwire.simulators.ticks import TICK_DTYPE
 from tickwire.simulators.universe import Universe
 
@@ -449,7 +454,8 @@ def test_detach_leaves_the_hub_and_the_subscriber_count():
 
 def test_the_core_modules_import_no_io_library():
     code = (
-        "import sys\nimport tickwire.feed._core, tickwire.feed._wscore, tickwire.feed._http\n"
+        "import sys\n"
+        "import tickwire.feed.v1.core, tickwire.feed.ws.websocket, tickwire.feed.ws.http\n"
         "print([m for m in ('trio', 'trio_websocket', 'textual') if m in sys.modules])"
     )
     setup = (
@@ -588,7 +594,7 @@ def test_a_burst_of_requests_in_one_read_waits_for_room_in_the_outbox() -> None:
     """Requests that arrive in one read are handled only while their replies fit under
     HIGH_WATER; the rest wait in wsproto's buffer (`held`) until the outbox drains, and then
     come in order. Before, 80 `symbols` replies of 64 KiB each were all queued at once."""
-    from tickwire.feed._wscore import HIGH_WATER
+    from tickwire.feed.ws.websocket import HIGH_WATER
 
     body = json.dumps([{"symbol": "S" * 60, "n": i} for i in range(800)]).encode()
     assert len(body) > 64 * 1024

@@ -11,8 +11,8 @@ import numpy as np
 import orjson
 
 from tickwire.feed import protocol as p
-from tickwire.feed._latest import Changes
-from tickwire.feed.hub import Hub
+from tickwire.feed.hub.hub import Hub
+from tickwire.feed.hub.latest import Changes
 from tickwire.simulators import Market, Universe
 
 START_NS = 1_700_000_000_000_000_000

@@ -12,7 +12,12 @@ import urllib.request
 import pytest
 from _support import serve_process
 
-from tickwire.feed._drain import GRACE_S, Drain, Phase, close_offsets
+from tickwire.feed.ws.drain import (
+    GRACE_S,
+    Drain,
+    Phase,
+    close_offsets,
+)
 
 
 def test_offsets_are_evenly_spread_inside_the_drain() -> None:

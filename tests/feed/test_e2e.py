@@ -15,7 +15,7 @@ from trio.testing import MockClock
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tickwire.feed import Batch, ConnectError, ProtocolError, Status, connect
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 async def _batches(feed, n):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed import cli
-from tickwire.feed.server import ServerConfig
+from tickwire.feed.cli import main as cli
+from tickwire.feed.server.server import ServerConfig
 from tickwire.simulators.errors import UserError
 
 CASES = [

@@ -26,7 +26,7 @@ EXPORTS = [
     "TickwireError",
     "connect",
 ]
-CORE = ("tickwire.feed.protocol", "tickwire.feed._state", "tickwire.feed.hub")
+CORE = ("tickwire.feed.protocol", "tickwire.feed.v1.state", "tickwire.feed.hub.hub")
 
 
 def test_all_is_pinned():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed import _extras
+from tickwire.feed import extras
 from tickwire.simulators.errors import UserError
 
 SITECUSTOMIZE = """
@@ -42,9 +42,9 @@ def run_without(tmp_path: Path, modules: str, *args: str) -> subprocess.Complete
 
 
 def test_require_names_the_missing_modules_and_the_extra() -> None:
-    _extras.require("x", "redis", "os", "json")  # present: nothing
+    extras.require("x", "redis", "os", "json")  # present: nothing
     with pytest.raises(UserError) as err:
-        _extras.require("--thing", "things", "os", "tickwire_no_such_a", "tickwire_no_such_b")
+        extras.require("--thing", "things", "os", "tickwire_no_such_a", "tickwire_no_such_b")
     assert str(err.value) == (
         "--thing needs tickwire_no_such_a and tickwire_no_such_b: pip install 'tickwire[things]'"
     )

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tickwire.feed import connect
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 def _port(server: Server) -> int:

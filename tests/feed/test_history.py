@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwire.feed._history import History
+from tickwire.feed.hub.history import History
 from tickwire.simulators.ticks import TICK_DTYPE
 
 

@@ -7,7 +7,7 @@ import base64
 import pytest
 from wsproto.utilities import generate_accept_token
 
-from tickwire.feed import _http
+from tickwire.feed.ws import http as _http
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
-from tickwire.feed.hub import Hub, Subscriber
+from tickwire.feed.hub.hub import Hub, Subscriber
 from tickwire.simulators.ticks import TICK_DTYPE
 from tickwire.simulators.universe import Universe
 

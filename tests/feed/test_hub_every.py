@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
-from tickwire.feed.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.ticks import TICK_DTYPE
 

@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickwire.feed.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.simulators import Universe
 from tickwire.simulators.ticks import TICK_DTYPE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tickwire.feed.hub import Hub
+from tickwire.feed.hub.hub import Hub
 from tickwire.simulators import Market, Universe
 
 

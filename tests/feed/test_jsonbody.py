@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tickwire.feed.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.simulators import Market, Universe
 
 START_NS = 1_700_000_000_000_000_000

@@ -8,8 +8,8 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tickwire.feed import connect
-from tickwire.feed.metrics import Metrics, livez, readyz
-from tickwire.feed.server import Server
+from tickwire.feed.server.metrics import Metrics, livez, readyz
+from tickwire.feed.server.server import Server
 
 
 def scrape(metrics: Metrics) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio.testing import MockClock
 
 from tickwire.feed import ConnectionLost, connect
-from tickwire.feed._events import Status
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.client.events import Status
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 def http_base(url: str) -> str:

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tickwire.feed._oplog import JsonFormatter, RedactTokens, redact, setup, summary
+from tickwire.feed.oplog import (
+    JsonFormatter,
+    RedactTokens,
+    redact,
+    setup,
+    summary,
+)
 
 
 @pytest.fixture

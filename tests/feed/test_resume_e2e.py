@@ -9,7 +9,7 @@ from trio.testing import MockClock
 
 from tickwire.feed import Batch, Gap, connect
 from tickwire.feed import protocol as p
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 async def _server(nursery: trio.Nursery, **config: object) -> Server:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tickwire.feed import _state as st
 from tickwire.feed import protocol as p
+from tickwire.feed.v1 import state as st
 
 UNIVERSE = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA"]
 INDEX = {s: i for i, s in enumerate(UNIVERSE)}

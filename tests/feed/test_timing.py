@@ -16,7 +16,7 @@ import trio
 import trio.testing
 from trio_websocket import wrap_client_stream
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 
 async def _client(nursery, server, *, stalled=False):

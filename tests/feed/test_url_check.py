@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tickwire.dashboard.cli import check_url
-from tickwire.feed._bus_url import check_bus_url
-from tickwire.feed._dial import parse_url
-from tickwire.feed._events import ConnectError
-from tickwire.feed._urls import UrlError, check_ws_url, split_url
+from tickwire.feed.bus.url import check_bus_url
+from tickwire.feed.client.dial import parse_url
+from tickwire.feed.client.events import ConnectError
+from tickwire.feed.urls import UrlError, check_ws_url, split_url
 from tickwire.simulators.errors import UserError
 
 

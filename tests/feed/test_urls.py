@@ -1,4 +1,4 @@
-"""`_urls.redact`: the one helper every printed URL goes through (no sockets)."""
+"""`urls.redact`: the one helper every printed URL goes through (no sockets)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from tickwire.feed import _oplog, _urls
-from tickwire.feed._dial import parse_url
-from tickwire.feed._events import ConnectError
-from tickwire.feed.metrics import readyz
+from tickwire.feed import oplog, urls
+from tickwire.feed.client.dial import parse_url
+from tickwire.feed.client.events import ConnectError
+from tickwire.feed.server.metrics import readyz
 
 
 @pytest.mark.parametrize(
@@ -27,12 +27,12 @@ from tickwire.feed.metrics import readyz
     ],
 )
 def test_redact_masks_the_password_and_keeps_the_rest(url: str, shown: str) -> None:
-    assert _urls.redact(url) == shown
+    assert urls.redact(url) == shown
 
 
 def test_redact_finds_urls_inside_a_line() -> None:
     line = "bus down: redis://:pw1@a:1/0 (Error connecting); got 'redis://u:pw2@b/0', see x@y"
-    assert _urls.redact(line) == (
+    assert urls.redact(line) == (
         "bus down: redis://:***@a:1/0 (Error connecting); got 'redis://u:***@b/0', see x@y"
     )
 
@@ -42,7 +42,7 @@ def test_every_log_line_is_redacted_by_the_filter() -> None:
         {"msg": "waiting for the bus at %s: %s", "args": ("redis://:s3cret@h/0", "refused")}
     )
     record.url = "redis://:s3cret@h/0"  # an extra= field
-    assert _oplog.RedactTokens().filter(record)
+    assert oplog.RedactTokens().filter(record)
     assert record.getMessage() == "waiting for the bus at redis://:***@h/0: refused"
     assert record.url == "redis://:***@h/0"
 

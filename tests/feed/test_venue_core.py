@@ -11,10 +11,10 @@ from typing import Any
 
 import trio
 
-from tickwire.feed._core import ServerCounters
-from tickwire.feed._venue_core import VenueContext, VenueCore
-from tickwire.feed._wscore import State
+from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.venues import Upgrade, route
+from tickwire.feed.venues.session import VenueContext, VenueCore
+from tickwire.feed.ws.websocket import State
 from tickwire.simulators import Market, Universe
 
 T0_NS = 1_700_000_000_000_000_000

@@ -11,7 +11,7 @@ import trio
 from _support import tickwire_cmd
 
 from tickwire.feed import connect
-from tickwire.feed.server import Server
+from tickwire.feed.server.server import Server
 from tickwire.feed.version import version
 
 ROOT = Path(__file__).resolve().parents[2]

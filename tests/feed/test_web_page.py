@@ -19,7 +19,7 @@ import pytest
 import trio
 from _support import serve_process
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 
 T = TypeVar("T")
 

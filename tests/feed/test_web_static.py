@@ -108,7 +108,7 @@ def test_page_loads_nothing_from_elsewhere() -> None:
 
 def test_static_module_does_not_import_trio() -> None:
     code = (
-        "import sys, tickwire.feed.web, tickwire.feed.metrics, tickwire.feed._drain; "
+        "import sys, tickwire.feed.web, tickwire.feed.server.metrics, tickwire.feed.ws.drain; "
         "assert 'trio' not in sys.modules, 'trio imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -108,7 +108,7 @@ def test_at_speed_10_each_tick_comes_a_tenth_of_its_data_time_later(tmp_path):
 
 
 async def test_through_the_server_at_speed_10_on_a_fake_clock(tmp_path, autojump_clock):
-    from tickwire.feed.server import Server, ServerConfig
+    from tickwire.feed.server.server import Server, ServerConfig
 
     replay = open_replay(_tardis(tmp_path), speed=10)
     server = Server(ServerConfig(port=0), market=replay)
@@ -248,7 +248,7 @@ def test_sizes_too_large_for_their_decimals_keep_fewer_decimals_not_a_clipped_va
 async def test_the_symbols_reply_of_a_replay_names_its_files_not_the_simulator(tmp_path):
     import orjson
 
-    from tickwire.feed.server import Server, ServerConfig
+    from tickwire.feed.server.server import Server, ServerConfig
 
     server = Server(ServerConfig(port=0), market=open_replay(_tardis(tmp_path)))
     refs = orjson.loads(server.symbols_body)

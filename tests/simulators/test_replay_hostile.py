@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from _support import tickwire_cmd
 
-from tickwire.feed.cli import main
+from tickwire.feed.cli.main import main
 from tickwire.simulators._replay_rows import MAX_GZIP_RATIO
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import load

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import trio
 
-from tickwire.feed.server import Server, ServerConfig
+from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Market
 
 CADENCE_MS = 20.0  # fast enough for the tests, light on a shared machine

@@ -20,7 +20,7 @@ import trio
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tickwire.feed.server import ServerConfig
+from tickwire.feed.server.server import ServerConfig
 from tickwire.simulators import Market, Universe
 
 from ..._support import serve_process

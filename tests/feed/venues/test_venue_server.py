@@ -27,8 +27,8 @@ from wsproto.events import (
 )
 
 from tickwire.feed import Batch
-from tickwire.feed.client import connect as feed_connect
-from tickwire.feed.server import ServerConfig
+from tickwire.feed.client.feed import connect as feed_connect
+from tickwire.feed.server.server import ServerConfig
 
 from ..._support import serve_process
 from .conftest import CADENCE_MS, VenueServer, start

@@ -1,0 +1,66 @@
+"""The bus: one producer's flushes to any number of gateways, through Redis Streams.
+
+`BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
+writer (a thread with its own trio loop, so the market's stepping never starves it) writes
+each flush as one entry per shard, the latest record per symbol and the flush
+numbers in one Lua script (`_bus_codec.WRITE_SCRIPT`): one atomic round trip, so a reader sees
+a flush whole or not at all. While Redis is
+down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
+rewrites the meta key and the full snapshot when Redis is back.
+
+One producer per namespace writes: it holds a lease in Redis (`_bus_lease`) that fences every
+write; others stand by and take over when it dies or stalls. While no gateway has subscribers
+(`{ns}:watched`), the producer's market steps rarely, as an idle server's does.
+The per-flush write and a gateway's stream reads go over a plain connection packed and parsed
+by hiredis (`_bus_fastwrite`); coredis carries the rest.
+
+`BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
+producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
+event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot) whenever
+records were lost: a trimmed cursor, a changed epoch, a Redis restart. Each reader keeps its own
+cursor per shard (XREAD BLOCK, no consumer groups: groups split work, they do not fan out).
+
+The wire format and reassembly live in `_bus_codec` (sans-IO). Needs `pip install 'tickwire[redis]'`
+(coredis, native under trio through anyio). Never imported by the single-process server.
+"""
+
+from __future__ import annotations
+
+from tickwire.feed.bus.producer import BusProducer, BusProducerStatistics
+from tickwire.feed.bus.reader import (
+    BusDown,
+    BusGap,
+    BusItem,
+    BusReader,
+    BusReaderStatistics,
+)
+from tickwire.feed.bus.redis import (
+    BACKOFF_S,
+    BLOCK_MS,
+    COMMAND_TIMEOUT_S,
+    DEFAULT_MAXLEN,
+    DEFAULT_NAMESPACE,
+    DEFAULT_SHARDS,
+    MAX_PENDING_RECORDS,
+    READ_COUNT,
+    client_for,
+)
+
+__all__ = [
+    "BACKOFF_S",
+    "BLOCK_MS",
+    "COMMAND_TIMEOUT_S",
+    "DEFAULT_MAXLEN",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_SHARDS",
+    "MAX_PENDING_RECORDS",
+    "READ_COUNT",
+    "BusDown",
+    "BusGap",
+    "BusItem",
+    "BusProducer",
+    "BusProducerStatistics",
+    "BusReader",
+    "BusReaderStatistics",
+    "client_for",
+]

@@ -1,0 +1,72 @@
+"""Argument types shared by the CLI's commands: each bad value is argparse's one-line error."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from tickwire.simulators.durations import DurationError, parse_duration
+
+
+def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+_port = _int_in(0, 65535, "port")
+_positive_int = _int_in(1, None, "value")
+_non_negative_int = _int_in(0, None, "value")
+_seed = _int_in(0, 2**64 - 1, "seed")  # what numpy's SeedSequence takes
+
+
+def _duration_s(text: str) -> float:
+    """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def server_token(text: str) -> str:
+    """A server token: never empty or whitespace (an unset templated secret must not open the
+    server to everyone)."""
+    if not text.strip():
+        from tickwire.feed.ws.http import TOKEN_REFUSED  # here: `tail` never loads ws.http
+
+        raise argparse.ArgumentTypeError(f"got {text!r}: {TOKEN_REFUSED}")
+    return text
+
+
+def split_symbols(values: list[str] | str) -> list[str]:
+    """Symbols as given on a command line, `AAPL MSFT` or `AAPL,MSFT` alike (or mixed)."""
+    items = [values] if isinstance(values, str) else values
+    return [s for item in items for s in item.replace(",", " ").split()]

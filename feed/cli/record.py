@@ -1,0 +1,159 @@
+"""`tickwire record URL --out FILE`: subscribe and write every update to a file, until Ctrl+C.
+
+Thin by rule: the client is `client.connect` (every update, binary), the files are
+`record.Recorder`. A progress line on stderr; SIGINT/SIGTERM stop cleanly with every file
+complete, and exit 130 with one line saying what is on disk (cut short, if --duration or
+--count was not reached). A killed recorder loses its open Parquet part: say so up front, and
+suggest --rotate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from tickwire.feed.cli.args import _duration_s, _positive_int, split_symbols
+from tickwire.feed.client.events import (
+    Batch,
+    Gap,
+    Status,
+    TickwireError,
+)
+from tickwire.feed.client.feed import DEFAULT_URL, connect
+from tickwire.feed.record import Recorder, check_out, parse_rotate
+from tickwire.feed.runner import cancel_on_signal, run_trio
+from tickwire.simulators import Universe
+from tickwire.simulators.errors import Interrupted, UserError
+
+_PROGRESS_S = 0.5  # how often the progress line is redrawn (every 5 s when not a terminal)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser(
+        "record",
+        help="write every update from a server to a file (.parquet, .npy, .csv)",
+        description="Subscribe to a running server and write every update it sends, in order, "
+        "to --out, until Ctrl+C (or --duration/--count). The files are the ones `tickwire "
+        "simulate` writes; `tickwire serve --replay FILE` serves them again.",
+        epilog="examples:\n  tickwire record ws://127.0.0.1:8765/v1 --out ticks.parquet\n"
+        "  tickwire record --out day.parquet --rotate 1h\n"
+        "  tickwire record --out aapl.csv --symbols AAPL,MSFT --duration 5m",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("url", nargs="?", default=DEFAULT_URL, help="server (default %(default)s)")
+    ap.add_argument("--out", required=True, metavar="FILE", help="FILE.parquet, .npy or .csv")
+    ap.add_argument(
+        "--symbols",
+        default="*",
+        help="symbols, AAPL,MSFT or 'AAPL MSFT', or '*' for all (default)",
+    )
+    ap.add_argument("--token", help="token, if the server requires one")
+    ap.add_argument(
+        "--rotate",
+        type=_rotate,
+        metavar="WHEN",
+        help="start a new part file (FILE-0001.parquet, ...) after a time (30m, 1h) or a size "
+        "(500MB): a killed recorder then loses at most the open part",
+    )
+    ap.add_argument(
+        "--duration", type=_duration_s, metavar="DURATION", help="stop after this long (5s, 1h)"
+    )
+    ap.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    ap.set_defaults(func=_record)
+
+
+def _rotate(text: str) -> object:
+    try:
+        return parse_rotate(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--rotate takes ")) from None
+
+
+def _record(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    check_out(out)
+    symbols = split_symbols(args.symbols) or ["*"]
+    err = sys.stderr
+    tty = err.isatty()
+    box: list[Recorder] = []
+    got: list[int] = []  # the signal that stopped the recording, if one did
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
+            async with connect(args.url, token=args.token, encoding="binary") as feed:
+                universe = Universe.from_reference(await feed.symbols())
+                t0 = trio.current_time()
+                rec = Recorder(out, universe, rotate=args.rotate, now_s=t0)
+                box.append(rec)
+                if out.suffix.lower() != ".csv":
+                    print(
+                        f"# recording to {rec.part_path}: it is complete once closed (Ctrl+C);"
+                        " if the recorder is killed, the open part is lost"
+                        f"{'' if args.rotate else ' (--rotate bounds it)'}",
+                        file=err,
+                    )
+                await feed.subscribe(symbols, snapshot=False, mode="all")
+                shown = t0
+                with trio.move_on_after(args.duration if args.duration else float("inf")):
+                    async for event in feed:
+                        now = trio.current_time()
+                        if isinstance(event, Batch):
+                            ticks = event.ticks
+                            if args.count is not None:
+                                ticks = ticks[: args.count - rec.ticks]
+                            rec.write(ticks, now)
+                            if args.count is not None and rec.ticks >= args.count:
+                                break
+                        else:
+                            _report(event, err, tty)
+                        if now - shown >= (_PROGRESS_S if tty else 5.0):
+                            shown = now
+                            line = rec.progress(now - t0)
+                            print(f"\r{line}" if tty else line, end="" if tty else "\n", file=err)
+                            err.flush()
+            nursery.cancel_scope.cancel()
+
+    summary = ""
+    try:
+        run_trio(main)
+    except TickwireError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        if box:  # whatever ended the recording, leave complete files behind
+            rec = box[0]
+            paths = rec.close(0.0)
+            summary = (
+                f"recorded {rec.ticks:,} ticks ({rec.bytes_on_disk() / 1e6:.1f} MB)"
+                f" to {', '.join(paths)}"
+            )
+            if not got:
+                print(f"{chr(13) if tty else ''}{summary}", file=err)
+    if got:  # stopped by a signal: exit 130 with one line saying what is on disk
+        if tty:
+            print("\r", end="", file=err)
+        how = "Ctrl+C" if got[0] == signal.SIGINT else "SIGTERM"
+        bound = args.duration is not None or args.count is not None
+        raise Interrupted(
+            f"stopped by {how}{', cut short' if bound else ''}: {summary or 'nothing recorded'}"
+            f"{', complete and readable up to the stop' if summary else ''}"
+        )
+    return 0
+
+
+def _report(event: Gap | Status, err: TextIO, tty: bool) -> None:
+    prefix = "\n" if tty else ""
+    if isinstance(event, Gap):
+        what = (
+            f"{event.recovered} updates recovered"
+            if event.recovered is not None
+            else f"{event.lost} updates lost"
+        )
+        print(f"{prefix}# gap: {event.reason}, {what}", file=err)
+    elif event.state == "reconnecting":
+        print(f"{prefix}# reconnecting: {event.error}", file=err)

@@ -1,0 +1,215 @@
+"""`tickwire tail`: print live ticks from a server, one line each.
+
+Thin by rule: the client is `client.connect`, exactly what any user's code gets. It stops cleanly
+on SIGINT/SIGTERM and exits 0 with no traceback. Imports the client library only, never the
+server: a `tail --count 1` costs the client's start-up and one round trip, little more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+import sys
+from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+import numpy as np
+import orjson
+import trio
+from numpy.typing import NDArray
+
+from tickwire.feed import protocol as p
+from tickwire.feed.cli.args import _non_negative_int, _positive_int, split_symbols
+from tickwire.feed.client.events import (
+    Batch,
+    Gap,
+    ProtocolError,
+    Status,
+    TickwireError,
+)
+from tickwire.feed.client.feed import DEFAULT_URL, connect
+from tickwire.feed.runner import cancel_on_signal, run_trio
+from tickwire.simulators.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser(
+        "tail",
+        help="print live ticks from a server, one line each",
+        description="Subscribe to SYMBOLS on a running server and print each tick as it arrives. "
+        "Symbols are case-insensitive. Status, gaps and restarts go to stderr, so stdout stays "
+        "pipe-friendly. A server that cannot be reached, or refuses the token, is one line on "
+        "stderr and exit status 2; a connection that drops later is reopened.",
+        epilog="examples:\n  tickwire tail AAPL MSFT\n"
+        "  tickwire tail '*' --count 100 --json | jq .bid\n"
+        "  tickwire tail SPY --throttle 1000 --binary\n"
+        "  tickwire tail AAPL --url wss://feed.example:8765/v1 --cafile ca.pem --token s3cret",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "symbols", nargs="+", metavar="SYMBOL", help="symbols (AAPL MSFT or AAPL,MSFT), or '*'"
+    )
+    ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
+    ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
+    fmt = ap.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
+    ap.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    ap.add_argument(
+        "--throttle",
+        type=_non_negative_int,
+        metavar="MS",
+        help="at most one line per symbol per MS: server-side conflation, and the snapshot "
+        "line counts as the first of its interval",
+    )
+    ap.add_argument("--no-snapshot", action="store_true", help="skip the initial snapshot")
+    ap.set_defaults(func=_tail)
+
+
+def add_cafile_argument(ap: argparse.ArgumentParser) -> None:
+    """`--cafile`, shared by `tail` and `dashboard`: trust a private CA for wss://."""
+    ap.add_argument(
+        "--cafile",
+        metavar="CA.pem",
+        help="trust the certificate authority in this PEM file for wss:// (a private or "
+        "self-signed CA); default: the system's trust store",
+    )
+
+
+def ssl_context_from(cafile: str | None) -> ssl.SSLContext | None:
+    """The client's TLS context for `--cafile`, or None for the system's trust store."""
+    if not cafile:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot read --cafile {cafile!r}: {why}") from None
+
+
+def _tail(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
+    ssl_context = ssl_context_from(args.cafile)
+    throttle_s = (args.throttle or 0) / 1000
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_on_signal, nursery.cancel_scope)
+            async with connect(
+                args.url, token=args.token, encoding=encoding, ssl_context=ssl_context
+            ) as feed:
+                symbols = feed.resolve(split_symbols(args.symbols))
+                if args.throttle is not None:
+                    await feed.throttle(args.throttle)
+                await feed.subscribe(symbols, snapshot=not args.no_snapshot)
+                left = args.count
+                fresh = _Fresh(throttle_s)
+                async for event in feed:
+                    if isinstance(event, Batch):
+                        ticks = fresh.filter(event.kind, event.ticks, trio.current_time())
+                        ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
+                        names = event.names
+                        lines = (
+                            _json_lines(ticks, names) if args.json else _table_lines(ticks, names)
+                        )
+                        if left is not None:
+                            lines = lines[:left]
+                            left -= len(lines)
+                        out.write("".join(lines))
+                        out.flush()
+                        if left == 0:
+                            break
+                    else:
+                        _print_event(event, sys.stderr)
+            nursery.cancel_scope.cancel()
+
+    try:
+        run_trio(main)
+    except ProtocolError as exc:  # the message alone: the wire code means nothing here
+        raise UserError(exc.message) from None
+    except TickwireError as exc:
+        raise UserError(str(exc)) from None
+    except BrokenPipeError:  # `tickwire tail ... | head`: the reader is done, so are we
+        sys.stderr.close()
+    return 0
+
+
+class _Fresh:
+    """With --throttle, the snapshot line starts its symbol's interval.
+
+    The server's throttle window starts at the subscription, so its first throttled update can
+    follow the snapshot by a few milliseconds: two lines for one symbol at once, which reads as
+    a broken throttle. An update inside the snapshot's interval is skipped; the next one
+    carries the latest state, as every throttled update does.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.until: dict[int, float] = {}  # symbol id -> end of its snapshot's interval
+
+    def filter(self, kind: str, ticks: NDArray[np.void], now: float) -> NDArray[np.void]:
+        if not self.interval_s:
+            return ticks
+        if kind == "snapshot":
+            for sym in ticks["sym"].tolist():
+                self.until[sym] = now + self.interval_s
+            return ticks
+        if not self.until:
+            return ticks
+        keep = [now >= self.until.get(sym, 0.0) for sym in ticks["sym"].tolist()]
+        self.until = {s: t for s, t in self.until.items() if t > now}
+        return ticks[np.array(keep, dtype=bool)] if not all(keep) else ticks
+
+
+def _table_lines(t: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
+    lines = []
+    for sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
+        names[t["sym"]].tolist(),
+        *(
+            t[f].tolist()
+            for f in (
+                "ts",
+                "bid",
+                "ask",
+                "bid_size",
+                "ask_size",
+                "last",
+                "last_size",
+                "volume",
+                "flags",
+            )
+        ),
+        strict=True,
+    ):
+        when = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%H:%M:%S.%f")
+        side = "BUY " if flags & 2 else "SELL" if flags & 4 else "    "
+        lines.append(
+            f"{when}  {sym:<6} {bid:>10.2f} x {ask:<10.2f} {bs:>6} x {asz:<6}"
+            f" last {last:>10.2f} {ls:>6} {side}  vol {vol:>12,}\n"
+        )
+    return lines
+
+
+def _json_lines(ticks: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
+    """The wire's own tick objects (PROTOCOL.md), one per line."""
+    return [orjson.dumps(d).decode() + "\n" for d in p.tick_dicts(ticks, names)]
+
+
+def _print_event(event: Gap | Status, err: TextIO) -> None:
+    if isinstance(event, Status):
+        if event.state == "reconnecting":
+            print(f"# reconnecting in {event.retry_in_s:.1f} s ({event.error})", file=err)
+        elif event.state == "live" and event.attempt:
+            print("# reconnected", file=err)
+    elif event.reason == "restarted":
+        now = datetime.now(UTC).strftime("%H:%M:%S")
+        print(f"# feed restarted: history before {now} UTC is gone", file=err)
+    else:
+        if event.recovered is not None:
+            what = f"{event.recovered:,} missed updates recovered, none lost"
+        else:
+            what = f"{event.lost:,} updates missed" if event.lost else "nothing missed"
+        over = f" over {event.downtime_s:.1f} s" if event.downtime_s else ""
+        print(f"# gap: {event.reason}, {what}{over}", file=err)

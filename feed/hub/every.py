@@ -1,0 +1,148 @@
+"""The every-update take: each record of a subscription since the cursor, in order, once.
+
+A take reads the history from the subscriber's cursor, at most `max_take` records, keeps those of
+its symbols (and, after a snapshot went out ahead of the cursor, only seqs above what it holds),
+and moves the cursor past them. Every `*` subscriber at the same cursor shares one take (records,
+a view of the published batch when it is one, and one lazy JSON body). No trio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.feed.hub.history import History
+from tickwire.feed.hub.jsonbody import JsonCache, Piece
+from tickwire.feed.hub.subscriber import Pending, Subscriber
+from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
+
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to join
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A take of every update, shared by the `*` subscribers at the same cursor."""
+
+    pending: Pending
+    end_gen: int
+    last_at: NDArray[np.intp]  # where each symbol's last seq goes in `last_seq` (`*`: its id)
+    last_seqs: NDArray[np.uint64]
+
+
+class AllSource(Protocol):
+    """What this take reads of the hub (`hub.Hub` is one), so that it needs no import of it."""
+
+    history: History
+    gen: int
+    max_take: int
+    json: JsonCache
+    shared_all: dict[int, Taken]  # by cursor: the take every `*` subscriber there shares
+
+
+def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
+    """The next records of `sub`'s subscription from its cursor; None if that span had none."""
+    start = sub.cursor
+    sub.synced = False
+    if sub.wildcard and sub.ahead_until <= start:
+        taken = hub.shared_all.get(start)
+        if taken is None:
+            taken = hub.shared_all[start] = _gather(hub, sub, start)
+        if len(taken.last_at):
+            sub.last_seq[taken.last_at] = taken.last_seqs
+        sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+        return taken.pending if len(taken.pending.records) else None
+    hist = hub.history
+    if not sub.wildcard:
+        if not sub.news_gen:  # none of its symbols changed since its last take
+            sub.cursor, sub.sent_gen = hist.head, hub.gen
+            return None
+        if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
+            start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
+    taken = _gather(hub, sub, start)
+    if len(at := taken.last_at):
+        sub.last_seq[at] = np.maximum(sub.last_seq[at], taken.last_seqs)
+    sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+    if sub.cursor >= hist.head:
+        sub.news_gen = 0
+    return taken.pending if len(taken.pending.records) else None
+
+
+# A subscriber of named symbols scans up to this many times `max_take` records for one message.
+SCAN_TAKES = 8
+
+
+def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
+    """Every record of `sub`'s subscription from `start`: at most `max_take` of them, and at most
+    `SCAN_TAKES` times that many records scanned for a subscriber of named symbols (whose
+    records are a few of each batch: one message then carries them all, instead of a message
+    of a few records per `max_take` scanned)."""
+    hist = hub.history
+    i, stop = hist.index(start), hist.stop()
+    budget = hub.max_take
+    explicit = not sub.wildcard
+    scan = budget * SCAN_TAKES if explicit else budget
+    ahead = sub.ahead_until > start
+    pieces: list[Piece] = []
+    chunks: list[TickBatch] = []
+    places: list[NDArray[np.intp]] = []  # explicit: where each kept record's seq goes
+    end, end_gen = start, sub.sent_gen
+    while i < stop and budget > 0 and scan > 0:
+        entry = hist.entry(i)
+        lo = start - entry.start if start > entry.start else 0
+        hi = min(len(entry.records), lo + scan)
+        recs = entry.records[lo:hi]
+        sel: slice | NDArray[np.intp] = slice(lo, hi)
+        if explicit or ahead:
+            keep, at = sub.find(recs["sym"])
+            if ahead and len(sub.last_seq):
+                keep &= recs["seq"] > sub.last_seq[at]
+            if explicit and int(np.count_nonzero(keep)) > budget:  # the message is full:
+                last = int(np.flatnonzero(keep)[budget - 1])  # stop after its last record
+                n = last + 1
+                hi, keep, at, recs, sel = lo + n, keep[:n], at[:n], recs[:n], slice(lo, lo + n)
+            if not keep.all():
+                idx = np.flatnonzero(keep)
+                recs, sel, at = recs[idx], idx + lo, at[idx]
+            if explicit:
+                places.append(at)
+        if len(recs):
+            pieces.append((entry, sel))
+            chunks.append(recs)
+        budget -= len(recs) if explicit else hi - lo
+        scan -= hi - lo
+        end = entry.start + hi
+        end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
+        i += 1
+    if len(chunks) == 1:
+        records = chunks[0]
+    elif chunks:
+        records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
+    else:
+        records = np.empty(0, TICK_DTYPE)
+    if explicit:  # by place in its own arrays, found once above
+        at_all = np.concatenate(places) if places else np.empty(0, np.intp)
+        last_at, rev = np.unique(at_all[::-1], return_index=True)
+        last_seqs = records["seq"][len(records) - 1 - rev]
+    else:  # `*`: places are symbol ids
+        last_at, last_seqs = _last_per_symbol(pieces, records)
+    pending = Pending(records, hub.json.of_pieces(pieces), 0, offset=end)
+    return Taken(pending, end_gen, last_at, last_seqs)
+
+
+def _last_per_symbol(
+    pieces: list[Piece], records: TickBatch
+) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
+    if len(pieces) == 1:
+        entry, sel = pieces[0]
+        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
+        if whole and entry.last_ids is not None and entry.last_seqs is not None:
+            return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
+    if len(records) == 0:
+        return np.empty(0, np.intp), np.empty(0, np.uint64)
+    sym = records["sym"].astype(np.intp)
+    ids, rev_idx = np.unique(sym[::-1], return_index=True)
+    return ids, records["seq"][len(records) - 1 - rev_idx]

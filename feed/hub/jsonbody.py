@@ -1,0 +1,168 @@
+"""JSON bodies of data messages: each update encoded once, for every JSON subscriber.
+
+Two caches. A batch's tick objects (`Entry.json`, one bytes object: `protocol.tick_objects`; where
+each starts is found when first needed), encoded on first use while the batch is recent, serve
+every-update takes, cut and joined per message by a lazy `Body`; the history's `Derived` bounds
+them in bytes, oldest first. A fragment per symbol of its latest state (valid while its
+generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
+subscribers taking the same span share one joined body. Binary subscribers never call a body, so
+they never pay for JSON. No trio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.feed import protocol as p
+from tickwire.feed.hub.history import (
+    JSON,
+    STARTS,
+    Derived,
+    Entry,
+)
+from tickwire.simulators.ticks import TickBatch
+
+# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
+_SPARSE = 8
+_FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
+Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
+
+
+class JsonCache:
+    """The hub's encoded tick objects; `published(gen)` after every batch."""
+
+    __slots__ = (
+        "_bodies",
+        "_changed_gen",
+        "_derived",
+        "_frag_gen",
+        "_frags",
+        "_lvc",
+        "gen",
+        "names",
+    )
+
+    def __init__(
+        self,
+        names: NDArray[np.object_],
+        lvc: TickBatch,
+        changed_gen: NDArray[np.int64],
+        derived: Derived,
+    ) -> None:
+        n = len(names)
+        self.names = names
+        self._lvc = lvc  # the hub's last-value cache and change generations, updated in place
+        self._changed_gen = changed_gen
+        self._derived = derived  # the history's bound on what its batches carry
+        self.gen = 0
+        # One JSON tick object per symbol (~170 B each, of exactly its size: the universe's
+        # size bounds it)...
+        self._frags: list[bytes] = [b""] * n
+        self._frag_gen = np.full(n, -1, np.int64)  # ...valid while this equals _changed_gen
+        # By span: one body for all `*` takers of one generation, cleared at the next one.
+        self._bodies: dict[tuple[int, int], bytes] = {}
+
+    def published(self, gen: int) -> None:
+        self.gen = gen
+        self._bodies.clear()
+
+    def entry_json(self, entry: Entry) -> bytes:
+        """The JSON tick objects of a batch (`protocol.tick_objects`), encoded once while recent."""
+        if entry.json is not None:
+            return entry.json
+        text = p.tick_objects(entry.records, self.names)
+        if entry.gen > self.gen - self._derived.keep:
+            entry.json = text
+            self._charge(entry, len(text))
+        return text
+
+    def entry_starts(self, entry: Entry) -> tuple[bytes, NDArray[np.intp]]:
+        """A batch's JSON tick objects and where each starts: found once, when first needed (a
+        reader in step takes whole batches, which need no cuts)."""
+        text = self.entry_json(entry)
+        if entry.json_at is not None:  # the same for every encoding of the batch
+            return text, entry.json_at
+        at = p.object_starts(text, entry.records, self.names)
+        if entry.gen > self.gen - self._derived.keep:
+            entry.json_at = at
+            self._charge(entry, at.nbytes, STARTS)
+        return text, at
+
+    def _charge(self, entry: Entry, nbytes: int, kind: int = JSON) -> None:
+        self._derived.charge(entry, nbytes, kind)
+        self._derived.trim(self.gen, 0)
+
+    def of_pieces(self, pieces: list[Piece]) -> Callable[[], bytes]:
+        """The lazy body of an every-update take: these records of these batches."""
+        return Body(self, pieces)
+
+    def of_latest(
+        self, ids: NDArray[np.intp], records: TickBatch, key: tuple[int, int] | None = None
+    ) -> Callable[[], bytes]:
+        """A lazy encoder of latest states `records` of `ids`. The fragment cache holds the hub's
+        latest states, so once the hub has moved on, the body is encoded from the records."""
+        gen = self.gen
+
+        def body() -> bytes:
+            if self.gen == gen:
+                return self._latest_list(ids, key)
+            return p.ticks_body(records, self.names)
+
+        return body
+
+    def _latest_list(self, ids: NDArray[np.intp], key: tuple[int, int] | None) -> bytes:
+        """The encoded list of tick objects for `ids`; each update encoded once per hub."""
+        if key is not None and (body := self._bodies.get(key)) is not None:
+            return body
+        stale = ids[self._frag_gen[ids] != self._changed_gen[ids]]
+        store = self._frags
+        if stale.size:
+            frags = p.tick_fragments(self._lvc[stale], self.names)
+            for i, frag in zip(stale.tolist(), frags, strict=True):
+                store[i] = frag
+            self._frag_gen[stale] = self._changed_gen[stale]
+        body = p.join_fragments([store[i] for i in ids.tolist()])
+        if key is not None:
+            self._bodies[key] = body
+        return body
+
+
+class Body:
+    """A JSON body built once, on first use, from the batches' shared tick objects."""
+
+    __slots__ = ("_body", "_cache", "_pieces")
+
+    def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
+        self._cache, self._pieces, self._body = cache, pieces, b""
+
+    def __call__(self) -> bytes:
+        if not self._body:
+            cache = self._cache
+            parts: list[bytes | memoryview] = []  # tick objects and runs of them, no commas
+            for entry, sel in self._pieces:
+                if isinstance(sel, slice):
+                    n = len(entry.records)
+                    if sel.start == 0 and sel.stop == n:  # a whole batch (a reader in step)
+                        parts.append(cache.entry_json(entry))
+                    elif sel.stop > sel.start:  # a run of objects: one cut, commas included
+                        text, at = cache.entry_starts(entry)
+                        parts.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
+                elif entry.json is None and len(sel) * _SPARSE < len(entry.records):
+                    # A few records of a batch nobody encoded yet (a reader of named symbols):
+                    # encode those, not the whole batch for one reader's sake.
+                    if len(sel):
+                        parts.append(p.tick_objects(entry.records[sel], cache.names))
+                else:
+                    text, at = cache.entry_starts(entry)
+                    view = memoryview(text)
+                    if len(sel) <= _FEW:
+                        parts.extend([view[at[k] : at[k + 1] - 1] for k in sel.tolist()])
+                    else:
+                        ends = (at[sel + 1] - 1).tolist()
+                        starts = at[sel].tolist()
+                        parts.extend([view[a:b] for a, b in zip(starts, ends, strict=True)])
+            self._body = b"[" + b",".join(parts) + b"]"
+        return self._body

@@ -1,0 +1,123 @@
+"""What `tickwire serve` configures (`ServerConfig`) and what can feed a server instead of its own
+market (`Upstream`: a bus gateway). Plain data and checks; the server is `server.py`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sized
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import trio
+
+from tickwire.feed import protocol as p
+from tickwire.feed import venues
+from tickwire.feed.v1 import state as st
+from tickwire.feed.ws import http
+from tickwire.simulators import Universe
+from tickwire.simulators.errors import UserError
+from tickwire.simulators.ticks import TickBatch
+
+
+@dataclass
+class ServerConfig:
+    """Everything `tickwire serve` can set; the defaults work with no flags."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    cadence_ms: float = 1.0
+    seed: int = 0
+    universe: Universe | None = None  # None: Universe.default()
+    activity: float = 1.0
+    session: Literal["6.5h", "24h"] = "6.5h"  # trading day shape; see tickwire.simulators.market
+    tokens: tuple[str, ...] = ()
+    certfile: str | None = None
+    keyfile: str | None = None
+    max_connections: int = 1000
+    max_connections_per_ip: int = 0  # 0: no limit
+    allow_origins: tuple[str, ...] = ()  # besides the server's own host; "*" for any
+    heartbeat_ms: int = 1000
+    stall_ms: int = 10_000
+    reuse_port: bool = False  # SO_REUSEPORT: several processes may serve the same port
+    limits: st.Limits = field(default_factory=st.Limits)
+    history_s: float = 60.0  # resume window: event time kept for every-update readers...
+    history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
+    alpaca_connections_per_key: int = 1  # Alpaca's 406 past this many per key and feed; 0: none
+    binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
+    max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.certfile:
+            if self.keyfile:
+                raise UserError("--keyfile needs --certfile (the certificate it belongs to)")
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(self.certfile, self.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise UserError(
+                f"cannot load certificate {self.certfile!r}"
+                f"{f' with key {self.keyfile!r}' if self.keyfile else ''}: {exc}"
+            ) from None
+        return ctx
+
+    def policy(self) -> http.Policy:
+        if any(not t.strip() for t in self.tokens):
+            raise UserError(f"--token: {http.TOKEN_REFUSED}")
+        hosts, wildcard = http.own_hosts(self.host)
+        try:
+            origins = tuple(http.normalise_origin(o) for o in self.allow_origins)
+        except ValueError as exc:
+            raise UserError(f"--allow-origin: {exc}") from None
+        return http.Policy(
+            ws_routes={p.PATH: p.SUBPROTOCOLS},
+            tokens=self.tokens,
+            allow_origins=origins,
+            own_hosts=hosts,
+            wildcard_bind=wildcard,
+            prefix_route=lambda path: venues.route(path) is not None,
+            self_auth=("/alpaca/",),  # Alpaca's auth message carries the key (checked there)
+        )
+
+
+class PushTarget(Protocol):
+    """What an upstream pushes into (`server.Server` is one)."""
+
+    @property
+    def watched(self) -> bool:
+        """Whether any client subscribes."""
+
+    @property
+    def connections(self) -> Sized:
+        """The open connections."""
+
+    async def shutdown(self, code: int = ..., reason: str = ...) -> None:
+        """Close every connection with `code` and `reason`, and stop."""
+
+    async def push(self, batch: TickBatch, offset: int | None = None) -> None:
+        """Publish an upstream's flush at `offset` and deliver it."""
+
+    async def source_gap(self, snapshot: TickBatch, epoch: str, offset: int | None) -> None:
+        """The upstream lost updates: resynchronise every subscriber on `snapshot`."""
+
+
+class Upstream(Protocol):
+    """A source that pushes flushes into the server (a bus gateway) instead of a market that
+    the server steps: its `run` task calls `PushTarget.push` and `PushTarget.source_gap`."""
+
+    universe: Universe
+
+    def start(self) -> tuple[TickBatch, str, int | None]:
+        """The latest record per symbol, the stream's epoch and the next record's offset."""
+        ...
+
+    async def run(self, server: PushTarget, *, task_status: trio.TaskStatus[None]) -> None: ...
+
+    def statistics(self) -> dict[str, Any]:
+        """Figures merged into the server's `stats` (and `/metrics`)."""
+        ...
+
+    def not_ready(self) -> str | None:
+        """Why `/readyz` must say no (e.g. the bus is down), or None."""
+        ...

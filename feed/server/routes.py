@@ -1,0 +1,36 @@
+"""The plain-HTTP paths of the feed's own port: the page, `/metrics`, `/livez`, `/readyz`.
+
+Each is a `_http.Route` (an `HttpRequest` in, an `HttpResponse` out), answered inside the
+connection's task from what the server hands over here: its `Metrics` and a readiness callable.
+No sockets and no trio of its own; every other path stays the HTTP front's 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tickwire.feed.server import metrics as m
+from tickwire.feed.web import static_response
+from tickwire.feed.ws.http import HttpRequest, HttpResponse, Route
+
+Readiness = Callable[[], m.Response]
+
+
+def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
+    """The route table for `_http.Policy.routes`."""
+
+    def page(req: HttpRequest) -> HttpResponse:
+        target = req.path + (f"?{req.query}" if req.query else "")
+        return _wrap(static_response(target, if_none_match=req.headers.get("if-none-match")))
+
+    paths = ("/", "/index.html", "/app.js", "/worker.js", "/style.css")
+    routes: dict[str, Route] = dict.fromkeys(paths, page)
+    routes["/metrics"] = lambda req: _wrap(metrics.response(req.headers.get("accept")))
+    routes["/livez"] = lambda req: _wrap(m.livez())
+    routes["/readyz"] = lambda req: _wrap(ready())
+    return routes
+
+
+def _wrap(resp: m.Response) -> HttpResponse:
+    status, headers, body = resp
+    return HttpResponse(status, tuple(headers), body)

@@ -1,0 +1,299 @@
+"""One feed client's connection, sans-IO: the WebSocket layer plus what the client asked for.
+
+`FeedCore` adds to `WebSocketCore` (whose table holds every state transition) the feed's own
+per-connection state: the requests (`_state.ConnectionState`: subscription, mode, throttle,
+resume, rate limit, strikes), the connection `seq` stamped on every data and heartbeat message
+(and the stream offset a client resumes from), the heartbeat and throttle due times, and the hub
+subscriber, whose cursor the hub advances by at most `max_take` records a message. Replies go out
+in request order and before any data that depends on them (an `ack` precedes its snapshot, which
+precedes its ticks), because every byte passes through one outbox in the order it was queued, and
+data is taken from the hub only while the outbox is empty. No trio, no socket, no clock: `now`
+(monotonic seconds) comes in, and event-time stamps derive from it through the context's anchor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tickwire.feed import protocol as p
+from tickwire.feed.hub.hub import Hub, Pending, Subscriber
+from tickwire.feed.v1 import state as st
+from tickwire.feed.ws.websocket import (
+    OP_BINARY,
+    OP_TEXT,
+    State,
+    WebSocketCore,
+    frame,
+)
+
+
+@dataclass(slots=True)
+class ServerCounters:
+    messages_sent: int = 0
+    ticks_sent: int = 0
+    connections_total: int = 0
+    connections_refused: int = 0
+    cadence_overruns: int = 0
+    # Of connections that ended (the open ones are added at read time): counted once per
+    # connection in its one way out, never per message.
+    bytes_sent: int = 0
+    ticks_conflated: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # wire error code -> count
+    closes: dict[str, int] = field(default_factory=dict)  # close code -> count
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(eq=False, slots=True)
+class FeedContext:
+    """What every connection of one server shares; given to each core (never the server)."""
+
+    hub: Hub
+    index: Mapping[str, int]  # symbol -> id
+    symbols_body: bytes  # the universe's reference data, encoded once
+    limits: st.Limits
+    server_name: str
+    heartbeat_ms: int
+    stall_s: float
+    close_timeout_s: float
+    t0_s: float  # event time is wall0_ns at monotonic t0_s, advancing with it
+    wall0_ns: int
+    stats: Callable[[], dict[str, Any]]  # the server's figures for the stats op
+    counters: ServerCounters = field(default_factory=ServerCounters)
+    # Called before anything that needs the market's state at `now` (a snapshot, stats): lets an
+    # unwatched market step rarely. It may publish, which never sends to a core mid-request.
+    refresh: Callable[[], None] = _nothing
+    subscribers: int = 0  # connections whose subscription is not empty
+
+    def now_ns(self, now: float) -> int:
+        return self.wall0_ns + int((now - self.t0_s) * 1e9)
+
+
+class FeedCore(WebSocketCore):
+    """A `/v1` connection: requests in, replies and market data out, in order."""
+
+    __slots__ = (
+        "_busy",
+        "_has_sub",
+        "_heartbeat_s",
+        "binary",
+        "ctx",
+        "heartbeats_sent",
+        "last_data_s",
+        "opened_s",
+        "requests",
+        "seq",
+        "snapshots_sent",
+        "sub",
+        "ticks_sent",
+    )
+
+    def __init__(
+        self, ctx: FeedContext, wake: Callable[[], None], *, binary: bool, now: float
+    ) -> None:
+        super().__init__(
+            max_message=p.MAX_MESSAGE_BYTES,
+            stall_s=ctx.stall_s,
+            close_timeout_s=ctx.close_timeout_s,
+            now=now,
+        )
+        self.ctx = ctx
+        self.binary = binary
+        self.opened_s = now
+        self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
+        self.sub: Subscriber = ctx.hub.attach(wake)
+        self.seq = 0
+        self.ticks_sent = 0
+        self.snapshots_sent = 0
+        self.heartbeats_sent = 0
+        self.last_data_s = -math.inf
+        hb_ms = ctx.heartbeat_ms
+        self._heartbeat_s = hb_ms / 1000 if hb_ms > 0 else math.inf
+        self._busy = False  # inside a request: the hub's wake-ups wait for its replies
+        self._has_sub = False
+
+    @property
+    def encoding(self) -> str:
+        return p.SUBPROTOCOL_BINARY if self.binary else p.SUBPROTOCOL_JSON
+
+    def start(self, now: float) -> None:
+        """Queue the welcome: the first message of every connection."""
+        welcome = p.welcome_message(
+            server=self.ctx.server_name,
+            encoding=self.encoding,
+            heartbeat_ms=self.ctx.heartbeat_ms,
+            n_symbols=len(self.ctx.hub),
+            epoch=self.ctx.hub.epoch,
+        )
+        self._text(p.dumps(welcome), now)
+
+    def detach(self) -> None:
+        """Leave the hub (once the connection is over)."""
+        self.ctx.hub.detach(self.sub)
+        self._subscribed(False)
+
+    # ------------------------------------------------------------------ requests
+
+    def _on_message(self, message: str | bytes, now: float) -> None:
+        self._busy = True
+        try:
+            for action in self.requests.receive(message, now):
+                self._do(action, now)
+                if self.state is State.CLOSING:
+                    break
+        finally:
+            self._busy = False
+
+    def _do(self, action: st.Action, now: float) -> None:
+        ctx = self.ctx
+        if isinstance(action, st.Reply):
+            self._text(action.text, now)
+        elif isinstance(action, st.SetSubscription):
+            ctx.refresh()
+            # What the old subscription has pending goes out first, so that every symbol's
+            # updates stay in seq order and new symbols start from their snapshot.
+            pending = ctx.hub.take(self.sub)
+            if pending is not None:
+                self._data(p.BinaryType.TICKS, pending, now)
+            ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
+            self._subscribed(action.wildcard or action.ids.size > 0)
+        elif isinstance(action, st.SendSnapshot):
+            self._data(p.BinaryType.SNAPSHOT, ctx.hub.snapshot(self.sub, action.ids), now)
+            self.snapshots_sent += 1
+        elif isinstance(action, st.SendPong):
+            self._text(p.dumps(p.with_id({"type": "pong"}, action.id, ts=ctx.now_ns(now))), now)
+        elif isinstance(action, st.SendStats):
+            ctx.refresh()
+            msg = p.with_id({"type": "stats"}, action.id, **self.statistics(now))
+            msg["server"] = ctx.stats()
+            self._text(p.dumps(msg), now)
+        elif isinstance(action, st.SetMode):
+            ctx.hub.set_mode(self.sub, action.latest)
+        elif isinstance(action, st.Resume):
+            self._resume(action, now)
+        else:
+            self.close(action.code, action.reason, now)
+
+    def _resume(self, action: st.Resume, now: float) -> None:
+        """Rewind to the client's stream position: the `ack` says whether that worked; the
+        missed updates then follow through `take_data`, or a snapshot if they cannot."""
+        hub = self.ctx.hub
+        missed = hub.resume(self.sub, action.epoch, action.offset)
+        self._text(p.dumps(p.resumed_ack(action.ack, missed)), now)
+        ids = action.snapshot_ids
+        if missed is None and ids is not None and ids.size:
+            self._data(p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, ids), now)
+            self.snapshots_sent += 1
+
+    def _subscribed(self, yes: bool) -> None:
+        if yes != self._has_sub:
+            self._has_sub = yes
+            self.ctx.subscribers += 1 if yes else -1
+
+    # ------------------------------------------------------------------ data
+
+    def news(self) -> bool:
+        """The hub has changes this connection has not taken yet."""
+        return self.ctx.hub.gen > self.sub.sent_gen
+
+    def data_due(self) -> float:
+        """When the throttle lets the next data message go (-inf: unthrottled)."""
+        throttle_ms = self.requests.throttle_ms
+        return self.last_data_s + throttle_ms / 1000 if throttle_ms else -math.inf
+
+    def take_data(self, now: float) -> bytes | None:
+        if self.state is not State.IDLE or self._busy or now < self.data_due():
+            return None
+        pending = self.ctx.hub.take(self.sub)
+        if pending is None:
+            return None
+        self.last_data_s = now
+        if pending.gap:  # the source lost updates: say so, then the fresh state
+            self.snapshots_sent += 1
+            self.ctx.counters.messages_sent += 1
+            notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
+            return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
+        return self._data_frame(p.BinaryType.TICKS, pending)
+
+    def data_waiting(self, now: float) -> bool:
+        """`take_data` would return more right now: a take stops at the hub's `max_take`, so a
+        reader far behind (or resuming) catches up over several takes."""
+        return (
+            self.state is State.IDLE
+            and not self._busy
+            and now >= self.data_due()
+            and self.ctx.hub.has_more(self.sub)
+        )
+
+    def _data(self, kind: p.BinaryType, pending: Pending, now: float) -> None:
+        self._queue(self._data_frame(kind, pending), now)
+        self.ctx.counters.messages_sent += 1
+
+    def wrote(self, data: bytes, n: int, now: float) -> None:
+        super().wrote(data, n, now)
+        self.ctx.counters.messages_sent += 1
+
+    def _data_frame(self, kind: p.BinaryType, pending: Pending) -> bytes:
+        """The next data message, framed and stamped with the connection `seq`."""
+        self.seq += 1
+        if self.binary:
+            # The 24-byte header with the stream offset only for clients that asked for it.
+            offset = pending.offset if self.requests.resumable else None
+            data = frame(p.encode_binary(kind, self.seq, pending.records, offset), OP_BINARY)
+        else:
+            name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
+            body = p.ticks_text(name, self.seq, pending.json_body(), pending.offset)
+            data = frame(body, OP_TEXT)
+        n = len(pending.records)
+        self.ticks_sent += n
+        self.ctx.counters.ticks_sent += n
+        return data
+
+    def _text(self, text: str, now: float) -> None:
+        self._queue(frame(text.encode(), OP_TEXT), now)
+        self.ctx.counters.messages_sent += 1
+
+    # ------------------------------------------------------------------ time
+
+    def timer(self, now: float) -> None:
+        super().timer(now)
+        if self.state is State.IDLE and now >= self.last_send_s + self._heartbeat_s:
+            self.seq += 1
+            self.heartbeats_sent += 1
+            self._text(p.heartbeat_text(self.seq, self.ctx.now_ns(now)), now)
+
+    def next_deadline(self, now: float) -> float:
+        deadline = super().next_deadline(now)
+        if self.state is State.IDLE:
+            deadline = min(deadline, self.last_send_s + self._heartbeat_s)
+            if self.requests.throttle_ms and self.news():
+                # Never -inf: a throttled connection that has sent no data yet is due now.
+                deadline = min(deadline, max(now, self.data_due()))
+        return deadline
+
+    def statistics(self, now: float) -> dict[str, Any]:
+        req = self.requests
+        return {
+            "seq": self.seq,
+            "messages_sent": self.messages_sent,
+            "ticks_sent": self.ticks_sent,
+            "bytes_sent": self.bytes_sent,
+            "snapshots_sent": self.snapshots_sent,
+            "heartbeats_sent": self.heartbeats_sent,
+            "ticks_conflated": self.sub.ticks_conflated,
+            "requests": req.requests,
+            "errors": req.errors,
+            "subscriptions": req.symbols(),
+            "throttle_ms": req.throttle_ms,
+            "mode": req.mode,
+            "offset": self.sub.cursor,
+            "encoding": self.encoding,
+            "connected_s": round(now - self.opened_s, 3),
+            "wall_ns": time.time_ns(),
+        }
