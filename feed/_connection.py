@@ -141,7 +141,7 @@ class Connection:
         if self._refuse is not None:
             await self._refuse_now(self._refuse, trio.current_time())
             return False
-        front = _http.HttpFront(shell.policy)
+        front = _http.HttpFront(shell.policy, self.ip)
         decision: _http.Accept | _http.Refuse | None = None
         try:
             with self._request_scope:

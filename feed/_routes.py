@@ -1,4 +1,5 @@
-"""The plain-HTTP paths of the feed's own port: the page, `/metrics`, `/livez`, `/readyz`.
+"""The plain-HTTP paths of the feed's own port: the page, `/metrics`, `/livez`, `/readyz`, and
+the venues' REST APIs (`rest_route`: `/binance/api/...`, `/coinbase/...`, `venues/rest.py`).
 
 Each is a `_http.Route` (an `HttpRequest` in, an `HttpResponse` out), answered inside the
 connection's task from what the server hands over here: its `Metrics` and a readiness callable.
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from . import metrics as m
 from ._http import HttpRequest, HttpResponse, Route
+from .venues.rest import RestApi, RestRequest
 from .web import static_response
 
 Readiness = Callable[[], m.Response]
@@ -34,3 +36,25 @@ def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
 def _wrap(resp: m.Response) -> HttpResponse:
     status, headers, body = resp
     return HttpResponse(status, tuple(headers), body)
+
+
+def rest_route(
+    api: RestApi, now_ns: Callable[[], int], refresh: Callable[[], None]
+) -> Callable[[str], Route | None]:
+    """`_http.Policy.rest_route` over the venues' REST handlers: each request reads the market
+    as of `now_ns()`, after `refresh()` (an idle market steps to now first)."""
+
+    def route(path: str) -> Route | None:
+        handler = api.route(path)
+        if handler is None:
+            return None
+
+        def answer(req: HttpRequest) -> HttpResponse:
+            refresh()
+            rest = RestRequest(req.method, req.path, req.query, req.headers, req.peer)
+            resp = handler(rest, now_ns())
+            return HttpResponse(resp.status, resp.headers, resp.body)
+
+        return answer
+
+    return route

@@ -32,13 +32,14 @@ from . import protocol as p
 from ._connection import Connection, Shell, admit
 from ._core import FeedContext, FeedCore, ServerCounters
 from ._registry import Registry
-from ._routes import http_routes
+from ._routes import http_routes, rest_route
 from ._server_config import ServerConfig, Upstream
 from ._transport import configure, open_listeners
 from ._venue_core import VenueContext, VenueCore
 from ._wscore import WebSocketCore
 from .hub import Hub
 from .metrics import Metrics, Response, readyz
+from .venues.rest import MarketView, RestApi, RestTape
 from .version import version
 
 log = logging.getLogger("tickwire.server")
@@ -130,6 +131,13 @@ class Server:
             alpaca_connections_per_key=config.alpaca_connections_per_key,
             latest=lambda: self.hub.lvc,
         )
+        # The venues' REST APIs read the hub's latest records and a tape of every batch.
+        self.rest_tape = RestTape(len(universe))
+        self.rest = RestApi(
+            MarketView(universe, lambda: self.hub.lvc, self.rest_tape),
+            tokens=config.tokens,
+            binance_weight_per_min=config.binance_weight_per_min,
+        )
         self.registry: Registry[Connection] = Registry(
             config.max_connections, config.max_connections_per_ip
         )
@@ -164,7 +172,11 @@ class Server:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
         ssl_context = cfg.ssl_context()
-        policy = replace(cfg.policy(), routes=http_routes(self.metrics, self._readiness))
+        policy = replace(
+            cfg.policy(),
+            routes=http_routes(self.metrics, self._readiness),
+            rest_route=rest_route(self.rest, self.now_ns, self._refresh),
+        )
         listeners = self._listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
             with trio.CancelScope() as self._cancel:
@@ -393,6 +405,7 @@ class Server:
 
     def _publish(self, batch: TickBatch, now: float, now_ns: int, offset: int | None) -> None:
         self.hub.publish(batch, on_grid=True, offset=offset)
+        self.rest_tape.publish(batch)
         fanout = self.venue_ctx.fanout
         if len(fanout):
             fanout.publish(batch, now_ns, now)

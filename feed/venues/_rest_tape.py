@@ -1,0 +1,198 @@
+"""What the venues' REST APIs remember of the market: recent trades and one-minute bars.
+
+`RestTape.publish(batch)` sees every batch the hub publishes, in order, and keeps, with a few
+numpy operations per batch (no loop over records or symbols): the trades in a ring of
+`TRADE_DTYPE` records, the open minute's bar of every symbol that traded in it, and the closed
+bars in a ring of `BAR_DTYPE` records. A request reads them with `trades(sym, limit)` and
+`bars(sym)` (the closed bars then the open one, oldest first), each a scan of one ring: the
+work per request is bounded by the rings' capacity, whatever the market did.
+
+A trade's id is its tick record's `seq` (unique and increasing per symbol, not consecutive), so
+ids mean the same thing after a restart of any reader. Sizes stay in the universe's size units
+(integers); the handlers scale them. Imports numpy only: no trio, no clock (time is the records').
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.simulators.ticks import TickBatch, TickFlag
+
+NS_PER_MIN = 60_000_000_000
+# Ring sizes: about 1000 trades and 1000 minutes a symbol (what Binance's limits ask for at
+# most), within 2**16..2**20 records (a few MB to 48 MB at most, whatever the universe).
+PER_SYMBOL = 1000
+MIN_RING, MAX_RING = 1 << 16, 1 << 20
+
+TRADE_DTYPE = np.dtype(
+    [("ts", "<i8"), ("id", "<u8"), ("price", "<f8"), ("size", "<u8"), ("sym", "<u2"), ("buy", "?")]
+)
+BAR_DTYPE = np.dtype(
+    [
+        ("start", "<i8"),  # ns, a whole minute
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("volume", "<u8"),  # size units
+        ("notional", "<f8"),  # sum of price * size units
+        ("buy_volume", "<u8"),  # taker buys
+        ("buy_notional", "<f8"),
+        ("count", "<u8"),
+        ("first_id", "<u8"),
+        ("last_id", "<u8"),
+        ("sym", "<u2"),
+    ]
+)
+_TRADE, _BUY = int(TickFlag.TRADE), int(TickFlag.BUY)
+_SUMS = ("volume", "notional", "buy_volume", "buy_notional", "count")
+
+
+def ring_size(n_symbols: int) -> int:
+    return int(min(MAX_RING, max(MIN_RING, PER_SYMBOL * n_symbols)))
+
+
+class Ring:
+    """A fixed-capacity ring of structured records, oldest overwritten first."""
+
+    __slots__ = ("buf", "filled", "head")
+
+    def __init__(self, dtype: np.dtype[np.void], capacity: int) -> None:
+        self.buf = np.zeros(capacity, dtype)
+        self.head = 0  # where the next record goes
+        self.filled = 0
+
+    def extend(self, records: NDArray[np.void]) -> None:
+        cap, n = len(self.buf), len(records)
+        if n >= cap:
+            records, n = records[n - cap :], cap
+        end = self.head + n
+        if end <= cap:
+            self.buf[self.head : end] = records
+        else:
+            cut = cap - self.head
+            self.buf[self.head :] = records[:cut]
+            self.buf[: n - cut] = records[cut:]
+        self.head = end % cap
+        self.filled = min(cap, self.filled + n)
+
+    def of(self, sym: int) -> NDArray[np.void]:
+        """Every record of symbol `sym`, oldest first (a copy)."""
+        cap = len(self.buf)
+        idx = np.flatnonzero(self.buf["sym"][: self.filled] == sym)
+        if self.filled == cap and self.head:  # wrapped: positions from head on are older
+            idx = np.concatenate([idx[idx >= self.head], idx[idx < self.head]])
+        return self.buf[idx]
+
+    def all(self) -> NDArray[np.void]:
+        """Every record, oldest first (a copy)."""
+        if self.filled < len(self.buf):
+            return self.buf[: self.filled].copy()
+        return np.concatenate([self.buf[self.head :], self.buf[: self.head]])
+
+
+class RestTape:
+    """Recent trades and minute bars of every symbol, fed every published batch in order."""
+
+    def __init__(self, n_symbols: int) -> None:
+        size = ring_size(n_symbols)
+        self.trades = Ring(TRADE_DTYPE, size)
+        self.closed = Ring(BAR_DTYPE, size)
+        self.open_bars = np.zeros(n_symbols, BAR_DTYPE)  # count 0: no trade this minute
+        self.open_bars["sym"] = np.arange(n_symbols)
+        self.minute_ns = -1  # the open minute's start
+        self.last_ts = 0  # event time of the newest record seen
+
+    def publish(self, batch: TickBatch) -> None:
+        if not len(batch):
+            return
+        self.last_ts = max(self.last_ts, int(batch["ts"][-1]))
+        rows = batch[(batch["flags"] & _TRADE) != 0]
+        if len(rows):
+            t = np.empty(len(rows), TRADE_DTYPE)
+            t["ts"], t["id"], t["price"] = rows["ts"], rows["seq"], rows["last"]
+            t["size"], t["sym"] = rows["last_size"], rows["sym"]
+            t["buy"] = (rows["flags"] & _BUY) != 0
+            self.trades.extend(t)
+            minutes = t["ts"] - t["ts"] % NS_PER_MIN
+            cuts = np.flatnonzero(np.diff(minutes)) + 1  # records are in event order
+            for part in np.split(t, cuts):  # one part per minute: one part almost always
+                self._roll(int(part["ts"][0]) // NS_PER_MIN * NS_PER_MIN)
+                self._add(part)
+        self._roll(self.last_ts // NS_PER_MIN * NS_PER_MIN)
+
+    def _roll(self, minute_ns: int) -> None:
+        """Close the open minute's bars if `minute_ns` is a later minute."""
+        if minute_ns <= self.minute_ns:
+            return
+        bars = self.open_bars
+        traded = bars["count"] > 0
+        if traded.any():
+            self.closed.extend(bars[traded])
+            for f in _SUMS:
+                bars[f][traded] = 0
+        self.minute_ns = minute_ns
+
+    def _add(self, t: NDArray[np.void]) -> None:
+        bars, sym = self.open_bars, t["sym"].astype(np.intp)
+        price, size = t["price"], t["size"]
+        ids, first = np.unique(sym, return_index=True)
+        fresh = bars["count"][ids] == 0
+        new, at = ids[fresh], first[fresh]
+        bars["start"][new] = self.minute_ns
+        bars["open"][new] = bars["high"][new] = bars["low"][new] = price[at]
+        bars["first_id"][new] = t["id"][at]
+        _, rev = np.unique(sym[::-1], return_index=True)
+        last = len(t) - 1 - rev
+        bars["close"][ids], bars["last_id"][ids] = price[last], t["id"][last]
+        np.maximum.at(bars["high"], sym, price)  # field views: updated in place
+        np.minimum.at(bars["low"], sym, price)
+        notional = price * size
+        for field, values, where in (
+            ("volume", size, sym),
+            ("notional", notional, sym),
+            ("buy_volume", size[t["buy"]], sym[t["buy"]]),
+            ("buy_notional", notional[t["buy"]], sym[t["buy"]]),
+            ("count", np.ones(len(t), np.uint64), sym),
+        ):
+            np.add.at(bars[field], where, values)
+
+    # ------------------------------------------------------------------ reading
+
+    def recent_trades(self, sym: int) -> NDArray[np.void]:
+        """The symbol's trades still in the ring, oldest first."""
+        return self.trades.of(sym)
+
+    def bars(self, sym: int) -> NDArray[np.void]:
+        """The symbol's minute bars, oldest first: the closed ones, then the open one if it
+        has traded."""
+        closed = self.closed.of(sym)
+        if self.open_bars["count"][sym] > 0:
+            return np.concatenate([closed, self.open_bars[sym : sym + 1]])
+        return closed
+
+    def all_bars(self) -> NDArray[np.void]:
+        """Every symbol's bars, the closed ones oldest first, then the open ones."""
+        bars = self.open_bars
+        return np.concatenate([self.closed.all(), bars[bars["count"] > 0]])
+
+
+def aggregate(bars: NDArray[np.void], width_ns: int, offset_ns: int = 0) -> NDArray[np.void]:
+    """One symbol's minute bars (oldest first) merged into bars `width_ns` wide, each starting
+    at a multiple of `width_ns` after `offset_ns` (a week starts on Monday: offset 4 days)."""
+    if width_ns == NS_PER_MIN or not len(bars):
+        return bars
+    start = bars["start"] - (bars["start"] - offset_ns) % width_ns
+    cut = np.flatnonzero(np.diff(start)) + 1
+    first = np.concatenate([[0], cut])
+    last = np.concatenate([cut - 1, [len(bars) - 1]])
+    out = np.zeros(len(first), BAR_DTYPE)
+    out["start"], out["sym"] = start[first], bars["sym"][first]
+    out["open"], out["first_id"] = bars["open"][first], bars["first_id"][first]
+    out["close"], out["last_id"] = bars["close"][last], bars["last_id"][last]
+    out["high"] = np.maximum.reduceat(bars["high"], first)
+    out["low"] = np.minimum.reduceat(bars["low"], first)
+    for f in _SUMS:
+        out[f] = np.add.reduceat(bars[f], first)
+    return out

@@ -1,0 +1,82 @@
+"""The venues' REST market-data APIs on the feed's own port: `/binance/api/v3/...`,
+`/coinbase/...` (`rest_binance.py`, `rest_coinbase.py`).
+
+Sans-IO, like the venues' sessions: a handler takes a `RestRequest` (method, path, query,
+headers, the client's address) and the event time `now_ns`, and returns a `RestResponse`
+(status, headers, body bytes), each body encoded once. Handlers read the same market as the
+venue streams: the hub's last-value cache (`latest()`, one `TICK_DTYPE` record per symbol) and a
+`RestTape` (recent trades and minute bars, fed every published batch). Work per request is
+bounded: limits are capped as the venues cap them, and every read is a scan of a bounded ring.
+
+`RestApi.route(path)` finds the venue of a path (None: not a REST path). With server tokens, a
+request must carry one, as a bearer token, `?token=` or the venue's own key header (Binance's
+`X-MBX-APIKEY`, Coinbase's `CB-ACCESS-KEY`), and is refused in the venue's error shape. Imports
+neither trio nor any socket library.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+
+from ._rest_common import Handler, MarketView, RestRequest, RestResponse, json_response
+from ._rest_tape import RestTape
+from .rest_binance import BinanceRest
+from .rest_coinbase import CoinbaseRest
+
+__all__ = ["MarketView", "RestApi", "RestRequest", "RestResponse", "RestTape"]
+
+
+class RestApi:
+    """Every venue's REST handlers over one market view, and the server's tokens."""
+
+    def __init__(
+        self,
+        view: MarketView,
+        *,
+        tokens: Sequence[str] = (),
+        binance_weight_per_min: int = 6000,
+    ) -> None:
+        self.view = view
+        self.tokens = tuple(tokens)
+        self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min)
+        self.coinbase = CoinbaseRest(view)
+
+    def route(self, path: str) -> Handler | None:
+        """The handler of a REST path, or None (WebSocket paths of the venues are not REST)."""
+        if path.startswith("/binance/api/"):
+            return self._guard(self.binance.handle, "x-mbx-apikey", _binance_refusal)
+        if path.startswith("/coinbase/") and path.rstrip("/") != "/coinbase":
+            return self._guard(self.coinbase.handle, "cb-access-key", _coinbase_refusal)
+        return None
+
+    def _guard(self, handler: Handler, key_header: str, refusal: RestResponse) -> Handler:
+        if not self.tokens:
+            return handler
+        tokens = self.tokens
+
+        def guarded(req: RestRequest, now_ns: int) -> RestResponse:
+            if not _token_sent(tokens, req, key_header):
+                return refusal
+            return handler(req, now_ns)
+
+        return guarded
+
+
+_binance_refusal = json_response(
+    401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+)
+_coinbase_refusal = json_response(401, {"message": "invalid api key"})
+
+
+def _token_sent(tokens: tuple[str, ...], req: RestRequest, key_header: str) -> bool:
+    scheme, _, value = req.headers.get("authorization", "").partition(" ")
+    sent = value.strip() if scheme.lower() == "bearer" else req.headers.get(key_header, "")
+    if not sent:
+        sent = req.params().get("token", "")
+    if not sent:
+        return False
+    ok = False
+    for token in tokens:  # every token compared, in constant time each
+        ok |= hmac.compare_digest(sent.encode(), token.encode())
+    return ok

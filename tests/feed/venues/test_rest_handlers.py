@@ -1,0 +1,332 @@
+"""The venues' REST handlers with plain data: a seeded market's batches, requests as values.
+
+No sockets and no trio: a `Market` is stepped by hand, every batch goes into a `RestTape`, and
+the handlers answer `RestRequest`s at a given event time, as the server calls them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import orjson
+import pytest
+
+from tickwire.feed.venues._rest_tape import TRADE_DTYPE, Ring
+from tickwire.feed.venues.rest import MarketView, RestApi, RestRequest, RestResponse, RestTape
+from tickwire.simulators import Market, Universe
+from tickwire.simulators.ticks import TickFlag
+
+T0 = 1_700_000_040_000_000_000  # a whole minute
+S = 1_000_000_000
+MIN = 60 * S
+
+
+class Setup:
+    def __init__(self, minutes: float = 3.5, **api: object) -> None:
+        self.universe = Universe.crypto_pairs()
+        self.market = Market(self.universe, seed=7, start_ns=T0, session="24h")
+        self.tape = RestTape(len(self.universe))
+        self.ticks = []
+        for k in range(1, int(minutes * 60) + 1):
+            batch = self.market.step(T0 + k * S)
+            self.tape.publish(batch)
+            self.ticks.append(batch)
+        self.now = T0 + int(minutes * 60) * S
+        self.api = RestApi(MarketView(self.universe, self.market.snapshot, self.tape), **api)  # type: ignore[arg-type]
+
+    def get(
+        self, path: str, query: str = "", peer: str = "1.2.3.4", **headers: str
+    ) -> RestResponse:
+        handler = self.api.route(path)
+        assert handler is not None, path
+        return handler(RestRequest("GET", path, query, headers, peer), self.now)
+
+    def json(self, path: str, query: str = "") -> object:
+        resp = self.get(path, query)
+        assert resp.status == 200, resp.body
+        return orjson.loads(resp.body)
+
+    def trades_of(self, symbol: str) -> np.ndarray:
+        sym = self.universe.index(symbol)
+        ticks = np.concatenate(self.ticks)
+        return ticks[(ticks["sym"] == sym) & (ticks["flags"] & int(TickFlag.TRADE) != 0)]
+
+
+@pytest.fixture(scope="module")
+def setup() -> Setup:
+    return Setup()
+
+
+B = "/binance/api/v3/"
+
+
+def test_routes_are_the_rest_paths_only(setup: Setup) -> None:
+    api = setup.api
+    assert api.route("/binance/api/v3/ping") is not None
+    assert api.route("/coinbase/products") is not None
+    for ws_path in ("/binance/ws", "/binance/stream", "/coinbase", "/coinbase/", "/alpaca/v2/iex"):
+        assert api.route(ws_path) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "code"),
+    [
+        ("depth", "symbol=NOPE", -1121),
+        ("depth", "", -1102),
+        ("trades", "symbol=", -1102),
+        ("klines", "symbol=BTCUSD&interval=7m", -1120),
+        ("klines", "symbol=BTCUSD", -1102),
+        ("klines", "symbol=BTCUSD&interval=1m&limit=abc", -1100),
+        ("klines", "symbol=BTCUSD&interval=1m&limit=0", -1130),
+        ("ticker/price", 'symbol=BTCUSD&symbols=["ETHUSD"]', -1128),
+        ("ticker/price", 'symbols=["BTCUSD","NOPE"]', -1121),
+        ("ticker/price", "symbols=[oops", -1100),
+        ("aggTrades", "symbol=BTCUSD&startTime=0&endTime=7200000", -1127),
+    ],
+)
+def test_binance_errors_are_binance_error_objects(
+    setup: Setup, path: str, query: str, code: int
+) -> None:
+    resp = setup.get(B + path, query, peer=f"errors-{path}-{code}")
+    assert resp.status == 400
+    body = orjson.loads(resp.body)
+    assert body["code"] == code and body["msg"]
+    assert ("Content-Type", "application/json;charset=UTF-8") in resp.headers
+
+
+def test_binance_unknown_endpoint_is_404(setup: Setup) -> None:
+    resp = setup.get(B + "historicalTradez", "")
+    assert resp.status == 404 and orjson.loads(resp.body)["code"] == -1
+
+
+def test_binance_weights_add_up_per_address_and_minute(setup: Setup) -> None:
+    used = []
+    for path, query in [
+        ("ping", ""),
+        ("exchangeInfo", ""),
+        ("depth", "symbol=BTCUSD&limit=1000"),
+        ("ticker/24hr", ""),
+        ("ticker/price", "symbol=BTCUSD"),
+        ("trades", "symbol=BTCUSD"),
+    ]:
+        resp = setup.get(B + path, query, peer="weights")
+        used.append(int(dict(resp.headers)["X-MBX-USED-WEIGHT-1M"]))
+    assert used == [1, 21, 71, 151, 153, 178]
+    other = setup.get(B + "ping", "", peer="someone else")
+    assert dict(other.headers)["X-MBX-USED-WEIGHT-1M"] == "1"
+
+
+def test_binance_429_with_retry_after_past_the_limit_then_a_new_minute() -> None:
+    s = Setup(minutes=0.5, binance_weight_per_min=50)
+    s.now = T0 + 90 * S  # 30 s into a minute
+    codes = [s.get(B + "exchangeInfo").status for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = s.get(B + "ping")
+    headers = dict(refused.headers)
+    assert refused.status == 429 and headers["Retry-After"] == "30"
+    assert orjson.loads(refused.body)["code"] == -1003
+    assert "50 request weight per 1 MINUTE" in orjson.loads(refused.body)["msg"]
+    s.now = T0 + 120 * S  # the next minute: a fresh window
+    again = s.get(B + "ping")
+    assert again.status == 200 and dict(again.headers)["X-MBX-USED-WEIGHT-1M"] == "1"
+
+
+def test_binance_exchange_info_filters_come_from_the_universe(setup: Setup) -> None:
+    info = setup.json(B + "exchangeInfo")
+    assert isinstance(info, dict)
+    assert [s["symbol"] for s in info["symbols"]] == [
+        "".join(s.split("-")) for s in setup.universe.symbols
+    ]
+    xrp = next(s for s in info["symbols"] if s["symbol"] == "XRPUSD")
+    filters = {f["filterType"]: f for f in xrp["filters"]}
+    assert filters["PRICE_FILTER"]["tickSize"] == "0.00010000"
+    assert filters["LOT_SIZE"]["stepSize"] == filters["LOT_SIZE"]["minQty"] == "0.10000000"
+    assert "NOTIONAL" in filters
+    assert (xrp["baseAsset"], xrp["quoteAsset"]) == ("XRP", "USD")
+    one = setup.json(B + "exchangeInfo", "symbol=XRPUSD")
+    assert isinstance(one, dict) and [s["symbol"] for s in one["symbols"]] == ["XRPUSD"]
+
+
+def test_binance_trades_are_the_markets_trades_with_exact_sizes(setup: Setup) -> None:
+    trades = setup.json(B + "trades", "symbol=BTCUSD&limit=5000")  # capped at 1000
+    assert isinstance(trades, list)
+    ticks = setup.trades_of("BTC-USD")
+    assert len(trades) == min(1000, len(ticks))
+    last = ticks[-len(trades) :]
+    assert [t["id"] for t in trades] == last["seq"].tolist()
+    assert [t["price"] for t in trades] == [f"{p:.8f}" for p in last["last"]]
+    # sizes in BTC: lots of 0.00001, exact decimals
+    assert [t["qty"] for t in trades] == [f"{n * 0.00001:.5f}" for n in last["last_size"].tolist()]
+    assert [t["isBuyerMaker"] for t in trades] == (
+        (last["flags"] & int(TickFlag.BUY)) == 0
+    ).tolist()
+    page = setup.json(B + "aggTrades", f"symbol=BTCUSD&fromId={trades[10]['id']}&limit=3")
+    assert isinstance(page, list) and [a["a"] for a in page] == [t["id"] for t in trades[10:13]]
+
+
+def test_binance_klines_match_the_trades(setup: Setup) -> None:
+    rows = setup.json(B + "klines", "symbol=ETHUSD&interval=1m")
+    assert isinstance(rows, list) and len(rows) == 4  # 3.5 minutes: three closed, one open
+    ticks = setup.trades_of("ETH-USD")
+    unit = 0.0001
+    for row in rows:
+        start_ns = row[0] * 1_000_000
+        t = ticks[(ticks["ts"] >= start_ns) & (ticks["ts"] < start_ns + MIN)]
+        assert row[1:5] == [
+            f"{v:.8f}" for v in (t["last"][0], t["last"].max(), t["last"].min(), t["last"][-1])
+        ]
+        assert row[5] == f"{int(t['last_size'].sum()) * unit:.4f}"
+        assert row[8] == len(t)
+        assert row[6] == row[0] + 59_999
+    hours = setup.json(B + "klines", "symbol=ETHUSD&interval=1h")
+    assert isinstance(hours, list) and len(hours) == 1
+    assert hours[0][8] == len(ticks) and hours[0][1] == rows[0][1] and hours[0][4] == rows[-1][4]
+    first_two = setup.json(
+        B + "klines", f"symbol=ETHUSD&interval=1m&startTime={rows[0][0]}&limit=2"
+    )
+    assert first_two == rows[:2]
+    last_one = setup.json(B + "klines", "symbol=ETHUSD&interval=1m&limit=1")
+    assert last_one == rows[-1:]
+
+
+def test_binance_depth_and_book_ticker_are_the_top_of_book(setup: Setup) -> None:
+    latest = setup.market.snapshot()[setup.universe.index("SOL-USD")]
+    depth = setup.json(B + "depth", "symbol=SOLUSD&limit=100")
+    assert depth == {
+        "lastUpdateId": int(latest["seq"]),
+        "bids": [[f"{latest['bid']:.8f}", f"{latest['bid_size'] * 0.001:.3f}"]],
+        "asks": [[f"{latest['ask']:.8f}", f"{latest['ask_size'] * 0.001:.3f}"]],
+    }
+    book = setup.json(B + "ticker/bookTicker", "symbol=SOLUSD")
+    assert isinstance(book, dict) and book["bidPrice"] == depth["bids"][0][0]
+    everyone = setup.json(B + "ticker/bookTicker")
+    assert isinstance(everyone, list) and len(everyone) == len(setup.universe)
+
+
+def test_binance_24hr_ticker_sums_the_window(setup: Setup) -> None:
+    ticks = setup.trades_of("BTC-USD")
+    t = setup.json(B + "ticker/24hr", "symbol=BTCUSD")
+    assert isinstance(t, dict)
+    assert t["count"] == len(ticks) and t["lastId"] == int(ticks["seq"][-1])
+    assert t["openPrice"] == f"{ticks['last'][0]:.8f}"
+    assert t["highPrice"] == f"{ticks['last'].max():.8f}"
+    assert t["volume"] == f"{int(ticks['last_size'].sum()) * 0.00001:.5f}"
+    mini = setup.json(B + "ticker/24hr", "symbol=BTCUSD&type=MINI")
+    assert isinstance(mini, dict) and "priceChange" not in mini and mini["count"] == t["count"]
+    avg = setup.json(B + "avgPrice", "symbol=BTCUSD")
+    assert isinstance(avg, dict) and avg["mins"] == 5
+    vwap = float((ticks["last"] * ticks["last_size"]).sum() / ticks["last_size"].sum())
+    assert float(avg["price"]) == pytest.approx(vwap, rel=1e-9)
+
+
+C = "/coinbase/"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        ("products/NOPE", "", 404),
+        ("products/NOPE/ticker", "", 404),
+        ("products/BTC-USD/orders", "", 404),
+        ("nothing", "", 404),
+        ("products/BTC-USD/candles", "granularity=61", 400),
+        ("products/BTC-USD/candles", "start=yesterday", 400),
+        (
+            "products/BTC-USD/candles",
+            "granularity=60&start=2023-11-14T00:00:00Z&end=2023-11-15T00:00:00Z",
+            400,
+        ),
+        ("products/BTC-USD/book", "level=3", 400),
+        ("products/BTC-USD/trades", "limit=-1", 400),
+    ],
+)
+def test_coinbase_errors_are_coinbase_messages(
+    setup: Setup, path: str, query: str, status: int
+) -> None:
+    resp = setup.get(C + path, query)
+    assert resp.status == status
+    body = orjson.loads(resp.body)
+    assert list(body) == ["message"] and body["message"]
+    if status == 404:
+        assert body["message"] == "NotFound"
+
+
+def test_coinbase_trades_page_with_cursors(setup: Setup) -> None:
+    ticks = setup.trades_of("BTC-USD")
+    newest = setup.get(C + "products/BTC-USD/trades", "limit=3")
+    page = orjson.loads(newest.body)
+    assert [t["trade_id"] for t in page] == ticks["seq"][::-1][:3].tolist()
+    headers = dict(newest.headers)
+    assert headers["CB-BEFORE"] == str(page[0]["trade_id"])
+    assert headers["CB-AFTER"] == str(page[-1]["trade_id"])
+    older = setup.json(C + "products/BTC-USD/trades", f"limit=3&after={headers['CB-AFTER']}")
+    assert isinstance(older, list)
+    assert [t["trade_id"] for t in older] == ticks["seq"][::-1][3:6].tolist()
+    newer = setup.json(C + "products/BTC-USD/trades", f"limit=2&before={older[0]['trade_id']}")
+    assert isinstance(newer, list)
+    assert [t["trade_id"] for t in newer] == ticks["seq"][::-1][1:3].tolist()
+    sides = {t["side"] for t in page}
+    assert sides <= {"buy", "sell"}
+
+
+def test_coinbase_candles_newest_first(setup: Setup) -> None:
+    rows = setup.json(C + "products/ETH-USD/candles", "granularity=60")
+    assert isinstance(rows, list) and len(rows) == 4
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+    binance = setup.json(B + "klines", "symbol=ETHUSD&interval=1m")
+    assert isinstance(binance, list)
+    for cb, bn in zip(rows[::-1], binance, strict=True):
+        assert cb[0] * 1000 == bn[0]
+        assert (cb[3], cb[2], cb[1], cb[4]) == tuple(float(v) for v in bn[1:5])  # o h l c
+        assert cb[5] == pytest.approx(float(bn[5]))
+
+
+def test_coinbase_products_book_and_stats(setup: Setup) -> None:
+    products = setup.json(C + "products")
+    assert isinstance(products, list)
+    btc = next(p for p in products if p["id"] == "BTC-USD")
+    assert (btc["quote_increment"], btc["base_increment"]) == ("0.01", "0.00001")
+    assert setup.json(C + "products/BTC-USD") == btc
+    book = setup.json(C + "products/BTC-USD/book", "level=2")
+    latest = setup.market.snapshot()[setup.universe.index("BTC-USD")]
+    assert isinstance(book, dict) and book["sequence"] == int(latest["seq"])
+    assert book["bids"] == [[f"{latest['bid']:.2f}", f"{latest['bid_size'] * 0.00001:.5f}", 1]]
+    stats = setup.json(C + "products/BTC-USD/stats")
+    assert isinstance(stats, dict) and stats["last"] == f"{latest['last']:.2f}"
+
+
+def test_tokens_are_asked_in_each_venues_way() -> None:
+    s = Setup(minutes=0.1, tokens=("s3cret",))
+    refused = s.get(B + "ping")
+    assert refused.status == 401 and orjson.loads(refused.body)["code"] == -2015
+    assert s.get(B + "ping", **{"x-mbx-apikey": "s3cret"}).status == 200
+    assert s.get(B + "ping", "token=s3cret").status == 200
+    assert s.get(C + "time", **{"authorization": "Bearer s3cret"}).status == 200
+    assert s.get(C + "time", **{"cb-access-key": "wrong"}).status == 401
+    assert s.get(C + "time", **{"cb-access-key": "s3cret"}).status == 200
+
+
+def test_ring_keeps_the_newest_records_in_order() -> None:
+    ring = Ring(TRADE_DTYPE, 5)
+    for start in (0, 3, 6):  # wraps around twice
+        t = np.zeros(3, TRADE_DTYPE)
+        t["id"] = np.arange(start, start + 3)
+        t["sym"] = t["id"] % 2
+        ring.extend(t)
+    assert ring.filled == 5
+    assert ring.all()["id"].tolist() == [4, 5, 6, 7, 8]
+    assert ring.of(0)["id"].tolist() == [4, 6, 8]
+    assert ring.of(1)["id"].tolist() == [5, 7]
+    big = np.zeros(12, TRADE_DTYPE)
+    big["id"] = np.arange(100, 112)
+    ring.extend(big)  # more than the ring holds: the newest five
+    assert ring.all()["id"].tolist() == [107, 108, 109, 110, 111]
+
+
+def test_rest_modules_import_no_trio() -> None:
+    code = (
+        "import sys, tickwire.feed.venues.rest; assert 'trio' not in sys.modules, 'trio imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
