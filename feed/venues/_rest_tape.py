@@ -4,7 +4,8 @@
 reference to it (the market never writes a published batch again): the batches are folded in
 `flush()`, every `FLUSH_RECORDS` records or before a read, with a few numpy operations for all
 of them (no loop over records or symbols), so the market's step pays almost nothing per batch.
-Folded, they are the trades in a ring of `TRADE_DTYPE` records, the open minute's bar of every
+Folded, they are the quotes (every record's bid and ask) in a ring of `QUOTE_DTYPE` records,
+the trades in a ring of `TRADE_DTYPE` records, the open minute's bar of every
 symbol that traded in it, and the closed bars in a ring of `BAR_DTYPE` records. A request reads
 them with `recent_trades(sym)` and `bars(sym)` (the closed bars then the open one, oldest
 first), each a scan of one ring: the work per request is bounded by the rings' capacity,
@@ -23,16 +24,28 @@ from numpy.typing import NDArray
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch, TickFlag
 
 NS_PER_MIN = 60_000_000_000
-# Ring sizes: about 1000 trades and 1000 minutes a symbol (what Binance's limits ask for at
-# most), within 2**16..2**20 records (a few MB to 48 MB at most, whatever the universe).
+# Ring sizes: about 1000 trades, quotes and minutes a symbol (what the venues' limits ask for at
+# most), at least 2**16 records and at most 2**20 trades (33 MB), 2**19 quotes (18 MB) and
+# 2**18 bars (25 MB), whatever the universe.
 PER_SYMBOL = 1000
-MIN_RING, MAX_RING = 1 << 16, 1 << 20
+MIN_RING = 1 << 16
+MAX_TRADES, MAX_QUOTES, MAX_BARS = 1 << 20, 1 << 19, 1 << 18
 # Records held before they are folded in one go: 8192 ticks are 512 KiB, folded in well under a
 # millisecond; per batch (1 ms, a few dozen ticks) the fold cost 2-3x the hub's own publish.
 FLUSH_RECORDS = 8192
 
 TRADE_DTYPE = np.dtype(
     [("ts", "<i8"), ("id", "<u8"), ("price", "<f8"), ("size", "<u8"), ("sym", "<u2"), ("buy", "?")]
+)
+QUOTE_DTYPE = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("bid_size", "<u4"),
+        ("ask_size", "<u4"),
+        ("sym", "<u2"),
+    ]
 )
 BAR_DTYPE = np.dtype(
     [
@@ -56,8 +69,8 @@ _RAW = np.dtype((np.void, TICK_DTYPE.itemsize))
 _SUMS = ("volume", "notional", "buy_volume", "buy_notional", "count")
 
 
-def ring_size(n_symbols: int) -> int:
-    return int(min(MAX_RING, max(MIN_RING, PER_SYMBOL * n_symbols)))
+def ring_size(n_symbols: int, most: int) -> int:
+    return int(min(most, max(MIN_RING, PER_SYMBOL * n_symbols)))
 
 
 class Ring:
@@ -103,9 +116,9 @@ class RestTape:
     """Recent trades and minute bars of every symbol, fed every published batch in order."""
 
     def __init__(self, n_symbols: int) -> None:
-        size = ring_size(n_symbols)
-        self.trades = Ring(TRADE_DTYPE, size)
-        self.closed = Ring(BAR_DTYPE, size)
+        self.trades = Ring(TRADE_DTYPE, ring_size(n_symbols, MAX_TRADES))
+        self.quotes = Ring(QUOTE_DTYPE, ring_size(n_symbols, MAX_QUOTES))
+        self.closed = Ring(BAR_DTYPE, ring_size(n_symbols, MAX_BARS))
         self.open_bars = np.zeros(n_symbols, BAR_DTYPE)  # count 0: no trade this minute
         self.open_bars["sym"] = np.arange(n_symbols)
         self.minute_ns = -1  # the open minute's start
@@ -133,6 +146,10 @@ class RestTape:
             batch = batch.view(TICK_DTYPE)
         self._pending, self._pending_records = [], 0
         self.last_ts = max(self.last_ts, int(batch["ts"][-1]))
+        q = np.empty(len(batch), QUOTE_DTYPE)  # every record is the quote as of its time
+        for name in QUOTE_DTYPE.names or ():
+            q[name] = batch[name]
+        self.quotes.extend(q)
         rows = batch[(batch["flags"] & _TRADE) != 0]
         if len(rows):
             t = np.empty(len(rows), TRADE_DTYPE)
@@ -194,6 +211,11 @@ class RestTape:
         """The symbol's trades still in the ring, oldest first."""
         self.flush()
         return self.trades.of(sym)
+
+    def recent_quotes(self, sym: int) -> NDArray[np.void]:
+        """The symbol's quotes (every record's) still in the ring, oldest first."""
+        self.flush()
+        return self.quotes.of(sym)
 
     def bars(self, sym: int) -> NDArray[np.void]:
         """The symbol's minute bars, oldest first: the closed ones, then the open one if it

@@ -1,5 +1,6 @@
 """The venues' REST market-data APIs on the feed's own port: `/binance/api/v3/...`,
-`/coinbase/...` (`rest_binance.py`, `rest_coinbase.py`).
+`/coinbase/...`, `/alpaca/v2/stocks/...` (`rest_binance.py`, `rest_coinbase.py`,
+`rest_alpaca.py`).
 
 Sans-IO, like the venues' sessions: a handler takes a `RestRequest` (method, path, query,
 headers, the client's address) and the event time `now_ns`, and returns a `RestResponse`
@@ -10,8 +11,9 @@ bounded: limits are capped as the venues cap them, and every read is a scan of a
 
 `RestApi.route(path)` finds the venue of a path (None: not a REST path). With server tokens, a
 request must carry one, as a bearer token, `?token=` or the venue's own key header (Binance's
-`X-MBX-APIKEY`, Coinbase's `CB-ACCESS-KEY`), and is refused in the venue's error shape. Imports
-neither trio nor any socket library.
+`X-MBX-APIKEY`, Coinbase's `CB-ACCESS-KEY`, Alpaca's `APCA-API-KEY-ID` or
+`APCA-API-SECRET-KEY`, as Alpaca's stream takes the key or the secret), and is refused in the
+venue's error shape. Imports neither trio nor any socket library.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 
 from ._rest_common import Handler, MarketView, RestRequest, RestResponse, json_response
 from ._rest_tape import RestTape
+from .rest_alpaca import AlpacaRest
 from .rest_binance import BinanceRest
 from .rest_coinbase import CoinbaseRest
 
@@ -41,22 +44,28 @@ class RestApi:
         self.tokens = tuple(tokens)
         self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min)
         self.coinbase = CoinbaseRest(view)
+        self.alpaca = AlpacaRest(view)
 
     def route(self, path: str) -> Handler | None:
         """The handler of a REST path, or None (WebSocket paths of the venues are not REST)."""
         if path.startswith("/binance/api/"):
-            return self._guard(self.binance.handle, "x-mbx-apikey", _binance_refusal)
+            return self._guard(self.binance.handle, ("x-mbx-apikey",), _binance_refusal)
         if path.startswith("/coinbase/") and path.rstrip("/") != "/coinbase":
-            return self._guard(self.coinbase.handle, "cb-access-key", _coinbase_refusal)
+            return self._guard(self.coinbase.handle, ("cb-access-key",), _coinbase_refusal)
+        if path.startswith("/alpaca/v2/stocks/") or path == "/alpaca/v2/stocks":
+            keys = ("apca-api-key-id", "apca-api-secret-key")
+            return self._guard(self.alpaca.handle, keys, _alpaca_refusal)
         return None
 
-    def _guard(self, handler: Handler, key_header: str, refusal: RestResponse) -> Handler:
+    def _guard(
+        self, handler: Handler, key_headers: tuple[str, ...], refusal: RestResponse
+    ) -> Handler:
         if not self.tokens:
             return handler
         tokens = self.tokens
 
         def guarded(req: RestRequest, now_ns: int) -> RestResponse:
-            if not _token_sent(tokens, req, key_header):
+            if not _token_sent(tokens, req, key_headers):
                 return refusal
             return handler(req, now_ns)
 
@@ -67,16 +76,16 @@ _binance_refusal = json_response(
     401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
 )
 _coinbase_refusal = json_response(401, {"message": "invalid api key"})
+_alpaca_refusal = json_response(401, {"code": 40110000, "message": "request is not authorized"})
 
 
-def _token_sent(tokens: tuple[str, ...], req: RestRequest, key_header: str) -> bool:
+def _token_sent(tokens: tuple[str, ...], req: RestRequest, key_headers: tuple[str, ...]) -> bool:
     scheme, _, value = req.headers.get("authorization", "").partition(" ")
-    sent = value.strip() if scheme.lower() == "bearer" else req.headers.get(key_header, "")
-    if not sent:
-        sent = req.params().get("token", "")
-    if not sent:
-        return False
+    sent = [value.strip()] if scheme.lower() == "bearer" else []
+    sent += [req.headers.get(h, "") for h in key_headers]
+    sent.append(req.params().get("token", ""))
     ok = False
-    for token in tokens:  # every token compared, in constant time each
-        ok |= hmac.compare_digest(sent.encode(), token.encode())
+    for given in filter(None, sent):  # an empty value never matches
+        for token in tokens:  # every token compared, in constant time each
+            ok |= hmac.compare_digest(given.encode(), token.encode())
     return ok

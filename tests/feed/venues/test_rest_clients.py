@@ -163,3 +163,53 @@ async def test_python_binance_async_client(crypto_server: VenueServer) -> None:
     assert filters["PRICE_FILTER"]["tickSize"] == "0.01000000"
     assert filters["LOT_SIZE"]["stepSize"] == "0.00010000"
     assert abs(got["offset"]) < 60_000  # the server's clock is the wall clock at start
+
+
+async def test_alpaca_py_historical_client(venue_server: VenueServer) -> None:
+    """alpaca-py's StockHistoricalDataClient with `url_override` pointed here: bars of two
+    symbols, trades, the latest quote and a snapshot are the simulated market's models."""
+    historical = pytest.importorskip("alpaca.data.historical", reason="alpaca-py is not installed")
+    from alpaca.data.requests import (
+        StockBarsRequest,
+        StockLatestQuoteRequest,
+        StockSnapshotRequest,
+        StockTradesRequest,
+    )
+    from alpaca.data.timeframe import TimeFrame
+
+    server, aapl = venue_server.server, venue_server.server.universe_index["AAPL"]
+    with trio.fail_after(DEADLINE_S):
+        while len(server.rest_tape.recent_trades(aapl)) < 3:  # the market steps while idle
+            await trio.sleep(0.05)
+    client = historical.StockHistoricalDataClient(
+        "key", "secret", url_override=_http(venue_server, "/alpaca")
+    )
+
+    def run() -> dict[str, Any]:
+        both = ["AAPL", "MSFT"]
+        return {
+            "bars": client.get_stock_bars(
+                StockBarsRequest(symbol_or_symbols=both, timeframe=TimeFrame.Minute)
+            ),
+            "trades": client.get_stock_trades(
+                StockTradesRequest(symbol_or_symbols="AAPL", limit=5)
+            ),
+            "quote": client.get_stock_latest_quote(
+                StockLatestQuoteRequest(symbol_or_symbols="AAPL")
+            ),
+            "snapshot": client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols="AAPL")),
+        }
+
+    got = await _in_thread(run)
+    bars = got["bars"].data
+    assert set(bars) == {"AAPL", "MSFT"}
+    assert all(b.low <= b.open <= b.high and b.volume > 0 for b in bars["AAPL"])
+    trades = got["trades"].data["AAPL"]
+    assert 1 <= len(trades) <= 5 and all(t.price > 0 and t.size > 0 for t in trades)
+    recent = {int(r["id"]) for r in server.rest_tape.recent_trades(aapl)}
+    assert {int(t.id) for t in trades} <= recent
+    quote = got["quote"]["AAPL"]
+    assert 0 < quote.bid_price < quote.ask_price
+    snapshot = got["snapshot"]["AAPL"]
+    assert snapshot.latest_trade is not None and snapshot.minute_bar is not None
+    assert 0 < snapshot.latest_quote.bid_price < snapshot.latest_quote.ask_price

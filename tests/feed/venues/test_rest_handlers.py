@@ -306,6 +306,10 @@ def test_tokens_are_asked_in_each_venues_way() -> None:
     assert s.get(C + "time", **{"authorization": "Bearer s3cret"}).status == 200
     assert s.get(C + "time", **{"cb-access-key": "wrong"}).status == 401
     assert s.get(C + "time", **{"cb-access-key": "s3cret"}).status == 200
+    refused = s.get(A + "trades", "symbols=BTC-USD", **{"apca-api-key-id": "key"})
+    assert refused.status == 401 and orjson.loads(refused.body)["code"] == 40110000
+    secret = {"apca-api-key-id": "key", "apca-api-secret-key": "s3cret"}
+    assert s.get(A + "trades", "symbols=BTC-USD", **secret).status == 200
 
 
 def test_ring_keeps_the_newest_records_in_order() -> None:
@@ -351,3 +355,96 @@ def test_tape_folds_the_same_whenever_it_flushes() -> None:
             assert got[name].tolist() == want[name].tolist(), name
     assert lazy.trades.all().tobytes() == eager.trades.all().tobytes()
     assert len(eager.closed.all()) > len(universe)  # minutes did end
+
+
+A = "/alpaca/v2/stocks/"
+
+
+@pytest.mark.parametrize("sort", ["asc", "desc"])
+@pytest.mark.parametrize("kind", ["trades", "quotes", "bars"])
+def test_alpaca_pages_add_up_to_the_whole(setup: Setup, kind: str, sort: str) -> None:
+    """Paging two symbols 3 records at a time gives every record once, by symbol then time."""
+    base = f"symbols=ETH-USD,BTC-USD&sort={sort}&timeframe=1Min"
+    if kind == "quotes":  # the last 10 s (of 3.5 min): fewer than 10000 quotes
+        base += "&start=2023-11-14T22:17:20Z"
+    whole = setup.json(A + kind, base + "&limit=10000")
+    assert isinstance(whole, dict) and whole["next_page_token"] is None
+    assert list(whole[kind]) == ["BTC-USD", "ETH-USD"]
+    pages: dict[str, list[object]] = {}
+    token, n = None, 0
+    while True:
+        query = base + "&limit=3" + (f"&page_token={token}" if token else "")
+        page = setup.json(A + kind, query)
+        assert isinstance(page, dict)
+        assert sum(len(v) for v in page[kind].values()) <= 3
+        for name, items in page[kind].items():
+            pages.setdefault(name, []).extend(items)
+        token, n = page["next_page_token"], n + 1
+        if token is None:
+            break
+    assert pages == whole[kind] and n > 2
+    times = [r["t"] for r in whole[kind]["BTC-USD"]]
+    assert times == sorted(times, reverse=sort == "desc")
+
+
+def test_alpaca_records_are_the_markets(setup: Setup) -> None:
+    ticks = setup.trades_of("BTC-USD")
+    one = setup.json(A + "BTC-USD/trades", "limit=10000")
+    assert isinstance(one, dict) and one["symbol"] == "BTC-USD"
+    assert [t["i"] for t in one["trades"]] == ticks["seq"].tolist()
+    assert [t["s"] for t in one["trades"]] == [
+        float(f"{n * 0.00001:.5f}") for n in ticks["last_size"].tolist()
+    ]
+    bars = setup.json(A + "ETH-USD/bars", "timeframe=1Min")
+    klines = setup.json(B + "klines", "symbol=ETHUSD&interval=1m")
+    assert isinstance(bars, dict) and isinstance(klines, list)
+    assert [(b["o"], b["h"], b["l"], b["c"], b["n"]) for b in bars["bars"]] == [
+        (float(k[1]), float(k[2]), float(k[3]), float(k[4]), k[8]) for k in klines
+    ]
+    latest = setup.json(A + "quotes/latest", "symbols=SOL-USD,NOPE")
+    rec = setup.market.snapshot()[setup.universe.index("SOL-USD")]
+    assert isinstance(latest, dict) and list(latest["quotes"]) == ["SOL-USD"]
+    assert latest["quotes"]["SOL-USD"]["bp"] == float(rec["bid"])
+    snap = setup.json(A + "BTC-USD/snapshot")
+    assert isinstance(snap, dict) and snap["latestTrade"]["i"] == int(ticks["seq"][-1])
+    assert snap["dailyBar"]["n"] == len(ticks) and snap["prevDailyBar"] is None
+    empty = setup.json(A + "NOPE/trades")
+    assert empty == {"trades": [], "symbol": "NOPE", "next_page_token": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        ("bars", "symbols=BTC-USD", 422),
+        ("bars", "symbols=BTC-USD&timeframe=60Min", 422),
+        ("bars", "symbols=BTC-USD&timeframe=1Month", 422),
+        ("trades", "symbols=BTC-USD&limit=10001", 422),
+        ("trades", "symbols=BTC-USD&start=yesterday", 422),
+        ("trades", "symbols=BTC-USD&page_token=%%%", 422),
+        ("trades", "symbols=BTC-USD&sort=up", 422),
+        ("trades", "", 400),
+        ("BTC-USD/orderbooks", "", 404),
+    ],
+)
+def test_alpaca_errors_are_alpaca_messages(
+    setup: Setup, path: str, query: str, status: int
+) -> None:
+    resp = setup.get(A + path, query)
+    assert resp.status == status
+    body = orjson.loads(resp.body)
+    assert set(body) == {"code", "message"} and str(body["code"]).startswith(str(status))
+
+
+def test_alpaca_time_range(setup: Setup) -> None:
+    ticks = setup.trades_of("BTC-USD")
+    start, end = int(ticks["ts"][10]), int(ticks["ts"][20])
+
+    def rfc3339(ns: int) -> str:
+        sec, frac = divmod(ns, S)
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+    got = setup.json(A + "BTC-USD/trades", f"start={rfc3339(start)}&end={rfc3339(end)}")
+    assert isinstance(got, dict)
+    assert [t["i"] for t in got["trades"]] == ticks["seq"][10:21].tolist()
