@@ -86,3 +86,31 @@ async def test_rest_tokens_and_weight_limit(guarded: VenueServer) -> None:
     assert 1 <= int(headers["retry-after"]) <= 60
     status, _, _ = await _request(guarded, "/coinbase/time?token=s3cret")
     assert status == 200
+
+
+def test_binance_weight_flag() -> None:
+    """`tickwire serve --binance-weight-per-min 25`: an `exchangeInfo` (20) passes, the next
+    one (40 > 25) is refused with 429 and `Retry-After`, `/coinbase/` is not counted."""
+    import urllib.error
+    import urllib.request
+
+    from ..._support import serve_process
+
+    def get(url: str) -> tuple[int, dict[str, str]]:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.status, dict(resp.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers)
+
+    with serve_process("--cadence", "20", "--binance-weight-per-min", "25") as (_, v1):
+        base = v1.replace("ws://", "http://", 1).removesuffix("/v1")
+        statuses = []
+        for _ in range(3):  # two within one minute, unless a minute ended between them
+            status, headers = get(base + "/binance/api/v3/exchangeInfo")
+            statuses.append(status)
+            if status == 429:
+                break
+        assert get(base + "/coinbase/time")[0] == 200
+    assert statuses[0] == 200 and statuses[-1] == 429, statuses
+    assert 1 <= int(headers["Retry-After"]) <= 60
