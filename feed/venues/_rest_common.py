@@ -102,9 +102,11 @@ class MarketView:
     tape: RestTape
     size_decimals: list[int] = field(init=False)
     price_decimals: list[int] = field(init=False)
+    units: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
         assert self.universe.size_unit is not None
+        self.units = [float(u) for u in self.universe.size_unit]
         self.size_decimals = [decimals_of(float(u)) for u in self.universe.size_unit]
         self.price_decimals = [decimals_of(float(t)) for t in self.universe.tick_size]
 
@@ -118,8 +120,8 @@ class MarketView:
         return f"{text[:-d]}.{text[-d:]}"
 
     def unit(self, sym: int) -> float:
-        assert self.universe.size_unit is not None
-        return float(self.universe.size_unit[sym])
+        """What one size unit of the symbol is worth in its asset (1 share, 0.00001 BTC)."""
+        return self.units[sym]
 
     def price(self, sym: int, value: float) -> str:
         return f"{value:.{self.price_decimals[sym]}f}"

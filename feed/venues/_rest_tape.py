@@ -105,6 +105,23 @@ class Ring:
             idx = np.concatenate([idx[idx >= self.head], idx[idx < self.head]])
         return self.buf[idx]
 
+    def of_many(self, syms: list[int]) -> dict[int, NDArray[np.void]]:
+        """Every record of each symbol in `syms`, oldest first, in one pass over the ring
+        (a request for many symbols costs one scan, not one per symbol)."""
+        if len(syms) == 1:
+            return {syms[0]: self.of(syms[0])}
+        wanted = np.unique(np.asarray(syms, np.intp))
+        cap = len(self.buf)
+        idx = np.flatnonzero(np.isin(self.buf["sym"][: self.filled], wanted))
+        if self.filled == cap and self.head:
+            idx = np.concatenate([idx[idx >= self.head], idx[idx < self.head]])
+        records = self.buf[idx]
+        records = records[np.argsort(records["sym"], kind="stable")]  # time order kept
+        bounds = np.searchsorted(records["sym"], np.append(wanted, wanted[-1] + 1))
+        return {
+            int(sym): records[bounds[i] : bounds[i + 1]] for i, sym in enumerate(wanted.tolist())
+        }
+
     def all(self) -> NDArray[np.void]:
         """Every record, oldest first (a copy)."""
         if self.filled < len(self.buf):
@@ -119,6 +136,7 @@ class RestTape:
         self.trades = Ring(TRADE_DTYPE, ring_size(n_symbols, MAX_TRADES))
         self.quotes = Ring(QUOTE_DTYPE, ring_size(n_symbols, MAX_QUOTES))
         self.closed = Ring(BAR_DTYPE, ring_size(n_symbols, MAX_BARS))
+        self.last_trades = np.zeros(n_symbols, TRADE_DTYPE)  # ts 0: none yet
         self.open_bars = np.zeros(n_symbols, BAR_DTYPE)  # count 0: no trade this minute
         self.open_bars["sym"] = np.arange(n_symbols)
         self.minute_ns = -1  # the open minute's start
@@ -157,6 +175,8 @@ class RestTape:
             t["size"], t["sym"] = rows["last_size"], rows["sym"]
             t["buy"] = (rows["flags"] & _BUY) != 0
             self.trades.extend(t)
+            ids, rev = np.unique(t["sym"][::-1], return_index=True)
+            self.last_trades[ids] = t[len(t) - 1 - rev]
             minutes = t["ts"] - t["ts"] % NS_PER_MIN
             cuts = np.flatnonzero(np.diff(minutes)) + 1  # records are in event order
             for part in np.split(t, cuts):  # one part per minute: one part almost always
@@ -216,6 +236,31 @@ class RestTape:
         """The symbol's quotes (every record's) still in the ring, oldest first."""
         self.flush()
         return self.quotes.of(sym)
+
+    def last_trade(self, sym: int) -> np.void | None:
+        """The symbol's latest trade (kept when the ring has lost it), or None before its first."""
+        self.flush()
+        trade = self.last_trades[sym]
+        return trade if trade["ts"] else None
+
+    def trades_of(self, syms: list[int]) -> dict[int, NDArray[np.void]]:
+        """`recent_trades` of many symbols, in one scan."""
+        self.flush()
+        return self.trades.of_many(syms)
+
+    def quotes_of(self, syms: list[int]) -> dict[int, NDArray[np.void]]:
+        """`recent_quotes` of many symbols, in one scan."""
+        self.flush()
+        return self.quotes.of_many(syms)
+
+    def bars_of(self, syms: list[int]) -> dict[int, NDArray[np.void]]:
+        """`bars` of many symbols, in one scan."""
+        self.flush()
+        closed, bars = self.closed.of_many(syms), self.open_bars
+        return {
+            sym: np.concatenate([c, bars[sym : sym + 1]]) if bars["count"][sym] > 0 else c
+            for sym, c in closed.items()
+        }
 
     def bars(self, sym: int) -> NDArray[np.void]:
         """The symbol's minute bars, oldest first: the closed ones, then the open one if it

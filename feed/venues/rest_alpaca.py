@@ -65,18 +65,17 @@ class AlpacaRest:
         if len(parts) == 1 and parts[0] in KINDS:
             return self._history(parts[0], self._symbols(params), params, now_ns, None)
         if len(parts) == 2 and parts[0] in KINDS and parts[1] == "latest":
-            kind = parts[0]
-            syms = self._symbols(params)
-            return {kind: {s: v for s in syms if (v := self._latest(kind, s, now_ns)) is not None}}
+            latest = self._latest(parts[0], self._symbols(params))
+            return {parts[0]: {name: v for name, v in latest.items() if v is not None}}
         if parts == ["snapshots"]:
-            return {s: self._snapshot(s, now_ns) for s in self._symbols(params)}
+            return self._snapshots(self._symbols(params))
         if len(parts) == 2 and parts[1] in KINDS:
             return self._history(parts[1], [parts[0]], params, now_ns, parts[0])
         if len(parts) == 3 and parts[1] in KINDS and parts[2] == "latest":
             kind, one = parts[1], parts[1][:-1]
-            return {"symbol": parts[0], one: self._latest(kind, parts[0], now_ns)}
+            return {"symbol": parts[0], one: self._latest(kind, [parts[0]]).get(parts[0])}
         if len(parts) == 2 and parts[1] == "snapshot":
-            return {"symbol": parts[0], **self._snapshot(parts[0], now_ns)}
+            return {"symbol": parts[0], **self._snapshots([parts[0]]).get(parts[0], {})}
         raise _err(404, 40410000, "endpoint not found")
 
     def _symbols(self, params: dict[str, str]) -> list[str]:
@@ -132,20 +131,19 @@ class AlpacaRest:
 
     # ------------------------------------------------------------------ history, paged
 
-    def _records(
-        self, kind: str, sym: int, params: dict[str, str]
-    ) -> tuple[NDArray[np.void], NDArray[np.int64], Callable[[int, Any], dict[str, Any]]]:
-        """A symbol's records of `kind`, oldest first, their times and their encoder."""
+    def _gather(
+        self, kind: str, syms: list[int], params: dict[str, str]
+    ) -> tuple[dict[int, NDArray[np.void]], str, Callable[[int, Any], dict[str, Any]]]:
+        """Each symbol's records of `kind`, oldest first (one scan of the tape for all of
+        them), the name of their time field and their encoder."""
         tape = self.view.tape
         if kind == "trades":
-            t = tape.recent_trades(sym)
-            return t, t["ts"], self._trade
+            return tape.trades_of(syms), "ts", self._trade
         if kind == "quotes":
-            q = tape.recent_quotes(sym)
-            return q, q["ts"], self._quote
+            return tape.quotes_of(syms), "ts", self._quote
         width, offset = _timeframe(params.get("timeframe"))
-        bars = aggregate(tape.bars(sym), width, offset)
-        return bars, bars["start"], self._bar
+        bars = {sym: aggregate(b, width, offset) for sym, b in tape.bars_of(syms).items()}
+        return bars, "start", self._bar
 
     def _history(
         self, kind: str, names: list[str], params: dict[str, str], now_ns: int, one: str | None
@@ -158,15 +156,17 @@ class AlpacaRest:
         if params.get("sort", "asc") not in ("asc", "desc"):
             raise _invalid("invalid sort: asc or desc")
         token = _token(params.get("page_token")) if params.get("page_token") else None
+        if token is not None:
+            names = [n for n in names if n >= token[0]]
+        known = {n: self.index[n] for n in names if n in self.index}
+        found, time_field, encode = (
+            self._gather(kind, list(known.values()), params) if known else ({}, "", self._trade)
+        )
         out: dict[str, list[Any]] = {}
         left, next_token = limit, None
-        for name in names:
-            if token is not None and name < token[0]:
-                continue
-            sym = self.index.get(name)
-            if sym is None:
-                continue
-            records, times, encode = self._records(kind, sym, params)
+        for name, sym in known.items():
+            records = found[sym]
+            times = records[time_field]
             keep = np.ones(len(records), bool)
             if start is not None:
                 keep &= times >= start
@@ -197,32 +197,41 @@ class AlpacaRest:
 
     # ------------------------------------------------------------------ latest and snapshots
 
-    def _latest(self, kind: str, name: str, now_ns: int) -> dict[str, Any] | None:
-        sym = self.index.get(name)
-        if sym is None:
-            return None
-        tape = self.view.tape
-        if kind == "trades":
-            t = tape.recent_trades(sym)
-            return self._trade(sym, t[-1]) if len(t) else None
-        if kind == "quotes":
-            rec = self.view.latest()[sym]
-            return self._quote(sym, rec)
-        bars = tape.bars(sym)
-        return self._bar(sym, bars[-1]) if len(bars) else None
-
-    def _snapshot(self, name: str, now_ns: int) -> dict[str, Any]:
-        sym = self.index.get(name)
-        if sym is None:
+    def _latest(self, kind: str, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each known symbol's latest trade, quote (its latest record) or minute bar."""
+        known = {n: self.index[n] for n in names if n in self.index}
+        if not known:
             return {}
-        days = aggregate(self.view.tape.bars(sym), DAY_NS)
+        if kind == "quotes":
+            latest = self.view.latest()
+            return {n: self._quote(sym, latest[sym]) for n, sym in known.items()}
+        tape, syms = self.view.tape, list(known.values())
+        found = tape.trades_of(syms) if kind == "trades" else tape.bars_of(syms)
+        encode = self._trade if kind == "trades" else self._bar
         return {
-            "latestTrade": self._latest("trades", name, now_ns),
-            "latestQuote": self._latest("quotes", name, now_ns),
-            "minuteBar": self._latest("bars", name, now_ns),
-            "dailyBar": self._bar(sym, days[-1]) if len(days) else None,
-            "prevDailyBar": self._bar(sym, days[-2]) if len(days) > 1 else None,
+            n: encode(sym, found[sym][-1]) if len(found[sym]) else None for n, sym in known.items()
         }
+
+    def _snapshots(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Each known symbol's latest trade, quote and minute bar, its day's bar and the day's
+        before (days in UTC): one scan of the tape's bars."""
+        known = {n: self.index[n] for n in names if n in self.index}
+        if not known:
+            return {}
+        tape, latest = self.view.tape, self.view.latest()
+        bars = tape.bars_of(list(known.values()))
+        out = {}
+        for name, sym in known.items():
+            t, b = tape.last_trade(sym), bars[sym]
+            days = aggregate(b, DAY_NS)
+            out[name] = {
+                "latestTrade": None if t is None else self._trade(sym, t),
+                "latestQuote": self._quote(sym, latest[sym]),
+                "minuteBar": self._bar(sym, b[-1]) if len(b) else None,
+                "dailyBar": self._bar(sym, days[-1]) if len(days) else None,
+                "prevDailyBar": self._bar(sym, days[-2]) if len(days) > 1 else None,
+            }
+        return out
 
 
 def _timeframe(text: str | None) -> tuple[int, int]:

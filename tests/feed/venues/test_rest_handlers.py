@@ -448,3 +448,17 @@ def test_alpaca_time_range(setup: Setup) -> None:
     got = setup.json(A + "BTC-USD/trades", f"start={rfc3339(start)}&end={rfc3339(end)}")
     assert isinstance(got, dict)
     assert [t["i"] for t in got["trades"]] == ticks["seq"][10:21].tolist()
+
+
+def test_ring_of_many_is_of_each() -> None:
+    ring = Ring(TRADE_DTYPE, 7)
+    for start in (0, 5, 10):
+        t = np.zeros(5, TRADE_DTYPE)
+        t["id"] = np.arange(start, start + 5)
+        t["sym"] = t["id"] % 3
+        ring.extend(t)
+    many = ring.of_many([2, 0, 1])
+    assert sorted(many) == [0, 1, 2]
+    for sym, records in many.items():
+        assert records.tobytes() == ring.of(sym).tobytes()
+    assert ring.of_many([1])[1]["id"].tolist() == [10, 13]
