@@ -11,7 +11,6 @@ decimals; a trade id is its tick record's `seq`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ import orjson
 from numpy.typing import NDArray
 
 from ._common import binance_name
+from ._rest_binance_objects import px, symbol_info, ticker, window_stats
 from ._rest_common import (
     MarketView,
     RestError,
@@ -59,10 +59,6 @@ def _depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-def px(value: float) -> str:
-    return f"{value:.8f}"
-
-
 def _err(code: int, msg: str, status: int = 400) -> RestError:
     return RestError(status, {"code": code, "msg": msg})
 
@@ -94,7 +90,9 @@ class BinanceRest:
         for i, n in enumerate(self.names):
             self.index.setdefault(n, i)  # on a clash the first symbol keeps the name
         self.weights = WeightWindow(weight_per_min)
-        self._symbols = [orjson.dumps(self._symbol_info(i)) for i in range(len(universe))]
+        self._symbols = [
+            orjson.dumps(symbol_info(view, self.names[i], i)) for i in range(len(universe))
+        ]
         rate_limits = [
             {
                 "rateLimitType": "REQUEST_WEIGHT",
@@ -209,57 +207,6 @@ class BinanceRest:
 
     # ------------------------------------------------------------------ endpoints
 
-    def _symbol_info(self, i: int) -> dict[str, Any]:
-        u, view = self.view.universe, self.view
-        tick, unit = float(u.tick_size[i]), view.unit(i)
-        step = px(unit)  # a size is a whole number of the universe's size units
-        return {
-            "symbol": self.names[i],
-            "status": "TRADING",
-            "baseAsset": u.bases[i],
-            "baseAssetPrecision": 8,
-            "quoteAsset": u.quotes[i],
-            "quotePrecision": 8,
-            "quoteAssetPrecision": 8,
-            "baseCommissionPrecision": 8,
-            "quoteCommissionPrecision": 8,
-            "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-            "icebergAllowed": False,
-            "ocoAllowed": False,
-            "otoAllowed": False,
-            "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": False,
-            "cancelReplaceAllowed": False,
-            "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False,
-            "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": px(tick),
-                    "maxPrice": "1000000.00000000",
-                    "tickSize": px(tick),
-                },
-                {
-                    "filterType": "LOT_SIZE",
-                    "minQty": step,
-                    "maxQty": "9000000.00000000",
-                    "stepSize": step,
-                },
-                {
-                    "filterType": "NOTIONAL",
-                    "minNotional": "1.00000000",
-                    "applyMinToMarket": True,
-                    "maxNotional": "9000000.00000000",
-                    "applyMaxToMarket": False,
-                    "avgPriceMins": 5,
-                },
-            ],
-            "permissions": [],
-            "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "NONE",
-            "allowedSelfTradePreventionModes": ["NONE"],
-        }
-
     def exchange_info(self, params: dict[str, str], now_ns: int) -> bytes:
         """The universe's symbols, encoded once at start; the server time added per request."""
         if params.get("symbol") or params.get("symbols"):
@@ -311,51 +258,10 @@ class BinanceRest:
         latest, cutoff = self.view.latest(), now_ns - DAY_NS
         bars = self.view.tape.all_bars() if not one else self.view.tape.bars(syms[0])
         bars = bars[bars["start"] >= cutoff - cutoff % NS_PER_MIN]
-        stats = _window_stats(bars, len(self.names))
-        out = [self._ticker(s, latest[s], stats, now_ns, kind == "MINI") for s in syms]
+        stats = window_stats(bars, len(self.names))
+        mini = kind == "MINI"
+        out = [ticker(self.view, self.names[s], s, latest[s], stats, now_ns, mini) for s in syms]
         return out[0] if one else out
-
-    def _ticker(
-        self, sym: int, rec: Any, stats: NDArray[np.void], now_ns: int, mini: bool
-    ) -> dict[str, Any]:
-        view, st, last = self.view, stats[sym], float(rec["last"])
-        traded = int(st["count"]) > 0
-        open_ = float(st["open"]) if traded else last
-        high = float(st["high"]) if traded else last
-        low = float(st["low"]) if traded else last
-        volume, notional = int(st["volume"]), float(st["notional"]) * view.unit(sym)
-        out: dict[str, Any] = {
-            "symbol": self.names[sym],
-            "openPrice": px(open_),
-            "highPrice": px(high),
-            "lowPrice": px(low),
-            "lastPrice": px(last),
-            "volume": view.size(sym, volume),
-            "quoteVolume": px(notional),
-            "openTime": (now_ns - DAY_NS) // NS_PER_MS,
-            "closeTime": now_ns // NS_PER_MS,
-            "firstId": int(st["first_id"]) if traded else -1,
-            "lastId": int(st["last_id"]) if traded else -1,
-            "count": int(st["count"]),
-        }
-        if mini:
-            return out
-        change = last - open_
-        vwap = notional / (volume * view.unit(sym)) if volume else last
-        return {
-            "symbol": out.pop("symbol"),
-            "priceChange": px(change),
-            "priceChangePercent": f"{100 * change / open_ if open_ else 0.0:.3f}",
-            "weightedAvgPrice": px(vwap),
-            "prevClosePrice": px(open_),
-            "lastPrice": out.pop("lastPrice"),
-            "lastQty": view.size(sym, rec["last_size"]),
-            "bidPrice": px(rec["bid"]),
-            "bidQty": view.size(sym, rec["bid_size"]),
-            "askPrice": px(rec["ask"]),
-            "askQty": view.size(sym, rec["ask_size"]),
-            **out,
-        }
 
     def _trades(self, params: dict[str, str]) -> tuple[int, NDArray[np.void], int]:
         sym = self._sym(params)
@@ -457,23 +363,3 @@ class BinanceRest:
         price = float(bars["notional"].sum()) / volume if volume else last
         close = int(bars["start"][-1]) + NS_PER_MIN if len(bars) else now_ns
         return {"mins": 5, "price": px(price), "closeTime": close // NS_PER_MS}
-
-
-def _window_stats(bars: NDArray[np.void], n: int) -> NDArray[np.void]:
-    """Per symbol, the bars (oldest first) merged into one: open, high, low, sums, ids."""
-    out = np.zeros(n, bars.dtype)
-    if not len(bars):
-        return out
-    sym = bars["sym"].astype(np.intp)
-    ids, first = np.unique(sym, return_index=True)
-    _, rev = np.unique(sym[::-1], return_index=True)
-    last = len(bars) - 1 - rev
-    out["open"][ids], out["first_id"][ids] = bars["open"][first], bars["first_id"][first]
-    out["close"][ids], out["last_id"][ids] = bars["close"][last], bars["last_id"][last]
-    out["high"][:] = -math.inf
-    out["low"][:] = math.inf
-    np.maximum.at(out["high"], sym, bars["high"])
-    np.minimum.at(out["low"], sym, bars["low"])
-    for f in ("volume", "notional", "buy_volume", "buy_notional", "count"):
-        np.add.at(out[f], sym, bars[f])
-    return out
