@@ -2,11 +2,12 @@
 
 `ping`, `time`, `exchangeInfo` (a symbol per universe symbol, with PRICE_FILTER, LOT_SIZE and
 NOTIONAL filters), `depth` (the top of the book: the market has one level), `ticker/bookTicker`,
-`ticker/price`, `ticker/24hr`, `trades`, `aggTrades`, `klines` / `uiKlines` and `avgPrice`,
-with Binance's parameters, caps, error objects (`{"code": -1121, "msg": "Invalid symbol."}`) and
-request weights: every answer carries `X-MBX-USED-WEIGHT-1M`, and past the limit per address and
-minute a request gets 429 with `Retry-After`. Prices and quantities are decimal strings with 8
-decimals; a trade id is its tick record's `seq`.
+`ticker/price`, `ticker/24hr`, `trades`, `historicalTrades`, `aggTrades`, `klines` /
+`uiKlines` and `avgPrice`, with Binance's parameters, caps, error objects
+(`{"code": -1121, "msg": "Invalid symbol."}`) and request weights: every answer carries
+`X-MBX-USED-WEIGHT-1M`, and past the limit per address and minute a request gets 429 with
+`Retry-After`. Prices and quantities are decimal strings with 8 decimals; a trade id is its tick
+record's `seq`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class BinanceRest:
             "ticker/price": (self.price, self._many_weight(2, 4)),
             "ticker/24hr": (self.ticker_24hr, self._many_weight(2, 80)),
             "trades": (self.trades, 25),
+            "historicalTrades": (self.trades, 25),
             "aggTrades": (self.agg_trades, 4),
             "klines": (self.klines, 2),
             "uiKlines": (self.klines, 2),
@@ -269,7 +271,10 @@ class BinanceRest:
         return sym, self.view.tape.recent_trades(sym), limit
 
     def trades(self, params: dict[str, str], now_ns: int) -> list[dict[str, Any]]:
+        """`trades`, and `historicalTrades` (from `fromId` on; Binance asks for no key here)."""
         sym, t, limit = self._trades(params)
+        from_id = _int(params, "fromId")
+        t = t[t["id"] >= from_id][:limit] if from_id is not None else t[-limit:]
         view, unit = self.view, self.view.unit(sym)
         return [
             {
@@ -281,7 +286,7 @@ class BinanceRest:
                 "isBuyerMaker": not r["buy"],
                 "isBestMatch": True,
             }
-            for r in t[-limit:]
+            for r in t
         ]
 
     def agg_trades(self, params: dict[str, str], now_ns: int) -> list[dict[str, Any]]:

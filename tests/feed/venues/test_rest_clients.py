@@ -132,8 +132,8 @@ async def test_ccxt_coinbase_exchange_reads_the_simulated_market(
 
 async def test_python_binance_async_client(crypto_server: VenueServer) -> None:
     """python-binance's AsyncClient with its public `API_URL` set (a subclass, so nothing of
-    the library changes): `create()` pings and reads the server time, then the symbol ticker
-    and klines are the simulated market's."""
+    the library changes): `create()` pings and reads the server time, then the symbol ticker,
+    klines, symbol info, order book and recent trades are the simulated market's."""
     client_module = pytest.importorskip("binance", reason="python-binance is not installed")
     api_url = _http(crypto_server, "/binance/api")
 
@@ -148,6 +148,8 @@ async def test_python_binance_async_client(crypto_server: VenueServer) -> None:
                 "ticker": await client.get_symbol_ticker(symbol="BTCUSD"),
                 "klines": await client.get_klines(symbol="BTCUSD", interval="1m", limit=3),
                 "info": await client.get_symbol_info("ETHUSD"),
+                "book": await client.get_order_book(symbol="BTCUSD", limit=5),
+                "trades": await client.get_recent_trades(symbol="BTCUSD", limit=3),
                 "offset": client.timestamp_offset,
             }
         finally:
@@ -163,6 +165,9 @@ async def test_python_binance_async_client(crypto_server: VenueServer) -> None:
     assert filters["PRICE_FILTER"]["tickSize"] == "0.01000000"
     assert filters["LOT_SIZE"]["stepSize"] == "0.00010000"
     assert abs(got["offset"]) < 60_000  # the server's clock is the wall clock at start
+    book = got["book"]
+    assert float(book["bids"][0][0]) < float(book["asks"][0][0]) and book["lastUpdateId"] > 0
+    assert len(got["trades"]) == 3 and all(float(t["qty"]) > 0 for t in got["trades"])
 
 
 async def test_alpaca_py_historical_client(venue_server: VenueServer) -> None:

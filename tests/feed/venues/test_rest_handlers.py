@@ -162,6 +162,8 @@ def test_binance_trades_are_the_markets_trades_with_exact_sizes(setup: Setup) ->
     assert [t["isBuyerMaker"] for t in trades] == (
         (last["flags"] & int(TickFlag.BUY)) == 0
     ).tolist()
+    older = setup.json(B + "historicalTrades", f"symbol=BTCUSD&fromId={trades[10]['id']}&limit=2")
+    assert older == trades[10:12]
     page = setup.json(B + "aggTrades", f"symbol=BTCUSD&fromId={trades[10]['id']}&limit=3")
     assert isinstance(page, list) and [a["a"] for a in page] == [t["id"] for t in trades[10:13]]
 
