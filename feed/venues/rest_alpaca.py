@@ -251,7 +251,7 @@ def _limit(params: dict[str, str]) -> int:
     text = params.get("limit", "")
     if not text:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise _invalid(f"invalid limit: must be between 1 and {MAX_LIMIT}")
     return int(text)
 

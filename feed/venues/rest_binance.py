@@ -72,7 +72,7 @@ def _int(params: dict[str, str], name: str, default: int | None = None) -> int |
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or len(text) > 20:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise _err(
             -1100,
             f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",

@@ -186,7 +186,7 @@ class CoinbaseRest:
 
     def candles(self, sym: int, params: dict[str, str], now_ns: int) -> list[list[Any]]:
         text = params.get("granularity", "60")
-        if not text.isdigit() or int(text) not in GRANULARITIES:
+        if not (text.isascii() and text.isdigit()) or int(text) not in GRANULARITIES:
             allowed = ", ".join(map(str, GRANULARITIES))
             raise _bad(f"Unsupported granularity: use one of {allowed}")
         width = int(text) * NS_PER_S
@@ -267,7 +267,7 @@ def _positive(params: dict[str, str], name: str, default: int) -> int:
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or len(text) > 19 or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) < 1:
         raise _bad(f"Invalid {name}: a whole number from 1, got {text[:40]!r}")
     return int(text)
 
@@ -278,7 +278,7 @@ def _time(params: dict[str, str], name: str) -> int | None:
     if not text:
         return None
     try:
-        if text.replace(".", "", 1).isdigit():
+        if text.isascii() and text.replace(".", "", 1).isdigit():
             return int(float(text) * NS_PER_S)
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from urllib.parse import urlencode
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tickwire.feed.venues._rest_tape import TRADE_DTYPE, Ring
 from tickwire.feed.venues.rest import MarketView, RestApi, RestRequest, RestResponse, RestTape
@@ -464,3 +467,53 @@ def test_ring_of_many_is_of_each() -> None:
     for sym, records in many.items():
         assert records.tobytes() == ring.of(sym).tobytes()
     assert ring.of_many([1])[1]["id"].tolist() == [10, 13]
+
+
+_BINANCE = "depth trades historicalTrades aggTrades klines avgPrice exchangeInfo nothing"
+_COINBASE = "products/BTC-USD/trades products/BTC-USD/candles products/BTC-USD/book time x/y/z"
+_ALPACA = "bars trades quotes BTC-USD/bars snapshots quotes/latest BTC-USD/snapshot"
+_PATHS = (
+    [B + p for p in (*_BINANCE.split(), "ticker/24hr", "ticker/price", "ticker/bookTicker")]
+    + [C + p for p in _COINBASE.split()]
+    + [A + p for p in _ALPACA.split()]
+)
+_NAMES = st.sampled_from(
+    [
+        "symbol",
+        "symbols",
+        "limit",
+        "interval",
+        "startTime",
+        "endTime",
+        "fromId",
+        "type",
+        "granularity",
+        "start",
+        "end",
+        "level",
+        "before",
+        "after",
+        "timeframe",
+        "page_token",
+        "sort",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(path=B + "klines", params=[("symbol", "BTCUSD"), ("interval", "1m"), ("limit", "²")])
+@example(path=C + "products/BTC-USD/candles", params=[("granularity", "\u0666\u0660")])
+@example(path=C + "products/BTC-USD/trades", params=[("limit", "\u0661")])
+@example(path=C + "products/BTC-USD/candles", params=[("start", "\u0661\u0662.\u0663")])
+@example(path=A + "trades", params=[("symbols", "BTC-USD"), ("limit", "³")])
+@given(
+    path=st.sampled_from(_PATHS),
+    params=st.lists(st.tuples(_NAMES, st.text(max_size=30)), max_size=4),
+)
+def test_any_query_gets_an_answer_never_an_exception(
+    setup: Setup, path: str, params: list[tuple[str, str]]
+) -> None:
+    query = urlencode(params)
+    resp = setup.get(path, query, peer="fuzz")
+    assert resp.status in (200, 400, 404, 422, 429), (resp.status, resp.body)
+    orjson.loads(resp.body)
