@@ -8,6 +8,7 @@ No sockets and no trio of its own; every other path stays the HTTP front's 404.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from . import metrics as m
@@ -16,6 +17,8 @@ from .venues.rest import RestApi, RestRequest
 from .web import static_response
 
 Readiness = Callable[[], m.Response]
+log = logging.getLogger("tickwire.server")
+_INTERNAL = b'{"code":-1000,"msg":"internal error","message":"internal error"}'
 
 
 def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
@@ -52,7 +55,11 @@ def rest_route(
         def answer(req: HttpRequest) -> HttpResponse:
             refresh()
             rest = RestRequest(req.method, req.path, req.query, req.headers, req.peer)
-            resp = handler(rest, now_ns())
+            try:
+                resp = handler(rest, now_ns())
+            except Exception:  # one request's bug: a 500 for it, logged, the server goes on
+                log.exception("REST %s %s?%s: internal error", req.method, req.path, req.query)
+                return HttpResponse(500, (("Content-Type", "application/json"),), _INTERNAL)
             return HttpResponse(resp.status, resp.headers, resp.body)
 
         return answer

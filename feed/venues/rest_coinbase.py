@@ -278,11 +278,13 @@ def _time(params: dict[str, str], name: str) -> int | None:
     if not text:
         return None
     try:
+        if len(text) > 40:  # longer than any time: a number this long is no time either
+            raise ValueError(text)
         if text.isascii() and text.replace(".", "", 1).isdigit():
             return int(float(text) * NS_PER_S)
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)  # naive: UTC, as Coinbase reads it
+        return int(at.timestamp() * NS_PER_S)
+    except (ValueError, OverflowError):
         raise _bad(f"Invalid {name}: an ISO 8601 time or Unix seconds, got {text[:40]!r}") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)  # naive: UTC, as Coinbase reads it
-    return int(at.timestamp() * NS_PER_S)

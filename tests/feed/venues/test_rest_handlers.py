@@ -506,6 +506,7 @@ _NAMES = st.sampled_from(
 @example(path=C + "products/BTC-USD/trades", params=[("limit", "\u0661")])
 @example(path=C + "products/BTC-USD/candles", params=[("start", "\u0661\u0662.\u0663")])
 @example(path=A + "trades", params=[("symbols", "BTC-USD"), ("limit", "³")])
+@example(path=C + "products/BTC-USD/candles", params=[("start", "9" * 400)])
 @given(
     path=st.sampled_from(_PATHS),
     params=st.lists(st.tuples(_NAMES, st.text(max_size=30)), max_size=4),

@@ -3,6 +3,9 @@ methods, Origin rules, tokens and the weight limit as a client sees them."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import orjson
 import pytest
 import trio
@@ -114,3 +117,25 @@ def test_binance_weight_flag() -> None:
         assert get(base + "/coinbase/time")[0] == 200
     assert statuses[0] == 200 and statuses[-1] == 429, statuses
     assert 1 <= int(headers["Retry-After"]) <= 60
+
+
+def test_a_handler_bug_is_a_500_for_that_request(caplog: pytest.LogCaptureFixture) -> None:
+    """A REST handler that raises answers 500 (logged with its traceback), not a connection
+    closed without an answer; the server's other requests are not concerned."""
+    from tickwire.feed._http import HttpRequest
+    from tickwire.feed._routes import rest_route
+
+    class Broken:
+        def route(self, path: str) -> Any:
+            def handler(req: Any, now_ns: int) -> Any:
+                raise ZeroDivisionError("a bug")
+
+            return handler
+
+    route = rest_route(Broken(), lambda: 0, lambda: None)  # type: ignore[arg-type]
+    answer = route("/binance/api/v3/ping")
+    assert answer is not None
+    with caplog.at_level(logging.ERROR, logger="tickwire.server"):
+        resp = answer(HttpRequest("GET", "/binance/api/v3/ping", "", {}, "1.2.3.4"))
+    assert resp.status == 500 and orjson.loads(resp.body)["msg"] == "internal error"
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
