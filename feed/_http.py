@@ -8,7 +8,8 @@ without a body, whatever its status. A WebSocket upgrade goes through its checks
 path (404), Origin (403), token (401), then the caller's per-IP and connection caps; `Accept`
 carries the 101 response and the bytes that followed the request in the same packet (a client
 may send its first frame with the handshake: they belong to the WebSocket). Any other request
-gets an answer from `routes` (404 by default) and `Connection: close`. No trio, no sockets, no
+gets an answer from `routes`, or from `rest_route` (the venues' REST paths, by prefix, under the
+upgrades' Origin rules), 404 by default, and `Connection: close`. No trio, no sockets, no
 clock: the deadline against slowloris is the shell's.
 """
 

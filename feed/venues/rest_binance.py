@@ -52,7 +52,6 @@ INTERVALS: dict[str, int] = {
     "1w": 7 * DAY_NS,
 }
 WEEK_OFFSET_NS = 4 * DAY_NS  # the epoch was a Thursday; Binance's weeks start on Monday
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000, 5000)
 MAX_LIMIT = 1000  # trades, aggTrades, klines
 
 
