@@ -518,3 +518,20 @@ def test_any_query_gets_an_answer_never_an_exception(
     resp = setup.get(path, query, peer="fuzz")
     assert resp.status in (200, 400, 404, 422, 429), (resp.status, resp.body)
     orjson.loads(resp.body)
+
+
+@pytest.mark.parametrize("sort", ["asc", "desc"])
+def test_alpaca_page_token_survives_new_records(sort: str) -> None:
+    """Records that reach the tape between two pages do not shift the next page (newest
+    first, a position would: the new records come before it)."""
+    s = Setup(minutes=0.5)
+    whole = s.json(A + "BTC-USD/trades", f"limit=10&sort={sort}")
+    first = s.json(A + "BTC-USD/trades", f"limit=5&sort={sort}")
+    assert isinstance(first, dict) and first["next_page_token"]
+    for k in range(31, 41):  # ten more seconds of market
+        s.tape.publish(s.market.step(T0 + k * S))
+    s.now = T0 + 40 * S
+    token = first["next_page_token"]
+    second = s.json(A + "BTC-USD/trades", f"limit=5&sort={sort}&page_token={token}")
+    assert isinstance(second, dict) and isinstance(whole, dict)
+    assert first["trades"] + second["trades"] == whole["trades"]
