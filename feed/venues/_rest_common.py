@@ -67,30 +67,34 @@ class RestError(Exception):
 
 
 class WeightWindow:
-    """Request weight per address in fixed one-minute windows of event time, as Binance counts
-    `X-MBX-USED-WEIGHT-1M`. Only the current minute's addresses are kept."""
+    """Request weight per client in fixed windows of event time (a minute by default), as
+    Binance counts `X-MBX-USED-WEIGHT-1M`. Only the current window's clients are kept."""
 
-    __slots__ = ("_minute", "_used", "limit")
+    __slots__ = ("_used", "_window", "limit", "window_ns")
 
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"a weight limit is 1 or more per minute, got {limit}")
+    def __init__(self, limit: int, window_ns: int = 60_000_000_000) -> None:
+        if limit < 1 or window_ns < 1:
+            raise ValueError(f"a limit and its window are 1 or more, got {limit}, {window_ns}")
         self.limit = limit
-        self._minute = -1
+        self.window_ns = window_ns
+        self._window = -1
         self._used: dict[str, int] = {}
 
     def charge(self, peer: str, weight: int, now_ns: int) -> tuple[int, int | None]:
-        """Charge `weight` to `peer`; its weight used this minute, and the seconds to wait
+        """Charge `weight` to `peer`; its weight used this window, and the seconds to wait
         (Retry-After) if that is past the limit, else None."""
-        minute = now_ns // 60_000_000_000
-        if minute != self._minute:
-            self._minute = minute
+        window = now_ns // self.window_ns
+        if window != self._window:
+            self._window = window
             self._used.clear()
         used = self._used[peer] = self._used.get(peer, 0) + weight
         if used <= self.limit:
             return used, None
-        left_ns = (minute + 1) * 60_000_000_000 - now_ns
-        return used, max(1, -(-left_ns // 1_000_000_000))
+        return used, max(1, -(-self.reset_ns(now_ns) // 1_000_000_000))
+
+    def reset_ns(self, now_ns: int) -> int:
+        """Time left until the window ends."""
+        return (now_ns // self.window_ns + 1) * self.window_ns - now_ns
 
 
 @dataclass(slots=True)

@@ -19,15 +19,29 @@ venue's error shape. Imports neither trio nor any socket library.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ._rest_common import Handler, MarketView, RestRequest, RestResponse, json_response
+from ._rest_common import (
+    Handler,
+    MarketView,
+    RestRequest,
+    RestResponse,
+    WeightWindow,
+    json_response,
+)
 from ._rest_tape import RestTape
 from .rest_alpaca import AlpacaRest
 from .rest_binance import BinanceRest
 from .rest_coinbase import CoinbaseRest
 
 __all__ = ["MarketView", "RestApi", "RestRequest", "RestResponse", "RestTape"]
+
+
+NS_PER_S = 1_000_000_000
+# Coinbase Exchange's public endpoints: 10 requests a second per address, in bursts of up to
+# 15 (as a fixed one-second window of 15). Alpaca's market data: 200 requests a minute per key.
+COINBASE_PER_S = 15
+ALPACA_PER_MIN = 200
 
 
 class RestApi:
@@ -39,22 +53,27 @@ class RestApi:
         *,
         tokens: Sequence[str] = (),
         binance_weight_per_min: int = 6000,
+        coinbase_per_s: int = COINBASE_PER_S,
+        alpaca_per_min: int = ALPACA_PER_MIN,
     ) -> None:
+        """`coinbase_per_s`, `alpaca_per_min`: requests per address (Coinbase) or key (Alpaca)
+        and window; 0: no limit."""
         self.view = view
         self.tokens = tuple(tokens)
         self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min)
-        self.coinbase = CoinbaseRest(view)
-        self.alpaca = AlpacaRest(view)
+        coinbase, alpaca = CoinbaseRest(view), AlpacaRest(view)
+        self._coinbase = _limited(coinbase.handle, coinbase_per_s, NS_PER_S, _coinbase_limit)
+        self._alpaca = _limited(alpaca.handle, alpaca_per_min, 60 * NS_PER_S, _alpaca_limit)
 
     def route(self, path: str) -> Handler | None:
         """The handler of a REST path, or None (WebSocket paths of the venues are not REST)."""
         if path.startswith("/binance/api/"):
             return self._guard(self.binance.handle, ("x-mbx-apikey",), _binance_refusal)
         if path.startswith("/coinbase/") and path.rstrip("/") != "/coinbase":
-            return self._guard(self.coinbase.handle, ("cb-access-key",), _coinbase_refusal)
+            return self._guard(self._coinbase, ("cb-access-key",), _coinbase_refusal)
         if path.startswith("/alpaca/v2/stocks/") or path == "/alpaca/v2/stocks":
             keys = ("apca-api-key-id", "apca-api-secret-key")
-            return self._guard(self.alpaca.handle, keys, _alpaca_refusal)
+            return self._guard(self._alpaca, keys, _alpaca_refusal)
         return None
 
     def _guard(
@@ -70,6 +89,58 @@ class RestApi:
             return handler(req, now_ns)
 
         return guarded
+
+
+def _limited(
+    handler: Handler,
+    limit: int,
+    window_ns: int,
+    refusal: Callable[[WeightWindow, int, int, int | None], RestResponse | None],
+) -> Handler:
+    """`handler` behind a per-client request count (`limit` 0: none); `refusal(window, used,
+    now_ns, retry_s)` is the venue's 429 (None: answer), or adds the venue's headers."""
+    if not limit:
+        return handler
+    window = WeightWindow(limit, window_ns)
+
+    def limited(req: RestRequest, now_ns: int) -> RestResponse:
+        client = req.headers.get("apca-api-key-id") or req.peer  # Alpaca counts per key
+        used, retry_s = window.charge(client, 1, now_ns)
+        refused = refusal(window, used, now_ns, retry_s)
+        if refused is not None:
+            return refused
+        resp = handler(req, now_ns)
+        extra = _alpaca_headers(window, used, now_ns) if refusal is _alpaca_limit else ()
+        return RestResponse(resp.status, (*resp.headers, *extra), resp.body)
+
+    return limited
+
+
+def _coinbase_limit(
+    window: WeightWindow, used: int, now_ns: int, retry_s: int | None
+) -> RestResponse | None:
+    if retry_s is None:
+        return None
+    return json_response(429, {"message": "Public rate limit exceeded"}, [("Retry-After", "1")])
+
+
+def _alpaca_headers(window: WeightWindow, used: int, now_ns: int) -> tuple[tuple[str, str], ...]:
+    reset_s = (now_ns + window.reset_ns(now_ns)) // NS_PER_S
+    return (
+        ("X-RateLimit-Limit", str(window.limit)),
+        ("X-RateLimit-Remaining", str(max(0, window.limit - used))),
+        ("X-RateLimit-Reset", str(reset_s)),
+    )
+
+
+def _alpaca_limit(
+    window: WeightWindow, used: int, now_ns: int, retry_s: int | None
+) -> RestResponse | None:
+    if retry_s is None:
+        return None
+    body = {"code": 42910000, "message": "rate limit exceeded"}
+    headers = [*_alpaca_headers(window, used, now_ns), ("Retry-After", str(retry_s))]
+    return json_response(429, body, headers)
 
 
 _binance_refusal = json_response(

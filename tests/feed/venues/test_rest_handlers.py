@@ -37,7 +37,9 @@ class Setup:
             self.tape.publish(batch)
             self.ticks.append(batch)
         self.now = T0 + int(minutes * 60) * S
-        self.api = RestApi(MarketView(self.universe, self.market.snapshot, self.tape), **api)  # type: ignore[arg-type]
+        api = {"coinbase_per_s": 0, "alpaca_per_min": 0, **api}  # one client, one instant
+        view = MarketView(self.universe, self.market.snapshot, self.tape)
+        self.api = RestApi(view, **api)  # type: ignore[arg-type]
 
     def get(
         self, path: str, query: str = "", peer: str = "1.2.3.4", **headers: str
@@ -134,6 +136,30 @@ def test_binance_429_with_retry_after_past_the_limit_then_a_new_minute() -> None
     s.now = T0 + 120 * S  # the next minute: a fresh window
     again = s.get(B + "ping")
     assert again.status == 200 and dict(again.headers)["X-MBX-USED-WEIGHT-1M"] == "1"
+
+
+def test_coinbase_and_alpaca_rate_limits() -> None:
+    """Coinbase: 15 requests in a second per address, then 429 until the next second. Alpaca:
+    200 a minute per key, with the X-RateLimit headers and 429 past them."""
+    s = Setup(minutes=0.1, coinbase_per_s=15, alpaca_per_min=200)
+    s.now = T0 + 10 * S + 400_000_000  # 0.4 s into a second
+    codes = [s.get(C + "time").status for _ in range(16)]
+    assert codes == [200] * 15 + [429]
+    assert orjson.loads(s.get(C + "time").body) == {"message": "Public rate limit exceeded"}
+    assert s.get(C + "time", peer="another address").status == 200
+    s.now += 600_000_000  # the next second
+    assert s.get(C + "time").status == 200
+    key = {"apca-api-key-id": "k1"}
+    first = dict(s.get(A + "trades", "symbols=BTC-USD", **key).headers)
+    assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("200", "199")
+    assert int(first["X-RateLimit-Reset"]) == (T0 + 60 * S) // S
+    for _ in range(199):
+        assert s.get(A + "trades", "symbols=BTC-USD", **key).status == 200
+    refused = s.get(A + "trades", "symbols=BTC-USD", **key)
+    assert refused.status == 429 and orjson.loads(refused.body)["code"] == 42910000
+    assert dict(refused.headers)["X-RateLimit-Remaining"] == "0"
+    other = s.get(A + "trades", "symbols=BTC-USD", **{"apca-api-key-id": "k2"})
+    assert other.status == 200
 
 
 def test_binance_exchange_info_filters_come_from_the_universe(setup: Setup) -> None:
