@@ -33,6 +33,7 @@ from ._rest_tape import RestTape
 from .rest_alpaca import AlpacaRest
 from .rest_binance import BinanceRest
 from .rest_coinbase import CoinbaseRest
+from .rest_coinbase_advanced import CoinbaseAdvancedRest
 
 __all__ = ["MarketView", "RestApi", "RestRequest", "RestResponse", "RestTape"]
 
@@ -63,12 +64,16 @@ class RestApi:
         self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min)
         coinbase, alpaca = CoinbaseRest(view), AlpacaRest(view)
         self._coinbase = _limited(coinbase.handle, coinbase_per_s, NS_PER_S, _coinbase_limit)
+        advanced = CoinbaseAdvancedRest(view).handle
+        self._advanced = _limited(advanced, coinbase_per_s, NS_PER_S, _coinbase_limit)
         self._alpaca = _limited(alpaca.handle, alpaca_per_min, 60 * NS_PER_S, _alpaca_limit)
 
     def route(self, path: str) -> Handler | None:
         """The handler of a REST path, or None (WebSocket paths of the venues are not REST)."""
         if path.startswith("/binance/api/"):
             return self._guard(self.binance.handle, ("x-mbx-apikey",), _binance_refusal)
+        if path.startswith(("/coinbase/api/", "/coinbase/v2/")):
+            return self._guard(self._advanced, ("cb-access-key",), _coinbase_refusal)
         if path.startswith("/coinbase/") and path.rstrip("/") != "/coinbase":
             return self._guard(self._coinbase, ("cb-access-key",), _coinbase_refusal)
         if path.startswith("/alpaca/v2/stocks/") or path == "/alpaca/v2/stocks":

@@ -218,3 +218,38 @@ async def test_alpaca_py_historical_client(venue_server: VenueServer) -> None:
     snapshot = got["snapshot"]["AAPL"]
     assert snapshot.latest_trade is not None and snapshot.minute_bar is not None
     assert 0 < snapshot.latest_quote.bid_price < snapshot.latest_quote.ask_price
+
+
+async def test_ccxt_coinbase_advanced_trade_reads_the_simulated_market(
+    crypto_server: VenueServer,
+) -> None:
+    """ccxt's coinbase (Coinbase's Advanced Trade API) with `urls['api']['rest']` pointed here:
+    markets and currencies, ticker, trades, candles and the book are the simulated market's."""
+    exchange = _ccxt("coinbase", {"rest": _http(crypto_server, "/coinbase")})
+    server, btc = crypto_server.server, Universe.crypto_pairs().index("BTC-USD")
+
+    def run() -> dict[str, Any]:
+        markets = exchange.load_markets()
+        return {
+            "markets": markets,
+            "currencies": exchange.currencies,
+            "ticker": exchange.fetch_ticker("BTC/USD"),
+            "trades": exchange.fetch_trades("BTC/USD", limit=20),
+            "ohlcv": exchange.fetch_ohlcv("BTC/USD", "1m", limit=5),
+            "book": exchange.fetch_order_book("BTC/USD"),
+        }
+
+    got = await _in_thread(run)
+    market = got["markets"]["BTC/USD"]
+    assert market["id"] == "BTC-USD" and market["spot"] and market["active"]
+    assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 0.00001
+    assert {"BTC", "USD"} <= set(got["currencies"])
+    ticker = got["ticker"]
+    assert 0 < ticker["bid"] < ticker["ask"] and ticker["last"] > 0
+    trades = got["trades"]
+    assert trades and all(t["price"] > 0 and t["amount"] > 0 for t in trades)
+    recent = {int(r["id"]) for r in server.rest_tape.recent_trades(btc)}
+    assert {int(t["id"]) for t in trades} <= recent
+    assert got["ohlcv"] and all(row[0] % 60_000 == 0 for row in got["ohlcv"])
+    book = got["book"]
+    assert book["bids"][0][0] < book["asks"][0][0]

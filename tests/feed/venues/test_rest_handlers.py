@@ -498,8 +498,10 @@ def test_ring_of_many_is_of_each() -> None:
 _BINANCE = "depth trades historicalTrades aggTrades klines avgPrice exchangeInfo nothing"
 _COINBASE = "products/BTC-USD/trades products/BTC-USD/candles products/BTC-USD/book time x/y/z"
 _ALPACA = "bars trades quotes BTC-USD/bars snapshots quotes/latest BTC-USD/snapshot"
+_ADVANCED = "market/products/BTC-USD/ticker market/products/BTC-USD/candles market/product_book"
 _PATHS = (
-    [B + p for p in (*_BINANCE.split(), "ticker/24hr", "ticker/price", "ticker/bookTicker")]
+    [C + "api/v3/brokerage/" + p for p in _ADVANCED.split()]
+    + [B + p for p in (*_BINANCE.split(), "ticker/24hr", "ticker/price", "ticker/bookTicker")]
     + [C + p for p in _COINBASE.split()]
     + [A + p for p in _ALPACA.split()]
 )
@@ -561,3 +563,42 @@ def test_alpaca_page_token_survives_new_records(sort: str) -> None:
     second = s.json(A + "BTC-USD/trades", f"limit=5&sort={sort}&page_token={token}")
     assert isinstance(second, dict) and isinstance(whole, dict)
     assert first["trades"] + second["trades"] == whole["trades"]
+
+
+V3 = C + "api/v3/brokerage/"
+
+
+def test_coinbase_advanced_trade(setup: Setup) -> None:
+    ticks = setup.trades_of("BTC-USD")
+    spot = setup.json(V3 + "market/products")
+    futures = setup.json(V3 + "market/products", "product_type=FUTURE")
+    assert isinstance(spot, dict) and spot["num_products"] == len(setup.universe)
+    assert futures == {"products": [], "num_products": 0}
+    btc = next(p for p in spot["products"] if p["product_id"] == "BTC-USD")
+    assert (btc["base_increment"], btc["price_increment"]) == ("0.00001", "0.01")
+    ticker = setup.json(V3 + "market/products/BTC-USD/ticker", "limit=3")
+    assert isinstance(ticker, dict)
+    assert [int(t["trade_id"]) for t in ticker["trades"]] == ticks["seq"][::-1][:3].tolist()
+    candles = setup.json(V3 + "market/products/ETH-USD/candles", "granularity=ONE_MINUTE")
+    klines = setup.json(B + "klines", "symbol=ETHUSD&interval=1m")
+    assert isinstance(candles, dict) and isinstance(klines, list)
+    assert [int(c["start"]) * 1000 for c in candles["candles"]] == [k[0] for k in klines][::-1]
+    book = setup.json(V3 + "market/product_book", "product_id=BTC-USD")
+    assert (
+        isinstance(book, dict)
+        and book["pricebook"]["bids"][0]["price"] < book["pricebook"]["asks"][0]["price"]
+    )
+    rates = setup.json(C + "v2/exchange-rates")
+    assert isinstance(rates, dict) and float(rates["data"]["rates"]["BTC"]) > 0
+    crypto = setup.json(C + "v2/currencies/crypto")
+    assert isinstance(crypto, dict) and {c["code"] for c in crypto["data"]} >= {"BTC", "ETH"}
+    for path, query, status in [
+        (V3 + "market/products/NOPE", "", 404),
+        (V3 + "market/product_book", "product_id=NOPE", 404),
+        (V3 + "market/products/BTC-USD/candles", "granularity=ONE_WEEK", 400),
+        (V3 + "market/products/BTC-USD/ticker", "limit=x", 400),
+        (C + "v2/nothing", "", 404),
+    ]:
+        resp = setup.get(path, query)
+        assert resp.status == status
+        assert set(orjson.loads(resp.body)) == {"error", "error_details", "message"}
