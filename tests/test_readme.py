@@ -65,6 +65,7 @@ RAW_BINARY = "tickwire.v1.binary"
 RECORD_REPLAY = "tickwire record"
 ALPACA = "StockDataStream"
 BINANCE = "BinanceSocketManager"
+CCXT = "ccxt.binance("
 BUS = "# a producer + 2 gateways"
 TWO_MACHINES = "--role producer"
 HAPROXY = "backend gateways"
@@ -83,6 +84,7 @@ CLAIMED = (
     RECORD_REPLAY,
     ALPACA,
     BINANCE,
+    CCXT,
     BUS,
     TWO_MACHINES,
     HAPROXY,
@@ -346,6 +348,18 @@ def test_binance_example_prints_a_trade(tmp_path: Path) -> None:
         out = run_python(code, tmp_path)
     assert out.returncode == 0, out.stderr
     assert re.match(r"^\{'e': 'trade', .*'s': 'AAPL'", out.stdout), out.stdout
+
+
+def test_ccxt_example_reads_ticker_and_klines(tmp_path: Path) -> None:
+    pytest.importorskip("ccxt", reason="ccxt is not installed (the test extra)")
+    with serve_process() as (_, url):
+        base = url.replace("ws://", "http://", 1).removesuffix("v1")
+        code = block(CCXT).replace("http://127.0.0.1:8765/", base)
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    last, klines = out.stdout.splitlines()
+    assert float(last) > 0, out.stdout
+    assert klines.startswith("[[") and "," in klines, out.stdout
 
 
 # -- scaling -------------------------------------------------------------------------------------

@@ -134,6 +134,14 @@ def _register_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="authenticated /alpaca/ connections per key and feed; more get Alpaca's 406 "
         "(default %(default)s, as at Alpaca; 0: no limit, e.g. for many bots on one key)",
     )
+    ap.add_argument(
+        "--binance-weight-per-min",
+        type=_positive_int,
+        default=d.binance_weight_per_min,
+        metavar="N",
+        help="REST request weight per address and minute under /binance/api/; more gets "
+        "Binance's 429 with Retry-After (default %(default)s, as at Binance)",
+    )
     rp = ap.add_argument_group(
         "replay", "serve recorded or real ticks instead of the model (same protocol)"
     )
@@ -283,6 +291,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_connections=args.max_connections,
         max_connections_per_ip=args.max_connections_per_ip,
         alpaca_connections_per_key=args.alpaca_connections_per_key,
+        binance_weight_per_min=args.binance_weight_per_min,
         allow_origins=tuple(args.allow_origin),
         heartbeat_ms=args.heartbeat_ms,
         stall_ms=args.stall_ms,

@@ -45,6 +45,7 @@ class ServerConfig:
     history_mb: float = 256.0  # ...and the memory it may take, whichever binds first
     alpaca_connections_per_key: int = 1  # Alpaca's 406 past this many per key and feed; 0: none
     binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
+    binance_weight_per_min: int = 6000  # REST request weight per address and minute (Binance's)
     max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -28,8 +28,9 @@ from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.server.config import ServerConfig, Upstream
 from tickwire.feed.server.metrics import Metrics, Response, readyz
-from tickwire.feed.server.routes import http_routes
+from tickwire.feed.server.routes import http_routes, rest_route
 from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
+from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
 from tickwire.feed.venues.session import VenueContext, VenueCore
 from tickwire.feed.version import version
 from tickwire.feed.ws import drain as _drain
@@ -131,6 +132,13 @@ class Server:
             alpaca_connections_per_key=config.alpaca_connections_per_key,
             latest=lambda: self.hub.lvc,
         )
+        # The venues' REST APIs read the hub's latest records and a tape of every batch.
+        self.rest_tape = RestTape(len(universe))
+        self.rest = RestApi(
+            MarketView(universe, lambda: self.hub.lvc, self.rest_tape),
+            tokens=config.tokens,
+            binance_weight_per_min=config.binance_weight_per_min,
+        )
         self.registry: Registry[Connection] = Registry(
             config.max_connections, config.max_connections_per_ip
         )
@@ -165,7 +173,11 @@ class Server:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
         ssl_context = cfg.ssl_context()
-        policy = replace(cfg.policy(), routes=http_routes(self.metrics, self._readiness))
+        policy = replace(
+            cfg.policy(),
+            routes=http_routes(self.metrics, self._readiness),
+            rest_route=rest_route(self.rest, self.now_ns, self._refresh),
+        )
         listeners = self._listeners = open_listeners(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
         try:
             with trio.CancelScope() as self._cancel:
@@ -392,6 +404,7 @@ class Server:
 
     def _publish(self, batch: TickBatch, now: float, now_ns: int, offset: int | None) -> None:
         self.hub.publish(batch, on_grid=True, offset=offset)
+        self.rest_tape.publish(batch)
         fanout = self.venue_ctx.fanout
         if len(fanout):
             fanout.publish(batch, now_ns, now)

@@ -142,7 +142,7 @@ class Connection:
         if self._refuse is not None:
             await self._refuse_now(self._refuse, trio.current_time())
             return False
-        front = http.HttpFront(shell.policy)
+        front = http.HttpFront(shell.policy, self.ip)
         decision: http.Accept | http.Refuse | None = None
         try:
             with self._request_scope:

@@ -8,7 +8,8 @@ without a body, whatever its status. A WebSocket upgrade goes through its checks
 path (404), Origin (403), token (401), then the caller's per-IP and connection caps; `Accept`
 carries the 101 response and the bytes that followed the request in the same packet (a client
 may send its first frame with the handshake: they belong to the WebSocket). Any other request
-gets an answer from `routes` (404 by default) and `Connection: close`. No trio, no sockets, no
+gets an answer from `routes`, or from `rest_route` (the venues' REST paths, by prefix, under the
+upgrades' Origin rules), 404 by default, and `Connection: close`. No trio, no sockets, no
 clock: the deadline against slowloris is the shell's.
 """
 
@@ -43,6 +44,7 @@ class HttpRequest:
     path: str  # without the query
     query: str
     headers: Mapping[str, str]  # lower-cased names; the last value wins
+    peer: str = ""  # the client's address (the venues' REST rate limits are per address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,9 @@ class Policy:
     # auth message), so the HTTP front does not.
     prefix_route: Callable[[str], bool] = lambda path: False
     self_auth: tuple[str, ...] = ()
+    # Plain-HTTP paths routed by prefix (the venues' REST APIs): the route of a path, or None.
+    # Their Origin rules are the upgrades'; their tokens are the route's own business.
+    rest_route: Callable[[str], Route | None] = lambda path: None
 
 
 def own_hosts(bind_host: str) -> tuple[frozenset[str], bool]:
@@ -131,10 +136,11 @@ def normalise_origin(origin: str) -> str:
 class HttpFront:
     """One socket's request, parsed; `receive_data` returns None until it can decide."""
 
-    __slots__ = ("_h11", "_head", "_policy")
+    __slots__ = ("_h11", "_head", "_peer", "_policy")
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, peer: str = "") -> None:
         self._policy = policy
+        self._peer = peer
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._head: bytearray | None = bytearray()  # the head so far; None once measured
 
@@ -193,6 +199,11 @@ class HttpFront:
         policy = self._policy
         if not upgrade:
             route = policy.routes.get(path)
+            if route is None and (route := policy.rest_route(path)) is not None:
+                origin = headers.get("origin")
+                if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
+                    body = f"origin {origin[:100]} may not read (see the server's --allow-origin)\n"
+                    return _refuse(403, f"origin {origin[:100]!r} not allowed", body, False)
             if req.method != b"GET" and req.method != b"HEAD":
                 return Refuse(
                     _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n"),
@@ -203,7 +214,7 @@ class HttpFront:
             if route is None:
                 body = policy.not_found.decode()
                 return _refuse(404, f"no page at {path}", body, False)
-            resp = route(HttpRequest(req.method.decode(), path, url.query, headers))
+            resp = route(HttpRequest(req.method.decode(), path, url.query, headers, self._peer))
             head = req.method == b"HEAD"  # the same headers as GET, no body
             text = _response(resp.status, list(resp.headers), resp.body, head=head)
             return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
