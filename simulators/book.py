@@ -41,7 +41,7 @@ How the wire parts map onto them:
 - Kraken `book`: a snapshot then updates per level; its CRC32 checksum over the top 10 bids and
   asks (price and size strings without the point and leading zeros) is computable from a ladder,
   and from a client's book after each update.
-Imports numpy only.
+Imports numpy and `_book_kernels` only.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ._book_kernels import DistanceLaw, pareto_lots, stable_order
 
 FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
@@ -144,6 +146,7 @@ class Book:
         self.seq = np.zeros(n, np.int64)
         w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
+        self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
 
     def step(
         self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
@@ -151,6 +154,8 @@ class Book:
         """A chunk's level updates (time order) and each record's best sizes (symbol order).
 
         `prev_bid`/`prev_ask`: every symbol's quote before the chunk (what `sizes` hangs from).
+        Work is per event, in flat arrays; selections are arithmetic (a random mask makes
+        `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
         rng, depth, total = self.rng, self.depth, len(rec.sym)
         sym = rec.sym
@@ -169,46 +174,49 @@ class Book:
         count = m + 2 * is_trade + clr_b + clr_a + 2
         off = np.cumsum(count) - count
         n_ev = int(count.sum())
-        ev_rec = np.repeat(np.arange(total), count)  # the record each event belongs to
         ev_ts = np.repeat(rec.ts, count)
-        ev_side = np.zeros(n_ev, np.int64)
+        ev_side = np.zeros(n_ev, np.uint8)
         ev_price = np.zeros(n_ev, np.int64)
         ev_x = np.zeros(n_ev, np.int64)
         ev_floor = np.zeros(n_ev, np.int64)
         ev_reason = np.zeros(n_ev, np.uint8)
-        ev_level = np.zeros(n_ev, np.int64)
+        ev_level = np.zeros(n_ev, np.uint16)  # < depth <= MAX_DEPTH
         # flow: times sorted inside (t_prev, t] by normalised exponential spacings
         n_fl = int(m.sum())
-        m_start = np.cumsum(m) - m
-        inner_pos = np.arange(n_fl) - np.repeat(m_start, m)  # place among its record's flow
-        fl = np.repeat(off, m) + inner_pos  # flow comes first in each record's events
+        fl_rec = np.repeat(np.arange(total), m)  # the record of each flow event
+        at_fl = np.arange(n_fl)
+        fl = at_fl + (off - (np.cumsum(m) - m))[fl_rec]  # flow comes first in each record
 
         def each(values: NDArray[Any]) -> NDArray[Any]:
             """A per-record value for each flow event (records' flow events are contiguous)."""
             return np.repeat(values, m)
 
         gaps = np.cumsum(rng.standard_exponential(n_fl + total))  # m + 1 spacings a record
-        base = m_start + np.arange(total)
-        before = np.where(base > 0, gaps[np.maximum(base - 1, 0)], 0.0)
-        u = (gaps[each(base) + inner_pos] - each(before)) / each(gaps[base + m] - before)
+        base = np.cumsum(m + 1) - (m + 1)  # each record's first spacing
+        before = np.zeros(total)
+        before[1:] = gaps[base[1:] - 1]
+        u = (gaps[at_fl + fl_rec] - each(before)) / each(gaps[base + m] - before)
         dt = rec.ts - t_prev
         late = np.floor(u * each(np.maximum(dt - 1, 0))).astype(np.int64)
         ev_ts[fl] = each(t_prev) + np.minimum(each(dt), 1 + late)
-        add = rng.random(n_fl) < 0.5
-        d = np.minimum(np.searchsorted(self._cdf, rng.random(n_fl), "right"), depth - 1)
-        lean = each(0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5))  # at the best: P(bid) of adds
-        p_bid = np.where(d == 0, np.where(add, lean, 1 - lean), 0.5)
-        bid_side = rng.random(n_fl) < p_bid
-        lots = np.minimum(np.floor(rng.pareto(ORDER_TAIL, n_fl) + 1), 1e9).astype(np.int64)
+        draws = rng.random(3 * n_fl)  # = three draws of n_fl: add, distance, side
+        add = draws[:n_fl] < 0.5
+        d = self._law(draws[n_fl : 2 * n_fl])
+        best = d == 0
+        lean = 0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5)  # at the best: P(bid) of adds
+        p_bid = np.concatenate((np.full(total, 0.5), lean, 1 - lean))  # where(add, ...) at 0
+        bid_side = draws[2 * n_fl :] < p_bid[(best * (2 - add)) * total + fl_rec]
+        ask = ~bid_side
+        lots = np.minimum(pareto_lots(rng, ORDER_TAIL, n_fl), 1e9).astype(np.int64)
         size = each(lot) * lots
-        ev_side[fl] = ~bid_side
-        ev_price[fl] = np.where(bid_side, each(pb) - d, each(pa) + d)
+        ev_side[fl] = ask
+        ev_price[fl] = each(pb) - d + ask * (each(pa - pb) + 2 * d)
         add_x = size
         if rec.kept is not None:  # a thinning book: new orders fail to arrive, cancels go on
             add_x = np.where(rng.random(n_fl) < each(rec.kept), size, 0)
-        ev_x[fl] = np.where(add, add_x, -size)
-        ev_floor[fl] = np.where(~add & (d == 0), each(lot), 0)
-        ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
+        ev_x[fl] = add * (add_x + size) - size
+        ev_floor[fl] = each(lot) * (best & ~add)
+        ev_reason[fl] = Reason.CANCEL - add.view(np.uint8)
         ev_level[fl] = d
         # trades: reveal (floor = the trade's size), then take it, at the best opposite level
         t = rec.trade
@@ -220,7 +228,7 @@ class Book:
             ev_x[at], ev_floor[at], ev_reason[at] = x, f, why
         # clears: the levels the best passed, or that fall beyond the depth
         start = off + m + 2 * is_trade
-        for side, n_clr, moved, best in (
+        for side, n_clr, moved, top in (
             (0, clr_b, rec.bid - pb, pb),
             (1, clr_a, rec.ask - pa, pa),
         ):
@@ -230,63 +238,64 @@ class Book:
             start = start + n_clr
             inner = moved[r] < 0 if side == 0 else moved[r] > 0  # the best receded
             step = -1 if side == 0 else 1
-            far = best[r] + step * (depth - 1)
-            ev_price[at] = np.where(inner, best[r] + step * j, far - step * j)
+            far = top[r] + step * (depth - 1)
+            ev_price[at] = np.where(inner, top[r] + step * j, far - step * j)
             ev_side[at], ev_reason[at] = side, Reason.CLEAR
             ev_floor[at] = -1  # marks a clear: the level restarts empty
             ev_level[at] = np.where(inner, j, depth - 1 - j)
         # guarantees: the new best holds an order (a fresh one at a new price)
-        fresh = self.lot[sym] * np.floor(rng.pareto(ORDER_TAIL, (2, total)) + 1).astype(np.int64)
-        for side, best, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
+        fresh = self.lot[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
+        for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
             at = start + side
-            ev_side[at], ev_price[at] = side, best
+            ev_side[at], ev_price[at] = side, top
             ev_x[at] = np.where(better, fresh[side], 0)
             ev_floor[at] = np.where(better, 0, lot)
             ev_reason[at] = Reason.ADD
-        gone = ev_price < 1  # below the lowest price: nothing there
+        gone = np.flatnonzero(ev_price < 1)  # below the lowest price: nothing there
         ev_price[gone], ev_x[gone], ev_floor[gone] = 1, 0, 0
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
-        q, prev_q = self._levels(
-            active, off[rec.seg_start[active]], ev_side, ev_price, ev_x, ev_floor, ends
-        )
+        ev = (ev_side, ev_price, ev_x, ev_floor)
+        q, keep = self._levels(active, off[rec.seg_start[active]], ev, ends)
         bid_size, ask_size = q[start], q[start + 1]
-        keep = np.flatnonzero(q != prev_q)
-        ev_sym = sym[ev_rec[keep]]
+        ev_sym = np.repeat(sym, count)[keep]
         # per-symbol book sequence: events are in symbol order here
         per = np.bincount(ev_sym, minlength=len(self.seq))
         rank = np.arange(keep.size) - np.repeat(np.cumsum(per) - per, per)
-        out = np.zeros(keep.size, LEVEL_DTYPE)
-        out["ts"] = ev_ts[keep]
-        out["seq"] = self.seq[ev_sym] + rank + 1
+        seq = self.seq[ev_sym] + rank + 1
         self.seq += per
-        out["price"] = ev_price[keep]  # in ticks here; the market scales to prices
-        out["size"] = q[keep]
-        out["sym"] = ev_sym
-        out["level"] = np.minimum(ev_level[keep], 65535)
-        out["side"] = ev_side[keep]
-        out["reason"] = ev_reason[keep]
-        order = np.argsort(out["ts"], kind="stable")
-        return out[order], bid_size, ask_size
+        ts = ev_ts[keep]
+        rel = ts - t0_ns  # >= 0: no event before the chunk
+        order = stable_order(rel, int(rel.max()) + 1 if rel.size else 1)  # time order, stable
+        kept = keep[order]
+        out = np.zeros(keep.size, LEVEL_DTYPE)
+        out["ts"] = ts[order]
+        out["seq"] = seq[order]
+        out["price"] = ev_price[kept]  # in ticks here; the market scales to prices
+        out["size"] = q[kept]
+        out["sym"] = ev_sym[order]
+        out["level"] = ev_level[kept]
+        out["side"] = ev_side[kept]
+        out["reason"] = ev_reason[kept]
+        return out, bid_size, ask_size
 
     def _levels(
         self,
         active: NDArray[np.intp],
         ev_start: NDArray[np.int64],
-        side: NDArray[np.int64],
-        price: NDArray[np.int64],
-        x: NDArray[np.int64],
-        floor: NDArray[np.int64],
+        ev: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
         ends: tuple[NDArray[np.int64], ...],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Each event's new size and the size before it; folds the chunk into `sizes`.
+    ) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+        """Each event's new size, and the events that change their level; folds into `sizes`.
 
-        Events are in symbol order (time order inside). One segment per (symbol, side, price)
-        level, cut again at each clear. In a segment, q_n = max(f_n, q_(n-1) + x_n) solves to
-        q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)), S the cumulative sum of x: a cumsum and
-        a running maximum (segments kept apart by an offset that grows with the segment).
+        Events (side, price, x, floor) are in symbol order (time order inside). One segment
+        per (symbol, side, price) level, cut again at each clear. In a segment,
+        q_n = max(f_n, q_(n-1) + x_n) solves to q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)),
+        S the cumulative sum of x: a cumsum and a running maximum (segments kept apart by an
+        offset that grows with the segment). Segments are ordered by a radix sort.
         """
+        side, price, x, floor = ev
         depth, d = self.depth, np.arange(self.depth)
         b0, a0, b1, a1 = ends
         lo = np.minimum(np.minimum.reduceat(price, ev_start), np.minimum(b0, b1) - depth + 1)
@@ -294,9 +303,10 @@ class Book:
         lo = np.maximum(lo, 1)
         width = hi - lo + 1
         sym_off = np.cumsum(2 * width) - 2 * width
+        n_seg = int(2 * width.sum())
         per = np.diff(np.append(ev_start, len(price)))
-        a = np.repeat(np.arange(active.size), per)  # active index of each event
-        seg = sym_off[a] + side * width[a] + (price - lo[a])
+        seg = np.repeat(sym_off - lo, per) + price
+        seg += side * np.repeat(width, per)
 
         def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
             """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
@@ -308,44 +318,52 @@ class Book:
             out: NDArray[np.int64] = np.where(ok, sym_off[:, None, None] + w + rel, -1)
             return out
 
-        q0_seg = np.zeros(int(2 * width.sum()), np.int64)
+        q0_seg = np.zeros(n_seg, np.int64)
         w0 = window(b0, a0)
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
-        order = np.argsort(seg, kind="stable")
+        order = stable_order(seg, n_seg)
         seg_s, x_s, f_s = seg[order], x[order], floor[order]
         clear = f_s < 0
-        f_s = np.where(clear, 0, f_s)
+        np.maximum(f_s, 0, out=f_s)  # a clear's floor is -1, every other one >= 0
         new_seg = np.ones(seg_s.size, bool)
-        new_seg[1:] = seg_s[1:] != seg_s[:-1]
-        sub = np.cumsum(new_seg | clear) - 1
-        q0_sub = np.zeros(int(sub[-1]) + 1 if sub.size else 0, np.int64)
-        fresh = new_seg & ~clear
-        q0_sub[sub[fresh]] = q0_seg[seg_s[fresh]]
-        cs = np.cumsum(x_s)
-        first = np.flatnonzero(new_seg | clear)
-        s_run = cs - (cs[first] - x_s[first])[sub]
+        np.not_equal(seg_s[1:], seg_s[:-1], out=new_seg[1:])
+        starts = new_seg | clear
+        first = np.flatnonzero(starts)
+        fresh = new_seg[first] & ~clear[first]
+        q0_sub = np.where(fresh, q0_seg[seg_s[first]], 0)
+        # S within each sub-segment: a plain cumsum once each start takes back the sum before it
+        s_run = x_s
+        s_run[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
+        np.cumsum(s_run, out=s_run)
         m_run = f_s - s_run
+        m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
         low = int(m_run.min()) if m_run.size else 0
         spread = (int(m_run.max()) - low + 1) if m_run.size else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = sub * spread
-        running = np.maximum.accumulate(m_run - low + lift) - lift + low
-        q_s = s_run + np.maximum(q0_sub[sub], running)
+        lift = np.cumsum(starts, dtype=np.int64)
+        lift *= spread
+        lift -= low + spread
+        m_run += lift
+        running = np.maximum.accumulate(m_run)
+        running -= lift
+        q_s = s_run + running
         prev_s = np.empty_like(q_s)
         prev_s[1:] = q_s[:-1]
         prev_s[new_seg] = q0_seg[seg_s[new_seg]]
-        q, prev_q = np.empty_like(q_s), np.empty_like(q_s)
-        q[order], prev_q[order] = q_s, prev_s
+        q = np.empty_like(q_s)
+        q[order] = q_s
+        changed = np.empty(q_s.size, bool)
+        changed[order] = q_s != prev_s
         # the chunk's end: each level's last size, gathered into the window of the final best
         last = np.ones(seg_s.size, bool)
-        last[:-1] = seg_s[1:] != seg_s[:-1]
+        last[:-1] = new_seg[1:]
         q0_seg[seg_s[last]] = q_s[last]
         w1 = window(b1, a1)
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
         self.sizes[active] = sizes
-        return q, prev_q
+        return q, np.flatnonzero(changed)
 
 
 def ladders(
