@@ -7,34 +7,87 @@ so a seed gives the same book; they only cost less:
   that close to a whole number are recomputed with the C library's, as `pareto` does);
 - `DistanceLaw`: searchsorted on a small cumulative law through a lookup table of 2^k bins;
 - `stable_order`: a stable argsort of small non-negative integer keys by 16-bit radix passes.
-Imports numpy only.
+`Scratch` keeps the large work arrays from chunk to chunk: memory the C library has handed
+back to the system costs a page fault a page when touched again (several microseconds each
+here), and a chunk's temporaries run to tens of megabytes. Imports numpy only.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 _NEAR = 1e-12  # relative: a vectorised expm1 is within a few ulps (1e-16) of the C library's
 _MAX_BITS = 20  # the distance table has at most 2^20 bins (1000 levels need 2^17)
 _U16 = 1 << 16
+_ROOM = 1.25  # a work array grows to 25% more than asked: chunks vary by a few percent
+
+
+class Scratch:
+    """Work arrays by name, made once and reused: `w(name, n, dtype)` is n of them, unset.
+
+    A name holds one value at a time; what a caller keeps past the next use of a name must
+    be copied out (indexing with an array copies).
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, NDArray[Any]] = {}
+        self._arange: NDArray[np.intp] = np.arange(0)
+
+    def __call__(self, name: str, n: int, dtype: DTypeLike = np.int64) -> NDArray[Any]:
+        dt = np.dtype(dtype)
+        a = self._arrays.get(name)
+        if a is None or a.dtype != dt or a.size < n:
+            a = self._arrays[name] = np.empty(int(n * _ROOM) + 1024, dt)
+        return a[:n]
+
+    def arange(self, n: int) -> NDArray[np.intp]:
+        """0, 1, ... n - 1 (read only: shared)."""
+        if self._arange.size < n:
+            self._arange = np.arange(int(n * _ROOM) + 1024)
+            self._arange.flags.writeable = False
+        return self._arange[:n]
+
+
+def take(values: NDArray[Any], at: NDArray[np.integer], out: NDArray[Any]) -> NDArray[Any]:
+    """`values[at]` into `out` (same dtype), without the temporary `np.take` makes to check."""
+    got: NDArray[Any] = np.take(values, at, out=out, mode="clip")  # `at` is in range
+    return got
 
 
 def pareto_lots(
-    rng: np.random.Generator, a: float, size: int | tuple[int, ...]
+    rng: np.random.Generator,
+    a: float,
+    size: int | tuple[int, ...],
+    w: Scratch | None = None,
 ) -> NDArray[np.float64]:
-    """`np.floor(rng.pareto(a, size) + 1)`, the same values from the same draws, faster."""
-    e = rng.standard_exponential(size)
-    y = e / a
-    v = np.expm1(y)
+    """`np.floor(rng.pareto(a, size) + 1)`, the same values from the same draws, faster.
+
+    With `w`, the result is its "lots" array (`size` an int).
+    """
+    if w is None:
+        e = rng.standard_exponential(size)
+        v, lots, gap = np.empty_like(e), np.empty_like(e), np.empty_like(e)
+        close = np.empty(e.shape, bool)
+    else:
+        assert isinstance(size, int)
+        e = rng.standard_exponential(out=w("pareto_e", size, np.float64))
+        v, lots = w("pareto_v", size, np.float64), w("lots", size, np.float64)
+        gap, close = w("pareto_gap", size, np.float64), w("pareto_close", size, bool)
+    e /= a
+    np.expm1(e, out=v)
     v += 1
-    lots = np.floor(v)
-    frac = v - lots
-    near = np.flatnonzero((frac < _NEAR * v) | (1 - frac < _NEAR * v))
+    np.floor(v, out=lots)
+    np.rint(v, out=gap)  # how far from the nearest whole number, against an ulp's worth
+    gap -= v
+    np.abs(gap, out=gap)
+    v *= _NEAR
+    near = np.flatnonzero(np.less(gap, v, out=close))
     if near.size:  # as close to a whole number as an ulp of expm1: the C library decides
-        flat_y, flat_lots = y.reshape(-1), lots.reshape(-1)
+        flat_y, flat_lots = e.reshape(-1), lots.reshape(-1)
         for i in near.tolist():
             flat_lots[i] = math.floor(math.expm1(float(flat_y[i])) + 1)
     return lots
@@ -61,31 +114,44 @@ class DistanceLaw:
                 self._next[-1] = np.inf
                 break
 
-    def __call__(self, u: NDArray[np.float64]) -> NDArray[np.intp]:
+    def __call__(self, u: NDArray[np.float64], w: Scratch | None = None) -> NDArray[np.intp]:
+        """The distance of each uniform; with `w`, its "d" array."""
         if not self._bins:  # too fine a law for a table: the plain search
             found: NDArray[np.intp] = np.minimum(
                 np.searchsorted(self.cdf, u, "right"), len(self.cdf) - 1
             )
             return found
-        b = self._table[(u * self._bins).astype(np.intp)]
-        b += self._next[b] <= u
+        w = w or Scratch()
+        n = u.size
+        at = w("law_at", n, np.intp)
+        scaled = np.multiply(u, self._bins, out=w("law_scaled", n, np.float64))
+        at[...] = scaled  # floor: u >= 0
+        b = take(self._table, at, out=w("d", n, np.intp))
+        nxt = take(self._next, b, out=scaled)
+        b += np.less_equal(nxt, u, out=w("law_le", n, bool))
         return b
 
 
-def stable_order(key: NDArray[np.integer], bound: int) -> NDArray[np.intp]:
+def stable_order(
+    key: NDArray[np.integer], bound: int, w: Scratch | None = None
+) -> NDArray[np.intp]:
     """`np.argsort(key, kind="stable")` for integer keys in [0, bound), by 16-bit radix passes.
 
     numpy sorts 16-bit keys by radix (linear), wider ones by timsort; least significant digits
     first, each pass stable, is the same order. Keys of more than 48 bits use timsort.
     """
-    if bound <= _U16:
-        return np.argsort(key.astype(np.uint16), kind="stable")
     if bound > 1 << 48:
         return np.argsort(key, kind="stable")
-    order = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    w = w or Scratch()
+    n = key.size
+    digit = w("order_digit", n, np.uint16)
+    digit[...] = key  # an unsafe cast: the low 16 bits
+    order = np.argsort(digit, kind="stable")
     shift = 16
     while bound > 1 << shift:
-        digit = ((key[order] >> shift) & 0xFFFF).astype(np.uint16)
+        wide = take(key, order, out=w("order_key", n, key.dtype))
+        wide >>= shift
+        digit[...] = wide
         order = order[np.argsort(digit, kind="stable")]
         shift += 16
     return order

@@ -41,24 +41,27 @@ How the wire parts map onto them:
 - Kraken `book`: a snapshot then updates per level; its CRC32 checksum over the top 10 bids and
   asks (price and size strings without the point and leading zeros) is computable from a ladder,
   and from a client's book after each update.
-Imports numpy and `_book_kernels` only.
+`_book_events` lays a chunk's events out (flow, trades, clears, guarantees) and `_book_kernels`
+holds exact, faster stand-ins for numpy calls and the work arrays kept from chunk to chunk.
+Imports numpy, `_book_events` and `_book_kernels` only.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._book_kernels import DistanceLaw, pareto_lots, stable_order
+from . import _book_events as ev
+from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD  # the model's constants
+from ._book_events import LEAN as LEAN
+from ._book_events import ORDER_TAIL as ORDER_TAIL
+from ._book_kernels import DistanceLaw, Scratch, stable_order, take
 
-FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
 D0 = 2.0  # ticks: flattens the law at the best, where the price moves keep queues young
-ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
-LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 MIN_DEPTH, MAX_DEPTH = 1, 1000
 
 LEVEL_DTYPE = np.dtype(
@@ -87,6 +90,9 @@ class Reason(IntEnum):
     TRADE = 3  # a market order took from it (the tick of the same ts is the trade)
     REVEAL = 4  # hidden liquidity showed before a trade larger than the level
     CLEAR = 5  # the best moved through it, or it fell beyond the book's depth
+
+
+assert tuple(Reason) == (ev.ADD, ev.CANCEL, ev.TRADE, ev.REVEAL, ev.CLEAR)
 
 
 def ladder_dtype(depth: int) -> np.dtype[np.void]:
@@ -147,6 +153,7 @@ class Book:
         w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
         self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
+        self._work = Scratch()  # the per-event arrays, kept from chunk to chunk
 
     def step(
         self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
@@ -157,156 +164,68 @@ class Book:
         Work is per event, in flat arrays; selections are arithmetic (a random mask makes
         `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
-        rng, depth, total = self.rng, self.depth, len(rec.sym)
-        sym = rec.sym
-        head = np.zeros(total, bool)
-        head[rec.seg_start[rec.per_sym > 0]] = True
-        pb = np.where(head, prev_bid[sym], np.roll(rec.bid, 1))  # quote before each record
-        pa = np.where(head, prev_ask[sym], np.roll(rec.ask, 1))
-        t_prev = np.where(head, t0_ns, np.roll(rec.ts, 1))
-        lot = self.lot[sym]
-        is_trade = np.zeros(total, bool)
-        is_trade[rec.trade] = True
-        # how many events each record brings: flow, 2 per trade, clears, 2 guarantees
-        m = rng.poisson(FLOW_PER_RECORD, total)
-        clr_b = np.minimum(np.abs(rec.bid - pb), depth)
-        clr_a = np.minimum(np.abs(rec.ask - pa), depth)
-        count = m + 2 * is_trade + clr_b + clr_a + 2
-        off = np.cumsum(count) - count
-        n_ev = int(count.sum())
-        ev_ts = np.repeat(rec.ts, count)
-        ev_side = np.zeros(n_ev, np.uint8)
-        ev_price = np.zeros(n_ev, np.int64)
-        ev_x = np.zeros(n_ev, np.int64)
-        ev_floor = np.zeros(n_ev, np.int64)
-        ev_reason = np.zeros(n_ev, np.uint8)
-        ev_level = np.zeros(n_ev, np.uint16)  # < depth <= MAX_DEPTH
-        # flow: times sorted inside (t_prev, t] by normalised exponential spacings
-        n_fl = int(m.sum())
-        fl_rec = np.repeat(np.arange(total), m)  # the record of each flow event
-        at_fl = np.arange(n_fl)
-        fl = at_fl + (off - (np.cumsum(m) - m))[fl_rec]  # flow comes first in each record
-
-        def each(values: NDArray[Any]) -> NDArray[Any]:
-            """A per-record value for each flow event (records' flow events are contiguous)."""
-            return np.repeat(values, m)
-
-        gaps = np.cumsum(rng.standard_exponential(n_fl + total))  # m + 1 spacings a record
-        base = np.cumsum(m + 1) - (m + 1)  # each record's first spacing
-        before = np.zeros(total)
-        before[1:] = gaps[base[1:] - 1]
-        u = (gaps[at_fl + fl_rec] - each(before)) / each(gaps[base + m] - before)
-        dt = rec.ts - t_prev
-        late = np.floor(u * each(np.maximum(dt - 1, 0))).astype(np.int64)
-        ev_ts[fl] = each(t_prev) + np.minimum(each(dt), 1 + late)
-        draws = rng.random(3 * n_fl)  # = three draws of n_fl: add, distance, side
-        add = draws[:n_fl] < 0.5
-        d = self._law(draws[n_fl : 2 * n_fl])
-        best = d == 0
-        lean = 0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5)  # at the best: P(bid) of adds
-        p_bid = np.concatenate((np.full(total, 0.5), lean, 1 - lean))  # where(add, ...) at 0
-        bid_side = draws[2 * n_fl :] < p_bid[(best * (2 - add)) * total + fl_rec]
-        ask = ~bid_side
-        lots = np.minimum(pareto_lots(rng, ORDER_TAIL, n_fl), 1e9).astype(np.int64)
-        size = each(lot) * lots
-        ev_side[fl] = ask
-        ev_price[fl] = each(pb) - d + ask * (each(pa - pb) + 2 * d)
-        add_x = size
-        if rec.kept is not None:  # a thinning book: new orders fail to arrive, cancels go on
-            add_x = np.where(rng.random(n_fl) < each(rec.kept), size, 0)
-        ev_x[fl] = add * (add_x + size) - size
-        ev_floor[fl] = each(lot) * (best & ~add)
-        ev_reason[fl] = Reason.CANCEL - add.view(np.uint8)
-        ev_level[fl] = d
-        # trades: reveal (floor = the trade's size), then take it, at the best opposite level
-        t = rec.trade
-        first = off[t] + m[t]
-        for j, x, f, why in ((0, 0, rec.size, Reason.REVEAL), (1, -rec.size, 0, Reason.TRADE)):
-            at = first + j
-            ev_side[at] = rec.buy
-            ev_price[at] = np.where(rec.buy, pa[t], pb[t])
-            ev_x[at], ev_floor[at], ev_reason[at] = x, f, why
-        # clears: the levels the best passed, or that fall beyond the depth
-        start = off + m + 2 * is_trade
-        for side, n_clr, moved, top in (
-            (0, clr_b, rec.bid - pb, pb),
-            (1, clr_a, rec.ask - pa, pa),
-        ):
-            r = np.repeat(np.arange(total), n_clr)
-            j = np.arange(int(n_clr.sum())) - np.repeat(np.cumsum(n_clr) - n_clr, n_clr)
-            at = np.repeat(start, n_clr) + j
-            start = start + n_clr
-            inner = moved[r] < 0 if side == 0 else moved[r] > 0  # the best receded
-            step = -1 if side == 0 else 1
-            far = top[r] + step * (depth - 1)
-            ev_price[at] = np.where(inner, top[r] + step * j, far - step * j)
-            ev_side[at], ev_reason[at] = side, Reason.CLEAR
-            ev_floor[at] = -1  # marks a clear: the level restarts empty
-            ev_level[at] = np.where(inner, j, depth - 1 - j)
-        # guarantees: the new best holds an order (a fresh one at a new price)
-        fresh = self.lot[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
-        for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
-            at = start + side
-            ev_side[at], ev_price[at] = side, top
-            ev_x[at] = np.where(better, fresh[side], 0)
-            ev_floor[at] = np.where(better, 0, lot)
-            ev_reason[at] = Reason.ADD
-        gone = np.flatnonzero(ev_price < 1)  # below the lowest price: nothing there
-        ev_price[gone], ev_x[gone], ev_floor[gone] = 1, 0, 0
+        w, sym = self._work, rec.sym
+        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
-        ev = (ev_side, ev_price, ev_x, ev_floor)
-        q, keep = self._levels(active, off[rec.seg_start[active]], ev, ends)
-        bid_size, ask_size = q[start], q[start + 1]
-        ev_sym = np.repeat(sym, count)[keep]
+        q, keep = self._levels(active, e, rec.seg_start[active], ends)
+        bid_size, ask_size = q[e.guard], q[e.guard + 1]
+        k = keep.size
+        ev_sym = take(sym, take(e.rec, keep, out=w("out_rec", k)), out=w("out_sym", k))
         # per-symbol book sequence: events are in symbol order here
         per = np.bincount(ev_sym, minlength=len(self.seq))
-        rank = np.arange(keep.size) - np.repeat(np.cumsum(per) - per, per)
-        seq = self.seq[ev_sym] + rank + 1
+        seq = take(self.seq, ev_sym, out=w("out_seq", k))
+        seq -= take(np.cumsum(per) - per, ev_sym, out=w("out_first", k))
+        seq += w.arange(k)
+        seq += 1
         self.seq += per
-        ts = ev_ts[keep]
-        rel = ts - t0_ns  # >= 0: no event before the chunk
-        order = stable_order(rel, int(rel.max()) + 1 if rel.size else 1)  # time order, stable
-        kept = keep[order]
-        out = np.zeros(keep.size, LEVEL_DTYPE)
-        out["ts"] = ts[order]
-        out["seq"] = seq[order]
-        out["price"] = ev_price[kept]  # in ticks here; the market scales to prices
-        out["size"] = q[kept]
-        out["sym"] = ev_sym[order]
-        out["level"] = ev_level[kept]
-        out["side"] = ev_side[kept]
-        out["reason"] = ev_reason[kept]
+        ts = take(e.ts, keep, out=w("out_ts", k))
+        rel = np.subtract(ts, t0_ns, out=w("out_rel", k))  # >= 0: no event before the chunk
+        order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
+        kept = take(keep, order, out=w("out_kept", k))
+        out = np.zeros(k, LEVEL_DTYPE)
+        g = w("out_gather", k)
+        out["ts"] = take(ts, order, out=g)
+        out["seq"] = take(seq, order, out=g)
+        out["price"] = take(e.price, kept, out=g)  # in ticks here; the market scales to prices
+        out["size"] = take(q, kept, out=g)
+        out["sym"] = take(ev_sym, order, out=g)
+        out["level"] = take(e.level, kept, out=w("out_u16", k, np.uint16))
+        out["side"] = take(e.side, kept, out=w("out_u8", k, np.uint8))
+        out["reason"] = take(e.reason, kept, out=w("out_u8", k, np.uint8))
         return out, bid_size, ask_size
 
     def _levels(
         self,
         active: NDArray[np.intp],
-        ev_start: NDArray[np.int64],
-        ev: tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+        e: ev.Events,
+        seg_start: NDArray[np.int64],
         ends: tuple[NDArray[np.int64], ...],
     ) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
         """Each event's new size, and the events that change their level; folds into `sizes`.
 
-        Events (side, price, x, floor) are in symbol order (time order inside). One segment
-        per (symbol, side, price) level, cut again at each clear. In a segment,
+        Events are in symbol order (time order inside); `seg_start`: each active symbol's first
+        record. One segment per (symbol, side, price) level, cut again at each clear. In one,
         q_n = max(f_n, q_(n-1) + x_n) solves to q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)),
         S the cumulative sum of x: a cumsum and a running maximum (segments kept apart by an
         offset that grows with the segment). Segments are ordered by a radix sort.
         """
-        side, price, x, floor = ev
+        w, n = self._work, e.rec.size
         depth, d = self.depth, np.arange(self.depth)
         b0, a0, b1, a1 = ends
-        lo = np.minimum(np.minimum.reduceat(price, ev_start), np.minimum(b0, b1) - depth + 1)
-        hi = np.maximum(np.maximum.reduceat(price, ev_start), np.maximum(a0, a1) + depth - 1)
+        ev_start = e.off[seg_start]
+        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
         lo = np.maximum(lo, 1)
         width = hi - lo + 1
         sym_off = np.cumsum(2 * width) - 2 * width
         n_seg = int(2 * width.sum())
-        per = np.diff(np.append(ev_start, len(price)))
-        seg = np.repeat(sym_off - lo, per) + price
-        seg += side * np.repeat(width, per)
+        records = np.diff(np.append(seg_start, len(e.per_record)))
+        act = np.repeat(np.arange(active.size), records)  # each record's active symbol
+        seg = take((sym_off - lo)[act], e.rec, out=w("lv_seg", n))
+        seg += e.price
+        seg += np.multiply(take(width[act], e.rec, out=w("lv_i1", n)), e.side, out=w("lv_i1", n))
 
         def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
             """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
@@ -322,43 +241,46 @@ class Book:
         w0 = window(b0, a0)
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
-        order = stable_order(seg, n_seg)
-        seg_s, x_s, f_s = seg[order], x[order], floor[order]
-        clear = f_s < 0
+        order = stable_order(seg, n_seg, w)
+        seg_s = take(seg, order, out=w("lv_seg_s", n))
+        x_s = take(e.x, order, out=w("lv_x_s", n))
+        f_s = take(e.floor, order, out=w("lv_f_s", n))
+        clear = np.less(f_s, 0, out=w("lv_clear", n, bool))
         np.maximum(f_s, 0, out=f_s)  # a clear's floor is -1, every other one >= 0
-        new_seg = np.ones(seg_s.size, bool)
+        new_seg = w("lv_new", n, bool)
+        new_seg[:1] = True
         np.not_equal(seg_s[1:], seg_s[:-1], out=new_seg[1:])
-        starts = new_seg | clear
+        starts = np.logical_or(new_seg, clear, out=w("lv_starts", n, bool))
         first = np.flatnonzero(starts)
         fresh = new_seg[first] & ~clear[first]
         q0_sub = np.where(fresh, q0_seg[seg_s[first]], 0)
         # S within each sub-segment: a plain cumsum once each start takes back the sum before it
-        s_run = x_s
-        s_run[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
-        np.cumsum(s_run, out=s_run)
-        m_run = f_s - s_run
+        x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
+        s_run = np.cumsum(x_s, out=w("lv_s_run", n))
+        m_run = np.subtract(f_s, s_run, out=f_s)
         m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
-        low = int(m_run.min()) if m_run.size else 0
-        spread = (int(m_run.max()) - low + 1) if m_run.size else 1
+        low = int(m_run.min()) if n else 0
+        spread = (int(m_run.max()) - low + 1) if n else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = np.cumsum(starts, dtype=np.int64)
+        lift = np.cumsum(starts, dtype=np.int64, out=w("lv_lift", n))
         lift *= spread
         lift -= low + spread
         m_run += lift
-        running = np.maximum.accumulate(m_run)
-        running -= lift
-        q_s = s_run + running
-        prev_s = np.empty_like(q_s)
+        q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
+        q_s -= lift
+        q_s += s_run
+        prev_s = w("lv_prev", n)
         prev_s[1:] = q_s[:-1]
         prev_s[new_seg] = q0_seg[seg_s[new_seg]]
-        q = np.empty_like(q_s)
+        q = w("lv_q", n)
         q[order] = q_s
-        changed = np.empty(q_s.size, bool)
-        changed[order] = q_s != prev_s
+        changed = w("lv_changed", n, bool)
+        changed[order] = np.not_equal(q_s, prev_s, out=clear)
         # the chunk's end: each level's last size, gathered into the window of the final best
-        last = np.ones(seg_s.size, bool)
+        last = starts  # spent
         last[:-1] = new_seg[1:]
+        last[-1:] = True
         q0_seg[seg_s[last]] = q_s[last]
         w1 = window(b1, a1)
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
