@@ -89,3 +89,17 @@ def test_stable_order_is_a_stable_argsort(bound):
     key = np.random.default_rng(bound).integers(0, bound, 50_000)
     key[::7] = key[0]  # many ties: stability shows
     assert np.array_equal(stable_order(key, bound), np.argsort(key, kind="stable"))
+
+
+def test_level_batches_a_caller_keeps_are_never_written_again():
+    """The book reuses the memory of batches nobody holds any more, never of one still held."""
+    u = Universe.synthetic(20, seed=3)
+    market = Market(u, seed=1, start_ns=START, book_depth=10, chunk_s=0.1)
+    kept: list[tuple[np.ndarray, bytes]] = []
+    for k in range(1, 301):  # 30 chunks of 0.1 s, 10 ms steps
+        _, levels = market.step_book(START + k * 10_000_000)
+        if k % 7 == 0:  # keep some views of pending chunks, let the rest go
+            kept.append((levels, levels.tobytes()))
+    assert len(kept) > 30 and sum(len(v) for v, _ in kept) > 1000
+    for view, seen in kept:
+        assert view.tobytes() == seen
