@@ -275,8 +275,9 @@ class Book:
         np.not_equal(seg_s[1:], seg_s[:-1], out=new_seg[1:])
         starts = np.logical_or(new_seg, clear, out=w("lv_starts", n, bool))
         first = np.flatnonzero(starts)
-        fresh = new_seg[first] & ~clear[first]
-        q0_sub = np.where(fresh, q0_seg[seg_s[first]], 0)
+        is_new = new_seg[first]
+        q0_first = q0_seg[seg_s[first]]
+        q0_sub = np.where(is_new & ~clear[first], q0_first, 0)
         # S within each sub-segment: a plain cumsum once each start takes back the sum before it
         x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
         s_run = np.cumsum(x_s, out=w("lv_s_run", n))
@@ -295,15 +296,14 @@ class Book:
         q_s += s_run
         prev_s = w("lv_prev", n)
         prev_s[1:] = q_s[:-1]
-        prev_s[new_seg] = q0_seg[seg_s[new_seg]]
+        seg_first = first[is_new]  # the first event of each segment
+        prev_s[seg_first] = q0_first[is_new]
         q = w("lv_q", n)
         q[order] = q_s
         changed = w("lv_changed", n, bool)
         changed[order] = np.not_equal(q_s, prev_s, out=clear)
         # the chunk's end: each level's last size, gathered into the window of the final best
-        last = starts  # spent
-        last[:-1] = new_seg[1:]
-        last[-1:] = True
+        last = np.append(seg_first[1:] - 1, n - 1)
         q0_seg[seg_s[last]] = q_s[last]
         w1 = window(b1, a1)
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
