@@ -59,7 +59,7 @@ from . import _book_events as ev
 from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD  # the model's constants
 from ._book_events import LEAN as LEAN
 from ._book_events import ORDER_TAIL as ORDER_TAIL
-from ._book_kernels import DistanceLaw, Scratch, stable_order, take
+from ._book_kernels import DistanceLaw, Scratch, grouped_order, stable_order, take
 
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
 D0 = 2.0  # ticks: flattens the law at the best, where the price moves keep queues young
@@ -264,7 +264,7 @@ class Book:
         w0 = window(b0, a0)
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
-        order = stable_order(seg, n_seg, w)
+        order = grouped_order(seg, sym_off, sym_off + 2 * width, ev_start, w)
         seg_s = take(seg, order, out=w("lv_seg_s", n))
         x_s = take(e.x, order, out=w("lv_x_s", n))
         f_s = take(e.floor, order, out=w("lv_f_s", n))

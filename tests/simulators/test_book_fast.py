@@ -9,7 +9,13 @@ import pytest
 
 from tickwire.simulators import Market, Universe
 from tickwire.simulators import book as bk
-from tickwire.simulators._book_kernels import DistanceLaw, pareto_lots, stable_order
+from tickwire.simulators._book_kernels import (
+    DistanceLaw,
+    Scratch,
+    grouped_order,
+    pareto_lots,
+    stable_order,
+)
 from tickwire.simulators.scenario import parse
 
 START = 1_700_000_000_000_000_000
@@ -103,3 +109,16 @@ def test_level_batches_a_caller_keeps_are_never_written_again():
     assert len(kept) > 30 and sum(len(v) for v, _ in kept) > 1000
     for view, seen in kept:
         assert view.tobytes() == seen
+
+
+@pytest.mark.parametrize("spans", [[5, 9, 3], [40_000] * 7, [30_000, 70_000, 10], [1 << 17]])
+def test_grouped_order_is_a_stable_argsort(spans):
+    """Keys in groups of ascending ranges (a symbol's segments): blocks of 16 bits or wider."""
+    rng = np.random.default_rng(len(spans))
+    hi = np.cumsum(spans)
+    lo = hi - spans
+    sizes = rng.integers(1, 5000, len(spans))
+    key = np.concatenate([rng.integers(a, b, k) for a, b, k in zip(lo, hi, sizes, strict=True)])
+    start = np.cumsum(sizes) - sizes
+    got = grouped_order(key, lo, hi, start, Scratch())
+    assert np.array_equal(got, np.argsort(key, kind="stable"))
