@@ -27,7 +27,8 @@ _ROOM = 1.25  # a work array grows to 25% more than asked: chunks vary by a few 
 
 
 class Scratch:
-    """Work arrays by name, made once and reused: `w(name, n, dtype)` is n of them, unset.
+    """Work arrays by name, made once and reused: `w(name, n, dtype)` is n of them, unset
+    (records: zero when first made, then as the last user left them).
 
     A name holds one value at a time; what a caller keeps past the next use of a name must
     be copied out (indexing with an array copies).
@@ -40,8 +41,9 @@ class Scratch:
     def __call__(self, name: str, n: int, dtype: DTypeLike = np.int64) -> NDArray[Any]:
         dt = np.dtype(dtype)
         a = self._arrays.get(name)
-        if a is None or a.dtype != dt or a.size < n:
-            a = self._arrays[name] = np.empty(int(n * _ROOM) + 1024, dt)
+        if a is None or a.dtype != dt or a.size < n:  # records come zeroed (padding)
+            make = np.zeros if dt.names else np.empty
+            a = self._arrays[name] = make(int(n * _ROOM) + 1024, dt)
         return a[:n]
 
     def arange(self, n: int) -> NDArray[np.intp]:

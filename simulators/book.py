@@ -82,6 +82,7 @@ LEVEL_DTYPE = np.dtype(
 assert LEVEL_DTYPE.itemsize == 40
 
 LevelBatch = NDArray[np.void]
+_RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))  # a level update as opaque bytes: fast to move
 
 
 class Reason(IntEnum):
@@ -186,17 +187,17 @@ class Book:
         ts = take(e.ts, keep, out=w("out_ts", k))
         rel = np.subtract(ts, t0_ns, out=w("out_rel", k))  # >= 0: no event before the chunk
         order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
-        kept = take(keep, order, out=w("out_kept", k))
-        out = self._batch(k)
+        # the records in symbol order (gathers that stream), then moved whole into time order
+        stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
+        stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
         g = w("out_gather", k)
-        out["ts"] = take(ts, order, out=g)
-        out["seq"] = take(seq, order, out=g)
-        out["price"] = take(e.price, kept, out=g)  # in ticks here; the market scales to prices
-        out["size"] = take(q, kept, out=g)
-        out["sym"] = take(ev_sym, order, out=g)
-        out["level"] = take(e.level, kept, out=w("out_u16", k, np.uint16))
-        out["side"] = take(e.side, kept, out=w("out_u8", k, np.uint8))
-        out["reason"] = take(e.reason, kept, out=w("out_u8", k, np.uint8))
+        stage["price"] = take(e.price, keep, out=g)  # in ticks here; the market scales to prices
+        stage["size"] = take(q, keep, out=g)
+        stage["level"] = take(e.level, keep, out=w("out_u16", k, np.uint16))
+        stage["side"] = take(e.side, keep, out=w("out_u8", k, np.uint8))
+        stage["reason"] = take(e.reason, keep, out=w("out_u8", k, np.uint8))
+        out = self._batch(k)
+        take(stage.view(_RECORD), order, out=out.view(_RECORD))
         return out, bid_size, ask_size
 
     def _batch(self, k: int) -> LevelBatch:
