@@ -23,7 +23,7 @@ from numpy.typing import DTypeLike, NDArray
 _NEAR = 1e-12  # relative: a vectorised expm1 is within a few ulps (1e-16) of the C library's
 _MAX_BITS = 20  # the distance table has at most 2^20 bins (1000 levels need 2^17)
 _U16 = 1 << 16
-_ROOM = 1.25  # a work array grows to 25% more than asked: chunks vary by a few percent
+_ROOM = 2.0  # a work array is made twice as large as asked: pages untouched cost nothing
 
 
 class Scratch:

@@ -214,7 +214,7 @@ class Book:
                 del self._batches[i]
                 break
         else:
-            batch = np.zeros(int(k * 1.25) + 1024, LEVEL_DTYPE)
+            batch = np.zeros(2 * k + 1024, LEVEL_DTYPE)  # pages untouched cost nothing
             if len(self._batches) >= _SPARE_BATCHES:
                 self._batches.pop(0)
         self._batches.append(batch)
