@@ -7,7 +7,8 @@ The draws from the book's stream come in this order, part of what a seed reprodu
 counts, the flow's time spacings, three uniforms a flow event (add, distance, side: one block),
 the order sizes, the arrival uniforms (a thinning scenario only), the guarantees' sizes.
 Selections are arithmetic (`np.where` on a random mask is slow) and the per-event arrays live in
-a `Scratch`. Imports numpy and `_book_kernels` only.
+a `Scratch`: the events in `ev_*`, which `Book.step` reads to the end, temporaries in `t0`, `t1`...
+(slots `Book.step` reuses once the events are made). Imports numpy and `_book_kernels` only.
 """
 
 from __future__ import annotations
@@ -67,11 +68,11 @@ def book_events(
     count = m + 2 * is_trade + clr_b + clr_a + 2
     off = np.cumsum(count) - count
     n_ev = int(count.sum())
-    ev_rec = w("ev_rec", n_ev)
+    ev_rec = w("t0", n_ev)
     ev_rec.fill(0)
     ev_rec[off[1:]] = 1  # distinct: every record has events
-    np.cumsum(ev_rec, out=w("ev_rec2", n_ev))
-    ev_rec = w("ev_rec2", n_ev)
+    np.cumsum(ev_rec, out=w("ev_rec", n_ev))
+    ev_rec = w("ev_rec", n_ev)
     ev = Events(
         count,
         off,
@@ -116,7 +117,7 @@ def book_events(
         ev.x[at] = np.where(better, fresh[side], 0)
         ev.floor[at] = np.where(better, 0, lot)
         ev.reason[at] = ADD
-    gone = np.flatnonzero(np.less(ev.price, 1, out=w("ev_gone", n_ev, bool)))
+    gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
     ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
     return ev
 
@@ -127,14 +128,14 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     total = len(m)
     n = int(m.sum())
     m_start = np.cumsum(m) - m
-    fl_rec = w("fl_rec", n + 1)  # the record of each flow event
+    fl_rec = w("t0", n + 1)  # the record of each flow event
     fl_rec.fill(0)
     np.add.at(fl_rec, m_start[1:], 1)  # a record without flow starts where the next does
-    fl_rec = np.cumsum(fl_rec[:n], out=w("fl_rec2", n))
+    fl_rec = np.cumsum(fl_rec[:n], out=w("t1", n))
     at = w.arange(n)
-    fl = take(ev.off - m_start, fl_rec, out=w("fl", n))  # flow comes first in each record
+    fl = take(ev.off - m_start, fl_rec, out=w("t2", n))  # flow comes first in each record
     fl += at
-    i1, i2, f1 = w("fl_i1", n), w("fl_i2", n), w("fl_f1", n, np.float64)
+    i1, i2, f1 = w("t3", n), w("t4", n), w("t5", n, np.float64)
 
     def each(values: NDArray[Any], out: NDArray[Any]) -> NDArray[Any]:
         """A per-record value for each flow event, into `out`."""
@@ -142,13 +143,13 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
 
     # times: sorted inside (t_prev, t] by normalised exponential spacings, m + 1 a record
     gaps = np.cumsum(
-        rng.standard_exponential(out=w("fl_e", n + total, np.float64)),
-        out=w("fl_gaps", n + total, np.float64),
+        rng.standard_exponential(out=w("t0", n + total, np.float64)),
+        out=w("t6", n + total, np.float64),
     )
     base = np.cumsum(m + 1) - (m + 1)  # each record's first spacing
     before = np.zeros(total)
     before[1:] = gaps[base[1:] - 1]
-    u = take(gaps, np.add(at, fl_rec, out=i1), out=w("fl_u", n, np.float64))
+    u = take(gaps, np.add(at, fl_rec, out=i1), out=w("t7", n, np.float64))
     u -= each(before, f1)
     u /= each(gaps[base + m] - before, f1)
     dt = rec.ts - t_prev
@@ -160,21 +161,21 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     np.minimum(i1, each(dt, i2), out=i1)
     i1 += each(t_prev, i2)
     ev.ts[fl] = i1
-    draws = rng.random(out=w("fl_draws", 3 * n, np.float64))  # = add, distance, side draws
-    add = np.less(draws[:n], 0.5, out=w("fl_add", n, bool))
+    draws = rng.random(out=w("t8", 3 * n, np.float64))  # = add, distance, side draws
+    add = np.less(draws[:n], 0.5, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)
-    best = np.equal(d, 0, out=w("fl_best", n, bool))
+    best = np.equal(d, 0, out=w("t10", n, bool))
     lean = 0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5)  # at the best: P(bid) of adds
     p_bid = np.concatenate((np.full(total, 0.5), lean, 1 - lean))  # away, add, cancel
     pick = np.subtract(2, add, out=i1)
     pick *= best
     pick *= total
     pick += fl_rec
-    ask = np.less(draws[2 * n :], take(p_bid, pick, out=f1), out=w("fl_bid", n, bool))
+    ask = np.less(draws[2 * n :], take(p_bid, pick, out=f1), out=w("t11", n, bool))
     np.logical_not(ask, out=ask)
     lots = pareto_lots(rng, ORDER_TAIL, n, w)
     np.minimum(lots, 1e9, out=lots)
-    size = w("fl_size", n)
+    size = w("t6", n)
     size[...] = lots
     size *= each(lot, i2)
     ev.side[fl] = ask
@@ -195,5 +196,5 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     floor = each(lot, i1)  # a cancel at the best leaves a lot
     floor *= np.logical_and(best, np.logical_not(add, out=ask), out=ask)
     ev.floor[fl] = floor
-    ev.reason[fl] = np.subtract(CANCEL, add.view(np.uint8), out=w("fl_u8", n, np.uint8))
+    ev.reason[fl] = np.subtract(CANCEL, add.view(np.uint8), out=w("t7", n, np.uint8))
     ev.level[fl] = d

@@ -30,21 +30,23 @@ class Scratch:
     """Work arrays by name, made once and reused: `w(name, n, dtype)` is n of them, unset
     (records: zero when first made, then as the last user left them).
 
-    A name holds one value at a time; what a caller keeps past the next use of a name must
-    be copied out (indexing with an array copies).
+    A name is bytes that any dtype views, so stages whose arrays are not alive at once share
+    names (and memory). A name holds one value at a time; what a caller keeps past the next use
+    of a name must be copied out (indexing with an array copies).
     """
 
     def __init__(self) -> None:
-        self._arrays: dict[str, NDArray[Any]] = {}
+        self._arrays: dict[str, NDArray[np.uint8]] = {}
         self._arange: NDArray[np.intp] = np.arange(0)
 
     def __call__(self, name: str, n: int, dtype: DTypeLike = np.int64) -> NDArray[Any]:
         dt = np.dtype(dtype)
+        size = n * dt.itemsize
         a = self._arrays.get(name)
-        if a is None or a.dtype != dt or a.size < n:  # records come zeroed (padding)
-            make = np.zeros if dt.names else np.empty
-            a = self._arrays[name] = make(int(n * _ROOM) + 1024, dt)
-        return a[:n]
+        if a is None or a.size < size:
+            make = np.zeros if dt.names else np.empty  # records come zeroed (padding)
+            a = self._arrays[name] = make(int(size * _ROOM) + 8192, np.uint8)
+        return a[:size].view(dt)
 
     def arange(self, n: int) -> NDArray[np.intp]:
         """0, 1, ... n - 1 (read only: shared)."""

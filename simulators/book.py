@@ -175,27 +175,27 @@ class Book:
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
         q, keep = self._levels(active, e, rec.seg_start[active], ends)
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
-        k = keep.size
-        ev_sym = take(sym, take(e.rec, keep, out=w("out_rec", k)), out=w("out_sym", k))
+        k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
+        ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
         # per-symbol book sequence: events are in symbol order here
         per = np.bincount(ev_sym, minlength=len(self.seq))
-        seq = take(self.seq, ev_sym, out=w("out_seq", k))
-        seq -= take(np.cumsum(per) - per, ev_sym, out=w("out_first", k))
+        seq = take(self.seq, ev_sym, out=w("t2", k))
+        seq -= take(np.cumsum(per) - per, ev_sym, out=w("t3", k))
         seq += w.arange(k)
         seq += 1
         self.seq += per
-        ts = take(e.ts, keep, out=w("out_ts", k))
-        rel = np.subtract(ts, t0_ns, out=w("out_rel", k))  # >= 0: no event before the chunk
+        ts = take(e.ts, keep, out=w("t4", k))
+        rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
         order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
         # the records in symbol order (gathers that stream), then moved whole into time order
         stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
         stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
-        g = w("out_gather", k)
+        g = w("t6", k)
         stage["price"] = take(e.price, keep, out=g)  # in ticks here; the market scales to prices
         stage["size"] = take(q, keep, out=g)
-        stage["level"] = take(e.level, keep, out=w("out_u16", k, np.uint16))
-        stage["side"] = take(e.side, keep, out=w("out_u8", k, np.uint8))
-        stage["reason"] = take(e.reason, keep, out=w("out_u8", k, np.uint8))
+        stage["level"] = take(e.level, keep, out=w("t7", k, np.uint16))
+        stage["side"] = take(e.side, keep, out=w("t8", k, np.uint8))
+        stage["reason"] = take(e.reason, keep, out=w("t8", k, np.uint8))
         out = self._batch(k)
         take(stage.view(_RECORD), order, out=out.view(_RECORD))
         return out, bid_size, ask_size
@@ -235,7 +235,7 @@ class Book:
         S the cumulative sum of x: a cumsum and a running maximum (segments kept apart by an
         offset that grows with the segment). Segments are ordered by a radix sort.
         """
-        w, n = self._work, e.rec.size
+        w, n = self._work, e.rec.size  # slots t0, t1...: free once the events are made
         depth, d = self.depth, np.arange(self.depth)
         b0, a0, b1, a1 = ends
         ev_start = e.off[seg_start]
@@ -247,9 +247,9 @@ class Book:
         n_seg = int(2 * width.sum())
         records = np.diff(np.append(seg_start, len(e.per_record)))
         act = np.repeat(np.arange(active.size), records)  # each record's active symbol
-        seg = take((sym_off - lo)[act], e.rec, out=w("lv_seg", n))
+        seg = take((sym_off - lo)[act], e.rec, out=w("t0", n))
         seg += e.price
-        seg += np.multiply(take(width[act], e.rec, out=w("lv_i1", n)), e.side, out=w("lv_i1", n))
+        seg += np.multiply(take(width[act], e.rec, out=w("t1", n)), e.side, out=w("t1", n))
 
         def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
             """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
@@ -266,42 +266,42 @@ class Book:
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
         order = grouped_order(seg, sym_off, sym_off + 2 * width, ev_start, w)
-        seg_s = take(seg, order, out=w("lv_seg_s", n))
-        x_s = take(e.x, order, out=w("lv_x_s", n))
-        f_s = take(e.floor, order, out=w("lv_f_s", n))
-        clear = np.less(f_s, 0, out=w("lv_clear", n, bool))
+        seg_s = take(seg, order, out=w("t2", n))
+        x_s = take(e.x, order, out=w("t3", n))
+        f_s = take(e.floor, order, out=w("t4", n))
+        clear = np.less(f_s, 0, out=w("t5", n, bool))
         np.maximum(f_s, 0, out=f_s)  # a clear's floor is -1, every other one >= 0
-        new_seg = w("lv_new", n, bool)
+        new_seg = w("t6", n, bool)
         new_seg[:1] = True
         np.not_equal(seg_s[1:], seg_s[:-1], out=new_seg[1:])
-        starts = np.logical_or(new_seg, clear, out=w("lv_starts", n, bool))
+        starts = np.logical_or(new_seg, clear, out=w("t7", n, bool))
         first = np.flatnonzero(starts)
         is_new = new_seg[first]
         q0_first = q0_seg[seg_s[first]]
         q0_sub = np.where(is_new & ~clear[first], q0_first, 0)
         # S within each sub-segment: a plain cumsum once each start takes back the sum before it
         x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
-        s_run = np.cumsum(x_s, out=w("lv_s_run", n))
+        s_run = np.cumsum(x_s, out=w("t8", n))
         m_run = np.subtract(f_s, s_run, out=f_s)
         m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
         low = int(m_run.min()) if n else 0
         spread = (int(m_run.max()) - low + 1) if n else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = np.cumsum(starts, dtype=np.int64, out=w("lv_lift", n))
+        lift = np.cumsum(starts, dtype=np.int64, out=w("t9", n))
         lift *= spread
         lift -= low + spread
         m_run += lift
         q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
         q_s -= lift
         q_s += s_run
-        prev_s = w("lv_prev", n)
+        prev_s = w("t10", n)
         prev_s[1:] = q_s[:-1]
         seg_first = first[is_new]  # the first event of each segment
         prev_s[seg_first] = q0_first[is_new]
         q = w("lv_q", n)
         q[order] = q_s
-        changed = w("lv_changed", n, bool)
+        changed = w("t11", n, bool)
         changed[order] = np.not_equal(q_s, prev_s, out=clear)
         # the chunk's end: each level's last size, gathered into the window of the final best
         last = np.append(seg_first[1:] - 1, n - 1)
