@@ -158,6 +158,7 @@ class Book:
         self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
         self._work = Scratch()  # the per-event arrays, kept from chunk to chunk
         self._batches: list[LevelBatch] = []  # batches made before, to reuse once let go
+        self._probe = [np.empty(0, LEVEL_DTYPE)]  # held by its list alone
 
     def step(
         self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
@@ -207,11 +208,12 @@ class Book:
         updates); a batch the market or a caller still holds (a view keeps its base alive)
         is never written again, which the reference count tells, as `ndarray.resize` checks.
         """
-        for i in range(len(self._batches)):  # (enumerate's tuple would hold a reference)
-            batch = self._batches[i]
-            # referred to by the list, `batch` and the argument only: let go by everyone else
-            if sys.getrefcount(batch) == 3 and batch.size >= k:
-                del self._batches[i]
+        # a batch only the list refers to counts as the probe does (read the same way, as
+        # interpreters differ in what they count), so it is let go by everyone else
+        free = sys.getrefcount(self._probe[0])
+        for i in range(len(self._batches)):
+            if sys.getrefcount(self._batches[i]) == free and self._batches[i].size >= k:
+                batch = self._batches.pop(i)
                 break
         else:
             batch = np.zeros(2 * k + 1024, LEVEL_DTYPE)  # pages untouched cost nothing
