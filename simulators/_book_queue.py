@@ -2,7 +2,7 @@
 
 `Market` makes a chunk of level updates ahead, as it does ticks, and releases them by time with
 a cursor; `BookQueue` holds them, and builds the ladders the released ones lead to. Imports
-numpy and `book` only.
+numpy, `book` and `_book_kernels` only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._book_kernels import Scratch, take
 from .book import LEVEL_DTYPE, Book, LevelBatch, ladders
 
 
@@ -24,6 +25,8 @@ class BookQueue:
         self.ts = np.empty(0, np.int64)  # contiguous, for searchsorted
         self.cursor = 0
         self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if any
+        self._work = Scratch()  # ticks and ts live here: new memory costs page faults
+        self._search = self.ts.searchsorted
 
     def hold(
         self,
@@ -33,19 +36,26 @@ class BookQueue:
         start: tuple[NDArray[np.int64], ...] = (),
     ) -> None:
         """A new chunk's updates (prices in ticks become prices, as ticks make them)."""
-        sym = levels["sym"]
-        self.ticks = levels["price"].astype(np.int64)
-        levels["price"] = self.ticks * units[sym] / scale[sym]
-        self.pending, self.ts, self.cursor, self.start = levels, levels["ts"].copy(), 0, start
+        n, w = len(levels), self._work
+        sym = w("sym", n, np.intp)
+        sym[...] = levels["sym"]
+        self.ticks = w("ticks", n)
+        self.ticks[...] = levels["price"]
+        price = np.multiply(self.ticks, take(units, sym, out=w("units", n, units.dtype)))
+        price /= take(scale, sym, out=w("scale", n, scale.dtype))
+        levels["price"] = price  # ticks * units / scale, as ticks make their prices
+        self.ts = w("ts", n)
+        self.ts[...] = levels["ts"]
+        self.pending, self.cursor, self.start = levels, 0, start
+        self._search = self.ts.searchsorted
 
     def release(self, until_ns: int | None, parts: list[LevelBatch] | None) -> None:
         """Release the updates up to `until_ns` (None: all), appended to `parts` if wanted."""
-        cut = (
-            len(self.pending) if until_ns is None else int(self.ts.searchsorted(until_ns, "right"))
-        )
-        if parts is not None and cut > self.cursor:
-            parts.append(self.pending[self.cursor : cut])
-        self.cursor = max(cut, self.cursor)
+        cut = len(self.pending) if until_ns is None else int(self._search(until_ns, "right"))
+        if cut > self.cursor:
+            if parts is not None:
+                parts.append(self.pending[self.cursor : cut])
+            self.cursor = cut
 
     def ladders(
         self,

@@ -41,23 +41,30 @@ How the wire parts map onto them:
 - Kraken `book`: a snapshot then updates per level; its CRC32 checksum over the top 10 bids and
   asks (price and size strings without the point and leading zeros) is computable from a ladder,
   and from a client's book after each update.
-Imports numpy only.
+`_book_events` lays a chunk's events out (flow, trades, clears, guarantees) and `_book_kernels`
+holds exact, faster stand-ins for numpy calls and the work arrays kept from chunk to chunk.
+Imports numpy, `_book_events` and `_book_kernels` only.
 """
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
+from . import _book_events as ev
+from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD  # the model's constants
+from ._book_events import LEAN as LEAN
+from ._book_events import ORDER_TAIL as ORDER_TAIL
+from ._book_kernels import DistanceLaw, Scratch, grouped_order, stable_order, take
+
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
 D0 = 2.0  # ticks: flattens the law at the best, where the price moves keep queues young
-ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
-LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 MIN_DEPTH, MAX_DEPTH = 1, 1000
+_SPARE_BATCHES = 3  # the pending chunk's, the one before, one a caller may hold a while
 
 LEVEL_DTYPE = np.dtype(
     [
@@ -75,6 +82,7 @@ LEVEL_DTYPE = np.dtype(
 assert LEVEL_DTYPE.itemsize == 40
 
 LevelBatch = NDArray[np.void]
+_RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))  # a level update as opaque bytes: fast to move
 
 
 class Reason(IntEnum):
@@ -85,6 +93,9 @@ class Reason(IntEnum):
     TRADE = 3  # a market order took from it (the tick of the same ts is the trade)
     REVEAL = 4  # hidden liquidity showed before a trade larger than the level
     CLEAR = 5  # the best moved through it, or it fell beyond the book's depth
+
+
+assert tuple(Reason) == (ev.ADD, ev.CANCEL, ev.TRADE, ev.REVEAL, ev.CLEAR)
 
 
 def ladder_dtype(depth: int) -> np.dtype[np.void]:
@@ -144,6 +155,10 @@ class Book:
         self.seq = np.zeros(n, np.int64)
         w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
+        self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
+        self._work = Scratch()  # the per-event arrays, kept from chunk to chunk
+        self._batches: list[LevelBatch] = []  # batches made before, to reuse once let go
+        self._probe = [np.empty(0, LEVEL_DTYPE)]  # held by its list alone
 
     def step(
         self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
@@ -151,152 +166,92 @@ class Book:
         """A chunk's level updates (time order) and each record's best sizes (symbol order).
 
         `prev_bid`/`prev_ask`: every symbol's quote before the chunk (what `sizes` hangs from).
+        Work is per event, in flat arrays; selections are arithmetic (a random mask makes
+        `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
-        rng, depth, total = self.rng, self.depth, len(rec.sym)
-        sym = rec.sym
-        head = np.zeros(total, bool)
-        head[rec.seg_start[rec.per_sym > 0]] = True
-        pb = np.where(head, prev_bid[sym], np.roll(rec.bid, 1))  # quote before each record
-        pa = np.where(head, prev_ask[sym], np.roll(rec.ask, 1))
-        t_prev = np.where(head, t0_ns, np.roll(rec.ts, 1))
-        lot = self.lot[sym]
-        is_trade = np.zeros(total, bool)
-        is_trade[rec.trade] = True
-        # how many events each record brings: flow, 2 per trade, clears, 2 guarantees
-        m = rng.poisson(FLOW_PER_RECORD, total)
-        clr_b = np.minimum(np.abs(rec.bid - pb), depth)
-        clr_a = np.minimum(np.abs(rec.ask - pa), depth)
-        count = m + 2 * is_trade + clr_b + clr_a + 2
-        off = np.cumsum(count) - count
-        n_ev = int(count.sum())
-        ev_rec = np.repeat(np.arange(total), count)  # the record each event belongs to
-        ev_ts = np.repeat(rec.ts, count)
-        ev_side = np.zeros(n_ev, np.int64)
-        ev_price = np.zeros(n_ev, np.int64)
-        ev_x = np.zeros(n_ev, np.int64)
-        ev_floor = np.zeros(n_ev, np.int64)
-        ev_reason = np.zeros(n_ev, np.uint8)
-        ev_level = np.zeros(n_ev, np.int64)
-        # flow: times sorted inside (t_prev, t] by normalised exponential spacings
-        n_fl = int(m.sum())
-        m_start = np.cumsum(m) - m
-        inner_pos = np.arange(n_fl) - np.repeat(m_start, m)  # place among its record's flow
-        fl = np.repeat(off, m) + inner_pos  # flow comes first in each record's events
-
-        def each(values: NDArray[Any]) -> NDArray[Any]:
-            """A per-record value for each flow event (records' flow events are contiguous)."""
-            return np.repeat(values, m)
-
-        gaps = np.cumsum(rng.standard_exponential(n_fl + total))  # m + 1 spacings a record
-        base = m_start + np.arange(total)
-        before = np.where(base > 0, gaps[np.maximum(base - 1, 0)], 0.0)
-        u = (gaps[each(base) + inner_pos] - each(before)) / each(gaps[base + m] - before)
-        dt = rec.ts - t_prev
-        late = np.floor(u * each(np.maximum(dt - 1, 0))).astype(np.int64)
-        ev_ts[fl] = each(t_prev) + np.minimum(each(dt), 1 + late)
-        add = rng.random(n_fl) < 0.5
-        d = np.minimum(np.searchsorted(self._cdf, rng.random(n_fl), "right"), depth - 1)
-        lean = each(0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5))  # at the best: P(bid) of adds
-        p_bid = np.where(d == 0, np.where(add, lean, 1 - lean), 0.5)
-        bid_side = rng.random(n_fl) < p_bid
-        lots = np.minimum(np.floor(rng.pareto(ORDER_TAIL, n_fl) + 1), 1e9).astype(np.int64)
-        size = each(lot) * lots
-        ev_side[fl] = ~bid_side
-        ev_price[fl] = np.where(bid_side, each(pb) - d, each(pa) + d)
-        add_x = size
-        if rec.kept is not None:  # a thinning book: new orders fail to arrive, cancels go on
-            add_x = np.where(rng.random(n_fl) < each(rec.kept), size, 0)
-        ev_x[fl] = np.where(add, add_x, -size)
-        ev_floor[fl] = np.where(~add & (d == 0), each(lot), 0)
-        ev_reason[fl] = np.where(add, Reason.ADD, Reason.CANCEL)
-        ev_level[fl] = d
-        # trades: reveal (floor = the trade's size), then take it, at the best opposite level
-        t = rec.trade
-        first = off[t] + m[t]
-        for j, x, f, why in ((0, 0, rec.size, Reason.REVEAL), (1, -rec.size, 0, Reason.TRADE)):
-            at = first + j
-            ev_side[at] = rec.buy
-            ev_price[at] = np.where(rec.buy, pa[t], pb[t])
-            ev_x[at], ev_floor[at], ev_reason[at] = x, f, why
-        # clears: the levels the best passed, or that fall beyond the depth
-        start = off + m + 2 * is_trade
-        for side, n_clr, moved, best in (
-            (0, clr_b, rec.bid - pb, pb),
-            (1, clr_a, rec.ask - pa, pa),
-        ):
-            r = np.repeat(np.arange(total), n_clr)
-            j = np.arange(int(n_clr.sum())) - np.repeat(np.cumsum(n_clr) - n_clr, n_clr)
-            at = np.repeat(start, n_clr) + j
-            start = start + n_clr
-            inner = moved[r] < 0 if side == 0 else moved[r] > 0  # the best receded
-            step = -1 if side == 0 else 1
-            far = best[r] + step * (depth - 1)
-            ev_price[at] = np.where(inner, best[r] + step * j, far - step * j)
-            ev_side[at], ev_reason[at] = side, Reason.CLEAR
-            ev_floor[at] = -1  # marks a clear: the level restarts empty
-            ev_level[at] = np.where(inner, j, depth - 1 - j)
-        # guarantees: the new best holds an order (a fresh one at a new price)
-        fresh = self.lot[sym] * np.floor(rng.pareto(ORDER_TAIL, (2, total)) + 1).astype(np.int64)
-        for side, best, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
-            at = start + side
-            ev_side[at], ev_price[at] = side, best
-            ev_x[at] = np.where(better, fresh[side], 0)
-            ev_floor[at] = np.where(better, 0, lot)
-            ev_reason[at] = Reason.ADD
-        gone = ev_price < 1  # below the lowest price: nothing there
-        ev_price[gone], ev_x[gone], ev_floor[gone] = 1, 0, 0
+        w, sym = self._work, rec.sym
+        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
-        q, prev_q = self._levels(
-            active, off[rec.seg_start[active]], ev_side, ev_price, ev_x, ev_floor, ends
-        )
-        bid_size, ask_size = q[start], q[start + 1]
-        keep = np.flatnonzero(q != prev_q)
-        ev_sym = sym[ev_rec[keep]]
+        q, keep = self._levels(active, e, rec.seg_start[active], ends)
+        bid_size, ask_size = q[e.guard], q[e.guard + 1]
+        k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
+        ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
         # per-symbol book sequence: events are in symbol order here
         per = np.bincount(ev_sym, minlength=len(self.seq))
-        rank = np.arange(keep.size) - np.repeat(np.cumsum(per) - per, per)
-        out = np.zeros(keep.size, LEVEL_DTYPE)
-        out["ts"] = ev_ts[keep]
-        out["seq"] = self.seq[ev_sym] + rank + 1
+        seq = take(self.seq, ev_sym, out=w("t2", k))
+        seq -= take(np.cumsum(per) - per, ev_sym, out=w("t3", k))
+        seq += w.arange(k)
+        seq += 1
         self.seq += per
-        out["price"] = ev_price[keep]  # in ticks here; the market scales to prices
-        out["size"] = q[keep]
-        out["sym"] = ev_sym
-        out["level"] = np.minimum(ev_level[keep], 65535)
-        out["side"] = ev_side[keep]
-        out["reason"] = ev_reason[keep]
-        order = np.argsort(out["ts"], kind="stable")
-        return out[order], bid_size, ask_size
+        ts = take(e.ts, keep, out=w("t4", k))
+        rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
+        order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
+        # the records in symbol order (gathers that stream), then moved whole into time order
+        stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
+        stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
+        g = w("t6", k)
+        stage["price"] = take(e.price, keep, out=g)  # in ticks here; the market scales to prices
+        stage["size"] = take(q, keep, out=g)
+        stage["level"] = take(e.level, keep, out=w("t7", k, np.uint16))
+        stage["side"] = take(e.side, keep, out=w("t8", k, np.uint8))
+        stage["reason"] = take(e.reason, keep, out=w("t8", k, np.uint8))
+        out = self._batch(k)
+        take(stage.view(_RECORD), order, out=out.view(_RECORD))
+        return out, bid_size, ask_size
+
+    def _batch(self, k: int) -> LevelBatch:
+        """Room for k level updates: a batch made before if nothing refers to it any more.
+
+        New memory costs a page fault a page when first written (~700 a chunk of 90,000
+        updates); a batch the market or a caller still holds (a view keeps its base alive)
+        is never written again, which the reference count tells, as `ndarray.resize` checks.
+        """
+        # a batch only the list refers to counts as the probe does (read the same way, as
+        # interpreters differ in what they count), so it is let go by everyone else
+        free = sys.getrefcount(self._probe[0])
+        for i in range(len(self._batches)):
+            if sys.getrefcount(self._batches[i]) == free and self._batches[i].size >= k:
+                batch = self._batches.pop(i)
+                break
+        else:
+            batch = np.zeros(2 * k + 1024, LEVEL_DTYPE)  # pages untouched cost nothing
+            if len(self._batches) >= _SPARE_BATCHES:
+                self._batches.pop(0)
+        self._batches.append(batch)
+        return batch[:k]  # every field is written but `_pad`, zero from the start
 
     def _levels(
         self,
         active: NDArray[np.intp],
-        ev_start: NDArray[np.int64],
-        side: NDArray[np.int64],
-        price: NDArray[np.int64],
-        x: NDArray[np.int64],
-        floor: NDArray[np.int64],
+        e: ev.Events,
+        seg_start: NDArray[np.int64],
         ends: tuple[NDArray[np.int64], ...],
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Each event's new size and the size before it; folds the chunk into `sizes`.
+    ) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+        """Each event's new size, and the events that change their level; folds into `sizes`.
 
-        Events are in symbol order (time order inside). One segment per (symbol, side, price)
-        level, cut again at each clear. In a segment, q_n = max(f_n, q_(n-1) + x_n) solves to
-        q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)), S the cumulative sum of x: a cumsum and
-        a running maximum (segments kept apart by an offset that grows with the segment).
+        Events are in symbol order (time order inside); `seg_start`: each active symbol's first
+        record. One segment per (symbol, side, price) level, cut again at each clear. In one,
+        q_n = max(f_n, q_(n-1) + x_n) solves to q_n = S_n + max(q_0, max_(k<=n) (f_k - S_k)),
+        S the cumulative sum of x: a cumsum and a running maximum (segments kept apart by an
+        offset that grows with the segment). Segments are ordered by a radix sort.
         """
+        w, n = self._work, e.rec.size  # slots t0, t1...: free once the events are made
         depth, d = self.depth, np.arange(self.depth)
         b0, a0, b1, a1 = ends
-        lo = np.minimum(np.minimum.reduceat(price, ev_start), np.minimum(b0, b1) - depth + 1)
-        hi = np.maximum(np.maximum.reduceat(price, ev_start), np.maximum(a0, a1) + depth - 1)
+        ev_start = e.off[seg_start]
+        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
         lo = np.maximum(lo, 1)
         width = hi - lo + 1
         sym_off = np.cumsum(2 * width) - 2 * width
-        per = np.diff(np.append(ev_start, len(price)))
-        a = np.repeat(np.arange(active.size), per)  # active index of each event
-        seg = sym_off[a] + side * width[a] + (price - lo[a])
+        n_seg = int(2 * width.sum())
+        records = np.diff(np.append(seg_start, len(e.per_record)))
+        act = np.repeat(np.arange(active.size), records)  # each record's active symbol
+        seg = take((sym_off - lo)[act], e.rec, out=w("t0", n))
+        seg += e.price
+        seg += np.multiply(take(width[act], e.rec, out=w("t1", n)), e.side, out=w("t1", n))
 
         def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
             """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
@@ -308,44 +263,55 @@ class Book:
             out: NDArray[np.int64] = np.where(ok, sym_off[:, None, None] + w + rel, -1)
             return out
 
-        q0_seg = np.zeros(int(2 * width.sum()), np.int64)
+        q0_seg = np.zeros(n_seg, np.int64)
         w0 = window(b0, a0)
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
-        order = np.argsort(seg, kind="stable")
-        seg_s, x_s, f_s = seg[order], x[order], floor[order]
-        clear = f_s < 0
-        f_s = np.where(clear, 0, f_s)
-        new_seg = np.ones(seg_s.size, bool)
-        new_seg[1:] = seg_s[1:] != seg_s[:-1]
-        sub = np.cumsum(new_seg | clear) - 1
-        q0_sub = np.zeros(int(sub[-1]) + 1 if sub.size else 0, np.int64)
-        fresh = new_seg & ~clear
-        q0_sub[sub[fresh]] = q0_seg[seg_s[fresh]]
-        cs = np.cumsum(x_s)
-        first = np.flatnonzero(new_seg | clear)
-        s_run = cs - (cs[first] - x_s[first])[sub]
-        m_run = f_s - s_run
-        low = int(m_run.min()) if m_run.size else 0
-        spread = (int(m_run.max()) - low + 1) if m_run.size else 1
+        order = grouped_order(seg, sym_off, sym_off + 2 * width, ev_start, w)
+        seg_s = take(seg, order, out=w("t2", n))
+        x_s = take(e.x, order, out=w("t3", n))
+        f_s = take(e.floor, order, out=w("t4", n))
+        clear = np.less(f_s, 0, out=w("t5", n, bool))
+        np.maximum(f_s, 0, out=f_s)  # a clear's floor is -1, every other one >= 0
+        new_seg = w("t6", n, bool)
+        new_seg[:1] = True
+        np.not_equal(seg_s[1:], seg_s[:-1], out=new_seg[1:])
+        starts = np.logical_or(new_seg, clear, out=w("t7", n, bool))
+        first = np.flatnonzero(starts)
+        is_new = new_seg[first]
+        q0_first = q0_seg[seg_s[first]]
+        q0_sub = np.where(is_new & ~clear[first], q0_first, 0)
+        # S within each sub-segment: a plain cumsum once each start takes back the sum before it
+        x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
+        s_run = np.cumsum(x_s, out=w("t8", n))
+        m_run = np.subtract(f_s, s_run, out=f_s)
+        m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
+        low = int(m_run.min()) if n else 0
+        spread = (int(m_run.max()) - low + 1) if n else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = sub * spread
-        running = np.maximum.accumulate(m_run - low + lift) - lift + low
-        q_s = s_run + np.maximum(q0_sub[sub], running)
-        prev_s = np.empty_like(q_s)
+        lift = np.cumsum(starts, dtype=np.int64, out=w("t9", n))
+        lift *= spread
+        lift -= low + spread
+        m_run += lift
+        q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
+        q_s -= lift
+        q_s += s_run
+        prev_s = w("t10", n)
         prev_s[1:] = q_s[:-1]
-        prev_s[new_seg] = q0_seg[seg_s[new_seg]]
-        q, prev_q = np.empty_like(q_s), np.empty_like(q_s)
-        q[order], prev_q[order] = q_s, prev_s
+        seg_first = first[is_new]  # the first event of each segment
+        prev_s[seg_first] = q0_first[is_new]
+        q = w("lv_q", n)
+        q[order] = q_s
+        changed = w("t11", n, bool)
+        changed[order] = np.not_equal(q_s, prev_s, out=clear)
         # the chunk's end: each level's last size, gathered into the window of the final best
-        last = np.ones(seg_s.size, bool)
-        last[:-1] = seg_s[1:] != seg_s[:-1]
+        last = np.append(seg_first[1:] - 1, n - 1)
         q0_seg[seg_s[last]] = q_s[last]
         w1 = window(b1, a1)
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
         self.sizes[active] = sizes
-        return q, prev_q
+        return q, np.flatnonzero(changed)
 
 
 def ladders(
