@@ -1,15 +1,12 @@
-"""What `tickwire serve` configures (`ServerConfig`) and what can feed a server instead of its own
-market (`Upstream`: a bus gateway). Plain data and checks; the server is `server.py`.
+"""What `tickwire serve` configures (`ServerConfig`). Plain data and checks; the server is
+`server.py`, the parts it is composed of `roles.py`.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sized
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import trio
+from typing import Literal
 
 from tickwire.feed import protocol as p
 from tickwire.feed import venues
@@ -17,7 +14,6 @@ from tickwire.feed.v1 import state as st
 from tickwire.feed.ws import http
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
-from tickwire.simulators.ticks import TickBatch
 
 
 @dataclass
@@ -80,45 +76,3 @@ class ServerConfig:
             prefix_route=lambda path: venues.route(path) is not None,
             self_auth=("/alpaca/",),  # Alpaca's auth message carries the key (checked there)
         )
-
-
-class PushTarget(Protocol):
-    """What an upstream pushes into (`server.Server` is one)."""
-
-    @property
-    def watched(self) -> bool:
-        """Whether any client subscribes."""
-
-    @property
-    def connections(self) -> Sized:
-        """The open connections."""
-
-    async def shutdown(self, code: int = ..., reason: str = ...) -> None:
-        """Close every connection with `code` and `reason`, and stop."""
-
-    async def push(self, batch: TickBatch, offset: int | None = None) -> None:
-        """Publish an upstream's flush at `offset` and deliver it."""
-
-    async def source_gap(self, snapshot: TickBatch, epoch: str, offset: int | None) -> None:
-        """The upstream lost updates: resynchronise every subscriber on `snapshot`."""
-
-
-class Upstream(Protocol):
-    """A source that pushes flushes into the server (a bus gateway) instead of a market that
-    the server steps: its `run` task calls `PushTarget.push` and `PushTarget.source_gap`."""
-
-    universe: Universe
-
-    def start(self) -> tuple[TickBatch, str, int | None]:
-        """The latest record per symbol, the stream's epoch and the next record's offset."""
-        ...
-
-    async def run(self, server: PushTarget, *, task_status: trio.TaskStatus[None]) -> None: ...
-
-    def statistics(self) -> dict[str, Any]:
-        """Figures merged into the server's `stats` (and `/metrics`)."""
-        ...
-
-    def not_ready(self) -> str | None:
-        """Why `/readyz` must say no (e.g. the bus is down), or None."""
-        ...

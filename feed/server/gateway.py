@@ -1,13 +1,14 @@
 """`tickwire serve --bus URL --role producer|gateway`: one market, many stateless gateways.
 
-A producer runs the market (or a replay) exactly as a plain server does and hands every step's
-batch, with its stream offset, to a `BusProducer`; it listens for clients only with an explicit
-`--port`. A gateway has no market: `BusUpstream` reads a `BusReader` and pushes each flush into
-the same hub, connections and venue fan-out as a single process (`Server.push`), at the
-producer's stream offsets and under the producer's epoch, so a client resumes on any gateway.
-A bus gap becomes a `gap` notice and a snapshot for every subscriber (`Server.source_gap`);
-a bus that is down keeps clients connected on heartbeats, says `bus: down` in `stats`, logs
-once and makes `/readyz` answer 503 until it is back.
+The bus roles as compositions of the server's parts (`roles`): a producer is the market source
+with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset) as
+its sinks; it listens for clients only with an explicit `--port`. A gateway has no market: its
+source is a `BusSource`, which reads a `BusReader` and pushes each flush into the same hub,
+connections and venue fan-out as a single process (`Server.push`), at the producer's stream
+offsets and under the producer's epoch, so a client resumes on any gateway. A bus gap becomes a
+`gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is down keeps
+clients connected on heartbeats, says `bus: down` in `stats`, logs once and makes `/readyz`
+answer 503 until it is back.
 
 Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire serve` never does.
 """
@@ -18,6 +19,7 @@ import functools
 import gc
 import logging
 import os
+import secrets
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,8 @@ import trio
 
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
-from tickwire.feed.server.config import PushTarget
+from tickwire.feed.server.market import MarketSource, make_market
+from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
@@ -35,6 +38,7 @@ from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
     from tickwire.feed.bus.api import BusReader
+    from tickwire.feed.bus.producer import BusProducer
     from tickwire.simulators import Market
     from tickwire.simulators.replay import Replay
 
@@ -59,8 +63,11 @@ def _bus() -> Any:
     return bus
 
 
-class BusUpstream:
+class BusSource:
     """A gateway's source: the bus reader's flushes, gaps and outages, pushed into a server."""
+
+    paced = False  # a gateway serves what the producer steps; its clients never pace it
+    finished = False  # a producer's stream has no end
 
     def __init__(self, reader: BusReader, ident: str) -> None:
         assert reader.universe is not None, "open the reader first"
@@ -68,33 +75,44 @@ class BusUpstream:
         self.universe = reader.universe
         self.ident = ident
 
-    def start(self) -> tuple[TickBatch, str, int | None]:
-        return self.reader.snapshot, epoch_text(self.reader.epoch), self.reader.offset
+    def open(self) -> Opening:
+        r = self.reader
+        return Opening(
+            self.universe,
+            r.snapshot,
+            time.time_ns(),
+            epoch=epoch_text(r.epoch),
+            offset=r.offset,
+            continued=True,
+        )
 
-    async def run(self, server: PushTarget, *, task_status: trio.TaskStatus[None]) -> None:
+    def refresh(self) -> None:
+        """Nothing to catch up: the producer steps, this pushes what it sends."""
+
+    async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
-        self.reader.watched = lambda: server.watched  # tells the producer to step at the cadence
+        self.reader.watched = lambda: feed.watched  # tells the producer to step at the cadence
         task_status.started()
         async for item in self.reader:
             if isinstance(item, np.ndarray):  # a flush
-                await server.push(item, self.reader.flush_offset)
+                await feed.push(item, self.reader.flush_offset)
             elif isinstance(item, bus.BusGap):
-                await self._same_universe(server)
-                await server.source_gap(item.snapshot, epoch_text(item.epoch), item.offset)
+                await self._same_universe(feed)
+                await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
                 log.info(
                     "bus gap (%s): sent %s a fresh snapshot",
                     item.reason,
-                    oplog.counted(len(server.connections), "client"),
+                    oplog.counted(len(feed.connections), "client"),
                 )
             # BusDown: the reader logged it once; clients keep their heartbeats
 
-    async def _same_universe(self, server: PushTarget) -> None:
+    async def _same_universe(self, feed: Feed) -> None:
         """A new producer may serve other symbols: ids would mean other things, so stop (a
         supervisor restarts the gateway, which then serves the new universe)."""
         now = self.reader.universe
         if now is not None and list(now.symbols) == list(self.universe.symbols):
             return
-        await server.shutdown(1012, "the feed now serves another universe: reconnect")
+        await feed.shutdown(1012, "the feed now serves another universe: reconnect")
         raise UserError(
             f"the producer on {redact(self.reader.url)} now serves another universe "
             f"({len(now) if now is not None else 0} symbols, was {len(self.universe)}): "
@@ -120,6 +138,74 @@ class BusUpstream:
         return None if up else f"the bus is down ({redact(self.reader.url)})"  # unauthenticated
 
 
+class BusSink:
+    """A producer's sink: every stepped batch, at its stream offset, to the bus."""
+
+    def __init__(self, producer: BusProducer) -> None:
+        self.producer = producer
+
+    def publish(self, batch: TickBatch, offset: int) -> None:
+        self.producer.publish(batch, offset)
+
+    @property
+    def watched(self) -> bool:
+        """Some gateway has subscribers (or the producer cannot tell yet)."""
+        return self.producer.watched
+
+    def statistics(self) -> dict[str, Any]:
+        """A producer's bus figures for its own `stats` and /metrics (with --port)."""
+        s = self.producer.statistics()
+        return {
+            "bus": "up" if s.up else "down",
+            "bus_up": int(s.up),
+            "bus_role": s.role,
+            "bus_active": int(s.role == "active"),
+            "bus_producer": s.holder,
+            "bus_standbys": s.standbys,
+            "bus_takeovers": s.takeovers,
+            "process_cpu_s": round(time.process_time(), 3),  # the writer thread's included
+        }
+
+
+# ---------------------------------------------------------------------- the compositions
+
+
+def gateway_server(config: ServerConfig, reader: BusReader, ident: str) -> Server:
+    """A gateway: the bus reader as the source, the hub as the only sink, listeners."""
+    return Server(config, source=BusSource(reader, ident))
+
+
+def producer_server(
+    config: ServerConfig, market: Market | Replay | None, url: str, namespace: str
+) -> tuple[Server, BusProducer]:
+    """A producer: the market as the source, in the order the gateways rebuild; the hub and
+    the bus as its sinks. It steps at the cadence while a gateway has subscribers, and rarely,
+    like an idle server, while none has."""
+    bus = _bus()
+    start_ns = time.time_ns()
+    market = market or make_market(config, start_ns)
+    epoch = secrets.randbits(64)  # this run of the stream, the same on the bus and in the hub
+    server: Server | None = None
+
+    def snapshot() -> TickBatch:
+        assert server is not None, "the producer runs once the server is built"
+        return server.hub.lvc.copy()
+
+    producer: BusProducer = bus.BusProducer(
+        url, market.universe, snapshot, namespace=namespace, epoch=epoch, ident=gateway_id()
+    )
+    source = MarketSource(
+        config,
+        market,
+        start_ns=start_ns,
+        reorder=functools.partial(bc.canonical, shards=producer.shards),
+        epoch=epoch_text(epoch),
+    )
+    producer.on_watched = lambda watched: source.wake() if watched else None
+    server = Server(config, source=source, sinks=[BusSink(producer)])
+    return server, producer
+
+
 async def run_gateway(
     config: ServerConfig, url: str, namespace: str, *, stop: Any, summaries: Any
 ) -> None:
@@ -128,7 +214,7 @@ async def run_gateway(
     ident = gateway_id()
     log.info("gateway %s: waiting for a producer on %s namespace %r", ident, redact(url), namespace)
     async with bus.BusReader(url, namespace=namespace) as reader:
-        server = Server(config, upstream=BusUpstream(reader, ident))
+        server = gateway_server(config, reader, ident)
         async with trio.open_nursery() as nursery:
             ws_url = await nursery.start(server.run)
             gc.collect()
@@ -161,29 +247,14 @@ async def run_producer(
 ) -> None:
     """Step the market at the cadence and write every batch to the bus; serve clients too
     only when `listen` (an explicit --port)."""
-    bus = _bus()
-    server = Server(config, market=market)
-    server.always_step = True  # the gateways' clients are invisible from here
-    assert server.market is not None
-    producer = bus.BusProducer(
-        url,
-        server.market.universe,
-        lambda: server.hub.lvc.copy(),
-        namespace=namespace,
-        epoch=int(server.hub.epoch, 16),
-        ident=gateway_id(),
-    )
-    server.source_statistics = functools.partial(_producer_statistics, producer)
-    server.on_publish = producer.publish
-    producer.on_watched = server.step_always  # idle like a plain server while nobody watches
-    server.reorder = functools.partial(bc.canonical, shards=producer.shards)
+    server, producer = producer_server(config, market, url, namespace)
     async with trio.open_nursery() as nursery:
         await nursery.start(producer.run)
         if listen:
             ws_url = await nursery.start(server.run)
             where = f"; clients on {ws_url} too"
         else:
-            await nursery.start(server.run_market)
+            await nursery.start(server.run_source)
             where = " (no WebSocket listener: give --port to serve clients here too)"
         gc.collect()
         gc.freeze()
@@ -206,19 +277,12 @@ async def run_producer(
         nursery.cancel_scope.cancel()
 
 
-def _producer_statistics(producer: Any) -> dict[str, Any]:
-    """A producer's bus figures for its own `stats` and /metrics (with --port)."""
-    s = producer.statistics()
-    return {
-        "bus": "up" if s.up else "down",
-        "bus_up": int(s.up),
-        "bus_role": s.role,
-        "bus_active": int(s.role == "active"),
-        "bus_producer": s.holder,
-        "bus_standbys": s.standbys,
-        "bus_takeovers": s.takeovers,
-        "process_cpu_s": round(time.process_time(), 3),  # the writer thread's included
-    }
-
-
-__all__ = ["BusUpstream", "gateway_id", "run_gateway", "run_producer"]
+__all__ = [
+    "BusSink",
+    "BusSource",
+    "gateway_id",
+    "gateway_server",
+    "producer_server",
+    "run_gateway",
+    "run_producer",
+]

@@ -3,6 +3,7 @@ gap, the codec's offsets, and a server fed by an upstream, seen by the client li
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import trio
 from tickwire.feed import Batch, Gap, connect
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Market, TickBatch, Universe
 
@@ -102,24 +104,37 @@ def test_a_resync_gives_every_subscriber_a_gap_snapshot_then_every_update() -> N
 
 
 class _Upstream:
-    """An upstream fed from this test: flushes and a gap, as a bus gateway's reader would."""
+    """A source fed from this test: flushes and a gap, as a bus gateway's reader would."""
+
+    paced = False
+    finished = False
 
     def __init__(self, market: Market) -> None:
         self.market = market
-        self.universe = market.universe
         self.send, self.recv = trio.open_memory_channel[Any](100)
         self.up = True
 
-    def start(self) -> tuple[TickBatch, str, int | None]:
-        return self.market.snapshot(), "0123456789abcdef", 1_000
+    def open(self) -> Opening:
+        snapshot = self.market.snapshot()
+        return Opening(
+            self.market.universe,
+            snapshot,
+            time.time_ns(),
+            "0123456789abcdef",
+            1_000,
+            continued=True,
+        )
 
-    async def run(self, server: Server, *, task_status: trio.TaskStatus[None]) -> None:
+    def refresh(self) -> None:
+        pass
+
+    async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()
         async for kind, value, offset in self.recv:
             if kind == "gap":
-                await server.source_gap(value, "0123456789abcdef", offset)
+                await feed.resync(value, "0123456789abcdef", offset)
             else:
-                await server.push(value, offset)
+                await feed.push(value, offset)
 
     def statistics(self) -> dict[str, Any]:
         return {"gateway": "test:1", "bus": "up" if self.up else "down", "bus_lag_ms": 1.5}
@@ -131,7 +146,7 @@ class _Upstream:
 async def test_a_server_fed_by_an_upstream_reports_the_source_gap_to_the_client() -> None:
     m = _market()
     up = _Upstream(m)
-    server = Server(ServerConfig(port=0, heartbeat_ms=100), upstream=up)
+    server = Server(ServerConfig(port=0, heartbeat_ms=100), source=up)
     events: list[object] = []
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
@@ -155,7 +170,7 @@ async def test_a_server_fed_by_an_upstream_reports_the_source_gap_to_the_client(
                         break
                 stats = await feed.stats()
                 up.up = False
-                status, _, body = server._readiness()
+                status, _, body = server.readiness()
             nursery.cancel_scope.cancel()
     gaps = [e for e in events if isinstance(e, Gap)]
     assert len(gaps) == 1 and gaps[0].reason == "source" and gaps[0].lost and gaps[0].lost > 0

@@ -10,15 +10,22 @@ import logging
 
 import trio
 
+from tickwire.feed.server.market import MarketSource
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Market, Universe
+
+
+def _market(server: Server) -> Market:
+    """The market a plain server steps (its source, built from the config)."""
+    assert isinstance(server.source, MarketSource) and isinstance(server.source.market, Market)
+    return server.source.market
 
 
 async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_clock, caplog):
     caplog.set_level(logging.INFO, "tickwire.server")
     universe = Universe.synthetic(3000, 0)
     server = Server(ServerConfig(port=0, universe=universe), start_ns=0)
-    market = server.market
+    market = _market(server)
     assert isinstance(market, Market) and market.chunk_s == 0.1
     chunk_ns = round(market.chunk_s * 1e9)
     steps: list[int] = []  # how far each step moved the market
@@ -32,7 +39,7 @@ async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_
 
     market.step = step  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.run_market)
+        await nursery.start(server.run_source)
         autojump_clock.jump(3.0)  # the machine stalled: 30 chunks behind, nobody subscribed
         turns = 0
         while market.now_ns < 3 * 10**9:
@@ -52,7 +59,7 @@ async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_
 
 async def test_a_market_on_time_steps_rarely_with_nobody_watching(autojump_clock):
     server = Server(ServerConfig(port=0, universe=Universe.synthetic(3000, 0)), start_ns=0)
-    market = server.market
+    market = _market(server)
     steps: list[int] = []
     real_step = market.step
 
@@ -62,7 +69,7 @@ async def test_a_market_on_time_steps_rarely_with_nobody_watching(autojump_clock
 
     market.step = step  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.run_market)
+        await nursery.start(server.run_source)
         await trio.sleep(1.0)
         nursery.cancel_scope.cancel()
     assert 18 <= len(steps) <= 22  # every 50 ms, neither spinning nor stuck

@@ -119,7 +119,7 @@ async def test_through_the_server_at_speed_10_on_a_fake_clock(tmp_path, autojump
     # 50 ms (an idle server), and the timing asserted here is that of a watched stream.
     server.ctx.subscribers = 1
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.run_market)
+        await nursery.start(server.run_source)
         t0 = trio.current_time()
         while len(seen) < 6:
             await trio.sleep(0.001)

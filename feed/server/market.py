@@ -1,0 +1,197 @@
+"""The stepped source: the simulated market or a replay, stepped by the generator task.
+
+`MarketSource.run` is the generator: it steps the market to now every cadence and pushes the
+batch into the server (publish, then deliver to the subscribers it woke), skipping ahead rather
+than queueing when it falls behind. With nobody watching it steps rarely (`refresh` steps to now
+before anything reads its state). A market behind the clock catches up one chunk per step and
+says so once; a replay at speed 0 steps only when its readers have taken everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from tickwire.feed.server.config import ServerConfig
+from tickwire.feed.server.roles import Feed, Opening
+from tickwire.simulators import Market, Universe
+from tickwire.simulators.replay import Replay
+from tickwire.simulators.ticks import TickBatch
+
+log = logging.getLogger("tickwire.server")
+
+IDLE_STEP_S = 0.05  # with no subscriber, step the market this rarely (refresh catches up)
+# Chunks the market may make per step: for big universes one is a 100 ms cell (~0.1 s of CPU at
+# 20,000 symbols), so a handshake waits for at most about one chunk.
+MAX_CHUNKS = 1
+LAG_WARN_S, LAG_OK_S = 1.0, 0.2  # market behind the clock: warn past this, clear under that
+BEHIND_YIELD = 0.25  # behind, the market gets at most 80% of the time, the rest the others
+
+
+def make_market(config: ServerConfig, start_ns: int) -> Market:
+    """The simulated market `config` asks for, opening at event time `start_ns`."""
+    return Market(
+        config.universe or Universe.default(),
+        seed=config.seed,
+        start_ns=start_ns,
+        activity=config.activity,
+        session=config.session,
+    )
+
+
+class MarketSource:
+    """A market (or a replay) as a server's source."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        market: Market | Replay | None = None,
+        *,
+        start_ns: int | None = None,
+        reorder: Callable[[TickBatch], TickBatch] | None = None,
+        epoch: str | None = None,
+    ) -> None:
+        """`market`: None makes one from `config` (its universe, seed, activity and session).
+        `start_ns`: the event time at start (default: the wall clock), e.g. to replay a given
+        minute. `reorder`: puts each stepped batch in the order its readers will see it (a bus
+        producer: the order gateways rebuild from the shards), before any sink numbers it.
+        `epoch`: this run of the stream (a bus producer's); None: the hub draws one."""
+        self.start_ns = time.time_ns() if start_ns is None else start_ns
+        self.market: Market | Replay = market or make_market(config, self.start_ns)
+        self.epoch = epoch
+        self.activity = config.activity
+        self.cadence_s = config.cadence_ms / 1000
+        self.reorder = reorder
+        self._feed: Feed | None = None
+        self._idle: trio.CancelScope | None = None  # the idle sleep, while nobody watches
+        self._lagging = False  # behind the clock (logged once, until it has caught up)
+        self._target_ns = 0  # where the last step of the market was asked to go
+        self._finished = False  # a replay's end: logged once; /readyz says so from then on
+
+    def open(self) -> Opening:
+        snapshot = self.market.snapshot()
+        return Opening(self.market.universe, snapshot, self.start_ns, epoch=self.epoch)
+
+    @property
+    def paced(self) -> bool:
+        return isinstance(self.market, Replay) and self.market.paced_by_readers
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def not_ready(self) -> str | None:
+        return None
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+    def wake(self) -> None:
+        """Step at the cadence from now on if someone wants it (e.g. a gateway subscribed)."""
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def refresh(self) -> None:
+        """Before a snapshot or stats: if the market is stepping rarely, step it to now."""
+        if self._idle is not None and self._feed is not None:
+            batch = self._step(self._feed)
+            if batch is not None:
+                self._feed.publish(batch)
+            self._idle.cancel()  # and resume the cadence if a subscription starts
+
+    async def run(
+        self, feed: Feed, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The generator: step the market every cadence, publish, deliver."""
+        self._feed = feed
+        cadence_s = self.cadence_s
+        next_s = trio.current_time()
+        task_status.started()
+        while True:
+            t = time.perf_counter()
+            batch = self._step(feed)
+            if batch is not None:
+                # Market.step's (and a replay's) records are on the tick grid, never written again.
+                feed.publish(batch)
+            step_s = time.perf_counter() - t
+            await feed.deliver(batch, step_s)
+            if self._note_lag():
+                # Behind the clock, the step made a whole chunk. The other tasks get a share of
+                # the time, over many scheduler passes: a handshake needs several, and one pass
+                # per chunk made it wait seconds.
+                if feed.watched:
+                    feed.overrun()
+                await trio.sleep(step_s * BEHIND_YIELD)
+                next_s = trio.current_time()
+                continue
+            if not feed.wanted:
+                # Nobody watches: the market is deterministic whatever the step size, so step
+                # rarely; `refresh` steps to now before anything reads its state. The history
+                # keeps every update meanwhile, for clients that come back and resume.
+                with trio.CancelScope() as self._idle:
+                    await trio.sleep(IDLE_STEP_S)
+                self._idle = None
+                next_s = trio.current_time()
+                continue
+            next_s += cadence_s
+            now = trio.current_time()
+            if now > next_s + cadence_s:
+                # Behind by more than a whole cadence: skip ahead (the next step covers the
+                # missed time in one bigger batch) instead of queueing.
+                feed.overrun()
+                next_s = now
+            await trio.sleep_until(next_s)
+
+    def _step(self, feed: Feed) -> TickBatch | None:
+        """Step the market (or a replay) to now. A replay at speed 0 goes as fast as the clients
+        read: it steps only once every subscriber has taken all there is (None: not stepped)."""
+        if self.paced and not feed.caught_up():
+            return None
+        now_ns = feed.now_ns()
+        if isinstance(self.market, Market):
+            # One chunk per step at most: a market behind the clock catches up in bounded
+            # batches, with handshakes and sends in between, instead of one batch (and one
+            # stall) that grows with its lag. Its event time then trails the clock (`_note_lag`).
+            batch = self.market.step(now_ns, max_chunks=MAX_CHUNKS)
+            self._target_ns = now_ns
+        else:
+            batch = self.market.step(now_ns)
+        if self.reorder is not None:
+            batch = self.reorder(batch)
+        if not self._finished and isinstance(self.market, Replay) and self.market.finished:
+            self._finished = True
+            end = datetime.fromtimestamp(self.market.now_ns / 1e9, UTC).isoformat()
+            log.info(
+                "replay finished: all %d ticks served, the data ends at %s; /readyz answers 503"
+                " from now on, clients keep the last state (--loop starts over at the end)",
+                self.market.released,
+                end,
+            )
+        return batch
+
+    def _note_lag(self) -> bool:
+        """Whether the last step fell short of now; logs once when it falls behind by more than
+        `LAG_WARN_S` (the machine cannot generate this universe in real time) and once when it
+        has caught up again."""
+        if not isinstance(self.market, Market):
+            return False  # a replay steps to now in one go: it cannot fall behind this way
+        lag_s: float = (self._target_ns - self.market.now_ns) / 1e9  # 0: the last step got there
+        if lag_s > LAG_WARN_S and not self._lagging:
+            self._lagging = True
+            log.warning(
+                "the market is %.1f s behind real time: this machine cannot generate %d symbols "
+                "at activity %g as fast as the clock; ticks keep their event time, clients get "
+                "them late (fewer --symbols or a lower --activity fix it)",
+                lag_s,
+                len(self.market.universe),
+                self.activity,
+            )
+        elif lag_s < LAG_OK_S and self._lagging:
+            self._lagging = False
+            log.info("the market has caught up with real time")
+        return lag_s > 0
