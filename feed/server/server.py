@@ -41,7 +41,7 @@ from tickwire.feed.ws.connection import Connection, Shell, admit
 from tickwire.feed.ws.registry import Registry
 from tickwire.feed.ws.transport import configure
 from tickwire.feed.ws.websocket import WebSocketCore
-from tickwire.simulators import Market
+from tickwire.simulators import Market, Universe
 from tickwire.simulators.replay import Replay
 from tickwire.simulators.ticks import TickBatch
 
@@ -110,7 +110,7 @@ class Server:
         self._shell: Shell | None = None
         self._last_publish_s: float | None = None
 
-    def _contexts(self, universe: Any) -> tuple[FeedContext, VenueContext]:
+    def _contexts(self, universe: Universe) -> tuple[FeedContext, VenueContext]:
         """What every `/v1` connection and every venue connection of this server share."""
         cfg = self.config
         ctx = FeedContext(
