@@ -19,13 +19,14 @@ import errno
 import socket
 import ssl
 import struct
+import threading
 
 import trio
 
 from tickwire.simulators.errors import UserError
 
 _BACKLOG = 1024  # listen(2) queue: bursts of reconnecting clients wait in the kernel, not here
-_RECV_BYTES = 65536
+_RECV_BYTES = 65536  # at most this much per read
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset, never blocks
 
 
@@ -100,10 +101,12 @@ class SocketTransport:
 
     def recv_nowait(self) -> bytes | None:
         """Bytes read now; b"" at EOF; None if nothing is there yet. OSError: the peer reset."""
+        buf = _recv_buffer()
         try:
-            return self.sock.recv(_RECV_BYTES)
+            n = self.sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
             return None
+        return bytes(memoryview(buf)[:n])
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         """How much of `data` the socket took now (0 if its buffer is full). OSError: gone."""
@@ -168,9 +171,11 @@ class TLSTransport(SocketTransport):
         return True
 
     def recv_nowait(self) -> bytes | None:
+        buf = _recv_buffer()
         while True:
             try:
-                data = self.tls.read(_RECV_BYTES)
+                # typeshed says bytes; with a buffer it is the count read into it
+                n: int = self.tls.read(_RECV_BYTES, buf)  # type: ignore[assignment]
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLZeroReturnError:
@@ -179,7 +184,7 @@ class TLSTransport(SocketTransport):
                 raise ConnectionResetError(f"TLS: {exc.reason or exc}") from None
             else:
                 self.flush_nowait()  # e.g. TLS 1.3 session tickets after the handshake
-                return data
+                return bytes(memoryview(buf)[:n])
             self.flush_nowait()  # the handshake's own records
             raw = super().recv_nowait()
             if raw is None:
@@ -187,7 +192,8 @@ class TLSTransport(SocketTransport):
             if raw == b"":
                 self._in.write_eof()
                 try:
-                    return self.tls.read(_RECV_BYTES) or b""
+                    end: int = self.tls.read(_RECV_BYTES, buf)  # type: ignore[assignment]
+                    return bytes(memoryview(buf)[:end])
                 except ssl.SSLError:
                     return b""
             self._in.write(raw)
@@ -206,3 +212,16 @@ class TLSTransport(SocketTransport):
 
 
 Transport = SocketTransport | TLSTransport
+
+_local = threading.local()  # one read buffer per thread (a server runs in one)
+
+
+def _recv_buffer() -> bytearray:
+    """The thread's read buffer: every read lands here and leaves as a bytes object of exactly
+    its size. `sock.recv(65536)` allocated 64 KiB each time and shrank it: per client a few
+    such blocks, among the history's long-lived small ones, fragmented the C heap until the
+    server's memory grew with every client that came and went (see README Design)."""
+    buf: bytearray | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = bytearray(_RECV_BYTES)
+    return buf
