@@ -166,9 +166,10 @@ def print_config(
     settings: Sequence[Setting],
     args: argparse.Namespace,
     sources: Mapping[str, str],
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> None:
     """The effective settings as a TOML file `--config` would accept; secrets redacted."""
+    out = sys.stdout if out is None else out  # looked up now: a test may have replaced it
     for s in settings:
         if s.hidden:
             continue
@@ -190,21 +191,17 @@ def print_config(
 
 def markdown(settings: Sequence[Setting]) -> str:
     """The settings as Markdown tables, one per section: the README's reference."""
-    lines: list[str] = []
-    section: Section | None = None
+    sections: dict[str, list[Setting]] = {}
     for s in settings:
-        if s.hidden:
-            continue
-        if s.section != section:
-            section = s.section
-            lines += ["", f"**{section.name}**", ""] if lines else [f"**{section.name}**", ""]
-            lines += ["| key | variable | default | what |", "|---|---|---|---|"]
-        shown = s.initial()
-        if s.kind is Kind.SWITCH_OFF:
-            shown = not shown  # `no-color = false` by default
-        default = "" if shown in (None, []) else f"`{toml_value(shown)}`"
-        text = s.help_text().replace("|", "\\|")
-        lines.append(f"| `{s.name}` | `{s.env}` | {default} | {text} |")
+        if not s.hidden:
+            sections.setdefault(s.section.name, []).append(s)
+    lines: list[str] = []
+    for name, members in sections.items():
+        lines += ["", f"**{name}**", ""] if lines else [f"**{name}**", ""]
+        lines += ["| key | variable | what |", "|---|---|---|"]
+        for s in members:
+            text = s.help_text().replace("|", "\\|")
+            lines.append(f"| `{s.name}` | `{s.env}` | {text} |")
     return "\n".join(lines) + "\n"
 
 

@@ -129,8 +129,8 @@ def _access() -> list[Setting]:
             default=_D.max_connections_per_ip,
             unit="N",
             help="sockets one client address may hold, checked at accept: a new one replaces its "
-            "oldest socket that sent no request yet, else gets HTTP 429 (default 0: no limit; "
-            "behind a proxy every client has the proxy's address)",
+            "oldest socket that sent no request yet, else gets HTTP 429 (default {default}: no "
+            "limit; behind a proxy every client has the proxy's address)",
         ),
     ]
 
@@ -195,7 +195,8 @@ def _replay() -> list[Setting]:
             type=non_negative_float,
             default=1.0,
             unit="X",
-            help="1 real time, 10 ten times faster, 0 as fast as the clients read (default 1)",
+            help="1 real time, 10 ten times faster, 0 as fast as the clients read "
+            "(default {default})",
         ),
         Setting(
             name="start",
@@ -308,8 +309,8 @@ def _scale_out() -> list[Setting]:
             default=0,
             unit="N",
             help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), "
-            "restart any that crashes; with --role gateway, N gateways only (default 0: this "
-            "process)",
+            "restart any that crashes; with --role gateway, N gateways only (default {default}: "
+            "this process)",
         ),
         # A supervised child: its parent's argv plus this flag; not a setting anyone sets.
         Setting(name="worker", section=SCALE_OUT, kind=Kind.SWITCH, hidden=True, help=""),
@@ -385,3 +386,9 @@ SERVE: tuple[Setting, ...] = (
         "start: a universe whose generation takes over half a core at the open is refused)",
     ),
 )
+
+
+if __name__ == "__main__":  # the README's reference: python -m tickwire.feed.cli.serve_settings
+    from tickwire.feed.cli.config import markdown
+
+    print(markdown(SERVE), end="")
