@@ -88,7 +88,7 @@ def serve_bus(
     if args.log_every > 0:
 
         async def summaries(server: Server) -> None:
-            await _log_summaries(server, args.log_every)
+            await log_summaries(server, args.log_every)
 
     ns = args.bus_namespace
     if role == "gateway":
@@ -107,8 +107,9 @@ def serve_bus(
     return 0
 
 
-async def _log_summaries(server: Server, every_s: float) -> None:
-    """The periodic summary, with the gateway's id, its bus state and lag when it has them."""
+async def log_summaries(server: Server, every_s: float) -> None:
+    """The periodic one-line summary (`--log-every`), from two `statistics()` a period apart;
+    a gateway's adds its id, its bus state and its lag."""
     prev, prev_s = server.statistics(), trio.current_time()
     while True:
         await trio.sleep(every_s)

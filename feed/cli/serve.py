@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+from typing import Any
 
 import trio
 
@@ -56,7 +57,33 @@ def _serve(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     oplog.setup(level, args.log_format)
     _cli_bus.require_extras(args)  # a missing extra is one line before any work
-    config = ServerConfig(
+    config = server_config(args)
+    config.ssl_context()  # a bad certificate is a one-line error before anything starts
+    config.policy()  # so is a bad --allow-origin
+    _capacity.check(args, config, replay=bool(args.replay))  # one line if it cannot keep up
+    source = None
+    if args.replay:
+        from tickwire.simulators.replay import open_replay
+
+        source = open_replay(
+            args.replay,
+            speed=args.speed,
+            start=args.start,
+            end=args.end,
+            loop=args.loop,
+            universe=config.universe if args.universe else None,
+            columns=args.columns,
+            strict=args.strict,
+        )
+    if _cli_bus.wanted(args):
+        return _cli_bus.serve_bus(args, config, source, sources)
+    run_trio(lambda: _run(args, config, source))
+    return 0
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The server's fields from the resolved settings (names differ where units were added)."""
+    return ServerConfig(
         host=args.host,
         port=args.port,
         cadence_ms=args.cadence,
@@ -79,58 +106,38 @@ def _serve(args: argparse.Namespace) -> int:
         history_mb=args.history_mb,
         max_lag_s=args.max_lag,
     )
-    config.ssl_context()  # a bad certificate is a one-line error before anything starts
-    config.policy()  # so is a bad --allow-origin
-    _capacity.check(args, config, replay=bool(args.replay))  # one line if it cannot keep up
-    source = None
-    if args.replay:
-        from tickwire.simulators.replay import open_replay
 
-        source = open_replay(
-            args.replay,
-            speed=args.speed,
-            start=args.start,
-            end=args.end,
-            loop=args.loop,
-            universe=config.universe if getattr(args, "universe", None) else None,
-            columns=args.columns,
-            strict=args.strict,
+
+async def _run(args: argparse.Namespace, config: ServerConfig, source: Any) -> None:
+    """The in-process server until SIGINT (1001 to all) or SIGTERM (the drain)."""
+    server = Server(config, market=source)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(server.run)
+        # Everything alive now (modules, the market, the hub) lives as long as the process:
+        # out of the collector's sight, a full collection scans ~10x fewer objects. Measured
+        # at 100 clients: the longest GC pause 40 ms -> 3 ms, i.e. the p99.9 latency spike.
+        gc.collect()
+        gc.freeze()
+        n = len(server.hub)
+        auth = " --token TOKEN" if config.tokens else ""
+        what = "simulated" if source is None else f"replayed (x{args.speed:g})"
+        page = url.replace("ws", "http", 1).removesuffix(p.PATH) + "/"
+        print(
+            f"tickwire serving {n} {what} symbols on {url}"
+            f" (try: tickwire tail {' '.join(hint_symbols(server.hub.names.tolist()))}"
+            f" --url {url}{auth}; the page: {page}"
+            f"{'?token=TOKEN' if auth else ''}); Ctrl+C to stop",
+            flush=True,
         )
-    if _cli_bus.wanted(args):
-        return _cli_bus.serve_bus(args, config, source, sources)
-
-    async def main() -> None:
-        server = Server(config, market=source)
-        async with trio.open_nursery() as nursery:
-            url = await nursery.start(server.run)
-            # Everything alive now (modules, the market, the hub) lives as long as the process:
-            # out of the collector's sight, a full collection scans ~10x fewer objects. Measured
-            # at 100 clients: the longest GC pause 40 ms -> 3 ms, i.e. the p99.9 latency spike.
-            gc.collect()
-            gc.freeze()
-            n = len(server.hub)
-            auth = " --token TOKEN" if config.tokens else ""
-            what = "simulated" if source is None else f"replayed (x{args.speed:g})"
-            page = url.replace("ws", "http", 1).removesuffix(p.PATH) + "/"
-            print(
-                f"tickwire serving {n} {what} symbols on {url}"
-                f" (try: tickwire tail {' '.join(hint_symbols(server.hub.names.tolist()))}"
-                f" --url {url}{auth}; the page: {page}"
-                f"{'?token=TOKEN' if auth else ''}); Ctrl+C to stop",
-                flush=True,
-            )
-            if args.log_every > 0:
-                nursery.start_soon(_log_summaries, server, args.log_every)
-            await until_stopped(server, args.drain_s, args.drain_min_s)
-            log.info(
-                "shutting down: closing %s with 1001",
-                oplog.counted(len(server.connections), "client"),
-            )
-            await server.shutdown()
-            nursery.cancel_scope.cancel()  # the summary task
-
-    run_trio(main)
-    return 0
+        if args.log_every > 0:
+            nursery.start_soon(_cli_bus.log_summaries, server, args.log_every)
+        await until_stopped(server, args.drain_s, args.drain_min_s)
+        log.info(
+            "shutting down: closing %s with 1001",
+            oplog.counted(len(server.connections), "client"),
+        )
+        await server.shutdown()
+        nursery.cancel_scope.cancel()  # the summary task
 
 
 def hint_symbols(names: list[str]) -> list[str]:
@@ -138,17 +145,3 @@ def hint_symbols(names: list[str]) -> list[str]:
     if "AAPL" in names and "MSFT" in names:
         return ["AAPL", "MSFT"]
     return names[:2]
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-async def _log_summaries(server: Server, every_s: float) -> None:
-    """The periodic one-line summary (`--log-every`), from two `statistics()` a period apart."""
-    prev, prev_s = server.statistics(), trio.current_time()
-    while True:
-        await trio.sleep(every_s)
-        cur, now_s = server.statistics(), trio.current_time()
-        line, fields = oplog.summary(prev, cur, now_s - prev_s)
-        log.info(line, extra=fields)
-        prev, prev_s = cur, now_s
