@@ -134,3 +134,27 @@ def test_the_bus_namespace_is_the_bus_default() -> None:
     from tickwire.feed.bus.api import DEFAULT_NAMESPACE
 
     assert BUS_NAMESPACE == DEFAULT_NAMESPACE
+
+
+def test_the_readme_command_row_quotes_declared_flags_and_defaults() -> None:
+    row = next(
+        ln
+        for ln in README.read_text(encoding="utf-8").splitlines()
+        if ln.startswith("| `tickwire serve` |")
+    )
+    by_flag = {f"--{s.name}": s for s in VISIBLE}
+    checked = 0
+    for code in re.findall(r"`(--[^`]+)`", row):
+        words = code.split()
+        for i, word in enumerate(words):
+            if not word.startswith("--") or word == "--config":
+                continue
+            for flag in word.split("/"):
+                assert flag in by_flag or flag in ("--config", "--print-config"), flag
+            value = words[i + 1] if i + 1 < len(words) else None
+            if value is None or value.startswith("--") or value.isupper() or "|" in value:
+                continue  # a placeholder (N, FILE...) or a choice list, not a default
+            s = by_flag[word]
+            assert (s.type(value) if s.type else value) == s.default, (word, value)
+            checked += 1
+    assert checked >= 10  # the row quotes defaults: --port 8765, --history 60s...
