@@ -80,7 +80,12 @@ class _Parser(argparse.ArgumentParser):
             self.added.append(action)
             return action
 
+        def add_mutually_exclusive_group(**kw: Any) -> _Recording:
+            return _Recording(self, add_exclusive(**kw))
+
+        add_exclusive = group.add_mutually_exclusive_group
         group.add_argument = add_argument  # type: ignore[method-assign]
+        group.add_mutually_exclusive_group = add_mutually_exclusive_group  # type: ignore[method-assign,assignment]
         return group
 
     def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
