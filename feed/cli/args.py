@@ -22,13 +22,12 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
     return parse
 
 
-_port = _int_in(0, 65535, "port")
-_positive_int = _int_in(1, None, "value")
-_non_negative_int = _int_in(0, None, "value")
-_seed = _int_in(0, 2**64 - 1, "seed")  # what numpy's SeedSequence takes
+port_number = _int_in(0, 65535, "port")
+positive_int = _int_in(1, None, "value")
+non_negative_int = _int_in(0, None, "value")
 
 
-def _duration_s(text: str) -> float:
+def duration_s(text: str) -> float:
     """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
     try:
         return parse_duration(text)
@@ -36,7 +35,7 @@ def _duration_s(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _non_negative_float(text: str) -> float:
+def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -46,7 +45,7 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -1,4 +1,4 @@
-"""`tickwire serve`'s scale-out flags: --bus, --role, --bus-namespace, --workers.
+"""`tickwire serve`'s scale-out: --bus, --role, --bus-namespace, --workers (`serve_settings`).
 
 Thin, like `_cli_serve`: check the combination (each mistake one line saying what to do), then
 run a producer or a gateway (`_gateway`), or supervise one of each per worker (`_supervise`).
@@ -16,7 +16,6 @@ import trio
 
 from tickwire.feed import extras, oplog
 from tickwire.feed.bus.url import check_bus_url
-from tickwire.feed.cli.args import _non_negative_int
 from tickwire.feed.runner import run_trio, until_stopped
 from tickwire.feed.server import supervise as _supervise
 from tickwire.feed.server.server import Server, ServerConfig
@@ -24,43 +23,7 @@ from tickwire.simulators.errors import UserError
 
 log = logging.getLogger("tickwire")
 
-DEFAULT_NAMESPACE = "tickwire"
 _MARKET_FLAGS = ("replay", "symbols", "seed", "activity", "universe", "session", "speed")
-
-
-def add_bus_arguments(ap: argparse.ArgumentParser) -> None:
-    bus = ap.add_argument_group(
-        "scale-out over Redis",
-        "one producer runs the market and writes it to Redis; any number of gateways, on any "
-        "machine that reaches Redis, serve clients the same stream (pip install "
-        "'tickwire[redis]'; start Redis with `redis-server --port 6379`)",
-    )
-    bus.add_argument(
-        "--bus",
-        metavar="URL",
-        help="the Redis to publish to or read from: redis://HOST:PORT/DB or unix:///PATH.sock",
-    )
-    bus.add_argument(
-        "--role",
-        choices=["producer", "gateway"],
-        help="producer: run the market (or --replay) and publish it, no WebSocket listener "
-        "unless --port is given; gateway: serve clients from the bus, no market",
-    )
-    bus.add_argument(
-        "--bus-namespace",
-        default=DEFAULT_NAMESPACE,
-        metavar="NS",
-        help="key prefix in Redis, so several feeds can share one (default %(default)s)",
-    )
-    bus.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), restart "
-        "any that crashes; with --role gateway, N gateways only (default 0: this process)",
-    )
-    bus.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a supervised child
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -125,7 +88,7 @@ def serve_bus(
     if args.log_every > 0:
 
         async def summaries(server: Server) -> None:
-            await _log_summaries(server, args.log_every)
+            await log_summaries(server, args.log_every)
 
     ns = args.bus_namespace
     if role == "gateway":
@@ -144,8 +107,9 @@ def serve_bus(
     return 0
 
 
-async def _log_summaries(server: Server, every_s: float) -> None:
-    """The periodic summary, with the gateway's id, its bus state and lag when it has them."""
+async def log_summaries(server: Server, every_s: float) -> None:
+    """The periodic one-line summary (`--log-every`), from two `statistics()` a period apart;
+    a gateway's adds its id, its bus state and its lag."""
     prev, prev_s = server.statistics(), trio.current_time()
     while True:
         await trio.sleep(every_s)

@@ -1,141 +1,60 @@
-"""Settings from a TOML file and `TICKWIRE_*` variables, layered under a command's flags.
+"""Settings declared once, read from flags, `TICKWIRE_*` variables and a TOML file.
 
-Generic over an argparse parser: every long option becomes a file key (`max-connections`, or
-`max_connections`) and an environment variable (`TICKWIRE_MAX_CONNECTIONS`), converted and
-checked by the option's own `type` and `choices`, so a flag added tomorrow is configurable with
-no change here. Precedence: flags > environment > file > the parser's defaults.
+A command lists its settings as `Setting`s (name, type, default, help, unit, section); from that
+one list come the argparse flags (`add_arguments`), the file keys (`max-connections` or
+`max_connections`), the variables (`TICKWIRE_MAX_CONNECTIONS`), `--print-config` and the
+Markdown reference in the README. Precedence: flags > environment > file > declared defaults.
 
-How flags are told apart from defaults: `install()` wraps each default in a marker before
-parsing; a value that is still a marker after parsing was not on the command line. (Comparing
-with the default cannot work: `--port 8765` must beat `TICKWIRE_PORT=9000`.)
-
-argparse has no public accessor for a parser's actions or exclusive groups, and we never read
-another package's private attributes: the parser is a `ConfigurableParser`, which records every
-Action `add_argument` returns (with the `action=` it was asked for) and every exclusive group's
-members, and this module reads that record.
+How flags are told apart from defaults: every flag is added with `default=argparse.SUPPRESS`,
+so a setting absent from the parsed namespace was not on the command line (comparing with the
+default cannot work: `--port 8765` must beat `TICKWIRE_PORT=9000`). `resolve` then fills it from
+the lower layers. Only argparse's public API is used. Conversion and the file's safety checks
+live in `setting`.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from tickwire.feed.cli.setting import (
+    ENV_PREFIX,
+    Kind,
+    Section,
+    Setting,
+    convert_env,
+    convert_file,
+    read_file,
+    toml_value,
+)
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
 
-ENV_PREFIX = "TICKWIRE_"
-_SKIP = {"help", "version", "config", "print_config"}
-_SECRET_WORDS = ("token", "secret", "password")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-_FLAGS = ("store_true", "store_false")
-# A settings file is a few hundred bytes: past this it is the wrong file (or /dev/zero), and
-# reading it whole would take memory (or forever).
-MAX_FILE_BYTES = 1 << 20
+__all__ = ["Kind", "Section", "Setting", "add_arguments", "markdown", "print_config", "resolve"]
 
 
-class _Unset:
-    """A default nobody overrode on the command line (argparse leaves non-str defaults as is)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __str__(self) -> str:  # `%(default)s` in help texts
-        return str(self.value)
-
-    def __float__(self) -> float:  # `%(default)g`
-        return float(self.value)
-
-    def __int__(self) -> int:  # `%(default)d`
-        return int(self.value)
+# --------------------------------------------------------------------------- flags
 
 
-class _UnsetList(list[Any]):
-    """The marker for `append` actions: argparse copies the default before appending, and
-    `copy.copy` of this returns a plain list, so an appended value is no longer a marker."""
-
-    def __copy__(self) -> list[Any]:
-        return list(self)
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One option as it was added: argparse's public Action and the `action=` keyword."""
-
-    action: argparse.Action
-    kind: str  # "store", "append", "store_true", "store_false", "version", "help"...
-
-
-class _ExclusiveGroup:
-    """What `add_mutually_exclusive_group` returns: argparse's group, recording its options."""
-
-    def __init__(self, parser: ConfigurableParser, group: Any) -> None:
-        self._parser, self._group, self.dests = parser, group, set[str]()
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action: argparse.Action = self._group.add_argument(*args, **kwargs)
-        self._parser.record(action, kwargs.get("action"))
-        self.dests.add(action.dest)
-        return action
-
-
-class ConfigurableParser(argparse.ArgumentParser):
-    """An ArgumentParser that keeps a public record of its options for `install`/`resolve`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.recorded: list[Recorded] = []
-        self.exclusive: list[_ExclusiveGroup] = []
-        super().__init__(*args, **kwargs)
-
-    def record(self, action: argparse.Action, kind: Any) -> None:
-        self.recorded.append(Recorded(action, kind if isinstance(kind, str) else "store"))
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
-        self.record(action, kwargs.get("action"))
-        return action
-
-    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
-        """A titled group of options (for --help), whose options are recorded like the rest."""
-        group = super().add_argument_group(*args, **kwargs)
-        add = group.add_argument
-
-        def add_argument(*a: Any, **kw: Any) -> argparse.Action:
-            action = add(*a, **kw)
-            self.record(action, kw.get("action"))
-            return action
-
-        group.add_argument = add_argument  # type: ignore[method-assign]
-        return group
-
-    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
-        group = _ExclusiveGroup(self, super().add_mutually_exclusive_group(**kwargs))
-        self.exclusive.append(group)
-        return group
-
-
-def _recorded(parser: argparse.ArgumentParser) -> list[Recorded]:
-    if not isinstance(parser, ConfigurableParser):
-        raise TypeError("config options need a _config.ConfigurableParser (it records them)")
-    return parser.recorded
-
-
-@dataclass(frozen=True, slots=True)
-class _Option:
-    dest: str
-    key: str  # file key: the long option without dashes
-    env: str
-    action: argparse.Action
-    kind: str
-
-
-def install(parser: argparse.ArgumentParser) -> None:
-    """Add `--config FILE` and `--print-config` to `parser`; call after its other options."""
+def add_arguments(parser: argparse.ArgumentParser, settings: Sequence[Setting]) -> None:
+    """Add a flag for each setting, grouped by section, then `--config` and `--print-config`."""
+    groups: dict[str, Any] = {}
+    exclusive: dict[str, Any] = {}
+    for s in settings:
+        where: Any = parser
+        if s.section.title is not None:
+            if s.section.name not in groups:
+                title, text = s.section.title, s.section.description
+                groups[s.section.name] = parser.add_argument_group(title, text)
+            where = groups[s.section.name]
+        if s.exclusive is not None:
+            if s.exclusive not in exclusive:
+                exclusive[s.exclusive] = where.add_mutually_exclusive_group()
+            where = exclusive[s.exclusive]
+        _add_flag(where, s)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -147,63 +66,46 @@ def install(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the effective configuration (tokens redacted) and exit",
     )
-    for rec in _recorded(parser):
-        action = rec.action
-        if action.dest in _SKIP or not action.option_strings or _hidden(action):
-            continue
-        if rec.kind == "append":
-            action.default = _UnsetList(action.default or [])
-        elif not isinstance(action.default, _Unset):
-            action.default = _Unset(action.default)
 
 
-def _hidden(action: argparse.Action) -> bool:
-    """An internal option (help=SUPPRESS, e.g. the supervisor's `--worker`): not a setting."""
-    return action.help == argparse.SUPPRESS
+def _add_flag(where: Any, s: Setting) -> None:
+    flags = ([s.short] if s.short else []) + [f"--{s.name}"]
+    kw: dict[str, Any] = {"dest": s.attr, "default": argparse.SUPPRESS}
+    kw["help"] = argparse.SUPPRESS if s.hidden else s.help_text()
+    if s.kind is Kind.SWITCH:
+        kw["action"] = "store_true"
+    elif s.kind is Kind.SWITCH_OFF:
+        kw["action"] = "store_false"
+    else:
+        kw.update(type=s.type, choices=s.choices, metavar=s.unit, nargs=s.nargs)
+        if s.kind is Kind.LIST:
+            kw["action"] = "append"
+    where.add_argument(*flags, **kw)
 
 
-def options(parser: argparse.ArgumentParser) -> list[_Option]:
-    """The configurable options of `parser`: every long option but help, config's own and the
-    hidden ones (no file key, no variable, not in --print-config)."""
-    out = []
-    for rec in _recorded(parser):
-        action = rec.action
-        longs = [s for s in action.option_strings if s.startswith("--")]
-        if action.dest in _SKIP or not longs or _hidden(action):
-            continue
-        key = longs[0][2:]
-        env = ENV_PREFIX + key.replace("-", "_").upper()
-        out.append(_Option(action.dest, key, env, action, rec.kind))
-    return out
+# --------------------------------------------------------------------------- layers
 
 
 def resolve(
-    parser: argparse.ArgumentParser,
+    settings: Sequence[Setting],
     args: argparse.Namespace,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Fill every option of `args` not given as a flag from the environment, then the file.
+    """Fill every setting of `args` not given as a flag from the environment, then the file,
+    then its default.
 
     Returns where each value came from (dest -> "flag", "env NAME", "file PATH", "default").
     Raises UserError naming the key and the file (or the variable) for anything wrong.
     """
     environ = os.environ if environ is None else environ
-    opts = options(parser)
     path = getattr(args, "config", None) or environ.get(ENV_PREFIX + "CONFIG") or None
-    file_values = _read_file(path, opts) if path else {}
-    sources: dict[str, str] = {}
-    layers: list[tuple[str, dict[str, Any]]] = [
-        ("env", _from_env(opts, environ)),
-        (f"file {path}", file_values),
-    ]
-    taken: set[str] = set()  # dests set by a higher layer: their exclusive rivals are dropped
-    flagged = {o.dest for o in opts if not _is_unset(getattr(args, o.dest, None))}
-    taken |= flagged
-    for o in opts:
-        if o.dest in flagged:
-            sources[o.dest] = "flag"
-    exclusive = parser.exclusive if isinstance(parser, ConfigurableParser) else []
-    groups = [set(g.dests) for g in exclusive]
+    visible = [s for s in settings if not s.hidden]
+    layers = [("env", _from_env(visible, environ))]
+    layers.append((f"file {path}", _from_file(path, visible) if path else {}))
+    flagged = {s.attr for s in settings if hasattr(args, s.attr)}
+    sources = dict.fromkeys(flagged & {s.attr for s in visible}, "flag")
+    groups = _exclusive_groups(settings)
+    taken = set(flagged)  # dests set by a higher layer: their exclusive rivals are dropped
     for name, values in layers:
         blocked = {d for g in groups if g & taken for d in g}
         layer_set: set[str] = set()
@@ -219,174 +121,97 @@ def resolve(
             layer_set.add(dest)
             sources[dest] = origin if name == "env" else name
         taken |= layer_set
-    for o in opts:
-        current = getattr(args, o.dest, None)
-        if _is_unset(current):
-            setattr(args, o.dest, _default_value(o.action))
-            sources.setdefault(o.dest, "default")
+    for s in settings:
+        if not hasattr(args, s.attr):
+            setattr(args, s.attr, s.initial())
+            if not s.hidden:
+                sources[s.attr] = "default"
     return sources
 
 
+def _exclusive_groups(settings: Sequence[Setting]) -> list[set[str]]:
+    groups: dict[str, set[str]] = {}
+    for s in settings:
+        if s.exclusive is not None:
+            groups.setdefault(s.exclusive, set()).add(s.attr)
+    return list(groups.values())
+
+
+def _from_env(
+    settings: Sequence[Setting], environ: Mapping[str, str]
+) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    for s in settings:
+        text = environ.get(s.env)
+        if text is not None:
+            where = f"environment variable {s.env}"
+            out[s.attr] = (convert_env(s, text, where), f"env {s.env}")
+    return out
+
+
+def _from_file(path: str, settings: Sequence[Setting]) -> dict[str, tuple[Any, str]]:
+    by_key = {s.name: s for s in settings} | {s.name.replace("-", "_"): s for s in settings}
+    out: dict[str, tuple[Any, str]] = {}
+    for key, raw in read_file(path, [s.name for s in settings]).items():
+        s = by_key[key]
+        where = f"config file {path}: key {key!r}"
+        out[s.attr] = (convert_file(s, raw, where), where)
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+
 def print_config(
-    parser: argparse.ArgumentParser,
+    settings: Sequence[Setting],
     args: argparse.Namespace,
     sources: Mapping[str, str],
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> None:
     """The effective settings as a TOML file `--config` would accept; secrets redacted."""
-    for o in options(parser):
-        value = getattr(args, o.dest, None)
-        where = f"  # {sources.get(o.dest, 'default')}"
-        if value is None:
-            print(f"# {o.key} =  (unset){where}", file=out)
+    out = sys.stdout if out is None else out  # looked up now: a test may have replaced it
+    for s in settings:
+        if s.hidden:
             continue
-        if o.kind == "store_false":
+        value = getattr(args, s.attr, None)
+        where = f"  # {sources.get(s.attr, 'default')}"
+        if value is None:
+            print(f"# {s.name} =  (unset){where}", file=out)
+            continue
+        if s.kind is Kind.SWITCH_OFF:
             value = not value  # `no-color = true` means color is False
-        if _secret(o) and value:
+        if s.secret and value:
             value = ["<redacted>"] * len(value) if isinstance(value, list) else "<redacted>"
         elif isinstance(value, str):
             value = redact(value)  # a password inside a URL (--bus redis://:PASSWORD@host)
         elif isinstance(value, list):
             value = [redact(v) if isinstance(v, str) else v for v in value]
-        print(f"{o.key} = {_toml(value)}{where}", file=out)
+        print(f"{s.name} = {toml_value(value)}{where}", file=out)
 
 
-# --------------------------------------------------------------------------- layers
+def markdown(settings: Sequence[Setting]) -> str:
+    """The settings as Markdown tables, one per section: the README's reference."""
+    sections: dict[str, list[Setting]] = {}
+    for s in settings:
+        if not s.hidden:
+            sections.setdefault(s.section.name, []).append(s)
+    lines: list[str] = []
+    for name, members in sections.items():
+        lines += ["", f"**{name}**", ""] if lines else [f"**{name}**", ""]
+        lines += ["| key | variable | what |", "|---|---|---|"]
+        for s in members:
+            text = s.help_text().replace("|", "\\|")
+            lines.append(f"| `{s.name}` | `{s.env}` | {text} |")
+    return "\n".join(lines) + "\n"
 
 
-def _read_file(path: str, opts: list[_Option]) -> dict[str, tuple[Any, str]]:
-    data = _load_toml(path)
-    by_key = {o.key: o for o in opts} | {o.key.replace("-", "_"): o for o in opts}
-    out: dict[str, tuple[Any, str]] = {}
-    for key, raw in data.items():
-        opt = by_key.get(key)
-        if opt is None:
-            close = difflib.get_close_matches(key, [o.key for o in opts], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(
-                f"config file {path}: unknown key {key!r}{hint}; "
-                f"keys are the long options of --help: {', '.join(o.key for o in opts)}"
-            )
-        where = f"config file {path}: key {key!r}"
-        out[opt.dest] = (_convert_file(opt, raw, where), where)
-    return out
-
-
-def _load_toml(path: str) -> dict[str, Any]:
-    """The file's TOML table; a file too big, not UTF-8 or not TOML is one UserError."""
-    import tomllib  # here: every command builds a parser, few read a config file
-
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)  # bounded: a device or a FIFO may never end
-    except OSError as exc:
-        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise UserError(
-            f"config file {path}: larger than {MAX_FILE_BYTES >> 20} MiB; "
-            "a config file is a short TOML text (keys are the long options: port = 9000)"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"config file {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start}); TOML files are UTF-8"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {path}: not valid TOML: {exc}") from None
-
-
-def _from_env(opts: list[_Option], environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
-    out: dict[str, tuple[Any, str]] = {}
-    for o in opts:
-        text = environ.get(o.env)
-        if text is None:
-            continue
-        where = f"environment variable {o.env}"
-        out[o.dest] = (_convert_env(o, text, where), f"env {o.env}")
-    return out
-
-
-# --------------------------------------------------------------------------- conversion
-
-
-def _convert_file(opt: _Option, raw: Any, where: str) -> Any:
-    action = opt.action
-    if opt.kind in _FLAGS:
-        if not isinstance(raw, bool):
-            raise UserError(f"{where}: must be true or false, got {raw!r}")
-        return raw if action.const is True else not raw
-    if opt.kind == "append":
-        items = raw if isinstance(raw, list) else [raw]
-        if not items and _secret(opt):
-            raise UserError(f"{where} is empty: set it, or leave the key out to go without one")
-        return [_one(action, _scalar(x, where), where) for x in items]
-    return _one(action, _scalar(raw, where), where)
-
-
-def _convert_env(opt: _Option, text: str, where: str) -> Any:
-    action = opt.action
-    if opt.kind in _FLAGS:
-        word = text.strip().lower()
-        if word not in _TRUE | _FALSE:
-            raise UserError(f"{where}: must be 1/true/yes/on or 0/false/no/off, got {text!r}")
-        return (word in _TRUE) == (action.const is True)
-    if opt.kind == "append":
-        parts = [_one(action, part.strip(), where) for part in text.split(",") if part.strip()]
-        if not parts and _secret(opt):  # an unset templated secret must not mean "no secret"
-            raise UserError(f"{where} is empty: set it, or unset it to go without one")
-        return parts
-    return _one(action, text, where)
-
-
-def _secret(opt: _Option) -> bool:
-    return any(w in opt.dest for w in _SECRET_WORDS)
-
-
-def _scalar(raw: Any, where: str) -> str:
-    """TOML's typed value as the text a flag would carry (types check it as they check flags)."""
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, str | int | float):
-        return str(raw)
-    raise UserError(f"{where}: expected a string or a number, got {type(raw).__name__}")
-
-
-def _one(action: argparse.Action, text: str, where: str) -> Any:
-    convert = action.type if callable(action.type) else None
-    try:
-        value = convert(text) if convert else text
-    except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-        raise UserError(f"{where}: {exc or 'invalid value'}") from None
-    if action.choices is not None and value not in action.choices:
-        allowed = ", ".join(map(str, action.choices))
-        raise UserError(f"{where}: must be one of {allowed}, got {text!r}")
-    return value
-
-
-def _is_unset(value: Any) -> bool:
-    return isinstance(value, _Unset | _UnsetList)
-
-
-def _default_value(action: argparse.Action) -> Any:
-    default = action.default
-    if isinstance(default, _UnsetList):
-        return list(default)
-    value = default.value if isinstance(default, _Unset) else default
-    if isinstance(value, str) and callable(action.type):  # as argparse converts str defaults
-        return action.type(value)
-    return value
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+def check_unique(settings: Sequence[Setting]) -> None:
+    """A declaration table names each flag, key and dest once (a test calls this)."""
+    for what, names in (
+        ("name", [s.name for s in settings]),
+        ("dest", [s.attr for s in settings]),
+        ("short flag", [s.short for s in settings if s.short]),
+    ):
+        seen = {n for n in names if names.count(n) > 1}
+        if seen:
+            raise ValueError(f"settings declared twice ({what}): {', '.join(sorted(seen))}")

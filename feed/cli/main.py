@@ -13,7 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from tickwire.feed.cli.config import ConfigurableParser
 from tickwire.feed.version import version
 from tickwire.simulators.errors import Interrupted, UserError
 
@@ -44,15 +43,20 @@ quick start:
 """
 
 
-class _Parser(ConfigurableParser):
+class _Parser(argparse.ArgumentParser):
     """Flag errors in one line with a pointer to --help, instead of the whole usage.
 
     Also "did you mean" for a mistyped flag or command, on every Python (argparse's own
-    `suggest_on_error` exists from 3.14 only), from the options this parser recorded and the
-    commands its subparsers action holds: public attributes, no argparse internals.
+    `suggest_on_error` exists from 3.14 only), from the options this parser recorded as they were
+    added (what `add_argument` returns, in groups too) and the commands its subparsers action
+    holds: public attributes, no argparse internals.
     """
 
     commands: argparse.Action | None = None  # what add_subparsers returned, if it was called
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.added: list[argparse.Action] = []
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -61,8 +65,34 @@ class _Parser(ConfigurableParser):
         self.commands = super().add_subparsers(**kwargs)
         return self.commands
 
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.added.append(action)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        """argparse's own group (its __init__ uses two), whose options are recorded too."""
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def add_argument(*a: Any, **kw: Any) -> argparse.Action:
+            action = add(*a, **kw)
+            self.added.append(action)
+            return action
+
+        def add_mutually_exclusive_group(**kw: Any) -> _Recording:
+            return _Recording(self, add_exclusive(**kw))
+
+        add_exclusive = group.add_mutually_exclusive_group
+        group.add_argument = add_argument  # type: ignore[method-assign]
+        group.add_mutually_exclusive_group = add_mutually_exclusive_group  # type: ignore[method-assign,assignment]
+        return group
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        return _Recording(self, super().add_mutually_exclusive_group(**kwargs))
+
     def option_strings(self) -> list[str]:
-        shown = [r.action for r in self.recorded if r.action.help != argparse.SUPPRESS]
+        shown = [a for a in self.added if a.help != argparse.SUPPRESS]
         return [s for action in shown for s in action.option_strings]
 
     def unrecognized(self, unknown: Sequence[str]) -> NoReturn:
@@ -79,6 +109,21 @@ class _Parser(ConfigurableParser):
         close = _closest(name, known)
         hint = f" (did you mean {close}?)" if close else ""
         self.error(f"unknown command {name!r}{hint}; the commands are {', '.join(known)}")
+
+
+class _Recording:
+    """An argument group (or exclusive group) whose options its parser records too."""
+
+    def __init__(self, parser: _Parser, group: Any) -> None:
+        self.parser, self.group = parser, group
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action: argparse.Action = self.group.add_argument(*args, **kwargs)
+        self.parser.added.append(action)
+        return action
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> _Recording:
+        return _Recording(self.parser, self.group.add_mutually_exclusive_group(**kwargs))
 
 
 def _closest(word: str, choices: Sequence[str]) -> str | None:

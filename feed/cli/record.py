@@ -17,7 +17,7 @@ from typing import TextIO
 
 import trio
 
-from tickwire.feed.cli.args import _duration_s, _positive_int, split_symbols
+from tickwire.feed.cli.args import duration_s, positive_int, split_symbols
 from tickwire.feed.client.events import (
     Batch,
     Gap,
@@ -61,9 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(500MB): a killed recorder then loses at most the open part",
     )
     ap.add_argument(
-        "--duration", type=_duration_s, metavar="DURATION", help="stop after this long (5s, 1h)"
+        "--duration", type=duration_s, metavar="DURATION", help="stop after this long (5s, 1h)"
     )
-    ap.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
     ap.set_defaults(func=_record)
 
 

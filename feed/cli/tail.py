@@ -19,7 +19,7 @@ import trio
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
-from tickwire.feed.cli.args import _non_negative_int, _positive_int, split_symbols
+from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
 from tickwire.feed.client.events import (
     Batch,
     Gap,
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = ap.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
-    ap.add_argument("--count", type=_positive_int, metavar="N", help="stop after N ticks")
+    ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
     ap.add_argument(
         "--throttle",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="MS",
         help="at most one line per symbol per MS: server-side conflation, and the snapshot "
         "line counts as the first of its interval",

@@ -60,3 +60,15 @@ def test_the_real_command_suggests_in_one_line() -> None:
         "tickwire simulate: error: unrecognized arguments: --seeed 1 (--seeed: did you mean "
         "--seed?) (see `tickwire simulate --help`)"
     ]
+
+
+def test_options_of_every_kind_of_group_are_suggested(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    group = parser.add_argument_group("g")
+    group.add_argument("--plain-one")
+    group.add_mutually_exclusive_group().add_argument("--in-a-group")
+    parser.add_mutually_exclusive_group().add_argument("--at-the-top")
+    assert {"--plain-one", "--in-a-group", "--at-the-top"} <= set(parser.option_strings())
+    with pytest.raises(SystemExit):
+        parser.unrecognized(["--in-a-grup"])
+    assert "did you mean --in-a-group?" in capsys.readouterr().err

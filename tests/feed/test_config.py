@@ -23,30 +23,35 @@ def _port(text: str) -> int:
     return value
 
 
+S = config.Section("test")
+SETTINGS = (
+    config.Setting(name="host", section=S, default="127.0.0.1", help=""),
+    config.Setting(name="port", section=S, type=_port, default=8765, help=""),
+    config.Setting(name="cadence", section=S, type=float, default=1.0, unit="MS", help=""),
+    config.Setting(name="token", section=S, kind=config.Kind.LIST, help=""),
+    config.Setting(name="certfile", section=S, help=""),
+    config.Setting(name="max-connections", section=S, type=int, default=1000, help=""),
+    config.Setting(name="verbose", short="-v", section=S, kind=config.Kind.SWITCH, help=""),
+    config.Setting(name="no-color", dest="color", section=S, kind=config.Kind.SWITCH_OFF, help=""),
+    config.Setting(
+        name="log-level", section=S, default="info", choices=("debug", "info", "warning"), help=""
+    ),
+    config.Setting(name="symbols", section=S, type=int, exclusive="universe", help=""),
+    config.Setting(name="universe", section=S, exclusive="universe", help=""),
+)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    ap = config.ConfigurableParser(prog="tickwire serve")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=_port, default=8765)
-    ap.add_argument("--cadence", type=float, default=1.0, metavar="MS")
-    ap.add_argument("--token", action="append", default=[])
-    ap.add_argument("--certfile")
-    ap.add_argument("--max-connections", type=int, default=1000)
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--no-color", dest="color", action="store_false")
-    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
-    which = ap.add_mutually_exclusive_group()
-    which.add_argument("--symbols", type=int)
-    which.add_argument("--universe")
-    config.install(ap)
+    ap = argparse.ArgumentParser(prog="tickwire serve")
+    config.add_arguments(ap, SETTINGS)
     return ap
 
 
 def resolve(
     argv: list[str], env: dict[str, str] | None = None
 ) -> tuple[argparse.Namespace, dict[str, str]]:
-    ap = make_parser()
-    args = ap.parse_args(argv)
-    sources = config.resolve(ap, args, env or {})
+    args = make_parser().parse_args(argv)
+    sources = config.resolve(SETTINGS, args, env or {})
     return args, sources
 
 
@@ -154,16 +159,18 @@ def test_missing_file() -> None:
 
 
 def test_help_still_shows_the_defaults() -> None:
-    ap = config.ConfigurableParser()
-    ap.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
-    config.install(ap)
+    ap = argparse.ArgumentParser()
+    port = config.Setting(
+        name="port", section=S, type=int, default=8765, help="port (default {default})"
+    )
+    config.add_arguments(ap, [port])
     assert "port (default 8765)" in ap.format_help()
 
 
 def test_print_config_redacts_tokens_and_round_trips(tmp_path: Path) -> None:
     args, sources = resolve(["--token", "s3cret", "--port", "9000"], {"TICKWIRE_HOST": "::1"})
     out = io.StringIO()
-    config.print_config(make_parser(), args, sources, out)
+    config.print_config(SETTINGS, args, sources, out)
     text = out.getvalue()
     assert "s3cret" not in text
     assert 'token = ["<redacted>"]  # flag' in text

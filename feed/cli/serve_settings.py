@@ -1,0 +1,394 @@
+"""Every `tickwire serve` setting, declared once: its flag, file key, variable, default and help.
+
+`config.add_arguments` makes the flags of this table, `config.resolve` layers the variables and
+the file under them, `config.print_config` prints it and `config.markdown` writes the README's
+reference (a test keeps the README equal to it). Defaults come from `ServerConfig` where the
+server has the field, so a default lives in one place. Order is --print-config's order.
+"""
+
+from __future__ import annotations
+
+from tickwire.feed.cli.args import (
+    duration_s,
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_float,
+    positive_int,
+    server_token,
+)
+from tickwire.feed.cli.setting import Kind, Section, Setting
+from tickwire.feed.server.server import ServerConfig
+from tickwire.feed.v1 import state as st
+from tickwire.simulators.cli import SESSION_S, _seed, _symbol_count
+from tickwire.simulators.cli import _positive_float as _market_positive_float
+from tickwire.simulators.ticks import MAX_SYMBOLS
+
+# The bus's own DEFAULT_NAMESPACE (bus.redis), not imported: importing it needs coredis.
+BUS_NAMESPACE = "tickwire"
+
+SERVER = Section("server")
+MARKET = Section("market")
+REPLAY = Section(
+    "replay", "replay", "serve recorded or real ticks instead of the model (same protocol)"
+)
+SCALE_OUT = Section(
+    "scale-out",
+    "scale-out over Redis",
+    "one producer runs the market and writes it to Redis; any number of gateways, on any "
+    "machine that reaches Redis, serve clients the same stream (pip install "
+    "'tickwire[redis]'; start Redis with `redis-server --port 6379`)",
+)
+LOGGING = Section("logging")
+
+_D = ServerConfig()
+
+
+def _market() -> list[Setting]:
+    return [
+        Setting(
+            name="seed",
+            section=MARKET,
+            type=_seed,
+            default=0,
+            help="market seed (default {default})",
+        ),
+        Setting(
+            name="symbols",
+            section=MARKET,
+            type=_symbol_count,
+            unit="N",
+            exclusive="universe",
+            help=f"a synthetic universe of N symbols (1 to {MAX_SYMBOLS}) instead of the default "
+            "one",
+        ),
+        Setting(
+            name="universe",
+            section=MARKET,
+            unit="FILE",
+            exclusive="universe",
+            help="a built-in universe (default, or crypto: BTC-USD, ETH-USD, ...) or one from a "
+            ".csv or .toml file (columns/keys: symbol,name,sector,price,tick_size,lot_size,"
+            "activity[,kind,base,quote]; symbol and price required; kind stock, etf or crypto)",
+        ),
+        Setting(
+            name="activity",
+            section=MARKET,
+            type=_market_positive_float,
+            default=1.0,
+            unit="X",
+            help="scale every trade and quote rate (default {default})",
+        ),
+        Setting(
+            name="session",
+            section=MARKET,
+            choices=tuple(SESSION_S),
+            default=_D.session,
+            help="6.5h: back-to-back trading sessions with an intraday shape; 24h: around the "
+            "clock (default {default})",
+        ),
+    ]
+
+
+def _access() -> list[Setting]:
+    return [
+        Setting(
+            name="token",
+            section=SERVER,
+            kind=Kind.LIST,
+            type=server_token,
+            unit="TOKEN",
+            help="require this token (repeat for several); clients send "
+            "'Authorization: Bearer TOKEN' or ?token=TOKEN",
+        ),
+        Setting(name="certfile", section=SERVER, help="TLS certificate (PEM): serve wss://"),
+        Setting(
+            name="keyfile", section=SERVER, help="TLS private key (PEM), if not inside --certfile"
+        ),
+        Setting(
+            name="allow-origin",
+            section=SERVER,
+            kind=Kind.LIST,
+            unit="URL",
+            help="let web pages from this origin connect, e.g. https://example.com (repeat for "
+            "several; '*' for any). Pages served from the server's own host are always allowed, "
+            "other browser origins get HTTP 403; clients that send no Origin (not browsers) pass",
+        ),
+        Setting(
+            name="max-connections",
+            section=SERVER,
+            type=positive_int,
+            default=_D.max_connections,
+            help="sockets held at once, handshakes included; clients beyond this are closed with "
+            "1013, once sockets that sent no request yet have been shed (default {default})",
+        ),
+        Setting(
+            name="max-connections-per-ip",
+            section=SERVER,
+            type=non_negative_int,
+            default=_D.max_connections_per_ip,
+            unit="N",
+            help="sockets one client address may hold, checked at accept: a new one replaces its "
+            "oldest socket that sent no request yet, else gets HTTP 429 (default {default}: no "
+            "limit; behind a proxy every client has the proxy's address)",
+        ),
+    ]
+
+
+def _clients() -> list[Setting]:
+    return [
+        Setting(
+            name="heartbeat-ms",
+            section=SERVER,
+            type=non_negative_int,
+            default=_D.heartbeat_ms,
+            help="heartbeat after this much silence, 0 to disable (default {default})",
+        ),
+        Setting(
+            name="stall-ms",
+            section=SERVER,
+            type=positive_int,
+            default=_D.stall_ms,
+            help="close a client (1008) whose socket accepts nothing this long (default {default})",
+        ),
+        Setting(
+            name="max-symbols",
+            section=SERVER,
+            type=positive_int,
+            default=st.Limits().max_symbols,
+            help="explicit symbols per connection (default {default}; '*' always allowed)",
+        ),
+        Setting(
+            name="alpaca-connections-per-key",
+            section=SERVER,
+            type=non_negative_int,
+            default=_D.alpaca_connections_per_key,
+            unit="N",
+            help="authenticated /alpaca/ connections per key and feed; more get Alpaca's 406 "
+            "(default {default}, as at Alpaca; 0: no limit, e.g. for many bots on one key)",
+        ),
+        Setting(
+            name="binance-weight-per-min",
+            section=SERVER,
+            type=positive_int,
+            default=_D.binance_weight_per_min,
+            unit="N",
+            help="REST request weight per address and minute under /binance/api/; more gets "
+            "Binance's 429 with Retry-After (default {default}, as at Binance)",
+        ),
+    ]
+
+
+def _replay() -> list[Setting]:
+    return [
+        Setting(
+            name="replay",
+            section=REPLAY,
+            nargs="+",
+            unit="FILE",
+            help="tickwire .parquet/.npy/.csv (from record or simulate), or quote/trade CSVs "
+            "(.csv or .csv.gz, e.g. Tardis quotes and trades), merged in time order",
+        ),
+        Setting(
+            name="speed",
+            section=REPLAY,
+            type=non_negative_float,
+            default=1.0,
+            unit="X",
+            help="1 real time, 10 ten times faster, 0 as fast as the clients read "
+            "(default {default})",
+        ),
+        Setting(
+            name="start",
+            section=REPLAY,
+            unit="TIME",
+            help="from this time (ISO 8601, ns, or +10m)",
+        ),
+        Setting(
+            name="end", section=REPLAY, unit="TIME", help="up to this time (ISO 8601, ns, or +10m)"
+        ),
+        Setting(
+            name="loop", section=REPLAY, kind=Kind.SWITCH, help="start over at the end, forever"
+        ),
+        Setting(
+            name="strict",
+            section=REPLAY,
+            kind=Kind.SWITCH,
+            help="refuse a file with any row that cannot be replayed (a NaN price, a crossed "
+            "quote, a value out of range), naming it; by default such rows are skipped and "
+            "counted in a log line",
+        ),
+        Setting(
+            name="columns",
+            section=REPLAY,
+            unit="MAP",
+            help="column names of a CSV when they differ, e.g. ts=time,symbol=ticker,bid=bp,"
+            "ask=ap,bid_size=bs,ask_size=as,price=px,size=qty,side=side",
+        ),
+    ]
+
+
+def _history_and_drain() -> list[Setting]:
+    return [
+        Setting(
+            name="history",
+            section=SERVER,
+            type=duration_s,
+            default=_D.history_s,
+            unit="DURATION",
+            help="keep this much recent data for every-update readers and resumes, e.g. 60s, "
+            "5m, 0 for none (default {default}s)",
+        ),
+        Setting(
+            name="history-mb",
+            section=SERVER,
+            type=positive_float,
+            default=_D.history_mb,
+            unit="MB",
+            help="memory cap of that history; the older data goes first (default {default})",
+        ),
+        Setting(
+            name="max-lag",
+            section=SERVER,
+            type=duration_s,
+            default=_D.max_lag_s,
+            unit="DURATION",
+            help="an every-update reader further behind the newest data than this (event time) "
+            "gets the latest state of each changed symbol instead (per-symbol seq jumps, counted "
+            "in ticks_conflated), then every update again; a resuming client first gets all it "
+            "missed; 0: no bound but --history (default {default}s)",
+        ),
+        Setting(
+            name="drain-s",
+            section=SERVER,
+            type=non_negative_float,
+            default=10.0,
+            unit="SECONDS",
+            help="on SIGTERM, close the clients with 1012 spread over this long (default "
+            "{default}); a second SIGTERM or Ctrl+C stops at once",
+        ),
+        Setting(
+            name="drain-min-s",
+            section=SERVER,
+            type=non_negative_float,
+            default=5.0,
+            unit="SECONDS",
+            help="on SIGTERM, keep the port open this long (/readyz 503, new clients refused) so "
+            "a load balancer's health check sees it, even with no client; 0 without a balancer "
+            "(default {default})",
+        ),
+    ]
+
+
+def _scale_out() -> list[Setting]:
+    return [
+        Setting(
+            name="bus",
+            section=SCALE_OUT,
+            unit="URL",
+            help="the Redis to publish to or read from: redis://HOST:PORT/DB or unix:///PATH.sock",
+        ),
+        Setting(
+            name="role",
+            section=SCALE_OUT,
+            choices=("producer", "gateway"),
+            help="producer: run the market (or --replay) and publish it, no WebSocket listener "
+            "unless --port is given; gateway: serve clients from the bus, no market",
+        ),
+        Setting(
+            name="bus-namespace",
+            section=SCALE_OUT,
+            default=BUS_NAMESPACE,
+            unit="NS",
+            help="key prefix in Redis, so several feeds can share one (default {default})",
+        ),
+        Setting(
+            name="workers",
+            section=SCALE_OUT,
+            type=non_negative_int,
+            default=0,
+            unit="N",
+            help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), "
+            "restart any that crashes; with --role gateway, N gateways only (default {default}: "
+            "this process)",
+        ),
+        # A supervised child: its parent's argv plus this flag; not a setting anyone sets.
+        Setting(name="worker", section=SCALE_OUT, kind=Kind.SWITCH, hidden=True, help=""),
+    ]
+
+
+def _logging() -> list[Setting]:
+    return [
+        Setting(
+            name="verbose",
+            short="-v",
+            section=LOGGING,
+            kind=Kind.SWITCH,
+            help="same as --log-level debug",
+        ),
+        Setting(
+            name="log-level",
+            section=LOGGING,
+            default="info",
+            choices=("debug", "info", "warning", "error"),
+            help="log level (default {default})",
+        ),
+        Setting(
+            name="log-format",
+            section=LOGGING,
+            default="text",
+            choices=("text", "json"),
+            help="log lines as text or as JSON objects for log shippers (default {default})",
+        ),
+        Setting(
+            name="log-every",
+            section=LOGGING,
+            type=non_negative_float,
+            default=60.0,
+            unit="SECONDS",
+            help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
+            "never (default {default})",
+        ),
+    ]
+
+
+SERVE: tuple[Setting, ...] = (
+    Setting(
+        name="host", section=SERVER, default=_D.host, help="address to bind (default {default})"
+    ),
+    Setting(
+        name="port",
+        section=SERVER,
+        type=port_number,
+        default=_D.port,
+        help="TCP port, 0 for any free port (default {default})",
+    ),
+    Setting(
+        name="cadence",
+        section=SERVER,
+        type=positive_float,
+        default=_D.cadence_ms,
+        unit="MS",
+        help="generator and flush interval in ms (default {default})",
+    ),
+    *_market(),
+    *_access(),
+    *_clients(),
+    *_replay(),
+    *_history_and_drain(),
+    *_scale_out(),
+    *_logging(),
+    Setting(
+        name="no-capacity-check",
+        section=SERVER,
+        kind=Kind.SWITCH,
+        help="start even if this machine cannot generate the market in real time (measured at "
+        "start: a universe whose generation takes over half a core at the open is refused)",
+    ),
+)
+
+
+if __name__ == "__main__":  # the README's reference: python -m tickwire.feed.cli.serve_settings
+    from tickwire.feed.cli.config import markdown
+
+    print(markdown(SERVE), end="")
