@@ -38,6 +38,7 @@ from ._common import (
     Reply,
     Shared,
 )
+from ._sizes import Sizes
 from ._tape import Bar, Tape
 
 FEEDS = ("iex", "sip", "test")
@@ -85,6 +86,7 @@ class AlpacaEncoder:
         self.universe = universe
         self._tape = Tape(len(universe))
         self._clock = Clock()
+        self._sizes = Sizes(universe)
         self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
         self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
         self._codecs = {"json": self._json, "msgpack": self._msgpack}
@@ -100,7 +102,7 @@ class AlpacaEncoder:
 
     def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
         """The Alpaca message of an entry, its event time rendered by `stamp`."""
-        names, tapes = self.universe.symbols, self._tapes
+        names, tapes, number = self.universe.symbols, self._tapes, self._sizes.number
         if entry.channel == "trades":
             sym, tid, price, size, ts = entry.message
             return {
@@ -109,7 +111,7 @@ class AlpacaEncoder:
                 "i": tid,
                 "x": EXCHANGE,
                 "p": price,
-                "s": size,
+                "s": number(sym, size),
                 "c": ["@"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -121,10 +123,10 @@ class AlpacaEncoder:
                 "S": names[sym],
                 "bx": EXCHANGE,
                 "bp": bid,
-                "bs": bs,
+                "bs": number(sym, bs),
                 "ax": EXCHANGE,
                 "ap": ask,
-                "as": asz,
+                "as": number(sym, asz),
                 "c": ["R"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -137,7 +139,7 @@ class AlpacaEncoder:
             "h": b.high,
             "l": b.low,
             "c": b.close,
-            "v": b.volume,
+            "v": number(b.sym, b.volume),
             "t": stamp(b.start_ns),
             "n": b.count,
             "vw": round(b.vwap, 6),

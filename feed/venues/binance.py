@@ -36,6 +36,7 @@ from ._common import (
     binance_names,
     describe,
 )
+from ._sizes import Sizes
 from ._tape import Bar, Tape
 
 STREAM_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker")
@@ -58,8 +59,7 @@ def px(value: float) -> str:
     return f"{value:.8f}"
 
 
-def qty(value: int) -> str:
-    return f"{value}.00000000"
+QTY_PLACES = 8  # Binance writes quantities with 8 decimals: "0.00210000", "210.00000000"
 
 
 class BinanceEncoder:
@@ -73,6 +73,7 @@ class BinanceEncoder:
         self._streams = [n.lower() for n in self._names]
         n = len(universe)
         self._tape = Tape(n)
+        self._sizes = Sizes(universe)
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n
@@ -88,10 +89,19 @@ class BinanceEncoder:
     def _payload(self, entry: Entry) -> dict[str, Any]:
         """The Binance payload of an entry, built when a session first wants it."""
         kind, m = entry.channel, entry.message
-        name = self._names[m[0]]
+        sym = m[0]
+        name = self._names[sym]
+        qty = self._qty
         if kind == "bookTicker":
             _, seq, bid, bs, ask, asz = m
-            return {"u": seq, "s": name, "b": px(bid), "B": qty(bs), "a": px(ask), "A": qty(asz)}
+            return {
+                "u": seq,
+                "s": name,
+                "b": px(bid),
+                "B": qty(sym, bs),
+                "a": px(ask),
+                "A": qty(sym, asz),
+            }
         if kind in ("trade", "aggTrade"):
             _, tid, price, size, ms, maker = m
             if kind == "trade":
@@ -101,7 +111,7 @@ class BinanceEncoder:
                     "s": name,
                     "t": tid,
                     "p": px(price),
-                    "q": qty(size),
+                    "q": qty(sym, size),
                     "T": ms,
                     "m": maker,
                     "M": True,
@@ -112,7 +122,7 @@ class BinanceEncoder:
                 "s": name,
                 "a": tid,
                 "p": px(price),
-                "q": qty(size),
+                "q": qty(sym, size),
                 "f": tid,
                 "l": tid,
                 "T": ms,
@@ -155,6 +165,10 @@ class BinanceEncoder:
         self._closed(out, tape.advance(now_ns), now_ns)
         return out
 
+    def _qty(self, sym: int, units: int) -> str:
+        """A size in the universe's units as Binance's 8-decimal quantity of the asset."""
+        return self._sizes.text(sym, units, QTY_PLACES)
+
     def current(self, record: Any, channel: str) -> bytes | None:
         """Binance sends nothing at subscribe: a stream starts with its next event."""
         return None
@@ -168,6 +182,7 @@ class BinanceEncoder:
     def _kline(self, sym: int, b: Bar, ms: int, closed: bool) -> dict[str, Any]:
         start = b.start_ns // NS_PER_MS
         name = self._names[sym]
+        qty, notional = self._qty, self._sizes.notional
         k = {
             "t": start,
             "T": start + 59_999,
@@ -179,12 +194,12 @@ class BinanceEncoder:
             "c": px(b.close),
             "h": px(b.high),
             "l": px(b.low),
-            "v": qty(b.volume),
+            "v": qty(sym, b.volume),
             "n": b.count,
             "x": closed,
-            "q": px(b.notional),
-            "V": qty(b.buy_volume),
-            "Q": px(b.buy_notional),
+            "q": px(notional(sym, b.notional)),
+            "V": qty(sym, b.buy_volume),
+            "Q": px(notional(sym, b.buy_notional)),
             "B": "0",
         }
         return {"e": "kline", "E": ms, "s": name, "k": k}
@@ -200,8 +215,10 @@ class BinanceEncoder:
             "o": px(open_),
             "h": px(high),
             "l": px(low),
-            "v": qty(volume),
-            "q": px(volume * last),  # approximated at the last price: the session keeps no notional
+            "v": self._qty(sym, volume),
+            "q": px(
+                self._sizes.notional(sym, volume * last)
+            ),  # approximated at the last price: the session keeps no notional
         }
 
 

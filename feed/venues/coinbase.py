@@ -32,6 +32,7 @@ from ._common import (
     describe,
     price_formats,
 )
+from ._sizes import Sizes
 from ._tape import Tape
 
 CHANNELS = ("ticker", "matches", "heartbeat")
@@ -64,6 +65,7 @@ class CoinbaseEncoder:
         self._tape = Tape(len(universe))
         self._clock = Clock()
         self._fmt = price_formats(universe)
+        self._sizes = Sizes(universe)
         self._second = -1  # last whole second of event time that had its heartbeats
         self._codecs = {"json": self._json}
         self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
@@ -111,7 +113,7 @@ class CoinbaseEncoder:
                 "time": us(at),
             }
         sym, seq, tid, ts, buy, price, size, stats, book = entry.message
-        f = fmt[sym]
+        f, text = fmt[sym], self._sizes.text
         if entry.channel == "matches":
             return {
                 "type": "match",
@@ -119,7 +121,7 @@ class CoinbaseEncoder:
                 "maker_order_id": _order_id(sym, tid, False),
                 "taker_order_id": _order_id(sym, tid, True),
                 "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
-                "size": str(size),
+                "size": text(sym, size),
                 "price": f.format(price),
                 "product_id": names[sym],
                 "sequence": seq,
@@ -133,18 +135,18 @@ class CoinbaseEncoder:
             "product_id": names[sym],
             "price": f.format(price),
             "open_24h": f.format(open_),
-            "volume_24h": str(volume),
+            "volume_24h": text(sym, volume),
             "low_24h": f.format(low),
             "high_24h": f.format(high),
-            "volume_30d": str(total),
+            "volume_30d": text(sym, total),
             "best_bid": f.format(bid),
-            "best_bid_size": str(bs),
+            "best_bid_size": text(sym, bs),
             "best_ask": f.format(ask),
-            "best_ask_size": str(asz),
+            "best_ask_size": text(sym, asz),
             "side": "buy" if buy else "sell",  # the taker's side
             "time": us(ts),
             "trade_id": tid,
-            "last_size": str(size),
+            "last_size": text(sym, size),
         }
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:
