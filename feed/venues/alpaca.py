@@ -153,13 +153,13 @@ class AlpacaEncoder:
         """
         out = Shared(now_ns, self._codecs)
         tape, book, push = self._tape, self._book, out.items.append
-        for ts, _seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
+        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts >= tape.minute_ns + NS_PER_MIN:
                 self._bars(out, tape.advance(ts))
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
-                tid = tape.trade(sym, ts, last, ls, bool(fl & _BUY))
-                push((sym, "trades", (sym, tid, last, ls, ts)))
+                tape.trade(sym, ts, last, ls, bool(fl & _BUY), seq)  # the trade id: its seq
+                push((sym, "trades", (sym, seq, last, ls, ts)))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote

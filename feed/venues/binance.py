@@ -146,8 +146,8 @@ class BinanceEncoder:
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
                 ms = ts // NS_PER_MS
-                tid = tape.trade(sym, ts, last, ls, not fl & _SELL)
-                trade = (sym, tid, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
+                tape.trade(sym, ts, last, ls, not fl & _SELL, seq)  # the trade id: its seq
+                trade = (sym, seq, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
                 push((sym, "trade", trade))
                 push((sym, "aggTrade", trade))
                 if ts >= self._next_kline[sym]:

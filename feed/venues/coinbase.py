@@ -76,8 +76,9 @@ class CoinbaseEncoder:
 
         If the last trade this encoder saw is still the product's latest (same cumulative
         volume), that trade's own message; else one built from the record: its `last` and
-        `last_size`, its book, the trade ids counted so far, `side` from the record's flags or,
-        for a quote update, the quote rule (last at or above the mid: the buyer took it).
+        `last_size`, its book, its `seq` as the trade id (for a quote update, the last trade id
+        this encoder saw, 0 if none), `side` from the record's flags or, for a quote update,
+        the quote rule (last at or above the mid: the buyer took it).
         """
         if channel not in ("ticker", "matches"):
             return None
@@ -90,7 +91,7 @@ class CoinbaseEncoder:
             tape.seen(sym, last, vol, 0, False)  # the session statistics start here if unseen
             buy = bool(fl & _BUY) if fl & _TRADE else last >= (bid + ask) / 2
             stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
-            tid = tape.trade_ids[sym]
+            tid = seq if fl & _TRADE else tape.trade_ids[sym]  # a quote: the last trade seen
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
         message = self._message(Entry(-1, channel, trade))
         if channel == "matches":
@@ -164,7 +165,8 @@ class CoinbaseEncoder:
             if not fl & _TRADE:
                 continue
             buy = bool(fl & _BUY)
-            tid = tape.trade(sym, ts, last, ls, buy)
+            tid = seq  # a trade's id is its record's seq, as REST's
+            tape.trade(sym, ts, last, ls, buy, tid)
             stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
             push((sym, "ticker", trade))

@@ -227,3 +227,50 @@ def test_stock_sizes_are_unchanged() -> None:
     assert all(type(q["bs"]) is int for q in aapl.alpaca["q"])
     vols = [t["volume_30d"] for t in aapl.coinbase["ticker"]]
     assert vols == [str(int(r["volume"])) for r in aapl.trades]
+
+
+# ----------------------------------------------------------------------------- trade ids
+
+
+def test_stream_trade_ids_are_the_records_seq_and_rests(btc: Run) -> None:
+    """A trade's id on every stream is its record's `seq`, the id REST gives the same trade."""
+    seqs = [int(s) for s in btc.trades["seq"]]
+    assert [t["t"] for t in btc.binance["trade"]] == seqs
+    assert [t["a"] for t in btc.binance["aggTrade"]] == seqs
+    assert [m["trade_id"] for m in btc.coinbase["match"]] == seqs
+    assert [t["trade_id"] for t in btc.coinbase["ticker"]] == seqs
+    assert [t["i"] for t in btc.alpaca["t"]] == seqs
+    rest = btc.rest("/binance/api/v3/trades", "symbol=BTCUSD&limit=1000")
+    assert [t["id"] for t in rest] == seqs[-len(rest) :]
+    matches = btc.rest("/coinbase/products/BTC-USD/trades", "limit=1000")
+    assert [m["trade_id"] for m in matches][::-1] == seqs[-len(matches) :]
+    alpaca = btc.rest("/alpaca/v2/stocks/BTC-USD/trades", "limit=10000")["trades"]
+    assert [t["i"] for t in alpaca] == seqs[-len(alpaca) :]
+    k = [k["k"] for k in btc.binance["kline_1m"] if k["k"]["x"]][-1]
+    [bar] = [
+        b for b in btc.rest("/binance/api/v3/klines", "symbol=BTCUSD&interval=1m") if b[0] == k["t"]
+    ]
+    in_minute = [t["t"] for t in btc.binance["trade"] if k["t"] <= t["T"] <= k["T"]]
+    assert (k["f"], k["L"], k["n"]) == (in_minute[0], in_minute[-1], bar[8])
+
+
+def test_trade_ids_do_not_depend_on_when_the_encoder_started() -> None:
+    """An encoder started late (the venue's first connection came later, or the server
+    restarted on the same seed) names the same trades with the same ids."""
+    u = CRYPTO
+    batches = _batches(u, 20)
+    name = "btcusd@trade"
+
+    def ids(part: list[tuple[TickBatch, int]]) -> dict[int, int]:
+        enc, s = BinanceEncoder(u), BinanceSession(f"/binance/ws/{name}", {}, u, START_NS)
+        out = {}
+        for batch, now in part:
+            for frame in s.deliver(enc.encode(batch, now)):
+                t = orjson.loads(frame.data)
+                out[t["T"]] = t["t"]
+        return out
+
+    whole, late = ids(batches), ids(batches[10:])
+    assert late and all(whole[ms] == tid for ms, tid in late.items())
+    again = ids(_batches(u, 20)[10:])  # the same seed, another run
+    assert again == late
