@@ -7,6 +7,8 @@ handlers), then the real server on the crypto universe with raw websockets and H
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +16,12 @@ import msgpack
 import numpy as np
 import orjson
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from websockets.sync.client import connect
 
+from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues._sizes import Sizes
 from tickwire.feed.venues.alpaca import AlpacaEncoder, AlpacaSession
 from tickwire.feed.venues.binance import BinanceEncoder, BinanceSession
@@ -26,6 +31,7 @@ from tickwire.simulators import Market, Universe
 from tickwire.simulators.ticks import TickBatch, TickFlag
 
 from ._shapes import START_NS
+from .conftest import CADENCE_MS, start
 
 CRYPTO = Universe.crypto_pairs()
 _TRADE = int(TickFlag.TRADE)
@@ -274,3 +280,75 @@ def test_trade_ids_do_not_depend_on_when_the_encoder_started() -> None:
     assert late and all(whole[ms] == tid for ms, tid in late.items())
     again = ids(_batches(u, 20)[10:])  # the same seed, another run
     assert again == late
+
+
+# ----------------------------------------------------------------------------- the real server
+
+DEADLINE_S = 60  # generous for a shared 2-core machine; a pass takes a second or two
+
+
+async def _in_thread(fn: Any) -> Any:
+    with trio.fail_after(DEADLINE_S):
+        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+async def test_server_streams_and_rest_agree_on_crypto_trades(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`tickwire serve --universe crypto`'s server, raw websockets and plain HTTP: a BTC-USD
+    trade on the Binance, Coinbase and Alpaca streams has REST's id and REST's size, and that
+    size is the record's lot count times 0.00001 BTC."""
+    universe = Universe.crypto_pairs()
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, universe=universe, session="24h")
+    srv = await start(nursery, caplog, config)
+    base = srv.url("")
+
+    def binance() -> dict[str, Any]:
+        with connect(f"{base}/binance/ws/btcusd@trade", open_timeout=10) as ws:
+            return dict(json.loads(ws.recv(timeout=10)))
+
+    def coinbase() -> dict[str, Any]:
+        sub = {"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["matches"]}
+        with connect(f"{base}/coinbase", open_timeout=10) as ws:
+            ws.send(json.dumps(sub))
+            while (m := json.loads(ws.recv(timeout=10)))["type"] != "match":
+                pass
+            return dict(m)
+
+    def alpaca() -> dict[str, Any]:
+        with connect(f"{base}/alpaca/v2/iex", open_timeout=10) as ws:
+            ws.recv(timeout=10)  # connected
+            ws.send(json.dumps({"action": "auth", "key": "k", "secret": "s"}))
+            ws.recv(timeout=10)  # authenticated
+            ws.send(json.dumps({"action": "subscribe", "trades": ["BTC-USD"]}))
+            while True:
+                for m in json.loads(ws.recv(timeout=10)):
+                    if m["T"] == "t":
+                        return dict(m)
+
+    def rest(path: str) -> Any:
+        url = base.replace("ws://", "http://", 1) + path
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    b, c, a = await _in_thread(binance), await _in_thread(coinbase), await _in_thread(alpaca)
+    btc = universe.index("BTC-USD")
+    records = {int(t["id"]): int(t["size"]) for t in srv.server.rest_tape.recent_trades(btc)}
+    assert {b["t"], c["trade_id"], a["i"]} <= set(records)  # REST's tape has these ids
+
+    rest_binance = {
+        t["id"]: t
+        for t in await _in_thread(lambda: rest("/binance/api/v3/trades?symbol=BTCUSD&limit=1000"))
+    }
+    assert Decimal(rest_binance[b["t"]]["qty"]) == Decimal(b["q"]) == _exact(records[b["t"]], 1e-5)
+    assert b["q"] == f"{_exact(records[b['t']], 1e-5):.8f}"
+    rest_coinbase = {
+        t["trade_id"]: t
+        for t in await _in_thread(lambda: rest("/coinbase/products/BTC-USD/trades?limit=1000"))
+    }
+    assert rest_coinbase[c["trade_id"]]["size"] == c["size"]
+    assert Decimal(c["size"]) == _exact(records[c["trade_id"]], 1e-5)
+    got = await _in_thread(lambda: rest("/alpaca/v2/stocks/BTC-USD/trades?limit=10000"))
+    rest_alpaca = {t["i"]: t for t in got["trades"]}
+    assert rest_alpaca[a["i"]]["s"] == a["s"]
+    assert Decimal(repr(a["s"])) == _exact(records[a["i"]], 1e-5)
