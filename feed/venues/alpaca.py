@@ -86,7 +86,8 @@ class AlpacaEncoder:
         self.universe = universe
         self._tape = Tape(len(universe))
         self._clock = Clock()
-        self._sizes = Sizes(universe)
+        sizes = Sizes(universe)
+        self._number, self._plain = sizes.number, sizes.plain  # plain: a size is its units
         self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
         self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
         self._codecs = {"json": self._json, "msgpack": self._msgpack}
@@ -102,7 +103,7 @@ class AlpacaEncoder:
 
     def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
         """The Alpaca message of an entry, its event time rendered by `stamp`."""
-        names, tapes, number = self.universe.symbols, self._tapes, self._sizes.number
+        names, tapes, plain, number = self.universe.symbols, self._tapes, self._plain, self._number
         if entry.channel == "trades":
             sym, tid, price, size, ts = entry.message
             return {
@@ -111,7 +112,7 @@ class AlpacaEncoder:
                 "i": tid,
                 "x": EXCHANGE,
                 "p": price,
-                "s": number(sym, size),
+                "s": size if plain[sym] else number(sym, size),
                 "c": ["@"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -123,10 +124,10 @@ class AlpacaEncoder:
                 "S": names[sym],
                 "bx": EXCHANGE,
                 "bp": bid,
-                "bs": number(sym, bs),
+                "bs": bs if plain[sym] else number(sym, bs),
                 "ax": EXCHANGE,
                 "ap": ask,
-                "as": number(sym, asz),
+                "as": asz if plain[sym] else number(sym, asz),
                 "c": ["R"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -139,7 +140,7 @@ class AlpacaEncoder:
             "h": b.high,
             "l": b.low,
             "c": b.close,
-            "v": number(b.sym, b.volume),
+            "v": b.volume if plain[b.sym] else number(b.sym, b.volume),
             "t": stamp(b.start_ns),
             "n": b.count,
             "vw": round(b.vwap, 6),

@@ -74,6 +74,7 @@ class BinanceEncoder:
         n = len(universe)
         self._tape = Tape(n)
         self._sizes = Sizes(universe)
+        self._qtys = self._sizes.formats(QTY_PLACES)  # per symbol: units -> Binance quantity
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n
@@ -91,16 +92,16 @@ class BinanceEncoder:
         kind, m = entry.channel, entry.message
         sym = m[0]
         name = self._names[sym]
-        qty = self._qty
+        qty = self._qtys[sym]
         if kind == "bookTicker":
             _, seq, bid, bs, ask, asz = m
             return {
                 "u": seq,
                 "s": name,
                 "b": px(bid),
-                "B": qty(sym, bs),
+                "B": qty(bs),
                 "a": px(ask),
-                "A": qty(sym, asz),
+                "A": qty(asz),
             }
         if kind in ("trade", "aggTrade"):
             _, tid, price, size, ms, maker = m
@@ -111,7 +112,7 @@ class BinanceEncoder:
                     "s": name,
                     "t": tid,
                     "p": px(price),
-                    "q": qty(sym, size),
+                    "q": qty(size),
                     "T": ms,
                     "m": maker,
                     "M": True,
@@ -122,7 +123,7 @@ class BinanceEncoder:
                 "s": name,
                 "a": tid,
                 "p": px(price),
-                "q": qty(sym, size),
+                "q": qty(size),
                 "f": tid,
                 "l": tid,
                 "T": ms,
@@ -165,10 +166,6 @@ class BinanceEncoder:
         self._closed(out, tape.advance(now_ns), now_ns)
         return out
 
-    def _qty(self, sym: int, units: int) -> str:
-        """A size in the universe's units as Binance's 8-decimal quantity of the asset."""
-        return self._sizes.text(sym, units, QTY_PLACES)
-
     def current(self, record: Any, channel: str) -> bytes | None:
         """Binance sends nothing at subscribe: a stream starts with its next event."""
         return None
@@ -182,7 +179,7 @@ class BinanceEncoder:
     def _kline(self, sym: int, b: Bar, ms: int, closed: bool) -> dict[str, Any]:
         start = b.start_ns // NS_PER_MS
         name = self._names[sym]
-        qty, notional = self._qty, self._sizes.notional
+        qty, notional = self._qtys[sym], self._sizes.notional
         k = {
             "t": start,
             "T": start + 59_999,
@@ -194,11 +191,11 @@ class BinanceEncoder:
             "c": px(b.close),
             "h": px(b.high),
             "l": px(b.low),
-            "v": qty(sym, b.volume),
+            "v": qty(b.volume),
             "n": b.count,
             "x": closed,
             "q": px(notional(sym, b.notional)),
-            "V": qty(sym, b.buy_volume),
+            "V": qty(b.buy_volume),
             "Q": px(notional(sym, b.buy_notional)),
             "B": "0",
         }
@@ -215,7 +212,7 @@ class BinanceEncoder:
             "o": px(open_),
             "h": px(high),
             "l": px(low),
-            "v": self._qty(sym, volume),
+            "v": self._qtys[sym](volume),
             "q": px(
                 self._sizes.notional(sym, volume * last)
             ),  # approximated at the last price: the session keeps no notional

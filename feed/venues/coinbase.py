@@ -65,7 +65,7 @@ class CoinbaseEncoder:
         self._tape = Tape(len(universe))
         self._clock = Clock()
         self._fmt = price_formats(universe)
-        self._sizes = Sizes(universe)
+        self._sizes = Sizes(universe).formats()  # per symbol: units -> the asset's quantity
         self._second = -1  # last whole second of event time that had its heartbeats
         self._codecs = {"json": self._json}
         self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
@@ -114,7 +114,7 @@ class CoinbaseEncoder:
                 "time": us(at),
             }
         sym, seq, tid, ts, buy, price, size, stats, book = entry.message
-        f, text = fmt[sym], self._sizes.text
+        f, text = fmt[sym], self._sizes[sym]
         if entry.channel == "matches":
             return {
                 "type": "match",
@@ -122,7 +122,7 @@ class CoinbaseEncoder:
                 "maker_order_id": _order_id(sym, tid, False),
                 "taker_order_id": _order_id(sym, tid, True),
                 "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
-                "size": text(sym, size),
+                "size": text(size),
                 "price": f.format(price),
                 "product_id": names[sym],
                 "sequence": seq,
@@ -136,18 +136,18 @@ class CoinbaseEncoder:
             "product_id": names[sym],
             "price": f.format(price),
             "open_24h": f.format(open_),
-            "volume_24h": text(sym, volume),
+            "volume_24h": text(volume),
             "low_24h": f.format(low),
             "high_24h": f.format(high),
-            "volume_30d": text(sym, total),
+            "volume_30d": text(total),
             "best_bid": f.format(bid),
-            "best_bid_size": text(sym, bs),
+            "best_bid_size": text(bs),
             "best_ask": f.format(ask),
-            "best_ask_size": text(sym, asz),
+            "best_ask_size": text(asz),
             "side": "buy" if buy else "sell",  # the taker's side
             "time": us(ts),
             "trade_id": tid,
-            "last_size": text(sym, size),
+            "last_size": text(size),
         }
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:

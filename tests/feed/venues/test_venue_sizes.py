@@ -53,6 +53,9 @@ def test_text_is_the_exact_decimal(units: int, unit: float) -> None:
     binance = sizes.text(0, units, 8)
     assert Decimal(binance) == _exact(units, unit) and len(binance.split(".")[1]) == 8
     assert Decimal(repr(sizes.number(0, units))) == _exact(units, unit)  # JSON writes this
+    assert sizes.formats(8)[0](units) == binance and sizes.formats()[0](units) == sizes.text(
+        0, units
+    )
 
 
 def test_text_examples() -> None:
@@ -74,6 +77,8 @@ def test_text_examples() -> None:
         210,
     )
     assert isinstance(sizes.number(1, 210), int)  # shares stay JSON integers
+    assert [f(210) for f in sizes.formats(8)] == ["0.00210000", "210.00000000"]
+    assert [f(210) for f in sizes.formats()] == ["0.00210", "210"]
 
 
 # ----------------------------------------------------------------------------- sans-IO
