@@ -113,9 +113,10 @@ class MarketView:
         self.size_decimals = self.sizes.decimals
         self.price_decimals = [decimals_of(float(t)) for t in self.universe.tick_size]
 
-    def size(self, sym: int, units: int) -> str:
-        """A size in the universe's units as the asset's decimal quantity ("0.00123")."""
-        return self.sizes.text(sym, units)
+    def size(self, sym: int, units: int, places: int = 0) -> str:
+        """A size in the universe's units as the asset's decimal quantity ("0.00123"), with at
+        least `places` decimals (Binance's 8: "0.00123000")."""
+        return self.sizes.text(sym, units, places)
 
     def unit(self, sym: int) -> float:
         """What one size unit of the symbol is worth in its asset (1 share, 0.00001 BTC)."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from tickwire.feed.venues._common import decimals_of
 from tickwire.simulators.universe import Universe
 
+BINANCE_PLACES = 8  # Binance writes quantities with 8 decimals: "0.00210000", "210.00000000"
+
 
 def _shares8(units: int) -> str:
     return f"{units}.00000000"  # a literal: the fastest form, on every Binance message

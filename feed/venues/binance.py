@@ -36,7 +36,7 @@ from ._common import (
     binance_names,
     describe,
 )
-from ._sizes import Sizes
+from ._sizes import BINANCE_PLACES, Sizes
 from ._tape import Bar, Tape
 
 STREAM_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker")
@@ -59,7 +59,6 @@ def px(value: float) -> str:
     return f"{value:.8f}"
 
 
-QTY_PLACES = 8  # Binance writes quantities with 8 decimals: "0.00210000", "210.00000000"
 
 
 class BinanceEncoder:
@@ -74,7 +73,7 @@ class BinanceEncoder:
         n = len(universe)
         self._tape = Tape(n)
         self._sizes = Sizes(universe)
-        self._qtys = self._sizes.formats(QTY_PLACES)  # per symbol: units -> Binance quantity
+        self._qtys = self._sizes.formats(BINANCE_PLACES)  # per symbol: units -> Binance quantity
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n

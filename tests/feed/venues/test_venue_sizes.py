@@ -204,7 +204,7 @@ def test_crypto_stream_sizes_equal_rest(btc: Run) -> None:
     """The same trades through REST: the same quantities as the streams."""
     trades = btc.rest("/binance/api/v3/trades", "symbol=BTCUSD&limit=1000")
     stream = btc.binance["trade"][-len(trades) :]
-    assert [Decimal(t["qty"]) for t in trades] == [Decimal(t["q"]) for t in stream]
+    assert [t["qty"] for t in trades] == [t["q"] for t in stream]  # both in Binance's 8 decimals
     matches = btc.rest("/coinbase/products/BTC-USD/trades", "limit=1000")[::-1]
     assert [m["size"] for m in matches] == [m["size"] for m in btc.coinbase["match"]][
         -len(matches) :
@@ -345,7 +345,8 @@ async def test_server_streams_and_rest_agree_on_crypto_trades(
         t["id"]: t
         for t in await _in_thread(lambda: rest("/binance/api/v3/trades?symbol=BTCUSD&limit=1000"))
     }
-    assert Decimal(rest_binance[b["t"]]["qty"]) == Decimal(b["q"]) == _exact(records[b["t"]], 1e-5)
+    assert rest_binance[b["t"]]["qty"] == b["q"]  # the same string: 8 decimals on both
+    assert Decimal(b["q"]) == _exact(records[b["t"]], 1e-5)
     assert b["q"] == f"{_exact(records[b['t']], 1e-5):.8f}"
     rest_coinbase = {
         t["trade_id"]: t
