@@ -59,8 +59,6 @@ def px(value: float) -> str:
     return f"{value:.8f}"
 
 
-
-
 class BinanceEncoder:
     """Every batch's Binance payloads, built once for all Binance sessions."""
 
