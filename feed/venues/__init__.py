@@ -5,8 +5,9 @@ Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
 - an **encoder**, one per venue per server, shared by all of that venue's connections:
   `encoder.encode(batch, now_ns) -> Shared` turns one `TICK_DTYPE` batch (and the event time the
   market stepped to) into the venue's messages, each encoded at most once per codec. Call it for
-  every batch the hub publishes, in order, from the server's start (trade ids, bars and session
-  statistics are running state); skip it only while the venue has no sessions if ids may restart.
+  every batch the hub publishes, in order, from the server's start (bars and session statistics
+  are running state; a trade's id is its record's `seq`); skip it only while the venue has no
+  sessions if those may restart.
   `encoder.current(record, channel) -> bytes | None` is the venue's message for a symbol's
   latest state (a `TICK_DTYPE` record from the hub's last-value cache), for venues that send
   one at subscribe (Coinbase's ticker); the others return None.

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed.venues._rest_common import MarketView
+from tickwire.feed.venues._sizes import BINANCE_PLACES
 
 NS_PER_MS = 1_000_000
 DAY_NS = 86_400_000_000_000
@@ -19,6 +20,11 @@ DAY_NS = 86_400_000_000_000
 def px(value: float) -> str:
     """A price or a quote amount as Binance writes them: 8 decimals."""
     return f"{value:.8f}"
+
+
+def qty(view: MarketView, sym: int, units: int) -> str:
+    """A size as Binance writes it: the asset's quantity with 8 decimals, as its streams."""
+    return view.size(sym, units, BINANCE_PLACES)
 
 
 def symbol_info(view: MarketView, name: str, i: int) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def ticker(
         "highPrice": px(high),
         "lowPrice": px(low),
         "lastPrice": px(last),
-        "volume": view.size(sym, volume),
+        "volume": qty(view, sym, volume),
         "quoteVolume": px(notional),
         "openTime": (now_ns - DAY_NS) // NS_PER_MS,
         "closeTime": now_ns // NS_PER_MS,
@@ -114,11 +120,11 @@ def ticker(
         "weightedAvgPrice": px(vwap),
         "prevClosePrice": px(open_),
         "lastPrice": out.pop("lastPrice"),
-        "lastQty": view.size(sym, rec["last_size"]),
+        "lastQty": qty(view, sym, rec["last_size"]),
         "bidPrice": px(rec["bid"]),
-        "bidQty": view.size(sym, rec["bid_size"]),
+        "bidQty": qty(view, sym, rec["bid_size"]),
         "askPrice": px(rec["ask"]),
-        "askQty": view.size(sym, rec["ask_size"]),
+        "askQty": qty(view, sym, rec["ask_size"]),
         **out,
     }
 

@@ -14,6 +14,7 @@ import orjson
 
 from tickwire.feed.venues._common import decimals_of
 from tickwire.feed.venues._rest_tape import RestTape
+from tickwire.feed.venues._sizes import Sizes
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
@@ -105,26 +106,21 @@ class MarketView:
     tape: RestTape
     size_decimals: list[int] = field(init=False)
     price_decimals: list[int] = field(init=False)
-    units: list[float] = field(init=False)
+    sizes: Sizes = field(init=False)
 
     def __post_init__(self) -> None:
-        assert self.universe.size_unit is not None
-        self.units = [float(u) for u in self.universe.size_unit]
-        self.size_decimals = [decimals_of(float(u)) for u in self.universe.size_unit]
+        self.sizes = Sizes(self.universe)
+        self.size_decimals = self.sizes.decimals
         self.price_decimals = [decimals_of(float(t)) for t in self.universe.tick_size]
 
-    def size(self, sym: int, units: int) -> str:
-        """A size in the universe's units as the asset's decimal quantity ("0.00123")."""
-        d = self.size_decimals[sym]
-        if d == 0:
-            return str(int(units) * int(self.unit(sym)))
-        scaled = int(units) * round(self.unit(sym) * 10**d)  # exact: integers only
-        text = f"{scaled:0{d + 1}d}"
-        return f"{text[:-d]}.{text[-d:]}"
+    def size(self, sym: int, units: int, places: int = 0) -> str:
+        """A size in the universe's units as the asset's decimal quantity ("0.00123"), with at
+        least `places` decimals (Binance's 8: "0.00123000")."""
+        return self.sizes.text(sym, units, places)
 
     def unit(self, sym: int) -> float:
         """What one size unit of the symbol is worth in its asset (1 share, 0.00001 BTC)."""
-        return self.units[sym]
+        return self.sizes.units[sym]
 
     def price(self, sym: int, value: float) -> str:
         return f"{value:.{self.price_decimals[sym]}f}"

@@ -1,8 +1,9 @@
-"""The running per-symbol state every venue derives from tick records: trade ids, session
+"""The running per-symbol state every venue derives from tick records: the last trade id, session
 statistics (open, high, low, volume) and the open minute's bar.
 
-One `Tape` lives in each venue encoder and sees every batch once, so the ids and bars it gives are
-the same for every subscriber of that venue. It reads records only: no second market, no clock.
+One `Tape` lives in each venue encoder and sees every batch once, so the bars it gives are the
+same for every subscriber of that venue. A trade's id is its record's `seq`, as REST's, so it
+does not depend on when the encoder started. It reads records only: no second market, no clock.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Tape:
 
     def __init__(self, n_symbols: int) -> None:
         nan = math.nan
-        self.trade_ids = [0] * n_symbols  # trades seen per symbol: ids 1, 2, 3...
+        self.trade_ids = [0] * n_symbols  # per symbol, the last trade's id (0: none seen)
         self.open = [nan] * n_symbols  # session open price (first price seen in the session)
         self.high = [nan] * n_symbols
         self.low = [nan] * n_symbols
@@ -80,9 +81,9 @@ class Tape:
             self.open[sym] = self.high[sym] = self.low[sym] = last
             self.base_volume[sym] = volume - size
 
-    def trade(self, sym: int, ts: int, price: float, size: int, buy: bool) -> int:
-        """Count a trade into the statistics and its minute bar; its trade id."""
-        tid = self.trade_ids[sym] + 1
+    def trade(self, sym: int, ts: int, price: float, size: int, buy: bool, tid: int) -> None:
+        """Count a trade, whose id is `tid` (its record's `seq`), into the statistics and its
+        minute bar."""
         self.trade_ids[sym] = tid
         if price > self.high[sym]:
             self.high[sym] = price
@@ -93,7 +94,6 @@ class Tape:
             start = ts - ts % NS_PER_MIN
             bar = self.bars[sym] = Bar(sym, start, price, price, price, price, first_id=tid)
         bar.add(tid, price, size, buy)
-        return tid
 
     def volume_24h(self, sym: int, volume: int) -> int:
         return volume - self.base_volume[sym]

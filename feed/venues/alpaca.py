@@ -38,6 +38,7 @@ from ._common import (
     Reply,
     Shared,
 )
+from ._sizes import Sizes
 from ._tape import Bar, Tape
 
 FEEDS = ("iex", "sip", "test")
@@ -85,6 +86,8 @@ class AlpacaEncoder:
         self.universe = universe
         self._tape = Tape(len(universe))
         self._clock = Clock()
+        sizes = Sizes(universe)
+        self._number, self._plain = sizes.number, sizes.plain  # plain: a size is its units
         self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
         self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
         self._codecs = {"json": self._json, "msgpack": self._msgpack}
@@ -100,7 +103,7 @@ class AlpacaEncoder:
 
     def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
         """The Alpaca message of an entry, its event time rendered by `stamp`."""
-        names, tapes = self.universe.symbols, self._tapes
+        names, tapes, plain, number = self.universe.symbols, self._tapes, self._plain, self._number
         if entry.channel == "trades":
             sym, tid, price, size, ts = entry.message
             return {
@@ -109,7 +112,7 @@ class AlpacaEncoder:
                 "i": tid,
                 "x": EXCHANGE,
                 "p": price,
-                "s": size,
+                "s": size if plain[sym] else number(sym, size),
                 "c": ["@"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -121,10 +124,10 @@ class AlpacaEncoder:
                 "S": names[sym],
                 "bx": EXCHANGE,
                 "bp": bid,
-                "bs": bs,
+                "bs": bs if plain[sym] else number(sym, bs),
                 "ax": EXCHANGE,
                 "ap": ask,
-                "as": asz,
+                "as": asz if plain[sym] else number(sym, asz),
                 "c": ["R"],
                 "t": stamp(ts),
                 "z": tapes[sym],
@@ -137,7 +140,7 @@ class AlpacaEncoder:
             "h": b.high,
             "l": b.low,
             "c": b.close,
-            "v": b.volume,
+            "v": b.volume if plain[b.sym] else number(b.sym, b.volume),
             "t": stamp(b.start_ns),
             "n": b.count,
             "vw": round(b.vwap, 6),
@@ -151,13 +154,13 @@ class AlpacaEncoder:
         """
         out = Shared(now_ns, self._codecs)
         tape, book, push = self._tape, self._book, out.items.append
-        for ts, _seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
+        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
             if ts >= tape.minute_ns + NS_PER_MIN:
                 self._bars(out, tape.advance(ts))
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
-                tid = tape.trade(sym, ts, last, ls, bool(fl & _BUY))
-                push((sym, "trades", (sym, tid, last, ls, ts)))
+                tape.trade(sym, ts, last, ls, bool(fl & _BUY), seq)  # the trade id: its seq
+                push((sym, "trades", (sym, seq, last, ls, ts)))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote

@@ -36,6 +36,7 @@ from ._common import (
     binance_names,
     describe,
 )
+from ._sizes import BINANCE_PLACES, Sizes
 from ._tape import Bar, Tape
 
 STREAM_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker")
@@ -58,10 +59,6 @@ def px(value: float) -> str:
     return f"{value:.8f}"
 
 
-def qty(value: int) -> str:
-    return f"{value}.00000000"
-
-
 class BinanceEncoder:
     """Every batch's Binance payloads, built once for all Binance sessions."""
 
@@ -73,6 +70,8 @@ class BinanceEncoder:
         self._streams = [n.lower() for n in self._names]
         n = len(universe)
         self._tape = Tape(n)
+        self._sizes = Sizes(universe)
+        self._qtys = self._sizes.formats(BINANCE_PLACES)  # per symbol: units -> Binance quantity
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n
@@ -88,10 +87,19 @@ class BinanceEncoder:
     def _payload(self, entry: Entry) -> dict[str, Any]:
         """The Binance payload of an entry, built when a session first wants it."""
         kind, m = entry.channel, entry.message
-        name = self._names[m[0]]
+        sym = m[0]
+        name = self._names[sym]
+        qty = self._qtys[sym]
         if kind == "bookTicker":
             _, seq, bid, bs, ask, asz = m
-            return {"u": seq, "s": name, "b": px(bid), "B": qty(bs), "a": px(ask), "A": qty(asz)}
+            return {
+                "u": seq,
+                "s": name,
+                "b": px(bid),
+                "B": qty(bs),
+                "a": px(ask),
+                "A": qty(asz),
+            }
         if kind in ("trade", "aggTrade"):
             _, tid, price, size, ms, maker = m
             if kind == "trade":
@@ -136,8 +144,8 @@ class BinanceEncoder:
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
                 ms = ts // NS_PER_MS
-                tid = tape.trade(sym, ts, last, ls, not fl & _SELL)
-                trade = (sym, tid, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
+                tape.trade(sym, ts, last, ls, not fl & _SELL, seq)  # the trade id: its seq
+                trade = (sym, seq, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
                 push((sym, "trade", trade))
                 push((sym, "aggTrade", trade))
                 if ts >= self._next_kline[sym]:
@@ -168,6 +176,7 @@ class BinanceEncoder:
     def _kline(self, sym: int, b: Bar, ms: int, closed: bool) -> dict[str, Any]:
         start = b.start_ns // NS_PER_MS
         name = self._names[sym]
+        qty, notional = self._qtys[sym], self._sizes.notional
         k = {
             "t": start,
             "T": start + 59_999,
@@ -182,9 +191,9 @@ class BinanceEncoder:
             "v": qty(b.volume),
             "n": b.count,
             "x": closed,
-            "q": px(b.notional),
+            "q": px(notional(sym, b.notional)),
             "V": qty(b.buy_volume),
-            "Q": px(b.buy_notional),
+            "Q": px(notional(sym, b.buy_notional)),
             "B": "0",
         }
         return {"e": "kline", "E": ms, "s": name, "k": k}
@@ -200,8 +209,10 @@ class BinanceEncoder:
             "o": px(open_),
             "h": px(high),
             "l": px(low),
-            "v": qty(volume),
-            "q": px(volume * last),  # approximated at the last price: the session keeps no notional
+            "v": self._qtys[sym](volume),
+            "q": px(
+                self._sizes.notional(sym, volume * last)
+            ),  # approximated at the last price: the session keeps no notional
         }
 
 

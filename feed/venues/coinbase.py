@@ -32,6 +32,7 @@ from ._common import (
     describe,
     price_formats,
 )
+from ._sizes import Sizes
 from ._tape import Tape
 
 CHANNELS = ("ticker", "matches", "heartbeat")
@@ -64,6 +65,7 @@ class CoinbaseEncoder:
         self._tape = Tape(len(universe))
         self._clock = Clock()
         self._fmt = price_formats(universe)
+        self._sizes = Sizes(universe).formats()  # per symbol: units -> the asset's quantity
         self._second = -1  # last whole second of event time that had its heartbeats
         self._codecs = {"json": self._json}
         self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
@@ -74,8 +76,9 @@ class CoinbaseEncoder:
 
         If the last trade this encoder saw is still the product's latest (same cumulative
         volume), that trade's own message; else one built from the record: its `last` and
-        `last_size`, its book, the trade ids counted so far, `side` from the record's flags or,
-        for a quote update, the quote rule (last at or above the mid: the buyer took it).
+        `last_size`, its book, its `seq` as the trade id (for a quote update, the last trade id
+        this encoder saw, 0 if none), `side` from the record's flags or, for a quote update,
+        the quote rule (last at or above the mid: the buyer took it).
         """
         if channel not in ("ticker", "matches"):
             return None
@@ -88,7 +91,7 @@ class CoinbaseEncoder:
             tape.seen(sym, last, vol, 0, False)  # the session statistics start here if unseen
             buy = bool(fl & _BUY) if fl & _TRADE else last >= (bid + ask) / 2
             stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
-            tid = tape.trade_ids[sym]
+            tid = seq if fl & _TRADE else tape.trade_ids[sym]  # a quote: the last trade seen
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
         message = self._message(Entry(-1, channel, trade))
         if channel == "matches":
@@ -111,7 +114,7 @@ class CoinbaseEncoder:
                 "time": us(at),
             }
         sym, seq, tid, ts, buy, price, size, stats, book = entry.message
-        f = fmt[sym]
+        f, text = fmt[sym], self._sizes[sym]
         if entry.channel == "matches":
             return {
                 "type": "match",
@@ -119,7 +122,7 @@ class CoinbaseEncoder:
                 "maker_order_id": _order_id(sym, tid, False),
                 "taker_order_id": _order_id(sym, tid, True),
                 "side": "sell" if buy else "buy",  # the maker's side, as Coinbase reports it
-                "size": str(size),
+                "size": text(size),
                 "price": f.format(price),
                 "product_id": names[sym],
                 "sequence": seq,
@@ -133,18 +136,18 @@ class CoinbaseEncoder:
             "product_id": names[sym],
             "price": f.format(price),
             "open_24h": f.format(open_),
-            "volume_24h": str(volume),
+            "volume_24h": text(volume),
             "low_24h": f.format(low),
             "high_24h": f.format(high),
-            "volume_30d": str(total),
+            "volume_30d": text(total),
             "best_bid": f.format(bid),
-            "best_bid_size": str(bs),
+            "best_bid_size": text(bs),
             "best_ask": f.format(ask),
-            "best_ask_size": str(asz),
+            "best_ask_size": text(asz),
             "side": "buy" if buy else "sell",  # the taker's side
             "time": us(ts),
             "trade_id": tid,
-            "last_size": str(size),
+            "last_size": text(size),
         }
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:
@@ -162,7 +165,8 @@ class CoinbaseEncoder:
             if not fl & _TRADE:
                 continue
             buy = bool(fl & _BUY)
-            tid = tape.trade(sym, ts, last, ls, buy)
+            tid = seq  # a trade's id is its record's seq, as REST's
+            tape.trade(sym, ts, last, ls, buy, tid)
             stats = (tape.open[sym], tape.high[sym], tape.low[sym], tape.volume_24h(sym, vol), vol)
             trade = (sym, seq, tid, ts, buy, last, ls, stats, (bid, bs, ask, asz))
             push((sym, "ticker", trade))

@@ -132,8 +132,7 @@ class AlpacaRest:
         }
 
     def _size(self, sym: int, units: int) -> int | float:
-        unit = self.view.unit(sym)
-        return units * int(unit) if unit == int(unit) else float(self.view.size(sym, units))
+        return self.view.sizes.number(sym, units)
 
     # ------------------------------------------------------------------ history, paged
 

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from tickwire.feed.venues._common import binance_name
 from tickwire.feed.venues._rest_binance_objects import (
     px,
+    qty,
     symbol_info,
     ticker,
     window_stats,
@@ -230,8 +231,8 @@ class BinanceRest:
         sym = self._sym(params)
         self._limit(params)
         rec, view = self.view.latest()[sym], self.view
-        bids = [[px(rec["bid"]), view.size(sym, rec["bid_size"])]] if rec["bid_size"] else []
-        asks = [[px(rec["ask"]), view.size(sym, rec["ask_size"])]] if rec["ask_size"] else []
+        bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []
+        asks = [[px(rec["ask"]), qty(view, sym, rec["ask_size"])]] if rec["ask_size"] else []
         return {"lastUpdateId": int(rec["seq"]), "bids": bids, "asks": asks}
 
     def _book(self, sym: int, rec: Any) -> dict[str, Any]:
@@ -239,9 +240,9 @@ class BinanceRest:
         return {
             "symbol": self.names[sym],
             "bidPrice": px(rec["bid"]),
-            "bidQty": view.size(sym, rec["bid_size"]),
+            "bidQty": qty(view, sym, rec["bid_size"]),
             "askPrice": px(rec["ask"]),
-            "askQty": view.size(sym, rec["ask_size"]),
+            "askQty": qty(view, sym, rec["ask_size"]),
         }
 
     def book_ticker(self, params: dict[str, str], now_ns: int) -> Any:
@@ -284,7 +285,7 @@ class BinanceRest:
             {
                 "id": int(r["id"]),
                 "price": px(r["price"]),
-                "qty": view.size(sym, r["size"]),
+                "qty": qty(view, sym, r["size"]),
                 "quoteQty": px(r["price"] * r["size"] * unit),
                 "time": int(r["ts"]) // NS_PER_MS,
                 "isBuyerMaker": not r["buy"],
@@ -313,7 +314,7 @@ class BinanceRest:
             {
                 "a": int(r["id"]),
                 "p": px(r["price"]),
-                "q": view.size(sym, r["size"]),
+                "q": qty(view, sym, r["size"]),
                 "f": int(r["id"]),
                 "l": int(r["id"]),
                 "T": int(r["ts"]) // NS_PER_MS,
@@ -351,11 +352,11 @@ class BinanceRest:
                 px(b["high"]),
                 px(b["low"]),
                 px(b["close"]),
-                view.size(sym, b["volume"]),
+                qty(view, sym, b["volume"]),
                 (int(b["start"]) + width) // NS_PER_MS - 1,
                 px(b["notional"] * unit),
                 int(b["count"]),
-                view.size(sym, b["buy_volume"]),
+                qty(view, sym, b["buy_volume"]),
                 px(b["buy_notional"] * unit),
                 "0",
             ]

@@ -75,3 +75,10 @@ def records(*rows: dict[str, Any]) -> TickBatch:
 
 TRADE_BUY = int(TickFlag.TRADE | TickFlag.BUY)
 TRADE_SELL = int(TickFlag.TRADE | TickFlag.SELL)
+
+
+def trade_seqs(universe: Universe, batches: list[tuple[TickBatch, int]], symbol: str) -> list[int]:
+    """The `seq` of each of `symbol`'s trade records in `batches`: its trade ids, in order."""
+    ticks = np.concatenate([b for b, _ in batches])
+    mine = ticks[(ticks["sym"] == universe.index(symbol)) & (ticks["flags"] & TickFlag.TRADE != 0)]
+    return [int(s) for s in mine["seq"]]

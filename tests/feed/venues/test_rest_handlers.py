@@ -186,8 +186,8 @@ def test_binance_trades_are_the_markets_trades_with_exact_sizes(setup: Setup) ->
     last = ticks[-len(trades) :]
     assert [t["id"] for t in trades] == last["seq"].tolist()
     assert [t["price"] for t in trades] == [f"{p:.8f}" for p in last["last"]]
-    # sizes in BTC: lots of 0.00001, exact decimals
-    assert [t["qty"] for t in trades] == [f"{n * 0.00001:.5f}" for n in last["last_size"].tolist()]
+    # sizes in BTC: lots of 0.00001, exact decimals, in Binance's 8 (as its streams)
+    assert [t["qty"] for t in trades] == [f"{n * 0.00001:.8f}" for n in last["last_size"].tolist()]
     assert [t["isBuyerMaker"] for t in trades] == (
         (last["flags"] & int(TickFlag.BUY)) == 0
     ).tolist()
@@ -208,7 +208,7 @@ def test_binance_klines_match_the_trades(setup: Setup) -> None:
         assert row[1:5] == [
             f"{v:.8f}" for v in (t["last"][0], t["last"].max(), t["last"].min(), t["last"][-1])
         ]
-        assert row[5] == f"{int(t['last_size'].sum()) * unit:.4f}"
+        assert row[5] == f"{int(t['last_size'].sum()) * unit:.8f}"
         assert row[8] == len(t)
         assert row[6] == row[0] + 59_999
     hours = setup.json(B + "klines", "symbol=ETHUSD&interval=1h")
@@ -227,8 +227,8 @@ def test_binance_depth_and_book_ticker_are_the_top_of_book(setup: Setup) -> None
     depth = setup.json(B + "depth", "symbol=SOLUSD&limit=100")
     assert depth == {
         "lastUpdateId": int(latest["seq"]),
-        "bids": [[f"{latest['bid']:.8f}", f"{latest['bid_size'] * 0.001:.3f}"]],
-        "asks": [[f"{latest['ask']:.8f}", f"{latest['ask_size'] * 0.001:.3f}"]],
+        "bids": [[f"{latest['bid']:.8f}", f"{latest['bid_size'] * 0.001:.8f}"]],
+        "asks": [[f"{latest['ask']:.8f}", f"{latest['ask_size'] * 0.001:.8f}"]],
     }
     book = setup.json(B + "ticker/bookTicker", "symbol=SOLUSD")
     assert isinstance(book, dict) and book["bidPrice"] == depth["bids"][0][0]
@@ -243,7 +243,7 @@ def test_binance_24hr_ticker_sums_the_window(setup: Setup) -> None:
     assert t["count"] == len(ticks) and t["lastId"] == int(ticks["seq"][-1])
     assert t["openPrice"] == f"{ticks['last'][0]:.8f}"
     assert t["highPrice"] == f"{ticks['last'].max():.8f}"
-    assert t["volume"] == f"{int(ticks['last_size'].sum()) * 0.00001:.5f}"
+    assert t["volume"] == f"{int(ticks['last_size'].sum()) * 0.00001:.8f}"
     mini = setup.json(B + "ticker/24hr", "symbol=BTCUSD&type=MINI")
     assert isinstance(mini, dict) and "priceChange" not in mini and mini["count"] == t["count"]
     avg = setup.json(B + "avgPrice", "symbol=BTCUSD")

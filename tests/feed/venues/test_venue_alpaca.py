@@ -17,7 +17,7 @@ from tickwire.feed.venues import Close, Frame, HandshakeRefused, KeyLimit, Upgra
 from tickwire.feed.venues.alpaca import AlpacaEncoder, AlpacaSession
 from tickwire.simulators.universe import Universe
 
-from ._shapes import TRADE_BUY, TRADE_SELL, assert_shape, market_batches, records
+from ._shapes import TRADE_BUY, TRADE_SELL, assert_shape, market_batches, records, trade_seqs
 
 # Alpaca's documented examples (market data v2 real-time stream), as data.
 DOC_TRADE = {
@@ -191,7 +191,7 @@ def test_golden_messages_from_a_real_market() -> None:
     assert len({m["S"] for m in seen["t"]}) > 10  # "*": every symbol
     for sym in {m["S"] for m in seen["t"]}:
         ids = [m["i"] for m in seen["t"] if m["S"] == sym]
-        assert ids == list(range(ids[0], ids[0] + len(ids)))  # consecutive per symbol
+        assert ids == trade_seqs(u, batches, sym)  # a trade's id is its record's seq
     assert all(q["bp"] < q["ap"] for q in seen["q"])
 
 

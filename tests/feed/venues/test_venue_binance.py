@@ -16,7 +16,7 @@ from tickwire.feed.venues._common import binance_names
 from tickwire.feed.venues.binance import METHODS, BinanceEncoder, BinanceSession
 from tickwire.simulators.universe import Universe
 
-from ._shapes import TRADE_BUY, assert_shape, market_batches, records
+from ._shapes import TRADE_BUY, assert_shape, market_batches, records, trade_seqs
 
 # Binance's documented examples (spot WebSocket market streams), as data.
 DOC_BOOK_TICKER = {
@@ -218,7 +218,8 @@ def test_golden_messages_from_a_real_market() -> None:
     assert_shape(seen["kline_1m"][0], DOC_KLINE)
     assert_shape(seen["miniTicker"][0], DOC_MINI_TICKER)
     ids = [t["t"] for t in seen["trade"]]
-    assert ids == list(range(1, len(ids) + 1))
+    assert ids == trade_seqs(u, batches, "AAPL")  # a trade's id is its record's seq
+    assert [a["a"] for a in seen["aggTrade"]] == ids
     updates = [b["u"] for b in seen["bookTicker"]]
     assert updates == sorted(set(updates))
     closed = [k["k"] for k in seen["kline_1m"] if k["k"]["x"]]

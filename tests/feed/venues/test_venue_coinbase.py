@@ -15,7 +15,15 @@ from tickwire.simulators.market import Market
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
-from ._shapes import START_NS, TRADE_BUY, TRADE_SELL, assert_shape, market_batches, records
+from ._shapes import (
+    START_NS,
+    TRADE_BUY,
+    TRADE_SELL,
+    assert_shape,
+    market_batches,
+    records,
+    trade_seqs,
+)
 
 # The Coinbase Exchange websocket feed's documented examples, as data.
 DOC_TICKER = {
@@ -152,7 +160,7 @@ def test_golden_messages_from_a_real_market() -> None:
     ]
     tickers, matches = seen["ticker"], seen["match"]
     assert [t["trade_id"] for t in tickers] == [m["trade_id"] for m in matches]
-    assert [t["trade_id"] for t in tickers] == list(range(1, len(tickers) + 1))
+    assert [t["trade_id"] for t in tickers] == trade_seqs(u, batches, "AAPL")  # the records' seq
     seqs = [t["sequence"] for t in tickers]
     assert seqs == sorted(set(seqs))
     for t, m in zip(tickers, matches, strict=True):
@@ -277,7 +285,8 @@ def test_latest_ticker_and_last_match_on_subscribe() -> None:
     assert last_match["trade_id"] == ticker["trade_id"]
     first = [orjson.loads(f.data) for f in s.deliver(enc.encode(*batches[2]))]
     trades = [m for m in first if m["type"] == "match"]
-    assert trades and trades[0]["trade_id"] == ticker["trade_id"] + 1  # nothing lost, no repeat
+    ids = trade_seqs(u, batches[:3], "AAPL")  # trade ids are the records' seq
+    assert trades and trades[0]["trade_id"] == ids[ids.index(ticker["trade_id"]) + 1]  # the next
     assert "last_match" not in [m["type"] for m in first]
     assert ask(s, sub) == reply[:1]  # already subscribed: no second ticker
 
@@ -308,9 +317,10 @@ def test_first_subscriber_gets_the_ticker_of_the_latest_record() -> None:
     assert (a["price"], a["last_size"], a["side"], a["sequence"]) == ("99.99", "30", "sell", 7)
     assert (a["best_bid"], a["best_ask"], a["best_bid_size"]) == ("99.99", "100.01", "100")
     assert (m["price"], m["side"], m["sequence"]) == ("100.01", "buy", 9)  # at the ask: buy
-    assert a["trade_id"] == m["trade_id"] == 0  # the next counted trade is 1
+    assert a["trade_id"] == 7  # the trade record's seq, as REST's trade id
+    assert m["trade_id"] == 0  # a quote update: no trade seen yet to name
     first = s.deliver(enc.encode(records({**trade, "sym": aapl, "seq": 8, "volume": 530}), NOW + 9))
-    assert orjson.loads(first[0].data)["trade_id"] == 1
+    assert orjson.loads(first[0].data)["trade_id"] == 8
 
 
 def test_crypto_product_ids_from_the_universe() -> None:
