@@ -31,14 +31,8 @@ from typing import Any, ClassVar
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.v1 import state as st
-from tickwire.feed.ws.websocket import (
-    OP_BINARY,
-    OP_TEXT,
-    State,
-    Transitions,
-    WebSocketCore,
-    frame,
-)
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
+from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
 _P, _F = st.FeedPhase, st.FeedEvent
 

@@ -42,15 +42,8 @@ from tickwire.feed.venues import (
     VenueEncoder,
     VenueSession,
 )
-from tickwire.feed.ws.websocket import (
-    OP_BINARY,
-    OP_TEXT,
-    WIRE_TRANSITIONS,
-    State,
-    Transitions,
-    WebSocketCore,
-    frame_header,
-)
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame_header
+from tickwire.feed.ws.websocket import WIRE_TRANSITIONS, State, Transitions, WebSocketCore
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 

@@ -38,16 +38,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tickwire.feed.ws.frames import (
-    FRAMES_BURST,
-    FRAMES_PER_S,
-    OP_BINARY,
-    OP_TEXT,
-    FrameBudget,
-    frame,
-    frame_header,
-    short_reason,
-)
+from tickwire.feed.ws.frames import FrameBudget, short_reason
 
 # Replies waiting in the outbox past this mean a client that sends requests (or pings) and does
 # not read: the shell stops reading its socket until the outbox drains (TCP backpressure).
@@ -403,22 +394,3 @@ class WebSocketCore:
         if self.state is State.CLOSING:
             deadline = min(deadline, self._close_at)
         return deadline
-
-
-__all__ = [
-    "FRAMES_BURST",
-    "FRAMES_PER_S",
-    "HIGH_WATER",
-    "OP_BINARY",
-    "OP_TEXT",
-    "WIRE_TRANSITIONS",
-    "Event",
-    "FrameBudget",
-    "Phase",
-    "State",
-    "TransitionError",
-    "Transitions",
-    "WebSocketCore",
-    "frame",
-    "frame_header",
-]
