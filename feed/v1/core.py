@@ -13,9 +13,9 @@ No trio, no socket, no clock: `now` (monotonic seconds) comes in, and event-time
 from it through the context's anchor.
 
 Adding a request op touches three places: `protocol.py` (its frozen class and its parsing in
-`parse_request`), this module's one dispatch `_OPS` (request class -> the method that answers
+`parse_request`), this module's one dispatch `OPS` (request class -> the method that answers
 it with actions: `Reply` for a plain answer), and the client library (`client/feed.py`). The
-effects an action has on the hub and the wire are `_EFFECTS`; a new op needs a new one only if
+effects an action has on the hub and the wire are `EFFECTS`; a new op needs a new one only if
 it does something no action does yet.
 """
 
@@ -162,11 +162,11 @@ class FeedCore(WebSocketCore):
         try:
             try:
                 req = requests.admit(message, now)
-                actions = _OPS[type(req)](self, req, now)
+                actions = OPS[type(req)](self, req, now)
             except p.RequestError as err:
                 actions = requests.refused(err)
             for action in actions:
-                _EFFECTS[type(action)](self, action, now)
+                EFFECTS[type(action)](self, action, now)
                 if self.state is State.CLOSING:
                     break
         finally:
@@ -340,7 +340,7 @@ class FeedCore(WebSocketCore):
 
 
 # The one dispatch of requests: request class -> the FeedCore method that answers it.
-_OPS: dict[type[p.Request], Callable[[FeedCore, Any, float], list[st.Action]]] = {
+OPS: dict[type[p.Request], Callable[[FeedCore, Any, float], list[st.Action]]] = {
     p.Subscribe: FeedCore._subscribe,
     p.Unsubscribe: FeedCore._unsubscribe,
     p.Throttle: FeedCore._throttle,
@@ -350,7 +350,7 @@ _OPS: dict[type[p.Request], Callable[[FeedCore, Any, float], list[st.Action]]] =
 }
 
 # What each action does to the hub and the wire, in the order the op listed them.
-_EFFECTS: dict[type[st.Action], Callable[[FeedCore, Any, float], None]] = {
+EFFECTS: dict[type[st.Action], Callable[[FeedCore, Any, float], None]] = {
     st.Reply: FeedCore._reply,
     st.SetSubscription: FeedCore._set_subscription,
     st.SendSnapshot: FeedCore._send_snapshot,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -18,7 +18,7 @@ from tests.feed.test_core import Peer, make_core
 from tests.feed.test_venue_core import client_text, context, drain, open_core
 from tickwire.feed import protocol as p
 from tickwire.feed.v1 import state as st
-from tickwire.feed.v1.core import FeedCore
+from tickwire.feed.v1.core import EFFECTS, OPS, FeedCore
 from tickwire.feed.venues import session as vs
 from tickwire.feed.ws.websocket import (
     WIRE_TRANSITIONS,
@@ -188,3 +188,29 @@ def _opened() -> tuple[FeedCore, Any, Peer]:
     peer = Peer(core)
     peer.flush()
     return core, market, peer
+
+
+def test_every_request_op_and_every_action_has_its_one_entry_in_the_dispatch():
+    """A request class added to `protocol.Request` without a method in `OPS` fails here, not on
+    a client's first such request; so does an action without its effect."""
+    assert set(get_args(p.Request)) == set(OPS)
+    assert set(get_args(st.Action)) == set(EFFECTS)
+
+
+def test_each_op_answers_through_the_dispatch_with_plain_bytes():
+    _core, _market, peer = _opened()
+    peer.request(op="ping", id=1)
+    peer.request(op="symbols", id=2)
+    peer.request(op="throttle", interval_ms=10, id=3)
+    peer.request(op="subscribe", symbols=["S0"], snapshot=False, id=4)
+    peer.request(op="unsubscribe", symbols=["S0"], id=5)
+    peer.request(op="stats", id=6)
+    got = [m for m in peer.flush() if isinstance(m, dict)]
+    assert [(m["type"], m.get("op"), m["id"]) for m in got] == [
+        ("pong", None, 1),
+        ("symbols", None, 2),
+        ("ack", "throttle", 3),
+        ("ack", "subscribe", 4),
+        ("ack", "unsubscribe", 5),
+        ("stats", None, 6),
+    ]
