@@ -35,6 +35,7 @@ from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
 _P, _F = st.FeedPhase, st.FeedEvent
+_RESUMING = st.FeedPhase.RESUMING  # read on every take: one global, no enum lookup
 
 
 @dataclass(slots=True)
@@ -249,7 +250,7 @@ class FeedCore(WebSocketCore):
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
         pending = self.ctx.hub.take(self.sub)
-        if self.phase is _P.RESUMING and not self.ctx.hub.has_more(self.sub):
+        if self.phase is _RESUMING and not self.ctx.hub.has_more(self.sub):
             self._phase(_F.CAUGHT_UP)
         if pending is None:
             return None
