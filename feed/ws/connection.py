@@ -239,7 +239,7 @@ class Connection:
         """In the generator's task: send pending data now if the machine is IDLE; hand
         anything that must wait to the writer. Never raises, never waits."""
         core, signals = self.core, self._signals
-        if core is None or core.state is State.CLOSED:
+        if core is None or signals.writing or core.state is State.CLOSED:
             return
         if core.state is not State.IDLE:
             if core.outbox:

@@ -24,7 +24,7 @@ from tickwire.feed.ws.websocket import HIGH_WATER, State, WebSocketCore
 class Signals:
     """What the reader, the writer and the generator tell each other about one connection."""
 
-    __slots__ = ("failure", "parked", "parked_until", "room", "shut")
+    __slots__ = ("failure", "parked", "parked_until", "room", "shut", "writing")
 
     def __init__(self) -> None:
         self.failure: Exception | None = (
@@ -34,6 +34,9 @@ class Signals:
         self.parked_until = math.inf  # ...or until this deadline
         self.room: trio.Event | None = None  # the reader waits for the outbox to drain
         self.shut = False  # our side's FIN is out (after a protocol error's close frame)
+        # The writer has bytes to push (a backlog, or a reader behind catching up): until it
+        # parks again, the generator leaves the connection to it, as it did to the flusher.
+        self.writing = False
 
     def kick(self) -> None:
         """Make the writer look at the machine again (if it waits for that)."""
@@ -121,15 +124,17 @@ async def write(core: WebSocketCore, transport: Transport, signals: Signals) -> 
             signals.shut = True
             shutdown_write(transport)
         if not done and not core.outbox and not transport.backlog:
+            signals.writing = True
             await trio.lowlevel.checkpoint()  # more data waits: one message per turn
             continue
         deadline = core.next_deadline(now)
         with trio.move_on_at(deadline) as scope:
             if done:
                 parked = signals.parked = trio.Event()
-                signals.parked_until = deadline
+                signals.parked_until, signals.writing = deadline, False
                 await parked.wait()
             else:
+                signals.writing = True
                 await transport.wait_writable()
         signals.parked, signals.parked_until = None, math.inf
         if scope.cancelled_caught:
