@@ -123,17 +123,13 @@ async def write(core: WebSocketCore, transport: Transport, signals: Signals) -> 
         if core.wants_eof and not signals.shut:
             signals.shut = True
             shutdown_write(transport)
-        if not done and not core.outbox and not transport.backlog:
-            signals.writing = True
-            await trio.lowlevel.checkpoint()  # more data waits: one message per turn
-            continue
         deadline = core.next_deadline(now)
         with trio.move_on_at(deadline) as scope:
             if done:
                 parked = signals.parked = trio.Event()
                 signals.parked_until, signals.writing = deadline, False
                 await parked.wait()
-            else:
+            else:  # a backlog, or more data for a reader behind: one message per I/O turn
                 signals.writing = True
                 await transport.wait_writable()
         signals.parked, signals.parked_until = None, math.inf
