@@ -1,14 +1,22 @@
-"""One feed client's connection, sans-IO: the WebSocket layer plus what the client asked for.
+"""One `/v1` connection, sans-IO: one object, one table, bytes and time in, bytes and deadlines out.
 
-`FeedCore` adds to `WebSocketCore` (whose table holds every state transition) the feed's own
-per-connection state: the requests (`_state.ConnectionState`: subscription, mode, throttle,
-resume, rate limit, strikes), the connection `seq` stamped on every data and heartbeat message
-(and the stream offset a client resumes from), the heartbeat and throttle due times, and the hub
-subscriber, whose cursor the hub advances by at most `max_take` records a message. Replies go out
-in request order and before any data that depends on them (an `ack` precedes its snapshot, which
-precedes its ticks), because every byte passes through one outbox in the order it was queued, and
-data is taken from the hub only while the outbox is empty. No trio, no socket, no clock: `now`
-(monotonic seconds) comes in, and event-time stamps derive from it through the context's anchor.
+`FeedCore` is the whole connection the shell talks to: its WebSocket phase (`WebSocketCore`,
+with wsproto as the frame parser) and its feed-protocol phase live in one transition table
+(`state.TRANSITIONS`), changed only by `process_event`. Its private parts are the request state
+(`state.ConnectionState`: subscription, mode, throttle, rate limit, strikes) and the hub
+subscriber, whose cursor the hub advances by at most `max_take` records a message; the core
+holds the connection `seq` stamped on every data and heartbeat message, and the heartbeat and
+throttle due times. Replies go out in request order and before any data that depends on them (an
+`ack` precedes its snapshot, which precedes its ticks), because every byte passes through one
+outbox in the order it was queued, and data is taken from the hub only while the outbox is empty.
+No trio, no socket, no clock: `now` (monotonic seconds) comes in, and event-time stamps derive
+from it through the context's anchor.
+
+Adding a request op touches three places: `protocol.py` (its frozen class and its parsing in
+`parse_request`), this module's one dispatch `OPS` (request class -> the method that answers
+it with actions: `Reply` for a plain answer), and the client library (`client/feed.py`). The
+effects an action has on the hub and the wire are `EFFECTS`; a new op needs a new one only if
+it does something no action does yet.
 """
 
 from __future__ import annotations
@@ -17,18 +25,17 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.v1 import state as st
-from tickwire.feed.ws.websocket import (
-    OP_BINARY,
-    OP_TEXT,
-    State,
-    WebSocketCore,
-    frame,
-)
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
+from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
+
+_P, _F = st.FeedPhase, st.FeedEvent
+_RESUMING = st.FeedPhase.RESUMING  # read on every take: one global, no enum lookup
 
 
 @dataclass(slots=True)
@@ -78,9 +85,11 @@ class FeedContext:
 class FeedCore(WebSocketCore):
     """A `/v1` connection: requests in, replies and market data out, in order."""
 
+    TRANSITIONS: ClassVar[Transitions] = st.TRANSITIONS
+    FIRST_PHASE: ClassVar[Enum] = _P.CONNECTED
+
     __slots__ = (
         "_busy",
-        "_has_sub",
         "_heartbeat_s",
         "binary",
         "ctx",
@@ -116,7 +125,6 @@ class FeedCore(WebSocketCore):
         hb_ms = ctx.heartbeat_ms
         self._heartbeat_s = hb_ms / 1000 if hb_ms > 0 else math.inf
         self._busy = False  # inside a request: the hub's wake-ups wait for its replies
-        self._has_sub = False
 
     @property
     def encoding(self) -> str:
@@ -132,53 +140,84 @@ class FeedCore(WebSocketCore):
             epoch=self.ctx.hub.epoch,
         )
         self._text(p.dumps(welcome), now)
+        self.process_event(_F.WELCOME)
 
     def detach(self) -> None:
         """Leave the hub (once the connection is over)."""
         self.ctx.hub.detach(self.sub)
-        self._subscribed(False)
+        self._phase(_F.LEFT)
+
+    def _phase(self, event: st.FeedEvent) -> None:
+        """A feed-protocol event; the server's subscriber count follows the phase."""
+        was = self.phase in st.HOLDING
+        self.process_event(event)
+        now = self.phase in st.HOLDING
+        if now != was:
+            self.ctx.subscribers += 1 if now else -1
 
     # ------------------------------------------------------------------ requests
 
     def _on_message(self, message: str | bytes, now: float) -> None:
+        requests = self.requests
         self._busy = True
         try:
-            for action in self.requests.receive(message, now):
-                self._do(action, now)
+            try:
+                req = requests.admit(message, now)
+                actions = OPS[type(req)](self, req, now)
+            except p.RequestError as err:
+                actions = requests.refused(err)
+            for action in actions:
+                EFFECTS[type(action)](self, action, now)
                 if self.state is State.CLOSING:
                     break
         finally:
             self._busy = False
 
-    def _do(self, action: st.Action, now: float) -> None:
+    # ------------------------------------------------------------------ the ops: request -> actions
+
+    def _subscribe(self, req: p.Subscribe, now: float) -> list[st.Action]:
+        return self.requests.subscribe(req)
+
+    def _unsubscribe(self, req: p.Unsubscribe, now: float) -> list[st.Action]:
+        return self.requests.unsubscribe(req)
+
+    def _throttle(self, req: p.Throttle, now: float) -> list[st.Action]:
+        return self.requests.throttle(req)
+
+    def _symbols(self, req: p.Symbols, now: float) -> list[st.Action]:
+        return self.requests.symbols_reply(req)
+
+    def _ping(self, req: p.Ping, now: float) -> list[st.Action]:
+        return [st.Reply(p.dumps(p.with_id({"type": "pong"}, req.id, ts=self.ctx.now_ns(now))))]
+
+    def _stats(self, req: p.Stats, now: float) -> list[st.Action]:
+        self.ctx.refresh()
+        msg = p.with_id({"type": "stats"}, req.id, **self.statistics(now))
+        msg["server"] = self.ctx.stats()
+        return [st.Reply(p.dumps(msg))]
+
+    # ------------------------------------------------------------------ the effects of actions
+
+    def _reply(self, action: st.Reply, now: float) -> None:
+        self._text(action.text, now)
+
+    def _set_subscription(self, action: st.SetSubscription, now: float) -> None:
         ctx = self.ctx
-        if isinstance(action, st.Reply):
-            self._text(action.text, now)
-        elif isinstance(action, st.SetSubscription):
-            ctx.refresh()
-            # What the old subscription has pending goes out first, so that every symbol's
-            # updates stay in seq order and new symbols start from their snapshot.
-            pending = ctx.hub.take(self.sub)
-            if pending is not None:
-                self._data(p.BinaryType.TICKS, pending, now)
-            ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
-            self._subscribed(action.wildcard or action.ids.size > 0)
-        elif isinstance(action, st.SendSnapshot):
-            self._data(p.BinaryType.SNAPSHOT, ctx.hub.snapshot(self.sub, action.ids), now)
-            self.snapshots_sent += 1
-        elif isinstance(action, st.SendPong):
-            self._text(p.dumps(p.with_id({"type": "pong"}, action.id, ts=ctx.now_ns(now))), now)
-        elif isinstance(action, st.SendStats):
-            ctx.refresh()
-            msg = p.with_id({"type": "stats"}, action.id, **self.statistics(now))
-            msg["server"] = ctx.stats()
-            self._text(p.dumps(msg), now)
-        elif isinstance(action, st.SetMode):
-            ctx.hub.set_mode(self.sub, action.latest)
-        elif isinstance(action, st.Resume):
-            self._resume(action, now)
-        else:
-            self.close(action.code, action.reason, now)
+        ctx.refresh()
+        # What the old subscription has pending goes out first, so that every symbol's
+        # updates stay in seq order and new symbols start from their snapshot.
+        pending = ctx.hub.take(self.sub)
+        if pending is not None:
+            self._data(p.BinaryType.TICKS, pending, now)
+        ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
+        self._phase(_F.HOLDS if action.wildcard or action.ids.size > 0 else _F.HOLDS_NONE)
+
+    def _send_snapshot(self, action: st.SendSnapshot, now: float) -> None:
+        self._data(p.BinaryType.SNAPSHOT, self.ctx.hub.snapshot(self.sub, action.ids), now)
+        self.snapshots_sent += 1
+
+    def _set_mode(self, action: st.SetMode, now: float) -> None:
+        self.ctx.hub.set_mode(self.sub, action.latest)
 
     def _resume(self, action: st.Resume, now: float) -> None:
         """Rewind to the client's stream position: the `ack` says whether that worked; the
@@ -186,15 +225,15 @@ class FeedCore(WebSocketCore):
         hub = self.ctx.hub
         missed = hub.resume(self.sub, action.epoch, action.offset)
         self._text(p.dumps(p.resumed_ack(action.ack, missed)), now)
+        if missed is not None:
+            self._phase(_F.RESUMED)
         ids = action.snapshot_ids
         if missed is None and ids is not None and ids.size:
             self._data(p.BinaryType.SNAPSHOT, hub.snapshot(self.sub, ids), now)
             self.snapshots_sent += 1
 
-    def _subscribed(self, yes: bool) -> None:
-        if yes != self._has_sub:
-            self._has_sub = yes
-            self.ctx.subscribers += 1 if yes else -1
+    def _close(self, action: st.Close, now: float) -> None:
+        self.close(action.code, action.reason, now)
 
     # ------------------------------------------------------------------ data
 
@@ -211,6 +250,8 @@ class FeedCore(WebSocketCore):
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
         pending = self.ctx.hub.take(self.sub)
+        if self.phase is _RESUMING and not self.ctx.hub.has_more(self.sub):
+            self._phase(_F.CAUGHT_UP)
         if pending is None:
             return None
         self.last_data_s = now
@@ -297,3 +338,24 @@ class FeedCore(WebSocketCore):
             "connected_s": round(now - self.opened_s, 3),
             "wall_ns": time.time_ns(),
         }
+
+
+# The one dispatch of requests: request class -> the FeedCore method that answers it.
+OPS: dict[type[p.Request], Callable[[FeedCore, Any, float], list[st.Action]]] = {
+    p.Subscribe: FeedCore._subscribe,
+    p.Unsubscribe: FeedCore._unsubscribe,
+    p.Throttle: FeedCore._throttle,
+    p.Symbols: FeedCore._symbols,
+    p.Ping: FeedCore._ping,
+    p.Stats: FeedCore._stats,
+}
+
+# What each action does to the hub and the wire, in the order the op listed them.
+EFFECTS: dict[type[st.Action], Callable[[FeedCore, Any, float], None]] = {
+    st.Reply: FeedCore._reply,
+    st.SetSubscription: FeedCore._set_subscription,
+    st.SendSnapshot: FeedCore._send_snapshot,
+    st.SetMode: FeedCore._set_mode,
+    st.Resume: FeedCore._resume,
+    st.Close: FeedCore._close,
+}

@@ -1,15 +1,23 @@
-"""Per-connection protocol state, sans-IO: one request frame in, a list of actions out.
+"""A `/v1` connection's protocol phase and request state, sans-IO.
 
-All of a connection's transitions live here (subscription, throttle, rate limit, strikes), as h11
-keeps its transitions in one module. The connection core (`_core.py`) executes the actions in
-order: that order guarantees an `ack` before the `snapshot` and data of a newly added symbol.
-Never imports trio; time comes in as `now_s` (monotonic seconds).
+`TRANSITIONS` is the one table of a `/v1` connection (`core.FeedCore`), as h11 keeps its table in
+`_state.py`: the WebSocket phase's transitions (`ws.websocket.WIRE_TRANSITIONS`: idle, backlog,
+closing, closed) and the feed protocol's (`FeedPhase`: connected, welcomed, subscribed,
+resuming, done), in one dict. `FeedCore.process_event` applies them and refuses anything else.
+
+`ConnectionState` is the request part of that connection: the budget (rate limit, strikes) a
+frame must pass before it is parsed (`admit`), and what the client holds (subscription, mode,
+throttle), changed by the ops' helpers, which return the actions the core executes in order:
+that order guarantees an `ack` before the `snapshot` and data of a newly added symbol. The ops
+are dispatched once, in `FeedCore` (see its module docstring on adding one). Never imports trio;
+time comes in as `now_s` (monotonic seconds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -17,6 +25,49 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
+from tickwire.feed.ws.websocket import WIRE_TRANSITIONS, Transitions
+
+
+class FeedPhase(Enum):
+    """Where a `/v1` connection is in the feed protocol."""
+
+    CONNECTED = "connected"  # the 101 went out; nothing of ours yet
+    WELCOMED = "welcomed"  # the welcome is queued; it holds no symbol
+    SUBSCRIBED = "subscribed"  # it holds symbols: the hub wakes it for their updates
+    RESUMING = "resuming"  # rewound to a past stream position: catching up, take by take
+    DONE = "done"  # it left the hub
+
+
+class FeedEvent(Enum):
+    """What moves the feed protocol's phase."""
+
+    WELCOME = "welcome"
+    HOLDS = "holds"  # a subscription change left it holding some symbol
+    HOLDS_NONE = "holds_none"  # ...or none
+    RESUMED = "resumed"  # the hub rewound it to a position it still covers
+    CAUGHT_UP = "caught_up"  # a take reached the head of the stream
+    LEFT = "left"  # it left the hub: the connection is over
+
+
+_P, _F = FeedPhase, FeedEvent
+TRANSITIONS: Transitions = {
+    **WIRE_TRANSITIONS,
+    (_P.CONNECTED, _F.WELCOME): _P.WELCOMED,
+    (_P.CONNECTED, _F.LEFT): _P.DONE,  # refused at the connection cap: never welcomed
+    (_P.WELCOMED, _F.HOLDS): _P.SUBSCRIBED,
+    (_P.WELCOMED, _F.HOLDS_NONE): _P.WELCOMED,
+    (_P.WELCOMED, _F.LEFT): _P.DONE,
+    (_P.SUBSCRIBED, _F.HOLDS): _P.SUBSCRIBED,
+    (_P.SUBSCRIBED, _F.HOLDS_NONE): _P.WELCOMED,
+    (_P.SUBSCRIBED, _F.RESUMED): _P.RESUMING,
+    (_P.SUBSCRIBED, _F.LEFT): _P.DONE,
+    (_P.RESUMING, _F.HOLDS): _P.RESUMING,
+    (_P.RESUMING, _F.HOLDS_NONE): _P.WELCOMED,
+    (_P.RESUMING, _F.RESUMED): _P.RESUMING,
+    (_P.RESUMING, _F.CAUGHT_UP): _P.SUBSCRIBED,
+    (_P.RESUMING, _F.LEFT): _P.DONE,
+}
+HOLDING = frozenset((_P.SUBSCRIBED, _P.RESUMING))  # the phases that count as a subscriber
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +90,6 @@ class SendSnapshot:
     """Send a `snapshot` of the latest tick of each of these symbol ids."""
 
     ids: NDArray[np.intp]
-
-
-@dataclass(frozen=True, slots=True)
-class SendStats:
-    id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SendPong:
-    id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +116,7 @@ class Close:
     reason: str
 
 
-Action: TypeAlias = (
-    Reply | SetSubscription | SendSnapshot | SendStats | SendPong | SetMode | Resume | Close
-)
+Action: TypeAlias = Reply | SetSubscription | SendSnapshot | SetMode | Resume | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,39 +182,41 @@ class ConnectionState:
         """The whole subscription as the `ack` lists it."""
         return [p.WILDCARD] if self.wildcard else list(self.subscribed)
 
-    def receive(self, frame: str | bytes, now_s: float) -> list[Action]:
-        """Handle one client frame; returns what to do, in order."""
+    def admit(self, frame: str | bytes, now_s: float) -> p.Request:
+        """One client frame, parsed, if the request budget lets it in; a RequestError if not
+        (the core answers it with `refused`)."""
         self._refill(now_s)
         self.requests += 1
-        try:
-            if self._tokens < 1.0 - 1e-9:  # float sums of refills land a hair short
+        if self._tokens < 1.0 - 1e-9:  # float sums of refills land a hair short
+            raise p.RateLimited(
+                f"more than {self.limits.rate_per_s:g} requests/s"
+                f" (bursts of {self.limits.burst}); slow down",
+                id=_peek_id(frame),
+            )
+        self._tokens -= 1.0
+        req = p.parse_request(frame)
+        extra = self._cost(req) - 1.0
+        if extra > 0:
+            if self._tokens < extra - 1e-9:
                 raise p.RateLimited(
-                    f"more than {self.limits.rate_per_s:g} requests/s"
-                    f" (bursts of {self.limits.burst}); slow down",
-                    id=_peek_id(frame),
+                    f"this request names many symbols and costs {extra + 1:g} requests"
+                    f" ({self.limits.symbols_per_token} symbols each); retry in"
+                    f" {(extra - self._tokens) / self.limits.rate_per_s:.1f} s",
+                    id=req.id,
                 )
-            self._tokens -= 1.0
-            req = p.parse_request(frame)
-            extra = self._cost(req) - 1.0
-            if extra > 0:
-                if self._tokens < extra - 1e-9:
-                    raise p.RateLimited(
-                        f"this request names many symbols and costs {extra + 1:g} requests"
-                        f" ({self.limits.symbols_per_token} symbols each); retry in"
-                        f" {(extra - self._tokens) / self.limits.rate_per_s:.1f} s",
-                        id=req.id,
-                    )
-                self._tokens -= extra
-            return self._handle(req)
-        except p.RequestError as err:
-            self.errors += 1
-            self.error_codes[err.code] = self.error_codes.get(err.code, 0) + 1
-            actions: list[Action] = [Reply(p.dumps(p.error_message(err)))]
-            if err.counts_as_strike:
-                self._strikes += 1.0
-                if self._strikes > self.limits.strike_limit:
-                    actions.append(Close(p.CloseCode.POLICY, "too many bad requests"))
-            return actions
+            self._tokens -= extra
+        return req
+
+    def refused(self, err: p.RequestError) -> list[Action]:
+        """A request that failed: its error reply, and a close past the strike limit."""
+        self.errors += 1
+        self.error_codes[err.code] = self.error_codes.get(err.code, 0) + 1
+        actions: list[Action] = [Reply(p.dumps(p.error_message(err)))]
+        if err.counts_as_strike:
+            self._strikes += 1.0
+            if self._strikes > self.limits.strike_limit:
+                actions.append(Close(p.CloseCode.POLICY, "too many bad requests"))
+        return actions
 
     def _cost(self, req: p.Request) -> float:
         """What a request costs in requests: 1, plus its symbols' share (capped at a burst)."""
@@ -195,24 +236,17 @@ class ConnectionState:
         )
         self._strikes = max(0.0, self._strikes - elapsed)
 
-    # ------------------------------------------------------------------ ops
+    # ------------------------------------------------------------------ ops (FeedCore dispatches)
 
-    def _handle(self, req: p.Request) -> list[Action]:
-        if isinstance(req, p.Subscribe):
-            return self._subscribe(req)
-        if isinstance(req, p.Unsubscribe):
-            return self._unsubscribe(req)
-        if isinstance(req, p.Throttle):
-            self.throttle_ms = req.interval_ms  # the connection core reads it before each send
-            ack = self._ack("throttle", req.id, interval_ms=req.interval_ms)
-            return [SetMode(self.latest), ack]  # a throttle conflates: the hub must know
-        if isinstance(req, p.Symbols):
-            rid = b"" if req.id is None else b'"id":%d,' % req.id
-            text = b'{"type":"symbols",%s"symbols":%s}' % (rid, self._symbols_body)
-            return [Reply(text.decode())]
-        if isinstance(req, p.Ping):
-            return [SendPong(req.id)]
-        return [SendStats(req.id)]
+    def throttle(self, req: p.Throttle) -> list[Action]:
+        self.throttle_ms = req.interval_ms  # the connection core reads it before each send
+        ack = self._ack("throttle", req.id, interval_ms=req.interval_ms)
+        return [SetMode(self.latest), ack]  # a throttle conflates: the hub must know
+
+    def symbols_reply(self, req: p.Symbols) -> list[Action]:
+        rid = b"" if req.id is None else b'"id":%d,' % req.id
+        text = b'{"type":"symbols",%s"symbols":%s}' % (rid, self._symbols_body)
+        return [Reply(text.decode())]
 
     def _ids(self, symbols: tuple[str, ...], rid: int | None) -> dict[str, int]:
         unknown = [s for s in symbols if s not in self._index]
@@ -225,7 +259,7 @@ class ConnectionState:
             )
         return {s: self._index[s] for s in symbols}
 
-    def _subscribe(self, req: p.Subscribe) -> list[Action]:
+    def subscribe(self, req: p.Subscribe) -> list[Action]:
         if p.WILDCARD in req.symbols:
             held = np.fromiter(self.subscribed.values(), np.intp, len(self.subscribed))
             added = (
@@ -266,7 +300,7 @@ class ConnectionState:
             actions.append(SendSnapshot(np.sort(added)))
         return actions
 
-    def _unsubscribe(self, req: p.Unsubscribe) -> list[Action]:
+    def unsubscribe(self, req: p.Unsubscribe) -> list[Action]:
         if p.WILDCARD in req.symbols:
             self.wildcard, self.subscribed = False, {}
         else:

@@ -2,7 +2,9 @@
 
 `VenueCore` puts a `venues` session (Alpaca, Binance, Coinbase) on `WebSocketCore`, so that a
 venue connection has `/v1`'s transport, HTTP front, pings, close handshake, frame limits, stall
-limit and one-place close. `VenueFanout` is the venues' side of publishing: each batch the
+limit and one-place close. It is one object with one table, `TRANSITIONS`: the WebSocket phase's
+transitions and the venue phase's (`VenuePhase`: connected, open, streaming, done), changed only
+by `process_event`. `VenueFanout` is the venues' side of publishing: each batch the
 market publishes is encoded once per venue that has connections (`encoder.encode`), and every
 connection of that venue gets the shared output (`session.deliver`); the frames, and their
 WebSocket framing, are shared by every connection that received the same frame objects.
@@ -25,6 +27,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import ClassVar
 
 from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.venues import (
@@ -38,13 +42,8 @@ from tickwire.feed.venues import (
     VenueEncoder,
     VenueSession,
 )
-from tickwire.feed.ws.websocket import (
-    OP_BINARY,
-    OP_TEXT,
-    State,
-    WebSocketCore,
-    frame_header,
-)
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame_header
+from tickwire.feed.ws.websocket import WIRE_TRANSITIONS, State, Transitions, WebSocketCore
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
@@ -54,6 +53,38 @@ BINANCE_PING_S = 20.0  # Binance pings every 20 s...
 PONG_WITHIN_PINGS = 3  # ...and disconnects a client that has not answered within a minute
 ALPACA_CONNECTIONS_PER_KEY = 1  # Alpaca's limit on most plans (0: no limit)
 _SLOW_CLOSE = (1008, "slow reader: send buffer full")
+
+
+class VenuePhase(Enum):
+    """Where a venue connection is in its session."""
+
+    CONNECTED = "connected"  # the 101 went out; the session has said nothing yet
+    OPEN = "open"  # the session's opening frames are queued; it wants no symbol
+    STREAMING = "streaming"  # it wants some symbol: the fan-out hands it frames
+    DONE = "done"  # it left the fan-out and gave its share back
+
+
+class VenueEvent(Enum):
+    """What moves a venue connection's phase."""
+
+    OPENED = "opened"
+    WANTS = "wants"  # a reply set the symbols it wants: some...
+    WANTS_NONE = "wants_none"  # ...or none
+    LEFT = "left"
+
+
+_V, _VE = VenuePhase, VenueEvent
+TRANSITIONS: Transitions = {
+    **WIRE_TRANSITIONS,
+    (_V.CONNECTED, _VE.OPENED): _V.OPEN,
+    (_V.CONNECTED, _VE.LEFT): _V.DONE,  # refused at the connection cap
+    (_V.OPEN, _VE.WANTS): _V.STREAMING,
+    (_V.OPEN, _VE.WANTS_NONE): _V.OPEN,
+    (_V.OPEN, _VE.LEFT): _V.DONE,
+    (_V.STREAMING, _VE.WANTS): _V.STREAMING,
+    (_V.STREAMING, _VE.WANTS_NONE): _V.OPEN,
+    (_V.STREAMING, _VE.LEFT): _V.DONE,
+}
 
 
 @dataclass(eq=False, slots=True)
@@ -180,6 +211,9 @@ class KeepAlive:
 class VenueCore(WebSocketCore):
     """A venue connection: the client's messages to its session, the session's frames out."""
 
+    TRANSITIONS: ClassVar[Transitions] = TRANSITIONS
+    FIRST_PHASE: ClassVar[Enum] = VenuePhase.CONNECTED
+
     __slots__ = (
         "_wake",
         "ctx",
@@ -210,6 +244,7 @@ class VenueCore(WebSocketCore):
 
     def start(self, now: float) -> None:
         self.ctx.fanout.add(self)
+        self.process_event(VenueEvent.OPENED)
         self._apply(self.session.opened(self.ctx.now_ns(now)), now)
 
     def detach(self) -> None:
@@ -218,6 +253,7 @@ class VenueCore(WebSocketCore):
         self.ctx.fanout.discard(self)
         self.pending.clear()
         self.session.closed()
+        self.process_event(VenueEvent.LEFT)
 
     def _on_pong(self, payload: bytes, now: float) -> None:
         if self.keepalive is not None:
@@ -238,6 +274,7 @@ class VenueCore(WebSocketCore):
             self._queue(frame_header(len(f.data), OP_BINARY if f.binary else OP_TEXT) + f.data, now)
         self.frames_sent += len(reply.frames)
         if reply.symbols is not None:
+            self.process_event(VenueEvent.WANTS if reply.symbols else VenueEvent.WANTS_NONE)
             self.ctx.fanout.symbols_changed(self, reply.symbols)
         if reply.close is not None:
             self.close(reply.close.code, reply.close.reason, now)
@@ -330,9 +367,12 @@ class VenueCore(WebSocketCore):
 __all__ = [
     "ALPACA_CONNECTIONS_PER_KEY",
     "BINANCE_PING_S",
+    "TRANSITIONS",
     "VENUE_BUFFER_BYTES",
     "KeepAlive",
     "VenueContext",
     "VenueCore",
+    "VenueEvent",
     "VenueFanout",
+    "VenuePhase",
 ]

@@ -1,24 +1,25 @@
-"""The trio shell around one accepted socket: the HTTP front, then a WebSocket core.
+"""The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
-One task per socket (`Connection.run`): it reads the handshake (trying a read before waiting,
-so that a client that sent its request with its SYN-ACK is answered in one scheduler turn),
-then reads frames, lets the core handle them and sends what the core queued with non-blocking
-sends, waking at `core.next_deadline(now)` for heartbeats, throttled data and the close
-handshake. Only while bytes wait for a full socket, or data for a reader behind (the hub hands
-out at most `max_take` records a message), does a second task exist, the flusher: it sends one
-message per turn of the scheduler until the socket is full or the reader has caught up.
+One task per socket (`Connection.run`) reads and answers the handshake (`opening`). Once open,
+the socket has two tasks in the connection's own nursery (`pump`), and neither cancels the
+other's scopes: the writer (the connection's task itself) owns the socket's writes, waits for
+the socket to take a backlog and wakes at `core.next_deadline(now)`; the reader feeds what it
+reads to the machine and kicks the writer with an event.
 
-The generator sends a subscriber's data itself (`deliver`) while the core is IDLE: one non-blocking
-`send()`, no task switch. Every way a connection ends goes through `_finish`: the socket is
-released (with a reset for a stalled reader), the slot freed, the hub detached, one log line.
-An exception in one connection is logged with its traceback and closes it with 1011; it never
-reaches the server. Imports neither `server.py` nor any third party's private attribute.
+The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE: one
+non-blocking `send()` and no task switch, never concurrent with the writer's sends (there is no
+await between them); whatever has to wait goes to the writer. Every way a connection ends goes
+through `_finish`: the socket is released (with a reset for a stalled reader), the slot freed,
+the machine detached, one log line. An exception in one connection is logged with its traceback
+and closes it with 1011; it never reaches the server. Imports neither `server.py` nor any third
+party's private attribute.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import ssl
 from collections.abc import Callable
@@ -27,10 +28,10 @@ from dataclasses import dataclass, replace
 import trio
 
 from tickwire.feed import oplog
-from tickwire.feed.ws import http
+from tickwire.feed.ws import http, opening, pump
 from tickwire.feed.ws.registry import Registry
 from tickwire.feed.ws.transport import SocketTransport, TLSTransport, Transport
-from tickwire.feed.ws.websocket import HIGH_WATER, State, WebSocketCore
+from tickwire.feed.ws.websocket import State, WebSocketCore
 
 log = logging.getLogger("tickwire.server")
 
@@ -46,7 +47,7 @@ class Shell:
     policy: http.Policy
     make_core: CoreFactory
     registry: Registry[Connection]
-    nursery: trio.Nursery  # flushers run here
+    nursery: trio.Nursery  # the server's: each connection's task runs here
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None
     on_refused: Callable[[], None] = lambda: None
@@ -58,22 +59,18 @@ class Connection:
     """One accepted socket, from its first byte to its release."""
 
     __slots__ = (
-        "_drained",
-        "_failure",
-        "_flushing",
         "_ip_counted",
         "_refuse",
-        "_request_scope",
-        "_scope",
-        "_shed",
         "_shell",
-        "_shut",
+        "_signals",
         "core",
         "encoding",
         "ip",
         "opened_s",
         "peer",
+        "request_by",
         "route",
+        "shed",
         "transport",
     )
 
@@ -99,30 +96,28 @@ class Connection:
         self.route = ""
         self.encoding = ""
         self.opened_s = trio.current_time()
-        self._scope: trio.CancelScope | None = None
-        self._flushing = False
-        self._failure: Exception | None = None
-        self._drained: trio.Event | None = None
-        self._shut = False
+        self._signals = pump.Signals()
         self._refuse = refuse
         self._ip_counted = refuse is None
-        self._shed = False
-        self._request_scope = trio.CancelScope()
+        self.shed = False
+        self.request_by = math.inf  # the request must have arrived by then
         if refuse is None:
-            self._request_scope.deadline = shell.registry.handshake_started(self, self.opened_s)
+            self.request_by = shell.registry.handshake_started(self, self.opened_s)
 
     def hurry(self, timeout_s: float) -> None:
-        """Under pressure: the request must arrive within `timeout_s` of the accept."""
-        deadline = self.opened_s + timeout_s
-        if deadline < self._request_scope.deadline:
-            self._request_scope.deadline = deadline
+        """Under pressure: the request must arrive within `timeout_s` of the accept (the
+        handshake looks at this deadline when it wakes, at the latest `timeout_s` in)."""
+        self.request_by = min(self.request_by, self.opened_s + timeout_s)
 
     def release_slot(self) -> None:
         """Shed (the registry made room for a newer socket): the slot is free now, the
         socket is closed by this connection's task as soon as it runs."""
-        self._shed = True
+        self.shed = True
         self._shell.registry.release(self.ip, per_ip=self._ip_counted)
-        self._request_scope.cancel()
+        # Wakes the handshake's wait with ClosedResourceError; it waits no more: `_finish`
+        # closes the socket next (trio: notify_closing, then close).
+        with contextlib.suppress(OSError, ValueError):
+            trio.lowlevel.notify_closing(self.transport.sock)
 
     # ------------------------------------------------------------------ the task
 
@@ -138,28 +133,21 @@ class Connection:
             self._finish()
 
     async def _handshake(self) -> bool:
-        shell, transport, registry = self._shell, self.transport, self._shell.registry
+        """Read the request and answer it; True once the connection is open (or closing)."""
+        shell, registry = self._shell, self._shell.registry
         if self._refuse is not None:
             await self._refuse_now(self._refuse, trio.current_time())
             return False
         front = http.HttpFront(shell.policy, self.ip)
-        decision: http.Accept | http.Refuse | None = None
         try:
-            with self._request_scope:
-                while decision is None:
-                    try:
-                        data = transport.recv_nowait()
-                    except OSError:
-                        return False
-                    if data is None:
-                        await transport.wait_readable()
-                        continue
-                    decision = front.receive_data(data)
+            decision = await opening.read_request(
+                self.transport, front, self, registry.pressed_timeout_s
+            )
         finally:
             registry.handshake_ended(self)
         now = trio.current_time()
-        if decision is None or self._shed:  # shed before its task ran: its slot is gone
-            if self._shed:
+        if decision is None or self.shed:  # shed before its task ran: its slot is gone
+            if self.shed:
                 registry.note_refused("shed", self.peer, "no request yet, room for a newer", now)
             else:
                 waited = now - self.opened_s
@@ -167,54 +155,48 @@ class Connection:
             return False
         over_ip = registry.max_per_ip and registry.per_ip[self.ip] > registry.max_per_ip
         if isinstance(decision, http.Accept) and over_ip:
-            decision = http.refusal(
-                429,
-                f"over --max-connections-per-ip ({registry.max_per_ip})",
-                f"at most {registry.max_per_ip} connections per address; retry later\n",
-            )
-        if isinstance(decision, http.Accept):
-            decision = replace(decision, peer=self.ip)
+            decision = opening.per_ip_refusal(registry.max_per_ip)
         made = (
             decision
             if isinstance(decision, http.Refuse)
-            else shell.make_core(decision, self.wake, now)
+            else shell.make_core(replace(decision, peer=self.ip), self.wake, now)
         )
         if isinstance(made, http.Refuse):
             await self._refuse_now(made, now)
             return False
         assert isinstance(decision, http.Accept)
-        core = self.core = made
+        self.core = made
         self.route, self.encoding = decision.route, decision.subprotocol or ""
-        if not await self._send_all(decision.response):
-            core.connection_lost("gone during the handshake")
+        if not await opening.send_all(self.transport, decision.response):
+            made.connection_lost("gone during the handshake")
             return False
+        self._open(made, now)
+        if decision.trailing:
+            made.receive_data(decision.trailing, now)
+        return True
+
+    def _open(self, core: WebSocketCore, now: float) -> None:
+        """The 101 is out: start the machine, or close it with 1013 at the connection cap."""
+        shell, registry = self._shell, self._shell.registry
         registry.make_room()
         if registry.held - 1 >= registry.max_connections:
             shell.on_refused()
-            registry.note_refused(
-                "close 1013", self.peer, f"at --max-connections ({registry.max_connections})", now
-            )
-            core.close(
-                1013,
-                f"server at its connection limit ({registry.max_connections}); retry later",
-                now,
-            )
+            cap = registry.max_connections
+            registry.note_refused("close 1013", self.peer, f"at --max-connections ({cap})", now)
+            core.close(1013, f"server at its connection limit ({cap}); retry later", now)
             self.encoding = ""
-        else:
-            registry.open.add(self)
-            shell.on_open()
-            core.start(now)
-            log.info(
-                "client %s connected to %s (%s, %s, handshake %.1f ms)",
-                self.peer,
-                self.route,
-                self.encoding or "no subprotocol",
-                oplog.counted(len(registry.open), "client"),
-                (now - self.opened_s) * 1000,
-            )
-        if decision.trailing:
-            core.receive_data(decision.trailing, now)
-        return True
+            return
+        registry.open.add(self)
+        shell.on_open()
+        core.start(now)
+        log.info(
+            "client %s connected to %s (%s, %s, handshake %.1f ms)",
+            self.peer,
+            self.route,
+            self.encoding or "no subprotocol",
+            oplog.counted(len(registry.open), "client"),
+            (now - self.opened_s) * 1000,
+        )
 
     async def _refuse_now(self, decision: http.Refuse, now: float) -> None:
         shell = self._shell
@@ -223,88 +205,24 @@ class Connection:
             shell.registry.note_refused(f"HTTP {decision.status}", self.peer, decision.reason, now)
         elif decision.status:
             log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
-        if decision.response and await self._send_all(decision.response):
-            await self._linger()
-
-    async def _send_all(self, data: bytes) -> bool:
-        """A handshake response: sent now, or within a second; False if the peer is gone."""
-        view, transport = memoryview(data), self.transport
-        with trio.move_on_after(1.0):
-            try:
-                while True:
-                    if view:
-                        view = view[transport.send_nowait(view) :]
-                    if not view and transport.flush_nowait():
-                        return True
-                    await transport.wait_writable()
-            except (OSError, trio.ClosedResourceError):
-                return False
-        return False
-
-    async def _linger(self) -> None:
-        """After a refusal: end our side (FIN), then wait a little for the peer's, so that
-        closing with its unread bytes in our buffer cannot reset the answer away."""
-        transport = self.transport
-        _shutdown_write(transport)
-        with trio.move_on_after(1.0):
-            for _ in range(16):  # at most 1 MiB read and dropped
-                try:
-                    data = transport.recv_nowait()
-                except OSError:
-                    return
-                if data == b"":
-                    return
-                if data is None:
-                    await transport.wait_readable()
+        if decision.response and await opening.send_all(self.transport, decision.response):
+            await opening.linger(self.transport)
 
     async def _live(self) -> None:
-        core, transport = self.core, self.transport
+        """The open connection: the reader in a child task, the writer in this one."""
+        core, transport, signals = self.core, self.transport, self._signals
         assert core is not None
-        self._pump(trio.current_time())
-        while core.state is not State.CLOSED:
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
-            if self._flushing and len(core.outbox) > HIGH_WATER:
-                # Replies pile up unread: stop reading until the flusher drains them.
-                self._drained = trio.Event()
-                await self._drained.wait()
-                continue
-            if core.held:  # requests read but not handled until their replies had room
-                await trio.lowlevel.checkpoint()  # one batch of them per scheduler turn
-                now = trio.current_time()
-                core.resume(now)
-                self._pump(now)
-                continue
-            if core.wants_eof and not self._shut:
-                self._shut = True
-                _shutdown_write(transport)
-            with trio.CancelScope(deadline=core.next_deadline(trio.current_time())) as scope:
-                self._scope = scope
-                await transport.wait_readable()
-            self._scope = None
-            now = trio.current_time()
-            if scope.cancelled_caught:
-                core.timer(now)
-                self._pump(now)
-                continue
-            try:
-                data = transport.recv_nowait()
-            except OSError as exc:
-                core.connection_lost(f"reset: {exc.strerror or exc}")
-                break
-            if data is not None:
-                core.receive_data(data, now)
-                self._pump(now)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pump.read, core, transport, signals)
+            await pump.write(core, transport, signals)  # if it raises, the reader is cancelled
+            signals.stop(transport)  # CLOSED: `_finish` closes the socket right after
 
     async def _after_failure(self) -> None:
         core = self.core
         if core is None:
             return
         try:
-            now = trio.current_time()
-            core.close(1011, "internal server error", now)
-            self._pump(now)
+            core.close(1011, "internal server error", trio.current_time())
             with trio.move_on_after(core.close_timeout_s):
                 await self._live()
         except Exception:
@@ -318,109 +236,33 @@ class Connection:
         self._shell.woken.append(self)
 
     def deliver(self, now: float) -> None:
-        """In the generator's task: send pending data now if the core is IDLE; else let the
-        connection's deadline cover it (throttle). Never raises, never waits."""
-        core = self.core
-        if core is None or self._flushing:
+        """In the generator's task: send pending data now if the machine is IDLE; hand
+        anything that must wait to the writer. Never raises, never waits."""
+        core, signals = self.core, self._signals
+        if core is None or signals.writing or core.state is State.CLOSED:
             return
         if core.state is not State.IDLE:
-            if core.state is State.CLOSING and core.outbox:
-                self._pump(now)  # a close decided in the generator's task (a venue's overflow)
-                self._poke()
+            if core.outbox:
+                signals.kick()  # e.g. a close decided in the generator's task (venue overflow)
             return
         try:
-            self._pump(now)
-            if core.state is State.IDLE and self._scope is not None:
-                deadline = core.next_deadline(now)
-                if deadline < self._scope.deadline:
-                    self._scope.deadline = deadline  # throttled data is due before the alarm
-        except Exception as exc:  # the connection's task raises it: 1011 with a traceback
-            self._failure = exc
-            self._poke()
-
-    def _pump(self, now: float) -> None:
-        """Send what can go without waiting; the flusher takes over the rest."""
-        if self._flushing:
-            return
-        if not self._send_now(now):
-            self._flushing = True
-            self._shell.nursery.start_soon(self._flusher)
-        elif self.core is not None and self.core.state is State.CLOSED:
-            self._poke()
-
-    def _send_now(self, now: float) -> bool:
-        """Send the outbox, then one data message if the socket takes it; True if all went.
-
-        False also when more data waits (a reader far behind, or resuming, catches up in
-        messages of at most the hub's `max_take`): the flusher sends the rest, one message per
-        turn of the scheduler, so that neither the generator nor other connections wait."""
-        core, transport = self.core, self.transport
-        assert core is not None
-        took = False
-        try:
-            while True:
-                if core.outbox:
-                    core.sent(transport.send_nowait(core.outbox), now)
-                    if core.outbox:
-                        return False
-                elif not transport.flush_nowait():
-                    return False
-                elif took:
-                    return not core.data_waiting(now)
-                else:
-                    data = core.take_data(now)
-                    if data is None:
-                        return True
-                    took = True
-                    core.wrote(data, transport.send_nowait(data), now)
-        except (OSError, trio.ClosedResourceError) as exc:
-            if core.state is not State.CLOSED:
-                core.connection_lost(f"send failed: {getattr(exc, 'strerror', None) or exc}")
-            self._poke()
-            return True
-
-    async def _flusher(self) -> None:
-        core, transport = self.core, self.transport
-        assert core is not None
-        try:
-            while core.state is not State.CLOSED:
-                with trio.CancelScope(deadline=core.next_deadline(trio.current_time())) as scope:
-                    await transport.wait_writable()
-                now = trio.current_time()
-                if scope.cancelled_caught:
-                    core.timer(now)
-                elif self._send_now(now):
-                    break
-                if self._drained is not None and len(core.outbox) <= HIGH_WATER:
-                    self._drained.set()
-        except trio.ClosedResourceError:
-            pass
-        except Exception as exc:
-            self._failure = exc
-        finally:
-            self._flushing = False
-            if self._drained is not None:
-                self._drained.set()
-                self._drained = None
-            self._poke()
-
-    def _poke(self) -> None:
-        """Make the connection's task look at its core again."""
-        if self._scope is not None:
-            self._scope.cancel()
+            if not pump.send_now(core, self.transport, now) or core.state is not State.IDLE:
+                signals.kick()
+            elif core.next_deadline(now) < signals.parked_until:
+                signals.kick()  # throttled data is due before the writer's alarm
+        except Exception as exc:  # the writer raises it: 1011 with a traceback
+            signals.failure = exc
+            signals.kick()
 
     # ------------------------------------------------------------------ ending
 
     def close(self, code: int, reason: str) -> None:
-        """Start closing with `code` (server shutdown); the connection's task finishes it."""
+        """Start closing with `code` (server shutdown); the writer finishes it."""
         core = self.core
         if core is None or core.state is State.CLOSED:
             return
-        now = trio.current_time()
-        core.close(code, reason, now)
-        if not self._flushing:
-            self._pump(now)
-        self._poke()
+        core.close(code, reason, trio.current_time())
+        self._signals.kick()
 
     def _finish(self) -> None:
         """The one way out: release the socket and the slot, leave the hub, one log line."""
@@ -442,7 +284,7 @@ class Connection:
             self.transport.close()
         shell.registry.open.discard(self)
         shell.registry.handshake_ended(self)  # cancelled before its request came
-        if not self._shed:
+        if not self.shed:
             shell.registry.release(self.ip, per_ip=self._ip_counted)
         if core is not None:
             try:
@@ -464,14 +306,6 @@ class Connection:
             )
 
 
-def _shutdown_write(transport: Transport) -> None:
-    """After a protocol error's close frame: FIN, so the peer sees the end without a reset."""
-    if isinstance(transport, TLSTransport):
-        return
-    with contextlib.suppress(OSError):
-        transport.sock.shutdown(socket.SHUT_WR)
-
-
 def admit(sock: socket.socket, addr: tuple[str, int], shell: Shell) -> Connection:
     """A socket just accepted: make room for it (shed the oldest handshakes that have not sent
     their request, from its address over the per-IP cap, from anyone past the connection cap
@@ -483,12 +317,7 @@ def admit(sock: socket.socket, addr: tuple[str, int], shell: Shell) -> Connectio
     registry.hold(ip, per_ip=not refuse)
     if not refuse:
         return Connection(sock, addr, shell)
-    limit = registry.max_per_ip
-    decision = http.refusal(
-        429,
-        f"over --max-connections-per-ip ({limit})",
-        f"at most {limit} connections per address; retry later\n",
-    )
+    decision = opening.per_ip_refusal(registry.max_per_ip)
     return Connection(sock, addr, shell, refuse=decision)
 
 

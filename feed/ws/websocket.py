@@ -1,13 +1,17 @@
-"""One server-side WebSocket connection, sans-IO: bytes in, an outbox and deadlines out.
+"""The WebSocket phase of one server connection, sans-IO: bytes in, an outbox and deadlines out.
 
-Modelled on h11's `_state.py`: the connection's states and every transition between them are the
-one table `TRANSITIONS` below, and nothing changes `state` except `_to(event)`, which refuses a
-transition the table does not list. The states are also the hand-off between the connection's own
-task and the generator's:
+Every kind of connection (`/v1`'s `FeedCore`, a venue's `VenueCore`, the test echo server) is one
+object built on `WebSocketCore`, and every state it has changes in one place: `process_event`,
+which looks the (state, event) pair up in the kind's one table, `TRANSITIONS`, and raises
+`TransitionError` for a pair the table does not list, as h11's `_state.py` does. A table is the
+WebSocket phase's `WIRE_TRANSITIONS` below, merged with the kind's own protocol phases (the feed
+protocol's welcomed, subscribed, resuming...; a venue session's open, streaming...), so one dict
+holds every transition of that kind of connection. The wire states are also the hand-off between
+the connection's own task and the generator's:
 
 - IDLE: the outbox is empty; whoever has data (the generator, for a subscriber) may frame it and
   send it right away with one non-blocking `send()`.
-- BACKLOG: bytes wait in the outbox for the socket; only the connection's flusher sends, in order.
+- BACKLOG: bytes wait in the outbox for the socket; only the connection's task sends, in order.
 - CLOSING: our close frame is queued or sent; no more data, waiting for the peer's close frame.
 - CLOSED: done; the shell releases the socket.
 
@@ -15,17 +19,15 @@ wsproto parses incoming frames (fragmentation, UTF-8, control frames, the close 
 writes control and close frames; protocol errors answer with a close frame (1002, 1007, 1009)
 before TCP closes. Every frame the client sends (data, continuation, ping, pong, empty or not)
 costs one token of `FrameBudget`: a client that floods frames is closed with 1008 before it
-costs the others their share of the CPU. Data frames are written here (`frame`): final,
-unmasked, no extension is ever negotiated, so they are what wsproto would have written,
-without its per-message cost. No trio, no socket, no clock: time comes in as `now`
-(monotonic seconds).
+costs the others their share of the CPU. Data frames are written by `frames.frame`. No trio, no
+socket, no clock: time comes in as `now` (monotonic seconds).
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from enum import Enum
+from typing import ClassVar, TypeAlias
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import (
@@ -36,61 +38,16 @@ from wsproto.events import (
     TextMessage,
 )
 
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-_H16 = struct.Struct("!BBH")
-_H64 = struct.Struct("!BBQ")
-
-# Frames a client may send: 100 a second (Coinbase's limit on client messages), in bursts of
-# 200. A request is one frame; a client fragmenting a 64 KiB request into 1 KiB frames, or
-# answering every ping, stays far below it.
-FRAMES_PER_S = 100.0
-FRAMES_BURST = 200
-
-
-class FrameBudget:
-    """A token bucket over the frames a client sends (monotonic seconds)."""
-
-    __slots__ = ("_last_s", "_tokens", "burst", "rate_per_s")
-
-    def __init__(self, now: float, rate_per_s: float = FRAMES_PER_S, burst: int = FRAMES_BURST):
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._tokens = float(burst)
-        self._last_s = now
-
-    def take(self, now: float) -> bool:
-        """One frame at `now`: False once the client has spent the budget."""
-        elapsed = max(0.0, now - self._last_s)
-        self._last_s = now
-        tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
-        if tokens < 1.0 - 1e-9:
-            self._tokens = tokens
-            return False
-        self._tokens = tokens - 1.0
-        return True
-
+from tickwire.feed.ws.frames import FrameBudget, short_reason
 
 # Replies waiting in the outbox past this mean a client that sends requests (or pings) and does
 # not read: the shell stops reading its socket until the outbox drains (TCP backpressure).
 HIGH_WATER = 256 * 1024
 
 
-def frame_header(length: int, opcode: int) -> bytes:
-    """The header of one final, unmasked frame carrying `length` payload bytes (RFC 6455 5.2)."""
-    first = 0x80 | opcode
-    if length < 126:
-        return bytes((first, length))
-    if length < 1 << 16:
-        return _H16.pack(first, 126, length)
-    return _H64.pack(first, 127, length)
-
-
-def frame(payload: bytes, opcode: int) -> bytes:
-    return frame_header(len(payload), opcode) + payload
-
-
 class State(Enum):
+    """The WebSocket phase (the wire): who may send, and whether the connection still lives."""
+
     IDLE = "idle"
     BACKLOG = "backlog"
     CLOSING = "closing"
@@ -98,6 +55,8 @@ class State(Enum):
 
 
 class Event(Enum):
+    """What moves the WebSocket phase."""
+
     QUEUED = "queued"  # bytes were added to the outbox
     DRAINED = "drained"  # the outbox is empty again
     CLOSE_SENT = "close_sent"  # our close frame is in the outbox (our close, or our answer)
@@ -105,36 +64,50 @@ class Event(Enum):
     LOST = "lost"  # TCP is gone or must go now: EOF, reset, a stalled reader
 
 
+class Phase(Enum):
+    """The protocol phase of a connection whose protocol has none of its own (an echo)."""
+
+    OPEN = "open"
+
+
+# (state, event) -> new state. The states of the WebSocket phase and those of a protocol phase
+# are different enums, so one dict holds both without a clash.
+Transitions: TypeAlias = dict[tuple[Enum, Enum], Enum]
+
 _S, _E = State, Event
-TRANSITIONS: dict[State, dict[Event, State]] = {
-    _S.IDLE: {_E.QUEUED: _S.BACKLOG, _E.CLOSE_SENT: _S.CLOSING, _E.LOST: _S.CLOSED},
-    _S.BACKLOG: {
-        _E.QUEUED: _S.BACKLOG,
-        _E.DRAINED: _S.IDLE,
-        _E.CLOSE_SENT: _S.CLOSING,
-        _E.LOST: _S.CLOSED,
-    },
-    _S.CLOSING: {
-        _E.QUEUED: _S.CLOSING,
-        _E.DRAINED: _S.CLOSING,
-        _E.CLOSE_DONE: _S.CLOSED,
-        _E.LOST: _S.CLOSED,
-    },
-    _S.CLOSED: {_E.LOST: _S.CLOSED, _E.DRAINED: _S.CLOSED},
+WIRE_TRANSITIONS: Transitions = {
+    (_S.IDLE, _E.QUEUED): _S.BACKLOG,
+    (_S.IDLE, _E.CLOSE_SENT): _S.CLOSING,
+    (_S.IDLE, _E.LOST): _S.CLOSED,
+    (_S.BACKLOG, _E.QUEUED): _S.BACKLOG,
+    (_S.BACKLOG, _E.DRAINED): _S.IDLE,
+    (_S.BACKLOG, _E.CLOSE_SENT): _S.CLOSING,
+    (_S.BACKLOG, _E.LOST): _S.CLOSED,
+    (_S.CLOSING, _E.QUEUED): _S.CLOSING,
+    (_S.CLOSING, _E.DRAINED): _S.CLOSING,
+    (_S.CLOSING, _E.CLOSE_DONE): _S.CLOSED,
+    (_S.CLOSING, _E.LOST): _S.CLOSED,
+    (_S.CLOSED, _E.LOST): _S.CLOSED,
+    (_S.CLOSED, _E.DRAINED): _S.CLOSED,
 }
 
 
 class TransitionError(RuntimeError):
-    """A bug: something asked for a transition `TRANSITIONS` does not allow."""
+    """A bug: something asked for a transition the connection's table does not allow."""
 
 
 class WebSocketCore:
-    """The WebSocket layer of one accepted connection, after the HTTP handshake.
+    """One accepted connection after the HTTP handshake: its WebSocket phase, and the base of
+    the object that adds its protocol's phase (the same object: one state, one table).
 
-    Subclasses decide what a complete message means (`_on_message`) and may offer data
+    Subclasses set `TRANSITIONS` (`WIRE_TRANSITIONS` merged with their own phases) and
+    `FIRST_PHASE`, decide what a complete message means (`_on_message`) and may offer data
     (`take_data`). The shell sends `outbox` and reports with `sent(n, now)`, feeds what it reads
     to `receive_data(data, now)` (b"" at EOF), and calls `timer(now)` at `next_deadline(now)`.
     """
+
+    TRANSITIONS: ClassVar[Transitions] = WIRE_TRANSITIONS
+    FIRST_PHASE: ClassVar[Enum] = Phase.OPEN
 
     __slots__ = (
         "_close_at",
@@ -154,6 +127,7 @@ class WebSocketCore:
         "max_message",
         "messages_sent",
         "outbox",
+        "phase",
         "stall_s",
         "state",
     )
@@ -171,6 +145,7 @@ class WebSocketCore:
         self._ws = Connection(ConnectionType.SERVER)
         self._frames = FrameBudget(now) if frame_budget else None
         self.state = State.IDLE
+        self.phase: Enum = self.FIRST_PHASE
         self.outbox = bytearray()
         self.max_message = max_message
         self.stall_s = stall_s
@@ -196,11 +171,18 @@ class WebSocketCore:
 
     # ------------------------------------------------------------------ the table
 
-    def _to(self, event: Event) -> None:
-        new = TRANSITIONS[self.state].get(event)
+    def process_event(self, event: Enum) -> None:
+        """The one way any state of the connection changes: to what `TRANSITIONS` says for
+        (the state of the event's phase, event); a pair it does not list is a bug."""
+        wire = event.__class__ is Event
+        current = self.state if wire else self.phase
+        new = self.TRANSITIONS.get((current, event))
         if new is None:
-            raise TransitionError(f"{event.value} is not allowed in state {self.state.value}")
-        self.state = new
+            raise TransitionError(f"{event.value} is not allowed in state {current.value}")
+        if wire:
+            self.state = new  # type: ignore[assignment]
+        else:
+            self.phase = new
 
     @property
     def wants_eof(self) -> bool:
@@ -216,7 +198,7 @@ class WebSocketCore:
         if not data:
             if self.close_code is None:
                 self.close_code = 1006  # RFC 6455 7.1.5: closed without a close frame
-            self._to(Event.LOST)
+            self.process_event(Event.LOST)
             return
         if self._discard or self._ws.state is ConnectionState.CLOSED:
             return
@@ -275,7 +257,7 @@ class WebSocketCore:
             if self.close_code is None:
                 self.close_code, self.close_reason = event.code, event.reason or ""
             self.outbox += self._ws.send(event.response())
-            self._to(Event.CLOSE_SENT)
+            self.process_event(Event.CLOSE_SENT)
             self._close_at = now + self.close_timeout_s
             self._maybe_done()
         elif ws_state is ConnectionState.CLOSED:  # the answer to our close frame
@@ -323,7 +305,7 @@ class WebSocketCore:
         if not self.outbox:
             self._stall_at = now + self.stall_s
         self.outbox += data
-        self._to(Event.QUEUED)
+        self.process_event(Event.QUEUED)
         self.messages_sent += message
 
     def take_data(self, now: float) -> bytes | None:
@@ -343,7 +325,7 @@ class WebSocketCore:
         if n < len(data):
             self.outbox += memoryview(data)[n:]
             self._stall_at = now + self.stall_s
-            self._to(Event.QUEUED)
+            self.process_event(Event.QUEUED)
 
     def sent(self, n: int, now: float) -> None:
         """The socket took the first `n` bytes of the outbox."""
@@ -356,7 +338,7 @@ class WebSocketCore:
             self._stall_at = now + self.stall_s  # progress: the reader is slow, not stalled
             return
         self._stall_at = math.inf
-        self._to(Event.DRAINED)
+        self.process_event(Event.DRAINED)
         self._maybe_done()
 
     def _maybe_done(self) -> None:
@@ -365,7 +347,7 @@ class WebSocketCore:
             and not self.outbox
             and self._ws.state is ConnectionState.CLOSED
         ):
-            self._to(Event.CLOSE_DONE)
+            self.process_event(Event.CLOSE_DONE)
 
     # ------------------------------------------------------------------ closing
 
@@ -375,9 +357,9 @@ class WebSocketCore:
             return
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self.outbox += self._ws.send(CloseConnection(code=code, reason=_short(reason)))
+        self.outbox += self._ws.send(CloseConnection(code=code, reason=short_reason(reason)))
         self._stall_at = min(self._stall_at, now + self.stall_s)
-        self._to(Event.CLOSE_SENT)
+        self.process_event(Event.CLOSE_SENT)
         self._close_at = now + self.close_timeout_s
 
     def _fail(self, code: int, reason: str, now: float) -> None:
@@ -389,7 +371,7 @@ class WebSocketCore:
         """The socket failed (reset, broken pipe): nothing more can pass."""
         if self.close_code is None:
             self.close_code, self.close_reason = 1006, reason
-        self._to(Event.LOST)
+        self.process_event(Event.LOST)
 
     # ------------------------------------------------------------------ time
 
@@ -402,9 +384,9 @@ class WebSocketCore:
                 self.close_code = 1008
                 self.close_reason = f"stalled: no data accepted for {self.stall_s:g} s"
             self.aborted = True  # a close frame cannot pass a full buffer: reset TCP
-            self._to(Event.LOST)
+            self.process_event(Event.LOST)
         elif self.state is State.CLOSING and now >= self._close_at:
-            self._to(Event.CLOSE_DONE)
+            self.process_event(Event.CLOSE_DONE)
 
     def next_deadline(self, now: float) -> float:
         """When `timer` has something to do (math.inf: never, until something happens)."""
@@ -412,9 +394,3 @@ class WebSocketCore:
         if self.state is State.CLOSING:
             deadline = min(deadline, self._close_at)
         return deadline
-
-
-def _short(reason: str) -> str:
-    """A close reason fits the 123 bytes a close frame allows."""
-    data = reason.encode()
-    return reason if len(data) <= 123 else data[:120].decode(errors="ignore") + "..."

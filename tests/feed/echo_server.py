@@ -20,13 +20,9 @@ import trio
 
 from tickwire.feed.ws import http
 from tickwire.feed.ws.connection import Connection, Registry, Shell
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.transport import configure, open_listeners
-from tickwire.feed.ws.websocket import (
-    OP_BINARY,
-    OP_TEXT,
-    WebSocketCore,
-    frame,
-)
+from tickwire.feed.ws.websocket import WebSocketCore
 
 MAX_MESSAGE = 16 * 1024 * 1024
 

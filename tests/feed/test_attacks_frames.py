@@ -25,7 +25,7 @@ from _rawws import (
 )
 
 from tickwire.feed.server.server import Server, ServerConfig
-from tickwire.feed.ws.websocket import FRAMES_BURST
+from tickwire.feed.ws.frames import FRAMES_BURST
 
 
 def _port(server: Server) -> int:

@@ -10,6 +10,7 @@ import orjson
 import trio
 from _rawws import OP_CLOSE, OP_TEXT, close_code, text_frame, welcome
 
+from tests.feed.test_state import receive
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators import Universe
@@ -30,15 +31,15 @@ def _replies(actions: list[st.Action]) -> list[dict[str, object]]:
 def test_a_request_costs_one_plus_its_symbols_share() -> None:
     state = st.ConnectionState(INDEX, b"[]", st.Limits(), 0.0)
     names = list(INDEX)
-    first = _replies(state.receive(_req("subscribe", names, 1), 0.0))
+    first = _replies(receive(state, _req("subscribe", names, 1), 0.0))
     assert first[0]["type"] == "ack"  # 51 of the 100 tokens
-    second = _replies(state.receive(_req("unsubscribe", names, 2), 0.0))
+    second = _replies(receive(state, _req("unsubscribe", names, 2), 0.0))
     assert second[0]["type"] == "error" and second[0]["code"] == "rate_limited", second
     assert second[0]["id"] == 2
     # one token a 20 ms at 50 a second: the 51 are back in about a second
-    assert _replies(state.receive(_req("unsubscribe", names, 3), 1.1))[0]["type"] == "ack"
+    assert _replies(receive(state, _req("unsubscribe", names, 3), 1.1))[0]["type"] == "ack"
     # small requests are still 1 each: 45 more pass at once
-    acks = [_replies(state.receive(_req("subscribe", [names[0]], i), 1.1)) for i in range(45)]
+    acks = [_replies(receive(state, _req("subscribe", [names[0]], i), 1.1)) for i in range(45)]
     assert all(r[0]["type"] == "ack" for r in acks)
 
 
@@ -46,10 +47,10 @@ def test_the_largest_request_passes_on_a_full_bucket() -> None:
     limits = st.Limits(max_symbols=N)
     state = st.ConnectionState(INDEX, b"[]", limits, 0.0)
     big = [s for s in INDEX] * 3  # 15,000 names: capped at a burst's worth
-    assert _replies(state.receive(_req("subscribe", big, 1), 0.0))[0]["type"] == "ack"
+    assert _replies(receive(state, _req("subscribe", big, 1), 0.0))[0]["type"] == "ack"
     star = st.ConnectionState(INDEX, b"[]", limits, 0.0)
-    assert _replies(star.receive(_req("subscribe", ["*"], 1), 0.0))[0]["type"] == "ack"
-    assert _replies(star.receive(_req("subscribe", ["*"], 2), 0.0))[0]["type"] == "error"
+    assert _replies(receive(star, _req("subscribe", ["*"], 1), 0.0))[0]["type"] == "ack"
+    assert _replies(receive(star, _req("subscribe", ["*"], 2), 0.0))[0]["type"] == "error"
 
 
 async def test_a_subscribe_storm_is_held_to_the_symbol_budget(nursery: trio.Nursery) -> None:

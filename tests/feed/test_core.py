@@ -23,12 +23,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.v1 import state as st
 from tickwire.feed.v1.core import FeedContext, FeedCore
-from tickwire.feed.ws.websocket import (
-    TRANSITIONS,
-    Event,
-    State,
-    TransitionError,
-)
+from tickwire.feed.ws.websocket import State
 from tickwire.simulators.ticks import TICK_DTYPE
 from tickwire.simulators.universe import Universe
 
@@ -67,6 +62,7 @@ def make_core(
     limits: st.Limits | None = None,
     binary: bool = False,
     symbols_body: bytes = b"[]",
+    start: bool = True,
     **hub_kw: Any,
 ) -> tuple[FeedCore, Market]:
     hub = make_hub(**hub_kw)
@@ -84,7 +80,8 @@ def make_core(
         stats=lambda: {"clients": 1},
     )
     core = FeedCore(ctx, lambda: None, binary=binary, now=0.0)
-    core.start(0.0)
+    if start:
+        core.start(0.0)
     return core, Market(hub)
 
 
@@ -152,24 +149,7 @@ def opened_with(**hub_kw: Any) -> tuple[FeedCore, Market, Peer]:
     return core, market, peer
 
 
-# --------------------------------------------------------------------------- the table
-
-
-def test_every_transition_not_in_the_table_is_refused():
-    core, _ = make_core()
-    for state in State:
-        for event in Event:
-            core.state = state
-            if event in TRANSITIONS[state]:
-                core._to(event)
-                assert core.state is TRANSITIONS[state][event]
-            else:
-                with pytest.raises(TransitionError):
-                    core._to(event)
-
-
-def test_closed_is_final():
-    assert set(TRANSITIONS[State.CLOSED].values()) == {State.CLOSED}
+# The table itself is walked in test_machine.py.
 
 
 # --------------------------------------------------------------------------- hand-off

@@ -1,0 +1,65 @@
+"""WebSocket frames we write ourselves, and the budget on the frames a client sends.
+
+Data frames are final, unmasked and never use an extension (none is negotiated), so writing
+them here gives the bytes wsproto would write, without its per-message cost. wsproto still
+parses every incoming frame and writes the control and close frames. Sans-IO: no trio, no
+socket, no clock (time comes in as monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import struct
+
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+_H16 = struct.Struct("!BBH")
+_H64 = struct.Struct("!BBQ")
+
+# Frames a client may send: 100 a second (Coinbase's limit on client messages), in bursts of
+# 200. A request is one frame; a client fragmenting a 64 KiB request into 1 KiB frames, or
+# answering every ping, stays far below it.
+FRAMES_PER_S = 100.0
+FRAMES_BURST = 200
+
+
+class FrameBudget:
+    """A token bucket over the frames a client sends (monotonic seconds)."""
+
+    __slots__ = ("_last_s", "_tokens", "burst", "rate_per_s")
+
+    def __init__(self, now: float, rate_per_s: float = FRAMES_PER_S, burst: int = FRAMES_BURST):
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last_s = now
+
+    def take(self, now: float) -> bool:
+        """One frame at `now`: False once the client has spent the budget."""
+        elapsed = max(0.0, now - self._last_s)
+        self._last_s = now
+        tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
+        if tokens < 1.0 - 1e-9:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
+
+def frame_header(length: int, opcode: int) -> bytes:
+    """The header of one final, unmasked frame carrying `length` payload bytes (RFC 6455 5.2)."""
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 1 << 16:
+        return _H16.pack(first, 126, length)
+    return _H64.pack(first, 127, length)
+
+
+def frame(payload: bytes, opcode: int) -> bytes:
+    return frame_header(len(payload), opcode) + payload
+
+
+def short_reason(reason: str) -> str:
+    """A close reason fits the 123 bytes a close frame allows."""
+    data = reason.encode()
+    return reason if len(data) <= 123 else data[:120].decode(errors="ignore") + "..."
