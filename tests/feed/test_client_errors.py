@@ -18,7 +18,7 @@ from _support import serve_process, tickwire_cmd
 from trio.testing import MockClock
 
 from tickwire.feed import AuthError, ConnectError, ProtocolError, connect
-from tickwire.feed.client.feed import resolve_symbols
+from tickwire.feed.client.stream import resolve_symbols
 from tickwire.feed.server.server import Server, ServerConfig
 
 TOKEN = "abc"

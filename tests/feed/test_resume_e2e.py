@@ -193,5 +193,5 @@ async def test_binary_frames_carry_offsets_once_the_client_asks(nursery):
             async for event in feed:
                 if isinstance(event, Batch) and event.kind == "ticks":
                     break
-            assert feed._offset is not None and feed._offset > 0
+            assert feed._stream.offset is not None and feed._stream.offset > 0
             assert np.all(event.ticks["bid"] < event.ticks["ask"])
