@@ -35,7 +35,7 @@ ALLOWED_FUNCTIONS = {
     "feed/cli/serve.py:_serve": "one declaration of every setting (cli/)",
     "feed/server/server.py:Server.__init__": "roles as objects (server/)",
     "feed/ws/http.py:HttpFront._decide_request": "the HTTP front (ws/)",
-    "simulators/book.py:Book.step": "the order books (book.py)",
+    "simulators/book.py:Book._levels": "the order books (book.py)",
 }
 
 
