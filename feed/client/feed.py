@@ -150,6 +150,16 @@ class Feed:
         """
         return resolve_symbols(symbol_list(symbols), self._stream.names.tolist())
 
+    @property
+    def queued(self) -> int:
+        """Events received and not read yet: past `max_queue`, the feed stops reading."""
+        return self._events.queued()
+
+    @property
+    def offset(self) -> int | None:
+        """The stream position after the last data message (where a reconnect resumes)."""
+        return self._stream.offset
+
     def symbol_names(self) -> NDArray[np.object_]:
         """Symbol names indexed by id (the `sym` field of tick records)."""
         return self._stream.names
@@ -183,20 +193,14 @@ class Feed:
             self._closed.set()
             self._events.close()
 
-    # ------------------------------------------------------------------ requests
+    # ------------------------------------------------------------------ requests, connection
 
     async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
-        ws = self._ws
+        ws, where = self._ws, redact(self.url)
         if ws is None or self.state != "live":
-            raise ConnectionLost(f"not connected to {redact(self.url)} ({self.state}); try again")
-        where = redact(self.url)
+            raise ConnectionLost(f"not connected to {where} ({self.state}); try again")
         # The reader must keep reading while someone waits for a reply: wake it.
         return await self._replies.request(ws, op, fields, where=where, waiting=self._events.wake)
-
-    # ------------------------------------------------------------------ connection
-
-    async def _start(self, nursery: trio.Nursery) -> None:
-        await nursery.start(self._run)
 
     async def _run(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Hold one connection after another until closed; the first failure is connect()'s."""
@@ -385,7 +389,7 @@ async def connect(
     )
     try:
         async with trio.open_nursery() as nursery:
-            await feed._start(nursery)
+            await nursery.start(feed._run)
             try:
                 yield feed
             finally:

@@ -269,7 +269,7 @@ async def test_a_slow_consumer_past_the_history_gets_conflated_state_not_a_backl
             # (not our memory) absorbs the difference by conflating. Wait until it has.
             while server.hub.gen - next(iter(server.connections)).core.sub.sent_gen < 200:
                 await trio.sleep(0.01)  # polling a condition on the server, not a fixed delay
-            assert feed._events.queued() <= 4
+            assert feed.queued <= 4
             assert await feed.subscribe(["AAPL"]) == ["*"]  # requests still work meanwhile
             # What the socket buffers held arrives first; then the catch-up, conflated.
             async for event in feed:
