@@ -28,7 +28,6 @@ ALLOWED_MODULES = {
     "feed/bus/producer.py": "the bus (bus/)",
 }
 ALLOWED_FUNCTIONS = {
-    "simulators/book.py:Book._levels": "the order books (book.py)",
 }
 
 
