@@ -137,7 +137,7 @@ class Hub:
         self.shared_all.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1
-        for sub in self._wild:
+        for sub in tuple(self._wild):  # a wake-up may detach (a venue's last reader overflowed)
             sub.wake()
         by_sym = self._by_sym
         woken: set[Subscriber] = set()
@@ -163,7 +163,7 @@ class Hub:
         gen = self.gen = self.gen + 1
         self.changes.record(gen, np.arange(len(self), dtype=np.intp))  # every symbol changed
         self.json.published(gen)
-        for sub in self._subs:
+        for sub in tuple(self._subs):
             sub.sent_gen = gen
             if sub.wildcard or len(sub.ids):
                 sub.resync = True
@@ -283,7 +283,6 @@ class Hub:
         hist = self.history
         if epoch != self.epoch or not hist.covers(offset):
             return None
-        sub.resumable = True
         # What it holds is each symbol's state as of `offset`: the seq before its first update
         # after `offset` (seqs go +1 per update), or the latest one if none came since.
         syms, seqs = [], []

@@ -40,7 +40,6 @@ class Subscriber:
     ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
     catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
-    resumable: bool = False  # it asked for resume positions (binary frames then carry them)
     resync: bool = False  # the source lost updates (`Hub.resync`): its next take is a snapshot
 
     def find(self, syms: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:

@@ -129,7 +129,7 @@ class Server:
             counters=self.counters,
             binance_ping_s=config.binance_ping_s,
             alpaca_connections_per_key=config.alpaca_connections_per_key,
-            latest=lambda: self.hub.lvc,
+            hub=self.hub,
         )
         self.registry: Registry[Connection] = Registry(
             config.max_connections, config.max_connections_per_ip
@@ -392,9 +392,6 @@ class Server:
 
     def _publish(self, batch: TickBatch, now: float, now_ns: int, offset: int | None) -> None:
         self.hub.publish(batch, on_grid=True, offset=offset)
-        fanout = self.venue_ctx.fanout
-        if len(fanout):
-            fanout.publish(batch, now_ns, now)
         self._last_publish_s = now
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
