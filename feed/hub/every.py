@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.history import History
+from tickwire.feed.hub.history import Entry, History
 from tickwire.feed.hub.jsonbody import JsonCache, Piece
 from tickwire.feed.hub.subscriber import Pending, Subscriber
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
@@ -127,22 +127,56 @@ def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
         last_at, rev = np.unique(at_all[::-1], return_index=True)
         last_seqs = records["seq"][len(records) - 1 - rev]
     else:  # `*`: places are symbol ids
-        last_at, last_seqs = _last_per_symbol(pieces, records)
+        last_at, last_seqs = _last_per_symbol(pieces, records, sub.n_symbols)
     pending = Pending(records, hub.json.of_pieces(pieces), 0, offset=end)
     return Taken(pending, end_gen, last_at, last_seqs)
 
 
 def _last_per_symbol(
-    pieces: list[Piece], records: TickBatch
+    pieces: list[Piece], records: TickBatch, n_symbols: int
 ) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
     """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
-    if len(pieces) == 1:
-        entry, sel = pieces[0]
-        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
-        if whole and entry.last_ids is not None and entry.last_seqs is not None:
-            return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
+    whole = [
+        entry
+        for entry, sel in pieces
+        if isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
+    ]
+    if len(whole) == len(pieces) and all(e.last_seqs is not None for e in whole):
+        if len(whole) == 1:  # a whole batch: computed once at publish
+            entry = whole[0]
+            assert entry.last_ids is not None and entry.last_seqs is not None
+            return entry.last_ids, entry.last_seqs
+        if whole:  # whole batches (a reader a few batches behind): theirs, later ones winning
+            return _merge_last(whole, n_symbols)
     if len(records) == 0:
         return np.empty(0, np.intp), np.empty(0, np.uint64)
     sym = records["sym"].astype(np.intp)
     ids, rev_idx = np.unique(sym[::-1], return_index=True)
     return ids, records["seq"][len(records) - 1 - rev_idx]
+
+
+def _merge_last(
+    entries: list[Entry], n_symbols: int
+) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """The symbols `entries` (in order, each with `last_ids`) changed, sorted, and each one's
+    last seq: written in order into a table of the universe, so no sort of their records."""
+    seqs, seen = _tables(n_symbols)
+    for entry in entries:
+        ids, last = entry.last_ids, entry.last_seqs
+        assert ids is not None and last is not None  # the caller checked
+        seqs[ids] = last
+        seen[ids] = True
+    changed = np.flatnonzero(seen)
+    seen[changed] = False  # the tables are shared: leave them as found
+    return changed, seqs[changed]
+
+
+_TABLES: dict[int, tuple[NDArray[np.uint64], NDArray[np.bool_]]] = {}
+
+
+def _tables(n: int) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
+    """A seq per symbol id and an all-False mark per symbol id, for a universe of `n`."""
+    found = _TABLES.get(n)
+    if found is None:
+        found = _TABLES[n] = (np.zeros(n, np.uint64), np.zeros(n, np.bool_))
+    return found
