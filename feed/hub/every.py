@@ -45,28 +45,29 @@ class AllSource(Protocol):
 def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
     """The next records of `sub`'s subscription from its cursor; None if that span had none."""
     start = sub.cursor
-    sub.synced = False
+    sub.in_sync(False)
     if sub.wildcard and sub.ahead_until <= start:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
         if len(taken.last_at):
-            sub.last_seq[taken.last_at] = taken.last_seqs
-        sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+            sub.deliver(taken.last_at, taken.last_seqs)
+        sub.advance(taken.pending.offset, taken.end_gen)
         return taken.pending if len(taken.pending.records) else None
     hist = hub.history
     if not sub.wildcard:
         if not sub.news_gen:  # none of its symbols changed since its last take
-            sub.cursor, sub.sent_gen = hist.head, hub.gen
+            sub.advance(hist.head, hub.gen)
             return None
         if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
-            start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
+            start = hist.entry(hist.index_of_gen(sub.news_gen)).start
+            sub.skip_to(start)
     taken = _gather(hub, sub, start)
-    if len(at := taken.last_at):
-        sub.last_seq[at] = np.maximum(sub.last_seq[at], taken.last_seqs)
-    sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+    if len(taken.last_at):
+        sub.deliver_newer(taken.last_at, taken.last_seqs)
+    sub.advance(taken.pending.offset, taken.end_gen)
     if sub.cursor >= hist.head:
-        sub.news_gen = 0
+        sub.caught_up()
     return taken.pending if len(taken.pending.records) else None
 
 
