@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.history import Entry, History
+from tickwire.feed.hub.history import BY_SYM, Entry, History
 from tickwire.feed.hub.jsonbody import JsonCache, Piece
 from tickwire.feed.hub.subscriber import Pending, Subscriber
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
@@ -76,6 +76,93 @@ SCAN_TAKES = 8
 
 
 def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
+    """Every record of `sub`'s subscription from `start` (see `_gather_all`); a reader of named
+    symbols a few batches behind, with nothing to skip, takes the quick way."""
+    if not sub.wildcard and sub.ahead_until <= start:
+        taken = _gather_named(hub, sub, start)
+        if taken is not None:
+            return taken
+    return _gather_all(hub, sub, start)
+
+
+# A reader of named symbols at most this many batches behind is served from their symbol indexes.
+NAMED_BATCHES = 8
+
+
+def _gather_named(hub: AllSource, sub: Subscriber, start: int) -> Taken | None:
+    """What `_gather_all` gives a reader of named symbols (not ahead) when everything from
+    `start` to the head fits one message: its records picked from each batch's index by symbol
+    (built once per batch), in a few list operations; None when it does not fit."""
+    hist = hub.history
+    i, stop = hist.index(start), hist.stop()
+    if stop - i > NAMED_BATCHES:
+        return None
+    ids = sub.ids.tolist()
+    pieces: list[Piece] = []
+    chunks: list[TickBatch] = []
+    last: dict[int, int] = {}  # place in `ids` -> its last seq taken (later batches win)
+    kept = scanned = 0
+    for k in range(i, stop):
+        entry = hist.entry(k)
+        lo = start - entry.start if start > entry.start else 0
+        scanned += len(entry.records) - lo
+        where, last_of = _by_symbol(hub, entry)
+        sel: list[int] = []
+        for n, s in enumerate(ids):
+            found = where.get(s)
+            if found is None or found[-1] < lo:
+                continue
+            sel += [j for j in found if j >= lo] if lo else found
+            last[n] = last_of[s]
+        if not sel:
+            continue
+        kept += len(sel)
+        sel.sort()
+        idx = np.array(sel, np.intp)
+        pieces.append((entry, idx))
+        chunks.append(entry.records[idx])
+    if kept > hub.max_take or scanned > hub.max_take * SCAN_TAKES:
+        return None
+    newest = hist.entry(stop - 1)
+    at = sorted(last)
+    last_at = np.array(at, np.intp)
+    last_seqs = np.array([last[a] for a in at], np.uint64)
+    pending = Pending(_joined(chunks), hub.json.of_pieces(pieces), 0, offset=newest.end)
+    return Taken(pending, newest.gen, last_at, last_seqs)
+
+
+def _by_symbol(hub: AllSource, entry: Entry) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Where each symbol's records are in `entry` and its last seq there, kept with the batch
+    while it is recent."""
+    if entry.by_sym is not None:
+        return entry.by_sym
+    where: dict[int, list[int]] = {}
+    last_of: dict[int, int] = {}
+    recs = entry.records
+    for j, (s, q) in enumerate(zip(recs["sym"].tolist(), recs["seq"].tolist(), strict=True)):
+        found = where.get(s)
+        if found is None:
+            where[s] = [j]
+        else:
+            found.append(j)
+        last_of[s] = q
+    derived = hub.history.derived
+    if entry.gen > hub.gen - derived.keep:
+        entry.by_sym = where, last_of
+        derived.charge(entry, 160 * len(where) + 40 * len(recs), BY_SYM)
+        derived.trim(hub.gen, 0)
+    return where, last_of
+
+
+def _joined(chunks: list[TickBatch]) -> TickBatch:
+    if len(chunks) == 1:
+        return chunks[0]
+    if chunks:
+        return np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
+    return np.empty(0, TICK_DTYPE)
+
+
+def _gather_all(hub: AllSource, sub: Subscriber, start: int) -> Taken:
     """Every record of `sub`'s subscription from `start`: at most `max_take` of them, and at most
     `SCAN_TAKES` times that many records scanned for a subscriber of named symbols (whose
     records are a few of each batch: one message then carries them all, instead of a message
@@ -117,12 +204,7 @@ def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
         end = entry.start + hi
         end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
         i += 1
-    if len(chunks) == 1:
-        records = chunks[0]
-    elif chunks:
-        records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
-    else:
-        records = np.empty(0, TICK_DTYPE)
+    records = _joined(chunks)
     if explicit:  # by place in its own arrays, found once above
         at_all = np.concatenate(places) if places else np.empty(0, np.intp)
         last_at, rev = np.unique(at_all[::-1], return_index=True)

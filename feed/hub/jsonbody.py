@@ -26,8 +26,11 @@ from tickwire.feed.hub.history import (
 from tickwire.feed.ws.websocket import OP_TEXT, frame_header
 from tickwire.simulators.ticks import TickBatch
 
-# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
+# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own, as
+# long as fewer than _SPARSE_READERS readers did so before it: with more (100 readers of 10
+# symbols each), one encoding of the whole batch, cut per reader, costs less than theirs.
 _SPARSE = 8
+_SPARSE_READERS = 4
 _FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 Buffer = bytes | memoryview  # a batch's shared text, or a view into it
@@ -175,9 +178,15 @@ class Body:
                 elif sel.stop > sel.start:  # a run of objects: one cut, commas included
                     text, at = cache.entry_starts(entry)
                     out.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
-            elif entry.json is None and len(sel) * _SPARSE < len(entry.records):
+            elif (
+                entry.json is None
+                and len(sel) * _SPARSE < len(entry.records)
+                and entry.sparse_reads < _SPARSE_READERS
+            ):
                 # A few records of a batch nobody encoded yet (a reader of named symbols):
-                # encode those, not the whole batch for one reader's sake.
+                # encode those, not the whole batch for one reader's sake. Once a few readers
+                # did, it is read widely: encoded whole, once, and cut for everyone after.
+                entry.sparse_reads += 1
                 if len(sel):
                     out.append(p.tick_objects(entry.records[sel], cache.names))
             else:

@@ -5,6 +5,7 @@ protocol's message, framed."""
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
@@ -72,3 +73,25 @@ def test_a_data_frame_is_the_protocol_message_framed_whatever_the_take() -> None
         for kind, offset in (("ticks", t.offset), ("snapshot", None)):
             got = ticks_frame(kind, seq, t.json_body, offset)  # before anyone joined the body
             assert got == frame(p.ticks_text(kind, seq, t.json_body(), offset), OP_TEXT)
+
+
+def test_readers_of_named_symbols_share_one_encoding_once_there_are_many() -> None:
+    """The first few readers of a few symbols get them encoded on their own; once more read the
+    same batch, it is encoded whole, once, and cut for each: the same bytes either way."""
+    market = Market(Universe.synthetic(400), seed=5, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    readers = []
+    for i in range(12):
+        sub = hub.attach(lambda: None)
+        hub.set_subscription(sub, False, np.array([(i * 31 + j * 97) % 400 for j in range(6)]))
+        readers.append(sub)
+    hub.publish(market.step(START_NS + 50_000_000), on_grid=True)
+    (entry,) = hub.history.entries_from(hub.history.oldest)
+    bodies = [(sub, t.json_body()) for sub in readers for t in _all(hub, sub)]
+    assert len(bodies) > 8 and entry.json is not None  # encoded whole for the later ones
+    assert entry.sparse_reads == 4
+    whole = orjson.loads(b"[" + entry.json + b"]")
+    for sub, body in bodies:
+        got = orjson.loads(body)
+        want = [t for t in whole if market.universe.index(t["symbol"]) in set(sub.ids.tolist())]
+        assert got == want
