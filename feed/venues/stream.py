@@ -11,10 +11,11 @@ connection of the venue has read past it.
 
 The hub wakes the venue's subscriber on every publish (in the generator's task); the venue then
 takes what the hub has for it (`advance`), encodes it once, counts each connection's share of it
-in bytes, and wakes its connections, which read their frames when their socket can take them
-(`take`). A connection that does not read (its socket is full) keeps a backlog; past the
-connection's buffer it is the session's `overflow()`, decided here, whatever state the others
-are in. No trio, no socket, no clock: the time is the latest the venue's connections were told
+in bytes, and wakes the connections that now have frames to read, which read them when their
+socket can take them (`take`); one with nothing to read moves past the chunks at once. A
+connection that does not read (its socket is full) keeps a backlog; past the connection's buffer
+it is the session's `overflow()`, decided here, whatever state the others are in. No trio, no
+socket, no clock: the time is the latest the venue's connections were told
 (`VenueStreams.seen`) or the event time of the newest record, whichever is later.
 """
 
@@ -130,39 +131,58 @@ class VenueStream:
             del self._by_at[at]
 
     def _wake(self) -> None:
-        """The hub published: advance, then wake every reader."""
-        self.advance()
-        for reader in list(self.readers):
+        """The hub published: advance, then wake the readers that now have frames to read."""
+        for reader in self.advance():
             reader.wake()
 
-    def advance(self) -> None:
+    def advance(self) -> list[Reader]:
         """Take what the hub has for the venue, encode it once, and add each reader's share of
-        it to its backlog; a reader whose backlog passes the buffer overflows."""
+        it to its backlog; a reader whose backlog passes the buffer overflows. Returns the
+        readers that had nothing to read before and have now (the ones to wake); a reader with
+        nothing in the new chunks, and nothing before, moves past them at once."""
         sub = self.sub
         if sub is None:
-            return
+            return []
         takes = []
         while (pending := self.hub.take(sub)) is not None:
             if not pending.gap:  # the source lost updates: the venues carry on from here
                 takes.append(pending.records)
         if not takes:
-            return
+            return []
         clock = self.clock
         newest_ns = int(takes[-1]["ts"][-1])
         now_ns, now = clock.time(newest_ns)
+        chunks = []
         for i, records in enumerate(takes):
             # The time closes bars: the newest take gets now, an older one its own last
             # record's event time (the next take's records may be later).
             t = now_ns if i == len(takes) - 1 else int(records["ts"][-1])
-            chunk = Chunk(self.encoder.encode(records, t))
-            self.chunks.append(chunk)
-            for reader, cursor in self.readers.items():
-                cursor.backlog += sum(map(len, chunk.frames(reader.session)))
+            chunks.append(Chunk(self.encoder.encode(records, t)))
+        self.chunks += chunks
+        head = self.head
         limit = clock.ctx.buffer_bytes
-        over = [r for r, c in self.readers.items() if c.backlog + len(r.outbox) > limit]
+        woken, over, idle = [], [], []
+        for reader, cursor in self.readers.items():
+            before = cursor.backlog
+            for chunk in chunks:
+                cursor.backlog += sum(map(len, chunk.frames(reader.session)))
+            if not cursor.backlog:
+                idle.append(reader)
+            elif cursor.backlog + len(reader.outbox) > limit:
+                over.append(reader)
+            elif not before:
+                woken.append(reader)
+        for reader in idle:  # nothing to read: past the new chunks already
+            cursor = self.readers[reader]
+            if cursor.at != head:
+                self._unplace(reader, cursor.at)
+                cursor.at = head
+                self._by_at.setdefault(head, set()).add(reader)
         for reader in over:
             self.leave(reader)
             reader.overflow(now)
+        self._release()
+        return woken
 
     def take(self, reader: Reader) -> list[bytes]:
         """`reader`'s frames from its cursor to the head; the cursor moves there."""

@@ -96,7 +96,8 @@ def test_frames_are_framed_once_and_shared_by_connections_and_sent_in_order() ->
     while not any(chunk.frames(a.session) for chunk in venue.chunks):
         now_ns += 50_000_000
         ctx.hub.publish(market.step(now_ns), on_grid=True)
-    assert woken_a == woken_b and len(woken_a) == len(venue.chunks)  # each publish woke both
+    assert woken_a == woken_b == [1]  # woken once, when data first waited
+    assert len(venue.chunks) == 1  # the batches before had nothing for them: read past already
     for chunk in venue.chunks:  # encoded once for the venue, framed once, shared
         pairs = zip(chunk.frames(a.session), chunk.frames(b.session), strict=True)
         assert all(x is y for x, y in pairs)
@@ -267,3 +268,19 @@ def test_alpaca_key_slot_is_released_however_the_connection_ends() -> None:
         assert keys.counts == {}, end
         first = authed()
         assert keys.counts == {("iex", "k"): 1}, end
+
+
+def test_a_connection_with_nothing_to_read_is_not_woken_and_holds_nothing() -> None:
+    """A venue connection whose session wants nothing (Binance with no streams) is not woken
+    by the venue's batches, and the chunks do not wait for it: they go once read by the rest."""
+    ctx = context()
+    idle, woken_idle = open_core(ctx, "/binance/ws")
+    busy, woken_busy = open_core(ctx, "/binance/ws/aapl@bookTicker")
+    market = Market(ctx.universe, seed=1, start_ns=T0_NS)
+    venue = ctx.fanout.stream("binance")
+    for k in range(1, 30):
+        ctx.hub.publish(market.step(T0_NS + k * 50_000_000), on_grid=True)
+        busy.take_data(k / 20)
+        assert not venue.chunks
+    assert woken_idle == [] and len(woken_busy) > 0
+    assert idle.take_data(2.0) is None
