@@ -205,10 +205,10 @@ class VenueCore(WebSocketCore):
     def _take(self, now: float) -> bytes | None:
         """Everything its venue's stream has for it since its last take, framed; counted."""
         ctx = self.ctx
-        ctx.fanout.seen(now, ctx.now_ns(now))
         frames = ctx.fanout.take(self)
         if not frames or self.state in (State.CLOSING, State.CLOSED):
             return None
+        ctx.fanout.seen(now, ctx.now_ns(now))
         n = len(frames)
         self.frames_sent += n
         self.messages_sent += n - 1  # `wrote` or `_queue` counts one

@@ -1,22 +1,21 @@
-"""The venues' reading of the hub: one cursor per venue into the hub, one per connection into it.
+"""The venues' reading of the hub: one cursor per venue into the hub, and what each connection has
+to read.
 
 A venue with connections reads the hub the way a `/v1` subscriber does: a `*` subscriber of every
 update (a cursor and `Hub.take`); it takes at every publish, so it never falls behind to the
 latest state (the encoder's trade ids, bars and session statistics need every update). What it
-takes is encoded once for the venue (`encoder.encode`, a `Shared`), kept as one `Chunk`, and
-every connection of the venue reads the chunks from its own cursor: its session picks its frames
-(`deliver`, shared by the sessions of the same subscription) and each frame is framed for
-WebSocket once per chunk, shared by every connection that sends it. A chunk goes once every
-connection of the venue has read past it.
+takes is encoded once for the venue (`encoder.encode`, a `Shared`, in a `Chunk`), each connection's
+session picks its frames of it (`deliver`, shared by the sessions of the same subscription), and
+each frame is framed for WebSocket once per chunk: a connection's backlog is a list of shared
+bytes, handed over as one send when it reads (`take`).
 
 The hub wakes the venue's subscriber on every publish (in the generator's task); the venue then
-takes what the hub has for it (`advance`), encodes it once, counts each connection's share of it
-in bytes, and wakes the connections that now have frames to read, which read them when their
-socket can take them (`take`); one with nothing to read moves past the chunks at once. A
-connection that does not read (its socket is full) keeps a backlog; past the connection's buffer
-it is the session's `overflow()`, decided here, whatever state the others are in. No trio, no
-socket, no clock: the time is the latest the venue's connections were told
-(`VenueStreams.seen`) or the event time of the newest record, whichever is later.
+takes what the hub has for it (`advance`) and wakes the connections that now have frames to read;
+they read them when their socket can take them. A connection that does not read (its socket is
+full) keeps a backlog; past the connection's buffer it is the session's `overflow()`, decided
+here, whatever state the others are in. No trio, no socket, no clock: the time is the latest the
+venue's connections were told (`VenueStreams.seen`) or the event time of the newest record,
+whichever is later.
 """
 
 from __future__ import annotations
@@ -62,9 +61,12 @@ class Chunk:
     def frames(self, session: VenueSession) -> list[bytes]:
         """`session`'s frames of this chunk, with their WebSocket headers. The Frame is kept with
         its bytes so that its id cannot be reused while the chunk lives."""
+        delivered = session.deliver(self.shared)
+        if not delivered:
+            return []
         out = []
         framed = self.framed
-        for f in session.deliver(self.shared):
+        for f in delivered:
             done = framed.get(id(f))
             if done is None:
                 op = OP_BINARY if f.binary else OP_TEXT
@@ -75,60 +77,37 @@ class Chunk:
 
 @dataclass(eq=False, slots=True)
 class Cursor:
-    """Where one connection reads its venue's chunks, and what it has not read yet in bytes."""
+    """What one connection has not read yet: its frames of the chunks since its last take
+    (shared bytes, in order) and their size."""
 
-    at: int  # the position of the next chunk it reads
-    backlog: int = 0  # bytes of its frames in the chunks from `at` on (counted by `advance`)
+    frames: list[bytes] = field(default_factory=list)
+    backlog: int = 0  # bytes of `frames`
 
 
 class VenueStream:
-    """One venue: its encoder, its subscriber in the hub, its chunks and its readers' cursors."""
+    """One venue: its encoder, its subscriber in the hub, and what each reader has to read."""
 
-    __slots__ = ("_by_at", "base", "chunks", "clock", "encoder", "hub", "readers", "sub")
+    __slots__ = ("clock", "encoder", "hub", "readers", "sub")
 
     def __init__(self, encoder: VenueEncoder, hub: Hub, clock: VenueStreams) -> None:
         self.encoder = encoder
         self.hub = hub
         self.clock = clock
         self.sub: Subscriber | None = None  # in the hub while it has readers
-        self.chunks: list[Chunk] = []
-        self.base = 0  # the position of chunks[0]
         self.readers: dict[Reader, Cursor] = {}
-        self._by_at: dict[int, set[Reader]] = {}  # readers by cursor position
-
-    @property
-    def head(self) -> int:
-        return self.base + len(self.chunks)
 
     def join(self, reader: Reader) -> None:
         """Read from now on (its first chunk is the next take of the hub)."""
         if self.sub is None:
             self.sub = self.hub.attach(self._wake)
             self.hub.set_subscription(self.sub, True, np.empty(0, np.intp))
-        self._place(reader, Cursor(self.head))
+        self.readers[reader] = Cursor()
 
     def leave(self, reader: Reader) -> None:
-        cursor = self.readers.pop(reader, None)
-        if cursor is None:
-            return
-        self._unplace(reader, cursor.at)
-        if not self.readers and self.sub is not None:
+        if self.readers.pop(reader, None) is not None and not self.readers:
+            assert self.sub is not None
             self.hub.detach(self.sub)
             self.sub = None
-            self.base += len(self.chunks)
-            self.chunks.clear()
-        else:
-            self._release()
-
-    def _place(self, reader: Reader, cursor: Cursor) -> None:
-        self.readers[reader] = cursor
-        self._by_at.setdefault(cursor.at, set()).add(reader)
-
-    def _unplace(self, reader: Reader, at: int) -> None:
-        group = self._by_at[at]
-        group.discard(reader)
-        if not group:
-            del self._by_at[at]
 
     def _wake(self) -> None:
         """The hub published: advance, then wake the readers that now have frames to read."""
@@ -136,10 +115,9 @@ class VenueStream:
             reader.wake()
 
     def advance(self) -> list[Reader]:
-        """Take what the hub has for the venue, encode it once, and add each reader's share of
-        it to its backlog; a reader whose backlog passes the buffer overflows. Returns the
-        readers that had nothing to read before and have now (the ones to wake); a reader with
-        nothing in the new chunks, and nothing before, moves past them at once."""
+        """Take what the hub has for the venue, encode it once, and hand each reader its frames
+        of it (shared); a reader whose backlog passes the buffer overflows. Returns the readers
+        that had nothing to read before and have now (the ones to wake)."""
         sub = self.sub
         if sub is None:
             return []
@@ -158,53 +136,34 @@ class VenueStream:
             # record's event time (the next take's records may be later).
             t = now_ns if i == len(takes) - 1 else int(records["ts"][-1])
             chunks.append(Chunk(self.encoder.encode(records, t)))
-        self.chunks += chunks
-        head = self.head
         limit = clock.ctx.buffer_bytes
-        woken, over, idle = [], [], []
+        woken, over = [], []
         for reader, cursor in self.readers.items():
-            before = cursor.backlog
+            had = cursor.backlog
             for chunk in chunks:
-                cursor.backlog += sum(map(len, chunk.frames(reader.session)))
-            if not cursor.backlog:
-                idle.append(reader)
-            elif cursor.backlog + len(reader.outbox) > limit:
+                frames = chunk.frames(reader.session)
+                if frames:
+                    cursor.frames += frames
+                    cursor.backlog += sum(map(len, frames))
+            if cursor.backlog == had:
+                continue
+            if cursor.backlog + len(reader.outbox) > limit:
                 over.append(reader)
-            elif not before:
+            elif not had:
                 woken.append(reader)
-        for reader in idle:  # nothing to read: past the new chunks already
-            cursor = self.readers[reader]
-            if cursor.at != head:
-                self._unplace(reader, cursor.at)
-                cursor.at = head
-                self._by_at.setdefault(head, set()).add(reader)
         for reader in over:
             self.leave(reader)
             reader.overflow(now)
-        self._release()
         return woken
 
     def take(self, reader: Reader) -> list[bytes]:
-        """`reader`'s frames from its cursor to the head; the cursor moves there."""
+        """`reader`'s frames since its last take."""
         cursor = self.readers.get(reader)
-        if cursor is None or cursor.at == self.head:
+        if cursor is None or not cursor.frames:
             return []
-        out: list[bytes] = []
-        session = reader.session
-        for chunk in self.chunks[cursor.at - self.base :]:
-            out += chunk.frames(session)
-        self._unplace(reader, cursor.at)
-        cursor.at, cursor.backlog = self.head, 0
-        self._by_at.setdefault(cursor.at, set()).add(reader)
-        self._release()
+        out = cursor.frames
+        cursor.frames, cursor.backlog = [], 0
         return out
-
-    def _release(self) -> None:
-        """Drop the chunks every reader has read."""
-        oldest = min(self._by_at, default=self.head)
-        if oldest > self.base:
-            del self.chunks[: oldest - self.base]
-            self.base = oldest
 
 
 class VenueStreams:

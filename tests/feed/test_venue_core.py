@@ -93,20 +93,18 @@ def test_frames_are_framed_once_and_shared_by_connections_and_sent_in_order() ->
     market = Market(ctx.universe, seed=1, start_ns=T0_NS)
     now_ns = T0_NS
     venue = ctx.fanout.stream("binance")
-    while not any(chunk.frames(a.session) for chunk in venue.chunks):
+    while not venue.readers[a].frames:
         now_ns += 50_000_000
         ctx.hub.publish(market.step(now_ns), on_grid=True)
     assert woken_a == woken_b == [1]  # woken once, when data first waited
-    assert len(venue.chunks) == 1  # the batches before had nothing for them: read past already
-    for chunk in venue.chunks:  # encoded once for the venue, framed once, shared
-        pairs = zip(chunk.frames(a.session), chunk.frames(b.session), strict=True)
-        assert all(x is y for x, y in pairs)
+    # Encoded once for the venue, framed once: both hold the same bytes objects.
+    pairs = zip(venue.readers[a].frames, venue.readers[b].frames, strict=True)
+    assert all(x is y for x, y in pairs)
     data_a = a.take_data(1.0)
-    assert venue.chunks  # b has not read them yet
+    assert venue.readers[b].frames  # b has not read them yet
     data_b = b.take_data(1.0)
     assert data_a is not None and data_b == data_a
     assert a.take_data(1.0) is None and b.take_data(1.0) is None
-    assert not venue.chunks  # both read past them
     msgs = texts(data_a)
     assert msgs and {m["stream"] for m in msgs} <= {"aapl@trade", "aapl@bookTicker"}
     assert ctx.fanout.frames_delivered == 2 * len(msgs)
@@ -272,7 +270,7 @@ def test_alpaca_key_slot_is_released_however_the_connection_ends() -> None:
 
 def test_a_connection_with_nothing_to_read_is_not_woken_and_holds_nothing() -> None:
     """A venue connection whose session wants nothing (Binance with no streams) is not woken
-    by the venue's batches, and the chunks do not wait for it: they go once read by the rest."""
+    by the venue's batches and holds nothing of them."""
     ctx = context()
     idle, woken_idle = open_core(ctx, "/binance/ws")
     busy, woken_busy = open_core(ctx, "/binance/ws/aapl@bookTicker")
@@ -281,6 +279,6 @@ def test_a_connection_with_nothing_to_read_is_not_woken_and_holds_nothing() -> N
     for k in range(1, 30):
         ctx.hub.publish(market.step(T0_NS + k * 50_000_000), on_grid=True)
         busy.take_data(k / 20)
-        assert not venue.chunks
+        assert not venue.readers[idle].frames and not venue.readers[busy].frames
     assert woken_idle == [] and len(woken_busy) > 0
     assert idle.take_data(2.0) is None
