@@ -138,7 +138,7 @@ class Server:
             counters=self.counters,
             binance_ping_s=cfg.binance_ping_s,
             alpaca_connections_per_key=cfg.alpaca_connections_per_key,
-            latest=lambda: self.hub.lvc,
+            hub=self.hub,
         )
         return ctx, venue_ctx
 
