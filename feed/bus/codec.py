@@ -208,10 +208,11 @@ def canonical(batch: TickBatch, shards: int) -> TickBatch:
     A producer publishes this order to its own hub, so its stream offsets name the same record
     on every gateway (a resume between them is exact) and its own clients see the gateways'
     order. The market's batches are in time order with a rare equal time (~1 in 10^4 records):
-    one comparison pass, and a sort only when it finds one.
+    one comparison pass, and a sort only when it finds one. One shard is one part, which
+    `merge` returns as it is: nothing to do.
     """
     ts = batch["ts"]
-    if len(batch) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+    if shards == 1 or len(batch) < 2 or bool(np.all(ts[1:] > ts[:-1])):
         return batch
     out: TickBatch = batch[np.lexsort((batch["sym"] % shards, ts))]
     return out

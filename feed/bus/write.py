@@ -4,9 +4,11 @@ fenced by the lease, and its keys and arguments (the entries' format is `codec.p
 
 from __future__ import annotations
 
+import numpy as np
+
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus.outbox import Taken
-from tickwire.simulators import TICK_DTYPE
+from tickwire.simulators import TICK_DTYPE, TickBatch
 
 _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
 
@@ -19,7 +21,8 @@ _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 
 # here: coredis queues and parses every reply).
 # KEYS: latest, head, offset, lease, watched, then the ticks stream of each entry.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
-# then each entry's `r`.
+# then each entry's `r`. An empty latest blob folds the entries' records themselves, in order:
+# what a flush with no symbol twice sends (`latest_for_write`), instead of its records twice.
 WRITE_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[4])
 if holder ~= ARGV[11] then
@@ -37,10 +40,18 @@ for i = 6, #KEYS do
   fields[at + 1] = ARGV[i + 7]
   redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 end
-local r = ARGV[4]
-for i = 1, #r, {TICK_DTYPE.itemsize} do
-  local rec = string.sub(r, i, i + {TICK_DTYPE.itemsize - 1})
-  redis.call('HSET', KEYS[1], tostring(struct.unpack('<H', rec, {_SYM_AT})), rec)
+local function fold(r)
+  for i = 1, #r, {TICK_DTYPE.itemsize} do
+    local rec = string.sub(r, i, i + {TICK_DTYPE.itemsize - 1})
+    redis.call('HSET', KEYS[1], tostring(struct.unpack('<H', rec, {_SYM_AT})), rec)
+  end
+end
+if ARGV[4] ~= '' then
+  fold(ARGV[4])
+else
+  for i = 6, #KEYS do
+    fold(ARGV[i + 7])
+  end
 end
 redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then
@@ -74,6 +85,16 @@ def write_command(
     return keys, args
 
 
+def latest_for_write(batch: TickBatch) -> bytes:
+    """`WRITE_SCRIPT`'s latest blob: each symbol's last record, or b"" when no symbol has two
+    (most 1 ms flushes: the script then folds the records it writes; a sort of the symbol
+    ids costs less than `latest_records`, and Redis receives each record once)."""
+    sym = np.sort(batch["sym"])
+    if not bool(np.any(sym[1:] == sym[:-1])):
+        return b""
+    return bc.latest_records(batch)
+
+
 def flush_command(
     taken: Taken,
     *,
@@ -88,7 +109,7 @@ def flush_command(
     """`WRITE_SCRIPT`'s keys and arguments for the flushes `taken` (at least one record), and
     how many stream entries they add."""
     parts = bc.split(taken.batch, shards)
-    latest = bc.latest_records(taken.batch)
+    latest = latest_for_write(taken.batch)
     entries = bc.encode_entries(parts, taken.first, taken.last, epoch, sent_ns, taken.offset)
     keys, args = write_command(
         namespace, entries, taken.last, taken.next_offset, latest, maxlen, token, lease_ms

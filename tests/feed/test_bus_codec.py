@@ -171,3 +171,26 @@ def test_a_producer_orders_equal_times_as_gateways_rebuild_them() -> None:
     distinct = batch.copy()
     distinct["ts"] = np.arange(n)
     assert bc.canonical(distinct, shards) is distinct  # strictly increasing: untouched
+
+
+def test_one_shard_keeps_the_producers_order_as_merge_does() -> None:
+    """With one shard `merge` returns the part as it came, so `canonical` leaves it alone,
+    equal times included (no sort on a producer's every step)."""
+    batch = np.zeros(4, TICK_DTYPE)
+    batch["ts"] = [1, 1, 2, 2]
+    batch["sym"] = [3, 1, 2, 0]
+    assert bc.canonical(batch, 1) is batch
+    assert bc.merge([batch]) is batch
+
+
+def test_a_flush_with_no_symbol_twice_sends_its_records_once() -> None:
+    from tickwire.feed.bus.write import latest_for_write
+
+    batch = np.zeros(3, TICK_DTYPE)
+    batch["sym"] = [5, 2, 9]
+    assert latest_for_write(batch) == b""  # the script folds the entry's own records
+    batch["sym"] = [5, 2, 5]
+    batch["seq"] = [1, 1, 2]
+    last = np.frombuffer(latest_for_write(batch), TICK_DTYPE)
+    pairs = zip(last["sym"].tolist(), last["seq"].tolist(), strict=True)
+    assert sorted(pairs) == [(2, 1), (5, 2)]
