@@ -4,12 +4,14 @@ fenced by the lease, and its keys and arguments (the entries' format is `codec.p
 
 from __future__ import annotations
 
-import numpy as np
-
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus.outbox import Taken
 from tickwire.simulators import TICK_DTYPE, TickBatch
 
+# Up to this many records a write sends no latest blob (see `latest_for_write`): a 1 ms flush
+# holds tens to hundreds, and sorting them for the blob cost the producer more than the few
+# extra HSETs of a repeated symbol cost Redis.
+FOLD_RECORDS = 512
 _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
 
 # One flush's whole write, atomic like MULTI/EXEC but one command: each shard's entry (XADD with
@@ -22,7 +24,7 @@ _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 
 # KEYS: latest, head, offset, lease, watched, then the ticks stream of each entry.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
 # then each entry's `r`. An empty latest blob folds the entries' records themselves, in order:
-# what a flush with no symbol twice sends (`latest_for_write`), instead of its records twice.
+# what a short flush sends (`latest_for_write`), instead of its records twice.
 WRITE_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[4])
 if holder ~= ARGV[11] then
@@ -86,11 +88,11 @@ def write_command(
 
 
 def latest_for_write(batch: TickBatch) -> bytes:
-    """`WRITE_SCRIPT`'s latest blob: each symbol's last record, or b"" when no symbol has two
-    (most 1 ms flushes: the script then folds the records it writes; a sort of the symbol
-    ids costs less than `latest_records`, and Redis receives each record once)."""
-    sym = np.sort(batch["sym"])
-    if not bool(np.any(sym[1:] == sym[:-1])):
+    """`WRITE_SCRIPT`'s latest blob: b"" for a flush of up to `FOLD_RECORDS` records (the
+    script then folds the records it writes, in order, so a symbol's last record wins, and
+    Redis receives each record once), else each symbol's last record: a long coalesced write
+    would otherwise cost Redis one HSET per record instead of one per symbol."""
+    if len(batch) <= FOLD_RECORDS:
         return b""
     return bc.latest_records(batch)
 

@@ -183,14 +183,14 @@ def test_one_shard_keeps_the_producers_order_as_merge_does() -> None:
     assert bc.merge([batch]) is batch
 
 
-def test_a_flush_with_no_symbol_twice_sends_its_records_once() -> None:
-    from tickwire.feed.bus.write import latest_for_write
+def test_a_short_flush_sends_its_records_once() -> None:
+    from tickwire.feed.bus.write import FOLD_RECORDS, latest_for_write
 
     batch = np.zeros(3, TICK_DTYPE)
-    batch["sym"] = [5, 2, 9]
-    assert latest_for_write(batch) == b""  # the script folds the entry's own records
     batch["sym"] = [5, 2, 5]
-    batch["seq"] = [1, 1, 2]
-    last = np.frombuffer(latest_for_write(batch), TICK_DTYPE)
-    pairs = zip(last["sym"].tolist(), last["seq"].tolist(), strict=True)
-    assert sorted(pairs) == [(2, 1), (5, 2)]
+    assert latest_for_write(batch) == b""  # the script folds the entry's own records
+    long = np.zeros(FOLD_RECORDS + 1, TICK_DTYPE)
+    long["sym"] = np.arange(FOLD_RECORDS + 1) % 7
+    long["seq"] = np.arange(FOLD_RECORDS + 1)
+    last = np.frombuffer(latest_for_write(long), TICK_DTYPE)  # one record per symbol
+    assert sorted(last["seq"].tolist()) == list(range(FOLD_RECORDS - 6, FOLD_RECORDS + 1))

@@ -137,15 +137,15 @@ async def test_the_writer_runs_in_the_markets_loop_without_a_thread(redis: Redis
 
 
 async def test_a_flush_without_a_latest_blob_folds_its_own_records(redis: RedisServer) -> None:
-    """`latest_for_write` sends no blob for a flush with no symbol twice: the write script
-    then folds the records of every shard's entry into the latest-record hash."""
-    batch = np.zeros(6, TICK_DTYPE)
-    batch["sym"] = [4, 1, 7, 2, 9, 0]
-    batch["seq"] = np.arange(1, 7)
+    """`latest_for_write` sends no blob for a short flush: the write script then folds the
+    records of every shard's entry into the latest-record hash, a symbol's last one winning."""
+    batch = np.zeros(7, TICK_DTYPE)
+    batch["sym"] = [4, 1, 7, 2, 9, 0, 4]
+    batch["seq"] = np.arange(1, 8)
     entries = bc.encode_entries(bc.split(batch, 2), 1, 1, 5, 0)
     keys, args = bw.write_command("ns", entries, 1, None, b"", 100, b"me", 1000)
     async with client_for(redis.url) as client:
         await client.set(bc.lease_key("ns"), b"me")
         assert await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args) == 1
         snap = bc.decode_latest(await client.hgetall(bc.latest_key("ns")), 10)
-    assert snap["seq"].tolist() == [6, 2, 4, 0, 1, 0, 0, 3, 0, 5]
+    assert snap["seq"].tolist() == [6, 2, 4, 0, 7, 0, 0, 3, 0, 5]
