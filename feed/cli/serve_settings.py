@@ -22,6 +22,7 @@ from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators.cli import SESSION_S, _seed, _symbol_count
 from tickwire.simulators.cli import _positive_float as _market_positive_float
+from tickwire.simulators.scenario import names as scenario_names
 from tickwire.simulators.ticks import MAX_SYMBOLS
 
 # The bus's own DEFAULT_NAMESPACE (bus.redis), not imported: importing it needs coredis.
@@ -86,6 +87,14 @@ def _market() -> list[Setting]:
             default=_D.session,
             help="6.5h: back-to-back trading sessions with an intraday shape; 24h: around the "
             "clock (default {default})",
+        ),
+        Setting(
+            name="scenario",
+            section=MARKET,
+            unit="FILE|NAME",
+            help="play a market scenario: a .toml file of timed events (halts, flash crash, gap, "
+            "...) or a shipped one by name (" + ", ".join(scenario_names()) + "); same --seed "
+            "and file, same stream; not with --replay",
         ),
     ]
 

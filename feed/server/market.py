@@ -41,6 +41,7 @@ def make_market(config: ServerConfig, start_ns: int) -> Market:
         start_ns=start_ns,
         activity=config.activity,
         session=config.session,
+        scenario=config.scenario,
     )
 
 

@@ -1,0 +1,121 @@
+"""`tickwire serve --scenario`: the real server plays a scenario, deterministically, on loopback.
+
+Virtual time (trio's MockClock): the server's event time is its start plus trio's clock, so a
+halt at 0.2 s for 0.5 s costs no wall-clock second, and two runs see the same market."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+from trio.testing import MockClock
+
+from tickwire.feed import Batch, connect
+from tickwire.feed.cli import config as _config
+from tickwire.feed.cli.main import build_parser, main
+from tickwire.feed.cli.serve import server_config
+from tickwire.feed.cli.serve_settings import SERVE
+from tickwire.feed.server.server import Server
+
+START_NS = 1_767_625_200_000_000_000  # 2026-01-05 15:00 UTC
+HALT = """
+[[event]]
+kind = "halt"
+at = "0.2s"
+duration = "0.5s"
+symbol = "AAPL"
+"""
+
+
+def serve_config(*argv: str):  # type: ignore[no-untyped-def]
+    """The server's config as `tickwire serve ARGV` builds it."""
+    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
+    _config.resolve(SERVE, args)
+    return server_config(args)
+
+
+@pytest.fixture
+def halt_file(tmp_path: Path) -> Path:
+    path = tmp_path / "aapl-halt.toml"
+    path.write_text(HALT, encoding="utf-8")
+    return path
+
+
+async def records(config, until_s: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Every record a client subscribed to AAPL and MSFT gets until event time `until_s`."""
+    async with trio.open_nursery() as nursery:
+        server = Server(config, start_ns=START_NS)
+        await nursery.start(server.run)
+        got = []
+        async with connect(server.url, encoding="binary") as feed:
+            await feed.subscribe(["AAPL", "MSFT"], snapshot=False)
+            async for ev in feed:
+                if isinstance(ev, Batch):
+                    got.append(ev.ticks)
+                    if ev.ticks["ts"][-1] >= START_NS + until_s * 1e9:
+                        break
+        nursery.cancel_scope.cancel()
+    return np.concatenate(got)
+
+
+async def test_same_seed_and_file_same_records(mock_clock: MockClock, halt_file: Path) -> None:
+    mock_clock.autojump_threshold = 0.005
+    config = serve_config("--scenario", str(halt_file), "--seed", "7", "--cadence", "20")
+    assert config.scenario is not None and config.scenario.count("halt") == 1
+    with trio.fail_after(60):
+        first = await records(config, 1.0)
+        second = await records(serve_config(*_argv(halt_file)), 1.0)
+        plain = await records(serve_config("--seed", "7", "--cadence", "20"), 1.0)
+    # The client may subscribe a step later in one run: compare the span both saw.
+    lo = max(first["ts"][0], second["ts"][0])
+    hi = min(first["ts"][-1], second["ts"][-1])
+    assert hi - lo > 0.7e9, "both runs cover the halt"
+    a = first[(first["ts"] >= lo) & (first["ts"] <= hi)]
+    b = second[(second["ts"] >= lo) & (second["ts"] <= hi)]
+    assert len(a) > 100 and a.tobytes() == b.tobytes()
+    # The halt: no AAPL record from 0.2 s until it resumes at 0.7 s; MSFT trades on.
+    aapl = a[a["sym"] == 0]
+    halted = (aapl["ts"] >= START_NS + 0.2e9) & (aapl["ts"] < START_NS + 0.7e9)
+    assert not halted.any(), "AAPL records during its halt"
+    assert (aapl["ts"] >= START_NS + 0.7e9).any() and (aapl["ts"] < START_NS + 0.2e9).any()
+    msft = a[a["sym"] == 1]
+    assert ((msft["ts"] >= START_NS + 0.2e9) & (msft["ts"] < START_NS + 0.7e9)).any()
+    # Without the scenario AAPL trades through that span: the file is what halted it.
+    p = plain[plain["sym"] == 0]
+    assert ((p["ts"] >= START_NS + 0.2e9) & (p["ts"] < START_NS + 0.7e9)).any()
+
+
+def _argv(halt_file: Path) -> list[str]:
+    return ["--scenario", str(halt_file), "--seed", "7", "--cadence", "20"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[event]]\nkind = "halt"\nat = "1s"\nsymbol = "NOPE"\n', "event 1 (halt): symbol"),
+        ('[[event]]\nkind = "crash"\nat = "1s"\n', "event 1: unknown kind 'crash'"),
+        ('[[event]]\nkind = "jump"\nat = "1s"\n', "event 1 (jump): move is required"),
+    ],
+)
+def test_a_bad_scenario_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["serve", "--port", "0", "--scenario", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and expected in err, err
+    assert "Traceback" not in err
+
+
+def test_scenario_with_replay_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--scenario", "flash-crash", "--replay", "ticks.parquet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--scenario" in err and "--replay" in err, err
+
+
+def test_a_shipped_scenario_by_name() -> None:
+    config = serve_config("--scenario", "flash-crash")
+    assert config.scenario is not None and config.scenario.count("flash-crash") == 1
