@@ -35,6 +35,7 @@ from tickwire.feed.client.events import (
     Gap,
     ProtocolError,
     Status,
+    TradingStatus,
     unwrap_group,
 )
 from tickwire.feed.urls import redact
@@ -416,6 +417,10 @@ class Feed:
             await self._data(mtype, msg["seq"], p.records_from_json(msg["ticks"], self._index))
         elif mtype == "heartbeat":
             await self._check_seq(msg["seq"])
+        elif mtype == "status":  # a symbol halted or resumed (a market scenario)
+            await self._emit(
+                TradingStatus(msg["symbol"], msg["status"], msg.get("reason", ""), msg["ts"])
+            )
         elif mtype == "gap":  # the server's source lost updates: a snapshot follows
             if msg.get("epoch") not in (None, self._epoch):  # a new run upstream: a restart
                 self._epoch, self._offset = msg["epoch"], None

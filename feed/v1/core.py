@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.v1 import state as st
+from tickwire.feed.v1.status import StatusLog, StatusReader, framed, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
@@ -77,6 +78,7 @@ class FeedContext:
     # unwatched market step rarely. It may publish, which never sends to a core mid-request.
     refresh: Callable[[], None] = _nothing
     subscribers: int = 0  # connections whose subscription is not empty
+    statuses: StatusLog | None = None  # halts and resumptions, when the market plays a scenario
 
     def now_ns(self, now: float) -> int:
         return self.wall0_ns + int((now - self.t0_s) * 1e9)
@@ -99,6 +101,7 @@ class FeedCore(WebSocketCore):
         "requests",
         "seq",
         "snapshots_sent",
+        "status",
         "sub",
         "ticks_sent",
     )
@@ -117,6 +120,10 @@ class FeedCore(WebSocketCore):
         self.opened_s = now
         self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
         self.sub: Subscriber = ctx.hub.attach(wake)
+        self.status = StatusReader()  # its place in ctx.statuses: from now on
+        if ctx.statuses is not None:
+            self.status.next = len(ctx.statuses)
+            ctx.statuses.readers.add(self.sub)
         self.seq = 0
         self.ticks_sent = 0
         self.snapshots_sent = 0
@@ -145,6 +152,8 @@ class FeedCore(WebSocketCore):
     def detach(self) -> None:
         """Leave the hub (once the connection is over)."""
         self.ctx.hub.detach(self.sub)
+        if self.ctx.statuses is not None:
+            self.ctx.statuses.readers.discard(self.sub)
         self._phase(_F.LEFT)
 
     def _phase(self, event: st.FeedEvent) -> None:
@@ -185,7 +194,10 @@ class FeedCore(WebSocketCore):
         return self.requests.throttle(req)
 
     def _symbols(self, req: p.Symbols, now: float) -> list[st.Action]:
-        return self.requests.symbols_reply(req)
+        actions = self.requests.symbols_reply(req)
+        if self.ctx.statuses is not None:  # a market playing a scenario: who is halted now
+            actions = [with_halted(a, self.ctx.statuses) for a in actions]
+        return actions
 
     def _ping(self, req: p.Ping, now: float) -> list[st.Action]:
         return [st.Reply(p.dumps(p.with_id({"type": "pong"}, req.id, ts=self.ctx.now_ns(now))))]
@@ -206,15 +218,27 @@ class FeedCore(WebSocketCore):
         ctx.refresh()
         # What the old subscription has pending goes out first, so that every symbol's
         # updates stay in seq order and new symbols start from their snapshot.
+        before = self.sub.cursor
         pending = ctx.hub.take(self.sub)
+        first, last = self._statuses(before)
+        if first:
+            self._queue(framed(first), now)
         if pending is not None:
             self._data(p.BinaryType.TICKS, pending, now)
+        if last:
+            self._queue(framed(last), now)
+        ctx.counters.messages_sent += len(first) + len(last)
         ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
         self._phase(_F.HOLDS if action.wildcard or action.ids.size > 0 else _F.HOLDS_NONE)
 
     def _send_snapshot(self, action: st.SendSnapshot, now: float) -> None:
         self._data(p.BinaryType.SNAPSHOT, self.ctx.hub.snapshot(self.sub, action.ids), now)
         self.snapshots_sent += 1
+        if self.ctx.statuses is not None:  # then the halted ones of its symbols, as they stand
+            halts = self.ctx.statuses.halted(action.ids)
+            if halts:
+                self._queue(framed(halts), now)
+                self.ctx.counters.messages_sent += len(halts)
 
     def _set_mode(self, action: st.SetMode, now: float) -> None:
         self.ctx.hub.set_mode(self.sub, action.latest)
@@ -224,6 +248,8 @@ class FeedCore(WebSocketCore):
         missed updates then follow through `take_data`, or a snapshot if they cannot."""
         hub = self.ctx.hub
         missed = hub.resume(self.sub, action.epoch, action.offset)
+        if missed is not None and self.ctx.statuses is not None:  # and the statuses from there
+            self.status.next = self.ctx.statuses.index_from(action.offset)
         self._text(p.dumps(p.resumed_ack(action.ack, missed)), now)
         if missed is not None:
             self._phase(_F.RESUMED)
@@ -249,6 +275,25 @@ class FeedCore(WebSocketCore):
     def take_data(self, now: float) -> bytes | None:
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
+        log = self.ctx.statuses
+        if log is None or len(log) == self.status.next:
+            return self._take(now)
+        before = self.sub.cursor
+        data = self._take(now)
+        first, last = self._statuses(before)
+        if not first and not last:
+            return data
+        self.ctx.counters.messages_sent += len(first) + len(last) - (data is None)
+        return framed(first) + (data or b"") + framed(last)
+
+    def _statuses(self, before: int) -> tuple[list[bytes], list[bytes]]:
+        """The status changes due around a take that started at cursor `before`."""
+        log = self.ctx.statuses
+        if log is None or len(log) == self.status.next:
+            return [], []
+        return self.status.due(log, self.sub, before, self.sub.cursor)
+
+    def _take(self, now: float) -> bytes | None:
         pending = self.ctx.hub.take(self.sub)
         if self.phase is _RESUMING and not self.ctx.hub.has_more(self.sub):
             self._phase(_F.CAUGHT_UP)

@@ -5,18 +5,21 @@ halt at 0.2 s for 0.5 s costs no wall-clock second, and two runs see the same ma
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trio
 from trio.testing import MockClock
+from trio_websocket import open_websocket_url
 
-from tickwire.feed import Batch, connect
+from tickwire.feed import Batch, TradingStatus, connect
 from tickwire.feed.cli import config as _config
 from tickwire.feed.cli.main import build_parser, main
 from tickwire.feed.cli.serve import server_config
 from tickwire.feed.cli.serve_settings import SERVE
+from tickwire.feed.protocol import SUBPROTOCOL_JSON
 from tickwire.feed.server.server import Server
 
 START_NS = 1_767_625_200_000_000_000  # 2026-01-05 15:00 UTC
@@ -119,3 +122,122 @@ def test_scenario_with_replay_is_refused(capsys: pytest.CaptureFixture[str]) -> 
 def test_a_shipped_scenario_by_name() -> None:
     config = serve_config("--scenario", "flash-crash")
     assert config.scenario is not None and config.scenario.count("flash-crash") == 1
+
+
+async def events(config, symbols: list[str], until_s: float, encoding: str = "json"):  # type: ignore[no-untyped-def]
+    """Every event (batches and statuses) a client of `symbols` gets until event time
+    `until_s`, with the running server."""
+    out: list[Batch | TradingStatus] = []
+    async with trio.open_nursery() as nursery:
+        server = Server(config, start_ns=START_NS)
+        await nursery.start(server.run)
+        async with connect(server.url, encoding=encoding) as feed:
+            await feed.subscribe(symbols, snapshot=False)
+            async for ev in feed:
+                if isinstance(ev, Batch | TradingStatus):
+                    out.append(ev)
+                if isinstance(ev, Batch) and ev.ticks["ts"][-1] >= START_NS + until_s * 1e9:
+                    break
+        nursery.cancel_scope.cancel()
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["json", "binary"])
+async def test_halt_and_resume_are_status_events_in_order(
+    mock_clock: MockClock, halt_file: Path, encoding: str
+) -> None:
+    mock_clock.autojump_threshold = 0.005
+    with trio.fail_after(60):
+        got = await events(serve_config(*_argv(halt_file)), ["AAPL", "MSFT"], 1.0, encoding)
+    statuses = [e for e in got if isinstance(e, TradingStatus)]
+    assert [(s.symbol, s.status, s.reason) for s in statuses] == [
+        ("AAPL", "halted", "scenario"),
+        ("AAPL", "trading", "scenario"),
+    ]
+    halt, resume = statuses
+    assert halt.ts == START_NS + 200_000_000 and resume.ts == START_NS + 700_000_000
+    # In order with the records: AAPL's before the halt are older than it, none between the
+    # two, and the ones after the resumption are at or after it; MSFT trades throughout.
+    i, j = got.index(halt), got.index(resume)
+    aapl = [b.ticks["ts"][b.ticks["sym"] == 0] for b in got if isinstance(b, Batch)]  # per batch
+    where = [k for k, e in enumerate(got) if isinstance(e, Batch)]
+    before = np.concatenate([t for k, t in zip(where, aapl, strict=True) if k < i])
+    during = np.concatenate([t for k, t in zip(where, aapl, strict=True) if i < k < j])
+    after = np.concatenate([t for k, t in zip(where, aapl, strict=True) if k > j])
+    assert len(before) and before.max() < halt.ts
+    assert len(during) == 0, "AAPL records between its halt and its resumption"
+    assert len(after) and after.min() >= resume.ts
+    msft = [b for k, b in enumerate(got) if isinstance(b, Batch) and i < k < j]
+    assert any((b.ticks["sym"] == 1).any() for b in msft)
+
+
+async def test_a_client_without_the_symbol_gets_no_status(
+    mock_clock: MockClock, halt_file: Path
+) -> None:
+    mock_clock.autojump_threshold = 0.005
+    with trio.fail_after(60):
+        got = await events(serve_config(*_argv(halt_file)), ["MSFT"], 1.0)
+    assert not [e for e in got if isinstance(e, TradingStatus)]
+    assert sum(len(e) for e in got) > 10
+
+
+async def test_snapshot_and_symbols_say_who_is_halted(
+    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
+) -> None:
+    mock_clock.autojump_threshold = 0.005
+    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
+    await nursery.start(server.run)
+    with trio.fail_after(60):
+        await trio.sleep(0.4)  # AAPL halted since 0.2 s
+        async with open_websocket_url(server.url, subprotocols=[SUBPROTOCOL_JSON]) as ws:
+            assert json.loads(await ws.get_message())["type"] == "welcome"
+            await ws.send_message('{"op":"symbols","id":1}')
+            reply = json.loads(await ws.get_message())
+            assert reply["type"] == "symbols" and reply["halted"] == ["AAPL"]
+            await ws.send_message('{"op":"subscribe","id":2,"symbols":["AAPL","MSFT"]}')
+            types = []
+            while len(types) < 3:
+                msg = json.loads(await ws.get_message())
+                if msg["type"] != "heartbeat":
+                    types.append(msg)
+            ack, snapshot, status = types
+            assert ack["type"] == "ack" and snapshot["type"] == "snapshot"
+            assert status == {
+                "type": "status",
+                "symbol": "AAPL",
+                "status": "halted",
+                "reason": "scenario",
+                "ts": START_NS + 200_000_000,
+            }
+            # Then the resumption, once, and AAPL's records after it.
+            while True:
+                msg = json.loads(await ws.get_message())
+                if msg["type"] == "status":
+                    assert (msg["symbol"], msg["status"]) == ("AAPL", "trading")
+                    break
+                if msg["type"] == "ticks":
+                    assert all(t["symbol"] == "MSFT" for t in msg["ticks"])
+            await ws.send_message('{"op":"symbols","id":3}')
+            while (msg := json.loads(await ws.get_message()))["type"] != "symbols":
+                pass
+            assert msg["halted"] == []
+
+
+async def test_no_scenario_no_halted_key(server: Server) -> None:
+    with trio.fail_after(20):
+        async with open_websocket_url(server.url, subprotocols=[SUBPROTOCOL_JSON]) as ws:
+            await ws.get_message()
+            await ws.send_message('{"op":"symbols","id":1}')
+            assert "halted" not in json.loads(await ws.get_message())
+
+
+@pytest.mark.parametrize("symbols", [["AAPL"], ["*"]])
+async def test_a_halted_symbols_client_hears_of_it_without_records(
+    mock_clock: MockClock, halt_file: Path, symbols: list[str]
+) -> None:
+    # AAPL makes no record while halted: the status wakes its connections by itself.
+    mock_clock.autojump_threshold = 0.005
+    with trio.fail_after(60):
+        got = await events(serve_config(*_argv(halt_file)), symbols, 1.0, "binary")
+    statuses = [(e.symbol, e.status) for e in got if isinstance(e, TradingStatus)]
+    assert statuses == [("AAPL", "halted"), ("AAPL", "trading")]

@@ -1,0 +1,135 @@
+"""Trading status on `/v1`: the halts and resumptions a market scenario makes, as `status`
+messages in order with the records.
+
+`StatusLog` owns the server's status changes: each sits at the stream offset it was published
+at (after every record before it in event time, before every record after), and each symbol's
+current status, for replies. A connection keeps its place in the log (`StatusReader`); around
+each take from the hub it sends the changes its cursor has passed for the symbols it holds:
+a resumption before the take's records, a halt after them (a halted symbol has no record
+between its halt and its resumption, so per symbol that is event order). Empty, as without a
+scenario, it costs a connection one comparison per take. No trio.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from tickwire.feed.hub.subscriber import Subscriber
+from tickwire.feed.v1 import state as st
+from tickwire.feed.ws.frames import OP_TEXT, frame
+
+STATUS_NAMES = ("trading", "halted")  # by `simulators.scenario.Status` value
+REASON_NAMES = {1: "scenario", 2: "luld"}  # by `simulators.scenario.HaltReason` value
+
+
+def status_message(symbol: str, status: int, reason: int, ts: int) -> dict[str, Any]:
+    """`{"type":"status","symbol":..,"status":"halted"|"trading","reason":..,"ts":..}`."""
+    return {
+        "type": "status",
+        "symbol": symbol,
+        "status": STATUS_NAMES[status],
+        "reason": REASON_NAMES.get(reason, "other"),
+        "ts": ts,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    offset: int  # the stream position it was published at
+    sym: int
+    status: int
+    reason: int
+    ts: int
+    text: bytes  # the encoded message
+
+
+@dataclass(eq=False)
+class StatusLog:
+    """Every status change of the stream, by offset, and each symbol's current status."""
+
+    names: NDArray[np.object_]
+    changes: list[Change] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    current: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # halted symbols
+    readers: set[Subscriber] = field(default_factory=set)  # to wake on a change
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def publish(self, records: NDArray[np.void], offset: int) -> None:
+        """Status records (`simulators.scenario.STATUS_DTYPE`) at stream position `offset`;
+        wakes every reader that holds one of their symbols."""
+        for r in records.tolist():
+            ts, sym, status, reason = int(r[0]), int(r[1]), int(r[2]), int(r[3])
+            msg = status_message(str(self.names[sym]), status, reason, ts)
+            self.changes.append(Change(offset, sym, status, reason, ts, orjson.dumps(msg)))
+            self.offsets.append(offset)
+            if status:
+                self.current[sym] = (status, reason, ts)
+            else:
+                self.current.pop(sym, None)
+        syms = records["sym"].astype(np.intp)
+        for sub in self.readers:
+            if sub.wildcard or sub.find(syms)[0].any():
+                sub.wake()
+
+    def index_from(self, offset: int) -> int:
+        """The first change at or after stream position `offset`."""
+        return bisect.bisect_left(self.offsets, offset)
+
+    def halted(self, ids: NDArray[np.intp]) -> list[bytes]:
+        """The message of each symbol of `ids` halted now, as it stands."""
+        out = []
+        held = set(ids.tolist()) if len(self.current) else set()
+        for sym, (status, reason, ts) in sorted(self.current.items()):
+            if sym in held:
+                out.append(orjson.dumps(status_message(str(self.names[sym]), status, reason, ts)))
+        return out
+
+    def halted_names(self) -> list[str]:
+        return [str(self.names[s]) for s in sorted(self.current)]
+
+
+def with_halted(action: st.Action, log: StatusLog) -> st.Action:
+    """A `symbols` reply with `halted`: the symbols halted now (other actions as they are)."""
+    if not isinstance(action, st.Reply) or not action.text.startswith('{"type":"symbols"'):
+        return action
+    halted = orjson.dumps(log.halted_names()).decode()
+    return st.Reply(f'{action.text[:-1]},"halted":{halted}}}')
+
+
+def framed(texts: list[bytes]) -> bytes:
+    """JSON messages as WebSocket text frames, back to back."""
+    return b"".join(frame(t, OP_TEXT) for t in texts)
+
+
+@dataclass(slots=True)
+class StatusReader:
+    """One connection's place in the log: the changes before `next` went out (or were not
+    its to send)."""
+
+    next: int = 0
+
+    def due(
+        self, log: StatusLog, sub: Subscriber, before: int, after: int
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The changes to send around a take that moved `sub`'s cursor from `before` to `after`:
+        (before the take's records, after them). Those its cursor has not reached wait."""
+        first: list[bytes] = []
+        last: list[bytes] = []
+        i, n = self.next, len(log.changes)
+        changes = log.changes
+        while i < n and (changes[i].offset <= after or sub.latest):
+            c = changes[i]
+            if sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
+                # Passed before this take, or a resumption: ahead of the records; a halt: after.
+                (first if c.offset <= before or not c.status else last).append(c.text)
+            i += 1
+        self.next = i
+        return first, last
