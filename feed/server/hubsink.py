@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.venues.rest import RestTape
@@ -32,6 +34,13 @@ class HubSink:
         if len(fanout):
             now = trio.current_time()
             fanout.publish(batch, self.venues.now_ns(now), now)
+
+    def publish_statuses(self, records: NDArray[np.void]) -> None:
+        """Trading status changes, after the batches published so far, to the venues."""
+        fanout = self.venues.fanout
+        if len(fanout):
+            now = trio.current_time()
+            fanout.publish_statuses(records, self.venues.now_ns(now), now)
 
     @property
     def watched(self) -> bool:

@@ -285,6 +285,7 @@ class Server:
         published so far: `/v1` sends them to the connections holding their symbols."""
         if self.ctx.statuses is not None and len(records):
             self.ctx.statuses.publish(records, self.hub.history.head)
+            self.hub_sink.publish_statuses(records)
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus

@@ -1,8 +1,8 @@
 """Alpaca market data v2 (stocks) over the simulated market: `/alpaca/v2/{iex,sip,test}`.
 
 `AlpacaEncoder` turns each batch of tick records into Alpaca trades (`T:t`), quotes (`T:q`) and
-minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), encoded
-lazily once per codec (JSON text or MessagePack) and shared by every Alpaca session.
+minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), and a
+scenario's halts into trading statuses (`T:s`, `encode_statuses`), encoded lazily once per codec (JSON text or MessagePack) and shared by every Alpaca session.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
@@ -19,7 +19,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import msgpack
+import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
@@ -51,10 +53,19 @@ MAX_MESSAGES_PER_S = 10
 # Symbols named per second: a subscribe of 5000 symbols costs 5000, so subscribe storms within
 # the message limit cannot keep the server busy ("*" costs one).
 MAX_SYMBOLS_PER_S = 5000
-DATA_CHANNELS = ("trades", "quotes", "bars")
+DATA_CHANNELS = ("trades", "quotes", "bars", "statuses")  # statuses: a scenario's halts
 # Stock channels a client may name; the simulated market never produces their events, so a
 # subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
-SILENT_CHANNELS = ("updatedBars", "dailyBars", "statuses", "lulds")
+SILENT_CHANNELS = ("updatedBars", "dailyBars", "lulds")
+# A trading status (`statuses`) as Alpaca sends Tape C's (UTP) codes: by (status, reason) of
+# `simulators.scenario` (halted 1 / trading 0; reason 1 scenario, 2 LULD band):
+# (status code, status message, reason code, reason message).
+STATUS_CODES = {
+    (1, 1): ("H", "Trading Halt", "T12", "Trading Halted; For information requested by NASDAQ"),
+    (1, 2): ("P", "Volatility Trading Pause", "LUDP", "Volatility Trading Pause"),
+    (0, 1): ("T", "Trading Resumption", "", ""),
+    (0, 2): ("T", "Trading Resumption", "", ""),
+}
 MIRRORED = ("corrections", "cancelErrors")
 ALL_CHANNELS = DATA_CHANNELS + SILENT_CHANNELS + MIRRORED
 OTHER_FEED_CHANNELS = ("orderbooks", "news")  # exist on other Alpaca feeds: code 410 here
@@ -132,6 +143,19 @@ class AlpacaEncoder:
                 "t": stamp(ts),
                 "z": tapes[sym],
             }
+        if entry.channel == "statuses":
+            sym, status, reason, ts = entry.message
+            sc, sm, rc, rm = STATUS_CODES.get((status, reason), STATUS_CODES[(status, 1)])
+            return {
+                "T": "s",
+                "S": names[sym],
+                "sc": sc,
+                "sm": sm,
+                "rc": rc,
+                "rm": rm,
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
         b: Bar = entry.message
         return {
             "T": "b",
@@ -166,6 +190,13 @@ class AlpacaEncoder:
                 book[sym] = quote
                 push((sym, "quotes", (sym, bid, bs, ask, asz, ts)))
         self._bars(out, tape.advance(now_ns))
+        return out
+
+    def encode_statuses(self, records: NDArray[np.void], now_ns: int) -> Shared:
+        """Alpaca `statuses` messages for trading status records (`scenario.STATUS_DTYPE`)."""
+        out = Shared(now_ns, self._codecs)
+        for ts, sym, status, reason, _ in records.tolist():
+            out.add(sym, "statuses", (sym, status, reason, ts))
         return out
 
     def _bars(self, out: Shared, bars: list[Bar]) -> None:

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.venues import (
     ENCODERS,
@@ -149,6 +152,18 @@ class VenueFanout:
             shared = self.encoders[venue].encode(batch, now_ns)
             # Frame objects are shared by sessions with the same subscription: frame them once.
             # The Frame is kept with its bytes so that its id cannot be reused within the batch.
+            framed: dict[int, tuple[Frame, bytes]] = {}
+            for core in list(cores):
+                core.push(shared, framed, now)
+
+    def publish_statuses(self, records: NDArray[np.void], now_ns: int, now: float) -> None:
+        """Trading status changes (a scenario's halts) to the venues that carry them (Alpaca's
+        `statuses`), in order with the batches published before and after."""
+        for venue, cores in self.cores.items():
+            encode = getattr(self.encoders[venue], "encode_statuses", None)
+            if not cores or encode is None:
+                continue
+            shared = encode(records, now_ns)
             framed: dict[int, tuple[Frame, bytes]] = {}
             for core in list(cores):
                 core.push(shared, framed, now)

@@ -241,3 +241,51 @@ async def test_a_halted_symbols_client_hears_of_it_without_records(
         got = await events(serve_config(*_argv(halt_file)), symbols, 1.0, "binary")
     statuses = [(e.symbol, e.status) for e in got if isinstance(e, TradingStatus)]
     assert statuses == [("AAPL", "halted"), ("AAPL", "trading")]
+
+
+async def test_alpaca_statuses_carry_the_halt(
+    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
+) -> None:
+    mock_clock.autojump_threshold = 0.005
+    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
+    await nursery.start(server.run)
+    url = server.url.removesuffix("/v1") + "/alpaca/v2/iex"
+    got: list[dict] = []  # type: ignore[type-arg]
+    with trio.fail_after(60):
+        async with open_websocket_url(url) as ws:
+            await ws.get_message()  # connected
+            await ws.send_message('{"action":"auth","key":"k","secret":"s"}')
+            await ws.get_message()  # authenticated
+            await ws.send_message(
+                '{"action":"subscribe","trades":["AAPL","MSFT"],"statuses":["AAPL"]}'
+            )
+            assert json.loads(await ws.get_message())[0]["statuses"] == ["AAPL"]
+            while not any(m["T"] == "s" and m["sc"] == "T" for m in got):
+                got.extend(json.loads(await ws.get_message()))
+    statuses = [m for m in got if m["T"] == "s"]
+    assert statuses == [
+        {
+            "T": "s",
+            "S": "AAPL",
+            "sc": "H",
+            "sm": "Trading Halt",
+            "rc": "T12",
+            "rm": "Trading Halted; For information requested by NASDAQ",
+            "t": "2026-01-05T15:00:00.200000000Z",
+            "z": "C",
+        },
+        {
+            "T": "s",
+            "S": "AAPL",
+            "sc": "T",
+            "sm": "Trading Resumption",
+            "rc": "",
+            "rm": "",
+            "t": "2026-01-05T15:00:00.700000000Z",
+            "z": "C",
+        },
+    ]
+    i, j = got.index(statuses[0]), got.index(statuses[1])
+    assert any(m["T"] == "t" and m["S"] == "AAPL" for m in got[:i])
+    assert not any(m["T"] == "t" and m["S"] == "AAPL" for m in got[i:j])
+    assert any(m["T"] == "t" and m["S"] == "MSFT" for m in got[i:j])
