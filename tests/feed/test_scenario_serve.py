@@ -289,3 +289,31 @@ async def test_alpaca_statuses_carry_the_halt(
     assert any(m["T"] == "t" and m["S"] == "AAPL" for m in got[:i])
     assert not any(m["T"] == "t" and m["S"] == "AAPL" for m in got[i:j])
     assert any(m["T"] == "t" and m["S"] == "MSFT" for m in got[i:j])
+
+
+async def test_a_throttled_client_gets_the_statuses_too(
+    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
+) -> None:
+    # Latest state every 100 ms: the halt and the resumption still arrive, once, in order.
+    mock_clock.autojump_threshold = 0.005
+    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
+    await nursery.start(server.run)
+    got: list[Batch | TradingStatus] = []
+    with trio.fail_after(60):
+        async with connect(server.url, encoding="binary") as feed:
+            await feed.throttle(100)
+            await feed.subscribe(["AAPL"], snapshot=False)
+            async for ev in feed:
+                if isinstance(ev, Batch | TradingStatus):
+                    got.append(ev)
+                if isinstance(ev, Batch) and ev.ticks["ts"][-1] >= START_NS + 1.0e9:
+                    break
+    statuses = [e for e in got if isinstance(e, TradingStatus)]
+    assert [s.status for s in statuses] == ["halted", "trading"]
+    halt, resume = statuses
+    i, j = got.index(halt), got.index(resume)
+    batches = [(k, e) for k, e in enumerate(got) if isinstance(e, Batch)]
+    assert all(b.ticks["ts"].max() < halt.ts for k, b in batches if k < i)
+    assert not [b for k, b in batches if i < k < j], "AAPL data while halted"
+    assert all(b.ticks["ts"].min() >= resume.ts for k, b in batches if k > j)
+    assert any(k > j for k, _ in batches)
