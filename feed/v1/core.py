@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.v1 import state as st
-from tickwire.feed.v1.status import StatusLog, StatusReader, framed, with_halted
+from tickwire.feed.v1.status import StatusLog, StatusReader, framed, interleave, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
@@ -220,14 +220,12 @@ class FeedCore(WebSocketCore):
         # updates stay in seq order and new symbols start from their snapshot.
         before = self.sub.cursor
         pending = ctx.hub.take(self.sub)
-        first, last = self._statuses(before)
-        if first:
-            self._queue(framed(first), now)
-        if pending is not None:
+        if ctx.statuses is not None and len(ctx.statuses) > self.status.next:
+            data = self._with_statuses(pending, before)
+            if data:
+                self._queue(data, now)
+        elif pending is not None:
             self._data(p.BinaryType.TICKS, pending, now)
-        if last:
-            self._queue(framed(last), now)
-        ctx.counters.messages_sent += len(first) + len(last)
         ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
         self._phase(_F.HOLDS if action.wildcard or action.ids.size > 0 else _F.HOLDS_NONE)
 
@@ -276,27 +274,18 @@ class FeedCore(WebSocketCore):
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
         log = self.ctx.statuses
-        if log is None or len(log) == self.status.next:
-            return self._take(now)
         before = self.sub.cursor
-        data = self._take(now)
-        first, last = self._statuses(before)
-        if not first and not last:
-            return data
-        self.ctx.counters.messages_sent += len(first) + len(last) - (data is None)
-        return framed(first) + (data or b"") + framed(last)
-
-    def _statuses(self, before: int) -> tuple[list[bytes], list[bytes]]:
-        """The status changes due around a take that started at cursor `before`."""
-        log = self.ctx.statuses
-        if log is None or len(log) == self.status.next:
-            return [], []
-        return self.status.due(log, self.sub, before, self.sub.cursor)
-
-    def _take(self, now: float) -> bytes | None:
         pending = self.ctx.hub.take(self.sub)
         if self.phase is _RESUMING and not self.ctx.hub.has_more(self.sub):
             self._phase(_F.CAUGHT_UP)
+        if log is not None and len(log) > self.status.next and not (pending and pending.gap):
+            if pending is not None:
+                self.last_data_s = now
+            data = self._with_statuses(pending, before)
+            if not data:
+                return None
+            self.ctx.counters.messages_sent -= 1  # `wrote` counts one of them
+            return data
         if pending is None:
             return None
         self.last_data_s = now
@@ -306,6 +295,20 @@ class FeedCore(WebSocketCore):
             notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
             return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
         return self._data_frame(p.BinaryType.TICKS, pending)
+
+    def _with_statuses(self, pending: Pending | None, before: int) -> bytes:
+        """A take's data messages with the status changes due, in stream order (counted)."""
+        assert self.ctx.statuses is not None
+        changes = self.status.due(self.ctx.statuses, self.sub)
+        parts = interleave(pending, changes, before, self.sub.latest, self.ctx.hub.names)
+        out = []
+        for part in parts:
+            if isinstance(part, bytes):
+                out.append(frame(part, OP_TEXT))
+            else:
+                out.append(self._data_frame(p.BinaryType.TICKS, part))
+        self.ctx.counters.messages_sent += len(parts)
+        return b"".join(out)
 
     def data_waiting(self, now: float) -> bool:
         """`take_data` would return more right now: a take stops at the hub's `max_take`, so a

@@ -13,16 +13,18 @@ scenario, it costs a connection one comparison per take. No trio.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.subscriber import Subscriber
+from tickwire.feed.hub.subscriber import Pending, Subscriber
+from tickwire.feed.protocol import ticks_body
 from tickwire.feed.v1 import state as st
 from tickwire.feed.ws.frames import OP_TEXT, frame
+from tickwire.simulators.ticks import TickBatch
 
 STATUS_NAMES = ("trading", "halted")  # by `simulators.scenario.Status` value
 REASON_NAMES = {1: "scenario", 2: "luld"}  # by `simulators.scenario.HaltReason` value
@@ -116,20 +118,67 @@ class StatusReader:
 
     next: int = 0
 
-    def due(
-        self, log: StatusLog, sub: Subscriber, before: int, after: int
-    ) -> tuple[list[bytes], list[bytes]]:
-        """The changes to send around a take that moved `sub`'s cursor from `before` to `after`:
-        (before the take's records, after them). Those its cursor has not reached wait."""
-        first: list[bytes] = []
-        last: list[bytes] = []
+    def due(self, log: StatusLog, sub: Subscriber) -> list[Change]:
+        """The changes of `sub`'s symbols its cursor has passed (a latest-state reader: all),
+        from the last call on. Those its cursor has not reached wait."""
+        out: list[Change] = []
         i, n = self.next, len(log.changes)
-        changes = log.changes
+        changes, after = log.changes, sub.cursor
         while i < n and (changes[i].offset <= after or sub.latest):
             c = changes[i]
             if sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
-                # Passed before this take, or a resumption: ahead of the records; a halt: after.
-                (first if c.offset <= before or not c.status else last).append(c.text)
+                out.append(c)
             i += 1
         self.next = i
-        return first, last
+        return out
+
+
+def interleave(
+    pending: Pending | None,
+    changes: list[Change],
+    before: int,
+    latest: bool,
+    names: NDArray[np.object_],
+) -> list[Pending | bytes]:
+    """A take's records (`pending`, from cursor `before`) and the status changes due with it,
+    in stream order: the take is cut where a change falls among its records (a change at ts t
+    sits after every record before t). Latest states have no stream order: a resumption goes
+    before them, a halt after (a halted symbol's latest state is from before its halt)."""
+    early = [c.text for c in changes if c.offset <= before]
+    rest = [c for c in changes if c.offset > before]
+    if pending is None:
+        return [*early, *(c.text for c in rest)]
+    if latest:
+        return [
+            *early,
+            *(c.text for c in rest if not c.status),
+            pending,
+            *(c.text for c in rest if c.status),
+        ]
+    out: list[Pending | bytes] = list(early)
+    records = pending.records
+    cuts = np.searchsorted(records["ts"], [c.ts for c in rest], side="left").tolist()
+    done = 0
+    for c, cut in zip(rest, cuts, strict=True):
+        if cut > done:
+            out.append(_part(pending, records[done:cut], names, offset=c.offset, conflated=0))
+            done = cut
+        out.append(c.text)
+    if done == 0:
+        out.append(pending)
+    elif done < len(records):
+        out.append(_part(pending, records[done:], names, pending.offset, pending.conflated))
+    return out
+
+
+def _part(
+    pending: Pending, records: TickBatch, names: NDArray[np.object_], offset: int, conflated: int
+) -> Pending:
+    return replace(
+        pending,
+        records=records,
+        json_body=lambda: ticks_body(records, names),
+        conflated=conflated,
+        ids=None,
+        offset=offset,
+    )

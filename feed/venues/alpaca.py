@@ -2,7 +2,8 @@
 
 `AlpacaEncoder` turns each batch of tick records into Alpaca trades (`T:t`), quotes (`T:q`) and
 minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), and a
-scenario's halts into trading statuses (`T:s`, `encode_statuses`), encoded lazily once per codec (JSON text or MessagePack) and shared by every Alpaca session.
+scenario's halts into trading statuses (`T:s`, `encode_statuses`), encoded lazily once per
+codec (JSON text or MessagePack) and shared by every Alpaca session.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given

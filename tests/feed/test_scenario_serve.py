@@ -317,3 +317,47 @@ async def test_a_throttled_client_gets_the_statuses_too(
     assert not [b for k, b in batches if i < k < j], "AAPL data while halted"
     assert all(b.ticks["ts"].min() >= resume.ts for k, b in batches if k > j)
     assert any(k > j for k, _ in batches)
+
+
+async def test_a_resume_across_the_halt_gets_it_in_order(
+    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
+) -> None:
+    # A client back at 1 s resumes from 0.1 s: its catch-up takes span the halt and the
+    # resumption at once, and are cut there so that each status sits among AAPL's ticks.
+    mock_clock.autojump_threshold = 0.005
+    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
+    await nursery.start(server.run)
+    with trio.fail_after(60):
+        async with open_websocket_url(server.url, subprotocols=[SUBPROTOCOL_JSON]) as ws:
+            epoch = json.loads(await ws.get_message())["epoch"]
+            await trio.sleep(0.1)
+            offset = server.hub.history.head  # where a client that left at 0.1 s was
+            await trio.sleep(0.9)
+            await ws.send_message(
+                json.dumps(
+                    {
+                        "op": "subscribe",
+                        "id": 1,
+                        "symbols": ["AAPL"],
+                        "resume": {"epoch": epoch, "offset": offset},
+                    }
+                )
+            )
+            got: list[dict] = []  # type: ignore[type-arg]
+            while not any(m["type"] == "status" and m["status"] == "trading" for m in got):
+                msg = json.loads(await ws.get_message())
+                if msg["type"] in ("ticks", "status"):
+                    got.append(msg)
+            while (msg := json.loads(await ws.get_message()))["type"] != "ticks":
+                pass
+            got.append(msg)  # ticks after the resumption
+    assert got[0]["type"] == "ticks"
+    kinds = [m.get("status", "ticks") for m in got]
+    i, j = kinds.index("halted"), kinds.index("trading")
+    assert j > i and "halted" not in kinds[j:] and "trading" not in kinds[:j]
+    halt_ts, resume_ts = got[i]["ts"], got[j]["ts"]
+    ts = [[t["ts"] for t in m.get("ticks", ())] for m in got]
+    assert all(t < halt_ts for k in range(i) for t in ts[k])
+    assert not any(ts[k] for k in range(i + 1, j)), "AAPL ticks between halt and resumption"
+    assert all(t >= resume_ts for k in range(j + 1, len(got)) for t in ts[k])
+    assert any(ts[k] for k in range(j + 1, len(got)))
