@@ -361,3 +361,13 @@ async def test_a_resume_across_the_halt_gets_it_in_order(
     assert not any(ts[k] for k in range(i + 1, j)), "AAPL ticks between halt and resumption"
     assert all(t >= resume_ts for k in range(j + 1, len(got)) for t in ts[k])
     assert any(ts[k] for k in range(j + 1, len(got)))
+
+
+def test_tail_says_a_halt_in_one_line() -> None:
+    import io
+
+    from tickwire.feed.cli.tail import _print_event
+
+    err = io.StringIO()
+    _print_event(TradingStatus("AAPL", "halted", "scenario", START_NS), err)
+    assert err.getvalue() == "# AAPL halted (scenario)\n"
