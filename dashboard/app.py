@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from tickwire.feed import ProtocolError
-from tickwire.feed.client.feed import resolve_symbols
+from tickwire.feed.client.stream import resolve_symbols
 
 from .bridge import Subscribe, Throttle, Unsubscribe
 from .columns import SORT_KEYS

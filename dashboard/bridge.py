@@ -125,6 +125,11 @@ class FeedBridge:
             host_uses_signal_set_wakeup_fd=False,
         )
 
+    @property
+    def finished(self) -> bool:
+        """Whether the trio guest run (the feed's task) has ended."""
+        return self._done is not None and self._done.done()
+
     def send(self, command: Command) -> None:
         """Queue a request for the feed (from UI code); its result comes back in feed_reply."""
         if self._token is None or self._commands is None:

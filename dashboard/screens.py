@@ -21,7 +21,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tickwire.feed import ProtocolError
-from tickwire.feed.client.feed import resolve_symbols
+from tickwire.feed.client.stream import resolve_symbols
 
 from .state import SymbolRef
 

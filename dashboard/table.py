@@ -202,7 +202,7 @@ class WatchTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if event.y == 0:
             x = event.x
-            for col, start, width in self._columns(self.size.width):
+            for col, start, width in self.column_spans(self.size.width):
                 if start <= x < start + width + 1:
                     self.post_message(self.HeaderClicked(col.key))
                     return
@@ -235,7 +235,7 @@ class WatchTable(ScrollView, can_focus=True):
             style = self._styles[name] = self.get_component_rich_style(name, partial=True)
         return style
 
-    def _columns(self, width: int) -> list[tuple[Column, int, int]]:
+    def column_spans(self, width: int) -> list[tuple[Column, int, int]]:
         """`columns.layout(width)`, computed again only when the width changes."""
         if self._layout is None or self._layout[0] != width:
             self._layout = (width, layout(width))
@@ -308,7 +308,7 @@ class WatchTable(ScrollView, can_focus=True):
         sorted_style = base + self._style("watch-table--sorted")
         segments: list[Segment] = []
         x = 0
-        for col, start, w in self._columns(width):
+        for col, start, w in self.column_spans(width):
             if start > x:
                 segments.append(Segment(" " * (start - x), style))
             title = col.title
@@ -365,7 +365,7 @@ class WatchTable(ScrollView, can_focus=True):
         seg_styles: list[Style] = []
         blank = ("", row_style)
         x = 0
-        for col, start, w in self._columns(width):
+        for col, start, w in self.column_spans(width):
             if start > x:
                 gap = " " * (start - x)
                 if seg_styles and id(seg_styles[-1]) in blank_like:

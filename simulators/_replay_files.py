@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ._model import decimals
 from ._replay_csv import read_csv
 from ._replay_parts import ALIASES, OWN_CSV, Own, Raw
 from ._replay_rows import Screen, out_of_range, screen_records
 from .errors import UserError
-from .market import _decimals
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -201,7 +201,7 @@ def size_units(
         if not len(v):
             continue
         values, inverse = np.unique(v, return_inverse=True)  # few distinct sizes: cheap
-        k = _decimals(np.where(values > 0, values, 1.0))[inverse.reshape(-1)]
+        k = decimals(np.where(values > 0, values, 1.0))[inverse.reshape(-1)]
         np.maximum.at(places, sym, k)
         np.maximum.at(top, sym, v)
     fits = np.floor(np.log10(_MAX_U4 / np.maximum(top, 1.0))).astype(np.intp)

@@ -140,6 +140,28 @@ class Records(NamedTuple):
     kept: NDArray[np.float64] | None = None  # per record: share of new orders that arrive
 
 
+class _Frame(NamedTuple):
+    """A chunk's segments: per active symbol, `width` prices from `lo`, bid side then ask side,
+    starting at `sym_off`; `n_seg` in all; `d` the window's level offsets."""
+
+    lo: NDArray[np.int64]
+    width: NDArray[np.int64]
+    sym_off: NDArray[np.int64]
+    n_seg: int
+    d: NDArray[np.int64]
+
+    def window(self, b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
+        """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
+        lo, width, d = self.lo, self.width, self.d
+        bid = b[:, None] - d
+        ask = s[:, None] + d
+        rel = np.stack((bid, ask), 1) - lo[:, None, None]
+        w = np.stack((np.zeros_like(bid), np.ones_like(ask)), 1) * width[:, None, None]
+        ok = rel >= 0  # bid levels below price 1 do not exist
+        out: NDArray[np.int64] = np.where(ok, self.sym_off[:, None, None] + w + rel, -1)
+        return out
+
+
 class Book:
     """Every symbol's book as levels relative to its best: sizes[sym, side, d] (d ticks away)."""
 
@@ -222,6 +244,31 @@ class Book:
         self._batches.append(batch)
         return batch[:k]  # every field is written but `_pad`, zero from the start
 
+    def _segments(
+        self,
+        active: NDArray[np.intp],
+        e: ev.Events,
+        seg_start: NDArray[np.int64],
+        ends: tuple[NDArray[np.int64], ...],
+    ) -> tuple[NDArray[np.int64], _Frame]:
+        """Each event's segment (its symbol, side and price level) and the chunk's frame of
+        segments: per active symbol, a price range wide enough for its events and both windows."""
+        w, n = self._work, e.rec.size
+        depth = self.depth
+        b0, a0, b1, a1 = ends
+        ev_start = e.off[seg_start]
+        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
+        lo = np.maximum(lo, 1)
+        width = hi - lo + 1
+        sym_off = np.cumsum(2 * width) - 2 * width
+        records = np.diff(np.append(seg_start, len(e.per_record)))
+        act = np.repeat(np.arange(active.size), records)  # each record's active symbol
+        seg = take((sym_off - lo)[act], e.rec, out=w("t0", n))
+        seg += e.price
+        seg += np.multiply(take(width[act], e.rec, out=w("t1", n)), e.side, out=w("t1", n))
+        return seg, _Frame(lo, width, sym_off, int(2 * width.sum()), np.arange(depth))
+
     def _levels(
         self,
         active: NDArray[np.intp],
@@ -238,36 +285,14 @@ class Book:
         offset that grows with the segment). Segments are ordered by a radix sort.
         """
         w, n = self._work, e.rec.size  # slots t0, t1...: free once the events are made
-        depth, d = self.depth, np.arange(self.depth)
         b0, a0, b1, a1 = ends
         ev_start = e.off[seg_start]
-        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
-        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
-        lo = np.maximum(lo, 1)
-        width = hi - lo + 1
-        sym_off = np.cumsum(2 * width) - 2 * width
-        n_seg = int(2 * width.sum())
-        records = np.diff(np.append(seg_start, len(e.per_record)))
-        act = np.repeat(np.arange(active.size), records)  # each record's active symbol
-        seg = take((sym_off - lo)[act], e.rec, out=w("t0", n))
-        seg += e.price
-        seg += np.multiply(take(width[act], e.rec, out=w("t1", n)), e.side, out=w("t1", n))
-
-        def window(b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
-            """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
-            bid = b[:, None] - d
-            ask = s[:, None] + d
-            rel = np.stack((bid, ask), 1) - lo[:, None, None]
-            w = np.stack((np.zeros_like(bid), np.ones_like(ask)), 1) * width[:, None, None]
-            ok = rel >= 0  # bid levels below price 1 do not exist
-            out: NDArray[np.int64] = np.where(ok, sym_off[:, None, None] + w + rel, -1)
-            return out
-
-        q0_seg = np.zeros(n_seg, np.int64)
-        w0 = window(b0, a0)
+        seg, frame = self._segments(active, e, seg_start, ends)
+        q0_seg = np.zeros(frame.n_seg, np.int64)
+        w0 = frame.window(b0, a0)
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
-        order = grouped_order(seg, sym_off, sym_off + 2 * width, ev_start, w)
+        order = grouped_order(seg, frame.sym_off, frame.sym_off + 2 * frame.width, ev_start, w)
         seg_s = take(seg, order, out=w("t2", n))
         x_s = take(e.x, order, out=w("t3", n))
         f_s = take(e.floor, order, out=w("t4", n))
@@ -308,7 +333,7 @@ class Book:
         # the chunk's end: each level's last size, gathered into the window of the final best
         last = np.append(seg_first[1:] - 1, n - 1)
         q0_seg[seg_s[last]] = q_s[last]
-        w1 = window(b1, a1)
+        w1 = frame.window(b1, a1)
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
         self.sizes[active] = sizes
         return q, np.flatnonzero(changed)

@@ -47,11 +47,13 @@ def add_market_arguments(
     """Add --seed, --symbols/--universe, --activity and --session (read by `universe_from_args`).
 
     `session_default=None` leaves --session unset when not given (`session_of` resolves it)."""
-    parser.add_argument("--seed", type=_seed, default=0, help="market seed (default %(default)s)")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="market seed (default %(default)s)"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--symbols",
-        type=_symbol_count,
+        type=symbol_count,
         metavar="N",
         help=f"a synthetic universe of N symbols (1 to {MAX_SYMBOLS}) instead of the default one",
     )
@@ -64,7 +66,7 @@ def add_market_arguments(
     )
     parser.add_argument(
         "--activity",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="X",
         help="scale every trade and quote rate (default %(default)s)",
@@ -108,7 +110,7 @@ def session_of(args: argparse.Namespace, universe: Universe) -> str:
     return "24h" if universe.crypto.all() else "6.5h"
 
 
-def _seed(text: str) -> int:
+def seed_value(text: str) -> int:
     """What numpy's SeedSequence takes: a whole number from 0 to 2**64 - 1."""
     try:
         n = int(text)
@@ -121,7 +123,7 @@ def _seed(text: str) -> int:
     return n
 
 
-def _symbol_count(text: str) -> int:
+def symbol_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
@@ -133,7 +135,7 @@ def _symbol_count(text: str) -> int:
     return n
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         x = float(text)
     except ValueError:

@@ -19,9 +19,9 @@ import numpy as np
 
 from . import _replay_files as files
 from . import _replay_parts as rp
+from ._model import decimals
 from .durations import DurationError, parse_duration
 from .errors import UserError
-from .market import _decimals
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
 
@@ -249,7 +249,7 @@ def _inferred(records: TickBatch, names: list[str]) -> Universe:
     places = np.zeros(n, np.intp)
     for f in ("bid", "ask", "last"):
         p = np.abs(records[f])
-        np.maximum.at(places, sym, _decimals(np.where(p > 0, p, 1.0)))
+        np.maximum.at(places, sym, decimals(np.where(p > 0, p, 1.0)))
     tick = 10.0 ** (-places.astype(np.float64))
     ids, first = np.unique(sym, return_index=True)
     head = records[first]
@@ -267,7 +267,7 @@ def _inferred(records: TickBatch, names: list[str]) -> Universe:
 def _on_grid(records: TickBatch, universe: Universe) -> None:
     """Prices on each symbol's tick grid in their shortest form, as the hub sends them."""
     tick = universe.tick_size.astype(np.float64)
-    scale = 10.0 ** _decimals(tick)
+    scale = 10.0 ** decimals(tick)
     sym = records["sym"].astype(np.intp)
     t, sc = tick[sym], scale[sym]
     for f in ("bid", "ask", "last"):

@@ -426,6 +426,6 @@ def test_the_layout_drawing_names_every_folder_and_shared_module_of_the_feed() -
     order = [name.strip() for layer in layers for name in layer.split("|")]
     assert [d for d in drawn if d in order] == order
     modules = {p.name for p in feed.glob("*.py")} - {"__init__.py"}
-    shared = drawing[drawing.index("feed/protocol.py") :]
+    shared = drawing[drawing.index("feed/record.py") :]
     named = set(re.findall(r"(\w+\.py)", shared))
     assert named == modules, (named, modules)

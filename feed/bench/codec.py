@@ -1,7 +1,7 @@
 """Encode/decode rows: µs per 50-tick batch with `tickwire.feed.protocol` vs json.dumps/loads.
 
 The encoders and decoders timed are the ones the server and the client call (see `_paths`), so a
-change in `protocol.py` shows here. The baseline is the stdlib on a list of ready-made tick dicts,
+change in `protocol/` shows here. The baseline is the stdlib on a list of ready-made tick dicts,
 as the issue defines it (building those dicts is not counted against the baseline).
 Imports the protocol core only: no trio.
 """

@@ -1,18 +1,18 @@
 """The bus: one producer's flushes to any number of gateways, through Redis Streams.
 
 `BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
-writer (a thread with its own trio loop, so the market's stepping never starves it) writes
-each flush as one entry per shard, the latest record per symbol and the flush
-numbers in one Lua script (`_bus_codec.WRITE_SCRIPT`): one atomic round trip, so a reader sees
+writer (a task in the market's loop, woken by `publish`) writes each flush, or every flush
+published while it was busy, as one entry per shard, the latest record per symbol and the flush
+numbers in one Lua script (`write.WRITE_SCRIPT`): one atomic round trip, so a reader sees
 a flush whole or not at all. While Redis is
 down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
-One producer per namespace writes: it holds a lease in Redis (`_bus_lease`) that fences every
+One producer per namespace writes: it holds a lease in Redis (`lease.py`) that fences every
 write; others stand by and take over when it dies or stalls. While no gateway has subscribers
 (`{ns}:watched`), the producer's market steps rarely, as an idle server's does.
 The per-flush write and a gateway's stream reads go over a plain connection packed and parsed
-by hiredis (`_bus_fastwrite`); coredis carries the rest.
+by hiredis (`fastwrite.py`); coredis carries the rest.
 
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
@@ -20,7 +20,8 @@ event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh sna
 records were lost: a trimmed cursor, a changed epoch, a Redis restart. Each reader keeps its own
 cursor per shard (XREAD BLOCK, no consumer groups: groups split work, they do not fan out).
 
-The wire format and reassembly live in `_bus_codec` (sans-IO). Needs `pip install 'tickwire[redis]'`
+The wire format (`codec.py`), the flush's write (`write.py`), the producer's pending flushes
+(`outbox.py`) and reassembly (`reassemble.py`) are sans-IO. Needs `pip install 'tickwire[redis]'`
 (coredis, native under trio through anyio). Never imported by the single-process server.
 """
 

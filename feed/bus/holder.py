@@ -1,11 +1,10 @@
 """`LeaseHolder`: the producer's side of the lease (`_bus_lease`): take it and make the first
 write under it, renew it, lose it, stand by, release it. A base of `BusProducer`, run in its
-writer thread's trio loop; it owns no state of its own (the attributes below are the producer's).
+writer task; it owns no state of its own (the attributes below are the producer's).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import trio
@@ -33,10 +32,8 @@ class LeaseHolder:
     token: bytes
     _client: Any
     _meta: bytes
-    _lock: threading.Lock
     _up: bool
     _active: bool
-    _standby: bool
     _lease: bl.LeaseState
     _renew_at: float
     _standby_for: bytes
@@ -50,7 +47,7 @@ class LeaseHolder:
     def _set_watched(self, watched: bool) -> None:
         raise NotImplementedError
 
-    async def _handover(self) -> tuple[TickBatch, int, int | None]:
+    def _handover(self) -> tuple[TickBatch, int, int | None]:
         raise NotImplementedError
 
     async def _connect(self) -> None:
@@ -66,7 +63,7 @@ class LeaseHolder:
         if lease.holder != self.token:
             self._stand_by(lease.holder)
             return
-        snap, head, next_offset = await self._handover()
+        snap, head, next_offset = self._handover()
         latest = bc.latest_records(snap) if len(snap) else b""
         keys = [bc.lease_key(self.namespace), bc.meta_key(self.namespace)]
         keys += [bc.latest_key(self.namespace), bc.head_key(self.namespace)]
@@ -83,8 +80,6 @@ class LeaseHolder:
         if holder is not None:  # lost between the two calls (this producer stalled)
             self._lost(holder)
             return
-        with self._lock:
-            self._standby = False
         self._active = True
         self._set_watched(True)  # at the cadence until the first write says nobody watches
         self._renew_at = trio.current_time() + bl.RENEW_S

@@ -1,7 +1,7 @@
 """The producer lease, sans-IO: one active producer per namespace, the others hot standbys.
 
 The active producer holds `{ns}:lease` (its token, `HOST:PID EPOCH`, with a `LEASE_MS` expiry it
-renews every `RENEW_S`, and with every write: `_bus_codec.WRITE_SCRIPT` is fenced by it, so a
+renews every `RENEW_S`, and with every write: `write.WRITE_SCRIPT` is fenced by it, so a
 producer that lost the lease writes nothing). A standby polls every `STANDBY_POLL_S`; its poll
 registers it in `{ns}:standby` (a sorted set scored by the time its registration lapses), and
 takes the lease once it has expired. `{ns}:holder` keeps the last active token until that
@@ -22,7 +22,7 @@ from tickwire.simulators import TICK_DTYPE
 _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
 
 # A stalled or dead producer is replaced within LEASE_MS + STANDBY_POLL_S (+ one snapshot write);
-# the holder renews 4-5 times per lease, so a writer thread the OS keeps waiting for up to ~1 s
+# the holder renews 4-5 times per lease, so a producer the OS keeps waiting for up to ~1 s
 # on a busy machine does not lose it.
 LEASE_MS = 1200
 RENEW_S = 0.25

@@ -15,6 +15,7 @@ from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.fastwrite import FastWriter
+from tickwire.feed.bus.reassemble import Reassembler
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
     BLOCK_MS,
@@ -81,7 +82,7 @@ class BusReader:
         self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
         self._cursors: dict[str, Any] = {}
         self._run_id = b""
-        self._asm = bc.Reassembler(0)
+        self._asm = Reassembler(0)
         self._ready: list[tuple[BusItem, int | None]] = []
         self.offset: int | None = None  # the producer's offset of the next record to expect
         self.flush_offset: int | None = None  # that of the flush `__anext__` returned last

@@ -27,7 +27,7 @@ COMMAND_TIMEOUT_S = 5.0  # a Redis that answers nothing for this long is down
 BACKOFF_S = (0.05, 2.0)  # reconnect backoff: first and longest wait
 # Records a producer holds for a writer that is behind; beyond, it drops (readers see a gap).
 # 32 MB: one transaction well inside the timeout, and ~1 s of 5,000 symbols at the open, so a
-# writer thread the OS left waiting for a few hundred ms on a busy machine catches up.
+# producer the OS left waiting for a few hundred ms on a busy machine catches up.
 MAX_PENDING_RECORDS = 500_000
 READ_COUNT = 1000  # entries per stream per XREAD
 BLOCK_MS = 100  # XREAD BLOCK: how long a read waits in Redis before a reader checks the clock

@@ -20,8 +20,8 @@ from tickwire.feed.cli.args import (
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
-from tickwire.simulators.cli import SESSION_S, _seed, _symbol_count
-from tickwire.simulators.cli import _positive_float as _market_positive_float
+from tickwire.simulators.cli import SESSION_S, seed_value, symbol_count
+from tickwire.simulators.cli import positive_float as _market_positive_float
 from tickwire.simulators.scenario import names as scenario_names
 from tickwire.simulators.ticks import MAX_SYMBOLS
 
@@ -50,14 +50,14 @@ def _market() -> list[Setting]:
         Setting(
             name="seed",
             section=MARKET,
-            type=_seed,
+            type=seed_value,
             default=0,
             help="market seed (default {default})",
         ),
         Setting(
             name="symbols",
             section=MARKET,
-            type=_symbol_count,
+            type=symbol_count,
             unit="N",
             exclusive="universe",
             help=f"a synthetic universe of N symbols (1 to {MAX_SYMBOLS}) instead of the default "

@@ -239,3 +239,11 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(cause, OSError) and cause.errno:
         return os.strerror(cause.errno).lower()
     return str(exc) or type(exc).__name__
+
+
+def close_text(ws: WebSocketConnection) -> str:
+    """How a connection ended, in words, for the next `Status` event."""
+    reason = ws.closed
+    if reason is None:
+        return "connection lost"
+    return f"closed by server: {reason.code}{f' {reason.reason}' if reason.reason else ''}"

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.history import History
+from tickwire.feed.hub.history import BY_SYM, Entry, History
 from tickwire.feed.hub.jsonbody import JsonCache, Piece
 from tickwire.feed.hub.subscriber import Pending, Subscriber
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
@@ -45,28 +45,29 @@ class AllSource(Protocol):
 def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
     """The next records of `sub`'s subscription from its cursor; None if that span had none."""
     start = sub.cursor
-    sub.synced = False
+    sub.in_sync(False)
     if sub.wildcard and sub.ahead_until <= start:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
         if len(taken.last_at):
-            sub.last_seq[taken.last_at] = taken.last_seqs
-        sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+            sub.deliver(taken.last_at, taken.last_seqs)
+        sub.advance(taken.pending.offset, taken.end_gen)
         return taken.pending if len(taken.pending.records) else None
     hist = hub.history
     if not sub.wildcard:
         if not sub.news_gen:  # none of its symbols changed since its last take
-            sub.cursor, sub.sent_gen = hist.head, hub.gen
+            sub.advance(hist.head, hub.gen)
             return None
         if sub.news_gen > sub.sent_gen + 1:  # skip the batches without its symbols
-            start = sub.cursor = hist.entry(hist.index_of_gen(sub.news_gen)).start
+            start = hist.entry(hist.index_of_gen(sub.news_gen)).start
+            sub.skip_to(start)
     taken = _gather(hub, sub, start)
-    if len(at := taken.last_at):
-        sub.last_seq[at] = np.maximum(sub.last_seq[at], taken.last_seqs)
-    sub.cursor, sub.sent_gen = taken.pending.offset, taken.end_gen
+    if len(taken.last_at):
+        sub.deliver_newer(taken.last_at, taken.last_seqs)
+    sub.advance(taken.pending.offset, taken.end_gen)
     if sub.cursor >= hist.head:
-        sub.news_gen = 0
+        sub.caught_up()
     return taken.pending if len(taken.pending.records) else None
 
 
@@ -75,6 +76,93 @@ SCAN_TAKES = 8
 
 
 def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
+    """Every record of `sub`'s subscription from `start` (see `_gather_all`); a reader of named
+    symbols a few batches behind, with nothing to skip, takes the quick way."""
+    if not sub.wildcard and sub.ahead_until <= start:
+        taken = _gather_named(hub, sub, start)
+        if taken is not None:
+            return taken
+    return _gather_all(hub, sub, start)
+
+
+# A reader of named symbols at most this many batches behind is served from their symbol indexes.
+NAMED_BATCHES = 8
+
+
+def _gather_named(hub: AllSource, sub: Subscriber, start: int) -> Taken | None:
+    """What `_gather_all` gives a reader of named symbols (not ahead) when everything from
+    `start` to the head fits one message: its records picked from each batch's index by symbol
+    (built once per batch), in a few list operations; None when it does not fit."""
+    hist = hub.history
+    i, stop = hist.index(start), hist.stop()
+    if stop - i > NAMED_BATCHES:
+        return None
+    ids = sub.ids.tolist()
+    pieces: list[Piece] = []
+    chunks: list[TickBatch] = []
+    last: dict[int, int] = {}  # place in `ids` -> its last seq taken (later batches win)
+    kept = scanned = 0
+    for k in range(i, stop):
+        entry = hist.entry(k)
+        lo = start - entry.start if start > entry.start else 0
+        scanned += len(entry.records) - lo
+        where, last_of = _by_symbol(hub, entry)
+        sel: list[int] = []
+        for n, s in enumerate(ids):
+            found = where.get(s)
+            if found is None or found[-1] < lo:
+                continue
+            sel += [j for j in found if j >= lo] if lo else found
+            last[n] = last_of[s]
+        if not sel:
+            continue
+        kept += len(sel)
+        sel.sort()
+        idx = np.array(sel, np.intp)
+        pieces.append((entry, idx))
+        chunks.append(entry.records[idx])
+    if kept > hub.max_take or scanned > hub.max_take * SCAN_TAKES:
+        return None
+    newest = hist.entry(stop - 1)
+    at = sorted(last)
+    last_at = np.array(at, np.intp)
+    last_seqs = np.array([last[a] for a in at], np.uint64)
+    pending = Pending(_joined(chunks), hub.json.of_pieces(pieces), 0, offset=newest.end)
+    return Taken(pending, newest.gen, last_at, last_seqs)
+
+
+def _by_symbol(hub: AllSource, entry: Entry) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Where each symbol's records are in `entry` and its last seq there, kept with the batch
+    while it is recent."""
+    if entry.by_sym is not None:
+        return entry.by_sym
+    where: dict[int, list[int]] = {}
+    last_of: dict[int, int] = {}
+    recs = entry.records
+    for j, (s, q) in enumerate(zip(recs["sym"].tolist(), recs["seq"].tolist(), strict=True)):
+        found = where.get(s)
+        if found is None:
+            where[s] = [j]
+        else:
+            found.append(j)
+        last_of[s] = q
+    derived = hub.history.derived
+    if entry.gen > hub.gen - derived.keep:
+        entry.by_sym = where, last_of
+        derived.charge(entry, 160 * len(where) + 40 * len(recs), BY_SYM)
+        derived.trim(hub.gen, 0)
+    return where, last_of
+
+
+def _joined(chunks: list[TickBatch]) -> TickBatch:
+    if len(chunks) == 1:
+        return chunks[0]
+    if chunks:
+        return np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
+    return np.empty(0, TICK_DTYPE)
+
+
+def _gather_all(hub: AllSource, sub: Subscriber, start: int) -> Taken:
     """Every record of `sub`'s subscription from `start`: at most `max_take` of them, and at most
     `SCAN_TAKES` times that many records scanned for a subscriber of named symbols (whose
     records are a few of each batch: one message then carries them all, instead of a message
@@ -116,33 +204,62 @@ def _gather(hub: AllSource, sub: Subscriber, start: int) -> Taken:
         end = entry.start + hi
         end_gen = entry.gen if hi == len(entry.records) else entry.gen - 1
         i += 1
-    if len(chunks) == 1:
-        records = chunks[0]
-    elif chunks:
-        records = np.concatenate([c.view(_RECORD) for c in chunks]).view(TICK_DTYPE)
-    else:
-        records = np.empty(0, TICK_DTYPE)
+    records = _joined(chunks)
     if explicit:  # by place in its own arrays, found once above
         at_all = np.concatenate(places) if places else np.empty(0, np.intp)
         last_at, rev = np.unique(at_all[::-1], return_index=True)
         last_seqs = records["seq"][len(records) - 1 - rev]
     else:  # `*`: places are symbol ids
-        last_at, last_seqs = _last_per_symbol(pieces, records)
+        last_at, last_seqs = _last_per_symbol(pieces, records, sub.n_symbols)
     pending = Pending(records, hub.json.of_pieces(pieces), 0, offset=end)
     return Taken(pending, end_gen, last_at, last_seqs)
 
 
 def _last_per_symbol(
-    pieces: list[Piece], records: TickBatch
+    pieces: list[Piece], records: TickBatch, n_symbols: int
 ) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
     """Each symbol's last seq among `records` (taken from `pieces`), sorted by symbol."""
-    if len(pieces) == 1:
-        entry, sel = pieces[0]
-        whole = isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
-        if whole and entry.last_ids is not None and entry.last_seqs is not None:
-            return entry.last_ids, entry.last_seqs  # a whole batch: computed once at publish
+    whole = [
+        entry
+        for entry, sel in pieces
+        if isinstance(sel, slice) and sel.start == 0 and sel.stop == len(entry.records)
+    ]
+    if len(whole) == len(pieces) and all(e.last_seqs is not None for e in whole):
+        if len(whole) == 1:  # a whole batch: computed once at publish
+            entry = whole[0]
+            assert entry.last_ids is not None and entry.last_seqs is not None
+            return entry.last_ids, entry.last_seqs
+        if whole:  # whole batches (a reader a few batches behind): theirs, later ones winning
+            return _merge_last(whole, n_symbols)
     if len(records) == 0:
         return np.empty(0, np.intp), np.empty(0, np.uint64)
     sym = records["sym"].astype(np.intp)
     ids, rev_idx = np.unique(sym[::-1], return_index=True)
     return ids, records["seq"][len(records) - 1 - rev_idx]
+
+
+def _merge_last(
+    entries: list[Entry], n_symbols: int
+) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """The symbols `entries` (in order, each with `last_ids`) changed, sorted, and each one's
+    last seq: written in order into a table of the universe, so no sort of their records."""
+    seqs, seen = _tables(n_symbols)
+    for entry in entries:
+        ids, last = entry.last_ids, entry.last_seqs
+        assert ids is not None and last is not None  # the caller checked
+        seqs[ids] = last
+        seen[ids] = True
+    changed = np.flatnonzero(seen)
+    seen[changed] = False  # the tables are shared: leave them as found
+    return changed, seqs[changed]
+
+
+_TABLES: dict[int, tuple[NDArray[np.uint64], NDArray[np.bool_]]] = {}
+
+
+def _tables(n: int) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
+    """A seq per symbol id and an all-False mark per symbol id, for a universe of `n`."""
+    found = _TABLES.get(n)
+    if found is None:
+        found = _TABLES[n] = (np.zeros(n, np.uint64), np.zeros(n, np.bool_))
+    return found

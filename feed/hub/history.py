@@ -50,6 +50,10 @@ class Entry:
     # Its JSON tick objects, encoded once, lazily, while recent (`protocol.tick_objects`).
     json: bytes | None = field(default=None)
     json_at: NDArray[np.intp] | None = field(default=None)
+    # Where each symbol's records are (symbol id -> positions, in order) and its last seq: built
+    # once, when a reader of named symbols first takes from it while it is recent.
+    by_sym: tuple[dict[int, list[int]], dict[int, int]] | None = field(default=None)
+    sparse_reads: int = 0  # readers that got a few of its records encoded on their own
 
     @property
     def end(self) -> int:
@@ -197,7 +201,8 @@ class History:
         }
 
 
-IDS, JSON, STARTS = 0, 1, 2  # what a charge is for: last ids and seqs, JSON, where objects start
+# What a charge is for: last ids and seqs, JSON, where objects start, where symbols are.
+IDS, JSON, STARTS, BY_SYM = 0, 1, 2, 3
 
 
 class Derived:
@@ -229,6 +234,8 @@ class Derived:
                 entry.json = None
             elif kind == STARTS:
                 entry.json_at = None
+            elif kind == BY_SYM:
+                entry.by_sym = None
             else:
                 entry.last_ids = entry.last_seqs = None
 

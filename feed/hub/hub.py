@@ -137,7 +137,7 @@ class Hub:
         self.shared_all.clear()
         self.ticks_published += len(batch)
         self.batches_published += 1
-        for sub in self._wild:
+        for sub in tuple(self._wild):  # a wake-up may detach (a venue's last reader overflowed)
             sub.wake()
         by_sym = self._by_sym
         woken: set[Subscriber] = set()
@@ -146,8 +146,7 @@ class Hub:
             if subs:
                 woken.update(subs)
         for sub in woken:
-            if not sub.news_gen:
-                sub.news_gen = gen
+            sub.news(gen)
             sub.wake()
 
     def resync(self, snapshot: TickBatch, *, epoch: str, offset: int | None) -> None:
@@ -163,19 +162,16 @@ class Hub:
         gen = self.gen = self.gen + 1
         self.changes.record(gen, np.arange(len(self), dtype=np.intp))  # every symbol changed
         self.json.published(gen)
-        for sub in self._subs:
-            sub.sent_gen = gen
-            if sub.wildcard or len(sub.ids):
-                sub.resync = True
+        for sub in tuple(self._subs):
+            sub.gap(gen)
+            if sub.resync:
                 sub.wake()
 
     def _restart_history(self, offset: int) -> None:
         """An empty history whose next record has stream offset `offset`; cursors move there."""
         self.history.restart(offset)
         for sub in self._subs:
-            sub.cursor = sub.ahead_until = sub.catch_up_to = offset
-            sub.news_gen, sub.synced = 0, False
-            sub.sent_gen = self.gen
+            sub.restart(offset, self.gen)
         self.shared_all.clear()
         self.changes.synced_take.clear()
 
@@ -225,20 +221,18 @@ class Hub:
         else:
             for i in new_ids.tolist():
                 self._by_sym[i].add(sub)
-        if added and sub.cursor < self.history.head:
-            sub.ahead_until = self.history.head  # their updates before now must not follow
+        if added:
+            sub.ahead(self.history.head)  # their updates before now must not follow
         if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
             # Behind (a take stops at max_take) and no longer `*`, whose wake-ups never set
             # news_gen: the kept symbols' updates from the cursor on are still owed.
-            sub.news_gen = sub.sent_gen + 1
+            sub.owed_since(sub.sent_gen)
         # Callers take() first, so everything up to now is delivered: in sync if wildcard.
-        sub.synced = wildcard and sub.sent_gen == self.gen
+        sub.in_sync(wildcard and sub.sent_gen == self.gen)
 
     def set_mode(self, sub: Subscriber, latest: bool) -> None:
         """Every update (False, the default) or the latest state per symbol (True)."""
-        if sub.latest != latest:
-            sub.latest = latest
-            sub.synced = False
+        sub.set_latest(latest)
 
     def has_more(self, sub: Subscriber) -> bool:
         """Whether `take(sub)` may return more right now (a take stops at `max_take`)."""
@@ -266,11 +260,10 @@ class Hub:
         """The latest record of `ids`, now counted as delivered to `sub`."""
         records = self.lvc[ids]
         held, at = sub.find(ids)
-        sub.last_seq[at[held]] = records["seq"][held]
+        sub.deliver(at[held], records["seq"][held])
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation
-            sub.synced = False
-        if sub.cursor < self.history.head:
-            sub.ahead_until = self.history.head
+            sub.in_sync(False)
+        sub.ahead(self.history.head)
         return Pending(records, self.json.of_latest(ids, records), 0, offset=sub.cursor)
 
     def resume(self, sub: Subscriber, epoch: str | None, offset: int) -> int | None:
@@ -283,7 +276,6 @@ class Hub:
         hist = self.history
         if epoch != self.epoch or not hist.covers(offset):
             return None
-        sub.resumable = True
         # What it holds is each symbol's state as of `offset`: the seq before its first update
         # after `offset` (seqs go +1 per update), or the latest one if none came since.
         syms, seqs = [], []
@@ -291,7 +283,8 @@ class Hub:
             recs = entry.records[max(0, offset - entry.start) :]
             syms.append(recs["sym"])
             seqs.append(recs["seq"])
-        sub.last_seq[:] = self.lvc["seq"] if sub.wildcard else self.lvc["seq"][sub.ids]
+        everyone = np.arange(len(sub.last_seq), dtype=np.intp)
+        sub.deliver(everyone, self.lvc["seq"] if sub.wildcard else self.lvc["seq"][sub.ids])
         missed = 0
         if syms:
             sym, seq = np.concatenate(syms).astype(np.intp), np.concatenate(seqs)
@@ -299,19 +292,13 @@ class Hub:
             at, seq = at[keep], seq[keep]
             missed = len(at)
             first_at, first = np.unique(at, return_index=True)
-            sub.last_seq[first_at] = seq[first] - 1
-        sub.cursor = sub.ahead_until = offset
-        sub.catch_up_to = hist.head  # it asked for these: the lag bound waits until it has them
-        sub.sent_gen = hist.gen_at(offset)
-        sub.news_gen = sub.sent_gen + 1 if sub.sent_gen < self.gen else 0
-        sub.synced = False
+            sub.deliver(first_at, seq[first] - 1)
+        sub.rewind(offset, hist.head, hist.gen_at(offset), self.gen)
         return missed
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
-        if sub.resync:  # the source lost updates: a snapshot of all it holds, marked as a gap
-            sub.resync = False
-            sub.cursor, sub.sent_gen = self.history.head, self.gen
+        if sub.take_gap(self.history.head, self.gen):  # the source lost updates: a snapshot
             ids = np.arange(len(self), dtype=np.intp) if sub.wildcard else sub.ids
             return replace(self.snapshot(sub, ids), gap=True)
         if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
@@ -320,7 +307,8 @@ class Hub:
             pending = take_all(self, sub)
             if pending is not None:
                 return pending
-        sub.sent_gen, sub.news_gen = self.gen, 0
+        sub.advance(sub.cursor, self.gen)
+        sub.caught_up()
         return None
 
     def _too_far(self, sub: Subscriber) -> bool:

@@ -23,12 +23,17 @@ from tickwire.feed.hub.history import (
     Derived,
     Entry,
 )
+from tickwire.feed.ws.frames import OP_TEXT, frame_header
 from tickwire.simulators.ticks import TickBatch
 
-# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own.
+# A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own, as
+# long as fewer than _SPARSE_READERS readers did so before it: with more (100 readers of 10
+# symbols each), one encoding of the whole batch, cut per reader, costs less than theirs.
 _SPARSE = 8
+_SPARSE_READERS = 4
 _FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
+Buffer = bytes | memoryview  # a batch's shared text, or a view into it
 
 
 class JsonCache:
@@ -131,38 +136,82 @@ class JsonCache:
 
 
 class Body:
-    """A JSON body built once, on first use, from the batches' shared tick objects."""
+    """A JSON body built from the batches' shared tick objects: its parts once, on first use,
+    shared by every reader of the same take; joined only for a caller that wants one bytes."""
 
-    __slots__ = ("_body", "_cache", "_pieces")
+    __slots__ = ("_body", "_cache", "_parts", "_pieces", "_size")
 
     def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
         self._cache, self._pieces, self._body = cache, pieces, b""
+        self._parts: list[Buffer] | None = None
+        self._size = 0
 
     def __call__(self) -> bytes:
         if not self._body:
-            cache = self._cache
-            parts: list[bytes | memoryview] = []  # tick objects and runs of them, no commas
-            for entry, sel in self._pieces:
-                if isinstance(sel, slice):
-                    n = len(entry.records)
-                    if sel.start == 0 and sel.stop == n:  # a whole batch (a reader in step)
-                        parts.append(cache.entry_json(entry))
-                    elif sel.stop > sel.start:  # a run of objects: one cut, commas included
-                        text, at = cache.entry_starts(entry)
-                        parts.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
-                elif entry.json is None and len(sel) * _SPARSE < len(entry.records):
-                    # A few records of a batch nobody encoded yet (a reader of named symbols):
-                    # encode those, not the whole batch for one reader's sake.
-                    if len(sel):
-                        parts.append(p.tick_objects(entry.records[sel], cache.names))
-                else:
-                    text, at = cache.entry_starts(entry)
-                    view = memoryview(text)
-                    if len(sel) <= _FEW:
-                        parts.extend([view[at[k] : at[k + 1] - 1] for k in sel.tolist()])
-                    else:
-                        ends = (at[sel + 1] - 1).tolist()
-                        starts = at[sel].tolist()
-                        parts.extend([view[a:b] for a, b in zip(starts, ends, strict=True)])
-            self._body = b"[" + b",".join(parts) + b"]"
+            parts, _ = self.parts()
+            self._body = b"".join(parts)
         return self._body
+
+    def parts(self) -> tuple[list[Buffer], int]:
+        """The body as buffers to join in order (`[`, tick objects and runs of them with their
+        commas, `]`), and its length: each batch's shared text, or a view into it."""
+        if self._parts is None:
+            objects = self._objects()
+            parts: list[Buffer] = [b"["]
+            for obj in objects:
+                parts += (obj, b",")
+            parts[-1] = b"]"  # the last comma, or the `[` of an empty list stays and gets `]`
+            if not objects:
+                parts.append(b"]")
+            self._parts = parts
+            self._size = sum(map(len, parts))
+        return self._parts, self._size
+
+    def _objects(self) -> list[Buffer]:
+        cache = self._cache
+        out: list[Buffer] = []  # tick objects and runs of them, no commas between
+        for entry, sel in self._pieces:
+            if isinstance(sel, slice):
+                n = len(entry.records)
+                if sel.start == 0 and sel.stop == n:  # a whole batch (a reader in step)
+                    out.append(cache.entry_json(entry))
+                elif sel.stop > sel.start:  # a run of objects: one cut, commas included
+                    text, at = cache.entry_starts(entry)
+                    out.append(memoryview(text)[at[sel.start] : at[sel.stop] - 1])
+            elif (
+                entry.json is None
+                and len(sel) * _SPARSE < len(entry.records)
+                and entry.sparse_reads < _SPARSE_READERS
+            ):
+                # A few records of a batch nobody encoded yet (a reader of named symbols):
+                # encode those, not the whole batch for one reader's sake. Once a few readers
+                # did, it is read widely: encoded whole, once, and cut for everyone after.
+                entry.sparse_reads += 1
+                if len(sel):
+                    out.append(p.tick_objects(entry.records[sel], cache.names))
+            else:
+                text, at = cache.entry_starts(entry)
+                view = memoryview(text)
+                if len(sel) <= _FEW:
+                    out.extend([view[at[k] : at[k + 1] - 1] for k in sel.tolist()])
+                else:
+                    ends = (at[sel + 1] - 1).tolist()
+                    starts = at[sel].tolist()
+                    out.extend([view[a:b] for a, b in zip(starts, ends, strict=True)])
+        return out
+
+
+def ticks_frame(kind: str, seq: int, body: Callable[[], bytes], offset: int | None) -> bytes:
+    """A `ticks` or `snapshot` message (`protocol.ticks_text`) as one WebSocket text frame, built
+    with one copy of its body: a `Body`'s shared parts are joined straight into the frame."""
+    if offset is None:
+        head = b'{"type":"%s","seq":%d,"ticks":' % (kind.encode(), seq)
+    else:
+        head = b'{"type":"%s","seq":%d,"offset":%d,"ticks":' % (kind.encode(), seq, offset)
+    if isinstance(body, Body):
+        parts, size = body.parts()
+    else:
+        text = body()
+        parts, size = [text], len(text)
+    length = len(head) + size + 1
+    return b"".join([frame_header(length, OP_TEXT), head, *parts, b"}"])

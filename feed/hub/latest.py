@@ -101,7 +101,8 @@ class LatestSource(Protocol):
 def take_latest(hub: LatestSource, sub: Subscriber) -> Pending | None:
     """The latest record of each of `sub`'s symbols that changed since its last take."""
     changes = hub.changes
-    sub.cursor, sub.news_gen = hub.history.head, 0
+    sub.skip_to(hub.history.head)
+    sub.caught_up()
     if sub.sent_gen >= hub.gen:
         return None
     if sub.synced:
@@ -112,19 +113,18 @@ def take_latest(hub: LatestSource, sub: Subscriber) -> Pending | None:
             if shared is not None:
                 changes.synced_take[start] = shared
         elif shared.ids is not None:
-            sub.last_seq[shared.ids] = shared.records["seq"]
-            sub.ticks_conflated += shared.conflated
-        sub.sent_gen = hub.gen
+            sub.conflate(shared.ids, shared.records["seq"], shared.conflated)
+        sub.advance(sub.cursor, hub.gen)
         return shared
     pending = _take(hub, sub)
-    sub.synced = sub.wildcard  # after any take, a wildcard subscriber is in sync
+    sub.in_sync(sub.wildcard)  # after any take, a wildcard subscriber is in sync
     return pending
 
 
 def _take(hub: LatestSource, sub: Subscriber) -> Pending | None:
     span = (sub.sent_gen, hub.gen)
     ids = hub.changes.since(sub.sent_gen)
-    sub.sent_gen = hub.gen
+    sub.advance(sub.cursor, hub.gen)
     if sub.wildcard:
         at = ids
     else:
@@ -141,8 +141,7 @@ def _take(hub: LatestSource, sub: Subscriber) -> Pending | None:
     if ids.size == 0:
         return None
     conflated = int((seqs - last).sum()) - ids.size
-    sub.last_seq[at] = seqs
-    sub.ticks_conflated += conflated
+    sub.conflate(at, seqs, conflated)
     records = hub.lvc[ids]
     body = hub.json.of_latest(ids, records, key)
     return Pending(records, body, conflated, ids, hub.history.head)

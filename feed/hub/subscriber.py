@@ -1,7 +1,8 @@
-"""One connection's state in the hub, and what a take hands it: plain data, no behaviour.
+"""One connection's cursor into the hub, and what a take hands it.
 
-The hub's modules (`hub.py`, `_every.py`, `_latest.py`) move a subscriber's cursor and seqs; its
-connection only reads them. numpy only: no trio, no protocol.
+A `Subscriber` is owned by the hub: its fields are written only by its own methods, which the
+hub's modules (`hub.py`, `every.py`, `latest.py`) call for each step of a take (`advance`,
+`deliver`, `conflate`, ...); its connection only reads them. numpy only: no trio, no protocol.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class Subscriber:
     ahead_until: int = 0  # a snapshot went out newer than the cursor: skip repeats before this
     catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
-    resumable: bool = False  # it asked for resume positions (binary frames then carry them)
     resync: bool = False  # the source lost updates (`Hub.resync`): its next take is a snapshot
 
     def find(self, syms: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
@@ -60,6 +60,90 @@ class Subscriber:
         found: NDArray[np.bool_] = at >= 0
         at[~found] = 0
         return found, at
+
+    # ------------------------------------------------------------------ moving the cursor
+
+    def advance(self, cursor: int, gen: int) -> None:
+        """Everything before stream offset `cursor` and up to generation `gen` is taken."""
+        self.cursor, self.sent_gen = cursor, gen
+
+    def skip_to(self, cursor: int) -> None:
+        """Nothing of its subscription lies before `cursor` (batches without its symbols)."""
+        self.cursor = cursor
+
+    def news(self, gen: int) -> None:
+        """Generation `gen` changed one of its symbols (the first such since its last take
+        counts)."""
+        if not self.news_gen:
+            self.news_gen = gen
+
+    def owed_since(self, gen: int) -> None:
+        """Its symbols' updates after generation `gen` are still owed (set even if none
+        changed: a subscriber behind that narrowed from `*`)."""
+        self.news_gen = gen + 1
+
+    def caught_up(self) -> None:
+        """It has taken all there is for its subscription."""
+        self.news_gen = 0
+
+    def ahead(self, head: int) -> None:
+        """A snapshot went out newer than the cursor: updates before `head` it already has."""
+        if self.cursor < head:
+            self.ahead_until = head
+
+    def restart(self, offset: int, gen: int) -> None:
+        """The history restarted at `offset` (generation `gen`): the cursor moves there."""
+        self.cursor = self.ahead_until = self.catch_up_to = offset
+        self.news_gen, self.synced = 0, False
+        self.sent_gen = gen
+
+    def rewind(self, offset: int, head: int, gen_at: int, gen: int) -> None:
+        """Back to `offset` (generation `gen_at` there) to take again up to `head`, with no lag
+        bound until then; `gen` is the hub's."""
+        self.cursor = self.ahead_until = offset
+        self.catch_up_to = head  # it asked for these: the lag bound waits until it has them
+        self.sent_gen = gen_at
+        self.news_gen = gen_at + 1 if gen_at < gen else 0
+        self.synced = False
+
+    def gap(self, gen: int) -> None:
+        """The source lost updates at generation `gen`: its next take is a snapshot."""
+        self.sent_gen = gen
+        if self.wildcard or len(self.ids):
+            self.resync = True
+
+    def take_gap(self, head: int, gen: int) -> bool:
+        """Whether its next take is the gap's snapshot; if so, the cursor moves to the head."""
+        if not self.resync:
+            return False
+        self.resync = False
+        self.cursor, self.sent_gen = head, gen
+        return True
+
+    def set_latest(self, latest: bool) -> None:
+        if self.latest != latest:
+            self.latest = latest
+            self.synced = False
+
+    def in_sync(self, synced: bool) -> None:
+        """Whether its seqs are every symbol's as of `sent_gen` (a `*` latest-mode reader then
+        shares one take with the others at that generation)."""
+        self.synced = synced
+
+    # ------------------------------------------------------------------ its seqs
+
+    def deliver(self, at: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
+        """These seqs went out, at these places of `last_seq`."""
+        self.last_seq[at] = seqs
+
+    def deliver_newer(self, at: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
+        """These seqs went out, where newer than what it holds (after a snapshot)."""
+        self.last_seq[at] = np.maximum(self.last_seq[at], seqs)
+
+    def conflate(self, at: NDArray[np.intp], seqs: NDArray[np.uint64], conflated: int) -> None:
+        """The latest states went out, `conflated` updates before them never will."""
+        self.last_seq[at] = seqs
+        self.ticks_conflated += conflated
 
     def seq_of(self, sym: int) -> int:
         """The seq last delivered for held symbol `sym`."""

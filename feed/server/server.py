@@ -145,7 +145,8 @@ class Server:
             counters=self.counters,
             binance_ping_s=cfg.binance_ping_s,
             alpaca_connections_per_key=cfg.alpaca_connections_per_key,
-            latest=lambda: self.hub.lvc,
+            hub=self.hub,
+            statuses=ctx.statuses,
         )
         return ctx, venue_ctx
 
@@ -284,8 +285,8 @@ class Server:
         """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after the records
         published so far: `/v1` sends them to the connections holding their symbols."""
         if self.ctx.statuses is not None and len(records):
+            # `/v1` connections and the venues' streams read it, each at its own place.
             self.ctx.statuses.publish(records, self.hub.history.head)
-            self.hub_sink.publish_statuses(records)
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.jsonbody import ticks_frame
 from tickwire.feed.v1 import state as st
 from tickwire.feed.v1.status import StatusLog, StatusReader, framed, interleave, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
@@ -337,8 +338,7 @@ class FeedCore(WebSocketCore):
             data = frame(p.encode_binary(kind, self.seq, pending.records, offset), OP_BINARY)
         else:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
-            body = p.ticks_text(name, self.seq, pending.json_body(), pending.offset)
-            data = frame(body, OP_TEXT)
+            data = ticks_frame(name, self.seq, pending.json_body, pending.offset)
         n = len(pending.records)
         self.ticks_sent += n
         self.ctx.counters.ticks_sent += n

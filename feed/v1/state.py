@@ -326,6 +326,6 @@ class ConnectionState:
 def _peek_id(frame: str | bytes) -> int | None:
     """The request's id for a rate_limited error, without the cost of full validation."""
     try:
-        return p._id_of(orjson.loads(frame))
+        return p.id_of(orjson.loads(frame))
     except (p.RequestError, ValueError, TypeError, AttributeError):
         return None

@@ -1,9 +1,8 @@
 """Alpaca market data v2 (stocks) over the simulated market: `/alpaca/v2/{iex,sip,test}`.
 
-`AlpacaEncoder` turns each batch of tick records into Alpaca trades (`T:t`), quotes (`T:q`) and
-minute bars (`T:b`, built from the trades, emitted when event time leaves the minute), and a
-scenario's halts into trading statuses (`T:s`, `encode_statuses`), encoded lazily once per
-codec (JSON text or MessagePack) and shared by every Alpaca session.
+`AlpacaEncoder` (in `_alpaca_encoder.py`, re-exported here) turns each batch of tick records into
+Alpaca trades, quotes and minute bars, and a scenario's halts into trading statuses, encoded once
+per codec and shared by every Alpaca session.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
@@ -16,24 +15,20 @@ sockets, no clock of its own.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import msgpack
-import numpy as np
 import orjson
-from numpy.typing import NDArray
 
-from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
+from ._alpaca_encoder import EXCHANGE as EXCHANGE
+from ._alpaca_encoder import AlpacaEncoder as AlpacaEncoder
 from ._authguard import AuthFailures
 from ._common import (
-    NS_PER_MIN,
     NS_PER_S,
-    Clock,
     Close,
-    Entry,
     Frame,
     HandshakeRefused,
     KeyLimit,
@@ -41,11 +36,8 @@ from ._common import (
     Reply,
     Shared,
 )
-from ._sizes import Sizes
-from ._tape import Bar, Tape
 
 FEEDS = ("iex", "sip", "test")
-EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
 AUTH_TIMEOUT_NS = 10 * NS_PER_S
 MAX_AUTH_FAILURES = 3  # failed auths on one connection: the last is answered 402, then closed
 # Alpaca documents no message rate for its stream; tickwire allows 10 a second (an SDK sends
@@ -58,19 +50,9 @@ DATA_CHANNELS = ("trades", "quotes", "bars", "statuses")  # statuses: a scenario
 # Stock channels a client may name; the simulated market never produces their events, so a
 # subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
 SILENT_CHANNELS = ("updatedBars", "dailyBars", "lulds")
-# A trading status (`statuses`) as Alpaca sends Tape C's (UTP) codes: by (status, reason) of
-# `simulators.scenario` (halted 1 / trading 0; reason 1 scenario, 2 LULD band):
-# (status code, status message, reason code, reason message).
-STATUS_CODES = {
-    (1, 1): ("H", "Trading Halt", "T12", "Trading Halted; For information requested by NASDAQ"),
-    (1, 2): ("P", "Volatility Trading Pause", "LUDP", "Volatility Trading Pause"),
-    (0, 1): ("T", "Trading Resumption", "", ""),
-    (0, 2): ("T", "Trading Resumption", "", ""),
-}
 MIRRORED = ("corrections", "cancelErrors")
 ALL_CHANNELS = DATA_CHANNELS + SILENT_CHANNELS + MIRRORED
 OTHER_FEED_CHANNELS = ("orderbooks", "news")  # exist on other Alpaca feeds: code 410 here
-_TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
 _CODE_MSG = {
     400: "invalid syntax",
     401: "not authenticated",
@@ -87,126 +69,6 @@ _CODE_MSG = {
 def error(code: int) -> dict[str, Any]:
     """Alpaca's error object for `code` (400, 401, ... 410), with Alpaca's message."""
     return {"T": "error", "code": code, "msg": _CODE_MSG[code]}
-
-
-class AlpacaEncoder:
-    """Every batch's Alpaca messages, built once for all Alpaca sessions."""
-
-    venue = "alpaca"
-
-    def __init__(self, universe: Universe) -> None:
-        self.universe = universe
-        self._tape = Tape(len(universe))
-        self._clock = Clock()
-        sizes = Sizes(universe)
-        self._number, self._plain = sizes.number, sizes.plain  # plain: a size is its units
-        self._tapes = ["B" if k == "etf" else "C" for k in universe.kinds]  # Tape B: Arca ETFs
-        self._book: list[tuple[float, float, int, int] | None] = [None] * len(universe)
-        self._codecs = {"json": self._json, "msgpack": self._msgpack}
-
-    def _json(self, shared: Shared, entry: Entry) -> bytes:
-        clock = self._clock
-        stamp = clock.whole if entry.channel == "bars" else clock.ns
-        return orjson.dumps(self._message(entry, stamp))
-
-    def _msgpack(self, shared: Shared, entry: Entry) -> bytes:
-        packed: bytes = msgpack.packb(self._message(entry, msgpack.Timestamp.from_unix_nano))
-        return packed
-
-    def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
-        """The Alpaca message of an entry, its event time rendered by `stamp`."""
-        names, tapes, plain, number = self.universe.symbols, self._tapes, self._plain, self._number
-        if entry.channel == "trades":
-            sym, tid, price, size, ts = entry.message
-            return {
-                "T": "t",
-                "S": names[sym],
-                "i": tid,
-                "x": EXCHANGE,
-                "p": price,
-                "s": size if plain[sym] else number(sym, size),
-                "c": ["@"],
-                "t": stamp(ts),
-                "z": tapes[sym],
-            }
-        if entry.channel == "quotes":
-            sym, bid, bs, ask, asz, ts = entry.message
-            return {
-                "T": "q",
-                "S": names[sym],
-                "bx": EXCHANGE,
-                "bp": bid,
-                "bs": bs if plain[sym] else number(sym, bs),
-                "ax": EXCHANGE,
-                "ap": ask,
-                "as": asz if plain[sym] else number(sym, asz),
-                "c": ["R"],
-                "t": stamp(ts),
-                "z": tapes[sym],
-            }
-        if entry.channel == "statuses":
-            sym, status, reason, ts = entry.message
-            sc, sm, rc, rm = STATUS_CODES.get((status, reason), STATUS_CODES[(status, 1)])
-            return {
-                "T": "s",
-                "S": names[sym],
-                "sc": sc,
-                "sm": sm,
-                "rc": rc,
-                "rm": rm,
-                "t": stamp(ts),
-                "z": tapes[sym],
-            }
-        b: Bar = entry.message
-        return {
-            "T": "b",
-            "S": names[b.sym],
-            "o": b.open,
-            "h": b.high,
-            "l": b.low,
-            "c": b.close,
-            "v": b.volume if plain[b.sym] else number(b.sym, b.volume),
-            "t": stamp(b.start_ns),
-            "n": b.count,
-            "vw": round(b.vwap, 6),
-        }
-
-    def encode(self, batch: TickBatch, now_ns: int) -> Shared:
-        """Alpaca messages for `batch` (event order), then bars of minutes ended by `now_ns`.
-
-        Only the running state is updated here; each message is built and encoded when a
-        session first asks for it, so symbols nobody subscribes to cost no encoding.
-        """
-        out = Shared(now_ns, self._codecs)
-        tape, book, push = self._tape, self._book, out.items.append
-        for ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls in batch.tolist():
-            if ts >= tape.minute_ns + NS_PER_MIN:
-                self._bars(out, tape.advance(ts))
-            tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
-            if fl & _TRADE:
-                tape.trade(sym, ts, last, ls, bool(fl & _BUY), seq)  # the trade id: its seq
-                push((sym, "trades", (sym, seq, last, ls, ts)))
-            quote = (bid, ask, bs, asz)
-            if book[sym] != quote:
-                book[sym] = quote
-                push((sym, "quotes", (sym, bid, bs, ask, asz, ts)))
-        self._bars(out, tape.advance(now_ns))
-        return out
-
-    def encode_statuses(self, records: NDArray[np.void], now_ns: int) -> Shared:
-        """Alpaca `statuses` messages for trading status records (`scenario.STATUS_DTYPE`)."""
-        out = Shared(now_ns, self._codecs)
-        for ts, sym, status, reason, _ in records.tolist():
-            out.add(sym, "statuses", (sym, status, reason, ts))
-        return out
-
-    def _bars(self, out: Shared, bars: list[Bar]) -> None:
-        for b in bars:
-            out.add(b.sym, "bars", b)
-
-    def current(self, record: Any, channel: str) -> bytes | None:
-        """Alpaca sends nothing at subscribe: data starts with the next event."""
-        return None
 
 
 def _frozen(ids: set[int] | None) -> frozenset[int] | None:

@@ -4,16 +4,14 @@
 venue connection has `/v1`'s transport, HTTP front, pings, close handshake, frame limits, stall
 limit and one-place close. It is one object with one table, `TRANSITIONS`: the WebSocket phase's
 transitions and the venue phase's (`VenuePhase`: connected, open, streaming, done), changed only
-by `process_event`. `VenueFanout` is the venues' side of publishing: each batch the
-market publishes is encoded once per venue that has connections (`encoder.encode`), and every
-connection of that venue gets the shared output (`session.deliver`); the frames, and their
-WebSocket framing, are shared by every connection that received the same frame objects.
-
-Each connection's data waits in `pending` (bounded: `buffer_bytes`, counting the outbox) until
-the connection is IDLE; then `take_data` hands it to the shell as one send. A connection whose
-buffer is full is a slow reader: the session's `overflow()` decides what it is told (Alpaca's
-407) and the close code. No trio, no socket, no clock: `now` comes in (monotonic seconds), and
-the sessions' nanosecond clock derives from it through the context's anchor.
+by `process_event`. It reads market data as `/v1` does, from the hub, through its venue's
+stream (`stream.py`): each batch encoded once per venue, the frames and their WebSocket framing
+shared by the connections that send them. When the connection is IDLE, `take_data` hands the
+shell everything since its last take as one send. A connection that does not take (a slow reader)
+has a bounded backlog (`buffer_bytes`, counting the outbox); past it, the session's `overflow()`
+decides what it is told (Alpaca's 407) and the close code. No trio, no socket, no clock: `now`
+comes in (monotonic seconds), and the sessions' nanosecond clock derives from it through the
+context's anchor.
 
 Binance connections are pinged as Binance does (`KeepAlive`): a ping every `binance_ping_s`
 (20 s), and a close when a ping goes unanswered for three intervals (Binance: a minute). Both are
@@ -30,24 +28,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
-import numpy as np
-from numpy.typing import NDArray
-
+from tickwire.feed.hub.hub import Hub
 from tickwire.feed.v1.core import ServerCounters
+from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues import (
-    ENCODERS,
     Close,
-    Frame,
     KeyLimit,
     Reply,
     Services,
-    Shared,
-    VenueEncoder,
     VenueSession,
 )
+from tickwire.feed.venues.stream import VenueStreams
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame_header
 from tickwire.feed.ws.websocket import WIRE_TRANSITIONS, State, Transitions, WebSocketCore
-from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
 
 VENUE_MAX_MESSAGE = 64 * 1024  # a venue request is a short JSON object; 64 KiB is generous
@@ -101,23 +94,23 @@ class VenueContext:
     t0_s: float  # event time is wall0_ns at monotonic t0_s, as for `/v1`
     wall0_ns: int
     counters: ServerCounters
+    hub: Hub  # what the venues read, as `/v1` does: a cursor and a take
     buffer_bytes: int = VENUE_BUFFER_BYTES
     binance_ping_s: float = BINANCE_PING_S
     alpaca_connections_per_key: int = ALPACA_CONNECTIONS_PER_KEY
-    latest: Callable[[], TickBatch] | None = None  # the hub's last-value cache, one per symbol
-    fanout: VenueFanout = field(init=False)
+    statuses: StatusLog | None = None  # a scenario's trading status changes, as `/v1` reads
+    fanout: VenueStreams = field(init=False)  # every venue's stream and who reads it
     services: Services = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.binance_ping_s > 0:
             raise ValueError(f"binance_ping_s must be positive, got {self.binance_ping_s}")
-        self.fanout = VenueFanout(self.universe)
+        self.fanout = VenueStreams(self.universe, self.hub, self)
         self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
 
     def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
-        if self.latest is None:
-            return None
-        return self.fanout.encoders[venue].current(self.latest()[sym], channel)
+        """A venue's message for a symbol's latest state, from the hub's last-value cache."""
+        return self.fanout.encoder(venue).current(self.hub.lvc[sym], channel)
 
     def ping_s(self, venue: str) -> float | None:
         """How often the server pings this venue's connections (None: it does not)."""
@@ -128,58 +121,6 @@ class VenueContext:
 
     def monotonic(self, ns: int) -> float:
         return self.t0_s + (ns - self.wall0_ns) / 1e9
-
-
-class VenueFanout:
-    """Each venue's encoder and open connections; `publish` runs for every batch, in order."""
-
-    __slots__ = ("cores", "encoders", "frames_delivered", "subscribed")
-
-    def __init__(self, universe: Universe) -> None:
-        self.encoders: dict[str, VenueEncoder] = {n: make(universe) for n, make in ENCODERS.items()}
-        self.cores: dict[str, set[VenueCore]] = {name: set() for name in ENCODERS}
-        self.subscribed: set[VenueCore] = set()  # connections that want some symbol
-        self.frames_delivered = 0
-
-    def __len__(self) -> int:
-        return sum(len(cores) for cores in self.cores.values())
-
-    def publish(self, batch: TickBatch, now_ns: int, now: float) -> None:
-        """Encode `batch` once per venue with connections; hand each connection its frames."""
-        for venue, cores in self.cores.items():
-            if not cores:
-                continue
-            shared = self.encoders[venue].encode(batch, now_ns)
-            # Frame objects are shared by sessions with the same subscription: frame them once.
-            # The Frame is kept with its bytes so that its id cannot be reused within the batch.
-            framed: dict[int, tuple[Frame, bytes]] = {}
-            for core in list(cores):
-                core.push(shared, framed, now)
-
-    def publish_statuses(self, records: NDArray[np.void], now_ns: int, now: float) -> None:
-        """Trading status changes (a scenario's halts) to the venues that carry them (Alpaca's
-        `statuses`), in order with the batches published before and after."""
-        for venue, cores in self.cores.items():
-            encode = getattr(self.encoders[venue], "encode_statuses", None)
-            if not cores or encode is None:
-                continue
-            shared = encode(records, now_ns)
-            framed: dict[int, tuple[Frame, bytes]] = {}
-            for core in list(cores):
-                core.push(shared, framed, now)
-
-    def add(self, core: VenueCore) -> None:
-        self.cores[core.session.venue].add(core)
-
-    def discard(self, core: VenueCore) -> None:
-        self.cores[core.session.venue].discard(core)
-        self.subscribed.discard(core)
-
-    def symbols_changed(self, core: VenueCore, symbols: frozenset[int]) -> None:
-        if symbols:
-            self.subscribed.add(core)
-        else:
-            self.subscribed.discard(core)
 
 
 class KeepAlive:
@@ -234,8 +175,6 @@ class VenueCore(WebSocketCore):
         "ctx",
         "frames_sent",
         "keepalive",
-        "pending",
-        "pending_bytes",
         "session",
     )
 
@@ -251,24 +190,26 @@ class VenueCore(WebSocketCore):
         self.ctx = ctx
         self.session = session
         self._wake = wake
-        self.pending: list[bytes] = []  # framed data not yet handed to the shell
-        self.pending_bytes = 0
         self.frames_sent = 0
         interval = ctx.ping_s(session.venue)
         self.keepalive = None if interval is None else KeepAlive(interval, now)
 
     def start(self, now: float) -> None:
-        self.ctx.fanout.add(self)
+        self.ctx.fanout.seen(now, self.ctx.now_ns(now))
+        self.ctx.fanout.join(self)
         self.process_event(VenueEvent.OPENED)
         self._apply(self.session.opened(self.ctx.now_ns(now)), now)
 
     def detach(self) -> None:
-        """However the connection ended (even refused before `start`): leave the fan-out and
-        give the session's share of the server back."""
-        self.ctx.fanout.discard(self)
-        self.pending.clear()
+        """However the connection ended (even refused before `start`): leave its venue's stream
+        and give the session's share of the server back."""
+        self.ctx.fanout.leave(self)
         self.session.closed()
         self.process_event(VenueEvent.LEFT)
+
+    def wake(self) -> None:
+        """Its venue has news (called in the generator's task)."""
+        self._wake()
 
     def _on_pong(self, payload: bytes, now: float) -> None:
         if self.keepalive is not None:
@@ -277,14 +218,20 @@ class VenueCore(WebSocketCore):
     # ------------------------------------------------------------------ the session's replies
 
     def _on_message(self, message: str | bytes, now: float) -> None:
+        # What the market published before this message goes out first, for the subscription
+        # it was published under.
+        self._catch_up(now)
         self._apply(self.session.receive(message, self.ctx.now_ns(now)), now)
 
     def _apply(self, reply: Reply, now: float) -> None:
-        """Send a reply's frames after the data already delivered, then maybe close."""
+        """Send a reply's frames after the data already published, then maybe close."""
         if self.state in (State.CLOSING, State.CLOSED):
             return
-        if reply.frames and self.pending:
-            self._queue_pending(now)
+        if reply.frames:
+            self._catch_up(now)
+        self._send_reply(reply, now)
+
+    def _send_reply(self, reply: Reply, now: float) -> None:
         for f in reply.frames:
             self._queue(frame_header(len(f.data), OP_BINARY if f.binary else OP_TEXT) + f.data, now)
         self.frames_sent += len(reply.frames)
@@ -294,58 +241,42 @@ class VenueCore(WebSocketCore):
         if reply.close is not None:
             self.close(reply.close.code, reply.close.reason, now)
 
-    def _queue_pending(self, now: float) -> None:
-        self._queue(b"".join(self.pending), now, message=False)
-        self.messages_sent += len(self.pending)
-        self.frames_sent += len(self.pending)
-        self.pending.clear()
-        self.pending_bytes = 0
+    def _take(self, now: float) -> bytes | None:
+        """Everything its venue's stream has for it since its last take, framed; counted."""
+        ctx = self.ctx
+        frames = ctx.fanout.take(self)
+        if not frames or self.state in (State.CLOSING, State.CLOSED):
+            return None
+        ctx.fanout.seen(now, ctx.now_ns(now))
+        n = len(frames)
+        self.frames_sent += n
+        self.messages_sent += n - 1  # `wrote` or `_queue` counts one
+        ctx.counters.messages_sent += n
+        ctx.fanout.frames_delivered += n
+        return frames[0] if n == 1 else b"".join(frames)
+
+    def _catch_up(self, now: float) -> None:
+        data = self._take(now)
+        if data is not None:
+            self._queue(data, now)
 
     # ------------------------------------------------------------------ market data
 
-    def push(self, shared: Shared, framed: dict[int, tuple[Frame, bytes]], now: float) -> None:
-        """One batch's output for this connection (in the generator's task): buffered, then
-        sent by the shell when IDLE; a full buffer is the session's `overflow()`."""
+    def overflow(self, now: float) -> None:
+        """Its backlog passed `buffer_bytes` (its venue's stream left it): the session's
+        `overflow()` reply, then a close (in the generator's task)."""
         if self.state in (State.CLOSING, State.CLOSED):
             return
-        frames = self.session.deliver(shared)
-        if not frames:
-            return
-        was_empty = not self.pending
-        for f in frames:
-            done = framed.get(id(f))
-            if done is None:
-                data = f.data
-                done = framed[id(f)] = (
-                    f,
-                    frame_header(len(data), OP_BINARY if f.binary else OP_TEXT) + data,
-                )
-            self.pending.append(done[1])
-            self.pending_bytes += len(done[1])
-        if self.pending_bytes + len(self.outbox) > self.ctx.buffer_bytes:
-            self.pending.clear()
-            self.pending_bytes = 0
-            reply = self.session.overflow()
-            if reply.close is None:
-                reply.close = Close(*_SLOW_CLOSE)
-            self._apply(reply, now)
-            self._wake()
-        elif was_empty:
-            self._wake()
+        reply = self.session.overflow()
+        if reply.close is None:
+            reply.close = Close(*_SLOW_CLOSE)
+        self._send_reply(reply, now)
+        self._wake()
 
     def take_data(self, now: float) -> bytes | None:
-        if self.state is not State.IDLE or not self.pending:
+        if self.state is not State.IDLE:
             return None
-        pending = self.pending
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
-        n = len(pending)
-        self.frames_sent += n
-        self.messages_sent += n - 1  # `wrote` counts one
-        self.ctx.counters.messages_sent += n
-        self.ctx.fanout.frames_delivered += n
-        pending.clear()
-        self.pending_bytes = 0
-        return data
+        return self._take(now)
 
     # ------------------------------------------------------------------ time
 
@@ -353,7 +284,12 @@ class VenueCore(WebSocketCore):
         ns = self.session.next_deadline()
         return math.inf if ns is None else self.ctx.monotonic(ns)
 
+    def sent(self, n: int, now: float) -> None:
+        self.ctx.fanout.seen(now, self.ctx.now_ns(now))
+        super().sent(n, now)
+
     def timer(self, now: float) -> None:
+        self.ctx.fanout.seen(now, self.ctx.now_ns(now))
         super().timer(now)
         if self.state in (State.CLOSING, State.CLOSED):
             return
@@ -388,6 +324,5 @@ __all__ = [
     "VenueContext",
     "VenueCore",
     "VenueEvent",
-    "VenueFanout",
     "VenuePhase",
 ]

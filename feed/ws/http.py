@@ -191,39 +191,64 @@ class HttpFront:
         return decision
 
     def _decide_request(self, req: h11.Request) -> Accept | Refuse:
-        target = req.target.decode("latin-1")
-        url = urlsplit(target)
-        path = url.path
+        url = urlsplit(req.target.decode("latin-1"))
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in req.headers}
-        upgrade = headers.get("upgrade", "").lower() == "websocket"
-        policy = self._policy
-        if not upgrade:
-            route = policy.routes.get(path)
-            if route is None and (route := policy.rest_route(path)) is not None:
-                origin = headers.get("origin")
-                if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
-                    body = f"origin {origin[:100]} may not read (see the server's --allow-origin)\n"
-                    return _refuse(403, f"origin {origin[:100]!r} not allowed", body, False)
-            if req.method != b"GET" and req.method != b"HEAD":
-                return Refuse(
-                    _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n"),
-                    405,
-                    f"method {req.method.decode()}",
-                    False,
-                )
-            if route is None:
-                body = policy.not_found.decode()
-                return _refuse(404, f"no page at {path}", body, False)
-            resp = route(HttpRequest(req.method.decode(), path, url.query, headers, self._peer))
-            head = req.method == b"HEAD"  # the same headers as GET, no body
-            text = _response(resp.status, list(resp.headers), resp.body, head=head)
-            return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
+        if headers.get("upgrade", "").lower() != "websocket":
+            return self._plain(req, url.path, url.query, headers)
+        path, policy = url.path, self._policy
         key = path if path == "/" else path.rstrip("/")
         protocols = policy.ws_routes.get(key)
         if protocols is None and policy.prefix_route(path):
             key, protocols = path, ()
         if protocols is None:
             return _refuse(404, f"path {path} is not a WebSocket route", policy.not_found.decode())
+        refused = self._check_upgrade(req, key, url.query, headers)
+        if refused is not None:
+            return refused
+        key_b64 = headers["sec-websocket-key"]
+        offered = [s.strip() for s in headers.get("sec-websocket-protocol", "").split(",")]
+        chosen = next((s for s in offered if s in protocols), None)
+        resp_headers = [
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade"),
+            (b"Sec-WebSocket-Accept", generate_accept_token(key_b64.encode())),
+        ]
+        if chosen is not None:
+            resp_headers.append((b"Sec-WebSocket-Protocol", chosen.encode()))
+        out = self._h11.send(h11.InformationalResponse(status_code=101, headers=resp_headers))
+        trailing, _ = self._h11.trailing_data
+        return Accept(out or b"", key, chosen, bytes(trailing), url.query, path, headers)
+
+    def _plain(self, req: h11.Request, path: str, query: str, headers: dict[str, str]) -> Refuse:
+        """A request without an upgrade: a page from the route table (or a REST path), answered
+        and closed, or a refusal."""
+        policy = self._policy
+        route = policy.routes.get(path)
+        if route is None and (route := policy.rest_route(path)) is not None:
+            origin = headers.get("origin")
+            if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
+                body = f"origin {origin[:100]} may not read (see the server's --allow-origin)\n"
+                return _refuse(403, f"origin {origin[:100]!r} not allowed", body, False)
+        if req.method != b"GET" and req.method != b"HEAD":
+            return Refuse(
+                _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n"),
+                405,
+                f"method {req.method.decode()}",
+                False,
+            )
+        if route is None:
+            return _refuse(404, f"no page at {path}", policy.not_found.decode(), False)
+        resp = route(HttpRequest(req.method.decode(), path, query, headers, self._peer))
+        head = req.method == b"HEAD"  # the same headers as GET, no body
+        text = _response(resp.status, list(resp.headers), resp.body, head=head)
+        return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
+
+    def _check_upgrade(
+        self, req: h11.Request, key: str, query: str, headers: dict[str, str]
+    ) -> Refuse | None:
+        """Why an upgrade to a known route is refused (RFC 6455 4.1/4.2.1, Origin, token), in
+        the order a client most needs to hear it; None when it may go ahead."""
+        policy = self._policy
         if req.http_version != b"1.1":  # RFC 6455 4.1: "HTTP/1.1 or higher"
             version = req.http_version.decode()
             return _refuse(400, f"upgrade over HTTP/{version}", "a WebSocket upgrade is HTTP/1.1\n")
@@ -242,7 +267,7 @@ class HttpFront:
         if (
             policy.tokens
             and not key.startswith(policy.self_auth)
-            and not _token_ok(policy.tokens, headers, url.query)
+            and not _token_ok(policy.tokens, headers, query)
         ):
             return Refuse(
                 _response(
@@ -263,21 +288,9 @@ class HttpFront:
                 "WebSocket version not 13",
                 True,
             )
-        key_b64 = headers.get("sec-websocket-key", "")
-        if not _valid_key(key_b64):
+        if not _valid_key(headers.get("sec-websocket-key", "")):
             return _refuse(400, "bad Sec-WebSocket-Key", "missing or bad Sec-WebSocket-Key\n")
-        offered = [s.strip() for s in headers.get("sec-websocket-protocol", "").split(",")]
-        chosen = next((s for s in offered if s in protocols), None)
-        resp_headers = [
-            (b"Upgrade", b"websocket"),
-            (b"Connection", b"Upgrade"),
-            (b"Sec-WebSocket-Accept", generate_accept_token(key_b64.encode())),
-        ]
-        if chosen is not None:
-            resp_headers.append((b"Sec-WebSocket-Protocol", chosen.encode()))
-        out = self._h11.send(h11.InformationalResponse(status_code=101, headers=resp_headers))
-        trailing, _ = self._h11.trailing_data
-        return Accept(out or b"", key, chosen, bytes(trailing), url.query, path, headers)
+        return None
 
     def _origin_allowed(self, origin: str, host_header: str) -> bool:
         policy = self._policy

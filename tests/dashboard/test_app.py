@@ -102,7 +102,7 @@ def test_click_header_sorts_by_that_column() -> None:
 
     async def script(pilot: Pilot[Any]) -> None:
         volume_x = next(
-            x for col, x, _ in app.table._columns(app.table.size.width) if col.key == "volume"
+            x for col, x, _ in app.table.column_spans(app.table.size.width) if col.key == "volume"
         )
         await pilot.click("#watch", offset=(volume_x + 2, 0))
         assert app.sort_key == "volume"
@@ -225,7 +225,7 @@ def test_quit_closes_the_feed_cleanly() -> None:
     drive(app, script)
     assert app.return_code == 0
     assert fake.state == "closed"
-    assert app.bridge._done is not None and app.bridge._done.done()
+    assert app.bridge.finished
 
 
 def test_settings_persist_between_runs(tmp_path: Path) -> None:

@@ -45,13 +45,14 @@ async def _collect(reader: BusReader, records: int) -> list[object]:
     raise AssertionError("reader ended")
 
 
-async def _until(condition: Callable[[int], bool], url: str) -> int:
-    """Redis's keyspace_misses once `condition(misses)` holds (polled; the caller bounds it)."""
+async def _until(condition: Callable[[int], bool], url: str, field: str = "keyspace_misses") -> int:
+    """Redis's INFO `field` once `condition(value)` holds (polled; the caller bounds it)."""
+    section = "clients" if field == "blocked_clients" else "stats"
     async with client_for(url) as client:
         while True:
-            misses = int((await client.info("stats"))["keyspace_misses"])
-            if condition(misses):
-                return misses
+            value = int((await client.info(section))[field])
+            if condition(value):
+                return value
             await trio.sleep(0.005)
 
 
@@ -230,10 +231,19 @@ async def test_a_read_cut_off_by_its_caller_loses_nothing(redis: RedisServer) ->
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
             async with BusReader(redis.url) as reader:
+
+                async def cut_off_once_blocked(scope: trio.CancelScope) -> None:
+                    await _until(lambda n: n >= 1, redis.url, "blocked_clients")
+                    scope.cancel()  # Redis holds the XREAD: the cut falls mid-call
+
                 for _ in range(3):
-                    with trio.move_on_after(0.03):  # nothing published: the XREAD is blocked
+                    with trio.CancelScope() as scope:
+                        nursery.start_soon(cut_off_once_blocked, scope)
                         item = await reader.__anext__()
                         raise AssertionError(f"nothing was published yet: {item}")
+                    assert scope.cancelled_caught
+                    # The cut read's connection is dropped: Redis lets go of it before the next.
+                    await _until(lambda n: n == 0, redis.url, "blocked_clients")
                 sent = []
                 for k in range(1, 4):
                     batch = market.step(market.start_ns + k * 50_000_000)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus.reassemble import Reassembler
 from tickwire.simulators import TICK_DTYPE, Market, Universe
 
 EPOCH = 42
@@ -54,7 +55,7 @@ def test_reassembly_releases_whole_flushes_in_order(order: list[int], shards: in
     for k, b in enumerate(batches, 1):
         for e in _entries(b, shards, k, k):
             per_shard.setdefault(e.shard, []).append(e)
-    asm = bc.Reassembler(EPOCH, next_flush=1)
+    asm = Reassembler(EPOCH, next_flush=1)
     out: list[np.ndarray | None] = []
     cursors = dict.fromkeys(per_shard, 0)
     picks = [order[i % len(order)] % len(per_shard) for i in range(10_000)]
@@ -74,12 +75,12 @@ def test_reassembly_releases_whole_flushes_in_order(order: list[int], shards: in
 
 def test_a_skipped_flush_number_or_a_trimmed_part_is_a_gap() -> None:
     b = _batches(4)
-    asm = bc.Reassembler(EPOCH, next_flush=1)
+    asm = Reassembler(EPOCH, next_flush=1)
     assert [x is None for e in _entries(b[0], 1, 1, 1) for x in asm.feed(e)] == [False]
     out = [x for e in _entries(b[2], 1, 3, 3) for x in asm.feed(e)]  # flush 2 never came
     assert out[0] is None and out[1] is not None
     # two shards: shard 0's part of flush 4 arrives, shard 1's was trimmed (it moved on to 5)
-    asm = bc.Reassembler(EPOCH, next_flush=4)
+    asm = Reassembler(EPOCH, next_flush=4)
     four, five = _entries(b[3], 2, 4, 4), _entries(b[0], 2, 5, 5)
     assert asm.feed(four[0]) == []
     out = asm.feed(five[1])
@@ -96,14 +97,14 @@ def test_completes_only_when_entries_alone_release_every_flush_without_a_gap() -
     b = _batches(4)
     four = [e for e in _entries(b[0], 4, 1, 1) if len(e.records)]
     assert len({e.shard for e in four}) > 1, "needs a flush spread over shards"
-    asm = bc.Reassembler(EPOCH, next_flush=1)
+    asm = Reassembler(EPOCH, next_flush=1)
     assert asm.completes(four)
     assert not asm.completes(four[:-1])  # a part on another stream is still to come
     assert not asm.completes([])
     nxt = _entries(b[1], 4, 2, 2)
     assert asm.completes(four + nxt) and not asm.completes(four + nxt[:-1])
-    assert not bc.Reassembler(EPOCH, next_flush=2).completes(four)  # not the next flush
-    other = bc.Reassembler(EPOCH + 1, next_flush=1)
+    assert not Reassembler(EPOCH, next_flush=2).completes(four)  # not the next flush
+    other = Reassembler(EPOCH + 1, next_flush=1)
     assert not other.completes(four)  # another producer: a gap, read everything first
     asm.feed(four[0])  # pending part: only the other streams can finish it
     assert not asm.completes(four[1:])
@@ -170,3 +171,26 @@ def test_a_producer_orders_equal_times_as_gateways_rebuild_them() -> None:
     distinct = batch.copy()
     distinct["ts"] = np.arange(n)
     assert bc.canonical(distinct, shards) is distinct  # strictly increasing: untouched
+
+
+def test_one_shard_keeps_the_producers_order_as_merge_does() -> None:
+    """With one shard `merge` returns the part as it came, so `canonical` leaves it alone,
+    equal times included (no sort on a producer's every step)."""
+    batch = np.zeros(4, TICK_DTYPE)
+    batch["ts"] = [1, 1, 2, 2]
+    batch["sym"] = [3, 1, 2, 0]
+    assert bc.canonical(batch, 1) is batch
+    assert bc.merge([batch]) is batch
+
+
+def test_a_short_flush_sends_its_records_once() -> None:
+    from tickwire.feed.bus.write import FOLD_RECORDS, latest_for_write
+
+    batch = np.zeros(3, TICK_DTYPE)
+    batch["sym"] = [5, 2, 5]
+    assert latest_for_write(batch) == b""  # the script folds the entry's own records
+    long = np.zeros(FOLD_RECORDS + 1, TICK_DTYPE)
+    long["sym"] = np.arange(FOLD_RECORDS + 1) % 7
+    long["seq"] = np.arange(FOLD_RECORDS + 1)
+    last = np.frombuffer(latest_for_write(long), TICK_DTYPE)  # one record per symbol
+    assert sorted(last["seq"].tolist()) == list(range(FOLD_RECORDS - 6, FOLD_RECORDS + 1))

@@ -11,6 +11,7 @@ import trio
 
 from tickwire.feed import Batch, Gap, connect
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus.reassemble import Reassembler
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
@@ -29,7 +30,7 @@ def _steps(m: Market, k: int, every_ms: int = 20) -> list[TickBatch]:
 
 def test_entries_carry_the_producers_offset_and_flushes_come_out_with_it() -> None:
     batches = _steps(_market(), 6)
-    asm = bc.Reassembler(7, next_flush=1)
+    asm = Reassembler(7, next_flush=1)
     offset, got = 5_000, []
     for k, b in enumerate(batches, 1):
         parts = bc.split(b, 3)

@@ -1,20 +1,24 @@
 """BusProducer beside a busy market, against a real redis-server (skips as test_bus.py does).
 
-The writer has its own thread: a market stepped every millisecond in the caller's loop, at
-5,000 symbols, must not starve it. No timed assertion: every flush written, none dropped.
+The writer is a task in the market's loop: a market stepped every millisecond at 5,000 symbols
+must not starve it. No timed assertion: every flush written, none dropped.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 import trio
 from _redis import RedisServer, require_redis
 
-from tickwire.simulators import Market, TickBatch, Universe
+from tickwire.simulators import TICK_DTYPE, Market, TickBatch, Universe
 
 require_redis()
 
+from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import write as bw  # noqa: E402
 from tickwire.feed.bus.api import BusProducer, BusReader, client_for  # noqa: E402
 
 TIMEOUT_S = 30
@@ -110,3 +114,38 @@ async def test_the_fast_write_path_reloads_its_script_and_reports_errors(
         async with client_for(redis.url + "?db=3") as client:
             assert await client.get("k") == b"v"  # the db of the URL
     assert await FastWriter.open("rediss://127.0.0.1:1/0", "return 1") is None  # coredis does TLS
+
+
+async def test_the_writer_runs_in_the_markets_loop_without_a_thread(redis: RedisServer) -> None:
+    """A writer thread paid the GIL on each of its socket calls (waiting for the market's
+    thread to hand it back): the writes now run as a task in the caller's loop."""
+    market = Market(Universe.synthetic(50, 0), seed=2, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    # By name: an idle thread of trio's cache (from an earlier test) takes a job's name while
+    # it runs one, as a writer thread would.
+    before = {t.name for t in threading.enumerate()}
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            for k in range(1, 11):
+                producer.publish(market.step(k * 10**8))
+                await trio.sleep(0)
+            await producer.wait_written()
+            assert {t.name for t in threading.enumerate()} <= before
+            nursery.cancel_scope.cancel()
+    assert producer.statistics().flushes_written == 10
+
+
+async def test_a_flush_without_a_latest_blob_folds_its_own_records(redis: RedisServer) -> None:
+    """`latest_for_write` sends no blob for a short flush: the write script then folds the
+    records of every shard's entry into the latest-record hash, a symbol's last one winning."""
+    batch = np.zeros(7, TICK_DTYPE)
+    batch["sym"] = [4, 1, 7, 2, 9, 0, 4]
+    batch["seq"] = np.arange(1, 8)
+    entries = bc.encode_entries(bc.split(batch, 2), 1, 1, 5, 0)
+    keys, args = bw.write_command("ns", entries, 1, None, b"", 100, b"me", 1000)
+    async with client_for(redis.url) as client:
+        await client.set(bc.lease_key("ns"), b"me")
+        assert await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args) == 1
+        snap = bc.decode_latest(await client.hgetall(bc.latest_key("ns")), 10)
+    assert snap["seq"].tolist() == [6, 2, 4, 0, 7, 0, 0, 3, 0, 5]

@@ -26,6 +26,7 @@ require_redis()
 from tickwire.feed import Batch, Gap, connect  # noqa: E402
 from tickwire.feed.bus import codec as bc  # noqa: E402
 from tickwire.feed.bus import lease as bl  # noqa: E402
+from tickwire.feed.bus import write as bw  # noqa: E402
 from tickwire.feed.bus.api import BusProducer, client_for  # noqa: E402
 
 TIMEOUT_S = 60  # generous: three Python processes start on a shared 2-core machine
@@ -71,11 +72,11 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
             # A late write from a producer whose lease is gone: refused, nothing written.
             batch = m2.step(m2.start_ns + 10**9)
             fields = bc.encode_entries(bc.split(batch, 1), 99, 99, p2.epoch, 0)
-            keys, args = bc.write_command(
+            keys, args = bw.write_command(
                 "tickwire", fields, 99, None, bc.latest_records(batch), 100, p2.token, 1000
             )
             async with client_for(redis.url) as client:
-                reply = await client.eval(bc.WRITE_SCRIPT, keys=keys, args=args)
+                reply = await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args)
                 head = await client.get(bc.head_key("tickwire"))
             assert bl.fenced_holder(reply) == p1.token
             assert await _entries(redis.url) == entries and head != b"99"

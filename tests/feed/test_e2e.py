@@ -67,7 +67,11 @@ async def test_wildcard_snapshot_and_stats(server: Server) -> None:
             assert stats["server"]["ticks_published"] > 0
             refs = await feed.symbols()
             assert refs[0]["symbol"] == "AAPL" and refs[0]["id"] == 0 and refs[0]["simulated"]
-            assert 0 < await feed.ping() < 5
+            # The round trip in seconds: bounded by the time around the call, not by a guess at
+            # how fast this machine is (a unit slip, ms or ns, would break the upper bound).
+            t0 = trio.current_time()
+            rtt = await feed.ping()
+            assert 0 < rtt <= trio.current_time() - t0
 
 
 async def test_throttle_conflates(nursery: trio.Nursery, mock_clock: MockClock) -> None:
@@ -265,7 +269,7 @@ async def test_a_slow_consumer_past_the_history_gets_conflated_state_not_a_backl
             # (not our memory) absorbs the difference by conflating. Wait until it has.
             while server.hub.gen - next(iter(server.connections)).core.sub.sent_gen < 200:
                 await trio.sleep(0.01)  # polling a condition on the server, not a fixed delay
-            assert feed._events_send.statistics().current_buffer_used <= 4
+            assert feed.queued <= 4
             assert await feed.subscribe(["AAPL"]) == ["*"]  # requests still work meanwhile
             # What the socket buffers held arrives first; then the catch-up, conflated.
             async for event in feed:

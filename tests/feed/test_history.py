@@ -66,7 +66,7 @@ def test_a_long_run_compacts_its_list_and_stays_consistent():
     for gen in range(1, 5000):
         hist.append(batch(3, gen), gen, np.arange(3), np.zeros(3, np.uint64))
     assert len(hist) == 1 and hist.oldest == hist.head - 3
-    assert len(hist._entries) < 2100  # the list is compacted, not grown forever
+    assert hist.stop() < 2100  # the list is compacted, not grown forever
     assert hist.entry(hist.index_of_gen(4999)).start == hist.oldest
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Subscriber
+from tickwire.feed.protocol import messages
 from tickwire.simulators.ticks import TICK_DTYPE
 from tickwire.simulators.universe import Universe
 
@@ -278,7 +279,8 @@ def test_wildcard_subscribers_at_the_same_generation_share_one_body(monkeypatch)
         encoded.extend(recs["sym"].tolist())
         return real(recs, names)
 
-    monkeypatch.setattr(p, "tick_objects", counting)
+    monkeypatch.setattr(p, "tick_objects", counting)  # what the hub calls...
+    monkeypatch.setattr(messages, "tick_objects", counting)  # ...and tick_fragments inside
     f = Feed()
     wild = [f.attach(True)[0] for _ in range(3)]
     some = [f.attach(ids=[0, 1])[0], f.attach(ids=[1])[0]]
@@ -359,3 +361,38 @@ def test_a_pending_body_still_matches_its_records_after_the_next_publish():
     pending = f.hub.take(sub)
     f.publish(0)
     assert pending.json_body() == p.ticks_body(pending.records, f.hub.names)
+
+
+def test_only_the_subscriber_writes_its_cursor_and_seqs():
+    """A subscriber's state is written by its own methods alone (`hub/subscriber.py`): no module
+    assigns to `sub.<field>` (or into `sub.last_seq[...]`)."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    import tickwire.feed
+
+    fields = {f.name for f in dataclasses.fields(Subscriber)}
+    root = Path(tickwire.feed.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "subscriber.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            for t in targets:
+                for el in t.elts if isinstance(t, ast.Tuple) else [t]:
+                    while isinstance(el, ast.Subscript):
+                        el = el.value
+                    if not (isinstance(el, ast.Attribute) and el.attr in fields):
+                        continue
+                    base = el.value
+                    if (isinstance(base, ast.Name) and base.id == "sub") or (
+                        isinstance(base, ast.Attribute) and base.attr == "sub"
+                    ):
+                        found.append(f"{path.relative_to(root)}:{el.lineno} .{el.attr}")
+    assert not found, found

@@ -379,3 +379,18 @@ def test_changing_subscriptions_against_a_model(ops, max_take):
     for s in held:
         assert sub.seq_of(s) == f.seq[s]
     assert sub.ticks_conflated == 0
+
+
+def test_a_take_of_whole_batches_records_each_symbols_last_seq():
+    """A `*` reader some batches behind takes them whole; the seqs it then holds are each
+    symbol's last in them (merged from the batches' own, later batches winning)."""
+    market = Market(Universe.synthetic(200), seed=4, start_ns=0)
+    hub = Hub(market.universe, market.snapshot(), max_lag_s=0)
+    sub = hub.attach(lambda: None)
+    hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 6):
+        hub.publish(market.step(k * 10_000_000), on_grid=True)
+    taken = hub.take(sub)
+    assert taken is not None and hub.take(sub) is None
+    assert len(hub.shared_all) == 1  # one take: the five batches whole
+    assert np.array_equal(sub.last_seq, hub.lvc["seq"])

@@ -1,11 +1,16 @@
 """A reader of a few symbols gets its records encoded on their own, byte for byte as the shared
-encoding of the whole batch would give them."""
+encoding of the whole batch would give them; a data frame built from a take's shared parts is the
+protocol's message, framed."""
 
 from __future__ import annotations
 
 import numpy as np
+import orjson
 
+from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.jsonbody import ticks_frame
+from tickwire.feed.ws.frames import OP_TEXT, frame
 from tickwire.simulators import Market, Universe
 
 START_NS = 1_700_000_000_000_000_000
@@ -40,3 +45,53 @@ def _all(hub: Hub, sub: Subscriber) -> list[Pending]:
     while (taken := hub.take(sub)) is not None:
         out.append(taken)
     return out
+
+
+def test_a_data_frame_is_the_protocol_message_framed_whatever_the_take() -> None:
+    """`ticks_frame` joins a take's shared parts straight into the WebSocket frame: byte for byte
+    `frame(ticks_text(...))`, for readers at different positions (whole batches, cuts at
+    `max_take`, a few records of each batch), latest-state bodies and no offset."""
+    market = Market(Universe.synthetic(300), seed=3, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot(), max_lag_s=0, max_take=70)
+    readers = [hub.attach(lambda: None) for _ in range(3)]
+    hub.set_subscription(readers[0], True, np.empty(0, np.intp))
+    hub.set_subscription(readers[1], True, np.empty(0, np.intp))
+    hub.set_subscription(readers[2], False, np.array([1, 7, 150], np.intp))
+    latest = hub.attach(lambda: None)
+    hub.set_mode(latest, True)
+    hub.set_subscription(latest, True, np.empty(0, np.intp))
+    takes: list[Pending] = []
+    for k in range(1, 30):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        for i, sub in enumerate(readers):
+            if k % (i + 1) == 0:  # at different positions
+                takes += _all(hub, sub)
+        takes += _all(hub, latest)
+    takes.append(hub.snapshot(readers[0], np.arange(5, dtype=np.intp)))
+    assert len(takes) > 30 and any(len(t.records) == 70 for t in takes)
+    for seq, t in enumerate(takes):
+        for kind, offset in (("ticks", t.offset), ("snapshot", None)):
+            got = ticks_frame(kind, seq, t.json_body, offset)  # before anyone joined the body
+            assert got == frame(p.ticks_text(kind, seq, t.json_body(), offset), OP_TEXT)
+
+
+def test_readers_of_named_symbols_share_one_encoding_once_there_are_many() -> None:
+    """The first few readers of a few symbols get them encoded on their own; once more read the
+    same batch, it is encoded whole, once, and cut for each: the same bytes either way."""
+    market = Market(Universe.synthetic(400), seed=5, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    readers = []
+    for i in range(12):
+        sub = hub.attach(lambda: None)
+        hub.set_subscription(sub, False, np.array([(i * 31 + j * 97) % 400 for j in range(6)]))
+        readers.append(sub)
+    hub.publish(market.step(START_NS + 50_000_000), on_grid=True)
+    (entry,) = hub.history.entries_from(hub.history.oldest)
+    bodies = [(sub, t.json_body()) for sub in readers for t in _all(hub, sub)]
+    assert len(bodies) > 8 and entry.json is not None  # encoded whole for the later ones
+    assert entry.sparse_reads == 4
+    whole = orjson.loads(b"[" + entry.json + b"]")
+    for sub, body in bodies:
+        got = orjson.loads(body)
+        want = [t for t in whole if market.universe.index(t["symbol"]) in set(sub.ids.tolist())]
+        assert got == want

@@ -14,6 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
+from tickwire.feed.protocol import messages
 from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
 NAMES = np.array(["AAPL", "MSFT", "GOOG", "AMZN"], dtype=object)
@@ -565,8 +566,8 @@ def test_tick_objects_are_the_same_whichever_way_a_batch_is_unpacked() -> None:
     records = Market(universe, seed=3, start_ns=0).step(5_000_000_000)[:40].copy()
     records["flags"] = np.arange(40) % 16  # every side bit combination, OPEN, TRADE
     whole = p.tick_dicts(records, names)
-    assert len(records) > p._FEW
-    for n in range(p._FEW + 1):
+    assert len(records) > messages._FEW
+    for n in range(messages._FEW + 1):
         assert p.tick_dicts(records[:n], names) == whole[:n]
-    for i in range(0, 40, p._FEW):
-        assert p.tick_dicts(records[i : i + p._FEW], names) == whole[i : i + p._FEW]
+    for i in range(0, 40, messages._FEW):
+        assert p.tick_dicts(records[i : i + messages._FEW], names) == whole[i : i + messages._FEW]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 import trio
 from trio.testing import MockClock
+from trio_websocket import open_websocket_url
 
 from tickwire.feed import Batch, Gap, connect
 from tickwire.feed import protocol as p
@@ -172,17 +174,20 @@ async def test_a_server_restart_is_a_gap_with_unknown_loss(nursery):
 
 
 async def test_the_server_refuses_to_resume_another_epoch(nursery):
+    # Spoken on a plain WebSocket (our client only ever resumes from its own server's epoch).
     srv = await _server(nursery)
     with trio.fail_after(10):
-        async with connect(srv.url, reconnect=False) as feed:
-            reply = await feed._request(
-                "subscribe", symbols=["AAPL"], resume={"epoch": "0" * 16, "offset": 0}
+        async with open_websocket_url(srv.url, subprotocols=[p.SUBPROTOCOL_JSON]) as ws:
+            assert orjson.loads(await ws.get_message())["type"] == "welcome"
+            resume = {"epoch": "0" * 16, "offset": 0}
+            await ws.send_message(
+                p.dumps({"op": "subscribe", "symbols": ["AAPL"], "id": 1, "resume": resume})
             )
-            assert reply["recovered"] is False
-            async for event in feed:
-                if isinstance(event, Batch):
-                    assert event.kind == "snapshot" and list(event.symbols) == ["AAPL"]
-                    break
+            reply = orjson.loads(await ws.get_message())
+            assert reply["type"] == "ack" and reply["id"] == 1 and reply["recovered"] is False
+            while (msg := orjson.loads(await ws.get_message()))["type"] == "heartbeat":
+                pass
+            assert msg["type"] == "snapshot" and [t["symbol"] for t in msg["ticks"]] == ["AAPL"]
 
 
 async def test_binary_frames_carry_offsets_once_the_client_asks(nursery):
@@ -193,5 +198,5 @@ async def test_binary_frames_carry_offsets_once_the_client_asks(nursery):
             async for event in feed:
                 if isinstance(event, Batch) and event.kind == "ticks":
                     break
-            assert feed._offset is not None and feed._offset > 0
+            assert feed.offset is not None and feed.offset > 0
             assert np.all(event.ticks["bid"] < event.ticks["ask"])

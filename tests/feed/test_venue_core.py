@@ -1,6 +1,7 @@
-"""The venue connection core, sans-IO: sessions' frames through the WebSocket layer, shared
-framing across connections, bounded buffers and the venue's overflow, session deadlines,
-Binance's server pings, Alpaca's per-key connection count."""
+"""The venue connection core, sans-IO: sessions' frames through the WebSocket layer, market data
+read from the hub through the venue's stream (encoded once, framing shared across connections),
+bounded backlogs and the venue's overflow, session deadlines, Binance's server pings, Alpaca's
+per-key connection count."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import trio
 
+from tickwire.feed.hub.hub import Hub
 from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.venues import Upgrade, route
 from tickwire.feed.venues.session import VenueContext, VenueCore
@@ -21,14 +23,16 @@ T0_NS = 1_700_000_000_000_000_000
 
 
 def context(buffer_bytes: int = 4 << 20, **kw: Any) -> VenueContext:
+    universe = Universe.default()
     return VenueContext(
-        universe=Universe.default(),
+        universe=universe,
         tokens=(),
         stall_s=10.0,
         close_timeout_s=2.0,
         t0_s=0.0,
         wall0_ns=T0_NS,
         counters=ServerCounters(),
+        hub=Hub(universe, Market(universe, seed=1, start_ns=T0_NS).snapshot()),
         buffer_bytes=buffer_bytes,
         **kw,
     )
@@ -85,41 +89,72 @@ def test_frames_are_framed_once_and_shared_by_connections_and_sent_in_order() ->
     ctx = context()
     stream = "aapl@trade/aapl@bookTicker"
     a, woken_a = open_core(ctx, "/binance/stream", f"streams={stream}")
-    b, _ = open_core(ctx, "/binance/stream", f"streams={stream}")
+    b, woken_b = open_core(ctx, "/binance/stream", f"streams={stream}")
     market = Market(ctx.universe, seed=1, start_ns=T0_NS)
     now_ns = T0_NS
-    while not a.pending:
+    venue = ctx.fanout.stream("binance")
+    while not venue.readers[a].frames:
         now_ns += 50_000_000
-        ctx.fanout.publish(market.step(now_ns), now_ns, (now_ns - T0_NS) / 1e9)
-    assert woken_a == [1]  # woken once, when data first waited
-    assert all(x is y for x, y in zip(a.pending, b.pending, strict=True))  # the same bytes
-    data = a.take_data(1.0)
-    assert data is not None and a.take_data(1.0) is None
-    msgs = texts(data)
+        ctx.hub.publish(market.step(now_ns), on_grid=True)
+    assert woken_a == woken_b == [1]  # woken once, when data first waited
+    # Encoded once for the venue, framed once: both hold the same bytes objects.
+    pairs = zip(venue.readers[a].frames, venue.readers[b].frames, strict=True)
+    assert all(x is y for x, y in pairs)
+    data_a = a.take_data(1.0)
+    assert venue.readers[b].frames  # b has not read them yet
+    data_b = b.take_data(1.0)
+    assert data_a is not None and data_b == data_a
+    assert a.take_data(1.0) is None and b.take_data(1.0) is None
+    msgs = texts(data_a)
     assert msgs and {m["stream"] for m in msgs} <= {"aapl@trade", "aapl@bookTicker"}
-    assert ctx.fanout.frames_delivered == len(msgs)
+    assert ctx.fanout.frames_delivered == 2 * len(msgs)
 
 
-def test_full_buffer_is_the_sessions_overflow_alpaca_407_then_close() -> None:
+def test_the_venue_encodes_every_update_once_however_many_read_it() -> None:
+    """The venue's subscriber takes every update from the hub as it is published (never the
+    latest state, however long its connections wait), encoded once: a late reader gets the
+    same bytes, every trade in order."""
+    ctx = context()
+    a, _ = open_core(ctx, "/binance/ws/aapl@trade")
+    b, _ = open_core(ctx, "/binance/ws/aapl@trade")
+    market = Market(ctx.universe, seed=1, start_ns=T0_NS)
+    steps = [market.step(T0_NS + k * 500_000_000) for k in range(1, 11)]  # 5 s: past the lag
+    for batch in steps:
+        ctx.hub.publish(batch, on_grid=True)
+    data_a = a.take_data(6.0)
+    data_b = b.take_data(6.0)
+    assert data_a is not None and data_a == data_b
+    trades = [m["t"] for m in texts(data_a)]  # type: ignore[index]
+    aapl = ctx.universe.index("AAPL")
+    want = sum(int(((s["sym"] == aapl) & (s["flags"] & 1 > 0)).sum()) for s in steps)
+    assert len(trades) == want > 0 and trades == sorted(trades)
+
+
+def test_full_backlog_is_the_sessions_overflow_alpaca_407_then_close() -> None:
     ctx = context(buffer_bytes=2048)
     core, _ = open_core(ctx, "/alpaca/v2/iex")
+    fast, _ = open_core(ctx, "/alpaca/v2/iex")  # it reads all along
     for msg in (
         {"action": "auth", "key": "k", "secret": "s"},
         {"action": "subscribe", "trades": ["*"], "quotes": ["*"]},
     ):
         core.receive_data(client_text(json.dumps(msg)), 0.0)
-    core.sent(len(core.outbox), 0.0)  # the replies went out
+    core.sent(len(core.outbox), 0.0)  # the replies went out; it never takes data
+    fast.sent(len(fast.outbox), 0.0)
     market = Market(ctx.universe, seed=1, start_ns=T0_NS)
     now_ns = T0_NS
     while core.state is not State.CLOSING:
         now_ns += 50_000_000
-        ctx.fanout.publish(market.step(now_ns), now_ns, 0.0)
-    assert not core.pending and core.close_code == 1008
+        ctx.hub.publish(market.step(now_ns), on_grid=True)
+        fast.take_data(0.0)
+    assert core.close_code == 1008 and core.take_data(1.0) is None
     sent = frames(bytes(core.outbox))
     assert json.loads(sent[-2][1]) == [{"T": "error", "code": 407, "msg": "slow client"}]
     assert sent[-1][0] == 0x8 and struct.unpack("!H", sent[-1][1][:2])[0] == 1008
+    assert fast.state is State.IDLE
     core.detach()
-    assert len(ctx.fanout) == 0
+    fast.detach()
+    assert len(ctx.fanout) == 0 and ctx.fanout.stream("alpaca").sub is None
 
 
 def test_session_deadline_drives_the_timer() -> None:
@@ -231,3 +266,19 @@ def test_alpaca_key_slot_is_released_however_the_connection_ends() -> None:
         assert keys.counts == {}, end
         first = authed()
         assert keys.counts == {("iex", "k"): 1}, end
+
+
+def test_a_connection_with_nothing_to_read_is_not_woken_and_holds_nothing() -> None:
+    """A venue connection whose session wants nothing (Binance with no streams) is not woken
+    by the venue's batches and holds nothing of them."""
+    ctx = context()
+    idle, woken_idle = open_core(ctx, "/binance/ws")
+    busy, woken_busy = open_core(ctx, "/binance/ws/aapl@bookTicker")
+    market = Market(ctx.universe, seed=1, start_ns=T0_NS)
+    venue = ctx.fanout.stream("binance")
+    for k in range(1, 30):
+        ctx.hub.publish(market.step(T0_NS + k * 50_000_000), on_grid=True)
+        busy.take_data(k / 20)
+        assert not venue.readers[idle].frames and not venue.readers[busy].frames
+    assert woken_idle == [] and len(woken_busy) > 0
+    assert idle.take_data(2.0) is None

@@ -1,0 +1,221 @@
+"""Where a client is in the server's stream, sans-IO: the universe, seqs and resume position.
+
+Owns what the client library knows about the stream it reads: the symbols by id, each symbol's
+last seq (so a jump is counted as conflated or lost updates), the connection `seq`, the server
+run's `epoch` and the last data message's `offset` (what a reconnect resumes from); and the
+case-insensitive symbol lookup with its "did you mean" message. No trio, no sockets.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from tickwire.feed import protocol as p
+from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
+
+
+class StreamState:
+    """One feed's view of the server's stream, kept across reconnects."""
+
+    def __init__(self) -> None:
+        self.names: NDArray[np.object_] = np.empty(0, object)
+        self.index: dict[str, int] = {}
+        self.last_seq = np.zeros(0, np.uint64)
+        self.seen = np.zeros(0, np.bool_)
+        self.seq = 0  # the connection's message seq (restarts at each connection)
+        self.epoch: object = None  # the server run's `epoch` from welcome, if it sends one
+        # Where we are in the server's stream (the last data message's offset) in the run that
+        # `epoch` names: after a reconnect to the same run, the server replays what we missed.
+        self.offset: int | None = None
+        # A gap to report with the next snapshot (or a recovered ack): (downtime_s, lost so far)
+        self.gap_pending: tuple[float, int] | None = None
+        self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
+
+    def welcomed(self, welcome: Mapping[str, Any]) -> bool:
+        """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
+        epoch = welcome.get("epoch")
+        restarted = epoch is not None and self.epoch is not None and epoch != self.epoch
+        if epoch is not None:
+            self.epoch = epoch
+        return restarted
+
+    def reconnected(self, restarted: bool, downtime_s: float) -> Gap | None:
+        """A new connection after a drop: the gap to report now, or None (the snapshot will)."""
+        if restarted:  # the old seqs mean nothing now: start every symbol afresh
+            self.seen[:] = False
+            self.gap_pending = None
+            return Gap("restarted", None, (), None, round(downtime_s, 3))
+        # Set before resubscribing: the snapshot that reports the gap may arrive before the
+        # ack's waiter wakes.
+        self.gap_pending, self.gap_reason = (downtime_s, 0), "reconnected"
+        return None
+
+    def pending_gap(self) -> Gap | None:
+        """The gap still to report when no snapshot will come (nothing was subscribed)."""
+        if self.gap_pending is None:
+            return None
+        downtime, _ = self.gap_pending
+        self.gap_pending = None
+        return Gap("reconnected", 0, (), None, round(downtime, 3))
+
+    def resume_from(self, restarted: bool) -> dict[str, Any] | bool:
+        """A resubscribe's `resume`: our position in this run, or True (positions from now)."""
+        if self.offset is not None and not restarted:  # offsets of another run mean nothing
+            return {"epoch": self.epoch, "offset": self.offset}
+        return True
+
+    def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
+        """The server's universe (its `symbols` reply); a new size starts every symbol afresh."""
+        if len(refs) != len(self.names):
+            self.names = np.array([r["symbol"] for r in refs], dtype=object)
+            self.index = {r["symbol"]: r["id"] for r in refs}
+            self.last_seq = np.zeros(len(refs), np.uint64)
+            self.seen = np.zeros(len(refs), np.bool_)
+
+    def forget(self, symbols: Sequence[str]) -> None:
+        """A later re-subscribe to `symbols` starts afresh: its seq jump is not a loss."""
+        for s in symbols:
+            if s in self.index:
+                self.seen[self.index[s]] = False
+
+    def receive(self, message: str | bytes) -> tuple[list[Event], dict[str, Any] | None]:
+        """One server message in: the events it makes, in order, and the reply it is (if any)."""
+        events: list[Event] = []
+        if isinstance(message, bytes):
+            frame = p.decode_binary(message)
+            if frame.offset is not None:
+                self.offset = frame.offset
+            is_ticks = frame.kind is p.BinaryType.TICKS
+            self._data(events, "ticks" if is_ticks else "snapshot", frame.seq, frame.records)
+            return events, None
+        msg = orjson.loads(message)
+        mtype = msg.get("type")
+        if mtype == "ticks" or mtype == "snapshot":
+            self.offset = msg.get("offset", self.offset)
+            records = p.records_from_json(msg["ticks"], self.index)
+            self._data(events, mtype, msg["seq"], records)
+        elif mtype == "heartbeat":
+            self._check_seq(events, msg["seq"])
+        elif mtype == "status":  # a symbol halted or resumed (a market scenario)
+            events.append(
+                TradingStatus(msg["symbol"], msg["status"], msg.get("reason", ""), msg["ts"])
+            )
+        elif mtype == "gap":  # the server's source lost updates: a snapshot follows
+            if msg.get("epoch") not in (None, self.epoch):  # a new run upstream: a restart
+                self.epoch, self.offset = msg["epoch"], None
+                self.seen[:] = False  # its seqs start afresh: what was missed is unknowable
+                events.append(Gap("restarted", None, ()))
+            else:
+                self.gap_pending, self.gap_reason = (0.0, 0), "source"
+        else:
+            return events, msg
+        return events, None
+
+    def recovered(self, reply: Mapping[str, Any]) -> Gap | None:
+        """The gap a resumed subscribe's ack reports (before the replayed batches), if any."""
+        if not reply.get("recovered") or self.gap_pending is None:
+            return None
+        downtime, _ = self.gap_pending
+        self.gap_pending = None
+        return Gap("reconnected", 0, (), None, round(downtime, 3), int(reply["missed"]))
+
+    def _check_seq(self, events: list[Event], seq: int) -> None:
+        if seq != self.seq + 1:
+            events.append(Gap("seq", 0, (), missed_messages=seq - self.seq - 1))
+        self.seq = seq
+
+    def _data(
+        self,
+        events: list[Event],
+        kind: Literal["ticks", "snapshot"],
+        seq: int,
+        records: NDArray[np.void],
+    ) -> None:
+        self._check_seq(events, seq)
+        records, sym, jumps = seq_jumps(records, self.last_seq, self.seen)
+        skipped = int(jumps.sum())
+        if self.gap_pending is not None and kind == "snapshot":
+            downtime, _ = self.gap_pending
+            self.gap_pending = None
+            jumped = tuple(self.names[sym[jumps > 0]].tolist())
+            reason, self.gap_reason = self.gap_reason, "reconnected"
+            events.append(Gap(reason, skipped, jumped, None, round(downtime, 3)))
+            skipped = 0
+        events.append(Batch(kind, seq, records, skipped, self.names))
+
+
+def seq_jumps(
+    records: NDArray[np.void], last_seq: NDArray[np.uint64], seen: NDArray[np.bool_]
+) -> tuple[NDArray[np.void], NDArray[np.intp], NDArray[np.int64]]:
+    """Per record, the updates skipped before it (its symbol's seq jump), with repeats dropped.
+
+    A message may hold several updates of a symbol (every-update delivery): each is compared
+    with the one before it. A record at or below the seq already held is a repeat (a replay
+    that overlaps a snapshot) and is dropped. Updates `last_seq` and `seen` in place.
+    """
+    sym = records["sym"].astype(np.intp)
+    seqs = records["seq"].astype(np.int64)
+    order = np.argsort(sym, kind="stable")  # by symbol, in event order within each
+    s, q = sym[order], seqs[order]
+    first = np.ones(len(s), np.bool_)
+    first[1:] = s[1:] != s[:-1]
+    prev = np.empty(len(s), np.int64)
+    prev[1:] = q[:-1]
+    prev[first] = last_seq[s[first]].astype(np.int64)
+    known = seen[s] | ~first
+    jump = np.zeros(len(s), np.int64)
+    jump[order] = np.where(known & (q > prev), q - prev - 1, 0)
+    repeat = np.zeros(len(s), np.bool_)
+    repeat[order] = known & (q <= prev)
+    last = np.ones(len(s), np.bool_)
+    last[:-1] = s[1:] != s[:-1]
+    ends = s[last]
+    last_seq[ends] = np.maximum(last_seq[ends], q[last].astype(np.uint64))
+    seen[s] = True
+    if repeat.any():
+        keep = ~repeat
+        return records[keep], sym[keep], jump[keep]
+    return records, sym, jump
+
+
+def resolve_symbols(wanted: Sequence[str], universe: Sequence[str]) -> list[str]:
+    """Map `wanted` onto `universe` case-insensitively; '*' passes through.
+
+    Raises ProtocolError('unknown_symbol', ...) whose message names the closest symbols
+    (difflib), so a typo like `APPL` answers "did you mean AAPL?".
+    """
+    by_key = {s.casefold(): s for s in universe}
+    out: list[str] = []
+    unknown: list[str] = []
+    for name in wanted:
+        found = "*" if name == "*" else by_key.get(name.strip().casefold())
+        if found is None:
+            unknown.append(name)
+        elif found not in out:
+            out.append(found)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name.upper(), [s.upper() for s in universe], n=3)
+            spelled = [by_key[c.casefold()] for c in close]
+            hints.append(
+                f"{name!r} (did you mean {', '.join(spelled)}?)" if spelled else repr(name)
+            )
+        noun = "symbol" if len(unknown) == 1 else "symbols"
+        raise ProtocolError(
+            "unknown_symbol",
+            f"unknown {noun} {'; '.join(hints)}; the server has {len(universe)} symbols",
+            unknown,
+        )
+    return out
+
+
+def symbol_list(symbols: Sequence[str] | str) -> list[str]:
+    """One symbol or several, as a list."""
+    return [symbols] if isinstance(symbols, str) else list(symbols)
