@@ -32,7 +32,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.hub.jsonbody import ticks_frame
 from tickwire.feed.v1 import state as st
-from tickwire.feed.v1.status import StatusLog, StatusReader, framed, interleave, with_halted
+from tickwire.feed.v1.status import StatusLog, StatusReader, framed, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
@@ -121,10 +121,7 @@ class FeedCore(WebSocketCore):
         self.opened_s = now
         self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
         self.sub: Subscriber = ctx.hub.attach(wake)
-        self.status = StatusReader()  # its place in ctx.statuses: from now on
-        if ctx.statuses is not None:
-            self.status.next = len(ctx.statuses)
-            ctx.statuses.readers.add(self.sub)
+        self.status = StatusReader.joining(ctx.statuses, self.sub)  # its place: from now on
         self.seq = 0
         self.ticks_sent = 0
         self.snapshots_sent = 0
@@ -153,8 +150,7 @@ class FeedCore(WebSocketCore):
     def detach(self) -> None:
         """Leave the hub (once the connection is over)."""
         self.ctx.hub.detach(self.sub)
-        if self.ctx.statuses is not None:
-            self.ctx.statuses.readers.discard(self.sub)
+        self.status.leave(self.ctx.statuses, self.sub)
         self._phase(_F.LEFT)
 
     def _phase(self, event: st.FeedEvent) -> None:
@@ -222,8 +218,7 @@ class FeedCore(WebSocketCore):
         before = self.sub.cursor
         pending = ctx.hub.take(self.sub)
         if ctx.statuses is not None and len(ctx.statuses) > self.status.next:
-            data = self._with_statuses(pending, before)
-            if data:
+            if data := self._with_statuses(pending, before):
                 self._queue(data, now)
         elif pending is not None:
             self._data(p.BinaryType.TICKS, pending, now)
@@ -233,11 +228,9 @@ class FeedCore(WebSocketCore):
     def _send_snapshot(self, action: st.SendSnapshot, now: float) -> None:
         self._data(p.BinaryType.SNAPSHOT, self.ctx.hub.snapshot(self.sub, action.ids), now)
         self.snapshots_sent += 1
-        if self.ctx.statuses is not None:  # then the halted ones of its symbols, as they stand
-            halts = self.ctx.statuses.halted(action.ids)
-            if halts:
-                self._queue(framed(halts), now)
-                self.ctx.counters.messages_sent += len(halts)
+        if self.ctx.statuses is not None and (halts := self.ctx.statuses.halted(action.ids)):
+            self._queue(framed(halts), now)
+            self.ctx.counters.messages_sent += len(halts)
 
     def _set_mode(self, action: st.SetMode, now: float) -> None:
         self.ctx.hub.set_mode(self.sub, action.latest)
@@ -300,16 +293,14 @@ class FeedCore(WebSocketCore):
     def _with_statuses(self, pending: Pending | None, before: int) -> bytes:
         """A take's data messages with the status changes due, in stream order (counted)."""
         assert self.ctx.statuses is not None
-        changes = self.status.due(self.ctx.statuses, self.sub)
-        parts = interleave(pending, changes, before, self.sub.latest, self.ctx.hub.names)
-        out = []
-        for part in parts:
-            if isinstance(part, bytes):
-                out.append(frame(part, OP_TEXT))
-            else:
-                out.append(self._data_frame(p.BinaryType.TICKS, part))
-        self.ctx.counters.messages_sent += len(parts)
-        return b"".join(out)
+        data, count = self.status.frames(
+            self.ctx.statuses, self.sub, pending, before, self._ticks_frame
+        )
+        self.ctx.counters.messages_sent += count
+        return data
+
+    def _ticks_frame(self, pending: Pending) -> bytes:
+        return self._data_frame(p.BinaryType.TICKS, pending)
 
     def data_waiting(self, now: float) -> bool:
         """`take_data` would return more right now: a take stops at the hub's `max_take`, so a

@@ -13,6 +13,7 @@ scenario, it costs a connection one comparison per take. No trio.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,6 +119,18 @@ class StatusReader:
 
     next: int = 0
 
+    @classmethod
+    def joining(cls, log: StatusLog | None, sub: Subscriber) -> StatusReader:
+        """`sub`'s place in `log` from now on (woken by its changes); no log, no changes."""
+        if log is None:
+            return cls()
+        log.readers.add(sub)
+        return cls(len(log))
+
+    def leave(self, log: StatusLog | None, sub: Subscriber) -> None:
+        if log is not None:
+            log.readers.discard(sub)
+
     def due(self, log: StatusLog, sub: Subscriber) -> list[Change]:
         """The changes of `sub`'s symbols its cursor has passed (a latest-state reader: all),
         from the last call on. Those its cursor has not reached wait."""
@@ -131,6 +144,20 @@ class StatusReader:
             i += 1
         self.next = i
         return out
+
+    def frames(
+        self,
+        log: StatusLog,
+        sub: Subscriber,
+        pending: Pending | None,
+        before: int,
+        ticks_frame: Callable[[Pending], bytes],
+    ) -> tuple[bytes, int]:
+        """A take (`pending`, from cursor `before`) with the changes due, in stream order, as
+        WebSocket frames (the data ones by `ticks_frame`), and how many messages they are."""
+        parts = interleave(pending, self.due(log, sub), before, sub.latest, log.names)
+        out = [frame(x, OP_TEXT) if isinstance(x, bytes) else ticks_frame(x) for x in parts]
+        return b"".join(out), len(parts)
 
 
 def interleave(
