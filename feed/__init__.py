@@ -27,6 +27,7 @@ from tickwire.feed.client.events import (
     ProtocolError,
     Status,
     TickwireError,
+    TradingStatus,
 )
 from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
@@ -59,5 +60,6 @@ __all__ = [
     "Status",
     "TickFlag",
     "TickwireError",
+    "TradingStatus",
     "connect",
 ]

@@ -23,6 +23,7 @@ from tickwire.feed.client.events import (
     Gap,
     Status,
     TickwireError,
+    TradingStatus,
 )
 from tickwire.feed.client.feed import DEFAULT_URL, connect
 from tickwire.feed.record import Recorder, check_out, parse_rotate
@@ -110,7 +111,7 @@ def _record(args: argparse.Namespace) -> int:
                             rec.write(ticks, now)
                             if args.count is not None and rec.ticks >= args.count:
                                 break
-                        else:
+                        elif not isinstance(event, TradingStatus):  # halts are not recorded
                             _report(event, err, tty)
                         if now - shown >= (_PROGRESS_S if tty else 5.0):
                             shown = now

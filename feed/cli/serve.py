@@ -24,7 +24,10 @@ from tickwire.feed.runner import run_trio, until_stopped
 from tickwire.feed.server import capacity as _capacity
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.v1 import state as st
+from tickwire.simulators import Universe
 from tickwire.simulators.cli import universe_from_args
+from tickwire.simulators.errors import UserError
+from tickwire.simulators.scenario import load as load_scenario
 
 log = logging.getLogger("tickwire")
 
@@ -57,6 +60,11 @@ def _serve(args: argparse.Namespace) -> int:
     level = logging.DEBUG if args.verbose else getattr(logging, args.log_level.upper())
     oplog.setup(level, args.log_format)
     _cli_bus.require_extras(args)  # a missing extra is one line before any work
+    if args.scenario and args.replay:
+        raise UserError(
+            "--scenario plays its events on the simulated market; it cannot be used with "
+            "--replay (drop one of them)"
+        )
     config = server_config(args)
     config.ssl_context()  # a bad certificate is a one-line error before anything starts
     config.policy()  # so is a bad --allow-origin
@@ -83,14 +91,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """The server's fields from the resolved settings (names differ where units were added)."""
+    universe = universe_from_args(args)
+    scenario = None
+    if args.scenario and not args.replay:
+        # A bad file is one ScenarioError line naming the file, the event and the field.
+        scenario = load_scenario(args.scenario, universe or Universe.default())
     return ServerConfig(
         host=args.host,
         port=args.port,
         cadence_ms=args.cadence,
         seed=args.seed,
-        universe=universe_from_args(args),
+        universe=universe,
         activity=args.activity,
         session=args.session,
+        scenario=scenario,
         tokens=tuple(args.token),
         certfile=args.certfile,
         keyfile=args.keyfile,

@@ -8,20 +8,13 @@ server has the field, so a default lives in one place. Order is --print-config's
 
 from __future__ import annotations
 
-from tickwire.feed.cli.args import (
-    duration_s,
-    non_negative_float,
-    non_negative_int,
-    port_number,
-    positive_float,
-    positive_int,
-    server_token,
-)
+from tickwire.feed.cli import args
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators.cli import SESSION_S, seed_value, symbol_count
 from tickwire.simulators.cli import positive_float as _market_positive_float
+from tickwire.simulators.scenario import names as scenario_names
 from tickwire.simulators.ticks import MAX_SYMBOLS
 
 # The bus's own DEFAULT_NAMESPACE (bus.redis), not imported: importing it needs coredis.
@@ -87,6 +80,14 @@ def _market() -> list[Setting]:
             help="6.5h: back-to-back trading sessions with an intraday shape; 24h: around the "
             "clock (default {default})",
         ),
+        Setting(
+            name="scenario",
+            section=MARKET,
+            unit="FILE|NAME",
+            help="play a market scenario: a .toml file of timed events (halts, flash crash, gap, "
+            "...) or a shipped one by name (" + ", ".join(scenario_names()) + "); same --seed "
+            "and file, same stream; not with --replay",
+        ),
     ]
 
 
@@ -96,7 +97,7 @@ def _access() -> list[Setting]:
             name="token",
             section=SERVER,
             kind=Kind.LIST,
-            type=server_token,
+            type=args.server_token,
             unit="TOKEN",
             help="require this token (repeat for several); clients send "
             "'Authorization: Bearer TOKEN' or ?token=TOKEN",
@@ -117,7 +118,7 @@ def _access() -> list[Setting]:
         Setting(
             name="max-connections",
             section=SERVER,
-            type=positive_int,
+            type=args.positive_int,
             default=_D.max_connections,
             help="sockets held at once, handshakes included; clients beyond this are closed with "
             "1013, once sockets that sent no request yet have been shed (default {default})",
@@ -125,7 +126,7 @@ def _access() -> list[Setting]:
         Setting(
             name="max-connections-per-ip",
             section=SERVER,
-            type=non_negative_int,
+            type=args.non_negative_int,
             default=_D.max_connections_per_ip,
             unit="N",
             help="sockets one client address may hold, checked at accept: a new one replaces its "
@@ -140,28 +141,28 @@ def _clients() -> list[Setting]:
         Setting(
             name="heartbeat-ms",
             section=SERVER,
-            type=non_negative_int,
+            type=args.non_negative_int,
             default=_D.heartbeat_ms,
             help="heartbeat after this much silence, 0 to disable (default {default})",
         ),
         Setting(
             name="stall-ms",
             section=SERVER,
-            type=positive_int,
+            type=args.positive_int,
             default=_D.stall_ms,
             help="close a client (1008) whose socket accepts nothing this long (default {default})",
         ),
         Setting(
             name="max-symbols",
             section=SERVER,
-            type=positive_int,
+            type=args.positive_int,
             default=st.Limits().max_symbols,
             help="explicit symbols per connection (default {default}; '*' always allowed)",
         ),
         Setting(
             name="alpaca-connections-per-key",
             section=SERVER,
-            type=non_negative_int,
+            type=args.non_negative_int,
             default=_D.alpaca_connections_per_key,
             unit="N",
             help="authenticated /alpaca/ connections per key and feed; more get Alpaca's 406 "
@@ -170,7 +171,7 @@ def _clients() -> list[Setting]:
         Setting(
             name="binance-weight-per-min",
             section=SERVER,
-            type=positive_int,
+            type=args.positive_int,
             default=_D.binance_weight_per_min,
             unit="N",
             help="REST request weight per address and minute under /binance/api/; more gets "
@@ -192,7 +193,7 @@ def _replay() -> list[Setting]:
         Setting(
             name="speed",
             section=REPLAY,
-            type=non_negative_float,
+            type=args.non_negative_float,
             default=1.0,
             unit="X",
             help="1 real time, 10 ten times faster, 0 as fast as the clients read "
@@ -233,7 +234,7 @@ def _history_and_drain() -> list[Setting]:
         Setting(
             name="history",
             section=SERVER,
-            type=duration_s,
+            type=args.duration_s,
             default=_D.history_s,
             unit="DURATION",
             help="keep this much recent data for every-update readers and resumes, e.g. 60s, "
@@ -242,7 +243,7 @@ def _history_and_drain() -> list[Setting]:
         Setting(
             name="history-mb",
             section=SERVER,
-            type=positive_float,
+            type=args.positive_float,
             default=_D.history_mb,
             unit="MB",
             help="memory cap of that history; the older data goes first (default {default})",
@@ -250,7 +251,7 @@ def _history_and_drain() -> list[Setting]:
         Setting(
             name="max-lag",
             section=SERVER,
-            type=duration_s,
+            type=args.duration_s,
             default=_D.max_lag_s,
             unit="DURATION",
             help="an every-update reader further behind the newest data than this (event time) "
@@ -261,7 +262,7 @@ def _history_and_drain() -> list[Setting]:
         Setting(
             name="drain-s",
             section=SERVER,
-            type=non_negative_float,
+            type=args.non_negative_float,
             default=10.0,
             unit="SECONDS",
             help="on SIGTERM, close the clients with 1012 spread over this long (default "
@@ -270,7 +271,7 @@ def _history_and_drain() -> list[Setting]:
         Setting(
             name="drain-min-s",
             section=SERVER,
-            type=non_negative_float,
+            type=args.non_negative_float,
             default=5.0,
             unit="SECONDS",
             help="on SIGTERM, keep the port open this long (/readyz 503, new clients refused) so "
@@ -305,7 +306,7 @@ def _scale_out() -> list[Setting]:
         Setting(
             name="workers",
             section=SCALE_OUT,
-            type=non_negative_int,
+            type=args.non_negative_int,
             default=0,
             unit="N",
             help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), "
@@ -343,7 +344,7 @@ def _logging() -> list[Setting]:
         Setting(
             name="log-every",
             section=LOGGING,
-            type=non_negative_float,
+            type=args.non_negative_float,
             default=60.0,
             unit="SECONDS",
             help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
@@ -359,14 +360,14 @@ SERVE: tuple[Setting, ...] = (
     Setting(
         name="port",
         section=SERVER,
-        type=port_number,
+        type=args.port_number,
         default=_D.port,
         help="TCP port, 0 for any free port (default {default})",
     ),
     Setting(
         name="cadence",
         section=SERVER,
-        type=positive_float,
+        type=args.positive_float,
         default=_D.cadence_ms,
         unit="MS",
         help="generator and flush interval in ms (default {default})",

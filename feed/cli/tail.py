@@ -26,6 +26,7 @@ from tickwire.feed.client.events import (
     ProtocolError,
     Status,
     TickwireError,
+    TradingStatus,
 )
 from tickwire.feed.client.feed import DEFAULT_URL, connect
 from tickwire.feed.runner import cancel_on_signal, run_trio
@@ -197,8 +198,10 @@ def _json_lines(ticks: NDArray[np.void], names: NDArray[np.object_]) -> list[str
     return [orjson.dumps(d).decode() + "\n" for d in p.tick_dicts(ticks, names)]
 
 
-def _print_event(event: Gap | Status, err: TextIO) -> None:
-    if isinstance(event, Status):
+def _print_event(event: Gap | Status | TradingStatus, err: TextIO) -> None:
+    if isinstance(event, TradingStatus):
+        print(f"# {event.symbol} {event.status} ({event.reason})", file=err)
+    elif isinstance(event, Status):
         if event.state == "reconnecting":
             print(f"# reconnecting in {event.retry_in_s:.1f} s ({event.error})", file=err)
         elif event.state == "live" and event.attempt:

@@ -127,7 +127,21 @@ class Status:
     attempt: int = 0
 
 
-Event = Batch | Gap | Status
+@dataclass(frozen=True, slots=True)
+class TradingStatus:
+    """A symbol's trading status changed (a market scenario halted or resumed it): "halted"
+    means no trade and no quote of `symbol` until its "trading" status; `reason` is "scenario"
+    (a halt of the scenario) or "luld" (its price left its limit up-limit down band), `ts` the
+    event time (ns) from which it holds. In order with the symbol's batches; after a snapshot,
+    one for each of its symbols halted then."""
+
+    symbol: str
+    status: Literal["trading", "halted"]
+    reason: str
+    ts: int
+
+
+Event = Batch | Gap | Status | TradingStatus
 
 
 def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:

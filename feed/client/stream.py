@@ -17,7 +17,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
-from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError
+from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
 
 
 class StreamState:
@@ -102,6 +102,10 @@ class StreamState:
             self._data(events, mtype, msg["seq"], records)
         elif mtype == "heartbeat":
             self._check_seq(events, msg["seq"])
+        elif mtype == "status":  # a symbol halted or resumed (a market scenario)
+            events.append(
+                TradingStatus(msg["symbol"], msg["status"], msg.get("reason", ""), msg["ts"])
+            )
         elif mtype == "gap":  # the server's source lost updates: a snapshot follows
             if msg.get("epoch") not in (None, self.epoch):  # a new run upstream: a restart
                 self.epoch, self.offset = msg["epoch"], None

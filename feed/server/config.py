@@ -14,6 +14,7 @@ from tickwire.feed.v1 import state as st
 from tickwire.feed.ws import http
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.scenario import Scenario
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ServerConfig:
     universe: Universe | None = None  # None: Universe.default()
     activity: float = 1.0
     session: Literal["6.5h", "24h"] = "6.5h"  # trading day shape; see tickwire.simulators.market
+    scenario: Scenario | None = None  # timed market events (halts, crashes); None: a plain day
     tokens: tuple[str, ...] = ()
     certfile: str | None = None
     keyfile: str | None = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import trio
 
 from tickwire.feed.server.config import ServerConfig
@@ -41,6 +42,7 @@ def make_market(config: ServerConfig, start_ns: int) -> Market:
         start_ns=start_ns,
         activity=config.activity,
         session=config.session,
+        scenario=config.scenario,
     )
 
 
@@ -101,7 +103,7 @@ class MarketSource:
         if self._idle is not None and self._feed is not None:
             batch = self._step(self._feed)
             if batch is not None:
-                self._feed.publish(batch)
+                self._publish(self._feed, batch)
             self._idle.cancel()  # and resume the cadence if a subscription starts
 
     async def run(
@@ -117,7 +119,7 @@ class MarketSource:
             batch = self._step(feed)
             if batch is not None:
                 # Market.step's (and a replay's) records are on the tick grid, never written again.
-                feed.publish(batch)
+                self._publish(feed, batch)
             step_s = time.perf_counter() - t
             await feed.deliver(batch, step_s)
             if self._note_lag():
@@ -146,6 +148,34 @@ class MarketSource:
                 feed.overrun()
                 next_s = now
             await trio.sleep_until(next_s)
+
+    @property
+    def has_statuses(self) -> bool:
+        """Whether the market plays a scenario: it halts and resumes symbols."""
+        return isinstance(self.market, Market) and self.market.play is not None
+
+    def _publish(self, feed: Feed, batch: TickBatch) -> None:
+        """Publish `batch`; with a scenario, its status changes where they fall among the
+        records (a change at ts t after every record before t, before every one from t)."""
+        if not self.has_statuses:
+            feed.publish(batch)
+            return
+        assert isinstance(self.market, Market)
+        statuses = self.market.statuses()
+        if not len(statuses):
+            feed.publish(batch)
+            return
+        cuts = np.searchsorted(batch["ts"], statuses["ts"], side="left").tolist()
+        done = 0
+        for i, cut in enumerate(cuts):
+            if cut > done:
+                feed.publish(batch[done:cut])
+                done = cut
+            if i + 1 == len(cuts) or cuts[i + 1] != cut:
+                first = cuts.index(cut)
+                feed.publish_statuses(statuses[first : i + 1])
+        if done < len(batch):
+            feed.publish(batch[done:])
 
     def _step(self, feed: Feed) -> TickBatch | None:
         """Step the market (or a replay) to now. A replay at speed 0 goes as fast as the clients

@@ -13,7 +13,9 @@ from collections.abc import Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.simulators import Universe
 from tickwire.simulators.ticks import TickBatch
@@ -57,6 +59,9 @@ class Feed(Protocol):
 
     def publish(self, batch: TickBatch, offset: int | None = None) -> None:
         """Hand `batch` to every sink, at stream `offset` (None: the next one); no delivery."""
+
+    def publish_statuses(self, records: NDArray[np.void]) -> None:
+        """Trading status changes (halts, resumptions) after the batches published so far."""
 
     async def deliver(self, batch: TickBatch | None = None, step_s: float = 0.0) -> None:
         """Send to every connection the last publishes woke; then, given the `batch` just

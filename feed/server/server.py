@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import orjson
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
 from tickwire.feed import venues
@@ -33,6 +35,7 @@ from tickwire.feed.server.operate import Operations
 from tickwire.feed.server.roles import Sink, Source
 from tickwire.feed.server.routes import http_routes, rest_route
 from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
+from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
 from tickwire.feed.venues.session import VenueContext, VenueCore
 from tickwire.feed.version import version
@@ -127,6 +130,10 @@ class Server:
             stats=lambda: self.statistics(),
             counters=self.counters,
             refresh=self.source.refresh,
+            # A market playing a scenario: its halts and resumptions (`publish_statuses`).
+            statuses=StatusLog(self.hub.names)
+            if getattr(self.source, "has_statuses", False)
+            else None,
         )
         venue_ctx = VenueContext(
             universe=universe,
@@ -139,6 +146,7 @@ class Server:
             binance_ping_s=cfg.binance_ping_s,
             alpaca_connections_per_key=cfg.alpaca_connections_per_key,
             hub=self.hub,
+            statuses=ctx.statuses,
         )
         return ctx, venue_ctx
 
@@ -272,6 +280,13 @@ class Server:
         for sink in self.sinks:
             sink.publish(batch, offset)
         self._last_publish_s = trio.current_time()
+
+    def publish_statuses(self, records: NDArray[np.void]) -> None:
+        """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after the records
+        published so far: `/v1` sends them to the connections holding their symbols."""
+        if self.ctx.statuses is not None and len(records):
+            # `/v1` connections and the venues' streams read it, each at its own place.
+            self.ctx.statuses.publish(records, self.hub.history.head)
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus

@@ -32,6 +32,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.feed.hub.jsonbody import ticks_frame
 from tickwire.feed.v1 import state as st
+from tickwire.feed.v1.status import StatusLog, StatusReader, framed, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
@@ -78,6 +79,7 @@ class FeedContext:
     # unwatched market step rarely. It may publish, which never sends to a core mid-request.
     refresh: Callable[[], None] = _nothing
     subscribers: int = 0  # connections whose subscription is not empty
+    statuses: StatusLog | None = None  # halts and resumptions, when the market plays a scenario
 
     def now_ns(self, now: float) -> int:
         return self.wall0_ns + int((now - self.t0_s) * 1e9)
@@ -100,6 +102,7 @@ class FeedCore(WebSocketCore):
         "requests",
         "seq",
         "snapshots_sent",
+        "status",
         "sub",
         "ticks_sent",
     )
@@ -118,6 +121,7 @@ class FeedCore(WebSocketCore):
         self.opened_s = now
         self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
         self.sub: Subscriber = ctx.hub.attach(wake)
+        self.status = StatusReader.joining(ctx.statuses, self.sub)  # its place: from now on
         self.seq = 0
         self.ticks_sent = 0
         self.snapshots_sent = 0
@@ -146,6 +150,7 @@ class FeedCore(WebSocketCore):
     def detach(self) -> None:
         """Leave the hub (once the connection is over)."""
         self.ctx.hub.detach(self.sub)
+        self.status.leave(self.ctx.statuses, self.sub)
         self._phase(_F.LEFT)
 
     def _phase(self, event: st.FeedEvent) -> None:
@@ -186,7 +191,10 @@ class FeedCore(WebSocketCore):
         return self.requests.throttle(req)
 
     def _symbols(self, req: p.Symbols, now: float) -> list[st.Action]:
-        return self.requests.symbols_reply(req)
+        actions = self.requests.symbols_reply(req)
+        if self.ctx.statuses is not None:  # a market playing a scenario: who is halted now
+            actions = [with_halted(a, self.ctx.statuses) for a in actions]
+        return actions
 
     def _ping(self, req: p.Ping, now: float) -> list[st.Action]:
         return [st.Reply(p.dumps(p.with_id({"type": "pong"}, req.id, ts=self.ctx.now_ns(now))))]
@@ -207,8 +215,12 @@ class FeedCore(WebSocketCore):
         ctx.refresh()
         # What the old subscription has pending goes out first, so that every symbol's
         # updates stay in seq order and new symbols start from their snapshot.
+        before = self.sub.cursor
         pending = ctx.hub.take(self.sub)
-        if pending is not None:
+        if ctx.statuses is not None and len(ctx.statuses) > self.status.next:
+            if data := self._with_statuses(pending, before):
+                self._queue(data, now)
+        elif pending is not None:
             self._data(p.BinaryType.TICKS, pending, now)
         ctx.hub.set_subscription(self.sub, action.wildcard, action.ids)
         self._phase(_F.HOLDS if action.wildcard or action.ids.size > 0 else _F.HOLDS_NONE)
@@ -216,6 +228,9 @@ class FeedCore(WebSocketCore):
     def _send_snapshot(self, action: st.SendSnapshot, now: float) -> None:
         self._data(p.BinaryType.SNAPSHOT, self.ctx.hub.snapshot(self.sub, action.ids), now)
         self.snapshots_sent += 1
+        if self.ctx.statuses is not None and (halts := self.ctx.statuses.halted(action.ids)):
+            self._queue(framed(halts), now)
+            self.ctx.counters.messages_sent += len(halts)
 
     def _set_mode(self, action: st.SetMode, now: float) -> None:
         self.ctx.hub.set_mode(self.sub, action.latest)
@@ -225,6 +240,8 @@ class FeedCore(WebSocketCore):
         missed updates then follow through `take_data`, or a snapshot if they cannot."""
         hub = self.ctx.hub
         missed = hub.resume(self.sub, action.epoch, action.offset)
+        if missed is not None and self.ctx.statuses is not None:  # and the statuses from there
+            self.status.next = self.ctx.statuses.index_from(action.offset)
         self._text(p.dumps(p.resumed_ack(action.ack, missed)), now)
         if missed is not None:
             self._phase(_F.RESUMED)
@@ -250,9 +267,19 @@ class FeedCore(WebSocketCore):
     def take_data(self, now: float) -> bytes | None:
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
+        log = self.ctx.statuses
+        before = self.sub.cursor
         pending = self.ctx.hub.take(self.sub)
         if self.phase is _RESUMING and not self.ctx.hub.has_more(self.sub):
             self._phase(_F.CAUGHT_UP)
+        if log is not None and len(log) > self.status.next and not (pending and pending.gap):
+            if pending is not None:
+                self.last_data_s = now
+            data = self._with_statuses(pending, before)
+            if not data:
+                return None
+            self.ctx.counters.messages_sent -= 1  # `wrote` counts one of them
+            return data
         if pending is None:
             return None
         self.last_data_s = now
@@ -261,6 +288,18 @@ class FeedCore(WebSocketCore):
             self.ctx.counters.messages_sent += 1
             notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
             return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
+        return self._data_frame(p.BinaryType.TICKS, pending)
+
+    def _with_statuses(self, pending: Pending | None, before: int) -> bytes:
+        """A take's data messages with the status changes due, in stream order (counted)."""
+        assert self.ctx.statuses is not None
+        data, count = self.status.frames(
+            self.ctx.statuses, self.sub, pending, before, self._ticks_frame
+        )
+        self.ctx.counters.messages_sent += count
+        return data
+
+    def _ticks_frame(self, pending: Pending) -> bytes:
         return self._data_frame(p.BinaryType.TICKS, pending)
 
     def data_waiting(self, now: float) -> bool:

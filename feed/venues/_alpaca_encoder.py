@@ -1,14 +1,15 @@
 """Alpaca's messages for every batch, built once for all Alpaca sessions (`AlpacaEncoder`).
 
 Each batch of tick records becomes Alpaca trades (`T:t`), quotes (`T:q`) and minute bars (`T:b`,
-built from the trades, emitted when event time leaves the minute), encoded lazily once per codec
-(JSON text or MessagePack) and shared by every Alpaca session; `alpaca.py` re-exports it.
+built from the trades, emitted when event time leaves the minute), and a scenario's status changes
+become trading statuses (`T:s`, `encode_statuses`), encoded lazily once per codec (JSON text or
+MessagePack) and shared by every Alpaca session; `alpaca.py` re-exports it.
 Sans-IO: no trio, no sockets, no clock of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -23,6 +24,15 @@ from ._tape import Bar, Tape
 
 EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
 _TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
+# A trading status (`statuses`) as Alpaca sends Tape C's (UTP) codes: by (status, reason) of
+# `simulators.scenario` (halted 1 / trading 0; reason 1 scenario, 2 LULD band):
+# (status code, status message, reason code, reason message).
+STATUS_CODES = {
+    (1, 1): ("H", "Trading Halt", "T12", "Trading Halted; For information requested by NASDAQ"),
+    (1, 2): ("P", "Volatility Trading Pause", "LUDP", "Volatility Trading Pause"),
+    (0, 1): ("T", "Trading Resumption", "", ""),
+    (0, 2): ("T", "Trading Resumption", "", ""),
+}
 
 
 class AlpacaEncoder:
@@ -80,6 +90,19 @@ class AlpacaEncoder:
                 "t": stamp(ts),
                 "z": tapes[sym],
             }
+        if entry.channel == "statuses":
+            sym, status, reason, ts = entry.message
+            sc, sm, rc, rm = STATUS_CODES.get((status, reason), STATUS_CODES[(status, 1)])
+            return {
+                "T": "s",
+                "S": names[sym],
+                "sc": sc,
+                "sm": sm,
+                "rc": rc,
+                "rm": rm,
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
         b: Bar = entry.message
         return {
             "T": "b",
@@ -114,6 +137,14 @@ class AlpacaEncoder:
                 book[sym] = quote
                 push((sym, "quotes", (sym, bid, bs, ask, asz, ts)))
         self._bars(out, tape.advance(now_ns))
+        return out
+
+    def encode_statuses(self, changes: Iterable[tuple[int, int, int, int]], now_ns: int) -> Shared:
+        """Alpaca `statuses` messages for trading status changes, each (ts, sym, status, reason)
+        as in `simulators.scenario.STATUS_DTYPE`."""
+        out = Shared(now_ns, self._codecs)
+        for ts, sym, status, reason in changes:
+            out.add(sym, "statuses", (sym, status, reason, ts))
         return out
 
     def _bars(self, out: Shared, bars: list[Bar]) -> None:

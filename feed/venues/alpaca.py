@@ -1,7 +1,8 @@
 """Alpaca market data v2 (stocks) over the simulated market: `/alpaca/v2/{iex,sip,test}`.
 
 `AlpacaEncoder` (in `_alpaca_encoder.py`, re-exported here) turns each batch of tick records into
-Alpaca trades, quotes and minute bars, encoded once per codec and shared by every Alpaca session.
+Alpaca trades, quotes and minute bars, and a scenario's halts into trading statuses, encoded once
+per codec and shared by every Alpaca session.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
@@ -45,10 +46,10 @@ MAX_MESSAGES_PER_S = 10
 # Symbols named per second: a subscribe of 5000 symbols costs 5000, so subscribe storms within
 # the message limit cannot keep the server busy ("*" costs one).
 MAX_SYMBOLS_PER_S = 5000
-DATA_CHANNELS = ("trades", "quotes", "bars")
+DATA_CHANNELS = ("trades", "quotes", "bars", "statuses")  # statuses: a scenario's halts
 # Stock channels a client may name; the simulated market never produces their events, so a
 # subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
-SILENT_CHANNELS = ("updatedBars", "dailyBars", "statuses", "lulds")
+SILENT_CHANNELS = ("updatedBars", "dailyBars", "lulds")
 MIRRORED = ("corrections", "cancelErrors")
 ALL_CHANNELS = DATA_CHANNELS + SILENT_CHANNELS + MIRRORED
 OTHER_FEED_CHANNELS = ("orderbooks", "news")  # exist on other Alpaca feeds: code 410 here

@@ -30,6 +30,7 @@ from typing import ClassVar
 
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.v1.core import ServerCounters
+from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues import (
     Close,
     KeyLimit,
@@ -97,6 +98,7 @@ class VenueContext:
     buffer_bytes: int = VENUE_BUFFER_BYTES
     binance_ping_s: float = BINANCE_PING_S
     alpaca_connections_per_key: int = ALPACA_CONNECTIONS_PER_KEY
+    statuses: StatusLog | None = None  # a scenario's trading status changes, as `/v1` reads
     fanout: VenueStreams = field(init=False)  # every venue's stream and who reads it
     services: Services = field(init=False)
 

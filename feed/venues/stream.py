@@ -16,6 +16,11 @@ full) keeps a backlog; past the connection's buffer it is the session's `overflo
 here, whatever state the others are in. No trio, no socket, no clock: the time is the latest the
 venue's connections were told (`VenueStreams.seen`) or the event time of the newest record,
 whichever is later.
+
+A market playing a scenario also has trading status changes (`v1.status.StatusLog`, the log `/v1`
+reads): each sits at the stream offset it was published at, and the venue's stream reads them in
+that order with its takes, encoded once for the venue (`encode_statuses`, Alpaca's `statuses`);
+a venue whose encoder has none skips them.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ from typing import Protocol
 import numpy as np
 
 from tickwire.feed.hub.hub import Hub, Subscriber
+from tickwire.feed.v1.status import Change, StatusLog
 from tickwire.feed.venues import ENCODERS, Frame, Shared, VenueEncoder, VenueSession
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame_header
+from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
+
+Piece = TickBatch | list[Change]  # a take's records (or part), or status changes between them
 
 
 class Reader(Protocol):
@@ -47,6 +56,7 @@ class Context(Protocol):
     """What the streams read of the server's venue context (`session.VenueContext` is one)."""
 
     buffer_bytes: int  # a connection's backlog past this (with its outbox): overflow
+    statuses: StatusLog | None  # a scenario's trading status changes, else None
 
     def monotonic(self, ns: int) -> float: ...
 
@@ -87,7 +97,7 @@ class Cursor:
 class VenueStream:
     """One venue: its encoder, its subscriber in the hub, and what each reader has to read."""
 
-    __slots__ = ("clock", "encoder", "hub", "readers", "sub")
+    __slots__ = ("clock", "encoder", "hub", "readers", "status_next", "sub")
 
     def __init__(self, encoder: VenueEncoder, hub: Hub, clock: VenueStreams) -> None:
         self.encoder = encoder
@@ -95,17 +105,23 @@ class VenueStream:
         self.clock = clock
         self.sub: Subscriber | None = None  # in the hub while it has readers
         self.readers: dict[Reader, Cursor] = {}
+        self.status_next = 0  # the status changes before this index were read (or not its own)
 
     def join(self, reader: Reader) -> None:
         """Read from now on (its first chunk is the next take of the hub)."""
         if self.sub is None:
             self.sub = self.hub.attach(self._wake)
             self.hub.set_subscription(self.sub, True, np.empty(0, np.intp))
+            if (log := self.clock.ctx.statuses) is not None:
+                log.readers.add(self.sub)  # a status change wakes it, as a publish does
+                self.status_next = len(log)
         self.readers[reader] = Cursor()
 
     def leave(self, reader: Reader) -> None:
         if self.readers.pop(reader, None) is not None and not self.readers:
             assert self.sub is not None
+            if (log := self.clock.ctx.statuses) is not None:
+                log.readers.discard(self.sub)
             self.hub.detach(self.sub)
             self.sub = None
 
@@ -124,18 +140,15 @@ class VenueStream:
         takes = []
         while (pending := self.hub.take(sub)) is not None:
             if not pending.gap:  # the source lost updates: the venues carry on from here
-                takes.append(pending.records)
-        if not takes:
+                takes.append((pending.records, pending.offset))
+        pieces = in_order(takes, self._due(sub.cursor))
+        if not pieces:
+            return []
+        chunks = self._chunks(pieces)
+        if not chunks:
             return []
         clock = self.clock
-        newest_ns = int(takes[-1]["ts"][-1])
-        now_ns, now = clock.time(newest_ns)
-        chunks = []
-        for i, records in enumerate(takes):
-            # The time closes bars: the newest take gets now, an older one its own last
-            # record's event time (the next take's records may be later).
-            t = now_ns if i == len(takes) - 1 else int(records["ts"][-1])
-            chunks.append(Chunk(self.encoder.encode(records, t)))
+        now = clock.time(_newest_ns(pieces))[1]
         limit = clock.ctx.buffer_bytes
         woken, over = [], []
         for reader, cursor in self.readers.items():
@@ -156,6 +169,34 @@ class VenueStream:
             reader.overflow(now)
         return woken
 
+    def _due(self, cursor: int) -> list[Change]:
+        """The status changes published since the last call, up to stream offset `cursor`."""
+        log = self.clock.ctx.statuses
+        if log is None or len(log) <= self.status_next:
+            return []
+        i = log.index_from(cursor + 1)  # those at `cursor` sit after every record taken
+        due = log.changes[self.status_next : i]
+        self.status_next = i
+        return due
+
+    def _chunks(self, pieces: list[Piece]) -> list[Chunk]:
+        """Each piece encoded once for the venue, in order."""
+        now_ns = self.clock.time(_newest_ns(pieces))[0]
+        chunks = []
+        last = len(pieces) - 1
+        encode_statuses = getattr(self.encoder, "encode_statuses", None)
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, list):
+                if encode_statuses is not None:
+                    changes = [(c.ts, c.sym, c.status, c.reason) for c in piece]
+                    chunks.append(Chunk(encode_statuses(changes, now_ns)))
+                continue
+            # The time closes bars: the newest piece gets now, an older one its own last
+            # record's event time (the next piece's records may be later).
+            t = now_ns if i == last else int(piece["ts"][-1])
+            chunks.append(Chunk(self.encoder.encode(piece, t)))
+        return chunks
+
     def take(self, reader: Reader) -> list[bytes]:
         """`reader`'s frames since its last take."""
         cursor = self.readers.get(reader)
@@ -164,6 +205,43 @@ class VenueStream:
         out = cursor.frames
         cursor.frames, cursor.backlog = [], 0
         return out
+
+
+def in_order(takes: list[tuple[TickBatch, int]], changes: list[Change]) -> list[Piece]:
+    """Takes (records, the offset after them) and status changes in stream order: a change at
+    offset o sits after every record before o, so a take is cut where one falls among its
+    records (a `*` take's records have consecutive offsets)."""
+    out: list[Piece] = []
+    i, n = 0, len(changes)
+    for records, end in takes:
+        start, done = end - len(records), 0
+        while i < n and changes[i].offset < end:
+            cut = max(changes[i].offset - start, done)
+            if cut > done:
+                out.append(records[done:cut])
+                done = cut
+            group = [changes[i]]
+            i += 1
+            while i < n and changes[i].offset == group[0].offset:
+                group.append(changes[i])
+                i += 1
+            out.append(group)
+        if done < len(records):
+            out.append(records[done:] if done else records)
+    if i < n:
+        out.append(changes[i:])
+    return out
+
+
+def _newest_ns(pieces: list[Piece]) -> int:
+    """The newest event time of `pieces`: the last record's, or the last change's."""
+    newest = 0
+    for piece in pieces:
+        if isinstance(piece, list):
+            newest = max(newest, piece[-1].ts)
+        elif len(piece):
+            newest = max(newest, int(piece["ts"][-1]))
+    return newest
 
 
 class VenueStreams:
@@ -218,4 +296,13 @@ class VenueStreams:
             self.subscribed.discard(reader)
 
 
-__all__ = ["Chunk", "Context", "Cursor", "Reader", "VenueStream", "VenueStreams"]
+__all__ = [
+    "Chunk",
+    "Context",
+    "Cursor",
+    "Piece",
+    "Reader",
+    "VenueStream",
+    "VenueStreams",
+    "in_order",
+]

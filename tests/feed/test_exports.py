@@ -24,6 +24,7 @@ EXPORTS = [
     "Status",
     "TickFlag",
     "TickwireError",
+    "TradingStatus",
     "connect",
 ]
 CORE = ("tickwire.feed.protocol", "tickwire.feed.v1.state", "tickwire.feed.hub.hub")

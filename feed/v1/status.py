@@ -1,0 +1,211 @@
+"""Trading status on `/v1`: the halts and resumptions a market scenario makes, as `status`
+messages in order with the records.
+
+`StatusLog` owns the server's status changes: each sits at the stream offset it was published
+at (after every record before it in event time, before every record after), and each symbol's
+current status, for replies. A connection keeps its place in the log (`StatusReader`); around
+each take from the hub it sends the changes its cursor has passed for the symbols it holds:
+a resumption before the take's records, a halt after them (a halted symbol has no record
+between its halt and its resumption, so per symbol that is event order). Empty, as without a
+scenario, it costs a connection one comparison per take. No trio.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from tickwire.feed.hub.subscriber import Pending, Subscriber
+from tickwire.feed.protocol import ticks_body
+from tickwire.feed.v1 import state as st
+from tickwire.feed.ws.frames import OP_TEXT, frame
+from tickwire.simulators.ticks import TickBatch
+
+STATUS_NAMES = ("trading", "halted")  # by `simulators.scenario.Status` value
+REASON_NAMES = {1: "scenario", 2: "luld"}  # by `simulators.scenario.HaltReason` value
+
+
+def status_message(symbol: str, status: int, reason: int, ts: int) -> dict[str, Any]:
+    """`{"type":"status","symbol":..,"status":"halted"|"trading","reason":..,"ts":..}`."""
+    return {
+        "type": "status",
+        "symbol": symbol,
+        "status": STATUS_NAMES[status],
+        "reason": REASON_NAMES.get(reason, "other"),
+        "ts": ts,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    offset: int  # the stream position it was published at
+    sym: int
+    status: int
+    reason: int
+    ts: int
+    text: bytes  # the encoded message
+
+
+@dataclass(eq=False)
+class StatusLog:
+    """Every status change of the stream, by offset, and each symbol's current status."""
+
+    names: NDArray[np.object_]
+    changes: list[Change] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    current: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # halted symbols
+    readers: set[Subscriber] = field(default_factory=set)  # to wake on a change
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def publish(self, records: NDArray[np.void], offset: int) -> None:
+        """Status records (`simulators.scenario.STATUS_DTYPE`) at stream position `offset`;
+        wakes every reader that holds one of their symbols."""
+        for r in records.tolist():
+            ts, sym, status, reason = int(r[0]), int(r[1]), int(r[2]), int(r[3])
+            msg = status_message(str(self.names[sym]), status, reason, ts)
+            self.changes.append(Change(offset, sym, status, reason, ts, orjson.dumps(msg)))
+            self.offsets.append(offset)
+            if status:
+                self.current[sym] = (status, reason, ts)
+            else:
+                self.current.pop(sym, None)
+        syms = records["sym"].astype(np.intp)
+        for sub in self.readers:
+            if sub.wildcard or sub.find(syms)[0].any():
+                sub.wake()
+
+    def index_from(self, offset: int) -> int:
+        """The first change at or after stream position `offset`."""
+        return bisect.bisect_left(self.offsets, offset)
+
+    def halted(self, ids: NDArray[np.intp]) -> list[bytes]:
+        """The message of each symbol of `ids` halted now, as it stands."""
+        out = []
+        held = set(ids.tolist()) if len(self.current) else set()
+        for sym, (status, reason, ts) in sorted(self.current.items()):
+            if sym in held:
+                out.append(orjson.dumps(status_message(str(self.names[sym]), status, reason, ts)))
+        return out
+
+    def halted_names(self) -> list[str]:
+        return [str(self.names[s]) for s in sorted(self.current)]
+
+
+def with_halted(action: st.Action, log: StatusLog) -> st.Action:
+    """A `symbols` reply with `halted`: the symbols halted now (other actions as they are)."""
+    if not isinstance(action, st.Reply) or not action.text.startswith('{"type":"symbols"'):
+        return action
+    halted = orjson.dumps(log.halted_names()).decode()
+    return st.Reply(f'{action.text[:-1]},"halted":{halted}}}')
+
+
+def framed(texts: list[bytes]) -> bytes:
+    """JSON messages as WebSocket text frames, back to back."""
+    return b"".join(frame(t, OP_TEXT) for t in texts)
+
+
+@dataclass(slots=True)
+class StatusReader:
+    """One connection's place in the log: the changes before `next` went out (or were not
+    its to send)."""
+
+    next: int = 0
+
+    @classmethod
+    def joining(cls, log: StatusLog | None, sub: Subscriber) -> StatusReader:
+        """`sub`'s place in `log` from now on (woken by its changes); no log, no changes."""
+        if log is None:
+            return cls()
+        log.readers.add(sub)
+        return cls(len(log))
+
+    def leave(self, log: StatusLog | None, sub: Subscriber) -> None:
+        if log is not None:
+            log.readers.discard(sub)
+
+    def due(self, log: StatusLog, sub: Subscriber) -> list[Change]:
+        """The changes of `sub`'s symbols its cursor has passed (a latest-state reader: all),
+        from the last call on. Those its cursor has not reached wait."""
+        out: list[Change] = []
+        i, n = self.next, len(log.changes)
+        changes, after = log.changes, sub.cursor
+        while i < n and (changes[i].offset <= after or sub.latest):
+            c = changes[i]
+            if sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
+                out.append(c)
+            i += 1
+        self.next = i
+        return out
+
+    def frames(
+        self,
+        log: StatusLog,
+        sub: Subscriber,
+        pending: Pending | None,
+        before: int,
+        ticks_frame: Callable[[Pending], bytes],
+    ) -> tuple[bytes, int]:
+        """A take (`pending`, from cursor `before`) with the changes due, in stream order, as
+        WebSocket frames (the data ones by `ticks_frame`), and how many messages they are."""
+        parts = interleave(pending, self.due(log, sub), before, sub.latest, log.names)
+        out = [frame(x, OP_TEXT) if isinstance(x, bytes) else ticks_frame(x) for x in parts]
+        return b"".join(out), len(parts)
+
+
+def interleave(
+    pending: Pending | None,
+    changes: list[Change],
+    before: int,
+    latest: bool,
+    names: NDArray[np.object_],
+) -> list[Pending | bytes]:
+    """A take's records (`pending`, from cursor `before`) and the status changes due with it,
+    in stream order: the take is cut where a change falls among its records (a change at ts t
+    sits after every record before t). Latest states have no stream order: a resumption goes
+    before them, a halt after (a halted symbol's latest state is from before its halt)."""
+    early = [c.text for c in changes if c.offset <= before]
+    rest = [c for c in changes if c.offset > before]
+    if pending is None:
+        return [*early, *(c.text for c in rest)]
+    if latest:
+        return [
+            *early,
+            *(c.text for c in rest if not c.status),
+            pending,
+            *(c.text for c in rest if c.status),
+        ]
+    out: list[Pending | bytes] = list(early)
+    records = pending.records
+    cuts = np.searchsorted(records["ts"], [c.ts for c in rest], side="left").tolist()
+    done = 0
+    for c, cut in zip(rest, cuts, strict=True):
+        if cut > done:
+            out.append(_part(pending, records[done:cut], names, offset=c.offset, conflated=0))
+            done = cut
+        out.append(c.text)
+    if done == 0:
+        out.append(pending)
+    elif done < len(records):
+        out.append(_part(pending, records[done:], names, pending.offset, pending.conflated))
+    return out
+
+
+def _part(
+    pending: Pending, records: TickBatch, names: NDArray[np.object_], offset: int, conflated: int
+) -> Pending:
+    return replace(
+        pending,
+        records=records,
+        json_body=lambda: ticks_body(records, names),
+        conflated=conflated,
+        ids=None,
+        offset=offset,
+    )
