@@ -64,6 +64,7 @@ class MarketSource:
         producer: the order gateways rebuild from the shards), before any sink numbers it.
         `epoch`: this run of the stream (a bus producer's); None: the hub draws one."""
         self.start_ns = time.time_ns() if start_ns is None else start_ns
+        self.start_s = trio.current_time()  # when event time was start_ns (before the build)
         self.market: Market | Replay = market or make_market(config, self.start_ns)
         self.epoch = epoch
         self.activity = config.activity
@@ -77,7 +78,9 @@ class MarketSource:
 
     def open(self) -> Opening:
         snapshot = self.market.snapshot()
-        return Opening(self.market.universe, snapshot, self.start_ns, epoch=self.epoch)
+        return Opening(
+            self.market.universe, snapshot, self.start_ns, epoch=self.epoch, start_s=self.start_s
+        )
 
     @property
     def paced(self) -> bool:

@@ -33,6 +33,9 @@ class Opening:
     # The stream continues one numbered elsewhere (a bus producer's): the hub takes its epoch
     # and offset, and the snapshot is data to serve (ready before the first batch comes).
     continued: bool = False
+    # The trio time at which event time was `start_ns` (None: when the server opens). A market
+    # source takes both before it builds its market, so event time keeps to the wall clock.
+    start_s: float | None = None
 
 
 class Feed(Protocol):

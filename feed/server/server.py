@@ -74,7 +74,7 @@ class Server:
         self.source = source
         opening = source.open()
         self._continued = opening.continued
-        self._t0 = trio.current_time()
+        self._t0 = trio.current_time() if opening.start_s is None else opening.start_s
         self._wall0_ns = opening.start_ns
         self.hub = Hub(
             opening.universe,

@@ -118,3 +118,17 @@ async def test_a_producer_is_the_market_with_the_bus_as_a_second_sink():
     assert server.hub.epoch == epoch_text(producer.epoch)  # one epoch on the bus and in the hub
     assert server.wanted  # a producer steps at the cadence until the gateways say nobody watches
     assert server.statistics()["bus"] == "down"  # its figures join `stats`, before it runs
+
+
+async def test_event_time_runs_from_when_the_source_took_its_start_not_after_its_build(
+    autojump_clock,
+):
+    """A market source takes its start time, then builds its market (milliseconds of real time
+    on a large universe); the server's event time must count from the start it took, or every
+    record is stamped that much behind the wall clock (it was: +0.4 ms of latency on every tick
+    of the default universe)."""
+    config = ServerConfig(port=0, universe=UNIVERSE, cadence_ms=1.0)
+    source = MarketSource(config, start_ns=10**18)
+    await trio.sleep(0.25)  # the build, as the clock sees it
+    server = Server(config, source=source)
+    assert server.now_ns() == 10**18 + 250_000_000
