@@ -182,7 +182,7 @@ def producer_server(
     the bus as its sinks. It steps at the cadence while a gateway has subscribers, and rarely,
     like an idle server, while none has."""
     bus = _bus()
-    start_ns = time.time_ns()
+    start_s, start_ns = trio.current_time(), time.time_ns()  # event time runs from here
     market = market or make_market(config, start_ns)
     epoch = secrets.randbits(64)  # this run of the stream, the same on the bus and in the hub
     server: Server | None = None
@@ -198,6 +198,7 @@ def producer_server(
         config,
         market,
         start_ns=start_ns,
+        start_s=start_s,
         reorder=functools.partial(bc.canonical, shards=producer.shards),
         epoch=epoch_text(epoch),
     )

@@ -55,16 +55,19 @@ class MarketSource:
         market: Market | Replay | None = None,
         *,
         start_ns: int | None = None,
+        start_s: float | None = None,
         reorder: Callable[[TickBatch], TickBatch] | None = None,
         epoch: str | None = None,
     ) -> None:
         """`market`: None makes one from `config` (its universe, seed, activity and session).
         `start_ns`: the event time at start (default: the wall clock), e.g. to replay a given
-        minute. `reorder`: puts each stepped batch in the order its readers will see it (a bus
-        producer: the order gateways rebuild from the shards), before any sink numbers it.
+        minute; `start_s`: the trio time at which it held (default: now). `reorder`: puts each
+        stepped batch in the order its readers will see it (a bus producer: the order gateways
+        rebuild from the shards), before any sink numbers it.
         `epoch`: this run of the stream (a bus producer's); None: the hub draws one."""
         self.start_ns = time.time_ns() if start_ns is None else start_ns
-        self.start_s = trio.current_time()  # when event time was start_ns (before the build)
+        # when event time was start_ns: taken before any build, so event time keeps to the clock
+        self.start_s = trio.current_time() if start_s is None else start_s
         self.market: Market | Replay = market or make_market(config, self.start_ns)
         self.epoch = epoch
         self.activity = config.activity

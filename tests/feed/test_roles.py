@@ -132,3 +132,25 @@ async def test_event_time_runs_from_when_the_source_took_its_start_not_after_its
     await trio.sleep(0.25)  # the build, as the clock sees it
     server = Server(config, source=source)
     assert server.now_ns() == 10**18 + 250_000_000
+
+
+async def test_a_producers_event_time_runs_from_before_its_market_is_built(
+    autojump_clock, monkeypatch
+):
+    """The producer composition takes its start, builds its market and its bus writer, then
+    its server: event time must count from the start (it lagged the build, ~5 ms of added
+    latency on every tick through the bus)."""
+    pytest.importorskip("coredis")
+    from tickwire.feed.server import gateway
+
+    real = gateway.make_market
+
+    def slow_build(config: ServerConfig, start_ns: int) -> Any:
+        autojump_clock.jump(0.25)  # the build, as the clock sees it
+        return real(config, start_ns)
+
+    monkeypatch.setattr(gateway, "make_market", slow_build)
+    config = ServerConfig(port=0, universe=UNIVERSE, cadence_ms=1.0)
+    server, _ = gateway.producer_server(config, None, "redis://127.0.0.1:1", "t")
+    assert isinstance(server.source, MarketSource)
+    assert server.now_ns() - server.source.start_ns == 250_000_000
