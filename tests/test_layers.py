@@ -50,3 +50,17 @@ def test_every_module_a_contract_names_exists() -> None:
         for module in contract.get("forbidden_modules", []):
             if module.startswith("tickwire."):
                 assert path_of(module).exists(), f"{name}: forbids {module}, which is gone"
+
+
+def test_every_package_folder_is_installed() -> None:
+    """`[tool.setuptools] packages` lists packages one by one (the folders map onto the
+    `tickwire` namespace): a folder left out works from an editable install and is missing
+    from a real one."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    on_disk = set()
+    for dotted, folder in FOLDERS.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            on_disk.add(".".join((dotted, *parts)))
+    assert on_disk == listed
