@@ -19,15 +19,11 @@ from tickwire.feed import oplog
 from tickwire.feed import protocol as p
 from tickwire.feed.cli import bus as _cli_bus
 from tickwire.feed.cli import config as _config
-from tickwire.feed.cli.serve_settings import SERVE
+from tickwire.feed.cli.serve_settings import SERVE, server_config
 from tickwire.feed.runner import run_trio, until_stopped
 from tickwire.feed.server import capacity as _capacity
 from tickwire.feed.server.server import Server, ServerConfig
-from tickwire.feed.v1 import state as st
-from tickwire.simulators import Universe
-from tickwire.simulators.cli import universe_from_args
 from tickwire.simulators.errors import UserError
-from tickwire.simulators.scenario import load as load_scenario
 
 log = logging.getLogger("tickwire")
 
@@ -87,39 +83,6 @@ def _serve(args: argparse.Namespace) -> int:
         return _cli_bus.serve_bus(args, config, source, sources)
     run_trio(lambda: _run(args, config, source))
     return 0
-
-
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    """The server's fields from the resolved settings (names differ where units were added)."""
-    universe = universe_from_args(args)
-    scenario = None
-    if args.scenario and not args.replay:
-        # A bad file is one ScenarioError line naming the file, the event and the field.
-        scenario = load_scenario(args.scenario, universe or Universe.default())
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        cadence_ms=args.cadence,
-        seed=args.seed,
-        universe=universe,
-        activity=args.activity,
-        session=args.session,
-        scenario=scenario,
-        tokens=tuple(args.token),
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        max_connections=args.max_connections,
-        max_connections_per_ip=args.max_connections_per_ip,
-        alpaca_connections_per_key=args.alpaca_connections_per_key,
-        binance_weight_per_min=args.binance_weight_per_min,
-        allow_origins=tuple(args.allow_origin),
-        heartbeat_ms=args.heartbeat_ms,
-        stall_ms=args.stall_ms,
-        limits=st.Limits(max_symbols=args.max_symbols),
-        history_s=args.history,
-        history_mb=args.history_mb,
-        max_lag_s=args.max_lag,
-    )
 
 
 async def _run(args: argparse.Namespace, config: ServerConfig, source: Any) -> None:

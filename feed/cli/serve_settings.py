@@ -8,39 +8,38 @@ server has the field, so a default lives in one place. Order is --print-config's
 
 from __future__ import annotations
 
-from tickwire.feed.cli import args
+import argparse
+from typing import Any
+
+from tickwire.feed.cli import args, process_settings
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
-from tickwire.simulators.cli import SESSION_S, seed_value, symbol_count
+from tickwire.simulators import Universe
+from tickwire.simulators.cli import SESSION_S, seed_value, symbol_count, universe_from_args
 from tickwire.simulators.cli import positive_float as _market_positive_float
+from tickwire.simulators.scenario import load as load_scenario
 from tickwire.simulators.scenario import names as scenario_names
 from tickwire.simulators.ticks import MAX_SYMBOLS
-
-# The bus's own DEFAULT_NAMESPACE (bus.redis), not imported: importing it needs coredis.
-BUS_NAMESPACE = "tickwire"
 
 SERVER = Section("server")
 MARKET = Section("market")
 REPLAY = Section(
     "replay", "replay", "serve recorded or real ticks instead of the model (same protocol)"
 )
-SCALE_OUT = Section(
-    "scale-out",
-    "scale-out over Redis",
-    "one producer runs the market and writes it to Redis; any number of gateways, on any "
-    "machine that reaches Redis, serve clients the same stream (pip install "
-    "'tickwire[redis]'; start Redis with `redis-server --port 6379`)",
-)
-LOGGING = Section("logging")
 
 _D = ServerConfig()
+
+
+def _limits(max_symbols: int) -> st.Limits:
+    return st.Limits(max_symbols=max_symbols)
 
 
 def _market() -> list[Setting]:
     return [
         Setting(
             name="seed",
+            field="seed",
             section=MARKET,
             type=seed_value,
             default=0,
@@ -48,6 +47,7 @@ def _market() -> list[Setting]:
         ),
         Setting(
             name="symbols",
+            field="universe",
             section=MARKET,
             type=symbol_count,
             unit="N",
@@ -57,6 +57,7 @@ def _market() -> list[Setting]:
         ),
         Setting(
             name="universe",
+            field="universe",
             section=MARKET,
             unit="FILE",
             exclusive="universe",
@@ -66,6 +67,7 @@ def _market() -> list[Setting]:
         ),
         Setting(
             name="activity",
+            field="activity",
             section=MARKET,
             type=_market_positive_float,
             default=1.0,
@@ -74,6 +76,7 @@ def _market() -> list[Setting]:
         ),
         Setting(
             name="session",
+            field="session",
             section=MARKET,
             choices=tuple(SESSION_S),
             default=_D.session,
@@ -82,6 +85,7 @@ def _market() -> list[Setting]:
         ),
         Setting(
             name="scenario",
+            field="scenario",
             section=MARKET,
             unit="FILE|NAME",
             help="play a market scenario: a .toml file of timed events (halts, flash crash, gap, "
@@ -95,6 +99,8 @@ def _access() -> list[Setting]:
     return [
         Setting(
             name="token",
+            field="tokens",
+            to_field=tuple,
             section=SERVER,
             kind=Kind.LIST,
             type=args.server_token,
@@ -102,12 +108,22 @@ def _access() -> list[Setting]:
             help="require this token (repeat for several); clients send "
             "'Authorization: Bearer TOKEN' or ?token=TOKEN",
         ),
-        Setting(name="certfile", section=SERVER, help="TLS certificate (PEM): serve wss://"),
         Setting(
-            name="keyfile", section=SERVER, help="TLS private key (PEM), if not inside --certfile"
+            name="certfile",
+            field="certfile",
+            section=SERVER,
+            help="TLS certificate (PEM): serve wss://",
+        ),
+        Setting(
+            name="keyfile",
+            field="keyfile",
+            section=SERVER,
+            help="TLS private key (PEM), if not inside --certfile",
         ),
         Setting(
             name="allow-origin",
+            field="allow_origins",
+            to_field=tuple,
             section=SERVER,
             kind=Kind.LIST,
             unit="URL",
@@ -117,6 +133,7 @@ def _access() -> list[Setting]:
         ),
         Setting(
             name="max-connections",
+            field="max_connections",
             section=SERVER,
             type=args.positive_int,
             default=_D.max_connections,
@@ -125,6 +142,7 @@ def _access() -> list[Setting]:
         ),
         Setting(
             name="max-connections-per-ip",
+            field="max_connections_per_ip",
             section=SERVER,
             type=args.non_negative_int,
             default=_D.max_connections_per_ip,
@@ -140,6 +158,7 @@ def _clients() -> list[Setting]:
     return [
         Setting(
             name="heartbeat-ms",
+            field="heartbeat_ms",
             section=SERVER,
             type=args.non_negative_int,
             default=_D.heartbeat_ms,
@@ -147,6 +166,7 @@ def _clients() -> list[Setting]:
         ),
         Setting(
             name="stall-ms",
+            field="stall_ms",
             section=SERVER,
             type=args.positive_int,
             default=_D.stall_ms,
@@ -154,6 +174,8 @@ def _clients() -> list[Setting]:
         ),
         Setting(
             name="max-symbols",
+            field="limits",
+            to_field=_limits,
             section=SERVER,
             type=args.positive_int,
             default=st.Limits().max_symbols,
@@ -161,6 +183,7 @@ def _clients() -> list[Setting]:
         ),
         Setting(
             name="alpaca-connections-per-key",
+            field="alpaca_connections_per_key",
             section=SERVER,
             type=args.non_negative_int,
             default=_D.alpaca_connections_per_key,
@@ -170,6 +193,7 @@ def _clients() -> list[Setting]:
         ),
         Setting(
             name="binance-weight-per-min",
+            field="binance_weight_per_min",
             section=SERVER,
             type=args.positive_int,
             default=_D.binance_weight_per_min,
@@ -233,6 +257,7 @@ def _history_and_drain() -> list[Setting]:
     return [
         Setting(
             name="history",
+            field="history_s",
             section=SERVER,
             type=args.duration_s,
             default=_D.history_s,
@@ -242,6 +267,7 @@ def _history_and_drain() -> list[Setting]:
         ),
         Setting(
             name="history-mb",
+            field="history_mb",
             section=SERVER,
             type=args.positive_float,
             default=_D.history_mb,
@@ -250,6 +276,7 @@ def _history_and_drain() -> list[Setting]:
         ),
         Setting(
             name="max-lag",
+            field="max_lag_s",
             section=SERVER,
             type=args.duration_s,
             default=_D.max_lag_s,
@@ -281,84 +308,17 @@ def _history_and_drain() -> list[Setting]:
     ]
 
 
-def _scale_out() -> list[Setting]:
-    return [
-        Setting(
-            name="bus",
-            section=SCALE_OUT,
-            unit="URL",
-            help="the Redis to publish to or read from: redis://HOST:PORT/DB or unix:///PATH.sock",
-        ),
-        Setting(
-            name="role",
-            section=SCALE_OUT,
-            choices=("producer", "gateway"),
-            help="producer: run the market (or --replay) and publish it, no WebSocket listener "
-            "unless --port is given; gateway: serve clients from the bus, no market",
-        ),
-        Setting(
-            name="bus-namespace",
-            section=SCALE_OUT,
-            default=BUS_NAMESPACE,
-            unit="NS",
-            help="key prefix in Redis, so several feeds can share one (default {default})",
-        ),
-        Setting(
-            name="workers",
-            section=SCALE_OUT,
-            type=args.non_negative_int,
-            default=0,
-            unit="N",
-            help="start a producer and N gateway processes sharing --port (SO_REUSEPORT), "
-            "restart any that crashes; with --role gateway, N gateways only (default {default}: "
-            "this process)",
-        ),
-        # A supervised child: its parent's argv plus this flag; not a setting anyone sets.
-        Setting(name="worker", section=SCALE_OUT, kind=Kind.SWITCH, hidden=True, help=""),
-    ]
-
-
-def _logging() -> list[Setting]:
-    return [
-        Setting(
-            name="verbose",
-            short="-v",
-            section=LOGGING,
-            kind=Kind.SWITCH,
-            help="same as --log-level debug",
-        ),
-        Setting(
-            name="log-level",
-            section=LOGGING,
-            default="info",
-            choices=("debug", "info", "warning", "error"),
-            help="log level (default {default})",
-        ),
-        Setting(
-            name="log-format",
-            section=LOGGING,
-            default="text",
-            choices=("text", "json"),
-            help="log lines as text or as JSON objects for log shippers (default {default})",
-        ),
-        Setting(
-            name="log-every",
-            section=LOGGING,
-            type=args.non_negative_float,
-            default=60.0,
-            unit="SECONDS",
-            help="log a one-line summary (clients, msgs/s, ticks/s, overruns) this often, 0 for "
-            "never (default {default})",
-        ),
-    ]
-
-
 SERVE: tuple[Setting, ...] = (
     Setting(
-        name="host", section=SERVER, default=_D.host, help="address to bind (default {default})"
+        name="host",
+        field="host",
+        section=SERVER,
+        default=_D.host,
+        help="address to bind (default {default})",
     ),
     Setting(
         name="port",
+        field="port",
         section=SERVER,
         type=args.port_number,
         default=_D.port,
@@ -366,6 +326,7 @@ SERVE: tuple[Setting, ...] = (
     ),
     Setting(
         name="cadence",
+        field="cadence_ms",
         section=SERVER,
         type=args.positive_float,
         default=_D.cadence_ms,
@@ -377,8 +338,8 @@ SERVE: tuple[Setting, ...] = (
     *_clients(),
     *_replay(),
     *_history_and_drain(),
-    *_scale_out(),
-    *_logging(),
+    *process_settings.scale_out(),
+    *process_settings.logging(),
     Setting(
         name="no-capacity-check",
         section=SERVER,
@@ -387,6 +348,27 @@ SERVE: tuple[Setting, ...] = (
         "start: a universe whose generation takes over half a core at the open is refused)",
     ),
 )
+
+# Fields that take several settings, built by `server_config` itself.
+_BUILT = ("universe", "scenario")
+
+
+def server_config(ns: argparse.Namespace) -> ServerConfig:
+    """The server's config from the resolved settings: each setting sets the `field` it names.
+
+    Two take several settings: the universe (--universe, or --symbols with --seed) and the
+    scenario (its file played on that universe; none with --replay).
+    """
+    fields: dict[str, Any] = {}
+    for s in SERVE:
+        if s.field is not None and s.field not in _BUILT:
+            value = getattr(ns, s.attr)
+            fields[s.field] = value if s.to_field is None else s.to_field(value)
+    fields["universe"] = universe = universe_from_args(ns)
+    if ns.scenario and not ns.replay:
+        # A bad file is one ScenarioError line naming the file, the event and the field.
+        fields["scenario"] = load_scenario(ns.scenario, universe or Universe.default())
+    return ServerConfig(**fields)
 
 
 if __name__ == "__main__":  # the README's reference: python -m tickwire.feed.cli.serve_settings

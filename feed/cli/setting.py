@@ -1,7 +1,8 @@
 """One setting: its declaration, and its value read from a TOML file or a variable's text.
 
-`Setting` says a setting once (name, type, default, help, unit, section); `config` turns a list
-of them into flags, variables, file keys and `--print-config`. This module owns the file's
+`Setting` says a setting once (name, type, default, help, unit, section, and the `ServerConfig`
+field it sets); `config` turns a list of them into flags, variables, file keys and
+`--print-config`. This module owns the file's
 safety (bounded read, UTF-8, TOML, known keys) and the conversions: TOML's typed values and a
 variable's text go through the setting's own `type` and `choices`, as its flag's text does, so
 each mistake is one line naming the file and key (or the variable). Imports nothing of ours but
@@ -66,6 +67,10 @@ class Setting:
     nargs: str | None = None  # "+" for a flag taking several values
     exclusive: str | None = None  # settings sharing this word cannot be used together
     hidden: bool = False  # internal (a supervised child's --worker): flag only, no help
+    # The ServerConfig field this setting sets (None: read elsewhere, e.g. by the replay), and
+    # how its resolved value becomes the field's (None: as it is).
+    field: str | None = None
+    to_field: Callable[[Any], Any] | None = None
 
     @property
     def attr(self) -> str:

@@ -11,7 +11,8 @@ import pytest
 
 from tickwire.feed.cli import config
 from tickwire.feed.cli.main import build_parser, main
-from tickwire.feed.cli.serve_settings import BUS_NAMESPACE, SERVE
+from tickwire.feed.cli.process_settings import BUS_NAMESPACE
+from tickwire.feed.cli.serve_settings import SERVE
 from tickwire.feed.cli.setting import Kind, format_default
 
 README = Path(__file__).resolve().parents[2] / "README.md"
