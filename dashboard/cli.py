@@ -19,6 +19,7 @@ from typing import Literal
 from tickwire.feed.cli.tail import add_cafile_argument, ssl_context_from
 from tickwire.feed.urls import UrlError, check_ws_url
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.numbers import positive_float
 
 from . import config as cfg
 from .local_server import server_thread
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
     demo.add_argument(
         "--activity",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="scale every trade and quote rate (default %(default)s)",
     )
@@ -103,16 +104,6 @@ def _fps(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be a number from 1 to {cfg.MAX_FPS:.0f}, got {text}"
         )
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import math
 import os
 import signal
 import time
@@ -27,6 +26,7 @@ from ._cli_book import BookSink, add_book_arguments
 from ._cli_report import Progress, busy, call, sim_time, stylized_module, table
 from .durations import DurationError, parse_duration
 from .errors import Interrupted, UserError
+from .numbers import positive_float
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch
 from .universe import Universe
 from .writers import EXTRAS, Writer, check_writable, open_writer
@@ -133,16 +133,6 @@ def symbol_count(text: str) -> int:
             f"must be a whole number from 1 to {MAX_SYMBOLS}, got {text!r}"
         )
     return n
-
-
-def positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = math.nan
-    if not (math.isfinite(x) and x > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return x
 
 
 # --------------------------------------------------------------------------- simulate

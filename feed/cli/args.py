@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 
 from tickwire.simulators.durations import DurationError, parse_duration
+from tickwire.simulators.numbers import non_negative_float as non_negative_float
+from tickwire.simulators.numbers import positive_float as positive_float
 
 
 def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
@@ -33,26 +35,6 @@ def duration_s(text: str) -> float:
         return parse_duration(text)
     except DurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def server_token(text: str) -> str:

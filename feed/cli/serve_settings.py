@@ -17,7 +17,6 @@ from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators import Universe
 from tickwire.simulators.cli import SESSION_S, seed_value, symbol_count, universe_from_args
-from tickwire.simulators.cli import positive_float as _market_positive_float
 from tickwire.simulators.scenario import load as load_scenario
 from tickwire.simulators.scenario import names as scenario_names
 from tickwire.simulators.ticks import MAX_SYMBOLS
@@ -69,7 +68,7 @@ def _market() -> list[Setting]:
             name="activity",
             field="activity",
             section=MARKET,
-            type=_market_positive_float,
+            type=args.positive_float,
             default=1.0,
             unit="X",
             help="scale every trade and quote rate (default {default})",

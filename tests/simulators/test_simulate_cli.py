@@ -117,7 +117,7 @@ def test_universe_file_is_used(tmp_path):
         (("--duration", "0s"), "--duration: must be at least 1s"),
         (("--symbols", "0"), "--symbols: must be a whole number from 1 to 65536, got '0'"),
         (("--symbols", "70000"), "--symbols: must be a whole number from 1 to 65536"),
-        (("--activity", "-1"), "--activity: must be a number > 0, got '-1'"),
+        (("--activity", "-1"), "--activity: must be a finite number > 0, got '-1'"),
         (("--session", "12h"), "--session: invalid choice: '12h'"),
         (("--symbols", "3", "--universe", "u.csv"), "not allowed with argument --symbols"),
         (("--out", "ticks.txt"), "--out must end in .csv, .npy or .parquet, got 'ticks.txt'"),
