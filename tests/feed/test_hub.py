@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub.history import ENTRY_BYTES
 from tickwire.feed.hub.hub import Hub, Subscriber
 from tickwire.feed.protocol import messages
 from tickwire.simulators.ticks import TICK_DTYPE
@@ -345,7 +346,7 @@ def test_statistics():
         "wildcard_subscribers": 1,
         "epoch": f.hub.epoch,
         "history_records": 3,
-        "history_bytes": 3 * 64,
+        "history_bytes": 3 * 64 + 2 * ENTRY_BYTES,  # two batches
         "history_s": 0.0,
         "offset": 3,
         "oldest_offset": 0,

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub.history import ENTRY_BYTES
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.ticks import TICK_DTYPE
@@ -89,7 +90,7 @@ def test_a_take_stops_at_max_take_and_the_rest_follows():
 
 
 def test_a_subscriber_that_falls_out_of_the_window_gets_the_latest_state_counted():
-    f = Feed(history_bytes=64 * 4)  # four records of history
+    f = Feed(history_bytes=2 * (2 * 64 + ENTRY_BYTES))  # two batches of two records
     wild = f.attach(True)
     for _ in range(3):
         f.publish(0, 1)
@@ -214,7 +215,7 @@ def test_resume_delivers_exactly_the_updates_after_the_offset(batches, at, sub_a
 
 
 def test_resume_refuses_another_epoch_and_positions_out_of_the_window():
-    f = Feed(history_bytes=64 * 3)
+    f = Feed(history_bytes=2 * 64 + ENTRY_BYTES)  # one batch of two records
     for _ in range(3):
         f.publish(0, 1)
     sub = f.attach(True)
