@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from _rawws import upgrade_request
 from _support import serve_process, tickwire_cmd
 from prometheus_client.parser import text_string_to_metric_families
 from trio.testing import MockClock
@@ -87,43 +88,60 @@ def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
+def _log_until(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the server's log up to the first line holding `text`; its end first fails."""
+    assert proc.stderr is not None
+    while True:
+        line = proc.stderr.readline()
+        assert line, f"the server ended before logging {text!r}"
+        if text in line:
+            return line
+
+
+def _silent_client(port: int) -> socket.socket:
+    """A WebSocket client that upgrades, then reads nothing and answers no close."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(upgrade_request(port=port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
 def test_readyz_turns_503_on_sigterm_before_the_listener_closes() -> None:
-    with serve_process("--drain-s", "3", "--drain-min-s", "0") as (proc, url):
+    # Two clients over --drain-s 600: the first is closed at once, the second is due 300 s in,
+    # so the drain outlasts this test however slow the machine; a second SIGTERM ends it.
+    with serve_process("--drain-s", "600", "--drain-min-s", "0") as (proc, url):
         port = _port(url)
-        # A WebSocket client keeps the drain running for its 3 s.
-        tail = subprocess.Popen(
-            tickwire_cmd("tail", "SPY", "--url", url),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        assert proc.stderr is not None
-        while "connected to /v1" not in proc.stderr.readline():
-            pass
-        early = socket.create_connection(("127.0.0.1", port), timeout=10)
+        clients = [_silent_client(port) for _ in range(2)]
+        for _ in clients:
+            _log_until(proc, "connected to /v1")
+        early = socket.create_connection(("127.0.0.1", port), timeout=30)
         early.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n")  # not finished: held, accepted
         # Accepted in order: once a later request is answered, `early` was accepted too.
         assert get(f"http://127.0.0.1:{port}/livez")[0] == 200
         proc.send_signal(signal.SIGTERM)
-        assert proc.stderr is not None
-        line = ""
-        while "draining" not in line:
-            line = proc.stderr.readline()
-            assert line, "server ended without draining"
+        _log_until(proc, "draining")
         early.sendall(b"\r\n")
         answer = b""
-        while chunk := early.recv(4096):
+        while b"not ready" not in answer and (chunk := early.recv(4096)):
             answer += chunk
         early.close()
         # The listener closes right after the "draining" line is written (--drain-min-s 0):
         # a connect may still slip in between the two, so try until one is refused. No clock
-        # bounds this: the listener's close ends it, the server's exit at the latest, and
-        # pytest's timeout if neither ever came.
+        # bounds this: the listener's close ends it, and pytest's timeout if it never came.
         with pytest.raises(OSError):
             while True:
-                socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        assert proc.wait(timeout=20) == 0
-        tail.terminate()
-        tail.wait(timeout=10)
+                socket.create_connection(("127.0.0.1", port), timeout=30).close()
+        assert proc.poll() is None  # still draining: the second client is not due yet
+        proc.send_signal(signal.SIGTERM)
+        _log_until(proc, "second signal")
+        assert proc.wait(timeout=60) == 0
+        for sock in clients:
+            sock.close()
     assert answer.startswith(b"HTTP/1.1 503")
     assert b"not ready: draining" in answer
 
