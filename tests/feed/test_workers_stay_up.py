@@ -27,9 +27,15 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect as ws_connect  # noqa: E402
 
 RUN_S = 61.0  # over a minute: the 10 s thread idle timeout + the 10 s drain, three times over
-MAX_QUIET_S = 2.0  # three liquid symbols at the default cadence: never 2 s without a tick
+# Three liquid symbols: never 2 s of the market's event time without a tick. Event time, not the
+# wall clock: a loaded machine delays delivery, and the stream still has no hole.
+MAX_QUIET_NS = 2_000_000_000
+WAIT_S = 30.0  # for any one message: a generous deadline (ticks come every few ms)
 
 
+# Over the 120 s default: a minute of serving, plus four processes starting and stopping on a
+# loaded machine.
+@pytest.mark.timeout(300)
 def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart(
     redis_tcp: RedisServer, tmp_path: Path
 ) -> None:
@@ -48,21 +54,24 @@ def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart
         url = line.split(" on ", 1)[1].split()[0]
         last_seq: dict[str, int] = {}
         other: list[dict[str, object]] = []
-        batches, quiet_s = 0, 0.0
+        batches, quiet_ns, last_ts = 0, 0, 0
         with ws_connect(url, subprotocols=["tickwire.v1"], open_timeout=20) as ws:
-            welcome = json.loads(ws.recv(timeout=20))
+            welcome = json.loads(ws.recv(timeout=WAIT_S))
             ws.send(json.dumps({"op": "stats", "id": 1}))
-            gateway = json.loads(ws.recv(timeout=20))["server"]["gateway"]
+            gateway = json.loads(ws.recv(timeout=WAIT_S))["server"]["gateway"]
             ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL", "MSFT", "SPY"]}))
-            start = last = time.monotonic()
+            start = time.monotonic()
             while (now := time.monotonic()) - start < RUN_S:
                 try:
-                    msg = json.loads(ws.recv(timeout=10))
+                    msg = json.loads(ws.recv(timeout=WAIT_S))
                 except ConnectionClosed as exc:
                     pytest.fail(f"closed after {now - start:.1f} s: {exc}\n{err_path.read_text()}")
                 if msg["type"] in ("ticks", "snapshot"):
                     batches += msg["type"] == "ticks"
-                    quiet_s, last = max(quiet_s, now - last), now
+                    newest = max(t["ts"] for t in msg["ticks"])
+                    if last_ts and msg["type"] == "ticks":
+                        quiet_ns = max(quiet_ns, newest - last_ts)
+                    last_ts = max(last_ts, newest)
                     for t in msg["ticks"]:
                         prev = last_seq.get(t["symbol"])
                         assert prev is None or t["seq"] == prev + 1, (t, prev)  # nothing lost
@@ -70,19 +79,19 @@ def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart
                 elif msg["type"] not in ("ack", "heartbeat"):
                     other.append(msg)  # a gap (a new producer epoch), an error, a drain notice
             ws.send(json.dumps({"op": "stats", "id": 2}))
-            stats = json.loads(ws.recv(timeout=20))
+            stats = json.loads(ws.recv(timeout=WAIT_S))
             while stats.get("type") != "stats":  # ticks still flowing before the reply
-                stats = json.loads(ws.recv(timeout=20))
+                stats = json.loads(ws.recv(timeout=WAIT_S))
         logs = err_path.read_text()
         assert other == [], other
         assert stats["server"]["gateway"] == gateway  # the same worker process all along
         assert sorted(last_seq) == ["AAPL", "MSFT", "SPY"] and batches > 100, (last_seq, batches)
-        assert quiet_s < MAX_QUIET_S, quiet_s
+        assert quiet_ns < MAX_QUIET_NS, f"{quiet_ns / 1e9:.2f} s of event time without a tick"
         for word in ("restarting", "exited", "draining", "shutting down", "bus gap"):
             assert word not in logs, logs
         assert sup.poll() is None
         sup.send_signal(signal.SIGINT)
-        assert sup.wait(timeout=30) == 0
+        assert sup.wait(timeout=60) == 0
         assert welcome["epoch"]  # the producer's, unchanged: no gap message came
     finally:
         if sup.poll() is None:
