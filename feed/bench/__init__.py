@@ -9,7 +9,7 @@ chromium), physical limit; every-update delivery, history and replay (in the hub
 through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm; the order book's cost
 in the market step and its level updates per second (`book.py`). One module per row family;
 servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
-dashboard (see `dashboard.py`) nor trio here.
+dashboard (see `dashboard.py`) nor trio here. `--only` runs the families a substring names.
 """
 
 from __future__ import annotations
@@ -19,18 +19,75 @@ import json
 import logging
 import os
 import platform
+import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from tickwire.simulators.errors import Interrupted
+from tickwire.simulators.errors import Interrupted, UserError
 
 from . import _markdown
 from ._table import Row, print_table, unavailable
 
 log = logging.getLogger("tickwire.bench")
+
+# Each row family, in the order measured: its name, and how its rows' names start. `--only S`
+# runs a family when S is in one of these or one of these is in S (so `--only "fan-out N=100"`
+# runs the fan-out family alone), then keeps its rows whose name holds S (`Only.rows`).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "generator": ("generator",),
+    "order book": ("market step with books", "book level updates"),
+    "encode/decode": ("encode", "decode"),
+    "every update, history, replay": ("every update", "history memory", "resume", "replay"),
+    "fan-out": ("fan-out",),
+    "venues": ("venue",),
+    "scale-out": ("bus", "idle bus", "gateways", "reconnect storm"),
+    "memory": ("RSS",),
+    "handshake": ("handshake",),
+    "idle CPU": ("idle server CPU",),
+    "tail --count 1": ("tail",),
+    "dashboard": ("dashboard",),
+    "dashboard on a real server": ("dashboard default watchlist",),
+    "web page": ("web page",),
+    "physical limit": ("raw", "tickwire best"),
+}
+
+
+class Only:
+    """What `--only` selects (every family and row without it); matching ignores case."""
+
+    def __init__(self, substrings: list[str] | None) -> None:
+        self.words = [w.lower() for w in substrings or []]
+        for given, w in zip(substrings or [], self.words, strict=True):
+            if not any(self._related(w, f) for f in FAMILIES):
+                raise UserError(
+                    f"--only {given!r} names no row family nor the start of a row's name; "
+                    f"families: {', '.join(FAMILIES)} (rows are named as in the table)"
+                )
+
+    @staticmethod
+    def _related(word: str, family: str) -> bool:
+        keys = [k.lower() for k in (family, *FAMILIES[family])]
+        return any(word in k or k in word for k in keys)
+
+    def family(self, family: str) -> bool:
+        return not self.words or any(self._related(w, family) for w in self.words)
+
+    def rows(self, family: str, got: list[Row]) -> list[Row]:
+        """The rows of `family` to keep: those whose name holds a substring, every error row,
+        and all of them for a substring in the family's name that is in none of its rows."""
+        names = [r["name"].lower() for r in got]
+        if not self.words or any(
+            w in family.lower() and not any(w in n for n in names) for w in self.words
+        ):
+            return got
+        return [
+            r
+            for r, n in zip(got, names, strict=True)
+            if r["status"] == "error" or any(w in n for w in self.words)
+        ]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +114,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--markdown", action="store_true", help="print rows and notes as a markdown table"
     )
     ap.add_argument(
+        "--only",
+        action="append",
+        metavar="SUBSTRING",
+        help="measure only the row families and rows whose name holds SUBSTRING (repeatable; "
+        "e.g. --only 'fan-out N=100' --only encode); families: " + ", ".join(FAMILIES),
+    )
+    ap.add_argument(
         "--update-readme",
         metavar="FILE",
         help="also write the markdown table into FILE, replacing what sits between its "
@@ -68,7 +132,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from . import _procs, fanout
 
+    only = Only(args.only)
     if args.update_readme:
+        if args.only:
+            raise UserError(
+                "--only measures some rows, --update-readme writes the README's whole table: "
+                "drop one of them"
+            )
         _markdown.check_markers(args.update_readme)
     _procs.require_extras()
     quick, full = bool(args.quick), bool(args.full)
@@ -79,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     doing = ["starting"]
     cut_short = False
-    with _progress(units) as advance:
+    with _progress(None if args.only else units) as advance:
 
         def step(what: str) -> None:
             doing[0] = what
@@ -87,19 +157,22 @@ def run(args: argparse.Namespace) -> int:
 
         before = signal.signal(signal.SIGINT, _first_ctrl_c_only)
         try:
-            _measure(quick, full, step, rows, notes)
+            _measure(quick, full, step, rows, notes, only)
         except KeyboardInterrupt:  # the children stop at once (_procs.stop): report what we have
             cut_short = True
             notes.insert(0, f"cut short by Ctrl+C during {doing[0]}: {len(rows)} rows measured")
         finally:
             if not cut_short:
                 signal.signal(signal.SIGINT, before)
+    if args.only and not rows and not cut_short:
+        notes.insert(0, "no row measured matched --only: its families ran, none of their rows")
     notes.append(
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{'quick' if quick else 'full' if full else 'default'} run in "
         f"{time.perf_counter() - t0:.0f} s"
     )
     kind = " --quick" if quick else " --full" if full else ""
+    kind += "".join(f" --only {shlex.quote(w)}" for w in args.only or [])
     table = _markdown.render(rows, notes, command=f"tickwire bench{kind}", when=when, where=where)
     if args.json:
         report: dict[str, Any] = {"rows": rows, "notes": notes}
@@ -131,9 +204,15 @@ def _first_ctrl_c_only(signum: int, frame: object) -> None:
 
 
 def _measure(
-    quick: bool, full: bool, advance: Callable[[str], None], rows: list[Row], notes: list[str]
+    quick: bool,
+    full: bool,
+    advance: Callable[[str], None],
+    rows: list[Row],
+    notes: list[str],
+    only: Only,
 ) -> None:
-    """Every row family in turn, appending to `rows` and `notes` as each is measured."""
+    """Every row family (`only` selects) in turn, appending to `rows` and `notes` as each is
+    measured."""
     from . import (
         book,
         bus,
@@ -155,12 +234,14 @@ def _measure(
 
     def step(family: str, fn: Callable[[], list[Row]]) -> list[Row]:
         """A failing family becomes an error row (traceback logged); the others still run."""
+        if not only.family(family):
+            return []
         try:
             got = fn()
         except Exception as exc:  # the bench's boundary: report, keep measuring the rest
             log.exception("bench: %s failed", family)
             got = [unavailable(family, f"error: {exc}", status="error")]
-        rows.extend(got)
+        rows.extend(only.rows(family, got))
         return got
 
     advance("generator")
@@ -218,7 +299,7 @@ def _probe(quick: bool) -> dict[str, float]:
 class _progress:
     """A rich progress bar on stderr when it is a terminal; `advance(what)` moves it one unit."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         self.total = total
         self.bar: Any = None
 
