@@ -20,7 +20,7 @@ from tickwire.feed.cli.main import build_parser, main
 from tickwire.feed.cli.serve import server_config
 from tickwire.feed.cli.serve_settings import SERVE
 from tickwire.feed.protocol import SUBPROTOCOL_JSON
-from tickwire.feed.server.server import Server
+from tickwire.feed.server.server import Server, ServerConfig
 
 START_NS = 1_767_625_200_000_000_000  # 2026-01-05 15:00 UTC
 HALT = """
@@ -32,7 +32,7 @@ symbol = "AAPL"
 """
 
 
-def serve_config(*argv: str):  # type: ignore[no-untyped-def]
+def serve_config(*argv: str) -> ServerConfig:
     """The server's config as `tickwire serve ARGV` builds it."""
     args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
     _config.resolve(SERVE, args)
@@ -46,30 +46,72 @@ def halt_file(tmp_path: Path) -> Path:
     return path
 
 
-async def records(config, until_s: float) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Every record a client subscribed to AAPL and MSFT gets until event time `until_s`."""
+def _argv(halt_file: Path) -> list[str]:
+    return ["--scenario", str(halt_file), "--seed", "7", "--cadence", "20"]
+
+
+@pytest.fixture
+def autojump(mock_clock: MockClock) -> MockClock:
+    """Virtual time that jumps ahead whenever every task waits: a second costs no second."""
+    mock_clock.autojump_threshold = 0.005
+    return mock_clock
+
+
+@pytest.fixture
+def halt_config(halt_file: Path) -> ServerConfig:
+    """`tickwire serve --scenario aapl-halt.toml --seed 7 --cadence 20`."""
+    return serve_config(*_argv(halt_file))
+
+
+@pytest.fixture
+async def halt_server(
+    nursery: trio.Nursery, autojump: MockClock, halt_config: ServerConfig
+) -> Server:
+    """The server playing the halt, running in virtual time from START_NS."""
+    server = Server(halt_config, start_ns=START_NS)
+    await nursery.start(server.run)
+    return server
+
+
+async def events(
+    config: ServerConfig,
+    symbols: list[str],
+    until_s: float,
+    encoding: str = "json",
+    throttle_ms: int | None = None,
+) -> list[Batch | TradingStatus]:
+    """Every event (batches and statuses) a client of `symbols` gets until event time
+    `until_s`, from a server of `config` started for it."""
+    out: list[Batch | TradingStatus] = []
     async with trio.open_nursery() as nursery:
         server = Server(config, start_ns=START_NS)
         await nursery.start(server.run)
-        got = []
-        async with connect(server.url, encoding="binary") as feed:
-            await feed.subscribe(["AAPL", "MSFT"], snapshot=False)
+        async with connect(server.url, encoding=encoding) as feed:
+            if throttle_ms is not None:
+                await feed.throttle(throttle_ms)
+            await feed.subscribe(symbols, snapshot=False)
             async for ev in feed:
-                if isinstance(ev, Batch):
-                    got.append(ev.ticks)
-                    if ev.ticks["ts"][-1] >= START_NS + until_s * 1e9:
-                        break
+                if isinstance(ev, Batch | TradingStatus):
+                    out.append(ev)
+                if isinstance(ev, Batch) and ev.ticks["ts"][-1] >= START_NS + until_s * 1e9:
+                    break
         nursery.cancel_scope.cancel()
-    return np.concatenate(got)
+    return out
 
 
-async def test_same_seed_and_file_same_records(mock_clock: MockClock, halt_file: Path) -> None:
-    mock_clock.autojump_threshold = 0.005
-    config = serve_config("--scenario", str(halt_file), "--seed", "7", "--cadence", "20")
-    assert config.scenario is not None and config.scenario.count("halt") == 1
+async def records(config: ServerConfig, until_s: float) -> np.ndarray:
+    """Every record a client subscribed to AAPL and MSFT gets until event time `until_s`."""
+    got = await events(config, ["AAPL", "MSFT"], until_s, "binary")
+    return np.concatenate([e.ticks for e in got if isinstance(e, Batch)])
+
+
+async def test_same_seed_and_file_same_records(
+    autojump: MockClock, halt_file: Path, halt_config: ServerConfig
+) -> None:
+    assert halt_config.scenario is not None and halt_config.scenario.count("halt") == 1
     with trio.fail_after(60):
-        first = await records(config, 1.0)
-        second = await records(serve_config(*_argv(halt_file)), 1.0)
+        first = await records(halt_config, 1.0)
+        second = await records(serve_config(*_argv(halt_file)), 1.0)  # parsed again
         plain = await records(serve_config("--seed", "7", "--cadence", "20"), 1.0)
     # The client may subscribe a step later in one run: compare the span both saw.
     lo = max(first["ts"][0], second["ts"][0])
@@ -88,10 +130,6 @@ async def test_same_seed_and_file_same_records(mock_clock: MockClock, halt_file:
     # Without the scenario AAPL trades through that span: the file is what halted it.
     p = plain[plain["sym"] == 0]
     assert ((p["ts"] >= START_NS + 0.2e9) & (p["ts"] < START_NS + 0.7e9)).any()
-
-
-def _argv(halt_file: Path) -> list[str]:
-    return ["--scenario", str(halt_file), "--seed", "7", "--cadence", "20"]
 
 
 @pytest.mark.parametrize(
@@ -124,31 +162,12 @@ def test_a_shipped_scenario_by_name() -> None:
     assert config.scenario is not None and config.scenario.count("flash-crash") == 1
 
 
-async def events(config, symbols: list[str], until_s: float, encoding: str = "json"):  # type: ignore[no-untyped-def]
-    """Every event (batches and statuses) a client of `symbols` gets until event time
-    `until_s`, with the running server."""
-    out: list[Batch | TradingStatus] = []
-    async with trio.open_nursery() as nursery:
-        server = Server(config, start_ns=START_NS)
-        await nursery.start(server.run)
-        async with connect(server.url, encoding=encoding) as feed:
-            await feed.subscribe(symbols, snapshot=False)
-            async for ev in feed:
-                if isinstance(ev, Batch | TradingStatus):
-                    out.append(ev)
-                if isinstance(ev, Batch) and ev.ticks["ts"][-1] >= START_NS + until_s * 1e9:
-                    break
-        nursery.cancel_scope.cancel()
-    return out
-
-
 @pytest.mark.parametrize("encoding", ["json", "binary"])
 async def test_halt_and_resume_are_status_events_in_order(
-    mock_clock: MockClock, halt_file: Path, encoding: str
+    autojump: MockClock, halt_config: ServerConfig, encoding: str
 ) -> None:
-    mock_clock.autojump_threshold = 0.005
     with trio.fail_after(60):
-        got = await events(serve_config(*_argv(halt_file)), ["AAPL", "MSFT"], 1.0, encoding)
+        got = await events(halt_config, ["AAPL", "MSFT"], 1.0, encoding)
     statuses = [e for e in got if isinstance(e, TradingStatus)]
     assert [(s.symbol, s.status, s.reason) for s in statuses] == [
         ("AAPL", "halted", "scenario"),
@@ -172,21 +191,16 @@ async def test_halt_and_resume_are_status_events_in_order(
 
 
 async def test_a_client_without_the_symbol_gets_no_status(
-    mock_clock: MockClock, halt_file: Path
+    autojump: MockClock, halt_config: ServerConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.005
     with trio.fail_after(60):
-        got = await events(serve_config(*_argv(halt_file)), ["MSFT"], 1.0)
+        got = await events(halt_config, ["MSFT"], 1.0)
     assert not [e for e in got if isinstance(e, TradingStatus)]
     assert sum(len(e) for e in got) > 10
 
 
-async def test_snapshot_and_symbols_say_who_is_halted(
-    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
-) -> None:
-    mock_clock.autojump_threshold = 0.005
-    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
-    await nursery.start(server.run)
+async def test_snapshot_and_symbols_say_who_is_halted(halt_server: Server) -> None:
+    server = halt_server
     with trio.fail_after(60):
         await trio.sleep(0.4)  # AAPL halted since 0.2 s
         async with open_websocket_url(server.url, subprotocols=[SUBPROTOCOL_JSON]) as ws:
@@ -233,23 +247,17 @@ async def test_no_scenario_no_halted_key(server: Server) -> None:
 
 @pytest.mark.parametrize("symbols", [["AAPL"], ["*"]])
 async def test_a_halted_symbols_client_hears_of_it_without_records(
-    mock_clock: MockClock, halt_file: Path, symbols: list[str]
+    autojump: MockClock, halt_config: ServerConfig, symbols: list[str]
 ) -> None:
     # AAPL makes no record while halted: the status wakes its connections by itself.
-    mock_clock.autojump_threshold = 0.005
     with trio.fail_after(60):
-        got = await events(serve_config(*_argv(halt_file)), symbols, 1.0, "binary")
+        got = await events(halt_config, symbols, 1.0, "binary")
     statuses = [(e.symbol, e.status) for e in got if isinstance(e, TradingStatus)]
     assert statuses == [("AAPL", "halted"), ("AAPL", "trading")]
 
 
-async def test_alpaca_statuses_carry_the_halt(
-    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
-) -> None:
-    mock_clock.autojump_threshold = 0.005
-    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
-    await nursery.start(server.run)
-    url = server.url.removesuffix("/v1") + "/alpaca/v2/iex"
+async def test_alpaca_statuses_carry_the_halt(halt_server: Server) -> None:
+    url = halt_server.url.removesuffix("/v1") + "/alpaca/v2/iex"
     got: list[dict] = []  # type: ignore[type-arg]
     with trio.fail_after(60):
         async with open_websocket_url(url) as ws:
@@ -292,22 +300,11 @@ async def test_alpaca_statuses_carry_the_halt(
 
 
 async def test_a_throttled_client_gets_the_statuses_too(
-    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
+    autojump: MockClock, halt_config: ServerConfig
 ) -> None:
     # Latest state every 100 ms: the halt and the resumption still arrive, once, in order.
-    mock_clock.autojump_threshold = 0.005
-    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
-    await nursery.start(server.run)
-    got: list[Batch | TradingStatus] = []
     with trio.fail_after(60):
-        async with connect(server.url, encoding="binary") as feed:
-            await feed.throttle(100)
-            await feed.subscribe(["AAPL"], snapshot=False)
-            async for ev in feed:
-                if isinstance(ev, Batch | TradingStatus):
-                    got.append(ev)
-                if isinstance(ev, Batch) and ev.ticks["ts"][-1] >= START_NS + 1.0e9:
-                    break
+        got = await events(halt_config, ["AAPL"], 1.0, "binary", throttle_ms=100)
     statuses = [e for e in got if isinstance(e, TradingStatus)]
     assert [s.status for s in statuses] == ["halted", "trading"]
     halt, resume = statuses
@@ -319,14 +316,10 @@ async def test_a_throttled_client_gets_the_statuses_too(
     assert any(k > j for k, _ in batches)
 
 
-async def test_a_resume_across_the_halt_gets_it_in_order(
-    nursery: trio.Nursery, mock_clock: MockClock, halt_file: Path
-) -> None:
+async def test_a_resume_across_the_halt_gets_it_in_order(halt_server: Server) -> None:
     # A client back at 1 s resumes from 0.1 s: its catch-up takes span the halt and the
     # resumption at once, and are cut there so that each status sits among AAPL's ticks.
-    mock_clock.autojump_threshold = 0.005
-    server = Server(serve_config(*_argv(halt_file)), start_ns=START_NS)
-    await nursery.start(server.run)
+    server = halt_server
     with trio.fail_after(60):
         async with open_websocket_url(server.url, subprotocols=[SUBPROTOCOL_JSON]) as ws:
             epoch = json.loads(await ws.get_message())["epoch"]

@@ -27,16 +27,24 @@ async def _in_thread(fn: Any) -> Any:
         return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
+async def _some_trades(venue: VenueServer, symbol: str) -> int:
+    """`symbol`'s index, once the market has printed a few of its trades (it steps on its own
+    while idle: polled, there is no event for it)."""
+    server = venue.server
+    index = server.universe_index[symbol]
+    with trio.fail_after(DEADLINE_S):
+        while len(server.rest_tape.recent_trades(index)) < 3:
+            await trio.sleep(0.05)
+    return index
+
+
 @pytest.fixture
 async def crypto_server(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> VenueServer:
     """The server on the crypto universe, once it has printed a few trades of BTC-USD."""
     universe = Universe.crypto_pairs()
     config = ServerConfig(port=0, cadence_ms=CADENCE_MS, universe=universe, session="24h")
     venue = await start(nursery, caplog, config)
-    tape, btc = venue.server.rest_tape, universe.index("BTC-USD")
-    with trio.fail_after(DEADLINE_S):
-        while len(tape.recent_trades(btc)) < 3:  # the market steps on its own while idle
-            await trio.sleep(0.05)
+    await _some_trades(venue, "BTC-USD")
     return venue
 
 
@@ -52,54 +60,11 @@ def _ccxt(name: str, urls: dict[str, str], **options: Any) -> Any:
     return exchange
 
 
-async def test_ccxt_binance_reads_the_simulated_market(crypto_server: VenueServer) -> None:
-    """ccxt's binance, with only `urls['api']` pointed here (and spot markets only: the server
-    has no futures API): markets with their filters, ticker, trades, klines and the top of book
-    are the simulated BTC-USD's."""
-    base = _http(crypto_server, "/binance/api")
-    exchange = _ccxt(
-        "binance", {"public": f"{base}/v3", "v1": f"{base}/v1"}, fetchMarkets={"types": ["spot"]}
-    )
-    server, btc = crypto_server.server, Universe.crypto_pairs().index("BTC-USD")
-
-    def run() -> dict[str, Any]:
-        markets = exchange.load_markets()
-        return {
-            "markets": markets,
-            "ticker": exchange.fetch_ticker("BTC/USD"),
-            "trades": exchange.fetch_trades("BTC/USD", limit=20),
-            "ohlcv": exchange.fetch_ohlcv("BTC/USD", "1m", limit=5),
-            "book": exchange.fetch_order_book("BTC/USD", limit=5),
-        }
-
-    got = await _in_thread(run)
-    market = got["markets"]["BTC/USD"]
-    assert market["id"] == "BTCUSD" and market["base"] == "BTC" and market["quote"] == "USD"
-    assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 0.00001
-    assert len(got["markets"]) == len(Universe.crypto_pairs())
-    ticker, lvc = got["ticker"], server.hub.lvc[btc]
-    assert 0 < ticker["bid"] < ticker["ask"]
-    assert abs(ticker["last"] - float(lvc["last"])) / float(lvc["last"]) < 0.01  # moved since
-    trades = got["trades"]
-    assert trades and all(t["symbol"] == "BTC/USD" and t["amount"] > 0 for t in trades)
-    assert [t["timestamp"] for t in trades] == sorted(t["timestamp"] for t in trades)
-    recent = {int(r["id"]) for r in server.rest_tape.recent_trades(btc)}
-    assert {int(t["id"]) for t in trades} <= recent  # the market's own trades
-    ohlcv = got["ohlcv"]
-    assert ohlcv and all(low <= o <= high and low <= c <= high for _, o, high, low, c, _ in ohlcv)
-    assert all(row[0] % 60_000 == 0 for row in ohlcv)
-    book = got["book"]
-    assert len(book["bids"]) == 1 and len(book["asks"]) == 1
-    assert book["bids"][0][0] < book["asks"][0][0] and book["nonce"] > 0
-
-
-async def test_ccxt_coinbase_exchange_reads_the_simulated_market(
-    crypto_server: VenueServer,
-) -> None:
-    """ccxt's coinbaseexchange with `urls['api']['public']` pointed here: products and
-    currencies, ticker, trades, candles and the book are the simulated market's."""
-    exchange = _ccxt("coinbaseexchange", {"public": _http(crypto_server, "/coinbase")})
-    server, btc = crypto_server.server, Universe.crypto_pairs().index("BTC-USD")
+async def _ccxt_reads(
+    exchange: Any, book_limit: int | None = None, *, time: bool = False
+) -> dict[str, Any]:
+    """What each ccxt test reads of BTC/USD through `exchange` (in a worker thread: ccxt is
+    synchronous): markets, currencies, ticker, trades, candles, book (and the server's time)."""
 
     def run() -> dict[str, Any]:
         markets = exchange.load_markets()
@@ -109,25 +74,67 @@ async def test_ccxt_coinbase_exchange_reads_the_simulated_market(
             "ticker": exchange.fetch_ticker("BTC/USD"),
             "trades": exchange.fetch_trades("BTC/USD", limit=20),
             "ohlcv": exchange.fetch_ohlcv("BTC/USD", "1m", limit=5),
-            "book": exchange.fetch_order_book("BTC/USD"),
-            "time": exchange.fetch_time(),
+            "book": exchange.fetch_order_book("BTC/USD", limit=book_limit),
+            "time": exchange.fetch_time() if time else None,
         }
 
-    got = await _in_thread(run)
+    return await _in_thread(run)
+
+
+def _check_btc(got: dict[str, Any], venue: VenueServer) -> None:
+    """What every ccxt client must read of the simulated BTC-USD: its precision, a quote, its
+    own trades, minute candles and an uncrossed book."""
     market = got["markets"]["BTC/USD"]
-    assert market["id"] == "BTC-USD" and market["active"]
     assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 0.00001
-    assert {"BTC", "ETH", "USD"} <= set(got["currencies"])
     ticker = got["ticker"]
     assert 0 < ticker["bid"] < ticker["ask"] and ticker["last"] > 0
     trades = got["trades"]
-    assert trades and all(t["price"] > 0 and t["amount"] > 0 for t in trades)
-    recent = {int(r["id"]) for r in server.rest_tape.recent_trades(btc)}
-    assert {int(t["id"]) for t in trades} <= recent
+    assert trades and all(t["symbol"] == "BTC/USD" and t["amount"] > 0 for t in trades)
+    btc = venue.server.universe_index["BTC-USD"]
+    recent = {int(r["id"]) for r in venue.server.rest_tape.recent_trades(btc)}
+    assert {int(t["id"]) for t in trades} <= recent  # the market's own trades
     assert got["ohlcv"] and all(row[0] % 60_000 == 0 for row in got["ohlcv"])
     book = got["book"]
-    assert book["bids"][0][0] < book["asks"][0][0] and book["nonce"] > 0
-    assert abs(got["time"] - server.now_ns() // 1_000_000) < 60_000
+    assert book["bids"][0][0] < book["asks"][0][0]
+
+
+async def test_ccxt_binance_reads_the_simulated_market(crypto_server: VenueServer) -> None:
+    """ccxt's binance, with only `urls['api']` pointed here (and spot markets only: the server
+    has no futures API): markets with their filters, ticker, trades, klines and the top of book
+    are the simulated BTC-USD's."""
+    base = _http(crypto_server, "/binance/api")
+    exchange = _ccxt(
+        "binance", {"public": f"{base}/v3", "v1": f"{base}/v1"}, fetchMarkets={"types": ["spot"]}
+    )
+    got = await _ccxt_reads(exchange, book_limit=5)
+    _check_btc(got, crypto_server)
+    market = got["markets"]["BTC/USD"]
+    assert market["id"] == "BTCUSD" and market["base"] == "BTC" and market["quote"] == "USD"
+    assert len(got["markets"]) == len(Universe.crypto_pairs())
+    server = crypto_server.server
+    last = float(server.hub.lvc[server.universe_index["BTC-USD"]]["last"])
+    assert abs(got["ticker"]["last"] - last) / last < 0.01  # moved since
+    trades = got["trades"]
+    assert [t["timestamp"] for t in trades] == sorted(t["timestamp"] for t in trades)
+    ohlcv = got["ohlcv"]
+    assert all(low <= o <= high and low <= c <= high for _, o, high, low, c, _ in ohlcv)
+    book = got["book"]
+    assert len(book["bids"]) == 1 and len(book["asks"]) == 1 and book["nonce"] > 0
+
+
+async def test_ccxt_coinbase_exchange_reads_the_simulated_market(
+    crypto_server: VenueServer,
+) -> None:
+    """ccxt's coinbaseexchange with `urls['api']['public']` pointed here: products and
+    currencies, ticker, trades, candles and the book are the simulated market's."""
+    exchange = _ccxt("coinbaseexchange", {"public": _http(crypto_server, "/coinbase")})
+    got = await _ccxt_reads(exchange, time=True)
+    _check_btc(got, crypto_server)
+    market = got["markets"]["BTC/USD"]
+    assert market["id"] == "BTC-USD" and market["active"]
+    assert {"BTC", "ETH", "USD"} <= set(got["currencies"])
+    assert all(t["price"] > 0 for t in got["trades"]) and got["book"]["nonce"] > 0
+    assert abs(got["time"] - crypto_server.server.now_ns() // 1_000_000) < 60_000
 
 
 async def test_python_binance_async_client(crypto_server: VenueServer) -> None:
@@ -182,10 +189,7 @@ async def test_alpaca_py_historical_client(venue_server: VenueServer) -> None:
     )
     from alpaca.data.timeframe import TimeFrame
 
-    server, aapl = venue_server.server, venue_server.server.universe_index["AAPL"]
-    with trio.fail_after(DEADLINE_S):
-        while len(server.rest_tape.recent_trades(aapl)) < 3:  # the market steps while idle
-            await trio.sleep(0.05)
+    server, aapl = venue_server.server, await _some_trades(venue_server, "AAPL")
     client = historical.StockHistoricalDataClient(
         "key", "secret", url_override=_http(venue_server, "/alpaca")
     )
@@ -226,30 +230,9 @@ async def test_ccxt_coinbase_advanced_trade_reads_the_simulated_market(
     """ccxt's coinbase (Coinbase's Advanced Trade API) with `urls['api']['rest']` pointed here:
     markets and currencies, ticker, trades, candles and the book are the simulated market's."""
     exchange = _ccxt("coinbase", {"rest": _http(crypto_server, "/coinbase")})
-    server, btc = crypto_server.server, Universe.crypto_pairs().index("BTC-USD")
-
-    def run() -> dict[str, Any]:
-        markets = exchange.load_markets()
-        return {
-            "markets": markets,
-            "currencies": exchange.currencies,
-            "ticker": exchange.fetch_ticker("BTC/USD"),
-            "trades": exchange.fetch_trades("BTC/USD", limit=20),
-            "ohlcv": exchange.fetch_ohlcv("BTC/USD", "1m", limit=5),
-            "book": exchange.fetch_order_book("BTC/USD"),
-        }
-
-    got = await _in_thread(run)
+    got = await _ccxt_reads(exchange)
+    _check_btc(got, crypto_server)
     market = got["markets"]["BTC/USD"]
     assert market["id"] == "BTC-USD" and market["spot"] and market["active"]
-    assert market["precision"]["price"] == 0.01 and market["precision"]["amount"] == 0.00001
     assert {"BTC", "USD"} <= set(got["currencies"])
-    ticker = got["ticker"]
-    assert 0 < ticker["bid"] < ticker["ask"] and ticker["last"] > 0
-    trades = got["trades"]
-    assert trades and all(t["price"] > 0 and t["amount"] > 0 for t in trades)
-    recent = {int(r["id"]) for r in server.rest_tape.recent_trades(btc)}
-    assert {int(t["id"]) for t in trades} <= recent
-    assert got["ohlcv"] and all(row[0] % 60_000 == 0 for row in got["ohlcv"])
-    book = got["book"]
-    assert book["bids"][0][0] < book["asks"][0][0]
+    assert all(t["price"] > 0 for t in got["trades"])
