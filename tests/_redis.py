@@ -11,6 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,37 @@ class Proc:
 
     def logs(self) -> str:
         return self.log.read_text()
+
+
+@dataclass(frozen=True)
+class Bus:
+    """Real producers and gateways on one redis-server, started through the `procs` fixture
+    (named for their logs, tmp_path/NAME.log); await each one's `ready()`."""
+
+    url: str
+    start: Callable[..., Proc]
+
+    def producer(self, name: str = "producer", *args: str) -> Proc:
+        return self.start(name, "--bus", self.url, "--role", "producer", *args)
+
+    def gateway(self, name: str = "gateway", *args: str) -> Proc:
+        return self.start(name, "--bus", self.url, "--role", "gateway", "--port", "0", *args)
+
+
+@contextmanager
+def supervised(log: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`tickwire serve ARGS` (a supervisor: --workers N) with its stderr in `log`: the process
+    and its ready line, printed once every worker is ready; killed at the end if still up."""
+    with log.open("w") as err:
+        sup = subprocess.Popen(
+            tickwire_cmd("serve", *args), stdout=subprocess.PIPE, stderr=err, text=True
+        )
+    try:
+        assert sup.stdout is not None
+        yield sup, sup.stdout.readline()
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        assert sup.stdout is not None
+        sup.stdout.close()

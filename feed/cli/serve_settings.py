@@ -4,6 +4,9 @@
 the file under them, `config.print_config` prints it and `config.markdown` writes the README's
 reference (a test keeps the README equal to it). Defaults come from `ServerConfig` where the
 server has the field, so a default lives in one place. Order is --print-config's order.
+A setting that configures the server names its `ServerConfig` field, and `server_config` builds
+the config from the resolved settings: a new setting is one entry here (and its field there).
+The process's own settings (scale-out, logging) are declared in `process_settings`.
 """
 
 from __future__ import annotations

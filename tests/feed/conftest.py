@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import trio
-from _redis import Proc, RedisServer
+from _redis import Bus, Proc, RedisServer
 
 from tickwire.feed.server.server import Server, ServerConfig
 
@@ -68,3 +68,9 @@ def procs(tmp_path: Path) -> Iterator[Any]:
         if proc.p.poll() is None:
             proc.p.send_signal(signal.SIGCONT)
         proc.stop(signal.SIGKILL if proc.p.poll() is None else signal.SIGINT, timeout=5)
+
+
+@pytest.fixture
+def bus(redis: RedisServer, procs: Any) -> Bus:
+    """`bus.producer(NAME, *ARGS)` and `bus.gateway(NAME, *ARGS)`: real processes on `redis`."""
+    return Bus(redis.url, procs)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _redis import RedisServer, require_redis
+from _redis import RedisServer, require_redis, supervised
 from _support import tickwire_cmd
 
 require_redis()
@@ -53,16 +53,8 @@ def _poll(http: str, done: Callable[[int, str], bool]) -> str:
 def test_the_bus_password_is_in_no_line_log_or_readyz(redis_pw: RedisServer, tmp_path: Path):
     assert f":{SECRET}@" in redis_pw.url
     err_path = tmp_path / "sup.log"
-    with err_path.open("w") as err:
-        sup = subprocess.Popen(
-            tickwire_cmd("serve", "--bus", redis_pw.url, "--workers", "1", "--port", "0"),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert sup.stdout is not None
-        line = sup.stdout.readline()
+    args = ("--bus", redis_pw.url, "--workers", "1", "--port", "0")
+    with supervised(err_path, *args) as (sup, line):
         assert "with a producer and 1 gateway" in line, (line, err_path.read_text())
         assert SECRET not in line and f"over redis://:***@127.0.0.1:{redis_pw.port}/0" in line
         http = line.split(" on ", 1)[1].split()[0].replace("ws://", "http://").removesuffix("/v1")
@@ -76,12 +68,6 @@ def test_the_bus_password_is_in_no_line_log_or_readyz(redis_pw: RedisServer, tmp
         assert "bus up: redis://:***@" in logs and "waiting for a producer on redis://:***@" in logs
         assert "bus down: redis://:***@" in logs, logs
         assert SECRET not in logs
-    finally:
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
-        assert sup.stdout is not None
-        sup.stdout.close()
 
 
 def test_print_config_and_a_bad_bus_url_hide_the_password() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import trio
-from _redis import RedisServer, require_redis
+from _redis import Bus, RedisServer, require_redis
 from _support import tickwire_cmd
 
 require_redis()
@@ -60,10 +60,10 @@ def _contiguous(got: dict[tuple[str, int], Any]) -> bool:
     return all(max(s) - min(s) + 1 == len(s) for s in by_sym.values())
 
 
-def test_two_gateways_serve_the_producers_stream(redis: RedisServer, procs: Any) -> None:
-    producer = procs("producer", "--bus", redis.url, "--role", "producer")
-    gw_a = procs("a", "--bus", redis.url, "--role", "gateway", "--port", "0")
-    gw_b = procs("b", "--bus", redis.url, "--role", "gateway", "--port", "0")
+def test_two_gateways_serve_the_producers_stream(bus: Bus) -> None:
+    producer = bus.producer()
+    gw_a = bus.gateway("a")
+    gw_b = bus.gateway("b")
     line = producer.ready_sync()
     assert "tickwire producer publishing 53 symbols" in line and "no WebSocket listener" in line
     gw_a.ready_sync()
@@ -83,10 +83,10 @@ def test_two_gateways_serve_the_producers_stream(redis: RedisServer, procs: Any)
 
 
 async def test_redis_killed_and_restarted_clients_stay_and_account_for_every_update(
-    redis: RedisServer, procs: Any
+    redis: RedisServer, bus: Bus
 ) -> None:
-    producer = procs("producer", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    producer = bus.producer()
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await producer.ready()
@@ -141,12 +141,10 @@ async def test_redis_killed_and_restarted_clients_stay_and_account_for_every_upd
 
 
 @pytest.mark.slow  # three processes and 500 messages on '*': ~15 s on a shared machine
-async def test_a_stalled_client_on_one_gateway_does_not_delay_another(
-    redis: RedisServer, procs: Any
-) -> None:
-    producer = procs("producer", "--bus", redis.url, "--role", "producer")
-    gw_a = procs("a", "--bus", redis.url, "--role", "gateway", "--port", "0")
-    gw_b = procs("b", "--bus", redis.url, "--role", "gateway", "--port", "0")
+async def test_a_stalled_client_on_one_gateway_does_not_delay_another(bus: Bus) -> None:
+    producer = bus.producer()
+    gw_a = bus.gateway("a")
+    gw_b = bus.gateway("b")
     with trio.fail_after(TIMEOUT_S):
         await producer.ready()
         await gw_a.ready()
@@ -273,10 +271,10 @@ def test_workers_without_a_bus_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # three producers one after the other: ~20 s
 async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gateway(
-    redis: RedisServer, procs: Any
+    bus: Bus,
 ) -> None:
-    first = procs("first", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    first = bus.producer("first")
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
@@ -288,7 +286,7 @@ async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gate
                 events.append(event)
                 if len(events) == 10:
                     assert first.stop() == 0
-                    second = procs("second", "--bus", redis.url, "--role", "producer")
+                    second = bus.producer("second")
                     await second.ready()
                 if any(isinstance(e, Gap) for e in events) and len(events) > 40:
                     break
@@ -300,7 +298,7 @@ async def test_a_new_producer_is_a_new_epoch_and_another_universe_stops_the_gate
         with ws_connect(gateway.url, subprotocols=["tickwire.v1"], open_timeout=20) as ws:
             ws.recv(timeout=20)
             assert second.stop() == 0
-            third = procs("third", "--bus", redis.url, "--role", "producer", "--symbols", "20")
+            third = bus.producer("third", "--symbols", "20")
             await third.ready()
             with pytest.raises(ConnectionClosed) as closed:
                 while True:

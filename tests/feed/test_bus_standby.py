@@ -12,10 +12,9 @@ import socket
 import subprocess
 import time
 import urllib.request
-from typing import Any
 
 import trio
-from _redis import Proc, RedisServer, require_redis
+from _redis import Bus, Proc, RedisServer, require_redis
 from _support import tickwire_cmd
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -83,9 +82,9 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
             nursery.cancel_scope.cancel()
 
 
-async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, procs: Any) -> None:
-    first = procs("first", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, bus: Bus) -> None:
+    first = bus.producer("first")
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
@@ -97,9 +96,7 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
                 events.append(event)
                 batches = sum(isinstance(e, Batch) for e in events)
                 if batches == 10:
-                    second = procs(
-                        "second", "--bus", redis.url, "--role", "producer", "--port", "0"
-                    )
+                    second = bus.producer("second", "--port", "0")
                     line = await second.ready()
                     assert "(standby: producer " in line, line
                     marker = len(events)
@@ -127,18 +124,14 @@ async def test_a_second_producer_leaves_clients_undisturbed(redis: RedisServer, 
     assert second.stop() == 0 and first.stop() == 0 and gateway.stop() == 0
 
 
-async def test_the_standby_takes_over_from_a_killed_producer(
-    redis: RedisServer, procs: Any
-) -> None:
+async def test_the_standby_takes_over_from_a_killed_producer(bus: Bus) -> None:
     started = time.monotonic()
-    first = procs("first", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    first = bus.producer("first")
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
-        second = procs(
-            "second", "--bus", redis.url, "--role", "producer"
-        )  # while the gateway starts
+        second = bus.producer("second")  # while the gateway starts
         await gateway.ready()
         await second.ready()
         async with connect(gateway.url, encoding="binary") as feed:
@@ -189,14 +182,14 @@ def _metrics(ws_url: str) -> dict[str, float]:
 
 
 async def test_a_stalled_producer_is_replaced_and_its_late_writes_are_fenced(
-    redis: RedisServer, procs: Any
+    redis: RedisServer, bus: Bus
 ) -> None:
-    first = procs("first", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    first = bus.producer("first")
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
-        second = procs("second", "--bus", redis.url, "--role", "producer")  # the standby
+        second = bus.producer("second")  # the standby
         assert "(standby: producer " in await second.ready()
         await gateway.ready()
         old, new = _epoch(first), _epoch(second)
@@ -230,15 +223,15 @@ async def test_a_stalled_producer_is_replaced_and_its_late_writes_are_fenced(
     assert first.stop() == 0 and second.stop() == 0 and gateway.stop() == 0
 
 
-async def test_redis_restarted_during_a_takeover(redis: RedisServer, procs: Any) -> None:
+async def test_redis_restarted_during_a_takeover(redis: RedisServer, bus: Bus) -> None:
     """The active producer dies and Redis restarts empty before the standby took over: the
     standby takes the fresh Redis, the gateway's clients stay and get live data again."""
-    first = procs("first", "--bus", redis.url, "--role", "producer")
-    gateway = procs("gateway", "--bus", redis.url, "--role", "gateway", "--port", "0")
+    first = bus.producer("first")
+    gateway = bus.gateway()
     events: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         await first.ready()
-        second = procs("second", "--bus", redis.url, "--role", "producer")
+        second = bus.producer("second")
         assert "(standby: producer " in await second.ready()
         await gateway.ready()
         async with connect(gateway.url, encoding="binary") as feed:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _redis import RedisServer, require_redis
+from _redis import RedisServer, require_redis, supervised
 from _support import tickwire_cmd
 
 require_redis()
@@ -40,16 +40,8 @@ def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart
     redis_tcp: RedisServer, tmp_path: Path
 ) -> None:
     err_path = tmp_path / "sup.log"
-    with err_path.open("w") as err:
-        sup = subprocess.Popen(
-            tickwire_cmd("serve", "--bus", redis_tcp.url, "--workers", "2", "--port", "0"),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert sup.stdout is not None
-        line = sup.stdout.readline()  # the supervisor's ready line, once every worker is ready
+    args = ("--bus", redis_tcp.url, "--workers", "2", "--port", "0")
+    with supervised(err_path, *args) as (sup, line):
         assert "with a producer and 2 gateways" in line, (line, err_path.read_text())
         url = line.split(" on ", 1)[1].split()[0]
         last_seq: dict[str, int] = {}
@@ -93,12 +85,6 @@ def test_supervised_workers_serve_one_client_for_over_a_minute_without_a_restart
         sup.send_signal(signal.SIGINT)
         assert sup.wait(timeout=60) == 0
         assert welcome["epoch"]  # the producer's, unchanged: no gap message came
-    finally:
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
-        assert sup.stdout is not None
-        sup.stdout.close()
 
 
 def _gone(pid: int) -> bool:
