@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from _redis import RedisServer, require_redis, supervised
-from _support import tickwire_cmd
 
 require_redis()
 
@@ -99,16 +97,8 @@ def _gone(pid: int) -> bool:
 def test_workers_stop_when_the_supervisor_is_killed(redis: RedisServer, tmp_path: Path) -> None:
     """SIGKILL leaves the supervisor no chance to stop its workers: each worker's lifeline (a
     pipe only the supervisor process held) closes, and the worker stops itself."""
-    args = ["--bus", redis.url, "--workers", "1", "--port", "0", "--drain-s", "0"]
-    sup = subprocess.Popen(
-        tickwire_cmd("serve", *args, "--drain-min-s", "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert sup.stdout is not None
-        line = sup.stdout.readline()
+    args = ("--bus", redis.url, "--workers", "1", "--port", "0", "--drain-s", "0")
+    with supervised(tmp_path / "sup.log", *args, "--drain-min-s", "0") as (sup, line):
         assert "(pids: " in line, line
         pids = [int(w.split()[-1]) for w in line.split("(pids: ")[1].split(")")[0].split(", ")]
         assert len(pids) == 2 and not any(_gone(p) for p in pids)
@@ -118,9 +108,3 @@ def test_workers_stop_when_the_supervisor_is_killed(redis: RedisServer, tmp_path
         while not all(_gone(p) for p in pids):  # they are not our children: nothing to wait on
             assert time.monotonic() < deadline, [p for p in pids if not _gone(p)]
             time.sleep(0.05)
-    finally:
-        if sup.poll() is None:
-            sup.kill()
-            sup.wait()
-        assert sup.stdout is not None
-        sup.stdout.close()
