@@ -46,3 +46,16 @@ def serve_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """{sample name with its sorted labels: value} of a /metrics page, parsed by
+    prometheus_client (the parser Prometheus' own Python client uses)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out

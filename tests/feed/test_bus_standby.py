@@ -15,8 +15,7 @@ import urllib.request
 
 import trio
 from _redis import Bus, Proc, RedisServer, require_redis
-from _support import tickwire_cmd
-from prometheus_client.parser import text_string_to_metric_families
+from _support import metric_samples, tickwire_cmd
 
 from tickwire.simulators import Market, Universe
 
@@ -172,13 +171,7 @@ async def test_the_standby_takes_over_from_a_killed_producer(bus: Bus) -> None:
 def _metrics(ws_url: str) -> dict[str, float]:
     base = ws_url.replace("ws", "http", 1).removesuffix("/v1")
     with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
+        return metric_samples(resp.read().decode())
 
 
 async def test_a_stalled_producer_is_replaced_and_its_late_writes_are_fenced(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from prometheus_client.parser import text_string_to_metric_families
+from _support import metric_samples
 
 from tickwire.feed import connect
 from tickwire.feed.server.metrics import Metrics, livez, readyz
@@ -16,12 +16,8 @@ def scrape(metrics: Metrics) -> dict[str, Any]:
     """{sample name with sorted labels: value} of one render, parsed by prometheus_client."""
     content_type, body = metrics.render()
     assert content_type.startswith("text/plain; version=0.0.4")
-    out = {}
-    for family in text_string_to_metric_families(body.decode()):
-        assert family.name.startswith("tickwire_"), family.name
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    out = metric_samples(body.decode())
+    assert all(name.startswith("tickwire_") for name in out), list(out)
     return out
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 from _rawws import upgrade_request
-from _support import serve_process, tickwire_cmd
-from prometheus_client.parser import text_string_to_metric_families
+from _support import metric_samples, serve_process, tickwire_cmd
 from trio.testing import MockClock
 
 from tickwire.feed import ConnectionLost, connect
@@ -38,19 +37,10 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def samples(text: str) -> dict[str, float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
-
-
 async def test_metrics_parse_and_move_as_a_client_receives() -> None:
     with serve_process("--activity", "5") as (_, url):
         base = http_base(url)
-        before = samples((await trio.to_thread.run_sync(get, base + "/metrics"))[1])
+        before = metric_samples((await trio.to_thread.run_sync(get, base + "/metrics"))[1])
         with trio.fail_after(30):
             async with connect(url, reconnect=False) as feed:
                 await feed.subscribe(["AAPL", "MSFT", "SPY"])
@@ -60,7 +50,7 @@ async def test_metrics_parse_and_move_as_a_client_receives() -> None:
                     if got >= 20:
                         break
                 status, text = await trio.to_thread.run_sync(get, base + "/metrics")
-        after = samples(text)
+        after = metric_samples(text)
     assert status == 200
     for name in (
         "tickwire_messages_sent_total",
