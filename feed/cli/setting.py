@@ -2,11 +2,10 @@
 
 `Setting` says a setting once (name, type, default, help, unit, section, and the `ServerConfig`
 field it sets); `config` turns a list of them into flags, variables, file keys and
-`--print-config`. This module owns the file's
-safety (bounded read, UTF-8, TOML, known keys) and the conversions: TOML's typed values and a
-variable's text go through the setting's own `type` and `choices`, as its flag's text does, so
-each mistake is one line naming the file and key (or the variable). Imports nothing of ours but
-the error type.
+`--print-config`. This module owns the file's safety (bounded read, UTF-8, TOML, known keys)
+and the conversions: TOML's typed values and a variable's text go through the setting's own
+`type` and `choices`, as its flag's text does, so each mistake is one line naming the file and
+key (or the variable). Imports nothing of ours but the error type.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ from tickwire.dashboard.status import StatusInfo, status_markup
 from tickwire.feed import connect
 
 RUN_S = 30.0
-# Every-update mode drifted to 0.5 s behind at 8 s and seconds by 30 s: a drift shows in the
-# median age, over the run and over its last third. A loaded machine adds spikes, not a drift:
-# the p99 and the share of BEHIND frames get room for them, far below a drift's seconds.
+# Every-update mode drifts (measured: median 2 s, 4.2 s over the last third) or, in a run where
+# it does not, spikes towards the server's 1 s lag bound (p99 0.88 s): the median age, over the
+# run and over its last third, catches the one, the p99 the other. Latest state at a load
+# average of 7: median 9 ms, p99 26 ms, max 181 ms; the bounds leave a loaded machine room.
 AGE_MEDIAN_MS = 100.0
-AGE_P99_MS = 1000.0
+AGE_P99_MS = 500.0
 ADD_WITHIN_S = 5.0  # a symbol added late shows within this (about a frame on a quiet machine)
 
 
