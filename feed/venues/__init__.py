@@ -1,5 +1,5 @@
-"""Exchange dialects: the simulated market in Alpaca's (stocks and crypto), Binance's and
-Coinbase's own protocols.
+"""Exchange dialects: the simulated market in Alpaca's (stocks and crypto), Binance's,
+Coinbase's and Kraken's own protocols.
 
 Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
 
@@ -62,6 +62,8 @@ from .alpaca import AlpacaEncoder, AlpacaSession
 from .alpaca_crypto import AlpacaCryptoEncoder, AlpacaCryptoSession
 from .binance import BinanceEncoder, BinanceSession
 from .coinbase import CoinbaseEncoder, CoinbaseSession
+from .kraken import KrakenSession
+from .kraken_encoder import KrakenEncoder
 
 __all__ = [
     "ENCODERS",
@@ -155,10 +157,18 @@ def _coinbase(up: Upgrade) -> VenueSession:
     return CoinbaseSession(up.universe, up.now_ns, current=current)
 
 
+def _kraken(up: Upgrade) -> VenueSession:
+    if up.path.rstrip("/") != "/kraken/v2":
+        raise HandshakeRefused(404, f"unknown Kraken path {up.path!r}; use /kraken/v2")
+    current = up.services.current if up.services is not None else None
+    return KrakenSession(up.universe, up.now_ns, current=current)
+
+
 ROUTES: dict[str, Factory] = {
     "/alpaca/": _alpaca,
     "/binance/": _binance,
     "/coinbase": _coinbase,
+    "/kraken/": _kraken,
 }
 
 ENCODERS: dict[str, Callable[[Universe], VenueEncoder]] = {
@@ -166,6 +176,7 @@ ENCODERS: dict[str, Callable[[Universe], VenueEncoder]] = {
     "alpaca_crypto": AlpacaCryptoEncoder,
     "binance": BinanceEncoder,
     "coinbase": CoinbaseEncoder,
+    "kraken": KrakenEncoder,
 }
 
 
