@@ -147,6 +147,7 @@ class Connection:
             if not await opening.send_all(self.transport, decision.response):
                 return False  # a plain answer: nothing to close but the socket
             log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
+            await trio.lowlevel.checkpoint()  # one answer a turn: pipelining cannot hog trio
             decision = front.next_request()  # pipelined: already here, answered in order
             if decision is None:  # idle: the next request by the same deadlines, sheddable
                 now = self.opened_s = trio.current_time()

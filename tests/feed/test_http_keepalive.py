@@ -166,3 +166,33 @@ async def test_an_idle_connection_is_closed_after_the_keep_alive_deadline(
         assert trio.current_time() - t < 0.2  # asked to close: closed at once
     while srv.registry.held:
         await trio.sleep(0.01)  # polling the server's count, not a fixed delay
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the scheduler steps of the server's connection tasks (`Connection.run`)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("Connection.run"):
+            self.steps += 1
+
+
+async def test_pipelined_requests_let_other_tasks_run_between_answers(server: Server):
+    """A client that pipelines many requests must not hold the scheduler while they are
+    answered (a REST answer can take a while): the connection's task yields after each one."""
+    n = 200
+    steps = _Steps()
+    with trio.fail_after(20):
+        stream = await open_socket(_port(server))
+        reader = Reader(stream)
+        trio.lowlevel.add_instrument(steps)
+        try:
+            await stream.send_all(_get("/livez") * n)
+            answers = [(await reader.response())[0] for _ in range(n)]
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        await stream.aclose()
+    assert answers == [200] * n
+    assert steps.steps >= n, steps.steps  # at least one step per answer
