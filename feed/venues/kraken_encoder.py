@@ -144,11 +144,13 @@ class KrakenEncoder:
 
     def current(self, record: Any, channel: str) -> bytes | None:
         """The snapshot a subscribe to `channel` gets: the ticker from the symbol's latest
-        record (the hub's last-value cache), or its last trade this encoder saw (`data` empty
-        before one)."""
-        ts, _, bid, ask, last, vol, sym, _, bs, asz, _ = record.tolist()
+        record (the hub's last-value cache), or its last trade (the record's, if it is one,
+        else the last this encoder saw; `data` empty before any)."""
+        ts, seq, bid, ask, last, vol, sym, fl, bs, asz, ls = record.tolist()
         if channel == TRADE:
             trade = self._last_trade[sym]
+            if fl & _TRADE and (trade is None or trade[1] < seq):  # newer than any seen
+                trade = (sym, seq, last, ls, bool(fl & _BUY), ts)
             data = [] if trade is None else [self._trade(trade)]
             return orjson.dumps({"channel": "trade", "type": "snapshot", "data": data})
         if channel != TICKER:

@@ -122,6 +122,18 @@ def test_status_then_subscribe_acks_each_symbol_then_its_snapshot():
     assert again == {**again, "success": False, "error": "Already subscribed"}
 
 
+def test_trade_snapshot_is_the_latest_trade():
+    encoder = KrakenEncoder(CRYPTO)
+    session = _session(encoder)
+    params = {"channel": "trade", "symbol": ["BTC/USD"], "snapshot": True}
+    ack, snapshot = _send(session, {"method": "subscribe", "params": params})
+    assert ack["result"]["snapshot"] is True
+    assert snapshot == {"channel": "trade", "type": "snapshot", "data": []}  # none yet
+    traded = records({"sym": BTC, "seq": 9, "ts": S, "flags": TRADE_BUY, "last_size": 5})
+    [data] = orjson.loads(encoder.current(traded[0], "trade") or b"")["data"]
+    assert (data["trade_id"], data["side"], data["qty"]) == (9, "buy", 0.00005)
+
+
 def test_unsubscribe_ping_and_errors():
     session = _session()
     params = {"channel": "trade", "symbol": ["BTC/USD"]}
