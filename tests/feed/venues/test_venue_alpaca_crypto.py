@@ -24,6 +24,7 @@ DEADLINE_S = 30
 PATH = "/alpaca/v1beta3/crypto/us"
 CRYPTO = Universe.crypto_pairs()
 BTC, ETH = CRYPTO.index("BTC-USD"), CRYPTO.index("ETH-USD")
+T0 = 1_700_000_040 * 10**9  # 2023-11-14T22:14:00Z, a whole minute
 
 
 def _session(universe: Universe = CRYPTO) -> AlpacaCryptoSession:
@@ -88,10 +89,10 @@ def test_unknown_crypto_feed_is_404():
 
 
 def _batch(*rows: tuple[int, int, float, float, float, int, int, int, int]) -> TickBatch:
-    """(sym, seq, bid, ask, last, last_size, flags, bid_size, ask_size) at ts 1 s + seq."""
+    """(sym, seq, bid, ask, last, last_size, flags, bid_size, ask_size) at ts T0 + seq."""
     batch = np.zeros(len(rows), TICK_DTYPE)
     for r, (sym, seq, bid, ask, last, ls, fl, bs, asz) in zip(batch, rows, strict=True):
-        r["ts"], r["seq"], r["sym"], r["flags"] = 10**9 + seq, seq, sym, fl
+        r["ts"], r["seq"], r["sym"], r["flags"] = T0 + seq, seq, sym, fl
         r["bid"], r["ask"], r["last"], r["last_size"] = bid, ask, last, ls
         r["bid_size"], r["ask_size"] = bs, asz
     return batch
@@ -106,7 +107,7 @@ def test_encoder_writes_crypto_trades_and_quotes_with_the_asset_s_quantity():
         (BTC, 8, 95000.0, 95000.01, 95000.01, 3, buy, 300, 5),
         (ETH, 9, 3500.0, 3500.01, 3500.0, 1, sell, 1, 1),
     )
-    shared = AlpacaCryptoEncoder(CRYPTO).encode(batch, 10**9 + 10)
+    shared = AlpacaCryptoEncoder(CRYPTO).encode(batch, T0 + 10)
     said = [m for f in session.deliver(shared) for m in orjson.loads(f.data)]
     trades = [m for m in said if m["T"] == "t"]
     quotes = [m for m in said if m["T"] == "q"]
@@ -123,7 +124,7 @@ def test_encoder_writes_crypto_trades_and_quotes_with_the_asset_s_quantity():
             "bs": 0.003,
             "ap": 95000.01,
             "as": 0.00005,
-            "t": "1970-01-01T00:00:01.000000007Z",
+            "t": "2023-11-14T22:14:00.000000007Z",
         }
     ]
 
@@ -254,3 +255,52 @@ async def test_json_stream_and_rest_of_the_same_market(crypto: VenueServer):
     quotes, latest = await _in_thread(client)
     assert quotes and all(q["T"] == "q" and q["S"].endswith("/USD") for q in quotes)
     assert set(latest["trades"]) == {"SOL/USD"} and latest["trades"]["SOL/USD"]["p"] > 0
+
+
+def test_bars_carry_the_pair_s_name_and_the_coin_s_volume():
+    session = _session()
+    session.receive('{"action":"subscribe","bars":["BTC/USD"]}', 2)
+    encoder = AlpacaCryptoEncoder(CRYPTO)
+    trade = _batch((BTC, 7, 95000.0, 95000.01, 95000.0, 210, int(TickFlag.TRADE), 1, 1))
+    assert session.deliver(encoder.encode(trade, T0 + 10)) == []  # the minute is open
+    later = encoder.encode(_batch(), T0 + 60 * 10**9)  # event time leaves the minute: its bar
+    [bar] = [m for f in session.deliver(later) for m in orjson.loads(f.data)]
+    assert (bar["T"], bar["S"], bar["v"], bar["n"], bar["t"]) == (
+        "b",
+        "BTC/USD",
+        0.0021,
+        1,
+        "2023-11-14T22:14:00Z",
+    )
+
+
+async def test_rest_errors_and_unknown_pairs(crypto: VenueServer):
+    import urllib.error
+    import urllib.request
+
+    base = crypto.url(PATH).replace("ws://", "http://", 1)
+
+    def get(path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+
+    def run() -> dict[str, tuple[int, Any]]:
+        return {
+            "book": get("/latest/orderbooks?symbols=BTC/USD"),
+            "nowhere": get("/nowhere"),
+            "unknown": get("/latest/trades?symbols=NOPE/USD,BTC-USD"),
+            "missing": get("/trades"),
+            "timeframe": get("/bars?symbols=BTC/USD&timeframe=7Sec"),
+            "page": get("/trades?symbols=BTC/USD,ETH/USD&limit=2"),
+        }
+
+    got = await _in_thread(run)
+    assert got["book"][0] == got["nowhere"][0] == 404
+    assert got["unknown"] == (200, {"trades": {}})  # no data, as at Alpaca: not an error
+    assert got["missing"][0] == 400 and got["timeframe"][0] == 422
+    status, page = got["page"]
+    assert status == 200 and list(page["trades"]) == ["BTC/USD"]
+    assert len(page["trades"]["BTC/USD"]) == 2 and page["next_page_token"]
