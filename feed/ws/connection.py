@@ -1,6 +1,7 @@
 """The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
-One task per socket (`Connection.run`) reads and answers the handshake (`opening`). Once open,
+One task per socket (`Connection.run`) reads and answers the handshake (`opening`), or plain
+requests one after another while the client keeps the connection alive. Once open,
 the socket has two tasks in the connection's own nursery (`pump`), and neither cancels the
 other's scopes: the writer (the connection's task itself) owns the socket's writes, waits for
 the socket to take a backlog and wakes at `core.next_deadline(now)`; the reader feeds what it
