@@ -65,6 +65,7 @@ RAW_BINARY = "tickwire.v1.binary"
 RECORD_REPLAY = "tickwire record"
 ALPACA = "StockDataStream"
 BINANCE = "BinanceSocketManager"
+CRYPTOFEED = "from cryptofeed import FeedHandler"
 CCXT = "ccxt.binance("
 BUS = "# a producer + 2 gateways"
 TWO_MACHINES = "--role producer"
@@ -84,6 +85,7 @@ CLAIMED = (
     RECORD_REPLAY,
     ALPACA,
     BINANCE,
+    CRYPTOFEED,
     CCXT,
     BUS,
     TWO_MACHINES,
@@ -348,6 +350,30 @@ def test_binance_example_prints_a_trade(tmp_path: Path) -> None:
         out = run_python(code, tmp_path)
     assert out.returncode == 0, out.stderr
     assert re.match(r"^\{'e': 'trade', .*'s': 'AAPL'", out.stdout), out.stdout
+
+
+def test_cryptofeed_example_prints_trades(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cryptofeed", reason="cryptofeed is not installed (the test extra)")
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    pem, ca_pem = tmp_path / "server.pem", tmp_path / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_pem))  # the private CA, as the README says
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_pem))
+    with serve_process("--certfile", str(pem)) as (_, url):
+        host = url.removeprefix("wss://").split("/")[0]
+        code = block(CRYPTOFEED).replace("feed.example:8765", host)
+        feed = Child([sys.executable, "-c", code], tmp_path)  # runs until stopped, as written
+        try:
+            seen = feed.until(lambda seen: len(seen) >= 2, 45)
+        finally:
+            feed.kill()
+    assert "Traceback" not in feed.stderr, feed.stderr[-3000:]
+    for line in seen:
+        symbol, side, amount, price = line.split()
+        assert symbol == "AAPL-USD" and side in ("buy", "sell"), line
+        assert float(amount) > 0 and float(price) > 0, line
 
 
 def test_ccxt_example_reads_ticker_and_klines(tmp_path: Path) -> None:

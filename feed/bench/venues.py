@@ -7,15 +7,26 @@ universe, each connection on its own 10 symbols, the same 10 on both sides: `_lo
 issue's figure (goal: within 1.5x of `/v1` JSON). A venue message carries one event where a `/v1`
 message carries every tick of a flush, so CPU per delivered update (a tick, or an event) is shown
 too. Imports no trio: everything runs in other processes.
+
+REST over HTTP keep-alive: one client (the stdlib's `http.client`, in the bench's process) asks a
+fresh `tickwire serve` for Binance's `ticker/price` as fast as it answers, over one kept-alive
+connection, then over a new connection per request (what every REST call cost before).
 """
 
 from __future__ import annotations
 
+import http.client
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+from ._procs import server
 from ._table import NAN, Row, row
 from .fanout import run_load
+
+_REST_PATH = "/binance/api/v3/ticker/price?symbol=AAPL"
+_NO_WEIGHT_LIMIT = ("--binance-weight-per-min", str(10**9))  # measure the rate, not the 429s
 
 
 def measure(mode: str, n: int, window_s: float, warmup_s: float) -> dict[str, Any]:
@@ -37,6 +48,40 @@ def measure(mode: str, n: int, window_s: float, warmup_s: float) -> dict[str, An
         "cpu_us_update": server_cpu / ticks * 1e6 if ticks else NAN,
         "server_cpu_pct": server_cpu / wall * 100,
     }
+
+
+def rest_rate(host: str, port: int, window_s: float, keep_alive: bool) -> float:
+    """REST requests answered per second by one client over `window_s`."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    headers = {} if keep_alive else {"Connection": "close"}
+    done, start = 0, time.perf_counter()
+    try:
+        while (elapsed := time.perf_counter() - start) < window_s:
+            conn.request("GET", _REST_PATH, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"GET {_REST_PATH}: HTTP {answer.status}")
+            done += 1
+            if not keep_alive:
+                conn.close()  # the next request opens a new connection
+    finally:
+        conn.close()
+    return done / elapsed
+
+
+def rest_rows(quick: bool, advance: Callable[[str], None]) -> list[Row]:
+    window_s = 0.3 if quick else 3.0
+    label = "venue REST GET Binance ticker/price, 1 client"
+    advance(f"{label}: keep-alive vs a connection per request")
+    with server("tickwire", *_NO_WEIGHT_LIMIT) as (_, url):
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        rest_rate(host, port, window_s / 3, True)  # warm-up: the history fills, code is hot
+        kept = rest_rate(host, port, window_s, True)
+        fresh = rest_rate(host, port, window_s, False)
+    base = "a new connection per request"
+    return [row(f"{label}: requests/s", kept, "req/s", base, fresh, higher=True)]
 
 
 def venue_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
@@ -69,4 +114,5 @@ def venue_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[
             v1["cpu_us_update"],
             higher=False,
         ),
+        *rest_rows(quick, advance),
     ]

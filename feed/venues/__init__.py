@@ -1,4 +1,5 @@
-"""Exchange dialects: the simulated market in Alpaca's, Binance's and Coinbase's own protocols.
+"""Exchange dialects: the simulated market in Alpaca's (stocks and crypto), Binance's,
+Coinbase's and Kraken's own protocols.
 
 Each venue is two sans-IO classes (no trio, no sockets, no clock of their own):
 
@@ -58,8 +59,11 @@ from tickwire.simulators.universe import Universe
 
 from ._common import Close, Frame, HandshakeRefused, KeyLimit, Reply, Services, Shared
 from .alpaca import AlpacaEncoder, AlpacaSession
+from .alpaca_crypto import AlpacaCryptoEncoder, AlpacaCryptoSession
 from .binance import BinanceEncoder, BinanceSession
 from .coinbase import CoinbaseEncoder, CoinbaseSession
+from .kraken import KrakenSession
+from .kraken_encoder import KrakenEncoder
 
 __all__ = [
     "ENCODERS",
@@ -121,14 +125,17 @@ Factory = Callable[[Upgrade], VenueSession]  # may raise HandshakeRefused
 
 
 def _alpaca(up: Upgrade) -> VenueSession:
-    parts = up.path.strip("/").split("/")  # alpaca, v2, feed
-    if len(parts) != 3 or parts[1] != "v2":
+    parts = up.path.strip("/").split("/")  # alpaca, v2, feed; or alpaca, v1beta3, crypto, feed
+    crypto = len(parts) == 4 and parts[1:3] == ["v1beta3", "crypto"]
+    if not crypto and (len(parts) != 3 or parts[1] != "v2"):
         raise HandshakeRefused(
-            404, f"unknown Alpaca path {up.path!r}; use /alpaca/v2/{{iex,sip,test}}"
+            404,
+            f"unknown Alpaca path {up.path!r}; use /alpaca/v2/{{iex,sip,test}} "
+            "or /alpaca/v1beta3/crypto/us",
         )
     services = up.services
-    return AlpacaSession(
-        parts[2],
+    return (AlpacaCryptoSession if crypto else AlpacaSession)(
+        parts[-1],
         up.headers,
         up.universe,
         up.tokens,
@@ -150,16 +157,26 @@ def _coinbase(up: Upgrade) -> VenueSession:
     return CoinbaseSession(up.universe, up.now_ns, current=current)
 
 
+def _kraken(up: Upgrade) -> VenueSession:
+    if up.path.rstrip("/") != "/kraken/v2":
+        raise HandshakeRefused(404, f"unknown Kraken path {up.path!r}; use /kraken/v2")
+    current = up.services.current if up.services is not None else None
+    return KrakenSession(up.universe, up.now_ns, current=current)
+
+
 ROUTES: dict[str, Factory] = {
     "/alpaca/": _alpaca,
     "/binance/": _binance,
     "/coinbase": _coinbase,
+    "/kraken/": _kraken,
 }
 
 ENCODERS: dict[str, Callable[[Universe], VenueEncoder]] = {
     "alpaca": AlpacaEncoder,
+    "alpaca_crypto": AlpacaCryptoEncoder,
     "binance": BinanceEncoder,
     "coinbase": CoinbaseEncoder,
+    "kraken": KrakenEncoder,
 }
 
 

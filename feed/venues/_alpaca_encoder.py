@@ -63,7 +63,7 @@ class AlpacaEncoder:
         """The Alpaca message of an entry, its event time rendered by `stamp`."""
         names, tapes, plain, number = self.universe.symbols, self._tapes, self._plain, self._number
         if entry.channel == "trades":
-            sym, tid, price, size, ts = entry.message
+            sym, tid, price, size, ts, _ = entry.message
             return {
                 "T": "t",
                 "S": names[sym],
@@ -131,7 +131,7 @@ class AlpacaEncoder:
             tape.seen(sym, last, vol, ls if fl & _TRADE else 0, bool(fl & _OPEN))
             if fl & _TRADE:
                 tape.trade(sym, ts, last, ls, bool(fl & _BUY), seq)  # the trade id: its seq
-                push((sym, "trades", (sym, seq, last, ls, ts)))
+                push((sym, "trades", (sym, seq, last, ls, ts, bool(fl & _BUY))))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote

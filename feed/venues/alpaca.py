@@ -93,9 +93,15 @@ def frames_of(items: Sequence[Any], binary: bool) -> Frame:
 
 
 class AlpacaSession:
-    """One Alpaca connection: authentication, subscriptions, and which messages it receives."""
+    """One Alpaca connection: authentication, subscriptions, and which messages it receives.
+    The class attributes are its feed's paths and channels (`alpaca_crypto` has others)."""
 
     venue = "alpaca"
+    feeds: tuple[str, ...] = FEEDS
+    data_channels: tuple[str, ...] = DATA_CHANNELS
+    all_channels: tuple[str, ...] = ALL_CHANNELS
+    mirrored: tuple[str, ...] = MIRRORED
+    other_feed_channels: tuple[str, ...] = OTHER_FEED_CHANNELS
 
     def __init__(
         self,
@@ -110,8 +116,8 @@ class AlpacaSession:
         failures: AuthFailures | None = None,
         peer: str = "",
     ) -> None:
-        if feed not in FEEDS:
-            raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {FEEDS}")
+        if feed not in self.feeds:
+            raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {self.feeds}")
         lower = {k.lower(): v for k, v in headers.items()}
         self.feed = feed
         self.binary = "msgpack" in lower.get("content-type", "").lower()
@@ -120,8 +126,8 @@ class AlpacaSession:
         self._limit = symbol_limit
         self.authenticated = False
         self._deadline: int | None = now_ns + AUTH_TIMEOUT_NS
-        self.subs: dict[str, dict[str, None]] = {c: {} for c in ALL_CHANNELS}
-        self._ids: dict[str, set[int] | None] = {c: set() for c in DATA_CHANNELS}  # None: "*"
+        self.subs: dict[str, dict[str, None]] = {c: {} for c in self.all_channels}
+        self._ids: dict[str, set[int] | None] = {c: set() for c in self.data_channels}  # None: *
         self._symbols: set[int] | None = set()
         self._key: Hashable = ()
         self._keys = keys
@@ -233,9 +239,9 @@ class AlpacaSession:
         for key, value in msg.items():
             if key == "action":
                 continue
-            if key in OTHER_FEED_CHANNELS:
+            if key in self.other_feed_channels:
                 return self._error(410)
-            if key not in ALL_CHANNELS or key in MIRRORED:
+            if key not in self.all_channels or key in self.mirrored:
                 return self._error(400)
             if not isinstance(value, list) or not all(
                 isinstance(s, str) and 0 < len(s) <= 32 for s in value
@@ -249,9 +255,9 @@ class AlpacaSession:
                     subs[channel][s] = None
                 else:
                     subs[channel].pop(s, None)
-        subs["corrections"] = dict(subs["trades"])
-        subs["cancelErrors"] = dict(subs["trades"])
-        distinct = {s for c in ALL_CHANNELS for s in subs[c] if s != "*"}
+        for mirror in self.mirrored:
+            subs[mirror] = dict(subs["trades"])
+        distinct = {s for c in self.all_channels for s in subs[c] if s != "*"}
         if add and self._limit is not None and len(distinct) > self._limit:
             return self._error(405)
         self.subs = subs
@@ -260,23 +266,26 @@ class AlpacaSession:
         reply.symbols = ids
         return reply
 
-    def _resolve(self) -> frozenset[int]:
+    def _ids_of(self, names: Mapping[str, None]) -> set[int] | None:
+        """The symbol ids a channel's names stand for; None: every symbol ("*")."""
+        if "*" in names:
+            return None
         index = self.universe
+        return {index.index(s) for s in names if s in index}
+
+    def _resolve(self) -> frozenset[int]:
         union: set[int] = set()
         wild = False
-        for channel in DATA_CHANNELS:
-            names = self.subs[channel]
-            if "*" in names:
-                self._ids[channel] = None
+        for channel in self.data_channels:
+            found = self._ids[channel] = self._ids_of(self.subs[channel])
+            if found is None:
                 wild = True
             else:
-                found = {index.index(s) for s in names if s in index}
-                self._ids[channel] = found
                 union |= found
         self._symbols = None if wild else union
         ids = self._ids
-        self._key = ("alpaca", self.binary, *(_frozen(ids[c]) for c in DATA_CHANNELS))
-        return frozenset(range(len(index))) if wild else frozenset(union)
+        self._key = (self.venue, self.binary, *(_frozen(ids[c]) for c in self.data_channels))
+        return frozenset(range(len(self.universe))) if wild else frozenset(union)
 
     def _frame(self, message: dict[str, Any]) -> Frame:
         return frames_of([message], self.binary)

@@ -1,6 +1,6 @@
 """The venues' REST market-data APIs on the feed's own port: `/binance/api/v3/...`,
-`/coinbase/...`, `/alpaca/v2/stocks/...` (`rest_binance.py`, `rest_coinbase.py`,
-`rest_alpaca.py`).
+`/coinbase/...`, `/alpaca/v2/stocks/...`, `/alpaca/v1beta3/crypto/us/...` (`rest_binance.py`,
+`rest_coinbase.py`, `rest_alpaca.py`, `rest_alpaca_crypto.py`).
 
 Sans-IO, like the venues' sessions: a handler takes a `RestRequest` (method, path, query,
 headers, the client's address) and the event time `now_ns`, and returns a `RestResponse`
@@ -31,6 +31,8 @@ from tickwire.feed.venues._rest_common import (
 )
 from tickwire.feed.venues._rest_tape import RestTape
 from tickwire.feed.venues.rest_alpaca import AlpacaRest
+from tickwire.feed.venues.rest_alpaca_crypto import PREFIX as _CRYPTO_PREFIX
+from tickwire.feed.venues.rest_alpaca_crypto import AlpacaCryptoRest
 from tickwire.feed.venues.rest_binance import BinanceRest
 from tickwire.feed.venues.rest_coinbase import CoinbaseRest
 from tickwire.feed.venues.rest_coinbase_advanced import CoinbaseAdvancedRest
@@ -42,7 +44,8 @@ NS_PER_S = 1_000_000_000
 # Coinbase Exchange's public endpoints: 10 requests a second per address, in bursts of up to
 # 15 (as a fixed one-second window of 15). Alpaca's market data: 200 requests a minute per key.
 COINBASE_PER_S = 15
-ALPACA_PER_MIN = 200
+ALPACA_PER_MIN = 200  # stocks and crypto together, as Alpaca counts them
+CRYPTO = _CRYPTO_PREFIX + "/"
 
 
 class RestApi:
@@ -66,7 +69,12 @@ class RestApi:
         self._coinbase = _limited(coinbase.handle, coinbase_per_s, NS_PER_S, _coinbase_limit)
         advanced = CoinbaseAdvancedRest(view).handle
         self._advanced = _limited(advanced, coinbase_per_s, NS_PER_S, _coinbase_limit)
-        self._alpaca = _limited(alpaca.handle, alpaca_per_min, 60 * NS_PER_S, _alpaca_limit)
+        crypto = AlpacaCryptoRest(view).handle
+
+        def alpaca_data(req: RestRequest, now_ns: int) -> RestResponse:  # one rate for both
+            return (crypto if req.path.startswith(CRYPTO) else alpaca.handle)(req, now_ns)
+
+        self._alpaca = _limited(alpaca_data, alpaca_per_min, 60 * NS_PER_S, _alpaca_limit)
 
     def route(self, path: str) -> Handler | None:
         """The handler of a REST path, or None (WebSocket paths of the venues are not REST)."""
@@ -77,6 +85,9 @@ class RestApi:
         if path.startswith("/coinbase/") and path.rstrip("/") != "/coinbase":
             return self._guard(self._coinbase, ("cb-access-key",), _coinbase_refusal)
         if path.startswith("/alpaca/v2/stocks/") or path == "/alpaca/v2/stocks":
+            keys = ("apca-api-key-id", "apca-api-secret-key")
+            return self._guard(self._alpaca, keys, _alpaca_refusal)
+        if path.startswith(CRYPTO):
             keys = ("apca-api-key-id", "apca-api-secret-key")
             return self._guard(self._alpaca, keys, _alpaca_refusal)
         return None

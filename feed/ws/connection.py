@@ -1,6 +1,7 @@
 """The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
-One task per socket (`Connection.run`) reads and answers the handshake (`opening`). Once open,
+One task per socket (`Connection.run`) reads and answers the handshake (`opening`), or plain
+requests one after another while the client keeps the connection alive. Once open,
 the socket has two tasks in the connection's own nursery (`pump`), and neither cancels the
 other's scopes: the writer (the connection's task itself) owns the socket's writes, waits for
 the socket to take a backlog and wakes at `core.next_deadline(now)`; the reader feeds what it
@@ -34,6 +35,9 @@ from tickwire.feed.ws.transport import SocketTransport, TLSTransport, Transport
 from tickwire.feed.ws.websocket import State, WebSocketCore
 
 log = logging.getLogger("tickwire.server")
+# A kept-alive connection's next request must arrive within this (browsers and HTTP clients
+# reuse within seconds; Apache's KeepAliveTimeout), or the request deadline if shorter.
+KEEP_ALIVE_S = 5.0
 
 # The core an accepted upgrade gets: (accept, wake, now) -> core, or a refusal (HTTP status)
 # decided before the 101 is sent (a venue path that names no valid stream).
@@ -139,12 +143,17 @@ class Connection:
             await self._refuse_now(self._refuse, trio.current_time())
             return False
         front = http.HttpFront(shell.policy, self.ip)
-        try:
-            decision = await opening.read_request(
-                self.transport, front, self, registry.pressed_timeout_s
-            )
-        finally:
-            registry.handshake_ended(self)
+        decision = await self._read_request(front)
+        while isinstance(decision, http.Refuse) and decision.keep_alive and not self.shed:
+            if not await opening.send_all(self.transport, decision.response):
+                return False  # a plain answer: nothing to close but the socket
+            log.debug("client %s: HTTP %d, %s", self.peer, decision.status, decision.reason)
+            await trio.lowlevel.checkpoint()  # one answer a turn: pipelining cannot hog trio
+            decision = front.next_request()  # pipelined: already here, answered in order
+            if decision is None:  # idle: the next request by the same deadlines, sheddable
+                now = self.opened_s = trio.current_time()
+                self.request_by = min(registry.handshake_started(self, now), now + KEEP_ALIVE_S)
+                decision = await self._read_request(front)
         now = trio.current_time()
         if decision is None or self.shed:  # shed before its task ran: its slot is gone
             if self.shed:
@@ -174,6 +183,15 @@ class Connection:
         if decision.trailing:
             made.receive_data(decision.trailing, now)
         return True
+
+    async def _read_request(self, front: http.HttpFront) -> http.Accept | http.Refuse | None:
+        registry = self._shell.registry
+        try:
+            return await opening.read_request(
+                self.transport, front, self, registry.pressed_timeout_s
+            )
+        finally:
+            registry.handshake_ended(self)
 
     def _open(self, core: WebSocketCore, now: float) -> None:
         """The 101 is out: start the machine, or close it with 1013 at the connection cap."""

@@ -9,8 +9,12 @@ path (404), Origin (403), token (401), then the caller's per-IP and connection c
 carries the 101 response and the bytes that followed the request in the same packet (a client
 may send its first frame with the handshake: they belong to the WebSocket). Any other request
 gets an answer from `routes`, or from `rest_route` (the venues' REST paths, by prefix, under the
-upgrades' Origin rules), 404 by default, and `Connection: close`. No trio, no sockets, no
-clock: the deadline against slowloris is the shell's.
+upgrades' Origin rules), 404 by default. Such an answer keeps the connection open for the next
+request (HTTP/1.1's default, through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0
+closes, at most `Policy.keep_alive_requests` per connection); pipelined requests are answered
+in order (`next_request`), each head measured as the first. A refusal, a method other than GET
+or HEAD, or a request with a body closes. No trio, no sockets, no clock: the deadlines against
+slowloris and idle connections are the shell's.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 from wsproto.utilities import generate_accept_token
+
+from tickwire.feed.ws.responses import closing_response as _response
+from tickwire.feed.ws.responses import keep_alive_response
 
 MAX_HEADER_BYTES = 16 * 1024  # a browser's request with cookies fits easily; more is abuse
 MAX_HEADER_LINES = 100  # Apache's LimitRequestFields; a browser sends about 20
 _BLANK_LINE = re.compile(b"\n\r?\n")  # the end of a request head, as h11 finds it
 _UNIQUE = ("origin", "host", "sec-websocket-key")  # a second one could hide the first
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+KEEP_ALIVE_REQUESTS = 1000  # nginx's keepalive_requests default
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -73,12 +80,14 @@ class Accept:
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
-    """Answer with `response` and close. `reason` is for the log (never holds a token)."""
+    """Answer with `response` and close, unless `keep_alive`: then read the connection's next
+    request (`HttpFront.next_request` first). `reason` is for the log (never holds a token)."""
 
     response: bytes
     status: int
     reason: str
     upgrade: bool  # a refused WebSocket upgrade (counted and summarised), not a plain request
+    keep_alive: bool = False  # a plain answer after which the connection serves another
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,9 @@ class Policy:
     # Plain-HTTP paths routed by prefix (the venues' REST APIs): the route of a path, or None.
     # Their Origin rules are the upgrades'; their tokens are the route's own business.
     rest_route: Callable[[str], Route | None] = lambda path: None
+    # Plain requests one connection may send (nginx's keepalive_requests): the last answer
+    # says `Connection: close`, so a client's memory per connection stays bounded.
+    keep_alive_requests: int = KEEP_ALIVE_REQUESTS
 
 
 def own_hosts(bind_host: str) -> tuple[frozenset[str], bool]:
@@ -136,13 +148,14 @@ def normalise_origin(origin: str) -> str:
 class HttpFront:
     """One socket's request, parsed; `receive_data` returns None until it can decide."""
 
-    __slots__ = ("_h11", "_head", "_peer", "_policy")
+    __slots__ = ("_h11", "_head", "_peer", "_policy", "answered")
 
     def __init__(self, policy: Policy, peer: str = "") -> None:
         self._policy = policy
         self._peer = peer
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._head: bytearray | None = bytearray()  # the head so far; None once measured
+        self.answered = 0  # plain requests answered on this connection
 
     def receive_data(self, data: bytes) -> Accept | Refuse | None:
         """Feed bytes read from the socket (b"" at EOF); None: read more."""
@@ -153,6 +166,21 @@ class HttpFront:
             if too_big is not None:
                 return _refuse(431, too_big, f"request header fields too large: {too_big}\n", False)
         self._h11.receive_data(data)
+        return self._next_event()
+
+    def next_request(self) -> Accept | Refuse | None:
+        """After a `keep_alive` answer: the next request if it already arrived with the last
+        one (pipelined), measured as if it came now; None: read more (`receive_data`)."""
+        self._head = bytearray()
+        buffered, _ = self._h11.trailing_data
+        if not buffered:
+            return None
+        too_big = self._measure(bytes(buffered))
+        if too_big is not None:
+            return _refuse(431, too_big, f"request header fields too large: {too_big}\n", False)
+        return self._next_event()
+
+    def _next_event(self) -> Accept | Refuse | None:
         try:
             event = self._h11.next_event()
         except h11.RemoteProtocolError as exc:
@@ -230,18 +258,35 @@ class HttpFront:
                 body = f"origin {origin[:100]} may not read (see the server's --allow-origin)\n"
                 return _refuse(403, f"origin {origin[:100]!r} not allowed", body, False)
         if req.method != b"GET" and req.method != b"HEAD":
-            return Refuse(
-                _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n"),
-                405,
-                f"method {req.method.decode()}",
-                False,
-            )
+            text = _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n")
+            return Refuse(text, 405, f"method {req.method.decode()}", False)
         if route is None:
-            return _refuse(404, f"no page at {path}", policy.not_found.decode(), False)
-        resp = route(HttpRequest(req.method.decode(), path, query, headers, self._peer))
-        head = req.method == b"HEAD"  # the same headers as GET, no body
-        text = _response(resp.status, list(resp.headers), resp.body, head=head)
-        return Refuse(text, resp.status, f"{req.method.decode()} {path}", False)
+            return self._answer(req, HttpResponse(404, (), policy.not_found), f"no page at {path}")
+        return self._answer(
+            req,
+            route(HttpRequest(req.method.decode(), path, query, headers, self._peer)),
+            f"{req.method.decode()} {path}",
+        )
+
+    def _answer(self, req: h11.Request, resp: HttpResponse, reason: str) -> Refuse:
+        """`resp` to a GET or HEAD, written by h11 so that the connection may serve the next
+        request: kept alive unless the client asked to close, spoke HTTP/1.0 without
+        keep-alive, sent a body, or reached `keep_alive_requests`."""
+        conn, head = self._h11, req.method == b"HEAD"  # HEAD: the same headers as GET, no body
+        try:
+            ended = isinstance(conn.next_event(), h11.EndOfMessage)  # no body to read first
+        except h11.RemoteProtocolError:
+            ended = False
+        if not ended:  # a body we will not read: answer and close, as before
+            text = _response(resp.status, list(resp.headers), resp.body, head=head)
+            return Refuse(text, resp.status, reason, False)
+        self.answered += 1
+        last = self.answered >= self._policy.keep_alive_requests
+        out = keep_alive_response(conn, resp.status, list(resp.headers), resp.body, head, last)
+        keep = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        if keep:
+            conn.start_next_cycle()
+        return Refuse(out, resp.status, reason, False, keep_alive=keep)
 
     def _check_upgrade(
         self, req: h11.Request, key: str, query: str, headers: dict[str, str]
@@ -318,27 +363,6 @@ def refusal(status: int, reason: str, body: str) -> Refuse:
 def _refuse(status: int, reason: str, body: str, upgrade: bool = True) -> Refuse:
     response = _response(status, [], body.encode()) if status else b""
     return Refuse(response, status, reason, upgrade)
-
-
-def _response(
-    status: int, headers: list[tuple[str, str]], body: bytes, *, head: bool = False
-) -> bytes:
-    """A complete HTTP/1.1 response that closes the connection (built by hand: h11 will not
-    write one once the peer broke the protocol, and these are fixed, valid headers). A HEAD
-    answer keeps GET's Content-Length and drops the body; a 304 has neither."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
-    lines = [f"HTTP/1.1 {status} {phrase}"]
-    names = {k.lower() for k, _ in headers}
-    if "content-type" not in names and status != 304:
-        lines.append("Content-Type: text/plain; charset=utf-8")
-    lines += [f"{k}: {v}" for k, v in headers]
-    if "content-length" not in names and status != 304:
-        lines.append(f"Content-Length: {len(body)}")
-    lines += ["Connection: close", "", ""]
-    return "\r\n".join(lines).encode("latin-1") + (b"" if head or status == 304 else body)
 
 
 TOKEN_REFUSED = (

@@ -32,6 +32,7 @@ FAMILIES = (
     "fan-out N=2 '*', JSON, every update: server CPU/tick",  # beside mode latest
     "fan-out N=2 '*', binary, every update: latency p99",
     "venue Binance N=2 10 sym each: server CPU/msg",
+    "venue REST GET Binance ticker/price, 1 client: requests/s",
     "bus latency N=2 '*', default universe: p50",
     "bus producer, 500 symbols: CPU per published tick",
     "idle bus CPU (Redis + producer + 2 gateways), no client",

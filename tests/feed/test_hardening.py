@@ -100,8 +100,8 @@ async def test_early_close_after_404_and_401_and_reset_after_the_handshake(guard
         (_upgrade("/nope"), 404),
         (_upgrade("/v1"), 401),
         (_upgrade("/v1", "Authorization: Bearer s3cret", "Origin: https://evil.example"), 403),
-        (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
-        (b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", 200),  # answered, then closed too
+        (b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200),  # closed, as asked
         (b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
         (b"NONSENSE\r\n\r\n", 400),
     ],

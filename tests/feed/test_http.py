@@ -47,7 +47,7 @@ def refused(data: bytes, status: int, pol: _http.Policy | None = None) -> _http.
     assert isinstance(out, _http.Refuse), out
     assert out.status == status, out
     assert out.response.startswith(b"HTTP/1.1 %d " % status)
-    assert b"Connection: close" in out.response
+    assert (b"Connection: close" in out.response) is not out.keep_alive  # plain GETs stay open
     head, body = out.response.split(b"\r\n\r\n", 1)
     assert b"Content-Length: %d" % len(body) in head
     return out

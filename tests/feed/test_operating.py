@@ -252,14 +252,19 @@ async def _ask(server: Server, request: bytes) -> bytes:
 
 async def test_page_head_and_304_on_the_feed_port(server: Server) -> None:
     with trio.fail_after(20):
-        get_ = await _ask(server, b"GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        get_ = await _ask(server, b"GET /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         head, body = get_.split(b"\r\n\r\n", 1)
         fields = dict(h.partition(b": ")[::2] for h in head.split(b"\r\n")[1:])
         etag = fields[b"ETag"]
         length = next(h for h in head.split(b"\r\n") if h.startswith(b"Content-Length"))
-        head_only = await _ask(server, b"HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n")
+        head_only = await _ask(
+            server, b"HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         cached = await _ask(
-            server, b"GET /app.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + etag + b"\r\n\r\n"
+            server,
+            b"GET /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIf-None-Match: "
+            + etag
+            + b"\r\n\r\n",
         )
     assert get_.startswith(b"HTTP/1.1 200") and b"text/javascript" in head
     assert int(length.split(b": ")[1]) == len(body) > 1000

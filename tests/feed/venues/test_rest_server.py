@@ -21,7 +21,7 @@ async def _request(
     venue: VenueServer, target: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     port = venue.server.url.rsplit(":", 1)[1].split("/")[0]
-    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     with trio.fail_after(DEADLINE_S):
         stream = await trio.open_tcp_stream("127.0.0.1", int(port))

@@ -18,6 +18,8 @@ PATHS = {
     "/binance/ws/aapl@trade": "binance",
     "/binance/stream": "binance",
     "/coinbase": "coinbase",
+    "/alpaca/v1beta3/crypto/us": "alpaca_crypto",
+    "/kraken/v2": "kraken",
 }
 
 
@@ -39,7 +41,7 @@ def test_every_route_makes_a_session_that_speaks_the_protocol(path: str) -> None
     assert s.deliver(shared) == []
 
 
-@pytest.mark.parametrize("path", ["/v1", "/", "/alpacas", "/bin/ws", "/coin"])
+@pytest.mark.parametrize("path", ["/v1", "/", "/alpacas", "/bin/ws", "/coin", "/krakenv2"])
 def test_other_paths_are_not_venues(path: str) -> None:
     assert route(path) is None
 
@@ -54,6 +56,10 @@ def test_other_paths_are_not_venues(path: str) -> None:
         ("/binance/ws/aapl@depth", "", 400),
         ("/binance/stream", "streams=aapl@trade/AAPL@trade", 400),
         ("/coinbase/ws", "", 404),
+        ("/alpaca/v1beta3/crypto/eu", "", 404),
+        ("/alpaca/v1beta3/stocks/us", "", 404),
+        ("/kraken/v1", "", 404),
+        ("/kraken/v2/ticker", "", 404),
     ],
 )
 def test_bad_venue_paths_are_refused(path: str, query: str, status: int) -> None:
@@ -65,4 +71,4 @@ def test_bad_venue_paths_are_refused(path: str, query: str, status: int) -> None
 
 
 def test_routes_are_prefixes() -> None:
-    assert set(ROUTES) == {"/alpaca/", "/binance/", "/coinbase"}
+    assert set(ROUTES) == {"/alpaca/", "/binance/", "/coinbase", "/kraken/"}

@@ -1,0 +1,108 @@
+"""Alpaca crypto market data (v1beta3) over the simulated market: `/alpaca/v1beta3/crypto/us`.
+
+The same protocol as Alpaca's stock stream (`alpaca.py`: `connected`, `auth`, subscribe, the
+error objects, the connection limit per key, JSON or MessagePack), with crypto's messages:
+trades `{"T":"t","S":"BTC/USD","p","s","t","i","tks"}` (`tks` the taker's side, B or S),
+quotes `{"T":"q","S","bp","bs","ap","as","t"}` and minute bars `{"T":"b","S","o","h","l","c",
+"v","t","n","vw"}`, sizes as the asset's quantity (0.0021 BTC). Symbols are Alpaca's `BASE/QUOTE`
+(`BTC/USD` for the universe's `BTC-USD`); only the universe's crypto pairs are served ("*" is all
+of them). `updatedBars` and `dailyBars` are acknowledged and stay silent, as on the stock feed;
+`orderbooks` waits for the order book on the wire (Alpaca's 410 until then: a data channel
+then, in `data_channels`, with its encoder's `T:o` message). Sans-IO: no trio, no sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from tickwire.simulators.universe import Universe
+
+from ._alpaca_encoder import AlpacaEncoder
+from ._common import Entry
+from .alpaca import AlpacaSession
+
+FEEDS = ("us",)
+DATA_CHANNELS = ("trades", "quotes", "bars")
+SILENT_CHANNELS = ("updatedBars", "dailyBars")  # the simulated market makes no late trades
+NOT_YET = ("orderbooks",)  # Alpaca's 410 until the order book is on the wire
+
+
+def alpaca_names(universe: Universe) -> dict[str, int]:
+    """The universe's crypto pairs by Alpaca's names (`BTC/USD`), to their symbol ids."""
+    return {
+        f"{universe.bases[i]}/{universe.quotes[i]}": i
+        for i, kind in enumerate(universe.kinds)
+        if kind == "crypto"
+    }
+
+
+class AlpacaCryptoSession(AlpacaSession):
+    """One connection to Alpaca's crypto stream: `AlpacaSession` with crypto's channels and
+    `BASE/QUOTE` symbols."""
+
+    venue = "alpaca_crypto"
+    feeds = FEEDS
+    data_channels = DATA_CHANNELS
+    all_channels = DATA_CHANNELS + SILENT_CHANNELS
+    mirrored = ()
+    other_feed_channels = NOT_YET
+
+    def __init__(
+        self,
+        feed: str,
+        headers: Mapping[str, str],
+        universe: Universe,
+        tokens: Sequence[str],
+        now_ns: int,
+        **options: Any,
+    ) -> None:
+        """As `AlpacaSession`'s; `feed` is the crypto feed ("us")."""
+        super().__init__(feed, headers, universe, tokens, now_ns, **options)
+        self._names = alpaca_names(universe)
+        self._all_crypto = len(self._names) == len(universe)
+        self.feed = f"crypto/{feed}"  # a key's stock and crypto streams are counted apart
+
+    def _ids_of(self, names: Mapping[str, None]) -> set[int] | None:
+        if "*" in names:
+            return None if self._all_crypto else set(self._names.values())
+        return {self._names[s] for s in names if s in self._names}
+
+
+class AlpacaCryptoEncoder(AlpacaEncoder):
+    """Every batch's Alpaca crypto messages, built once for all crypto sessions."""
+
+    venue = "alpaca_crypto"
+
+    def __init__(self, universe: Universe) -> None:
+        super().__init__(universe)
+        names = {i: name for name, i in alpaca_names(universe).items()}
+        self._pairs = [names.get(i, s) for i, s in enumerate(universe.symbols)]
+
+    def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
+        names, number = self._pairs, self._number
+        if entry.channel == "trades":
+            sym, tid, price, size, ts, buy = entry.message
+            return {
+                "T": "t",
+                "S": names[sym],
+                "p": price,
+                "s": number(sym, size),
+                "t": stamp(ts),
+                "i": tid,
+                "tks": "B" if buy else "S",
+            }
+        if entry.channel == "quotes":
+            sym, bid, bs, ask, asz, ts = entry.message
+            return {
+                "T": "q",
+                "S": names[sym],
+                "bp": bid,
+                "bs": number(sym, bs),
+                "ap": ask,
+                "as": number(sym, asz),
+                "t": stamp(ts),
+            }
+        message = super()._message(entry, stamp)  # a bar (crypto has no trading statuses)
+        message["S"] = names[entry.message.sym]
+        return message
