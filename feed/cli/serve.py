@@ -22,6 +22,7 @@ from tickwire.feed.cli import config as _config
 from tickwire.feed.cli.serve_settings import SERVE
 from tickwire.feed.runner import run_trio, until_stopped
 from tickwire.feed.server import capacity as _capacity
+from tickwire.feed.server.faulting import parse_path_spec
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators import Universe
@@ -119,6 +120,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         history_s=args.history,
         history_mb=args.history_mb,
         max_lag_s=args.max_lag,
+        faults=tuple(parse_path_spec(text) for text in args.faults),
     )
 
 

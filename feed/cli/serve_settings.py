@@ -9,6 +9,7 @@ server has the field, so a default lives in one place. Order is --print-config's
 from __future__ import annotations
 
 from tickwire.feed.cli import args
+from tickwire.feed.cli.serve_faults import settings as _fault_settings
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
@@ -375,6 +376,7 @@ SERVE: tuple[Setting, ...] = (
     *_market(),
     *_access(),
     *_clients(),
+    *_fault_settings(SERVER),  # --faults, --admin-token
     *_replay(),
     *_history_and_drain(),
     *_scale_out(),

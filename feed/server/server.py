@@ -27,6 +27,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed import venues
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.server.config import ServerConfig
+from tickwire.feed.server.faulting import FaultPolicy
 from tickwire.feed.server.hubsink import HubSink
 from tickwire.feed.server.listen import Listeners
 from tickwire.feed.server.market import MarketSource
@@ -35,6 +36,7 @@ from tickwire.feed.server.operate import Operations
 from tickwire.feed.server.roles import Sink, Source
 from tickwire.feed.server.routes import http_routes, rest_route
 from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
+from tickwire.feed.v1.faulty import FaultyFeedCore
 from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
 from tickwire.feed.venues.session import VenueContext, VenueCore
@@ -90,6 +92,7 @@ class Server:
         self.symbols_body = orjson.dumps(opening.universe.reference())
         self.name = f"{SERVER_NAME}/{version()}"
         self.counters = ServerCounters()
+        self.faults = FaultPolicy(config.faults, config.seed)
         self.ctx, self.venue_ctx = self._contexts(opening.universe)
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
@@ -216,8 +219,13 @@ class Server:
             return http.refusal(
                 503, "draining", "the server is shutting down: connect again in a moment\\n"
             )
+        faults = self.faults.injector(accept, now)
+        if isinstance(faults, http.Refuse):
+            return faults
         if accept.route == p.PATH:
             binary = accept.subprotocol == p.SUBPROTOCOL_BINARY
+            if faults is not None:
+                return FaultyFeedCore(self.ctx, wake, binary=binary, now=now, faults=faults)
             return FeedCore(self.ctx, wake, binary=binary, now=now)
         factory = venues.route(accept.path)
         if factory is None:  # pragma: no cover - the HTTP front routes only venue paths here
@@ -344,6 +352,7 @@ class Server:
             "ticks_conflated": conns["ticks_conflated"],
             "errors": conns["errors"],
             "closes": dict(c.closes),
+            "faults_injected": dict(self.faults.counts),
             **self.hub_sink.statistics(),
             **self.source.statistics(),
             **{k: v for sink in self.sinks[1:] for k, v in sink.statistics().items()},

@@ -1,0 +1,28 @@
+"""The `tickwire serve` settings of injected faults and live scenarios (`--faults`,
+`--admin-token`), declared here and listed once in `serve_settings.SERVE`."""
+
+from __future__ import annotations
+
+from tickwire.feed.cli.setting import Kind, Section, Setting
+from tickwire.feed.server.faulting import parse_path_spec
+
+
+def settings(section: Section) -> list[Setting]:
+    return [
+        Setting(
+            name="faults",
+            section=section,
+            kind=Kind.LIST,
+            type=fault_path,
+            unit="PATH=SPEC",
+            help="inject faults into every connection to PATH or below it that asks for none "
+            "itself (repeatable), e.g. /binance=disconnect:30s or /v1=drop:0.01,delay:50ms~20ms; "
+            "see Injected faults",
+        ),
+    ]
+
+
+def fault_path(text: str) -> str:
+    """`--faults PATH=SPEC`, checked (one line if wrong); kept as text for --print-config."""
+    parse_path_spec(text)
+    return text
