@@ -121,6 +121,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         history_mb=args.history_mb,
         max_lag_s=args.max_lag,
         faults=tuple(parse_path_spec(text) for text in args.faults),
+        admin_token=args.admin_token,
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from tickwire.feed.cli import args
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.faulting import parse_path_spec
 
@@ -18,6 +19,14 @@ def settings(section: Section) -> list[Setting]:
             help="inject faults into every connection to PATH or below it that asks for none "
             "itself (repeatable), e.g. /binance=disconnect:30s or /v1=drop:0.01,delay:50ms~20ms; "
             "see Injected faults",
+        ),
+        Setting(
+            name="admin-token",
+            section=section,
+            type=args.server_token,
+            unit="TOKEN",
+            help="let an operator with this token start a market scenario live (`tickwire "
+            "scenario run`, POST /admin/scenario); without it there is no admin endpoint",
         ),
     ]
 

@@ -47,6 +47,7 @@ class ServerConfig:
     binance_weight_per_min: int = 6000  # REST request weight per address and minute (Binance's)
     max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
     faults: tuple[tuple[str, FaultSpec], ...] = ()  # (path, spec): the operator's faults
+    admin_token: str | None = None  # POST /admin/scenario needs it; None: no admin endpoint
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from tickwire.feed import protocol as p
 from tickwire.feed import venues
 from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.admin import admin_route
 from tickwire.feed.server.config import ServerConfig
 from tickwire.feed.server.faulting import FaultPolicy
 from tickwire.feed.server.hubsink import HubSink
@@ -134,8 +135,9 @@ class Server:
             counters=self.counters,
             refresh=self.source.refresh,
             # A market playing a scenario: its halts and resumptions (`publish_statuses`).
+            # With --admin-token, an operator may start one live (`admin`).
             statuses=StatusLog(self.hub.names)
-            if getattr(self.source, "has_statuses", False)
+            if getattr(self.source, "has_statuses", False) or cfg.admin_token
             else None,
         )
         venue_ctx = VenueContext(
@@ -167,10 +169,10 @@ class Server:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
-        ssl_context = cfg.ssl_context()
+        ssl_context, u = cfg.ssl_context(), self.venue_ctx.universe
         policy = replace(
             cfg.policy(),
-            routes=http_routes(self.metrics, self.readiness),
+            routes=http_routes(self.metrics, self.readiness, admin_route(cfg, self.source, u)),
             rest_route=rest_route(self.rest, self.now_ns, self.source.refresh),
         )
         port = self.listeners.open(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
@@ -232,18 +234,8 @@ class Server:
             return http.refusal(404, f"path {accept.path} is not a WebSocket route", "")
         ctx = self.venue_ctx
         try:
-            session = factory(
-                venues.Upgrade(
-                    accept.path,
-                    accept.query,
-                    accept.headers,
-                    ctx.universe,
-                    ctx.tokens,
-                    ctx.now_ns(now),
-                    ctx.services,
-                    accept.peer,
-                )
-            )
+            up = (accept.path, accept.query, accept.headers, ctx.universe, ctx.tokens)
+            session = factory(venues.Upgrade(*up, ctx.now_ns(now), ctx.services, accept.peer))
         except venues.HandshakeRefused as exc:
             return http.refusal(exc.status, exc.reason, exc.reason + "\\n")
         return VenueCore(ctx, session, wake, now)
