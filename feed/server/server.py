@@ -39,6 +39,7 @@ from tickwire.feed.server.routes import http_routes, rest_route
 from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
 from tickwire.feed.v1.faulty import FaultyFeedCore
 from tickwire.feed.v1.status import StatusLog
+from tickwire.feed.venues.faulty import FaultyVenueCore
 from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
 from tickwire.feed.venues.session import VenueContext, VenueCore
 from tickwire.feed.version import version
@@ -238,6 +239,8 @@ class Server:
             session = factory(venues.Upgrade(*up, ctx.now_ns(now), ctx.services, accept.peer))
         except venues.HandshakeRefused as exc:
             return http.refusal(exc.status, exc.reason, exc.reason + "\\n")
+        if faults is not None:
+            return FaultyVenueCore(ctx, session, wake, now, faults)
         return VenueCore(ctx, session, wake, now)
 
     async def shutdown(

@@ -1,0 +1,49 @@
+"""Venue connections with injected faults (`?faults=...` on a venue path, or the operator's
+`serve --faults /binance=...`): `v1.faulty.Faulty` on `VenueCore`, and maintenance as each
+venue says it: Binance closes the connection (1001), Coinbase sends its `error` message first
+and Alpaca its error object (500, "internal error"), then both close with 1001. Sans-IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from tickwire.feed.faults import Injector
+from tickwire.feed.v1.faulty import Faulty
+from tickwire.feed.venues import Close, Frame, Reply, VenueSession
+from tickwire.feed.venues.session import VenueContext, VenueCore
+
+GOING_AWAY = 1001
+_MAINTENANCE: dict[str, list[bytes]] = {
+    "binance": [],
+    "coinbase": [
+        orjson.dumps({"type": "error", "message": "service unavailable", "reason": "maintenance"})
+    ],
+    "alpaca": [orjson.dumps([{"T": "error", "code": 500, "msg": "internal error"}])],
+}
+
+
+class FaultyVenueCore(Faulty, VenueCore):
+    """A venue connection with injected faults (the server's `stats` count them)."""
+
+    __slots__ = ("faults",)
+
+    def __init__(
+        self,
+        ctx: VenueContext,
+        session: VenueSession,
+        wake: Callable[[], None],
+        now: float,
+        faults: Injector,
+    ) -> None:
+        super().__init__(ctx, session, wake, now)
+        self.faults = faults
+
+    def maintenance(self, now: float) -> None:
+        frames = [Frame(data) for data in _MAINTENANCE.get(self.session.venue, [])]
+        self._send_reply(Reply(frames, close=Close(GOING_AWAY, "maintenance")), now)
+
+
+__all__ = ["FaultyVenueCore"]

@@ -1,0 +1,106 @@
+"""Injected faults on the venue paths, with the venues' own client libraries, unmodified: the
+operator's `--faults /binance=disconnect:...` (they cannot change their URLs) resets their
+connection, and they reconnect by themselves and go on receiving; maintenance closes as each
+venue does. Each SDK runs its asyncio loop in a worker thread under an absolute trio deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import trio
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tickwire.feed.faults import parse_spec
+from tickwire.feed.server.server import ServerConfig
+
+from .conftest import CADENCE_MS, VenueServer, start
+
+DEADLINE_S = 60
+
+
+async def _in_thread(fn: Any) -> Any:
+    with trio.fail_after(DEADLINE_S):
+        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+async def _faulty_server(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, path: str, spec: str
+) -> VenueServer:
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, faults=((path, parse_spec(spec)),))
+    return await start(nursery, caplog, config)
+
+
+async def test_python_binance_reconnects_after_a_disconnect_fault(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    binance = pytest.importorskip("binance", reason="python-binance is not installed")
+    venue = await _faulty_server(nursery, caplog, "/binance", "disconnect:1s")
+
+    errors: list[str] = []
+
+    async def main() -> list[dict[str, Any]]:
+        client = binance.AsyncClient()  # no REST call: only the socket manager is used
+        got: list[dict[str, Any]] = []
+        try:
+            manager = binance.BinanceSocketManager(client)
+            manager.STREAM_URL = venue.url("/binance/")
+            async with manager.trade_socket("AAPL") as trades:
+                while True:  # until a trade on its second connection, after the reset
+                    msg = await asyncio.wait_for(trades.recv(), 20)
+                    if msg.get("e") == "trade":
+                        got.append(msg)
+                        if len(venue.handshakes) >= 2:
+                            break
+                    else:  # python-binance says so, then reconnects by itself
+                        errors.append(msg["type"])
+            return got
+        finally:
+            await client.close_connection()
+
+    got = await _in_thread(lambda: asyncio.run(main()))
+    assert venue.handshakes.count("/binance/ws/aapl@trade") >= 2  # it came back by itself
+    assert venue.server.faults.counts["disconnect"] >= 1
+    assert got and got[-1]["s"] == "AAPL"
+    assert errors[0] == "ConnectionClosedError"  # a reset: no close frame
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "code"),
+    [
+        ("/binance/ws/aapl@trade", None, 1001),
+        ("/coinbase", {"type": "error", "message": "service unavailable"}, 1001),
+    ],
+)
+async def test_maintenance_closes_as_the_venue_does(
+    nursery: trio.Nursery,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    first: dict[str, str] | None,
+    code: int,
+) -> None:
+    venue = await _faulty_server(nursery, caplog, "/", "drop:0")  # nothing by default
+
+    def client() -> tuple[list[Any], int | None]:
+        got: list[Any] = []
+        with connect(venue.url(f"{path}?faults=maintenance:1s&seed=1")) as ws:
+            if path == "/coinbase":
+                ws.send(
+                    json.dumps(
+                        {"type": "subscribe", "product_ids": ["BTC-USD"], "channels": ["ticker"]}
+                    )
+                )
+            try:
+                while True:
+                    got.append(json.loads(ws.recv(timeout=10)))
+            except ConnectionClosed as exc:
+                return got, exc.rcvd.code if exc.rcvd else None
+
+    got, closed = await _in_thread(client)
+    assert closed == code
+    if first is not None:
+        assert {k: got[-1].get(k) for k in first} == first
+    assert venue.server.faults.counts == {"maintenance": 1}
