@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 from tickwire.feed.faults import parse_spec
 from tickwire.feed.server.server import ServerConfig
+from tickwire.simulators import Universe
 
 from .conftest import CADENCE_MS, VenueServer, start
 
@@ -104,3 +105,41 @@ async def test_maintenance_closes_as_the_venue_does(
     if first is not None:
         assert {k: got[-1].get(k) for k in first} == first
     assert venue.server.faults.counts == {"maintenance": 1}
+
+
+async def test_ccxt_pro_binance_reconnects_after_a_disconnect_fault(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ccxt.pro's binance, its URLs pointed here: its stream URL carries the faults (ccxt adds
+    its stream number after the base, which lands in an ignored query parameter)."""
+    ccxt_pro = pytest.importorskip("ccxt.pro", reason="ccxt is not installed")
+    universe = Universe.crypto_pairs()
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, universe=universe, session="24h")
+    venue = await start(nursery, caplog, config)
+    base = venue.url("/binance/api").replace("ws://", "http://", 1)
+    ws = venue.url("/binance/ws?faults=disconnect:1s&seed=1&stream=")
+
+    async def main() -> tuple[list[Any], list[str]]:
+        exchange = ccxt_pro.binance({"timeout": 20_000})
+        exchange.urls["api"].update({"public": f"{base}/v3", "v1": f"{base}/v1"})
+        exchange.urls["api"]["ws"]["spot"] = ws
+        exchange.options["fetchMarkets"] = {"types": ["spot"]}
+        got, errors = [], []
+        try:
+            await exchange.load_markets()
+            while len(venue.handshakes) < 2 or not got:
+                try:
+                    trades = await exchange.watch_trades("BTC/USD")
+                except ccxt_pro.NetworkError as exc:  # the reset: ccxt says so; call again
+                    errors.append(type(exc).__name__)
+                    continue
+                if len(venue.handshakes) >= 2:
+                    got.extend(trades)
+            return got, errors
+        finally:
+            await exchange.close()
+
+    got, errors = await _in_thread(lambda: asyncio.run(main()))
+    assert errors and venue.server.faults.counts["disconnect"] >= 1
+    assert len([p for p in venue.handshakes if p.startswith("/binance/ws")]) >= 2
+    assert got and got[-1]["symbol"] == "BTC/USD"
