@@ -162,6 +162,7 @@ class Injector:
         "_held",
         "_last_due",
         "_rng",
+        "_shapes",
         "_stalls",
         "_swap",
         "_swap_until",
@@ -184,6 +185,8 @@ class Injector:
         self._swap: bytes | None = None  # held back for a reorder
         self._swap_until = math.inf
         self._stalls = 0  # stalls counted so far (the k-th starts at opened_s + k * every)
+        # Whether messages are ever touched (not so when only closes are asked for).
+        self._shapes = bool(spec.drop or spec.dup or spec.reorder or spec.delay_s or spec.stall_s)
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] += n
@@ -192,6 +195,8 @@ class Injector:
 
     def outgoing(self, data: bytes, now: float) -> bytes | None:
         """A data message about to leave: what to send now instead (None: nothing yet)."""
+        if not self._shapes and not self._held:  # only closes asked for: the message as it is
+            return data
         spec, rng = self.spec, self._rng
         if spec.drop and rng.random() < spec.drop:
             self.count("drop")
@@ -228,7 +233,9 @@ class Injector:
                 out.append(held.popleft()[1])
         if then is not None:
             out.append(then)
-        return b"".join(out) if out else None
+        if len(out) < 2:
+            return out[0] if out else None
+        return b"".join(out)
 
     def holding(self) -> bool:
         return bool(self._held) or self._swap is not None

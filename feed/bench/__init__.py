@@ -7,7 +7,8 @@ dialects (N Binance clients vs N `/v1` JSON clients), memory, handshake latency 
 idle CPU, a one-shot `tail --count 1` from start to exit, dashboard, web page (headless
 chromium), physical limit; every-update delivery, history and replay (in the hub); scale-out
 through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm; the order book's cost
-in the market step and its level updates per second (`book.py`). One module per row family;
+in the market step and its level updates per second (`book.py`); a connection's send path with
+an injected-fault layer that fires nothing (`faults.py`). One module per row family;
 servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
 dashboard (see `dashboard.py`) nor trio here.
 """
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (20 if quick else 28)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (21 if quick else 29)
     rows: list[Row] = []
     notes: list[str] = []
     doing = ["starting"]
@@ -140,6 +141,7 @@ def _measure(
         codec,
         dashboard,
         fanout,
+        faults,
         generator,
         handshake,
         history,
@@ -171,6 +173,8 @@ def _measure(
     step("encode/decode", lambda: codec.codec_rows(quick))
     advance("every update, history, replay")
     step("every update, history, replay", lambda: history.history_rows(quick))
+    advance("fault injection")
+    step("fault injection", lambda: faults.fault_rows(quick))
 
     def fan_rows() -> list[Row]:
         got, fan_notes = fanout.fanout(quick, full, advance)

@@ -29,6 +29,7 @@ class FaultyVenueCore(Faulty, VenueCore):
     """A venue connection with injected faults (the server's `stats` count them)."""
 
     __slots__ = ("faults",)
+    core_take_data = VenueCore.take_data
 
     def __init__(
         self,
