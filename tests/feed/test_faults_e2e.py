@@ -180,3 +180,30 @@ async def test_metrics_count_injected_faults(
             assert f'tickwire_faults_injected_total{{kind="dup"}} {float(dups)}' in text
             assert any(r.getMessage() == "fault injected: dup" for r in caplog.records)
             nursery.cancel_scope.cancel()
+
+
+async def test_delay_holds_every_data_message_in_order(mock_clock: MockClock) -> None:
+    mock_clock.autojump_threshold = 0.005
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            t0 = trio.current_time()
+            server = await _start(nursery)  # event time START_NS at trio time t0
+            url = f"{server.url}?faults=delay:300ms~100ms&seed=5"
+            ages, seqs = [], []
+            async with connect(url, encoding="binary", reconnect=False) as feed:
+                await feed.subscribe("*", snapshot=False)
+                async for ev in feed:
+                    assert not isinstance(ev, Gap)
+                    if isinstance(ev, Batch):
+                        now_ns = START_NS + (trio.current_time() - t0) * 1e9
+                        ages.append((now_ns - int(ev.ticks["ts"][-1])) / 1e9)
+                        seqs.append(ev.seq)
+                        if len(ages) == 200:
+                            break
+                stats = await feed.stats()
+            assert seqs == sorted(seqs)
+            assert 0.2 <= min(ages) and max(ages) <= 0.4 + 0.05  # the delay, +-jitter, + a step
+            # In order: a message waits for the one before it too, which lifts the mean a bit.
+            assert 0.29 < sum(ages) / len(ages) < 0.38
+            assert stats["faults"]["delay"] >= 200
+            nursery.cancel_scope.cancel()
