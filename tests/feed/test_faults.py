@@ -156,3 +156,29 @@ def test_faults_module_is_sans_io() -> None:
     code = "import sys, tickwire.feed.faults, tickwire.feed.v1.faulty; print('trio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_operator_paths_longest_prefix_and_the_clients_own_wins() -> None:
+    from tickwire.feed.server.faulting import FaultPolicy, parse_path_spec
+    from tickwire.feed.ws.http import Accept, Refuse
+
+    policy = FaultPolicy([parse_path_spec("/=drop:1"), parse_path_spec("/binance/=dup:1")], 3)
+
+    def spec(path: str, query: str = "") -> object:
+        got = policy.injector(Accept(b"", path, None, b"", query, path), 0.0)
+        return got.spec if isinstance(got, Injector) else got
+
+    assert spec("/binance/ws/btcusdt@trade") == FaultSpec(dup=1.0)
+    assert spec("/binance") == FaultSpec(dup=1.0)
+    assert spec("/binancex") == spec("/v1") == FaultSpec(drop=1.0)
+    assert spec("/v1", "faults=reorder:0.5") == FaultSpec(reorder=0.5)
+    assert spec("/v1", "faults=drop:0") is None  # asked for nothing: the plain connection
+    refused = spec("/v1", "faults=drop:2")
+    assert isinstance(refused, Refuse) and refused.status == 400
+    assert refused.response.endswith(
+        b"faults: drop: rate must be from 0 to 1 (or 0% to 100%), got '2'\n"
+    )
+    assert FaultPolicy().injector(Accept(b"", "/v1", None, b"", "", "/v1"), 0.0) is None
+    for bad, message in [("v1=drop:1", "expected PATH=SPEC"), ("/v1=drop:x", "/v1: drop: rate")]:
+        with pytest.raises(ValueError, match=message):
+            parse_path_spec(bad)
