@@ -224,10 +224,11 @@ class Injector:
     def release(self, now: float, then: bytes | None = None) -> bytes | None:
         """What is due now of the messages held back (in order), followed by `then`."""
         out: list[bytes] = []
-        if self._swap is not None and now >= self._swap_until and not self._held:
-            out.append(self._swap)
-            self._swap, self._swap_until = None, math.inf
         held = self._held
+        if self._swap is not None and now >= self._swap_until:  # nothing came after it
+            self._last_due = max(now, self._last_due)  # behind those held before it
+            held.append((self._last_due, self._swap))
+            self._swap, self._swap_until = None, math.inf
         if held and not self.stalled(now):
             while held and held[0][0] <= now:
                 out.append(held.popleft()[1])

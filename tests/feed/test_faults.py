@@ -182,3 +182,14 @@ def test_operator_paths_longest_prefix_and_the_clients_own_wins() -> None:
     for bad, message in [("v1=drop:1", "expected PATH=SPEC"), ("/v1=drop:x", "/v1: drop: rate")]:
         with pytest.raises(ValueError, match=message):
             parse_path_spec(bad)
+
+
+def test_a_reorder_hold_that_ends_behind_delayed_messages_waits_for_them() -> None:
+    inj = Injector(FaultSpec(reorder=1.0, delay_s=2.0), 0, 0.0)
+    assert inj.outgoing(b"a", 0.0) is None  # held back for a reorder
+    assert inj.outgoing(b"b", 0.5) is None  # b, then a: delayed to 2.5
+    assert inj.outgoing(b"c", 0.6) is None  # held back for a reorder until 1.6
+    assert inj.due_at(0.6) == pytest.approx(1.6)
+    assert inj.release(1.6) is None  # c goes behind "ba": nothing is due before 2.5
+    assert inj.due_at(1.6) == pytest.approx(2.5)  # not 1.6 again: no busy timer
+    assert inj.release(2.5) == b"bac"
