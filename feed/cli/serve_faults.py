@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from tickwire.feed.cli import args
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.faulting import parse_path_spec
@@ -33,5 +35,8 @@ def settings(section: Section) -> list[Setting]:
 
 def fault_path(text: str) -> str:
     """`--faults PATH=SPEC`, checked (one line if wrong); kept as text for --print-config."""
-    parse_path_spec(text)
+    try:
+        parse_path_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -193,3 +193,16 @@ def test_a_reorder_hold_that_ends_behind_delayed_messages_waits_for_them() -> No
     assert inj.release(1.6) is None  # c goes behind "ba": nothing is due before 2.5
     assert inj.due_at(1.6) == pytest.approx(2.5)  # not 1.6 again: no busy timer
     assert inj.release(2.5) == b"bac"
+
+
+def test_serve_faults_flag_says_what_is_wrong_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tickwire.feed.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--port", "0", "--faults", "/v1=drop:5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert "--faults: /v1: drop: rate must be from 0 to 1 (or 0% to 100%), got '5'" in err
