@@ -143,3 +143,29 @@ async def test_ccxt_pro_binance_reconnects_after_a_disconnect_fault(
     assert errors and venue.server.faults.counts["disconnect"] >= 1
     assert len([p for p in venue.handshakes if p.startswith("/binance/ws")]) >= 2
     assert got and got[-1]["symbol"] == "BTC/USD"
+
+
+async def test_binance_drops_and_duplicates_are_per_message(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each Binance message is faulted on its own (a send holds several), at the rates asked;
+    the client receives what was taken, less the drops, plus the duplicates."""
+    venue = await _faulty_server(nursery, caplog, "/", "drop:0")  # nothing by default
+
+    def client() -> int:
+        url = venue.url("/binance/ws/aapl@bookTicker/msft@bookTicker?faults=drop:0.2,dup:0.1")
+        with connect(url) as ws:
+            for _ in range(1200):
+                json.loads(ws.recv(timeout=10))
+        return 1200
+
+    received = await _in_thread(client)
+    with trio.fail_after(10):
+        while venue.server.connections:  # its counts are final once it is gone
+            await trio.sleep(0.01)
+    taken = venue.server.venue_ctx.fanout.frames_delivered
+    counts = venue.server.faults.counts
+    assert abs(counts["drop"] / taken - 0.2) < 0.03, (counts, taken)
+    assert abs(counts["dup"] / (taken - counts["drop"]) - 0.1) < 0.03, (counts, taken)
+    sent = taken - counts["drop"] + counts["dup"]
+    assert 0.95 * sent <= received <= sent  # those sent as the client closed were not read
