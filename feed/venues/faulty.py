@@ -1,7 +1,8 @@
 """Venue connections with injected faults (`?faults=...` on a venue path, or the operator's
 `serve --faults /binance=...`): `v1.faulty.Faulty` on `VenueCore`, each message of a take
-faulted on its own, and maintenance as each venue says it: Binance closes the connection (1001), Coinbase sends its `error` message first
-and Alpaca its error object (500, "internal error"), then both close with 1001. Sans-IO.
+faulted on its own, and maintenance as each venue says it: Binance closes the connection
+(1001), Coinbase sends its `error` message first and Alpaca its error object (500, "internal
+error"), then both close with 1001. Sans-IO.
 """
 
 from __future__ import annotations
