@@ -19,10 +19,10 @@ from tickwire.feed import oplog
 from tickwire.feed import protocol as p
 from tickwire.feed.cli import bus as _cli_bus
 from tickwire.feed.cli import config as _config
+from tickwire.feed.cli.serve_faults import fault_specs
 from tickwire.feed.cli.serve_settings import SERVE
 from tickwire.feed.runner import run_trio, until_stopped
 from tickwire.feed.server import capacity as _capacity
-from tickwire.feed.server.faulting import parse_path_spec
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.v1 import state as st
 from tickwire.simulators import Universe
@@ -120,7 +120,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         history_s=args.history,
         history_mb=args.history_mb,
         max_lag_s=args.max_lag,
-        faults=tuple(parse_path_spec(text) for text in args.faults),
+        faults=fault_specs(args.faults),
         admin_token=args.admin_token,
     )
 

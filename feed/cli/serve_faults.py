@@ -7,6 +7,7 @@ import argparse
 
 from tickwire.feed.cli import args
 from tickwire.feed.cli.setting import Kind, Section, Setting
+from tickwire.feed.faults import FaultSpec
 from tickwire.feed.server.faulting import parse_path_spec
 
 
@@ -31,6 +32,11 @@ def settings(section: Section) -> list[Setting]:
             "scenario run`, POST /admin/scenario); without it there is no admin endpoint",
         ),
     ]
+
+
+def fault_specs(texts: list[str]) -> tuple[tuple[str, FaultSpec], ...]:
+    """`ServerConfig.faults` from the `--faults` values (each checked by `fault_path`)."""
+    return tuple(parse_path_spec(text) for text in texts)
 
 
 def fault_path(text: str) -> str:
