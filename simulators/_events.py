@@ -130,7 +130,7 @@ class Events:
         play: Play | None,
     ) -> None:
         self.sy, self._rng, self._cells = sy, rng, cells
-        self._book, self._books, self._play = book, books, play
+        self._book, self._books, self.play = book, books, play
 
     def make(self, ch: Chunk) -> tuple[TickBatch, NDArray[np.intp]]:
         """All events of a chunk at once, and each symbol's last record in it (or -1)."""
@@ -144,7 +144,7 @@ class Events:
         quoted = self._book_step(ch.t0_ns, order, trades, q)
         last = _commit(sy, order, trades, q, carried)
         out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
-        play = self._play
+        play = self.play
         if play is not None and play.fat:
             state = {"seq": sy.seq, "volume": sy.volume, "last_tk": sy.last_tk}
             state |= {"last_sz": sy.last_sz, "lot": sy.lot}
@@ -158,7 +158,7 @@ class Events:
         sy = self.sy
         x_now = ch.moved(o.step, o.s) + t.cum_impact[t.g]
         x_now += np.repeat(sy.x - t.cum_impact[t.g0], o.per_sym)
-        play, widen, thin = self._play, None, None
+        play, widen, thin = self.play, None, None
         if play is not None and (play.has_moves or play.has_liquidity):
             moved_by, widen, thin = play.effects(o.rel_ns[o.by_sym] + ch.t0_ns, o.s)
             x_now += moved_by

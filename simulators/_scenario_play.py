@@ -44,6 +44,7 @@ class Play:
         if scenario.n_symbols != n:
             raise ValueError(f"scenario is for {scenario.n_symbols} symbols, market has {n}")
         self.name = scenario.name
+        self.scenario = scenario  # a live trigger adds its events to these (`continued`)
         self.start_ns, self.grid_ns, self.n = start_ns, grid_ns, n
         self.day_ns = round(session_s * 1e9)  # LULD references restart at each open
         self.shapes: list[_Shape] = []
@@ -211,6 +212,15 @@ class Play:
             spread *= 1 + (shape.spread - 1) * f
             thin *= 1 - (1 - shape.thin) * f
         return move, spread, thin
+
+    def continued(self, scenario: Scenario, session_s: float) -> Play:
+        """A play of `scenario` (this one's events and more) that goes on from where this one
+        is: its status records not taken, halts and LULD state carry over."""
+        new = Play(scenario, self.start_ns, session_s, self.grid_ns, self.n)
+        new.pending, new.status, new.ref = self.pending, self.status, self.ref
+        new.last_halted, new.last_why = self.last_halted, self.last_why
+        new.l_since, new.l_until = self.l_since, self.l_until
+        return new
 
     def release(self, until_ns: int) -> NDArray[np.void]:
         """The status records with ts <= until_ns not released yet."""

@@ -41,6 +41,7 @@ arrivals where a symbol is halted, price offsets, wider spreads, thinner books, 
 from __future__ import annotations
 
 import time
+from dataclasses import replace as dc_replace
 from functools import partial
 from typing import Literal
 
@@ -236,6 +237,23 @@ class Market(Model):
         if self.play is None:
             return np.empty(0, STATUS_DTYPE)
         return self.play.release(self.now_ns)
+
+    def start_scenario(self, scenario: Scenario) -> float:
+        """Play `scenario` live, with the one playing (if any): its times count from the first
+        0.1 s not made yet (returned, in seconds from now), as `serve --scenario`'s count from
+        the start. Records already made (at most a chunk ahead) stay as they are."""
+        offset_s = (self._next_ns - self.start_ns) / 1e9
+        shifted = tuple(dc_replace(e, at_s=e.at_s + offset_s) for e in scenario.events)
+        old = self.play
+        events = shifted if old is None else (*old.scenario.events, *shifted)
+        merged = dc_replace(scenario, events=events)
+        day_s = SESSION_S if self.session == "6.5h" else 86_400.0
+        if old is None:
+            self.play = Play(merged, self.start_ns, day_s, GRID_NS, self._n)
+        else:
+            self.play = old.continued(merged, day_s)
+        self._events.play = self.play
+        return (self._next_ns - self.now_ns) / 1e9
 
     def step(self, until_ns: int, *, max_chunks: int | None = None) -> TickBatch:
         """Every record with event time in (now, until_ns], in event order.

@@ -7,7 +7,8 @@ dialects (N Binance clients vs N `/v1` JSON clients), memory, handshake latency 
 idle CPU, a one-shot `tail --count 1` from start to exit, dashboard, web page (headless
 chromium), physical limit; every-update delivery, history and replay (in the hub); scale-out
 through Redis: the bus's added latency, gateways 2 vs 1, a reconnect storm; the order book's cost
-in the market step and its level updates per second (`book.py`). One module per row family;
+in the market step and its level updates per second (`book.py`); a connection's send path with
+an injected-fault layer that fires nothing (`faults.py`). One module per row family;
 servers and clients are separate processes (`_baselines`, `_loadclient`). Never imports the
 dashboard (see `dashboard.py`) nor trio here. `--only` runs the families a substring names.
 """
@@ -41,6 +42,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "order book": ("market step with books", "book level updates"),
     "encode/decode": ("encode", "decode"),
     "every update, history, replay": ("every update", "history memory", "resume", "replay"),
+    "fault injection": ("fault injection",),
     "fan-out": ("fan-out",),
     "venues": ("venue",),
     "scale-out": ("bus", "idle bus", "gateways", "reconnect storm"),
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (20 if quick else 28)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (21 if quick else 29)
     rows: list[Row] = []
     notes: list[str] = []
     doing = ["starting"]
@@ -211,14 +213,14 @@ def _measure(
     notes: list[str],
     only: Only,
 ) -> None:
-    """Every row family (`only` selects) in turn, appending to `rows` and `notes` as each is
-    measured."""
+    """Every row family (`only` selects) in turn, appending to `rows` and `notes`."""
     from . import (
         book,
         bus,
         codec,
         dashboard,
         fanout,
+        faults,
         generator,
         handshake,
         history,
@@ -252,6 +254,8 @@ def _measure(
     step("encode/decode", lambda: codec.codec_rows(quick))
     advance("every update, history, replay")
     step("every update, history, replay", lambda: history.history_rows(quick))
+    advance("fault injection")
+    step("fault injection", lambda: faults.fault_rows(quick))
 
     def fan_rows() -> list[Row]:
         got, fan_notes = fanout.fanout(quick, full, advance)

@@ -24,6 +24,7 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "tickwire.feed.cli.tail": ("tail",),
     "tickwire.feed.cli.record": ("record",),
     "tickwire.feed.cli.ops": ("symbols", "stats"),
+    "tickwire.feed.cli.scenario": ("scenario",),
     "tickwire.dashboard.cli": ("demo", "dashboard"),
     "tickwire.simulators.cli": ("simulate",),
     "tickwire.feed.bench": ("bench",),

@@ -15,6 +15,7 @@ import argparse
 from typing import Any
 
 from tickwire.feed.cli import args, process_settings
+from tickwire.feed.cli.serve_faults import settings as _fault_settings
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
@@ -338,6 +339,7 @@ SERVE: tuple[Setting, ...] = (
     *_market(),
     *_access(),
     *_clients(),
+    *_fault_settings(SERVER),  # --faults, --admin-token
     *_replay(),
     *_history_and_drain(),
     *process_settings.scale_out(),

@@ -86,6 +86,7 @@ class Feed:
         self._throttle_ms = 0
         self._mode: str | None = None
         self._stream = StreamState()
+        self.out_of_order = self._stream.out_of_order  # data messages: {"late": n, "duplicate": n}
         self._closed = trio.Event()  # set once aclose() is done with the connection
 
     # ------------------------------------------------------------------ public requests
@@ -277,7 +278,7 @@ class Feed:
         ready: Callable[[], None],
     ) -> None:
         """Serve one open connection until it drops: read, restore, report the gap."""
-        self._ws, self._stream.seq = ws, 0
+        self._ws, self._stream.seq, self._stream.missing = ws, 0, set()
         async with trio.open_nursery() as conn_nursery:
             conn_nursery.start_soon(self._reader, ws, conn_nursery.cancel_scope)
             if attempt:

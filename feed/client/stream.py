@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 from tickwire.feed import protocol as p
 from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
 
+_MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
+
 
 class StreamState:
     """One feed's view of the server's stream, kept across reconnects."""
@@ -29,6 +31,10 @@ class StreamState:
         self.last_seq = np.zeros(0, np.uint64)
         self.seen = np.zeros(0, np.bool_)
         self.seq = 0  # the connection's message seq (restarts at each connection)
+        self.missing: set[int] = set()  # seqs of this connection reported missing (a Gap)
+        # Data messages that came after a later one (reordered: the `Gap` that said they were
+        # missing counted them too), and those whose seq was read already (skipped).
+        self.out_of_order = {"late": 0, "duplicate": 0}
         self.epoch: object = None  # the server run's `epoch` from welcome, if it sends one
         # Where we are in the server's stream (the last data message's offset) in the run that
         # `epoch` names: after a reconnect to the same run, the server replays what we missed.
@@ -125,10 +131,26 @@ class StreamState:
         self.gap_pending = None
         return Gap("reconnected", 0, (), None, round(downtime, 3), int(reply["missed"]))
 
-    def _check_seq(self, events: list[Event], seq: int) -> None:
-        if seq != self.seq + 1:
+    def _check_seq(self, events: list[Event], seq: int) -> bool:
+        """Whether the message with this connection `seq` is new: a jump is a `Gap`; a seq
+        reported missing that comes late (reordered) is counted and read; one already read
+        (a duplicate) is counted and skipped."""
+        if seq == self.seq + 1:
+            self.seq = seq
+            return True
+        if seq > self.seq:
             events.append(Gap("seq", 0, (), missed_messages=seq - self.seq - 1))
-        self.seq = seq
+            self.missing.update(range(max(self.seq + 1, seq - _MISSING_KEPT), seq))
+            while len(self.missing) > _MISSING_KEPT:
+                self.missing.discard(min(self.missing))
+            self.seq = seq
+            return True
+        if seq in self.missing:
+            self.missing.discard(seq)
+            self.out_of_order["late"] += 1
+            return True
+        self.out_of_order["duplicate"] += 1
+        return False
 
     def _data(
         self,
@@ -137,7 +159,8 @@ class StreamState:
         seq: int,
         records: NDArray[np.void],
     ) -> None:
-        self._check_seq(events, seq)
+        if not self._check_seq(events, seq):
+            return
         records, sym, jumps = seq_jumps(records, self.last_seq, self.seen)
         skipped = int(jumps.sum())
         if self.gap_pending is not None and kind == "snapshot":

@@ -10,6 +10,7 @@ from typing import Literal
 
 from tickwire.feed import protocol as p
 from tickwire.feed import venues
+from tickwire.feed.faults import FaultSpec
 from tickwire.feed.v1 import state as st
 from tickwire.feed.ws import http
 from tickwire.simulators import Universe
@@ -45,6 +46,8 @@ class ServerConfig:
     binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
     binance_weight_per_min: int = 6000  # REST request weight per address and minute (Binance's)
     max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
+    faults: tuple[tuple[str, FaultSpec], ...] = ()  # (path, spec): the operator's faults
+    admin_token: str | None = None  # POST /admin/scenario needs it; None: no admin endpoint
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:

@@ -22,6 +22,7 @@ from tickwire.feed.server.config import ServerConfig
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.simulators import Market, Universe
 from tickwire.simulators.replay import Replay
+from tickwire.simulators.scenario import Scenario
 from tickwire.simulators.ticks import TickBatch
 
 log = logging.getLogger("tickwire.server")
@@ -154,6 +155,13 @@ class MarketSource:
                 feed.overrun()
                 next_s = now
             await trio.sleep_until(next_s)
+
+    def start_scenario(self, scenario: Scenario) -> float | str:
+        """Play `scenario` live (`POST /admin/scenario`): seconds until its time 0, or why not."""
+        if not isinstance(self.market, Market):
+            return "this server replays recorded data: no market to play a scenario on"
+        self.refresh()  # an idle market steps to now first: the scenario starts from now
+        return self.market.start_scenario(scenario)
 
     @property
     def has_statuses(self) -> bool:

@@ -94,6 +94,7 @@ class _FeedCollector(Collector):
         for name, key, label, doc in (
             ("errors", "errors", "code", "error replies sent, by wire error code"),
             ("closes", "closes", "code", "connections closed, by WebSocket close code"),
+            ("faults_injected", "faults_injected", "kind", "injected faults, by kind"),
         ):
             if key in s:
                 family = CounterMetricFamily(f"tickwire_{name}", doc, labels=[label])

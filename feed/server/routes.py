@@ -1,5 +1,6 @@
 """The plain-HTTP paths of the feed's own port: the page, `/metrics`, `/livez`, `/readyz`, and
-the venues' REST APIs (`rest_route`: `/binance/api/...`, `/coinbase/...`, `venues/rest.py`).
+the venues' REST APIs (`rest_route`: `/binance/api/...`, `/coinbase/...`, `venues/rest.py`), and
+the operator's `POST /admin/scenario` (`admin.py`).
 
 Each is a `_http.Route` (an `HttpRequest` in, an `HttpResponse` out), answered inside the
 connection's task from what the server hands over here: its `Metrics` and a readiness callable.
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from tickwire.feed.server import metrics as m
+from tickwire.feed.server.admin import PATH as ADMIN_PATH
 from tickwire.feed.venues.rest import RestApi, RestRequest
 from tickwire.feed.web import static_response
 from tickwire.feed.ws.http import HttpRequest, HttpResponse, Route
@@ -21,8 +23,10 @@ log = logging.getLogger("tickwire.server")
 _INTERNAL = b'{"code":-1000,"msg":"internal error","message":"internal error"}'
 
 
-def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
-    """The route table for `_http.Policy.routes`."""
+def http_routes(
+    metrics: m.Metrics, ready: Readiness, admin: Route | None = None
+) -> dict[str, Route]:
+    """The route table for `_http.Policy.routes`; `admin` answers `POST /admin/scenario`."""
 
     def page(req: HttpRequest) -> HttpResponse:
         target = req.path + (f"?{req.query}" if req.query else "")
@@ -33,6 +37,8 @@ def http_routes(metrics: m.Metrics, ready: Readiness) -> dict[str, Route]:
     routes["/metrics"] = lambda req: _wrap(metrics.response(req.headers.get("accept")))
     routes["/livez"] = lambda req: _wrap(m.livez())
     routes["/readyz"] = lambda req: _wrap(ready())
+    if admin is not None:
+        routes[ADMIN_PATH] = admin
     return routes
 
 

@@ -26,7 +26,9 @@ from numpy.typing import NDArray
 from tickwire.feed import protocol as p
 from tickwire.feed import venues
 from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.admin import admin_route
 from tickwire.feed.server.config import ServerConfig
+from tickwire.feed.server.faulting import FaultPolicy
 from tickwire.feed.server.hubsink import HubSink
 from tickwire.feed.server.listen import Listeners
 from tickwire.feed.server.market import MarketSource
@@ -35,7 +37,9 @@ from tickwire.feed.server.operate import Operations
 from tickwire.feed.server.roles import Sink, Source
 from tickwire.feed.server.routes import http_routes, rest_route
 from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
+from tickwire.feed.v1.faulty import FaultyFeedCore
 from tickwire.feed.v1.status import StatusLog
+from tickwire.feed.venues.faulty import FaultyVenueCore
 from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
 from tickwire.feed.venues.session import VenueContext, VenueCore
 from tickwire.feed.version import version
@@ -90,6 +94,7 @@ class Server:
         self.symbols_body = orjson.dumps(opening.universe.reference())
         self.name = f"{SERVER_NAME}/{version()}"
         self.counters = ServerCounters()
+        self.faults = FaultPolicy(config.faults, config.seed)
         self.ctx, self.venue_ctx = self._contexts(opening.universe)
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
@@ -131,8 +136,9 @@ class Server:
             counters=self.counters,
             refresh=self.source.refresh,
             # A market playing a scenario: its halts and resumptions (`publish_statuses`).
+            # With --admin-token, an operator may start one live (`admin`).
             statuses=StatusLog(self.hub.names)
-            if getattr(self.source, "has_statuses", False)
+            if getattr(self.source, "has_statuses", False) or cfg.admin_token
             else None,
         )
         venue_ctx = VenueContext(
@@ -164,10 +170,10 @@ class Server:
     async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled or `shutdown()`; `started(url)` once listening."""
         cfg = self.config
-        ssl_context = cfg.ssl_context()
+        ssl_context, u = cfg.ssl_context(), self.venue_ctx.universe
         policy = replace(
             cfg.policy(),
-            routes=http_routes(self.metrics, self.readiness),
+            routes=http_routes(self.metrics, self.readiness, admin_route(cfg, self.source, u)),
             rest_route=rest_route(self.rest, self.now_ns, self.source.refresh),
         )
         port = self.listeners.open(cfg.host, cfg.port, reuse_port=cfg.reuse_port)
@@ -216,28 +222,25 @@ class Server:
             return http.refusal(
                 503, "draining", "the server is shutting down: connect again in a moment\\n"
             )
+        faults = self.faults.injector(accept, now)
+        if isinstance(faults, http.Refuse):
+            return faults
         if accept.route == p.PATH:
             binary = accept.subprotocol == p.SUBPROTOCOL_BINARY
+            if faults is not None:
+                return FaultyFeedCore(self.ctx, wake, binary=binary, now=now, faults=faults)
             return FeedCore(self.ctx, wake, binary=binary, now=now)
         factory = venues.route(accept.path)
         if factory is None:  # pragma: no cover - the HTTP front routes only venue paths here
             return http.refusal(404, f"path {accept.path} is not a WebSocket route", "")
         ctx = self.venue_ctx
         try:
-            session = factory(
-                venues.Upgrade(
-                    accept.path,
-                    accept.query,
-                    accept.headers,
-                    ctx.universe,
-                    ctx.tokens,
-                    ctx.now_ns(now),
-                    ctx.services,
-                    accept.peer,
-                )
-            )
+            up = (accept.path, accept.query, accept.headers, ctx.universe, ctx.tokens)
+            session = factory(venues.Upgrade(*up, ctx.now_ns(now), ctx.services, accept.peer))
         except venues.HandshakeRefused as exc:
             return http.refusal(exc.status, exc.reason, exc.reason + "\\n")
+        if faults is not None:
+            return FaultyVenueCore(ctx, session, wake, now, faults)
         return VenueCore(ctx, session, wake, now)
 
     async def shutdown(
@@ -344,6 +347,7 @@ class Server:
             "ticks_conflated": conns["ticks_conflated"],
             "errors": conns["errors"],
             "closes": dict(c.closes),
+            "faults_injected": dict(self.faults.counts),
             **self.hub_sink.statistics(),
             **self.source.statistics(),
             **{k: v for sink in self.sinks[1:] for k, v in sink.statistics().items()},

@@ -7,7 +7,8 @@ current status, for replies. A connection keeps its place in the log (`StatusRea
 each take from the hub it sends the changes its cursor has passed for the symbols it holds:
 a resumption before the take's records, a halt after them (a halted symbol has no record
 between its halt and its resumption, so per symbol that is event order). Empty, as without a
-scenario, it costs a connection one comparison per take. No trio.
+scenario, it costs a connection one comparison per take. Its memory is bounded: the latest
+status of each symbol and a window of recent changes (`MAX_RECENT`). No trio.
 """
 
 from __future__ import annotations
@@ -52,18 +53,35 @@ class Change:
     text: bytes  # the encoded message
 
 
+# Status changes kept for readers behind: a long LULD run makes them without end. Past twice
+# this many, the oldest are let go down to this many (amortised: one cut per MAX_RECENT).
+MAX_RECENT = 4096
+
+
 @dataclass(eq=False)
 class StatusLog:
-    """Every status change of the stream, by offset, and each symbol's current status."""
+    """The stream's recent status changes, by offset, and each symbol's current status.
+
+    Changes are numbered from the first one ever (`len` is the next number); only the latest
+    `max_recent` to twice that are kept (`changes[i]` is number `base + i`). A reader so far
+    behind that its next change was let go resumes at the oldest kept (the hub's history has
+    let its records go long before); a symbol's status as it stands is always in `current`.
+    """
 
     names: NDArray[np.object_]
-    changes: list[Change] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # the recent window, from `base`
     offsets: list[int] = field(default_factory=list)
     current: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # halted symbols
     readers: set[Subscriber] = field(default_factory=set)  # to wake on a change
+    base: int = 0  # the number of the first change kept
+    max_recent: int = MAX_RECENT
 
     def __len__(self) -> int:
-        return len(self.changes)
+        return self.base + len(self.changes)
+
+    def between(self, start: int, stop: int) -> list[Change]:
+        """Changes number `start` (or the oldest kept) up to `stop`, as the readers count."""
+        return self.changes[max(start - self.base, 0) : max(stop - self.base, 0)]
 
     def publish(self, records: NDArray[np.void], offset: int) -> None:
         """Status records (`simulators.scenario.STATUS_DTYPE`) at stream position `offset`;
@@ -77,6 +95,10 @@ class StatusLog:
                 self.current[sym] = (status, reason, ts)
             else:
                 self.current.pop(sym, None)
+        if len(self.changes) > 2 * self.max_recent:
+            cut = len(self.changes) - self.max_recent
+            del self.changes[:cut], self.offsets[:cut]
+            self.base += cut
         syms = records["sym"].astype(np.intp)
         for sub in self.readers:
             if sub.wildcard or sub.find(syms)[0].any():
@@ -84,7 +106,7 @@ class StatusLog:
 
     def index_from(self, offset: int) -> int:
         """The first change at or after stream position `offset`."""
-        return bisect.bisect_left(self.offsets, offset)
+        return self.base + bisect.bisect_left(self.offsets, offset)
 
     def halted(self, ids: NDArray[np.intp]) -> list[bytes]:
         """The message of each symbol of `ids` halted now, as it stands."""
@@ -135,14 +157,15 @@ class StatusReader:
         """The changes of `sub`'s symbols its cursor has passed (a latest-state reader: all),
         from the last call on. Those its cursor has not reached wait."""
         out: list[Change] = []
-        i, n = self.next, len(log.changes)
+        base = log.base
+        i, n = max(self.next - base, 0), len(log.changes)
         changes, after = log.changes, sub.cursor
         while i < n and (changes[i].offset <= after or sub.latest):
             c = changes[i]
             if sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
                 out.append(c)
             i += 1
-        self.next = i
+        self.next = base + i
         return out
 
     def frames(

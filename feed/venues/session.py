@@ -243,6 +243,13 @@ class VenueCore(WebSocketCore):
 
     def _take(self, now: float) -> bytes | None:
         """Everything its venue's stream has for it since its last take, framed; counted."""
+        frames = self.take_frames(now)
+        if frames is None:
+            return None
+        return frames[0] if len(frames) == 1 else b"".join(frames)
+
+    def take_frames(self, now: float) -> list[bytes] | None:
+        """`_take`'s frames, one message each (injected faults handle them one by one)."""
         ctx = self.ctx
         frames = ctx.fanout.take(self)
         if not frames or self.state in (State.CLOSING, State.CLOSED):
@@ -253,7 +260,7 @@ class VenueCore(WebSocketCore):
         self.messages_sent += n - 1  # `wrote` or `_queue` counts one
         ctx.counters.messages_sent += n
         ctx.fanout.frames_delivered += n
-        return frames[0] if n == 1 else b"".join(frames)
+        return frames
 
     def _catch_up(self, now: float) -> None:
         data = self._take(now)

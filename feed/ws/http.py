@@ -13,8 +13,7 @@ upgrades' Origin rules), 404 by default. Such an answer keeps the connection ope
 request (HTTP/1.1's default, through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0
 closes, at most `Policy.keep_alive_requests` per connection); pipelined requests are answered
 in order (`next_request`), each head measured as the first. A refusal, a method other than GET
-or HEAD, or a request with a body closes. No trio, no sockets, no clock: the deadlines against
-slowloris and idle connections are the shell's.
+or HEAD (POST: /admin/ only), or a body closes. No trio, sockets or clock (the shell's).
 """
 
 from __future__ import annotations
@@ -257,7 +256,8 @@ class HttpFront:
             if origin is not None and not self._origin_allowed(origin, headers.get("host", "")):
                 body = f"origin {origin[:100]} may not read (see the server's --allow-origin)\n"
                 return _refuse(403, f"origin {origin[:100]!r} not allowed", body, False)
-        if req.method != b"GET" and req.method != b"HEAD":
+        posted = req.method == b"POST" and path.startswith("/admin/")  # the route checks more
+        if req.method != b"GET" and req.method != b"HEAD" and not posted:
             text = _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n")
             return Refuse(text, 405, f"method {req.method.decode()}", False)
         if route is None:

@@ -49,6 +49,7 @@ FAMILIES = (
     "dashboard",
     "dashboard default watchlist, real server: data age p99",
     "every update, N=20 '*' in the hub, JSON",
+    "fault injection, N=20 '*' on /v1 JSON",
     "history memory per minute, default",
     "history memory per minute, 5000 symbols",
     "resume 2 s missed",

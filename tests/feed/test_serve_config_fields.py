@@ -29,6 +29,8 @@ OTHER = {
     "keyfile": "key.pem",
     "allow-origin": "https://example.com",
     "symbols": "5",
+    "faults": "/v1=drop:0.1",
+    "admin-token": "a1",
 }
 SETS_A_FIELD = [s for s in SERVE if s.field is not None]
 
@@ -79,4 +81,5 @@ def test_every_server_config_field_is_a_setting() -> None:
 def test_a_list_setting_becomes_a_tuple() -> None:
     cfg = server_config(parsed(["--token", "a", "--token", "b"]))
     assert cfg.tokens == ("a", "b")
-    assert [s.name for s in SETS_A_FIELD if s.kind is Kind.LIST] == ["token", "allow-origin"]
+    lists = [s.name for s in SETS_A_FIELD if s.kind is Kind.LIST]
+    assert lists == ["token", "allow-origin", "faults"]

@@ -29,6 +29,8 @@ SAMPLES = {
     "end": "+20m",
     "columns": "ts=time",
     "bus": "redis://127.0.0.1:6379/0",
+    "faults": "/v1=drop:0.01;dup:1%, /binance=disconnect:30s",
+    "admin-token": "a1",
 }
 
 

@@ -1,0 +1,66 @@
+"""Venue connections with injected faults (`?faults=...` on a venue path, or the operator's
+`serve --faults /binance=...`): `v1.faulty.Faulty` on `VenueCore`, each message of a take
+faulted on its own, and maintenance as each venue says it: Binance closes the connection
+(1001), Coinbase sends its `error` message first and Alpaca its error object (500, "internal
+error"), then both close with 1001. Sans-IO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from tickwire.feed.faults import Injector
+from tickwire.feed.v1.faulty import Faulty
+from tickwire.feed.venues import Close, Frame, Reply, VenueSession
+from tickwire.feed.venues.session import VenueContext, VenueCore
+from tickwire.feed.ws.websocket import State
+
+GOING_AWAY = 1001
+_MAINTENANCE: dict[str, list[bytes]] = {
+    "binance": [],
+    "coinbase": [
+        orjson.dumps({"type": "error", "message": "service unavailable", "reason": "maintenance"})
+    ],
+    "alpaca": [orjson.dumps([{"T": "error", "code": 500, "msg": "internal error"}])],
+}
+
+
+class FaultyVenueCore(Faulty, VenueCore):
+    """A venue connection with injected faults (the server's `stats` count them)."""
+
+    __slots__ = ("faults",)
+    core_take_data = VenueCore.take_data
+
+    def take_data(self, now: float) -> bytes | None:
+        """The frames of a take, each faulted on its own: a venue's send holds every message
+        published since the last one, and a client counts messages (Binance's trade ids)."""
+        if self.state is not State.IDLE:
+            return None
+        faults = self.faults
+        frames = self.take_frames(now)
+        if frames is None:
+            return faults.release(now) if faults.holding() else None
+        out = [sent for f in frames if (sent := faults.outgoing(f, now)) is not None]
+        if not out:
+            return faults.release(now)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def __init__(
+        self,
+        ctx: VenueContext,
+        session: VenueSession,
+        wake: Callable[[], None],
+        now: float,
+        faults: Injector,
+    ) -> None:
+        super().__init__(ctx, session, wake, now)
+        self.faults = faults
+
+    def maintenance(self, now: float) -> None:
+        frames = [Frame(data) for data in _MAINTENANCE.get(self.session.venue, [])]
+        self._send_reply(Reply(frames, close=Close(GOING_AWAY, "maintenance")), now)
+
+
+__all__ = ["FaultyVenueCore"]
