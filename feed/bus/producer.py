@@ -20,6 +20,7 @@ from tickwire.feed.bus import write as bw
 from tickwire.feed.bus.fastwrite import FastWriter
 from tickwire.feed.bus.holder import LeaseHolder
 from tickwire.feed.bus.outbox import Outbox, Taken
+from tickwire.feed.bus.pipeline import InFlight, Pipelined
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
     COMMAND_TIMEOUT_S,
@@ -34,20 +35,6 @@ from tickwire.feed.bus.redis import (
 )
 from tickwire.feed.urls import redact
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
-
-# A pipelined write's reply not read by the next flush within this long (the market idles, or
-# Redis is slow) is waited for by the writer task: written flushes are counted, a fenced write
-# stops the producer, and `wait_written` returns, without a task switch per flush otherwise.
-REPLY_GRACE_S = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class InFlight:
-    """A pipelined write: what it carries, and when it went out (trio time)."""
-
-    taken: Taken
-    entries: int
-    sent_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +52,7 @@ class BusProducerStatistics:
     takeovers: int  # times a standby took over from a producer that died or stalled
 
 
-class BusProducer(LeaseHolder):
+class BusProducer(LeaseHolder, Pipelined):
     """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`
     in the market's own trio loop.
 
@@ -117,6 +104,15 @@ class BusProducer(LeaseHolder):
         self.on_watched: Callable[[bool], None] | None = None
         self._fast: FastWriter | None = None  # the writes' own connection, while up
         self._fast_usable = True  # False: the URL or the install has none (coredis writes)
+        self._packer = bw.FlushPacker(
+            bw.WRITE_SHA,
+            namespace=namespace,
+            shards=shards,
+            epoch=self.epoch,
+            maxlen=maxlen,
+            token=self.token,
+            lease_ms=bl.LEASE_MS,
+        )
         self._inflight: deque[InFlight] = deque()  # pipelined writes awaiting their reply
         self._failure: ConnectionError | None = None  # met in `publish`, for the writer
         self._reconnect = False  # the lease lapsed: take it again (the writer does)
@@ -238,76 +234,6 @@ class BusProducer(LeaseHolder):
         elif trio.current_time() >= self._renew_at:
             await self._renew()
 
-    async def _serve_pipeline(self, fast: FastWriter) -> None:
-        if fast.unsent:
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                await fast.drain()
-        elif len(self._outbox):
-            self._send_pending()
-        elif self._inflight:
-            await self._wait_for_work(self._inflight[0].sent_s + REPLY_GRACE_S)
-            if self._inflight and self._failure is None:
-                self._take_replies(fast.replies_nowait())
-            if self._inflight and trio.current_time() >= self._inflight[0].sent_s + REPLY_GRACE_S:
-                with trio.fail_after(COMMAND_TIMEOUT_S):
-                    self._take_replies(await fast.wait_replies())
-        else:
-            await self._wait_for_work(self._renew_at)
-            if not len(self._outbox) and trio.current_time() >= self._renew_at:
-                await self._renew()
-
-    async def _wait_for_work(self, until_s: float) -> None:
-        """Until `publish` wakes this task or trio time `until_s`, whichever first."""
-        if len(self._outbox) or self._failure is not None:
-            return
-        self._wake = trio.Event()
-        with trio.move_on_after(max(until_s - trio.current_time(), 0)):
-            await self._wake.wait()
-
-    def _send_pending(self) -> None:
-        """Send everything pending as one pipelined write (no wait), and take the replies that
-        have come back meanwhile. A failure is kept for the writer task to handle."""
-        fast, taken = self._fast, self._outbox.take()
-        if fast is None or taken is None:
-            return
-        keys, args, entries = self._command(taken)
-        was_idle = not self._inflight
-        try:
-            fast.send_nowait(fast.evalsha_command(keys, args))
-            self._inflight.append(InFlight(taken, entries, trio.current_time()))
-            self._take_replies(fast.replies_nowait())
-        except ConnectionError as exc:
-            self._outbox.dropped += taken.flushes
-            self._failure = exc
-        if fast.unsent or self._failure is not None or was_idle:
-            self._wake.set()  # the writer sends the rest, handles the failure, or times replies
-
-    def _take_replies(self, replies: list[Any]) -> None:
-        """Account for each reply, in the order the writes went out."""
-        for reply in replies:
-            sent = self._inflight.popleft()
-            if self._fast is not None and self._fast.script_missing(reply):
-                # Redis lost its scripts (SCRIPT FLUSH): this flush is lost (a gap), not the
-                # connection; the writer loads the script again before its next write.
-                self._outbox.dropped += sent.taken.flushes
-                self._failure = ConnectionError("Redis lost the write script; loading it again")
-                continue
-            if isinstance(reply, Exception):
-                self._outbox.dropped += sent.taken.flushes
-                self._failure = ConnectionError(f"Redis answered EVALSHA: {reply}")
-                continue
-            self._written_reply(reply, sent.taken, sent.entries)
-        self._report_done()
-
-    def _fail(self) -> None:
-        """The writer's side of a failure `publish` or a reply left: Redis down (reconnect)."""
-        exc, self._failure = self._failure, None
-        assert exc is not None
-        for sent in self._inflight:
-            self._outbox.dropped += sent.taken.flushes
-        self._inflight.clear()
-        self._down(exc)
-
     def _stop_accepting(self, *, standby: bool) -> None:
         self._outbox.stop(standby=standby)
         self._report_done()
@@ -319,8 +245,12 @@ class BusProducer(LeaseHolder):
         head, next_offset = self._outbox.accept()
         return self._snapshot(), head, next_offset
 
-    def _command(self, taken: Taken) -> tuple[list[str], list[bytes], int]:
-        return bw.flush_command(
+    async def _write_pending(self) -> None:
+        """One awaited write of everything pending, on coredis."""
+        taken = self._outbox.take()
+        if taken is None:
+            return
+        keys, args, entries = bw.flush_command(
             taken,
             namespace=self.namespace,
             shards=self.shards,
@@ -330,13 +260,6 @@ class BusProducer(LeaseHolder):
             lease_ms=bl.LEASE_MS,
             sent_ns=time.time_ns(),
         )
-
-    async def _write_pending(self) -> None:
-        """One awaited write of everything pending, on coredis."""
-        taken = self._outbox.take()
-        if taken is None:
-            return
-        keys, args, entries = self._command(taken)
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 reply = await self._client.eval(bw.WRITE_SCRIPT, keys=keys, args=args)
@@ -363,16 +286,6 @@ class BusProducer(LeaseHolder):
         self._records += len(taken.batch)
         self._bytes += len(taken.batch) * TICK_DTYPE.itemsize
         self._outbox.written(taken)
-
-    async def _close_fast(self) -> None:
-        fast, self._fast = self._fast, None
-        for sent in self._inflight:  # their fate is unknown: lost, as far as readers can tell
-            self._outbox.dropped += sent.taken.flushes
-        self._inflight.clear()
-        self._failure = None
-        if fast is not None:
-            with trio.CancelScope(shield=True):
-                await fast.aclose()
 
     def _set_watched(self, watched: bool) -> None:
         if watched == self.watched:

@@ -4,6 +4,8 @@ fenced by the lease, and its keys and arguments (the entries' format is `codec.p
 
 from __future__ import annotations
 
+import hashlib
+
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus.outbox import Taken
 from tickwire.simulators import TICK_DTYPE, TickBatch
@@ -62,6 +64,8 @@ end
 return 1 + redis.call('EXISTS', KEYS[5])
 """
 
+WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest().encode()  # its EVALSHA name
+
 
 def write_command(
     namespace: str,
@@ -117,3 +121,75 @@ def flush_command(
         namespace, entries, taken.last, taken.next_offset, latest, maxlen, token, lease_ms
     )
     return keys, args, len(entries)
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+class FlushPacker:
+    """`flush_command`'s EVALSHA of `WRITE_SCRIPT`, packed straight into the Redis protocol
+    (RESP): the same bytes as packing its keys and arguments with a generic packer, in a
+    fraction of the time (hiredis's packer took ~9 us for a flush's ~20 arguments; the parts
+    that never change for a producer are packed once here)."""
+
+    def __init__(
+        self,
+        sha: bytes,
+        *,
+        namespace: str,
+        shards: int,
+        epoch: int,
+        maxlen: int,
+        token: bytes,
+        lease_ms: int,
+    ) -> None:
+        self.sha = sha
+        self.namespace = namespace
+        self.shards = shards
+        self._epoch = _bulk(str(epoch).encode())
+        self._maxlen = _bulk(str(maxlen).encode())
+        self._lease = _bulk(token) + _bulk(str(lease_ms).encode())
+        self._heads: dict[tuple[int, ...], tuple[int, bytes]] = {}  # by the shards written
+
+    def _head(self, shards: tuple[int, ...]) -> tuple[int, bytes]:
+        """The argument count and the packed arguments up to `maxlen` for these shards."""
+        got = self._heads.get(shards)
+        if got is None:
+            keys, _ = write_command(
+                self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
+            )
+            parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
+            count = len(parts) + 12 + len(shards)
+            got = self._heads[shards] = (count, b"".join(map(_bulk, parts)) + self._maxlen)
+        return got
+
+    def pack(self, taken: Taken, sent_ns: int) -> tuple[bytes, int]:
+        """The packed command for the flushes `taken` (at least one record), and how many
+        stream entries it adds."""
+        parts = bc.split(taken.batch, self.shards)
+        mask = 0
+        for shard, _ in parts:
+            mask |= 1 << shard
+        count, head = self._head(tuple(s for s, _ in parts))
+        offset = b"" if taken.offset is None else str(taken.offset).encode()
+        nxt = b"" if taken.next_offset is None else str(taken.next_offset).encode()
+        out = [
+            b"*%d\r\n" % count,
+            head,
+            _bulk(str(taken.last).encode()),
+            _bulk(nxt),
+            _bulk(latest_for_write(taken.batch)),
+            self._epoch,
+            _bulk(str(taken.first).encode()),
+            _bulk(str(taken.last).encode()),
+            _bulk(str(mask).encode()),
+            _bulk(str(sent_ns).encode()),
+            _bulk(offset),
+            self._lease,
+        ]
+        out += [_bulk(raw) for _, raw in parts]
+        return b"".join(out), len(parts)
+
+
+_NO_FIELDS = {k: b"" for k in (b"e", b"f", b"l", b"m", b"t", b"r")}
