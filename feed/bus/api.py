@@ -16,9 +16,11 @@ by hiredis (`fastwrite.py`); coredis carries the rest.
 
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
-event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot) whenever
-records were lost: a trimmed cursor, a changed epoch, a Redis restart. Each reader keeps its own
-cursor per shard (XREAD BLOCK, no consumer groups: groups split work, they do not fan out).
+event order, `BusStatuses` where a producer's market playing a scenario halted or resumed
+symbols, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot and the symbols
+halted then) whenever records were lost: a trimmed cursor, a changed epoch, a Redis restart.
+Each reader keeps its own cursor per shard (XREAD BLOCK, no consumer groups: groups split work,
+they do not fan out).
 
 The wire format (`codec.py`), the flush's write (`write.py`), the producer's pending flushes
 (`outbox.py`) and reassembly (`reassemble.py`) are sans-IO. Needs `pip install 'tickwire[redis]'`
@@ -34,6 +36,7 @@ from tickwire.feed.bus.reader import (
     BusItem,
     BusReader,
     BusReaderStatistics,
+    BusStatuses,
 )
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
@@ -63,5 +66,6 @@ __all__ = [
     "BusProducerStatistics",
     "BusReader",
     "BusReaderStatistics",
+    "BusStatuses",
     "client_for",
 ]

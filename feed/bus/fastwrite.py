@@ -156,7 +156,7 @@ class FastWriter:
     async def drain(self) -> None:
         """Until everything `send_nowait` was given is sent."""
         while self._unsent:
-            await trio.lowlevel.wait_writable(self._sock)
+            await _wait(trio.lowlevel.wait_writable, self._sock)
             self.send_nowait(b"")
 
     def replies_nowait(self) -> list[Any]:
@@ -185,7 +185,7 @@ class FastWriter:
     async def wait_replies(self) -> list[Any]:
         """At least one reply (see `replies_nowait`)."""
         while not (got := self.replies_nowait()):
-            await trio.lowlevel.wait_readable(self._sock)
+            await _wait(trio.lowlevel.wait_readable, self._sock)
         return got
 
     async def _round_trip(self, packed: bytes) -> Any:
@@ -197,6 +197,13 @@ class FastWriter:
         reply = (await self.wait_replies())[0]  # nothing else is in flight in this mode
         self.broken = False
         return reply
+
+
+async def _wait(until: Any, sock: socket.socket) -> None:
+    try:
+        await until(sock)
+    except trio.ClosedResourceError:
+        raise ConnectionError("the connection was closed") from None
 
 
 async def _connect(sock: socket.socket, address: Any) -> None:

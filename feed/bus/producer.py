@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import codec as bc
@@ -78,6 +80,7 @@ class BusProducer(LeaseHolder, Pipelined):
         maxlen: int = DEFAULT_MAXLEN,
         epoch: int | None = None,
         ident: str | None = None,
+        statuses: bool = False,
     ) -> None:
         if not 1 <= shards <= bc.MAX_SHARDS:
             raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
@@ -89,7 +92,9 @@ class BusProducer(LeaseHolder, Pipelined):
         self.maxlen = maxlen
         self.epoch = epoch if epoch is not None else secrets.randbits(63)
         self._snapshot = snapshot
-        self._meta = bc.encode_meta(universe, self.epoch, shards)
+        # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
+        self._meta = bc.encode_meta(universe, self.epoch, shards, statuses)
+        self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
@@ -133,6 +138,22 @@ class BusProducer(LeaseHolder, Pipelined):
             self._report_done()
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()  # pipelined, in this step: no task switch per flush
+        else:
+            self._wake.set()
+
+    def publish_statuses(self, records: NDArray[np.void]) -> None:
+        """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after every flush
+        published so far; they go with the next write. Never waits; dropped like a flush."""
+        for rec in records:
+            sym = int(rec["sym"])
+            if rec["status"]:
+                self._halted[sym] = rec.tobytes()
+            else:
+                self._halted.pop(sym, None)
+        if not self._outbox.put_statuses(records):
+            self._report_done()
+        elif self._fast is not None and self._active and not self._failure:
+            self._send_pending()
         else:
             self._wake.set()
 
@@ -238,12 +259,13 @@ class BusProducer(LeaseHolder, Pipelined):
         self._outbox.stop(standby=standby)
         self._report_done()
 
-    def _handover(self) -> tuple[TickBatch, int, int | None]:
-        """Start accepting flushes and take the snapshot they follow, with the last flush
-        number before them: no step runs in between (one loop), so a reader that starts from
-        this snapshot and `head` misses nothing."""
+    def _handover(self) -> tuple[TickBatch, bytes, int, int | None]:
+        """Start accepting flushes and take the snapshot they follow, the symbols halted then
+        (their status records) and the last flush number before them: no step runs in between
+        (one loop), so a reader that starts from these and `head` misses nothing."""
         head, next_offset = self._outbox.accept()
-        return self._snapshot(), head, next_offset
+        halted = b"".join(self._halted[s] for s in sorted(self._halted))
+        return self._snapshot(), halted, head, next_offset
 
     async def _write_pending(self) -> None:
         """One awaited write of everything pending, on coredis."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
@@ -34,6 +35,7 @@ from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
@@ -74,6 +76,10 @@ class BusSource:
         self.reader = reader
         self.universe = reader.universe
         self.ident = ident
+        # The producer's market plays a scenario: the server keeps a status log for the
+        # changes the bus carries (`Server` looks at this once, when it is built).
+        self.has_statuses = reader.statuses
+        self._halted: dict[int, bytes] = {}  # symbol id -> status record, as published here
 
     def open(self) -> Opening:
         r = self.reader
@@ -93,18 +99,47 @@ class BusSource:
         bus = _bus()
         self.reader.watched = lambda: feed.watched  # tells the producer to step at the cadence
         task_status.started()
+        self._statuses(feed, self.reader.halted)  # halted before this gateway started
         async for item in self.reader:
             if isinstance(item, np.ndarray):  # a flush
                 await feed.push(item, self.reader.flush_offset)
+            elif isinstance(item, bus.BusStatuses):
+                self._statuses(feed, item.records)
+                await feed.deliver()
             elif isinstance(item, bus.BusGap):
                 await self._same_universe(feed)
                 await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
+                self._statuses(feed, self._changed(item.halted, feed.now_ns()))
+                await feed.deliver()
                 log.info(
                     "bus gap (%s): sent %s a fresh snapshot",
                     item.reason,
                     oplog.counted(len(feed.connections), "client"),
                 )
             # BusDown: the reader logged it once; clients keep their heartbeats
+
+    def _statuses(self, feed: Feed, records: NDArray[np.void]) -> None:
+        """Publish status changes, and keep which symbols they leave halted."""
+        if not len(records):
+            return
+        for rec in records:
+            if rec["status"]:
+                self._halted[int(rec["sym"])] = rec.tobytes()
+            else:
+                self._halted.pop(int(rec["sym"]), None)
+        feed.publish_statuses(records)
+
+    def _changed(self, halted: NDArray[np.void], now_ns: int) -> NDArray[np.void]:
+        """After a gap: the changes from what was published here to the producer's `halted`
+        (the updates in between are lost): a resumption at `now_ns` for each symbol no
+        longer halted, the halt of each newly halted one."""
+        now = {int(rec["sym"]): rec.tobytes() for rec in halted}
+        out = [rec for sym, rec in now.items() if self._halted.get(sym) != rec]
+        for sym in sorted(set(self._halted) - set(now)):
+            rec = np.frombuffer(self._halted[sym], STATUS_DTYPE).copy()
+            rec["status"], rec["ts"] = 0, now_ns
+            out.append(rec.tobytes())
+        return np.frombuffer(b"".join(out), STATUS_DTYPE).copy()
 
     async def _same_universe(self, feed: Feed) -> None:
         """A new producer may serve other symbols: ids would mean other things, so stop (a
@@ -146,6 +181,9 @@ class BusSink:
 
     def publish(self, batch: TickBatch, offset: int) -> None:
         self.producer.publish(batch, offset)
+
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        self.producer.publish_statuses(records)
 
     @property
     def watched(self) -> bool:
@@ -191,16 +229,22 @@ def producer_server(
         assert server is not None, "the producer runs once the server is built"
         return server.hub.lvc.copy()
 
-    producer: BusProducer = bus.BusProducer(
-        url, market.universe, snapshot, namespace=namespace, epoch=epoch, ident=gateway_id()
-    )
     source = MarketSource(
         config,
         market,
         start_ns=start_ns,
         start_s=start_s,
-        reorder=functools.partial(bc.canonical, shards=producer.shards),
+        reorder=functools.partial(bc.canonical, shards=bus.DEFAULT_SHARDS),
         epoch=epoch_text(epoch),
+    )
+    producer: BusProducer = bus.BusProducer(
+        url,
+        market.universe,
+        snapshot,
+        namespace=namespace,
+        epoch=epoch,
+        ident=gateway_id(),
+        statuses=source.has_statuses,
     )
     producer.on_watched = lambda watched: source.wake() if watched else None
     server = Server(config, source=source, sinks=[BusSink(producer)])

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.venues.rest import RestTape
 from tickwire.feed.venues.session import VenueContext
@@ -23,6 +26,9 @@ class HubSink:
         # The batch's records are on the tick grid and never written again (a source's promise).
         self.hub.publish(batch, on_grid=True, offset=offset)
         self.tape.publish(batch)  # the venues' connections read the hub, as /v1 does
+
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        """Nothing to do: `/v1` and the venues read the server's status log."""
 
     @property
     def watched(self) -> bool:

@@ -125,6 +125,10 @@ class Sink(Protocol):
         """Take `batch`, whose first record has stream offset `offset`. Must not block: it runs
         in the generator's step, and the batch is never written again (records on the grid)."""
 
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        """Trading status changes (a scenario's halts and resumptions) after the records
+        published so far, at stream `offset`. Must not block, as `publish`."""
+
     @property
     def watched(self) -> bool:
         """Whether readers beyond this server want the batches at the cadence (a bus

@@ -287,6 +287,8 @@ class Server:
         if self.ctx.statuses is not None and len(records):
             # `/v1` connections and the venues' streams read it, each at its own place.
             self.ctx.statuses.publish(records, self.hub.history.head)
+            for sink in self.sinks:  # a bus producer's gateways want them too
+                sink.publish_statuses(records, self.hub.history.head)
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus
