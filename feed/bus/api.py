@@ -1,11 +1,12 @@
 """The bus: one producer's flushes to any number of gateways, through Redis Streams.
 
-`BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
-writer (a task in the market's loop, woken by `publish`) writes each flush, or every flush
-published while it was busy, as one entry per shard, the latest record per symbol and the flush
-numbers in one Lua script (`write.WRITE_SCRIPT`): one atomic round trip, so a reader sees
-a flush whole or not at all. While Redis is
-down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
+`BusProducer` runs beside the market, its `Upstream` (a role object: the latest records for a
+new lease's snapshot, a wake-up when a gateway starts watching; `MarketUpstream` for a bare
+market, the server's `BusSink` in `tickwire serve`): `publish(batch)` never waits (like
+`Hub.publish`) and sends each flush, pipelined (`pipeline.py`), as one entry per shard, the
+latest record per symbol and the flush numbers in one Lua script (`write.WRITE_SCRIPT`): one
+atomic command, so a reader sees a flush whole or not at all. While Redis is down it keeps
+nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
 One producer per namespace writes: it holds a lease in Redis (`lease.py`) that fences every
@@ -29,7 +30,12 @@ The wire format (`codec.py`), the flush's write (`write.py`), the producer's pen
 
 from __future__ import annotations
 
-from tickwire.feed.bus.producer import BusProducer, BusProducerStatistics
+from tickwire.feed.bus.producer import (
+    BusProducer,
+    BusProducerStatistics,
+    MarketUpstream,
+    Upstream,
+)
 from tickwire.feed.bus.reader import (
     BusDown,
     BusGap,
@@ -67,5 +73,7 @@ __all__ = [
     "BusReader",
     "BusReaderStatistics",
     "BusStatuses",
+    "MarketUpstream",
+    "Upstream",
     "client_for",
 ]

@@ -7,9 +7,8 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import trio
@@ -36,7 +35,33 @@ from tickwire.feed.bus.redis import (
     log,
 )
 from tickwire.feed.urls import redact
-from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators import TICK_DTYPE, Market, TickBatch, Universe
+
+
+class Upstream(Protocol):
+    """What a producer publishes from (a role, as the server's sources and sinks are): the
+    latest record per symbol, for the snapshot a new lease starts with, and a wake-up for a
+    market that idles while no gateway watches."""
+
+    def snapshot(self) -> TickBatch:
+        """The latest record per symbol, as of the last flush published."""
+        ...
+
+    def wake(self) -> None:
+        """A gateway started watching: step at the cadence from now on."""
+
+
+class MarketUpstream:
+    """A bare market as a producer's upstream (no server): its caller steps it."""
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+
+    def snapshot(self) -> TickBatch:
+        return self.market.snapshot()
+
+    def wake(self) -> None:
+        """Nothing to wake: the caller steps the market at its own pace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +98,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self,
         url: str,
         universe: Universe,
-        snapshot: Callable[[], TickBatch],
+        upstream: Upstream,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         shards: int = DEFAULT_SHARDS,
@@ -91,7 +116,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self.shards = shards
         self.maxlen = maxlen
         self.epoch = epoch if epoch is not None else secrets.randbits(63)
-        self._snapshot = snapshot
+        self.upstream = upstream
         # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
         self._meta = bc.encode_meta(universe, self.epoch, shards, statuses)
         self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
@@ -103,10 +128,9 @@ class BusProducer(LeaseHolder, Pipelined):
         self._lease = bl.LeaseState(b"", False, 0, 0)
         self._renew_at = 0.0  # trio.current_time()
         self._standby_for = b""  # the holder the standby line was logged for
-        # Whether a gateway has subscribers (from each write's reply); `on_watched(watched)`
-        # runs when it changes.
+        # Whether a gateway has subscribers (from each write's reply); the upstream is woken
+        # when it turns true.
         self.watched = True
-        self.on_watched: Callable[[bool], None] | None = None
         self._fast: FastWriter | None = None  # the writes' own connection, while up
         self._fast_usable = True  # False: the URL or the install has none (coredis writes)
         self._packer = bw.FlushPacker(
@@ -265,7 +289,7 @@ class BusProducer(LeaseHolder, Pipelined):
         (one loop), so a reader that starts from these and `head` misses nothing."""
         head, next_offset = self._outbox.accept()
         halted = b"".join(self._halted[s] for s in sorted(self._halted))
-        return self._snapshot(), halted, head, next_offset
+        return self.upstream.snapshot(), halted, head, next_offset
 
     async def _write_pending(self) -> None:
         """One awaited write of everything pending, on coredis."""
@@ -313,8 +337,8 @@ class BusProducer(LeaseHolder, Pipelined):
         if watched == self.watched:
             return
         self.watched = watched
-        if self.on_watched is not None:
-            self.on_watched(watched)
+        if watched:
+            self.upstream.wake()
 
     def _report_done(self) -> None:
         """Wake `wait_written` once every flush given out is written or dropped (only then:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -104,7 +103,6 @@ class BusReader:
         self._flushes = self._records = self._gaps = 0
         self.lease = bl.LeaseState(b"", False, 0, 0)
         self._lease_at = 0.0  # trio.current_time() of the next look at the lease
-        self.watched: Callable[[], bool] = lambda: False  # whether clients read from here
         self._mark_at = 0.0  # trio.current_time() of the next `watched` mark
         # The stream reads' own connection (hiredis: a coredis call costs ~170 us of CPU).
         self._fast: FastWriter | None = None
@@ -203,6 +201,11 @@ class BusReader:
         return self
 
     async def __anext__(self) -> BusItem:
+        return await self.next(watched=False)
+
+    async def next(self, *, watched: bool) -> BusItem:
+        """The next item; `watched`: clients read from here (a gateway with subscribers), which
+        the reader tells the producer, so that its market steps at the cadence."""
         backoff = Backoff(*BACKOFF_S)
         while not self._ready:
             try:
@@ -214,7 +217,7 @@ class BusReader:
                     else:
                         await trio.sleep(backoff.next())
                     continue
-                await self._read()
+                await self._read(watched)
             except Failure as exc:
                 await self._drop_fast()
                 if self._up:
@@ -259,7 +262,7 @@ class BusReader:
         self._up = True
         return True
 
-    async def _read(self) -> None:
+    async def _read(self, watched: bool) -> None:
         """One blocking read, then, unless it holds whole flushes that follow on, non-blocking
         ones until every stream is read up to one instant, fed to the reassembler in order.
 
@@ -274,7 +277,7 @@ class BusReader:
         now = trio.current_time()
         if now >= self._lease_at:
             await self._look_at_lease()
-        if now >= self._mark_at and self.watched():
+        if now >= self._mark_at and watched:
             await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
             self._mark_at = now + WATCHED_EVERY_S
         got = await self._xread(block=True)

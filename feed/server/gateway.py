@@ -34,6 +34,7 @@ from tickwire.feed.server.market import MarketSource, make_market
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
+from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TickBatch
@@ -97,10 +98,11 @@ class BusSource:
 
     async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
-        self.reader.watched = lambda: feed.watched  # tells the producer to step at the cadence
         task_status.started()
         self._statuses(feed, self.reader.halted)  # halted before this gateway started
-        async for item in self.reader:
+        while True:
+            # Whether clients read here: the reader tells the producer to step at the cadence.
+            item = await self.reader.next(watched=feed.watched)
             if isinstance(item, np.ndarray):  # a flush
                 await feed.push(item, self.reader.flush_offset)
             elif isinstance(item, bus.BusStatuses):
@@ -174,10 +176,42 @@ class BusSource:
 
 
 class BusSink:
-    """A producer's sink: every stepped batch, at its stream offset, to the bus."""
+    """A producer's sink: every stepped batch, at its stream offset, to the bus. It is also its
+    producer's upstream (`bus.producer.Upstream`): the snapshot a new lease starts with is
+    the server's, and a gateway that starts watching wakes the market source."""
 
-    def __init__(self, producer: BusProducer) -> None:
-        self.producer = producer
+    def __init__(
+        self,
+        source: MarketSource,
+        url: str,
+        universe: Universe,
+        *,
+        namespace: str,
+        epoch: int,
+        ident: str,
+        statuses: bool,
+    ) -> None:
+        self.source = source
+        self._feed: Feed | None = None
+        self.producer: BusProducer = _bus().BusProducer(
+            url,
+            universe,
+            self,
+            namespace=namespace,
+            epoch=epoch,
+            ident=ident,
+            statuses=statuses,
+        )
+
+    def attach(self, feed: Feed) -> None:
+        self._feed = feed
+
+    def snapshot(self) -> TickBatch:
+        assert self._feed is not None, "the producer runs once the server is built"
+        return self._feed.latest()
+
+    def wake(self) -> None:
+        self.source.wake()
 
     def publish(self, batch: TickBatch, offset: int) -> None:
         self.producer.publish(batch, offset)
@@ -223,12 +257,6 @@ def producer_server(
     start_s, start_ns = trio.current_time(), time.time_ns()  # event time runs from here
     market = market or make_market(config, start_ns)
     epoch = secrets.randbits(64)  # this run of the stream, the same on the bus and in the hub
-    server: Server | None = None
-
-    def snapshot() -> TickBatch:
-        assert server is not None, "the producer runs once the server is built"
-        return server.hub.lvc.copy()
-
     source = MarketSource(
         config,
         market,
@@ -237,18 +265,16 @@ def producer_server(
         reorder=functools.partial(bc.canonical, shards=bus.DEFAULT_SHARDS),
         epoch=epoch_text(epoch),
     )
-    producer: BusProducer = bus.BusProducer(
+    sink = BusSink(
+        source,
         url,
         market.universe,
-        snapshot,
         namespace=namespace,
         epoch=epoch,
         ident=gateway_id(),
         statuses=source.has_statuses,
     )
-    producer.on_watched = lambda watched: source.wake() if watched else None
-    server = Server(config, source=source, sinks=[BusSink(producer)])
-    return server, producer
+    return Server(config, source=source, sinks=[sink]), sink.producer
 
 
 async def run_gateway(

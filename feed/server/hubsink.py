@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.roles import Feed
 from tickwire.feed.venues.rest import RestTape
 from tickwire.feed.venues.session import VenueContext
 from tickwire.simulators.ticks import TickBatch
@@ -21,6 +22,9 @@ class HubSink:
         self.hub = hub
         self.tape = tape
         self.venues = venues
+
+    def attach(self, feed: Feed) -> None:
+        """Nothing to keep: the server publishes into its hub through this sink."""
 
     def publish(self, batch: TickBatch, offset: int) -> None:
         # The batch's records are on the tick grid and never written again (a source's promise).

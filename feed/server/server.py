@@ -100,6 +100,8 @@ class Server:
         )
         self.hub_sink = HubSink(self.hub, self.rest_tape, self.venue_ctx)
         self.sinks: tuple[Sink, ...] = (self.hub_sink, *sinks)
+        for sink in self.sinks:
+            sink.attach(self)
         self.registry: Registry[Connection] = Registry(
             config.max_connections, config.max_connections_per_ip
         )
@@ -268,6 +270,10 @@ class Server:
 
     def caught_up(self) -> bool:
         return self.hub.caught_up()
+
+    def latest(self) -> TickBatch:
+        """The hub's latest record per symbol (a copy)."""
+        return self.hub.lvc.copy()
 
     def overrun(self) -> None:
         self.counters.cadence_overruns += 1

@@ -19,7 +19,7 @@ require_redis()
 
 from tickwire.feed.bus import codec as bc  # noqa: E402
 from tickwire.feed.bus import write as bw  # noqa: E402
-from tickwire.feed.bus.api import BusProducer, BusReader, client_for  # noqa: E402
+from tickwire.feed.bus.api import BusProducer, BusReader, MarketUpstream, client_for  # noqa: E402
 
 TIMEOUT_S = 30
 
@@ -55,7 +55,7 @@ async def _drive(market: Market, producer: BusProducer, seconds: float) -> list[
 async def test_a_producer_at_5000_symbols_keeps_up_beside_its_market(redis: RedisServer) -> None:
     market = Market(Universe.synthetic(5000, 0), seed=4, start_ns=0)
     market.step(10 * 10**9)  # trades build up over ~10 s: from here, the open's full rate
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -80,7 +80,7 @@ async def test_a_producer_at_5000_symbols_keeps_up_beside_its_market(redis: Redi
 
 async def test_after_its_task_ends_publish_drops_and_counts(redis: RedisServer) -> None:
     market = Market(Universe.synthetic(50, 0), seed=1, start_ns=0)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -120,7 +120,7 @@ async def test_the_writer_runs_in_the_markets_loop_without_a_thread(redis: Redis
     """A writer thread paid the GIL on each of its socket calls (waiting for the market's
     thread to hand it back): the writes now run as a task in the caller's loop."""
     market = Market(Universe.synthetic(50, 0), seed=2, start_ns=0)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     # By name: an idle thread of trio's cache (from an earlier test) takes a job's name while
     # it runs one, as a writer thread would.
     before = {t.name for t in threading.enumerate()}
@@ -170,7 +170,7 @@ async def test_a_flush_is_sent_in_the_markets_step_without_waking_the_writer(
     the writer task wakes only now and then (it used to wake twice per flush, to send and to
     read the reply: most of a producer's fixed cost per flush at 500 symbols)."""
     market = Market(Universe.synthetic(500, 0), seed=5, start_ns=0)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     steps = _Steps("BusProducer.run")
     flushes = 300
     with trio.fail_after(TIMEOUT_S):
