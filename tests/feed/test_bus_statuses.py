@@ -220,3 +220,50 @@ def test_a_status_change_alone_is_a_write_of_its_own() -> None:
     assert [(shard, f[b"m"], f[b"r"]) for shard, f in entries] == [(0, b"1", b"")]
     outbox.stop()
     assert not outbox.put_statuses(halt) and outbox.dropped == 1  # no writer: dropped, counted
+
+
+LATER = """
+[[event]]
+kind = "halt"
+at = "4s"
+duration = "1s"
+symbol = "AAPL"
+"""
+
+
+@pytest.mark.slow  # three real processes and a halt 4 s into the producer's run: ~10 s
+async def test_tickwire_serve_gateways_send_the_producers_statuses(
+    redis: RedisServer, procs: Any, tmp_path: Path
+) -> None:
+    """What an operator runs: `tickwire serve --bus --role producer --scenario`, a gateway,
+    and clients on both; the gateway's client gets the halt and the resumption the producer's
+    own client gets."""
+    path = tmp_path / "later.toml"
+    path.write_text(LATER, encoding="utf-8")
+    bus = ("--bus", redis.url, "--bus-namespace", NS)
+    producer = procs("producer", *bus, "--role", "producer", "--scenario", str(path), "--port", "0")
+    gateway = procs("gateway", *bus, "--role", "gateway", "--port", "0")
+    own: list[object] = []
+    via_bus: list[object] = []
+    with trio.fail_after(TIMEOUT_S):
+        await producer.ready()
+        await gateway.ready()
+
+        async def until_resumed(url: str, out: list[object]) -> None:
+            async with connect(url, encoding="binary") as feed:
+                await feed.subscribe(SYMBOLS, snapshot=False)
+                async for ev in feed:
+                    if isinstance(ev, Batch | TradingStatus):
+                        out.append(ev)
+                    if isinstance(ev, TradingStatus) and ev.status == "trading":
+                        return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(until_resumed, producer.url, own)
+            nursery.start_soon(until_resumed, gateway.url, via_bus)
+    statuses = _statuses(own)
+    assert [(s[0], s[1]) for s in statuses] == [("AAPL", "halted"), ("AAPL", "trading")]
+    assert statuses[1][3] - statuses[0][3] == 1_000_000_000
+    assert _statuses(via_bus) == statuses
+    _no_ticks_while_halted(via_bus, 0, "AAPL")
+    assert producer.stop() == 0 and gateway.stop() == 0
