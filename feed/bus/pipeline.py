@@ -30,6 +30,8 @@ REPLY_GRACE_S = 0.02
 # receive per write cost more than the replies' news is worth sooner (written counts, a gateway
 # watching, a fenced write, which Redis refused anyway).
 READ_EVERY = 8
+# Writes in flight at most: beyond, flushes wait in the outbox for replies (Redis is slow).
+MAX_IN_FLIGHT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,9 @@ class Pipelined:
         if fast.unsent:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 await fast.drain()
+        elif len(self._inflight) >= MAX_IN_FLIGHT:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                self._take_replies(await fast.wait_replies())
         elif len(self._outbox):
             self._send_pending()
         elif self._inflight:
@@ -93,8 +98,14 @@ class Pipelined:
     def _send_pending(self) -> None:
         """Send everything pending as one pipelined write (no wait), and take the replies that
         have come back meanwhile. A failure is kept for the writer task to handle."""
-        fast, taken = self._fast, self._outbox.take()
-        if fast is None or taken is None:
+        fast = self._fast
+        if fast is None or fast.unsent or len(self._inflight) >= MAX_IN_FLIGHT:
+            # Redis is not keeping up: the flushes wait in the outbox (bounded, coalesced,
+            # dropped and counted beyond its limit) until the writer has sent the rest.
+            self._wake.set()
+            return
+        taken = self._outbox.take()
+        if taken is None:
             return
         packed, entries = self._packer.pack(taken, time.time_ns())
         was_idle = not self._inflight

@@ -193,3 +193,37 @@ async def test_a_flush_is_sent_in_the_markets_step_without_waking_the_writer(
     async with client_for(redis.url) as client:  # every flush is on the stream, in order
         entries = await client.xrange(bc.ticks_key("tickwire", 0))
     assert [int(e.field_values[b"l"]) for e in entries] == list(range(1, flushes + 2))
+
+
+async def test_a_stalled_redis_leaves_flushes_in_the_bounded_outbox(redis: RedisServer) -> None:
+    """Redis stops reading (SIGSTOP): the producer sends no more than the socket takes and
+    keeps the rest in its outbox, which drops (and counts) beyond its limit, instead of
+    queueing every flush in memory until the command timeout; it resumes when Redis does."""
+    import os
+    import signal
+
+    market = Market(Universe.synthetic(50, 0), seed=7, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    big = np.zeros(50_000, TICK_DTYPE)  # 3.2 MB a flush: far more than a socket buffer
+    big["sym"] = np.arange(len(big)) % 50
+    assert redis.proc is not None
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**9))
+            await producer.wait_written()
+            os.kill(redis.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(15):  # 750,000 records: past the outbox's 500,000
+                    producer.publish(big)
+                    await trio.sleep(0.01)
+                stalled = producer.statistics()
+            finally:
+                os.kill(redis.proc.pid, signal.SIGCONT)
+            await producer.wait_written()
+            producer.publish(market.step(2 * 10**9))
+            await producer.wait_written()
+            nursery.cancel_scope.cancel()
+    assert stalled.flushes_dropped >= 1, stalled
+    after = producer.statistics()
+    assert after.up and after.flushes_written >= 3, after  # the first, one big, the last
