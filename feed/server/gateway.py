@@ -1,11 +1,13 @@
 """`tickwire serve --bus URL --role producer|gateway`: one market, many stateless gateways.
 
 The bus roles as compositions of the server's parts (`roles`): a producer is the market source
-with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset) as
-its sinks; it listens for clients only with an explicit `--port`. A gateway has no market: its
+with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset, and
+a scenario's status changes; the sink is also the producer's upstream) as its sinks; it listens
+for clients only with an explicit `--port`. A gateway has no market: its
 source is a `BusSource`, which reads a `BusReader` and pushes each flush into the same hub,
 connections and venue fan-out as a single process (`Server.push`), at the producer's stream
-offsets and under the producer's epoch, so a client resumes on any gateway. A bus gap becomes a
+offsets and under the producer's epoch, so a client resumes on any gateway; status changes are
+published where they fall among the records. A bus gap becomes a
 `gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is down keeps
 clients connected on heartbeats, says `bus: down` in `stats`, logs once and makes `/readyz`
 answer 503 until it is back.
