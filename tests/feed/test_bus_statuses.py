@@ -267,3 +267,58 @@ async def test_tickwire_serve_gateways_send_the_producers_statuses(
     assert _statuses(via_bus) == statuses
     _no_ticks_while_halted(via_bus, 0, "AAPL")
     assert producer.stop() == 0 and gateway.stop() == 0
+
+
+async def test_after_a_gap_a_halt_the_new_producer_does_not_have_ends(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """A new producer (a new epoch) takes over while AAPL is halted by the old one's scenario
+    and plays none: the gateway's clients get the gap, the snapshot, then AAPL trading again
+    (the statuses in between are lost; the halted hash says who is halted now)."""
+    from tickwire.feed import Gap
+
+    path = tmp_path / "long.toml"
+    path.write_text(
+        '[[event]]\nkind = "halt"\nat = "0.3s"\nduration = "60s"\nsymbol = "AAPL"\n',
+        encoding="utf-8",
+    )
+    first, _ = producer_server(_config_of("--scenario", str(path)), None, redis.url, NS)
+    second, _ = producer_server(_config_of(), None, redis.url, NS)
+    events: list[object] = []
+
+    async def run(server: Any, scope: trio.CancelScope, *, task_status: Any) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.sinks[1].producer.run)
+                await nursery.start(server.run_source)
+                task_status.started()
+
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as outer:
+            first_scope = trio.CancelScope()
+            await outer.start(run, first, first_scope)
+            async with BusReader(redis.url, namespace=NS) as reader, trio.open_nursery() as gws:
+                gateway = gateway_server(_config_of(), reader, "gw")
+                await gws.start(gateway.run)
+                async with connect(gateway.url, encoding="binary") as feed:
+                    await feed.subscribe(SYMBOLS, snapshot=False)
+                    async for ev in feed:
+                        if isinstance(ev, Batch | TradingStatus | Gap):
+                            events.append(ev)
+                        if isinstance(ev, TradingStatus) and ev.status == "halted":
+                            first_scope.cancel()  # a clean stop: it releases the lease
+                            await outer.start(run, second, trio.CancelScope())
+                        if isinstance(ev, TradingStatus) and ev.status == "trading":
+                            break
+                gws.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
+    kinds = [
+        type(e).__name__ if not isinstance(e, Batch) else e.kind
+        for e in events
+        if not (isinstance(e, Batch) and e.kind == "ticks")
+    ]
+    assert kinds == ["TradingStatus", "Gap", "snapshot", "TradingStatus"], kinds
+    halt, resume = _statuses(events)
+    assert (halt[0], halt[1], resume[0], resume[1]) == ("AAPL", "halted", "AAPL", "trading")
+    assert resume[3] > halt[3]
+    assert sum(isinstance(e, Gap) for e in events) == 1
