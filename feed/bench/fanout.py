@@ -103,6 +103,7 @@ def load_on(
     n: int,
     window_s: float,
     warmup_s: float,
+    per_pid: dict[int, float] | None = None,
 ) -> tuple[list[dict[str, Any]], float, float]:
     """N load clients in one or two processes against running servers.
 
@@ -110,7 +111,7 @@ def load_on(
     one feed), one process per URL. `client_args(k, first)` gives one load-client process's mode
     and arguments (the URL goes after the mode) for its `k` clients numbered from `first`.
     Returns each process's result, the CPU seconds of the processes `pids` (the server's) and
-    the wall seconds over the measured window.
+    the wall seconds over the measured window; `per_pid`, if given, gets each one's CPU seconds.
     """
     if len(urls) == 1:
         per_proc = [n] if n == 1 else [n - n // 2, n // 2]
@@ -133,11 +134,14 @@ def load_on(
         _expect(clients, "connected", 30 + n * 0.2)
         _tell(clients, "subscribe")  # all at once, once every connection is open
         _expect(clients, "ready", 30)
-        cpu0, t0 = sum(_procs.cpu_s(p) for p in pids), time.perf_counter()
+        cpu0, t0 = [_procs.cpu_s(p) for p in pids], time.perf_counter()
         _tell(clients, "go")
         time.sleep(window_s)  # the measured window itself
         _tell(clients, "stop")
-        server_cpu = sum(_procs.cpu_s(p) for p in pids) - cpu0
+        spent = [_procs.cpu_s(p) - c for p, c in zip(pids, cpu0, strict=True)]
+        server_cpu = sum(spent)
+        if per_pid is not None:
+            per_pid.update(zip(pids, spent, strict=True))
         wall = time.perf_counter() - t0
         results = [json.loads(_procs.readline(c, 30)) for c in clients]
     finally:

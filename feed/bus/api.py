@@ -1,11 +1,12 @@
 """The bus: one producer's flushes to any number of gateways, through Redis Streams.
 
-`BusProducer` runs beside the market: `publish(batch)` never waits (like `Hub.publish`); its
-writer (a task in the market's loop, woken by `publish`) writes each flush, or every flush
-published while it was busy, as one entry per shard, the latest record per symbol and the flush
-numbers in one Lua script (`write.WRITE_SCRIPT`): one atomic round trip, so a reader sees
-a flush whole or not at all. While Redis is
-down it keeps nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
+`BusProducer` runs beside the market, its `Upstream` (a role object: the latest records for a
+new lease's snapshot, a wake-up when a gateway starts watching; `MarketUpstream` for a bare
+market, the server's `BusSink` in `tickwire serve`): `publish(batch)` never waits (like
+`Hub.publish`) and sends each flush, pipelined (`pipeline.py`), as one entry per shard, the
+latest record per symbol and the flush numbers in one Lua script (`write.WRITE_SCRIPT`): one
+atomic command, so a reader sees a flush whole or not at all. While Redis is down it keeps
+nothing: flushes are dropped and counted, it reconnects with backoff, logs once, and
 rewrites the meta key and the full snapshot when Redis is back.
 
 One producer per namespace writes: it holds a lease in Redis (`lease.py`) that fences every
@@ -16,9 +17,11 @@ by hiredis (`fastwrite.py`); coredis carries the rest.
 
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
-event order, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot) whenever
-records were lost: a trimmed cursor, a changed epoch, a Redis restart. Each reader keeps its own
-cursor per shard (XREAD BLOCK, no consumer groups: groups split work, they do not fan out).
+event order, `BusStatuses` where a producer's market playing a scenario halted or resumed
+symbols, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot and the symbols
+halted then) whenever records were lost: a trimmed cursor, a changed epoch, a Redis restart.
+Each reader keeps its own cursor per shard (XREAD BLOCK, no consumer groups: groups split work,
+they do not fan out).
 
 The wire format (`codec.py`), the flush's write (`write.py`), the producer's pending flushes
 (`outbox.py`) and reassembly (`reassemble.py`) are sans-IO. Needs `pip install 'tickwire[redis]'`
@@ -27,13 +30,19 @@ The wire format (`codec.py`), the flush's write (`write.py`), the producer's pen
 
 from __future__ import annotations
 
-from tickwire.feed.bus.producer import BusProducer, BusProducerStatistics
+from tickwire.feed.bus.producer import (
+    BusProducer,
+    BusProducerStatistics,
+    MarketUpstream,
+    Upstream,
+)
 from tickwire.feed.bus.reader import (
     BusDown,
     BusGap,
     BusItem,
     BusReader,
     BusReaderStatistics,
+    BusStatuses,
 )
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
@@ -63,5 +72,8 @@ __all__ = [
     "BusProducerStatistics",
     "BusReader",
     "BusReaderStatistics",
+    "BusStatuses",
+    "MarketUpstream",
+    "Upstream",
     "client_for",
 ]

@@ -10,12 +10,18 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
 - `m`: the bitmask of shards written for those flushes, so a reader knows when it has all of it;
 - `t`: the producer's wall clock at publish (ns), for the reader's lag;
 - `o` (optional): the producer's stream offset of the first record of flush `f`, so that every
-  gateway's hub numbers records as the producer does and a client resumes on any gateway.
+  gateway's hub numbers records as the producer does and a client resumes on any gateway;
+- `s` (optional, on the first entry of a write only): the trading status changes of a market
+  playing a scenario (`STATUS_AT_DTYPE`: each change's `simulators.scenario.STATUS_DTYPE` record
+  after `at`, the number of the write's records before it), so a gateway publishes them where
+  the producer did. A write of status changes alone is one entry of shard 0 with no records.
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
 script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
-offset of the next record, all written in the same transaction as the entries; `{ns}:meta` is a JSON
-string: the universe's reference rows, the epoch, the shard count and the tick format version.
+offset of the next record, all written in the same transaction as the entries; `{ns}:halted` a
+hash, symbol id -> the status record of each symbol halted now; `{ns}:meta` is a JSON string: the
+universe's reference rows, the epoch, the shard count, whether the market plays a scenario
+(`statuses`) and the tick format version.
 
 The producer's write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole
 flushes.
@@ -28,12 +34,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TICK_FORMAT_VERSION
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 MAX_SHARDS = 64  # the shard mask is a 64-bit field
+# A status change on the bus: its record, after `at` records of the write that carries it.
+STATUS_AT_DTYPE = np.dtype([("at", "<u8"), ("status", (np.void, STATUS_DTYPE.itemsize))])
 
 
 class BusFormatError(ValueError):
@@ -62,6 +72,11 @@ def meta_key(namespace: str) -> str:
     return f"{namespace}:meta"
 
 
+def halted_key(namespace: str) -> str:
+    """Each symbol halted now (a market playing a scenario): where a gateway starts from."""
+    return f"{namespace}:halted"
+
+
 def watched_key(namespace: str) -> str:
     """Set (with a short expiry, refreshed) by every gateway that has subscribers: while it
     is absent, nobody watches and the producer steps its market rarely, like an idle server."""
@@ -83,9 +98,10 @@ class Meta:
     universe: Universe
     epoch: int
     shards: int
+    statuses: bool = False  # the market plays a scenario: writes carry status changes
 
 
-def encode_meta(universe: Universe, epoch: int, shards: int) -> bytes:
+def encode_meta(universe: Universe, epoch: int, shards: int, statuses: bool = False) -> bytes:
     # The `symbols` reply's rows: every reference field (size units, a replay's source) reaches
     # the gateways, which answer `symbols` with them.
     doc = {
@@ -93,6 +109,7 @@ def encode_meta(universe: Universe, epoch: int, shards: int) -> bytes:
         "epoch": epoch,
         "shards": shards,
         "universe": universe.reference(),
+        "statuses": statuses,
     }
     return orjson.dumps(doc)
 
@@ -106,7 +123,8 @@ def decode_meta(raw: bytes) -> Meta:
                 f"{TICK_FORMAT_VERSION}: run the same tickwire version on both sides"
             )
         universe = Universe.from_reference(doc["universe"])
-        return Meta(universe, int(doc["epoch"]), int(doc["shards"]))
+        statuses = doc.get("statuses", False) is True
+        return Meta(universe, int(doc["epoch"]), int(doc["shards"]), statuses)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
             raise
@@ -128,6 +146,7 @@ class Entry:
     sent_ns: int
     records: TickBatch
     offset: int | None = None  # the producer's stream offset of flush `first`'s first record
+    statuses: bytes = b""  # `STATUS_AT_DTYPE` records (`encode_statuses`)
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -145,8 +164,12 @@ def encode_entries(
     epoch: int,
     sent_ns: int,
     offset: int | None = None,
+    statuses: bytes = b"",
 ) -> list[tuple[int, dict[bytes, bytes]]]:
-    """The fields of each shard's entry for flushes `first..last` (starting at `offset`)."""
+    """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
+    first one with `statuses` (`encode_statuses`)."""
+    if statuses and not parts:
+        parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
         mask |= 1 << shard
@@ -159,7 +182,31 @@ def encode_entries(
     }
     if offset is not None:
         head[b"o"] = str(offset).encode()
-    return [(shard, {**head, b"r": raw}) for shard, raw in parts]
+    out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
+    if statuses:
+        out[0][1][b"s"] = statuses
+    return out
+
+
+def encode_statuses(statuses: list[tuple[int, NDArray[np.void]]]) -> bytes:
+    """(records before, `STATUS_DTYPE` records) pairs as one `s` field; b"" for none."""
+    if not statuses:
+        return b""
+    out = np.zeros(sum(len(r) for _, r in statuses), STATUS_AT_DTYPE)
+    i = 0
+    for at, records in statuses:
+        out["at"][i : i + len(records)] = at
+        out["status"][i : i + len(records)] = records.view(out.dtype["status"])
+        i += len(records)
+    return out.tobytes()
+
+
+def decode_statuses(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
+    """An `s` field back as (records before each, `STATUS_DTYPE` records)."""
+    if len(raw) % STATUS_AT_DTYPE.itemsize:
+        raise BusFormatError(f"status changes of {len(raw)} bytes, not a multiple of 24")
+    got = np.frombuffer(raw, STATUS_AT_DTYPE)
+    return got["at"].copy(), got["status"].copy().view(STATUS_DTYPE)
 
 
 def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry:
@@ -178,11 +225,26 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             int(fields[b"t"]),
             np.frombuffer(raw, TICK_DTYPE),
             int(fields[b"o"]) if b"o" in fields else None,
+            _bytes(fields.get(b"s", b"")),
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
             raise
         raise BusFormatError(f"a stream entry that is not tickwire's: {exc!r}") from None
+
+
+def _bytes(value: str | bytes) -> bytes:
+    if not isinstance(value, bytes):
+        raise BusFormatError("status changes that are not bytes")
+    return value
+
+
+def decode_halted(fields: Mapping[bytes, bytes]) -> NDArray[np.void]:
+    """The `{ns}:halted` hash as status records, by symbol id."""
+    raw = b"".join(v for _, v in sorted((int(k), v) for k, v in fields.items()))
+    if len(raw) % STATUS_DTYPE.itemsize:
+        raise BusFormatError("a halted record that is not 16 bytes")
+    return np.frombuffer(raw, STATUS_DTYPE).copy()
 
 
 def latest_records(batch: TickBatch) -> bytes:

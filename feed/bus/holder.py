@@ -47,7 +47,7 @@ class LeaseHolder:
     def _set_watched(self, watched: bool) -> None:
         raise NotImplementedError
 
-    def _handover(self) -> tuple[TickBatch, int, int | None]:
+    def _handover(self) -> tuple[TickBatch, bytes, int, int | None]:
         raise NotImplementedError
 
     async def _connect(self) -> None:
@@ -63,13 +63,13 @@ class LeaseHolder:
         if lease.holder != self.token:
             self._stand_by(lease.holder)
             return
-        snap, head, next_offset = self._handover()
+        snap, halted, head, next_offset = self._handover()
         latest = bc.latest_records(snap) if len(snap) else b""
         keys = [bc.lease_key(self.namespace), bc.meta_key(self.namespace)]
         keys += [bc.latest_key(self.namespace), bc.head_key(self.namespace)]
-        keys.append(bc.offset_key(self.namespace))
+        keys += [bc.offset_key(self.namespace), bc.halted_key(self.namespace)]
         off = b"" if next_offset is None else str(next_offset).encode()
-        args = [self.token, self._meta, latest, str(head).encode(), off]
+        args = [self.token, self._meta, latest, str(head).encode(), off, halted]
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 reply = await self._client.eval(bl.CONNECT_SCRIPT, keys=keys, args=args)

@@ -18,8 +18,10 @@ from typing import Any
 
 from tickwire.feed.bus.codec import lease_key
 from tickwire.simulators import TICK_DTYPE
+from tickwire.simulators.scenario import STATUS_DTYPE
 
 _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
+_STATUS_SYM_AT = STATUS_DTYPE.fields["sym"][1] + 1 if STATUS_DTYPE.fields else 0
 
 # A stalled or dead producer is replaced within LEASE_MS + STANDBY_POLL_S (+ one snapshot write);
 # the holder renews 4-5 times per lease, so a producer the OS keeps waiting for up to ~1 s
@@ -107,9 +109,10 @@ INFO_SCRIPT = f"""
 {_NOW_MS}return {{redis.call('GET', KEYS[1]) or '', 0, {_INFO}}}
 """
 
-# A producer's first write under a fresh lease: meta, the full latest-record hash, head and
-# offset, fenced like every write. KEYS: lease, meta, latest, head, offset.
-# ARGV: token, meta, latest blob, head, offset or ''. Returns 1, or the holder ('' for none).
+# A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset
+# and the halted hash, fenced like every write. KEYS: lease, meta, latest, head, offset, halted.
+# ARGV: token, meta, latest blob, head, offset or '', halted symbols' status records. Returns 1,
+# or the holder ('' for none).
 CONNECT_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then
@@ -125,6 +128,12 @@ end
 redis.call('SET', KEYS[4], ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[5], ARGV[5])
+end
+redis.call('DEL', KEYS[6])
+local h = ARGV[6]
+for i = 1, #h, {STATUS_DTYPE.itemsize} do
+  local rec = string.sub(h, i, i + {STATUS_DTYPE.itemsize - 1})
+  redis.call('HSET', KEYS[6], tostring(struct.unpack('<H', rec, {_STATUS_SYM_AT})), rec)
 end
 return 1
 """

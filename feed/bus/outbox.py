@@ -8,11 +8,12 @@ takes everything pending at once, so a writer that fell behind writes one coales
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
-from tickwire.simulators import TickBatch
+from tickwire.simulators import TICK_DTYPE, TickBatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,9 @@ class Taken:
     last: int
     offset: int | None
     next_offset: int | None
+    # Status changes (a scenario's halts and resumptions): (records of `batch` before them,
+    # `STATUS_DTYPE` records), in order.
+    statuses: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
 
 
 class Outbox:
@@ -40,6 +44,7 @@ class Outbox:
         self.dropped = 0  # flushes dropped, counted
         self.next_offset: int | None = None  # the stream offset after the last flush given
         self._pending: list[TickBatch] = []
+        self._statuses: list[tuple[int, NDArray[np.void]]] = []
         self._records = 0
         self._first = 0  # the first flush number in `_pending`
         self._first_offset: int | None = None  # and the stream offset of its first record
@@ -49,7 +54,7 @@ class Outbox:
         return len(self._pending)
 
     def put(self, batch: TickBatch, offset: int | None) -> bool:
-        """Number one non-empty flush; True if kept for the writer, False if dropped."""
+        """Number one flush; True if kept for the writer, False if dropped."""
         self.flush += 1
         if offset is not None:
             self.next_offset = offset + len(batch)
@@ -64,15 +69,26 @@ class Outbox:
         self._records += len(batch)
         return True
 
+    def put_statuses(self, records: NDArray[np.void]) -> bool:
+        """Status changes after every record put so far: with the flushes pending, or as a
+        flush of their own (numbered, no records) if none is; False if dropped."""
+        if not self._pending and not self.put(np.empty(0, TICK_DTYPE), self.next_offset):
+            return False
+        self._statuses.append((self._records, records))
+        return True
+
     def take(self) -> Taken | None:
         """Everything pending as one batch (None if nothing is)."""
         batches = self._pending
         if not batches:
             return None
+        statuses, self._statuses = self._statuses, []
         self._pending, self._records = [], 0
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         first, last = self._first, self.flush
-        return Taken(batch, len(batches), first, last, self._first_offset, self.next_offset)
+        return Taken(
+            batch, len(batches), first, last, self._first_offset, self.next_offset, statuses
+        )
 
     def written(self, taken: Taken) -> None:
         """The writer wrote `taken`."""
@@ -82,6 +98,7 @@ class Outbox:
         """Drop what is pending (counted unless a standby's): every flush given out is done."""
         self.dropped += len(self._pending) if counted else 0
         self._pending.clear()
+        self._statuses.clear()
         self._records = 0
         self.done = self.flush
 

@@ -6,10 +6,13 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections import deque
 from dataclasses import dataclass
+from typing import Any, Protocol
 
+import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import codec as bc
@@ -17,7 +20,8 @@ from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus import write as bw
 from tickwire.feed.bus.fastwrite import FastWriter
 from tickwire.feed.bus.holder import LeaseHolder
-from tickwire.feed.bus.outbox import Outbox
+from tickwire.feed.bus.outbox import Outbox, Taken
+from tickwire.feed.bus.pipeline import InFlight, Pipelined
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
     COMMAND_TIMEOUT_S,
@@ -31,7 +35,33 @@ from tickwire.feed.bus.redis import (
     log,
 )
 from tickwire.feed.urls import redact
-from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators import TICK_DTYPE, Market, TickBatch, Universe
+
+
+class Upstream(Protocol):
+    """What a producer publishes from (a role, as the server's sources and sinks are): the
+    latest record per symbol, for the snapshot a new lease starts with, and a wake-up for a
+    market that idles while no gateway watches."""
+
+    def snapshot(self) -> TickBatch:
+        """The latest record per symbol, as of the last flush published."""
+        ...
+
+    def wake(self) -> None:
+        """A gateway started watching: step at the cadence from now on."""
+
+
+class MarketUpstream:
+    """A bare market as a producer's upstream (no server): its caller steps it."""
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+
+    def snapshot(self) -> TickBatch:
+        return self.market.snapshot()
+
+    def wake(self) -> None:
+        """Nothing to wake: the caller steps the market at its own pace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +79,7 @@ class BusProducerStatistics:
     takeovers: int  # times a standby took over from a producer that died or stalled
 
 
-class BusProducer(LeaseHolder):
+class BusProducer(LeaseHolder, Pipelined):
     """Writes a market's flushes to Redis; start `run` with `await nursery.start(producer.run)`
     in the market's own trio loop.
 
@@ -57,23 +87,25 @@ class BusProducer(LeaseHolder):
     while the market sleeps until its next step. A writer thread with a trio loop of its own
     (as this was) cost a cross-thread wake-up per flush and fought the market's thread for the
     GIL around every socket call (each released it and had to get it back); as a task it costs
-    about a third less CPU per published tick at 500 symbols (measured). With the write packed
-    and parsed by hiredis, a flush costs the loop tens of microseconds; a market step that runs
-    long (a 5,000-symbol chunk) delays the next write, which then carries every flush
-    published meanwhile in one entry.
+    about a third less CPU per published tick at 500 symbols (measured). With hiredis, `publish`
+    sends the flush itself, pipelined, and the writer task only reads replies nobody read
+    (`REPLY_GRACE_S`) and sends what the socket did not take; a flush published while the
+    writer cannot send (connecting, Redis slow) waits, and every flush pending then goes in
+    one entry.
     """
 
     def __init__(
         self,
         url: str,
         universe: Universe,
-        snapshot: Callable[[], TickBatch],
+        upstream: Upstream,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         shards: int = DEFAULT_SHARDS,
         maxlen: int = DEFAULT_MAXLEN,
         epoch: int | None = None,
         ident: str | None = None,
+        statuses: bool = False,
     ) -> None:
         if not 1 <= shards <= bc.MAX_SHARDS:
             raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
@@ -84,8 +116,10 @@ class BusProducer(LeaseHolder):
         self.shards = shards
         self.maxlen = maxlen
         self.epoch = epoch if epoch is not None else secrets.randbits(63)
-        self._snapshot = snapshot
-        self._meta = bc.encode_meta(universe, self.epoch, shards)
+        self.upstream = upstream
+        # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
+        self._meta = bc.encode_meta(universe, self.epoch, shards, statuses)
+        self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
@@ -94,12 +128,23 @@ class BusProducer(LeaseHolder):
         self._lease = bl.LeaseState(b"", False, 0, 0)
         self._renew_at = 0.0  # trio.current_time()
         self._standby_for = b""  # the holder the standby line was logged for
-        # Whether a gateway has subscribers (from each write's reply); `on_watched(watched)`
-        # runs when it changes.
+        # Whether a gateway has subscribers (from each write's reply); the upstream is woken
+        # when it turns true.
         self.watched = True
-        self.on_watched: Callable[[bool], None] | None = None
         self._fast: FastWriter | None = None  # the writes' own connection, while up
         self._fast_usable = True  # False: the URL or the install has none (coredis writes)
+        self._packer = bw.FlushPacker(
+            bw.WRITE_SHA,
+            namespace=namespace,
+            shards=shards,
+            epoch=self.epoch,
+            maxlen=maxlen,
+            token=self.token,
+            lease_ms=bl.LEASE_MS,
+        )
+        self._inflight: deque[InFlight] = deque()  # pipelined writes awaiting their reply
+        self._failure: ConnectionError | None = None  # met in `publish`, for the writer
+        self._reconnect = False  # the lease lapsed: take it again (the writer does)
         self._outbox = Outbox(MAX_PENDING_RECORDS)
         self._wake = trio.Event()  # set by `publish`: the writer has something to write
         self._waiter: trio.Event | None = None  # `wait_written`'s
@@ -113,10 +158,28 @@ class BusProducer(LeaseHolder):
         """
         if not len(batch):
             return
-        if self._outbox.put(batch, offset):
-            self._wake.set()
-        else:
+        if not self._outbox.put(batch, offset):
             self._report_done()
+        elif self._fast is not None and self._active and not self._failure:
+            self._send_pending()  # pipelined, in this step: no task switch per flush
+        else:
+            self._wake.set()
+
+    def publish_statuses(self, records: NDArray[np.void]) -> None:
+        """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after every flush
+        published so far; they go with the next write. Never waits; dropped like a flush."""
+        for rec in records:
+            sym = int(rec["sym"])
+            if rec["status"]:
+                self._halted[sym] = rec.tobytes()
+            else:
+                self._halted.pop(sym, None)
+        if not self._outbox.put_statuses(records):
+            self._report_done()
+        elif self._fast is not None and self._active and not self._failure:
+            self._send_pending()
+        else:
+            self._wake.set()
 
     async def wait_written(self) -> None:
         """Until every flush published so far is written or dropped (clean shutdown)."""
@@ -177,16 +240,40 @@ class BusProducer(LeaseHolder):
             backoff.reset()
             if self._active:
                 await self._write_or_renew()
-            else:
+                continue
+            # Not writing: replies of pipelined writes still on their way would be taken for
+            # those of later writes, so the connection goes (a lost flush is a gap anyway).
+            await self._close_fast()
+            if not self._reconnect:
                 await trio.sleep(bl.STANDBY_POLL_S)
-                await self._connect()
+            self._reconnect = False
+            await self._connect()
 
     async def _write_or_renew(self) -> None:
-        """The active producer's step: write what is pending, or renew the lease when due."""
-        if not len(self._outbox):
-            self._wake = trio.Event()
-            with trio.move_on_after(max(self._renew_at - trio.current_time(), 0)):
-                await self._wake.wait()
+        """The active producer's step: write what is pending, or renew the lease when due.
+
+        With the fast connection, `publish` sends each flush itself (`_send_pending`) and reads
+        the replies that have come back; this task only opens the connection, sends what the
+        socket did not take, and reads replies nobody read within `REPLY_GRACE_S` (the market
+        idles, or Redis is slow). So a flush costs the loop no task switch of its own.
+        """
+        if self._failure is not None:
+            self._fail()
+            return
+        try:
+            if self._fast is None and self._fast_usable:
+                with trio.fail_after(COMMAND_TIMEOUT_S):
+                    self._fast = await FastWriter.open(self.url, bw.WRITE_SCRIPT)
+                self._fast_usable = self._fast is not None
+            if self._fast is not None:
+                await self._serve_pipeline(self._fast)
+                return
+        except Failure as exc:
+            self._failure = exc if isinstance(exc, ConnectionError) else ConnectionError(exc)
+            self._fail()
+            return
+        # coredis (TLS, or no hiredis): one awaited write at a time
+        await self._wait_for_work(self._renew_at)
         if len(self._outbox):
             await self._write_pending()
         elif trio.current_time() >= self._renew_at:
@@ -196,14 +283,16 @@ class BusProducer(LeaseHolder):
         self._outbox.stop(standby=standby)
         self._report_done()
 
-    def _handover(self) -> tuple[TickBatch, int, int | None]:
-        """Start accepting flushes and take the snapshot they follow, with the last flush
-        number before them: no step runs in between (one loop), so a reader that starts from
-        this snapshot and `head` misses nothing."""
+    def _handover(self) -> tuple[TickBatch, bytes, int, int | None]:
+        """Start accepting flushes and take the snapshot they follow, the symbols halted then
+        (their status records) and the last flush number before them: no step runs in between
+        (one loop), so a reader that starts from these and `head` misses nothing."""
         head, next_offset = self._outbox.accept()
-        return self._snapshot(), head, next_offset
+        halted = b"".join(self._halted[s] for s in sorted(self._halted))
+        return self.upstream.snapshot(), halted, head, next_offset
 
     async def _write_pending(self) -> None:
+        """One awaited write of everything pending, on coredis."""
         taken = self._outbox.take()
         if taken is None:
             return
@@ -219,23 +308,22 @@ class BusProducer(LeaseHolder):
         )
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
-                if self._fast is None and self._fast_usable:
-                    self._fast = await FastWriter.open(self.url, bw.WRITE_SCRIPT)
-                    self._fast_usable = self._fast is not None
-                if self._fast is not None:
-                    reply = await self._fast.evalsha(keys, args)
-                else:
-                    reply = await self._client.eval(bw.WRITE_SCRIPT, keys=keys, args=args)
+                reply = await self._client.eval(bw.WRITE_SCRIPT, keys=keys, args=args)
         except Failure as exc:
             self._outbox.dropped += taken.flushes
             self._down(exc)
             return
+        self._written_reply(reply, taken, entries)
+        self._report_done()
+
+    def _written_reply(self, reply: Any, taken: Taken, entries: int) -> None:
+        """The script's answer to the write of `taken`: written, or fenced."""
         holder = bl.fenced_holder(reply)
         if holder is not None:  # fenced: nothing was written
             self._outbox.dropped += taken.flushes
-            self._lost(holder)
-            if not holder:
-                await self._connect()
+            if self._active:
+                self._lost(holder)
+                self._reconnect = not holder  # it lapsed: take it again
             return
         self._renew_at = trio.current_time() + bl.RENEW_S
         self._set_watched(reply == 2)
@@ -244,20 +332,13 @@ class BusProducer(LeaseHolder):
         self._records += len(taken.batch)
         self._bytes += len(taken.batch) * TICK_DTYPE.itemsize
         self._outbox.written(taken)
-        self._report_done()
-
-    async def _close_fast(self) -> None:
-        fast, self._fast = self._fast, None
-        if fast is not None:
-            with trio.CancelScope(shield=True):
-                await fast.aclose()
 
     def _set_watched(self, watched: bool) -> None:
         if watched == self.watched:
             return
         self.watched = watched
-        if self.on_watched is not None:
-            self.on_watched(watched)
+        if watched:
+            self.upstream.wake()
 
     def _report_done(self) -> None:
         """Wake `wait_written` once every flush given out is written or dropped (only then:

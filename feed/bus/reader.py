@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
 
 import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import codec as bc
@@ -28,8 +28,10 @@ from tickwire.feed.bus.redis import (
 )
 from tickwire.feed.urls import redact
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators.scenario import STATUS_DTYPE
 
 LEASE_INFO_EVERY_S = 1.0
+_NO_STATUSES = np.empty(0, STATUS_DTYPE)
 # A gateway with subscribers says so every WATCHED_EVERY_S, for WATCHED_MS: the producer steps at
 # the cadence from its next write after the first mark, and idles WATCHED_MS after the last.
 WATCHED_EVERY_S = 0.5
@@ -44,6 +46,7 @@ class BusGap:
     snapshot: TickBatch
     epoch: int
     offset: int | None = None  # the producer's stream offset of the next record, if it sends one
+    halted: NDArray[np.void] = field(default_factory=lambda: _NO_STATUSES)  # halted now
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,15 @@ class BusDown:
     reason: str
 
 
-BusItem: TypeAlias = TickBatch | BusGap | BusDown
+@dataclass(frozen=True, slots=True)
+class BusStatuses:
+    """Trading status changes (`simulators.scenario.STATUS_DTYPE` records) of a producer's
+    market playing a scenario, after every flush yielded before them."""
+
+    records: NDArray[np.void]
+
+
+BusItem: TypeAlias = TickBatch | BusGap | BusDown | BusStatuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,8 @@ class BusReader:
         self.epoch = 0
         self.shards = 0
         self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
+        self.statuses = False  # the producer's market plays a scenario (status changes come)
+        self.halted: NDArray[np.void] = _NO_STATUSES  # as of the last resync, by symbol id
         self._cursors: dict[str, Any] = {}
         self._run_id = b""
         self._asm = Reassembler(0)
@@ -90,7 +103,6 @@ class BusReader:
         self._flushes = self._records = self._gaps = 0
         self.lease = bl.LeaseState(b"", False, 0, 0)
         self._lease_at = 0.0  # trio.current_time() of the next look at the lease
-        self.watched: Callable[[], bool] = lambda: False  # whether clients read from here
         self._mark_at = 0.0  # trio.current_time() of the next `watched` mark
         # The stream reads' own connection (hiredis: a coredis call costs ~170 us of CPU).
         self._fast: FastWriter | None = None
@@ -189,6 +201,11 @@ class BusReader:
         return self
 
     async def __anext__(self) -> BusItem:
+        return await self.next(watched=False)
+
+    async def next(self, *, watched: bool) -> BusItem:
+        """The next item; `watched`: clients read from here (a gateway with subscribers), which
+        the reader tells the producer, so that its market steps at the cadence."""
         backoff = Backoff(*BACKOFF_S)
         while not self._ready:
             try:
@@ -200,7 +217,7 @@ class BusReader:
                     else:
                         await trio.sleep(backoff.next())
                     continue
-                await self._read()
+                await self._read(watched)
             except Failure as exc:
                 await self._drop_fast()
                 if self._up:
@@ -220,6 +237,7 @@ class BusReader:
             latest_req = pipe.hgetall(bc.latest_key(self.namespace))
             head_req = pipe.get(bc.head_key(self.namespace))
             offset_req = pipe.get(bc.offset_key(self.namespace))
+            halted_req = pipe.hgetall(bc.halted_key(self.namespace))
             ends = [
                 pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
                 for s in range(bc.MAX_SHARDS)
@@ -229,7 +247,9 @@ class BusReader:
             return False
         meta = bc.decode_meta(raw)
         self.universe, self.epoch, self.shards = meta.universe, meta.epoch, meta.shards
+        self.statuses = meta.statuses
         self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
+        self.halted = bc.decode_halted(await halted_req)
         self._cursors = {}
         for s in range(meta.shards):
             last = await ends[s]
@@ -242,7 +262,7 @@ class BusReader:
         self._up = True
         return True
 
-    async def _read(self) -> None:
+    async def _read(self, watched: bool) -> None:
         """One blocking read, then, unless it holds whole flushes that follow on, non-blocking
         ones until every stream is read up to one instant, fed to the reassembler in order.
 
@@ -257,7 +277,7 @@ class BusReader:
         now = trio.current_time()
         if now >= self._lease_at:
             await self._look_at_lease()
-        if now >= self._mark_at and self.watched():
+        if now >= self._mark_at and watched:
             await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
             self._mark_at = now + WATCHED_EVERY_S
         got = await self._xread(block=True)
@@ -273,13 +293,14 @@ class BusReader:
         entries.sort(key=lambda e: (e.last, e.shard))  # each stream's own order is kept
         for entry in entries:
             released = self._asm.feed(entry)
-            for out, offset in zip(released, self._asm.offsets, strict=True):
+            asm = self._asm
+            for out, offset, st in zip(released, asm.offsets, asm.statuses, strict=True):
                 if out is None:
                     await self._gap("records lost (trimmed, dropped or a new producer)")
                     return
                 self._flushes += 1
                 self._records += len(out)
-                self._ready.append((out, offset))
+                self._ready += flush_items(out, offset, st)
 
     def _collect(self, got: Any, into: list[bc.Entry]) -> bool:
         """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
@@ -315,4 +336,24 @@ class BusReader:
             self._up = False
 
     def _gap_item(self, reason: str) -> BusGap:
-        return BusGap(reason, self.snapshot, self.epoch, self.offset)
+        return BusGap(reason, self.snapshot, self.epoch, self.offset, self.halted)
+
+
+def flush_items(
+    flush: TickBatch, offset: int | None, statuses: bytes
+) -> list[tuple[BusItem, int | None]]:
+    """A flush as items, with its status changes (`codec.encode_statuses`) where they fall:
+    its records before them (at their stream offset), then the changes, and so on."""
+    if not statuses:
+        return [(flush, offset)]
+    at, records = bc.decode_statuses(statuses)
+    out: list[tuple[BusItem, int | None]] = []
+    done = 0
+    for cut in np.unique(at).tolist():
+        if cut > done:
+            out.append((flush[done:cut], None if offset is None else offset + done))
+            done = cut
+        out.append((BusStatuses(records[at == cut]), None))
+    if done < len(flush):
+        out.append((flush[done:], None if offset is None else offset + done))
+    return out

@@ -20,6 +20,7 @@ class _Pending:
     parts: dict[int, TickBatch] = field(default_factory=dict)
     sent_ns: int = 0
     offset: int | None = None
+    statuses: bytes = b""  # the flush's status changes (`codec.encode_statuses`)
 
 
 class Reassembler:
@@ -37,13 +38,15 @@ class Reassembler:
         self._pending: dict[int, _Pending] = {}  # keyed by an entry's `last` flush
         self._seen: dict[int, int] = {}  # per shard: the last flush it delivered
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
-        # Aligned with what the last `feed` returned: each released flush's stream offset.
+        # Aligned with what the last `feed` returned: each released flush's stream offset and
+        # status changes (`codec.encode_statuses`, b"" for none).
         self.offsets: list[int | None] = []
+        self.statuses: list[bytes] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
-            self.offsets = [None]
+            self.offsets, self.statuses = [None], [b""]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -51,6 +54,7 @@ class Reassembler:
         if p is None:
             p = self._pending[key] = _Pending(entry.first, entry.mask, offset=entry.offset)
         p.parts[entry.shard] = entry.records
+        p.statuses += entry.statuses
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -58,7 +62,8 @@ class Reassembler:
     def _release(self) -> list[TickBatch | None]:
         out: list[TickBatch | None] = []
         offsets: list[int | None] = []
-        self.offsets = offsets
+        statuses: list[bytes] = []
+        self.offsets, self.statuses = offsets, statuses
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -72,14 +77,17 @@ class Reassembler:
                     break  # the rest of this flush is on its way
                 out.append(None)
                 offsets.append(None)
+                statuses.append(b"")
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
             if self.next_flush is not None and p.first != self.next_flush:
                 out.append(None)  # flushes before this one never came
                 offsets.append(None)
+                statuses.append(b"")
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
+            statuses.append(p.statuses)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

@@ -1,11 +1,13 @@
 """`tickwire serve --bus URL --role producer|gateway`: one market, many stateless gateways.
 
 The bus roles as compositions of the server's parts (`roles`): a producer is the market source
-with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset) as
-its sinks; it listens for clients only with an explicit `--port`. A gateway has no market: its
+with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset, and
+a scenario's status changes; the sink is also the producer's upstream) as its sinks; it listens
+for clients only with an explicit `--port`. A gateway has no market: its
 source is a `BusSource`, which reads a `BusReader` and pushes each flush into the same hub,
 connections and venue fan-out as a single process (`Server.push`), at the producer's stream
-offsets and under the producer's epoch, so a client resumes on any gateway. A bus gap becomes a
+offsets and under the producer's epoch, so a client resumes on any gateway; status changes are
+published where they fall among the records. A bus gap becomes a
 `gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is down keeps
 clients connected on heartbeats, says `bus: down` in `stats`, logs once and makes `/readyz`
 answer 503 until it is back.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
@@ -33,7 +36,9 @@ from tickwire.feed.server.market import MarketSource, make_market
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
+from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
+from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
@@ -74,6 +79,10 @@ class BusSource:
         self.reader = reader
         self.universe = reader.universe
         self.ident = ident
+        # The producer's market plays a scenario: the server keeps a status log for the
+        # changes the bus carries (`Server` looks at this once, when it is built).
+        self.has_statuses = reader.statuses
+        self._halted: dict[int, bytes] = {}  # symbol id -> status record, as published here
 
     def open(self) -> Opening:
         r = self.reader
@@ -91,20 +100,50 @@ class BusSource:
 
     async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
         bus = _bus()
-        self.reader.watched = lambda: feed.watched  # tells the producer to step at the cadence
         task_status.started()
-        async for item in self.reader:
+        self._statuses(feed, self.reader.halted)  # halted before this gateway started
+        while True:
+            # Whether clients read here: the reader tells the producer to step at the cadence.
+            item = await self.reader.next(watched=feed.watched)
             if isinstance(item, np.ndarray):  # a flush
                 await feed.push(item, self.reader.flush_offset)
+            elif isinstance(item, bus.BusStatuses):
+                self._statuses(feed, item.records)
+                await feed.deliver()
             elif isinstance(item, bus.BusGap):
                 await self._same_universe(feed)
                 await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
+                self._statuses(feed, self._changed(item.halted, feed.now_ns()))
+                await feed.deliver()
                 log.info(
                     "bus gap (%s): sent %s a fresh snapshot",
                     item.reason,
                     oplog.counted(len(feed.connections), "client"),
                 )
             # BusDown: the reader logged it once; clients keep their heartbeats
+
+    def _statuses(self, feed: Feed, records: NDArray[np.void]) -> None:
+        """Publish status changes, and keep which symbols they leave halted."""
+        if not len(records):
+            return
+        for rec in records:
+            if rec["status"]:
+                self._halted[int(rec["sym"])] = rec.tobytes()
+            else:
+                self._halted.pop(int(rec["sym"]), None)
+        feed.publish_statuses(records)
+
+    def _changed(self, halted: NDArray[np.void], now_ns: int) -> NDArray[np.void]:
+        """After a gap: the changes from what was published here to the producer's `halted`
+        (the updates in between are lost): a resumption at `now_ns` for each symbol no
+        longer halted, the halt of each newly halted one."""
+        now = {int(rec["sym"]): rec.tobytes() for rec in halted}
+        out = [rec for sym, rec in now.items() if self._halted.get(sym) != rec]
+        for sym in sorted(set(self._halted) - set(now)):
+            rec = np.frombuffer(self._halted[sym], STATUS_DTYPE).copy()
+            rec["status"], rec["ts"] = 0, now_ns
+            out.append(rec.tobytes())
+        return np.frombuffer(b"".join(out), STATUS_DTYPE).copy()
 
     async def _same_universe(self, feed: Feed) -> None:
         """A new producer may serve other symbols: ids would mean other things, so stop (a
@@ -139,13 +178,48 @@ class BusSource:
 
 
 class BusSink:
-    """A producer's sink: every stepped batch, at its stream offset, to the bus."""
+    """A producer's sink: every stepped batch, at its stream offset, to the bus. It is also its
+    producer's upstream (`bus.producer.Upstream`): the snapshot a new lease starts with is
+    the server's, and a gateway that starts watching wakes the market source."""
 
-    def __init__(self, producer: BusProducer) -> None:
-        self.producer = producer
+    def __init__(
+        self,
+        source: MarketSource,
+        url: str,
+        universe: Universe,
+        *,
+        namespace: str,
+        epoch: int,
+        ident: str,
+        statuses: bool,
+    ) -> None:
+        self.source = source
+        self._feed: Feed | None = None
+        self.producer: BusProducer = _bus().BusProducer(
+            url,
+            universe,
+            self,
+            namespace=namespace,
+            epoch=epoch,
+            ident=ident,
+            statuses=statuses,
+        )
+
+    def attach(self, feed: Feed) -> None:
+        self._feed = feed
+
+    def snapshot(self) -> TickBatch:
+        assert self._feed is not None, "the producer runs once the server is built"
+        return self._feed.latest()
+
+    def wake(self) -> None:
+        self.source.wake()
 
     def publish(self, batch: TickBatch, offset: int) -> None:
         self.producer.publish(batch, offset)
+
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        self.producer.publish_statuses(records)
 
     @property
     def watched(self) -> bool:
@@ -185,26 +259,24 @@ def producer_server(
     start_s, start_ns = trio.current_time(), time.time_ns()  # event time runs from here
     market = market or make_market(config, start_ns)
     epoch = secrets.randbits(64)  # this run of the stream, the same on the bus and in the hub
-    server: Server | None = None
-
-    def snapshot() -> TickBatch:
-        assert server is not None, "the producer runs once the server is built"
-        return server.hub.lvc.copy()
-
-    producer: BusProducer = bus.BusProducer(
-        url, market.universe, snapshot, namespace=namespace, epoch=epoch, ident=gateway_id()
-    )
     source = MarketSource(
         config,
         market,
         start_ns=start_ns,
         start_s=start_s,
-        reorder=functools.partial(bc.canonical, shards=producer.shards),
+        reorder=functools.partial(bc.canonical, shards=bus.DEFAULT_SHARDS),
         epoch=epoch_text(epoch),
     )
-    producer.on_watched = lambda watched: source.wake() if watched else None
-    server = Server(config, source=source, sinks=[BusSink(producer)])
-    return server, producer
+    sink = BusSink(
+        source,
+        url,
+        market.universe,
+        namespace=namespace,
+        epoch=epoch,
+        ident=gateway_id(),
+        statuses=source.has_statuses,
+    )
+    return Server(config, source=source, sinks=[sink]), sink.producer
 
 
 async def run_gateway(

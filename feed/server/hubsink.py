@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from tickwire.feed.hub.hub import Hub
+from tickwire.feed.server.roles import Feed
 from tickwire.feed.venues.rest import RestTape
 from tickwire.feed.venues.session import VenueContext
 from tickwire.simulators.ticks import TickBatch
@@ -19,10 +23,16 @@ class HubSink:
         self.tape = tape
         self.venues = venues
 
+    def attach(self, feed: Feed) -> None:
+        """Nothing to keep: the server publishes into its hub through this sink."""
+
     def publish(self, batch: TickBatch, offset: int) -> None:
         # The batch's records are on the tick grid and never written again (a source's promise).
         self.hub.publish(batch, on_grid=True, offset=offset)
         self.tape.publish(batch)  # the venues' connections read the hub, as /v1 does
+
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        """Nothing to do: `/v1` and the venues read the server's status log."""
 
     @property
     def watched(self) -> bool:

@@ -2,7 +2,8 @@
 the `Feed` (the server) a source drives. Protocols and plain data only.
 
 A plain server is a market source with the hub as its sink; a bus producer adds a `BusSink`
-(its gateways' clients want the batches too); a bus gateway replaces the market with a
+(its gateways' clients want the batches too; it is its producer's upstream, asking the server
+for a snapshot and the market source for a wake-up); a bus gateway replaces the market with a
 `BusSource`. The compositions are built in `gateway.py` (the bus roles) and by `Server` itself
 (its own market when given no source). Imports nothing of the server: every part imports this.
 """
@@ -52,6 +53,10 @@ class Feed(Protocol):
     @property
     def connections(self) -> Sized:
         """The open connections."""
+
+    def latest(self) -> TickBatch:
+        """The latest record per symbol, as published so far (a copy)."""
+        ...
 
     def caught_up(self) -> bool:
         """Some subscriber holds symbols and every one has taken all there is (a replay paced
@@ -121,9 +126,16 @@ class Source(Protocol):
 class Sink(Protocol):
     """What consumes the batches: the hub (and the venues' fan-out), a bus producer."""
 
+    def attach(self, feed: Feed) -> None:
+        """The server whose batches this sink takes: once, when the server is built."""
+
     def publish(self, batch: TickBatch, offset: int) -> None:
         """Take `batch`, whose first record has stream offset `offset`. Must not block: it runs
         in the generator's step, and the batch is never written again (records on the grid)."""
+
+    def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
+        """Trading status changes (a scenario's halts and resumptions) after the records
+        published so far, at stream `offset`. Must not block, as `publish`."""
 
     @property
     def watched(self) -> bool:

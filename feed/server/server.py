@@ -105,6 +105,8 @@ class Server:
         )
         self.hub_sink = HubSink(self.hub, self.rest_tape, self.venue_ctx)
         self.sinks: tuple[Sink, ...] = (self.hub_sink, *sinks)
+        for sink in self.sinks:
+            sink.attach(self)
         self.registry: Registry[Connection] = Registry(
             config.max_connections, config.max_connections_per_ip
         )
@@ -272,6 +274,10 @@ class Server:
     def caught_up(self) -> bool:
         return self.hub.caught_up()
 
+    def latest(self) -> TickBatch:
+        """The hub's latest record per symbol (a copy)."""
+        return self.hub.lvc.copy()
+
     def overrun(self) -> None:
         self.counters.cadence_overruns += 1
 
@@ -290,6 +296,8 @@ class Server:
         if self.ctx.statuses is not None and len(records):
             # `/v1` connections and the venues' streams read it, each at its own place.
             self.ctx.statuses.publish(records, self.hub.history.head)
+            for sink in self.sinks:  # a bus producer's gateways want them too
+                sink.publish_statuses(records, self.hub.history.head)
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus

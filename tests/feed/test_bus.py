@@ -22,6 +22,7 @@ from tickwire.feed.bus.api import (  # noqa: E402
     BusGap,
     BusProducer,
     BusReader,
+    MarketUpstream,
 )
 from tickwire.feed.bus.redis import client_for  # noqa: E402
 
@@ -62,7 +63,7 @@ def _records(items: list[object]) -> bytes:
 
 async def test_round_trip_exact_bytes_in_order_to_two_readers(redis_tcp: RedisServer) -> None:
     market = _market()
-    producer = BusProducer(redis_tcp.url, market.universe, market.snapshot, shards=4)
+    producer = BusProducer(redis_tcp.url, market.universe, MarketUpstream(market), shards=4)
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -95,8 +96,8 @@ async def test_round_trip_exact_bytes_in_order_to_two_readers(redis_tcp: RedisSe
 
 async def test_namespaces_are_isolated(redis: RedisServer) -> None:
     m1, m2 = _market(50, seed=1), _market(80, seed=2)
-    p1 = BusProducer(redis.url, m1.universe, m1.snapshot, namespace="one")
-    p2 = BusProducer(redis.url, m2.universe, m2.snapshot, namespace="two", shards=2)
+    p1 = BusProducer(redis.url, m1.universe, MarketUpstream(m1), namespace="one")
+    p2 = BusProducer(redis.url, m2.universe, MarketUpstream(m2), namespace="two", shards=2)
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(p1.run)
@@ -120,7 +121,7 @@ async def test_namespaces_are_isolated(redis: RedisServer) -> None:
 
 async def test_a_trimmed_cursor_is_a_gap_with_a_snapshot(redis: RedisServer) -> None:
     market = _market(100)
-    producer = BusProducer(redis.url, market.universe, market.snapshot, shards=1, maxlen=50)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market), shards=1, maxlen=50)
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -147,7 +148,7 @@ async def test_a_trimmed_cursor_is_a_gap_with_a_snapshot(redis: RedisServer) -> 
 
 async def test_redis_killed_and_restarted_mid_stream(redis: RedisServer) -> None:
     market = _market(200)
-    producer = BusProducer(redis.url, market.universe, market.snapshot, shards=3)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market), shards=3)
     items: list[object] = []
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
@@ -195,7 +196,7 @@ async def test_redis_killed_and_restarted_mid_stream(redis: RedisServer) -> None
 
 async def test_a_reader_waits_for_its_producer(redis: RedisServer) -> None:
     market = _market(20)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             opened = trio.Event()
@@ -226,7 +227,7 @@ async def test_a_read_cut_off_by_its_caller_loses_nothing(redis: RedisServer) ->
     """A caller's timeout around `__anext__` cancels a blocked XREAD mid-call; the next read
     starts on a fresh connection from the same cursors: every record, no gap."""
     market = _market(20)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)

@@ -194,3 +194,28 @@ def test_a_short_flush_sends_its_records_once() -> None:
     long["seq"] = np.arange(FOLD_RECORDS + 1)
     last = np.frombuffer(latest_for_write(long), TICK_DTYPE)  # one record per symbol
     assert sorted(last["seq"].tolist()) == list(range(FOLD_RECORDS - 6, FOLD_RECORDS + 1))
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+@pytest.mark.parametrize("with_offset", [True, False])
+def test_the_flush_packer_packs_what_a_generic_packer_packs(shards: int, with_offset: bool) -> None:
+    """`FlushPacker` writes RESP itself: byte for byte hiredis's packing of `flush_command`."""
+    hiredis = pytest.importorskip("hiredis")
+    from tickwire.feed.bus import write as bw
+    from tickwire.feed.bus.outbox import Outbox
+
+    market = Market(Universe.synthetic(500, 0), seed=1, start_ns=0)
+    market.step(10**10)
+    outbox = Outbox(10**6)
+    outbox.accept()
+    for k in range(1, 4):  # three flushes coalesced, one long enough for a latest blob
+        batch = market.step(10**10 + k * 10**6 * (1 if k < 3 else 100))
+        outbox.put(batch, 1000 * k if with_offset else None)
+    taken = outbox.take()
+    assert taken is not None and len(taken.batch) > bw.FOLD_RECORDS
+    opts = dict(namespace="ns", shards=shards, epoch=7, maxlen=99, token=b"h:1 07", lease_ms=1200)
+    keys, args, entries = bw.flush_command(taken, sent_ns=55, **opts)  # type: ignore[arg-type]
+    want = hiredis.pack_command((b"EVALSHA", bw.WRITE_SHA, str(len(keys)).encode(), *keys, *args))
+    packer = bw.FlushPacker(bw.WRITE_SHA, **opts)  # type: ignore[arg-type]
+    assert packer.pack(taken, 55) == (want, entries)
+    assert packer.pack(taken, 55) == (want, entries)  # from its cache of packed keys

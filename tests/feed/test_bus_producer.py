@@ -19,7 +19,7 @@ require_redis()
 
 from tickwire.feed.bus import codec as bc  # noqa: E402
 from tickwire.feed.bus import write as bw  # noqa: E402
-from tickwire.feed.bus.api import BusProducer, BusReader, client_for  # noqa: E402
+from tickwire.feed.bus.api import BusProducer, BusReader, MarketUpstream, client_for  # noqa: E402
 
 TIMEOUT_S = 30
 
@@ -55,7 +55,7 @@ async def _drive(market: Market, producer: BusProducer, seconds: float) -> list[
 async def test_a_producer_at_5000_symbols_keeps_up_beside_its_market(redis: RedisServer) -> None:
     market = Market(Universe.synthetic(5000, 0), seed=4, start_ns=0)
     market.step(10 * 10**9)  # trades build up over ~10 s: from here, the open's full rate
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -80,7 +80,7 @@ async def test_a_producer_at_5000_symbols_keeps_up_beside_its_market(redis: Redi
 
 async def test_after_its_task_ends_publish_drops_and_counts(redis: RedisServer) -> None:
     market = Market(Universe.synthetic(50, 0), seed=1, start_ns=0)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(producer.run)
@@ -120,7 +120,7 @@ async def test_the_writer_runs_in_the_markets_loop_without_a_thread(redis: Redis
     """A writer thread paid the GIL on each of its socket calls (waiting for the market's
     thread to hand it back): the writes now run as a task in the caller's loop."""
     market = Market(Universe.synthetic(50, 0), seed=2, start_ns=0)
-    producer = BusProducer(redis.url, market.universe, market.snapshot)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
     # By name: an idle thread of trio's cache (from an earlier test) takes a job's name while
     # it runs one, as a writer thread would.
     before = {t.name for t in threading.enumerate()}
@@ -149,3 +149,81 @@ async def test_a_flush_without_a_latest_blob_folds_its_own_records(redis: RedisS
         assert await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args) == 1
         snap = bc.decode_latest(await client.hgetall(bc.latest_key("ns")), 10)
     assert snap["seq"].tolist() == [6, 2, 4, 0, 7, 0, 0, 3, 0, 5]
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the scheduler steps of the tasks whose name contains `name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.name in task.name:
+            self.steps += 1
+
+
+async def test_a_flush_is_sent_in_the_markets_step_without_waking_the_writer(
+    redis: RedisServer,
+) -> None:
+    """Each flush is sent by `publish` itself, pipelined, and its reply read by a later one:
+    the writer task wakes only now and then (it used to wake twice per flush, to send and to
+    read the reply: most of a producer's fixed cost per flush at 500 symbols)."""
+    market = Market(Universe.synthetic(500, 0), seed=5, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    steps = _Steps("BusProducer.run")
+    flushes = 300
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**6))  # opens the fast connection
+            await producer.wait_written()
+            trio.lowlevel.add_instrument(steps)
+            try:
+                for k in range(2, flushes + 2):
+                    producer.publish(market.step(k * 10**6))
+                    await trio.sleep(0.001)
+                await producer.wait_written()
+            finally:
+                trio.lowlevel.remove_instrument(steps)
+            nursery.cancel_scope.cancel()
+    stats = producer.statistics()
+    assert stats.flushes_written == flushes + 1 and stats.flushes_dropped == 0, stats
+    assert steps.steps < flushes / 4, steps.steps
+    async with client_for(redis.url) as client:  # every flush is on the stream, in order
+        entries = await client.xrange(bc.ticks_key("tickwire", 0))
+    assert [int(e.field_values[b"l"]) for e in entries] == list(range(1, flushes + 2))
+
+
+async def test_a_stalled_redis_leaves_flushes_in_the_bounded_outbox(redis: RedisServer) -> None:
+    """Redis stops reading (SIGSTOP): the producer sends no more than the socket takes and
+    keeps the rest in its outbox, which drops (and counts) beyond its limit, instead of
+    queueing every flush in memory until the command timeout; it resumes when Redis does."""
+    import os
+    import signal
+
+    market = Market(Universe.synthetic(50, 0), seed=7, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    big = np.zeros(50_000, TICK_DTYPE)  # 3.2 MB a flush: far more than a socket buffer
+    big["sym"] = np.arange(len(big)) % 50
+    assert redis.proc is not None
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**9))
+            await producer.wait_written()
+            os.kill(redis.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(15):  # 750,000 records: past the outbox's 500,000
+                    producer.publish(big)
+                    await trio.sleep(0.01)
+                stalled = producer.statistics()
+            finally:
+                os.kill(redis.proc.pid, signal.SIGCONT)
+            await producer.wait_written()
+            producer.publish(market.step(2 * 10**9))
+            await producer.wait_written()
+            nursery.cancel_scope.cancel()
+    assert stalled.flushes_dropped >= 1, stalled
+    after = producer.statistics()
+    assert after.up and after.flushes_written >= 3, after  # the first, one big, the last

@@ -25,7 +25,7 @@ from tickwire.feed import Batch, Gap, connect  # noqa: E402
 from tickwire.feed.bus import codec as bc  # noqa: E402
 from tickwire.feed.bus import lease as bl  # noqa: E402
 from tickwire.feed.bus import write as bw  # noqa: E402
-from tickwire.feed.bus.api import BusProducer, client_for  # noqa: E402
+from tickwire.feed.bus.api import BusProducer, MarketUpstream, client_for  # noqa: E402
 
 TIMEOUT_S = 60  # generous: three Python processes start on a shared 2-core machine
 HOST = socket.gethostname()
@@ -50,8 +50,8 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
     """In one process: the second producer on a namespace writes nothing, says who is active,
     and a write under a token that does not hold the lease is refused inside Redis."""
     m1, m2 = _market(), _market(seed=2)
-    p1 = BusProducer(redis.url, m1.universe, m1.snapshot, ident="hostA:1")
-    p2 = BusProducer(redis.url, m2.universe, m2.snapshot, ident="hostB:2")
+    p1 = BusProducer(redis.url, m1.universe, MarketUpstream(m1), ident="hostA:1")
+    p2 = BusProducer(redis.url, m2.universe, MarketUpstream(m2), ident="hostB:2")
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(p1.run)

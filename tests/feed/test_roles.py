@@ -26,8 +26,14 @@ class Recorder:
         self.watched = watched
         self.got: list[tuple[float, int, TickBatch]] = []
 
+    def attach(self, feed: Any) -> None:
+        self.feed = feed
+
     def publish(self, batch: TickBatch, offset: int) -> None:
         self.got.append((trio.current_time(), offset, batch))
+
+    def publish_statuses(self, records: Any, offset: int) -> None:
+        raise AssertionError("no scenario here")
 
     def statistics(self) -> dict[str, Any]:
         return {"recorded_batches": len(self.got)}
@@ -73,7 +79,7 @@ async def test_a_sinks_readers_keep_the_market_at_the_cadence(autojump_clock, wa
 
 
 async def test_waking_the_source_resumes_the_cadence_at_once(autojump_clock):
-    """A gateway subscribes (the producer's `on_watched`): the idle market steps at once."""
+    """A gateway subscribes (the producer wakes its upstream): the idle market steps at once."""
     rec = Recorder(watched=False)
     server = _server(rec)
     source = server.source
@@ -116,6 +122,9 @@ async def test_a_producer_is_the_market_with_the_bus_as_a_second_sink():
     assert isinstance(source, MarketSource) and source.reorder is not None  # the shards' order
     assert [type(s) for s in server.sinks] == [HubSink, BusSink]
     assert server.hub.epoch == epoch_text(producer.epoch)  # one epoch on the bus and in the hub
+    sink = server.sinks[1]
+    assert producer.upstream is sink  # a role object: nothing set on the producer from outside
+    assert sink.snapshot().tobytes() == server.hub.lvc.tobytes()  # the server's latest records
     assert server.wanted  # a producer steps at the cadence until the gateways say nobody watches
     assert server.statistics()["bus"] == "down"  # its figures join `stats`, before it runs
 
@@ -154,3 +163,25 @@ async def test_a_producers_event_time_runs_from_before_its_market_is_built(
     server, _ = gateway.producer_server(config, None, "redis://127.0.0.1:1", "t")
     assert isinstance(server.source, MarketSource)
     assert server.now_ns() - server.source.start_ns == 250_000_000
+
+
+async def test_a_gateway_watching_wakes_the_producers_idle_market(autojump_clock):
+    """The producer's upstream is its `BusSink`: when a write's reply says a gateway watches,
+    the producer wakes it, and the idle market source steps at once."""
+    pytest.importorskip("coredis")
+    from tickwire.feed.server.gateway import producer_server
+
+    config = ServerConfig(port=0, universe=UNIVERSE, cadence_ms=1.0)
+    server, producer = producer_server(config, None, "redis://127.0.0.1:1", "t")
+    producer.watched = False  # what a write's reply says while no gateway has subscribers
+    source = server.source
+    assert isinstance(source, MarketSource)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run_source)
+        await trio.sleep(0.02)  # idle: stepped at 0, the next step is due at 0.05
+        assert source.market.now_ns < server.now_ns() - 10_000_000
+        producer.watched = True
+        producer.upstream.wake()  # what the producer does when a reply turns it true
+        await trio.sleep(0.005)
+        assert source.market.now_ns >= server.now_ns() - 2_000_000  # stepping at the cadence
+        nursery.cancel_scope.cancel()
