@@ -119,6 +119,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         history_s=args.history,
         history_mb=args.history_mb,
         max_lag_s=args.max_lag,
+        book_depth=args.book_depth,
     )
 
 

@@ -9,6 +9,7 @@ server has the field, so a default lives in one place. Order is --print-config's
 from __future__ import annotations
 
 from tickwire.feed.cli import args
+from tickwire.feed.cli.serve_book import BOOK_DEPTH
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.v1 import state as st
@@ -72,6 +73,7 @@ def _market() -> list[Setting]:
             unit="X",
             help="scale every trade and quote rate (default {default})",
         ),
+        BOOK_DEPTH,
         Setting(
             name="session",
             section=MARKET,

@@ -78,10 +78,10 @@ class Levels:
         return cls(d, round(tick_size * 10**d), seq, ts)
 
     def units(self, price: float) -> int:
-        return round(price * 10**self.decimals)
+        return round(price * 10.0**self.decimals)
 
     def price(self, units: int) -> float:
-        return units / 10**self.decimals
+        return units / 10.0**self.decimals
 
     def set(self, side: int, units: int, size: int) -> None:
         book = self.asks if side else self.bids

@@ -90,6 +90,7 @@ class Server:
         self.symbols_body = orjson.dumps(opening.universe.reference())
         self.name = f"{SERVER_NAME}/{version()}"
         self.counters = ServerCounters()
+        self.books = opening.books
         self.ctx, self.venue_ctx = self._contexts(opening.universe)
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
@@ -130,6 +131,7 @@ class Server:
             stats=lambda: self.statistics(),
             counters=self.counters,
             refresh=self.source.refresh,
+            books=self.books,
             # A market playing a scenario: its halts and resumptions (`publish_statuses`).
             statuses=StatusLog(self.hub.names)
             if getattr(self.source, "has_statuses", False)
