@@ -22,6 +22,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
 from tickwire.feed.client.events import (
     Batch,
+    BookUpdate,
     Gap,
     ProtocolError,
     Status,
@@ -122,7 +123,7 @@ def _tail(args: argparse.Namespace) -> int:
                         out.flush()
                         if left == 0:
                             break
-                    else:
+                    elif not isinstance(event, BookUpdate):
                         _print_event(event, sys.stderr)
             nursery.cancel_scope.cancel()
 

@@ -17,6 +17,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
+from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
 
 
@@ -36,6 +37,7 @@ class StreamState:
         # A gap to report with the next snapshot (or a recovered ack): (downtime_s, lost so far)
         self.gap_pending: tuple[float, int] | None = None
         self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
+        self.books = ClientBooks()  # the order books asked for
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
@@ -47,6 +49,7 @@ class StreamState:
 
     def reconnected(self, restarted: bool, downtime_s: float) -> Gap | None:
         """A new connection after a drop: the gap to report now, or None (the snapshot will)."""
+        self.books.reconnected()
         if restarted:  # the old seqs mean nothing now: start every symbol afresh
             self.seen[:] = False
             self.gap_pending = None
@@ -80,6 +83,7 @@ class StreamState:
 
     def forget(self, symbols: Sequence[str]) -> None:
         """A later re-subscribe to `symbols` starts afresh: its seq jump is not a loss."""
+        self.books.forget(symbols)
         for s in symbols:
             if s in self.index:
                 self.seen[self.index[s]] = False
@@ -100,6 +104,9 @@ class StreamState:
             self.offset = msg.get("offset", self.offset)
             records = p.records_from_json(msg["ticks"], self.index)
             self._data(events, mtype, msg["seq"], records)
+        elif mtype == "book" or mtype == "book_snapshot":
+            self._check_seq(events, msg["seq"])
+            events.extend(self.books.receive(msg))
         elif mtype == "heartbeat":
             self._check_seq(events, msg["seq"])
         elif mtype == "status":  # a symbol halted or resumed (a market scenario)

@@ -132,15 +132,15 @@ class Books:
         self.drop(reader, reader.booked)
 
     def book(self, reader: BookReader, ids: NDArray[np.intp], depth: int) -> list[Entry]:
-        """Book `ids` at `depth` for `reader`: the snapshot entries of those new (or whose
-        depth changed), to send now."""
-        fresh = ids[reader.depth[ids] != depth]
-        for i in fresh.tolist():
+        """Book `ids` at `depth` for `reader`: their snapshot entries, to send now (asking
+        again for a book is how a client fetches it afresh)."""
+        for i in ids.tolist():
             if not reader.depth[i]:
                 self._track(i)
                 self._by_sym[i].add(reader)
             reader.depth[i] = depth
-        return [self._snapshot(reader, i) for i in fresh.tolist()]
+            reader.owed.discard(i)
+        return [self._snapshot(reader, i) for i in ids.tolist()]
 
     def drop(self, reader: BookReader, ids: NDArray[np.intp]) -> None:
         for i in ids.tolist():

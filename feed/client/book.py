@@ -1,0 +1,120 @@
+"""The client's order books, sans-IO: a local book per symbol from `book_snapshot` and `book`.
+
+Owns what the client library holds of the server's books: each symbol's `Levels` (the one book
+implementation, `protocol.book`) cut to the depth it asked for, the depths asked for (restored
+after a reconnect), and the symbols whose book must be fetched again. Every update is checked
+before it is taken: its book seq must follow the one held (a conflated one names its base in
+`since`) and its CRC32 must match the book it makes; on any mismatch the book is dropped, a
+`Gap` with reason "book" reports it, and the symbol waits for a fresh snapshot (`resync` lists
+the symbols to ask for). So a wrong book is never shown. No trio, no sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tickwire.feed.client.events import BookUpdate, Event, Gap
+from tickwire.feed.protocol import book as b
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    """A symbol's order book: `bids` and `asks` are numpy arrays of (`price` f8, `size` u8),
+    best first (sizes in the symbol's `size_unit`s); `seq` is the book sequence of the last
+    change it includes, `ts` its event time (ns), `depth` the ticks a side it keeps."""
+
+    symbol: str
+    bids: NDArray[np.void]
+    asks: NDArray[np.void]
+    seq: int
+    ts: int
+    depth: int
+
+
+class ClientBooks:
+    """One feed's books, kept across reconnects (a new connection fetches them afresh)."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[b.Levels, int]] = {}  # symbol -> (book, depth)
+        self.wanted: dict[str, int | bool] = {}  # symbol (or "*") -> the depth asked for
+        self.resync: list[str] = []  # symbols whose book is to be fetched again
+        self.resyncs = 0
+
+    def want(self, symbols: Sequence[str], depth: int | bool) -> None:
+        if "*" in symbols:
+            self.wanted = {}
+        for s in symbols:
+            self.wanted[s] = depth
+
+    def forget(self, symbols: Sequence[str]) -> None:
+        """Unsubscribed: their books go (all of them for "*")."""
+        gone = set(self.held) | set(self.wanted) if "*" in symbols else set(symbols)
+        for s in gone:
+            self.held.pop(s, None)
+            self.wanted.pop(s, None)
+
+    def reconnected(self) -> None:
+        """A new connection: the books come again with the resubscription's snapshots."""
+        self.held.clear()
+        self.resync.clear()
+
+    def book(self, symbol: str) -> Book | None:
+        held = self.held.get(symbol)
+        if held is None:
+            return None
+        levels, depth = held
+        bids, asks = levels.rows(depth)
+        return Book(symbol, bids, asks, levels.seq, levels.ts, depth)
+
+    def take_resync(self) -> dict[int | bool, list[str]]:
+        """The books to ask for again, grouped by the depth wanted."""
+        out: dict[int | bool, list[str]] = {}
+        for s in self.resync:
+            depth = self.wanted.get(s, self.wanted.get("*"))
+            if depth is not None:
+                out.setdefault(depth, []).append(s)
+        self.resync.clear()
+        return out
+
+    def receive(self, msg: Mapping[str, Any]) -> list[Event]:
+        """A `book_snapshot` or `book` message: the events it makes."""
+        snapshot = msg["type"] == "book_snapshot"
+        good: list[str] = []
+        bad: list[str] = []
+        conflated = 0
+        for entry in msg.get("books", ()):
+            symbol = entry.get("symbol")
+            if not isinstance(symbol, str):
+                continue
+            try:
+                if snapshot:
+                    self.held[symbol] = b.load_snapshot(entry)
+                elif symbol in self.held:
+                    levels, depth = self.held[symbol]
+                    b.apply_entry(levels, entry, depth)
+                    conflated += bool(entry.get("conflated"))
+                else:
+                    continue  # waiting for its snapshot
+                good.append(symbol)
+            except b.BookError:
+                self.held.pop(symbol, None)
+                if symbol not in self.resync:
+                    self.resync.append(symbol)
+                bad.append(symbol)
+        events: list[Event] = []
+        if bad:
+            self.resyncs += len(bad)
+            events.append(Gap("book", None, tuple(bad)))
+        if good:
+            seq, names = int(msg.get("seq", 0)), tuple(good)
+            events.append(
+                BookUpdate("book_snapshot", seq, names)
+                if snapshot
+                else BookUpdate("book", seq, names, conflated)
+            )
+        return events

@@ -1,0 +1,150 @@
+"""The client library's order books: the sans-IO book logic under random streams with drops,
+duplicates, reorders and corruption (it never holds a wrong book), and `feed.book()` end to end
+over real loopback with the real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickwire.feed import Book, BookUpdate, Gap, connect
+from tickwire.feed.client.book import ClientBooks
+from tickwire.feed.protocol import book as b
+from tickwire.feed.server.server import Server
+
+DEPTH = 20
+# Bids on 100..114, asks on 116..130 (units of 0.01): never crossed, all within the depth, and
+# five levels a side beyond the checksum's top 10, where only the book seq tells a loss.
+BIDS, ASKS = range(100, 115), range(116, 131)
+
+change_st = st.tuples(st.integers(0, 1), st.integers(0, 14), st.integers(0, 5))
+
+
+def _server_stream(
+    ops: list[tuple[bool, list[tuple[int, int, int]]]],
+) -> tuple[list[dict[str, Any]], dict[int, b.Ladder], b.Levels]:
+    """A true book and the `book` messages that describe it: (messages, view by seq, book)."""
+    srv = b.Levels(2, 1)
+    for u in BIDS:
+        srv.set(0, u, 1)
+    for u in ASKS:
+        srv.set(1, u, 1)
+    truth = {0: srv.view(DEPTH)}
+    msgs: list[dict[str, Any]] = []
+    for conflate, changes in ops:
+        before, since = srv.view(DEPTH), srv.seq
+        applied = []
+        for side, i, size in changes:
+            units = (ASKS if side else BIDS)[i]
+            if size or len(srv.asks if side else srv.bids) > 1:  # a side never empties
+                srv.set(side, units, size)
+                applied.append((side, srv.price(units), size))
+        if not applied:
+            continue
+        srv.seq += len(applied)
+        after = truth[srv.seq] = srv.view(DEPTH)
+        crc = b.checksum(after)
+        if conflate:  # the current size of each level that differs from the book sent
+            diff = [(s, srv.price(u), z) for s, u, z in b.diff(before, after)]
+            entry = b.change_entry("X", srv.seq, diff, crc, srv.seq, since=since)
+        else:
+            entry = b.change_entry("X", srv.seq, applied, crc, srv.seq)
+        msgs.append({"type": "book", "seq": len(msgs) + 2, "books": [entry]})
+    return msgs, truth, srv
+
+
+def _snapshot(levels: b.Levels) -> dict[str, Any]:
+    return {"type": "book_snapshot", "seq": 1, "books": [b.snapshot_entry("X", levels, DEPTH)]}
+
+
+fault_st = st.lists(
+    st.tuples(st.sampled_from(["drop", "dup", "swap", "corrupt"]), st.integers(0, 200)),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.lists(change_st, max_size=6)), max_size=40), fault_st)
+def test_client_book_never_accepts_a_wrong_book(
+    ops: list[tuple[bool, list[tuple[int, int, int]]]], faults: list[tuple[str, int]]
+) -> None:
+    msgs, truth, _ = _server_stream(ops)
+    start = b.Levels(2, 1)
+    start.load(truth[0], 0, 0)
+    stream = [_snapshot(start), *msgs]
+    for fault, at in faults:  # inject transport faults anywhere after the snapshot
+        if len(stream) < 2:
+            break
+        i = 1 + at % (len(stream) - 1)
+        if fault == "drop":
+            del stream[i]
+        elif fault == "dup":
+            stream.insert(i, stream[i])
+        elif fault == "swap" and i + 1 < len(stream):
+            stream[i], stream[i + 1] = stream[i + 1], stream[i]
+        elif fault == "corrupt":  # a book the checksum refutes
+            entry = dict(stream[i]["books"][0])
+            entry["checksum"] ^= 1
+            stream[i] = {**stream[i], "books": [entry]}
+    books = ClientBooks()
+    books.want(["X"], DEPTH)
+    accepted = gaps = 0
+    for msg in stream:
+        events = books.receive(orjson.loads(orjson.dumps(msg)))
+        gaps += sum(isinstance(e, Gap) and e.reason == "book" for e in events)
+        held = books.book("X")
+        if held is not None:  # whatever it holds is the true book at its seq
+            want = truth[held.seq]
+            assert held.bids["size"].tolist() == [s for _, s in want[0]]
+            assert (held.bids["price"] * 100).round().astype(int).tolist() == [
+                u for u, _ in want[0]
+            ]
+            assert held.asks["size"].tolist() == [s for _, s in want[1]]
+            accepted += any(isinstance(e, BookUpdate) for e in events)
+        if books.take_resync():  # what the server does when asked again: a fresh snapshot
+            now = b.Levels(2, 1)
+            now.load(truth[max(truth)], max(truth), 0)
+            books.receive(orjson.loads(orjson.dumps(_snapshot(now))))
+    if not faults:
+        assert gaps == 0 and accepted == len(stream)
+
+
+def test_a_gap_in_book_seq_resyncs_and_reports_it() -> None:
+    msgs, truth, _ = _server_stream([(False, [(0, 9, 3)]), (False, [(1, 0, 2)])])
+    start = b.Levels(2, 1)
+    start.load(truth[0], 0, 0)
+    books = ClientBooks()
+    books.want(["X"], 5)
+    assert [type(e) for e in books.receive(_snapshot(start))] == [BookUpdate]
+    events = books.receive(msgs[1])  # the first change never came
+    assert events == [Gap("book", None, ("X",))]
+    assert books.book("X") is None and books.take_resync() == {5: ["X"]}
+    assert books.receive(msgs[0]) == []  # no book held: waits for its snapshot
+
+
+async def test_feed_keeps_books_that_match_the_server(server: Server) -> None:
+    with trio.fail_after(30):
+        async with connect(server.url) as feed:
+            await feed.subscribe(["AAPL", "MSFT"], book=True)
+            updates = 0
+            async for event in feed:
+                assert not isinstance(event, Gap), event
+                if isinstance(event, BookUpdate):
+                    updates += event.kind == "book"
+                    if updates >= 300:
+                        break
+            book = feed.book("AAPL")
+            assert isinstance(book, Book) and book.depth == 20
+            assert book.bids["price"][0] < book.asks["price"][0]
+            assert np.all(np.diff(book.bids["price"]) < 0) and np.all(
+                np.diff(book.asks["price"]) > 0
+            )
+            assert feed.book("NVDA") is None and feed.book_resyncs == 0
+            # the server's book at the same seq is the same book
+            levels = server.books.levels[0] if server.books is not None else None
+            assert levels is not None and levels.seq >= book.seq
