@@ -44,6 +44,19 @@ class ClientBooks:
         self.wanted: dict[str, int | bool] = {}  # symbol (or "*") -> the depth asked for
         self.resync: list[str] = []  # symbols whose book is to be fetched again
         self.resyncs = 0
+        self.server_depth = 0  # the welcome's `book_depth`: what `True` asks for
+        self.names: list[str] = []  # by symbol id, for binary frames
+        self.ticks: list[tuple[int, int]] = []  # (decimals, tick_units) by symbol id
+
+    def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
+        """The universe (the `symbols` reply): what binary frames' symbol ids and prices mean."""
+        self.names = [r["symbol"] for r in refs]
+        ticks = [b.Levels.for_tick(float(r.get("tick_size", 0.01))) for r in refs]
+        self.ticks = [(t.decimals, t.tick_units) for t in ticks]
+
+    def depth_of(self, symbol: str) -> int:
+        depth = self.wanted.get(symbol, self.wanted.get("*", True))
+        return self.server_depth if depth is True else int(depth)
 
     def want(self, symbols: Sequence[str], depth: int | bool) -> None:
         if "*" in symbols:
@@ -81,6 +94,56 @@ class ClientBooks:
         self.resync.clear()
         return out
 
+    def receive_binary(self, payload: bytes | bytearray | memoryview) -> list[Event]:
+        """A binary `book_snapshot` (type 4) or `book` (type 3) frame: the events it makes."""
+        frame = b.decode_book_binary(payload)
+        records, sym = frame.records, frame.records["sym"]
+        good: list[str] = []
+        bad: list[str] = []
+        conflated = 0
+        for sym_id, flags, crc in frame.checks.tolist():
+            if sym_id >= len(self.names):
+                continue
+            name, mine = self.names[sym_id], records[sym == sym_id]
+            try:
+                if frame.snapshot:  # fresh, or conflated to the current book (flags say)
+                    d, tick_units = self.ticks[sym_id]
+                    depth = self.depth_of(name)
+                    self.held[name] = (b.load_records(mine, d, tick_units, crc, depth), depth)
+                    conflated += bool(flags & b.CONFLATED)
+                elif name in self.held:
+                    levels, depth = self.held[name]
+                    b.apply_records(levels, mine, crc, depth)
+                else:
+                    continue  # waiting for its snapshot
+                good.append(name)
+            except b.BookError:
+                self._broken(name, bad)
+        kind = "book_snapshot" if frame.snapshot and not conflated else "book"
+        return self._events(kind, frame.seq, good, bad, conflated)
+
+    def _broken(self, symbol: str, bad: list[str]) -> None:
+        self.held.pop(symbol, None)
+        if symbol not in self.resync:
+            self.resync.append(symbol)
+        bad.append(symbol)
+
+    def _events(
+        self, kind: str, seq: int, good: list[str], bad: list[str], conflated: int
+    ) -> list[Event]:
+        events: list[Event] = []
+        if bad:
+            self.resyncs += len(bad)
+            events.append(Gap("book", None, tuple(bad)))
+        if good:
+            names = tuple(good)
+            events.append(
+                BookUpdate("book_snapshot", seq, names)
+                if kind == "book_snapshot"
+                else BookUpdate("book", seq, names, conflated)
+            )
+        return events
+
     def receive(self, msg: Mapping[str, Any]) -> list[Event]:
         """A `book_snapshot` or `book` message: the events it makes."""
         snapshot = msg["type"] == "book_snapshot"
@@ -102,19 +165,6 @@ class ClientBooks:
                     continue  # waiting for its snapshot
                 good.append(symbol)
             except b.BookError:
-                self.held.pop(symbol, None)
-                if symbol not in self.resync:
-                    self.resync.append(symbol)
-                bad.append(symbol)
-        events: list[Event] = []
-        if bad:
-            self.resyncs += len(bad)
-            events.append(Gap("book", None, tuple(bad)))
-        if good:
-            seq, names = int(msg.get("seq", 0)), tuple(good)
-            events.append(
-                BookUpdate("book_snapshot", seq, names)
-                if snapshot
-                else BookUpdate("book", seq, names, conflated)
-            )
-        return events
+                self._broken(symbol, bad)
+        kind = "book_snapshot" if snapshot else "book"
+        return self._events(kind, int(msg.get("seq", 0)), good, bad, conflated)

@@ -42,6 +42,7 @@ class StreamState:
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
         epoch = welcome.get("epoch")
+        self.books.server_depth = int(welcome.get("book_depth", 0))
         restarted = epoch is not None and self.epoch is not None and epoch != self.epoch
         if epoch is not None:
             self.epoch = epoch
@@ -75,6 +76,7 @@ class StreamState:
 
     def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """The server's universe (its `symbols` reply); a new size starts every symbol afresh."""
+        self.books.learn(refs)
         if len(refs) != len(self.names):
             self.names = np.array([r["symbol"] for r in refs], dtype=object)
             self.index = {r["symbol"]: r["id"] for r in refs}
@@ -91,6 +93,10 @@ class StreamState:
     def receive(self, message: str | bytes) -> tuple[list[Event], dict[str, Any] | None]:
         """One server message in: the events it makes, in order, and the reply it is (if any)."""
         events: list[Event] = []
+        if isinstance(message, bytes) and message[1:2] in (b"\x03", b"\x04"):  # a book frame
+            self._check_seq(events, int.from_bytes(message[8:16], "little"))
+            events.extend(self.books.receive_binary(message))
+            return events, None
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
             if frame.offset is not None:

@@ -26,8 +26,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed.protocol import book as b
+from tickwire.simulators.book import LEVEL_DTYPE
 
 Entry = dict[str, Any]
+
+
+Conflated = tuple[int, list[tuple[int, int, int]], int]  # symbol, (side, units, size)s, since
+
+
+class BookTake(NamedTuple):
+    """What a reader is owed: fresh snapshots of `snaps` (symbol ids), every change in
+    `records` (LEVEL_DTYPE, event order; `units` their prices), and conflated changes."""
+
+    snaps: list[int]
+    records: NDArray[np.void]
+    units: NDArray[np.int64]
+    conflated: list[Conflated]
 
 
 class _Flush(NamedTuple):
@@ -131,16 +145,17 @@ class Books:
     def detach(self, reader: BookReader) -> None:
         self.drop(reader, reader.booked)
 
-    def book(self, reader: BookReader, ids: NDArray[np.intp], depth: int) -> list[Entry]:
-        """Book `ids` at `depth` for `reader`: their snapshot entries, to send now (asking
-        again for a book is how a client fetches it afresh)."""
+    def book(self, reader: BookReader, ids: NDArray[np.intp], depth: int) -> BookTake:
+        """Book `ids` at `depth` for `reader`: their snapshots, to send now (asking again for
+        a book is how a client fetches it afresh)."""
         for i in ids.tolist():
             if not reader.depth[i]:
                 self._track(i)
                 self._by_sym[i].add(reader)
             reader.depth[i] = depth
             reader.owed.discard(i)
-        return [self._snapshot(reader, i) for i in ids.tolist()]
+            self._snapshot(reader, i)
+        return BookTake(ids.tolist(), np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
 
     def drop(self, reader: BookReader, ids: NDArray[np.intp]) -> None:
         for i in ids.tolist():
@@ -170,30 +185,35 @@ class Books:
     def has_news(self, reader: BookReader) -> bool:
         return reader.cursor < self.gen or bool(reader.owed)
 
-    def take(self, reader: BookReader) -> tuple[list[Entry], list[Entry]]:
-        """What `reader` has not received: (snapshot entries, change entries)."""
+    def take(self, reader: BookReader) -> BookTake:
+        """What `reader` has not received (see `BookTake`); its state then counts it as sent."""
         start, reader.cursor = reader.cursor, self.gen
         flushes = [f for f in self.recent if f.gen > start]
         if start < self.gone_gen:  # updates it needs are gone
             reader.owed.update(reader.booked.tolist())
-        snaps = [self._snapshot(reader, i) for i in sorted(reader.owed)]
+        snaps = sorted(reader.owed)
+        for i in snaps:
+            self._snapshot(reader, i)
         reader.owed.clear()
         if not flushes:
-            return snaps, []
+            return BookTake(snaps, np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
         records = np.concatenate([f.records for f in flushes])
         units = np.concatenate([f.units for f in flushes])
         sym = records["sym"].astype(np.intp)
         depth = reader.depth[sym]
-        exact = depth == self.depth
-        if reader.latest:
-            exact[:] = False
-        changes = self._exact(reader, records[exact], units[exact]) if exact.any() else []
-        conflated = np.unique(sym[(depth > 0) & ~exact])
-        for i in conflated.tolist():
-            entry = self._conflated(reader, i)
-            if entry is not None:
-                changes.append(entry)
-        return snaps, changes
+        exact = (depth == self.depth) & (not reader.latest)
+        # every change of each symbol since its last sent seq (not in a snapshot it got)
+        exact &= records["seq"].astype(np.int64) > reader.sent[sym]
+        records, units = records[exact], units[exact]
+        if len(records):
+            ids, rev = np.unique(records["sym"][::-1], return_index=True)
+            reader.sent[ids.astype(np.intp)] = records["seq"][len(records) - 1 - rev]
+        conflated = []
+        for i in np.unique(sym[(depth > 0) & ((depth < self.depth) | reader.latest)]).tolist():
+            change = self._conflated(reader, i)
+            if change is not None:
+                conflated.append(change)
+        return BookTake(snaps, records, units, conflated)
 
     # ------------------------------------------------------------------ internals
 
@@ -214,7 +234,31 @@ class Books:
         self.levels[i] = lv
         self.tracked[i] = True
 
-    def _crc_of(self, i: int, depth: int) -> int:
+    def _snapshot(self, reader: BookReader, i: int) -> None:
+        """`reader` is sent symbol `i`'s book now."""
+        lv = self.levels[i]
+        assert lv is not None
+        depth = int(reader.depth[i])
+        reader.sent[i] = lv.seq
+        if reader.latest or depth < self.depth:
+            reader.views[i] = lv.view(depth)
+
+    def _conflated(self, reader: BookReader, i: int) -> Conflated | None:
+        """The current size of each level that differs from the book `reader` was last sent."""
+        lv = self.levels[i]
+        assert lv is not None
+        if lv.seq <= reader.sent[i]:
+            return None
+        new = lv.view(int(reader.depth[i]))
+        changes = b.diff(reader.views.get(i, ((), ())), new)
+        since = int(reader.sent[i])
+        reader.sent[i], reader.views[i] = lv.seq, new
+        return i, changes, since
+
+    # ------------------------------------------------------------------ encodings
+
+    def crc(self, i: int, depth: int) -> int:
+        """Symbol `i`'s checksum at `depth` now (once per generation)."""
         crc = self._crc.get((i, depth))
         if crc is None:
             lv = self.levels[i]
@@ -222,52 +266,77 @@ class Books:
             crc = self._crc[(i, depth)] = b.checksum(lv.view(depth))
         return crc
 
-    def _snapshot(self, reader: BookReader, i: int) -> Entry:
-        lv = self.levels[i]
-        assert lv is not None
-        depth = int(reader.depth[i])
-        reader.sent[i] = lv.seq
-        if reader.latest or depth < self.depth:
-            reader.views[i] = lv.view(depth)
-        return b.snapshot_entry(self.names[i], lv, depth)
-
-    def _exact(
-        self, reader: BookReader, records: NDArray[np.void], units: NDArray[np.int64]
-    ) -> list[Entry]:
-        """Every change of each symbol since its last sent seq, in order."""
-        sym = records["sym"].astype(np.intp)
-        new = records["seq"].astype(np.int64) > reader.sent[sym]  # not in a snapshot it got
-        records, units, sym = records[new], units[new], sym[new]
-        if not len(records):
-            return []
-        order = np.argsort(sym, kind="stable")
-        sym = sym[order]
-        price = (units[order] / self._scale[sym]).tolist()
-        side = records["side"][order].tolist()
-        size = records["size"][order].tolist()
-        seq = records["seq"][order].tolist()
-        ts = records["ts"][order].tolist()
-        cuts = np.flatnonzero(np.diff(sym)) + 1
+    def json_entries(self, reader: BookReader, taken: BookTake) -> tuple[list[Entry], list[Entry]]:
+        """`taken` as JSON entries: (book_snapshot entries, book entries)."""
+        snaps = []
+        for i in taken.snaps:
+            lv = self.levels[i]
+            assert lv is not None
+            snaps.append(b.snapshot_entry(self.names[i], lv, int(reader.depth[i])))
         out = []
-        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(sym)], strict=True):
-            i = int(sym[lo])
-            crc = self._crc_of(i, self.depth)
-            steps = zip(side[lo:hi], price[lo:hi], size[lo:hi], strict=True)
-            out.append(b.change_entry(self.names[i], seq[hi - 1], steps, crc, ts[hi - 1]))
-            reader.sent[i] = seq[hi - 1]
-        return out
+        records, units = taken.records, taken.units
+        if len(records):
+            sym = records["sym"].astype(np.intp)
+            order = np.argsort(sym, kind="stable")
+            sym = sym[order]
+            price = (units[order] / self._scale[sym]).tolist()
+            side = records["side"][order].tolist()
+            size = records["size"][order].tolist()
+            seq = records["seq"][order].tolist()
+            ts = records["ts"][order].tolist()
+            cuts = np.flatnonzero(np.diff(sym)) + 1
+            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(sym)], strict=True):
+                i = int(sym[lo])
+                steps = zip(side[lo:hi], price[lo:hi], size[lo:hi], strict=True)
+                crc = self.crc(i, self.depth)
+                out.append(b.change_entry(self.names[i], seq[hi - 1], steps, crc, ts[hi - 1]))
+        for i, changes, since in taken.conflated:
+            lv = self.levels[i]
+            assert lv is not None
+            diff = [(sd, lv.price(u), z) for sd, u, z in changes]
+            crc = self.crc(i, int(reader.depth[i]))
+            out.append(b.change_entry(self.names[i], lv.seq, diff, crc, lv.ts, since=since))
+        return snaps, out
 
-    def _conflated(self, reader: BookReader, i: int) -> Entry | None:
-        """The current size of each level that differs from the book `reader` was last sent."""
-        lv = self.levels[i]
-        assert lv is not None
-        if lv.seq <= reader.sent[i]:
-            return None
-        depth = int(reader.depth[i])
-        new = lv.view(depth)
-        old = reader.views.get(i, ((), ()))
-        changes = [(side, lv.price(u), size) for side, u, size in b.diff(old, new)]
-        since = int(reader.sent[i])
-        reader.sent[i], reader.views[i] = lv.seq, new
-        crc = self._crc_of(i, depth)
-        return b.change_entry(self.names[i], lv.seq, changes, crc, lv.ts, since=since)
+    def binary_frames(
+        self, reader: BookReader, taken: BookTake, seq: Callable[[], int]
+    ) -> list[bytes]:
+        """`taken` as binary payloads (not framed), each stamped by `seq()`: a snapshot frame
+        (type 4) for fresh and conflated books, every level of each within its depth, then
+        a `book` frame (type 3) of every change as the market made it."""
+        parts = []
+        whole = [(i, 0) for i in taken.snaps] + [(i, b.CONFLATED) for i, _, _ in taken.conflated]
+        if whole:
+            rows, checks = [], np.zeros(len(whole), b.CHECK_DTYPE)
+            for k, (i, flags) in enumerate(whole):
+                lv = self.levels[i]
+                assert lv is not None
+                depth = int(reader.depth[i])
+                rows.append(_ladder_records(i, lv, depth))
+                checks[k] = (i, flags, self.crc(i, depth))
+            records = np.concatenate(rows)
+            parts.append(b.encode_book_binary(True, seq(), records, checks))
+        if len(taken.records):
+            ids = np.unique(taken.records["sym"])
+            checks = np.zeros(len(ids), b.CHECK_DTYPE)
+            checks["sym"] = ids
+            checks["crc"] = [self.crc(i, self.depth) for i in ids.tolist()]
+            parts.append(b.encode_book_binary(False, seq(), taken.records, checks))
+        return parts
+
+
+def _ladder_records(i: int, lv: b.Levels, depth: int) -> NDArray[np.void]:
+    """Symbol `i`'s levels within `depth` as LEVEL_DTYPE records (its book seq and ts)."""
+    bids, asks = lv.view(depth)
+    out = np.zeros(len(bids) + len(asks), LEVEL_DTYPE)
+    if len(out):
+        units = np.array([u for u, _ in bids] + [u for u, _ in asks], np.int64)
+        out["price"] = units / 10.0**lv.decimals
+        out["size"] = [s for _, s in bids] + [s for _, s in asks]
+        out["side"][len(bids) :] = 1
+        best = np.repeat(
+            [units[0] if bids else 0, units[len(bids)] if asks else 0], [len(bids), len(asks)]
+        )
+        out["level"] = np.abs(units - best) // lv.tick_units
+    out["ts"], out["seq"], out["sym"] = lv.ts, lv.seq, i
+    return out

@@ -232,6 +232,43 @@ def load_snapshot(entry: Mapping[str, Any]) -> tuple[Levels, int]:
 # ---------------------------------------------------------------------- binary
 
 
+def apply_records(levels: Levels, records: NDArray[np.void], crc: int, depth: int) -> None:
+    """Apply one symbol's changes of a binary `book` frame (LEVEL_DTYPE, in order), or raise
+    BookError without taking them: their seqs must run on from the book's, the CRC32 match."""
+    seq = records["seq"].astype(np.int64)
+    if not len(seq) or seq[0] != levels.seq + 1 or np.any(np.diff(seq) != 1):
+        raise BookError(f"book seq {levels.seq}, update for {seq[:1].tolist()}..")
+    trial = Levels(levels.decimals, levels.tick_units)
+    trial.bids, trial.asks = dict(levels.bids), dict(levels.asks)
+    units = np.round(records["price"] * 10.0**levels.decimals).astype(np.int64).tolist()
+    for side, u, size in zip(
+        records["side"].tolist(), units, records["size"].tolist(), strict=True
+    ):
+        trial.set(side, u, size)
+    ladder = trial.cut(depth)
+    if checksum(ladder) != crc:
+        raise BookError(f"book checksum mismatch at seq {int(seq[-1])}")
+    levels.load(ladder, int(seq[-1]), int(records["ts"][-1]))
+
+
+def load_records(
+    records: NDArray[np.void], decimals: int, tick_units: int, crc: int, depth: int
+) -> Levels:
+    """A client's book from one symbol's records of a binary `book_snapshot` frame."""
+    if not len(records):
+        raise BookError("a book snapshot without levels")
+    levels = Levels(decimals, tick_units)
+    units = np.round(records["price"] * 10.0**decimals).astype(np.int64).tolist()
+    for side, u, size in zip(
+        records["side"].tolist(), units, records["size"].tolist(), strict=True
+    ):
+        levels.set(side, u, size)
+    levels.seq, levels.ts = int(records["seq"][0]), int(records["ts"][0])
+    if checksum(levels.cut(depth)) != crc:
+        raise BookError(f"book snapshot checksum mismatch at seq {levels.seq}")
+    return levels
+
+
 @dataclass(frozen=True, slots=True)
 class BookFrame:
     snapshot: bool

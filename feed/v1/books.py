@@ -15,10 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
-from tickwire.feed.hub.books import BookReader, Books, Entry
+from tickwire.feed.hub.books import BookReader, Books, BookTake
 from tickwire.feed.protocol import book as b
 from tickwire.feed.v1 import state as st
-from tickwire.feed.ws.frames import OP_TEXT, frame
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 
 if TYPE_CHECKING:
     from tickwire.feed.v1.context import FeedContext
@@ -30,6 +30,7 @@ class BookOps:
     __slots__ = ()
     ctx: FeedContext
     book: BookReader | None
+    binary: bool
 
     if TYPE_CHECKING:  # WebSocketCore's, which comes after this class in FeedCore's bases
 
@@ -76,13 +77,22 @@ class BookOps:
         if not action.depth:
             books.drop(reader, action.ids)
             return
-        entries = books.book(reader, action.ids, action.depth)
-        if entries:
-            self._queue(self._book_frame("book_snapshot", entries), now)
+        for data in self._book_frames(books, reader, books.book(reader, action.ids, action.depth)):
+            self._queue(data, now)
             self.ctx.counters.messages_sent += 1
 
-    def _book_frame(self, kind: str, entries: list[Entry]) -> bytes:
-        return frame(b.book_text(kind, self.next_seq(), entries), OP_TEXT)
+    def _book_frames(self, books: Books, reader: BookReader, taken: BookTake) -> list[bytes]:
+        """What `taken` holds as framed messages, each stamped with the connection `seq`."""
+        if self.binary:
+            payloads = books.binary_frames(reader, taken, self.next_seq)
+            return [frame(data, OP_BINARY) for data in payloads]
+        snaps, changes = books.json_entries(reader, taken)
+        out = []
+        if snaps:
+            out.append(frame(b.book_text("book_snapshot", self.next_seq(), snaps), OP_TEXT))
+        if changes:
+            out.append(frame(b.book_text("book", self.next_seq(), changes), OP_TEXT))
+        return out
 
     def book_news(self) -> bool:
         books = self.ctx.books
@@ -93,13 +103,8 @@ class BookOps:
         books, reader = self.ctx.books, self.book
         if books is None or reader is None or not books.has_news(reader):
             return b"", 0
-        snaps, changes = books.take(reader)
-        out = b""
-        if snaps:
-            out += self._book_frame("book_snapshot", snaps)
-        if changes:
-            out += self._book_frame("book", changes)
-        return out, bool(snaps) + bool(changes)
+        frames = self._book_frames(books, reader, books.take(reader))
+        return b"".join(frames), len(frames)
 
     def leave_books(self) -> None:
         if self.ctx.books is not None and self.book is not None:

@@ -4,10 +4,11 @@ over real loopback with the real server."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
+import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,24 +128,34 @@ def test_a_gap_in_book_seq_resyncs_and_reports_it() -> None:
     assert books.receive(msgs[0]) == []  # no book held: waits for its snapshot
 
 
-async def test_feed_keeps_books_that_match_the_server(server: Server) -> None:
+@pytest.mark.parametrize("encoding", ["json", "binary"])
+@pytest.mark.parametrize("mode", ["all", "latest"])
+async def test_feed_keeps_books_that_match_the_server(
+    server: Server, encoding: Literal["json", "binary"], mode: Literal["all", "latest"]
+) -> None:
     with trio.fail_after(30):
-        async with connect(server.url) as feed:
-            await feed.subscribe(["AAPL", "MSFT"], book=True)
-            updates = 0
+        async with connect(server.url, encoding=encoding) as feed:
+            await feed.subscribe(["AAPL", "MSFT"], book=True, mode=mode)
+            await feed.subscribe(["NVDA"], book=4)
+            updates = conflated = 0
             async for event in feed:
                 assert not isinstance(event, Gap), event
                 if isinstance(event, BookUpdate):
                     updates += event.kind == "book"
-                    if updates >= 300:
+                    conflated += event.conflated
+                    if updates >= 200:
                         break
+            assert conflated > 0  # NVDA at 4 levels: conflated changes
             book = feed.book("AAPL")
             assert isinstance(book, Book) and book.depth == 20
             assert book.bids["price"][0] < book.asks["price"][0]
-            assert np.all(np.diff(book.bids["price"]) < 0) and np.all(
-                np.diff(book.asks["price"]) > 0
-            )
-            assert feed.book("NVDA") is None and feed.book_resyncs == 0
-            # the server's book at the same seq is the same book
-            levels = server.books.levels[0] if server.books is not None else None
-            assert levels is not None and levels.seq >= book.seq
+            assert np.all(np.diff(book.bids["price"]) < 0)
+            assert np.all(np.diff(book.asks["price"]) > 0)
+            assert book.bids.dtype.names == ("price", "size") and book.bids["size"].min() > 0
+            small = feed.book("NVDA")
+            assert small is not None and small.depth == 4
+            tick = 0.01
+            assert small.bids["price"][0] - small.bids["price"][-1] < 4 * tick
+            assert feed.book("TSLA") is None and feed.book_resyncs == 0
+            await feed.unsubscribe(["NVDA"])
+            assert feed.book("NVDA") is None

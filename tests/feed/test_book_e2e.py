@@ -7,12 +7,15 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
+from tickwire.feed.protocol import book as b
 from tickwire.feed.server.server import Server, ServerConfig
+from tickwire.simulators.book import LEVEL_DTYPE
 
 pytestmark = pytest.mark.filterwarnings("ignore::trio.TrioDeprecationWarning")
 
@@ -170,3 +173,31 @@ async def test_books_off_refuses_book_and_serves_ticks(nursery: trio.Nursery) ->
             await ws.send_message('{"op":"subscribe","symbols":["AAPL"],"book":true}')
             err = await _next(ws)
             assert err["code"] == "bad_request" and "--book-depth" in err["message"]
+
+
+async def test_binary_book_frames_decode_in_one_call(server: Server) -> None:
+    with trio.fail_after(30):
+        async with open_websocket_url(server.url, subprotocols=["tickwire.v1.binary"]) as ws:
+            await _next(ws)
+            req = {"op": "subscribe", "symbols": ["AAPL", "MSFT"], "book": True}
+            await ws.send_message(orjson.dumps(req).decode())
+            kinds, seqs, last = [], [], {}
+            while len(kinds) < 200:
+                msg = await ws.get_message()
+                if isinstance(msg, str) or msg[1] not in (3, 4):
+                    continue
+                frame = b.decode_book_binary(msg)
+                kinds.append(frame.snapshot)
+                seqs.append(frame.seq)
+                assert frame.records.dtype == LEVEL_DTYPE and len(frame.checks)
+                for sym, flags, _ in frame.checks.tolist():
+                    recs = frame.records[frame.records["sym"] == sym]
+                    if frame.snapshot:
+                        assert flags == 0 and np.all(recs["seq"] == recs["seq"][0])
+                        last[sym] = int(recs["seq"][0])
+                    else:  # every change in order: book seqs run on from the last
+                        want = list(range(last[sym] + 1, last[sym] + 1 + len(recs)))
+                        assert recs["seq"].tolist() == want
+                        last[sym] = int(recs["seq"][-1])
+            assert kinds[0] is True and kinds.count(False) > 150
+            assert seqs == sorted(seqs)
