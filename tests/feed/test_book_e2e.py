@@ -201,3 +201,16 @@ async def test_binary_book_frames_decode_in_one_call(server: Server) -> None:
                         last[sym] = int(recs["seq"][-1])
             assert kinds[0] is True and kinds.count(False) > 150
             assert seqs == sorted(seqs)
+
+
+async def test_a_throttle_conflates_books_at_full_depth(server: Server) -> None:
+    with trio.fail_after(30):
+        async with open_websocket_url(server.url) as ws:
+            await _next(ws)
+            await ws.send_message('{"op":"throttle","interval_ms":20}')
+            assert (await _next(ws))["type"] == "ack"
+            await ws.send_message('{"op":"subscribe","symbols":["AAPL"],"book":true}')
+            assert (await _next(ws))["type"] == "ack"
+            assert (await _next(ws))["type"] == "snapshot"
+            _, counts = await _keep_books(ws, ["AAPL"], 40)
+            assert counts["conflated"] == counts["entries"] > 10
