@@ -13,5 +13,6 @@ BOOK_DEPTH = Setting(
     default=ServerConfig.book_depth,
     unit="N",
     help="order book levels (ticks a side) the market keeps and /v1 serves (subscribe with "
-    '"book"), 0 to 1000; 0: no books, the market as without them (default {default})',
+    '"book"), 0 to 1000, e.g. 20; books make the market ~10x costlier to generate (the capacity '
+    "check counts them); 0: no books (default {default})",
 )

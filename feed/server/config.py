@@ -45,7 +45,9 @@ class ServerConfig:
     binance_ping_s: float = 20.0  # Binance pings every 20 s (tests: shorter)
     binance_weight_per_min: int = 6000  # REST request weight per address and minute (Binance's)
     max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
-    book_depth: int = 20  # order book levels (ticks a side) the market keeps; 0: no books
+    # Order book levels (ticks a side) the market keeps; 0: none. Off by default: books make
+    # generation ~10x costlier, so they would cut the universe a machine sustains ~10x.
+    book_depth: int = 0
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:

@@ -16,9 +16,19 @@ from hypothesis import strategies as st
 from tickwire.feed import Book, BookUpdate, Gap, connect
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.protocol import book as b
-from tickwire.feed.server.server import Server
+from tickwire.feed.server.server import Server, ServerConfig
 
 DEPTH = 20
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery) -> Server:
+    """A real server with 20-level books on 127.0.0.1, any free port."""
+    srv = Server(ServerConfig(port=0, heartbeat_ms=200, book_depth=20))
+    await nursery.start(srv.run)
+    return srv
+
+
 # Bids on 100..114, asks on 116..130 (units of 0.01): never crossed, all within the depth, and
 # five levels a side beyond the checksum's top 10, where only the book seq tells a loss.
 BIDS, ASKS = range(100, 115), range(116, 131)

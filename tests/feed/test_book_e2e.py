@@ -17,7 +17,13 @@ from tickwire.feed.protocol import book as b
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators.book import LEVEL_DTYPE
 
-pytestmark = pytest.mark.filterwarnings("ignore::trio.TrioDeprecationWarning")
+
+@pytest.fixture
+async def server(nursery: trio.Nursery) -> Server:
+    """A real server with 20-level books on 127.0.0.1, any free port."""
+    srv = Server(ServerConfig(port=0, heartbeat_ms=200, book_depth=20))
+    await nursery.start(srv.run)
+    return srv
 
 
 class PlainBook:
@@ -164,7 +170,7 @@ async def test_bad_depth_is_one_precise_error(server: Server, book: int, message
 
 
 async def test_books_off_refuses_book_and_serves_ticks(nursery: trio.Nursery) -> None:
-    srv = Server(ServerConfig(port=0, book_depth=0))
+    srv = Server(ServerConfig(port=0))  # books are off by default
     await nursery.start(srv.run)
     assert srv.books is None
     with trio.fail_after(20):

@@ -18,7 +18,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_tail_book_prints_live_ladders_of_the_servers_book() -> None:
-    with serve_process("--drain-min-s", "0") as (_, url):
+    with serve_process("--drain-min-s", "0", "--book-depth", "20") as (_, url):
         out = _run("tail", "--book", "aapl", "--url", url, "--count", "3")
         assert out.returncode == 0, out.stderr
         blocks = [b for b in out.stdout.split("\n\n") if b.strip()]
@@ -35,7 +35,7 @@ def test_tail_book_prints_live_ladders_of_the_servers_book() -> None:
         assert seqs == sorted(seqs) and seqs[0] < seqs[-1]
         off = _run("tail", "--url", url)
         assert off.returncode == 2 and "--book SYMBOL" in off.stderr
-    with serve_process("--book-depth", "0") as (_, url):
+    with serve_process() as (_, url):  # books are off by default
         none = _run("tail", "--book", "AAPL", "--url", url)
         assert none.returncode == 2 and "--book-depth" in none.stderr
         assert "Traceback" not in none.stderr
@@ -49,3 +49,11 @@ def test_ladder_lines_up_bids_and_asks_best_first() -> None:
     assert head == "X  00:00:00.000000  book seq 7  spread 0.25  imbalance +0.50"
     assert first.split() == ["300", "100.25", "|", "100.50", "100"]
     assert second.split() == ["50", "100.00", "|"]
+
+
+def test_the_capacity_check_counts_books() -> None:
+    """5,000 symbols run without books; with them generation is ~10x costlier: refused, and
+    the one line says which flag helps."""
+    out = _run("serve", "--port", "0", "--symbols", "5000", "--book-depth", "20")
+    assert out.returncode == 2, out.stderr
+    assert "--book-depth 0" in out.stderr and "Traceback" not in out.stderr
