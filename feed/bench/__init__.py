@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     quick, full = bool(args.quick), bool(args.full)
     when, where = _markdown.today(), _markdown.machine()
     t0 = time.perf_counter()
-    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (20 if quick else 28)
+    units = len(fanout.runs(fanout.scenarios(quick, full), quick)) + (21 if quick else 29)
     rows: list[Row] = []
     notes: list[str] = []
     doing = ["starting"]
@@ -136,6 +136,7 @@ def _measure(
     """Every row family in turn, appending to `rows` and `notes` as each is measured."""
     from . import (
         book,
+        bookfan,
         bus,
         codec,
         dashboard,
@@ -179,6 +180,8 @@ def _measure(
         return got
 
     step("fan-out", fan_rows)
+    advance("order book fan-out")
+    step("order book fan-out", lambda: bookfan.book_fanout_rows(quick))
     step("venues", lambda: venues.venue_rows(quick, full, advance))
 
     def bus_rows() -> list[Row]:
