@@ -73,6 +73,19 @@ def _subscribe(symbols: list[str], mode: str = "all", book: bool = False) -> byt
     return json.dumps(req).encode()
 
 
+def _symbols_of(subs: str, conn: int, k: int | None) -> list[str]:
+    return ["*"] if subs == "*" else _symbols_for(conn, k)
+
+
+def _book_levels(data: bytes, binary: bool) -> int | None:
+    """The level updates in an order book message (None: not one): a binary frame's record
+    count (types 3 and 4), or a JSON message's changes."""
+    if not ((binary and data[1] in (3, 4)) or (not binary and data.startswith(_BOOK))):
+        return None
+    levels = int.from_bytes(data[4:8], "little") if binary else 0
+    return levels or sum(data.count(c) for c in _CHANGES)
+
+
 async def _stdin_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -125,8 +138,7 @@ def count(
     class Listener(WSListener):
         def __init__(self, i: int) -> None:
             super().__init__()
-            symbols = ["*"] if subs == "*" else _symbols_for(first + i, k)
-            self.sub = _subscribe(symbols, mode, book)
+            self.sub = _subscribe(_symbols_of(subs, first + i, k), mode, book)
             self.n = i  # stagger the sampled messages across connections
             waiting.add(self)
 
@@ -141,9 +153,7 @@ def count(
             now = time.time_ns()
             data = frame.get_payload_as_bytes()
             binary = frame.msg_type == WSMsgType.BINARY
-            if (binary and data[1] in (3, 4)) or (not binary and data.startswith(_BOOK)):
-                levels = int.from_bytes(data[4:8], "little") if binary else 0
-                levels = levels or sum(data.count(c) for c in _CHANGES)
+            if (levels := _book_levels(data, binary)) is not None:
                 state["levels"] += levels  # order books: level updates, counted apart
                 state["bytes"] += len(data)
                 return
