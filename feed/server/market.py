@@ -112,7 +112,7 @@ class MarketSource:
         return None
 
     def statistics(self) -> dict[str, Any]:
-        return {}
+        return {} if self.books is None else self.books.statistics()
 
     def wake(self) -> None:
         """Step at the cadence from now on if someone wants it (e.g. a gateway subscribed)."""

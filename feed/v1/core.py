@@ -350,6 +350,7 @@ class FeedCore(BookOps, WebSocketCore):
             "mode": req.mode,
             "offset": self.sub.cursor,
             "encoding": self.encoding,
+            **self.book_statistics(),
             "connected_s": round(now - self.opened_s, 3),
             "wall_ns": time.time_ns(),
         }

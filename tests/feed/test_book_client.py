@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import Book, BookUpdate, Gap, connect
+from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.protocol import book as b
 from tickwire.feed.server.server import Server, ServerConfig
@@ -169,3 +170,33 @@ async def test_feed_keeps_books_that_match_the_server(
             assert feed.book("TSLA") is None and feed.book_resyncs == 0
             await feed.unsubscribe(["NVDA"])
             assert feed.book("NVDA") is None
+
+
+async def test_books_come_back_after_a_reconnect(server: Server) -> None:
+    with trio.fail_after(30):
+        async with connect(server.url, backoff_initial_s=0.01) as feed:
+            await feed.subscribe(["AAPL"], book=True)
+            await feed.subscribe(["MSFT"], book=3)
+            snapshots: list[tuple[str, ...]] = []
+            dropped = False
+            gaps = []
+            async for event in feed:
+                if isinstance(event, Gap):
+                    gaps.append(event.reason)
+                if isinstance(event, BookUpdate) and event.kind == "book_snapshot":
+                    snapshots.append(event.symbols)
+                    if dropped and {s for x in snapshots[2:] for s in x} == {"AAPL", "MSFT"}:
+                        break
+                if isinstance(event, BookUpdate) and event.kind == "book" and not dropped:
+                    before = feed.book("AAPL")
+                    assert before is not None
+                    dropped = True
+                    for conn in list(server.connections):
+                        conn.close(p.CloseCode.GOING_AWAY, "test drops the connection")
+            assert gaps == ["reconnected"] and len(snapshots) >= 4
+            after, small = feed.book("AAPL"), feed.book("MSFT")
+            assert after is not None and after.seq >= before.seq and after.depth == 20
+            assert small is not None and small.depth == 3  # each at the depth it asked for
+            stats = await feed.stats()
+            assert stats["books"] == 2 and stats["server"]["book_depth"] == 20
+            assert feed.book_resyncs == 0
