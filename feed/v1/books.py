@@ -68,7 +68,8 @@ class BookOps:
         index = self.ctx.index
         if p.WILDCARD in symbols:
             return np.arange(len(index), dtype=np.intp)
-        return np.array(sorted(index[s] for s in symbols), np.intp)
+        # an unknown symbol fails the subscription itself (`state`), which drops these actions
+        return np.array(sorted(i for s in symbols if (i := index.get(s)) is not None), np.intp)
 
     def _set_books(self, action: st.SetBooks, now: float) -> None:
         books, reader = self.ctx.books, self.book

@@ -220,3 +220,16 @@ async def test_a_throttle_conflates_books_at_full_depth(server: Server) -> None:
             assert (await _next(ws))["type"] == "snapshot"
             _, counts = await _keep_books(ws, ["AAPL"], 40)
             assert counts["conflated"] == counts["entries"] > 10
+
+
+async def test_an_unknown_symbol_with_book_is_refused_and_the_connection_stays(
+    server: Server,
+) -> None:
+    with trio.fail_after(20):
+        async with open_websocket_url(server.url) as ws:
+            await _next(ws)
+            await ws.send_message('{"op":"subscribe","symbols":["AAPL","NOPE"],"book":true}')
+            err = await _next(ws)
+            assert err["code"] == "unknown_symbol" and err["symbols"] == ["NOPE"]
+            await ws.send_message('{"op":"ping","id":1}')
+            assert (await _next(ws))["type"] == "pong"  # nothing was booked, still served
