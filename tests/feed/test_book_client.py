@@ -200,3 +200,43 @@ async def test_books_come_back_after_a_reconnect(server: Server) -> None:
             stats = await feed.stats()
             assert stats["books"] == 2 and stats["server"]["book_depth"] == 20
             assert feed.book_resyncs == 0
+
+
+def test_binary_books_apply_in_order_and_a_lost_frame_resyncs() -> None:
+    """Binary frames from the server's own Books on a real market, through the client's books:
+    every frame applies (checked), and losing one is caught by the book seq."""
+    from tickwire.feed.hub.books import Books
+    from tickwire.simulators import Market, Universe
+
+    u = Universe.default()
+    market = Market(u, seed=2, start_ns=0, book_depth=DEPTH)
+    market.step_book(10**8)
+    books = Books(
+        np.array(u.symbols, dtype=object), u.tick_size, DEPTH, market.book_snapshot, 10**9
+    )
+    reader = books.attach(lambda: None)
+    seq = iter(range(1, 10**6))
+    frames = books.binary_frames(reader, books.book(reader, np.array([0, 1]), DEPTH), seq.__next__)
+    for k in range(1, 200):
+        _, levels = market.step_book(10**8 + k * 10**6)
+        books.publish(levels)
+        frames += books.binary_frames(reader, books.take(reader), seq.__next__)
+    client = ClientBooks()
+    refs = zip(u.symbols, u.tick_size.tolist(), strict=True)
+    client.learn([{"symbol": s, "tick_size": t} for s, t in refs])
+    client.server_depth = DEPTH
+    client.want(["AAPL", "MSFT"], True)
+    lost = len(frames) // 2
+    for i, frame in enumerate(frames):
+        if i == lost:
+            continue  # this frame never arrives
+        events = client.receive_binary(frame)
+        if i < lost:
+            assert not any(isinstance(e, Gap) for e in events)
+        elif gaps := [e for e in events if isinstance(e, Gap)]:
+            assert gaps[0].reason == "book" and set(gaps[0].symbols) <= {"AAPL", "MSFT"}
+            assert client.take_resync() == {True: list(gaps[0].symbols)}
+            assert all(client.book(s) is None for s in gaps[0].symbols)
+            break
+    else:
+        raise AssertionError("a lost book frame went unnoticed")

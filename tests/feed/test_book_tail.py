@@ -57,3 +57,10 @@ def test_the_capacity_check_counts_books() -> None:
     out = _run("serve", "--port", "0", "--symbols", "5000", "--book-depth", "20")
     assert out.returncode == 2, out.stderr
     assert "--book-depth 0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bad_book_depth_is_one_line() -> None:
+    out = _run("serve", "--port", "0", "--book-depth", "1001")
+    assert out.returncode == 2
+    assert "book depth must be from 0 to 1000, got 1001" in out.stderr
+    assert "Traceback" not in out.stderr
