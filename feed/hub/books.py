@@ -29,6 +29,9 @@ from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
 Entry = dict[str, Any]
+# Level updates per take: a reader further behind gets fresh snapshots of those books instead
+# (20 levels a side are at most 40 records a book, ~1.6 KiB of JSON), as the hub bounds ticks.
+MAX_TAKE = 4096
 
 
 Conflated = tuple[int, list[tuple[int, int, int]], int]  # symbol, (side, units, size)s, since
@@ -205,6 +208,12 @@ class Books:
         # every change of each symbol since its last sent seq (not in a snapshot it got)
         exact &= records["seq"].astype(np.int64) > reader.sent[sym]
         records, units = records[exact], units[exact]
+        if len(records) > MAX_TAKE:  # far behind: a fresh copy of those books is smaller
+            fresh = np.unique(records["sym"]).astype(np.intp).tolist()
+            for i in fresh:
+                self._snapshot(reader, i)
+            snaps = sorted({*snaps, *fresh})
+            records, units = records[:0], units[:0]
         if len(records):
             ids, rev = np.unique(records["sym"][::-1], return_index=True)
             reader.sent[ids.astype(np.intp)] = records["seq"][len(records) - 1 - rev]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tickwire.feed.hub.books import Books
+from tickwire.feed.hub.books import MAX_TAKE, Books
 from tickwire.feed.protocol import book as b
 from tickwire.simulators import Market, Universe
 
@@ -105,3 +105,18 @@ def test_books_are_kept_only_while_someone_holds_them() -> None:
     assert not books.tracked.any() and books.levels[0] is None
     _step(m, books, 200 * MS)  # untracked: nothing kept
     assert not books.recent
+
+
+def test_a_reader_far_behind_gets_snapshots_not_a_huge_message() -> None:
+    m, books, _ = _setup()
+    reader = books.attach(lambda: None)
+    ids = np.arange(len(m.universe))
+    books.book(reader, ids, 20)
+    for t in range(101, 400):  # 300 ms of every book: more than MAX_TAKE level updates
+        _step(m, books, t * MS)
+    taken = books.take(reader)
+    assert taken.snaps == ids.tolist() and not len(taken.records)
+    held = _client(books, reader, taken)
+    assert held["AAPL"][0].view(20) == _market_view(m, 0, 20)
+    _step(m, books, 401 * MS)
+    assert 0 < len(books.take(reader).records) <= MAX_TAKE  # and every change from there
