@@ -47,12 +47,14 @@ class ClientBooks:
         self.server_depth = 0  # the welcome's `book_depth`: what `True` asks for
         self.names: list[str] = []  # by symbol id, for binary frames
         self.ticks: list[tuple[int, int]] = []  # (decimals, tick_units) by symbol id
+        self._scale = np.ones(0)  # 10^decimals by symbol id
 
     def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """The universe (the `symbols` reply): what binary frames' symbol ids and prices mean."""
         self.names = [r["symbol"] for r in refs]
         ticks = [b.Levels.for_tick(float(r.get("tick_size", 0.01))) for r in refs]
         self.ticks = [(t.decimals, t.tick_units) for t in ticks]
+        self._scale = 10.0 ** np.array([t.decimals for t in ticks], np.float64)
 
     def depth_of(self, symbol: str) -> int:
         depth = self.wanted.get(symbol, self.wanted.get("*", True))
@@ -97,6 +99,37 @@ class ClientBooks:
     def receive_binary(self, payload: bytes | bytearray | memoryview) -> list[Event]:
         """A binary `book_snapshot` (type 4) or `book` (type 3) frame: the events it makes."""
         frame = b.decode_book_binary(payload)
+        if frame.snapshot:
+            return self._binary_snapshot(frame)
+        records = frame.records
+        order = np.argsort(records["sym"], kind="stable")  # by symbol, in order within each
+        recs = records[order]
+        sym = recs["sym"].astype(np.intp)
+        seq = recs["seq"].astype(np.int64)
+        units = np.round(recs["price"] * self._scale[sym]).astype(np.int64).tolist()
+        sides, sizes, seqs = recs["side"].tolist(), recs["size"].tolist(), seq.tolist()
+        good: list[str] = []
+        bad: list[str] = []
+        for sym_id, _, crc in frame.checks.tolist():
+            name = self.names[sym_id] if sym_id < len(self.names) else None
+            if name is None or name not in self.held:
+                continue  # not ours, or waiting for its snapshot
+            lo, hi = np.searchsorted(sym, [sym_id, sym_id + 1]).tolist()
+            levels, depth = self.held[name]
+            # its changes must run on from the book's seq, one by one (they are distinct)
+            if hi == lo or seqs[lo] != levels.seq + 1 or seqs[hi - 1] != seqs[lo] + hi - lo - 1:
+                self._broken(name, bad)
+                continue
+            changes = zip(sides[lo:hi], units[lo:hi], sizes[lo:hi], strict=True)
+            try:
+                levels.apply(changes, depth, crc, seqs[hi - 1], int(recs["ts"][hi - 1]))
+            except b.BookError:
+                self._broken(name, bad)
+                continue
+            good.append(name)
+        return self._events("book", frame.seq, good, bad, 0)
+
+    def _binary_snapshot(self, frame: b.BookFrame) -> list[Event]:
         records, sym = frame.records, frame.records["sym"]
         good: list[str] = []
         bad: list[str] = []
@@ -105,21 +138,16 @@ class ClientBooks:
             if sym_id >= len(self.names):
                 continue
             name, mine = self.names[sym_id], records[sym == sym_id]
-            try:
-                if frame.snapshot:  # fresh, or conflated to the current book (flags say)
-                    d, tick_units = self.ticks[sym_id]
-                    depth = self.depth_of(name)
-                    self.held[name] = (b.load_records(mine, d, tick_units, crc, depth), depth)
-                    conflated += bool(flags & b.CONFLATED)
-                elif name in self.held:
-                    levels, depth = self.held[name]
-                    b.apply_records(levels, mine, crc, depth)
-                else:
-                    continue  # waiting for its snapshot
-                good.append(name)
+            d, tick_units = self.ticks[sym_id]
+            depth = self.depth_of(name)
+            try:  # fresh, or conflated to the current book (flags say)
+                self.held[name] = (b.load_records(mine, d, tick_units, crc, depth), depth)
             except b.BookError:
                 self._broken(name, bad)
-        kind = "book_snapshot" if frame.snapshot and not conflated else "book"
+                continue
+            conflated += bool(flags & b.CONFLATED)
+            good.append(name)
+        kind = "book" if conflated else "book_snapshot"
         return self._events(kind, frame.seq, good, bad, conflated)
 
     def _broken(self, symbol: str, bad: list[str]) -> None:

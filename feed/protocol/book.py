@@ -34,9 +34,10 @@ _HEADER = struct.Struct("<BBHIQ")  # binary.HEADER_DTYPE: version, type, reserve
 LEVEL_ROW = np.dtype([("price", "<f8"), ("size", "<u8")])
 
 Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bids, asks) in units
+Sides = tuple[Sequence[tuple[int, int]], Sequence[tuple[int, int]]]  # a ladder as any sequences
 
 
-def checksum(ladder: Ladder) -> int:
+def checksum(ladder: Sides) -> int:
     """CRC32 (unsigned) of the top 10 asks then the top 10 bids of `ladder` (best first)."""
     bids, asks = ladder
     text = "".join(
@@ -108,6 +109,41 @@ class Levels:
         ladder = self.view(depth)
         self.bids, self.asks = dict(ladder[0]), dict(ladder[1])
         return ladder
+
+    def apply(
+        self, changes: Iterable[tuple[int, int, int]], depth: int, crc: int, seq: int, ts: int
+    ) -> None:
+        """Apply (side, units, size) changes, cut to `depth` and check `crc`; on a mismatch
+        undo them all (an undo log: no copy of the book) and raise BookError."""
+        undo: list[tuple[dict[int, int], int, int | None]] = []
+        for side, units, size in changes:
+            book = self.asks if side else self.bids
+            undo.append((book, units, book.get(units)))
+            if size:
+                book[units] = size
+            else:
+                book.pop(units, None)
+        span = depth * self.tick_units
+        if self.bids:  # a client drops levels beyond its depth from the best
+            low = max(self.bids) - span
+            undo.extend(
+                (self.bids, u, self.bids.pop(u)) for u in [u for u in self.bids if u <= low]
+            )
+        if self.asks:
+            high = min(self.asks) + span
+            undo.extend(
+                (self.asks, u, self.asks.pop(u)) for u in [u for u in self.asks if u >= high]
+            )
+        top = CHECKSUM_LEVELS
+        bids = sorted(self.bids.items(), reverse=True)[:top]
+        if checksum((bids, sorted(self.asks.items())[:top])) != crc:
+            for book, units, old in reversed(undo):
+                if old is None:
+                    book.pop(units, None)
+                else:
+                    book[units] = old
+            raise BookError(f"book checksum mismatch at seq {seq}")
+        self.seq, self.ts = seq, ts
 
     def load(self, ladder: Ladder, seq: int, ts: int) -> None:
         self.bids, self.asks = dict(ladder[0]), dict(ladder[1])
@@ -203,14 +239,7 @@ def apply_entry(levels: Levels, entry: Mapping[str, Any], depth: int) -> None:
         raise BookError(f"malformed book entry: {exc!r}") from None
     if since != levels.seq or seq <= levels.seq:
         raise BookError(f"book seq {levels.seq}, update for {since}..{seq}")
-    trial = Levels(levels.decimals, levels.tick_units)
-    trial.bids, trial.asks = dict(levels.bids), dict(levels.asks)
-    for side, units, size in parsed:
-        trial.set(side, units, size)
-    ladder = trial.cut(depth)
-    if checksum(ladder) != crc:
-        raise BookError(f"book checksum mismatch at seq {seq}")
-    levels.load(ladder, seq, int(entry.get("ts", levels.ts)))
+    levels.apply(parsed, depth, crc, seq, int(entry.get("ts", levels.ts)))
 
 
 def load_snapshot(entry: Mapping[str, Any]) -> tuple[Levels, int]:
@@ -230,25 +259,6 @@ def load_snapshot(entry: Mapping[str, Any]) -> tuple[Levels, int]:
 
 
 # ---------------------------------------------------------------------- binary
-
-
-def apply_records(levels: Levels, records: NDArray[np.void], crc: int, depth: int) -> None:
-    """Apply one symbol's changes of a binary `book` frame (LEVEL_DTYPE, in order), or raise
-    BookError without taking them: their seqs must run on from the book's, the CRC32 match."""
-    seq = records["seq"].astype(np.int64)
-    if not len(seq) or seq[0] != levels.seq + 1 or np.any(np.diff(seq) != 1):
-        raise BookError(f"book seq {levels.seq}, update for {seq[:1].tolist()}..")
-    trial = Levels(levels.decimals, levels.tick_units)
-    trial.bids, trial.asks = dict(levels.bids), dict(levels.asks)
-    units = np.round(records["price"] * 10.0**levels.decimals).astype(np.int64).tolist()
-    for side, u, size in zip(
-        records["side"].tolist(), units, records["size"].tolist(), strict=True
-    ):
-        trial.set(side, u, size)
-    ladder = trial.cut(depth)
-    if checksum(ladder) != crc:
-        raise BookError(f"book checksum mismatch at seq {int(seq[-1])}")
-    levels.load(ladder, int(seq[-1]), int(records["ts"][-1]))
 
 
 def load_records(
