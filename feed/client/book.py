@@ -68,6 +68,10 @@ class ClientBooks:
 
     def forget(self, symbols: Sequence[str]) -> None:
         """Unsubscribed: their books go (all of them for "*")."""
+        if "*" not in symbols and "*" in self.wanted:  # "*" less some: each of the rest
+            depth = self.wanted.pop("*")
+            for name in self.names:
+                self.wanted.setdefault(name, depth)
         gone = set(self.held) | set(self.wanted) if "*" in symbols else set(symbols)
         for s in gone:
             self.held.pop(s, None)

@@ -240,3 +240,13 @@ def test_binary_books_apply_in_order_and_a_lost_frame_resyncs() -> None:
             break
     else:
         raise AssertionError("a lost book frame went unnoticed")
+
+
+def test_unsubscribing_one_symbol_of_a_wildcard_book_keeps_the_others_wanted() -> None:
+    books = ClientBooks()
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in ("A", "B", "C")])
+    books.want(["*"], 5)
+    books.forget(["B"])  # restored after a reconnect as A and C, never "*" again
+    assert books.wanted == {"A": 5, "C": 5}
+    books.forget(["*"])
+    assert books.wanted == {}
