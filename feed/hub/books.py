@@ -100,6 +100,7 @@ class Books:
         self.gone_gen = 0  # the newest flush no longer kept: a reader at or before it resyncs
         self._by_sym: list[set[BookReader]] = [set() for _ in range(n)]
         self._crc: dict[tuple[int, int], int] = {}  # (sym, depth) -> checksum, this generation
+        self._views: dict[tuple[int, int], b.Ladder] = {}  # (sym, depth) -> view, this generation
         self._ladder_memo: tuple[int, NDArray[np.void]] | None = None
         self.updates_published = 0
 
@@ -112,6 +113,7 @@ class Books:
         self.gen += 1
         self.updates_published += len(levels)
         self._crc.clear()
+        self._views.clear()
         mine = levels[self.tracked[levels["sym"]]]  # a copy: the market reuses its batches
         if not len(mine):
             return
@@ -250,7 +252,7 @@ class Books:
         depth = int(reader.depth[i])
         reader.sent[i] = lv.seq
         if reader.latest or depth < self.depth:
-            reader.views[i] = lv.view(depth)
+            reader.views[i] = self.view(i, depth)
 
     def _conflated(self, reader: BookReader, i: int) -> Conflated | None:
         """The current size of each level that differs from the book `reader` was last sent."""
@@ -258,7 +260,7 @@ class Books:
         assert lv is not None
         if lv.seq <= reader.sent[i]:
             return None
-        new = lv.view(int(reader.depth[i]))
+        new = self.view(i, int(reader.depth[i]))
         changes = b.diff(reader.views.get(i, ((), ())), new)
         since = int(reader.sent[i])
         reader.sent[i], reader.views[i] = lv.seq, new
@@ -266,13 +268,22 @@ class Books:
 
     # ------------------------------------------------------------------ encodings
 
+    def view(self, i: int, depth: int) -> b.Ladder:
+        """Symbol `i`'s levels within `depth` now (once per generation: readers share it)."""
+        view = self._views.get((i, depth))
+        if view is None:
+            lv = self.levels[i]
+            assert lv is not None
+            view = self._views[(i, depth)] = lv.view(depth)
+        return view
+
     def crc(self, i: int, depth: int) -> int:
         """Symbol `i`'s checksum at `depth` now (once per generation)."""
         crc = self._crc.get((i, depth))
         if crc is None:
             lv = self.levels[i]
             assert lv is not None
-            crc = self._crc[(i, depth)] = b.checksum(lv.view(depth))
+            crc = self._crc[(i, depth)] = b.checksum(self.view(i, depth))
         return crc
 
     def json_entries(self, reader: BookReader, taken: BookTake) -> tuple[list[Entry], list[Entry]]:
