@@ -17,9 +17,11 @@ Use the client library like this::
 
 from typing import TYPE_CHECKING, Any
 
+from tickwire.feed.client.book import Book
 from tickwire.feed.client.events import (
     AuthError,
     Batch,
+    BookUpdate,
     ConnectError,
     ConnectionLost,
     Event,
@@ -51,6 +53,8 @@ __all__ = [
     "TICK_DTYPE",
     "AuthError",
     "Batch",
+    "Book",
+    "BookUpdate",
     "ConnectError",
     "ConnectionLost",
     "Event",

@@ -44,6 +44,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "every update, history, replay": ("every update", "history memory", "resume", "replay"),
     "fault injection": ("fault injection",),
     "fan-out": ("fan-out",),
+    "order book fan-out": ("book fan-out",),
     "venues": ("venue",),
     "scale-out": ("bus", "idle bus", "gateways", "reconnect storm"),
     "memory": ("RSS",),
@@ -216,6 +217,7 @@ def _measure(
     """Every row family (`only` selects) in turn, appending to `rows` and `notes`."""
     from . import (
         book,
+        bookfan,
         bus,
         codec,
         dashboard,
@@ -234,10 +236,14 @@ def _measure(
 
     fan: list[Row] = []
 
-    def step(family: str, fn: Callable[[], list[Row]]) -> list[Row]:
-        """A failing family becomes an error row (traceback logged); the others still run."""
+    def step(family: str, fn: Callable[[], list[Row]], progress: bool = True) -> list[Row]:
+        """Measure one family (`progress`: advance the bar to it; False for those that do it
+        themselves). A failing family becomes an error row (traceback logged); the others
+        still run."""
         if not only.family(family):
             return []
+        if progress:
+            advance(family)
         try:
             got = fn()
         except Exception as exc:  # the bench's boundary: report, keep measuring the rest
@@ -246,15 +252,10 @@ def _measure(
         rows.extend(only.rows(family, got))
         return got
 
-    advance("generator")
     step("generator", lambda: generator.generator_rows(quick))
-    advance("order book")
     step("order book", lambda: book.book_rows(quick))
-    advance("encode/decode")
     step("encode/decode", lambda: codec.codec_rows(quick))
-    advance("every update, history, replay")
     step("every update, history, replay", lambda: history.history_rows(quick))
-    advance("fault injection")
     step("fault injection", lambda: faults.fault_rows(quick))
 
     def fan_rows() -> list[Row]:
@@ -263,26 +264,23 @@ def _measure(
         fan.extend(got)
         return got
 
-    step("fan-out", fan_rows)
-    step("venues", lambda: venues.venue_rows(quick, full, advance))
+    step("fan-out", fan_rows, progress=False)
+    step("order book fan-out", lambda: bookfan.book_fanout_rows(quick))
+    step("venues", lambda: venues.venue_rows(quick, full, advance), progress=False)
 
     def bus_rows() -> list[Row]:
         got, bus_notes = bus.bus_rows(quick, advance)
         notes.extend(bus_notes)
         return got
 
-    step("scale-out", bus_rows)
-    step("memory", lambda: memory.memory_rows(quick, full, advance))
-    step("handshake", lambda: handshake.handshake_rows(quick, advance))
-    step("idle CPU", lambda: idle.idle_rows(quick, advance))
-    step("tail --count 1", lambda: tail.tail_rows(quick, advance))
-    advance("dashboard")
+    step("scale-out", bus_rows, progress=False)
+    step("memory", lambda: memory.memory_rows(quick, full, advance), progress=False)
+    step("handshake", lambda: handshake.handshake_rows(quick, advance), progress=False)
+    step("idle CPU", lambda: idle.idle_rows(quick, advance), progress=False)
+    step("tail --count 1", lambda: tail.tail_rows(quick, advance), progress=False)
     step("dashboard", lambda: dashboard.dashboard_rows(quick))
-    advance("dashboard on a real server")
     step("dashboard on a real server", lambda: dashboard.dashboard_live_rows(quick))
-    advance("web page")
     step("web page", lambda: page.page_rows(quick))
-    advance("physical limit")
     step("physical limit", lambda: physical.physical_rows(_probe(quick), fan))
     advance("done")
 

@@ -7,7 +7,8 @@ clients connect, print `connected` and subscribe on the next stdin line):
   (SUBS `pick10`), every update or, with `--mode latest`, the latest state per symbol,
   print `ready`, count from `go` to `stop` on stdin: data messages, ticks, payload bytes, own
   CPU, and tick-to-receipt latency (receipt `time.time_ns()` minus the tick's `ts`) for every
-  tick of a sample of messages; then print one JSON line.
+  tick of a sample of messages; then print one JSON line. With `--book`, each also keeps its
+  symbols' order books (`"book": true`), and level updates are counted apart (`levels`).
 - `binance URL N FIRST [--symbols K] [--warmup S]`: as `count` with SUBS `pick10`, but each
   connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
   `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
@@ -45,6 +46,8 @@ WARMUP_LIMIT_S = 10.0  # the longest wait for every connection's first data mess
 MAX_SAMPLES = 20_000  # latency samples returned per process
 _TS = re.compile(rb'"ts": ?(\d+)')  # json.dumps writes a space after ':'
 _SYMBOL = b'"symbol"'
+_BOOK = b'{"type":"book'  # a `book` or `book_snapshot` message (orjson writes no spaces)
+_CHANGES = (b'["bid",', b'["ask",')  # one per level update in a JSON `book` message
 
 
 @functools.cache
@@ -61,11 +64,26 @@ def _symbols_for(conn: int, k: int | None) -> list[str]:
     return random.Random(conn).sample(names, min(10, len(names)))
 
 
-def _subscribe(symbols: list[str], mode: str = "all") -> bytes:
-    req = {"op": "subscribe", "symbols": symbols, "snapshot": False}
+def _subscribe(symbols: list[str], mode: str = "all", book: bool = False) -> bytes:
+    req: dict[str, Any] = {"op": "subscribe", "symbols": symbols, "snapshot": False}
     if mode != "all":
         req["mode"] = mode
+    if book:
+        req["book"] = True
     return json.dumps(req).encode()
+
+
+def _symbols_of(subs: str, conn: int, k: int | None) -> list[str]:
+    return ["*"] if subs == "*" else _symbols_for(conn, k)
+
+
+def _book_levels(data: bytes, binary: bool) -> int | None:
+    """The level updates in an order book message (None: not one): a binary frame's record
+    count (types 3 and 4), or a JSON message's changes."""
+    if not ((binary and data[1] in (3, 4)) or (not binary and data.startswith(_BOOK))):
+        return None
+    levels = int.from_bytes(data[4:8], "little") if binary else 0
+    return levels or sum(data.count(c) for c in _CHANGES)
 
 
 async def _stdin_line() -> str:
@@ -108,10 +126,11 @@ def count(
     k: int | None,
     warmup_s: float,
     mode: str = "all",
+    book: bool = False,
 ) -> None:
     from picows import WSListener, WSMsgType
 
-    state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0}
+    state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0, "levels": 0}
     lat: list[int] = []
     waiting: set[Any] = set()  # listeners that have not had a data message yet
     every = max(1, n // 8)  # sample every `every`-th message per connection: ~8 samplers' worth
@@ -119,7 +138,7 @@ def count(
     class Listener(WSListener):
         def __init__(self, i: int) -> None:
             super().__init__()
-            self.sub = _subscribe(["*"] if subs == "*" else _symbols_for(first + i, k), mode)
+            self.sub = _subscribe(_symbols_of(subs, first + i, k), mode, book)
             self.n = i  # stagger the sampled messages across connections
             waiting.add(self)
 
@@ -133,10 +152,12 @@ def count(
                 return
             now = time.time_ns()
             data = frame.get_payload_as_bytes()
-            if frame.msg_type == WSMsgType.BINARY:
-                ticks = (len(data) - HEADER_SIZE) // RECORD_SIZE
-            else:
-                ticks = data.count(_SYMBOL)
+            binary = frame.msg_type == WSMsgType.BINARY
+            if (levels := _book_levels(data, binary)) is not None:
+                state["levels"] += levels  # order books: level updates, counted apart
+                state["bytes"] += len(data)
+                return
+            ticks = (len(data) - HEADER_SIZE) // RECORD_SIZE if binary else data.count(_SYMBOL)
             if not ticks:  # welcome, ack, heartbeat...: not data
                 return
             state["msgs"] += 1
@@ -171,7 +192,7 @@ def count(
         for c in conns:
             c.disconnect()
         sample = lat if len(lat) <= MAX_SAMPLES else random.Random(0).sample(lat, MAX_SAMPLES)
-        result: dict[str, object] = {k: state[k] for k in ("msgs", "ticks", "bytes")}
+        result: dict[str, object] = {k: state[k] for k in ("msgs", "ticks", "bytes", "levels")}
         result.update(secs=secs, cpu_s=cpu, lat_ns=sample, lat_total=len(lat))
         print(json.dumps(result), flush=True)
 
@@ -339,7 +360,8 @@ def main(argv: list[str]) -> None:
     sub_mode = rest[rest.index("--mode") + 1] if "--mode" in rest else "all"
     try:
         if mode == "count":
-            count(url, int(rest[0]), int(rest[1]), rest[2] == "1", rest[3], k, warmup_s, sub_mode)
+            args = (rest[2] == "1", rest[3], k, warmup_s, sub_mode, "--book" in rest)
+            count(url, int(rest[0]), int(rest[1]), *args)
         elif mode == "binance":
             binance(url, int(rest[0]), int(rest[1]), k, warmup_s)
         elif mode == "idle":

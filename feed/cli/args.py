@@ -27,6 +27,7 @@ def _int_in(lo: int, hi: int | None, what: str) -> Callable[[str], int]:
 port_number = _int_in(0, 65535, "port")
 positive_int = _int_in(1, None, "value")
 non_negative_int = _int_in(0, None, "value")
+book_depth = _int_in(0, 1000, "book depth")
 
 
 def duration_s(text: str) -> float:

@@ -20,6 +20,7 @@ import trio
 from tickwire.feed.cli.args import duration_s, positive_int, split_symbols
 from tickwire.feed.client.events import (
     Batch,
+    BookUpdate,
     Gap,
     Status,
     TickwireError,
@@ -111,7 +112,7 @@ def _record(args: argparse.Namespace) -> int:
                             rec.write(ticks, now)
                             if args.count is not None and rec.ticks >= args.count:
                                 break
-                        elif not isinstance(event, TradingStatus):  # halts are not recorded
+                        elif not isinstance(event, TradingStatus | BookUpdate):  # not recorded
                             _report(event, err, tty)
                         if now - shown >= (_PROGRESS_S if tty else 5.0):
                             shown = now

@@ -15,6 +15,7 @@ import argparse
 from typing import Any
 
 from tickwire.feed.cli import args, process_settings
+from tickwire.feed.cli.serve_book import BOOK_DEPTH
 from tickwire.feed.cli.serve_faults import settings as _fault_settings
 from tickwire.feed.cli.setting import Kind, Section, Setting
 from tickwire.feed.server.server import ServerConfig
@@ -77,6 +78,7 @@ def _market() -> list[Setting]:
             unit="X",
             help="scale every trade and quote rate (default {default})",
         ),
+        BOOK_DEPTH,
         Setting(
             name="session",
             field="session",

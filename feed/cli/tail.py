@@ -20,8 +20,10 @@ from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
 from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
+from tickwire.feed.cli.tail_book import tail_book
 from tickwire.feed.client.events import (
     Batch,
+    BookUpdate,
     Gap,
     ProtocolError,
     Status,
@@ -44,11 +46,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="examples:\n  tickwire tail AAPL MSFT\n"
         "  tickwire tail '*' --count 100 --json | jq .bid\n"
         "  tickwire tail SPY --throttle 1000 --binary\n"
+        "  tickwire tail --book AAPL\n"
         "  tickwire tail AAPL --url wss://feed.example:8765/v1 --cafile ca.pem --token s3cret",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument(
-        "symbols", nargs="+", metavar="SYMBOL", help="symbols (AAPL MSFT or AAPL,MSFT), or '*'"
+        "symbols", nargs="*", metavar="SYMBOL", help="symbols (AAPL MSFT or AAPL,MSFT), or '*'"
+    )
+    ap.add_argument(
+        "--book",
+        metavar="SYMBOL",
+        help="print SYMBOL's order book instead, its top levels live (with --count: N ladders)",
     )
     ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
     ap.add_argument("--token", help="token, if the server requires one")
@@ -94,6 +102,8 @@ def _tail(args: argparse.Namespace) -> int:
     encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
     ssl_context = ssl_context_from(args.cafile)
     throttle_s = (args.throttle or 0) / 1000
+    if not args.symbols and not args.book:
+        raise UserError("tail needs SYMBOLs to print ticks (or '*'), or --book SYMBOL")
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -101,6 +111,11 @@ def _tail(args: argparse.Namespace) -> int:
             async with connect(
                 args.url, token=args.token, encoding=encoding, ssl_context=ssl_context
             ) as feed:
+                if args.book:
+                    book = feed.resolve([args.book])[0]
+                    await tail_book(feed, book, out, count=args.count)
+                    nursery.cancel_scope.cancel()
+                    return
                 symbols = feed.resolve(split_symbols(args.symbols))
                 if args.throttle is not None:
                     await feed.throttle(args.throttle)
@@ -122,7 +137,7 @@ def _tail(args: argparse.Namespace) -> int:
                         out.flush()
                         if left == 0:
                             break
-                    else:
+                    elif not isinstance(event, BookUpdate):
                         _print_event(event, sys.stderr)
             nursery.cancel_scope.cancel()
 

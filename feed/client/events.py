@@ -107,9 +107,11 @@ class Gap:
     history does not reach back before its start, so what was missed cannot be counted.
     `recovered` is how many updates the server replayed after a reconnect (they follow this
     event, in order, then live data; `lost` is then 0), or None when it could not resume.
+    With reason "book", the books of `symbols` failed their sequence or checksum check (`lost`
+    None): they are dropped and fetched again, a `BookUpdate` says when they are back.
     """
 
-    reason: Literal["reconnected", "restarted", "seq", "source"]
+    reason: Literal["reconnected", "restarted", "seq", "source", "book"]
     lost: int | None
     symbols: tuple[str, ...]
     missed_messages: int | None = None
@@ -141,7 +143,22 @@ class TradingStatus:
     ts: int
 
 
-Event = Batch | Gap | Status | TradingStatus
+@dataclass(frozen=True, slots=True)
+class BookUpdate:
+    """Order books changed: `feed.book(symbol)` has the new book of each of `symbols`.
+
+    `kind` "book_snapshot": they are (again) held from a fresh snapshot; "book": changes were
+    applied, each checked against its book seq and checksum; `conflated` counts the symbols whose
+    change was conflated (a smaller depth, `mode` latest or a throttle). `seq` is the
+    connection's message seq."""
+
+    kind: Literal["book", "book_snapshot"]
+    seq: int
+    symbols: tuple[str, ...]
+    conflated: int = 0
+
+
+Event = Batch | Gap | Status | TradingStatus | BookUpdate
 
 
 def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:

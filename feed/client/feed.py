@@ -34,6 +34,7 @@ from tickwire.feed.client.events import (
     Status,
     unwrap_group,
 )
+from tickwire.feed.client.lookups import Lookups
 from tickwire.feed.client.queue import EventQueue
 from tickwire.feed.client.replies import Replies
 from tickwire.feed.client.stream import StreamState, resolve_symbols, symbol_list
@@ -44,7 +45,7 @@ _MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON i
 _CLOSE_TIMEOUT_S = 2.0  # a server that does not answer our close frame within this is dropped
 
 
-class Feed:
+class Feed(Lookups):
     """A live connection to a tickwire server. Build it with `connect()`."""
 
     def __init__(
@@ -102,18 +103,25 @@ class Feed:
         *,
         snapshot: bool = True,
         mode: Literal["all", "latest"] | None = None,
+        book: int | bool | None = None,
     ) -> list[str]:
         """Add symbols (or '*'); returns the whole subscription. ProtocolError if refused.
 
         `mode` "all" (the server's default) delivers every update; "latest" only the latest
         state of each symbol per message, e.g. for a screen. It applies to the whole feed.
+        `book`: also keep these symbols' order books, `depth` ticks a side (True: the server's
+        depth); `feed.book(symbol)` has each, `BookUpdate` events say when they change.
         """
         extra: dict[str, Any] = {} if mode is None else {"mode": mode}
+        if book is not None:
+            extra["book"] = book
         reply = await self._request(
             "subscribe", symbols=symbol_list(symbols), snapshot=snapshot, resume=True, **extra
         )
         self._subscription = list(reply["symbols"])
         self._mode = reply.get("mode", self._mode)
+        if book is not None:
+            self._stream.books.want(symbol_list(symbols), book)
         return self.subscription
 
     async def unsubscribe(self, symbols: Sequence[str] | str) -> list[str]:
@@ -128,21 +136,6 @@ class Feed:
         """At most one update per symbol per `interval_ms` (0: every update), latest state."""
         await self._request("throttle", interval_ms=interval_ms)
         self._throttle_ms = interval_ms
-
-    async def symbols(self) -> list[dict[str, Any]]:
-        """The server's universe: symbol, id, name, sector, price, tick_size, lot_size..."""
-        reply = await self._request("symbols")
-        return list(reply["symbols"])
-
-    async def stats(self) -> dict[str, Any]:
-        """This connection's counters and the server's (see the protocol reference)."""
-        return await self._request("stats")
-
-    async def ping(self) -> float:
-        """Round-trip time to the server in seconds."""
-        t0 = trio.current_time()
-        await self._request("ping")
-        return trio.current_time() - t0
 
     def resolve(self, symbols: Sequence[str] | str) -> list[str]:
         """The server's spelling of `symbols`, matched case-insensitively ('*' passes).
@@ -316,6 +309,7 @@ class Feed:
                 await self._request(
                     "subscribe", symbols=self._subscription, snapshot=True, resume=resume, **extra
                 )
+                await self._restore_books()
 
     async def _reader(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
         try:
@@ -335,6 +329,8 @@ class Feed:
             elif isinstance(event, Gap) and event.lost:
                 self.lost += event.lost
             await self._events.put(event)
+        if self._stream.books.resync and self._ws is not None:
+            await self._resync_books(self._ws)  # a book failed its check: fetch it again
         if reply is not None and self._replies.expects(reply):
             if (gap := self._stream.recovered(reply)) is not None:
                 await self._events.put(gap)  # here, in the reader, so that it precedes the replay

@@ -17,6 +17,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
+from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
 
 _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
@@ -42,10 +43,12 @@ class StreamState:
         # A gap to report with the next snapshot (or a recovered ack): (downtime_s, lost so far)
         self.gap_pending: tuple[float, int] | None = None
         self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
+        self.books = ClientBooks()  # the order books asked for
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
         epoch = welcome.get("epoch")
+        self.books.server_depth = int(welcome.get("book_depth", 0))
         restarted = epoch is not None and self.epoch is not None and epoch != self.epoch
         if epoch is not None:
             self.epoch = epoch
@@ -53,6 +56,7 @@ class StreamState:
 
     def reconnected(self, restarted: bool, downtime_s: float) -> Gap | None:
         """A new connection after a drop: the gap to report now, or None (the snapshot will)."""
+        self.books.reconnected()
         if restarted:  # the old seqs mean nothing now: start every symbol afresh
             self.seen[:] = False
             self.gap_pending = None
@@ -78,6 +82,7 @@ class StreamState:
 
     def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """The server's universe (its `symbols` reply); a new size starts every symbol afresh."""
+        self.books.learn(refs)
         if len(refs) != len(self.names):
             self.names = np.array([r["symbol"] for r in refs], dtype=object)
             self.index = {r["symbol"]: r["id"] for r in refs}
@@ -86,6 +91,7 @@ class StreamState:
 
     def forget(self, symbols: Sequence[str]) -> None:
         """A later re-subscribe to `symbols` starts afresh: its seq jump is not a loss."""
+        self.books.forget(symbols)
         for s in symbols:
             if s in self.index:
                 self.seen[self.index[s]] = False
@@ -93,6 +99,10 @@ class StreamState:
     def receive(self, message: str | bytes) -> tuple[list[Event], dict[str, Any] | None]:
         """One server message in: the events it makes, in order, and the reply it is (if any)."""
         events: list[Event] = []
+        if isinstance(message, bytes) and message[1:2] in (b"\x03", b"\x04"):  # a book frame
+            self._check_seq(events, int.from_bytes(message[8:16], "little"))
+            events.extend(self.books.receive_binary(message))
+            return events, None
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
             if frame.offset is not None:
@@ -106,6 +116,9 @@ class StreamState:
             self.offset = msg.get("offset", self.offset)
             records = p.records_from_json(msg["ticks"], self.index)
             self._data(events, mtype, msg["seq"], records)
+        elif mtype == "book" or mtype == "book_snapshot":
+            self._check_seq(events, msg["seq"])
+            events.extend(self.books.receive(msg))
         elif mtype == "heartbeat":
             self._check_seq(events, msg["seq"])
         elif mtype == "status":  # a symbol halted or resumed (a market scenario)

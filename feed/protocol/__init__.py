@@ -4,7 +4,8 @@ Everything about the wire's shape lives here (PROTOCOL.md is the contract), in t
 `requests.py` (limits, close codes, one class per op, the error codes, `parse_request`),
 `messages.py` (the JSON messages and tick objects, and their decoding for clients) and
 `binary.py` (the binary frames' headers, encoder and decoder). This package re-exports their
-public names, so `from tickwire.feed import protocol as p` reaches all of them.
+public names, so `from tickwire.feed import protocol as p` reaches all of them. The order
+book's wire parts (one book, its checksum, its messages and binary frames) are `protocol.book`.
 Per-connection state (subscription, throttle, rate limit, strikes) is in `feed/v1/state.py`.
 Never imports trio, trio_websocket or textual; reads no clock (time comes in as arguments).
 """

@@ -21,6 +21,7 @@ SUBPROTOCOLS = (SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY)
 PATH = "/v1"
 MAX_MESSAGE_BYTES = 64 * 1024  # client frames larger than this are closed with 1009
 MAX_THROTTLE_MS = 60_000
+MAX_BOOK_DEPTH = 1000  # order book depth a subscription may ask for (the market's limit)
 MAX_SYMBOL_LEN = 32
 WILDCARD = "*"
 MODES = ("all", "latest")  # every update (the default), or the latest state per symbol
@@ -55,6 +56,7 @@ class Subscribe:
     # True: send stream positions (binary frames then use the 24-byte header); a ResumeFrom:
     # also replay what was missed since that position, if the server still has it.
     resume: ResumeFrom | bool = False
+    book: int | bool | None = None  # order book depth (ticks a side); True: the server's
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,20 @@ def _resume_field(obj: Mapping[str, Any], rid: int | None) -> ResumeFrom | bool:
     )
 
 
+def _book_field(obj: Mapping[str, Any], rid: int | None) -> int | bool | None:
+    """`book`: a depth (the server checks it against its own), true (the server's), or absent."""
+    book = obj.get("book")
+    if book is None or book is False:
+        return None
+    if book is True or (type(book) is int and 1 <= book <= MAX_BOOK_DEPTH):
+        return book
+    raise BadRequest(
+        f"book must be true (the server's depth) or a depth from 1 to {MAX_BOOK_DEPTH}"
+        f" ticks a side, got {_describe(book)}",
+        id=rid,
+    )
+
+
 def parse_request(frame: str | bytes) -> Request:
     """Decode one client frame; anything wrong raises a RequestError carrying its wire code."""
     if not isinstance(frame, str):
@@ -222,7 +238,12 @@ def parse_request(frame: str | bytes) -> Request:
         if not isinstance(snapshot, bool):
             raise BadRequest(f"snapshot must be true or false, got {_describe(snapshot)}", id=rid)
         return Subscribe(
-            _symbols_field(obj, rid), snapshot, rid, _mode_field(obj, rid), _resume_field(obj, rid)
+            _symbols_field(obj, rid),
+            snapshot,
+            rid,
+            _mode_field(obj, rid),
+            _resume_field(obj, rid),
+            _book_field(obj, rid),
         )
     if op == "unsubscribe":
         return Unsubscribe(_symbols_field(obj, rid), rid)

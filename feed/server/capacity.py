@@ -118,8 +118,11 @@ def check(
         seed=config.seed,
         activity=config.activity,
         session=config.session,
+        book_depth=config.book_depth or None,  # books cost most of the generation
     )
     reason = refusal(measure(market, limit), limit)
+    if reason is not None and config.book_depth:
+        reason = reason.replace(" (--no-capacity-check", ", or --book-depth 0 (--no-capacity-check")
     if reason is not None:
         raise UserError(reason)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import trio
 
+from tickwire.feed.hub.books import Books
 from tickwire.feed.server.config import ServerConfig
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.simulators import Market, Universe
@@ -44,6 +45,7 @@ def make_market(config: ServerConfig, start_ns: int) -> Market:
         activity=config.activity,
         session=config.session,
         scenario=config.scenario,
+        book_depth=config.book_depth or None,
     )
 
 
@@ -79,11 +81,24 @@ class MarketSource:
         self._lagging = False  # behind the clock (logged once, until it has caught up)
         self._target_ns = 0  # where the last step of the market was asked to go
         self._finished = False  # a replay's end: logged once; /readyz says so from then on
+        self.books: Books | None = None  # fed by every step, before its ticks are published
+        market = self.market
+        if isinstance(market, Market) and market.book is not None:
+            u = market.universe
+            keep_ns = int((config.max_lag_s or config.history_s) * 1e9)  # further behind: resync
+            names = np.array(u.symbols, dtype=object)
+            snap = market.book_snapshot
+            self.books = Books(names, u.tick_size, market.book.depth, snap, keep_ns)
 
     def open(self) -> Opening:
         snapshot = self.market.snapshot()
         return Opening(
-            self.market.universe, snapshot, self.start_ns, epoch=self.epoch, start_s=self.start_s
+            self.market.universe,
+            snapshot,
+            self.start_ns,
+            epoch=self.epoch,
+            start_s=self.start_s,
+            books=self.books,
         )
 
     @property
@@ -98,7 +113,7 @@ class MarketSource:
         return None
 
     def statistics(self) -> dict[str, Any]:
-        return {}
+        return {} if self.books is None else self.books.statistics()
 
     def wake(self) -> None:
         """Step at the cadence from now on if someone wants it (e.g. a gateway subscribed)."""
@@ -201,7 +216,11 @@ class MarketSource:
             # One chunk per step at most: a market behind the clock catches up in bounded
             # batches, with handshakes and sends in between, instead of one batch (and one
             # stall) that grows with its lag. Its event time then trails the clock (`_note_lag`).
-            batch = self.market.step(now_ns, max_chunks=MAX_CHUNKS)
+            if self.books is not None:  # the flush's level updates go first: see hub.books
+                batch, levels = self.market.step_book(now_ns, max_chunks=MAX_CHUNKS)
+                self.books.publish(levels)
+            else:
+                batch = self.market.step(now_ns, max_chunks=MAX_CHUNKS)
             self._target_ns = now_ns
         else:
             batch = self.market.step(now_ns)

@@ -18,6 +18,7 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
+from tickwire.feed.hub.books import Books
 from tickwire.simulators import Universe
 from tickwire.simulators.ticks import TickBatch
 
@@ -37,6 +38,7 @@ class Opening:
     # The trio time at which event time was `start_ns` (None: when the server opens). A market
     # source takes both before it builds its market, so event time keeps to the wall clock.
     start_s: float | None = None
+    books: Books | None = None  # the order books the source feeds (a market with --book-depth)
 
 
 class Feed(Protocol):

@@ -28,6 +28,7 @@ from tickwire.feed import venues
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.server.admin import admin_route
 from tickwire.feed.server.config import ServerConfig
+from tickwire.feed.server.contexts import connection_contexts
 from tickwire.feed.server.faulting import FaultPolicy
 from tickwire.feed.server.hubsink import HubSink
 from tickwire.feed.server.listen import Listeners
@@ -36,25 +37,23 @@ from tickwire.feed.server.metrics import Metrics, Response, readyz
 from tickwire.feed.server.operate import Operations
 from tickwire.feed.server.roles import Sink, Source
 from tickwire.feed.server.routes import http_routes, rest_route
-from tickwire.feed.v1.core import FeedContext, FeedCore, ServerCounters
+from tickwire.feed.v1.core import FeedCore, ServerCounters
 from tickwire.feed.v1.faulty import FaultyFeedCore
-from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues.faulty import FaultyVenueCore
 from tickwire.feed.venues.rest import MarketView, RestApi, RestTape
-from tickwire.feed.venues.session import VenueContext, VenueCore
+from tickwire.feed.venues.session import VenueCore
 from tickwire.feed.version import version
 from tickwire.feed.ws import http
 from tickwire.feed.ws.connection import Connection, Shell, admit
 from tickwire.feed.ws.registry import Registry
 from tickwire.feed.ws.transport import configure
 from tickwire.feed.ws.websocket import WebSocketCore
-from tickwire.simulators import Market, Universe
+from tickwire.simulators import Market
 from tickwire.simulators.replay import Replay
 from tickwire.simulators.ticks import TickBatch
 
 SERVER_NAME = "tickwire"
 _DELIVER_SLICE_S = 0.001  # the fan-out lets other tasks (handshakes) run this often
-_CLOSE_TIMEOUT_S = 2.0  # a closing handshake's bound
 
 
 class Server:
@@ -95,7 +94,22 @@ class Server:
         self.name = f"{SERVER_NAME}/{version()}"
         self.counters = ServerCounters()
         self.faults = FaultPolicy(config.faults, config.seed)
-        self.ctx, self.venue_ctx = self._contexts(opening.universe)
+        self.books = opening.books
+        self.ctx, self.venue_ctx = connection_contexts(
+            config,
+            opening.universe,
+            hub=self.hub,
+            index=self.universe_index,
+            symbols_body=self.symbols_body,
+            server_name=self.name,
+            t0_s=self._t0,
+            wall0_ns=self._wall0_ns,
+            stats=lambda: self.statistics(),
+            counters=self.counters,
+            refresh=source.refresh,
+            books=self.books,
+            scenario=getattr(source, "has_statuses", False),
+        )
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
         self.rest = RestApi(
@@ -119,44 +133,6 @@ class Server:
         self._cancel: trio.CancelScope | None = None
         self._shell: Shell | None = None
         self._last_publish_s: float | None = None
-
-    def _contexts(self, universe: Universe) -> tuple[FeedContext, VenueContext]:
-        """What every `/v1` connection and every venue connection of this server share."""
-        cfg = self.config
-        ctx = FeedContext(
-            hub=self.hub,
-            index=self.universe_index,
-            symbols_body=self.symbols_body,
-            limits=cfg.limits,
-            server_name=self.name,
-            heartbeat_ms=cfg.heartbeat_ms,
-            stall_s=cfg.stall_ms / 1000,
-            close_timeout_s=_CLOSE_TIMEOUT_S,
-            t0_s=self._t0,
-            wall0_ns=self._wall0_ns,
-            stats=lambda: self.statistics(),
-            counters=self.counters,
-            refresh=self.source.refresh,
-            # A market playing a scenario: its halts and resumptions (`publish_statuses`).
-            # With --admin-token, an operator may start one live (`admin`).
-            statuses=StatusLog(self.hub.names)
-            if getattr(self.source, "has_statuses", False) or cfg.admin_token
-            else None,
-        )
-        venue_ctx = VenueContext(
-            universe=universe,
-            tokens=cfg.tokens,
-            stall_s=cfg.stall_ms / 1000,
-            close_timeout_s=_CLOSE_TIMEOUT_S,
-            t0_s=self._t0,
-            wall0_ns=self._wall0_ns,
-            counters=self.counters,
-            binance_ping_s=cfg.binance_ping_s,
-            alpaca_connections_per_key=cfg.alpaca_connections_per_key,
-            hub=self.hub,
-            statuses=ctx.statuses,
-        )
-        return ctx, venue_ctx
 
     @property
     def connections(self) -> set[Connection]:

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
-from tickwire.feed.hub.hub import Hub, Pending, Subscriber
+from tickwire.feed.hub.hub import Pending, Subscriber
 from tickwire.feed.hub.jsonbody import ticks_frame
 from tickwire.feed.v1 import state as st
-from tickwire.feed.v1.status import StatusLog, StatusReader, framed, with_halted
+from tickwire.feed.v1.books import BookOps, attach_books
+from tickwire.feed.v1.context import FeedContext as FeedContext
+from tickwire.feed.v1.context import ServerCounters as ServerCounters
+from tickwire.feed.v1.status import StatusReader, framed, with_halted
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
@@ -40,52 +42,7 @@ _P, _F = st.FeedPhase, st.FeedEvent
 _RESUMING = st.FeedPhase.RESUMING  # read on every take: one global, no enum lookup
 
 
-@dataclass(slots=True)
-class ServerCounters:
-    messages_sent: int = 0
-    ticks_sent: int = 0
-    connections_total: int = 0
-    connections_refused: int = 0
-    cadence_overruns: int = 0
-    # Of connections that ended (the open ones are added at read time): counted once per
-    # connection in its one way out, never per message.
-    bytes_sent: int = 0
-    ticks_conflated: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # wire error code -> count
-    closes: dict[str, int] = field(default_factory=dict)  # close code -> count
-
-
-def _nothing() -> None:
-    return None
-
-
-@dataclass(eq=False, slots=True)
-class FeedContext:
-    """What every connection of one server shares; given to each core (never the server)."""
-
-    hub: Hub
-    index: Mapping[str, int]  # symbol -> id
-    symbols_body: bytes  # the universe's reference data, encoded once
-    limits: st.Limits
-    server_name: str
-    heartbeat_ms: int
-    stall_s: float
-    close_timeout_s: float
-    t0_s: float  # event time is wall0_ns at monotonic t0_s, advancing with it
-    wall0_ns: int
-    stats: Callable[[], dict[str, Any]]  # the server's figures for the stats op
-    counters: ServerCounters = field(default_factory=ServerCounters)
-    # Called before anything that needs the market's state at `now` (a snapshot, stats): lets an
-    # unwatched market step rarely. It may publish, which never sends to a core mid-request.
-    refresh: Callable[[], None] = _nothing
-    subscribers: int = 0  # connections whose subscription is not empty
-    statuses: StatusLog | None = None  # halts and resumptions, when the market plays a scenario
-
-    def now_ns(self, now: float) -> int:
-        return self.wall0_ns + int((now - self.t0_s) * 1e9)
-
-
-class FeedCore(WebSocketCore):
+class FeedCore(BookOps, WebSocketCore):
     """A `/v1` connection: requests in, replies and market data out, in order."""
 
     TRANSITIONS: ClassVar[Transitions] = st.TRANSITIONS
@@ -95,6 +52,7 @@ class FeedCore(WebSocketCore):
         "_busy",
         "_heartbeat_s",
         "binary",
+        "book",
         "ctx",
         "heartbeats_sent",
         "last_data_s",
@@ -122,6 +80,7 @@ class FeedCore(WebSocketCore):
         self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
         self.sub: Subscriber = ctx.hub.attach(wake)
         self.status = StatusReader.joining(ctx.statuses, self.sub)  # its place: from now on
+        self.book = attach_books(ctx.books, wake)
         self.seq = 0
         self.ticks_sent = 0
         self.snapshots_sent = 0
@@ -144,12 +103,14 @@ class FeedCore(WebSocketCore):
             n_symbols=len(self.ctx.hub),
             epoch=self.ctx.hub.epoch,
         )
+        welcome["book_depth"] = self.ctx.books.depth if self.ctx.books is not None else 0
         self._text(p.dumps(welcome), now)
         self.process_event(_F.WELCOME)
 
     def detach(self) -> None:
         """Leave the hub (once the connection is over)."""
         self.ctx.hub.detach(self.sub)
+        self.leave_books()
         self.status.leave(self.ctx.statuses, self.sub)
         self._phase(_F.LEFT)
 
@@ -182,10 +143,11 @@ class FeedCore(WebSocketCore):
     # ------------------------------------------------------------------ the ops: request -> actions
 
     def _subscribe(self, req: p.Subscribe, now: float) -> list[st.Action]:
-        return self.requests.subscribe(req)
+        books = self.book_actions(req)  # a bad `book` is refused before anything changes
+        return self.requests.subscribe(req) + books
 
     def _unsubscribe(self, req: p.Unsubscribe, now: float) -> list[st.Action]:
-        return self.requests.unsubscribe(req)
+        return self.requests.unsubscribe(req) + self.book_actions(req)
 
     def _throttle(self, req: p.Throttle, now: float) -> list[st.Action]:
         return self.requests.throttle(req)
@@ -234,6 +196,7 @@ class FeedCore(WebSocketCore):
 
     def _set_mode(self, action: st.SetMode, now: float) -> None:
         self.ctx.hub.set_mode(self.sub, action.latest)
+        self.set_books_latest(action.latest)
 
     def _resume(self, action: st.Resume, now: float) -> None:
         """Rewind to the client's stream position: the `ack` says whether that worked; the
@@ -257,7 +220,7 @@ class FeedCore(WebSocketCore):
 
     def news(self) -> bool:
         """The hub has changes this connection has not taken yet."""
-        return self.ctx.hub.gen > self.sub.sent_gen
+        return self.ctx.hub.gen > self.sub.sent_gen or self.book_news()
 
     def data_due(self) -> float:
         """When the throttle lets the next data message go (-inf: unthrottled)."""
@@ -267,6 +230,15 @@ class FeedCore(WebSocketCore):
     def take_data(self, now: float) -> bytes | None:
         if self.state is not State.IDLE or self._busy or now < self.data_due():
             return None
+        books, n = self.take_books()  # a flush's level updates go before its ticks
+        ticks = self._take_ticks(now)
+        if not books:
+            return ticks
+        self.last_data_s = now
+        self.ctx.counters.messages_sent += n - (ticks is None)  # `wrote` counts one
+        return books + ticks if ticks else books
+
+    def _take_ticks(self, now: float) -> bytes | None:
         log = self.ctx.statuses
         before = self.sub.cursor
         pending = self.ctx.hub.take(self.sub)
@@ -309,7 +281,7 @@ class FeedCore(WebSocketCore):
             self.state is State.IDLE
             and not self._busy
             and now >= self.data_due()
-            and self.ctx.hub.has_more(self.sub)
+            and (self.ctx.hub.has_more(self.sub) or self.book_news())
         )
 
     def _data(self, kind: p.BinaryType, pending: Pending, now: float) -> None:
@@ -319,6 +291,10 @@ class FeedCore(WebSocketCore):
     def wrote(self, data: bytes, n: int, now: float) -> None:
         super().wrote(data, n, now)
         self.ctx.counters.messages_sent += 1
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
 
     def _data_frame(self, kind: p.BinaryType, pending: Pending) -> bytes:
         """The next data message, framed and stamped with the connection `seq`."""
@@ -374,6 +350,7 @@ class FeedCore(WebSocketCore):
             "mode": req.mode,
             "offset": self.sub.cursor,
             "encoding": self.encoding,
+            **self.book_statistics(),
             "connected_s": round(now - self.opened_s, 3),
             "wall_ns": time.time_ns(),
         }
@@ -396,5 +373,6 @@ EFFECTS: dict[type[st.Action], Callable[[FeedCore, Any, float], None]] = {
     st.SendSnapshot: FeedCore._send_snapshot,
     st.SetMode: FeedCore._set_mode,
     st.Resume: FeedCore._resume,
+    st.SetBooks: FeedCore._set_books,
     st.Close: FeedCore._close,
 }

@@ -111,12 +111,20 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class SetBooks:
+    """Book these symbol ids at `depth` ticks a side (0: drop their books); see `v1/books.py`."""
+
+    ids: NDArray[np.intp]
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     code: p.CloseCode
     reason: str
 
 
-Action: TypeAlias = Reply | SetSubscription | SendSnapshot | SetMode | Resume | Close
+Action: TypeAlias = Reply | SetSubscription | SendSnapshot | SetMode | Resume | SetBooks | Close
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ EXPORTS = [
     "TICK_DTYPE",
     "AuthError",
     "Batch",
+    "Book",
+    "BookUpdate",
     "ConnectError",
     "ConnectionLost",
     "Event",

@@ -1,0 +1,65 @@
+"""What a `Feed` looks up on the server: its universe, its counters, the round trip, the books.
+
+`Feed` inherits this. The order books themselves are `book.ClientBooks`, in the feed's stream
+state; here they are restored after a reconnect, and a broken one is fetched again.
+A resync goes out from the reader task as a plain request without an `id` (its ack is not
+waited for: the reader must keep reading, and the snapshot that follows is the answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import trio
+from trio_websocket import WebSocketConnection
+
+from tickwire.feed.client.book import Book
+from tickwire.feed.client.stream import StreamState
+
+
+class Lookups:
+    """Mixed into `Feed`."""
+
+    _stream: StreamState
+
+    async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
+        raise NotImplementedError  # Feed's
+
+    async def symbols(self) -> list[dict[str, Any]]:
+        """The server's universe: symbol, id, name, sector, price, tick_size, lot_size..."""
+        reply = await self._request("symbols")
+        return list(reply["symbols"])
+
+    async def stats(self) -> dict[str, Any]:
+        """This connection's counters and the server's (see the protocol reference)."""
+        return await self._request("stats")
+
+    async def ping(self) -> float:
+        """Round-trip time to the server in seconds."""
+        t0 = trio.current_time()
+        await self._request("ping")
+        return trio.current_time() - t0
+
+    def book(self, symbol: str) -> Book | None:
+        """The order book of `symbol` as held now (None until its snapshot came, or while it is
+        fetched again after a failed check). Subscribe with `book=` to get books."""
+        return self._stream.books.book(symbol)
+
+    @property
+    def book_resyncs(self) -> int:
+        """Books fetched again after a sequence or checksum mismatch (each a `Gap("book")`)."""
+        return self._stream.books.resyncs
+
+    async def _restore_books(self) -> None:
+        """After a reconnect: ask for the books again (their snapshots follow)."""
+        by_depth: dict[int | bool, list[str]] = {}
+        for symbol, depth in self._stream.books.wanted.items():
+            by_depth.setdefault(depth, []).append(symbol)
+        for depth, symbols in by_depth.items():
+            await self._request("subscribe", symbols=symbols, book=depth, snapshot=False)
+
+    async def _resync_books(self, ws: WebSocketConnection) -> None:
+        for depth, symbols in self._stream.books.take_resync().items():
+            request = {"op": "subscribe", "symbols": symbols, "book": depth, "snapshot": False}
+            await ws.send_message(orjson.dumps(request).decode())
