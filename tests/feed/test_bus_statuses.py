@@ -29,12 +29,13 @@ from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa
 
 TIMEOUT_S = 60
 NS = "scen"
-# AAPL halted from 0.6 s to 2.1 s, MSFT from 0.9 s to 1.3 s (event time from the producer's start).
+# AAPL halted from 0.6 s to 5.1 s (long, so that the late gateway starts within it even on a
+# loaded machine), MSFT from 0.9 s to 1.3 s (event time from the producer's start).
 SCENARIO = """
 [[event]]
 kind = "halt"
 at = "0.6s"
-duration = "1.5s"
+duration = "4.5s"
 symbol = "AAPL"
 
 [[event]]
@@ -53,13 +54,15 @@ def _config_of(*argv: str) -> Any:
 
 
 async def _events(url: str, until_ns: int, out: list[object], *, snapshot: bool = False) -> None:
-    """Batches and statuses of `SYMBOLS` until a batch reaches event time `until_ns`."""
+    """Batches and statuses of `SYMBOLS` until a live batch (not the snapshot: the statuses
+    that stand follow it) reaches event time `until_ns`."""
     async with connect(url, encoding="binary") as feed:
         await feed.subscribe(SYMBOLS, snapshot=snapshot)
         async for ev in feed:
             if isinstance(ev, Batch | TradingStatus):
                 out.append(ev)
-            if isinstance(ev, Batch) and len(ev.ticks) and ev.ticks["ts"][-1] >= until_ns:
+            live = isinstance(ev, Batch) and ev.kind != "snapshot" and len(ev.ticks)
+            if live and ev.ticks["ts"][-1] >= until_ns:
                 return
 
 
@@ -97,7 +100,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
                 gateway = gateway_server(_config_of(), reader, "gw-1")
                 await gws.start(gateway.run)
                 assert server.now_ns() < start_ns + 500_000_000, "started too late to test"
-                until = start_ns + 2_400_000_000
+                until = start_ns + 5_400_000_000
                 async with trio.open_nursery() as clients:
                     clients.start_soon(_events, server.url, until, own)
                     clients.start_soon(_events, gateway.url, until, via_bus)
@@ -118,7 +121,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
         ("AAPL", "halted", "scenario", start_ns + 600_000_000),
         ("MSFT", "halted", "scenario", start_ns + 900_000_000),
         ("MSFT", "trading", "scenario", start_ns + 1_300_000_000),
-        ("AAPL", "trading", "scenario", start_ns + 2_100_000_000),
+        ("AAPL", "trading", "scenario", start_ns + 5_100_000_000),
     ]
     assert _statuses(own) == expected  # the producer's own clients: the in-process server
     assert _statuses(via_bus) == expected
