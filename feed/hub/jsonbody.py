@@ -139,12 +139,21 @@ class Body:
     """A JSON body built from the batches' shared tick objects: its parts once, on first use,
     shared by every reader of the same take; joined only for a caller that wants one bytes."""
 
-    __slots__ = ("_body", "_cache", "_parts", "_pieces", "_size")
+    __slots__ = ("_body", "_cache", "_parts", "_pieces", "_size", "_tail")
 
     def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
         self._cache, self._pieces, self._body = cache, pieces, b""
         self._parts: list[Buffer] | None = None
         self._size = 0
+        self._tail: tuple[int | None, bytes] | None = None
+
+    def tail(self, offset: int | None) -> bytes:
+        """The message's bytes after its `seq` (`ticks_frame`), joined once for every reader."""
+        tail = self._tail
+        if tail is None or tail[0] != offset:
+            parts, _ = self.parts()
+            tail = self._tail = (offset, _tail(parts, offset))
+        return tail[1]
 
     def __call__(self) -> bytes:
         if not self._body:
@@ -201,17 +210,22 @@ class Body:
         return out
 
 
+_HEADS = {kind: b'{"type":"%s","seq":' % kind.encode() for kind in ("ticks", "snapshot")}
+
+
 def ticks_frame(kind: str, seq: int, body: Callable[[], bytes], offset: int | None) -> bytes:
-    """A `ticks` or `snapshot` message (`protocol.ticks_text`) as one WebSocket text frame, built
-    with one copy of its body: a `Body`'s shared parts are joined straight into the frame."""
+    """A `ticks` or `snapshot` message (`protocol.ticks_text`) as one WebSocket text frame.
+
+    Only `seq` differs between the readers of one take: everything after it (the offset and
+    the tick list) is joined once per take (`Body.tail`), so a reader's frame is one copy of
+    that tail behind its own few header bytes."""
+    tail = body.tail(offset) if isinstance(body, Body) else _tail([body()], offset)
+    head = _HEADS[kind] + b"%d" % seq
+    return b"".join((frame_header(len(head) + len(tail), OP_TEXT), head, tail))
+
+
+def _tail(parts: list[Buffer], offset: int | None) -> bytes:
+    """What follows a data message's `seq`: its offset, if any, and its tick list."""
     if offset is None:
-        head = b'{"type":"%s","seq":%d,"ticks":' % (kind.encode(), seq)
-    else:
-        head = b'{"type":"%s","seq":%d,"offset":%d,"ticks":' % (kind.encode(), seq, offset)
-    if isinstance(body, Body):
-        parts, size = body.parts()
-    else:
-        text = body()
-        parts, size = [text], len(text)
-    length = len(head) + size + 1
-    return b"".join([frame_header(length, OP_TEXT), head, *parts, b"}"])
+        return b"".join([b',"ticks":', *parts, b"}"])
+    return b"".join([b',"offset":%d,"ticks":' % offset, *parts, b"}"])

@@ -95,3 +95,31 @@ def test_readers_of_named_symbols_share_one_encoding_once_there_are_many() -> No
         got = orjson.loads(body)
         want = [t for t in whole if market.universe.index(t["symbol"]) in set(sub.ids.tolist())]
         assert got == want
+
+
+def test_readers_of_one_take_share_its_tail_joined_once(monkeypatch) -> None:
+    """Only `seq` differs between the frames of one take's readers: what follows it (the offset
+    and the tick list) is joined once for all of them, and each frame is still the message."""
+    from tickwire.feed.hub import jsonbody
+
+    joined: list[int] = []
+    real = jsonbody._tail
+
+    def counting(parts, offset):
+        joined.append(len(parts))
+        return real(parts, offset)
+
+    monkeypatch.setattr(jsonbody, "_tail", counting)
+    market = Market(Universe.synthetic(300), seed=4, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    readers = [hub.attach(lambda: None) for _ in range(20)]
+    for sub in readers:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 4):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        takes = [hub.take(sub) for sub in readers]
+        assert all(t is takes[0] for t in takes)  # one shared take...
+        for seq, t in enumerate(takes, start=k * 100):
+            got = ticks_frame("ticks", seq, t.json_body, t.offset)
+            assert got == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
+        assert len(joined) == k  # ...and one tail joined for its 20 frames
