@@ -22,6 +22,7 @@ from tickwire.feed.hub.history import (
     STARTS,
     Derived,
     Entry,
+    pick,
 )
 from tickwire.feed.ws.frames import OP_TEXT, frame_header
 from tickwire.simulators.ticks import TickBatch
@@ -125,7 +126,7 @@ class JsonCache:
         stale = ids[self._frag_gen[ids] != self._changed_gen[ids]]
         store = self._frags
         if stale.size:
-            frags = p.tick_fragments(self._lvc[stale], self.names)
+            frags = p.tick_fragments(pick(self._lvc, stale), self.names)
             for i, frag in zip(stale.tolist(), frags, strict=True):
                 store[i] = frag
             self._frag_gen[stale] = self._changed_gen[stale]
@@ -197,7 +198,7 @@ class Body:
                 # did, it is read widely: encoded whole, once, and cut for everyone after.
                 entry.sparse_reads += 1
                 if len(sel):
-                    out.append(p.tick_objects(entry.records[sel], cache.names))
+                    out.append(p.tick_objects(pick(entry.records, sel), cache.names))
             else:
                 text, at = cache.entry_starts(entry)
                 view = memoryview(text)
