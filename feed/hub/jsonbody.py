@@ -140,13 +140,14 @@ class Body:
     """A JSON body built from the batches' shared tick objects: its parts once, on first use,
     shared by every reader of the same take; joined only for a caller that wants one bytes."""
 
-    __slots__ = ("_body", "_cache", "_parts", "_pieces", "_size", "_tail")
+    __slots__ = ("_body", "_cache", "_heads", "_parts", "_pieces", "_size", "_tail")
 
     def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
         self._cache, self._pieces, self._body = cache, pieces, b""
         self._parts: list[Buffer] | None = None
         self._size = 0
         self._tail: tuple[int | None, bytes] | None = None
+        self._heads: dict[tuple[str, int], bytes] = {}  # frame header and type, by seq's digits
 
     def tail(self, offset: int | None) -> bytes:
         """The message's bytes after its `seq` (`ticks_frame`), joined once for every reader."""
@@ -154,7 +155,19 @@ class Body:
         if tail is None or tail[0] != offset:
             parts, _ = self.parts()
             tail = self._tail = (offset, _tail(parts, offset))
+            self._heads.clear()
         return tail[1]
+
+    def frame(self, kind: str, seq: int, offset: int | None) -> bytes:
+        """`ticks_frame` of this body: the frame's header depends on the message's length only,
+        so the readers of one take whose seqs have as many digits share it with the type."""
+        tail = self.tail(offset)
+        digits = b"%d" % seq
+        head = self._heads.get((kind, len(digits)))
+        if head is None:
+            n = len(_HEADS[kind]) + len(digits) + len(tail)
+            head = self._heads[kind, len(digits)] = frame_header(n, OP_TEXT) + _HEADS[kind]
+        return head + digits + tail
 
     def __call__(self) -> bytes:
         if not self._body:
@@ -220,7 +233,9 @@ def ticks_frame(kind: str, seq: int, body: Callable[[], bytes], offset: int | No
     Only `seq` differs between the readers of one take: everything after it (the offset and
     the tick list) is joined once per take (`Body.tail`), so a reader's frame is one copy of
     that tail behind its own few header bytes."""
-    tail = body.tail(offset) if isinstance(body, Body) else _tail([body()], offset)
+    if isinstance(body, Body):
+        return body.frame(kind, seq, offset)
+    tail = _tail([body()], offset)
     head = _HEADS[kind] + b"%d" % seq
     return b"".join((frame_header(len(head) + len(tail), OP_TEXT), head, tail))
 

@@ -123,3 +123,21 @@ def test_readers_of_one_take_share_its_tail_joined_once(monkeypatch) -> None:
             got = ticks_frame("ticks", seq, t.json_body, t.offset)
             assert got == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
         assert len(joined) == k  # ...and one tail joined for its 20 frames
+
+
+def test_frames_of_every_header_size_and_seq_width_are_the_message() -> None:
+    """The frame header shared by a take's readers (by the width of their seq) is right for
+    7-bit, 16-bit and 64-bit payload lengths, whatever seq and kind come first."""
+    market = Market(Universe.synthetic(1500), seed=5, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot(), max_lag_s=0)
+    sub = hub.attach(lambda: None)
+    hub.set_subscription(sub, True, np.empty(0, np.intp))
+    hub.publish(market.step(START_NS + 400_000_000), on_grid=True)  # ~1000 records: > 64 KiB
+    big = hub.take(sub)
+    assert big is not None and len(big.json_body()) > 1 << 16
+    empty = Pending(big.records[:0], hub.json.of_pieces([]), 0, offset=3)
+    for t in (big, empty):
+        for seq in (0, 9, 10, 99999, 100000, 7, 2**40):
+            for kind, offset in (("snapshot", None), ("ticks", t.offset), ("ticks", None)):
+                got = ticks_frame(kind, seq, t.json_body, offset)
+                assert got == frame(p.ticks_text(kind, seq, t.json_body(), offset), OP_TEXT)
