@@ -239,7 +239,7 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
         if "error" in tw:
             rows.append(unavailable(sc.label, tw["error"], status="error"))
             continue
-        rows += _rows(sc, tw, base)
+        rows += scenario_rows(sc, tw, base)
         notes.append(
             f"{sc.label}: server CPU tickwire {tw['server_cpu_pct']:.0f}%, "
             + ", ".join(
@@ -248,7 +248,7 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
             + f"; load clients {tw['client_cpu_pct']:.0f}% (of 200%)"
         )
         if sc.subs == "*" and not sc.binary:
-            notes.append(_share_note(sc, {"tickwire": tw, **base}))
+            notes.append(share_note(sc, {"tickwire": tw, **base}))
     notes.insert(
         0,
         f"fan-out market: --symbols {SYMBOLS} (~50k ticks/s, ~50 ticks per 1 ms flush), the same"
@@ -272,7 +272,7 @@ def offered_ticks_per_s(sc: Scenario, end_ns: int, seconds: float) -> float:
     return made / seconds
 
 
-def _share_note(sc: Scenario, res: dict[str, dict[str, Any]]) -> str:
+def share_note(sc: Scenario, res: dict[str, dict[str, Any]]) -> str:
     """What the market offered the scenario's `*` clients and the share each server delivered:
     a server near 100% is capped by the market there, not by its own speed."""
     shares = ", ".join(
@@ -315,7 +315,7 @@ def _mode_rows(latest: Scenario, res: dict[tuple[Scenario, str], dict[str, Any]]
     ]
 
 
-def _rows(sc: Scenario, tw: dict[str, Any], base: dict[str, dict[str, Any]]) -> list[Row]:
+def scenario_rows(sc: Scenario, tw: dict[str, Any], base: dict[str, dict[str, Any]]) -> list[Row]:
     at100 = sc.n == 100 and sc.subs == "*" and sc.symbols is not None
     enc = " (JSON)" if sc.binary else ""
 

@@ -42,7 +42,7 @@ def test_the_capacity_scenario_saturates_every_server_and_holds_the_2x_goal() ->
 
     def targets(sc: fanout.Scenario) -> dict[str, str]:
         base = {k: _result(1e6, 4e4) for k in ("naive", "plain", "peer")}
-        rows = fanout._rows(sc, _result(2e6, 4e4), base)
+        rows = fanout.scenario_rows(sc, _result(2e6, 4e4), base)
         return {f"{r['name'].split(': ')[1]} vs {r['baseline']}": r["target"] for r in rows}
 
     at_rate, at_cap = targets(rate), targets(cap)
@@ -53,7 +53,7 @@ def test_the_capacity_scenario_saturates_every_server_and_holds_the_2x_goal() ->
 
 def test_the_notes_give_each_servers_share_of_what_the_market_offered() -> None:
     sc = fanout.Scenario(100, "*", False)
-    note = fanout._share_note(
+    note = fanout.share_note(
         sc, {"tickwire": _result(3.9e6, 4e4), "plain": _result(2e6, 5e4), "peer": {"error": "x"}}
     )
     assert note == (
