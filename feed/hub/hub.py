@@ -1,7 +1,7 @@
 """The fan-out core: every update in order by default, the latest state on request; history, epoch.
 
 Publishing a batch is O(batch) plus one wake-up per affected subscriber: the batch joins the
-history (recent batches addressed by stream offset, `_history.py`), the latest record of each
+history (recent batches addressed by stream offset, `history.py`), the latest record of each
 changed symbol goes into the last-value cache, and the symbols are stamped with a new generation.
 
 A subscriber keeps a cursor, a stream offset. In the default mode `take()` returns every record
@@ -19,8 +19,8 @@ they are. The `epoch` names this run of the stream: a resume needs the same epoc
 still in the window (`resume`). No trio here: waking is a callback.
 
 This module holds the hub's state and who is subscribed to what; the takes live beside it:
-`_every.py` (every update), `_latest.py` (latest state), `_jsonbody.py` (the JSON caches), and the
-subscriber's own state is `_subscriber.py`.
+`every.py` (every update), `latest.py` (latest state), `jsonbody.py` (the JSON caches), and the
+subscriber's own state is `subscriber.py`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ each starts is found when first needed), encoded on first use while the batch is
 every-update takes, cut and joined per message by a lazy `Body`; the history's `Derived` bounds
 them in bytes, oldest first. A fragment per symbol of its latest state (valid while its
 generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
-subscribers taking the same span share one joined body. Binary subscribers never call a body, so
-they never pay for JSON. No trio.
+subscribers taking the same span share one joined body. A data frame differs between the readers
+of one take only in its `seq`: the rest of the message is joined once per take and the frame
+header shared by seq width (`ticks_frame`). Binary subscribers never call a body, so they never
+pay for JSON. No trio.
 """
 
 from __future__ import annotations
