@@ -142,7 +142,7 @@ class Body:
     """A JSON body built from the batches' shared tick objects: its parts once, on first use,
     shared by every reader of the same take; joined only for a caller that wants one bytes."""
 
-    __slots__ = ("_body", "_cache", "_heads", "_parts", "_pieces", "_size", "_tail")
+    __slots__ = ("_body", "_cache", "_framed", "_heads", "_parts", "_pieces", "_size", "_tail")
 
     def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
         self._cache, self._pieces, self._body = cache, pieces, b""
@@ -150,6 +150,7 @@ class Body:
         self._size = 0
         self._tail: tuple[int | None, bytes] | None = None
         self._heads: dict[tuple[str, int], bytes] = {}  # frame header and type, by seq's digits
+        self._framed = False  # a first reader's frame was built (without a shared tail)
 
     def tail(self, offset: int | None) -> bytes:
         """The message's bytes after its `seq` (`ticks_frame`), joined once for every reader."""
@@ -162,7 +163,16 @@ class Body:
 
     def frame(self, kind: str, seq: int, offset: int | None) -> bytes:
         """`ticks_frame` of this body: the frame's header depends on the message's length only,
-        so the readers of one take whose seqs have as many digits share it with the type."""
+        so the readers of one take whose seqs have as many digits share it with the type. The
+        first reader's frame is joined straight from the parts: a take read once (one reader,
+        or one of named symbols) costs one copy of its body, not two."""
+        if not self._framed:
+            self._framed = True
+            parts, size = self.parts()
+            head = _HEADS[kind] + b"%d" % seq
+            cut = _cut(offset)
+            n = len(head) + len(cut) + size + 1
+            return b"".join([frame_header(n, OP_TEXT), head, cut, *parts, b"}"])
         tail = self.tail(offset)
         digits = b"%d" % seq
         head = self._heads.get((kind, len(digits)))
@@ -244,6 +254,9 @@ def ticks_frame(kind: str, seq: int, body: Callable[[], bytes], offset: int | No
 
 def _tail(parts: list[Buffer], offset: int | None) -> bytes:
     """What follows a data message's `seq`: its offset, if any, and its tick list."""
-    if offset is None:
-        return b"".join([b',"ticks":', *parts, b"}"])
-    return b"".join([b',"offset":%d,"ticks":' % offset, *parts, b"}"])
+    return b"".join([_cut(offset), *parts, b"}"])
+
+
+def _cut(offset: int | None) -> bytes:
+    """The fields between a data message's `seq` and its tick list."""
+    return b',"ticks":' if offset is None else b',"offset":%d,"ticks":' % offset

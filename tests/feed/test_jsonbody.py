@@ -122,7 +122,14 @@ def test_readers_of_one_take_share_its_tail_joined_once(monkeypatch) -> None:
         for seq, t in enumerate(takes, start=k * 100):
             got = ticks_frame("ticks", seq, t.json_body, t.offset)
             assert got == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
-        assert len(joined) == k  # ...and one tail joined for its 20 frames
+        assert len(joined) == k  # ...and one tail joined for its 20 frames (from the second on)
+    alone = readers[0]
+    hub.publish(market.step(START_NS + 5 * 20_000_000), on_grid=True)
+    t = hub.take(alone)  # a take only one reader reads: framed from its parts, no tail
+    assert ticks_frame("ticks", 7, t.json_body, t.offset) == frame(
+        p.ticks_text("ticks", 7, t.json_body(), t.offset), OP_TEXT
+    )
+    assert len(joined) == 3
 
 
 def test_frames_of_every_header_size_and_seq_width_are_the_message() -> None:
