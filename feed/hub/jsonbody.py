@@ -169,10 +169,10 @@ class Body:
         if not self._framed:
             self._framed = True
             parts, size = self.parts()
-            head = _HEADS[kind] + b"%d" % seq
+            first = _HEADS[kind] + b"%d" % seq
             cut = _cut(offset)
-            n = len(head) + len(cut) + size + 1
-            return b"".join([frame_header(n, OP_TEXT), head, cut, *parts, b"}"])
+            n = len(first) + len(cut) + size + 1
+            return b"".join([frame_header(n, OP_TEXT), first, cut, *parts, b"}"])
         tail = self.tail(offset)
         digits = b"%d" % seq
         head = self._heads.get((kind, len(digits)))
