@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.history import BY_SYM, Entry, History
+from tickwire.feed.hub.history import BY_SYM, Entry, History, pick
 from tickwire.feed.hub.jsonbody import JsonCache, Piece
 from tickwire.feed.hub.subscriber import Pending, Subscriber
 from tickwire.simulators.ticks import TICK_DTYPE, TickBatch
@@ -120,7 +120,7 @@ def _gather_named(hub: AllSource, sub: Subscriber, start: int) -> Taken | None:
         sel.sort()
         idx = np.array(sel, np.intp)
         pieces.append((entry, idx))
-        chunks.append(entry.records[idx])
+        chunks.append(pick(entry.records, idx))
     if kept > hub.max_take or scanned > hub.max_take * SCAN_TAKES:
         return None
     newest = hist.entry(stop - 1)
@@ -193,7 +193,7 @@ def _gather_all(hub: AllSource, sub: Subscriber, start: int) -> Taken:
                 hi, keep, at, recs, sel = lo + n, keep[:n], at[:n], recs[:n], slice(lo, lo + n)
             if not keep.all():
                 idx = np.flatnonzero(keep)
-                recs, sel, at = recs[idx], idx + lo, at[idx]
+                recs, sel, at = pick(recs, idx), idx + lo, at[idx]
             if explicit:
                 places.append(at)
         if len(recs):

@@ -40,6 +40,14 @@ DERIVED_BYTES = 32 * 1024 * 1024
 # ...and in batches: a reader that keeps up needs the newest few; this many covers a reader
 # that fell behind while its socket was full, at any cadence, without re-encoding.
 DERIVED_KEEP = 256
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # a record as 64 opaque bytes
+
+
+def pick(records: TickBatch, idx: NDArray[np.intp]) -> TickBatch:
+    """`records[idx]`, a copy, through a view of the records as opaque bytes: numpy copies
+    structured records field by field, ~10x slower for a batch's worth (5.7 vs 1.0 us)."""
+    picked: TickBatch = records.view(_RECORD)[idx].view(TICK_DTYPE)
+    return picked
 
 
 @dataclass(eq=False, slots=True)

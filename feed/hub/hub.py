@@ -1,7 +1,7 @@
 """The fan-out core: every update in order by default, the latest state on request; history, epoch.
 
 Publishing a batch is O(batch) plus one wake-up per affected subscriber: the batch joins the
-history (recent batches addressed by stream offset, `_history.py`), the latest record of each
+history (recent batches addressed by stream offset, `history.py`), the latest record of each
 changed symbol goes into the last-value cache, and the symbols are stamped with a new generation.
 
 A subscriber keeps a cursor, a stream offset. In the default mode `take()` returns every record
@@ -19,8 +19,8 @@ they are. The `epoch` names this run of the stream: a resume needs the same epoc
 still in the window (`resume`). No trio here: waking is a callback.
 
 This module holds the hub's state and who is subscribed to what; the takes live beside it:
-`_every.py` (every update), `_latest.py` (latest state), `_jsonbody.py` (the JSON caches), and the
-subscriber's own state is `_subscriber.py`.
+`every.py` (every update), `latest.py` (latest state), `jsonbody.py` (the JSON caches), and the
+subscriber's own state is `subscriber.py`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed.hub.every import Taken, take_all
-from tickwire.feed.hub.history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, History
+from tickwire.feed.hub.history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, History, pick
 from tickwire.feed.hub.jsonbody import JsonCache
 from tickwire.feed.hub.latest import Changes, take_latest
 from tickwire.feed.hub.subscriber import Pending, Subscriber
@@ -79,6 +79,7 @@ class Hub:
         self._scale = 10.0**decimals  # prices go out as round(p * scale) / scale: shortest repr
         self.lvc: TickBatch = np.array(initial, dtype=TICK_DTYPE, copy=True)
         self._normalise(self.lvc)
+        self._lvc_raw = self.lvc.view(np.dtype((np.void, TICK_DTYPE.itemsize)))  # fast writes
         self.history = History(history_s, history_bytes)
         self.max_take = max_take
         if max_lag_s < 0:
@@ -128,8 +129,8 @@ class Hub:
         sym = batch["sym"].astype(np.intp)
         # The last record of each symbol wins: unique over the reversed batch finds it.
         ids, rev_idx = np.unique(sym[::-1], return_index=True)
-        last = batch[len(batch) - 1 - rev_idx]
-        self.lvc[ids] = last
+        last = pick(batch, len(batch) - 1 - rev_idx)
+        self._lvc_raw[ids] = last.view(self._lvc_raw.dtype)
         gen = self.gen = self.gen + 1
         self.changes.record(gen, ids)
         self.json.published(gen)
@@ -258,7 +259,7 @@ class Hub:
 
     def snapshot(self, sub: Subscriber, ids: NDArray[np.intp]) -> Pending:
         """The latest record of `ids`, now counted as delivered to `sub`."""
-        records = self.lvc[ids]
+        records = pick(self.lvc, ids)
         held, at = sub.find(ids)
         sub.deliver(at[held], records["seq"][held])
         if sub.sent_gen != self.gen:  # it now holds states newer than its generation

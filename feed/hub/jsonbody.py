@@ -5,8 +5,10 @@ each starts is found when first needed), encoded on first use while the batch is
 every-update takes, cut and joined per message by a lazy `Body`; the history's `Derived` bounds
 them in bytes, oldest first. A fragment per symbol of its latest state (valid while its
 generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
-subscribers taking the same span share one joined body. Binary subscribers never call a body, so
-they never pay for JSON. No trio.
+subscribers taking the same span share one joined body. A data frame differs between the readers
+of one take only in its `seq`: the rest of the message is joined once per take and the frame
+header shared by seq width (`ticks_frame`). Binary subscribers never call a body, so they never
+pay for JSON. No trio.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tickwire.feed.hub.history import (
     STARTS,
     Derived,
     Entry,
+    pick,
 )
 from tickwire.feed.ws.frames import OP_TEXT, frame_header
 from tickwire.simulators.ticks import TickBatch
@@ -125,7 +128,7 @@ class JsonCache:
         stale = ids[self._frag_gen[ids] != self._changed_gen[ids]]
         store = self._frags
         if stale.size:
-            frags = p.tick_fragments(self._lvc[stale], self.names)
+            frags = p.tick_fragments(pick(self._lvc, stale), self.names)
             for i, frag in zip(stale.tolist(), frags, strict=True):
                 store[i] = frag
             self._frag_gen[stale] = self._changed_gen[stale]
@@ -139,12 +142,44 @@ class Body:
     """A JSON body built from the batches' shared tick objects: its parts once, on first use,
     shared by every reader of the same take; joined only for a caller that wants one bytes."""
 
-    __slots__ = ("_body", "_cache", "_parts", "_pieces", "_size")
+    __slots__ = ("_body", "_cache", "_framed", "_heads", "_parts", "_pieces", "_size", "_tail")
 
     def __init__(self, cache: JsonCache, pieces: list[Piece]) -> None:
         self._cache, self._pieces, self._body = cache, pieces, b""
         self._parts: list[Buffer] | None = None
         self._size = 0
+        self._tail: tuple[int | None, bytes] | None = None
+        self._heads: dict[tuple[str, int], bytes] = {}  # frame header and type, by seq's digits
+        self._framed = False  # a first reader's frame was built (without a shared tail)
+
+    def tail(self, offset: int | None) -> bytes:
+        """The message's bytes after its `seq` (`ticks_frame`), joined once for every reader."""
+        tail = self._tail
+        if tail is None or tail[0] != offset:
+            parts, _ = self.parts()
+            tail = self._tail = (offset, _tail(parts, offset))
+            self._heads.clear()
+        return tail[1]
+
+    def frame(self, kind: str, seq: int, offset: int | None) -> bytes:
+        """`ticks_frame` of this body: the frame's header depends on the message's length only,
+        so the readers of one take whose seqs have as many digits share it with the type. The
+        first reader's frame is joined straight from the parts: a take read once (one reader,
+        or one of named symbols) costs one copy of its body, not two."""
+        if not self._framed:
+            self._framed = True
+            parts, size = self.parts()
+            first = _HEADS[kind] + b"%d" % seq
+            cut = _cut(offset)
+            n = len(first) + len(cut) + size + 1
+            return b"".join([frame_header(n, OP_TEXT), first, cut, *parts, b"}"])
+        tail = self.tail(offset)
+        digits = b"%d" % seq
+        head = self._heads.get((kind, len(digits)))
+        if head is None:
+            n = len(_HEADS[kind]) + len(digits) + len(tail)
+            head = self._heads[kind, len(digits)] = frame_header(n, OP_TEXT) + _HEADS[kind]
+        return head + digits + tail
 
     def __call__(self) -> bytes:
         if not self._body:
@@ -188,7 +223,7 @@ class Body:
                 # did, it is read widely: encoded whole, once, and cut for everyone after.
                 entry.sparse_reads += 1
                 if len(sel):
-                    out.append(p.tick_objects(entry.records[sel], cache.names))
+                    out.append(p.tick_objects(pick(entry.records, sel), cache.names))
             else:
                 text, at = cache.entry_starts(entry)
                 view = memoryview(text)
@@ -201,17 +236,27 @@ class Body:
         return out
 
 
+_HEADS = {kind: b'{"type":"%s","seq":' % kind.encode() for kind in ("ticks", "snapshot")}
+
+
 def ticks_frame(kind: str, seq: int, body: Callable[[], bytes], offset: int | None) -> bytes:
-    """A `ticks` or `snapshot` message (`protocol.ticks_text`) as one WebSocket text frame, built
-    with one copy of its body: a `Body`'s shared parts are joined straight into the frame."""
-    if offset is None:
-        head = b'{"type":"%s","seq":%d,"ticks":' % (kind.encode(), seq)
-    else:
-        head = b'{"type":"%s","seq":%d,"offset":%d,"ticks":' % (kind.encode(), seq, offset)
+    """A `ticks` or `snapshot` message (`protocol.ticks_text`) as one WebSocket text frame.
+
+    Only `seq` differs between the readers of one take: everything after it (the offset and
+    the tick list) is joined once per take (`Body.tail`), so a reader's frame is one copy of
+    that tail behind its own few header bytes."""
     if isinstance(body, Body):
-        parts, size = body.parts()
-    else:
-        text = body()
-        parts, size = [text], len(text)
-    length = len(head) + size + 1
-    return b"".join([frame_header(length, OP_TEXT), head, *parts, b"}"])
+        return body.frame(kind, seq, offset)
+    tail = _tail([body()], offset)
+    head = _HEADS[kind] + b"%d" % seq
+    return b"".join((frame_header(len(head) + len(tail), OP_TEXT), head, tail))
+
+
+def _tail(parts: list[Buffer], offset: int | None) -> bytes:
+    """What follows a data message's `seq`: its offset, if any, and its tick list."""
+    return b"".join([_cut(offset), *parts, b"}"])
+
+
+def _cut(offset: int | None) -> bytes:
+    """The fields between a data message's `seq` and its tick list."""
+    return b',"ticks":' if offset is None else b',"offset":%d,"ticks":' % offset

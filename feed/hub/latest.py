@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.history import History
+from tickwire.feed.hub.history import History, pick
 from tickwire.feed.hub.jsonbody import JsonCache
 from tickwire.feed.hub.subscriber import Pending, Subscriber
 from tickwire.simulators.ticks import TickBatch
@@ -142,6 +142,6 @@ def _take(hub: LatestSource, sub: Subscriber) -> Pending | None:
         return None
     conflated = int((seqs - last).sum()) - ids.size
     sub.conflate(at, seqs, conflated)
-    records = hub.lvc[ids]
+    records = pick(hub.lvc, ids)
     body = hub.json.of_latest(ids, records, key)
     return Pending(records, body, conflated, ids, hub.history.head)

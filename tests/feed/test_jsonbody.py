@@ -95,3 +95,56 @@ def test_readers_of_named_symbols_share_one_encoding_once_there_are_many() -> No
         got = orjson.loads(body)
         want = [t for t in whole if market.universe.index(t["symbol"]) in set(sub.ids.tolist())]
         assert got == want
+
+
+def test_readers_of_one_take_share_its_tail_joined_once(monkeypatch) -> None:
+    """Only `seq` differs between the frames of one take's readers: what follows it (the offset
+    and the tick list) is joined once for all of them, and each frame is still the message."""
+    from tickwire.feed.hub import jsonbody
+
+    joined: list[int] = []
+    real = jsonbody._tail
+
+    def counting(parts, offset):
+        joined.append(len(parts))
+        return real(parts, offset)
+
+    monkeypatch.setattr(jsonbody, "_tail", counting)
+    market = Market(Universe.synthetic(300), seed=4, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    readers = [hub.attach(lambda: None) for _ in range(20)]
+    for sub in readers:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 4):
+        hub.publish(market.step(START_NS + k * 20_000_000), on_grid=True)
+        takes = [hub.take(sub) for sub in readers]
+        assert all(t is takes[0] for t in takes)  # one shared take...
+        for seq, t in enumerate(takes, start=k * 100):
+            got = ticks_frame("ticks", seq, t.json_body, t.offset)
+            assert got == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
+        assert len(joined) == k  # ...and one tail joined for its 20 frames (from the second on)
+    alone = readers[0]
+    hub.publish(market.step(START_NS + 5 * 20_000_000), on_grid=True)
+    t = hub.take(alone)  # a take only one reader reads: framed from its parts, no tail
+    assert ticks_frame("ticks", 7, t.json_body, t.offset) == frame(
+        p.ticks_text("ticks", 7, t.json_body(), t.offset), OP_TEXT
+    )
+    assert len(joined) == 3
+
+
+def test_frames_of_every_header_size_and_seq_width_are_the_message() -> None:
+    """The frame header shared by a take's readers (by the width of their seq) is right for
+    7-bit, 16-bit and 64-bit payload lengths, whatever seq and kind come first."""
+    market = Market(Universe.synthetic(1500), seed=5, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot(), max_lag_s=0)
+    sub = hub.attach(lambda: None)
+    hub.set_subscription(sub, True, np.empty(0, np.intp))
+    hub.publish(market.step(START_NS + 400_000_000), on_grid=True)  # ~1000 records: > 64 KiB
+    big = hub.take(sub)
+    assert big is not None and len(big.json_body()) > 1 << 16
+    empty = Pending(big.records[:0], hub.json.of_pieces([]), 0, offset=3)
+    for t in (big, empty):
+        for seq in (0, 9, 10, 99999, 100000, 7, 2**40):
+            for kind, offset in (("snapshot", None), ("ticks", t.offset), ("ticks", None)):
+                got = ticks_frame(kind, seq, t.json_body, offset)
+                assert got == frame(p.ticks_text(kind, seq, t.json_body(), offset), OP_TEXT)

@@ -14,7 +14,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
-from tickwire.feed.protocol import messages
 from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
 NAMES = np.array(["AAPL", "MSFT", "GOOG", "AMZN"], dtype=object)
@@ -555,19 +554,3 @@ def test_heartbeat_and_welcome_are_json():
     welcome = p.welcome_message(server="x/1", encoding="json", heartbeat_ms=1000, n_symbols=4)
     assert json.loads(p.dumps(welcome))["type"] == "welcome"
     assert welcome["max_message_bytes"] == 64 * 1024
-
-
-def test_tick_objects_are_the_same_whichever_way_a_batch_is_unpacked() -> None:
-    # Few records are unpacked one tuple each, many one column each: same objects either way.
-    from tickwire.simulators import Market, Universe
-
-    universe = Universe.default()
-    names = np.array(universe.symbols, dtype=object)
-    records = Market(universe, seed=3, start_ns=0).step(5_000_000_000)[:40].copy()
-    records["flags"] = np.arange(40) % 16  # every side bit combination, OPEN, TRADE
-    whole = p.tick_dicts(records, names)
-    assert len(records) > messages._FEW
-    for n in range(messages._FEW + 1):
-        assert p.tick_dicts(records[:n], names) == whole[:n]
-    for i in range(0, 40, messages._FEW):
-        assert p.tick_dicts(records[i : i + messages._FEW], names) == whole[i : i + messages._FEW]
