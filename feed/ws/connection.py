@@ -1,18 +1,20 @@
 """The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
-One task per socket (`Connection.run`) reads and answers the handshake (`opening`). Once open,
-the socket has two tasks in the connection's own nursery (`pump`), and neither cancels the
-other's scopes: the writer (the connection's task itself) owns the socket's writes, waits for
-the socket to take a backlog and wakes at `core.next_deadline(now)`; the reader feeds what it
-reads to the machine and kicks the writer with an event.
+One task per socket (`Connection.run`) reads and answers the handshake (`opening`), then reads
+the open connection and runs its machine's timers (`pump.read`): an idle connection, however
+many there are, costs one task and no nursery. Only while something must wait for the socket
+(a backlog, a reader behind, a deadline before the reader's alarm) does a second task exist,
+the writer (`pump.write`, in the server's nursery, started by `_need_writer`): it is then the
+one task that sends, and it ends when the socket took everything. Neither cancels the other's
+scopes: they signal with events and flags.
 
-The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE: one
-non-blocking `send()` and no task switch, never concurrent with the writer's sends (there is no
-await between them); whatever has to wait goes to the writer. Every way a connection ends goes
-through `_finish`: the socket is released (with a reset for a stalled reader), the slot freed,
-the machine detached, one log line. An exception in one connection is logged with its traceback
-and closes it with 1011; it never reaches the server. Imports neither `server.py` nor any third
-party's private attribute.
+The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE and no
+writer waits for the socket: one non-blocking `send()` and no task switch (there is no await
+between the sends of the reader, the writer and the generator). Every way a connection ends
+goes through `_finish`: the socket is released (with a reset for a stalled reader), the slot
+freed, a writer left behind stopped, the machine detached, one log line. An exception in one
+connection is logged with its traceback and closes it with 1011; it never reaches the server.
+Imports neither `server.py` nor any third party's private attribute.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Shell:
     policy: http.Policy
     make_core: CoreFactory
     registry: Registry[Connection]
-    nursery: trio.Nursery  # the server's: each connection's task runs here
+    nursery: trio.Nursery  # the server's: each connection's task, and its writer, run here
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None
     on_refused: Callable[[], None] = lambda: None
@@ -209,13 +211,9 @@ class Connection:
             await opening.linger(self.transport)
 
     async def _live(self) -> None:
-        """The open connection: the reader in a child task, the writer in this one."""
-        core, transport, signals = self.core, self.transport, self._signals
-        assert core is not None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump.read, core, transport, signals)
-            await pump.write(core, transport, signals)  # if it raises, the reader is cancelled
-            signals.stop(transport)  # CLOSED: `_finish` closes the socket right after
+        """The open connection: this task reads; a writer comes and goes as needed."""
+        assert self.core is not None
+        await pump.read(self.core, self.transport, self._signals, self._need_writer)
 
     async def _after_failure(self) -> None:
         core = self.core
@@ -231,28 +229,68 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
+    def _need_writer(self) -> None:
+        """Something must wait for the socket or for a deadline: the writer sees to it."""
+        signals = self._signals
+        if signals.writer:
+            signals.kick()
+        elif not signals.ended:
+            signals.writer = True
+            self._shell.nursery.start_soon(self._write)
+
+    async def _write(self) -> None:
+        """The writer's task: its end, however it ends, is signalled to the reader."""
+        core, signals = self.core, self._signals
+        assert core is not None
+        failure = None
+        try:
+            await pump.write(core, self.transport, signals)
+        except trio.ClosedResourceError:  # the connection's task ended and closed the socket
+            pass
+        except Exception as exc:  # the connection's edge, as in `run`
+            failure = exc
+        finally:
+            signals.writer, signals.parked, signals.parked_until = False, None, math.inf
+            if signals.room is not None:
+                signals.room.set()  # the reader looks again (and starts a writer if need be)
+        if failure is not None:
+            self._failed(failure)
+
+    def _failed(self, exc: Exception) -> None:
+        """A bug outside the connection's task (its writer, the generator's delivery): logged
+        with its traceback; the connection closes with 1011, or is reset if it was closing."""
+        log.error("client %s: internal error, closing with 1011", self.peer, exc_info=exc)
+        core = self.core
+        assert core is not None
+        if core.state in (State.IDLE, State.BACKLOG):
+            try:
+                core.close(1011, "internal server error", trio.current_time())
+                self._need_writer()
+                return
+            except Exception:
+                log.exception("client %s: internal error while closing", self.peer)
+        core.aborted = True
+        self._signals.stop(self.transport)  # the reader ends; `_finish` resets the socket
+
     def wake(self) -> None:
         """The hub has news for this connection (called in the generator's task)."""
         self._shell.woken.append(self)
 
     def deliver(self, now: float) -> None:
         """In the generator's task: send pending data now if the machine is IDLE; hand
-        anything that must wait to the writer. Never raises, never waits."""
+        anything that must wait (the rest of a message, throttled data due before anyone
+        looks, a close decided here: a venue's overflow) to the writer. Never raises, never
+        waits."""
         core, signals = self.core, self._signals
         if core is None or signals.writing or core.state is State.CLOSED:
             return
-        if core.state is not State.IDLE:
-            if core.outbox:
-                signals.kick()  # e.g. a close decided in the generator's task (venue overflow)
+        if core.state is not State.IDLE and not core.outbox:
             return
         try:
-            if not pump.send_now(core, self.transport, now) or core.state is not State.IDLE:
-                signals.kick()
-            elif core.next_deadline(now) < signals.parked_until:
-                signals.kick()  # throttled data is due before the writer's alarm
-        except Exception as exc:  # the writer raises it: 1011 with a traceback
-            signals.failure = exc
-            signals.kick()
+            if pump.pump(core, self.transport, signals, now):
+                self._need_writer()
+        except Exception as exc:  # logged with its traceback: 1011
+            self._failed(exc)
 
     # ------------------------------------------------------------------ ending
 
@@ -261,13 +299,17 @@ class Connection:
         core = self.core
         if core is None or core.state is State.CLOSED:
             return
-        core.close(code, reason, trio.current_time())
-        self._signals.kick()
+        now = trio.current_time()
+        core.close(code, reason, now)
+        if pump.pump(core, self.transport, self._signals, now):
+            self._need_writer()  # the rest of the close frame, and the wait for the peer's
 
     def _finish(self) -> None:
         """The one way out: release the socket and the slot, leave the hub, one log line."""
         shell, core = self._shell, self.core
         was_open = self in shell.registry.open
+        self._signals.ended = True
+        self._signals.kick()  # a writer left behind stops (one waiting to write: at the close)
         if core is not None and core.state is not State.CLOSED:
             # Cancelled (the server stops) or failed while closing: a last close frame, if the
             # socket takes it now.
