@@ -12,7 +12,8 @@ clients connect, print `connected` and subscribe on the next stdin line):
   connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
   `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
 - `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
-- `stalled URL`: one raw-socket connection that subscribes to `*` and then never reads again.
+- `stalled URL [SYMBOL]`: one raw-socket connection that subscribes to `*` and then never reads
+  again; with SYMBOL, to that symbol first, and to `*` as well on the next stdin line.
 - `storm URL N [--symbols K]`: on `go`, N connections opened all at once (a reconnect storm), each
   subscribing to `*` as soon as it is open; prints each one's handshake time and time until its
   first data message, both from `go`, as one JSON line once all are live (or after a minute);
@@ -247,9 +248,10 @@ def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
     asyncio.run(main())
 
 
-def stalled(url: str) -> None:
-    """A raw client: handshake, subscribe to `*`, then never read. A tiny receive buffer makes
-    the kernel's share small, so what piles up is in the server's process."""
+def stalled(url: str, first: str = "*") -> None:
+    """A raw client: handshake, subscribe to `first`, then never read (and with a symbol
+    `first`, subscribe to `*` on the next stdin line). A tiny receive buffer makes the kernel's
+    share small, so what piles up is in the server's process."""
     parts = urlsplit(url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -268,11 +270,14 @@ def stalled(url: str) -> None:
         if not chunk:
             raise SystemExit("the server closed the stalled client's handshake")
         head += chunk
-    payload = json.dumps({"op": "subscribe", "symbols": ["*"], "snapshot": False}).encode()
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    print("ready", flush=True)
+    for symbol in (first, "*") if first != "*" else (first,):
+        if symbol == "*" and first != "*" and not sys.stdin.readline():
+            break
+        payload = json.dumps({"op": "subscribe", "symbols": [symbol], "snapshot": False})
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload.encode()))
+        sock.sendall(bytes([0x81, 0x80 | len(masked)]) + mask + masked)
+        print("ready", flush=True)
     sys.stdin.readline()
     sock.close()
 
@@ -345,7 +350,7 @@ def main(argv: list[str]) -> None:
         elif mode == "idle":
             idle(url, int(rest[0]), rest[1], warmup_s)
         elif mode == "stalled":
-            stalled(url)
+            stalled(url, *rest[:1])
         elif mode == "storm":
             storm(url, int(rest[0]))
         else:
