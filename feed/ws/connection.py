@@ -1,16 +1,17 @@
 """The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
 One task per socket (`Connection.run`) reads and answers the handshake (`opening`), then reads
-the open connection and runs its machine's timers (`pump.read`): an idle connection, however
-many there are, costs one task and no nursery. Only while something must wait for the socket
-(a backlog, a reader behind, a deadline before the reader's alarm) does a second task exist,
-the writer (`pump.write`, in the server's nursery, started by `_need_writer`): it is then the
-one task that sends, and it ends when the socket took everything. Neither cancels the other's
-scopes: they signal with events and flags.
+the open connection (`pump.read`), waiting for nothing but its socket: an idle connection,
+however many there are, costs one task, no nursery and no cancel scope. Its machine's timers
+are rung by the server's one clock (`clock.Clock`, `on_timer`). Only while bytes wait for a
+full socket does a second task exist, the writer (`pump.write`, in the server's nursery,
+started by `_need_writer`): it is then the one task that sends, and it ends when the socket
+took everything. No task cancels another's scopes: they signal with events and flags.
 
 The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE and no
-writer waits for the socket: one non-blocking `send()` and no task switch (there is no await
-between the sends of the reader, the writer and the generator). Every way a connection ends
+writer waits for the socket: one non-blocking `send()` and no task switch, as the clock does
+for heartbeats (there is no await between the sends of the reader, the writer, the clock and
+the generator). Every way a connection ends
 goes through `_finish`: the socket is released (with a reset for a stalled reader), the slot
 freed, a writer left behind stopped, the machine detached, one log line. An exception in one
 connection is logged with its traceback and closes it with 1011; it never reaches the server.
@@ -25,13 +26,14 @@ import math
 import socket
 import ssl
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
 
 from tickwire.feed import oplog
 from tickwire.feed.ws import http, opening, pump
+from tickwire.feed.ws.clock import Clock
 from tickwire.feed.ws.registry import Registry
 from tickwire.feed.ws.transport import SocketTransport, TLSTransport, Transport
 from tickwire.feed.ws.websocket import State, WebSocketCore
@@ -50,12 +52,16 @@ class Shell:
     policy: http.Policy
     make_core: CoreFactory
     registry: Registry[Connection]
-    nursery: trio.Nursery  # the server's: each connection's task, and its writer, run here
+    nursery: trio.Nursery  # the server's: each connection's task, its writer, the clock
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None
     on_refused: Callable[[], None] = lambda: None
     on_open: Callable[[], None] = lambda: None
     on_close: Callable[[Connection], None] = lambda conn: None  # after the socket's release
+    clock: Clock = field(init=False)  # rings every open connection's timers
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(self.nursery)
 
 
 class Connection:
@@ -66,6 +72,7 @@ class Connection:
         "_refuse",
         "_shell",
         "_signals",
+        "alarm",
         "core",
         "encoding",
         "ip",
@@ -100,6 +107,7 @@ class Connection:
         self.encoding = ""
         self.opened_s = trio.current_time()
         self._signals = pump.Signals()
+        self.alarm = math.inf  # when the clock calls `on_timer`
         self._refuse = refuse
         self._ip_counted = refuse is None
         self.shed = False
@@ -215,7 +223,7 @@ class Connection:
         """The open connection: this task reads; a writer comes and goes as needed. (The
         reader's coroutine itself, not one awaiting it: a frame less per idle connection.)"""
         assert self.core is not None
-        return pump.read(self.core, self.transport, self._signals, self._need_writer)
+        return pump.read(self.core, self.transport, self._signals, self._step)
 
     async def _after_failure(self) -> None:
         core = self.core
@@ -231,12 +239,36 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
+    def _step(self, now: float) -> None:
+        """After any change to the machine: send what goes now, start a writer for what must
+        wait for the socket, and set the clock's alarm to the machine's next deadline."""
+        core = self.core
+        assert core is not None
+        if pump.pump(core, self.transport, self._signals, now):
+            self._need_writer()
+        if not pump.closed(core):
+            self._alarm(now)
+
+    def _alarm(self, now: float) -> None:
+        assert self.core is not None
+        self._shell.clock.at(self, self.core.next_deadline(now))
+
+    def on_timer(self, now: float) -> None:
+        """In the clock's task: the machine's deadline came (a heartbeat, throttled data, the
+        stall limit, the end of the close handshake). Never raises, never waits."""
+        core, signals = self.core, self._signals
+        if core is None or signals.ended or core.state is State.CLOSED:
+            return
+        try:
+            core.timer(now)  # may close it: stalled, or no close frame in time
+            self._step(now)
+        except Exception as exc:  # logged with its traceback: 1011
+            self._failed(exc)
+
     def _need_writer(self) -> None:
-        """Something must wait for the socket or for a deadline: the writer sees to it."""
+        """Bytes wait for a full socket: the writer sends them as it takes them."""
         signals = self._signals
-        if signals.writer:
-            signals.kick()
-        elif not signals.ended:
+        if not signals.writer and not signals.ended:
             signals.writer = True
             self._shell.nursery.start_soon(self._write)
 
@@ -246,28 +278,29 @@ class Connection:
         assert core is not None
         failure = None
         try:
-            await pump.write(core, self.transport, signals)
+            await pump.write(core, self.transport, signals, self._alarm)
         except trio.ClosedResourceError:  # the connection's task ended and closed the socket
             pass
         except Exception as exc:  # the connection's edge, as in `run`
             failure = exc
         finally:
-            signals.writer, signals.parked, signals.parked_until = False, None, math.inf
+            signals.writer = False
             if signals.room is not None:
                 signals.room.set()  # the reader looks again (and starts a writer if need be)
         if failure is not None:
             self._failed(failure)
 
     def _failed(self, exc: Exception) -> None:
-        """A bug outside the connection's task (its writer, the generator's delivery): logged
-        with its traceback; the connection closes with 1011, or is reset if it was closing."""
+        """A bug outside the connection's task (its writer, the clock's or the generator's
+        call): logged with its traceback; the connection closes with 1011, or is reset if it
+        was closing."""
         log.error("client %s: internal error, closing with 1011", self.peer, exc_info=exc)
         core = self.core
         assert core is not None
         if core.state in (State.IDLE, State.BACKLOG):
             try:
                 core.close(1011, "internal server error", trio.current_time())
-                self._need_writer()
+                self._step(trio.current_time())
                 return
             except Exception:
                 log.exception("client %s: internal error while closing", self.peer)
@@ -279,39 +312,36 @@ class Connection:
         self._shell.woken.append(self)
 
     def deliver(self, now: float) -> None:
-        """In the generator's task: send pending data now if the machine is IDLE; hand
-        anything that must wait (the rest of a message, throttled data due before anyone
-        looks, a close decided here: a venue's overflow) to the writer. Never raises, never
-        waits."""
+        """In the generator's task: send pending data now if the machine is IDLE; hand the
+        rest of a message to the writer, and throttled data (or a close decided here: a
+        venue's overflow) to the clock. Never raises, never waits."""
         core, signals = self.core, self._signals
-        if core is None or signals.writing or core.state is State.CLOSED:
+        if core is None or signals.writer or core.state is State.CLOSED:
             return
         if core.state is not State.IDLE and not core.outbox:
             return
         try:
-            if pump.pump(core, self.transport, signals, now):
-                self._need_writer()
+            self._step(now)
         except Exception as exc:  # logged with its traceback: 1011
             self._failed(exc)
 
     # ------------------------------------------------------------------ ending
 
     def close(self, code: int, reason: str) -> None:
-        """Start closing with `code` (server shutdown); the writer finishes it."""
+        """Start closing with `code` (server shutdown); the reader, the writer and the clock
+        finish it."""
         core = self.core
         if core is None or core.state is State.CLOSED:
             return
         now = trio.current_time()
         core.close(code, reason, now)
-        if pump.pump(core, self.transport, self._signals, now):
-            self._need_writer()  # the rest of the close frame, and the wait for the peer's
+        self._step(now)  # the close frame, and the alarm for the end of the wait for the peer's
 
     def _finish(self) -> None:
         """The one way out: release the socket and the slot, leave the hub, one log line."""
         shell, core = self._shell, self.core
         was_open = self in shell.registry.open
-        self._signals.ended = True
-        self._signals.kick()  # a writer left behind stops (one waiting to write: at the close)
+        self._signals.ended = True  # a writer left behind stops (waiting: at the close below)
         if core is not None and core.state is not State.CLOSED:
             # Cancelled (the server stops) or failed while closing: a last close frame, if the
             # socket takes it now.
