@@ -5,17 +5,16 @@ the open connection (`pump.read`), waiting for nothing but its socket: an idle c
 however many there are, costs one task, no nursery and no cancel scope. Its machine's timers
 are rung by the server's one clock (`clock.Clock`, `on_timer`). Only while bytes wait for a
 full socket does a second task exist, the writer (`pump.write`, in the server's nursery,
-started by `_need_writer`): it is then the one task that sends, and it ends when the socket
+started by `_step`): it is then the one task that sends, and it ends when the socket
 took everything. No task cancels another's scopes: they signal with events and flags.
 
-The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE and no
-writer waits for the socket: one non-blocking `send()` and no task switch, as the clock does
-for heartbeats (there is no await between the sends of the reader, the writer, the clock and
-the generator). Every way a connection ends
-goes through `_finish`: the socket is released (with a reset for a stalled reader), the slot
-freed, a writer left behind stopped, the machine detached, one log line. An exception in one
-connection is logged with its traceback and closes it with 1011; it never reaches the server.
-Imports neither `server.py` nor any third party's private attribute.
+The generator sends a subscriber's data itself (`deliver`) while the machine is IDLE and no
+writer exists: one non-blocking `send()`, no task switch, as the clock does for heartbeats (no
+await between anyone's sends). Every way a connection ends goes through `_finish`: the socket
+released (reset for a stalled reader), the slot freed, a writer left behind stopped, the
+machine detached, one log line. An exception in one connection is logged with its traceback
+and closes it with 1011; it never reaches the server. Imports neither `server.py` nor any
+third party's private attribute.
 """
 
 from __future__ import annotations
@@ -220,8 +219,8 @@ class Connection:
             await opening.linger(self.transport)
 
     def _live(self) -> Coroutine[Any, Any, None]:
-        """The open connection: this task reads; a writer comes and goes as needed. (The
-        reader's coroutine itself, not one awaiting it: a frame less per idle connection.)"""
+        """The open connection: this task reads (the reader's coroutine itself, not one
+        awaiting it: a frame less per idle connection); a writer comes and goes as needed."""
         assert self.core is not None
         return pump.read(self.core, self.transport, self._signals, self._step)
 
@@ -242,14 +241,15 @@ class Connection:
     def _step(self, now: float) -> None:
         """After any change to the machine: send what goes now, start a writer for what must
         wait for the socket, and set the clock's alarm to the machine's next deadline."""
-        core = self.core
+        core, signals = self.core, self._signals
         assert core is not None
-        if pump.pump(core, self.transport, self._signals, now):
-            self._need_writer()
+        if pump.pump(core, self.transport, signals, now) and not signals.ended:
+            signals.writer = True  # (`pump` asks for one only when there is none)
+            self._shell.nursery.start_soon(self._write)
         if not pump.closed(core):
             self._alarm(now)
 
-    def _alarm(self, now: float) -> None:
+    def _alarm(self, now: float) -> None:  # (and after each of the writer's sends)
         assert self.core is not None
         self._shell.clock.at(self, self.core.next_deadline(now))
 
@@ -265,35 +265,16 @@ class Connection:
         except Exception as exc:  # logged with its traceback: 1011
             self._failed(exc)
 
-    def _need_writer(self) -> None:
-        """Bytes wait for a full socket: the writer sends them as it takes them."""
-        signals = self._signals
-        if not signals.writer and not signals.ended:
-            signals.writer = True
-            self._shell.nursery.start_soon(self._write)
-
     async def _write(self) -> None:
-        """The writer's task: its end, however it ends, is signalled to the reader."""
-        core, signals = self.core, self._signals
-        assert core is not None
-        failure = None
-        try:
-            await pump.write(core, self.transport, signals, self._alarm)
-        except trio.ClosedResourceError:  # the connection's task ended and closed the socket
-            pass
-        except Exception as exc:  # the connection's edge, as in `run`
-            failure = exc
-        finally:
-            signals.writer = False
-            if signals.room is not None:
-                signals.room.set()  # the reader looks again (and starts a writer if need be)
+        """The writer's task; a bug in it closes the connection with 1011, as in `run`."""
+        assert self.core is not None
+        failure = await pump.write(self.core, self.transport, self._signals, self._alarm)
         if failure is not None:
             self._failed(failure)
 
     def _failed(self, exc: Exception) -> None:
-        """A bug outside the connection's task (its writer, the clock's or the generator's
-        call): logged with its traceback; the connection closes with 1011, or is reset if it
-        was closing."""
+        """A bug in the writer, the clock's or the generator's call: logged with its traceback,
+        the connection closes with 1011 (or is reset, if it was closing)."""
         log.error("client %s: internal error, closing with 1011", self.peer, exc_info=exc)
         core = self.core
         assert core is not None
@@ -328,8 +309,7 @@ class Connection:
     # ------------------------------------------------------------------ ending
 
     def close(self, code: int, reason: str) -> None:
-        """Start closing with `code` (server shutdown); the reader, the writer and the clock
-        finish it."""
+        """Start closing with `code` (server shutdown); the reader and the clock finish it."""
         core = self.core
         if core is None or core.state is State.CLOSED:
             return
@@ -365,7 +345,6 @@ class Connection:
                 core.detach()
             except Exception:  # a bug in leaving the hub is this connection's, not the server's
                 log.exception("client %s: internal error while detaching", self.peer)
-        if core is not None:
             shell.on_close(self)
         if was_open and core is not None:
             log.info(

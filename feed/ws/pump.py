@@ -130,21 +130,32 @@ async def read(
 
 async def write(
     core: WebSocketCore, transport: Transport, signals: Signals, alarm: Callable[[float], None]
-) -> None:
-    """While bytes wait for the socket: send as it takes them, one data message per turn for a
-    reader behind; `alarm(now)` after each send (the stall limit moves with progress)."""
-    while not signals.ended:
-        now = trio.current_time()
-        done = send_now(core, transport, now)
-        if core.state is State.CLOSED:
-            signals.stop(transport)
-            return
-        if signals.room is not None and len(core.outbox) <= HIGH_WATER:
-            signals.room.set()
-        if core.wants_eof and not signals.shut:
-            signals.shut = True
-            shutdown_write(transport)
-        alarm(now)
-        if done:
-            return
-        await transport.wait_writable()
+) -> Exception | None:
+    """The writer's task, while bytes wait for the socket: send as it takes them, one data
+    message per turn for a reader behind; `alarm(now)` after each send (the stall limit moves
+    with progress). Returns a bug to report (the connection's edge, as in its task)."""
+    try:
+        while not signals.ended:
+            now = trio.current_time()
+            done = send_now(core, transport, now)
+            if core.state is State.CLOSED:
+                signals.stop(transport)
+                return None
+            if signals.room is not None and len(core.outbox) <= HIGH_WATER:
+                signals.room.set()
+            if core.wants_eof and not signals.shut:
+                signals.shut = True
+                shutdown_write(transport)
+            alarm(now)
+            if done:
+                return None
+            await transport.wait_writable()
+    except trio.ClosedResourceError:  # the connection's task ended and closed the socket
+        pass
+    except Exception as exc:
+        return exc
+    finally:
+        signals.writer = False
+        if signals.room is not None:
+            signals.room.set()  # the reader looks again (and starts a writer if need be)
+    return None
