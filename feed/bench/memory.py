@@ -8,11 +8,12 @@
   `--history 0` here: its shared history of every update (~40 MiB a minute at the default
   universe) grows while the RSS is read, and would be counted as tens of KiB a connection.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
-  the window after its kernel buffers filled, minus the same process's growth over a window just
-  before (the control: for tickwire, the same client subscribed to one quiet symbol; for the
-  peer, no client): tickwire conflates (at most one pending record per symbol), while
-  `websockets.broadcast` (the peer) keeps writing into its buffer. tickwire's stall limit is
-  raised past the window so the connection is measured, not closed.
+  the window after its kernel buffers filled, minus the same process's growth without it (the
+  control: for tickwire, the same client subscribed to one quiet symbol only, in a window before
+  and one after; for the peer, a window before with no client): tickwire conflates (at most one
+  pending record per symbol), while `websockets.broadcast` (the peer) keeps writing into its
+  buffer. tickwire's stall limit is raised past the windows so the connection is measured, not
+  closed.
 RSS comes from /proc; it moves in pages and allocator arenas, so small N are rough.
 """
 
@@ -100,27 +101,27 @@ def _rss_growth_kib(pid: int, window_s: float) -> float:
 def _stalled_growth_kib(
     kind: str, window_s: float, settle_s: float, fill_s: float
 ) -> tuple[float, float]:
-    """RSS growth of one server process over two windows: first the control, then with one
-    stalled '*' client. The server warms up for `settle_s` first (its RSS climbs for ~10 s
-    after start, then wanders by about +-0.5 MiB).
+    """RSS growth of one server process with one stalled '*' client over a window, and over
+    the control. The server warms up for `settle_s` first (its RSS climbs for ~10 s after
+    start, then wanders by about +-0.5 MiB).
 
-    tickwire's control has the same client connected, subscribed to one quiet symbol: a market
-    someone watches publishes every step, which grows the shared history and the record of
-    changes as fast whether its subscriber reads or not (an unwatched one steps rarely), so
-    only the '*' subscription's stall tells the windows apart. The peer's control has no
-    client (it has no subscriptions: a client gets everything)."""
+    tickwire's control is the same client subscribed to one quiet symbol only, in a window
+    before the '*' one and in one after it (their mean: a trend of the process's own cancels
+    out): a market someone watches publishes every step, which grows the shared history and
+    the record of changes as fast whether its subscriber reads or not (an unwatched one steps
+    rarely), so only the '*' subscription's stall tells the windows apart. The peer's control
+    is a window before it with no client (it has no subscriptions: a client gets everything)."""
     tickwire = kind == "tickwire"
-    # `--history 0`: the shared history grows for its first minute, as fast in both windows;
+    # `--history 0`: the shared history grows for its first minute, as fast in every window;
     # it is the server's, sized by --history-mb and measured by its own rows.
-    stall = ("--stall-ms", str(int(window_s * 1000) + 30_000), "--history", "0")
+    stall = ("--stall-ms", str(int(window_s * 1000) + 60_000), "--history", "0")
     extra = stall if tickwire else ()
-    quiet = (Universe.default().symbols[-1],) if tickwire else ()
     with _procs.server(kind, *extra) as (server, url):
         _procs.settle(settle_s)
         client = None
         try:
             if tickwire:
-                client = _stalled_client(url, *quiet)
+                client = _stalled_client(url, Universe.default().symbols[-1])
                 # The record of changes (its last 4096 generations) fills in a few seconds of a
                 # watched market (10 s in a full run); the windows compare what comes after.
                 _procs.settle(10 * fill_s)
@@ -128,13 +129,14 @@ def _stalled_growth_kib(
             if client is None:
                 client = _stalled_client(url)
             else:
-                assert client.stdin is not None
-                client.stdin.write("*\n")  # and now everything
-                client.stdin.flush()
-                if (line := _procs.readline(client, 30)) != "ready":
-                    raise RuntimeError(f"stalled client said {line!r}")
+                _tell(client, "+*")  # and now everything
             _procs.settle(fill_s)  # the socket buffers fill; what grows after is the server's
-            return _rss_growth_kib(server.pid, window_s), control
+            grown = _rss_growth_kib(server.pid, window_s)
+            if tickwire:
+                _tell(client, "-*")
+                _procs.settle(fill_s)
+                control = (control + _rss_growth_kib(server.pid, window_s)) / 2
+            return grown, control
         finally:
             if client is not None:
                 _procs.stop(client)
@@ -146,6 +148,14 @@ def _stalled_client(url: str, *symbol: str) -> subprocess.Popen[str]:
         _procs.stop(client)
         raise RuntimeError(f"stalled client said {line!r}")
     return client
+
+
+def _tell(client: subprocess.Popen[str], line: str) -> None:
+    assert client.stdin is not None
+    client.stdin.write(line + "\n")
+    client.stdin.flush()
+    if (answer := _procs.readline(client, 30)) != "ready":
+        raise RuntimeError(f"stalled client said {answer!r}")
 
 
 def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
