@@ -99,7 +99,7 @@ def _rss_growth_kib(pid: int, window_s: float) -> float:
 
 
 def _stalled_growth_kib(
-    kind: str, window_s: float, settle_s: float, fill_s: float
+    kind: str, window_s: float, settle_s: float, fill_s: float, watched_s: float
 ) -> tuple[float, float]:
     """RSS growth of one server process with one stalled '*' client over a window, and over
     the control. The server warms up for `settle_s` first (its RSS climbs for ~10 s after
@@ -123,8 +123,8 @@ def _stalled_growth_kib(
             if tickwire:
                 client = _stalled_client(url, Universe.default().symbols[-1])
                 # The record of changes (its last 4096 generations) fills in a few seconds of a
-                # watched market (10 s in a full run); the windows compare what comes after.
-                _procs.settle(10 * fill_s)
+                # watched market; the windows compare what comes after.
+                _procs.settle(watched_s)
             control = _rss_growth_kib(server.pid, window_s)
             if client is None:
                 client = _stalled_client(url)
@@ -170,7 +170,8 @@ def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list
     stalled = {}
     for kind in ("tickwire", "peer"):
         advance(f"memory: one stalled '*' subscriber, {kind}")
-        grown, control = _stalled_growth_kib(kind, window, *((0.3, 0.3) if quick else (5.0, 1.0)))
+        times = (0.3, 0.3, 0.3) if quick else (5.0, 1.0, 10.0)  # settle, fill, watched
+        grown, control = _stalled_growth_kib(kind, window, *times)
         stalled[kind] = grown - control
     bound_kib = len(Universe.default()) * TICK_DTYPE.itemsize / 1024
     return [
