@@ -13,7 +13,8 @@ clients connect, print `connected` and subscribe on the next stdin line):
   connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
   `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
 - `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
-- `stalled URL`: one raw-socket connection that subscribes to `*` and then never reads again.
+- `stalled URL [SYMBOL]`: one raw-socket connection that subscribes to SYMBOL (default `*`) and
+  then never reads again; stdin lines `+S` and `-S` subscribe to and unsubscribe from S too.
 - `storm URL N [--symbols K]`: on `go`, N connections opened all at once (a reconnect storm), each
   subscribing to `*` as soon as it is open; prints each one's handshake time and time until its
   first data message, both from `go`, as one JSON line once all are live (or after a minute);
@@ -268,9 +269,10 @@ def idle(url: str, n: int, symbol: str, warmup_s: float) -> None:
     asyncio.run(main())
 
 
-def stalled(url: str) -> None:
-    """A raw client: handshake, subscribe to `*`, then never read. A tiny receive buffer makes
-    the kernel's share small, so what piles up is in the server's process."""
+def stalled(url: str, first: str = "*") -> None:
+    """A raw client: handshake, subscribe to `first`, then never read; a stdin line `+S`
+    subscribes to S as well, `-S` unsubscribes (each answered `ready`). A tiny receive buffer
+    makes the kernel's share small, so what piles up is in the server's process."""
     parts = urlsplit(url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -289,12 +291,18 @@ def stalled(url: str) -> None:
         if not chunk:
             raise SystemExit("the server closed the stalled client's handshake")
         head += chunk
-    payload = json.dumps({"op": "subscribe", "symbols": ["*"], "snapshot": False}).encode()
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    print("ready", flush=True)
-    sys.stdin.readline()
+    line = f"+{first}"
+    while line.strip():  # until stdin closes
+        symbol = line.strip()[1:]
+        if line.startswith("+"):
+            request = {"op": "subscribe", "symbols": [symbol], "snapshot": False}
+        else:
+            request = {"op": "unsubscribe", "symbols": [symbol]}
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(json.dumps(request).encode()))
+        sock.sendall(bytes([0x81, 0x80 | len(masked)]) + mask + masked)
+        print("ready", flush=True)
+        line = sys.stdin.readline()
     sock.close()
 
 
@@ -367,7 +375,7 @@ def main(argv: list[str]) -> None:
         elif mode == "idle":
             idle(url, int(rest[0]), rest[1], warmup_s)
         elif mode == "stalled":
-            stalled(url)
+            stalled(url, *rest[:1])
         elif mode == "storm":
             storm(url, int(rest[0]))
         else:

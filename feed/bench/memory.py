@@ -8,15 +8,18 @@
   `--history 0` here: its shared history of every update (~40 MiB a minute at the default
   universe) grows while the RSS is read, and would be counted as tens of KiB a connection.
 - Stalled: one raw client subscribes to `*` and never reads (tiny receive buffer). RSS growth over
-  the window after its kernel buffers filled, minus the same process's growth over a window just
-  before with no client (the control): tickwire conflates (at most one pending record per
-  symbol), while `websockets.broadcast` (the peer) keeps writing into its buffer. tickwire's
-  stall limit is raised past the window so the connection is measured, not closed.
+  the window after its kernel buffers filled, minus the same process's growth without it (the
+  control: for tickwire, the same client subscribed to one quiet symbol only, in a window before
+  and one after; for the peer, a window before with no client): tickwire conflates (at most one
+  pending record per symbol), while `websockets.broadcast` (the peer) keeps writing into its
+  buffer. tickwire's stall limit is raised past the windows so the connection is measured, not
+  closed.
 RSS comes from /proc; it moves in pages and allocator arenas, so small N are rough.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -96,23 +99,63 @@ def _rss_growth_kib(pid: int, window_s: float) -> float:
 
 
 def _stalled_growth_kib(
-    kind: str, window_s: float, settle_s: float, fill_s: float
+    kind: str, window_s: float, settle_s: float, fill_s: float, watched_s: float
 ) -> tuple[float, float]:
-    """RSS growth of one server process over two windows: first with no client (the control),
-    then with one stalled '*' client. The server warms up for `settle_s` first (its RSS climbs
-    for ~10 s after start, then wanders by about +-0.5 MiB)."""
-    extra = ("--stall-ms", str(int(window_s * 1000) + 30_000)) if kind == "tickwire" else ()
+    """RSS growth of one server process with one stalled '*' client over a window, and over
+    the control. The server warms up for `settle_s` first (its RSS climbs for ~10 s after
+    start, then wanders by about +-0.5 MiB).
+
+    tickwire's control is the same client subscribed to one quiet symbol only, in a window
+    before the '*' one and in one after it (their mean: a trend of the process's own cancels
+    out): a market someone watches publishes every step, which grows the shared history and
+    the record of changes as fast whether its subscriber reads or not (an unwatched one steps
+    rarely), so only the '*' subscription's stall tells the windows apart. The peer's control
+    is a window before it with no client (it has no subscriptions: a client gets everything)."""
+    tickwire = kind == "tickwire"
+    # `--history 0`: the shared history grows for its first minute, as fast in every window;
+    # it is the server's, sized by --history-mb and measured by its own rows.
+    stall = ("--stall-ms", str(int(window_s * 1000) + 60_000), "--history", "0")
+    extra = stall if tickwire else ()
     with _procs.server(kind, *extra) as (server, url):
         _procs.settle(settle_s)
-        control = _rss_growth_kib(server.pid, window_s)
-        client = _procs.spawn("tickwire.feed.bench._loadclient", "stalled", url, stdin=True)
+        client = None
         try:
-            if (line := _procs.readline(client, 30)) != "ready":
-                raise RuntimeError(f"stalled client said {line!r}")
+            if tickwire:
+                client = _stalled_client(url, Universe.default().symbols[-1])
+                # The record of changes (its last 4096 generations) fills in a few seconds of a
+                # watched market; the windows compare what comes after.
+                _procs.settle(watched_s)
+            control = _rss_growth_kib(server.pid, window_s)
+            if client is None:
+                client = _stalled_client(url)
+            else:
+                _tell(client, "+*")  # and now everything
             _procs.settle(fill_s)  # the socket buffers fill; what grows after is the server's
-            return _rss_growth_kib(server.pid, window_s), control
+            grown = _rss_growth_kib(server.pid, window_s)
+            if tickwire:
+                _tell(client, "-*")
+                _procs.settle(fill_s)
+                control = (control + _rss_growth_kib(server.pid, window_s)) / 2
+            return grown, control
         finally:
-            _procs.stop(client)
+            if client is not None:
+                _procs.stop(client)
+
+
+def _stalled_client(url: str, *symbol: str) -> subprocess.Popen[str]:
+    client = _procs.spawn("tickwire.feed.bench._loadclient", "stalled", url, *symbol, stdin=True)
+    if (line := _procs.readline(client, 30)) != "ready":
+        _procs.stop(client)
+        raise RuntimeError(f"stalled client said {line!r}")
+    return client
+
+
+def _tell(client: subprocess.Popen[str], line: str) -> None:
+    assert client.stdin is not None
+    client.stdin.write(line + "\n")
+    client.stdin.flush()
+    if (answer := _procs.readline(client, 30)) != "ready":
+        raise RuntimeError(f"stalled client said {answer!r}")
 
 
 def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list[Row]:
@@ -127,7 +170,8 @@ def memory_rows(quick: bool, full: bool, advance: Callable[[str], None]) -> list
     stalled = {}
     for kind in ("tickwire", "peer"):
         advance(f"memory: one stalled '*' subscriber, {kind}")
-        grown, control = _stalled_growth_kib(kind, window, *((0.3, 0.3) if quick else (5.0, 1.0)))
+        times = (0.3, 0.3, 0.3) if quick else (5.0, 1.0, 10.0)  # settle, fill, watched
+        grown, control = _stalled_growth_kib(kind, window, *times)
         stalled[kind] = grown - control
     bound_kib = len(Universe.default()) * TICK_DTYPE.itemsize / 1024
     return [

@@ -1,19 +1,21 @@
 """The trio shell around one accepted socket: the HTTP front, then the connection's machine.
 
 One task per socket (`Connection.run`) reads and answers the handshake (`opening`), or plain
-requests one after another while the client keeps the connection alive. Once open,
-the socket has two tasks in the connection's own nursery (`pump`), and neither cancels the
-other's scopes: the writer (the connection's task itself) owns the socket's writes, waits for
-the socket to take a backlog and wakes at `core.next_deadline(now)`; the reader feeds what it
-reads to the machine and kicks the writer with an event.
+requests one after another while the client keeps the connection alive, then reads the open
+connection (`pump.read`), waiting for nothing but its socket: an idle connection, however many
+there are, costs one task, no nursery and no cancel scope. Its machine's timers are rung by the
+server's one clock (`clock.Clock`, `on_timer`). Only while bytes wait for a full socket does a
+second task exist, the writer (`pump.write`, in the server's nursery, started by `_step`): it is
+then the one task that sends, and it ends when the socket took everything. No task cancels
+another's scopes: they signal with events and flags.
 
-The generator may send a subscriber's data itself (`deliver`) while the machine is IDLE: one
-non-blocking `send()` and no task switch, never concurrent with the writer's sends (there is no
-await between them); whatever has to wait goes to the writer. Every way a connection ends goes
-through `_finish`: the socket is released (with a reset for a stalled reader), the slot freed,
-the machine detached, one log line. An exception in one connection is logged with its traceback
-and closes it with 1011; it never reaches the server. Imports neither `server.py` nor any third
-party's private attribute.
+The generator sends a subscriber's data itself (`deliver`) while the machine is IDLE and no
+writer exists: one non-blocking `send()`, no task switch, as the clock does for heartbeats (no
+await between anyone's sends). Every way a connection ends goes through `_finish`: the socket
+released (reset for a stalled reader), the slot freed, a writer left behind stopped, the
+machine detached, one log line. An exception in one connection is logged with its traceback
+and closes it with 1011; it never reaches the server. Imports neither `server.py` nor any
+third party's private attribute.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import trio
 
 from tickwire.feed import oplog
 from tickwire.feed.ws import http, opening, pump
+from tickwire.feed.ws.clock import Clock
 from tickwire.feed.ws.registry import Registry
 from tickwire.feed.ws.transport import SocketTransport, TLSTransport, Transport
 from tickwire.feed.ws.websocket import State, WebSocketCore
@@ -51,12 +55,16 @@ class Shell:
     policy: http.Policy
     make_core: CoreFactory
     registry: Registry[Connection]
-    nursery: trio.Nursery  # the server's: each connection's task runs here
+    nursery: trio.Nursery  # the server's: each connection's task, its writer, the clock
     woken: list[Connection]  # connections the hub woke; the generator delivers to them
     ssl_context: ssl.SSLContext | None = None
     on_refused: Callable[[], None] = lambda: None
     on_open: Callable[[], None] = lambda: None
     on_close: Callable[[Connection], None] = lambda conn: None  # after the socket's release
+    clock: Clock = field(init=False)  # rings every open connection's timers
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(self.nursery)
 
 
 class Connection:
@@ -67,6 +75,7 @@ class Connection:
         "_refuse",
         "_shell",
         "_signals",
+        "alarm",
         "core",
         "encoding",
         "ip",
@@ -101,6 +110,7 @@ class Connection:
         self.encoding = ""
         self.opened_s = trio.current_time()
         self._signals = pump.Signals()
+        self.alarm = math.inf  # when the clock calls `on_timer`
         self._refuse = refuse
         self._ip_counted = refuse is None
         self.shed = False
@@ -226,14 +236,11 @@ class Connection:
         if decision.response and await opening.send_all(self.transport, decision.response):
             await opening.linger(self.transport)
 
-    async def _live(self) -> None:
-        """The open connection: the reader in a child task, the writer in this one."""
-        core, transport, signals = self.core, self.transport, self._signals
-        assert core is not None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump.read, core, transport, signals)
-            await pump.write(core, transport, signals)  # if it raises, the reader is cancelled
-            signals.stop(transport)  # CLOSED: `_finish` closes the socket right after
+    def _live(self) -> Coroutine[Any, Any, None]:
+        """The open connection: this task reads (the reader's coroutine itself, not one
+        awaiting it: a frame less per idle connection); a writer comes and goes as needed."""
+        assert self.core is not None
+        return pump.read(self.core, self.transport, self._signals, self._step)
 
     async def _after_failure(self) -> None:
         core = self.core
@@ -249,43 +256,90 @@ class Connection:
 
     # ------------------------------------------------------------------ sending
 
+    def _step(self, now: float) -> None:
+        """After any change to the machine: send what goes now, start a writer for what must
+        wait for the socket, and set the clock's alarm to the machine's next deadline."""
+        core, signals = self.core, self._signals
+        assert core is not None
+        if pump.pump(core, self.transport, signals, now) and not signals.ended:
+            signals.writer = True  # (`pump` asks for one only when there is none)
+            self._shell.nursery.start_soon(self._write)
+        if not pump.closed(core):
+            self._alarm(now)
+
+    def _alarm(self, now: float) -> None:  # (and after each of the writer's sends)
+        assert self.core is not None
+        self._shell.clock.at(self, self.core.next_deadline(now))
+
+    def on_timer(self, now: float) -> None:
+        """In the clock's task: the machine's deadline came (a heartbeat, throttled data, the
+        stall limit, the end of the close handshake). Never raises, never waits."""
+        core, signals = self.core, self._signals
+        if core is None or signals.ended or core.state is State.CLOSED:
+            return
+        try:
+            core.timer(now)  # may close it: stalled, or no close frame in time
+            self._step(now)
+        except Exception as exc:  # logged with its traceback: 1011
+            self._failed(exc)
+
+    async def _write(self) -> None:
+        """The writer's task; a bug in it closes the connection with 1011, as in `run`."""
+        assert self.core is not None
+        failure = await pump.write(self.core, self.transport, self._signals, self._alarm)
+        if failure is not None:
+            self._failed(failure)
+
+    def _failed(self, exc: Exception) -> None:
+        """A bug in the writer, the clock's or the generator's call: logged with its traceback,
+        the connection closes with 1011 (or is reset, if it was closing)."""
+        log.error("client %s: internal error, closing with 1011", self.peer, exc_info=exc)
+        core = self.core
+        assert core is not None
+        if core.state in (State.IDLE, State.BACKLOG):
+            try:
+                core.close(1011, "internal server error", trio.current_time())
+                self._step(trio.current_time())
+                return
+            except Exception:
+                log.exception("client %s: internal error while closing", self.peer)
+        core.aborted = True
+        self._signals.stop(self.transport)  # the reader ends; `_finish` resets the socket
+
     def wake(self) -> None:
         """The hub has news for this connection (called in the generator's task)."""
         self._shell.woken.append(self)
 
     def deliver(self, now: float) -> None:
-        """In the generator's task: send pending data now if the machine is IDLE; hand
-        anything that must wait to the writer. Never raises, never waits."""
+        """In the generator's task: send pending data now if the machine is IDLE; hand the
+        rest of a message to the writer, and throttled data (or a close decided here: a
+        venue's overflow) to the clock. Never raises, never waits."""
         core, signals = self.core, self._signals
-        if core is None or signals.writing or core.state is State.CLOSED:
+        if core is None or signals.writer or core.state is State.CLOSED:
             return
-        if core.state is not State.IDLE:
-            if core.outbox:
-                signals.kick()  # e.g. a close decided in the generator's task (venue overflow)
+        if core.state is not State.IDLE and not core.outbox:
             return
         try:
-            if not pump.send_now(core, self.transport, now) or core.state is not State.IDLE:
-                signals.kick()
-            elif core.next_deadline(now) < signals.parked_until:
-                signals.kick()  # throttled data is due before the writer's alarm
-        except Exception as exc:  # the writer raises it: 1011 with a traceback
-            signals.failure = exc
-            signals.kick()
+            self._step(now)
+        except Exception as exc:  # logged with its traceback: 1011
+            self._failed(exc)
 
     # ------------------------------------------------------------------ ending
 
     def close(self, code: int, reason: str) -> None:
-        """Start closing with `code` (server shutdown); the writer finishes it."""
+        """Start closing with `code` (server shutdown); the reader and the clock finish it."""
         core = self.core
         if core is None or core.state is State.CLOSED:
             return
-        core.close(code, reason, trio.current_time())
-        self._signals.kick()
+        now = trio.current_time()
+        core.close(code, reason, now)
+        self._step(now)  # the close frame, and the alarm for the end of the wait for the peer's
 
     def _finish(self) -> None:
         """The one way out: release the socket and the slot, leave the hub, one log line."""
         shell, core = self._shell, self.core
         was_open = self in shell.registry.open
+        self._signals.ended = True  # a writer left behind stops (waiting: at the close below)
         if core is not None and core.state is not State.CLOSED:
             # Cancelled (the server stops) or failed while closing: a last close frame, if the
             # socket takes it now.
@@ -309,7 +363,6 @@ class Connection:
                 core.detach()
             except Exception:  # a bug in leaving the hub is this connection's, not the server's
                 log.exception("client %s: internal error while detaching", self.peer)
-        if core is not None:
             shell.on_close(self)
         if was_open and core is not None:
             log.info(

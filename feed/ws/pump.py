@@ -1,18 +1,23 @@
-"""The two loops that move an open connection's bytes, and the signals between them.
+"""The loops that move an open connection's bytes, and the signals between them.
 
-`write` is the one task that waits to write to a socket: it sends what the connection's machine
-queued, waits for the socket to take a backlog, and wakes at `core.next_deadline(now)` for the
-machine's timers (heartbeats, throttled data, the stall limit, the close handshake). `read`
-feeds what it reads to the machine and `kick`s the writer. Neither cancels a scope of the other:
-they signal with events (`Signals`), and the writer's exit ends the reader's wait with
-ClosedResourceError (trio's notify_closing, then the socket is closed). `send_now` is the
-non-blocking send they share with the generator, which may call it while the machine is IDLE.
+`read` is the connection's own task once it is open, and for an idle connection its only one:
+it feeds what it reads to the machine and sends what goes without waiting. It waits for nothing
+but the socket (no cancel scope): the machine's timers are rung by the server's clock
+(`clock.Clock`). `write` exists only while bytes wait for a full socket (or a reader behind
+catches up); while it exists it is the one task that sends, and it ends as soon as the socket
+took everything.
+
+Neither cancels a scope of the other: they signal with events and flags (`Signals`). When the
+machine is CLOSED outside the reader, `stop` ends the reader's wait with ClosedResourceError
+(trio's notify_closing; the socket is closed right after). `send_now` is the non-blocking send
+the reader, the writer, the clock and the generator share; only one of them calls it at a time
+(no await between its sends), and never anyone but the writer while the writer exists.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+from collections.abc import Callable
 
 import trio
 
@@ -24,27 +29,19 @@ from tickwire.feed.ws.websocket import HIGH_WATER, State, WebSocketCore
 class Signals:
     """What the reader, the writer and the generator tell each other about one connection."""
 
-    __slots__ = ("failure", "parked", "parked_until", "room", "shut", "writing")
+    __slots__ = ("ended", "room", "shut", "writer")
 
     def __init__(self) -> None:
-        self.failure: Exception | None = (
-            None  # raised in the generator's task: the writer raises it
-        )
-        self.parked: trio.Event | None = None  # the writer waits for this (set: look again)
-        self.parked_until = math.inf  # ...or until this deadline
+        # A writer task exists (started or waiting for the socket): until it ends, the others
+        # leave the socket to it.
+        self.writer = False
         self.room: trio.Event | None = None  # the reader waits for the outbox to drain
         self.shut = False  # our side's FIN is out (after a protocol error's close frame)
-        # The writer has bytes to push (a backlog, or a reader behind catching up): until it
-        # parks again, the generator leaves the connection to it, as it did to the flusher.
-        self.writing = False
-
-    def kick(self) -> None:
-        """Make the writer look at the machine again (if it waits for that)."""
-        if self.parked is not None:
-            self.parked.set()
+        self.ended = False  # the connection's task is done: a writer left behind stops
 
     def stop(self, transport: Transport) -> None:
-        """The writer is done: whatever the reader waits for ends now."""
+        """The connection is over (its machine CLOSED, or aborted): whatever the reader or the
+        writer waits for ends now."""
         if self.room is not None:
             self.room.set()
         with contextlib.suppress(OSError, ValueError):
@@ -80,58 +77,85 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
         return True
 
 
-async def read(core: WebSocketCore, transport: Transport, signals: Signals) -> None:
-    """Until the machine is CLOSED or the writer is done: bytes in, the writer kicked."""
-    while core.state is not State.CLOSED:
+def closed(core: WebSocketCore) -> bool:
+    """The machine is CLOSED (a function: its state changes under calls that mypy narrows)."""
+    return core.state is State.CLOSED
+
+
+def pump(core: WebSocketCore, transport: Transport, signals: Signals, now: float) -> bool:
+    """Send what goes now, unless the writer is at it; True if a writer is needed. A CLOSED
+    machine (here or before: the stall limit, a close handshake done) stops the tasks."""
+    # A writer sends everything queued itself, in order, as the socket takes it.
+    done = signals.writer or closed(core) or send_now(core, transport, now)
+    if closed(core):
+        signals.stop(transport)
+        return False
+    if core.wants_eof and not signals.shut:
+        signals.shut = True
+        shutdown_write(transport)
+    return not done
+
+
+async def read(
+    core: WebSocketCore, transport: Transport, signals: Signals, step: Callable[[float], None]
+) -> None:
+    """The connection's task, until the machine is CLOSED: bytes in, and after each change
+    `step(now)`: send what goes now, start a writer for the rest, set the clock's alarm."""
+    while True:
+        step(trio.current_time())
+        if core.state is State.CLOSED:
+            return
         if len(core.outbox) > HIGH_WATER:
             # Replies pile up unread: stop reading until the writer drains them.
             room = signals.room = trio.Event()
-            signals.kick()
             await room.wait()
             signals.room = None
             continue
         if core.held:  # requests read but not handled until their replies had room
             await trio.lowlevel.checkpoint()  # one batch of them per scheduler turn
             core.resume(trio.current_time())
-            signals.kick()
             continue
         try:
             await transport.wait_readable()
-            data = transport.recv_nowait()
-        except trio.ClosedResourceError:
+        except trio.ClosedResourceError:  # `stop`: the machine is done, or the shell is
             return
+        try:
+            data = transport.recv_nowait()
         except OSError as exc:
             core.connection_lost(f"reset: {exc.strerror or exc}")
-            data = None
+            continue
         if data is not None:
             core.receive_data(data, trio.current_time())
-        signals.kick()
 
 
-async def write(core: WebSocketCore, transport: Transport, signals: Signals) -> None:
-    """Until the machine is CLOSED: send, wait for room or a kick, run the machine's timers."""
-    while True:
-        if signals.failure is not None:
-            failure, signals.failure = signals.failure, None
-            raise failure
-        now = trio.current_time()
-        done = send_now(core, transport, now)
-        if core.state is State.CLOSED:
-            return
-        if signals.room is not None and len(core.outbox) <= HIGH_WATER:
-            signals.room.set()
-        if core.wants_eof and not signals.shut:
-            signals.shut = True
-            shutdown_write(transport)
-        deadline = core.next_deadline(now)
-        with trio.move_on_at(deadline) as scope:
+async def write(
+    core: WebSocketCore, transport: Transport, signals: Signals, alarm: Callable[[float], None]
+) -> Exception | None:
+    """The writer's task, while bytes wait for the socket: send as it takes them, one data
+    message per turn for a reader behind; `alarm(now)` after each send (the stall limit moves
+    with progress). Returns a bug to report (the connection's edge, as in its task)."""
+    try:
+        while not signals.ended:
+            now = trio.current_time()
+            done = send_now(core, transport, now)
+            if core.state is State.CLOSED:
+                signals.stop(transport)
+                return None
+            if signals.room is not None and len(core.outbox) <= HIGH_WATER:
+                signals.room.set()
+            if core.wants_eof and not signals.shut:
+                signals.shut = True
+                shutdown_write(transport)
+            alarm(now)
             if done:
-                parked = signals.parked = trio.Event()
-                signals.parked_until, signals.writing = deadline, False
-                await parked.wait()
-            else:  # a backlog, or more data for a reader behind: one message per I/O turn
-                signals.writing = True
-                await transport.wait_writable()
-        signals.parked, signals.parked_until = None, math.inf
-        if scope.cancelled_caught:
-            core.timer(trio.current_time())
+                return None
+            await transport.wait_writable()
+    except trio.ClosedResourceError:  # the connection's task ended and closed the socket
+        pass
+    except Exception as exc:
+        return exc
+    finally:
+        signals.writer = False
+        if signals.room is not None:
+            signals.room.set()  # the reader looks again (and starts a writer if need be)
+    return None

@@ -20,6 +20,8 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import trio
 
@@ -118,11 +120,13 @@ class SocketTransport:
     def flush_nowait(self) -> bool:
         return True
 
-    async def wait_readable(self) -> None:
-        await trio.lowlevel.wait_readable(self.sock)
+    # The waits return trio's own coroutine rather than await it in one of ours: an idle
+    # connection waits here all its life, and a frame less is ~0.2 KB less per connection.
+    def wait_readable(self) -> Coroutine[Any, Any, None]:
+        return trio.lowlevel.wait_readable(self.sock)
 
-    async def wait_writable(self) -> None:
-        await trio.lowlevel.wait_writable(self.sock)
+    def wait_writable(self) -> Coroutine[Any, Any, None]:
+        return trio.lowlevel.wait_writable(self.sock)
 
     def close(self) -> None:
         """Release the descriptor; any task waiting on it wakes with ClosedResourceError."""
