@@ -75,4 +75,5 @@ class Quantities:
 
     def value(self, sym: int, units: int) -> float:
         """The float nearest the exact quantity (int / int is correctly rounded)."""
-        return int(units) * self.scaled.get(sym, 1) / 10 ** self.places.get(sym, 0)
+        power: int = 10 ** self.places.get(sym, 0)
+        return int(units) * self.scaled.get(sym, 1) / power
