@@ -36,7 +36,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("bid", "Bid", 9),
     Column("ask", "Ask", 9),
     Column("spread", "Sprd", 5),
-    Column("size", "Size", 5),
+    Column("size", "Size", 5),  # 7 with fractional sizes (`layout`): 0.00210 BTC
     Column("volume", "Volume", 7),
     Column("rate", "Upd/s", 5),
     Column("age", "Age", 6),
@@ -70,6 +70,8 @@ def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[
     else:
         field = {"size": "last_size"}.get(key, key)
         values = t[field].astype(np.float64)
+        if key in ("size", "volume"):  # as quantities of the asset, not counts of lots
+            values = values * state.size_unit[ids]
     return np.asarray(values)
 
 
@@ -97,13 +99,19 @@ def ordered(
     return [int(i) for i in out]
 
 
-def layout(width: int) -> list[tuple[Column, int, int]]:
-    """(column, x, width) for this width: Name and Trend share the room that is left."""
+def layout(
+    width: int, fractional: bool = False, symbol_w: int = 6
+) -> list[tuple[Column, int, int]]:
+    """(column, x, width) for this width: Name and Trend share the room that is left. With
+    `fractional` sizes (crypto lots), Size is as wide as Volume: 0.00210 (BTC) in full; Symbol
+    is `symbol_w` wide (at least 6, at most 10: BTC-USD in full)."""
     avail = width - 1  # the scrollbar
-    fixed = [c for c in COLUMNS if c.key != "name"]
-    used = sum(c.width + 1 for c in fixed)
-    spare = avail - used - 1
     widths = {c.key: c.width for c in COLUMNS}
+    widths["symbol"] = max(widths["symbol"], min(10, symbol_w))
+    if fractional:
+        widths["size"] = widths["volume"]
+    used = sum(w + 1 for k, w in widths.items() if k != "name")
+    spare = avail - used - 1
     if spare >= _NAME_MIN:
         widths["name"] = min(_NAME_MAX, spare)
         spare -= widths["name"] + 1
@@ -167,8 +175,8 @@ def row_cells(
             bid=(fmt.price(bid, dec), plain),
             ask=(fmt.price(ask, dec), plain),
             spread=(f"{ask - bid:.{dec}f}", muted),
-            size=(fmt.compact(last_size), plain),
-            volume=(fmt.compact(volume), plain),
+            size=(fmt.size(state.qty, sid, last_size, 7), plain),
+            volume=(fmt.size(state.qty, sid, volume, 7), plain),
             rate=(fmt.rate(float(state.rate[sid])), muted),
             age=(age, muted),
         )

@@ -143,9 +143,9 @@ def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
             "[b]Bid[/b] [$text-success]$bid[/] × $bs    [b]Ask[/b] [$text-error]$ask[/] × $as"  # noqa: RUF001
             "    [b]Spread[/b] $sp ($bp bp)",
             bid=fmt.price(bid, dec),
-            bs=fmt.compact(int(t["bid_size"])),
+            bs=fmt.size(state.qty, sid, int(t["bid_size"]), 12),
             ask=fmt.price(ask, dec),
-            **{"as": fmt.compact(int(t["ask_size"]))},
+            **{"as": fmt.size(state.qty, sid, int(t["ask_size"]), 12)},
             sp=f"{spread:.{dec}f}",
             bp=f"{bp:.1f}",
         ),
@@ -153,7 +153,7 @@ def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
             f"[b]Last[/b] [b]$last[/b] × $ls    [b]Change[/b] [{tone}]$chg ($pct)[/]"  # noqa: RUF001
             "    [b]Reference[/b] $ref",
             last=fmt.price(last, dec),
-            ls=fmt.compact(int(t["last_size"])),
+            ls=fmt.size(state.qty, sid, int(t["last_size"]), 12),
             chg=fmt.signed(chg, dec),
             pct=fmt.pct(pct),
             ref=fmt.price(ref.price, dec),
@@ -161,7 +161,11 @@ def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
         Content.from_markup(
             "[b]Volume[/b] $vol    [b]Updates[/b] $n ($rate/s)    [b]Seq[/b] $seq"
             "    [b]Seq jumps[/b] $jumps",
-            vol=f"{int(t['volume']):,}",
+            vol=(
+                f"{int(t['volume']):,}"
+                if state.qty.whole(sid)
+                else state.qty.text(sid, int(t["volume"]))
+            ),
             n=f"{int(state.updates[sid]):,}",
             rate=fmt.rate(float(state.rate[sid])),
             seq=f"{int(t['seq']):,}",

@@ -11,6 +11,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from tickwire.feed.quantity import Quantities
+
 BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -43,6 +45,22 @@ def compact(value: float) -> str:
             shown = value / scale
             return f"{shown:.1f}{unit}" if abs(shown) < 100 else f"{shown:.0f}{unit}"
     return f"{value:.0f}"
+
+
+def size(qty: Quantities, sid: int, units: int, width: int = 5) -> str:
+    """A size or volume of symbol `sid` (a count of its size unit) as the asset's quantity in
+    about `width` characters: shares as `compact` (1.2k); a fractional unit exactly with its
+    decimals (0.00210 BTC) when that fits, else with the decimals that fit (1234.57)."""
+    if qty.whole(sid):
+        return compact(units * qty.unit(sid))
+    text = qty.text(sid, units)
+    if len(text) <= width:
+        return text
+    value = qty.value(sid, units)
+    whole = len(f"{value:.0f}")
+    if value >= 1000 or whole + 2 > width:
+        return compact(value)
+    return f"{value:.{width - whole - 1}f}"
 
 
 def rate(value: float) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tickwire.feed.quantity import Quantities
 from tickwire.simulators.ticks import TICK_DTYPE
 
 from . import fmt
@@ -57,6 +58,13 @@ class MarketState:
         self.ref_price = np.zeros(n)
         self.decimals = np.full(n, 2, np.int64)
         self.refs_by_id = {r.id: r for r in self.refs}
+        # Sizes arrive as counts of each symbol's size unit (1 share, 0.00001 BTC): shown as the
+        # asset's quantity by `fmt.size`, sorted by it through `size_unit`.
+        self.qty = Quantities(refs)
+        self.size_unit = np.array([self.qty.unit(i) for i in range(n)])
+        self.fractional = not all(self.qty.whole(i) for i in range(n))  # e.g. crypto lots
+        # What the watchlist's layout needs of the market: wide sizes, the longest symbol.
+        self.layout_hints = (self.fractional, max((len(r.symbol) for r in self.refs), default=0))
         for r in self.refs:
             self.symbols[r.id], self.names[r.id], self.ref_price[r.id] = r.symbol, r.name, r.price
             self.decimals[r.id] = fmt.decimals(r.tick_size)

@@ -29,6 +29,8 @@ _MAX_TS_S = (2**63 - 1) // 10**9  # 2262-04-11: the last second int64 ns can hol
 _TS_SCALES = ((1, 1e17), (1_000, 1e14), (1_000_000, 1e11))  # ns per unit, told by size
 _PRICES = ("bid", "ask", "price")
 _SIZES = ("bid_size", "ask_size", "size")
+_QUANTITIES = ("volume", "bid_size", "ask_size", "last_size")  # our CSV's sizes: may have decimals
+_MAX_PLACES = 12
 
 
 def read_csv(path: Path, columns: dict[str, str], *, strict: bool) -> Own | Raw:
@@ -148,13 +150,35 @@ def _ints(
     return out, bad
 
 
+def _quantities(
+    path: Path, texts: list[str], lines: NDArray[np.int64], field: str
+) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """A size column with decimals (a crypto quantity, "0.00210"): each value exactly as an
+    integer mantissa and its decimal places (210, 5)."""
+    mant = np.zeros(len(texts), np.uint64)
+    places = np.zeros(len(texts), np.int64)
+    for i, text in enumerate(texts):
+        whole, _, frac = text.strip().partition(".")
+        digits = whole + frac
+        if not digits.isdigit() or len(frac) > _MAX_PLACES or int(digits) >= 2**64:
+            raise UserError(
+                f"{path} line {lines[i]}: field {field!r}: expected a quantity"
+                f" (digits, at most {_MAX_PLACES} decimals), got {text.strip()!r}"
+            )
+        mant[i], places[i] = int(digits), len(frac)
+    return mant, places
+
+
 class _OwnCsv:
-    """`symbol` then every TICK_DTYPE field, as `tickwire simulate`/`record` write them."""
+    """`symbol` then every TICK_DTYPE field, as `tickwire simulate`/`record` write them. Sizes
+    may be quantities with decimals (crypto): each symbol's size unit is then 10^-k, k the most
+    decimals its sizes use, and its sizes integer counts of it (`size_unit`, exact)."""
 
     def __init__(self, path: Path, screen: Screen) -> None:
         self.path, self.screen = path, screen
         self.names = _Names(path)
         self.parts: list[NDArray[np.void]] = []
+        self.quantities: list[dict[str, tuple[NDArray[np.uint64], NDArray[np.int64]]]] = []
 
     def add(self, rows: list[list[str]], lines: NDArray[np.int64]) -> None:
         for r, line in zip(rows, lines.tolist(), strict=True):
@@ -164,11 +188,15 @@ class _OwnCsv:
                 )
         records = np.zeros(len(rows), TICK_DTYPE)
         keep = np.ones(len(rows), np.bool_)
+        decimal: dict[str, tuple[NDArray[np.uint64], NDArray[np.int64]]] = {}
         for j, f in enumerate(OWN_CSV[1:], start=1):
             texts = [r[j] for r in rows]
             kind = TICK_DTYPE[f]
             if kind.kind == "f":
                 records[f] = _floats(self.path, texts, lines, f)[0]
+                continue
+            if f in _QUANTITIES and any("." in t for t in texts):
+                decimal[f] = _quantities(self.path, texts, lines, f)  # scaled in `result`
                 continue
             values, bad = _ints(self.path, texts, lines, f, kind.kind == "i")
             bad |= out_of_range(values, kind)
@@ -182,11 +210,36 @@ class _OwnCsv:
         records, lines = records[keep], lines[keep]
         named = [r[0] for r, k in zip(rows, keep.tolist(), strict=True) if k]
         records["sym"] = self.names.ids(named, lines)
-        self.parts.append(records[screen_records(records, lines, self.screen)])
+        fine = screen_records(records, lines, self.screen)
+        self.parts.append(records[fine])
+        self.quantities.append({f: (m[keep][fine], p[keep][fine]) for f, (m, p) in decimal.items()})
 
     def result(self) -> Own:
         records = np.concatenate([*self.parts, np.empty(0, TICK_DTYPE)])
-        return Own(list(self.names.index), records, None)
+        if not any(self.quantities):
+            return Own(list(self.names.index), records, None)
+        # Each symbol's unit: 10^-k, k the most decimals any of its sizes uses; sizes in it.
+        sym = records["sym"].astype(np.intp)
+        whole = np.zeros(len(records), np.int64)  # the places of an integer column
+        cols: dict[str, tuple[NDArray[np.uint64], NDArray[np.int64]]] = {}
+        for f in _QUANTITIES:
+            mants = [q[f][0] if f in q else p[f].astype(np.uint64) for p, q in self._chunks()]
+            places = [q[f][1] if f in q else whole[: len(p)] for p, q in self._chunks()]
+            cols[f] = (np.concatenate(mants), np.concatenate(places))
+        k = np.zeros(len(self.names.index), np.int64)
+        for _, place in cols.values():
+            np.maximum.at(k, sym, place)
+        for f, (mant, place) in cols.items():
+            units = mant * (10 ** (k[sym] - place)).astype(np.uint64)  # exact: integers only
+            top = np.iinfo(TICK_DTYPE[f]).max
+            if len(units) and int(units.max()) > top:
+                raise UserError(f"{self.path}: field {f!r}: a quantity too large to replay")
+            records[f] = units
+        unit = 1.0 / 10.0 ** k.astype(np.float64)  # 1e-05 itself, not 10.0**-5 (1.00...01e-05)
+        return Own(list(self.names.index), records, None, size_unit=unit)
+
+    def _chunks(self) -> Iterator[tuple[NDArray[np.void], dict[str, Any]]]:
+        return zip(self.parts, self.quantities, strict=True)
 
 
 def _find(header: list[str], field: str, columns: dict[str, str]) -> int | None:

@@ -35,6 +35,9 @@ class Own:
     names: list[str]
     records: TickBatch
     universe: Universe | None
+    # What one size unit is worth, by `names` index, when the file says so without a universe
+    # (our CSV with decimal quantities); None: the universe's, or whole units.
+    size_unit: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return len(self.records)

@@ -80,14 +80,11 @@ def add_market_arguments(
     )
 
 
-CRYPTO_REFUSED = "crypto universes need the book wire; use `tickwire simulate --universe crypto`"
-
-
-def universe_from_args(args: argparse.Namespace, *, crypto: bool = False) -> Universe | None:
+def universe_from_args(args: argparse.Namespace) -> Universe | None:
     """The universe the market flags ask for; None means `Universe.default()`.
 
-    Without `crypto`, a universe with crypto pairs is refused: the tick wire carries sizes as
-    integers with no unit, so its fractional sizes would reach clients wrong.
+    Crypto pairs are served like stocks: sizes stay integer counts of each symbol's `size_unit`
+    (its lot), which the `symbols` reply gives, and every consumer shows size x size_unit.
     """
     universe = None
     name = getattr(args, "universe", None)
@@ -97,8 +94,6 @@ def universe_from_args(args: argparse.Namespace, *, crypto: bool = False) -> Uni
         universe = Universe.load(name)
     elif getattr(args, "symbols", None):
         universe = Universe.synthetic(args.symbols, args.seed)
-    if universe is not None and not crypto and universe.crypto.any():
-        raise UserError(CRYPTO_REFUSED)
     return universe
 
 
@@ -211,7 +206,7 @@ def _duration(text: str) -> _Duration:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    universe = universe_from_args(args, crypto=True) or Universe.default()
+    universe = universe_from_args(args) or Universe.default()
     args.session = session_of(args, universe)
     total_s = args.duration.seconds(args.session)
     if not (args.out or args.report or args.figure or args.book_out):  # work, then nothing kept

@@ -16,6 +16,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _replay_files as files
 from . import _replay_parts as rp
@@ -203,11 +204,17 @@ def load(
         records, size_unit = files.build_raw(raw, names)
     else:
         index = {s: i for i, s in enumerate(names)}
+        size_unit = _own_units(own, index, len(names))
         chunks = []
         for part in own:
             lut = np.array([index[s] for s in part.names], np.intp)
             recs = part.records.copy()
             recs["sym"] = lut[recs["sym"].astype(np.intp)]
+            mine = _unit_of(part)
+            if mine is not None and size_unit is not None:  # counted in the finest unit
+                by = np.round(mine / size_unit[lut]).astype(np.uint64)
+                for f in ("volume", "bid_size", "ask_size", "last_size"):
+                    recs[f] = recs[f] * by[part.records["sym"].astype(np.intp)]
             chunks.append(recs)
         records = _join(chunks)
         records = records[np.argsort(records["ts"], kind="stable")]
@@ -221,6 +228,28 @@ def load(
         universe = dataclasses.replace(universe, size_unit=size_unit)
     _on_grid(records, universe)
     return records, universe
+
+
+def _own_units(own: list[rp.Own], index: dict[str, int], n: int) -> NDArray[np.float64] | None:
+    """Per symbol, the finest size unit our CSVs count it in (None when none says: whole)."""
+    if all(p.size_unit is None for p in own):
+        return None
+    unit = np.ones(n)
+    for part in own:
+        mine = _unit_of(part)
+        if mine is not None:
+            np.minimum.at(unit, [index[s] for s in part.names], mine)
+    return unit
+
+
+def _unit_of(part: rp.Own) -> NDArray[np.float64] | None:
+    """What `part`'s sizes count, by its names: its CSV's units, or its universe's."""
+    if part.size_unit is not None:
+        return part.size_unit
+    carried = part.universe
+    if carried is None or carried.size_unit is None:
+        return None
+    return np.array([carried.size_unit[carried.index(s)] for s in part.names])
 
 
 def _names(own: list[rp.Own], raw: list[rp.Raw], universe: Universe | None) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .ticks import TICK_DTYPE, TickBatch
-from .universe import FIELDS, Universe
+from .universe import FIELDS, Universe, decimals
 
 EXTRAS = {"parquet": "pip install 'tickwire[parquet]'", "plot": "pip install 'tickwire[plot]'"}
 _TICK_FIELDS: tuple[str, ...] = TICK_DTYPE.names or ()  # a structured dtype: never empty
@@ -63,12 +63,22 @@ def check_writable(path: Path) -> None:
         path.unlink()
 
 
+_SIZE_FIELDS = ("volume", "bid_size", "ask_size", "last_size")
+
+
 class _CsvWriter:
-    """symbol, then every TICK_DTYPE field; numbers as numpy prints them (shortest round trip)."""
+    """symbol, then every TICK_DTYPE field; numbers as numpy prints them (shortest round trip).
+
+    A CSV carries no universe, so sizes are the asset's quantities: counts of a fractional size
+    unit (a crypto lot) are written exactly with its decimals (210 lots of 0.00001: 0.00210),
+    which a replay reads back exactly; whole units (shares) are written as they are."""
 
     def __init__(self, path: Path, universe: Universe) -> None:
         self.paths = [str(path)]
         self._names = np.asarray(universe.symbols)
+        unit = np.ones(len(universe)) if universe.size_unit is None else universe.size_unit
+        self._places = np.array([decimals(float(u)) or 0 for u in unit], np.int64)
+        self._scaled = np.round(unit * 10.0**self._places).astype(np.int64)  # unit in 10^-places
         self._file = _open(path, "w")
         self._file.write(",".join(["symbol", *_TICK_FIELDS]) + "\n")
 
@@ -77,8 +87,25 @@ class _CsvWriter:
             return
         # Whole columns become text in numpy; only the final join walks the rows, in C.
         cols = [self._names[batch["sym"]].tolist()]
-        cols += [batch[f].astype(str).tolist() for f in _TICK_FIELDS]
+        cols += [self._column(batch, f) for f in _TICK_FIELDS]
         self._file.write("\n".join(map(",".join, zip(*cols, strict=True))) + "\n")
+
+    def _column(self, batch: TickBatch, field: str) -> list[str]:
+        text = batch[field].astype(str)
+        if field not in _SIZE_FIELDS:
+            return list(text.tolist())
+        places = self._places[batch["sym"]]
+        for d in np.unique(places[places > 0]).tolist():  # a few distinct decimals at most
+            rows = places == d
+            value = batch[field][rows].astype(np.uint64) * self._scaled[batch["sym"][rows]].astype(
+                np.uint64
+            )  # exact: integers only
+            whole, frac = np.divmod(value, np.uint64(10**d))
+            text = text.astype(object)
+            text[rows] = np.char.add(
+                np.char.add(whole.astype(str), "."), np.char.zfill(frac.astype(str), d)
+            )
+        return list(text.tolist())
 
     def close(self) -> None:
         self._file.close()

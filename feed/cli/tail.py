@@ -31,6 +31,7 @@ from tickwire.feed.client.events import (
     TradingStatus,
 )
 from tickwire.feed.client.feed import DEFAULT_URL, connect
+from tickwire.feed.quantity import Quantities, unit_places
 from tickwire.feed.runner import cancel_on_signal, run_trio
 from tickwire.simulators.errors import UserError
 
@@ -111,9 +112,12 @@ def _tail(args: argparse.Namespace) -> int:
             async with connect(
                 args.url, token=args.token, encoding=encoding, ssl_context=ssl_context
             ) as feed:
+                refs = [] if args.json else await feed.symbols()
+                qty = Quantities(refs)  # sizes as the asset's quantity, prices at their tick
+                places = {int(r["id"]): unit_places(float(r["tick_size"])) for r in refs}
                 if args.book:
                     book = feed.resolve([args.book])[0]
-                    await tail_book(feed, book, out, count=args.count)
+                    await tail_book(feed, book, out, count=args.count, qty=qty)
                     nursery.cancel_scope.cancel()
                     return
                 symbols = feed.resolve(split_symbols(args.symbols))
@@ -128,7 +132,9 @@ def _tail(args: argparse.Namespace) -> int:
                         ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
                         names = event.names
                         lines = (
-                            _json_lines(ticks, names) if args.json else _table_lines(ticks, names)
+                            _json_lines(ticks, names)
+                            if args.json
+                            else _table_lines(ticks, names, qty, places)
                         )
                         if left is not None:
                             lines = lines[:left]
@@ -179,9 +185,14 @@ class _Fresh:
         return ticks[np.array(keep, dtype=bool)] if not all(keep) else ticks
 
 
-def _table_lines(t: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
+def _table_lines(
+    t: NDArray[np.void], names: NDArray[np.object_], qty: Quantities, places: dict[int, int]
+) -> list[str]:
+    """One line per tick: prices with their tick's decimals (at least 2), sizes as the asset's
+    quantity (units x size_unit, exact)."""
     lines = []
-    for sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
+    for sid, sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
+        t["sym"].tolist(),
         names[t["sym"]].tolist(),
         *(
             t[f].tolist()
@@ -201,9 +212,14 @@ def _table_lines(t: NDArray[np.void], names: NDArray[np.object_]) -> list[str]:
     ):
         when = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%H:%M:%S.%f")
         side = "BUY " if flags & 2 else "SELL" if flags & 4 else "    "
+        d = max(2, places.get(sid, 2))
+        if qty.whole(sid):
+            vol = f"{vol:,}"
+        else:  # crypto: 0.00210, never the count of lots
+            bs, asz, ls, vol = (qty.text(sid, u) for u in (bs, asz, ls, vol))
         lines.append(
-            f"{when}  {sym:<6} {bid:>10.2f} x {ask:<10.2f} {bs:>6} x {asz:<6}"
-            f" last {last:>10.2f} {ls:>6} {side}  vol {vol:>12,}\n"
+            f"{when}  {sym:<6} {bid:>10.{d}f} x {ask:<10.{d}f} {bs:>6} x {asz:<6}"
+            f" last {last:>10.{d}f} {ls:>6} {side}  vol {vol:>12}\n"
         )
     return lines
 

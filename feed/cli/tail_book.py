@@ -17,13 +17,17 @@ import trio
 from tickwire.feed.client.book import Book
 from tickwire.feed.client.events import BookUpdate, Gap, Status
 from tickwire.feed.client.feed import Feed
+from tickwire.feed.quantity import Quantities
 
 LEVELS = 10  # rows a side
 REFRESH_S = 0.2  # at most this often: a book changes far faster than anyone reads
 
 
-async def tail_book(feed: Feed, symbol: str, out: TextIO, *, count: int | None) -> None:
-    """Subscribe to `symbol`'s book and print its ladder until cancelled (or `count` ladders)."""
+async def tail_book(
+    feed: Feed, symbol: str, out: TextIO, *, count: int | None, qty: Quantities | None = None
+) -> None:
+    """Subscribe to `symbol`'s book and print its ladder until cancelled (or `count` ladders);
+    sizes as the asset's quantity by `qty` (the `symbols` reply's size units)."""
     await feed.subscribe([symbol], book=True, snapshot=False)
     tty = out.isatty()
     shown, last = 0, -math.inf
@@ -39,7 +43,7 @@ async def tail_book(feed: Feed, symbol: str, out: TextIO, *, count: int | None) 
         if book is None or now - last < REFRESH_S:
             continue
         last = now
-        text = ladder(book, LEVELS)
+        text = ladder(book, LEVELS, qty)
         out.write(f"\x1b[H\x1b[J{text}" if tty else f"{text}\n")
         out.flush()
         shown += 1
@@ -47,10 +51,13 @@ async def tail_book(feed: Feed, symbol: str, out: TextIO, *, count: int | None) 
             return
 
 
-def ladder(book: Book, levels: int) -> str:
+def ladder(book: Book, levels: int, qty: Quantities | None = None) -> str:
     """The top `levels` of each side, bids left and asks right, best first, with a header line:
-    time, book seq, spread and the best level's imbalance (bid - ask) / (bid + ask)."""
+    time, book seq, spread and the best level's imbalance (bid - ask) / (bid + ask). Sizes are
+    counts of size units, shown as the asset's quantity (exact) when `qty` knows the unit."""
     bids, asks = book.bids[:levels], book.asks[:levels]
+    q = qty or Quantities()
+    sid = q.ids.get(book.symbol, -1)
     places = max(
         (_places(p) for p in [*bids["price"].tolist(), *asks["price"].tolist()]), default=2
     )
@@ -63,9 +70,15 @@ def ladder(book: Book, levels: int) -> str:
     lines = [head, f"{'size':>10} {'bid':>12} | {'ask':<12} {'size':<10}"]
     for k in range(max(len(bids), len(asks))):
         left = (
-            f"{bids['size'][k]:>10} {bids['price'][k]:>12.{places}f}" if k < len(bids) else " " * 23
+            f"{q.text(sid, int(bids['size'][k])):>10} {bids['price'][k]:>12.{places}f}"
+            if k < len(bids)
+            else " " * 23
         )
-        right = f"{asks['price'][k]:<12.{places}f} {asks['size'][k]:<10}" if k < len(asks) else ""
+        right = (
+            f"{asks['price'][k]:<12.{places}f} {q.text(sid, int(asks['size'][k])):<10}"
+            if k < len(asks)
+            else ""
+        )
         lines.append(f"{left} | {right}".rstrip())
     return "\n".join(lines) + "\n"
 

@@ -123,7 +123,7 @@
 
   function onSymbols(symbols) {
     state.names = [];
-    for (const s of symbols) { state.names[s.id] = s.symbol; state.ref.set(s.symbol, s); }
+    for (const s of symbols) { state.names[s.id] = s.symbol; state.ref.set(s.symbol, withUnits(s)); }
     $("universe").replaceChildren(...symbols.map((s) => Object.assign(document.createElement("option"), { value: s.symbol })));
     indexRows();
   }
@@ -211,6 +211,36 @@
   const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "–");
   const big = (x) => (x >= 1e6 ? (x / 1e6).toFixed(2) + "M" : x >= 1e3 ? (x / 1e3).toFixed(1) + "k" : String(x));
 
+  // Sizes arrive as counts of the symbol's size_unit (1 share, or a lot: 0.00001 BTC); shown,
+  // they are the asset's quantity, exact: integers scaled by the unit's decimals, never a float
+  // product (210 lots of 0.00001 are "0.00210"). Prices show their tick's decimals (at least 2).
+  function places(unit) {
+    for (let d = 0; d <= 12; d++) {
+      if (Math.abs(Math.round(unit * 10 ** d) / 10 ** d - unit) <= 1e-15 * Math.max(1, unit)) return d;
+    }
+    return 12;
+  }
+  function withUnits(ref) {
+    const unit = ref.size_unit > 0 ? ref.size_unit : 1;
+    const d = places(unit);
+    return Object.assign(ref, {
+      sizePlaces: d, sizeScaled: BigInt(Math.round(unit * 10 ** d)), sizeUnit: unit,
+      pricePlaces: Math.max(2, places(ref.tick_size > 0 ? ref.tick_size : 0.01)),
+    });
+  }
+  function qty(units, ref) {  // the exact quantity, e.g. "0.00210"; shares as before: 1,234
+    if (!ref || !ref.sizePlaces) return (ref ? units * ref.sizeUnit : units).toLocaleString();
+    const d = ref.sizePlaces;
+    const text = (BigInt(Math.round(units)) * ref.sizeScaled).toString().padStart(d + 1, "0");
+    return `${text.slice(0, -d)}.${text.slice(-d)}`;
+  }
+  function bigQty(units, ref) {  // the table's volume: compact, exact below 1,000 of the asset
+    if (!ref || !ref.sizePlaces) return big(ref ? units * ref.sizeUnit : units);
+    const value = units * ref.sizeUnit;
+    return value >= 1e3 ? big(Math.round(value)) : qty(units, ref);
+  }
+  const priceOf = (row) => { const r = state.ref.get(row.sym); return r ? r.pricePlaces : 2; };
+
   // Rows off screen are not painted (they stay dirty until they scroll in).
   const visibility = new IntersectionObserver((entries) => {
     for (const e of entries) {
@@ -262,19 +292,20 @@
     } else if (el.textContent !== text) el.textContent = text;
   }
   function setClass(el, cls) { if (el.className !== cls) el.className = cls; }
-  const signed = (x) => (x >= 0 ? "+" : "") + fmt(x);
+  const signed = (x, d = 2) => (x >= 0 ? "+" : "") + fmt(x, d);
 
   function paintRow(row) {
     const c = row.cells;
     const [abs, pct] = change(row);
-    setText(c.last, fmt(row.last));
+    const d = priceOf(row);
+    setText(c.last, fmt(row.last, d));
     setClass(c.last, "v" + (row.dir > 0 ? " up" : row.dir < 0 ? " down" : ""));
-    setText(c.chg, Number.isFinite(pct) ? `${signed(abs)} (${signed(pct)}%)` : "–");
+    setText(c.chg, Number.isFinite(pct) ? `${signed(abs, d)} (${signed(pct)}%)` : "–");
     setClass(c.chg, "v" + (abs > 0 ? " up" : abs < 0 ? " down" : ""));
-    setText(c.bid, fmt(row.bid));
-    setText(c.ask, fmt(row.ask));
-    setText(c.spread, fmt(row.ask - row.bid));
-    setText(c.vol, big(row.volume));
+    setText(c.bid, fmt(row.bid, d));
+    setText(c.ask, fmt(row.ask, d));
+    setText(c.spread, fmt(row.ask - row.bid, d));
+    setText(c.vol, bigQty(row.volume, state.ref.get(row.sym)));
     row.dirty = false;
   }
 
@@ -323,13 +354,14 @@
     setText($("detail-sector"), ref ? ref.sector : "–");
     if (!row) return;
     const [abs, pct] = change(row);
-    setText($("detail-last"), fmt(row.last));
-    setText($("detail-change"), Number.isFinite(pct) ? `${signed(abs)} (${signed(pct)}%) since open` : "");
+    const d = priceOf(row);
+    setText($("detail-last"), fmt(row.last, d));
+    setText($("detail-change"), Number.isFinite(pct) ? `${signed(abs, d)} (${signed(pct)}%) since open` : "");
     setClass($("detail-change"), abs > 0 ? "up" : abs < 0 ? "down" : "muted");
-    setText($("detail-bid"), fmt(row.bid));
-    setText($("detail-ask"), fmt(row.ask));
-    setText($("detail-size"), row.lastSize.toLocaleString());
-    setText($("detail-volume"), row.volume.toLocaleString());
+    setText($("detail-bid"), fmt(row.bid, d));
+    setText($("detail-ask"), fmt(row.ask, d));
+    setText($("detail-size"), qty(row.lastSize, ref));
+    setText($("detail-volume"), qty(row.volume, ref));
     setText($("detail-seq"), row.seq.toLocaleString());
   }
 
@@ -358,7 +390,7 @@
     for (let k = 0; k <= 4; k++) {
       const v = lo + ((hi - lo) * k) / 4, y = top + (h - top - bottom) * (1 - k / 4);
       ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(w - axis, y); ctx.stroke();
-      ctx.fillText(v.toFixed(2), w - axis + 6 * dpr, y + 4 * dpr);
+      ctx.fillText(v.toFixed(priceOf(row)), w - axis + 6 * dpr, y + 4 * dpr);
     }
     const plotW = w - axis, plotH = h - top - bottom;
     const x = (i) => (i / (n - 1)) * plotW, y = (i) => top + plotH - ((ys[i] - lo) / (hi - lo)) * plotH;

@@ -203,22 +203,3 @@ def test_book_flag_errors_are_one_line(tmp_path, args, message):
     out = _run("--symbols", "3", "--duration", "1s", *args, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
-
-
-def test_serve_refuses_a_crypto_universe_with_one_line(tmp_path):
-    (tmp_path / "c.csv").write_text(
-        "symbol,price,tick_size,lot_size,kind\nBTC-USD,9e4,0.01,1e-5,crypto\n"
-    )
-    for universe in ("crypto", "c.csv"):
-        out = subprocess.run(
-            tickwire_cmd("serve", "--port", "0", "--universe", universe),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-        assert out.returncode == 2 and "Traceback" not in out.stderr
-        assert out.stderr.strip().splitlines() == [
-            "tickwire: error: crypto universes need the book wire; "
-            "use `tickwire simulate --universe crypto`"
-        ]
