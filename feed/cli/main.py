@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -217,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickwire {_first_word(argv)}: {exc}", file=sys.stderr)
         return INTERRUPTED
     except KeyboardInterrupt:  # a command that keeps nothing (symbols, stats): nothing to say
+        # A WebSocket client interrupted while it opened may leave a task's coroutine unstarted;
+        # Python would say so at exit, on the user's screen, for nothing the user did.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         print(f"tickwire {_first_word(argv)}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception:
