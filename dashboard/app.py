@@ -7,6 +7,7 @@ commands (`bridge`), and opens the dialogs and the detail screen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from textual.widgets import Input
 from tickwire.feed import ProtocolError
 from tickwire.feed.client.stream import resolve_symbols
 
-from .bridge import Subscribe, Throttle, Unsubscribe
+from .bridge import BookOff, BookOn, Subscribe, Throttle, Unsubscribe
 from .columns import SORT_KEYS
 from .commands import dashboard_commands
 from .detail import DetailScreen
@@ -151,8 +152,21 @@ class DashboardApp(FeedIngest):
             self.open_detail(symbol)
 
     def open_detail(self, symbol: str) -> None:
-        if self.state is not None and symbol in self.state:
-            self.push_screen(DetailScreen(self.state, symbol, self.clock))
+        if self.state is None or symbol not in self.state:
+            return
+        book = None
+        if self.book_depth > 0:  # the book of this one symbol only, while its screen is up
+            self.book_symbol, self.book_dirty = symbol, True
+            self.bridge.send(BookOn(symbol))
+            book = functools.partial(self.feed.book, symbol)
+        self.push_screen(
+            DetailScreen(self.state, symbol, self.clock, book=book, on_leave=self._left_detail)
+        )
+
+    def _left_detail(self, symbol: str) -> None:
+        if self.book_symbol == symbol:
+            self.book_symbol = None
+            self.bridge.send(BookOff(symbol))
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

@@ -221,6 +221,11 @@ The dashboard receives each symbol's latest state at most 4 times a frame, so a 
 fold several updates in (Seq jumps counts them); the volume stays whole. The price axis is \
 labelled at the symbol's tick size.
 
+[b]Order book[/b] (when the server has books)
+The depth ladder beside the chart: bids left, asks right, best first, a bar per level's size. \
+Spread is the best ask - best bid; imbalance is the bid share of the size on the top 5 levels \
+of both sides (over 50%: more on the bid). Only this symbol's book is fetched, while it is open.
+
 [b]Quote[/b]
 Change is against the reference price; Seq jumps count updates the server conflated \
 (throttle or a slow reader), which is not data loss: every row is the latest state.
