@@ -32,9 +32,18 @@ QUIT_CLOSE_S = 0.25
 """How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;
 this is the server's reply) before it lets go: quitting takes well under a second."""
 _MAIN_ONLY = frozenset(
-    {"add", "remove", "sort_next", "sort_reverse", "filter", "open_detail", "throttle"}
+    {
+        "add",
+        "remove",
+        "sort_next",
+        "sort_reverse",
+        "filter",
+        "open_detail",
+        "throttle",
+        "toggle_imbalance",
+    }
 )
-_CYCLE = tuple(k for k in SORT_KEYS if k != "trend")
+_CYCLE = tuple(k for k in SORT_KEYS if k not in ("trend", "imb"))  # Imb: by its header
 
 
 class DashboardApp(FeedIngest):
@@ -54,6 +63,7 @@ class DashboardApp(FeedIngest):
         Binding("enter", "open_detail", "Detail"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("t", "throttle", "Throttle", show=False),  # in the help: the footer has no room
+        Binding("i", "toggle_imbalance", "Imbalance", show=False),
         Binding("S", "sort_reverse", "Reverse", show=False),
     ]
 
@@ -167,6 +177,10 @@ class DashboardApp(FeedIngest):
         if self.book_symbol == symbol:
             self.book_symbol = None
             self.bridge.send(BookOff(symbol))
+
+    def action_toggle_imbalance(self) -> None:
+        self.imbalance_chosen = True
+        self.show_imbalance("imb" not in self.table.optional)
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

@@ -36,12 +36,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("bid", "Bid", 9),
     Column("ask", "Ask", 9),
     Column("spread", "Sprd", 5),
+    Column("imb", "Imb", 4),  # optional: bid size / (bid + ask size) at the best level, in %
     Column("size", "Size", 5),
     Column("volume", "Volume", 7),
     Column("rate", "Upd/s", 5),
     Column("age", "Age", 6),
     Column("trend", "Trend", 16, right=False),
 )
+OPTIONAL = frozenset({"imb"})
+"""Columns shown only when asked for (`layout(width, shown)`): Imb, with order books on."""
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 TITLES = {c.key: c.title for c in COLUMNS}
 _NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
@@ -63,6 +66,8 @@ def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[
                 values = np.where(ref > 0, values / ref, 0.0)
     elif key == "spread":
         values = t["ask"] - t["bid"]
+    elif key == "imb":
+        values = imbalance(t["bid_size"], t["ask_size"])
     elif key == "rate":
         values = state.rate[ids]
     elif key == "age":
@@ -97,10 +102,20 @@ def ordered(
     return [int(i) for i in out]
 
 
-def layout(width: int) -> list[tuple[Column, int, int]]:
-    """(column, x, width) for this width: Name and Trend share the room that is left."""
+def imbalance(bid_size: NDArray[Any], ask_size: NDArray[Any]) -> NDArray[np.float64]:
+    """Bid size / (bid + ask size) at the best level, 0 to 1 (0.5 where both are 0)."""
+    bid, ask = bid_size.astype(np.float64), ask_size.astype(np.float64)
+    total = bid + ask
+    out: NDArray[np.float64] = np.divide(bid, total, out=np.full(bid.shape, 0.5), where=total > 0)
+    return out
+
+
+def layout(width: int, shown: frozenset[str] = frozenset()) -> list[tuple[Column, int, int]]:
+    """(column, x, width) for this width: Name and Trend share the room that is left; optional
+    columns only if in `shown`."""
     avail = width - 1  # the scrollbar
-    fixed = [c for c in COLUMNS if c.key != "name"]
+    columns = [c for c in COLUMNS if c.key not in OPTIONAL or c.key in shown]
+    fixed = [c for c in columns if c.key != "name"]
     used = sum(c.width + 1 for c in fixed)
     spare = avail - used - 1
     widths = {c.key: c.width for c in COLUMNS}
@@ -115,7 +130,7 @@ def layout(width: int) -> list[tuple[Column, int, int]]:
         widths["trend"] = max(0, widths["trend"] + spare)
     out: list[tuple[Column, int, int]] = []
     x = 0
-    for col in COLUMNS:
+    for col in columns:
         w = widths[col.key]
         if w <= 0 or x + w > avail:
             continue
@@ -136,7 +151,7 @@ def row_cells(
     """Each column's text and style for one row; the trend column is the table's (sparklines)."""
     muted = styles["watch-table--muted"]
     # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
-    _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[sid].item()
+    _ts, _seq, bid, ask, last, volume, _sym, _flags, bs, as_, last_size = state.tick[sid].item()
     ref = float(state.ref_price[sid])
     dec = int(state.decimals[sid])
     cells: dict[str, tuple[str, Style]] = {
@@ -167,6 +182,7 @@ def row_cells(
             bid=(fmt.price(bid, dec), plain),
             ask=(fmt.price(ask, dec), plain),
             spread=(f"{ask - bid:.{dec}f}", muted),
+            imb=(f"{bs / (bs + as_) * 100:.0f}%" if bs + as_ else "-", muted),
             size=(fmt.compact(last_size), plain),
             volume=(fmt.compact(volume), plain),
             rate=(fmt.rate(float(state.rate[sid])), muted),

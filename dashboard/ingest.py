@@ -40,6 +40,8 @@ class FeedIngest(DashboardView):
         self.info.server = str(feed.welcome.get("server", ""))
         self.info.encoding = feed.encoding
         self.book_depth = int(feed.welcome.get("book_depth") or 0)
+        if not self.imbalance_chosen:  # with order books the best level's sizes are the book's
+            self.show_imbalance(self.book_depth > 0)
         self.info.state, self.info.error, self.retry_at = "live", None, None
         self.lag.reset()
         if self.state is None or [r["symbol"] for r in refs] != [r.symbol for r in self.state.refs]:

@@ -192,12 +192,14 @@ WATCHLIST_HELP = """\
   [b]/[/b]             filter by symbol or name (Esc clears)
   [b]p[/b]             pause rendering (data keeps coming: PAUSED +N updates)
   [b]t[/b]             server throttle (ms per symbol; 0 = the screen's pace)
+  [b]i[/b]             Imb column on/off (on by itself when the server has books)
   [b]ctrl+p[/b]        command palette: add, remove, sort, theme, refresh rate…
   [b]?[/b]             this help
   [b]q  ctrl+c[/b]     quit
 
 [b]Columns[/b]
-Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Size the last trade; \
+Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Imb the bid's share \
+of the size at the best bid and ask (over 50%: more bid); Size the last trade; \
 Upd/s the updates received per second; Age how old the latest update is; Trend the mid price \
 over the last seconds (one sample per second). Last flashes on up/down ticks.
 

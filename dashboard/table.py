@@ -103,7 +103,8 @@ class WatchTable(ScrollView, can_focus=True):
         self._row_of: dict[int, int] = {}
         self._cache: dict[int, tuple[tuple[object, ...], Strip]] = {}
         self._header: tuple[tuple[object, ...], Strip] | None = None
-        self._layout: tuple[int, list[tuple[Column, int, int]]] | None = None
+        self.optional: frozenset[str] = frozenset()  # optional columns shown (`columns`)
+        self._layout: tuple[tuple[int, frozenset[str]], list[tuple[Column, int, int]]] | None = None
         self._styles: dict[str, Style] = {}
         self._combo_styles: dict[bool, dict[str | None, Style]] = {}
         self._blank_like: set[int] = set()  # ids of styles in which a space looks as in the row's
@@ -236,9 +237,9 @@ class WatchTable(ScrollView, can_focus=True):
         return style
 
     def column_spans(self, width: int) -> list[tuple[Column, int, int]]:
-        """`columns.layout(width)`, computed again only when the width changes."""
-        if self._layout is None or self._layout[0] != width:
-            self._layout = (width, layout(width))
+        """`columns.layout(width)`, computed again only when the width (or `optional`) changes."""
+        if self._layout is None or self._layout[0] != (width, self.optional):
+            self._layout = ((width, self.optional), layout(width, self.optional))
         return self._layout[1]
 
     def _combos(self, is_cursor: bool) -> dict[str | None, Style]:

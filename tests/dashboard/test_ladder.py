@@ -101,6 +101,8 @@ def test_detail_screen_shows_a_live_ladder_and_drops_the_book_on_leave(
         async def script(pilot: Pilot[Any]) -> None:
             await until(pilot, lambda: app.state is not None and app.table.rows, "rows")
             assert app.book_depth == 20
+            assert "imb" in _columns(app)  # shown with books
+            await until(pilot, lambda: "Imb" in _line(app, 0), "the Imb header")
             app.table.move_to("AAPL")
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail")
@@ -113,7 +115,7 @@ def test_detail_screen_shows_a_live_ladder_and_drops_the_book_on_leave(
             ladder = screen.query_one(DepthLadder)
             await until(pilot, lambda: "imbalance top 5" in _ladder(ladder), "ladder drawn")
             book = app.feed.book("AAPL")
-            shown = _ladder(ladder).splitlines()
+            shown = ladder.render().plain.splitlines()  # no await between: the same book
             rows = [line for line in shown[3:] if "│" in line]
             assert len(rows) >= min(len(book.bids), size[1] - 13)  # fills its height
             best = f"{float(book.bids['price'][0]):,.2f}"
@@ -123,8 +125,8 @@ def test_detail_screen_shows_a_live_ladder_and_drops_the_book_on_leave(
             lines = _screen_text(app, size[0])
             assert any(line.startswith(" Bid ") for line in lines)  # the quote is as before
             assert any("┤" in line and "imbalance top 5" in line for line in lines)
-            best_row = next(line for line in lines if f"{best} │" in line)
-            assert best_row.index("┤") < best_row.index(best)  # the chart left, the ladder right
+            # the chart's axis left, a ladder row (bid price │ ask price) right, on one line
+            assert any(re.search(r"┤.*\d │ \d", line) for line in lines), lines
             await pilot.press("escape")
             await until(pilot, lambda: not isinstance(app.screen, DetailScreen), "back")
             await until(pilot, lambda: app.feed.book("AAPL") is None, "book dropped")
@@ -141,6 +143,15 @@ def test_detail_screen_shows_a_live_ladder_and_drops_the_book_on_leave(
         _run(app, size, script)
 
 
+def _columns(app: NotedApp) -> list[str]:
+    return [c.key for c, _, _ in app.table.column_spans(app.table.size.width)]
+
+
+def _line(app: NotedApp, y: int) -> str:
+    """The watchlist's line `y` as drawn (0: the header)."""
+    return str(app.table.render_line(y).text)
+
+
 def _ladder(widget: DepthLadder) -> str:
     return "\n".join(strip.text for strip in widget.render_lines(widget.region.reset_offset))
 
@@ -153,6 +164,17 @@ def test_without_books_the_detail_screen_is_chart_only() -> None:
         async def script(pilot: Pilot[Any]) -> None:
             await until(pilot, lambda: app.state is not None and app.table.rows, "rows")
             assert app.book_depth == 0
+            assert "imb" not in _columns(app)  # without books: as before, unless asked for
+            await pilot.press("i")
+            await until(pilot, lambda: "Imb" in _line(app, 0), "the Imb header")
+            state = app.state
+            assert state is not None
+            await until(pilot, lambda: state.have[state.index["AAPL"]], "AAPL's first tick")
+            t = state.tick[state.index["AAPL"]]
+            share = int(t["bid_size"]) / (int(t["bid_size"]) + int(t["ask_size"]))
+            await until(pilot, lambda: f" {share * 100:.0f}% " in _line(app, 1), "AAPL's Imb")
+            await pilot.press("i")
+            await until(pilot, lambda: "Imb" not in _line(app, 0), "Imb hidden again")
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen), "detail")
             screen = app.screen
