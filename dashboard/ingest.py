@@ -72,6 +72,9 @@ class FeedIngest(DashboardView):
     def watched(self) -> list[str]:
         return list(self.watchlist)
 
+    def wants_book(self, symbol: str) -> bool:
+        return self.book_symbol == symbol
+
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
         self.info.lost += gap.lost or 0
