@@ -7,14 +7,17 @@ import functools
 import html
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
-from dash_helpers import NotedApp, until
+import trio
+from dash_helpers import NotedApp, drive, make_app, until
 from textual.pilot import Pilot
 
 from tickwire.dashboard.detail import DepthLadder, DetailScreen, PriceChart
+from tickwire.dashboard.fake import FakeFeed
 from tickwire.dashboard.ladder import imbalance, ladder_text
 from tickwire.dashboard.local_server import server_thread
 from tickwire.feed import BookUpdate, connect
@@ -193,3 +196,63 @@ def test_without_books_the_detail_screen_is_chart_only() -> None:
             assert not app.notes or all(n.severity != "error" for n in app.notes)
 
         _run(app, (80, 24), script)
+
+
+class BookFake(FakeFeed):
+    """The fake feed with a server's book bookkeeping (which symbols have a book) and a gate
+    that holds unsubscribes, to order the dashboard's book requests at will."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=7, rate_hz=0, preroll=1)
+        self.welcome = {**self.welcome, "book_depth": 20}
+        self.books: set[str] = set()
+        self.gate = trio.Event()
+        self.gate.set()
+        self.unsubscribing: list[str] = []  # symbols of unsubscribes asked for (maybe held)
+
+    async def subscribe(
+        self,
+        symbols: Sequence[str] | str,
+        *,
+        snapshot: bool = True,
+        mode: str | None = None,
+        book: int | bool | None = None,
+    ) -> list[str]:
+        out = await super().subscribe(symbols, snapshot=snapshot, mode=mode)
+        if book:
+            self.books.update([symbols] if isinstance(symbols, str) else symbols)
+        return out
+
+    async def unsubscribe(self, symbols: Sequence[str] | str) -> list[str]:
+        self.unsubscribing.extend([symbols] if isinstance(symbols, str) else symbols)
+        await self.gate.wait()
+        self.books -= {symbols} if isinstance(symbols, str) else set(symbols)
+        return await super().unsubscribe(symbols)
+
+    def book(self, symbol: str) -> Book | None:
+        return None
+
+
+def test_a_screen_reopened_while_its_book_is_dropped_keeps_its_book() -> None:
+    """Leave (unsubscribe, resubscribe) and open again (subscribe with the book): if the new
+    subscribe lands before the old unsubscribe, the resubscribe must ask for the book again."""
+    fake = BookFake()
+    app, _ = make_app(fake)
+
+    async def script(pilot: Pilot[Any]) -> None:
+        symbol = app.table.cursor_symbol
+        assert symbol is not None and app.book_depth == 20
+        app.open_detail(symbol)
+        await until(pilot, lambda: fake.books == {symbol}, "the book subscribed")
+        fake.gate = trio.Event()  # the next unsubscribe waits
+        await app.pop_screen()
+        await until(pilot, lambda: fake.unsubscribing == [symbol], "BookOff")
+        app.open_detail(symbol)
+        subscribes = lambda: fake.requests.count(("subscribe", [symbol]))  # noqa: E731
+        await until(pilot, lambda: subscribes() == 2, "the second BookOn")
+        fake.gate.set()
+        await until(pilot, lambda: subscribes() == 3, "BookOff's resubscribe")
+        assert fake.books == {symbol}
+        assert isinstance(app.screen, DetailScreen)
+
+    drive(app, script)
