@@ -7,6 +7,7 @@ commands (`bridge`), and opens the dialogs and the detail screen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from textual.widgets import Input
 from tickwire.feed import ProtocolError
 from tickwire.feed.client.stream import resolve_symbols
 
-from .bridge import Subscribe, Throttle, Unsubscribe
+from .bridge import BookOff, BookOn, Subscribe, Throttle, Unsubscribe
 from .columns import SORT_KEYS
 from .commands import dashboard_commands
 from .detail import DetailScreen
@@ -31,9 +32,18 @@ QUIT_CLOSE_S = 0.25
 """How long quitting waits for the feed's close handshake (our 1000 close frame goes at once;
 this is the server's reply) before it lets go: quitting takes well under a second."""
 _MAIN_ONLY = frozenset(
-    {"add", "remove", "sort_next", "sort_reverse", "filter", "open_detail", "throttle"}
+    {
+        "add",
+        "remove",
+        "sort_next",
+        "sort_reverse",
+        "filter",
+        "open_detail",
+        "throttle",
+        "toggle_imbalance",
+    }
 )
-_CYCLE = tuple(k for k in SORT_KEYS if k != "trend")
+_CYCLE = tuple(k for k in SORT_KEYS if k not in ("trend", "imb"))  # Imb: by its header
 
 
 class DashboardApp(FeedIngest):
@@ -53,6 +63,7 @@ class DashboardApp(FeedIngest):
         Binding("enter", "open_detail", "Detail"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("t", "throttle", "Throttle", show=False),  # in the help: the footer has no room
+        Binding("i", "toggle_imbalance", "Imbalance", show=False),
         Binding("S", "sort_reverse", "Reverse", show=False),
     ]
 
@@ -151,8 +162,25 @@ class DashboardApp(FeedIngest):
             self.open_detail(symbol)
 
     def open_detail(self, symbol: str) -> None:
-        if self.state is not None and symbol in self.state:
-            self.push_screen(DetailScreen(self.state, symbol, self.clock))
+        if self.state is None or symbol not in self.state:
+            return
+        book = None
+        if self.book_depth > 0:  # the book of this one symbol only, while its screen is up
+            self.book_symbol, self.book_dirty = symbol, True
+            self.bridge.send(BookOn(symbol))
+            book = functools.partial(self.feed.book, symbol)
+        self.push_screen(
+            DetailScreen(self.state, symbol, self.clock, book=book, on_leave=self._left_detail)
+        )
+
+    def _left_detail(self, symbol: str) -> None:
+        if self.book_symbol == symbol:
+            self.book_symbol = None
+            self.bridge.send(BookOff(symbol))
+
+    def action_toggle_imbalance(self) -> None:
+        self.imbalance_chosen = True
+        self.show_imbalance("imb" not in self.table.optional)
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

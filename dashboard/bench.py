@@ -39,7 +39,7 @@ from tickwire.simulators import Universe
 from .app import DashboardApp
 from .config import DEFAULT_FPS, DEFAULT_WATCHLIST
 from .fake import FakeFeed, fake_connector
-from .local_server import server_thread
+from .local_server import demo_server
 
 
 def measure(
@@ -179,7 +179,7 @@ def measure_live(
     dashboard taking every update (what it did before asking for the latest state). `latest`:
     the dashboard as it is. Data age: at each frame, now minus the newest record's `ts`.
     """
-    with server_thread(seed=0, activity=1.0) as url:
+    with demo_server(seed=0, activity=1.0) as url:
         plain = asyncio.run(_plain_ages(url, seconds, fps))
         every = asyncio.run(_measure_app(url, size, seconds, fps, latest=False))
         latest = asyncio.run(_measure_app(url, size, seconds, fps, latest=True))

@@ -23,6 +23,7 @@ import trio
 from tickwire.feed import (
     AuthError,
     Batch,
+    BookUpdate,
     ConnectError,
     ConnectionLost,
     Gap,
@@ -60,7 +61,22 @@ class Throttle:
     announce: bool = True  # the user asked: say what changed (a pace change is silent)
 
 
-Command = Subscribe | Unsubscribe | Throttle
+@dataclass(frozen=True, slots=True)
+class BookOn:
+    """Keep `symbol`'s order book (the server's depth) beside its ticks."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookOff:
+    """Stop `symbol`'s book, keep its ticks: /v1 drops a book only with its symbol, so this is
+    an unsubscribe and a resubscribe (with a tick snapshot) of that one symbol."""
+
+    symbol: str
+
+
+Command = Subscribe | Unsubscribe | Throttle | BookOn | BookOff
 
 
 class Sink(Protocol):
@@ -71,6 +87,9 @@ class Sink(Protocol):
     ) -> None: ...
     def feed_connected(self, feed: Any, refs: list[dict[str, Any]]) -> list[str]: ...
     def feed_batch(self, batch: Batch) -> None: ...
+    def feed_book(self, update: BookUpdate) -> None: ...
+    def watched(self) -> list[str]: ...
+    def wants_book(self, symbol: str) -> bool: ...
     def feed_gap(self, gap: Gap) -> None: ...
     def feed_status(self, status: Status) -> None: ...
     def feed_rtt(self, rtt_s: float) -> None: ...
@@ -234,6 +253,8 @@ class FeedBridge:
                     async for event in feed:
                         if isinstance(event, Batch):
                             self._sink.feed_batch(event)
+                        elif isinstance(event, BookUpdate):
+                            self._sink.feed_book(event)
                         elif isinstance(event, Gap):
                             self._sink.feed_gap(event)
                         elif isinstance(event, Status):
@@ -258,6 +279,19 @@ class FeedBridge:
                 )
             elif isinstance(command, Unsubscribe):
                 result = await feed.unsubscribe(list(command.symbols))
+            elif isinstance(command, BookOn):
+                result = await feed.subscribe(
+                    [command.symbol], book=True, snapshot=False, mode=self._mode
+                )
+            elif isinstance(command, BookOff):
+                result = await feed.unsubscribe([command.symbol])
+                if command.symbol in self._sink.watched():  # still on the watchlist: ticks back
+                    # and its book too if its screen opened again meanwhile (that BookOn's
+                    # subscribe may have run before this unsubscribe)
+                    again = True if self._sink.wants_book(command.symbol) else None
+                    result = await feed.subscribe(
+                        [command.symbol], snapshot=True, mode=self._mode, book=again
+                    )
             else:
                 await feed.throttle(max(command.interval_ms, command.pace_ms))
                 result = command.interval_ms

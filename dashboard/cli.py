@@ -1,10 +1,10 @@
 """`tickwire dashboard` and `tickwire demo`: parse flags, build the app, run it.
 
 `demo` starts the real feed server in a background thread (its own `trio.run`, a free port on
-127.0.0.1) and opens the dashboard on it, so `tickwire demo` needs nothing else running; when the
-dashboard quits (q, Ctrl+C) the server shuts down as `serve` does on Ctrl+C (any client left is
-closed with 1001). Mistakes (bad URL, refused token, bad flag) end in one line, no traceback,
-via `UserError`.
+127.0.0.1, order books 20 levels a side, so the detail screen has its depth ladder) and opens the
+dashboard on it, so `tickwire demo` needs nothing else running; when the dashboard quits (q,
+Ctrl+C) the server shuts down as `serve` does on Ctrl+C (any client left is closed with 1001).
+Mistakes (bad URL, refused token, bad flag) end in one line, no traceback, via `UserError`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from tickwire.simulators.errors import UserError
 from tickwire.simulators.numbers import positive_float
 
 from . import config as cfg
-from .local_server import server_thread
+from .local_server import demo_server
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser(
         "demo",
         help="a live simulated market in the terminal dashboard, nothing else to run",
-        description="Start a feed server in this process on a free port and open the dashboard "
-        "on it. Keys: a add, d remove, s sort, / filter, Enter detail, p pause, ? help, q quit.",
+        description="Start a feed server in this process on a free port (with order books, 20 "
+        "levels a side) and open the dashboard on it. Keys: a add, d remove, s sort, / filter, "
+        "Enter detail, p pause, ? help, q quit.",
     )
     demo.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
     demo.add_argument(
@@ -121,7 +122,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    with server_thread(seed=args.seed, activity=args.activity) as url:
+    with demo_server(seed=args.seed, activity=args.activity) as url:
         return run_app(args, url, token=None)
 
 

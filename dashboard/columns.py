@@ -6,6 +6,7 @@ and the palette's sort commands. Imports numpy and Rich styles; never Textual, t
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,12 +37,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("bid", "Bid", 9),
     Column("ask", "Ask", 9),
     Column("spread", "Sprd", 5),
+    Column("imb", "Imb", 4),  # optional: bid size / (bid + ask size) at the best level, in %
     Column("size", "Size", 5),  # 7 with fractional sizes (`layout`): 0.00210 BTC
     Column("volume", "Volume", 7),
     Column("rate", "Upd/s", 5),
     Column("age", "Age", 6),
     Column("trend", "Trend", 16, right=False),
 )
+OPTIONAL = frozenset({"imb"})
+"""Columns shown only when asked for (`layout(width, shown)`): Imb, with order books on."""
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 TITLES = {c.key: c.title for c in COLUMNS}
 _NAME_MIN, _NAME_MAX, _TREND_MAX = 8, 22, 40
@@ -63,6 +67,8 @@ def sort_values(state: MarketState, ids: NDArray[np.intp], key: str) -> NDArray[
                 values = np.where(ref > 0, values / ref, 0.0)
     elif key == "spread":
         values = t["ask"] - t["bid"]
+    elif key == "imb":
+        values = imbalance(t["bid_size"], t["ask_size"])
     elif key == "rate":
         values = state.rate[ids]
     elif key == "age":
@@ -99,14 +105,28 @@ def ordered(
     return [int(i) for i in out]
 
 
+def imbalance(bid_size: NDArray[Any], ask_size: NDArray[Any]) -> NDArray[np.float64]:
+    """Bid size / (bid + ask size) at the best level, 0 to 1 (0.5 where both are 0)."""
+    bid, ask = bid_size.astype(np.float64), ask_size.astype(np.float64)
+    total = bid + ask
+    out: NDArray[np.float64] = np.divide(bid, total, out=np.full(bid.shape, 0.5), where=total > 0)
+    return out
+
+
+@functools.lru_cache(maxsize=64)  # per frame and per row: computed once per width and market
 def layout(
-    width: int, fractional: bool = False, symbol_w: int = 6
+    width: int,
+    fractional: bool = False,
+    symbol_w: int = 6,
+    shown: frozenset[str] = frozenset(),
 ) -> list[tuple[Column, int, int]]:
-    """(column, x, width) for this width: Name and Trend share the room that is left. With
+    """(column, x, width) for this width: Name and Trend share the room that is left; optional
+    columns only if in `shown`. Cached: callers read the list, never change it. With
     `fractional` sizes (crypto lots), Size is as wide as Volume: 0.00210 (BTC) in full; Symbol
     is `symbol_w` wide (at least 6, at most 10: BTC-USD in full)."""
     avail = width - 1  # the scrollbar
-    widths = {c.key: c.width for c in COLUMNS}
+    columns = [c for c in COLUMNS if c.key not in OPTIONAL or c.key in shown]
+    widths = {c.key: c.width for c in columns}
     widths["symbol"] = max(widths["symbol"], min(10, symbol_w))
     if fractional:
         widths["size"] = widths["volume"]
@@ -123,7 +143,7 @@ def layout(
         widths["trend"] = max(0, widths["trend"] + spare)
     out: list[tuple[Column, int, int]] = []
     x = 0
-    for col in COLUMNS:
+    for col in columns:
         w = widths[col.key]
         if w <= 0 or x + w > avail:
             continue
@@ -144,7 +164,7 @@ def row_cells(
     """Each column's text and style for one row; the trend column is the table's (sparklines)."""
     muted = styles["watch-table--muted"]
     # One conversion to Python numbers (numpy scalar field access costs ~1 us each).
-    _ts, _seq, bid, ask, last, volume, _sym, _flags, _bs, _as, last_size = state.tick[sid].item()
+    _ts, _seq, bid, ask, last, volume, _sym, _flags, bs, as_, last_size = state.tick[sid].item()
     ref = float(state.ref_price[sid])
     dec = int(state.decimals[sid])
     cells: dict[str, tuple[str, Style]] = {
@@ -175,6 +195,7 @@ def row_cells(
             bid=(fmt.price(bid, dec), plain),
             ask=(fmt.price(ask, dec), plain),
             spread=(f"{ask - bid:.{dec}f}", muted),
+            imb=(f"{bs / (bs + as_) * 100:.0f}%" if bs + as_ else "-", muted),
             size=(fmt.size(state.qty, sid, last_size, 7), plain),
             volume=(fmt.size(state.qty, sid, volume, 7), plain),
             rate=(fmt.rate(float(state.rate[sid])), muted),

@@ -9,6 +9,7 @@ timer may fire in between. `Esc` goes back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -16,13 +17,17 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from tickwire.feed.client.book import Book
+
 from . import fmt
 from .clock import Clock
+from .ladder import ladder_text
 from .state import MarketState
 
 
@@ -101,7 +106,7 @@ def chart_text(
 
 class PriceChart(Widget):
     DEFAULT_CSS = """
-    PriceChart { height: 1fr; min-height: 8; padding: 0 1; }
+    PriceChart { width: 1fr; height: 1fr; min-height: 8; padding: 0 1; }
     """
 
     def __init__(self, state: MarketState, sid: int) -> None:
@@ -123,6 +128,44 @@ class PriceChart(Widget):
         hist, vol = self.state.history(self.sid)
         decimals = int(self.state.decimals[self.sid])
         return chart_text(hist, vol, self.size.width, self.size.height, colours, decimals)
+
+
+def _colours(widget: Widget) -> dict[str, str]:
+    theme = widget.app.current_theme
+    return {
+        "ask": theme.error or "red",
+        "bid": theme.success or "green",
+        "ask_bar": f"dim {theme.error or 'red'}",
+        "bid_bar": f"dim {theme.success or 'green'}",
+        "muted": "dim",
+    }
+
+
+class DepthLadder(Widget):
+    """The symbol's order book beside the chart: `book()` is the feed's checked local copy."""
+
+    DEFAULT_CSS = """
+    DepthLadder { width: 40; height: 1fr; min-height: 8; padding: 0 1; border-left: vkey $panel; }
+    """
+
+    def __init__(
+        self, book: Callable[[], Book | None], decimals: int, size_text: Callable[[int], str]
+    ) -> None:
+        super().__init__()
+        self.book = book
+        self.decimals = decimals
+        self.size_text = size_text
+
+    def render(self) -> Text:
+        colours = _colours(self)
+        return ladder_text(
+            self.book(),
+            self.content_size.width,
+            self.size.height,
+            self.decimals,
+            colours,
+            self.size_text,
+        )
 
 
 def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
@@ -186,18 +229,29 @@ class DetailScreen(Screen[None]):
     DetailScreen { background: $surface; }
     DetailScreen #title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
     DetailScreen #quote { height: 4; padding: 0 1; margin: 1 0 1 0; }
+    DetailScreen #chart-and-book { height: 1fr; }
     """
     BINDINGS: ClassVar[Any] = [
         Binding("escape,q,backspace", "app.pop_screen", "Back"),
         Binding("p", "app.toggle_pause", "Pause"),
     ]
 
-    def __init__(self, state: MarketState, symbol: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        state: MarketState,
+        symbol: str,
+        clock: Clock,
+        *,
+        book: Callable[[], Book | None] | None = None,
+        on_leave: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__()
         self.state = state
         self.symbol = symbol
         self.sid = state.index[symbol]
         self.clock = clock
+        self.book = book  # None: the server has no books, the screen is quote and chart only
+        self.on_leave = on_leave
 
     def compose(self) -> ComposeResult:
         ref = self.state.refs_by_id[self.sid]
@@ -211,11 +265,33 @@ class DetailScreen(Screen[None]):
             id="title",
         )
         yield Static(id="quote")
-        yield PriceChart(self.state, self.sid)
+        if self.book is None:
+            yield PriceChart(self.state, self.sid)
+        else:
+            with Horizontal(id="chart-and-book"):
+                yield PriceChart(self.state, self.sid)
+                state, sid = self.state, self.sid
+                yield DepthLadder(
+                    self.book,
+                    int(state.decimals[sid]),
+                    lambda units: fmt.size(state.qty, sid, units, 7),
+                )
         yield Footer()
 
     def on_mount(self) -> None:
         self._draw()  # composed now (is_mounted turns True only after this handler)
+
+    def on_resize(self) -> None:
+        if self.book is not None:  # the ladder takes 40% of a wide screen, 40 cells at least
+            self.query_one(DepthLadder).styles.width = max(40, min(64, self.size.width * 2 // 5))
+
+    def on_unmount(self) -> None:
+        if self.on_leave is not None:
+            self.on_leave(self.symbol)
+
+    def refresh_book(self) -> None:
+        if self.is_mounted and self.book is not None:
+            self.query_one(DepthLadder).refresh()
 
     def refresh_data(self) -> None:
         if self.is_mounted:  # else pushed, not yet composed: on_mount draws the first picture

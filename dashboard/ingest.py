@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tickwire.feed import Batch, Gap, ProtocolError, Status
+from tickwire.feed import Batch, BookUpdate, Gap, ProtocolError, Status
 
-from .bridge import Command, Sink, Subscribe, Throttle, Unsubscribe
+from .bridge import BookOff, BookOn, Command, Sink, Subscribe, Throttle, Unsubscribe
 from .state import MarketState
 from .view import DashboardView
 
@@ -39,6 +39,9 @@ class FeedIngest(DashboardView):
         self.info.url = feed.url or self.url
         self.info.server = str(feed.welcome.get("server", ""))
         self.info.encoding = feed.encoding
+        self.book_depth = int(feed.welcome.get("book_depth") or 0)
+        if not self.imbalance_chosen:  # with order books the best level's sizes are the book's
+            self.show_imbalance(self.book_depth > 0)
         self.info.state, self.info.error, self.retry_at = "live", None, None
         self.lag.reset()
         if self.state is None or [r["symbol"] for r in refs] != [r.symbol for r in self.state.refs]:
@@ -61,6 +64,16 @@ class FeedIngest(DashboardView):
             self.info.conflated += batch.conflated
             if batch.kind == "ticks" and len(ticks):
                 self.lag.observe(int(ticks["ts"].max()), self.clock.wall_ns())
+
+    def feed_book(self, update: BookUpdate) -> None:
+        if self.book_symbol in update.symbols:
+            self.book_dirty = True
+
+    def watched(self) -> list[str]:
+        return list(self.watchlist)
+
+    def wants_book(self, symbol: str) -> bool:
+        return self.book_symbol == symbol
 
     def feed_gap(self, gap: Gap) -> None:
         self.info.gaps += 1
@@ -96,7 +109,10 @@ class FeedIngest(DashboardView):
         self.info.rtt_s = rtt_s
 
     def feed_reply(self, command: Command, result: Any, error: str | None) -> None:
-        if isinstance(command, Subscribe):
+        if isinstance(command, BookOn | BookOff):
+            if error is not None:
+                self.notify(f"order book of {command.symbol}: {error}", severity="error")
+        elif isinstance(command, Subscribe):
             if error is not None:
                 bad = list(result.symbols) if isinstance(result, ProtocolError) else []
                 self.notify(f"cannot add {', '.join(command.symbols)}: {error}", severity="error")

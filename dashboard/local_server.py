@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
+
+DEMO_BOOK_DEPTH = 20
+"""`tickwire demo` serves order books this deep, so the detail screen shows its depth ladder."""
+
+
+def demo_server(seed: int = 0, activity: float = 1.0) -> AbstractContextManager[str]:
+    """The server as `tickwire demo` runs it (books on), in a thread; yields its URL."""
+    return server_thread(seed=seed, activity=activity, book_depth=DEMO_BOOK_DEPTH)
 
 
 @contextmanager

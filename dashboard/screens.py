@@ -192,12 +192,14 @@ WATCHLIST_HELP = """\
   [b]/[/b]             filter by symbol or name (Esc clears)
   [b]p[/b]             pause rendering (data keeps coming: PAUSED +N updates)
   [b]t[/b]             server throttle (ms per symbol; 0 = the screen's pace)
+  [b]i[/b]             Imb column on/off (on by itself when the server has books)
   [b]ctrl+p[/b]        command palette: add, remove, sort, theme, refresh rate…
   [b]?[/b]             this help
   [b]q  ctrl+c[/b]     quit
 
 [b]Columns[/b]
-Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Size the last trade; \
+Chg and Chg% are against the symbol's reference price; Sprd is ask - bid; Imb the bid's share \
+of the size at the best bid and ask (over 50%: more bid); Size the last trade; \
 Upd/s the updates received per second; Age how old the latest update is; Trend the mid price \
 over the last seconds (one sample per second). Last flashes on up/down ticks.
 
@@ -220,6 +222,11 @@ between them, ● the last trade; the bars below are the volume traded since the
 The dashboard receives each symbol's latest state at most 4 times a frame, so a column may \
 fold several updates in (Seq jumps counts them); the volume stays whole. The price axis is \
 labelled at the symbol's tick size.
+
+[b]Order book[/b] (when the server has books)
+The depth ladder beside the chart: bids left, asks right, best first, a bar per level's size. \
+Spread is the best ask - best bid; imbalance is the bid share of the size on the top 5 levels \
+of both sides (over 50%: more on the bid). Only this symbol's book is fetched, while it is open.
 
 [b]Quote[/b]
 Change is against the reference price; Seq jumps count updates the server conflated \

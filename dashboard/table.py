@@ -103,7 +103,7 @@ class WatchTable(ScrollView, can_focus=True):
         self._row_of: dict[int, int] = {}
         self._cache: dict[int, tuple[tuple[object, ...], Strip]] = {}
         self._header: tuple[tuple[object, ...], Strip] | None = None
-        self._layout: tuple[tuple[int, bool, int], list[tuple[Column, int, int]]] | None = None
+        self.optional: frozenset[str] = frozenset()  # optional columns shown (`columns`)
         self._styles: dict[str, Style] = {}
         self._combo_styles: dict[bool, dict[str | None, Style]] = {}
         self._blank_like: set[int] = set()  # ids of styles in which a space looks as in the row's
@@ -215,7 +215,6 @@ class WatchTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.rows) + 1)
-        self._layout = None
         self.refresh_all()
         self._scroll_cursor_visible()
 
@@ -236,11 +235,9 @@ class WatchTable(ScrollView, can_focus=True):
         return style
 
     def column_spans(self, width: int) -> list[tuple[Column, int, int]]:
-        """`columns.layout(width)`, computed again only when the width (or market) changes."""
-        key = (width, False, 6) if self.state is None else (width, *self.state.layout_hints)
-        if self._layout is None or self._layout[0] != key:
-            self._layout = (key, layout(*key))
-        return self._layout[1]
+        """`columns.layout` for this width, the market's sizes and symbols, and `optional`."""
+        hints = (False, 6) if self.state is None else self.state.layout_hints
+        return layout(width, *hints, shown=self.optional)
 
     def _combos(self, is_cursor: bool) -> dict[str | None, Style]:
         """Row style (cursor or not) plus each component style, combined once per theme."""

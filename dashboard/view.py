@@ -85,6 +85,10 @@ class DashboardView(App[int]):
         self.lag = self.gauge.lag  # the feed's delivery lag: reset on every new connection
         self.throttle_ms = 0
         self.feed: Any = None
+        self.book_depth = 0  # the server's (welcome): 0, no books, the detail screen as ever
+        self.book_symbol: str | None = None  # the detail screen's, whose book is subscribed
+        self.book_dirty = False
+        self.imbalance_chosen = False  # the user pressed i: books no longer decide the column
         self.retry_at: float | None = None
         self._last_flush = self.clock.monotonic()
         self._last_status = -math.inf
@@ -157,15 +161,20 @@ class DashboardView(App[int]):
                     else:
                         table.refresh_ids(np.union1d(dirty, expired) if expired.size else dirty)
                     screen = self.screen
-                    if (
-                        isinstance(screen, DetailScreen)
-                        and screen.is_mounted
-                        and (screen.sid in dirty or screen.sid in expired)
-                    ):
-                        screen.refresh_data()
+                    if isinstance(screen, DetailScreen) and screen.is_mounted:
+                        if screen.sid in dirty or screen.sid in expired:
+                            screen.refresh_data()
+                        if self.book_dirty:
+                            self.book_dirty = False
+                            screen.refresh_book()
                 self.data_age_ns = self._data_age_ns(state)
         self._last_flush = now
         self.show_status()
+
+    def show_imbalance(self, on: bool) -> None:
+        """Show (or hide) the watchlist's Imb column: bid share of the best level's size."""
+        self.table.optional = frozenset({"imb"}) if on else frozenset()
+        self.table.refresh_all()
 
     def show_status(self, force: bool = False) -> None:
         now = self.clock.monotonic()

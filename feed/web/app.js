@@ -26,6 +26,7 @@
     selected: null, nextReq: 1, replies: new Map(),
     pulling: false, paintTick: 0, chartBucket: -1, detailDirty: true, restarted: false,
     rate: 0, latency: NaN, metersShown: "", refused: false,
+    book: null, bookDirty: false,  // the selected symbol's book (worker.js keeps it)
   };
 
   function feedUrl() {
@@ -119,6 +120,7 @@
     state.rate = msg.rate; state.latency = msg.latency;
     if (msg.restarted) state.restarted = true;
     if (msg.resumed) showResumed(msg.resumed);
+    if (msg.book) { state.book = msg.book; state.bookDirty = true; }
   }
 
   function onSymbols(symbols) {
@@ -201,6 +203,7 @@
   }
 
   function select(sym) {
+    if (state.selected !== sym) worker.postMessage({ t: "book", symbol: sym });
     state.selected = sym;
     for (const row of state.rows.values()) row.el.classList.toggle("selected", row.sym === sym);
     state.detailDirty = true;
@@ -403,6 +406,40 @@
     ctx.fillText(`mid price, last ${Math.round((n * SAMPLE_MS) / 1000)} s`, 4 * dpr, h - 2 * dpr);
   }
 
+  // The depth ladder: the top levels a side, best first, a bar per level's size (hidden when
+  // the server has no books). Its dataset says which book it shows (symbol, book seq, resyncs).
+  const LADDER_ROWS = 10;
+  const IMBALANCE_LEVELS = 5;
+  function paintLadder() {
+    state.bookDirty = false;
+    const b = state.book, el = $("ladder");
+    el.hidden = !b || !b.depth;
+    if (el.hidden) return;
+    el.dataset.symbol = b.symbol || ""; el.dataset.seq = String(b.seq);
+    el.dataset.resyncs = String(b.resyncs);
+    const body = $("ladder-rows");
+    while (body.children.length < LADDER_ROWS) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = '<td class="bar b"><div></div></td><td class="bs"></td><td class="bid"></td>' +
+        '<td class="ask"></td><td class="as"></td><td class="bar a"><div></div></td>';
+      body.appendChild(tr);
+    }
+    const d = b.decimals ?? 2;
+    let peak = 1;
+    for (const [, s] of b.bids.concat(b.asks)) if (s > peak) peak = s;
+    for (let k = 0; k < LADDER_ROWS; k++) {
+      const c = body.children[k].children, bid = b.bids[k], ask = b.asks[k];
+      setText(c[1], bid ? big(bid[1]) : ""); setText(c[2], bid ? fmt(bid[0], d) : "");
+      setText(c[3], ask ? fmt(ask[0], d) : ""); setText(c[4], ask ? big(ask[1]) : "");
+      c[0].firstChild.style.width = bid ? `${(bid[1] / peak) * 100}%` : "0";
+      c[5].firstChild.style.width = ask ? `${(ask[1] / peak) * 100}%` : "0";
+    }
+    const sum = (side) => side.slice(0, IMBALANCE_LEVELS).reduce((a, l) => a + l[1], 0);
+    const bs = sum(b.bids), as = sum(b.asks);
+    setText($("ladder-spread"), b.bids.length && b.asks.length ? fmt(b.asks[0][0] - b.bids[0][0], d) : "–");
+    setText($("ladder-imb"), bs + as ? `${Math.round((bs / (bs + as)) * 100)}% bid` : "–");
+  }
+
   function paintMeters() {
     const text = state.rate.toLocaleString() + "|" + (Number.isFinite(state.latency) ? `${state.latency.toFixed(1)} ms` : "–");
     if (text === state.metersShown) return;
@@ -438,6 +475,7 @@
       if (chartDirty) { paintChart(); state.chartBucket = sel ? sel.bucket : -1; }
       paintMeters();
     }
+    if (state.bookDirty) paintLadder();
     state.detailDirty = false;
     if (state.restarted) {
       state.restarted = false;

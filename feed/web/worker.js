@@ -27,6 +27,7 @@ self.onmessage = ({ data }) => {
   switch (data.t) {
     case "start": feed.url = data.url; feed.watch = data.watch.slice(); connect(); break;
     case "pull": feed.wanted = true; flush(); break;
+    case "book": bookWant(data.symbol); break;
     case "subscribe": case "unsubscribe": {
       const syms = data.symbols;
       if (data.t === "subscribe") for (const s of syms) { if (!feed.watch.includes(s)) feed.watch.push(s); }
@@ -102,6 +103,10 @@ async function onWelcome(msg) {
   }
   const resumeFrom = sameRun && feed.offset >= 0 ? { epoch: feed.epoch, offset: feed.offset } : true;
   if (msg.epoch !== undefined) feed.epoch = msg.epoch;
+  if (msg.book_depth !== book.depth) {  // 0 or absent: no books, the page shows none
+    book.depth = msg.book_depth || 0; book.dirty = true;
+    const symbol = book.symbol; book.symbol = null; bookWant(symbol);
+  }
   try {
     const reply = await request("symbols");
     learnUniverse(reply.symbols);
@@ -224,7 +229,7 @@ function meter(n, nowMs, tsMs) {
 // Float64Array, FIELDS numbers a symbol.
 function flush() {
   const ids = feed.changedIds;
-  if (!ids.length && !feed.restarted && !feed.resumedDirty) return;
+  if (!ids.length && !feed.restarted && !feed.resumedDirty && !book.dirty) return;
   const out = new Float64Array(ids.length * FIELDS);
   for (let i = 0, o = 0; i < ids.length; i++, o += FIELDS) {
     const id = ids[i];
@@ -235,6 +240,127 @@ function flush() {
   ids.length = 0;
   feed.wanted = false;
   post({ t: "update", quotes: out, rate: feed.rate, latency: feed.latency,
-    restarted: feed.restarted, resumed: feed.resumedDirty ? feed.resumed : null }, [out.buffer]);
+    restarted: feed.restarted, resumed: feed.resumedDirty ? feed.resumed : null,
+    book: book.dirty ? bookView() : null }, [out.buffer]);
+  book.dirty = false;
   feed.restarted = false; feed.resumedDirty = false;
+}
+
+// ------------------------------------------------------------------ the selected symbol's book
+// Its own JSON connection (README, "Order books"): the tick feed stays binary and book-free, and
+// only the symbol the page shows has a book. Changes are applied in book seq order and nothing
+// more is checked; a seq that does not follow (or a conflated base that is not ours) drops the
+// book and subscribes it again, so the page never shows a book it knows to be wrong.
+const BOOK_ROWS = 10;        // levels a side sent to the page
+const book = {
+  depth: 0, symbol: null, ws: null, nextId: 1, held: null, dirty: false, resyncs: 0, attempt: 0,
+  ackId: 0, acked: false,  // the last book subscribe, and whether its ack (then snapshot) came
+};
+
+function bookWant(symbol) {
+  const old = book.symbol;
+  book.symbol = symbol;
+  if (old === symbol) return;
+  book.held = null; book.dirty = true;
+  if (!book.depth) return;
+  if (!book.ws) { if (symbol) bookConnect(); return; }
+  if (book.ws.readyState !== WebSocket.OPEN) return;  // its welcome subscribes book.symbol
+  if (old) bookSend("unsubscribe", { symbols: [old] });
+  if (symbol) bookSubscribe(symbol);
+}
+
+function bookSubscribe(symbol) {
+  book.acked = false;
+  book.ackId = bookSend("subscribe", { symbols: [symbol], book: true, snapshot: false });
+}
+
+function bookConnect() {
+  const ws = new WebSocket(feed.url, ["tickwire.v1"]);
+  book.ws = ws;
+  ws.onmessage = (ev) => { if (book.ws === ws) onBookJson(JSON.parse(ev.data)); };
+  ws.onclose = () => {
+    if (book.ws !== ws) return;
+    book.ws = null; book.held = null; book.dirty = true;
+    const delay = Math.min(BACKOFF_MAX_MS, 250 * 2 ** book.attempt++);
+    setTimeout(() => { if (!book.ws && book.symbol && book.depth) bookConnect(); }, delay);
+  };
+}
+
+function bookSend(op, fields) {
+  const id = book.nextId++;
+  if (book.ws && book.ws.readyState === WebSocket.OPEN) book.ws.send(JSON.stringify({ op, id, ...fields }));
+  return id;
+}
+
+function onBookJson(msg) {
+  if (msg.type === "welcome") {
+    book.attempt = 0;
+    if (book.symbol) bookSubscribe(book.symbol);
+  } else if (msg.type === "ack") {
+    if (msg.id === book.ackId) book.acked = true;
+  } else if (msg.type === "book_snapshot") {
+    for (const e of msg.books) {
+      if (e.symbol !== book.symbol) continue;
+      const scale = 10 ** e.decimals;
+      const side = (rows) => new Map(rows.map(([p, s]) => [Math.round(p * scale), s]));
+      book.held = { symbol: e.symbol, seq: e.seq, depth: e.depth, scale, tick: e.tick_units,
+        decimals: e.decimals,
+        bids: side(e.bids), asks: side(e.asks) };
+      book.dirty = true;
+    }
+  } else if (msg.type === "book") {
+    for (const e of msg.books) {
+      const h = book.held;
+      if (!h) {  // after our subscribe's ack, a change before any snapshot: the snapshot was lost
+        if (book.acked && e.symbol === book.symbol) bookResync();
+        continue;
+      }
+      if (e.symbol !== h.symbol) continue;
+      const base = e.conflated ? e.since : e.seq - e.changes.length;
+      if (base !== h.seq || e.seq <= h.seq) { bookResync(); continue; }
+      for (const [side, p, s] of e.changes) {
+        const levels = side === "bid" ? h.bids : h.asks;
+        const u = Math.round(p * h.scale);
+        if (s) levels.set(u, s); else levels.delete(u);
+      }
+      bookCut(h);
+      h.seq = e.seq;
+      book.dirty = true;
+    }
+  } else if (msg.type === "error") {
+    post({ t: "banner", text: `Order book of ${book.symbol}: ${msg.message}`, error: true });
+  }
+  if (book.dirty && feed.wanted) flush();
+}
+
+// A client keeps the levels within its depth of each side's best (the server's view of it).
+function bookCut(h) {
+  const span = h.depth * h.tick;
+  if (h.bids.size) {
+    const low = Math.max(...h.bids.keys()) - span;
+    for (const u of h.bids.keys()) if (u <= low) h.bids.delete(u);
+  }
+  if (h.asks.size) {
+    const high = Math.min(...h.asks.keys()) + span;
+    for (const u of h.asks.keys()) if (u >= high) h.asks.delete(u);
+  }
+}
+
+function bookResync() {
+  const symbol = book.symbol;
+  book.held = null; book.dirty = true; book.resyncs++;
+  bookSend("unsubscribe", { symbols: [symbol] });
+  bookSubscribe(symbol);
+}
+
+// What the page draws: the top BOOK_ROWS levels a side, best first, as [price, size] pairs.
+function bookView() {
+  const h = book.held;
+  const out = { symbol: book.symbol, depth: book.depth, resyncs: book.resyncs, seq: -1,
+    bids: [], asks: [] };
+  if (!h || h.symbol !== book.symbol) return out;
+  const top = (m, dir) => [...m.entries()].sort((a, b) => dir * (a[0] - b[0])).slice(0, BOOK_ROWS)
+    .map(([u, s]) => [u / h.scale, s]);
+  out.seq = h.seq; out.decimals = h.decimals; out.bids = top(h.bids, -1); out.asks = top(h.asks, 1);
+  return out;
 }

@@ -18,9 +18,10 @@ from dash_helpers import drive, make_app, until
 
 from tickwire.dashboard.app import DashboardApp
 from tickwire.dashboard.config import DEFAULT_WATCHLIST
+from tickwire.dashboard.detail import DepthLadder, DetailScreen
 from tickwire.dashboard.fake import FakeFeed
 from tickwire.dashboard.lag import BEHIND_AFTER_NS, DeliveryLag
-from tickwire.dashboard.local_server import server_thread
+from tickwire.dashboard.local_server import demo_server
 from tickwire.dashboard.status import StatusInfo, status_markup
 from tickwire.feed import connect
 
@@ -36,8 +37,9 @@ ADD_WITHIN_S = 5.0  # a symbol added late shows within this (about a frame on a 
 
 def test_the_default_watchlist_keeps_up_with_a_real_server_for_30_s() -> None:
     """Every-update mode drifted to 0.5 s behind at 8 s and seconds by 30 s; latest state keeps
-    each frame's data about a frame old for 30 s, and a symbol added late shows at once."""
-    with server_thread(seed=0, activity=1.0) as url:
+    each frame's data about a frame old for 30 s, and a symbol added late shows at once. The
+    server is the demo's (books on); the last third runs on the detail screen with its ladder."""
+    with demo_server(seed=0, activity=1.0) as url:
         app = DashboardApp(functools.partial(connect, url), url=url)  # default watchlist
         ages_ms: list[float] = []
         states: list[str] = []
@@ -48,7 +50,11 @@ def test_the_default_watchlist_keeps_up_with_a_real_server_for_30_s() -> None:
                 loop = asyncio.get_running_loop()
                 end = loop.time() + RUN_S
                 frames = first = app.frames
+                detail_at = loop.time() + RUN_S * 2 / 3
                 while loop.time() < end:
+                    if detail_at is not None and loop.time() >= detail_at:
+                        detail_at = None
+                        app.open_detail(DEFAULT_WATCHLIST[0])
                     # A sampling period (half a frame), not a synchronisation: a bare sleep costs
                     # the app nothing, where pilot.pause waits for the screen each time.
                     await asyncio.sleep(0.5 / app.fps)
@@ -59,6 +65,11 @@ def test_the_default_watchlist_keeps_up_with_a_real_server_for_30_s() -> None:
                 painted = app.frames - first
                 state = app.state
                 assert state is not None
+                screen = app.screen
+                assert isinstance(screen, DetailScreen)
+                ladder = screen.query_one(DepthLadder)
+                assert "imbalance top 5" in ladder.render().plain  # the book came and is drawn
+                await pilot.press("escape")
                 t0 = time.perf_counter()
                 app.add_symbols(["ORCL"])
                 await until(pilot, lambda: state.have[state.index["ORCL"]], "ORCL's first data")

@@ -51,6 +51,11 @@ def _read_page(url: str) -> dict[str, str]:
                 " && document.getElementById('detail-sym').textContent === 'BTC-USD'"
             )
             cell = 'tr[data-symbol="{}"] td.{} .v'
+            # the table paints its rows a slice per frame: until both rows show what is read
+            for shown in (cell.format("BTC-USD", "vol"), cell.format("XRP-USD", "bid")):
+                page.wait_for_function(
+                    f"() => /[1-9]/.test(document.querySelector({shown!r})?.textContent ?? '')"
+                )
             return {
                 "size": page.inner_text("#detail-size"),
                 "volume": page.inner_text("#detail-volume"),
