@@ -103,6 +103,12 @@ async def test_client_reports_every_corrupted_book_checksum(
                 assert feed.book_resyncs >= injected["corrupt"]
                 assert stats["server"]["faults_injected"]["corrupt"] == injected["corrupt"]
                 ends = {s: _ladder(feed, s) for s in SYMBOLS}
+            _, _, body = server.metrics.response(None)
+            total = server.faults.counts["corrupt"]  # by now, at least the ones in `stats`
+            assert total >= injected["corrupt"]
+            assert (
+                f'tickwire_faults_injected_total{{kind="corrupt"}} {float(total)}' in body.decode()
+            )
             want.update((s, end[0]) for s, end in ends.items() if end is not None)
             assert len(want) == len(SYMBOLS)  # every book is held again at the end
             await caught_up.wait()
