@@ -30,6 +30,7 @@ from tickwire.feed import (
     ProtocolError,
     Status,
     TickwireError,
+    TradingStatus,
 )
 from tickwire.feed.backoff import Backoff
 
@@ -88,6 +89,7 @@ class Sink(Protocol):
     def feed_connected(self, feed: Any, refs: list[dict[str, Any]]) -> list[str]: ...
     def feed_batch(self, batch: Batch) -> None: ...
     def feed_book(self, update: BookUpdate) -> None: ...
+    def feed_trading(self, status: TradingStatus) -> None: ...
     def watched(self) -> list[str]: ...
     def wants_book(self, symbol: str) -> bool: ...
     def feed_gap(self, gap: Gap) -> None: ...
@@ -255,6 +257,8 @@ class FeedBridge:
                             self._sink.feed_batch(event)
                         elif isinstance(event, BookUpdate):
                             self._sink.feed_book(event)
+                        elif isinstance(event, TradingStatus):
+                            self._sink.feed_trading(event)
                         elif isinstance(event, Gap):
                             self._sink.feed_gap(event)
                         elif isinstance(event, Status):

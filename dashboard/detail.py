@@ -221,6 +221,14 @@ def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
             tick=f"{ref.tick_size:g}",
         ),
     ]
+    if (halt := state.halted.get(sid)) is not None:
+        since = datetime.fromtimestamp(halt[1] / 1e9, UTC).strftime("%H:%M:%S")
+        lines.insert(
+            0,
+            Content.from_markup(
+                "[b $text-error]HALTED[/] halted since $since UTC ($why)", since=since, why=halt[0]
+            ),
+        )
     return Content("\n").join(lines)
 
 

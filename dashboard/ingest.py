@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tickwire.feed import Batch, BookUpdate, Gap, ProtocolError, Status
+from tickwire.feed import Batch, BookUpdate, Gap, ProtocolError, Status, TradingStatus
 
 from .bridge import BookOff, BookOn, Command, Sink, Subscribe, Throttle, Unsubscribe
 from .state import MarketState
@@ -47,6 +47,7 @@ class FeedIngest(DashboardView):
         if self.state is None or [r["symbol"] for r in refs] != [r.symbol for r in self.state.refs]:
             self.state = MarketState(refs, self.clock.monotonic())
             self.table.state = self.state
+        self.state.halted.clear()  # a new connection says again which symbols are halted
         unknown = [s for s in self.watchlist if s not in self.state]
         if unknown:
             self.notify(
@@ -68,6 +69,11 @@ class FeedIngest(DashboardView):
     def feed_book(self, update: BookUpdate) -> None:
         if self.book_symbol in update.symbols:
             self.book_dirty = True
+
+    def feed_trading(self, status: TradingStatus) -> None:
+        if self.state is not None:
+            halted = status.status == "halted"
+            self.state.set_trading(status.symbol, halted, status.reason, status.ts)
 
     def watched(self) -> list[str]:
         return list(self.watchlist)

@@ -76,6 +76,7 @@ class MarketState:
         self.rate = np.zeros(n)  # records received per second, over the last second
         self.flash_dir = np.zeros(n, np.int8)  # +1 uptick, -1 downtick (last trade price)
         self.flash_until = np.zeros(n)
+        self.halted: dict[int, tuple[str, int]] = {}  # sid -> (reason, event time ns) while halted
         # Sparkline: one shared head, so rolling a bucket is one array write for every symbol.
         self.spark = np.full((n, SPARK_SLOTS), np.nan)
         self.spark_head = 0
@@ -177,6 +178,17 @@ class MarketState:
         """Symbols whose flash ended in (since_s, now_s]: their rows need one more repaint."""
         return np.flatnonzero((self.flash_until > since_s) & (self.flash_until <= now_s))
 
+    def set_trading(self, symbol: str, halted: bool, reason: str, ts: int) -> None:
+        """A symbol's trading status (the feed's `TradingStatus`): halted since `ts`, or not."""
+        sid = self.index.get(symbol)
+        if sid is None:
+            return
+        if halted:
+            self.halted[sid] = (reason, ts)
+        else:
+            self.halted.pop(sid, None)
+        self.dirty[sid] = True
+
     def reset_symbols(self, sids: Sequence[int]) -> None:
         """Forget a symbol (it left the watchlist), so a re-add starts clean."""
         ids = np.asarray(list(sids), np.intp)
@@ -189,3 +201,5 @@ class MarketState:
         self.rate[ids] = 0
         self._rate_mark[ids] = 0
         self.flash_until[ids] = 0
+        for sid in ids.tolist():
+            self.halted.pop(sid, None)

@@ -372,7 +372,9 @@ class WatchTable(ScrollView, can_focus=True):
                     texts.append(gap)
                     seg_styles.append(row_style)
             if col.key == "trend":
-                if have:
+                if sid in state.halted:
+                    text, style = "HALTED".ljust(w)[:w], styles["watch-table--down"]
+                elif have:
                     text, rising = self._sparks.get(state, sid, w)
                     style = styles["watch-table--up" if rising else "watch-table--down"]
                 else:

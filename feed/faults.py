@@ -10,7 +10,10 @@ by `,` (or `;`, which a comma-separated `TICKWIRE_FAULTS` variable leaves alone)
 - `stall:D@EVERY`: every EVERY of the connection's life, it sends nothing for D;
 - `disconnect:AFTER`: the connection's TCP is reset AFTER its opening, without a close frame;
 - `maintenance:AFTER`: the connection is closed AFTER its opening as its venue does for its
-  maintenance (`/v1`: close code 1012).
+  maintenance (`/v1`: close code 1012);
+- `corrupt:RATE` (`/v1` order books): a share of the book update entries gets a wrong checksum;
+  a symbol whose checksum was corrupted gets none corrupted again until its book is sent afresh
+  (a client cannot check updates to a book it has dropped), so each one is detectable.
 
 Durations are tickwire's (`50ms`, `5s`, `1m`). `Injector` is one connection's faults: data in,
 data (or nothing yet) out, and deadlines; its randomness is one `random.Random(seed)`, so the
@@ -32,12 +35,12 @@ from tickwire.simulators.durations import DurationError, parse_duration
 
 log = logging.getLogger("tickwire.faults")
 
-KINDS = ("drop", "dup", "reorder", "delay", "stall", "disconnect", "maintenance")
+KINDS = ("drop", "dup", "reorder", "delay", "stall", "disconnect", "maintenance", "corrupt")
 REORDER_HOLD_S = 1.0  # a message held back for a reorder goes out by then if nothing follows
 MAX_SEED = 2**64 - 1
 _ALLOWED = (
     "drop:RATE, dup:RATE, reorder:RATE (0 to 1 or a percent), delay:D[~JITTER], "
-    "stall:D@EVERY, disconnect:AFTER, maintenance:AFTER"
+    "stall:D@EVERY, disconnect:AFTER, maintenance:AFTER, corrupt:RATE"
 )
 
 
@@ -58,6 +61,7 @@ class FaultSpec:
     stall_every_s: float = math.inf
     disconnect_s: float = math.inf
     maintenance_s: float = math.inf
+    corrupt: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -76,6 +80,8 @@ class FaultSpec:
         for name in ("disconnect", "maintenance"):
             if (after := getattr(self, f"{name}_s")) < math.inf:
                 parts.append(f"{name}:{after:g}s")
+        if self.corrupt:
+            parts.append(f"corrupt:{self.corrupt:g}")
         return ",".join(parts)
 
 
@@ -101,7 +107,7 @@ def parse_spec(text: str) -> FaultSpec:
 
 
 def _value(name: str, value: str) -> dict[str, float]:
-    if name in ("drop", "dup", "reorder"):
+    if name in ("drop", "dup", "reorder", "corrupt"):
         return {name: _rate(name, value)}
     if name == "delay":
         mean, _, jitter = value.partition("~")
@@ -159,6 +165,7 @@ class Injector:
     the ones held back, and when to stall, disconnect or close for maintenance."""
 
     __slots__ = (
+        "_corrupted",
         "_held",
         "_last_due",
         "_rng",
@@ -184,6 +191,7 @@ class Injector:
         self._last_due = -math.inf
         self._swap: bytes | None = None  # held back for a reorder
         self._swap_until = math.inf
+        self._corrupted: set[object] = set()  # symbols whose checksum was, until sent afresh
         self._stalls = 0  # stalls counted so far (the k-th starts at opened_s + k * every)
         # Whether messages are ever touched (not so when only closes are asked for).
         self._shapes = bool(spec.drop or spec.dup or spec.reorder or spec.delay_s or spec.stall_s)
@@ -192,6 +200,19 @@ class Injector:
         self.counts[kind] += n
         self.server_counts[kind] = self.server_counts.get(kind, 0) + n
         log.debug("fault injected: %s", kind)
+
+    def corrupts(self, symbol: object) -> bool:
+        """Whether to corrupt the checksum of this book update entry of `symbol` (counted)."""
+        rate = self.spec.corrupt
+        if not rate or symbol in self._corrupted or self._rng.random() >= rate:
+            return False
+        self._corrupted.add(symbol)
+        self.count("corrupt")
+        return True
+
+    def book_sent(self, symbol: object) -> None:
+        """`symbol`'s whole book went out: its updates may be corrupted again."""
+        self._corrupted.discard(symbol)
 
     def outgoing(self, data: bytes, now: float) -> bytes | None:
         """A data message about to leave: what to send now instead (None: nothing yet)."""

@@ -7,7 +7,8 @@ message. `Faulty` overrides only the data path (`take_data`) and time (`timer`,
 `next_deadline`): replies, the welcome and errors are queued by the core itself and never
 pass through the injector. A stall silences everything the core would send by its own timer
 (heartbeats, pings); a disconnect resets TCP without a close frame; maintenance closes as the
-connection's venue does (`maintenance`; `/v1`: 1012). Sans-IO, like the cores.
+connection's venue does (`maintenance`; `/v1`: 1012). On `/v1`, `corrupt` alters the
+checksum of book update entries (JSON and binary) as they are framed. Sans-IO, like the cores.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from tickwire.feed.faults import Injector
+from tickwire.feed.hub.books import BookReader, Books, BookTake
+from tickwire.feed.protocol import book as b
 from tickwire.feed.v1.core import FeedContext, FeedCore
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
 from tickwire.feed.ws.websocket import State, WebSocketCore
 
 SERVICE_RESTART = 1012  # RFC 6455 / IANA: "Service Restart", a client should reconnect
@@ -99,6 +105,48 @@ class FaultyFeedCore(Faulty, FeedCore):
 
     def statistics(self, now: float) -> dict[str, Any]:
         return {**super().statistics(now), "faults": self.faults.statistics()}
+
+    def _book_frames(self, books: Books, reader: BookReader, taken: BookTake) -> list[bytes]:
+        if not self.faults.spec.corrupt:
+            return super()._book_frames(books, reader, taken)
+        faults = self.faults
+        if self.binary:
+            payloads = books.binary_frames(reader, taken, self.next_seq)
+            return [frame(_corrupt_binary(faults, data), OP_BINARY) for data in payloads]
+        snaps, changes = books.json_entries(reader, taken)
+        out = []
+        if snaps:
+            for entry in snaps:
+                faults.book_sent(entry["symbol"])
+            out.append(frame(b.book_text("book_snapshot", self.next_seq(), snaps), OP_TEXT))
+        if changes:
+            for entry in changes:
+                if faults.corrupts(entry["symbol"]):
+                    entry["checksum"] = _wrong(entry["checksum"])
+            out.append(frame(b.book_text("book", self.next_seq(), changes), OP_TEXT))
+        return out
+
+
+def _wrong(crc: int) -> int:
+    return crc ^ 0x5A5A5A5A  # a CRC32 that cannot be the right one
+
+
+def _corrupt_binary(faults: Injector, payload: bytes) -> bytes:
+    """A binary book frame with the checksum of some of its update entries altered."""
+    frame_ = b.decode_book_binary(payload)
+    if frame_.snapshot:
+        for sym in frame_.checks["sym"].tolist():
+            faults.book_sent(sym)
+        return payload
+    hit = [i for i, sym in enumerate(frame_.checks["sym"].tolist()) if faults.corrupts(sym)]
+    if not hit:
+        return payload
+    data = bytearray(payload)
+    start = len(data) - len(frame_.checks) * b.CHECK_DTYPE.itemsize
+    checks = np.frombuffer(data, b.CHECK_DTYPE, count=len(frame_.checks), offset=start)
+    for i in hit:
+        checks["crc"][i] = _wrong(int(checks["crc"][i]))
+    return bytes(data)
 
 
 __all__ = ["SERVICE_RESTART", "Faulty", "FaultyFeedCore"]
