@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -299,12 +300,17 @@ class DetailScreen(Screen[None]):
 
     def refresh_book(self) -> None:
         if self.is_mounted and self.book is not None:
-            self.query_one(DepthLadder).refresh()
+            for ladder in self.query(DepthLadder):  # none while the screen is being dismissed
+                ladder.refresh()
 
     def refresh_data(self) -> None:
         if self.is_mounted:  # else pushed, not yet composed: on_mount draws the first picture
             self._draw()
 
     def _draw(self) -> None:
-        self.query_one("#quote", Static).update(quote_content(self.state, self.sid, self.clock))
-        self.query_one(PriceChart).refresh()
+        try:
+            quote, chart = self.query_one("#quote", Static), self.query_one(PriceChart)
+        except NoMatches:  # the screen is being dismissed: its widgets went first
+            return
+        quote.update(quote_content(self.state, self.sid, self.clock))
+        chart.refresh()

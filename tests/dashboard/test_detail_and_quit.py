@@ -53,6 +53,32 @@ def test_the_detail_screen_is_never_refreshed_before_it_is_mounted() -> None:
     assert app.return_code is None or app.return_code == 0
 
 
+def test_a_frame_while_the_detail_screen_is_dismissed_draws_nothing() -> None:
+    """The mirror of the above: leaving the screen removes its widgets while it is still
+    mounted, and a frame that came then crashed (`NoMatches: No nodes match '#quote'`, seen
+    under load in the ladder test); here the widgets go first, then a frame comes."""
+    fake = FakeFeed(seed=3, rate_hz=200, changing=1.0)
+    app, _ = make_app(fake, fps=60)
+
+    async def script(pilot: Pilot[Any]) -> None:
+        state = app.state
+        assert state is not None
+        symbol = app.table.cursor_symbol
+        assert symbol is not None
+        app.open_detail(symbol)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        await until(pilot, lambda: screen.is_mounted, "the detail screen mounted")
+        await screen.query_one("#quote", Static).remove()  # what dismissing does first
+        state.dirty[state.index[symbol]] = True
+        app.flush()  # must not raise
+        screen.refresh_book()
+        await app.pop_screen()
+
+    drive(app, script)
+    assert app.return_code is None or app.return_code == 0
+
+
 @pytest.mark.parametrize("where", ["watchlist", "filter box", "detail screen", "add dialog"])
 def test_ctrl_c_quits_from_anywhere(where: str) -> None:
     """Textual's default answers Ctrl+C with "press ctrl+q to quit"; users expect it to quit."""
