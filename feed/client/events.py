@@ -99,6 +99,8 @@ class Batch:
 class Gap:
     """You may have missed something: reconnected, the server restarted, or `seq` jumped;
     "source": the server's own source lost updates (a gateway's bus), a snapshot follows.
+    After a `seq` jump the feed resumes on the same connection by itself: `recovered` updates
+    follow in order (None: the server's history no longer had them; a snapshot follows).
 
     `lost` counts the updates you never saw (per-symbol `seq` jumps across the gap), and
     `symbols` names the symbols they belong to; `missed_messages` is the connection-seq jump

@@ -272,6 +272,7 @@ class Feed(Lookups):
     ) -> None:
         """Serve one open connection until it drops: read, restore, report the gap."""
         self._ws, self._stream.seq, self._stream.missing = ws, 0, set()
+        self._stream.resync.reset()
         async with trio.open_nursery() as conn_nursery:
             conn_nursery.start_soon(self._reader, ws, conn_nursery.cancel_scope)
             if attempt:
@@ -322,6 +323,7 @@ class Feed(Lookups):
         self.last_message_s = trio.current_time()
         self.messages_received += 1
         events, reply = self._stream.receive(message)
+        await self._resync(events)  # after a seq jump: resume from the last data applied
         for event in events:
             if isinstance(event, Batch):
                 self.ticks_received += len(event.ticks)

@@ -3,7 +3,8 @@
 `Feed` inherits this. The order books themselves are `book.ClientBooks`, in the feed's stream
 state; here they are restored after a reconnect, and a broken one is fetched again.
 A resync goes out from the reader task as a plain request without an `id` (its ack is not
-waited for: the reader must keep reading, and the snapshot that follows is the answer).
+waited for: the reader must keep reading, and the snapshot that follows is the answer); so
+does the resume after a connection-seq jump (`resync.py`: its ack makes the `Gap`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from tickwire.feed.client.book import Book
+from tickwire.feed.client.events import Event
+from tickwire.feed.client.replies import Replies
 from tickwire.feed.client.stream import StreamState
 
 
@@ -22,6 +25,9 @@ class Lookups:
     """Mixed into `Feed`."""
 
     _stream: StreamState
+    _subscription: list[str]
+    _ws: WebSocketConnection | None
+    _replies: Replies
 
     async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         raise NotImplementedError  # Feed's
@@ -63,3 +69,19 @@ class Lookups:
         for depth, symbols in self._stream.books.take_resync().items():
             request = {"op": "subscribe", "symbols": symbols, "book": depth, "snapshot": False}
             await ws.send_message(orjson.dumps(request).decode())
+
+    async def _resync(self, events: list[Event]) -> None:
+        """After a seq jump, ask for a resume (its ack makes the `Gap`); when nothing is
+        subscribed to resume, report the gap at once, before `events`. While a request of ours
+        waits for its reply (it may change the subscription, e.g. an unsubscribe that a resume
+        must not undo) the resume waits for a later message."""
+        stream, ws = self._stream, self._ws
+        if not stream.resync.wanted:
+            return
+        if not self._subscription or ws is None:
+            events.insert(0, stream.resync.cancel())
+            return
+        if self._replies:
+            return
+        request = stream.resync.request(self._subscription, stream.epoch, stream.offset)
+        await ws.send_message(orjson.dumps(request).decode())

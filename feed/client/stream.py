@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
+from tickwire.feed.client.resync import SeqResync
 
 _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
 
@@ -44,6 +45,7 @@ class StreamState:
         self.gap_pending: tuple[float, int] | None = None
         self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
         self.books = ClientBooks()  # the order books asked for
+        self.resync = SeqResync()  # a seq jump's resume on the live connection
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
@@ -105,26 +107,28 @@ class StreamState:
             return events, None
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
-            if frame.offset is not None:
-                self.offset = frame.offset
             is_ticks = frame.kind is p.BinaryType.TICKS
-            self._data(events, "ticks" if is_ticks else "snapshot", frame.seq, frame.records)
+            kind: Literal["ticks", "snapshot"] = "ticks" if is_ticks else "snapshot"
+            self._data(events, kind, frame.seq, frame.records, frame.offset)
             return events, None
         msg = orjson.loads(message)
         mtype = msg.get("type")
         if mtype == "ticks" or mtype == "snapshot":
-            self.offset = msg.get("offset", self.offset)
             records = p.records_from_json(msg["ticks"], self.index)
-            self._data(events, mtype, msg["seq"], records)
+            self._data(events, mtype, msg["seq"], records, msg.get("offset"))
         elif mtype == "book" or mtype == "book_snapshot":
             self._check_seq(events, msg["seq"])
             events.extend(self.books.receive(msg))
         elif mtype == "heartbeat":
             self._check_seq(events, msg["seq"])
-        elif mtype == "status":  # a symbol halted or resumed (a market scenario)
+        elif mtype == "status" and not self.resync.waiting:  # a symbol halted or resumed
             events.append(
                 TradingStatus(msg["symbol"], msg["status"], msg.get("reason", ""), msg["ts"])
             )
+        elif mtype == "status":  # while resuming: the replay sends it again
+            pass
+        elif mtype == "ack" and (gap := self.resync.acked(msg)) is not None:
+            events.append(gap)  # the resume's ack: its replay (or a snapshot) follows
         elif mtype == "gap":  # the server's source lost updates: a snapshot follows
             if msg.get("epoch") not in (None, self.epoch):  # a new run upstream: a restart
                 self.epoch, self.offset = msg["epoch"], None
@@ -145,14 +149,15 @@ class StreamState:
         return Gap("reconnected", 0, (), None, round(downtime, 3), int(reply["missed"]))
 
     def _check_seq(self, events: list[Event], seq: int) -> bool:
-        """Whether the message with this connection `seq` is new: a jump is a `Gap`; a seq
+        """Whether the message with this connection `seq` is new: a jump starts a resync (its
+        `Gap` comes with the server's answer, `resync.py`); a seq
         reported missing that comes late (reordered) is counted and read; one already read
         (a duplicate) is counted and skipped."""
         if seq == self.seq + 1:
             self.seq = seq
             return True
         if seq > self.seq:
-            events.append(Gap("seq", 0, (), missed_messages=seq - self.seq - 1))
+            self.resync.jumped(seq - self.seq - 1)  # the feed resumes (or reports the gap)
             self.missing.update(range(max(self.seq + 1, seq - _MISSING_KEPT), seq))
             while len(self.missing) > _MISSING_KEPT:
                 self.missing.discard(min(self.missing))
@@ -171,9 +176,12 @@ class StreamState:
         kind: Literal["ticks", "snapshot"],
         seq: int,
         records: NDArray[np.void],
+        offset: int | None,
     ) -> None:
-        if not self._check_seq(events, seq):
-            return
+        if not self._check_seq(events, seq) or (kind == "ticks" and self.resync.waiting):
+            return  # a repeat, or data the resume's replay sends again
+        if offset is not None and not self.resync.waiting:
+            self.offset = offset
         records, sym, jumps = seq_jumps(records, self.last_seq, self.seen)
         skipped = int(jumps.sum())
         if self.gap_pending is not None and kind == "snapshot":

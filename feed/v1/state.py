@@ -276,6 +276,7 @@ class ConnectionState:
                 else np.setdiff1d(np.arange(len(self._index)), held).astype(np.intp)
             )
             self.wildcard, self.subscribed = True, {}
+            asked = np.arange(len(self._index), dtype=np.intp)
         else:
             wanted = self._ids(req.symbols, req.id)
             new = {s: i for s, i in wanted.items() if s not in self.subscribed}
@@ -291,6 +292,7 @@ class ConnectionState:
             else:
                 self.subscribed.update(new)
             added = np.fromiter(new.values(), np.intp, len(new))
+            asked = np.fromiter(wanted.values(), np.intp, len(wanted))
         actions: list[Action] = [self._set()]
         if req.mode is not None and req.mode != self.mode:
             self.mode = req.mode
@@ -300,7 +302,9 @@ class ConnectionState:
         if isinstance(req.resume, p.ResumeFrom):
             ack = p.with_id({"type": "ack"}, req.id, op="subscribe", symbols=self.symbols())
             ack.update(fields)
-            ids = np.sort(added) if req.snapshot else None
+            # A resume that fails sends the snapshot of every symbol asked for, held or new:
+            # a client resynchronising a live connection (a seq gap) gets its state back.
+            ids = np.sort(asked) if req.snapshot else None
             actions.append(Resume(req.resume.epoch, req.resume.offset, ack, ids))
             return actions
         actions.append(self._ack("subscribe", req.id, **fields))
