@@ -3,8 +3,9 @@
 `Play` answers, for a chunk: the volatility factor per cell, which (cell, symbol) pairs are halted
 (fixed halts, and LULD bands against the efficient price at each cell's end), the log-price offset,
 spread factor and book thinning at any (time, symbol), and the fat-finger trades to insert. It
-keeps the status records (`scenario.STATUS_DTYPE`) made ahead and releases them with time. Loops
-run over events and cells, never over symbols. Imports numpy and `scenario` only.
+keeps the status records (`scenario.STATUS_DTYPE`) made ahead and releases them with time, and
+when each scenario played starts and ends (`Announcement`). Loops run over events and cells, never
+over symbols. Imports numpy and `scenario` only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,29 @@ class FatFinger(NamedTuple):
     sym: int
     move: float
     lots: int
+
+
+class Announcement(NamedTuple):
+    """A scenario starts (`active`) or ends, at event time `ts` (ns)."""
+
+    ts: int
+    name: str
+    active: bool
+
+
+def event_end_s(e: Event, since_start_s: float) -> float:
+    """When event `e` (at `since_start_s`) stops acting, in seconds from the start: a halt with a
+    duration, a crash's recovery, a drought, a regime or LULD bands with a duration; the moment
+    itself for a one-off change (a jump, a gap, a fat finger, a resume); inf for what lasts to
+    the end of the run (a halt until a resume is ended by its resume)."""
+    p = e.params
+    if e.kind == "flash-crash":
+        return since_start_s + p["fall"] + p["hold"] + p["recover"]
+    if e.kind in ("drought", "vol-regime", "luld"):
+        return since_start_s + p["duration"]
+    if e.kind == "halt" and p["duration"] < math.inf:
+        return since_start_s + p["duration"]
+    return since_start_s
 
 
 class Play:
@@ -117,7 +141,23 @@ class Play:
         self.pending = np.empty(0, STATUS_DTYPE)
         self.status = np.zeros(n, np.uint8)  # as of the records released
         self.last_halted = np.zeros(n, bool)  # the last cell made, for the next chunk's changes
-        self.last_why = np.zeros(n, np.uint8)
+        self.last_why, self.announcements = np.zeros(n, np.uint8), list[Announcement]()  # ahead
+
+    def announce(self, scenario: Scenario, t0_ns: int, session_s: float) -> None:
+        """`scenario` (times from `t0_ns`) starts at `t0_ns` and ends with its last effect
+        (`event_end_s`; never, if one lasts to the end of the run)."""
+        ends = []
+        for e in scenario.events:
+            if e.kind == "opening-gap":
+                at_s = e.params["session"] * session_s - (t0_ns - self.start_ns) / 1e9
+            else:
+                at_s = (e.at_ns(t0_ns) - t0_ns) / 1e9
+            ends.append(event_end_s(e, at_s))
+        end = max(ends, default=0.0)
+        made = [Announcement(t0_ns, scenario.name, True)]
+        if end < math.inf:
+            made.append(Announcement(t0_ns + self._cell(end * 1e9), scenario.name, False))
+        self.announcements = sorted([*self.announcements, *made])
 
     def _cell(self, t_ns: float) -> int:
         """A time snapped to the 0.1 s grid (ns from the start)."""
@@ -220,7 +260,16 @@ class Play:
         new.pending, new.status, new.ref = self.pending, self.status, self.ref
         new.last_halted, new.last_why = self.last_halted, self.last_why
         new.l_since, new.l_until = self.l_since, self.l_until
+        new.announcements = self.announcements  # `announce` adds the new scenario's
         return new
+
+    def released_announcements(self, until_ns: int) -> list[Announcement]:
+        """The starts and ends with ts <= until_ns not released yet, in time order."""
+        cut = 0
+        while cut < len(self.announcements) and self.announcements[cut].ts <= until_ns:
+            cut += 1
+        out, self.announcements = self.announcements[:cut], self.announcements[cut:]
+        return out
 
     def release(self, until_ns: int) -> NDArray[np.void]:
         """The status records with ts <= until_ns not released yet."""

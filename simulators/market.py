@@ -69,7 +69,7 @@ from ._model import SPREAD_K as SPREAD_K
 from ._model import TRADES_PER_S as TRADES_PER_S
 from ._model import YEAR_S as YEAR_S
 from ._model import Model
-from ._scenario_play import Play
+from ._scenario_play import Announcement, Play
 from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch
 from .universe import Universe
@@ -140,6 +140,7 @@ class Market(Model):
         if scenario is not None:
             day_s = SESSION_S if session == "6.5h" else 86_400.0
             self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
+            self.play.announce(scenario, start_ns, day_s)
         # a chunk's events read these arrays and update the state ones in place
         sy = Symbols(
             self._lot,
@@ -238,6 +239,14 @@ class Market(Model):
             return np.empty(0, STATUS_DTYPE)
         return self.play.release(self.now_ns)
 
+    def scenario_changes(self) -> list[Announcement]:
+        """The scenarios that started or ended up to now, not taken yet (time order): the one
+        of `scenario=` at the start, each `start_scenario`'s at its time 0, and each again when
+        its last effect is over (never, for one that lasts to the end)."""
+        if self.play is None:
+            return []
+        return self.play.released_announcements(self.now_ns)
+
     def start_scenario(self, scenario: Scenario) -> float:
         """Play `scenario` live, with the one playing (if any): its times count from the first
         0.1 s not made yet (returned, in seconds from now), as `serve --scenario`'s count from
@@ -252,6 +261,7 @@ class Market(Model):
             self.play = Play(merged, self.start_ns, day_s, GRID_NS, self._n)
         else:
             self.play = old.continued(merged, day_s)
+        self.play.announce(scenario, self._next_ns, day_s)
         self._events.play = self.play
         return (self._next_ns - self.now_ns) / 1e9
 

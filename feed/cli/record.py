@@ -22,6 +22,7 @@ from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
     Gap,
+    ScenarioChange,
     Status,
     TickwireError,
     TradingStatus,
@@ -112,7 +113,7 @@ def _record(args: argparse.Namespace) -> int:
                             rec.write(ticks, now)
                             if args.count is not None and rec.ticks >= args.count:
                                 break
-                        elif not isinstance(event, TradingStatus | BookUpdate):  # not recorded
+                        elif not isinstance(event, TradingStatus | BookUpdate | ScenarioChange):
                             _report(event, err, tty)
                         if now - shown >= (_PROGRESS_S if tty else 5.0):
                             shown = now

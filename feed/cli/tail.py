@@ -26,6 +26,7 @@ from tickwire.feed.client.events import (
     BookUpdate,
     Gap,
     ProtocolError,
+    ScenarioChange,
     Status,
     TickwireError,
     TradingStatus,
@@ -229,9 +230,11 @@ def _json_lines(ticks: NDArray[np.void], names: NDArray[np.object_]) -> list[str
     return [orjson.dumps(d).decode() + "\n" for d in p.tick_dicts(ticks, names)]
 
 
-def _print_event(event: Gap | Status | TradingStatus, err: TextIO) -> None:
+def _print_event(event: Gap | Status | TradingStatus | ScenarioChange, err: TextIO) -> None:
     if isinstance(event, TradingStatus):
         print(f"# {event.symbol} {event.status} ({event.reason})", file=err)
+    elif isinstance(event, ScenarioChange):
+        print(f"# scenario {event.name} {event.state}", file=err)
     elif isinstance(event, Status):
         if event.state == "reconnecting":
             print(f"# reconnecting in {event.retry_in_s:.1f} s ({event.error})", file=err)

@@ -146,6 +146,18 @@ class TradingStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ScenarioChange:
+    """A market scenario started or ended on the server (`state` "started" or "ended") at
+    event time `ts` (ns); `active` names the scenarios playing after it, oldest first (as
+    `feed.scenarios`). In order with the batches."""
+
+    name: str
+    state: Literal["started", "ended"]
+    ts: int
+    active: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BookUpdate:
     """Order books changed: `feed.book(symbol)` has the new book of each of `symbols`.
 
@@ -160,7 +172,7 @@ class BookUpdate:
     conflated: int = 0
 
 
-Event = Batch | Gap | Status | TradingStatus | BookUpdate
+Event = Batch | Gap | Status | TradingStatus | ScenarioChange | BookUpdate
 
 
 def unwrap_group(group: BaseExceptionGroup[BaseException]) -> BaseException:

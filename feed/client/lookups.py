@@ -47,6 +47,17 @@ class Lookups:
         await self._request("ping")
         return trio.current_time() - t0
 
+    @property
+    def scenarios(self) -> tuple[str, ...]:
+        """The market scenarios the server plays now, oldest first (`ScenarioChange` events
+        say when one starts or ends)."""
+        return self._stream.scenarios
+
+    @property
+    def scenario(self) -> str | None:
+        """The scenario started last of those playing now, or None."""
+        return self._stream.scenarios[-1] if self._stream.scenarios else None
+
     def book(self, symbol: str) -> Book | None:
         """The order book of `symbol` as held now (None until its snapshot came, or while it is
         fetched again after a failed check). Subscribe with `book=` to get books."""

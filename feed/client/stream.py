@@ -18,7 +18,14 @@ from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.events import Batch, Event, Gap, ProtocolError, TradingStatus
+from tickwire.feed.client.events import (
+    Batch,
+    Event,
+    Gap,
+    ProtocolError,
+    ScenarioChange,
+    TradingStatus,
+)
 from tickwire.feed.client.resync import SeqResync
 
 _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
@@ -46,11 +53,13 @@ class StreamState:
         self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
         self.books = ClientBooks()  # the order books asked for
         self.resync = SeqResync()  # a seq jump's resume on the live connection
+        self.scenarios: tuple[str, ...] = ()  # the market scenarios playing, oldest first
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
         epoch = welcome.get("epoch")
         self.books.server_depth = int(welcome.get("book_depth", 0))
+        self.scenarios = tuple(welcome.get("scenarios", ()))
         restarted = epoch is not None and self.epoch is not None and epoch != self.epoch
         if epoch is not None:
             self.epoch = epoch
@@ -125,7 +134,10 @@ class StreamState:
             events.append(
                 TradingStatus(msg["symbol"], msg["status"], msg.get("reason", ""), msg["ts"])
             )
-        elif mtype == "status":  # while resuming: the replay sends it again
+        elif mtype == "scenario" and not self.resync.waiting:  # one started or ended
+            self.scenarios = tuple(msg["active"])
+            events.append(ScenarioChange(msg["name"], msg["state"], msg["ts"], self.scenarios))
+        elif mtype in ("status", "scenario"):  # while resuming: the replay sends it again
             pass
         elif mtype == "ack" and (gap := self.resync.acked(msg)) is not None:
             events.append(gap)  # the resume's ack: its replay (or a snapshot) follows

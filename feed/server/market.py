@@ -191,18 +191,33 @@ class MarketSource:
             return
         assert isinstance(self.market, Market)
         statuses = self.market.statuses()
-        if not len(statuses):
+        scenarios = self.market.scenario_changes()
+        if not len(statuses) and not scenarios:
             feed.publish(batch)
             return
-        cuts = np.searchsorted(batch["ts"], statuses["ts"], side="left").tolist()
-        done = 0
-        for i, cut in enumerate(cuts):
-            if cut > done:
-                feed.publish(batch[done:cut])
-                done = cut
-            if i + 1 == len(cuts) or cuts[i + 1] != cut:
-                first = cuts.index(cut)
-                feed.publish_statuses(statuses[first : i + 1])
+        # (ts, order at one ts: a scenario's start, the statuses, its end; what)
+        due: list[tuple[int, int, int]] = [
+            (int(ts), 1, i) for i, ts in enumerate(statuses["ts"].tolist())
+        ]
+        due += [(a.ts, 0 if a.active else 2, -1 - k) for k, a in enumerate(scenarios)]
+        due.sort()
+        cuts = np.searchsorted(batch["ts"], [d[0] for d in due], side="left").tolist()
+        done, held = 0, list[int]()
+        for (_, _, what), cut in zip(due, cuts, strict=True):
+            if cut > done or what < 0:
+                if held:
+                    feed.publish_statuses(statuses[held])
+                    held = []
+                if cut > done:
+                    feed.publish(batch[done:cut])
+                    done = cut
+            if what >= 0:
+                held.append(what)
+            else:
+                a = scenarios[-1 - what]
+                feed.publish_scenario(a.name, a.active, a.ts)
+        if held:
+            feed.publish_statuses(statuses[held])
         if done < len(batch):
             feed.publish(batch[done:])
 

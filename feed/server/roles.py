@@ -73,6 +73,10 @@ class Feed(Protocol):
     def publish_statuses(self, records: NDArray[np.void]) -> None:
         """Trading status changes (halts, resumptions) after the batches published so far."""
 
+    def publish_scenario(self, name: str, active: bool, ts: int) -> None:
+        """A market scenario started (`active`) or ended at event time `ts`, after the batches
+        published so far."""
+
     async def deliver(self, batch: TickBatch | None = None, step_s: float = 0.0) -> None:
         """Send to every connection the last publishes woke; then, given the `batch` just
         published, observe its step (`step_s` seconds, and the batch's age if it was sent)."""

@@ -275,6 +275,10 @@ class Server:
             for sink in self.sinks:  # a bus producer's gateways want them too
                 sink.publish_statuses(records, self.hub.history.head)
 
+    def publish_scenario(self, name: str, active: bool, ts: int) -> None:
+        if self.ctx.statuses is not None:  # `/v1` connections read it in the status log
+            self.ctx.statuses.publish_scenario(name, active, ts, self.hub.history.head)
+
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus
         producer's market's): publish it at the producer's `offset` and deliver, as a step."""

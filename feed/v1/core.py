@@ -104,6 +104,9 @@ class FeedCore(BookOps, WebSocketCore):
             epoch=self.ctx.hub.epoch,
         )
         welcome["book_depth"] = self.ctx.books.depth if self.ctx.books is not None else 0
+        welcome["scenarios"] = (
+            [] if self.ctx.statuses is None else list(self.ctx.statuses.scenarios)
+        )
         self._text(p.dumps(welcome), now)
         self.process_event(_F.WELCOME)
 

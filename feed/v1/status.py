@@ -8,7 +8,9 @@ each take from the hub it sends the changes its cursor has passed for the symbol
 a resumption before the take's records, a halt after them (a halted symbol has no record
 between its halt and its resumption, so per symbol that is event order). Empty, as without a
 scenario, it costs a connection one comparison per take. Its memory is bounded: the latest
-status of each symbol and a window of recent changes (`MAX_RECENT`). No trio.
+status of each symbol and a window of recent changes (`MAX_RECENT`). The log also says when a
+scenario starts and ends (`scenario` messages, to every connection, `sym` -1 in the log) and
+which are playing now (`scenarios`, for the welcome). No trio.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ STATUS_NAMES = ("trading", "halted")  # by `simulators.scenario.Status` value
 REASON_NAMES = {1: "scenario", 2: "luld"}  # by `simulators.scenario.HaltReason` value
 
 
+def scenario_message(name: str, active: bool, ts: int, playing: list[str]) -> dict[str, Any]:
+    """`{"type":"scenario","name":..,"state":"started"|"ended","ts":..,"active":[..]}`:
+    `active` the scenarios playing after this change, oldest first."""
+    state = "started" if active else "ended"
+    return {"type": "scenario", "name": name, "state": state, "ts": ts, "active": playing}
+
+
 def status_message(symbol: str, status: int, reason: int, ts: int) -> dict[str, Any]:
     """`{"type":"status","symbol":..,"status":"halted"|"trading","reason":..,"ts":..}`."""
     return {
@@ -46,7 +55,7 @@ def status_message(symbol: str, status: int, reason: int, ts: int) -> dict[str, 
 @dataclass(frozen=True, slots=True)
 class Change:
     offset: int  # the stream position it was published at
-    sym: int
+    sym: int  # -1: a scenario's start or end, for every connection
     status: int
     reason: int
     ts: int
@@ -75,6 +84,7 @@ class StatusLog:
     readers: set[Subscriber] = field(default_factory=set)  # to wake on a change
     base: int = 0  # the number of the first change kept
     max_recent: int = MAX_RECENT
+    scenarios: list[str] = field(default_factory=list)  # playing now, oldest first
 
     def __len__(self) -> int:
         return self.base + len(self.changes)
@@ -89,20 +99,37 @@ class StatusLog:
         for r in records.tolist():
             ts, sym, status, reason = int(r[0]), int(r[1]), int(r[2]), int(r[3])
             msg = status_message(str(self.names[sym]), status, reason, ts)
-            self.changes.append(Change(offset, sym, status, reason, ts, orjson.dumps(msg)))
-            self.offsets.append(offset)
+            self._add(Change(offset, sym, status, reason, ts, orjson.dumps(msg)))
             if status:
                 self.current[sym] = (status, reason, ts)
             else:
                 self.current.pop(sym, None)
-        if len(self.changes) > 2 * self.max_recent:
-            cut = len(self.changes) - self.max_recent
-            del self.changes[:cut], self.offsets[:cut]
-            self.base += cut
         syms = records["sym"].astype(np.intp)
         for sub in self.readers:
             if sub.wildcard or sub.find(syms)[0].any():
                 sub.wake()
+
+    def publish_scenario(self, name: str, active: bool, ts: int, offset: int) -> None:
+        """Scenario `name` started (`active`) or ended at event time `ts`, at stream position
+        `offset`; wakes every reader (every connection hears of it)."""
+        if active:
+            self.scenarios.append(name)
+        elif name in self.scenarios:
+            self.scenarios.remove(name)
+        msg = scenario_message(name, active, ts, list(self.scenarios))
+        # status 0 / 1 as a resumption / halt: a latest-state take sends a start before its
+        # records and an end after them (`interleave`)
+        self._add(Change(offset, -1, int(not active), 0, ts, orjson.dumps(msg)))
+        for sub in self.readers:
+            sub.wake()
+
+    def _add(self, change: Change) -> None:
+        self.changes.append(change)
+        self.offsets.append(change.offset)
+        if len(self.changes) > 2 * self.max_recent:
+            cut = len(self.changes) - self.max_recent
+            del self.changes[:cut], self.offsets[:cut]
+            self.base += cut
 
     def index_from(self, offset: int) -> int:
         """The first change at or after stream position `offset`."""
@@ -162,7 +189,7 @@ class StatusReader:
         changes, after = log.changes, sub.cursor
         while i < n and (changes[i].offset <= after or sub.latest):
             c = changes[i]
-            if sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
+            if c.sym < 0 or sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
                 out.append(c)
             i += 1
         self.next = base + i

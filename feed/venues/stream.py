@@ -175,7 +175,7 @@ class VenueStream:
         if log is None or len(log) <= self.status_next:
             return []
         i = log.index_from(cursor + 1)  # those at `cursor` sit after every record taken
-        due = log.between(self.status_next, i)
+        due = [c for c in log.between(self.status_next, i) if c.sym >= 0]  # not scenarios
         self.status_next = i
         return due
 

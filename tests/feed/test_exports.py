@@ -23,6 +23,7 @@ EXPORTS = [
     "Feed",
     "Gap",
     "ProtocolError",
+    "ScenarioChange",
     "Status",
     "TickFlag",
     "TickwireError",
