@@ -39,6 +39,7 @@ class FeedGauge:
                 behind = info.lag_ns is not None and info.lag_ns > BEHIND_AFTER_NS
                 info.state = "stale" if stale else "behind" if behind else "live"
                 info.error = None
+            info.scenarios = tuple(getattr(feed, "scenarios", ()))  # a scripted feed has none
         mark = self._rate_mark
         if mark is None:
             self._rate_mark = (now_s, msgs, ticks, frames)

@@ -2,7 +2,7 @@
 
 Connection state (connecting, live, stale, reconnecting with a countdown), server, encoding, RTT,
 the newest tick's age, messages and ticks per second in, gaps and conflated updates, render fps,
-and PAUSED with the updates held back. The app fills a `StatusInfo`; this widget only formats it.
+PAUSED with the updates held back, and the market scenario the server plays (if any). The app fills a `StatusInfo`; this widget only formats it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class StatusInfo:
     paused: bool = False
     held: int = 0
     throttle_ms: int = 0
+    scenarios: tuple[str, ...] = ()  # the market scenarios the server plays now
 
 
 _BADGES = {
@@ -71,6 +72,11 @@ def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
             "[bold reverse $warning] PAUSED +$held [/]", held=fmt.compact(info.held)
         )
         parts.append((95, held))
+    if info.scenarios:  # a bad day on purpose: say so beside the state, not among the rates
+        played = Content.from_markup(
+            "[bold reverse $error] SCENARIO $names [/]", names=", ".join(info.scenarios)
+        )
+        parts.append((92, played))
     if info.error and info.state != "live":
         # In full in the banner above the table; here only while it fits.
         parts.append((70, Content.from_markup("[$text-error]$error[/]", error=info.error)))
