@@ -2,7 +2,8 @@
 
 Connection state (connecting, live, stale, reconnecting with a countdown), server, encoding, RTT,
 the newest tick's age, messages and ticks per second in, gaps and conflated updates, render fps,
-PAUSED with the updates held back, and the market scenario the server plays (if any). The app fills a `StatusInfo`; this widget only formats it.
+PAUSED with the updates held back, and the market scenario the server plays (if any). The app
+fills a `StatusInfo`; this widget only formats it.
 """
 
 from __future__ import annotations
