@@ -27,6 +27,7 @@
     pulling: false, paintTick: 0, chartBucket: -1, detailDirty: true, restarted: false,
     rate: 0, latency: NaN, metersShown: "", refused: false,
     book: null, bookDirty: false,  // the selected symbol's book (worker.js keeps it)
+    halted: new Map(),  // a market scenario's halted symbols: name -> reason
   };
 
   function feedUrl() {
@@ -95,6 +96,13 @@
       case "live": onLive(data); break;
       case "refused": onRefused(); break;
       case "banner": showBanner(data.text, data.error); break;
+      case "halt": setHalted(data.symbol, data.halted, data.reason); break;
+      case "halted": {  // as the server stands now (each connection)
+        for (const sym of [...state.halted.keys()]) setHalted(sym, false);
+        for (const sym of data.symbols) setHalted(sym, true, "");
+        break;
+      }
+      case "scenarios": showScenarios(data.active); break;
       case "reply": {
         const done = state.replies.get(data.id);
         state.replies.delete(data.id);
@@ -103,6 +111,23 @@
       }
     }
   };
+
+  // A halted symbol's row says HALTED beside its name until it trades again.
+  function setHalted(sym, halted, reason) {
+    if (halted) state.halted.set(sym, reason || "halted"); else state.halted.delete(sym);
+    const row = state.rows.get(sym);
+    if (!row) return;
+    row.el.classList.toggle("halted", halted);
+    const badge = row.el.querySelector(".halt");
+    badge.hidden = !halted;
+    badge.title = halted && reason ? `Trading halted (${reason})` : "Trading halted";
+  }
+
+  function showScenarios(active) {  // the market scenarios the server plays now
+    const el = $("scenario");
+    el.hidden = !active.length;
+    el.textContent = active.length ? `scenario: ${active.join(", ")}` : "";
+  }
 
   function request(op, symbols) {
     const id = state.nextReq++;
@@ -265,6 +290,8 @@
       '<td class="spark"><svg width="80" height="22"><path></path></svg></td>' +
       '<td class="rm"><button type="button" title="Remove">×</button></td>';
     tr.querySelector(".sym").textContent = sym;
+    const badge = Object.assign(document.createElement("span"), { className: "halt", textContent: "HALTED", hidden: true });
+    tr.querySelector(".sym").append(" ", badge);
     tr.addEventListener("click", (ev) => {
       if (ev.target.closest("button")) removeSymbol(sym); else select(sym);
     });
@@ -277,6 +304,7 @@
     $("rows").appendChild(tr);
     visibility.observe(tr);
     state.rows.set(sym, row);
+    if (state.halted.has(sym)) setHalted(sym, true, state.halted.get(sym));
     return row;
   }
 

@@ -103,6 +103,7 @@ async function onWelcome(msg) {
   }
   const resumeFrom = sameRun && feed.offset >= 0 ? { epoch: feed.epoch, offset: feed.offset } : true;
   if (msg.epoch !== undefined) feed.epoch = msg.epoch;
+  post({ t: "scenarios", active: msg.scenarios || [] });
   if (msg.book_depth !== book.depth) {  // 0 or absent: no books, the page shows none
     book.depth = msg.book_depth || 0; book.dirty = true;
     const symbol = book.symbol; book.symbol = null; bookWant(symbol);
@@ -110,6 +111,7 @@ async function onWelcome(msg) {
   try {
     const reply = await request("symbols");
     learnUniverse(reply.symbols);
+    post({ t: "halted", symbols: reply.halted || [] });  // a server playing a scenario says
     const known = feed.watch.filter((s) => feed.ids.has(s));
     if (known.length) {
       // `resume: true` asks for stream offsets; a position asks for what was missed since.
@@ -163,6 +165,9 @@ function onJson(msg) {
       break;
     }
     case "heartbeat": break;
+    // A market scenario: a symbol halted or trades again; a scenario started or ended.
+    case "status": post({ t: "halt", symbol: msg.symbol, halted: msg.status === "halted", reason: msg.reason }); break;
+    case "scenario": post({ t: "scenarios", active: msg.active }); break;
     default: {
       const p = feed.pending.get(msg.id);
       if (p) { feed.pending.delete(msg.id); p.resolve(msg); }
