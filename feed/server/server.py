@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -113,7 +113,7 @@ class Server:
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
         self.rest = RestApi(
-            MarketView(opening.universe, lambda: self.hub.lvc, self.rest_tape),
+            MarketView(opening.universe, lambda: self.hub.lvc, self.rest_tape, self._halted),
             tokens=config.tokens,
             binance_weight_per_min=config.binance_weight_per_min,
         )
@@ -274,6 +274,10 @@ class Server:
             self.ctx.statuses.publish(records, self.hub.history.head)
             for sink in self.sinks:  # a bus producer's gateways want them too
                 sink.publish_statuses(records, self.hub.history.head)
+
+    def _halted(self) -> Collection[int]:
+        """The symbol ids halted now (a scenario's), for the venues' REST answers."""
+        return () if self.ctx.statuses is None else self.ctx.statuses.current.keys()
 
     def publish_scenario(self, name: str, active: bool, ts: int) -> None:
         if self.ctx.statuses is not None:  # `/v1` connections read it in the status log

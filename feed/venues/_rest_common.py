@@ -5,7 +5,7 @@ number formats. Sans-IO: imports neither trio nor any socket library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -104,6 +104,8 @@ class MarketView:
     universe: Universe
     latest: Callable[[], TickBatch]
     tape: RestTape
+    # The symbol ids halted now (a market scenario's halts; none without one).
+    halted: Callable[[], Collection[int]] = lambda: ()
     size_decimals: list[int] = field(init=False)
     price_decimals: list[int] = field(init=False)
     sizes: Sizes = field(init=False)

@@ -6,13 +6,14 @@ microseconds, encoded once and shared. `CoinbaseSession` is one connection: `sub
 `unsubscribe` with product ids and channels (names or `{"name", "product_ids"}` objects), the
 `subscriptions` reply, then each new product's current `ticker` and `last_match` (built from
 the hub's latest record by the server's `services.current`),
-`{"type": "error"}` for bad requests and the 5 s subscribe deadline.
+`{"type": "error"}` for bad requests and the 5 s subscribe deadline. The `status` channel
+carries a market scenario's halts (`coinbase_status`).
 Sans-IO.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -34,10 +35,12 @@ from ._common import (
 )
 from ._sizes import Sizes
 from ._tape import Tape
+from .coinbase_status import CHANNEL as STATUS
+from .coinbase_status import encoded as status_encoded
 
-CHANNELS = ("ticker", "matches", "heartbeat")
+CHANNELS = ("ticker", "matches", "heartbeat", STATUS)
 # Channels of the real feed that the simulated market has no data for (no order book, no orders).
-UNSUPPORTED = ("level2", "level2_batch", "full", "status", "auctionfeed", "rfq_matches", "balance")
+UNSUPPORTED = ("level2", "level2_batch", "full", "auctionfeed", "rfq_matches", "balance")
 SUBSCRIBE_DEADLINE_NS = 5 * NS_PER_S
 # Coinbase's documented limit: 8 requests a second, in bursts of up to 20, as a window of 20
 # requests over 2.5 s (8 a second on average, 20 at once). Past it: an error, then a close.
@@ -98,7 +101,25 @@ class CoinbaseEncoder:
             message["type"] = "last_match"
         return orjson.dumps(message)
 
+    def current_status(self, sym: int, now: tuple[int, int, int] | None) -> bytes:
+        """The product's `status` message at subscribe: `now` (status, reason, ts) while a
+        scenario halts it, else None."""
+        halted, reason = (True, now[1]) if now else (False, 0)
+        tick = self._fmt[sym].format(self.universe.tick_size[sym])
+        return status_encoded(self.universe, sym, halted, reason, quote_increment=tick)
+
+    def encode_statuses(self, changes: Iterable[tuple[int, int, int, int]], now_ns: int) -> Shared:
+        """`status` messages for trading status changes, each (ts, sym, status, reason) as in
+        `simulators.scenario.STATUS_DTYPE`."""
+        out = Shared(now_ns, self._codecs)
+        for _, sym, status, reason in changes:
+            out.add(sym, STATUS, (sym, status, reason))
+        return out
+
     def _json(self, shared: Shared, entry: Entry) -> bytes:
+        if entry.channel == STATUS:
+            sym, status, reason = entry.message
+            return self.current_status(sym, (status, reason, 0) if status else None)
         return orjson.dumps(self._message(entry))
 
     def _message(self, entry: Entry) -> dict[str, Any]:

@@ -220,7 +220,13 @@ class BinanceRest:
             syms, _ = self._selection(params)
         else:
             syms = range(len(self.names))  # type: ignore[assignment]
-        symbols = b",".join(self._symbols[i] for i in syms)
+        halted = self.view.halted()  # a scenario's halt: the symbol's status is HALT meanwhile
+        symbols = b",".join(
+            self._symbols[i].replace(b'"status":"TRADING"', b'"status":"HALT"', 1)
+            if i in halted
+            else self._symbols[i]
+            for i in syms
+        )
         return b'%s"serverTime":%d,"symbols":[%s]}' % (
             self._info_head,
             now_ns // NS_PER_MS,

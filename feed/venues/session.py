@@ -109,8 +109,15 @@ class VenueContext:
         self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
 
     def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
-        """A venue's message for a symbol's latest state, from the hub's last-value cache."""
-        return self.fanout.encoder(venue).current(self.hub.lvc[sym], channel)
+        """A venue's message for a symbol's latest state, from the hub's last-value cache (its
+        trading status, from the status log, for a venue's status channel)."""
+        encoder = self.fanout.encoder(venue)
+        status = getattr(encoder, "current_status", None)
+        if channel == "status" and status is not None:
+            return bytes(
+                status(sym, None if self.statuses is None else self.statuses.current.get(sym))
+            )
+        return encoder.current(self.hub.lvc[sym], channel)
 
     def ping_s(self, venue: str) -> float | None:
         """How often the server pings this venue's connections (None: it does not)."""
