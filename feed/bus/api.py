@@ -18,7 +18,8 @@ by hiredis (`fastwrite.py`); coredis carries the rest.
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
 event order, `BusStatuses` where a producer's market playing a scenario halted or resumed
-symbols, `BusDown` once when Redis goes away, and `BusGap` (with a fresh snapshot and the symbols
+symbols, `BusScenario` where a scenario started or ended, `BusDown` once when Redis goes
+away, and `BusGap` (with a fresh snapshot and the symbols
 halted then) whenever records were lost: a trimmed cursor, a changed epoch, a Redis restart.
 Each reader keeps its own cursor per shard (XREAD BLOCK, no consumer groups: groups split work,
 they do not fan out).
@@ -42,6 +43,7 @@ from tickwire.feed.bus.reader import (
     BusItem,
     BusReader,
     BusReaderStatistics,
+    BusScenario,
     BusStatuses,
 )
 from tickwire.feed.bus.redis import (
@@ -72,6 +74,7 @@ __all__ = [
     "BusProducerStatistics",
     "BusReader",
     "BusReaderStatistics",
+    "BusScenario",
     "BusStatuses",
     "MarketUpstream",
     "Upstream",

@@ -14,12 +14,16 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
 - `s` (optional, on the first entry of a write only): the trading status changes of a market
   playing a scenario (`STATUS_AT_DTYPE`: each change's `simulators.scenario.STATUS_DTYPE` record
   after `at`, the number of the write's records before it), so a gateway publishes them where
-  the producer did. A write of status changes alone is one entry of shard 0 with no records.
+  the producer did. A write of status changes alone is one entry of shard 0 with no records;
+- `c` (optional, on the first entry of a write only): the market scenarios that started or ended
+  (`encode_scenarios`: JSON `[[at, name, started, ts], ...]`), placed as `s`'s changes are: a
+  start before the status changes after the same records, an end after them.
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
 script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
 offset of the next record, all written in the same transaction as the entries; `{ns}:halted` a
-hash, symbol id -> the status record of each symbol halted now; `{ns}:meta` is a JSON string: the
+hash, symbol id -> the status record of each symbol halted now; `{ns}:scenarios` the JSON list
+of the scenarios playing now (where a gateway starts from); `{ns}:meta` is a JSON string: the
 universe's reference rows, the epoch, the shard count, whether the market plays a scenario
 (`statuses`) and the tick format version.
 
@@ -75,6 +79,11 @@ def meta_key(namespace: str) -> str:
 def halted_key(namespace: str) -> str:
     """Each symbol halted now (a market playing a scenario): where a gateway starts from."""
     return f"{namespace}:halted"
+
+
+def scenarios_key(namespace: str) -> str:
+    """The market scenarios playing now, a JSON list of names: where a gateway starts from."""
+    return f"{namespace}:scenarios"
 
 
 def watched_key(namespace: str) -> str:
@@ -147,6 +156,7 @@ class Entry:
     records: TickBatch
     offset: int | None = None  # the producer's stream offset of flush `first`'s first record
     statuses: bytes = b""  # `STATUS_AT_DTYPE` records (`encode_statuses`)
+    scenarios: bytes = b""  # the scenarios that started or ended (`encode_scenarios`)
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -165,10 +175,11 @@ def encode_entries(
     sent_ns: int,
     offset: int | None = None,
     statuses: bytes = b"",
+    scenarios: bytes = b"",
 ) -> list[tuple[int, dict[bytes, bytes]]]:
     """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
-    first one with `statuses` (`encode_statuses`)."""
-    if statuses and not parts:
+    first one with `statuses` (`encode_statuses`) and `scenarios` (`encode_scenarios`)."""
+    if (statuses or scenarios) and not parts:
         parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
@@ -185,7 +196,35 @@ def encode_entries(
     out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
     if statuses:
         out[0][1][b"s"] = statuses
+    if scenarios:
+        out[0][1][b"c"] = scenarios
     return out
+
+
+# A scenario's start or end on the bus: (records of the write before it, name, started, ts).
+ScenarioAt = tuple[int, str, bool, int]
+
+
+def encode_scenarios(changes: list[ScenarioAt]) -> bytes:
+    """The `c` field of a write's scenario starts and ends; b"" for none."""
+    return orjson.dumps([list(c) for c in changes]) if changes else b""
+
+
+def decode_playing(raw: bytes | None) -> list[str]:
+    """The `{ns}:scenarios` key: the scenarios playing ([] when absent)."""
+    try:
+        return [str(n) for n in orjson.loads(raw)] if raw else []
+    except (orjson.JSONDecodeError, TypeError):
+        raise BusFormatError("a scenarios key that is not tickwire's") from None
+
+
+def decode_scenarios(raw: bytes) -> list[ScenarioAt]:
+    """A `c` field back as (records before, name, started, ts), in order."""
+    try:
+        got = orjson.loads(raw)
+        return [(int(at), str(name), bool(started), int(ts)) for at, name, started, ts in got]
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        raise BusFormatError("scenario changes that are not tickwire's") from None
 
 
 def encode_statuses(statuses: list[tuple[int, NDArray[np.void]]]) -> bytes:
@@ -226,6 +265,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             np.frombuffer(raw, TICK_DTYPE),
             int(fields[b"o"]) if b"o" in fields else None,
             _bytes(fields.get(b"s", b"")),
+            _bytes(fields.get(b"c", b"")),
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
+from tickwire.feed.bus import codec as bc
 from tickwire.simulators import TICK_DTYPE, TickBatch
 
 
@@ -30,6 +32,10 @@ class Taken:
     # Status changes (a scenario's halts and resumptions): (records of `batch` before them,
     # `STATUS_DTYPE` records), in order.
     statuses: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
+    # Market scenarios that started or ended (`codec.ScenarioAt`), in order, and the JSON list
+    # of those playing after them (b"": none changed).
+    scenarios: list[bc.ScenarioAt] = field(default_factory=list)
+    playing: bytes = b""
 
 
 class Outbox:
@@ -45,6 +51,8 @@ class Outbox:
         self.next_offset: int | None = None  # the stream offset after the last flush given
         self._pending: list[TickBatch] = []
         self._statuses: list[tuple[int, NDArray[np.void]]] = []
+        self._scenarios: list[bc.ScenarioAt] = []
+        self._playing = b""
         self._records = 0
         self._first = 0  # the first flush number in `_pending`
         self._first_offset: int | None = None  # and the stream offset of its first record
@@ -77,17 +85,35 @@ class Outbox:
         self._statuses.append((self._records, records))
         return True
 
+    def put_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> bool:
+        """A scenario started or ended after every record put so far (`playing`: those playing
+        after it), as `put_statuses`; False if dropped."""
+        if not self._pending and not self.put(np.empty(0, TICK_DTYPE), self.next_offset):
+            return False
+        self._scenarios.append((self._records, name, started, ts))
+        self._playing = orjson.dumps(playing)
+        return True
+
     def take(self) -> Taken | None:
         """Everything pending as one batch (None if nothing is)."""
         batches = self._pending
         if not batches:
             return None
         statuses, self._statuses = self._statuses, []
+        scenarios, playing, self._scenarios, self._playing = self._scenarios, self._playing, [], b""
         self._pending, self._records = [], 0
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         first, last = self._first, self.flush
         return Taken(
-            batch, len(batches), first, last, self._first_offset, self.next_offset, statuses
+            batch,
+            len(batches),
+            first,
+            last,
+            self._first_offset,
+            self.next_offset,
+            statuses,
+            scenarios,
+            playing,
         )
 
     def written(self, taken: Taken) -> None:
@@ -99,6 +125,8 @@ class Outbox:
         self.dropped += len(self._pending) if counted else 0
         self._pending.clear()
         self._statuses.clear()
+        self._scenarios.clear()
+        self._playing = b""
         self._records = 0
         self.done = self.flush
 

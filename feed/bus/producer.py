@@ -181,6 +181,16 @@ class BusProducer(LeaseHolder, Pipelined):
         else:
             self._wake.set()
 
+    def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
+        """A market scenario started or ended (event time `ts`) after every flush published so
+        far, `playing` those playing after it; it goes with the next write, as statuses do."""
+        if not self._outbox.put_scenario(name, started, ts, playing):
+            self._report_done()
+        elif self._fast is not None and self._active and not self._failure:
+            self._send_pending()
+        else:
+            self._wake.set()
+
     async def wait_written(self) -> None:
         """Until every flush published so far is written or dropped (clean shutdown)."""
         while self._outbox.done < self._outbox.flush:

@@ -47,6 +47,7 @@ class BusGap:
     epoch: int
     offset: int | None = None  # the producer's stream offset of the next record, if it sends one
     halted: NDArray[np.void] = field(default_factory=lambda: _NO_STATUSES)  # halted now
+    scenarios: list[str] = field(default_factory=list)  # the market scenarios playing now
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,18 @@ class BusStatuses:
     records: NDArray[np.void]
 
 
-BusItem: TypeAlias = TickBatch | BusGap | BusDown | BusStatuses
+@dataclass(frozen=True, slots=True)
+class BusScenario:
+    """A producer's market scenario started or ended (event time `ts`), after every flush
+    yielded before it; `playing`: the scenarios playing after it."""
+
+    name: str
+    started: bool
+    ts: int
+    playing: list[str]
+
+
+BusItem: TypeAlias = TickBatch | BusGap | BusDown | BusStatuses | BusScenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,7 @@ class BusReader:
         self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
         self.statuses = False  # the producer's market plays a scenario (status changes come)
         self.halted: NDArray[np.void] = _NO_STATUSES  # as of the last resync, by symbol id
+        self.scenarios: list[str] = []  # the scenarios playing, as of the last change seen
         self._cursors: dict[str, Any] = {}
         self._run_id = b""
         self._asm = Reassembler(0)
@@ -238,6 +251,7 @@ class BusReader:
             head_req = pipe.get(bc.head_key(self.namespace))
             offset_req = pipe.get(bc.offset_key(self.namespace))
             halted_req = pipe.hgetall(bc.halted_key(self.namespace))
+            scenarios_req = pipe.get(bc.scenarios_key(self.namespace))
             ends = [
                 pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
                 for s in range(bc.MAX_SHARDS)
@@ -250,6 +264,7 @@ class BusReader:
         self.statuses = meta.statuses
         self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
         self.halted = bc.decode_halted(await halted_req)
+        self.scenarios = bc.decode_playing(await scenarios_req)
         self._cursors = {}
         for s in range(meta.shards):
             last = await ends[s]
@@ -294,13 +309,15 @@ class BusReader:
         for entry in entries:
             released = self._asm.feed(entry)
             asm = self._asm
-            for out, offset, st in zip(released, asm.offsets, asm.statuses, strict=True):
+            for out, offset, st, sc in zip(
+                released, asm.offsets, asm.statuses, asm.scenarios, strict=True
+            ):
                 if out is None:
                     await self._gap("records lost (trimmed, dropped or a new producer)")
                     return
                 self._flushes += 1
                 self._records += len(out)
-                self._ready += flush_items(out, offset, st)
+                self._ready += flush_items(out, offset, st, self._scenario_items(sc))
 
     def _collect(self, got: Any, into: list[bc.Entry]) -> bool:
         """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
@@ -336,24 +353,46 @@ class BusReader:
             self._up = False
 
     def _gap_item(self, reason: str) -> BusGap:
-        return BusGap(reason, self.snapshot, self.epoch, self.offset, self.halted)
+        return BusGap(reason, self.snapshot, self.epoch, self.offset, self.halted, self.scenarios)
+
+    def _scenario_items(self, raw: bytes) -> list[tuple[int, BusScenario]]:
+        """A flush's scenario changes (`codec.encode_scenarios`) as items, by records before;
+        `scenarios` follows them."""
+        out = []
+        for at, name, started, ts in bc.decode_scenarios(raw) if raw else ():
+            playing = list(self.scenarios)  # a new list: items already made keep theirs
+            if started:
+                playing.append(name)
+            elif name in playing:
+                playing.remove(name)
+            self.scenarios = playing
+            out.append((at, BusScenario(name, started, ts, self.scenarios)))
+        return out
 
 
 def flush_items(
-    flush: TickBatch, offset: int | None, statuses: bytes
+    flush: TickBatch,
+    offset: int | None,
+    statuses: bytes,
+    scenarios: list[tuple[int, BusScenario]] | None = None,
 ) -> list[tuple[BusItem, int | None]]:
-    """A flush as items, with its status changes (`codec.encode_statuses`) where they fall:
-    its records before them (at their stream offset), then the changes, and so on."""
-    if not statuses:
+    """A flush as items, with its status changes (`codec.encode_statuses`) and scenario
+    changes (by records before them) where they fall: its records before them (at their stream
+    offset), then the changes (a start before the statuses, an end after), and so on."""
+    if not statuses and not scenarios:
         return [(flush, offset)]
-    at, records = bc.decode_statuses(statuses)
+    at, records = bc.decode_statuses(statuses) if statuses else (np.empty(0, np.uint64), None)
+    scenarios = scenarios or []
     out: list[tuple[BusItem, int | None]] = []
     done = 0
-    for cut in np.unique(at).tolist():
+    for cut in sorted({*at.tolist(), *(a for a, _ in scenarios)}):
         if cut > done:
             out.append((flush[done:cut], None if offset is None else offset + done))
             done = cut
-        out.append((BusStatuses(records[at == cut]), None))
+        out += [(s, None) for a, s in scenarios if a == cut and s.started]
+        if records is not None and (at == cut).any():
+            out.append((BusStatuses(records[at == cut]), None))
+        out += [(s, None) for a, s in scenarios if a == cut and not s.started]
     if done < len(flush):
         out.append((flush[done:], None if offset is None else offset + done))
     return out

@@ -21,6 +21,7 @@ class _Pending:
     sent_ns: int = 0
     offset: int | None = None
     statuses: bytes = b""  # the flush's status changes (`codec.encode_statuses`)
+    scenarios: bytes = b""  # its scenario starts and ends (`codec.encode_scenarios`)
 
 
 class Reassembler:
@@ -39,14 +40,15 @@ class Reassembler:
         self._seen: dict[int, int] = {}  # per shard: the last flush it delivered
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
         # Aligned with what the last `feed` returned: each released flush's stream offset and
-        # status changes (`codec.encode_statuses`, b"" for none).
+        # status changes (`codec.encode_statuses`, b"" for none) and scenario changes.
         self.offsets: list[int | None] = []
         self.statuses: list[bytes] = []
+        self.scenarios: list[bytes] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
-            self.offsets, self.statuses = [None], [b""]
+            self.offsets, self.statuses, self.scenarios = [None], [b""], [b""]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -55,6 +57,7 @@ class Reassembler:
             p = self._pending[key] = _Pending(entry.first, entry.mask, offset=entry.offset)
         p.parts[entry.shard] = entry.records
         p.statuses += entry.statuses
+        p.scenarios = entry.scenarios or p.scenarios  # the first entry of a write has them
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -63,7 +66,8 @@ class Reassembler:
         out: list[TickBatch | None] = []
         offsets: list[int | None] = []
         statuses: list[bytes] = []
-        self.offsets, self.statuses = offsets, statuses
+        scenarios: list[bytes] = []
+        self.offsets, self.statuses, self.scenarios = offsets, statuses, scenarios
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -78,6 +82,7 @@ class Reassembler:
                 out.append(None)
                 offsets.append(None)
                 statuses.append(b"")
+                scenarios.append(b"")
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
@@ -85,9 +90,11 @@ class Reassembler:
                 out.append(None)  # flushes before this one never came
                 offsets.append(None)
                 statuses.append(b"")
+                scenarios.append(b"")
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
             statuses.append(p.statuses)
+            scenarios.append(p.scenarios)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

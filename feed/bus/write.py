@@ -28,9 +28,10 @@ _STATUS_AT = 8 + (STATUS_DTYPE.fields["status"][1] if STATUS_DTYPE.fields else 0
 # (`watched_key`).
 # A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
 # here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, lease, watched, halted, then the ticks stream of each entry.
+# KEYS: latest, head, offset, lease, watched, halted, scenarios, then each entry's ticks stream.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
-# status changes or '' (the first entry's `s`), then each entry's `r`. An empty latest blob folds
+# status changes or '' (the first entry's `s`), scenario changes or '' (its `c`), the scenarios
+# playing after them or '' (unchanged), then each entry's `r`. An empty latest blob folds
 # the entries' records themselves, in order: what a short flush sends (`latest_for_write`),
 # instead of its records twice.
 WRITE_SCRIPT = f"""
@@ -46,15 +47,19 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-for i = 7, #KEYS do
-  fields[at + 1] = ARGV[i + 7]
-  if i == 7 and ARGV[13] ~= '' then
-    fields[at + 2] = 's'
-    fields[at + 3] = ARGV[13]
+for i = 8, #KEYS do
+  fields[at + 1] = ARGV[i + 8]
+  local n = at + 1
+  if i == 8 then
+    for k, name in ipairs({{'s', 'c'}}) do
+      if ARGV[12 + k] ~= '' then
+        fields[n + 1] = name
+        fields[n + 2] = ARGV[12 + k]
+        n = n + 2
+      end
+    end
   end
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-  fields[at + 3] = nil
-  fields[at + 2] = nil
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', unpack(fields, 1, n))
 end
 local function fold(r)
   for i = 1, #r, {TICK_DTYPE.itemsize} do
@@ -65,8 +70,8 @@ end
 if ARGV[4] ~= '' then
   fold(ARGV[4])
 else
-  for i = 7, #KEYS do
-    fold(ARGV[i + 7])
+  for i = 8, #KEYS do
+    fold(ARGV[i + 8])
   end
 end
 local s = ARGV[13]
@@ -77,6 +82,9 @@ for i = 1, #s, {bc.STATUS_AT_DTYPE.itemsize} do
   else
     redis.call('HSET', KEYS[6], sym, string.sub(s, i + 8, i + {bc.STATUS_AT_DTYPE.itemsize - 1}))
   end
+end
+if ARGV[15] ~= '' then
+  redis.call('SET', KEYS[7], ARGV[15])
 end
 redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then
@@ -96,17 +104,20 @@ def write_command(
     maxlen: int,
     token: bytes,
     lease_ms: int,
+    playing: bytes = b"",
 ) -> tuple[list[str], list[bytes]]:
     """`WRITE_SCRIPT`'s keys and arguments for `encode_entries`' entries (at least one), fenced
-    by lease `token` (renewed for `lease_ms` when it holds)."""
+    by lease `token` (renewed for `lease_ms` when it holds); `playing`: the scenarios playing
+    after the write's changes (JSON), b"" if they did not change."""
     fields = entries[0][1]
     keys = [bc.latest_key(namespace), bc.head_key(namespace), bc.offset_key(namespace)]
     keys += [bc.lease_key(namespace), bc.watched_key(namespace), bc.halted_key(namespace)]
+    keys.append(bc.scenarios_key(namespace))
     keys += [bc.ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
-    args += [token, str(lease_ms).encode(), fields.get(b"s", b"")]
+    args += [token, str(lease_ms).encode(), fields.get(b"s", b""), fields.get(b"c", b""), playing]
     args += [f[b"r"] for _, f in entries]
     return keys, args
 
@@ -137,11 +148,20 @@ def flush_command(
     parts = bc.split(taken.batch, shards)
     latest = latest_for_write(taken.batch)
     statuses = bc.encode_statuses(taken.statuses)
+    scenarios = bc.encode_scenarios(taken.scenarios)
     entries = bc.encode_entries(
-        parts, taken.first, taken.last, epoch, sent_ns, taken.offset, statuses
+        parts, taken.first, taken.last, epoch, sent_ns, taken.offset, statuses, scenarios
     )
     keys, args = write_command(
-        namespace, entries, taken.last, taken.next_offset, latest, maxlen, token, lease_ms
+        namespace,
+        entries,
+        taken.last,
+        taken.next_offset,
+        latest,
+        maxlen,
+        token,
+        lease_ms,
+        taken.playing,
     )
     return keys, args, len(entries)
 
@@ -183,7 +203,7 @@ class FlushPacker:
                 self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
-            count = len(parts) + 13 + len(shards)
+            count = len(parts) + 15 + len(shards)
             got = self._heads[shards] = (count, b"".join(map(_bulk, parts)) + self._maxlen)
         return got
 
@@ -192,7 +212,8 @@ class FlushPacker:
         stream entries it adds."""
         parts = bc.split(taken.batch, self.shards)
         statuses = bc.encode_statuses(taken.statuses)
-        if statuses and not parts:
+        scenarios = bc.encode_scenarios(taken.scenarios)
+        if (statuses or scenarios) and not parts:
             parts = [(0, b"")]
         mask = 0
         for shard, _ in parts:
@@ -214,6 +235,8 @@ class FlushPacker:
             _bulk(offset),
             self._lease,
             _bulk(statuses),
+            _bulk(scenarios),
+            _bulk(taken.playing),
         ]
         out += [_bulk(raw) for _, raw in parts]
         return b"".join(out), len(parts)

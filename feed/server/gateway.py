@@ -83,6 +83,7 @@ class BusSource:
         # changes the bus carries (`Server` looks at this once, when it is built).
         self.has_statuses = reader.statuses
         self._halted: dict[int, bytes] = {}  # symbol id -> status record, as published here
+        self.scenarios: list[str] = []  # the scenarios playing, as published here
 
     def open(self) -> Opening:
         r = self.reader
@@ -102,6 +103,7 @@ class BusSource:
         bus = _bus()
         task_status.started()
         self._statuses(feed, self.reader.halted)  # halted before this gateway started
+        self._playing(feed, self.reader.scenarios, feed.now_ns())  # and the scenarios playing
         while True:
             # Whether clients read here: the reader tells the producer to step at the cadence.
             item = await self.reader.next(watched=feed.watched)
@@ -110,10 +112,14 @@ class BusSource:
             elif isinstance(item, bus.BusStatuses):
                 self._statuses(feed, item.records)
                 await feed.deliver()
+            elif isinstance(item, bus.BusScenario):
+                self._playing(feed, item.playing, item.ts, item)
+                await feed.deliver()
             elif isinstance(item, bus.BusGap):
                 await self._same_universe(feed)
                 await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
                 self._statuses(feed, self._changed(item.halted, feed.now_ns()))
+                self._playing(feed, item.scenarios, feed.now_ns())
                 await feed.deliver()
                 log.info(
                     "bus gap (%s): sent %s a fresh snapshot",
@@ -132,6 +138,19 @@ class BusSource:
             else:
                 self._halted.pop(int(rec["sym"]), None)
         feed.publish_statuses(records)
+
+    def _playing(self, feed: Feed, playing: list[str], ts: int, change: Any = None) -> None:
+        """Publish a scenario's start or end (`change`, a `BusScenario`), or, with none, the
+        starts and ends that make what was published here the producer's `playing` (at a
+        start, or after a gap: the changes in between are lost)."""
+        if change is not None:
+            feed.publish_scenario(change.name, change.started, ts)
+        else:
+            for name in [n for n in self.scenarios if n not in playing]:
+                feed.publish_scenario(name, False, ts)
+            for name in [n for n in playing if n not in self.scenarios]:
+                feed.publish_scenario(name, True, ts)
+        self.scenarios = list(playing)
 
     def _changed(self, halted: NDArray[np.void], now_ns: int) -> NDArray[np.void]:
         """After a gap: the changes from what was published here to the producer's `halted`
@@ -220,6 +239,9 @@ class BusSink:
 
     def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
         self.producer.publish_statuses(records)
+
+    def publish_scenario(self, name: str, active: bool, ts: int, playing: list[str]) -> None:
+        self.producer.publish_scenario(name, active, ts, playing)
 
     @property
     def watched(self) -> bool:

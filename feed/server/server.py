@@ -282,6 +282,8 @@ class Server:
     def publish_scenario(self, name: str, active: bool, ts: int) -> None:
         if self.ctx.statuses is not None:  # `/v1` connections read it in the status log
             self.ctx.statuses.publish_scenario(name, active, ts, self.hub.history.head)
+            for sink in self.sinks:  # a bus producer's gateways want it too
+                sink.publish_scenario(name, active, ts, list(self.ctx.statuses.scenarios))
 
     async def push(self, batch: TickBatch, offset: int | None = None) -> None:
         """An upstream's flush (records on the tick grid, never written again, e.g. a bus
