@@ -141,6 +141,8 @@ class StreamState:
             pass
         elif mtype == "ack" and (gap := self.resync.acked(msg)) is not None:
             events.append(gap)  # the resume's ack: its replay (or a snapshot) follows
+        elif mtype == "error" and "id" not in msg and self.resync.waiting:
+            events.append(self.resync.cancel())  # refused (rate_limited): the gap as it is
         elif mtype == "gap":  # the server's source lost updates: a snapshot follows
             if msg.get("epoch") not in (None, self.epoch):  # a new run upstream: a restart
                 self.epoch, self.offset = msg["epoch"], None

@@ -170,3 +170,15 @@ def test_a_resume_on_a_live_connection_snapshots_the_held_symbols_too() -> None:
     )[-1]
     assert isinstance(resume, st.Resume)
     assert resume.snapshot_ids is not None and resume.snapshot_ids.tolist() == [0, 1, 2]
+
+
+def test_a_refused_resume_reports_the_gap_and_reads_on() -> None:
+    st = _stream()
+    st.receive(_ticks(1, 10, (0, 5)))
+    st.receive(_ticks(3, 14, (1, 7)))
+    st.resync.request(["*"], st.epoch, st.offset)
+    error = {"type": "error", "code": "rate_limited", "message": "too many requests"}
+    events, reply = st.receive(orjson.dumps(error).decode())
+    assert events == [Gap("seq", 0, (), missed_messages=1)] and reply is None
+    events, _ = st.receive(_ticks(4, 15, (2, 1)))  # no longer set aside
+    assert _held(events) == [(2, 1)]

@@ -115,3 +115,13 @@ async def test_a_connection_with_no_subscription_hears_of_a_scenario(
                         break
                 assert feed.scenario == "aapl-halt"
             nursery.cancel_scope.cancel()
+
+
+def test_tail_prints_a_scenario_change_on_stderr() -> None:
+    import io
+
+    from tickwire.feed.cli.tail import _print_event
+
+    err = io.StringIO()
+    _print_event(ScenarioChange("flash-crash", "started", 1, ("flash-crash",)), err)
+    assert err.getvalue() == "# scenario flash-crash started\n"
