@@ -99,14 +99,13 @@ class BinanceDepth:
             pending, self._pending[suffix] = self._pending[suffix], []
             if pending:
                 self._diffs(out, suffix, pending, books, ms)
+            # The book is read when a session first wants the payload: the stream builds
+            # its frames in the same advance, before the books change again.
+            push = out.items.append
             for i in news.booked.tolist():
-                lv = books.levels[i]
-                if lv is None:
-                    continue
-                bids, asks = books.view(i, books.depth)
-                for n in PARTIAL:
-                    content = (i, lv.seq, lv.decimals, bids[:n], asks[:n])
-                    out.add(i, f"depth{n}{suffix}", content)
+                if books.levels[i] is not None:
+                    for n in PARTIAL:
+                        push((i, f"depth{n}{suffix}", (i, n, books)))
 
     def _diffs(
         self,
@@ -157,11 +156,14 @@ class BinanceDepth:
                 "b": self._levels(i, decimals, bids),
                 "a": self._levels(i, decimals, asks),
             }
-        i, seq, decimals, bids, asks = entry.message
+        i, n, books = entry.message
+        lv = books.levels[i]
+        assert lv is not None  # booked when the entry was made, in this same advance
+        bids, asks = books.view(i, books.depth)
         return {
-            "lastUpdateId": seq,
-            "bids": self._levels(i, decimals, bids),
-            "asks": self._levels(i, decimals, asks),
+            "lastUpdateId": lv.seq,
+            "bids": self._levels(i, lv.decimals, bids[:n]),
+            "asks": self._levels(i, lv.decimals, asks[:n]),
         }
 
     def qty(self, sym: int) -> Callable[[int], str]:
