@@ -39,6 +39,7 @@ from tickwire.feed.venues._rest_common import (
     raw_json,
 )
 from tickwire.feed.venues._rest_tape import NS_PER_MIN, aggregate
+from tickwire.feed.venues._sizes import BINANCE_PLACES
 from tickwire.feed.venues.binance_depth import RestDepth
 
 PREFIX = "/binance/api/v3/"
@@ -96,6 +97,7 @@ class BinanceRest:
     ) -> None:
         self.view = view
         self.books = None if books is None else RestDepth(books)
+        self._qtys = view.sizes.formats(BINANCE_PLACES)  # per symbol, as the streams write them
         universe = view.universe
         self.names = [binance_name(s) for s in universe.symbols]
         self.index: dict[str, int] = {}
@@ -237,7 +239,7 @@ class BinanceRest:
         sym = self._sym(params)
         limit = self._limit(params)
         if self.books is not None:
-            return self.books.answer(sym, limit, lambda z: qty(self.view, sym, z), now_ns)
+            return self.books.answer(sym, limit, self._qtys[sym], now_ns)
         rec, view = self.view.latest()[sym], self.view
         bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []
         asks = [[px(rec["ask"]), qty(view, sym, rec["ask_size"])]] if rec["ask_size"] else []
