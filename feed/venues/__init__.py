@@ -38,6 +38,11 @@ The VenueSession protocol, and what the connection layer must do with each resul
   whenever it changes), for statistics or routing; `deliver` is still called for every batch
   (it is cheap when nothing matches, and Coinbase's first messages ride on the next batch).
 
+Order books (`books.py`): a session books symbols at a depth with `Reply.books` (its whole new
+set, {symbol id: depth}; `Services.book_depth` is the server's, 0 when it keeps none), and an
+encoder that serves books is a `books.BookCodec` (`book_snapshot`, `encode_books`): its book
+messages reach the sessions through `deliver`, as ticks do, before the ticks of the same flush.
+
 WebSocket pings, pongs and the close handshake stay the connection layer's (it pings Binance
 connections every 20 s, as Binance does). A `Reply` holds `frames` (`Frame(data: bytes,
 binary: bool)`: text frames carry UTF-8 bytes), `symbols` (the new symbol set, or None when
@@ -147,7 +152,8 @@ def _alpaca(up: Upgrade) -> VenueSession:
 
 
 def _binance(up: Upgrade) -> VenueSession:
-    return BinanceSession(up.path, parse_qs(up.query), up.universe, up.now_ns)
+    depth = up.services.book_depth if up.services is not None else 0
+    return BinanceSession(up.path, parse_qs(up.query), up.universe, up.now_ns, depth)
 
 
 def _coinbase(up: Upgrade) -> VenueSession:
