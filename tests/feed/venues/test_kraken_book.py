@@ -1,0 +1,143 @@
+"""Kraken's `book` channel, sans-IO: the checksum is Kraken's (its documented worked example),
+and a client keeping the book by Kraken's rules alone verifies every checksum and ends with the
+market's book."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from decimal import Decimal
+
+import numpy as np
+import orjson
+import pytest
+
+from tickwire.feed.hub.books import Books
+from tickwire.feed.venues._sizes import Sizes
+from tickwire.feed.venues.kraken_book import (
+    KrakenBooks,
+    booking_depth,
+    checksum,
+    checksum_units,
+)
+from tickwire.simulators import Market, Universe
+
+from ._kraken_book import ClientBook
+
+MS = 1_000_000
+
+# Kraken's worked example ("Book checksum (WebSocket v2)"): BTC/USD, price decimals 1, qty 8.
+DOC_BIDS = [
+    ("45283.5", "0.10000000"),
+    ("45283.4", "1.54582015"),
+    ("45282.1", "0.10000000"),
+    ("45281.0", "0.10000000"),
+    ("45280.3", "1.54592586"),
+    ("45279.0", "0.07990000"),
+    ("45277.6", "0.03310103"),
+    ("45277.5", "0.30000000"),
+    ("45277.3", "1.54602737"),
+    ("45276.6", "0.15445238"),
+]
+DOC_ASKS = [
+    ("45285.2", "0.00100000"),
+    ("45286.4", "1.54571953"),
+    ("45286.6", "1.54571109"),
+    ("45289.6", "1.54560911"),
+    ("45290.2", "0.15890660"),
+    ("45291.8", "1.54553491"),
+    ("45294.7", "0.04454749"),
+    ("45296.1", "0.35380000"),
+    ("45297.5", "0.09945542"),
+    ("45299.5", "0.18772827"),
+]
+DOC_CHECKSUM = 3310070434
+
+
+def test_checksum_is_krakens_worked_example() -> None:
+    assert checksum(DOC_ASKS, DOC_BIDS) == DOC_CHECKSUM
+    # the documented first step: "45285.2" + "0.00100000" -> "452852100000"
+    assert checksum(DOC_ASKS[:1], []) == zlib.crc32(b"452852100000")
+    # only the top 10 of each side count
+    assert checksum([*DOC_ASKS, ("45300.0", "1.00000000")], DOC_BIDS) == DOC_CHECKSUM
+
+
+def test_checksum_on_units_is_the_checksum_on_the_strings() -> None:
+    units = (
+        tuple((int(Decimal(p) * 10), int(Decimal(q) * 10**8)) for p, q in DOC_BIDS),
+        tuple((int(Decimal(p) * 10), int(Decimal(q) * 10**8)) for p, q in DOC_ASKS),
+    )
+    assert checksum_units(units) == DOC_CHECKSUM
+    rng = random.Random(5)
+    for _ in range(200):
+        pd, qd, scale = rng.randint(0, 5), rng.randint(0, 8), rng.choice((1, 5, 25))
+        sides = [
+            sorted({rng.randint(1, 10**7): rng.randint(1, 10**6) for _ in range(12)}.items())
+            for _ in range(2)
+        ]
+        bids, asks = tuple(sides[0][::-1]), tuple(sides[1])
+
+        def text(u: int, places: int) -> str:
+            return f"{Decimal(u).scaleb(-places):.{places}f}"
+
+        strings = [[(text(u, pd), text(s * scale, qd)) for u, s in side] for side in (asks, bids)]
+        assert checksum_units((bids, asks), scale) == checksum(*strings)
+
+
+@pytest.mark.parametrize(
+    ("server", "depth"), [(20, 10), (20, 25), (100, 10), (100, 25), (100, 1000)]
+)
+def test_a_client_keeping_the_book_by_krakens_rules_verifies_every_checksum(
+    server: int, depth: int
+) -> None:
+    u = Universe.crypto_pairs()
+    m = Market(u, seed=3, start_ns=0, session="24h", book_depth=server)
+    names = np.array(u.symbols, dtype=object)
+    books = Books(names, u.tick_size, server, m.book_snapshot, 10**9)
+    kraken = KrakenBooks(u)
+    sizes = Sizes(u)
+    syms = [u.index(s) for s in ("BTC-USD", "DOGE-USD", "SOL-USD", "XRP-USD")]
+    d = booking_depth(depth, books.depth)
+    reader = books.attach(lambda: None)
+    now = 50 * MS
+    m.step_book(now)
+    books.book(reader, np.array(syms), d)
+    clients = {}
+    for sym in syms:
+        [frame] = kraken.snapshot(sym, d, books, now)
+        message = orjson.loads(frame.data)
+        assert message["channel"] == "book" and message["type"] == "snapshot"
+        [data] = message["data"]
+        pd = len(f"{float(u.tick_size[sym]):f}".rstrip("0").split(".")[1])
+        clients[data["symbol"]] = client = ClientBook(depth, pd, sizes.decimals[sym])
+        client.apply(data)
+    updates = 0
+    for _ in range(300):
+        now += 10 * MS
+        _, levels = m.step_book(now)
+        books.publish(levels)
+        books.take(reader)
+        shared = kraken.updates(d, syms, books, now)
+        for _, channel, data in shared.items:
+            assert channel == f"book:{d}"
+            message = orjson.loads(data)
+            assert message["type"] == "update" and message["data"][0]["timestamp"].endswith("Z")
+            clients[message["data"][0]["symbol"]].apply(message["data"][0])
+            updates += 1
+    assert updates > 100
+    snap = m.book_snapshot()
+    deeper = max(int((snap[s]["ask_size"] > 0).sum()) for s in syms)
+    assert deeper > depth or depth > server  # some book is deeper than the subscription
+    for sym in syms:
+        client = clients[kraken.names[sym]]
+        bids, asks = client.sides()
+        row = snap[sym]
+        for got, name in ((bids, "bid"), (asks, "ask")):
+            want = [
+                (p, sizes.number(sym, s))
+                for p, s in zip(
+                    row[f"{name}_price"].tolist(), row[f"{name}_size"].tolist(), strict=True
+                )
+                if s
+            ][:depth]
+            assert [(float(p), float(q)) for p, q in got] == pytest.approx(want)
