@@ -13,19 +13,21 @@ then, in `data_channels`, with its encoder's `T:o` message). Sans-IO: no trio, n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from tickwire.feed.hub.books import Books, BookTake
 from tickwire.simulators.universe import Universe
 
 from ._alpaca_encoder import AlpacaEncoder
-from ._common import Entry
+from ._common import Entry, Shared, decimals_of
 from .alpaca import AlpacaSession
 
 FEEDS = ("us",)
 DATA_CHANNELS = ("trades", "quotes", "bars")
 SILENT_CHANNELS = ("updatedBars", "dailyBars")  # the simulated market makes no late trades
 NOT_YET = ("orderbooks",)  # Alpaca's 410 until the order book is on the wire
+ORDERBOOKS = "orderbooks"
 
 
 def alpaca_names(universe: Universe) -> dict[str, int]:
@@ -78,9 +80,69 @@ class AlpacaCryptoEncoder(AlpacaEncoder):
         super().__init__(universe)
         names = {i: name for name, i in alpaca_names(universe).items()}
         self._pairs = [names.get(i, s) for i, s in enumerate(universe.symbols)]
+        self._price_scale = [10.0 ** decimals_of(float(t)) for t in universe.tick_size]
+        self._resets: set[int] = set()  # symbols booked since the last take: a full book next
+
+    def orderbooks(
+        self, take: BookTake, booked: Iterable[int], books: Books, now_ns: int
+    ) -> Shared:
+        """`orderbooks` messages of one take of the server's books: a full book (`r: true`) for
+        each symbol booked since the last take (every subscriber of it starts over), then each
+        other symbol's levels changed in the take, their sizes now (0 removes)."""
+        out = Shared(now_ns, self._codecs)
+        booked = set(booked)
+        resets, self._resets = self._resets & booked, set()
+        for sym in sorted(resets):
+            (bids, asks), _, ts = books.ladder(sym, books.depth)
+            out.add(sym, ORDERBOOKS, (sym, ts, bids, asks, True))
+        records = take.records
+        if not len(records):
+            return out
+        changed: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        last_ts: dict[int, int] = {}
+        for sym, side, u, size, ts in zip(
+            records["sym"].tolist(),
+            records["side"].tolist(),
+            take.units.tolist(),
+            records["size"].tolist(),
+            records["ts"].tolist(),
+            strict=True,
+        ):
+            if sym in resets or sym not in booked:
+                continue
+            held = changed.get(sym)
+            if held is None:
+                held = changed[sym] = ({}, {})
+            held[side][u] = size
+            last_ts[sym] = ts
+        for sym, (bid_sizes, ask_sizes) in changed.items():
+            content = (sym, last_ts[sym], list(bid_sizes.items()), list(ask_sizes.items()), False)
+            out.add(sym, ORDERBOOKS, content)
+        return out
+
+    def reset(self, sym: int) -> None:
+        """A session booked `sym`: the next take starts its subscribers over with its full book
+        (in the stream, so that it is in each session's codec and before any change)."""
+        self._resets.add(sym)
+
+    def _orderbook(self, content: Any, stamp: Callable[[int], Any]) -> dict[str, Any]:
+        sym, ts, bids, asks, reset = content
+        scale, number = self._price_scale[sym], self._number
+        message = {
+            "T": "o",
+            "S": self._pairs[sym],
+            "t": stamp(ts),
+            "b": [{"p": u / scale, "s": number(sym, z)} for u, z in bids],
+            "a": [{"p": u / scale, "s": number(sym, z)} for u, z in asks],
+        }
+        if reset:
+            message["r"] = True
+        return message
 
     def _message(self, entry: Entry, stamp: Callable[[int], Any]) -> dict[str, Any]:
         names, number = self._pairs, self._number
+        if entry.channel == ORDERBOOKS:
+            return self._orderbook(entry.message, stamp)
         if entry.channel == "trades":
             sym, tid, price, size, ts, buy = entry.message
             return {

@@ -1,0 +1,117 @@
+"""Coinbase Exchange's `level2` and `level2_batch` channels over the server's order books.
+
+Both are the whole book (the server's depth): a subscriber first gets `{"type": "snapshot",
+"product_id", "bids", "asks"}` ([price, size] strings, best first), then `l2update` messages
+`{"type": "l2update", "product_id", "changes": [[side, price, size]], "time"}` where side is
+"buy" (a bid) or "sell" and size "0" removes the level. `level2` carries every change in the
+market's order, one `l2update` per product per take of the book; `level2_batch` conflates them
+per level and sends each product's every `BATCH_NS` (50 ms) of event time, as Coinbase does.
+Prices and sizes are exact decimal strings at the product's increments (`products`). Built once
+per take for all Coinbase sessions. Sans-IO: no trio, no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+
+from tickwire.feed.hub.books import Books, BookTake
+from tickwire.feed.venues._common import NS_PER_MS, Clock, Entry, Frame, Shared, decimals_of
+from tickwire.feed.venues._sizes import Sizes
+from tickwire.simulators.universe import Universe
+
+LEVEL2, LEVEL2_BATCH = "level2", "level2_batch"
+BATCH_NS = 50 * NS_PER_MS
+SIDES = ("buy", "sell")  # LEVEL_DTYPE side 0 (bid), 1 (ask)
+
+
+def price_text(units: int, decimals: int) -> str:
+    """A price in units of 10^-decimals as its exact decimal string (1234567, 2: "12345.67")."""
+    if not decimals:
+        return str(units)
+    q, r = divmod(units, 10**decimals)
+    return f"{q}.{r:0{decimals}d}"
+
+
+class CoinbaseBooks:
+    """The level2 channels' messages for every product, built once for all Coinbase sessions."""
+
+    def __init__(self, universe: Universe) -> None:
+        self.names = list(universe.symbols)
+        self._decimals = [decimals_of(float(t)) for t in universe.tick_size]
+        self._size = Sizes(universe).formats()
+        self._clock = Clock()
+        self._codecs = {"json": _raw}
+        self._window = -1  # the level2_batch window (event time // BATCH_NS) last sent
+        self._pending: dict[int, dict[tuple[int, int], int]] = {}  # sym -> (side, units): size
+
+    def _pairs(self, sym: int, side: Iterable[tuple[int, int]]) -> list[list[str]]:
+        d, size = self._decimals[sym], self._size[sym]
+        return [[price_text(u, d), size(s)] for u, s in side]
+
+    def snapshot(self, sym: int, books: Books, now_ns: int) -> list[Frame]:
+        """A subscriber's first message of `sym`: its whole book now."""
+        (bids, asks), _, _ = books.ladder(sym, books.depth)
+        message = {
+            "type": "snapshot",
+            "product_id": self.names[sym],
+            "bids": self._pairs(sym, bids),
+            "asks": self._pairs(sym, asks),
+            "time": self._clock.us(now_ns),
+        }
+        return [Frame(orjson.dumps(message))]
+
+    def updates(self, take: BookTake, booked: Iterable[int], now_ns: int) -> Shared:
+        """`level2` updates of one take at the server's depth (every change, in order), then the
+        `level2_batch` updates due by `now_ns`."""
+        out = Shared(now_ns, self._codecs)
+        records, units = take.records, take.units
+        pending = self._pending
+        if len(records):
+            sym = records["sym"].astype(np.intp)
+            order = np.argsort(sym, kind="stable")
+            syms, sides = sym[order].tolist(), records["side"][order].tolist()
+            prices, sizes = units[order].tolist(), records["size"][order].tolist()
+            stamps = records["ts"][order].tolist()
+            start = 0
+            for k in range(1, len(syms) + 1):
+                if k < len(syms) and syms[k] == syms[start]:
+                    continue
+                s = syms[start]
+                steps = list(zip(sides[start:k], prices[start:k], sizes[start:k], strict=True))
+                out.add(s, LEVEL2, self._l2update(s, steps, stamps[k - 1]))
+                held = pending.setdefault(s, {})
+                for side, u, size in steps:
+                    held[(side, u)] = size
+                start = k
+        window = now_ns // BATCH_NS
+        if window > self._window:
+            self._window = window
+            keep = set(booked)
+            for s, held in sorted(pending.items()):
+                if held and s in keep:
+                    steps = [(side, u, size) for (side, u), size in held.items()]
+                    out.add(s, LEVEL2_BATCH, self._l2update(s, steps, now_ns))
+            pending.clear()
+        return out
+
+    def _l2update(self, sym: int, steps: list[tuple[int, int, int]], ts: int) -> bytes:
+        d, size = self._decimals[sym], self._size[sym]
+        message: dict[str, Any] = {
+            "type": "l2update",
+            "product_id": self.names[sym],
+            "changes": [[SIDES[side], price_text(u, d), size(z)] for side, u, z in steps],
+            "time": self._clock.us(ts),
+        }
+        return orjson.dumps(message)
+
+
+def _raw(shared: Shared, entry: Entry) -> bytes:
+    data: bytes = entry.message
+    return data
+
+
+__all__ = ["BATCH_NS", "LEVEL2", "LEVEL2_BATCH", "CoinbaseBooks", "price_text"]
