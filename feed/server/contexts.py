@@ -65,5 +65,6 @@ def connection_contexts(
         alpaca_connections_per_key=config.alpaca_connections_per_key,
         hub=hub,
         statuses=statuses,
+        books=books,
     )
     return ctx, venue_ctx

@@ -147,7 +147,8 @@ def _alpaca(up: Upgrade) -> VenueSession:
 
 
 def _binance(up: Upgrade) -> VenueSession:
-    return BinanceSession(up.path, parse_qs(up.query), up.universe, up.now_ns)
+    depth = up.services.book_depth if up.services is not None else 0
+    return BinanceSession(up.path, parse_qs(up.query), up.universe, up.now_ns, depth)
 
 
 def _coinbase(up: Upgrade) -> VenueSession:

@@ -51,12 +51,14 @@ class Reply:
 
     `symbols` is the session's new set of symbol ids when the input changed it (None: unchanged);
     a connection layer that routes batches by symbol uses it, one that feeds every batch to every
-    session of the venue may ignore it.
+    session of the venue may ignore it. `books` is the session's new set of order books when the
+    input changed it ({symbol id: depth}; see `venues.books`).
     """
 
     frames: list[Frame] = field(default_factory=list)
     symbols: frozenset[int] | None = None
     close: Close | None = None
+    books: dict[int, int] | None = None  # the new {symbol id: depth} it books (see books.py)
 
 
 class KeyLimit:
@@ -136,6 +138,7 @@ class Services:
     # from the hub's last-value cache (Coinbase's ticker at subscribe), or None
     current: Callable[[str, int, str], bytes | None] = _no_current
     alpaca_auth_failures: AuthFailures = field(default_factory=AuthFailures)  # by address
+    book_depth: int = 0  # the server's order book depth (--book-depth); 0: it keeps no books
 
 
 class Entry(NamedTuple):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import ClassVar
 
+from tickwire.feed.hub.books import Books
 from tickwire.feed.hub.hub import Hub
 from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.v1.status import StatusLog
@@ -99,6 +100,7 @@ class VenueContext:
     binance_ping_s: float = BINANCE_PING_S
     alpaca_connections_per_key: int = ALPACA_CONNECTIONS_PER_KEY
     statuses: StatusLog | None = None  # a scenario's trading status changes, as `/v1` reads
+    books: Books | None = None  # the order books, when the server keeps them (--book-depth)
     fanout: VenueStreams = field(init=False)  # every venue's stream and who reads it
     services: Services = field(init=False)
 
@@ -107,6 +109,7 @@ class VenueContext:
             raise ValueError(f"binance_ping_s must be positive, got {self.binance_ping_s}")
         self.fanout = VenueStreams(self.universe, self.hub, self)
         self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
+        self.services.book_depth = 0 if self.books is None else self.books.depth
 
     def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
         """A venue's message for a symbol's latest state, from the hub's last-value cache."""
@@ -238,8 +241,21 @@ class VenueCore(WebSocketCore):
         if reply.symbols is not None:
             self.process_event(VenueEvent.WANTS if reply.symbols else VenueEvent.WANTS_NONE)
             self.ctx.fanout.symbols_changed(self, reply.symbols)
+        if reply.books is not None:
+            self._set_books(reply.books, now)
         if reply.close is not None:
             self.close(reply.close.code, reply.close.reason, now)
+
+    def _set_books(self, wanted: dict[int, int], now: float) -> None:
+        """Book `wanted` from now on: what was published before goes out first, then the
+        snapshots (the venue's stream is advanced to now, so they follow it exactly)."""
+        stream = self.ctx.fanout.stream(self.session.venue)
+        stream.wake()
+        self._catch_up(now)
+        frames = stream.set_books(self, wanted, self.ctx.now_ns(now))
+        for f in frames:
+            self._queue(frame_header(len(f.data), OP_BINARY if f.binary else OP_TEXT) + f.data, now)
+        self.frames_sent += len(frames)
 
     def _take(self, now: float) -> bytes | None:
         """Everything its venue's stream has for it since its last take, framed; counted."""

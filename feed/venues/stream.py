@@ -17,6 +17,11 @@ here, whatever state the others are in. No trio, no socket, no clock: the time i
 venue's connections were told (`VenueStreams.seen`) or the event time of the newest record,
 whichever is later.
 
+Books (`books.py`): a venue whose encoder is a `BookCodec` reads the server's order books through
+one shared hub `BookReader` per depth (`VenueBooks`); at every advance its book news is taken
+and encoded once for the venue before the ticks of the same flush (the market publishes a
+flush's level updates first), and delivered to the sessions as ticks are (`deliver`).
+
 A market playing a scenario also has trading status changes (`v1.status.StatusLog`, the log `/v1`
 reads): each sits at the stream offset it was published at, and the venue's stream reads them in
 that order with its takes, encoded once for the venue (`encode_statuses`, Alpaca's `statuses`);
@@ -31,9 +36,11 @@ from typing import Protocol
 
 import numpy as np
 
+from tickwire.feed.hub.books import Books
 from tickwire.feed.hub.hub import Hub, Subscriber
 from tickwire.feed.v1.status import Change, StatusLog
 from tickwire.feed.venues import ENCODERS, Frame, Shared, VenueEncoder, VenueSession
+from tickwire.feed.venues.books import VenueBooks, codec_of, newest_ns
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame_header
 from tickwire.simulators.ticks import TickBatch
 from tickwire.simulators.universe import Universe
@@ -57,6 +64,7 @@ class Context(Protocol):
 
     buffer_bytes: int  # a connection's backlog past this (with its outbox): overflow
     statuses: StatusLog | None  # a scenario's trading status changes, else None
+    books: Books | None  # the server's order books (--book-depth), else None
 
     def monotonic(self, ns: int) -> float: ...
 
@@ -97,7 +105,7 @@ class Cursor:
 class VenueStream:
     """One venue: its encoder, its subscriber in the hub, and what each reader has to read."""
 
-    __slots__ = ("clock", "encoder", "hub", "readers", "status_next", "sub")
+    __slots__ = ("books", "clock", "encoder", "hub", "readers", "status_next", "sub")
 
     def __init__(self, encoder: VenueEncoder, hub: Hub, clock: VenueStreams) -> None:
         self.encoder = encoder
@@ -106,11 +114,13 @@ class VenueStream:
         self.sub: Subscriber | None = None  # in the hub while it has readers
         self.readers: dict[Reader, Cursor] = {}
         self.status_next = 0  # the status changes before this index were read (or not its own)
+        codec, books = codec_of(encoder), clock.ctx.books
+        self.books = None if codec is None or books is None else VenueBooks(codec, books, self.wake)
 
     def join(self, reader: Reader) -> None:
         """Read from now on (its first chunk is the next take of the hub)."""
         if self.sub is None:
-            self.sub = self.hub.attach(self._wake)
+            self.sub = self.hub.attach(self.wake)
             self.hub.set_subscription(self.sub, True, np.empty(0, np.intp))
             if (log := self.clock.ctx.statuses) is not None:
                 log.readers.add(self.sub)  # a status change wakes it, as a publish does
@@ -118,6 +128,8 @@ class VenueStream:
         self.readers[reader] = Cursor()
 
     def leave(self, reader: Reader) -> None:
+        if self.books is not None:
+            self.books.leave(reader)
         if self.readers.pop(reader, None) is not None and not self.readers:
             assert self.sub is not None
             if (log := self.clock.ctx.statuses) is not None:
@@ -125,10 +137,18 @@ class VenueStream:
             self.hub.detach(self.sub)
             self.sub = None
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """The hub published: advance, then wake the readers that now have frames to read."""
         for reader in self.advance():
             reader.wake()
+
+    def set_books(self, reader: Reader, wanted: dict[int, int], now_ns: int) -> list[Frame]:
+        """`reader` books `wanted` ({symbol id: depth}) from now on; its snapshot frames.
+        Call `wake` first (and take the reader's frames): a snapshot goes after the data
+        published before it."""
+        if self.books is None:
+            return []
+        return self.books.set(reader, wanted, now_ns)
 
     def advance(self) -> list[Reader]:
         """Take what the hub has for the venue, encode it once, and hand each reader its frames
@@ -137,18 +157,22 @@ class VenueStream:
         sub = self.sub
         if sub is None:
             return []
+        books = self.books
+        taken = books.take() if books is not None else []  # a flush's books go before its ticks
         takes = []
         while (pending := self.hub.take(sub)) is not None:
             if not pending.gap:  # the source lost updates: the venues carry on from here
                 takes.append((pending.records, pending.offset))
         pieces = in_order(takes, self._due(sub.cursor))
-        if not pieces:
-            return []
-        chunks = self._chunks(pieces)
-        if not chunks:
+        if not pieces and books is None:
             return []
         clock = self.clock
-        now = clock.time(_newest_ns(pieces))[1]
+        now_ns, now = clock.time(max(_newest_ns(pieces), newest_ns(taken)))
+        chunks = [] if books is None else [Chunk(s) for s in books.encode(taken, now_ns)]
+        if pieces:
+            chunks += self._chunks(pieces)
+        if not chunks:
+            return []
         limit = clock.ctx.buffer_bytes
         woken, over = [], []
         for reader, cursor in self.readers.items():
