@@ -161,8 +161,12 @@ def _coinbase(up: Upgrade) -> VenueSession:
 def _kraken(up: Upgrade) -> VenueSession:
     if up.path.rstrip("/") != "/kraken/v2":
         raise HandshakeRefused(404, f"unknown Kraken path {up.path!r}; use /kraken/v2")
-    current = up.services.current if up.services is not None else None
-    return KrakenSession(up.universe, up.now_ns, current=current)
+    services = up.services
+    if services is None:
+        return KrakenSession(up.universe, up.now_ns)
+    return KrakenSession(
+        up.universe, up.now_ns, current=services.current, book_depth=services.book_depth
+    )
 
 
 ROUTES: dict[str, Factory] = {

@@ -4,15 +4,19 @@ market's book."""
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+import trio
 
 from tickwire.feed.hub.books import Books
+from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues._sizes import Sizes
 from tickwire.feed.venues.kraken_book import (
     KrakenBooks,
@@ -23,6 +27,7 @@ from tickwire.feed.venues.kraken_book import (
 from tickwire.simulators import Market, Universe
 
 from ._kraken_book import ClientBook
+from .conftest import CADENCE_MS, VenueServer, start
 
 MS = 1_000_000
 
@@ -141,3 +146,61 @@ def test_a_client_keeping_the_book_by_krakens_rules_verifies_every_checksum(
                 if s
             ][:depth]
             assert [(float(p), float(q)) for p, q in got] == pytest.approx(want)
+
+
+# ---------------------------------------------------------------- over a real socket
+
+
+async def test_a_websockets_client_rebuilds_krakens_book_and_checks_every_checksum(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`tickwire serve --book-depth 20` on the crypto universe, a plain websockets client: the
+    book channel at depth 10 for two pairs (acks echo the depth, then a snapshot each), many
+    updates, each checksum verified on the client's own book; a bad depth is Kraken's error."""
+    from websockets.sync.client import connect
+
+    u = Universe.crypto_pairs()
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, universe=u, session="24h", book_depth=20)
+    venue: VenueServer = await start(nursery, caplog, config)
+    sizes = Sizes(u)
+
+    def client() -> tuple[list[dict[str, Any]], dict[str, ClientBook], dict[str, Any]]:
+        books: dict[str, ClientBook] = {}
+        acks = []
+        with connect(venue.url("/kraken/v2"), open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["channel"] == "status"
+            bad = {"channel": "book", "symbol": ["BTC/USD"], "depth": 7}
+            ws.send(json.dumps({"method": "subscribe", "params": bad, "req_id": 1}))
+            error = json.loads(ws.recv(timeout=10))
+            params = {"channel": "book", "symbol": ["SOL/USD", "XRP/USD"], "depth": 10}
+            ws.send(json.dumps({"method": "subscribe", "params": params, "req_id": 2}))
+            updates = 0
+            while updates < 200:
+                msg = json.loads(ws.recv(timeout=10))
+                if msg.get("method") == "subscribe":
+                    acks.append(msg)
+                    continue
+                if msg.get("channel") != "book":
+                    continue
+                [data] = msg["data"]
+                if msg["type"] == "snapshot":
+                    sym = u.index(data["symbol"].replace("/", "-"))
+                    pd = len(f"{float(u.tick_size[sym]):f}".rstrip("0").split(".")[1])
+                    books[data["symbol"]] = ClientBook(10, pd, sizes.decimals[sym])
+                else:
+                    updates += 1
+                books[data["symbol"]].apply(data)  # raises if the checksum is wrong
+        return acks, books, error
+
+    with trio.fail_after(60):
+        acks, books, error = await trio.to_thread.run_sync(client, abandon_on_cancel=True)
+    assert error["success"] is False and error["req_id"] == 1 and "depth" in error["error"]
+    assert [a["result"] for a in acks] == [
+        {"channel": "book", "symbol": s, "depth": 10, "snapshot": True}
+        for s in ("SOL/USD", "XRP/USD")
+    ]
+    assert set(books) == {"SOL/USD", "XRP/USD"}
+    assert sum(b.checked for b in books.values()) >= 202
+    for b in books.values():
+        bids, asks = b.sides()
+        assert 0 < len(bids) <= 10 and 0 < len(asks) <= 10 and bids[0][0] < asks[0][0]
