@@ -154,8 +154,16 @@ def _binance(up: Upgrade) -> VenueSession:
 def _coinbase(up: Upgrade) -> VenueSession:
     if up.path.rstrip("/") != "/coinbase":
         raise HandshakeRefused(404, f"unknown Coinbase path {up.path!r}; use /coinbase")
-    current = up.services.current if up.services is not None else None
-    return CoinbaseSession(up.universe, up.now_ns, current=current)
+    services = up.services
+    if services is None:
+        return CoinbaseSession(up.universe, up.now_ns, tokens=up.tokens)
+    return CoinbaseSession(
+        up.universe,
+        up.now_ns,
+        current=services.current,
+        tokens=up.tokens,
+        book_depth=services.book_depth,
+    )
 
 
 def _kraken(up: Upgrade) -> VenueSession:

@@ -5,14 +5,20 @@ Both are the whole book (the server's depth): a subscriber first gets `{"type": 
 `{"type": "l2update", "product_id", "changes": [[side, price, size]], "time"}` where side is
 "buy" (a bid) or "sell" and size "0" removes the level. `level2` carries every change in the
 market's order, one `l2update` per product per take of the book; `level2_batch` conflates them
-per level and sends each product's every `BATCH_NS` (50 ms) of event time, as Coinbase does.
+per level and sends each product's at most every `BATCH_NS` (50 ms) of event time, as Coinbase
+does.
+`level2` needs a signed subscribe at Coinbase: `refusal` accepts any well-formed `key`,
+`signature` (base64), `passphrase` and `timestamp`, and with server tokens the key must be one.
 Prices and sizes are exact decimal strings at the product's increments (`products`). Built once
 per take for all Coinbase sessions. Sans-IO: no trio, no sockets, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import base64
+import binascii
+import hmac
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,9 +27,13 @@ import orjson
 from tickwire.feed.hub.books import Books, BookTake
 from tickwire.feed.venues._common import NS_PER_MS, Clock, Entry, Frame, Shared, decimals_of
 from tickwire.feed.venues._sizes import Sizes
+from tickwire.feed.venues.books import BOOKS_OFF
 from tickwire.simulators.universe import Universe
 
 LEVEL2, LEVEL2_BATCH = "level2", "level2_batch"
+BOOK_CHANNELS = (LEVEL2, LEVEL2_BATCH)  # the whole book at the server's depth
+AUTHENTICATED = (LEVEL2,)  # Coinbase asks for a signed subscribe (any well-formed one here)
+AUTH_FIELDS = ("key", "signature", "passphrase", "timestamp")
 BATCH_NS = 50 * NS_PER_MS
 SIDES = ("buy", "sell")  # LEVEL_DTYPE side 0 (bid), 1 (ask)
 
@@ -45,7 +55,7 @@ class CoinbaseBooks:
         self._size = Sizes(universe).formats()
         self._clock = Clock()
         self._codecs = {"json": _raw}
-        self._window = -1  # the level2_batch window (event time // BATCH_NS) last sent
+        self._next_ns = 0  # when level2_batch next sends (event time)
         self._pending: dict[int, dict[tuple[int, int], int]] = {}  # sym -> (side, units): size
 
     def _pairs(self, sym: int, side: Iterable[tuple[int, int]]) -> list[list[str]]:
@@ -87,9 +97,8 @@ class CoinbaseBooks:
                 for side, u, size in steps:
                     held[(side, u)] = size
                 start = k
-        window = now_ns // BATCH_NS
-        if window > self._window:
-            self._window = window
+        if now_ns >= self._next_ns:
+            self._next_ns = now_ns + BATCH_NS
             keep = set(booked)
             for s, held in sorted(pending.items()):
                 if held and s in keep:
@@ -109,9 +118,56 @@ class CoinbaseBooks:
         return orjson.dumps(message)
 
 
+def refusal(
+    name: str, msg: dict[str, Any], book_depth: int, tokens: Sequence[str]
+) -> tuple[str, str] | None:
+    """Coinbase's error (message, reason) for a subscribe to book channel `name` that this
+    connection may not have, or None: books off, or `level2` without a well-formed signed
+    subscribe, or (with server tokens) a key that is none of them."""
+    if not book_depth:
+        return "Failed to subscribe", BOOKS_OFF
+    if name not in AUTHENTICATED:
+        return None
+    given = {f: msg.get(f) for f in AUTH_FIELDS}
+    if not _well_formed(given):
+        return (
+            "Failed to subscribe",
+            f"{name} requires authentication: a subscribe with key, signature (base64),"
+            " passphrase and timestamp",
+        )
+    key = str(given["key"]).encode()
+    if tokens and not any(hmac.compare_digest(key, t.encode()) for t in tokens):
+        return "Authentication Failed", "invalid API key: use a token of the server"
+    return None
+
+
+def _well_formed(given: dict[str, Any]) -> bool:
+    """A signed subscribe's fields as Coinbase takes them (the signature is not checked)."""
+    key, signature, passphrase, stamp = (given[f] for f in AUTH_FIELDS)
+    if not all(isinstance(v, str) and 0 < len(v) <= 256 for v in (key, signature, passphrase)):
+        return False
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float | str):
+        return False
+    try:
+        base64.b64decode(str(signature), validate=True)
+        float(stamp)  # seconds since the epoch, a number or its text
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
 def _raw(shared: Shared, entry: Entry) -> bytes:
     data: bytes = entry.message
     return data
 
 
-__all__ = ["BATCH_NS", "LEVEL2", "LEVEL2_BATCH", "CoinbaseBooks", "price_text"]
+__all__ = [
+    "AUTHENTICATED",
+    "BATCH_NS",
+    "BOOK_CHANNELS",
+    "LEVEL2",
+    "LEVEL2_BATCH",
+    "CoinbaseBooks",
+    "price_text",
+    "refusal",
+]
