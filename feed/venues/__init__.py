@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -134,15 +134,15 @@ def _alpaca(up: Upgrade) -> VenueSession:
             "or /alpaca/v1beta3/crypto/us",
         )
     services = up.services
+    options: dict[str, Any] = {
+        "keys": services.alpaca_keys if services is not None else None,
+        "failures": services.alpaca_auth_failures if services is not None else None,
+        "peer": up.peer,
+    }
+    if crypto:
+        options["book_depth"] = services.book_depth if services is not None else 0
     return (AlpacaCryptoSession if crypto else AlpacaSession)(
-        parts[-1],
-        up.headers,
-        up.universe,
-        up.tokens,
-        up.now_ns,
-        keys=services.alpaca_keys if services is not None else None,
-        failures=services.alpaca_auth_failures if services is not None else None,
-        peer=up.peer,
+        parts[-1], up.headers, up.universe, up.tokens, up.now_ns, **options
     )
 
 

@@ -6,9 +6,11 @@ trades `{"T":"t","S":"BTC/USD","p","s","t","i","tks"}` (`tks` the taker's side, 
 quotes `{"T":"q","S","bp","bs","ap","as","t"}` and minute bars `{"T":"b","S","o","h","l","c",
 "v","t","n","vw"}`, sizes as the asset's quantity (0.0021 BTC). Symbols are Alpaca's `BASE/QUOTE`
 (`BTC/USD` for the universe's `BTC-USD`); only the universe's crypto pairs are served ("*" is all
-of them). `updatedBars` and `dailyBars` are acknowledged and stay silent, as on the stock feed;
-`orderbooks` waits for the order book on the wire (Alpaca's 410 until then: a data channel
-then, in `data_channels`, with its encoder's `T:o` message). Sans-IO: no trio, no sockets.
+of them). `updatedBars` and `dailyBars` are acknowledged and stay silent, as on the stock feed.
+`orderbooks` (on a server with books; else Alpaca's 410 saying how to start one) are
+`{"T":"o","S","t","b":[{"p","s"}],"a":[...]}`: first the pair's full book with `"r": true`,
+then its changed levels (size 0 removes), from the server's books through the venue book
+plumbing. Sans-IO: no trio, no sockets.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from tickwire.feed.hub.books import Books, BookTake
 from tickwire.simulators.universe import Universe
 
 from ._alpaca_encoder import AlpacaEncoder
-from ._common import Entry, Shared, decimals_of
+from ._common import Entry, Frame, Reply, Shared, decimals_of
 from .alpaca import AlpacaSession
+from .books import BOOKS_OFF, BookNews
 
 FEEDS = ("us",)
-DATA_CHANNELS = ("trades", "quotes", "bars")
-SILENT_CHANNELS = ("updatedBars", "dailyBars")  # the simulated market makes no late trades
-NOT_YET = ("orderbooks",)  # Alpaca's 410 until the order book is on the wire
 ORDERBOOKS = "orderbooks"
+DATA_CHANNELS = ("trades", "quotes", "bars", ORDERBOOKS)
+SILENT_CHANNELS = ("updatedBars", "dailyBars")  # the simulated market makes no late trades
 
 
 def alpaca_names(universe: Universe) -> dict[str, int]:
@@ -48,7 +50,7 @@ class AlpacaCryptoSession(AlpacaSession):
     data_channels = DATA_CHANNELS
     all_channels = DATA_CHANNELS + SILENT_CHANNELS
     mirrored = ()
-    other_feed_channels = NOT_YET
+    other_feed_channels = ()
 
     def __init__(
         self,
@@ -59,7 +61,10 @@ class AlpacaCryptoSession(AlpacaSession):
         now_ns: int,
         **options: Any,
     ) -> None:
-        """As `AlpacaSession`'s; `feed` is the crypto feed ("us")."""
+        """As `AlpacaSession`'s; `feed` is the crypto feed ("us"), `book_depth` the server's
+        order book depth (0: it keeps none, `orderbooks` is refused)."""
+        self.book_depth = int(options.pop("book_depth", 0))
+        self._books: dict[int, int] = {}  # what `orderbooks` books: symbol id -> depth
         super().__init__(feed, headers, universe, tokens, now_ns, **options)
         self._names = alpaca_names(universe)
         self._all_crypto = len(self._names) == len(universe)
@@ -69,6 +74,18 @@ class AlpacaCryptoSession(AlpacaSession):
         if "*" in names:
             return None if self._all_crypto else set(self._names.values())
         return {self._names[s] for s in names if s in self._names}
+
+    def _subscribe(self, msg: dict[str, Any], add: bool) -> Reply:
+        """As the stock stream's, and `orderbooks` books its pairs in the server's books."""
+        if add and msg.get(ORDERBOOKS) and not self.book_depth:
+            return Reply([self._frame({"T": "error", "code": 410, "msg": BOOKS_OFF})])
+        reply = super()._subscribe(msg, add)
+        ids = self._ids.get(ORDERBOOKS, set())
+        wanted = set(self._names.values()) if ids is None else ids
+        books = {sym: self.book_depth for sym in sorted(wanted)}
+        if books != self._books:
+            self._books = reply.books = books
+        return reply
 
 
 class AlpacaCryptoEncoder(AlpacaEncoder):
@@ -82,6 +99,15 @@ class AlpacaCryptoEncoder(AlpacaEncoder):
         self._pairs = [names.get(i, s) for i, s in enumerate(universe.symbols)]
         self._price_scale = [10.0 ** decimals_of(float(t)) for t in universe.tick_size]
         self._resets: set[int] = set()  # symbols booked since the last take: a full book next
+
+    def book_snapshot(self, sym: int, depth: int, books: Books, now_ns: int) -> list[Frame]:
+        """`books.BookCodec`: the full book goes in the stream (`reset`), in each codec."""
+        self.reset(sym)
+        return []
+
+    def encode_books(self, news: BookNews, now_ns: int) -> Shared:
+        """`books.BookCodec`: the `orderbooks` messages of a take."""
+        return self.orderbooks(news.take, news.booked.tolist(), news.books, now_ns)
 
     def orderbooks(
         self, take: BookTake, booked: Iterable[int], books: Books, now_ns: int
