@@ -116,6 +116,7 @@ class Server:
             MarketView(opening.universe, lambda: self.hub.lvc, self.rest_tape, self.books),
             tokens=config.tokens,
             binance_weight_per_min=config.binance_weight_per_min,
+            books=self.books,
         )
         self.hub_sink = HubSink(self.hub, self.rest_tape, self.venue_ctx)
         self.sinks: tuple[Sink, ...] = (self.hub_sink, *sinks)

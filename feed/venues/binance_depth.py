@@ -164,12 +164,42 @@ class BinanceDepth:
             "asks": self._levels(i, decimals, asks),
         }
 
+    def qty(self, sym: int) -> Callable[[int], str]:
+        """Symbol `sym`'s quantity format (size units -> Binance's string)."""
+        return self._qtys[sym]
+
     def raw(self, entry: Entry) -> bytes:
         return orjson.dumps(self.payload(entry))
 
     def _levels(self, i: int, decimals: int, side: Side) -> list[list[str]]:
         qty = self._qtys[i]
         return [[price_text(u, decimals), qty(z)] for u, z in side]
+
+
+def rest_depth(books: Books, sym: int, limit: int, qty: Callable[[int], str]) -> dict[str, Any]:
+    """`GET /api/v3/depth` from the server's book of `sym`: its best `limit` levels a side (all
+    it keeps if fewer) and `lastUpdateId`, the book seq they include, so that the diff stream's
+    events follow it by Binance's rule (drop u <= lastUpdateId, start at U <= it + 1 <= u).
+    A symbol no connection books is booked for the answer and dropped again."""
+    lv = books.levels[sym]
+    if lv is not None:
+        seq, decimals, (bids, asks) = lv.seq, lv.decimals, books.view(sym, books.depth)
+    else:
+        reader = books.attach(_no_wake)
+        books.book(reader, np.array([sym], np.intp), books.depth)
+        lv = books.levels[sym]
+        assert lv is not None
+        seq, decimals, (bids, asks) = lv.seq, lv.decimals, books.view(sym, books.depth)
+        books.detach(reader)
+
+    def side(levels: Side) -> list[list[str]]:
+        return [[price_text(u, decimals), qty(z)] for u, z in levels[:limit]]
+
+    return {"lastUpdateId": seq, "bids": side(bids), "asks": side(asks)}
+
+
+def _no_wake() -> None:
+    """A reader of one answer is never woken."""
 
 
 def _ints(side: list[tuple[Any, Any]]) -> list[tuple[int, int]]:
@@ -185,4 +215,5 @@ __all__ = [
     "BinanceDepth",
     "partial_depth",
     "price_text",
+    "rest_depth",
 ]

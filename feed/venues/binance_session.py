@@ -85,7 +85,9 @@ class BinanceSession:
             raise HandshakeRefused(
                 404, f"unknown Binance path {path!r}; use /binance/ws or /stream"
             )
-        names = [n for n in names if n]
+        # A path segment without "@" names no stream: Binance opens the connection without
+        # one (ccxt connects to `/ws/0`, `/ws/1`, ... and subscribes there).
+        names = [n for n in names if "@" in n]
         bad = [n for n in names if self._parse(n) is None]
         if bad:
             raise HandshakeRefused(400, f"invalid stream name {describe(bad[0])}")

@@ -1,9 +1,10 @@
 """Binance spot's public REST market data under `/binance/api/v3/`, sans-IO.
 
 `ping`, `time`, `exchangeInfo` (a symbol per universe symbol, with PRICE_FILTER, LOT_SIZE and
-NOTIONAL filters), `depth` (the top of the book: the market has one level), `ticker/bookTicker`,
-`ticker/price`, `ticker/24hr`, `trades`, `historicalTrades`, `aggTrades`, `klines` /
-`uiKlines` and `avgPrice`, with Binance's parameters, caps, error objects
+NOTIONAL filters), `depth` (the server's order book, `lastUpdateId` its book seq as the diff
+depth stream's `U`/`u`; the top of book as one level when the server keeps no books),
+`ticker/bookTicker`, `ticker/price`, `ticker/24hr`, `trades`, `historicalTrades`, `aggTrades`,
+`klines` / `uiKlines` and `avgPrice`, with Binance's parameters, caps, error objects
 (`{"code": -1121, "msg": "Invalid symbol."}`) and request weights: every answer carries
 `X-MBX-USED-WEIGHT-1M`, and past the limit per address and minute a request gets 429 with
 `Retry-After`. Prices and quantities are decimal strings with 8 decimals; a trade id is its tick
@@ -19,6 +20,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
+from tickwire.feed.hub.books import Books
 from tickwire.feed.venues._common import binance_name
 from tickwire.feed.venues._rest_binance_objects import (
     px,
@@ -37,6 +39,7 @@ from tickwire.feed.venues._rest_common import (
     raw_json,
 )
 from tickwire.feed.venues._rest_tape import NS_PER_MIN, aggregate
+from tickwire.feed.venues.binance_depth import rest_depth
 
 PREFIX = "/binance/api/v3/"
 NS_PER_MS = 1_000_000
@@ -88,8 +91,11 @@ def _int(params: dict[str, str], name: str, default: int | None = None) -> int |
 class BinanceRest:
     """The handlers, their weights and the weight window of one server."""
 
-    def __init__(self, view: MarketView, *, weight_per_min: int = 6000) -> None:
+    def __init__(
+        self, view: MarketView, *, weight_per_min: int = 6000, books: Books | None = None
+    ) -> None:
         self.view = view
+        self.books = books
         universe = view.universe
         self.names = [binance_name(s) for s in universe.symbols]
         self.index: dict[str, int] = {}
@@ -229,7 +235,9 @@ class BinanceRest:
 
     def depth(self, params: dict[str, str], now_ns: int) -> dict[str, Any]:
         sym = self._sym(params)
-        self._limit(params)
+        limit = self._limit(params)
+        if self.books is not None:
+            return rest_depth(self.books, sym, limit, lambda z: qty(self.view, sym, z))
         rec, view = self.view.latest()[sym], self.view
         bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []
         asks = [[px(rec["ask"]), qty(view, sym, rec["ask_size"])]] if rec["ask_size"] else []
