@@ -18,6 +18,7 @@ import trio
 from tickwire.feed.hub.books import Books
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues._sizes import Sizes
+from tickwire.feed.venues.kraken import KrakenSession
 from tickwire.feed.venues.kraken_book import (
     KrakenBooks,
     booking_depth,
@@ -204,3 +205,35 @@ async def test_a_websockets_client_rebuilds_krakens_book_and_checks_every_checks
     for b in books.values():
         bids, asks = b.sides()
         assert 0 < len(bids) <= 10 and 0 < len(asks) <= 10 and bids[0][0] < asks[0][0]
+
+
+# ---------------------------------------------------------------- the session's requests
+
+
+def _ask(session: KrakenSession, params: dict[str, Any], method: str = "subscribe") -> Any:
+    reply = session.receive(json.dumps({"method": method, "params": params}), 10**9)
+    return [orjson.loads(f.data) for f in reply.frames], reply.books
+
+
+def test_book_subscriptions_book_their_depth_and_errors_are_krakens() -> None:
+    u = Universe.crypto_pairs()
+    btc, eth = u.index("BTC-USD"), u.index("ETH-USD")
+    book = {"channel": "book", "symbol": ["BTC/USD"]}
+    [off], books = _ask(KrakenSession(u, 0), book)
+    assert off["success"] is False and "--book-depth" in off["error"] and books is None
+    session = KrakenSession(u, 0, book_depth=20)
+    for bad in (7, 10.0, "10", True):
+        [error], books = _ask(session, book | {"depth": bad})
+        assert error["success"] is False and "depth" in error["error"] and books is None, bad
+    [error], _ = _ask(session, book | {"snapshot": False})
+    assert error["success"] is False and "snapshot" in error["error"]
+    [ack], books = _ask(session, book)  # depth 10 by default
+    assert ack["result"] == {"channel": "book", "symbol": "BTC/USD", "depth": 10, "snapshot": True}
+    assert books == {btc: 10}
+    [ack], books = _ask(session, {"channel": "book", "symbol": ["ETH/USD"], "depth": 100})
+    assert ack["result"]["depth"] == 100 and books == {btc: 10, eth: 20}  # the whole book
+    [again], books = _ask(session, book)
+    assert again["error"] == "Already subscribed" and books == {btc: 10, eth: 20}
+    [done], books = _ask(session, book, "unsubscribe")
+    assert done["success"] and books == {eth: 20}
+    assert session.symbols == {eth}
