@@ -117,7 +117,8 @@ class AlpacaCryptoEncoder(AlpacaEncoder):
         other symbol's levels changed in the take, their sizes now (0 removes)."""
         out = Shared(now_ns, self._codecs)
         booked = set(booked)
-        resets, self._resets = self._resets & booked, set()
+        # and symbols whose changes the take lost (the server's reader resynced) start over
+        resets, self._resets = (self._resets | set(take.snaps)) & booked, set()
         for sym in sorted(resets):
             (bids, asks), _, ts = books.ladder(sym, books.depth)
             out.add(sym, ORDERBOOKS, (sym, ts, bids, asks, True))

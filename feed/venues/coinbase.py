@@ -83,7 +83,7 @@ class CoinbaseEncoder:
 
     def encode_books(self, news: BookNews, now_ns: int) -> Shared:
         """The level2 and level2_batch updates of a take (`books.BookCodec`)."""
-        return self.books.updates(news.take, news.booked.tolist(), now_ns)
+        return self.books.updates(news.take, news.booked.tolist(), news.books, now_ns)
 
     def current(self, record: Any, channel: str) -> bytes | None:
         """The product's ticker or `last_match` now, from its latest record (the hub's last-value

@@ -4,7 +4,8 @@ Both are the whole book (the server's depth): a subscriber first gets `{"type": 
 "product_id", "bids", "asks"}` ([price, size] strings, best first), then `l2update` messages
 `{"type": "l2update", "product_id", "changes": [[side, price, size]], "time"}` where side is
 "buy" (a bid) or "sell" and size "0" removes the level. `level2` carries every change in the
-market's order, one `l2update` per product per take of the book; `level2_batch` conflates them
+market's order, one `l2update` per product per take of the book (a fresh snapshot if the
+server's reader lost changes, as Coinbase resends one); `level2_batch` conflates them
 per level and sends each product's at most every `BATCH_NS` (50 ms) of event time, as Coinbase
 does.
 `level2` needs a signed subscribe at Coinbase: `refusal` accepts any well-formed `key`,
@@ -64,6 +65,9 @@ class CoinbaseBooks:
 
     def snapshot(self, sym: int, books: Books, now_ns: int) -> list[Frame]:
         """A subscriber's first message of `sym`: its whole book now."""
+        return [Frame(self._snapshot(sym, books, now_ns))]
+
+    def _snapshot(self, sym: int, books: Books, now_ns: int) -> bytes:
         (bids, asks), _, _ = books.ladder(sym, books.depth)
         message = {
             "type": "snapshot",
@@ -72,14 +76,19 @@ class CoinbaseBooks:
             "asks": self._pairs(sym, asks),
             "time": self._clock.us(now_ns),
         }
-        return [Frame(orjson.dumps(message))]
+        return orjson.dumps(message)
 
-    def updates(self, take: BookTake, booked: Iterable[int], now_ns: int) -> Shared:
+    def updates(self, take: BookTake, booked: Iterable[int], books: Books, now_ns: int) -> Shared:
         """`level2` updates of one take at the server's depth (every change, in order), then the
-        `level2_batch` updates due by `now_ns`."""
+        `level2_batch` updates due by `now_ns`; a fresh snapshot on both for a symbol whose
+        changes the take lost (`take.snaps`: the server's reader fell behind)."""
         out = Shared(now_ns, self._codecs)
         records, units = take.records, take.units
         pending = self._pending
+        for s in take.snaps:  # the server's reader resynced: changes were lost, start over
+            pending.pop(s, None)
+            for channel in BOOK_CHANNELS:
+                out.add(s, channel, self._snapshot(s, books, now_ns))
         if len(records):
             sym = records["sym"].astype(np.intp)
             order = np.argsort(sym, kind="stable")

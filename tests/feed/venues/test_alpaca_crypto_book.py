@@ -12,6 +12,7 @@ import orjson
 import pytest
 import trio
 
+from tickwire.feed.hub import books as hub_books
 from tickwire.feed.hub.books import Books
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues.alpaca_crypto import (
@@ -26,8 +27,15 @@ from .conftest import CADENCE_MS, VenueServer, start
 MS = 1_000_000
 
 
+@pytest.mark.parametrize("max_take", [None, 3])
 @pytest.mark.parametrize("codec", ["json", "msgpack"])
-def test_orderbooks_reset_then_changes_rebuild_the_markets_book(codec: str) -> None:
+def test_orderbooks_reset_then_changes_rebuild_the_markets_book(
+    codec: str, max_take: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `max_take`, the server's reader keeps falling behind: the changes it lost come as
+    a full book again (`r: true`)."""
+    if max_take is not None:
+        monkeypatch.setattr(hub_books, "MAX_TAKE", max_take)
     u = Universe.crypto_pairs()
     m = Market(u, seed=2, start_ns=0, session="24h", book_depth=20)
     books = Books(np.array(u.symbols, dtype=object), u.tick_size, 20, m.book_snapshot, 10**9)
@@ -61,7 +69,8 @@ def test_orderbooks_reset_then_changes_rebuild_the_markets_book(codec: str) -> N
                         held[msg["S"]][side].pop(level["p"], None)
                     else:
                         held[msg["S"]][side][level["p"]] = level["s"]
-    assert resets == len(syms) and changes > 20
+    assert changes > 20 if max_take is None else resets > len(syms)
+    assert resets == len(syms) or max_take is not None
     snap = m.book_snapshot()
     for s in syms:
         bids, asks = held[f"{u.bases[s]}/{u.quotes[s]}"]

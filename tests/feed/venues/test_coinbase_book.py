@@ -17,6 +17,7 @@ import orjson
 import pytest
 import trio
 
+from tickwire.feed.hub import books as hub_books
 from tickwire.feed.hub.books import Books
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues.coinbase import CoinbaseSession
@@ -79,8 +80,15 @@ def _market_book(m: Market, sym: int) -> tuple[list[tuple[float, int]], ...]:
     return out[0], out[1]
 
 
+@pytest.mark.parametrize("max_take", [None, 3])
 @pytest.mark.parametrize("channel", [LEVEL2, LEVEL2_BATCH])
-def test_a_client_applying_snapshot_and_updates_has_the_markets_book(channel: str) -> None:
+def test_a_client_applying_snapshot_and_updates_has_the_markets_book(
+    channel: str, max_take: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `max_take`, the server's reader keeps falling behind (more changes in a take than
+    it keeps): the lost changes come as a fresh snapshot, which a client starts over from."""
+    if max_take is not None:
+        monkeypatch.setattr(hub_books, "MAX_TAKE", max_take)
     u = Universe.crypto_pairs()
     m = Market(u, seed=9, start_ns=0, session="24h", book_depth=20)
     books = Books(np.array(u.symbols, dtype=object), u.tick_size, 20, m.book_snapshot, 10**9)
@@ -94,27 +102,33 @@ def test_a_client_applying_snapshot_and_updates_has_the_markets_book(channel: st
     for s in syms:
         [frame] = coinbase.snapshot(s, books, now)
         clients[u.symbols[s]] = Client(orjson.loads(frame.data))
-    sent, flushes = 0, []
+    sent, flushes, resyncs = 0, [], 0
     for _ in range(150):
         now += 7 * MS
         _, levels = m.step_book(now)
         books.publish(levels)
-        shared = coinbase.updates(books.take(reader), syms, now)
+        shared = coinbase.updates(books.take(reader), syms, books, now)
         for _, kind, data in shared.items:
             if kind != channel:
                 continue
             update = orjson.loads(data)
+            if update["type"] == "snapshot":  # start over, as Coinbase's clients do
+                clients[update["product_id"]] = Client(update)
+                resyncs += 1
+                continue
             clients[update["product_id"]].apply(update)
             sent += 1
             if kind == LEVEL2_BATCH and (not flushes or flushes[-1] != now):
                 flushes.append(now)
-        if channel == LEVEL2 or any(k == LEVEL2_BATCH for _, k, _ in shared.items):
+        flushed = any(k == LEVEL2_BATCH and b"l2update" in d for _, k, d in shared.items)
+        if channel == LEVEL2 or flushed:
             for s in syms:  # after every level2 take, and at every batch
                 unit = float(u.size_unit[s])
                 got = clients[u.symbols[s]].book(unit)
                 want = _market_book(m, s)
                 assert got[0] == pytest.approx(want[0]) and got[1] == pytest.approx(want[1])
     assert sent > 20
+    assert (resyncs > 0) == (max_take is not None)
     if channel == LEVEL2_BATCH:  # one update per product every 50 ms at most
         assert len(flushes) > 10
         assert all(b - a >= BATCH_NS for a, b in itertools.pairwise(flushes))
