@@ -4,7 +4,10 @@ A subscription names a depth in levels a side (`DEPTHS`); the client keeps that 
 Kraken documents, truncates its book to them after every update (it is never told a level fell
 out of scope). So each update is what turns the top `depth` levels last sent into the top levels
 now: changed levels with their new `qty`, removed ones with `qty` 0, and levels coming into
-scope; a `checksum` over the top 10 of each side follows every snapshot and update.
+scope; a `checksum` over the top 10 of each side follows every snapshot and update. Prices
+and quantities are JSON numbers written with the instrument's decimals (`0.00100000`, trailing
+zeros kept), as Kraken writes them: a client that parses them as decimals, as Kraken advises,
+gets the checksum's strings.
 
 The checksum is Kraken's (`checksum`): the top 10 asks (best first) then the top 10 bids, each
 level's price and qty as the venue writes them with the instrument's decimals, "." removed and
@@ -24,14 +27,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-import orjson
 
 from tickwire.feed.hub.books import Books
 from tickwire.feed.protocol.book import Ladder
 from tickwire.feed.venues._common import Clock, Entry, Frame, Shared, decimals_of
 from tickwire.feed.venues._sizes import Sizes
+from tickwire.feed.venues.coinbase_book import price_text
 from tickwire.simulators.universe import Universe
 
 DEPTHS = (10, 25, 100, 500, 1000)  # Kraken's book depths (levels a side)
@@ -73,16 +74,28 @@ class KrakenBooks:
     def __init__(self, universe: Universe) -> None:
         sizes = Sizes(universe)
         self._scaled = sizes.scaled  # a size unit in the qty's last decimal
-        self._number = sizes.number
-        self._price_scale = [10.0 ** decimals_of(float(t)) for t in universe.tick_size]
+        self._qty = sizes.formats()  # per symbol: size units -> the exact quantity's text
+        self._decimals = [decimals_of(float(t)) for t in universe.tick_size]
         self.names = [f"{b}/{q}" for b, q in zip(universe.bases, universe.quotes, strict=True)]
         self._clock = Clock()
         self._sent: dict[tuple[int, int], tuple[Ladder, int]] = {}  # (sym, d) -> view, seq
         self._codecs = {"json": _raw}
 
-    def _levels(self, sym: int, side: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-        scale, number = self._price_scale[sym], self._number
-        return [{"price": u / scale, "qty": number(sym, s)} for u, s in side]
+    def _levels(self, sym: int, side: Sequence[tuple[int, int]]) -> str:
+        """A side's levels as JSON, numbers written with the instrument's decimals."""
+        d, qty = self._decimals[sym], self._qty[sym]
+        return ",".join(
+            f'{{"price":{price_text(u, d)},"qty":{qty(s) if s else "0"}}}' for u, s in side
+        )
+
+    def _message(self, kind: str, sym: int, ladder: Ladder, crc: int, ts: int) -> bytes:
+        """A `book` message; JSON written here, as orjson would write 0.001 for 0.00100000."""
+        bids, asks = ladder
+        return (
+            f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{self.names[sym]}",'
+            f'"bids":[{self._levels(sym, bids)}],"asks":[{self._levels(sym, asks)}],'
+            f'"checksum":{crc},"timestamp":"{self._clock.us(ts)}"}}]}}'
+        ).encode()
 
     def _view(self, books: Books, sym: int, depth: int) -> Ladder:
         """The top levels of `sym` for booking depth `depth` (levels a side, all of the server
@@ -99,16 +112,8 @@ class KrakenBooks:
         if sent is None:
             _, seq, _ = books.ladder(sym, books.depth)
             sent = self._sent[(sym, depth)] = (self._view(books, sym, depth), seq)
-        bids, asks = sent[0]
-        data = {
-            "symbol": self.names[sym],
-            "bids": self._levels(sym, bids),
-            "asks": self._levels(sym, asks),
-            "checksum": checksum_units(sent[0], self._scaled[sym]),
-            "timestamp": self._clock.us(now_ns),
-        }
-        message = {"channel": BOOK, "type": "snapshot", "data": [data]}
-        return [Frame(orjson.dumps(message))]
+        crc = checksum_units(sent[0], self._scaled[sym])
+        return [Frame(self._message("snapshot", sym, sent[0], crc, now_ns))]
 
     def updates(self, depth: int, booked: Iterable[int], books: Books, now_ns: int) -> Shared:
         """An update for each booked symbol whose book moved since its last: what turns the
@@ -138,15 +143,9 @@ class KrakenBooks:
             before, after = dict(was), dict(now)
             gone = [(u, 0) for u in before if u not in after]
             changed = [(u, s) for u, s in now if before.get(u) != s]
-            sides.append(self._levels(sym, gone + changed))
-        data = {
-            "symbol": self.names[sym],
-            "bids": sides[0],
-            "asks": sides[1],
-            "checksum": checksum_units(new, self._scaled[sym]),
-            "timestamp": self._clock.us(ts),
-        }
-        return orjson.dumps({"channel": BOOK, "type": "update", "data": [data]})
+            sides.append(tuple(gone + changed))
+        crc = checksum_units(new, self._scaled[sym])
+        return self._message("update", sym, (sides[0], sides[1]), crc, ts)
 
 
 def _raw(shared: Shared, entry: Entry) -> bytes:

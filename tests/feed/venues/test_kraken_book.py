@@ -27,7 +27,7 @@ from tickwire.feed.venues.kraken_book import (
 )
 from tickwire.simulators import Market, Universe
 
-from ._kraken_book import ClientBook
+from ._kraken_book import ClientBook, parse
 from .conftest import CADENCE_MS, VenueServer, start
 
 MS = 1_000_000
@@ -111,11 +111,11 @@ def test_a_client_keeping_the_book_by_krakens_rules_verifies_every_checksum(
     clients = {}
     for sym in syms:
         [frame] = kraken.snapshot(sym, d, books, now)
-        message = orjson.loads(frame.data)
+        message = parse(frame.data)
+        assert orjson.loads(frame.data) == json.loads(frame.data)  # valid JSON
         assert message["channel"] == "book" and message["type"] == "snapshot"
         [data] = message["data"]
-        pd = len(f"{float(u.tick_size[sym]):f}".rstrip("0").split(".")[1])
-        clients[data["symbol"]] = client = ClientBook(depth, pd, sizes.decimals[sym])
+        clients[data["symbol"]] = client = ClientBook(depth)
         client.apply(data)
     updates = 0
     for _ in range(300):
@@ -126,7 +126,7 @@ def test_a_client_keeping_the_book_by_krakens_rules_verifies_every_checksum(
         shared = kraken.updates(d, syms, books, now)
         for _, channel, data in shared.items:
             assert channel == f"book:{d}"
-            message = orjson.loads(data)
+            message = parse(data)
             assert message["type"] == "update" and message["data"][0]["timestamp"].endswith("Z")
             clients[message["data"][0]["symbol"]].apply(message["data"][0])
             updates += 1
@@ -163,7 +163,6 @@ async def test_a_websockets_client_rebuilds_krakens_book_and_checks_every_checks
     u = Universe.crypto_pairs()
     config = ServerConfig(port=0, cadence_ms=CADENCE_MS, universe=u, session="24h", book_depth=20)
     venue: VenueServer = await start(nursery, caplog, config)
-    sizes = Sizes(u)
 
     def client() -> tuple[list[dict[str, Any]], dict[str, ClientBook], dict[str, Any]]:
         books: dict[str, ClientBook] = {}
@@ -177,7 +176,7 @@ async def test_a_websockets_client_rebuilds_krakens_book_and_checks_every_checks
             ws.send(json.dumps({"method": "subscribe", "params": params, "req_id": 2}))
             updates = 0
             while updates < 200:
-                msg = json.loads(ws.recv(timeout=10))
+                msg = parse(ws.recv(timeout=10))
                 if msg.get("method") == "subscribe":
                     acks.append(msg)
                     continue
@@ -185,9 +184,7 @@ async def test_a_websockets_client_rebuilds_krakens_book_and_checks_every_checks
                     continue
                 [data] = msg["data"]
                 if msg["type"] == "snapshot":
-                    sym = u.index(data["symbol"].replace("/", "-"))
-                    pd = len(f"{float(u.tick_size[sym]):f}".rstrip("0").split(".")[1])
-                    books[data["symbol"]] = ClientBook(10, pd, sizes.decimals[sym])
+                    books[data["symbol"]] = ClientBook(10)
                 else:
                     updates += 1
                 books[data["symbol"]].apply(data)  # raises if the checksum is wrong
