@@ -69,6 +69,7 @@ CRYPTOFEED = "from cryptofeed import FeedHandler"
 CCXT = "ccxt.binance("
 CCXT_PRO = "ccxt.pro.coinbaseexchange("
 ALPACA_BOOKS = "subscribe_orderbooks"
+CCXT_BOOK = "ccxt.pro.binance("  # "watch_order_book" is in the Coinbase block too
 BUS = "# a producer + 2 gateways"
 TWO_MACHINES = "--role producer"
 HAPROXY = "backend gateways"
@@ -91,6 +92,7 @@ CLAIMED = (
     CCXT_PRO,
     ALPACA_BOOKS,
     CCXT,
+    CCXT_BOOK,
     BUS,
     TWO_MACHINES,
     HAPROXY,
@@ -423,6 +425,23 @@ def test_ccxt_example_reads_ticker_and_klines(tmp_path: Path) -> None:
     last, klines = out.stdout.splitlines()
     assert float(last) > 0, out.stdout
     assert klines.startswith("[[") and "," in klines, out.stdout
+
+
+def test_ccxt_pro_order_book_example_follows_the_book(tmp_path: Path) -> None:
+    pytest.importorskip("ccxt.pro", reason="ccxt is not installed (the test extra)")
+    with serve_process("--universe", "crypto", "--book-depth", "20") as (_, url):
+        ws = url.removesuffix("v1")
+        code = block(CCXT_BOOK).replace("ws://127.0.0.1:8765/", ws)
+        code = code.replace("http://127.0.0.1:8765/", ws.replace("ws://", "http://", 1))
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout
+    nonces = [int(line.split()[0]) for line in lines]
+    assert nonces == sorted(set(nonces)), out.stdout  # a new update each time
+    for line in lines:
+        bid, ask = re.findall(r"\[([0-9.]+), [0-9.]+\]", line)
+        assert float(bid) < float(ask), line
 
 
 # -- scaling -------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ._sizes import BINANCE_PLACES, Sizes
 from ._tape import Bar, Tape
 from .binance_depth import DEPTH_CHANNELS, BinanceDepth
 from .binance_session import MAX_STREAMS, METHODS, STREAM_TYPES, TICK_TYPES, BinanceSession
+from .binance_ticker import BinanceStats, avg_price_payload, ticker_payload
 from .books import BookNews
 
 KLINE_EVERY_NS = 2 * NS_PER_S  # Binance pushes kline_1m updates every 2000 ms
@@ -59,6 +60,7 @@ class BinanceEncoder:
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._next_kline = [0] * n
         self._next_mini = [0] * n
+        self._stats = BinanceStats(n)
         self._codecs = {"raw": self._raw, "combined": self._combined}
         self.depth = BinanceDepth(self._names, self._qtys)
 
@@ -125,6 +127,10 @@ class BinanceEncoder:
             }
         if kind == "kline_1m":
             return self._kline(*m)
+        if kind == "ticker":
+            return ticker_payload(name, m, qty, self._sizes.units[sym])
+        if kind == "avgPrice":
+            return avg_price_payload(name, m)
         return self._mini(*m)
 
     def encode(self, batch: TickBatch, now_ns: int) -> Shared:
@@ -141,6 +147,7 @@ class BinanceEncoder:
             if fl & _TRADE:
                 ms = ts // NS_PER_MS
                 tape.trade(sym, ts, last, ls, not fl & _SELL, seq)  # the trade id: its seq
+                self._stats.trade(sym, ts, seq, last, ls, bool(fl & _OPEN))
                 trade = (sym, seq, last, ls, ms, bool(fl & _SELL))  # m: the buyer was the maker
                 push((sym, "trade", trade))
                 push((sym, "aggTrade", trade))
@@ -151,7 +158,13 @@ class BinanceEncoder:
                 if ts >= self._next_mini[sym]:
                     self._next_mini[sym] = ts + MINI_EVERY_NS
                     stats = (tape.open[sym], tape.high[sym], tape.low[sym])
-                    push((sym, "miniTicker", (sym, ms, last, tape.volume_24h(sym, vol), *stats)))
+                    volume = tape.volume_24h(sym, vol)
+                    push((sym, "miniTicker", (sym, ms, last, volume, *stats)))
+                    # @ticker and @avgPrice speak at the mini ticker's pace (Binance: 1000 ms)
+                    quotes = (bid, bs, ask, asz, volume, *stats, seq, self._stats.ticker(sym))
+                    push((sym, "ticker", (sym, ms, last, ls, *quotes)))
+                    avg = self._stats.average(sym, ts, tape.bars.get(sym), last)
+                    push((sym, "avgPrice", (sym, ms, avg, ms)))
             quote = (bid, ask, bs, asz)
             if book[sym] != quote:
                 book[sym] = quote
@@ -167,6 +180,7 @@ class BinanceEncoder:
         ms = now_ns // NS_PER_MS
         for b in bars:
             self._next_kline[b.sym] = 0  # the next minute's first trade reports at once
+            self._stats.closed(b)
             out.add(b.sym, "kline_1m", (b.sym, b, ms, True))
 
     def _kline(self, sym: int, b: Bar, ms: int, closed: bool) -> dict[str, Any]:

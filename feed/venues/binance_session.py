@@ -29,7 +29,7 @@ from ._common import (
 from .binance_depth import DEPTH_CHANNELS, PARTIAL_CHANNELS, partial_depth
 from .books import BOOKS_OFF, too_deep
 
-TICK_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker")
+TICK_TYPES = ("bookTicker", "trade", "aggTrade", "kline_1m", "miniTicker", "ticker", "avgPrice")
 MAX_STREAMS = 1024
 MAX_MESSAGES_PER_S = 5
 # Streams named per second, on top: a SUBSCRIBE of 1024 streams costs 1024 of them, so requests

@@ -302,3 +302,63 @@ def test_closed_after_24_hours() -> None:
     assert s.timeout(deadline - 1).close is None
     close = s.timeout(deadline).close
     assert close is not None and close.code == 1000
+
+
+DOC_TICKER = {
+    "e": "24hrTicker",
+    "E": 1672515782136,
+    "s": "BNBBTC",
+    "p": "0.0015",
+    "P": "250.00",
+    "w": "0.0018",
+    "x": "0.0009",
+    "c": "0.0025",
+    "Q": "10",
+    "b": "0.0024",
+    "B": "10",
+    "a": "0.0026",
+    "A": "100",
+    "o": "0.0010",
+    "h": "0.0025",
+    "l": "0.0010",
+    "v": "10000",
+    "q": "18",
+    "O": 0,
+    "C": 1672515782136,
+    "F": 0,
+    "L": 18150,
+    "n": 18151,
+}
+DOC_AVG_PRICE = {
+    "e": "avgPrice",
+    "E": 1693907033000,
+    "s": "BTCUSDT",
+    "i": "5m",
+    "w": "25776.86000000",
+    "T": 1693907032213,
+}
+
+
+def test_ticker_and_avg_price_streams_from_a_real_market() -> None:
+    u, batches = market_batches()
+    kinds = ("trade", "ticker", "avgPrice")
+    s = session("/binance/stream", "streams=" + "/".join(f"aapl@{k}" for k in kinds))
+    enc = BinanceEncoder(u)
+    seen: dict[str, list[Any]] = {k: [] for k in kinds}
+    for batch, now in batches:
+        for frame in s.deliver(enc.encode(batch, now)):
+            wrapped = orjson.loads(frame.data)
+            seen[wrapped["stream"].split("@")[1]].append(wrapped["data"])
+    assert_shape(seen["ticker"][0], DOC_TICKER)
+    assert_shape(seen["avgPrice"][0], DOC_AVG_PRICE)
+    last, trades = seen["ticker"][-1], seen["trade"]
+    upto = [t for t in trades if t["t"] <= last["L"]]
+    assert last["n"] == len(upto) and last["F"] == trades[0]["t"]
+    assert last["c"] == upto[-1]["p"] and last["Q"] == upto[-1]["q"]
+    assert float(last["l"]) <= float(last["w"]) <= float(last["h"])
+    notional = sum(float(t["p"]) * float(t["q"]) for t in upto)
+    assert abs(float(last["q"]) - notional) < 1e-6 * notional
+    avg = seen["avgPrice"][-1]
+    assert float(last["l"]) <= float(avg["w"]) <= float(last["h"])
+    times = [m["E"] for m in seen["ticker"]]
+    assert all(b - a >= 1000 for a, b in itertools.pairwise(times))  # Binance: every 1000 ms
