@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -159,10 +160,10 @@ def _well_formed(given: dict[str, Any]) -> bool:
         return False
     try:
         base64.b64decode(str(signature), validate=True)
-        float(stamp)  # seconds since the epoch, a number or its text
-    except (binascii.Error, ValueError):
+        seconds = float(stamp)  # since the epoch, a number or its text
+    except (binascii.Error, ValueError, OverflowError):
         return False
-    return True
+    return math.isfinite(seconds)
 
 
 def _raw(shared: Shared, entry: Entry) -> bytes:

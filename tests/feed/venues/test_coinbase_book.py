@@ -16,6 +16,8 @@ import numpy as np
 import orjson
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tickwire.feed.hub import books as hub_books
 from tickwire.feed.hub.books import Books
@@ -153,7 +155,12 @@ def test_level2_needs_books_and_a_signed_subscribe_level2_batch_does_not() -> No
     session = CoinbaseSession(u, 0, book_depth=20)
     [unsigned], books = _ask(session, sub)
     assert unsigned["message"] == "Failed to subscribe" and "authentication" in unsigned["reason"]
-    for bad in ({"signature": "not base64!"}, {"timestamp": "soon"}, {"key": ""}):
+    for bad in (
+        {"signature": "not base64!"},
+        {"timestamp": "soon"},
+        {"timestamp": "inf"},
+        {"key": ""},
+    ):
         [error], _ = _ask(session, sub | SIGNED | bad)
         assert error["type"] == "error", bad
     [subscribed], books = _ask(session, sub | SIGNED)
@@ -269,3 +276,41 @@ async def test_level2_batch_over_websockets_keeps_the_book(book_server: VenueSer
 def _us(text: str) -> int:
     whole = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return int(whole.timestamp()) * 1_000_000 + whole.microsecond
+
+
+_field = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["c2lnbmVk", "k1", "1700000000", "1e999", ""]),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+_book_requests = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["subscribe", "unsubscribe"]),
+        "product_ids": st.lists(st.sampled_from(["BTC-USD", "ETH-USD", "NOPE"]), max_size=3),
+        "channels": st.lists(st.sampled_from([LEVEL2, LEVEL2_BATCH, "ticker"]), max_size=3),
+    },
+    optional={f: _field for f in ("key", "signature", "passphrase", "timestamp")},
+).map(json.dumps)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(_book_requests, max_size=5), st.booleans())
+def test_any_book_request_gets_coinbase_replies_and_books_only_what_is_subscribed(
+    messages: list[str], tokens: bool
+) -> None:
+    u = Universe.crypto_pairs()
+    session = CoinbaseSession(u, 0, tokens=("k1",) if tokens else (), book_depth=20)
+    books: dict[int, int] = {}
+    for m in messages:
+        reply = session.receive(m, 10**9)
+        assert reply.close is None
+        for frame in reply.frames:
+            assert orjson.loads(frame.data)["type"] in ("subscriptions", "error")
+        if reply.books is not None:
+            books = reply.books
+        wanted = {u.index(p) for c in (LEVEL2, LEVEL2_BATCH) for p in session.channels[c]}
+        assert books == dict.fromkeys(wanted, 20)
