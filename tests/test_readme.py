@@ -68,6 +68,7 @@ BINANCE = "BinanceSocketManager"
 CRYPTOFEED = "from cryptofeed import FeedHandler"
 CCXT = "ccxt.binance("
 CCXT_PRO = "ccxt.pro.coinbaseexchange("
+KRAKEN_BOOK = "/kraken/v2"
 ALPACA_BOOKS = "subscribe_orderbooks"
 CCXT_BOOK = "ccxt.pro.binance("  # "watch_order_book" is in the Coinbase block too
 BUS = "# a producer + 2 gateways"
@@ -90,6 +91,7 @@ CLAIMED = (
     BINANCE,
     CRYPTOFEED,
     CCXT_PRO,
+    KRAKEN_BOOK,
     ALPACA_BOOKS,
     CCXT,
     CCXT_BOOK,
@@ -398,6 +400,17 @@ def test_ccxt_pro_coinbase_example_watches_the_book(tmp_path: Path) -> None:
     for line in lines:
         bid, ask = map(float, line.split())
         assert 0 < bid < ask, line
+
+
+def test_kraken_book_example_prints_a_snapshot_then_updates(tmp_path: Path) -> None:
+    pytest.importorskip("websockets")
+    with serve_process(*BOOK_SERVER) as (_, url):
+        code = block(KRAKEN_BOOK).replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert [kind for kind, _, _ in lines] == ["snapshot", "update", "update"], out.stdout
+    assert all(symbol == "BTC/USD" and int(crc) >= 0 for _, symbol, crc in lines), out.stdout
 
 
 def test_alpaca_crypto_orderbooks_example_prints_books(tmp_path: Path) -> None:
