@@ -46,6 +46,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "fan-out": ("fan-out",),
     "order book fan-out": ("book fan-out",),
     "venues": ("venue",),
+    "Binance depth": ("Binance diff depth", "REST depth"),
     "scale-out": ("bus", "idle bus", "gateways", "reconnect storm"),
     "memory": ("RSS",),
     "handshake": ("handshake",),
@@ -231,6 +232,7 @@ def _measure(
         page,
         physical,
         tail,
+        venuedepth,
         venues,
     )
 
@@ -267,6 +269,7 @@ def _measure(
     step("fan-out", fan_rows, progress=False)
     step("order book fan-out", lambda: bookfan.book_fanout_rows(quick))
     step("venues", lambda: venues.venue_rows(quick, full, advance), progress=False)
+    step("Binance depth", lambda: venuedepth.depth_rows(quick, advance), progress=False)
 
     def bus_rows() -> list[Row]:
         got, bus_notes = bus.bus_rows(quick, advance)

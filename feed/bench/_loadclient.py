@@ -9,9 +9,10 @@ clients connect, print `connected` and subscribe on the next stdin line):
   CPU, and tick-to-receipt latency (receipt `time.time_ns()` minus the tick's `ts`) for every
   tick of a sample of messages; then print one JSON line. With `--book`, each also keeps its
   symbols' order books (`"book": true`), and level updates are counted apart (`levels`).
-- `binance URL N FIRST [--symbols K] [--warmup S]`: as `count` with SUBS `pick10`, but each
-  connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
-  `@bookTicker`, at the base URL (no `/v1`); every message is one venue event (`ticks` = `msgs`).
+- `binance URL N FIRST [--symbols K] [--warmup S] [--kinds a,b]`: as `count` with SUBS `pick10`,
+  but each connection opens `/binance/stream?streams=` with its same 10 symbols' `@trade` and
+  `@bookTicker` (or the stream kinds `--kinds` names, e.g. `depth@100ms`), at the base URL (no
+  `/v1`); every message is one venue event (`ticks` = `msgs`); `levels` counts the depth levels.
 - `idle URL N SYMBOL [--warmup S]`: N connections subscribed to one symbol, held until stdin closes.
 - `stalled URL [SYMBOL]`: one raw-socket connection that subscribes to SYMBOL (default `*`) and
   then never reads again; stdin lines `+S` and `-S` subscribe to and unsubscribe from S too.
@@ -87,6 +88,13 @@ def _book_levels(data: bytes, binary: bool) -> int | None:
     return levels or sum(data.count(c) for c in _CHANGES)
 
 
+def _count_book(state: dict[str, Any], levels: int, size: int) -> None:
+    """An order book message: its level updates, counted apart from ticks."""
+    state["levels"] += levels
+    state["book_msgs"] += 1
+    state["bytes"] += size
+
+
 async def _stdin_line() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
@@ -131,7 +139,7 @@ def count(
 ) -> None:
     from picows import WSListener, WSMsgType
 
-    state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0, "levels": 0}
+    state = {"on": False, "msgs": 0, "ticks": 0, "bytes": 0, "levels": 0, "book_msgs": 0}
     lat: list[int] = []
     waiting: set[Any] = set()  # listeners that have not had a data message yet
     every = max(1, n // 8)  # sample every `every`-th message per connection: ~8 samplers' worth
@@ -155,8 +163,7 @@ def count(
             data = frame.get_payload_as_bytes()
             binary = frame.msg_type == WSMsgType.BINARY
             if (levels := _book_levels(data, binary)) is not None:
-                state["levels"] += levels  # order books: level updates, counted apart
-                state["bytes"] += len(data)
+                _count_book(state, levels, len(data))  # order books: counted apart
                 return
             ticks = (len(data) - HEADER_SIZE) // RECORD_SIZE if binary else data.count(_SYMBOL)
             if not ticks:  # welcome, ack, heartbeat...: not data
@@ -193,24 +200,26 @@ def count(
         for c in conns:
             c.disconnect()
         sample = lat if len(lat) <= MAX_SAMPLES else random.Random(0).sample(lat, MAX_SAMPLES)
-        result: dict[str, object] = {k: state[k] for k in ("msgs", "ticks", "bytes", "levels")}
+        result: dict[str, object] = {k: v for k, v in state.items() if k != "on"}
         result.update(secs=secs, cpu_s=cpu, lat_ns=sample, lat_total=len(lat))
         print(json.dumps(result), flush=True)
 
     asyncio.run(main())
 
 
-def binance(url: str, n: int, first: int, k: int | None, warmup_s: float) -> None:
+def binance(url: str, n: int, first: int, k: int | None, warmup_s: float, kinds: str) -> None:
     """N Binance combined-stream connections, each on its `count`-mode 10 symbols."""
     from picows import WSListener, ws_connect
 
-    state = {"on": False, "msgs": 0, "bytes": 0}
+    state = {"on": False, "msgs": 0, "bytes": 0, "levels": 0}
 
     class Listener(WSListener):
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if state["on"]:
+                data = frame.get_payload_as_bytes()
                 state["msgs"] += 1
-                state["bytes"] += len(frame.get_payload_as_bytes())
+                state["bytes"] += len(data)
+                state["levels"] += data.count(b'["')  # a depth level is ["price","qty"]
 
     def stream_url(i: int) -> str:
         # Binance names: the symbol's ASCII letters and digits, lower case (BRK.B: brkb)
@@ -218,7 +227,7 @@ def binance(url: str, n: int, first: int, k: int | None, warmup_s: float) -> Non
             "".join(c for c in s if c.isascii() and c.isalnum()).lower()
             for s in _symbols_for(first + i, k)
         ]
-        streams = "/".join(f"{s}@{kind}" for s in names for kind in ("trade", "bookTicker"))
+        streams = "/".join(f"{s}@{kind}" for s in names for kind in kinds.split(","))
         return f"{url.removesuffix('/v1')}/binance/stream?streams={streams}"
 
     async def main() -> None:
@@ -242,7 +251,7 @@ def binance(url: str, n: int, first: int, k: int | None, warmup_s: float) -> Non
         cpu = time.process_time() - cpu0
         for c in conns:
             c.disconnect()
-        result = {"msgs": state["msgs"], "ticks": state["msgs"], "bytes": state["bytes"]}
+        result = {k: state[k] for k in ("msgs", "bytes", "levels")} | {"ticks": state["msgs"]}
         print(json.dumps({**result, "secs": secs, "cpu_s": cpu, "lat_ns": []}), flush=True)
 
     asyncio.run(main())
@@ -371,7 +380,8 @@ def main(argv: list[str]) -> None:
             args = (rest[2] == "1", rest[3], k, warmup_s, sub_mode, "--book" in rest)
             count(url, int(rest[0]), int(rest[1]), *args)
         elif mode == "binance":
-            binance(url, int(rest[0]), int(rest[1]), k, warmup_s)
+            kinds = rest[rest.index("--kinds") + 1] if "--kinds" in rest else "trade,bookTicker"
+            binance(url, int(rest[0]), int(rest[1]), k, warmup_s, kinds)
         elif mode == "idle":
             idle(url, int(rest[0]), rest[1], warmup_s)
         elif mode == "stalled":

@@ -176,30 +176,46 @@ class BinanceDepth:
         return [[price_text(u, decimals), qty(z)] for u, z in side]
 
 
-def rest_depth(books: Books, sym: int, limit: int, qty: Callable[[int], str]) -> dict[str, Any]:
-    """`GET /api/v3/depth` from the server's book of `sym`: its best `limit` levels a side (all
-    it keeps if fewer) and `lastUpdateId`, the book seq they include, so that the diff stream's
-    events follow it by Binance's rule (drop u <= lastUpdateId, start at U <= it + 1 <= u).
-    A symbol no connection books is booked for the answer and dropped again."""
-    lv = books.levels[sym]
-    if lv is not None:
-        seq, decimals, (bids, asks) = lv.seq, lv.decimals, books.view(sym, books.depth)
-    else:
-        reader = books.attach(_no_wake)
-        books.book(reader, np.array([sym], np.intp), books.depth)
+class RestDepth:
+    """`GET /api/v3/depth` from the server's books. A symbol asked for is booked by REST's own
+    reader and kept while it is asked for (dropped after `KEEP_NS` of event time without a
+    request): an answer then reads the book as it is, instead of booking it (a snapshot of
+    every symbol's book) per request."""
+
+    KEEP_NS = 60 * 1_000_000_000
+
+    def __init__(self, books: Books) -> None:
+        self.books = books
+        self.reader = books.attach(_no_wake)  # never taken from: it only keeps books tracked
+        self.used: dict[int, int] = {}  # symbol id -> last request (ns)
+
+    def answer(
+        self, sym: int, limit: int, qty: Callable[[int], str], now_ns: int
+    ) -> dict[str, Any]:
+        """The best `limit` levels a side (all the server keeps if fewer) and `lastUpdateId`,
+        the book seq they include, so that the diff stream's events follow it by Binance's
+        rule (drop u <= lastUpdateId, start at U <= lastUpdateId + 1 <= u)."""
+        books = self.books
+        idle = [i for i, t in self.used.items() if t < now_ns - self.KEEP_NS and i != sym]
+        if idle:
+            books.drop(self.reader, np.array(idle, np.intp))
+            for i in idle:
+                del self.used[i]
+        if sym not in self.used:
+            books.book(self.reader, np.array([sym], np.intp), books.depth)
+        self.used[sym] = now_ns
         lv = books.levels[sym]
         assert lv is not None
-        seq, decimals, (bids, asks) = lv.seq, lv.decimals, books.view(sym, books.depth)
-        books.detach(reader)
+        bids, asks = books.view(sym, books.depth)
 
-    def side(levels: Side) -> list[list[str]]:
-        return [[price_text(u, decimals), qty(z)] for u, z in levels[:limit]]
+        def side(levels: Side) -> list[list[str]]:
+            return [[price_text(u, lv.decimals), qty(z)] for u, z in levels[:limit]]
 
-    return {"lastUpdateId": seq, "bids": side(bids), "asks": side(asks)}
+        return {"lastUpdateId": lv.seq, "bids": side(bids), "asks": side(asks)}
 
 
 def _no_wake() -> None:
-    """A reader of one answer is never woken."""
+    """REST's reader is never woken: it reads the books when asked."""
 
 
 def _ints(side: list[tuple[Any, Any]]) -> list[tuple[int, int]]:
@@ -213,7 +229,7 @@ __all__ = [
     "PARTIAL",
     "PARTIAL_CHANNELS",
     "BinanceDepth",
+    "RestDepth",
     "partial_depth",
     "price_text",
-    "rest_depth",
 ]

@@ -39,7 +39,7 @@ from tickwire.feed.venues._rest_common import (
     raw_json,
 )
 from tickwire.feed.venues._rest_tape import NS_PER_MIN, aggregate
-from tickwire.feed.venues.binance_depth import rest_depth
+from tickwire.feed.venues.binance_depth import RestDepth
 
 PREFIX = "/binance/api/v3/"
 NS_PER_MS = 1_000_000
@@ -95,7 +95,7 @@ class BinanceRest:
         self, view: MarketView, *, weight_per_min: int = 6000, books: Books | None = None
     ) -> None:
         self.view = view
-        self.books = books
+        self.books = None if books is None else RestDepth(books)
         universe = view.universe
         self.names = [binance_name(s) for s in universe.symbols]
         self.index: dict[str, int] = {}
@@ -237,7 +237,7 @@ class BinanceRest:
         sym = self._sym(params)
         limit = self._limit(params)
         if self.books is not None:
-            return rest_depth(self.books, sym, limit, lambda z: qty(self.view, sym, z))
+            return self.books.answer(sym, limit, lambda z: qty(self.view, sym, z), now_ns)
         rec, view = self.view.latest()[sym], self.view
         bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []
         asks = [[px(rec["ask"]), qty(view, sym, rec["ask_size"])]] if rec["ask_size"] else []

@@ -28,7 +28,7 @@ from tickwire.feed.hub.books import Books
 from tickwire.feed.server.server import ServerConfig
 from tickwire.feed.venues._common import Entry
 from tickwire.feed.venues.binance import BinanceEncoder
-from tickwire.feed.venues.binance_depth import price_text, rest_depth
+from tickwire.feed.venues.binance_depth import RestDepth, price_text
 from tickwire.feed.venues.books import VenueBooks
 from tickwire.simulators import Market, Universe
 
@@ -52,6 +52,7 @@ class Venue:
         self.venue = VenueBooks(self.encoder, self.books, lambda: None)
         self.venue.set("conn", {0: DEPTH}, 100 * MS)
         self.now_ns = 100 * MS
+        self.rest = RestDepth(self.books)
 
     def step(self, ms: int = 5) -> list[tuple[str, dict[str, Any]]]:
         """Step the market `ms` and return the depth events of symbol 0 due, with the truth
@@ -68,7 +69,7 @@ class Venue:
         return out
 
     def truth(self) -> tuple[list[list[str]], list[list[str]]]:
-        got = rest_depth(self.books, 0, 5000, self.encoder.depth.qty(0))
+        got = self.rest.answer(0, 5000, self.encoder.depth.qty(0), self.now_ns)
         return got["bids"], got["asks"]
 
 
@@ -128,7 +129,7 @@ def test_binance_procedure_from_any_start_builds_the_servers_book(
     buffered: list[dict[str, Any]] = []
     for _ in range(fetch_after):
         buffered += [d for c, d in v.step() if c == "depth"]
-    snap = rest_depth(v.books, 0, 1000, v.encoder.depth.qty(0))
+    snap = v.rest.answer(0, 1000, v.encoder.depth.qty(0), v.now_ns)
     book = {"bids": dict(map(tuple, snap["bids"])), "asks": dict(map(tuple, snap["asks"]))}
     last = snap["lastUpdateId"]
     applied = 0
@@ -268,7 +269,7 @@ async def test_rest_depth_limits_weights_and_errors(
     assert got["zero"][0] == 400 and got["zero"][2]["code"] == -1130
     assert got["nosym"][2] == {"code": -1121, "msg": "Invalid symbol."}
     assert venue.server.books is not None
-    assert venue.server.books.statistics()["books_tracked"] == 0  # booked for the answer only
+    assert venue.server.books.statistics()["books_tracked"] == 1  # kept while it is asked for
 
 
 async def test_depth_streams_without_server_books_say_how_to_turn_them_on(
@@ -288,3 +289,16 @@ async def test_depth_streams_without_server_books_say_how_to_turn_them_on(
     with trio.fail_after(30):
         status, _, top = await trio.to_thread.run_sync(_get, rest, abandon_on_cancel=True)
     assert status == 200 and len(top["bids"]) == len(top["asks"]) == 1  # the top of book
+
+
+def test_rest_keeps_a_symbol_booked_while_it_is_asked_for() -> None:
+    v = Venue()
+    qty = v.encoder.depth.qty(1)
+    tracked = v.books.statistics
+    v.rest.answer(1, 5, qty, 0)
+    assert tracked()["books_tracked"] == 2  # symbol 0 (the venue's) and 1 (REST's)
+    v.rest.answer(1, 5, qty, 59 * 10**9)
+    v.rest.answer(2, 5, qty, 100 * 10**9)  # symbol 1 was last asked for 41 s ago: kept
+    assert tracked()["books_tracked"] == 3
+    v.rest.answer(2, 5, qty, 120 * 10**9)  # 61 s: dropped
+    assert tracked()["books_tracked"] == 2
