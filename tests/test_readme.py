@@ -67,7 +67,10 @@ ALPACA = "StockDataStream"
 BINANCE = "BinanceSocketManager"
 CRYPTOFEED = "from cryptofeed import FeedHandler"
 CCXT = "ccxt.binance("
-CCXT_BOOK = "watch_order_book"
+CCXT_PRO = "ccxt.pro.coinbaseexchange("
+KRAKEN_BOOK = "/kraken/v2"
+ALPACA_BOOKS = "subscribe_orderbooks"
+CCXT_BOOK = "ccxt.pro.binance("  # "watch_order_book" is in the Coinbase block too
 BUS = "# a producer + 2 gateways"
 TWO_MACHINES = "--role producer"
 HAPROXY = "backend gateways"
@@ -87,6 +90,9 @@ CLAIMED = (
     ALPACA,
     BINANCE,
     CRYPTOFEED,
+    CCXT_PRO,
+    KRAKEN_BOOK,
+    ALPACA_BOOKS,
     CCXT,
     CCXT_BOOK,
     BUS,
@@ -376,6 +382,50 @@ def test_cryptofeed_example_prints_trades(tmp_path: Path, monkeypatch: pytest.Mo
         symbol, side, amount, price = line.split()
         assert symbol == "AAPL-USD" and side in ("buy", "sell"), line
         assert float(amount) > 0 and float(price) > 0, line
+
+
+BOOK_SERVER = ("--universe", "crypto", "--book-depth", "20")  # as the README says
+
+
+def test_ccxt_pro_coinbase_example_watches_the_book(tmp_path: Path) -> None:
+    pytest.importorskip("ccxt", reason="ccxt is not installed (the test extra)")
+    with serve_process(*BOOK_SERVER) as (_, url):
+        base = url.removesuffix("v1")
+        code = block(CCXT_PRO).replace("ws://127.0.0.1:8765/", base)
+        code = code.replace("http://127.0.0.1:8765/", base.replace("ws://", "http://", 1))
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout
+    for line in lines:
+        bid, ask = map(float, line.split())
+        assert 0 < bid < ask, line
+
+
+def test_kraken_book_example_prints_a_snapshot_then_updates(tmp_path: Path) -> None:
+    pytest.importorskip("websockets")
+    with serve_process(*BOOK_SERVER) as (_, url):
+        code = block(KRAKEN_BOOK).replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert [kind for kind, _, _ in lines] == ["snapshot", "update", "update"], out.stdout
+    assert all(symbol == "BTC/USD" and int(crc) >= 0 for _, symbol, crc in lines), out.stdout
+
+
+def test_alpaca_crypto_orderbooks_example_prints_books(tmp_path: Path) -> None:
+    pytest.importorskip("alpaca", reason="alpaca-py is not installed (the venues extra)")
+    with serve_process(*BOOK_SERVER) as (_, url):
+        code = block(ALPACA_BOOKS).replace("ws://127.0.0.1:8765/", url.removesuffix("v1"))
+        stream = Child([sys.executable, "-c", code], tmp_path)  # runs until stopped, as written
+        try:
+            seen = stream.until(lambda seen: len(seen) >= 3, 45)
+        finally:
+            stream.kill()
+    assert "Traceback" not in stream.stderr, stream.stderr[-3000:]
+    first = seen[0].split()
+    assert first[:3] == ["book", "BTC/USD", "True"] and int(first[3]) > 0 < int(first[4]), seen
+    assert all(line.split()[2] == "False" for line in seen[1:3]), seen
 
 
 def test_ccxt_example_reads_ticker_and_klines(tmp_path: Path) -> None:

@@ -277,6 +277,24 @@ class Books:
             view = self._views[(i, depth)] = lv.view(depth)
         return view
 
+    def ladder(self, i: int, depth: int) -> tuple[b.Ladder, int, int]:
+        """Symbol `i`'s levels within `depth` now, its book seq and ts, booked or not (an
+        unbooked symbol's from the market's snapshot, taken once per generation): what the
+        venues' REST books read."""
+        lv = self.levels[i]
+        if lv is not None:
+            return self.view(i, depth), lv.seq, lv.ts
+        if self._ladder_memo is None or self._ladder_memo[0] != self.gen:
+            self._ladder_memo = (self.gen, self._ladders())
+        row = self._ladder_memo[1][i]
+        scale, span = self._scale[i], min(depth, self.depth)
+        sides = []
+        for name in ("bid", "ask"):
+            sizes = row[f"{name}_size"][:span].tolist()
+            units = np.round(row[f"{name}_price"][:span] * scale).astype(np.int64).tolist()
+            sides.append(tuple((u, s) for u, s in zip(units, sizes, strict=True) if s))
+        return (sides[0], sides[1]), int(row["seq"]), int(row["ts"])
+
     def crc(self, i: int, depth: int) -> int:
         """Symbol `i`'s checksum at `depth` now (once per generation)."""
         crc = self._crc.get((i, depth))

@@ -113,7 +113,13 @@ class Server:
         # The venues' REST APIs read the hub's latest records and a tape of every batch.
         self.rest_tape = RestTape(len(opening.universe))
         self.rest = RestApi(
-            MarketView(opening.universe, lambda: self.hub.lvc, self.rest_tape, self._halted),
+            MarketView(
+                opening.universe,
+                lambda: self.hub.lvc,
+                self.rest_tape,
+                self._halted,
+                books=self.books,
+            ),
             tokens=config.tokens,
             binance_weight_per_min=config.binance_weight_per_min,
             books=self.books,

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -139,15 +139,15 @@ def _alpaca(up: Upgrade) -> VenueSession:
             "or /alpaca/v1beta3/crypto/us",
         )
     services = up.services
+    options: dict[str, Any] = {
+        "keys": services.alpaca_keys if services is not None else None,
+        "failures": services.alpaca_auth_failures if services is not None else None,
+        "peer": up.peer,
+    }
+    if crypto:
+        options["book_depth"] = services.book_depth if services is not None else 0
     return (AlpacaCryptoSession if crypto else AlpacaSession)(
-        parts[-1],
-        up.headers,
-        up.universe,
-        up.tokens,
-        up.now_ns,
-        keys=services.alpaca_keys if services is not None else None,
-        failures=services.alpaca_auth_failures if services is not None else None,
-        peer=up.peer,
+        parts[-1], up.headers, up.universe, up.tokens, up.now_ns, **options
     )
 
 
@@ -159,15 +159,27 @@ def _binance(up: Upgrade) -> VenueSession:
 def _coinbase(up: Upgrade) -> VenueSession:
     if up.path.rstrip("/") != "/coinbase":
         raise HandshakeRefused(404, f"unknown Coinbase path {up.path!r}; use /coinbase")
-    current = up.services.current if up.services is not None else None
-    return CoinbaseSession(up.universe, up.now_ns, current=current)
+    services = up.services
+    if services is None:
+        return CoinbaseSession(up.universe, up.now_ns, tokens=up.tokens)
+    return CoinbaseSession(
+        up.universe,
+        up.now_ns,
+        current=services.current,
+        tokens=up.tokens,
+        book_depth=services.book_depth,
+    )
 
 
 def _kraken(up: Upgrade) -> VenueSession:
     if up.path.rstrip("/") != "/kraken/v2":
         raise HandshakeRefused(404, f"unknown Kraken path {up.path!r}; use /kraken/v2")
-    current = up.services.current if up.services is not None else None
-    return KrakenSession(up.universe, up.now_ns, current=current)
+    services = up.services
+    if services is None:
+        return KrakenSession(up.universe, up.now_ns)
+    return KrakenSession(
+        up.universe, up.now_ns, current=services.current, book_depth=services.book_depth
+    )
 
 
 ROUTES: dict[str, Factory] = {

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from tickwire.feed.hub.books import Books
 from tickwire.feed.venues._common import decimals_of
 from tickwire.feed.venues._rest_tape import RestTape
 from tickwire.feed.venues._sizes import Sizes
@@ -99,13 +100,15 @@ class WeightWindow:
 
 @dataclass(slots=True)
 class MarketView:
-    """What the REST handlers read: the universe, the latest record per symbol, the tape."""
+    """What the REST handlers read: the universe, the latest record per symbol, the tape, and
+    the server's order books (None: the market keeps none, `serve --book-depth 0`)."""
 
     universe: Universe
     latest: Callable[[], TickBatch]
     tape: RestTape
     # The symbol ids halted now (a market scenario's halts; none without one).
     halted: Callable[[], Collection[int]] = lambda: ()
+    books: Books | None = None
     size_decimals: list[int] = field(init=False)
     price_decimals: list[int] = field(init=False)
     sizes: Sizes = field(init=False)

@@ -2,7 +2,10 @@
 
 `CoinbaseEncoder` turns each batch into `ticker` and `match` messages (one each per trade) and a
 `heartbeat` per product per second of event time, decimals as strings, RFC 3339 times in
-microseconds, encoded once and shared. `CoinbaseSession` is one connection: `subscribe` /
+microseconds, encoded once and shared; the order book channels `level2` and `level2_batch` are
+`coinbase_book.py`'s (a `books.BookCodec`). `level2` needs a signed subscribe at Coinbase: any
+well-formed `key`, `signature`, `passphrase` and `timestamp` pass, and with server tokens the
+key must be one. `CoinbaseSession` is one connection: `subscribe` /
 `unsubscribe` with product ids and channels (names or `{"name", "product_ids"}` objects), the
 `subscriptions` reply, then each new product's current `ticker` and `last_match` (built from
 the hub's latest record by the server's `services.current`),
@@ -13,11 +16,12 @@ Sans-IO.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 
+from tickwire.feed.hub.books import Books
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
@@ -35,12 +39,14 @@ from ._common import (
 )
 from ._sizes import Sizes
 from ._tape import Tape
+from .books import BookNews
+from .coinbase_book import BOOK_CHANNELS, LEVEL2, LEVEL2_BATCH, CoinbaseBooks, refusal
 from .coinbase_status import CHANNEL as STATUS
 from .coinbase_status import encoded as status_encoded
 
-CHANNELS = ("ticker", "matches", "heartbeat", STATUS)
-# Channels of the real feed that the simulated market has no data for (no order book, no orders).
-UNSUPPORTED = ("level2", "level2_batch", "full", "auctionfeed", "rfq_matches", "balance")
+CHANNELS = ("ticker", "matches", "heartbeat", STATUS, LEVEL2, LEVEL2_BATCH)
+# Channels of the real feed that the simulated market has no data for (no orders).
+UNSUPPORTED = ("full", "level3", "auctionfeed", "rfq_matches", "balance")
 SUBSCRIBE_DEADLINE_NS = 5 * NS_PER_S
 # Coinbase's documented limit: 8 requests a second, in bursts of up to 20, as a window of 20
 # requests over 2.5 s (8 a second on average, 20 at once). Past it: an error, then a close.
@@ -72,6 +78,15 @@ class CoinbaseEncoder:
         self._second = -1  # last whole second of event time that had its heartbeats
         self._codecs = {"json": self._json}
         self._last: dict[int, tuple[Any, ...]] = {}  # each symbol's last trade
+        self.books = CoinbaseBooks(universe)
+
+    def book_snapshot(self, sym: int, depth: int, books: Books, now_ns: int) -> list[Frame]:
+        """A level2 subscriber's snapshot (`books.BookCodec`)."""
+        return self.books.snapshot(sym, books, now_ns)
+
+    def encode_books(self, news: BookNews, now_ns: int) -> Shared:
+        """The level2 and level2_batch updates of a take (`books.BookCodec`)."""
+        return self.books.updates(news.take, news.booked.tolist(), news.books, now_ns)
 
     def current(self, record: Any, channel: str) -> bytes | None:
         """The product's ticker or `last_match` now, from its latest record (the hub's last-value
@@ -235,8 +250,15 @@ class CoinbaseSession:
         now_ns: int,
         *,
         current: Callable[[str, int, str], bytes | None] | None = None,
+        tokens: Sequence[str] = (),
+        book_depth: int = 0,
     ) -> None:
+        """`tokens`: the server's (a level2 subscribe's `key` must be one); `book_depth`: the
+        server's order book depth (0: it keeps no books, level2 is refused)."""
         self.universe = universe
+        self._tokens = tuple(tokens)
+        self.book_depth = book_depth
+        self._books: dict[int, int] = {}  # what the level2 channels book: symbol id -> depth
         self._current = current  # (venue, symbol id, channel): the message to send at subscribe
         self.channels: dict[str, dict[str, None]] = {c: {} for c in CHANNELS}
         self._wanted: dict[int, set[str]] = {}
@@ -299,6 +321,10 @@ class CoinbaseSession:
                     return _error(failed, f"{describe(p)} is not a valid product")
             if kind == "subscribe" and not products:
                 return _error(failed, f"no product ids for channel {name}")
+            if kind == "subscribe" and name in BOOK_CHANNELS:
+                refused = refusal(name, msg, self.book_depth, self._tokens)
+                if refused is not None:
+                    return _error(*refused)
             plan.append((name, products, alone))
         first: list[tuple[int, str]] = []  # (symbol id, channel) new to this connection
         for name, products, alone in plan:
@@ -317,6 +343,11 @@ class CoinbaseSession:
             self._deadline = None
         self._reindex()
         reply = Reply([self._subscriptions()], symbols=self.symbols)
+        books = {
+            self.universe.index(p): self.book_depth for c in BOOK_CHANNELS for p in self.channels[c]
+        }
+        if books != self._books:
+            self._books = reply.books = books
         if self._current is not None:
             for sym, name in first:
                 message = self._current(self.venue, sym, name)

@@ -8,11 +8,12 @@
 Data is `{"channel", "type": "snapshot"|"update", "data": [...]}` (`kraken_encoder.py`):
 `ticker` (a snapshot at subscribe unless `snapshot: false`; updates on trades, or on best bid
 and offer changes with `event_trigger: bbo`) and `trade` (a snapshot of the last trade with
-`snapshot: true`). Symbols are `BASE/QUOTE` (`BTC/USD`, `AAPL/USD`).
+`snapshot: true`) and `book` (`depth` 10, 25, 100, 500 or 1000 levels a side, a snapshot then
+updates, each with Kraken's CRC32 `checksum`: `kraken_book.py`; on a server with books, else
+an error saying how to start one). Symbols are `BASE/QUOTE` (`BTC/USD`, `AAPL/USD`).
 
 The channels are a table (`CHANNELS`): each names the parameters it takes and picks the
-encoder's entries a subscription receives; the order book (`book`, with its CRC32 checksum)
-will be one more entry once the book is on the wire. Sans-IO: no trio, no sockets, no clock of
+encoder's entries a subscription receives. Sans-IO: no trio, no sockets, no clock of
 its own (times come in as `now_ns`).
 """
 
@@ -28,6 +29,8 @@ import orjson
 from tickwire.simulators.universe import Universe
 
 from ._common import NS_PER_S, Clock, Close, Frame, MessageRate, Reply, Shared, describe
+from .books import BOOKS_OFF
+from .kraken_book import BOOK, DEFAULT_DEPTH, DEPTHS, booking_depth
 from .kraken_encoder import TICKER, TICKER_BBO, TRADE, kraken_names
 
 API_VERSION = "v2"
@@ -64,8 +67,15 @@ CHANNELS: dict[str, Channel] = {
         lambda p: {"event_trigger": p.get("event_trigger", "trades")},
     ),
     "trade": Channel(frozenset({"snapshot"}), False, lambda p: TRADE, lambda p: {}),
+    # the entry depends on the server's depth too: `KrakenSession._entry`
+    BOOK: Channel(
+        frozenset({"depth", "snapshot"}),
+        True,
+        lambda p: BOOK,
+        lambda p: {"depth": p.get("depth", DEFAULT_DEPTH)},
+    ),
 }
-NOT_YET = ("book", "ohlc", "level3", "instrument")  # Kraken's, without simulated data yet
+NOT_YET = ("ohlc", "level3", "instrument")  # Kraken's, without simulated data yet
 PRIVATE = ("executions", "balances")  # need a token from Kraken's REST API
 
 
@@ -81,8 +91,11 @@ class KrakenSession:
         now_ns: int,
         *,
         current: Callable[[str, int, str], bytes | None] | None = None,
+        book_depth: int = 0,
     ) -> None:
+        """`book_depth`: the server's order book depth in ticks a side (0: it keeps none)."""
         self.universe = universe
+        self.book_depth = book_depth
         self._names = kraken_names(universe)
         self._current = current  # (venue, symbol id, channel): the snapshot at subscribe
         self.subs: dict[tuple[str, str], str] = {}  # (channel, symbol) -> entry channel
@@ -158,6 +171,9 @@ class KrakenSession:
             return self._error(method, req_id, f"EGeneral:Invalid arguments:{unknown[0]}", now_ns)
         if not _valid_params(params):
             return self._error(method, req_id, "EGeneral:Invalid arguments:params", now_ns)
+        refused = self._book_error(params) if name == BOOK and method == "subscribe" else None
+        if refused is not None:
+            return self._error(method, req_id, refused, now_ns)
         if not self._symbols_named.allow(now_ns, len(symbols)):
             return Reply(close=Close(1008, "too many symbols a second"))
         reply = Reply()
@@ -165,7 +181,34 @@ class KrakenSession:
             reply.frames += self._one(method, name, channel, symbol, params, req_id, now_ns)
         self._reindex()
         reply.symbols = self.symbols
+        if name == BOOK:
+            reply.books = {
+                self._names[symbol]: int(entry.partition(":")[2])
+                for (ch, symbol), entry in self.subs.items()
+                if ch == BOOK
+            }
         return reply
+
+    def _book_error(self, params: dict[str, Any]) -> str | None:
+        """Why a `book` subscribe is refused, or None."""
+        depth = params.get("depth", DEFAULT_DEPTH)
+        if type(depth) is not int or depth not in DEPTHS:
+            allowed = ", ".join(map(str, DEPTHS))
+            return (
+                f"EGeneral:Invalid arguments:depth must be one of {allowed}, got {describe(depth)}"
+            )
+        if not self.book_depth:
+            return BOOKS_OFF
+        if params.get("snapshot", True) is not True:
+            return "EGeneral:Invalid arguments:snapshot: the simulated book always starts with one"
+        return None
+
+    def _entry(self, name: str, channel: Channel, params: dict[str, Any]) -> str:
+        """The encoder's entry channel a subscription receives."""
+        if name == BOOK:
+            depth = params.get("depth", DEFAULT_DEPTH)
+            return f"{BOOK}:{booking_depth(depth, self.book_depth)}"
+        return channel.entry(params)
 
     def _one(
         self,
@@ -190,7 +233,7 @@ class KrakenSession:
             return _reply(self._stamped(_result(method, result), req_id, now_ns)).frames
         if key in self.subs:
             return self._error(method, req_id, "Already subscribed", now_ns, symbol).frames
-        self.subs[key] = channel.entry(params)
+        self.subs[key] = self._entry(name, channel, params)
         snapshot = params.get("snapshot", channel.snapshot)
         result["snapshot"] = snapshot
         frames = _reply(self._stamped(_result(method, result), req_id, now_ns)).frames

@@ -8,7 +8,8 @@ their quantities, `last`, and the session's `volume`, `vwap`, `low`, `high`, `ch
 `change_pct` (from the session's open, or the first record this encoder saw). `current` builds
 the snapshot a subscribe gets from a symbol's latest record. Prices and quantities are JSON
 numbers (quantities the asset's: 0.0021 BTC), times RFC 3339 in microseconds, symbols Kraken's
-`BASE/QUOTE`. Sans-IO: no trio, no sockets, no clock of its own.
+`BASE/QUOTE`. The `book` channel's messages are `kraken_book.py`'s (`book_snapshot`,
+`encode_books`: a `books.BookCodec`). Sans-IO: no trio, no sockets, no clock of its own.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from typing import Any
 
 import orjson
 
+from tickwire.feed.hub.books import Books
 from tickwire.simulators.ticks import TickBatch, TickFlag
 from tickwire.simulators.universe import Universe
 
-from ._common import Clock, Entry, Shared
+from ._common import Clock, Entry, Frame, Shared
 from ._sizes import Sizes
 from ._tape import Tape
+from .books import BookNews
+from .kraken_book import KrakenBooks
 
 _TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
 # The entries' channels in a `Shared`: a subscription's channel and parameters pick one of them
@@ -53,6 +57,15 @@ class KrakenEncoder:
         self._book: list[tuple[float, float, int, int] | None] = [None] * n
         self._last_trade: list[tuple[Any, ...] | None] = [None] * n
         self._codecs = {"json": self._json}
+        self.books = KrakenBooks(universe)
+
+    # ------------------------------------------------------------------ books (books.BookCodec)
+
+    def book_snapshot(self, sym: int, depth: int, books: Books, now_ns: int) -> list[Frame]:
+        return self.books.snapshot(sym, depth, books, now_ns)
+
+    def encode_books(self, news: BookNews, now_ns: int) -> Shared:
+        return self.books.updates(news.depth, news.booked.tolist(), news.books, now_ns)
 
     # ------------------------------------------------------------------ messages
 

@@ -7,7 +7,9 @@ answered as Alpaca answers them (`{"bars": {"BTC/USD": [...]}, "next_page_token"
 `{"snapshots": {...}}`). Symbols are Alpaca's `BASE/QUOTE` for the universe's crypto pairs
 (`BTC/USD` is `BTC-USD`); others have no data, as at Alpaca. Crypto's records: a trade is
 `{t, p, s, i, tks}` (the taker's side), a quote `{t, bp, bs, ap, as}`, sizes in the asset.
-`latest/orderbooks` waits for the order book (404 until then).
+`latest/orderbooks` is each pair's book now, `{t, b: [{p, s}], a: [...]}` best first: every
+level of the server's book, or the best bid and ask from the latest tick on a server without
+books.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class AlpacaCryptoRest(AlpacaRest):
     def _crypto(self, parts: list[str], params: dict[str, str], now_ns: int) -> Any:
         if len(parts) == 1 and parts[0] in KINDS:
             return self._history(parts[0], self._symbols(params), params, now_ns, None)
+        if parts == ["latest", "orderbooks"]:
+            return {"orderbooks": self._orderbooks(self._symbols(params))}
         if len(parts) == 2 and parts[0] == "latest" and parts[1] in KINDS:
             latest = self._latest(parts[1], self._symbols(params))
             return {parts[1]: {name: v for name, v in latest.items() if v is not None}}
@@ -69,3 +73,27 @@ class AlpacaCryptoRest(AlpacaRest):
             "ap": float(r["ask"]),
             "as": self._size(sym, int(r["ask_size"])),
         }
+
+    def _orderbooks(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Each known pair's book now (unknown pairs have none, as at Alpaca)."""
+        books, latest, out = self.view.books, self.view.latest(), {}
+        for name in names:
+            sym = self.index.get(name)
+            if sym is None:
+                continue
+            if books is None:
+                rec = latest[sym]
+                ts = int(rec["ts"])
+                bids = [(float(rec["bid"]), int(rec["bid_size"]))] if rec["bid_size"] else []
+                asks = [(float(rec["ask"]), int(rec["ask_size"]))] if rec["ask_size"] else []
+            else:
+                (bid_units, ask_units), _, ts = books.ladder(sym, books.depth)
+                scale = 10.0 ** self.view.price_decimals[sym]
+                bids = [(u / scale, size) for u, size in bid_units]
+                asks = [(u / scale, size) for u, size in ask_units]
+            out[name] = {
+                "t": self._clock.ns(ts),
+                "b": [{"p": p, "s": self._size(sym, size)} for p, size in bids],
+                "a": [{"p": p, "s": self._size(sym, size)} for p, size in asks],
+            }
+        return out

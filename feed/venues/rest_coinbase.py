@@ -2,8 +2,9 @@
 
 `products`, `products/{id}`, `products/{id}/ticker`, `.../trades` (newest first, `limit` up to
 1000, `before`/`after` trade-id cursors with `CB-BEFORE`/`CB-AFTER` headers), `.../candles`
-(`granularity` 60 to 86400 s, at most 300, newest first), `.../stats`, `.../book` (levels 1 and
-2: the top of the book, the market's one level), `currencies` and `time`. Product ids are the
+(`granularity` 60 to 86400 s, at most 300, newest first), `.../stats`, `.../book` (level 1 the
+best bid and ask, level 2 every level of the server's book, `sequence` the book's sequence as
+on the `level2` stream), `currencies` and `time`. Product ids are the
 universe's symbols, as on the `/coinbase` stream. Errors are Coinbase's `{"message": ...}`
 (`NotFound` with 404). Decimals are strings at the product's increments; a trade id is its tick
 record's `seq`, `side` is the maker's, as Coinbase reports it.
@@ -253,16 +254,29 @@ class CoinbaseRest:
         }
 
     def book(self, sym: int, params: dict[str, str], now_ns: int) -> dict[str, Any]:
+        """Level 1 (the best bid and ask) or 2 (every level) of the product's book, each level
+        `[price, size, num_orders]` (orders are not simulated: 1), `sequence` the book's. A
+        server without books has the top of the book only, from the latest tick."""
         level = params.get("level", "1")
         if level not in ("1", "2"):
             raise _bad("Invalid level: this book has levels 1 and 2 (level 3 lists orders)")
-        rec, view = self.view.latest()[sym], self.view
-        bids = [[view.price(sym, rec["bid"]), view.size(sym, rec["bid_size"]), 1]]
-        asks = [[view.price(sym, rec["ask"]), view.size(sym, rec["ask_size"]), 1]]
+        view, books = self.view, self.view.books
+        if books is None:
+            rec = view.latest()[sym]
+            bids = [(rec["bid"], int(rec["bid_size"]))] if rec["bid_size"] else []
+            asks = [(rec["ask"], int(rec["ask_size"]))] if rec["ask_size"] else []
+            sequence = int(rec["seq"])
+        else:
+            (bid_units, ask_units), sequence, _ = books.ladder(sym, books.depth)
+            scale = 10.0 ** view.price_decimals[sym]
+            bids = [(u / scale, size) for u, size in bid_units]
+            asks = [(u / scale, size) for u, size in ask_units]
+        if level == "1":
+            bids, asks = bids[:1], asks[:1]
         return {
-            "bids": bids if rec["bid_size"] else [],
-            "asks": asks if rec["ask_size"] else [],
-            "sequence": int(rec["seq"]),
+            "bids": [[view.price(sym, p), view.size(sym, size), 1] for p, size in bids],
+            "asks": [[view.price(sym, p), view.size(sym, size), 1] for p, size in asks],
+            "sequence": sequence,
             "auction_mode": False,
             "auction": None,
             "time": self._clock.us(now_ns),

@@ -54,12 +54,13 @@ def test_subscribe_names_pairs_the_alpaca_way_and_the_book_waits():
         "trades": ["BTC/USD"],
         "quotes": ["ETH/USD", "BTC-USD"],  # listed as named; only Alpaca's spelling has data
         "bars": ["NOPE/USD"],
+        "orderbooks": [],
         "updatedBars": [],
         "dailyBars": ["BTC/USD"],
     }
     assert reply.symbols == frozenset({BTC, ETH})
     [err] = _said(session.receive('{"action":"subscribe","orderbooks":["BTC/USD"]}', 3))
-    assert err["code"] == 410  # until the order book is on the wire
+    assert err["code"] == 410 and "--book-depth" in err["msg"]  # this server keeps no books
     [err] = _said(session.receive('{"action":"subscribe","statuses":["BTC/USD"]}', 4))
     assert err["code"] == 400  # a stock channel: not on the crypto feed
 
@@ -298,7 +299,9 @@ async def test_rest_errors_and_unknown_pairs(crypto: VenueServer):
         }
 
     got = await _in_thread(run)
-    assert got["book"][0] == got["nowhere"][0] == 404
+    assert got["nowhere"][0] == 404
+    status, book = got["book"]  # a server without books: the top of the book
+    assert status == 200 and len(book["orderbooks"]["BTC/USD"]["b"]) == 1
     assert got["unknown"] == (200, {"trades": {}})  # no data, as at Alpaca: not an error
     assert got["missing"][0] == 400 and got["timeframe"][0] == 422
     status, page = got["page"]

@@ -151,7 +151,10 @@ def test_unsubscribe_ping_and_errors():
         ("[1]", "Malformed request: not a JSON object"),
         ({"method": "fly"}, "Method not found: 'fly'"),
         ({"method": "subscribe"}, "EGeneral:Invalid arguments:params"),
-        ({"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}}, "book"),
+        (
+            {"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}},
+            "--book-depth",
+        ),
         ({"method": "subscribe", "params": {"channel": "nope", "symbol": ["BTC/USD"]}}, "nope"),
         ({"method": "subscribe", "params": {"channel": "trade", "symbol": "BTC/USD"}}, "symbol"),
         ({"method": "subscribe", "params": params | {"depth": 10}}, "Invalid arguments:depth"),
