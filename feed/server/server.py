@@ -114,15 +114,10 @@ class Server:
         self.rest_tape = RestTape(len(opening.universe))
         self.rest = RestApi(
             MarketView(
-                opening.universe,
-                lambda: self.hub.lvc,
-                self.rest_tape,
-                self._halted,
-                books=self.books,
+                opening.universe, lambda: self.hub.lvc, self.rest_tape, self._halted, self.books
             ),
             tokens=config.tokens,
             binance_weight_per_min=config.binance_weight_per_min,
-            books=self.books,
         )
         self.hub_sink = HubSink(self.hub, self.rest_tape, self.venue_ctx)
         self.sinks: tuple[Sink, ...] = (self.hub_sink, *sinks)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 
-from tickwire.feed.hub.books import Books
 from tickwire.feed.venues._rest_common import (
     Handler,
     MarketView,
@@ -60,13 +59,12 @@ class RestApi:
         binance_weight_per_min: int = 6000,
         coinbase_per_s: int = COINBASE_PER_S,
         alpaca_per_min: int = ALPACA_PER_MIN,
-        books: Books | None = None,
     ) -> None:
         """`coinbase_per_s`, `alpaca_per_min`: requests per address (Coinbase) or key (Alpaca)
-        and window; 0: no limit. `books`: the server's order books (Binance's depth), if any."""
+        and window; 0: no limit."""
         self.view = view
         self.tokens = tuple(tokens)
-        self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min, books=books)
+        self.binance = BinanceRest(view, weight_per_min=binance_weight_per_min)
         coinbase, alpaca = CoinbaseRest(view), AlpacaRest(view)
         self._coinbase = _limited(coinbase.handle, coinbase_per_s, NS_PER_S, _coinbase_limit)
         advanced = CoinbaseAdvancedRest(view).handle

@@ -20,7 +20,6 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.books import Books
 from tickwire.feed.venues._common import binance_name
 from tickwire.feed.venues._rest_binance_objects import (
     px,
@@ -92,11 +91,9 @@ def _int(params: dict[str, str], name: str, default: int | None = None) -> int |
 class BinanceRest:
     """The handlers, their weights and the weight window of one server."""
 
-    def __init__(
-        self, view: MarketView, *, weight_per_min: int = 6000, books: Books | None = None
-    ) -> None:
+    def __init__(self, view: MarketView, *, weight_per_min: int = 6000) -> None:
         self.view = view
-        self.books = None if books is None else RestDepth(books)
+        self.books = None if view.books is None else RestDepth(view.books)
         self._qtys = view.sizes.formats(BINANCE_PLACES)  # per symbol, as the streams write them
         universe = view.universe
         self.names = [binance_name(s) for s in universe.symbols]
