@@ -174,7 +174,7 @@ class ClientBooks:
     def _densify(self, sym_id: int, name: str) -> None:
         """Move a `Levels` book to a row of the dense books, if it fits one."""
         if self._dense is None:  # rows wide enough for both sides and room to move
-            width = 4 * max(self.server_depth, 1) + 64
+            width = 2 * max(self.server_depth, 1) + 48
             decimals, tick_units = zip(*self.ticks, strict=True) if self.ticks else ((), ())
             self._dense = DenseBooks(list(decimals), list(tick_units), width)
         levels, depth = self.held[name]

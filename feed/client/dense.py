@@ -224,7 +224,8 @@ class DenseBooks:
         at[:, 0] = best_ask[:, None] + j
         at[:, 1] = best_bid[:, None] - j
         inside = (at >= 0) & (at < width)
-        np.clip(at, 0, width - 1, out=at)
+        np.maximum(at, 0, out=at)
+        np.minimum(at, width - 1, out=at)
         at[:, 0] += width
         at += (np.arange(k) * 2 * width)[:, None, None]
         size = now.reshape(-1)[at]
