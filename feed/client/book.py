@@ -173,10 +173,9 @@ class ClientBooks:
 
     def _densify(self, sym_id: int, name: str) -> None:
         """Move a `Levels` book to a row of the dense books, if it fits one."""
-        if self._dense is None:  # rows wide enough for both sides and room to move
-            width = 2 * max(self.server_depth, 1) + 48
+        if self._dense is None:
             decimals, tick_units = zip(*self.ticks, strict=True) if self.ticks else ((), ())
-            self._dense = DenseBooks(list(decimals), list(tick_units), width)
+            self._dense = DenseBooks(list(decimals), list(tick_units), self.server_depth)
         levels, depth = self.held[name]
         if self._dense.load(sym_id, levels, depth):
             del self.held[name]
