@@ -30,6 +30,8 @@ _MAX_SIZE = (1 << 63) - 1  # a size a row holds (u8 on the wire: larger ones tak
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)  # 10 .. 10^18: digits past the first
 # "0000" .. "9999" as the 4 bytes of a word each, to gather 4 digits at a time
 _WORDS = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), np.uint32)
+# by digit count: which of 4q zero-padded digits to keep, for q = 1 .. 5 words
+_KEEP = [np.arange(4 * q) >= 4 * q - np.arange(4 * q + 1)[:, None] for q in range(1, 6)]
 
 
 class Applied(NamedTuple):
@@ -52,8 +54,7 @@ def digits_text(values: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[n
         rest, low = np.divmod(rest, 10_000)
         words[:, q] = _WORDS[low]
     words[:, 0] = _WORDS[rest]
-    width = 4 * quads
-    keep = np.arange(width) >= (width - count)[:, None]  # no leading zeros
+    keep = _KEEP[quads - 1][count]  # no leading zeros
     return words.view(np.uint8)[keep], count
 
 
@@ -64,13 +65,17 @@ class DenseBooks:
 
     def __init__(self, decimals: list[int], tick_units: list[int], depth: int) -> None:
         self.margin = max(16, depth // 2)  # ticks a best may move either way before re-centring
-        self.width = width = depth + 2 * self.margin
+        self.width = depth + 2 * self.margin
+        # a plane is `width` ticks and then `depth` always empty: a window of `depth` from any
+        # best stays inside it (a row's depth is at most the server's)
+        self.span = span = self.width + max(depth, 1)
+        self._unit_ticks = bool((np.array(tick_units) <= 1).all())  # units are ticks
         self.decimals = np.array(decimals, np.int64)
         self.tick_units = np.maximum(np.array(tick_units, np.int64), 1)
         self.scale = 10.0**self.decimals
         self.slot = np.full(_IDS, -1, np.intp)
         self.sym = np.zeros(0, np.intp)  # by row: its symbol id
-        self.sizes = np.zeros((0, 2, width), np.int64)
+        self.sizes = np.zeros((0, 2, span), np.int64)
         self.base = np.zeros((0, 2), np.int64)
         self.depth = np.zeros(0, np.int64)
         self.seq = np.zeros(0, np.int64)
@@ -81,7 +86,7 @@ class DenseBooks:
         """Twice the rows (rows are made as books come)."""
         old = len(self.sym)
         new = max(16, 2 * old)
-        self.sizes = np.concatenate((self.sizes, np.zeros((new - old, 2, self.width), np.int64)))
+        self.sizes = np.concatenate((self.sizes, np.zeros((new - old, 2, self.span), np.int64)))
         self.base = np.concatenate((self.base, np.zeros((new - old, 2), np.int64)))
         pad = np.zeros(new - old, np.int64)
         self.sym = np.concatenate((self.sym, pad.astype(np.intp)))
@@ -99,6 +104,8 @@ class DenseBooks:
         self.drop(sym)
         tu = int(self.tick_units[sym])
         sides = (levels.asks, levels.bids)
+        if depth > self.span - self.width:
+            return False
         if tu != levels.tick_units or any(u % tu or u < 0 for side in sides for u in side):
             return False
         if any(size > _MAX_SIZE for side in sides for size in side.values()):
@@ -163,6 +170,70 @@ class DenseBooks:
 
     def apply(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
         """A binary `book` frame's records and checksum entries, for the symbols held here."""
+        fast = self._fast(records, checks)
+        return fast if fast is not None else self._careful(records, checks)
+
+    def _fast(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied | None:
+        """The usual frame in fewer steps, or None (nothing changed) unless it is one: every
+        symbol held here, a checksum entry per symbol with records and none without, in symbol
+        order, each symbol's seqs running on from its book's, every change inside its plane."""
+        n, k = len(records), len(checks)
+        if not n or not k:
+            return None
+        ids = checks["sym"].astype(np.intp)
+        rows = self.slot[ids]
+        recs = records[np.argsort(records["sym"], kind="stable")]  # by symbol, each in order
+        sym = recs["sym"].astype(np.intp)
+        new = np.empty(n, bool)
+        new[0] = True
+        np.not_equal(sym[1:], sym[:-1], out=new[1:])
+        lo = np.flatnonzero(new)
+        if len(lo) != k or rows.min() < 0 or not np.array_equal(sym[lo], ids):
+            return None
+        count = np.empty(k, np.intp)
+        count[:-1] = lo[1:]
+        count[-1] = n
+        count -= lo
+        local = np.repeat(np.arange(k), count)  # each record's place in `rows`
+        seq = recs["seq"].astype(np.int64)
+        # seq - the book's seq must be 1, 2, ... within each symbol
+        run = seq - self.seq[rows[local]]
+        run += lo[local]
+        if not np.array_equal(run, np.arange(1, n + 1)):
+            return None
+        units = np.rint(recs["price"] * self.scale[sym]).astype(np.int64)
+        if not self._unit_ticks:
+            tu = self.tick_units[sym]
+            if (units % tu).any():
+                return None
+            units //= tu
+        plane = 1 - recs["side"].astype(np.intp)  # the wire's side: 0 bid, 1 ask
+        at = local * 2
+        at += plane
+        units -= self.base[rows].reshape(-1)[at]
+        units *= _SIGN[plane]
+        size = recs["size"].astype(np.int64)  # over 2^63 - 1: negative here
+        if units.min() < 0 or units.max() >= self.width or size.min() < 0:
+            return None
+        at *= self.span
+        at += units
+        order = np.argsort(at, kind="stable")  # by level, in order: the last change wins
+        at = at[order]
+        final = np.ones(n, bool)
+        np.not_equal(at[1:], at[:-1], out=final[:-1])
+        now = self.sizes[rows]
+        now.reshape(-1)[at[final]] = size[order[final]]
+        good = self._check(rows, now, checks["crc"].astype(np.int64))
+        last = lo + count - 1
+        if not good.all():
+            rows, now, last = rows[good], now[good], last[good]
+        self.sizes[rows] = now
+        self.seq[rows] = seq[last]
+        self.ts[rows] = recs["ts"][last]
+        return Applied(ids[good].tolist(), ids[~good].tolist(), [])
+
+    def _careful(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
+        """Any frame: each symbol checked apart, those held here applied, the rest reported."""
         ids = checks["sym"].astype(np.intp)
         rows = self.slot[ids]
         crc = checks["crc"].astype(np.int64)
@@ -205,7 +276,7 @@ class DenseBooks:
         local[rows] = np.arange(len(rows))
         where = local[rec_row]  # -1 (the extra last entry) for rows not applied here
         pick = np.flatnonzero(where >= 0)
-        flat = (where[pick] * 2 + plane[pick]) * self.width + at[pick]
+        flat = (where[pick] * 2 + plane[pick]) * self.span + at[pick]
         order = np.argsort(flat, kind="stable")  # by level, in order: the last change wins
         flat = flat[order]
         final = np.ones(len(flat), bool)
@@ -226,16 +297,15 @@ class DenseBooks:
     ) -> NDArray[np.bool_]:
         """Cut `now` (the new `sizes` of `rows`) to each row's depth from its best, per side,
         and whether its checksum ("{units}{size}" of the top 10 asks then bids) is `crc`."""
-        k, width = len(rows), self.width
+        k, span = len(rows), self.span
         depth = self.depth[rows][:, None]
         best = np.argmax(now > 0, axis=2)  # (row, plane); an empty side: 0, nothing to cut
-        now *= np.arange(width) < (best + depth)[:, :, None]
-        # each side's first `depth` ticks from its best (asks, then bids)
+        now *= np.arange(span) < (best + depth)[:, :, None]
+        # each side's first `depth` ticks from its best (asks, then bids), inside the plane
         at = best[:, :, None] + np.arange(int(depth.max()))
-        inside = at < width
-        np.minimum(at, width - 1, out=at)
-        size = np.take_along_axis(now, at, axis=2)
-        size *= inside
+        at += (np.arange(2 * k) * span).reshape(k, 2, 1)
+        size = now.reshape(-1)[at]
+        at -= (np.arange(2 * k) * span).reshape(k, 2, 1)
         # the first 10 levels of each side that hold something
         held = size > 0
         rank = np.cumsum(held.reshape(-1), dtype=np.intp).reshape(held.shape)
