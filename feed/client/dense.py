@@ -97,6 +97,10 @@ class DenseBooks:
     def held(self, sym: int) -> bool:
         return bool(self.slot[sym] >= 0)
 
+    def count(self) -> int:
+        """Books held here."""
+        return len(self.sym) - len(self._free)
+
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
         False if it does not fit (a side wider than its plane, off the tick grid, a size over

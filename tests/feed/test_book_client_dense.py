@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,8 +33,10 @@ def _book(offset: int) -> b.Levels:
     return lv
 
 
-def _client() -> ClientBooks:
+def _client(dense_min: int = 0) -> ClientBooks:
+    """A client keeping every book, as rows however few (`dense_min` 0) or as `Levels`."""
     books = ClientBooks()
+    books.dense_min = dense_min
     books.learn([{"symbol": s, "tick_size": 0.01} for s in SYMS])
     books.server_depth = DEPTH
     books.want(["*"], True)
@@ -109,10 +112,13 @@ fault_st = st.lists(
 )
 
 
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.lists(change_st, max_size=8), jump_st), max_size=30), fault_st)
 def test_binary_books_never_accept_a_wrong_book(
-    frames: list[tuple[list[Change], tuple[int, int] | None]], faults: list[tuple[str, int]]
+    dense_min: int,
+    frames: list[tuple[list[Change], tuple[int, int] | None]],
+    faults: list[tuple[str, int]],
 ) -> None:
     stream, truth = _stream(frames)
     for fault, at in faults:  # transport faults anywhere after the snapshot
@@ -127,7 +133,7 @@ def test_binary_books_never_accept_a_wrong_book(
             stream[i], stream[i + 1] = stream[i + 1], stream[i]
         elif fault == "corrupt":
             stream[i] = _corrupt(stream[i])
-    books = _client()
+    books = _client(dense_min)
     gaps = 0
     for frame in stream:
         events = books.receive_binary(frame)
@@ -185,3 +191,17 @@ def test_digits_text_is_str_of_each_value(values: list[int]) -> None:
     text, count = digits_text(np.array(values, np.int64))
     assert text.tobytes() == "".join(map(str, values)).encode()
     assert count.tolist() == [len(str(v)) for v in values]
+
+
+def test_a_few_books_stay_levels_and_many_become_rows() -> None:
+    stream, _ = _stream([([(0, 0, 14, 4)], None)])
+    few = _client(dense_min=4)
+    few.receive_binary(stream[0])
+    assert sorted(few.held) == list(SYMS)  # 3 books: a Python step per change is cheaper
+    many = _client(dense_min=3)
+    many.receive_binary(stream[0])
+    assert not many.held
+    for books in (few, many):
+        assert [type(e) for e in books.receive_binary(stream[1])] == [BookUpdate]
+        held = books.book("A")
+        assert held is not None and held.bids["size"][0] == 4
