@@ -62,6 +62,10 @@ class ClientBooks:
 
     def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """The universe (the `symbols` reply): what binary frames' symbol ids and prices mean."""
+        if self._dense is not None:  # rows are by symbol id: the books held go on as `Levels`
+            for i in np.flatnonzero(self._dense.slot >= 0).tolist():
+                depth = int(self._dense.depth[self._dense.slot[i]])
+                self.held[self.names[i]] = (self._dense.levels(i), depth)
         self.names = [r["symbol"] for r in refs]
         self._ids = {name: i for i, name in enumerate(self.names)}
         ticks = [b.Levels.for_tick(float(r.get("tick_size", 0.01))) for r in refs]

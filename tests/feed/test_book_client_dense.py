@@ -205,3 +205,14 @@ def test_a_few_books_stay_levels_and_many_become_rows() -> None:
         assert [type(e) for e in books.receive_binary(stream[1])] == [BookUpdate]
         held = books.book("A")
         assert held is not None and held.bids["size"][0] == 4
+
+
+def test_learning_the_universe_again_keeps_the_books_held() -> None:
+    stream, truth = _stream([([(0, 0, 14, 4)], None), ([(0, 1, 0, 9)], None)])
+    books = _client()
+    books.receive_binary(stream[0])
+    books.receive_binary(stream[1])
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in SYMS])  # rows are let go
+    assert [type(e) for e in books.receive_binary(stream[2])] == [BookUpdate]
+    held = books.book("A")
+    assert held is not None and held.seq == max(truth[0]) and held.asks["size"][0] == 9
