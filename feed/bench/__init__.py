@@ -39,7 +39,7 @@ log = logging.getLogger("tickwire.bench")
 # runs the fan-out family alone), then keeps its rows whose name holds S (`Only.rows`).
 FAMILIES: dict[str, tuple[str, ...]] = {
     "generator": ("generator",),
-    "order book": ("market step with books", "book level updates"),
+    "order book": ("market step with books", "book level updates", "client library: book"),
     "encode/decode": ("encode", "decode"),
     "every update, history, replay": ("every update", "history memory", "resume", "replay"),
     "fault injection": ("fault injection",),
@@ -218,6 +218,7 @@ def _measure(
     """Every row family (`only` selects) in turn, appending to `rows` and `notes`."""
     from . import (
         book,
+        bookclient,
         bookfan,
         bus,
         codec,
@@ -255,7 +256,7 @@ def _measure(
         return got
 
     step("generator", lambda: generator.generator_rows(quick))
-    step("order book", lambda: book.book_rows(quick))
+    step("order book", lambda: book.book_rows(quick) + bookclient.book_client_rows(quick))
     step("encode/decode", lambda: codec.codec_rows(quick))
     step("every update, history, replay", lambda: history.history_rows(quick))
     step("fault injection", lambda: faults.fault_rows(quick))

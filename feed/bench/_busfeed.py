@@ -106,6 +106,7 @@ def feed(gateways: int, market_args: tuple[str, ...] = ()) -> Iterator[Feed]:
 
 
 def serve(stack: ExitStack, *args: str) -> subprocess.Popen[str]:
+    args = _procs.serve_args(args)
     proc = _procs.spawn("tickwire.feed.cli.main", "serve", "--log-level", "warning", *args)
     stack.callback(_procs.stop, proc, 0)
     return proc

@@ -20,6 +20,15 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT_S = 20.0
 
 
+def serve_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """`tickwire serve` arguments as the bench runs them: a synthetic universe (`--symbols`)
+    measures the tick path as it always has, without books unless asked (books have their own
+    rows: `book`, `bookfan`, `bookclient`); the default universe runs as users get it, books on."""
+    if "--symbols" in args and "--book-depth" not in args:
+        return (*args, "--book-depth", "0")
+    return args
+
+
 def spawn(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
     """`python -m ARGS` in this interpreter; stdout is the line protocol with the bench. It
     stops when the bench dies, however it dies (a bench killed midway leaves no server running)."""
@@ -104,7 +113,8 @@ SERVERS = ("tickwire", "naive", "plain", "peer")
 def server(kind: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run server `kind` (tickwire serve, or a baseline of `_baselines`) and yield (proc, url)."""
     if kind == "tickwire":
-        args = ("tickwire.feed.cli.main", "serve", "--port", "0", "--log-level", "warning", *extra)
+        head = ("tickwire.feed.cli.main", "serve", "--port", "0", "--log-level", "warning")
+        args = (*head, *serve_args(extra))
         proc = spawn(*args)
         line = readline(proc)
         if " on ws" not in line:

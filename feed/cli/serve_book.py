@@ -14,6 +14,6 @@ BOOK_DEPTH = Setting(
     unit="N",
     field="book_depth",
     help="order book levels (ticks a side) the market keeps and /v1 serves (subscribe with "
-    '"book"), 0 to 1000, e.g. 20; books make the market ~10x costlier to generate (the capacity '
-    "check counts them); 0: no books (default {default})",
+    '"book"), 0 to 1000; books make the market ~8x costlier to generate (the capacity check '
+    "counts them: a large universe may need 0); 0: no books (default {default})",
 )

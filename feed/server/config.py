@@ -48,9 +48,10 @@ class ServerConfig:
     max_lag_s: float = 1.0  # an every-update reader further behind gets the latest state
     faults: tuple[tuple[str, FaultSpec], ...] = ()  # (path, spec): the operator's faults
     admin_token: str | None = None  # POST /admin/scenario needs it; None: no admin endpoint
-    # Order book levels (ticks a side) the market keeps; 0: none. Off by default: books make
-    # generation ~10x costlier, so they would cut the universe a machine sustains ~10x.
-    book_depth: int = 0
+    # Order book levels (ticks a side) the market keeps; 0: none. On by default, as every venue
+    # tickwire imitates publishes depth; books make generation several times costlier, so a
+    # large universe may need --book-depth 0 to pass the capacity check.
+    book_depth: int = 20
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.certfile:

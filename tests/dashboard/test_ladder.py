@@ -167,7 +167,7 @@ def _ladder(widget: DepthLadder) -> str:
 
 
 def test_without_books_the_detail_screen_is_chart_only() -> None:
-    with server_thread(heartbeat_ms=200) as url:
+    with server_thread(book_depth=0, heartbeat_ms=200) as url:
         feed = functools.partial(connect, url, backoff_initial_s=0.05, backoff_max_s=0.2)
         app = NotedApp(feed, url=url, watchlist=["AAPL"])
 

@@ -169,8 +169,17 @@ async def test_bad_depth_is_one_precise_error(server: Server, book: int, message
             assert (await _next(ws))["type"] == "snapshot"
 
 
+async def test_books_are_on_by_default(nursery: trio.Nursery) -> None:
+    srv = Server(ServerConfig(port=0))
+    await nursery.start(srv.run)
+    assert srv.books is not None
+    with trio.fail_after(20):
+        async with open_websocket_url(srv.url) as ws:
+            assert (await _next(ws))["book_depth"] == 20
+
+
 async def test_books_off_refuses_book_and_serves_ticks(nursery: trio.Nursery) -> None:
-    srv = Server(ServerConfig(port=0))  # books are off by default
+    srv = Server(ServerConfig(port=0, book_depth=0))
     await nursery.start(srv.run)
     assert srv.books is None
     with trio.fail_after(20):

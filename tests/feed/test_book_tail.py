@@ -35,7 +35,7 @@ def test_tail_book_prints_live_ladders_of_the_servers_book() -> None:
         assert seqs == sorted(seqs) and seqs[0] < seqs[-1]
         off = _run("tail", "--url", url)
         assert off.returncode == 2 and "--book SYMBOL" in off.stderr
-    with serve_process() as (_, url):  # books are off by default
+    with serve_process("--book-depth", "0") as (_, url):  # a server without books
         none = _run("tail", "--book", "AAPL", "--url", url)
         assert none.returncode == 2 and "--book-depth" in none.stderr
         assert "Traceback" not in none.stderr

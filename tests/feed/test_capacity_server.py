@@ -24,7 +24,7 @@ def _market(server: Server) -> Market:
 async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_clock, caplog):
     caplog.set_level(logging.INFO, "tickwire.server")
     universe = Universe.synthetic(3000, 0)
-    server = Server(ServerConfig(port=0, universe=universe), start_ns=0)
+    server = Server(ServerConfig(port=0, universe=universe, book_depth=0), start_ns=0)
     market = _market(server)
     assert isinstance(market, Market) and market.chunk_s == 0.1
     chunk_ns = round(market.chunk_s * 1e9)
@@ -58,7 +58,8 @@ async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_
 
 
 async def test_a_market_on_time_steps_rarely_with_nobody_watching(autojump_clock):
-    server = Server(ServerConfig(port=0, universe=Universe.synthetic(3000, 0)), start_ns=0)
+    config = ServerConfig(port=0, universe=Universe.synthetic(3000, 0), book_depth=0)
+    server = Server(config, start_ns=0)
     market = _market(server)
     steps: list[int] = []
     real_step = market.step

@@ -164,7 +164,16 @@ async def _stalled_reader(port: int) -> trio.SocketStream:
 async def test_stalled_readers_are_dropped_and_release_their_descriptors() -> None:
     # 2000 symbols: the '*' snapshot alone (~400 KB) fills the kernel buffers at once; a quiet
     # market (activity 0.05) keeps the server's CPU for the connections, not the model.
-    args = ("--symbols", "2000", "--activity", "0.05", "--max-connections", "50")
+    args = (
+        "--symbols",
+        "2000",
+        "--activity",
+        "0.05",
+        "--max-connections",
+        "50",
+        "--book-depth",
+        "0",
+    )
     args += ("--stall-ms", "300")
     with serve(*args) as served, trio.fail_after(60):
         await serving(served.port)

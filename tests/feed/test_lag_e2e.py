@@ -55,7 +55,7 @@ async def _read(reader: Reader, seqs: Seqs, until: str | None = None) -> dict[st
 async def test_a_reader_that_stops_reading_then_reads_is_brought_back_within_the_bound(max_lag):
     # 500 symbols, ~17k updates/s: 2 s of them fill the kernel's socket buffers (a few MB) and
     # more, so the rest waits in the hub, where the bound applies.
-    args = ("--symbols", "500", "--max-lag", max_lag, "--heartbeat-ms", "0")
+    args = ("--symbols", "500", "--max-lag", max_lag, "--heartbeat-ms", "0", "--book-depth", "0")
     with serve(*args) as srv, trio.fail_after(30):
         reader, status, _ = await handshake(srv.port, rcvbuf=4096)
         assert status == 101

@@ -179,7 +179,7 @@ async def test_a_wrong_book_seq_resubscribes_and_the_ladder_goes_on(nursery: tri
 
 
 async def test_without_books_the_page_has_no_ladder(nursery: trio.Nursery) -> None:
-    server = await start(nursery)
+    server = await start(nursery, book_depth=0)
 
     def script(page: Any) -> tuple[bool, int]:
         page.goto(page_url(server, "AAPL"))

@@ -1,0 +1,218 @@
+"""The client's binary books (`client.dense`): whole frames applied at once, never a wrong book."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickwire.feed import BookUpdate, Gap
+from tickwire.feed.client.book import ClientBooks
+from tickwire.feed.client.dense import digits_text
+from tickwire.feed.protocol import book as b
+from tickwire.simulators.book import LEVEL_DTYPE
+
+DEPTH = 20
+SYMS = ("A", "B", "C")
+# Bids on 100..114 and asks on 116..130 ticks from each book's offset: never crossed, all within
+# the depth (so the client's cut book is the server's), and five levels a side beyond the top 10.
+BIDS, ASKS = range(100, 115), range(116, 131)
+
+Change = tuple[int, int, int, int]  # symbol, side, level, size
+change_st = st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 14), st.integers(0, 5))
+jump_st = st.none() | st.tuples(st.integers(0, 2), st.integers(-400, 400))
+
+
+def _book(offset: int) -> b.Levels:
+    lv = b.Levels(2, 1)
+    for u in BIDS:
+        lv.set(0, u + offset, 1)
+    for u in ASKS:
+        lv.set(1, u + offset, 1)
+    return lv
+
+
+def _client(dense_min: int = 0) -> ClientBooks:
+    """A client keeping every book, as rows however few (`dense_min` 0) or as `Levels`."""
+    books = ClientBooks()
+    books.dense_min = dense_min
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in SYMS])
+    books.server_depth = DEPTH
+    books.want(["*"], True)
+    return books
+
+
+def _snapshot(books: list[b.Levels]) -> bytes:
+    rows = [_rows(i, lv) for i, lv in enumerate(books)]
+    checks = np.zeros(len(books), b.CHECK_DTYPE)
+    checks["sym"] = range(len(books))
+    checks["crc"] = [b.checksum(lv.view(DEPTH)) for lv in books]
+    return b.encode_book_binary(True, 1, np.concatenate(rows), checks)
+
+
+def _rows(i: int, lv: b.Levels) -> np.ndarray:
+    bids, asks = lv.view(DEPTH)
+    out = np.zeros(len(bids) + len(asks), LEVEL_DTYPE)
+    out["price"] = [u / 100 for u, _ in (*bids, *asks)]
+    out["size"] = [s for _, s in (*bids, *asks)]
+    out["side"][len(bids) :] = 1
+    out["seq"], out["ts"], out["sym"] = lv.seq, lv.seq, i
+    return out
+
+
+def _stream(
+    frames: list[tuple[list[Change], tuple[int, int] | None]],
+) -> tuple[list[bytes], list[dict[int, b.Ladder]]]:
+    """The server's binary `book` frames for `frames` of changes (and a jump: a symbol's whole
+    book moved by that many ticks), and each symbol's true book by seq."""
+    books = [_book(0) for _ in SYMS]
+    offset = [0, 0, 0]
+    truth: list[dict[int, b.Ladder]] = [{0: lv.view(DEPTH)} for lv in books]
+    out = [_snapshot(books)]
+    for changes, jump in frames:
+        steps: list[tuple[int, int, int, int]] = []  # symbol, side, units, size
+        if jump is not None:
+            i, by = jump
+            if min(BIDS) + offset[i] + by > 0:
+                old = books[i].view(DEPTH)
+                offset[i] += by
+                new = _book(offset[i]).view(DEPTH)
+                steps += [(i, side, u, size) for side, u, size in b.diff(old, new)]
+        for i, side, level, size in changes:
+            units = (ASKS if side else BIDS)[level] + offset[i]
+            if size or len(books[i].asks if side else books[i].bids) > 1:  # a side never empties
+                steps.append((i, side, units, size))
+        if not steps:
+            continue
+        records = np.zeros(len(steps), LEVEL_DTYPE)
+        for k, (i, side, units, size) in enumerate(steps):
+            books[i].set(side, units, size)
+            books[i].seq += 1
+            records[k] = (books[i].seq, books[i].seq, units / 100, size, i, 0, side, 3, b"\0\0")
+            truth[i][books[i].seq] = books[i].view(DEPTH)
+        ids = sorted({i for i, *_ in steps})
+        checks = np.zeros(len(ids), b.CHECK_DTYPE)
+        checks["sym"] = ids
+        checks["crc"] = [b.checksum(books[i].view(DEPTH)) for i in ids]
+        out.append(b.encode_book_binary(False, len(out) + 1, records, checks))
+    return out, truth
+
+
+def _corrupt(frame: bytes) -> bytes:
+    """The frame with its last checksum entry refuted."""
+    data = bytearray(frame)
+    data[-4] ^= 1
+    return bytes(data)
+
+
+fault_st = st.lists(
+    st.tuples(st.sampled_from(["drop", "dup", "swap", "corrupt"]), st.integers(0, 200)),
+    max_size=6,
+)
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(change_st, max_size=8), jump_st), max_size=30), fault_st)
+def test_binary_books_never_accept_a_wrong_book(
+    dense_min: int,
+    frames: list[tuple[list[Change], tuple[int, int] | None]],
+    faults: list[tuple[str, int]],
+) -> None:
+    stream, truth = _stream(frames)
+    for fault, at in faults:  # transport faults anywhere after the snapshot
+        if len(stream) < 2:
+            break
+        i = 1 + at % (len(stream) - 1)
+        if fault == "drop":
+            del stream[i]
+        elif fault == "dup":
+            stream.insert(i, stream[i])
+        elif fault == "swap" and i + 1 < len(stream):
+            stream[i], stream[i + 1] = stream[i + 1], stream[i]
+        elif fault == "corrupt":
+            stream[i] = _corrupt(stream[i])
+    books = _client(dense_min)
+    gaps = 0
+    for frame in stream:
+        events = books.receive_binary(frame)
+        gaps += sum(isinstance(e, Gap) and e.reason == "book" for e in events)
+        for i, name in enumerate(SYMS):
+            held = books.book(name)
+            if held is None:
+                continue
+            want = truth[i][held.seq]  # whatever it holds is the true book at its seq
+            assert [(round(p * 100), s) for p, s in held.bids.tolist()] == list(want[0])
+            assert [(round(p * 100), s) for p, s in held.asks.tolist()] == list(want[1])
+        for depth, names in books.take_resync().items():  # the server sends them again
+            assert depth is True
+            now = [_book(0) for _ in SYMS]
+            for i in range(len(SYMS)):
+                seq = max(truth[i])
+                now[i].load(truth[i][seq], seq, seq)
+            snap = _snapshot(now)
+            got = books.receive_binary(snap)
+            assert set(got[0].symbols) >= set(names)
+    if not faults:
+        assert gaps == 0
+        for i, name in enumerate(SYMS):
+            held = books.book(name)
+            assert held is not None and held.seq == max(truth[i])
+
+
+def test_a_book_that_leaves_its_row_is_applied_and_comes_back_to_one() -> None:
+    """A jump far beyond the row's window is taken as `Levels`, then held as a row again."""
+    stream, truth = _stream([([], (1, 390)), ([(1, 0, 11, 7)], None)])
+    books = _client()
+    for frame in stream:
+        events = books.receive_binary(frame)
+        assert [type(e) for e in events] == [BookUpdate]
+    held = books.book("B")
+    assert held is not None and held.seq == max(truth[1])
+    assert round(held.bids["price"][0] * 100) == 114 + 390 and held.bids["size"][3] == 7
+    assert not books.held  # back in a row
+
+
+def test_a_corrupt_checksum_leaves_the_other_symbols_of_the_frame_applied() -> None:
+    stream, _ = _stream([([(0, 0, 14, 4), (1, 1, 0, 3), (2, 0, 14, 2)], None)])
+    books = _client()
+    books.receive_binary(stream[0])
+    events = books.receive_binary(_corrupt(stream[1]))  # the last entry is C's
+    assert events == [Gap("book", None, ("C",)), BookUpdate("book", 2, ("A", "B"))]
+    assert books.book("C") is None
+    b_book = books.book("B")
+    assert b_book is not None and b_book.asks["size"][0] == 3
+    assert books.take_resync() == {True: ["C"]}
+
+
+@given(st.lists(st.integers(0, 2**63 - 1), max_size=50))
+def test_digits_text_is_str_of_each_value(values: list[int]) -> None:
+    text, count = digits_text(np.array(values, np.int64))
+    assert text.tobytes() == "".join(map(str, values)).encode()
+    assert count.tolist() == [len(str(v)) for v in values]
+
+
+def test_a_few_books_stay_levels_and_many_become_rows() -> None:
+    stream, _ = _stream([([(0, 0, 14, 4)], None)])
+    few = _client(dense_min=4)
+    few.receive_binary(stream[0])
+    assert sorted(few.held) == list(SYMS)  # 3 books: a Python step per change is cheaper
+    many = _client(dense_min=3)
+    many.receive_binary(stream[0])
+    assert not many.held
+    for books in (few, many):
+        assert [type(e) for e in books.receive_binary(stream[1])] == [BookUpdate]
+        held = books.book("A")
+        assert held is not None and held.bids["size"][0] == 4
+
+
+def test_learning_the_universe_again_keeps_the_books_held() -> None:
+    stream, truth = _stream([([(0, 0, 14, 4)], None), ([(0, 1, 0, 9)], None)])
+    books = _client()
+    books.receive_binary(stream[0])
+    books.receive_binary(stream[1])
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in SYMS])  # rows are let go
+    assert [type(e) for e in books.receive_binary(stream[2])] == [BookUpdate]
+    held = books.book("A")
+    assert held is not None and held.seq == max(truth[0]) and held.asks["size"][0] == 9
