@@ -100,7 +100,7 @@ def _check_btc(got: dict[str, Any], venue: VenueServer) -> None:
 
 async def test_ccxt_binance_reads_the_simulated_market(crypto_server: VenueServer) -> None:
     """ccxt's binance, with only `urls['api']` pointed here (and spot markets only: the server
-    has no futures API): markets with their filters, ticker, trades, klines and the top of book
+    has no futures API): markets with their filters, ticker, trades, klines and the book
     are the simulated BTC-USD's."""
     base = _http(crypto_server, "/binance/api")
     exchange = _ccxt(
@@ -119,7 +119,9 @@ async def test_ccxt_binance_reads_the_simulated_market(crypto_server: VenueServe
     ohlcv = got["ohlcv"]
     assert all(low <= o <= high and low <= c <= high for _, o, high, low, c, _ in ohlcv)
     book = got["book"]
-    assert len(book["bids"]) == 1 and len(book["asks"]) == 1 and book["nonce"] > 0
+    assert 1 <= len(book["bids"]) <= 5 and 1 <= len(book["asks"]) <= 5 and book["nonce"] > 0
+    assert [p for p, _ in book["bids"]] == sorted((p for p, _ in book["bids"]), reverse=True)
+    assert [p for p, _ in book["asks"]] == sorted(p for p, _ in book["asks"])
 
 
 async def test_ccxt_coinbase_exchange_reads_the_simulated_market(

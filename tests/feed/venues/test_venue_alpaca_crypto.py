@@ -300,8 +300,8 @@ async def test_rest_errors_and_unknown_pairs(crypto: VenueServer):
 
     got = await _in_thread(run)
     assert got["nowhere"][0] == 404
-    status, book = got["book"]  # a server without books: the top of the book
-    assert status == 200 and len(book["orderbooks"]["BTC/USD"]["b"]) == 1
+    status, book = got["book"]  # the server's book (test_rest_books.py: a server without one)
+    assert status == 200 and len(book["orderbooks"]["BTC/USD"]["b"]) >= 1
     assert got["unknown"] == (200, {"trades": {}})  # no data, as at Alpaca: not an error
     assert got["missing"][0] == 400 and got["timeframe"][0] == 422
     status, page = got["page"]

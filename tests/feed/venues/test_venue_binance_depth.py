@@ -273,8 +273,10 @@ async def test_rest_depth_limits_weights_and_errors(
 
 
 async def test_depth_streams_without_server_books_say_how_to_turn_them_on(
-    venue_server: VenueServer,
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, book_depth=0)
+    venue_server = await start(nursery, caplog, config)
     url = venue_server.url("/binance/ws")
 
     def run() -> dict[str, Any]:
