@@ -83,7 +83,7 @@ class MarketSource:
         self._finished = False  # a replay's end: logged once; /readyz says so from then on
         self.books: Books | None = None  # fed by every step, before its ticks are published
         market = self.market
-        if isinstance(market, Market) and market.book is not None:
+        if market.book is not None:  # the market's books, or a replay's recorded ones
             u = market.universe
             keep_ns = int((config.max_lag_s or config.history_s) * 1e9)  # further behind: resync
             names = np.array(u.symbols, dtype=object)
@@ -237,6 +237,9 @@ class MarketSource:
             else:
                 batch = self.market.step(now_ns, max_chunks=MAX_CHUNKS)
             self._target_ns = now_ns
+        elif self.books is not None:  # a replay with books: the same order as the market's
+            batch, levels = self.market.step_book(now_ns)
+            self.books.publish(levels)
         else:
             batch = self.market.step(now_ns)
         if self.reorder is not None:
