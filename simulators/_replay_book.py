@@ -1,13 +1,11 @@
 """A replay's order books: recorded level records released in time order, as the market's are.
 
-`ReplayBook` holds every booked symbol's book now (`protocol`-free: price units -> size per side)
-and releases the level records due by a time, in order, for the server's `Books.publish`; its
-`snapshot()` is the market's `book_snapshot` (a `ladder_dtype(depth)` record per symbol). Input
-rows are changes or snapshots (`bookfile`): a symbol's first snapshot is its book before the
-replay starts; a later one (a recorder that resynced, a Tardis snapshot) becomes the changes that
-turn the book held into it, numbered so that they end at the snapshot's seq: a client that held
-every change before takes them, one that sees a jump in seq fetches a fresh snapshot. A change
-of a symbol not yet booked starts an empty book. numpy only.
+`ReplayBook` holds every booked symbol's book now (a `BookMirror`) and releases the level
+records due by a time, in order, for the server's `Books.publish`; its `snapshot()` is the
+market's `book_snapshot`. Input rows are changes or snapshots (`bookfile`): a symbol's first
+snapshot is its book before the replay starts; a later one (a recorder that resynced, a Tardis
+snapshot) becomes the changes that turn the book held into it (`BookMirror.resnap`). A change of
+a symbol not yet booked starts an empty book. numpy only.
 """
 
 from __future__ import annotations
@@ -17,21 +15,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ._model import decimals
-from .book import LEVEL_DTYPE, check_depth, ladder_dtype
+from .book import LEVEL_DTYPE, check_depth
 from .bookfile import BookRows, book_path, is_book_path, read_book_parquet
+from .bookmirror import BookMirror
 from .errors import UserError
 from .universe import Universe
 
 _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
-
-
-class _Book:
-    __slots__ = ("levels", "seq", "ts")
-
-    def __init__(self, seq: int = 0, ts: int = 0) -> None:
-        self.levels: tuple[dict[int, int], dict[int, int]] = ({}, {})  # bids, asks: units -> size
-        self.seq, self.ts = seq, ts
 
 
 class ReplayBook:
@@ -45,9 +35,7 @@ class ReplayBook:
         depth: int,
     ) -> None:
         self.depth = depth
-        self._scale = 10.0 ** decimals(tick_size.astype(np.float64)).astype(np.float64)
-        self._tick = np.maximum(np.round(tick_size * self._scale), 1).astype(np.int64)
-        self._books: dict[int, _Book] = {}
+        self.mirror = BookMirror(tick_size, depth)
         # A symbol whose rows start with a snapshot: that is its book before the replay starts.
         sym = records["sym"].astype(np.intp)
         ids, first = np.unique(sym, return_index=True)
@@ -57,8 +45,7 @@ class ReplayBook:
         start_seq[ids] = records["seq"][first]
         initial = snapshot & opens[sym] & (records["seq"] == start_seq[sym])
         for i in np.flatnonzero(opens).tolist():
-            book = self._books[i] = _Book()
-            self._load(book, i, records[initial & (sym == i)])
+            self.mirror.load(records[initial & (sym == i)])
         self._records = records[~initial]
         self._snapshot = snapshot[~initial]
         self._ts = np.ascontiguousarray(self._records["ts"])
@@ -98,109 +85,27 @@ class ReplayBook:
         snap = self._snapshot[self._pos : cut]
         self._pos = cut
         if not snap.any():
-            self._apply(rows)
+            self.mirror.apply(rows)
             return rows
         out: list[NDArray[np.void]] = []
         edges = np.flatnonzero(np.diff(snap.astype(np.int8)) != 0) + 1
         for lo, hi in zip([0, *edges.tolist()], [*edges.tolist(), len(rows)], strict=True):
             part = rows[lo:hi]
             if not snap[lo]:
-                self._apply(part)
+                self.mirror.apply(part)
                 out.append(part)
                 continue
             # consecutive snapshot rows: one book per (symbol, seq) run
             key = part["sym"].astype(np.int64) * 2**40 + part["seq"].astype(np.int64) % 2**40
             cuts = np.flatnonzero(np.diff(key)) + 1
             for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(part)], strict=True):
-                out.append(self._resnap(part[a:b]))
+                out.append(self.mirror.resnap(part[a:b]))
         joined: NDArray[np.void] = np.concatenate([o.view(_RECORD) for o in out])
         return joined.view(LEVEL_DTYPE)
 
     def snapshot(self) -> NDArray[np.void]:
-        """Every symbol's book now (symbols without one: empty), `ladder_dtype(depth)` records,
-        indexed by symbol id."""
-        n = len(self._scale)
-        out = np.zeros(n, ladder_dtype(self.depth))
-        out["sym"] = np.arange(n)
-        for sym, book in self._books.items():
-            out["seq"][sym], out["ts"][sym] = book.seq, book.ts
-            scale = self._scale[sym]
-            for side, name in ((0, "bid"), (1, "ask")):
-                levels = self._view(sym, book, side)
-                if levels:
-                    units, sizes = zip(*levels, strict=True)
-                    out[f"{name}_price"][sym, : len(units)] = np.array(units) / scale
-                    out[f"{name}_size"][sym, : len(units)] = sizes
-        return out
-
-    # ------------------------------------------------------------------ internals
-
-    def _view(self, sym: int, book: _Book, side: int) -> list[tuple[int, int]]:
-        """A side's levels within `depth` ticks of its best, best first."""
-        levels = book.levels[side]
-        if not levels:
-            return []
-        ordered = sorted(levels.items(), reverse=side == 0)
-        best, reach = ordered[0][0], self.depth * int(self._tick[sym])
-        return [(u, z) for u, z in ordered if abs(u - best) < reach]
-
-    def _apply(self, rows: NDArray[np.void]) -> None:
-        sym = rows["sym"].astype(np.intp)
-        units = np.round(rows["price"] * self._scale[sym]).astype(np.int64)
-        for s, side, u, size, seq, ts in zip(
-            sym.tolist(),
-            rows["side"].tolist(),
-            units.tolist(),
-            rows["size"].tolist(),
-            rows["seq"].tolist(),
-            rows["ts"].tolist(),
-            strict=True,
-        ):
-            book = self._books.get(s)
-            if book is None:
-                book = self._books[s] = _Book()
-            levels = book.levels[side]
-            if size:
-                levels[u] = size
-            else:
-                levels.pop(u, None)
-            book.seq, book.ts = seq, ts
-
-    def _load(self, book: _Book, s: int, rows: NDArray[np.void]) -> None:
-        """`rows` (one symbol's whole book) become `book`."""
-        units = np.round(rows["price"] * self._scale[s]).astype(np.int64).tolist()
-        book.levels = ({}, {})
-        for side, u, size in zip(rows["side"].tolist(), units, rows["size"].tolist(), strict=True):
-            if size:
-                book.levels[side][u] = size
-        book.seq, book.ts = int(rows["seq"][0]), int(rows["ts"][0])
-
-    def _resnap(self, rows: NDArray[np.void]) -> NDArray[np.void]:
-        """A whole book for one symbol mid-replay: the changes that turn the book held into it,
-        numbered to end at its seq (or after the held seq, if the data numbers too few)."""
-        s = int(rows["sym"][0])
-        book = self._books.setdefault(s, _Book())
-        old = book.levels
-        held = book.seq
-        self._load(book, s, rows)
-        changes = []
-        for side in (0, 1):
-            now = book.levels[side]
-            for u in sorted(old[side].keys() - now.keys()):
-                changes.append((side, u, 0))
-            for u, size in sorted(now.items()):
-                if old[side].get(u) != size:
-                    changes.append((side, u, size))
-        out = np.zeros(len(changes), LEVEL_DTYPE)
-        if changes:
-            side_a, units_a, size_a = (np.array(c) for c in zip(*changes, strict=True))
-            out["side"], out["size"] = side_a, size_a
-            out["price"] = units_a / self._scale[s]
-            first = max(book.seq - len(changes) + 1, held + 1)
-            out["seq"] = np.arange(first, first + len(changes))
-            book.seq = first + len(changes) - 1
-        out["sym"], out["ts"] = s, book.ts
-        return out
+        """Every symbol's book now, as `Market.book_snapshot` gives it (by symbol id)."""
+        return self.mirror.snapshot()
 
 
 def split_books(paths: list[Path]) -> tuple[list[Path], list[Path]]:
