@@ -15,10 +15,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ._replay_tardis import book_kind
+from ._tardis_books import tardis_books
 from .book import LEVEL_DTYPE, check_depth
 from .bookfile import BookRows, book_path, is_book_path, read_book_parquet
 from .bookmirror import BookMirror
 from .errors import UserError
+from .ticks import TICK_DTYPE, TickBatch
 from .universe import Universe
 
 _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
@@ -109,9 +112,10 @@ class ReplayBook:
 
 
 def split_books(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """Tick files and book files of `paths`; a tick file's book file beside it joins in."""
-    ticks = [p for p in paths if not is_book_path(p)]
-    books = [p for p in paths if is_book_path(p)]
+    """Tick files and book files (ours, Tardis's) of `paths`; a tick file's book file beside it
+    joins in."""
+    books = [p for p in paths if is_book_path(p) or book_kind(p) is not None]
+    ticks = [p for p in paths if p not in books]
     for p in ticks:
         beside = book_path(p) if p.suffix.lower() == ".parquet" else None
         if beside is not None and beside.exists() and beside not in books:
@@ -119,13 +123,40 @@ def split_books(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return ticks, books
 
 
-def load_books(paths: list[Path], universe: Universe, depth: int | None) -> ReplayBook:
-    """The books of `paths` on `universe` (its symbol ids and size units), merged in time order."""
-    parts = [read_book_parquet(p) for p in paths]
-    chunks, snaps = [], []
+def load_books(
+    paths: list[Path], universe: Universe | None, depth: int | None
+) -> tuple[ReplayBook, Universe, TickBatch]:
+    """The books of `paths` merged in time order, on `universe` (the ticks': their symbol ids
+    and size units, made finer if Tardis amounts need it) or, without ticks, on one inferred
+    from Tardis books, whose tops are then the ticks. Returns the book, the universe and the
+    ticks: the tops, or for `universe`'s ticks what their sizes are multiplied by (as
+    TICK_DTYPE size fields of one record per symbol; empty if unchanged)."""
+    ours = [p for p in paths if is_book_path(p)]
+    theirs = [(p, k) for p in paths if (k := book_kind(p)) is not None]
+    if universe is None and (ours or not theirs):
+        raise UserError(
+            f"{(ours or paths)[0]}: a tickwire book file replays with its ticks: name the tick"
+            " file (FILE.parquet) too"
+        )
+    ticks = np.empty(0, TICK_DTYPE)
+    chunks: list[NDArray[np.void]] = []
+    snaps: list[NDArray[np.bool_]] = []
+    depths: list[int] = []
+    if theirs:
+        got = tardis_books([p for p, _ in theirs], [k for _, k in theirs], universe, depth)
+        if universe is None:
+            universe, ticks = got.universe, got.ticks
+        elif got.finer is not None:
+            universe, ticks = got.universe, _scaled(got.finer)
+        chunks.append(got.records.view(_RECORD))
+        snaps.append(got.snapshot)
+        depths.append(got.depth)
+    assert universe is not None
     index = {s: i for i, s in enumerate(universe.symbols)}
-    depths = [p.depth for p in parts if p.depth is not None]
-    for path, part in zip(paths, parts, strict=True):
+    for path in ours:
+        part = read_book_parquet(path)
+        if part.depth is not None:
+            depths.append(part.depth)
         unknown = [s for s in part.names if s not in index]
         if unknown:
             raise UserError(f"{path}: symbol {unknown[0]!r} is not among the replay's ticks")
@@ -141,11 +172,18 @@ def load_books(paths: list[Path], universe: Universe, depth: int | None) -> Repl
     snapshot = np.concatenate(snaps)
     order = np.argsort(records["ts"], kind="stable")
     try:
-        depth = check_depth(max(depths) if depths else depth or 20)
+        depth = check_depth(depth or (max(depths) if depths else 20))
     except ValueError as exc:
         raise UserError(f"{paths[0]}: {exc}") from None
     tick = universe.tick_size.astype(np.float64)
-    return ReplayBook(records[order], snapshot[order], tick, depth)
+    return ReplayBook(records[order], snapshot[order], tick, depth), universe, ticks
+
+
+def _scaled(by: NDArray[np.uint64]) -> TickBatch:
+    out = np.zeros(len(by), TICK_DTYPE)
+    for f in ("volume", "bid_size", "ask_size", "last_size"):
+        out[f] = by
+    return out
 
 
 def _unit_ratio(

@@ -52,6 +52,59 @@ class BookMirror:
         """One symbol's whole book: the changes from the book held to it (see the module)."""
         return self._resnap(int(rows["sym"][0]), int(rows["seq"][0]), int(rows["ts"][0]), rows)
 
+    def change(self, s: int, side: int, units: int, size: int, ts: int) -> int:
+        """One change of symbol `s` in price units, numbered after its book's seq: that seq."""
+        book = self._books.get(s)
+        if book is None:
+            book = self._books[s] = _Book()
+        levels = book.levels[side]
+        if size:
+            levels[units] = size
+        else:
+            levels.pop(units, None)
+        book.seq += 1
+        book.ts = ts
+        return book.seq
+
+    def replace(
+        self, s: int, levels: tuple[dict[int, int], dict[int, int]], ts: int, seq: int = 0
+    ) -> list[tuple[int, int, int, int]]:
+        """Symbol `s`'s whole book (price units -> size, bids then asks) replaces the one held:
+        the changes that make it, (side, units, size, seq), numbered on from its seq (or the
+        book is at `seq`, if given)."""
+        book = self._books.setdefault(s, _Book())
+        out = []
+        for side in (0, 1):
+            old, new = book.levels[side], levels[side]
+            for u in sorted(old.keys() - new.keys()):
+                out.append((side, u, 0))
+            for u, size in sorted(new.items()):
+                if old.get(u) != size:
+                    out.append((side, u, size))
+        first = book.seq + 1
+        book.levels, book.seq, book.ts = ({**levels[0]}, {**levels[1]}), book.seq + len(out), ts
+        book.seq = seq or book.seq
+        return [(side, u, size, first + k) for k, (side, u, size) in enumerate(out)]
+
+    def top(self, s: int) -> tuple[int, int, int, int] | None:
+        """Symbol `s`'s best bid and ask (price units) and their sizes; None if a side is
+        empty or the book is crossed or locked."""
+        book = self._books.get(s)
+        if book is None or not book.levels[0] or not book.levels[1]:
+            return None
+        bids, asks = book.levels
+        bid, ask = max(bids), min(asks)
+        return None if bid >= ask else (bid, bids[bid], ask, asks[ask])
+
+    def tick_units(self, s: int) -> int:
+        """Symbol `s`'s tick in price units."""
+        return int(self._tick[s])
+
+    def scale(self, sym: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Price units per 1 of each symbol in `sym`: price = units / scale."""
+        out: NDArray[np.float64] = self._scale[sym]
+        return out
+
     def ladders(self, ladders: NDArray[np.void]) -> NDArray[np.void]:
         """Every symbol's whole book (`ladder_dtype` records, as `snapshot` gives): the changes
         from the books held to them, in symbol order."""

@@ -350,7 +350,23 @@ def open_replay(
     """Load `paths` (see `load`; book files among them, or beside them, give it books), keep
     [start, end], and make the source. `book_depth`: for book data that does not say its own."""
     tick_paths, book_paths = split_books([Path(p) for p in paths])
-    records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)
+    book = None
+    if tick_paths or not book_paths:
+        records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)
+        if book_paths:
+            book, uni, by = load_books(book_paths, uni, book_depth)
+            if len(by):  # the books count sizes in a finer unit: so do the ticks now
+                sym = records["sym"].astype(np.intp)
+                for f in ("volume", "bid_size", "ask_size", "last_size"):
+                    grown = records[f].astype(np.uint64) * by[f][sym]
+                    if f != "volume" and grown.max(initial=0) > 2**32 - 1:
+                        raise UserError(
+                            f"a quote or trade size in units of the books' amounts exceeds the"
+                            f" record's 32-bit {f}; replay the books without the ticks"
+                        )
+                    records[f] = grown
+    else:  # books alone (Tardis): their tops are the ticks
+        book, uni, records = load_books(book_paths, universe, book_depth)
     # The `symbols` reply says where the prices come from: these files, not the simulator.
     uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0
@@ -363,7 +379,6 @@ def open_replay(
         if hi is not None:
             keep &= ts <= hi
         records = records[keep]
-    book = load_books(book_paths, uni, book_depth) if book_paths else None
     if book is not None:
         book.window(lo, hi)
     return Replay(records, uni, speed=speed, loop=loop, book=book)
