@@ -11,6 +11,7 @@ a symbol not yet booked starts an empty book. numpy only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -123,14 +124,21 @@ def split_books(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return ticks, books
 
 
-def load_books(
-    paths: list[Path], universe: Universe | None, depth: int | None
-) -> tuple[ReplayBook, Universe, TickBatch]:
+class Loaded(NamedTuple):
+    """`load_books`' answer: the books, the universe, the books' tops as ticks (Tardis books;
+    else empty) and by how much the ticks' sizes grow for a finer size unit (None: they
+    do not)."""
+
+    book: ReplayBook
+    universe: Universe
+    tops: TickBatch
+    finer: NDArray[np.uint64] | None
+
+
+def load_books(paths: list[Path], universe: Universe | None, depth: int | None) -> Loaded:
     """The books of `paths` merged in time order, on `universe` (the ticks': their symbol ids
-    and size units, made finer if Tardis amounts need it) or, without ticks, on one inferred
-    from Tardis books, whose tops are then the ticks. Returns the book, the universe and the
-    ticks: the tops, or for `universe`'s ticks what their sizes are multiplied by (as
-    TICK_DTYPE size fields of one record per symbol; empty if unchanged)."""
+    and size units, made finer if Tardis amounts need it), or on one inferred from Tardis
+    books."""
     ours = [p for p in paths if is_book_path(p)]
     theirs = [(p, k) for p in paths if (k := book_kind(p)) is not None]
     if universe is None and (ours or not theirs):
@@ -138,16 +146,13 @@ def load_books(
             f"{(ours or paths)[0]}: a tickwire book file replays with its ticks: name the tick"
             " file (FILE.parquet) too"
         )
-    ticks = np.empty(0, TICK_DTYPE)
+    tops, finer = np.empty(0, TICK_DTYPE), None
     chunks: list[NDArray[np.void]] = []
     snaps: list[NDArray[np.bool_]] = []
     depths: list[int] = []
     if theirs:
         got = tardis_books([p for p, _ in theirs], [k for _, k in theirs], universe, depth)
-        if universe is None:
-            universe, ticks = got.universe, got.ticks
-        elif got.finer is not None:
-            universe, ticks = got.universe, _scaled(got.finer)
+        universe, tops, finer = got.universe, got.ticks, got.finer
         chunks.append(got.records.view(_RECORD))
         snaps.append(got.snapshot)
         depths.append(got.depth)
@@ -176,14 +181,7 @@ def load_books(
     except ValueError as exc:
         raise UserError(f"{paths[0]}: {exc}") from None
     tick = universe.tick_size.astype(np.float64)
-    return ReplayBook(records[order], snapshot[order], tick, depth), universe, ticks
-
-
-def _scaled(by: NDArray[np.uint64]) -> TickBatch:
-    out = np.zeros(len(by), TICK_DTYPE)
-    for f in ("volume", "bid_size", "ask_size", "last_size"):
-        out[f] = by
-    return out
+    return Loaded(ReplayBook(records[order], snapshot[order], tick, depth), universe, tops, finer)
 
 
 def _unit_ratio(

@@ -32,6 +32,7 @@ from .universe import Universe
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 BATCH_MAX = 4096  # records per step at speed 0
+BOOK_BATCH_MAX = 1024  # level updates per step at speed 0
 _LOOP_GAP_NS = 1_000_000  # between the end of one pass and the start of the next
 _LOOP_TOP = 2**62  # seq/volume a looped file may start from: passes add to them, u8 must not wrap
 
@@ -102,10 +103,11 @@ class Replay:
         """`step`, and the level updates due with its ticks (before them, as the market's)."""
         assert self.book is not None
         if self.speed == 0:
-            # At most `batch_max` of either: level updates outnumber ticks many times, and a
-            # reader owed more than the hub takes at once gets fresh snapshots instead.
+            # At most `batch_max` ticks or BOOK_BATCH_MAX level updates: these outnumber ticks
+            # many times, and a reader owed more than the books take at once (4096) is sent
+            # fresh snapshots instead; a reader a few steps behind still gets every change.
             end = min(len(self._records), self._pos + self.batch_max) - 1
-            ts = min(int(self._ts[max(end, 0)]), self.book.ts_after(self.batch_max))
+            ts = min(int(self._ts[max(end, 0)]), self.book.ts_after(BOOK_BATCH_MAX))
             batch = self._release(ts - self._t0, None) if not self.finished else self.step(0)
         else:
             batch = self.step(until_ns)
@@ -162,6 +164,19 @@ class Replay:
         part["seq"] += k * self._count[sym]
         part["volume"] += k * self._vol[sym]
         return part
+
+
+def _grow(records: TickBatch, by: NDArray[np.uint64]) -> None:
+    """Sizes and volume of `records` times `by` (per symbol): counted in a finer unit."""
+    sym = records["sym"].astype(np.intp)
+    for f in ("volume", "bid_size", "ask_size", "last_size"):
+        grown = records[f].astype(np.uint64) * by[sym]
+        if f != "volume" and grown.max(initial=0) > 2**32 - 1:
+            raise UserError(
+                f"a quote or trade size in units of the books' amounts exceeds the record's"
+                f" 32-bit {f}; replay the books without the ticks"
+            )
+        records[f] = grown
 
 
 def _join(parts: list[TickBatch]) -> TickBatch:
@@ -354,19 +369,11 @@ def open_replay(
     if tick_paths or not book_paths:
         records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)
         if book_paths:
-            book, uni, by = load_books(book_paths, uni, book_depth)
-            if len(by):  # the books count sizes in a finer unit: so do the ticks now
-                sym = records["sym"].astype(np.intp)
-                for f in ("volume", "bid_size", "ask_size", "last_size"):
-                    grown = records[f].astype(np.uint64) * by[f][sym]
-                    if f != "volume" and grown.max(initial=0) > 2**32 - 1:
-                        raise UserError(
-                            f"a quote or trade size in units of the books' amounts exceeds the"
-                            f" record's 32-bit {f}; replay the books without the ticks"
-                        )
-                    records[f] = grown
+            book, uni, _, finer = load_books(book_paths, uni, book_depth)
+            if finer is not None:  # the books count sizes in a finer unit: so do the ticks
+                _grow(records, finer)
     else:  # books alone (Tardis): their tops are the ticks
-        book, uni, records = load_books(book_paths, universe, book_depth)
+        book, uni, records, _ = load_books(book_paths, universe, book_depth)
     # The `symbols` reply says where the prices come from: these files, not the simulator.
     uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0

@@ -66,7 +66,9 @@ async def test_recorded_books_replay_change_for_change_with_their_seqs_and_check
                             break
                 final = {s: feed.book(names[s]) for s in range(len(names))}
     assert not [g for g in gaps if g.reason == "book"], gaps  # every checksum held
-    assert len(seen) > 0.9 * len(recorded)  # a reader that falls behind gets a fresh snapshot
+    # every change (at speed 0 the replay waits for its reader; one far behind would be sent
+    # fresh snapshots instead, and the machine is shared: a little slack)
+    assert len(seen) > 0.99 * len(recorded)
     assert all(recorded[k] == v for k, v in seen.items())  # same change at the same book seq
     expected = _recorded_books(rows, tick_size)
     for sym, lv in expected.items():
