@@ -190,3 +190,14 @@ def test_book_files_with_quotes_count_every_size_in_the_finest_unit(
     huge.write_text(quotes.read_text().replace(",1.5\n", ",50000\n"))
     with pytest.raises(UserError, match=r"exceeds the record's 32-bit bid_size"):
         open_replay([huge, l2_gz])
+
+
+def test_books_alone_on_a_given_universe_make_their_tops_the_ticks(l2_gz: Path) -> None:
+    from tickwire.simulators import Universe
+
+    rows = [("BTC-USD", "Bitcoin", "Crypto", 100.0, 0.01, 1, 1.0, "stock")]
+    rows.append(("ETH-USD", "Ether", "Crypto", 10.5, 0.01, 1, 1.0, "stock"))
+    replay = open_replay([l2_gz], speed=0, universe=Universe.from_rows(rows))
+    first = replay.step(0)
+    assert len(first) and first["sym"][0] == 0 and first["bid"][0] == 100.0
+    assert replay.universe.size_unit is not None and replay.universe.size_unit[0] == 1e-5
