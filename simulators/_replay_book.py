@@ -176,6 +176,8 @@ def load_books(paths: list[Path], universe: Universe | None, depth: int | None) 
     records = np.concatenate(chunks).view(LEVEL_DTYPE)
     snapshot = np.concatenate(snaps)
     order = np.argsort(records["ts"], kind="stable")
+    if ours:  # a recording's books hold its depth: serve it, or less
+        depth = min([depth or 1000, *(d for d in depths if d)])
     try:
         depth = check_depth(depth or (max(depths) if depths else 20))
     except ValueError as exc:

@@ -72,13 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
     ap.add_argument(
         "--book",
-        nargs="?",
-        const=True,
-        type=positive_int,
-        metavar="DEPTH",
-        help="also record the order books (Parquet only), DEPTH ticks a side (default: the"
-        " server's --book-depth, every change; a smaller depth records conflated books) to"
-        " FILE.book.parquet beside the ticks",
+        action="store_true",
+        help="also record the order books (Parquet only): every level change at the server's"
+        " --book-depth, to FILE.book.parquet beside the ticks (replay serves any depth up to it)",
     )
     ap.set_defaults(func=_record)
 
@@ -102,9 +98,9 @@ def _record(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
-            book = args.book
+            book = True if args.book else None  # the server's depth: every change, none conflated
             async with connect(
-                args.url, token=args.token, encoding="binary", book_levels=book is not None
+                args.url, token=args.token, encoding="binary", book_levels=args.book
             ) as feed:
                 universe = Universe.from_reference(await feed.symbols())
                 depth = _book_depth(book, int(feed.welcome.get("book_depth", 0)))
@@ -185,16 +181,16 @@ async def _consume(feed: Feed, rec: Recorder, count: int | None, t0: float, err:
             err.flush()
 
 
-def _book_depth(book: int | bool | None, served: int) -> int | None:
+def _book_depth(book: bool | None, served: int) -> int | None:
     """The depth `--book` records (None: no books), or a UserError if the server has none."""
-    if book is None:
+    if not book:
         return None
     if not served:
         raise UserError(
             "--book: this server keeps no order books; start it with --book-depth N"
             " (or record without --book)"
         )
-    return served if book is True else min(int(book), served)
+    return served
 
 
 def _books_now(feed: Feed, universe: Universe) -> NDArray[np.void]:

@@ -89,3 +89,18 @@ async def test_record_book_from_a_server_without_books_is_one_line(tmp_path: Pat
     assert done.returncode != 0
     lines = done.stderr.decode().strip().splitlines()
     assert "keeps no order books" in lines[-1] and "Traceback" not in done.stderr.decode()
+
+
+def test_a_recording_replays_its_books_at_its_depth_or_less(tmp_path: Path) -> None:
+    from tickwire.simulators import Market
+    from tickwire.simulators.replay import open_replay
+
+    uni = Universe.default()
+    batch = Market(uni, seed=1, start_ns=0).step(10**8)
+    rec = Recorder(tmp_path / "t.parquet", uni, book_depth=20)
+    rec.write(batch, 0.0)
+    bid = float(batch["bid"][batch["sym"] == 0][0])
+    rec.write_book(_levels([(0, 7, 0, bid, 100)], ts=int(batch["ts"][0])), True, 0.0)
+    rec.close(0.0)
+    depth = {d: open_replay([tmp_path / "t.parquet"], book_depth=d).book for d in (None, 5, 50)}
+    assert {d: b.depth for d, b in depth.items() if b is not None} == {None: 20, 5: 5, 50: 20}
