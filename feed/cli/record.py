@@ -89,6 +89,8 @@ def _rotate(text: str) -> object:
 def _record(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
+    if args.book and out.suffix.lower() != ".parquet":  # before connecting
+        raise UserError(f"--book records to Parquet only: --out must end in .parquet, not {out}")
     symbols = split_symbols(args.symbols) or ["*"]
     err = sys.stderr
     tty = err.isatty()

@@ -104,3 +104,19 @@ def test_a_recording_replays_its_books_at_its_depth_or_less(tmp_path: Path) -> N
     rec.close(0.0)
     depth = {d: open_replay([tmp_path / "t.parquet"], book_depth=d).book for d in (None, 5, 50)}
     assert {d: b.depth for d, b in depth.items() if b is not None} == {None: 20, 5: 5, 50: 20}
+
+
+def test_record_book_to_a_csv_is_one_line_before_connecting(tmp_path: Path) -> None:
+    import subprocess
+
+    out = subprocess.run(
+        tickwire_cmd("record", "ws://127.0.0.1:9/v1", "--out", str(tmp_path / "t.csv"), "--book"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    line = out.stderr.strip()
+    assert "\n" not in line and line.endswith(
+        f"--book records to Parquet only: --out must end in .parquet, not {tmp_path / 't.csv'}"
+    )
