@@ -51,6 +51,8 @@ def tardis_books(
         part = tr.read_book_csv(path, kind, wholes)
         wholes = max([wholes, *(w + 1 for w in part.whole)])
         parts.append(part)
+    if not any(p.sym for p in parts):
+        raise UserError(f"nothing to replay: no book rows in {', '.join(map(str, paths))}")
     names = _names(parts, universe)
     index = {s: i for i, s in enumerate(names)}
     sym = np.concatenate([np.array([index[n] for n in p.names], np.intp)[p.sym] for p in parts])
@@ -238,7 +240,7 @@ def _sizes(
         path, line = where[k]
         raise UserError(
             f"{path} line {line}: amount {amounts[k]} is not a whole number of the symbol's size"
-            f" unit {unit[sym[k]]:g} (its ticks count sizes in it)"
+            f" unit {unit[sym[k]]:g} below 2**63 of them (its ticks count sizes in it)"
         )
     return counts.astype(np.uint64)
 

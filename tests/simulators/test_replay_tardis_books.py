@@ -201,3 +201,10 @@ def test_books_alone_on_a_given_universe_make_their_tops_the_ticks(l2_gz: Path) 
     first = replay.step(0)
     assert len(first) and first["sym"][0] == 0 and first["bid"][0] == 100.0
     assert replay.universe.size_unit is not None and replay.universe.size_unit[0] == 1e-5
+
+
+def test_a_book_file_with_a_header_alone_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text(L2_HEADER + "\n")
+    with pytest.raises(UserError, match=r"^nothing to replay: no book rows in .*empty\.csv$"):
+        open_replay([path])
