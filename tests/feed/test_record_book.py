@@ -104,6 +104,8 @@ def test_a_recording_replays_its_books_at_its_depth_or_less(tmp_path: Path) -> N
     rec.close(0.0)
     depth = {d: open_replay([tmp_path / "t.parquet"], book_depth=d).book for d in (None, 5, 50)}
     assert {d: b.depth for d, b in depth.items() if b is not None} == {None: 20, 5: 5, 50: 20}
+    with pytest.raises(UserError, match=r"^--loop does not replay order books"):
+        open_replay([tmp_path / "t.parquet"], loop=True)
 
 
 def test_record_book_to_a_csv_is_one_line_before_connecting(tmp_path: Path) -> None:
