@@ -101,9 +101,9 @@ def _record(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
             book = True if args.book else None  # the server's depth: every change, none conflated
-            async with connect(
-                args.url, token=args.token, encoding="binary", book_levels=args.book
-            ) as feed:
+            async with connect(args.url, token=args.token, encoding="binary") as feed:
+                if args.book:
+                    feed.keep_book_levels()  # what the book file is made of
                 universe = Universe.from_reference(await feed.symbols())
                 depth = _book_depth(book, int(feed.welcome.get("book_depth", 0)))
                 t0 = trio.current_time()

@@ -60,7 +60,6 @@ class Feed(Lookups):
         max_queue: int,
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
-        book_levels: bool = False,
     ) -> None:
         if encoding not in ("json", "binary"):
             raise ValueError(f"encoding must be 'json' or 'binary', got {encoding!r}")
@@ -87,7 +86,7 @@ class Feed(Lookups):
         self._subscription: list[str] = []
         self._throttle_ms = 0
         self._mode: str | None = None
-        self._stream = StreamState(book_levels)
+        self._stream = StreamState()
         self.out_of_order = self._stream.out_of_order  # data messages: {"late": n, "duplicate": n}
         self._closed = trio.Event()  # set once aclose() is done with the connection
 
@@ -352,7 +351,6 @@ async def connect(
     max_queue: int = 1024,
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
-    book_levels: bool = False,
 ) -> AsyncIterator[Feed]:
     """Connect to a tickwire server; the feed closes normally when the block exits.
 
@@ -369,7 +367,6 @@ async def connect(
         handshake_timeout_s: TCP connect, TLS, the WebSocket upgrade and the server's
             `welcome` must be done within this, on every (re)connect; a wss:// URL on a plain
             server, or ws:// on a TLS one, fails with a ConnectError after it.
-        book_levels: binary only: each `BookUpdate` carries the level records it applied.
 
     Raises:
         ConnectError: the server cannot be reached, refused the upgrade (HTTP 404: not the
@@ -388,7 +385,6 @@ async def connect(
         max_queue=max_queue,
         ssl_context=ssl_context,
         handshake_timeout_s=handshake_timeout_s,
-        book_levels=book_levels,
     )
     try:
         async with trio.open_nursery() as nursery:

@@ -37,7 +37,7 @@ _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is la
 class StreamState:
     """One feed's view of the server's stream, kept across reconnects."""
 
-    def __init__(self, book_levels: bool = False) -> None:
+    def __init__(self) -> None:
         self.names: NDArray[np.object_] = np.empty(0, object)
         self.index: dict[str, int] = {}
         self.last_seq = np.zeros(0, np.uint64)
@@ -57,7 +57,7 @@ class StreamState:
         self.books = ClientBooks()  # the order books asked for
         self.resync = SeqResync()  # a seq jump's resume on the live connection
         self.scenarios: tuple[str, ...] = ()  # the market scenarios playing, oldest first
-        self.book_levels = book_levels  # attach each book event's records (a recorder's)
+        self.book_levels = False  # attach each book event's records (`keep_book_levels`)
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""

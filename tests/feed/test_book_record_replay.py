@@ -47,7 +47,8 @@ async def test_recorded_books_replay_change_for_change_with_their_seqs_and_check
         seen: dict[tuple[int, int], tuple[int, float, int]] = {}
         gaps = []
         with serve_process("--replay", str(out), "--speed", "0") as (_, url):
-            async with connect(url, encoding="binary", book_levels=True) as feed:
+            async with connect(url, encoding="binary") as feed:
+                feed.keep_book_levels()
                 refs = await feed.symbols()
                 names = [s["symbol"] for s in refs]
                 tick_size = [s["tick_size"] for s in refs]

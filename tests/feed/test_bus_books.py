@@ -26,7 +26,8 @@ async def _changes(url: str, n: int, out: dict[tuple[int, int], Any], gaps: list
     """Subscribe to every book on `url` (8 symbols); put every change (sym, book seq) ->
     (side, price, size) in `out` until `n` book messages came; the number of fresh snapshots."""
     snapshots = 0
-    async with connect(url, encoding="binary", book_levels=True) as feed:
+    async with connect(url, encoding="binary") as feed:
+        feed.keep_book_levels()
         assert feed.welcome["book_depth"] == 20
         await feed.subscribe("*", snapshot=False, book=True)
         seen = 0
@@ -121,7 +122,8 @@ async def test_a_gateway_mends_its_books_after_redis_restarts(redis: RedisServer
     with trio.fail_after(TIMEOUT_S):
         await producer.ready()
         await gateway.ready()
-        async with connect(gateway.url, encoding="binary", book_levels=True) as feed:
+        async with connect(gateway.url, encoding="binary") as feed:
+            feed.keep_book_levels()
             await feed.subscribe("*", snapshot=False, book=True)
             changes, killed, source_gap = 0, False, False
             async for event in feed:
