@@ -3,6 +3,7 @@ the recorded ones, change for change, with the same book seqs and checksums."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import trio
 
@@ -10,6 +11,7 @@ from tests._support import serve_process, tickwire_cmd
 from tickwire.feed import Batch, BookUpdate, Gap, connect
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.bookfile import read_book_parquet
+from tickwire.simulators.replay import open_replay
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -77,3 +79,26 @@ async def test_recorded_books_replay_change_for_change_with_their_seqs_and_check
         assert book is not None and book.seq == lv.seq
         bids, asks = lv.rows(20)
         assert book.bids.tobytes() == bids.tobytes() and book.asks.tobytes() == asks.tobytes()
+
+
+async def test_each_rotated_part_of_a_book_recording_replays_on_its_own(tmp_path):
+    out = tmp_path / "live.parquet"
+    with trio.fail_after(120):
+        with serve_process("--book-depth", "10", "--symbols", "4") as (_, url):
+            args = ("--out", str(out), "--book", "--rotate", "1s", "--duration", "2.5s")
+            await trio.run_process(tickwire_cmd("record", url, *args), capture_stderr=True)
+    second = tmp_path / "live-0002.book.parquet"
+    rows = read_book_parquet(second)
+    names = {rows.names[i] for i in rows.records["sym"][rows.snapshot].tolist()}
+    assert len(names) == 4  # every book held when the part opened, whole
+    first_change = int(np.argmin(rows.snapshot))
+    assert rows.snapshot[:first_change].all() and not rows.snapshot[first_change:].any()
+    replay = open_replay([tmp_path / "live-0002.parquet"], speed=0)  # its book file beside it
+    assert replay.book is not None and replay.book.depth == 10
+    seqs: dict[int, int] = {int(r["sym"]): int(r["seq"]) for r in replay.book_snapshot()}
+    while not replay.finished:
+        _, levels = replay.step_book(0)
+        for r in levels:  # each change follows on from the book the part opened with
+            sym, seq = int(r["sym"]), int(r["seq"])
+            assert seq == seqs[sym] + 1, (sym, seq, seqs[sym])
+            seqs[sym] = seq
