@@ -135,10 +135,12 @@ class Loaded(NamedTuple):
     finer: NDArray[np.uint64] | None
 
 
-def load_books(paths: list[Path], universe: Universe | None, depth: int | None) -> Loaded:
+def load_books(
+    paths: list[Path], universe: Universe | None, depth: int | None, *, ticks: bool = False
+) -> Loaded:
     """The books of `paths` merged in time order, on `universe` (the ticks': their symbol ids
     and size units, made finer if Tardis amounts need it), or on one inferred from Tardis
-    books."""
+    books; `ticks`: there are tick files (else the books' tops are the ticks)."""
     ours = [p for p in paths if is_book_path(p)]
     theirs = [(p, k) for p in paths if (k := book_kind(p)) is not None]
     if universe is None and (ours or not theirs):
@@ -151,7 +153,8 @@ def load_books(paths: list[Path], universe: Universe | None, depth: int | None) 
     snaps: list[NDArray[np.bool_]] = []
     depths: list[int] = []
     if theirs:
-        got = tardis_books([p for p, _ in theirs], [k for _, k in theirs], universe, depth)
+        kinds = [k for _, k in theirs]
+        got = tardis_books([p for p, _ in theirs], kinds, universe, depth, tops=not ticks)
         universe, tops, finer = got.universe, got.ticks, got.finer
         chunks.append(got.records.view(_RECORD))
         snaps.append(got.snapshot)

@@ -42,10 +42,14 @@ class TardisBooks:
 
 
 def tardis_books(
-    paths: list[Path], kinds: list[str], universe: Universe | None, depth: int | None
+    paths: list[Path],
+    kinds: list[str],
+    universe: Universe | None,
+    depth: int | None,
+    tops: bool = True,
 ) -> TardisBooks:
     """Read and number the books of Tardis files `paths` (their `kinds`), on `universe` if
-    given (else one inferred from them)."""
+    given (else one inferred from them); `tops`: make the ticks of their tops too."""
     parts, wholes = [], 0
     for path, kind in zip(paths, kinds, strict=True):
         part = tr.read_book_csv(path, kind, wholes)
@@ -78,7 +82,7 @@ def tardis_books(
     mirror = BookMirror(tick, depth or MAX_DEPTH)
     units = np.round(price * 10.0 ** decimals(tick)[sym]).astype(np.int64)
     _on_grid(units, tick, sym, where)
-    out = _Numbered(mirror, len(names))
+    out = _Numbered(mirror, len(names), tops)
     members: dict[int, list[int]] = {}
     for k in np.flatnonzero(whole >= 0).tolist():
         members.setdefault(int(whole[k]), []).append(k)
@@ -101,8 +105,9 @@ def tardis_books(
 class _Numbered:
     """The level records (and top-of-book ticks) made as rows are taken in order."""
 
-    def __init__(self, mirror: BookMirror, n: int) -> None:
+    def __init__(self, mirror: BookMirror, n: int, tops: bool) -> None:
         self.mirror = mirror
+        self.want_tops = tops
         self.rows: list[tuple[int, int, int, int, int, int, bool]] = []  # ts seq sym side u size
         self.started = np.zeros(n, np.bool_)
         self.tops: list[tuple[int, int, int, int, int, int]] = []  # ts sym bid bsz ask asz
@@ -143,6 +148,8 @@ class _Numbered:
         return min(max(self.widest, 20), MAX_DEPTH)
 
     def _top(self, s: int, ts: int) -> None:
+        if not self.want_tops:
+            return
         top = self.mirror.top(s)
         if top is not None and self.last_top.get(s) != top:
             self.last_top[s] = top

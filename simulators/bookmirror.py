@@ -11,6 +11,8 @@ them; one that sees a jump in seq fetches a fresh snapshot. numpy only.
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -21,11 +23,14 @@ _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
 
 
 class _Book:
-    __slots__ = ("levels", "seq", "ts")
+    __slots__ = ("heaps", "levels", "seq", "ts")
 
     def __init__(self, seq: int = 0, ts: int = 0) -> None:
         self.levels: tuple[dict[int, int], dict[int, int]] = ({}, {})  # bids, asks: units -> size
         self.seq, self.ts = seq, ts
+        # For `top`: each side's prices as a heap (bids negated), stale entries popped when
+        # met; None until `top` is asked, and after a whole book or an `apply`.
+        self.heaps: tuple[list[int], list[int]] | None = None
 
 
 class BookMirror:
@@ -59,6 +64,8 @@ class BookMirror:
             book = self._books[s] = _Book()
         levels = book.levels[side]
         if size:
+            if book.heaps is not None and units not in levels:
+                heapq.heappush(book.heaps[side], -units if side == 0 else units)
             levels[units] = size
         else:
             levels.pop(units, None)
@@ -83,6 +90,7 @@ class BookMirror:
                     out.append((side, u, size))
         first = book.seq + 1
         book.levels, book.seq, book.ts = ({**levels[0]}, {**levels[1]}), book.seq + len(out), ts
+        book.heaps = None
         book.seq = seq or book.seq
         return [(side, u, size, first + k) for k, (side, u, size) in enumerate(out)]
 
@@ -93,7 +101,16 @@ class BookMirror:
         if book is None or not book.levels[0] or not book.levels[1]:
             return None
         bids, asks = book.levels
-        bid, ask = max(bids), min(asks)
+        if book.heaps is None:  # built once per whole book: a change pushes, `top` pops
+            book.heaps = ([-u for u in bids], list(asks))
+            heapq.heapify(book.heaps[0])
+            heapq.heapify(book.heaps[1])
+        high, low = book.heaps
+        while -high[0] not in bids:  # a level removed since: drop it
+            heapq.heappop(high)
+        while low[0] not in asks:
+            heapq.heappop(low)
+        bid, ask = -high[0], low[0]
         return None if bid >= ask else (bid, bids[bid], ask, asks[ask])
 
     def tick_units(self, s: int) -> int:
@@ -152,12 +169,12 @@ class BookMirror:
                 levels[u] = size
             else:
                 levels.pop(u, None)
-            book.seq, book.ts = seq, ts
+            book.seq, book.ts, book.heaps = seq, ts, None
 
     def _load(self, book: _Book, s: int, rows: NDArray[np.void], seq: int) -> None:
         """`rows` (one symbol's whole book, at `seq`) become `book`."""
         units = np.round(rows["price"] * self._scale[s]).astype(np.int64).tolist()
-        book.levels = ({}, {})
+        book.levels, book.heaps = ({}, {}), None
         for side, u, size in zip(rows["side"].tolist(), units, rows["size"].tolist(), strict=True):
             if size:
                 book.levels[side][u] = size

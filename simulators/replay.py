@@ -369,7 +369,7 @@ def open_replay(
     if tick_paths or not book_paths:
         records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)
         if book_paths:
-            book, uni, _, finer = load_books(book_paths, uni, book_depth)
+            book, uni, _, finer = load_books(book_paths, uni, book_depth, ticks=True)
             if finer is not None:  # the books count sizes in a finer unit: so do the ticks
                 _grow(records, finer)
     else:  # books alone (Tardis): their tops are the ticks
