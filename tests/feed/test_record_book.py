@@ -80,7 +80,7 @@ def test_a_later_snapshot_replays_as_the_changes_that_make_it_ending_at_its_seq(
 
 async def test_record_book_from_a_server_without_books_is_one_line(tmp_path: Path) -> None:
     with trio.fail_after(60):
-        with serve_process("--symbols", "2") as (_, url):
+        with serve_process("--symbols", "2", "--book-depth", "0") as (_, url):
             done = await trio.run_process(
                 tickwire_cmd("record", url, "--out", str(tmp_path / "t.parquet"), "--book"),
                 capture_stderr=True,
