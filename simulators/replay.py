@@ -7,7 +7,10 @@ pass per second (1 real time, 10 ten times). `speed=0` releases up to `batch_max
 whatever the time: the server then steps only once every reader has caught up, so the stream
 goes as fast as the clients read (`paced_by_readers`). `loop` starts over after the end, with
 timestamps, seqs and volumes continued so that they keep increasing. Records keep their own `ts`
-(the time they happened). Same files and flags, same stream. numpy only.
+(the time they happened). Same files and flags, same stream. With a book file
+(`bookfile`; `FILE.book.parquet` beside `FILE.parquet` is found by itself) the replay has books:
+`step_book` releases the level updates due with the ticks (`_replay_book`), as `Market.step_book`
+does. numpy only.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from numpy.typing import NDArray
 from . import _replay_files as files
 from . import _replay_parts as rp
 from ._model import decimals
+from ._replay_book import ReplayBook, load_books, split_books
 from .durations import DurationError, parse_duration
 from .errors import UserError
 from .ticks import MAX_SYMBOLS, TICK_DTYPE, TickBatch, TickFlag
@@ -28,6 +32,7 @@ from .universe import Universe
 
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 BATCH_MAX = 4096  # records per step at speed 0
+BOOK_BATCH_MAX = 1024  # level updates per step at speed 0
 _LOOP_GAP_NS = 1_000_000  # between the end of one pass and the start of the next
 _LOOP_TOP = 2**62  # seq/volume a looped file may start from: passes add to them, u8 must not wrap
 
@@ -43,7 +48,9 @@ class Replay:
         speed: float = 1.0,
         loop: bool = False,
         batch_max: int = BATCH_MAX,
+        book: ReplayBook | None = None,
     ) -> None:
+        """`book`: the order books to replay with the ticks (same symbol ids)."""
         if speed < 0:
             raise ValueError(f"speed must be >= 0, got {speed}")
         if len(records) == 0:
@@ -54,7 +61,14 @@ class Replay:
                 f"--loop keeps seq and volume increasing, and this data's reach {top}: they would"
                 f" wrap past 2**64 (at most {_LOOP_TOP} leaves room); replay it without --loop"
             )
+        if loop and book is not None:
+            raise UserError(
+                "--loop does not replay order books (a book cannot start over where it ended);"
+                " replay the books without --loop, or the ticks alone"
+            )
         self.universe = universe
+        self.book = book
+        self._limit: int | None = None  # the data time the last step released up to
         self.speed = speed
         self.loop = loop
         self.paced_by_readers = speed == 0
@@ -80,6 +94,25 @@ class Replay:
     def finished(self) -> bool:
         return not self.loop and self._pos >= len(self._records)
 
+    def book_snapshot(self) -> NDArray[np.void]:
+        """Every symbol's book now (`Market.book_snapshot`'s shape); only with a `book`."""
+        assert self.book is not None
+        return self.book.snapshot()
+
+    def step_book(self, until_ns: int) -> tuple[TickBatch, NDArray[np.void]]:
+        """`step`, and the level updates due with its ticks (before them, as the market's)."""
+        assert self.book is not None
+        if self.speed == 0:
+            # At most `batch_max` ticks or BOOK_BATCH_MAX level updates: these outnumber ticks
+            # many times, and a reader owed more than the books take at once (4096) is sent
+            # fresh snapshots instead; a reader a few steps behind still gets every change.
+            end = min(len(self._records), self._pos + self.batch_max) - 1
+            ts = min(int(self._ts[max(end, 0)]), self.book.ts_after(BOOK_BATCH_MAX))
+            batch = self._release(ts - self._t0, None) if not self.finished else self.step(0)
+        else:
+            batch = self.step(until_ns)
+        return batch, self.book.release(None if self.finished else self._limit)
+
     def snapshot(self) -> TickBatch:
         """Latest released record per symbol (index = symbol id); before any, its prior state."""
         return self._last.copy()
@@ -98,6 +131,7 @@ class Replay:
         while True:
             if virtual_ns is not None:
                 limit = self._t0 + virtual_ns - self._pass * self._period
+                self._limit = limit
                 cut = int(self._ts.searchsorted(limit, "right"))
             else:
                 assert budget is not None
@@ -130,6 +164,19 @@ class Replay:
         part["seq"] += k * self._count[sym]
         part["volume"] += k * self._vol[sym]
         return part
+
+
+def _grow(records: TickBatch, by: NDArray[np.uint64]) -> None:
+    """Sizes and volume of `records` times `by` (per symbol): counted in a finer unit."""
+    sym = records["sym"].astype(np.intp)
+    for f in ("volume", "bid_size", "ask_size", "last_size"):
+        grown = records[f].astype(np.uint64) * by[sym]
+        if f != "volume" and grown.max(initial=0) > 2**32 - 1:
+            raise UserError(
+                f"a quote or trade size in units of the books' amounts exceeds the record's"
+                f" 32-bit {f}; replay the books without the ticks"
+            )
+        records[f] = grown
 
 
 def _join(parts: list[TickBatch]) -> TickBatch:
@@ -313,9 +360,20 @@ def open_replay(
     universe: Universe | None = None,
     columns: str | None = None,
     strict: bool = False,
+    book_depth: int | None = None,
 ) -> Replay:
-    """Load `paths` (see `load`), keep [start, end], and make the source."""
-    records, uni = load(paths, universe=universe, columns=columns, strict=strict)
+    """Load `paths` (see `load`; book files among them, or beside them, give it books), keep
+    [start, end], and make the source. `book_depth`: for book data that does not say its own."""
+    tick_paths, book_paths = split_books([Path(p) for p in paths])
+    book = None
+    if tick_paths or not book_paths:
+        records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)
+        if book_paths:
+            book, uni, _, finer = load_books(book_paths, uni, book_depth, ticks=True)
+            if finer is not None:  # the books count sizes in a finer unit: so do the ticks
+                _grow(records, finer)
+    else:  # books alone (Tardis): their tops are the ticks
+        book, uni, records, _ = load_books(book_paths, universe, book_depth)
     # The `symbols` reply says where the prices come from: these files, not the simulator.
     uni = dataclasses.replace(uni, source="replay: " + ", ".join(Path(p).name for p in paths))
     t0 = int(records["ts"][0]) if len(records) else 0
@@ -328,7 +386,9 @@ def open_replay(
         if hi is not None:
             keep &= ts <= hi
         records = records[keep]
-    return Replay(records, uni, speed=speed, loop=loop)
+    if book is not None:
+        book.window(lo, hi)
+    return Replay(records, uni, speed=speed, loop=loop, book=book)
 
 
 __all__ = ["Replay", "load", "open_replay", "parse_time"]

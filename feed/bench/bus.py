@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import _procs
+from ._busbook import bus_book_rows
 from ._busfeed import feed, missing, wait_ping
 from ._busproducer import idle_row, producer_rows, takeover_ms
 from ._table import NAN, Row, row, unavailable
@@ -104,11 +105,12 @@ def _split(n: int, parts: int) -> list[int]:
 
 
 def bus_rows(quick: bool, advance: Callable[[str], None]) -> tuple[list[Row], list[str]]:
+    books = bus_book_rows(quick)  # in-process: no Redis needed
     why = missing()
     if why:
-        return [unavailable("bus latency N=10 '*'", why, status="n/a")], []
+        return [*books, unavailable("bus latency N=10 '*'", why, status="n/a")], []
     window_s, warmup_s = (0.4, 0.2) if quick else (3.0, 0.5)
-    rows = _latency_rows(quick, advance, window_s, warmup_s)
+    rows = books + _latency_rows(quick, advance, window_s, warmup_s)
     notes: list[str] = []
     rows += producer_rows(quick, advance)
     idle, idle_note = idle_row(quick, advance)

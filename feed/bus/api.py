@@ -18,9 +18,11 @@ by hiredis (`fastwrite.py`); coredis carries the rest.
 `BusReader` is a gateway's source: `async with BusReader(url, ns) as reader` waits for the
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
 event order, `BusStatuses` where a producer's market playing a scenario halted or resumed
-symbols, `BusScenario` where a scenario started or ended, `BusDown` once when Redis goes
-away, and `BusGap` (with a fresh snapshot and the symbols
-halted then) whenever records were lost: a trimmed cursor, a changed epoch, a Redis restart.
+symbols, `BusScenario` where a scenario started or ended, `BusLevels` where a market with books
+changed levels (before the ticks after them), `BusBooks` (every book whole) after a gateway
+asked for them (`want_books`), `BusDown` once when Redis goes away, and `BusGap` (with a fresh
+snapshot and the symbols halted then) whenever records were lost: a trimmed cursor, a changed
+epoch, a Redis restart.
 Each reader keeps its own cursor per shard (XREAD BLOCK, no consumer groups: groups split work,
 they do not fan out).
 
@@ -38,9 +40,11 @@ from tickwire.feed.bus.producer import (
     Upstream,
 )
 from tickwire.feed.bus.reader import (
+    BusBooks,
     BusDown,
     BusGap,
     BusItem,
+    BusLevels,
     BusReader,
     BusReaderStatistics,
     BusScenario,
@@ -67,9 +71,11 @@ __all__ = [
     "DEFAULT_SHARDS",
     "MAX_PENDING_RECORDS",
     "READ_COUNT",
+    "BusBooks",
     "BusDown",
     "BusGap",
     "BusItem",
+    "BusLevels",
     "BusProducer",
     "BusProducerStatistics",
     "BusReader",

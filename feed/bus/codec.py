@@ -17,7 +17,14 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
   the producer did. A write of status changes alone is one entry of shard 0 with no records;
 - `c` (optional, on the first entry of a write only): the market scenarios that started or ended
   (`encode_scenarios`: JSON `[[at, name, started, ts], ...]`), placed as `s`'s changes are: a
-  start before the status changes after the same records, an end after them.
+  start before the status changes after the same records, an end after them;
+- `b` (optional, first entry only): a market with books: the write's level updates
+  (`LEVEL_AT_DTYPE`: each `simulators.book.LEVEL_DTYPE` record before the write's record `at`,
+  in event order), so a gateway's books change where the producer's did, before the tick of
+  the same time;
+- `B` (optional, first entry only): every symbol's whole book after the write (the market's
+  `book_snapshot`, `ladder_dtype(book_depth)` records), written when a gateway asks for it by
+  setting `{ns}:bookwant` (it starts, or lost updates) and after the producer dropped some.
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
 script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
@@ -25,7 +32,7 @@ offset of the next record, all written in the same transaction as the entries; `
 hash, symbol id -> the status record of each symbol halted now; `{ns}:scenarios` the JSON list
 of the scenarios playing now (where a gateway starts from); `{ns}:meta` is a JSON string: the
 universe's reference rows, the epoch, the shard count, whether the market plays a scenario
-(`statuses`) and the tick format version.
+(`statuses`), its book depth (`book_depth`, 0: no books) and the tick format version.
 
 The producer's write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole
 flushes.
@@ -41,6 +48,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
+from tickwire.simulators.book import LEVEL_DTYPE, ladder_dtype
 from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TICK_FORMAT_VERSION
 
@@ -48,6 +56,8 @@ _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))
 MAX_SHARDS = 64  # the shard mask is a 64-bit field
 # A status change on the bus: its record, after `at` records of the write that carries it.
 STATUS_AT_DTYPE = np.dtype([("at", "<u8"), ("status", (np.void, STATUS_DTYPE.itemsize))])
+# A level update on the bus: its record, before the write's record `at`.
+LEVEL_AT_DTYPE = np.dtype([("at", "<u8"), ("level", (np.void, LEVEL_DTYPE.itemsize))])
 
 
 class BusFormatError(ValueError):
@@ -92,6 +102,12 @@ def watched_key(namespace: str) -> str:
     return f"{namespace}:watched"
 
 
+def bookwant_key(namespace: str) -> str:
+    """Set by a gateway that needs every book whole (it starts, or lost updates): the
+    producer's next write carries them (`B`) and deletes it."""
+    return f"{namespace}:bookwant"
+
+
 def lease_key(namespace: str) -> str:
     """The active producer's lease: its token, with a short expiry it keeps renewing."""
     return f"{namespace}:lease"
@@ -108,9 +124,12 @@ class Meta:
     epoch: int
     shards: int
     statuses: bool = False  # the market plays a scenario: writes carry status changes
+    book_depth: int = 0  # the market keeps books this deep: writes carry level updates
 
 
-def encode_meta(universe: Universe, epoch: int, shards: int, statuses: bool = False) -> bytes:
+def encode_meta(
+    universe: Universe, epoch: int, shards: int, statuses: bool = False, book_depth: int = 0
+) -> bytes:
     # The `symbols` reply's rows: every reference field (size units, a replay's source) reaches
     # the gateways, which answer `symbols` with them.
     doc = {
@@ -119,6 +138,7 @@ def encode_meta(universe: Universe, epoch: int, shards: int, statuses: bool = Fa
         "shards": shards,
         "universe": universe.reference(),
         "statuses": statuses,
+        "book_depth": book_depth,
     }
     return orjson.dumps(doc)
 
@@ -133,7 +153,8 @@ def decode_meta(raw: bytes) -> Meta:
             )
         universe = Universe.from_reference(doc["universe"])
         statuses = doc.get("statuses", False) is True
-        return Meta(universe, int(doc["epoch"]), int(doc["shards"]), statuses)
+        depth = int(doc.get("book_depth", 0))
+        return Meta(universe, int(doc["epoch"]), int(doc["shards"]), statuses, depth)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
             raise
@@ -157,6 +178,8 @@ class Entry:
     offset: int | None = None  # the producer's stream offset of flush `first`'s first record
     statuses: bytes = b""  # `STATUS_AT_DTYPE` records (`encode_statuses`)
     scenarios: bytes = b""  # the scenarios that started or ended (`encode_scenarios`)
+    levels: bytes = b""  # `LEVEL_AT_DTYPE` records (`encode_levels`)
+    books: bytes = b""  # every book after the write (`ladder_dtype` records)
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -176,10 +199,13 @@ def encode_entries(
     offset: int | None = None,
     statuses: bytes = b"",
     scenarios: bytes = b"",
+    levels: bytes = b"",
+    books: bytes = b"",
 ) -> list[tuple[int, dict[bytes, bytes]]]:
     """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
-    first one with `statuses` (`encode_statuses`) and `scenarios` (`encode_scenarios`)."""
-    if (statuses or scenarios) and not parts:
+    first one with `statuses` (`encode_statuses`), `scenarios` (`encode_scenarios`), `levels`
+    (`encode_levels`) and `books`."""
+    if (statuses or scenarios or levels or books) and not parts:
         parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
@@ -194,10 +220,9 @@ def encode_entries(
     if offset is not None:
         head[b"o"] = str(offset).encode()
     out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
-    if statuses:
-        out[0][1][b"s"] = statuses
-    if scenarios:
-        out[0][1][b"c"] = scenarios
+    for name, extra in ((b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books)):
+        if extra:
+            out[0][1][name] = extra
     return out
 
 
@@ -248,6 +273,35 @@ def decode_statuses(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     return got["at"].copy(), got["status"].copy().view(STATUS_DTYPE)
 
 
+def encode_levels(levels: list[tuple[int, NDArray[np.void]]]) -> bytes:
+    """(records before, LEVEL_DTYPE records) pairs as one `b` field; b"" for none."""
+    if not levels:
+        return b""
+    out = np.zeros(sum(len(r) for _, r in levels), LEVEL_AT_DTYPE)
+    i = 0
+    for at, records in levels:
+        out["at"][i : i + len(records)] = at
+        out["level"][i : i + len(records)] = records.view(out.dtype["level"])
+        i += len(records)
+    return out.tobytes()
+
+
+def decode_levels(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
+    """A `b` field back as (records before each, LEVEL_DTYPE records)."""
+    if len(raw) % LEVEL_AT_DTYPE.itemsize:
+        raise BusFormatError(f"level updates of {len(raw)} bytes, not a multiple of 48")
+    got = np.frombuffer(raw, LEVEL_AT_DTYPE)
+    return got["at"].copy(), got["level"].copy().view(LEVEL_DTYPE)
+
+
+def decode_books(raw: bytes, depth: int) -> NDArray[np.void]:
+    """A `B` field back as `ladder_dtype(depth)` records."""
+    dtype = ladder_dtype(depth)
+    if not depth or len(raw) % dtype.itemsize:
+        raise BusFormatError(f"books of {len(raw)} bytes, not whole books {depth} levels deep")
+    return np.frombuffer(raw, dtype).copy()
+
+
 def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry:
     try:
         raw = fields[b"r"]
@@ -266,6 +320,8 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             int(fields[b"o"]) if b"o" in fields else None,
             _bytes(fields.get(b"s", b"")),
             _bytes(fields.get(b"c", b"")),
+            _bytes(fields.get(b"b", b"")),
+            _bytes(fields.get(b"B", b"")),
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
@@ -275,7 +331,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
 
 def _bytes(value: str | bytes) -> bytes:
     if not isinstance(value, bytes):
-        raise BusFormatError("status changes that are not bytes")
+        raise BusFormatError("status changes or book records that are not bytes")
     return value
 
 

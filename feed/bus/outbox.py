@@ -4,10 +4,14 @@ It numbers every flush the market hands over, keeps them (bounded) while a write
 and drops them, counted, while none can (Redis down, the lease held by another producer, the
 writer stopped): the hole in the flush numbers tells the gateways to resynchronise. The writer
 takes everything pending at once, so a writer that fell behind writes one coalesced entry.
+A market with books puts each step's level updates before its ticks (`put_levels`); they go with
+the next flush taken. Whole books (`books`, the producer's snapshot of them) go with the next
+write once wanted: a gateway asked, or level updates were dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,13 +40,19 @@ class Taken:
     # of those playing after them (b"": none changed).
     scenarios: list[bc.ScenarioAt] = field(default_factory=list)
     playing: bytes = b""
+    # Level updates: (records of `batch` before them, LEVEL_DTYPE records), in order.
+    levels: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
+    books: bytes = b""  # every book after these flushes (`ladder_dtype` records), if wanted
 
 
 class Outbox:
     """Numbered flushes waiting for the writer; see the module docstring."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, books: Callable[[], bytes] | None = None) -> None:
+        """`books`: every book now, as bytes (a market with books)."""
         self.limit = limit  # records kept at most; beyond, everything pending is dropped
+        self.books = books
+        self.want_books = books is not None  # the next write carries every book
         self.accepting = False  # a writer can write: keep flushes (else drop them)
         self.standby = False  # another producer writes: drop without counting
         self.flush = 0  # the last flush number given out
@@ -53,6 +63,7 @@ class Outbox:
         self._statuses: list[tuple[int, NDArray[np.void]]] = []
         self._scenarios: list[bc.ScenarioAt] = []
         self._playing = b""
+        self._levels: list[tuple[int, NDArray[np.void]]] = []
         self._records = 0
         self._first = 0  # the first flush number in `_pending`
         self._first_offset: int | None = None  # and the stream offset of its first record
@@ -94,6 +105,17 @@ class Outbox:
         self._playing = orjson.dumps(playing)
         return True
 
+    def put_levels(self, levels: NDArray[np.void]) -> bool:
+        """A step's level updates, before the ticks it puts next; False if dropped (then the
+        next write carries every book, so gateways mend theirs)."""
+        if not len(levels):
+            return True
+        if not self.accepting:
+            self.want_books = self.books is not None
+            return False
+        self._levels.append((self._records, levels.copy()))  # a copy: the market reuses it
+        return True
+
     def take(self) -> Taken | None:
         """Everything pending as one batch (None if nothing is)."""
         batches = self._pending
@@ -101,9 +123,13 @@ class Outbox:
             return None
         statuses, self._statuses = self._statuses, []
         scenarios, playing, self._scenarios, self._playing = self._scenarios, self._playing, [], b""
+        levels, self._levels = self._levels, []
         self._pending, self._records = [], 0
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         first, last = self._first, self.flush
+        books = b""
+        if self.want_books and self.books is not None:
+            books, self.want_books = self.books(), False
         return Taken(
             batch,
             len(batches),
@@ -114,6 +140,8 @@ class Outbox:
             statuses,
             scenarios,
             playing,
+            levels,
+            books,
         )
 
     def written(self, taken: Taken) -> None:
@@ -123,10 +151,12 @@ class Outbox:
     def drop(self, *, counted: bool) -> None:
         """Drop what is pending (counted unless a standby's): every flush given out is done."""
         self.dropped += len(self._pending) if counted else 0
+        self.want_books |= bool(self._levels) or (bool(self._pending) and self.books is not None)
         self._pending.clear()
         self._statuses.clear()
         self._scenarios.clear()
         self._playing = b""
+        self._levels.clear()
         self._records = 0
         self.done = self.flush
 
@@ -142,4 +172,5 @@ class Outbox:
         and stream offset before them (what the writer's snapshot stands for)."""
         self.accepting = True
         self.standby = False
+        self.want_books = self.books is not None  # what gateways hold may be stale by now
         return self.flush, self.next_offset

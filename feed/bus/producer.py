@@ -7,6 +7,7 @@ import secrets
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,6 +78,7 @@ class BusProducerStatistics:
     holder: str  # the active producer, HOST:PID ("" when none)
     standbys: int  # producers waiting on this namespace (as of the last lease call)
     takeovers: int  # times a standby took over from a producer that died or stalled
+    levels_written: int = 0  # level updates of a market with books
 
 
 class BusProducer(LeaseHolder, Pipelined):
@@ -106,7 +108,11 @@ class BusProducer(LeaseHolder, Pipelined):
         epoch: int | None = None,
         ident: str | None = None,
         statuses: bool = False,
+        books: Callable[[], bytes] | None = None,
+        book_depth: int = 0,
     ) -> None:
+        """`books`: the market's books now as bytes (`book_snapshot().tobytes()`), for a
+        market with books (`book_depth` levels); its level updates come in `publish_levels`."""
         if not 1 <= shards <= bc.MAX_SHARDS:
             raise ValueError(f"shards must be from 1 to {bc.MAX_SHARDS}, got {shards}")
         self._client = client_for(url)
@@ -118,7 +124,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self.epoch = epoch if epoch is not None else secrets.randbits(63)
         self.upstream = upstream
         # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
-        self._meta = bc.encode_meta(universe, self.epoch, shards, statuses)
+        self._meta = bc.encode_meta(universe, self.epoch, shards, statuses, book_depth)
         self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
@@ -145,10 +151,11 @@ class BusProducer(LeaseHolder, Pipelined):
         self._inflight: deque[InFlight] = deque()  # pipelined writes awaiting their reply
         self._failure: ConnectionError | None = None  # met in `publish`, for the writer
         self._reconnect = False  # the lease lapsed: take it again (the writer does)
-        self._outbox = Outbox(MAX_PENDING_RECORDS)
+        self._outbox = Outbox(MAX_PENDING_RECORDS, books)
         self._wake = trio.Event()  # set by `publish`: the writer has something to write
         self._waiter: trio.Event | None = None  # `wait_written`'s
         self._written = self._entries = self._records = self._bytes = 0
+        self._levels_written = 0
 
     def publish(self, batch: TickBatch, offset: int | None = None) -> None:
         """Hand one flush to the writer; never waits. Dropped (and counted) while Redis is down.
@@ -164,6 +171,11 @@ class BusProducer(LeaseHolder, Pipelined):
             self._send_pending()  # pipelined, in this step: no task switch per flush
         else:
             self._wake.set()
+
+    def publish_levels(self, levels: NDArray[np.void]) -> None:
+        """A step's level updates (`simulators.book.LEVEL_DTYPE`), before its ticks: they go
+        with the next flush published. Never waits; dropped while flushes are."""
+        self._outbox.put_levels(levels)
 
     def publish_statuses(self, records: NDArray[np.void]) -> None:
         """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after every flush
@@ -212,6 +224,7 @@ class BusProducer(LeaseHolder, Pipelined):
             bl.shown(lease.holder),
             lease.standbys,
             lease.takeovers,
+            self._levels_written,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -336,11 +349,14 @@ class BusProducer(LeaseHolder, Pipelined):
                 self._reconnect = not holder  # it lapsed: take it again
             return
         self._renew_at = trio.current_time() + bl.RENEW_S
-        self._set_watched(reply == 2)
+        watched, wants_books = bw.reply_flags(reply)
+        self._set_watched(watched)
+        self._outbox.want_books |= wants_books and self._outbox.books is not None
         self._written += taken.flushes
         self._entries += entries
         self._records += len(taken.batch)
         self._bytes += len(taken.batch) * TICK_DTYPE.itemsize
+        self._levels_written += sum(len(r) for _, r in taken.levels)
         self._outbox.written(taken)
 
     def _set_watched(self, watched: bool) -> None:

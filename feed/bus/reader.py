@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import trio
@@ -15,6 +15,14 @@ from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.fastwrite import FastWriter
+from tickwire.feed.bus.items import BusBooks as BusBooks
+from tickwire.feed.bus.items import BusDown as BusDown
+from tickwire.feed.bus.items import BusGap as BusGap
+from tickwire.feed.bus.items import BusItem as BusItem
+from tickwire.feed.bus.items import BusLevels as BusLevels
+from tickwire.feed.bus.items import BusScenario as BusScenario
+from tickwire.feed.bus.items import BusStatuses as BusStatuses
+from tickwire.feed.bus.items import flush_items as flush_items
 from tickwire.feed.bus.reassemble import Reassembler
 from tickwire.feed.bus.redis import (
     BACKOFF_S,
@@ -36,47 +44,7 @@ _NO_STATUSES = np.empty(0, STATUS_DTYPE)
 # the cadence from its next write after the first mark, and idles WATCHED_MS after the last.
 WATCHED_EVERY_S = 0.5
 WATCHED_MS = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class BusGap:
-    """Records were lost (`reason`); `snapshot` is the latest record per symbol to resend."""
-
-    reason: str
-    snapshot: TickBatch
-    epoch: int
-    offset: int | None = None  # the producer's stream offset of the next record, if it sends one
-    halted: NDArray[np.void] = field(default_factory=lambda: _NO_STATUSES)  # halted now
-    scenarios: list[str] = field(default_factory=list)  # the market scenarios playing now
-
-
-@dataclass(frozen=True, slots=True)
-class BusDown:
-    """Redis stopped answering; the reader keeps trying and yields a `BusGap` when it is back."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class BusStatuses:
-    """Trading status changes (`simulators.scenario.STATUS_DTYPE` records) of a producer's
-    market playing a scenario, after every flush yielded before them."""
-
-    records: NDArray[np.void]
-
-
-@dataclass(frozen=True, slots=True)
-class BusScenario:
-    """A producer's market scenario started or ended (event time `ts`), after every flush
-    yielded before it; `playing`: the scenarios playing after it."""
-
-    name: str
-    started: bool
-    ts: int
-    playing: list[str]
-
-
-BusItem: TypeAlias = TickBatch | BusGap | BusDown | BusStatuses | BusScenario
+WANT_BOOKS_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +74,11 @@ class BusReader:
         self.statuses = False  # the producer's market plays a scenario (status changes come)
         self.halted: NDArray[np.void] = _NO_STATUSES  # as of the last resync, by symbol id
         self.scenarios: list[str] = []  # the scenarios playing, as of the last change seen
+        self.book_depth = 0  # the producer's market keeps books this deep (0: none)
+        # Ask the producer for every book whole (set at each resync; the source clears it once
+        # it has them): marked every WANT_BOOKS_EVERY_S while set, so a lost write is asked again.
+        self.want_books = False
+        self._want_at = 0.0
         self._cursors: dict[str, Any] = {}
         self._run_id = b""
         self._asm = Reassembler(0)
@@ -262,6 +235,8 @@ class BusReader:
         meta = bc.decode_meta(raw)
         self.universe, self.epoch, self.shards = meta.universe, meta.epoch, meta.shards
         self.statuses = meta.statuses
+        self.book_depth = meta.book_depth
+        self.want_books, self._want_at = meta.book_depth > 0, 0.0
         self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
         self.halted = bc.decode_halted(await halted_req)
         self.scenarios = bc.decode_playing(await scenarios_req)
@@ -295,6 +270,10 @@ class BusReader:
         if now >= self._mark_at and watched:
             await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
             self._mark_at = now + WATCHED_EVERY_S
+        if self.want_books and now >= self._want_at:
+            ms = int(WANT_BOOKS_EVERY_S * 2000)
+            await self._client.set(bc.bookwant_key(self.namespace), b"1", px=ms)
+            self._want_at = now + WANT_BOOKS_EVERY_S
         got = await self._xread(block=True)
         if not got:
             await self._check_restart()
@@ -309,15 +288,18 @@ class BusReader:
         for entry in entries:
             released = self._asm.feed(entry)
             asm = self._asm
-            for out, offset, st, sc in zip(
-                released, asm.offsets, asm.statuses, asm.scenarios, strict=True
-            ):
+            extras = zip(
+                asm.offsets, asm.statuses, asm.scenarios, asm.levels, asm.books, strict=True
+            )
+            for out, (offset, st, sc, lv, books) in zip(released, extras, strict=True):
                 if out is None:
                     await self._gap("records lost (trimmed, dropped or a new producer)")
                     return
                 self._flushes += 1
                 self._records += len(out)
-                self._ready += flush_items(out, offset, st, self._scenario_items(sc))
+                self._ready += flush_items(out, offset, st, self._scenario_items(sc), lv)
+                if books:
+                    self._ready.append((BusBooks(bc.decode_books(books, self.book_depth)), None))
 
     def _collect(self, got: Any, into: list[bc.Entry]) -> bool:
         """Decode an XREAD answer into `into`, move the cursors; True if a stream was capped."""
@@ -368,31 +350,3 @@ class BusReader:
             self.scenarios = playing
             out.append((at, BusScenario(name, started, ts, self.scenarios)))
         return out
-
-
-def flush_items(
-    flush: TickBatch,
-    offset: int | None,
-    statuses: bytes,
-    scenarios: list[tuple[int, BusScenario]] | None = None,
-) -> list[tuple[BusItem, int | None]]:
-    """A flush as items, with its status changes (`codec.encode_statuses`) and scenario
-    changes (by records before them) where they fall: its records before them (at their stream
-    offset), then the changes (a start before the statuses, an end after), and so on."""
-    if not statuses and not scenarios:
-        return [(flush, offset)]
-    at, records = bc.decode_statuses(statuses) if statuses else (np.empty(0, np.uint64), None)
-    scenarios = scenarios or []
-    out: list[tuple[BusItem, int | None]] = []
-    done = 0
-    for cut in sorted({*at.tolist(), *(a for a, _ in scenarios)}):
-        if cut > done:
-            out.append((flush[done:cut], None if offset is None else offset + done))
-            done = cut
-        out += [(s, None) for a, s in scenarios if a == cut and s.started]
-        if records is not None and (at == cut).any():
-            out.append((BusStatuses(records[at == cut]), None))
-        out += [(s, None) for a, s in scenarios if a == cut and not s.started]
-    if done < len(flush):
-        out.append((flush[done:], None if offset is None else offset + done))
-    return out

@@ -22,6 +22,8 @@ class _Pending:
     offset: int | None = None
     statuses: bytes = b""  # the flush's status changes (`codec.encode_statuses`)
     scenarios: bytes = b""  # its scenario starts and ends (`codec.encode_scenarios`)
+    levels: bytes = b""  # its level updates (`codec.encode_levels`)
+    books: bytes = b""  # every book after it (the producer's snapshot), if it carries them
 
 
 class Reassembler:
@@ -40,15 +42,19 @@ class Reassembler:
         self._seen: dict[int, int] = {}  # per shard: the last flush it delivered
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
         # Aligned with what the last `feed` returned: each released flush's stream offset and
-        # status changes (`codec.encode_statuses`, b"" for none) and scenario changes.
+        # status changes (`codec.encode_statuses`, b"" for none), scenario changes, level
+        # updates and books.
         self.offsets: list[int | None] = []
         self.statuses: list[bytes] = []
         self.scenarios: list[bytes] = []
+        self.levels: list[bytes] = []
+        self.books: list[bytes] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
             self.offsets, self.statuses, self.scenarios = [None], [b""], [b""]
+            self.levels, self.books = [b""], [b""]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -58,6 +64,8 @@ class Reassembler:
         p.parts[entry.shard] = entry.records
         p.statuses += entry.statuses
         p.scenarios = entry.scenarios or p.scenarios  # the first entry of a write has them
+        p.levels += entry.levels
+        p.books += entry.books
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -67,7 +75,10 @@ class Reassembler:
         offsets: list[int | None] = []
         statuses: list[bytes] = []
         scenarios: list[bytes] = []
+        levels: list[bytes] = []
+        books: list[bytes] = []
         self.offsets, self.statuses, self.scenarios = offsets, statuses, scenarios
+        self.levels, self.books = levels, books
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -83,6 +94,8 @@ class Reassembler:
                 offsets.append(None)
                 statuses.append(b"")
                 scenarios.append(b"")
+                levels.append(b"")
+                books.append(b"")
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
@@ -91,10 +104,14 @@ class Reassembler:
                 offsets.append(None)
                 statuses.append(b"")
                 scenarios.append(b"")
+                levels.append(b"")
+                books.append(b"")
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
             statuses.append(p.statuses)
             scenarios.append(p.scenarios)
+            levels.append(p.levels)
+            books.append(p.books)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

@@ -24,14 +24,17 @@ _STATUS_AT = 8 + (STATUS_DTYPE.fields["status"][1] if STATUS_DTYPE.fields else 0
 # MAXLEN ~), the latest-record fold, the status changes' fold into the halted hash, `head` and
 # `offset`, fenced by the producer lease: a writer that no longer holds it (it stalled and a
 # standby took over, or Redis restarted) writes nothing and gets the holder back ('' for none);
-# the holder's write renews the lease and returns 1, or 2 while a gateway has subscribers
-# (`watched_key`).
+# the holder's write renews the lease and returns 1, plus 1 while a gateway has subscribers
+# (`watched_key`), plus 2 while a gateway wants every book (`bookwant_key`; a write carrying
+# them deletes it): `reply_flags` reads it.
 # A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
 # here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, lease, watched, halted, scenarios, then each entry's ticks stream.
+# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, then each entry's
+# ticks stream.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
 # status changes or '' (the first entry's `s`), scenario changes or '' (its `c`), the scenarios
-# playing after them or '' (unchanged), then each entry's `r`. An empty latest blob folds
+# playing after them or '' (unchanged), level updates or '' (its `b`), every book or '' (its
+# `B`), then each entry's `r`. An empty latest blob folds
 # the entries' records themselves, in order: what a short flush sends (`latest_for_write`),
 # instead of its records twice.
 WRITE_SCRIPT = f"""
@@ -47,14 +50,15 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-for i = 8, #KEYS do
-  fields[at + 1] = ARGV[i + 8]
+local names, extras = {{'s', 'c', 'b', 'B'}}, {{13, 14, 16, 17}}
+for i = 9, #KEYS do
+  fields[at + 1] = ARGV[i + 9]
   local n = at + 1
-  if i == 8 then
-    for k, name in ipairs({{'s', 'c'}}) do
-      if ARGV[12 + k] ~= '' then
-        fields[n + 1] = name
-        fields[n + 2] = ARGV[12 + k]
+  if i == 9 then
+    for k = 1, 4 do
+      if ARGV[extras[k]] ~= '' then
+        fields[n + 1] = names[k]
+        fields[n + 2] = ARGV[extras[k]]
         n = n + 2
       end
     end
@@ -70,8 +74,8 @@ end
 if ARGV[4] ~= '' then
   fold(ARGV[4])
 else
-  for i = 8, #KEYS do
-    fold(ARGV[i + 8])
+  for i = 9, #KEYS do
+    fold(ARGV[i + 9])
   end
 end
 local s = ARGV[13]
@@ -90,7 +94,10 @@ redis.call('SET', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[3], ARGV[3])
 end
-return 1 + redis.call('EXISTS', KEYS[5])
+if ARGV[17] ~= '' then
+  redis.call('DEL', KEYS[8])
+end
+return 1 + redis.call('EXISTS', KEYS[5]) + 2 * redis.call('EXISTS', KEYS[8])
 """
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest().encode()  # its EVALSHA name
 
@@ -112,14 +119,20 @@ def write_command(
     fields = entries[0][1]
     keys = [bc.latest_key(namespace), bc.head_key(namespace), bc.offset_key(namespace)]
     keys += [bc.lease_key(namespace), bc.watched_key(namespace), bc.halted_key(namespace)]
-    keys.append(bc.scenarios_key(namespace))
+    keys += [bc.scenarios_key(namespace), bc.bookwant_key(namespace)]
     keys += [bc.ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
     args += [token, str(lease_ms).encode(), fields.get(b"s", b""), fields.get(b"c", b""), playing]
+    args += [fields.get(b"b", b""), fields.get(b"B", b"")]
     args += [f[b"r"] for _, f in entries]
     return keys, args
+
+
+def reply_flags(reply: int) -> tuple[bool, bool]:
+    """A holder's write reply as (a gateway watches, a gateway wants every book)."""
+    return bool((reply - 1) & 1), bool((reply - 1) & 2)
 
 
 def latest_for_write(batch: TickBatch) -> bytes:
@@ -149,8 +162,18 @@ def flush_command(
     latest = latest_for_write(taken.batch)
     statuses = bc.encode_statuses(taken.statuses)
     scenarios = bc.encode_scenarios(taken.scenarios)
+    levels = bc.encode_levels(taken.levels)
     entries = bc.encode_entries(
-        parts, taken.first, taken.last, epoch, sent_ns, taken.offset, statuses, scenarios
+        parts,
+        taken.first,
+        taken.last,
+        epoch,
+        sent_ns,
+        taken.offset,
+        statuses,
+        scenarios,
+        levels,
+        taken.books,
     )
     keys, args = write_command(
         namespace,
@@ -203,7 +226,7 @@ class FlushPacker:
                 self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
-            count = len(parts) + 15 + len(shards)
+            count = len(parts) + 17 + len(shards)
             got = self._heads[shards] = (count, b"".join(map(_bulk, parts)) + self._maxlen)
         return got
 
@@ -213,7 +236,8 @@ class FlushPacker:
         parts = bc.split(taken.batch, self.shards)
         statuses = bc.encode_statuses(taken.statuses)
         scenarios = bc.encode_scenarios(taken.scenarios)
-        if (statuses or scenarios) and not parts:
+        levels = bc.encode_levels(taken.levels)
+        if (statuses or scenarios or levels or taken.books) and not parts:
             parts = [(0, b"")]
         mask = 0
         for shard, _ in parts:
@@ -237,6 +261,8 @@ class FlushPacker:
             _bulk(statuses),
             _bulk(scenarios),
             _bulk(taken.playing),
+            _bulk(levels),
+            _bulk(taken.books),
         ]
         out += [_bulk(raw) for _, raw in parts]
         return b"".join(out), len(parts)

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.cli.args import duration_s, positive_int, split_symbols
 from tickwire.feed.client.events import (
@@ -27,10 +29,11 @@ from tickwire.feed.client.events import (
     TickwireError,
     TradingStatus,
 )
-from tickwire.feed.client.feed import DEFAULT_URL, connect
+from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
 from tickwire.feed.record import Recorder, check_out, parse_rotate
 from tickwire.feed.runner import cancel_on_signal, run_trio
 from tickwire.simulators import Universe
+from tickwire.simulators.book import LEVEL_DTYPE
 from tickwire.simulators.errors import Interrupted, UserError
 
 _PROGRESS_S = 0.5  # how often the progress line is redrawn (every 5 s when not a terminal)
@@ -67,6 +70,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--duration", type=duration_s, metavar="DURATION", help="stop after this long (5s, 1h)"
     )
     ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
+    ap.add_argument(
+        "--book",
+        action="store_true",
+        help="also record the order books (Parquet only): every level change at the server's"
+        " --book-depth, to FILE.book.parquet beside the ticks (replay serves any depth up to it)",
+    )
     ap.set_defaults(func=_record)
 
 
@@ -80,6 +89,8 @@ def _rotate(text: str) -> object:
 def _record(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
+    if args.book and out.suffix.lower() != ".parquet":  # before connecting
+        raise UserError(f"--book records to Parquet only: --out must end in .parquet, not {out}")
     symbols = split_symbols(args.symbols) or ["*"]
     err = sys.stderr
     tty = err.isatty()
@@ -89,10 +100,21 @@ def _record(args: argparse.Namespace) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
+            book = True if args.book else None  # the server's depth: every change, none conflated
             async with connect(args.url, token=args.token, encoding="binary") as feed:
+                if args.book:
+                    feed.keep_book_levels()  # what the book file is made of
                 universe = Universe.from_reference(await feed.symbols())
+                depth = _book_depth(book, int(feed.welcome.get("book_depth", 0)))
                 t0 = trio.current_time()
-                rec = Recorder(out, universe, rotate=args.rotate, now_s=t0)
+                rec = Recorder(
+                    out,
+                    universe,
+                    rotate=args.rotate,
+                    now_s=t0,
+                    book_depth=depth,
+                    books_now=lambda: _books_now(feed, universe),
+                )
                 box.append(rec)
                 if out.suffix.lower() != ".csv":
                     print(
@@ -101,25 +123,9 @@ def _record(args: argparse.Namespace) -> int:
                         f"{'' if args.rotate else ' (--rotate bounds it)'}",
                         file=err,
                     )
-                await feed.subscribe(symbols, snapshot=False, mode="all")
-                shown = t0
+                await feed.subscribe(symbols, snapshot=False, mode="all", book=book)
                 with trio.move_on_after(args.duration if args.duration else float("inf")):
-                    async for event in feed:
-                        now = trio.current_time()
-                        if isinstance(event, Batch):
-                            ticks = event.ticks
-                            if args.count is not None:
-                                ticks = ticks[: args.count - rec.ticks]
-                            rec.write(ticks, now)
-                            if args.count is not None and rec.ticks >= args.count:
-                                break
-                        elif not isinstance(event, TradingStatus | BookUpdate | ScenarioChange):
-                            _report(event, err, tty)
-                        if now - shown >= (_PROGRESS_S if tty else 5.0):
-                            shown = now
-                            line = rec.progress(now - t0)
-                            print(f"\r{line}" if tty else line, end="" if tty else "\n", file=err)
-                            err.flush()
+                    await _consume(feed, rec, args.count, t0, err)
             nursery.cancel_scope.cancel()
 
     summary = ""
@@ -132,7 +138,9 @@ def _record(args: argparse.Namespace) -> int:
             rec = box[0]
             paths = rec.close(0.0)
             summary = (
-                f"recorded {rec.ticks:,} ticks ({rec.bytes_on_disk() / 1e6:.1f} MB)"
+                f"recorded {rec.ticks:,} ticks"
+                f"{f', {rec.levels:,} level updates' if rec.book_depth is not None else ''}"
+                f" ({rec.bytes_on_disk() / 1e6:.1f} MB)"
                 f" to {', '.join(paths)}"
             )
             if not got:
@@ -147,6 +155,65 @@ def _record(args: argparse.Namespace) -> int:
             f"{', complete and readable up to the stop' if summary else ''}"
         )
     return 0
+
+
+async def _consume(feed: Feed, rec: Recorder, count: int | None, t0: float, err: TextIO) -> None:
+    """Write every event's records until `count` ticks (or the end), with a progress line."""
+    tty = err.isatty()
+    shown = t0
+    async for event in feed:
+        now = trio.current_time()
+        if isinstance(event, Batch):
+            ticks = event.ticks
+            if count is not None:
+                ticks = ticks[: count - rec.ticks]
+            rec.write(ticks, now)
+            if count is not None and rec.ticks >= count:
+                break
+        elif isinstance(event, BookUpdate):
+            if event.levels is not None and rec.book_depth is not None:
+                whole = event.kind == "book_snapshot" or event.conflated > 0
+                rec.write_book(event.levels, whole, now)
+        elif not isinstance(event, TradingStatus | ScenarioChange):  # not recorded
+            _report(event, err, tty)
+        if now - shown >= (_PROGRESS_S if tty else 5.0):
+            shown = now
+            line = rec.progress(now - t0)
+            print(f"\r{line}" if tty else line, end="" if tty else "\n", file=err)
+            err.flush()
+
+
+def _book_depth(book: bool | None, served: int) -> int | None:
+    """The depth `--book` records (None: no books), or a UserError if the server has none."""
+    if not book:
+        return None
+    if not served:
+        raise UserError(
+            "--book: this server keeps no order books; start it with --book-depth N"
+            " (or record without --book)"
+        )
+    return served
+
+
+def _books_now(feed: Feed, universe: Universe) -> NDArray[np.void]:
+    """Every book the feed holds, as snapshot rows (LEVEL_DTYPE, reason 0)."""
+    rows = []
+    for sym in range(len(universe)):
+        book = feed.book(universe.symbols[sym])
+        if book is None:
+            continue
+        out = np.zeros(len(book.bids) + len(book.asks), LEVEL_DTYPE)
+        out["price"] = np.concatenate([book.bids["price"], book.asks["price"]])
+        out["size"] = np.concatenate([book.bids["size"], book.asks["size"]])
+        out["side"][len(book.bids) :] = 1
+        tick = float(universe.tick_size[sym])
+        for lo, hi in ((0, len(book.bids)), (len(book.bids), len(out))):
+            if hi > lo:
+                away = np.abs(out["price"][lo:hi] - out["price"][lo])
+                out["level"][lo:hi] = np.round(away / tick)
+        out["sym"], out["seq"], out["ts"] = sym, book.seq, book.ts
+        rows.append(out)
+    return np.concatenate(rows) if rows else np.empty(0, LEVEL_DTYPE)
 
 
 def _report(event: Gap | Status, err: TextIO, tty: bool) -> None:

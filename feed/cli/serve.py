@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
             universe=config.universe if args.universe else None,
             columns=args.columns,
             strict=args.strict,
+            book_depth=config.book_depth or None,
         )
     if _cli_bus.wanted(args):
         return _cli_bus.serve_bus(args, config, source, sources)

@@ -170,6 +170,10 @@ class BookUpdate:
     seq: int
     symbols: tuple[str, ...]
     conflated: int = 0
+    # After `feed.keep_book_levels()`, binary encoding: the LEVEL_DTYPE records this
+    # event applied, for its `symbols` only: every change in order, or, for a snapshot (and a
+    # conflated change), each book's levels within its depth, all at the book's seq and ts.
+    levels: NDArray[np.void] | None = field(default=None, compare=False, repr=False)
 
 
 Event = Batch | Gap | Status | TradingStatus | ScenarioChange | BookUpdate

@@ -47,6 +47,11 @@ class Lookups:
         await self._request("ping")
         return trio.current_time() - t0
 
+    def keep_book_levels(self) -> None:
+        """From now on each `BookUpdate` of the binary encoding carries the level records it
+        applied (`levels`): every change, or each whole book (e.g. to record the books)."""
+        self._stream.book_levels = True
+
     @property
     def scenarios(self) -> tuple[str, ...]:
         """The market scenarios the server plays now, oldest first (`ScenarioChange` events

@@ -8,6 +8,7 @@ case-insensitive symbol lookup with its "did you mean" message. No trio, no sock
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import (
     Batch,
+    BookUpdate,
     Event,
     Gap,
     ProtocolError,
@@ -27,6 +29,7 @@ from tickwire.feed.client.events import (
     TradingStatus,
 )
 from tickwire.feed.client.resync import SeqResync
+from tickwire.feed.protocol.book import decode_book_binary
 
 _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
 
@@ -54,6 +57,7 @@ class StreamState:
         self.books = ClientBooks()  # the order books asked for
         self.resync = SeqResync()  # a seq jump's resume on the live connection
         self.scenarios: tuple[str, ...] = ()  # the market scenarios playing, oldest first
+        self.book_levels = False  # attach each book event's records (`keep_book_levels`)
 
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
@@ -112,7 +116,8 @@ class StreamState:
         events: list[Event] = []
         if isinstance(message, bytes) and message[1:2] in (b"\x03", b"\x04"):  # a book frame
             self._check_seq(events, int.from_bytes(message[8:16], "little"))
-            events.extend(self.books.receive_binary(message))
+            made = self.books.receive_binary(message)
+            events.extend(with_levels(made, message, self.index) if self.book_levels else made)
             return events, None
         if isinstance(message, bytes):
             frame = p.decode_binary(message)
@@ -206,6 +211,19 @@ class StreamState:
             events.append(Gap(reason, skipped, jumped, None, round(downtime, 3)))
             skipped = 0
         events.append(Batch(kind, seq, records, skipped, self.names))
+
+
+def with_levels(events: list[Event], message: bytes, index: Mapping[str, int]) -> list[Event]:
+    """`events` of a binary book frame, each `BookUpdate` with the frame's records of its
+    symbols (copied: the frame's buffer is the message's)."""
+    records = decode_book_binary(message).records
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, BookUpdate):
+            ids = [index[s] for s in event.symbols]
+            event = dataclasses.replace(event, levels=records[np.isin(records["sym"], ids)])
+        out.append(event)
+    return out
 
 
 def seq_jumps(

@@ -1,17 +1,14 @@
 """`tickwire serve --bus URL --role producer|gateway`: one market, many stateless gateways.
 
 The bus roles as compositions of the server's parts (`roles`): a producer is the market source
-with the hub and a `BusSink` (the `BusProducer`: every step's batch, with its stream offset, and
-a scenario's status changes; the sink is also the producer's upstream) as its sinks; it listens
-for clients only with an explicit `--port`. A gateway has no market: its
-source is a `BusSource`, which reads a `BusReader` and pushes each flush into the same hub,
-connections and venue fan-out as a single process (`Server.push`), at the producer's stream
-offsets and under the producer's epoch, so a client resumes on any gateway; status changes are
-published where they fall among the records. A bus gap becomes a
-`gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is down keeps
-clients connected on heartbeats, says `bus: down` in `stats`, logs once and makes `/readyz`
-answer 503 until it is back.
-
+with the hub and a `BusSink` (the `BusProducer`: every step's batch at its stream offset, its
+level updates and a scenario's status changes; the sink is also the producer's upstream) as its
+sinks; it listens for clients only with an explicit `--port`. A gateway has no market: its
+`BusSource` reads a `BusReader` and pushes each flush into the same hub, connections and venue
+fan-out as a single process (`Server.push`), at the producer's offsets and epoch, so a client
+resumes on any gateway; status changes and level updates (its books) go where they fall. A bus
+gap becomes a `gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is
+down keeps clients on heartbeats, says `bus: down` in `stats` and makes `/readyz` 503.
 Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire serve` never does.
 """
 
@@ -32,6 +29,7 @@ from numpy.typing import NDArray
 
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus.books import GatewayBooks
 from tickwire.feed.server.market import MarketSource, make_market
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
@@ -42,7 +40,7 @@ from tickwire.simulators.scenario import STATUS_DTYPE
 from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
-    from tickwire.feed.bus.api import BusReader
+    from tickwire.feed.bus.api import BusItem, BusReader
     from tickwire.feed.bus.producer import BusProducer
     from tickwire.simulators import Market
     from tickwire.simulators.replay import Replay
@@ -74,13 +72,15 @@ class BusSource:
     paced = False  # a gateway serves what the producer steps; its clients never pace it
     finished = False  # a producer's stream has no end
 
-    def __init__(self, reader: BusReader, ident: str) -> None:
+    def __init__(self, reader: BusReader, ident: str, keep_ns: int = 60_000_000_000) -> None:
         assert reader.universe is not None, "open the reader first"
         self.reader = reader
         self.universe = reader.universe
+        depth = reader.book_depth  # books: asked for whole at start and after a gap
+        self._books = GatewayBooks(self.universe, depth, keep_ns) if depth else None
+        self.books = self._books.books if self._books is not None else None
         self.ident = ident
-        # The producer's market plays a scenario: the server keeps a status log for the
-        # changes the bus carries (`Server` looks at this once, when it is built).
+        # A market playing a scenario: the server keeps a status log (`Server` looks once).
         self.has_statuses = reader.statuses
         self._halted: dict[int, bytes] = {}  # symbol id -> status record, as published here
         self.scenarios: list[str] = []  # the scenarios playing, as published here
@@ -94,39 +94,50 @@ class BusSource:
             epoch=epoch_text(r.epoch),
             offset=r.offset,
             continued=True,
+            books=self.books,
         )
 
     def refresh(self) -> None:
         """Nothing to catch up: the producer steps, this pushes what it sends."""
 
     async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
-        bus = _bus()
+        # Clients wait (in the listen backlog) for every book whole: else theirs would resync.
+        while self.reader.want_books and self.books is not None:
+            await self._handle(feed, await self.reader.next(watched=False))
         task_status.started()
         self._statuses(feed, self.reader.halted)  # halted before this gateway started
         self._playing(feed, self.reader.scenarios, feed.now_ns())  # and the scenarios playing
         while True:
             # Whether clients read here: the reader tells the producer to step at the cadence.
-            item = await self.reader.next(watched=feed.watched)
-            if isinstance(item, np.ndarray):  # a flush
-                await feed.push(item, self.reader.flush_offset)
-            elif isinstance(item, bus.BusStatuses):
-                self._statuses(feed, item.records)
-                await feed.deliver()
-            elif isinstance(item, bus.BusScenario):
-                self._playing(feed, item.playing, item.ts, item)
-                await feed.deliver()
-            elif isinstance(item, bus.BusGap):
-                await self._same_universe(feed)
-                await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
-                self._statuses(feed, self._changed(item.halted, feed.now_ns()))
-                self._playing(feed, item.scenarios, feed.now_ns())
-                await feed.deliver()
-                log.info(
-                    "bus gap (%s): sent %s a fresh snapshot",
-                    item.reason,
-                    oplog.counted(len(feed.connections), "client"),
-                )
-            # BusDown: the reader logged it once; clients keep their heartbeats
+            await self._handle(feed, await self.reader.next(watched=feed.watched))
+
+    async def _handle(self, feed: Feed, item: BusItem) -> None:
+        bus = _bus()
+        if isinstance(item, np.ndarray):  # a flush
+            await feed.push(item, self.reader.flush_offset)
+        elif isinstance(item, bus.BusStatuses):
+            self._statuses(feed, item.records)
+            await feed.deliver()
+        elif isinstance(item, bus.BusScenario):
+            self._playing(feed, item.playing, item.ts, item)
+            await feed.deliver()
+        elif isinstance(item, bus.BusLevels) and self._books is not None:
+            self._books.levels(item.records, stale=self.reader.want_books)
+        elif isinstance(item, bus.BusBooks) and self._books is not None:
+            self._books.whole(item.ladders)
+            self.reader.want_books = False
+        elif isinstance(item, bus.BusGap):
+            await self._same_universe(feed)
+            await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
+            self._statuses(feed, self._changed(item.halted, feed.now_ns()))
+            self._playing(feed, item.scenarios, feed.now_ns())
+            await feed.deliver()
+            log.info(
+                "bus gap (%s): sent %s a fresh snapshot",
+                item.reason,
+                oplog.counted(len(feed.connections), "client"),
+            )
+        # BusDown: the reader logged it once; clients keep their heartbeats
 
     def _statuses(self, feed: Feed, records: NDArray[np.void]) -> None:
         """Publish status changes, and keep which symbols they leave halted."""
@@ -214,6 +225,7 @@ class BusSink:
     ) -> None:
         self.source = source
         self._feed: Feed | None = None
+        books = source.books
         self.producer: BusProducer = _bus().BusProducer(
             url,
             universe,
@@ -222,7 +234,11 @@ class BusSink:
             epoch=epoch,
             ident=ident,
             statuses=statuses,
+            books=source.book_bytes if books is not None else None,
+            book_depth=books.depth if books is not None else 0,
         )
+        if books is not None:  # each step's level updates go before its ticks
+            source.on_levels = self.producer.publish_levels
 
     def attach(self, feed: Feed) -> None:
         self._feed = feed
@@ -268,7 +284,8 @@ class BusSink:
 
 def gateway_server(config: ServerConfig, reader: BusReader, ident: str) -> Server:
     """A gateway: the bus reader as the source, the hub as the only sink, listeners."""
-    return Server(config, source=BusSource(reader, ident))
+    keep_ns = int((config.max_lag_s or config.history_s) * 1e9)  # books further behind resync
+    return Server(config, source=BusSource(reader, ident, keep_ns))
 
 
 def producer_server(

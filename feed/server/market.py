@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import trio
+from numpy.typing import NDArray
 
 from tickwire.feed.hub.books import Books
 from tickwire.feed.server.config import ServerConfig
@@ -82,8 +83,10 @@ class MarketSource:
         self._target_ns = 0  # where the last step of the market was asked to go
         self._finished = False  # a replay's end: logged once; /readyz says so from then on
         self.books: Books | None = None  # fed by every step, before its ticks are published
+        # Also handed each step's level updates, before its ticks (a bus producer's sink).
+        self.on_levels: Callable[[NDArray[np.void]], None] | None = None
         market = self.market
-        if isinstance(market, Market) and market.book is not None:
+        if market.book is not None:  # the market's books, or a replay's recorded ones
             u = market.universe
             keep_ns = int((config.max_lag_s or config.history_s) * 1e9)  # further behind: resync
             names = np.array(u.symbols, dtype=object)
@@ -233,10 +236,13 @@ class MarketSource:
             # stall) that grows with its lag. Its event time then trails the clock (`_note_lag`).
             if self.books is not None:  # the flush's level updates go first: see hub.books
                 batch, levels = self.market.step_book(now_ns, max_chunks=MAX_CHUNKS)
-                self.books.publish(levels)
+                self._levels(levels)
             else:
                 batch = self.market.step(now_ns, max_chunks=MAX_CHUNKS)
             self._target_ns = now_ns
+        elif self.books is not None:  # a replay with books: the same order as the market's
+            batch, levels = self.market.step_book(now_ns)
+            self._levels(levels)
         else:
             batch = self.market.step(now_ns)
         if self.reorder is not None:
@@ -251,6 +257,17 @@ class MarketSource:
                 end,
             )
         return batch
+
+    def _levels(self, levels: NDArray[np.void]) -> None:
+        assert self.books is not None
+        self.books.publish(levels)
+        if self.on_levels is not None:
+            self.on_levels(levels)
+
+    def book_bytes(self) -> bytes:
+        """Every symbol's book now (`book_snapshot` records), for a bus producer's gateways."""
+        assert self.market.book is not None
+        return self.market.book_snapshot().tobytes()
 
     def _note_lag(self) -> bool:
         """Whether the last step fell short of now; logs once when it falls behind by more than

@@ -1,0 +1,267 @@
+"""Tardis book files as a replay's books: level records numbered per symbol, and (for files that
+come without ticks) the ticks of the top of each book.
+
+Rows (`_replay_tardis`) are taken in time order through a `BookMirror`: a change is one level
+update (book seq +1); a symbol's first whole book is its book before the replay (snapshot rows,
+book seq 1); a later whole book (a Tardis snapshot row, or a snapshot run after a reconnect)
+becomes the changes that make it, numbered on from the seq held, so a client that holds the book
+takes them as any other change. Prices are in the universe's ticks (or ticks inferred from the
+decimals the prices use), sizes exact whole counts of its size unit (or of 10^-k, k the most
+decimals the amounts use). numpy only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _replay_tardis as tr
+from ._model import decimals
+from .book import LEVEL_DTYPE, MAX_DEPTH
+from .bookmirror import BookMirror
+from .errors import UserError
+from .ticks import TICK_DTYPE, TickBatch
+from .universe import Universe
+
+_MAX_SIZE = 2**32 - 1  # a tick's bid_size and ask_size are u4
+
+
+@dataclass
+class TardisBooks:
+    records: NDArray[np.void]  # LEVEL_DTYPE, time order
+    snapshot: NDArray[np.bool_]  # the rows of each symbol's first whole book
+    universe: Universe
+    depth: int
+    ticks: TickBatch  # the top of each book whenever it changed (for files without ticks)
+    # By how much the ticks' sizes grow: the books' amounts need a finer size unit (None: not).
+    finer: NDArray[np.uint64] | None = None
+
+
+def tardis_books(
+    paths: list[Path],
+    kinds: list[str],
+    universe: Universe | None,
+    depth: int | None,
+    tops: bool = True,
+) -> TardisBooks:
+    """Read and number the books of Tardis files `paths` (their `kinds`), on `universe` if
+    given (else one inferred from them); `tops`: make the ticks of their tops too."""
+    parts, wholes = [], 0
+    for path, kind in zip(paths, kinds, strict=True):
+        part = tr.read_book_csv(path, kind, wholes)
+        wholes = max([wholes, *(w + 1 for w in part.whole)])
+        parts.append(part)
+    if not any(p.sym for p in parts):
+        raise UserError(f"nothing to replay: no book rows in {', '.join(map(str, paths))}")
+    names = _names(parts, universe)
+    index = {s: i for i, s in enumerate(names)}
+    sym = np.concatenate([np.array([index[n] for n in p.names], np.intp)[p.sym] for p in parts])
+    ts = np.concatenate([np.array(p.ts, np.int64) for p in parts])
+    side = np.concatenate([np.array(p.side, np.int64) for p in parts])
+    price = np.concatenate([np.array(p.price, np.float64) for p in parts])
+    whole = np.concatenate([np.array(p.whole, np.int64) for p in parts])
+    amounts = [a for p in parts for a in p.amount]
+    where = [(p.path, line) for p in parts for line in p.line]
+    finer = None
+    if universe is None:
+        universe = _inferred(names, sym, price, side, amounts)
+    else:  # the ticks' unit, or a finer one if the amounts use more decimals
+        have = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
+        need = np.minimum(have, _units(names, sym, amounts))
+        if (need < have).any():
+            finer = np.round(have / need).astype(np.uint64)
+            universe = dataclasses.replace(universe, size_unit=need)
+    tick = universe.tick_size.astype(np.float64)
+    unit = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
+    size = _sizes(amounts, unit, sym, where)
+    order = np.argsort(ts, kind="stable")
+    mirror = BookMirror(tick, depth or MAX_DEPTH)
+    units = np.round(price * 10.0 ** decimals(tick)[sym]).astype(np.int64)
+    _on_grid(units, tick, sym, where)
+    out = _Numbered(mirror, len(names), tops)
+    members: dict[int, list[int]] = {}
+    for k in np.flatnonzero(whole >= 0).tolist():
+        members.setdefault(int(whole[k]), []).append(k)
+    taken: set[int] = set()
+    for k in order.tolist():
+        s, t, w = int(sym[k]), int(ts[k]), int(whole[k])
+        if w < 0:
+            out.change(s, int(side[k]), int(units[k]), int(size[k]), t)
+        elif w not in taken:
+            taken.add(w)
+            book: tuple[dict[int, int], dict[int, int]] = ({}, {})
+            for m in members[w]:
+                if size[m]:
+                    book[int(side[m])][int(units[m])] = int(size[m])
+            out.whole(s, book, t)
+    depth = depth or out.span()
+    return TardisBooks(*out.records(), universe, depth, out.ticks(tick), finer)
+
+
+class _Numbered:
+    """The level records (and top-of-book ticks) made as rows are taken in order."""
+
+    def __init__(self, mirror: BookMirror, n: int, tops: bool) -> None:
+        self.mirror = mirror
+        self.want_tops = tops
+        self.rows: list[tuple[int, int, int, int, int, int, bool]] = []  # ts seq sym side u size
+        self.started = np.zeros(n, np.bool_)
+        self.tops: list[tuple[int, int, int, int, int, int]] = []  # ts sym bid bsz ask asz
+        self.last_top: dict[int, tuple[int, int, int, int]] = {}
+        self.widest = 0
+
+    def change(self, s: int, side: int, units: int, size: int, ts: int) -> None:
+        self.started[s] = True
+        seq = self.mirror.change(s, side, units, size, ts)
+        self.rows.append((ts, seq, s, side, units, size, False))
+        self._top(s, ts)
+
+    def whole(self, s: int, book: tuple[dict[int, int], dict[int, int]], ts: int) -> None:
+        self._span(s, book)
+        if not self.started[s]:  # its book before the replay: snapshot rows at seq 1
+            self.started[s] = True
+            self.mirror.replace(s, book, ts, seq=1)
+            for side in (0, 1):
+                for u, size in book[side].items():
+                    self.rows.append((ts, 1, s, side, u, size, True))
+            self._top(s, ts)
+            return
+        for side, u, size, seq in self.mirror.replace(s, book, ts):
+            self.rows.append((ts, seq, s, side, u, size, False))
+        self._top(s, ts)
+
+    def _span(self, s: int, book: tuple[dict[int, int], dict[int, int]]) -> None:
+        for side in (0, 1):
+            if book[side]:
+                prices = list(book[side])
+                self.widest = max(self.widest, self._ticks(s, max(prices) - min(prices)) + 1)
+
+    def _ticks(self, s: int, units: int) -> int:
+        return round(units / self.mirror.tick_units(s))
+
+    def span(self) -> int:
+        """A depth that shows each whole book seen: 20 ticks, or its widest side if wider."""
+        return min(max(self.widest, 20), MAX_DEPTH)
+
+    def _top(self, s: int, ts: int) -> None:
+        if not self.want_tops:
+            return
+        top = self.mirror.top(s)
+        if top is not None and self.last_top.get(s) != top:
+            self.last_top[s] = top
+            if self.tops and self.tops[-1][:2] == (ts, s):
+                self.tops[-1] = (ts, s, *top)  # one tick per symbol and time: the last state
+            else:
+                self.tops.append((ts, s, *top))
+
+    def records(self) -> tuple[NDArray[np.void], NDArray[np.bool_]]:
+        out = np.zeros(len(self.rows), LEVEL_DTYPE)
+        if self.rows:
+            ts, seq, sym, side, u, size, snap = (np.array(c) for c in zip(*self.rows, strict=True))
+            out["ts"], out["seq"], out["sym"], out["side"], out["size"] = ts, seq, sym, side, size
+            out["price"] = u / self.mirror.scale(sym)
+            return out, snap.astype(np.bool_)
+        return out, np.zeros(0, np.bool_)
+
+    def ticks(self, tick: NDArray[np.float64]) -> TickBatch:
+        out = np.zeros(len(self.tops), TICK_DTYPE)
+        if not self.tops:
+            return out
+        ts, sym, bid, bsz, ask, asz = (np.array(c) for c in zip(*self.tops, strict=True))
+        scale = self.mirror.scale(sym)
+        out["ts"], out["sym"], out["bid"], out["ask"] = ts, sym, bid / scale, ask / scale
+        out["bid_size"], out["ask_size"] = np.minimum(bsz, _MAX_SIZE), np.minimum(asz, _MAX_SIZE)
+        by = np.argsort(sym, kind="stable")
+        first = np.r_[True, sym[by][1:] != sym[by][:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
+        seq = np.empty(len(by), np.uint64)
+        seq[by] = np.arange(len(by)) - start + 1
+        out["seq"] = seq
+        return out
+
+
+def _names(parts: list[tr.TardisRows], universe: Universe | None) -> list[str]:
+    seen = list(dict.fromkeys(n for p in parts for n in p.names))
+    if universe is None:
+        return sorted(seen)
+    unknown = [s for s in seen if s not in universe]
+    if unknown:
+        raise UserError(f"symbol {unknown[0]!r} of the book files is not among the replay's ticks")
+    return list(universe.symbols)
+
+
+def _inferred(
+    names: list[str],
+    sym: NDArray[np.intp],
+    price: NDArray[np.float64],
+    side: NDArray[np.int64],
+    amounts: list[str],
+) -> Universe:
+    """Reference data from the books: the tick from the decimals prices use, the size unit from
+    those amounts use, the first mid as the price."""
+    n = len(names)
+    places = np.zeros(n, np.intp)
+    np.maximum.at(places, sym, decimals(price))
+    unit = _units(names, sym, amounts)
+    first = np.ones(n)
+    for s in range(n):
+        bids, asks = price[(sym == s) & (side == 0)], price[(sym == s) & (side == 1)]
+        if len(bids) and len(asks):
+            first[s] = (bids.max() + asks.min()) / 2
+        elif len(price[sym == s]):
+            first[s] = price[sym == s][0]
+    tick = 10.0 ** (-places.astype(np.float64))
+    rows = [
+        (s, s, "Other", float(first[i]), float(tick[i]), 1, 1.0, "stock")
+        for i, s in enumerate(names)
+    ]
+    return Universe.from_rows(rows, size_unit=unit)
+
+
+def _units(names: list[str], sym: NDArray[np.intp], amounts: list[str]) -> NDArray[np.float64]:
+    """Per symbol, 10^-k: k the most decimals its amounts use (at most 8)."""
+    by_sym: list[list[str]] = [[] for _ in names]
+    for a, i in zip(amounts, sym.tolist(), strict=True):
+        by_sym[i].append(a)
+    return np.array([10.0 ** -tr.decimals_of(texts) for texts in by_sym])
+
+
+def _sizes(
+    amounts: list[str],
+    unit: NDArray[np.float64],
+    sym: NDArray[np.intp],
+    where: list[tuple[Path, int]],
+) -> NDArray[np.uint64]:
+    """Amounts as whole counts of each symbol's size unit; finer ones are a UserError."""
+    scaled = np.array([float(a) for a in amounts], np.float64) / unit[sym]
+    counts = np.round(scaled)
+    bad = np.flatnonzero(
+        (np.abs(scaled - counts) > 1e-6 * np.maximum(counts, 1)) | (counts >= 2**63)
+    )
+    if len(bad):
+        k = int(bad[0])
+        path, line = where[k]
+        raise UserError(
+            f"{path} line {line}: amount {amounts[k]} is not a whole number of the symbol's size"
+            f" unit {unit[sym[k]]:g} below 2**63 of them (its ticks count sizes in it)"
+        )
+    return counts.astype(np.uint64)
+
+
+def _on_grid(
+    units: NDArray[np.int64],
+    tick: NDArray[np.float64],
+    sym: NDArray[np.intp],
+    where: list[tuple[Path, int]],
+) -> None:
+    """Every price on its symbol's tick grid, else a UserError naming the row."""
+    step = np.maximum(np.round(tick * 10.0 ** decimals(tick)), 1).astype(np.int64)[sym]
+    bad = np.flatnonzero(units % step)
+    if len(bad):
+        k = int(bad[0])
+        path, line = where[k]
+        raise UserError(f"{path} line {line}: price off the tick grid of {tick[sym[k]]:g}")

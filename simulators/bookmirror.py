@@ -1,0 +1,234 @@
+"""Every symbol's order book as level records built it, sans-IO: what a replay or a bus gateway
+holds of books it did not make.
+
+`BookMirror` applies level records (LEVEL_DTYPE) to a book per symbol (price units -> size per
+side, its seq and ts), gives every book as the market's `book_snapshot` does (`ladder_dtype`
+records, the `depth` ticks a side from the best) and turns a whole book that comes later (a
+recorder's resync, a Tardis snapshot, a bus producer's snapshot) into the changes from the book
+it holds, numbered to end at the whole book's seq: a reader that held every change before takes
+them; one that sees a jump in seq fetches a fresh snapshot. numpy only.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._model import decimals
+from .book import LEVEL_DTYPE, ladder_dtype
+
+_RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
+
+
+class _Book:
+    __slots__ = ("heaps", "levels", "seq", "ts")
+
+    def __init__(self, seq: int = 0, ts: int = 0) -> None:
+        self.levels: tuple[dict[int, int], dict[int, int]] = ({}, {})  # bids, asks: units -> size
+        self.seq, self.ts = seq, ts
+        # For `top`: each side's prices as a heap (bids negated), stale entries popped when
+        # met; None until `top` is asked, and after a whole book or an `apply`.
+        self.heaps: tuple[list[int], list[int]] | None = None
+
+
+class BookMirror:
+    """Books of `len(tick_size)` symbols, `depth` ticks a side, from their level records."""
+
+    def __init__(self, tick_size: NDArray[np.float64], depth: int) -> None:
+        self.depth = depth
+        tick_size = np.asarray(tick_size, np.float64)
+        self._scale = 10.0 ** decimals(tick_size).astype(np.float64)
+        self._tick = np.maximum(np.round(tick_size * self._scale), 1).astype(np.int64)
+        self._books: dict[int, _Book] = {}
+
+    def load(self, rows: NDArray[np.void]) -> None:
+        """One symbol's whole book (its rows, all at its seq and ts) becomes the book held."""
+        s = int(rows["sym"][0])
+        self._load(self._books.setdefault(s, _Book()), s, rows, int(rows["seq"][0]))
+        self._books[s].ts = int(rows["ts"][0])
+
+    def apply(self, rows: NDArray[np.void]) -> None:
+        """Changes, in order: each sets its level's size (0 removes it) and the book's seq."""
+        self._apply(rows)
+
+    def resnap(self, rows: NDArray[np.void]) -> NDArray[np.void]:
+        """One symbol's whole book: the changes from the book held to it (see the module)."""
+        return self._resnap(int(rows["sym"][0]), int(rows["seq"][0]), int(rows["ts"][0]), rows)
+
+    def change(self, s: int, side: int, units: int, size: int, ts: int) -> int:
+        """One change of symbol `s` in price units, numbered after its book's seq: that seq."""
+        book = self._books.get(s)
+        if book is None:
+            book = self._books[s] = _Book()
+        levels = book.levels[side]
+        if size:
+            if book.heaps is not None and units not in levels:
+                heapq.heappush(book.heaps[side], -units if side == 0 else units)
+            levels[units] = size
+        else:
+            levels.pop(units, None)
+        book.seq += 1
+        book.ts = ts
+        return book.seq
+
+    def replace(
+        self, s: int, levels: tuple[dict[int, int], dict[int, int]], ts: int, seq: int = 0
+    ) -> list[tuple[int, int, int, int]]:
+        """Symbol `s`'s whole book (price units -> size, bids then asks) replaces the one held:
+        the changes that make it, (side, units, size, seq), numbered on from its seq (or the
+        book is at `seq`, if given)."""
+        book = self._books.setdefault(s, _Book())
+        out = []
+        for side in (0, 1):
+            old, new = book.levels[side], levels[side]
+            for u in sorted(old.keys() - new.keys()):
+                out.append((side, u, 0))
+            for u, size in sorted(new.items()):
+                if old.get(u) != size:
+                    out.append((side, u, size))
+        first = book.seq + 1
+        book.levels, book.seq, book.ts = ({**levels[0]}, {**levels[1]}), book.seq + len(out), ts
+        book.heaps = None
+        book.seq = seq or book.seq
+        return [(side, u, size, first + k) for k, (side, u, size) in enumerate(out)]
+
+    def top(self, s: int) -> tuple[int, int, int, int] | None:
+        """Symbol `s`'s best bid and ask (price units) and their sizes; None if a side is
+        empty or the book is crossed or locked."""
+        book = self._books.get(s)
+        if book is None or not book.levels[0] or not book.levels[1]:
+            return None
+        bids, asks = book.levels
+        if book.heaps is None:  # built once per whole book: a change pushes, `top` pops
+            book.heaps = ([-u for u in bids], list(asks))
+            heapq.heapify(book.heaps[0])
+            heapq.heapify(book.heaps[1])
+        high, low = book.heaps
+        while -high[0] not in bids:  # a level removed since: drop it
+            heapq.heappop(high)
+        while low[0] not in asks:
+            heapq.heappop(low)
+        bid, ask = -high[0], low[0]
+        return None if bid >= ask else (bid, bids[bid], ask, asks[ask])
+
+    def tick_units(self, s: int) -> int:
+        """Symbol `s`'s tick in price units."""
+        return int(self._tick[s])
+
+    def scale(self, sym: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Price units per 1 of each symbol in `sym`: price = units / scale."""
+        out: NDArray[np.float64] = self._scale[sym]
+        return out
+
+    def ladders(self, ladders: NDArray[np.void]) -> NDArray[np.void]:
+        """Every symbol's whole book (`ladder_dtype` records, as `snapshot` gives): the changes
+        from the books held to them, in symbol order."""
+        return _join([self._resnap(*whole) for whole in _ladder_rows(ladders)])
+
+    def snapshot(self) -> NDArray[np.void]:
+        """Every symbol's book now as `Market.book_snapshot` gives it (by symbol id): dense
+        ladders of `depth` ticks a side from the best, best first, size 0 for an empty price."""
+        n = len(self._scale)
+        out = np.zeros(n, ladder_dtype(self.depth))
+        out["sym"] = np.arange(n)
+        steps = np.arange(self.depth)
+        for sym, book in self._books.items():
+            out["seq"][sym], out["ts"][sym] = book.seq, book.ts
+            tick, scale = int(self._tick[sym]), self._scale[sym]
+            for side, name in ((0, "bid"), (1, "ask")):
+                levels = book.levels[side]
+                if not levels:
+                    continue
+                best = max(levels) if side == 0 else min(levels)
+                units = best + (steps * tick if side else -steps * tick)
+                out[f"{name}_price"][sym] = units / scale
+                out[f"{name}_size"][sym] = [levels.get(u, 0) for u in units.tolist()]
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _apply(self, rows: NDArray[np.void]) -> None:
+        sym = rows["sym"].astype(np.intp)
+        units = np.round(rows["price"] * self._scale[sym]).astype(np.int64)
+        for s, side, u, size, seq, ts in zip(
+            sym.tolist(),
+            rows["side"].tolist(),
+            units.tolist(),
+            rows["size"].tolist(),
+            rows["seq"].tolist(),
+            rows["ts"].tolist(),
+            strict=True,
+        ):
+            book = self._books.get(s)
+            if book is None:
+                book = self._books[s] = _Book()
+            levels = book.levels[side]
+            if size:
+                levels[u] = size
+            else:
+                levels.pop(u, None)
+            book.seq, book.ts, book.heaps = seq, ts, None
+
+    def _load(self, book: _Book, s: int, rows: NDArray[np.void], seq: int) -> None:
+        """`rows` (one symbol's whole book, at `seq`) become `book`."""
+        units = np.round(rows["price"] * self._scale[s]).astype(np.int64).tolist()
+        book.levels, book.heaps = ({}, {}), None
+        for side, u, size in zip(rows["side"].tolist(), units, rows["size"].tolist(), strict=True):
+            if size:
+                book.levels[side][u] = size
+        book.seq = seq
+
+    def _resnap(self, s: int, seq: int, ts: int, rows: NDArray[np.void]) -> NDArray[np.void]:
+        """Symbol `s`'s whole book at `seq`: the changes that turn the book held into it,
+        numbered to end at `seq` (all at `seq` if the seqs between hold fewer)."""
+        book = self._books.setdefault(s, _Book())
+        old = book.levels
+        held = book.seq
+        self._load(book, s, rows, seq)
+        book.ts = ts
+        changes = []
+        for side in (0, 1):
+            now = book.levels[side]
+            for u in sorted(old[side].keys() - now.keys()):
+                changes.append((side, u, 0))
+            for u, size in sorted(now.items()):
+                if old[side].get(u) != size:
+                    changes.append((side, u, size))
+        out = np.zeros(len(changes), LEVEL_DTYPE)
+        if changes:
+            side_a, units_a, size_a = (np.array(c) for c in zip(*changes, strict=True))
+            out["side"], out["size"] = side_a, size_a
+            out["price"] = units_a / self._scale[s]
+            if seq - held >= len(changes):  # room for them: the last at its seq
+                out["seq"] = np.arange(seq - len(changes) + 1, seq + 1)
+            else:  # fewer seqs than changes (a book from nothing): a jump, read as a resync
+                out["seq"] = seq
+        out["sym"], out["ts"] = s, book.ts
+        return out
+
+
+def _join(parts: list[NDArray[np.void]]) -> NDArray[np.void]:
+    if not parts:
+        return np.empty(0, LEVEL_DTYPE)
+    joined: NDArray[np.void] = np.concatenate([p.view(_RECORD) for p in parts])
+    return joined.view(LEVEL_DTYPE)
+
+
+def _ladder_rows(ladders: NDArray[np.void]) -> list[tuple[int, int, int, NDArray[np.void]]]:
+    """`ladder_dtype` records as each symbol's (sym, seq, ts, whole-book rows: LEVEL_DTYPE,
+    reason 0); symbols without a book (seq 0, no levels) left out."""
+    out = []
+    for lad in ladders:
+        bid, ask = lad["bid_size"] > 0, lad["ask_size"] > 0
+        rows = np.zeros(int(bid.sum() + ask.sum()), LEVEL_DTYPE)
+        nb = int(bid.sum())
+        rows["price"][:nb], rows["size"][:nb] = lad["bid_price"][bid], lad["bid_size"][bid]
+        rows["price"][nb:], rows["size"][nb:] = lad["ask_price"][ask], lad["ask_size"][ask]
+        rows["side"][nb:] = 1
+        rows["level"][:nb], rows["level"][nb:] = np.flatnonzero(bid), np.flatnonzero(ask)
+        rows["sym"], rows["seq"], rows["ts"] = lad["sym"], lad["seq"], lad["ts"]
+        if len(rows) or lad["seq"]:
+            out.append((int(lad["sym"]), int(lad["seq"]), int(lad["ts"]), rows))
+    return out
