@@ -2,7 +2,8 @@
 `serve --faults /binance=...`): `v1.faulty.Faulty` on `VenueCore`, each message of a take
 faulted on its own, and maintenance as each venue says it: Binance closes the connection
 (1001), Coinbase sends its `error` message first and Alpaca its error object (500, "internal
-error"), then both close with 1001. Sans-IO.
+error"; Alpaca crypto too), Kraken its `status` update with `"system": "maintenance"`, then
+all close with 1001. Sans-IO.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 from tickwire.feed.faults import Injector
 from tickwire.feed.v1.faulty import Faulty
 from tickwire.feed.venues import Close, Frame, Reply, VenueSession
+from tickwire.feed.venues.kraken import API_VERSION, VERSION
 from tickwire.feed.venues.session import VenueContext, VenueCore
 from tickwire.feed.ws.websocket import State
 
@@ -24,6 +26,16 @@ _MAINTENANCE: dict[str, list[bytes]] = {
         orjson.dumps({"type": "error", "message": "service unavailable", "reason": "maintenance"})
     ],
     "alpaca": [orjson.dumps([{"T": "error", "code": 500, "msg": "internal error"}])],
+    "alpaca_crypto": [orjson.dumps([{"T": "error", "code": 500, "msg": "internal error"}])],
+    "kraken": [
+        orjson.dumps(
+            {
+                "channel": "status",
+                "type": "update",
+                "data": [{"api_version": API_VERSION, "system": "maintenance", "version": VERSION}],
+            }
+        )
+    ],
 }
 
 

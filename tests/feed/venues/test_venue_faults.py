@@ -75,6 +75,12 @@ async def test_python_binance_reconnects_after_a_disconnect_fault(
         ("/binance/ws/aapl@trade", None, 1001),
         ("/coinbase", {"type": "error", "message": "service unavailable"}, 1001),
         ("/alpaca/v2/test", {"T": "error", "code": 500, "msg": "internal error"}, 1001),
+        (
+            "/alpaca/v1beta3/crypto/us",
+            {"T": "error", "code": 500, "msg": "internal error"},
+            1001,
+        ),
+        ("/kraken/v2", {"channel": "status", "type": "update"}, 1001),
     ],
 )
 async def test_maintenance_closes_as_the_venue_does(
@@ -90,8 +96,12 @@ async def test_maintenance_closes_as_the_venue_does(
         got: list[Any] = []
         with connect(venue.url(f"{path}?faults=maintenance:1s&seed=1")) as ws:
             if path.startswith("/alpaca"):
+                pair = "BTC/USD" if "crypto" in path else "AAPL"
                 ws.send(json.dumps({"action": "auth", "key": "k", "secret": "s"}))
-                ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
+                ws.send(json.dumps({"action": "subscribe", "quotes": [pair]}))
+            if path == "/kraken/v2":
+                params = {"channel": "ticker", "symbol": ["AAPL/USD"]}
+                ws.send(json.dumps({"method": "subscribe", "params": params}))
             if path == "/coinbase":
                 ws.send(
                     json.dumps(
@@ -109,6 +119,8 @@ async def test_maintenance_closes_as_the_venue_does(
     if first is not None:  # Alpaca's messages come in arrays
         last = got[-1][-1] if isinstance(got[-1], list) else got[-1]
         assert {k: last.get(k) for k in first} == first
+        if path == "/kraken/v2":
+            assert last["data"][0]["system"] == "maintenance"
     assert venue.server.faults.counts == {"maintenance": 1}
 
 
