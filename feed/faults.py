@@ -11,7 +11,7 @@ by `,` (or `;`, which a comma-separated `TICKWIRE_FAULTS` variable leaves alone)
 - `disconnect:AFTER`: the connection's TCP is reset AFTER its opening, without a close frame;
 - `maintenance:AFTER`: the connection is closed AFTER its opening as its venue does for its
   maintenance (`/v1`: close code 1012);
-- `corrupt:RATE` (`/v1` order books): a share of the book update entries gets a wrong checksum;
+- `corrupt:RATE` (`/v1` order books and Kraken's `book`): a share of the book update entries gets a wrong checksum;
   a symbol whose checksum was corrupted gets none corrupted again until its book is sent afresh
   (a client cannot check updates to a book it has dropped), so each one is detectable.
 

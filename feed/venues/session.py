@@ -34,6 +34,7 @@ from tickwire.feed.v1.core import ServerCounters
 from tickwire.feed.v1.status import StatusLog
 from tickwire.feed.venues import (
     Close,
+    Frame,
     KeyLimit,
     Reply,
     Services,
@@ -259,7 +260,10 @@ class VenueCore(WebSocketCore):
         stream = self.ctx.fanout.stream(self.session.venue)
         stream.wake()
         self._catch_up(now)
-        frames = stream.set_books(self, wanted, self.ctx.now_ns(now))
+        self._queue_books(stream.set_books(self, wanted, self.ctx.now_ns(now)), now)
+
+    def _queue_books(self, frames: list[Frame], now: float) -> None:
+        """Queue the snapshots of symbols just booked."""
         for f in frames:
             self._queue(frame_header(len(f.data), OP_BINARY if f.binary else OP_TEXT) + f.data, now)
         self.frames_sent += len(frames)

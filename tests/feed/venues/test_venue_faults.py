@@ -186,3 +186,59 @@ async def test_binance_drops_and_duplicates_are_per_message(
     assert abs(counts["dup"] / (taken - counts["drop"]) - 0.1) < 0.03, (counts, taken)
     sent = taken - counts["drop"] + counts["dup"]
     assert 0.95 * sent <= received <= sent  # those sent as the client closed were not read
+
+
+async def test_kraken_book_checksums_corrupted_are_each_seen_by_a_client(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`corrupt` on Kraken's book: a client keeping the book by Kraken's rules sees every
+    corrupted checksum it reads (and resubscribes for a snapshot, as Kraken advises); a symbol
+    corrupted once is left alone until then, so at most one per symbol is still unread."""
+    from ._kraken_book import ClientBook
+    from ._kraken_book import parse as parse_kraken
+
+    u = Universe.crypto_pairs()
+    config = ServerConfig(
+        port=0,
+        cadence_ms=CADENCE_MS,
+        universe=u,
+        session="24h",
+        book_depth=20,
+        faults=(("/kraken", parse_spec("corrupt:0.1")),),
+        seed=3,
+    )
+    venue = await start(nursery, caplog, config)
+    pairs = ["SOL/USD", "XRP/USD"]
+
+    def client() -> tuple[int, int]:
+        books: dict[str, ClientBook] = {}
+        seen = checked = 0
+        with connect(venue.url("/kraken/v2"), open_timeout=10) as ws:
+            params = {"channel": "book", "symbol": pairs, "depth": 10}
+            ws.send(json.dumps({"method": "subscribe", "params": params}))
+            while checked < 300:
+                msg = parse_kraken(ws.recv(timeout=10))
+                if msg.get("channel") != "book":
+                    continue
+                [data] = msg["data"]
+                symbol = data["symbol"]
+                if msg["type"] == "snapshot":
+                    books[symbol] = ClientBook(10)
+                elif symbol not in books:
+                    continue  # resubscribed: the snapshot comes first
+                try:
+                    books[symbol].apply(data)
+                    checked += 1
+                except AssertionError:
+                    seen += 1
+                    del books[symbol]
+                    again = {"channel": "book", "symbol": [symbol], "depth": 10}
+                    for method in ("unsubscribe", "subscribe"):
+                        ws.send(json.dumps({"method": method, "params": again}))
+        return seen, checked
+
+    with trio.fail_after(90):
+        seen, checked = await _in_thread(client)
+    injected = venue.server.faults.counts.get("corrupt", 0)
+    assert seen >= 3 and checked >= 300
+    assert seen <= injected <= seen + len(pairs)
