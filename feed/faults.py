@@ -11,9 +11,10 @@ by `,` (or `;`, which a comma-separated `TICKWIRE_FAULTS` variable leaves alone)
 - `disconnect:AFTER`: the connection's TCP is reset AFTER its opening, without a close frame;
 - `maintenance:AFTER`: the connection is closed AFTER its opening as its venue does for its
   maintenance (`/v1`: close code 1012);
-- `corrupt:RATE` (`/v1` order books and Kraken's `book`): a share of the book update entries gets a wrong checksum;
-  a symbol whose checksum was corrupted gets none corrupted again until its book is sent afresh
-  (a client cannot check updates to a book it has dropped), so each one is detectable.
+- `corrupt:RATE` (`/v1` order books and Kraken's `book`): a share of the book update entries
+  gets a wrong checksum; a symbol whose checksum was corrupted gets none corrupted again until
+  its book is sent afresh (a client cannot check updates to a book it has dropped), so each one
+  is detectable.
 
 Durations are tickwire's (`50ms`, `5s`, `1m`). `Injector` is one connection's faults: data in,
 data (or nothing yet) out, and deadlines; its randomness is one `random.Random(seed)`, so the
