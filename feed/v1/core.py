@@ -232,7 +232,9 @@ class FeedCore(BookOps, WebSocketCore):
         return None if data is None else joined(data)
 
     def take_out(self, now: float) -> Out | None:
-        if self.state is not State.IDLE or self._busy or now < self.data_due():
+        if self.state is not State.IDLE or self._busy:
+            return None
+        if self.requests.throttle_ms and now < self.data_due():
             return None
         books, n = self.take_books()  # a flush's level updates go before its ticks
         ticks = self._take_ticks(now)
@@ -281,11 +283,11 @@ class FeedCore(BookOps, WebSocketCore):
     def data_waiting(self, now: float) -> bool:
         """`take_data` would return more right now: a take stops at the hub's `max_take`, so a
         reader far behind (or resuming) catches up over several takes."""
-        return (
-            self.state is State.IDLE
+        return (  # asked after every message: what is most often false first
+            self.news()  # a take stops only at the head or at `max_take`: no news, no more
+            and self.state is State.IDLE
             and not self._busy
             and now >= self.data_due()
-            and (self.ctx.hub.has_more(self.sub) or self.book_news())
         )
 
     def _data(self, kind: p.BinaryType, pending: Pending, now: float) -> None:

@@ -73,6 +73,8 @@ def unsent(data: Out, n: int) -> Buffer:
     """What is left of `data` after its first `n` bytes went out (b"": nothing)."""
     if not isinstance(data, list):
         return memoryview(data)[n:] if n < len(data) else b""
+    if n >= sum(map(len, data)):  # the common case: all of it went
+        return b""
     for i, part in enumerate(data):
         if n < len(part):
             return b"".join([memoryview(part)[n:], *data[i + 1 :]])
