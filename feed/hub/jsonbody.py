@@ -36,6 +36,10 @@ from tickwire.simulators.ticks import TickBatch
 _SPARSE = 8
 _SPARSE_READERS = 4
 _FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
+# A body at least this long is sent as buffers (`sendmsg`) rather than copied behind its header:
+# measured on loopback TCP, the gather costs ~0.2 us more than the copy at 2 KB, the same at
+# 8 KB, and saves the copy's 1 us at 25 KB and 4-6 us at 170 KB.
+GATHER_BYTES = 4096
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 
 
@@ -174,14 +178,14 @@ class Body:
             cut = _cut(offset)
             n = len(first) + len(cut) + size + 1
             out: list[Buffer] = [frame_header(n, OP_TEXT) + first + cut, *parts, b"}"]
-            return out if len(out) <= MAX_PARTS else b"".join(out)
+            return out if len(out) <= MAX_PARTS and size >= GATHER_BYTES else b"".join(out)
         tail = self.tail(offset)
         digits = b"%d" % seq
         head = self._heads.get((kind, len(digits)))
         if head is None:
             n = len(_HEADS[kind]) + len(digits) + len(tail)
             head = self._heads[kind, len(digits)] = frame_header(n, OP_TEXT) + _HEADS[kind]
-        return [head + digits, tail]
+        return [head + digits, tail] if len(tail) >= GATHER_BYTES else head + digits + tail
 
     def __call__(self) -> bytes:
         if not self._body:

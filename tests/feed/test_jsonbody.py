@@ -9,7 +9,7 @@ import orjson
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
-from tickwire.feed.hub.jsonbody import ticks_frame, ticks_out
+from tickwire.feed.hub.jsonbody import GATHER_BYTES, ticks_frame, ticks_out
 from tickwire.feed.ws.frames import OP_TEXT, Buffer, frame, joined, unsent
 from tickwire.simulators import Market, Universe
 
@@ -159,10 +159,11 @@ def test_the_readers_of_one_take_send_its_body_uncopied() -> None:
     subs = [hub.attach(lambda: None) for _ in range(3)]
     for sub in subs:
         hub.set_subscription(sub, True, np.empty(0, np.intp))
-    hub.publish(market.step(START_NS + 20_000_000), on_grid=True)
+    hub.publish(market.step(START_NS + 50_000_000), on_grid=True)
     takes = [hub.take(sub) for sub in subs]
     assert takes[0] is not None and all(t is takes[0] for t in takes)  # one shared take
     t = takes[0]
+    assert len(t.json_body()) >= GATHER_BYTES
     outs = [ticks_out("ticks", seq, t.json_body, t.offset) for seq in (7, 8, 1234)]
     assert all(isinstance(out, list) for out in outs)
     entry = hub.history.entry(hub.history.stop() - 1)
@@ -180,3 +181,19 @@ def test_what_a_partial_send_leaves_is_the_rest_of_the_frame() -> None:
     for n in range(len(whole) + 1):
         assert bytes(unsent(parts, n)) == whole[n:]
         assert bytes(unsent(whole, n)) == whole[n:]
+
+
+def test_a_small_body_is_copied_behind_its_header_not_gathered() -> None:
+    """Below `GATHER_BYTES` a copy costs less than a gather: one bytes object, the same frame."""
+    market = Market(Universe.synthetic(300), seed=4, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    subs = [hub.attach(lambda: None) for _ in range(2)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    hub.publish(market.step(START_NS + 2_000_000), on_grid=True)
+    t = hub.take(subs[0])
+    assert t is not None and hub.take(subs[1]) is t and 0 < len(t.json_body()) < GATHER_BYTES
+    for seq in (1, 2):
+        out = ticks_out("ticks", seq, t.json_body, t.offset)
+        assert isinstance(out, bytes)
+        assert out == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
