@@ -7,9 +7,9 @@ them in bytes, oldest first. A fragment per symbol of its latest state (valid wh
 generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
 subscribers taking the same span share one joined body. A data frame differs between the readers
 of one take only in its `seq`: the rest of the message is joined once per take and the frame
-header shared by seq width, and each reader sends them around its seq with one `sendmsg`
-(`ticks_out`), copying none. Binary subscribers never call a body, so they never
-pay for JSON. No trio.
+header shared by seq width; each reader sends a large one around its seq with one `sendmsg`
+(`ticks_out`), copying none, and copies a small one (`GATHER_BYTES`). Binary subscribers never
+call a body, so they never pay for JSON. No trio.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ _SPARSE = 8
 _SPARSE_READERS = 4
 _FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
 # A body at least this long is sent as buffers (`sendmsg`) rather than copied behind its header:
-# measured on loopback TCP, the gather costs ~0.2 us more than the copy at 2 KB, the same at
-# 8 KB, and saves the copy's 1 us at 25 KB and 4-6 us at 170 KB.
-GATHER_BYTES = 4096
+# measured on loopback TCP (a send, best of 8), the gather costs 0.15 us more than the copy at
+# 2 KB, as much at 8 and 25 KB, and saves 3 us a send at 80 KB and 4-8 at 170 KB (a reader
+# catching up takes up to 1024 ticks, ~170 KB).
+GATHER_BYTES = 32 * 1024
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 
 
