@@ -326,7 +326,7 @@ class WebSocketCore:
         self.bytes_sent += n
         self.messages_sent += 1
         self.last_send_s = now
-        if rest := unsent(data, n):
+        if (isinstance(data, list) or n < len(data)) and (rest := unsent(data, n)):
             self.outbox += rest
             self._stall_at = now + self.stall_s
             self.process_event(Event.QUEUED)
