@@ -240,6 +240,8 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
         )
         if sc.subs == "*" and not sc.binary:
             notes.append(share_note(sc, {"tickwire": tw, **base}))
+        if not sc.binary:
+            notes.append(size_note(sc, {"tickwire": tw, **base}))
     notes.insert(
         0,
         f"fan-out market: --symbols {SYMBOLS} (~50k ticks/s, ~50 ticks per 1 ms flush), the same"
@@ -273,6 +275,21 @@ def share_note(sc: Scenario, res: dict[str, dict[str, Any]]) -> str:
     )
     offered = res["tickwire"].get("offered_per_client", NAN) * sc.n
     return f"{sc.label}: the market offered ~{offered / 1e6:.2f}M ticks/s; delivered {shares}"
+
+
+def size_note(sc: Scenario, res: dict[str, dict[str, Any]]) -> str:
+    """Each server's ticks per data message: a server whose clients fall behind sends fewer,
+    larger messages (tickwire takes everything since the reader's cursor; the baselines send
+    one message a flush), and its CPU per message grows with their size while its CPU per
+    tick does not."""
+    sizes = ", ".join(
+        f"{k} {r['ticks_per_s'] / r['msgs_per_s']:.0f}"
+        for k, r in res.items()
+        if "error" not in r and r.get("msgs_per_s")
+    )
+    return (
+        f"{sc.label}: ticks per message {sizes} (server CPU/msg compares messages of these sizes)"
+    )
 
 
 def _mode_rows(latest: Scenario, res: dict[tuple[Scenario, str], dict[str, Any]]) -> list[Row]:

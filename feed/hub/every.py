@@ -231,11 +231,24 @@ def _last_per_symbol(
             return entry.last_ids, entry.last_seqs
         if whole:  # whole batches (a reader a few batches behind): theirs, later ones winning
             return _merge_last(whole, n_symbols)
-    if len(records) == 0:
-        return np.empty(0, np.intp), np.empty(0, np.uint64)
-    sym = records["sym"].astype(np.intp)
-    ids, rev_idx = np.unique(sym[::-1], return_index=True)
-    return ids, records["seq"][len(records) - 1 - rev_idx]
+    ids, at = last_of(records["sym"].astype(np.intp), n_symbols)
+    return ids, records["seq"][at]
+
+
+def last_of(sym: NDArray[np.intp], n_symbols: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """The symbol ids in `sym` (of a universe of `n_symbols`), sorted, and where each one's
+    last record is. Many records (a reader's take of 1024, a batch of a generator behind):
+    each one's greatest index written into a table of the universe (14 us for 1000 of 1500
+    symbols, against np.unique's sort at 69 us); a few: np.unique."""
+    if len(sym) * 16 < n_symbols:
+        ids, rev_idx = np.unique(sym[::-1], return_index=True)
+        return ids, len(sym) - 1 - rev_idx
+    table = _places(n_symbols)
+    np.maximum.at(table, sym, np.arange(len(sym), dtype=np.intp))  # ufunc.at: in order
+    ids = np.flatnonzero(table >= 0)
+    at = table[ids]
+    table[ids] = -1  # the table is shared: leave it as found
+    return ids, at
 
 
 def _merge_last(
@@ -255,6 +268,15 @@ def _merge_last(
 
 
 _TABLES: dict[int, tuple[NDArray[np.uint64], NDArray[np.bool_]]] = {}
+_PLACES: dict[int, NDArray[np.intp]] = {}
+
+
+def _places(n: int) -> NDArray[np.intp]:
+    """-1 for every symbol id of a universe of `n` (`last_of` restores what it writes)."""
+    found = _PLACES.get(n)
+    if found is None:
+        found = _PLACES[n] = np.full(n, -1, np.intp)
+    return found
 
 
 def _tables(n: int) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:

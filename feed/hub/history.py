@@ -38,8 +38,10 @@ ENTRY_BYTES = 384
 # memory is its history plus constants (sizes measured: `tickwire bench`, README Design).
 DERIVED_BYTES = 32 * 1024 * 1024
 # ...and in batches: a reader that keeps up needs the newest few; this many covers a reader
-# that fell behind while its socket was full, at any cadence, without re-encoding.
-DERIVED_KEEP = 256
+# up to the default lag bound behind (1 s: 1000 batches at the default 1 ms cadence, fewer when
+# the generator falls behind), so that readers behind share the encodings too: with 256, 100
+# readers 0.3-1 s behind each encoded their batches again (a quarter of the server's CPU).
+DERIVED_KEEP = 1024
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # a record as 64 opaque bytes
 
 

@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.hub.every import Taken, take_all
+from tickwire.feed.hub.every import Taken, last_of, take_all
 from tickwire.feed.hub.history import DEFAULT_MAX_BYTES, DEFAULT_WINDOW_S, History, pick
 from tickwire.feed.hub.jsonbody import JsonCache
 from tickwire.feed.hub.latest import Changes, take_latest
@@ -126,10 +126,9 @@ class Hub:
         if not on_grid:
             batch = np.array(batch, dtype=TICK_DTYPE, copy=True)
             self._normalise(batch)
-        sym = batch["sym"].astype(np.intp)
-        # The last record of each symbol wins: unique over the reversed batch finds it.
-        ids, rev_idx = np.unique(sym[::-1], return_index=True)
-        last = pick(batch, len(batch) - 1 - rev_idx)
+        # The last record of each symbol wins.
+        ids, at = last_of(batch["sym"].astype(np.intp), len(self))
+        last = pick(batch, at)
         self._lvc_raw[ids] = last.view(self._lvc_raw.dtype)
         gen = self.gen = self.gen + 1
         self.changes.record(gen, ids)

@@ -29,13 +29,13 @@ from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Pending, Subscriber
-from tickwire.feed.hub.jsonbody import ticks_frame
+from tickwire.feed.hub.jsonbody import ticks_out
 from tickwire.feed.v1 import state as st
 from tickwire.feed.v1.books import BookOps, attach_books
 from tickwire.feed.v1.context import FeedContext as FeedContext
 from tickwire.feed.v1.context import ServerCounters as ServerCounters
 from tickwire.feed.v1.status import StatusReader, framed, with_halted
-from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, Out, frame, joined
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
 _P, _F = st.FeedPhase, st.FeedEvent
@@ -231,7 +231,13 @@ class FeedCore(BookOps, WebSocketCore):
         return self.last_data_s + throttle_ms / 1000 if throttle_ms else -math.inf
 
     def take_data(self, now: float) -> bytes | None:
-        if self.state is not State.IDLE or self._busy or now < self.data_due():
+        data = FeedCore.take_out(self, now)  # (not a subclass's: `Faulty` wraps this one)
+        return None if data is None else joined(data)
+
+    def take_out(self, now: float) -> Out | None:
+        if self.state is not State.IDLE or self._busy:
+            return None
+        if self.requests.throttle_ms and now < self.data_due():
             return None
         books, n = self.take_books()  # a flush's level updates go before its ticks
         ticks = self._take_ticks(now)
@@ -239,9 +245,9 @@ class FeedCore(BookOps, WebSocketCore):
             return ticks
         self.last_data_s = now
         self.ctx.counters.messages_sent += n - (ticks is None)  # `wrote` counts one
-        return books + ticks if ticks else books
+        return books + joined(ticks) if ticks else books
 
-    def _take_ticks(self, now: float) -> bytes | None:
+    def _take_ticks(self, now: float) -> Out | None:
         log = self.ctx.statuses
         before = self.sub.cursor
         pending = self.ctx.hub.take(self.sub)
@@ -263,7 +269,7 @@ class FeedCore(BookOps, WebSocketCore):
             self.ctx.counters.messages_sent += 1
             notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
             return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
-        return self._data_frame(p.BinaryType.TICKS, pending)
+        return self._data_out(p.BinaryType.TICKS, pending)
 
     def _with_statuses(self, pending: Pending | None, before: int) -> bytes:
         """A take's data messages with the status changes due, in stream order (counted)."""
@@ -280,18 +286,18 @@ class FeedCore(BookOps, WebSocketCore):
     def data_waiting(self, now: float) -> bool:
         """`take_data` would return more right now: a take stops at the hub's `max_take`, so a
         reader far behind (or resuming) catches up over several takes."""
-        return (
-            self.state is State.IDLE
+        return (  # asked after every message: what is most often false first
+            self.news()  # a take stops only at the head or at `max_take`: no news, no more
+            and self.state is State.IDLE
             and not self._busy
             and now >= self.data_due()
-            and (self.ctx.hub.has_more(self.sub) or self.book_news())
         )
 
     def _data(self, kind: p.BinaryType, pending: Pending, now: float) -> None:
         self._queue(self._data_frame(kind, pending), now)
         self.ctx.counters.messages_sent += 1
 
-    def wrote(self, data: bytes, n: int, now: float) -> None:
+    def wrote(self, data: Out, n: int, now: float) -> None:
         super().wrote(data, n, now)
         self.ctx.counters.messages_sent += 1
 
@@ -301,14 +307,19 @@ class FeedCore(BookOps, WebSocketCore):
 
     def _data_frame(self, kind: p.BinaryType, pending: Pending) -> bytes:
         """The next data message, framed and stamped with the connection `seq`."""
+        return joined(self._data_out(kind, pending))
+
+    def _data_out(self, kind: p.BinaryType, pending: Pending) -> Out:
+        """`_data_frame`, as buffers to send in order when it shares a body with other readers."""
         self.seq += 1
+        data: Out
         if self.binary:
             # The 24-byte header with the stream offset only for clients that asked for it.
             offset = pending.offset if self.requests.resumable else None
             data = frame(p.encode_binary(kind, self.seq, pending.records, offset), OP_BINARY)
         else:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
-            data = ticks_frame(name, self.seq, pending.json_body, pending.offset)
+            data = ticks_out(name, self.seq, pending.json_body, pending.offset)
         n = len(pending.records)
         self.ticks_sent += n
         self.ctx.counters.ticks_sent += n

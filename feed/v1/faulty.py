@@ -22,7 +22,7 @@ from tickwire.feed.faults import Injector
 from tickwire.feed.hub.books import BookReader, Books, BookTake
 from tickwire.feed.protocol import book as b
 from tickwire.feed.v1.core import FeedContext, FeedCore
-from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, Out, frame
 from tickwire.feed.ws.websocket import State, WebSocketCore
 
 SERVICE_RESTART = 1012  # RFC 6455 / IANA: "Service Restart", a client should reconnect
@@ -50,6 +50,9 @@ class Faulty(WebSocketCore):
             out = faults.outgoing(data, now)
             if out is not None or not self.data_waiting(now):
                 return out
+
+    def take_out(self, now: float) -> Out | None:
+        return self.take_data(now)  # faults act on whole frames
 
     def timer(self, now: float) -> None:
         faults = self.faults

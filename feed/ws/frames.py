@@ -9,6 +9,7 @@ socket, no clock (time comes in as monotonic seconds).
 from __future__ import annotations
 
 import struct
+from typing import TypeAlias
 
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -57,6 +58,33 @@ def frame_header(length: int, opcode: int) -> bytes:
 
 def frame(payload: bytes, opcode: int) -> bytes:
     return frame_header(len(payload), opcode) + payload
+
+
+# Outgoing data as one bytes object, or as buffers to send in order with one `sendmsg` (a frame
+# whose header differs per reader ahead of a body shared by all: no copy of the body each).
+Buffer: TypeAlias = bytes | memoryview
+Out: TypeAlias = bytes | list[Buffer]
+# A list of at most this many buffers is sent as it is (POSIX's IOV_MAX is at least 16); a
+# longer one is joined first.
+MAX_PARTS = 16
+
+
+def unsent(data: Out, n: int) -> Buffer:
+    """What is left of `data` after its first `n` bytes went out (b"": nothing)."""
+    if not isinstance(data, list):
+        return memoryview(data)[n:] if n < len(data) else b""
+    if n >= sum(map(len, data)):  # the common case: all of it went
+        return b""
+    for i, part in enumerate(data):
+        if n < len(part):
+            return b"".join([memoryview(part)[n:], *data[i + 1 :]])
+        n -= len(part)
+    return b""
+
+
+def joined(data: Out) -> bytes:
+    """`data` as one bytes object."""
+    return b"".join(data) if isinstance(data, list) else data
 
 
 def short_reason(reason: str) -> str:

@@ -66,11 +66,14 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
             elif took:
                 return not core.data_waiting(now)
             else:
-                data = core.take_data(now)
+                data = core.take_out(now)
                 if data is None:
                     return True
                 took = True
-                core.wrote(data, transport.send_nowait(data), now)
+                if isinstance(data, list):
+                    core.wrote(data, transport.send_parts_nowait(data), now)
+                else:
+                    core.wrote(data, transport.send_nowait(data), now)
     except (OSError, trio.ClosedResourceError) as exc:
         if core.state is not State.CLOSED:
             core.connection_lost(f"send failed: {getattr(exc, 'strerror', None) or exc}")

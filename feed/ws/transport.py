@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from tickwire.feed.ws.frames import Buffer
 from tickwire.simulators.errors import UserError
 
 _BACKLOG = 1024  # listen(2) queue: bursts of reconnecting clients wait in the kernel, not here
@@ -117,6 +118,14 @@ class SocketTransport:
         except (BlockingIOError, InterruptedError):
             return 0
 
+    def send_parts_nowait(self, parts: list[Buffer]) -> int:
+        """How much of `parts`, sent in order as one buffer, the socket took now (`sendmsg`:
+        gathered by the kernel, not joined here first)."""
+        try:
+            return self.sock.sendmsg(parts)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
     def flush_nowait(self) -> bool:
         return True
 
@@ -201,6 +210,9 @@ class TLSTransport(SocketTransport):
                 except ssl.SSLError:
                     return b""
             self._in.write(raw)
+
+    def send_parts_nowait(self, parts: list[Buffer]) -> int:
+        return self.send_nowait(b"".join(parts))  # encrypted as one record anyway
 
     def send_nowait(self, data: bytes | bytearray | memoryview) -> int:
         if not self.flush_nowait() or not data:

@@ -38,7 +38,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tickwire.feed.ws.frames import FrameBudget, short_reason
+from tickwire.feed.ws.frames import FrameBudget, Out, short_reason, unsent
 
 # Replies waiting in the outbox past this mean a client that sends requests (or pings) and does
 # not read: the shell stops reading its socket until the outbox drains (TCP backpressure).
@@ -313,17 +313,21 @@ class WebSocketCore:
         hands the rest back with `wrote`."""
         return None
 
+    def take_out(self, now: float) -> Out | None:
+        """`take_data`, or the same as buffers to send in order (`Out`): what the shell sends."""
+        return self.take_data(now)
+
     def data_waiting(self, now: float) -> bool:
         """Whether `take_data` would return more right now (after a take that stopped short)."""
         return False
 
-    def wrote(self, data: bytes, n: int, now: float) -> None:
-        """`data` from `take_data` went out up to `n` bytes; the rest waits in the outbox."""
+    def wrote(self, data: Out, n: int, now: float) -> None:
+        """`data` from `take_out` went out up to `n` bytes; the rest waits in the outbox."""
         self.bytes_sent += n
         self.messages_sent += 1
         self.last_send_s = now
-        if n < len(data):
-            self.outbox += memoryview(data)[n:]
+        if (isinstance(data, list) or n < len(data)) and (rest := unsent(data, n)):
+            self.outbox += rest
             self._stall_at = now + self.stall_s
             self.process_event(Event.QUEUED)
 

@@ -54,3 +54,16 @@ def test_the_notes_give_each_servers_share_of_what_the_market_offered() -> None:
     # the market's own rate, stepped as every server steps it
     offered = fanout.offered_ticks_per_s(sc, END_NS, 0.2)
     assert math.isfinite(offered) and offered > 1000
+
+
+def test_the_notes_give_each_servers_ticks_per_message() -> None:
+    """CPU per message depends on the message's size: the notes say how large each server's
+    messages were in the same run."""
+    sc = fanout.Scenario(100, "*", False)
+    tw, plain = _result(3e6, 4e4), _result(2e6, 5e4)
+    tw["msgs_per_s"], plain["msgs_per_s"] = 2e4, 5e3
+    note = fanout.size_note(sc, {"tickwire": tw, "plain": plain, "peer": {"error": "x"}})
+    assert note == (
+        "fan-out N=100 '*', JSON: ticks per message tickwire 150, plain 400"
+        " (server CPU/msg compares messages of these sizes)"
+    )

@@ -147,3 +147,29 @@ def test_the_changes_ring_is_bounded_in_bytes_and_still_answers_right() -> None:
                 continue
             want = np.unique(np.concatenate(history[since:])) if since < gen else []
             assert changes.since(since).tolist() == list(want)
+
+
+def test_a_reader_behind_within_the_lag_bound_reads_the_shared_json(monkeypatch) -> None:
+    """At the default 1 ms cadence a reader up to the lag bound (1 s: ~1000 batches) behind
+    reads every update: the JSON its batches got for the readers ahead is still there, so
+    100 readers behind do not encode them again each."""
+    market = Market(Universe.synthetic(200), seed=2, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())  # the default lag bound
+    ahead, behind = hub.attach(lambda: None), hub.attach(lambda: None)
+    for sub in (ahead, behind):
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for k in range(1, 900):  # 0.9 s of 1 ms batches
+        hub.publish(market.step(START_NS + k * 1_000_000), on_grid=True)
+        while (taken := hub.take(ahead)) is not None:
+            taken.json_body()
+    encoded: list[int] = []
+    real = p.tick_objects
+    monkeypatch.setattr(
+        p, "tick_objects", lambda recs, names: encoded.append(1) or real(recs, names)
+    )
+    bodies = 0
+    while (taken := hub.take(behind)) is not None:
+        assert not taken.gap and taken.json_body() == p.ticks_body(taken.records, hub.names)
+        bodies += 1
+    assert bodies > 1 and behind.cursor == hub.history.head
+    assert encoded == []

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub.every import last_of
 from tickwire.feed.hub.history import ENTRY_BYTES
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
 from tickwire.simulators import Market, Universe
@@ -395,3 +396,16 @@ def test_a_take_of_whole_batches_records_each_symbols_last_seq():
     assert taken is not None and hub.take(sub) is None
     assert len(hub.shared_all) == 1  # one take: the five batches whole
     assert np.array_equal(sub.last_seq, hub.lvc["seq"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3000), st.lists(st.integers(0, 10**6), max_size=400))
+def test_last_of_finds_each_symbols_last_record_as_unique_does(n: int, raw: list[int]) -> None:
+    """Both ways (few records: np.unique; many: a table of the universe) give the sorted ids
+    and the index of each one's last record, and leave the shared table as they found it."""
+    sym = np.array([x % n for x in raw], np.intp)
+    ids, at = last_of(sym, n)
+    want_ids, rev = np.unique(sym[::-1], return_index=True)
+    assert ids.tolist() == want_ids.tolist()
+    assert at.tolist() == (len(sym) - 1 - rev).tolist()
+    assert last_of(sym, n)[1].tolist() == at.tolist()  # the table was left clean

@@ -9,8 +9,8 @@ import orjson
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.hub import Hub, Pending, Subscriber
-from tickwire.feed.hub.jsonbody import ticks_frame
-from tickwire.feed.ws.frames import OP_TEXT, frame
+from tickwire.feed.hub.jsonbody import GATHER_BYTES, ticks_frame, ticks_out
+from tickwire.feed.ws.frames import OP_TEXT, Buffer, frame, joined, unsent
 from tickwire.simulators import Market, Universe
 
 START_NS = 1_700_000_000_000_000_000
@@ -148,3 +148,52 @@ def test_frames_of_every_header_size_and_seq_width_are_the_message() -> None:
             for kind, offset in (("snapshot", None), ("ticks", t.offset), ("ticks", None)):
                 got = ticks_frame(kind, seq, t.json_body, offset)
                 assert got == frame(p.ticks_text(kind, seq, t.json_body(), offset), OP_TEXT)
+
+
+def test_the_readers_of_one_take_send_its_body_uncopied() -> None:
+    """Each reader's frame is its header and seq, then buffers every reader of the take shares
+    (the tail, or the first reader's parts: views of the batch's encoding): no reader copies
+    the body, and the buffers joined are the protocol's message, framed."""
+    market = Market(Universe.synthetic(300), seed=4, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    subs = [hub.attach(lambda: None) for _ in range(3)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    hub.publish(market.step(START_NS + 50_000_000), on_grid=True)
+    takes = [hub.take(sub) for sub in subs]
+    assert takes[0] is not None and all(t is takes[0] for t in takes)  # one shared take
+    t = takes[0]
+    assert len(t.json_body()) >= GATHER_BYTES
+    outs = [ticks_out("ticks", seq, t.json_body, t.offset) for seq in (7, 8, 1234)]
+    assert all(isinstance(out, list) for out in outs)
+    entry = hub.history.entry(hub.history.stop() - 1)
+    assert any(part is entry.json for part in outs[0])  # the batch's own encoding
+    assert outs[1][-1] is outs[2][-1]  # one tail for every later reader
+    for seq, out in zip((7, 8, 1234), outs, strict=True):
+        assert joined(out) == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)
+        assert ticks_frame("ticks", seq, t.json_body, t.offset) == joined(out)
+
+
+def test_what_a_partial_send_leaves_is_the_rest_of_the_frame() -> None:
+    parts: list[Buffer] = [b"head", memoryview(b"-middle-")[1:], b"", b"tail"]
+    whole = joined(parts)
+    assert whole == b"headmiddle-tail"
+    for n in range(len(whole) + 1):
+        assert bytes(unsent(parts, n)) == whole[n:]
+        assert bytes(unsent(whole, n)) == whole[n:]
+
+
+def test_a_small_body_is_copied_behind_its_header_not_gathered() -> None:
+    """Below `GATHER_BYTES` a copy costs less than a gather: one bytes object, the same frame."""
+    market = Market(Universe.synthetic(300), seed=4, start_ns=START_NS)
+    hub = Hub(market.universe, market.snapshot())
+    subs = [hub.attach(lambda: None) for _ in range(2)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    hub.publish(market.step(START_NS + 2_000_000), on_grid=True)
+    t = hub.take(subs[0])
+    assert t is not None and hub.take(subs[1]) is t and 0 < len(t.json_body()) < GATHER_BYTES
+    for seq in (1, 2):
+        out = ticks_out("ticks", seq, t.json_body, t.offset)
+        assert isinstance(out, bytes)
+        assert out == frame(p.ticks_text("ticks", seq, t.json_body(), t.offset), OP_TEXT)

@@ -11,7 +11,7 @@ What the server holds, and the bound of each (the margin below covers the fixed 
 
 - the history: `--history-mb` of records (+ at most one market chunk it still references);
 - what recent batches carry besides their records (their JSON, where each tick object starts,
-  each symbol's last seq): `_history.DERIVED_BYTES` (32 MiB) and `DERIVED_KEEP` (256) batches,
+  each symbol's last seq): `_history.DERIVED_BYTES` (32 MiB) and `DERIVED_KEEP` (1024) batches,
   dropped when the last subscriber leaves;
 - which symbols each recent generation changed (`_latest.Changes`): `RING_BYTES` (8 MiB), the
   oldest first (a take from before them scans the per-symbol generations instead);
