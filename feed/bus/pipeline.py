@@ -51,7 +51,7 @@ class Pipelined:
     _inflight: deque[InFlight]
     _failure: ConnectionError | None
     _packer: bw.FlushPacker
-    _wake: trio.Event
+    _sleep: trio.CancelScope | None
     _renew_at: float
 
     def _written_reply(self, reply: Any, taken: Taken, entries: int) -> None:
@@ -88,12 +88,26 @@ class Pipelined:
                 await self._renew()
 
     async def _wait_for_work(self, until_s: float) -> None:
-        """Until `publish` wakes this task or trio time `until_s`, whichever first."""
+        """Until `publish` wakes this task (`_wake_writer`) or trio time `until_s`, whichever
+        first; `publish` may bring `until_s` forward (`_wake_writer_by`)."""
         if len(self._outbox) or self._failure is not None:
             return
-        self._wake = trio.Event()
-        with trio.move_on_after(max(until_s - trio.current_time(), 0)):
-            await self._wake.wait()
+        with trio.CancelScope(deadline=until_s) as self._sleep:
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._sleep = None
+
+    def _wake_writer(self) -> None:
+        """The writer has work now (if it is waiting for some; else it looks when it is done)."""
+        if self._sleep is not None:
+            self._sleep.cancel()
+
+    def _wake_writer_by(self, when_s: float) -> None:
+        """The writer has work at trio time `when_s`: its wait's deadline moves, with no task
+        switch now (a wake-up per write cost the market's loop more than the write)."""
+        if self._sleep is not None and self._sleep.deadline > when_s:
+            self._sleep.deadline = when_s
 
     def _send_pending(self) -> None:
         """Send everything pending as one pipelined write (no wait), and take the replies that
@@ -102,23 +116,26 @@ class Pipelined:
         if fast is None or fast.unsent or len(self._inflight) >= MAX_IN_FLIGHT:
             # Redis is not keeping up: the flushes wait in the outbox (bounded, coalesced,
             # dropped and counted beyond its limit) until the writer has sent the rest.
-            self._wake.set()
+            self._wake_writer()
             return
         taken = self._outbox.take()
         if taken is None:
             return
         packed, entries = self._packer.pack(taken, time.time_ns())
         was_idle = not self._inflight
+        now = trio.current_time()
         try:
             fast.send_nowait(packed)
-            self._inflight.append(InFlight(taken, entries, trio.current_time()))
+            self._inflight.append(InFlight(taken, entries, now))
             if len(self._inflight) >= READ_EVERY:
                 self._take_replies(fast.replies_nowait())
         except ConnectionError as exc:
             self._outbox.dropped += taken.flushes
             self._failure = exc
-        if fast.unsent or self._failure is not None or was_idle:
-            self._wake.set()  # the writer sends the rest, handles the failure, or times replies
+        if fast.unsent or self._failure is not None:
+            self._wake_writer()  # it sends the rest, or handles the failure
+        elif was_idle:
+            self._wake_writer_by(now + REPLY_GRACE_S)  # it reads the reply if nobody has by then
 
     def _take_replies(self, replies: list[Any]) -> None:
         """Account for each reply, in the order the writes went out."""

@@ -146,7 +146,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self._failure: ConnectionError | None = None  # met in `publish`, for the writer
         self._reconnect = False  # the lease lapsed: take it again (the writer does)
         self._outbox = Outbox(MAX_PENDING_RECORDS)
-        self._wake = trio.Event()  # set by `publish`: the writer has something to write
+        self._sleep: trio.CancelScope | None = None  # the writer's wait for work, while it waits
         self._waiter: trio.Event | None = None  # `wait_written`'s
         self._written = self._entries = self._records = self._bytes = 0
 
@@ -163,7 +163,7 @@ class BusProducer(LeaseHolder, Pipelined):
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()  # pipelined, in this step: no task switch per flush
         else:
-            self._wake.set()
+            self._wake_writer()
 
     def publish_statuses(self, records: NDArray[np.void]) -> None:
         """Trading status changes (`simulators.scenario.STATUS_DTYPE`) after every flush
@@ -179,7 +179,7 @@ class BusProducer(LeaseHolder, Pipelined):
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()
         else:
-            self._wake.set()
+            self._wake_writer()
 
     async def wait_written(self) -> None:
         """Until every flush published so far is written or dropped (clean shutdown)."""
