@@ -89,7 +89,7 @@ class Pipelined:
 
     async def _wait_for_work(self, until_s: float) -> None:
         """Until `publish` wakes this task (`_wake_writer`) or trio time `until_s`, whichever
-        first; `publish` may bring `until_s` forward (`_wake_writer_by`)."""
+        first; `publish` moves `until_s` to when the writer has work (`_send_pending`)."""
         if len(self._outbox) or self._failure is not None:
             return
         with trio.CancelScope(deadline=until_s) as self._sleep:
@@ -103,11 +103,10 @@ class Pipelined:
         if self._sleep is not None:
             self._sleep.cancel()
 
-    def _wake_writer_by(self, when_s: float) -> None:
-        """The writer has work at trio time `when_s`: its wait's deadline moves, with no task
-        switch now (a wake-up per write cost the market's loop more than the write)."""
-        if self._sleep is not None and self._sleep.deadline > when_s:
-            self._sleep.deadline = when_s
+    def _writer_due(self) -> float:
+        """When the pipelined writer has work if nothing changes: the oldest write in flight's
+        reply unread for `REPLY_GRACE_S`, or else the lease to renew."""
+        return self._inflight[0].sent_s + REPLY_GRACE_S if self._inflight else self._renew_at
 
     def _send_pending(self) -> None:
         """Send everything pending as one pipelined write (no wait), and take the replies that
@@ -122,25 +121,32 @@ class Pipelined:
         if taken is None:
             return
         packed, entries = self._packer.pack(taken, time.time_ns())
-        was_idle = not self._inflight
-        now = trio.current_time()
+        first = not self._inflight
+        read = len(self._inflight) + 1 >= READ_EVERY
         try:
             fast.send_nowait(packed)
-            self._inflight.append(InFlight(taken, entries, now))
-            if len(self._inflight) >= READ_EVERY:
+            self._inflight.append(InFlight(taken, entries, trio.current_time()))
+            if read:
                 self._take_replies(fast.replies_nowait())
         except ConnectionError as exc:
             self._outbox.dropped += taken.flushes
             self._failure = exc
         if fast.unsent or self._failure is not None:
             self._wake_writer()  # it sends the rest, or handles the failure
-        elif was_idle:
-            self._wake_writer_by(now + REPLY_GRACE_S)  # it reads the reply if nobody has by then
+        elif (first or read) and self._sleep is not None:
+            # What the writer waits for changed: the first reply to read, or replies read
+            # here. Its wait now ends when it has work, with no task switch before: woken for
+            # nothing (at once, or when replies it was to read were read here) it cost the
+            # market's loop more than the write.
+            self._sleep.deadline = self._writer_due()
 
     def _take_replies(self, replies: list[Any]) -> None:
         """Account for each reply, in the order the writes went out."""
         for reply in replies:
             sent = self._inflight.popleft()
+            if type(reply) is int:  # the usual reply: written (1 or 2)
+                self._written_reply(reply, sent.taken, sent.entries)
+                continue
             if self._fast is not None and self._fast.script_missing(reply):
                 # Redis lost its scripts (SCRIPT FLUSH): this flush is lost (a gap), not the
                 # connection; the writer loads the script again before its next write.

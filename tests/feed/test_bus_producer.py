@@ -234,6 +234,40 @@ async def test_a_flush_into_an_idle_pipeline_wakes_no_writer(redis: RedisServer)
     assert stats.flushes_written == 4 and stats.flushes_dropped == 0, stats
 
 
+async def test_a_steady_market_never_wakes_the_writer(redis: RedisServer) -> None:
+    """Flushes every millisecond: `publish` reads the replies (every `READ_EVERY` writes) and
+    keeps the writer's wait ending when it would have work, so the writer sleeps through;
+    it used to wake every grace period (20 ms) to find its replies read already. A few
+    wake-ups are allowed for a loop descheduled past the grace on a busy machine."""
+    from tickwire.feed.bus.pipeline import REPLY_GRACE_S
+
+    market = Market(Universe.synthetic(500, 0), seed=6, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    woken = _Scheduled("BusProducer.run")
+    flushes = 200
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**6))  # opens the connection
+            await producer.wait_written()
+            await trio.testing.wait_all_tasks_blocked()
+            trio.lowlevel.add_instrument(woken)
+            t0 = trio.current_time()
+            try:
+                for k in range(2, flushes + 2):
+                    producer.publish(market.step(k * 10**6))
+                    await trio.sleep(0.001)
+            finally:
+                trio.lowlevel.remove_instrument(woken)
+            spent = trio.current_time() - t0
+            await producer.wait_written()
+            nursery.cancel_scope.cancel()
+    assert spent > 5 * REPLY_GRACE_S  # long enough for a writer woken per grace to show
+    assert woken.wakeups <= 3, (woken.wakeups, spent)
+    stats = producer.statistics()
+    assert stats.flushes_written == flushes + 1 and stats.flushes_dropped == 0, stats
+
+
 async def test_a_stalled_redis_leaves_flushes_in_the_bounded_outbox(redis: RedisServer) -> None:
     """Redis stops reading (SIGSTOP): the producer sends no more than the socket takes and
     keeps the rest in its outbox, which drops (and counts) beyond its limit, instead of
