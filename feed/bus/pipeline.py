@@ -137,8 +137,11 @@ class Pipelined:
             # What the writer waits for changed: the first reply to read, or replies read
             # here. Its wait now ends when it has work, with no task switch before: woken for
             # nothing (at once, or when replies it was to read were read here) it cost the
-            # market's loop more than the write.
-            self._sleep.deadline = self._writer_due()
+            # market's loop more than the write. A later deadline is set only when the one
+            # it has is near (each setting costs trio a heap entry).
+            due, now = self._writer_due(), trio.current_time()
+            if due < self._sleep.deadline or self._sleep.deadline - now < REPLY_GRACE_S / 2:
+                self._sleep.deadline = due
 
     def _take_replies(self, replies: list[Any]) -> None:
         """Account for each reply, in the order the writes went out."""
