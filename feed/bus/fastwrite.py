@@ -143,13 +143,22 @@ class FastWriter:
         """Send `packed` as far as the socket takes it now, never waiting; what remains goes
         after it, by `drain` (or the next `send_nowait`). ConnectionError if the connection is
         gone."""
-        self._unsent += packed
+        if self._unsent or not packed:
+            self._unsent += packed
+        else:  # the usual case: straight from `packed`, keeping no copy
+            sent = self._send(packed)
+            if sent == len(packed):
+                return
+            self._unsent += packed[sent:]
+        while self._unsent and (sent := self._send(self._unsent)):
+            del self._unsent[:sent]
+
+    def _send(self, data: bytes | bytearray) -> int:
+        """Bytes the socket took of `data` now (0 when it takes none)."""
         try:
-            while self._unsent:
-                sent = self._sock.send(self._unsent)
-                del self._unsent[:sent]
+            return self._sock.send(data)
         except BlockingIOError:
-            return
+            return 0
         except OSError as exc:
             raise ConnectionError(f"connection lost: {exc}") from None
 

@@ -51,7 +51,7 @@ class Pipelined:
     _inflight: deque[InFlight]
     _failure: ConnectionError | None
     _packer: bw.FlushPacker
-    _wake: trio.Event
+    _sleep: trio.CancelScope | None
     _renew_at: float
 
     def _written_reply(self, reply: Any, taken: Taken, entries: int) -> None:
@@ -88,12 +88,25 @@ class Pipelined:
                 await self._renew()
 
     async def _wait_for_work(self, until_s: float) -> None:
-        """Until `publish` wakes this task or trio time `until_s`, whichever first."""
+        """Until `publish` wakes this task (`_wake_writer`) or trio time `until_s`, whichever
+        first; `publish` moves `until_s` to when the writer has work (`_send_pending`)."""
         if len(self._outbox) or self._failure is not None:
             return
-        self._wake = trio.Event()
-        with trio.move_on_after(max(until_s - trio.current_time(), 0)):
-            await self._wake.wait()
+        with trio.CancelScope(deadline=until_s) as self._sleep:
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._sleep = None
+
+    def _wake_writer(self) -> None:
+        """The writer has work now (if it is waiting for some; else it looks when it is done)."""
+        if self._sleep is not None:
+            self._sleep.cancel()
+
+    def _writer_due(self) -> float:
+        """When the pipelined writer has work if nothing changes: the oldest write in flight's
+        reply unread for `REPLY_GRACE_S`, or else the lease to renew."""
+        return self._inflight[0].sent_s + REPLY_GRACE_S if self._inflight else self._renew_at
 
     def _send_pending(self) -> None:
         """Send everything pending as one pipelined write (no wait), and take the replies that
@@ -102,28 +115,41 @@ class Pipelined:
         if fast is None or fast.unsent or len(self._inflight) >= MAX_IN_FLIGHT:
             # Redis is not keeping up: the flushes wait in the outbox (bounded, coalesced,
             # dropped and counted beyond its limit) until the writer has sent the rest.
-            self._wake.set()
+            self._wake_writer()
             return
         taken = self._outbox.take()
         if taken is None:
             return
         packed, entries = self._packer.pack(taken, time.time_ns())
-        was_idle = not self._inflight
+        first = not self._inflight
+        read = len(self._inflight) + 1 >= READ_EVERY
         try:
             fast.send_nowait(packed)
             self._inflight.append(InFlight(taken, entries, trio.current_time()))
-            if len(self._inflight) >= READ_EVERY:
+            if read:
                 self._take_replies(fast.replies_nowait())
         except ConnectionError as exc:
             self._outbox.dropped += taken.flushes
             self._failure = exc
-        if fast.unsent or self._failure is not None or was_idle:
-            self._wake.set()  # the writer sends the rest, handles the failure, or times replies
+        if fast.unsent or self._failure is not None:
+            self._wake_writer()  # it sends the rest, or handles the failure
+        elif (first or read) and self._sleep is not None:
+            # What the writer waits for changed: the first reply to read, or replies read
+            # here. Its wait now ends when it has work, with no task switch before: woken for
+            # nothing (at once, or when replies it was to read were read here) it cost the
+            # market's loop more than the write. A later deadline is set only when the one
+            # it has is near (each setting costs trio a heap entry).
+            due, now = self._writer_due(), trio.current_time()
+            if due < self._sleep.deadline or self._sleep.deadline - now < REPLY_GRACE_S / 2:
+                self._sleep.deadline = due
 
     def _take_replies(self, replies: list[Any]) -> None:
         """Account for each reply, in the order the writes went out."""
         for reply in replies:
             sent = self._inflight.popleft()
+            if type(reply) is int:  # the usual reply: written (1 or 2)
+                self._written_reply(reply, sent.taken, sent.entries)
+                continue
             if self._fast is not None and self._fast.script_missing(reply):
                 # Redis lost its scripts (SCRIPT FLUSH): this flush is lost (a gap), not the
                 # connection; the writer loads the script again before its next write.

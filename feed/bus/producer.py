@@ -152,7 +152,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self._failure: ConnectionError | None = None  # met in `publish`, for the writer
         self._reconnect = False  # the lease lapsed: take it again (the writer does)
         self._outbox = Outbox(MAX_PENDING_RECORDS, books)
-        self._wake = trio.Event()  # set by `publish`: the writer has something to write
+        self._sleep: trio.CancelScope | None = None  # the writer's wait for work, while it waits
         self._waiter: trio.Event | None = None  # `wait_written`'s
         self._written = self._entries = self._records = self._bytes = 0
         self._levels_written = 0
@@ -170,7 +170,7 @@ class BusProducer(LeaseHolder, Pipelined):
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()  # pipelined, in this step: no task switch per flush
         else:
-            self._wake.set()
+            self._wake_writer()
 
     def publish_levels(self, levels: NDArray[np.void]) -> None:
         """A step's level updates (`simulators.book.LEVEL_DTYPE`), before its ticks: they go
@@ -191,7 +191,7 @@ class BusProducer(LeaseHolder, Pipelined):
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()
         else:
-            self._wake.set()
+            self._wake_writer()
 
     def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started or ended (event time `ts`) after every flush published so
@@ -201,7 +201,7 @@ class BusProducer(LeaseHolder, Pipelined):
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()
         else:
-            self._wake.set()
+            self._wake_writer()
 
     async def wait_written(self) -> None:
         """Until every flush published so far is written or dropped (clean shutdown)."""

@@ -190,14 +190,19 @@ def flush_command(
 
 
 def _bulk(value: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(value), value)
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+_BULK = b"$%d\r\n%b\r\n"  # one RESP bulk string: its length, then it
 
 
 class FlushPacker:
     """`flush_command`'s EVALSHA of `WRITE_SCRIPT`, packed straight into the Redis protocol
     (RESP): the same bytes as packing its keys and arguments with a generic packer, in a
-    fraction of the time (hiredis's packer took ~9 us for a flush's ~20 arguments; the parts
-    that never change for a producer are packed once here)."""
+    fraction of the time. The parts that never change for a producer are packed once, into
+    one format that takes a flush's variable arguments in a single `%` (a bulk string packed
+    per argument took ~10 us a flush, a third of a flush's cost to the producer at 500 symbols;
+    hiredis's packer ~9 us)."""
 
     def __init__(
         self,
@@ -213,13 +218,16 @@ class FlushPacker:
         self.sha = sha
         self.namespace = namespace
         self.shards = shards
-        self._epoch = _bulk(str(epoch).encode())
         self._maxlen = _bulk(str(maxlen).encode())
-        self._lease = _bulk(token) + _bulk(str(lease_ms).encode())
-        self._heads: dict[tuple[int, ...], tuple[int, bytes]] = {}  # by the shards written
+        # After the keys and maxlen: head, offset, latest blob, then the entry's e (constant),
+        # f, l, m, t, o, the lease token and ms (constant), the status changes, the scenario
+        # changes and those playing, the level updates and the whole books.
+        epoch_arg, lease = _bulk(str(epoch).encode()), _bulk(token) + _bulk(str(lease_ms).encode())
+        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 5
+        self._heads: dict[tuple[int, ...], bytes] = {}  # by the shards written
 
-    def _head(self, shards: tuple[int, ...]) -> tuple[int, bytes]:
-        """The argument count and the packed arguments up to `maxlen` for these shards."""
+    def _head(self, shards: tuple[int, ...]) -> bytes:
+        """The packed command up to `maxlen` for these shards (the argument count first)."""
         got = self._heads.get(shards)
         if got is None:
             keys, _ = write_command(
@@ -227,13 +235,18 @@ class FlushPacker:
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
             count = len(parts) + 17 + len(shards)
-            got = self._heads[shards] = (count, b"".join(map(_bulk, parts)) + self._maxlen)
+            got = b"*%d\r\n" % count + b"".join(map(_bulk, parts)) + self._maxlen
+            self._heads[shards] = got
         return got
 
     def pack(self, taken: Taken, sent_ns: int) -> tuple[bytes, int]:
         """The packed command for the flushes `taken` (at least one record), and how many
         stream entries it adds."""
-        parts = bc.split(taken.batch, self.shards)
+        batch = taken.batch
+        if self.shards == 1 and len(batch):
+            parts = [(0, batch.tobytes())]
+        else:
+            parts = bc.split(batch, self.shards)
         statuses = bc.encode_statuses(taken.statuses)
         scenarios = bc.encode_scenarios(taken.scenarios)
         levels = bc.encode_levels(taken.levels)
@@ -242,30 +255,25 @@ class FlushPacker:
         mask = 0
         for shard, _ in parts:
             mask |= 1 << shard
-        count, head = self._head(tuple(s for s, _ in parts))
-        offset = b"" if taken.offset is None else str(taken.offset).encode()
-        nxt = b"" if taken.next_offset is None else str(taken.next_offset).encode()
-        out = [
-            b"*%d\r\n" % count,
-            head,
-            _bulk(str(taken.last).encode()),
-            _bulk(nxt),
-            _bulk(latest_for_write(taken.batch)),
-            self._epoch,
-            _bulk(str(taken.first).encode()),
-            _bulk(str(taken.last).encode()),
-            _bulk(str(mask).encode()),
-            _bulk(str(sent_ns).encode()),
-            _bulk(offset),
-            self._lease,
-            _bulk(statuses),
-            _bulk(scenarios),
-            _bulk(taken.playing),
-            _bulk(levels),
-            _bulk(taken.books),
-        ]
-        out += [_bulk(raw) for _, raw in parts]
-        return b"".join(out), len(parts)
+        last = b"%d" % taken.last
+        nxt = b"" if taken.next_offset is None else b"%d" % taken.next_offset
+        latest = latest_for_write(batch)
+        first, m, t = b"%d" % taken.first, b"%d" % mask, b"%d" % sent_ns
+        offset = b"" if taken.offset is None else b"%d" % taken.offset
+        playing, books = taken.playing, taken.books
+        args = self._args % (
+            *(len(last), last, len(nxt), nxt, len(latest), latest),
+            *(len(first), first, len(last), last, len(m), m, len(t), t, len(offset), offset),
+            *(len(statuses), statuses, len(scenarios), scenarios, len(playing), playing),
+            *(len(levels), levels, len(books), books),
+        )
+        head = self._head(
+            (0,) if len(parts) == 1 and not parts[0][0] else tuple(s for s, _ in parts)
+        )
+        if len(parts) == 1:
+            raw = parts[0][1]
+            return b"%b%b$%d\r\n%b\r\n" % (head, args, len(raw), raw), 1
+        return head + args + b"".join([_BULK % (len(raw), raw) for _, raw in parts]), len(parts)
 
 
 _NO_FIELDS = {k: b"" for k in (b"e", b"f", b"l", b"m", b"t", b"r")}

@@ -198,21 +198,35 @@ def test_a_short_flush_sends_its_records_once() -> None:
 
 @pytest.mark.parametrize("shards", [1, 3])
 @pytest.mark.parametrize("with_offset", [True, False])
-def test_the_flush_packer_packs_what_a_generic_packer_packs(shards: int, with_offset: bool) -> None:
-    """`FlushPacker` writes RESP itself: byte for byte hiredis's packing of `flush_command`."""
+@pytest.mark.parametrize("kind", ["long", "short", "statuses", "statuses alone"])
+def test_the_flush_packer_packs_what_a_generic_packer_packs(
+    shards: int, with_offset: bool, kind: str
+) -> None:
+    """`FlushPacker` writes RESP itself: byte for byte hiredis's packing of `flush_command`,
+    for a coalesced write with a latest blob, a 1 ms flush, one with status changes and status
+    changes alone."""
     hiredis = pytest.importorskip("hiredis")
     from tickwire.feed.bus import write as bw
     from tickwire.feed.bus.outbox import Outbox
+    from tickwire.simulators.scenario import STATUS_DTYPE
 
     market = Market(Universe.synthetic(500, 0), seed=1, start_ns=0)
     market.step(10**10)
     outbox = Outbox(10**6)
     outbox.accept()
-    for k in range(1, 4):  # three flushes coalesced, one long enough for a latest blob
+    halts = np.zeros(2, STATUS_DTYPE)
+    halts["sym"], halts["status"] = [3, 4], [1, 0]
+    if kind == "statuses alone":
+        outbox.put_statuses(halts)
+    flushes = {"long": 3, "statuses alone": 0}.get(kind, 1)  # three: one long, a latest blob
+    for k in range(1, flushes + 1):
         batch = market.step(10**10 + k * 10**6 * (1 if k < 3 else 100))
         outbox.put(batch, 1000 * k if with_offset else None)
+        if kind == "statuses":
+            outbox.put_statuses(halts)
     taken = outbox.take()
-    assert taken is not None and len(taken.batch) > bw.FOLD_RECORDS
+    assert taken is not None and (len(taken.batch) == 0) == (kind == "statuses alone")
+    assert (len(taken.batch) > bw.FOLD_RECORDS) == (kind == "long")
     opts = dict(namespace="ns", shards=shards, epoch=7, maxlen=99, token=b"h:1 07", lease_ms=1200)
     keys, args, entries = bw.flush_command(taken, sent_ns=55, **opts)  # type: ignore[arg-type]
     want = hiredis.pack_command((b"EVALSHA", bw.WRITE_SHA, str(len(keys)).encode(), *keys, *args))

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 import trio
+import trio.testing
 from _redis import RedisServer, require_redis
 
 from tickwire.simulators import TICK_DTYPE, Market, TickBatch, Universe
@@ -193,6 +194,78 @@ async def test_a_flush_is_sent_in_the_markets_step_without_waking_the_writer(
     async with client_for(redis.url) as client:  # every flush is on the stream, in order
         entries = await client.xrange(bc.ticks_key("tickwire", 0))
     assert [int(e.field_values[b"l"]) for e in entries] == list(range(1, flushes + 2))
+
+
+class _Scheduled(trio.abc.Instrument):
+    """Counts the wake-ups (reschedules) of the tasks whose name contains `name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.wakeups = 0
+
+    def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+        if self.name in task.name:
+            self.wakeups += 1
+
+
+async def test_a_flush_into_an_idle_pipeline_wakes_no_writer(redis: RedisServer) -> None:
+    """The first flush after a quiet spell (nothing in flight) only brings the writer's wait
+    forward, to read its reply if no later flush has by then: no task switch for it. (It used
+    to wake the writer at once: a wake-up every ninth flush at 500 symbols.)"""
+    market = Market(Universe.synthetic(500, 0), seed=5, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    woken = _Scheduled("BusProducer.run")
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            for k in (1, 2):
+                producer.publish(market.step(k * 10**6))  # the first opens the connection
+                await producer.wait_written()
+                await trio.testing.wait_all_tasks_blocked()  # the writer waits for work
+                trio.lowlevel.add_instrument(woken)
+                try:
+                    producer.publish(market.step(k * 10**6 + 5 * 10**5))
+                finally:
+                    trio.lowlevel.remove_instrument(woken)
+                assert woken.wakeups == 0
+                await producer.wait_written()  # its reply is read all the same
+            nursery.cancel_scope.cancel()
+    stats = producer.statistics()
+    assert stats.flushes_written == 4 and stats.flushes_dropped == 0, stats
+
+
+async def test_a_steady_market_never_wakes_the_writer(redis: RedisServer) -> None:
+    """Flushes every millisecond: `publish` reads the replies (every `READ_EVERY` writes) and
+    keeps the writer's wait ending when it would have work, so the writer sleeps through;
+    it used to wake every grace period (20 ms) to find its replies read already. A few
+    wake-ups are allowed for a loop descheduled past the grace on a busy machine."""
+    from tickwire.feed.bus.pipeline import REPLY_GRACE_S
+
+    market = Market(Universe.synthetic(500, 0), seed=6, start_ns=0)
+    producer = BusProducer(redis.url, market.universe, MarketUpstream(market))
+    woken = _Scheduled("BusProducer.run")
+    flushes = 200
+    with trio.fail_after(TIMEOUT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(producer.run)
+            producer.publish(market.step(10**6))  # opens the connection
+            await producer.wait_written()
+            await trio.testing.wait_all_tasks_blocked()
+            trio.lowlevel.add_instrument(woken)
+            t0 = trio.current_time()
+            try:
+                for k in range(2, flushes + 2):
+                    producer.publish(market.step(k * 10**6))
+                    await trio.sleep(0.001)
+            finally:
+                trio.lowlevel.remove_instrument(woken)
+            spent = trio.current_time() - t0
+            await producer.wait_written()
+            nursery.cancel_scope.cancel()
+    assert spent > 5 * REPLY_GRACE_S  # long enough for a writer woken per grace to show
+    assert woken.wakeups <= 3, (woken.wakeups, spent)
+    stats = producer.statistics()
+    assert stats.flushes_written == flushes + 1 and stats.flushes_dropped == 0, stats
 
 
 async def test_a_stalled_redis_leaves_flushes_in_the_bounded_outbox(redis: RedisServer) -> None:
