@@ -4,8 +4,9 @@
 (symbol order) owns a contiguous run of events: its flow first (time order), then the reveal and
 the take of its trade, the clears of the bid then of the ask, and the two guarantees (bid, ask).
 The draws from the book's stream come in this order, part of what a seed reproduces: the flow
-counts, the flow's time spacings, three uniforms a flow event (add, distance, side: one block),
-the order sizes, the arrival uniforms (a thinning scenario only), the guarantees' sizes.
+counts, the refill counts (a record's refill follows its base flow), the flow's time spacings,
+three uniforms a flow event (add, distance, side: one block), the order sizes, the arrival
+uniforms (a thinning scenario only), the guarantees' sizes.
 Selections are arithmetic (`np.where` on a random mask is slow) and the per-event arrays live in
 a `Scratch`: the events in `ev_*`, which `Book.step` reads to the end, temporaries in `t0`, `t1`...
 (slots `Book.step` reuses once the events are made). Imports numpy and `_book_kernels` only.
@@ -22,6 +23,23 @@ from ._book_kernels import DistanceLaw, Scratch, pareto_lots, take
 
 FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
 ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
+# Why the constants below: a window of `depth` ticks a side stays full only if orders come back
+# to the prices a move of the best empties as fast as the moves empty them. A record's move of k
+# ticks a side empties k levels (passed through, or newly in reach): ~1 a record for most stocks,
+# several for busy ones at the open (MSFT ~4), tens for BTC-USD (95,000 USD at 0.01: ~55). The
+# base flow alone, drawn near the best, left BTC-USD's 20 ticks ~20% filled and MSFT's ~40%. So
+# after a record whose move emptied more than `ROUTINE` levels (both sides), the next record
+# brings `REFILL` extra adds per level beyond that, at distances uniform over the window: the
+# replenishment that follows a move (latent orders becoming visible as the price reaches them:
+# Toth, Lemperiere, Deremble et al., "Anomalous price impact and the critical nature of
+# liquidity in financial markets", Phys. Rev. X 1 (2011) 021006). It is set by each symbol's
+# own moves in ticks (its price, tick and activity), record by record, and costs nothing where
+# the best moves a tick at a time. `ADD_SHARE` > 0.5: adds outnumber cancels a little, so a
+# level is not a driftless random walk that sits empty half its life (cancels per trade stay
+# in 20-40, as measured on real venues).
+REFILL = 5.0  # extra adds per level emptied beyond ROUTINE by the record before
+ROUTINE = 4  # levels (both sides) a record's move empties that the base flow refills alone
+ADD_SHARE = 0.6  # of the base flow; the rest are cancels
 LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 ADD, CANCEL, TRADE, REVEAL, CLEAR = 1, 2, 3, 4, 5  # book.Reason
 
@@ -40,6 +58,7 @@ class Events(NamedTuple):
     floor: NDArray[np.int64]  # the level's least size after it; -1: a clear
     reason: NDArray[np.uint8]
     level: NDArray[np.uint16]  # ticks from the best of its side
+    emptied: NDArray[np.int64]  # per record: the levels its move of the best emptied
 
 
 def book_events(
@@ -47,11 +66,12 @@ def book_events(
     law: DistanceLaw,
     lots: NDArray[np.int64],
     rec: Any,
-    prev: tuple[NDArray[np.int64], NDArray[np.int64]],
+    prev: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
     t0_ns: int,
     w: Scratch,
 ) -> Events:
-    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk."""
+    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk,
+    and the levels the last move of its best before the chunk emptied."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
     head = np.zeros(total, bool)
     head[rec.seg_start[rec.per_sym > 0]] = True
@@ -62,9 +82,12 @@ def book_events(
     is_trade = np.zeros(total, bool)
     is_trade[rec.trade] = True
     # how many events each record brings: flow, 2 per trade, clears, 2 guarantees
-    m = rng.poisson(FLOW_PER_RECORD, total)
     clr_b = np.minimum(np.abs(rec.bid - pb), depth)
     clr_a = np.minimum(np.abs(rec.ask - pa), depth)
+    emptied = clr_b + clr_a
+    after = np.where(head, prev[2][sym], np.roll(emptied, 1))  # what the move before emptied
+    m_base = rng.poisson(FLOW_PER_RECORD, total)
+    m = m_base + rng.poisson(REFILL * np.maximum(after - ROUTINE, 0))
     count = m + 2 * is_trade + clr_b + clr_a + 2
     off = np.cumsum(count) - count
     n_ev = int(count.sum())
@@ -85,8 +108,9 @@ def book_events(
         w("ev_floor", n_ev),
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
+        emptied,
     )
-    _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
+    _flow(ev, rng, law, (rec, m, m_base, lot, pb, pa, t_prev), w)
     # trades: reveal (floor = the trade's size), then take it, at the best opposite level
     t = rec.trade
     first = off[t] + m[t]
@@ -124,7 +148,7 @@ def book_events(
 
 def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch) -> None:
     """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`."""
-    rec, m, lot, pb, pa, t_prev = per
+    rec, m, m_base, lot, pb, pa, t_prev = per
     total = len(m)
     n = int(m.sum())
     m_start = np.cumsum(m) - m
@@ -162,8 +186,15 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     i1 += each(t_prev, i2)
     ev.ts[fl] = i1
     draws = rng.random(out=w("t8", 3 * n, np.float64))  # = add, distance, side draws
-    add = np.less(draws[:n], 0.5, out=w("t9", n, bool))
+    add = np.less(draws[:n], ADD_SHARE, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)
+    # a record's flow past its base count is refill: adds, anywhere in the window alike
+    refill = np.greater_equal(at, each(m_start + m_base, i2), out=w("fill_is", n, bool))
+    fill = np.flatnonzero(refill)
+    if fill.size:
+        add[fill] = True
+        depth = law.cdf.size
+        d[fill] = np.minimum(draws[n + fill] * depth, depth - 1).astype(d.dtype)
     best = np.equal(d, 0, out=w("t10", n, bool))
     lean = 0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5)  # at the best: P(bid) of adds
     p_bid = np.concatenate((np.full(total, 0.5), lean, 1 - lean))  # away, add, cancel

@@ -8,7 +8,10 @@ consume the best level. Distances follow the power law Bouchaud, Mezard and Pott
 Pareto law. The price itself stays the market's (`market.py`): its quotes and trades are the
 market orders and the moves of the best price, and the flow fills in every level around them:
 - between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
-  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
+  `ADD_SHARE` adds) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
+  after a move of the best that emptied many levels (tens of ticks for BTC-USD), `REFILL` more
+  adds per emptied level, anywhere in the window alike: the book refills as fast as the moves
+  of the price, in ticks, empty it (`_book_events` says why, with the figures);
   at the best, flow leans on where the efficient price sits inside the spread (adds join the side
   the price moves away from, cancels leave the side it moves toward), which is why the best-level
   imbalance predicts the next mid move; a cancel never takes the last lot of the best;
@@ -56,9 +59,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _book_events as ev
-from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD  # the model's constants
+from ._book_events import ADD_SHARE as ADD_SHARE  # the model's constants
+from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD
 from ._book_events import LEAN as LEAN
 from ._book_events import ORDER_TAIL as ORDER_TAIL
+from ._book_events import REFILL as REFILL
+from ._book_events import ROUTINE as ROUTINE
 from ._book_kernels import DistanceLaw, Scratch, grouped_order, stable_order, take
 
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)
@@ -175,6 +181,7 @@ class Book:
         self.sizes = lot[:, None, None] * (1 + np.floor(4 * hump * rng.random((n, 2, depth))))
         self.sizes = self.sizes.astype(np.int64)
         self.seq = np.zeros(n, np.int64)
+        self.emptied = np.zeros(n, np.int64)  # levels the last move of each best emptied
         w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
         self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
@@ -192,9 +199,11 @@ class Book:
         `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
         w, sym = self._work, rec.sym
-        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
+        before = (prev_bid, prev_ask, self.emptied)
+        e = ev.book_events(self.rng, self._law, self.lot, rec, before, t0_ns, w)
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
+        self.emptied[active] = e.emptied[tail]
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
         q, keep = self._levels(active, e, rec.seg_start[active], ends)
         bid_size, ask_size = q[e.guard], q[e.guard + 1]

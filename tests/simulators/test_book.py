@@ -217,3 +217,29 @@ def test_books_stay_the_top_across_the_overnight_roll():
     market.step(roll - 30 * 10**9)  # level updates skipped: the snapshot still follows
     seen = _replay(market, roll + 30 * 10**9, 20_000_000, {0, 1, 2})
     assert seen["ticks"] > 100
+
+
+def _window_fill(universe: Universe, seconds: int) -> np.ndarray:
+    """Per symbol: the mean share of its 20 ticks a side holding orders, sampled every second
+    from the 5th (the starting profile has given way to the flow by then)."""
+    market = Market(universe, seed=1, start_ns=0, book_depth=20)
+    fills = []
+    for k in range(1, seconds + 1):
+        market.step_book(k * 10**9)
+        if k >= 5:
+            snap = market.book_snapshot()
+            fills.append(((snap["bid_size"] > 0).mean(1) + (snap["ask_size"] > 0).mean(1)) / 2)
+    return np.mean(fills, axis=0)
+
+
+def test_btc_usd_book_window_is_mostly_filled():
+    # BTC-USD's best moves tens of 0.01 USD ticks a record: the book must refill as fast
+    u = Universe.crypto_pairs()
+    fill = _window_fill(u, 30)
+    assert fill[u.index("BTC-USD")] >= 0.65, fill[u.index("BTC-USD")]
+    assert fill.mean() >= 0.8, dict(zip(u.symbols, fill.round(2).tolist(), strict=True))
+
+
+def test_every_default_stock_book_window_is_mostly_filled():
+    fill = _window_fill(Universe.default(), 30)
+    assert fill.min() >= 0.65 and fill.mean() >= 0.8, fill.round(2)

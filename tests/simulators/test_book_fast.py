@@ -36,7 +36,8 @@ def _digest(market: Market, until_ns: int, step_ns: int) -> str:
 
 
 # Digests of the plain numpy model (searchsorted, Generator.pareto, np.where, argsort) that
-# the fast paths replace: a seed must give these same bytes.
+# the fast paths replace: a seed must give these same bytes. Taken again when the model's flow
+# gained its refill after moves (the kernels unchanged, each checked against numpy below).
 def _case(case: str) -> str:
     s = 10**9
     if case == "stocks":
@@ -65,13 +66,13 @@ def _case(case: str) -> str:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("stocks", "8328187be9ec05bb"),
-        ("crypto", "d9c047d36fb0a127"),
-        ("drought", "70c80ac95910e30c"),
-        ("one level", "b381f3950ba9"),
-        ("1000 levels", "ebf95b096a70"),
-        ("60 s chunks", "31aa5410e1fa"),
-        ("700 symbols", "7e62542ef9ef"),
+        ("stocks", "884a007de04faa93"),
+        ("crypto", "32f28a5d692dcf23"),
+        ("drought", "9ed8b0e41f359be0"),
+        ("one level", "e6a335c0d5e3"),
+        ("1000 levels", "a514d36b83cd"),
+        ("60 s chunks", "307c729a9f81"),
+        ("700 symbols", "b22b6e6ce787"),
     ],
 )
 def test_a_seed_gives_the_same_book_bytes_as_the_plain_model(case, expected):
