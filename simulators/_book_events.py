@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from ._book_kernels import DistanceLaw, Scratch, pareto_lots, take
 
-FLOW_PER_RECORD = 20.0  # flow events (adds and cancels) per tick record, on average
+FLOW_PER_RECORD = 16.0  # flow events (adds and cancels) per tick record, on average
 ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
 # Why the constants below: a window of `depth` ticks a side stays full only if orders come back
 # to the prices a move of the best empties as fast as the moves empty them. A record's move of k
@@ -34,12 +34,12 @@ ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
 # Toth, Lemperiere, Deremble et al., "Anomalous price impact and the critical nature of
 # liquidity in financial markets", Phys. Rev. X 1 (2011) 021006). It is set by each symbol's
 # own moves in ticks (its price, tick and activity), record by record, and costs nothing where
-# the best moves a tick at a time. `ADD_SHARE` > 0.5: adds outnumber cancels a little, so a
-# level is not a driftless random walk that sits empty half its life (cancels per trade stay
-# in 20-40, as measured on real venues).
+# the best moves a tick at a time. The base flow, 16 events a record, brings
+# enough cancels for 20-40 a trade (as measured on real venues) while the refill keeps the
+# market's step with books as cheap as it was.
 REFILL = 5.0  # extra adds per level emptied beyond ROUTINE by the record before
 ROUTINE = 4  # levels (both sides) a record's move empties that the base flow refills alone
-ADD_SHARE = 0.6  # of the base flow; the rest are cancels
+ADD_SHARE = 0.5  # of the base flow; the rest are cancels (refill flow is all adds)
 LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 ADD, CANCEL, TRADE, REVEAL, CLEAR = 1, 2, 3, 4, 5  # book.Reason
 
@@ -189,9 +189,11 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     add = np.less(draws[:n], ADD_SHARE, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)
     # a record's flow past its base count is refill: adds, anywhere in the window alike
-    refill = np.greater_equal(at, each(m_start + m_base, i2), out=w("fill_is", n, bool))
-    fill = np.flatnonzero(refill)
-    if fill.size:
+    n_fill = m - m_base
+    has = np.flatnonzero(n_fill)
+    if has.size:  # few records: their refill's positions directly, not a mask of all events
+        k = n_fill[has]
+        fill = np.repeat(m_start[has] + m_base[has] - np.cumsum(k) + k, k) + np.arange(k.sum())
         add[fill] = True
         depth = law.cdf.size
         d[fill] = np.minimum(draws[n + fill] * depth, depth - 1).astype(d.dtype)
