@@ -2,11 +2,12 @@
 
 `book.Book.step` folds them into levels; this module lays them out. Each record of the chunk
 (symbol order) owns a contiguous run of events: its flow first (time order), then the reveal and
-the take of its trade, the clears of the bid then of the ask, and the two guarantees (bid, ask).
+the take of its trade, the clears of the bid then of the ask, the two guarantees (bid, ask),
+and the refill after a large move.
 The draws from the book's stream come in this order, part of what a seed reproduces: the flow
-counts, the refill counts (a record's refill follows its base flow), the flow's time spacings,
-three uniforms a flow event (add, distance, side: one block), the order sizes, the arrival
-uniforms (a thinning scenario only), the guarantees' sizes.
+counts, the refill counts, the flow's time spacings, three uniforms a flow event (add,
+distance, side: one block), the order sizes, the arrival uniforms (a thinning scenario only),
+the guarantees' sizes, the refill's side and distance uniforms, its sizes.
 Selections are arithmetic (`np.where` on a random mask is slow) and the per-event arrays live in
 a `Scratch`: the events in `ev_*`, which `Book.step` reads to the end, temporaries in `t0`, `t1`...
 (slots `Book.step` reuses once the events are made). Imports numpy and `_book_kernels` only.
@@ -23,23 +24,23 @@ from ._book_kernels import DistanceLaw, Scratch, pareto_lots, take
 
 FLOW_PER_RECORD = 16.0  # flow events (adds and cancels) per tick record, on average
 ORDER_TAIL = 1.5  # Pareto exponent of limit order sizes, in lots
-# Why the constants below: a window of `depth` ticks a side stays full only if orders come back
-# to the prices a move of the best empties as fast as the moves empty them. A record's move of k
-# ticks a side empties k levels (passed through, or newly in reach): ~1 a record for most stocks,
-# several for busy ones at the open (MSFT ~4), tens for BTC-USD (95,000 USD at 0.01: ~55). The
-# base flow alone, drawn near the best, left BTC-USD's 20 ticks ~20% filled and MSFT's ~40%. So
-# after a record whose move emptied more than `ROUTINE` levels (both sides), the next record
-# brings `REFILL` extra adds per level beyond that, at distances uniform over the window: the
-# replenishment that follows a move (latent orders becoming visible as the price reaches them:
-# Toth, Lemperiere, Deremble et al., "Anomalous price impact and the critical nature of
-# liquidity in financial markets", Phys. Rev. X 1 (2011) 021006). It is set by each symbol's
-# own moves in ticks (its price, tick and activity), record by record, and costs nothing where
-# the best moves a tick at a time. The base flow, 16 events a record, brings
-# enough cancels for 20-40 a trade (as measured on real venues) while the refill keeps the
-# market's step with books as cheap as it was.
-REFILL = 5.0  # extra adds per level emptied beyond ROUTINE by the record before
-ROUTINE = 4  # levels (both sides) a record's move empties that the base flow refills alone
-ADD_SHARE = 0.5  # of the base flow; the rest are cancels (refill flow is all adds)
+# Why REFILL and ROUTINE: a window of `depth` ticks a side stays full only if orders come back
+# to the prices a move of the best empties. A record's move of k ticks a side empties k levels
+# (passed through, or newly in reach): ~1 a record for most stocks, several for busy ones at
+# the open (MSFT ~4), tens for BTC-USD (95,000 USD at 0.01: ~55, more than the window). The
+# flow alone, drawn near the best and spread over the time between records, left BTC-USD's 20
+# ticks ~20% filled and MSFT's ~40%. So a record whose move empties more than `ROUTINE` levels
+# (both sides) brings `REFILL` adds per level beyond that, with the move, at 1 to depth - 1
+# ticks behind the new best (uniform): the liquidity that follows the price, as latent orders
+# become visible when the price reaches them (Toth, Lemperiere, Deremble et al., "Anomalous
+# price impact and the critical nature of liquidity in financial markets", Phys. Rev. X 1
+# (2011) 021006). It is set by each symbol's own moves in ticks (its price, tick and activity),
+# record by record, and costs nothing where the best moves a tick at a time. The flow, 16
+# events a record, brings 20-40 cancels a trade (as measured on real venues) and keeps the
+# market's step with books as cheap as it was without the refill.
+REFILL = 5.0  # adds per level a record's move empties beyond ROUTINE
+ROUTINE = 4  # levels (both sides) a record's move empties that the flow refills alone
+ADD_SHARE = 0.5  # of the flow; the rest are cancels
 LEAN = 0.8  # how much flow at the best leans on the efficient price (0: not at all)
 ADD, CANCEL, TRADE, REVEAL, CLEAR = 1, 2, 3, 4, 5  # book.Reason
 
@@ -58,7 +59,6 @@ class Events(NamedTuple):
     floor: NDArray[np.int64]  # the level's least size after it; -1: a clear
     reason: NDArray[np.uint8]
     level: NDArray[np.uint16]  # ticks from the best of its side
-    emptied: NDArray[np.int64]  # per record: the levels its move of the best emptied
 
 
 def book_events(
@@ -66,12 +66,11 @@ def book_events(
     law: DistanceLaw,
     lots: NDArray[np.int64],
     rec: Any,
-    prev: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+    prev: tuple[NDArray[np.int64], NDArray[np.int64]],
     t0_ns: int,
     w: Scratch,
 ) -> Events:
-    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk,
-    and the levels the last move of its best before the chunk emptied."""
+    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
     head = np.zeros(total, bool)
     head[rec.seg_start[rec.per_sym > 0]] = True
@@ -81,14 +80,16 @@ def book_events(
     lot = lots[sym]
     is_trade = np.zeros(total, bool)
     is_trade[rec.trade] = True
-    # how many events each record brings: flow, 2 per trade, clears, 2 guarantees
+    # how many events each record brings: flow, 2 per trade, clears, 2 guarantees, refill
+    m = rng.poisson(FLOW_PER_RECORD, total)
     clr_b = np.minimum(np.abs(rec.bid - pb), depth)
     clr_a = np.minimum(np.abs(rec.ask - pa), depth)
-    emptied = clr_b + clr_a
-    after = np.where(head, prev[2][sym], np.roll(emptied, 1))  # what the move before emptied
-    m_base = rng.poisson(FLOW_PER_RECORD, total)
-    m = m_base + rng.poisson(REFILL * np.maximum(after - ROUTINE, 0))
-    count = m + 2 * is_trade + clr_b + clr_a + 2
+    n_fill = np.zeros(total, np.int64)
+    big = np.flatnonzero(clr_b + clr_a > ROUTINE) if depth > 1 else np.zeros(0, np.intp)
+    if big.size:  # few records: the draws for those alone
+        rate = REFILL * (clr_b[big] + clr_a[big] - ROUTINE)
+        n_fill[big] = rng.poisson(rate if rec.kept is None else rate * rec.kept[big])
+    count = m + 2 * is_trade + clr_b + clr_a + 2 + n_fill
     off = np.cumsum(count) - count
     n_ev = int(count.sum())
     ev_rec = w("t0", n_ev)
@@ -108,9 +109,8 @@ def book_events(
         w("ev_floor", n_ev),
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
-        emptied,
     )
-    _flow(ev, rng, law, (rec, m, m_base, lot, pb, pa, t_prev), w)
+    _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
     # trades: reveal (floor = the trade's size), then take it, at the best opposite level
     t = rec.trade
     first = off[t] + m[t]
@@ -119,8 +119,34 @@ def book_events(
         ev.side[at] = rec.buy
         ev.price[at] = np.where(rec.buy, pa[t], pb[t])
         ev.x[at], ev.floor[at], ev.reason[at], ev.level[at] = x, f, why, 0
-    # clears: the levels the best passed, or that fall beyond the depth
-    start = off + m + 2 * is_trade
+    start = _clears(ev, rec, off + m + 2 * is_trade, (clr_b, clr_a), (pb, pa), depth)
+    # guarantees: the new best holds an order (a fresh one at a new price)
+    fresh = lots[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
+    for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
+        at = start + side
+        ev.side[at], ev.price[at], ev.level[at] = side, top, 0
+        ev.x[at] = np.where(better, fresh[side], 0)
+        ev.floor[at] = np.where(better, 0, lot)
+        ev.reason[at] = ADD
+    if big.size:
+        _refill(ev, rng, rec, n_fill[big], big, lot, depth)
+    gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
+    ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
+    return ev
+
+
+def _clears(
+    ev: Events,
+    rec: Any,
+    start: NDArray[np.int64],
+    clr: tuple[NDArray[np.int64], NDArray[np.int64]],
+    prev: tuple[NDArray[np.int64], NDArray[np.int64]],
+    depth: int,
+) -> NDArray[np.int64]:
+    """The clears of each record from `start`: the levels its best passed, or that fall beyond
+    the depth, bid then ask; returns where its guarantees start."""
+    total = len(start)
+    (clr_b, clr_a), (pb, pa) = clr, prev
     for side, n_clr, moved, top in ((0, clr_b, rec.bid - pb, pb), (1, clr_a, rec.ask - pa, pa)):
         r = np.repeat(np.arange(total), n_clr)
         j = np.arange(int(n_clr.sum())) - np.repeat(np.cumsum(n_clr) - n_clr, n_clr)
@@ -133,22 +159,12 @@ def book_events(
         ev.side[at], ev.reason[at], ev.x[at] = side, CLEAR, 0
         ev.floor[at] = -1  # marks a clear: the level restarts empty
         ev.level[at] = np.where(inner, j, depth - 1 - j)
-    # guarantees: the new best holds an order (a fresh one at a new price)
-    fresh = lots[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
-    for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
-        at = start + side
-        ev.side[at], ev.price[at], ev.level[at] = side, top, 0
-        ev.x[at] = np.where(better, fresh[side], 0)
-        ev.floor[at] = np.where(better, 0, lot)
-        ev.reason[at] = ADD
-    gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
-    ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
-    return ev
+    return start
 
 
 def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch) -> None:
     """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`."""
-    rec, m, m_base, lot, pb, pa, t_prev = per
+    rec, m, lot, pb, pa, t_prev = per
     total = len(m)
     n = int(m.sum())
     m_start = np.cumsum(m) - m
@@ -188,15 +204,6 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     draws = rng.random(out=w("t8", 3 * n, np.float64))  # = add, distance, side draws
     add = np.less(draws[:n], ADD_SHARE, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)
-    # a record's flow past its base count is refill: adds, anywhere in the window alike
-    n_fill = m - m_base
-    has = np.flatnonzero(n_fill)
-    if has.size:  # few records: their refill's positions directly, not a mask of all events
-        k = n_fill[has]
-        fill = np.repeat(m_start[has] + m_base[has] - np.cumsum(k) + k, k) + np.arange(k.sum())
-        add[fill] = True
-        depth = law.cdf.size
-        d[fill] = np.minimum(draws[n + fill] * depth, depth - 1).astype(d.dtype)
     best = np.equal(d, 0, out=w("t10", n, bool))
     lean = 0.5 + LEAN * (np.clip(rec.frac, 0, 1) - 0.5)  # at the best: P(bid) of adds
     p_bid = np.concatenate((np.full(total, 0.5), lean, 1 - lean))  # away, add, cancel
@@ -231,3 +238,26 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     ev.floor[fl] = floor
     ev.reason[fl] = np.subtract(CANCEL, add.view(np.uint8), out=w("t7", n, np.uint8))
     ev.level[fl] = d
+
+
+def _refill(
+    ev: Events,
+    rng: np.random.Generator,
+    rec: Any,
+    k: NDArray[np.int64],
+    big: NDArray[np.intp],
+    lot: NDArray[np.int64],
+    depth: int,
+) -> None:
+    """The refill after the moves of records `big` (k adds each): at the record's time, after
+    its guarantees, 1 to depth - 1 ticks behind the new best (uniform), either side alike."""
+    n = int(k.sum())
+    r = np.repeat(big, k)
+    at = np.repeat(ev.guard[big] + 2 - np.cumsum(k) + k, k) + np.arange(n)
+    u = rng.random((2, n))
+    ask = u[0] < 0.5
+    d = 1 + np.minimum(u[1] * (depth - 1), depth - 2).astype(np.int64)
+    ev.side[at] = ask
+    ev.price[at] = np.where(ask, rec.ask[r] + d, rec.bid[r] - d)
+    ev.x[at] = lot[r] * pareto_lots(rng, ORDER_TAIL, n).astype(np.int64)
+    ev.floor[at], ev.reason[at], ev.level[at] = 0, ADD, d

@@ -9,12 +9,12 @@ Pareto law. The price itself stays the market's (`market.py`): its quotes and tr
 market orders and the moves of the best price, and the flow fills in every level around them:
 - between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
   `ADD_SHARE` adds) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
-  after a move of the best that emptied many levels (tens of ticks for BTC-USD), `REFILL` more
-  adds per emptied level, anywhere in the window alike: the book refills as fast as the moves
-  of the price, in ticks, empty it (`_book_events` says why, with the figures);
   at the best, flow leans on where the efficient price sits inside the spread (adds join the side
   the price moves away from, cancels leave the side it moves toward), which is why the best-level
   imbalance predicts the next mid move; a cancel never takes the last lot of the best;
+- a move of the best that empties many levels (tens of ticks for BTC-USD) brings `REFILL` adds
+  per emptied level with it, anywhere in the new window: the book refills as fast as the moves
+  of the price, in ticks, empty it (`_book_events` says why, with the figures);
 - a trade takes its size from the best opposite level; if the level shows less, hidden liquidity
   (an iceberg) is revealed first (reason `REVEAL`), so a trade is never larger than the book;
 - when the best moves, levels it passed or that fall beyond `depth` ticks are cleared (`CLEAR`),
@@ -181,7 +181,6 @@ class Book:
         self.sizes = lot[:, None, None] * (1 + np.floor(4 * hump * rng.random((n, 2, depth))))
         self.sizes = self.sizes.astype(np.int64)
         self.seq = np.zeros(n, np.int64)
-        self.emptied = np.zeros(n, np.int64)  # levels the last move of each best emptied
         w = (d + D0) ** -(1 + MU)
         self._cdf = np.cumsum(w / w.sum())
         self._law = DistanceLaw(self._cdf)  # searchsorted on the law, by table
@@ -199,11 +198,9 @@ class Book:
         `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
         w, sym = self._work, rec.sym
-        before = (prev_bid, prev_ask, self.emptied)
-        e = ev.book_events(self.rng, self._law, self.lot, rec, before, t0_ns, w)
+        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
-        self.emptied[active] = e.emptied[tail]
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
         q, keep = self._levels(active, e, rec.seg_start[active], ends)
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
