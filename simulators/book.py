@@ -8,10 +8,13 @@ consume the best level. Distances follow the power law Bouchaud, Mezard and Pott
 Pareto law. The price itself stays the market's (`market.py`): its quotes and trades are the
 market orders and the moves of the best price, and the flow fills in every level around them:
 - between two records of a symbol, `FLOW_PER_RECORD` flow events on average (adds and cancels,
-  half each) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
+  `ADD_SHARE` adds) at distance d >= 0 ticks from the best of their side, P(d) ~ (d + D0)^-(1 + MU);
   at the best, flow leans on where the efficient price sits inside the spread (adds join the side
   the price moves away from, cancels leave the side it moves toward), which is why the best-level
   imbalance predicts the next mid move; a cancel never takes the last lot of the best;
+- a move of the best that empties many levels (tens of ticks for BTC-USD) brings `REFILL` adds
+  per emptied level with it, anywhere in the new window: the book refills as fast as the moves
+  of the price, in ticks, empty it (`_book_events` says why, with the figures);
 - a trade takes its size from the best opposite level; if the level shows less, hidden liquidity
   (an iceberg) is revealed first (reason `REVEAL`), so a trade is never larger than the book;
 - when the best moves, levels it passed or that fall beyond `depth` ticks are cleared (`CLEAR`),
@@ -56,9 +59,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _book_events as ev
-from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD  # the model's constants
+from ._book_events import ADD_SHARE as ADD_SHARE  # the model's constants
+from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD
 from ._book_events import LEAN as LEAN
 from ._book_events import ORDER_TAIL as ORDER_TAIL
+from ._book_events import REFILL as REFILL
+from ._book_events import ROUTINE as ROUTINE
 from ._book_kernels import DistanceLaw, Scratch, grouped_order, stable_order, take
 
 MU = 0.6  # distance law of limit orders, P(d) ~ (d + D0)^-(1 + MU) (Bouchaud et al.)

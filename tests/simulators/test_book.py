@@ -217,3 +217,32 @@ def test_books_stay_the_top_across_the_overnight_roll():
     market.step(roll - 30 * 10**9)  # level updates skipped: the snapshot still follows
     seen = _replay(market, roll + 30 * 10**9, 20_000_000, {0, 1, 2})
     assert seen["ticks"] > 100
+
+
+def _window_fill(universe: Universe, seconds: int) -> np.ndarray:
+    """Per sample (every second from the 5th: the starting profile has given way to the flow
+    by then) and symbol: the share of its 20 ticks a side that hold orders."""
+    market = Market(universe, seed=1, start_ns=0, book_depth=20)
+    fills = []
+    for k in range(1, seconds + 1):
+        market.step_book(k * 10**9)
+        if k >= 5:
+            snap = market.book_snapshot()
+            fills.append(((snap["bid_size"] > 0).mean(1) + (snap["ask_size"] > 0).mean(1)) / 2)
+    return np.array(fills)
+
+
+def test_btc_usd_book_window_is_mostly_filled_after_every_move():
+    # BTC-USD's best moves tens of 0.01 USD ticks a record, more than the whole window: the
+    # levels a move empties are refilled with it, so even right after one the book is full
+    u = Universe.crypto_pairs()
+    fill = _window_fill(u, 30)
+    btc = fill[:, u.index("BTC-USD")]
+    assert btc.mean() >= 0.85 and np.percentile(btc, 10) >= 0.75, btc.round(2)
+    by_sym = dict(zip(u.symbols, fill.mean(0).round(2).tolist(), strict=True))
+    assert min(by_sym.values()) >= 0.7, by_sym
+
+
+def test_every_default_stock_book_window_is_mostly_filled():
+    fill = _window_fill(Universe.default(), 30).mean(0)
+    assert fill.min() >= 0.7 and fill.mean() >= 0.8, fill.round(2)

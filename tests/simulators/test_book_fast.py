@@ -36,7 +36,8 @@ def _digest(market: Market, until_ns: int, step_ns: int) -> str:
 
 
 # Digests of the plain numpy model (searchsorted, Generator.pareto, np.where, argsort) that
-# the fast paths replace: a seed must give these same bytes.
+# the fast paths replace: a seed must give these same bytes. Taken again when the model's flow
+# gained its refill after moves (the kernels unchanged, each checked against numpy below).
 def _case(case: str) -> str:
     s = 10**9
     if case == "stocks":
@@ -65,13 +66,13 @@ def _case(case: str) -> str:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("stocks", "8328187be9ec05bb"),
-        ("crypto", "d9c047d36fb0a127"),
-        ("drought", "70c80ac95910e30c"),
-        ("one level", "b381f3950ba9"),
-        ("1000 levels", "ebf95b096a70"),
-        ("60 s chunks", "31aa5410e1fa"),
-        ("700 symbols", "7e62542ef9ef"),
+        ("stocks", "9916e524229de4fd"),
+        ("crypto", "b1f9970054b65af8"),
+        ("drought", "77706330446a5325"),
+        ("one level", "42cbe6774da1"),
+        ("1000 levels", "a8e7165ebefe"),
+        ("60 s chunks", "19f8f29bcead"),
+        ("700 symbols", "e5b1f385e298"),
     ],
 )
 def test_a_seed_gives_the_same_book_bytes_as_the_plain_model(case, expected):

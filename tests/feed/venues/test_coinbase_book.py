@@ -82,7 +82,7 @@ def _market_book(m: Market, sym: int) -> tuple[list[tuple[float, int]], ...]:
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("max_take", [None, 3])
+@pytest.mark.parametrize("max_take", [None, 20])
 @pytest.mark.parametrize("channel", [LEVEL2, LEVEL2_BATCH])
 def test_a_client_applying_snapshot_and_updates_has_the_markets_book(
     channel: str, max_take: int | None, monkeypatch: pytest.MonkeyPatch
