@@ -121,8 +121,13 @@ def page_url(feed_url: str, **params: str) -> str:
 
 
 def subscriptions(server: Server) -> list[object]:
+    """The watchlists' subscriptions (binary; a page's ladder keeps its book on JSON)."""
     now = trio.current_time()
-    return [c.core.statistics(now)["subscriptions"] for c in server.connections]
+    return [
+        c.core.statistics(now)["subscriptions"]
+        for c in server.connections
+        if c.encoding == "tickwire.v1.binary"
+    ]
 
 
 def save_screenshot(page: Any, path: Path) -> None:
@@ -176,7 +181,8 @@ async def test_page_streams_and_edits_its_watchlist(server: Server, tmp_path: Pa
     [before], [after] = out["subs"]
     assert "MSFT" in before and "TSLA" not in before
     assert "MSFT" not in after and "TSLA" in after and "AAPL" in after
-    assert out["encodings"] == ["tickwire.v1.binary"]
+    # The watchlist's binary connection, and the ladder's JSON one (the server keeps books).
+    assert len(out["encodings"]) == 2 and out["encodings"].count("tickwire.v1.binary") == 1
     assert out["errors"] == []
     assert all(u.startswith(base_of(server.url)) or u.startswith("data:") for u in out["requests"])
     assert (tmp_path / "page.png").stat().st_size > 10_000
@@ -199,7 +205,7 @@ async def test_two_tabs_both_stream_in_dark_mode(server: Server, tmp_path: Path)
     with trio.fail_after(90):
         errors, clients, background = await in_browser(script, color_scheme="dark")
     assert errors == []
-    assert clients == 2
+    assert clients == 4  # per tab: the watchlist's connection and the ladder's book one
     assert background == "rgb(15, 18, 23)"  # the dark theme's --bg
 
 
