@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
 from tickwire.feed.hub.books import BookReader, Books, BookTake
+from tickwire.feed.hub.hub import Subscriber
 from tickwire.feed.protocol import book as b
 from tickwire.feed.v1 import state as st
 from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, frame
@@ -29,7 +30,8 @@ class BookOps:
 
     __slots__ = ()
     ctx: FeedContext
-    book: BookReader | None
+    book: BookReader | None  # attached at the first book subscription
+    sub: Subscriber
     binary: bool
 
     if TYPE_CHECKING:  # WebSocketCore's, which comes after this class in FeedCore's bases
@@ -73,8 +75,12 @@ class BookOps:
 
     def _set_books(self, action: st.SetBooks, now: float) -> None:
         books, reader = self.ctx.books, self.book
-        if books is None or reader is None:
+        if books is None or (reader is None and not action.depth):
             return
+        if reader is None:  # the first book asked for: a connection without one costs none
+            reader = books.attach(self.sub.wake)
+            self.book = reader  # type: ignore[misc]  # a slot of FeedCore, which mixes this in
+            books.set_latest(reader, self.sub.latest)
         if not action.depth:
             books.drop(reader, action.ids)
             return
@@ -118,7 +124,3 @@ class BookOps:
     def book_statistics(self) -> dict[str, Any]:
         reader = self.book
         return {} if reader is None else {"books": int(np.count_nonzero(reader.depth))}
-
-
-def attach_books(books: Books | None, wake: Any) -> BookReader | None:
-    return None if books is None else books.attach(wake)

@@ -28,10 +28,11 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub.books import BookReader
 from tickwire.feed.hub.hub import Pending, Subscriber
 from tickwire.feed.hub.jsonbody import ticks_out
 from tickwire.feed.v1 import state as st
-from tickwire.feed.v1.books import BookOps, attach_books
+from tickwire.feed.v1.books import BookOps
 from tickwire.feed.v1.context import FeedContext as FeedContext
 from tickwire.feed.v1.context import ServerCounters as ServerCounters
 from tickwire.feed.v1.status import StatusReader, framed, with_halted
@@ -80,7 +81,7 @@ class FeedCore(BookOps, WebSocketCore):
         self.requests = st.ConnectionState(ctx.index, ctx.symbols_body, ctx.limits, now)
         self.sub: Subscriber = ctx.hub.attach(wake)
         self.status = StatusReader.joining(ctx.statuses, self.sub)  # its place: from now on
-        self.book = attach_books(ctx.books, wake)
+        self.book: BookReader | None = None  # attached at the first book subscription
         self.seq = 0
         self.ticks_sent = 0
         self.snapshots_sent = 0
