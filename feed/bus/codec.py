@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -252,46 +253,49 @@ def decode_scenarios(raw: bytes) -> list[ScenarioAt]:
         raise BusFormatError("scenario changes that are not tickwire's") from None
 
 
-def encode_statuses(statuses: list[tuple[int, NDArray[np.void]]]) -> bytes:
-    """(records before, `STATUS_DTYPE` records) pairs as one `s` field; b"" for none."""
-    if not statuses:
+def _encode_at(
+    pairs: list[tuple[int, NDArray[np.void]]], dtype: np.dtype[Any], field: str
+) -> bytes:
+    """(records before, records) pairs as one field of `dtype` rows (`at`, then `field`)."""
+    if not pairs:
         return b""
-    out = np.zeros(sum(len(r) for _, r in statuses), STATUS_AT_DTYPE)
+    out = np.zeros(sum(len(r) for _, r in pairs), dtype)
     i = 0
-    for at, records in statuses:
+    for at, records in pairs:
         out["at"][i : i + len(records)] = at
-        out["status"][i : i + len(records)] = records.view(out.dtype["status"])
+        out[field][i : i + len(records)] = records.view(out.dtype[field])
         i += len(records)
     return out.tobytes()
+
+
+def _decode_at(
+    raw: bytes, dtype: np.dtype[Any], field: str, records: np.dtype[Any], what: str
+) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
+    """`_encode_at`'s field back as (records before each, records of dtype `records`)."""
+    if len(raw) % dtype.itemsize:
+        raise BusFormatError(f"{what} of {len(raw)} bytes, not a multiple of {dtype.itemsize}")
+    got = np.frombuffer(raw, dtype)
+    return got["at"].copy(), got[field].copy().view(records)
+
+
+def encode_statuses(statuses: list[tuple[int, NDArray[np.void]]]) -> bytes:
+    """(records before, `STATUS_DTYPE` records) pairs as one `s` field; b"" for none."""
+    return _encode_at(statuses, STATUS_AT_DTYPE, "status")
 
 
 def decode_statuses(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     """An `s` field back as (records before each, `STATUS_DTYPE` records)."""
-    if len(raw) % STATUS_AT_DTYPE.itemsize:
-        raise BusFormatError(f"status changes of {len(raw)} bytes, not a multiple of 24")
-    got = np.frombuffer(raw, STATUS_AT_DTYPE)
-    return got["at"].copy(), got["status"].copy().view(STATUS_DTYPE)
+    return _decode_at(raw, STATUS_AT_DTYPE, "status", STATUS_DTYPE, "status changes")
 
 
 def encode_levels(levels: list[tuple[int, NDArray[np.void]]]) -> bytes:
     """(records before, LEVEL_DTYPE records) pairs as one `b` field; b"" for none."""
-    if not levels:
-        return b""
-    out = np.zeros(sum(len(r) for _, r in levels), LEVEL_AT_DTYPE)
-    i = 0
-    for at, records in levels:
-        out["at"][i : i + len(records)] = at
-        out["level"][i : i + len(records)] = records.view(out.dtype["level"])
-        i += len(records)
-    return out.tobytes()
+    return _encode_at(levels, LEVEL_AT_DTYPE, "level")
 
 
 def decode_levels(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     """A `b` field back as (records before each, LEVEL_DTYPE records)."""
-    if len(raw) % LEVEL_AT_DTYPE.itemsize:
-        raise BusFormatError(f"level updates of {len(raw)} bytes, not a multiple of 48")
-    got = np.frombuffer(raw, LEVEL_AT_DTYPE)
-    return got["at"].copy(), got["level"].copy().view(LEVEL_DTYPE)
+    return _decode_at(raw, LEVEL_AT_DTYPE, "level", LEVEL_DTYPE, "level updates")
 
 
 def decode_books(raw: bytes, depth: int) -> NDArray[np.void]:
