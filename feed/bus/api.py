@@ -33,6 +33,7 @@ The wire format (`codec.py`), the flush's write (`write.py`), the producer's pen
 
 from __future__ import annotations
 
+from tickwire.feed.bus.admin import AdminForwarder, AdminRequest, take_requests
 from tickwire.feed.bus.producer import (
     BusProducer,
     BusProducerStatistics,
@@ -71,6 +72,8 @@ __all__ = [
     "DEFAULT_SHARDS",
     "MAX_PENDING_RECORDS",
     "READ_COUNT",
+    "AdminForwarder",
+    "AdminRequest",
     "BusBooks",
     "BusDown",
     "BusGap",
@@ -85,4 +88,5 @@ __all__ = [
     "MarketUpstream",
     "Upstream",
     "client_for",
+    "take_requests",
 ]

@@ -92,11 +92,11 @@ def serve_bus(
 
     ns = args.bus_namespace
     if role == "gateway":
-        from tickwire.feed.server.gateway import run_gateway
+        from tickwire.feed.server.busrun import run_gateway
 
         run_trio(lambda: run_gateway(config, args.bus, ns, stop=stop, summaries=summaries))
     else:
-        from tickwire.feed.server.gateway import run_producer
+        from tickwire.feed.server.busrun import run_producer
 
         listen = "port" in given and not args.worker
         run_trio(

@@ -96,6 +96,12 @@ def _run(args: argparse.Namespace) -> int:
             f"cannot reach {redact(url)}: {why}; is `tickwire serve` running?"
         ) from None
     where = f" on {args.symbol}" if args.symbol else ""
+    if "forwarded" in reply:  # a bus gateway: the producer plays it, within a second or so
+        print(
+            f"scenario {reply['scenario']} sent to {reply['forwarded']}{where}: "
+            f"{reply['events']} events, starting when it takes it (within a second)"
+        )
+        return 0
     print(
         f"scenario {reply['scenario']} started{where}: {reply['events']} events, "
         f"time 0 in {reply['in_s']:.1f} s"

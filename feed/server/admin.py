@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,9 +30,17 @@ PATH = "/admin/scenario"
 log = logging.getLogger("tickwire.server")
 _JSON = (("Content-Type", "application/json"),)
 
-# Starts a checked scenario on the market; returns seconds from now until its time 0, or a
-# reason it cannot (a replay or a bus gateway has no market of its own).
-Starter = Callable[[Scenario], "float | str"]
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A checked scenario sent on to the market that plays it (a bus gateway's producer)."""
+
+    to: str  # who plays it, as the answer names it: "the bus producer HOST:PID"
+
+
+# Starts a checked scenario on the market (or forwards the request to it); returns seconds from
+# now until its time 0, where it went, or a reason it cannot (a replay has no market).
+Starter = Callable[[Scenario, HttpRequest], "float | Forwarded | str"]
 
 
 def _answer(status: int, **body: object) -> HttpResponse:
@@ -54,12 +62,17 @@ def scenario_route(admin_token: str | None, universe: Universe, start: Starter) 
             log.warning("admin: refused %s from %s: wrong or missing admin token", PATH, req.peer)
             return _answer(401, error="admin token missing or wrong")
         try:
-            scenario = _scenario(req.query, universe)
+            scenario = scenario_of(req.query, universe)
         except ScenarioError as exc:
             return _answer(400, error=str(exc))
-        started = start(scenario)
+        started = start(scenario, req)
         if isinstance(started, str):
             return _answer(409, error=started)
+        if isinstance(started, Forwarded):
+            who = req.peer
+            log.info("admin: scenario %s from %s forwarded to %s", scenario.name, who, started.to)
+            body = {"scenario": scenario.name, "events": len(scenario.events)}
+            return _answer(202, **body, forwarded=started.to)
         log.info(
             "admin: scenario %s started by %s (%d events, time 0 in %.1f s)",
             scenario.name,
@@ -72,7 +85,9 @@ def scenario_route(admin_token: str | None, universe: Universe, start: Starter) 
     return route
 
 
-def _scenario(query: str, universe: Universe) -> Scenario:
+def scenario_of(query: str, universe: Universe) -> Scenario:
+    """The scenario an admin request's `query` asks for, checked against `universe`; raises
+    ScenarioError saying what is wrong."""
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     if ("name" in params) == ("toml" in params):
         raise ScenarioError("give the scenario's name= or its toml= text (one of them)")
@@ -94,15 +109,49 @@ def _scenario(query: str, universe: Universe) -> Scenario:
     return replace(scenario, events=events)
 
 
+def play_forwarded(universe: Universe, start: Callable[[Scenario], float | str], req: Any) -> None:
+    """A bus producer plays a scenario a gateway forwarded (`bus.admin.AdminRequest` `req`,
+    checked there and again here against this market's `universe`) with `start`."""
+    try:
+        scenario = scenario_of(req.query, universe)
+    except ScenarioError as exc:
+        log.warning("admin: scenario from %s via %s refused: %s", req.peer, req.gateway, exc)
+        return
+    started = start(scenario)
+    if isinstance(started, str):
+        log.warning("admin: scenario %s from %s refused: %s", scenario.name, req.peer, started)
+        return
+    log.info(
+        "admin: scenario %s started by %s via gateway %s (%d events, time 0 in %.1f s)",
+        scenario.name,
+        req.peer,
+        req.gateway,
+        len(scenario.events),
+        started,
+    )
+
+
 def admin_route(config: Any, source: object, universe: Universe) -> Route:
     """The admin route of a server with `config` (its `admin_token`), `source` (a market
-    source has `start_scenario`; any other answers 409) and `universe`."""
+    source has `start_scenario`, a bus gateway `forward_scenario`; any other answers 409) and
+    `universe`."""
+    forward = getattr(source, "forward_scenario", None)
+    if forward is not None:
+        return scenario_route(config.admin_token, universe, forward)
     start = getattr(source, "start_scenario", None)
     if start is None:
-        return scenario_route(config.admin_token, universe, lambda s: _NO_MARKET)
-    return scenario_route(config.admin_token, universe, start)
+        return scenario_route(config.admin_token, universe, lambda s, req: _NO_MARKET)
+    return scenario_route(config.admin_token, universe, lambda s, req: start(s))
 
 
-_NO_MARKET = "this server has no simulated market to play a scenario on (a replay or a gateway)"
+_NO_MARKET = "this server has no simulated market to play a scenario on (a replay)"
 
-__all__ = ["PATH", "Starter", "admin_route", "scenario_route"]
+__all__ = [
+    "PATH",
+    "Forwarded",
+    "Starter",
+    "admin_route",
+    "play_forwarded",
+    "scenario_of",
+    "scenario_route",
+]

@@ -15,7 +15,6 @@ Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire se
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import secrets
@@ -30,18 +29,20 @@ from numpy.typing import NDArray
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus.books import GatewayBooks
+from tickwire.feed.server.admin import Forwarded
 from tickwire.feed.server.market import MarketSource, make_market
 from tickwire.feed.server.roles import Feed, Opening
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
-from tickwire.simulators.scenario import STATUS_DTYPE
+from tickwire.simulators.scenario import STATUS_DTYPE, Scenario
 from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
-    from tickwire.feed.bus.api import BusItem, BusReader
+    from tickwire.feed.bus.api import AdminForwarder, BusItem, BusReader
     from tickwire.feed.bus.producer import BusProducer
+    from tickwire.feed.ws.http import HttpRequest
     from tickwire.simulators import Market
     from tickwire.simulators.replay import Replay
 
@@ -58,7 +59,7 @@ def epoch_text(epoch: int) -> str:
     return f"{epoch:016x}"
 
 
-def _bus() -> Any:
+def bus_api() -> Any:
     try:
         from tickwire.feed.bus import api as bus
     except ImportError as exc:
@@ -72,9 +73,16 @@ class BusSource:
     paced = False  # a gateway serves what the producer steps; its clients never pace it
     finished = False  # a producer's stream has no end
 
-    def __init__(self, reader: BusReader, ident: str, keep_ns: int = 60_000_000_000) -> None:
+    def __init__(
+        self,
+        reader: BusReader,
+        ident: str,
+        keep_ns: int = 60_000_000_000,
+        forwarder: AdminForwarder | None = None,
+    ) -> None:
         assert reader.universe is not None, "open the reader first"
         self.reader = reader
+        self.forwarder = forwarder  # with --admin-token: scenarios go on to the producer
         self.universe = reader.universe
         depth = reader.book_depth  # books: asked for whole at start and after a gap
         self._books = GatewayBooks(self.universe, depth, keep_ns) if depth else None
@@ -112,7 +120,7 @@ class BusSource:
             await self._handle(feed, await self.reader.next(watched=feed.watched))
 
     async def _handle(self, feed: Feed, item: BusItem) -> None:
-        bus = _bus()
+        bus = bus_api()
         if isinstance(item, np.ndarray):  # a flush
             await feed.push(item, self.reader.flush_offset)
         elif isinstance(item, bus.BusStatuses):
@@ -188,6 +196,19 @@ class BusSource:
             "start this gateway again to serve it"
         )
 
+    def forward_scenario(self, scenario: Scenario, req: HttpRequest) -> Forwarded | str:
+        """`POST /admin/scenario` on a gateway: the checked request goes on to the active
+        producer, whose market plays it (`bus.admin`)."""
+        s = self.reader.statistics()
+        if self.forwarder is None:
+            return "this gateway forwards no scenario (it was started without --admin-token)"
+        if not s.up or not s.producer:
+            ns = self.reader.namespace
+            return f"no producer is active on namespace {ns!r}: nothing would play the scenario"
+        if not self.forwarder.forward(req.query, req.peer):
+            return "too many scenario requests are waiting for Redis: try again"
+        return Forwarded(f"the bus producer {s.producer}")
+
     def statistics(self) -> dict[str, Any]:
         s = self.reader.statistics()
         return {
@@ -226,7 +247,7 @@ class BusSink:
         self.source = source
         self._feed: Feed | None = None
         books = source.books
-        self.producer: BusProducer = _bus().BusProducer(
+        self.producer: BusProducer = bus_api().BusProducer(
             url,
             universe,
             self,
@@ -282,10 +303,13 @@ class BusSink:
 # ---------------------------------------------------------------------- the compositions
 
 
-def gateway_server(config: ServerConfig, reader: BusReader, ident: str) -> Server:
-    """A gateway: the bus reader as the source, the hub as the only sink, listeners."""
+def gateway_server(
+    config: ServerConfig, reader: BusReader, ident: str, forwarder: AdminForwarder | None = None
+) -> Server:
+    """A gateway: the bus reader as the source, the hub as the only sink, listeners; with
+    `forwarder`, an operator's scenario goes on to the producer."""
     keep_ns = int((config.max_lag_s or config.history_s) * 1e9)  # books further behind resync
-    return Server(config, source=BusSource(reader, ident, keep_ns))
+    return Server(config, source=BusSource(reader, ident, keep_ns, forwarder))
 
 
 def producer_server(
@@ -294,7 +318,7 @@ def producer_server(
     """A producer: the market as the source, in the order the gateways rebuild; the hub and
     the bus as its sinks. It steps at the cadence while a gateway has subscribers, and rarely,
     like an idle server, while none has."""
-    bus = _bus()
+    bus = bus_api()
     start_s, start_ns = trio.current_time(), time.time_ns()  # event time runs from here
     market = market or make_market(config, start_ns)
     epoch = secrets.randbits(64)  # this run of the stream, the same on the bus and in the hub
@@ -313,88 +337,16 @@ def producer_server(
         namespace=namespace,
         epoch=epoch,
         ident=gateway_id(),
-        statuses=source.has_statuses,
+        statuses=source.has_statuses or bool(config.admin_token),  # or one may start live
     )
     return Server(config, source=source, sinks=[sink]), sink.producer
-
-
-async def run_gateway(
-    config: ServerConfig, url: str, namespace: str, *, stop: Any, summaries: Any
-) -> None:
-    """Wait for the producer's meta on the bus, then serve it until `stop` returns."""
-    bus = _bus()
-    ident = gateway_id()
-    log.info("gateway %s: waiting for a producer on %s namespace %r", ident, redact(url), namespace)
-    async with bus.BusReader(url, namespace=namespace) as reader:
-        server = gateway_server(config, reader, ident)
-        async with trio.open_nursery() as nursery:
-            ws_url = await nursery.start(server.run)
-            gc.collect()
-            gc.freeze()
-            print(
-                f"tickwire gateway {ident} serving {len(server.hub)} symbols on {ws_url} from "
-                f"{redact(url)} namespace {namespace} (epoch {server.hub.epoch}); Ctrl+C to stop",
-                flush=True,
-            )
-            if summaries is not None:
-                nursery.start_soon(summaries, server)
-            await stop(server)
-            log.info(
-                "shutting down: closing %s with 1001",
-                oplog.counted(len(server.connections), "client"),
-            )
-            await server.shutdown()
-            nursery.cancel_scope.cancel()
-
-
-async def run_producer(
-    config: ServerConfig,
-    market: Market | Replay | None,
-    url: str,
-    namespace: str,
-    *,
-    listen: bool,
-    stop: Any,
-    summaries: Any,
-) -> None:
-    """Step the market at the cadence and write every batch to the bus; serve clients too
-    only when `listen` (an explicit --port)."""
-    server, producer = producer_server(config, market, url, namespace)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(producer.run)
-        if listen:
-            ws_url = await nursery.start(server.run)
-            where = f"; clients on {ws_url} too"
-        else:
-            await nursery.start(server.run_source)
-            where = " (no WebSocket listener: give --port to serve clients here too)"
-        gc.collect()
-        gc.freeze()
-        now = producer.statistics()
-        state = "" if now.up else " (Redis not reachable yet: retrying)"
-        if now.role == "standby":
-            state = f" (standby: producer {now.holder} is active; taking over when it stops)"
-        print(
-            f"tickwire producer publishing {len(server.hub)} symbols to {redact(url)} namespace "
-            f"{namespace} (epoch {server.hub.epoch}){state}{where}; Ctrl+C to stop",
-            flush=True,
-        )
-        if summaries is not None:
-            nursery.start_soon(summaries, server)
-        await stop(server)
-        if listen:
-            await server.shutdown()
-        with trio.move_on_after(2):  # what was stepped before the signal reaches Redis
-            await producer.wait_written()
-        nursery.cancel_scope.cancel()
 
 
 __all__ = [
     "BusSink",
     "BusSource",
+    "bus_api",
     "gateway_id",
     "gateway_server",
     "producer_server",
-    "run_gateway",
-    "run_producer",
 ]

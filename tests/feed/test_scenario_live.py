@@ -110,7 +110,7 @@ def test_admin_route_refusals() -> None:
     from tickwire.feed.ws.http import HttpRequest
 
     started: list[str] = []
-    route = scenario_route("tok", Universe.default(), lambda s: started.append(s.name) or 0.5)
+    route = scenario_route("tok", Universe.default(), lambda s, req: started.append(s.name) or 0.5)
     auth = {"authorization": "Bearer tok"}
 
     def ask(method: str, query: str, headers: dict[str, str] = auth) -> tuple[int, bytes]:
