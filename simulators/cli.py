@@ -91,6 +91,11 @@ def universe_from_args(args: argparse.Namespace) -> Universe | None:
     if name in ("default", "crypto"):
         universe = Universe.builtin(name)
     elif name:
+        if not Path(name).suffix and not Path(name).exists():  # a name, not a file
+            raise UserError(
+                f"--universe {name}: no such built-in universe (default, crypto); "
+                "or give a .csv or .toml file"
+            )
         universe = Universe.load(name)
     elif getattr(args, "symbols", None):
         universe = Universe.synthetic(args.symbols, args.seed)

@@ -123,6 +123,10 @@ def test_universe_file_is_used(tmp_path):
         (("--out", "ticks.txt"), "--out must end in .csv, .npy or .parquet, got 'ticks.txt'"),
         (("--out", "no/such/dir/t.csv"), "cannot write no/such/dir/t.csv"),
         (("--universe", "missing.csv"), "universe file missing.csv not found"),
+        (
+            ("--universe", "crpyto"),
+            "--universe crpyto: no such built-in universe (default, crypto)",
+        ),
         (("--universe", "bad.csv"), "bad.csv line 3, field price: must be a number > 0, got 'x'"),
     ],
 )
