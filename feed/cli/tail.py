@@ -31,7 +31,7 @@ from tickwire.feed.client.events import (
     TickwireError,
     TradingStatus,
 )
-from tickwire.feed.client.feed import DEFAULT_URL, connect
+from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
 from tickwire.feed.quantity import Quantities, unit_places
 from tickwire.feed.runner import cancel_on_signal, run_trio
 from tickwire.simulators.errors import UserError
@@ -103,7 +103,6 @@ def _tail(args: argparse.Namespace) -> int:
     out = sys.stdout
     encoding: Literal["json", "binary"] = "binary" if args.binary else "json"
     ssl_context = ssl_context_from(args.cafile)
-    throttle_s = (args.throttle or 0) / 1000
     if not args.symbols and not args.book:
         raise UserError("tail needs SYMBOLs to print ticks (or '*'), or --book SYMBOL")
 
@@ -119,33 +118,10 @@ def _tail(args: argparse.Namespace) -> int:
                 if args.book:
                     book = feed.resolve([args.book])[0]
                     await tail_book(feed, book, out, count=args.count, qty=qty)
-                    nursery.cancel_scope.cancel()
-                    return
-                symbols = feed.resolve(split_symbols(args.symbols))
-                if args.throttle is not None:
-                    await feed.throttle(args.throttle)
-                await feed.subscribe(symbols, snapshot=not args.no_snapshot)
-                left = args.count
-                fresh = _Fresh(throttle_s)
-                async for event in feed:
-                    if isinstance(event, Batch):
-                        ticks = fresh.filter(event.kind, event.ticks, trio.current_time())
-                        ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
-                        names = event.names
-                        lines = (
-                            _json_lines(ticks, names)
-                            if args.json
-                            else _table_lines(ticks, names, qty, places)
-                        )
-                        if left is not None:
-                            lines = lines[:left]
-                            left -= len(lines)
-                        out.write("".join(lines))
-                        out.flush()
-                        if left == 0:
-                            break
-                    elif not isinstance(event, BookUpdate):
-                        _print_event(event, sys.stderr)
+                else:
+                    await _tail_ticks(feed, args, out, qty, places)
+            # Only once the feed is closed (a clean close, 1000): cancelling inside it would
+            # cut its closing handshake short.
             nursery.cancel_scope.cancel()
 
     try:
@@ -157,6 +133,35 @@ def _tail(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `tickwire tail ... | head`: the reader is done, so are we
         sys.stderr.close()
     return 0
+
+
+async def _tail_ticks(
+    feed: Feed, args: argparse.Namespace, out: TextIO, qty: Quantities, places: dict[int, int]
+) -> None:
+    """Print ticks of `args.symbols`, one line each, until `args.count` lines (or forever)."""
+    symbols = feed.resolve(split_symbols(args.symbols))
+    if args.throttle is not None:
+        await feed.throttle(args.throttle)
+    await feed.subscribe(symbols, snapshot=not args.no_snapshot)
+    left = args.count
+    fresh = _Fresh((args.throttle or 0) / 1000)
+    async for event in feed:
+        if isinstance(event, Batch):
+            ticks = fresh.filter(event.kind, event.ticks, trio.current_time())
+            ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
+            names = event.names
+            lines = (
+                _json_lines(ticks, names) if args.json else _table_lines(ticks, names, qty, places)
+            )
+            if left is not None:
+                lines = lines[:left]
+                left -= len(lines)
+            out.write("".join(lines))
+            out.flush()
+            if left == 0:
+                return
+        elif not isinstance(event, BookUpdate):
+            _print_event(event, sys.stderr)
 
 
 class _Fresh:

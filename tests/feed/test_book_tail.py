@@ -33,6 +33,8 @@ def test_tail_book_prints_live_ladders_of_the_servers_book() -> None:
             assert best_bid < best_ask
             seqs.append(int(head.split("book seq ")[1].split()[0]))
         assert seqs == sorted(seqs) and seqs[0] < seqs[-1]
+        closes = [ln for ln in _run("stats", "--url", url).stdout.splitlines() if "closes" in ln]
+        assert closes and closes[0].split()[1:] == ["1000=1"], closes  # it said goodbye
         off = _run("tail", "--url", url)
         assert off.returncode == 2 and "--book SYMBOL" in off.stderr
     with serve_process("--book-depth", "0") as (_, url):  # a server without books
