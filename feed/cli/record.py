@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "  tickwire record --out aapl.csv --symbols AAPL,MSFT --duration 5m",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("url", nargs="?", default=DEFAULT_URL, help="server (default %(default)s)")
+    ap.add_argument("url", nargs="?", help=f"server (default {DEFAULT_URL}); or --url URL")
+    ap.add_argument("--url", dest="url_flag", metavar="URL", help="server, as `tail` takes it")
     ap.add_argument("--out", required=True, metavar="FILE", help="FILE.parquet, .npy or .csv")
     ap.add_argument(
         "--symbols",
@@ -87,6 +88,9 @@ def _rotate(text: str) -> object:
 
 
 def _record(args: argparse.Namespace) -> int:
+    if args.url and args.url_flag and args.url != args.url_flag:
+        raise UserError(f"two servers given ({args.url} and --url {args.url_flag}): give one")
+    args.url = args.url or args.url_flag or DEFAULT_URL
     out = Path(args.out)
     check_out(out)
     if args.book and out.suffix.lower() != ".parquet":  # before connecting

@@ -116,3 +116,25 @@ def test_the_real_command_records_and_stops_cleanly_on_sigint(tmp_path):
     assert len(got) > 1000 and np.all(np.diff(got["ts"]) >= 0)
     for s in np.unique(got["sym"]):  # every update of each symbol, once, in order
         assert np.all(np.diff(got["seq"][got["sym"] == s].astype(np.int64)) == 1)
+
+
+def test_record_takes_the_server_as_url_or_as_url_flag(tmp_path):
+    with serve_process() as (_, url):
+        for how in (["--url", url], [url], [url, "--url", url]):
+            out = tmp_path / f"n{len(how)}.csv"
+            ran = subprocess.run(
+                tickwire_cmd("record", *how, "--out", str(out), "--count", "3"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert ran.returncode == 0, ran.stderr
+            assert len(out.read_text().splitlines()) == 4  # the header and 3 ticks
+        both = subprocess.run(
+            tickwire_cmd("record", url, "--url", "ws://elsewhere/v1", "--out", str(out)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert both.returncode == 2 and both.stderr.count("\n") == 1
+    assert "two servers given" in both.stderr and "Traceback" not in both.stderr
