@@ -198,14 +198,7 @@ class RestDepth:
         the book seq they include, so that the diff stream's events follow it by Binance's
         rule (drop u <= lastUpdateId, start at U <= lastUpdateId + 1 <= u)."""
         books = self.books
-        idle = [i for i, t in self.used.items() if t < now_ns - self.KEEP_NS and i != sym]
-        if idle:
-            books.drop(self.reader, np.array(idle, np.intp))
-            for i in idle:
-                del self.used[i]
-        if sym not in self.used:
-            books.book(self.reader, np.array([sym], np.intp), books.depth)
-        self.used[sym] = now_ns
+        self.touch(sym, now_ns)
         lv = books.levels[sym]
         assert lv is not None
         bids, asks = books.view(sym, books.depth)
@@ -214,6 +207,18 @@ class RestDepth:
             return [[price_text(u, lv.decimals), qty(z)] for u, z in levels[:limit]]
 
         return {"lastUpdateId": lv.seq, "bids": side(bids), "asks": side(asks)}
+
+    def touch(self, sym: int, now_ns: int) -> None:
+        """`sym` is asked for now: booked if it was not, and symbols idle for `KEEP_NS` dropped."""
+        books = self.books
+        idle = [i for i, t in self.used.items() if t < now_ns - self.KEEP_NS and i != sym]
+        if idle:
+            books.drop(self.reader, np.array(idle, np.intp))
+            for i in idle:
+                del self.used[i]
+        if sym not in self.used:
+            books.book(self.reader, np.array([sym], np.intp), books.depth)
+        self.used[sym] = now_ns
 
 
 def _no_wake() -> None:

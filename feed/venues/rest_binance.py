@@ -37,6 +37,7 @@ from tickwire.feed.venues._rest_common import (
     json_response,
     raw_json,
 )
+from tickwire.feed.venues._rest_depth import DepthBodies
 from tickwire.feed.venues._rest_tape import NS_PER_MIN, aggregate
 from tickwire.feed.venues._sizes import BINANCE_PLACES
 from tickwire.feed.venues.binance_depth import RestDepth
@@ -93,8 +94,8 @@ class BinanceRest:
 
     def __init__(self, view: MarketView, *, weight_per_min: int = 6000) -> None:
         self.view = view
-        self.books = None if view.books is None else RestDepth(view.books)
         self._qtys = view.sizes.formats(BINANCE_PLACES)  # per symbol, as the streams write them
+        self.books = None if view.books is None else DepthBodies(RestDepth(view.books), self._qtys)
         universe = view.universe
         self.names = [binance_name(s) for s in universe.symbols]
         self.index: dict[str, int] = {}
@@ -238,11 +239,11 @@ class BinanceRest:
             symbols,
         )
 
-    def depth(self, params: dict[str, str], now_ns: int) -> dict[str, Any]:
+    def depth(self, params: dict[str, str], now_ns: int) -> bytes | dict[str, Any]:
         sym = self._sym(params)
         limit = self._limit(params)
-        if self.books is not None:
-            return self.books.answer(sym, limit, self._qtys[sym], now_ns)
+        if self.books is not None:  # encoded once per book change (`_rest_depth`)
+            return self.books.body(sym, limit, now_ns)
         rec, view = self.view.latest()[sym], self.view
         bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []
         asks = [[px(rec["ask"]), qty(view, sym, rec["ask_size"])]] if rec["ask_size"] else []

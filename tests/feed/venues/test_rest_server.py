@@ -139,3 +139,57 @@ def test_a_handler_bug_is_a_500_for_that_request(caplog: pytest.LogCaptureFixtur
         resp = answer(HttpRequest("GET", "/binance/api/v3/ping", "", {}, "1.2.3.4"))
     assert resp.status == 500 and orjson.loads(resp.body)["msg"] == "internal error"
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+async def _keep_alive_answer(
+    stream: trio.SocketStream, buffered: bytearray
+) -> tuple[int, dict[str, str], bytes]:
+    """One response read off a kept-alive connection (its Content-Length body)."""
+    while b"\r\n\r\n" not in buffered:
+        buffered += await stream.receive_some()
+    head, _, rest = bytes(buffered).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines)}
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        rest += await stream.receive_some()
+    buffered[:] = rest[length:]
+    return int(status_line.split()[1]), headers, rest[:length]
+
+
+async def test_depth_polls_are_weighed_per_address_on_a_kept_connection(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polls of one book on one connection (answers kept between book changes) are each
+    charged depth's weight, refused with 429 past the limit, and another address (127.0.0.2,
+    as the bench's bots poll) has a budget of its own."""
+    config = ServerConfig(port=0, cadence_ms=CADENCE_MS, binance_weight_per_min=25)
+    venue = await start(nursery, caplog, config)
+    port = int(venue.server.url.rsplit(":", 1)[1].split("/")[0])
+    target = "/binance/api/v3/depth?symbol=AAPL&limit=100"
+    request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    with trio.fail_after(DEADLINE_S):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        buffered = bytearray()
+        answers = []
+        async with stream:
+            for _ in range(6):
+                await stream.send_all(request.encode())
+                answers.append(await _keep_alive_answer(stream, buffered))
+        assert [a[0] for a in answers] == [200] * 5 + [429]
+        assert [a[1]["x-mbx-used-weight-1m"] for a in answers] == [
+            "5",
+            "10",
+            "15",
+            "20",
+            "25",
+            "30",
+        ]
+        assert "retry-after" in answers[5][1] and orjson.loads(answers[5][2])["code"] == -1003
+        ids = [orjson.loads(a[2])["lastUpdateId"] for a in answers[:5]]
+        assert ids == sorted(ids)  # never an older book than the one before
+        other = await trio.open_tcp_stream("127.0.0.1", port, local_address="127.0.0.2")
+        async with other:
+            await other.send_all(request.encode())
+            status, headers, _ = await _keep_alive_answer(other, bytearray())
+        assert status == 200 and headers["x-mbx-used-weight-1m"] == "5"
