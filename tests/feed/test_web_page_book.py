@@ -64,6 +64,14 @@ async def in_browser(script: Callable[[Any], T]) -> T:
     return await trio.to_thread.run_sync(run)
 
 
+def look_when(page: Any, condition: str, arg: Any = None) -> dict[str, Any]:
+    """The ladder (`LADDER`) as it is when `condition` (JS over `ladder` and `arg`) first holds,
+    read in the same evaluation: a look taken after a separate wait can meet a resync between
+    the two (the ladder empty, its seq -1)."""
+    check = f"arg => {{ const ladder = ({LADDER})(); return ({condition}) ? ladder : null; }}"
+    return dict(page.wait_for_function(check, arg=arg).json_value())
+
+
 async def start(nursery: trio.Nursery, **config: Any) -> Server:
     server = Server(ServerConfig(port=0, heartbeat_ms=200, **config))
     await nursery.start(server.run)
@@ -162,13 +170,10 @@ async def test_a_wrong_book_seq_resubscribes_and_the_ladder_goes_on(nursery: tri
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(page_url(server, "AAPL"))
         page.wait_for_function("() => +document.getElementById('ladder').dataset.resyncs >= 2")
-        page.wait_for_function("() => +document.getElementById('ladder').dataset.seq > 0")
-        first = page.evaluate(LADDER)
-        page.wait_for_function(
-            "s => +document.getElementById('ladder').dataset.seq > s", arg=first["seq"]
-        )
+        first = look_when(page, "ladder.seq > 0")
+        later = look_when(page, "ladder.seq > arg", first["seq"])
         assert errors == []
-        return [first, page.evaluate(LADDER)]
+        return [first, later]
 
     with trio.fail_after(90):
         first, later = await in_browser(script)
