@@ -14,7 +14,9 @@ that parse but cannot be replayed are skipped and counted, or refused with `stri
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +28,7 @@ from ._replay_rows import Screen, out_of_range, screen_records
 from .errors import UserError
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 from .universe import Universe
+from .writers import EXTRAS
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
@@ -59,19 +62,40 @@ def read(path: Path, columns: dict[str, str], *, strict: bool = False) -> Own | 
     raise UserError(f"{path}: replay reads .parquet, .npy, .csv or .csv.gz files")
 
 
-def _read_parquet(path: Path) -> tuple[Own, NDArray[np.bool_]]:
-    """The records, and which rows hold a value their field cannot (an int column too wide)."""
+def read_parquet(
+    path: Path, columns: Sequence[str], kind: str
+) -> tuple[Any, list[str], NDArray[np.intp], Universe | None]:
+    """A tickwire Parquet file (ticks or a book): its pyarrow table, its symbols' names and each
+    row's index into them, and the universe in its metadata. One UserError when pyarrow is
+    missing, the file is not Parquet, or it lacks one of `columns` ("not a {kind}")."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise UserError(f"{path} needs pyarrow: pip install 'tickwire[parquet]'") from None
+        raise UserError(f"{path} needs pyarrow: {EXTRAS['parquet']}") from None
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises many kinds for a bad or truncated file
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = [f for f in OWN_CSV if f not in table.column_names]
+    missing = [f for f in columns if f not in table.column_names]
     if missing:
-        raise UserError(f"{path}: not a tickwire file: no column {missing[0]!r}")
+        raise UserError(f"{path}: not a {kind}: no column {missing[0]!r}")
+    sym = table.column("symbol").combine_chunks()
+    if hasattr(sym, "indices"):
+        names = [str(s) for s in sym.dictionary.to_pylist()]
+        index = sym.indices.to_numpy(zero_copy_only=False)
+    else:
+        uniq, index = np.unique(np.asarray(sym.to_pylist(), dtype=str), return_inverse=True)
+        names = [str(s) for s in uniq]
+    meta = table.schema.metadata or {}
+    universe = None
+    if b"tickwire.universe" in meta:
+        universe = Universe.from_reference(json.loads(meta[b"tickwire.universe"]))
+    return table, names, index, universe
+
+
+def _read_parquet(path: Path) -> tuple[Own, NDArray[np.bool_]]:
+    """The records, and which rows hold a value their field cannot (an int column too wide)."""
+    table, names, index, universe = read_parquet(path, OWN_CSV, "tickwire file")
     records = np.zeros(table.num_rows, TICK_DTYPE)
     wrong = np.zeros(table.num_rows, np.bool_)
     for f in TICK_DTYPE.names or ():
@@ -79,17 +103,7 @@ def _read_parquet(path: Path) -> tuple[Own, NDArray[np.bool_]]:
         bad = out_of_range(values, TICK_DTYPE[f])  # a wider column would wrap silently
         records[f][~bad] = values[~bad]
         wrong |= bad
-    sym = table.column("symbol").combine_chunks()
-    universe = None
-    meta = table.schema.metadata or {}
-    if b"tickwire.universe" in meta:
-        universe = Universe.from_reference(json.loads(meta[b"tickwire.universe"]))
-    if hasattr(sym, "indices"):
-        names = [str(s) for s in sym.dictionary.to_pylist()]
-        records["sym"] = sym.indices.to_numpy(zero_copy_only=False)
-    else:
-        uniq, idx = np.unique(np.asarray(sym.to_pylist(), dtype=str), return_inverse=True)
-        names, records["sym"] = [str(s) for s in uniq], idx
+    records["sym"] = index
     return Own(names, records, universe), wrong
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._replay_files import read_parquet
 from .book import LEVEL_DTYPE
 from .errors import UserError
 from .universe import Universe
@@ -93,17 +94,8 @@ class BookWriter:
 
 def read_book_parquet(path: Path) -> BookRows:
     """A book file's rows, as written (the file's order)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserError(f"{path} needs pyarrow: {EXTRAS['parquet']}") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises many kinds for a bad or truncated file
-        raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = [f for f in ("symbol", *_FIELDS, "snapshot") if f not in table.column_names]
-    if missing:
-        raise UserError(f"{path}: not a tickwire book file: no column {missing[0]!r}")
+    columns = ("symbol", *_FIELDS, "snapshot")
+    table, names, index, universe = read_parquet(path, columns, "tickwire book file")
     records = np.zeros(table.num_rows, LEVEL_DTYPE)
     for f in _FIELDS:
         values = table.column(f).to_numpy()
@@ -114,17 +106,8 @@ def read_book_parquet(path: Path) -> BookRows:
         row = int(np.flatnonzero(~np.isin(records["side"], (0, 1)))[0]) + 1
         raise UserError(f"{path} row {row}: side must be 0 (bid) or 1 (ask)")
     snapshot = table.column("snapshot").to_numpy(zero_copy_only=False).astype(np.bool_)
-    sym = table.column("symbol").combine_chunks()
-    if hasattr(sym, "indices"):
-        names = [str(s) for s in sym.dictionary.to_pylist()]
-        records["sym"] = sym.indices.to_numpy(zero_copy_only=False)
-    else:
-        uniq, idx = np.unique(np.asarray(sym.to_pylist(), dtype=str), return_inverse=True)
-        names, records["sym"] = [str(s) for s in uniq], idx
+    records["sym"] = index
     meta = table.schema.metadata or {}
-    universe = None
-    if b"tickwire.universe" in meta:
-        universe = Universe.from_reference(json.loads(meta[b"tickwire.universe"]))
     depth = int(meta[b"tickwire.book_depth"]) if b"tickwire.book_depth" in meta else None
     return BookRows(names, records, snapshot, universe, depth)
 

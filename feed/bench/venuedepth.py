@@ -34,11 +34,11 @@ from numpy.typing import NDArray
 
 from ._procs import server
 from ._table import NAN, Row, row, unavailable
-from .fanout import load_on, run_load
+from .fanout import load_on
+from .venues import NO_WEIGHT_LIMIT, binance_clients, cpu_per_msg_row, served, v1_clients
 
 N = 100
 _BOOKS = ("--book-depth", "20")
-_NO_WEIGHT_LIMIT = ("--binance-weight-per-min", str(10**9))  # measure the rate, not the 429s
 _DEPTH_PATH = "/binance/api/v3/depth?symbol=AAPL&limit=100"
 # Bots as they poll: Binance allows an address 6000 request weight a minute (tickwire's default
 # too), and depth?limit=100 weighs 5, so a bot may poll it 20 times a second (ccxt's binance
@@ -56,53 +56,26 @@ _BOTS_NOTE = (
 )
 
 
-def _diff_depth(binance: bool, window_s: float) -> dict[str, float]:
-    def client_args(k: int, first: int) -> tuple[str, ...]:
-        if binance:
-            return ("binance", str(k), str(first), "--kinds", "depth@100ms")
-        return ("count", str(k), str(first), "0", "pick10", "--book")
-
-    results, cpu, wall = run_load("tickwire", _BOOKS, client_args, N, window_s, 1.0)
-    key = "msgs" if binance else "book_msgs"
-    msgs = sum(int(r.get(key, 0)) for r in results)
-    levels = sum(int(r.get("levels", 0)) for r in results)
-    return {
-        "cpu_us_msg": cpu / msgs * 1e6 if msgs else NAN,
-        "cpu_us_level": cpu / levels * 1e6 if levels else NAN,
-        "msgs_per_s": msgs / wall,
-        "levels_per_s": levels / wall,
-        "server_cpu_pct": cpu / wall * 100,
-    }
-
-
 def diff_depth_rows(window_s: float) -> list[Row]:
-    v1 = _diff_depth(False, window_s)
-    bn = _diff_depth(True, window_s)
+    v1 = served(_BOOKS, v1_clients("--book"), N, window_s, 1.0, "book_msgs", "levels")
+    bn = served(
+        _BOOKS, binance_clients("--kinds", "depth@100ms"), N, window_s, 1.0, "msgs", "levels"
+    )
     label = f"Binance diff depth N={N} x 10 symbols (@depth@100ms)"
     base = "/v1 book updates (JSON)"
     return [
-        row(
-            f"{label}: server CPU/msg",
-            bn["cpu_us_msg"],
-            "us",
-            base,
-            v1["cpu_us_msg"],
-            higher=False,
-            target="<= 1.5x",
-            msgs_per_s=bn["msgs_per_s"],
-            baseline_msgs_per_s=v1["msgs_per_s"],
-            server_cpu_pct=bn["server_cpu_pct"],
-            baseline_cpu_pct=v1["server_cpu_pct"],
+        cpu_per_msg_row(
+            label, bn, base, v1, msgs_per_s=bn["msgs_per_s"], baseline_msgs_per_s=v1["msgs_per_s"]
         ),
         row(
             f"{label}: server CPU/level update",
-            bn["cpu_us_level"],
+            bn["cpu_us_unit"],
             "us",
             base,
-            v1["cpu_us_level"],
+            v1["cpu_us_unit"],
             higher=False,
-            levels_per_s=bn["levels_per_s"],
-            baseline_levels_per_s=v1["levels_per_s"],
+            levels_per_s=bn["units_per_s"],
+            baseline_levels_per_s=v1["units_per_s"],
         ),
     ]
 
@@ -161,16 +134,13 @@ def _streams(
     (ms) and their requests/s if `loads` makes any (they run from before the streams connect
     until the window ends)."""
 
-    def client_args(k: int, first: int) -> tuple[str, ...]:
-        return ("count", str(k), str(first), "0", "pick10")
-
     with server("tickwire", *_BOOKS, *serve) as (proc, url):
         rest = [] if loads is None else loads(url)
         for load in rest:
             load.thread.start()
         try:
             t0 = time.perf_counter()
-            results, _, _ = load_on([url], [proc.pid], client_args, N, window_s, 1.0)
+            results, _, _ = load_on([url], [proc.pid], v1_clients(), N, window_s, 1.0)
             wall = time.perf_counter() - t0
         finally:
             for load in rest:
@@ -198,7 +168,7 @@ def rest_depth_rows(window_s: float) -> list[Row]:
         polled.append(lat)
         polls.append(rest_lat)
         rates.append(rate)
-    hammered, hammer_lat, hammer_rate = _streams(_hammer, window_s, *_NO_WEIGHT_LIMIT)
+    hammered, hammer_lat, hammer_rate = _streams(_hammer, window_s, *NO_WEIGHT_LIMIT)
     label = f"REST depth?limit=100 beside N={N} stream clients"
     base = _pct(quiet, 99)
     return [

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+from _browser import require_chromium
 from _redis import Bus, Proc, RedisServer
 
 from tickwire.feed.server.server import Server, ServerConfig
@@ -74,3 +75,10 @@ def procs(tmp_path: Path) -> Iterator[Any]:
 def bus(redis: RedisServer, procs: Any) -> Bus:
     """`bus.producer(NAME, *ARGS)` and `bus.gateway(NAME, *ARGS)`: real processes on `redis`."""
     return Bus(redis.url, procs)
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Browser tests (`pytestmark = pytest.mark.usefixtures("chromium")`): skip without chromium
+    and playwright locally, fail under CI=true (`_browser.require_chromium`)."""
+    require_chromium()

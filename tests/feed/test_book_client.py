@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pytest
 import trio
+from _book_streams import ASKS, BIDS, DEPTH, change_st, fault_st, true_book, with_faults
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +19,6 @@ from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.protocol import book as b
 from tickwire.feed.server.server import Server, ServerConfig
-
-DEPTH = 20
 
 
 @pytest.fixture
@@ -30,22 +29,11 @@ async def server(nursery: trio.Nursery) -> Server:
     return srv
 
 
-# Bids on 100..114, asks on 116..130 (units of 0.01): never crossed, all within the depth, and
-# five levels a side beyond the checksum's top 10, where only the book seq tells a loss.
-BIDS, ASKS = range(100, 115), range(116, 131)
-
-change_st = st.tuples(st.integers(0, 1), st.integers(0, 14), st.integers(0, 5))
-
-
 def _server_stream(
     ops: list[tuple[bool, list[tuple[int, int, int]]]],
 ) -> tuple[list[dict[str, Any]], dict[int, b.Ladder], b.Levels]:
     """A true book and the `book` messages that describe it: (messages, view by seq, book)."""
-    srv = b.Levels(2, 1)
-    for u in BIDS:
-        srv.set(0, u, 1)
-    for u in ASKS:
-        srv.set(1, u, 1)
+    srv = true_book()
     truth = {0: srv.view(DEPTH)}
     msgs: list[dict[str, Any]] = []
     for conflate, changes in ops:
@@ -74,10 +62,11 @@ def _snapshot(levels: b.Levels) -> dict[str, Any]:
     return {"type": "book_snapshot", "seq": 1, "books": [b.snapshot_entry("X", levels, DEPTH)]}
 
 
-fault_st = st.lists(
-    st.tuples(st.sampled_from(["drop", "dup", "swap", "corrupt"]), st.integers(0, 200)),
-    max_size=6,
-)
+def _corrupt(msg: dict[str, Any]) -> dict[str, Any]:
+    """The message with its book's checksum refuted."""
+    entry = dict(msg["books"][0])
+    entry["checksum"] ^= 1
+    return {**msg, "books": [entry]}
 
 
 @settings(max_examples=300, deadline=None)
@@ -88,21 +77,7 @@ def test_client_book_never_accepts_a_wrong_book(
     msgs, truth, _ = _server_stream(ops)
     start = b.Levels(2, 1)
     start.load(truth[0], 0, 0)
-    stream = [_snapshot(start), *msgs]
-    for fault, at in faults:  # inject transport faults anywhere after the snapshot
-        if len(stream) < 2:
-            break
-        i = 1 + at % (len(stream) - 1)
-        if fault == "drop":
-            del stream[i]
-        elif fault == "dup":
-            stream.insert(i, stream[i])
-        elif fault == "swap" and i + 1 < len(stream):
-            stream[i], stream[i + 1] = stream[i + 1], stream[i]
-        elif fault == "corrupt":  # a book the checksum refutes
-            entry = dict(stream[i]["books"][0])
-            entry["checksum"] ^= 1
-            stream[i] = {**stream[i], "books": [entry]}
+    stream = with_faults([_snapshot(start), *msgs], faults, _corrupt)
     books = ClientBooks()
     books.want(["X"], DEPTH)
     accepted = gaps = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _book_streams import ASKS, BIDS, CHANGE, DEPTH, fault_st, true_book, with_faults
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,24 +14,12 @@ from tickwire.feed.client.dense import digits_text
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
-DEPTH = 20
 SYMS = ("A", "B", "C")
-# Bids on 100..114 and asks on 116..130 ticks from each book's offset: never crossed, all within
-# the depth (so the client's cut book is the server's), and five levels a side beyond the top 10.
-BIDS, ASKS = range(100, 115), range(116, 131)
-
+# Each symbol's book is _book_streams' true book, moved by a jump (all within the depth, so the
+# client's cut book is the server's).
 Change = tuple[int, int, int, int]  # symbol, side, level, size
-change_st = st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 14), st.integers(0, 5))
+change_st = st.tuples(st.integers(0, 2), *CHANGE)  # on one of SYMS
 jump_st = st.none() | st.tuples(st.integers(0, 2), st.integers(-400, 400))
-
-
-def _book(offset: int) -> b.Levels:
-    lv = b.Levels(2, 1)
-    for u in BIDS:
-        lv.set(0, u + offset, 1)
-    for u in ASKS:
-        lv.set(1, u + offset, 1)
-    return lv
 
 
 def _client(dense_min: int = 0) -> ClientBooks:
@@ -66,7 +55,7 @@ def _stream(
 ) -> tuple[list[bytes], list[dict[int, b.Ladder]]]:
     """The server's binary `book` frames for `frames` of changes (and a jump: a symbol's whole
     book moved by that many ticks), and each symbol's true book by seq."""
-    books = [_book(0) for _ in SYMS]
+    books = [true_book() for _ in SYMS]
     offset = [0, 0, 0]
     truth: list[dict[int, b.Ladder]] = [{0: lv.view(DEPTH)} for lv in books]
     out = [_snapshot(books)]
@@ -77,7 +66,7 @@ def _stream(
             if min(BIDS) + offset[i] + by > 0:
                 old = books[i].view(DEPTH)
                 offset[i] += by
-                new = _book(offset[i]).view(DEPTH)
+                new = true_book(offset[i]).view(DEPTH)
                 steps += [(i, side, u, size) for side, u, size in b.diff(old, new)]
         for i, side, level, size in changes:
             units = (ASKS if side else BIDS)[level] + offset[i]
@@ -106,12 +95,6 @@ def _corrupt(frame: bytes) -> bytes:
     return bytes(data)
 
 
-fault_st = st.lists(
-    st.tuples(st.sampled_from(["drop", "dup", "swap", "corrupt"]), st.integers(0, 200)),
-    max_size=6,
-)
-
-
 @pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.lists(change_st, max_size=8), jump_st), max_size=30), fault_st)
@@ -120,19 +103,8 @@ def test_binary_books_never_accept_a_wrong_book(
     frames: list[tuple[list[Change], tuple[int, int] | None]],
     faults: list[tuple[str, int]],
 ) -> None:
-    stream, truth = _stream(frames)
-    for fault, at in faults:  # transport faults anywhere after the snapshot
-        if len(stream) < 2:
-            break
-        i = 1 + at % (len(stream) - 1)
-        if fault == "drop":
-            del stream[i]
-        elif fault == "dup":
-            stream.insert(i, stream[i])
-        elif fault == "swap" and i + 1 < len(stream):
-            stream[i], stream[i + 1] = stream[i + 1], stream[i]
-        elif fault == "corrupt":
-            stream[i] = _corrupt(stream[i])
+    clean, truth = _stream(frames)
+    stream = with_faults(clean, faults, _corrupt)
     books = _client(dense_min)
     gaps = 0
     for frame in stream:
@@ -147,7 +119,7 @@ def test_binary_books_never_accept_a_wrong_book(
             assert [(round(p * 100), s) for p, s in held.asks.tolist()] == list(want[1])
         for depth, names in books.take_resync().items():  # the server sends them again
             assert depth is True
-            now = [_book(0) for _ in SYMS]
+            now = [true_book() for _ in SYMS]
             for i in range(len(SYMS)):
                 seq = max(truth[i])
                 now[i].load(truth[i][seq], seq, seq)

@@ -9,74 +9,17 @@ Playwright's sync API blocks, so a test runs its browser script in a worker thre
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import Any
 
 import pytest
 import trio
+from _browser import base_of, in_browser, js_errors, page_url
 from _support import serve_process
 
 from tickwire.feed.server.server import Server, ServerConfig
 
-T = TypeVar("T")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def _require_chromium() -> None:
-    """Skip without chromium and playwright locally; under CI=true, fail instead."""
-    missing = []
-    if CHROMIUM is None:
-        missing.append("chromium (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install playwright)")
-    if missing:
-        why = f"browser tests need {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-async def in_browser(script: Callable[[Any], T], *, color_scheme: str = "light") -> T:
-    """Run `script(context)` in a fresh headless chromium, in a worker thread."""
-
-    def run() -> T:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(
-                    viewport={"width": 1280, "height": 800},
-                    color_scheme=color_scheme,  # type: ignore[arg-type]
-                )
-                context.set_default_timeout(30_000)  # a shared 2-core CI machine is slow
-                return script(context)
-            finally:
-                browser.close()
-
-    return await trio.to_thread.run_sync(run)
-
-
-def js_errors(page: Any) -> list[str]:
-    """Collect the page's uncaught errors (checked at the end of each test)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return errors
+pytestmark = pytest.mark.usefixtures("chromium")  # _browser.require_chromium
 
 
 def cell_text(page: Any, symbol: str, cls: str) -> str:
@@ -103,21 +46,6 @@ def wait_for_price_change(page: Any, symbol: str) -> tuple[str, str]:
 
 
 # --------------------------------------------------------------------------- tests
-
-
-@pytest.fixture(autouse=True)
-def chromium() -> None:
-    _require_chromium()
-
-
-def base_of(feed_url: str) -> str:
-    """The page's address on a feed's own port: ws://HOST:PORT/v1 -> http://HOST:PORT."""
-    return feed_url.replace("ws", "http", 1).removesuffix("/v1")
-
-
-def page_url(feed_url: str, **params: str) -> str:
-    """The page served by the feed at `feed_url`, using its default feed (no ?url=)."""
-    return f"{base_of(feed_url)}/" + (f"?{urlencode(params)}" if params else "")
 
 
 def subscriptions(server: Server) -> list[object]:

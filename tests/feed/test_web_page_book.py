@@ -7,21 +7,18 @@ connection of its own; here it is compared with the client library's book at the
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import trio
+from _browser import in_browser, js_errors, page_url
 
 from tickwire.feed import BookUpdate, connect
 from tickwire.feed.faults import parse_spec
 from tickwire.feed.server.server import Server, ServerConfig
 
-T = TypeVar("T")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+pytestmark = pytest.mark.usefixtures("chromium")  # _browser.require_chromium
+
 LADDER = """() => {
     const el = document.getElementById('ladder');
     const rows = [...document.querySelectorAll('#ladder-rows tr')].map(
@@ -33,45 +30,18 @@ LADDER = """() => {
 }"""
 
 
-@pytest.fixture(autouse=True)
-def chromium() -> None:
-    """As test_web_page.py: skip without chromium and playwright locally, fail under CI=true."""
-    missing = [] if CHROMIUM else ["chromium"]
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright")
-    if missing:
-        why = f"browser tests need {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-async def in_browser(script: Callable[[Any], T]) -> T:
-    def run() -> T:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.set_default_timeout(30_000)
-                return script(page)
-            finally:
-                browser.close()
-
-    return await trio.to_thread.run_sync(run)
+def look_when(page: Any, condition: str, arg: Any = None) -> dict[str, Any]:
+    """The ladder (`LADDER`) as it is when `condition` (JS over `ladder` and `arg`) first holds,
+    read in the same evaluation: a look taken after a separate wait can meet a resync between
+    the two (the ladder empty, its seq -1)."""
+    check = f"arg => {{ const ladder = ({LADDER})(); return ({condition}) ? ladder : null; }}"
+    return dict(page.wait_for_function(check, arg=arg).json_value())
 
 
 async def start(nursery: trio.Nursery, **config: Any) -> Server:
     server = Server(ServerConfig(port=0, heartbeat_ms=200, **config))
     await nursery.start(server.run)
     return server
-
-
-def page_url(server: Server, symbols: str) -> str:
-    return server.url.replace("ws", "http", 1).removesuffix("/v1") + f"/?symbols={symbols}"
 
 
 async def record_books(url: str, symbol: str, books: dict[int, Any], *, task_status: Any) -> None:
@@ -116,10 +86,10 @@ async def test_the_page_shows_the_selected_symbols_book_as_the_library_holds_it(
     books: dict[int, Any] = {}
     await nursery.start(record_books, server.url, "MSFT", books)
 
-    def script(page: Any) -> dict[str, Any]:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_url(server, "AAPL,MSFT"))
+    def script(ctx: Any) -> dict[str, Any]:
+        page = ctx.new_page()
+        errors = js_errors(page)
+        page.goto(page_url(server.url, symbols="AAPL,MSFT"))
         page.wait_for_function("() => document.getElementById('ladder').dataset.symbol === 'AAPL'")
         page.click('tr[data-symbol="MSFT"]')
         matched = None
@@ -157,18 +127,15 @@ async def test_a_wrong_book_seq_resubscribes_and_the_ladder_goes_on(nursery: tri
     order, and the page drops that book and subscribes it again (a fresh snapshot)."""
     server = await start(nursery, book_depth=20, faults=(("/v1", parse_spec("drop:0.05")),))
 
-    def script(page: Any) -> list[dict[str, Any]]:
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(page_url(server, "AAPL"))
+    def script(ctx: Any) -> list[dict[str, Any]]:
+        page = ctx.new_page()
+        errors = js_errors(page)
+        page.goto(page_url(server.url, symbols="AAPL"))
         page.wait_for_function("() => +document.getElementById('ladder').dataset.resyncs >= 2")
-        page.wait_for_function("() => +document.getElementById('ladder').dataset.seq > 0")
-        first = page.evaluate(LADDER)
-        page.wait_for_function(
-            "s => +document.getElementById('ladder').dataset.seq > s", arg=first["seq"]
-        )
+        first = look_when(page, "ladder.seq > 0")
+        later = look_when(page, "ladder.seq > arg", first["seq"])
         assert errors == []
-        return [first, page.evaluate(LADDER)]
+        return [first, later]
 
     with trio.fail_after(90):
         first, later = await in_browser(script)
@@ -181,8 +148,9 @@ async def test_a_wrong_book_seq_resubscribes_and_the_ladder_goes_on(nursery: tri
 async def test_without_books_the_page_has_no_ladder(nursery: trio.Nursery) -> None:
     server = await start(nursery, book_depth=0)
 
-    def script(page: Any) -> tuple[bool, int]:
-        page.goto(page_url(server, "AAPL"))
+    def script(ctx: Any) -> tuple[bool, int]:
+        page = ctx.new_page()
+        page.goto(page_url(server.url, symbols="AAPL"))
         page.wait_for_selector("#status[data-state=live]")
         page.wait_for_function(
             "() => /\\d/.test(document.getElementById('detail-bid').textContent)"

@@ -4,21 +4,18 @@ a page opened during the halt shows both at once (the welcome and the `symbols` 
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import trio
+from _browser import in_browser, js_errors, page_url
 
 from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.simulators import Universe
 from tickwire.simulators.scenario import parse
 
-T = TypeVar("T")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+pytestmark = pytest.mark.usefixtures("chromium")  # _browser.require_chromium
+
 HALT = """
 name = "page-halt"
 [[event]]
@@ -29,47 +26,6 @@ symbol = "AAPL"
 """
 SHOWN = "() => !document.getElementById('scenario').hidden"
 HALTED = "s => !document.querySelector(`tr[data-symbol='${s}'] .halt`)?.hidden"
-
-
-@pytest.fixture(autouse=True)
-def chromium() -> None:
-    """As test_web_page.py: skip without chromium and playwright locally, fail under CI=true."""
-    missing = [] if CHROMIUM else ["chromium"]
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright")
-    if missing:
-        why = f"browser tests need {' and '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-async def in_browser(script: Callable[[Any], T]) -> T:
-    def run() -> T:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                context.set_default_timeout(30_000)
-                return script(context)
-            finally:
-                browser.close()
-
-    return await trio.to_thread.run_sync(run)
-
-
-def js_errors(page: Any) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return errors
-
-
-def page_url(feed_url: str, symbols: str) -> str:
-    return feed_url.replace("ws", "http", 1).removesuffix("/v1") + f"/?symbols={symbols}"
 
 
 async def test_the_page_shows_the_scenario_and_the_halted_row(nursery: trio.Nursery) -> None:
