@@ -73,6 +73,9 @@ class Feed(Protocol):
     def publish_statuses(self, records: NDArray[np.void]) -> None:
         """Trading status changes (halts, resumptions) after the batches published so far."""
 
+    def publish_bands(self, records: NDArray[np.void]) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
+
     def publish_scenario(self, name: str, active: bool, ts: int) -> None:
         """A market scenario started (`active`) or ended at event time `ts`, after the batches
         published so far."""

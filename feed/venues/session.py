@@ -117,6 +117,10 @@ class VenueContext:
         trading status, from the status log, for a venue's status channel)."""
         encoder = self.fanout.encoder(venue)
         status = getattr(encoder, "current_status", None)
+        band = getattr(encoder, "current_band", None)
+        if channel.startswith("lulds:") and band is not None:
+            now = None if self.statuses is None else self.statuses.bands.get(sym)
+            return None if now is None else bytes(band(sym, now, channel[6:]))
         if channel == "status" and status is not None:
             return bytes(
                 status(sym, None if self.statuses is None else self.statuses.current.get(sym))
