@@ -193,6 +193,15 @@ class BusProducer(LeaseHolder, Pipelined):
         else:
             self._wake_writer()
 
+    def publish_bands(self, records: NDArray[np.void]) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
+        if not self._outbox.put_bands(records):
+            self._report_done()
+        elif self._fast is not None and self._active and not self._failure:
+            self._send_pending()
+        else:
+            self._wake_writer()
+
     def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started or ended (event time `ts`) after every flush published so
         far, `playing` those playing after it; it goes with the next write, as statuses do."""

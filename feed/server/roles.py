@@ -146,6 +146,9 @@ class Sink(Protocol):
         """Trading status changes (a scenario's halts and resumptions) after the records
         published so far, at stream `offset`. Must not block, as `publish`."""
 
+    def publish_bands(self, records: NDArray[np.void], offset: int) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
+
     def publish_scenario(self, name: str, active: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started (`active`) or ended at event time `ts` after the records
         published so far; `playing`: those playing after it. Must not block, as `publish`."""
