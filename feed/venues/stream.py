@@ -25,7 +25,8 @@ flush's level updates first), and delivered to the sessions as ticks are (`deliv
 A market playing a scenario also has trading status changes (`v1.status.StatusLog`, the log `/v1`
 reads): each sits at the stream offset it was published at, and the venue's stream reads them in
 that order with its takes, encoded once for the venue (`encode_statuses`, Alpaca's `statuses`);
-a venue whose encoder has none skips them.
+a venue whose encoder has none skips them. Its LULD band changes sit in the same log and go the
+same way (`encode_bands`, Alpaca's `lulds`).
 """
 
 from __future__ import annotations
