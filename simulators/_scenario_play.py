@@ -236,7 +236,8 @@ class Play:
             self.l_until[back], self.ref[back] = 0, np.nan
             self.fresh_why[back] = ord("E")
             paused[c] = (self.l_until > t) & (self.l_since <= t)
-            live = (t >= self.luld_from) & (t < self.luld_until) & ~paused[c] & ~fixed[c]
+            in_force = (t >= self.luld_from) & (t < self.luld_until)
+            live = in_force & ~paused[c] & ~fixed[c]
             p = price[c]
             fresh = live & np.isnan(self.ref)
             self.ref[fresh] = p[fresh]
@@ -245,18 +246,23 @@ class Play:
             self.l_until[breach] = t + g + self.pause_ns[breach]
             keep = live & ~breach
             self.ref[keep] += alpha[keep] * (p[keep] - self.ref[keep])
-            bands += self._bands(t, keep, fresh)
+            bands += self._bands(t, in_force, keep, fresh)
         if bands:
             self.pending_bands = np.concatenate((self.pending_bands, *bands))
         return paused
 
     def _bands(
-        self, t: int, keep: NDArray[np.bool_], fresh: NDArray[np.bool_]
+        self,
+        t: int,
+        in_force: NDArray[np.bool_],
+        keep: NDArray[np.bool_],
+        fresh: NDArray[np.bool_],
     ) -> list[NDArray[np.void]]:
         """Cell `t`'s band changes: cleared from `t` where the bands are no longer in force; new
         from the next cell where a reference was taken or moved `BAND_MOVE` from the published."""
         out = []
-        gone = ~np.isnan(self.pub) & ((t < self.luld_from) | (t >= self.luld_until))
+        pub = self.pub
+        gone = ~in_force & (pub == pub)  # published (not nan) and no longer in force
         if gone.any():
             rec = np.zeros(int(gone.sum()), BAND_DTYPE)
             rec["ts"], rec["sym"], rec["up"], rec["down"] = (
@@ -267,9 +273,8 @@ class Play:
             )
             self.pub[gone] = np.nan
             out.append(rec)
-        with np.errstate(invalid="ignore"):
-            far = np.abs(np.expm1(self.ref - self.pub)) >= BAND_MOVE
-        moved = keep & (fresh | np.isnan(self.pub) | far)
+        # a reference moved BAND_MOVE from the published one, or none published (nan)
+        moved = keep & (fresh | ~(np.abs(np.expm1(self.ref - pub)) < BAND_MOVE))
         if moved.any():
             ids = np.flatnonzero(moved)
             rec = np.zeros(ids.size, BAND_DTYPE)
