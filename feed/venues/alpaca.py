@@ -16,7 +16,7 @@ sockets, no clock of its own.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -118,6 +118,7 @@ class AlpacaSession:
         failures: AuthFailures | None = None,
         peer: str = "",
         current: Callable[[str, int, str], bytes | None] | None = None,
+        banded: Callable[[], Collection[int]] = tuple,
     ) -> None:
         if feed not in self.feeds:
             raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {self.feeds}")
@@ -145,6 +146,7 @@ class AlpacaSession:
         self._symbols_named = MessageRate(MAX_SYMBOLS_PER_S)
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
         self._current = current  # (venue, symbol id, channel) -> its message now: `lulds`
+        self._banded = banded  # the symbol ids with LULD bands now
 
     # ------------------------------------------------------------------ requests
 
@@ -278,8 +280,7 @@ class AlpacaSession:
         have bands now, in one frame (none without)."""
         if self._current is None or had is None:
             return []
-        n = len(self.universe)
-        new = sorted((set(range(n)) if has is None else has) - had)
+        new = sorted(s for s in self._banded() if (has is None or s in has) and s not in had)
         codec = "lulds:msgpack" if self.binary else "lulds:json"
         items = [m for s in new if (m := self._current(self.venue, s, codec)) is not None]
         return [frames_of(items, self.binary)] if items else []

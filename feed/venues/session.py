@@ -111,6 +111,7 @@ class VenueContext:
         self.fanout = VenueStreams(self.universe, self.hub, self)
         self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
         self.services.book_depth = 0 if self.books is None else self.books.depth
+        self.services.banded = lambda: () if self.statuses is None else self.statuses.bands.keys()
 
     def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
         """A venue's message for a symbol's latest state, from the hub's last-value cache (its

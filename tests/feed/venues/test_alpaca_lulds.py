@@ -26,9 +26,9 @@ def _said(frames: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _session(binary: bool, current: Any) -> AlpacaSession:
+def _session(binary: bool, current: Any, banded: Any = tuple) -> AlpacaSession:
     headers = {"Content-Type": "application/msgpack"} if binary else {}
-    s = AlpacaSession("sip", headers, U, (), 0, current=current)
+    s = AlpacaSession("sip", headers, U, (), 0, current=current, banded=banded)
     s.opened(0)
     auth = {"action": "auth", "key": "k", "secret": "s"}
     s.receive(msgpack.packb(auth) if binary else orjson.dumps(auth), 1)
@@ -71,7 +71,7 @@ def test_subscribe_sends_the_bands_as_they_stand_of_the_symbols_it_adds() -> Non
         return None if band is None else enc.current_band(sym, band, channel.split(":")[1])
 
     for binary in (False, True):
-        s, asked[:] = _session(binary, current), []
+        s, asked[:] = _session(binary, current, bands.keys), []
         sub = {"action": "subscribe", "lulds": ["AAPL", "MSFT"]}
         reply = s.receive(msgpack.packb(sub) if binary else orjson.dumps(sub), 2)
         said = _said(reply.frames)
@@ -79,9 +79,13 @@ def test_subscribe_sends_the_bands_as_they_stand_of_the_symbols_it_adds() -> Non
         assert said[1]["S"] == "AAPL" and (said[1]["u"], said[1]["i"]) == (199.04, "B")
         assert isinstance(said[1]["t"], msgpack.Timestamp if binary else str)
         codec = "lulds:msgpack" if binary else "lulds:json"
-        assert sorted(asked) == [("alpaca", AAPL, codec), ("alpaca", MSFT, codec)]
+        assert asked == [("alpaca", AAPL, codec)]  # only the symbols with bands are asked
         again = s.receive(msgpack.packb(sub) if binary else orjson.dumps(sub), 3)
         assert [m["T"] for m in _said(again.frames)] == ["subscription"]  # nothing new
+    star = _session(False, current, bands.keys)
+    asked[:] = []
+    said = _said(star.receive('{"action":"subscribe","lulds":["*"]}', 2).frames)
+    assert [m["T"] for m in said] == ["subscription", "l"] and len(asked) == 1
 
 
 def test_crypto_sessions_match_no_status_nor_band() -> None:
