@@ -9,7 +9,7 @@ arrivals). `Market` adds the clock: chunks made ahead, released by `step`. numpy
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from ._events import GRID_NS, PATH_CELLS
 from ._scenario_play import Play
 from .crypto import NOTIONAL_LOT
+from .scenario import BAND_DTYPE
 from .ticks import TICK_DTYPE, TickFlag
 from .universe import Universe
 
@@ -51,6 +52,23 @@ class Model:
     _chunk_cells: int
     _vol_sym: NDArray[np.float64] | None
     _halted: NDArray[np.bool_]
+    play: Play | None
+    now_ns: int
+    _tick: NDArray[np.float64]
+    _units: NDArray[np.floating[Any]]
+    _scale: NDArray[np.floating[Any]]
+
+    def bands(self) -> NDArray[np.void]:
+        """The scenario's LULD band changes (`scenario.BAND_DTYPE`, prices on the tick grid) up
+        to now, not taken yet, in time order; empty without bands."""
+        if self.play is None:
+            return np.empty(0, BAND_DTYPE)
+        out = self.play.release_bands(self.now_ns)
+        sym = out["sym"].astype(np.intp)
+        tick, units, scale = self._tick[sym], self._units[sym], self._scale[sym]
+        for side in ("up", "down"):
+            out[side] = np.maximum(1, np.round(out[side] / tick)) * units / scale
+        return out
 
     def _parameters(self, universe: Universe, ref: np.random.Generator) -> None:
         """Static per-symbol parameters: volatility and its shares, ticks, lots, rates."""

@@ -3,8 +3,9 @@
 `Play` answers, for a chunk: the volatility factor per cell, which (cell, symbol) pairs are halted
 (fixed halts, and LULD bands against the efficient price at each cell's end), the log-price offset,
 spread factor and book thinning at any (time, symbol), and the fat-finger trades to insert. It
-keeps the status records (`scenario.STATUS_DTYPE`) made ahead and releases them with time, and
-when each scenario played starts and ends (`Announcement`). Loops run over events and cells, never
+keeps the status records (`scenario.STATUS_DTYPE`) and LULD band changes (`scenario.BAND_DTYPE`,
+prices not yet on the tick grid) made ahead and releases them with time, and when each scenario
+played starts and ends (`Announcement`). Loops run over events and cells, never
 over symbols. Imports numpy and `scenario` only.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .scenario import STATUS_DTYPE, Event, HaltReason, Scenario, Status
+from .scenario import BAND_DTYPE, BAND_MOVE, STATUS_DTYPE, Event, HaltReason, Scenario, Status
 
 
 class _Shape(NamedTuple):
@@ -134,11 +135,20 @@ class Play:
         self.has_luld = bool(np.isfinite(self.band).any())
         self.has_liquidity = any(s.spread != 1 or s.thin != 1 for s in self.shapes)
         self.has_moves = any(s.log_move != 0 for s in self.shapes)
+        self._start_state(n)
+
+    def _start_state(self, n: int) -> None:
+        """What playing changes, as at the start (`continued` carries it over)."""
         # LULD state: reference log-price (nan: none yet), halt span in ns from the start
         self.ref = np.full(n, np.nan)
         self.l_since = np.zeros(n, np.int64)
         self.l_until = np.zeros(n, np.int64)
         self.pending = np.empty(0, STATUS_DTYPE)
+        # LULD bands: the reference (log-price) they were published for (nan: none), the
+        # indicator of the next first reference (A: an open, E: after a pause), changes ahead
+        self.pub = np.full(n, np.nan)
+        self.fresh_why = np.full(n, ord("A"), np.uint8)
+        self.pending_bands = np.empty(0, BAND_DTYPE)
         self.status = np.zeros(n, np.uint8)  # as of the records released
         self.last_halted = np.zeros(n, bool)  # the last cell made, for the next chunk's changes
         self.last_why, self.announcements = np.zeros(n, np.uint8), list[Announcement]()  # ahead
@@ -217,13 +227,17 @@ class Play:
         g = self.grid_ns
         alpha = 1 - np.exp(-g / 1e9 / self.alpha_s)
         paused = np.zeros(fixed.shape, bool)
+        bands: list[NDArray[np.void]] = []
         for c, t in enumerate(starts):
             if t % self.day_ns == 0:  # an open: yesterday's prices are no reference
                 self.ref[:] = np.nan
+                self.fresh_why[:] = ord("A")
             back = (self.l_until > 0) & (self.l_until <= t)
             self.l_until[back], self.ref[back] = 0, np.nan
+            self.fresh_why[back] = ord("E")
             paused[c] = (self.l_until > t) & (self.l_since <= t)
-            live = (t >= self.luld_from) & (t < self.luld_until) & ~paused[c] & ~fixed[c]
+            in_force = (t >= self.luld_from) & (t < self.luld_until)
+            live = in_force & ~paused[c] & ~fixed[c]
             p = price[c]
             fresh = live & np.isnan(self.ref)
             self.ref[fresh] = p[fresh]
@@ -232,7 +246,45 @@ class Play:
             self.l_until[breach] = t + g + self.pause_ns[breach]
             keep = live & ~breach
             self.ref[keep] += alpha[keep] * (p[keep] - self.ref[keep])
+            bands += self._bands(t, in_force, keep, fresh)
+        if bands:
+            self.pending_bands = np.concatenate((self.pending_bands, *bands))
         return paused
+
+    def _bands(
+        self,
+        t: int,
+        in_force: NDArray[np.bool_],
+        keep: NDArray[np.bool_],
+        fresh: NDArray[np.bool_],
+    ) -> list[NDArray[np.void]]:
+        """Cell `t`'s band changes: cleared from `t` where the bands are no longer in force; new
+        from the next cell where a reference was taken or moved `BAND_MOVE` from the published."""
+        out = []
+        pub = self.pub
+        gone = ~in_force & (pub == pub)  # published (not nan) and no longer in force
+        if gone.any():
+            rec = np.zeros(int(gone.sum()), BAND_DTYPE)
+            rec["ts"], rec["sym"], rec["up"], rec["down"] = (
+                self.start_ns + t,
+                np.flatnonzero(gone),
+                np.nan,
+                np.nan,
+            )
+            self.pub[gone] = np.nan
+            out.append(rec)
+        # a reference moved BAND_MOVE from the published one, or none published (nan)
+        moved = keep & (fresh | ~(np.abs(np.expm1(self.ref - pub)) < BAND_MOVE))
+        if moved.any():
+            ids = np.flatnonzero(moved)
+            rec = np.zeros(ids.size, BAND_DTYPE)
+            rec["ts"], rec["sym"] = self.start_ns + t + self.grid_ns, ids
+            rec["indicator"] = np.where(fresh[ids], self.fresh_why[ids], ord("B"))
+            mid, band = np.exp(self.ref[ids]), self.band[ids]
+            rec["up"], rec["down"] = mid * (1 + band), mid * (1 - band)
+            self.pub[ids] = self.ref[ids]
+            out.append(rec)
+        return out
 
     def _strength(self, shape: _Shape, t: NDArray[np.float64]) -> NDArray[np.float64]:
         t0, t1, t2, t3 = shape.t
@@ -260,6 +312,7 @@ class Play:
         new.pending, new.status, new.ref = self.pending, self.status, self.ref
         new.last_halted, new.last_why = self.last_halted, self.last_why
         new.l_since, new.l_until = self.l_since, self.l_until
+        new.pub, new.fresh_why, new.pending_bands = self.pub, self.fresh_why, self.pending_bands
         new.announcements = self.announcements  # `announce` adds the new scenario's
         return new
 
@@ -276,6 +329,12 @@ class Play:
         cut = int(np.searchsorted(self.pending["ts"], until_ns, "right"))
         out, self.pending = self.pending[:cut], self.pending[cut:]
         self.status[out["sym"]] = out["status"]  # in ts order: the last one wins
+        return out
+
+    def release_bands(self, until_ns: int) -> NDArray[np.void]:
+        """The band changes with ts <= until_ns not released yet (prices off the grid)."""
+        cut = int(np.searchsorted(self.pending_bands["ts"], until_ns, "right"))
+        out, self.pending_bands = self.pending_bands[:cut], self.pending_bands[cut:]
         return out
 
 

@@ -30,6 +30,12 @@ status (`Status`: 0 trading, 1 halted), reason (`HaltReason`: 1 a scenario halt 
 0.1 s with no record of the symbol; its resume's, the ts from which records may come again. Per
 symbol they alternate, halted first (overlapping causes make one halt). `Market.statuses()`
 releases them with time; `Market.play.status` is each symbol's status as of the last release.
+LULD bands, for the wire too: `BAND_DTYPE` (32 bytes): ts, sym, indicator (the UTP price band
+indicator's letter as its ASCII code: A a first band, B a move, E after a pause; 0: the symbol
+has no bands from ts on, and up and down are NaN), up and down (the limit prices, on the tick
+grid). A symbol's bands are set when `luld` takes its first reference, move when the reference
+has moved `BAND_MOVE` (1%, as the LULD plan says) from the one published, and are cleared when
+the `luld` ends; `Market.bands()` releases them with time.
 Ready scenarios ship in `data/scenarios/` (`names()`); `load` takes a name or a path. Imports
 numpy, the standard library, `errors` and `universe`; never the feed.
 """
@@ -55,6 +61,12 @@ STATUS_DTYPE = np.dtype(
     [("ts", "<i8"), ("sym", "<u2"), ("status", "u1"), ("reason", "u1"), ("_pad", "V4")]
 )
 assert STATUS_DTYPE.itemsize == 16
+BAND_DTYPE = np.dtype(
+    [("ts", "<i8"), ("sym", "<u2"), ("indicator", "u1"), ("_pad", "V5"), ("up", "<f8"),
+     ("down", "<f8")]
+)  # fmt: skip
+assert BAND_DTYPE.itemsize == 32
+BAND_MOVE = 0.01  # a reference this far from the published one publishes new bands
 
 
 class Status(IntEnum):

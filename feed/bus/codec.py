@@ -24,7 +24,8 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
   the same time;
 - `B` (optional, first entry only): every symbol's whole book after the write (the market's
   `book_snapshot`, `ladder_dtype(book_depth)` records), written when a gateway asks for it by
-  setting `{ns}:bookwant` (it starts, or lost updates) and after the producer dropped some.
+  setting `{ns}:bookwant` (it starts, or lost updates) and after the producer dropped some;
+- `u` (optional, first entry only): LULD band changes, placed as `s`'s are (`bands.py`).
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
 script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
@@ -181,6 +182,7 @@ class Entry:
     scenarios: bytes = b""  # the scenarios that started or ended (`encode_scenarios`)
     levels: bytes = b""  # `LEVEL_AT_DTYPE` records (`encode_levels`)
     books: bytes = b""  # every book after the write (`ladder_dtype` records)
+    bands: bytes = b""  # LULD band changes (`bands.encode_bands`)
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -202,11 +204,12 @@ def encode_entries(
     scenarios: bytes = b"",
     levels: bytes = b"",
     books: bytes = b"",
+    bands: bytes = b"",
 ) -> list[tuple[int, dict[bytes, bytes]]]:
     """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
     first one with `statuses` (`encode_statuses`), `scenarios` (`encode_scenarios`), `levels`
-    (`encode_levels`) and `books`."""
-    if (statuses or scenarios or levels or books) and not parts:
+    (`encode_levels`), `books` and `bands` (`bands.encode_bands`)."""
+    if (statuses or scenarios or levels or books or bands) and not parts:
         parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
@@ -221,7 +224,8 @@ def encode_entries(
     if offset is not None:
         head[b"o"] = str(offset).encode()
     out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
-    for name, extra in ((b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books)):
+    extras = (b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books), (b"u", bands)
+    for name, extra in extras:
         if extra:
             out[0][1][name] = extra
     return out
@@ -326,6 +330,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             _bytes(fields.get(b"c", b"")),
             _bytes(fields.get(b"b", b"")),
             _bytes(fields.get(b"B", b"")),
+            _bytes(fields.get(b"u", b"")),
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):

@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.redis import (
@@ -37,6 +38,7 @@ class LeaseHolder:
     _lease: bl.LeaseState
     _renew_at: float
     _standby_for: bytes
+    _bands: dict[int, bytes]  # symbol id -> its LULD band record, while it has one
 
     def _down(self, exc: BaseException) -> None:
         raise NotImplementedError
@@ -64,12 +66,14 @@ class LeaseHolder:
             self._stand_by(lease.holder)
             return
         snap, halted, head, next_offset = self._handover()
+        bands = b"".join(self._bands[s] for s in sorted(self._bands))  # as of the handover
         latest = bc.latest_records(snap) if len(snap) else b""
         keys = [bc.lease_key(self.namespace), bc.meta_key(self.namespace)]
         keys += [bc.latest_key(self.namespace), bc.head_key(self.namespace)]
         keys += [bc.offset_key(self.namespace), bc.halted_key(self.namespace)]
+        keys.append(bb.bands_key(self.namespace))
         off = b"" if next_offset is None else str(next_offset).encode()
-        args = [self.token, self._meta, latest, str(head).encode(), off, halted]
+        args = [self.token, self._meta, latest, str(head).encode(), off, halted, bands]
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 reply = await self._client.eval(bl.CONNECT_SCRIPT, keys=keys, args=args)

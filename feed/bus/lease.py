@@ -18,10 +18,11 @@ from typing import Any
 
 from tickwire.feed.bus.codec import lease_key
 from tickwire.simulators import TICK_DTYPE
-from tickwire.simulators.scenario import STATUS_DTYPE
+from tickwire.simulators.scenario import BAND_DTYPE, STATUS_DTYPE
 
 _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 1-based
 _STATUS_SYM_AT = STATUS_DTYPE.fields["sym"][1] + 1 if STATUS_DTYPE.fields else 0
+_BAND_SYM_AT = BAND_DTYPE.fields["sym"][1] + 1 if BAND_DTYPE.fields else 0
 
 # A stalled or dead producer is replaced within LEASE_MS + STANDBY_POLL_S (+ one snapshot write);
 # the holder renews 4-5 times per lease, so a producer the OS keeps waiting for up to ~1 s
@@ -110,9 +111,9 @@ INFO_SCRIPT = f"""
 """
 
 # A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset
-# and the halted hash, fenced like every write. KEYS: lease, meta, latest, head, offset, halted.
-# ARGV: token, meta, latest blob, head, offset or '', halted symbols' status records. Returns 1,
-# or the holder ('' for none).
+# and the halted and bands hashes, fenced like every write. KEYS: lease, meta, latest, head,
+# offset, halted, bands. ARGV: token, meta, latest blob, head, offset or '', halted symbols'
+# status records, LULD band records. Returns 1, or the holder ('' for none).
 CONNECT_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then
@@ -134,6 +135,12 @@ local h = ARGV[6]
 for i = 1, #h, {STATUS_DTYPE.itemsize} do
   local rec = string.sub(h, i, i + {STATUS_DTYPE.itemsize - 1})
   redis.call('HSET', KEYS[6], tostring(struct.unpack('<H', rec, {_STATUS_SYM_AT})), rec)
+end
+redis.call('DEL', KEYS[7])
+local b = ARGV[7]
+for i = 1, #b, {BAND_DTYPE.itemsize} do
+  local rec = string.sub(b, i, i + {BAND_DTYPE.itemsize - 1})
+  redis.call('HSET', KEYS[7], tostring(struct.unpack('<H', rec, {_BAND_SYM_AT})), rec)
 end
 return 1
 """

@@ -43,6 +43,8 @@ class Taken:
     # Level updates: (records of `batch` before them, LEVEL_DTYPE records), in order.
     levels: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
     books: bytes = b""  # every book after these flushes (`ladder_dtype` records), if wanted
+    # LULD band changes: (records of `batch` before them, `BAND_DTYPE` records), in order.
+    bands: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
 
 
 class Outbox:
@@ -61,6 +63,7 @@ class Outbox:
         self.next_offset: int | None = None  # the stream offset after the last flush given
         self._pending: list[TickBatch] = []
         self._statuses: list[tuple[int, NDArray[np.void]]] = []
+        self._bands: list[tuple[int, NDArray[np.void]]] = []
         self._scenarios: list[bc.ScenarioAt] = []
         self._playing = b""
         self._levels: list[tuple[int, NDArray[np.void]]] = []
@@ -96,6 +99,13 @@ class Outbox:
         self._statuses.append((self._records, records))
         return True
 
+    def put_bands(self, records: NDArray[np.void]) -> bool:
+        """LULD band changes after every record put so far, as `put_statuses`."""
+        if not self._pending and not self.put(np.empty(0, TICK_DTYPE), self.next_offset):
+            return False
+        self._bands.append((self._records, records))
+        return True
+
     def put_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> bool:
         """A scenario started or ended after every record put so far (`playing`: those playing
         after it), as `put_statuses`; False if dropped."""
@@ -122,6 +132,7 @@ class Outbox:
         if not batches:
             return None
         statuses, self._statuses = self._statuses, []
+        bands, self._bands = self._bands, []
         scenarios, playing, self._scenarios, self._playing = self._scenarios, self._playing, [], b""
         levels, self._levels = self._levels, []
         self._pending, self._records = [], 0
@@ -142,6 +153,7 @@ class Outbox:
             playing,
             levels,
             books,
+            bands,
         )
 
     def written(self, taken: Taken) -> None:
@@ -154,6 +166,7 @@ class Outbox:
         self.want_books |= bool(self._levels) or (bool(self._pending) and self.books is not None)
         self._pending.clear()
         self._statuses.clear()
+        self._bands.clear()
         self._scenarios.clear()
         self._playing = b""
         self._levels.clear()

@@ -126,6 +126,7 @@ class BusProducer(LeaseHolder, Pipelined):
         # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
         self._meta = bc.encode_meta(universe, self.epoch, shards, statuses, book_depth)
         self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
+        self._bands: dict[int, bytes] = {}  # symbol id -> its LULD band record, while it has one
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
@@ -186,17 +187,26 @@ class BusProducer(LeaseHolder, Pipelined):
                 self._halted[sym] = rec.tobytes()
             else:
                 self._halted.pop(sym, None)
-        if not self._outbox.put_statuses(records):
-            self._report_done()
-        elif self._fast is not None and self._active and not self._failure:
-            self._send_pending()
-        else:
-            self._wake_writer()
+        self._changes_put(self._outbox.put_statuses(records))
+
+    def publish_bands(self, records: NDArray[np.void]) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
+        for sym, rec in zip(records["sym"].tolist(), records, strict=True):
+            if rec["indicator"]:
+                self._bands[sym] = rec.tobytes()
+            else:
+                self._bands.pop(sym, None)
+        self._changes_put(self._outbox.put_bands(records))
 
     def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started or ended (event time `ts`) after every flush published so
         far, `playing` those playing after it; it goes with the next write, as statuses do."""
-        if not self._outbox.put_scenario(name, started, ts, playing):
+        self._changes_put(self._outbox.put_scenario(name, started, ts, playing))
+
+    def _changes_put(self, kept: bool) -> None:
+        """After changes were put (`kept`, or dropped like a flush): send them or wake the
+        writer."""
+        if not kept:
             self._report_done()
         elif self._fast is not None and self._active and not self._failure:
             self._send_pending()

@@ -12,6 +12,7 @@ import trio
 from numpy.typing import NDArray
 
 from tickwire.feed.backoff import Backoff
+from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.fastwrite import FastWriter
@@ -36,7 +37,7 @@ from tickwire.feed.bus.redis import (
 )
 from tickwire.feed.urls import redact
 from tickwire.simulators import TICK_DTYPE, TickBatch, Universe
-from tickwire.simulators.scenario import STATUS_DTYPE
+from tickwire.simulators.scenario import BAND_DTYPE, STATUS_DTYPE
 
 LEASE_INFO_EVERY_S = 1.0
 _NO_STATUSES = np.empty(0, STATUS_DTYPE)
@@ -73,6 +74,7 @@ class BusReader:
         self.snapshot: TickBatch = np.empty(0, dtype=TICK_DTYPE)
         self.statuses = False  # the producer's market plays a scenario (status changes come)
         self.halted: NDArray[np.void] = _NO_STATUSES  # as of the last resync, by symbol id
+        self.bands = np.empty(0, BAND_DTYPE)  # each symbol's LULD bands, as of the last resync
         self.scenarios: list[str] = []  # the scenarios playing, as of the last change seen
         self.book_depth = 0  # the producer's market keeps books this deep (0: none)
         # Ask the producer for every book whole (set at each resync; the source clears it once
@@ -225,6 +227,7 @@ class BusReader:
             offset_req = pipe.get(bc.offset_key(self.namespace))
             halted_req = pipe.hgetall(bc.halted_key(self.namespace))
             scenarios_req = pipe.get(bc.scenarios_key(self.namespace))
+            bands_req = pipe.hgetall(bb.bands_key(self.namespace))
             ends = [
                 pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
                 for s in range(bc.MAX_SHARDS)
@@ -240,6 +243,7 @@ class BusReader:
         self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
         self.halted = bc.decode_halted(await halted_req)
         self.scenarios = bc.decode_playing(await scenarios_req)
+        self.bands = bb.decode_bands_now(await bands_req)
         self._cursors = {}
         for s in range(meta.shards):
             last = await ends[s]
@@ -289,15 +293,21 @@ class BusReader:
             released = self._asm.feed(entry)
             asm = self._asm
             extras = zip(
-                asm.offsets, asm.statuses, asm.scenarios, asm.levels, asm.books, strict=True
+                asm.offsets,
+                asm.statuses,
+                asm.scenarios,
+                asm.levels,
+                asm.books,
+                asm.bands,
+                strict=True,
             )
-            for out, (offset, st, sc, lv, books) in zip(released, extras, strict=True):
+            for out, (offset, st, sc, lv, books, bd) in zip(released, extras, strict=True):
                 if out is None:
                     await self._gap("records lost (trimmed, dropped or a new producer)")
                     return
                 self._flushes += 1
                 self._records += len(out)
-                self._ready += flush_items(out, offset, st, self._scenario_items(sc), lv)
+                self._ready += flush_items(out, offset, st, self._scenario_items(sc), lv, bd)
                 if books:
                     self._ready.append((BusBooks(bc.decode_books(books, self.book_depth)), None))
 
@@ -335,7 +345,9 @@ class BusReader:
             self._up = False
 
     def _gap_item(self, reason: str) -> BusGap:
-        return BusGap(reason, self.snapshot, self.epoch, self.offset, self.halted, self.scenarios)
+        return BusGap(
+            reason, self.snapshot, self.epoch, self.offset, self.halted, self.scenarios, self.bands
+        )
 
     def _scenario_items(self, raw: bytes) -> list[tuple[int, BusScenario]]:
         """A flush's scenario changes (`codec.encode_scenarios`) as items, by records before;

@@ -24,6 +24,7 @@ class _Pending:
     scenarios: bytes = b""  # its scenario starts and ends (`codec.encode_scenarios`)
     levels: bytes = b""  # its level updates (`codec.encode_levels`)
     books: bytes = b""  # every book after it (the producer's snapshot), if it carries them
+    bands: bytes = b""  # its LULD band changes (`bands.encode_bands`)
 
 
 class Reassembler:
@@ -49,12 +50,13 @@ class Reassembler:
         self.scenarios: list[bytes] = []
         self.levels: list[bytes] = []
         self.books: list[bytes] = []
+        self.bands: list[bytes] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
             self.offsets, self.statuses, self.scenarios = [None], [b""], [b""]
-            self.levels, self.books = [b""], [b""]
+            self.levels, self.books, self.bands = [b""], [b""], [b""]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -66,6 +68,7 @@ class Reassembler:
         p.scenarios = entry.scenarios or p.scenarios  # the first entry of a write has them
         p.levels += entry.levels
         p.books += entry.books
+        p.bands += entry.bands
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -77,8 +80,9 @@ class Reassembler:
         scenarios: list[bytes] = []
         levels: list[bytes] = []
         books: list[bytes] = []
+        bands: list[bytes] = []
         self.offsets, self.statuses, self.scenarios = offsets, statuses, scenarios
-        self.levels, self.books = levels, books
+        self.levels, self.books, self.bands = levels, books, bands
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -96,6 +100,7 @@ class Reassembler:
                 scenarios.append(b"")
                 levels.append(b"")
                 books.append(b"")
+                bands.append(b"")
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
@@ -106,12 +111,14 @@ class Reassembler:
                 scenarios.append(b"")
                 levels.append(b"")
                 books.append(b"")
+                bands.append(b"")
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
             statuses.append(p.statuses)
             scenarios.append(p.scenarios)
             levels.append(p.levels)
             books.append(p.books)
+            bands.append(p.bands)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

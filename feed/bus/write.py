@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
+from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
 from tickwire.feed.bus.outbox import Taken
 from tickwire.simulators import TICK_DTYPE, TickBatch
-from tickwire.simulators.scenario import STATUS_DTYPE
+from tickwire.simulators.scenario import BAND_DTYPE, STATUS_DTYPE
 
 # Up to this many records a write sends no latest blob (see `latest_for_write`): a 1 ms flush
 # holds tens to hundreds, and sorting them for the blob cost the producer more than the few
@@ -19,6 +20,8 @@ _SYM_AT = TICK_DTYPE.fields["sym"][1] + 1 if TICK_DTYPE.fields else 0  # Lua is 
 # Where a status change's sym and status are, from its first byte (`bc.STATUS_AT_DTYPE`).
 _STATUS_SYM_AT = 8 + (STATUS_DTYPE.fields["sym"][1] if STATUS_DTYPE.fields else 0)
 _STATUS_AT = 8 + (STATUS_DTYPE.fields["status"][1] if STATUS_DTYPE.fields else 0)
+_BAND_SYM_AT = 8 + (BAND_DTYPE.fields["sym"][1] if BAND_DTYPE.fields else 0)  # `bb.BAND_AT_DTYPE`
+_BAND_SET_AT = 8 + (BAND_DTYPE.fields["indicator"][1] if BAND_DTYPE.fields else 0)
 
 # One flush's whole write, atomic like MULTI/EXEC but one command: each shard's entry (XADD with
 # MAXLEN ~), the latest-record fold, the status changes' fold into the halted hash, `head` and
@@ -29,12 +32,13 @@ _STATUS_AT = 8 + (STATUS_DTYPE.fields["status"][1] if STATUS_DTYPE.fields else 0
 # them deletes it): `reply_flags` reads it.
 # A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
 # here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, then each entry's
-# ticks stream.
+# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, bands, then each
+# entry's ticks stream.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
 # status changes or '' (the first entry's `s`), scenario changes or '' (its `c`), the scenarios
 # playing after them or '' (unchanged), level updates or '' (its `b`), every book or '' (its
-# `B`), then each entry's `r`. An empty latest blob folds
+# `B`), band changes or '' (its `u`, folded into the bands hash), then each entry's `r`.
+# An empty latest blob folds
 # the entries' records themselves, in order: what a short flush sends (`latest_for_write`),
 # instead of its records twice.
 WRITE_SCRIPT = f"""
@@ -50,12 +54,12 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-local names, extras = {{'s', 'c', 'b', 'B'}}, {{13, 14, 16, 17}}
-for i = 9, #KEYS do
+local names, extras = {{'s', 'c', 'b', 'B', 'u'}}, {{13, 14, 16, 17, 18}}
+for i = 10, #KEYS do
   fields[at + 1] = ARGV[i + 9]
   local n = at + 1
-  if i == 9 then
-    for k = 1, 4 do
+  if i == 10 then
+    for k = 1, 5 do
       if ARGV[extras[k]] ~= '' then
         fields[n + 1] = names[k]
         fields[n + 2] = ARGV[extras[k]]
@@ -74,7 +78,7 @@ end
 if ARGV[4] ~= '' then
   fold(ARGV[4])
 else
-  for i = 9, #KEYS do
+  for i = 10, #KEYS do
     fold(ARGV[i + 9])
   end
 end
@@ -85,6 +89,15 @@ for i = 1, #s, {bc.STATUS_AT_DTYPE.itemsize} do
     redis.call('HDEL', KEYS[6], sym)
   else
     redis.call('HSET', KEYS[6], sym, string.sub(s, i + 8, i + {bc.STATUS_AT_DTYPE.itemsize - 1}))
+  end
+end
+local u = ARGV[18]
+for i = 1, #u, {bb.BAND_AT_DTYPE.itemsize} do
+  local sym = tostring(struct.unpack('<H', u, i + {_BAND_SYM_AT}))
+  if string.byte(u, i + {_BAND_SET_AT}) == 0 then
+    redis.call('HDEL', KEYS[9], sym)
+  else
+    redis.call('HSET', KEYS[9], sym, string.sub(u, i + 8, i + {bb.BAND_AT_DTYPE.itemsize - 1}))
   end
 end
 if ARGV[15] ~= '' then
@@ -119,13 +132,13 @@ def write_command(
     fields = entries[0][1]
     keys = [bc.latest_key(namespace), bc.head_key(namespace), bc.offset_key(namespace)]
     keys += [bc.lease_key(namespace), bc.watched_key(namespace), bc.halted_key(namespace)]
-    keys += [bc.scenarios_key(namespace), bc.bookwant_key(namespace)]
+    keys += [bc.scenarios_key(namespace), bc.bookwant_key(namespace), bb.bands_key(namespace)]
     keys += [bc.ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
     args += [token, str(lease_ms).encode(), fields.get(b"s", b""), fields.get(b"c", b""), playing]
-    args += [fields.get(b"b", b""), fields.get(b"B", b"")]
+    args += [fields.get(b"b", b""), fields.get(b"B", b""), fields.get(b"u", b"")]
     args += [f[b"r"] for _, f in entries]
     return keys, args
 
@@ -174,6 +187,7 @@ def flush_command(
         scenarios,
         levels,
         taken.books,
+        bb.encode_bands(taken.bands),
     )
     keys, args = write_command(
         namespace,
@@ -221,9 +235,9 @@ class FlushPacker:
         self._maxlen = _bulk(str(maxlen).encode())
         # After the keys and maxlen: head, offset, latest blob, then the entry's e (constant),
         # f, l, m, t, o, the lease token and ms (constant), the status changes, the scenario
-        # changes and those playing, the level updates and the whole books.
+        # changes and those playing, the level updates, the whole books and the band changes.
         epoch_arg, lease = _bulk(str(epoch).encode()), _bulk(token) + _bulk(str(lease_ms).encode())
-        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 5
+        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 6
         self._heads: dict[tuple[int, ...], bytes] = {}  # by the shards written
 
     def _head(self, shards: tuple[int, ...]) -> bytes:
@@ -234,7 +248,7 @@ class FlushPacker:
                 self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
-            count = len(parts) + 17 + len(shards)
+            count = len(parts) + 18 + len(shards)
             got = b"*%d\r\n" % count + b"".join(map(_bulk, parts)) + self._maxlen
             self._heads[shards] = got
         return got
@@ -249,8 +263,8 @@ class FlushPacker:
             parts = bc.split(batch, self.shards)
         statuses = bc.encode_statuses(taken.statuses)
         scenarios = bc.encode_scenarios(taken.scenarios)
-        levels = bc.encode_levels(taken.levels)
-        if (statuses or scenarios or levels or taken.books) and not parts:
+        levels, bands = bc.encode_levels(taken.levels), bb.encode_bands(taken.bands)
+        if (statuses or scenarios or levels or taken.books or bands) and not parts:
             parts = [(0, b"")]
         mask = 0
         for shard, _ in parts:
@@ -265,7 +279,7 @@ class FlushPacker:
             *(len(last), last, len(nxt), nxt, len(latest), latest),
             *(len(first), first, len(last), last, len(m), m, len(t), t, len(offset), offset),
             *(len(statuses), statuses, len(scenarios), scenarios, len(playing), playing),
-            *(len(levels), levels, len(books), books),
+            *(len(levels), levels, len(books), books, len(bands), bands),
         )
         head = self._head(
             (0,) if len(parts) == 1 and not parts[0][0] else tuple(s for s, _ in parts)

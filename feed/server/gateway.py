@@ -28,7 +28,9 @@ from numpy.typing import NDArray
 
 from tickwire.feed import oplog
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus.bands import BandsSeen
 from tickwire.feed.bus.books import GatewayBooks
+from tickwire.feed.bus.items import BusBands, halted_changes
 from tickwire.feed.server.admin import Forwarded
 from tickwire.feed.server.market import MarketSource, make_market
 from tickwire.feed.server.roles import Feed, Opening
@@ -36,7 +38,7 @@ from tickwire.feed.server.server import Server, ServerConfig
 from tickwire.feed.urls import redact
 from tickwire.simulators import Universe
 from tickwire.simulators.errors import UserError
-from tickwire.simulators.scenario import STATUS_DTYPE, Scenario
+from tickwire.simulators.scenario import Scenario
 from tickwire.simulators.ticks import TickBatch
 
 if TYPE_CHECKING:
@@ -92,6 +94,7 @@ class BusSource:
         self.has_statuses = reader.statuses
         self._halted: dict[int, bytes] = {}  # symbol id -> status record, as published here
         self.scenarios: list[str] = []  # the scenarios playing, as published here
+        self.bands = BandsSeen()  # the symbols with LULD bands, as published here
 
     def open(self) -> Opening:
         r = self.reader
@@ -115,6 +118,7 @@ class BusSource:
         task_status.started()
         self._statuses(feed, self.reader.halted)  # halted before this gateway started
         self._playing(feed, self.reader.scenarios, feed.now_ns())  # and the scenarios playing
+        feed.publish_bands(self.bands.note(self.reader.bands))  # and each symbol's LULD bands
         while True:
             # Whether clients read here: the reader tells the producer to step at the cadence.
             await self._handle(feed, await self.reader.next(watched=feed.watched))
@@ -125,6 +129,9 @@ class BusSource:
             await feed.push(item, self.reader.flush_offset)
         elif isinstance(item, bus.BusStatuses):
             self._statuses(feed, item.records)
+            await feed.deliver()
+        elif isinstance(item, BusBands):
+            feed.publish_bands(self.bands.note(item.records))
             await feed.deliver()
         elif isinstance(item, bus.BusScenario):
             self._playing(feed, item.playing, item.ts, item)
@@ -137,8 +144,9 @@ class BusSource:
         elif isinstance(item, bus.BusGap):
             await self._same_universe(feed)
             await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)
-            self._statuses(feed, self._changed(item.halted, feed.now_ns()))
+            self._statuses(feed, halted_changes(self._halted, item.halted, feed.now_ns()))
             self._playing(feed, item.scenarios, feed.now_ns())
+            feed.publish_bands(self.bands.after_gap(item.bands, feed.now_ns()))
             await feed.deliver()
             log.info(
                 "bus gap (%s): sent %s a fresh snapshot",
@@ -170,18 +178,6 @@ class BusSource:
             for name in [n for n in playing if n not in self.scenarios]:
                 feed.publish_scenario(name, True, ts)
         self.scenarios = list(playing)
-
-    def _changed(self, halted: NDArray[np.void], now_ns: int) -> NDArray[np.void]:
-        """After a gap: the changes from what was published here to the producer's `halted`
-        (the updates in between are lost): a resumption at `now_ns` for each symbol no
-        longer halted, the halt of each newly halted one."""
-        now = {int(rec["sym"]): rec.tobytes() for rec in halted}
-        out = [rec for sym, rec in now.items() if self._halted.get(sym) != rec]
-        for sym in sorted(set(self._halted) - set(now)):
-            rec = np.frombuffer(self._halted[sym], STATUS_DTYPE).copy()
-            rec["status"], rec["ts"] = 0, now_ns
-            out.append(rec.tobytes())
-        return np.frombuffer(b"".join(out), STATUS_DTYPE).copy()
 
     async def _same_universe(self, feed: Feed) -> None:
         """A new producer may serve other symbols: ids would mean other things, so stop (a
@@ -279,6 +275,9 @@ class BusSink:
 
     def publish_scenario(self, name: str, active: bool, ts: int, playing: list[str]) -> None:
         self.producer.publish_scenario(name, active, ts, playing)
+
+    def publish_bands(self, records: NDArray[np.void], offset: int) -> None:
+        self.producer.publish_bands(records)
 
     @property
     def watched(self) -> bool:

@@ -37,6 +37,9 @@ class HubSink:
     def publish_scenario(self, name: str, active: bool, ts: int, playing: list[str]) -> None:
         """Nothing to do: `/v1` reads the server's status log."""
 
+    def publish_bands(self, records: NDArray[np.void], offset: int) -> None:
+        """Nothing to do: the venues read the server's status log."""
+
     @property
     def watched(self) -> bool:
         """The server's own clients count there (`Server.watched`), not here."""

@@ -193,36 +193,47 @@ class MarketSource:
             feed.publish(batch)
             return
         assert isinstance(self.market, Market)
-        statuses = self.market.statuses()
+        statuses, bands = self.market.statuses(), self.market.bands()
         scenarios = self.market.scenario_changes()
-        if not len(statuses) and not scenarios:
+        if not len(statuses) and not len(bands) and not scenarios:
             feed.publish(batch)
             return
-        # (ts, order at one ts: a scenario's start, the statuses, its end; what)
-        due: list[tuple[int, int, int]] = [
-            (int(ts), 1, i) for i, ts in enumerate(statuses["ts"].tolist())
-        ]
-        due += [(a.ts, 0 if a.active else 2, -1 - k) for k, a in enumerate(scenarios)]
+        # (ts, order at one ts: a scenario's start, the statuses and bands, its end; kind, i)
+        due = [(int(ts), 1, 0, i) for i, ts in enumerate(statuses["ts"].tolist())]
+        due += [(int(ts), 1, 1, i) for i, ts in enumerate(bands["ts"].tolist())]
+        due += [(a.ts, 0 if a.active else 2, 2, k) for k, a in enumerate(scenarios)]
         due.sort()
         cuts = np.searchsorted(batch["ts"], [d[0] for d in due], side="left").tolist()
-        done, held = 0, list[int]()
-        for (_, _, what), cut in zip(due, cuts, strict=True):
-            if cut > done or what < 0:
-                if held:
-                    feed.publish_statuses(statuses[held])
-                    held = []
+        done, held = 0, (list[int](), list[int]())  # statuses, bands
+        for (_, _, kind, i), cut in zip(due, cuts, strict=True):
+            if cut > done or kind == 2:
+                self._held(feed, statuses, bands, held)
                 if cut > done:
                     feed.publish(batch[done:cut])
                     done = cut
-            if what >= 0:
-                held.append(what)
-            else:
-                a = scenarios[-1 - what]
+            if kind == 2:
+                a = scenarios[i]
                 feed.publish_scenario(a.name, a.active, a.ts)
-        if held:
-            feed.publish_statuses(statuses[held])
+            else:
+                held[kind].append(i)
+        self._held(feed, statuses, bands, held)
         if done < len(batch):
             feed.publish(batch[done:])
+
+    @staticmethod
+    def _held(
+        feed: Feed,
+        statuses: NDArray[np.void],
+        bands: NDArray[np.void],
+        held: tuple[list[int], list[int]],
+    ) -> None:
+        """Publish the status changes and band changes held (emptying `held`)."""
+        if held[0]:
+            feed.publish_statuses(statuses[held[0]])
+        if held[1]:
+            feed.publish_bands(bands[held[1]])
+        held[0].clear()
+        held[1].clear()
 
     def _step(self, feed: Feed) -> TickBatch | None:
         """Step the market (or a replay) to now. A replay at speed 0 goes as fast as the clients

@@ -73,6 +73,9 @@ class Feed(Protocol):
     def publish_statuses(self, records: NDArray[np.void]) -> None:
         """Trading status changes (halts, resumptions) after the batches published so far."""
 
+    def publish_bands(self, records: NDArray[np.void]) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
+
     def publish_scenario(self, name: str, active: bool, ts: int) -> None:
         """A market scenario started (`active`) or ended at event time `ts`, after the batches
         published so far."""
@@ -142,6 +145,9 @@ class Sink(Protocol):
     def publish_statuses(self, records: NDArray[np.void], offset: int) -> None:
         """Trading status changes (a scenario's halts and resumptions) after the records
         published so far, at stream `offset`. Must not block, as `publish`."""
+
+    def publish_bands(self, records: NDArray[np.void], offset: int) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), as `publish_statuses`."""
 
     def publish_scenario(self, name: str, active: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started (`active`) or ended at event time `ts` after the records

@@ -277,6 +277,13 @@ class Server:
             for sink in self.sinks:  # a bus producer's gateways want them too
                 sink.publish_statuses(records, self.hub.history.head)
 
+    def publish_bands(self, records: NDArray[np.void]) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`), where statuses go."""
+        if self.ctx.statuses is not None and len(records):
+            self.ctx.statuses.publish_bands(records, self.hub.history.head)
+            for sink in self.sinks:  # a bus producer's gateways want them too
+                sink.publish_bands(records, self.hub.history.head)
+
     def _halted(self) -> Collection[int]:
         """The symbol ids halted now (a scenario's), for the venues' REST answers."""
         return () if self.ctx.statuses is None else self.ctx.statuses.current.keys()

@@ -10,7 +10,10 @@ between its halt and its resumption, so per symbol that is event order). Empty, 
 scenario, it costs a connection one comparison per take. Its memory is bounded: the latest
 status of each symbol and a window of recent changes (`MAX_RECENT`). The log also says when a
 scenario starts and ends (`scenario` messages, to every connection, `sym` -1 in the log) and
-which are playing now (`scenarios`, for the welcome). No trio.
+which are playing now (`scenarios`, for the welcome). It also keeps a scenario's LULD bands
+(`publish_bands`, `simulators.scenario.BAND_DTYPE` records): each change in the same order, as a
+`Change` with its `band` (no `/v1` message: the venues that have them say them, Alpaca's
+`lulds`), and each symbol's bands as they stand (`bands`). No trio.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ def status_message(symbol: str, status: int, reason: int, ts: int) -> dict[str, 
     }
 
 
+# A symbol's LULD band: limit up and down prices, the indicator's ASCII code (0: no bands).
+Band = tuple[float, float, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     offset: int  # the stream position it was published at
@@ -59,7 +66,8 @@ class Change:
     status: int
     reason: int
     ts: int
-    text: bytes  # the encoded message
+    text: bytes  # the encoded message (b"": a band change, which `/v1` does not send)
+    band: Band | None = None  # a LULD band change: (up, down, indicator); else None
 
 
 # Status changes kept for readers behind: a long LULD run makes them without end. Past twice
@@ -81,6 +89,7 @@ class StatusLog:
     changes: list[Change] = field(default_factory=list)  # the recent window, from `base`
     offsets: list[int] = field(default_factory=list)
     current: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # halted symbols
+    bands: dict[int, tuple[Band, int]] = field(default_factory=dict)  # (band, ts), by symbol
     readers: set[Subscriber] = field(default_factory=set)  # to wake on a change
     base: int = 0  # the number of the first change kept
     max_recent: int = MAX_RECENT
@@ -104,6 +113,21 @@ class StatusLog:
                 self.current[sym] = (status, reason, ts)
             else:
                 self.current.pop(sym, None)
+        syms = records["sym"].astype(np.intp)
+        for sub in self.readers:
+            if sub.wildcard or sub.find(syms)[0].any():
+                sub.wake()
+
+    def publish_bands(self, records: NDArray[np.void], offset: int) -> None:
+        """LULD band changes (`simulators.scenario.BAND_DTYPE`) at stream position `offset`;
+        wakes every reader that holds one of their symbols."""
+        for ts, sym, indicator, _, up, down in records.tolist():
+            band = (float(up), float(down), int(indicator))
+            self._add(Change(offset, int(sym), 0, 0, int(ts), b"", band))
+            if indicator:
+                self.bands[int(sym)] = (band, int(ts))
+            else:
+                self.bands.pop(int(sym), None)
         syms = records["sym"].astype(np.intp)
         for sub in self.readers:
             if sub.wildcard or sub.find(syms)[0].any():
@@ -189,7 +213,9 @@ class StatusReader:
         changes, after = log.changes, sub.cursor
         while i < n and (changes[i].offset <= after or sub.latest):
             c = changes[i]
-            if c.sym < 0 or sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
+            if c.band is not None:  # not a `/v1` message
+                pass
+            elif c.sym < 0 or sub.wildcard or sub.find(np.array([c.sym], np.intp))[0][0]:
                 out.append(c)
             i += 1
         self.next = base + i

@@ -144,6 +144,8 @@ def _alpaca(up: Upgrade) -> VenueSession:
         "failures": services.alpaca_auth_failures if services is not None else None,
         "peer": up.peer,
     }
+    if services is not None and not crypto:  # `lulds`: the bands standing, at subscribe
+        options["current"], options["banded"] = services.current, services.banded
     if crypto:
         options["book_depth"] = services.book_depth if services is not None else 0
     return (AlpacaCryptoSession if crypto else AlpacaSession)(

@@ -1,8 +1,10 @@
 """Alpaca's messages for every batch, built once for all Alpaca sessions (`AlpacaEncoder`).
 
 Each batch of tick records becomes Alpaca trades (`T:t`), quotes (`T:q`) and minute bars (`T:b`,
-built from the trades, emitted when event time leaves the minute), and a scenario's status changes
-become trading statuses (`T:s`, `encode_statuses`), encoded lazily once per codec (JSON text or
+built from the trades, emitted when event time leaves the minute), a scenario's status changes
+become trading statuses (`T:s`, `encode_statuses`) and its LULD band changes `lulds` messages
+(`T:l`, `encode_bands`: limit up `u`, limit down `d`, the UTP indicator `i`; a band cleared is
+no message, as Alpaca has none), encoded lazily once per codec (JSON text or
 MessagePack) and shared by every Alpaca session; `alpaca.py` re-exports it.
 Sans-IO: no trio, no sockets, no clock of its own.
 """
@@ -22,6 +24,7 @@ from ._common import NS_PER_MIN, Clock, Entry, Shared
 from ._sizes import Sizes
 from ._tape import Bar, Tape
 
+Band = tuple[float, float, int]  # limit up, limit down, the indicator's ASCII code
 EXCHANGE = "V"  # IEX's participant code: every simulated print and quote is "on IEX"
 _TRADE, _BUY, _OPEN = int(TickFlag.TRADE), int(TickFlag.BUY), int(TickFlag.OPEN)
 # A trading status (`statuses`) as Alpaca sends Tape C's (UTP) codes: by (status, reason) of
@@ -103,6 +106,17 @@ class AlpacaEncoder:
                 "t": stamp(ts),
                 "z": tapes[sym],
             }
+        if entry.channel == "lulds":
+            sym, up, down, indicator, ts = entry.message
+            return {
+                "T": "l",
+                "S": names[sym],
+                "u": up,
+                "d": down,
+                "i": chr(indicator),
+                "t": stamp(ts),
+                "z": tapes[sym],
+            }
         b: Bar = entry.message
         return {
             "T": "b",
@@ -146,6 +160,22 @@ class AlpacaEncoder:
         for ts, sym, status, reason in changes:
             out.add(sym, "statuses", (sym, status, reason, ts))
         return out
+
+    def encode_bands(self, changes: Iterable[tuple[int, int, Band]], now_ns: int) -> Shared:
+        """Alpaca `lulds` messages for LULD band changes, each (ts, sym, (up, down, indicator))
+        as `v1.status.Change` has them; a cleared band (indicator 0) makes none."""
+        out = Shared(now_ns, self._codecs)
+        for ts, sym, (up, down, indicator) in changes:
+            if indicator:
+                out.add(sym, "lulds", (sym, up, down, indicator, ts))
+        return out
+
+    def current_band(self, sym: int, band: tuple[Band, int], codec: str) -> bytes:
+        """The `lulds` message of a symbol's bands as they stand (`v1.status.StatusLog.bands`)
+        in `codec` ("json" or "msgpack")."""
+        (up, down, indicator), ts = band
+        entry = Entry(0, "lulds", (sym, up, down, indicator, ts))
+        return self._codecs[codec](Shared(ts, self._codecs), entry)
 
     def _bars(self, out: Shared, bars: list[Bar]) -> None:
         for b in bars:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -139,6 +139,9 @@ class Services:
     current: Callable[[str, int, str], bytes | None] = _no_current
     alpaca_auth_failures: AuthFailures = field(default_factory=AuthFailures)  # by address
     book_depth: int = 0  # the server's order book depth (--book-depth); 0: it keeps no books
+    # the symbol ids with LULD bands now (a scenario's), whose `current` "lulds:json" or
+    # "lulds:msgpack" message is Alpaca's `lulds` at subscribe
+    banded: Callable[[], Collection[int]] = tuple
 
 
 class Entry(NamedTuple):

@@ -1,8 +1,9 @@
 """Alpaca market data v2 (stocks) over the simulated market: `/alpaca/v2/{iex,sip,test}`.
 
 `AlpacaEncoder` (in `_alpaca_encoder.py`, re-exported here) turns each batch of tick records into
-Alpaca trades, quotes and minute bars, and a scenario's halts into trading statuses, encoded once
-per codec and shared by every Alpaca session.
+Alpaca trades, quotes and minute bars, a scenario's halts into trading statuses and its LULD
+bands into `lulds` messages, encoded once per codec and shared by every Alpaca session. A `lulds`
+subscription also gets each newly named symbol's bands as they stand, after its `subscription`.
 `AlpacaSession` is one connection's state: `connected`, `auth` (against the server's tokens with
 `hmac.compare_digest`), `subscribe`/`unsubscribe`, Alpaca's error objects, and Alpaca's limit of
 authenticated connections per key and feed (406; the count is the server's `KeyLimit`, given
@@ -15,7 +16,7 @@ sockets, no clock of its own.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -46,10 +47,11 @@ MAX_MESSAGES_PER_S = 10
 # Symbols named per second: a subscribe of 5000 symbols costs 5000, so subscribe storms within
 # the message limit cannot keep the server busy ("*" costs one).
 MAX_SYMBOLS_PER_S = 5000
-DATA_CHANNELS = ("trades", "quotes", "bars", "statuses")  # statuses: a scenario's halts
+# statuses: a scenario's halts; lulds: its LULD bands
+DATA_CHANNELS = ("trades", "quotes", "bars", "statuses", "lulds")
 # Stock channels a client may name; the simulated market never produces their events, so a
 # subscription to them is acknowledged and stays silent. corrections/cancelErrors follow trades.
-SILENT_CHANNELS = ("updatedBars", "dailyBars", "lulds")
+SILENT_CHANNELS = ("updatedBars", "dailyBars")
 MIRRORED = ("corrections", "cancelErrors")
 ALL_CHANNELS = DATA_CHANNELS + SILENT_CHANNELS + MIRRORED
 OTHER_FEED_CHANNELS = ("orderbooks", "news")  # exist on other Alpaca feeds: code 410 here
@@ -115,6 +117,8 @@ class AlpacaSession:
         keys: KeyLimit | None = None,
         failures: AuthFailures | None = None,
         peer: str = "",
+        current: Callable[[str, int, str], bytes | None] | None = None,
+        banded: Callable[[], Collection[int]] = tuple,
     ) -> None:
         if feed not in self.feeds:
             raise HandshakeRefused(404, f"unknown Alpaca feed {feed!r}; use one of {self.feeds}")
@@ -141,6 +145,8 @@ class AlpacaSession:
         self._held_auth: tuple[Any, int] | None = None  # (auth message, when to answer it)
         self._symbols_named = MessageRate(MAX_SYMBOLS_PER_S)
         self._header_auth = key is not None and secret is not None and self._valid(key, secret)
+        self._current = current  # (venue, symbol id, channel) -> its message now: `lulds`
+        self._banded = banded  # the symbol ids with LULD bands now
 
     # ------------------------------------------------------------------ requests
 
@@ -261,10 +267,23 @@ class AlpacaSession:
         if add and self._limit is not None and len(distinct) > self._limit:
             return self._error(405)
         self.subs = subs
+        had = self._ids.get("lulds", set())
         ids = self._resolve()
         reply = Reply([self._frame({"T": "subscription", **{c: list(subs[c]) for c in subs}})])
         reply.symbols = ids
+        if add and "lulds" in self._ids:
+            reply.frames += self._bands_now(had, self._ids["lulds"])
         return reply
+
+    def _bands_now(self, had: set[int] | None, has: set[int] | None) -> list[Frame]:
+        """The `lulds` messages of the symbols in `has` and not in `had` (None: all) that
+        have bands now, in one frame (none without)."""
+        if self._current is None or had is None:
+            return []
+        new = sorted(s for s in self._banded() if (has is None or s in has) and s not in had)
+        codec = "lulds:msgpack" if self.binary else "lulds:json"
+        items = [m for s in new if (m := self._current(self.venue, s, codec)) is not None]
+        return [frames_of(items, self.binary)] if items else []
 
     def _ids_of(self, names: Mapping[str, None]) -> set[int] | None:
         """The symbol ids a channel's names stand for; None: every symbol ("*")."""
@@ -303,7 +322,7 @@ class AlpacaSession:
         return frozenset(self._symbols)
 
     def _wants(self, sym: int, channel: str) -> bool:
-        ids = self._ids.get(channel)
+        ids = self._ids.get(channel, ())  # a channel it has not (crypto's statuses): nothing
         return ids is None or sym in ids
 
     def deliver(self, shared: Shared) -> list[Frame]:

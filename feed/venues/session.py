@@ -111,12 +111,17 @@ class VenueContext:
         self.fanout = VenueStreams(self.universe, self.hub, self)
         self.services = Services(KeyLimit(self.alpaca_connections_per_key), self._current)
         self.services.book_depth = 0 if self.books is None else self.books.depth
+        self.services.banded = lambda: () if self.statuses is None else self.statuses.bands.keys()
 
     def _current(self, venue: str, sym: int, channel: str) -> bytes | None:
         """A venue's message for a symbol's latest state, from the hub's last-value cache (its
         trading status, from the status log, for a venue's status channel)."""
         encoder = self.fanout.encoder(venue)
         status = getattr(encoder, "current_status", None)
+        band = getattr(encoder, "current_band", None)
+        if channel.startswith("lulds:") and band is not None:
+            now = None if self.statuses is None else self.statuses.bands.get(sym)
+            return None if now is None else bytes(band(sym, now, channel[6:]))
         if channel == "status" and status is not None:
             return bytes(
                 status(sym, None if self.statuses is None else self.statuses.current.get(sym))

@@ -25,7 +25,8 @@ flush's level updates first), and delivered to the sessions as ticks are (`deliv
 A market playing a scenario also has trading status changes (`v1.status.StatusLog`, the log `/v1`
 reads): each sits at the stream offset it was published at, and the venue's stream reads them in
 that order with its takes, encoded once for the venue (`encode_statuses`, Alpaca's `statuses`);
-a venue whose encoder has none skips them.
+a venue whose encoder has none skips them. Its LULD band changes sit in the same log and go the
+same way (`encode_bands`, Alpaca's `lulds`).
 """
 
 from __future__ import annotations
@@ -209,11 +210,15 @@ class VenueStream:
         chunks = []
         last = len(pieces) - 1
         encode_statuses = getattr(self.encoder, "encode_statuses", None)
+        encode_bands = getattr(self.encoder, "encode_bands", None)
         for i, piece in enumerate(pieces):
             if isinstance(piece, list):
-                if encode_statuses is not None:
-                    changes = [(c.ts, c.sym, c.status, c.reason) for c in piece]
+                changes = [(c.ts, c.sym, c.status, c.reason) for c in piece if c.band is None]
+                if encode_statuses is not None and changes:
                     chunks.append(Chunk(encode_statuses(changes, now_ns)))
+                bands = [(c.ts, c.sym, c.band) for c in piece if c.band is not None]
+                if encode_bands is not None and bands:
+                    chunks.append(Chunk(encode_bands(bands, now_ns)))
                 continue
             # The time closes bars: the newest piece gets now, an older one its own last
             # record's event time (the next piece's records may be later).
