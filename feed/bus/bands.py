@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.bus.codec import BusFormatError, _decode_at, _encode_at
+from tickwire.feed.bus.codec import BusFormatError, decode_at, encode_at
 from tickwire.simulators.scenario import BAND_DTYPE
 
 BAND_AT_DTYPE = np.dtype([("at", "<u8"), ("band", (np.void, BAND_DTYPE.itemsize))])
@@ -25,12 +25,12 @@ def bands_key(namespace: str) -> str:
 
 def encode_bands(bands: list[tuple[int, NDArray[np.void]]]) -> bytes:
     """(records before, `BAND_DTYPE` records) pairs as one `u` field; b"" for none."""
-    return _encode_at(bands, BAND_AT_DTYPE, "band")
+    return encode_at(bands, BAND_AT_DTYPE, "band")
 
 
 def decode_bands(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     """A `u` field back as (records before each, `BAND_DTYPE` records)."""
-    return _decode_at(raw, BAND_AT_DTYPE, "band", BAND_DTYPE, "band changes")
+    return decode_at(raw, BAND_AT_DTYPE, "band", BAND_DTYPE, "band changes")
 
 
 def decode_bands_now(fields: Mapping[bytes, bytes]) -> NDArray[np.void]:

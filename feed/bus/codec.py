@@ -257,9 +257,7 @@ def decode_scenarios(raw: bytes) -> list[ScenarioAt]:
         raise BusFormatError("scenario changes that are not tickwire's") from None
 
 
-def _encode_at(
-    pairs: list[tuple[int, NDArray[np.void]]], dtype: np.dtype[Any], field: str
-) -> bytes:
+def encode_at(pairs: list[tuple[int, NDArray[np.void]]], dtype: np.dtype[Any], field: str) -> bytes:
     """(records before, records) pairs as one field of `dtype` rows (`at`, then `field`)."""
     if not pairs:
         return b""
@@ -272,10 +270,10 @@ def _encode_at(
     return out.tobytes()
 
 
-def _decode_at(
+def decode_at(
     raw: bytes, dtype: np.dtype[Any], field: str, records: np.dtype[Any], what: str
 ) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
-    """`_encode_at`'s field back as (records before each, records of dtype `records`)."""
+    """`encode_at`'s field back as (records before each, records of dtype `records`)."""
     if len(raw) % dtype.itemsize:
         raise BusFormatError(f"{what} of {len(raw)} bytes, not a multiple of {dtype.itemsize}")
     got = np.frombuffer(raw, dtype)
@@ -284,22 +282,22 @@ def _decode_at(
 
 def encode_statuses(statuses: list[tuple[int, NDArray[np.void]]]) -> bytes:
     """(records before, `STATUS_DTYPE` records) pairs as one `s` field; b"" for none."""
-    return _encode_at(statuses, STATUS_AT_DTYPE, "status")
+    return encode_at(statuses, STATUS_AT_DTYPE, "status")
 
 
 def decode_statuses(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     """An `s` field back as (records before each, `STATUS_DTYPE` records)."""
-    return _decode_at(raw, STATUS_AT_DTYPE, "status", STATUS_DTYPE, "status changes")
+    return decode_at(raw, STATUS_AT_DTYPE, "status", STATUS_DTYPE, "status changes")
 
 
 def encode_levels(levels: list[tuple[int, NDArray[np.void]]]) -> bytes:
     """(records before, LEVEL_DTYPE records) pairs as one `b` field; b"" for none."""
-    return _encode_at(levels, LEVEL_AT_DTYPE, "level")
+    return encode_at(levels, LEVEL_AT_DTYPE, "level")
 
 
 def decode_levels(raw: bytes) -> tuple[NDArray[np.uint64], NDArray[np.void]]:
     """A `b` field back as (records before each, LEVEL_DTYPE records)."""
-    return _decode_at(raw, LEVEL_AT_DTYPE, "level", LEVEL_DTYPE, "level updates")
+    return decode_at(raw, LEVEL_AT_DTYPE, "level", LEVEL_DTYPE, "level updates")
 
 
 def decode_books(raw: bytes, depth: int) -> NDArray[np.void]:
