@@ -1,4 +1,4 @@
-"""What a one-shot command imports: `tickwire tail` starts light.
+"""What a one-shot command imports: `tickwire tail` and `tickwire --help` start light.
 
 `tickwire tail AAPL --count 1` pays for every module it imports before it can print a tick; the
 order book code, the simulators' model and numpy's ~70 ms used to come with `import
@@ -14,6 +14,7 @@ import sys
 
 from _support import serve_process
 
+from tickwire.feed.cli.main import build_parser
 from tickwire.feed.client.stream import StreamState
 
 # The order book code a JSON or table tail never needs (a `--book` tail or `book=` does).
@@ -62,6 +63,18 @@ def test_a_tail_without_books_never_loads_the_book_code() -> None:
     loaded = [m for m in (*_BOOK_MODULES, "textual", "tickwire.simulators.market") if m in modules]
     assert not loaded, loaded
     assert "numpy" in modules  # a batch's ticks are numpy records: loaded with the first one
+
+
+def test_help_imports_no_command_and_says_what_the_commands_register() -> None:
+    lines, modules = _modules(
+        "from tickwire.feed.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    )
+    assert "\n".join(lines) + "\n" == build_parser().format_help()  # every command's own help
+    commands = [m for m in modules if m.startswith("tickwire.feed.cli.")]
+    assert commands == ["tickwire.feed.cli.main"], commands
+    for heavy in ("numpy", "trio", "textual", "tickwire.dashboard", "tickwire.feed.bench"):
+        assert heavy not in modules, heavy
 
 
 def test_a_feed_makes_its_books_at_the_first_use_with_what_it_learnt() -> None:
