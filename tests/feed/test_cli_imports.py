@@ -28,7 +28,6 @@ _BOOK_MODULES = (
 # What of the simulators the CLI's flags and errors use: plain Python, no numpy.
 _PLAIN_SIMULATORS = {
     "tickwire.simulators",
-    "tickwire.simulators.durations",
     "tickwire.simulators.errors",
     "tickwire.simulators.numbers",
 }
@@ -46,7 +45,7 @@ def _modules(script: str) -> tuple[list[str], list[str]]:
 
 def test_importing_tail_loads_no_numpy_no_books_no_model() -> None:
     _, modules = _modules("import tickwire.feed.cli.main, tickwire.feed.cli.tail")
-    for heavy in ("numpy", "textual", *_BOOK_MODULES, "tickwire.feed.server.server"):
+    for heavy in ("numpy", "textual", "decimal", *_BOOK_MODULES, "tickwire.feed.server.server"):
         assert heavy not in modules, heavy
     simulators = {m for m in modules if m.startswith("tickwire.simulators")}
     assert simulators <= _PLAIN_SIMULATORS, simulators - _PLAIN_SIMULATORS
