@@ -17,7 +17,6 @@ Use the client library like this::
 
 from typing import TYPE_CHECKING, Any
 
-from tickwire.feed.client.book import Book
 from tickwire.feed.client.events import (
     AuthError,
     Batch,
@@ -32,20 +31,30 @@ from tickwire.feed.client.events import (
     TickwireError,
     TradingStatus,
 )
-from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
 if TYPE_CHECKING:
+    from tickwire.feed.client.book import Book
     from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
+    from tickwire.simulators.ticks import TICK_DTYPE, TickFlag
 
-_CLIENT_NAMES = ("DEFAULT_URL", "Feed", "connect")
+# Where each lazily loaded name lives: importing `tickwire.feed` (every `tickwire` command does)
+# costs no numpy, no trio and no order book code until a name that needs them is used.
+_LAZY = {
+    "DEFAULT_URL": "tickwire.feed.client.feed",
+    "Feed": "tickwire.feed.client.feed",
+    "connect": "tickwire.feed.client.feed",
+    "Book": "tickwire.feed.client.book",
+    "TICK_DTYPE": "tickwire.simulators.ticks",
+    "TickFlag": "tickwire.simulators.ticks",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The client (trio, trio_websocket) loads on first use, so the sans-IO core imports alone."""
-    if name in _CLIENT_NAMES:
-        from tickwire.feed.client import feed as client
+    """The client (trio, trio_websocket), the books and the tick type load on first use."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(client, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

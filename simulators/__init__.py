@@ -1,20 +1,26 @@
 """The simulated market tickwire streams: seeded, vectorised numpy, no I/O.
 
-Public names: `TICK_DTYPE`, `TickFlag`, `TickBatch`, `Universe`, `Market`. `Market` and
-`Universe` load on first use, so code that needs only the tick record type (the client library,
-`tickwire tail`) does not pay for the model.
+Public names: `TICK_DTYPE`, `TickFlag`, `TickBatch`, `Universe`, `Market`. Each loads on first
+use, so code that needs only a plain module of this package (`errors`, `durations`: the CLI's
+flags) imports no numpy, and code that needs only the tick record type (the client library)
+does not pay for the model.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from .ticks import TICK_DTYPE, TICK_FORMAT_VERSION, TickBatch, TickFlag
-
 if TYPE_CHECKING:
     from .market import Market
+    from .ticks import TICK_DTYPE, TICK_FORMAT_VERSION, TickBatch, TickFlag
     from .universe import Universe
+
+_TICK_NAMES = ("TICK_DTYPE", "TICK_FORMAT_VERSION", "TickBatch", "TickFlag")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _TICK_NAMES:
+        from . import ticks
+
+        return getattr(ticks, name)
     if name == "Market":
         from .market import Market
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from tickwire.simulators.durations import DurationError, parse_duration
 from tickwire.simulators.numbers import non_negative_float as non_negative_float
 from tickwire.simulators.numbers import positive_float as positive_float
 
@@ -32,6 +31,9 @@ book_depth = _int_in(0, 1000, "book depth")
 
 def duration_s(text: str) -> float:
     """A duration such as 90, 90s, 5m, 1h or 500ms, in seconds."""
+    # here: the parser (decimal) loads only when a command is given a duration, not for `tail`
+    from tickwire.simulators.durations import DurationError, parse_duration
+
     try:
         return parse_duration(text)
     except DurationError as exc:

@@ -30,6 +30,20 @@ _SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "tickwire.simulators.cli": ("simulate",),
     "tickwire.feed.bench": ("bench",),
 }
+# What `tickwire --help` says of each command, so that it (and a line naming no command) loads
+# none of their modules; a test pins these to the help each module registers.
+_SUMMARIES = {
+    "serve": "run the feed server with its built-in simulated market",
+    "tail": "print live ticks from a server, one line each",
+    "record": "write every update from a server to a file (.parquet, .npy, .csv)",
+    "symbols": "list a server's symbols and their reference data",
+    "stats": "show a server's counters",
+    "scenario": "start a market scenario on a running server",
+    "demo": "a live simulated market in the terminal dashboard, nothing else to run",
+    "dashboard": "the terminal dashboard on a running server",
+    "simulate": "generate simulated ticks offline, to a file or a stylized-facts report",
+    "bench": "speed figures, each beside a baseline measured in the same run",
+}
 _GLOBAL_FLAGS = ("--debug",)  # the top-level options that take no value
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl+C: 128 + SIGINT, as in shells
 
@@ -135,8 +149,10 @@ def _closest(word: str, choices: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
-def build_parser(command: str | None = None) -> _Parser:
-    """The whole parser, or with `command` only that command's (its module alone imported)."""
+def build_parser(command: str | None = None, *, summaries: bool = False) -> _Parser:
+    """The whole parser, or with `command` only that command's (its module alone imported);
+    with `summaries`, every command by name and help line only, no module imported (what
+    `tickwire --help` shows, the same text as the whole parser's)."""
     parser = _Parser(
         prog="tickwire",
         description="A realistic simulated market, streamed over WebSocket at millisecond cadence.",
@@ -148,6 +164,10 @@ def build_parser(command: str | None = None) -> _Parser:
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    if summaries:
+        for command_name, summary in _SUMMARIES.items():
+            sub.add_parser(command_name, help=summary)
+        return parser
     for name, commands in _SUBCOMMANDS.items():
         if command is not None and command not in commands:
             continue
@@ -190,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = [c for commands in _SUBCOMMANDS.values() for c in commands]
     word = _first_word(argv)
     try:
-        parser = build_parser(word if word in known else None)  # a named command loads alone
+        # A named command loads its module alone; no command (or an unknown one) loads none.
+        parser = build_parser(word) if word in known else build_parser(summaries=True)
     except KeyboardInterrupt:  # Ctrl+C while the command's modules load: nothing started yet
         print(f"tickwire{f' {word}' if word in known else ''}: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -2,7 +2,8 @@
 
 Thin by rule: the client is `client.connect`, exactly what any user's code gets. It stops cleanly
 on SIGINT/SIGTERM and exits 0 with no traceback. Imports the client library only, never the
-server: a `tail --count 1` costs the client's start-up and one round trip, little more.
+server: a `tail --count 1` costs the client's start-up and one round trip, little more. numpy
+loads with the first batch, the order book code only for `--book`.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ import argparse
 import ssl
 import sys
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-import numpy as np
 import orjson
 import trio
-from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
 from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
-from tickwire.feed.cli.tail_book import tail_book
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
@@ -35,6 +33,10 @@ from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
 from tickwire.feed.quantity import Quantities, unit_places
 from tickwire.feed.runner import cancel_on_signal, run_trio
 from tickwire.simulators.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +118,8 @@ def _tail(args: argparse.Namespace) -> int:
                 qty = Quantities(refs)  # sizes as the asset's quantity, prices at their tick
                 places = {int(r["id"]): unit_places(float(r["tick_size"])) for r in refs}
                 if args.book:
+                    from tickwire.feed.cli.tail_book import tail_book
+
                     book = feed.resolve([args.book])[0]
                     await tail_book(feed, book, out, count=args.count, qty=qty)
                 else:
@@ -147,6 +151,8 @@ async def _tail_ticks(
     fresh = _Fresh((args.throttle or 0) / 1000)
     async for event in feed:
         if isinstance(event, Batch):
+            import numpy as np  # loaded with the batch: a dict lookup
+
             ticks = fresh.filter(event.kind, event.ticks, trio.current_time())
             ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
             names = event.names
@@ -186,6 +192,8 @@ class _Fresh:
             return ticks
         if not self.until:
             return ticks
+        import numpy as np
+
         keep = [now >= self.until.get(sym, 0.0) for sym in ticks["sym"].tolist()]
         self.until = {s: t for s, t in self.until.items() if t > now}
         return ticks[np.array(keep, dtype=bool)] if not all(keep) else ticks

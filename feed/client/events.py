@@ -8,7 +8,8 @@ Errors (all subclasses of `TickwireError`)::
      +-- ProtocolError       the server answered a request with an `error` (.code, .symbols)
      +-- ConnectionLost      the connection dropped and reconnecting is off (or not yet done)
 
-Imports numpy only (pandas lazily, in `Batch.to_pandas`).
+Imports nothing at run time but the standard library (numpy arrays come in from `stream`;
+pandas loads in `Batch.to_pandas`), so importing the client's errors costs no numpy.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
 if TYPE_CHECKING:
+    import numpy as np
     import pandas
+    from numpy.typing import NDArray
 
 
 class TickwireError(Exception):

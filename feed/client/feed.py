@@ -13,11 +13,9 @@ import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import trio
-from numpy.typing import NDArray
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from tickwire.feed import protocol as p
@@ -39,6 +37,10 @@ from tickwire.feed.client.queue import EventQueue
 from tickwire.feed.client.replies import Replies
 from tickwire.feed.client.stream import StreamState, resolve_symbols, symbol_list
 from tickwire.feed.urls import redact
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 DEFAULT_URL = "ws://127.0.0.1:8765/v1"
 _MAX_SERVER_MESSAGE = 64 * 1024 * 1024  # a snapshot of 10,000 symbols in JSON is ~2.5 MB
@@ -331,7 +333,7 @@ class Feed(Lookups):
             elif isinstance(event, Gap) and event.lost:
                 self.lost += event.lost
             await self._events.put(event)
-        if self._stream.books.resync and self._ws is not None:
+        if self._stream.books_to_fetch() and self._ws is not None:
             await self._resync_books(self._ws)  # a book failed its check: fetch it again
         if reply is not None and self._replies.expects(reply):
             if (gap := self._stream.recovered(reply)) is not None:

@@ -9,16 +9,18 @@ does the resume after a connection-seq jump (`resync.py`: its ack makes the `Gap
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
 from trio_websocket import WebSocketConnection
 
-from tickwire.feed.client.book import Book
 from tickwire.feed.client.events import Event
 from tickwire.feed.client.replies import Replies
 from tickwire.feed.client.stream import StreamState
+
+if TYPE_CHECKING:
+    from tickwire.feed.client.book import Book
 
 
 class Lookups:
@@ -66,17 +68,20 @@ class Lookups:
     def book(self, symbol: str) -> Book | None:
         """The order book of `symbol` as held now (None until its snapshot came, or while it is
         fetched again after a failed check). Subscribe with `book=` to get books."""
-        return self._stream.books.book(symbol)
+        books = self._stream.held_books  # not made (nor imported) for a feed without books
+        return None if books is None else books.book(symbol)
 
     @property
     def book_resyncs(self) -> int:
         """Books fetched again after a sequence or checksum mismatch (each a `Gap("book")`)."""
-        return self._stream.books.resyncs
+        books = self._stream.held_books
+        return 0 if books is None else books.resyncs
 
     async def _restore_books(self) -> None:
         """After a reconnect: ask for the books again (their snapshots follow)."""
         by_depth: dict[int | bool, list[str]] = {}
-        for symbol, depth in self._stream.books.wanted.items():
+        books = self._stream.held_books
+        for symbol, depth in (books.wanted if books is not None else {}).items():
             by_depth.setdefault(depth, []).append(symbol)
         for depth, symbols in by_depth.items():
             await self._request("subscribe", symbols=symbols, book=depth, snapshot=False)

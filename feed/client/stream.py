@@ -4,6 +4,9 @@ Owns what the client library knows about the stream it reads: the symbols by id,
 last seq (so a jump is counted as conflated or lost updates), the connection `seq`, the server
 run's `epoch` and the last data message's `offset` (what a reconnect resumes from); and the
 case-insensitive symbol lookup with its "did you mean" message. No trio, no sockets.
+
+Imports numpy when a feed is made, and the order book modules only when a book is asked for
+(or sent): importing the client, as `tickwire tail` does, costs neither.
 """
 
 from __future__ import annotations
@@ -11,14 +14,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import orjson
-from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
-from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
@@ -29,7 +29,12 @@ from tickwire.feed.client.events import (
     TradingStatus,
 )
 from tickwire.feed.client.resync import SeqResync
-from tickwire.feed.protocol.book import decode_book_binary
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from tickwire.feed.client.book import ClientBooks
 
 _MISSING_KEPT = 1024  # seqs remembered as missing: a later arrival of one is late, not a repeat
 
@@ -38,6 +43,8 @@ class StreamState:
     """One feed's view of the server's stream, kept across reconnects."""
 
     def __init__(self) -> None:
+        import numpy as np
+
         self.names: NDArray[np.object_] = np.empty(0, object)
         self.index: dict[str, int] = {}
         self.last_seq = np.zeros(0, np.uint64)
@@ -54,15 +61,38 @@ class StreamState:
         # A gap to report with the next snapshot (or a recovered ack): (downtime_s, lost so far)
         self.gap_pending: tuple[float, int] | None = None
         self.gap_reason: Literal["reconnected", "source"] = "reconnected"  # of `gap_pending`
-        self.books = ClientBooks()  # the order books asked for
+        # The order books asked for (`books`), made at the first use: until then the welcome's
+        # `book_depth` and the universe wait here for them.
+        self.held_books: ClientBooks | None = None
+        self._book_depth = 0
+        self._refs: Sequence[Mapping[str, Any]] = ()
         self.resync = SeqResync()  # a seq jump's resume on the live connection
         self.scenarios: tuple[str, ...] = ()  # the market scenarios playing, oldest first
         self.book_levels = False  # attach each book event's records (`keep_book_levels`)
 
+    @property
+    def books(self) -> ClientBooks:
+        """The order books asked for; the first use imports the book modules and makes them."""
+        if self.held_books is None:
+            from tickwire.feed.client.book import ClientBooks
+
+            books = ClientBooks()
+            books.server_depth = self._book_depth
+            if self._refs:
+                books.learn(self._refs)
+            self.held_books = books
+        return self.held_books
+
+    def books_to_fetch(self) -> bool:
+        """Whether a book failed its check and is to be fetched again (makes no books)."""
+        return self.held_books is not None and bool(self.held_books.resync)
+
     def welcomed(self, welcome: Mapping[str, Any]) -> bool:
         """Note the welcome's `epoch`; True if it says the server restarted since the last one."""
         epoch = welcome.get("epoch")
-        self.books.server_depth = int(welcome.get("book_depth", 0))
+        self._book_depth = int(welcome.get("book_depth", 0))
+        if self.held_books is not None:
+            self.held_books.server_depth = self._book_depth
         self.scenarios = tuple(welcome.get("scenarios", ()))
         restarted = epoch is not None and self.epoch is not None and epoch != self.epoch
         if epoch is not None:
@@ -71,7 +101,8 @@ class StreamState:
 
     def reconnected(self, restarted: bool, downtime_s: float) -> Gap | None:
         """A new connection after a drop: the gap to report now, or None (the snapshot will)."""
-        self.books.reconnected()
+        if self.held_books is not None:
+            self.held_books.reconnected()
         if restarted:  # the old seqs mean nothing now: start every symbol afresh
             self.seen[:] = False
             self.gap_pending = None
@@ -97,7 +128,11 @@ class StreamState:
 
     def learn(self, refs: Sequence[Mapping[str, Any]]) -> None:
         """The server's universe (its `symbols` reply); a new size starts every symbol afresh."""
-        self.books.learn(refs)
+        import numpy as np
+
+        self._refs = refs
+        if self.held_books is not None:
+            self.held_books.learn(refs)
         if len(refs) != len(self.names):
             self.names = np.array([r["symbol"] for r in refs], dtype=object)
             self.index = {r["symbol"]: r["id"] for r in refs}
@@ -106,7 +141,8 @@ class StreamState:
 
     def forget(self, symbols: Sequence[str]) -> None:
         """A later re-subscribe to `symbols` starts afresh: its seq jump is not a loss."""
-        self.books.forget(symbols)
+        if self.held_books is not None:
+            self.held_books.forget(symbols)
         for s in symbols:
             if s in self.index:
                 self.seen[self.index[s]] = False
@@ -216,6 +252,10 @@ class StreamState:
 def with_levels(events: list[Event], message: bytes, index: Mapping[str, int]) -> list[Event]:
     """`events` of a binary book frame, each `BookUpdate` with the frame's records of its
     symbols (copied: the frame's buffer is the message's)."""
+    import numpy as np
+
+    from tickwire.feed.protocol.book import decode_book_binary
+
     records = decode_book_binary(message).records
     out: list[Event] = []
     for event in events:
@@ -235,6 +275,8 @@ def seq_jumps(
     with the one before it. A record at or below the seq already held is a repeat (a replay
     that overlaps a snapshot) and is dropped. Updates `last_seq` and `seen` in place.
     """
+    import numpy as np  # loaded by then (`StreamState`): a dict lookup
+
     sym = records["sym"].astype(np.intp)
     seqs = records["seq"].astype(np.int64)
     order = np.argsort(sym, kind="stable")  # by symbol, in event order within each

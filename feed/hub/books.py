@@ -13,7 +13,9 @@ A reader gets, per booked symbol, either every change in order (its depth is the
 of each level that differs from what it was last sent (its depth is smaller, mode `latest` or a
 throttle): `since` names the book seq those changes apply to, so a client never takes a wrong
 book. A reader that falls out of the recent flushes (kept for the lag bound's event time) gets a
-fresh snapshot of its books instead, and so does a reader whose mode changes.
+fresh snapshot of its books instead, and so does a reader whose mode changes. A source paced by
+its readers (a replay at speed 0) steps only once no reader is behind (`caught_up`), so none of
+them falls that far.
 """
 
 from __future__ import annotations
@@ -57,10 +59,11 @@ class _Flush(NamedTuple):
 class BookReader:
     """One connection's books: depth per symbol (0: none), book seq sent, what it was sent."""
 
-    __slots__ = ("cursor", "depth", "latest", "owed", "sent", "views", "wake")
+    __slots__ = ("cursor", "depth", "latest", "owed", "paces", "sent", "views", "wake")
 
-    def __init__(self, wake: Callable[[], None], n: int, gen: int) -> None:
+    def __init__(self, wake: Callable[[], None], n: int, gen: int, paces: bool = True) -> None:
         self.wake = wake
+        self.paces = paces  # a paced source waits for it (False: it never takes)
         self.depth = np.zeros(n, np.int64)
         self.sent = np.zeros(n, np.int64)
         self.views: dict[int, b.Ladder] = {}  # conflated symbols: the book as last sent
@@ -103,6 +106,7 @@ class Books:
         self._views: dict[tuple[int, int], b.Ladder] = {}  # (sym, depth) -> view, this generation
         self._ladder_memo: tuple[int, NDArray[np.void]] | None = None
         self.updates_published = 0
+        self._behind: set[BookReader] = set()  # pacing readers with news not taken yet
 
     # ------------------------------------------------------------------ producing
 
@@ -140,15 +144,26 @@ class Books:
         for i in ids.tolist():
             woken.update(self._by_sym[i])
         for reader in woken:
+            if reader.paces:
+                self._behind.add(reader)
             reader.wake()
 
     # ------------------------------------------------------------------ readers
 
-    def attach(self, wake: Callable[[], None]) -> BookReader:
-        return BookReader(wake, len(self.names), self.gen)
+    def attach(self, wake: Callable[[], None], *, paces: bool = True) -> BookReader:
+        """A reader woken by `wake` when its books change; `paces=False` for one that never
+        takes (it only keeps books tracked), which a paced source must not wait for."""
+        return BookReader(wake, len(self.names), self.gen, paces)
 
     def detach(self, reader: BookReader) -> None:
         self.drop(reader, reader.booked)
+        self._behind.discard(reader)
+
+    def caught_up(self) -> bool:
+        """No reader is owed changes or snapshots it has not taken: what a source paced by its
+        readers (a replay at speed 0) waits for, with the hub's, so that a reader of books gets
+        every change rather than fresh snapshots once it falls behind."""
+        return not self._behind
 
     def book(self, reader: BookReader, ids: NDArray[np.intp], depth: int) -> BookTake:
         """Book `ids` at `depth` for `reader`: their snapshots, to send now (asking again for
@@ -173,12 +188,16 @@ class Books:
                 if not self.count[i]:
                     self.tracked[i] = False
                     self.levels[i] = None
+        if not reader.depth.any():  # no book left to take: nothing to wait for
+            self._behind.discard(reader)
 
     def set_latest(self, reader: BookReader, latest: bool) -> None:
         """Every change (False) or conflated changes (True); either way a fresh snapshot next."""
         if latest != reader.latest:
             reader.latest = latest
             reader.owed.update(reader.booked.tolist())
+            if reader.owed and reader.paces:
+                self._behind.add(reader)
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -193,6 +212,7 @@ class Books:
     def take(self, reader: BookReader) -> BookTake:
         """What `reader` has not received (see `BookTake`); its state then counts it as sent."""
         start, reader.cursor = reader.cursor, self.gen
+        self._behind.discard(reader)
         flushes = [f for f in self.recent if f.gen > start]
         if start < self.gone_gen:  # updates it needs are gone
             reader.owed.update(reader.booked.tolist())

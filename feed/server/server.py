@@ -250,7 +250,8 @@ class Server:
         return self.watched or any(sink.watched for sink in self.sinks)
 
     def caught_up(self) -> bool:
-        return self.hub.caught_up()
+        """The hub's tick readers and the books' readers have all taken everything."""
+        return self.hub.caught_up() and (self.books is None or self.books.caught_up())
 
     def latest(self) -> TickBatch:
         """The hub's latest record per symbol (a copy)."""

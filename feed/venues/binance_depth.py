@@ -188,7 +188,8 @@ class RestDepth:
 
     def __init__(self, books: Books) -> None:
         self.books = books
-        self.reader = books.attach(_no_wake)  # never taken from: it only keeps books tracked
+        # never taken from: it only keeps books tracked (so a paced replay never waits for it)
+        self.reader = books.attach(_no_wake, paces=False)
         self.used: dict[int, int] = {}  # symbol id -> last request (ns)
 
     def answer(
