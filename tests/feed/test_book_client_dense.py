@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.dense import digits_text
+from tickwire.feed.client.dense import number_words
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
@@ -186,11 +186,17 @@ def test_a_corrupt_checksum_leaves_the_other_symbols_of_the_frame_applied() -> N
     assert books.take_resync() == {True: ["C"]}
 
 
-@given(st.lists(st.integers(0, 2**63 - 1), max_size=50))
-def test_digits_text_is_str_of_each_value(values: list[int]) -> None:
-    text, count = digits_text(np.array(values, np.int64))
-    assert text.tobytes() == "".join(map(str, values)).encode()
-    assert count.tolist() == [len(str(v)) for v in values]
+def _numbers(words: int) -> st.SearchStrategy[tuple[int, list[int]]]:
+    most = min(10 ** (4 * words) - 1, 2**63 - 1)
+    return st.tuples(st.just(words), st.lists(st.integers(0, most), max_size=50))
+
+
+@given(st.integers(1, 5).flatmap(_numbers))
+def test_number_words_are_the_text_of_each_value(case: tuple[int, list[int]]) -> None:
+    words, values = case
+    out = number_words(np.array(values, np.int64), words)
+    assert out.shape == (len(values), words)
+    assert [row.tobytes().replace(b"\0", b"") for row in out] == [str(v).encode() for v in values]
 
 
 def test_a_few_books_stay_levels_and_many_become_rows() -> None:
