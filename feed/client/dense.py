@@ -58,18 +58,17 @@ class Applied(NamedTuple):
 def number_words(values: NDArray[np.int64], words: int = _WORDS) -> NDArray[np.uint32]:
     """Each value's decimal digits (0 to 10^(4 * words) - 1) as `words` 4-byte words a row,
     right-aligned, leading zeros as NUL: its text once the NULs are dropped."""
-    out = np.zeros((len(values), words), np.uint32)
+    out = np.zeros((words, len(values)), np.uint32)  # by word: each a contiguous row
     if not len(values):
-        return out
-    used = -(-len(str(int(values.max()))) // 4)  # the words the longest value fills
+        return out.T
+    top = words - min(words, -(-len(str(int(values.max()))) // 4))  # the first word used
     rest = values
-    table = _LOW_DIGITS
-    for col in range(words - 1, words - 1 - min(used, words), -1):
+    for col in range(words - 1, top, -1):
         rest, low = np.divmod(rest, 10_000)
         np.add(low, 10_000, out=low, where=rest > 0)  # digits above: this word in full
-        out[:, col] = table[low]
-        table = _DIGITS
-    return out
+        (_LOW_DIGITS if col == words - 1 else _DIGITS).take(low, out=out[col], mode="clip")
+    (_LOW_DIGITS if top == words - 1 else _DIGITS).take(rest, out=out[top], mode="clip")
+    return out.T
 
 
 class DenseBooks:
@@ -79,7 +78,7 @@ class DenseBooks:
     starts `margin` ticks into its plane."""
 
     def __init__(self, decimals: list[int], tick_units: list[int], depth: int) -> None:
-        self.margin = max(16, depth // 2)  # ticks a best may move either way before re-centring
+        self.margin = max(32, depth // 2)  # ticks a best may move either way before re-centring
         self.width = depth + 2 * self.margin
         self.max_depth = depth  # a row's depth is at most the server's
         # a plane is `width` ticks and then one always empty, whose text ends a bids plane's
@@ -351,12 +350,12 @@ class DenseBooks:
         """Cut `rows` to each one's depth from its best, per side, and their checksums: the
         CRC32 of the text of the top 10 asks then bids of each."""
         k, span = len(rows), self.span
-        now = self.sizes.take(rows, axis=0)
-        held = now > 0
+        held = self.sizes.take(rows, axis=0) > 0
         best = held.argmax(axis=2)  # (row, plane); an empty side: 0, nothing to cut
-        best += self.depth.take(rows)[:, None]
-        keep = self._ticks < best[:, :, None]
-        if (held > keep).any():  # levels beyond the depth from the best go
+        best += self.depth.take(rows)[:, None]  # the first tick beyond the depth
+        if (best + held[:, :, ::-1].argmax(axis=2) < span).any():  # a level at it or beyond
+            keep = self._ticks < best[:, :, None]
+            now = self.sizes.take(rows, axis=0)
             now *= keep
             self.sizes[rows] = now
             held &= keep
