@@ -140,7 +140,7 @@ class ClientBooks:
         slow: list[int] = []
         if self._dense is not None:  # the books held as rows: the whole frame at once
             applied = self._dense.apply(frame.records, frame.checks)
-            good.extend(self.names[i] for i in applied.good)
+            good = list(map(self.names.__getitem__, applied.good))
             for i in applied.bad:
                 self._broken(self.names[i], bad)
             slow = applied.slow

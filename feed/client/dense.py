@@ -101,6 +101,8 @@ class DenseBooks:
         self._free: list[int] = []
         self._ticks = np.arange(span)
         self._count = np.arange(0)  # 0, 1, ... as long as a frame needs
+        self._last = np.zeros(0, np.int64)  # by place in `sizes`: the mark of its last change
+        self._stamp = 0
 
     def _grow(self) -> None:
         """Twice the rows (rows are made as books come)."""
@@ -116,6 +118,7 @@ class DenseBooks:
         self.depth = np.concatenate((self.depth, pad))
         self.seq, self.ts = np.concatenate((self.seq, pad)), np.concatenate((self.ts, pad))
         self._free.extend(range(new - 1, old - 1, -1))
+        self._last = np.full(self.sizes.size, -1, np.int64)
 
     def held(self, sym: int) -> bool:
         return bool(self.slot[sym] >= 0)
@@ -232,11 +235,8 @@ class DenseBooks:
         sym = records["sym"]
         order = sym.argsort(kind="stable")  # by symbol, each in order
         sym = sym.take(order)
-        lo = sym.searchsorted(ids)
-        count = np.empty(k, np.intp)
-        count[:-1] = lo[1:]
-        count[-1] = n
-        count -= lo
+        bounds = sym.searchsorted(np.append(ids, _IDS))  # each id's records start, then n
+        lo, count = bounds[:-1], bounds[1:] - bounds[:-1]
         # each of `ids` is held here and has records, and they are all the frame's
         if lo[0] or ((count - 1) | rows).min() < 0 or (sym != ids.repeat(count)).any():
             return None
@@ -269,7 +269,7 @@ class DenseBooks:
         at *= self.span
         at += ticks
         self._write(at, size)
-        last = lo + count - 1
+        last = bounds[1:] - 1
         self.seq[rows] = seq.take(last)
         self.ts[rows] = records["ts"].take(order.take(last))
         crcs = self._crcs(rows)
@@ -336,13 +336,11 @@ class DenseBooks:
     def _write(self, at: NDArray[np.intp], size: NDArray[np.int64]) -> None:
         """Set each level `at` (a place in `sizes`) to its `size`, in order (a level's last
         change wins), and its text."""
-        order = at.argsort(kind="stable")
-        ordered = at.take(order)
-        last = np.empty(len(at), bool)
-        last[-1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=last[:-1])
-        if not last.all():  # a level changed twice
-            at, size = ordered[last], size.take(order[last])
+        mark = self._counting(len(at)) + self._stamp  # above every mark of earlier frames
+        self._stamp += len(at)
+        np.maximum.at(self._last, at, mark)  # each level's last change in this frame
+        won = self._last.take(at) == mark
+        at, size = at[won], size[won]
         self.sizes.reshape(-1)[at] = size
         self.text.reshape(-1, _PIECE)[at, _WORDS:] = number_words(size)
 

@@ -222,3 +222,74 @@ def test_learning_the_universe_again_keeps_the_books_held() -> None:
     assert [type(e) for e in books.receive_binary(stream[2])] == [BookUpdate]
     held = books.book("A")
     assert held is not None and held.seq == max(truth[0]) and held.asks["size"][0] == 9
+
+
+def _frame(books: list[b.Levels], steps: list[tuple[int, int, int, int]], crcs: int = 3) -> bytes:
+    """A `book` frame of (symbol, side, units, size) changes to `books` (the server's, cut to
+    the depth as the server's are), with checksum entries for the first `crcs` symbols changed."""
+    records = np.zeros(len(steps), LEVEL_DTYPE)
+    for k, (i, side, units, size) in enumerate(steps):
+        books[i].set(side, units, size)
+        books[i].seq += 1
+        records[k] = (books[i].seq, books[i].seq, units / 100, size, i, 0, side, 3, b"\0\0")
+    ids = sorted({i for i, *_ in steps})[:crcs]
+    checks = np.zeros(len(ids), b.CHECK_DTYPE)
+    checks["sym"] = ids
+    checks["crc"] = [b.checksum(books[i].cut(DEPTH)) for i in ids]
+    return b.encode_book_binary(False, 2, records, checks)
+
+
+def _ladder(books: ClientBooks, name: str) -> b.Ladder:
+    held = books.book(name)
+    assert held is not None
+    bids, asks = (tuple((round(p * 100), s) for p, s in x.tolist()) for x in (held.bids, held.asks))
+    return bids, asks
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_levels_beyond_the_depth_from_a_new_best_are_dropped(dense_min: int) -> None:
+    """A bid 11 ticks above the best: the bids 20 ticks or more below it leave the book (the
+    checksum's top 10 does not reach them: only the cut does)."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    asks = [(0, 1, u, 0) for u in range(116, 126)]  # the asks below 126 go
+    events = books.receive_binary(_frame(server, [*asks, (0, 0, 125, 3)]))
+    assert [type(e) for e in events] == [BookUpdate]
+    assert _ladder(books, "A") == server[0].view(DEPTH)
+    assert [u for u, _ in _ladder(books, "A")[0]] == [125, *range(114, 105, -1)]
+    events = books.receive_binary(_frame(server, [(0, 0, 125, 0)]))  # the best bid goes again
+    assert [type(e) for e in events] == [BookUpdate]
+    assert _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_a_corrupt_checksum_beside_a_book_not_held_is_refused(dense_min: int) -> None:
+    """C waits for its snapshot, so the frame is not the usual one: B's refuted checksum is
+    still caught and A's change still applies."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    books.receive_binary(_corrupt(_frame(server, [(2, 0, 114, 9)])))  # C goes
+    assert books.book("C") is None and books.take_resync() == {True: ["C"]}
+    frame = _frame(server, [(0, 0, 114, 4), (1, 0, 113, 5), (2, 0, 112, 6)])
+    data = bytearray(frame)
+    data[-8 - 4] ^= 1  # B's checksum entry, the second of three
+    events = books.receive_binary(bytes(data))
+    assert events == [Gap("book", None, ("B",)), BookUpdate("book", 2, ("A",))]
+    assert books.book("B") is None and _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_records_without_a_checksum_entry_never_change_another_book(dense_min: int) -> None:
+    """C's record follows B's in seq but has no checksum entry: it is not B's change, even
+    where B's checksum (its top 10) cannot tell."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    server[2].seq = 1  # C's next change has seq 2, as if it were B's second
+    frame = _frame(server, [(0, 0, 114, 4), (1, 0, 113, 5), (2, 0, 100, 7)], crcs=2)
+    events = books.receive_binary(frame)
+    assert BookUpdate("book", 2, ("A", "B")) in events
+    assert _ladder(books, "B") == server[1].view(DEPTH)
+    assert _ladder(books, "A") == server[0].view(DEPTH)
