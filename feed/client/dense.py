@@ -28,9 +28,9 @@ from tickwire.feed.protocol import book as b
 
 _IDS = 1 << 16  # symbol ids are u2 on the wire
 _SIGN = np.array([1, -1])  # plane 0 asks (up from the base), plane 1 bids (down from it)
-_WORDS = 3  # 4-digit words of a price's units or a size in a level's text
-_LIMIT = 1 << 39  # units and sizes a row holds (larger ones take `Levels`), < 10^12
-_PIECE = 2 * _WORDS  # words of a level's text: its price's units, then its size
+_WORDS = 5  # 4-digit words a number may need (2^63 - 1 has 19 digits)
+# by words of a number's text: the power of 2 its values stay under (< 10^(4 * words))
+_LIMITS = {1: 1 << 13, 2: 1 << 26, 3: 1 << 39, 4: 1 << 53, 5: 1 << 63}
 _END = b"|"  # ends a symbol's text in a frame's gather (never a digit)
 # "0000" .. "9999" as the 4 bytes of a word each, after the same with leading zeros as NUL
 # ("\0\0\0\0" for 0): a number's most significant word comes from the first half
@@ -43,8 +43,7 @@ _DIGITS = np.frombuffer(
 )
 _LOW_DIGITS = _DIGITS.copy()  # a number's last word: 0 is "\0\0\0" "0"
 _LOW_DIGITS[0] = np.frombuffer(b"\0\0\x000", np.uint32)[0]
-_END_PIECE = np.zeros(_PIECE, np.uint32)
-_END_PIECE[0] = np.frombuffer(_END.ljust(4, b"\0"), np.uint32)[0]
+_END_WORD = np.frombuffer(_END.ljust(4, b"\0"), np.uint32)[0]
 
 
 class Applied(NamedTuple):
@@ -92,7 +91,11 @@ class DenseBooks:
         self.slot = np.full(_IDS, -1, np.intp)
         self.sym = np.zeros(0, np.intp)  # by row: its symbol id
         self.sizes = np.zeros((0, 2, span), np.int64)
-        self.text = np.zeros((0, 2, span, _PIECE), np.uint32)
+        # a level's text: its price's units in `words` words, then its size in as many; more
+        # words when a number needs them (two hold the default universe's)
+        self.words = 2
+        self._limit = _LIMITS[self.words]
+        self.text = np.zeros((0, 2, span, 2 * self.words), np.uint32)
         self.base = np.zeros((0, 2), np.int64)
         self.signed_base = np.zeros((0, 2), np.int64)  # _SIGN * base: i = _SIGN * tick - this
         self.depth = np.zeros(0, np.int64)
@@ -110,7 +113,8 @@ class DenseBooks:
         new = max(16, 2 * old)
         more = new - old
         self.sizes = np.concatenate((self.sizes, np.zeros((more, 2, self.span), np.int64)))
-        self.text = np.concatenate((self.text, np.zeros((more, 2, self.span, _PIECE), np.uint32)))
+        text = np.zeros((more, 2, self.span, 2 * self.words), np.uint32)
+        self.text = np.concatenate((self.text, text))
         self.base = np.concatenate((self.base, np.zeros((more, 2), np.int64)))
         self.signed_base = np.concatenate((self.signed_base, np.zeros((more, 2), np.int64)))
         pad = np.zeros(more, np.int64)
@@ -127,6 +131,20 @@ class DenseBooks:
         """Books held here."""
         return len(self.sym) - len(self._free)
 
+    def _widen(self, value: int) -> None:
+        """Enough words in every level's text for `value` (each number keeps its digits
+        right-aligned in its part, NUL before them)."""
+        if value < self._limit:
+            return
+        old = self.words
+        while self.words < _WORDS and value >= _LIMITS[self.words]:
+            self.words += 1
+        self._limit, w = _LIMITS[self.words], self.words
+        text = np.zeros((*self.text.shape[:3], 2 * w), np.uint32)
+        text[..., w - old : w] = self.text[..., :old]
+        text[..., 2 * w - old :] = self.text[..., old:]
+        self.text = text
+
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
         False if it does not fit (a side wider than its plane, off the tick grid, a price's
@@ -138,7 +156,7 @@ class DenseBooks:
             return False
         if tu != levels.tick_units or any(u % tu or u < 0 for side in sides for u in side):
             return False
-        if any(size >= _LIMIT for side in sides for size in side.values()):
+        if any(size >= 1 << 63 for side in sides for size in side.values()):
             return False
         ticks = [np.array(list(side), np.int64) // tu for side in sides]
         ask = int(ticks[0].min()) if len(ticks[0]) else None
@@ -146,8 +164,8 @@ class DenseBooks:
         ask = ask if ask is not None else (bid + 1 if bid is not None else 0)
         bid = bid if bid is not None else ask - 1
         base = np.array([ask - self.margin, bid + self.margin], np.int64)
-        if (ask - self.margin + self.width) * tu >= _LIMIT:
-            return False
+        self._widen(max((ask - self.margin + self.width) * tu, *levels.asks.values(), 0))
+        self._widen(max(levels.bids.values(), default=0))
         at = [(t - base[p]) * _SIGN[p] for p, t in enumerate(ticks)]
         if any(len(a) and int(a.max()) >= self.width for a in at):
             return False
@@ -164,9 +182,11 @@ class DenseBooks:
         # every tick's price once (none below 0 holds a level), the sizes held
         units = np.maximum(base[:, None] + _SIGN[:, None] * self._ticks, 0) * tu
         text = self.text[row]
-        text[..., :_WORDS] = number_words(units.reshape(-1)).reshape(2, self.span, _WORDS)
-        text[..., _WORDS:] = number_words(self.sizes[row].reshape(-1)).reshape(2, self.span, -1)
-        text[1, -1] = _END_PIECE
+        w = self.words
+        text[..., :w] = number_words(units.reshape(-1), w).reshape(2, self.span, w)
+        text[..., w:] = number_words(self.sizes[row].reshape(-1), w).reshape(2, self.span, w)
+        text[1, -1] = 0
+        text[1, -1, 0] = _END_WORD
         return True
 
     def drop(self, sym: int) -> None:
@@ -251,7 +271,7 @@ class DenseBooks:
         price *= self.scale.take(sym) if self._scale is None else self._scale
         ticks = np.rint(price, out=price).astype(np.int64)
         size = records["size"].take(order).view(np.int64)
-        if (ticks | size).view(np.uint64).max() >= _LIMIT:  # below 0 or too long for the text
+        if (ticks | size).view(np.uint64).max() >= self._limit:  # below 0, or longer text
             return None
         if not self._unit_ticks:
             tu = self.tick_units.take(sym)
@@ -310,7 +330,8 @@ class DenseBooks:
         np.negative(ticks, out=ticks, where=bids)
         ticks -= self.signed_base.reshape(-1)[at]
         fits = (units % tu == 0) & (ticks >= 0) & (ticks < self.width)
-        fits &= (units | size).view(np.uint64) < _LIMIT
+        self._widen(int(np.maximum(units, size).max()))  # (over 2^63 - 1: below 0 here)
+        fits &= (units | size).view(np.uint64) < self._limit
         slow = np.zeros(len(ids), bool)
         if not fits.all():
             unfit = np.zeros(n + 1, np.int64)
@@ -342,7 +363,8 @@ class DenseBooks:
         won = self._last.take(at) == mark
         at, size = at[won], size[won]
         self.sizes.reshape(-1)[at] = size
-        self.text.reshape(-1, _PIECE)[at, _WORDS:] = number_words(size)
+        w = self.words
+        self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
 
     def _crcs(self, rows: NDArray[np.intp]) -> list[int]:
         """Cut `rows` to each one's depth from its best, per side, and their checksums: the
@@ -362,7 +384,7 @@ class DenseBooks:
         top[:, 1, -1] = True  # each row's text ends with its bids plane's last tick, "|"
         at = np.flatnonzero(top)  # in order: by row, asks then bids, each best first
         at += ((rows - self._counting(k)) * (2 * span))[at // (2 * span)]
-        text = self.text.reshape(-1, _PIECE).take(at, axis=0).tobytes()
+        text = self.text.reshape(-1, 2 * self.words).take(at, axis=0).tobytes()
         parts = text.translate(None, b"\0").split(_END)
         parts.pop()  # after the last "|"
         return list(map(zlib.crc32, parts))

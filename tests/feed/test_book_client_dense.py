@@ -293,3 +293,20 @@ def test_records_without_a_checksum_entry_never_change_another_book(dense_min: i
     assert BookUpdate("book", 2, ("A", "B")) in events
     assert _ladder(books, "B") == server[1].view(DEPTH)
     assert _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("size", [10**8, 2**39 + 1, 2**63 - 1])
+def test_a_size_longer_than_any_before_widens_the_rows_text(size: int) -> None:
+    """Rows start with 8 digits a number; a longer size makes room (for every row) and the
+    checksums go on matching."""
+    server = [_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    for steps in ([(0, 0, 114, size)], [(1, 1, 116, size - 1), (0, 0, 113, 3)]):
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+    for i, name in enumerate(SYMS):
+        assert _ladder(books, name) == server[i].view(DEPTH)
+    assert not books.held  # all rows still
+    dense = books._dense
+    assert dense is not None and dense.words > 2 and size < 10 ** (4 * dense.words)
