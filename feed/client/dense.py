@@ -57,16 +57,13 @@ class Applied(NamedTuple):
 def number_words(values: NDArray[np.int64], words: int = _WORDS) -> NDArray[np.uint32]:
     """Each value's decimal digits (0 to 10^(4 * words) - 1) as `words` 4-byte words a row,
     right-aligned, leading zeros as NUL: its text once the NULs are dropped."""
-    out = np.zeros((words, len(values)), np.uint32)  # by word: each a contiguous row
-    if not len(values):
-        return out.T
-    top = words - min(words, -(-len(str(int(values.max()))) // 4))  # the first word used
+    out = np.empty((words, len(values)), np.uint32)  # by word: each a contiguous row
     rest = values
-    for col in range(words - 1, top, -1):
+    for col in range(words - 1, 0, -1):
         rest, low = np.divmod(rest, 10_000)
         np.add(low, 10_000, out=low, where=rest > 0)  # digits above: this word in full
         (_LOW_DIGITS if col == words - 1 else _DIGITS).take(low, out=out[col], mode="clip")
-    (_LOW_DIGITS if top == words - 1 else _DIGITS).take(rest, out=out[top], mode="clip")
+    (_LOW_DIGITS if words == 1 else _DIGITS).take(rest, out=out[0], mode="clip")
     return out.T
 
 
@@ -255,7 +252,10 @@ class DenseBooks:
         sym = records["sym"]
         order = sym.argsort(kind="stable")  # by symbol, each in order
         sym = sym.take(order)
-        bounds = sym.searchsorted(np.append(ids, _IDS))  # each id's records start, then n
+        bounds = self._counting(k + 1).copy()
+        bounds[:k] = ids
+        bounds[k] = _IDS
+        bounds = sym.searchsorted(bounds)  # where each id's records start, then n
         lo, count = bounds[:-1], bounds[1:] - bounds[:-1]
         # each of `ids` is held here and has records, and they are all the frame's
         if lo[0] or ((count - 1) | rows).min() < 0 or (sym != ids.repeat(count)).any():
