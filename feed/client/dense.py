@@ -257,22 +257,22 @@ class DenseBooks:
         bounds[k] = _IDS
         bounds = sym.searchsorted(bounds)  # where each id's records start, then n
         lo, count = bounds[:-1], bounds[1:] - bounds[:-1]
-        # each of `ids` is held here and has records, and they are all the frame's
-        if lo[0] or ((count - 1) | rows).min() < 0 or (sym != ids.repeat(count)).any():
+        if lo[0] or ((count - 1) | rows).min() < 0:  # each of `ids` held here, with records
             return None
-        # seq - the book's seq must be 1, 2, ... within each symbol
+        # the records are all `ids`' and each symbol's seqs run on from its book's, one by one
         seq = records["seq"].take(order).view(np.int64)  # over 2^63 - 1: negative, no match
         start = self.seq.take(rows)
         start -= lo
-        run = seq - start.repeat(count)
-        if (run != self._counting(n + 1)[1:]).any():
+        wrong = sym != ids.repeat(count)
+        wrong |= seq - start.repeat(count) != self._counting(n + 1)[1:]
+        if wrong.any():
             return None
         price = records["price"].take(order)
         price *= self.scale.take(sym) if self._scale is None else self._scale
         ticks = np.rint(price, out=price).astype(np.int64)
         size = records["size"].take(order).view(np.int64)
-        if (ticks | size).view(np.uint64).max() >= self._limit:  # below 0, or longer text
-            return None
+        if size.view(np.uint64).max() >= self._limit:  # over 2^63 - 1, or longer text
+            return None  # (prices: every tick of a plane has its text)
         if not self._unit_ticks:
             tu = self.tick_units.take(sym)
             if (ticks % tu).any():

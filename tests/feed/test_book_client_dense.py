@@ -310,3 +310,23 @@ def test_a_size_longer_than_any_before_widens_the_rows_text(size: int) -> None:
     assert not books.held  # all rows still
     dense = books._dense
     assert dense is not None and dense.words > 2 and size < 10 ** (4 * dense.words)
+
+
+def test_changes_for_a_book_not_held_never_land_in_another_row() -> None:
+    """16 books fill 16 rows; the first waits for its snapshot when a frame changes it deep in
+    its bids (where no checksum of the others looks) and changes the last one too."""
+    names = [f"S{i}" for i in range(16)]
+    books = ClientBooks()
+    books.dense_min = 0
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in names])
+    books.server_depth = DEPTH
+    books.want(["*"], True)
+    server = [_book(0) for _ in names]
+    books.receive_binary(_snapshot(server))
+    data = bytearray(_frame(server, [(0, 0, 114, 9), (15, 0, 113, 4)]))
+    data[-8 - 4] ^= 1  # S0's checksum entry: S0 goes, S15 is at seq 1 as S0 was
+    books.receive_binary(bytes(data))
+    assert books.book("S0") is None and books.book("S15") is not None
+    events = books.receive_binary(_frame(server, [(0, 0, 100, 7), (15, 0, 114, 2)], crcs=2))
+    assert BookUpdate("book", 2, ("S15",)) in events
+    assert _ladder(books, "S15") == server[15].view(DEPTH)
