@@ -11,9 +11,10 @@ its bids plane's last tick, which holds "|" and never a level), one `bytes.trans
 the padding and one `zlib.crc32` a symbol. Same rules as `protocol.book.Levels.apply`: every
 change in order, then levels beyond the depth from each side's best dropped, then the checksum;
 a symbol whose seq does not follow or whose checksum does not match is dropped from here and
-reported. A change outside a row's window (or off the tick grid, or a number too long for its
-text) is not guessed at: the caller takes the symbol to `Levels` for that frame and may load it
-again, re-centred. No trio, no sockets.
+reported. A price or size longer than the text holds widens every row's text. A change outside
+a row's window (or off the tick grid, or a size over 2^63 - 1) is not guessed at: the caller
+takes the symbol to `Levels` for that frame and may load it again, re-centred. No trio, no
+sockets.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ class DenseBooks:
 
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
-        False if it does not fit (a side wider than its plane, off the tick grid, a price's
-        units or a size of 10^12 or more): then it is not held here."""
+        False if it does not fit (a side wider than its plane, off the tick grid, a size over
+        2^63 - 1): then it is not held here."""
         self.drop(sym)
         tu = int(self.tick_units[sym])
         sides = (levels.asks, levels.bids)
