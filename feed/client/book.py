@@ -24,10 +24,11 @@ from tickwire.feed.client.events import BookUpdate, Event, Gap
 from tickwire.feed.protocol import book as b
 
 # Books held from binary frames before they become rows of `DenseBooks`: a frame costs the rows
-# ~150 array operations whatever its size, and a `Levels` book ~12 us a symbol it touches; the
-# rows win from about a dozen symbols touched a frame (measured: 10 books of the default
-# universe apply 255k level updates/s as `Levels`, 182k as rows; all 53, 207k and 389k).
-DENSE_MIN = 24
+# ~70 array operations whatever its size, and a `Levels` book ~12 us a symbol it touches; the
+# rows win from about 8 books (measured, the default universe's first N symbols at 20 levels,
+# level updates applied per CPU second as `Levels` and as rows: 4 books 351k and 275k, 8 books
+# 320k and 356k, 20 books 264k and 498k, all 53 214k and 798k).
+DENSE_MIN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ class ClientBooks:
         slow: list[int] = []
         if self._dense is not None:  # the books held as rows: the whole frame at once
             applied = self._dense.apply(frame.records, frame.checks)
-            good.extend(self.names[i] for i in applied.good)
+            good = list(map(self.names.__getitem__, applied.good))
             for i in applied.bad:
                 self._broken(self.names[i], bad)
             slow = applied.slow

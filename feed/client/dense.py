@@ -3,19 +3,22 @@
 Owns the fast path of `book.ClientBooks`: every book it holds from binary frames is a row of
 sizes by price, one plane a side, each best first (asks up from the plane's `base` tick, bids
 down from it) and `width` ticks wide, so a frame's level updates of every symbol apply with a
-handful of array operations instead of a Python step per update, and each symbol's CRC32
-(`protocol.book.checksum`: the top 10 asks then bids, "{units}{size}" each) is formatted by
-table and checked once per frame, at the symbol's last change, as the protocol gives it. Same
-rules as `protocol.book.Levels.apply`: every change in order, then levels beyond the depth from
-each side's best dropped, then the checksum; a symbol whose seq does not follow or whose
-checksum does not match is put back as it was and reported. A change outside a row's window
-(or off the tick grid) is not guessed at: the caller takes the symbol to `Levels` for that
-frame and may load it again, re-centred. No trio, no sockets.
+few dozen array operations in all instead of a Python step per update. Beside each level sits
+its checksum text ("{units}{size}" as `protocol.book.checksum` formats it, NUL-padded words):
+prices are formatted when a row is loaded and a size when it changes, so a frame's CRC32s are
+one gather of the top 10 asks then bids of every symbol it changes (each symbol's text ended by
+its bids plane's last tick, which holds "|" and never a level), one `bytes.translate` that drops
+the padding and one `zlib.crc32` a symbol. Same rules as `protocol.book.Levels.apply`: every
+change in order, then levels beyond the depth from each side's best dropped, then the checksum;
+a symbol whose seq does not follow or whose checksum does not match is dropped from here and
+reported. A price or size longer than the text holds widens every row's text. A change outside
+a row's window (or off the tick grid, or a size over 2^63 - 1) is not guessed at: the caller
+takes the symbol to `Levels` for that frame and may load it again, re-centred. No trio, no
+sockets.
 """
 
 from __future__ import annotations
 
-import itertools
 import zlib
 from typing import NamedTuple
 
@@ -26,12 +29,22 @@ from tickwire.feed.protocol import book as b
 
 _IDS = 1 << 16  # symbol ids are u2 on the wire
 _SIGN = np.array([1, -1])  # plane 0 asks (up from the base), plane 1 bids (down from it)
-_MAX_SIZE = (1 << 63) - 1  # a size a row holds (u8 on the wire: larger ones take `Levels`)
-_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)  # 10 .. 10^18: digits past the first
-# "0000" .. "9999" as the 4 bytes of a word each, to gather 4 digits at a time
-_WORDS = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), np.uint32)
-# by digit count: which of 4q zero-padded digits to keep, for q = 1 .. 5 words
-_KEEP = [np.arange(4 * q) >= 4 * q - np.arange(4 * q + 1)[:, None] for q in range(1, 6)]
+_WORDS = 5  # 4-digit words a number may need (2^63 - 1 has 19 digits)
+# by words of a number's text: the power of 2 its values stay under (< 10^(4 * words))
+_LIMITS = {1: 1 << 13, 2: 1 << 26, 3: 1 << 39, 4: 1 << 53, 5: 1 << 63}
+_END = b"|"  # ends a symbol's text in a frame's gather (never a digit)
+# "0000" .. "9999" as the 4 bytes of a word each, after the same with leading zeros as NUL
+# ("\0\0\0\0" for 0): a number's most significant word comes from the first half
+_DIGITS = np.frombuffer(
+    "".join(
+        [*(str(i).rjust(4, "\0") if i else "\0" * 4 for i in range(10_000))]
+        + [f"{i:04d}" for i in range(10_000)]
+    ).encode(),
+    np.uint32,
+)
+_LOW_DIGITS = _DIGITS.copy()  # a number's last word: 0 is "\0\0\0" "0"
+_LOW_DIGITS[0] = np.frombuffer(b"\0\0\x000", np.uint32)[0]
+_END_WORD = np.frombuffer(_END.ljust(4, b"\0"), np.uint32)[0]
 
 
 class Applied(NamedTuple):
@@ -42,57 +55,72 @@ class Applied(NamedTuple):
     slow: list[int]
 
 
-def digits_text(values: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.intp]]:
-    """The decimal digits of every value (0 to 2^63 - 1), back to back in ASCII, and each
-    value's digit count."""
-    count = np.searchsorted(_POW10, values, "right")
-    count += 1
-    quads = -(-int(count.max(initial=1)) // 4)
-    words = np.empty((len(values), quads), np.uint32)  # four digits a word, zero-padded
+def number_words(values: NDArray[np.int64], words: int = _WORDS) -> NDArray[np.uint32]:
+    """Each value's decimal digits (0 to 10^(4 * words) - 1) as `words` 4-byte words a row,
+    right-aligned, leading zeros as NUL: its text once the NULs are dropped."""
+    out = np.empty((words, len(values)), np.uint32)  # by word: each a contiguous row
     rest = values
-    for q in range(quads - 1, 0, -1):
+    for col in range(words - 1, 0, -1):
         rest, low = np.divmod(rest, 10_000)
-        words[:, q] = _WORDS[low]
-    words[:, 0] = _WORDS[rest]
-    keep = _KEEP[quads - 1][count]  # no leading zeros
-    return words.view(np.uint8)[keep], count
+        np.add(low, 10_000, out=low, where=rest > 0)  # digits above: this word in full
+        (_LOW_DIGITS if col == words - 1 else _DIGITS).take(low, out=out[col], mode="clip")
+    (_LOW_DIGITS if words == 1 else _DIGITS).take(rest, out=out[0], mode="clip")
+    return out.T
 
 
 class DenseBooks:
     """Books by symbol id; row `slot[sym]` (-1: not held here) holds `sizes[row, plane, i]`, the
-    size at tick `base[row, plane] + _SIGN[plane] * i` (plane 0 asks, 1 bids); `depth`, `seq`
-    and `ts` by row as a `Levels` has them. A side's best starts `margin` ticks into its plane."""
+    size at tick `base[row, plane] + _SIGN[plane] * i` (plane 0 asks, 1 bids), and its text in
+    `text[row, plane, i]`; `depth`, `seq` and `ts` by row as a `Levels` has them. A side's best
+    starts `margin` ticks into its plane."""
 
     def __init__(self, decimals: list[int], tick_units: list[int], depth: int) -> None:
-        self.margin = max(16, depth // 2)  # ticks a best may move either way before re-centring
+        self.margin = max(32, depth // 2)  # ticks a best may move either way before re-centring
         self.width = depth + 2 * self.margin
-        # a plane is `width` ticks and then `depth` always empty: a window of `depth` from any
-        # best stays inside it (a row's depth is at most the server's)
-        self.span = span = self.width + max(depth, 1)
+        self.max_depth = depth  # a row's depth is at most the server's
+        # a plane is `width` ticks and then one always empty, whose text ends a bids plane's
+        self.span = span = self.width + 1
         self._unit_ticks = bool((np.array(tick_units) <= 1).all())  # units are ticks
         self.decimals = np.array(decimals, np.int64)
         self.tick_units = np.maximum(np.array(tick_units, np.int64), 1)
         self.scale = 10.0**self.decimals
+        one = len(set(decimals)) == 1
+        self._scale: float | None = float(self.scale[0]) if one else None  # the one 10^decimals
         self.slot = np.full(_IDS, -1, np.intp)
         self.sym = np.zeros(0, np.intp)  # by row: its symbol id
         self.sizes = np.zeros((0, 2, span), np.int64)
+        # a level's text: its price's units in `words` words, then its size in as many; more
+        # words when a number needs them (two hold the default universe's)
+        self.words = 2
+        self._limit = _LIMITS[self.words]
+        self.text = np.zeros((0, 2, span, 2 * self.words), np.uint32)
         self.base = np.zeros((0, 2), np.int64)
+        self.signed_base = np.zeros((0, 2), np.int64)  # _SIGN * base: i = _SIGN * tick - this
         self.depth = np.zeros(0, np.int64)
         self.seq = np.zeros(0, np.int64)
         self.ts = np.zeros(0, np.int64)
         self._free: list[int] = []
+        self._ticks = np.arange(span)
+        self._count = np.arange(0)  # 0, 1, ... as long as a frame needs
+        self._last = np.zeros(0, np.int64)  # by place in `sizes`: the mark of its last change
+        self._stamp = 0
 
     def _grow(self) -> None:
         """Twice the rows (rows are made as books come)."""
         old = len(self.sym)
         new = max(16, 2 * old)
-        self.sizes = np.concatenate((self.sizes, np.zeros((new - old, 2, self.span), np.int64)))
-        self.base = np.concatenate((self.base, np.zeros((new - old, 2), np.int64)))
-        pad = np.zeros(new - old, np.int64)
+        more = new - old
+        self.sizes = np.concatenate((self.sizes, np.zeros((more, 2, self.span), np.int64)))
+        text = np.zeros((more, 2, self.span, 2 * self.words), np.uint32)
+        self.text = np.concatenate((self.text, text))
+        self.base = np.concatenate((self.base, np.zeros((more, 2), np.int64)))
+        self.signed_base = np.concatenate((self.signed_base, np.zeros((more, 2), np.int64)))
+        pad = np.zeros(more, np.int64)
         self.sym = np.concatenate((self.sym, pad.astype(np.intp)))
         self.depth = np.concatenate((self.depth, pad))
         self.seq, self.ts = np.concatenate((self.seq, pad)), np.concatenate((self.ts, pad))
         self._free.extend(range(new - 1, old - 1, -1))
+        self._last = np.full(self.sizes.size, -1, np.int64)
 
     def held(self, sym: int) -> bool:
         return bool(self.slot[sym] >= 0)
@@ -101,6 +129,20 @@ class DenseBooks:
         """Books held here."""
         return len(self.sym) - len(self._free)
 
+    def _widen(self, value: int) -> None:
+        """Enough words in every level's text for `value` (each number keeps its digits
+        right-aligned in its part, NUL before them)."""
+        if value < self._limit:
+            return
+        old = self.words
+        while self.words < _WORDS and value >= _LIMITS[self.words]:
+            self.words += 1
+        self._limit, w = _LIMITS[self.words], self.words
+        text = np.zeros((*self.text.shape[:3], 2 * w), np.uint32)
+        text[..., w - old : w] = self.text[..., :old]
+        text[..., 2 * w - old :] = self.text[..., old:]
+        self.text = text
+
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
         False if it does not fit (a side wider than its plane, off the tick grid, a size over
@@ -108,11 +150,11 @@ class DenseBooks:
         self.drop(sym)
         tu = int(self.tick_units[sym])
         sides = (levels.asks, levels.bids)
-        if depth > self.span - self.width:
+        if depth > self.max_depth:
             return False
         if tu != levels.tick_units or any(u % tu or u < 0 for side in sides for u in side):
             return False
-        if any(size > _MAX_SIZE for side in sides for size in side.values()):
+        if any(size >= 1 << 63 for side in sides for size in side.values()):
             return False
         ticks = [np.array(list(side), np.int64) // tu for side in sides]
         ask = int(ticks[0].min()) if len(ticks[0]) else None
@@ -120,6 +162,8 @@ class DenseBooks:
         ask = ask if ask is not None else (bid + 1 if bid is not None else 0)
         bid = bid if bid is not None else ask - 1
         base = np.array([ask - self.margin, bid + self.margin], np.int64)
+        self._widen(max((ask - self.margin + self.width) * tu, *levels.asks.values(), 0))
+        self._widen(max(levels.bids.values(), default=0))
         at = [(t - base[p]) * _SIGN[p] for p, t in enumerate(ticks)]
         if any(len(a) and int(a.max()) >= self.width for a in at):
             return False
@@ -130,8 +174,17 @@ class DenseBooks:
         self.sizes[row] = 0
         for p, side in enumerate(sides):
             self.sizes[row, p, at[p]] = np.array(list(side.values()), np.int64)
-        self.base[row], self.depth[row] = base, depth
+        self.base[row], self.signed_base[row] = base, base * _SIGN
+        self.depth[row] = depth
         self.seq[row], self.ts[row] = levels.seq, levels.ts
+        # every tick's price once (none below 0 holds a level), the sizes held
+        units = np.maximum(base[:, None] + _SIGN[:, None] * self._ticks, 0) * tu
+        text = self.text[row]
+        w = self.words
+        text[..., :w] = number_words(units.reshape(-1), w).reshape(2, self.span, w)
+        text[..., w:] = number_words(self.sizes[row].reshape(-1), w).reshape(2, self.span, w)
+        text[1, -1] = 0
+        text[1, -1, 0] = _END_WORD
         return True
 
     def drop(self, sym: int) -> None:
@@ -173,9 +226,20 @@ class DenseBooks:
         return out[0], out[1]
 
     def apply(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
-        """A binary `book` frame's records and checksum entries, for the symbols held here."""
-        fast = self._fast(records, checks)
-        return fast if fast is not None else self._careful(records, checks)
+        """A binary `book` frame's records and checksum entries, for the symbols held here;
+        the refused ones are dropped."""
+        applied = self._fast(records, checks)
+        if applied is None:
+            applied = self._careful(records, checks)
+        for sym in applied.bad:
+            self.drop(sym)
+        return applied
+
+    def _counting(self, n: int) -> NDArray[np.intp]:
+        """0, 1, ..., n - 1 (a view of one kept array)."""
+        if len(self._count) < n:
+            self._count = np.arange(max(n, 2 * len(self._count)))
+        return self._count[:n]
 
     def _fast(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied | None:
         """The usual frame in fewer steps, or None (nothing changed) unless it is one: every
@@ -184,63 +248,62 @@ class DenseBooks:
         n, k = len(records), len(checks)
         if not n or not k:
             return None
-        ids = checks["sym"].astype(np.intp)
-        rows = self.slot[ids]
-        recs = records[np.argsort(records["sym"], kind="stable")]  # by symbol, each in order
-        sym = recs["sym"].astype(np.intp)
-        new = np.empty(n, bool)
-        new[0] = True
-        np.not_equal(sym[1:], sym[:-1], out=new[1:])
-        lo = np.flatnonzero(new)
-        if len(lo) != k or rows.min() < 0 or not np.array_equal(sym[lo], ids):
+        ids = checks["sym"]
+        rows = self.slot.take(ids)
+        sym = records["sym"]
+        order = sym.argsort(kind="stable")  # by symbol, each in order
+        sym = sym.take(order)
+        bounds = self._counting(k + 1).copy()
+        bounds[:k] = ids
+        bounds[k] = _IDS
+        bounds = sym.searchsorted(bounds)  # where each id's records start, then n
+        lo, count = bounds[:-1], bounds[1:] - bounds[:-1]
+        if lo[0] or ((count - 1) | rows).min() < 0:  # each of `ids` held here, with records
             return None
-        count = np.empty(k, np.intp)
-        count[:-1] = lo[1:]
-        count[-1] = n
-        count -= lo
-        local = np.repeat(np.arange(k), count)  # each record's place in `rows`
-        seq = recs["seq"].astype(np.int64)
-        # seq - the book's seq must be 1, 2, ... within each symbol
-        run = seq - self.seq[rows[local]]
-        run += lo[local]
-        if not np.array_equal(run, np.arange(1, n + 1)):
+        # the records are all `ids`' and each symbol's seqs run on from its book's, one by one
+        seq = records["seq"].take(order).view(np.int64)  # over 2^63 - 1: negative, no match
+        start = self.seq.take(rows)
+        start -= lo
+        wrong = sym != ids.repeat(count)
+        wrong |= seq - start.repeat(count) != self._counting(n + 1)[1:]
+        if wrong.any():
             return None
-        units = np.rint(recs["price"] * self.scale[sym]).astype(np.int64)
+        price = records["price"].take(order)
+        price *= self.scale.take(sym) if self._scale is None else self._scale
+        ticks = np.rint(price, out=price).astype(np.int64)
+        size = records["size"].take(order).view(np.int64)
+        if size.view(np.uint64).max() >= self._limit:  # over 2^63 - 1, or longer text
+            return None  # (prices: every tick of a plane has its text)
         if not self._unit_ticks:
-            tu = self.tick_units[sym]
-            if (units % tu).any():
+            tu = self.tick_units.take(sym)
+            if (ticks % tu).any():
                 return None
-            units //= tu
-        plane = 1 - recs["side"].astype(np.intp)  # the wire's side: 0 bid, 1 ask
-        at = local * 2
-        at += plane
-        units -= self.base[rows].reshape(-1)[at]
-        units *= _SIGN[plane]
-        size = recs["size"].astype(np.int64)  # over 2^63 - 1: negative here
-        if units.min() < 0 or units.max() >= self.width or size.min() < 0:
+            ticks //= tu
+        bids = records["side"].take(order) == 0  # the wire's side: 0 bid, 1 ask
+        at = rows.repeat(count)
+        at *= 2
+        at += bids  # the plane
+        np.negative(ticks, out=ticks, where=bids)
+        ticks -= self.signed_base.reshape(-1).take(at)  # the tick's place in its plane
+        if ticks.view(np.uint64).max() >= self.width:
             return None
         at *= self.span
-        at += units
-        order = np.argsort(at, kind="stable")  # by level, in order: the last change wins
-        at = at[order]
-        final = np.ones(n, bool)
-        np.not_equal(at[1:], at[:-1], out=final[:-1])
-        now = self.sizes[rows]
-        now.reshape(-1)[at[final]] = size[order[final]]
-        good = self._check(rows, now, checks["crc"].astype(np.int64))
-        last = lo + count - 1
-        if not good.all():
-            rows, now, last = rows[good], now[good], last[good]
-        self.sizes[rows] = now
-        self.seq[rows] = seq[last]
-        self.ts[rows] = recs["ts"][last]
+        at += ticks
+        self._write(at, size)
+        last = bounds[1:] - 1
+        self.seq[rows] = seq.take(last)
+        self.ts[rows] = records["ts"].take(order.take(last))
+        crcs = self._crcs(rows)
+        if crcs == checks["crc"].tolist():
+            return Applied(ids.tolist(), [], [])
+        good = np.array(crcs) == checks["crc"]
         return Applied(ids[good].tolist(), ids[~good].tolist(), [])
 
     def _careful(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
         """Any frame: each symbol checked apart, those held here applied, the rest reported."""
         ids = checks["sym"].astype(np.intp)
         rows = self.slot[ids]
-        crc = checks["crc"].astype(np.int64)
+        crc = checks["crc"]
         if not (rows >= 0).all():
             mine = rows >= 0
             ids, rows, crc = ids[mine], rows[mine], crc[mine]
@@ -248,26 +311,31 @@ class DenseBooks:
             return Applied([], [], [])
         if not len(records):
             return Applied([], ids.tolist(), [])
-        recs = records[np.argsort(records["sym"], kind="stable")]  # by symbol, each in order
-        sym = recs["sym"].astype(np.intp)
+        n = len(records)
+        order = records["sym"].argsort(kind="stable")  # by symbol, each in order
+        sym = records["sym"][order].astype(np.intp)
         lo, hi = sym.searchsorted(ids), sym.searchsorted(ids + 1)
-        seq = recs["seq"].astype(np.int64)
+        seq = records["seq"][order].view(np.int64)
         # a symbol's changes must run on from its book's seq, one by one
-        runs = np.zeros(len(seq), np.int64)
+        runs = np.zeros(n, np.int64)
         np.cumsum(seq[1:] != seq[:-1] + 1, out=runs[1:])
-        first, last = np.minimum(lo, len(sym) - 1), np.maximum(hi - 1, 0)
+        first, last = np.minimum(lo, n - 1), np.maximum(hi - 1, 0)
         ok = (hi > lo) & (seq[first] == self.seq[rows] + 1) & (runs[last] == runs[first])
-        units = np.rint(recs["price"] * self.scale[sym]).astype(np.int64)
+        units = np.rint(records["price"][order] * self.scale[sym]).astype(np.int64)
+        size = records["size"][order].view(np.int64)
         tu = self.tick_units[sym]
-        rec_row = self.slot[sym]
-        plane = 1 - recs["side"].astype(np.intp)  # the wire's side: 0 bid, 1 ask
-        at = units // tu - self.base.reshape(-1)[rec_row * 2 + plane]  # junk where not held
-        at *= _SIGN[plane]
-        fits = (units >= 0) & (units % tu == 0) & (at >= 0) & (at < self.width)
-        fits &= recs["size"] <= _MAX_SIZE
+        rec_row = self.slot[sym]  # -1 where not held: junk places, never applied
+        bids = records["side"][order] == 0  # the wire's side: 0 bid, 1 ask
+        at = rec_row * 2 + bids
+        ticks = units // tu
+        np.negative(ticks, out=ticks, where=bids)
+        ticks -= self.signed_base.reshape(-1)[at]
+        fits = (units % tu == 0) & (ticks >= 0) & (ticks < self.width)
+        self._widen(int(np.maximum(units, size).max()))  # (over 2^63 - 1: below 0 here)
+        fits &= (units | size).view(np.uint64) < self._limit
         slow = np.zeros(len(ids), bool)
         if not fits.all():
-            unfit = np.zeros(len(seq) + 1, np.int64)
+            unfit = np.zeros(n + 1, np.int64)
             np.cumsum(~fits, out=unfit[1:])
             slow = ok & (unfit[hi] > unfit[lo])
         go = ok & ~slow
@@ -276,56 +344,48 @@ class DenseBooks:
             return Applied([], bad, slow_ids)
         if not go.all():
             ids, rows, crc, hi = ids[go], rows[go], crc[go], hi[go]
-        local = np.full(len(self.sym) + 1, -1, np.intp)  # row -> its place in `rows`
-        local[rows] = np.arange(len(rows))
-        where = local[rec_row]  # -1 (the extra last entry) for rows not applied here
-        pick = np.flatnonzero(where >= 0)
-        flat = (where[pick] * 2 + plane[pick]) * self.span + at[pick]
-        order = np.argsort(flat, kind="stable")  # by level, in order: the last change wins
-        flat = flat[order]
-        final = np.ones(len(flat), bool)
-        np.not_equal(flat[1:], flat[:-1], out=final[:-1])
-        now = self.sizes[rows]
-        now.reshape(-1)[flat[final]] = recs["size"][pick[order[final]]]
-        good = self._check(rows, now, crc)
+        mine = np.zeros(len(self.sym) + 1, bool)  # by row, and -1 (not held) last
+        mine[rows] = True
+        pick = np.flatnonzero(mine[rec_row])  # the records of the symbols applied
+        self._write(at[pick] * self.span + ticks[pick], size[pick])
+        self.seq[rows] = seq[hi - 1]
+        self.ts[rows] = records["ts"][order[hi - 1]]
+        good = np.array(self._crcs(rows)) == crc
         if not good.all():  # a row twice in the frame is good only if both are
             good &= ~np.isin(rows, rows[~good])
-        ok_rows = rows[good]
-        self.sizes[ok_rows] = now[good]
-        self.seq[ok_rows] = seq[hi[good] - 1]
-        self.ts[ok_rows] = recs["ts"][hi[good] - 1]
         return Applied(ids[good].tolist(), [*bad, *ids[~good].tolist()], slow_ids)
 
-    def _check(
-        self, rows: NDArray[np.intp], now: NDArray[np.int64], crc: NDArray[np.int64]
-    ) -> NDArray[np.bool_]:
-        """Cut `now` (the new `sizes` of `rows`) to each row's depth from its best, per side,
-        and whether its checksum ("{units}{size}" of the top 10 asks then bids) is `crc`."""
+    def _write(self, at: NDArray[np.intp], size: NDArray[np.int64]) -> None:
+        """Set each level `at` (a place in `sizes`) to its `size`, in order (a level's last
+        change wins), and its text."""
+        mark = self._counting(len(at)) + self._stamp  # above every mark of earlier frames
+        self._stamp += len(at)
+        np.maximum.at(self._last, at, mark)  # each level's last change in this frame
+        won = self._last.take(at) == mark
+        at, size = at[won], size[won]
+        self.sizes.reshape(-1)[at] = size
+        w = self.words
+        self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
+
+    def _crcs(self, rows: NDArray[np.intp]) -> list[int]:
+        """Cut `rows` to each one's depth from its best, per side, and their checksums: the
+        CRC32 of the text of the top 10 asks then bids of each."""
         k, span = len(rows), self.span
-        depth = self.depth[rows][:, None]
-        best = np.argmax(now > 0, axis=2)  # (row, plane); an empty side: 0, nothing to cut
-        now *= np.arange(span) < (best + depth)[:, :, None]
-        # each side's first `depth` ticks from its best (asks, then bids), inside the plane
-        at = best[:, :, None] + np.arange(int(depth.max()))
-        at += (np.arange(2 * k) * span).reshape(k, 2, 1)
-        size = now.reshape(-1)[at]
-        at -= (np.arange(2 * k) * span).reshape(k, 2, 1)
-        # the first 10 levels of each side that hold something
-        held = size > 0
-        rank = np.cumsum(held.reshape(-1), dtype=np.intp).reshape(held.shape)
-        rank -= (rank[:, :, 0] - held[:, :, 0])[:, :, None]
-        held &= rank <= b.CHECKSUM_LEVELS
-        values = np.empty((*held.shape, 2), np.int64)
-        values[..., 0] = self.base[rows][:, :, None] + _SIGN[None, :, None] * at
-        values[..., 0] *= self.tick_units[self.sym[rows]][:, None, None]
-        values[..., 1] = size
-        text, count = digits_text(values[held].reshape(-1))
-        ends = np.zeros(k + 1, np.int64)
-        np.cumsum(held.reshape(k, -1).sum(1) * 2, out=ends[1:])
-        chars = np.zeros(len(count) + 1, np.int64)
-        np.cumsum(count, out=chars[1:])
-        data = memoryview(text.tobytes())
-        cut = chars[ends].tolist()
-        crcs = [zlib.crc32(data[a:z]) for a, z in itertools.pairwise(cut)]
-        good: NDArray[np.bool_] = np.array(crcs, np.int64) == crc
-        return good
+        held = self.sizes.take(rows, axis=0) > 0
+        best = held.argmax(axis=2)  # (row, plane); an empty side: 0, nothing to cut
+        best += self.depth.take(rows)[:, None]  # the first tick beyond the depth
+        if (best + held[:, :, ::-1].argmax(axis=2) < span).any():  # a level at it or beyond
+            keep = self._ticks < best[:, :, None]
+            now = self.sizes.take(rows, axis=0)
+            now *= keep
+            self.sizes[rows] = now
+            held &= keep
+        top = held.cumsum(axis=2, dtype=np.int32) <= b.CHECKSUM_LEVELS
+        top &= held
+        top[:, 1, -1] = True  # each row's text ends with its bids plane's last tick, "|"
+        at = np.flatnonzero(top)  # in order: by row, asks then bids, each best first
+        at += ((rows - self._counting(k)) * (2 * span))[at // (2 * span)]
+        text = self.text.reshape(-1, 2 * self.words).take(at, axis=0).tobytes()
+        parts = text.translate(None, b"\0").split(_END)
+        parts.pop()  # after the last "|"
+        return list(map(zlib.crc32, parts))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.dense import digits_text
+from tickwire.feed.client.dense import number_words
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
@@ -158,11 +158,17 @@ def test_a_corrupt_checksum_leaves_the_other_symbols_of_the_frame_applied() -> N
     assert books.take_resync() == {True: ["C"]}
 
 
-@given(st.lists(st.integers(0, 2**63 - 1), max_size=50))
-def test_digits_text_is_str_of_each_value(values: list[int]) -> None:
-    text, count = digits_text(np.array(values, np.int64))
-    assert text.tobytes() == "".join(map(str, values)).encode()
-    assert count.tolist() == [len(str(v)) for v in values]
+def _numbers(words: int) -> st.SearchStrategy[tuple[int, list[int]]]:
+    most = min(10 ** (4 * words) - 1, 2**63 - 1)
+    return st.tuples(st.just(words), st.lists(st.integers(0, most), max_size=50))
+
+
+@given(st.integers(1, 5).flatmap(_numbers))
+def test_number_words_are_the_text_of_each_value(case: tuple[int, list[int]]) -> None:
+    words, values = case
+    out = number_words(np.array(values, np.int64), words)
+    assert out.shape == (len(values), words)
+    assert [row.tobytes().replace(b"\0", b"") for row in out] == [str(v).encode() for v in values]
 
 
 def test_a_few_books_stay_levels_and_many_become_rows() -> None:
@@ -188,3 +194,111 @@ def test_learning_the_universe_again_keeps_the_books_held() -> None:
     assert [type(e) for e in books.receive_binary(stream[2])] == [BookUpdate]
     held = books.book("A")
     assert held is not None and held.seq == max(truth[0]) and held.asks["size"][0] == 9
+
+
+def _frame(books: list[b.Levels], steps: list[tuple[int, int, int, int]], crcs: int = 3) -> bytes:
+    """A `book` frame of (symbol, side, units, size) changes to `books` (the server's, cut to
+    the depth as the server's are), with checksum entries for the first `crcs` symbols changed."""
+    records = np.zeros(len(steps), LEVEL_DTYPE)
+    for k, (i, side, units, size) in enumerate(steps):
+        books[i].set(side, units, size)
+        books[i].seq += 1
+        records[k] = (books[i].seq, books[i].seq, units / 100, size, i, 0, side, 3, b"\0\0")
+    ids = sorted({i for i, *_ in steps})[:crcs]
+    checks = np.zeros(len(ids), b.CHECK_DTYPE)
+    checks["sym"] = ids
+    checks["crc"] = [b.checksum(books[i].cut(DEPTH)) for i in ids]
+    return b.encode_book_binary(False, 2, records, checks)
+
+
+def _ladder(books: ClientBooks, name: str) -> b.Ladder:
+    held = books.book(name)
+    assert held is not None
+    bids, asks = (tuple((round(p * 100), s) for p, s in x.tolist()) for x in (held.bids, held.asks))
+    return bids, asks
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_levels_beyond_the_depth_from_a_new_best_are_dropped(dense_min: int) -> None:
+    """A bid 11 ticks above the best: the bids 20 ticks or more below it leave the book (the
+    checksum's top 10 does not reach them: only the cut does)."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    asks = [(0, 1, u, 0) for u in range(116, 126)]  # the asks below 126 go
+    events = books.receive_binary(_frame(server, [*asks, (0, 0, 125, 3)]))
+    assert [type(e) for e in events] == [BookUpdate]
+    assert _ladder(books, "A") == server[0].view(DEPTH)
+    assert [u for u, _ in _ladder(books, "A")[0]] == [125, *range(114, 105, -1)]
+    events = books.receive_binary(_frame(server, [(0, 0, 125, 0)]))  # the best bid goes again
+    assert [type(e) for e in events] == [BookUpdate]
+    assert _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_a_corrupt_checksum_beside_a_book_not_held_is_refused(dense_min: int) -> None:
+    """C waits for its snapshot, so the frame is not the usual one: B's refuted checksum is
+    still caught and A's change still applies."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    books.receive_binary(_corrupt(_frame(server, [(2, 0, 114, 9)])))  # C goes
+    assert books.book("C") is None and books.take_resync() == {True: ["C"]}
+    frame = _frame(server, [(0, 0, 114, 4), (1, 0, 113, 5), (2, 0, 112, 6)])
+    data = bytearray(frame)
+    data[-8 - 4] ^= 1  # B's checksum entry, the second of three
+    events = books.receive_binary(bytes(data))
+    assert events == [Gap("book", None, ("B",)), BookUpdate("book", 2, ("A",))]
+    assert books.book("B") is None and _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("dense_min", [0, 1000], ids=["rows", "levels"])
+def test_records_without_a_checksum_entry_never_change_another_book(dense_min: int) -> None:
+    """C's record follows B's in seq but has no checksum entry: it is not B's change, even
+    where B's checksum (its top 10) cannot tell."""
+    server = [_book(0) for _ in SYMS]
+    books = _client(dense_min)
+    books.receive_binary(_snapshot(server))
+    server[2].seq = 1  # C's next change has seq 2, as if it were B's second
+    frame = _frame(server, [(0, 0, 114, 4), (1, 0, 113, 5), (2, 0, 100, 7)], crcs=2)
+    events = books.receive_binary(frame)
+    assert BookUpdate("book", 2, ("A", "B")) in events
+    assert _ladder(books, "B") == server[1].view(DEPTH)
+    assert _ladder(books, "A") == server[0].view(DEPTH)
+
+
+@pytest.mark.parametrize("size", [10**8, 2**39 + 1, 2**63 - 1])
+def test_a_size_longer_than_any_before_widens_the_rows_text(size: int) -> None:
+    """Rows start with 8 digits a number; a longer size makes room (for every row) and the
+    checksums go on matching."""
+    server = [_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    for steps in ([(0, 0, 114, size)], [(1, 1, 116, size - 1), (0, 0, 113, 3)]):
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+    for i, name in enumerate(SYMS):
+        assert _ladder(books, name) == server[i].view(DEPTH)
+    assert not books.held  # all rows still
+    dense = books._dense
+    assert dense is not None and dense.words > 2 and size < 10 ** (4 * dense.words)
+
+
+def test_changes_for_a_book_not_held_never_land_in_another_row() -> None:
+    """16 books fill 16 rows; the first waits for its snapshot when a frame changes it deep in
+    its bids (where no checksum of the others looks) and changes the last one too."""
+    names = [f"S{i}" for i in range(16)]
+    books = ClientBooks()
+    books.dense_min = 0
+    books.learn([{"symbol": s, "tick_size": 0.01} for s in names])
+    books.server_depth = DEPTH
+    books.want(["*"], True)
+    server = [_book(0) for _ in names]
+    books.receive_binary(_snapshot(server))
+    data = bytearray(_frame(server, [(0, 0, 114, 9), (15, 0, 113, 4)]))
+    data[-8 - 4] ^= 1  # S0's checksum entry: S0 goes, S15 is at seq 1 as S0 was
+    books.receive_binary(bytes(data))
+    assert books.book("S0") is None and books.book("S15") is not None
+    events = books.receive_binary(_frame(server, [(0, 0, 100, 7), (15, 0, 114, 2)], crcs=2))
+    assert BookUpdate("book", 2, ("S15",)) in events
+    assert _ladder(books, "S15") == server[15].view(DEPTH)
