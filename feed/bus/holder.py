@@ -37,6 +37,7 @@ class LeaseHolder:
     _lease: bl.LeaseState
     _renew_at: float
     _standby_for: bytes
+    _playing: bytes
 
     def _down(self, exc: BaseException) -> None:
         raise NotImplementedError
@@ -68,8 +69,9 @@ class LeaseHolder:
         keys = [bc.lease_key(self.namespace), bc.meta_key(self.namespace)]
         keys += [bc.latest_key(self.namespace), bc.head_key(self.namespace)]
         keys += [bc.offset_key(self.namespace), bc.halted_key(self.namespace)]
+        keys += [bc.scenarios_key(self.namespace)]
         off = b"" if next_offset is None else str(next_offset).encode()
-        args = [self.token, self._meta, latest, str(head).encode(), off, halted]
+        args = [self.token, self._meta, latest, str(head).encode(), off, halted, self._playing]
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 reply = await self._client.eval(bl.CONNECT_SCRIPT, keys=keys, args=args)

@@ -109,10 +109,11 @@ INFO_SCRIPT = f"""
 {_NOW_MS}return {{redis.call('GET', KEYS[1]) or '', 0, {_INFO}}}
 """
 
-# A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset
-# and the halted hash, fenced like every write. KEYS: lease, meta, latest, head, offset, halted.
-# ARGV: token, meta, latest blob, head, offset or '', halted symbols' status records. Returns 1,
-# or the holder ('' for none).
+# A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset,
+# the halted hash and the scenarios playing, fenced like every write. KEYS: lease, meta, latest,
+# head, offset, halted, scenarios. ARGV: token, meta, latest blob, head, offset or '', halted
+# symbols' status records, the scenarios its market plays (JSON: a new producer's own, never
+# its predecessor's). Returns 1, or the holder ('' for none).
 CONNECT_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then
@@ -135,6 +136,7 @@ for i = 1, #h, {STATUS_DTYPE.itemsize} do
   local rec = string.sub(h, i, i + {STATUS_DTYPE.itemsize - 1})
   redis.call('HSET', KEYS[6], tostring(struct.unpack('<H', rec, {_STATUS_SYM_AT})), rec)
 end
+redis.call('SET', KEYS[7], ARGV[7])
 return 1
 """
 

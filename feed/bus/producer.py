@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import trio
 from numpy.typing import NDArray
 
@@ -126,6 +127,7 @@ class BusProducer(LeaseHolder, Pipelined):
         # `statuses`: the market plays a scenario; `publish_statuses` hands over its changes.
         self._meta = bc.encode_meta(universe, self.epoch, shards, statuses, book_depth)
         self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
+        self._playing = b"[]"  # the scenarios its market plays (JSON), for a new lease's keys
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
@@ -196,6 +198,7 @@ class BusProducer(LeaseHolder, Pipelined):
     def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started or ended (event time `ts`) after every flush published so
         far, `playing` those playing after it; it goes with the next write, as statuses do."""
+        self._playing = orjson.dumps(playing)
         if not self._outbox.put_scenario(name, started, ts, playing):
             self._report_done()
         elif self._fast is not None and self._active and not self._failure:
