@@ -18,13 +18,11 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
 - `c` (optional, on the first entry of a write only): the market scenarios that started or ended
   (`encode_scenarios`: JSON `[[at, name, started, ts], ...]`), placed as `s`'s changes are: a
   start before the status changes after the same records, an end after them;
-- `b` (optional, first entry only): a market with books: the write's level updates
-  (`LEVEL_AT_DTYPE`: each `simulators.book.LEVEL_DTYPE` record before the write's record `at`,
-  in event order), so a gateway's books change where the producer's did, before the tick of
-  the same time;
-- `B` (optional, first entry only): every symbol's whole book after the write (the market's
-  `book_snapshot`, `ladder_dtype(book_depth)` records), written when a gateway asks for it by
-  setting `{ns}:bookwant` (it starts, or lost updates) and after the producer dropped some.
+- `b` (optional, first entry only): the level updates of a market with books (`LEVEL_AT_DTYPE`:
+  each `LEVEL_DTYPE` record before the write's record `at`), written only while a gateway
+  mirrors books (`{ns}:bookswatched`); `n`: `1` when some since the previous write were left out;
+- `B` (optional, first entry only): every whole book after the write (`ladder_dtype` records),
+  when a gateway asks (`{ns}:bookwant`: it starts mirroring, or its books went stale).
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
 script from one blob per write), `{ns}:head` the last flush number and `{ns}:offset` the stream
@@ -34,8 +32,7 @@ of the scenarios playing now (where a gateway starts from); `{ns}:meta` is a JSO
 universe's reference rows, the epoch, the shard count, whether the market plays a scenario
 (`statuses`), its book depth (`book_depth`, 0: no books) and the tick format version.
 
-The producer's write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole
-flushes.
+The write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole flushes.
 """
 
 from __future__ import annotations
@@ -107,6 +104,11 @@ def bookwant_key(namespace: str) -> str:
     """Set by a gateway that needs every book whole (it starts, or lost updates): the
     producer's next write carries them (`B`) and deletes it."""
     return f"{namespace}:bookwant"
+
+
+def bookswatched_key(namespace: str) -> str:
+    """Set (expiring, refreshed) by every gateway that mirrors books: else no level updates."""
+    return f"{namespace}:bookswatched"
 
 
 def lease_key(namespace: str) -> str:
@@ -181,6 +183,7 @@ class Entry:
     scenarios: bytes = b""  # the scenarios that started or ended (`encode_scenarios`)
     levels: bytes = b""  # `LEVEL_AT_DTYPE` records (`encode_levels`)
     books: bytes = b""  # every book after the write (`ladder_dtype` records)
+    levels_lost: bool = False  # level updates since the previous write are not in this one
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -202,11 +205,13 @@ def encode_entries(
     scenarios: bytes = b"",
     levels: bytes = b"",
     books: bytes = b"",
+    levels_lost: bool = False,
 ) -> list[tuple[int, dict[bytes, bytes]]]:
     """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
     first one with `statuses` (`encode_statuses`), `scenarios` (`encode_scenarios`), `levels`
-    (`encode_levels`) and `books`."""
-    if (statuses or scenarios or levels or books) and not parts:
+    (`encode_levels`), `books` and the `n` mark (`levels_lost`)."""
+    lost = b"1" if levels_lost else b""
+    if (statuses or scenarios or levels or books or lost) and not parts:
         parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
@@ -221,7 +226,8 @@ def encode_entries(
     if offset is not None:
         head[b"o"] = str(offset).encode()
     out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
-    for name, extra in ((b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books)):
+    extras = ((b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books), (b"n", lost))
+    for name, extra in extras:
         if extra:
             out[0][1][name] = extra
     return out
@@ -326,6 +332,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             _bytes(fields.get(b"c", b"")),
             _bytes(fields.get(b"b", b"")),
             _bytes(fields.get(b"B", b"")),
+            b"n" in fields,
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
@@ -334,9 +341,9 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
 
 
 def _bytes(value: str | bytes) -> bytes:
-    if not isinstance(value, bytes):
-        raise BusFormatError("status changes or book records that are not bytes")
-    return value
+    if isinstance(value, bytes):
+        return value
+    raise BusFormatError("status changes or book records that are not bytes")
 
 
 def decode_halted(fields: Mapping[bytes, bytes]) -> NDArray[np.void]:

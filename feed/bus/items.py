@@ -72,7 +72,15 @@ class BusBooks:
     ladders: NDArray[np.void]
 
 
-BusItem: TypeAlias = TickBatch | BusGap | BusDown | BusStatuses | BusScenario | BusLevels | BusBooks
+@dataclass(frozen=True, slots=True)
+class BusLevelsLost:
+    """Level updates were left out here (the producer writes them only while some gateway
+    mirrors books): books mirrored from them are stale until the next `BusBooks`."""
+
+
+BusItem: TypeAlias = (
+    TickBatch | BusGap | BusDown | BusStatuses | BusScenario | BusLevels | BusBooks | BusLevelsLost
+)
 
 
 def flush_items(

@@ -5,8 +5,10 @@ and drops them, counted, while none can (Redis down, the lease held by another p
 writer stopped): the hole in the flush numbers tells the gateways to resynchronise. The writer
 takes everything pending at once, so a writer that fell behind writes one coalesced entry.
 A market with books puts each step's level updates before its ticks (`put_levels`); they go with
-the next flush taken. Whole books (`books`, the producer's snapshot of them) go with the next
-write once wanted: a gateway asked, or level updates were dropped.
+the next flush taken while some gateway mirrors books (`levels_on`), and are left out, the write
+marked so (`Taken.levels_lost`), while none does: then nobody pays to write, store and decode
+them. Whole books (`books`, the producer's snapshot of them) go with the next write once wanted:
+a gateway asked, level updates were dropped, or the levels went on again.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Taken:
     # Level updates: (records of `batch` before them, LEVEL_DTYPE records), in order.
     levels: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
     books: bytes = b""  # every book after these flushes (`ladder_dtype` records), if wanted
+    levels_lost: bool = False  # level updates made since the previous take are not in `levels`
 
 
 class Outbox:
@@ -53,6 +56,9 @@ class Outbox:
         self.limit = limit  # records kept at most; beyond, everything pending is dropped
         self.books = books
         self.want_books = books is not None  # the next write carries every book
+        # A gateway mirrors books: keep level updates (else leave them out; `set_levels`).
+        self.levels_on = False
+        self._levels_lost = False  # level updates left out since the last take
         self.accepting = False  # a writer can write: keep flushes (else drop them)
         self.standby = False  # another producer writes: drop without counting
         self.flush = 0  # the last flush number given out
@@ -110,6 +116,9 @@ class Outbox:
         next write carries every book, so gateways mend theirs)."""
         if not len(levels):
             return True
+        if not self.levels_on:  # nobody mirrors: left out, and the next write says so
+            self._levels_lost = True
+            return True
         if not self.accepting:
             self.want_books = self.books is not None
             return False
@@ -124,6 +133,7 @@ class Outbox:
         statuses, self._statuses = self._statuses, []
         scenarios, playing, self._scenarios, self._playing = self._scenarios, self._playing, [], b""
         levels, self._levels = self._levels, []
+        lost, self._levels_lost = self._levels_lost, False
         self._pending, self._records = [], 0
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         first, last = self._first, self.flush
@@ -142,7 +152,16 @@ class Outbox:
             playing,
             levels,
             books,
+            lost,
         )
+
+    def set_levels(self, on: bool) -> None:
+        """Whether some gateway mirrors books (from each write's reply). Turned on, the next
+        write carries every book: a gateway starts from them, never across the updates left
+        out before."""
+        if on and not self.levels_on:
+            self.want_books = self.books is not None
+        self.levels_on = on
 
     def written(self, taken: Taken) -> None:
         """The writer wrote `taken`."""
@@ -172,5 +191,6 @@ class Outbox:
         and stream offset before them (what the writer's snapshot stands for)."""
         self.accepting = True
         self.standby = False
-        self.want_books = self.books is not None  # what gateways hold may be stale by now
+        # What gateways hold may be stale by now (those that mirror resync after the hole).
+        self.want_books = self.books is not None and self.levels_on
         return self.flush, self.next_offset

@@ -352,8 +352,9 @@ class BusProducer(LeaseHolder, Pipelined):
                 self._reconnect = not holder  # it lapsed: take it again
             return
         self._renew_at = trio.current_time() + bl.RENEW_S
-        watched, wants_books = bw.reply_flags(reply)
+        watched, wants_books, mirrored = bw.reply_flags(reply)
         self._set_watched(watched)
+        self._outbox.set_levels(mirrored)
         self._outbox.want_books |= wants_books and self._outbox.books is not None
         self._written += taken.flushes
         self._entries += entries

@@ -24,6 +24,7 @@ class _Pending:
     scenarios: bytes = b""  # its scenario starts and ends (`codec.encode_scenarios`)
     levels: bytes = b""  # its level updates (`codec.encode_levels`)
     books: bytes = b""  # every book after it (the producer's snapshot), if it carries them
+    levels_lost: bool = False  # level updates before it were left out (`codec.Entry`)
 
 
 class Reassembler:
@@ -43,18 +44,19 @@ class Reassembler:
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
         # Aligned with what the last `feed` returned: each released flush's stream offset and
         # status changes (`codec.encode_statuses`, b"" for none), scenario changes, level
-        # updates and books.
+        # updates, books and whether level updates were left out.
         self.offsets: list[int | None] = []
         self.statuses: list[bytes] = []
         self.scenarios: list[bytes] = []
         self.levels: list[bytes] = []
         self.books: list[bytes] = []
+        self.lost: list[bool] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
             self.offsets, self.statuses, self.scenarios = [None], [b""], [b""]
-            self.levels, self.books = [b""], [b""]
+            self.levels, self.books, self.lost = [b""], [b""], [False]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -66,6 +68,7 @@ class Reassembler:
         p.scenarios = entry.scenarios or p.scenarios  # the first entry of a write has them
         p.levels += entry.levels
         p.books += entry.books
+        p.levels_lost |= entry.levels_lost
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -77,8 +80,9 @@ class Reassembler:
         scenarios: list[bytes] = []
         levels: list[bytes] = []
         books: list[bytes] = []
+        omitted: list[bool] = []
         self.offsets, self.statuses, self.scenarios = offsets, statuses, scenarios
-        self.levels, self.books = levels, books
+        self.levels, self.books, self.lost = levels, books, omitted
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -96,6 +100,7 @@ class Reassembler:
                 scenarios.append(b"")
                 levels.append(b"")
                 books.append(b"")
+                omitted.append(False)
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
@@ -106,12 +111,14 @@ class Reassembler:
                 scenarios.append(b"")
                 levels.append(b"")
                 books.append(b"")
+                omitted.append(False)
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
             statuses.append(p.statuses)
             scenarios.append(p.scenarios)
             levels.append(p.levels)
             books.append(p.books)
+            omitted.append(p.levels_lost)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

@@ -26,15 +26,17 @@ _STATUS_AT = 8 + (STATUS_DTYPE.fields["status"][1] if STATUS_DTYPE.fields else 0
 # standby took over, or Redis restarted) writes nothing and gets the holder back ('' for none);
 # the holder's write renews the lease and returns 1, plus 1 while a gateway has subscribers
 # (`watched_key`), plus 2 while a gateway wants every book (`bookwant_key`; a write carrying
-# them deletes it): `reply_flags` reads it.
+# them deletes it), plus 4 while a gateway mirrors books (`bookswatched_key`: the producer writes
+# level updates only then): `reply_flags` reads it.
 # A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
 # here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, then each entry's
-# ticks stream.
+# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, bookswatched, then
+# each entry's ticks stream.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
 # status changes or '' (the first entry's `s`), scenario changes or '' (its `c`), the scenarios
 # playing after them or '' (unchanged), level updates or '' (its `b`), every book or '' (its
-# `B`), then each entry's `r`. An empty latest blob folds
+# `B`), '1' if level updates since the last write were left out or '' (its `n`), then each
+# entry's `r`. An empty latest blob folds
 # the entries' records themselves, in order: what a short flush sends (`latest_for_write`),
 # instead of its records twice.
 WRITE_SCRIPT = f"""
@@ -50,12 +52,12 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-local names, extras = {{'s', 'c', 'b', 'B'}}, {{13, 14, 16, 17}}
-for i = 9, #KEYS do
+local names, extras = {{'s', 'c', 'b', 'B', 'n'}}, {{13, 14, 16, 17, 18}}
+for i = 10, #KEYS do
   fields[at + 1] = ARGV[i + 9]
   local n = at + 1
-  if i == 9 then
-    for k = 1, 4 do
+  if i == 10 then
+    for k = 1, 5 do
       if ARGV[extras[k]] ~= '' then
         fields[n + 1] = names[k]
         fields[n + 2] = ARGV[extras[k]]
@@ -74,7 +76,7 @@ end
 if ARGV[4] ~= '' then
   fold(ARGV[4])
 else
-  for i = 9, #KEYS do
+  for i = 10, #KEYS do
     fold(ARGV[i + 9])
   end
 end
@@ -97,7 +99,8 @@ end
 if ARGV[17] ~= '' then
   redis.call('DEL', KEYS[8])
 end
-return 1 + redis.call('EXISTS', KEYS[5]) + 2 * redis.call('EXISTS', KEYS[8])
+local flags = redis.call('EXISTS', KEYS[5]) + 2 * redis.call('EXISTS', KEYS[8])
+return 1 + flags + 4 * redis.call('EXISTS', KEYS[9])
 """
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest().encode()  # its EVALSHA name
 
@@ -120,19 +123,21 @@ def write_command(
     keys = [bc.latest_key(namespace), bc.head_key(namespace), bc.offset_key(namespace)]
     keys += [bc.lease_key(namespace), bc.watched_key(namespace), bc.halted_key(namespace)]
     keys += [bc.scenarios_key(namespace), bc.bookwant_key(namespace)]
+    keys += [bc.bookswatched_key(namespace)]
     keys += [bc.ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
     args += [token, str(lease_ms).encode(), fields.get(b"s", b""), fields.get(b"c", b""), playing]
-    args += [fields.get(b"b", b""), fields.get(b"B", b"")]
+    args += [fields.get(b"b", b""), fields.get(b"B", b""), fields.get(b"n", b"")]
     args += [f[b"r"] for _, f in entries]
     return keys, args
 
 
-def reply_flags(reply: int) -> tuple[bool, bool]:
-    """A holder's write reply as (a gateway watches, a gateway wants every book)."""
-    return bool((reply - 1) & 1), bool((reply - 1) & 2)
+def reply_flags(reply: int) -> tuple[bool, bool, bool]:
+    """A holder's write reply as (a gateway watches, a gateway wants every book, a gateway
+    mirrors books)."""
+    return bool((reply - 1) & 1), bool((reply - 1) & 2), bool((reply - 1) & 4)
 
 
 def latest_for_write(batch: TickBatch) -> bytes:
@@ -174,6 +179,7 @@ def flush_command(
         scenarios,
         levels,
         taken.books,
+        taken.levels_lost,
     )
     keys, args = write_command(
         namespace,
@@ -221,9 +227,9 @@ class FlushPacker:
         self._maxlen = _bulk(str(maxlen).encode())
         # After the keys and maxlen: head, offset, latest blob, then the entry's e (constant),
         # f, l, m, t, o, the lease token and ms (constant), the status changes, the scenario
-        # changes and those playing, the level updates and the whole books.
+        # changes and those playing, the level updates, the whole books and the `n` mark.
         epoch_arg, lease = _bulk(str(epoch).encode()), _bulk(token) + _bulk(str(lease_ms).encode())
-        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 5
+        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 6
         self._heads: dict[tuple[int, ...], bytes] = {}  # by the shards written
 
     def _head(self, shards: tuple[int, ...]) -> bytes:
@@ -234,7 +240,7 @@ class FlushPacker:
                 self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
-            count = len(parts) + 17 + len(shards)
+            count = len(parts) + 18 + len(shards)
             got = b"*%d\r\n" % count + b"".join(map(_bulk, parts)) + self._maxlen
             self._heads[shards] = got
         return got
@@ -250,7 +256,8 @@ class FlushPacker:
         statuses = bc.encode_statuses(taken.statuses)
         scenarios = bc.encode_scenarios(taken.scenarios)
         levels = bc.encode_levels(taken.levels)
-        if (statuses or scenarios or levels or taken.books) and not parts:
+        lost = b"1" if taken.levels_lost else b""
+        if (statuses or scenarios or levels or taken.books or lost) and not parts:
             parts = [(0, b"")]
         mask = 0
         for shard, _ in parts:
@@ -265,7 +272,7 @@ class FlushPacker:
             *(len(last), last, len(nxt), nxt, len(latest), latest),
             *(len(first), first, len(last), last, len(m), m, len(t), t, len(offset), offset),
             *(len(statuses), statuses, len(scenarios), scenarios, len(playing), playing),
-            *(len(levels), levels, len(books), books),
+            *(len(levels), levels, len(books), books, len(lost), lost),
         )
         head = self._head(
             (0,) if len(parts) == 1 and not parts[0][0] else tuple(s for s, _ in parts)

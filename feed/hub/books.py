@@ -14,6 +14,10 @@ of each level that differs from what it was last sent (its depth is smaller, mod
 throttle): `since` names the book seq those changes apply to, so a client never takes a wrong
 book. A reader that falls out of the recent flushes (kept for the lag bound's event time) gets a
 fresh snapshot of its books instead, and so does a reader whose mode changes.
+
+Books that are not current (`ready` False: a bus gateway that mirrors the producer's books only
+while a client holds one) take bookings without a snapshot: the symbols are owed, and their
+snapshots go out once `set_ready` says the books are current again.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class Books:
         self._views: dict[tuple[int, int], b.Ladder] = {}  # (sym, depth) -> view, this generation
         self._ladder_memo: tuple[int, NDArray[np.void]] | None = None
         self.updates_published = 0
+        self.ready = True  # the books are current (see the module docstring)
 
     # ------------------------------------------------------------------ producing
 
@@ -155,12 +160,28 @@ class Books:
         a book is how a client fetches it afresh)."""
         for i in ids.tolist():
             if not reader.depth[i]:
-                self._track(i)
+                self.count[i] += 1
+                if self.ready:
+                    self._track(i)
                 self._by_sym[i].add(reader)
             reader.depth[i] = depth
+            if not self.ready:  # its snapshot waits for current books (`set_ready`)
+                reader.owed.add(i)
+                continue
             reader.owed.discard(i)
             self._snapshot(reader, i)
-        return BookTake(ids.tolist(), np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
+        snaps = ids.tolist() if self.ready else []
+        return BookTake(snaps, np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
+
+    def set_ready(self) -> None:
+        """The books are current again: track those booked meanwhile, wake their readers."""
+        self.ready = True
+        woken: set[BookReader] = set()
+        for i in np.flatnonzero((self.count > 0) & ~self.tracked).tolist():
+            self._track(i)
+            woken.update(self._by_sym[i])
+        for reader in woken:
+            reader.wake()
 
     def drop(self, reader: BookReader, ids: NDArray[np.intp]) -> None:
         for i in ids.tolist():
@@ -188,7 +209,7 @@ class Books:
         }
 
     def has_news(self, reader: BookReader) -> bool:
-        return reader.cursor < self.gen or bool(reader.owed)
+        return self.ready and (reader.cursor < self.gen or bool(reader.owed))
 
     def take(self, reader: BookReader) -> BookTake:
         """What `reader` has not received (see `BookTake`); its state then counts it as sent."""
@@ -229,7 +250,6 @@ class Books:
     # ------------------------------------------------------------------ internals
 
     def _track(self, i: int) -> None:
-        self.count[i] += 1
         if self.tracked[i]:
             return
         if self._ladder_memo is None or self._ladder_memo[0] != self.gen:
