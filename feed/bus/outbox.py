@@ -170,7 +170,9 @@ class Outbox:
     def drop(self, *, counted: bool) -> None:
         """Drop what is pending (counted unless a standby's): every flush given out is done."""
         self.dropped += len(self._pending) if counted else 0
-        self.want_books |= bool(self._levels) or (bool(self._pending) and self.books is not None)
+        # Gateways that mirror books hold stale ones (none mirror while the levels are off).
+        lost = bool(self._levels) or bool(self._pending)
+        self.want_books |= lost and self.levels_on and self.books is not None
         self._pending.clear()
         self._statuses.clear()
         self._scenarios.clear()

@@ -10,11 +10,13 @@ change for change at the same book seqs, every checksum held. Once the last book
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import pytest
 import trio
-from _redis import RedisServer, require_redis
+from _redis import Bus, RedisServer, require_redis
 
 require_redis()
 
@@ -139,3 +141,46 @@ async def test_levels_cross_the_bus_only_while_a_gateway_client_holds_a_book(
                 gws.cancel_scope.cancel()
             nursery.cancel_scope.cancel()
     assert not gaps, gaps  # every change followed on, every checksum held
+
+
+async def test_after_a_takeover_a_mirroring_gateway_serves_the_new_producers_books(
+    bus: Bus,
+) -> None:
+    """The active producer dies while a gateway's client holds every book: the standby starts
+    with no gateway known to mirror and its own books; the gateway asks it for every book
+    whole, and from then on serves its books, change for change, every checksum held."""
+    args = ("--book-depth", "20", "--symbols", "8", "--port", "0")
+    first = bus.producer("first", *args)
+    gateway = bus.gateway("gateway")
+    with trio.fail_after(TIMEOUT_S * 2):
+        await first.ready()
+        second = bus.producer("second", *args)
+        await gateway.ready()
+        assert "(standby: producer " in await second.ready()
+        async with connect(gateway.url, encoding="binary") as feed:
+            feed.keep_book_levels()
+            await feed.subscribe("*", snapshot=False, book=True)
+            changes, killed, source_gap, after = 0, False, False, 0
+            async for event in feed:
+                if isinstance(event, Gap):  # a new producer is a new epoch: "restarted"
+                    source_gap |= killed and event.reason == "restarted"
+                if not isinstance(event, BookUpdate) or event.kind != "book":
+                    continue
+                changes += 1
+                if changes == 30 and not killed:
+                    os.kill(first.p.pid, signal.SIGKILL)
+                    killed = True
+                after += source_gap
+                if after == 30:  # books flow again from the new producer
+                    break
+            assert feed.reconnects == 0
+        on_gateway: dict[tuple[int, int], Any] = {}
+        on_second: dict[tuple[int, int], Any] = {}
+        later: list[Gap] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_changes, gateway.url, 100, on_gateway, later)
+            nursery.start_soon(_changes, second.url, 100, on_second, later)
+    assert not later, later
+    assert _agree(on_gateway, on_second) > 200, (len(on_gateway), len(on_second))
+    assert second.stop() == 0 and gateway.stop() == 0
+    assert "Traceback" not in second.logs() + gateway.logs()
