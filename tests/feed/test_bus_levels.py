@@ -152,3 +152,50 @@ def test_the_mirror_mends_a_stale_book_with_changes_that_end_at_its_seq() -> Non
     for sym in np.unique(mend["sym"]).tolist():
         seqs = mend["seq"][mend["sym"] == sym]
         assert seqs[-1] == later["seq"][sym] and np.all(np.diff(seqs.astype(np.int64)) == 1)
+
+
+class _Reader:
+    """A bus reader as `GatewayBooks.follow` sees it."""
+
+    def __init__(self) -> None:
+        self.mirror = False
+        self.calls: list[bool] = []
+
+    def set_mirror(self, on: bool) -> None:
+        self.mirror = on
+        self.calls.append(on)
+
+
+def test_a_gateway_books_a_symbol_once_whole_books_came_and_mirrors_only_while_booked() -> None:
+    from tickwire.feed.bus import books as gb
+
+    market = Market(Universe.synthetic(5, 0), seed=3, start_ns=0, book_depth=20)
+    market.step_book(10**8)
+    books = gb.GatewayBooks(market.universe, 20, 10**12)
+    reader = _Reader()
+    books.follow(reader, 0.0)
+    assert not reader.mirror  # nobody holds a book
+    woken: list[int] = []
+    client = books.books.attach(lambda: woken.append(1))
+    take = books.books.book(client, np.array([1, 3], np.intp), 20)
+    assert take.snaps == [] and not books.books.has_news(client)  # waits for whole books
+    books.follow(reader, 1.0)
+    assert reader.calls == [True]
+    _, lv = market.step_book(2 * 10**8)
+    books.levels(lv, stale=True)  # before the whole books: not applied
+    books.whole(market.book_snapshot())
+    assert woken and books.books.has_news(client)
+    take = books.books.take(client)
+    assert take.snaps == [1, 3]
+    now = market.book_snapshot()
+    for i in (1, 3):  # the producer's books, at its seqs and checksums
+        level = books.books.levels[i]
+        assert level is not None and level.seq == now["seq"][i]
+    _, lv = market.step_book(3 * 10**8)
+    books.levels(lv, stale=False)
+    assert _same(books.mirror.snapshot(), market.book_snapshot())
+    books.books.detach(client)
+    books.follow(reader, 1.0 + gb.GRACE_S / 2)
+    assert reader.mirror  # within the grace
+    books.follow(reader, 2.0 + 2 * gb.GRACE_S)  # the grace runs from the last look
+    assert reader.calls == [True, False] and not books.books.ready
