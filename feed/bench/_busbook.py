@@ -30,6 +30,7 @@ def _pack(flushes: list[tuple[np.ndarray, np.ndarray]], books: bool) -> tuple[fl
     """(CPU s, bytes) to put and pack every flush, with its level updates if `books`."""
     outbox = Outbox(10**8)
     outbox.accept()
+    outbox.set_levels(books)  # a gateway mirrors books: the writes carry level updates
     outbox.want_books = False  # whole books are rare: a gateway asks for them once
     packer = bw.FlushPacker(bw.WRITE_SHA, **_OPTS)  # type: ignore[arg-type]
     size = 0

@@ -17,6 +17,7 @@ import orjson
 
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.events import Gap
+from tickwire.feed.hub import bookwire
 from tickwire.feed.hub.books import Books
 from tickwire.feed.protocol import book as b
 from tickwire.simulators import Market, Universe
@@ -38,16 +39,16 @@ def _frames(warm_s: float, steps: int) -> tuple[list[bytes], list[bytes], int]:
     binary, text = books.attach(lambda: None), books.attach(lambda: None)
     every = np.arange(len(u.symbols))
     seq = iter(range(1, 10**9)).__next__
-    bins = books.binary_frames(binary, books.book(binary, every, DEPTH), seq)
-    snaps, _ = books.json_entries(text, books.book(text, every, DEPTH))
+    bins = bookwire.binary_frames(books, binary, books.book(binary, every, DEPTH), seq)
+    snaps, _ = bookwire.json_entries(books, text, books.book(text, every, DEPTH))
     jsons = [b.book_text("book_snapshot", seq(), snaps)]
     updates = 0
     for k in range(1, steps + 1):
         _, levels = market.step_book(start + k * 1_000_000)
         books.publish(levels)
         updates += len(levels)
-        bins += books.binary_frames(binary, books.take(binary), seq)
-        _, entries = books.json_entries(text, books.take(text))
+        bins += bookwire.binary_frames(books, binary, books.take(binary), seq)
+        _, entries = bookwire.json_entries(books, text, books.take(text))
         if entries:
             jsons.append(b.book_text("book", seq(), entries))
     return bins, jsons, updates

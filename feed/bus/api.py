@@ -19,7 +19,9 @@ by hiredis (`fastwrite.py`); coredis carries the rest.
 producer's meta (universe, epoch), then `async for item in reader` yields `TickBatch` flushes in
 event order, `BusStatuses` where a producer's market playing a scenario halted or resumed
 symbols, `BusScenario` where a scenario started or ended, `BusLevels` where a market with books
-changed levels (before the ticks after them), `BusBooks` (every book whole) after a gateway
+changed levels (before the ticks after them) while the reader mirrors books (`set_mirror`: the
+producer writes level updates only while some gateway does, `{ns}:bookswatched`), with
+`BusLevelsLost` where it left some out, `BusBooks` (every book whole) after a gateway
 asked for them (`want_books`), `BusDown` once when Redis goes away, and `BusGap` (with a fresh
 snapshot and the symbols halted then) whenever records were lost: a trimmed cursor, a changed
 epoch, a Redis restart.
@@ -46,6 +48,7 @@ from tickwire.feed.bus.reader import (
     BusGap,
     BusItem,
     BusLevels,
+    BusLevelsLost,
     BusReader,
     BusReaderStatistics,
     BusScenario,
@@ -79,6 +82,7 @@ __all__ = [
     "BusGap",
     "BusItem",
     "BusLevels",
+    "BusLevelsLost",
     "BusProducer",
     "BusProducerStatistics",
     "BusReader",

@@ -18,13 +18,11 @@ A producer publishes each flush's `TickBatch` as one Redis Streams entry per sha
 - `c` (optional, on the first entry of a write only): the market scenarios that started or ended
   (`encode_scenarios`: JSON `[[at, name, started, ts], ...]`), placed as `s`'s changes are: a
   start before the status changes after the same records, an end after them;
-- `b` (optional, first entry only): a market with books: the write's level updates
-  (`LEVEL_AT_DTYPE`: each `simulators.book.LEVEL_DTYPE` record before the write's record `at`,
-  in event order), so a gateway's books change where the producer's did, before the tick of
-  the same time;
-- `B` (optional, first entry only): every symbol's whole book after the write (the market's
-  `book_snapshot`, `ladder_dtype(book_depth)` records), written when a gateway asks for it by
-  setting `{ns}:bookwant` (it starts, or lost updates) and after the producer dropped some;
+- `b` (optional, first entry only): the level updates of a market with books (`LEVEL_AT_DTYPE`:
+  each `LEVEL_DTYPE` record before the write's record `at`), written only while a gateway
+  mirrors books (`{ns}:bookswatched`); `n`: `1` when some since the previous write were left out;
+- `B` (optional, first entry only): every whole book after the write (`ladder_dtype` records),
+  when a gateway asks (`{ns}:bookwant`: it starts mirroring, or its books went stale);
 - `u` (optional, first entry only): LULD band changes, placed as `s`'s are (`bands.py`).
 
 `{ns}:latest` is a hash, symbol id (decimal) -> its latest 64-byte record (folded in by a Lua
@@ -35,8 +33,7 @@ of the scenarios playing now (where a gateway starts from); `{ns}:meta` is a JSO
 universe's reference rows, the epoch, the shard count, whether the market plays a scenario
 (`statuses`), its book depth (`book_depth`, 0: no books) and the tick format version.
 
-The producer's write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole
-flushes.
+The write of a flush is `write.py`'s; `reassemble.py` turns entries back into whole flushes.
 """
 
 from __future__ import annotations
@@ -64,55 +61,6 @@ LEVEL_AT_DTYPE = np.dtype([("at", "<u8"), ("level", (np.void, LEVEL_DTYPE.itemsi
 
 class BusFormatError(ValueError):
     """An entry or meta key that this version cannot read (another format, or not ours)."""
-
-
-def ticks_key(namespace: str, shard: int) -> str:
-    return f"{namespace}:ticks:{shard}"
-
-
-def latest_key(namespace: str) -> str:
-    return f"{namespace}:latest"
-
-
-def head_key(namespace: str) -> str:
-    """The last flush number written: where a reader starts counting."""
-    return f"{namespace}:head"
-
-
-def offset_key(namespace: str) -> str:
-    """The producer's stream offset of the next record (after `head`): a gateway's hub start."""
-    return f"{namespace}:offset"
-
-
-def meta_key(namespace: str) -> str:
-    return f"{namespace}:meta"
-
-
-def halted_key(namespace: str) -> str:
-    """Each symbol halted now (a market playing a scenario): where a gateway starts from."""
-    return f"{namespace}:halted"
-
-
-def scenarios_key(namespace: str) -> str:
-    """The market scenarios playing now, a JSON list of names: where a gateway starts from."""
-    return f"{namespace}:scenarios"
-
-
-def watched_key(namespace: str) -> str:
-    """Set (with a short expiry, refreshed) by every gateway that has subscribers: while it
-    is absent, nobody watches and the producer steps its market rarely, like an idle server."""
-    return f"{namespace}:watched"
-
-
-def bookwant_key(namespace: str) -> str:
-    """Set by a gateway that needs every book whole (it starts, or lost updates): the
-    producer's next write carries them (`B`) and deletes it."""
-    return f"{namespace}:bookwant"
-
-
-def lease_key(namespace: str) -> str:
-    """The active producer's lease: its token, with a short expiry it keeps renewing."""
-    return f"{namespace}:lease"
 
 
 # ----------------------------------------------------------------------------- meta
@@ -183,6 +131,7 @@ class Entry:
     levels: bytes = b""  # `LEVEL_AT_DTYPE` records (`encode_levels`)
     books: bytes = b""  # every book after the write (`ladder_dtype` records)
     bands: bytes = b""  # LULD band changes (`bands.encode_bands`)
+    levels_lost: bool = False  # level updates since the previous write are not in this one
 
 
 def split(batch: TickBatch, shards: int) -> list[tuple[int, bytes]]:
@@ -205,11 +154,13 @@ def encode_entries(
     levels: bytes = b"",
     books: bytes = b"",
     bands: bytes = b"",
+    levels_lost: bool = False,
 ) -> list[tuple[int, dict[bytes, bytes]]]:
     """The fields of each shard's entry for flushes `first..last` (starting at `offset`), the
     first one with `statuses` (`encode_statuses`), `scenarios` (`encode_scenarios`), `levels`
-    (`encode_levels`), `books` and `bands` (`bands.encode_bands`)."""
-    if (statuses or scenarios or levels or books or bands) and not parts:
+    (`encode_levels`), `books`, `bands` (`bands.encode_bands`) and the `n` mark (`levels_lost`)."""
+    lost = b"1" if levels_lost else b""
+    if (statuses or scenarios or levels or books or bands or lost) and not parts:
         parts = [(0, b"")]
     mask = 0
     for shard, _ in parts:
@@ -224,7 +175,14 @@ def encode_entries(
     if offset is not None:
         head[b"o"] = str(offset).encode()
     out = [(shard, {**head, b"r": raw}) for shard, raw in parts]
-    extras = (b"s", statuses), (b"c", scenarios), (b"b", levels), (b"B", books), (b"u", bands)
+    extras = (
+        (b"s", statuses),
+        (b"c", scenarios),
+        (b"b", levels),
+        (b"B", books),
+        (b"u", bands),
+        (b"n", lost),
+    )
     for name, extra in extras:
         if extra:
             out[0][1][name] = extra
@@ -329,6 +287,7 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
             _bytes(fields.get(b"b", b"")),
             _bytes(fields.get(b"B", b"")),
             _bytes(fields.get(b"u", b"")),
+            b"n" in fields,
         )
     except (KeyError, ValueError) as exc:
         if isinstance(exc, BusFormatError):
@@ -337,9 +296,9 @@ def decode_entry(shard: int, fields: Mapping[str | bytes, str | bytes]) -> Entry
 
 
 def _bytes(value: str | bytes) -> bytes:
-    if not isinstance(value, bytes):
-        raise BusFormatError("status changes or book records that are not bytes")
-    return value
+    if isinstance(value, bytes):
+        return value
+    raise BusFormatError("status changes or book records that are not bytes")
 
 
 def decode_halted(fields: Mapping[bytes, bytes]) -> NDArray[np.void]:

@@ -11,6 +11,7 @@ import trio
 
 from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus import keys as bk
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.redis import (
     COMMAND_TIMEOUT_S,
@@ -39,6 +40,7 @@ class LeaseHolder:
     _renew_at: float
     _standby_for: bytes
     _bands: dict[int, bytes]  # symbol id -> its LULD band record, while it has one
+    _playing: bytes
 
     def _down(self, exc: BaseException) -> None:
         raise NotImplementedError
@@ -68,12 +70,13 @@ class LeaseHolder:
         snap, halted, head, next_offset = self._handover()
         bands = b"".join(self._bands[s] for s in sorted(self._bands))  # as of the handover
         latest = bc.latest_records(snap) if len(snap) else b""
-        keys = [bc.lease_key(self.namespace), bc.meta_key(self.namespace)]
-        keys += [bc.latest_key(self.namespace), bc.head_key(self.namespace)]
-        keys += [bc.offset_key(self.namespace), bc.halted_key(self.namespace)]
-        keys.append(bb.bands_key(self.namespace))
+        keys = [bk.lease_key(self.namespace), bk.meta_key(self.namespace)]
+        keys += [bk.latest_key(self.namespace), bk.head_key(self.namespace)]
+        keys += [bk.offset_key(self.namespace), bk.halted_key(self.namespace)]
+        keys += [bb.bands_key(self.namespace), bk.scenarios_key(self.namespace)]
         off = b"" if next_offset is None else str(next_offset).encode()
         args = [self.token, self._meta, latest, str(head).encode(), off, halted, bands]
+        args.append(self._playing)
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 reply = await self._client.eval(bl.CONNECT_SCRIPT, keys=keys, args=args)

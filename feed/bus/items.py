@@ -82,8 +82,22 @@ class BusBooks:
     ladders: NDArray[np.void]
 
 
+@dataclass(frozen=True, slots=True)
+class BusLevelsLost:
+    """Level updates were left out here (the producer writes them only while some gateway
+    mirrors books): books mirrored from them are stale until the next `BusBooks`."""
+
+
 BusItem: TypeAlias = (
-    TickBatch | BusGap | BusDown | BusStatuses | BusBands | BusScenario | BusLevels | BusBooks
+    TickBatch
+    | BusGap
+    | BusDown
+    | BusStatuses
+    | BusBands
+    | BusScenario
+    | BusLevels
+    | BusBooks
+    | BusLevelsLost
 )
 
 

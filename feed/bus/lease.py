@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tickwire.feed.bus.codec import lease_key
+from tickwire.feed.bus.keys import lease_key
 from tickwire.simulators import TICK_DTYPE
 from tickwire.simulators.scenario import BAND_DTYPE, STATUS_DTYPE
 
@@ -110,10 +110,12 @@ INFO_SCRIPT = f"""
 {_NOW_MS}return {{redis.call('GET', KEYS[1]) or '', 0, {_INFO}}}
 """
 
-# A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset
-# and the halted and bands hashes, fenced like every write. KEYS: lease, meta, latest, head,
-# offset, halted, bands. ARGV: token, meta, latest blob, head, offset or '', halted symbols'
-# status records, LULD band records. Returns 1, or the holder ('' for none).
+# A producer's first write under a fresh lease: meta, the full latest-record hash, head, offset,
+# the halted and bands hashes and the scenarios playing, fenced like every write. KEYS: lease,
+# meta, latest, head, offset, halted, bands, scenarios. ARGV: token, meta, latest blob, head,
+# offset or '', halted symbols' status records, LULD band records, the scenarios its market
+# plays (JSON: a new producer's own, never its predecessor's). Returns 1, or the holder ('' for
+# none).
 CONNECT_SCRIPT = f"""
 local holder = redis.call('GET', KEYS[1])
 if holder ~= ARGV[1] then
@@ -142,6 +144,7 @@ for i = 1, #b, {BAND_DTYPE.itemsize} do
   local rec = string.sub(b, i, i + {BAND_DTYPE.itemsize - 1})
   redis.call('HSET', KEYS[7], tostring(struct.unpack('<H', rec, {_BAND_SYM_AT})), rec)
 end
+redis.call('SET', KEYS[8], ARGV[8])
 return 1
 """
 

@@ -5,8 +5,10 @@ and drops them, counted, while none can (Redis down, the lease held by another p
 writer stopped): the hole in the flush numbers tells the gateways to resynchronise. The writer
 takes everything pending at once, so a writer that fell behind writes one coalesced entry.
 A market with books puts each step's level updates before its ticks (`put_levels`); they go with
-the next flush taken. Whole books (`books`, the producer's snapshot of them) go with the next
-write once wanted: a gateway asked, or level updates were dropped.
+the next flush taken while some gateway mirrors books (`levels_on`), and are left out, the write
+marked so (`Taken.levels_lost`), while none does: then nobody pays to write, store and decode
+them. Whole books (`books`, the producer's snapshot of them) go with the next write once wanted:
+a gateway asked, level updates were dropped, or the levels went on again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Taken:
     books: bytes = b""  # every book after these flushes (`ladder_dtype` records), if wanted
     # LULD band changes: (records of `batch` before them, `BAND_DTYPE` records), in order.
     bands: list[tuple[int, NDArray[np.void]]] = field(default_factory=list)
+    levels_lost: bool = False  # level updates made since the previous take are not in `levels`
 
 
 class Outbox:
@@ -55,6 +58,9 @@ class Outbox:
         self.limit = limit  # records kept at most; beyond, everything pending is dropped
         self.books = books
         self.want_books = books is not None  # the next write carries every book
+        # A gateway mirrors books: keep level updates (else leave them out; `set_levels`).
+        self.levels_on = False
+        self._levels_lost = False  # level updates left out since the last take
         self.accepting = False  # a writer can write: keep flushes (else drop them)
         self.standby = False  # another producer writes: drop without counting
         self.flush = 0  # the last flush number given out
@@ -120,6 +126,9 @@ class Outbox:
         next write carries every book, so gateways mend theirs)."""
         if not len(levels):
             return True
+        if not self.levels_on:  # nobody mirrors: left out, and the next write says so
+            self._levels_lost = True
+            return True
         if not self.accepting:
             self.want_books = self.books is not None
             return False
@@ -135,6 +144,7 @@ class Outbox:
         bands, self._bands = self._bands, []
         scenarios, playing, self._scenarios, self._playing = self._scenarios, self._playing, [], b""
         levels, self._levels = self._levels, []
+        lost, self._levels_lost = self._levels_lost, False
         self._pending, self._records = [], 0
         batch = batches[0] if len(batches) == 1 else np.concatenate(batches)
         first, last = self._first, self.flush
@@ -154,7 +164,16 @@ class Outbox:
             levels,
             books,
             bands,
+            lost,
         )
+
+    def set_levels(self, on: bool) -> None:
+        """Whether some gateway mirrors books (from each write's reply). Turned on, the next
+        write carries every book: a gateway starts from them, never across the updates left
+        out before."""
+        if on and not self.levels_on:
+            self.want_books = self.books is not None
+        self.levels_on = on
 
     def written(self, taken: Taken) -> None:
         """The writer wrote `taken`."""
@@ -163,7 +182,9 @@ class Outbox:
     def drop(self, *, counted: bool) -> None:
         """Drop what is pending (counted unless a standby's): every flush given out is done."""
         self.dropped += len(self._pending) if counted else 0
-        self.want_books |= bool(self._levels) or (bool(self._pending) and self.books is not None)
+        # Gateways that mirror books hold stale ones (none mirror while the levels are off).
+        lost = bool(self._levels) or bool(self._pending)
+        self.want_books |= lost and self.levels_on and self.books is not None
         self._pending.clear()
         self._statuses.clear()
         self._bands.clear()
@@ -185,5 +206,6 @@ class Outbox:
         and stream offset before them (what the writer's snapshot stands for)."""
         self.accepting = True
         self.standby = False
-        self.want_books = self.books is not None  # what gateways hold may be stale by now
+        # What gateways hold may be stale by now (those that mirror resync after the hole).
+        self.want_books = self.books is not None and self.levels_on
         return self.flush, self.next_offset

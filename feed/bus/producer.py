@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import trio
 from numpy.typing import NDArray
 
@@ -127,6 +128,7 @@ class BusProducer(LeaseHolder, Pipelined):
         self._meta = bc.encode_meta(universe, self.epoch, shards, statuses, book_depth)
         self._halted: dict[int, bytes] = {}  # symbol id -> its status record, while halted
         self._bands: dict[int, bytes] = {}  # symbol id -> its LULD band record, while it has one
+        self._playing = b"[]"  # the scenarios its market plays (JSON), for a new lease's keys
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}"
         self.token = bl.token_for(self.ident, self.epoch)
         self._up = False
@@ -164,14 +166,8 @@ class BusProducer(LeaseHolder, Pipelined):
         `offset`: the stream offset of its first record in the producer's hub; gateways then
         number records the same way, so a client resumes on any of them.
         """
-        if not len(batch):
-            return
-        if not self._outbox.put(batch, offset):
-            self._report_done()
-        elif self._fast is not None and self._active and not self._failure:
-            self._send_pending()  # pipelined, in this step: no task switch per flush
-        else:
-            self._wake_writer()
+        if len(batch):
+            self._changes_put(self._outbox.put(batch, offset))
 
     def publish_levels(self, levels: NDArray[np.void]) -> None:
         """A step's level updates (`simulators.book.LEVEL_DTYPE`), before its ticks: they go
@@ -201,15 +197,16 @@ class BusProducer(LeaseHolder, Pipelined):
     def publish_scenario(self, name: str, started: bool, ts: int, playing: list[str]) -> None:
         """A market scenario started or ended (event time `ts`) after every flush published so
         far, `playing` those playing after it; it goes with the next write, as statuses do."""
+        self._playing = orjson.dumps(playing)
         self._changes_put(self._outbox.put_scenario(name, started, ts, playing))
 
     def _changes_put(self, kept: bool) -> None:
-        """After changes were put (`kept`, or dropped like a flush): send them or wake the
+        """After a flush or changes were put (`kept`, or dropped): send them or wake the
         writer."""
         if not kept:
             self._report_done()
         elif self._fast is not None and self._active and not self._failure:
-            self._send_pending()
+            self._send_pending()  # pipelined, in this step: no task switch per flush
         else:
             self._wake_writer()
 
@@ -359,8 +356,9 @@ class BusProducer(LeaseHolder, Pipelined):
                 self._reconnect = not holder  # it lapsed: take it again
             return
         self._renew_at = trio.current_time() + bl.RENEW_S
-        watched, wants_books = bw.reply_flags(reply)
+        watched, wants_books, mirrored = bw.reply_flags(reply)
         self._set_watched(watched)
+        self._outbox.set_levels(mirrored)
         self._outbox.want_books |= wants_books and self._outbox.books is not None
         self._written += taken.flushes
         self._entries += entries

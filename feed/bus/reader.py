@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from tickwire.feed.backoff import Backoff
 from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus import keys as bk
 from tickwire.feed.bus import lease as bl
 from tickwire.feed.bus.fastwrite import FastWriter
 from tickwire.feed.bus.items import BusBooks as BusBooks
@@ -21,6 +22,7 @@ from tickwire.feed.bus.items import BusDown as BusDown
 from tickwire.feed.bus.items import BusGap as BusGap
 from tickwire.feed.bus.items import BusItem as BusItem
 from tickwire.feed.bus.items import BusLevels as BusLevels
+from tickwire.feed.bus.items import BusLevelsLost as BusLevelsLost
 from tickwire.feed.bus.items import BusScenario as BusScenario
 from tickwire.feed.bus.items import BusStatuses as BusStatuses
 from tickwire.feed.bus.items import flush_items as flush_items
@@ -77,8 +79,14 @@ class BusReader:
         self.bands = np.empty(0, BAND_DTYPE)  # each symbol's LULD bands, as of the last resync
         self.scenarios: list[str] = []  # the scenarios playing, as of the last change seen
         self.book_depth = 0  # the producer's market keeps books this deep (0: none)
-        # Ask the producer for every book whole (set at each resync; the source clears it once
-        # it has them): marked every WANT_BOOKS_EVERY_S while set, so a lost write is asked again.
+        # Mirror the producer's books (`set_mirror`): only then are level updates and whole
+        # books read (else dropped undecoded), and `{ns}:bookswatched` marked, without which
+        # the producer writes no level updates.
+        self.mirror = False
+        self._mirror_at = 0.0  # trio.current_time() of the next `bookswatched` mark
+        # Ask the producer for every book whole (set at each resync while mirroring; the source
+        # clears it once it has them): marked every WANT_BOOKS_EVERY_S while set, so a lost
+        # write is asked again.
         self.want_books = False
         self._want_at = 0.0
         self._cursors: dict[str, Any] = {}
@@ -163,6 +171,22 @@ class BusReader:
             for key, rows in raw
         ]
 
+    def set_mirror(self, on: bool) -> None:
+        """Mirror the producer's books from now on (ask for every book whole first), or stop."""
+        if on and not self.mirror:
+            self._mirror_at = 0.0
+            self.ask_books()
+        if not on:  # what was read for the books before is of no use after a pause
+            books = (BusLevels, BusBooks, BusLevelsLost)
+            self._ready = [(i, o) for i, o in self._ready if not isinstance(i, books)]
+        self.mirror = on
+        self.want_books = self.want_books and on
+
+    def ask_books(self) -> None:
+        """The books mirrored here are stale: ask the producer for every book whole."""
+        if not self.want_books:
+            self.want_books, self._want_at = self.book_depth > 0, 0.0
+
     def statistics(self) -> BusReaderStatistics:
         sent = self._asm.last_sent_ns
         lag = (time.time_ns() - sent) / 1e6 if sent else 0.0
@@ -182,7 +206,7 @@ class BusReader:
     async def latest(self) -> TickBatch:
         """The latest record per symbol, from the producer's hash."""
         assert self.universe is not None
-        raw = await self._client.hgetall(bc.latest_key(self.namespace))
+        raw = await self._client.hgetall(bk.latest_key(self.namespace))
         return bc.decode_latest(raw, len(self.universe))
 
     def __aiter__(self) -> BusReader:
@@ -221,15 +245,15 @@ class BusReader:
         """Load meta, snapshot and stream ends in one transaction; False if no producer yet."""
         info = await self._client.info("server")
         async with self._client.pipeline(transaction=True) as pipe:
-            meta_req = pipe.get(bc.meta_key(self.namespace))
-            latest_req = pipe.hgetall(bc.latest_key(self.namespace))
-            head_req = pipe.get(bc.head_key(self.namespace))
-            offset_req = pipe.get(bc.offset_key(self.namespace))
-            halted_req = pipe.hgetall(bc.halted_key(self.namespace))
-            scenarios_req = pipe.get(bc.scenarios_key(self.namespace))
+            meta_req = pipe.get(bk.meta_key(self.namespace))
+            latest_req = pipe.hgetall(bk.latest_key(self.namespace))
+            head_req = pipe.get(bk.head_key(self.namespace))
+            offset_req = pipe.get(bk.offset_key(self.namespace))
+            halted_req = pipe.hgetall(bk.halted_key(self.namespace))
+            scenarios_req = pipe.get(bk.scenarios_key(self.namespace))
             bands_req = pipe.hgetall(bb.bands_key(self.namespace))
             ends = [
-                pipe.xrevrange(bc.ticks_key(self.namespace, s), count=1)
+                pipe.xrevrange(bk.ticks_key(self.namespace, s), count=1)
                 for s in range(bc.MAX_SHARDS)
             ]
         raw = await meta_req
@@ -239,7 +263,8 @@ class BusReader:
         self.universe, self.epoch, self.shards = meta.universe, meta.epoch, meta.shards
         self.statuses = meta.statuses
         self.book_depth = meta.book_depth
-        self.want_books, self._want_at = meta.book_depth > 0, 0.0
+        self.want_books, self._want_at = meta.book_depth > 0 and self.mirror, 0.0
+        self._mirror_at = 0.0  # a restarted Redis lost the mark
         self.snapshot = bc.decode_latest(await latest_req, len(meta.universe))
         self.halted = bc.decode_halted(await halted_req)
         self.scenarios = bc.decode_playing(await scenarios_req)
@@ -247,7 +272,7 @@ class BusReader:
         self._cursors = {}
         for s in range(meta.shards):
             last = await ends[s]
-            self._cursors[bc.ticks_key(self.namespace, s)] = last[0].identifier if last else b"0-0"
+            self._cursors[bk.ticks_key(self.namespace, s)] = last[0].identifier if last else b"0-0"
         head = await head_req
         offset = await offset_req
         self.offset = int(offset) if offset is not None else None
@@ -272,11 +297,15 @@ class BusReader:
         if now >= self._lease_at:
             await self._look_at_lease()
         if now >= self._mark_at and watched:
-            await self._client.set(bc.watched_key(self.namespace), b"1", px=WATCHED_MS)
+            await self._client.set(bk.watched_key(self.namespace), b"1", px=WATCHED_MS)
             self._mark_at = now + WATCHED_EVERY_S
+        if self.mirror and now >= self._mirror_at:  # first: see `write.WRITE_SCRIPT`'s reply
+            ms = int(WANT_BOOKS_EVERY_S * 2000)
+            await self._client.set(bk.bookswatched_key(self.namespace), b"1", px=ms)
+            self._mirror_at = now + WANT_BOOKS_EVERY_S / 2
         if self.want_books and now >= self._want_at:
             ms = int(WANT_BOOKS_EVERY_S * 2000)
-            await self._client.set(bc.bookwant_key(self.namespace), b"1", px=ms)
+            await self._client.set(bk.bookwant_key(self.namespace), b"1", px=ms)
             self._want_at = now + WANT_BOOKS_EVERY_S
         got = await self._xread(block=True)
         if not got:
@@ -299,14 +328,19 @@ class BusReader:
                 asm.levels,
                 asm.books,
                 asm.bands,
+                asm.lost,
                 strict=True,
             )
-            for out, (offset, st, sc, lv, books, bd) in zip(released, extras, strict=True):
+            for out, (offset, st, sc, lv, books, bd, lost) in zip(released, extras, strict=True):
                 if out is None:
                     await self._gap("records lost (trimmed, dropped or a new producer)")
                     return
                 self._flushes += 1
                 self._records += len(out)
+                if not self.mirror:  # nobody here holds a book: not even decoded
+                    lv = books = b""
+                elif lost:
+                    self._ready.append((BusLevelsLost(), None))
                 self._ready += flush_items(out, offset, st, self._scenario_items(sc), lv, bd)
                 if books:
                     self._ready.append((BusBooks(bc.decode_books(books, self.book_depth)), None))

@@ -25,6 +25,7 @@ class _Pending:
     levels: bytes = b""  # its level updates (`codec.encode_levels`)
     books: bytes = b""  # every book after it (the producer's snapshot), if it carries them
     bands: bytes = b""  # its LULD band changes (`bands.encode_bands`)
+    levels_lost: bool = False  # level updates before it were left out (`codec.Entry`)
 
 
 class Reassembler:
@@ -44,19 +45,21 @@ class Reassembler:
         self.last_sent_ns = 0  # the producer's clock when it sent the latest released flush
         # Aligned with what the last `feed` returned: each released flush's stream offset and
         # status changes (`codec.encode_statuses`, b"" for none), scenario changes, level
-        # updates and books.
+        # updates, books and whether level updates were left out.
         self.offsets: list[int | None] = []
         self.statuses: list[bytes] = []
         self.scenarios: list[bytes] = []
         self.levels: list[bytes] = []
         self.books: list[bytes] = []
         self.bands: list[bytes] = []
+        self.lost: list[bool] = []
 
     def feed(self, entry: bc.Entry) -> list[TickBatch | None]:
         """Released flushes (oldest first); `None` in the list marks a gap before what follows."""
         if entry.epoch != self.epoch:
             self.offsets, self.statuses, self.scenarios = [None], [b""], [b""]
             self.levels, self.books, self.bands = [b""], [b""], [b""]
+            self.lost = [False]
             return [None]
         self._seen[entry.shard] = entry.last
         key = entry.last
@@ -69,6 +72,7 @@ class Reassembler:
         p.levels += entry.levels
         p.books += entry.books
         p.bands += entry.bands
+        p.levels_lost |= entry.levels_lost
         p.got |= 1 << entry.shard
         p.sent_ns = entry.sent_ns
         return self._release()
@@ -81,8 +85,9 @@ class Reassembler:
         levels: list[bytes] = []
         books: list[bytes] = []
         bands: list[bytes] = []
+        omitted: list[bool] = []
         self.offsets, self.statuses, self.scenarios = offsets, statuses, scenarios
-        self.levels, self.books, self.bands = levels, books, bands
+        self.levels, self.books, self.bands, self.lost = levels, books, bands, omitted
         while self._pending:
             key = min(self._pending)
             p = self._pending[key]
@@ -101,6 +106,7 @@ class Reassembler:
                 levels.append(b"")
                 books.append(b"")
                 bands.append(b"")
+                omitted.append(False)
                 del self._pending[key]
                 self.next_flush = key + 1
                 continue
@@ -112,6 +118,7 @@ class Reassembler:
                 levels.append(b"")
                 books.append(b"")
                 bands.append(b"")
+                omitted.append(False)
             out.append(bc.merge(p.parts[s] for s in sorted(p.parts)))
             offsets.append(p.offset)
             statuses.append(p.statuses)
@@ -119,6 +126,7 @@ class Reassembler:
             levels.append(p.levels)
             books.append(p.books)
             bands.append(p.bands)
+            omitted.append(p.levels_lost)
             self.last_sent_ns = p.sent_ns
             del self._pending[key]
             self.next_flush = key + 1

@@ -8,6 +8,7 @@ import hashlib
 
 from tickwire.feed.bus import bands as bb
 from tickwire.feed.bus import codec as bc
+from tickwire.feed.bus import keys as bk
 from tickwire.feed.bus.outbox import Taken
 from tickwire.simulators import TICK_DTYPE, TickBatch
 from tickwire.simulators.scenario import BAND_DTYPE, STATUS_DTYPE
@@ -29,16 +30,17 @@ _BAND_SET_AT = 8 + (BAND_DTYPE.fields["indicator"][1] if BAND_DTYPE.fields else 
 # standby took over, or Redis restarted) writes nothing and gets the holder back ('' for none);
 # the holder's write renews the lease and returns 1, plus 1 while a gateway has subscribers
 # (`watched_key`), plus 2 while a gateway wants every book (`bookwant_key`; a write carrying
-# them deletes it): `reply_flags` reads it.
+# them deletes it), plus 4 while a gateway mirrors books (`bookswatched_key`: the producer writes
+# level updates only then): `reply_flags` reads it.
 # A MULTI/EXEC of the same commands took the writer twice as long per flush (1.6 vs 0.75 ms p50
 # here: coredis queues and parses every reply).
-# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, bands, then each
-# entry's ticks stream.
+# KEYS: latest, head, offset, lease, watched, halted, scenarios, bookwant, bands, bookswatched,
+# then each entry's ticks stream.
 # ARGV: maxlen, head, offset or '', latest blob, e, f, l, m, t, o or '', lease token, lease ms,
 # status changes or '' (the first entry's `s`), scenario changes or '' (its `c`), the scenarios
 # playing after them or '' (unchanged), level updates or '' (its `b`), every book or '' (its
-# `B`), band changes or '' (its `u`, folded into the bands hash), then each entry's `r`.
-# An empty latest blob folds
+# `B`), band changes or '' (its `u`, folded into the bands hash), '1' if level updates since the
+# last write were left out or '' (its `n`), then each entry's `r`. An empty latest blob folds
 # the entries' records themselves, in order: what a short flush sends (`latest_for_write`),
 # instead of its records twice.
 WRITE_SCRIPT = f"""
@@ -54,12 +56,12 @@ if ARGV[10] ~= '' then
 end
 local at = #fields + 1
 fields[at] = 'r'
-local names, extras = {{'s', 'c', 'b', 'B', 'u'}}, {{13, 14, 16, 17, 18}}
-for i = 10, #KEYS do
+local names, extras = {{'s', 'c', 'b', 'B', 'u', 'n'}}, {{13, 14, 16, 17, 18, 19}}
+for i = 11, #KEYS do
   fields[at + 1] = ARGV[i + 9]
   local n = at + 1
-  if i == 10 then
-    for k = 1, 5 do
+  if i == 11 then
+    for k = 1, 6 do
       if ARGV[extras[k]] ~= '' then
         fields[n + 1] = names[k]
         fields[n + 2] = ARGV[extras[k]]
@@ -78,7 +80,7 @@ end
 if ARGV[4] ~= '' then
   fold(ARGV[4])
 else
-  for i = 10, #KEYS do
+  for i = 11, #KEYS do
     fold(ARGV[i + 9])
   end
 end
@@ -110,7 +112,8 @@ end
 if ARGV[17] ~= '' then
   redis.call('DEL', KEYS[8])
 end
-return 1 + redis.call('EXISTS', KEYS[5]) + 2 * redis.call('EXISTS', KEYS[8])
+local flags = redis.call('EXISTS', KEYS[5]) + 2 * redis.call('EXISTS', KEYS[8])
+return 1 + flags + 4 * redis.call('EXISTS', KEYS[10])
 """
 WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode()).hexdigest().encode()  # its EVALSHA name
 
@@ -130,22 +133,25 @@ def write_command(
     by lease `token` (renewed for `lease_ms` when it holds); `playing`: the scenarios playing
     after the write's changes (JSON), b"" if they did not change."""
     fields = entries[0][1]
-    keys = [bc.latest_key(namespace), bc.head_key(namespace), bc.offset_key(namespace)]
-    keys += [bc.lease_key(namespace), bc.watched_key(namespace), bc.halted_key(namespace)]
-    keys += [bc.scenarios_key(namespace), bc.bookwant_key(namespace), bb.bands_key(namespace)]
-    keys += [bc.ticks_key(namespace, shard) for shard, _ in entries]
+    keys = [bk.latest_key(namespace), bk.head_key(namespace), bk.offset_key(namespace)]
+    keys += [bk.lease_key(namespace), bk.watched_key(namespace), bk.halted_key(namespace)]
+    keys += [bk.scenarios_key(namespace), bk.bookwant_key(namespace), bb.bands_key(namespace)]
+    keys += [bk.bookswatched_key(namespace)]
+    keys += [bk.ticks_key(namespace, shard) for shard, _ in entries]
     args = [str(maxlen).encode(), str(head).encode()]
     args += [b"" if next_offset is None else str(next_offset).encode(), latest]
     args += [fields[k] for k in (b"e", b"f", b"l", b"m", b"t")] + [fields.get(b"o", b"")]
     args += [token, str(lease_ms).encode(), fields.get(b"s", b""), fields.get(b"c", b""), playing]
     args += [fields.get(b"b", b""), fields.get(b"B", b""), fields.get(b"u", b"")]
+    args.append(fields.get(b"n", b""))
     args += [f[b"r"] for _, f in entries]
     return keys, args
 
 
-def reply_flags(reply: int) -> tuple[bool, bool]:
-    """A holder's write reply as (a gateway watches, a gateway wants every book)."""
-    return bool((reply - 1) & 1), bool((reply - 1) & 2)
+def reply_flags(reply: int) -> tuple[bool, bool, bool]:
+    """A holder's write reply as (a gateway watches, a gateway wants every book, a gateway
+    mirrors books)."""
+    return bool((reply - 1) & 1), bool((reply - 1) & 2), bool((reply - 1) & 4)
 
 
 def latest_for_write(batch: TickBatch) -> bytes:
@@ -188,6 +194,7 @@ def flush_command(
         levels,
         taken.books,
         bb.encode_bands(taken.bands),
+        taken.levels_lost,
     )
     keys, args = write_command(
         namespace,
@@ -235,9 +242,10 @@ class FlushPacker:
         self._maxlen = _bulk(str(maxlen).encode())
         # After the keys and maxlen: head, offset, latest blob, then the entry's e (constant),
         # f, l, m, t, o, the lease token and ms (constant), the status changes, the scenario
-        # changes and those playing, the level updates, the whole books and the band changes.
+        # changes and those playing, the level updates, the whole books, the band changes and
+        # the `n` mark.
         epoch_arg, lease = _bulk(str(epoch).encode()), _bulk(token) + _bulk(str(lease_ms).encode())
-        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 6
+        self._args = _BULK * 3 + epoch_arg + _BULK * 5 + lease + _BULK * 7
         self._heads: dict[tuple[int, ...], bytes] = {}  # by the shards written
 
     def _head(self, shards: tuple[int, ...]) -> bytes:
@@ -248,7 +256,7 @@ class FlushPacker:
                 self.namespace, [(s, _NO_FIELDS) for s in shards], 0, None, b"", 0, b"", 0
             )
             parts = [b"EVALSHA", self.sha, str(len(keys)).encode(), *map(str.encode, keys)]
-            count = len(parts) + 18 + len(shards)
+            count = len(parts) + 19 + len(shards)
             got = b"*%d\r\n" % count + b"".join(map(_bulk, parts)) + self._maxlen
             self._heads[shards] = got
         return got
@@ -264,7 +272,8 @@ class FlushPacker:
         statuses = bc.encode_statuses(taken.statuses)
         scenarios = bc.encode_scenarios(taken.scenarios)
         levels, bands = bc.encode_levels(taken.levels), bb.encode_bands(taken.bands)
-        if (statuses or scenarios or levels or taken.books or bands) and not parts:
+        lost = b"1" if taken.levels_lost else b""
+        if (statuses or scenarios or levels or taken.books or bands or lost) and not parts:
             parts = [(0, b"")]
         mask = 0
         for shard, _ in parts:
@@ -279,7 +288,7 @@ class FlushPacker:
             *(len(last), last, len(nxt), nxt, len(latest), latest),
             *(len(first), first, len(last), last, len(m), m, len(t), t, len(offset), offset),
             *(len(statuses), statuses, len(scenarios), scenarios, len(playing), playing),
-            *(len(levels), levels, len(books), books, len(bands), bands),
+            *(len(levels), levels, len(books), books, len(bands), bands, len(lost), lost),
         )
         head = self._head(
             (0,) if len(parts) == 1 and not parts[0][0] else tuple(s for s, _ in parts)

@@ -16,6 +16,10 @@ book. A reader that falls out of the recent flushes (kept for the lag bound's ev
 fresh snapshot of its books instead, and so does a reader whose mode changes. A source paced by
 its readers (a replay at speed 0) steps only once no reader is behind (`caught_up`), so none of
 them falls that far.
+
+Books that are not current (`ready` False: a bus gateway that mirrors the producer's books only
+while a client holds one) take bookings without a snapshot: the symbols are owed, and their
+snapshots go out once `set_ready` says the books are current again.
 """
 
 from __future__ import annotations
@@ -107,6 +111,7 @@ class Books:
         self._ladder_memo: tuple[int, NDArray[np.void]] | None = None
         self.updates_published = 0
         self._behind: set[BookReader] = set()  # pacing readers with news not taken yet
+        self.ready = True  # the books are current (see the module docstring)
 
     # ------------------------------------------------------------------ producing
 
@@ -170,12 +175,28 @@ class Books:
         a book is how a client fetches it afresh)."""
         for i in ids.tolist():
             if not reader.depth[i]:
-                self._track(i)
+                self.count[i] += 1
+                if self.ready:
+                    self._track(i)
                 self._by_sym[i].add(reader)
             reader.depth[i] = depth
+            if not self.ready:  # its snapshot waits for current books (`set_ready`)
+                reader.owed.add(i)
+                continue
             reader.owed.discard(i)
             self._snapshot(reader, i)
-        return BookTake(ids.tolist(), np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
+        snaps = ids.tolist() if self.ready else []
+        return BookTake(snaps, np.empty(0, LEVEL_DTYPE), np.empty(0, np.int64), [])
+
+    def set_ready(self) -> None:
+        """The books are current again: track those booked meanwhile, wake their readers."""
+        self.ready = True
+        woken: set[BookReader] = set()
+        for i in np.flatnonzero((self.count > 0) & ~self.tracked).tolist():
+            self._track(i)
+            woken.update(self._by_sym[i])
+        for reader in woken:
+            reader.wake()
 
     def drop(self, reader: BookReader, ids: NDArray[np.intp]) -> None:
         for i in ids.tolist():
@@ -207,7 +228,7 @@ class Books:
         }
 
     def has_news(self, reader: BookReader) -> bool:
-        return reader.cursor < self.gen or bool(reader.owed)
+        return self.ready and (reader.cursor < self.gen or bool(reader.owed))
 
     def take(self, reader: BookReader) -> BookTake:
         """What `reader` has not received (see `BookTake`); its state then counts it as sent."""
@@ -249,7 +270,6 @@ class Books:
     # ------------------------------------------------------------------ internals
 
     def _track(self, i: int) -> None:
-        self.count[i] += 1
         if self.tracked[i]:
             return
         if self._ladder_memo is None or self._ladder_memo[0] != self.gen:
@@ -323,78 +343,3 @@ class Books:
             assert lv is not None
             crc = self._crc[(i, depth)] = b.checksum(self.view(i, depth))
         return crc
-
-    def json_entries(self, reader: BookReader, taken: BookTake) -> tuple[list[Entry], list[Entry]]:
-        """`taken` as JSON entries: (book_snapshot entries, book entries)."""
-        snaps = []
-        for i in taken.snaps:
-            lv = self.levels[i]
-            assert lv is not None
-            snaps.append(b.snapshot_entry(self.names[i], lv, int(reader.depth[i])))
-        out = []
-        records, units = taken.records, taken.units
-        if len(records):
-            sym = records["sym"].astype(np.intp)
-            order = np.argsort(sym, kind="stable")
-            sym = sym[order]
-            price = (units[order] / self._scale[sym]).tolist()
-            side = records["side"][order].tolist()
-            size = records["size"][order].tolist()
-            seq = records["seq"][order].tolist()
-            ts = records["ts"][order].tolist()
-            cuts = np.flatnonzero(np.diff(sym)) + 1
-            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(sym)], strict=True):
-                i = int(sym[lo])
-                steps = zip(side[lo:hi], price[lo:hi], size[lo:hi], strict=True)
-                crc = self.crc(i, self.depth)
-                out.append(b.change_entry(self.names[i], seq[hi - 1], steps, crc, ts[hi - 1]))
-        for i, changes, since in taken.conflated:
-            lv = self.levels[i]
-            assert lv is not None
-            diff = [(sd, lv.price(u), z) for sd, u, z in changes]
-            crc = self.crc(i, int(reader.depth[i]))
-            out.append(b.change_entry(self.names[i], lv.seq, diff, crc, lv.ts, since=since))
-        return snaps, out
-
-    def binary_frames(
-        self, reader: BookReader, taken: BookTake, seq: Callable[[], int]
-    ) -> list[bytes]:
-        """`taken` as binary payloads (not framed), each stamped by `seq()`: a snapshot frame
-        (type 4) for fresh and conflated books, every level of each within its depth, then
-        a `book` frame (type 3) of every change as the market made it."""
-        parts = []
-        whole = [(i, 0) for i in taken.snaps] + [(i, b.CONFLATED) for i, _, _ in taken.conflated]
-        if whole:
-            rows, checks = [], np.zeros(len(whole), b.CHECK_DTYPE)
-            for k, (i, flags) in enumerate(whole):
-                lv = self.levels[i]
-                assert lv is not None
-                depth = int(reader.depth[i])
-                rows.append(_ladder_records(i, lv, depth))
-                checks[k] = (i, flags, self.crc(i, depth))
-            records = np.concatenate(rows)
-            parts.append(b.encode_book_binary(True, seq(), records, checks))
-        if len(taken.records):
-            ids = np.unique(taken.records["sym"])
-            checks = np.zeros(len(ids), b.CHECK_DTYPE)
-            checks["sym"] = ids
-            checks["crc"] = [self.crc(i, self.depth) for i in ids.tolist()]
-            parts.append(b.encode_book_binary(False, seq(), taken.records, checks))
-        return parts
-
-
-def _ladder_records(i: int, lv: b.Levels, depth: int) -> NDArray[np.void]:
-    """Symbol `i`'s levels within `depth` as LEVEL_DTYPE records (its book seq and ts)."""
-    bids, asks = lv.view(depth)
-    out = np.zeros(len(bids) + len(asks), LEVEL_DTYPE)
-    if len(out):
-        units = np.array([u for u, _ in bids] + [u for u, _ in asks], np.int64)
-        out["price"] = units / 10.0**lv.decimals
-        out["size"] = [s for _, s in bids] + [s for _, s in asks]
-        out["side"][len(bids) :] = 1
-        best = np.repeat(
-            [units[0] if bids else 0, units[len(bids)] if asks else 0], [len(bids), len(asks)]
-        )
-        out["level"] = np.abs(units - best) // lv.tick_units
-    out["ts"], out["seq"], out["sym"] = lv.ts, lv.seq, i
-    return out

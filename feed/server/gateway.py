@@ -6,10 +6,10 @@ level updates and a scenario's status changes; the sink is also the producer's u
 sinks; it listens for clients only with an explicit `--port`. A gateway has no market: its
 `BusSource` reads a `BusReader` and pushes each flush into the same hub, connections and venue
 fan-out as a single process (`Server.push`), at the producer's offsets and epoch, so a client
-resumes on any gateway; status changes and level updates (its books) go where they fall. A bus
-gap becomes a `gap` notice and a snapshot for every subscriber (`Server.resync`); a bus that is
-down keeps clients on heartbeats, says `bus: down` in `stats` and makes `/readyz` 503.
-Imports coredis (through `bus`) only when a bus is asked for: plain `tickwire serve` never does.
+resumes on any gateway; status changes go where they fall, and level updates too while a
+client holds a book (`bus.books`). A bus gap becomes a `gap` notice and a snapshot for every
+subscriber (`Server.resync`); a bus that is down keeps clients on heartbeats, says `bus: down`
+in `stats` and makes `/readyz` 503. Imports coredis (through `bus`) only for a bus.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class BusSource:
         self.reader = reader
         self.forwarder = forwarder  # with --admin-token: scenarios go on to the producer
         self.universe = reader.universe
-        depth = reader.book_depth  # books: asked for whole at start and after a gap
+        depth = reader.book_depth  # books: mirrored while a client holds one (`bus.books`)
         self._books = GatewayBooks(self.universe, depth, keep_ns) if depth else None
         self.books = self._books.books if self._books is not None else None
         self.ident = ident
@@ -112,15 +112,13 @@ class BusSource:
         """Nothing to catch up: the producer steps, this pushes what it sends."""
 
     async def run(self, feed: Feed, *, task_status: trio.TaskStatus[None]) -> None:
-        # Clients wait (in the listen backlog) for every book whole: else theirs would resync.
-        while self.reader.want_books and self.books is not None:
-            await self._handle(feed, await self.reader.next(watched=False))
         task_status.started()
         self._statuses(feed, self.reader.halted)  # halted before this gateway started
         self._playing(feed, self.reader.scenarios, feed.now_ns())  # and the scenarios playing
         feed.publish_bands(self.bands.note(self.reader.bands))  # and each symbol's LULD bands
         while True:
-            # Whether clients read here: the reader tells the producer to step at the cadence.
+            if self._books is not None:
+                self._books.follow(self.reader, trio.current_time())
             await self._handle(feed, await self.reader.next(watched=feed.watched))
 
     async def _handle(self, feed: Feed, item: BusItem) -> None:
@@ -141,6 +139,8 @@ class BusSource:
         elif isinstance(item, bus.BusBooks) and self._books is not None:
             self._books.whole(item.ladders)
             self.reader.want_books = False
+        elif isinstance(item, bus.BusLevelsLost):  # the books mirrored here are stale
+            self.reader.ask_books()
         elif isinstance(item, bus.BusGap):
             await self._same_universe(feed)
             await feed.resync(item.snapshot, epoch_text(item.epoch), item.offset)

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub import bookwire
 from tickwire.feed.hub.books import BookReader, Books, BookTake
 from tickwire.feed.hub.hub import Subscriber
 from tickwire.feed.protocol import book as b
@@ -91,9 +92,9 @@ class BookOps:
     def _book_frames(self, books: Books, reader: BookReader, taken: BookTake) -> list[bytes]:
         """What `taken` holds as framed messages, each stamped with the connection `seq`."""
         if self.binary:
-            payloads = books.binary_frames(reader, taken, self.next_seq)
+            payloads = bookwire.binary_frames(books, reader, taken, self.next_seq)
             return [frame(data, OP_BINARY) for data in payloads]
-        snaps, changes = books.json_entries(reader, taken)
+        snaps, changes = bookwire.json_entries(books, reader, taken)
         out = []
         if snaps:
             out.append(frame(b.book_text("book_snapshot", self.next_seq(), snaps), OP_TEXT))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tickwire.feed.faults import Injector
+from tickwire.feed.hub import bookwire
 from tickwire.feed.hub.books import BookReader, Books, BookTake
 from tickwire.feed.protocol import book as b
 from tickwire.feed.v1.core import FeedContext, FeedCore
@@ -114,9 +115,9 @@ class FaultyFeedCore(Faulty, FeedCore):
             return super()._book_frames(books, reader, taken)
         faults = self.faults
         if self.binary:
-            payloads = books.binary_frames(reader, taken, self.next_seq)
+            payloads = bookwire.binary_frames(books, reader, taken, self.next_seq)
             return [frame(_corrupt_binary(faults, data), OP_BINARY) for data in payloads]
-        snaps, changes = books.json_entries(reader, taken)
+        snaps, changes = bookwire.json_entries(books, reader, taken)
         out = []
         if snaps:
             for entry in snaps:

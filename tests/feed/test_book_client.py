@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tickwire.feed import Book, BookUpdate, Gap, connect
 from tickwire.feed import protocol as p
 from tickwire.feed.client.book import ClientBooks
+from tickwire.feed.hub import bookwire
 from tickwire.feed.protocol import book as b
 from tickwire.feed.server.server import Server, ServerConfig
 
@@ -191,11 +192,13 @@ def test_binary_books_apply_in_order_and_a_lost_frame_resyncs() -> None:
     )
     reader = books.attach(lambda: None)
     seq = iter(range(1, 10**6))
-    frames = books.binary_frames(reader, books.book(reader, np.array([0, 1]), DEPTH), seq.__next__)
+    frames = bookwire.binary_frames(
+        books, reader, books.book(reader, np.array([0, 1]), DEPTH), seq.__next__
+    )
     for k in range(1, 200):
         _, levels = market.step_book(10**8 + k * 10**6)
         books.publish(levels)
-        frames += books.binary_frames(reader, books.take(reader), seq.__next__)
+        frames += bookwire.binary_frames(books, reader, books.take(reader), seq.__next__)
     client = ClientBooks()
     refs = zip(u.symbols, u.tick_size.tolist(), strict=True)
     client.learn([{"symbol": s, "tick_size": t} for s, t in refs])

@@ -222,7 +222,7 @@ def _ladder(books: ClientBooks, name: str) -> b.Ladder:
 def test_levels_beyond_the_depth_from_a_new_best_are_dropped(dense_min: int) -> None:
     """A bid 11 ticks above the best: the bids 20 ticks or more below it leave the book (the
     checksum's top 10 does not reach them: only the cut does)."""
-    server = [_book(0) for _ in SYMS]
+    server = [true_book(0) for _ in SYMS]
     books = _client(dense_min)
     books.receive_binary(_snapshot(server))
     asks = [(0, 1, u, 0) for u in range(116, 126)]  # the asks below 126 go
@@ -239,7 +239,7 @@ def test_levels_beyond_the_depth_from_a_new_best_are_dropped(dense_min: int) -> 
 def test_a_corrupt_checksum_beside_a_book_not_held_is_refused(dense_min: int) -> None:
     """C waits for its snapshot, so the frame is not the usual one: B's refuted checksum is
     still caught and A's change still applies."""
-    server = [_book(0) for _ in SYMS]
+    server = [true_book(0) for _ in SYMS]
     books = _client(dense_min)
     books.receive_binary(_snapshot(server))
     books.receive_binary(_corrupt(_frame(server, [(2, 0, 114, 9)])))  # C goes
@@ -256,7 +256,7 @@ def test_a_corrupt_checksum_beside_a_book_not_held_is_refused(dense_min: int) ->
 def test_records_without_a_checksum_entry_never_change_another_book(dense_min: int) -> None:
     """C's record follows B's in seq but has no checksum entry: it is not B's change, even
     where B's checksum (its top 10) cannot tell."""
-    server = [_book(0) for _ in SYMS]
+    server = [true_book(0) for _ in SYMS]
     books = _client(dense_min)
     books.receive_binary(_snapshot(server))
     server[2].seq = 1  # C's next change has seq 2, as if it were B's second
@@ -271,7 +271,7 @@ def test_records_without_a_checksum_entry_never_change_another_book(dense_min: i
 def test_a_size_longer_than_any_before_widens_the_rows_text(size: int) -> None:
     """Rows start with 8 digits a number; a longer size makes room (for every row) and the
     checksums go on matching."""
-    server = [_book(0) for _ in SYMS]
+    server = [true_book(0) for _ in SYMS]
     books = _client()
     books.receive_binary(_snapshot(server))
     for steps in ([(0, 0, 114, size)], [(1, 1, 116, size - 1), (0, 0, 113, 3)]):
@@ -293,7 +293,7 @@ def test_changes_for_a_book_not_held_never_land_in_another_row() -> None:
     books.learn([{"symbol": s, "tick_size": 0.01} for s in names])
     books.server_depth = DEPTH
     books.want(["*"], True)
-    server = [_book(0) for _ in names]
+    server = [true_book(0) for _ in names]
     books.receive_binary(_snapshot(server))
     data = bytearray(_frame(server, [(0, 0, 114, 9), (15, 0, 113, 4)]))
     data[-8 - 4] ^= 1  # S0's checksum entry: S0 goes, S15 is at seq 1 as S0 was

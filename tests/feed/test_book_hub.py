@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tickwire.feed.hub import bookwire
 from tickwire.feed.hub.books import MAX_TAKE, Books
 from tickwire.feed.protocol import book as b
 from tickwire.simulators import Market, Universe
@@ -38,7 +39,7 @@ def _market_view(m: Market, i: int, depth: int) -> b.Ladder:
 
 
 def _client(books: Books, reader: object, taken: object) -> dict[str, tuple[b.Levels, int]]:
-    snaps, _ = books.json_entries(reader, taken)  # type: ignore[arg-type]
+    snaps, _ = bookwire.json_entries(books, reader, taken)  # type: ignore[arg-type]
     return {e["symbol"]: b.load_snapshot(e) for e in snaps}
 
 
@@ -49,7 +50,7 @@ def test_a_reader_that_keeps_up_gets_every_change_and_the_markets_book() -> None
     changes = 0
     for t in range(101, 400):
         _step(m, books, t * MS)
-        snaps, entries = books.json_entries(reader, books.take(reader))
+        snaps, entries = bookwire.json_entries(books, reader, books.take(reader))
         assert not snaps
         for e in entries:
             assert "conflated" not in e
@@ -68,7 +69,7 @@ def test_a_latest_reader_gets_conflated_changes_to_the_same_book() -> None:
     held = _client(books, reader, books.book(reader, np.array([0]), 5))
     for t in range(1, 30):
         _step(m, books, 100 * MS + t * 20 * MS)  # 20 ms of changes folded into each take
-        _, entries = books.json_entries(reader, books.take(reader))
+        _, entries = bookwire.json_entries(books, reader, books.take(reader))
         for e in entries:
             assert e["conflated"] is True
             levels, depth = held[e["symbol"]]
@@ -88,7 +89,7 @@ def test_a_reader_past_the_lag_bound_gets_a_fresh_snapshot() -> None:
     assert held["AAPL"][0].view(20) == _market_view(m, 0, 20)
     assert held["AAPL"][0].seq == books.levels[0].seq  # type: ignore[union-attr]
     _step(m, books, 401 * MS)
-    snaps, entries = books.json_entries(reader, books.take(reader))
+    snaps, entries = bookwire.json_entries(books, reader, books.take(reader))
     assert not snaps and all("conflated" not in e for e in entries)
 
 

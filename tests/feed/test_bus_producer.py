@@ -19,6 +19,7 @@ from tickwire.simulators import TICK_DTYPE, Market, TickBatch, Universe
 require_redis()
 
 from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus import write as bw  # noqa: E402
 from tickwire.feed.bus.api import BusProducer, BusReader, MarketUpstream, client_for  # noqa: E402
 
@@ -146,9 +147,9 @@ async def test_a_flush_without_a_latest_blob_folds_its_own_records(redis: RedisS
     entries = bc.encode_entries(bc.split(batch, 2), 1, 1, 5, 0)
     keys, args = bw.write_command("ns", entries, 1, None, b"", 100, b"me", 1000)
     async with client_for(redis.url) as client:
-        await client.set(bc.lease_key("ns"), b"me")
+        await client.set(bk.lease_key("ns"), b"me")
         assert await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args) == 1
-        snap = bc.decode_latest(await client.hgetall(bc.latest_key("ns")), 10)
+        snap = bc.decode_latest(await client.hgetall(bk.latest_key("ns")), 10)
     assert snap["seq"].tolist() == [6, 2, 4, 0, 7, 0, 0, 3, 0, 5]
 
 
@@ -192,7 +193,7 @@ async def test_a_flush_is_sent_in_the_markets_step_without_waking_the_writer(
     assert stats.flushes_written == flushes + 1 and stats.flushes_dropped == 0, stats
     assert steps.steps < flushes / 4, steps.steps
     async with client_for(redis.url) as client:  # every flush is on the stream, in order
-        entries = await client.xrange(bc.ticks_key("tickwire", 0))
+        entries = await client.xrange(bk.ticks_key("tickwire", 0))
     assert [int(e.field_values[b"l"]) for e in entries] == list(range(1, flushes + 2))
 
 

@@ -16,7 +16,7 @@ from trio_websocket import open_websocket_url
 require_redis()
 
 from tickwire.feed import ScenarioChange, connect  # noqa: E402
-from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
 from tickwire.feed.cli import config as _config  # noqa: E402
 from tickwire.feed.cli.main import build_parser  # noqa: E402
@@ -97,7 +97,7 @@ async def test_scenario_changes_cross_the_bus_and_a_late_gateway_names_the_one_p
                             gw2s.cancel_scope.cancel()
                 gws.cancel_scope.cancel()
             async with client_for(redis.url) as client:
-                playing = await client.get(bc.scenarios_key(NS))
+                playing = await client.get(bk.scenarios_key(NS))
             nursery.cancel_scope.cancel()
     assert own == via_bus
     assert [(name, state) for name, state, _ in own] == [
@@ -109,3 +109,33 @@ async def test_scenario_changes_cross_the_bus_and_a_late_gateway_names_the_one_p
     assert own[1][2] - own[0][2] == 800_000_000  # its halt ends 0.8 s after its time 0
     assert set(late) <= {"bus-day", "live-halt"} and "bus-day" in late
     assert orjson.loads(playing) == []
+
+
+async def test_a_producer_taking_over_writes_the_scenarios_it_plays_not_its_predecessors(
+    redis: RedisServer,
+) -> None:
+    """The first producer played a scenario and stopped while it played; the one that takes
+    over plays none, and a gateway starting then must not name the stale one."""
+    from tickwire.feed.bus.api import BusProducer, MarketUpstream
+    from tickwire.simulators import Market
+
+    market = Market(Universe.synthetic(4, 0), seed=5, start_ns=0)
+    up = MarketUpstream(market)
+    with trio.fail_after(TIMEOUT_S):
+        async with client_for(redis.url) as client:
+            async with trio.open_nursery() as nursery:
+                first = BusProducer(redis.url, market.universe, up, namespace=NS, ident="p1:1")
+                await nursery.start(first.run)
+                first.publish_scenario("old-day", True, 1, ["old-day"])
+                first.publish(market.step(10**9))
+                await first.wait_written()
+                assert orjson.loads(await client.get(bk.scenarios_key(NS))) == ["old-day"]
+                nursery.cancel_scope.cancel()  # stops while "old-day" plays
+            async with trio.open_nursery() as nursery:
+                second = BusProducer(redis.url, market.universe, up, namespace=NS, ident="p2:2")
+                await nursery.start(second.run)
+                assert second.statistics().role == "active"
+                assert orjson.loads(await client.get(bk.scenarios_key(NS))) == []
+                async with BusReader(redis.url, namespace=NS) as reader:
+                    assert reader.scenarios == []
+                nursery.cancel_scope.cancel()

@@ -23,6 +23,7 @@ require_redis()
 
 from tickwire.feed import Batch, Gap, connect  # noqa: E402
 from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus import lease as bl  # noqa: E402
 from tickwire.feed.bus import write as bw  # noqa: E402
 from tickwire.feed.bus.api import BusProducer, MarketUpstream, client_for  # noqa: E402
@@ -42,7 +43,7 @@ def _epoch(proc: Proc) -> int:
 async def _entries(url: str, ns: str = "tickwire") -> list[tuple[bytes, int]]:
     """(id, epoch) of every entry on shard 0's stream, oldest first."""
     async with client_for(url) as client:
-        got = await client.xrange(bc.ticks_key(ns, 0))
+        got = await client.xrange(bk.ticks_key(ns, 0))
     return [(e.identifier, int(e.field_values[b"e"])) for e in got]
 
 
@@ -75,7 +76,7 @@ async def test_a_second_producer_stands_by_and_a_stale_write_is_fenced(redis: Re
             )
             async with client_for(redis.url) as client:
                 reply = await client.eval(bw.WRITE_SCRIPT, keys=keys, args=args)
-                head = await client.get(bc.head_key("tickwire"))
+                head = await client.get(bk.head_key("tickwire"))
             assert bl.fenced_holder(reply) == p1.token
             assert await _entries(redis.url) == entries and head != b"99"
             nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ require_redis()
 
 from tickwire.feed import Batch, TradingStatus, connect  # noqa: E402
 from tickwire.feed.bus import codec as bc  # noqa: E402
+from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
 from tickwire.feed.cli import config as _config  # noqa: E402
 from tickwire.feed.cli.main import build_parser  # noqa: E402
@@ -115,7 +116,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
                             gw2s.cancel_scope.cancel()
                 gws.cancel_scope.cancel()
             async with client_for(redis.url) as client:
-                halted = await client.hgetall(bc.halted_key(NS))
+                halted = await client.hgetall(bk.halted_key(NS))
             nursery.cancel_scope.cancel()
     expected = [
         ("AAPL", "halted", "scenario", start_ns + 600_000_000),
