@@ -272,9 +272,7 @@ class Books:
     def _track(self, i: int) -> None:
         if self.tracked[i]:
             return
-        if self._ladder_memo is None or self._ladder_memo[0] != self.gen:
-            self._ladder_memo = (self.gen, self._ladders())
-        row = self._ladder_memo[1][i]
+        row = self._memo()[i]
         lv = b.Levels(self._decimals[i], self._tick_units[i], int(row["seq"]), int(row["ts"]))
         scale = self._scale[i]
         for side, name in ((0, "bid"), (1, "ask")):
@@ -284,6 +282,13 @@ class Books:
                     lv.set(side, u, size)
         self.levels[i] = lv
         self.tracked[i] = True
+
+    def _memo(self) -> NDArray[np.void]:
+        """Every book now, taken once per generation (each time while not `ready`: on a bus
+        gateway, that read is what starts its mirror)."""
+        if self._ladder_memo is None or self._ladder_memo[0] != self.gen or not self.ready:
+            self._ladder_memo = (self.gen, self._ladders())
+        return self._ladder_memo[1]
 
     def _snapshot(self, reader: BookReader, i: int) -> None:
         """`reader` is sent symbol `i`'s book now."""
@@ -324,9 +329,7 @@ class Books:
         lv = self.levels[i]
         if lv is not None:
             return self.view(i, depth), lv.seq, lv.ts
-        if self._ladder_memo is None or self._ladder_memo[0] != self.gen:
-            self._ladder_memo = (self.gen, self._ladders())
-        row = self._ladder_memo[1][i]
+        row = self._memo()[i]
         scale, span = self._scale[i], min(depth, self.depth)
         sides = []
         for name in ("bid", "ask"):

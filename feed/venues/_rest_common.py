@@ -54,6 +54,13 @@ def raw_json(status: int, body: bytes, headers: Sequence[tuple[str, str]] = ()) 
     return RestResponse(status, (JSON, CORS, *headers), body)
 
 
+# A bus gateway mirrors the producer's books only while someone reads them: the first read after
+# an idle spell starts it, and the books are current a round trip later. Until then a venue's
+# REST book answers 503 with this reason (and `Retry-After: 1`), never a stale book.
+BOOKS_LOADING = "order books are loading on this server (a bus gateway fetching them): retry"
+RETRY_SOON = (("Retry-After", "1"),)
+
+
 class RestError(Exception):
     """A request the venue refuses: its HTTP status and error object."""
 

@@ -52,6 +52,12 @@ class DepthBodies:
         self._prices: dict[int, dict[int, str]] = {}  # sym -> price units -> '"189.52000000"'
         self._sizes: dict[int, dict[int, str]] = {}  # sym -> size units -> '"200.00000000"'
 
+    def current(self, sym: int, now_ns: int) -> bool:
+        """Book `sym` for REST if it is not, and say whether the books are current (False on a
+        bus gateway still fetching them, `Books.ready`)."""
+        self.depth.touch(sym, now_ns)
+        return self.depth.books.ready
+
     def body(self, sym: int, limit: int, now_ns: int) -> bytes:
         """`{"lastUpdateId", "bids", "asks"}` of symbol `sym`, the best `limit` levels a side."""
         rest = self.depth

@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from tickwire.feed.venues._rest_common import (
+    BOOKS_LOADING,
+    RETRY_SOON,
     MarketView,
     RestError,
     RestRequest,
@@ -88,6 +90,8 @@ class AlpacaCryptoRest(AlpacaRest):
                 asks = [(float(rec["ask"]), int(rec["ask_size"]))] if rec["ask_size"] else []
             else:
                 (bid_units, ask_units), _, ts = books.ladder(sym, books.depth)
+                if not books.ready:  # read anyway: that starts a gateway's mirror
+                    raise RestError(503, {"code": 50300000, "message": BOOKS_LOADING}, RETRY_SOON)
                 scale = 10.0 ** self.view.price_decimals[sym]
                 bids = [(u / scale, size) for u, size in bid_units]
                 asks = [(u / scale, size) for u, size in ask_units]

@@ -29,6 +29,8 @@ from tickwire.feed.venues._rest_binance_objects import (
     window_stats,
 )
 from tickwire.feed.venues._rest_common import (
+    BOOKS_LOADING,
+    RETRY_SOON,
     MarketView,
     RestError,
     RestRequest,
@@ -158,7 +160,7 @@ class BinanceRest:
         try:
             result = handler(params, now_ns)
         except RestError as exc:
-            return json_response(exc.status, exc.body, headers)
+            return json_response(exc.status, exc.body, [*headers, *exc.headers])
         if isinstance(result, bytes):
             return raw_json(200, result, headers)
         return json_response(200, result, headers)
@@ -243,6 +245,8 @@ class BinanceRest:
         sym = self._sym(params)
         limit = self._limit(params)
         if self.books is not None:  # encoded once per book change (`_rest_depth`)
+            if not self.books.current(sym, now_ns):
+                raise RestError(503, {"code": -1008, "msg": BOOKS_LOADING}, RETRY_SOON)
             return self.books.body(sym, limit, now_ns)
         rec, view = self.view.latest()[sym], self.view
         bids = [[px(rec["bid"]), qty(view, sym, rec["bid_size"])]] if rec["bid_size"] else []

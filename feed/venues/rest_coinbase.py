@@ -20,6 +20,8 @@ import orjson
 
 from tickwire.feed.venues._common import NS_PER_S, Clock
 from tickwire.feed.venues._rest_common import (
+    BOOKS_LOADING,
+    RETRY_SOON,
     MarketView,
     RestError,
     RestRequest,
@@ -268,6 +270,8 @@ class CoinbaseRest:
             sequence = int(rec["seq"])
         else:
             (bid_units, ask_units), sequence, _ = books.ladder(sym, books.depth)
+            if not books.ready:  # read anyway: that starts a gateway's mirror
+                raise RestError(503, {"message": BOOKS_LOADING}, RETRY_SOON)
             scale = 10.0 ** view.price_decimals[sym]
             bids = [(u / scale, size) for u, size in bid_units]
             asks = [(u / scale, size) for u, size in ask_units]
