@@ -110,8 +110,11 @@ def chart_rows(
     else:
         bars = " " * len(vol)
     out.append([("volume".rjust(AXIS_W - 2) + " ┤", "muted"), (bars, "volume")])
-    caption = f"last {n} updates   ▔ ask  ▁ bid  │ spread  ● last trade  volume per update"
-    out.append([(" " * AXIS_W + caption, "muted")])
+    caption = " " * AXIS_W + f"last {n} updates   ▔ ask  ▁ bid  │ spread  ● last trade  volume"
+    caption += " per update"
+    if len(caption) > width:  # whole words only, as Textual wraps (the rest below, unseen)
+        caption = caption[: width + 1].rsplit(" ", 1)[0].rstrip()
+    out.append([(caption, "muted")])
     return out
 
 

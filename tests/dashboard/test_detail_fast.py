@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from dash_helpers import drive, make_app, until
 from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tickwire.dashboard import fmt
+from tickwire.dashboard.chart import chart_rows
 from tickwire.dashboard.clock import FrozenClock
 from tickwire.dashboard.detail import PriceChart
 from tickwire.dashboard.fake import FakeFeed
@@ -131,3 +133,16 @@ def test_the_hidden_watchlist_waits_under_the_detail_screen_and_is_current_after
             assert any(last in line for line in lines), (last, lines)
 
     drive(app, script)
+
+
+def test_the_chart_caption_is_cut_at_a_whole_word_as_textual_wrapped_it() -> None:
+    """Beside a ladder the chart is narrow: its caption ends at the last word that fits (as the
+    screen showed it when Textual wrapped the chart's text), never in a cut word."""
+    hist = np.column_stack([np.full(30, 10.0), np.full(30, 10.01), np.full(30, 10.0)])
+    for width in range(20, 90):
+        caption = "".join(part for part, _ in chart_rows(hist, np.ones(30), width, 12)[-1])
+        shown = min(30, width - 10)  # one column per update
+        full = " " * 10 + f"last {shown} updates   ▔ ask  ▁ bid  │ spread  ● last trade  volume"
+        full += " per update"
+        assert len(caption) <= width and full.startswith(caption), (width, caption)
+        assert len(caption) == len(full) or full[len(caption)] == " ", (width, caption)
