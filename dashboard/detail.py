@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -122,24 +121,36 @@ class DepthLadder(Widget):
         self.decimals = decimals
         self.size_text = size_text
         self.shown: int | None = None  # the seq of the book last drawn
+        self._lines: list[Strip] = []
+        self._drawn_for: tuple[object, ...] | None = None  # what _lines were built for
 
     @property
     def version(self) -> int | None:
         book = self.book()
         return None if book is None else book.seq
 
-    def render(self) -> Text:
-        colours = _colours(self)
-        book = self.book()
-        self.shown = None if book is None else book.seq
-        return ladder_text(
-            book,
-            self.content_size.width,
-            self.size.height,
-            self.decimals,
-            colours,
-            self.size_text,
-        )
+    def redraw(self) -> None:
+        """The book changed: build the lines afresh at the next paint."""
+        self._drawn_for = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        # Drawn as strips like the chart (a new book every frame): Rich's segments of the
+        # ladder's text, without Textual's per-cell restyling of a Text.
+        width, height = self.size
+        base = self.visual_style.rich_style
+        key = (width, height, self.app.theme, base)
+        if key != self._drawn_for:
+            self._drawn_for = key
+            book = self.book()
+            self.shown = None if book is None else book.seq
+            text = ladder_text(
+                book, self.content_size.width, height, self.decimals, _colours(self), self.size_text
+            )
+            console = self.app.console
+            lines = console.render_lines(text, console.options.update_width(width), style=base)
+            self._lines = [Strip(line, width) for line in lines]
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
 
 
 def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
@@ -275,7 +286,7 @@ class DetailScreen(Screen[None]):
         if self.is_mounted and self.book is not None:
             for ladder in self.query(DepthLadder):  # none while the screen is being dismissed
                 if ladder.shown is None or ladder.shown != ladder.version:
-                    ladder.refresh()
+                    ladder.redraw()
 
     def note(self, now_s: float) -> None:
         """A frame at `now_s`: note the versions of the data held, to measure `lag_s`."""
