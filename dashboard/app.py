@@ -174,6 +174,8 @@ class DashboardApp(FeedIngest):
         )
 
     def _left_detail(self, symbol: str) -> None:
+        if not any(isinstance(s, DetailScreen) for s in self.screen_stack):
+            self.uncovered()
         if self.book_symbol == symbol:
             self.book_symbol = None
             self.bridge.send(BookOff(symbol))

@@ -15,7 +15,8 @@ A frame is the sum of:
    (`Strip.render`, which the headless driver skips).
 
 Screen bookkeeping before the first `render_lines` (dirty-region union, a layout pass) is not
-included. Run it with `python -m tickwire.dashboard.bench` (`live` for `measure_live`).
+included. Run it with `python -m tickwire.dashboard.bench` (`live` for `measure_live`, `detail`
+for `measure_detail`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from textual.geometry import Region
 from textual.strip import Strip
 
+from tickwire.feed.client.book import Book
 from tickwire.feed.protocol import SUBPROTOCOL_JSON
 from tickwire.simulators import Universe
 
 from .app import DashboardApp
 from .config import DEFAULT_FPS, DEFAULT_WATCHLIST
+from .detail import DetailScreen
 from .fake import FakeFeed, fake_connector
 from .local_server import demo_server
 
@@ -169,6 +173,80 @@ def _instrument(app: DashboardApp) -> _Frames:
     return acc
 
 
+def measure_detail(
+    size: tuple[int, int] = (120, 60), frames: int = 300, book: bool = True
+) -> dict[str, Any]:
+    """Frame time (ms) of the detail screen: `frames` frames, each after one new update of its
+    symbol (chart full: 512 updates) and, with `book`, a new 20-level book beside it.
+
+    Stepped, not timed: the render timer is off, the fake feed emits one batch a frame and the
+    frame is painted before the next, so a frame is measured alone (see the module docstring
+    for what it includes), on a machine however loaded, and old and new code compare."""
+    return asyncio.run(_measure_detail(size, frames, book))
+
+
+def _bench_book(symbol: str, step: int) -> Book:
+    """A 20-level book whose sizes change at every `step` (as a busy symbol's book does)."""
+    k = np.arange(20)
+    levels = np.dtype([("price", "f8"), ("size", "u8")])
+    bids, asks = np.empty(20, levels), np.empty(20, levels)
+    bids["price"], asks["price"] = 189.45 - k * 0.01, 189.47 + k * 0.01
+    bids["size"] = 100 + (k * 37 + step * 13) % 900
+    asks["size"] = 100 + (k * 41 + step * 17) % 900
+    return Book(symbol, bids, asks, seq=step, ts=0, depth=20)
+
+
+async def _measure_detail(size: tuple[int, int], frames: int, book: bool) -> dict[str, Any]:
+    fake = FakeFeed(seed=1, rate_hz=0, changing=1.0, preroll=520)
+    symbol = DEFAULT_WATCHLIST[0]
+    app = DashboardApp(
+        fake_connector(fake), url="fake://bench", watchlist=[symbol], render_timer=False
+    )
+    step = [0]
+    async with app.run_test(size=size) as pilot:
+        state = await _until(pilot, lambda: app.state, "the bench feed did not start")
+        sid = state.index[symbol]
+        await _until(pilot, lambda: state.hist_len[sid] >= 512, "the chart did not fill")
+        screen = DetailScreen(
+            state, symbol, app.clock, book=(lambda: _bench_book(symbol, step[0])) if book else None
+        )
+        app.push_screen(screen)
+        await _until(pilot, lambda: screen.is_mounted, "the detail screen did not open")
+        await pilot.pause()
+        acc = _instrument(app)
+        painted: list[float] = []  # a frame: its flush and every screen update it caused
+        for _ in range(frames):
+            sent = fake.ticks_received + 1
+            fake.step(1)
+            await _until(pilot, lambda n=sent: state.total_updates >= n, "no update")  # type: ignore[misc]
+            step[0] += 1
+            app.book_dirty = book
+            before = len(acc.frames)
+            app.flush()
+            await pilot.pause()  # the frame is painted before the next
+            painted.append(sum(acc.frames[before:]) + acc.pending * 1000)
+            acc.pending = 0.0
+        await pilot.press("escape", "q")
+    painted.sort()
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "book": book,
+        "frames": len(painted),
+        "frame_ms_median": round(statistics.median(painted), 3) if painted else None,
+        "frame_ms_p99": round(_p99(painted), 3),
+    }
+
+
+async def _until(pilot: Any, value: Callable[[], Any], failure: str) -> Any:
+    """`value()` once it is truthy: the app and its feed run meanwhile; fail after 10 s."""
+    deadline = time.perf_counter() + 10
+    while not (got := value()):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(failure)
+        await pilot.pause(0.005)
+    return got
+
+
 def measure_live(
     seconds: float = 5.0, size: tuple[int, int] = (120, 36), fps: float = DEFAULT_FPS
 ) -> dict[str, Any]:
@@ -257,4 +335,5 @@ async def _plain_ages(url: str, seconds: float, fps: float) -> list[float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure_live() if sys.argv[1:] == ["live"] else measure(), indent=2))
+    runs: dict[str, Callable[[], dict[str, Any]]] = {"live": measure_live, "detail": measure_detail}
+    print(json.dumps(runs.get("".join(sys.argv[1:2]), measure)(), indent=2))

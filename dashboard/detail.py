@@ -13,99 +13,34 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import numpy as np
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from tickwire.feed.client.book import Book
 
 from . import fmt
+from .chart import chart_rows
 from .clock import Clock
 from .ladder import ladder_text
+from .lag import ShownLag
 from .state import MarketState
-
-
-def chart_text(
-    hist: np.ndarray,
-    vol: np.ndarray,
-    width: int,
-    height: int,
-    colours: dict[str, str],
-    decimals: int = 2,
-) -> Text:
-    """Bid/ask as a band with the last trade on it, one column per update, price axis left.
-
-    Axis labels are printed at the symbol's precision (`decimals`), and a label that would read
-    the same as the one above it (a range of a few ticks over many rows) is left out.
-    """
-    axis_w = 10
-    cols = max(1, width - axis_w)
-    rows = max(3, height - 2)  # the last two lines: volume bars and a caption
-    hist = hist[-cols:]
-    vol = vol[-cols:]
-    text = Text(no_wrap=True, overflow="crop")
-    if len(hist) == 0 or not np.isfinite(hist).any():
-        text.append("waiting for updates…", style=colours["muted"])
-        return text
-    lo = float(np.nanmin(hist[:, :2]))
-    hi = float(np.nanmax(hist[:, :2]))
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.01, hi + 0.01
-
-    def row_of(price: float) -> int:
-        return round((hi - price) / (hi - lo) * (rows - 1))
-
-    grid = [[" "] * len(hist) for _ in range(rows)]
-    style = [[""] * len(hist) for _ in range(rows)]
-    for x, (bid, ask, last) in enumerate(hist):
-        if not (math.isfinite(bid) and math.isfinite(ask)):
-            continue
-        ra, rb = row_of(ask), row_of(bid)
-        for r in range(ra + 1, rb):
-            grid[r][x], style[r][x] = "│", colours["band"]
-        if ra == rb:
-            grid[ra][x], style[ra][x] = "━", colours["accent"]
-        else:
-            grid[ra][x], style[ra][x] = "▔", colours["ask"]
-            grid[rb][x], style[rb][x] = "▁", colours["bid"]
-        if math.isfinite(last) and lo <= last <= hi:
-            grid[row_of(last)][x], style[row_of(last)][x] = "●", colours["last"]
-    shown: set[str] = set()
-    for r in range(rows):
-        label = ""
-        if r == 0 or r == rows - 1 or r % 4 == 0:
-            label = f"{hi - (hi - lo) * r / (rows - 1):,.{decimals}f}"
-            if label in shown:
-                label = ""
-            shown.add(label)
-        text.append(label.rjust(axis_w - 2) + " ┤", style=colours["muted"])
-        line = grid[r]
-        for x, ch in enumerate(line):
-            text.append(ch, style=style[r][x] or None)
-        text.append("\n")
-    peak = float(vol.max()) if len(vol) else 0.0
-    bars = "".join(
-        " " if v <= 0 or peak <= 0 else fmt.BARS[min(7, int(v / peak * 7.999))] for v in vol
-    )
-    text.append("volume".rjust(axis_w - 2) + " ┤", style=colours["muted"])
-    text.append(bars, style=colours["volume"])
-    text.append("\n")
-    text.append(
-        " " * axis_w
-        + f"last {len(hist)} updates   ▔ ask  ▁ bid  │ spread  ● last trade  volume per update",
-        style=colours["muted"],
-    )
-    return text
+from .status import StatusInfo, state_badge
 
 
 class PriceChart(Widget):
+    """The chart through Textual's Line API: each line a `Strip` of one `Segment` per run of a
+    colour, built once per new update of the symbol (`redraw`), a size or a theme; Textual's
+    own text pipeline (markup, wrapping, a style per cell) costs several times the chart."""
+
     DEFAULT_CSS = """
     PriceChart { width: 1fr; height: 1fr; min-height: 8; padding: 0 1; }
     """
@@ -114,8 +49,31 @@ class PriceChart(Widget):
         super().__init__()
         self.state = state
         self.sid = sid
+        self.shown: int | None = None  # the symbol's update count when last drawn
+        self._lines: list[Strip] = []
+        self._drawn_for: tuple[object, ...] | None = None  # what _lines were built for
 
-    def render(self) -> Text:
+    @property
+    def version(self) -> int:
+        """The update count of the data held: the chart changes only when it does."""
+        return int(self.state.updates[self.sid])
+
+    def redraw(self) -> None:
+        """The data changed: build the lines afresh at the next paint."""
+        self._drawn_for = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        base = self.visual_style.rich_style
+        key = (width, height, self.app.theme, base)
+        if key != self._drawn_for:
+            self._drawn_for = key
+            self.shown = self.version
+            self._lines = self._build(width, height, base)
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
+
+    def _build(self, width: int, height: int, base: Style) -> list[Strip]:
         theme = self.app.current_theme
         colours = {
             "ask": theme.error or "red",
@@ -126,9 +84,15 @@ class PriceChart(Widget):
             "muted": "dim",
             "volume": theme.primary or "blue",
         }
+        styles = {k: base + Style.parse(v) for k, v in colours.items()}
         hist, vol = self.state.history(self.sid)
-        decimals = int(self.state.decimals[self.sid])
-        return chart_text(hist, vol, self.size.width, self.size.height, colours, decimals)
+        rows = chart_rows(hist, vol, width, height, int(self.state.decimals[self.sid]))
+        return [
+            Strip([Segment(part, styles[k] if k else base) for part, k in runs]).adjust_cell_length(
+                width, base
+            )
+            for runs in rows
+        ]
 
 
 def _colours(widget: Widget) -> dict[str, str]:
@@ -156,17 +120,37 @@ class DepthLadder(Widget):
         self.book = book
         self.decimals = decimals
         self.size_text = size_text
+        self.shown: int | None = None  # the seq of the book last drawn
+        self._lines: list[Strip] = []
+        self._drawn_for: tuple[object, ...] | None = None  # what _lines were built for
 
-    def render(self) -> Text:
-        colours = _colours(self)
-        return ladder_text(
-            self.book(),
-            self.content_size.width,
-            self.size.height,
-            self.decimals,
-            colours,
-            self.size_text,
-        )
+    @property
+    def version(self) -> int | None:
+        book = self.book()
+        return None if book is None else book.seq
+
+    def redraw(self) -> None:
+        """The book changed: build the lines afresh at the next paint."""
+        self._drawn_for = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        # Drawn as strips like the chart (a new book every frame): Rich's segments of the
+        # ladder's text, without Textual's per-cell restyling of a Text.
+        width, height = self.size
+        base = self.visual_style.rich_style
+        key = (width, height, self.app.theme, base)
+        if key != self._drawn_for:
+            self._drawn_for = key
+            book = self.book()
+            self.shown = None if book is None else book.seq
+            text = ladder_text(
+                book, self.content_size.width, height, self.decimals, _colours(self), self.size_text
+            )
+            console = self.app.console
+            lines = console.render_lines(text, console.options.update_width(width), style=base)
+            self._lines = [Strip(line, width) for line in lines]
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
 
 
 def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:
@@ -261,18 +245,18 @@ class DetailScreen(Screen[None]):
         self.clock = clock
         self.book = book  # None: the server has no books, the screen is quote and chart only
         self.on_leave = on_leave
+        self._chart_lag, self._book_lag = ShownLag(), ShownLag()
+        ref = state.refs_by_id[self.sid]
+        self._title = Content.from_markup(
+            "$sym  [$text-muted]$name · $sector[/]",
+            sym=ref.symbol,
+            name=ref.name,
+            sector=ref.sector,
+        )
+        self._badge: Content | None = None  # the feed's state while it is not LIVE
 
     def compose(self) -> ComposeResult:
-        ref = self.state.refs_by_id[self.sid]
-        yield Static(
-            Content.from_markup(
-                "$sym  [$text-muted]$name · $sector[/]",
-                sym=ref.symbol,
-                name=ref.name,
-                sector=ref.sector,
-            ),
-            id="title",
-        )
+        yield Static(self._title, id="title")
         yield Static(id="quote")
         if self.book is None:
             yield PriceChart(self.state, self.sid)
@@ -301,7 +285,35 @@ class DetailScreen(Screen[None]):
     def refresh_book(self) -> None:
         if self.is_mounted and self.book is not None:
             for ladder in self.query(DepthLadder):  # none while the screen is being dismissed
-                ladder.refresh()
+                if ladder.shown is None or ladder.shown != ladder.version:
+                    ladder.redraw()
+
+    def note(self, now_s: float) -> None:
+        """A frame at `now_s`: note the versions of the data held, to measure `lag_s`."""
+        for widget, lag in self._drawn():
+            version = widget.version
+            if version is not None:
+                lag.seen(version, now_s)
+
+    def lag_s(self, now_s: float) -> float:
+        """How long the oldest data held and not yet drawn has waited (0: the screen is current)."""
+        return max((lag.lag_s(w.shown, now_s) for w, lag in self._drawn()), default=0.0)
+
+    def _drawn(self) -> list[tuple[PriceChart | DepthLadder, ShownLag]]:
+        drawn: list[tuple[PriceChart | DepthLadder, ShownLag]] = []
+        drawn.extend((chart, self._chart_lag) for chart in self.query(PriceChart))
+        drawn.extend((ladder, self._book_lag) for ladder in self.query(DepthLadder))
+        return drawn
+
+    def show_state(self, info: StatusInfo) -> None:
+        """The feed's state beside the title while it is not LIVE (BEHIND counts this screen)."""
+        badge = None if info.state == "live" else state_badge(info)
+        if badge == self._badge or not self.is_mounted:
+            return
+        self._badge = badge
+        title = self._title if badge is None else Content("   ").join([self._title, badge])
+        for widget in self.query("#title").results(Static):
+            widget.update(title, layout=False)
 
     def refresh_data(self) -> None:
         if self.is_mounted:  # else pushed, not yet composed: on_mount draws the first picture
@@ -312,5 +324,6 @@ class DetailScreen(Screen[None]):
             quote, chart = self.query_one("#quote", Static), self.query_one(PriceChart)
         except NoMatches:  # the screen is being dismissed: its widgets went first
             return
-        quote.update(quote_content(self.state, self.sid, self.clock))
-        chart.refresh()
+        quote.update(quote_content(self.state, self.sid, self.clock), layout=False)  # height 4
+        if chart.shown is None or chart.shown != chart.version:  # else the rate or a flash
+            chart.redraw()

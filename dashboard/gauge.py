@@ -1,7 +1,8 @@
 """`FeedGauge`: the status bar's live figures from the feed's counters: state, rates and lag.
 
 At each status refresh the app hands it the feed and the clocks; it fills a `StatusInfo` with
-LIVE, BEHIND (the delivery lag is past `lag.BEHIND_AFTER_NS`) or STALE (no message for 3
+LIVE, BEHIND (the delivery lag, plus how long the screen has not drawn data it holds, is past
+`lag.BEHIND_AFTER_NS`) or STALE (no message for 3
 heartbeats), and messages, ticks and frames a second over the last second. Plain state: no
 Textual, and the app decides when to call it. Imports `lag` and `status` only.
 """
@@ -25,8 +26,19 @@ class FeedGauge:
         self._last_msgs = 0
         self._last_msg_s = now_s
 
-    def fill(self, info: StatusInfo, feed: Any, frames: int, now_s: float, wall_ns: int) -> None:
-        """Update `info`'s state, lag and rates from `feed` (None before the first connection)."""
+    def fill(
+        self,
+        info: StatusInfo,
+        feed: Any,
+        frames: int,
+        now_s: float,
+        wall_ns: int,
+        shown_lag_ns: int = 0,
+    ) -> None:
+        """Update `info`'s state, lag and rates from `feed` (None before the first connection).
+
+        `shown_lag_ns` is how long data held has waited to be drawn (`lag.ShownLag`): the screen
+        is as far behind as the feed's delivery lag plus that."""
         msgs = ticks = 0
         if feed is not None:
             msgs, ticks = feed.messages_received, feed.ticks_received
@@ -35,7 +47,10 @@ class FeedGauge:
             heartbeat_s = float(feed.welcome.get("heartbeat_ms", 1000) or 1000) / 1000
             if feed.state == "live":
                 stale = now_s - self._last_msg_s > STALE_AFTER_HEARTBEATS * heartbeat_s
-                info.lag_ns = self.lag.current(wall_ns)
+                delivered = self.lag.current(wall_ns)
+                info.lag_ns = (
+                    (delivered or 0) + shown_lag_ns if delivered or shown_lag_ns else delivered
+                )
                 behind = info.lag_ns is not None and info.lag_ns > BEHIND_AFTER_NS
                 info.state = "stale" if stale else "behind" if behind else "live"
                 info.error = None

@@ -228,6 +228,10 @@ The depth ladder beside the chart: bids left, asks right, best first, a bar per 
 Spread is the best ask - best bid; imbalance is the bid share of the size on the top 5 levels \
 of both sides (over 50%: more on the bid). Only this symbol's book is fetched, while it is open.
 
+[b]State[/b]
+Beside the title while the feed is not LIVE: BEHIND with the delay (the data arrives late, or \
+this screen has not yet drawn what arrived), STALE, RECONNECTING.
+
 [b]Quote[/b]
 Change is against the reference price; Seq jumps count updates the server conflated \
 (throttle or a slow reader), which is not data loss: every row is the latest state.

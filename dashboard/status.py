@@ -53,21 +53,24 @@ _BADGES = {
 }
 
 
-def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
-    """The status bar's parts left to right, each with its priority (higher stays longer).
-
-    State comes first and goes last, then PAUSED, gaps and lost updates, the newest tick's age;
-    rates, fps and the URL are the first to go on a narrow terminal.
-    """
+def state_badge(info: StatusInfo) -> Content:
+    """LIVE, BEHIND with the delay, STALE, RECONNECTING with its countdown...: the state part."""
     label, colour = _BADGES.get(info.state, (info.state.upper(), "$warning"))
     badge = label
     if info.state in ("reconnecting", "connecting") and info.retry_in_s is not None:
         badge += f" in {max(0.0, info.retry_in_s):.1f}s"
     elif info.state == "behind" and info.lag_ns is not None:
         badge += f" {fmt.age(info.lag_ns)}"
-    parts: list[tuple[int, Content]] = [
-        (100, Content.from_markup(f"[bold {colour}]$badge[/]", badge=badge))
-    ]
+    return Content.from_markup(f"[bold {colour}]$badge[/]", badge=badge)
+
+
+def status_parts(info: StatusInfo) -> list[tuple[int, Content]]:
+    """The status bar's parts left to right, each with its priority (higher stays longer).
+
+    State comes first and goes last, then PAUSED, gaps and lost updates, the newest tick's age;
+    rates, fps and the URL are the first to go on a narrow terminal.
+    """
+    parts: list[tuple[int, Content]] = [(100, state_badge(info))]
     if info.paused:
         held = Content.from_markup(
             "[bold reverse $warning] PAUSED +$held [/]", held=fmt.compact(info.held)

@@ -80,6 +80,10 @@ class DashboardView(App[int]):
         self.info = StatusInfo(url=url)
         self.fatal_error: str | None = None
         self.frames = 0
+        # A detail screen hides the watchlist: Textual still repaints a hidden screen's changes
+        # through the screen above it (the whole screen, measured: 80 ms a frame at 200x50),
+        # so its table and status bar wait until they show again.
+        self.covered = False
         self.data_age_ns: int | None = None  # at the last frame: now - newest ts shown
         self.gauge = FeedGauge(self.clock.monotonic())
         self.lag = self.gauge.lag  # the feed's delivery lag: reset on every new connection
@@ -147,15 +151,23 @@ class DashboardView(App[int]):
         now = self.clock.monotonic()
         self.frames += 1
         state = self.state
+        covered = any(isinstance(s, DetailScreen) for s in self.screen_stack)
+        if covered != self.covered:
+            self.covered = covered
+            if not covered:  # the watchlist is back: what it missed, at once
+                self.uncovered()
         if state is not None:
-            if state.advance(now) and self.sort_key in _LIVE_SORTS and not self.paused:
+            rolled = state.advance(now)
+            if rolled and self.sort_key in _LIVE_SORTS and not self.paused and not covered:
                 self.reorder()
             if not self.paused:
                 dirty = state.take_dirty()
                 expired = state.expired_flashes(self._last_flush, now)
                 table = self.table
                 with self.batch_update():
-                    if now - self._last_ages >= AGES_EVERY_S:
+                    if covered:
+                        pass  # a hidden table's repaint costs the detail screen a full one
+                    elif now - self._last_ages >= AGES_EVERY_S:
                         self._last_ages = now
                         table.refresh_ids(table.rows)
                     else:
@@ -167,9 +179,17 @@ class DashboardView(App[int]):
                         if self.book_dirty:
                             self.book_dirty = False
                             screen.refresh_book()
+                        screen.note(now)
                 self.data_age_ns = self._data_age_ns(state)
         self._last_flush = now
         self.show_status()
+
+    def uncovered(self) -> None:
+        """The watchlist shows again after the detail screen: its order, rows and status bar."""
+        self.covered = False
+        self.reorder()
+        self.table.refresh_all()
+        self.show_status(force=True)
 
     def show_imbalance(self, on: bool) -> None:
         """Show (or hide) the watchlist's Imb column: bid share of the best level's size."""
@@ -182,7 +202,10 @@ class DashboardView(App[int]):
             return
         self._last_status = now
         info = self.info
-        self.gauge.fill(info, self.feed, self.frames, now, self.clock.wall_ns())
+        screen = self.screen_stack[-1] if self.screen_stack else None
+        detail = screen if isinstance(screen, DetailScreen) and not self.paused else None
+        shown_lag_ns = round(detail.lag_s(now) * 1e9) if detail is not None else 0
+        self.gauge.fill(info, self.feed, self.frames, now, self.clock.wall_ns(), shown_lag_ns)
         info.retry_in_s = None if self.retry_at is None else self.retry_at - now
         info.fps_target = self.fps
         info.paused = self.paused
@@ -190,7 +213,10 @@ class DashboardView(App[int]):
         if state is not None:
             info.held = state.total_updates - self._held_from if self.paused else 0
             info.tick_age_ns = self._data_age_ns(state)
-        self.status_bar.show(info)
+        if not self.covered:
+            self.status_bar.show(info)
+        if isinstance(screen, DetailScreen):
+            screen.show_state(info)
 
     def _data_age_ns(self, state: MarketState) -> int | None:
         """Now minus the `ts` of the newest record of the watchlist (None before any)."""

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label
 
 from tickwire.dashboard.app import DashboardApp
-from tickwire.dashboard.detail import chart_text
+from tickwire.dashboard.chart import chart_text
 from tickwire.dashboard.local_server import server_thread
 from tickwire.dashboard.screens import AddSymbolScreen
 from tickwire.feed import connect

@@ -118,7 +118,8 @@ def test_detail_screen_shows_a_live_ladder_and_drops_the_book_on_leave(
             ladder = screen.query_one(DepthLadder)
             await until(pilot, lambda: "imbalance top 5" in _ladder(ladder), "ladder drawn")
             book = app.feed.book("AAPL")
-            shown = ladder.render().plain.splitlines()  # no await between: the same book
+            ladder.redraw()  # drawn from the book of now: no await between, the same book
+            shown = _ladder(ladder).splitlines()
             rows = [line for line in shown[3:] if "│" in line]
             assert len(rows) >= min(len(book.bids), size[1] - 13)  # fills its height
             best = f"{float(book.bids['price'][0]):,.2f}"
