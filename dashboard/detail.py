@@ -36,27 +36,21 @@ from .state import MarketState
 from .status import StatusInfo, state_badge
 
 
-class PriceChart(Widget):
-    """The chart through Textual's Line API: each line a `Strip` of one `Segment` per run of a
-    colour, built once per new update of the symbol (`redraw`), a size or a theme; Textual's
-    own text pipeline (markup, wrapping, a style per cell) costs several times the chart."""
+class _Strips(Widget):
+    """A widget drawn through Textual's Line API: its lines built once (`_build`) per new
+    `version` of its data (`redraw`), a size or a theme, and kept; `shown` is the version they
+    show. Textual's own text pipeline (markup, wrapping, a style per cell) costs several times
+    the lines themselves."""
 
-    DEFAULT_CSS = """
-    PriceChart { width: 1fr; height: 1fr; min-height: 8; padding: 0 1; }
-    """
-
-    def __init__(self, state: MarketState, sid: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.state = state
-        self.sid = sid
-        self.shown: int | None = None  # the symbol's update count when last drawn
+        self.shown: int | None = None  # the version of the data last drawn
         self._lines: list[Strip] = []
         self._drawn_for: tuple[object, ...] | None = None  # what _lines were built for
 
     @property
-    def version(self) -> int:
-        """The update count of the data held: the chart changes only when it does."""
-        return int(self.state.updates[self.sid])
+    def version(self) -> int | None:
+        raise NotImplementedError
 
     def redraw(self) -> None:
         """The data changed: build the lines afresh at the next paint."""
@@ -72,6 +66,29 @@ class PriceChart(Widget):
             self.shown = self.version
             self._lines = self._build(width, height, base)
         return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
+
+    def _build(self, width: int, height: int, base: Style) -> list[Strip]:
+        raise NotImplementedError
+
+
+class PriceChart(_Strips):
+    """The chart through Textual's Line API: each line a `Strip` of one `Segment` per run of a
+    colour, built once per new update of the symbol (`redraw`), a size or a theme; Textual's
+    own text pipeline (markup, wrapping, a style per cell) costs several times the chart."""
+
+    DEFAULT_CSS = """
+    PriceChart { width: 1fr; height: 1fr; min-height: 8; padding: 0 1; }
+    """
+
+    def __init__(self, state: MarketState, sid: int) -> None:
+        super().__init__()
+        self.state = state
+        self.sid = sid
+
+    @property
+    def version(self) -> int:
+        """The update count of the data held: the chart changes only when it does."""
+        return int(self.state.updates[self.sid])
 
     def _build(self, width: int, height: int, base: Style) -> list[Strip]:
         theme = self.app.current_theme
@@ -106,7 +123,7 @@ def _colours(widget: Widget) -> dict[str, str]:
     }
 
 
-class DepthLadder(Widget):
+class DepthLadder(_Strips):
     """The symbol's order book beside the chart: `book()` is the feed's checked local copy."""
 
     DEFAULT_CSS = """
@@ -120,37 +137,21 @@ class DepthLadder(Widget):
         self.book = book
         self.decimals = decimals
         self.size_text = size_text
-        self.shown: int | None = None  # the seq of the book last drawn
-        self._lines: list[Strip] = []
-        self._drawn_for: tuple[object, ...] | None = None  # what _lines were built for
 
     @property
     def version(self) -> int | None:
+        """The seq of the book held (None: none yet)."""
         book = self.book()
         return None if book is None else book.seq
 
-    def redraw(self) -> None:
-        """The book changed: build the lines afresh at the next paint."""
-        self._drawn_for = None
-        self.refresh()
-
-    def render_line(self, y: int) -> Strip:
-        # Drawn as strips like the chart (a new book every frame): Rich's segments of the
-        # ladder's text, without Textual's per-cell restyling of a Text.
-        width, height = self.size
-        base = self.visual_style.rich_style
-        key = (width, height, self.app.theme, base)
-        if key != self._drawn_for:
-            self._drawn_for = key
-            book = self.book()
-            self.shown = None if book is None else book.seq
-            text = ladder_text(
-                book, self.content_size.width, height, self.decimals, _colours(self), self.size_text
-            )
-            console = self.app.console
-            lines = console.render_lines(text, console.options.update_width(width), style=base)
-            self._lines = [Strip(line, width) for line in lines]
-        return self._lines[y] if y < len(self._lines) else Strip.blank(width, base)
+    def _build(self, width: int, height: int, base: Style) -> list[Strip]:
+        # Rich's segments of the ladder's text (a new book every frame), without Textual's
+        # per-cell restyling of a Text.
+        inner, colours = self.content_size.width, _colours(self)
+        text = ladder_text(self.book(), inner, height, self.decimals, colours, self.size_text)
+        console = self.app.console
+        lines = console.render_lines(text, console.options.update_width(width), style=base)
+        return [Strip(line, width) for line in lines]
 
 
 def quote_content(state: MarketState, sid: int, clock: Clock) -> Content:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def tickwire_cmd(*args: str) -> list[str]:
@@ -18,6 +19,19 @@ def tickwire_cmd(*args: str) -> list[str]:
         if os.path.exists(script)
         else [sys.executable, "-m", "tickwire.feed.cli.main", *args]
     )
+
+
+def serve_config(*argv: str) -> Any:
+    """The `ServerConfig` that `tickwire serve --port 0 --heartbeat-ms 0 ARGV` runs with (flags,
+    TICKWIRE_* variables and defaults resolved as the command does), for in-process servers."""
+    from tickwire.feed.cli import config
+    from tickwire.feed.cli.main import build_parser
+    from tickwire.feed.cli.serve import server_config
+    from tickwire.feed.cli.serve_settings import SERVE
+
+    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
+    config.resolve(SERVE, args)
+    return server_config(args)
 
 
 @contextmanager

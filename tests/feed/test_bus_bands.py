@@ -12,16 +12,13 @@ import numpy as np
 import orjson
 import trio
 from _redis import RedisServer, require_redis
+from _support import serve_config
 from trio_websocket import open_websocket_url
 
 require_redis()
 
 from tickwire.feed.bus import bands as bb  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
-from tickwire.feed.cli import config as _config  # noqa: E402
-from tickwire.feed.cli.main import build_parser  # noqa: E402
-from tickwire.feed.cli.serve import server_config  # noqa: E402
-from tickwire.feed.cli.serve_settings import SERVE  # noqa: E402
 from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa: E402
 from tickwire.simulators.scenario import BAND_DTYPE  # noqa: E402
 
@@ -45,12 +42,6 @@ move = "3%"
 """
 
 
-def _config_of(*argv: str) -> Any:
-    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
-    _config.resolve(SERVE, args)
-    return server_config(args)
-
-
 async def _lulds(url: str, key: str, until: Any, out: list[dict[str, Any]]) -> None:
     """Alpaca `lulds` messages of AAPL (from the subscribe on) until `until()` holds."""
     async with open_websocket_url(url.removesuffix("/v1") + "/alpaca/v2/iex") as ws:
@@ -68,7 +59,7 @@ async def test_bands_cross_the_bus_and_a_late_gateway_learns_them(
 ) -> None:
     path = tmp_path / "bands.toml"
     path.write_text(SCENARIO, encoding="utf-8")
-    server, producer = producer_server(_config_of("--scenario", str(path)), None, redis.url, NS)
+    server, producer = producer_server(serve_config("--scenario", str(path)), None, redis.url, NS)
     start_ns = server.source.start_ns  # type: ignore[attr-defined]
     own: list[dict[str, Any]] = []
     via_bus: list[dict[str, Any]] = []
@@ -78,7 +69,7 @@ async def test_bands_cross_the_bus_and_a_late_gateway_learns_them(
             await nursery.start(producer.run)
             await nursery.start(server.run)
             async with BusReader(redis.url, namespace=NS) as reader, trio.open_nursery() as gws:
-                gateway = gateway_server(_config_of(), reader, "gw-1")
+                gateway = gateway_server(serve_config(), reader, "gw-1")
                 await gws.start(gateway.run)
                 assert server.now_ns() < start_ns + 900_000_000, "started too late to test"
 
@@ -93,7 +84,7 @@ async def test_bands_cross_the_bus_and_a_late_gateway_learns_them(
                     async with client_for(redis.url) as client:
                         standing = bb.decode_bands_now(await client.hgetall(bb.bands_key(NS)))
                     async with BusReader(redis.url, namespace=NS) as second:
-                        gw2 = gateway_server(_config_of(), second, "gw-2")
+                        gw2 = gateway_server(serve_config(), second, "gw-2")
                         async with trio.open_nursery() as gw2s:
                             await gw2s.start(gw2.run)
                             await _lulds(gw2.url, "late", lambda: len(late) > 0 or over(), late)
@@ -133,8 +124,8 @@ async def test_a_new_producer_starts_the_bands_hash_from_its_own(
     gateway that starts then must not learn the old producer's bands."""
     path = tmp_path / "bands.toml"
     path.write_text(SCENARIO, encoding="utf-8")
-    first, _ = producer_server(_config_of("--scenario", str(path)), None, redis.url, NS)
-    second, _ = producer_server(_config_of(), None, redis.url, NS)
+    first, _ = producer_server(serve_config("--scenario", str(path)), None, redis.url, NS)
+    second, _ = producer_server(serve_config(), None, redis.url, NS)
 
     async def run(server: Any, *, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:

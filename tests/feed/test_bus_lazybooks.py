@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 from _redis import Bus, RedisServer, require_redis
+from _support import serve_config
 
 require_redis()
 
@@ -24,20 +25,10 @@ from tickwire.feed import BookUpdate, Gap, connect  # noqa: E402
 from tickwire.feed.bus import books as bus_books  # noqa: E402
 from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
-from tickwire.feed.cli import config as _config  # noqa: E402
-from tickwire.feed.cli.main import build_parser  # noqa: E402
-from tickwire.feed.cli.serve import server_config  # noqa: E402
-from tickwire.feed.cli.serve_settings import SERVE  # noqa: E402
 from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa: E402
 
 TIMEOUT_S = 60
 NS = "lazybooks"
-
-
-def _config_of(*argv: str) -> Any:
-    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
-    _config.resolve(SERVE, args)
-    return server_config(args)
 
 
 async def _latest_entries(client: Any, n: int = 3) -> list[dict[bytes, bytes]]:
@@ -92,7 +83,7 @@ async def test_levels_cross_the_bus_only_while_a_gateway_client_holds_a_book(
     redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bus_books, "GRACE_S", 0.2)  # stop mirroring soon after the last client
-    config = _config_of("--book-depth", "20", "--symbols", "8", "--seed", "4")
+    config = serve_config("--book-depth", "20", "--symbols", "8", "--seed", "4")
     server, producer = producer_server(config, None, redis.url, NS)
     gaps: list[Gap] = []
     with trio.fail_after(TIMEOUT_S):
@@ -105,8 +96,8 @@ async def test_levels_cross_the_bus_only_while_a_gateway_client_holds_a_book(
                 trio.open_nursery() as gws,
             ):
                 g1, g2 = (
-                    gateway_server(_config_of(), r1, "g1"),
-                    gateway_server(_config_of(), r2, "g2"),
+                    gateway_server(serve_config(), r1, "g1"),
+                    gateway_server(serve_config(), r2, "g2"),
                 )
                 await gws.start(g1.run)
                 await gws.start(g2.run)

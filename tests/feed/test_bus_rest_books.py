@@ -17,27 +17,18 @@ from typing import Any
 import pytest
 import trio
 from _redis import RedisServer, require_redis
+from _support import serve_config
 
 require_redis()
 
 from tickwire.feed.bus import books as bus_books  # noqa: E402
 from tickwire.feed.bus.api import BusReader  # noqa: E402
-from tickwire.feed.cli import config as _config  # noqa: E402
-from tickwire.feed.cli.main import build_parser  # noqa: E402
-from tickwire.feed.cli.serve import server_config  # noqa: E402
-from tickwire.feed.cli.serve_settings import SERVE  # noqa: E402
 from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa: E402
 
 TIMEOUT_S = 60
 NS = "restbooks"
 BINANCE = "/binance/api/v3/depth?symbol=AAPL&limit=5"
 COINBASE = "/coinbase/products/AAPL/book?level=2"
-
-
-def _config_of(*argv: str) -> Any:
-    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
-    _config.resolve(SERVE, args)
-    return server_config(args)
 
 
 def _http(gateway: Any) -> str:
@@ -68,7 +59,7 @@ async def test_a_cold_gateway_answers_503_until_its_books_are_current(
     redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bus_books, "GRACE_S", 0.3)  # stop mirroring soon after the last read
-    config = _config_of("--book-depth", "20", "--seed", "4")
+    config = serve_config("--book-depth", "20", "--seed", "4")
     server, producer = producer_server(config, None, redis.url, NS)
     with trio.fail_after(TIMEOUT_S):
         async with trio.open_nursery() as nursery:
@@ -80,8 +71,8 @@ async def test_a_cold_gateway_answers_503_until_its_books_are_current(
                 trio.open_nursery() as gws,
             ):
                 g1, g2 = (
-                    gateway_server(_config_of(), r1, "g1"),
-                    gateway_server(_config_of(), r2, "g2"),
+                    gateway_server(serve_config(), r1, "g1"),
+                    gateway_server(serve_config(), r2, "g2"),
                 )
                 await gws.start(g1.run)
                 await gws.start(g2.run)

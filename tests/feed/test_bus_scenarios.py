@@ -6,11 +6,11 @@ runs, on real time (the scenario plays for 2.5 s)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 import trio
 from _redis import RedisServer, require_redis
+from _support import serve_config
 from trio_websocket import open_websocket_url
 
 require_redis()
@@ -18,10 +18,6 @@ require_redis()
 from tickwire.feed import ScenarioChange, connect  # noqa: E402
 from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
-from tickwire.feed.cli import config as _config  # noqa: E402
-from tickwire.feed.cli.main import build_parser  # noqa: E402
-from tickwire.feed.cli.serve import server_config  # noqa: E402
-from tickwire.feed.cli.serve_settings import SERVE  # noqa: E402
 from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa: E402
 from tickwire.simulators import Universe  # noqa: E402
 from tickwire.simulators.scenario import parse  # noqa: E402
@@ -45,12 +41,6 @@ symbol = "MSFT"
 """
 
 
-def _config_of(*argv: str) -> Any:
-    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
-    _config.resolve(SERVE, args)
-    return server_config(args)
-
-
 async def _changes(url: str, out: list[tuple[str, str, int]], n: int) -> None:
     async with connect(url) as feed:
         await feed.subscribe(["AAPL"], snapshot=False)
@@ -71,7 +61,7 @@ async def test_scenario_changes_cross_the_bus_and_a_late_gateway_names_the_one_p
 ) -> None:
     path = tmp_path / "day.toml"
     path.write_text(DAY, encoding="utf-8")
-    config = _config_of("--scenario", str(path), "--seed", "3", "--admin-token", "s3cret")
+    config = serve_config("--scenario", str(path), "--seed", "3", "--admin-token", "s3cret")
     server, producer = producer_server(config, None, redis.url, NS)
     start_ns = server.source.start_ns  # type: ignore[attr-defined]
     own: list[tuple[str, str, int]] = []
@@ -81,7 +71,7 @@ async def test_scenario_changes_cross_the_bus_and_a_late_gateway_names_the_one_p
             await nursery.start(producer.run)
             await nursery.start(server.run)
             async with BusReader(redis.url, namespace=NS) as reader, trio.open_nursery() as gws:
-                gateway = gateway_server(_config_of(), reader, "gw-1")
+                gateway = gateway_server(serve_config(), reader, "gw-1")
                 await gws.start(gateway.run)
                 assert await _welcome(gateway.url) == ["bus-day"]  # it started before
                 async with trio.open_nursery() as clients:
@@ -90,7 +80,7 @@ async def test_scenario_changes_cross_the_bus_and_a_late_gateway_names_the_one_p
                     await trio.sleep(0.3)  # the clients subscribe: no event says so
                     server.source.start_scenario(parse(LIVE, Universe.default()))
                     async with BusReader(redis.url, namespace=NS) as second:
-                        gw2 = gateway_server(_config_of(), second, "gw-2")
+                        gw2 = gateway_server(serve_config(), second, "gw-2")
                         async with trio.open_nursery() as gw2s:
                             await gw2s.start(gw2.run)
                             late = await _welcome(gw2.url)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import trio
 from _redis import RedisServer, require_redis
+from _support import serve_config
 
 require_redis()
 
@@ -22,10 +23,6 @@ from tickwire.feed import Batch, TradingStatus, connect  # noqa: E402
 from tickwire.feed.bus import codec as bc  # noqa: E402
 from tickwire.feed.bus import keys as bk  # noqa: E402
 from tickwire.feed.bus.api import BusReader, client_for  # noqa: E402
-from tickwire.feed.cli import config as _config  # noqa: E402
-from tickwire.feed.cli.main import build_parser  # noqa: E402
-from tickwire.feed.cli.serve import server_config  # noqa: E402
-from tickwire.feed.cli.serve_settings import SERVE  # noqa: E402
 from tickwire.feed.server.gateway import gateway_server, producer_server  # noqa: E402
 
 TIMEOUT_S = 60
@@ -46,12 +43,6 @@ duration = "0.4s"
 symbol = "MSFT"
 """
 SYMBOLS = ["AAPL", "MSFT", "SPY"]
-
-
-def _config_of(*argv: str) -> Any:
-    args = build_parser("serve").parse_args(["serve", "--port", "0", "--heartbeat-ms", "0", *argv])
-    _config.resolve(SERVE, args)
-    return server_config(args)
 
 
 async def _events(url: str, until_ns: int, out: list[object], *, snapshot: bool = False) -> None:
@@ -86,7 +77,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
     path = tmp_path / "halts.toml"
     path.write_text(SCENARIO, encoding="utf-8")
     server, producer = producer_server(
-        _config_of("--scenario", str(path), "--seed", "3"), None, redis.url, NS
+        serve_config("--scenario", str(path), "--seed", "3"), None, redis.url, NS
     )
     start_ns = server.source.start_ns  # type: ignore[attr-defined]
     own: list[object] = []
@@ -98,7 +89,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
             await nursery.start(server.run)
             async with BusReader(redis.url, namespace=NS) as reader, trio.open_nursery() as gws:
                 assert reader.statuses  # the meta says the market plays a scenario
-                gateway = gateway_server(_config_of(), reader, "gw-1")
+                gateway = gateway_server(serve_config(), reader, "gw-1")
                 await gws.start(gateway.run)
                 assert server.now_ns() < start_ns + 500_000_000, "started too late to test"
                 until = start_ns + 5_400_000_000
@@ -109,7 +100,7 @@ async def test_statuses_cross_the_bus_in_order_and_a_late_gateway_learns_who_is_
                     while server.now_ns() < start_ns + 1_500_000_000:
                         await trio.sleep(0.01)  # the event time to start at: no event to wait on
                     async with BusReader(redis.url, namespace=NS) as second:
-                        gw2 = gateway_server(_config_of(), second, "gw-2")
+                        gw2 = gateway_server(serve_config(), second, "gw-2")
                         async with trio.open_nursery() as gw2s:
                             await gw2s.start(gw2.run)
                             await _events(gw2.url, start_ns + 1_700_000_000, late, snapshot=True)
@@ -286,8 +277,8 @@ async def test_after_a_gap_a_halt_the_new_producer_does_not_have_ends(
         '[[event]]\nkind = "halt"\nat = "0.3s"\nduration = "60s"\nsymbol = "AAPL"\n',
         encoding="utf-8",
     )
-    first, _ = producer_server(_config_of("--scenario", str(path)), None, redis.url, NS)
-    second, _ = producer_server(_config_of(), None, redis.url, NS)
+    first, _ = producer_server(serve_config("--scenario", str(path)), None, redis.url, NS)
+    second, _ = producer_server(serve_config(), None, redis.url, NS)
     events: list[object] = []
 
     async def run(server: Any, scope: trio.CancelScope, *, task_status: Any) -> None:
@@ -302,7 +293,7 @@ async def test_after_a_gap_a_halt_the_new_producer_does_not_have_ends(
             first_scope = trio.CancelScope()
             await outer.start(run, first, first_scope)
             async with BusReader(redis.url, namespace=NS) as reader, trio.open_nursery() as gws:
-                gateway = gateway_server(_config_of(), reader, "gw")
+                gateway = gateway_server(serve_config(), reader, "gw")
                 await gws.start(gateway.run)
                 async with connect(gateway.url, encoding="binary") as feed:
                     await feed.subscribe(SYMBOLS, snapshot=False)
