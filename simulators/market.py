@@ -76,10 +76,6 @@ from .universe import Universe
 
 CHUNK_S = 1.0  # the longest chunk chosen by default: one second
 CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
-# With books a chunk costs ~10x (20 ms for the default universe's one-second chunk): a live
-# server's step that makes one stalls every client that long. Two cells (0.2 s) cost the same
-# CPU per simulated second and stall ~4 ms (one cell: ~2.5 ms, at 1.3x the CPU).
-BOOK_CHUNK_CELLS = 2
 _AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
 
 
@@ -110,8 +106,6 @@ class Market(Model):
         if chunk_s is None:
             per_cell = self.expected_rate() * GRID_NS / 1e9
             cells = next((c for c in _AUTO_CELLS if c * per_cell <= CHUNK_EVENTS), 1)
-            if book_depth is not None:  # a chunk's books are ~10x its ticks: keep stalls short
-                cells = min(cells, BOOK_CHUNK_CELLS)
         else:
             cells = round(chunk_s * 1e9 / GRID_NS)
             if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
