@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.dense import number_words
+from tickwire.feed.client.digits import number_words
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
