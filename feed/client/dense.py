@@ -25,11 +25,24 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from tickwire.feed.client.digits import END, END_WORD, LIMITS, WORDS, number_words
+from tickwire.feed.client.digits import (
+    END,
+    END_WORD,
+    LIMITS,
+    SMALL,
+    WORDS,
+    number_words,
+    small_words,
+)
 from tickwire.feed.protocol import book as b
 
 _IDS = 1 << 16  # symbol ids are u2 on the wire
 _SIGN = np.array([1, -1])  # plane 0 asks (up from the base), plane 1 bids (down from it)
+# by the wire's side byte (0 bid, any other ask): its sign in a plane, and its plane
+_SIDE_SIGN = np.ones(256)
+_SIDE_SIGN[0] = -1.0
+_SIDE_PLANE = np.zeros(256, np.intp)
+_SIDE_PLANE[0] = 1
 
 
 class Applied(NamedTuple):
@@ -58,6 +71,7 @@ class DenseBooks:
         self.scale = 10.0**self.decimals
         one = len(set(decimals)) == 1
         self._scale: float | None = float(self.scale[0]) if one else None  # the one 10^decimals
+        self._side_scale = _SIDE_SIGN * (self._scale or 1.0)  # by side: a price to signed units
         self.slot = np.full(_IDS, -1, np.intp)
         self.sym = np.zeros(0, np.intp)  # by row: its symbol id
         self.sizes = np.zeros((0, 2, span), np.int64)
@@ -252,25 +266,28 @@ class DenseBooks:
         wrong |= seq - start.take(group) != self._counting(n + 1)[1:]
         if np.count_nonzero(wrong):
             return None
-        price = recs["price"] * (self.scale.take(sym) if self._scale is None else self._scale)
-        ticks = np.rint(price, out=price).astype(np.int64)
+        side = recs["side"]
+        scale = self._side_scale.take(side)
+        if self._scale is None:
+            scale *= self.scale.take(sym)
+        price = recs["price"] * scale
+        ticks = np.rint(price, out=price).astype(np.int64)  # _SIGN * units: bids negative
         size = recs["size"].view(np.int64)
-        if size.view(np.uint64).max() >= self._limit:  # over 2^63 - 1, or longer text
+        most = int(size.view(np.uint64).max())
+        if most >= self._limit:  # over 2^63 - 1, or longer text
             return None  # (prices: every tick of a plane has its text)
         if not self._unit_ticks:
             tu = self.tick_units.take(sym)
             if np.count_nonzero(ticks % tu):
                 return None
             ticks //= tu
-        bids = recs["side"] == 0  # the wire's side: 0 bid, 1 ask
         plane = (rows * 2).take(group)
-        plane += bids
-        np.negative(ticks, out=ticks, where=bids)
+        plane += _SIDE_PLANE.take(side)
         ticks -= self.signed_base.reshape(-1).take(plane)  # the tick's place in its plane
         if ticks.view(np.uint64).max() >= self.width:
             return None
         ticks += self._planes.take(plane)
-        self._write(ticks, size)
+        self._write(ticks, size, most)
         start += bounds[1:]  # each book's seq now: its last record's
         self.seq[rows] = start
         self.ts[rows] = recs["ts"].take(bounds[1:] - 1)
@@ -336,9 +353,9 @@ class DenseBooks:
             good &= ~np.isin(rows, rows[~good])
         return Applied(ids[good].tolist(), [*bad, *ids[~good].tolist()], slow_ids)
 
-    def _write(self, at: NDArray[np.intp], size: NDArray[np.int64]) -> None:
+    def _write(self, at: NDArray[np.intp], size: NDArray[np.int64], most: int = -1) -> None:
         """Set each level `at` (a place in `sizes`) to its `size`, in order (a level's last
-        change wins), and its text."""
+        change wins), and its text (looked up when every size is `most` or less, known)."""
         n = len(at)
         mark = self._counting(n) + self._stamp  # above every mark of earlier frames
         self._stamp += n
@@ -348,7 +365,10 @@ class DenseBooks:
             at, size = at[won], size[won]
         self.sizes.reshape(-1)[at] = size
         w = self.words
-        self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
+        if w == 2 and 0 <= most < SMALL:
+            self.text.reshape(-1, 4)[at, 2:] = small_words().take(size, axis=0)
+        else:
+            self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
 
     def _crcs(self, rows: NDArray[np.intp]) -> list[int]:
         """Cut `rows` to each one's depth from its best, per side, and their checksums: the

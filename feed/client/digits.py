@@ -8,6 +8,8 @@ level's text is a fixed-size record and a frame's checksum text is one gather an
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -40,3 +42,13 @@ def number_words(values: NDArray[np.int64], words: int = WORDS) -> NDArray[np.ui
         (_LOW_DIGITS if col == words - 1 else _DIGITS).take(low, out=out[col], mode="clip")
     (_LOW_DIGITS if words == 1 else _DIGITS).take(rest, out=out[0], mode="clip")
     return out.T
+
+
+SMALL = 1 << 18  # numbers below this have their two-word text in `small_words()`
+
+
+@cache
+def small_words() -> NDArray[np.uint32]:
+    """`number_words(values, 2)` of every value below SMALL, made once (2 MiB): a frame's
+    sizes are one lookup instead of a few arithmetic steps."""
+    return np.ascontiguousarray(number_words(np.arange(SMALL, dtype=np.int64), 2))

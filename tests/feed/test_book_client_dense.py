@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.digits import number_words
+from tickwire.feed.client.digits import SMALL, number_words, small_words
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
@@ -302,3 +302,29 @@ def test_changes_for_a_book_not_held_never_land_in_another_row() -> None:
     events = books.receive_binary(_frame(server, [(0, 0, 100, 7), (15, 0, 114, 2)], crcs=2))
     assert BookUpdate("book", 2, ("S15",)) in events
     assert _ladder(books, "S15") == server[15].view(DEPTH)
+
+
+@given(st.lists(st.integers(0, SMALL - 1), max_size=50))
+def test_small_words_are_number_words(values: list[int]) -> None:
+    """The table a frame's sizes are looked up in holds each size's two-word text."""
+    arr = np.array(values, np.int64)
+    assert small_words().take(arr, axis=0).tolist() == number_words(arr, 2).tolist()
+
+
+def test_sizes_either_side_of_the_looked_up_ones_keep_their_checksums() -> None:
+    """A frame whose sizes are all in the table, then one with a size just beyond it (the
+    words are formatted): every book matches the server's, still as rows of two words."""
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    frames = (
+        [(0, 0, 114, SMALL - 1), (1, 1, 116, 7)],
+        [(0, 0, 113, SMALL), (2, 1, 117, 2**26 - 1)],
+    )
+    for steps in frames:
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+    for i, name in enumerate(SYMS):
+        assert _ladder(books, name) == server[i].view(DEPTH)
+    dense = books._dense
+    assert not books.held and dense is not None and dense.words == 2
