@@ -80,6 +80,7 @@ class DenseBooks:
         self.words = 2
         self._limit = LIMITS[self.words]
         self.text = np.zeros((0, 2, span, 2 * self.words), np.uint32)
+        self._size_text = self._sizes_words()
         self.base = np.zeros((0, 2), np.int64)
         self.signed_base = np.zeros((0, 2), np.int64)  # _SIGN * base: i = _SIGN * tick - this
         self.depth = np.zeros(0, np.int64)
@@ -103,6 +104,7 @@ class DenseBooks:
         self.sizes = np.concatenate((self.sizes, np.zeros((more, 2, self.span), np.int64)))
         text = np.zeros((more, 2, self.span, 2 * self.words), np.uint32)
         self.text = np.concatenate((self.text, text))
+        self._size_text = self._sizes_words()
         self.base = np.concatenate((self.base, np.zeros((more, 2), np.int64)))
         self.signed_base = np.concatenate((self.signed_base, np.zeros((more, 2), np.int64)))
         pad = np.zeros(more, np.int64)
@@ -113,6 +115,10 @@ class DenseBooks:
         self._last = np.full(self.sizes.size, -1, np.int64)
         self._places = np.arange(self.sizes.size).reshape(self.sizes.shape)
         self._planes = np.arange(0, self.sizes.size, self.span)
+
+    def _sizes_words(self) -> NDArray[np.uint64] | None:
+        """Each level's size text as one u64 (a view of `text`), while it is two words."""
+        return self.text.reshape(-1, 4).view(np.uint64)[:, 1] if self.words == 2 else None
 
     def held(self, sym: int) -> bool:
         return bool(self.slot[sym] >= 0)
@@ -134,6 +140,7 @@ class DenseBooks:
         text[..., w - old : w] = self.text[..., :old]
         text[..., 2 * w - old :] = self.text[..., old:]
         self.text = text
+        self._size_text = self._sizes_words()
 
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
@@ -365,8 +372,8 @@ class DenseBooks:
             at, size = at[won], size[won]
         self.sizes.reshape(-1)[at] = size
         w = self.words
-        if w == 2 and 0 <= most < SMALL:
-            self.text.reshape(-1, 4)[at, 2:] = small_words().take(size, axis=0)
+        if self._size_text is not None and 0 <= most < SMALL:
+            self._size_text[at] = small_words().view(np.uint64).take(size)
         else:
             self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
 
