@@ -37,6 +37,7 @@ from tickwire.feed.client.digits import (
 from tickwire.feed.protocol import book as b
 
 _IDS = 1 << 16  # symbol ids are u2 on the wire
+_MARKS = 1 << 16  # level changes marked before the marks start again
 _SIGN = np.array([1, -1])  # plane 0 asks (up from the base), plane 1 bids (down from it)
 # by the wire's side byte (0 bid, any other ask): its sign in a plane, and its plane
 _SIDE_SIGN = np.ones(256)
@@ -90,7 +91,8 @@ class DenseBooks:
         self._ticks = np.arange(span)
         self._count = np.arange(0)  # 0, 1, ... as long as a frame needs
         self._last = np.zeros(0, np.int64)  # by place in `sizes`: the mark of its last change
-        self._stamp = 0
+        self._stamp = 0  # marks handed out since `_last` was cleared
+        self._marks = np.arange(_MARKS)  # marks to hand out, in order
         self._ends = np.empty(_IDS + 1, np.intp)  # a frame's symbol ids, then _IDS
         self._places = np.zeros((0, 2, span), np.intp)  # each level's place in `sizes`
         self._planes = np.zeros(0, np.intp)  # by plane (row * 2 + plane): its first place
@@ -257,8 +259,8 @@ class DenseBooks:
         ends[:k] = ids
         ends[k] = _IDS
         bounds = sym.searchsorted(ends)  # where each id's records start, then n
-        lo = bounds[:-1]
-        count = bounds[1:] - lo
+        lo, ends = bounds[:-1], bounds[1:]
+        count = ends - lo
         if lo[0] or np.count_nonzero(count) < k or np.count_nonzero(rows < 0):
             return None  # a record before the first id, an id without records, or not held
         try:
@@ -269,10 +271,9 @@ class DenseBooks:
         seq = recs["seq"].view(np.int64)  # over 2^63 - 1: negative, no match
         start = self.seq.take(rows)
         start -= lo
-        wrong = sym != ids.take(group)
-        wrong |= seq - start.take(group) != self._counting(n + 1)[1:]
-        if np.count_nonzero(wrong):
-            return None
+        wrong = seq - start.take(group) != self._counting(n + 1)[1:]
+        if np.count_nonzero(wrong) or np.count_nonzero(sym.searchsorted(ids, "right") != ends):
+            return None  # (each id's records end where the next id's start: none between)
         side = recs["side"]
         scale = self._side_scale.take(side)
         if self._scale is None:
@@ -295,9 +296,9 @@ class DenseBooks:
             return None
         ticks += self._planes.take(plane)
         self._write(ticks, size, most)
-        start += bounds[1:]  # each book's seq now: its last record's
+        start += ends  # each book's seq now: its last record's
         self.seq[rows] = start
-        self.ts[rows] = recs["ts"].take(bounds[1:] - 1)
+        self.ts[rows] = recs["ts"].take(ends - 1)
         crcs = self._crcs(rows)
         if crcs == checks["crc"].tolist():
             return Applied(ids.tolist(), [], [])
@@ -364,7 +365,11 @@ class DenseBooks:
         """Set each level `at` (a place in `sizes`) to its `size`, in order (a level's last
         change wins), and its text (looked up when every size is `most` or less, known)."""
         n = len(at)
-        mark = self._counting(n) + self._stamp  # above every mark of earlier frames
+        if self._stamp + n > len(self._marks):  # marks run out: start again
+            self._last.fill(-1)
+            self._stamp = 0
+            self._marks = np.arange(max(n, len(self._marks)))
+        mark = self._marks[self._stamp : self._stamp + n]  # above every mark in `_last`
         self._stamp += n
         np.maximum.at(self._last, at, mark)  # each level's last change in this frame
         won = self._last.take(at) == mark

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
+from tickwire.feed.client import dense
 from tickwire.feed.client.book import ClientBooks
 from tickwire.feed.client.digits import SMALL, number_words, small_words
 from tickwire.feed.protocol import book as b
@@ -328,3 +329,23 @@ def test_sizes_either_side_of_the_looked_up_ones_keep_their_checksums() -> None:
         assert _ladder(books, name) == server[i].view(DEPTH)
     dense = books._dense
     assert not books.held and dense is not None and dense.words == 2
+
+
+def test_a_level_changed_twice_in_a_frame_keeps_its_last_size_as_marks_start_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each frame changes a level twice (the last change wins); with 3 marks to hand out the
+    marks start again every frame, and a frame of 5 changes needs more than there are."""
+    monkeypatch.setattr(dense, "_MARKS", 3)
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    for size in range(1, 8):
+        steps = [(0, 0, 114, size + 5), (1, 1, 117, size), (0, 0, 114, size)]
+        if size % 2:
+            steps += [(2, 0, 110, size), (2, 0, 110, size + 1)]
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+        for i, name in enumerate(SYMS):
+            assert _ladder(books, name) == server[i].view(DEPTH)
+    assert not books.held
