@@ -199,34 +199,6 @@ class DenseBooks:
         for sym in np.flatnonzero(self.slot >= 0).tolist():
             self.drop(sym)
 
-    def _side(self, sym: int, plane: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """A side's levels best first: (units, sizes)."""
-        row = int(self.slot[sym])
-        at = np.flatnonzero(self.sizes[row, plane])
-        ticks = self.base[row, plane] + _SIGN[plane] * at
-        return ticks * self.tick_units[sym], self.sizes[row, plane, at]
-
-    def levels(self, sym: int) -> b.Levels:
-        """Symbol `sym`'s book as a `Levels` (to take a change the rows cannot)."""
-        row = int(self.slot[sym])
-        tu = int(self.tick_units[sym])
-        out = b.Levels(int(self.decimals[sym]), tu, int(self.seq[row]), int(self.ts[row]))
-        for plane, book in enumerate((out.asks, out.bids)):
-            units, sizes = self._side(sym, plane)
-            book.update(zip(units.tolist(), sizes.tolist(), strict=True))
-        return out
-
-    def rows(self, sym: int) -> tuple[NDArray[np.void], NDArray[np.void]]:
-        """Bids and asks as `protocol.book.LEVEL_ROW` arrays, best first."""
-        out = []
-        for plane in (1, 0):
-            units, sizes = self._side(sym, plane)
-            arr = np.empty(len(units), b.LEVEL_ROW)
-            arr["price"] = units.astype(np.float64) / 10 ** int(self.decimals[sym])
-            arr["size"] = sizes
-            out.append(arr)
-        return out[0], out[1]
-
     def apply(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
         """A binary `book` frame's records and checksum entries, for the symbols held here;
         the refused ones are dropped."""

@@ -331,19 +331,23 @@ def test_sizes_either_side_of_the_looked_up_ones_keep_their_checksums() -> None:
     assert not books.held and dense is not None and dense.words == 2
 
 
-def test_a_level_changed_twice_in_a_frame_keeps_its_last_size_as_marks_start_again(
+def test_levels_changed_in_any_order_keep_their_last_size_as_marks_start_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each frame changes a level twice (the last change wins); with 3 marks to hand out the
-    marks start again every frame, and a frame of 5 changes needs more than there are."""
+    """With 3 marks to hand out they start again every frame: a level changed last in one
+    frame (a high mark) and first in the next (a low one) takes the new size; a frame of 5
+    changes needs more marks than there are, and of two changes of a level the last wins."""
     monkeypatch.setattr(dense, "_MARKS", 3)
     server = [true_book(0) for _ in SYMS]
     books = _client()
     books.receive_binary(_snapshot(server))
-    for size in range(1, 8):
-        steps = [(0, 0, 114, size + 5), (1, 1, 117, size), (0, 0, 114, size)]
-        if size % 2:
-            steps += [(2, 0, 110, size), (2, 0, 110, size + 1)]
+    frames = [
+        [(0, 0, 113, 1), (1, 1, 117, 1), (0, 0, 114, 1)],
+        [(0, 0, 114, 2), (1, 1, 118, 2), (0, 0, 113, 2)],
+        [(0, 0, 113, 3), (2, 0, 110, 3), (0, 0, 114, 3), (2, 0, 110, 4), (1, 1, 117, 3)],
+        [(1, 1, 117, 4), (0, 0, 114, 4), (0, 0, 113, 4)],
+    ]
+    for steps in frames:
         events = books.receive_binary(_frame(server, steps))
         assert [type(e) for e in events] == [BookUpdate]
         for i, name in enumerate(SYMS):
