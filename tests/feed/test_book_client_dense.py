@@ -105,12 +105,22 @@ def test_binary_books_never_accept_a_wrong_book(
     faults: list[tuple[str, int]],
 ) -> None:
     clean, truth = _stream(frames)
-    stream = with_faults(clean, faults, _corrupt)
+    corrupted: set[bytes] = set()
+
+    def corrupt(frame: bytes) -> bytes:
+        corrupted.add(_corrupt(frame))
+        return _corrupt(frame)
+
+    stream = with_faults(clean, faults, corrupt)
+    corrupted -= set(clean)  # (corrupted twice: the frame again)
     books = _client(dense_min)
     gaps = 0
     for frame in stream:
         events = books.receive_binary(frame)
         gaps += sum(isinstance(e, Gap) and e.reason == "book" for e in events)
+        if frame in corrupted:  # the symbol of the refuted checksum entry is never applied
+            name = SYMS[int(b.decode_book_binary(frame).checks["sym"][-1])]
+            assert not any(isinstance(e, BookUpdate) and name in e.symbols for e in events)
         for i, name in enumerate(SYMS):
             held = books.book(name)
             if held is None:
