@@ -363,3 +363,41 @@ def test_levels_changed_in_any_order_keep_their_last_size_as_marks_start_again(
         for i, name in enumerate(SYMS):
             assert _ladder(books, name) == server[i].view(DEPTH)
     assert not books.held
+
+
+def test_a_row_at_a_smaller_depth_beside_full_ones_is_cut_to_its_own() -> None:
+    """B asks for 5 ticks, A and C for the server's 20: each row is cut to its own depth and
+    checked against the checksum of that cut (rows of several depths in one frame). B's
+    changes are those of its 5-tick view, as the server sends them at that depth."""
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.want(["B"], 5)
+    snap = _snapshot(server)
+    records = b.decode_book_binary(snap).records
+    checks = np.zeros(3, b.CHECK_DTYPE)
+    checks["sym"] = range(3)
+    checks["crc"] = [b.checksum(lv.view(5 if i == 1 else DEPTH)) for i, lv in enumerate(server)]
+    books.receive_binary(b.encode_book_binary(True, 1, records, checks))
+    frames = [
+        [(0, 0, 114, 3), (1, 0, 115, 2), (2, 1, 116, 0)],  # B's new best bid: its 5 move up
+        [(1, 0, 115, 0), (1, 0, 110, 1), (0, 1, 116, 6), (1, 1, 119, 4)],  # B's 110 is back
+    ]
+    for steps in frames:
+        for i, side, units, size in steps:
+            server[i].set(side, units, size)
+            server[i].seq += 1
+        frame = np.zeros(len(steps), LEVEL_DTYPE)
+        for n, (i, side, units, size) in enumerate(steps):
+            frame[n] = (0, 0, units / 100, size, i, 0, side, 3, b"\0\0")
+        ids = sorted({i for i, *_ in steps})
+        for i in ids:  # each symbol's seqs in order, ending at its book's
+            mine = np.flatnonzero(frame["sym"] == i)
+            frame["seq"][mine] = range(server[i].seq - len(mine) + 1, server[i].seq + 1)
+        checks = np.zeros(len(ids), b.CHECK_DTYPE)
+        checks["sym"] = ids
+        checks["crc"] = [b.checksum(server[i].view(5 if i == 1 else DEPTH)) for i in ids]
+        events = books.receive_binary(b.encode_book_binary(False, 2, frame, checks))
+        assert events == [BookUpdate("book", 2, tuple(SYMS[i] for i in ids))]
+        for i, name in enumerate(SYMS):
+            assert _ladder(books, name) == server[i].view(5 if i == 1 else DEPTH)
+    assert not books.held
