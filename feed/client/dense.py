@@ -96,7 +96,7 @@ class DenseBooks:
         self._ends = np.empty(_IDS + 1, np.intp)  # a frame's symbol ids, then _IDS
         self._places = np.zeros((0, 2, span), np.intp)  # each level's place in `sizes`
         self._planes = np.zeros(0, np.intp)  # by plane (row * 2 + plane): its first place
-        self._one_depth = True  # every row's depth is `max_depth`
+        self._one_depth = True  # no row was loaded at a depth but `max_depth`
 
     def _grow(self) -> None:
         """Twice the rows (rows are made as books come)."""
