@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tickwire.feed.client import denseread
 from tickwire.feed.client.dense import DenseBooks
 from tickwire.feed.client.events import BookUpdate, Event, Gap
 from tickwire.feed.protocol import book as b
@@ -66,7 +67,7 @@ class ClientBooks:
         if self._dense is not None:  # rows are by symbol id: the books held go on as `Levels`
             for i in np.flatnonzero(self._dense.slot >= 0).tolist():
                 depth = int(self._dense.depth[self._dense.slot[i]])
-                self.held[self.names[i]] = (self._dense.levels(i), depth)
+                self.held[self.names[i]] = (denseread.levels(self._dense, i), depth)
         self.names = [r["symbol"] for r in refs]
         self._ids = {name: i for i, name in enumerate(self.names)}
         ticks = [b.Levels.for_tick(float(r.get("tick_size", 0.01))) for r in refs]
@@ -112,7 +113,7 @@ class ClientBooks:
         dense, i = self._dense, self._ids.get(symbol, -1)
         if held is None and dense is not None and i >= 0 and dense.held(i):
             row = dense.slot[i]
-            bids, asks = dense.rows(i)
+            bids, asks = denseread.rows(dense, i)
             depth = int(dense.depth[row])
             return Book(symbol, bids, asks, int(dense.seq[row]), int(dense.ts[row]), depth)
         if held is None:
@@ -147,7 +148,10 @@ class ClientBooks:
             slow = applied.slow
             for i in slow:  # a change beyond the row: this frame as `Levels`
                 row = self._dense.slot[i]
-                self.held[self.names[i]] = (self._dense.levels(i), int(self._dense.depth[row]))
+                self.held[self.names[i]] = (
+                    denseread.levels(self._dense, i),
+                    int(self._dense.depth[row]),
+                )
                 self._dense.drop(i)
         if self.held:
             good.extend(self._apply_levels(frame, bad))

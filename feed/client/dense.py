@@ -25,26 +25,25 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from tickwire.feed.client.digits import (
+    END,
+    END_WORD,
+    LIMITS,
+    SMALL,
+    WORDS,
+    number_words,
+    small_words,
+)
 from tickwire.feed.protocol import book as b
 
 _IDS = 1 << 16  # symbol ids are u2 on the wire
+_MARKS = 1 << 16  # level changes marked before the marks start again
 _SIGN = np.array([1, -1])  # plane 0 asks (up from the base), plane 1 bids (down from it)
-_WORDS = 5  # 4-digit words a number may need (2^63 - 1 has 19 digits)
-# by words of a number's text: the power of 2 its values stay under (< 10^(4 * words))
-_LIMITS = {1: 1 << 13, 2: 1 << 26, 3: 1 << 39, 4: 1 << 53, 5: 1 << 63}
-_END = b"|"  # ends a symbol's text in a frame's gather (never a digit)
-# "0000" .. "9999" as the 4 bytes of a word each, after the same with leading zeros as NUL
-# ("\0\0\0\0" for 0): a number's most significant word comes from the first half
-_DIGITS = np.frombuffer(
-    "".join(
-        [*(str(i).rjust(4, "\0") if i else "\0" * 4 for i in range(10_000))]
-        + [f"{i:04d}" for i in range(10_000)]
-    ).encode(),
-    np.uint32,
-)
-_LOW_DIGITS = _DIGITS.copy()  # a number's last word: 0 is "\0\0\0" "0"
-_LOW_DIGITS[0] = np.frombuffer(b"\0\0\x000", np.uint32)[0]
-_END_WORD = np.frombuffer(_END.ljust(4, b"\0"), np.uint32)[0]
+# by the wire's side byte (0 bid, any other ask): its sign in a plane, and its plane
+_SIDE_SIGN = np.ones(256)
+_SIDE_SIGN[0] = -1.0
+_SIDE_PLANE = np.zeros(256, np.intp)
+_SIDE_PLANE[0] = 1
 
 
 class Applied(NamedTuple):
@@ -53,19 +52,6 @@ class Applied(NamedTuple):
     good: list[int]
     bad: list[int]
     slow: list[int]
-
-
-def number_words(values: NDArray[np.int64], words: int = _WORDS) -> NDArray[np.uint32]:
-    """Each value's decimal digits (0 to 10^(4 * words) - 1) as `words` 4-byte words a row,
-    right-aligned, leading zeros as NUL: its text once the NULs are dropped."""
-    out = np.empty((words, len(values)), np.uint32)  # by word: each a contiguous row
-    rest = values
-    for col in range(words - 1, 0, -1):
-        rest, low = np.divmod(rest, 10_000)
-        np.add(low, 10_000, out=low, where=rest > 0)  # digits above: this word in full
-        (_LOW_DIGITS if col == words - 1 else _DIGITS).take(low, out=out[col], mode="clip")
-    (_LOW_DIGITS if words == 1 else _DIGITS).take(rest, out=out[0], mode="clip")
-    return out.T
 
 
 class DenseBooks:
@@ -86,14 +72,16 @@ class DenseBooks:
         self.scale = 10.0**self.decimals
         one = len(set(decimals)) == 1
         self._scale: float | None = float(self.scale[0]) if one else None  # the one 10^decimals
+        self._side_scale = _SIDE_SIGN * (self._scale or 1.0)  # by side: a price to signed units
         self.slot = np.full(_IDS, -1, np.intp)
         self.sym = np.zeros(0, np.intp)  # by row: its symbol id
         self.sizes = np.zeros((0, 2, span), np.int64)
         # a level's text: its price's units in `words` words, then its size in as many; more
         # words when a number needs them (two hold the default universe's)
         self.words = 2
-        self._limit = _LIMITS[self.words]
+        self._limit = LIMITS[self.words]
         self.text = np.zeros((0, 2, span, 2 * self.words), np.uint32)
+        self._size_text = self._sizes_words()
         self.base = np.zeros((0, 2), np.int64)
         self.signed_base = np.zeros((0, 2), np.int64)  # _SIGN * base: i = _SIGN * tick - this
         self.depth = np.zeros(0, np.int64)
@@ -103,7 +91,12 @@ class DenseBooks:
         self._ticks = np.arange(span)
         self._count = np.arange(0)  # 0, 1, ... as long as a frame needs
         self._last = np.zeros(0, np.int64)  # by place in `sizes`: the mark of its last change
-        self._stamp = 0
+        self._stamp = 0  # marks handed out since `_last` was cleared
+        self._marks = np.arange(_MARKS)  # marks to hand out, in order
+        self._ends = np.empty(_IDS + 1, np.intp)  # a frame's symbol ids, then _IDS
+        self._places = np.zeros((0, 2, span), np.intp)  # each level's place in `sizes`
+        self._planes = np.zeros(0, np.intp)  # by plane (row * 2 + plane): its first place
+        self._one_depth = True  # no row was loaded at a depth but `max_depth`
 
     def _grow(self) -> None:
         """Twice the rows (rows are made as books come)."""
@@ -113,6 +106,7 @@ class DenseBooks:
         self.sizes = np.concatenate((self.sizes, np.zeros((more, 2, self.span), np.int64)))
         text = np.zeros((more, 2, self.span, 2 * self.words), np.uint32)
         self.text = np.concatenate((self.text, text))
+        self._size_text = self._sizes_words()
         self.base = np.concatenate((self.base, np.zeros((more, 2), np.int64)))
         self.signed_base = np.concatenate((self.signed_base, np.zeros((more, 2), np.int64)))
         pad = np.zeros(more, np.int64)
@@ -121,6 +115,12 @@ class DenseBooks:
         self.seq, self.ts = np.concatenate((self.seq, pad)), np.concatenate((self.ts, pad))
         self._free.extend(range(new - 1, old - 1, -1))
         self._last = np.full(self.sizes.size, -1, np.int64)
+        self._places = np.arange(self.sizes.size).reshape(self.sizes.shape)
+        self._planes = np.arange(0, self.sizes.size, self.span)
+
+    def _sizes_words(self) -> NDArray[np.uint64] | None:
+        """Each level's size text as one u64 (a view of `text`), while it is two words."""
+        return self.text.reshape(-1, 4).view(np.uint64)[:, 1] if self.words == 2 else None
 
     def held(self, sym: int) -> bool:
         return bool(self.slot[sym] >= 0)
@@ -135,13 +135,14 @@ class DenseBooks:
         if value < self._limit:
             return
         old = self.words
-        while self.words < _WORDS and value >= _LIMITS[self.words]:
+        while self.words < WORDS and value >= LIMITS[self.words]:
             self.words += 1
-        self._limit, w = _LIMITS[self.words], self.words
+        self._limit, w = LIMITS[self.words], self.words
         text = np.zeros((*self.text.shape[:3], 2 * w), np.uint32)
         text[..., w - old : w] = self.text[..., :old]
         text[..., 2 * w - old :] = self.text[..., old:]
         self.text = text
+        self._size_text = self._sizes_words()
 
     def load(self, sym: int, levels: b.Levels, depth: int) -> bool:
         """Hold `levels` for symbol `sym`, each side's best `margin` ticks into its plane;
@@ -176,6 +177,7 @@ class DenseBooks:
             self.sizes[row, p, at[p]] = np.array(list(side.values()), np.int64)
         self.base[row], self.signed_base[row] = base, base * _SIGN
         self.depth[row] = depth
+        self._one_depth &= depth == self.max_depth
         self.seq[row], self.ts[row] = levels.seq, levels.ts
         # every tick's price once (none below 0 holds a level), the sizes held
         units = np.maximum(base[:, None] + _SIGN[:, None] * self._ticks, 0) * tu
@@ -184,7 +186,7 @@ class DenseBooks:
         text[..., :w] = number_words(units.reshape(-1), w).reshape(2, self.span, w)
         text[..., w:] = number_words(self.sizes[row].reshape(-1), w).reshape(2, self.span, w)
         text[1, -1] = 0
-        text[1, -1, 0] = _END_WORD
+        text[1, -1, 0] = END_WORD
         return True
 
     def drop(self, sym: int) -> None:
@@ -196,34 +198,6 @@ class DenseBooks:
     def clear(self) -> None:
         for sym in np.flatnonzero(self.slot >= 0).tolist():
             self.drop(sym)
-
-    def _side(self, sym: int, plane: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """A side's levels best first: (units, sizes)."""
-        row = int(self.slot[sym])
-        at = np.flatnonzero(self.sizes[row, plane])
-        ticks = self.base[row, plane] + _SIGN[plane] * at
-        return ticks * self.tick_units[sym], self.sizes[row, plane, at]
-
-    def levels(self, sym: int) -> b.Levels:
-        """Symbol `sym`'s book as a `Levels` (to take a change the rows cannot)."""
-        row = int(self.slot[sym])
-        tu = int(self.tick_units[sym])
-        out = b.Levels(int(self.decimals[sym]), tu, int(self.seq[row]), int(self.ts[row]))
-        for plane, book in enumerate((out.asks, out.bids)):
-            units, sizes = self._side(sym, plane)
-            book.update(zip(units.tolist(), sizes.tolist(), strict=True))
-        return out
-
-    def rows(self, sym: int) -> tuple[NDArray[np.void], NDArray[np.void]]:
-        """Bids and asks as `protocol.book.LEVEL_ROW` arrays, best first."""
-        out = []
-        for plane in (1, 0):
-            units, sizes = self._side(sym, plane)
-            arr = np.empty(len(units), b.LEVEL_ROW)
-            arr["price"] = units.astype(np.float64) / 10 ** int(self.decimals[sym])
-            arr["size"] = sizes
-            out.append(arr)
-        return out[0], out[1]
 
     def apply(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied:
         """A binary `book` frame's records and checksum entries, for the symbols held here;
@@ -244,55 +218,59 @@ class DenseBooks:
     def _fast(self, records: NDArray[np.void], checks: NDArray[np.void]) -> Applied | None:
         """The usual frame in fewer steps, or None (nothing changed) unless it is one: every
         symbol held here, a checksum entry per symbol with records and none without, in symbol
-        order, each symbol's seqs running on from its book's, every change inside its plane."""
+        order, each symbol's seqs running on from its book's, every change inside its plane.
+        (Each numpy call costs about a microsecond whatever its size here: few of them.)"""
         n, k = len(records), len(checks)
         if not n or not k:
             return None
         ids = checks["sym"]
         rows = self.slot.take(ids)
-        sym = records["sym"]
-        order = sym.argsort(kind="stable")  # by symbol, each in order
-        sym = sym.take(order)
-        bounds = self._counting(k + 1).copy()
-        bounds[:k] = ids
-        bounds[k] = _IDS
-        bounds = sym.searchsorted(bounds)  # where each id's records start, then n
-        lo, count = bounds[:-1], bounds[1:] - bounds[:-1]
-        if lo[0] or ((count - 1) | rows).min() < 0:  # each of `ids` held here, with records
+        recs = records.take(records["sym"].argsort(kind="stable"))  # by symbol, each in order
+        sym = recs["sym"]
+        ends = self._ends[: k + 1]
+        ends[:k] = ids
+        ends[k] = _IDS
+        bounds = sym.searchsorted(ends)  # where each id's records start, then n
+        lo, ends = bounds[:-1], bounds[1:]
+        count = ends - lo
+        if lo[0] or np.count_nonzero(count) < k or np.count_nonzero(rows < 0):
+            return None  # a record before the first id, an id without records, or not held
+        try:
+            group = self._counting(k).repeat(count)  # each record's place in `ids`
+        except ValueError:  # a negative count: the ids are not in order
             return None
         # the records are all `ids`' and each symbol's seqs run on from its book's, one by one
-        seq = records["seq"].take(order).view(np.int64)  # over 2^63 - 1: negative, no match
+        seq = recs["seq"].view(np.int64)  # over 2^63 - 1: negative, no match
         start = self.seq.take(rows)
         start -= lo
-        wrong = sym != ids.repeat(count)
-        wrong |= seq - start.repeat(count) != self._counting(n + 1)[1:]
-        if wrong.any():
-            return None
-        price = records["price"].take(order)
-        price *= self.scale.take(sym) if self._scale is None else self._scale
-        ticks = np.rint(price, out=price).astype(np.int64)
-        size = records["size"].take(order).view(np.int64)
-        if size.view(np.uint64).max() >= self._limit:  # over 2^63 - 1, or longer text
+        wrong = seq - start.take(group) != self._counting(n + 1)[1:]
+        if np.count_nonzero(wrong) or np.count_nonzero(sym.searchsorted(ids, "right") != ends):
+            return None  # (each id's records end where the next id's start: none between)
+        side = recs["side"]
+        scale = self._side_scale.take(side)
+        if self._scale is None:
+            scale *= self.scale.take(sym)
+        price = recs["price"] * scale
+        ticks = np.rint(price, out=price).astype(np.int64)  # _SIGN * units: bids negative
+        size = recs["size"].view(np.int64)
+        most = int(size.view(np.uint64).max())
+        if most >= self._limit:  # over 2^63 - 1, or longer text
             return None  # (prices: every tick of a plane has its text)
         if not self._unit_ticks:
             tu = self.tick_units.take(sym)
-            if (ticks % tu).any():
+            if np.count_nonzero(ticks % tu):
                 return None
             ticks //= tu
-        bids = records["side"].take(order) == 0  # the wire's side: 0 bid, 1 ask
-        at = rows.repeat(count)
-        at *= 2
-        at += bids  # the plane
-        np.negative(ticks, out=ticks, where=bids)
-        ticks -= self.signed_base.reshape(-1).take(at)  # the tick's place in its plane
+        plane = (rows * 2).take(group)
+        plane += _SIDE_PLANE.take(side)
+        ticks -= self.signed_base.reshape(-1).take(plane)  # the tick's place in its plane
         if ticks.view(np.uint64).max() >= self.width:
             return None
-        at *= self.span
-        at += ticks
-        self._write(at, size)
-        last = bounds[1:] - 1
-        self.seq[rows] = seq.take(last)
-        self.ts[rows] = records["ts"].take(order.take(last))
+        ticks += self._planes.take(plane)
+        self._write(ticks, size, most)
+        start += ends  # each book's seq now: its last record's
+        self.seq[rows] = start
+        self.ts[rows] = recs["ts"].take(ends - 1)
         crcs = self._crcs(rows)
         if crcs == checks["crc"].tolist():
             return Applied(ids.tolist(), [], [])
@@ -355,37 +333,48 @@ class DenseBooks:
             good &= ~np.isin(rows, rows[~good])
         return Applied(ids[good].tolist(), [*bad, *ids[~good].tolist()], slow_ids)
 
-    def _write(self, at: NDArray[np.intp], size: NDArray[np.int64]) -> None:
+    def _write(self, at: NDArray[np.intp], size: NDArray[np.int64], most: int = -1) -> None:
         """Set each level `at` (a place in `sizes`) to its `size`, in order (a level's last
-        change wins), and its text."""
-        mark = self._counting(len(at)) + self._stamp  # above every mark of earlier frames
-        self._stamp += len(at)
+        change wins), and its text (looked up when every size is `most` or less, known)."""
+        n = len(at)
+        if self._stamp + n > len(self._marks):  # marks run out: start again
+            self._last.fill(-1)
+            self._stamp = 0
+            self._marks = np.arange(max(n, len(self._marks)))
+        mark = self._marks[self._stamp : self._stamp + n]  # above every mark in `_last`
+        self._stamp += n
         np.maximum.at(self._last, at, mark)  # each level's last change in this frame
         won = self._last.take(at) == mark
-        at, size = at[won], size[won]
+        if np.count_nonzero(won) < n:
+            at, size = at[won], size[won]
         self.sizes.reshape(-1)[at] = size
         w = self.words
-        self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
+        if self._size_text is not None and 0 <= most < SMALL:
+            self._size_text[at] = small_words().view(np.uint64).take(size)
+        else:
+            self.text.reshape(-1, 2 * w)[at, w:] = number_words(size, w)
 
     def _crcs(self, rows: NDArray[np.intp]) -> list[int]:
         """Cut `rows` to each one's depth from its best, per side, and their checksums: the
         CRC32 of the text of the top 10 asks then bids of each."""
-        k, span = len(rows), self.span
         held = self.sizes.take(rows, axis=0) > 0
+        depth = self.max_depth if self._one_depth else self.depth.take(rows)[:, None]
+        rank = held.cumsum(axis=2, dtype=np.int32)  # levels of the side up to each tick
         best = held.argmax(axis=2)  # (row, plane); an empty side: 0, nothing to cut
-        best += self.depth.take(rows)[:, None]  # the first tick beyond the depth
-        if (best + held[:, :, ::-1].argmax(axis=2) < span).any():  # a level at it or beyond
-            keep = self._ticks < best[:, :, None]
+        last = rank.argmax(axis=2)  # the side's last level (its rank is the side's most)
+        last -= best
+        if np.count_nonzero(last >= depth):  # a level `depth` ticks or more from its best
+            keep = self._ticks < (best + depth)[:, :, None]
             now = self.sizes.take(rows, axis=0)
             now *= keep
             self.sizes[rows] = now
             held &= keep
-        top = held.cumsum(axis=2, dtype=np.int32) <= b.CHECKSUM_LEVELS
+            rank = held.cumsum(axis=2, dtype=np.int32)
+        top = rank <= b.CHECKSUM_LEVELS
         top &= held
         top[:, 1, -1] = True  # each row's text ends with its bids plane's last tick, "|"
-        at = np.flatnonzero(top)  # in order: by row, asks then bids, each best first
-        at += ((rows - self._counting(k)) * (2 * span))[at // (2 * span)]
+        at = self._places.take(rows, axis=0)[top]  # by row, asks then bids, each best first
         text = self.text.reshape(-1, 2 * self.words).take(at, axis=0).tobytes()
-        parts = text.translate(None, b"\0").split(_END)
+        parts = text.translate(None, b"\0").split(END)
         parts.pop()  # after the last "|"
         return list(map(zlib.crc32, parts))

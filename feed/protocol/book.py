@@ -14,8 +14,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -279,8 +278,7 @@ def load_records(
     return levels
 
 
-@dataclass(frozen=True, slots=True)
-class BookFrame:
+class BookFrame(NamedTuple):  # (a tuple: made once a frame, the client's hot path)
     snapshot: bool
     seq: int
     records: NDArray[np.void]  # LEVEL_DTYPE

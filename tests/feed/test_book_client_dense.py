@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tickwire.feed import BookUpdate, Gap
+from tickwire.feed.client import dense
 from tickwire.feed.client.book import ClientBooks
-from tickwire.feed.client.dense import number_words
+from tickwire.feed.client.digits import SMALL, number_words, small_words
 from tickwire.feed.protocol import book as b
 from tickwire.simulators.book import LEVEL_DTYPE
 
@@ -104,12 +105,22 @@ def test_binary_books_never_accept_a_wrong_book(
     faults: list[tuple[str, int]],
 ) -> None:
     clean, truth = _stream(frames)
-    stream = with_faults(clean, faults, _corrupt)
+    corrupted: set[bytes] = set()
+
+    def corrupt(frame: bytes) -> bytes:
+        corrupted.add(_corrupt(frame))
+        return _corrupt(frame)
+
+    stream = with_faults(clean, faults, corrupt)
+    corrupted -= set(clean)  # (corrupted twice: the frame again)
     books = _client(dense_min)
     gaps = 0
     for frame in stream:
         events = books.receive_binary(frame)
         gaps += sum(isinstance(e, Gap) and e.reason == "book" for e in events)
+        if frame in corrupted:  # the symbol of the refuted checksum entry is never applied
+            name = SYMS[int(b.decode_book_binary(frame).checks["sym"][-1])]
+            assert not any(isinstance(e, BookUpdate) and name in e.symbols for e in events)
         for i, name in enumerate(SYMS):
             held = books.book(name)
             if held is None:
@@ -302,3 +313,91 @@ def test_changes_for_a_book_not_held_never_land_in_another_row() -> None:
     events = books.receive_binary(_frame(server, [(0, 0, 100, 7), (15, 0, 114, 2)], crcs=2))
     assert BookUpdate("book", 2, ("S15",)) in events
     assert _ladder(books, "S15") == server[15].view(DEPTH)
+
+
+@given(st.lists(st.integers(0, SMALL - 1), max_size=50))
+def test_small_words_are_number_words(values: list[int]) -> None:
+    """The table a frame's sizes are looked up in holds each size's two-word text."""
+    arr = np.array(values, np.int64)
+    assert small_words().take(arr, axis=0).tolist() == number_words(arr, 2).tolist()
+
+
+def test_sizes_either_side_of_the_looked_up_ones_keep_their_checksums() -> None:
+    """A frame whose sizes are all in the table, then one with a size just beyond it (the
+    words are formatted): every book matches the server's, still as rows of two words."""
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    frames = (
+        [(0, 0, 114, SMALL - 1), (1, 1, 116, 7)],
+        [(0, 0, 113, SMALL), (2, 1, 117, 2**26 - 1)],
+    )
+    for steps in frames:
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+    for i, name in enumerate(SYMS):
+        assert _ladder(books, name) == server[i].view(DEPTH)
+    dense = books._dense
+    assert not books.held and dense is not None and dense.words == 2
+
+
+def test_levels_changed_in_any_order_keep_their_last_size_as_marks_start_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With 3 marks to hand out they start again every frame: a level changed last in one
+    frame (a high mark) and first in the next (a low one) takes the new size; a frame of 5
+    changes needs more marks than there are, and of two changes of a level the last wins."""
+    monkeypatch.setattr(dense, "_MARKS", 3)
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.receive_binary(_snapshot(server))
+    frames = [
+        [(0, 0, 113, 1), (1, 1, 117, 1), (0, 0, 114, 1)],
+        [(0, 0, 114, 2), (1, 1, 118, 2), (0, 0, 113, 2)],
+        [(0, 0, 113, 3), (2, 0, 110, 3), (0, 0, 114, 3), (2, 0, 110, 4), (1, 1, 117, 3)],
+        [(1, 1, 117, 4), (0, 0, 114, 4), (0, 0, 113, 4)],
+    ]
+    for steps in frames:
+        events = books.receive_binary(_frame(server, steps))
+        assert [type(e) for e in events] == [BookUpdate]
+        for i, name in enumerate(SYMS):
+            assert _ladder(books, name) == server[i].view(DEPTH)
+    assert not books.held
+
+
+def test_a_row_at_a_smaller_depth_beside_full_ones_is_cut_to_its_own() -> None:
+    """B asks for 5 ticks, A and C for the server's 20: each row is cut to its own depth and
+    checked against the checksum of that cut (rows of several depths in one frame). B's
+    changes are those of its 5-tick view, as the server sends them at that depth."""
+    server = [true_book(0) for _ in SYMS]
+    books = _client()
+    books.want(["B"], 5)
+    snap = _snapshot(server)
+    records = b.decode_book_binary(snap).records
+    checks = np.zeros(3, b.CHECK_DTYPE)
+    checks["sym"] = range(3)
+    checks["crc"] = [b.checksum(lv.view(5 if i == 1 else DEPTH)) for i, lv in enumerate(server)]
+    books.receive_binary(b.encode_book_binary(True, 1, records, checks))
+    frames = [
+        [(0, 0, 114, 3), (1, 0, 115, 2), (2, 1, 116, 0)],  # B's new best bid: its 5 move up
+        [(1, 0, 115, 0), (1, 0, 110, 1), (0, 1, 116, 6), (1, 1, 119, 4)],  # B's 110 is back
+    ]
+    for steps in frames:
+        for i, side, units, size in steps:
+            server[i].set(side, units, size)
+            server[i].seq += 1
+        frame = np.zeros(len(steps), LEVEL_DTYPE)
+        for n, (i, side, units, size) in enumerate(steps):
+            frame[n] = (0, 0, units / 100, size, i, 0, side, 3, b"\0\0")
+        ids = sorted({i for i, *_ in steps})
+        for i in ids:  # each symbol's seqs in order, ending at its book's
+            mine = np.flatnonzero(frame["sym"] == i)
+            frame["seq"][mine] = range(server[i].seq - len(mine) + 1, server[i].seq + 1)
+        checks = np.zeros(len(ids), b.CHECK_DTYPE)
+        checks["sym"] = ids
+        checks["crc"] = [b.checksum(server[i].view(5 if i == 1 else DEPTH)) for i in ids]
+        events = books.receive_binary(b.encode_book_binary(False, 2, frame, checks))
+        assert events == [BookUpdate("book", 2, tuple(SYMS[i] for i in ids))]
+        for i, name in enumerate(SYMS):
+            assert _ladder(books, name) == server[i].view(5 if i == 1 else DEPTH)
+    assert not books.held
