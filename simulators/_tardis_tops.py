@@ -1,0 +1,150 @@
+"""The top of every book after each level update, vectorised: a replayed Tardis file's ticks.
+
+Input is the stream of level records (symbol, side, price units, size; 0 removes the level) and
+the updates after which the top is wanted. A write of size > 0 holds its level from its record
+until the next write of that level: an interval. The best bid after record i is the highest
+price among the intervals that hold i (the best ask the lowest), which a segment tree over the
+records answers for all of them at once: each interval marks the O(log n) nodes that cover it
+with max(code), a query takes the max along its leaf's path to the root (`_mark`, `_ask`). The
+code packs the price's rank and the write, so the winner also says its size. Records go in
+chunks of `CHUNK` with the books at each chunk's start carried as writes at its start, so the
+work arrays stay bounded whatever the file's size; within a chunk records are laid out symbol
+by symbol, so one tree serves every symbol. numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+CHUNK = 1 << 18
+
+
+class Tops(NamedTuple):
+    """At each asked record whose book has both sides and is not crossed: the record's index,
+    and the best bid, its size, the best ask, its size (price units, size units)."""
+
+    at: NDArray[np.int64]
+    bid: NDArray[np.int64]
+    bid_size: NDArray[np.uint64]
+    ask: NDArray[np.int64]
+    ask_size: NDArray[np.uint64]
+
+
+class _Levels(NamedTuple):
+    """Live levels: symbol, side, price units, size."""
+
+    sym: NDArray[np.int64]
+    side: NDArray[np.int64]
+    units: NDArray[np.int64]
+    size: NDArray[np.uint64]
+
+
+def tops(
+    sym: NDArray[np.integer],
+    side: NDArray[np.integer],
+    units: NDArray[np.int64],
+    size: NDArray[np.uint64],
+    asked: NDArray[np.bool_],
+) -> Tops:
+    """The top after each record where `asked` holds (see `Tops`)."""
+    n_sym = int(sym.max()) + 1 if len(sym) else 0
+    empty = np.empty(0, np.int64)
+    live = _Levels(empty, empty, empty, np.empty(0, np.uint64))
+    parts: list[Tops] = []
+    for lo in range(0, len(sym), CHUNK):
+        hi = min(lo + CHUNK, len(sym))
+        chunk = _Levels(
+            sym[lo:hi].astype(np.int64),
+            side[lo:hi].astype(np.int64),
+            units[lo:hi],
+            size[lo:hi],
+        )
+        got, live = _chunk(chunk, live, asked[lo:hi], n_sym)
+        parts.append(got._replace(at=got.at + lo))
+    if not parts:
+        return Tops(empty, empty, np.empty(0, np.uint64), empty, np.empty(0, np.uint64))
+    return Tops(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))
+
+
+def _chunk(
+    rec: _Levels, live: _Levels, asked: NDArray[np.bool_], n_sym: int
+) -> tuple[Tops, _Levels]:
+    """One chunk's tops, and the live levels after it."""
+    n = len(rec.sym)
+    by = np.argsort(rec.sym, kind="stable")  # symbol by symbol, in order
+    pos = np.empty(n, np.int64)
+    pos[by] = np.arange(n)
+    counts = np.bincount(rec.sym, minlength=n_sym)
+    seg_end = np.cumsum(counts)
+    seg_start = seg_end - counts
+    held = counts[live.sym] > 0  # the books of symbols this chunk touches
+    w = _Levels(*(np.concatenate((a[held], b)) for a, b in zip(live, rec, strict=True)))
+    wpos = np.concatenate((seg_start[live.sym[held]], pos))
+    first = np.concatenate((np.zeros(int(held.sum()), np.int64), np.ones(n, np.int64)))
+    uniq, rank = np.unique(w.units, return_inverse=True)
+    rank = rank.reshape(-1).astype(np.int64)
+    level = (w.sym * 2 + w.side) * len(uniq) + rank
+    order = np.argsort(level * (2 * n + 2) + wpos * 2 + first, kind="stable")
+    same = level[order][1:] == level[order][:-1]
+    nxt = np.empty(len(order), np.int64)  # where each write stops holding its level
+    nxt[order[:-1]] = np.where(same, wpos[order][1:], seg_end[w.sym[order][:-1]])
+    if len(order):
+        nxt[order[-1]] = seg_end[w.sym[order[-1]]]
+    # the live levels after the chunk: each level's last write, if it holds a size
+    last = np.ones(len(order), np.bool_)
+    last[:-1] = ~same
+    keep = order[last][w.size[order[last]] > 0]
+    after = _Levels(*(np.concatenate((a[~held], b[keep])) for a, b in zip(live, w, strict=True)))
+    holds = w.size > 0
+    widx = np.arange(len(w.sym), dtype=np.int64)
+    q = pos[np.flatnonzero(asked)]
+    sides = []
+    for s, code in ((0, rank), (1, len(uniq) - 1 - rank)):
+        m = holds & (w.side == s)
+        tree = np.full(2 * max(n, 1), -1, np.int64)
+        _mark(tree, max(n, 1), wpos[m], nxt[m], code[m] * len(widx) + widx[m])
+        sides.append(_ask(tree, max(n, 1), q))
+    bid, ask = sides
+    ok = (bid >= 0) & (ask >= 0)
+    bi, ai = bid[ok] % len(widx), ask[ok] % len(widx)
+    ok_at = np.flatnonzero(asked)[ok]
+    fine = w.units[bi] < w.units[ai]  # neither crossed nor locked
+    got = Tops(
+        ok_at[fine], w.units[bi][fine], w.size[bi][fine], w.units[ai][fine], w.size[ai][fine]
+    )
+    return got, after
+
+
+def _mark(
+    tree: NDArray[np.int64],
+    n: int,
+    lo: NDArray[np.int64],
+    hi: NDArray[np.int64],
+    code: NDArray[np.int64],
+) -> None:
+    """tree[node] = max(tree[node], code) on the nodes that cover [lo, hi) of each interval."""
+    left, right = lo + n, hi + n
+    while len(left):
+        go = left < right
+        left, right, code = left[go], right[go], code[go]
+        odd = (left & 1) == 1
+        np.maximum.at(tree, left[odd], code[odd])
+        left = left + odd
+        odd = (right & 1) == 1
+        right = right - odd
+        np.maximum.at(tree, right[odd], code[odd])
+        left >>= 1
+        right >>= 1
+
+
+def _ask(tree: NDArray[np.int64], n: int, q: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The max code on each leaf's path to the root: the interval that wins at q."""
+    node = q + n
+    best = np.full(len(q), -1, np.int64)
+    while len(node) and node.max() >= 1:
+        best = np.maximum(best, tree[node])
+        node = node >> 1
+    return best
