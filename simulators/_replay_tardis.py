@@ -276,7 +276,7 @@ def _runs(reader: _Reader, sym: NDArray[np.int32], flag: NDArray[np.bool_]) -> N
     """Each row's whole book (-1: none): a symbol's run of snapshot rows is one, numbered in the
     order runs start; a run open at the block's start (`snap_of`) goes on."""
     n = len(sym)
-    by = np.argsort(sym, kind="stable")
+    by = np.argsort(sym.astype(np.uint16), kind="stable")  # radix sort: symbol ids fit u2
     s, fl = sym[by], flag[by]
     head = np.ones(n, np.bool_)
     head[1:] = s[1:] != s[:-1]

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from . import _replay_tardis as tr
 from ._model import decimals
 from ._tardis_records import Rows, number
+from ._tardis_tops import stable_order
 from .errors import UserError
 from .ticks import TickBatch
 from .universe import Universe
@@ -74,8 +75,8 @@ def tardis_books(
     tick = universe.tick_size.astype(np.float64)
     unit = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
     size = sizes(col["mant"], col["places"], col["amount"], unit, sym, where)
-    order = np.argsort(col["ts"], kind="stable")
-    scale = 10.0 ** decimals(tick)
+    order = stable_order(col["ts"])
+    scale = np.asarray(10.0 ** decimals(tick), np.float64)
     units = np.round(col["price"] * scale[sym]).astype(np.int64)
     step = np.maximum(np.round(tick * scale), 1).astype(np.int64)
     _on_grid(units, tick, step, sym, where)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from ._replay_rows import GZIP_SLACK, MAX_GZIP_RATIO, MAX_LINE_BYTES, MAX_PRICE
@@ -70,7 +71,8 @@ def blocks(path: Path) -> Iterator[tuple[bytes, int]]:
 
 
 class Fields(NamedTuple):
-    """A block's non-blank lines: the bytes, each field's start and end, each line's number."""
+    """A block's non-blank lines: the bytes (`PAD` zeros each side), each field's start and
+    end in them, each line's number."""
 
     buf: NDArray[np.uint8]
     start: NDArray[np.int64]  # (lines, fields)
@@ -78,10 +80,16 @@ class Fields(NamedTuple):
     line: NDArray[np.int64]
 
 
+PAD = 32  # zeros around a block's bytes: a field's window may reach past either end
+_POW = 10 ** np.arange(19, dtype=np.int64)
+
+
 def split(block: bytes, first_line: int, nfields: int, path: Path) -> Fields | None:
     """Every field of `block`'s lines (None: a line not in the plain shape, or not ASCII)."""
-    buf = np.frombuffer(block if block.endswith(b"\n") else block + b"\n", np.uint8)
-    nl = np.flatnonzero(buf == 10)
+    if b'"' in block or b"\r" in block or b"\0" in block or not block.isascii():
+        return None  # quotes, CR, NUL, non-ASCII: the csv module's business
+    data = np.frombuffer(block if block.endswith(b"\n") else block + b"\n", np.uint8)
+    nl = np.flatnonzero(data == 10)
     starts = np.concatenate(([0], nl[:-1] + 1))
     long = np.flatnonzero(nl - starts + 1 > MAX_LINE_BYTES)
     if len(long):
@@ -89,50 +97,58 @@ def split(block: bytes, first_line: int, nfields: int, path: Path) -> Fields | N
             f"{path} line {first_line + int(long[0])}: longer than {MAX_LINE_BYTES} bytes; a"
             " replay CSV has one quote or trade per line"
         )
-    if (buf >= 128).any() or (buf == 34).any() or (buf == 13).any():
-        return None  # non-ASCII, quotes, CR: the csv module's business
-    commas = np.flatnonzero(buf == 44)
-    per_line = np.diff(np.concatenate(([0], np.searchsorted(commas, nl))))
     keep = nl > starts  # csv skips blank lines
-    if (per_line[keep] != nfields - 1).any():
-        return None
     n = int(keep.sum())
+    commas = np.flatnonzero(data == 44)
+    if len(commas) != n * (nfields - 1):
+        return None
+    c = commas.reshape(n, nfields - 1)
+    lo, hi = starts[keep], nl[keep]
+    if nfields > 1 and ((c[:, 0] < lo).any() or (c[:, -1] > hi).any()):
+        return None  # a line with fewer commas, another with more
     start = np.empty((n, nfields), np.int64)
     end = np.empty((n, nfields), np.int64)
-    c = commas.reshape(n, nfields - 1)
-    start[:, 0], start[:, 1:] = starts[keep], c + 1
-    end[:, :-1], end[:, -1] = c, nl[keep]
+    c = c + PAD
+    start[:, 0], start[:, 1:] = lo + PAD, c + 1
+    end[:, :-1], end[:, -1] = c, hi + PAD
+    buf = np.zeros(len(data) + 2 * PAD, np.uint8)
+    buf[PAD:-PAD] = data
     return Fields(buf, start, end, np.flatnonzero(keep).astype(np.int64) + first_line)
 
 
-def _matrix(
+def _right(
     f: Fields, col: int | NDArray[np.int64], width: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.bool_], NDArray[np.int64]] | None:
-    """Column `col`'s bytes as a (rows, w) matrix (w: its widest field, at most `width`), where
-    each field's bytes are, and each field's length; None if a field is wider."""
+    """Column `col`'s bytes right-aligned in a (rows, w) matrix (w: its widest field, at most
+    `width` <= PAD), where each field's bytes are, and each field's length; None if wider."""
     s, e = f.start[:, col], f.end[:, col]
     n = e - s
     w = int(n.max()) if len(n) else 0
     if w > width:
         return None
-    at = s[:, None] + np.arange(w)
-    inside = np.arange(w) < n[:, None]
-    return f.buf[np.where(inside, at, 0)], inside, n
+    b: NDArray[np.uint8] = sliding_window_view(f.buf, w)[e - w]  # rows of w bytes: one copy
+    return b, np.arange(w) >= (w - n)[:, None], n
+
+
+def _value(digits: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Rows of digit values (0-9, right-aligned, at most 18) as integers."""
+    w = digits.shape[1]
+    got: NDArray[np.int64] = (
+        digits.astype(np.int64) @ _POW[w - 1 :: -1] if w else np.zeros(len(digits), np.int64)
+    )
+    return got
 
 
 def integers(f: Fields, col: int) -> NDArray[np.int64] | None:
     """Column `col` as non-negative integers (None: a field empty or not all digits)."""
-    got = _matrix(f, col, _MAX_DIGITS)
+    got = _right(f, col, _MAX_DIGITS)
     if got is None:
         return None
     b, inside, n = got
-    d = b.astype(np.int64) - 48
-    if (n == 0).any() or ((d < 0) | (d > 9))[inside].any():
+    d = b - np.uint8(48)
+    if (n == 0).any() or ((d > 9) & inside).any():
         return None
-    out = np.zeros(len(n), np.int64)
-    for j in range(b.shape[1]):
-        out = np.where(inside[:, j], out * 10 + d[:, j], out)
-    return out
+    return _value(np.where(inside, d, 0).astype(np.uint8))
 
 
 class Decimals(NamedTuple):
@@ -147,7 +163,7 @@ class Decimals(NamedTuple):
 
 def decimals(f: Fields, col: int | NDArray[np.int64], empty_ok: bool = False) -> Decimals | None:
     """Column `col` as plain decimals (digits, at most one point); None if any is not one."""
-    got = _matrix(f, col, _MAX_DIGITS + 1)
+    got = _right(f, col, _MAX_DIGITS)
     if got is None:
         return None
     b, inside, n = got
@@ -157,29 +173,29 @@ def decimals(f: Fields, col: int | NDArray[np.int64], empty_ok: bool = False) ->
     if b.shape[1] == 0:  # every field empty
         zero = np.zeros(len(n), np.int64)
         return Decimals(zero, zero, np.zeros(len(n)), given)
-    d = b.astype(np.int64) - 48
-    digit = inside & (d >= 0) & (d <= 9)
+    d = b - np.uint8(48)
+    digit = inside & (d <= 9)
     point = inside & (b == 46)
     points = point.sum(axis=1)
-    if ((inside & ~digit & ~point).any() or (points > 1).any()) or (
-        (digit.sum(axis=1) == 0) & given
-    ).any():
+    if (inside & ~digit & ~point).any() or (points > 1).any() or ((points >= n) & given).any():
+        return None  # a sign, an exponent, a space, two points, a point alone
+    full = _value(np.where(digit, d, 0).astype(np.uint8))  # the point read as a 0
+    if full.max() >= 2**53 * 10:  # a mantissa past exact doubles: float() decides, row by row
         return None
-    at = np.where(points > 0, np.argmax(point, axis=1), b.shape[1])
-    mant = np.zeros(len(n), np.int64)
-    for j in range(b.shape[1]):
-        mant = np.where(digit[:, j], mant * 10 + d[:, j], mant)
-    places = (digit & (np.arange(b.shape[1]) > at[:, None])).sum(axis=1).astype(np.int64)
-    if (mant >= 2**53).any():  # beyond exact doubles: the row path's float() decides
-        return None
-    value = mant / 10.0**places  # exact operands, one rounding: what float(text) gives
-    for _ in range(_MAX_DIGITS):  # drop trailing zeros: 1.50 has one decimal
-        zero = (places > 0) & (mant % 10 == 0)
-        if not zero.any():
+    w = b.shape[1]
+    after = np.where(points > 0, w - 1 - np.argmax(point, axis=1), 0)  # digits after the point
+    zeros = np.zeros(len(n), np.int64)  # trailing zeros
+    run = np.ones(len(n), np.bool_)
+    for j in range(w - 1, -1, -1):
+        run &= b[:, j] == 48
+        if not run.any():
             break
-        mant = np.where(zero, mant // 10, mant)
-        places = places - zero
-    return Decimals(mant, places, value, given)
+        zeros += run
+    drop = np.minimum(zeros, after)
+    split_at = _POW[after]
+    mant = np.where(points > 0, full // (split_at * 10) * split_at + full % split_at, full)
+    value = mant / 10.0**after  # exact operands, one rounding: what float(text) gives
+    return Decimals(mant // _POW[drop], after - drop, value, given)
 
 
 def prices_ok(p: Decimals) -> bool:
@@ -190,39 +206,35 @@ def prices_ok(p: Decimals) -> bool:
 
 def words(f: Fields, col: int, choices: tuple[bytes, ...]) -> NDArray[np.int64] | None:
     """Column `col` as the index of its word among `choices` (None: another word)."""
-    width = max(len(c) for c in choices)
-    got = _matrix(f, col, width)
-    if got is None:
-        return None
-    b, inside, n = got
-    b = np.where(inside, b, 0)
-    out = np.full(len(n), -1, np.int64)
+    s, e = f.start[:, col], f.end[:, col]
+    out = np.full(len(s), -1, np.int64)
     for k, word in enumerate(choices):
-        want = np.zeros(b.shape[1], np.uint8)
-        want[: len(word)] = np.frombuffer(word, np.uint8)[: b.shape[1]]
-        if len(word) <= b.shape[1]:
-            out[(n == len(word)) & (b == want).all(axis=1)] = k
+        ok = (e - s) == len(word)
+        for j, ch in enumerate(word):
+            ok &= f.buf[s + j] == ch
+        out[ok] = k
     return None if (out < 0).any() else out
 
 
 def symbols(f: Fields, col: int) -> tuple[list[str], NDArray[np.int64]] | None:
     """Column `col`'s names in order of first appearance, and each row's index into them
     (None: an empty name, or one with spaces around it)."""
-    got = _matrix(f, col, 256)
+    got = _right(f, col, PAD)
     if got is None:
         return None
     b, inside, n = got
-    if (n == 0).any() or (b[:, 0] == 32).any():
+    w = b.shape[1]
+    if (n == 0).any() or (b[:, -1] == 32).any() or (b[np.arange(len(n)), w - n] == 32).any():
         return None
-    last = b[np.arange(len(n)), np.maximum(n - 1, 0)]
-    if (last == 32).any():
-        return None
-    fixed = np.ascontiguousarray(np.where(inside, b, 0)).view(f"S{b.shape[1]}").reshape(-1)
-    uniq, first, inverse = np.unique(fixed, return_index=True, return_inverse=True)
+    wide = -(-w // 8) * 8
+    fixed = np.zeros((len(n), wide), np.uint8)
+    fixed[:, wide - w :] = np.where(inside, b, 0)
+    keys = fixed.view(np.uint64) if wide == 8 else fixed.view(f"V{wide}")
+    uniq, first, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
     by_first = np.argsort(first, kind="stable")
     rank = np.empty(len(uniq), np.int64)
     rank[by_first] = np.arange(len(uniq))
-    names = [bytes(u).decode("ascii") for u in uniq[by_first]]
+    names = [fixed[i].tobytes().lstrip(b"\0").decode("ascii") for i in first[by_first]]
     return names, rank[inverse.reshape(-1)]
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._tardis_tops import tops
+from ._tardis_tops import stable_order, tops
 from .book import LEVEL_DTYPE, MAX_DEPTH
 from .ticks import TICK_DTYPE, TickBatch
 
@@ -54,7 +54,14 @@ def number(
     """The records of `rows` taken in `order` (time, stable); `tick` each symbol's tick in price
     units, `scale` its price units per 1."""
     n_sym = len(tick)
-    s = Rows(*(c[order] for c in rows))
+    s = Rows(
+        rows.sym[order],
+        rows.ts[order],
+        rows.side[order],
+        rows.units[order],
+        rows.size[order],
+        rows.whole[order],
+    )
     change = s.whole < 0
     at = np.flatnonzero(~change)
     ids, first = np.unique(s.whole[at], return_index=True)
@@ -62,7 +69,7 @@ def number(
     by_time = np.argsort(anchor, kind="stable")
     anchor, ids = anchor[by_time], ids[by_time]
     members = np.flatnonzero(rows.whole >= 0)
-    members = members[np.argsort(rows.whole[members], kind="stable")]  # file order in a book
+    members = members[stable_order(rows.whole[members])]  # file order within a book
     bounds = np.searchsorted(rows.whole[members], np.stack((ids, ids + 1)))
     event = change.copy()
     event[anchor] = True
@@ -88,7 +95,7 @@ class _Wholes:
         self.s = s
         self.held: dict[int, _Book] = {}
         pos = np.flatnonzero(change)
-        by = np.argsort(s.sym[pos], kind="stable")
+        by = stable_order(s.sym[pos].astype(np.uint16))
         self.changes = pos[by]  # each symbol's change rows, in time order
         edges = np.searchsorted(s.sym[pos][by], np.arange(n_sym + 1))
         self.next = edges[:-1].copy()  # each symbol's first change not yet in `held`
@@ -140,11 +147,11 @@ class _Wholes:
         rows = self.changes[lo:hi][: self.changes[lo:hi].searchsorted(a)]
         for side in (0, 1):
             mine = rows[self.s.side[rows] == side]
-            units, size = self.s.units[mine].tolist(), self.s.size[mine].tolist()
+            units, size = self.s.units[mine], self.s.size[mine]
             levels = book[side]
-            levels.update(zip(units, size, strict=True))
-            for u in {u for u, z in zip(units, size, strict=True) if not z}:
-                if levels.get(u) == 0:
+            levels.update(zip(units.tolist(), size.tolist(), strict=True))
+            for u in set(units[size == 0].tolist()):
+                if levels.get(u) == 0:  # its last change removed it
                     del levels[u]
         return book
 
@@ -203,7 +210,7 @@ def _laid_out(
 
 def _running(sym: NDArray[np.int64], inc: NDArray[np.int64]) -> NDArray[np.int64]:
     """Per symbol, the running sum of `inc` in order."""
-    by = np.argsort(sym, kind="stable")
+    by = stable_order(sym.astype(np.uint16))
     total = np.cumsum(inc[by])
     head = np.ones(len(by), np.bool_)
     head[1:] = sym[by][1:] != sym[by][:-1]
@@ -226,7 +233,7 @@ def _ticks(
     those in a row for one symbol and time, the last."""
     t = tops(sym, side, units, size, asked)
     s = sym[t.at]
-    by = np.argsort(s, kind="stable")
+    by = stable_order(s.astype(np.uint16))
     cols = (t.bid, t.bid_size.astype(np.int64), t.ask, t.ask_size.astype(np.int64))
     new = np.ones(len(by), np.bool_)
     if len(by):

@@ -14,7 +14,7 @@ by symbol, so one tree serves every symbol. numpy only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,20 +74,25 @@ def _chunk(
 ) -> tuple[Tops, _Levels]:
     """One chunk's tops, and the live levels after it."""
     n = len(rec.sym)
-    by = np.argsort(rec.sym, kind="stable")  # symbol by symbol, in order
+    by = stable_order(rec.sym.astype(np.uint16))  # symbol by symbol, in order
     pos = np.empty(n, np.int64)
     pos[by] = np.arange(n)
     counts = np.bincount(rec.sym, minlength=n_sym)
     seg_end = np.cumsum(counts)
     seg_start = seg_end - counts
     held = counts[live.sym] > 0  # the books of symbols this chunk touches
-    w = _Levels(*(np.concatenate((a[held], b)) for a, b in zip(live, rec, strict=True)))
-    wpos = np.concatenate((seg_start[live.sym[held]], pos))
-    first = np.concatenate((np.zeros(int(held.sum()), np.int64), np.ones(n, np.int64)))
-    uniq, rank = np.unique(w.units, return_inverse=True)
-    rank = rank.reshape(-1).astype(np.int64)
-    level = (w.sym * 2 + w.side) * len(uniq) + rank
-    order = np.argsort(level * (2 * n + 2) + wpos * 2 + first, kind="stable")
+    # writes in time order within each level: the books held, then the chunk symbol by symbol
+    w = _cat(live, held, rec, by)
+    wpos = np.concatenate((seg_start[live.sym[held]], np.arange(n)))
+    low = int(w.units.min()) if n else 0
+    span = int(w.units.max()) - low + 1 if n else 1
+    if span < 2**62 // max(len(w.units), 2 * n_sym, 1):
+        rank, ranks = w.units - low, span  # prices in units make the rank themselves
+    else:
+        uniq, inverse = np.unique(w.units, return_inverse=True)
+        rank, ranks = inverse.reshape(-1).astype(np.int64), len(uniq)
+    level = (w.sym * 2 + w.side) * ranks + rank
+    order = np.argsort(level, kind="stable")
     same = level[order][1:] == level[order][:-1]
     nxt = np.empty(len(order), np.int64)  # where each write stops holding its level
     nxt[order[:-1]] = np.where(same, wpos[order][1:], seg_end[w.sym[order][:-1]])
@@ -97,12 +102,12 @@ def _chunk(
     last = np.ones(len(order), np.bool_)
     last[:-1] = ~same
     keep = order[last][w.size[order[last]] > 0]
-    after = _Levels(*(np.concatenate((a[~held], b[keep])) for a, b in zip(live, w, strict=True)))
+    after = _cat(live, ~held, w, keep)
     holds = w.size > 0
     widx = np.arange(len(w.sym), dtype=np.int64)
     q = pos[np.flatnonzero(asked)]
     sides = []
-    for s, code in ((0, rank), (1, len(uniq) - 1 - rank)):
+    for s, code in ((0, rank), (1, ranks - 1 - rank)):
         m = holds & (w.side == s)
         tree = np.full(2 * max(n, 1), -1, np.int64)
         _mark(tree, max(n, 1), wpos[m], nxt[m], code[m] * len(widx) + widx[m])
@@ -116,6 +121,25 @@ def _chunk(
         ok_at[fine], w.units[bi][fine], w.size[bi][fine], w.units[ai][fine], w.size[ai][fine]
     )
     return got, after
+
+
+def _cat(a: _Levels, in_a: NDArray[Any], b: _Levels, in_b: NDArray[Any]) -> _Levels:
+    """The levels a[in_a] then b[in_b]."""
+    return _Levels(
+        np.concatenate((a.sym[in_a], b.sym[in_b])),
+        np.concatenate((a.side[in_a], b.side[in_b])),
+        np.concatenate((a.units[in_a], b.units[in_b])),
+        np.concatenate((a.size[in_a], b.size[in_b])),
+    )
+
+
+def stable_order(keys: NDArray[Any]) -> NDArray[np.intp]:
+    """np.argsort(keys, kind="stable"), without sorting keys already in order (a file's times,
+    mostly). Symbol ids are best passed as u2: numpy sorts those by radix, in linear time."""
+    if len(keys) < 2 or bool((keys[1:] >= keys[:-1]).all()):
+        return np.arange(len(keys))
+    out: NDArray[np.intp] = np.argsort(keys, kind="stable")
+    return out
 
 
 def _mark(
