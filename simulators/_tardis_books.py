@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,8 +61,9 @@ def tardis_books(
     names = _names(parts, universe)
     index = {s: i for i, s in enumerate(names)}
     sym = np.concatenate([np.array([index[n] for n in p.names], np.intp)[p.sym] for p in parts])
-    col = {f: np.concatenate([getattr(p, f) for p in parts]) for f in _COLUMNS}
-    where = _Where(parts)
+    col = {f: _joined([getattr(p, f) for p in parts]) for f in _COLUMNS}
+    where = _Where([(p.path, p.line) for p in parts])
+    del parts  # their columns are `col` now (or were copied into it)
     finer = None
     need = _units(len(names), sym, col["places"])
     if universe is None:
@@ -74,10 +76,11 @@ def tardis_books(
             universe = dataclasses.replace(universe, size_unit=need)
     tick = universe.tick_size.astype(np.float64)
     unit = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
-    size = sizes(col["mant"], col["places"], col["amount"], unit, sym, where)
-    order = stable_order(col["ts"])
+    size = sizes(col.pop("mant"), col.pop("places"), col.pop("amount"), unit, sym, where)
+    ts = col["ts"]
+    order = None if bool((ts[1:] >= ts[:-1]).all()) else stable_order(ts)  # None: in order
     scale = np.asarray(10.0 ** decimals(tick), np.float64)
-    units = np.round(col["price"] * scale[sym]).astype(np.int64)
+    units = np.round(col.pop("price") * scale[sym]).astype(np.int64)
     step = np.maximum(np.round(tick * scale), 1).astype(np.int64)
     _on_grid(units, tick, step, sym, where)
     rows = Rows(sym, col["ts"], col["side"], units, size, col["whole"])
@@ -88,17 +91,22 @@ def tardis_books(
 _COLUMNS = ("ts", "side", "price", "mant", "places", "amount", "whole")
 
 
+def _joined(arrays: list[NDArray[Any]]) -> NDArray[Any]:
+    """One array of `arrays` (the one itself if alone: a day's file is not copied)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 class _Where:
     """The file and line of a row of all files' rows (for errors)."""
 
-    def __init__(self, parts: list[tr.TardisRows]) -> None:
-        self.parts = parts
-        self.ends = np.cumsum([len(p) for p in parts])
+    def __init__(self, files: list[tuple[Path, NDArray[np.int64]]]) -> None:
+        self.files = files
+        self.ends = np.cumsum([len(lines) for _, lines in files])
 
     def __call__(self, k: int) -> str:
         i = int(np.searchsorted(self.ends, k, "right"))
-        part = self.parts[i]
-        return f"{part.path} line {int(part.line[k - (self.ends[i] - len(part))])}"
+        path, lines = self.files[i]
+        return f"{path} line {int(lines[k - (self.ends[i] - len(lines))])}"
 
 
 def _names(parts: list[tr.TardisRows], universe: Universe | None) -> list[str]:

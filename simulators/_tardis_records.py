@@ -46,21 +46,25 @@ class Numbered(NamedTuple):
 
 def number(
     rows: Rows,
-    order: NDArray[np.intp],
+    order: NDArray[np.intp] | None,
     tick: NDArray[np.int64],
     scale: NDArray[np.float64],
     want_tops: bool,
 ) -> Numbered:
-    """The records of `rows` taken in `order` (time, stable); `tick` each symbol's tick in price
-    units, `scale` its price units per 1."""
+    """The records of `rows` taken in `order` (time, stable; None: as they are); `tick` each
+    symbol's tick in price units, `scale` its price units per 1."""
     n_sym = len(tick)
-    s = Rows(
-        rows.sym[order],
-        rows.ts[order],
-        rows.side[order],
-        rows.units[order],
-        rows.size[order],
-        rows.whole[order],
+    s = (
+        rows
+        if order is None
+        else Rows(
+            rows.sym[order],
+            rows.ts[order],
+            rows.side[order],
+            rows.units[order],
+            rows.size[order],
+            rows.whole[order],
+        )
     )
     change = s.whole < 0
     at = np.flatnonzero(~change)
@@ -73,7 +77,7 @@ def number(
     bounds = np.searchsorted(rows.whole[members], np.stack((ids, ids + 1)))
     event = change.copy()
     event[anchor] = True
-    first_event = np.full(n_sym, len(order), np.int64)
+    first_event = np.full(n_sym, len(s.ts), np.int64)
     np.minimum.at(first_event, s.sym[event], np.flatnonzero(event))
     wholes = _Wholes(s, change, n_sym)
     for a, lo, hi in zip(anchor.tolist(), bounds[0].tolist(), bounds[1].tolist(), strict=True):

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-CHUNK = 1 << 18
+CHUNK = 1 << 16  # records a tree covers: its work arrays take ~100 B each
 
 
 class Tops(NamedTuple):
