@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._tardis_tops import stable_order, tops
+from ._tardis_wholes import Made, whole_records
 from .book import LEVEL_DTYPE, MAX_DEPTH
 from .ticks import TICK_DTYPE, TickBatch
 
@@ -72,6 +73,11 @@ def number(
     anchor = at[first]  # where each whole book is taken: its first row in time
     by_time = np.argsort(anchor, kind="stable")
     anchor, ids = anchor[by_time], ids[by_time]
+    if not change.any():  # whole books only (book_snapshot_N): all at once
+        by_id = np.argsort(ids)
+        book_of = by_id[np.searchsorted(ids[by_id], rows.whole)]
+        made = whole_records(rows.side, rows.units, rows.size, book_of, s.sym[anchor], anchor, tick)
+        return _laid_out(s, change, anchor, made, scale, want_tops)
     members = np.flatnonzero(rows.whole >= 0)
     members = members[stable_order(rows.whole[members])]  # file order within a book
     bounds = np.searchsorted(rows.whole[members], np.stack((ids, ids + 1)))
@@ -109,7 +115,7 @@ class _Wholes:
         self.size: list[int] = []
         self.inc: list[int] = []
         self.snap: list[bool] = []
-        self.count: list[int] = []
+        self.counts: list[int] = []
         self.bumps: list[tuple[int, int]] = []  # (row, symbol): a seq 1 book without levels
         self.widest = 0
 
@@ -142,7 +148,7 @@ class _Wholes:
             self.side.append(side)
             self.units.append(u)
             self.size.append(z)
-        self.count.append(len(made))
+        self.counts.append(len(made))
 
     def _held(self, sym: int, a: int) -> _Book:
         """Symbol `sym`'s book just before row `a`: the one held, with the changes since."""
@@ -164,12 +170,12 @@ def _laid_out(
     s: Rows,
     change: NDArray[np.bool_],
     anchor: NDArray[np.int64],
-    wholes: _Wholes,
+    wholes: _Wholes | Made,
     scale: NDArray[np.float64],
     want_tops: bool,
 ) -> Numbered:
     """Changes and whole books' records in one stream, in time order, with their seqs."""
-    k = np.array(wholes.count, np.int64)
+    k = np.array(wholes.counts, np.int64)
     counts = change.astype(np.int64)
     counts[anchor] = k
     offs = np.cumsum(counts) - counts

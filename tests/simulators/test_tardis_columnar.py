@@ -110,3 +110,31 @@ def test_reading_holds_a_block_not_the_file(l2: Path) -> None:
         if f not in ("path", "names")
     )
     assert peak - 2 * kept < 12 * tp.BLOCK_BYTES, (peak, kept)
+
+
+def test_snapshot_rows_with_odd_books_make_the_same_records(tmp_path: Path) -> None:
+    """Whole books made all at once: a level of size 0, a price given twice, a row without
+    levels (first and later), a book equal to the one before, symbols interleaved."""
+    cols = ["exchange", "symbol", "timestamp", "local_timestamp"]
+    for i in range(3):
+        cols += [f"asks[{i}].price", f"asks[{i}].amount", f"bids[{i}].price", f"bids[{i}].amount"]
+    T0 = 1_700_000_000_000_000
+    books = [
+        ("ETH", ["", "", "", ""] * 3),  # its first book has no levels
+        (
+            "BTC",
+            ["10.02", "1", "10.00", "2", "10.03", "0", "9.99", "3", "10.04", "1.5", "9.99", "4"],
+        ),
+        ("ETH", ["5.1", "1", "5.0", "1", "", "", "", "", "", "", "", ""]),
+        ("BTC", ["10.02", "1", "10.00", "2", "10.04", "1.5", "9.99", "4", "", "", "", ""]),
+        ("BTC", ["10.02", "1", "10.00", "2", "10.04", "1.5", "9.99", "4", "", "", "", ""]),
+        ("BTC", ["10.01", "0.25", "10.00", "2", "10.05", "1", "9.98", "4", "", "", "", ""]),
+        ("ETH", ["", "", "", ""] * 3),  # a later book without levels: every level goes
+        ("ETH", ["5.2", "2", "5.0", "1", "", "", "", "", "", "", "", ""]),
+    ]
+    lines = [",".join(cols)]
+    for k, (sym, cells) in enumerate(books):
+        lines.append(",".join(["binance", sym, str(T0 + k * 10), str(T0 + k * 10 + 1), *cells]))
+    path = tmp_path / "odd_book_snapshot_3.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _same([path], ["snapshot"])
