@@ -165,10 +165,12 @@ def _mark(
 
 
 def _ask(tree: NDArray[np.int64], n: int, q: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The max code on each leaf's path to the root: the interval that wins at q."""
-    node = q + n
-    best = np.full(len(q), -1, np.int64)
-    while len(node) and node.max() >= 1:
-        best = np.maximum(best, tree[node])
-        node = node >> 1
-    return best
+    """The max code on each leaf's path to the root: the interval that wins at q. Pushed
+    down the tree level by level (a node's parent is node >> 1), then read at the leaves."""
+    lo = 2
+    while lo < 2 * n:
+        hi = min(2 * lo, 2 * n)
+        np.maximum(tree[lo:hi], tree[lo >> 1 : (hi + 1) >> 1].repeat(2)[: hi - lo], out=tree[lo:hi])
+        lo = hi
+    out: NDArray[np.int64] = tree[q + n]
+    return out

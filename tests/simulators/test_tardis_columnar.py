@@ -138,3 +138,57 @@ def test_snapshot_rows_with_odd_books_make_the_same_records(tmp_path: Path) -> N
     path = tmp_path / "odd_book_snapshot_3.csv"
     path.write_text("\n".join(lines) + "\n")
     _same([path], ["snapshot"])
+
+
+@pytest.mark.parametrize(
+    ("cells", "want"),
+    [
+        (
+            ["1704067200000000", "0000000000000123", "9999999999999999"],
+            [1704067200000000, 123, 9999999999999999],
+        ),
+        (["17040672", "00000123"], [17040672, 123]),  # one width below 16
+        (["123", "45", "6"], [123, 45, 6]),  # widths differ: the byte matrix
+        (["170406x2", "00000123"], None),  # not a digit: the row path says so
+        (["1704/672", "00000123"], None),
+        (["", "1"], None),
+    ],
+)
+def test_block_integers_read_exactly_or_not_at_all(
+    cells: list[str], want: list[int] | None
+) -> None:
+    block = "".join(f"x,{c}\n" for c in cells).encode()
+    fields = tp.split(block, 1, 2, Path("f.csv"))
+    assert fields is not None
+    got = tp.integers(fields, 1)
+    assert (got.tolist() if got is not None else None) == want
+
+
+@pytest.mark.parametrize(
+    ("cell", "want"),
+    [
+        ("42000.01", (4200001, 2, 42000.01)),
+        ("0.00012300", (123, 6, 0.000123)),  # trailing zeros are no decimals
+        ("5", (5, 0, 5.0)),
+        ("100", (100, 0, 100.0)),
+        ("7.", (7, 0, 7.0)),
+        (".5", (5, 1, 0.5)),
+        ("1e-5", None),
+        ("-1", None),
+        ("1.2.3", None),
+        (" 1", None),
+        (".", None),
+    ],
+)
+def test_block_decimals_are_exact_digits_and_python_floats(
+    cell: str, want: tuple[int, int, float] | None
+) -> None:
+    fields = tp.split(f"x,{cell}\nx,1\n".encode(), 1, 2, Path("f.csv"))
+    assert fields is not None
+    got = tp.decimals(fields, 1)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    assert (int(got.mant[0]), int(got.places[0]), float(got.value[0])) == want
+    assert float(got.value[0]) == float(cell)
