@@ -136,9 +136,11 @@ def _right(
 def _value(digits: NDArray[np.uint8]) -> NDArray[np.int64]:
     """Rows of digit values (0-9, right-aligned, at most 18) as integers."""
     w = digits.shape[1]
-    got: NDArray[np.int64] = (
-        digits.astype(np.int64) @ _POW[w - 1 :: -1] if w else np.zeros(len(digits), np.int64)
-    )
+    if w <= 16:  # two words of 8 digits each
+        wide = np.zeros((len(digits), 16), np.uint8)
+        wide[:, 16 - w :] = digits
+        return _words(wide.view("<u8"))
+    got: NDArray[np.int64] = digits.astype(np.int64) @ _POW[w - 1 :: -1]
     return got
 
 
@@ -168,7 +170,12 @@ def _swar(f: Fields, e: NDArray[np.int64], w: int) -> NDArray[np.int64] | None:
     x = win.view("<u8")  # (rows, 2): the first 8 characters in the low bytes of word 0
     if (((x + np.uint64(0x4646464646464646)) | (x - _ZEROS)) & _HIGH).any():
         return None  # a byte that is not a digit
-    x = x - _ZEROS
+    return _words(x - _ZEROS)
+
+
+def _words(x: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """(rows, 2) words of 8 digit values (0-9) each, most significant in the low byte of
+    word 0, as integers."""
     x = (x * np.uint64(10) + (x >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
     x = (x * np.uint64(100) + (x >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
     x = (x * np.uint64(10000) + (x >> np.uint64(32))) & np.uint64(0x00000000FFFFFFFF)
@@ -198,13 +205,16 @@ def decimals(f: Fields, col: int, empty_ok: bool = False) -> Decimals | None:
     if b.shape[1] == 0:  # every field empty
         zero = np.zeros(len(n), np.int64)
         return Decimals(zero, zero, np.zeros(len(n)), given)
+    b = np.where(inside, b, np.uint8(48))  # left-padded with '0'
+    point = b == 46
     d = b - np.uint8(48)
-    digit = inside & (d <= 9)
-    point = inside & (b == 46)
-    points = point.sum(axis=1)
-    if (inside & ~digit & ~point).any() or (points > 1).any() or ((points >= n) & given).any():
-        return None  # a sign, an exponent, a space, two points, a point alone
-    full = _value(np.where(digit, d, 0).astype(np.uint8))  # the point read as a 0
+    if ((d > 9) & ~point).any():
+        return None  # a sign, an exponent, a space
+    points = np.count_nonzero(point, axis=1)
+    if (points > 1).any() or ((points >= n) & given).any():
+        return None  # two points, a point alone
+    d[point] = 0
+    full = _value(d)  # the point read as a 0
     if full.max() >= 2**53 * 10:  # a mantissa past exact doubles: float() decides, row by row
         return None
     w = b.shape[1]
