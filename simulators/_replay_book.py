@@ -48,10 +48,15 @@ class ReplayBook:
         start_seq = np.zeros(len(tick_size), np.uint64)
         start_seq[ids] = records["seq"][first]
         initial = snapshot & opens[sym] & (records["seq"] == start_seq[sym])
-        for i in np.flatnonzero(opens).tolist():
-            self.mirror.load(records[initial & (sym == i)])
-        self._records = records[~initial]
-        self._snapshot = snapshot[~initial]
+        at = np.flatnonzero(initial)
+        by = at[np.argsort(sym[at], kind="stable")]
+        cuts = np.flatnonzero(np.diff(sym[by])) + 1
+        for part in np.split(by, cuts) if len(by) else []:
+            self.mirror.load(records[part])
+        if len(at) and at[-1] == len(at) - 1:  # they come first (a file's opening books)
+            self._records, self._snapshot = records[len(at) :], snapshot[len(at) :]
+        else:
+            self._records, self._snapshot = records[~initial], snapshot[~initial]
         self._ts = np.ascontiguousarray(self._records["ts"])
         self._pos = 0
 
