@@ -241,21 +241,11 @@ def _ticks(
 ) -> TickBatch:
     """A tick where a symbol's top (both sides, not crossed) differs from its last one; of
     those in a row for one symbol and time, the last."""
-    t = tops(sym, side, units, size, asked)
-    s = sym[t.at]
-    by = stable_order(s.astype(np.uint16))
-    cols = (t.bid, t.bid_size.astype(np.int64), t.ask, t.ask_size.astype(np.int64))
-    new = np.ones(len(by), np.bool_)
-    if len(by):
-        new[1:] = s[by][1:] != s[by][:-1]
-        for c in cols:
-            new[1:] |= c[by][1:] != c[by][:-1]
-    emit = np.empty(len(by), np.bool_)
-    emit[by] = new
-    at, s = t.at[emit], s[emit]
+    t = tops(sym, side, units, size, asked)  # where a symbol's top changed
+    at, s = t.at, sym[t.at]
     last = np.ones(len(at), np.bool_)  # the next tick is of another symbol or time
     last[:-1] = (s[1:] != s[:-1]) | (ts[at][1:] != ts[at][:-1])
-    pick = np.flatnonzero(emit)[last]
+    pick = np.flatnonzero(last)
     out = np.zeros(len(pick), TICK_DTYPE)
     sym_t = sym[t.at[pick]]
     scale_t = scale[sym_t]

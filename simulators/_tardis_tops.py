@@ -49,10 +49,12 @@ def tops(
     size: NDArray[np.uint64],
     asked: NDArray[np.bool_],
 ) -> Tops:
-    """The top after each record where `asked` holds (see `Tops`)."""
+    """The top after each record where `asked` holds (see `Tops`), where it differs from the
+    symbol's top before (the one of its last asked record that had one)."""
     n_sym = int(sym.max()) + 1 if len(sym) else 0
     empty = np.empty(0, np.int64)
     live = _Levels(empty, empty, empty, np.empty(0, np.uint64))
+    last = np.full((n_sym, 4), -1, np.int64)  # each symbol's top so far (-1: none yet)
     parts: list[Tops] = []
     for lo in range(0, len(sym), CHUNK):
         hi = min(lo + CHUNK, len(sym))
@@ -63,6 +65,7 @@ def tops(
             size[lo:hi],
         )
         got, live = _chunk(chunk, live, asked[lo:hi], n_sym)
+        got = _changed(got, chunk.sym[got.at], last)
         parts.append(got._replace(at=got.at + lo))
     if not parts:
         return Tops(empty, empty, np.empty(0, np.uint64), empty, np.empty(0, np.uint64))
@@ -121,6 +124,26 @@ def _chunk(
         ok_at[fine], w.units[bi][fine], w.size[bi][fine], w.units[ai][fine], w.size[ai][fine]
     )
     return got, after
+
+
+def _changed(t: Tops, sym: NDArray[np.int64], last: NDArray[np.int64]) -> Tops:
+    """The tops of `t` (of symbols `sym`) that differ from the symbol's one before; `last`
+    (by symbol) holds the one before the chunk, and gets the chunk's last."""
+    by = stable_order(sym.astype(np.uint16))
+    s = sym[by]
+    now = np.stack((t.bid, t.bid_size.astype(np.int64), t.ask, t.ask_size.astype(np.int64)), 1)
+    now = now[by]
+    head = np.ones(len(s), np.bool_)
+    head[1:] = s[1:] != s[:-1]
+    before = np.empty_like(now)
+    before[1:] = now[:-1]
+    before[head] = last[s[head]]
+    tail = np.ones(len(s), np.bool_)
+    tail[:-1] = head[1:]
+    last[s[tail]] = now[tail]
+    keep = np.empty(len(s), np.bool_)
+    keep[by] = (now != before).any(axis=1)
+    return Tops(t.at[keep], t.bid[keep], t.bid_size[keep], t.ask[keep], t.ask_size[keep])
 
 
 def _cat(a: _Levels, in_a: NDArray[Any], b: _Levels, in_b: NDArray[Any]) -> _Levels:
