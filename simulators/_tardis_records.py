@@ -180,12 +180,10 @@ def _laid_out(
     counts[anchor] = k
     offs = np.cumsum(counts) - counts
     total = int(counts.sum())
-    sym = np.empty(total, np.int64)
-    ts = np.empty(total, np.int64)
-    side = np.empty(total, np.int8)
+    out = np.zeros(total, LEVEL_DTYPE)  # written field by field: no copy of each column
+    sym, ts, side, size = out["sym"], out["ts"], out["side"], out["size"]
     units = np.empty(total, np.int64)
-    size = np.empty(total, np.uint64)
-    inc = np.ones(total, np.int64)
+    inc = np.ones(total, np.int8)
     snap = np.zeros(total, np.bool_)
     asked = np.zeros(total, np.bool_)  # where a tick may come: after a change or a whole book
     c = offs[change]
@@ -196,21 +194,14 @@ def _laid_out(
     side[dest] = np.array(wholes.side, np.int8)
     units[dest] = np.array(wholes.units, np.int64)
     size[dest] = np.array(wholes.size, np.uint64)
-    inc[dest] = np.array(wholes.inc, np.int64)
+    inc[dest] = np.array(wholes.inc, np.int8)
     snap[dest] = np.array(wholes.snap, np.bool_)
     asked[(offs[anchor] + k - 1)[k > 0]] = True
     for a, x in wholes.bumps:  # a book at seq 1 without levels: the symbol's next record is 2
         later = np.flatnonzero(sym[offs[a] :] == x)
         if len(later):
             inc[offs[a] + later[0]] += 1
-    out = np.zeros(total, LEVEL_DTYPE)
-    out["ts"], out["seq"], out["sym"], out["side"], out["size"] = (
-        ts,
-        _running(sym, inc),
-        sym,
-        side,
-        size,
-    )
+    out["seq"] = _running(sym, inc)
     out["price"] = units / scale[sym]
     ticks = np.zeros(0, TICK_DTYPE)
     if want_tops:
@@ -218,7 +209,7 @@ def _laid_out(
     return Numbered(out, snap, min(max(wholes.widest, 20), MAX_DEPTH), ticks)
 
 
-def _running(sym: NDArray[np.int64], inc: NDArray[np.int64]) -> NDArray[np.int64]:
+def _running(sym: NDArray[np.integer], inc: NDArray[np.integer]) -> NDArray[np.int64]:
     """Per symbol, the running sum of `inc` in order."""
     by = stable_order(sym.astype(np.uint16))
     total = np.cumsum(inc[by])
