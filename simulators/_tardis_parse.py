@@ -195,6 +195,12 @@ class Decimals(NamedTuple):
 
 def decimals(f: Fields, col: int, empty_ok: bool = False) -> Decimals | None:
     """Column `col` as plain decimals (digits, at most one point); None if any is not one."""
+    s, e = f.span(col)
+    n = e - s
+    if not empty_ok and (n == 0).any():
+        return None
+    if len(n) and int(n.max()) <= 16:
+        return _short_decimals(f, e, n)
     got = _right(f, col, _MAX_DIGITS)
     if got is None:
         return None
@@ -231,6 +237,44 @@ def decimals(f: Fields, col: int, empty_ok: bool = False) -> Decimals | None:
     mant = np.where(points > 0, full // (split_at * 10) * split_at + full % split_at, full)
     value = mant / 10.0**after  # exact operands, one rounding: what float(text) gives
     return Decimals(mant // _POW[drop], after - drop, value, given)
+
+
+_OUT = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1] * 9, np.uint64)
+_ONES, _SEVENS = np.uint64(0x0101010101010101), np.uint64(0x7F7F7F7F7F7F7F7F)
+
+
+def _short_decimals(f: Fields, e: NDArray[np.int64], n: NDArray[np.int64]) -> Decimals | None:
+    """Decimals of at most 16 characters, two uint64 words a row: bytes left of the field set
+    to '0', the point found as the byte equal to '.' and read as '0', the digits checked and
+    combined as `_swar` does; the point's place says the decimals."""
+    x = sliding_window_view(f.buf, 16)[e - 16].view("<u8")  # (rows, 2)
+    outside = np.stack((_OUT[np.minimum(16 - n, 8)], _OUT[np.maximum(8 - n, 0)]), axis=1)
+    x = (x & ~outside) | (_ZEROS & outside)
+    v = x ^ np.uint64(0x2E2E2E2E2E2E2E2E)  # 0 where '.'
+    point = ~(((v & _SEVENS) + _SEVENS) | v) & _HIGH  # exactly the '.' bytes' high bits
+    points = np.bitwise_count(point).sum(axis=1)
+    if (points > 1).any() or ((points >= n) & (n > 0)).any():
+        return None  # two points, a point alone
+    x = x + (point >> np.uint64(7)) * np.uint64(2)  # '.' + 2 = '0'
+    if (((x + np.uint64(0x4646464646464646)) | (x - _ZEROS)) & _HIGH).any():
+        return None  # a sign, an exponent, a space
+    full = _words(x - _ZEROS)
+    bit = np.log2(np.maximum(point, np.uint64(1)).astype(np.float64)).astype(np.int64)
+    at = np.where(point[:, 1] > 0, 8 + bit[:, 1] // 8, bit[:, 0] // 8)  # its window index
+    after = np.where(points > 0, 15 - at, 0)  # digits after the point
+    if full.max(initial=0) >= 2**53 * 10:  # a mantissa past exact doubles: float() decides
+        return None
+    split_at = _POW[after]
+    mant = np.where(points > 0, full // (split_at * 10) * split_at + full % split_at, full)
+    value = mant / 10.0**after  # exact operands, one rounding: what float(text) gives
+    places = after
+    for _ in range(16):  # drop trailing zeros: 1.50 has one decimal
+        zero = (places > 0) & (mant % 10 == 0)
+        if not zero.any():
+            break
+        mant = np.where(zero, mant // 10, mant)
+        places = places - zero
+    return Decimals(mant, places, value, n > 0)
 
 
 def prices_ok(p: Decimals) -> bool:
