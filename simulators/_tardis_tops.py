@@ -56,8 +56,10 @@ def tops(
     live = _Levels(empty, empty, empty, np.empty(0, np.uint64))
     last = np.full((n_sym, 4), -1, np.int64)  # each symbol's top so far (-1: none yet)
     parts: list[Tops] = []
-    for lo in range(0, len(sym), CHUNK):
-        hi = min(lo + CHUNK, len(sym))
+    lo = 0
+    while lo < len(sym):
+        # a chunk carries the books' live levels as writes: keep them a fraction of it
+        hi = min(lo + max(CHUNK, 4 * len(live.sym)), len(sym))
         chunk = _Levels(
             sym[lo:hi].astype(np.int64),
             side[lo:hi].astype(np.int64),
@@ -67,6 +69,7 @@ def tops(
         got, live = _chunk(chunk, live, asked[lo:hi], n_sym)
         got = _changed(got, chunk.sym[got.at], last)
         parts.append(got._replace(at=got.at + lo))
+        lo = hi
     if not parts:
         return Tops(empty, empty, np.empty(0, np.uint64), empty, np.empty(0, np.uint64))
     return Tops(*(np.concatenate(cols) for cols in zip(*parts, strict=True)))

@@ -192,3 +192,16 @@ def test_block_decimals_are_exact_digits_and_python_floats(
     assert got is not None
     assert (int(got.mant[0]), int(got.places[0]), float(got.value[0])) == want
     assert float(got.value[0]) == float(cell)
+
+
+def test_tops_carried_across_many_small_chunks(
+    l2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks far smaller than the books (they grow to 4x the live levels): the books and the
+    last tops carried from chunk to chunk make the same ticks."""
+    from tickwire.simulators import _tardis_tops as tt
+
+    path = tmp_path / "head.csv"
+    path.write_text("".join(l2.read_text().splitlines(keepends=True)[:15_000]))
+    monkeypatch.setattr(tt, "CHUNK", 64)
+    _same([path], ["incremental"])
