@@ -165,9 +165,9 @@ _ZEROS, _HIGH = np.uint64(0x3030303030303030), np.uint64(0x8080808080808080)
 def _swar(f: Fields, e: NDArray[np.int64], w: int) -> NDArray[np.int64] | None:
     """Fields of `w` <= 16 digits each ending at `e`, read 8 digits per uint64 ("SIMD within a
     register": pairs, then fours, then eights of digits combined by multiply, shift, mask)."""
-    win = sliding_window_view(f.buf, 16)[e - 16]
-    win[:, : 16 - w] = 48  # left-padded with '0'
-    x = win.view("<u8")  # (rows, 2): the first 8 characters in the low bytes of word 0
+    x = _pair(f, e)  # the first 8 characters in the low bytes of word 0
+    outside = _OUT[np.array([min(16 - w, 8), max(8 - w, 0)])]
+    x = (x & ~outside) | (_ZEROS & outside)  # left-padded with '0'
     if (((x + np.uint64(0x4646464646464646)) | (x - _ZEROS)) & _HIGH).any():
         return None  # a byte that is not a digit
     return _words(x - _ZEROS)
@@ -240,27 +240,36 @@ def decimals(f: Fields, col: int, empty_ok: bool = False) -> Decimals | None:
 
 
 _OUT = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1] * 9, np.uint64)
-_ONES, _SEVENS = np.uint64(0x0101010101010101), np.uint64(0x7F7F7F7F7F7F7F7F)
+_SEVENS = np.uint64(0x7F7F7F7F7F7F7F7F)
+_BYTE_OF = np.uint64(0x0001020304050607)  # (1 << 8j) * this has j in its top byte
+
+
+def _pair(f: Fields, e: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """The 16 bytes before each `e` as two little-endian uint64 words a row."""
+    words = np.ndarray((len(f.buf) - 7,), "<u8", f.buf, 0, (1,))  # a word at every byte
+    return np.stack((words[e - 16], words[e - 8]), axis=1)
 
 
 def _short_decimals(f: Fields, e: NDArray[np.int64], n: NDArray[np.int64]) -> Decimals | None:
     """Decimals of at most 16 characters, two uint64 words a row: bytes left of the field set
     to '0', the point found as the byte equal to '.' and read as '0', the digits checked and
     combined as `_swar` does; the point's place says the decimals."""
-    x = sliding_window_view(f.buf, 16)[e - 16].view("<u8")  # (rows, 2)
+    x = _pair(f, e)
     outside = np.stack((_OUT[np.minimum(16 - n, 8)], _OUT[np.maximum(8 - n, 0)]), axis=1)
     x = (x & ~outside) | (_ZEROS & outside)
     v = x ^ np.uint64(0x2E2E2E2E2E2E2E2E)  # 0 where '.'
     point = ~(((v & _SEVENS) + _SEVENS) | v) & _HIGH  # exactly the '.' bytes' high bits
-    points = np.bitwise_count(point).sum(axis=1)
+    if ((point & (point - np.uint64(1))) != 0).any():
+        return None  # two points in a word
+    points = (point[:, 0] != 0).astype(np.int64) + (point[:, 1] != 0)
     if (points > 1).any() or ((points >= n) & (n > 0)).any():
         return None  # two points, a point alone
     x = x + (point >> np.uint64(7)) * np.uint64(2)  # '.' + 2 = '0'
     if (((x + np.uint64(0x4646464646464646)) | (x - _ZEROS)) & _HIGH).any():
         return None  # a sign, an exponent, a space
     full = _words(x - _ZEROS)
-    bit = np.log2(np.maximum(point, np.uint64(1)).astype(np.float64)).astype(np.int64)
-    at = np.where(point[:, 1] > 0, 8 + bit[:, 1] // 8, bit[:, 0] // 8)  # its window index
+    byte = (((point >> np.uint64(7)) * _BYTE_OF) >> np.uint64(56)).astype(np.int64)
+    at = np.where(point[:, 1] > 0, 8 + byte[:, 1], byte[:, 0])  # its window index
     after = np.where(points > 0, 15 - at, 0)  # digits after the point
     if full.max(initial=0) >= 2**53 * 10:  # a mantissa past exact doubles: float() decides
         return None
