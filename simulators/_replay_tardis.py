@@ -127,11 +127,17 @@ class _Reader:
         self.parts.append(got if got is not None else self._rows(block, line))
 
     def rows(self) -> TardisRows:
+        """The blocks' columns joined, one column at a time (each block's part of a column is
+        dropped as soon as it is joined: memory holds the rows once, and one column twice)."""
         dtypes = (np.int32, np.int64, np.int8, np.float64, np.int64, np.int8, np.float64)
-        cols = [
-            np.concatenate([p[k] for p in self.parts] + [np.empty(0, d)]).astype(d, copy=False)
-            for k, d in enumerate((*dtypes, np.int64, np.int64))
-        ]
+        parts = [list(p) for p in self.parts]
+        self.parts = []
+        cols = []
+        for k, d in enumerate((*dtypes, np.int64, np.int64)):
+            joined = np.concatenate([p[k] for p in parts] + [np.empty(0, d)])
+            cols.append(joined.astype(d, copy=False))
+            for p in parts:
+                p[k] = joined[:0]
         return TardisRows(self.path, self.names, *cols)
 
     def ids(self, names: list[str], local: NDArray[np.int64]) -> NDArray[np.int32] | None:
