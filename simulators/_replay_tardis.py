@@ -7,8 +7,10 @@ with is_snapshot true after rows without is a whole book that replaces the one h
 or the exchange's reconnect). `book_snapshot_25` (and `_5`, `_N`) rows are exchange, symbol,
 timestamp, local_timestamp, then asks[i].price, asks[i].amount, bids[i].price, bids[i].amount
 for i from 0 (empty once the book has no more levels): each row a whole book. `timestamp`
-orders the rows (`local_timestamp` where it is empty). A malformed row is one UserError naming
-the file, the line and what is wrong. numpy only.
+orders the rows (`local_timestamp` where it is empty). The file is read in blocks: a block of
+plain rows is parsed as arrays (`_tardis_parse`), any other block row by row here, so a
+malformed row is one UserError naming the file, the line and what is wrong. Rows come out as
+columns (`TardisRows`), amounts exact. numpy only.
 """
 
 from __future__ import annotations
