@@ -205,3 +205,33 @@ def test_tops_carried_across_many_small_chunks(
     path.write_text("".join(l2.read_text().splitlines(keepends=True)[:15_000]))
     monkeypatch.setattr(tt, "CHUNK", 64)
     _same([path], ["incremental"])
+
+
+@pytest.mark.parametrize("widest", [16, 18])  # two words a row; the byte matrix beyond
+def test_block_decimals_match_python_on_random_plain_numbers(widest: int) -> None:
+    """Seeded: numbers of 1 to `widest` characters, a point anywhere or none, leading and
+    trailing zeros; each as Python reads it (Decimal for the digits, float() for the value)."""
+    from decimal import Decimal
+
+    rng = np.random.default_rng(widest)
+    cells = []
+    for _ in range(3000):
+        width = int(rng.integers(1, widest))
+        digits = "".join(map(str, rng.integers(0, 10, width)))
+        digits = digits[:15] if "." not in digits else digits  # mantissas below 2**53
+        at = int(rng.integers(0, len(digits) + 1))
+        cells.append(digits if at == len(digits) else f"{digits[:at]}.{digits[at:]}")
+    cells = [c for c in cells if len(c.replace(".", "")) <= 15 and c != "."]
+    cells += ["0" * (widest - len(c)) + c for c in cells[:500]]  # leading zeros to the width
+    assert max(map(len, cells)) == widest
+    block = "".join(f"x,{c}\n" for c in cells).encode()
+    fields = tp.split(block, 1, 2, Path("f.csv"))
+    assert fields is not None
+    got = tp.decimals(fields, 1)
+    assert got is not None
+    for k, cell in enumerate(cells):
+        exact = Decimal(cell).normalize() if Decimal(cell) else Decimal(0)
+        places = max(0, -int(exact.as_tuple().exponent))
+        mant = int(exact.scaleb(places))
+        assert (int(got.mant[k]), int(got.places[k])) == (mant, places), cell
+        assert float(got.value[k]) == float(cell), cell
