@@ -5,7 +5,8 @@ a `book_snapshot_N` row) is taken where its first row falls in time: a symbol's 
 its book before the replay (records at seq 1, marked `snapshot`); a later one becomes the changes
 from the book held to it (removals, then new sizes, each side by price), numbered on. Changes
 are placed with array operations; only whole books go through Python (dicts of their levels),
-and a symbol's book is brought up to date only when a whole book of it comes. Seqs are a
+and a symbol's book is brought up to date only when a whole book of it comes; files of whole
+books alone (`book_snapshot_N`) are diffed all at once (`_tardis_wholes`). Seqs are a
 per-symbol running sum. Tops come from `_tardis_tops`; a tick is made where a symbol's top
 differs from its last one, one per symbol and time (the last). numpy only.
 """
