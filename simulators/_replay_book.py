@@ -48,10 +48,15 @@ class ReplayBook:
         start_seq = np.zeros(len(tick_size), np.uint64)
         start_seq[ids] = records["seq"][first]
         initial = snapshot & opens[sym] & (records["seq"] == start_seq[sym])
-        for i in np.flatnonzero(opens).tolist():
-            self.mirror.load(records[initial & (sym == i)])
-        self._records = records[~initial]
-        self._snapshot = snapshot[~initial]
+        at = np.flatnonzero(initial)
+        by = at[np.argsort(sym[at], kind="stable")]
+        cuts = np.flatnonzero(np.diff(sym[by])) + 1
+        for part in np.split(by, cuts) if len(by) else []:
+            self.mirror.load(records[part])
+        if len(at) and at[-1] == len(at) - 1:  # they come first (a file's opening books)
+            self._records, self._snapshot = records[len(at) :], snapshot[len(at) :]
+        else:
+            self._records, self._snapshot = records[~initial], snapshot[~initial]
         self._ts = np.ascontiguousarray(self._records["ts"])
         self._pos = 0
 
@@ -176,9 +181,13 @@ def load_books(
             recs["size"] = recs["size"] * by[part.records["sym"].astype(np.intp)]
         chunks.append(recs.view(_RECORD))
         snaps.append(part.snapshot)
-    records = np.concatenate(chunks).view(LEVEL_DTYPE)
-    snapshot = np.concatenate(snaps)
-    order = np.argsort(records["ts"], kind="stable")
+    # one part (a Tardis day alone) is taken as it is: no copy, and no sort if in time order
+    records = (chunks[0] if len(chunks) == 1 else np.concatenate(chunks)).view(LEVEL_DTYPE)
+    snapshot = snaps[0] if len(snaps) == 1 else np.concatenate(snaps)
+    ts = records["ts"]
+    if not bool((ts[1:] >= ts[:-1]).all()):
+        order = np.argsort(ts, kind="stable")
+        records, snapshot = records[order], snapshot[order]
     if ours:  # a recording's books hold its depth: serve it, or less
         depth = min([depth or 1000, *(d for d in depths if d)])
     try:
@@ -186,7 +195,7 @@ def load_books(
     except ValueError as exc:
         raise UserError(f"{paths[0]}: {exc}") from None
     tick = universe.tick_size.astype(np.float64)
-    return Loaded(ReplayBook(records[order], snapshot[order], tick, depth), universe, tops, finer)
+    return Loaded(ReplayBook(records, snapshot, tick, depth), universe, tops, finer)
 
 
 def _unit_ratio(

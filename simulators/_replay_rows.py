@@ -29,7 +29,7 @@ MAX_LINE_BYTES = 1 << 16  # a quote or trade row is ~100 bytes; a longer one is 
 # Market-data CSVs compress 4-10x (measured: a simulated session 3.9x); a file that expands
 # more than this is a bomb, refused as soon as what was read of it expands more than RATIO x.
 MAX_GZIP_RATIO = 50
-_GZIP_SLACK = 1 << 20  # small files carry fixed overhead: allow their first MiB whatever the ratio
+GZIP_SLACK = 1 << 20  # small files carry fixed overhead: allow their first MiB whatever the ratio
 
 
 def text_lines(path: Path) -> Iterator[str]:
@@ -41,7 +41,7 @@ def text_lines(path: Path) -> Iterator[str]:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        seen, check_at = 0, _GZIP_SLACK
+        seen, check_at = 0, GZIP_SLACK
         line_no = 0
         while True:
             line_no += 1
@@ -54,7 +54,7 @@ def text_lines(path: Path) -> Iterator[str]:
             seen += len(data)
             # Against what was read of the file so far: a bomb shows its ratio from the start,
             # so it is refused after a MiB or two, not after RATIO x its whole size.
-            if gz and seen > check_at and seen > raw.tell() * MAX_GZIP_RATIO + _GZIP_SLACK:
+            if gz and seen > check_at and seen > raw.tell() * MAX_GZIP_RATIO + GZIP_SLACK:
                 raise UserError(
                     f"{path}: expands more than {MAX_GZIP_RATIO}x its compressed size (market"
                     f" data compresses about 4-10x): refused at line {line_no} as a gzip bomb"
@@ -151,6 +151,7 @@ def screen_records(
 
 
 __all__ = [
+    "GZIP_SLACK",
     "MAX_GZIP_RATIO",
     "MAX_LINE_BYTES",
     "MAX_PRICE",

@@ -1,33 +1,34 @@
 """Tardis book files as a replay's books: level records numbered per symbol, and (for files that
 come without ticks) the ticks of the top of each book.
 
-Rows (`_replay_tardis`) are taken in time order through a `BookMirror`: a change is one level
-update (book seq +1); a symbol's first whole book is its book before the replay (snapshot rows,
-book seq 1); a later whole book (a Tardis snapshot row, or a snapshot run after a reconnect)
-becomes the changes that make it, numbered on from the seq held, so a client that holds the book
-takes them as any other change. Prices are in the universe's ticks (or ticks inferred from the
-decimals the prices use), sizes exact whole counts of its size unit (or of 10^-k, k the most
-decimals the amounts use). numpy only.
+Rows (`_replay_tardis`, columns) are taken in time order (`_tardis_records`): a change is one
+level update (book seq +1); a symbol's first whole book is its book before the replay (snapshot
+rows, book seq 1); a later whole book (a Tardis snapshot row, or a snapshot run after a
+reconnect) becomes the changes that make it, numbered on from the seq held, so a client that
+holds the book takes them as any other change. Prices are in the universe's ticks (or ticks
+inferred from the decimals the prices use), sizes exact whole counts of its size unit (or of
+10^-k, k the most decimals the amounts use), computed in integers from the amounts' digits.
+numpy only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _replay_tardis as tr
 from ._model import decimals
-from .book import LEVEL_DTYPE, MAX_DEPTH
-from .bookmirror import BookMirror
+from ._tardis_records import Rows, number
+from ._tardis_tops import stable_order
 from .errors import UserError
-from .ticks import TICK_DTYPE, TickBatch
+from .ticks import TickBatch
 from .universe import Universe
-
-_MAX_SIZE = 2**32 - 1  # a tick's bid_size and ask_size are u4
 
 
 @dataclass
@@ -53,135 +54,59 @@ def tardis_books(
     parts, wholes = [], 0
     for path, kind in zip(paths, kinds, strict=True):
         part = tr.read_book_csv(path, kind, wholes)
-        wholes = max([wholes, *(w + 1 for w in part.whole)])
+        wholes = max(wholes, int(part.whole.max()) + 1) if len(part) else wholes
         parts.append(part)
-    if not any(p.sym for p in parts):
+    if not any(len(p) for p in parts):
         raise UserError(f"nothing to replay: no book rows in {', '.join(map(str, paths))}")
     names = _names(parts, universe)
     index = {s: i for i, s in enumerate(names)}
     sym = np.concatenate([np.array([index[n] for n in p.names], np.intp)[p.sym] for p in parts])
-    ts = np.concatenate([np.array(p.ts, np.int64) for p in parts])
-    side = np.concatenate([np.array(p.side, np.int64) for p in parts])
-    price = np.concatenate([np.array(p.price, np.float64) for p in parts])
-    whole = np.concatenate([np.array(p.whole, np.int64) for p in parts])
-    amounts = [a for p in parts for a in p.amount]
-    where = [(p.path, line) for p in parts for line in p.line]
+    col = {f: _joined([getattr(p, f) for p in parts]) for f in _COLUMNS}
+    where = _Where([(p.path, p.line) for p in parts])
+    del parts  # their columns are `col` now (or were copied into it)
     finer = None
+    need = _units(len(names), sym, col["places"])
     if universe is None:
-        universe = _inferred(names, sym, price, side, amounts)
+        universe = _inferred(names, sym, col["price"], col["side"], need)
     else:  # the ticks' unit, or a finer one if the amounts use more decimals
         have = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
-        need = np.minimum(have, _units(names, sym, amounts))
+        need = np.minimum(have, need)
         if (need < have).any():
             finer = np.round(have / need).astype(np.uint64)
             universe = dataclasses.replace(universe, size_unit=need)
     tick = universe.tick_size.astype(np.float64)
     unit = universe.size_unit if universe.size_unit is not None else np.ones(len(names))
-    size = _sizes(amounts, unit, sym, where)
-    order = np.argsort(ts, kind="stable")
-    mirror = BookMirror(tick, depth or MAX_DEPTH)
-    units = np.round(price * 10.0 ** decimals(tick)[sym]).astype(np.int64)
-    _on_grid(units, tick, sym, where)
-    out = _Numbered(mirror, len(names), tops)
-    members: dict[int, list[int]] = {}
-    for k in np.flatnonzero(whole >= 0).tolist():
-        members.setdefault(int(whole[k]), []).append(k)
-    taken: set[int] = set()
-    for k in order.tolist():
-        s, t, w = int(sym[k]), int(ts[k]), int(whole[k])
-        if w < 0:
-            out.change(s, int(side[k]), int(units[k]), int(size[k]), t)
-        elif w not in taken:
-            taken.add(w)
-            book: tuple[dict[int, int], dict[int, int]] = ({}, {})
-            for m in members[w]:
-                if size[m]:
-                    book[int(side[m])][int(units[m])] = int(size[m])
-            out.whole(s, book, t)
-    depth = depth or out.span()
-    return TardisBooks(*out.records(), universe, depth, out.ticks(tick), finer)
+    size = sizes(col.pop("mant"), col.pop("places"), col.pop("amount"), unit, sym, where)
+    ts = col["ts"]
+    order = None if bool((ts[1:] >= ts[:-1]).all()) else stable_order(ts)  # None: in order
+    scale = np.asarray(10.0 ** decimals(tick), np.float64)
+    units = np.round(col.pop("price") * scale[sym]).astype(np.int64)
+    step = np.maximum(np.round(tick * scale), 1).astype(np.int64)
+    _on_grid(units, tick, step, sym, where)
+    rows = Rows(sym, col["ts"], col["side"], units, size, col["whole"])
+    got = number(rows, order, step, scale, tops)
+    return TardisBooks(got.records, got.snapshot, universe, depth or got.widest, got.ticks, finer)
 
 
-class _Numbered:
-    """The level records (and top-of-book ticks) made as rows are taken in order."""
+_COLUMNS = ("ts", "side", "price", "mant", "places", "amount", "whole")
 
-    def __init__(self, mirror: BookMirror, n: int, tops: bool) -> None:
-        self.mirror = mirror
-        self.want_tops = tops
-        self.rows: list[tuple[int, int, int, int, int, int, bool]] = []  # ts seq sym side u size
-        self.started = np.zeros(n, np.bool_)
-        self.tops: list[tuple[int, int, int, int, int, int]] = []  # ts sym bid bsz ask asz
-        self.last_top: dict[int, tuple[int, int, int, int]] = {}
-        self.widest = 0
 
-    def change(self, s: int, side: int, units: int, size: int, ts: int) -> None:
-        self.started[s] = True
-        seq = self.mirror.change(s, side, units, size, ts)
-        self.rows.append((ts, seq, s, side, units, size, False))
-        self._top(s, ts)
+def _joined(arrays: list[NDArray[Any]]) -> NDArray[Any]:
+    """One array of `arrays` (the one itself if alone: a day's file is not copied)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
-    def whole(self, s: int, book: tuple[dict[int, int], dict[int, int]], ts: int) -> None:
-        self._span(s, book)
-        if not self.started[s]:  # its book before the replay: snapshot rows at seq 1
-            self.started[s] = True
-            self.mirror.replace(s, book, ts, seq=1)
-            for side in (0, 1):
-                for u, size in book[side].items():
-                    self.rows.append((ts, 1, s, side, u, size, True))
-            self._top(s, ts)
-            return
-        for side, u, size, seq in self.mirror.replace(s, book, ts):
-            self.rows.append((ts, seq, s, side, u, size, False))
-        self._top(s, ts)
 
-    def _span(self, s: int, book: tuple[dict[int, int], dict[int, int]]) -> None:
-        for side in (0, 1):
-            if book[side]:
-                prices = list(book[side])
-                self.widest = max(self.widest, self._ticks(s, max(prices) - min(prices)) + 1)
+class _Where:
+    """The file and line of a row of all files' rows (for errors)."""
 
-    def _ticks(self, s: int, units: int) -> int:
-        return round(units / self.mirror.tick_units(s))
+    def __init__(self, files: list[tuple[Path, NDArray[np.int64]]]) -> None:
+        self.files = files
+        self.ends = np.cumsum([len(lines) for _, lines in files])
 
-    def span(self) -> int:
-        """A depth that shows each whole book seen: 20 ticks, or its widest side if wider."""
-        return min(max(self.widest, 20), MAX_DEPTH)
-
-    def _top(self, s: int, ts: int) -> None:
-        if not self.want_tops:
-            return
-        top = self.mirror.top(s)
-        if top is not None and self.last_top.get(s) != top:
-            self.last_top[s] = top
-            if self.tops and self.tops[-1][:2] == (ts, s):
-                self.tops[-1] = (ts, s, *top)  # one tick per symbol and time: the last state
-            else:
-                self.tops.append((ts, s, *top))
-
-    def records(self) -> tuple[NDArray[np.void], NDArray[np.bool_]]:
-        out = np.zeros(len(self.rows), LEVEL_DTYPE)
-        if self.rows:
-            ts, seq, sym, side, u, size, snap = (np.array(c) for c in zip(*self.rows, strict=True))
-            out["ts"], out["seq"], out["sym"], out["side"], out["size"] = ts, seq, sym, side, size
-            out["price"] = u / self.mirror.scale(sym)
-            return out, snap.astype(np.bool_)
-        return out, np.zeros(0, np.bool_)
-
-    def ticks(self, tick: NDArray[np.float64]) -> TickBatch:
-        out = np.zeros(len(self.tops), TICK_DTYPE)
-        if not self.tops:
-            return out
-        ts, sym, bid, bsz, ask, asz = (np.array(c) for c in zip(*self.tops, strict=True))
-        scale = self.mirror.scale(sym)
-        out["ts"], out["sym"], out["bid"], out["ask"] = ts, sym, bid / scale, ask / scale
-        out["bid_size"], out["ask_size"] = np.minimum(bsz, _MAX_SIZE), np.minimum(asz, _MAX_SIZE)
-        by = np.argsort(sym, kind="stable")
-        first = np.r_[True, sym[by][1:] != sym[by][:-1]]
-        start = np.maximum.accumulate(np.where(first, np.arange(len(by)), 0))
-        seq = np.empty(len(by), np.uint64)
-        seq[by] = np.arange(len(by)) - start + 1
-        out["seq"] = seq
-        return out
+    def __call__(self, k: int) -> str:
+        i = int(np.searchsorted(self.ends, k, "right"))
+        path, lines = self.files[i]
+        return f"{path} line {int(lines[k - (self.ends[i] - len(lines))])}"
 
 
 def _names(parts: list[tr.TardisRows], universe: Universe | None) -> list[str]:
@@ -198,22 +123,24 @@ def _inferred(
     names: list[str],
     sym: NDArray[np.intp],
     price: NDArray[np.float64],
-    side: NDArray[np.int64],
-    amounts: list[str],
+    side: NDArray[np.int8],
+    unit: NDArray[np.float64],
 ) -> Universe:
     """Reference data from the books: the tick from the decimals prices use, the size unit from
     those amounts use, the first mid as the price."""
     n = len(names)
     places = np.zeros(n, np.intp)
-    np.maximum.at(places, sym, decimals(price))
-    unit = _units(names, sym, amounts)
+    np.maximum.at(places, sym, _price_places(price))
+    bid, ask = np.full(n, -np.inf), np.full(n, np.inf)
+    np.maximum.at(bid, sym[side == 0], price[side == 0])
+    np.minimum.at(ask, sym[side == 1], price[side == 1])
+    first_row = np.full(n, len(sym), np.intp)
+    np.minimum.at(first_row, sym, np.arange(len(sym)))
     first = np.ones(n)
-    for s in range(n):
-        bids, asks = price[(sym == s) & (side == 0)], price[(sym == s) & (side == 1)]
-        if len(bids) and len(asks):
-            first[s] = (bids.max() + asks.min()) / 2
-        elif len(price[sym == s]):
-            first[s] = price[sym == s][0]
+    has = first_row < len(sym)
+    first[has] = price[first_row[has]]
+    both = np.isfinite(bid) & np.isfinite(ask)
+    first[both] = (bid[both] + ask[both]) / 2
     tick = 10.0 ** (-places.astype(np.float64))
     rows = [
         (s, s, "Other", float(first[i]), float(tick[i]), 1, 1.0, "stock")
@@ -222,46 +149,84 @@ def _inferred(
     return Universe.from_rows(rows, size_unit=unit)
 
 
-def _units(names: list[str], sym: NDArray[np.intp], amounts: list[str]) -> NDArray[np.float64]:
+def _price_places(price: NDArray[np.float64]) -> NDArray[np.intp]:
+    """`_model.decimals` of each price, without its (rows x 10) work array: most prices are
+    settled at their tick's places, so each pass looks only at those still open."""
+    out = np.full(len(price), 9, np.intp)
+    todo = np.arange(len(price))
+    for k in range(9):
+        scaled = price[todo] * 10.0**k
+        exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * scaled
+        out[todo[exact]] = k
+        todo = todo[~exact]
+    return out
+
+
+def _units(n: int, sym: NDArray[np.intp], places: NDArray[np.int8]) -> NDArray[np.float64]:
     """Per symbol, 10^-k: k the most decimals its amounts use (at most 8)."""
-    by_sym: list[list[str]] = [[] for _ in names]
-    for a, i in zip(amounts, sym.tolist(), strict=True):
-        by_sym[i].append(a)
-    return np.array([10.0 ** -tr.decimals_of(texts) for texts in by_sym])
+    most = np.zeros(n, np.int64)
+    np.maximum.at(most, sym, np.where(places < 0, 8, places).astype(np.int64))
+    return np.array([10.0 ** -int(k) for k in np.minimum(most, 8)])
 
 
-def _sizes(
-    amounts: list[str],
+def sizes(
+    mant: NDArray[np.int64],
+    places: NDArray[np.int8],
+    amount: NDArray[np.float64],
     unit: NDArray[np.float64],
     sym: NDArray[np.intp],
-    where: list[tuple[Path, int]],
+    where: Callable[[int], str],
 ) -> NDArray[np.uint64]:
-    """Amounts as whole counts of each symbol's size unit; finer ones are a UserError."""
-    scaled = np.array([float(a) for a in amounts], np.float64) / unit[sym]
+    """Amounts (mant * 10**-places) as whole counts of each symbol's size unit, in integers
+    where the unit divides them; the others through floats, as close to a count as rounding
+    allows; finer ones are a UserError."""
+    j = decimals(unit)
+    whole_unit = np.round(unit * 10.0**j).astype(np.int64)[sym]  # unit = whole_unit * 10**-j
+    e = j[sym] - places.astype(np.int64)
+    out = np.zeros(len(mant), np.uint64)
+    done = np.zeros(len(mant), np.bool_)
+    big = (2**63 - 1) // 10 ** np.clip(np.abs(e), 0, 18)
+    up = (places >= 0) & (e >= 0) & (e <= 18) & (mant <= big)
+    num = np.where(up, mant * 10 ** np.clip(e, 0, 18), 0)
+    fit = up & (num % whole_unit == 0)
+    out[fit], done[fit] = num[fit] // whole_unit[fit], True
+    down = (places >= 0) & (e < 0) & (-e <= 18) & (whole_unit <= big)
+    den = np.where(down, whole_unit * 10 ** np.clip(-e, 0, 18), 1)
+    fit = down & (mant % den == 0)
+    out[fit], done[fit] = mant[fit] // den[fit], True
+    rest = np.flatnonzero(~done)
+    scaled = amount[rest] / unit[sym[rest]]
     counts = np.round(scaled)
-    bad = np.flatnonzero(
-        (np.abs(scaled - counts) > 1e-6 * np.maximum(counts, 1)) | (counts >= 2**63)
-    )
-    if len(bad):
-        k = int(bad[0])
-        path, line = where[k]
+    bad = (np.abs(scaled - counts) > 1e-6 * np.maximum(counts, 1)) | (counts >= 2**63)
+    if bad.any():
+        k = int(rest[np.argmax(bad)])
         raise UserError(
-            f"{path} line {line}: amount {amounts[k]} is not a whole number of the symbol's size"
-            f" unit {unit[sym[k]]:g} below 2**63 of them (its ticks count sizes in it)"
+            f"{where(k)}: amount {_text(int(mant[k]), int(places[k]), float(amount[k]))} is not"
+            f" a whole number of the symbol's size unit {unit[sym[k]]:g} below 2**63 of them"
+            " (its ticks count sizes in it)"
         )
-    return counts.astype(np.uint64)
+    out[rest] = counts.astype(np.uint64)
+    return out
+
+
+def _text(mant: int, places: int, value: float) -> str:
+    if places < 0:
+        return repr(value)
+    digits = str(mant).rjust(places + 1, "0")
+    return (
+        f"{digits[: len(digits) - places]}.{digits[len(digits) - places :]}" if places else digits
+    )
 
 
 def _on_grid(
     units: NDArray[np.int64],
     tick: NDArray[np.float64],
+    step: NDArray[np.int64],
     sym: NDArray[np.intp],
-    where: list[tuple[Path, int]],
+    where: Callable[[int], str],
 ) -> None:
     """Every price on its symbol's tick grid, else a UserError naming the row."""
-    step = np.maximum(np.round(tick * 10.0 ** decimals(tick)), 1).astype(np.int64)[sym]
-    bad = np.flatnonzero(units % step)
+    bad = np.flatnonzero(units % step[sym])
     if len(bad):
         k = int(bad[0])
-        path, line = where[k]
-        raise UserError(f"{path} line {line}: price off the tick grid of {tick[sym[k]]:g}")
+        raise UserError(f"{where(k)}: price off the tick grid of {tick[sym[k]]:g}")

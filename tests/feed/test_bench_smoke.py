@@ -54,6 +54,7 @@ FAMILIES = (
     "history memory per minute, 5000 symbols",
     "resume 2 s missed",
     "replay at speed 0 from Parquet",
+    "replay: load a Tardis incremental_book_L2 CSV",
     "raw send() calls/s",
     "raw loopback bytes/s",
     "tickwire best msgs/s vs raw send()",
