@@ -6,7 +6,7 @@ default a chunk is sized by the updates expected at the open, the busiest time: 
 a universe of a few hundred symbols, down to one 100 ms cell for thousands: a chunk holds at most
 about `CHUNK_EVENTS` records, or one cell's (44,000 at 5,000 symbols: ~3 MiB, ~30 MiB of
 temporaries while it is made), so making one stalls the caller for tens of milliseconds, never
-seconds. Batch generation passes a longer
+seconds; with order books, at most 0.2 s (`_chunking.py`). Batch generation passes a longer
 `chunk_s`, which is faster. The output depends on the seed, the universe, the activity and the
 chunk size, never on how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes).
 Event times are uniform inside their cell. A step returns a view of the pending chunk: it costs
@@ -50,6 +50,9 @@ from numpy.typing import NDArray
 
 from . import book as bk
 from ._book_queue import BookQueue
+from ._chunking import CHUNK_EVENTS as CHUNK_EVENTS
+from ._chunking import CHUNK_S as CHUNK_S
+from ._chunking import chunk_cells
 from ._events import GRID_NS, PATH_CELLS, Chunk, Events, Symbols
 from ._events import ODD_LOT_P as ODD_LOT_P  # model constants, imported from here
 from ._events import QUOTE_DEPTH as QUOTE_DEPTH
@@ -73,10 +76,6 @@ from ._scenario_play import Announcement, Play
 from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch
 from .universe import Universe
-
-CHUNK_S = 1.0  # the longest chunk chosen by default: one second
-CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
-_AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
 
 
 class Market(Model):
@@ -103,15 +102,7 @@ class Market(Model):
         self.universe = universe
         self.activity = activity
         self.session = session
-        if chunk_s is None:
-            per_cell = self.expected_rate() * GRID_NS / 1e9
-            cells = next((c for c in _AUTO_CELLS if c * per_cell <= CHUNK_EVENTS), 1)
-        else:
-            cells = round(chunk_s * 1e9 / GRID_NS)
-            if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
-                raise ValueError(
-                    f"chunk_s must divide a 6.5 h session in 0.1 s units, got {chunk_s}"
-                )
+        cells = chunk_cells(chunk_s, self.expected_rate(), book_depth is not None)
         self._chunk_cells = cells  # generation granularity; part of what the seed reproduces
         self.now_ns = start_ns
         self.start_ns = start_ns
