@@ -10,7 +10,7 @@ distance, side: one block), the order sizes, the arrival uniforms (a thinning sc
 the guarantees' sizes, the refill's side and distance uniforms, its sizes.
 Selections are arithmetic (`np.where` on a random mask is slow) and the per-event arrays live in
 a `Scratch`: the events in `ev_*`, which `Book.step` reads to the end, temporaries in `t0`, `t1`...
-(slots `Book.step` reuses once the events are made). Imports numpy and `_book_kernels` only.
+(slots `Book.step` reuses once the events are made). Imports numpy, `_book_kernels` and `_ahead`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._ahead import Slices
 from ._book_kernels import DistanceLaw, Scratch, pareto_lots, take
 
 FLOW_PER_RECORD = 16.0  # flow events (adds and cancels) per tick record, on average
@@ -69,8 +70,9 @@ def book_events(
     prev: tuple[NDArray[np.int64], NDArray[np.int64]],
     t0_ns: int,
     w: Scratch,
-) -> Events:
-    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk."""
+) -> Slices[Events]:
+    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk.
+    In slices (`_ahead`): the flow of orders is about half of the work."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
     head = np.zeros(total, bool)
     head[rec.seg_start[rec.per_sym > 0]] = True
@@ -110,7 +112,9 @@ def book_events(
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
     )
+    yield
     _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
+    yield
     # trades: reveal (floor = the trade's size), then take it, at the best opposite level
     t = rec.trade
     first = off[t] + m[t]

@@ -46,7 +46,7 @@ How the wire parts map onto them:
   and from a client's book after each update.
 `_book_events` lays a chunk's events out (flow, trades, clears, guarantees) and `_book_kernels`
 holds exact, faster stand-ins for numpy calls and the work arrays kept from chunk to chunk.
-Imports numpy, `_book_events` and `_book_kernels` only.
+Imports numpy, `_ahead`, `_book_events` and `_book_kernels` only.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _book_events as ev
+from ._ahead import Slices, finish
 from ._book_events import ADD_SHARE as ADD_SHARE  # the model's constants
 from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD
 from ._book_events import LEAN as LEAN
@@ -197,12 +198,22 @@ class Book:
         Work is per event, in flat arrays; selections are arithmetic (a random mask makes
         `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
+        return finish(self.steps(rec, prev_bid, prev_ask, t0_ns))
+
+    def steps(
+        self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
+    ) -> Slices[tuple[LevelBatch, NDArray[np.int64], NDArray[np.int64]]]:
+        """`step` in slices of about a millisecond (see `_ahead.Slices`): the same work and
+        draws in the same order, whoever runs them and whenever."""
         w, sym = self._work, rec.sym
-        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
+        prev = (prev_bid, prev_ask)
+        e = yield from ev.book_events(self.rng, self._law, self.lot, rec, prev, t0_ns, w)
+        yield
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
         q, keep = self._levels(active, e, rec.seg_start[active], ends)
+        yield
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
         k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
         ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
