@@ -138,6 +138,7 @@ class Market(Model):
         self._events = Events(sy, self._events_rng, cells, self.book, self.play)
         self._making: Slices[_Made] | None = None  # the next chunk, a slice per step (`_ahead`)
         self._made: _Made | None = None  # or the next chunk made, not due yet
+        self.steps_make_ahead = True  # False: the caller calls `make_ahead` (a live server)
 
     # ------------------------------------------------------------------ public
 
@@ -228,7 +229,7 @@ class Market(Model):
         """Play `scenario` live, with the one playing (if any): its times count from the first
         0.1 s not made yet (returned, in seconds from now), as `serve --scenario`'s count from
         the start. Records already made (at most two chunks ahead) stay as they are."""
-        if self._making is not None:  # made ahead from here on no more: see `_ahead_slice`
+        if self._making is not None:  # made ahead from here on no more: see `make_ahead`
             self._made, self._making = finish(self._making), None
         made_ns = self.start_ns + self._cell * GRID_NS
         offset_s = (made_ns - self.start_ns) / 1e9
@@ -292,8 +293,8 @@ class Market(Model):
             self._books.release(None, book)
             self._retire()
             self._next_chunk()
-        if not made:
-            self._ahead_slice()
+        if not made and self.steps_make_ahead:
+            self.make_ahead()
         self.now_ns = until_ns
         cut = int(self._pending_ts.searchsorted(until_ns, "right"))
         out = self._pending[self._cursor : cut]
@@ -335,9 +336,10 @@ class Market(Model):
             levels, start = held or (self._books.pending[:0], (sizes, bid, ask))
             self._books.hold(levels, self._units, self._scale, start, self.book.seq.copy())
 
-    def _ahead_slice(self) -> None:
-        """Make a slice of the next chunk (a step that made none). Not while a scenario plays:
-        its fat fingers read the records released before the chunk."""
+    def make_ahead(self) -> None:
+        """Make a slice of the next chunk (~1 ms at most), as a step that makes no chunk does
+        unless `steps_make_ahead` is False: then the caller does, e.g. once its step's records
+        are sent. Never while a scenario plays (its fat fingers read the released records)."""
         if self._made is None and (self._making is not None or self.play is None):
             self._making = self._making or self._chunk()
             done, made = advance(self._making)
@@ -349,11 +351,8 @@ class Market(Model):
         ids = np.flatnonzero(self._pending_last >= 0)
         self._last.view(_RECORD)[ids] = self._pending.view(_RECORD)[self._pending_last[ids]]
 
-    # ------------------------------------------------------------------ generation
-
     def _chunk(self) -> Slices[_Made]:
-        """One chunk of records in event order, each symbol's last record in it (or -1), its
-        level updates and books before (if any) and its end, in slices (`_ahead`).
+        """A chunk in slices (`_ahead`): the records in event order, more in `_Made`.
 
         Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
         drawn for all cells at once; the Hawkes recursion loops over cells, and `_events.Events`
@@ -396,5 +395,6 @@ def _sample(universe: Universe, k: int) -> Universe:
     )
 
 
-_Made = tuple[TickBatch, NDArray[np.intp], Held | None, int]  # a chunk: see `Market._chunk`
+# a chunk: records, each symbol's last in it (-1: none), level updates and books before, end
+_Made = tuple[TickBatch, NDArray[np.intp], Held | None, int]
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move

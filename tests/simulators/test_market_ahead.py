@@ -83,3 +83,21 @@ def test_a_scenario_started_while_a_chunk_is_made_ahead_counts_from_the_chunks_m
         ticks = m.step(1100 * MS)
         aapl = ticks["ts"][ticks["sym"] == 0]
         assert (aapl < start).any() and not (aapl >= start).any()
+
+
+def test_a_caller_may_make_the_slices_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live server steps, sends, then makes a slice: its clients do not wait for the slice.
+    counts = _counting(monkeypatch)
+    m = Market(Universe.default(), seed=1, start_ns=0, book_depth=20)
+    m.steps_make_ahead = False
+    counts.append(0)
+    m.step_book(1 * MS)
+    for k in range(2, 200):
+        counts.append(0)
+        m.step_book(k * MS)
+        assert counts[-1] == 0  # the step alone makes nothing ahead
+        m.make_ahead()
+    assert max(counts[1:]) == 1 and sum(counts[1:]) >= 5
+    counts.append(0)
+    m.step_book(201 * MS)  # the next chunk is due: made already
+    assert counts[-1] == 0
