@@ -113,7 +113,7 @@ def book_events(
         w("ev_level", n_ev, np.uint16),
     )
     yield
-    _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
+    yield from _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
     yield
     # trades: reveal (floor = the trade's size), then take it, at the best opposite level
     t = rec.trade
@@ -166,8 +166,11 @@ def _clears(
     return start
 
 
-def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch) -> None:
-    """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`."""
+def _flow(
+    ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch
+) -> Slices[None]:
+    """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`.
+    In two slices: the times, the rest."""
     rec, m, lot, pb, pa, t_prev = per
     total = len(m)
     n = int(m.sum())
@@ -205,6 +208,7 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     np.minimum(i1, each(dt, i2), out=i1)
     i1 += each(t_prev, i2)
     ev.ts[fl] = i1
+    yield
     draws = rng.random(out=w("t8", 3 * n, np.float64))  # = add, distance, side draws
     add = np.less(draws[:n], ADD_SHARE, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)

@@ -1,11 +1,11 @@
 """How much market a chunk holds: the number of 100 ms cells made at a time.
 
-A chunk is made in one go, by whichever `step` first needs it, so its cost is a stall of that
-step's caller (a live server's every client). The length is part of what a seed reproduces.
-By default it is sized by the updates expected at the open, the busiest time: at most about
-`CHUNK_EVENTS` records, or one cell's. With order books a chunk costs ~10x its ticks alone (the
-default universe's one-second chunk: ~20 ms), so it is at most `BOOK_CHUNK_CELLS` cells: the
-same CPU per simulated second, a ~4 ms stall (one cell: ~2.5 ms, at 1.3x the CPU).
+The length is part of what a seed reproduces. By default it is sized by the updates expected at
+the open, the busiest time: at most about `CHUNK_EVENTS` records, or one cell's (44,000 at 5,000
+symbols: ~3 MiB, ~30 MiB of temporaries while it is made). With order books a chunk costs ~10x
+its ticks alone (the default universe's one-second chunk: ~20 ms), and it is made in slices
+(`_ahead.py`) whose size grows with it, so it is at most `BOOK_CHUNK_CELLS` cells: slices of
+about a millisecond, for ~5% more CPU than one-second chunks (0.2 s chunks: ~30% more).
 Imports nothing of ours but the model's constants.
 """
 
@@ -16,7 +16,7 @@ from ._model import SESSION_S
 
 CHUNK_S = 1.0  # the longest chunk chosen by default: one second
 CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
-BOOK_CHUNK_CELLS = 2  # the longest default chunk with books: 0.2 s
+BOOK_CHUNK_CELLS = 5  # the longest default chunk with books: 0.5 s
 _AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
 
 

@@ -148,6 +148,7 @@ class Events:
         quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
         if self._book is not None:
             held, quoted = yield from self._book_step(ch.t0_ns, order, trades, q)
+            yield
         last = _commit(sy, order, trades, q, carried)
         out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
         play = self.play

@@ -212,7 +212,7 @@ class Book:
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
-        q, keep = self._levels(active, e, rec.seg_start[active], ends)
+        q, keep = yield from self._levels(active, e, rec.seg_start[active], ends)
         yield
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
         k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
@@ -227,6 +227,7 @@ class Book:
         ts = take(e.ts, keep, out=w("t4", k))
         rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
         order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
+        yield
         # the records in symbol order (gathers that stream), then moved whole into time order
         stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
         stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
@@ -292,8 +293,9 @@ class Book:
         e: ev.Events,
         seg_start: NDArray[np.int64],
         ends: tuple[NDArray[np.int64], ...],
-    ) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    ) -> Slices[tuple[NDArray[np.int64], NDArray[np.intp]]]:
         """Each event's new size, and the events that change their level; folds into `sizes`.
+        In two slices (`_ahead`): the segments and their order, the sizes.
 
         Events are in symbol order (time order inside); `seg_start`: each active symbol's first
         record. One segment per (symbol, side, price) level, cut again at each clear. In one,
@@ -310,6 +312,7 @@ class Book:
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
         order = grouped_order(seg, frame.sym_off, frame.sym_off + 2 * frame.width, ev_start, w)
+        yield
         seg_s = take(seg, order, out=w("t2", n))
         x_s = take(e.x, order, out=w("t3", n))
         f_s = take(e.floor, order, out=w("t4", n))

@@ -3,7 +3,7 @@
 Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price path in 10 ms steps)
 in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. A
 chunk is sized by the updates expected at the open (`_chunking.py`: one second for a few hundred
-symbols, one 100 ms cell for thousands, 0.2 s with order books); a step that makes none makes a
+symbols, one 100 ms cell for thousands, 0.5 s with order books); a step that makes none makes a
 slice of the next (`_ahead.py`), so a 1 ms step costs at most about a millisecond. Batch
 generation passes a longer `chunk_s`, which is faster. The output depends on the seed, the
 universe, the activity and the chunk size, never on how often `step` is called (a 1 ms and a

@@ -122,7 +122,7 @@ async def test_an_idle_subscribed_connection_allocates_a_few_kib(nursery):
     try:
         here = os.path.abspath(__file__)
         # The test's own clients are not the server's; nor is the market's memory: it makes a
-        # chunk every 0.2 s, connected or not, and its work arrays grow to the largest chunk yet
+        # chunk every 0.5 s, connected or not, and its work arrays grow to the largest chunk yet
         # (~330 KB in one window once: 3.3 KB a connection that no connection caused).
         market = os.path.join(os.path.dirname(os.path.abspath(simulators.__file__)), "*")
         mine = [tracemalloc.Filter(False, here), tracemalloc.Filter(False, market)]

@@ -38,7 +38,7 @@ def _digest(market: Market, until_ns: int, step_ns: int) -> str:
 # Digests of the plain numpy model (searchsorted, Generator.pareto, np.where, argsort) that
 # the fast paths replace: a seed must give these same bytes. Taken again when the model's flow
 # gained its refill after moves (the kernels unchanged, each checked against numpy below).
-# One-second chunks where the digests were taken so (books now default to 0.2 s chunks).
+# One-second chunks where the digests were taken so (books now default to 0.5 s chunks).
 def _case(case: str) -> str:
     s = 10**9
     if case == "stocks":

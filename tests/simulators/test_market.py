@@ -157,10 +157,10 @@ def test_default_chunks_are_sized_by_the_updates_expected_at_the_open():
         assert m.expected_rate() * m.chunk_s <= CHUNK_EVENTS or m.chunk_s == 0.1
 
 
-def test_a_market_with_books_makes_chunks_of_at_most_two_cells():
-    # A chunk's books cost ~10x its ticks: a one-second chunk of the default universe stalled a
-    # live server's step ~20 ms once a second (every client's p99 latency); 0.2 s, ~4 ms.
-    assert Market(Universe.default(), book_depth=20).chunk_s == 0.2
+def test_a_market_with_books_makes_chunks_of_at_most_five_cells():
+    # A chunk's books cost ~10x its ticks and it is made in slices that grow with it: a
+    # one-second chunk of the default universe in slices of up to ~4 ms; 0.5 s, ~1.5 ms.
+    assert Market(Universe.default(), book_depth=20).chunk_s == 0.5
     assert Market(Universe.synthetic(5000, 0), book_depth=20).chunk_s == 0.1
     assert Market(Universe.default(), book_depth=20, chunk_s=1.0).chunk_s == 1.0  # as asked
 
