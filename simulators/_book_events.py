@@ -10,7 +10,7 @@ distance, side: one block), the order sizes, the arrival uniforms (a thinning sc
 the guarantees' sizes, the refill's side and distance uniforms, its sizes.
 Selections are arithmetic (`np.where` on a random mask is slow) and the per-event arrays live in
 a `Scratch`: the events in `ev_*`, which `Book.step` reads to the end, temporaries in `t0`, `t1`...
-(slots `Book.step` reuses once the events are made). Imports numpy and `_book_kernels` only.
+(slots `Book.step` reuses once the events are made). Imports numpy, `_book_kernels` and `_ahead`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._ahead import Slices
 from ._book_kernels import DistanceLaw, Scratch, pareto_lots, take
 
 FLOW_PER_RECORD = 16.0  # flow events (adds and cancels) per tick record, on average
@@ -69,8 +70,9 @@ def book_events(
     prev: tuple[NDArray[np.int64], NDArray[np.int64]],
     t0_ns: int,
     w: Scratch,
-) -> Events:
-    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk."""
+) -> Slices[Events]:
+    """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk.
+    In slices (`_ahead`): the flow of orders is about half of the work."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
     head = np.zeros(total, bool)
     head[rec.seg_start[rec.per_sym > 0]] = True
@@ -110,7 +112,9 @@ def book_events(
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
     )
-    _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
+    yield
+    yield from _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
+    yield
     # trades: reveal (floor = the trade's size), then take it, at the best opposite level
     t = rec.trade
     first = off[t] + m[t]
@@ -162,8 +166,11 @@ def _clears(
     return start
 
 
-def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch) -> None:
-    """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`."""
+def _flow(
+    ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: Scratch
+) -> Slices[None]:
+    """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`.
+    In two slices: the times, the rest."""
     rec, m, lot, pb, pa, t_prev = per
     total = len(m)
     n = int(m.sum())
@@ -201,6 +208,7 @@ def _flow(ev: Events, rng: np.random.Generator, law: DistanceLaw, per: Any, w: S
     np.minimum(i1, each(dt, i2), out=i1)
     i1 += each(t_prev, i2)
     ev.ts[fl] = i1
+    yield
     draws = rng.random(out=w("t8", 3 * n, np.float64))  # = add, distance, side draws
     add = np.less(draws[:n], ADD_SHARE, out=w("t9", n, bool))
     d = law(draws[n : 2 * n], w)

@@ -24,7 +24,8 @@ class BookQueue:
         self.ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
         self.ts = np.empty(0, np.int64)  # contiguous, for searchsorted
         self.cursor = 0
-        self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if any
+        self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if held
+        self.seq: NDArray[np.int64] | None = None  # each book's seq at the chunk's end, if held
         self._work = Scratch()  # ticks and ts live here: new memory costs page faults
         self._search = self.ts.searchsorted
 
@@ -34,8 +35,11 @@ class BookQueue:
         units: NDArray[Any],
         scale: NDArray[Any],
         start: tuple[NDArray[np.int64], ...] = (),
+        seq: NDArray[np.int64] | None = None,
     ) -> None:
-        """A new chunk's updates (prices in ticks become prices, as ticks make them)."""
+        """A new chunk's updates (prices in ticks become prices, as ticks make them); `start`,
+        the books before it (sizes, bid, ask) and `seq`, their seq after it: copies, for the
+        book moves on as the next chunk is made (`_ahead`)."""
         n, w = len(levels), self._work
         sym = w("sym", n, np.intp)
         sym[...] = levels["sym"]
@@ -46,7 +50,7 @@ class BookQueue:
         levels["price"] = price  # ticks * units / scale, as ticks make their prices
         self.ts = w("ts", n)
         self.ts[...] = levels["ts"]
-        self.pending, self.cursor, self.start = levels, 0, start
+        self.pending, self.cursor, self.start, self.seq = levels, 0, start, seq
         self._search = self.ts.searchsorted
 
     def release(self, until_ns: int | None, parts: list[LevelBatch] | None) -> None:
@@ -65,11 +69,12 @@ class BookQueue:
     ) -> NDArray[np.void]:
         """The books the released updates lead to, prices in ticks, seq set.
 
-        `quote_now`: the latest released quotes; `quote_before`: the quotes the chunk started
-        from when it had no events (then `book.sizes` is still its start).
+        `quote_now`: the latest released quotes; `quote_before`: the quotes before any chunk
+        (then `book.sizes` and `book.seq` are still the start).
         """
         c = self.cursor
         start = self.start or (book.sizes, *quote_before)
         out = ladders(start, self.pending[:c], self.ticks[:c], quote_now)
-        out["seq"] = book.seq - np.bincount(self.pending["sym"][c:], minlength=len(book.seq))
+        seq = book.seq if self.seq is None else self.seq
+        out["seq"] = seq - np.bincount(self.pending["sym"][c:], minlength=len(seq))
         return out

@@ -23,10 +23,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import book as bk
-from ._book_queue import BookQueue
+from ._ahead import Slices
 from ._scenario_play import Play, insert_fat_fingers
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 
+# A chunk's level updates (prices in ticks) and the books before it: (sizes, bid, ask)
+Held = tuple[bk.LevelBatch, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]
 GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
 PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms
 ODD_LOT_P = 0.3
@@ -126,22 +128,27 @@ class Events:
         rng: np.random.Generator,
         cells: int,
         book: bk.Book | None,
-        books: BookQueue,
         play: Play | None,
     ) -> None:
         self.sy, self._rng, self._cells = sy, rng, cells
-        self._book, self._books, self.play = book, books, play
+        self._book, self.play = book, play
 
-    def make(self, ch: Chunk) -> tuple[TickBatch, NDArray[np.intp]]:
-        """All events of a chunk at once, and each symbol's last record in it (or -1)."""
+    def make(self, ch: Chunk) -> Slices[tuple[TickBatch, NDArray[np.intp], Held | None]]:
+        """All events of a chunk, in slices (`_ahead`): the records, each symbol's last record
+        in it (or -1), and with books the level updates and the books before (`Held`)."""
         sy, rng, n = self.sy, self._rng, len(self.sy.lot)
         order = _layout(rng, ch.n_tr, ch.n_q, self._cells)
         if order is None:
-            return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp)
+            return np.empty(0, TICK_DTYPE), np.full(n, -1, np.intp), None
         trades = _trades(rng, sy, order)
         q = self._quotes(ch, order, trades)
         carried = _carry(sy, order, trades, q)
-        quoted = self._book_step(ch.t0_ns, order, trades, q)
+        yield
+        held: Held | None = None
+        quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        if self._book is not None:
+            held, quoted = yield from self._book_step(ch.t0_ns, order, trades, q)
+            yield
         last = _commit(sy, order, trades, q, carried)
         out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
         play = self.play
@@ -151,7 +158,7 @@ class Events:
             span = (ch.t0_ns, ch.t0_ns + self._cells * GRID_NS, ch.halted)
             price = (sy.tick, sy.units, sy.scale)
             out = insert_fat_fingers(play, out, last, state, sy.last, span, price)
-        return out, last
+        return out, last, held
 
     def _quotes(self, ch: Chunk, o: _Order, t: _Trades) -> _Quotes:
         """Every event requotes from the efficient price; the spread grows with volatility."""
@@ -178,10 +185,10 @@ class Events:
 
     def _book_step(
         self, t0_ns: int, o: _Order, t: _Trades, q: _Quotes
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
-        """The book around these quotes and trades (its top is the quote): its best sizes."""
-        if self._book is None:
-            return None
+    ) -> Slices[tuple[Held, tuple[NDArray[np.int64], NDArray[np.int64]]]]:
+        """The book around these quotes and trades (its top is the quote): its level updates,
+        the books before, and its best sizes."""
+        assert self._book is not None
         sy, thin = self.sy, q.thin
         frac = (q.price_ticks - q.bid) / q.spread
         ts_sym = o.rel_ns[o.by_sym] + t0_ns
@@ -190,9 +197,8 @@ class Events:
             o.s, ts_sym, q.bid, q.ask, frac, t.tr, t.buy, t.size, o.seg_start, o.per_sym, kept
         )
         before = (self._book.sizes.copy(), sy.bid.copy(), sy.ask.copy())
-        levels, bid_sz, ask_sz = self._book.step(rec, sy.bid, sy.ask, t0_ns)
-        self._books.hold(levels, sy.units, sy.scale, before)
-        return np.minimum(bid_sz, MAX_SIZE), np.minimum(ask_sz, MAX_SIZE)
+        levels, bid_sz, ask_sz = yield from self._book.steps(rec, sy.bid, sy.ask, t0_ns)
+        return (levels, before), (np.minimum(bid_sz, MAX_SIZE), np.minimum(ask_sz, MAX_SIZE))
 
 
 def _layout(

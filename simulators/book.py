@@ -46,7 +46,7 @@ How the wire parts map onto them:
   and from a client's book after each update.
 `_book_events` lays a chunk's events out (flow, trades, clears, guarantees) and `_book_kernels`
 holds exact, faster stand-ins for numpy calls and the work arrays kept from chunk to chunk.
-Imports numpy, `_book_events` and `_book_kernels` only.
+Imports numpy, `_ahead`, `_book_events` and `_book_kernels` only.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _book_events as ev
+from ._ahead import Slices, finish
 from ._book_events import ADD_SHARE as ADD_SHARE  # the model's constants
 from ._book_events import FLOW_PER_RECORD as FLOW_PER_RECORD
 from ._book_events import LEAN as LEAN
@@ -197,12 +198,22 @@ class Book:
         Work is per event, in flat arrays; selections are arithmetic (a random mask makes
         `np.where` slow), and the draws are those of the plain numpy calls (`_book_kernels`).
         """
+        return finish(self.steps(rec, prev_bid, prev_ask, t0_ns))
+
+    def steps(
+        self, rec: Records, prev_bid: NDArray[np.int64], prev_ask: NDArray[np.int64], t0_ns: int
+    ) -> Slices[tuple[LevelBatch, NDArray[np.int64], NDArray[np.int64]]]:
+        """`step` in slices of about a millisecond (see `_ahead.Slices`): the same work and
+        draws in the same order, whoever runs them and whenever."""
         w, sym = self._work, rec.sym
-        e = ev.book_events(self.rng, self._law, self.lot, rec, (prev_bid, prev_ask), t0_ns, w)
+        prev = (prev_bid, prev_ask)
+        e = yield from ev.book_events(self.rng, self._law, self.lot, rec, prev, t0_ns, w)
+        yield
         active = np.flatnonzero(rec.per_sym)
         tail = rec.seg_start[active] + rec.per_sym[active] - 1
         ends = (prev_bid[active], prev_ask[active], rec.bid[tail], rec.ask[tail])
-        q, keep = self._levels(active, e, rec.seg_start[active], ends)
+        q, keep = yield from self._levels(active, e, rec.seg_start[active], ends)
+        yield
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
         k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
         ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
@@ -216,6 +227,7 @@ class Book:
         ts = take(e.ts, keep, out=w("t4", k))
         rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
         order = stable_order(rel, int(rel.max()) + 1 if k else 1, w)  # time order, stable
+        yield
         # the records in symbol order (gathers that stream), then moved whole into time order
         stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
         stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
@@ -281,8 +293,9 @@ class Book:
         e: ev.Events,
         seg_start: NDArray[np.int64],
         ends: tuple[NDArray[np.int64], ...],
-    ) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    ) -> Slices[tuple[NDArray[np.int64], NDArray[np.intp]]]:
         """Each event's new size, and the events that change their level; folds into `sizes`.
+        In two slices (`_ahead`): the segments and their order, the sizes.
 
         Events are in symbol order (time order inside); `seg_start`: each active symbol's first
         record. One segment per (symbol, side, price) level, cut again at each clear. In one,
@@ -299,6 +312,7 @@ class Book:
         ok = w0 >= 0
         q0_seg[w0[ok]] = self.sizes[active][ok]
         order = grouped_order(seg, frame.sym_off, frame.sym_off + 2 * frame.width, ev_start, w)
+        yield
         seg_s = take(seg, order, out=w("t2", n))
         x_s = take(e.x, order, out=w("t3", n))
         f_s = take(e.floor, order, out=w("t4", n))

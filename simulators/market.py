@@ -1,17 +1,15 @@
 """The simulated market: stylized facts of real equities, vectorised over symbols.
 
 Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price path in 10 ms steps)
-in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. By
-default a chunk is sized by the updates expected at the open, the busiest time: one second for
-a universe of a few hundred symbols, down to one 100 ms cell for thousands: a chunk holds at most
-about `CHUNK_EVENTS` records, or one cell's (44,000 at 5,000 symbols: ~3 MiB, ~30 MiB of
-temporaries while it is made), so making one stalls the caller for tens of milliseconds, never
-seconds. Batch generation passes a longer
-`chunk_s`, which is faster. The output depends on the seed, the universe, the activity and the
-chunk size, never on how often `step` is called (a 1 ms and a 50 ms stepping give the same bytes).
-Event times are uniform inside their cell. A step returns a view of the pending chunk: it costs
-about 1 us. `Market.measure_load()` says what the model costs on this machine at the open, so a
-server can refuse a universe it cannot generate in real time.
+in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. A
+chunk is sized by the updates expected at the open (`_chunking.py`: one second for a few hundred
+symbols, one 100 ms cell for thousands, 0.5 s with order books); a step that makes none makes a
+slice of the next (`_ahead.py`), so a 1 ms step costs at most about a millisecond. Batch
+generation passes a longer `chunk_s`, which is faster. The output depends on the seed, the
+universe, the activity and the chunk size, never on how often `step` is called (a 1 ms and a
+50 ms stepping give the same bytes). Event times are uniform inside their cell.
+`Market.measure_load()` says what the model costs on this machine at the open, so a server can
+refuse a universe it cannot generate in real time.
 
 Per chunk, for all symbols at once (the only Python loops run over cells: the Hawkes recursion,
 and laying out each cell's events in time order, which spares a sort):
@@ -49,8 +47,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import book as bk
+from ._ahead import Slices, advance, finish
 from ._book_queue import BookQueue
-from ._events import GRID_NS, PATH_CELLS, Chunk, Events, Symbols
+from ._chunking import CHUNK_EVENTS as CHUNK_EVENTS
+from ._chunking import CHUNK_S as CHUNK_S
+from ._chunking import chunk_cells
+from ._events import GRID_NS, PATH_CELLS, Chunk, Events, Held, Symbols
 from ._events import ODD_LOT_P as ODD_LOT_P  # model constants, imported from here
 from ._events import QUOTE_DEPTH as QUOTE_DEPTH
 from ._events import SIZE_TAIL as SIZE_TAIL
@@ -73,10 +75,6 @@ from ._scenario_play import Announcement, Play
 from .scenario import STATUS_DTYPE, Scenario
 from .ticks import TICK_DTYPE, TickBatch
 from .universe import Universe
-
-CHUNK_S = 1.0  # the longest chunk chosen by default: one second
-CHUNK_EVENTS = 25_000  # default chunks hold about this many records at most, expected at the open
-_AUTO_CELLS = (10, 5, 4, 2, 1)  # default chunk lengths in cells, longest first: divide a session
 
 
 class Market(Model):
@@ -103,15 +101,7 @@ class Market(Model):
         self.universe = universe
         self.activity = activity
         self.session = session
-        if chunk_s is None:
-            per_cell = self.expected_rate() * GRID_NS / 1e9
-            cells = next((c for c in _AUTO_CELLS if c * per_cell <= CHUNK_EVENTS), 1)
-        else:
-            cells = round(chunk_s * 1e9 / GRID_NS)
-            if not 1 <= cells <= 600 or round(SESSION_S * 1e9 / GRID_NS) % cells:
-                raise ValueError(
-                    f"chunk_s must divide a 6.5 h session in 0.1 s units, got {chunk_s}"
-                )
+        cells = chunk_cells(chunk_s, self.expected_rate(), book_depth is not None)
         self._chunk_cells = cells  # generation granularity; part of what the seed reproduces
         self.now_ns = start_ns
         self.start_ns = start_ns
@@ -142,25 +132,13 @@ class Market(Model):
             self.play = Play(scenario, start_ns, day_s, GRID_NS, n)
             self.play.announce(scenario, start_ns, day_s)
         # a chunk's events read these arrays and update the state ones in place
-        sy = Symbols(
-            self._lot,
-            self._impact,
-            self._tick,
-            self._spread_k,
-            self._sigma,
-            self._units,
-            self._scale,
-            self._x,
-            self._bid,
-            self._ask,
-            self._last_tk,
-            self._last_sz,
-            self._volume,
-            self._seq,
-            self._opened,
-            self._last,
-        )
-        self._events = Events(sy, self._events_rng, cells, self.book, self._books, self.play)
+        static = (self._lot, self._impact, self._tick, self._spread_k, self._sigma, self._units)
+        state = (self._x, self._bid, self._ask, self._last_tk, self._last_sz, self._volume)
+        sy = Symbols(*static, self._scale, *state, self._seq, self._opened, self._last)
+        self._events = Events(sy, self._events_rng, cells, self.book, self.play)
+        self._making: Slices[_Made] | None = None  # the next chunk, a slice per step (`_ahead`)
+        self._made: _Made | None = None  # or the next chunk made, not due yet
+        self.steps_make_ahead = True  # False: the caller calls `make_ahead` (a live server)
 
     # ------------------------------------------------------------------ public
 
@@ -250,8 +228,11 @@ class Market(Model):
     def start_scenario(self, scenario: Scenario) -> float:
         """Play `scenario` live, with the one playing (if any): its times count from the first
         0.1 s not made yet (returned, in seconds from now), as `serve --scenario`'s count from
-        the start. Records already made (at most a chunk ahead) stay as they are."""
-        offset_s = (self._next_ns - self.start_ns) / 1e9
+        the start. Records already made (at most two chunks ahead) stay as they are."""
+        if self._making is not None:  # made ahead from here on no more: see `make_ahead`
+            self._made, self._making = finish(self._making), None
+        made_ns = self.start_ns + self._cell * GRID_NS
+        offset_s = (made_ns - self.start_ns) / 1e9
         shifted = tuple(dc_replace(e, at_s=e.at_s + offset_s) for e in scenario.events)
         old = self.play
         events = shifted if old is None else (*old.scenario.events, *shifted)
@@ -261,9 +242,9 @@ class Market(Model):
             self.play = Play(merged, self.start_ns, day_s, GRID_NS, self._n)
         else:
             self.play = old.continued(merged, day_s)
-        self.play.announce(scenario, self._next_ns, day_s)
+        self.play.announce(scenario, made_ns, day_s)
         self._events.play = self.play
-        return (self._next_ns - self.now_ns) / 1e9
+        return (made_ns - self.now_ns) / 1e9
 
     def step(self, until_ns: int, *, max_chunks: int | None = None) -> TickBatch:
         """Every record with event time in (now, until_ns], in event order.
@@ -311,10 +292,9 @@ class Market(Model):
                 done.append(self._pending[self._cursor :])
             self._books.release(None, book)
             self._retire()
-            self._books.hold(self._books.pending[:0], self._units, self._scale)  # none yet
-            self._pending, self._pending_last = self._chunk()
-            self._pending_ts = self._pending["ts"].copy()
-            self._cursor = 0
+            self._next_chunk()
+        if not made and self.steps_make_ahead:
+            self.make_ahead()
         self.now_ns = until_ns
         cut = int(self._pending_ts.searchsorted(until_ns, "right"))
         out = self._pending[self._cursor : cut]
@@ -344,15 +324,35 @@ class Market(Model):
         out["ask_price"] = out["ask_price"] * units / scale
         return out
 
+    def _next_chunk(self) -> None:
+        """The next chunk becomes the pending one: made ahead, or (the rest) made now."""
+        made = self._made or finish(self._making or self._chunk())
+        self._made = self._making = None
+        self._pending, self._pending_last, held, self._next_ns = made
+        self._pending_ts = self._pending["ts"].copy()
+        self._cursor = 0
+        if self.book is not None:  # nothing is made ahead yet: the books are this chunk's end
+            sizes, bid, ask = self.book.sizes.copy(), self._bid.copy(), self._ask.copy()
+            levels, start = held or (self._books.pending[:0], (sizes, bid, ask))
+            self._books.hold(levels, self._units, self._scale, start, self.book.seq.copy())
+
+    def make_ahead(self) -> None:
+        """Make a slice of the next chunk (~1 ms at most), as a step that makes no chunk does
+        unless `steps_make_ahead` is False: then the caller does, e.g. once its step's records
+        are sent. Never while a scenario plays (its fat fingers read the released records)."""
+        if self._made is None and (self._making is not None or self.play is None):
+            self._making = self._making or self._chunk()
+            done, made = advance(self._making)
+            if done:
+                self._made, self._making = made, None
+
     def _retire(self) -> None:
         """Fold the fully released pending chunk into the snapshot: its last record per symbol."""
         ids = np.flatnonzero(self._pending_last >= 0)
         self._last.view(_RECORD)[ids] = self._pending.view(_RECORD)[self._pending_last[ids]]
 
-    # ------------------------------------------------------------------ generation
-
-    def _chunk(self) -> tuple[TickBatch, NDArray[np.intp]]:
-        """One chunk of records in event order, and each symbol's last record in it (or -1).
+    def _chunk(self) -> Slices[_Made]:
+        """A chunk in slices (`_ahead`): the records in event order, more in `_Made`.
 
         Slow state (volatility, leverage) moves once per chunk with exact decays; diffusion is
         drawn for all cells at once; the Hawkes recursion loops over cells, and `_events.Events`
@@ -361,7 +361,6 @@ class Market(Model):
         n, dt, cells = self._n, GRID_NS / 1e9, self._chunk_cells
         t0_ns = self.start_ns + self._cell * GRID_NS
         self._cell += cells
-        self._next_ns = self.start_ns + self._cell * GRID_NS
         t_s = self._roll_session((t0_ns - self.start_ns) / 1e9)
         cells_s = (t_s + dt * np.arange(cells)).astype(np.float64, copy=False)
         arrivals_u, vol_u = self._intraday(cells_s)
@@ -375,9 +374,10 @@ class Market(Model):
         n_tr, n_q = self._arrivals(arrivals_u, mkt_vol, own_vol, trading)
         moved = partial(self._moved, path)
         chunk = Chunk(t0_ns, n_tr, n_q, moved, own_vol, vol_u, self._vol_sym, self._halted)
-        records = self._events.make(chunk)
+        yield
+        records, last, held = yield from self._events.make(chunk)
         self._x += self._moved(path, np.full(n, cells * PATH_CELLS - 1), np.arange(n))
-        return records
+        return records, last, held, t0_ns + cells * GRID_NS
 
 
 def _sample(universe: Universe, k: int) -> Universe:
@@ -395,4 +395,6 @@ def _sample(universe: Universe, k: int) -> Universe:
     )
 
 
+# a chunk: records, each symbol's last in it (-1: none), level updates and books before, end
+_Made = tuple[TickBatch, NDArray[np.intp], Held | None, int]
 _RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move

@@ -73,6 +73,8 @@ class MarketSource:
         # when event time was start_ns: taken before any build, so event time keeps to the clock
         self.start_s = trio.current_time() if start_s is None else start_s
         self.market: Market | Replay = market or make_market(config, self.start_ns)
+        if isinstance(self.market, Market):  # the next chunk's slices: after a step's sends
+            self.market.steps_make_ahead = False
         self.epoch = epoch
         self.activity = config.activity
         self.cadence_s = config.cadence_ms / 1000
@@ -147,6 +149,8 @@ class MarketSource:
                 self._publish(feed, batch)
             step_s = time.perf_counter() - t
             await feed.deliver(batch, step_s)
+            if isinstance(self.market, Market):  # a slice of the next chunk, ~1 ms at most
+                self.market.make_ahead()
             if self._note_lag():
                 # Behind the clock, the step made a whole chunk. The other tasks get a share of
                 # the time, over many scheduler passes: a handshake needs several, and one pass

@@ -109,10 +109,11 @@ async def test_same_seed_and_file_same_records(
     autojump: MockClock, halt_file: Path, halt_config: ServerConfig
 ) -> None:
     assert halt_config.scenario is not None and halt_config.scenario.count("halt") == 1
+    # 1.5 s of event time: the halt, the resumption and over a hundred records to compare
     with trio.fail_after(60):
-        first = await records(halt_config, 1.0)
-        second = await records(serve_config(*_argv(halt_file)), 1.0)  # parsed again
-        plain = await records(serve_config("--seed", "7", "--cadence", "20"), 1.0)
+        first = await records(halt_config, 1.5)
+        second = await records(serve_config(*_argv(halt_file)), 1.5)  # parsed again
+        plain = await records(serve_config("--seed", "7", "--cadence", "20"), 1.5)
     # The client may subscribe a step later in one run: compare the span both saw.
     lo = max(first["ts"][0], second["ts"][0])
     hi = min(first["ts"][-1], second["ts"][-1])

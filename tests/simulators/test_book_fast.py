@@ -38,23 +38,26 @@ def _digest(market: Market, until_ns: int, step_ns: int) -> str:
 # Digests of the plain numpy model (searchsorted, Generator.pareto, np.where, argsort) that
 # the fast paths replace: a seed must give these same bytes. Taken again when the model's flow
 # gained its refill after moves (the kernels unchanged, each checked against numpy below).
+# One-second chunks where the digests were taken so (books now default to 0.5 s chunks).
 def _case(case: str) -> str:
     s = 10**9
     if case == "stocks":
-        m = Market(Universe.synthetic(30, seed=1), seed=9, start_ns=START, book_depth=20)
+        m = Market(Universe.synthetic(30, seed=1), 9, START, chunk_s=1.0, book_depth=20)
         return _digest(m, START + 3 * s, 7_000_000)
     if case == "crypto":
         u = Universe.crypto_pairs()
-        m = Market(u, seed=4, start_ns=START, session="24h", book_depth=25)
+        m = Market(u, seed=4, start_ns=START, session="24h", chunk_s=1.0, book_depth=25)
         return _digest(m, START + 2 * s, 50_000_000)
     if case == "drought":  # a thinning book: the draws for orders that fail to arrive
         u = Universe.synthetic(6, seed=1)
         m = Market(u, 2, 0, session="24h", chunk_s=1.0, book_depth=10, scenario=parse(DROUGHT, u))
         return _digest(m, 5 * s, 100_000_000)
     if case == "one level":
-        return _digest(Market(Universe.synthetic(12, seed=2), seed=3, book_depth=1), 3 * s, 10**7)
+        m = Market(Universe.synthetic(12, seed=2), seed=3, chunk_s=1.0, book_depth=1)
+        return _digest(m, 3 * s, 10**7)
     if case == "1000 levels":
-        return _digest(Market(Universe.synthetic(5, seed=2), seed=3, book_depth=1000), 2 * s, 10**8)
+        m = Market(Universe.synthetic(5, seed=2), seed=3, chunk_s=1.0, book_depth=1000)
+        return _digest(m, 2 * s, 10**8)
     if case == "60 s chunks":  # event times past 2^32 ns into a chunk: three radix passes
         u = Universe.synthetic(30, seed=5)
         m = Market(u, seed=8, book_depth=20, activity=0.01, chunk_s=60.0)

@@ -157,6 +157,14 @@ def test_default_chunks_are_sized_by_the_updates_expected_at_the_open():
         assert m.expected_rate() * m.chunk_s <= CHUNK_EVENTS or m.chunk_s == 0.1
 
 
+def test_a_market_with_books_makes_chunks_of_at_most_five_cells():
+    # A chunk's books cost ~10x its ticks and it is made in slices that grow with it: a
+    # one-second chunk of the default universe in slices of up to ~4 ms; 0.5 s, ~1.5 ms.
+    assert Market(Universe.default(), book_depth=20).chunk_s == 0.5
+    assert Market(Universe.synthetic(5000, 0), book_depth=20).chunk_s == 0.1
+    assert Market(Universe.default(), book_depth=20, chunk_s=1.0).chunk_s == 1.0  # as asked
+
+
 def test_expected_rate_matches_the_steady_rate():
     m = Market(Universe.synthetic(500, 0), seed=1, start_ns=0, session="24h")  # flat: no U-shape
     m.step(20 * 10**9)  # Hawkes excitation builds up over ~10 s
