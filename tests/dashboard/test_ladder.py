@@ -191,7 +191,9 @@ def test_without_books_the_detail_screen_is_chart_only() -> None:
             screen = app.screen
             await until(pilot, lambda: screen.is_mounted, "mounted")
             assert not screen.query(DepthLadder)
-            assert screen.query_one(PriceChart).size.width == 80 - 2
+            chart = screen.query_one(PriceChart)
+            await until(pilot, lambda: chart.size.width > 0, "the chart laid out")
+            assert chart.size.width == 80 - 2
             app.simulate_key("escape")
             await until(pilot, lambda: not isinstance(app.screen, DetailScreen), "back")
             assert not app.notes or all(n.severity != "error" for n in app.notes)
