@@ -8,6 +8,7 @@ socket, no clock (time comes in as monotonic seconds).
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import TypeAlias
 
@@ -15,6 +16,7 @@ OP_TEXT = 0x1
 OP_BINARY = 0x2
 _H16 = struct.Struct("!BBH")
 _H64 = struct.Struct("!BBQ")
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
 
 # Frames a client may send: 100 a second (Coinbase's limit on client messages), in bursts of
 # 200. A request is one frame; a client fragmenting a 64 KiB request into 1 KiB frames, or
@@ -64,9 +66,9 @@ def frame(payload: bytes, opcode: int) -> bytes:
 # whose header differs per reader ahead of a body shared by all: no copy of the body each).
 Buffer: TypeAlias = bytes | memoryview
 Out: TypeAlias = bytes | list[Buffer]
-# A list of at most this many buffers is sent as it is (POSIX's IOV_MAX is at least 16); a
-# longer one is joined first.
-MAX_PARTS = 16
+# A list of at most this many buffers is sent as it is (one `sendmsg`: the system's IOV_MAX,
+# 1024 on Linux; POSIX promises at least 16); a longer one is joined first.
+MAX_PARTS = max(16, min(_IOV_MAX, 1024))
 
 
 def unsent(data: Out, n: int) -> Buffer:
@@ -80,6 +82,11 @@ def unsent(data: Out, n: int) -> Buffer:
             return b"".join([memoryview(part)[n:], *data[i + 1 :]])
         n -= len(part)
     return b""
+
+
+def out_len(data: Out) -> int:
+    """How many bytes `data` holds."""
+    return sum(map(len, data)) if isinstance(data, list) else len(data)
 
 
 def joined(data: Out) -> bytes:
