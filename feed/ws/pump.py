@@ -63,7 +63,7 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
     scheduler, each a writer's wait for a socket that had room all along. False when more
     waits beyond that (a reader far behind, or resuming): the writer sends the rest, a batch
     of messages per turn, so that neither the generator nor other connections wait."""
-    took = False
+    waiting: bool | None = None  # after a take: whether more data was due then
     try:
         while True:
             if core.outbox:
@@ -72,14 +72,14 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
                     return False
             elif not transport.flush_nowait():
                 return False
-            elif took:
-                return not core.data_waiting(now)
+            elif waiting is not None:  # a send that all went changes nothing of what is due
+                return not (waiting and core.data_waiting(now))
             else:
                 data = core.take_out(now)
                 if data is None:
                     return True
-                took = True
-                if core.data_waiting(now):
+                waiting = core.data_waiting(now)
+                if waiting:
                     _send_due(core, transport, data, now)
                 elif isinstance(data, list):
                     core.wrote(data, transport.send_parts_nowait(data), now)
