@@ -66,9 +66,21 @@ def frame(payload: bytes, opcode: int) -> bytes:
 # whose header differs per reader ahead of a body shared by all: no copy of the body each).
 Buffer: TypeAlias = bytes | memoryview
 Out: TypeAlias = bytes | list[Buffer]
+# A body at least this long is sent as buffers (`sendmsg`) rather than copied behind its header:
+# measured on loopback TCP (a send, best of 8), the gather costs 0.15 us more than the copy at
+# 2 KB, as much at 8 and 25 KB, and saves 3 us a send at 80 KB and 4-8 at 170 KB (a reader
+# catching up takes up to 1024 ticks, ~170 KB JSON, 64 KiB binary).
+GATHER_BYTES = 32 * 1024
 # A list of at most this many buffers is sent as it is (one `sendmsg`: the system's IOV_MAX,
 # 1024 on Linux; POSIX promises at least 16); a longer one is joined first.
 MAX_PARTS = max(16, min(_IOV_MAX, 1024))
+
+
+def frame_parts(head: bytes, body: bytes, opcode: int) -> Out:
+    """One frame whose payload is `head` then `body` (shared by several readers): a large body
+    is sent as it is behind the reader's own header, a small one copied (`GATHER_BYTES`)."""
+    first = frame_header(len(head) + len(body), opcode) + head
+    return [first, body] if len(body) >= GATHER_BYTES else first + body
 
 
 def unsent(data: Out, n: int) -> Buffer:
