@@ -190,7 +190,10 @@ async def write(
             alarm(now)
             if done:
                 return None
-            await transport.wait_writable()
+            if core.outbox or transport.backlog:
+                await transport.wait_writable()  # the socket is full: wait for room
+            else:  # data waits, not the socket: the others' turn, then the next message
+                await trio.lowlevel.checkpoint()
     except trio.ClosedResourceError:  # the connection's task ended and closed the socket
         pass
     except Exception as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -15,12 +17,19 @@ class Counted(SocketTransport):
     """A real socket's transport that records each `sendmsg` (its buffers) and takes at most
     `room` bytes more (None: what the socket takes), as a socket with little room does."""
 
-    __slots__ = ("calls", "room")
+    __slots__ = ("calls", "room", "waits")
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock)
         self.calls: list[int] = []
         self.room: int | None = None
+        self.waits = 0  # wait_writable calls
+
+    def wait_writable(self) -> Coroutine[Any, Any, None]:
+        self.waits += 1
+        if self.room == 0:
+            self.room = None  # the peer read: room again once the wait is over
+        return super().wait_writable()
 
     def send_parts_nowait(self, parts: list[bytes | memoryview]) -> int:
         self.calls.append(len(parts))
@@ -103,5 +112,42 @@ def test_a_reader_far_behind_gets_at_most_the_coalescing_budget_per_send(
     assert pump.send_now(core, transport, 0.0) is False
     assert pump.send_now(core, transport, 0.0) is True
     assert [m["seq"] for m in peer.receive(_read_all(theirs))] == [2, 3]
+    theirs.close()
+    transport.sock.close()
+
+
+async def test_the_writer_of_a_reader_behind_yields_a_turn_not_a_wait_for_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # More data due, a socket with room: before, the writer waited on epoll for writability
+    # (which it had) before each message; now it lets the others run and sends the next.
+    monkeypatch.setattr(pump, "COALESCE_BYTES", 1)  # one message a turn
+    core, market, peer = opened_with(max_take=3)
+    peer.request(op="subscribe", symbols=["*"], snapshot=False)
+    peer.flush()
+    transport, theirs = _pair()
+    market.publish([0, 1, 2, 3, 4, 0, 1])
+    signals = pump.Signals()
+    signals.writer = True
+    assert await pump.write(core, transport, signals, lambda now: None) is None
+    assert [m["seq"] for m in peer.receive(_read_all(theirs))] == [1, 2, 3]
+    assert transport.waits == 0 and not signals.writer
+    theirs.close()
+    transport.sock.close()
+
+
+async def test_the_writer_waits_for_room_when_the_socket_is_full() -> None:
+    core, market, peer = opened_with(max_take=3)
+    peer.request(op="subscribe", symbols=["*"], snapshot=False)
+    peer.flush()
+    transport, theirs = _pair()
+    transport.room = 10
+    market.publish([0, 1, 2])
+    assert not pump.send_now(core, transport, 0.0) and core.outbox
+    signals = pump.Signals()
+    signals.writer = True  # the socket has no room until the writer waited for it
+    assert await pump.write(core, transport, signals, lambda now: None) is None
+    assert transport.waits == 1 and not core.outbox
+    assert [m["seq"] for m in peer.receive(_read_all(theirs))] == [1]
     theirs.close()
     transport.sock.close()
