@@ -96,11 +96,6 @@ def unsent(data: Out, n: int) -> Buffer:
     return b""
 
 
-def out_len(data: Out) -> int:
-    """How many bytes `data` holds."""
-    return sum(map(len, data)) if isinstance(data, list) else len(data)
-
-
 def joined(data: Out) -> bytes:
     """`data` as one bytes object."""
     return b"".join(data) if isinstance(data, list) else data

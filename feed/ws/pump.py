@@ -21,16 +21,9 @@ from collections.abc import Callable
 
 import trio
 
-from tickwire.feed.ws.frames import MAX_PARTS, Buffer, Out, joined, out_len
 from tickwire.feed.ws.opening import shutdown_write
 from tickwire.feed.ws.transport import Transport
 from tickwire.feed.ws.websocket import HIGH_WATER, State, WebSocketCore
-
-# What a reader behind gets in one send at most, in data messages due (the first may be
-# larger): a few of the hub's largest takes (`max_take` records: ~64 KiB binary, ~170 KiB
-# JSON), so that a reader catching up costs a send per few messages, not a scheduler turn
-# each, while one send still takes well under a millisecond of the generator's time.
-COALESCE_BYTES = 256 * 1024
 
 
 class Signals:
@@ -56,14 +49,15 @@ class Signals:
 
 
 def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
-    """Send the outbox, then data if the socket takes it; True if all went.
+    """Send the outbox, then one data message if the socket takes it; True if all went.
 
-    A reader behind (a take stops at the hub's `max_take`) gets its due messages up to
-    `COALESCE_BYTES` at once, in one `sendmsg`, rather than one message per turn of the
-    scheduler, each a writer's wait for a socket that had room all along. False when more
-    waits beyond that (a reader far behind, or resuming): the writer sends the rest, a batch
-    of messages per turn, so that neither the generator nor other connections wait."""
-    waiting: bool | None = None  # after a take: whether more data was due then
+    False also when more data waits (a reader far behind, or resuming, catches up in messages
+    of at most the hub's `max_take`): the writer sends the rest, one message per turn of the
+    scheduler, so that neither the generator nor other connections wait. One message a turn
+    also keeps a slow reader's backlog in the hub, where the lag bound sees it: sending its
+    due messages together (up to 256 KiB a send, measured on the bench) cut the CPU per tick
+    but moved that backlog into socket buffers, and latency p50/p99 grew 1.5-3x."""
+    took = False
     try:
         while True:
             if core.outbox:
@@ -72,16 +66,14 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
                     return False
             elif not transport.flush_nowait():
                 return False
-            elif waiting is not None:  # a send that all went changes nothing of what is due
-                return not (waiting and core.data_waiting(now))
+            elif took:
+                return not core.data_waiting(now)
             else:
                 data = core.take_out(now)
                 if data is None:
                     return True
-                waiting = core.data_waiting(now)
-                if waiting:
-                    _send_due(core, transport, data, now)
-                elif isinstance(data, list):
+                took = True
+                if isinstance(data, list):
                     core.wrote(data, transport.send_parts_nowait(data), now)
                 else:
                     core.wrote(data, transport.send_nowait(data), now)
@@ -89,32 +81,6 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
         if core.state is not State.CLOSED:
             core.connection_lost(f"send failed: {getattr(exc, 'strerror', None) or exc}")
         return True
-
-
-def _send_due(core: WebSocketCore, transport: Transport, first: Out, now: float) -> None:
-    """`first` and the data messages due after it, up to `COALESCE_BYTES`, with one `sendmsg`;
-    what the socket did not take goes to the outbox, in order."""
-    frames = [first]
-    size = out_len(first)
-    while size < COALESCE_BYTES and core.data_waiting(now):
-        more = core.take_out(now)
-        if more is None:
-            break
-        frames.append(more)
-        size += out_len(more)
-    parts: list[Buffer] = []
-    for data in frames:
-        if isinstance(data, list):
-            parts += data
-        else:
-            parts.append(data)
-    if len(parts) > MAX_PARTS:
-        parts = [joined(data) for data in frames]
-    n = transport.send_parts_nowait(parts)
-    for data in frames:  # each message is counted as it was taken; the rest is queued
-        took = min(n, out_len(data))
-        core.wrote(data, took, now)
-        n -= took
 
 
 def closed(core: WebSocketCore) -> bool:
@@ -171,10 +137,10 @@ async def read(
 async def write(
     core: WebSocketCore, transport: Transport, signals: Signals, alarm: Callable[[float], None]
 ) -> Exception | None:
-    """The writer's task, while bytes wait for the socket: send as it takes them, a few data
-    messages per turn for a reader behind (`send_now`); `alarm(now)` after each send (the
-    stall limit moves with progress). Returns a bug to report (the connection's edge, as in
-    its task)."""
+    """The writer's task, while bytes wait for the socket: send as it takes them, one data
+    message per turn for a reader behind (a checkpoint, not a wait, while the socket has
+    room); `alarm(now)` after each send (the stall limit moves with progress). Returns a bug
+    to report (the connection's edge, as in its task)."""
     try:
         while not signals.ended:
             now = trio.current_time()
