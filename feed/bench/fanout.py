@@ -240,8 +240,8 @@ def fanout(quick: bool, full: bool, advance: Callable[[str], None]) -> tuple[lis
         )
         if sc.subs == "*" and not sc.binary:
             notes.append(share_note(sc, {"tickwire": tw, **base}))
-        if not sc.binary:
-            notes.append(size_note(sc, {"tickwire": tw, **base}))
+        # binary: tickwire's own, beside the JSON row's (its baselines speak JSON only)
+        notes.append(size_note(sc, {"tickwire": tw} if sc.binary else {"tickwire": tw, **base}))
     notes.insert(
         0,
         f"fan-out market: --symbols {SYMBOLS} (~50k ticks/s, ~50 ticks per 1 ms flush), the same"
@@ -281,7 +281,9 @@ def size_note(sc: Scenario, res: dict[str, dict[str, Any]]) -> str:
     """Each server's ticks per data message: a server whose clients fall behind sends fewer,
     larger messages (tickwire takes everything since the reader's cursor; the baselines send
     one message a flush), and its CPU per message grows with their size while its CPU per
-    tick does not."""
+    tick does not. So does ticks/s per core: measured at the market's rate, not at
+    saturation, a server whose readers keep up (binary, or a quieter machine) sends smaller
+    messages, pays more per tick and shows less "capacity" than the same server behind."""
     sizes = ", ".join(
         f"{k} {r['ticks_per_s'] / r['msgs_per_s']:.0f}"
         for k, r in res.items()

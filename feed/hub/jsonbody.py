@@ -27,7 +27,15 @@ from tickwire.feed.hub.history import (
     Entry,
     pick,
 )
-from tickwire.feed.ws.frames import MAX_PARTS, OP_TEXT, Buffer, Out, frame_header, joined
+from tickwire.feed.ws.frames import (
+    GATHER_BYTES,
+    MAX_PARTS,
+    OP_TEXT,
+    Buffer,
+    Out,
+    frame_header,
+    joined,
+)
 from tickwire.simulators.ticks import TickBatch
 
 # A reader taking fewer than 1/_SPARSE of a batch's records gets them encoded on their own, as
@@ -36,11 +44,6 @@ from tickwire.simulators.ticks import TickBatch
 _SPARSE = 8
 _SPARSE_READERS = 4
 _FEW = 8  # cuts: up to this many are looked up one by one, more are gathered with numpy
-# A body at least this long is sent as buffers (`sendmsg`) rather than copied behind its header:
-# measured on loopback TCP (a send, best of 8), the gather costs 0.15 us more than the copy at
-# 2 KB, as much at 8 and 25 KB, and saves 3 us a send at 80 KB and 4-8 at 170 KB (a reader
-# catching up takes up to 1024 ticks, ~170 KB).
-GATHER_BYTES = 32 * 1024
 Piece = tuple[Entry, slice | NDArray[np.intp]]  # a batch and which of its records
 
 

@@ -182,3 +182,11 @@ class Pending:
     ids: NDArray[np.intp] | None = None  # symbol ids of `records`, when shared
     offset: int = 0  # the stream position after this message: resume from here
     gap: bool = False  # a snapshot after the source lost updates (`Hub.resync`)
+    # The records' bytes, made once for every binary reader of this take (`record_bytes`).
+    raw: list[bytes] = field(default_factory=list, compare=False, repr=False)
+
+    def record_bytes(self) -> bytes:
+        """`records` as the bytes a binary frame carries, copied once per take, not per reader."""
+        if not self.raw:
+            self.raw.append(self.records.tobytes())
+        return self.raw[0]

@@ -36,7 +36,7 @@ from tickwire.feed.v1.books import BookOps
 from tickwire.feed.v1.context import FeedContext as FeedContext
 from tickwire.feed.v1.context import ServerCounters as ServerCounters
 from tickwire.feed.v1.status import StatusReader, framed, with_halted
-from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, Out, frame, joined
+from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, Out, frame, frame_parts, joined
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
 _P, _F = st.FeedPhase, st.FeedEvent
@@ -317,7 +317,8 @@ class FeedCore(BookOps, WebSocketCore):
         if self.binary:
             # The 24-byte header with the stream offset only for clients that asked for it.
             offset = pending.offset if self.requests.resumable else None
-            data = frame(p.encode_binary(kind, self.seq, pending.records, offset), OP_BINARY)
+            head = p.binary_header(kind, self.seq, len(pending.records), offset)
+            data = frame_parts(head, pending.record_bytes(), OP_BINARY)  # `encode_binary`'s
         else:
             name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
             data = ticks_out(name, self.seq, pending.json_body, pending.offset)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tickwire.feed.bench import fanout
 
 END_NS = 1_764_900_000_000_000_000
@@ -67,3 +69,24 @@ def test_the_notes_give_each_servers_ticks_per_message() -> None:
         "fan-out N=100 '*', JSON: ticks per message tickwire 150, plain 400"
         " (server CPU/msg compares messages of these sizes)"
     )
+
+
+def test_binary_rows_get_their_ticks_per_message_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ticks/s per core depends on the messages' size, binary's included: a binary run whose
+    readers keep up sends smaller messages than the JSON run beside it, and the notes say so."""
+    sizes = {False: 200.0, True: 50.0}  # ticks per message, JSON and binary
+
+    def measure(
+        sc: fanout.Scenario, kind: str, window_s: float, warmup_s: float
+    ) -> dict[str, float]:
+        out = _result(5e6, 6e4)
+        out["msgs_per_s"] = 5e6 / sizes[sc.binary]
+        return out
+
+    monkeypatch.setattr(fanout, "measure", measure)
+    _, notes = fanout.fanout(True, False, lambda what: None)
+    binary = [n for n in notes if "binary" in n and "ticks per message" in n]
+    assert binary == [
+        "fan-out N=2 '*', binary: ticks per message tickwire 50"
+        " (server CPU/msg compares messages of these sizes)"
+    ]
