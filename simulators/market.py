@@ -4,10 +4,9 @@ Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price pa
 in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. A
 chunk is sized by the updates expected at the open (`_chunking.py`: one second for a few hundred
 symbols, one 100 ms cell for thousands, 0.5 s with order books); a step that makes none makes a
-slice of the next (`_ahead.py`), so a 1 ms step costs at most about a millisecond. Batch
-generation passes a longer `chunk_s`, which is faster. The output depends on the seed, the
-universe, the activity and the chunk size, never on how often `step` is called (a 1 ms and a
-50 ms stepping give the same bytes). Event times are uniform inside their cell.
+slice of the next (`_ahead.py`), so a 1 ms step costs at most about a millisecond (a batch
+run passes a longer, faster `chunk_s`). The output depends on the seed, universe, activity and
+chunk size, never on how often `step` is called. Event times are uniform inside their cell.
 `Market.measure_load()` says what the model costs on this machine at the open, so a server can
 refuse a universe it cannot generate in real time.
 
@@ -29,10 +28,8 @@ Session clock: `session="6.5h"` (default) runs back-to-back trading sessions of 
 `start_ns`, which is the open: the intraday shape restarts each session, an overnight return is
 applied at each roll, and each symbol's first update of a session carries `TickFlag.OPEN`.
 `session="24h"` trades around the clock with no intraday shape. numpy only; one `SeedSequence`
-whose generator drives the market's path, with children for the static per-symbol parameters and
-for each event's details.
-
-A `scenario.Scenario` (`scenario=`) changes chunks as they are made (`_scenario_play.Play`): no
+drives the path, with children for the per-symbol parameters and for each event's details. A
+`scenario.Scenario` (`scenario=`) changes chunks as they are made (`_scenario_play.Play`): no
 arrivals where a symbol is halted, price offsets, wider spreads, thinner books, a vol factor.
 """
 
@@ -220,10 +217,13 @@ class Market(Model):
     def scenario_changes(self) -> list[Announcement]:
         """The scenarios that started or ended up to now, not taken yet (time order): the one
         of `scenario=` at the start, each `start_scenario`'s at its time 0, and each again when
-        its last effect is over (never, for one that lasts to the end)."""
+        its last effect is over (never, for one that lasts to the end), once its time is made."""
         if self.play is None:
             return []
-        return self.play.released_announcements(self.now_ns)
+        return self.play.released_announcements(min(self.now_ns, self._made_ns() - 1))
+
+    def _made_ns(self) -> int:
+        return self.start_ns + self._cell * GRID_NS  # the first 0.1 s not made yet
 
     def start_scenario(self, scenario: Scenario) -> float:
         """Play `scenario` live, with the one playing (if any): its times count from the first
@@ -231,7 +231,7 @@ class Market(Model):
         the start. Records already made (at most two chunks ahead) stay as they are."""
         if self._making is not None:  # made ahead from here on no more: see `make_ahead`
             self._made, self._making = finish(self._making), None
-        made_ns = self.start_ns + self._cell * GRID_NS
+        made_ns = self._made_ns()
         offset_s = (made_ns - self.start_ns) / 1e9
         shifted = tuple(dc_replace(e, at_s=e.at_s + offset_s) for e in scenario.events)
         old = self.play
