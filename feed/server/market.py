@@ -149,9 +149,10 @@ class MarketSource:
                 self._publish(feed, batch)
             step_s = time.perf_counter() - t
             await feed.deliver(batch, step_s)
-            if isinstance(self.market, Market):  # a slice of the next chunk, ~1 ms at most
-                self.market.make_ahead()
-            if self._note_lag():
+            behind = self._note_lag()
+            if not behind and isinstance(self.market, Market):
+                self.market.make_ahead()  # a slice of the next chunk, ~1 ms at most
+            if behind:
                 # Behind the clock, the step made a whole chunk. The other tasks get a share of
                 # the time, over many scheduler passes: a handshake needs several, and one pass
                 # per chunk made it wait seconds.
