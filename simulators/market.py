@@ -3,10 +3,10 @@
 Generation runs on a fixed internal grid (arrivals in 100 ms cells, the price path in 10 ms steps)
 in chunks computed ahead; `step(until_ns)` only releases the records whose event time has come. A
 chunk is sized by the updates expected at the open (`_chunking.py`: one second for a few hundred
-symbols, one 100 ms cell for thousands, 0.5 s with order books); a step that makes none makes a
-slice of the next (`_ahead.py`), so a 1 ms step costs at most about a millisecond (a batch
-run passes a longer, faster `chunk_s`). The output depends on the seed, universe, activity and
-chunk size, never on how often `step` is called. Event times are uniform inside their cell.
+symbols, one 100 ms cell for thousands, 0.5 s with order books); a live server makes the next a
+slice per step (`make_ahead`, `_ahead.py`), so a 1 ms step costs at most about a millisecond.
+The output depends on the seed, universe, activity and chunk size, never on how often `step` is
+called, nor on slices made ahead. Event times are uniform inside their cell.
 `Market.measure_load()` says what the model costs on this machine at the open, so a server can
 refuse a universe it cannot generate in real time.
 
@@ -135,7 +135,7 @@ class Market(Model):
         self._events = Events(sy, self._events_rng, cells, self.book, self.play)
         self._making: Slices[_Made] | None = None  # the next chunk, a slice per step (`_ahead`)
         self._made: _Made | None = None  # or the next chunk made, not due yet
-        self.steps_make_ahead = True  # False: the caller calls `make_ahead` (a live server)
+        self.steps_make_ahead = False  # True: a step that makes no chunk makes a slice ahead
 
     # ------------------------------------------------------------------ public
 
@@ -337,9 +337,9 @@ class Market(Model):
             self._books.hold(levels, self._units, self._scale, start, self.book.seq.copy())
 
     def make_ahead(self) -> None:
-        """Make a slice of the next chunk (~1 ms at most), as a step that makes no chunk does
-        unless `steps_make_ahead` is False: then the caller does, e.g. once its step's records
-        are sent. Never while a scenario plays (its fat fingers read the released records)."""
+        """A slice of the next chunk (~1 ms at most): a live server's, once a step's records are
+        sent (or a step's, with `steps_make_ahead`); a batch run makes none, which is cheaper.
+        Never while a scenario plays (its fat fingers read the released records)."""
         if self._made is None and (self._making is not None or self.play is None):
             self._making = self._making or self._chunk()
             done, made = advance(self._making)

@@ -73,8 +73,6 @@ class MarketSource:
         # when event time was start_ns: taken before any build, so event time keeps to the clock
         self.start_s = trio.current_time() if start_s is None else start_s
         self.market: Market | Replay = market or make_market(config, self.start_ns)
-        if isinstance(self.market, Market):  # the next chunk's slices: after a step's sends
-            self.market.steps_make_ahead = False
         self.epoch = epoch
         self.activity = config.activity
         self.cadence_s = config.cadence_ms / 1000

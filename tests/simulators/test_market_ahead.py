@@ -40,6 +40,7 @@ def test_a_1ms_step_makes_at_most_one_slice_of_a_chunk(monkeypatch: pytest.Monke
     # that needed it, it would stall every client of a live server that long twice a second.
     counts = _counting(monkeypatch)
     m = Market(Universe.default(), seed=1, start_ns=0, book_depth=20)
+    m.steps_make_ahead = True
     counts.append(0)
     m.step_book(1 * MS)  # the first chunk: nothing was made ahead of it
     assert counts[-1] >= 10, "a chunk is made in many slices"
@@ -51,8 +52,11 @@ def test_a_1ms_step_makes_at_most_one_slice_of_a_chunk(monkeypatch: pytest.Monke
 
 
 def _pair(**kw: Any) -> tuple[Market, Market]:
+    """A market whose steps make the next chunk ahead, and one whose steps make it when due."""
     u = Universe.default()
-    return Market(u, seed=4, start_ns=0, **kw), Market(u, seed=4, start_ns=0, **kw)
+    fine, coarse = Market(u, seed=4, start_ns=0, **kw), Market(u, seed=4, start_ns=0, **kw)
+    fine.steps_make_ahead = True
+    return fine, coarse
 
 
 def test_made_ahead_or_not_the_same_ticks_levels_and_books() -> None:
@@ -88,8 +92,7 @@ def test_a_scenario_started_while_a_chunk_is_made_ahead_counts_from_the_chunks_m
 def test_a_caller_may_make_the_slices_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     # A live server steps, sends, then makes a slice: its clients do not wait for the slice.
     counts = _counting(monkeypatch)
-    m = Market(Universe.default(), seed=1, start_ns=0, book_depth=20)
-    m.steps_make_ahead = False
+    m = Market(Universe.default(), seed=1, start_ns=0, book_depth=20)  # steps make none ahead
     counts.append(0)
     m.step_book(1 * MS)
     for k in range(2, 501):
