@@ -32,15 +32,31 @@ MAX_GZIP_RATIO = 50
 GZIP_SLACK = 1 << 20  # small files carry fixed overhead: allow their first MiB whatever the ratio
 
 
-def text_lines(path: Path) -> Iterator[str]:
-    """`path`'s lines as text (UTF-8, a BOM dropped), gzip if it ends in .gz, each bounded."""
-    gz = path.name.lower().endswith(".gz")
+def open_bytes(path: Path) -> tuple[BinaryIO, BinaryIO | gzip.GzipFile]:
+    """`path` opened to read (the file), and its bytes (through gzip if it ends in .gz)."""
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        raw = open(path, "rb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    gz = path.name.lower().endswith(".gz")
+    return raw, gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+
+
+def refuse_bomb(path: Path, raw: BinaryIO, seen: int, line: int) -> None:
+    """Refuse a gzip file whose `seen` bytes so far expand its compressed ones too much: a bomb
+    shows its ratio from the start, so it is refused after a MiB or two, not RATIO x its size."""
+    if seen > raw.tell() * MAX_GZIP_RATIO + GZIP_SLACK:
+        raise UserError(
+            f"{path}: expands more than {MAX_GZIP_RATIO}x its compressed size (market"
+            f" data compresses about 4-10x): refused at line {line} as a gzip bomb"
+        )
+
+
+def text_lines(path: Path) -> Iterator[str]:
+    """`path`'s lines as text (UTF-8, a BOM dropped), gzip if it ends in .gz, each bounded."""
+    raw, stream = open_bytes(path)
+    gz = stream is not raw
     try:
-        stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         seen, check_at = 0, GZIP_SLACK
         line_no = 0
         while True:
@@ -52,13 +68,8 @@ def text_lines(path: Path) -> Iterator[str]:
             if not data:
                 return
             seen += len(data)
-            # Against what was read of the file so far: a bomb shows its ratio from the start,
-            # so it is refused after a MiB or two, not after RATIO x its whole size.
-            if gz and seen > check_at and seen > raw.tell() * MAX_GZIP_RATIO + GZIP_SLACK:
-                raise UserError(
-                    f"{path}: expands more than {MAX_GZIP_RATIO}x its compressed size (market"
-                    f" data compresses about 4-10x): refused at line {line_no} as a gzip bomb"
-                )
+            if gz and seen > check_at:
+                refuse_bomb(path, raw, seen, line_no)
             if seen > check_at:
                 check_at = seen + (1 << 20)  # tell() once a MiB
             if len(data) > MAX_LINE_BYTES:

@@ -13,17 +13,16 @@ row by row (`_replay_tardis`), which names the bad line precisely. numpy only.
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from ._replay_rows import GZIP_SLACK, MAX_GZIP_RATIO, MAX_LINE_BYTES, MAX_PRICE
+from ._replay_rows import MAX_LINE_BYTES, MAX_PRICE, open_bytes, refuse_bomb
 from .errors import UserError
 
 BLOCK_BYTES = 1 << 22  # ~50k rows of incremental_book_L2: numpy's work arrays stay ~tens of MB
@@ -33,13 +32,9 @@ _MAX_US = (2**63 - 1) // 1000
 
 def blocks(path: Path) -> Iterator[tuple[bytes, int]]:
     """`path`'s bytes in blocks of whole lines, each with the number of its first line."""
-    gz = path.name.lower().endswith(".gz")
+    raw, stream = open_bytes(path)
+    gz = stream is not raw
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed in the finally below
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        stream: BinaryIO | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         carry, line, seen = b"", 1, 0
         while True:
             try:
@@ -47,11 +42,8 @@ def blocks(path: Path) -> Iterator[tuple[bytes, int]]:
             except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
                 raise UserError(f"{path} line {line}: cannot read ({exc})") from None
             seen += len(data)
-            if gz and seen > raw.tell() * MAX_GZIP_RATIO + GZIP_SLACK:
-                raise UserError(
-                    f"{path}: expands more than {MAX_GZIP_RATIO}x its compressed size (market"
-                    f" data compresses about 4-10x): refused at line {line} as a gzip bomb"
-                )
+            if gz:
+                refuse_bomb(path, raw, seen, line)
             buf = carry + data
             cut = len(buf) if not data else buf.rfind(b"\n") + 1
             block, carry = buf[:cut], buf[cut:]
