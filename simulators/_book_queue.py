@@ -12,21 +12,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._book_kernels import Scratch, take
+from ._book_kernels import Scratch
 from .book import LEVEL_DTYPE, Book, LevelBatch, ladders
 
 
 class BookQueue:
-    """One chunk's level updates (prices as prices, and in ticks), released by a cursor."""
+    """One chunk's level updates, released by a cursor."""
 
     def __init__(self) -> None:
         self.pending: LevelBatch = np.empty(0, LEVEL_DTYPE)
-        self.ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
+        self.units = self.scale = np.ones(0)  # price = ticks * units / scale, per symbol
         self.ts = np.empty(0, np.int64)  # contiguous, for searchsorted
         self.cursor = 0
         self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if held
         self.seq: NDArray[np.int64] | None = None  # each book's seq at the chunk's end, if held
-        self._work = Scratch()  # ticks and ts live here: new memory costs page faults
+        self._work = Scratch()  # ts lives here: new memory costs page faults
         self._search = self.ts.searchsorted
 
     def hold(
@@ -37,20 +37,13 @@ class BookQueue:
         start: tuple[NDArray[np.int64], ...] = (),
         seq: NDArray[np.int64] | None = None,
     ) -> None:
-        """A new chunk's updates (prices in ticks become prices, as ticks make them); `start`,
-        the books before it (sizes, bid, ask) and `seq`, their seq after it: copies, for the
-        book moves on as the next chunk is made (`_ahead`)."""
-        n, w = len(levels), self._work
-        sym = w("sym", n, np.intp)
-        sym[...] = levels["sym"]
-        self.ticks = w("ticks", n)
-        self.ticks[...] = levels["price"]
-        price = np.multiply(self.ticks, take(units, sym, out=w("units", n, units.dtype)))
-        price /= take(scale, sym, out=w("scale", n, scale.dtype))
-        levels["price"] = price  # ticks * units / scale, as ticks make their prices
-        self.ts = w("ts", n)
+        """A new chunk's updates (prices as prices: ticks * units / scale, as ticks make theirs);
+        `start`, the books before it (sizes, bid, ask) and `seq`, their seq after it: copies,
+        for the book moves on as the next chunk is made (`_ahead`)."""
+        self.ts = self._work("ts", len(levels))
         self.ts[...] = levels["ts"]
         self.pending, self.cursor, self.start, self.seq = levels, 0, start, seq
+        self.units, self.scale = units, scale
         self._search = self.ts.searchsorted
 
     def release(self, until_ns: int | None, parts: list[LevelBatch] | None) -> None:
@@ -74,7 +67,10 @@ class BookQueue:
         """
         c = self.cursor
         start = self.start or (book.sizes, *quote_before)
-        out = ladders(start, self.pending[:c], self.ticks[:c], quote_now)
+        done = self.pending[:c]
+        sym = done["sym"].astype(np.intp)  # prices back to ticks, as `Market` does for quotes
+        ticks = np.round(done["price"] * self.scale[sym] / self.units[sym]).astype(np.int64)
+        out = ladders(start, done, ticks, quote_now)
         seq = book.seq if self.seq is None else self.seq
         out["seq"] = seq - np.bincount(self.pending["sym"][c:], minlength=len(seq))
         return out

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -172,10 +172,19 @@ class _Frame(NamedTuple):
 class Book:
     """Every symbol's book as levels relative to its best: sizes[sym, side, d] (d ticks away)."""
 
-    def __init__(self, lot: NDArray[np.int64], depth: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        lot: NDArray[np.int64],
+        depth: int,
+        rng: np.random.Generator,
+        prices: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+    ) -> None:
+        """`prices`: (units, scale) per symbol, for level prices of ticks * units / scale, as
+        ticks make theirs (None: prices in ticks)."""
         self.depth = check_depth(depth)
         self.lot = lot
         self.rng = rng
+        self.prices = prices
         n = len(lot)
         d = np.arange(depth)
         hump = np.minimum(d + 1, 4) / 4  # a starting profile; the flow takes over in seconds
@@ -232,7 +241,7 @@ class Book:
         stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
         stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
         g = w("t6", k)
-        stage["price"] = take(e.price, keep, out=g)  # in ticks here; the market scales to prices
+        stage["price"] = self._prices(take(e.price, keep, out=g), ev_sym)
         stage["size"] = take(q, keep, out=g)
         stage["level"] = take(e.level, keep, out=w("t7", k, np.uint16))
         stage["side"] = take(e.side, keep, out=w("t8", k, np.uint8))
@@ -240,6 +249,18 @@ class Book:
         out = self._batch(k)
         take(stage.view(_RECORD), order, out=out.view(_RECORD))
         return out, bid_size, ask_size
+
+    def _prices(self, ticks: NDArray[np.int64], sym: NDArray[np.intp]) -> NDArray[Any]:
+        """Prices of `ticks` of symbols `sym` (in symbol order: each a run of one symbol)."""
+        if self.prices is None:
+            return ticks
+        w, k = self._work, ticks.size
+        units, scale = self.prices
+        price = w("t9", k, np.float64)
+        price[...] = ticks
+        price *= take(units, sym, out=w("t10", k, np.float64))
+        price /= take(scale, sym, out=w("t10", k, np.float64))
+        return price
 
     def _batch(self, k: int) -> LevelBatch:
         """Room for k level updates: a batch made before if nothing refers to it any more.

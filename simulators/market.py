@@ -117,7 +117,8 @@ class Market(Model):
         self.book: bk.Book | None = None
         self._books = BookQueue()  # the pending chunk's level updates, released like records
         if book_depth is not None:
-            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
+            prices = (self._units, self._scale)  # level prices as ticks make theirs
+            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq), prices)
             self._last["bid_size"] = self.book.sizes[:, 0, 0]
             self._last["ask_size"] = self.book.sizes[:, 1, 0]
         # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
