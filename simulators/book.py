@@ -214,8 +214,7 @@ class Book:
     ) -> Slices[tuple[LevelBatch, NDArray[np.int64], NDArray[np.int64]]]:
         """`step` in slices of about a millisecond (see `_ahead.Slices`): the same work and
         draws in the same order, whoever runs them and whenever."""
-        w, sym = self._work, rec.sym
-        prev = (prev_bid, prev_ask)
+        w, prev = self._work, (prev_bid, prev_ask)
         e = yield from ev.book_events(self.rng, self._law, self.lot, rec, prev, t0_ns, w)
         yield
         active = np.flatnonzero(rec.per_sym)
@@ -225,13 +224,15 @@ class Book:
         yield
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
         k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
-        ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
-        # per-symbol book sequence: events are in symbol order here
-        per = np.bincount(ev_sym, minlength=len(self.seq))
-        seq = take(self.seq, ev_sym, out=w("t2", k))
-        seq -= take(np.cumsum(per) - per, ev_sym, out=w("t3", k))
+        # events are in symbol order: each active symbol's kept ones are a run of `keep`
+        bounds = np.append(e.off[rec.seg_start[active]], e.rec.size)
+        per_active = np.diff(np.searchsorted(keep, bounds))
+        ev_sym = np.repeat(active, per_active)
+        per = np.zeros(len(self.seq), np.int64)
+        per[active] = per_active
+        # per-symbol book sequence: the symbol's last, then +1 an update
+        seq = take(self.seq - (np.cumsum(per) - per) + 1, ev_sym, out=w("t2", k))
         seq += w.arange(k)
-        seq += 1
         self.seq += per
         ts = take(e.ts, keep, out=w("t4", k))
         rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
