@@ -348,30 +348,32 @@ class Book:
         is_new = new_seg[first]
         q0_first = q0_seg[seg_s[first]]
         q0_sub = np.where(is_new & ~clear[first], q0_first, 0)
-        # S within each sub-segment: a plain cumsum once each start takes back the sum before it
-        x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
+        # one cumsum S over all; each sub-segment's start takes q_0 against the sum before it
         s_run = np.cumsum(x_s, out=w("t8", n))
+        before = s_run[first - 1]  # first[0] is 0: its sum before is none
+        before[:1] = 0
         m_run = np.subtract(f_s, s_run, out=f_s)
-        m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
+        m_run[first] = np.maximum(m_run[first], q0_sub - before)  # max(q_0, ...) at the start
         low = int(m_run.min()) if n else 0
         spread = (int(m_run.max()) - low + 1) if n else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = np.cumsum(starts, dtype=np.int64, out=w("t9", n))
-        lift *= spread
-        lift -= low + spread
+        # each sub-segment lifted above the ones before it: a running maximum keeps them apart
+        lift = w("t9", n)
+        lift[...] = np.repeat(np.arange(first.size) * spread - low, np.diff(first, append=n))
         m_run += lift
         q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
         q_s -= lift
         q_s += s_run
-        prev_s = w("t10", n)
-        prev_s[1:] = q_s[:-1]
-        seg_first = first[is_new]  # the first event of each segment
-        prev_s[seg_first] = q0_first[is_new]
         q = w("lv_q", n)
         q[order] = q_s
+        # a change against the size before: the event before in its segment, or the start
+        changed_s = clear  # read above, free now
+        np.not_equal(q_s[1:], q_s[:-1], out=changed_s[1:])
+        seg_first = first[is_new]  # the first event of each segment (the first of all too)
+        changed_s[seg_first] = q_s[seg_first] != q0_first[is_new]
         changed = w("t11", n, bool)
-        changed[order] = np.not_equal(q_s, prev_s, out=clear)
+        changed[order] = changed_s
         # the chunk's end: each level's last size, gathered into the window of the final best
         last = np.append(seg_first[1:] - 1, n - 1)
         q0_seg[seg_s[last]] = q_s[last]
