@@ -133,7 +133,7 @@ def book_events(
         ev.floor[at] = np.where(better, 0, lot)
         ev.reason[at] = ADD
     if big.size:
-        _refill(ev, rng, rec, n_fill[big], big, lot, depth)
+        _refill(ev, rng, rec, (n_fill[big], big), lot, depth, w)
     gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
     ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
     return ev
@@ -252,20 +252,37 @@ def _refill(
     ev: Events,
     rng: np.random.Generator,
     rec: Any,
-    k: NDArray[np.int64],
-    big: NDArray[np.intp],
+    fill: tuple[NDArray[np.int64], NDArray[np.intp]],
     lot: NDArray[np.int64],
     depth: int,
+    w: Scratch,
 ) -> None:
     """The refill after the moves of records `big` (k adds each): at the record's time, after
     its guarantees, 1 to depth - 1 ticks behind the new best (uniform), either side alike."""
+    k, big = fill
     n = int(k.sum())
     r = np.repeat(big, k)
-    at = np.repeat(ev.guard[big] + 2 - np.cumsum(k) + k, k) + np.arange(n)
-    u = rng.random((2, n))
-    ask = u[0] < 0.5
-    d = 1 + np.minimum(u[1] * (depth - 1), depth - 2).astype(np.int64)
+    at = np.repeat(ev.guard[big] + 2 - np.cumsum(k) + k, k)
+    at += w.arange(n)
+    u = rng.random(out=w("t0", 2 * n, np.float64))  # = rng.random((2, n)): side, distance
+    ask = np.less(u[:n], 0.5, out=w("t1", n, bool))
+    far = np.multiply(u[n:], depth - 1, out=u[n:])
+    np.minimum(far, depth - 2, out=far)
+    d = w("t2", n)
+    d[...] = far  # truncation, as astype
+    d += 1
     ev.side[at] = ask
-    ev.price[at] = np.where(ask, rec.ask[r] + d, rec.bid[r] - d)
-    ev.x[at] = lot[r] * pareto_lots(rng, ORDER_TAIL, n).astype(np.int64)
+    bid = take(rec.bid, r, out=w("t3", n))
+    price = take(rec.ask, r, out=w("t4", n))  # bid - d, or ask + d: bid - d + ask (ask - bid + 2d)
+    price -= bid
+    price += d
+    price += d
+    price *= ask
+    price -= d
+    price += bid
+    ev.price[at] = price
+    x = w("t3", n)
+    x[...] = pareto_lots(rng, ORDER_TAIL, n, w)
+    x *= take(lot, r, out=w("t4", n))
+    ev.x[at] = x
     ev.floor[at], ev.reason[at], ev.level[at] = 0, ADD, d
