@@ -158,14 +158,14 @@ class _Frame(NamedTuple):
     d: NDArray[np.int64]
 
     def window(self, b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
-        lo, width, d = self.lo, self.width, self.d
-        bid = b[:, None] - d
-        ask = s[:, None] + d
-        rel = np.stack((bid, ask), 1) - lo[:, None, None]
-        w = np.stack((np.zeros_like(bid), np.ones_like(ask)), 1) * width[:, None, None]
-        ok = rel >= 0  # bid levels below price 1 do not exist
-        out: NDArray[np.int64] = np.where(ok, self.sym_off[:, None, None] + w + rel, -1)
+        """Segments of each active symbol's window: (symbols, 2, depth), bid then ask; -1 for
+        bid levels below price 1 (they do not exist)."""
+        d, base = self.d, self.sym_off - self.lo
+        out = np.empty((b.size, 2, d.size), np.int64)
+        bid, ask = out[:, 0], out[:, 1]
+        np.subtract((b + base)[:, None], d, out=bid)
+        np.add((s + base + self.width)[:, None], d, out=ask)  # always >= lo: above the bid
+        bid[bid < self.sym_off[:, None]] = -1
         return out
 
 
@@ -360,7 +360,10 @@ class Book:
             raise OverflowError("book level sizes too large for one chunk")
         # each sub-segment lifted above the ones before it: a running maximum keeps them apart
         lift = w("t9", n)
-        lift[...] = np.repeat(np.arange(first.size) * spread - low, np.diff(first, append=n))
+        lift.fill(0)
+        lift[first[1:]] = spread
+        np.cumsum(lift, out=lift)
+        lift -= low
         m_run += lift
         q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
         q_s -= lift
