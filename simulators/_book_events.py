@@ -226,7 +226,7 @@ def _flow(
     size = w("t6", n)
     size[...] = lots
     size *= each(lot, i2)
-    ev.side[fl] = ask
+    ev.side[fl] = ask.view(np.uint8)  # as bytes: a write without a cast
     price = each(pa - pb, i1)  # pb - d at the bid, pa + d at the ask
     price += d
     price += d
@@ -245,7 +245,9 @@ def _flow(
     floor *= np.logical_and(best, np.logical_not(add, out=ask), out=ask)
     ev.floor[fl] = floor
     ev.reason[fl] = np.subtract(CANCEL, add.view(np.uint8), out=w("t7", n, np.uint8))
-    ev.level[fl] = d
+    level = w("t12", n, np.uint16)
+    level[...] = d
+    ev.level[fl] = level  # the same type: a write without a cast
 
 
 def _refill(
@@ -271,7 +273,7 @@ def _refill(
     d = w("t2", n)
     d[...] = far  # truncation, as astype
     d += 1
-    ev.side[at] = ask
+    ev.side[at] = ask.view(np.uint8)
     bid = take(rec.bid, r, out=w("t3", n))
     price = take(rec.ask, r, out=w("t4", n))  # bid - d, or ask + d: bid - d + ask (ask - bid + 2d)
     price -= bid
