@@ -74,11 +74,12 @@ def book_events(
     """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk.
     In slices (`_ahead`): the flow of orders is about half of the work."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
-    head = np.zeros(total, bool)
-    head[rec.seg_start[rec.per_sym > 0]] = True
-    pb = np.where(head, prev[0][sym], np.roll(rec.bid, 1))  # quote before each record
-    pa = np.where(head, prev[1][sym], np.roll(rec.ask, 1))
-    t_prev = np.where(head, t0_ns, np.roll(rec.ts, 1))
+    head = rec.seg_start[rec.per_sym > 0]  # each symbol's first record
+    pb, pa, t_prev = (
+        _before(rec.bid, head, prev[0][sym[head]]),
+        _before(rec.ask, head, prev[1][sym[head]]),
+        _before(rec.ts, head, t0_ns),
+    )
     lot = lots[sym]
     is_trade = np.zeros(total, bool)
     is_trade[rec.trade] = True
@@ -137,6 +138,14 @@ def book_events(
     gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
     ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
     return ev
+
+
+def _before(values: NDArray[np.int64], head: NDArray[np.int64], first: Any) -> NDArray[np.int64]:
+    """Per record, the value of the record before it of its symbol; `first` at `head`."""
+    out = np.empty_like(values)
+    out[1:] = values[:-1]
+    out[head] = first
+    return out
 
 
 def _clears(
