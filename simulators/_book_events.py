@@ -181,16 +181,14 @@ def _flow(
     """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`.
     In two slices: the times, the rest."""
     rec, m, lot, pb, pa, t_prev = per
-    total = len(m)
-    n = int(m.sum())
+    total, n = len(m), int(m.sum())
     m_start = np.cumsum(m) - m
     fl_rec = w("t0", n + 1)  # the record of each flow event
     fl_rec.fill(0)
     np.add.at(fl_rec, m_start[1:], 1)  # a record without flow starts where the next does
     fl_rec = np.cumsum(fl_rec[:n], out=w("t1", n))
     at = w.arange(n)
-    fl = take(ev.off - m_start, fl_rec, out=w("t2", n))  # flow comes first in each record
-    fl += at
+    fl = np.add(take(ev.off - m_start, fl_rec, out=w("t2", n)), at, out=w("t2", n))  # flow first
     i1, i2, f1 = w("t3", n), w("t4", n), w("t5", n, np.float64)
 
     def each(values: NDArray[Any], out: NDArray[Any]) -> NDArray[Any]:

@@ -177,7 +177,7 @@ class Book:
         lot: NDArray[np.int64],
         depth: int,
         rng: np.random.Generator,
-        prices: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+        prices: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None,
     ) -> None:
         """`prices`: (units, scale) per symbol, for level prices of ticks * units / scale, as
         ticks make theirs (None: prices in ticks)."""
@@ -384,39 +384,3 @@ class Book:
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
         self.sizes[active] = sizes
         return q, np.flatnonzero(changed)
-
-
-def ladders(
-    start: tuple[NDArray[np.int64], ...],
-    done: LevelBatch,
-    done_ticks: NDArray[np.int64],
-    best: tuple[NDArray[np.int64], NDArray[np.int64]],
-) -> NDArray[np.void]:
-    """Ladders (prices in ticks) of the books `start` leads to after the updates `done`.
-
-    `start`: (sizes (n, 2, depth), bid, ask) as `Book.sizes` hangs from its quotes; `best`: the
-    quotes now. The last update of each level wins; levels outside the window are left out.
-    """
-    sizes0, b0, a0 = start
-    n, _, depth = sizes0.shape
-    d = np.arange(depth)
-    start_px = np.stack((b0[:, None] - d, a0[:, None] + d), 1)  # (n, 2, depth)
-    side = np.broadcast_to(np.array([0, 1])[None, :, None], start_px.shape)
-    sym = np.broadcast_to(np.arange(n)[:, None, None], start_px.shape)
-    k_px = np.concatenate((start_px.ravel(), done_ticks))
-    k_side = np.concatenate((side.ravel(), done["side"].astype(np.int64)))
-    k_sym = np.concatenate((sym.ravel(), done["sym"].astype(np.int64)))
-    size = np.concatenate((sizes0.ravel(), done["size"].astype(np.int64)))
-    span = int(max(k_px.max(), best[1].max(), 1)) + depth + 2
-    key = (k_sym * 2 + k_side) * span + np.maximum(k_px, 0)
-    keys, rev = np.unique(key[::-1], return_index=True)  # the last update wins
-    last = size[len(size) - 1 - rev]
-    now_px = np.stack((best[0][:, None] - d, best[1][:, None] + d), 1)
-    want = (np.arange(n)[:, None, None] * 2 + side) * span + np.maximum(now_px, 0)
-    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-    found = np.where((keys[at] == want) & (now_px > 0), last[at], 0)
-    out = np.zeros(n, ladder_dtype(depth))
-    out["sym"] = np.arange(n)
-    out["bid_price"], out["ask_price"] = now_px[:, 0], now_px[:, 1]
-    out["bid_size"], out["ask_size"] = found[:, 0], found[:, 1]
-    return out
