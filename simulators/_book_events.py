@@ -126,7 +126,8 @@ def book_events(
         ev.x[at], ev.floor[at], ev.reason[at], ev.level[at] = x, f, why, 0
     start = _clears(ev, rec, off + m + 2 * is_trade, (clr_b, clr_a), (pb, pa), depth)
     # guarantees: the new best holds an order (a fresh one at a new price)
-    fresh = lots[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
+    fresh = pareto_lots(rng, ORDER_TAIL, 2 * total, w).astype(np.int64).reshape(2, total)
+    fresh *= lot  # = lots[sym]
     for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
         at = start + side
         ev.side[at], ev.price[at], ev.level[at] = side, top, 0

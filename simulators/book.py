@@ -185,6 +185,7 @@ class Book:
         self.lot = lot
         self.rng = rng
         self.prices = prices
+        self._whole_units = prices is not None and bool(np.all(prices[0] == 1))
         n = len(lot)
         d = np.arange(depth)
         hump = np.minimum(d + 1, 4) / 4  # a starting profile; the flow takes over in seconds
@@ -259,7 +260,8 @@ class Book:
         units, scale = self.prices
         price = w("t9", k, np.float64)
         price[...] = ticks
-        price *= take(units, sym, out=w("t10", k, np.float64))
+        if not self._whole_units:  # ticks * 1.0 is ticks: the product is skipped, not changed
+            price *= take(units, sym, out=w("t10", k, np.float64))
         price /= take(scale, sym, out=w("t10", k, np.float64))
         return price
 
