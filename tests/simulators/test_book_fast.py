@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -144,3 +145,51 @@ def test_grouped_order_is_a_stable_argsort(spans):
     start = np.cumsum(sizes) - sizes
     got = grouped_order(key, lo, hi, start, Scratch())
     assert np.array_equal(got, np.argsort(key, kind="stable"))
+
+
+def test_scratch_names_share_bytes_across_types_and_growth_drops_old_views():
+    """A name is one block of bytes whatever the type asked; when one type's request outgrows
+    it, the next request of any type gets the new block, never a view kept of the old one."""
+    w = Scratch()
+    a = w("x", 100)
+    a[:] = 7
+    b = w("x", 800, np.uint8)
+    assert np.shares_memory(a, b) and b.view(np.int64)[0] == 7
+    big = w("x", 10_000, np.uint8)  # grows: a new block
+    big[:] = 1
+    again = w("x", 100)  # an int64 view of the new block, not of the old one
+    assert np.shares_memory(again, big) and not np.shares_memory(again, a)
+    assert again[0] == 0x0101010101010101
+    rec = w("r", 3, bk.LEVEL_DTYPE)
+    assert rec.dtype == bk.LEVEL_DTYPE and rec.size == 3 and not rec.tobytes().strip(b"\0")
+
+
+@pytest.mark.parametrize("ticks", ["cents", "nickels too"])
+def test_books_make_level_prices_as_ticks_make_theirs(ticks):
+    """With the market's units and scale, a book's level prices are ticks * units / scale (the
+    product skipped where units are one), bit for bit what the same book gives in ticks."""
+    u = Universe.synthetic(12, seed=4)
+    if ticks == "nickels too":  # ticks of 5 units of 0.01: the product is made
+        u = dataclasses.replace(u, tick_size=np.where(np.arange(12) % 2, 0.05, 0.01))
+    market = Market(u, seed=6, start_ns=START, session="24h", book_depth=15)
+    units, scale = market._units, market._scale
+    assert (ticks == "cents") == bool(np.all(units == 1))
+    books = [bk.Book(market._lot, 15, np.random.default_rng(5), p) for p in (None, (units, scale))]
+    captured: list[tuple] = []
+    steps = bk.Book.steps
+
+    def spy(self, rec, prev_bid, prev_ask, t0_ns):  # the market's chunk, fed to both books too
+        captured.append((rec, prev_bid.copy(), prev_ask.copy(), t0_ns))
+        return (yield from steps(self, rec, prev_bid, prev_ask, t0_ns))
+
+    bk.Book.steps = spy  # type: ignore[method-assign]
+    try:
+        market.step(START + 10**9)
+    finally:
+        bk.Book.steps = steps  # type: ignore[method-assign]
+    in_ticks, in_prices = (book.step(*captured[-1])[0] for book in books)
+    assert len(in_ticks) > 500
+    sym = in_ticks["sym"].astype(np.intp)
+    expected = in_ticks.copy()
+    expected["price"] = in_ticks["price"] * units[sym] / scale[sym]
+    assert in_prices.tobytes() == expected.tobytes()
