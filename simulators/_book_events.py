@@ -60,6 +60,8 @@ class Events(NamedTuple):
     floor: NDArray[np.int64]  # the level's least size after it; -1: a clear
     reason: NDArray[np.uint8]
     level: NDArray[np.uint16]  # ticks from the best of its side
+    low: NDArray[np.int64]  # per record: no event of it is priced below, nor above `high`
+    high: NDArray[np.int64]
 
 
 def book_events(
@@ -112,6 +114,8 @@ def book_events(
         w("ev_floor", n_ev),
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
+        np.minimum(pb, rec.bid) - (depth - 1),  # flow, clears and refill: within the depth
+        np.maximum(pa, rec.ask) + (depth - 1),  # of the quote before or the new one
     )
     yield
     yield from _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
@@ -136,8 +140,9 @@ def book_events(
         ev.reason[at] = ADD
     if big.size:
         _refill(ev, rng, rec, (n_fill[big], big), lot, depth, w)
-    gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
-    ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
+    if ev.low.min() < 1:  # a bid near the lowest price: some events may fall below it
+        gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
+        ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
     return ev
 
 

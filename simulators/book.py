@@ -298,9 +298,8 @@ class Book:
         w, n = self._work, e.rec.size
         depth = self.depth
         b0, a0, b1, a1 = ends
-        ev_start = e.off[seg_start]
-        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
-        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
+        lo = np.minimum(np.minimum.reduceat(e.low, seg_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(e.high, seg_start), np.maximum(a0, a1) + depth - 1)
         lo = np.maximum(lo, 1)
         width = hi - lo + 1
         sym_off = np.cumsum(2 * width) - 2 * width

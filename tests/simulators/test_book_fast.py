@@ -56,6 +56,11 @@ def _case(case: str) -> str:
     if case == "one level":
         m = Market(Universe.synthetic(12, seed=2), seed=3, chunk_s=1.0, book_depth=1)
         return _digest(m, 3 * s, 10**7)
+    if case == "penny stocks":  # bids a few ticks above the lowest price: levels below it
+        u = Universe.synthetic(6, seed=1)
+        u = dataclasses.replace(u, price=np.array([0.05, 0.08, 0.12, 0.3, 1.5, 20.0]))
+        m = Market(u, seed=3, start_ns=START, session="24h", chunk_s=1.0, book_depth=20)
+        return _digest(m, START + 3 * s, 10_000_000)
     if case == "1000 levels":
         m = Market(Universe.synthetic(5, seed=2), seed=3, chunk_s=1.0, book_depth=1000)
         return _digest(m, 2 * s, 10**8)
@@ -74,6 +79,7 @@ def _case(case: str) -> str:
         ("crypto", "b1f9970054b65af8"),
         ("drought", "77706330446a5325"),
         ("one level", "42cbe6774da1"),
+        ("penny stocks", "bd50df87dd4ceedd"),  # taken with the fast paths as they were before
         ("1000 levels", "a8e7165ebefe"),
         ("60 s chunks", "19f8f29bcead"),
         ("700 symbols", "e5b1f385e298"),
