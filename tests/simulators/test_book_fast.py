@@ -178,9 +178,12 @@ def test_books_make_level_prices_as_ticks_make_theirs(ticks):
     if ticks == "nickels too":  # ticks of 5 units of 0.01: the product is made
         u = dataclasses.replace(u, tick_size=np.where(np.arange(12) % 2, 0.05, 0.01))
     market = Market(u, seed=6, start_ns=START, session="24h", book_depth=15)
-    units, scale = market._units, market._scale
+    assert market.book is not None and market.book.prices is not None
+    units, scale = market.book.prices  # the market's, as its ticks make their prices
     assert (ticks == "cents") == bool(np.all(units == 1))
-    books = [bk.Book(market._lot, 15, np.random.default_rng(5), p) for p in (None, (units, scale))]
+    books = [
+        bk.Book(market.book.lot, 15, np.random.default_rng(5), p) for p in (None, (units, scale))
+    ]
     captured: list[tuple] = []
     steps = bk.Book.steps
 
