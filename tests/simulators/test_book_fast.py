@@ -171,7 +171,7 @@ def test_scratch_names_share_bytes_across_types_and_growth_drops_old_views():
 
 
 @pytest.mark.parametrize("ticks", ["cents", "nickels too"])
-def test_books_make_level_prices_as_ticks_make_theirs(ticks):
+def test_books_make_level_prices_as_ticks_make_theirs(ticks, monkeypatch):
     """With the market's units and scale, a book's level prices are ticks * units / scale (the
     product skipped where units are one), bit for bit what the same book gives in ticks."""
     u = Universe.synthetic(12, seed=4)
@@ -191,11 +191,9 @@ def test_books_make_level_prices_as_ticks_make_theirs(ticks):
         captured.append((rec, prev_bid.copy(), prev_ask.copy(), t0_ns))
         return (yield from steps(self, rec, prev_bid, prev_ask, t0_ns))
 
-    bk.Book.steps = spy  # type: ignore[method-assign]
-    try:
-        market.step(START + 10**9)
-    finally:
-        bk.Book.steps = steps  # type: ignore[method-assign]
+    monkeypatch.setattr(bk.Book, "steps", spy)
+    market.step(START + 10**9)
+    monkeypatch.undo()
     in_ticks, in_prices = (book.step(*captured[-1])[0] for book in books)
     assert len(in_ticks) > 500
     sym = in_ticks["sym"].astype(np.intp)
