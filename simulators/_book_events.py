@@ -60,6 +60,8 @@ class Events(NamedTuple):
     floor: NDArray[np.int64]  # the level's least size after it; -1: a clear
     reason: NDArray[np.uint8]
     level: NDArray[np.uint16]  # ticks from the best of its side
+    low: NDArray[np.int64]  # per record: no event of it is priced below, nor above `high`
+    high: NDArray[np.int64]
 
 
 def book_events(
@@ -74,11 +76,12 @@ def book_events(
     """The events of `rec` (a `book.Records`); `prev`: every symbol's quote before the chunk.
     In slices (`_ahead`): the flow of orders is about half of the work."""
     depth, total, sym = law.cdf.size, len(rec.sym), rec.sym
-    head = np.zeros(total, bool)
-    head[rec.seg_start[rec.per_sym > 0]] = True
-    pb = np.where(head, prev[0][sym], np.roll(rec.bid, 1))  # quote before each record
-    pa = np.where(head, prev[1][sym], np.roll(rec.ask, 1))
-    t_prev = np.where(head, t0_ns, np.roll(rec.ts, 1))
+    head = rec.seg_start[rec.per_sym > 0]  # each symbol's first record
+    pb, pa, t_prev = (
+        _before(rec.bid, head, prev[0][sym[head]]),
+        _before(rec.ask, head, prev[1][sym[head]]),
+        _before(rec.ts, head, t0_ns),
+    )
     lot = lots[sym]
     is_trade = np.zeros(total, bool)
     is_trade[rec.trade] = True
@@ -111,6 +114,8 @@ def book_events(
         w("ev_floor", n_ev),
         w("ev_reason", n_ev, np.uint8),
         w("ev_level", n_ev, np.uint16),
+        np.minimum(pb, rec.bid) - (depth - 1),  # flow, clears and refill: within the depth
+        np.maximum(pa, rec.ask) + (depth - 1),  # of the quote before or the new one
     )
     yield
     yield from _flow(ev, rng, law, (rec, m, lot, pb, pa, t_prev), w)
@@ -125,7 +130,8 @@ def book_events(
         ev.x[at], ev.floor[at], ev.reason[at], ev.level[at] = x, f, why, 0
     start = _clears(ev, rec, off + m + 2 * is_trade, (clr_b, clr_a), (pb, pa), depth)
     # guarantees: the new best holds an order (a fresh one at a new price)
-    fresh = lots[sym] * pareto_lots(rng, ORDER_TAIL, (2, total)).astype(np.int64)
+    fresh = pareto_lots(rng, ORDER_TAIL, 2 * total, w).astype(np.int64).reshape(2, total)
+    fresh *= lot  # = lots[sym]
     for side, top, better in ((0, rec.bid, rec.bid > pb), (1, rec.ask, rec.ask < pa)):
         at = start + side
         ev.side[at], ev.price[at], ev.level[at] = side, top, 0
@@ -133,10 +139,19 @@ def book_events(
         ev.floor[at] = np.where(better, 0, lot)
         ev.reason[at] = ADD
     if big.size:
-        _refill(ev, rng, rec, n_fill[big], big, lot, depth)
-    gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
-    ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
+        _refill(ev, rng, rec, (n_fill[big], big), lot, depth, w)
+    if ev.low.min() < 1:  # a bid near the lowest price: some events may fall below it
+        gone = np.flatnonzero(np.less(ev.price, 1, out=w("t0", n_ev, bool)))
+        ev.price[gone], ev.x[gone], ev.floor[gone] = 1, 0, 0  # below the lowest price: nothing
     return ev
+
+
+def _before(values: NDArray[np.int64], head: NDArray[np.int64], first: Any) -> NDArray[np.int64]:
+    """Per record, the value of the record before it of its symbol; `first` at `head`."""
+    out = np.empty_like(values)
+    out[1:] = values[:-1]
+    out[head] = first
+    return out
 
 
 def _clears(
@@ -172,16 +187,14 @@ def _flow(
     """Limit orders and cancels: times in (t_prev, t], distance, side, size; into `ev`.
     In two slices: the times, the rest."""
     rec, m, lot, pb, pa, t_prev = per
-    total = len(m)
-    n = int(m.sum())
+    total, n = len(m), int(m.sum())
     m_start = np.cumsum(m) - m
     fl_rec = w("t0", n + 1)  # the record of each flow event
     fl_rec.fill(0)
     np.add.at(fl_rec, m_start[1:], 1)  # a record without flow starts where the next does
     fl_rec = np.cumsum(fl_rec[:n], out=w("t1", n))
     at = w.arange(n)
-    fl = take(ev.off - m_start, fl_rec, out=w("t2", n))  # flow comes first in each record
-    fl += at
+    fl = np.add(take(ev.off - m_start, fl_rec, out=w("t2", n)), at, out=w("t2", n))  # flow first
     i1, i2, f1 = w("t3", n), w("t4", n), w("t5", n, np.float64)
 
     def each(values: NDArray[Any], out: NDArray[Any]) -> NDArray[Any]:
@@ -226,7 +239,7 @@ def _flow(
     size = w("t6", n)
     size[...] = lots
     size *= each(lot, i2)
-    ev.side[fl] = ask
+    ev.side[fl] = ask.view(np.uint8)  # as bytes: a write without a cast
     price = each(pa - pb, i1)  # pb - d at the bid, pa + d at the ask
     price += d
     price += d
@@ -245,27 +258,46 @@ def _flow(
     floor *= np.logical_and(best, np.logical_not(add, out=ask), out=ask)
     ev.floor[fl] = floor
     ev.reason[fl] = np.subtract(CANCEL, add.view(np.uint8), out=w("t7", n, np.uint8))
-    ev.level[fl] = d
+    level = w("t12", n, np.uint16)
+    level[...] = d
+    ev.level[fl] = level  # the same type: a write without a cast
 
 
 def _refill(
     ev: Events,
     rng: np.random.Generator,
     rec: Any,
-    k: NDArray[np.int64],
-    big: NDArray[np.intp],
+    fill: tuple[NDArray[np.int64], NDArray[np.intp]],
     lot: NDArray[np.int64],
     depth: int,
+    w: Scratch,
 ) -> None:
     """The refill after the moves of records `big` (k adds each): at the record's time, after
     its guarantees, 1 to depth - 1 ticks behind the new best (uniform), either side alike."""
+    k, big = fill
     n = int(k.sum())
     r = np.repeat(big, k)
-    at = np.repeat(ev.guard[big] + 2 - np.cumsum(k) + k, k) + np.arange(n)
-    u = rng.random((2, n))
-    ask = u[0] < 0.5
-    d = 1 + np.minimum(u[1] * (depth - 1), depth - 2).astype(np.int64)
-    ev.side[at] = ask
-    ev.price[at] = np.where(ask, rec.ask[r] + d, rec.bid[r] - d)
-    ev.x[at] = lot[r] * pareto_lots(rng, ORDER_TAIL, n).astype(np.int64)
+    at = np.repeat(ev.guard[big] + 2 - np.cumsum(k) + k, k)
+    at += w.arange(n)
+    u = rng.random(out=w("t0", 2 * n, np.float64))  # = rng.random((2, n)): side, distance
+    ask = np.less(u[:n], 0.5, out=w("t1", n, bool))
+    far = np.multiply(u[n:], depth - 1, out=u[n:])
+    np.minimum(far, depth - 2, out=far)
+    d = w("t2", n)
+    d[...] = far  # truncation, as astype
+    d += 1
+    ev.side[at] = ask.view(np.uint8)
+    bid = take(rec.bid, r, out=w("t3", n))
+    price = take(rec.ask, r, out=w("t4", n))  # bid - d, or ask + d: bid - d + ask (ask - bid + 2d)
+    price -= bid
+    price += d
+    price += d
+    price *= ask
+    price -= d
+    price += bid
+    ev.price[at] = price
+    x = w("t3", n)
+    x[...] = pareto_lots(rng, ORDER_TAIL, n, w)
+    x *= take(lot, r, out=w("t4", n))
+    ev.x[at] = x
     ev.floor[at], ev.reason[at], ev.level[at] = 0, ADD, d

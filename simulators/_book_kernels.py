@@ -37,16 +37,28 @@ class Scratch:
 
     def __init__(self) -> None:
         self._arrays: dict[str, NDArray[np.uint8]] = {}
+        self._views: dict[tuple[str, Any], NDArray[Any]] = {}  # (name, dtype): all of it so
         self._arange: NDArray[np.intp] = np.arange(0)
 
     def __call__(self, name: str, n: int, dtype: DTypeLike = np.int64) -> NDArray[Any]:
+        whole = self._views.get((name, dtype))  # a chunk asks for ~80: each costs a slice only
+        if whole is None or whole.size < n:
+            whole = self._grow(name, n, dtype)
+        return whole[:n]
+
+    def _grow(self, name: str, n: int, dtype: DTypeLike) -> NDArray[Any]:
+        """Room for n of `dtype` under `name`: its bytes, made larger if need be."""
         dt = np.dtype(dtype)
         size = n * dt.itemsize
         a = self._arrays.get(name)
         if a is None or a.size < size:
             make = np.zeros if dt.names else np.empty  # records come zeroed (padding)
             a = self._arrays[name] = make(int(size * _ROOM) + 8192, np.uint8)
-        return a[:size].view(dt)
+            for key in [key for key in self._views if key[0] == name]:
+                del self._views[key]  # views of the bytes before
+        whole = a[: a.size // dt.itemsize * dt.itemsize].view(dt)
+        self._views[(name, dtype)] = whole
+        return whole
 
     def arange(self, n: int) -> NDArray[np.intp]:
         """0, 1, ... n - 1 (read only: shared)."""
@@ -58,7 +70,7 @@ class Scratch:
 
 def take(values: NDArray[Any], at: NDArray[np.integer], out: NDArray[Any]) -> NDArray[Any]:
     """`values[at]` into `out` (same dtype), without the temporary `np.take` makes to check."""
-    got: NDArray[Any] = np.take(values, at, out=out, mode="clip")  # `at` is in range
+    got: NDArray[Any] = values.take(at, out=out, mode="clip")  # `at` is in range
     return got
 
 

@@ -12,43 +12,34 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._book_kernels import Scratch, take
-from .book import LEVEL_DTYPE, Book, LevelBatch, ladders
+from ._book_kernels import Scratch
+from .book import LEVEL_DTYPE, Book, LevelBatch, ladder_dtype
 
 
 class BookQueue:
-    """One chunk's level updates (prices as prices, and in ticks), released by a cursor."""
+    """One chunk's level updates, released by a cursor."""
 
-    def __init__(self) -> None:
+    def __init__(self, units: NDArray[Any], scale: NDArray[Any]) -> None:
+        """`units`, `scale`: per symbol, price = ticks * units / scale (as ticks make theirs)."""
+        self.units, self.scale = units, scale
         self.pending: LevelBatch = np.empty(0, LEVEL_DTYPE)
-        self.ticks = np.empty(0, np.int64)  # the pending updates' prices in ticks
         self.ts = np.empty(0, np.int64)  # contiguous, for searchsorted
         self.cursor = 0
         self.start: tuple[NDArray[np.int64], ...] = ()  # the books before the chunk, if held
         self.seq: NDArray[np.int64] | None = None  # each book's seq at the chunk's end, if held
-        self._work = Scratch()  # ticks and ts live here: new memory costs page faults
+        self._work = Scratch()  # ts lives here: new memory costs page faults
         self._search = self.ts.searchsorted
 
     def hold(
         self,
         levels: LevelBatch,
-        units: NDArray[Any],
-        scale: NDArray[Any],
         start: tuple[NDArray[np.int64], ...] = (),
         seq: NDArray[np.int64] | None = None,
     ) -> None:
-        """A new chunk's updates (prices in ticks become prices, as ticks make them); `start`,
-        the books before it (sizes, bid, ask) and `seq`, their seq after it: copies, for the
-        book moves on as the next chunk is made (`_ahead`)."""
-        n, w = len(levels), self._work
-        sym = w("sym", n, np.intp)
-        sym[...] = levels["sym"]
-        self.ticks = w("ticks", n)
-        self.ticks[...] = levels["price"]
-        price = np.multiply(self.ticks, take(units, sym, out=w("units", n, units.dtype)))
-        price /= take(scale, sym, out=w("scale", n, scale.dtype))
-        levels["price"] = price  # ticks * units / scale, as ticks make their prices
-        self.ts = w("ts", n)
+        """A new chunk's updates (prices as prices); `start`, the books before it (sizes, bid,
+        ask) and `seq`, their seq after it: copies, for the book moves on as the next chunk is
+        made (`_ahead`)."""
+        self.ts = self._work("ts", len(levels))
         self.ts[...] = levels["ts"]
         self.pending, self.cursor, self.start, self.seq = levels, 0, start, seq
         self._search = self.ts.searchsorted
@@ -67,14 +58,56 @@ class BookQueue:
         quote_now: tuple[NDArray[np.int64], NDArray[np.int64]],
         quote_before: tuple[NDArray[np.int64], NDArray[np.int64]],
     ) -> NDArray[np.void]:
-        """The books the released updates lead to, prices in ticks, seq set.
+        """The books the released updates lead to, seq set.
 
-        `quote_now`: the latest released quotes; `quote_before`: the quotes before any chunk
+        `quote_now`: the latest released quotes (ticks); `quote_before`: the quotes before any chunk
         (then `book.sizes` and `book.seq` are still the start).
         """
         c = self.cursor
         start = self.start or (book.sizes, *quote_before)
-        out = ladders(start, self.pending[:c], self.ticks[:c], quote_now)
+        done = self.pending[:c]
+        sym = done["sym"].astype(np.intp)  # prices back to ticks, as `Market` does for quotes
+        ticks = np.round(done["price"] * self.scale[sym] / self.units[sym]).astype(np.int64)
+        out = ladders(start, done, ticks, quote_now)
         seq = book.seq if self.seq is None else self.seq
         out["seq"] = seq - np.bincount(self.pending["sym"][c:], minlength=len(seq))
+        units, scale = self.units[:, None], self.scale[:, None]  # as ticks and updates do
+        out["bid_price"] = out["bid_price"] * units / scale
+        out["ask_price"] = out["ask_price"] * units / scale
         return out
+
+
+def ladders(
+    start: tuple[NDArray[np.int64], ...],
+    done: LevelBatch,
+    done_ticks: NDArray[np.int64],
+    best: tuple[NDArray[np.int64], NDArray[np.int64]],
+) -> NDArray[np.void]:
+    """Ladders (prices in ticks) of the books `start` leads to after the updates `done`.
+
+    `start`: (sizes (n, 2, depth), bid, ask) as `Book.sizes` hangs from its quotes; `best`: the
+    quotes now. The last update of each level wins; levels outside the window are left out.
+    """
+    sizes0, b0, a0 = start
+    n, _, depth = sizes0.shape
+    d = np.arange(depth)
+    start_px = np.stack((b0[:, None] - d, a0[:, None] + d), 1)  # (n, 2, depth)
+    side = np.broadcast_to(np.array([0, 1])[None, :, None], start_px.shape)
+    sym = np.broadcast_to(np.arange(n)[:, None, None], start_px.shape)
+    k_px = np.concatenate((start_px.ravel(), done_ticks))
+    k_side = np.concatenate((side.ravel(), done["side"].astype(np.int64)))
+    k_sym = np.concatenate((sym.ravel(), done["sym"].astype(np.int64)))
+    size = np.concatenate((sizes0.ravel(), done["size"].astype(np.int64)))
+    span = int(max(k_px.max(), best[1].max(), 1)) + depth + 2
+    key = (k_sym * 2 + k_side) * span + np.maximum(k_px, 0)
+    keys, rev = np.unique(key[::-1], return_index=True)  # the last update wins
+    last = size[len(size) - 1 - rev]
+    now_px = np.stack((best[0][:, None] - d, best[1][:, None] + d), 1)
+    want = (np.arange(n)[:, None, None] * 2 + side) * span + np.maximum(now_px, 0)
+    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    found = np.where((keys[at] == want) & (now_px > 0), last[at], 0)
+    out = np.zeros(n, ladder_dtype(depth))
+    out["sym"] = np.arange(n)
+    out["bid_price"], out["ask_price"] = now_px[:, 0], now_px[:, 1]
+    out["bid_size"], out["ask_size"] = found[:, 0], found[:, 1]
+    return out

@@ -27,7 +27,7 @@ from ._ahead import Slices
 from ._scenario_play import Play, insert_fat_fingers
 from .ticks import TICK_DTYPE, TickBatch, TickFlag
 
-# A chunk's level updates (prices in ticks) and the books before it: (sizes, bid, ask)
+# A chunk's level updates (prices as prices) and the books before it: (sizes, bid, ask)
 Held = tuple[bk.LevelBatch, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]]
 GRID_NS = 100_000_000  # arrival cell: 100 ms (the Hawkes decay is 20 of them)
 PATH_CELLS = 10  # price path resolution inside an arrival cell: 10 ms

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import sys
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,24 +158,34 @@ class _Frame(NamedTuple):
     d: NDArray[np.int64]
 
     def window(self, b: NDArray[np.int64], s: NDArray[np.int64]) -> NDArray[np.int64]:
-        """Segments of each active symbol's window: (symbols, 2, depth), bid then ask."""
-        lo, width, d = self.lo, self.width, self.d
-        bid = b[:, None] - d
-        ask = s[:, None] + d
-        rel = np.stack((bid, ask), 1) - lo[:, None, None]
-        w = np.stack((np.zeros_like(bid), np.ones_like(ask)), 1) * width[:, None, None]
-        ok = rel >= 0  # bid levels below price 1 do not exist
-        out: NDArray[np.int64] = np.where(ok, self.sym_off[:, None, None] + w + rel, -1)
+        """Segments of each active symbol's window: (symbols, 2, depth), bid then ask; -1 for
+        bid levels below price 1 (they do not exist)."""
+        d, base = self.d, self.sym_off - self.lo
+        out = np.empty((b.size, 2, d.size), np.int64)
+        bid, ask = out[:, 0], out[:, 1]
+        np.subtract((b + base)[:, None], d, out=bid)
+        np.add((s + base + self.width)[:, None], d, out=ask)  # always >= lo: above the bid
+        bid[bid < self.sym_off[:, None]] = -1
         return out
 
 
 class Book:
     """Every symbol's book as levels relative to its best: sizes[sym, side, d] (d ticks away)."""
 
-    def __init__(self, lot: NDArray[np.int64], depth: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        lot: NDArray[np.int64],
+        depth: int,
+        rng: np.random.Generator,
+        prices: tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]] | None = None,
+    ) -> None:
+        """`prices`: (units, scale) per symbol, for level prices of ticks * units / scale, as
+        ticks make theirs (None: prices in ticks)."""
         self.depth = check_depth(depth)
         self.lot = lot
         self.rng = rng
+        self.prices = prices
+        self._whole_units = prices is not None and bool(np.all(prices[0] == 1))
         n = len(lot)
         d = np.arange(depth)
         hump = np.minimum(d + 1, 4) / 4  # a starting profile; the flow takes over in seconds
@@ -205,8 +215,7 @@ class Book:
     ) -> Slices[tuple[LevelBatch, NDArray[np.int64], NDArray[np.int64]]]:
         """`step` in slices of about a millisecond (see `_ahead.Slices`): the same work and
         draws in the same order, whoever runs them and whenever."""
-        w, sym = self._work, rec.sym
-        prev = (prev_bid, prev_ask)
+        w, prev = self._work, (prev_bid, prev_ask)
         e = yield from ev.book_events(self.rng, self._law, self.lot, rec, prev, t0_ns, w)
         yield
         active = np.flatnonzero(rec.per_sym)
@@ -216,13 +225,15 @@ class Book:
         yield
         bid_size, ask_size = q[e.guard], q[e.guard + 1]
         k = keep.size  # slots t0, t1... are free again: only q and keep are left of _levels
-        ev_sym = take(sym, take(e.rec, keep, out=w("t0", k)), out=w("t1", k))
-        # per-symbol book sequence: events are in symbol order here
-        per = np.bincount(ev_sym, minlength=len(self.seq))
-        seq = take(self.seq, ev_sym, out=w("t2", k))
-        seq -= take(np.cumsum(per) - per, ev_sym, out=w("t3", k))
+        # events are in symbol order: each active symbol's kept ones are a run of `keep`
+        bounds = np.append(e.off[rec.seg_start[active]], e.rec.size)
+        per_active = np.diff(np.searchsorted(keep, bounds))
+        ev_sym = np.repeat(active, per_active)
+        per = np.zeros(len(self.seq), np.int64)
+        per[active] = per_active
+        # per-symbol book sequence: the symbol's last, then +1 an update
+        seq = take(self.seq - (np.cumsum(per) - per) + 1, ev_sym, out=w("t2", k))
         seq += w.arange(k)
-        seq += 1
         self.seq += per
         ts = take(e.ts, keep, out=w("t4", k))
         rel = np.subtract(ts, t0_ns, out=w("t5", k))  # >= 0: no event before the chunk
@@ -232,7 +243,7 @@ class Book:
         stage = w("out_stage", k, LEVEL_DTYPE)  # `_pad` stays as made: zero
         stage["ts"], stage["seq"], stage["sym"] = ts, seq, ev_sym
         g = w("t6", k)
-        stage["price"] = take(e.price, keep, out=g)  # in ticks here; the market scales to prices
+        stage["price"] = self._prices(take(e.price, keep, out=g), ev_sym)
         stage["size"] = take(q, keep, out=g)
         stage["level"] = take(e.level, keep, out=w("t7", k, np.uint16))
         stage["side"] = take(e.side, keep, out=w("t8", k, np.uint8))
@@ -240,6 +251,19 @@ class Book:
         out = self._batch(k)
         take(stage.view(_RECORD), order, out=out.view(_RECORD))
         return out, bid_size, ask_size
+
+    def _prices(self, ticks: NDArray[np.int64], sym: NDArray[np.intp]) -> NDArray[Any]:
+        """Prices of `ticks` of symbols `sym` (in symbol order: each a run of one symbol)."""
+        if self.prices is None:
+            return ticks
+        w, k = self._work, ticks.size
+        units, scale = self.prices
+        price = w("t9", k, np.float64)
+        price[...] = ticks
+        if not self._whole_units:  # ticks * 1.0 is ticks: the product is skipped, not changed
+            price *= take(units, sym, out=w("t10", k, np.float64))
+        price /= take(scale, sym, out=w("t10", k, np.float64))
+        return price
 
     def _batch(self, k: int) -> LevelBatch:
         """Room for k level updates: a batch made before if nothing refers to it any more.
@@ -274,9 +298,8 @@ class Book:
         w, n = self._work, e.rec.size
         depth = self.depth
         b0, a0, b1, a1 = ends
-        ev_start = e.off[seg_start]
-        lo = np.minimum(np.minimum.reduceat(e.price, ev_start), np.minimum(b0, b1) - depth + 1)
-        hi = np.maximum(np.maximum.reduceat(e.price, ev_start), np.maximum(a0, a1) + depth - 1)
+        lo = np.minimum(np.minimum.reduceat(e.low, seg_start), np.minimum(b0, b1) - depth + 1)
+        hi = np.maximum(np.maximum.reduceat(e.high, seg_start), np.maximum(a0, a1) + depth - 1)
         lo = np.maximum(lo, 1)
         width = hi - lo + 1
         sym_off = np.cumsum(2 * width) - 2 * width
@@ -326,30 +349,35 @@ class Book:
         is_new = new_seg[first]
         q0_first = q0_seg[seg_s[first]]
         q0_sub = np.where(is_new & ~clear[first], q0_first, 0)
-        # S within each sub-segment: a plain cumsum once each start takes back the sum before it
-        x_s[first[1:]] -= np.add.reduceat(x_s, first)[:-1]
+        # one cumsum S over all; each sub-segment's start takes q_0 against the sum before it
         s_run = np.cumsum(x_s, out=w("t8", n))
+        before = s_run[first - 1]  # first[0] is 0: its sum before is none
+        before[:1] = 0
         m_run = np.subtract(f_s, s_run, out=f_s)
-        m_run[first] = np.maximum(m_run[first], q0_sub)  # max(q_0, ...) taken at the start
+        m_run[first] = np.maximum(m_run[first], q0_sub - before)  # max(q_0, ...) at the start
         low = int(m_run.min()) if n else 0
         spread = (int(m_run.max()) - low + 1) if n else 1
         if spread * (len(q0_sub) + 1) >= 1 << 62:
             raise OverflowError("book level sizes too large for one chunk")
-        lift = np.cumsum(starts, dtype=np.int64, out=w("t9", n))
-        lift *= spread
-        lift -= low + spread
+        # each sub-segment lifted above the ones before it: a running maximum keeps them apart
+        lift = w("t9", n)
+        lift.fill(0)
+        lift[first[1:]] = spread
+        np.cumsum(lift, out=lift)
+        lift -= low
         m_run += lift
         q_s = np.maximum.accumulate(m_run, out=x_s)  # x_s is spent
         q_s -= lift
         q_s += s_run
-        prev_s = w("t10", n)
-        prev_s[1:] = q_s[:-1]
-        seg_first = first[is_new]  # the first event of each segment
-        prev_s[seg_first] = q0_first[is_new]
         q = w("lv_q", n)
         q[order] = q_s
+        # a change against the size before: the event before in its segment, or the start
+        changed_s = clear  # read above, free now
+        np.not_equal(q_s[1:], q_s[:-1], out=changed_s[1:])
+        seg_first = first[is_new]  # the first event of each segment (the first of all too)
+        changed_s[seg_first] = q_s[seg_first] != q0_first[is_new]
         changed = w("t11", n, bool)
-        changed[order] = np.not_equal(q_s, prev_s, out=clear)
+        changed[order] = changed_s
         # the chunk's end: each level's last size, gathered into the window of the final best
         last = np.append(seg_first[1:] - 1, n - 1)
         q0_seg[seg_s[last]] = q_s[last]
@@ -357,39 +385,3 @@ class Book:
         sizes = np.where(w1 >= 0, q0_seg[np.maximum(w1, 0)], 0)
         self.sizes[active] = sizes
         return q, np.flatnonzero(changed)
-
-
-def ladders(
-    start: tuple[NDArray[np.int64], ...],
-    done: LevelBatch,
-    done_ticks: NDArray[np.int64],
-    best: tuple[NDArray[np.int64], NDArray[np.int64]],
-) -> NDArray[np.void]:
-    """Ladders (prices in ticks) of the books `start` leads to after the updates `done`.
-
-    `start`: (sizes (n, 2, depth), bid, ask) as `Book.sizes` hangs from its quotes; `best`: the
-    quotes now. The last update of each level wins; levels outside the window are left out.
-    """
-    sizes0, b0, a0 = start
-    n, _, depth = sizes0.shape
-    d = np.arange(depth)
-    start_px = np.stack((b0[:, None] - d, a0[:, None] + d), 1)  # (n, 2, depth)
-    side = np.broadcast_to(np.array([0, 1])[None, :, None], start_px.shape)
-    sym = np.broadcast_to(np.arange(n)[:, None, None], start_px.shape)
-    k_px = np.concatenate((start_px.ravel(), done_ticks))
-    k_side = np.concatenate((side.ravel(), done["side"].astype(np.int64)))
-    k_sym = np.concatenate((sym.ravel(), done["sym"].astype(np.int64)))
-    size = np.concatenate((sizes0.ravel(), done["size"].astype(np.int64)))
-    span = int(max(k_px.max(), best[1].max(), 1)) + depth + 2
-    key = (k_sym * 2 + k_side) * span + np.maximum(k_px, 0)
-    keys, rev = np.unique(key[::-1], return_index=True)  # the last update wins
-    last = size[len(size) - 1 - rev]
-    now_px = np.stack((best[0][:, None] - d, best[1][:, None] + d), 1)
-    want = (np.arange(n)[:, None, None] * 2 + side) * span + np.maximum(now_px, 0)
-    at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-    found = np.where((keys[at] == want) & (now_px > 0), last[at], 0)
-    out = np.zeros(n, ladder_dtype(depth))
-    out["sym"] = np.arange(n)
-    out["bid_price"], out["ask_price"] = now_px[:, 0], now_px[:, 1]
-    out["bid_size"], out["ask_size"] = found[:, 0], found[:, 1]
-    return out

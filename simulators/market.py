@@ -115,9 +115,10 @@ class Market(Model):
         self._parameters(universe, ref)
         self._open_state(ref, start_ns)
         self.book: bk.Book | None = None
-        self._books = BookQueue()  # the pending chunk's level updates, released like records
+        self._books = BookQueue(self._units, self._scale)  # level updates, released as records
         if book_depth is not None:
-            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq))
+            prices = (self._units, self._scale)  # level prices as ticks make theirs
+            self.book = bk.Book(self._lot, book_depth, np.random.default_rng(book_seq), prices)
             self._last["bid_size"] = self.book.sizes[:, 0, 0]
             self._last["ask_size"] = self.book.sizes[:, 1, 0]
         # a scenario (scenario.py) changes chunks as they are made; None leaves every byte as is
@@ -319,9 +320,6 @@ class Market(Model):
         ask = np.round(ticks["ask"] * self._scale / self._units).astype(np.int64)
         out = self._books.ladders(self.book, (bid, ask), (self._bid, self._ask))
         out["ts"] = ticks["ts"]
-        units, scale = self._units[:, None], self._scale[:, None]  # as ticks and updates do
-        out["bid_price"] = out["bid_price"] * units / scale
-        out["ask_price"] = out["ask_price"] * units / scale
         return out
 
     def _next_chunk(self) -> None:
@@ -334,7 +332,7 @@ class Market(Model):
         if self.book is not None:  # nothing is made ahead yet: the books are this chunk's end
             sizes, bid, ask = self.book.sizes.copy(), self._bid.copy(), self._ask.copy()
             levels, start = held or (self._books.pending[:0], (sizes, bid, ask))
-            self._books.hold(levels, self._units, self._scale, start, self.book.seq.copy())
+            self._books.hold(levels, start, self.book.seq.copy())
 
     def make_ahead(self) -> None:
         """A slice of the next chunk (~1 ms at most): a live server's, once a step's records are

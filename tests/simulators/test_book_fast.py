@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -55,6 +56,11 @@ def _case(case: str) -> str:
     if case == "one level":
         m = Market(Universe.synthetic(12, seed=2), seed=3, chunk_s=1.0, book_depth=1)
         return _digest(m, 3 * s, 10**7)
+    if case == "penny stocks":  # bids a few ticks above the lowest price: levels below it
+        u = Universe.synthetic(6, seed=1)
+        u = dataclasses.replace(u, price=np.array([0.05, 0.08, 0.12, 0.3, 1.5, 20.0]))
+        m = Market(u, seed=3, start_ns=START, session="24h", chunk_s=1.0, book_depth=20)
+        return _digest(m, START + 3 * s, 10_000_000)
     if case == "1000 levels":
         m = Market(Universe.synthetic(5, seed=2), seed=3, chunk_s=1.0, book_depth=1000)
         return _digest(m, 2 * s, 10**8)
@@ -73,6 +79,7 @@ def _case(case: str) -> str:
         ("crypto", "b1f9970054b65af8"),
         ("drought", "77706330446a5325"),
         ("one level", "42cbe6774da1"),
+        ("penny stocks", "bd50df87dd4ceedd"),  # taken with the fast paths as they were before
         ("1000 levels", "a8e7165ebefe"),
         ("60 s chunks", "19f8f29bcead"),
         ("700 symbols", "e5b1f385e298"),
@@ -144,3 +151,52 @@ def test_grouped_order_is_a_stable_argsort(spans):
     start = np.cumsum(sizes) - sizes
     got = grouped_order(key, lo, hi, start, Scratch())
     assert np.array_equal(got, np.argsort(key, kind="stable"))
+
+
+def test_scratch_names_share_bytes_across_types_and_growth_drops_old_views():
+    """A name is one block of bytes whatever the type asked; when one type's request outgrows
+    it, the next request of any type gets the new block, never a view kept of the old one."""
+    w = Scratch()
+    a = w("x", 100)
+    a[:] = 7
+    b = w("x", 800, np.uint8)
+    assert np.shares_memory(a, b) and b.view(np.int64)[0] == 7
+    big = w("x", 10_000, np.uint8)  # grows: a new block
+    big[:] = 1
+    again = w("x", 100)  # an int64 view of the new block, not of the old one
+    assert np.shares_memory(again, big) and not np.shares_memory(again, a)
+    assert again[0] == 0x0101010101010101
+    rec = w("r", 3, bk.LEVEL_DTYPE)
+    assert rec.dtype == bk.LEVEL_DTYPE and rec.size == 3 and not rec.tobytes().strip(b"\0")
+
+
+@pytest.mark.parametrize("ticks", ["cents", "nickels too"])
+def test_books_make_level_prices_as_ticks_make_theirs(ticks, monkeypatch):
+    """With the market's units and scale, a book's level prices are ticks * units / scale (the
+    product skipped where units are one), bit for bit what the same book gives in ticks."""
+    u = Universe.synthetic(12, seed=4)
+    if ticks == "nickels too":  # ticks of 5 units of 0.01: the product is made
+        u = dataclasses.replace(u, tick_size=np.where(np.arange(12) % 2, 0.05, 0.01))
+    market = Market(u, seed=6, start_ns=START, session="24h", book_depth=15)
+    assert market.book is not None and market.book.prices is not None
+    units, scale = market.book.prices  # the market's, as its ticks make their prices
+    assert (ticks == "cents") == bool(np.all(units == 1))
+    books = [
+        bk.Book(market.book.lot, 15, np.random.default_rng(5), p) for p in (None, (units, scale))
+    ]
+    captured: list[tuple] = []
+    steps = bk.Book.steps
+
+    def spy(self, rec, prev_bid, prev_ask, t0_ns):  # the market's chunk, fed to both books too
+        captured.append((rec, prev_bid.copy(), prev_ask.copy(), t0_ns))
+        return (yield from steps(self, rec, prev_bid, prev_ask, t0_ns))
+
+    monkeypatch.setattr(bk.Book, "steps", spy)
+    market.step(START + 10**9)
+    monkeypatch.undo()
+    in_ticks, in_prices = (book.step(*captured[-1])[0] for book in books)
+    assert len(in_ticks) > 500
+    sym = in_ticks["sym"].astype(np.intp)
+    expected = in_ticks.copy()
+    expected["price"] = in_ticks["price"] * units[sym] / scale[sym]
+    assert in_prices.tobytes() == expected.tobytes()
