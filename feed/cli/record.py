@@ -24,6 +24,7 @@ from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
     Gap,
+    ProtocolError,
     ScenarioChange,
     Status,
     TickwireError,
@@ -108,6 +109,8 @@ def _record(args: argparse.Namespace) -> int:
             async with connect(args.url, token=args.token, encoding="binary") as feed:
                 if args.book:
                     feed.keep_book_levels()  # what the book file is made of
+                # Before the file is opened: a typo neither clobbers a file nor leaves an empty one.
+                named = feed.resolve(symbols)
                 universe = Universe.from_reference(await feed.symbols())
                 depth = _book_depth(book, int(feed.welcome.get("book_depth", 0)))
                 t0 = trio.current_time()
@@ -127,7 +130,7 @@ def _record(args: argparse.Namespace) -> int:
                         f"{'' if args.rotate else ' (--rotate bounds it)'}",
                         file=err,
                     )
-                await feed.subscribe(symbols, snapshot=False, mode="all", book=book)
+                await feed.subscribe(named, snapshot=False, mode="all", book=book)
                 with trio.move_on_after(args.duration if args.duration else float("inf")):
                     await _consume(feed, rec, args.count, t0, err)
             nursery.cancel_scope.cancel()
@@ -135,6 +138,8 @@ def _record(args: argparse.Namespace) -> int:
     summary = ""
     try:
         run_trio(main)
+    except ProtocolError as exc:  # the message alone, as tail says it: the wire code means nothing
+        raise UserError(exc.message) from None
     except TickwireError as exc:
         raise UserError(str(exc)) from None
     finally:

@@ -1,0 +1,47 @@
+"""The README's command lines typed as a newcomer types them, against one real `tickwire serve`.
+
+Each test is a mistake or a pipe a user makes on the first day: what the command says then is
+one line that tells what to do, and nothing the user had is lost.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _support import serve_process, tickwire_cmd
+
+DEADLINE_S = 60
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with serve_process("--drain-min-s", "0", "--book-depth", "0") as (_, url):
+        yield url
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tickwire_cmd(*args), capture_output=True, text=True, timeout=DEADLINE_S)
+
+
+def test_record_of_an_unknown_symbol_keeps_the_file_and_says_the_closest(
+    url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "ticks.csv"
+    out.write_text("an earlier recording\n")
+    done = _run("record", url, "--out", str(out), "--symbols", "APPL", "--count", "1")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "tickwire: error: unknown symbol 'APPL' (did you mean AAPL?); the server has 53 symbols"
+    ]
+    assert out.read_text() == "an earlier recording\n"
+
+
+def test_record_takes_symbols_in_any_case(url: str, tmp_path: Path) -> None:
+    out = tmp_path / "ticks.csv"
+    done = _run("record", url, "--out", str(out), "--symbols", "aapl", "--count", "5")
+    assert done.returncode == 0, done.stderr
+    rows = out.read_text().splitlines()[1:]
+    assert len(rows) == 5 and all(row.startswith("AAPL,") for row in rows)
