@@ -45,3 +45,17 @@ def test_record_takes_symbols_in_any_case(url: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = out.read_text().splitlines()[1:]
     assert len(rows) == 5 and all(row.startswith("AAPL,") for row in rows)
+
+
+@pytest.mark.parametrize("command", ["symbols", "stats"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(url: str, command: str) -> None:
+    proc = subprocess.Popen(
+        tickwire_cmd(command, "--json", "--url", url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head -1` does once it has its line: every write now fails
+    _, err = proc.communicate(timeout=DEADLINE_S)
+    assert (proc.returncode, err) == (0, "")
