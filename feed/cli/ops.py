@@ -16,6 +16,7 @@ from trio_websocket import ConnectionRejected
 
 from tickwire.feed.client.events import AuthError, TickwireError
 from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
+from tickwire.feed.quantity import quantity, unit_places
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
 
@@ -63,9 +64,10 @@ def _symbols(args: argparse.Namespace) -> int:
             s.get("name", ""),
             s.get("sector", ""),
             s.get("kind", ""),
-            f"{s['price']:.2f}",
-            f"{s.get('tick_size', 0):g}",
-            str(s.get("lot_size", "")),
+            # Written with the decimals of the symbol's tick and lot: 0.00001, never 1e-05.
+            f"{s['price']:.{max(2, unit_places(s.get('tick_size', 0.01)))}f}",
+            quantity(1, s.get("tick_size", 0.01)),
+            quantity(1, s.get("lot_size", 1)),
         ]
         for s in symbols
     ]
@@ -110,15 +112,21 @@ def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) ->
         status = exc.status_code
         raise UserError(f"{url}: the server refused the connection (HTTP {status})") from None
     except TickwireError as exc:
-        raise UserError(f"{url}: {exc}") from None
+        raise UserError(_about(url, exc)) from None
     except trio.TooSlowError:
         raise UserError(f"{url}: no answer within {TIMEOUT_S:g} s") from None
     except BaseExceptionGroup as group:
         leaves = group.exceptions
         if len(leaves) == 1 and isinstance(leaves[0], TickwireError | trio.TooSlowError):
-            raise UserError(f"{url}: {leaves[0] or 'no answer'}") from None
+            raise UserError(_about(url, leaves[0] or "no answer")) from None
         raise
     return result[0]
+
+
+def _about(url: str, error: object) -> str:
+    """The error's line, naming the server once (a connect error names it already)."""
+    text = str(error)
+    return text if url in text else f"{url}: {text}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

@@ -59,3 +59,22 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(url: str, command: s
     proc.stdout.close()  # as `| head -1` does once it has its line: every write now fails
     _, err = proc.communicate(timeout=DEADLINE_S)
     assert (proc.returncode, err) == (0, "")
+
+
+def test_symbols_writes_crypto_ticks_lots_and_prices_with_their_decimals() -> None:
+    with serve_process("--universe", "crypto", "--drain-min-s", "0", "--book-depth", "0") as (
+        _,
+        url,
+    ):
+        done = _run("symbols", "--url", url)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[2:-1]}
+    assert rows["BTC-USD"][-3:] == ["95000.00", "0.01", "0.00001"]
+    assert rows["DOGE-USD"][-3:] == ["0.32000", "0.00001", "1"]
+    assert "e-0" not in done.stdout
+
+
+def test_a_server_that_is_not_there_is_named_once() -> None:
+    done = _run("symbols", "--url", "ws://127.0.0.1:9/v1")
+    assert done.returncode == 2
+    assert done.stderr.count("ws://127.0.0.1:9/v1") == 1, done.stderr
