@@ -6,6 +6,7 @@ one line that tells what to do, and nothing the user had is lost.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +79,12 @@ def test_a_server_that_is_not_there_is_named_once() -> None:
     done = _run("symbols", "--url", "ws://127.0.0.1:9/v1")
     assert done.returncode == 2
     assert done.stderr.count("ws://127.0.0.1:9/v1") == 1, done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "tail", "record", "dashboard", "simulate", "demo"])
+def test_help_names_what_each_flag_takes(command: str) -> None:
+    """`--stall-ms MS`, not `--stall-ms STALL_MS`: a placeholder says what to type."""
+    done = _run(command, "--help")
+    assert done.returncode == 0
+    derived = re.findall(r"--[a-z-]+ [A-Z]+_[A-Z_]+", done.stdout)
+    assert not derived, derived
