@@ -121,6 +121,11 @@ def _tail(args: argparse.Namespace) -> int:
                     from tickwire.feed.cli.tail_book import tail_book
 
                     book = feed.resolve([args.book])[0]
+                    if not feed.welcome.get("book_depth"):
+                        raise UserError(
+                            "this server keeps no order books; start it with --book-depth N"
+                            f" (or tail {book} without --book)"
+                        )
                     await tail_book(feed, book, out, count=args.count, qty=qty)
                 else:
                     await _tail_ticks(feed, args, out, qty, places)

@@ -88,3 +88,12 @@ def test_help_names_what_each_flag_takes(command: str) -> None:
     assert done.returncode == 0
     derived = re.findall(r"--[a-z-]+ [A-Z]+_[A-Z_]+", done.stdout)
     assert not derived, derived
+
+
+def test_tail_book_on_a_server_without_books_says_how_to_get_them(url: str) -> None:
+    done = _run("tail", "--book", "aapl", "--url", url, "--count", "1")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "tickwire: error: this server keeps no order books; start it with --book-depth N"
+        " (or tail AAPL without --book)"
+    ]
