@@ -66,7 +66,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument("--token", help="token, if the server requires one")
     add_cafile_argument(ap)
     fmt = ap.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    fmt.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON lines instead of a table: the /v1 tick objects, sizes in counts of each"
+        " symbol's size_unit (`tickwire symbols --json`)",
+    )
     ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
     ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
     ap.add_argument(
