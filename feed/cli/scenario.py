@@ -92,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"{redact(url)}: HTTP {exc.code}: {_reason(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
         why = getattr(exc, "reason", exc)
+        if isinstance(why, OSError) and why.strerror:  # not "[Errno 111] Connection refused"
+            why = why.strerror.lower()
         raise UserError(
             f"cannot reach {redact(url)}: {why}; is `tickwire serve` running?"
         ) from None
@@ -99,14 +101,18 @@ def _run(args: argparse.Namespace) -> int:
     if "forwarded" in reply:  # a bus gateway: the producer plays it, within a second or so
         print(
             f"scenario {reply['scenario']} sent to {reply['forwarded']}{where}: "
-            f"{reply['events']} events, starting when it takes it (within a second)"
+            f"{_events(reply['events'])}, starting when it takes it (within a second)"
         )
         return 0
     print(
-        f"scenario {reply['scenario']} started{where}: {reply['events']} events, "
+        f"scenario {reply['scenario']} started{where}: {_events(reply['events'])}, "
         f"time 0 in {reply['in_s']:.1f} s"
     )
     return 0
+
+
+def _events(n: int) -> str:
+    return f"{n} event{'' if n == 1 else 's'}"
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

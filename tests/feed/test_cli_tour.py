@@ -97,3 +97,20 @@ def test_tail_book_on_a_server_without_books_says_how_to_get_them(url: str) -> N
         "tickwire: error: this server keeps no order books; start it with --book-depth N"
         " (or tail AAPL without --book)"
     ]
+
+
+def test_scenario_run_counts_its_events_and_names_a_refused_connection_plainly() -> None:
+    with serve_process("--drain-min-s", "0", "--book-depth", "0", "--admin-token", "adm") as (
+        _,
+        url,
+    ):
+        http = url.replace("ws://", "http://").removesuffix("/v1")
+        done = _run("scenario", "run", "flash-crash", "--url", http, "--token", "adm")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("scenario flash-crash started: 1 event, time 0 in ")
+    done = _run("scenario", "run", "halt", "--url", "http://127.0.0.1:9", "--token", "adm")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "tickwire: error: cannot reach http://127.0.0.1:9/admin/scenario: connection refused;"
+        " is `tickwire serve` running?"
+    ]
