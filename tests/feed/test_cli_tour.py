@@ -114,3 +114,13 @@ def test_scenario_run_counts_its_events_and_names_a_refused_connection_plainly()
         "tickwire: error: cannot reach http://127.0.0.1:9/admin/scenario: connection refused;"
         " is `tickwire serve` running?"
     ]
+
+
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_demo_takes_the_seeds_serve_takes(seed: str) -> None:
+    done = _run("demo", "--seed", seed)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"tickwire demo: error: argument --seed: seed must be a whole number from 0 to"
+        f" {2**64 - 1}, got {seed!r} (see `tickwire demo --help`)"
+    ]
