@@ -124,3 +124,33 @@ def test_demo_takes_the_seeds_serve_takes(seed: str) -> None:
         f"tickwire demo: error: argument --seed: seed must be a whole number from 0 to"
         f" {2**64 - 1}, got {seed!r} (see `tickwire demo --help`)"
     ]
+
+
+def test_tail_at_a_port_that_is_no_tickwire_server_asks_whether_one_listens(
+    tmp_path: Path,
+) -> None:
+    """Another program's HTTP server answers /v1 with 404, or refuses the upgrade with a page:
+    pointing at /v1 cannot be the fix, and a page's first line of HTML says nothing."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        port = other.server_address[1]
+        done = _run("tail", "AAPL", "--url", f"ws://127.0.0.1:{port}/v1", "--count", "1")
+        posted = _run("tail", "AAPL", "--url", f"ws://127.0.0.1:{port}/", "--count", "1")
+    finally:
+        other.shutdown()
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"tickwire: error: no tickwire feed at /v1 on 127.0.0.1:{port} (HTTP 404): is a"
+        " `tickwire serve` listening on that port?"
+    ]
+    assert posted.returncode == 2 and "<" not in posted.stderr, posted.stderr
