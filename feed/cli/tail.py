@@ -158,6 +158,10 @@ async def _tail_ticks(
         await feed.throttle(args.throttle)
     await feed.subscribe(symbols, snapshot=not args.no_snapshot)
     left = args.count
+    # Columns as wide as the names and the finest size unit need (AAPL 6, DOGE-USD 8; sizes:
+    # shares 6, BTC's 0.00001 lots 8), so that every line keeps them.
+    shown = feed.symbol_names().tolist() if "*" in symbols else symbols
+    widths = (max(6, *map(len, shown)), max(6, max(qty.places.values(), default=0) + 3))
     fresh = _Fresh((args.throttle or 0) / 1000)
     async for event in feed:
         if isinstance(event, Batch):
@@ -167,7 +171,9 @@ async def _tail_ticks(
             ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
             names = event.names
             lines = (
-                _json_lines(ticks, names) if args.json else _table_lines(ticks, names, qty, places)
+                _json_lines(ticks, names)
+                if args.json
+                else _table_lines(ticks, names, qty, places, widths)
             )
             if left is not None:
                 lines = lines[:left]
@@ -210,10 +216,15 @@ class _Fresh:
 
 
 def _table_lines(
-    t: NDArray[np.void], names: NDArray[np.object_], qty: Quantities, places: dict[int, int]
+    t: NDArray[np.void],
+    names: NDArray[np.object_],
+    qty: Quantities,
+    places: dict[int, int],
+    widths: tuple[int, int] = (6, 6),
 ) -> list[str]:
     """One line per tick: prices with their tick's decimals (at least 2), sizes as the asset's
-    quantity (units x size_unit, exact)."""
+    quantity (units x size_unit, exact), in columns as wide as the finest unit needs."""
+    sw, w = widths
     lines = []
     for sid, sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
         t["sym"].tolist(),
@@ -242,8 +253,8 @@ def _table_lines(
         else:  # crypto: 0.00210, never the count of lots
             bs, asz, ls, vol = (qty.text(sid, u) for u in (bs, asz, ls, vol))
         lines.append(
-            f"{when}  {sym:<6} {bid:>10.{d}f} x {ask:<10.{d}f} {bs:>6} x {asz:<6}"
-            f" last {last:>10.{d}f} {ls:>6} {side}  vol {vol:>12}\n"
+            f"{when}  {sym:<{sw}} {bid:>10.{d}f} x {ask:<10.{d}f} {bs:>{w}} x {asz:<{w}}"
+            f" last {last:>10.{d}f} {ls:>{w}} {side}  vol {vol:>12}\n"
         )
     return lines
 

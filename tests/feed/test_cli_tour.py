@@ -154,3 +154,19 @@ def test_tail_at_a_port_that_is_no_tickwire_server_asks_whether_one_listens(
         " `tickwire serve` listening on that port?"
     ]
     assert posted.returncode == 2 and "<" not in posted.stderr, posted.stderr
+
+
+def test_tail_keeps_its_columns_for_crypto_sizes() -> None:
+    with serve_process("--universe", "crypto", "--drain-min-s", "0", "--book-depth", "0") as (
+        _,
+        url,
+    ):
+        done = _run("tail", "BTC-USD", "ETH-USD", "DOGE-USD", "--url", url, "--count", "60")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 60
+    for column in (" x ", " last ", " vol "):
+        assert len({line.index(column, 40 if column == " x " else 0) for line in lines}) == 1, (
+            column,
+            lines[:5],
+        )
