@@ -16,7 +16,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from tickwire.feed.cli.tail import add_cafile_argument, ssl_context_from
+from tickwire.feed.cli.args import add_cafile_argument, ssl_context_from
 from tickwire.feed.urls import UrlError, check_ws_url
 from tickwire.simulators.cli import seed_value
 from tickwire.simulators.errors import UserError

@@ -14,6 +14,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionRejected
 
+from tickwire.feed.cli.args import add_cafile_argument, ssl_context_from
 from tickwire.feed.client.events import AuthError, TickwireError
 from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
 from tickwire.feed.quantity import quantity, unit_places
@@ -49,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
     ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -94,10 +96,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) -> Any:
     result: list[Any] = []
+    context = ssl_context_from(args.cafile)
 
     async def main() -> None:
         with trio.fail_after(TIMEOUT_S):
-            async with connect(args.url, token=args.token, reconnect=False) as feed:
+            async with connect(
+                args.url, token=args.token, reconnect=False, ssl_context=context
+            ) as feed:
                 result.append(await request(feed))
 
     url = redact(args.url)  # as printed: credentials masked

@@ -19,7 +19,13 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from tickwire.feed.cli.args import duration_s, positive_int, split_symbols
+from tickwire.feed.cli.args import (
+    add_cafile_argument,
+    duration_s,
+    positive_int,
+    split_symbols,
+    ssl_context_from,
+)
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
@@ -61,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="symbols, AAPL,MSFT or 'AAPL MSFT', or '*' for all (default)",
     )
     ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
     ap.add_argument(
         "--rotate",
         type=_rotate,
@@ -97,6 +104,7 @@ def _record(args: argparse.Namespace) -> int:
     if args.book and out.suffix.lower() != ".parquet":  # before connecting
         raise UserError(f"--book records to Parquet only: --out must end in .parquet, not {out}")
     symbols = split_symbols(args.symbols) or ["*"]
+    ssl_context = ssl_context_from(args.cafile)
     err = sys.stderr
     tty = err.isatty()
     box: list[Recorder] = []
@@ -106,7 +114,9 @@ def _record(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
             book = True if args.book else None  # the server's depth: every change, none conflated
-            async with connect(args.url, token=args.token, encoding="binary") as feed:
+            async with connect(
+                args.url, token=args.token, encoding="binary", ssl_context=ssl_context
+            ) as feed:
                 if args.book:
                     feed.keep_book_levels()  # what the book file is made of
                 # Before the file is opened: a typo neither clobbers a file nor leaves an empty one.

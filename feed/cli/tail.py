@@ -9,7 +9,6 @@ loads with the first batch, the order book code only for `--book`.
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -18,7 +17,13 @@ import orjson
 import trio
 
 from tickwire.feed import protocol as p
-from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
+from tickwire.feed.cli.args import (
+    add_cafile_argument,
+    non_negative_int,
+    positive_int,
+    split_symbols,
+    ssl_context_from,
+)
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
@@ -83,27 +88,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     ap.add_argument("--no-snapshot", action="store_true", help="skip the initial snapshot")
     ap.set_defaults(func=_tail)
-
-
-def add_cafile_argument(ap: argparse.ArgumentParser) -> None:
-    """`--cafile`, shared by `tail` and `dashboard`: trust a private CA for wss://."""
-    ap.add_argument(
-        "--cafile",
-        metavar="CA.pem",
-        help="trust the certificate authority in this PEM file for wss:// (a private or "
-        "self-signed CA); default: the system's trust store",
-    )
-
-
-def ssl_context_from(cafile: str | None) -> ssl.SSLContext | None:
-    """The client's TLS context for `--cafile`, or None for the system's trust store."""
-    if not cafile:
-        return None
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserError(f"cannot read --cafile {cafile!r}: {why}") from None
 
 
 def _tail(args: argparse.Namespace) -> int:

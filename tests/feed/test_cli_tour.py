@@ -170,3 +170,31 @@ def test_tail_keeps_its_columns_for_crypto_sizes() -> None:
             column,
             lines[:5],
         )
+
+
+def test_every_command_that_connects_takes_cafile_as_its_hint_says(tmp_path: Path) -> None:
+    """A wss:// server with a private CA: the certificate error tells every command to pass
+    --cafile CA.pem, so symbols, stats and record take it as tail and the dashboard do."""
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    cafile = ("--cafile", str(tmp_path / "ca.pem"))
+    with serve_process("--drain-min-s", "0", "--book-depth", "0", "--certfile", str(pem)) as (
+        _,
+        url,
+    ):
+        assert url.startswith("wss://")
+        untrusted = _run("symbols", "--url", url)
+        assert untrusted.returncode == 2 and "pass --cafile CA.pem" in untrusted.stderr
+        out = tmp_path / "ticks.csv"
+        for argv in (
+            ("symbols", "--url", url, *cafile),
+            ("stats", "--url", url, "--json", *cafile),
+            ("record", url, "--out", str(out), "--count", "3", *cafile),
+        ):
+            done = _run(*argv)
+            assert done.returncode == 0, (argv, done.stderr)
+    assert len(out.read_text().splitlines()) == 4
