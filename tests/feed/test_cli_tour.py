@@ -182,11 +182,14 @@ def test_every_command_that_connects_takes_cafile_as_its_hint_says(tmp_path: Pat
     pem = tmp_path / "server.pem"
     ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
     cafile = ("--cafile", str(tmp_path / "ca.pem"))
-    with serve_process("--drain-min-s", "0", "--book-depth", "0", "--certfile", str(pem)) as (
-        _,
-        url,
-    ):
+    tls = ("--certfile", str(pem), "--admin-token", "adm")
+    with serve_process("--drain-min-s", "0", "--book-depth", "0", *tls) as (_, url):
         assert url.startswith("wss://")
+        https = url.replace("wss://", "https://").removesuffix("/v1")
+        refused = _run("scenario", "run", "halt", "--url", https, "--token", "adm")
+        assert refused.returncode == 2 and refused.stderr.endswith("pass --cafile CA.pem\n")
+        plain = _run("scenario", "run", "halt", "--url", "http" + https[5:], "--token", "adm")
+        assert plain.returncode == 2 and "use https://" in plain.stderr, plain.stderr
         untrusted = _run("symbols", "--url", url)
         assert untrusted.returncode == 2 and "pass --cafile CA.pem" in untrusted.stderr
         out = tmp_path / "ticks.csv"
@@ -194,6 +197,7 @@ def test_every_command_that_connects_takes_cafile_as_its_hint_says(tmp_path: Pat
             ("symbols", "--url", url, *cafile),
             ("stats", "--url", url, "--json", *cafile),
             ("record", url, "--out", str(out), "--count", "3", *cafile),
+            ("scenario", "run", "halt", "--url", https, "--token", "adm", *cafile),
         ):
             done = _run(*argv)
             assert done.returncode == 0, (argv, done.stderr)
