@@ -16,8 +16,9 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from tickwire.feed.cli.tail import add_cafile_argument, ssl_context_from
+from tickwire.feed.cli.args import add_cafile_argument, ssl_context_from
 from tickwire.feed.urls import UrlError, check_ws_url
+from tickwire.simulators.cli import seed_value
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.numbers import positive_float
 
@@ -33,7 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "levels a side) and open the dashboard on it. Keys: a add, d remove, s sort, / filter, "
         "Enter detail, p pause, ? help, q quit.",
     )
-    demo.add_argument("--seed", type=int, default=0, help="market seed (default %(default)s)")
+    demo.add_argument(
+        "--seed", type=seed_value, default=0, help="market seed (default %(default)s)"
+    )
     demo.add_argument(
         "--activity",
         type=positive_float,

@@ -47,7 +47,7 @@ def table(rows: list[Any]) -> str:
             str(r.name),
             "n/a" if not math.isfinite(r.value) else f"{r.value:.4g}",
             str(r.target),
-            "pass" if r.passed else "FAIL",
+            "n/a" if not math.isfinite(r.value) else "pass" if r.passed else "FAIL",
         )
         for r in rows
     ]
@@ -59,12 +59,17 @@ def table(rows: list[Any]) -> str:
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
 
-    passed = sum(r.passed for r in rows)
+    # A statistic the run cannot measure is neither met nor missed: it is not counted.
+    measured = [r for r in rows if math.isfinite(r.value)]
+    passed = sum(r.passed for r in measured)
     rule = "  ".join("-" * w for w in widths)
-    lines = [line(head), rule, *map(line, body), rule, f"{passed} of {len(rows)} statistics pass"]
-    if any(row[1] == "n/a" for row in body):
-        lines[-1] += "; n/a: the run is too short for that statistic (try --duration 2d)"
-    return "\n".join(lines)
+    summary = f"{passed} of {len(measured)} statistics pass"
+    if len(measured) < len(rows):
+        summary += (
+            f"; {len(rows) - len(measured)} n/a: the run is too short for them"
+            " (returns need a whole session: try --duration 2d)"
+        )
+    return "\n".join([line(head), rule, *map(line, body), rule, summary])
 
 
 def sim_time(seconds: int) -> str:

@@ -159,7 +159,7 @@ def report(
     add("ACF 1-min returns, lags 2-10", lags, "within +-0.03", abs(lags) <= 0.03)
     a1 = acf(np.abs(r1), 1)
     add("ACF |1-min returns|, lag 1", float(a1.mean()), ">= 0.1", a1.mean() >= 0.1)
-    signif = float(np.mean(a1 > 2 / np.sqrt(len(r1))))
+    signif = float(np.mean(a1 > 2 / np.sqrt(len(r1)))) if np.isfinite(a1).any() else np.nan
     add("  significant for this share of symbols", signif, ">= 0.9", signif >= 0.9)
     a50 = float(np.mean(acf(np.abs(r1), 50)))
     add("ACF |1-min returns|, lag 50", a50, "> 0", a50 > 0)

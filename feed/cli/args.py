@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 from collections.abc import Callable
 
+from tickwire.simulators.errors import UserError
 from tickwire.simulators.numbers import non_negative_float as non_negative_float
 from tickwire.simulators.numbers import positive_float as positive_float
 
@@ -54,3 +56,24 @@ def split_symbols(values: list[str] | str) -> list[str]:
     """Symbols as given on a command line, `AAPL MSFT` or `AAPL,MSFT` alike (or mixed)."""
     items = [values] if isinstance(values, str) else values
     return [s for item in items for s in item.replace(",", " ").split()]
+
+
+def add_cafile_argument(ap: argparse.ArgumentParser) -> None:
+    """`--cafile`, for every command that connects: trust a private CA for wss://."""
+    ap.add_argument(
+        "--cafile",
+        metavar="CA.pem",
+        help="trust the certificate authority in this PEM file for wss:// (a private or "
+        "self-signed CA); default: the system's trust store",
+    )
+
+
+def ssl_context_from(cafile: str | None) -> ssl.SSLContext | None:
+    """The client's TLS context for `--cafile`, or None for the system's trust store."""
+    if not cafile:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot read --cafile {cafile!r}: {why}") from None

@@ -101,6 +101,8 @@ def resolve(
     path = getattr(args, "config", None) or environ.get(ENV_PREFIX + "CONFIG") or None
     visible = [s for s in settings if not s.hidden]
     layers = [("env", _from_env(visible, environ))]
+    if not getattr(args, "worker", False):  # a --workers child: its parent said it already
+        warn_typos(settings, environ)
     layers.append((f"file {path}", _from_file(path, visible) if path else {}))
     flagged = {s.attr for s in settings if hasattr(args, s.attr)}
     sources = dict.fromkeys(flagged & {s.attr for s in visible}, "flag")
@@ -147,6 +149,26 @@ def _from_env(
             where = f"environment variable {s.env}"
             out[s.attr] = (convert_env(s, text, where), f"env {s.env}")
     return out
+
+
+def warn_typos(
+    settings: Sequence[Setting], environ: Mapping[str, str], err: TextIO | None = None
+) -> None:
+    """One line on stderr for each TICKWIRE_* variable that is no setting but is spelled like
+    one (TICKWIRE_PROT): ignored, as other programs' variables with our prefix are."""
+    import difflib
+
+    known = {s.env for s in settings} | {ENV_PREFIX + "CONFIG"}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.85)
+        if close:
+            print(
+                f"tickwire: warning: environment variable {name} is not a setting, ignored"
+                f" (did you mean {close[0]}?)",
+                file=err or sys.stderr,
+            )
 
 
 def _from_file(path: str, settings: Sequence[Setting]) -> dict[str, tuple[Any, str]]:

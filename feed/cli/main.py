@@ -205,6 +205,14 @@ def _first_word(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush at exit cannot fail again."""
+    import os
+
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     known = [c for commands in _SUBCOMMANDS.values() for c in commands]
@@ -238,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"tickwire {_first_word(argv)}: {exc}", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # `tickwire symbols --json | head`: the reader is done, so are we
+        _quiet_stdout()
+        return 0
     except KeyboardInterrupt:  # a command that keeps nothing (symbols, stats): nothing to say
         # A WebSocket client interrupted while it opened may leave a task's coroutine unstarted;
         # Python would say so at exit, on the user's screen, for nothing the user did.

@@ -14,8 +14,10 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionRejected
 
+from tickwire.feed.cli.args import add_cafile_argument, ssl_context_from
 from tickwire.feed.client.events import AuthError, TickwireError
 from tickwire.feed.client.feed import DEFAULT_URL, Feed, connect
+from tickwire.feed.quantity import quantity, unit_places
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
 
@@ -48,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--url", default=DEFAULT_URL, help="server URL (default %(default)s)")
     ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -63,9 +66,10 @@ def _symbols(args: argparse.Namespace) -> int:
             s.get("name", ""),
             s.get("sector", ""),
             s.get("kind", ""),
-            f"{s['price']:.2f}",
-            f"{s.get('tick_size', 0):g}",
-            str(s.get("lot_size", "")),
+            # Written with the decimals of the symbol's tick and lot: 0.00001, never 1e-05.
+            f"{s['price']:.{max(2, unit_places(s.get('tick_size', 0.01)))}f}",
+            quantity(1, s.get("tick_size", 0.01)),
+            quantity(1, s.get("lot_size", 1)),
         ]
         for s in symbols
     ]
@@ -92,10 +96,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) -> Any:
     result: list[Any] = []
+    context = ssl_context_from(args.cafile)
 
     async def main() -> None:
         with trio.fail_after(TIMEOUT_S):
-            async with connect(args.url, token=args.token, reconnect=False) as feed:
+            async with connect(
+                args.url, token=args.token, reconnect=False, ssl_context=context
+            ) as feed:
                 result.append(await request(feed))
 
     url = redact(args.url)  # as printed: credentials masked
@@ -110,15 +117,21 @@ def _ask(args: argparse.Namespace, request: Callable[[Feed], Awaitable[Any]]) ->
         status = exc.status_code
         raise UserError(f"{url}: the server refused the connection (HTTP {status})") from None
     except TickwireError as exc:
-        raise UserError(f"{url}: {exc}") from None
+        raise UserError(_about(url, exc)) from None
     except trio.TooSlowError:
         raise UserError(f"{url}: no answer within {TIMEOUT_S:g} s") from None
     except BaseExceptionGroup as group:
         leaves = group.exceptions
         if len(leaves) == 1 and isinstance(leaves[0], TickwireError | trio.TooSlowError):
-            raise UserError(f"{url}: {leaves[0] or 'no answer'}") from None
+            raise UserError(_about(url, leaves[0] or "no answer")) from None
         raise
     return result[0]
+
+
+def _about(url: str, error: object) -> str:
+    """The error's line, naming the server once (a connect error names it already)."""
+    text = str(error)
+    return text if url in text else f"{url}: {text}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

@@ -19,11 +19,18 @@ import numpy as np
 import trio
 from numpy.typing import NDArray
 
-from tickwire.feed.cli.args import duration_s, positive_int, split_symbols
+from tickwire.feed.cli.args import (
+    add_cafile_argument,
+    duration_s,
+    positive_int,
+    split_symbols,
+    ssl_context_from,
+)
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
     Gap,
+    ProtocolError,
     ScenarioChange,
     Status,
     TickwireError,
@@ -60,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="symbols, AAPL,MSFT or 'AAPL MSFT', or '*' for all (default)",
     )
     ap.add_argument("--token", help="token, if the server requires one")
+    add_cafile_argument(ap)
     ap.add_argument(
         "--rotate",
         type=_rotate,
@@ -96,6 +104,7 @@ def _record(args: argparse.Namespace) -> int:
     if args.book and out.suffix.lower() != ".parquet":  # before connecting
         raise UserError(f"--book records to Parquet only: --out must end in .parquet, not {out}")
     symbols = split_symbols(args.symbols) or ["*"]
+    ssl_context = ssl_context_from(args.cafile)
     err = sys.stderr
     tty = err.isatty()
     box: list[Recorder] = []
@@ -105,9 +114,13 @@ def _record(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_signal, nursery.cancel_scope, got)
             book = True if args.book else None  # the server's depth: every change, none conflated
-            async with connect(args.url, token=args.token, encoding="binary") as feed:
+            async with connect(
+                args.url, token=args.token, encoding="binary", ssl_context=ssl_context
+            ) as feed:
                 if args.book:
                     feed.keep_book_levels()  # what the book file is made of
+                # Before the file is opened: a typo neither clobbers a file nor leaves an empty one.
+                named = feed.resolve(symbols)
                 universe = Universe.from_reference(await feed.symbols())
                 depth = _book_depth(book, int(feed.welcome.get("book_depth", 0)))
                 t0 = trio.current_time()
@@ -127,7 +140,7 @@ def _record(args: argparse.Namespace) -> int:
                         f"{'' if args.rotate else ' (--rotate bounds it)'}",
                         file=err,
                     )
-                await feed.subscribe(symbols, snapshot=False, mode="all", book=book)
+                await feed.subscribe(named, snapshot=False, mode="all", book=book)
                 with trio.move_on_after(args.duration if args.duration else float("inf")):
                     await _consume(feed, rec, args.count, t0, err)
             nursery.cancel_scope.cancel()
@@ -135,6 +148,8 @@ def _record(args: argparse.Namespace) -> int:
     summary = ""
     try:
         run_trio(main)
+    except ProtocolError as exc:  # the message alone, as tail says it: the wire code means nothing
+        raise UserError(exc.message) from None
     except TickwireError as exc:
         raise UserError(str(exc)) from None
     finally:

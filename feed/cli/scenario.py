@@ -9,13 +9,16 @@ token, a bad scenario, a server that is down) is one line on stderr and a non-ze
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tickwire.feed.cli.args import add_cafile_argument, ssl_context_from
 from tickwire.feed.urls import redact
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.scenario import names
@@ -51,6 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--token", help=f"the server's admin token (default: the {TOKEN_ENV} variable)"
     )
+    add_cafile_argument(run)
     run.set_defaults(func=_run)
 
 
@@ -85,28 +89,44 @@ def _run(args: argparse.Namespace) -> int:
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Length": "0"},
     )
+    context = ssl_context_from(args.cafile)
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S, context=context) as resp:
             reply = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise UserError(f"{redact(url)}: HTTP {exc.code}: {_reason(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
-        why = getattr(exc, "reason", exc)
-        raise UserError(
-            f"cannot reach {redact(url)}: {why}; is `tickwire serve` running?"
-        ) from None
+        raise UserError(_unreachable(redact(url), getattr(exc, "reason", exc))) from None
     where = f" on {args.symbol}" if args.symbol else ""
     if "forwarded" in reply:  # a bus gateway: the producer plays it, within a second or so
         print(
             f"scenario {reply['scenario']} sent to {reply['forwarded']}{where}: "
-            f"{reply['events']} events, starting when it takes it (within a second)"
+            f"{_events(reply['events'])}, starting when it takes it (within a second)"
         )
         return 0
     print(
-        f"scenario {reply['scenario']} started{where}: {reply['events']} events, "
+        f"scenario {reply['scenario']} started{where}: {_events(reply['events'])}, "
         f"time 0 in {reply['in_s']:.1f} s"
     )
     return 0
+
+
+def _unreachable(url: str, why: object) -> str:
+    """Why the admin endpoint did not answer, and what to try."""
+    if isinstance(why, ssl.SSLCertVerificationError):
+        return (
+            f"certificate verify failed for {url}: {why.verify_message}; if the server's"
+            " certificate comes from a private CA, pass --cafile CA.pem"
+        )
+    if isinstance(why, http.client.RemoteDisconnected) and url.startswith("http://"):
+        return f"{url} closed the connection: if the server uses TLS (--certfile), use https://"
+    if isinstance(why, OSError) and not isinstance(why, ssl.SSLError) and why.strerror:
+        why = why.strerror.lower()  # "connection refused", not "[Errno 111] Connection refused"
+    return f"cannot reach {url}: {why}; is `tickwire serve` running?"
+
+
+def _events(n: int) -> str:
+    return f"{n} event{'' if n == 1 else 's'}"
 
 
 def _reason(exc: urllib.error.HTTPError) -> str:

@@ -9,7 +9,6 @@ loads with the first batch, the order book code only for `--book`.
 from __future__ import annotations
 
 import argparse
-import ssl
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, TextIO
@@ -18,7 +17,13 @@ import orjson
 import trio
 
 from tickwire.feed import protocol as p
-from tickwire.feed.cli.args import non_negative_int, positive_int, split_symbols
+from tickwire.feed.cli.args import (
+    add_cafile_argument,
+    non_negative_int,
+    positive_int,
+    split_symbols,
+    ssl_context_from,
+)
 from tickwire.feed.client.events import (
     Batch,
     BookUpdate,
@@ -66,7 +71,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ap.add_argument("--token", help="token, if the server requires one")
     add_cafile_argument(ap)
     fmt = ap.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    fmt.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON lines instead of a table: the /v1 tick objects, sizes in counts of each"
+        " symbol's size_unit (`tickwire symbols --json`)",
+    )
     ap.add_argument("--binary", action="store_true", help="use the binary encoding on the wire")
     ap.add_argument("--count", type=positive_int, metavar="N", help="stop after N ticks")
     ap.add_argument(
@@ -78,27 +88,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     ap.add_argument("--no-snapshot", action="store_true", help="skip the initial snapshot")
     ap.set_defaults(func=_tail)
-
-
-def add_cafile_argument(ap: argparse.ArgumentParser) -> None:
-    """`--cafile`, shared by `tail` and `dashboard`: trust a private CA for wss://."""
-    ap.add_argument(
-        "--cafile",
-        metavar="CA.pem",
-        help="trust the certificate authority in this PEM file for wss:// (a private or "
-        "self-signed CA); default: the system's trust store",
-    )
-
-
-def ssl_context_from(cafile: str | None) -> ssl.SSLContext | None:
-    """The client's TLS context for `--cafile`, or None for the system's trust store."""
-    if not cafile:
-        return None
-    try:
-        return ssl.create_default_context(cafile=cafile)
-    except (OSError, ssl.SSLError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UserError(f"cannot read --cafile {cafile!r}: {why}") from None
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -121,6 +110,11 @@ def _tail(args: argparse.Namespace) -> int:
                     from tickwire.feed.cli.tail_book import tail_book
 
                     book = feed.resolve([args.book])[0]
+                    if not feed.welcome.get("book_depth"):
+                        raise UserError(
+                            "this server keeps no order books; start it with --book-depth N"
+                            f" (or tail {book} without --book)"
+                        )
                     await tail_book(feed, book, out, count=args.count, qty=qty)
                 else:
                     await _tail_ticks(feed, args, out, qty, places)
@@ -148,6 +142,10 @@ async def _tail_ticks(
         await feed.throttle(args.throttle)
     await feed.subscribe(symbols, snapshot=not args.no_snapshot)
     left = args.count
+    # Columns as wide as the names and the finest size unit need (AAPL 6, DOGE-USD 8; sizes:
+    # shares 6, BTC's 0.00001 lots 8), so that every line keeps them.
+    shown = feed.symbol_names().tolist() if "*" in symbols else symbols
+    widths = (max(6, *map(len, shown)), max(6, max(qty.places.values(), default=0) + 3))
     fresh = _Fresh((args.throttle or 0) / 1000)
     async for event in feed:
         if isinstance(event, Batch):
@@ -157,7 +155,9 @@ async def _tail_ticks(
             ticks = np.sort(ticks, order="ts")  # a batch is by symbol: by time
             names = event.names
             lines = (
-                _json_lines(ticks, names) if args.json else _table_lines(ticks, names, qty, places)
+                _json_lines(ticks, names)
+                if args.json
+                else _table_lines(ticks, names, qty, places, widths)
             )
             if left is not None:
                 lines = lines[:left]
@@ -200,10 +200,15 @@ class _Fresh:
 
 
 def _table_lines(
-    t: NDArray[np.void], names: NDArray[np.object_], qty: Quantities, places: dict[int, int]
+    t: NDArray[np.void],
+    names: NDArray[np.object_],
+    qty: Quantities,
+    places: dict[int, int],
+    widths: tuple[int, int] = (6, 6),
 ) -> list[str]:
     """One line per tick: prices with their tick's decimals (at least 2), sizes as the asset's
-    quantity (units x size_unit, exact)."""
+    quantity (units x size_unit, exact), in columns as wide as the finest unit needs."""
+    sw, w = widths
     lines = []
     for sid, sym, ts, bid, ask, bs, asz, last, ls, vol, flags in zip(
         t["sym"].tolist(),
@@ -232,8 +237,8 @@ def _table_lines(
         else:  # crypto: 0.00210, never the count of lots
             bs, asz, ls, vol = (qty.text(sid, u) for u in (bs, asz, ls, vol))
         lines.append(
-            f"{when}  {sym:<6} {bid:>10.{d}f} x {ask:<10.{d}f} {bs:>6} x {asz:<6}"
-            f" last {last:>10.{d}f} {ls:>6} {side}  vol {vol:>12}\n"
+            f"{when}  {sym:<{sw}} {bid:>10.{d}f} x {ask:<10.{d}f} {bs:>{w}} x {asz:<{w}}"
+            f" last {last:>10.{d}f} {ls:>{w}} {side}  vol {vol:>12}\n"
         )
     return lines
 

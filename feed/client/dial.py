@@ -213,11 +213,21 @@ def _rejected(exc: ConnectionRejected, target: Target, token: str | None) -> Con
         return AuthError(f"the server refused the token: check --token (HTTP 401, {where})")
     if status == 404:
         path = target.resource.split("?", 1)[0]
+        if path.rstrip("/") == "/v1":  # the feed's own path: not a tickwire server at all
+            return ConnectError(
+                f"no tickwire feed at {path} on {where} (HTTP 404): is a `tickwire serve`"
+                " listening on that port?"
+            )
         return ConnectError(
             f"no tickwire feed at {path} on {where} (HTTP 404); the feed is at {target.feed_url}"
         )
+    if status < 400:  # a page where the upgrade should be: another program's server
+        return ConnectError(
+            f"{target.shown} answered HTTP {status}, not a WebSocket upgrade: is a"
+            " `tickwire serve` listening on that port?"
+        )
     body = (exc.body or b"").decode(errors="replace").strip().splitlines()
-    detail = f": {body[0]}" if body else ""
+    detail = f": {body[0]}" if body and not body[0].startswith("<") else ""  # no HTML
     return ConnectError(f"{target.shown} refused the connection: HTTP {status}{detail}")
 
 

@@ -283,6 +283,10 @@ def seq_jumps(
     s, q = sym[order], seqs[order]
     first = np.ones(len(s), np.bool_)
     first[1:] = s[1:] != s[:-1]
+    # A symbol not seen since it was (re)subscribed or the server restarted starts afresh:
+    # a restarted run's seqs begin again, below the old run's.
+    fresh = s[first & ~seen[s]]
+    last_seq[fresh] = 0
     prev = np.empty(len(s), np.int64)
     prev[1:] = q[:-1]
     prev[first] = last_seq[s[first]].astype(np.int64)

@@ -61,10 +61,13 @@ class ServerConfig:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             ctx.load_cert_chain(self.certfile, self.keyfile)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:  # "[SSL] PEM lib (_ssl.c:3905)" says nothing to a user
+            raise UserError(_tls_files_error(self.certfile, self.keyfile, exc)) from None
+        except OSError as exc:
+            why = exc.strerror or exc
             raise UserError(
                 f"cannot load certificate {self.certfile!r}"
-                f"{f' with key {self.keyfile!r}' if self.keyfile else ''}: {exc}"
+                f"{f' with key {self.keyfile!r}' if self.keyfile else ''}: {why}"
             ) from None
         return ctx
 
@@ -85,3 +88,18 @@ class ServerConfig:
             prefix_route=lambda path: venues.route(path) is not None,
             self_auth=("/alpaca/",),  # Alpaca's auth message carries the key (checked there)
         )
+
+
+def _tls_files_error(certfile: str, keyfile: str | None, exc: ssl.SSLError) -> str:
+    """What is wrong with --certfile/--keyfile, in words: OpenSSL's own say only "PEM lib"."""
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return f"--keyfile {keyfile!r} is not the private key of --certfile {certfile!r}"
+    if keyfile:
+        return (
+            f"cannot load certificate {certfile!r} with key {keyfile!r}: --certfile takes a PEM"
+            " certificate (chain) and --keyfile its PEM private key"
+        )
+    return (
+        f"cannot load certificate {certfile!r}: --certfile takes a PEM certificate (chain)"
+        " followed by its PEM private key, or give the key as --keyfile KEY.pem"
+    )

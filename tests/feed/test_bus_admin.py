@@ -66,7 +66,7 @@ async def test_scenario_run_on_workers_plays_on_the_producer(
             )
             assert ran.returncode == 0, ran.stderr
             assert ran.stdout.startswith("scenario msft-halt sent to the bus producer "), ran.stdout
-            assert "on AAPL: 1 events" in ran.stdout
+            assert "on AAPL: 1 event," in ran.stdout
             seen: list[tuple[str, str]] = []
             async for ev in feed:
                 if isinstance(ev, ScenarioChange):

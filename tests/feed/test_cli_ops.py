@@ -69,4 +69,5 @@ def test_server_down_is_one_line() -> None:
     out = run("stats", "--url", "ws://127.0.0.1:9/v1")
     assert out.returncode == 2
     [line] = out.stderr.strip().splitlines()
-    assert line.startswith("tickwire: error: ws://127.0.0.1:9/v1: ") and "Traceback" not in line
+    assert line.startswith("tickwire: error: cannot connect to ws://127.0.0.1:9/v1: ")
+    assert line.count("ws://127.0.0.1:9/v1") == 1 and "Traceback" not in line

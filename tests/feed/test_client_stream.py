@@ -97,6 +97,25 @@ def test_a_gap_from_a_new_run_upstream_is_a_restart() -> None:
     assert isinstance(batch, Batch) and len(batch) == 1 and batch.conflated == 0  # afresh
 
 
+def test_after_a_restart_the_new_runs_lower_seqs_are_delivered() -> None:
+    """A restarted server's seqs start again: neither its snapshot nor the ticks after it are
+    repeats of the old run's higher seqs, whichever way the restart is learnt."""
+    for restart in ("reconnect", "gap"):
+        s = _stream()
+        s.receive(_msg("ticks", 1, _tick("AAPL", 900), _tick("MSFT", 700), offset=10))
+        if restart == "reconnect":
+            assert s.welcomed({"type": "welcome", "epoch": "run-2"}) is True
+            assert s.reconnected(restarted=True, downtime_s=2.0) is not None
+            s.seq = 0  # a new connection
+        else:
+            s.receive('{"type":"gap","reason":"source","epoch":"run-2"}')
+        s.receive(_msg("snapshot", s.seq + 1, _tick("AAPL", 3)))
+        events, _ = s.receive(_msg("ticks", s.seq + 1, _tick("AAPL", 4), _tick("MSFT", 2)))
+        (batch,) = events
+        assert isinstance(batch, Batch), restart
+        assert batch.ticks["seq"].tolist() == [4, 2] and batch.conflated == 0, restart
+
+
 def test_binary_frames_carry_the_offset() -> None:
     s = _stream()
     records = p.records_from_json([_tick("MSFT", 3)], s.index)

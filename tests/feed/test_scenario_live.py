@@ -76,7 +76,7 @@ async def test_scenario_run_against_a_real_server(tmp_path: Path) -> None:
                     _scenario, str(path), "--symbol", "aapl", "--url", url, "--token", "s3cret"
                 )
                 assert ran.returncode == 0, ran.stderr
-                assert ran.stdout.startswith("scenario aapl-halt started on aapl: 1 events")
+                assert ran.stdout.startswith("scenario aapl-halt started on aapl: 1 event,")
                 seen = []
                 async for ev in feed:
                     if isinstance(ev, TradingStatus):

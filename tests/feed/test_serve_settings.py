@@ -161,3 +161,17 @@ def test_the_readme_command_row_quotes_declared_flags_and_defaults() -> None:
             assert (s.type(value) if s.type else value) == s.default, (word, value)
             checked += 1
     assert checked >= 10  # the row quotes defaults: --port 8765, --history 60s...
+
+
+def test_a_misspelt_variable_is_named_and_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    environ = {"TICKWIRE_PROT": "9000", "TICKWIRE_LOGLEVEL": "debug", "TICKWIRE_SOAK_S": "5"}
+    args = resolve(environ)
+    assert args.port == 8765 and args.log_level == "info"
+    assert capsys.readouterr().err.splitlines() == [
+        "tickwire: warning: environment variable TICKWIRE_LOGLEVEL is not a setting, ignored"
+        " (did you mean TICKWIRE_LOG_LEVEL?)",
+        "tickwire: warning: environment variable TICKWIRE_PROT is not a setting, ignored"
+        " (did you mean TICKWIRE_PORT?)",
+    ]  # and nothing for another program's variable with our prefix (TICKWIRE_SOAK_S)
+    resolve(environ, ["--worker"])  # a --workers child: its parent warned already
+    assert capsys.readouterr().err == ""

@@ -101,6 +101,20 @@ def test_report(tmp_path):
     assert "ticks, 5 symbols" in lines[-1]
 
 
+def test_a_short_report_marks_what_it_cannot_measure_na_not_fail():
+    """Returns need a whole session: in 10 minutes they are n/a, neither met nor missed."""
+    report = _ok("--symbols", "5", "--duration", "10m", "--activity", "0.05", "--report")
+    lines = report.stdout.splitlines()
+    rows = [line.split() for line in lines if line.endswith(("pass", "FAIL", "n/a"))]
+    returns = [row for row in rows if "returns," in row or "returns|," in row]
+    assert len(returns) >= 4 and all(row[-2:] != ["n/a", "FAIL"] for row in returns)
+    assert all(row[-1] == "n/a" for row in returns), report.stdout
+    measured = sum(line.endswith(("pass", "FAIL")) for line in lines)
+    summary = next(line for line in lines if "statistics pass" in line)
+    assert summary.split(";")[0].endswith(f" of {measured} statistics pass"), report.stdout
+    assert "n/a: the run is too short" in summary
+
+
 def test_universe_file_is_used(tmp_path):
     (tmp_path / "u.toml").write_text(
         '[[symbol]]\nsymbol = "AAA"\nprice = 10\n\n[[symbol]]\nsymbol = "BBB"\nprice = 20\n'
