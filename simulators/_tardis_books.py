@@ -130,7 +130,7 @@ def _inferred(
     those amounts use, the first mid as the price."""
     n = len(names)
     places = np.zeros(n, np.intp)
-    np.maximum.at(places, sym, _price_places(price))
+    np.maximum.at(places, sym, price_places(price))
     bid, ask = np.full(n, -np.inf), np.full(n, np.inf)
     np.maximum.at(bid, sym[side == 0], price[side == 0])
     np.minimum.at(ask, sym[side == 1], price[side == 1])
@@ -139,6 +139,20 @@ def _inferred(
     first = np.ones(n)
     has = first_row < len(sym)
     first[has] = price[first_row[has]]
+    return inferred_universe(names, places, bid, ask, first, unit)
+
+
+def inferred_universe(
+    names: list[str],
+    places: NDArray[np.intp],
+    bid: NDArray[np.float64],
+    ask: NDArray[np.float64],
+    first: NDArray[np.float64],
+    unit: NDArray[np.float64],
+) -> Universe:
+    """The universe of symbols `names` from what their rows say: the most decimals a price
+    uses, the best bid and ask, the first price (1 if none), the size unit."""
+    first = first.copy()
     both = np.isfinite(bid) & np.isfinite(ask)
     first[both] = (bid[both] + ask[both]) / 2
     tick = 10.0 ** (-places.astype(np.float64))
@@ -149,7 +163,7 @@ def _inferred(
     return Universe.from_rows(rows, size_unit=unit)
 
 
-def _price_places(price: NDArray[np.float64]) -> NDArray[np.intp]:
+def price_places(price: NDArray[np.float64]) -> NDArray[np.intp]:
     """`_model.decimals` of each price, without its (rows x 10) work array: most prices are
     settled at their tick's places, so each pass looks only at those still open."""
     out = np.full(len(price), 9, np.intp)

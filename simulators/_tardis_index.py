@@ -1,0 +1,195 @@
+"""The first pass of a streamed Tardis replay: what must be known of a whole book file before its
+first record goes out, kept in memory that does not grow with the file.
+
+`index` reads one Tardis book file block by block (`_replay_tardis.book_parts`) and keeps per
+symbol only what the whole-file reader (`_tardis_books.tardis_books`) takes from all its rows:
+the universe it infers (the decimals prices and amounts use, the best bid and ask, the first
+price), the widest side of any whole book (the depth served), and per block the earliest
+timestamp (where the second pass, `_tardis_stream`, may cut the file into time windows). Every
+row is parsed and checked here, so a bad row is refused before anything is served; amounts
+that need float arithmetic (more than 8 decimals, or too long for integers) are checked against
+the size unit they will be counted in. The universe is inferred (a replay of Tardis books alone,
+without --universe). numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _replay_tardis as tr
+from ._model import decimals
+from ._tardis_books import inferred_universe, price_places, sizes
+from .book import MAX_DEPTH
+from .errors import UserError
+from .ticks import MAX_SYMBOLS
+from .universe import Universe
+
+_BIG = (2**63 - 1) // 10**8  # a mantissa this size or less counts in units of 10^-8 exactly
+
+
+@dataclass
+class Index:
+    """A book file's first pass: its universe (symbols sorted), `lut` from the file's symbol
+    ids (order of first appearance) to the universe's, the depth its whole books need, each
+    symbol's price units per 1 (`scale`), tick in units (`step`) and size unit, and each
+    block's earliest time (ns)."""
+
+    path: Path
+    kind: str
+    universe: Universe
+    lut: NDArray[np.intp]
+    depth: int
+    scale: NDArray[np.float64]
+    step: NDArray[np.int64]
+    unit: NDArray[np.float64]
+    block_min: NDArray[np.int64]
+
+
+def index(path: Path, kind: str, block_bytes: int | None = None) -> Index:
+    """The first pass over `path` (a Tardis book file of `kind`), in blocks of `block_bytes`."""
+    reader, parts = tr.book_parts(path, kind, 0, block_bytes)
+    agg = _Aggregates()
+    for part in parts:
+        agg.add(part, set(reader.snap_of.values()))
+    agg.close()
+    if not agg.block_min:
+        raise UserError(f"nothing to replay: no book rows in {path}")
+    names = reader.names
+    order = sorted(range(len(names)), key=names.__getitem__)
+    lut = np.empty(len(names), np.intp)
+    lut[order] = np.arange(len(names))
+    n = len(names)
+    most = np.minimum(agg.most[:n], 8)
+    unit = np.array([10.0 ** -int(k) for k in most])
+    universe = inferred_universe(
+        sorted(names),
+        agg.places[:n][order],
+        agg.bid[:n][order],
+        agg.ask[:n][order],
+        np.where(np.isnan(agg.first[:n]), 1.0, agg.first[:n])[order],
+        unit[order],
+    )
+    tick = universe.tick_size.astype(np.float64)
+    scale = np.asarray(10.0 ** decimals(tick), np.float64)
+    step = np.maximum(np.round(tick * scale), 1).astype(np.int64)
+    agg.check_odd(unit, path)
+    return Index(
+        path,
+        kind,
+        universe,
+        lut,
+        agg.depth(lut, scale, step),
+        scale,
+        step,
+        universe.size_unit if universe.size_unit is not None else unit[order],
+        np.array(agg.block_min, np.int64),
+    )
+
+
+class _Aggregates:
+    """Per symbol of the file (its ids), what the rows say so far."""
+
+    def __init__(self) -> None:
+        self.places = np.zeros(MAX_SYMBOLS, np.intp)  # decimals of prices
+        self.most = np.zeros(MAX_SYMBOLS, np.int64)  # decimals of amounts (8: more or odd)
+        self.bid = np.full(MAX_SYMBOLS, -np.inf)
+        self.ask = np.full(MAX_SYMBOLS, np.inf)
+        self.first = np.full(MAX_SYMBOLS, np.nan)
+        self.span = np.full(MAX_SYMBOLS, -1.0)  # the widest side of a whole book, in price
+        self.low = np.zeros(MAX_SYMBOLS)  # its lowest and highest price
+        self.high = np.zeros(MAX_SYMBOLS)
+        self.open: dict[int, tuple[int, float, float]] = {}  # (whole * 2 + side) -> so far
+        self.block_min: list[int] = []
+        self.odd: list[tuple[NDArray[Any], ...]] = []  # amounts past 10^-8 units' integers
+
+    def add(self, part: tuple[NDArray[Any], ...], still_open: set[int]) -> None:
+        sym, ts, side, price, mant, places, amount, whole, line = part
+        if not len(sym):
+            return
+        s = sym.astype(np.intp)
+        self.block_min.append(int(ts.min()))
+        np.maximum.at(self.places, s, price_places(price))
+        np.maximum.at(self.most, s, np.where(places < 0, 8, places).astype(np.int64))
+        bid, ask = side == 0, side == 1
+        np.maximum.at(self.bid, s[bid], price[bid])
+        np.minimum.at(self.ask, s[ask], price[ask])
+        ids, at = np.unique(s[::-1], return_index=True)  # each symbol's first row here
+        new = np.isnan(self.first[ids])
+        self.first[ids[new]] = price[len(s) - 1 - at[new]]
+        odd = (places < 0) | (places > 8) | (mant > _BIG)
+        if odd.any():
+            self.odd.append(tuple(c[odd] for c in (s, mant, places, amount, line)))
+        self._wholes(s, side, price, amount, whole, still_open)
+
+    def _wholes(
+        self,
+        s: NDArray[np.intp],
+        side: NDArray[Any],
+        price: NDArray[np.float64],
+        amount: NDArray[np.float64],
+        whole: NDArray[np.int64],
+        still_open: set[int],
+    ) -> None:
+        """Each whole book's sides' lowest and highest price (levels of size > 0); a book
+        whose run may go on in the next block is kept open."""
+        given = (whole >= 0) & (amount > 0)
+        key = whole[given] * 2 + side[given]
+        keys, inv = np.unique(key, return_inverse=True)
+        low = np.full(len(keys), np.inf)
+        high = np.full(len(keys), -np.inf)
+        np.minimum.at(low, inv.reshape(-1), price[given])
+        np.maximum.at(high, inv.reshape(-1), price[given])
+        ksym = np.zeros(len(keys), np.intp)
+        ksym[inv.reshape(-1)] = s[given]
+        for i, k in enumerate(keys.tolist()):
+            if k in self.open:  # a run that went on from the block before
+                _, lo, hi = self.open.pop(k)
+                low[i], high[i] = min(lo, low[i]), max(hi, high[i])
+        for k, (x, lo, hi) in list(self.open.items()):
+            if k // 2 not in still_open:
+                del self.open[k]
+                self._widest(np.array([x]), np.array([lo]), np.array([hi]))
+        keep = np.array([k // 2 in still_open for k in keys.tolist()], np.bool_)
+        kept = (keys[keep], ksym[keep], low[keep], high[keep])
+        for k, x, lo, hi in zip(*(c.tolist() for c in kept), strict=True):
+            self.open[k] = (x, lo, hi)
+        self._widest(ksym[~keep], low[~keep], high[~keep])
+
+    def _widest(self, s: NDArray[np.intp], low: NDArray[Any], high: NDArray[Any]) -> None:
+        span = high - low
+        best = np.full(MAX_SYMBOLS, -1.0)
+        np.maximum.at(best, s, span)
+        pick = span == best[s]
+        wider = np.zeros(MAX_SYMBOLS, np.bool_)
+        wider[s[pick]] = span[pick] > self.span[s[pick]]
+        at = pick & wider[s]
+        self.span[s[at]], self.low[s[at]], self.high[s[at]] = span[at], low[at], high[at]
+
+    def close(self) -> None:
+        for x, lo, hi in self.open.values():
+            self._widest(np.array([x]), np.array([lo]), np.array([hi]))
+        self.open = {}
+
+    def depth(self, lut: NDArray[np.intp], scale: NDArray[Any], step: NDArray[Any]) -> int:
+        """The depth the whole-file reader takes: its widest whole book side in ticks, at
+        least 20, at most MAX_DEPTH."""
+        n = len(lut)
+        has = np.flatnonzero(self.span[:n] >= 0)
+        u = lut[has]
+        wide = np.round(
+            (np.round(self.high[has] * scale[u]) - np.round(self.low[has] * scale[u])) / step[u]
+        )
+        widest = int(wide.max()) + 1 if len(has) else 0
+        return min(max(widest, 20), MAX_DEPTH)
+
+    def check_odd(self, unit: NDArray[np.float64], path: Path) -> None:
+        """The amounts integers cannot count: refused as the whole-file reader refuses them."""
+        if not self.odd:
+            return
+        s, mant, places, amount, line = (np.concatenate(c) for c in zip(*self.odd, strict=True))
+        sizes(mant, places, amount, unit, s, lambda k: f"{path} line {int(line[k])}")
