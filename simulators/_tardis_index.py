@@ -48,12 +48,13 @@ class Index:
     step: NDArray[np.int64]
     unit: NDArray[np.float64]
     block_min: NDArray[np.int64]
+    run_end: dict[int, int]  # each whole book of snapshot rows: the index of its last row
 
 
 def index(path: Path, kind: str, block_bytes: int | None = None) -> Index:
     """The first pass over `path` (a Tardis book file of `kind`), in blocks of `block_bytes`."""
     reader, parts = tr.book_parts(path, kind, 0, block_bytes)
-    agg = _Aggregates()
+    agg = _Aggregates(kind == "incremental")
     for part in parts:
         agg.add(part, set(reader.snap_of.values()))
     agg.close()
@@ -88,13 +89,15 @@ def index(path: Path, kind: str, block_bytes: int | None = None) -> Index:
         step,
         universe.size_unit if universe.size_unit is not None else unit[order],
         np.array(agg.block_min, np.int64),
+        agg.run_end,
     )
 
 
 class _Aggregates:
     """Per symbol of the file (its ids), what the rows say so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, incremental: bool) -> None:
+        self.incremental = incremental
         self.places = np.zeros(MAX_SYMBOLS, np.intp)  # decimals of prices
         self.most = np.zeros(MAX_SYMBOLS, np.int64)  # decimals of amounts (8: more or odd)
         self.bid = np.full(MAX_SYMBOLS, -np.inf)
@@ -106,6 +109,8 @@ class _Aggregates:
         self.open: dict[int, tuple[int, float, float]] = {}  # (whole * 2 + side) -> so far
         self.block_min: list[int] = []
         self.odd: list[tuple[NDArray[Any], ...]] = []  # amounts past 10^-8 units' integers
+        self.run_end: dict[int, int] = {}  # whole book (a run of snapshot rows) -> last row
+        self.rows = 0
 
     def add(self, part: tuple[NDArray[Any], ...], still_open: set[int]) -> None:
         sym, ts, side, price, mant, places, amount, whole, line = part
@@ -125,6 +130,12 @@ class _Aggregates:
         if odd.any():
             self.odd.append(tuple(c[odd] for c in (s, mant, places, amount, line)))
         self._wholes(s, side, price, amount, whole, still_open)
+        if self.incremental:  # where each run of snapshot rows ends
+            at = np.flatnonzero(whole >= 0)
+            ids, rev = np.unique(whole[at][::-1], return_index=True)
+            ends = at[len(at) - 1 - rev] + self.rows
+            self.run_end.update(zip(ids.tolist(), ends.tolist(), strict=True))
+        self.rows += len(s)
 
     def _wholes(
         self,

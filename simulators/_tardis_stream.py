@@ -46,10 +46,14 @@ def windows(ix: Index, block_bytes: int | None = None) -> Iterator[Window]:
     state = _Carried(len(ix.universe))
     later = np.minimum.accumulate(np.append(ix.block_min, 2**63 - 1)[::-1])[::-1]
     buf: dict[str, NDArray[Any]] | None = None
+    read = 0  # rows so far
     for k, part in enumerate(parts):
         got = _rows(ix, part)
+        read += len(got["ts"])
         buf = got if buf is None else {f: np.concatenate((buf[f], got[f])) for f in _FIELDS}
-        opened = min(reader.snap_of.values(), default=2**63 - 1)
+        # runs of snapshot rows open now that go on in the blocks not read yet
+        going = [w for w in reader.snap_of.values() if ix.run_end.get(w, -1) >= read]
+        opened = min(going, default=2**63 - 1)
         cut = _cut(buf["ts"], buf["whole"], int(later[k + 1]), opened)
         if cut:
             yield state.number(ix, {f: v[:cut] for f, v in buf.items()})

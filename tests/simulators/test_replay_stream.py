@@ -124,3 +124,81 @@ def test_memory_stays_flat_in_the_file_size(tmp_path: Path) -> None:
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def _rough_lines(seed: int, rows: int = 3000) -> list[str]:
+    """An incremental_book_L2 file that tries the windows' seams: books that cross and go
+    one-sided, symbols that start late or with a change, a whole book without levels, whole
+    books mid-file, times that go back a little, and runs of snapshot rows of two symbols
+    interleaved."""
+    rng = random.Random(seed)
+    out = [gen.L2_HEADER]
+    us = gen.T0_US
+    names = ["AAA", "BBB", "CCC", "DDD"]
+    while len(out) <= rows:
+        us += rng.choice([0, 1, 7, 300])
+        late = len(out) < rows // 2
+        name = rng.choice(names[:2] if late else names)
+        t = us - rng.choice([0, 0, 0, 2, 400])
+        if rng.random() < 0.04:  # a whole book, at times with no levels, at times two at once
+            names_now = [name, rng.choice(names)] if rng.random() < 0.3 else [name]
+            for _ in range(rng.randint(1, 6)):
+                for n in names_now:
+                    side, price = _level(rng)
+                    amount = rng.choice(["0", "1.5", "2", "0.25"])
+                    out.append(f"x,{n},{t},{t + 9},true,{side},{price:.1f},{amount}")
+            continue
+        for _ in range(rng.randint(1, 4)):
+            side, price = _level(rng)
+            amount = rng.choice(["0", "0", "1", "3.5", "0.125"])
+            out.append(f"x,{name},{t},{t + 9},false,{side},{price:.1f},{amount}")
+    return out
+
+
+def _level(rng: random.Random) -> tuple[str, float]:
+    """A side and a price: bids below 100.5, asks above 99.5, so books cross at times."""
+    if rng.random() < 0.5:
+        return "bid", 100 + rng.randint(-8, 1) * 0.5
+    return "ask", 100 + rng.randint(-1, 8) * 0.5
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rough_files_window_as_the_whole_file(tmp_path: Path, seed: int) -> None:
+    lines = _rough_lines(seed)
+    path = tmp_path / f"rough{seed}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ref = tardis_books([path], ["incremental"], None, None)
+    ix = index(path, "incremental", 2048)
+    got = list(windows(ix, 2048))
+    assert len(got) > 10
+    assert b"".join(w.records.tobytes() for w in got) == ref.records.tobytes()
+    assert b"".join(w.snapshot.tobytes() for w in got) == ref.snapshot.tobytes()
+    assert b"".join(w.ticks.tobytes() for w in got) == ref.ticks.tobytes()
+    assert ix.depth == ref.depth
+    whole = open_replay([path], speed=0, stream=False)
+    small = open_replay([path], speed=0, block_bytes=2048)
+    assert _drain(small) == _drain(whole)
+
+
+def test_a_first_book_without_levels_numbers_on_in_a_later_window(tmp_path: Path) -> None:
+    """BBB's first book has no levels (seq 1, no record); its first change, windows later, is
+    seq 2, as from the whole file."""
+    t = gen.T0_US
+    lines = [gen.L2_HEADER, f"x,AAA,{t},{t},true,bid,99.5,1", f"x,AAA,{t},{t},true,ask,100.5,1"]
+    lines += [f"x,BBB,{t + 1},{t + 1},true,bid,50.0,0", f"x,BBB,{t + 1},{t + 1},true,ask,51.0,0"]
+    for k in range(400):
+        lines.append(f"x,AAA,{t + 10 + k},{t + 10 + k},false,bid,99.5,{1 + k % 7}")
+    lines += [f"x,BBB,{t + 900},{t + 900},false,bid,50.0,2"]
+    lines += [f"x,BBB,{t + 901},{t + 901},false,ask,51.0,3"]
+    path = tmp_path / "empty.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ix = index(path, "incremental", 2048)
+    got = [w for w in windows(ix, 2048)]
+    assert len(got) > 3
+    bbb = [r for w in got for r in w.records if r["sym"] == ix.universe.index("BBB")]
+    assert [int(r["seq"]) for r in bbb] == [2, 3]
+    ref = tardis_books([path], ["incremental"], None, None)
+    assert b"".join(w.records.tobytes() for w in got) == ref.records.tobytes()
+    assert _drain(open_replay([path], speed=0, block_bytes=2048)) == _drain(
+        open_replay([path], speed=0, stream=False)
+    )
