@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import random
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tickwire.simulators import _replay_stream as rs
 from tickwire.simulators import _tardis_gen as gen
 from tickwire.simulators._replay_stream import StreamReplay
 from tickwire.simulators._replay_tardis import book_kind
 from tickwire.simulators._tardis_books import tardis_books
-from tickwire.simulators._tardis_index import index
-from tickwire.simulators._tardis_stream import windows
+from tickwire.simulators._tardis_index import Index, index
+from tickwire.simulators._tardis_stream import Window, windows
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay, open_replay
 
@@ -202,3 +204,28 @@ def test_a_first_book_without_levels_numbers_on_in_a_later_window(tmp_path: Path
     assert _drain(open_replay([path], speed=0, block_bytes=2048)) == _drain(
         open_replay([path], speed=0, stream=False)
     )
+
+
+def test_the_head_run_stops_once_every_symbol_has_its_book_and_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before serving, windows are numbered only until every symbol has had its first book
+    and its first tick (here the first window), not to the end of the file."""
+    t = gen.T0_US
+    lines = [gen.L2_HEADER, f"x,AAA,{t},{t},true,bid,99.5,1", f"x,AAA,{t},{t},true,ask,100.5,1"]
+    lines += [f"x,BBB,{t},{t},true,bid,50.0,1", f"x,BBB,{t},{t},true,ask,51.0,2"]
+    lines += [f"x,AAA,{t + k},{t + k},false,bid,99.5,{1 + k % 7}" for k in range(1, 3000)]
+    path = tmp_path / "quiet.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ix = index(path, "incremental", 2048)
+    taken = []
+
+    def counted(ix: Index, block_bytes: int | None = None) -> Iterator[Window]:
+        for w in windows(ix, block_bytes):
+            taken.append(w)
+            yield w
+
+    monkeypatch.setattr(rs, "windows", counted)
+    _, _, heads, books = rs._heads(ix, 2048, None, None)
+    assert len(taken) == 1 and len(list(windows(ix, 2048))) > 10
+    assert heads["sym"].tolist() == [0, 1] and len(books) == 4
