@@ -5,6 +5,7 @@ with the file."""
 
 from __future__ import annotations
 
+import gzip
 import random
 import tracemalloc
 from collections.abc import Iterator
@@ -229,3 +230,9 @@ def test_the_head_run_stops_once_every_symbol_has_its_book_and_tick(
     _, _, heads, books = rs._heads(ix, 2048, None, None)
     assert len(taken) == 1 and len(list(windows(ix, 2048))) > 10
     assert heads["sym"].tolist() == [0, 1] and len(books) == 4
+
+
+def test_a_gzip_file_streams_the_same(l2: Path, tmp_path: Path) -> None:
+    gz = tmp_path / "l2.csv.gz"
+    gz.write_bytes(gzip.compress(l2.read_bytes()[:1_500_000].rpartition(b"\n")[0] + b"\n"))
+    _same(gz)
