@@ -1,8 +1,8 @@
-"""A replay of one Tardis book file streamed from disk: the same ticks and level updates as the
-whole-file replay (`replay.open_replay` with the file loaded), in memory that stays flat in the
-file's size.
+"""A replay of Tardis book files streamed from disk: the same ticks and level updates as the
+whole-file replay (`replay.open_replay` with the files loaded), in memory that stays flat in the
+files' size.
 
-The file is read three times, each in bounded blocks: the first pass (`_tardis_index`) infers the
+The files are read three times, each in bounded blocks: the first pass (`_tardis_index`) infers the
 universe and the depth; a head run of the second pass's windows (`_tardis_stream`) finds what the
 replay shows before anything is released (each symbol's first book, loaded into the books, and
 its first tick within --start/--end, the state `snapshot()` gives before its first release); it
@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 
 from ._replay_book import _RECORD
 from ._replay_source import BATCH_MAX, Replay, _initial, _join, parse_time
-from ._tardis_index import Index, index
-from ._tardis_stream import Window, windows
+from ._tardis_index import Index, index_files
+from ._tardis_stream import Window, merged
 from .book import LEVEL_DTYPE, check_depth
 from .bookmirror import BookMirror
 from .errors import UserError
@@ -215,44 +215,46 @@ class StreamReplay(Replay):
 
 
 def open_stream(
-    path: Path,
-    kind: str,
+    files: list[tuple[Path, str]],
     *,
     speed: float = 1.0,
     start: str | None = None,
     end: str | None = None,
     book_depth: int | None = None,
     block_bytes: int | None = None,
-) -> StreamReplay:
-    """A replay of the Tardis book file `path` (of `kind`) alone, streamed in blocks of
-    `block_bytes` (default `_tardis_parse.BLOCK_BYTES`)."""
-    ix = index(path, kind, block_bytes)
+) -> StreamReplay | None:
+    """A replay of Tardis book files (path, kind) alone, streamed in blocks of `block_bytes`
+    (default `_tardis_parse.BLOCK_BYTES`); None if a symbol is in two of them (they are read
+    whole then: their books interleave)."""
+    ixs = index_files(files, block_bytes)
+    if ixs is None:
+        return None
     try:
-        depth = check_depth(book_depth or ix.depth)
+        depth = check_depth(book_depth or ixs[0].depth)
     except ValueError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    lo, hi, heads, books = _heads(ix, block_bytes, start, end)
+        raise UserError(f"{files[0][0]}: {exc}") from None
+    lo, hi, heads, books = _heads(ixs, block_bytes, start, end)
     if not len(heads):
         raise UserError("nothing to replay: the files (within --start/--end) hold no ticks")
-    feed = _Feed(windows(ix, block_bytes), lo, hi)
-    tick = ix.universe.tick_size.astype(np.float64)
+    feed = _Feed(merged(ixs, block_bytes), lo, hi)
+    tick = ixs[0].universe.tick_size.astype(np.float64)
     book = StreamBook(feed, books, tick, depth)
-    return StreamReplay(feed, heads, ix, book, speed)
+    return StreamReplay(feed, heads, ixs[0], book, speed)
 
 
 def _heads(
-    ix: Index, block_bytes: int | None, start: str | None, end: str | None
+    ixs: list[Index], block_bytes: int | None, start: str | None, end: str | None
 ) -> tuple[int | None, int | None, TickBatch, NDArray[np.void]]:
     """--start and --end in ns, each symbol's first tick within them (in the order they come)
     and every symbol's first book (snapshot records)."""
-    n = len(ix.universe)
+    n = len(ixs[0].universe)
     t0: int | None = None
     lo = hi = None
     headed = np.zeros(n, np.bool_)
     booked = np.zeros(n, np.bool_)
     heads: list[TickBatch] = []
     books: list[NDArray[np.void]] = []
-    for w in windows(ix, block_bytes):
+    for w in merged(ixs, block_bytes):
         rec = w.records
         books.append(rec[w.snapshot])
         booked[rec["sym"].astype(np.intp)] = True

@@ -1,15 +1,15 @@
 """The first pass of a streamed Tardis replay: what must be known of a whole book file before its
 first record goes out, kept in memory that does not grow with the file.
 
-`index` reads one Tardis book file block by block (`_replay_tardis.book_parts`) and keeps per
-symbol only what the whole-file reader (`_tardis_books.tardis_books`) takes from all its rows:
+`index_files` reads Tardis book files block by block (`_replay_tardis.book_parts`) and keeps
+per symbol only what the whole-file reader (`_tardis_books.tardis_books`) takes from all rows:
 the universe it infers (the decimals prices and amounts use, the best bid and ask, the first
 price), the widest side of any whole book (the depth served), and per block the earliest
 timestamp (where the second pass, `_tardis_stream`, may cut the file into time windows). Every
 row is parsed and checked here, so a bad row is refused before anything is served; amounts
 that need float arithmetic (more than 8 decimals, or too long for integers) are checked against
 the size unit they will be counted in. The universe is inferred (a replay of Tardis books alone,
-without --universe). numpy only.
+without --universe); a symbol in two files is not streamed (their rows interleave). numpy only.
 """
 
 from __future__ import annotations
@@ -53,44 +53,64 @@ class Index:
 
 def index(path: Path, kind: str, block_bytes: int | None = None) -> Index:
     """The first pass over `path` (a Tardis book file of `kind`), in blocks of `block_bytes`."""
-    reader, parts = tr.book_parts(path, kind, 0, block_bytes)
-    agg = _Aggregates(kind == "incremental")
-    for part in parts:
-        agg.add(part, set(reader.snap_of.values()))
-    agg.close()
-    if not agg.block_min:
-        raise UserError(f"nothing to replay: no book rows in {path}")
-    names = reader.names
-    order = sorted(range(len(names)), key=names.__getitem__)
-    lut = np.empty(len(names), np.intp)
-    lut[order] = np.arange(len(names))
+    got = index_files([(path, kind)], block_bytes)
+    assert got is not None  # one file: no symbol in two
+    return got[0]
+
+
+def index_files(
+    files: list[tuple[Path, str]], block_bytes: int | None = None
+) -> list[Index] | None:
+    """The first pass over book files (path, kind), on one universe; those without rows left
+    out. None if a symbol is in two files (their rows interleave: the files are read whole)."""
+    scans = []
+    for path, kind in files:
+        reader, parts = tr.book_parts(path, kind, 0, block_bytes)
+        agg = _Aggregates(kind == "incremental")
+        for part in parts:
+            agg.add(part, set(reader.snap_of.values()))
+        agg.close()
+        scans.append((path, kind, reader.names, agg))
+    if not any(agg.block_min for *_, agg in scans):
+        raise UserError(f"nothing to replay: no book rows in {', '.join(str(p) for p, _ in files)}")
+    every = [name for _, _, names, _ in scans for name in names]
+    if len(set(every)) < len(every):
+        return None
+    names = sorted(every)
+    at = {name: i for i, name in enumerate(names)}
+    luts = [np.array([at[x] for x in file_names], np.intp) for _, _, file_names, _ in scans]
     n = len(names)
-    most = np.minimum(agg.most[:n], 8)
-    unit = np.array([10.0 ** -int(k) for k in most])
-    universe = inferred_universe(
-        sorted(names),
-        agg.places[:n][order],
-        agg.bid[:n][order],
-        agg.ask[:n][order],
-        np.where(np.isnan(agg.first[:n]), 1.0, agg.first[:n])[order],
-        unit[order],
-    )
+    places, most = np.zeros(n, np.intp), np.zeros(n, np.int64)
+    bid, ask, first = np.zeros(n), np.zeros(n), np.ones(n)
+    for (_, _, file_names, agg), lut in zip(scans, luts, strict=True):
+        k = len(file_names)
+        places[lut], most[lut] = agg.places[:k], agg.most[:k]
+        bid[lut], ask[lut] = agg.bid[:k], agg.ask[:k]
+        first[lut] = np.where(np.isnan(agg.first[:k]), 1.0, agg.first[:k])
+    unit = np.array([10.0 ** -int(k) for k in np.minimum(most, 8)])
+    universe = inferred_universe(names, places, bid, ask, first, unit)
     tick = universe.tick_size.astype(np.float64)
     scale = np.asarray(10.0 ** decimals(tick), np.float64)
     step = np.maximum(np.round(tick * scale), 1).astype(np.int64)
-    agg.check_odd(unit, path)
-    return Index(
-        path,
-        kind,
-        universe,
-        lut,
-        agg.depth(lut, scale, step),
-        scale,
-        step,
-        universe.size_unit if universe.size_unit is not None else unit[order],
-        np.array(agg.block_min, np.int64),
-        agg.run_end,
-    )
+    for (path, _, _, agg), lut in zip(scans, luts, strict=True):
+        agg.check_odd(unit[lut], path)
+    depth = max(agg.depth(lut, scale, step) for (*_, agg), lut in zip(scans, luts, strict=True))
+    return [
+        Index(
+            path,
+            kind,
+            universe,
+            lut,
+            depth,
+            scale,
+            step,
+            unit,
+            np.array(agg.block_min, np.int64),
+            agg.run_end,
+        )
+        for (path, kind, _, agg), lut in zip(scans, luts, strict=True)
+        if agg.block_min
+    ]
 
 
 class _Aggregates:

@@ -9,7 +9,7 @@ symbol carried in: its book (given first as a whole book it holds, whose records
 dropped), its last book seq and tick seq, and its last top. A symbol's records depend only on
 its own rows, so the records and ticks are the whole file's, in the same order. Memory holds a
 window (about a block) and the books, whatever the file's size; a file whose rows never allow a
-cut is one window. numpy only.
+cut is one window. Files of other symbols are merged window by window (`merged`). numpy only.
 """
 
 from __future__ import annotations
@@ -25,19 +25,24 @@ from ._tardis_books import sizes
 from ._tardis_index import Index
 from ._tardis_records import Rows, number
 from ._tardis_tops import stable_order
-from .ticks import TickBatch
+from .book import LEVEL_DTYPE
+from .ticks import TICK_DTYPE, TickBatch
 
 _HELD = 2**62  # whole-book ids of the books carried in (the file's count from 0)
+_END = 2**63 - 1
+_LEVEL = np.dtype((np.void, LEVEL_DTYPE.itemsize))
+_TICK = np.dtype((np.void, TICK_DTYPE.itemsize))
 _FIELDS = ("sym", "ts", "side", "units", "size", "whole")
 
 
 class Window(NamedTuple):
-    """A window's level records (time order), which are first books (snapshot rows), and the
-    ticks of the books' tops."""
+    """A window's level records (time order), which are first books (snapshot rows), the
+    ticks of the books' tops, and the time of its last row (ns)."""
 
     records: NDArray[np.void]
     snapshot: NDArray[np.bool_]
     ticks: TickBatch
+    end: int
 
 
 def windows(ix: Index, block_bytes: int | None = None) -> Iterator[Window]:
@@ -60,6 +65,53 @@ def windows(ix: Index, block_bytes: int | None = None) -> Iterator[Window]:
             buf = {f: v[cut:] for f, v in buf.items()}
     if buf is not None and len(buf["ts"]):
         yield state.number(ix, buf)
+
+
+def merged(ixs: list[Index], block_bytes: int | None = None) -> Iterator[Window]:
+    """The windows of several files (no symbol in two), merged in time order, a file's
+    before the next's at one time: the whole files' rows merged so. A window goes out once
+    every file has read past its end (a file's later windows are later than its last)."""
+    if len(ixs) == 1:
+        yield from windows(ixs[0], block_bytes)
+        return
+    its = [windows(ix, block_bytes) for ix in ixs]
+    pending: list[list[Window]] = [[] for _ in its]
+    front = [-1] * len(its)  # the end of each file's last window (2**63 - 1: no more)
+    while min(front) < _END:
+        i = front.index(min(front))
+        w = next(its[i], None)
+        if w is None:
+            front[i] = _END
+        else:
+            pending[i].append(w)
+            front[i] = w.end
+        bound = min(front)
+        out = [_split(p, bound) for p in pending]
+        pending = [rest for _, rest in out]
+        due = [w for now, _ in out for w in now]
+        if due:
+            yield _join(due, bound)
+
+
+def _split(ws: list[Window], bound: int) -> tuple[list[Window], list[Window]]:
+    """`ws` up to `bound` (inclusive) and after it."""
+    now, later = [], []
+    for w in ws:
+        r, t = w.records["ts"] <= bound, w.ticks["ts"] <= bound
+        now.append(Window(w.records[r], w.snapshot[r], w.ticks[t], min(w.end, bound)))
+        if not (r.all() and t.all()):
+            later.append(Window(w.records[~r], w.snapshot[~r], w.ticks[~t], w.end))
+    return now, later
+
+
+def _join(ws: list[Window], bound: int) -> Window:
+    """Windows of several files in one, in time order (stable: file order at one time)."""
+    rec = np.concatenate([w.records.view(_LEVEL) for w in ws]).view(LEVEL_DTYPE)
+    snap = np.concatenate([w.snapshot for w in ws])
+    ticks = np.concatenate([w.ticks.view(_TICK) for w in ws]).view(TICK_DTYPE)
+    r = np.argsort(rec["ts"], kind="stable")
+    t = np.argsort(ticks["ts"], kind="stable")
+    return Window(rec[r], snap[r], ticks[t], bound)
 
 
 def _rows(ix: Index, part: tuple[NDArray[Any], ...]) -> dict[str, NDArray[Any]]:
@@ -120,7 +172,7 @@ class _Carried:
         tsym = ticks["sym"].astype(np.intp)
         ticks["seq"] += self.ticks[tsym]
         self.ticks += np.bincount(tsym, minlength=len(self.seen)).astype(np.uint64)
-        return Window(rec, snap, ticks)
+        return Window(rec, snap, ticks, int(w["ts"].max()))
 
     def _held(self, w: dict[str, NDArray[Any]]) -> tuple[NDArray[Any], ...]:
         """The books of the window's symbols seen before, as whole-book rows at its start (a

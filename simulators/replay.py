@@ -175,23 +175,19 @@ def open_replay(
 ) -> Replay:
     """Load `paths` (see `load`; book files among them, or beside them, give it books), keep
     [start, end], and make the source. `book_depth`: for book data that does not say its own.
-    `stream`: a Tardis book file alone (no --universe, no --loop) is read in blocks of
-    `block_bytes` as the replay goes (`_replay_stream`), not loaded whole."""
+    `stream`: Tardis book files alone (no --universe, no --loop, no symbol in two files)
+    are read in blocks of `block_bytes` as the replay goes (`_replay_stream`), not whole."""
     tick_paths, book_paths = split_books([Path(p) for p in paths])
     source = "replay: " + ", ".join(Path(p).name for p in paths)
-    kind = book_kind(book_paths[0]) if len(book_paths) == 1 and not tick_paths else None
-    if stream and kind is not None and universe is None and not loop:
+    kinds = [book_kind(p) for p in book_paths]
+    files = [(p, k) for p, k in zip(book_paths, kinds, strict=True) if k is not None]
+    if stream and files and len(files) == len(paths) and universe is None and not loop:
         got = open_stream(
-            book_paths[0],
-            kind,
-            speed=speed,
-            start=start,
-            end=end,
-            book_depth=book_depth,
-            block_bytes=block_bytes,
+            files, speed=speed, start=start, end=end, book_depth=book_depth, block_bytes=block_bytes
         )
-        got.universe = dataclasses.replace(got.universe, source=source)
-        return got
+        if got is not None:
+            got.universe = dataclasses.replace(got.universe, source=source)
+            return got
     book = None
     if tick_paths or not book_paths:
         records, uni = load(tick_paths, universe=universe, columns=columns, strict=strict)

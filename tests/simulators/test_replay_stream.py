@@ -19,7 +19,7 @@ from tickwire.simulators._replay_stream import StreamReplay
 from tickwire.simulators._replay_tardis import book_kind
 from tickwire.simulators._tardis_books import tardis_books
 from tickwire.simulators._tardis_index import Index, index
-from tickwire.simulators._tardis_stream import Window, windows
+from tickwire.simulators._tardis_stream import Window, merged, windows
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay, open_replay
 
@@ -221,13 +221,13 @@ def test_the_head_run_stops_once_every_symbol_has_its_book_and_tick(
     ix = index(path, "incremental", 2048)
     taken = []
 
-    def counted(ix: Index, block_bytes: int | None = None) -> Iterator[Window]:
-        for w in windows(ix, block_bytes):
+    def counted(ixs: list[Index], block_bytes: int | None = None) -> Iterator[Window]:
+        for w in merged(ixs, block_bytes):
             taken.append(w)
             yield w
 
-    monkeypatch.setattr(rs, "windows", counted)
-    _, _, heads, books = rs._heads(ix, 2048, None, None)
+    monkeypatch.setattr(rs, "merged", counted)
+    _, _, heads, books = rs._heads([ix], 2048, None, None)
     assert len(taken) == 1 and len(list(windows(ix, 2048))) > 10
     assert heads["sym"].tolist() == [0, 1] and len(books) == 4
 
@@ -236,3 +236,24 @@ def test_a_gzip_file_streams_the_same(l2: Path, tmp_path: Path) -> None:
     gz = tmp_path / "l2.csv.gz"
     gz.write_bytes(gzip.compress(l2.read_bytes()[:1_500_000].rpartition(b"\n")[0] + b"\n"))
     _same(gz)
+
+
+def test_several_files_stream_merged_as_the_whole_files(tmp_path: Path) -> None:
+    """Files of other symbols (Tardis writes a file per symbol and day) merge in time order,
+    a file's rows first at one time; with a symbol in two files they are read whole."""
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text("\n".join(_rough_lines(1)) + "\n")
+    other = [line.replace(",AAA,", ",EEE,").replace(",BBB,", ",FFF,") for line in _rough_lines(2)]
+    other = [line.replace(",CCC,", ",GGG,").replace(",DDD,", ",HHH,") for line in other]
+    two.write_text("\n".join(other) + "\n")
+    files = [one, two, gen.write(tmp_path / "snap.csv", 200, snapshot=True)]
+    whole = open_replay(files, speed=0, stream=False)
+    small = open_replay(files, speed=0, block_bytes=8192)
+    assert isinstance(small, StreamReplay)
+    assert list(small.universe.symbols) == list(whole.universe.symbols)
+    assert small.book is not None and whole.book is not None
+    assert small.book.depth == whole.book.depth
+    assert _drain(small) == _drain(whole)
+    same = open_replay([one, two, one], speed=0, block_bytes=8192)
+    assert not isinstance(same, StreamReplay)
+    assert _drain(same) == _drain(open_replay([one, two, one], speed=0, stream=False))
