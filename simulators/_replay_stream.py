@@ -2,19 +2,20 @@
 whole-file replay (`replay.open_replay` with the files loaded), in memory that stays flat in the
 files' size.
 
-The files are read three times, each in bounded blocks: the first pass (`_tardis_index`) infers the
-universe and the depth; a head run of the second pass's windows (`_tardis_stream`) finds what the
-replay shows before anything is released (each symbol's first book, loaded into the books, and
-its first tick within --start/--end, the state `snapshot()` gives before its first release); it
-stops as soon as every symbol has both (a symbol that never ticks makes it run to the end). Then
-the windows are taken again from the start as the replay releases them: `StreamReplay` holds the
-ticks not yet released, `StreamBook` the level updates, each fed from the same windows (`_Feed`),
-a few windows ahead at most. Not for --loop (the whole-file replay refuses books with loops).
-numpy only.
+The files are read two or three times, each in bounded blocks: the first pass (`_tardis_index`)
+infers the universe and the depth; a head run of the second pass's windows (`_tardis_stream`)
+finds what the replay shows before anything is released (each symbol's first book, loaded into
+the books, and its first tick within --start/--end, the state `snapshot()` gives before its
+first release); it stops as soon as every symbol has both (a symbol that never ticks makes it
+run to the end). Then the windows go on from there (or, after more than a few, again from the
+start) as the replay releases them: `StreamReplay` holds the ticks not yet released,
+`StreamBook` the level updates, each fed from the same windows (`_Feed`), a few windows ahead at
+most. Not for --loop (the whole-file replay refuses books with loops). numpy only.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .errors import UserError
 from .ticks import TICK_DTYPE, TickBatch
 
 _END = 2**63 - 1
+_KEEP = 4  # windows the head run keeps for the replay (more: they are made again)
 
 
 class _Feed:
@@ -233,10 +235,10 @@ def open_stream(
         depth = check_depth(book_depth or ixs[0].depth)
     except ValueError as exc:
         raise UserError(f"{files[0][0]}: {exc}") from None
-    lo, hi, heads, books = _heads(ixs, block_bytes, start, end)
+    lo, hi, heads, books, rest = _heads(ixs, block_bytes, start, end)
     if not len(heads):
         raise UserError("nothing to replay: the files (within --start/--end) hold no ticks")
-    feed = _Feed(merged(ixs, block_bytes), lo, hi)
+    feed = _Feed(rest, lo, hi)
     tick = ixs[0].universe.tick_size.astype(np.float64)
     book = StreamBook(feed, books, tick, depth)
     return StreamReplay(feed, heads, ixs[0], book, speed)
@@ -244,9 +246,10 @@ def open_stream(
 
 def _heads(
     ixs: list[Index], block_bytes: int | None, start: str | None, end: str | None
-) -> tuple[int | None, int | None, TickBatch, NDArray[np.void]]:
-    """--start and --end in ns, each symbol's first tick within them (in the order they come)
-    and every symbol's first book (snapshot records)."""
+) -> tuple[int | None, int | None, TickBatch, NDArray[np.void], Iterator[Window]]:
+    """--start and --end in ns, each symbol's first tick within them (in the order they come),
+    every symbol's first book (snapshot records), and the windows to replay: those taken here
+    and the rest if they are few (`_KEEP`), else all of them again."""
     n = len(ixs[0].universe)
     t0: int | None = None
     lo = hi = None
@@ -254,7 +257,12 @@ def _heads(
     booked = np.zeros(n, np.bool_)
     heads: list[TickBatch] = []
     books: list[NDArray[np.void]] = []
-    for w in merged(ixs, block_bytes):
+    it = merged(ixs, block_bytes)
+    kept: list[Window] | None = []
+    for w in it:
+        if kept is not None:
+            kept.append(w)
+            kept = kept if len(kept) <= _KEEP else None
         rec = w.records
         books.append(rec[w.snapshot])
         booked[rec["sym"].astype(np.intp)] = True
@@ -276,4 +284,5 @@ def _heads(
             break
     head = _join(heads) if heads else np.empty(0, TICK_DTYPE)
     book = np.concatenate([b.view(_RECORD) for b in books]) if books else np.empty(0, _RECORD)
-    return lo, hi, head, book.view(LEVEL_DTYPE)
+    rest = itertools.chain(kept, it) if kept is not None else merged(ixs, block_bytes)
+    return lo, hi, head, book.view(LEVEL_DTYPE), rest

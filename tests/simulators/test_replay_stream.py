@@ -227,7 +227,7 @@ def test_the_head_run_stops_once_every_symbol_has_its_book_and_tick(
             yield w
 
     monkeypatch.setattr(rs, "merged", counted)
-    _, _, heads, books = rs._heads([ix], 2048, None, None)
+    _, _, heads, books, _ = rs._heads([ix], 2048, None, None)
     assert len(taken) == 1 and len(list(windows(ix, 2048))) > 10
     assert heads["sym"].tolist() == [0, 1] and len(books) == 4
 
