@@ -60,8 +60,7 @@ class _Feed:
             self.ticks.append(ticks)
         if len(rec):
             self.levels.append(rec)
-        first = min(int(w.records["ts"][0]) if len(w.records) else _END, _END)
-        if first > hi:  # nothing later is served
+        if len(w.records) and int(w.records["ts"][0]) > hi:  # nothing later is served
             self.done = True
         return True
 

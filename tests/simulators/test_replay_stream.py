@@ -257,3 +257,18 @@ def test_several_files_stream_merged_as_the_whole_files(tmp_path: Path) -> None:
     same = open_replay([one, two, one], speed=0, block_bytes=8192)
     assert not isinstance(same, StreamReplay)
     assert _drain(same) == _drain(open_replay([one, two, one], speed=0, stream=False))
+
+
+def test_several_files_within_start_and_end(tmp_path: Path) -> None:
+    """Merged windows may hold nothing yet (one file ahead of the others): the replay goes on
+    to --end all the same."""
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text("\n".join(_rough_lines(3, 6000)) + "\n")
+    other = [line.replace(",AAA,", ",EEE,").replace(",BBB,", ",FFF,") for line in _rough_lines(4)]
+    other = [line.replace(",CCC,", ",GGG,").replace(",DDD,", ",HHH,") for line in other]
+    two.write_text("\n".join(other[:1] + other[1::3]) + "\n")  # sparser: ahead in time
+    for start, end in ((None, "+40ms"), ("+5ms", "+60ms"), (None, None)):
+        kw = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+        small = open_replay([one, two], speed=0, block_bytes=2048, **kw)
+        assert isinstance(small, StreamReplay)
+        assert _drain(small) == _drain(open_replay([one, two], speed=0, stream=False, **kw))
