@@ -30,6 +30,7 @@ from .book import LEVEL_DTYPE, check_depth
 from .bookmirror import BookMirror
 from .errors import UserError
 from .ticks import TICK_DTYPE, TickBatch
+from .universe import Universe
 
 _END = 2**63 - 1
 _KEEP = 4  # windows the head run keeps for the replay (more: they are made again)
@@ -223,11 +224,12 @@ def open_stream(
     end: str | None = None,
     book_depth: int | None = None,
     block_bytes: int | None = None,
+    universe: Universe | None = None,
 ) -> StreamReplay | None:
-    """A replay of Tardis book files (path, kind) alone, streamed in blocks of `block_bytes`
-    (default `_tardis_parse.BLOCK_BYTES`); None if a symbol is in two of them (they are read
-    whole then: their books interleave)."""
-    ixs = index_files(files, block_bytes)
+    """A replay of Tardis book files (path, kind) alone, on `universe` if given, streamed in
+    blocks of `block_bytes` (default `_tardis_parse.BLOCK_BYTES`); None if a symbol is in two
+    of them (they are read whole then: their books interleave)."""
+    ixs = index_files(files, block_bytes, universe)
     if ixs is None:
         return None
     try:

@@ -194,6 +194,39 @@ def sizes(
     """Amounts (mant * 10**-places) as whole counts of each symbol's size unit, in integers
     where the unit divides them; the others through floats, as close to a count as rounding
     allows; finer ones are a UserError."""
+    out, rest, counts, bad = _counts(mant, places, amount, unit, sym)
+    if bad.any():
+        k = int(rest[np.argmax(bad)])
+        raise UserError(
+            f"{where(k)}: amount {_text(int(mant[k]), int(places[k]), float(amount[k]))} is not"
+            f" a whole number of the symbol's size unit {unit[sym[k]]:g} below 2**63 of them"
+            " (its ticks count sizes in it)"
+        )
+    out[rest] = counts.astype(np.uint64)
+    return out
+
+
+def unsized(
+    mant: NDArray[np.int64],
+    places: NDArray[np.int8],
+    amount: NDArray[np.float64],
+    unit: NDArray[np.float64],
+    sym: NDArray[np.intp],
+) -> NDArray[np.intp]:
+    """The rows whose amounts `sizes` refuses."""
+    _, rest, _, bad = _counts(mant, places, amount, unit, sym)
+    out: NDArray[np.intp] = rest[bad]
+    return out
+
+
+def _counts(
+    mant: NDArray[np.int64],
+    places: NDArray[np.int8],
+    amount: NDArray[np.float64],
+    unit: NDArray[np.float64],
+    sym: NDArray[np.intp],
+) -> tuple[NDArray[np.uint64], NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """`sizes`' counts in integers, the rows left to floats, their counts, which are bad."""
     j = decimals(unit)
     whole_unit = np.round(unit * 10.0**j).astype(np.int64)[sym]  # unit = whole_unit * 10**-j
     e = j[sym] - places.astype(np.int64)
@@ -212,15 +245,7 @@ def sizes(
     scaled = amount[rest] / unit[sym[rest]]
     counts = np.round(scaled)
     bad = (np.abs(scaled - counts) > 1e-6 * np.maximum(counts, 1)) | (counts >= 2**63)
-    if bad.any():
-        k = int(rest[np.argmax(bad)])
-        raise UserError(
-            f"{where(k)}: amount {_text(int(mant[k]), int(places[k]), float(amount[k]))} is not"
-            f" a whole number of the symbol's size unit {unit[sym[k]]:g} below 2**63 of them"
-            " (its ticks count sizes in it)"
-        )
-    out[rest] = counts.astype(np.uint64)
-    return out
+    return out, rest, counts, bad
 
 
 def _text(mant: int, places: int, value: float) -> str:

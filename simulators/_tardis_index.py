@@ -8,8 +8,8 @@ price), the widest side of any whole book (the depth served), and per block the 
 timestamp (where the second pass, `_tardis_stream`, may cut the file into time windows). Every
 row is parsed and checked here, so a bad row is refused before anything is served; amounts
 that need float arithmetic (more than 8 decimals, or too long for integers) are checked against
-the size unit they will be counted in. The universe is inferred (a replay of Tardis books alone,
-without --universe); a symbol in two files is not streamed (their rows interleave). numpy only.
+the size unit they will be counted in. The universe is inferred, or given (`_tardis_given`
+checks the rows against it); a symbol in two files is not streamed (rows interleave). numpy only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from . import _replay_tardis as tr
 from ._model import decimals
 from ._tardis_books import inferred_universe, price_places, sizes
+from ._tardis_given import Given
 from .book import MAX_DEPTH
 from .errors import UserError
 from .ticks import MAX_SYMBOLS
@@ -59,16 +60,22 @@ def index(path: Path, kind: str, block_bytes: int | None = None) -> Index:
 
 
 def index_files(
-    files: list[tuple[Path, str]], block_bytes: int | None = None
+    files: list[tuple[Path, str]],
+    block_bytes: int | None = None,
+    universe: Universe | None = None,
 ) -> list[Index] | None:
-    """The first pass over book files (path, kind), on one universe; those without rows left
-    out. None if a symbol is in two files (their rows interleave: the files are read whole)."""
+    """The first pass over book files (path, kind), on `universe` (None: one inferred from
+    them); files without rows left out. None if a symbol is in two files (their rows
+    interleave: the files are read whole)."""
+    given = None if universe is None else Given(universe)
     scans = []
-    for path, kind in files:
+    for fi, (path, kind) in enumerate(files):
         reader, parts = tr.book_parts(path, kind, 0, block_bytes)
         agg = _Aggregates(kind == "incremental")
         for part in parts:
             agg.add(part, set(reader.snap_of.values()))
+            if given is not None:
+                given.add(fi, path, reader.names, part)
         agg.close()
         scans.append((path, kind, reader.names, agg))
     if not any(agg.block_min for *_, agg in scans):
@@ -76,6 +83,8 @@ def index_files(
     every = [name for _, _, names, _ in scans for name in names]
     if len(set(every)) < len(every):
         return None
+    if given is not None:
+        return _on_given(given, scans)
     names = sorted(every)
     at = {name: i for i, name in enumerate(names)}
     luts = [np.array([at[x] for x in file_names], np.intp) for _, _, file_names, _ in scans]
@@ -104,6 +113,50 @@ def index_files(
             depth,
             scale,
             step,
+            unit,
+            np.array(agg.block_min, np.int64),
+            agg.run_end,
+        )
+        for (path, kind, _, agg), lut in zip(scans, luts, strict=True)
+        if agg.block_min
+    ]
+
+
+def _on_given(given: Given, scans: list[tuple[Path, str, list[str], _Aggregates]]) -> list[Index]:
+    """The files' indexes on a given universe (refused as the whole-file reader refuses)."""
+    n = len(given.universe)
+    most = np.zeros(n, np.int64)
+    luts, odd = [], []
+    for fi, (path, _, names, agg) in enumerate(scans):
+        lut = np.maximum(given.lut(names), 0)  # every name is in it, or `finish` refuses
+        luts.append(lut)
+        np.maximum.at(most, lut, agg.most[: len(names)])
+        for s, mant, places, amount, line in agg.odd:
+            odd += [
+                (fi, ln, path, int(lut[x]), m, p, a)
+                for x, m, p, a, ln in zip(
+                    s.tolist(),
+                    mant.tolist(),
+                    places.tolist(),
+                    amount.tolist(),
+                    line.tolist(),
+                    strict=True,
+                )
+            ]
+    universe = given.finish(most, odd)
+    unit = universe.size_unit if universe.size_unit is not None else np.ones(n)
+    depth = max(
+        agg.depth(lut, given.scale, given.step) for (*_, agg), lut in zip(scans, luts, strict=True)
+    )
+    return [
+        Index(
+            path,
+            kind,
+            universe,
+            lut,
+            depth,
+            given.scale,
+            given.step,
             unit,
             np.array(agg.block_min, np.int64),
             agg.run_end,

@@ -175,15 +175,21 @@ def open_replay(
 ) -> Replay:
     """Load `paths` (see `load`; book files among them, or beside them, give it books), keep
     [start, end], and make the source. `book_depth`: for book data that does not say its own.
-    `stream`: Tardis book files alone (no --universe, no --loop, no symbol in two files)
-    are read in blocks of `block_bytes` as the replay goes (`_replay_stream`), not whole."""
+    `stream`: Tardis book files alone (no --loop, no symbol in two files) are read in blocks
+    of `block_bytes` as the replay goes (`_replay_stream`), not whole."""
     tick_paths, book_paths = split_books([Path(p) for p in paths])
     source = "replay: " + ", ".join(Path(p).name for p in paths)
     kinds = [book_kind(p) for p in book_paths]
     files = [(p, k) for p, k in zip(book_paths, kinds, strict=True) if k is not None]
-    if stream and files and len(files) == len(paths) and universe is None and not loop:
+    if stream and files and len(files) == len(paths) and not loop:
         got = open_stream(
-            files, speed=speed, start=start, end=end, book_depth=book_depth, block_bytes=block_bytes
+            files,
+            speed=speed,
+            start=start,
+            end=end,
+            book_depth=book_depth,
+            block_bytes=block_bytes,
+            universe=universe,
         )
         if got is not None:
             got.universe = dataclasses.replace(got.universe, source=source)

@@ -11,6 +11,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tickwire.simulators import _replay_stream as rs
@@ -22,6 +23,7 @@ from tickwire.simulators._tardis_index import Index, index
 from tickwire.simulators._tardis_stream import Window, merged, windows
 from tickwire.simulators.errors import UserError
 from tickwire.simulators.replay import Replay, open_replay
+from tickwire.simulators.universe import Universe
 
 SMALL = 64 * 1024  # ~800 rows a block: dozens of windows
 
@@ -272,3 +274,52 @@ def test_several_files_within_start_and_end(tmp_path: Path) -> None:
         small = open_replay([one, two], speed=0, block_bytes=2048, **kw)
         assert isinstance(small, StreamReplay)
         assert _drain(small) == _drain(open_replay([one, two], speed=0, stream=False, **kw))
+
+
+def _universe(names: list[str], tick: float, unit: float | None) -> Universe:
+    rows = [(n, n, "Crypto", 100.0, tick, 1, 1.0, "stock") for n in names]
+    size_unit = None if unit is None else np.full(len(names), unit)
+    return Universe.from_rows(rows, size_unit=size_unit)
+
+
+def test_a_given_universe_streams_the_same(tmp_path: Path) -> None:
+    """--universe: its symbols (one more than the file's), ticks and size unit (as it is, or
+    made finer for amounts with more decimals)."""
+    path = tmp_path / "rough.csv"
+    path.write_text("\n".join(_rough_lines(5)) + "\n")
+    for tick, unit in ((0.5, 0.125), (0.25, 0.01), (0.5, None)):
+        uni = _universe(["AAA", "BBB", "CCC", "DDD", "ZZZ"], tick, unit)
+        small = open_replay([path], speed=0, universe=uni, block_bytes=2048)
+        whole = open_replay([path], speed=0, universe=uni, stream=False)
+        assert isinstance(small, StreamReplay)
+        for field in ("symbols", "tick_size", "size_unit", "price"):
+            got, want = getattr(small.universe, field), getattr(whole.universe, field)
+            assert (got is None and want is None) or list(got) == list(want), field
+        assert _drain(small) == _drain(whole)
+
+
+@pytest.mark.parametrize(
+    "names, tick, unit, extra",
+    [
+        (["AAA", "BBB", "CCC"], 0.5, None, ""),  # DDD is not in it
+        (["AAA", "BBB", "CCC", "DDD"], 0.2, None, ""),  # 99.5 is off a grid of 0.2
+        (["AAA", "BBB", "CCC", "DDD"], 0.5, 0.0003, ""),  # 2 is not a count of 0.0003
+        (["AAA", "BBB", "CCC", "DDD"], 0.2, 0.0003, ""),  # both: the amount is said
+        (None, 0.0, None, "x,AAA,{t},{t},false,bid,99.5,0.0000000051"),  # past 10^-8
+    ],
+)
+def test_what_the_whole_file_refuses_is_refused_the_same(
+    tmp_path: Path, names: list[str] | None, tick: float, unit: float | None, extra: str
+) -> None:
+    lines = _rough_lines(6)
+    if extra:
+        t = lines[2500].split(",")[2]
+        lines.insert(2501, extra.format(t=t))
+    path = tmp_path / "rough.csv"
+    path.write_text("\n".join(lines) + "\n")
+    uni = None if names is None else _universe(names, tick, unit)
+    with pytest.raises(UserError) as whole:
+        open_replay([path], speed=0, universe=uni, stream=False)
+    with pytest.raises(UserError) as small:
+        open_replay([path], speed=0, universe=uni, block_bytes=2048)
+    assert str(small.value) == str(whole.value)
