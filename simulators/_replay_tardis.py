@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -83,19 +83,33 @@ _Part = tuple[NDArray[Any], ...]  # the columns of TardisRows from `sym` on, for
 def read_book_csv(path: Path, kind: str, wholes: int = 0) -> TardisRows:
     """Every row of a Tardis book file; whole books are numbered from `wholes`. Blocks of plain
     rows are parsed with numpy (`_tardis_parse`), any other block row by row."""
-    reader: _Reader | None = None
-    for block, line in tp.blocks(path):
-        if reader is None:
-            head, _, block = block.partition(b"\n")
-            text = head.decode("utf-8", "replace").removeprefix("\ufeff")
-            header = [h.strip() for h in next(csv.reader([text]), [])]
-            reader = _Reader(path, kind, header, wholes)
-            line += 1
-        if block:
-            reader.block(block, line)
-    if reader is None:
-        raise UserError(f"{path} is empty; expected a header line")
+    reader, parts = book_parts(path, kind, wholes)
+    reader.parts = list(parts)
     return reader.rows()
+
+
+def book_parts(
+    path: Path, kind: str, wholes: int = 0, block_bytes: int | None = None
+) -> tuple[_Reader, Iterator[_Part]]:
+    """The file's reader (its header read) and its rows block by block (`block_bytes` each,
+    default `_tardis_parse.BLOCK_BYTES`), as columns (`TardisRows`' from `sym` on)."""
+    it = tp.blocks(path, block_bytes)
+    for block, line in it:
+        head, _, block = block.partition(b"\n")
+        text = head.decode("utf-8", "replace").removeprefix("\ufeff")
+        header = [h.strip() for h in next(csv.reader([text]), [])]
+        reader = _Reader(path, kind, header, wholes)
+        return reader, _parts(reader, block, line + 1, it)
+    raise UserError(f"{path} is empty; expected a header line")
+
+
+def _parts(
+    reader: _Reader, first: bytes, line: int, rest: Iterator[tuple[bytes, int]]
+) -> Iterator[_Part]:
+    if first:
+        yield reader.block(first, line)
+    for block, at in rest:
+        yield reader.block(block, at)
 
 
 class _Reader:
@@ -120,13 +134,13 @@ class _Reader:
         self.wholes = wholes
         self.parts: list[_Part] = []
 
-    def block(self, block: bytes, line: int) -> None:
+    def block(self, block: bytes, line: int) -> _Part:
         fields = tp.split(block, line, self.width, self.path)
         got = None
         if fields is not None and len(fields.line):
             fast = _fast_l2 if self.kind == "incremental" else _fast_snapshot
             got = fast(self, fields)
-        self.parts.append(got if got is not None else self._rows(block, line))
+        return got if got is not None else self._rows(block, line)
 
     def rows(self) -> TardisRows:
         """The blocks' columns joined, one column at a time (each block's part of a column is
@@ -163,7 +177,7 @@ class _Reader:
                 raise UserError(
                     f"{self.path} line {first + k}: not UTF-8 text (byte 0x{data[exc.start]:02x})"
                 ) from None
-        out = _Lists()
+        out = tp.Lists()
         reader = csv.reader(texts)
         line = first
         try:
@@ -178,7 +192,7 @@ class _Reader:
             raise UserError(f"{self.path} line {at}: cannot read ({exc})") from None
         return out.arrays()
 
-    def _row(self, row: list[str], line: int, out: _Lists) -> None:
+    def _row(self, row: list[str], line: int, out: tp.Lists) -> None:
         col = self.col
         if len(row) != self.width:
             raise _Bad(f"{len(row)} fields, the header has {self.width}")
@@ -211,43 +225,6 @@ class _Reader:
             price, amount = _level(row[pi], row[ai], f"{name}.price", f"{name}.amount")
             out.add(sym, ts, side, price, amount, self.wholes, line)
         self.wholes += 1
-
-
-class _Lists:
-    """Rows read one at a time, made columns at the end of their block."""
-
-    def __init__(self) -> None:
-        self.cols: list[list[Any]] = [[] for _ in range(9)]
-
-    def add(
-        self, sym: int, ts: int, side: int, price: float, amount: str, whole: int, line: int
-    ) -> None:
-        mant, places = exact(amount)
-        for c, v in zip(
-            self.cols, (sym, ts, side, price, mant, places, float(amount), whole, line), strict=True
-        ):
-            c.append(v)
-
-    def arrays(self) -> _Part:
-        dtypes = (np.int32, np.int64, np.int8, np.float64, np.int64, np.int8, np.float64)
-        return tuple(
-            np.array(c, d) for c, d in zip(self.cols, (*dtypes, np.int64, np.int64), strict=True)
-        )
-
-
-def exact(amount: str) -> tuple[int, int]:
-    """A decimal as written as (mantissa, places), trailing zeros dropped; (0, -1) if it does not
-    fit (more than 18 digits, or more than 30 places): such amounts are taken as floats."""
-    _, digits, exp = Decimal(amount).as_tuple()
-    assert isinstance(exp, int)  # finite: `_level` refused the others
-    mant = int("".join(map(str, digits)) or "0")
-    if exp >= 0:
-        mant, exp = mant * 10**exp, 0
-    while exp < 0 and mant % 10 == 0:
-        mant, exp = mant // 10, exp + 1
-    if mant >= 2**63 or -exp > 30:
-        return 0, -1
-    return mant, -exp
 
 
 def _fast_l2(reader: _Reader, f: tp.Fields) -> _Part | None:

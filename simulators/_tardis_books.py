@@ -130,7 +130,7 @@ def _inferred(
     those amounts use, the first mid as the price."""
     n = len(names)
     places = np.zeros(n, np.intp)
-    np.maximum.at(places, sym, _price_places(price))
+    np.maximum.at(places, sym, price_places(price))
     bid, ask = np.full(n, -np.inf), np.full(n, np.inf)
     np.maximum.at(bid, sym[side == 0], price[side == 0])
     np.minimum.at(ask, sym[side == 1], price[side == 1])
@@ -139,6 +139,20 @@ def _inferred(
     first = np.ones(n)
     has = first_row < len(sym)
     first[has] = price[first_row[has]]
+    return inferred_universe(names, places, bid, ask, first, unit)
+
+
+def inferred_universe(
+    names: list[str],
+    places: NDArray[np.intp],
+    bid: NDArray[np.float64],
+    ask: NDArray[np.float64],
+    first: NDArray[np.float64],
+    unit: NDArray[np.float64],
+) -> Universe:
+    """The universe of symbols `names` from what their rows say: the most decimals a price
+    uses, the best bid and ask, the first price (1 if none), the size unit."""
+    first = first.copy()
     both = np.isfinite(bid) & np.isfinite(ask)
     first[both] = (bid[both] + ask[both]) / 2
     tick = 10.0 ** (-places.astype(np.float64))
@@ -149,7 +163,7 @@ def _inferred(
     return Universe.from_rows(rows, size_unit=unit)
 
 
-def _price_places(price: NDArray[np.float64]) -> NDArray[np.intp]:
+def price_places(price: NDArray[np.float64]) -> NDArray[np.intp]:
     """`_model.decimals` of each price, without its (rows x 10) work array: most prices are
     settled at their tick's places, so each pass looks only at those still open."""
     out = np.full(len(price), 9, np.intp)
@@ -180,6 +194,39 @@ def sizes(
     """Amounts (mant * 10**-places) as whole counts of each symbol's size unit, in integers
     where the unit divides them; the others through floats, as close to a count as rounding
     allows; finer ones are a UserError."""
+    out, rest, counts, bad = _counts(mant, places, amount, unit, sym)
+    if bad.any():
+        k = int(rest[np.argmax(bad)])
+        raise UserError(
+            f"{where(k)}: amount {_text(int(mant[k]), int(places[k]), float(amount[k]))} is not"
+            f" a whole number of the symbol's size unit {unit[sym[k]]:g} below 2**63 of them"
+            " (its ticks count sizes in it)"
+        )
+    out[rest] = counts.astype(np.uint64)
+    return out
+
+
+def unsized(
+    mant: NDArray[np.int64],
+    places: NDArray[np.int8],
+    amount: NDArray[np.float64],
+    unit: NDArray[np.float64],
+    sym: NDArray[np.intp],
+) -> NDArray[np.intp]:
+    """The rows whose amounts `sizes` refuses."""
+    _, rest, _, bad = _counts(mant, places, amount, unit, sym)
+    out: NDArray[np.intp] = rest[bad]
+    return out
+
+
+def _counts(
+    mant: NDArray[np.int64],
+    places: NDArray[np.int8],
+    amount: NDArray[np.float64],
+    unit: NDArray[np.float64],
+    sym: NDArray[np.intp],
+) -> tuple[NDArray[np.uint64], NDArray[np.intp], NDArray[np.float64], NDArray[np.bool_]]:
+    """`sizes`' counts in integers, the rows left to floats, their counts, which are bad."""
     j = decimals(unit)
     whole_unit = np.round(unit * 10.0**j).astype(np.int64)[sym]  # unit = whole_unit * 10**-j
     e = j[sym] - places.astype(np.int64)
@@ -198,15 +245,7 @@ def sizes(
     scaled = amount[rest] / unit[sym[rest]]
     counts = np.round(scaled)
     bad = (np.abs(scaled - counts) > 1e-6 * np.maximum(counts, 1)) | (counts >= 2**63)
-    if bad.any():
-        k = int(rest[np.argmax(bad)])
-        raise UserError(
-            f"{where(k)}: amount {_text(int(mant[k]), int(places[k]), float(amount[k]))} is not"
-            f" a whole number of the symbol's size unit {unit[sym[k]]:g} below 2**63 of them"
-            " (its ticks count sizes in it)"
-        )
-    out[rest] = counts.astype(np.uint64)
-    return out
+    return out, rest, counts, bad
 
 
 def _text(mant: int, places: int, value: float) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -30,15 +31,17 @@ _MAX_DIGITS = 18  # an int64 holds any 18-digit mantissa
 _MAX_US = (2**63 - 1) // 1000
 
 
-def blocks(path: Path) -> Iterator[tuple[bytes, int]]:
-    """`path`'s bytes in blocks of whole lines, each with the number of its first line."""
+def blocks(path: Path, size: int | None = None) -> Iterator[tuple[bytes, int]]:
+    """`path`'s bytes in blocks of whole lines (about `size` bytes, default `BLOCK_BYTES`),
+    each with the number of its first line."""
+    size = size or BLOCK_BYTES
     raw, stream = open_bytes(path)
     gz = stream is not raw
     try:
         carry, line, seen = b"", 1, 0
         while True:
             try:
-                data = stream.read(BLOCK_BYTES)
+                data = stream.read(size)
             except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
                 raise UserError(f"{path} line {line}: cannot read ({exc})") from None
             seen += len(data)
@@ -320,3 +323,40 @@ def symbols(f: Fields, col: int) -> tuple[list[str], NDArray[np.int64]] | None:
 
 def timestamps_ok(us: NDArray[np.int64]) -> bool:
     return bool((us <= _MAX_US).all())
+
+
+class Lists:
+    """Rows read one at a time, made columns at the end of their block."""
+
+    def __init__(self) -> None:
+        self.cols: list[list[Any]] = [[] for _ in range(9)]
+
+    def add(
+        self, sym: int, ts: int, side: int, price: float, amount: str, whole: int, line: int
+    ) -> None:
+        mant, places = exact(amount)
+        for c, v in zip(
+            self.cols, (sym, ts, side, price, mant, places, float(amount), whole, line), strict=True
+        ):
+            c.append(v)
+
+    def arrays(self) -> tuple[NDArray[Any], ...]:
+        dtypes = (np.int32, np.int64, np.int8, np.float64, np.int64, np.int8, np.float64)
+        return tuple(
+            np.array(c, d) for c, d in zip(self.cols, (*dtypes, np.int64, np.int64), strict=True)
+        )
+
+
+def exact(amount: str) -> tuple[int, int]:
+    """A decimal as written as (mantissa, places), trailing zeros dropped; (0, -1) if it does not
+    fit (more than 18 digits, or more than 30 places): such amounts are taken as floats."""
+    _, digits, exp = Decimal(amount).as_tuple()
+    assert isinstance(exp, int)  # finite: `_level` refused the others
+    mant = int("".join(map(str, digits)) or "0")
+    if exp >= 0:
+        mant, exp = mant * 10**exp, 0
+    while exp < 0 and mant % 10 == 0:
+        mant, exp = mant // 10, exp + 1
+    if mant >= 2**63 or -exp > 30:
+        return 0, -1
+    return mant, -exp

@@ -44,6 +44,7 @@ class Numbered(NamedTuple):
     snapshot: NDArray[np.bool_]  # the rows of each symbol's first whole book
     widest: int  # ticks of the widest side of any whole book
     ticks: TickBatch
+    units: NDArray[np.int64]  # each record's price in price units
 
 
 def number(
@@ -52,9 +53,13 @@ def number(
     tick: NDArray[np.int64],
     scale: NDArray[np.float64],
     want_tops: bool,
+    held: int = 0,
+    last: NDArray[np.int64] | None = None,
 ) -> Numbered:
     """The records of `rows` taken in `order` (time, stable; None: as they are); `tick` each
-    symbol's tick in price units, `scale` its price units per 1."""
+    symbol's tick in price units, `scale` its price units per 1. `held`: the first rows are
+    whole books the symbols hold already (first in time too), whose tops make no ticks; `last`:
+    each symbol's top before the rows (see `tops`), updated in place."""
     n_sym = len(tick)
     s = (
         rows
@@ -78,7 +83,7 @@ def number(
         by_id = np.argsort(ids)
         book_of = by_id[np.searchsorted(ids[by_id], rows.whole)]
         made = whole_records(rows.side, rows.units, rows.size, book_of, s.sym[anchor], anchor, tick)
-        return _laid_out(s, change, anchor, made, scale, want_tops)
+        return _laid_out(s, change, anchor, made, scale, want_tops, held, last)
     members = np.flatnonzero(rows.whole >= 0)
     members = members[stable_order(rows.whole[members])]  # file order within a book
     bounds = np.searchsorted(rows.whole[members], np.stack((ids, ids + 1)))
@@ -96,7 +101,7 @@ def number(
             if z:
                 book[side][u] = z
         wholes.take(a, book, first_event[s.sym[a]] == a, int(tick[s.sym[a]]))
-    return _laid_out(s, change, anchor, wholes, scale, want_tops)
+    return _laid_out(s, change, anchor, wholes, scale, want_tops, held, last)
 
 
 class _Wholes:
@@ -174,6 +179,8 @@ def _laid_out(
     wholes: _Wholes | Made,
     scale: NDArray[np.float64],
     want_tops: bool,
+    held: int,
+    last: NDArray[np.int64] | None,
 ) -> Numbered:
     """Changes and whole books' records in one stream, in time order, with their seqs."""
     k = np.array(wholes.counts, np.int64)
@@ -197,7 +204,7 @@ def _laid_out(
     size[dest] = np.array(wholes.size, np.uint64)
     inc[dest] = np.array(wholes.inc, np.int8)
     snap[dest] = np.array(wholes.snap, np.bool_)
-    asked[(offs[anchor] + k - 1)[k > 0]] = True
+    asked[(offs[anchor] + k - 1)[(k > 0) & (anchor >= held)]] = True
     for a, x in wholes.bumps:  # a book at seq 1 without levels: the symbol's next record is 2
         later = np.flatnonzero(sym[offs[a] :] == x)
         if len(later):
@@ -206,8 +213,8 @@ def _laid_out(
     out["price"] = units / scale[sym]
     ticks = np.zeros(0, TICK_DTYPE)
     if want_tops:
-        ticks = _ticks(sym, ts, side, units, size, asked, scale)
-    return Numbered(out, snap, min(max(wholes.widest, 20), MAX_DEPTH), ticks)
+        ticks = _ticks(sym, ts, side, units, size, asked, scale, last)
+    return Numbered(out, snap, min(max(wholes.widest, 20), MAX_DEPTH), ticks, units)
 
 
 def _running(sym: NDArray[np.integer], inc: NDArray[np.integer]) -> NDArray[np.int64]:
@@ -230,10 +237,11 @@ def _ticks(
     size: NDArray[np.uint64],
     asked: NDArray[np.bool_],
     scale: NDArray[np.float64],
+    before: NDArray[np.int64] | None,
 ) -> TickBatch:
     """A tick where a symbol's top (both sides, not crossed) differs from its last one; of
     those in a row for one symbol and time, the last."""
-    t = tops(sym, side, units, size, asked)  # where a symbol's top changed
+    t = tops(sym, side, units, size, asked, before)  # where a symbol's top changed
     at, s = t.at, sym[t.at]
     last = np.ones(len(at), np.bool_)  # the next tick is of another symbol or time
     last[:-1] = (s[1:] != s[:-1]) | (ts[at][1:] != ts[at][:-1])

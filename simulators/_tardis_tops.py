@@ -48,13 +48,16 @@ def tops(
     units: NDArray[np.int64],
     size: NDArray[np.uint64],
     asked: NDArray[np.bool_],
+    last: NDArray[np.int64] | None = None,
 ) -> Tops:
     """The top after each record where `asked` holds (see `Tops`), where it differs from the
-    symbol's top before (the one of its last asked record that had one)."""
+    symbol's top before (the one of its last asked record that had one). `last`: each symbol's
+    top before the records (bid, bid size, ask, ask size; -1: none yet), updated in place."""
     n_sym = int(sym.max()) + 1 if len(sym) else 0
     empty = np.empty(0, np.int64)
     live = _Levels(empty, empty, empty, np.empty(0, np.uint64))
-    last = np.full((n_sym, 4), -1, np.int64)  # each symbol's top so far (-1: none yet)
+    if last is None:
+        last = np.full((n_sym, 4), -1, np.int64)
     parts: list[Tops] = []
     lo = 0
     while lo < len(sym):

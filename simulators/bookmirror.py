@@ -20,6 +20,7 @@ from ._model import decimals
 from .book import LEVEL_DTYPE, ladder_dtype
 
 _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
+_BATCH = 256  # rows (and 8 a book) from which `_apply` goes in arrays (fewer: row by row)
 
 
 class _Book:
@@ -152,6 +153,11 @@ class BookMirror:
     def _apply(self, rows: NDArray[np.void]) -> None:
         sym = rows["sym"].astype(np.intp)
         units = np.round(rows["price"] * self._scale[sym]).astype(np.int64)
+        if len(rows) >= _BATCH:
+            ids, first = np.unique(sym, return_index=True)
+            if len(ids) * 8 <= len(rows):  # many rows a book: in arrays
+                self._apply_batch(rows, sym, units, ids, first)
+                return
         for s, side, u, size, seq, ts in zip(
             sym.tolist(),
             rows["side"].tolist(),
@@ -169,6 +175,52 @@ class BookMirror:
                 levels[u] = size
             else:
                 levels.pop(u, None)
+            book.seq, book.ts, book.heaps = seq, ts, None
+
+    def _apply_batch(
+        self,
+        rows: NDArray[np.void],
+        sym: NDArray[np.intp],
+        units: NDArray[np.int64],
+        ids: NDArray[np.intp],
+        first: NDArray[np.intp],
+    ) -> None:
+        """`_apply`'s loop in arrays, for a batch of many rows a book (`ids`: its symbols, and
+        `first` their first rows): each level's last write only, a side's new sizes put in one
+        dict update, its removals popped; each book's seq and ts its last row's. The same books
+        as row by row (their dicts keep another insertion order, which nothing reads)."""
+        n = len(rows)
+        side = rows["side"].astype(np.intp)
+        order = np.lexsort((units, side, sym))  # stable: a level's rows in order
+        k_sym, k_side, k_units = sym[order], side[order], units[order]
+        last = np.ones(n, np.bool_)
+        last[:-1] = (k_sym[1:] != k_sym[:-1]) | (k_side[1:] != k_side[:-1])
+        last[:-1] |= k_units[1:] != k_units[:-1]
+        pick = order[last]  # by symbol, side, price
+        for s in ids[np.argsort(first)].tolist():  # new books in the order the rows make them
+            if s not in self._books:
+                self._books[s] = _Book()
+        size = rows["size"][pick]
+        for put in (True, False):
+            got = pick[(size > 0) == put]
+            if not len(got):
+                continue
+            g_sym, g_side, g_units = sym[got], side[got], units[got].tolist()
+            g_size = rows["size"][got].tolist()
+            cut = np.flatnonzero((g_sym[1:] != g_sym[:-1]) | (g_side[1:] != g_side[:-1])) + 1
+            starts = [0, *cut.tolist()]
+            for a, b in zip(starts, [*starts[1:], len(got)], strict=True):
+                levels = self._books[int(g_sym[a])].levels[int(g_side[a])]
+                if put:
+                    levels.update(zip(g_units[a:b], g_size[a:b], strict=True))
+                else:
+                    for u in g_units[a:b]:
+                        levels.pop(u, None)
+        at = n - 1 - np.unique(sym[::-1], return_index=True)[1]  # each symbol's last row
+        for s, seq, ts in zip(
+            ids.tolist(), rows["seq"][at].tolist(), rows["ts"][at].tolist(), strict=True
+        ):
+            book = self._books[s]
             book.seq, book.ts, book.heaps = seq, ts, None
 
     def _load(self, book: _Book, s: int, rows: NDArray[np.void], seq: int) -> None:

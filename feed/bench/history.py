@@ -8,7 +8,8 @@
 - Resume of 10 s missed on `*` (rewind, every take, JSON), beside the snapshot a client gets
   without resume.
 - Replay at speed 0 from Parquet through the hub, beside the live generator through the hub.
-- Loading a Tardis book CSV for replay, per row, beside a quotes CSV (`replayload`).
+- A Tardis book CSV replayed, per row: to its first batch beside a quotes CSV, and whole,
+  streamed beside loaded whole (`replayload`).
 Imports no trio.
 """
 
@@ -28,7 +29,7 @@ from tickwire.simulators import Market, Universe
 from tickwire.simulators.ticks import TickBatch
 
 from ._table import Row, row
-from .replayload import replay_load_row
+from .replayload import replay_load_rows
 
 _MS = 1_000_000
 
@@ -37,7 +38,7 @@ def history_rows(quick: bool) -> list[Row]:
     rows = _delivery_rows(quick)
     rows += [_memory_row(Universe.default(), "default", quick)]
     rows += [_memory_row(Universe.synthetic(5000, 0), "5000 symbols", quick)]
-    rows += [_resume_row(quick), _replay_row(quick), replay_load_row(quick)]
+    rows += [_resume_row(quick), _replay_row(quick), *replay_load_rows(quick)]
     return rows
 
 
