@@ -163,23 +163,31 @@ class Events:
     def _quotes(self, ch: Chunk, o: _Order, t: _Trades) -> _Quotes:
         """Every event requotes from the efficient price; the spread grows with volatility."""
         sy = self.sy
-        x_now = ch.moved(o.step, o.s) + t.cum_impact[t.g]
-        x_now += np.repeat(sy.x - t.cum_impact[t.g0], o.per_sym)
+        x_now = ch.moved(o.step, o.s)
+        x_now += t.cum_impact.take(t.g)
+        x_now += (sy.x - t.cum_impact[t.g0]).take(o.s)
         play, widen, thin = self.play, None, None
         if play is not None and (play.has_moves or play.has_liquidity):
             moved_by, widen, thin = play.effects(o.rel_ns[o.by_sym] + ch.t0_ns, o.s)
             x_now += moved_by
-        price_ticks = np.exp(x_now) * np.repeat(1.0 / sy.tick, o.per_sym)
-        vol_ticks = np.repeat(sy.spread_k * sy.sigma * ch.own_vol, o.per_sym)
-        vol_ticks *= np.repeat(ch.vol_u, PATH_CELLS)[o.step] * price_ticks
+        price_ticks = np.exp(x_now, out=x_now)
+        price_ticks *= (1.0 / sy.tick).take(o.s)
+        vol_ticks = (sy.spread_k * sy.sigma * ch.own_vol).take(o.s)
+        per_step = np.repeat(ch.vol_u, PATH_CELLS).take(o.step)
+        per_step *= price_ticks
+        vol_ticks *= per_step
         if ch.vol_sym is not None:
             vol_ticks *= ch.vol_sym[o.step // PATH_CELLS, o.s]
-        total = len(o.code)
-        extra = np.minimum(np.floor(vol_ticks * self._rng.standard_exponential(total)), 20)
-        spread = 1 + extra.astype(np.int64)
+        extra = self._rng.standard_exponential(len(o.code))
+        extra *= vol_ticks
+        np.minimum(np.floor(extra, out=extra), 20, out=extra)
+        spread = extra.astype(np.int64)
+        spread += 1
         if widen is not None and play is not None and play.has_liquidity:
             spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
-        bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
+        half = spread / 2
+        np.subtract(price_ticks, half, out=half)
+        bid = np.maximum(np.round(half, out=half), 1, out=half).astype(np.int64)
         thin_sizes = thin is not None and play is not None and play.has_liquidity
         return _Quotes(price_ticks, bid, bid + spread, spread, thin, thin_sizes)
 
@@ -264,13 +272,18 @@ def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
     head = t.tr == o.seg_start[t.s_tr]
     prev_bid = np.where(head, sy.bid[t.s_tr], q.bid[t.tr - 1])
     prev_ask = np.where(head, sy.ask[t.s_tr], q.ask[t.tr - 1])
-    printed = np.concatenate(([0], np.where(t.buy, prev_ask, prev_bid)))
-    sizes = np.concatenate(([0], t.size))
-    traded = t.g > np.repeat(t.g0, per_sym)  # this symbol traded in this chunk by now
-    last_tk = np.where(traded, printed[t.g], np.repeat(sy.last_tk, per_sym))
-    last_sz = np.where(traded, sizes[t.g], np.repeat(sy.last_sz, per_sym))
-    volume = t.cum_size[t.g] + np.repeat(sy.volume - t.cum_size[t.g0], per_sym)
-    seq = np.arange(total) + np.repeat(sy.seq + 1 - o.seg_start, per_sym)
+    # Each symbol's state, then its trades, in one array: an event's print, size and volume
+    # are at `g + s` (its symbol's slot plus its trades so far), so no select per event.
+    n, m = len(sy.lot), len(t.tr)
+    slot, at_tr = t.g0 + np.arange(n), np.arange(1, m + 1) + t.s_tr
+    ext = np.empty((3, n + m), np.int64)
+    ext[:, slot] = sy.last_tk, sy.last_sz, sy.volume
+    ext[0, at_tr] = np.where(t.buy, prev_ask, prev_bid)
+    ext[1, at_tr] = t.size
+    ext[2, at_tr] = t.cum_size[1:] + (sy.volume - t.cum_size[t.g0])[t.s_tr]
+    at = t.g + o.s
+    last_tk, last_sz, volume = ext[0].take(at), ext[1].take(at), ext[2].take(at)
+    seq = np.arange(total) + (sy.seq + 1 - o.seg_start).take(o.s)
     flags = np.zeros(total, np.uint16)
     flags[t.tr] = np.where(t.buy, _TRADE | _BUY, _TRADE | _SELL)
     opening = np.flatnonzero((per_sym > 0) & ~sy.opened)
@@ -301,32 +314,47 @@ def _records(
     c: _Carried,
     quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
 ) -> TickBatch:
-    """Records in time order; what was computed in symbol order goes back through by_sym."""
+    """Records in time order; what was computed in symbol order is laid out in records in that
+    order, then moved to time order through by_sym at once (whole records, not field by field)."""
     total, by_sym, thin = len(o.code), o.by_sym, q.thin
-    out = np.empty(total, TICK_DTYPE)
+    sym_order = np.empty(total, TICK_DTYPE)
+    units, scale = sy.units.take(o.s), sy.scale.take(o.s)
+    sym_order["bid"] = q.bid * units / scale
+    sym_order["ask"] = q.ask * units / scale
+    sym_order["last"] = c.last_tk * units / scale
+    sym_order["seq"] = c.seq
+    sym_order["volume"] = c.volume
+    sym_order["flags"] = c.flags
+    sym_order["last_size"] = c.last_sz
+    bid_e = rng.standard_exponential(total)  # drawn all the same: books on or off, one stream
+    ask_e = rng.standard_exponential(total)
+    if quoted is not None:
+        sym_order["bid_size"], sym_order["ask_size"] = quoted
+    at = np.empty(total, np.intp)  # time order -> symbol order
+    at[by_sym] = np.arange(total)
+    out = np.take(sym_order.view(_RECORD), at).view(TICK_DTYPE)
     out["ts"] = o.rel_ns + t0_ns
     out["sym"] = o.sym
-    lot = sy.lot[o.sym]
-    out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-    out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-    if thin is not None and q.thin_sizes:  # fewer orders queue
-        thin_t = np.empty(total)
-        thin_t[by_sym] = thin
-        for f in ("bid_size", "ask_size"):
-            out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
-    if quoted is not None:  # drawn above all the same: books on or off, the same stream
-        out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
-    units, scale = np.repeat(sy.units, o.per_sym), np.repeat(sy.scale, o.per_sym)
-    out["bid"][by_sym] = q.bid * units / scale
-    out["ask"][by_sym] = q.ask * units / scale
-    out["last"][by_sym] = c.last_tk * units / scale
-    out["seq"][by_sym] = c.seq
-    out["volume"][by_sym] = c.volume
-    out["flags"][by_sym] = c.flags
-    out["last_size"][by_sym] = c.last_sz
+    if quoted is None:
+        lot = sy.lot[o.sym]
+        thin_t = None
+        if thin is not None and q.thin_sizes:  # fewer orders queue
+            thin_t = np.empty(total)
+            thin_t[by_sym] = thin
+        for f, e in (("bid_size", bid_e), ("ask_size", ask_e)):
+            e *= QUOTE_DEPTH
+            np.floor(e, out=e)
+            e += 1
+            e *= lot
+            if thin_t is not None:
+                out[f] = e
+                out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
+            else:
+                out[f] = e
     return out
 
 
 _TRADE, _BUY, _SELL, _OPEN = (
     int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
 )
+_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move

@@ -266,10 +266,18 @@ class Model:
         self, path: _Path, step: NDArray[np.int64], sym: NDArray[np.intp]
     ) -> NDArray[np.float64]:
         """The log-price move since the chunk began at each (10 ms step, symbol) pair."""
-        moved = path.own.ravel()[step * self._n + sym]
-        moved += self._beta[sym] * path.market[step]
-        moved += self._gamma[sym] * path.sector.ravel()[step * self._n_sectors + self._sec[sym]]
-        return np.asarray(moved, np.float64)
+        at = step * self._n
+        at += sym
+        moved = path.own.ravel().take(at)
+        part = self._beta.take(sym)
+        part *= path.market.take(step)
+        moved += part
+        np.multiply(step, self._n_sectors, out=at)
+        at += self._sec.take(sym)
+        part = path.sector.ravel().take(at)
+        part *= self._gamma.take(sym)
+        moved += part
+        return moved
 
 
 class _Path(NamedTuple):
