@@ -230,8 +230,11 @@ def _layout(
         who = code[start:end]
         who[:] = np.repeat(codes, counts[c])
         rng.shuffle(who)
-        spacing = np.cumsum(rng.standard_exponential(k + 1))
-        rel_ns[start:end] = spacing[:-1] * (GRID_NS / spacing[-1])
+        spacing = rng.standard_exponential(k + 1)
+        np.cumsum(spacing, out=spacing)
+        at = spacing[:-1]
+        at *= GRID_NS / spacing[-1]
+        rel_ns[start:end] = at
         rel_ns[start:end] += c * GRID_NS
     sym = code >> 1
     # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
@@ -252,7 +255,9 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     lot_tr = sy.lot[s_tr]
     buy = rng.random(m) < 0.5
     odd = rng.random(m) < ODD_LOT_P
-    lots = np.minimum(np.ceil(rng.pareto(SIZE_TAIL, m) + 1.0), MAX_SIZE).astype(np.int64)
+    lots_f = rng.pareto(SIZE_TAIL, m)
+    lots_f += 1.0
+    lots = np.minimum(np.ceil(lots_f, out=lots_f), MAX_SIZE, out=lots_f).astype(np.int64)
     size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
     size = np.minimum(size, MAX_SIZE)
     impact = (sy.impact * sy.tick / np.exp(sy.x))[s_tr] * np.log1p(size / lot_tr)
@@ -277,7 +282,7 @@ def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
     n, m = len(sy.lot), len(t.tr)
     slot, at_tr = t.g0 + np.arange(n), np.arange(1, m + 1) + t.s_tr
     ext = np.empty((3, n + m), np.int64)
-    ext[:, slot] = sy.last_tk, sy.last_sz, sy.volume
+    ext[0, slot], ext[1, slot], ext[2, slot] = sy.last_tk, sy.last_sz, sy.volume
     ext[0, at_tr] = np.where(t.buy, prev_ask, prev_bid)
     ext[1, at_tr] = t.size
     ext[2, at_tr] = t.cum_size[1:] + (sy.volume - t.cum_size[t.g0])[t.s_tr]
@@ -285,7 +290,7 @@ def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
     last_tk, last_sz, volume = ext[0].take(at), ext[1].take(at), ext[2].take(at)
     seq = np.arange(total) + (sy.seq + 1 - o.seg_start).take(o.s)
     flags = np.zeros(total, np.uint16)
-    flags[t.tr] = np.where(t.buy, _TRADE | _BUY, _TRADE | _SELL)
+    flags[t.tr] = np.where(t.buy, np.uint16(_TRADE | _BUY), np.uint16(_TRADE | _SELL))
     opening = np.flatnonzero((per_sym > 0) & ~sy.opened)
     flags[o.seg_start[opening]] |= _OPEN
     return _Carried(last_tk, last_sz, volume, seq, flags)

@@ -347,7 +347,7 @@ class Market(Model):
     def _retire(self) -> None:
         """Fold the fully released pending chunk into the snapshot: its last record per symbol."""
         ids = np.flatnonzero(self._pending_last >= 0)
-        self._last.view(_RECORD)[ids] = self._pending.view(_RECORD)[self._pending_last[ids]]
+        self._last.view(_RECORD)[ids] = self._pending.view(_RECORD).take(self._pending_last[ids])
 
     def _chunk(self) -> Slices[_Made]:
         """A chunk in slices (`_ahead`): the records in event order, more in `_Made`.
