@@ -132,6 +132,9 @@ class Events:
     ) -> None:
         self.sy, self._rng, self._cells = sy, rng, cells
         self._book, self.play = book, play
+        # ticks * units / scale with every units 1 and one scale is ticks / scale, exactly
+        one_scale = bool((sy.units == 1).all() and (sy.scale == sy.scale[0]).all())
+        self._scale: float | None = float(sy.scale[0]) if one_scale and len(sy.scale) else None
 
     def make(self, ch: Chunk) -> Slices[tuple[TickBatch, NDArray[np.intp], Held | None]]:
         """All events of a chunk, in slices (`_ahead`): the records, each symbol's last record
@@ -150,7 +153,7 @@ class Events:
             held, quoted = yield from self._book_step(ch.t0_ns, order, trades, q)
             yield
         last = _commit(sy, order, trades, q, carried)
-        out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
+        out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted, self._scale)
         play = self.play
         if play is not None and play.fat:
             state = {"seq": sy.seq, "volume": sy.volume, "last_tk": sy.last_tk}
@@ -318,15 +321,21 @@ def _records(
     q: _Quotes,
     c: _Carried,
     quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
+    one_scale: float | None,
 ) -> TickBatch:
-    """Records in time order; what was computed in symbol order is laid out in records in that
-    order, then moved to time order through by_sym at once (whole records, not field by field)."""
+    """Records in time order: what was computed in symbol order is laid out as records in that
+    order, then gathered into time order at once (whole records, not field by field)."""
     total, by_sym, thin = len(o.code), o.by_sym, q.thin
     sym_order = np.empty(total, TICK_DTYPE)
-    units, scale = sy.units.take(o.s), sy.scale.take(o.s)
-    sym_order["bid"] = q.bid * units / scale
-    sym_order["ask"] = q.ask * units / scale
-    sym_order["last"] = c.last_tk * units / scale
+    if one_scale is not None:  # every symbol's prices are ticks / one_scale
+        sym_order["bid"] = q.bid / one_scale
+        sym_order["ask"] = q.ask / one_scale
+        sym_order["last"] = c.last_tk / one_scale
+    else:
+        units, scale = sy.units.take(o.s), sy.scale.take(o.s)
+        sym_order["bid"] = q.bid * units / scale
+        sym_order["ask"] = q.ask * units / scale
+        sym_order["last"] = c.last_tk * units / scale
     sym_order["seq"] = c.seq
     sym_order["volume"] = c.volume
     sym_order["flags"] = c.flags
@@ -337,15 +346,14 @@ def _records(
         sym_order["bid_size"], sym_order["ask_size"] = quoted
     at = np.empty(total, np.intp)  # time order -> symbol order
     at[by_sym] = np.arange(total)
-    out = np.take(sym_order.view(_RECORD), at).view(TICK_DTYPE)
+    out = sym_order.take(at)  # a gather is cheaper than a scatter through by_sym
     out["ts"] = o.rel_ns + t0_ns
     out["sym"] = o.sym
     if quoted is None:
         lot = sy.lot[o.sym]
         thin_t = None
         if thin is not None and q.thin_sizes:  # fewer orders queue
-            thin_t = np.empty(total)
-            thin_t[by_sym] = thin
+            thin_t = thin.take(at)
         for f, e in (("bid_size", bid_e), ("ask_size", ask_e)):
             e *= QUOTE_DEPTH
             np.floor(e, out=e)
@@ -362,4 +370,3 @@ def _records(
 _TRADE, _BUY, _SELL, _OPEN = (
     int(f) for f in (TickFlag.TRADE, TickFlag.BUY, TickFlag.SELL, TickFlag.OPEN)
 )
-_RECORD = np.dtype((np.void, TICK_DTYPE.itemsize))  # records as opaque bytes: fast to move
