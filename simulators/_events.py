@@ -252,7 +252,7 @@ def _layout(
 def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     """Side, size (round lots with a Pareto tail, or an odd lot) and impact of each trade."""
     n = len(sy.lot)
-    is_trade = (o.code[o.by_sym] & 1) == 0
+    is_trade = ((o.code & 1) == 0)[o.by_sym]  # a gather of bytes, not of codes
     tr = np.flatnonzero(is_trade)
     m, s_tr = tr.size, o.s[tr]
     lot_tr = sy.lot[s_tr]
@@ -277,20 +277,22 @@ def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
     """Last print, last size, volume, seq and flags of every event (symbol order)."""
     per_sym, total = o.per_sym, len(o.code)
     # a trade prints at the quote in force before it: its segment's previous event, or state
-    head = t.tr == o.seg_start[t.s_tr]
-    prev_bid = np.where(head, sy.bid[t.s_tr], q.bid[t.tr - 1])
-    prev_ask = np.where(head, sy.ask[t.s_tr], q.ask[t.tr - 1])
+    before = t.tr - 1  # -1 (the first event) is a segment's head, fixed below
+    printed = np.where(t.buy, q.ask.take(before), q.bid.take(before))
+    head = np.flatnonzero(t.tr == o.seg_start[t.s_tr])
+    s_head = t.s_tr[head]
+    printed[head] = np.where(t.buy[head], sy.ask[s_head], sy.bid[s_head])
     # Each symbol's state, then its trades, in one array: an event's print, size and volume
     # are at `g + s` (its symbol's slot plus its trades so far), so no select per event.
     n, m = len(sy.lot), len(t.tr)
     slot, at_tr = t.g0 + np.arange(n), np.arange(1, m + 1) + t.s_tr
     ext = np.empty((3, n + m), np.int64)
-    ext[0, slot], ext[1, slot], ext[2, slot] = sy.last_tk, sy.last_sz, sy.volume
-    ext[0, at_tr] = np.where(t.buy, prev_ask, prev_bid)
-    ext[1, at_tr] = t.size
-    ext[2, at_tr] = t.cum_size[1:] + (sy.volume - t.cum_size[t.g0])[t.s_tr]
+    ext_tk, ext_sz, ext_vol = ext  # rows: 1-d fancy assignment is the fast one
+    ext_tk[slot], ext_sz[slot], ext_vol[slot] = sy.last_tk, sy.last_sz, sy.volume
+    ext_tk[at_tr], ext_sz[at_tr] = printed, t.size
+    ext_vol[at_tr] = t.cum_size[1:] + (sy.volume - t.cum_size[t.g0])[t.s_tr]
     at = t.g + o.s
-    last_tk, last_sz, volume = ext[0].take(at), ext[1].take(at), ext[2].take(at)
+    last_tk, last_sz, volume = ext_tk.take(at), ext_sz.take(at), ext_vol.take(at)
     seq = np.arange(total) + (sy.seq + 1 - o.seg_start).take(o.s)
     flags = np.zeros(total, np.uint16)
     flags[t.tr] = np.where(t.buy, np.uint16(_TRADE | _BUY), np.uint16(_TRADE | _SELL))
