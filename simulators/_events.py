@@ -15,6 +15,7 @@ ticks; never `market`, which calls it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -258,9 +259,7 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     lot_tr = sy.lot[s_tr]
     buy = rng.random(m) < 0.5
     odd = rng.random(m) < ODD_LOT_P
-    lots_f = rng.pareto(SIZE_TAIL, m)
-    lots_f += 1.0
-    lots = np.minimum(np.ceil(lots_f, out=lots_f), MAX_SIZE, out=lots_f).astype(np.int64)
+    lots = pareto_lots(rng.standard_exponential(m))  # rng.pareto(SIZE_TAIL, m)'s draws
     size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
     size = np.minimum(size, MAX_SIZE)
     impact = (sy.impact * sy.tick / np.exp(sy.x))[s_tr] * np.log1p(size / lot_tr)
@@ -271,6 +270,24 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     cum_impact = np.concatenate(([0.0], np.cumsum(impact)))
     cum_size = np.concatenate(([0], np.cumsum(size)))
     return _Trades(tr, s_tr, buy, size, g, g0, cum_impact, cum_size)
+
+
+def pareto_lots(e: NDArray[np.float64]) -> NDArray[np.int64]:
+    """ceil(1 + Pareto(SIZE_TAIL)) lots, at most MAX_SIZE, from standard exponentials `e`
+    (overwritten): what `rng.pareto` makes of the same draws, expm1(e / SIZE_TAIL).
+
+    numpy's vector expm1 is ~4x faster than the libm one `pareto` calls and within a few ulp
+    of it, so only a value that close to a whole number can round up differently: those few
+    are made again with libm's, which keeps every seed's sizes as they were."""
+    e /= SIZE_TAIL
+    p = np.expm1(e)
+    p += 1.0
+    lots = np.ceil(p)
+    gap = lots - p  # to the whole number above: near 0 or near 1 is near a whole number
+    near = np.flatnonzero((gap <= 1e-12 * lots) | (gap >= 1 - 1e-12 * lots))
+    for i in near.tolist():  # about one draw in 10^11
+        lots[i] = math.ceil(math.expm1(float(e[i])) + 1.0)
+    return np.minimum(lots, MAX_SIZE, out=lots).astype(np.int64)
 
 
 def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
