@@ -259,7 +259,7 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     lot_tr = sy.lot[s_tr]
     buy = rng.random(m) < 0.5
     odd = rng.random(m) < ODD_LOT_P
-    lots = pareto_lots(rng.standard_exponential(m))  # rng.pareto(SIZE_TAIL, m)'s draws
+    lots = trade_lots(rng.standard_exponential(m))  # rng.pareto(SIZE_TAIL, m)'s draws
     size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
     size = np.minimum(size, MAX_SIZE)
     impact = (sy.impact * sy.tick / np.exp(sy.x))[s_tr] * np.log1p(size / lot_tr)
@@ -272,9 +272,10 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     return _Trades(tr, s_tr, buy, size, g, g0, cum_impact, cum_size)
 
 
-def pareto_lots(e: NDArray[np.float64]) -> NDArray[np.int64]:
+def trade_lots(e: NDArray[np.float64]) -> NDArray[np.int64]:
     """ceil(1 + Pareto(SIZE_TAIL)) lots, at most MAX_SIZE, from standard exponentials `e`
-    (overwritten): what `rng.pareto` makes of the same draws, expm1(e / SIZE_TAIL).
+    (overwritten): what `rng.pareto` makes of the same draws, expm1(e / SIZE_TAIL); the
+    ceil twin of `_book_kernels.pareto_lots`.
 
     numpy's vector expm1 is ~4x faster than the libm one `pareto` calls and within a few ulp
     of it, so only a value that close to a whole number can round up differently: those few

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tickwire.simulators import Market, Universe
-from tickwire.simulators._events import MAX_SIZE, SIZE_TAIL, pareto_lots
+from tickwire.simulators._events import MAX_SIZE, SIZE_TAIL, trade_lots
 from tickwire.simulators.scenario import parse
 
 S = 10**9
@@ -63,7 +63,7 @@ def test_a_seed_gives_the_bytes_it_gave(case: str, expected: str) -> None:
 
 def test_pareto_lots_are_what_rng_pareto_makes_of_the_same_draws() -> None:
     tail = np.minimum(np.ceil(np.random.default_rng(3).pareto(SIZE_TAIL, 10**6) + 1.0), MAX_SIZE)
-    lots = pareto_lots(np.random.default_rng(3).standard_exponential(10**6))
+    lots = trade_lots(np.random.default_rng(3).standard_exponential(10**6))
     assert lots.dtype == np.int64
     assert np.array_equal(lots, tail)
 
@@ -75,4 +75,4 @@ def test_pareto_lots_round_up_as_libm_does_next_to_whole_numbers() -> None:
     e = np.log1p(np.arange(1.0, 20_001.0)) * SIZE_TAIL
     e = np.concatenate([np.nextafter(e, 0), e, np.nextafter(e, np.inf)])
     expected = [min(math.ceil(math.expm1(x / SIZE_TAIL) + 1.0), MAX_SIZE) for x in e.tolist()]
-    assert pareto_lots(e.copy()).tolist() == expected
+    assert trade_lots(e.copy()).tolist() == expected
