@@ -279,6 +279,13 @@ class Model:
         moved += part
         return moved
 
+    def _moved_by_end(self, path: _Path) -> NDArray[np.float64]:
+        """`_moved` at the chunk's last step for every symbol, without the index arithmetic."""
+        moved = path.own[-1].copy()
+        moved += self._beta * path.market[-1]
+        moved += self._gamma * path.sector[-1].take(self._sec)
+        return moved
+
 
 class _Path(NamedTuple):
     """A chunk's log-price moves per 10 ms step, in parts: beta x market + gamma x sector + own."""
