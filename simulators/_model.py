@@ -281,7 +281,7 @@ class Model:
 
     def _moved_by_end(self, path: _Path) -> NDArray[np.float64]:
         """`_moved` at the chunk's last step for every symbol, without the index arithmetic."""
-        moved = path.own[-1].copy()
+        moved: NDArray[np.float64] = path.own[-1].copy()
         moved += self._beta * path.market[-1]
         moved += self._gamma * path.sector[-1].take(self._sec)
         return moved
