@@ -239,11 +239,12 @@ def _layout(
         at = spacing[:-1]
         at *= GRID_NS / spacing[-1]
         rel_ns[start:end] = at
-        rel_ns[start:end] += c * GRID_NS
+        if c:
+            rel_ns[start:end] += c * GRID_NS
     sym = code >> 1
     # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
     by_sym = np.argsort(sym.astype(np.uint16), kind="stable")
-    per_sym = np.bincount(sym, minlength=n)
+    per_sym = n_tr.sum(axis=0) + n_q.sum(axis=0)  # np.bincount(sym), from the counts
     seg_start = np.cumsum(per_sym) - per_sym
     s = np.repeat(np.arange(n), per_sym)
     step = rel_ns[by_sym] // (GRID_NS // PATH_CELLS)
