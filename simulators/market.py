@@ -11,7 +11,8 @@ called, nor on slices made ahead. Event times are uniform inside their cell.
 refuse a universe it cannot generate in real time.
 
 Per chunk, for all symbols at once (the only Python loops run over cells: the Hawkes recursion,
-and laying out each cell's events in time order, which spares a sort):
+and laying out each cell's events in time order, which spares a sort; and over 10 ms steps to
+sum a wide universe's price path, a row at a time):
 - efficient log-price: market factor x beta + sector factor + idiosyncratic diffusion, Student-t
   jumps, and the impact of each trade (buys up, sells down);
 - volatility: superposed Ornstein-Uhlenbeck log-volatility components (10 min to a session) for the
