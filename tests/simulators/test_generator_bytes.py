@@ -61,14 +61,14 @@ def test_a_seed_gives_the_bytes_it_gave(case: str, expected: str) -> None:
     assert _case(case) == expected
 
 
-def test_pareto_lots_are_what_rng_pareto_makes_of_the_same_draws() -> None:
+def test_trade_lots_are_what_rng_pareto_makes_of_the_same_draws() -> None:
     tail = np.minimum(np.ceil(np.random.default_rng(3).pareto(SIZE_TAIL, 10**6) + 1.0), MAX_SIZE)
     lots = trade_lots(np.random.default_rng(3).standard_exponential(10**6))
     assert lots.dtype == np.int64
     assert np.array_equal(lots, tail)
 
 
-def test_pareto_lots_round_up_as_libm_does_next_to_whole_numbers() -> None:
+def test_trade_lots_round_up_as_libm_does_next_to_whole_numbers() -> None:
     """Draws whose Pareto value is a whole number or an ulp from one: the vector expm1 may
     land on the other side of it (on an AVX-512 machine it does for some of these), libm's (the
     one `rng.pareto` calls) decides."""
