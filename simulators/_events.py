@@ -15,6 +15,7 @@ ticks; never `market`, which calls it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -132,6 +133,9 @@ class Events:
     ) -> None:
         self.sy, self._rng, self._cells = sy, rng, cells
         self._book, self.play = book, play
+        # ticks * units / scale with every units 1 and one scale is ticks / scale, exactly
+        one_scale = bool((sy.units == 1).all() and (sy.scale == sy.scale[0]).all())
+        self._scale: float | None = float(sy.scale[0]) if one_scale and len(sy.scale) else None
 
     def make(self, ch: Chunk) -> Slices[tuple[TickBatch, NDArray[np.intp], Held | None]]:
         """All events of a chunk, in slices (`_ahead`): the records, each symbol's last record
@@ -150,7 +154,7 @@ class Events:
             held, quoted = yield from self._book_step(ch.t0_ns, order, trades, q)
             yield
         last = _commit(sy, order, trades, q, carried)
-        out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted)
+        out = _records(rng, sy, ch.t0_ns, order, q, carried, quoted, self._scale)
         play = self.play
         if play is not None and play.fat:
             state = {"seq": sy.seq, "volume": sy.volume, "last_tk": sy.last_tk}
@@ -163,23 +167,31 @@ class Events:
     def _quotes(self, ch: Chunk, o: _Order, t: _Trades) -> _Quotes:
         """Every event requotes from the efficient price; the spread grows with volatility."""
         sy = self.sy
-        x_now = ch.moved(o.step, o.s) + t.cum_impact[t.g]
-        x_now += np.repeat(sy.x - t.cum_impact[t.g0], o.per_sym)
+        x_now = ch.moved(o.step, o.s)
+        x_now += t.cum_impact.take(t.g)
+        x_now += (sy.x - t.cum_impact[t.g0]).take(o.s)
         play, widen, thin = self.play, None, None
         if play is not None and (play.has_moves or play.has_liquidity):
             moved_by, widen, thin = play.effects(o.rel_ns[o.by_sym] + ch.t0_ns, o.s)
             x_now += moved_by
-        price_ticks = np.exp(x_now) * np.repeat(1.0 / sy.tick, o.per_sym)
-        vol_ticks = np.repeat(sy.spread_k * sy.sigma * ch.own_vol, o.per_sym)
-        vol_ticks *= np.repeat(ch.vol_u, PATH_CELLS)[o.step] * price_ticks
+        price_ticks = np.exp(x_now, out=x_now)
+        price_ticks *= (1.0 / sy.tick).take(o.s)
+        vol_ticks = (sy.spread_k * sy.sigma * ch.own_vol).take(o.s)
+        per_step = np.repeat(ch.vol_u, PATH_CELLS).take(o.step)
+        per_step *= price_ticks
+        vol_ticks *= per_step
         if ch.vol_sym is not None:
             vol_ticks *= ch.vol_sym[o.step // PATH_CELLS, o.s]
-        total = len(o.code)
-        extra = np.minimum(np.floor(vol_ticks * self._rng.standard_exponential(total)), 20)
-        spread = 1 + extra.astype(np.int64)
+        extra = self._rng.standard_exponential(len(o.code))
+        extra *= vol_ticks
+        np.minimum(np.floor(extra, out=extra), 20, out=extra)
+        spread = extra.astype(np.int64)
+        spread += 1
         if widen is not None and play is not None and play.has_liquidity:
             spread = np.maximum(1, np.round(spread * widen)).astype(np.int64)
-        bid = np.maximum(1, np.round(price_ticks - spread / 2)).astype(np.int64)
+        half = spread / 2
+        np.subtract(price_ticks, half, out=half)
+        bid = np.maximum(np.round(half, out=half), 1, out=half).astype(np.int64)
         thin_sizes = thin is not None and play is not None and play.has_liquidity
         return _Quotes(price_ticks, bid, bid + spread, spread, thin, thin_sizes)
 
@@ -222,13 +234,17 @@ def _layout(
         who = code[start:end]
         who[:] = np.repeat(codes, counts[c])
         rng.shuffle(who)
-        spacing = np.cumsum(rng.standard_exponential(k + 1))
-        rel_ns[start:end] = spacing[:-1] * (GRID_NS / spacing[-1])
-        rel_ns[start:end] += c * GRID_NS
+        spacing = rng.standard_exponential(k + 1)
+        np.cumsum(spacing, out=spacing)
+        at = spacing[:-1]
+        at *= GRID_NS / spacing[-1]
+        rel_ns[start:end] = at
+        if c:
+            rel_ns[start:end] += c * GRID_NS
     sym = code >> 1
     # symbol order: one segment per symbol, in time order (radix sort on 16 bits is linear)
     by_sym = np.argsort(sym.astype(np.uint16), kind="stable")
-    per_sym = np.bincount(sym, minlength=n)
+    per_sym = n_tr.sum(axis=0) + n_q.sum(axis=0)  # np.bincount(sym), from the counts
     seg_start = np.cumsum(per_sym) - per_sym
     s = np.repeat(np.arange(n), per_sym)
     step = rel_ns[by_sym] // (GRID_NS // PATH_CELLS)
@@ -238,13 +254,13 @@ def _layout(
 def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     """Side, size (round lots with a Pareto tail, or an odd lot) and impact of each trade."""
     n = len(sy.lot)
-    is_trade = (o.code[o.by_sym] & 1) == 0
+    is_trade = ((o.code & 1) == 0)[o.by_sym]  # a gather of bytes, not of codes
     tr = np.flatnonzero(is_trade)
     m, s_tr = tr.size, o.s[tr]
     lot_tr = sy.lot[s_tr]
     buy = rng.random(m) < 0.5
     odd = rng.random(m) < ODD_LOT_P
-    lots = np.minimum(np.ceil(rng.pareto(SIZE_TAIL, m) + 1.0), MAX_SIZE).astype(np.int64)
+    lots = trade_lots(rng.standard_exponential(m))  # rng.pareto(SIZE_TAIL, m)'s draws
     size = np.where(odd, rng.integers(1, np.maximum(lot_tr, 2)), lots * lot_tr)
     size = np.minimum(size, MAX_SIZE)
     impact = (sy.impact * sy.tick / np.exp(sy.x))[s_tr] * np.log1p(size / lot_tr)
@@ -257,22 +273,48 @@ def _trades(rng: np.random.Generator, sy: Symbols, o: _Order) -> _Trades:
     return _Trades(tr, s_tr, buy, size, g, g0, cum_impact, cum_size)
 
 
+def trade_lots(e: NDArray[np.float64]) -> NDArray[np.int64]:
+    """ceil(1 + Pareto(SIZE_TAIL)) lots, at most MAX_SIZE, from standard exponentials `e`
+    (overwritten): what `rng.pareto` makes of the same draws, expm1(e / SIZE_TAIL); the
+    ceil twin of `_book_kernels.pareto_lots`.
+
+    numpy's vector expm1 is ~4x faster than the libm one `pareto` calls and within a few ulp
+    of it, so only a value that close to a whole number can round up differently: those few
+    are made again with libm's, which keeps every seed's sizes as they were."""
+    e /= SIZE_TAIL
+    p = np.expm1(e)
+    p += 1.0
+    lots = np.ceil(p)
+    gap = lots - p  # to the whole number above: near 0 or near 1 is near a whole number
+    near = np.flatnonzero((gap <= 1e-12 * lots) | (gap >= 1 - 1e-12 * lots))
+    for i in near.tolist():  # about one draw in 10^11
+        lots[i] = math.ceil(math.expm1(float(e[i])) + 1.0)
+    return np.minimum(lots, MAX_SIZE, out=lots).astype(np.int64)
+
+
 def _carry(sy: Symbols, o: _Order, t: _Trades, q: _Quotes) -> _Carried:
     """Last print, last size, volume, seq and flags of every event (symbol order)."""
     per_sym, total = o.per_sym, len(o.code)
     # a trade prints at the quote in force before it: its segment's previous event, or state
-    head = t.tr == o.seg_start[t.s_tr]
-    prev_bid = np.where(head, sy.bid[t.s_tr], q.bid[t.tr - 1])
-    prev_ask = np.where(head, sy.ask[t.s_tr], q.ask[t.tr - 1])
-    printed = np.concatenate(([0], np.where(t.buy, prev_ask, prev_bid)))
-    sizes = np.concatenate(([0], t.size))
-    traded = t.g > np.repeat(t.g0, per_sym)  # this symbol traded in this chunk by now
-    last_tk = np.where(traded, printed[t.g], np.repeat(sy.last_tk, per_sym))
-    last_sz = np.where(traded, sizes[t.g], np.repeat(sy.last_sz, per_sym))
-    volume = t.cum_size[t.g] + np.repeat(sy.volume - t.cum_size[t.g0], per_sym)
-    seq = np.arange(total) + np.repeat(sy.seq + 1 - o.seg_start, per_sym)
+    before = t.tr - 1  # -1 (the first event) is a segment's head, fixed below
+    printed = np.where(t.buy, q.ask.take(before), q.bid.take(before))
+    head = np.flatnonzero(t.tr == o.seg_start[t.s_tr])
+    s_head = t.s_tr[head]
+    printed[head] = np.where(t.buy[head], sy.ask[s_head], sy.bid[s_head])
+    # Each symbol's state, then its trades, in one array: an event's print, size and volume
+    # are at `g + s` (its symbol's slot plus its trades so far), so no select per event.
+    n, m = len(sy.lot), len(t.tr)
+    slot, at_tr = t.g0 + np.arange(n), np.arange(1, m + 1) + t.s_tr
+    ext = np.empty((3, n + m), np.int64)
+    ext_tk, ext_sz, ext_vol = ext  # rows: 1-d fancy assignment is the fast one
+    ext_tk[slot], ext_sz[slot], ext_vol[slot] = sy.last_tk, sy.last_sz, sy.volume
+    ext_tk[at_tr], ext_sz[at_tr] = printed, t.size
+    ext_vol[at_tr] = t.cum_size[1:] + (sy.volume - t.cum_size[t.g0])[t.s_tr]
+    at = t.g + o.s
+    last_tk, last_sz, volume = ext_tk.take(at), ext_sz.take(at), ext_vol.take(at)
+    seq = np.arange(total) + (sy.seq + 1 - o.seg_start).take(o.s)
     flags = np.zeros(total, np.uint16)
-    flags[t.tr] = np.where(t.buy, _TRADE | _BUY, _TRADE | _SELL)
+    flags[t.tr] = np.where(t.buy, np.uint16(_TRADE | _BUY), np.uint16(_TRADE | _SELL))
     opening = np.flatnonzero((per_sym > 0) & ~sy.opened)
     flags[o.seg_start[opening]] |= _OPEN
     return _Carried(last_tk, last_sz, volume, seq, flags)
@@ -300,30 +342,49 @@ def _records(
     q: _Quotes,
     c: _Carried,
     quoted: tuple[NDArray[np.int64], NDArray[np.int64]] | None,
+    one_scale: float | None,
 ) -> TickBatch:
-    """Records in time order; what was computed in symbol order goes back through by_sym."""
+    """Records in time order: what was computed in symbol order is laid out as records in that
+    order, then gathered into time order at once (whole records, not field by field)."""
     total, by_sym, thin = len(o.code), o.by_sym, q.thin
-    out = np.empty(total, TICK_DTYPE)
+    sym_order = np.empty(total, TICK_DTYPE)
+    if one_scale is not None:  # every symbol's prices are ticks / one_scale
+        sym_order["bid"] = q.bid / one_scale
+        sym_order["ask"] = q.ask / one_scale
+        sym_order["last"] = c.last_tk / one_scale
+    else:
+        units, scale = sy.units.take(o.s), sy.scale.take(o.s)
+        sym_order["bid"] = q.bid * units / scale
+        sym_order["ask"] = q.ask * units / scale
+        sym_order["last"] = c.last_tk * units / scale
+    sym_order["seq"] = c.seq
+    sym_order["volume"] = c.volume
+    sym_order["flags"] = c.flags
+    sym_order["last_size"] = c.last_sz
+    bid_e = rng.standard_exponential(total)  # drawn all the same: books on or off, one stream
+    ask_e = rng.standard_exponential(total)
+    if quoted is not None:
+        sym_order["bid_size"], sym_order["ask_size"] = quoted
+    at = np.empty(total, np.intp)  # time order -> symbol order
+    at[by_sym] = np.arange(total)
+    out = sym_order.take(at)  # a gather is cheaper than a scatter through by_sym
     out["ts"] = o.rel_ns + t0_ns
     out["sym"] = o.sym
-    lot = sy.lot[o.sym]
-    out["bid_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-    out["ask_size"] = lot * (1 + np.floor(QUOTE_DEPTH * rng.standard_exponential(total)))
-    if thin is not None and q.thin_sizes:  # fewer orders queue
-        thin_t = np.empty(total)
-        thin_t[by_sym] = thin
-        for f in ("bid_size", "ask_size"):
-            out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
-    if quoted is not None:  # drawn above all the same: books on or off, the same stream
-        out["bid_size"][by_sym], out["ask_size"][by_sym] = quoted
-    units, scale = np.repeat(sy.units, o.per_sym), np.repeat(sy.scale, o.per_sym)
-    out["bid"][by_sym] = q.bid * units / scale
-    out["ask"][by_sym] = q.ask * units / scale
-    out["last"][by_sym] = c.last_tk * units / scale
-    out["seq"][by_sym] = c.seq
-    out["volume"][by_sym] = c.volume
-    out["flags"][by_sym] = c.flags
-    out["last_size"][by_sym] = c.last_sz
+    if quoted is None:
+        lot = sy.lot[o.sym]
+        thin_t = None
+        if thin is not None and q.thin_sizes:  # fewer orders queue
+            thin_t = thin.take(at)
+        for f, e in (("bid_size", bid_e), ("ask_size", ask_e)):
+            e *= QUOTE_DEPTH
+            np.floor(e, out=e)
+            e += 1
+            e *= lot
+            if thin_t is not None:
+                out[f] = e
+                out[f] = lot * (1 + np.floor((out[f] // lot - 1) * thin_t))
+            else:
+                out[f] = e
     return out
 
 

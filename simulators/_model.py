@@ -112,6 +112,7 @@ class Model:
         self._lev = 0.0
         self._h_own = ref.normal(0, 1, (2, n)) * OWN_VOL_SD  # own log-vol components
         self._excite = np.zeros(n)
+        self._own_kept = np.empty((0, n))  # the chunk's own moves (`_own_steps`)
         self._volume = np.zeros(n, np.int64)
         self._last_tk = np.zeros(n, np.int64)  # last trade in ticks, as generated (ahead)
         self._last_sz = np.zeros(n, np.int64)
@@ -188,14 +189,19 @@ class Model:
         sq = np.sqrt(dt / PATH_CELLS) * np.repeat(vol_u, PATH_CELLS)  # (steps,)
         z_m = rng.standard_normal(steps)
         z_sec = rng.standard_normal((steps, self._n_sectors))
-        own = rng.standard_normal((steps, n))
+        own = self._own_steps(steps)
+        rng.standard_normal(out=own)  # into a kept array: the same draws, no fresh pages
         own *= sq[:, None]
         if self._vol_sym is not None:  # own moves carry a regime's extra variance, market's too
             own_var = (self._own * own_vol) ** 2
             share = own_var / (own_var + (self._beta**2 + self._gamma**2) * mkt_vol**2)
             grow = np.sqrt(np.maximum(0.0, 1 + (self._vol_sym**2 - 1) / share))
             own *= np.repeat(grow, PATH_CELLS, axis=0)
-        np.cumsum(own, axis=0, out=own)
+        if n >= 256:  # np.cumsum along axis 0 row by row: the same sums, ~8x faster when wide
+            for k in range(1, steps):
+                np.add(own[k - 1], own[k], out=own[k])
+        else:
+            np.cumsum(own, axis=0, out=own)
         own *= self._own * own_vol
         market = np.cumsum(sq * z_m) * mkt_vol
         sector = np.cumsum(sq[:, None] * z_sec, axis=0) * mkt_vol
@@ -210,6 +216,13 @@ class Model:
             for at, j, moved in zip(rng.integers(0, steps, jumps.size), jumps, size, strict=True):
                 own[at:, j] += moved
         return _Path(market, sector, own)
+
+    def _own_steps(self, steps: int) -> NDArray[np.float64]:
+        """The (steps, symbols) work array of the own moves, kept from chunk to chunk; a
+        chunk's `_Path` holds it until the next chunk's path is drawn."""
+        if self._own_kept.shape[0] != steps:
+            self._own_kept = np.empty((steps, self._n))
+        return self._own_kept
 
     def _trading(self, play: Play, path: _Path, t0_ns: int) -> NDArray[np.bool_]:
         """The (cell, symbol) pairs not halted by the scenario: only they get arrivals."""
@@ -253,10 +266,25 @@ class Model:
         self, path: _Path, step: NDArray[np.int64], sym: NDArray[np.intp]
     ) -> NDArray[np.float64]:
         """The log-price move since the chunk began at each (10 ms step, symbol) pair."""
-        moved = path.own.ravel()[step * self._n + sym]
-        moved += self._beta[sym] * path.market[step]
-        moved += self._gamma[sym] * path.sector.ravel()[step * self._n_sectors + self._sec[sym]]
-        return np.asarray(moved, np.float64)
+        at = step * self._n
+        at += sym
+        moved = path.own.ravel().take(at)
+        part = self._beta.take(sym)
+        part *= path.market.take(step)
+        moved += part
+        np.multiply(step, self._n_sectors, out=at)
+        at += self._sec.take(sym)
+        part = path.sector.ravel().take(at)
+        part *= self._gamma.take(sym)
+        moved += part
+        return moved
+
+    def _moved_by_end(self, path: _Path) -> NDArray[np.float64]:
+        """`_moved` at the chunk's last step for every symbol, without the index arithmetic."""
+        moved: NDArray[np.float64] = path.own[-1].copy()
+        moved += self._beta * path.market[-1]
+        moved += self._gamma * path.sector[-1].take(self._sec)
+        return moved
 
 
 class _Path(NamedTuple):

@@ -11,7 +11,8 @@ called, nor on slices made ahead. Event times are uniform inside their cell.
 refuse a universe it cannot generate in real time.
 
 Per chunk, for all symbols at once (the only Python loops run over cells: the Hawkes recursion,
-and laying out each cell's events in time order, which spares a sort):
+and laying out each cell's events in time order, which spares a sort; and over 10 ms steps to
+sum a wide universe's price path, a row at a time):
 - efficient log-price: market factor x beta + sector factor + idiosyncratic diffusion, Student-t
   jumps, and the impact of each trade (buys up, sells down);
 - volatility: superposed Ornstein-Uhlenbeck log-volatility components (10 min to a session) for the
@@ -49,7 +50,7 @@ from ._book_queue import BookQueue
 from ._chunking import CHUNK_EVENTS as CHUNK_EVENTS
 from ._chunking import CHUNK_S as CHUNK_S
 from ._chunking import chunk_cells
-from ._events import GRID_NS, PATH_CELLS, Chunk, Events, Held, Symbols
+from ._events import GRID_NS, Chunk, Events, Held, Symbols
 from ._events import ODD_LOT_P as ODD_LOT_P  # model constants, imported from here
 from ._events import QUOTE_DEPTH as QUOTE_DEPTH
 from ._events import SIZE_TAIL as SIZE_TAIL
@@ -347,7 +348,7 @@ class Market(Model):
     def _retire(self) -> None:
         """Fold the fully released pending chunk into the snapshot: its last record per symbol."""
         ids = np.flatnonzero(self._pending_last >= 0)
-        self._last.view(_RECORD)[ids] = self._pending.view(_RECORD)[self._pending_last[ids]]
+        self._last.view(_RECORD)[ids] = self._pending.view(_RECORD).take(self._pending_last[ids])
 
     def _chunk(self) -> Slices[_Made]:
         """A chunk in slices (`_ahead`): the records in event order, more in `_Made`.
@@ -356,7 +357,7 @@ class Market(Model):
         drawn for all cells at once; the Hawkes recursion loops over cells, and `_events.Events`
         turns the counts into records. The steps draw from the market's stream in this order.
         """
-        n, dt, cells = self._n, GRID_NS / 1e9, self._chunk_cells
+        dt, cells = GRID_NS / 1e9, self._chunk_cells
         t0_ns = self.start_ns + self._cell * GRID_NS
         self._cell += cells
         t_s = self._roll_session((t0_ns - self.start_ns) / 1e9)
@@ -374,7 +375,7 @@ class Market(Model):
         chunk = Chunk(t0_ns, n_tr, n_q, moved, own_vol, vol_u, self._vol_sym, self._halted)
         yield
         records, last, held = yield from self._events.make(chunk)
-        self._x += self._moved(path, np.full(n, cells * PATH_CELLS - 1), np.arange(n))
+        self._x += self._moved_by_end(path)
         return records, last, held, t0_ns + cells * GRID_NS
 
 
