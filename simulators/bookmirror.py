@@ -19,6 +19,7 @@ holder keeps exactly the server's book (the market's books hold nothing beyond t
 from __future__ import annotations
 
 import heapq
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +28,16 @@ from ._model import decimals
 from .book import LEVEL_DTYPE, Reason, ladder_dtype
 
 _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
+_REVEAL = int(Reason.REVEAL)
 _BATCH = 256  # rows (and 8 a book) from which `_apply` goes in arrays (fewer: row by row)
+
+
+class Bests(NamedTuple):
+    """`BookMirror.bests`' answer: best prices by (symbol, side) before a release, and the
+    (symbol, side)s its rows touch."""
+
+    best: dict[tuple[int, int], int | None]
+    touched: set[tuple[int, int]]
 
 
 class _Book:
@@ -53,6 +63,7 @@ class BookMirror:
         # revealing (see the module): records revealed so far by symbol, and best prices by
         # (symbol, side) as a release left them (dropped when anything else changes a book)
         self._shift = np.zeros(len(tick_size), np.uint64)
+        self._scale_list: list[float] = self._scale.tolist()
         self._revealed_any = False
         self._best: dict[tuple[int, int], int] = {}
 
@@ -174,16 +185,21 @@ class BookMirror:
         out["seq"] += self._shift[rows["sym"].astype(np.intp)]
         return out
 
-    def bests(
-        self, rows: NDArray[np.void], whole: NDArray[np.bool_] | None = None
-    ) -> dict[tuple[int, int], int | None]:
+    def bests(self, rows: NDArray[np.void], whole: NDArray[np.bool_] | None = None) -> Bests:
         """Before `rows` apply: the best price (units; None: an empty side) of each symbol's
         side they remove a level from (only a removal moves a best out), and of both sides of
         the symbols of `whole` rows (whole books, which may remove any level)."""
-        gone = rows[rows["size"] == 0]
-        keys = set(zip(gone["sym"].tolist(), gone["side"].tolist(), strict=True))
+        if len(rows) > _BATCH:  # (symbol, side) as one number, in arrays
+            pair = rows["sym"].astype(np.int64) * 2 + rows["side"]
+            keys = {(k >> 1, k & 1) for k in np.unique(pair[rows["size"] == 0]).tolist()}
+            touched = {(k >> 1, k & 1) for k in np.unique(pair).tolist()}
+        else:
+            sym, side = rows["sym"].tolist(), rows["side"].tolist()
+            pairs = list(zip(sym, side, strict=True))
+            keys = {p for p, z in zip(pairs, rows["size"].tolist(), strict=True) if not z}
+            touched = set(pairs)
         if whole is not None and whole.any():
-            keys.update((s, side) for s in set(rows["sym"][whole].tolist()) for side in (0, 1))
+            keys.update((s, d) for s in set(rows["sym"][whole].tolist()) for d in (0, 1))
         out: dict[tuple[int, int], int | None] = {}
         for key in keys:
             if key in self._best:
@@ -192,18 +208,15 @@ class BookMirror:
             book = self._books.get(key[0])
             levels = book.levels[key[1]] if book is not None else {}
             out[key] = (max(levels) if key[1] == 0 else min(levels)) if levels else None
-        return out
+        return Bests(out, touched)
 
-    def reveal(
-        self, rows: NDArray[np.void], before: dict[tuple[int, int], int | None]
-    ) -> NDArray[np.void]:
+    def reveal(self, rows: NDArray[np.void], before: Bests) -> NDArray[np.void]:
         """`rows` (applied, with `bests` before them) and a REVEAL record for each level they
         brought within the depth without changing it, in time order."""
-        touched = set(zip(rows["sym"].tolist(), rows["side"].tolist(), strict=True))
-        for key in touched - before.keys():  # only levels set: their best may have moved in
+        for key in before.touched - before.best.keys():  # only levels set: the best may move in
             self._best.pop(key, None)
         extra: list[tuple[int, int, int, int]] = []  # sym, side, units, size
-        for (s, side), old in before.items():
+        for (s, side), old in before.best.items():
             levels = self._books[s].levels[side]
             if old is None or not levels or old in levels:  # the best stayed or moved in
                 self._best.pop((s, side), None)
@@ -222,24 +235,29 @@ class BookMirror:
     def _revealed(
         self, rows: NDArray[np.void], extra: list[tuple[int, int, int, int]]
     ) -> NDArray[np.void]:
-        sym = rows["sym"].astype(np.intp)
-        units = np.round(rows["price"] * self._scale[sym]).astype(np.int64)
-        changed = set(zip(sym.tolist(), rows["side"].tolist(), units.tolist(), strict=True))
+        syms = {e[0] for e in extra}
+        scale = self._scale_list
+        changed = {
+            (s, d, round(p * scale[s]))
+            for s, d, p in zip(
+                rows["sym"].tolist(), rows["side"].tolist(), rows["price"].tolist(), strict=True
+            )
+            if s in syms
+        }
         extra = [e for e in extra if e[:3] not in changed]  # `rows` bring those themselves
-        out = np.zeros(len(extra), LEVEL_DTYPE)
-        out["reason"] = int(Reason.REVEAL)
+        if not extra:
+            return rows
         self._revealed_any = True
+        out = np.zeros(len(extra), LEVEL_DTYPE)
         for k, (s, side, u, size) in enumerate(extra):
             book = self._books[s]
             book.seq += 1
             self._shift[s] += 1
             best = max(book.levels[0]) if side == 0 else min(book.levels[1])
-            out["ts"][k], out["seq"][k], out["sym"][k], out["side"][k] = book.ts, book.seq, s, side
-            out["price"][k], out["size"][k] = u / self._scale[s], size
-            out["level"][k] = min(abs(u - best) // int(self._tick[s]), 65535)
+            level = min(abs(u - best) // int(self._tick[s]), 65535)
+            out[k] = (book.ts, book.seq, u / scale[s], size, s, level, side, _REVEAL, b"")
         joined = _join([rows, out])
-        order = np.argsort(joined["ts"], kind="stable")
-        return joined[order]
+        return joined[np.argsort(joined["ts"], kind="stable")]
 
     # ------------------------------------------------------------------ internals
 
