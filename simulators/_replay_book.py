@@ -90,9 +90,14 @@ class ReplayBook:
     def _release_to(self, cut: int) -> NDArray[np.void]:
         if cut <= self._pos:
             return np.empty(0, LEVEL_DTYPE)
-        rows: NDArray[np.void] = self._records[self._pos : cut]
+        rows = self.mirror.renumber(self._records[self._pos : cut])
         snap = self._snapshot[self._pos : cut]
-        self._pos = cut
+        before = self.mirror.bests(rows, snap)  # levels brought within the depth: revealed
+        return self.mirror.reveal(self._applied(rows, snap), before)
+
+    def _applied(self, rows: NDArray[np.void], snap: NDArray[np.bool_]) -> NDArray[np.void]:
+        """`rows` applied to the books held (`snap`: their whole-book rows), as changes."""
+        self._pos += len(rows)
         if not snap.any():
             self.mirror.apply(rows)
             return rows

@@ -118,10 +118,11 @@ class StreamBook:
     def _release_to(self, cut: int) -> NDArray[np.void]:
         if cut <= self._pos:
             return np.empty(0, LEVEL_DTYPE)
-        rows = self._rec[self._pos : cut]
+        rows = self.mirror.renumber(self._rec[self._pos : cut])
         self._pos = cut
+        before = self.mirror.bests(rows)  # levels brought within the depth: revealed
         self.mirror.apply(rows)
-        return rows
+        return self.mirror.reveal(rows, before)
 
     def _more(self) -> bool:
         return bool(self._feed.levels) or not self._feed.done

@@ -7,20 +7,37 @@ records, the `depth` ticks a side from the best) and turns a whole book that com
 recorder's resync, a Tardis snapshot, a bus producer's snapshot) into the changes from the book
 it holds, numbered to end at the whole book's seq: a reader that held every change before takes
 them; one that sees a jump in seq fetches a fresh snapshot. numpy only.
+
+A recorded book (a Tardis file) holds levels beyond the `depth` ticks it is served at, which
+a holder of the served book drops; when the best moves out, such a level comes within the depth
+without a change of its own. A replay's releases therefore go through `bests`, `renumber` and
+`reveal`: each such level gets a record of its own (reason REVEAL, its current size), numbered
+on from its book's seq, and the symbol's later records are renumbered after it, so that every
+holder keeps exactly the server's book (the market's books hold nothing beyond their depth).
 """
 
 from __future__ import annotations
 
 import heapq
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._model import decimals
-from .book import LEVEL_DTYPE, ladder_dtype
+from .book import LEVEL_DTYPE, Reason, ladder_dtype
 
 _RECORD = np.dtype((np.void, LEVEL_DTYPE.itemsize))
+_REVEAL = int(Reason.REVEAL)
 _BATCH = 256  # rows (and 8 a book) from which `_apply` goes in arrays (fewer: row by row)
+
+
+class Bests(NamedTuple):
+    """`BookMirror.bests`' answer: best prices by (symbol, side) before a release, and the
+    (symbol, side)s its rows touch."""
+
+    best: dict[tuple[int, int], int | None]
+    touched: set[tuple[int, int]]
 
 
 class _Book:
@@ -43,10 +60,17 @@ class BookMirror:
         self._scale = 10.0 ** decimals(tick_size).astype(np.float64)
         self._tick = np.maximum(np.round(tick_size * self._scale), 1).astype(np.int64)
         self._books: dict[int, _Book] = {}
+        # revealing (see the module): records revealed so far by symbol, and best prices by
+        # (symbol, side) as a release left them (dropped when anything else changes a book)
+        self._shift = np.zeros(len(tick_size), np.uint64)
+        self._scale_list: list[float] = self._scale.tolist()
+        self._revealed_any = False
+        self._best: dict[tuple[int, int], int] = {}
 
     def load(self, rows: NDArray[np.void]) -> None:
         """One symbol's whole book (its rows, all at its seq and ts) becomes the book held."""
         s = int(rows["sym"][0])
+        self._best.clear()
         self._load(self._books.setdefault(s, _Book()), s, rows, int(rows["seq"][0]))
         self._books[s].ts = int(rows["ts"][0])
 
@@ -60,6 +84,7 @@ class BookMirror:
 
     def change(self, s: int, side: int, units: int, size: int, ts: int) -> int:
         """One change of symbol `s` in price units, numbered after its book's seq: that seq."""
+        self._best.clear()
         book = self._books.get(s)
         if book is None:
             book = self._books[s] = _Book()
@@ -80,6 +105,7 @@ class BookMirror:
         """Symbol `s`'s whole book (price units -> size, bids then asks) replaces the one held:
         the changes that make it, (side, units, size, seq), numbered on from its seq (or the
         book is at `seq`, if given)."""
+        self._best.clear()
         book = self._books.setdefault(s, _Book())
         out = []
         for side in (0, 1):
@@ -126,6 +152,7 @@ class BookMirror:
     def ladders(self, ladders: NDArray[np.void]) -> NDArray[np.void]:
         """Every symbol's whole book (`ladder_dtype` records, as `snapshot` gives): the changes
         from the books held to them, in symbol order."""
+        self._best.clear()
         return _join([self._resnap(*whole) for whole in _ladder_rows(ladders)])
 
     def snapshot(self) -> NDArray[np.void]:
@@ -147,6 +174,90 @@ class BookMirror:
                 out[f"{name}_price"][sym] = units / scale
                 out[f"{name}_size"][sym] = [levels.get(u, 0) for u in units.tolist()]
         return out
+
+    # ------------------------------------------------------------------ revealing
+
+    def renumber(self, rows: NDArray[np.void]) -> NDArray[np.void]:
+        """Recorded rows numbered after the records revealed so far (a copy if any moved)."""
+        if not self._revealed_any or not len(rows):
+            return rows
+        out = rows.copy()
+        out["seq"] += self._shift[rows["sym"].astype(np.intp)]
+        return out
+
+    def bests(self, rows: NDArray[np.void], whole: NDArray[np.bool_] | None = None) -> Bests:
+        """Before `rows` apply: the best price (units; None: an empty side) of each symbol's
+        side they remove a level from (only a removal moves a best out), and of both sides of
+        the symbols of `whole` rows (whole books, which may remove any level)."""
+        if len(rows) > _BATCH:  # (symbol, side) as one number, in arrays
+            pair = rows["sym"].astype(np.int64) * 2 + rows["side"]
+            keys = {(k >> 1, k & 1) for k in np.unique(pair[rows["size"] == 0]).tolist()}
+            touched = {(k >> 1, k & 1) for k in np.unique(pair).tolist()}
+        else:
+            sym, side = rows["sym"].tolist(), rows["side"].tolist()
+            pairs = list(zip(sym, side, strict=True))
+            keys = {p for p, z in zip(pairs, rows["size"].tolist(), strict=True) if not z}
+            touched = set(pairs)
+        if whole is not None and whole.any():
+            keys.update((s, d) for s in set(rows["sym"][whole].tolist()) for d in (0, 1))
+        out: dict[tuple[int, int], int | None] = {}
+        for key in keys:
+            if key in self._best:
+                out[key] = self._best[key]
+                continue
+            book = self._books.get(key[0])
+            levels = book.levels[key[1]] if book is not None else {}
+            out[key] = (max(levels) if key[1] == 0 else min(levels)) if levels else None
+        return Bests(out, touched)
+
+    def reveal(self, rows: NDArray[np.void], before: Bests) -> NDArray[np.void]:
+        """`rows` (applied, with `bests` before them) and a REVEAL record for each level they
+        brought within the depth without changing it, in time order."""
+        for key in before.touched - before.best.keys():  # only levels set: the best may move in
+            self._best.pop(key, None)
+        extra: list[tuple[int, int, int, int]] = []  # sym, side, units, size
+        for (s, side), old in before.best.items():
+            levels = self._books[s].levels[side]
+            if old is None or not levels or old in levels:  # the best stayed or moved in
+                self._best.pop((s, side), None)
+                continue
+            new = self._best[(s, side)] = max(levels) if side == 0 else min(levels)
+            span = self.depth * int(self._tick[s])
+            if side == 0 and new < old:
+                come = [u for u in levels if new - span < u <= old - span]
+            elif side == 1 and new > old:
+                come = [u for u in levels if old + span <= u < new + span]
+            else:
+                continue
+            extra.extend((s, side, u, levels[u]) for u in sorted(come))
+        return self._revealed(rows, extra) if extra else rows
+
+    def _revealed(
+        self, rows: NDArray[np.void], extra: list[tuple[int, int, int, int]]
+    ) -> NDArray[np.void]:
+        syms = {e[0] for e in extra}
+        scale = self._scale_list
+        changed = {
+            (s, d, round(p * scale[s]))
+            for s, d, p in zip(
+                rows["sym"].tolist(), rows["side"].tolist(), rows["price"].tolist(), strict=True
+            )
+            if s in syms
+        }
+        extra = [e for e in extra if e[:3] not in changed]  # `rows` bring those themselves
+        if not extra:
+            return rows
+        self._revealed_any = True
+        out = np.zeros(len(extra), LEVEL_DTYPE)
+        for k, (s, side, u, size) in enumerate(extra):
+            book = self._books[s]
+            book.seq += 1
+            self._shift[s] += 1
+            best = max(book.levels[0]) if side == 0 else min(book.levels[1])
+            level = min(abs(u - best) // int(self._tick[s]), 65535)
+            out[k] = (book.ts, book.seq, u / scale[s], size, s, level, side, _REVEAL, b"")
+        joined = _join([rows, out])
+        return joined[np.argsort(joined["ts"], kind="stable")]
 
     # ------------------------------------------------------------------ internals
 
