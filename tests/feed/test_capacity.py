@@ -89,6 +89,16 @@ def test_a_small_universe_is_measured_whole(monkeypatch):
     assert script.calls == ["full"]
 
 
+def test_one_slow_measure_of_a_small_universe_does_not_refuse_it(monkeypatch):
+    # Seen on a busy machine: the default universe with books at --activity 5 (~0.15 CPU s a
+    # second) measured 1.15 once, and one measure far over the limit refused it.
+    script = _Scripted(monkeypatch, [], [1.15, 0.15])
+    c = cap.measure(Market(Universe.default()))
+    assert (c.load, c.estimated) == (0.15, False)
+    assert script.calls == ["full"] * 2
+    assert cap.refusal(c) is None
+
+
 def test_sustainable_symbols_round_down_to_two_figures():
     c = cap.Capacity(65536, 1.0, 5.7e6, 2.9, estimated=False)
     assert c.sustainable_symbols() == 11_000
