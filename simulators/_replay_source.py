@@ -139,7 +139,10 @@ class Replay:
             self._pass, self._pos = self._pass + 1, 0
         if not out:
             return np.empty(0, TICK_DTYPE)
-        batch = out[0] if len(out) == 1 else _join(out)
+        return self._released(out[0] if len(out) == 1 else _join(out))
+
+    def _released(self, batch: TickBatch) -> TickBatch:
+        """`batch`, counted out: each symbol's latest record, the time and the count move on."""
         sym = batch["sym"].astype(np.intp)
         ids, rev = np.unique(sym[::-1], return_index=True)
         self._last[ids] = batch[len(batch) - 1 - rev]

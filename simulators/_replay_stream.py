@@ -194,12 +194,7 @@ class StreamReplay(Replay):
             return np.empty(0, TICK_DTYPE)
         batch = self._records[self._pos : cut]
         self._pos = cut
-        sym = batch["sym"].astype(np.intp)
-        ids, rev = np.unique(sym[::-1], return_index=True)
-        self._last[ids] = batch[len(batch) - 1 - rev]
-        self.now_ns = int(batch["ts"][-1])
-        self.released += len(batch)
-        return batch
+        return self._released(batch)
 
     def _fill(self, count: int, until: int | None) -> None:
         """Take windows until `count` ticks wait, and (`until`) one later than it."""

@@ -1,17 +1,9 @@
-"""A replay source: recorded or real ticks served like the model's, `step(until_ns)`, `snapshot()`.
+"""Loading replays: recorded or real ticks (and books) read into a replay source.
 
-`Replay` has the shape of `Market` for the server: `step(until_ns)` returns every record due by
-then, in event order, and `snapshot()` the latest released record per symbol. Time maps linearly:
-the first step anchors the data's first timestamp to the caller's clock, and `speed` data seconds
-pass per second (1 real time, 10 ten times). `speed=0` releases up to `batch_max` records per step
-whatever the time: the server then steps only once every reader has caught up, so the stream
-goes as fast as the clients read (`paced_by_readers`). `loop` starts over after the end, with
-timestamps, seqs and volumes continued so that they keep increasing. Records keep their own `ts`
-(the time they happened). Same files and flags, same stream. With a book file
-(`bookfile`; `FILE.book.parquet` beside `FILE.parquet` is found by itself) the replay has books:
-`step_book` releases the level updates due with the ticks (`_replay_book`), as `Market.step_book`
-does. This module loads files (`load`, `open_replay`); the source is `_replay_source.Replay`; a
-Tardis book file alone is streamed from disk as the replay goes (`_replay_stream`). numpy only.
+This module loads files (`load`, `open_replay`); the source itself, `Replay` (the shape of
+`Market` for the server: `step(until_ns)`, `snapshot()`, speed, loop and books), is
+`_replay_source`, whose docstring says how it releases records; a Tardis book file alone is
+streamed from disk as the replay goes (`_replay_stream`). numpy only.
 """
 
 from __future__ import annotations
