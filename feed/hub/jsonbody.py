@@ -1,14 +1,15 @@
 """JSON bodies of data messages: each update encoded once, for every JSON subscriber.
 
-Two caches. A batch's tick objects (`Entry.json`, one bytes object: `protocol.tick_objects`; where
-each starts is found when first needed), encoded on first use while the batch is recent, serve
-every-update takes, cut and joined per message by a lazy `Body`; the history's `Derived` bounds
-them in bytes, oldest first. A fragment per symbol of its latest state (valid while its
-generation matches the symbol's last change) serves latest-mode takes and snapshots, and the
-subscribers taking the same span share one joined body. A data frame differs between the readers
-of one take only in its `seq`: the rest of the message is joined once per take and the frame
-header shared by seq width; each reader sends a large one around its seq with one `sendmsg`
-(`ticks_out`), copying none, and copies a small one (`GATHER_BYTES`). Binary subscribers never
+Two caches. A batch's tick objects (`Entry.json`, one bytes object: `protocol.tick_objects_at`;
+where each starts comes with a large batch's text, or is found when first needed), encoded on
+first use while the batch is recent, serve every-update takes, cut and joined per message by a
+lazy `Body`; the history's `Derived` bounds them in bytes, oldest first. A fragment per symbol
+of its latest state (valid while its generation matches the symbol's last change) serves
+latest-mode takes and snapshots, and the subscribers taking the same span share one joined
+body. A data frame differs between the readers of one take only in its `seq`: the rest of the
+message is joined once per take and the frame header shared by seq width; each reader sends a
+large one around its seq with one `sendmsg` (`ticks_out`), copying none, and copies a small one
+(`GATHER_BYTES`). Binary subscribers never
 call a body, so they never pay for JSON. No trio.
 """
 
@@ -89,10 +90,13 @@ class JsonCache:
         """The JSON tick objects of a batch (`protocol.tick_objects`), encoded once while recent."""
         if entry.json is not None:
             return entry.json
-        text = p.tick_objects(entry.records, self.names)
+        text, at = p.tick_objects_at(entry.records, self.names)
         if entry.gen > self.gen - self._derived.keep:
             entry.json = text
             self._charge(entry, len(text))
+            if at is not None:  # built with the text: where each object starts, for free
+                entry.json_at = at
+                self._charge(entry, at.nbytes, STARTS)
         return text
 
     def entry_starts(self, entry: Entry) -> tuple[bytes, NDArray[np.intp]]:
@@ -233,7 +237,7 @@ class Body:
                 # did, it is read widely: encoded whole, once, and cut for everyone after.
                 entry.sparse_reads += 1
                 if len(sel):
-                    out.append(p.tick_objects(pick(entry.records, sel), cache.names))
+                    out.append(p.tick_objects_at(pick(entry.records, sel), cache.names)[0])
             else:
                 text, at = cache.entry_starts(entry)
                 view = memoryview(text)

@@ -16,6 +16,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed.protocol.binary import DecodeError
+from tickwire.feed.protocol.jsonticks import tick_text
 from tickwire.feed.protocol.requests import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, RequestError
 from tickwire.simulators.ticks import TICK_DTYPE, TICK_FORMAT_VERSION
 
@@ -121,6 +122,13 @@ def tick_dicts(records: NDArray[np.void], names: NDArray[np.object_]) -> list[di
     ]
 
 
+# From this many records on, a batch's text is built by columns (`jsonticks.tick_text`): its
+# fixed cost (~180 us of numpy calls, on a loaded 2-core machine) is then below orjson's ~0.9 us a
+# record of dicts, against ~0.35 us a record built. Measured on the 1500-symbol market: 1.7x
+# faster at 913 records, even at ~300, 0.4x at 100.
+BUILD_MIN = 300
+
+
 def tick_objects(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes:
     """The JSON tick objects of `records`, encoded once and joined by commas (no brackets).
 
@@ -128,7 +136,17 @@ def tick_objects(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes
     each result a buffer of at least 4 KiB, so one result per tick (~170 bytes of JSON) held 24x
     its size in memory, and one call for the whole list is also faster than one per tick.
     """
-    return orjson.dumps(tick_dicts(records, names))[1:-1] if len(records) else b""
+    return tick_objects_at(records, names)[0]
+
+
+def tick_objects_at(
+    records: NDArray[np.void], names: NDArray[np.object_]
+) -> tuple[bytes, NDArray[np.intp] | None]:
+    """`tick_objects`, and where each object starts (`object_starts`) when that came for free:
+    a batch of BUILD_MIN records or more is built with its starts; a smaller one is orjson's."""
+    if len(records) >= BUILD_MIN:
+        return tick_text(records, names, tick_dicts)
+    return (orjson.dumps(tick_dicts(records, names))[1:-1] if len(records) else b""), None
 
 
 def object_starts(
@@ -152,13 +170,15 @@ def object_starts(
 
 def tick_fragments(records: NDArray[np.void], names: NDArray[np.object_]) -> list[bytes]:
     """One encoded JSON tick object per record, each a bytes object of exactly its size."""
-    text = tick_objects(records, names)
-    at = object_starts(text, records, names).tolist()
+    text, starts = tick_objects_at(records, names)
+    at = (object_starts(text, records, names) if starts is None else starts).tolist()
     return [text[a : b - 1] for a, b in pairwise(at)]
 
 
 def ticks_body(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes:
     """The `[...]` list of tick objects for `records`, encoded once."""
+    if len(records) >= BUILD_MIN:
+        return b"[" + tick_text(records, names, tick_dicts)[0] + b"]"
     return orjson.dumps(tick_dicts(records, names))
 
 

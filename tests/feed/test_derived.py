@@ -163,9 +163,9 @@ def test_a_reader_behind_within_the_lag_bound_reads_the_shared_json(monkeypatch)
         while (taken := hub.take(ahead)) is not None:
             taken.json_body()
     encoded: list[int] = []
-    real = p.tick_objects
+    real = p.tick_objects_at
     monkeypatch.setattr(
-        p, "tick_objects", lambda recs, names: encoded.append(1) or real(recs, names)
+        p, "tick_objects_at", lambda recs, names: encoded.append(1) or real(recs, names)
     )
     bodies = 0
     while (taken := hub.take(behind)) is not None:

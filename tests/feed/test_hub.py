@@ -274,14 +274,14 @@ def test_json_body_equals_encoding_the_records_afresh():
 
 def test_wildcard_subscribers_at_the_same_generation_share_one_body(monkeypatch):
     encoded: list[int] = []
-    real = p.tick_objects
+    real = p.tick_objects_at
 
     def counting(recs, names):
         encoded.extend(recs["sym"].tolist())
         return real(recs, names)
 
-    monkeypatch.setattr(p, "tick_objects", counting)  # what the hub calls...
-    monkeypatch.setattr(messages, "tick_objects", counting)  # ...and tick_fragments inside
+    monkeypatch.setattr(p, "tick_objects_at", counting)  # what the hub calls...
+    monkeypatch.setattr(messages, "tick_objects_at", counting)  # ...and the others inside
     f = Feed()
     wild = [f.attach(True)[0] for _ in range(3)]
     some = [f.attach(ids=[0, 1])[0], f.attach(ids=[1])[0]]
