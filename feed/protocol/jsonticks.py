@@ -199,26 +199,19 @@ def _build(
     ts_neg = ts < 0
     ts_abs = np.where(ts_neg, ~ts.view(_U64) + np.uint64(1), ts.view(_U64))
     fields = [records[f] for f in _INTS]  # seq, the sizes and volume
-    nums = _texts([*fields, ts_abs, *prices.whole, *prices.dec])
+    nums, lanes = _texts([*fields, ts_abs, *prices.whole], [*prices.dec])
     ints = dict(zip(_INTS, nums, strict=False))
     ts_text = nums[len(_INTS)]
     ts_len = ts_text.length + ts_neg
     head_len = table.lens[sym]
     tail_len = _TAIL_LEN[flags]
-    price_len = []
-    for k in range(len(_PRICES)):
-        whole = nums[len(_INTS) + 1 + k]
-        dec = nums[len(_INTS) + 4 + k]
-        dec.length = prices.dlen[k]  # with the zeros after the dot
-        # the whole part's digits moved up a byte, with the dot after them
-        whole.lanes[-1] = (whole.lanes[-1] >> np.uint64(8)) | _DOT
-        neg = prices.neg[k]
-        price_len.append((whole, dec, neg, neg + whole.length + 1 + dec.length))
+    whole = nums[len(_INTS) + 1 :]
+    prices_text = _price_words(np.stack([t.lanes[0] for t in whole]), lanes, prices.dlen)
+    prices_len = np.stack([t.length for t in whole]) + 1 + prices.dlen  # without the sign
     lengths = head_len + tail_len + _KEYS_LEN + ts_len
     for name in _INTS:
         lengths = lengths + ints[name].length
-    for *_, length in price_len:
-        lengths = lengths + length
+    lengths += (prices_len + prices.neg).sum(axis=0)
     at = np.empty(n + 1, np.intp)
     at[0] = 0
     np.cumsum(lengths, out=at[1:])
@@ -233,12 +226,9 @@ def _build(
             out.lanes(end, num)
             end = end - num.length
         else:
-            whole, dec, neg, _ = price_len[_PRICES.index(field)]
-            out.lanes(end, dec)
-            end = end - dec.length
-            out.lanes(end, whole)
-            end = end - whole.length - 1
-            end = out.sign(end, neg)
+            k = _PRICES.index(field)
+            out.w16[end - _W] = prices_text[k]
+            end = out.sign(end - prices_len[k], prices.neg[k])
         out.const(end, key)
         end = end - len(key)
     out.lanes(end, ts_text)
@@ -265,6 +255,23 @@ _ORDER = (
 )
 _KEYS_LEN = 6 + sum(len(key) for _, key in _ORDER)
 _DOT = np.uint64(ord(".") << 56)
+# by a price's decimals: the bytes of its 8-digit lane that are decimals (its last ones)
+_DEC_MASK = np.array([0] + [(1 << 64) - (1 << (64 - 8 * d)) for d in range(1, 9)], _U64)
+
+
+def _price_words(
+    whole: NDArray[np.uint64], dec: NDArray[np.uint64], dlen: NDArray[np.int64]
+) -> NDArray[np.complex128]:
+    """Each price's `whole.decimals` right-aligned in one 16-byte word (7 + 1 + 8 bytes at
+    most), from the lanes of its whole part and of its decimals (`dlen` of them)."""
+    dotted = (whole >> np.uint64(8)) | _DOT  # the whole part's digits, then the dot
+    shift = (dlen << 3).astype(_U64)  # the decimals' bits, which the dotted part moves by
+    out = np.empty((*whole.shape, 2), _U64)
+    np.left_shift(dotted, np.uint64(64) - shift, out=out[..., 0])
+    np.bitwise_or(dotted >> shift, dec & _DEC_MASK[dlen], out=out[..., 1])
+    return out.view(_WORD)[..., 0]
+
+
 _MINUS8 = np.uint64(ord("-") << 56)
 _CONST = {key: np.frombuffer(key.rjust(_W), _WORD)[0] for _, key in (*_ORDER, (0, b',"ts":'))}
 
@@ -279,39 +286,51 @@ class _Text:
         self.lanes, self.length = lanes, length
 
 
-def _texts(columns: list[NDArray[Any]]) -> list[_Text]:
-    """The decimal text of each column of non-negative integers, all converted at once."""
-    groups: list[NDArray[np.int64]] = []
+def _texts(
+    counted: list[NDArray[Any]], plain: list[NDArray[Any]]
+) -> tuple[list[_Text], NDArray[np.uint64]]:
+    """The decimal text of each `counted` column of non-negative integers, and the 8-digit lane
+    of each `plain` one (all below 10**8, lengths known), all converted at once."""
+    rows: list[NDArray[Any]] = []
     spans: list[tuple[int, int, NDArray[np.int64] | None]] = []
-    for col in columns:
+    big = []
+    for col in counted:
         if col.max() >= 10**8:
-            u = col.astype(_U64)
-            parts = [(u // _E16), (u // _E8) % _E8, u % _E8]
-            if int(col.max()) < 10**16:
-                parts = parts[1:]
-            spans.append((len(groups), len(parts), _digits(u)))
-            groups += [g.astype(np.int64) for g in parts]
+            big.append((len(spans), col.astype(_U64)))
+            spans.append((0, 0, None))
         else:
-            spans.append((len(groups), 1, None))
-            groups.append(col.astype(np.int64, copy=False))
-    flat = np.stack(groups)
+            spans.append((len(rows), 1, None))
+            rows.append(col)
+    small = len(rows)  # the rows whose digits are counted here
+    rows += plain
+    for i, u in big:
+        parts = [(u // _E16), (u // _E8) % _E8, u % _E8]
+        if int(u.max()) < 10**16:
+            parts = parts[1:]
+        spans[i] = (len(rows), len(parts), _digits(u))
+        rows += parts
+    flat = np.empty((len(rows), len(counted[0])), np.int64)
+    for j, row in enumerate(rows):
+        flat[j] = row
     hi = flat // 10**4
     lo = flat - hi * 10**4
     words = _T4_HIGH.take(hi)
     words |= _T4_LOW.take(lo)
-    digits = np.where(hi > 0, _LEN4.take(hi) + 4, _LEN4.take(lo))  # of each group below 10**8
+    digits = np.maximum(_LEN4.take(lo[:small]), _HIGH_LEN4.take(hi[:small]))
     out = []
     for first, count, length in spans:
         if length is None:
             length = digits[first]
         out.append(_Text([words[first + j] for j in range(count)], length))
-    return out
+    return out, words[small : small + len(plain)]
 
 
 # the 4-digit texts as the first and the last 4 bytes of an 8-byte lane
 _T4_HIGH = _T4.astype(_U64)
 _T4_LOW = _T4_HIGH << np.uint64(32)
 _LEN4 = np.array([len(str(i)) for i in range(10_000)], np.int64)
+_HIGH_LEN4 = _LEN4 + 4  # the digits of a number below 10**8 by its 4 high digits, if any...
+_HIGH_LEN4[0] = 0  # ...else by its 4 low ones (_LEN4 of them, the larger)
 
 
 class _Out:
@@ -326,13 +345,18 @@ class _Out:
         self.w16: NDArray[np.complex128] = np.ndarray((size - _W + 1,), _WORD, self.buf, 0, (1,))
 
     def lanes(self, end: NDArray[np.intp], text: _Text) -> None:
-        """A number's digits, right-aligned at `end` (leading zeros pad the bytes before)."""
+        """A number's digits, right-aligned at `end` (leading zeros pad the bytes before): its
+        last two lanes in one 16-byte word, a third where its digits need it."""
         *high, low = text.lanes
-        self.w8[end - 8] = low
-        for j, lane in enumerate(reversed(high), 1):
-            need = text.length > 8 * j
-            if need.any():
-                self.w8[end[need] - 8 * (j + 1)] = lane[need]
+        if not high:
+            self.w8[end - 8] = low
+            return
+        pair = np.empty((len(low), 2), _U64)
+        pair[:, 0] = high[-1]
+        pair[:, 1] = low
+        self.w16[end - _W] = pair.view(_WORD)[:, 0]
+        if len(high) > 1 and (need := text.length > 16).any():
+            self.w8[end[need] - 24] = high[0][need]
 
     def sign(self, end: NDArray[np.intp], neg: NDArray[np.bool_]) -> NDArray[np.intp]:
         """A `-` before `end` where `neg`; where the text before it ends."""

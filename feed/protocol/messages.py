@@ -123,10 +123,11 @@ def tick_dicts(records: NDArray[np.void], names: NDArray[np.object_]) -> list[di
 
 
 # From this many records on, a batch's text is built by columns (`jsonticks.tick_text`): its
-# fixed cost (~180 us of numpy calls, on a loaded 2-core machine) is then below orjson's ~0.9 us a
-# record of dicts, against ~0.35 us a record built. Measured on the 1500-symbol market: 1.7x
-# faster at 913 records, even at ~300, 0.4x at 100.
-BUILD_MIN = 300
+# fixed cost (~170 us of numpy calls) is then below what orjson's ~0.85 us a record of dicts
+# costs more than the ~0.33 us a record built. Measured on the 1500-symbol market (CPU time, a
+# loaded 2-core machine): 0.42x at 100 records, 0.94x at 300, 1.9x at 913, 2.3x at 1500. The
+# bench's N=100 `*` load publishes batches of ~1500 (median; 99% of records in batches >= 300).
+BUILD_MIN = 350
 
 
 def tick_objects(records: NDArray[np.void], names: NDArray[np.object_]) -> bytes:
