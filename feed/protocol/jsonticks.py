@@ -83,8 +83,13 @@ _NAMES: list[_Names] = []  # the last few names arrays seen (a process serves on
 
 
 def _names(names: NDArray[np.object_]) -> _Names:
+    """The table of `names`: found by identity (the hub's), else by content (a copy of it costs
+    a comparison, not a new table), else made."""
     for cached in _NAMES:
         if cached.names is names and len(cached.lens) == len(names):
+            return cached
+    for cached in _NAMES:
+        if len(cached.lens) == len(names) and np.array_equal(cached.names, names):
             return cached
     made = _Names(names)
     _NAMES.insert(0, made)
