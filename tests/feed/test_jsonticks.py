@@ -160,3 +160,32 @@ def test_the_hub_keeps_a_built_batchs_starts_with_its_text() -> None:
     entry = hub.history.derived.batches()[-1]
     assert entry.json is not None and entry.json_at is not None
     assert entry.json_at.tolist() == p.object_starts(entry.json, entry.records, hub.names).tolist()
+
+
+def test_unproven_records_among_many_keep_their_places() -> None:
+    # The first, the last, two in a row and one alone: each encoded by the reference, the runs
+    # between them built, all in the records' order.
+    universe = Universe.synthetic(1500)
+    names = np.array(universe.symbols, dtype=object)
+    batch = np.concatenate(_market_batches(universe, 6, 50_000_000))
+    assert len(batch) > 1000
+    for at, value in ((0, np.nan), (1, np.inf), (2, 1e-7), (500, 1e20), (501, -0.1 - 0.2)):
+        batch[at]["bid"] = value
+    batch[-1]["last"] = 1.2345678912345
+    batch[700]["flags"] = 4096
+    assert np.isnan(batch["bid"][0]) and batch["flags"][700] == 4096
+    _check(batch, names)
+
+
+def test_the_built_path_starts_at_build_min_with_the_same_bytes() -> None:
+    universe = Universe.synthetic(1500)
+    names = np.array(universe.symbols, dtype=object)
+    batch = np.concatenate(_market_batches(universe, 6, 50_000_000))
+    for n in (p.messages.BUILD_MIN - 1, p.messages.BUILD_MIN):
+        recs = batch[:n]
+        dicts = p.tick_dicts(recs, names)
+        text, at = p.tick_objects_at(recs, names)
+        assert text == orjson.dumps(dicts)[1:-1]
+        assert (at is None) == (n < p.messages.BUILD_MIN)
+        assert p.ticks_body(recs, names) == orjson.dumps(dicts)
+        assert p.tick_fragments(recs, names) == [orjson.dumps(d) for d in dicts]
