@@ -18,9 +18,10 @@ A price prints as orjson's shortest round-trip text only where that is proven he
 double nearest to `k / 10**8` with `k < 10**15` (so below 10**7, 15 significant digits at most:
 no other decimal as short maps to it, and the trailing zeros of k give the decimals), and
 `x == 0` or `|x| >= 1e-5` (orjson prints `1e-5 <= |x| < 1e16` without an exponent). Any other
-record (NaN, infinities, tiny or huge prices, more decimals, flags above 255, a symbol name over
-40 bytes in the universe) is encoded by `tick_dicts` and orjson, on its own. The name table is
-kept per names array, which the hub never changes. Imports numpy and orjson only: no trio.
+record (NaN, infinities, tiny or huge prices, more decimals, flags above 255) is encoded by
+`tick_dicts` and orjson, on its own, and so is every record of a universe with a symbol over 45
+bytes as JSON text. The name table is kept per names array, which the hub never changes.
+Imports numpy and orjson only: no trio, no clock.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ _E8, _E16 = np.uint64(10**8), np.uint64(10**16)
 _TZ4 = np.array([len(f"{i:04d}") - len(f"{i:04d}".rstrip("0")) for i in range(10_000)], np.int64)
 _MAX_K = 1e15  # a price's digits times 10**8 below this: 15 significant digits
 _MIN_PLAIN = 1e-5  # orjson prints smaller non-zero magnitudes with an exponent
-_MAX_HEAD = 64  # longer `{"symbol":"NAME","seq":` (a 40-byte name) take the reference path
+_MAX_HEAD = 64  # longer `{"symbol":"NAME","seq":` (a name over 45 bytes) take the reference path
 _FLAGS = 256  # flags values with a tail text in _TAIL (valid ticks use 4 bits)
 _PRICES = ("bid", "ask", "last")
 
