@@ -31,6 +31,11 @@ class Taken:
     last_at: NDArray[np.intp]  # where each symbol's last seq goes in `last_seq` (`*`: its id)
     last_seqs: NDArray[np.uint64]
 
+    @property
+    def some(self) -> bool:
+        """Whether it has records (a span without any of a reader's symbols has none)."""
+        return len(self.pending.records) > 0
+
 
 class AllSource(Protocol):
     """What this take reads of the hub (`hub.Hub` is one), so that it needs no import of it."""
@@ -45,15 +50,13 @@ class AllSource(Protocol):
 def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
     """The next records of `sub`'s subscription from its cursor; None if that span had none."""
     start = sub.cursor
-    sub.in_sync(False)
     if sub.wildcard and sub.ahead_until <= start:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
-        if len(taken.last_at):
-            sub.deliver(taken.last_at, taken.last_seqs)
-        sub.advance(taken.pending.offset, taken.end_gen)
-        return taken.pending if len(taken.pending.records) else None
+        sub.took(taken.last_at, taken.last_seqs, taken.pending.offset, taken.end_gen)
+        return taken.pending if taken.some else None
+    sub.in_sync(False)
     hist = hub.history
     if not sub.wildcard:
         if not sub.news_gen:  # none of its symbols changed since its last take

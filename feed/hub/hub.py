@@ -298,12 +298,18 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
-        if sub.take_gap(self.history.head, self.gen):  # the source lost updates: a snapshot
+        hist = self.history
+        if sub.resync and sub.take_gap(hist.head, self.gen):  # the source lost updates:
             ids = np.arange(len(self), dtype=np.intp) if sub.wildcard else sub.ids
-            return replace(self.snapshot(sub, ids), gap=True)
-        if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
+            return replace(self.snapshot(sub, ids), gap=True)  # a snapshot
+        cursor = sub.cursor
+        if (
+            sub.latest
+            or cursor < hist.oldest
+            or (cursor < hist.last_start and self._too_far(sub))  # (in the newest: no lag)
+        ):
             return take_latest(self, sub)
-        while sub.cursor < self.history.head:
+        while sub.cursor < hist.head:
             pending = take_all(self, sub)
             if pending is not None:
                 return pending

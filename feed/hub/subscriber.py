@@ -132,6 +132,15 @@ class Subscriber:
 
     # ------------------------------------------------------------------ its seqs
 
+    def took(self, at: NDArray[np.intp], seqs: NDArray[np.uint64], cursor: int, gen: int) -> None:
+        """A shared take of every update went out: its seqs (`deliver`), its end (`advance`);
+        not in sync (a latest-mode reader's share) until a take of the latest state says so.
+        One call for what a `*` reader in step does every message."""
+        self.synced = False
+        if len(at):
+            self.last_seq[at] = seqs
+        self.cursor, self.sent_gen = cursor, gen
+
     def deliver(self, at: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
         """These seqs went out, at these places of `last_seq`."""
         self.last_seq[at] = seqs
@@ -184,6 +193,10 @@ class Pending:
     gap: bool = False  # a snapshot after the source lost updates (`Hub.resync`)
     # The records' bytes, made once for every binary reader of this take (`record_bytes`).
     raw: list[bytes] = field(default_factory=list, compare=False, repr=False)
+    # Its binary frames' shared parts, by (type, with offset): `binwire.binary_frame`.
+    frames: dict[tuple[int, bool], tuple[bytes, bytes, bytes]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def record_bytes(self) -> bytes:
         """`records` as the bytes a binary frame carries, copied once per take, not per reader."""

@@ -42,6 +42,8 @@ log = logging.getLogger("tickwire.server")
 # A kept-alive connection's next request must arrive within this (browsers and HTTP clients
 # reuse within seconds; Apache's KeepAliveTimeout), or the request deadline if shorter.
 KEEP_ALIVE_S = 5.0
+# Read for every message and timer: globals, no Enum lookups (~100 ns each on Python 3.11).
+_IDLE, _CLOSED = State.IDLE, State.CLOSED
 
 # The core an accepted upgrade gets: (accept, wake, now) -> core, or a refusal (HTTP status)
 # decided before the 101 is sent (a venue path that names no valid stream).
@@ -275,7 +277,7 @@ class Connection:
         """In the clock's task: the machine's deadline came (a heartbeat, throttled data, the
         stall limit, the end of the close handshake). Never raises, never waits."""
         core, signals = self.core, self._signals
-        if core is None or signals.ended or core.state is State.CLOSED:
+        if core is None or signals.ended or core.state is _CLOSED:
             return
         try:
             core.timer(now)  # may close it: stalled, or no close frame in time
@@ -315,9 +317,9 @@ class Connection:
         rest of a message to the writer, and throttled data (or a close decided here: a
         venue's overflow) to the clock. Never raises, never waits."""
         core, signals = self.core, self._signals
-        if core is None or signals.writer or core.state is State.CLOSED:
+        if core is None or signals.writer or core.state is _CLOSED:
             return
-        if core.state is not State.IDLE and not core.outbox:
+        if core.state is not _IDLE and not core.outbox:
             return
         try:
             self._step(now)
