@@ -266,7 +266,7 @@ class Connection:
         if pump.pump(core, self.transport, signals, now) and not signals.ended:
             signals.writer = True  # (`pump` asks for one only when there is none)
             self._shell.nursery.start_soon(self._write)
-        if not pump.closed(core):
+        if core.state is not _CLOSED:
             self._alarm(now)
 
     def _alarm(self, now: float) -> None:  # (and after each of the writer's sends)

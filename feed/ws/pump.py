@@ -86,16 +86,17 @@ def send_now(core: WebSocketCore, transport: Transport, now: float) -> bool:
 
 
 def closed(core: WebSocketCore) -> bool:
-    """The machine is CLOSED (a function: its state changes under calls that mypy narrows)."""
+    """The machine is CLOSED."""
     return core.state is _CLOSED
 
 
 def pump(core: WebSocketCore, transport: Transport, signals: Signals, now: float) -> bool:
     """Send what goes now, unless the writer is at it; True if a writer is needed. A CLOSED
     machine (here or before: the stall limit, a close handshake done) stops the tasks."""
-    # A writer sends everything queued itself, in order, as the socket takes it.
-    done = signals.writer or closed(core) or send_now(core, transport, now)
-    if closed(core):
+    # A writer sends everything queued itself, in order, as the socket takes it. (`_CLOSED`
+    # is typed State, not a literal: mypy does not narrow `core.state` on it.)
+    done = signals.writer or core.state is _CLOSED or send_now(core, transport, now)
+    if core.state is _CLOSED:
         signals.stop(transport)
         return False
     if core.wants_eof and not signals.shut:
