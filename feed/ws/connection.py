@@ -21,6 +21,7 @@ third party's private attribute.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import socket
@@ -177,10 +178,13 @@ class Connection:
         over_ip = registry.max_per_ip and registry.per_ip[self.ip] > registry.max_per_ip
         if isinstance(decision, http.Accept) and over_ip:
             decision = opening.per_ip_refusal(registry.max_per_ip)
+        # The hub's news for it (every batch, in the generator's task): the list's own append,
+        # bound to it, costs no Python frame (100 readers of a 1 ms market: 100k a second).
+        wake = functools.partial(shell.woken.append, self)
         made = (
             decision
             if isinstance(decision, http.Refuse)
-            else shell.make_core(replace(decision, peer=self.ip), self.wake, now)
+            else shell.make_core(replace(decision, peer=self.ip), wake, now)
         )
         if isinstance(made, http.Refuse):
             await self._refuse_now(made, now)
@@ -307,10 +311,6 @@ class Connection:
                 log.exception("client %s: internal error while closing", self.peer)
         core.aborted = True
         self._signals.stop(self.transport)  # the reader ends; `_finish` resets the socket
-
-    def wake(self) -> None:
-        """The hub has news for this connection (called in the generator's task)."""
-        self._shell.woken.append(self)
 
     def deliver(self, now: float) -> None:
         """In the generator's task: send pending data now if the machine is IDLE; hand the
