@@ -92,6 +92,7 @@ class Hub:
         self._wild: set[Subscriber] = set()
         self._subs: set[Subscriber] = set()  # every attached subscriber
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
+        self._named = 0  # symbols held by subscribers of named symbols, in all
         self.ticks_published = 0
         self.batches_published = 0
 
@@ -139,6 +140,8 @@ class Hub:
         self.batches_published += 1
         for sub in tuple(self._wild):  # a wake-up may detach (a venue's last reader overflowed)
             sub.wake()
+        if not self._named:  # (a loop over the batch's symbols for nobody)
+            return
         by_sym = self._by_sym
         woken: set[Subscriber] = set()
         for i in ids.tolist():
@@ -194,6 +197,7 @@ class Hub:
         self._wild.discard(sub)
         for i in sub.ids.tolist():
             self._by_sym[i].discard(sub)
+        self._named -= len(sub.ids)
         sub.hold(False, np.empty(0, np.intp), np.empty(0, np.uint64))
 
     def set_subscription(self, sub: Subscriber, wildcard: bool, ids: NDArray[np.intp]) -> None:
@@ -221,6 +225,7 @@ class Hub:
         else:
             for i in new_ids.tolist():
                 self._by_sym[i].add(sub)
+            self._named += len(new_ids)
         if added:
             sub.ahead(self.history.head)  # their updates before now must not follow
         if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
