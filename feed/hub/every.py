@@ -8,7 +8,7 @@ a view of the published batch when it is one, and one lazy JSON body). No trio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +30,8 @@ class Taken:
     end_gen: int
     last_at: NDArray[np.intp]  # where each symbol's last seq goes in `last_seq` (`*`: its id)
     last_seqs: NDArray[np.uint64]
+    # The `*` readers' seqs before and after it, made by the first (`Subscriber.took`).
+    chain: list[NDArray[np.uint64]] = field(default_factory=list)
 
     @property
     def some(self) -> bool:
@@ -54,7 +56,7 @@ def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
-        sub.took(taken.last_at, taken.last_seqs, taken.pending.offset, taken.end_gen)
+        sub.took(taken.last_at, taken.last_seqs, taken.pending.offset, taken.end_gen, taken.chain)
         return taken.pending if taken.some else None
     sub.in_sync(False)
     hist = hub.history
