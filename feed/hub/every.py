@@ -173,7 +173,7 @@ def _gather_all(hub: AllSource, sub: Subscriber, start: int) -> Taken:
     records are a few of each batch: one message then carries them all, instead of a message
     of a few records per `max_take` scanned)."""
     hist = hub.history
-    i, stop = hist.index(start), hist.stop()
+    i, stop = hist.index(start, sub.sent_gen + 1), hist.stop()
     budget = hub.max_take
     explicit = not sub.wildcard
     scan = budget * SCAN_TAKES if explicit else budget

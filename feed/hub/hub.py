@@ -332,7 +332,7 @@ class Hub:
         if not sub.wildcard and not sub.news_gen:
             return False  # none of its symbols changed since its cursor
         if sub.wildcard or sub.news_gen <= sub.sent_gen + 1:
-            lag = hist.lag_ns(sub.cursor)
+            lag = hist.lag_ns(sub.cursor, sub.sent_gen + 1)
         else:  # its first pending update is in a later batch than its cursor
             newest = hist.entry(hist.stop() - 1)
             lag = newest.last_ts - hist.entry(hist.index_of_gen(sub.news_gen)).last_ts
