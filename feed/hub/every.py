@@ -8,7 +8,7 @@ a view of the published batch when it is one, and one lazy JSON body). No trio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +30,13 @@ class Taken:
     end_gen: int
     last_at: NDArray[np.intp]  # where each symbol's last seq goes in `last_seq` (`*`: its id)
     last_seqs: NDArray[np.uint64]
+    # The `*` readers' seqs before and after it, made by the first (`Subscriber.took`).
+    chain: list[NDArray[np.uint64]] = field(default_factory=list)
+
+    @property
+    def some(self) -> bool:
+        """Whether it has records (a span without any of a reader's symbols has none)."""
+        return len(self.pending.records) > 0
 
 
 class AllSource(Protocol):
@@ -45,15 +52,13 @@ class AllSource(Protocol):
 def take_all(hub: AllSource, sub: Subscriber) -> Pending | None:
     """The next records of `sub`'s subscription from its cursor; None if that span had none."""
     start = sub.cursor
-    sub.in_sync(False)
     if sub.wildcard and sub.ahead_until <= start:
         taken = hub.shared_all.get(start)
         if taken is None:
             taken = hub.shared_all[start] = _gather(hub, sub, start)
-        if len(taken.last_at):
-            sub.deliver(taken.last_at, taken.last_seqs)
-        sub.advance(taken.pending.offset, taken.end_gen)
-        return taken.pending if len(taken.pending.records) else None
+        sub.took(taken.last_at, taken.last_seqs, taken.pending.offset, taken.end_gen, taken.chain)
+        return taken.pending if taken.some else None
+    sub.in_sync(False)
     hist = hub.history
     if not sub.wildcard:
         if not sub.news_gen:  # none of its symbols changed since its last take
@@ -168,7 +173,7 @@ def _gather_all(hub: AllSource, sub: Subscriber, start: int) -> Taken:
     records are a few of each batch: one message then carries them all, instead of a message
     of a few records per `max_take` scanned)."""
     hist = hub.history
-    i, stop = hist.index(start), hist.stop()
+    i, stop = hist.index(start, sub.sent_gen + 1), hist.stop()
     budget = hub.max_take
     explicit = not sub.wildcard
     scan = budget * SCAN_TAKES if explicit else budget

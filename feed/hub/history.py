@@ -166,19 +166,24 @@ class History:
             self._base_gen += self._first
             self._first = 0
 
-    def lag_ns(self, offset: int) -> int:
+    def lag_ns(self, offset: int, gen: int = 0) -> int:
         """Event time from the batch holding `offset` to the newest batch: 0 at the head or
         inside the newest batch, so a batch that spans a long time never counts against its
-        reader (`covers(offset)` first)."""
+        reader (`covers(offset)` first; `gen` as for `index`)."""
         if offset >= self.last_start:
             return 0
-        return self._entries[-1].last_ts - self._entries[self.index(offset)].last_ts
+        return self._entries[-1].last_ts - self._entries[self.index(offset, gen)].last_ts
 
-    def index(self, offset: int) -> int:
-        """The position (for `entry`) of the entry holding `offset`; `covers(offset)` first."""
-        last = len(self._entries) - 1
-        if last >= self._first and self._entries[last].start <= offset:
+    def index(self, offset: int, gen: int = 0) -> int:
+        """The position (for `entry`) of the entry holding `offset`; `covers(offset)` first.
+        `gen`: the generation that entry probably has (a reader's next), checked: a reader
+        behind then costs no search."""
+        entries, last = self._entries, len(self._entries) - 1
+        if last >= self._first and entries[last].start <= offset:
             return last  # the usual case: a subscriber one batch behind
+        i = gen - self._base_gen
+        if self._first <= i < last and entries[i].start <= offset < self._ends[i]:
+            return i
         return bisect.bisect_right(self._ends, offset, lo=self._first)
 
     def index_of_gen(self, gen: int) -> int:

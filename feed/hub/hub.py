@@ -92,6 +92,7 @@ class Hub:
         self._wild: set[Subscriber] = set()
         self._subs: set[Subscriber] = set()  # every attached subscriber
         self._by_sym: list[set[Subscriber]] = [set() for _ in range(n)]
+        self._named = 0  # symbols held by subscribers of named symbols, in all
         self.ticks_published = 0
         self.batches_published = 0
 
@@ -139,6 +140,8 @@ class Hub:
         self.batches_published += 1
         for sub in tuple(self._wild):  # a wake-up may detach (a venue's last reader overflowed)
             sub.wake()
+        if not self._named:  # (a loop over the batch's symbols for nobody)
+            return
         by_sym = self._by_sym
         woken: set[Subscriber] = set()
         for i in ids.tolist():
@@ -194,6 +197,7 @@ class Hub:
         self._wild.discard(sub)
         for i in sub.ids.tolist():
             self._by_sym[i].discard(sub)
+        self._named -= len(sub.ids)
         sub.hold(False, np.empty(0, np.intp), np.empty(0, np.uint64))
 
     def set_subscription(self, sub: Subscriber, wildcard: bool, ids: NDArray[np.intp]) -> None:
@@ -221,6 +225,7 @@ class Hub:
         else:
             for i in new_ids.tolist():
                 self._by_sym[i].add(sub)
+            self._named += len(new_ids)
         if added:
             sub.ahead(self.history.head)  # their updates before now must not follow
         if not wildcard and sub.cursor < self.history.head and not sub.news_gen:
@@ -298,12 +303,18 @@ class Hub:
 
     def take(self, sub: Subscriber) -> Pending | None:
         """What `sub` has not received yet (see the module docstring); None if nothing."""
-        if sub.take_gap(self.history.head, self.gen):  # the source lost updates: a snapshot
+        hist = self.history
+        if sub.resync and sub.take_gap(hist.head, self.gen):  # the source lost updates:
             ids = np.arange(len(self), dtype=np.intp) if sub.wildcard else sub.ids
-            return replace(self.snapshot(sub, ids), gap=True)
-        if sub.latest or sub.cursor < self.history.oldest or self._too_far(sub):
+            return replace(self.snapshot(sub, ids), gap=True)  # a snapshot
+        cursor = sub.cursor
+        if (
+            sub.latest
+            or cursor < hist.oldest
+            or (cursor < hist.last_start and self._too_far(sub))  # (in the newest: no lag)
+        ):
             return take_latest(self, sub)
-        while sub.cursor < self.history.head:
+        while sub.cursor < hist.head:
             pending = take_all(self, sub)
             if pending is not None:
                 return pending
@@ -321,7 +332,7 @@ class Hub:
         if not sub.wildcard and not sub.news_gen:
             return False  # none of its symbols changed since its cursor
         if sub.wildcard or sub.news_gen <= sub.sent_gen + 1:
-            lag = hist.lag_ns(sub.cursor)
+            lag = hist.lag_ns(sub.cursor, sub.sent_gen + 1)
         else:  # its first pending update is in a later batch than its cursor
             newest = hist.entry(hist.stop() - 1)
             lag = newest.last_ts - hist.entry(hist.index_of_gen(sub.news_gen)).last_ts

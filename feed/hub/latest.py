@@ -26,6 +26,8 @@ from tickwire.simulators.ticks import TickBatch
 # oldest go: a take from before them scans `changed_gen`, as cheap as joining that many.
 RING_BYTES = 8 * 1024 * 1024
 _NO_IDS: NDArray[np.intp] = np.empty(0, np.intp)
+# A span's ids are sorted (np.unique) when they are at most 1/16 of the universe's symbols.
+_SORT_FEWER = 16
 
 
 class Changes:
@@ -80,10 +82,14 @@ class Changes:
 
     def _compute(self, gen: int) -> NDArray[np.intp]:
         behind = self.gen - gen
+        ring, size = self._ring, self._size
         if behind == 1:
-            return self._ring[self.gen % self._size]
-        if behind < self._size // 4 and gen >= self._floor:  # else one scan of every symbol
-            ring, size = self._ring, self._size
+            return ring[self.gen % size]
+        # A few generations' ids, few next to the universe: joined and sorted. Else one scan
+        # of every symbol's last change, a few us for thousands of symbols, where the sort of
+        # 100 generations' ids (a reader past the lag bound) cost 100x that.
+        few = behind * len(ring[self.gen % size]) * _SORT_FEWER < len(self.changed_gen)
+        if few and behind < size // 4 and gen >= self._floor:
             return np.unique(np.concatenate([ring[g % size] for g in range(gen + 1, self.gen + 1)]))
         return np.flatnonzero(self.changed_gen > gen)
 

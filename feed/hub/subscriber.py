@@ -42,6 +42,8 @@ class Subscriber:
     catch_up_to: int = 0  # it resumed: no lag bound until its cursor reaches this offset
     news_gen: int = 0  # the first generation with news for it since its last take (0: none)
     resync: bool = False  # the source lost updates (`Hub.resync`): its next take is a snapshot
+    # `last_seq` may be another subscriber's array too (`took`): copied before a write.
+    shares_seqs: bool = False
 
     def find(self, syms: NDArray[Any]) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
         """Which of `syms` (symbol ids) it holds, and where their seqs sit in `last_seq` (for
@@ -132,17 +134,55 @@ class Subscriber:
 
     # ------------------------------------------------------------------ its seqs
 
+    def took(
+        self,
+        at: NDArray[np.intp],
+        seqs: NDArray[np.uint64],
+        cursor: int,
+        gen: int,
+        chain: list[NDArray[np.uint64]],
+    ) -> None:
+        """A take of every update, shared by the `*` readers at its start, went out: its seqs
+        (`deliver`), its end (`advance`); not in sync (a latest-mode reader's share) until a
+        take of the latest state says so. One call for what a reader in step does every message.
+
+        `chain` is the take's [seqs before, seqs after], made by its first reader: a reader
+        whose seqs before are those (the very array, or equal ones) takes the array after as
+        its own, shared, instead of writing the take's seqs into its own (100 readers in step
+        then make one array a take, not 100 scattered writes)."""
+        self.synced = False
+        if len(at):
+            mine = self.last_seq
+            if chain and (mine is chain[0] or _same(mine, chain[0])):
+                self.last_seq = chain[1]
+                self.shares_seqs = True
+            elif not chain:
+                after = mine.copy()
+                after[at] = seqs
+                chain += (mine, after)
+                self.last_seq, self.shares_seqs = after, True
+            else:  # other seqs than the first reader's (a history restart): its own
+                self._own()[at] = seqs
+        self.cursor, self.sent_gen = cursor, gen
+
+    def _own(self) -> NDArray[np.uint64]:
+        """`last_seq`, its own to write (a copy if it shared it)."""
+        if self.shares_seqs:
+            self.last_seq, self.shares_seqs = self.last_seq.copy(), False
+        return self.last_seq
+
     def deliver(self, at: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
         """These seqs went out, at these places of `last_seq`."""
-        self.last_seq[at] = seqs
+        self._own()[at] = seqs
 
     def deliver_newer(self, at: NDArray[np.intp], seqs: NDArray[np.uint64]) -> None:
         """These seqs went out, where newer than what it holds (after a snapshot)."""
-        self.last_seq[at] = np.maximum(self.last_seq[at], seqs)
+        mine = self._own()
+        mine[at] = np.maximum(mine[at], seqs)
 
     def conflate(self, at: NDArray[np.intp], seqs: NDArray[np.uint64], conflated: int) -> None:
         """The latest states went out, `conflated` updates before them never will."""
-        self.last_seq[at] = seqs
+        self._own()[at] = seqs
         self.ticks_conflated += conflated
 
     def seq_of(self, sym: int) -> int:
@@ -154,7 +194,12 @@ class Subscriber:
         (one per held symbol: per symbol id for `*`)."""
         self.wildcard = wildcard
         self.ids = _NONE if wildcard else ids
+        self.shares_seqs = self.shares_seqs and seqs is self.last_seq
         self.last_seq = seqs
+
+
+def _same(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> bool:
+    return len(a) == len(b) and bool((a == b).all())
 
 
 _SCRATCH: dict[int, NDArray[np.intp]] = {}
@@ -184,6 +229,10 @@ class Pending:
     gap: bool = False  # a snapshot after the source lost updates (`Hub.resync`)
     # The records' bytes, made once for every binary reader of this take (`record_bytes`).
     raw: list[bytes] = field(default_factory=list, compare=False, repr=False)
+    # Its binary frames' shared parts, by (type, with offset): `binwire.binary_frame`.
+    frames: dict[tuple[int, bool], tuple[bytes, bytes, bytes]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def record_bytes(self) -> bytes:
         """`records` as the bytes a binary frame carries, copied once per take, not per reader."""

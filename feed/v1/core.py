@@ -28,6 +28,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from tickwire.feed import protocol as p
+from tickwire.feed.hub.binwire import binary_frame
 from tickwire.feed.hub.books import BookReader
 from tickwire.feed.hub.hub import Pending, Subscriber
 from tickwire.feed.hub.jsonbody import ticks_out
@@ -36,11 +37,12 @@ from tickwire.feed.v1.books import BookOps
 from tickwire.feed.v1.context import FeedContext as FeedContext
 from tickwire.feed.v1.context import ServerCounters as ServerCounters
 from tickwire.feed.v1.status import StatusReader, framed, with_halted
-from tickwire.feed.ws.frames import OP_BINARY, OP_TEXT, Out, frame, frame_parts, joined
+from tickwire.feed.ws.frames import OP_TEXT, Out, frame, joined
 from tickwire.feed.ws.websocket import State, Transitions, WebSocketCore
 
 _P, _F = st.FeedPhase, st.FeedEvent
 _RESUMING = st.FeedPhase.RESUMING  # read on every take: one global, no enum lookup
+_IDLE, _TICKS = State.IDLE, p.BinaryType.TICKS  # the same, for every message (~100 ns each)
 
 
 class FeedCore(BookOps, WebSocketCore):
@@ -224,7 +226,7 @@ class FeedCore(BookOps, WebSocketCore):
 
     def news(self) -> bool:
         """The hub has changes this connection has not taken yet."""
-        return self.ctx.hub.gen > self.sub.sent_gen or self.book_news()
+        return self.ctx.hub.gen > self.sub.sent_gen or (self.book is not None and self.book_news())
 
     def data_due(self) -> float:
         """When the throttle lets the next data message go (-inf: unthrottled)."""
@@ -236,10 +238,12 @@ class FeedCore(BookOps, WebSocketCore):
         return None if data is None else joined(data)
 
     def take_out(self, now: float) -> Out | None:
-        if self.state is not State.IDLE or self._busy:
+        if self.state is not _IDLE or self._busy:
             return None
         if self.requests.throttle_ms and now < self.data_due():
             return None
+        if self.book is None:  # no book subscribed (most connections): ticks only
+            return self._take_ticks(now)
         books, n = self.take_books()  # a flush's level updates go before its ticks
         ticks = self._take_ticks(now)
         if not books:
@@ -270,7 +274,7 @@ class FeedCore(BookOps, WebSocketCore):
             self.ctx.counters.messages_sent += 1
             notice = frame(p.dumps(p.gap_message(self.ctx.hub.epoch)).encode(), OP_TEXT)
             return notice + self._data_frame(p.BinaryType.SNAPSHOT, pending)
-        return self._data_out(p.BinaryType.TICKS, pending)
+        return self._data_out(_TICKS, pending)
 
     def _with_statuses(self, pending: Pending | None, before: int) -> bytes:
         """A take's data messages with the status changes due, in stream order (counted)."""
@@ -289,7 +293,7 @@ class FeedCore(BookOps, WebSocketCore):
         reader far behind (or resuming) catches up over several takes."""
         return (  # asked after every message: what is most often false first
             self.news()  # a take stops only at the head or at `max_take`: no news, no more
-            and self.state is State.IDLE
+            and self.state is _IDLE
             and not self._busy
             and now >= self.data_due()
         )
@@ -299,7 +303,7 @@ class FeedCore(BookOps, WebSocketCore):
         self.ctx.counters.messages_sent += 1
 
     def wrote(self, data: Out, n: int, now: float) -> None:
-        super().wrote(data, n, now)
+        WebSocketCore.wrote(self, data, n, now)  # (no `super()`: every message)
         self.ctx.counters.messages_sent += 1
 
     def next_seq(self) -> int:
@@ -317,10 +321,9 @@ class FeedCore(BookOps, WebSocketCore):
         if self.binary:
             # The 24-byte header with the stream offset only for clients that asked for it.
             offset = pending.offset if self.requests.resumable else None
-            head = p.binary_header(kind, self.seq, len(pending.records), offset)
-            data = frame_parts(head, pending.record_bytes(), OP_BINARY)  # `encode_binary`'s
+            data = binary_frame(pending, kind, self.seq, offset)  # `encode_binary`'s bytes
         else:
-            name = "ticks" if kind is p.BinaryType.TICKS else "snapshot"
+            name = "ticks" if kind is _TICKS else "snapshot"
             data = ticks_out(name, self.seq, pending.json_body, pending.offset)
         n = len(pending.records)
         self.ticks_sent += n
@@ -335,14 +338,14 @@ class FeedCore(BookOps, WebSocketCore):
 
     def timer(self, now: float) -> None:
         super().timer(now)
-        if self.state is State.IDLE and now >= self.last_send_s + self._heartbeat_s:
+        if self.state is _IDLE and now >= self.last_send_s + self._heartbeat_s:
             self.seq += 1
             self.heartbeats_sent += 1
             self._text(p.heartbeat_text(self.seq, self.ctx.now_ns(now)), now)
 
     def next_deadline(self, now: float) -> float:
-        deadline = super().next_deadline(now)
-        if self.state is State.IDLE:
+        deadline = WebSocketCore.next_deadline(self, now)  # (no `super()`: every message)
+        if self.state is _IDLE:
             deadline = min(deadline, self.last_send_s + self._heartbeat_s)
             if self.requests.throttle_ms and self.news():
                 # Never -inf: a throttled connection that has sent no data yet is due now.

@@ -30,13 +30,7 @@ from enum import Enum
 from typing import ClassVar, TypeAlias
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    Pong,
-    TextMessage,
-)
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from tickwire.feed.ws.frames import FrameBudget, Out, short_reason, unsent
 
@@ -52,6 +46,11 @@ class State(Enum):
     BACKLOG = "backlog"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+# Read for every message, as a plain global: a member read through its Enum class costs ~100 ns
+# on Python 3.11, a global ~10.
+_CLOSING = State.CLOSING
 
 
 class Event(Enum):
@@ -187,7 +186,7 @@ class WebSocketCore:
     @property
     def wants_eof(self) -> bool:
         """Our close frame is out after a protocol error: the shell may shut down writing."""
-        return self._discard and self.state is State.CLOSING and not self.outbox
+        return self._discard and self.state is _CLOSING and not self.outbox
 
     # ------------------------------------------------------------------ input
 
@@ -395,6 +394,6 @@ class WebSocketCore:
     def next_deadline(self, now: float) -> float:
         """When `timer` has something to do (math.inf: never, until something happens)."""
         deadline = self._stall_at if self.outbox else math.inf
-        if self.state is State.CLOSING:
+        if self.state is _CLOSING:
             deadline = min(deadline, self._close_at)
         return deadline

@@ -149,6 +149,25 @@ def test_the_changes_ring_is_bounded_in_bytes_and_still_answers_right() -> None:
             assert changes.since(since).tolist() == list(want)
 
 
+def test_changes_over_many_generations_cost_one_scan_not_a_sort(monkeypatch) -> None:
+    """A reader past the lag bound takes the symbols changed over hundreds of generations: one
+    scan of every symbol's last change (a few us), not a sort of every generation's ids
+    (100x that); the ids of a few generations, few next to the universe, are still sorted."""
+    n = 1500
+    changes = Changes(n, ring=4096)
+    rng = np.random.default_rng(3)
+    history = [np.unique(rng.choice(n, 75 if k < 597 else 5)) for k in range(600)]
+    for gen, ids in enumerate(history, start=1):
+        changes.record(gen, ids)
+    sorted_sizes: list[int] = []
+    real = np.unique
+    monkeypatch.setattr(np, "unique", lambda a, **kw: sorted_sizes.append(len(a)) or real(a, **kw))
+    for since in (600 - 500, 600 - 40, 600 - 3, 0):
+        want = real(np.concatenate(history[since:]))
+        assert changes.since(since).tolist() == want.tolist()
+    assert sorted_sizes and max(sorted_sizes) <= 15  # the last three generations' ids only
+
+
 def test_a_reader_behind_within_the_lag_bound_reads_the_shared_json(monkeypatch) -> None:
     """At the default 1 ms cadence a reader up to the lag bound (1 s: ~1000 batches) behind
     reads every update: the JSON its batches got for the readers ahead is still there, so

@@ -60,12 +60,32 @@ def test_the_ring_keeps_the_newest_window_and_finds_every_offset(steps, window_s
         for off in {start, start + len(b) - 1}:
             entry = hist.entry(hist.index(off))
             assert entry.start == start and entry.gen == gen and entry.records is b
+            for hint in (gen, gen - 1, gen + 1, 0, 1 << 40):  # a hint never changes the answer
+                assert hist.index(off, hint) == hist.index(off)
             assert hist.covers(off)
             assert hist.gen_at(off) == gen - 1
         assert hist.entry(hist.index_of_gen(gen)).start == start
     assert hist.covers(hist.head) and hist.gen_at(hist.head) == len(steps)
     assert not hist.covers(hist.oldest - 1) and not hist.covers(hist.head + 1)
     assert hist.statistics()["history_records"] == hist.head - hist.oldest
+
+
+def test_a_reader_behind_finds_its_batch_by_its_generation_without_a_search(monkeypatch):
+    """A reader behind knows the generation of the batch its cursor is in: checked, that
+    costs no search of the whole window (one per take and reader, 100 readers behind)."""
+    import tickwire.feed.hub.history as history
+
+    hist = History()
+    for gen in range(1, 200):
+        hist.append(batch(5, gen), gen, np.arange(5), np.zeros(5, np.uint64))
+    searches = []
+    real = history.bisect.bisect_right
+    monkeypatch.setattr(
+        history.bisect, "bisect_right", lambda *a, **k: searches.append(1) or real(*a, **k)
+    )
+    assert hist.index(5 * 100 + 2, 101) == hist.index_of_gen(101) and not searches
+    assert hist.lag_ns(5 * 100 + 2, 101) == 199 - 101 and not searches
+    assert hist.index(5 * 100 + 2, 7) == hist.index_of_gen(101) and searches  # a wrong hint
 
 
 def test_a_long_run_compacts_its_list_and_stays_consistent():

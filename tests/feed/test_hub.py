@@ -122,6 +122,16 @@ def test_detach_and_resubscribe_change_who_is_woken():
     f.hub.set_subscription(e, True, np.empty(0, np.intp))
     f.publish(4)
     assert ew.n == 2
+    # The last named subscriber gone (its wake-ups skip the per-symbol lookup), a new one
+    # is woken again, and one that narrows from `*` too.
+    n, nw = f.attach(ids=[4])
+    f.publish(4)
+    assert (ew.n, nw.n) == (3, 1)
+    f.hub.detach(n)
+    f.hub.set_subscription(e, False, np.array([3], np.intp))
+    f.publish(4)
+    f.publish(3)
+    assert (ew.n, nw.n) == (4, 1)
 
 
 # --------------------------------------------------------------------------- take

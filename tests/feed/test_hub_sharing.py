@@ -47,6 +47,36 @@ def test_a_snapshot_takes_a_subscriber_off_the_shared_path_until_its_next_take()
     assert b.synced and hub.take(a) is hub.take(b)
 
 
+def test_every_update_readers_in_step_share_one_array_of_seqs_copied_on_write():
+    """`*` readers in step end each take holding every symbol's seq as of its end: one array
+    made per take, shared (not a write into each reader's own). A write for one of them
+    (a snapshot, a latest-state take) copies it first: the others keep theirs."""
+    hub, market = _hub_and_market()
+    subs = [hub.attach(lambda: None) for _ in range(3)]
+    for sub in subs:
+        hub.set_subscription(sub, True, np.empty(0, np.intp))
+    for step in range(1, 20):
+        hub.publish(market.step(step * 20_000_000))
+        for sub in subs:
+            while hub.take(sub) is not None:
+                pass
+        assert subs[0].last_seq is subs[1].last_seq is subs[2].last_seq
+        assert subs[0].last_seq.tolist() == hub.lvc["seq"].tolist()
+    a, b, c = subs
+    before = b.last_seq.copy()
+    hub.publish(market.step(400_000_000))
+    hub.snapshot(a, np.arange(len(hub)))  # a now holds newer states: its own array
+    assert a.last_seq is not b.last_seq and b.last_seq.tolist() == before.tolist()
+    hub.set_mode(c, latest=True)
+    assert hub.take(c) is not None  # conflated into its own array
+    assert c.last_seq is not b.last_seq and b.last_seq.tolist() == before.tolist()
+    for sub in (a, b):
+        while hub.take(sub) is not None:
+            pass
+    assert a.last_seq.tolist() == b.last_seq.tolist() == c.last_seq.tolist()
+    assert b.last_seq.tolist() == hub.lvc["seq"].tolist()
+
+
 def test_prices_go_out_on_the_tick_grid_in_their_shortest_form():
     from tickwire.simulators.ticks import TICK_DTYPE
 
