@@ -241,9 +241,9 @@ class HttpFront:
         )
 
     def _ws_route(self, path: str) -> bool:
-        """Whether `path` is a WebSocket route (as an upgrade to it would find it)."""
-        key = path if path == "/" else path.rstrip("/")
-        return key in self._policy.ws_routes or self._policy.prefix_route(path)
+        """Whether `path` is one of the WebSocket routes (`/v1`; not the dialects' prefixes,
+        whose sessions still judge the rest of the path)."""
+        return (path if path == "/" else path.rstrip("/")) in self._policy.ws_routes
 
     def _answer(self, req: h11.Request, resp: HttpResponse, reason: str) -> Refuse:
         """`resp` to a GET or HEAD, written by h11 so that the connection may serve the next

@@ -47,8 +47,9 @@ async def test_a_plain_get_of_the_websocket_url_is_426_saying_where_to_go(
             assert "Protocol reference" in line
         head_only = await _ask(server, b"HEAD /v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert head_only.startswith(b"HTTP/1.1 426") and head_only.endswith(b"\r\n\r\n")
-        other = await _ask(server, b"GET /v2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert other.startswith(b"HTTP/1.1 404")  # not the feed's door at all
+        for path in ("/v2", "/binance/ws-nothing"):  # not the feed's door, nor a stream's
+            req = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            assert (await _ask(server, req)).startswith(b"HTTP/1.1 404")
         # The same connection answers the next request: the 426 is a plain answer.
         stream = await trio.open_tcp_stream("127.0.0.1", _port(server))
         async with stream:
