@@ -9,11 +9,13 @@ path (404), Origin (403), token (401), then the caller's per-IP and connection c
 carries the 101 response and the bytes that followed the request in the same packet (a client
 may send its first frame with the handshake: they belong to the WebSocket). Any other request
 gets an answer from `routes`, or from `rest_route` (the venues' REST paths, by prefix, under the
-upgrades' Origin rules), 404 by default. Such an answer keeps the connection open for the next
-request (HTTP/1.1's default, through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0
-closes, at most `Policy.keep_alive_requests` per connection); pipelined requests are answered
-in order (`next_request`), each head measured as the first. A refusal, a method other than GET
-or HEAD (POST: /admin/ only), or a body closes. No trio, sockets or clock (the shell's).
+upgrades' Origin rules), 426 at a WebSocket route (one line saying where to go), 404 by
+default. Such an answer keeps the connection open for the next request (HTTP/1.1's default,
+through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0 closes, at most
+`Policy.keep_alive_requests` per connection); pipelined requests are answered in order
+(`next_request`), each head measured as the first. A refusal, a method other than GET or HEAD
+(POST: /admin/ only), or a body closes. The Origin and token rules are `admission.py`'s. No
+trio, sockets or clock (the shell's).
 """
 
 from __future__ import annotations
