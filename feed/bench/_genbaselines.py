@@ -2,7 +2,8 @@
 numpy vectorised per 1 ms step (see `generator.py` for why these two).
 
 Both make the records `Market` makes (`TICK_DTYPE`, one per update, in time order), and both
-return (ticks made, seconds taken), timing only their stepping. Imports numpy and the simulator.
+return (ticks made, thread CPU seconds taken), timing only their stepping, as the model's row
+is timed. Imports numpy and the simulator.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class _Loop:
 
 
 def naive_loop(universe: Universe, sim_s: float, start_s: float) -> tuple[int, float]:
-    """The "python loop" baseline: `sim_s` in 1 ms steps after `start_s`; (ticks, seconds taken).
+    """The "python loop" baseline: `sim_s` in 1 ms steps after `start_s`; (ticks, CPU seconds).
 
     What it models, per step: the market's log-volatility (three OU components, plus leverage
     from its falls) and its factor move, one move per sector; then per symbol: its own two OU
@@ -206,7 +207,7 @@ def naive_loop(universe: Universe, sim_s: float, start_s: float) -> tuple[int, f
     sqrt_dt = math.sqrt(STEP_S)
     h_mkt = [0.0, 0.0, 0.0]
     lev = 0.0
-    made, t0 = 0, time.perf_counter()
+    made, t0 = 0, time.thread_time()
     for k in range(round(sim_s / STEP_S)):
         t_s = start_s + (k + 1) * STEP_S
         ts = round(t_s * 1e9)
@@ -232,7 +233,7 @@ def naive_loop(universe: Universe, sim_s: float, start_s: float) -> tuple[int, f
                 records.append(arrival(i, u, lam, own_vol, vol_u, ts))
         if records:
             made += len(np.array(records, dtype=TICK_DTYPE))
-    return made, time.perf_counter() - t0
+    return made, time.thread_time() - t0
 
 
 class _Arrays:
@@ -306,7 +307,7 @@ def numpy_per_step(universe: Universe, sim_s: float, start_s: float) -> tuple[in
 
     Each 1 ms step draws and updates every symbol with array operations, then fills a
     `TICK_DTYPE` array for the symbols that updated; nothing is computed ahead. Returns (ticks
-    made, seconds taken).
+    made, thread CPU seconds taken).
     """
     n = len(universe)
     a = _Arrays(universe, start_s)
@@ -315,7 +316,7 @@ def numpy_per_step(universe: Universe, sim_s: float, start_s: float) -> tuple[in
     decay = math.exp(-STEP_S / HAWKES_TAU_S)
     lev_decay, sqrt_dt = math.exp(-STEP_S / LEVERAGE_TAU_S), math.sqrt(STEP_S)
     h_mkt, lev, h_own = np.zeros(3), 0.0, a.h_own
-    made, t0 = 0, time.perf_counter()
+    made, t0 = 0, time.thread_time()
     for k in range(round(sim_s / STEP_S)):
         t_s = start_s + (k + 1) * STEP_S
         arrivals_u, vol_u = _intraday(t_s)
@@ -350,4 +351,4 @@ def numpy_per_step(universe: Universe, sim_s: float, start_s: float) -> tuple[in
         ask[hit] = bid[hit] + spread
         seq[hit] += 1
         made += len(a.records(hit, flags, t_s))
-    return made, time.perf_counter() - t0
+    return made, time.thread_time() - t0

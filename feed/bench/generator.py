@@ -11,6 +11,11 @@ All three run from the open: `Market` is first stepped through an untimed warm-u
 excitation starts at zero and takes ~30 s to settle), and the baselines start with the mean
 excitation it has in the middle of its timed span, so all three make about as many ticks per
 simulated second (the rows carry those rates) and ticks/s compare like with like.
+Every one of the three is single-threaded work (numpy's element-wise operations run on the
+calling thread), timed on the thread's CPU clock (`time.thread_time`): on a shared machine the
+wall clock also counts the time the OS gave other processes, which made the rows vary ~3x as
+much from run to run. So ticks/s is per CPU second of one core, and "x real time" how much
+faster than the clock one core makes the market.
 Imports numpy and the simulator only.
 """
 
@@ -26,15 +31,16 @@ from ._table import Row, row
 
 
 def _model(n: int, sim_s: float, start_s: float) -> tuple[int, float]:
-    """Ticks made and seconds taken by `Market` stepping `sim_s` in 1 ms steps after `start_s`."""
+    """Ticks made and thread CPU seconds taken by `Market` stepping `sim_s` in 1 ms steps after
+    `start_s`."""
     market = Market(Universe.synthetic(n, seed=1), seed=1, start_ns=0)
     for k in range(1, math.ceil(start_s) + 1):  # untimed, a second at a time
         market.step(round(min(k, start_s) * 1e9))
     start = round(start_s * 1000)
-    ticks, t0 = 0, time.perf_counter()
+    ticks, t0 = 0, time.thread_time()
     for k in range(start + 1, start + round(sim_s * 1000) + 1):
         ticks += len(market.step(k * 1_000_000))
-    return ticks, time.perf_counter() - t0
+    return ticks, time.thread_time() - t0
 
 
 # Per row: symbols, untimed warm-up, then the simulated seconds timed for the model, the python

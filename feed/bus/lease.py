@@ -6,7 +6,9 @@ producer that lost the lease writes nothing). A standby polls every `STANDBY_POL
 registers it in `{ns}:standby` (a sorted set scored by the time its registration lapses), and
 takes the lease once it has expired. `{ns}:holder` keeps the last active token until that
 producer releases the lease on a clean stop: an acquisition while it names another producer is a
-takeover (the other died or stalled), counted in `{ns}:takeovers`.
+takeover (the other died or stalled), counted in `{ns}:takeovers`. A holder that stalled past
+its lease while nobody took it (`{ns}:holder` still names it) takes it again with its next write
+or renewal: nobody else wrote in between, so its stream follows on without a gap.
 
 Lua scripts and their replies only: no Redis client, no trio.
 """
@@ -69,7 +71,8 @@ def shown(token: bytes | str) -> str:
 _NOW_MS = "local t = redis.call('TIME')\nlocal now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 _INFO = "redis.call('ZCOUNT', KEYS[2], now, '+inf'), tonumber(redis.call('GET', KEYS[4]) or '0')"
 
-# KEYS: lease_keys(ns). ARGV: token, lease ms, '1' to renew only (never take a free lease).
+# KEYS: lease_keys(ns). ARGV: token, lease ms, '1' to renew only (never take a free lease, but
+# one that lapsed while nobody took it since: `holder_key` still names this producer).
 # Returns {holder or '', 1 if this call was a takeover else 0, standbys, takeovers}.
 ACQUIRE_SCRIPT = f"""
 {_NOW_MS}redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
@@ -77,7 +80,7 @@ local holder = redis.call('GET', KEYS[1])
 local took = 0
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-elseif not holder and ARGV[3] ~= '1' then
+elseif not holder and (ARGV[3] ~= '1' or redis.call('GET', KEYS[3]) == ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   local last = redis.call('GET', KEYS[3])
   if last and last ~= ARGV[1] then

@@ -299,7 +299,8 @@ class BusProducer(LeaseHolder, Pipelined):
                 await self._serve_pipeline(self._fast)
                 return
         except Failure as exc:
-            self._failure = exc if isinstance(exc, ConnectionError) else ConnectionError(exc)
+            failure = ConnectionError(describe_failure(exc))  # a timeout's own text is empty
+            self._failure = exc if isinstance(exc, ConnectionError) else failure
             self._fail()
             return
         # coredis (TLS, or no hiredis): one awaited write at a time

@@ -51,5 +51,7 @@ def describe_failure(exc: BaseException) -> str:
     while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
         seen.add(id(inner))  # chains can loop
         exc = inner
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out: no answer in time (Redis, or this machine, too busy)"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."

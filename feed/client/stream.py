@@ -12,7 +12,6 @@ Imports numpy when a feed is made, and the order book modules only when a book i
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +28,7 @@ from tickwire.feed.client.events import (
     TradingStatus,
 )
 from tickwire.feed.client.resync import SeqResync
+from tickwire.feed.closest import Closest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -323,9 +323,9 @@ def resolve_symbols(wanted: Sequence[str], universe: Sequence[str]) -> list[str]
             out.append(found)
     if unknown:
         hints = []
+        near = Closest(universe)
         for name in unknown:
-            close = difflib.get_close_matches(name.upper(), [s.upper() for s in universe], n=3)
-            spelled = [by_key[c.casefold()] for c in close]
+            spelled = near.to(name)
             hints.append(
                 f"{name!r} (did you mean {', '.join(spelled)}?)" if spelled else repr(name)
             )

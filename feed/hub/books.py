@@ -42,6 +42,20 @@ MAX_TAKE = 4096
 
 Conflated = tuple[int, list[tuple[int, int, int]], int]  # symbol, (side, units, size)s, since
 
+# A book keeps the levels within KEEP_DEPTHS depths of each side's best, cut once a side holds
+# more than TRIM_LEVELS depths (+ TRIM_SLACK) of levels. What is served is within one depth:
+# levels beyond it never come into view without a record of their own (a replay's REVEAL,
+# `simulators.bookmirror`, carries each level its best moving out brings within the depth, at
+# its size then; the market holds nothing beyond its depth; a gateway gets the producer's
+# records), or a client, which keeps only its depth, could not hold the server's checksum. So
+# the cut changes no served byte; the margin and the trigger only make it rare (a cut follows
+# at least ~2 depths of new levels on a side: O(1) a record). Without it a replay of a real
+# book (Tardis incremental_book_L2: levels left behind deep are seldom removed) kept every
+# price level it ever touched.
+KEEP_DEPTHS = 2
+TRIM_LEVELS = 4
+TRIM_SLACK = 64
+
 
 class BookTake(NamedTuple):
     """What a reader is owed: fresh snapshots of `snaps` (symbol ids), every change in
@@ -137,10 +151,13 @@ class Books:
             lv.set(side, u, size)
         ids, rev = np.unique(sym[::-1], return_index=True)
         last = mine[len(mine) - 1 - rev]
+        trim_at = TRIM_LEVELS * self.depth + TRIM_SLACK
         for i, seq, ts in zip(ids.tolist(), last["seq"].tolist(), last["ts"].tolist(), strict=True):
             lv = books[i]
             assert lv is not None
             lv.seq, lv.ts = seq, ts
+            if len(lv.bids) > trim_at or len(lv.asks) > trim_at:
+                _trim(lv, KEEP_DEPTHS * self.depth * lv.tick_units)
         newest = int(mine["ts"][-1])
         self.recent.append(_Flush(self.gen, newest, mine, units))
         while self.recent[0].last_ts < newest - self.keep_ns:
@@ -346,3 +363,13 @@ class Books:
             assert lv is not None
             crc = self._crc[(i, depth)] = b.checksum(self.view(i, depth))
         return crc
+
+
+def _trim(lv: b.Levels, span: int) -> None:
+    """Drop `lv`'s levels more than `span` price units from each side's best."""
+    if lv.bids:
+        low = max(lv.bids) - span
+        lv.bids = {u: z for u, z in lv.bids.items() if u >= low}
+    if lv.asks:
+        high = min(lv.asks) + span
+        lv.asks = {u: z for u, z in lv.asks.items() if u <= high}

@@ -25,6 +25,7 @@ import orjson
 from numpy.typing import NDArray
 
 from tickwire.feed import protocol as p
+from tickwire.feed.closest import closest_to
 from tickwire.feed.ws.websocket import WIRE_TRANSITIONS, Transitions
 
 
@@ -259,7 +260,9 @@ class ConnectionState:
     def _ids(self, symbols: tuple[str, ...], rid: int | None) -> dict[str, int]:
         unknown = [s for s in symbols if s not in self._index]
         if unknown:
-            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            close = closest_to(unknown[0], self._index)  # the first only: the loop waits
+            first = f"{unknown[0]} (did you mean {', '.join(close)}?)" if close else unknown[0]
+            shown = ", ".join([first, *unknown[1:5]]) + (" ..." if len(unknown) > 5 else "")
             raise p.UnknownSymbol(
                 f"unknown symbol(s): {shown}; the symbols op lists the universe",
                 id=rid,

@@ -9,26 +9,30 @@ path (404), Origin (403), token (401), then the caller's per-IP and connection c
 carries the 101 response and the bytes that followed the request in the same packet (a client
 may send its first frame with the handshake: they belong to the WebSocket). Any other request
 gets an answer from `routes`, or from `rest_route` (the venues' REST paths, by prefix, under the
-upgrades' Origin rules), 404 by default. Such an answer keeps the connection open for the next
-request (HTTP/1.1's default, through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0
-closes, at most `Policy.keep_alive_requests` per connection); pipelined requests are answered
-in order (`next_request`), each head measured as the first. A refusal, a method other than GET
-or HEAD (POST: /admin/ only), or a body closes. No trio, sockets or clock (the shell's).
+upgrades' Origin rules), 426 at a WebSocket route (one line saying where to go), 404 by
+default. Such an answer keeps the connection open for the next request (HTTP/1.1's default,
+through h11's keep-alive: `Connection: close` is honoured, HTTP/1.0 closes, at most
+`Policy.keep_alive_requests` per connection); pipelined requests are answered in order
+(`next_request`), each head measured as the first. A refusal, a method other than GET or HEAD
+(POST: /admin/ only), or a body closes. The Origin and token rules are `admission.py`'s. No
+trio, sockets or clock (the shell's).
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import h11
 from wsproto.utilities import generate_accept_token
 
+from tickwire.feed.ws.admission import TOKEN_REFUSED as TOKEN_REFUSED
+from tickwire.feed.ws.admission import normalise_origin as normalise_origin
+from tickwire.feed.ws.admission import own_hosts as own_hosts
+from tickwire.feed.ws.admission import token_ok
 from tickwire.feed.ws.responses import closing_response as _response
 from tickwire.feed.ws.responses import keep_alive_response
 
@@ -36,7 +40,6 @@ MAX_HEADER_BYTES = 16 * 1024  # a browser's request with cookies fits easily; mo
 MAX_HEADER_LINES = 100  # Apache's LimitRequestFields; a browser sends about 20
 _BLANK_LINE = re.compile(b"\n\r?\n")  # the end of a request head, as h11 finds it
 _UNIQUE = ("origin", "host", "sec-websocket-key")  # a second one could hide the first
-_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 KEEP_ALIVE_REQUESTS = 1000  # nginx's keepalive_requests default
 
 Headers = list[tuple[bytes, bytes]]
@@ -111,37 +114,6 @@ class Policy:
     # Plain requests one connection may send (nginx's keepalive_requests): the last answer
     # says `Connection: close`, so a client's memory per connection stays bounded.
     keep_alive_requests: int = KEEP_ALIVE_REQUESTS
-
-
-def own_hosts(bind_host: str) -> tuple[frozenset[str], bool]:
-    """The Origin hosts that are this server when bound to `bind_host`, and whether it is a
-    wildcard bind (then a browser's Host header tells which name it used to reach us)."""
-    host = bind_host.strip("[]").lower()
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        names = {host}
-        if host == "localhost":
-            names |= _LOOPBACK_NAMES
-        return frozenset(names), False
-    if ip.is_unspecified:
-        return frozenset(_LOOPBACK_NAMES), True
-    if ip.is_loopback:
-        return frozenset(_LOOPBACK_NAMES | {host}), False
-    return frozenset({host}), False
-
-
-def normalise_origin(origin: str) -> str:
-    """`scheme://host[:port]` in lower case, as browsers send it; '*' stays '*'."""
-    origin = origin.strip()
-    if origin == "*":
-        return origin
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"an origin is scheme://host[:port] (http or https), got {origin!r}")
-    port = f":{parts.port}" if parts.port else ""
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}{port}".lower()
 
 
 class HttpFront:
@@ -260,6 +232,8 @@ class HttpFront:
         if req.method != b"GET" and req.method != b"HEAD" and not posted:
             text = _response(405, [("Allow", "GET, HEAD")], b"method not allowed\n")
             return Refuse(text, 405, f"method {req.method.decode()}", False)
+        if route is None and self._ws_route(path):  # a browser or curl on the WebSocket URL
+            return self._answer(req, _wrong_door(path), f"no upgrade to {path}")
         if route is None:
             return self._answer(req, HttpResponse(404, (), policy.not_found), f"no page at {path}")
         return self._answer(
@@ -267,6 +241,11 @@ class HttpFront:
             route(HttpRequest(req.method.decode(), path, query, headers, self._peer)),
             f"{req.method.decode()} {path}",
         )
+
+    def _ws_route(self, path: str) -> bool:
+        """Whether `path` is one of the WebSocket routes (`/v1`; not the dialects' prefixes,
+        whose sessions still judge the rest of the path)."""
+        return (path if path == "/" else path.rstrip("/")) in self._policy.ws_routes
 
     def _answer(self, req: h11.Request, resp: HttpResponse, reason: str) -> Refuse:
         """`resp` to a GET or HEAD, written by h11 so that the connection may serve the next
@@ -312,7 +291,7 @@ class HttpFront:
         if (
             policy.tokens
             and not key.startswith(policy.self_auth)
-            and not _token_ok(policy.tokens, headers, query)
+            and not token_ok(policy.tokens, headers, query)
         ):
             return Refuse(
                 _response(
@@ -355,6 +334,16 @@ class HttpFront:
         return False
 
 
+def _wrong_door(path: str) -> HttpResponse:
+    """426 for a plain request to a WebSocket route: what it is and where to go instead."""
+    body = (
+        f"{path} is tickwire's WebSocket endpoint: connect with a WebSocket client "
+        f"(e.g. websocat ws://HOST:PORT{path}); the web page is at /, the protocol in the "
+        "README's Protocol reference\n"
+    )
+    return HttpResponse(426, (("Upgrade", "websocket"), ("Connection", "Upgrade")), body.encode())
+
+
 def refusal(status: int, reason: str, body: str) -> Refuse:
     """A refused upgrade decided by the caller (per-IP limit...)."""
     return _refuse(status, reason, body)
@@ -363,29 +352,6 @@ def refusal(status: int, reason: str, body: str) -> Refuse:
 def _refuse(status: int, reason: str, body: str, upgrade: bool = True) -> Refuse:
     response = _response(status, [], body.encode()) if status else b""
     return Refuse(response, status, reason, upgrade)
-
-
-TOKEN_REFUSED = (
-    "an empty or whitespace token would let anyone in: give the token clients must send, "
-    "or leave the token out to serve without one"
-)
-
-
-def _token_ok(tokens: tuple[str, ...], headers: Mapping[str, str], query: str) -> bool:
-    sent: str | None = None
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        sent = value.strip()
-    else:
-        values = parse_qs(query).get("token")
-        sent = values[0] if values else None
-    if not sent:  # no token, or an empty one: never a match, whatever the server holds
-        return False
-    given = sent.encode()
-    ok = False
-    for token in tokens:  # every token compared, in constant time each
-        ok |= hmac.compare_digest(given, token.encode())
-    return ok
 
 
 def _count(headers: Iterable[tuple[bytes, bytes]], name: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,9 +47,16 @@ async def _until_levels(client: Any, on: bool) -> None:
         await trio.sleep(0.02)  # polling Redis: nothing to wait on
 
 
-async def _changes(url: str, n: int, out: dict[tuple[int, int], Any], gaps: list[Gap]) -> None:
+async def _changes(
+    url: str,
+    n: int,
+    out: dict[tuple[int, int], Any],
+    gaps: list[Gap],
+    holding: Callable[[], None] = lambda: None,
+) -> None:
     """Every book of `url` (8 symbols): each change (sym, book seq) -> (side, price, size) in
-    `out`, until `n` book messages came after every symbol's snapshot."""
+    `out`, until `n` book messages came after every symbol's snapshot; then `holding()`, while
+    the client still holds its books (after it leaves, a gateway mirrors for `GRACE_S` only)."""
     async with connect(url, encoding="binary") as feed:
         feed.keep_book_levels()
         await feed.subscribe("*", snapshot=False, book=True)
@@ -70,6 +78,7 @@ async def _changes(url: str, n: int, out: dict[tuple[int, int], Any], gaps: list
                     for s in feed.symbol_names().tolist():  # each book whole and checked
                         book = feed.book(s)
                         assert book is not None and len(book.bids) and len(book.asks)
+                    holding()
                     return
 
 
@@ -108,11 +117,16 @@ async def test_levels_cross_the_bus_only_while_a_gateway_client_holds_a_book(
                 # A book client on one gateway: it mirrors, the other does not.
                 on_g1: dict[tuple[int, int], Any] = {}
                 on_producer: dict[tuple[int, int], Any] = {}
+                mirrors: list[tuple[bool, bool]] = []
+
+                def seen() -> None:
+                    mirrors.append((r1.mirror, r2.mirror))
+
                 async with trio.open_nursery() as clients:
-                    clients.start_soon(_changes, g1.url, 150, on_g1, gaps)
+                    clients.start_soon(_changes, g1.url, 150, on_g1, gaps, seen)
                     clients.start_soon(_changes, server.url, 150, on_producer, gaps)
                 assert _agree(on_g1, on_producer) > 300, (len(on_g1), len(on_producer))
-                assert r1.mirror and not r2.mirror
+                assert mirrors == [(True, False)]  # while its client held the books
                 last_books = producer.statistics().levels_written
 
                 # The last book client left: after the grace, no levels again.
