@@ -6,6 +6,7 @@ machine stalled for 3 s" is one `jump` and every step can be watched from anothe
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import trio
@@ -29,26 +30,35 @@ async def test_a_market_behind_the_clock_catches_up_one_chunk_per_step(autojump_
     assert isinstance(market, Market) and market.chunk_s == 0.1
     chunk_ns = round(market.chunk_s * 1e9)
     steps: list[int] = []  # how far each step moved the market
+    turns_at: list[int] = []  # the other task's turns so far, at each step
+    turns = 0
     real_step = market.step
 
     def step(until_ns: int, *, max_chunks: int | None = None):
         before = market.now_ns
         batch = real_step(until_ns, max_chunks=max_chunks)
         steps.append(market.now_ns - before)
+        turns_at.append(turns)
         return batch
 
     market.step = step  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run_source)
         autojump_clock.jump(3.0)  # the machine stalled: 30 chunks behind, nobody subscribed
-        turns = 0
+        first = len(steps)
         while market.now_ns < 3 * 10**9:
-            await trio.sleep(0.001)  # this task gets turns while the market catches up
+            # This task asks for a turn every 10 us (the fake clock's): it gets one after
+            # each chunk if the market yields the others a share of its time after it (a
+            # real step's share, so never 10 us: the chunk alone is milliseconds of work).
+            await trio.sleep(1e-5)
             turns += 1
+        catching_up = turns_at[first:]
         await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
-    assert turns >= 30
-    assert max(steps) <= chunk_ns  # one chunk per step, never the whole lag
+    assert len(catching_up) >= 30  # one chunk per step...
+    assert max(steps) <= chunk_ns  # ...never the whole lag
+    # ...and the other task ran between every two of them
+    assert all(b > a for a, b in itertools.pairwise(catching_up)), catching_up
     whole = Market(universe, seed=0, start_ns=0).step(market.now_ns)
     assert server.hub.statistics()["history_records"] == len(whole)  # nothing skipped
     warned = [r for r in caplog.records if "behind real time" in r.getMessage()]
